@@ -1,0 +1,1 @@
+"""SUTO endpoint agent: the client side of the SUTO protocol."""

@@ -1,0 +1,1 @@
+"""SUTO server: the IT side of the SUTO protocol."""

@@ -1,0 +1,1 @@
+"""Storage back ends behind L{suto_server.interfaces.IUserStore}."""

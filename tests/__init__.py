@@ -1,0 +1,1 @@
+"""trial tests for SUTO."""
