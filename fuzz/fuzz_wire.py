@@ -1,0 +1,139 @@
+"""
+Fuzz the SUTO wire codec against its one rule: whatever a peer sends either
+decodes to messages or raises L{ProtocolError}, never any other exception;
+and fed whole or one byte at a time, it ends the same way (the same
+messages, or an error with the same code).  UDP hellos follow the same
+rule through L{parse_hello}.
+
+With atheris installed this is a coverage-guided fuzzer and takes
+libFuzzer's arguments::
+
+    PYTHONPATH=. python fuzz/fuzz_wire.py -runs=1000000 corpus/
+
+Without it, Hypothesis generates the inputs, from random bytes and from
+pieces of real messages; C{-runs=N} sets how many, and files named on the
+command line are replayed instead::
+
+    PYTHONPATH=. python fuzz/fuzz_wire.py -runs=20000
+    PYTHONPATH=. python fuzz/fuzz_wire.py crash-1234
+"""
+
+import sys
+
+from suto_server.wire import (
+    NEED_DATA,
+    Decoder,
+    Framing,
+    ProtocolError,
+    parse_hello,
+)
+
+# Pieces of valid messages, so that generated inputs get past the tags.
+_TOKENS = [
+    b"SUTO_",
+    b"SUTO_C_GET_SALTA",
+    b"SUTO_C_GET_RSALT",
+    b"SUTO_SALTA_",
+    b"SUTO_RSALT_",
+    b"SUTO_CF_HASH_",
+    b"SUTO_AUTH_",
+    b"SUTO_AUTH_1",
+    b"SUTO_AUTH_CANCELLED",
+    b"SUTO_VERSION_",
+    b"SUTO_ERROR_",
+    b"SUTO_UDP_HELLO_",
+    b"$6$",
+    b"$y$j9T$",
+    b"ABCDEFGHIJKLMNOP",
+    b"x" * 86,
+    b"_",
+    b"$",
+    b"@",
+    b"+",
+    b"\r\n",
+    b"\n",
+    b"2",
+]
+
+
+def _outcome(framing, chunks):
+    """
+    @return: C{(messages, None)} when C{chunks} decode, else
+        C{(None, code)}.
+    """
+    decoder = Decoder(framing)
+    messages = []
+    try:
+        for chunk in chunks:
+            decoder.receive_data(chunk)
+            while (event := decoder.next_event()) is not NEED_DATA:
+                messages.append(event)
+    except ProtocolError as error:
+        return None, error.code
+    return messages, None
+
+
+def check(data: bytes) -> None:
+    """
+    Apply the rule to one input.
+
+    @raise AssertionError: feeding C{data} whole and byte by byte ended
+        differently.
+    """
+    for framing in Framing:
+        whole = _outcome(framing, [data])
+        bytewise = _outcome(
+            framing, [data[index : index + 1] for index in range(len(data))]
+        )
+        if whole[1] is None and bytewise != whole:
+            raise AssertionError(f"{framing}: split changed the messages")
+        if whole[1] != bytewise[1]:
+            raise AssertionError(f"{framing}: {whole[1]} != {bytewise[1]}")
+    try:
+        parse_hello(data)
+    except ProtocolError:
+        pass
+
+
+def _run_hypothesis(runs: int) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    pieces = st.one_of(st.sampled_from(_TOKENS), st.binary(max_size=4))
+    inputs = st.one_of(
+        st.binary(max_size=1024),
+        st.lists(pieces, max_size=40).map(b"".join),
+    )
+    settings_ = settings(
+        max_examples=runs,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    settings_(given(inputs)(check))()
+
+
+def main(argv: list[str]) -> None:
+    try:
+        import atheris
+    except ImportError:
+        runs = 10_000
+        files = []
+        for argument in argv[1:]:
+            if argument.startswith("-runs="):
+                runs = int(argument.removeprefix("-runs="))
+            else:
+                files.append(argument)
+        for path in files:
+            with open(path, "rb") as replayed:
+                check(replayed.read())
+        if not files:
+            _run_hypothesis(runs)
+        return
+    atheris.instrument_all()
+    atheris.Setup(argv, check)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

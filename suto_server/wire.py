@@ -1,0 +1,675 @@
+"""
+The SUTO wire format: typed messages, and a decoder and encoder that do no
+I/O.
+
+Every SUTO message is a short ASCII string that starts with a type tag
+(C{SUTO_RSALT_}, C{SUTO_AUTH_1}, ...) and may go on with fields whose
+alphabet and length are fixed by the protocol.  Each message type is
+described once, as a L{_Layout} (its tag, then its fields and separators);
+the decoder reads bytes against those layouts and the encoder writes from
+them, so the two can never disagree.  Messages are frozen dataclasses that
+check their fields when built, so an invalid message can neither be decoded
+nor encoded.
+
+The bytes travel in one of two framings:
+
+  - L{Framing.LEGACY} is SUTO 1.3.2 as deployed: no terminator at all, each
+    side writes one message and waits for the reply.  The decoder finds the
+    end of a message from the grammar alone: fixed tags, fixed-length
+    random salts and hashes, and in C{SUTO_SALTA_<salt>_<rsalt>} a password
+    salt that runs to the first C{_} followed by a 19-byte random salt.
+    Every layout used here therefore ends in a fixed-length part, which is
+    what lets a message end without looking at the byte after it.  Bytes
+    are read as they arrive: a valid but incomplete message waits for more,
+    and a prefix that can no longer become a message is rejected at once.
+    One leniency: CR and LF bytes where a message would start are skipped,
+    because a 1.3.2 client may append CRLF to what it sends and the 1.3.2
+    desktop tolerates it.  Nothing else is skipped.
+
+  - L{Framing.FRAMED} sends each message as one line ending in CRLF (a bare
+    LF is accepted), no longer than C{max_line} bytes, and adds
+    C{SUTO_VERSION_<n>} and C{SUTO_ERROR_<CODE>}.  Each line must hold
+    exactly one message, read with the same layouts.
+
+Either way the result does not depend on how the stream is split into
+chunks.  The buffer of undecoded bytes never outgrows one message: C{max_line}
+for a framed line, L{MAX_LEGACY_BUFFER} in legacy (a backstop there, as no
+legacy message is longer than 119 bytes and the grammar rejects anything
+longer first).
+
+A peer that breaks these rules causes a L{ProtocolError} with a
+machine-readable code; its message never quotes the offending input, which
+may be secret.  After one, a L{Decoder} stays dead: it drops what it had
+decoded and raises the same error on every later call, because nothing
+that peer sent can be trusted.
+
+UDP hellos are single datagrams and never go through a L{Decoder}; see
+L{parse_hello} and L{encode_hello}.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import string
+from dataclasses import dataclass, field
+
+
+class Framing(enum.Enum):
+    """
+    How messages are delimited on a TCP connection.
+    """
+
+    LEGACY = "legacy"
+    FRAMED = "framed"
+
+
+PROTOCOL_VERSION = 2
+MAX_LINE = 512
+MAX_LEGACY_BUFFER = 512
+
+ERROR_UNKNOWN_MESSAGE = "UNKNOWN_MESSAGE"
+ERROR_TOO_LONG = "TOO_LONG"
+ERROR_BAD_CHARACTER = "BAD_CHARACTER"
+ERROR_BAD_FIELD = "BAD_FIELD"
+ERROR_OUT_OF_ORDER = "OUT_OF_ORDER"
+ERROR_PIPELINED = "PIPELINED"
+ERROR_BAD_VERSION = "BAD_VERSION"
+ERROR_TIMEOUT = "TIMEOUT"
+
+
+class ProtocolError(Exception):
+    """
+    The peer sent something that is not a valid SUTO message.
+
+    @ivar code: one of the C{ERROR_*} constants, for machines (framed
+        peers receive it as C{SUTO_ERROR_<code>}).
+    @ivar detail: a short explanation for people, which never quotes the
+        peer's input.
+    """
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(code, detail)
+        self.code = code
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+class _NeedData:
+    """
+    The type of L{NEED_DATA}.
+    """
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()
+"""
+Returned by L{Decoder.next_event} when the bytes so far hold no complete
+message.
+"""
+
+
+_DIGITS = string.digits.encode("ascii")
+_LETTERS_DIGITS = string.ascii_letters.encode("ascii") + _DIGITS
+_CRYPT64 = _LETTERS_DIGITS + b"./"
+
+# Every byte any SUTO message may contain; anything else (control bytes,
+# spaces, non-ASCII) is reported as BAD_CHARACTER wherever it appears.
+_ALPHABET = _LETTERS_DIGITS + b"./_$=,@+-"
+_OUTSIDE_ALPHABET = "a byte outside the SUTO alphabet"
+
+
+def _reject(byte: int, code: str, detail: str) -> ProtocolError:
+    """
+    The error for finding C{byte} where it does not belong: C{code}, unless
+    no SUTO message may contain that byte at all.
+    """
+    if byte not in _ALPHABET:
+        return ProtocolError(ERROR_BAD_CHARACTER, _OUTSIDE_ALPHABET)
+    return ProtocolError(code, detail)
+
+
+@dataclass(frozen=True)
+class _Field:
+    """
+    The grammar of one message field: a few leading positions with their
+    own allowed bytes, then a run of bytes from one set.
+
+    @ivar name: the message attribute the field fills.
+    @ivar head: the bytes allowed at each leading position.
+    @ivar tail: the bytes allowed after the head.
+    @ivar kind: the Python type of the attribute, which also parses the
+        field's text.
+    """
+
+    name: str
+    head: tuple[bytes, ...]
+    tail: bytes
+    tail_min: int
+    tail_max: int
+    kind: type = str
+
+    @property
+    def min_length(self) -> int:
+        return len(self.head) + self.tail_min
+
+    @property
+    def max_length(self) -> int:
+        return len(self.head) + self.tail_max
+
+    def allows(self, index: int, byte: int) -> bool:
+        """
+        May C{byte} be the field's character at C{index}?
+        """
+        if index < len(self.head):
+            return byte in self.head[index]
+        return index < self.max_length and byte in self.tail
+
+    def accepts(self, value: object) -> bool:
+        """
+        Is C{value} a valid value for this field, of the right type?
+        """
+        if type(value) is not self.kind:
+            return False
+        raw = str(value).encode("ascii", "replace")
+        return self.min_length <= len(raw) <= self.max_length and all(
+            self.allows(index, byte) for index, byte in enumerate(raw)
+        )
+
+    def measure(
+        self, data: bytes, start: int, bounded: bool, final: bool
+    ) -> int | _NeedData:
+        """
+        Find where this field, starting at C{data[start]}, ends.
+
+        @param bounded: whether the byte after the field belongs to the
+            same message, so that it can end a variable-length field and
+            show an over-long one.  Otherwise the field ends at its maximum
+            length.
+        @param final: whether C{data} is all there is (a framed line).
+        @return: the index just past the field, or L{NEED_DATA}.
+        @raise ProtocolError: the field is malformed or too long.
+        """
+        end = start
+        while end < len(data) and (bounded or end - start < self.max_length):
+            byte = data[end]
+            if not self.allows(end - start, byte):
+                if end - start >= self.max_length and byte in self.tail:
+                    raise ProtocolError(
+                        ERROR_TOO_LONG, f"{self.name} is too long"
+                    )
+                if end - start < self.min_length:
+                    raise _reject(byte, ERROR_BAD_FIELD, f"bad {self.name}")
+                return end
+            end += 1
+        if end - start == self.max_length and not bounded:
+            return end
+        if not final:
+            return NEED_DATA
+        if end - start < self.min_length:
+            raise ProtocolError(ERROR_BAD_FIELD, f"{self.name} is too short")
+        return end
+
+
+_USER = _Field(
+    "user", (_LETTERS_DIGITS + b"._",), _LETTERS_DIGITS + b"._-", 0, 63
+)
+_HOST = _Field("host", (), _LETTERS_DIGITS + b".-", 1, 253)
+_SALT = _Field("salt", (b"$",), _CRYPT64 + b"$=,", 1, 79)
+_SHA512_PREFIX = (b"$", b"6", b"$")
+_RSALT = _Field("rsalt", _SHA512_PREFIX, _CRYPT64, 16, 16)
+_HASH = _Field(
+    "hash", _SHA512_PREFIX + (_CRYPT64,) * 16 + (b"$",), _CRYPT64, 86, 86
+)
+_VERSION = _Field("version", (_DIGITS[1:],), _DIGITS, 0, 2, int)
+_CODE = _Field(
+    "code", (), string.ascii_uppercase.encode("ascii") + _DIGITS + b"_", 1, 32
+)
+
+
+def _require(value: object, grammar: _Field) -> None:
+    """
+    @raise ProtocolError: with L{ERROR_BAD_FIELD}, C{value} does not fit
+        C{grammar}.
+    """
+    if not grammar.accepts(value):
+        raise ProtocolError(ERROR_BAD_FIELD, f"invalid {grammar.name}")
+
+
+class HelloForm(enum.Enum):
+    """
+    The three spellings of the UDP hello.  1.3.2 desktops send L{PLUS}, and
+    so does SUTO; the other two are named in the 1.3.2 specification and
+    are accepted.
+    """
+
+    PLUS = "+"
+    DOLLAR = "$"
+    UDP_HELLO = "udp"
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """
+    The UDP datagram that starts an authentication: C{SUTO_<user>@<host>+},
+    C{SUTO_<user>@<host>$} or C{SUTO_UDP_HELLO_<user>} (which names no
+    host).
+    """
+
+    user: str
+    host: str | None
+    form: HelloForm = HelloForm.PLUS
+
+    def __post_init__(self) -> None:
+        _require(self.user, _USER)
+        if not isinstance(self.form, HelloForm):
+            raise ProtocolError(ERROR_BAD_FIELD, "invalid hello form")
+        if self.form is HelloForm.UDP_HELLO:
+            if self.host is not None:
+                raise ProtocolError(
+                    ERROR_BAD_FIELD, "a SUTO_UDP_HELLO_ hello names no host"
+                )
+        else:
+            _require(self.host, _HOST)
+
+
+@dataclass(frozen=True, slots=True)
+class GetSaltA:
+    """
+    C{SUTO_C_GET_SALTA}: the client asks for the password salt and a random
+    salt.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class GetRSalt:
+    """
+    C{SUTO_C_GET_RSALT}: the client, which knows the password salt, asks
+    for a random salt only.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class SaltA:
+    """
+    C{SUTO_SALTA_<salt>_<rsalt>}: the password setting (the shadow entry up
+    to its last C{$}) and a fresh random salt.
+    """
+
+    salt: str
+    rsalt: str
+
+    def __post_init__(self) -> None:
+        _require(self.salt, _SALT)
+        _require(self.rsalt, _RSALT)
+
+
+@dataclass(frozen=True, slots=True)
+class RSalt:
+    """
+    C{SUTO_RSALT_<rsalt>}: a fresh random salt, C{$6$} and 16 characters.
+    """
+
+    rsalt: str
+
+    def __post_init__(self) -> None:
+        _require(self.rsalt, _RSALT)
+
+
+@dataclass(frozen=True, slots=True)
+class CFHash:
+    """
+    C{SUTO_CF_HASH_<hash>}: the client's final hash,
+    C{crypt(crypt(password, salt), rsalt)}.  It is kept out of C{repr()}
+    so that logging the message cannot leak it.
+    """
+
+    hash: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _require(self.hash, _HASH)
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """
+    C{SUTO_AUTH_1} or C{SUTO_AUTH_0}: the verdict.
+    """
+
+    ok: bool
+
+    def __post_init__(self) -> None:
+        if type(self.ok) is not bool:
+            raise ProtocolError(ERROR_BAD_FIELD, "invalid verdict")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthCancelled:
+    """
+    C{SUTO_AUTH_CANCELLED}: the person declined on the device.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """
+    C{SUTO_VERSION_<n>}: the framed protocol's version exchange.
+    """
+
+    version: int
+
+    def __post_init__(self) -> None:
+        _require(self.version, _VERSION)
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """
+    C{SUTO_ERROR_<CODE>}: why a framed server is closing the connection.
+    """
+
+    code: str
+
+    def __post_init__(self) -> None:
+        _require(self.code, _CODE)
+
+
+Message = (
+    GetSaltA
+    | GetRSalt
+    | SaltA
+    | RSalt
+    | CFHash
+    | Auth
+    | AuthCancelled
+    | Version
+    | Error
+)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """
+    How one message type is spelled: a type tag, then fields and literal
+    separators in order.
+
+    @ivar constants: attribute values the tag itself stands for (C{ok} in
+        C{SUTO_AUTH_1}).
+    """
+
+    tag: bytes
+    kind: type
+    parts: tuple[_Field | bytes, ...] = ()
+    constants: dict = field(default_factory=dict)
+
+    def describes(self, message: object) -> bool:
+        return type(message) is self.kind and all(
+            getattr(message, name) == value
+            for name, value in self.constants.items()
+        )
+
+    def encode(self, message: Message) -> bytes:
+        return self.tag + b"".join(
+            part
+            if isinstance(part, bytes)
+            else str(getattr(message, part.name)).encode("ascii")
+            for part in self.parts
+        )
+
+    def read(
+        self, data: bytes, start: int, final: bool
+    ) -> tuple[Message, int] | _NeedData:
+        """
+        Read the message that starts with this layout's tag at
+        C{data[start]}.
+
+        @param final: whether C{data} ends with the message (a framed line)
+            rather than being the start of a stream.
+        @return: the message and the index just past it, or L{NEED_DATA}.
+        @raise ProtocolError: C{data} cannot go on with such a message.
+        """
+        position = start + len(self.tag)
+        values = {}
+        for index, part in enumerate(self.parts):
+            if isinstance(part, bytes):
+                for expected in part:
+                    if position == len(data):
+                        if final:
+                            raise ProtocolError(
+                                ERROR_BAD_FIELD, "message is truncated"
+                            )
+                        return NEED_DATA
+                    if data[position] != expected:
+                        raise _reject(
+                            data[position], ERROR_BAD_FIELD, "bad separator"
+                        )
+                    position += 1
+            else:
+                bounded = final or index < len(self.parts) - 1
+                end = part.measure(data, position, bounded, final)
+                if end is NEED_DATA:
+                    return NEED_DATA
+                text = data[position:end].decode("ascii")
+                values[part.name] = part.kind(text)
+                position = end
+        if final and position < len(data):
+            raise _reject(
+                data[position],
+                ERROR_BAD_FIELD if self.parts else ERROR_UNKNOWN_MESSAGE,
+                "unexpected bytes after the message",
+            )
+        return self.kind(**self.constants, **values), position
+
+
+# Tags are prefix-free, so at most one layout can match a given input.
+_LEGACY_LAYOUTS = (
+    _Layout(b"SUTO_C_GET_SALTA", GetSaltA),
+    _Layout(b"SUTO_C_GET_RSALT", GetRSalt),
+    _Layout(b"SUTO_SALTA_", SaltA, (_SALT, b"_", _RSALT)),
+    _Layout(b"SUTO_RSALT_", RSalt, (_RSALT,)),
+    _Layout(b"SUTO_CF_HASH_", CFHash, (_HASH,)),
+    _Layout(b"SUTO_AUTH_1", Auth, constants={"ok": True}),
+    _Layout(b"SUTO_AUTH_0", Auth, constants={"ok": False}),
+    _Layout(b"SUTO_AUTH_CANCELLED", AuthCancelled),
+)
+_LAYOUTS = {
+    Framing.LEGACY: _LEGACY_LAYOUTS,
+    Framing.FRAMED: _LEGACY_LAYOUTS
+    + (
+        _Layout(b"SUTO_VERSION_", Version, (_VERSION,)),
+        _Layout(b"SUTO_ERROR_", Error, (_CODE,)),
+    ),
+}
+_LONGEST_TAG = max(len(layout.tag) for layout in _LAYOUTS[Framing.FRAMED])
+
+
+def _common_prefix_length(left: bytes, right: bytes) -> int:
+    length = 0
+    for a, b in zip(left, right):
+        if a != b:
+            break
+        length += 1
+    return length
+
+
+def _read_message(
+    data: bytes, start: int, framing: Framing, final: bool
+) -> tuple[Message, int] | _NeedData:
+    """
+    Read one message starting at C{data[start]}.
+
+    @param final: whether C{data} ends with the message (a framed line)
+        rather than being the start of a stream.
+    @return: the message and the index just past it, or L{NEED_DATA}.
+    @raise ProtocolError: no message starts there.
+    """
+    layouts = _LAYOUTS[framing]
+    for layout in layouts:
+        if data.startswith(layout.tag, start):
+            return layout.read(data, start, final)
+    # Only the first bytes can matter now; copying them keeps this cheap
+    # however much follows.
+    head = data[start : start + _LONGEST_TAG]
+    if not final and any(layout.tag.startswith(head) for layout in layouts):
+        return NEED_DATA
+    reach = max(_common_prefix_length(head, layout.tag) for layout in layouts)
+    if reach == len(head):
+        raise ProtocolError(ERROR_UNKNOWN_MESSAGE, "truncated message type")
+    raise _reject(head[reach], ERROR_UNKNOWN_MESSAGE, "unknown message type")
+
+
+def encode(message: Message, framing: Framing) -> bytes:
+    """
+    The bytes that send C{message} on a TCP connection.
+
+    @raise ValueError: C{message} is not a message this framing can carry
+        (a L{Hello}, or L{Version} and L{Error} in legacy framing).
+    """
+    for layout in _LAYOUTS[framing]:
+        if layout.describes(message):
+            data = layout.encode(message)
+            return data + b"\r\n" if framing is Framing.FRAMED else data
+    raise ValueError(
+        f"{type(message).__name__} cannot be sent in {framing.value} framing"
+    )
+
+
+class Decoder:
+    """
+    Turns the bytes a peer sends on one TCP connection into messages.
+
+    Feed it with L{receive_data}, then call L{next_event} until it returns
+    L{NEED_DATA}.  Messages are decoded as the bytes arrive, so errors are
+    raised by L{receive_data} as soon as they show (for a framed line, when
+    it ends or outgrows C{max_line}); every later call raises them again.
+    """
+
+    def __init__(self, framing: Framing, max_line: int = MAX_LINE) -> None:
+        """
+        @param max_line: in framed framing, the longest line accepted, not
+            counting its line ending.  Legacy framing ignores it.
+        """
+        self._framing = framing
+        self._cap = (
+            max_line if framing is Framing.FRAMED else MAX_LEGACY_BUFFER
+        )
+        self._buffer = b""
+        self._messages: collections.deque[Message] = collections.deque()
+        self._error: ProtocolError | None = None
+
+    def receive_data(self, data: bytes) -> None:
+        """
+        Add bytes the peer sent.
+
+        @raise ProtocolError: the bytes received so far cannot be the
+            start of a valid stream (L{ERROR_TOO_LONG} as soon as they can
+            no longer fit within the cap), or an earlier call raised.
+        """
+        self._raise_if_dead()
+        self._buffer += data
+        try:
+            self._decode_buffer()
+            # A framed line of exactly max_line bytes may still be waiting
+            # for the LF after its CR.
+            if len(self._buffer.removesuffix(b"\r")) > self._cap:
+                raise ProtocolError(ERROR_TOO_LONG, "message is too long")
+        except ProtocolError as error:
+            self._error = error
+            self._buffer = b""
+            self._messages.clear()
+            raise
+
+    def next_event(self) -> Message | _NeedData:
+        """
+        @return: the next decoded message, or L{NEED_DATA}.
+        @raise ProtocolError: the peer sent something invalid earlier.
+        """
+        self._raise_if_dead()
+        if self._messages:
+            return self._messages.popleft()
+        return NEED_DATA
+
+    def _raise_if_dead(self) -> None:
+        if self._error is not None:
+            raise self._error.with_traceback(None)
+
+    def _decode_buffer(self) -> None:
+        """
+        Move every complete message from the buffer to the queue, leaving
+        only the start of the next one.  Each byte is copied a bounded
+        number of times, so a large chunk costs linear time.
+        """
+        if self._framing is Framing.FRAMED:
+            *lines, self._buffer = self._buffer.split(b"\n")
+            for line in lines:
+                line = line.removesuffix(b"\r")
+                if len(line) > self._cap:
+                    raise ProtocolError(ERROR_TOO_LONG, "line is too long")
+                message, _ = _read_message(line, 0, self._framing, final=True)
+                self._messages.append(message)
+        else:
+            position = 0
+            while True:
+                while self._buffer[position : position + 1] in (b"\r", b"\n"):
+                    position += 1
+                result = _read_message(
+                    self._buffer, position, self._framing, final=False
+                )
+                if result is NEED_DATA:
+                    break
+                message, position = result
+                self._messages.append(message)
+            self._buffer = self._buffer[position:]
+
+
+_HELLO_PREFIX = b"SUTO_"
+_UDP_HELLO_PREFIX = b"SUTO_UDP_HELLO_"
+_MAX_HELLO = (
+    len(_HELLO_PREFIX) + _USER.max_length + len(b"@") + _HOST.max_length + 1
+)
+
+
+def parse_hello(datagram: bytes) -> Hello:
+    """
+    Read a UDP hello in any of its three spellings.
+
+    A hello ending in C{+} or C{$} names a host (user and host split at the
+    last C{@}); any other is C{SUTO_UDP_HELLO_<user>}.  User names cannot
+    contain C{@}, C{+} or C{$}, so no datagram reads both ways.
+
+    @raise ProtocolError: C{datagram} is not a valid hello.
+    """
+    if len(datagram) > _MAX_HELLO:
+        raise ProtocolError(ERROR_TOO_LONG, "hello is too long")
+    if datagram.translate(None, _ALPHABET):
+        raise ProtocolError(ERROR_BAD_CHARACTER, _OUTSIDE_ALPHABET)
+    if not datagram.startswith(_HELLO_PREFIX):
+        raise ProtocolError(ERROR_UNKNOWN_MESSAGE, "not a SUTO hello")
+    text = datagram.decode("ascii")
+    for form in (HelloForm.PLUS, HelloForm.DOLLAR):
+        if text.endswith(form.value):
+            user, at, host = text[len(_HELLO_PREFIX) : -1].rpartition("@")
+            if not at:
+                raise ProtocolError(ERROR_BAD_FIELD, "hello names no host")
+            return Hello(user, host, form)
+    if not datagram.startswith(_UDP_HELLO_PREFIX):
+        raise ProtocolError(ERROR_UNKNOWN_MESSAGE, "not a SUTO hello")
+    return Hello(text[len(_UDP_HELLO_PREFIX) :], None, HelloForm.UDP_HELLO)
+
+
+def encode_hello(hello: Hello) -> bytes:
+    """
+    The datagram that sends C{hello}, in its own spelling.
+    """
+    if hello.form is HelloForm.UDP_HELLO:
+        return _UDP_HELLO_PREFIX + hello.user.encode("ascii")
+    return b"%s%s@%s%s" % (
+        _HELLO_PREFIX,
+        hello.user.encode("ascii"),
+        hello.host.encode("ascii"),
+        hello.form.value.encode("ascii"),
+    )

@@ -1,0 +1,937 @@
+"""
+The wire codec on its own: exact bytes, round trips, independence from how
+the stream is split, and the error code for every kind of bad input.
+"""
+
+import string
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_server import wire
+from suto_server.wire import (
+    MAX_LEGACY_BUFFER,
+    MAX_LINE,
+    NEED_DATA,
+    Auth,
+    AuthCancelled,
+    CFHash,
+    Decoder,
+    Error,
+    Framing,
+    GetRSalt,
+    GetSaltA,
+    Hello,
+    HelloForm,
+    ProtocolError,
+    RSalt,
+    SaltA,
+    Version,
+    encode,
+    encode_hello,
+    parse_hello,
+)
+
+LEGACY = Framing.LEGACY
+FRAMED = Framing.FRAMED
+
+SALT = "$6$abcdefghijklmnop"
+RSALT = "$6$ABCDEFGHIJKLMNOP"
+HASH = RSALT + "$" + "x" * 86
+
+# One of every TCP message type, with realistic field values.
+LEGACY_EXAMPLES = [
+    GetSaltA(),
+    GetRSalt(),
+    SaltA(SALT, RSALT),
+    SaltA("$y$j9T$saltsaltsaltsaltsalt", RSALT),
+    SaltA("$2b$05$" + "a" * 22, RSALT),
+    SaltA("$6$rounds=10000$salt", RSALT),
+    RSalt(RSALT),
+    CFHash(HASH),
+    Auth(True),
+    Auth(False),
+    AuthCancelled(),
+]
+FRAMED_EXAMPLES = LEGACY_EXAMPLES + [
+    Version(wire.PROTOCOL_VERSION),
+    Version(999),
+    Error(wire.ERROR_TOO_LONG),
+]
+
+# Strategies that generate only valid field values.
+_ALNUM = string.ascii_letters + string.digits
+_CRYPT64 = _ALNUM + "./"
+salts = st.text(_CRYPT64 + "$=,", min_size=1, max_size=79).map("$".__add__)
+rsalts = st.text(_CRYPT64, min_size=16, max_size=16).map("$6$".__add__)
+hashes = st.builds(
+    "$6${}${}".format,
+    st.text(_CRYPT64, min_size=16, max_size=16),
+    st.text(_CRYPT64, min_size=86, max_size=86),
+)
+users = st.builds(
+    str.__add__,
+    st.sampled_from(_ALNUM + "._"),
+    st.text(_ALNUM + "._-", max_size=63),
+)
+hosts = st.text(_ALNUM + ".-", min_size=1, max_size=253)
+legacy_messages = st.one_of(
+    st.just(GetSaltA()),
+    st.just(GetRSalt()),
+    st.builds(SaltA, salts, rsalts),
+    st.builds(RSalt, rsalts),
+    st.builds(CFHash, hashes),
+    st.builds(Auth, st.booleans()),
+    st.just(AuthCancelled()),
+)
+framed_messages = st.one_of(
+    legacy_messages,
+    st.builds(Version, st.integers(1, 999)),
+    st.builds(
+        Error,
+        st.text(string.ascii_uppercase + string.digits + "_", min_size=1, max_size=32),
+    ),
+)
+hellos = st.one_of(
+    st.builds(Hello, users, hosts, st.sampled_from([HelloForm.PLUS, HelloForm.DOLLAR])),
+    st.builds(Hello, users, st.none(), st.just(HelloForm.UDP_HELLO)),
+)
+
+
+def decode_chunks(framing, chunks, max_line=MAX_LINE):
+    """
+    Feed C{chunks} to a new decoder, draining it after each one as a
+    transport would.
+
+    @return: every message decoded, in order.
+    @raise ProtocolError: the decoder rejected the stream.
+    """
+    decoder = Decoder(framing, max_line)
+    messages = []
+    for chunk in chunks:
+        decoder.receive_data(chunk)
+        while (event := decoder.next_event()) is not NEED_DATA:
+            messages.append(event)
+    return messages
+
+
+def one_byte_at_a_time(data):
+    return [data[index : index + 1] for index in range(len(data))]
+
+
+def split_at(data, cuts):
+    """
+    Cut C{data} at every offset in C{cuts}.
+    """
+    bounds = [0, *sorted(cuts), len(data)]
+    return [data[start:end] for start, end in zip(bounds, bounds[1:])]
+
+
+def outcome(framing, chunks):
+    """
+    @return: C{(messages, None)} when C{chunks} decode, else
+        C{(None, code)} with the error's code.
+    """
+    try:
+        return decode_chunks(framing, chunks), None
+    except ProtocolError as error:
+        return None, error.code
+
+
+class ErrorAssertionsMixin:
+    def assert_protocol_error(self, code, function, *args):
+        """
+        Assert that C{function(*args)} raises L{ProtocolError} with C{code}.
+
+        @return: the error.
+        """
+        error = self.assertRaises(ProtocolError, function, *args)
+        self.assertEqual(error.code, code)
+        return error
+
+    def assert_stream_error(self, code, framing, data):
+        """
+        Assert that C{data} is rejected with C{code}, fed whole and one
+        byte at a time.
+        """
+        for chunks in [[data], one_byte_at_a_time(data)]:
+            self.assert_protocol_error(code, decode_chunks, framing, chunks)
+
+
+class LegacyBytesTests(SynchronousTestCase):
+    """
+    Legacy encoding is byte-exact: 1.3.2 peers check lengths.
+    """
+
+    def test_fixed_messages(self):
+        """
+        Messages without fields are their bare tags.
+        """
+        self.assertEqual(encode(GetSaltA(), LEGACY), b"SUTO_C_GET_SALTA")
+        self.assertEqual(encode(GetRSalt(), LEGACY), b"SUTO_C_GET_RSALT")
+        self.assertEqual(encode(AuthCancelled(), LEGACY), b"SUTO_AUTH_CANCELLED")
+
+    def test_salta_is_50_bytes(self):
+        """
+        With a 16-character SHA-512 salt, C{SUTO_SALTA_<salt>_<rsalt>} is
+        exactly 50 bytes, the length the Android client accepts.
+        """
+        data = encode(SaltA(SALT, RSALT), LEGACY)
+        self.assertEqual(data, b"SUTO_SALTA_$6$abcdefghijklmnop_$6$ABCDEFGHIJKLMNOP")
+        self.assertEqual(len(data), 50)
+
+    def test_rsalt_is_30_bytes(self):
+        """
+        C{SUTO_RSALT_<rsalt>} is exactly 30 bytes.
+        """
+        data = encode(RSalt(RSALT), LEGACY)
+        self.assertEqual(data, b"SUTO_RSALT_$6$ABCDEFGHIJKLMNOP")
+        self.assertEqual(len(data), 30)
+
+    def test_auth_is_11_bytes(self):
+        """
+        Both verdicts are exactly 11 bytes.
+        """
+        self.assertEqual(encode(Auth(True), LEGACY), b"SUTO_AUTH_1")
+        self.assertEqual(encode(Auth(False), LEGACY), b"SUTO_AUTH_0")
+
+    def test_cf_hash_is_119_bytes(self):
+        """
+        C{SUTO_CF_HASH_<hash>} is exactly 119 bytes.
+        """
+        data = encode(CFHash(HASH), LEGACY)
+        self.assertEqual(data, b"SUTO_CF_HASH_" + HASH.encode())
+        self.assertEqual(len(data), 119)
+
+    def test_framed_appends_crlf(self):
+        """
+        Framed encoding is the legacy bytes plus CRLF.
+        """
+        for message in LEGACY_EXAMPLES:
+            self.assertEqual(
+                encode(message, FRAMED), encode(message, LEGACY) + b"\r\n"
+            )
+        self.assertEqual(encode(Version(2), FRAMED), b"SUTO_VERSION_2\r\n")
+        self.assertEqual(encode(Error("TIMEOUT"), FRAMED), b"SUTO_ERROR_TIMEOUT\r\n")
+
+
+class EncodeTests(SynchronousTestCase):
+    """
+    L{encode} refuses what a framing cannot carry, as a programming error.
+    """
+
+    def test_framed_only_messages_in_legacy(self):
+        """
+        L{Version} and L{Error} do not exist in legacy framing.
+        """
+        self.assertRaises(ValueError, encode, Version(2), LEGACY)
+        self.assertRaises(ValueError, encode, Error("TIMEOUT"), LEGACY)
+
+    def test_hello_is_not_a_tcp_message(self):
+        """
+        A L{Hello} travels by UDP only.
+        """
+        for framing in Framing:
+            self.assertRaises(ValueError, encode, Hello("bob", "desk"), framing)
+
+
+class RoundTripTests(SynchronousTestCase):
+    """
+    Decoding what was encoded gives back an equal message.
+    """
+
+    def test_legacy_every_type(self):
+        """
+        Every legacy message type survives a legacy round trip.
+        """
+        for message in LEGACY_EXAMPLES:
+            decoded = decode_chunks(LEGACY, [encode(message, LEGACY)])
+            self.assertEqual(decoded, [message])
+
+    def test_framed_every_type(self):
+        """
+        Every message type, including the framed-only ones, survives a
+        framed round trip.
+        """
+        for message in FRAMED_EXAMPLES:
+            decoded = decode_chunks(FRAMED, [encode(message, FRAMED)])
+            self.assertEqual(decoded, [message])
+
+    @settings(deadline=None)
+    @given(framed_messages)
+    def test_framed_generated(self, message):
+        """
+        Any valid message survives a framed round trip.
+        """
+        self.assertEqual(decode_chunks(FRAMED, [encode(message, FRAMED)]), [message])
+
+    @settings(deadline=None)
+    @given(legacy_messages)
+    def test_legacy_generated(self, message):
+        """
+        Any valid legacy message survives a legacy round trip.
+        """
+        self.assertEqual(decode_chunks(LEGACY, [encode(message, LEGACY)]), [message])
+
+
+class SplitIndependenceTests(SynchronousTestCase):
+    """
+    A stream decodes to the same messages however it is cut into chunks.
+    """
+
+    @settings(deadline=None)
+    @given(st.lists(legacy_messages, max_size=12), st.data())
+    def test_legacy(self, messages, data):
+        """
+        Concatenated legacy messages, cut anywhere, whole or one byte at a
+        time, decode to the same list.
+        """
+        stream = b"".join(encode(message, LEGACY) for message in messages)
+        cuts = data.draw(st.lists(st.integers(0, len(stream))))
+        for chunks in [[stream], split_at(stream, cuts), one_byte_at_a_time(stream)]:
+            self.assertEqual(decode_chunks(LEGACY, chunks), messages)
+
+    @settings(deadline=None)
+    @given(st.lists(framed_messages, max_size=12), st.data())
+    def test_framed(self, messages, data):
+        """
+        Concatenated framed lines, cut anywhere, whole or one byte at a
+        time, decode to the same list.
+        """
+        stream = b"".join(encode(message, FRAMED) for message in messages)
+        cuts = data.draw(st.lists(st.integers(0, len(stream))))
+        for chunks in [[stream], split_at(stream, cuts), one_byte_at_a_time(stream)]:
+            self.assertEqual(decode_chunks(FRAMED, chunks), messages)
+
+    @settings(deadline=None)
+    @given(
+        st.lists(
+            st.tuples(legacy_messages, st.text("\r\n").map(str.encode)),
+            max_size=8,
+        ),
+        st.data(),
+    )
+    def test_legacy_line_endings_between_messages(self, pairs, data):
+        """
+        CR and LF bytes between legacy messages are skipped, wherever the
+        stream is cut.
+        """
+        stream = b"".join(encode(message, LEGACY) + gap for message, gap in pairs)
+        cuts = data.draw(st.lists(st.integers(0, len(stream))))
+        for chunks in [split_at(stream, cuts), one_byte_at_a_time(stream)]:
+            self.assertEqual(
+                decode_chunks(LEGACY, chunks), [message for message, _ in pairs]
+            )
+
+    def test_framed_bare_lf(self):
+        """
+        A framed line may end in a bare LF.
+        """
+        self.assertEqual(
+            decode_chunks(FRAMED, [b"SUTO_C_GET_RSALT\nSUTO_AUTH_1\r\n"]),
+            [GetRSalt(), Auth(True)],
+        )
+
+
+class LegacyDecoderTests(ErrorAssertionsMixin, SynchronousTestCase):
+    """
+    Without terminators, the legacy decoder decides from the grammar alone
+    when a message is complete and when it can no longer be one.
+    """
+
+    def test_incomplete_prefixes_need_data(self):
+        """
+        Every proper prefix of a valid message, the shared C{SUTO_AUTH_}
+        included, returns L{NEED_DATA} and raises nothing.
+        """
+        for message in LEGACY_EXAMPLES:
+            data = encode(message, LEGACY)
+            for end in range(len(data)):
+                decoder = Decoder(LEGACY)
+                decoder.receive_data(data[:end])
+                self.assertIs(decoder.next_event(), NEED_DATA)
+
+    def test_auth_variants(self):
+        """
+        After C{SUTO_AUTH_}, C{1}, C{0} and C{CANCELLED} are three different
+        messages; anything else is unknown.
+        """
+        self.assertEqual(
+            decode_chunks(LEGACY, [b"SUTO_AUTH_1SUTO_AUTH_0SUTO_AUTH_CANCELLED"]),
+            [Auth(True), Auth(False), AuthCancelled()],
+        )
+        self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, LEGACY, b"SUTO_AUTH_2")
+        self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, LEGACY, b"SUTO_AUTH_CX")
+
+    def test_rejects_without_waiting(self):
+        """
+        The byte that makes a prefix impossible is rejected at once, even
+        though more bytes could follow.
+        """
+        decoder = Decoder(LEGACY)
+        decoder.receive_data(b"SUTO_C_GET_")
+        self.assert_protocol_error(
+            wire.ERROR_UNKNOWN_MESSAGE, decoder.receive_data, b"X"
+        )
+
+    def test_unknown_message(self):
+        """
+        A stream that does not start with a known tag is rejected.
+        """
+        self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, LEGACY, b"HELLO")
+        self.assert_stream_error(
+            wire.ERROR_UNKNOWN_MESSAGE, LEGACY, b"SUTO_C_GET_PASSWORD"
+        )
+
+    def test_framed_only_messages_are_unknown(self):
+        """
+        C{SUTO_VERSION_} and C{SUTO_ERROR_} are not legacy messages.
+        """
+        self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, LEGACY, b"SUTO_VERSION_2")
+        self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, LEGACY, b"SUTO_ERROR_X")
+
+    def test_hello_is_unknown_on_tcp(self):
+        """
+        A UDP hello arriving on a TCP connection is not a message there.
+        """
+        self.assert_stream_error(
+            wire.ERROR_UNKNOWN_MESSAGE, LEGACY, encode_hello(Hello("bob", "desk"))
+        )
+
+    def test_short_rsalt(self):
+        """
+        A random salt shorter than 19 characters runs into the next
+        message, whose C{_} is not a salt character.
+        """
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD, LEGACY, b"SUTO_RSALT_$6$ABCDEFGHSUTO_AUTH_1"
+        )
+
+    def test_long_rsalt(self):
+        """
+        A 20th random salt character starts a message that does not exist.
+        """
+        self.assert_stream_error(
+            wire.ERROR_UNKNOWN_MESSAGE, LEGACY, encode(RSalt(RSALT), LEGACY) + b"Q"
+        )
+
+    def test_rsalt_without_sha512_prefix(self):
+        """
+        A random salt must start with C{$6$}.
+        """
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD, LEGACY, b"SUTO_RSALT_$5$ABCDEFGHIJKLMNOP"
+        )
+
+    def test_salt_too_long(self):
+        """
+        A password salt longer than 80 characters is rejected as too long.
+        """
+        self.assert_stream_error(
+            wire.ERROR_TOO_LONG, LEGACY, b"SUTO_SALTA_$" + b"a" * 80
+        )
+
+    def test_empty_salt(self):
+        """
+        C{SUTO_SALTA__...} has no password salt.
+        """
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD, LEGACY, b"SUTO_SALTA__" + RSALT.encode()
+        )
+
+    def test_salt_with_foreign_character(self):
+        """
+        A character of the SUTO alphabet that a salt may not hold ends the
+        salt where no C{_} follows.
+        """
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD, LEGACY, b"SUTO_SALTA_$6$ab@c_" + RSALT.encode()
+        )
+
+    def test_cf_hash_with_wrong_shape(self):
+        """
+        A final hash whose 20th character is not C{$} is rejected.
+        """
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD, LEGACY, b"SUTO_CF_HASH_" + RSALT.encode() + b"x"
+        )
+
+    def test_bytes_outside_the_alphabet(self):
+        """
+        Non-ASCII bytes, NUL and spaces are bad characters wherever they
+        appear: in a tag, in a field, or between messages.
+        """
+        for bad in [b"\xe9", b"\x00", b" "]:
+            self.assert_stream_error(wire.ERROR_BAD_CHARACTER, LEGACY, bad)
+            self.assert_stream_error(
+                wire.ERROR_BAD_CHARACTER, LEGACY, b"SUTO_RS" + bad
+            )
+            self.assert_stream_error(
+                wire.ERROR_BAD_CHARACTER, LEGACY, b"SUTO_RSALT_$6$ABC" + bad
+            )
+            self.assert_stream_error(
+                wire.ERROR_BAD_CHARACTER, LEGACY, b"SUTO_AUTH_1" + bad
+            )
+
+    def test_line_ending_inside_a_message(self):
+        """
+        Only CR and LF between messages are skipped, never inside one.
+        """
+        self.assert_stream_error(
+            wire.ERROR_BAD_CHARACTER, LEGACY, b"SUTO_AUTH\r\n_1"
+        )
+
+    def test_line_endings_do_not_accumulate(self):
+        """
+        Skipped line endings are dropped at once, so an endless run of them
+        never fills the buffer.
+        """
+        decoder = Decoder(LEGACY)
+        for _ in range(MAX_LEGACY_BUFFER):
+            decoder.receive_data(b"\r\n")
+        decoder.receive_data(b"SUTO_AUTH_1")
+        self.assertEqual(decoder.next_event(), Auth(True))
+
+    def test_buffer_cap(self):
+        """
+        A stream of valid salt characters that never ends is rejected as
+        too long well before L{MAX_LEGACY_BUFFER} bytes are buffered.
+        """
+        decoder = Decoder(LEGACY)
+        decoder.receive_data(b"SUTO_SALTA_$")
+        received = len(b"SUTO_SALTA_$")
+        with self.assertRaises(ProtocolError) as caught:
+            while received <= MAX_LEGACY_BUFFER:
+                decoder.receive_data(b"a")
+                received += 1
+        self.assertEqual(caught.exception.code, wire.ERROR_TOO_LONG)
+        self.assertLess(received, MAX_LEGACY_BUFFER)
+
+
+class FramedDecoderTests(ErrorAssertionsMixin, SynchronousTestCase):
+    """
+    The framed decoder reads one message per line, with a bounded line.
+    """
+
+    def test_partial_line_needs_data(self):
+        """
+        A line without its ending is not decoded yet, even when it already
+        holds a whole message.
+        """
+        decoder = Decoder(FRAMED)
+        decoder.receive_data(b"SUTO_AUTH_1\r")
+        self.assertIs(decoder.next_event(), NEED_DATA)
+        decoder.receive_data(b"\n")
+        self.assertEqual(decoder.next_event(), Auth(True))
+
+    def test_empty_line(self):
+        """
+        An empty line is not a message.
+        """
+        self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, FRAMED, b"\r\n")
+        self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, FRAMED, b"\n")
+
+    def test_unknown_message(self):
+        """
+        Unknown tags and truncated tags are unknown messages.
+        """
+        self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, FRAMED, b"SUTO_HELLO\r\n")
+        self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, FRAMED, b"SUTO_AUTH_\r\n")
+
+    def test_trailing_bytes(self):
+        """
+        A line holds exactly one message: more fitting characters make a
+        field too long, anything else after it is malformed.
+        """
+        self.assert_stream_error(
+            wire.ERROR_UNKNOWN_MESSAGE, FRAMED, b"SUTO_AUTH_1X\r\n"
+        )
+        self.assert_stream_error(
+            wire.ERROR_TOO_LONG, FRAMED, b"SUTO_RSALT_" + RSALT.encode() + b"Q\r\n"
+        )
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD, FRAMED, b"SUTO_RSALT_" + RSALT.encode() + b"@\r\n"
+        )
+
+    def test_short_rsalt(self):
+        """
+        A random salt shorter than 19 characters is a bad field.
+        """
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD, FRAMED, b"SUTO_RSALT_$6$ABCDEFGHIJKLMNO\r\n"
+        )
+
+    def test_truncated_salta(self):
+        """
+        C{SUTO_SALTA_} with a salt but no random salt is a bad field.
+        """
+        self.assert_stream_error(wire.ERROR_BAD_FIELD, FRAMED, b"SUTO_SALTA_$6$ab\r\n")
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD, FRAMED, b"SUTO_SALTA_$6$ab_\r\n"
+        )
+
+    def test_version_field(self):
+        """
+        Versions are 1 to 999 without leading zeros.
+        """
+        self.assertEqual(
+            decode_chunks(FRAMED, [b"SUTO_VERSION_1\r\nSUTO_VERSION_999\r\n"]),
+            [Version(1), Version(999)],
+        )
+        for bad in [b"0", b"01", b"", b"x", b"-1"]:
+            self.assert_stream_error(
+                wire.ERROR_BAD_FIELD, FRAMED, b"SUTO_VERSION_" + bad + b"\r\n"
+            )
+        self.assert_stream_error(
+            wire.ERROR_TOO_LONG, FRAMED, b"SUTO_VERSION_1000\r\n"
+        )
+
+    def test_error_code_field(self):
+        """
+        Error codes are upper-case and at most 32 characters.
+        """
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD, FRAMED, b"SUTO_ERROR_lower\r\n"
+        )
+        self.assert_stream_error(
+            wire.ERROR_TOO_LONG, FRAMED, b"SUTO_ERROR_" + b"A" * 33 + b"\r\n"
+        )
+
+    def test_stray_carriage_return(self):
+        """
+        A CR inside a line, or two before its LF, is a bad character.
+        """
+        self.assert_stream_error(
+            wire.ERROR_BAD_CHARACTER, FRAMED, b"SUTO_AUTH\r_1\r\n"
+        )
+        self.assert_stream_error(
+            wire.ERROR_BAD_CHARACTER, FRAMED, b"SUTO_AUTH_1\r\r\n"
+        )
+
+    def test_bytes_outside_the_alphabet(self):
+        """
+        Non-ASCII bytes, NUL and spaces are bad characters, in a tag or in
+        a field.
+        """
+        for bad in [b"\xe9", b"\x00", b" "]:
+            self.assert_stream_error(
+                wire.ERROR_BAD_CHARACTER, FRAMED, bad + b"\r\n"
+            )
+            self.assert_stream_error(
+                wire.ERROR_BAD_CHARACTER, FRAMED, b"SUTO_CF" + bad + b"\r\n"
+            )
+            self.assert_stream_error(
+                wire.ERROR_BAD_CHARACTER, FRAMED, b"SUTO_VERSION_2" + bad + b"\r\n"
+            )
+
+    def test_line_of_max_length(self):
+        """
+        A line of exactly C{max_line} bytes, CR included or not yet
+        followed by its LF, is accepted; the cap is checked against the
+        line itself, whatever it holds.
+        """
+        line = encode(GetSaltA(), LEGACY)
+        decoder = Decoder(FRAMED, max_line=len(line))
+        decoder.receive_data(line + b"\r")
+        decoder.receive_data(b"\n")
+        self.assertEqual(decoder.next_event(), GetSaltA())
+
+    def test_endless_line(self):
+        """
+        A line longer than C{max_line} is rejected by L{Decoder.receive_data}
+        as soon as it is longer, before any line ending arrives.
+        """
+        decoder = Decoder(FRAMED)
+        decoder.receive_data(b"A" * MAX_LINE)
+        self.assert_protocol_error(wire.ERROR_TOO_LONG, decoder.receive_data, b"A")
+
+    def test_long_complete_line(self):
+        """
+        A complete line longer than C{max_line} is too long, even if it
+        arrives in one chunk with its ending.
+        """
+        self.assert_protocol_error(
+            wire.ERROR_TOO_LONG,
+            decode_chunks,
+            FRAMED,
+            [encode(GetSaltA(), FRAMED)],
+            10,
+        )
+
+    def test_max_line_parameter(self):
+        """
+        C{max_line} sets the cap.
+        """
+        decoder = Decoder(FRAMED, max_line=10)
+        decoder.receive_data(b"SUTO_C_GET")
+        self.assertIs(decoder.next_event(), NEED_DATA)
+        self.assert_protocol_error(wire.ERROR_TOO_LONG, decoder.receive_data, b"_")
+
+
+class DeadDecoderTests(ErrorAssertionsMixin, SynchronousTestCase):
+    """
+    After an error a decoder never recovers.
+    """
+
+    def test_every_call_raises_the_same_error(self):
+        """
+        Both methods raise the first error again, whatever bytes follow,
+        valid or not.
+        """
+        for framing in Framing:
+            decoder = Decoder(framing)
+            first = self.assert_protocol_error(
+                wire.ERROR_BAD_CHARACTER, decoder.receive_data, b"\x00\n"
+            )
+            for data in [encode(GetSaltA(), framing), b"\x00"]:
+                self.assertIs(
+                    self.assertRaises(ProtocolError, decoder.receive_data, data),
+                    first,
+                )
+            self.assertIs(self.assertRaises(ProtocolError, decoder.next_event), first)
+
+    def test_drops_messages_received_with_the_error(self):
+        """
+        Messages that arrived in the same chunk as the offending byte are
+        not delivered.
+        """
+        decoder = Decoder(LEGACY)
+        self.assert_protocol_error(
+            wire.ERROR_UNKNOWN_MESSAGE, decoder.receive_data, b"SUTO_AUTH_1SUTO_X"
+        )
+        self.assert_protocol_error(wire.ERROR_UNKNOWN_MESSAGE, decoder.next_event)
+
+
+class ErrorMessageTests(SynchronousTestCase):
+    """
+    L{ProtocolError} is machine-readable and never quotes its input.
+    """
+
+    def test_fields(self):
+        """
+        The code and the detail are kept, and both appear in C{str()}.
+        """
+        error = ProtocolError(wire.ERROR_TOO_LONG, "line is too long")
+        self.assertEqual(error.code, wire.ERROR_TOO_LONG)
+        self.assertEqual(str(error), "TOO_LONG: line is too long")
+
+    def test_input_is_not_echoed(self):
+        """
+        A malformed hash that could be secret does not appear in the error.
+        """
+        secret = b"$6$SECRETSECRETSECR$" + b"S" * 40
+        for framing in Framing:
+            decoder = Decoder(framing)
+            error = self.assertRaises(
+                ProtocolError,
+                decoder.receive_data,
+                b"SUTO_CF_HASH_" + secret + b"\x00\r\n",
+            )
+            self.assertNotIn("SECRET", str(error))
+            self.assertNotIn("SECRET", repr(error))
+
+
+class MessageValidationTests(ErrorAssertionsMixin, SynchronousTestCase):
+    """
+    A message with an invalid field cannot be built, so it can be neither
+    decoded nor sent.
+    """
+
+    def test_invalid_fields(self):
+        """
+        Each field's grammar is enforced by the constructor, with
+        L{wire.ERROR_BAD_FIELD}.
+        """
+        cases = [
+            (SaltA, "6$abc", RSALT),
+            (SaltA, "$", RSALT),
+            (SaltA, "$6$ab_cd", RSALT),
+            (SaltA, "$" + "a" * 80, RSALT),
+            (SaltA, "$6$abcdefghijklmn\u00e9", RSALT),
+            (SaltA, SALT, RSALT[:-1]),
+            (RSalt, RSALT + "A"),
+            (RSalt, "$5$ABCDEFGHIJKLMNOP"),
+            (RSalt, "$6$ABCDEFGHIJKLMNO_"),
+            (RSalt, b"$6$ABCDEFGHIJKLMNOP"),
+            (CFHash, HASH[:-1]),
+            (CFHash, HASH.replace("$", "x", 3)),
+            (Auth, 1),
+            (Auth, None),
+            (Version, 0),
+            (Version, 1000),
+            (Version, True),
+            (Version, "2"),
+            (Error, "lower"),
+            (Error, ""),
+            (Error, "A" * 33),
+            (Hello, "-bob", "desk"),
+            (Hello, "bob@x", "desk"),
+            (Hello, "", "desk"),
+            (Hello, "b" * 65, "desk"),
+            (Hello, "bob", None),
+            (Hello, "bob", "de_sk"),
+            (Hello, "bob", "d" * 254),
+            (Hello, "bob", "desk", HelloForm.UDP_HELLO),
+            (Hello, "bob", "desk", "+"),
+        ]
+        for kind, *args in cases:
+            self.assert_protocol_error(wire.ERROR_BAD_FIELD, kind, *args)
+
+    def test_valid_settings(self):
+        """
+        The password settings of the common crypt schemes are valid salts.
+        """
+        for salt in [
+            "$6$saltsaltsaltsalt",
+            "$y$j9T$saltsaltsaltsaltsalt.",
+            "$2b$05$" + "a" * 22,
+            "$6$rounds=10000$salt",
+            "$" + "a" * 79,
+        ]:
+            self.assertEqual(SaltA(salt, RSALT).salt, salt)
+
+    def test_messages_are_immutable(self):
+        """
+        Decoded messages cannot be altered after validation.
+        """
+        message = RSalt(RSALT)
+        self.assertRaises(AttributeError, setattr, message, "rsalt", "x")
+
+
+class HelloTests(ErrorAssertionsMixin, SynchronousTestCase):
+    """
+    UDP hellos in all three spellings.
+    """
+
+    def test_plus(self):
+        """
+        C{SUTO_<user>@<host>+}, what 1.3.2 desktops send, is what
+        L{encode_hello} writes by default.
+        """
+        hello = Hello("bob", "desk.example.com")
+        self.assertEqual(encode_hello(hello), b"SUTO_bob@desk.example.com+")
+        self.assertEqual(parse_hello(b"SUTO_bob@desk.example.com+"), hello)
+
+    def test_dollar(self):
+        """
+        C{SUTO_<user>@<host>$} round-trips.
+        """
+        hello = Hello("bob", "desk", HelloForm.DOLLAR)
+        self.assertEqual(encode_hello(hello), b"SUTO_bob@desk$")
+        self.assertEqual(parse_hello(b"SUTO_bob@desk$"), hello)
+
+    def test_udp_hello(self):
+        """
+        C{SUTO_UDP_HELLO_<user>} round-trips and names no host.
+        """
+        hello = Hello("bob", None, HelloForm.UDP_HELLO)
+        self.assertEqual(encode_hello(hello), b"SUTO_UDP_HELLO_bob")
+        self.assertEqual(parse_hello(b"SUTO_UDP_HELLO_bob"), hello)
+
+    def test_user_looking_like_udp_hello(self):
+        """
+        The final C{+} or C{$} decides the spelling, so a user named
+        C{UDP_HELLO_bob} is read as a user.
+        """
+        self.assertEqual(
+            parse_hello(b"SUTO_UDP_HELLO_bob@desk+"),
+            Hello("UDP_HELLO_bob", "desk"),
+        )
+
+    @settings(deadline=None)
+    @given(hellos)
+    def test_round_trip(self, hello):
+        """
+        Any valid hello survives a round trip.
+        """
+        self.assertEqual(parse_hello(encode_hello(hello)), hello)
+
+    def test_bad_hellos(self):
+        """
+        Each kind of malformed hello is rejected with its code.
+        """
+        cases = [
+            (wire.ERROR_UNKNOWN_MESSAGE, b"HELLO_bob@desk+"),
+            (wire.ERROR_UNKNOWN_MESSAGE, b"SUTO_bob@desk"),
+            (wire.ERROR_UNKNOWN_MESSAGE, b""),
+            (wire.ERROR_BAD_FIELD, b"SUTO_bob+"),
+            (wire.ERROR_BAD_FIELD, b"SUTO_@desk+"),
+            (wire.ERROR_BAD_FIELD, b"SUTO_bob@+"),
+            (wire.ERROR_BAD_FIELD, b"SUTO_-bob@desk+"),
+            (wire.ERROR_BAD_FIELD, b"SUTO_bob@x@desk+"),
+            (wire.ERROR_BAD_FIELD, b"SUTO_UDP_HELLO_"),
+            (wire.ERROR_BAD_CHARACTER, b"SUTO_b\xc3\xb6b@desk+"),
+            (wire.ERROR_BAD_CHARACTER, b"SUTO_bob@desk+\x00"),
+            (wire.ERROR_BAD_CHARACTER, b"SUTO_bob @desk+"),
+            (wire.ERROR_BAD_CHARACTER, b"SUTO_bob@desk+\r\n"),
+            (wire.ERROR_TOO_LONG, b"SUTO_bob@" + b"d" * 400 + b"+"),
+        ]
+        for code, datagram in cases:
+            self.assert_protocol_error(code, parse_hello, datagram)
+
+
+def mutated(stream):
+    """
+    A strategy for C{stream} with one byte replaced, inserted or deleted,
+    to reach the decoder's error paths more often than random bytes do.
+    """
+    return st.tuples(
+        st.integers(0, len(stream)), st.integers(0, 2), st.binary(max_size=1)
+    ).map(
+        lambda edit: stream[: edit[0]]
+        + (b"" if edit[1] == 0 else edit[2])
+        + stream[edit[0] + (edit[1] != 1) :]
+    )
+
+
+legacy_streams = st.lists(legacy_messages, max_size=4).map(
+    lambda messages: b"".join(encode(message, LEGACY) for message in messages)
+)
+framed_streams = st.lists(framed_messages, max_size=4).map(
+    lambda messages: b"".join(encode(message, FRAMED) for message in messages)
+)
+fuzz_input = st.one_of(
+    st.binary(max_size=600),
+    legacy_streams.flatmap(mutated),
+    framed_streams.flatmap(mutated),
+)
+
+
+class FuzzRuleTests(SynchronousTestCase):
+    """
+    Any input either decodes or raises L{ProtocolError}; never anything
+    else.
+    """
+
+    @settings(deadline=None, max_examples=300)
+    @given(fuzz_input)
+    def test_decoder(self, data):
+        """
+        Fed whole or one byte at a time, every input ends the same way in
+        both framings: the same messages, or an error with the same code.
+        """
+        for framing in Framing:
+            whole = outcome(framing, [data])
+            bytewise = outcome(framing, one_byte_at_a_time(data))
+            if whole[1] is None:
+                self.assertEqual(bytewise, whole)
+            else:
+                self.assertEqual(bytewise[1], whole[1])
+
+    @settings(deadline=None)
+    @given(
+        st.one_of(
+            st.binary(max_size=400), hellos.map(encode_hello).flatmap(mutated)
+        )
+    )
+    def test_parse_hello(self, datagram):
+        """
+        Every datagram is a hello that encodes back to the same bytes, or
+        is rejected with L{ProtocolError}.
+        """
+        try:
+            hello = parse_hello(datagram)
+        except ProtocolError:
+            return
+        self.assertEqual(encode_hello(hello), datagram)
