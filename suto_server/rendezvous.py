@@ -1,0 +1,194 @@
+"""
+Pending authentication requests, matched to incoming connections.
+
+In SUTO the server speaks first: it sends a UDP hello to where the user's
+device is and then waits for that device to connect back.  The TCP
+connection carries no user name, so the server must know which request a
+connection answers.  A request records the source networks it accepts a
+connection from; the first connection from one of them claims the request,
+and a connection that claims nothing is refused.
+
+Two pending requests may never accept the same source address, otherwise a
+connection could be matched to the wrong user.  A request whose device does
+not connect within the timeout ends as L{Verdict.TIMEOUT}.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass, field
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+
+class Verdict(enum.Enum):
+    """
+    How one authentication request ended.
+    """
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+class RequestConflict(Exception):
+    """
+    A pending request already accepts connections from an overlapping
+    network, so a new one could not be told apart from it.
+    """
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """
+    The result a request's L{Deferred} fires with.
+
+    @ivar source: the address of the device that answered, or L{None}.
+    @ivar reason: a short, secret-free explanation for logs and operators.
+    """
+
+    user: str
+    verdict: Verdict
+    source: str | None = None
+    reason: str = ""
+
+
+@dataclass(eq=False)
+class AuthRequest:
+    """
+    One pending authentication: which user, which sources may answer it.
+    """
+
+    user: str
+    accept_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    done: Deferred = field(default_factory=Deferred)
+    claimed_by: str | None = None
+    _timer: IDelayedCall | None = None
+
+    def accepts(self, address: str) -> bool:
+        """
+        Is C{address} inside one of the networks this request accepts?
+        """
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.accept_from)
+
+    def overlaps(self, other: AuthRequest) -> bool:
+        return any(
+            mine.version == theirs.version and mine.overlaps(theirs)
+            for mine in self.accept_from
+            for theirs in other.accept_from
+        )
+
+
+def _unmapped(item):
+    """
+    The network C{item} names, with an IPv4-mapped IPv6 network
+    (C{::ffff:192.0.2.7}) turned into its IPv4 form, since that is how a
+    connecting address is compared.
+    """
+    network = ipaddress.ip_network(item, strict=False)
+    mapped = getattr(network.network_address, "ipv4_mapped", None)
+    if mapped is not None and network.prefixlen >= 96:
+        return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+    return network
+
+
+class Rendezvous:
+    """
+    The table of pending requests.
+
+    @ivar timeout: seconds a device has to connect back after the hello.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime, timeout: float = 5.0) -> None:
+        self._clock = clock
+        self.timeout = timeout
+        self._pending: list[AuthRequest] = []
+
+    @property
+    def pending(self) -> tuple[AuthRequest, ...]:
+        return tuple(self._pending)
+
+    def open(
+        self, user: str, accept_from, timeout: float | None = None
+    ) -> AuthRequest:
+        """
+        Register a request for C{user}.
+
+        @param accept_from: networks (or addresses) a device may answer
+            from.
+        @param timeout: seconds to wait for the device, overriding the
+            default.
+        @raise RequestConflict: a pending request overlaps.
+        @raise ValueError: C{accept_from} is empty or not addresses.
+        """
+        networks = tuple(_unmapped(item) for item in accept_from)
+        if not networks:
+            raise ValueError("a request needs at least one source to accept")
+        request = AuthRequest(user=user, accept_from=networks)
+        for other in self._pending:
+            if other.overlaps(request):
+                raise RequestConflict(
+                    f"a request for {other.user} is already waiting for "
+                    f"an answer from an overlapping address"
+                )
+        request._timer = self._clock.callLater(
+            self.timeout if timeout is None else timeout,
+            self._expire,
+            request,
+        )
+        self._pending.append(request)
+        return request
+
+    def claim(self, address: str) -> AuthRequest | None:
+        """
+        A connection arrived from C{address}: hand it the request it
+        answers, at most once, or L{None}.
+        """
+        for request in self._pending:
+            if request.claimed_by is None and request.accepts(address):
+                request.claimed_by = address
+                self._cancel_timer(request)
+                return request
+        return None
+
+    def finish(
+        self, request: AuthRequest, verdict: Verdict, reason: str = ""
+    ) -> None:
+        """
+        End C{request}.  Finishing twice is harmless: the first verdict
+        stands (a connection lost after its verdict must not overwrite it).
+        """
+        if request not in self._pending:
+            return
+        self._pending.remove(request)
+        self._cancel_timer(request)
+        request.done.callback(
+            Outcome(request.user, verdict, request.claimed_by, reason)
+        )
+
+    def _expire(self, request: AuthRequest) -> None:
+        request._timer = None
+        self.log.info(
+            "no device answered the hello for {user} in time",
+            user=request.user,
+        )
+        self.finish(request, Verdict.TIMEOUT, "no device connected in time")
+
+    @staticmethod
+    def _cancel_timer(request: AuthRequest) -> None:
+        if request._timer is not None and request._timer.active():
+            request._timer.cancel()
+        request._timer = None

@@ -1,0 +1,201 @@
+"""
+"Authenticate this user at that place": the account check, the pending
+request and the hellos, with a recording hello sender and a
+L{task.Clock}.
+"""
+
+import errno
+
+from twisted.internet import task
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from suto_server.authenticator import Authenticator, UnknownAccount
+from suto_server.discovery import parse_targets
+from suto_server.interfaces import IPasswordHashSource
+from suto_server.rendezvous import (
+    Outcome,
+    Rendezvous,
+    RequestConflict,
+    Verdict,
+)
+
+STORED = (
+    "$6$abcdefghijklmnop$q2YZbPhm1LySTIzZVDisu/y2CX1McrFsw529ViOLMxoKT."
+    "sfgjBo4aFu.hwtGjEDxRb6mn/TZMj7V4/1AUTLi1"
+)
+
+
+@implementer(IPasswordHashSource)
+class DictSource:
+    "A password hash source over a dict."
+
+    def __init__(self, hashes):
+        self.hashes = hashes
+
+    def hash_for(self, username):
+        return self.hashes.get(username)
+
+
+class RecordingHelloSender:
+    """
+    Records the hellos it is asked to send; fails with C{error} if set, as
+    a socket would.
+    """
+
+    def __init__(self):
+        self.sent = []
+        self.error = None
+
+    def send_hello(self, user, target):
+        if self.error is not None:
+            raise self.error
+        self.sent.append((user, target))
+
+
+class AuthenticatorTests(SynchronousTestCase):
+    """
+    L{Authenticator.authenticate} opens one request and sends its hellos.
+    """
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.rendezvous = Rendezvous(self.clock, timeout=5)
+        self.hello = RecordingHelloSender()
+        self.source = DictSource({"alice": STORED, "bob": STORED})
+        self.authenticator = Authenticator(
+            self.rendezvous, self.hello, self.source
+        )
+
+    def test_source_interface(self):
+        """
+        The fake source provides the interface the authenticator needs.
+        """
+        self.assertTrue(verifyObject(IPasswordHashSource, self.source))
+
+    def test_unknown_account(self):
+        """
+        A user with no usable hash is refused before anything happens: no
+        request is opened and no hello is sent.
+        """
+        self.source.hashes["locked"] = None
+        for user in ("mallory", "locked"):
+            error = self.assertRaises(
+                UnknownAccount,
+                self.authenticator.authenticate,
+                user,
+                parse_targets("192.0.2.7"),
+            )
+            self.assertIn(user, str(error))
+        self.assertEqual(self.rendezvous.pending, ())
+        self.assertEqual(self.hello.sent, [])
+
+    def test_hellos_to_every_target(self):
+        """
+        One hello goes to each target, in order, for the user.
+        """
+        targets = parse_targets(
+            "192.0.2.7,[2001:db8::7]:3030,198.51.100.0/24"
+        )
+        self.authenticator.authenticate("alice", targets)
+        self.assertEqual(
+            self.hello.sent, [("alice", target) for target in targets]
+        )
+
+    def test_accepts_from_every_target(self):
+        """
+        The request accepts exactly the networks of all its targets, so the
+        device may answer from whichever place it was reached at.
+        """
+        targets = parse_targets("192.0.2.7,2001:db8::7") + parse_targets(
+            "255.255.255.255", accept="198.51.100.0/24,203.0.113.9"
+        )
+        self.authenticator.authenticate("alice", targets)
+        [request] = self.rendezvous.pending
+        self.assertEqual(request.user, "alice")
+        self.assertEqual(
+            request.accept_from,
+            tuple(net for target in targets for net in target.accept_from),
+        )
+        for address in ("192.0.2.7", "2001:db8::7", "198.51.100.20"):
+            self.assertTrue(request.accepts(address))
+        self.assertFalse(request.accepts("203.0.113.10"))
+
+    def test_conflict_propagates(self):
+        """
+        A request overlapping one already waiting raises
+        L{RequestConflict}, and the second user's hello is not sent.
+        """
+        self.authenticator.authenticate("alice", parse_targets("192.0.2.0/24"))
+        self.assertRaises(
+            RequestConflict,
+            self.authenticator.authenticate,
+            "bob",
+            parse_targets("192.0.2.7"),
+        )
+        self.assertEqual([user for user, _ in self.hello.sent], ["alice"])
+        self.assertEqual(
+            [request.user for request in self.rendezvous.pending], ["alice"]
+        )
+
+    def test_no_targets(self):
+        """
+        Authenticating nowhere is refused and sends nothing.
+        """
+        self.assertRaises(
+            ValueError, self.authenticator.authenticate, "alice", ()
+        )
+        self.assertEqual(self.hello.sent, [])
+        self.assertEqual(self.rendezvous.pending, ())
+
+    def test_fires_with_outcome(self):
+        """
+        The returned Deferred fires with the outcome the rendezvous
+        records when the request is finished.
+        """
+        done = self.authenticator.authenticate(
+            "alice", parse_targets("192.0.2.7")
+        )
+        self.assertNoResult(done)
+        request = self.rendezvous.claim("192.0.2.7")
+        self.rendezvous.finish(request, Verdict.ACCEPTED)
+        self.assertEqual(
+            self.successResultOf(done),
+            Outcome("alice", Verdict.ACCEPTED, "192.0.2.7"),
+        )
+
+    def test_timeout(self):
+        """
+        Without a timeout the rendezvous default applies; with one, that
+        timeout does.
+        """
+        default = self.authenticator.authenticate(
+            "alice", parse_targets("192.0.2.7")
+        )
+        short = self.authenticator.authenticate(
+            "bob", parse_targets("192.0.2.8"), timeout=1
+        )
+        self.clock.advance(1)
+        self.assertNoResult(default)
+        self.assertEqual(self.successResultOf(short).verdict, Verdict.TIMEOUT)
+        self.clock.advance(4)
+        self.assertEqual(
+            self.successResultOf(default).verdict, Verdict.TIMEOUT
+        )
+
+    def test_send_failure_frees_addresses(self):
+        """
+        When a hello cannot be sent the error propagates and the request
+        does not stay pending, so its addresses are free at once for
+        another attempt.
+        """
+        self.hello.error = OSError(errno.ENETUNREACH, "network unreachable")
+        self.assertRaises(
+            OSError,
+            self.authenticator.authenticate,
+            "alice",
+            parse_targets("192.0.2.7"),
+        )
+        self.assertEqual(self.rendezvous.pending, ())
+
