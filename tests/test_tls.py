@@ -1,0 +1,808 @@
+"""
+Tests for L{suto_server.tls}: the settings and files checks in memory, and
+what a client actually gets over real sockets on loopback.
+
+Every key and certificate is made for the test with C{cryptography}.  The
+test clients do not verify the server's certificate: they compare its
+fingerprint, which is what these tests are about.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
+from OpenSSL.crypto import X509, PKey
+from twisted.internet.address import IPv6Address
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    TCP4ServerEndpoint,
+    TCP6ClientEndpoint,
+    connectProtocol,
+    quoteStringArgument,
+    serverFromString,
+    wrapClientTLS,
+)
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLServerConnectionCreator,
+    IStreamServerEndpoint,
+    IStreamServerEndpointStringParser,
+)
+from twisted.internet.protocol import Factory, Protocol
+from twisted.plugin import IPlugin
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from suto_server import certificate
+from suto_server.tls import (
+    MAX_PEM_BYTES,
+    ReloadableServerTLS,
+    SutoTLSParser,
+    TLSConfigurationError,
+    TLSServerEndpoint,
+    server_endpoint,
+)
+
+NOW = datetime.datetime.now(datetime.timezone.utc)
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _certificate(
+    name: str,
+    key,
+    issuer: x509.Certificate | None = None,
+    issuer_key=None,
+    *,
+    authority: bool = False,
+    not_before: datetime.datetime = NOW - datetime.timedelta(hours=1),
+    not_after: datetime.datetime = NOW + datetime.timedelta(days=1),
+) -> x509.Certificate:
+    """
+    A certificate for C{key}, self-signed unless C{issuer} and
+    C{issuer_key} are given.
+    """
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject if issuer is None else issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.BasicConstraints(ca=authority, path_length=None), critical=True
+        )
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+    )
+    if authority:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    return builder.sign(key if issuer_key is None else issuer_key, hashes.SHA256())
+
+
+def _key_pem(key, password: bytes | None = None) -> bytes:
+    encryption = (
+        serialization.NoEncryption()
+        if password is None
+        else serialization.BestAvailableEncryption(password)
+    )
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+
+
+def _cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _fingerprint(cert: x509.Certificate | X509) -> str:
+    if isinstance(cert, X509):
+        cert = cert.to_cryptography()
+    return certificate.fingerprint(cert)
+
+
+class _Files:
+    """
+    A folder of PEM files for one test.
+    """
+
+    def __init__(self, folder: str) -> None:
+        os.makedirs(folder)
+        self._folder = folder
+
+    def write(self, name: str, *pems: bytes) -> str:
+        path = os.path.join(self._folder, name)
+        with open(path, "wb") as handle:
+            handle.write(b"".join(pems))
+        return path
+
+    def server_identity(
+        self, name: str = "server"
+    ) -> tuple[str, str, x509.Certificate]:
+        """
+        Write a fresh self-signed server key and certificate.
+
+        @return: the key's path, the certificate's path, the certificate.
+        """
+        key = _new_key()
+        cert = _certificate(name, key)
+        return (
+            self.write(f"{name}.key", _key_pem(key)),
+            self.write(f"{name}.crt", _cert_pem(cert)),
+            cert,
+        )
+
+
+def _ssl_description(key_path: str, cert_path: str, extra: str = "") -> str:
+    return (
+        f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(key_path)}"
+        f":certKey={quoteStringArgument(cert_path)}{extra}"
+    )
+
+
+class ReloadableServerTLSTests(SynchronousTestCase):
+    """
+    L{ReloadableServerTLS} builds hardened contexts from files and refuses
+    unusable ones with L{TLSConfigurationError}.
+    """
+
+    def setUp(self) -> None:
+        self.files = _Files(self.mktemp())
+        self.key_path, self.cert_path, self.cert = self.files.server_identity()
+
+    def test_provides_interface(self) -> None:
+        """
+        It is a server connection creator, as L{TLSMemoryBIOFactory} needs.
+        """
+        tls = ReloadableServerTLS(self.key_path, self.cert_path)
+        self.assertTrue(verifyObject(IOpenSSLServerConnectionCreator, tls))
+
+    def test_hardened_options(self) -> None:
+        """
+        The context has compression, renegotiation, SSLv3, TLS 1.0 and TLS
+        1.1 switched off.
+        """
+        tls = ReloadableServerTLS(self.key_path, self.cert_path)
+        # Adding no option returns the connection's whole option mask,
+        # which it takes from the context it was made from.
+        options = tls.serverConnectionForTLS(None).set_options(0)
+        for option in (
+            SSL.OP_NO_COMPRESSION,
+            SSL.OP_NO_RENEGOTIATION,
+            SSL.OP_NO_SSLv3,
+            SSL.OP_NO_TLSv1,
+            SSL.OP_NO_TLSv1_1,
+        ):
+            self.assertEqual(options & option, option)
+        self.assertFalse(options & SSL.OP_NO_TLSv1_3)
+
+    def test_certificate_info(self) -> None:
+        """
+        C{certificate_info} describes the certificate from the file.
+        """
+        tls = ReloadableServerTLS(self.key_path, self.cert_path)
+        self.assertEqual(
+            tls.certificate_info(), certificate.describe(_cert_pem(self.cert))
+        )
+
+    def test_key_and_certificate_in_one_file(self) -> None:
+        """
+        One file may hold both the certificate and the key, as Twisted's
+        C{ssl} endpoint allows.
+        """
+        key = _new_key()
+        cert = _certificate("combined", key)
+        path = self.files.write("combined.pem", _cert_pem(cert), _key_pem(key))
+        tls = ReloadableServerTLS(path, path)
+        self.assertEqual(tls.certificate_info().fingerprint, _fingerprint(cert))
+
+    def test_reload_returns_new_certificate(self) -> None:
+        """
+        C{reload} re-reads the files and returns the new certificate's
+        description, which C{certificate_info} then also gives.
+        """
+        tls = ReloadableServerTLS(self.key_path, self.cert_path)
+        _, _, renewed = self.files.server_identity()
+        info = tls.reload()
+        self.assertEqual(info.fingerprint, _fingerprint(renewed))
+        self.assertEqual(tls.certificate_info(), info)
+
+    def test_reload_with_bad_key_keeps_old_context(self) -> None:
+        """
+        A key file that holds no key makes C{reload} raise, and the old
+        certificate stays in use.
+        """
+        tls = ReloadableServerTLS(self.key_path, self.cert_path)
+        self.files.write("server.key", b"-----BEGIN PRIVATE KEY-----\njunk\n")
+        error = self.assertRaises(TLSConfigurationError, tls.reload)
+        self.assertIn("server.key", str(error))
+        self.assertEqual(tls.certificate_info().fingerprint, _fingerprint(self.cert))
+
+    def test_reload_with_mismatched_key_keeps_old_context(self) -> None:
+        """
+        A renewed certificate whose key was not replaced with it makes
+        C{reload} raise, and the old certificate stays in use.
+        """
+        tls = ReloadableServerTLS(self.key_path, self.cert_path)
+        self.files.write("server.crt", _cert_pem(_certificate("renewed", _new_key())))
+        error = self.assertRaises(TLSConfigurationError, tls.reload)
+        self.assertIn("does the key belong", str(error))
+        self.assertEqual(tls.certificate_info().fingerprint, _fingerprint(self.cert))
+
+    def test_encrypted_key(self) -> None:
+        """
+        An encrypted key is refused with a message saying so: nobody is
+        there to type its passphrase.
+        """
+        path = self.files.write("locked.key", _key_pem(_new_key(), b"secret"))
+        error = self.assertRaises(
+            TLSConfigurationError, ReloadableServerTLS, path, self.cert_path
+        )
+        self.assertIn("encrypted", str(error))
+
+    def test_missing_file(self) -> None:
+        """
+        A certificate file that does not exist is named in the error.
+        """
+        missing = os.path.join(self.mktemp(), "absent.crt")
+        error = self.assertRaises(
+            TLSConfigurationError, ReloadableServerTLS, self.key_path, missing
+        )
+        self.assertIn("absent.crt", str(error))
+
+    def test_oversized_file(self) -> None:
+        """
+        A file larger than L{MAX_PEM_BYTES} is refused without parsing it.
+        """
+        path = self.files.write("huge.crt", b"#" * (MAX_PEM_BYTES + 1))
+        error = self.assertRaises(
+            TLSConfigurationError, ReloadableServerTLS, self.key_path, path
+        )
+        self.assertIn("larger than", str(error))
+
+    def test_certificate_file_without_certificate(self) -> None:
+        """
+        A certificate file holding no certificate is refused.
+        """
+        path = self.files.write("empty.crt", b"nothing here\n")
+        error = self.assertRaises(
+            TLSConfigurationError, ReloadableServerTLS, self.key_path, path
+        )
+        self.assertIn("no PEM certificate", str(error))
+
+    def test_required_client_certificate_needs_authorities(self) -> None:
+        """
+        Requiring client certificates without naming who signs them is a
+        configuration error.
+        """
+        self.assertRaises(
+            TLSConfigurationError,
+            ReloadableServerTLS,
+            self.key_path,
+            self.cert_path,
+            require_client_certificate=True,
+        )
+
+
+class EndpointStringTests(SynchronousTestCase):
+    """
+    L{server_endpoint} and the C{suto-tls} endpoint string parser.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet import reactor
+
+        self.reactor = reactor
+        self.files = _Files(self.mktemp())
+        self.key_path, self.cert_path, self.cert = self.files.server_identity()
+
+    def test_parser_interfaces(self) -> None:
+        """
+        The parser is a plugin for endpoint strings, and what it builds is a
+        server endpoint.
+        """
+        parser = SutoTLSParser()
+        self.assertTrue(verifyObject(IPlugin, parser))
+        self.assertTrue(verifyObject(IStreamServerEndpointStringParser, parser))
+        endpoint = server_endpoint(
+            self.reactor, _ssl_description(self.key_path, self.cert_path)
+        )
+        self.assertTrue(verifyObject(IStreamServerEndpoint, endpoint))
+
+    def test_ssl_becomes_suto_tls(self) -> None:
+        """
+        An C{ssl:} description gets the reloadable TLS endpoint, loaded with
+        the certificate it names.
+        """
+        endpoint = server_endpoint(
+            self.reactor, _ssl_description(self.key_path, self.cert_path)
+        )
+        self.assertIsInstance(endpoint, TLSServerEndpoint)
+        self.assertIsInstance(endpoint.tls, ReloadableServerTLS)
+        self.assertEqual(
+            endpoint.tls.certificate_info().fingerprint, _fingerprint(self.cert)
+        )
+
+    def test_suto_tls_found_by_twisted(self) -> None:
+        """
+        The C{suto-tls} prefix is a dropin that L{serverFromString} finds
+        by itself.
+        """
+        description = _ssl_description(self.key_path, self.cert_path)
+        endpoint = serverFromString(self.reactor, "suto-tls" + description[3:])
+        self.assertIsInstance(endpoint, TLSServerEndpoint)
+
+    def test_other_descriptions_unchanged(self) -> None:
+        """
+        A C{tcp:} description is left to Twisted.
+        """
+        endpoint = server_endpoint(self.reactor, "tcp:0:interface=127.0.0.1")
+        self.assertIsInstance(endpoint, TCP4ServerEndpoint)
+
+    def test_bad_arguments(self) -> None:
+        """
+        Unusable arguments raise L{TLSConfigurationError} naming the
+        problem, rather than whatever Python or Twisted would raise.
+        """
+        key = quoteStringArgument(self.key_path)
+        cert = quoteStringArgument(self.cert_path)
+        cases = {
+            "ssl:": "port",
+            f"ssl:abc:privateKey={key}": "port",
+            f"ssl:70000:privateKey={key}": "port",
+            f"ssl:0:privateKey={key}:backlog=0": "backlog",
+            f"ssl:0:certKey={cert}": "privateKey",
+            f"ssl:0:privateKey={key}:requireClientCert=maybe": "requireClientCert",
+            f"ssl:0:privateKey={key}:sslmethod=TLSv1_METHOD": "sslmethod",
+            f"ssl:0:{key}:{cert}:extra": "name the other arguments",
+            f"ssl:0:privateKey={key}:interface={'1' * 300}": "interface",
+        }
+        for description, complaint in cases.items():
+            error = self.assertRaises(
+                TLSConfigurationError, server_endpoint, self.reactor, description
+            )
+            self.assertIn(complaint, str(error))
+
+
+class _Echo(Protocol):
+    """
+    Sends back whatever arrives.
+    """
+
+    def connectionMade(self) -> None:
+        self.lost = Deferred()
+        self.factory.connections.append(self.lost)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def connectionLost(self, reason) -> None:
+        self.lost.callback(None)
+
+
+class _EchoFactory(Factory):
+    protocol = _Echo
+
+    def __init__(self) -> None:
+        self.connections: list[Deferred] = []
+
+
+class _Client(Protocol):
+    """
+    Sends a message and waits for its echo.
+
+    @ivar lost: fires when the connection is gone.
+    """
+
+    def __init__(self) -> None:
+        self.lost = Deferred()
+        self._buffer = b""
+        self._expected = 0
+        self._reply: Deferred | None = None
+
+    def exchange(self, data: bytes) -> Deferred:
+        """
+        @return: a L{Deferred} firing with the echo of C{data}, or failing
+            with the reason the connection was lost first.
+        """
+        self._reply = Deferred()
+        self._expected = len(data)
+        self.transport.write(data)
+        return self._reply
+
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer += data
+        if self._reply is not None and len(self._buffer) >= self._expected:
+            reply, self._reply = self._reply, None
+            echoed, self._buffer = self._buffer, b""
+            reply.callback(echoed)
+
+    def connectionLost(self, reason) -> None:
+        if self._reply is not None:
+            reply, self._reply = self._reply, None
+            reply.errback(reason)
+        self.lost.callback(None)
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _ClientTLS:
+    """
+    Client TLS from a raw pyOpenSSL context, so a test can offer exactly
+    the versions and cipher suites it wants.
+
+    @ivar connection: the last connection made, to ask what was negotiated.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_version: int | None = None,
+        ciphers: bytes | None = None,
+        certificate: x509.Certificate | None = None,
+        key=None,
+    ) -> None:
+        self._context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        self._context.set_verify(SSL.VERIFY_NONE)
+        if max_version is not None:
+            self._context.set_max_proto_version(max_version)
+        if ciphers is not None:
+            self._context.set_cipher_list(ciphers)
+        if certificate is not None:
+            self._context.use_certificate(X509.from_cryptography(certificate))
+            self._context.use_privatekey(PKey.from_cryptography_key(key))
+        self.connection: SSL.Connection | None = None
+
+    def clientConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
+        self.connection = SSL.Connection(self._context, None)
+        return self.connection
+
+
+class _LoopbackTestCase(TestCase):
+    """
+    Echo servers and TLS clients on real loopback sockets, all closed when
+    the test ends.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet import reactor
+
+        self.reactor = reactor
+        self.files = _Files(self.mktemp())
+        self.key_path, self.cert_path, self.cert = self.files.server_identity()
+
+    @inlineCallbacks
+    def _listen(self, description: str):
+        """
+        Listen on C{description} with an echo server until the test ends.
+
+        @return: a L{Deferred} firing with the endpoint and the port.
+        """
+        endpoint = server_endpoint(self.reactor, description)
+        factory = _EchoFactory()
+        port = yield endpoint.listen(factory)
+        self.addCleanup(port.stopListening)
+        self.addCleanup(lambda: gatherResults(factory.connections))
+        return endpoint, port
+
+    @inlineCallbacks
+    def _connect(self, port, creator: _ClientTLS):
+        """
+        Connect to C{port} over TLS; the connection is closed when the test
+        ends.
+
+        @return: a L{Deferred} firing with the L{_Client}.
+        """
+        address = port.getHost()
+        if isinstance(address, IPv6Address):
+            tcp = TCP6ClientEndpoint(self.reactor, address.host, address.port)
+        else:
+            tcp = TCP4ClientEndpoint(self.reactor, address.host, address.port)
+        client = yield connectProtocol(wrapClientTLS(creator, tcp), _Client())
+        self.addCleanup(self._close, client)
+        return client
+
+    @staticmethod
+    def _close(client: _Client) -> Deferred:
+        if not client.lost.called:
+            client.transport.abortConnection()
+        return client.lost
+
+    @inlineCallbacks
+    def _echo(self, port, creator: _ClientTLS, data: bytes = b"ping"):
+        """
+        Connect and exchange one message.
+
+        @return: a L{Deferred} firing with the client, or failing with the
+            reason the connection was lost before the echo arrived.
+        """
+        client = yield self._connect(port, creator)
+        echoed = yield client.exchange(data)
+        self.assertEqual(echoed, data)
+        return client
+
+
+class LoopbackTests(_LoopbackTestCase):
+    """
+    What clients get from a C{ssl:} listener over real loopback sockets.
+    """
+
+    @inlineCallbacks
+    def test_tls13_by_default(self) -> None:
+        """
+        A client offering every version gets TLS 1.3 and the server's
+        certificate.
+        """
+        _, port = yield self._listen(_ssl_description(self.key_path, self.cert_path))
+        creator = _ClientTLS()
+        client = yield self._echo(port, creator)
+        self.assertEqual(creator.connection.get_protocol_version_name(), "TLSv1.3")
+        self.assertEqual(
+            _fingerprint(client.transport.getPeerCertificate()),
+            _fingerprint(self.cert),
+        )
+
+    @inlineCallbacks
+    def test_tls11_refused(self) -> None:
+        """
+        A client that offers at most TLS 1.1 (and any cipher suite at all)
+        gets no connection.  If the local OpenSSL will not even offer 1.1
+        the handshake fails on the client's side, which is refused too.
+        """
+        _, port = yield self._listen(_ssl_description(self.key_path, self.cert_path))
+        creator = _ClientTLS(
+            max_version=SSL.TLS1_1_VERSION, ciphers=b"ALL:@SECLEVEL=0"
+        )
+        error = yield self.assertFailure(self._echo(port, creator), SSL.Error)
+        self.assertTrue(
+            "alert protocol version" in str(error)
+            or "no protocols available" in str(error),
+            str(error),
+        )
+
+    @inlineCallbacks
+    def test_tls12_modern_cipher(self) -> None:
+        """
+        A TLS 1.2 client offering a modern suite (ECDHE, AES-GCM) connects
+        with it.
+        """
+        _, port = yield self._listen(_ssl_description(self.key_path, self.cert_path))
+        creator = _ClientTLS(
+            max_version=SSL.TLS1_2_VERSION, ciphers=b"ECDHE-ECDSA-AES128-GCM-SHA256"
+        )
+        yield self._echo(port, creator)
+        self.assertEqual(creator.connection.get_protocol_version_name(), "TLSv1.2")
+        self.assertEqual(
+            creator.connection.get_cipher_name(), "ECDHE-ECDSA-AES128-GCM-SHA256"
+        )
+
+    @inlineCallbacks
+    def test_tls12_cbc_cipher_refused(self) -> None:
+        """
+        A TLS 1.2 client offering only a CBC suite gets no connection,
+        although Twisted's default list would accept it.
+        """
+        _, port = yield self._listen(_ssl_description(self.key_path, self.cert_path))
+        creator = _ClientTLS(
+            max_version=SSL.TLS1_2_VERSION, ciphers=b"ECDHE-ECDSA-AES128-SHA"
+        )
+        error = yield self.assertFailure(self._echo(port, creator), SSL.Error)
+        self.assertIn("alert handshake failure", str(error))
+
+    @inlineCallbacks
+    def test_reload_keeps_live_connection(self) -> None:
+        """
+        After a reload new connections see the new certificate, while a
+        connection made before it keeps the old one and still exchanges
+        data.
+        """
+        endpoint, port = yield self._listen(
+            _ssl_description(self.key_path, self.cert_path)
+        )
+        before = yield self._echo(port, _ClientTLS())
+        _, _, renewed = self.files.server_identity()
+        endpoint.tls.reload()
+        after = yield self._echo(port, _ClientTLS())
+        self.assertEqual(
+            _fingerprint(after.transport.getPeerCertificate()), _fingerprint(renewed)
+        )
+        echoed = yield before.exchange(b"still here")
+        self.assertEqual(echoed, b"still here")
+        self.assertEqual(
+            _fingerprint(before.transport.getPeerCertificate()),
+            _fingerprint(self.cert),
+        )
+
+    @inlineCallbacks
+    def test_failed_reload_keeps_serving(self) -> None:
+        """
+        After a reload with a broken key file has raised, new connections
+        still get the old certificate.
+        """
+        endpoint, port = yield self._listen(
+            _ssl_description(self.key_path, self.cert_path)
+        )
+        self.files.write("server.key", b"not a key")
+        self.assertRaises(TLSConfigurationError, endpoint.tls.reload)
+        client = yield self._echo(port, _ClientTLS())
+        self.assertEqual(
+            _fingerprint(client.transport.getPeerCertificate()),
+            _fingerprint(self.cert),
+        )
+
+    @inlineCallbacks
+    def test_chain_sent(self) -> None:
+        """
+        The certificates of C{extraCertChain} follow the server's own.
+        """
+        authority_key = _new_key()
+        authority = _certificate("Example CA", authority_key, authority=True)
+        key = _new_key()
+        own = _certificate("server", key, authority, authority_key)
+        _, port = yield self._listen(
+            _ssl_description(
+                self.files.write("issued.key", _key_pem(key)),
+                self.files.write("issued.crt", _cert_pem(own)),
+                ":extraCertChain="
+                + quoteStringArgument(
+                    self.files.write("chain.pem", _cert_pem(authority))
+                ),
+            )
+        )
+        creator = _ClientTLS()
+        yield self._echo(port, creator)
+        self.assertEqual(
+            [_fingerprint(each) for each in creator.connection.get_peer_cert_chain()],
+            [_fingerprint(own), _fingerprint(authority)],
+        )
+
+    @inlineCallbacks
+    def test_ipv6_interface(self) -> None:
+        """
+        An IPv6 literal as the interface listens on IPv6.
+        """
+        _, port = yield self._listen(
+            _ssl_description(self.key_path, self.cert_path).replace(
+                "interface=127.0.0.1", "interface=\\:\\:1"
+            )
+        )
+        self.assertIsInstance(port.getHost(), IPv6Address)
+        yield self._echo(port, _ClientTLS())
+
+
+class MutualTLSTests(_LoopbackTestCase):
+    """
+    With C{caCerts} and C{requireClientCert=yes} only clients with a
+    current certificate from that authority connect; with C{caCerts} alone
+    a client may also present no certificate.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.authority_key = _new_key()
+        self.authority = _certificate(
+            "Client CA", self.authority_key, authority=True
+        )
+        self.authorities = quoteStringArgument(
+            self.files.write("clients.pem", _cert_pem(self.authority))
+        )
+
+    def _client(self, issuer=None, issuer_key=None, **validity) -> _ClientTLS:
+        """
+        Client settings with a certificate from C{issuer}, by default the
+        configured authority.
+        """
+        key = _new_key()
+        cert = _certificate(
+            "device",
+            key,
+            issuer or self.authority,
+            issuer_key or self.authority_key,
+            **validity,
+        )
+        return _ClientTLS(certificate=cert, key=key)
+
+    @inlineCallbacks
+    def _try(self, creator: _ClientTLS, require: str = "yes"):
+        """
+        Start the listener, then connect and exchange one message.
+
+        @param require: the listener's C{requireClientCert}.
+        """
+        _, port = yield self._listen(
+            _ssl_description(
+                self.key_path,
+                self.cert_path,
+                f":caCerts={self.authorities}:requireClientCert={require}",
+            )
+        )
+        yield self._echo(port, creator)
+
+    @inlineCallbacks
+    def _refused(self, creator: _ClientTLS, alert: str, require: str = "yes"):
+        """
+        Check that the server ends the handshake with C{alert}.
+        """
+        error = yield self.assertFailure(self._try(creator, require), SSL.Error)
+        self.assertIn(alert, str(error))
+
+    @inlineCallbacks
+    def test_signed_client_accepted(self) -> None:
+        """
+        A client certificate signed by the configured authority connects.
+        """
+        yield self._try(self._client())
+
+    def test_no_client_certificate_refused(self) -> None:
+        """
+        A client without a certificate gets no connection.
+        """
+        return self._refused(_ClientTLS(), "alert certificate required")
+
+    def test_foreign_authority_refused(self) -> None:
+        """
+        A client certificate from another authority gets no connection.
+        """
+        other_key = _new_key()
+        other = _certificate("Other CA", other_key, authority=True)
+        return self._refused(self._client(other, other_key), "alert unknown ca")
+
+    def test_expired_client_certificate_refused(self) -> None:
+        """
+        An expired client certificate from the configured authority gets no
+        connection.
+        """
+        expired = self._client(
+            not_before=NOW - datetime.timedelta(days=30),
+            not_after=NOW - datetime.timedelta(days=1),
+        )
+        return self._refused(expired, "alert certificate expired")
+
+    @inlineCallbacks
+    def test_optional_client_certificate(self) -> None:
+        """
+        Without C{requireClientCert=yes} a client with no certificate
+        connects, and so does one with a certificate from the authority.
+        """
+        yield self._try(_ClientTLS(), require="no")
+        yield self._try(self._client(), require="no")
+
+    def test_optional_client_certificate_still_verified(self) -> None:
+        """
+        Without C{requireClientCert=yes} a certificate from another
+        authority is still refused.
+        """
+        other_key = _new_key()
+        other = _certificate("Other CA", other_key, authority=True)
+        return self._refused(
+            self._client(other, other_key), "alert unknown ca", require="no"
+        )
