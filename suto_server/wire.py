@@ -240,6 +240,14 @@ def _require(value: object, grammar: _Field) -> None:
         raise ProtocolError(ERROR_BAD_FIELD, f"invalid {grammar.name}")
 
 
+def is_valid_user(name: object) -> bool:
+    """
+    Can C{name} travel as the user of a hello?  Stores and the admin API
+    use this one rule, so no account can exist that no peer could ask for.
+    """
+    return _USER.accepts(name)
+
+
 class HelloForm(enum.Enum):
     """
     The three spellings of the UDP hello.  1.3.2 desktops send L{PLUS}, and

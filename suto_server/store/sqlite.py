@@ -1,0 +1,439 @@
+"""
+The embedded default account store: one SQLite file.
+
+The schema lives in versioned SQL files: C{vN.sql} is the full schema of
+version N (it creates the one-row C{version} table too) and
+C{upgrade-to-vN.sql} turns version N-1 into version N.  The newest C{vN.sql}
+is the version this code writes.
+
+Opening a path goes one of three ways:
+ - no file there: the newest schema is built under a temporary name beside
+   the path and renamed into place only once complete, so a crash never
+   leaves a half-made database at the path;
+ - a file of an older version: after the checks below, it is copied with
+   SQLite's backup API to C{<path>.bak-v<N>}, then each upgrade script runs
+   in its own transaction together with its version bump;
+ - a file of the newest version: it is used as it is.
+An existing file is first checked (a SQLite file, SQLite's integrity and
+foreign-key checks, one version row); a failure raises L{CorruptDatabase}
+and a version newer than this code knows raises L{DatabaseTooNew}, in both
+cases without changing the file.
+
+Every connection runs with foreign keys on, a write-ahead log and
+C{synchronous = FULL}, because secrets that must survive a power cut will
+live here.  Every file is created with mode 0600 (SQLite gives the C{-wal}
+and C{-shm} files the mode of the database itself).
+"""
+
+import os
+import re
+import sqlite3
+import tempfile
+from contextlib import contextmanager
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from suto_server.interfaces import IUserStore
+from suto_server.schemes import identify
+from suto_server.store.errors import (
+    CorruptDatabase,
+    DatabaseTooNew,
+    StoreError,
+    UnknownUser,
+    UserExists,
+)
+from suto_server.store.records import UserRecord, check_username
+
+# The version the shipped schema/ files describe; a test holds them together.
+SCHEMA_VERSION = 1
+
+_SHIPPED_SCHEMA_DIR = os.path.join(os.path.dirname(__file__), "schema")
+_FULL_SCHEMA_NAME = re.compile(r"v([1-9][0-9]*)\.sql")
+
+
+def _newest_version(schema_dir):
+    """
+    @param schema_dir: a directory of schema files.
+    @return: the highest N for which C{schema_dir} holds C{vN.sql}.
+    @raise StoreError: it holds none, or cannot be listed.
+    """
+    try:
+        names = os.listdir(schema_dir)
+    except OSError as e:
+        raise StoreError(f"cannot list schema files: {e}") from e
+    versions = [
+        int(match.group(1))
+        for match in map(_FULL_SCHEMA_NAME.fullmatch, names)
+        if match is not None
+    ]
+    if not versions:
+        raise StoreError(f"no vN.sql schema file in {schema_dir}")
+    return max(versions)
+
+
+def _read_script(schema_dir, name):
+    """
+    @return: the text of the schema file C{name} in C{schema_dir}.
+    @raise StoreError: the file cannot be read.
+    """
+    try:
+        with open(os.path.join(schema_dir, name), encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise StoreError(f"cannot read schema file {name}: {e}") from e
+
+
+def _sync_directory(path):
+    """
+    Flush a directory's entries to disk, so that a rename into it survives
+    a power cut.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path, fill):
+    """
+    Create the SQLite file C{path} all at once: C{fill} writes a new
+    database under a temporary name in the same directory (mode 0600), which
+    is renamed to C{path} only if C{fill} returns.  On any failure the
+    temporary file is removed and nothing appears at C{path}.
+
+    @param fill: called with a L{sqlite3.Connection} to the new file.
+    """
+    directory = os.path.dirname(path) or os.curdir
+    fd, temporary = tempfile.mkstemp(
+        prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory
+    )
+    os.close(fd)
+    try:
+        connection = sqlite3.connect(temporary)
+        try:
+            connection.execute("PRAGMA synchronous = FULL")
+            fill(connection)
+        finally:
+            connection.close()
+        os.rename(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    _sync_directory(directory)
+
+
+@contextmanager
+def _as_store_error(doing):
+    """
+    Turn a failure of SQLite itself (a full disk, a lock held too long by
+    another process) into a L{StoreError}, so callers need to know only the
+    store's errors.
+
+    @param doing: what was being done, for the message.
+    """
+    try:
+        yield
+    except sqlite3.Error as e:
+        raise StoreError(f"{doing} failed: {e}") from e
+
+
+def _corrupt(path, reason):
+    """
+    @return: a L{CorruptDatabase} saying what is wrong with C{path} and
+        what an operator can do about it.
+    """
+    return CorruptDatabase(
+        f"{path} is not a usable SUTO database ({reason}); restore it from "
+        f"a {path}.bak-v<N> copy if there is one, or move it away to start "
+        f"with an empty store"
+    )
+
+
+def _connect(path):
+    """
+    @return: a connection to C{path} with the pragmas every connection to
+        the store runs with (the journal mode is set once the file is known
+        to be ours).
+    @raise StoreError: the file cannot be opened.
+    @raise CorruptDatabase: the file is not a SQLite database.
+    """
+    try:
+        connection = sqlite3.connect(path)
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot open {path}: {e}") from e
+    try:
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("PRAGMA synchronous = FULL")
+    except sqlite3.DatabaseError as e:
+        connection.close()
+        raise _corrupt(path, str(e)) from e
+    return connection
+
+
+def _checked_version(connection, path):
+    """
+    Check that C{path} is a sound SUTO database, without changing it.
+
+    @return: its schema version.
+    @raise CorruptDatabase: it is not.
+    """
+    try:
+        integrity = connection.execute("PRAGMA integrity_check").fetchall()
+        dangling = connection.execute("PRAGMA foreign_key_check").fetchall()
+        rows = connection.execute("SELECT version FROM version").fetchall()
+    except sqlite3.DatabaseError as e:
+        raise _corrupt(path, str(e)) from e
+    if integrity != [("ok",)]:
+        raise _corrupt(path, "integrity check failed")
+    if dangling:
+        raise _corrupt(path, "foreign key check failed")
+    if len(rows) != 1 or type(rows[0][0]) is not int or rows[0][0] < 1:
+        raise _corrupt(path, "the version table must hold one version")
+    return rows[0][0]
+
+
+@implementer(IUserStore)
+class SQLiteStore:
+    """
+    Accounts kept in one SQLite file, through one connection.  Every method
+    is synchronous: a local SQLite read takes well under a millisecond.
+    """
+
+    log = Logger()
+
+    def __init__(self, connection):
+        """
+        @param connection: an open connection to a database of the newest
+            schema; use L{SQLiteStore.open} rather than calling this.
+        """
+        self._connection = connection
+
+    @classmethod
+    def open(cls, path, schema_dir=None):
+        """
+        Create the database at C{path}, or open and upgrade the one there.
+
+        @param path: the database file; its directory must exist.
+        @param schema_dir: where the schema files are; the shipped ones
+            unless given (tests give their own).
+        @return: a L{SQLiteStore} on the newest schema.
+        @raise CorruptDatabase: the file there is not a sound SUTO database.
+        @raise DatabaseTooNew: the file there is of a newer schema.
+        @raise StoreError: the file could not be created, opened or
+            upgraded.
+        """
+        if schema_dir is None:
+            schema_dir = _SHIPPED_SCHEMA_DIR
+        target = _newest_version(schema_dir)
+        if not os.path.exists(path):
+            cls._create(path, schema_dir, target)
+        connection = _connect(path)
+        try:
+            cls._prepare(connection, path, schema_dir, target)
+        except BaseException:
+            connection.close()
+            raise
+        return cls(connection)
+
+    @classmethod
+    def _create(cls, path, schema_dir, version):
+        """
+        Build a new database of schema C{version} at C{path}, atomically.
+
+        @raise StoreError: the schema could not be applied or the file not
+            written; nothing is left at C{path}.
+        """
+        schema = _read_script(schema_dir, f"v{version}.sql")
+
+        def fill(connection):
+            connection.executescript(schema)
+            with connection:
+                connection.execute(
+                    "INSERT INTO version (version) VALUES (?)", (version,)
+                )
+
+        cls.log.info(
+            "creating store {path} with schema v{version}",
+            path=path,
+            version=version,
+        )
+        try:
+            _write_atomically(path, fill)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot create {path}: {e}") from e
+
+    @classmethod
+    def _prepare(cls, connection, path, schema_dir, target):
+        """
+        Check the database behind C{connection}, switch it to write-ahead
+        logging and bring it to schema C{target}.
+        """
+        version = _checked_version(connection, path)
+        if version > target:
+            raise DatabaseTooNew(
+                f"{path} has schema v{version} but this SUTO knows only up "
+                f"to v{target}; run a newer SUTO or restore an older copy"
+            )
+        with _as_store_error(f"opening {path}"):
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+        if mode != ("wal",):
+            raise StoreError(f"cannot use a write-ahead log for {path}")
+        if version < target:
+            cls._upgrade(connection, path, schema_dir, version, target)
+
+    @classmethod
+    def _upgrade(cls, connection, path, schema_dir, version, target):
+        """
+        Back up the database at C{path}, then upgrade it from schema
+        C{version} to C{target} one step at a time.  Every script is read
+        before anything is changed, and each step commits together with its
+        version bump, so a failure leaves a database of a known version.
+
+        @raise StoreError: a script is missing, the backup failed or a
+            step failed.
+        """
+        steps = [
+            (step, _read_script(schema_dir, f"upgrade-to-v{step}.sql"))
+            for step in range(version + 1, target + 1)
+        ]
+        backup = f"{path}.bak-v{version}"
+        cls.log.info(
+            "backing up {path} (schema v{version}) to {backup}",
+            path=path,
+            version=version,
+            backup=backup,
+        )
+        try:
+            _write_atomically(backup, connection.backup)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot back up {path} to {backup}: {e}") from e
+        for step, script in steps:
+            cls.log.info(
+                "upgrading {path} to schema v{version}",
+                path=path,
+                version=step,
+            )
+            try:
+                connection.executescript(
+                    f"BEGIN;\n{script}\n;\n"
+                    f"UPDATE version SET version = {step:d};\nCOMMIT;"
+                )
+            except sqlite3.Error as e:
+                connection.rollback()
+                raise StoreError(
+                    f"upgrading {path} to schema v{step} failed ({e}); it is "
+                    f"left at v{step - 1}"
+                ) from e
+
+    def _open_connection(self):
+        """
+        @return: the connection.
+        @raise StoreError: the store has been closed.
+        """
+        if self._connection is None:
+            raise StoreError("the store is closed")
+        return self._connection
+
+    def _write(self, sql, parameters):
+        """
+        Run one changing statement in a transaction of its own.
+
+        @return: how many rows it changed.
+        @raise StoreError: the store is closed, or SQLite failed.
+        """
+        connection = self._open_connection()
+        with _as_store_error("writing to the store"), connection:
+            return connection.execute(sql, parameters).rowcount
+
+    def _read(self, sql, parameters=()):
+        """
+        Run one query.
+
+        @return: all its rows.
+        @raise StoreError: the store is closed, or SQLite failed.
+        """
+        connection = self._open_connection()
+        with _as_store_error("reading the store"):
+            return connection.execute(sql, parameters).fetchall()
+
+    def add_user(self, username, password_hash, now):
+        """
+        See L{IUserStore.add_user}.
+
+        @raise ValueError: C{username} is not a valid name.
+        @raise suto_server.schemes.UnsupportedScheme: the hash's scheme is
+            not one SUTO can verify, so the account could never log in.
+        """
+        check_username(username)
+        scheme = identify(password_hash)
+        added = self._write(
+            "INSERT INTO users"
+            " (username, password_hash, scheme, created, updated)"
+            " VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (username) DO NOTHING",
+            (username, password_hash, scheme, now, now),
+        )
+        if added == 0:
+            raise UserExists(f"user {username} already exists")
+
+    def set_password_hash(self, username, password_hash, now):
+        """
+        See L{IUserStore.set_password_hash}.
+
+        @raise ValueError: C{username} is not a valid name.
+        @raise suto_server.schemes.UnsupportedScheme: the hash's scheme is
+            not one SUTO can verify.
+        """
+        check_username(username)
+        scheme = identify(password_hash)
+        changed = self._write(
+            "UPDATE users SET password_hash = ?, scheme = ?, updated = ?"
+            " WHERE username = ?",
+            (password_hash, scheme, now, username),
+        )
+        if changed == 0:
+            raise UnknownUser(f"no user {username}")
+
+    def remove_user(self, username):
+        """
+        See L{IUserStore.remove_user}.
+
+        @raise ValueError: C{username} is not a valid name.
+        """
+        check_username(username)
+        removed = self._write(
+            "DELETE FROM users WHERE username = ?", (username,)
+        )
+        if removed == 0:
+            raise UnknownUser(f"no user {username}")
+
+    def list_users(self):
+        """
+        See L{IUserStore.list_users}.
+        """
+        rows = self._read(
+            "SELECT username, scheme, created, updated FROM users"
+            " ORDER BY username"
+        )
+        return [UserRecord(*row) for row in rows]
+
+    def hash_for(self, username):
+        """
+        See L{IPasswordHashSource.hash_for}.
+
+        @raise ValueError: C{username} is not a valid name.
+        """
+        check_username(username)
+        rows = self._read(
+            "SELECT password_hash FROM users WHERE username = ?", (username,)
+        )
+        return rows[0][0] if rows else None
+
+    def close(self):
+        """
+        See L{IUserStore.close}.
+        """
+        self._open_connection().close()
+        self._connection = None

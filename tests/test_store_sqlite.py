@@ -1,0 +1,420 @@
+"""
+Tests for L{suto_server.store.sqlite}: the shared store suite, and the life
+of the database file (creation, reopening, corruption, versions, upgrades).
+"""
+
+import os
+import re
+import sqlite3
+import stat
+
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_server.store import sqlite as store_sqlite
+from suto_server.store.errors import (
+    CorruptDatabase,
+    DatabaseTooNew,
+    StoreError,
+)
+from suto_server.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from tests.store_suite import HASH, OTHER_HASH, UserStoreTestsMixin
+
+_SHIPPED_V1 = os.path.join(
+    os.path.dirname(store_sqlite.__file__), "schema", "v1.sql"
+)
+
+# Later schema versions for the upgrade tests, each one step on from the
+# one before; step 3 depends on step 2, so the steps must run in order.
+_STEPS = [
+    """
+    CREATE TABLE keys
+    (
+     username TEXT NOT NULL REFERENCES users (username),
+     key BLOB NOT NULL
+    );
+    """,
+    "CREATE INDEX keys_by_user ON keys (username);",
+]
+
+
+_PUNCTUATION = re.compile(r"([(),;])")
+
+
+def _mode(path):
+    """
+    @return: the permission bits of C{path}.
+    """
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _query(path, sql):
+    """
+    @return: all rows of C{sql} run on the database at C{path} through a
+        connection of its own.
+    """
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
+def _version(path):
+    """
+    @return: the rows of the database's version table.
+    """
+    return _query(path, "SELECT version FROM version")
+
+
+def _schema(path):
+    """
+    @return: the database's schema as SQLite records it, with whitespace
+        normalised, so that schemas written differently can be compared.
+    """
+    rows = _query(
+        path,
+        "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master"
+        " ORDER BY name",
+    )
+    return [
+        (kind, name, table, " ".join(_PUNCTUATION.sub(r" \1 ", sql).split()))
+        for kind, name, table, sql in rows
+    ]
+
+
+def _read_bytes(path):
+    """
+    @return: the contents of the file at C{path}.
+    """
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class SQLiteStoreTests(UserStoreTestsMixin, SynchronousTestCase):
+    """
+    The shared store suite, run against L{SQLiteStore}.
+    """
+
+    def make_store(self):
+        directory = self.mktemp()
+        os.mkdir(directory)
+        return SQLiteStore.open(os.path.join(directory, "suto.db"))
+
+
+class SQLiteFileTests(SynchronousTestCase):
+    """
+    How L{SQLiteStore.open} creates, checks and upgrades the database file.
+    """
+
+    def setUp(self):
+        self.directory = self.mktemp()
+        os.mkdir(self.directory)
+        self.path = os.path.join(self.directory, "suto.db")
+
+    def open_store(self, schema_dir=None):
+        """
+        @return: a store on C{self.path}, closed when the test ends.
+        """
+        store = SQLiteStore.open(self.path, schema_dir)
+        self.addCleanup(store.close)
+        return store
+
+    def fake_schema_dir(self, version):
+        """
+        Write a schema directory that goes up to C{version}: the shipped
+        v1 followed by the first C{version - 1} of L{_STEPS}, as full
+        schemas and as upgrade scripts.
+
+        @return: its path.
+        """
+        directory = self.mktemp()
+        os.mkdir(directory)
+        full = _read_bytes(_SHIPPED_V1).decode("utf-8")
+        for number in range(1, version + 1):
+            if number > 1:
+                step = _STEPS[number - 2]
+                full += step
+                self.write(directory, f"upgrade-to-v{number}.sql", step)
+            self.write(directory, f"v{number}.sql", full)
+        return directory
+
+    def write(self, directory, name, text):
+        """
+        Write C{text} to the file C{name} in C{directory}.
+        """
+        with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
+            f.write(text)
+
+    def test_fresh(self):
+        """
+        Opening a path with no file creates a database there, mode 0600, in
+        write-ahead-log mode, whose version row is L{SCHEMA_VERSION} (1).
+        While it is in use, its C{-wal} and C{-shm} files are 0600 too and
+        no temporary file is left behind.
+        """
+        store = self.open_store()
+        store.add_user("alice", HASH, 1000.0)
+        self.assertEqual(SCHEMA_VERSION, 1)
+        self.assertEqual(_version(self.path), [(SCHEMA_VERSION,)])
+        self.assertEqual(_query(self.path, "PRAGMA journal_mode"), [("wal",)])
+        self.assertEqual(
+            sorted(os.listdir(self.directory)),
+            ["suto.db", "suto.db-shm", "suto.db-wal"],
+        )
+        for name in os.listdir(self.directory):
+            self.assertEqual(
+                (name, _mode(os.path.join(self.directory, name))),
+                (name, 0o600),
+            )
+
+    def test_connection_pragmas(self):
+        """
+        The store's connection enforces foreign keys and syncs fully on
+        every commit.
+        """
+        store = self.open_store()
+        connection = store._connection
+        self.assertEqual(
+            connection.execute("PRAGMA foreign_keys").fetchall(), [(1,)]
+        )
+        self.assertEqual(
+            connection.execute("PRAGMA synchronous").fetchall(), [(2,)]
+        )
+
+    def test_sqlite_failure(self):
+        """
+        A failure of SQLite itself (here, another process holding the write
+        lock) surfaces as L{StoreError}, and the store works again once the
+        lock is released.
+        """
+        store = self.open_store()
+        store._connection.execute("PRAGMA busy_timeout = 0")
+        other = sqlite3.connect(self.path)
+        other.execute("BEGIN IMMEDIATE")
+        self.assertRaises(StoreError, store.add_user, "alice", HASH, 1000.0)
+        other.rollback()
+        other.close()
+        store.add_user("alice", HASH, 1000.0)
+        self.assertEqual(store.hash_for("alice"), HASH)
+
+    def test_reopen_keeps_data(self):
+        """
+        Accounts written before closing are there after reopening.
+        """
+        store = SQLiteStore.open(self.path)
+        store.add_user("alice", HASH, 1000.0)
+        store.add_user("bob", OTHER_HASH, 1001.0)
+        store.remove_user("bob")
+        store.close()
+        reopened = self.open_store()
+        self.assertEqual(reopened.hash_for("alice"), HASH)
+        self.assertEqual(
+            [record.username for record in reopened.list_users()], ["alice"]
+        )
+
+    def assert_corrupt(self):
+        """
+        Opening C{self.path} raises L{CorruptDatabase} naming the path and
+        the way out, and leaves the file as it was.
+        """
+        before = _read_bytes(self.path)
+        error = self.assertRaises(CorruptDatabase, SQLiteStore.open, self.path)
+        self.assertIn(self.path, str(error))
+        self.assertIn(".bak", str(error))
+        self.assertIn("move it away", str(error))
+        self.assertEqual(_read_bytes(self.path), before)
+
+    def test_garbage(self):
+        """
+        A file that is not a SQLite database is reported as corrupt.
+        """
+        with open(self.path, "wb") as f:
+            f.write(b"this is not a database\x00\xff" * 200)
+        self.assert_corrupt()
+
+    def test_no_version_table(self):
+        """
+        A SQLite database without a version table is reported as corrupt.
+        """
+        connection = sqlite3.connect(self.path)
+        connection.execute("CREATE TABLE something (other TEXT)")
+        connection.close()
+        self.assert_corrupt()
+
+    def test_no_version_row(self):
+        """
+        A database whose version table is empty is reported as corrupt.
+        """
+        SQLiteStore.open(self.path).close()
+        connection = sqlite3.connect(self.path)
+        with connection:
+            connection.execute("DELETE FROM version")
+        connection.close()
+        self.assert_corrupt()
+
+    def test_integrity_check_fails(self):
+        """
+        A database that fails SQLite's integrity check (here, an index whose
+        entries disagree with its table) is reported as corrupt.
+        """
+        connection = sqlite3.connect(self.path)
+        connection.executescript(
+            """
+            CREATE TABLE version (version INTEGER NOT NULL);
+            INSERT INTO version VALUES (1);
+            CREATE TABLE t (x TEXT, y TEXT);
+            CREATE INDEX t_i ON t (x);
+            INSERT INTO t VALUES ('a', 'b');
+            PRAGMA writable_schema = ON;
+            UPDATE sqlite_master SET sql = 'CREATE INDEX t_i ON t (y)'
+             WHERE name = 't_i';
+            """
+        )
+        connection.close()
+        self.assert_corrupt()
+
+    def test_too_new(self):
+        """
+        A database of a schema newer than this code knows raises
+        L{DatabaseTooNew} and is left as it was.
+        """
+        store = SQLiteStore.open(self.path)
+        store.add_user("alice", HASH, 1000.0)
+        store.close()
+        connection = sqlite3.connect(self.path)
+        with connection:
+            connection.execute(
+                "UPDATE version SET version = ?", (SCHEMA_VERSION + 1,)
+            )
+        connection.close()
+        before = _read_bytes(self.path)
+        error = self.assertRaises(DatabaseTooNew, SQLiteStore.open, self.path)
+        self.assertIn(self.path, str(error))
+        self.assertEqual(_read_bytes(self.path), before)
+
+    def test_upgrade(self):
+        """
+        A v1 database opened with schemas up to v3 is backed up to
+        C{<path>.bak-v1} (mode 0600), then upgraded in order: its schema
+        equals a fresh v3's, its accounts are kept and its version is 3.
+        """
+        store = SQLiteStore.open(self.path, self.fake_schema_dir(1))
+        store.add_user("alice", HASH, 1000.0)
+        store.close()
+        v3 = self.fake_schema_dir(3)
+        upgraded = self.open_store(v3)
+        self.assertEqual(upgraded.hash_for("alice"), HASH)
+        fresh_path = os.path.join(self.directory, "fresh.db")
+        SQLiteStore.open(fresh_path, v3).close()
+        self.assertEqual(_schema(self.path), _schema(fresh_path))
+        self.assertEqual(_version(self.path), [(3,)])
+        backup = self.path + ".bak-v1"
+        self.assertEqual(_mode(backup), 0o600)
+        self.assertEqual(_version(backup), [(1,)])
+        self.assertEqual(
+            _query(backup, "SELECT username FROM users"), [("alice",)]
+        )
+
+    def test_logs(self):
+        """
+        Creating and upgrading the file are logged with its path and the
+        version reached (and the backup's path), so an operator can follow
+        what happened to it; opening a current file logs nothing.
+        """
+        with capturedLogs() as created:
+            SQLiteStore.open(self.path, self.fake_schema_dir(1)).close()
+        with capturedLogs() as reopened:
+            SQLiteStore.open(self.path, self.fake_schema_dir(1)).close()
+        with capturedLogs() as upgraded:
+            self.open_store(self.fake_schema_dir(3))
+        self.assertEqual(
+            [(event["path"], event["version"]) for event in created],
+            [(self.path, 1)],
+        )
+        self.assertEqual(reopened, [])
+        self.assertEqual(
+            [(event["path"], event["version"]) for event in upgraded],
+            [(self.path, 1), (self.path, 2), (self.path, 3)],
+        )
+        self.assertEqual(upgraded[0]["backup"], self.path + ".bak-v1")
+
+    def test_upgrade_one_step_at_a_time(self):
+        """
+        Upgrading v1 to v2 and later v2 to v3 gives the same schema as a
+        fresh v3, with a backup of each version left behind.
+        """
+        SQLiteStore.open(self.path, self.fake_schema_dir(1)).close()
+        SQLiteStore.open(self.path, self.fake_schema_dir(2)).close()
+        self.assertEqual(_version(self.path), [(2,)])
+        v3 = self.fake_schema_dir(3)
+        SQLiteStore.open(self.path, v3).close()
+        fresh_path = os.path.join(self.directory, "fresh.db")
+        SQLiteStore.open(fresh_path, v3).close()
+        self.assertEqual(_schema(self.path), _schema(fresh_path))
+        self.assertTrue(os.path.exists(self.path + ".bak-v1"))
+        self.assertEqual(
+            _version(self.path + ".bak-v2"), [(2,)]
+        )
+
+    def test_upgrade_script_missing(self):
+        """
+        When an upgrade script is missing, opening raises L{StoreError}
+        before anything is changed: no backup is made and the database
+        stays at its version.
+        """
+        SQLiteStore.open(self.path, self.fake_schema_dir(1)).close()
+        v3 = self.fake_schema_dir(3)
+        os.remove(os.path.join(v3, "upgrade-to-v3.sql"))
+        self.assertRaises(StoreError, SQLiteStore.open, self.path, v3)
+        self.assertEqual(_version(self.path), [(1,)])
+        self.assertEqual(sorted(os.listdir(self.directory)), ["suto.db"])
+
+    def test_upgrade_step_fails(self):
+        """
+        When an upgrade script fails, opening raises L{StoreError}, that
+        step is rolled back whole and the database is left at the version
+        before it, still usable.
+        """
+        SQLiteStore.open(self.path, self.fake_schema_dir(1)).close()
+        v3 = self.fake_schema_dir(3)
+        self.write(
+            v3,
+            "upgrade-to-v3.sql",
+            "CREATE TABLE half (x TEXT);\nCREATE TABLE broken (;\n",
+        )
+        error = self.assertRaises(StoreError, SQLiteStore.open, self.path, v3)
+        self.assertIn("left at v2", str(error))
+        self.assertEqual(_version(self.path), [(2,)])
+        self.assertNotIn(
+            "half", [name for _, name, _, _ in _schema(self.path)]
+        )
+        self.assertTrue(os.path.exists(self.path + ".bak-v1"))
+        store = self.open_store(self.fake_schema_dir(2))
+        store.add_user("alice", HASH, 1000.0)
+        self.assertEqual(store.hash_for("alice"), HASH)
+
+    def test_creation_fails(self):
+        """
+        When the schema cannot be applied to a new database, opening raises
+        L{StoreError} and leaves nothing at the path, nor any temporary
+        file.
+        """
+        schema_dir = self.mktemp()
+        os.mkdir(schema_dir)
+        self.write(
+            schema_dir,
+            "v1.sql",
+            "CREATE TABLE version (version INTEGER NOT NULL);\n"
+            "CREATE TABLE broken (;\n",
+        )
+        self.assertRaises(StoreError, SQLiteStore.open, self.path, schema_dir)
+        self.assertEqual(os.listdir(self.directory), [])
+
+    def test_missing_directory(self):
+        """
+        A path in a directory that does not exist raises L{StoreError}.
+        """
+        path = os.path.join(self.directory, "absent", "suto.db")
+        self.assertRaises(StoreError, SQLiteStore.open, path)
+        self.assertEqual(os.listdir(self.directory), [])
