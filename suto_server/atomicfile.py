@@ -4,6 +4,7 @@ never a torn file, and the new contents survive a power cut once the call
 returns.
 """
 
+import errno
 import os
 import tempfile
 
@@ -33,5 +34,10 @@ def write_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
     directory_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(directory_fd)
+    except OSError as error:
+        # Some file systems cannot sync a directory; the data itself is
+        # already on disk there, so only real I/O errors count.
+        if error.errno not in (errno.EINVAL, errno.EBADF):
+            raise
     finally:
         os.close(directory_fd)

@@ -1,0 +1,118 @@
+"""
+The agent's UDP listener for server hellos.
+
+A hello asks the agent to connect back and prove it knows the user's
+password, so it is answered only when it comes from where that user's
+server is: an agent that answered any hello would hand its final hash, and
+with it an offline guessing target, to whoever on the network asked.  A
+hello is acted on only if it is well formed, names a configured account,
+and comes from that account's server address; while an authentication for
+an account is running, further hellos for it are ignored.  Everything else
+is dropped without a reply.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Callable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from suto_client.statefile import Account
+from suto_server import wire
+
+
+def same_host(source: str, configured: str) -> bool:
+    """
+    Is C{source}, a datagram's source address, the C{configured} server
+    address?  An IPv4 address seen through an IPv6 socket
+    (C{::ffff:192.0.2.1}) is its IPv4 self.
+    """
+    try:
+        seen = ipaddress.ip_address(source)
+        expected = ipaddress.ip_address(configured)
+    except ValueError:
+        return False
+    if seen.version == 6 and seen.ipv4_mapped is not None:
+        seen = seen.ipv4_mapped
+    return seen == expected
+
+
+class HelloListener(DatagramProtocol):
+    """
+    Filters hellos and starts authentications for the ones to answer.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        accounts_provider: Callable[[], dict[str, Account]],
+        on_hello: Callable[[Account, wire.Hello], Deferred | None],
+    ) -> None:
+        """
+        @param accounts_provider: returns the configured accounts, keyed
+            by user; called for each hello, so changes to the accounts
+            apply at once.
+        @param on_hello: starts an authentication for an accepted hello.
+            If it returns a L{Deferred}, the account counts as busy until
+            that fires, and its hellos are ignored meanwhile.
+        """
+        self._accounts_provider = accounts_provider
+        self._on_hello = on_hello
+        self._running: set[str] = set()
+
+    def datagramReceived(self, datagram: bytes, addr) -> None:
+        source = addr[0]
+        try:
+            hello = wire.parse_hello(datagram)
+        except wire.ProtocolError as e:
+            self.log.debug(
+                "dropped a malformed hello from {source}: {code}",
+                source=source,
+                code=e.code,
+            )
+            return
+        account = self._accounts_provider().get(hello.user)
+        if account is None:
+            self.log.debug(
+                "dropped a hello for unknown user {user} from {source}",
+                user=hello.user,
+                source=source,
+            )
+        elif not same_host(source, account.server_host):
+            self.log.info(
+                "dropped a hello for {user} from {source}, which is not "
+                "its server {server}",
+                user=hello.user,
+                source=source,
+                server=account.server_host,
+            )
+        elif hello.user in self._running:
+            self.log.debug(
+                "ignored a hello for {user}: an authentication is running",
+                user=hello.user,
+            )
+        else:
+            self._start(account, hello)
+
+    def _start(self, account: Account, hello: wire.Hello) -> None:
+        self.log.info(
+            "hello for {user} from {server} ({host})",
+            user=hello.user,
+            server=account.server_host,
+            host=hello.host,
+        )
+        running = self._on_hello(account, hello)
+        if running is None:
+            return
+        user = hello.user
+        self._running.add(user)
+
+        def done(result):
+            self._running.discard(user)
+            return result
+
+        running.addBoth(done)

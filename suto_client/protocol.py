@@ -1,0 +1,374 @@
+"""
+The agent's connection to a SUTO server: bytes in, through the wire
+decoder, into a L{ClientSession}; actions out, as bytes, hash computations,
+and finally an L{AuthResult}.
+
+L{ClassicClientProtocol} only carries out what its L{ClientSession}
+decides.  The final hash is computed off the reactor thread (crypt is
+deliberately slow) by a function the protocol is given, so tests can
+compute it synchronously.
+L{authenticate} builds the connection from an L{Account} and never fails:
+every problem becomes an L{Outcome.ERROR} or L{Outcome.TIMEOUT} result with
+a reason that holds no secret.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Callable
+
+from OpenSSL import SSL
+from twisted.internet import error as internet_error
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    connectProtocol,
+    wrapClientTLS,
+)
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.internet.protocol import Protocol
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from suto_client.session import (
+    ClientSession,
+    Close,
+    ComputeHash,
+    Finish,
+    Outcome,
+    Send,
+)
+from suto_client.statefile import Account
+from suto_client.tls import PinMismatch, pinned_client_creator
+from suto_server import libxcrypt, schemes, wire
+
+_log = Logger()
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    """
+    How one authentication ended.
+
+    @ivar outcome: the verdict, or why there was none.
+    @ivar reason: a short explanation for logs and operators; never a
+        secret.
+    @ivar learned_salt: the password salt the server sent, when the
+        exchange took the C{SUTO_SALTA_} path and was accepted.
+    @ivar salted_hash: C{crypt(password, learned_salt)}, set with
+        C{learned_salt}, so the agent can forget the password.
+    """
+
+    outcome: Outcome
+    reason: str = ""
+    learned_salt: str | None = None
+    salted_hash: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """
+    The result of a L{ComputeHash}.
+
+    @ivar response: the final hash to send.
+    @ivar salted_hash: the salted hash it was computed from.
+    """
+
+    response: str = field(repr=False)
+    salted_hash: str = field(repr=False)
+
+
+def derive_response(
+    account: Account, salt: str | None, rsalt: str
+) -> Derivation:
+    """
+    Compute the final hash C{crypt(crypt(password, salt), rsalt)}.  This
+    blocks for as long as crypt takes: call it in a thread.
+
+    @param salt: the password salt the server sent, or L{None} to use the
+        account's cached salted hash.
+    @raise libxcrypt.CryptError: a salt is not one crypt accepts.
+    @raise ValueError: the account lacks the credential this path needs.
+    """
+    if salt is None:
+        salted = account.salted_hash
+    elif account.password is None:
+        raise ValueError("the account has no password")
+    else:
+        salted = libxcrypt.crypt(account.password, salt)
+    if salted is None:
+        raise ValueError("the account has no salted hash")
+    return Derivation(schemes.challenge_response(salted, rsalt), salted)
+
+
+Deriver = Callable[[Account, "str | None", str], Deferred]
+
+
+class ClassicClientProtocol(Protocol):
+    """
+    Runs one classic-challenge exchange on a connection to a SUTO server.
+
+    @ivar finished: fires with the L{AuthResult} once the exchange ends,
+        exactly once; cancelling it abandons the exchange, which then ends
+        as L{Outcome.ERROR}.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        account: Account,
+        framing: wire.Framing,
+        clock: IReactorTime,
+        timeout: float,
+        derive: Deriver,
+    ) -> None:
+        """
+        @param account: whose credentials answer the challenge.
+        @param framing: the framing the server speaks.
+        @param clock: schedules the exchange's timeout.
+        @param timeout: seconds from connecting to the verdict.
+        @param derive: called with the account, the password salt (or
+            L{None}) and the random salt; returns a L{Deferred} firing with
+            a L{Derivation}.
+        """
+        self.finished: Deferred = Deferred(self._cancel)
+        self._account = account
+        self._framing = framing
+        self._clock = clock
+        self._timeout = timeout
+        self._derive = derive
+        self._session = ClientSession(framing, account.salted_hash is not None)
+        self._decoder = wire.Decoder(framing)
+        self._timer = None
+        self._learned: tuple[str, str] | None = None
+
+    def connectionMade(self) -> None:
+        self._timer = self._clock.callLater(self._timeout, self._expire)
+        self._carry_out(self._session.start())
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.finished.called:
+            return
+        try:
+            self._decoder.receive_data(data)
+            while not self.finished.called:
+                message = self._decoder.next_event()
+                if message is wire.NEED_DATA:
+                    break
+                self._carry_out(self._session.receive(message))
+        except wire.ProtocolError as e:
+            self._carry_out(self._session.protocol_error(e))
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self.transport = None
+        self._carry_out(
+            self._session.connection_lost(describe_failure(reason))
+        )
+
+    def connection_failed(self, reason: Failure) -> None:
+        """
+        The connection could not be made: end the exchange.  A connection
+        attempt that timed out ends it as L{Outcome.TIMEOUT}.
+        """
+        if reason.check(internet_error.TimeoutError):
+            self._carry_out(self._session.timed_out())
+        else:
+            self._carry_out(
+                self._session.connection_lost(describe_failure(reason))
+            )
+
+    def _expire(self) -> None:
+        self._timer = None
+        self._carry_out(self._session.timed_out())
+
+    def _cancel(self, finished: Deferred) -> None:
+        self._carry_out(self._session.abandon("the exchange was abandoned"))
+
+    def _hashed(self, derivation: Derivation, salt: str | None) -> None:
+        if salt is not None:
+            self._learned = (salt, derivation.salted_hash)
+        self._carry_out(self._session.hashed(derivation.response))
+
+    def _hash_failed(self, reason: Failure) -> None:
+        self.log.info(
+            "could not compute the response for {user}: {error}",
+            user=self._account.user,
+            error=reason.type.__name__,
+        )
+        self._carry_out(
+            self._session.hash_failed("could not compute the response")
+        )
+
+    def _carry_out(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self.transport.write(
+                    wire.encode(action.message, self._framing)
+                )
+            elif isinstance(action, ComputeHash):
+                self._derive(
+                    self._account, action.salt, action.rsalt
+                ).addCallbacks(
+                    self._hashed,
+                    self._hash_failed,
+                    callbackArgs=(action.salt,),
+                )
+            elif isinstance(action, Close):
+                if self.transport is not None:
+                    if action.abort:
+                        self.transport.abortConnection()
+                    else:
+                        self.transport.loseConnection()
+            elif isinstance(action, Finish):
+                self._finish(action)
+
+    def _finish(self, finish: Finish) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        learned = (None, None)
+        if finish.outcome is Outcome.ACCEPTED and self._learned is not None:
+            learned = self._learned
+        self._learned = None
+        if not self.finished.called:
+            self.finished.callback(
+                AuthResult(finish.outcome, finish.reason, *learned)
+            )
+
+
+def describe_failure(reason: Failure | None) -> str:
+    """
+    Say why a connection ended or could not be made, in words safe to log:
+    exception types and pin fingerprints, never data from the stream.
+    """
+    if reason is None or reason.check(internet_error.ConnectionDone):
+        return "the server closed the connection"
+    if reason.check(PinMismatch):
+        return f"TLS: {reason.value}"
+    if reason.check(SSL.Error):
+        return "TLS handshake failed"
+    if reason.check(internet_error.ConnectionRefusedError):
+        return "connection refused"
+    if reason.check(internet_error.ConnectionLost):
+        return "the connection was lost"
+    if reason.check(CancelledError):
+        return "the connection attempt was abandoned"
+    return f"connection failed: {reason.type.__name__}"
+
+
+def client_endpoint(
+    reactor,
+    account: Account,
+    timeout: float,
+    tls_trust: IOpenSSLClientConnectionCreator | None = None,
+) -> IStreamClientEndpoint:
+    """
+    The endpoint that reaches C{account}'s server: plain TCP for a legacy
+    account, TLS otherwise.
+
+    @param timeout: seconds allowed for the TCP connection attempt.
+    @param tls_trust: how to check the server's certificate; by default,
+        against the account's pin.
+    @raise ValueError: the account's server address is not an IP address,
+        or a TLS account has no way to check the server's certificate.
+    """
+    address = ipaddress.ip_address(account.server_host)
+    if address.version == 6:
+        tcp = TCP6ClientEndpoint(
+            reactor, account.server_host, account.server_port, timeout
+        )
+    else:
+        tcp = TCP4ClientEndpoint(
+            reactor, account.server_host, account.server_port, timeout
+        )
+    if account.legacy:
+        return tcp
+    if tls_trust is None:
+        if account.pin is None:
+            raise ValueError(
+                "a TLS account needs the server's certificate pin"
+            )
+        tls_trust = pinned_client_creator(account.pin)
+    return wrapClientTLS(tls_trust, tcp)
+
+
+def authenticate(
+    reactor,
+    account: Account,
+    *,
+    timeout: float = 10.0,
+    tls_trust: IOpenSSLClientConnectionCreator | None = None,
+) -> Deferred:
+    """
+    Connect to C{account}'s server and answer its challenge.
+
+    The connection attempt and the exchange each get C{timeout} seconds.
+    The result is logged, without secrets, as
+    C{"authentication for {user} against {server}: {outcome}"}.
+
+    @param reactor: provides TCP, time and a thread pool for crypt.
+    @param tls_trust: how to check the server's certificate; by default,
+        against the account's pin.
+    @return: a L{Deferred} that fires with an L{AuthResult} and never
+        fails; cancelling it abandons the exchange.
+    """
+    server = f"{account.server_host}:{account.server_port}"
+    if account.password is None and account.salted_hash is None:
+        result = succeed(
+            AuthResult(Outcome.ERROR, "the account has no credentials")
+        )
+    else:
+        try:
+            endpoint = client_endpoint(reactor, account, timeout, tls_trust)
+        except ValueError as e:
+            result = succeed(AuthResult(Outcome.ERROR, str(e)))
+        else:
+            result = _run(reactor, endpoint, account, timeout)
+    return result.addCallback(_log_outcome, account.user, server)
+
+
+def _run(reactor, endpoint, account: Account, timeout: float) -> Deferred:
+    def derive(account, salt, rsalt):
+        return deferToThreadPool(
+            reactor,
+            reactor.getThreadPool(),
+            derive_response,
+            account,
+            salt,
+            rsalt,
+        )
+
+    framing = wire.Framing.LEGACY if account.legacy else wire.Framing.FRAMED
+    protocol = ClassicClientProtocol(
+        account, framing, reactor, timeout, derive
+    )
+    attempt = connectProtocol(endpoint, protocol)
+    attempt.addErrback(protocol.connection_failed)
+
+    def stop_connecting(result):
+        # The exchange can end before the connection is made (abandoned):
+        # then the pending attempt must not linger.
+        if not attempt.called:
+            attempt.cancel()
+        return result
+
+    return protocol.finished.addBoth(stop_connecting)
+
+
+def _log_outcome(result: AuthResult, user: str, server: str) -> AuthResult:
+    _log.info(
+        "authentication for {user} against {server}: {outcome}",
+        user=user,
+        server=server,
+        outcome=result.outcome.value,
+        reason=result.reason,
+    )
+    return result

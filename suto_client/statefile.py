@@ -1,0 +1,250 @@
+"""
+The endpoint agent's durable state: its accounts and their credentials.
+
+Everything lives in one JSON document::
+
+    {"version": 1,
+     "accounts": {"alice": {"server_host": "192.0.2.10", "server_port": 2021,
+                            "pin": "<64 hex digits>", "legacy": false,
+                            "password": null, "salt": "$6$...",
+                            "salted_hash": "$6$...$..."}}}
+
+The file holds a password or the salted hash that stands in for it, so it
+must never be readable by anyone else: a file whose mode grants group or
+other access is refused rather than used.  Writes go to a temporary file
+created with mode 0600 in the same directory, which is flushed, synced and
+renamed over the old one, so a crash leaves either the old or the new
+document, never a torn one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+
+from suto_client.tls import normalise_pin
+from suto_server.atomicfile import write_atomically
+
+STATE_VERSION = 1
+"""The layout version written into every file, for future migrations."""
+
+DEFAULT_STATE_PATH = os.path.join("suto-client-data", "client.json")
+"""Where the agent and the command line keep their state unless told."""
+
+DEFAULT_SERVER_PORT = 2021
+"""The TCP port a SUTO server accepts authentication connections on."""
+
+MAX_STATE_BYTES = 1024 * 1024
+"""A state file larger than this is refused instead of being parsed."""
+
+
+class StateFileError(Exception):
+    """
+    The state file could not be read or written: it is unreadable, corrupt,
+    written by a newer version, or too permissive.  The message names the
+    file and never contains a secret.
+    """
+
+
+@dataclass
+class Account:
+    """
+    One account the agent authenticates for.
+
+    @ivar user: the user name the server's hellos carry.
+    @ivar server_host: the server's IP address; hellos are accepted only
+        from it and the agent connects back to it.
+    @ivar server_port: the server's TCP port.
+    @ivar pin: the SHA-256 fingerprint of the server's TLS certificate
+        (lowercase hex, no colons), or L{None} for a legacy account.
+    @ivar legacy: speak the unencrypted SUTO 1.3.2 framing over plain TCP.
+    @ivar password: the plaintext password, kept only until the first
+        successful authentication teaches the agent the salted hash.
+    @ivar salt: the password salt learned from the server.
+    @ivar salted_hash: C{crypt(password, salt)}, all the challenge needs.
+    """
+
+    user: str
+    server_host: str
+    server_port: int = DEFAULT_SERVER_PORT
+    pin: str | None = None
+    legacy: bool = False
+    password: str | None = field(default=None, repr=False)
+    salt: str | None = None
+    salted_hash: str | None = field(default=None, repr=False)
+
+
+@dataclass
+class ClientState:
+    """
+    Everything the agent keeps between runs.
+
+    @ivar accounts: the accounts, keyed by user name.
+    """
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+
+
+def load_state(path: str) -> ClientState:
+    """
+    Read the state file.
+
+    @param path: the file's path.
+    @return: the state; an empty one if the file does not exist yet.
+    @raise StateFileError: the file cannot be read, is group- or
+        world-accessible, is not a valid state document, or was written by
+        a newer version.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return ClientState()
+    except OSError as e:
+        raise StateFileError(f"cannot open {path}: {e.strerror}") from e
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise StateFileError(f"{path} is not a regular file")
+        if mode & 0o077:
+            raise StateFileError(
+                f"{path} is accessible to other users "
+                f"(mode {stat.S_IMODE(mode):04o}); it holds credentials, "
+                f"so it must be mode 0600"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            raw = stream.read(MAX_STATE_BYTES + 1)
+    except OSError as e:
+        raise StateFileError(f"cannot read {path}: {e.strerror}") from e
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_STATE_BYTES:
+        raise StateFileError(f"{path} is larger than {MAX_STATE_BYTES} bytes")
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise StateFileError(f"{path} is not valid JSON") from e
+    try:
+        return _state_from_document(document)
+    except _Invalid as e:
+        raise StateFileError(f"{path} is not a valid state file: {e}") from e
+
+
+def save_state(path: str, state: ClientState) -> None:
+    """
+    Replace the state file atomically, creating its directory (mode 0700)
+    if needed.
+
+    @param path: the file's path.
+    @param state: what to write.
+    @raise StateFileError: the file could not be written; the previous
+        file, if any, is left as it was.
+    """
+    payload = json.dumps(_document_from_state(state), indent=2, sort_keys=True)
+    try:
+        os.makedirs(
+            os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True
+        )
+        write_atomically(path, (payload + "\n").encode("utf-8"))
+    except OSError as e:
+        raise StateFileError(f"cannot write {path}: {e.strerror or e}") from e
+
+
+def _document_from_state(state: ClientState) -> dict:
+    return {
+        "version": STATE_VERSION,
+        "accounts": {
+            user: {
+                "server_host": account.server_host,
+                "server_port": account.server_port,
+                "pin": account.pin,
+                "legacy": account.legacy,
+                "password": account.password,
+                "salt": account.salt,
+                "salted_hash": account.salted_hash,
+            }
+            for user, account in sorted(state.accounts.items())
+        },
+    }
+
+
+class _Invalid(Exception):
+    """A field of the document is missing or of the wrong kind."""
+
+
+def _state_from_document(document: object) -> ClientState:
+    if not isinstance(document, dict):
+        raise _Invalid("the top level is not an object")
+    version = document.get("version")
+    if type(version) is not int:
+        raise _Invalid("no version number")
+    if version > STATE_VERSION:
+        raise _Invalid(
+            f"it has version {version}, written by a newer SUTO client "
+            f"(this one reads version {STATE_VERSION})"
+        )
+    if version < 1:
+        raise _Invalid(f"unknown version {version}")
+    accounts = document.get("accounts")
+    if not isinstance(accounts, dict):
+        raise _Invalid("'accounts' is not an object")
+    return ClientState(
+        {
+            user: _account_from_entry(user, entry)
+            for user, entry in accounts.items()
+        }
+    )
+
+
+def _account_from_entry(user: str, entry: object) -> Account:
+    if not user:
+        raise _Invalid("an account has an empty user name")
+    if not isinstance(entry, dict):
+        raise _Invalid(f"account {user!r} is not an object")
+    host = _field(user, entry, "server_host", str)
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        raise _Invalid(
+            f"account {user!r}: server_host is not an IP address"
+        ) from None
+    port = _field(user, entry, "server_port", int)
+    if not 0 < port < 65536:
+        raise _Invalid(f"account {user!r}: server_port out of range")
+    pin = _optional(user, entry, "pin")
+    if pin is not None:
+        try:
+            pin = normalise_pin(pin)
+        except ValueError:
+            raise _Invalid(
+                f"account {user!r}: pin is not a SHA-256 fingerprint"
+            ) from None
+    return Account(
+        user=user,
+        server_host=host,
+        server_port=port,
+        pin=pin,
+        legacy=_field(user, entry, "legacy", bool),
+        password=_optional(user, entry, "password"),
+        salt=_optional(user, entry, "salt"),
+        salted_hash=_optional(user, entry, "salted_hash"),
+    )
+
+
+def _field(user: str, entry: dict, name: str, kind: type):
+    value = entry.get(name)
+    # type() rather than isinstance(): a JSON true must not pass as a port.
+    if type(value) is not kind:
+        raise _Invalid(f"account {user!r}: {name} is not a {kind.__name__}")
+    return value
+
+
+def _optional(user: str, entry: dict, name: str) -> str | None:
+    value = entry.get(name)
+    if value is None:
+        return None
+    if type(value) is not str or not value:
+        raise _Invalid(f"account {user!r}: {name} is not a non-empty string")
+    return value

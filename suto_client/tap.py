@@ -1,0 +1,77 @@
+"""
+C{twistd suto-client}: command-line options and the agent they describe.
+
+With no options the agent keeps its state in C{suto-client-data/client.json}
+under the working directory, as the server keeps its own in C{suto-data},
+and listens for hellos on UDP port 2020 on every address.  Accounts are
+managed with the C{suto-client account} command.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import IService
+from twisted.python import usage
+
+from suto_client.agent import DEFAULT_HELLO_PORT, Agent
+from suto_client.statefile import DEFAULT_STATE_PATH
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not 0 < number <= 3600:
+        raise ValueError("must be more than 0 and at most 3600")
+    return number
+
+
+_seconds.coerceDoc = "Seconds, more than 0 and at most 3600."
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Run the SUTO endpoint agent: answer hellos from the configured "
+        "servers by authenticating to them.  Add accounts with "
+        "'suto-client account add'."
+    )
+    optParameters = [
+        ["state", "s", DEFAULT_STATE_PATH, "The agent's state file."],
+        [
+            "hello-port",
+            None,
+            DEFAULT_HELLO_PORT,
+            "UDP port to receive hellos on.",
+            int,
+        ],
+        [
+            "hello-interface",
+            None,
+            "",
+            "Local address to receive hellos on (default: all).",
+        ],
+        [
+            "timeout",
+            None,
+            10.0,
+            "Seconds allowed to connect, and then to authenticate.",
+            _seconds,
+        ],
+    ]
+
+    def postOptions(self) -> None:
+        if not 0 < self["hello-port"] < 65536:
+            raise usage.UsageError("--hello-port must be 1-65535")
+
+
+def makeService(options: Options) -> IService:
+    """
+    Assemble the agent from parsed options.
+    """
+    from twisted.internet import reactor
+
+    return Agent(
+        reactor,
+        options["state"],
+        hello_endpoint_port=options["hello-port"],
+        hello_interface=options["hello-interface"],
+        timeout=options["timeout"],
+    )

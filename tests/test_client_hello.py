@@ -1,0 +1,335 @@
+"""
+Tests for L{suto_client.hello}, the filter in front of every
+authentication, and for L{suto_client.agent}, which acts on what it lets
+through.
+"""
+
+import os
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.testing import (
+    EventLoggingObserver,
+    FakeDatagramTransport,
+    MemoryReactorClock,
+)
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_client.agent import Agent
+from suto_client.hello import HelloListener, same_host
+from suto_client.protocol import AuthResult
+from suto_client.session import Outcome
+from suto_client.statefile import Account, ClientState, load_state, save_state
+from suto_server import wire
+
+SERVER = "192.0.2.10"
+ALICE = Account(
+    user="alice", server_host=SERVER, pin="ab" * 32, password="hunter2-secret"
+)
+SALT = "$6$saltsaltsaltsalt$"
+SALTED = SALT + "s" * 86
+
+
+class HelloListenerTests(SynchronousTestCase):
+    def setUp(self):
+        self.accounts = {"alice": ALICE}
+        self.calls = []
+        self.running = None
+        self.listener = HelloListener(lambda: self.accounts, self.on_hello)
+        self.transport = FakeDatagramTransport()
+        self.listener.makeConnection(self.transport)
+
+    def on_hello(self, account, hello):
+        self.calls.append((account, hello))
+        return self.running
+
+    def test_accepted(self):
+        """
+        A well-formed hello for a configured user, from that user's
+        server, starts an authentication for that account, and nothing is
+        sent back over UDP.
+        """
+        self.listener.datagramReceived(b"SUTO_alice@desk+", (SERVER, 40000))
+        self.assertEqual(self.calls, [(ALICE, wire.Hello("alice", "desk"))])
+        self.assertEqual(self.transport.written, [])
+
+    def test_other_spellings(self):
+        """
+        The two other hello spellings of SUTO 1.3.2 are accepted too.
+        """
+        self.listener.datagramReceived(b"SUTO_alice@desk$", (SERVER, 1))
+        self.listener.datagramReceived(b"SUTO_UDP_HELLO_alice", (SERVER, 1))
+        self.assertEqual(
+            [hello.user for _, hello in self.calls], ["alice"] * 2
+        )
+
+    def test_wrong_source(self):
+        """
+        A hello for a configured user from any other address is dropped:
+        answering it would hand the final hash to whoever asked.
+        """
+        self.listener.datagramReceived(b"SUTO_alice@desk+", ("192.0.2.66", 1))
+        self.assertEqual(self.calls, [])
+
+    def test_unknown_user(self):
+        """
+        A hello for a user with no account is dropped.
+        """
+        self.listener.datagramReceived(b"SUTO_mallory@desk+", (SERVER, 1))
+        self.assertEqual(self.calls, [])
+
+    def test_malformed(self):
+        """
+        Datagrams that are not hellos are dropped without an exception.
+        """
+        for datagram in (
+            b"",
+            b"SUTO_alice",
+            b"SUTO_alice@desk",
+            b"SUTO_al ice@desk+",
+            b"\xff\x00",
+            b"SUTO_" + b"a" * 2000 + b"@desk+",
+            b"HELLO_alice@desk+",
+        ):
+            self.listener.datagramReceived(datagram, (SERVER, 1))
+        self.assertEqual(self.calls, [])
+
+    def test_accounts_read_per_hello(self):
+        """
+        The accounts are asked for at every hello, so one added after the
+        listener started is answered.
+        """
+        self.accounts = {}
+        self.listener.datagramReceived(b"SUTO_alice@desk+", (SERVER, 1))
+        self.accounts = {"alice": ALICE}
+        self.listener.datagramReceived(b"SUTO_alice@desk+", (SERVER, 1))
+        self.assertEqual(len(self.calls), 1)
+
+    def test_busy_until_done(self):
+        """
+        While the authentication an accepted hello started is running,
+        further hellos for that user are ignored; once it ends, they are
+        answered again.
+        """
+        self.running = Deferred()
+        self.listener.datagramReceived(b"SUTO_alice@desk+", (SERVER, 1))
+        self.listener.datagramReceived(b"SUTO_alice@desk+", (SERVER, 1))
+        self.assertEqual(len(self.calls), 1)
+        self.running.callback(None)
+        self.listener.datagramReceived(b"SUTO_alice@desk+", (SERVER, 1))
+        self.assertEqual(len(self.calls), 2)
+
+    def test_dropped_hello_logs_no_secret(self):
+        """
+        A dropped hello is logged with the user and source, and without
+        the account's password.
+        """
+        observer = EventLoggingObserver.createWithCleanup(
+            self, globalLogPublisher
+        )
+        self.listener.datagramReceived(b"SUTO_alice@desk+", ("192.0.2.66", 1))
+        self.assertEqual(len(observer), 1)
+        event = observer[0]
+        self.assertEqual(
+            (event["user"], event["source"]), ("alice", "192.0.2.66")
+        )
+        self.assertNotIn("hunter2", repr(event))
+
+
+class SameHostTests(SynchronousTestCase):
+    def test_same_host(self):
+        """
+        Addresses are compared as addresses, so equivalent spellings match
+        and an IPv4 address seen through an IPv6 socket is itself.
+        """
+        self.assertTrue(same_host("192.0.2.10", "192.0.2.10"))
+        self.assertTrue(same_host("::ffff:192.0.2.10", "192.0.2.10"))
+        self.assertTrue(same_host("2001:db8:0::1", "2001:db8::1"))
+        self.assertFalse(same_host("192.0.2.11", "192.0.2.10"))
+        self.assertFalse(same_host("not an address", "192.0.2.10"))
+
+
+class _FakeUDPPort:
+    def __init__(self, interface, port):
+        self.address = IPv4Address("UDP", interface or "0.0.0.0", port)
+        self.listening = True
+
+    def getHost(self):
+        return self.address
+
+    def stopListening(self):
+        self.listening = False
+
+
+class _UDPReactor(MemoryReactorClock):
+    """
+    A memory reactor that also records UDP listeners; port 0 gets 4242.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.udp = []
+
+    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
+        listening = _FakeUDPPort(interface, port or 4242)
+        self.udp.append((listening, protocol))
+        protocol.makeConnection(FakeDatagramTransport())
+        return listening
+
+
+class AgentTests(SynchronousTestCase):
+    def setUp(self):
+        self.path = os.path.join(self.mktemp(), "client.json")
+        save_state(self.path, ClientState({"alice": ALICE}))
+        self.reactor = _UDPReactor()
+        self.attempts = []
+        self.immediate = None
+        self.agent = Agent(
+            self.reactor,
+            self.path,
+            hello_endpoint_port=0,
+            hello_interface="127.0.0.1",
+            timeout=3.0,
+            authenticate=self.authenticate,
+        )
+        self.results = []
+        self.agent.add_observer(
+            lambda user, result: self.results.append((user, result))
+        )
+        self.agent.startService()
+
+    def authenticate(self, reactor, account, *, timeout):
+        if self.immediate is not None:
+            return succeed(self.immediate)
+        running = Deferred(
+            lambda d: d.callback(AuthResult(Outcome.ERROR, "abandoned"))
+        )
+        self.attempts.append((reactor, account, timeout, running))
+        return running
+
+    def hello(self, user="alice", source=SERVER):
+        _, listener = self.reactor.udp[0]
+        listener.datagramReceived(f"SUTO_{user}@desk+".encode(), (source, 1))
+
+    def test_listens(self):
+        """
+        The agent listens for hellos on the configured interface and
+        reports the port it got.
+        """
+        port, _ = self.reactor.udp[0]
+        self.assertEqual(port.address.host, "127.0.0.1")
+        self.assertEqual(self.agent.hello_port, 4242)
+
+    def test_authenticates(self):
+        """
+        An accepted hello runs an authentication of that account with the
+        agent's reactor and timeout, and observers learn its result.
+        """
+        self.hello()
+        [(reactor, account, timeout, running)] = self.attempts
+        self.assertEqual(
+            (reactor, account, timeout), (self.reactor, ALICE, 3.0)
+        )
+        result = AuthResult(Outcome.REJECTED, "refused")
+        running.callback(result)
+        self.assertEqual(self.results, [("alice", result)])
+        self.assertEqual(load_state(self.path).accounts["alice"], ALICE)
+
+    def test_dropped_hello(self):
+        """
+        A hello from elsewhere than the account's server runs nothing.
+        """
+        self.hello(source="192.0.2.66")
+        self.assertEqual(self.attempts, [])
+
+    def test_learns_salted_hash(self):
+        """
+        After an accepted authentication by password, the state file
+        keeps the salt and salted hash instead of the password.
+        """
+        self.hello()
+        self.attempts[0][3].callback(
+            AuthResult(Outcome.ACCEPTED, "", SALT, SALTED)
+        )
+        stored = load_state(self.path).accounts["alice"]
+        self.assertEqual(
+            (stored.password, stored.salt, stored.salted_hash),
+            (None, SALT, SALTED),
+        )
+
+    def test_account_changed_meanwhile(self):
+        """
+        If the account's password was changed while authenticating, the
+        salted hash of the old one is not stored over it.
+        """
+        self.hello()
+        changed = Account(
+            user="alice", server_host=SERVER, pin="ab" * 32, password="new"
+        )
+        save_state(self.path, ClientState({"alice": changed}))
+        self.attempts[0][3].callback(
+            AuthResult(Outcome.ACCEPTED, "", SALT, SALTED)
+        )
+        self.assertEqual(load_state(self.path).accounts["alice"], changed)
+
+    def test_state_reread(self):
+        """
+        An account added to the state file while the agent runs is
+        answered without a restart.
+        """
+        bob = Account(
+            user="bob", server_host=SERVER, legacy=True, password="b"
+        )
+        save_state(self.path, ClientState({"alice": ALICE, "bob": bob}))
+        self.hello("bob")
+        self.assertEqual(self.attempts[0][1], bob)
+
+    def test_corrupt_state(self):
+        """
+        With an unreadable state file, hellos are dropped and the agent
+        keeps running.
+        """
+        observer = EventLoggingObserver.createWithCleanup(
+            self, globalLogPublisher
+        )
+        with open(self.path, "w") as stream:
+            stream.write("{")
+        self.hello()
+        self.assertEqual(self.attempts, [])
+        [event] = [event for event in observer if "error" in event]
+        self.assertIn(self.path, event["error"])
+
+    def test_one_at_a_time(self):
+        """
+        A second hello for an account being authenticated is ignored.
+        """
+        self.hello()
+        self.hello()
+        self.assertEqual(len(self.attempts), 1)
+
+    def test_stop(self):
+        """
+        Stopping the agent stops listening and abandons running
+        authentications, whose results observers still receive.
+        """
+        self.hello()
+        self.agent.stopService()
+        port, _ = self.reactor.udp[0]
+        self.assertFalse(port.listening)
+        self.assertEqual(
+            self.results,
+            [("alice", AuthResult(Outcome.ERROR, "abandoned"))],
+        )
+        self.assertIsNone(self.agent.hello_port)
+
+    def test_immediate_result(self):
+        """
+        An authentication that ends at once (an account without
+        credentials) is reported and leaves the account free.
+        """
+        result = AuthResult(Outcome.ERROR, "the account has no credentials")
+        self.immediate = result
+        self.hello()
+        self.hello()
+        self.assertEqual(self.results, [("alice", result)] * 2)
