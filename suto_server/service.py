@@ -1,0 +1,272 @@
+"""
+Assembly of the SUTO server from its parts.
+
+L{build_server} takes everything it needs as arguments (reactor, store,
+endpoint objects), so tests build a complete server on loopback port 0 with
+a L{task.Clock} or the real reactor and no monkeypatching; C{tap.py} turns
+command-line options into those arguments.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from twisted.application.service import MultiService, Service
+from twisted.cred.portal import Portal
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from suto_server import schemes, wire
+from suto_server.authenticator import Authenticator
+from suto_server.adminapi import admin_site
+from suto_server.checkers import ChainedHashSource, SaltedChallengeChecker
+from suto_server.discovery import HelloService
+from suto_server.hashpool import HashPool
+from suto_server.protocol import ServerFactory
+from suto_server.realm import SutoRealm
+from suto_server.rendezvous import Rendezvous
+from suto_server.tls import TLSConfigurationError
+
+
+class ListeningService(Service):
+    """
+    Listens on one endpoint while running; C{listening} fires with the
+    L{IListeningPort} (tests read the bound port number from it).
+    """
+
+    log = Logger()
+
+    def __init__(self, name: str, endpoint, factory) -> None:
+        self.setName(name)
+        self._endpoint = endpoint
+        self._factory = factory
+        self._port = None
+        self.listening: Deferred = Deferred()
+
+    def startService(self) -> None:
+        super().startService()
+        d = self._endpoint.listen(self._factory)
+
+        def listened(port):
+            self._port = port
+            self.log.info(
+                "{name} listening on {address}",
+                name=self.name,
+                address=port.getHost(),
+            )
+            self.listening.callback(port)
+
+        def failed(failure):
+            self.log.failure("{name} could not listen", failure, name=self.name)
+            self.listening.errback(failure)
+
+        d.addCallbacks(listened, failed)
+
+    @property
+    def address(self):
+        """
+        The bound address while listening, else L{None}.
+        """
+        return None if self._port is None else self._port.getHost()
+
+    def stopService(self):
+        super().stopService()
+        if self._port is not None:
+            port, self._port = self._port, None
+            return port.stopListening()
+
+
+class ReloadOnHangup(Service):
+    """
+    Reload the TLS certificates on SIGHUP, the signal operators (and
+    certificate renewal hooks) already send daemons to re-read files.
+    """
+
+    def __init__(self, reactor, reload) -> None:
+        self._reactor = reactor
+        self._reload = reload
+        self._previous = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._previous = signal.signal(signal.SIGHUP, self._hangup)
+
+    def _hangup(self, signum, frame) -> None:
+        # Signal handlers run between bytecodes; do the work on the reactor.
+        self._reactor.callFromThread(self._reload)
+
+    def stopService(self):
+        super().stopService()
+        signal.signal(signal.SIGHUP, self._previous or signal.SIG_DFL)
+
+
+def _certificate_json(info) -> dict:
+    return {
+        "subject": info.subject,
+        "fingerprint": info.fingerprint,
+        "not_after": info.not_after.isoformat(),
+    }
+
+
+def salt_lookup(source):
+    """
+    Build the session's salt lookup over C{source}: the salt of the user's
+    stored hash, or L{None} when the user has no usable hash.
+    """
+
+    def salt_for(user: str) -> str | None:
+        password_hash = source.hash_for(user)
+        if password_hash is None:
+            return None
+        try:
+            return schemes.salt_of(password_hash)
+        except schemes.UnsupportedScheme:
+            return None
+
+    return salt_for
+
+
+class SutoServer(MultiService):
+    """
+    The running server: hash pool, listeners, hello sender, admin API.
+
+    @ivar rendezvous: pending authentication requests.
+    @ivar authenticator: starts authentications (what the admin API calls).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor,
+        *,
+        store,
+        extra_sources=(),
+        listen=(),
+        legacy_listen=None,
+        admin=None,
+        hostname: str = "suto",
+        hello_port: int = 2020,
+        hello_interface: str = "",
+        auth_timeout: float = 5.0,
+        exchange_timeout: float = 10.0,
+        hash_pool_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self._reactor = reactor
+        self._store = store
+        self._started = None
+        self.hash_pool = HashPool(reactor, size=hash_pool_size)
+        self.hash_pool.setServiceParent(self)
+        source = ChainedHashSource([store, *extra_sources])
+        portal = Portal(
+            SutoRealm(), [SaltedChallengeChecker(source, self.hash_pool)]
+        )
+        self.rendezvous = Rendezvous(reactor, auth_timeout)
+        self.hello = HelloService(reactor, hostname, hello_interface)
+        self.hello.setServiceParent(self)
+        self.authenticator = Authenticator(self.rendezvous, self.hello, source)
+        self.listeners: list[ListeningService] = []
+
+        def factory(framing):
+            return ServerFactory(
+                framing=framing,
+                rendezvous=self.rendezvous,
+                portal=portal,
+                salt_for=salt_lookup(source),
+                make_rsalt=schemes.new_rsalt,
+                clock=reactor,
+                exchange_timeout=exchange_timeout,
+            )
+
+        self._tls = [
+            endpoint.tls
+            for endpoint in listen
+            if getattr(endpoint, "tls", None) is not None
+        ]
+        for endpoint in listen:
+            self._listen("SUTO listener", endpoint, factory(wire.Framing.FRAMED))
+        if legacy_listen is not None:
+            self.log.warn(
+                "the SUTO 1.3.2 legacy listener is on: it is plaintext and "
+                "serves only the classic salted challenge"
+            )
+            self._listen(
+                "SUTO 1.3.2 legacy listener",
+                legacy_listen,
+                factory(wire.Framing.LEGACY),
+            )
+        if admin is not None:
+            self._listen(
+                "admin API",
+                admin,
+                admin_site(
+                    self.authenticator,
+                    hello_port,
+                    self.status,
+                    self.reload_certificates,
+                ),
+            )
+
+    def _listen(self, name: str, endpoint, factory) -> None:
+        service = ListeningService(name, endpoint, factory)
+        service.setServiceParent(self)
+        self.listeners.append(service)
+
+    def startService(self) -> None:
+        self._started = self._reactor.seconds()
+        super().startService()
+
+    def stopService(self):
+        d = super().stopService()
+        d.addBoth(self._close_store)
+        return d
+
+    def _close_store(self, result):
+        self._store.close()
+        return result
+
+    def reload_certificates(self) -> list:
+        """
+        Re-read every TLS listener's key and certificate (after a renewal).
+        Live connections keep the certificate they started with; a listener
+        whose new files are bad keeps its old certificate.
+
+        @return: one dictionary per listener: the new certificate's subject,
+            fingerprint and expiry, or the error that kept the old one.
+        """
+        results = []
+        for tls in self._tls:
+            try:
+                info = tls.reload()
+            except TLSConfigurationError as error:
+                self.log.error(
+                    "certificate reload failed, keeping the old one: {error}",
+                    error=str(error),
+                )
+                results.append({"error": str(error)})
+            else:
+                results.append(_certificate_json(info))
+        return results
+
+    def status(self) -> dict:
+        """
+        What C{suto-admin status} shows.
+        """
+        return {
+            "uptime": self._reactor.seconds() - self._started
+            if self._started is not None
+            else 0.0,
+            "listeners": [
+                {"name": service.name, "address": str(service.address)}
+                for service in self.listeners
+                if service.address is not None
+            ],
+            "certificates": [
+                _certificate_json(tls.certificate_info()) for tls in self._tls
+            ],
+            "pending": [
+                {"user": request.user, "claimed_by": request.claimed_by}
+                for request in self.rendezvous.pending
+            ],
+        }

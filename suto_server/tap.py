@@ -1,0 +1,148 @@
+"""
+C{twistd suto}: command-line options and the service they describe.
+
+With no options at all the server runs on its embedded defaults: a data
+folder C{suto-data} in the working directory holding the SQLite store, a
+self-signed ECDSA certificate made on first start and the admin socket;
+a TLS listener on port 2021; hellos to UDP port 2020.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+
+from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.logger import Logger
+from twisted.python import usage
+
+from suto_server import certificate
+from suto_server.service import ReloadOnHangup, SutoServer
+from suto_server.shadow import ShadowFile
+from suto_server.store.sqlite import SQLiteStore
+from suto_server.tls import server_endpoint
+
+DEFAULT_DATA = "suto-data"
+DATABASE_FILE = "suto.db"
+ADMIN_SOCKET = "admin.sock"
+DEFAULT_PORT = 2021
+
+log = Logger()
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be positive")
+    return number
+
+
+_positive.coerceDoc = "Seconds, greater than zero."
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Run the SUTO authentication server.  With no options it keeps its "
+        "state in ./suto-data and listens with TLS on port 2021."
+    )
+    optParameters = [
+        ["data", "d", DEFAULT_DATA, "Data folder (store, certificate, admin socket)."],
+        ["listen", "l", None,
+         "Endpoint of the TLS listener (default: ssl:2021 with the "
+         "certificate from the data folder)."],
+        ["legacy-listen", None, None,
+         "Endpoint of a plaintext SUTO 1.3.2 listener for legacy peers, "
+         "e.g. tcp:2021 (off unless given)."],
+        ["admin", None, None,
+         "Endpoint of the admin API (default: a UNIX socket in the data folder)."],
+        ["hostname", None, None, "Name sent in hellos (default: this host's name)."],
+        ["hello-port", None, 2020, "UDP port devices listen for hellos on.", int],
+        ["hello-interface", None, "", "Local IPv4 address hellos are sent from."],
+        ["auth-timeout", None, 5.0,
+         "Seconds a device has to connect back after a hello.", _positive],
+        ["exchange-timeout", None, 10.0,
+         "Seconds a connected device may stay silent.", _positive],
+        ["shadow", None, None,
+         "Also accept users from this shadow(5)-format file."],
+        ["hash-threads", None, None,
+         "Threads computing password hashes (default: one per core).", int],
+    ]
+
+    def postOptions(self) -> None:
+        if not 0 < self["hello-port"] < 65536:
+            raise usage.UsageError("--hello-port must be 1-65535")
+        if self["hash-threads"] is not None and self["hash-threads"] < 1:
+            raise usage.UsageError("--hash-threads must be at least 1")
+
+
+def prepare_data_folder(path: str) -> str:
+    """
+    Create the data folder (mode 0700: it holds keys and the admin socket)
+    and return its absolute path.
+    """
+    path = os.path.abspath(path)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def default_listen(data: str, hostname: str) -> str:
+    """
+    The embedded TLS listener: port 2021 with the data folder's generated
+    certificate (made now if missing).
+    """
+    key, cert, created = certificate.ensure_self_signed(
+        data, hostname, datetime.datetime.now(datetime.timezone.utc)
+    )
+    with open(cert, "rb") as handle:
+        info = certificate.describe(handle.read())
+    log.info(
+        "{what} TLS certificate for {subject}, SHA-256 fingerprint "
+        "{fingerprint}, valid until {not_after}",
+        what="generated" if created else "using",
+        subject=info.subject,
+        fingerprint=info.fingerprint,
+        not_after=info.not_after.isoformat(),
+    )
+    return (
+        f"ssl:{DEFAULT_PORT}:privateKey={quoteStringArgument(key)}"
+        f":certKey={quoteStringArgument(cert)}"
+    )
+
+
+def admin_endpoint_description(data: str) -> str:
+    path = quoteStringArgument(os.path.join(data, ADMIN_SOCKET))
+    return f"unix:{path}:mode=600:lockfile=1"
+
+
+def makeService(options: Options) -> SutoServer:
+    from twisted.internet import reactor
+
+    data = prepare_data_folder(options["data"])
+    hostname = options["hostname"] or socket.gethostname()
+    listen = options["listen"] or default_listen(data, hostname)
+    admin = options["admin"] or admin_endpoint_description(data)
+    extra_sources = [ShadowFile(options["shadow"])] if options["shadow"] else []
+    store = SQLiteStore.open(os.path.join(data, DATABASE_FILE))
+    server = SutoServer(
+        reactor,
+        store=store,
+        extra_sources=extra_sources,
+        listen=[server_endpoint(reactor, listen)],
+        legacy_listen=(
+            server_endpoint(reactor, options["legacy-listen"])
+            if options["legacy-listen"]
+            else None
+        ),
+        admin=serverFromString(reactor, admin),
+        hostname=hostname,
+        hello_port=options["hello-port"],
+        hello_interface=options["hello-interface"],
+        auth_timeout=options["auth-timeout"],
+        exchange_timeout=options["exchange-timeout"],
+        hash_pool_size=options["hash-threads"],
+    )
+    ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)
+    return server

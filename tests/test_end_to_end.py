@@ -1,0 +1,229 @@
+"""
+End to end over real loopback sockets: the assembled server (TLS listener,
+legacy listener, admin socket, hello sender) against the endpoint agent,
+the operator's command line, and a raw SUTO 1.3.2 client.
+"""
+
+import datetime
+import io
+import os
+import shutil
+import socket
+import tempfile
+import time
+
+from twisted.internet import defer, reactor, threads
+from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.trial.unittest import TestCase
+
+from suto_client.agent import Agent
+from suto_client.session import Outcome
+from suto_client.statefile import Account, ClientState, load_state, save_state
+from suto_server import admin, certificate, schemes
+from suto_server.discovery import parse_targets
+from suto_server.rendezvous import Verdict
+from suto_server.service import SutoServer
+from suto_server.store.sqlite import SQLiteStore
+
+PASSWORDS = {"alice": "alice's secret", "yves": "yescrypt pw", "bob": "bcrypt pw"}
+SCHEMES = {"alice": ("sha512_crypt", None), "yves": ("yescrypt", None), "bob": ("bcrypt", 4)}
+
+
+class EndToEndTests(TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        # Short absolute path: a UNIX socket path must fit in 108 bytes.
+        self.data = tempfile.mkdtemp(prefix="suto-e2e-")
+        self.addCleanup(shutil.rmtree, self.data, True)
+        self.store = store = SQLiteStore.open(os.path.join(self.data, "suto.db"))
+        for user, (scheme, rounds) in SCHEMES.items():
+            store.add_user(
+                user, schemes.hash_password(PASSWORDS[user], scheme, rounds), time.time()
+            )
+        key, cert, _ = certificate.ensure_self_signed(
+            self.data, "localhost", datetime.datetime.now(datetime.timezone.utc)
+        )
+        with open(cert, "rb") as handle:
+            self.pin = certificate.describe(handle.read()).fingerprint
+        self.server = SutoServer(
+            reactor,
+            store=store,
+            listen=[
+                serverFromString(
+                    reactor,
+                    f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(key)}"
+                    f":certKey={quoteStringArgument(cert)}",
+                )
+            ],
+            legacy_listen=serverFromString(reactor, "tcp:0:interface=127.0.0.1"),
+            admin=serverFromString(
+                reactor,
+                f"unix:{quoteStringArgument(os.path.join(self.data, 'admin.sock'))}:mode=600",
+            ),
+            hostname="suto-test",
+            auth_timeout=10,
+        )
+        self.server.startService()
+        self.addCleanup(self.server.stopService)
+        tls, legacy, admin_port = yield defer.gatherResults(
+            [service.listening for service in self.server.listeners]
+        )
+        self.tls_port = tls.getHost().port
+        self.legacy_port = legacy.getHost().port
+
+        self.state_path = os.path.join(self.data, "client.json")
+        self.write_accounts()
+        self.agent = Agent(
+            reactor, self.state_path, hello_endpoint_port=0, hello_interface="127.0.0.1"
+        )
+        self.agent_results = defer.DeferredQueue()
+        self.agent.add_observer(lambda user, result: self.agent_results.put((user, result)))
+        self.agent.startService()
+        self.addCleanup(self.agent.stopService)
+
+    def write_accounts(self, **overrides):
+        accounts = {}
+        for user in PASSWORDS:
+            fields = dict(
+                user=user,
+                server_host="127.0.0.1",
+                server_port=self.tls_port,
+                pin=self.pin.replace(":", "").lower(),
+                password=PASSWORDS[user],
+            )
+            fields.update(overrides.get(user, {}))
+            accounts[user] = Account(**fields)
+        save_state(self.state_path, ClientState(accounts=accounts))
+
+    def authenticate(self, user):
+        targets = parse_targets(f"127.0.0.1:{self.agent.hello_port}")
+        return self.server.authenticator.authenticate(user, targets)
+
+    @defer.inlineCallbacks
+    def test_sha512_then_cached_salt(self):
+        """
+        A sha512-crypt account authenticates; the agent then keeps only
+        crypt(password, salt), and the next authentication (the RSALT
+        path) succeeds with it.
+        """
+        outcome = yield self.authenticate("alice")
+        self.assertEqual((outcome.verdict, outcome.source), (Verdict.ACCEPTED, "127.0.0.1"))
+        user, result = yield self.agent_results.get()
+        self.assertEqual((user, result.outcome), ("alice", Outcome.ACCEPTED))
+        account = load_state(self.state_path).accounts["alice"]
+        self.assertIsNone(account.password)
+        self.assertTrue(account.salted_hash.startswith("$6$"))
+        outcome = yield self.authenticate("alice")
+        self.assertEqual(outcome.verdict, Verdict.ACCEPTED)
+
+    @defer.inlineCallbacks
+    def test_yescrypt(self):
+        """
+        A yescrypt account (the default on current distributions)
+        authenticates.
+        """
+        outcome = yield self.authenticate("yves")
+        self.assertEqual(outcome.verdict, Verdict.ACCEPTED)
+
+    @defer.inlineCallbacks
+    def test_bcrypt(self):
+        """
+        A bcrypt account authenticates.
+        """
+        outcome = yield self.authenticate("bob")
+        self.assertEqual(outcome.verdict, Verdict.ACCEPTED)
+
+    @defer.inlineCallbacks
+    def test_wrong_password(self):
+        """
+        A device holding the wrong password is rejected, and both sides
+        say so.
+        """
+        self.write_accounts(alice={"password": "guess"})
+        outcome = yield self.authenticate("alice")
+        self.assertEqual(outcome.verdict, Verdict.REJECTED)
+        user, result = yield self.agent_results.get()
+        self.assertEqual((user, result.outcome), ("alice", Outcome.REJECTED))
+        self.assertEqual(load_state(self.state_path).accounts["alice"].password, "guess")
+
+    @defer.inlineCallbacks
+    def test_wrong_pin(self):
+        """
+        A server whose certificate does not match the pinned fingerprint
+        gets no final hash: the agent aborts the handshake.
+        """
+        self.write_accounts(alice={"pin": "00" * 32})
+        outcome = yield self.authenticate("alice")
+        self.assertEqual(outcome.verdict, Verdict.ERROR)
+        user, result = yield self.agent_results.get()
+        self.assertEqual((user, result.outcome), ("alice", Outcome.ERROR))
+        self.assertIn(
+            self.pin.replace(":", "").lower(), result.reason.replace(":", "").lower()
+        )
+
+    @defer.inlineCallbacks
+    def test_suto_admin_auth(self):
+        """
+        C{suto-admin auth} asks the running daemon over its admin socket and
+        exits 0 with one line when the device proves the password.
+        """
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = yield threads.deferToThread(
+            admin.main,
+            [
+                "--data", self.data, "auth", "alice",
+                "--target", f"127.0.0.1:{self.agent.hello_port}", "--timeout", "10",
+            ],
+            stdout=stdout,
+            stderr=stderr,
+        )
+        self.assertEqual((code, stdout.getvalue(), stderr.getvalue()), (0, "alice: accepted from 127.0.0.1\n", ""))
+
+    @defer.inlineCallbacks
+    def test_suto_admin_auth_fails(self):
+        """
+        C{suto-admin auth} exits 1 when nobody answers in time.
+        """
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = yield threads.deferToThread(
+            admin.main,
+            ["--data", self.data, "auth", "alice", "--target", "127.0.0.1:9", "--timeout", "0.5"],
+            stdout=stdout,
+            stderr=stderr,
+        )
+        self.assertEqual(code, 1)
+        self.assertEqual(stdout.getvalue(), "alice: timeout (no device connected in time)\n")
+
+    @defer.inlineCallbacks
+    def test_legacy_bytes(self):
+        """
+        A raw socket speaking exactly what a SUTO 1.3.2 client sends gets
+        exactly the 1.3.2 replies: a 50-byte SALTA, an 11-byte verdict.
+        """
+        # The hello goes to the discard port, so the agent (which also holds
+        # alice) does not race the raw socket to the server.
+        pending = self.server.authenticator.authenticate(
+            "alice", parse_targets("127.0.0.1:9")
+        )
+        stored_salt = schemes.salt_of(self.store.hash_for("alice"))
+
+        def converse():
+            with socket.create_connection(("127.0.0.1", self.legacy_port), timeout=10) as sock:
+                sock.sendall(b"SUTO_C_GET_SALTA")
+                salta = sock.recv(200)
+                salt, rsalt = salta[len(b"SUTO_SALTA_"):].decode().split("_")
+                final = schemes.client_response(PASSWORDS["alice"], salt, rsalt)
+                sock.sendall(b"SUTO_CF_HASH_" + final.encode())
+                verdict = sock.recv(200)
+                closed = sock.recv(200)
+            return salta, salt, rsalt, verdict, closed
+
+        salta, salt, rsalt, verdict, closed = yield threads.deferToThread(converse)
+        self.assertEqual(len(salta), 50)
+        self.assertEqual(salt, stored_salt)
+        self.assertRegex(rsalt, r"^\$6\$[A-Za-z0-9./]{16}$")
+        self.assertEqual((verdict, len(verdict), closed), (b"SUTO_AUTH_1", 11, b""))
+        outcome = yield pending
+        self.assertEqual(outcome.verdict, Verdict.ACCEPTED)

@@ -1,0 +1,412 @@
+"""
+The server's Protocol and Factory over a StringTransport and a task.Clock:
+exact bytes in both framings, every way an exchange can end.
+"""
+
+from twisted.cred.portal import Portal
+from twisted.internet import defer, task
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_server import libxcrypt, schemes, wire
+from suto_server.checkers import SaltedChallengeChecker
+from suto_server.hashpool import HashPoolBusy
+from suto_server.protocol import ServerFactory
+from suto_server.realm import SutoRealm
+from suto_server.rendezvous import Rendezvous, Verdict
+
+PASSWORD = "correct horse"
+STORED = libxcrypt.crypt(PASSWORD, "$6$abcdefghijklmnop")
+SALT = "$6$abcdefghijklmnop"
+RSALT = "$6$ABCDEFGHIJKLMNOP"
+RESPONSE = schemes.client_response(PASSWORD, SALT, RSALT)
+WRONG = schemes.client_response("wrong", SALT, RSALT)
+
+
+class DictSource:
+    "A password hash source over a dict."
+
+    def __init__(self, hashes):
+        self.hashes = hashes
+
+    def hash_for(self, username):
+        return self.hashes.get(username)
+
+
+class ImmediatePool:
+    """
+    Computes hashes synchronously, or holds them back when C{hold} is set,
+    so a test decides when the verdict arrives.
+    """
+
+    def __init__(self):
+        self.hold = False
+        self.busy = False
+        self.held = []
+
+    def crypt(self, phrase, setting):
+        if self.busy:
+            return defer.fail(HashPoolBusy())
+        if self.hold:
+            d = defer.Deferred()
+            self.held.append((d, phrase, setting))
+            return d
+        return defer.succeed(libxcrypt.crypt(phrase, setting))
+
+    def release(self):
+        for d, phrase, setting in self.held:
+            d.callback(libxcrypt.crypt(phrase, setting))
+
+
+class ProtocolTestsMixin:
+    framing = None
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.rendezvous = Rendezvous(self.clock, timeout=5)
+        self.source = DictSource({"alice": STORED})
+        self.pool = ImmediatePool()
+        portal = Portal(SutoRealm(), [SaltedChallengeChecker(self.source, self.pool)])
+        self.factory = ServerFactory(
+            framing=self.framing,
+            rendezvous=self.rendezvous,
+            portal=portal,
+            salt_for=lambda user: (
+                schemes.salt_of(self.source.hash_for(user))
+                if self.source.hash_for(user)
+                else None
+            ),
+            make_rsalt=lambda: RSALT,
+            clock=self.clock,
+            exchange_timeout=10,
+        )
+        self.outcomes = []
+
+    def open_request(self, user="alice", source="127.0.0.1"):
+        request = self.rendezvous.open(user, [source])
+        request.done.addCallback(self.outcomes.append)
+        return request
+
+    def connect(self, source="127.0.0.1"):
+        protocol = self.factory.buildProtocol(None)
+        transport = StringTransport(peerAddress=IPv4Address("TCP", source, 40000))
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def frame(self, *messages):
+        return b"".join(wire.encode(m, self.framing) for m in messages)
+
+    def handshake(self):
+        "The messages a client sends before its request, by framing."
+        if self.framing is wire.Framing.FRAMED:
+            return [wire.Version(wire.PROTOCOL_VERSION)]
+        return []
+
+    def answer_to_handshake(self):
+        return self.frame(*self.handshake())
+
+    def test_salta_path_accepts(self):
+        """
+        A device that asks for both salts and answers with the right final
+        hash gets C{SUTO_AUTH_1}, the connection closes and the request
+        ends accepted with the device's address.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetSaltA()))
+        self.assertEqual(
+            transport.value(),
+            self.answer_to_handshake() + self.frame(wire.SaltA(SALT, RSALT)),
+        )
+        transport.clear()
+        protocol.dataReceived(self.frame(wire.CFHash(RESPONSE)))
+        self.assertEqual(transport.value(), self.frame(wire.Auth(True)))
+        self.assertTrue(transport.disconnecting)
+        [outcome] = self.outcomes
+        self.assertEqual(
+            (outcome.user, outcome.verdict, outcome.source),
+            ("alice", Verdict.ACCEPTED, "127.0.0.1"),
+        )
+
+    def test_rsalt_path_accepts(self):
+        """
+        A device that has the salt asks only for the random salt.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
+        self.assertEqual(
+            transport.value(),
+            self.answer_to_handshake() + self.frame(wire.RSalt(RSALT)),
+        )
+        transport.clear()
+        protocol.dataReceived(self.frame(wire.CFHash(RESPONSE)))
+        self.assertEqual(transport.value(), self.frame(wire.Auth(True)))
+        self.assertEqual(self.outcomes[0].verdict, Verdict.ACCEPTED)
+
+    def test_byte_at_a_time(self):
+        """
+        The exchange works when every byte arrives in its own segment.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        data = self.frame(*self.handshake(), wire.GetRSalt())
+        for index in range(len(data)):
+            protocol.dataReceived(data[index : index + 1])
+        transport.clear()
+        data = self.frame(wire.CFHash(RESPONSE))
+        for index in range(len(data)):
+            protocol.dataReceived(data[index : index + 1])
+        self.assertEqual(transport.value(), self.frame(wire.Auth(True)))
+
+    def test_wrong_password_rejected(self):
+        """
+        A final hash made from another password gets C{SUTO_AUTH_0}.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
+        transport.clear()
+        protocol.dataReceived(self.frame(wire.CFHash(WRONG)))
+        self.assertEqual(transport.value(), self.frame(wire.Auth(False)))
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.outcomes[0].verdict, Verdict.REJECTED)
+
+    def test_user_without_hash_rejected(self):
+        """
+        If the user's hash disappeared after the request was opened,
+        C{SUTO_C_GET_SALTA} gets C{SUTO_AUTH_0} and no salt.
+        """
+        self.open_request(user="bob")
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetSaltA()))
+        self.assertEqual(
+            transport.value(),
+            self.answer_to_handshake() + self.frame(wire.Auth(False)),
+        )
+        self.assertEqual(self.outcomes[0].verdict, Verdict.REJECTED)
+
+    def test_unknown_user_on_rsalt_path_rejected(self):
+        """
+        The RSALT path for a user without a hash ends in C{SUTO_AUTH_0}.
+        """
+        self.open_request(user="bob")
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
+        transport.clear()
+        protocol.dataReceived(self.frame(wire.CFHash(RESPONSE)))
+        self.assertEqual(transport.value(), self.frame(wire.Auth(False)))
+        self.assertEqual(self.outcomes[0].verdict, Verdict.REJECTED)
+
+    def test_no_pending_request_refused(self):
+        """
+        A connection that answers no pending request is closed at once and
+        claims nothing.
+        """
+        self.open_request(source="127.0.0.2")
+        protocol, transport = self.connect(source="127.0.0.1")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.outcomes, [])
+        self.assertIsNone(self.rendezvous.pending[0].claimed_by)
+
+    def test_one_connection_per_request(self):
+        """
+        A second connection from the same address finds the request
+        already claimed and is refused.
+        """
+        self.open_request()
+        self.connect()
+        protocol, transport = self.connect()
+        self.assertTrue(transport.disconnecting)
+
+    def test_timeout(self):
+        """
+        A device that goes silent is dropped after the exchange timeout and
+        the request ends in error.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake()))
+        self.clock.advance(9)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(2)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.outcomes[0].verdict, Verdict.ERROR)
+        self.assertIn("TIMEOUT", self.outcomes[0].reason)
+
+    def test_hash_before_request(self):
+        """
+        A final hash before any salt was sent is out of order.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.CFHash(RESPONSE)))
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.outcomes[0].verdict, Verdict.ERROR)
+        self.assertIn("OUT_OF_ORDER", self.outcomes[0].reason)
+
+    def test_pipelined_message(self):
+        """
+        A message sent while the verdict is being computed breaks lockstep:
+        the exchange ends in error and the late verdict writes nothing.
+        """
+        self.pool.hold = True
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
+        transport.clear()
+        protocol.dataReceived(self.frame(wire.CFHash(RESPONSE), wire.GetRSalt()))
+        self.assertTrue(transport.disconnecting)
+        self.assertIn("PIPELINED", self.outcomes[0].reason)
+        written = transport.value()
+        self.pool.release()
+        self.assertEqual(transport.value(), written)
+
+    def test_garbage(self):
+        """
+        Bytes that are no SUTO message end the exchange with an error, not
+        a traceback.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"\x00\xffGET / HTTP/1.1\r\n\r\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.outcomes[0].verdict, Verdict.ERROR)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_cancelled(self):
+        """
+        C{SUTO_AUTH_CANCELLED} ends the request as cancelled and nothing is
+        answered.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
+        transport.clear()
+        protocol.dataReceived(self.frame(wire.AuthCancelled()))
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.outcomes[0].verdict, Verdict.CANCELLED)
+
+    def test_connection_lost(self):
+        """
+        A device that hangs up mid-exchange ends the request in error.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
+        protocol.connectionLost(None)
+        self.assertEqual(self.outcomes[0].verdict, Verdict.ERROR)
+        self.assertEqual(self.outcomes[0].reason, "connection lost")
+
+    def test_pool_busy(self):
+        """
+        A saturated hash pool refuses with C{SUTO_AUTH_0}, and the request
+        ends in error rather than as a wrong password.
+        """
+        self.pool.busy = True
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
+        transport.clear()
+        protocol.dataReceived(self.frame(wire.CFHash(RESPONSE)))
+        self.assertEqual(transport.value(), self.frame(wire.Auth(False)))
+        self.assertEqual(self.outcomes[0].verdict, Verdict.ERROR)
+
+    def test_no_secret_logged(self):
+        """
+        No log event carries the final hash, the stored hash or the salts
+        in any field.
+        """
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetSaltA()))
+        protocol.dataReceived(self.frame(wire.CFHash(WRONG)))
+        text = repr(events)
+        for secret in (WRONG, STORED, RESPONSE, RSALT):
+            self.assertNotIn(secret, text)
+        self.assertTrue(events)
+
+
+class FramedProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
+    framing = wire.Framing.FRAMED
+
+    def test_refusal_names_reason(self):
+        """
+        On the framed listener a connection with no request is told why.
+        """
+        protocol, transport = self.connect()
+        self.assertEqual(transport.value(), b"SUTO_ERROR_NO_REQUEST\r\n")
+
+    def test_bad_version(self):
+        """
+        A version this server does not speak gets C{SUTO_ERROR_BAD_VERSION}.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"SUTO_VERSION_9\r\n")
+        self.assertEqual(transport.value(), b"SUTO_ERROR_BAD_VERSION\r\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_error_answer(self):
+        """
+        On the framed listener a protocol error is answered with its code.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"SUTO_C_GET_RSALT\r\n")
+        self.assertEqual(transport.value(), b"SUTO_ERROR_OUT_OF_ORDER\r\n")
+
+
+class LegacyProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
+    framing = wire.Framing.LEGACY
+
+    def test_exact_bytes(self):
+        """
+        The legacy listener answers with SUTO 1.3.2's exact lengths: a
+        50-byte SALTA reply for a 16-character SHA-512 salt, an 11-byte
+        verdict.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"SUTO_C_GET_SALTA")
+        reply = transport.value()
+        self.assertEqual(reply, b"SUTO_SALTA_" + SALT.encode() + b"_" + RSALT.encode())
+        self.assertEqual(len(reply), 50)
+        transport.clear()
+        protocol.dataReceived(b"SUTO_CF_HASH_" + RESPONSE.encode())
+        self.assertEqual(transport.value(), b"SUTO_AUTH_1")
+
+    def test_refusal_is_silent(self):
+        """
+        Legacy peers get no unsolicited bytes: a connection with no request
+        is just closed.
+        """
+        protocol, transport = self.connect()
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.disconnecting)
+
+    def test_error_answer(self):
+        """
+        On the legacy listener a protocol error is answered C{SUTO_AUTH_0}.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"SUTO_CF_HASH_" + RESPONSE.encode())
+        self.assertEqual(transport.value(), b"SUTO_AUTH_0")
+
+    def test_trailing_crlf_tolerated(self):
+        """
+        A 1.3.2 client that appends CRLF still authenticates.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"SUTO_C_GET_RSALT\r\n")
+        transport.clear()
+        protocol.dataReceived(b"SUTO_CF_HASH_" + RESPONSE.encode() + b"\r\n")
+        self.assertEqual(transport.value(), b"SUTO_AUTH_1")
