@@ -177,4 +177,5 @@ def admin_site(
     v1.putChild(b"reload", ReloadResource(reload))
     site = server.Site(root)
     site.displayTracebacks = False
+    site.noisy = False
     return site

@@ -172,6 +172,7 @@ class ServerFactory(Factory):
     """
 
     log = Logger()
+    noisy = False
 
     def __init__(
         self,

@@ -19,9 +19,10 @@ from twisted.python import usage
 
 from suto_server import certificate
 from suto_server.service import ReloadOnHangup, SutoServer
-from suto_server.shadow import ShadowFile
+from suto_server.shadow import ShadowFile, ShadowFileError
+from suto_server.store.errors import StoreError
 from suto_server.store.sqlite import SQLiteStore
-from suto_server.tls import server_endpoint
+from suto_server.tls import TLSConfigurationError, server_endpoint
 
 DEFAULT_DATA = "suto-data"
 DATABASE_FILE = "suto.db"
@@ -118,8 +119,20 @@ def admin_endpoint_description(data: str) -> str:
 
 
 def makeService(options: Options) -> SutoServer:
+    """
+    Build the server; a configuration problem (unreadable certificate,
+    corrupt store, bad endpoint, bad shadow file) ends twistd with one
+    clear line instead of a traceback.
+    """
     from twisted.internet import reactor
 
+    try:
+        return _build(reactor, options)
+    except (StoreError, ShadowFileError, TLSConfigurationError, OSError, ValueError) as error:
+        raise SystemExit(f"suto: cannot start: {error}") from None
+
+
+def _build(reactor, options: Options) -> SutoServer:
     data = prepare_data_folder(options["data"])
     hostname = options["hostname"] or socket.gethostname()
     listen = options["listen"] or default_listen(data, hostname)
