@@ -76,3 +76,26 @@ class IUserRecord(Interface):
     scheme = Attribute("The hash scheme name, e.g. C{'sha512_crypt'}.")
     created = Attribute("POSIX time the account was created.")
     updated = Attribute("POSIX time the hash was last set.")
+
+
+class IFingerprintSource(Interface):
+    """
+    One piece of system data that identifies a client machine and rarely
+    changes (a machine ID, a firmware UUID, a network card's burned-in
+    address).  The client hashes what its sources read into its hardware
+    fingerprint; see L{suto_client.fingerprint}.
+    """
+
+    name = Attribute(
+        "A short fixed L{str} naming the source; it is hashed with the "
+        "value, so it must never change."
+    )
+
+    def read():
+        """
+        Read the value on this machine.
+
+        @return: the value as a non-empty L{str}, or L{None} when this
+            machine does not provide it or it cannot be read.  Never
+            raises for an absent or unreadable source.
+        """
