@@ -28,8 +28,20 @@ The bytes travel in one of two framings:
 
   - L{Framing.FRAMED} sends each message as one line ending in CRLF (a bare
     LF is accepted), no longer than C{max_line} bytes, and adds
-    C{SUTO_VERSION_<n>} and C{SUTO_ERROR_<CODE>}.  Each line must hold
-    exactly one message, read with the same layouts.
+    C{SUTO_VERSION_<n>}, C{SUTO_ERROR_<CODE>} and the three enrollment
+    messages, C{SUTO_C_ENROLL_<user>}, C{SUTO_C_ENROLL_DATA_<sealed>} and
+    C{SUTO_ENROLLED_<key_id>_<sealed>}.  Each line must hold exactly one
+    message, read with the same layouts.  Legacy framing never carries
+    these: a 1.3.2 peer cannot enroll, and the legacy decoder reports them
+    as unknown messages.
+
+Sealed fields carry bytes in standard base64 with padding (C{A-Z a-z 0-9
++ / =}, all in the SUTO alphabet), and only in the spelling the encoder
+itself writes: a second spelling of the same bytes (non-zero padding bits,
+misplaced or missing padding) is a bad field, so that every sealed value
+has exactly one wire form.  One tag extends another:
+C{SUTO_C_ENROLL_DATA_} is always read as enrollment data, so a user whose
+name starts with C{DATA_} cannot enroll (see L{can_enroll}).
 
 Either way the result does not depend on how the stream is split into
 chunks.  The buffer of undecoded bytes never outgrows one message: C{max_line}
@@ -49,7 +61,10 @@ L{parse_hello} and L{encode_hello}.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import collections
+import dataclasses
 import enum
 import string
 from dataclasses import dataclass, field
@@ -76,6 +91,10 @@ ERROR_OUT_OF_ORDER = "OUT_OF_ORDER"
 ERROR_PIPELINED = "PIPELINED"
 ERROR_BAD_VERSION = "BAD_VERSION"
 ERROR_TIMEOUT = "TIMEOUT"
+ERROR_BAD_SEAL = "BAD_SEAL"
+ERROR_NO_REQUEST = "NO_REQUEST"         # a classic request answering no pending authentication
+ERROR_WINDOW_CLOSED = "WINDOW_CLOSED"   # the enrollment window closed after SUTO_AUTH_1
+ERROR_BUSY = "BUSY"                     # the response could not be checked right now
 
 
 class ProtocolError(Exception):
@@ -116,6 +135,8 @@ message.
 _DIGITS = string.digits.encode("ascii")
 _LETTERS_DIGITS = string.ascii_letters.encode("ascii") + _DIGITS
 _CRYPT64 = _LETTERS_DIGITS + b"./"
+_BASE64 = _LETTERS_DIGITS + b"+/="
+_HEX = _DIGITS + b"abcdef"
 
 # Every byte any SUTO message may contain; anything else (control bytes,
 # spaces, non-ASCII) is reported as BAD_CHARACTER wherever it appears.
@@ -175,10 +196,25 @@ class _Field:
         """
         if type(value) is not self.kind:
             return False
-        raw = str(value).encode("ascii", "replace")
+        raw = self.to_text(value).encode("ascii", "replace")
         return self.min_length <= len(raw) <= self.max_length and all(
             self.allows(index, byte) for index, byte in enumerate(raw)
         )
+
+    def to_text(self, value: object) -> str:
+        """
+        The field's text for C{value}, a value this field accepts.
+        """
+        return str(value)
+
+    def from_text(self, text: str) -> object:
+        """
+        The value that C{text}, which the grammar has already measured,
+        stands for.
+
+        @raise ProtocolError: C{text} fits the grammar but spells no value.
+        """
+        return self.kind(text)
 
     def measure(
         self, data: bytes, start: int, bounded: bool, final: bool
@@ -215,6 +251,66 @@ class _Field:
         return end
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Base64Field(_Field):
+    """
+    A field of bytes, spelled in standard base64 with padding.
+
+    The grammar bounds the text; the byte count, which the text's length
+    alone does not fix, is checked by L{accepts} when the message is built.
+
+    @ivar min_bytes: the fewest bytes the field may carry.
+    @ivar max_bytes: the most bytes the field may carry.
+    """
+
+    min_bytes: int
+    max_bytes: int
+
+    def accepts(self, value: object) -> bool:
+        return (
+            type(value) is bytes
+            and self.min_bytes <= len(value) <= self.max_bytes
+        )
+
+    def to_text(self, value: object) -> str:
+        return base64.b64encode(value).decode("ascii")
+
+    def from_text(self, text: str) -> bytes:
+        """
+        Decode C{text}, accepting only the spelling L{to_text} writes, so
+        that no value has two wire forms.
+
+        @raise ProtocolError: with L{ERROR_BAD_FIELD}, C{text} is not
+            canonical base64.
+        """
+        try:
+            value = base64.b64decode(text, validate=True)
+        except binascii.Error:
+            value = None
+        if value is None or self.to_text(value) != text:
+            raise ProtocolError(
+                ERROR_BAD_FIELD, f"{self.name} is not canonical base64"
+            )
+        return value
+
+
+def _base64_field(name: str, min_bytes: int, max_bytes: int) -> _Base64Field:
+    """
+    A L{_Base64Field} whose text is as long as its byte bounds allow: four
+    characters for every three bytes or part of them.
+    """
+    return _Base64Field(
+        name,
+        (),
+        _BASE64,
+        -(-min_bytes // 3) * 4,
+        -(-max_bytes // 3) * 4,
+        bytes,
+        min_bytes=min_bytes,
+        max_bytes=max_bytes,
+    )
+
+
 _USER = _Field(
     "user", (_LETTERS_DIGITS + b"._",), _LETTERS_DIGITS + b"._-", 0, 63
 )
@@ -229,6 +325,14 @@ _VERSION = _Field("version", (_DIGITS[1:],), _DIGITS, 0, 2, int)
 _CODE = _Field(
     "code", (), string.ascii_uppercase.encode("ascii") + _DIGITS + b"_", 1, 32
 )
+_KEY_ID = _Field("key_id", (), _HEX, 32, 32)
+# A 64-byte plaintext (fingerprint hash and random bytes) and its 16-byte
+# tag.
+_ENROLL_DATA = _base64_field("sealed", 80, 80)
+# The sealed key id: its 32 ASCII digits and a 16-byte tag (48 bytes), with
+# room for a longer id or a shorter confirmation.
+_ENROLLED = _base64_field("sealed", 16, 64)
+_ENROLL_DATA_USER_PREFIX = "DATA_"
 
 
 def _require(value: object, grammar: _Field) -> None:
@@ -246,6 +350,19 @@ def is_valid_user(name: object) -> bool:
     use this one rule, so no account can exist that no peer could ask for.
     """
     return _USER.accepts(name)
+
+
+def can_enroll(name: object) -> bool:
+    """
+    Can C{name} travel as the user of C{SUTO_C_ENROLL_<user>}?  It must be
+    a valid user (L{is_valid_user}) that does not start with C{DATA_}, as
+    C{SUTO_C_ENROLL_DATA_} begins the enrollment data.  Whoever opens an
+    enrollment window checks this, so that no window waits for a user who
+    cannot answer it.
+    """
+    return is_valid_user(name) and not name.startswith(
+        _ENROLL_DATA_USER_PREFIX
+    )
 
 
 class HelloForm(enum.Enum):
@@ -386,6 +503,74 @@ class Error:
         _require(self.code, _CODE)
 
 
+class _SealedRepr:
+    """
+    Shows the length of a message's C{sealed} bytes in C{repr()}, never the
+    bytes: sealed data can be checked offline against a guessed password,
+    as a final hash can, so logging a message must not copy it.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{item.name}=<{len(value)} bytes>"
+            if item.name == "sealed"
+            else f"{item.name}={value!r}"
+            for item in dataclasses.fields(self)
+            for value in [getattr(self, item.name)]
+        )
+        return f"{type(self).__name__}({shown})"
+
+
+@dataclass(frozen=True, slots=True)
+class Enroll:
+    """
+    C{SUTO_C_ENROLL_<user>}: the client asks to enroll C{user} through the
+    enrollment window open for it.  The user follows the hello grammar but
+    may not start with C{DATA_} (see L{can_enroll}).
+    """
+
+    user: str
+
+    def __post_init__(self) -> None:
+        if not can_enroll(self.user):
+            raise ProtocolError(ERROR_BAD_FIELD, "invalid user to enroll")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class EnrollData(_SealedRepr):
+    """
+    C{SUTO_C_ENROLL_DATA_<sealed>}: the client's hashed hardware
+    fingerprint and 32 random bytes, sealed under the password secret:
+    exactly 80 bytes, 108 characters of base64.
+    """
+
+    sealed: bytes
+
+    def __post_init__(self) -> None:
+        _require(self.sealed, _ENROLL_DATA)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Enrolled(_SealedRepr):
+    """
+    C{SUTO_ENROLLED_<key_id>_<sealed>}: the server committed the profile;
+    C{sealed} is the key id sealed under the first key, which proves to
+    the client that both sides derived the same key.
+
+    @ivar key_id: 32 lower-case hexadecimal digits.
+    @ivar sealed: 16 to 64 bytes.
+    """
+
+    key_id: str
+    sealed: bytes
+
+    def __post_init__(self) -> None:
+        _require(self.key_id, _KEY_ID)
+        _require(self.sealed, _ENROLLED)
+
+
 Message = (
     GetSaltA
     | GetRSalt
@@ -396,6 +581,9 @@ Message = (
     | AuthCancelled
     | Version
     | Error
+    | Enroll
+    | EnrollData
+    | Enrolled
 )
 
 
@@ -424,7 +612,7 @@ class _Layout:
         return self.tag + b"".join(
             part
             if isinstance(part, bytes)
-            else str(getattr(message, part.name)).encode("ascii")
+            else part.to_text(getattr(message, part.name)).encode("ascii")
             for part in self.parts
         )
 
@@ -462,7 +650,7 @@ class _Layout:
                 if end is NEED_DATA:
                     return NEED_DATA
                 text = data[position:end].decode("ascii")
-                values[part.name] = part.kind(text)
+                values[part.name] = part.from_text(text)
                 position = end
         if final and position < len(data):
             raise _reject(
@@ -473,7 +661,9 @@ class _Layout:
         return self.kind(**self.constants, **values), position
 
 
-# Tags are prefix-free, so at most one layout can match a given input.
+# Legacy tags are prefix-free, so at most one of them can match a given
+# input; among framed tags, SUTO_C_ENROLL_DATA_ extends SUTO_C_ENROLL_, and
+# _read_message reads the longer.
 _LEGACY_LAYOUTS = (
     _Layout(b"SUTO_C_GET_SALTA", GetSaltA),
     _Layout(b"SUTO_C_GET_RSALT", GetRSalt),
@@ -490,6 +680,9 @@ _LAYOUTS = {
     + (
         _Layout(b"SUTO_VERSION_", Version, (_VERSION,)),
         _Layout(b"SUTO_ERROR_", Error, (_CODE,)),
+        _Layout(b"SUTO_C_ENROLL_", Enroll, (_USER,)),
+        _Layout(b"SUTO_C_ENROLL_DATA_", EnrollData, (_ENROLL_DATA,)),
+        _Layout(b"SUTO_ENROLLED_", Enrolled, (_KEY_ID, b"_", _ENROLLED)),
     ),
 }
 _LONGEST_TAG = max(len(layout.tag) for layout in _LAYOUTS[Framing.FRAMED])
@@ -516,9 +709,12 @@ def _read_message(
     @raise ProtocolError: no message starts there.
     """
     layouts = _LAYOUTS[framing]
-    for layout in layouts:
-        if data.startswith(layout.tag, start):
-            return layout.read(data, start, final)
+    matches = [
+        layout for layout in layouts if data.startswith(layout.tag, start)
+    ]
+    if matches:
+        longest = max(matches, key=lambda layout: len(layout.tag))
+        return longest.read(data, start, final)
     # Only the first bytes can matter now; copying them keeps this cheap
     # however much follows.
     head = data[start : start + _LONGEST_TAG]
@@ -535,7 +731,8 @@ def encode(message: Message, framing: Framing) -> bytes:
     The bytes that send C{message} on a TCP connection.
 
     @raise ValueError: C{message} is not a message this framing can carry
-        (a L{Hello}, or L{Version} and L{Error} in legacy framing).
+        (a L{Hello}, or in legacy framing L{Version}, L{Error} and the
+        enrollment messages).
     """
     for layout in _LAYOUTS[framing]:
         if layout.describes(message):

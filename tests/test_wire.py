@@ -18,6 +18,9 @@ from suto_server.wire import (
     AuthCancelled,
     CFHash,
     Decoder,
+    Enroll,
+    EnrollData,
+    Enrolled,
     Error,
     Framing,
     GetRSalt,
@@ -28,6 +31,7 @@ from suto_server.wire import (
     RSalt,
     SaltA,
     Version,
+    can_enroll,
     encode,
     encode_hello,
     parse_hello,
@@ -39,6 +43,11 @@ FRAMED = Framing.FRAMED
 SALT = "$6$abcdefghijklmnop"
 RSALT = "$6$ABCDEFGHIJKLMNOP"
 HASH = RSALT + "$" + "x" * 86
+KEY_ID = "0123456789abcdef" * 2
+# Bytes whose base64 uses every character class: 0xfbefbe is "++++" and
+# 0xffffff is "////".
+SEALED_DATA = b"\xfb\xef\xbe" * 13 + b"\xff" * 39 + bytes(2)
+CONFIRMATION = bytes(range(48))
 
 # One of every TCP message type, with realistic field values.
 LEGACY_EXAMPLES = [
@@ -58,6 +67,14 @@ FRAMED_EXAMPLES = LEGACY_EXAMPLES + [
     Version(wire.PROTOCOL_VERSION),
     Version(999),
     Error(wire.ERROR_TOO_LONG),
+    Error(wire.ERROR_BAD_SEAL),
+    Enroll("bob"),
+    Enroll("DATA"),
+    Enroll("data_bob"),
+    EnrollData(SEALED_DATA),
+    Enrolled(KEY_ID, CONFIRMATION),
+    Enrolled(KEY_ID, bytes(16)),
+    Enrolled(KEY_ID, bytes(64)),
 ]
 
 # Strategies that generate only valid field values.
@@ -76,6 +93,7 @@ users = st.builds(
     st.text(_ALNUM + "._-", max_size=63),
 )
 hosts = st.text(_ALNUM + ".-", min_size=1, max_size=253)
+key_ids = st.text("0123456789abcdef", min_size=32, max_size=32)
 legacy_messages = st.one_of(
     st.just(GetSaltA()),
     st.just(GetRSalt()),
@@ -92,6 +110,9 @@ framed_messages = st.one_of(
         Error,
         st.text(string.ascii_uppercase + string.digits + "_", min_size=1, max_size=32),
     ),
+    st.builds(Enroll, users.filter(can_enroll)),
+    st.builds(EnrollData, st.binary(min_size=80, max_size=80)),
+    st.builds(Enrolled, key_ids, st.binary(min_size=16, max_size=64)),
 )
 hellos = st.one_of(
     st.builds(Hello, users, hosts, st.sampled_from([HelloForm.PLUS, HelloForm.DOLLAR])),
@@ -223,10 +244,17 @@ class EncodeTests(SynchronousTestCase):
 
     def test_framed_only_messages_in_legacy(self):
         """
-        L{Version} and L{Error} do not exist in legacy framing.
+        L{Version}, L{Error} and the enrollment messages do not exist in
+        legacy framing.
         """
-        self.assertRaises(ValueError, encode, Version(2), LEGACY)
-        self.assertRaises(ValueError, encode, Error("TIMEOUT"), LEGACY)
+        for message in [
+            Version(2),
+            Error("TIMEOUT"),
+            Enroll("bob"),
+            EnrollData(SEALED_DATA),
+            Enrolled(KEY_ID, CONFIRMATION),
+        ]:
+            self.assertRaises(ValueError, encode, message, LEGACY)
 
     def test_hello_is_not_a_tcp_message(self):
         """
@@ -386,10 +414,19 @@ class LegacyDecoderTests(ErrorAssertionsMixin, SynchronousTestCase):
 
     def test_framed_only_messages_are_unknown(self):
         """
-        C{SUTO_VERSION_} and C{SUTO_ERROR_} are not legacy messages.
+        C{SUTO_VERSION_}, C{SUTO_ERROR_} and the enrollment messages are not
+        legacy messages.
         """
         self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, LEGACY, b"SUTO_VERSION_2")
         self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, LEGACY, b"SUTO_ERROR_X")
+        for message in [
+            Enroll("bob"),
+            EnrollData(SEALED_DATA),
+            Enrolled(KEY_ID, CONFIRMATION),
+        ]:
+            self.assert_stream_error(
+                wire.ERROR_UNKNOWN_MESSAGE, LEGACY, encode(message, FRAMED)
+            )
 
     def test_hello_is_unknown_on_tcp(self):
         """
@@ -669,6 +706,251 @@ class FramedDecoderTests(ErrorAssertionsMixin, SynchronousTestCase):
         self.assert_protocol_error(wire.ERROR_TOO_LONG, decoder.receive_data, b"_")
 
 
+class EnrollmentBytesTests(SynchronousTestCase):
+    """
+    The enrollment messages are byte-exact framed lines, their sealed
+    fields in standard base64 with padding.
+    """
+
+    def test_enroll(self):
+        """
+        C{SUTO_C_ENROLL_<user>} names the user as a hello does.
+        """
+        self.assertEqual(encode(Enroll("bob"), FRAMED), b"SUTO_C_ENROLL_bob\r\n")
+
+    def test_enroll_data_is_127_bytes(self):
+        """
+        80 sealed bytes travel as 108 base64 characters, C{+} and C{/}
+        included, making a 127-byte line before its CRLF.
+        """
+        data = encode(EnrollData(SEALED_DATA), FRAMED)
+        self.assertEqual(
+            data,
+            b"SUTO_C_ENROLL_DATA_" + b"+" * 52 + b"/" * 52 + b"AAA=\r\n",
+        )
+        self.assertEqual(len(data), 127 + 2)
+
+    def test_enrolled(self):
+        """
+        C{SUTO_ENROLLED_<key_id>_<sealed>}: the key id, an underscore and
+        the sealed bytes, padded with C{==} when their length calls for it.
+        """
+        self.assertEqual(
+            encode(Enrolled(KEY_ID, bytes(16)), FRAMED),
+            b"SUTO_ENROLLED_" + KEY_ID.encode() + b"_" + b"A" * 22 + b"==\r\n",
+        )
+
+    def test_decodes_to_the_same_bytes(self):
+        """
+        The decoder turns the base64 back into exactly the bytes sealed.
+        """
+        [data, enrolled] = decode_chunks(
+            FRAMED,
+            [
+                encode(EnrollData(SEALED_DATA), FRAMED),
+                encode(Enrolled(KEY_ID, CONFIRMATION), FRAMED),
+            ],
+        )
+        self.assertEqual(data.sealed, SEALED_DATA)
+        self.assertEqual(enrolled.key_id, KEY_ID)
+        self.assertEqual(enrolled.sealed, CONFIRMATION)
+
+    def test_repr_hides_the_sealed_bytes(self):
+        """
+        C{repr()} shows how many bytes are sealed, never the bytes nor
+        their base64, so that logging a message copies nothing that could
+        be checked against a guessed password.
+        """
+        sealed = b"S" * 80
+        cases = [
+            (EnrollData(sealed), "EnrollData(sealed=<80 bytes>)"),
+            (
+                Enrolled(KEY_ID, sealed[:48]),
+                f"Enrolled(key_id={KEY_ID!r}, sealed=<48 bytes>)",
+            ),
+        ]
+        for message, expected in cases:
+            self.assertEqual(repr(message), expected)
+            self.assertNotIn("SSS", repr(message))
+            self.assertNotIn("U1NT", repr(message))
+
+
+class SealedFieldTests(ErrorAssertionsMixin, SynchronousTestCase):
+    """
+    Sealed fields accept only the canonical base64 of a value of the right
+    size; everything else is a bad field, or too long when it has more
+    base64 characters than the largest value needs.
+    """
+
+    def assert_enroll_data_error(self, code, text):
+        self.assert_stream_error(
+            code, FRAMED, b"SUTO_C_ENROLL_DATA_" + text + b"\r\n"
+        )
+
+    def assert_enrolled_error(self, code, text, key_id=KEY_ID.encode()):
+        self.assert_stream_error(
+            code, FRAMED, b"SUTO_ENROLLED_" + key_id + b"_" + text + b"\r\n"
+        )
+
+    def test_non_canonical_padding_bits(self):
+        """
+        Base64 whose unused bits before the padding are not zero spells the
+        same bytes a second way, and is rejected.
+        """
+        self.assert_enroll_data_error(wire.ERROR_BAD_FIELD, b"A" * 106 + b"B=")
+        self.assert_enrolled_error(wire.ERROR_BAD_FIELD, b"A" * 21 + b"B==")
+
+    def test_misplaced_or_missing_padding(self):
+        """
+        Padding must be present, at the end, and as long as the length of
+        the value requires.
+        """
+        for text in [
+            b"A" * 107,
+            b"A" * 105 + b"=A=",
+            b"A" * 50 + b"==" + b"A" * 56,
+            b"=" + b"A" * 107,
+            b"A" * 104 + b"A===",
+        ]:
+            self.assert_enroll_data_error(wire.ERROR_BAD_FIELD, text)
+        self.assert_enrolled_error(wire.ERROR_BAD_FIELD, b"A" * 22)
+        self.assert_enrolled_error(wire.ERROR_BAD_FIELD, b"A" * 22 + b"=")
+
+    def test_wrong_number_of_bytes(self):
+        """
+        Well-formed base64 of a value of the wrong size is rejected: 79 or
+        81 bytes of enrollment data, a confirmation under 16 or over 64
+        bytes.
+        """
+        self.assert_enroll_data_error(wire.ERROR_BAD_FIELD, b"A" * 106 + b"==")
+        self.assert_enroll_data_error(wire.ERROR_BAD_FIELD, b"A" * 108)
+        self.assert_enroll_data_error(wire.ERROR_BAD_FIELD, b"A" * 104)
+        self.assert_enroll_data_error(wire.ERROR_TOO_LONG, b"A" * 112)
+        self.assert_enroll_data_error(wire.ERROR_BAD_FIELD, b"")
+        self.assert_enrolled_error(wire.ERROR_BAD_FIELD, b"A" * 20)
+        self.assert_enrolled_error(wire.ERROR_BAD_FIELD, b"A" * 87 + b"=")
+        self.assert_enrolled_error(wire.ERROR_BAD_FIELD, b"A" * 88)
+        self.assert_enrolled_error(wire.ERROR_TOO_LONG, b"A" * 92)
+
+    def test_characters_outside_base64(self):
+        """
+        The URL-safe alphabet's C{-} and C{_}, and other SUTO characters,
+        are bad fields; bytes outside the SUTO alphabet are bad characters.
+        """
+        for bad in [b"-", b"_", b".", b"$", b"@"]:
+            self.assert_enroll_data_error(
+                wire.ERROR_BAD_FIELD, b"A" * 50 + bad + b"A" * 53 + b"AAA="
+            )
+        for bad in [b"!", b" ", b"\x00", b"\xe9"]:
+            self.assert_enroll_data_error(
+                wire.ERROR_BAD_CHARACTER, b"A" * 50 + bad + b"A" * 53 + b"AAA="
+            )
+            self.assert_enrolled_error(
+                wire.ERROR_BAD_CHARACTER, b"A" * 10 + bad + b"A" * 11 + b"=="
+            )
+
+    def test_key_id(self):
+        """
+        The key id is exactly 32 lower-case hexadecimal digits, followed by
+        an underscore.
+        """
+        sealed = b"A" * 22 + b"=="
+        for key_id in [
+            KEY_ID.upper().encode(),
+            KEY_ID[:-1].encode(),
+            KEY_ID[:-1].encode() + b"g",
+            b"",
+        ]:
+            self.assert_enrolled_error(wire.ERROR_BAD_FIELD, sealed, key_id)
+        self.assert_enrolled_error(
+            wire.ERROR_TOO_LONG, sealed, KEY_ID.encode() + b"0"
+        )
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD,
+            FRAMED,
+            b"SUTO_ENROLLED_" + KEY_ID.encode() + sealed + b"\r\n",
+        )
+
+    def test_input_is_not_echoed(self):
+        """
+        A rejected sealed field does not appear in the error.
+        """
+        decoder = Decoder(FRAMED)
+        error = self.assertRaises(
+            ProtocolError,
+            decoder.receive_data,
+            b"SUTO_C_ENROLL_DATA_" + b"SECRET" * 18 + b"\r\n",
+        )
+        self.assertEqual(error.code, wire.ERROR_BAD_FIELD)
+        self.assertNotIn("SECRET", str(error))
+        self.assertNotIn("SECRET", repr(error))
+
+
+class EnrollPrefixTests(ErrorAssertionsMixin, SynchronousTestCase):
+    """
+    C{SUTO_C_ENROLL_DATA_} extends C{SUTO_C_ENROLL_}; the longer tag always
+    wins, so users whose names start with C{DATA_} cannot enroll.
+    """
+
+    def test_data_tag_wins(self):
+        """
+        A line that starts with C{SUTO_C_ENROLL_DATA_} is enrollment data,
+        even when the rest would be a valid user name: C{DATA_x} is read as
+        one base64 character, far too short.
+        """
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD, FRAMED, b"SUTO_C_ENROLL_DATA_x\r\n"
+        )
+        self.assertEqual(
+            decode_chunks(FRAMED, [encode(EnrollData(SEALED_DATA), FRAMED)]),
+            [EnrollData(SEALED_DATA)],
+        )
+
+    def test_data_user_cannot_be_built(self):
+        """
+        C{Enroll("DATA_x")}, which could never be read back, cannot be
+        built, so no peer can send it.
+        """
+        self.assert_protocol_error(wire.ERROR_BAD_FIELD, Enroll, "DATA_x")
+
+    def test_similar_users_enroll(self):
+        """
+        Only the exact prefix C{DATA_} is reserved: C{DATA}, C{data_x} and
+        C{DATAx} are users like any other.
+        """
+        for user in ["DATA", "data_x", "DATAx", "xDATA_"]:
+            line = b"SUTO_C_ENROLL_" + user.encode() + b"\r\n"
+            self.assertEqual(encode(Enroll(user), FRAMED), line)
+            self.assertEqual(decode_chunks(FRAMED, [line]), [Enroll(user)])
+
+    def test_can_enroll(self):
+        """
+        L{can_enroll} is the hello user grammar without the C{DATA_}
+        prefix, and refuses anything that is not a string.
+        """
+        for name in ["bob", "DATA", "data_x", "a" * 64]:
+            self.assertTrue(can_enroll(name), name)
+        for name in ["DATA_x", "DATA_", "-bob", "", "a" * 65, b"bob", None]:
+            self.assertFalse(can_enroll(name), name)
+
+    def test_enroll_user_grammar(self):
+        """
+        The user of C{SUTO_C_ENROLL_} follows the hello grammar.
+        """
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD, FRAMED, b"SUTO_C_ENROLL_-bob\r\n"
+        )
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD, FRAMED, b"SUTO_C_ENROLL_\r\n"
+        )
+        self.assert_stream_error(
+            wire.ERROR_TOO_LONG, FRAMED, b"SUTO_C_ENROLL_" + b"b" * 65 + b"\r\n"
+        )
+        self.assert_stream_error(
+            wire.ERROR_UNKNOWN_MESSAGE, FRAMED, b"SUTO_C_ENROLL\r\n"
+        )
+
+
 class DeadDecoderTests(ErrorAssertionsMixin, SynchronousTestCase):
     """
     After an error a decoder never recovers.
@@ -765,6 +1047,23 @@ class MessageValidationTests(ErrorAssertionsMixin, SynchronousTestCase):
             (Error, "lower"),
             (Error, ""),
             (Error, "A" * 33),
+            (Enroll, "DATA_x"),
+            (Enroll, "DATA_"),
+            (Enroll, "-bob"),
+            (Enroll, ""),
+            (Enroll, "b" * 65),
+            (Enroll, b"bob"),
+            (EnrollData, bytes(79)),
+            (EnrollData, bytes(81)),
+            (EnrollData, bytearray(80)),
+            (EnrollData, "A" * 108),
+            (Enrolled, KEY_ID.upper(), CONFIRMATION),
+            (Enrolled, KEY_ID[:-1], CONFIRMATION),
+            (Enrolled, KEY_ID + "0", CONFIRMATION),
+            (Enrolled, KEY_ID[:-1] + "g", CONFIRMATION),
+            (Enrolled, KEY_ID, bytes(15)),
+            (Enrolled, KEY_ID, bytes(65)),
+            (Enrolled, KEY_ID, None),
             (Hello, "-bob", "desk"),
             (Hello, "bob@x", "desk"),
             (Hello, "", "desk"),
