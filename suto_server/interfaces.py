@@ -99,3 +99,104 @@ class IFingerprintSource(Interface):
             machine does not provide it or it cannot be read.  Never
             raises for an absent or unreadable source.
         """
+
+
+class IEnrollmentStore(Interface):
+    """
+    Where enrollment state survives a restart: the open enrollment windows,
+    the enrolled profiles and the audit log.  Implementations: SQLite (the
+    embedded default) and in-memory (tests); one shared test suite runs
+    against both.  Every method that takes a user name raises L{ValueError}
+    for one the wire could not carry, and every method that takes a record
+    raises L{ValueError} for one with a field of the wrong type or out of
+    bounds; nothing is written then.
+    """
+
+    def open_window(window):
+        """
+        Open an enrollment window, replacing any the user already had (a
+        reopened window starts again with its own password, deadline and
+        attempt count).
+
+        @param window: a L{suto_server.store.records.EnrollmentWindow}.
+        """
+
+    def get_window(username):
+        """
+        @return: the user's open
+            L{suto_server.store.records.EnrollmentWindow}, or L{None}.
+            Expiry is not checked here: the store does not read the clock.
+        """
+
+    def list_windows():
+        """
+        @return: a L{list} of every open
+            L{suto_server.store.records.EnrollmentWindow}, sorted by name.
+        """
+
+    def record_failed_attempt(username):
+        """
+        Count one failed attempt on the user's window.
+
+        @return: the new number of failed attempts.
+        @raise suto_server.store.errors.UnknownWindow: no window is open
+            for the user.
+        """
+
+    def close_window(username):
+        """
+        Close the user's window without enrolling anyone.
+
+        @return: L{True} if a window was open and is now closed, L{False}
+            if there was none.
+        """
+
+    def complete_enrollment(profile):
+        """
+        Use up the user's window and store the profile, in one transaction:
+        afterwards either the window is gone and the profile stored, or
+        nothing changed.  A window is thus used at most once.
+
+        @param profile: a L{suto_server.store.records.Profile}.
+        @raise suto_server.store.errors.UnknownWindow: no window is open
+            for the user (expired and closed, used, or never opened).
+        @raise suto_server.store.errors.ProfileExists: the user already has
+            a profile and the window was not opened to replace it; the
+            window stays open.
+        """
+
+    def get_profile(username):
+        """
+        @return: the user's L{suto_server.store.records.Profile}, or
+            L{None}.
+        """
+
+    def list_profiles():
+        """
+        @return: a L{list} of every L{suto_server.store.records.Profile},
+            sorted by name.
+        """
+
+    def remove_profile(username):
+        """
+        Forget the user's profile; its key is dead from then on.
+
+        @return: L{True} if there was a profile, L{False} otherwise.
+        """
+
+    def append_audit(event):
+        """
+        Add an event to the audit log.
+
+        @param event: a L{suto_server.store.records.AuditEvent}.
+        """
+
+    def audit_events(since=None):
+        """
+        @param since: if given, a POSIX time: only events at or after it
+            are returned (at, so that polling with the time of the last
+            event seen loses nothing logged in the same instant).
+        @return: a L{list} of L{suto_server.store.records.AuditEvent},
+            oldest first; events of the same time in the order they were
+            appended.
+        """

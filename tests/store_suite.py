@@ -1,18 +1,37 @@
 """
-One test suite for every L{IUserStore} implementation.
+One test suite for every L{IUserStore} and L{IEnrollmentStore}
+implementation.
 
-A test module mixes L{UserStoreTestsMixin} into a trial test case and
-defines C{make_store}; every implementation then answers to the same
-tests, so they cannot drift apart.
+A test module mixes L{UserStoreTestsMixin} and L{EnrollmentStoreTestsMixin}
+each into a trial test case of its own and defines C{make_store}; every
+implementation then answers to the same tests, so they cannot drift apart.
 """
+
+from dataclasses import replace
 
 from passlib.hash import sha512_crypt
 from zope.interface.verify import verifyObject
 
-from suto_server.interfaces import IUserRecord, IUserStore
+from suto_server.interfaces import IEnrollmentStore, IUserRecord, IUserStore
 from suto_server.schemes import UnsupportedScheme
-from suto_server.store.errors import StoreError, UnknownUser, UserExists
-from suto_server.store.records import UserRecord
+from suto_server.store.errors import (
+    ProfileExists,
+    StoreError,
+    UnknownUser,
+    UnknownWindow,
+    UserExists,
+)
+from suto_server.store.records import (
+    MAX_NAME,
+    MAX_NETWORKS,
+    MAX_REASON,
+    MAX_SEALED_KEY,
+    MAX_TIME,
+    AuditEvent,
+    EnrollmentWindow,
+    Profile,
+    UserRecord,
+)
 
 # Real hashes, made once: hashing is slow and the tests only store them.
 _SHA512 = sha512_crypt.using(rounds=5000)
@@ -276,6 +295,584 @@ class UserStoreTestsMixin:
             "list_users": store.list_users,
             "hash_for": lambda: store.hash_for("alice"),
             "close": store.close,
+        }
+        self.assertEqual(
+            _accepted(StoreError, lambda method: calls[method](), calls), []
+        )
+
+
+WINDOW = EnrollmentWindow(
+    username="alice",
+    otp_hash=HASH,
+    networks=("10.2.3.0/24", "2001:db8:9::/64"),
+    location_name="lab-east",
+    opened_at=1000.0,
+    deadline=1900.0,
+    attempts=0,
+    max_attempts=5,
+    replace=False,
+)
+
+PROFILE = Profile(
+    username="alice",
+    fingerprint_hash=bytes(range(32)),
+    key_sealed=bytes(range(100, 160)),
+    key_id="0123456789abcdef" * 2,
+    generation=0,
+    enrolled_at=1200.5,
+    location="10.2.3.17",
+    location_name="lab-east",
+)
+
+# Each differs from WINDOW in one field the store must refuse.
+BAD_WINDOWS = [
+    replace(WINDOW, username="-alice"),
+    replace(WINDOW, username=None),
+    replace(WINDOW, otp_hash="plain"),
+    replace(WINDOW, otp_hash="!" + HASH),
+    replace(WINDOW, otp_hash=None),
+    replace(WINDOW, networks=()),
+    replace(WINDOW, networks=["10.2.3.0/24"]),
+    replace(WINDOW, networks=("10.2.3.0/24",) * (MAX_NETWORKS + 1)),
+    replace(WINDOW, networks=("10.2.3.0/24,10.9.0.0/24",)),
+    replace(WINDOW, networks=("10.2.3.7/24",)),
+    replace(WINDOW, networks=("10.2.3.0/255.255.255.0",)),
+    replace(WINDOW, networks=("2001:DB8:9::/64",)),
+    replace(WINDOW, networks=("lab-east",)),
+    replace(WINDOW, networks=("",)),
+    replace(WINDOW, networks=(None,)),
+    replace(WINDOW, location_name=""),
+    replace(WINDOW, location_name="x" * (MAX_NAME + 1)),
+    replace(WINDOW, location_name="lab\neast"),
+    replace(WINDOW, location_name=7),
+    replace(WINDOW, opened_at="1000"),
+    replace(WINDOW, opened_at=float("nan")),
+    replace(WINDOW, opened_at=-1.0),
+    replace(WINDOW, deadline=float("inf")),
+    replace(WINDOW, deadline=MAX_TIME + 1),
+    replace(WINDOW, deadline=True),
+    replace(WINDOW, deadline=999.0),
+    replace(WINDOW, attempts=-1),
+    replace(WINDOW, attempts=1.0),
+    replace(WINDOW, attempts=2**63),
+    replace(WINDOW, max_attempts=0),
+    replace(WINDOW, max_attempts=None),
+    replace(WINDOW, replace=1),
+    replace(WINDOW, replace=None),
+    PROFILE,
+    None,
+]
+
+# Each differs from PROFILE in one field the store must refuse.
+BAD_PROFILES = [
+    replace(PROFILE, username="al ice"),
+    replace(PROFILE, fingerprint_hash=bytes(31)),
+    replace(PROFILE, fingerprint_hash=bytes(33)),
+    replace(PROFILE, fingerprint_hash=bytearray(32)),
+    replace(PROFILE, fingerprint_hash="0" * 32),
+    replace(PROFILE, key_sealed=b""),
+    replace(PROFILE, key_sealed=bytes(MAX_SEALED_KEY + 1)),
+    replace(PROFILE, key_sealed=None),
+    replace(PROFILE, key_id="0123456789ABCDEF" * 2),
+    replace(PROFILE, key_id="0123456789abcdef"),
+    replace(PROFILE, key_id="0123456789abcdef" * 2 + "\n"),
+    replace(PROFILE, key_id=b"0123456789abcdef" * 2),
+    replace(PROFILE, generation=-1),
+    replace(PROFILE, generation=False),
+    replace(PROFILE, generation=2**63),
+    replace(PROFILE, enrolled_at=None),
+    replace(PROFILE, enrolled_at=float("-inf")),
+    replace(PROFILE, location="lab-east"),
+    replace(PROFILE, location="10.2.3.0/24"),
+    replace(PROFILE, location=None),
+    replace(PROFILE, location_name=""),
+    replace(PROFILE, location_name="\x00"),
+    WINDOW,
+    None,
+]
+
+AUDIT = AuditEvent(
+    time=1000.0,
+    event="enrollment_failed",
+    username="alice",
+    source="10.2.3.17",
+    reason="wrong_location",
+)
+
+BAD_AUDIT_EVENTS = [
+    replace(AUDIT, time=None),
+    replace(AUDIT, time=float("nan")),
+    replace(AUDIT, time=-0.5),
+    replace(AUDIT, event=""),
+    replace(AUDIT, event="Enrollment failed"),
+    replace(AUDIT, event="e" * 65),
+    replace(AUDIT, event=None),
+    replace(AUDIT, username="al/ice"),
+    replace(AUDIT, username=b"alice"),
+    replace(AUDIT, source=""),
+    replace(AUDIT, source="x" * (MAX_NAME + 1)),
+    replace(AUDIT, source="10.2.3.17\r\nforged"),
+    replace(AUDIT, source=17),
+    replace(AUDIT, reason=None),
+    replace(AUDIT, reason="r" * (MAX_REASON + 1)),
+    replace(AUDIT, reason="ok\nenrolled alice"),
+    PROFILE,
+    None,
+]
+
+
+def _window(username, **changes):
+    """
+    @return: L{WINDOW} for C{username}, with C{changes}.
+    """
+    return replace(WINDOW, username=username, **changes)
+
+
+def _profile(username, **changes):
+    """
+    @return: L{PROFILE} for C{username}, with C{changes}.
+    """
+    return replace(PROFILE, username=username, **changes)
+
+
+class EnrollmentStoreTestsMixin:
+    """
+    Tests of L{IEnrollmentStore} behaviour.  Mix into a trial C{TestCase}
+    that defines C{make_store()}, returning a new, empty, open store.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.store = self.make_store()
+        self.addCleanup(self.store.close)
+
+    def assert_unchanged(self, windows, profiles, events=()):
+        """
+        The store holds exactly C{windows}, C{profiles} and audit C{events}.
+        """
+        self.assertEqual(
+            (
+                self.store.list_windows(),
+                self.store.list_profiles(),
+                self.store.audit_events(),
+            ),
+            (list(windows), list(profiles), list(events)),
+        )
+
+    def test_provides_interface(self):
+        """
+        The store provides L{IEnrollmentStore} completely.
+        """
+        self.assertTrue(verifyObject(IEnrollmentStore, self.store))
+
+    def test_empty(self):
+        """
+        A new store has no windows, no profiles and an empty audit log.
+        """
+        self.assertIsNone(self.store.get_window("alice"))
+        self.assertIsNone(self.store.get_profile("alice"))
+        self.assert_unchanged([], [])
+
+    def test_open_window(self):
+        """
+        An opened window is given back field for field by C{get_window} and
+        C{list_windows}; its networks come back as the same tuple.
+        """
+        self.store.open_window(WINDOW)
+        window = self.store.get_window("alice")
+        self.assertEqual(window, WINDOW)
+        self.assertEqual(window.networks, ("10.2.3.0/24", "2001:db8:9::/64"))
+        self.assertEqual(self.store.list_windows(), [WINDOW])
+
+    def test_window_edge_values(self):
+        """
+        A window with one network, no location name, the most networks
+        allowed, opened and closing at the ends of the time range, with
+        C{replace} set, is kept as it was given.
+        """
+        windows = [
+            _window(
+                "a",
+                networks=("127.0.0.1/32",),
+                location_name=None,
+                opened_at=0,
+                deadline=0,
+            ),
+            _window(
+                "b",
+                networks=tuple(f"10.{i}.0.0/16" for i in range(MAX_NETWORKS)),
+                location_name="x" * MAX_NAME,
+                opened_at=0.25,
+                deadline=MAX_TIME,
+                max_attempts=1,
+                replace=True,
+            ),
+            _window("c", networks=("::/0",), attempts=7, max_attempts=7),
+        ]
+        for window in windows:
+            self.store.open_window(window)
+        self.assertEqual(self.store.list_windows(), windows)
+        self.assertEqual(self.store.get_window("b"), windows[1])
+
+    def test_window_hides_password_hash(self):
+        """
+        A window as listed does not show its one-time password's hash when
+        printed or logged.
+        """
+        self.store.open_window(WINDOW)
+        self.assertNotIn(HASH, repr(self.store.list_windows()))
+        self.assertEqual(self.store.get_window("alice").otp_hash, HASH)
+
+    def test_reopen_window(self):
+        """
+        Opening a window for a user who has one replaces it whole: the new
+        password, deadline and attempt count hold, and there is still one
+        window.
+        """
+        self.store.open_window(WINDOW)
+        self.store.record_failed_attempt("alice")
+        reopened = replace(
+            WINDOW, otp_hash=OTHER_HASH, opened_at=2000.0, deadline=2600.0
+        )
+        self.store.open_window(reopened)
+        self.assertEqual(self.store.list_windows(), [reopened])
+
+    def test_list_windows_sorted(self):
+        """
+        C{list_windows} returns the windows sorted by name, by code point,
+        whatever the order they were opened in.
+        """
+        for name in ["carol", "alice", "Zed", "bob", "_x"]:
+            self.store.open_window(_window(name))
+        self.assertEqual(
+            [window.username for window in self.store.list_windows()],
+            ["Zed", "_x", "alice", "bob", "carol"],
+        )
+
+    def test_record_failed_attempt(self):
+        """
+        Each failed attempt adds one to the window's count and returns the
+        new count; other windows are not touched.
+        """
+        self.store.open_window(WINDOW)
+        self.store.open_window(_window("bob"))
+        self.assertEqual(
+            [self.store.record_failed_attempt("alice") for _ in range(3)],
+            [1, 2, 3],
+        )
+        self.assertEqual(
+            self.store.list_windows(),
+            [replace(WINDOW, attempts=3), _window("bob")],
+        )
+
+    def test_record_failed_attempt_unknown_window(self):
+        """
+        Counting a failed attempt for a user without a window raises
+        L{UnknownWindow} and opens none.
+        """
+        self.store.open_window(WINDOW)
+        self.assertRaises(
+            UnknownWindow, self.store.record_failed_attempt, "bob"
+        )
+        self.assert_unchanged([WINDOW], [])
+
+    def test_close_window(self):
+        """
+        C{close_window} removes the user's window and says so; closing it
+        again finds nothing.  Other windows and profiles stay.
+        """
+        self.store.open_window(WINDOW)
+        self.store.open_window(_window("bob"))
+        self.store.open_window(_window("carol"))
+        self.store.complete_enrollment(_profile("carol"))
+        self.assertTrue(self.store.close_window("alice"))
+        self.assertFalse(self.store.close_window("alice"))
+        self.assertIsNone(self.store.get_window("alice"))
+        self.assert_unchanged([_window("bob")], [_profile("carol")])
+
+    def test_complete_enrollment(self):
+        """
+        Completing an enrollment stores the profile, field for field, and
+        closes the window; other windows stay.
+        """
+        self.store.open_window(WINDOW)
+        self.store.open_window(_window("bob"))
+        self.store.complete_enrollment(PROFILE)
+        self.assertEqual(self.store.get_profile("alice"), PROFILE)
+        self.assertIsNone(self.store.get_window("alice"))
+        self.assert_unchanged([_window("bob")], [PROFILE])
+
+    def test_profile_hides_secrets(self):
+        """
+        A profile as listed does not show its fingerprint hash or its
+        sealed key when printed or logged.
+        """
+        self.store.open_window(WINDOW)
+        self.store.complete_enrollment(PROFILE)
+        shown = repr(self.store.list_profiles())
+        self.assertIn(PROFILE.key_id, shown)
+        for secret in [PROFILE.fingerprint_hash, PROFILE.key_sealed]:
+            self.assertNotIn(repr(secret), shown)
+            self.assertNotIn(secret.hex(), shown)
+
+    def test_profile_edge_values(self):
+        """
+        Profiles with no location name, an IPv6 location, a late
+        generation and the largest sealed key allowed are kept as given.
+        """
+        profiles = [
+            _profile("a", location_name=None, enrolled_at=0),
+            _profile(
+                "b",
+                location="2001:db8:9::17",
+                generation=2**63 - 1,
+                key_sealed=bytes(MAX_SEALED_KEY),
+                enrolled_at=MAX_TIME,
+            ),
+            _profile("c", key_sealed=b"\x00", fingerprint_hash=bytes(32)),
+        ]
+        for profile in profiles:
+            self.store.open_window(_window(profile.username))
+            self.store.complete_enrollment(profile)
+        self.assert_unchanged([], profiles)
+
+    def test_window_used_once(self):
+        """
+        A window can be completed once: completing it again raises
+        L{UnknownWindow} and leaves the first profile.
+        """
+        self.store.open_window(replace(WINDOW, replace=True))
+        self.store.complete_enrollment(PROFILE)
+        other = replace(PROFILE, key_id="f" * 32)
+        self.assertRaises(
+            UnknownWindow, self.store.complete_enrollment, other
+        )
+        self.assert_unchanged([], [PROFILE])
+
+    def test_complete_without_window(self):
+        """
+        Completing an enrollment for a user without a window raises
+        L{UnknownWindow} and stores nothing, even while another user's
+        window is open.
+        """
+        self.store.open_window(_window("bob"))
+        self.assertRaises(
+            UnknownWindow, self.store.complete_enrollment, PROFILE
+        )
+        self.assert_unchanged([_window("bob")], [])
+
+    def test_complete_existing_profile(self):
+        """
+        Completing a window that was not opened to replace the user's
+        existing profile raises L{ProfileExists}; the old profile and the
+        window (with its attempt count) both stay as they were.
+        """
+        self.store.open_window(WINDOW)
+        self.store.complete_enrollment(PROFILE)
+        window = replace(WINDOW, deadline=5000.0)
+        self.store.open_window(window)
+        self.store.record_failed_attempt("alice")
+        newer = replace(PROFILE, key_id="f" * 32, enrolled_at=3000.0)
+        self.assertRaises(
+            ProfileExists, self.store.complete_enrollment, newer
+        )
+        self.assert_unchanged([replace(window, attempts=1)], [PROFILE])
+
+    def test_complete_replacing_profile(self):
+        """
+        Completing a window opened with C{replace} replaces the user's
+        existing profile, and closes the window.
+        """
+        self.store.open_window(WINDOW)
+        self.store.complete_enrollment(PROFILE)
+        self.store.open_window(replace(WINDOW, replace=True))
+        newer = replace(
+            PROFILE,
+            fingerprint_hash=bytes(32),
+            key_sealed=b"new",
+            key_id="f" * 32,
+            enrolled_at=3000.0,
+            location="10.2.3.18",
+            location_name=None,
+        )
+        self.store.complete_enrollment(newer)
+        self.assert_unchanged([], [newer])
+
+    def test_replacing_window_without_profile(self):
+        """
+        A window opened with C{replace} for a user who has no profile
+        simply enrolls them.
+        """
+        self.store.open_window(replace(WINDOW, replace=True))
+        self.store.complete_enrollment(PROFILE)
+        self.assert_unchanged([], [PROFILE])
+
+    def test_profiles_are_not_accounts(self):
+        """
+        Enrollment needs no password account, and removing an account of
+        the same name leaves the profile.
+        """
+        self.store.open_window(WINDOW)
+        self.store.complete_enrollment(PROFILE)
+        self.assertIsNone(self.store.hash_for("alice"))
+        self.store.add_user("alice", HASH, 1000.0)
+        self.store.remove_user("alice")
+        self.assertEqual(self.store.get_profile("alice"), PROFILE)
+
+    def test_list_profiles_sorted(self):
+        """
+        C{list_profiles} returns the profiles sorted by name.
+        """
+        for name in ["carol", "alice", "Zed", "bob"]:
+            self.store.open_window(_window(name))
+            self.store.complete_enrollment(_profile(name))
+        self.assertEqual(
+            [profile.username for profile in self.store.list_profiles()],
+            ["Zed", "alice", "bob", "carol"],
+        )
+
+    def test_remove_profile(self):
+        """
+        C{remove_profile} forgets the user's profile and says so; removing
+        it again finds nothing.  Other profiles stay, and the user can
+        enroll again without C{replace}.
+        """
+        for name in ["alice", "bob"]:
+            self.store.open_window(_window(name))
+            self.store.complete_enrollment(_profile(name))
+        self.assertTrue(self.store.remove_profile("alice"))
+        self.assertFalse(self.store.remove_profile("alice"))
+        self.assertIsNone(self.store.get_profile("alice"))
+        self.assertEqual(self.store.list_profiles(), [_profile("bob")])
+        self.store.open_window(WINDOW)
+        self.store.complete_enrollment(PROFILE)
+        self.assertEqual(self.store.get_profile("alice"), PROFILE)
+
+    def test_audit(self):
+        """
+        Audit events come back field for field, oldest first; events of
+        the same time keep the order they were appended in, whatever the
+        order of their times.
+        """
+        events = [
+            AuditEvent(30.0, "enrolled", "alice", "10.2.3.17", "key id f"),
+            AuditEvent(10.0, "enrollment_failed", "bob", None, "no_window"),
+            AuditEvent(20.0, "b_second", None, "::1", ""),
+            AuditEvent(20.0, "a_third", "carol", None, "x" * MAX_REASON),
+            AuditEvent(20.0, "c_fourth", None, None, "r"),
+            AuditEvent(0, "first", None, None, "at the epoch"),
+        ]
+        for event in events:
+            self.store.append_audit(event)
+        self.assertEqual(
+            self.store.audit_events(),
+            [events[5], events[1], events[2], events[3], events[4], events[0]],
+        )
+
+    def test_audit_since(self):
+        """
+        C{audit_events(since)} returns the events at or after C{since},
+        oldest first.
+        """
+        events = [replace(AUDIT, time=float(time)) for time in [3, 1, 2, 2]]
+        for event in events:
+            self.store.append_audit(event)
+        self.assertEqual(
+            [event.time for event in self.store.audit_events(since=2)],
+            [2.0, 2.0, 3.0],
+        )
+        self.assertEqual(self.store.audit_events(since=3.5), [])
+        self.assertEqual(len(self.store.audit_events(since=0)), 4)
+
+    def test_audit_bad_since(self):
+        """
+        A C{since} that is not a time raises L{ValueError}.
+        """
+        self.store.append_audit(AUDIT)
+        for since in ["1000", float("nan"), -1, True, b"0"]:
+            self.assertRaises(ValueError, self.store.audit_events, since)
+
+    def test_bad_windows(self):
+        """
+        Opening a window with a field of the wrong type or out of bounds
+        (or something that is not a window) raises L{ValueError} and
+        changes nothing, even for a user who has a window already.
+        """
+        self.store.open_window(WINDOW)
+        self.assertEqual(
+            _accepted(ValueError, self.store.open_window, BAD_WINDOWS), []
+        )
+        self.assert_unchanged([WINDOW], [])
+
+    def test_bad_profiles(self):
+        """
+        Completing an enrollment with a profile with a field of the wrong
+        type or out of bounds (or something that is not a profile) raises
+        L{ValueError} and leaves the window open.
+        """
+        self.store.open_window(WINDOW)
+        self.assertEqual(
+            _accepted(
+                ValueError, self.store.complete_enrollment, BAD_PROFILES
+            ),
+            [],
+        )
+        self.assert_unchanged([WINDOW], [])
+
+    def test_bad_audit_events(self):
+        """
+        Appending an audit event with a field of the wrong type or out of
+        bounds (or something that is not an event) raises L{ValueError}
+        and appends nothing.
+        """
+        self.assertEqual(
+            _accepted(ValueError, self.store.append_audit, BAD_AUDIT_EVENTS),
+            [],
+        )
+        self.assert_unchanged([], [])
+
+    def test_bad_names(self):
+        """
+        Every method that takes a name raises L{ValueError} for one the
+        wire could not carry (or that is not a L{str}).
+        """
+        self.store.open_window(WINDOW)
+        calls = {
+            "get_window": self.store.get_window,
+            "record_failed_attempt": self.store.record_failed_attempt,
+            "close_window": self.store.close_window,
+            "get_profile": self.store.get_profile,
+            "remove_profile": self.store.remove_profile,
+        }
+        for method, call in calls.items():
+            self.assertEqual(
+                (method, _accepted(ValueError, call, BAD_NAMES)), (method, [])
+            )
+        self.assert_unchanged([WINDOW], [])
+
+    def test_closed(self):
+        """
+        After C{close}, every enrollment method raises L{StoreError}.
+        """
+        store = self.make_store()
+        store.open_window(WINDOW)
+        store.close()
+        calls = {
+            "open_window": lambda: store.open_window(_window("bob")),
+            "get_window": lambda: store.get_window("alice"),
+            "list_windows": store.list_windows,
+            "record_failed_attempt": lambda: store.record_failed_attempt(
+                "alice"
+            ),
+            "close_window": lambda: store.close_window("alice"),
+            "complete_enrollment": lambda: store.complete_enrollment(
+                PROFILE
+            ),
+            "get_profile": lambda: store.get_profile("alice"),
+            "list_profiles": store.list_profiles,
+            "remove_profile": lambda: store.remove_profile("alice"),
+            "append_audit": lambda: store.append_audit(AUDIT),
+            "audit_events": store.audit_events,
         }
         self.assertEqual(
             _accepted(StoreError, lambda method: calls[method](), calls), []

@@ -5,12 +5,23 @@ Tests for L{suto_server.store.memory}.
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.store.memory import MemoryStore
-from tests.store_suite import UserStoreTestsMixin
+from tests.store_suite import EnrollmentStoreTestsMixin, UserStoreTestsMixin
 
 
 class MemoryStoreTests(UserStoreTestsMixin, SynchronousTestCase):
     """
-    The shared store suite, run against L{MemoryStore}.
+    The shared account store suite, run against L{MemoryStore}.
+    """
+
+    def make_store(self):
+        return MemoryStore()
+
+
+class MemoryEnrollmentStoreTests(
+    EnrollmentStoreTestsMixin, SynchronousTestCase
+):
+    """
+    The shared enrollment store suite, run against L{MemoryStore}.
     """
 
     def make_store(self):

@@ -1,12 +1,15 @@
 """
-Tests for L{suto_server.store.sqlite}: the shared store suite, and the life
-of the database file (creation, reopening, corruption, versions, upgrades).
+Tests for L{suto_server.store.sqlite}: the shared store suites, and the
+life of the database file (creation, reopening, corruption, versions,
+upgrades).
 """
 
 import os
 import re
+import shutil
 import sqlite3
 import stat
+from dataclasses import replace
 
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
@@ -18,11 +21,20 @@ from suto_server.store.errors import (
     StoreError,
 )
 from suto_server.store.sqlite import SCHEMA_VERSION, SQLiteStore
-from tests.store_suite import HASH, OTHER_HASH, UserStoreTestsMixin
-
-_SHIPPED_V1 = os.path.join(
-    os.path.dirname(store_sqlite.__file__), "schema", "v1.sql"
+from tests.store_suite import (
+    AUDIT,
+    HASH,
+    OTHER_HASH,
+    PROFILE,
+    WINDOW,
+    EnrollmentStoreTestsMixin,
+    UserStoreTestsMixin,
 )
+
+_SHIPPED_SCHEMA_DIR = os.path.join(
+    os.path.dirname(store_sqlite.__file__), "schema"
+)
+_SHIPPED_V1 = os.path.join(_SHIPPED_SCHEMA_DIR, "v1.sql")
 
 # Later schema versions for the upgrade tests, each one step on from the
 # one before; step 3 depends on step 2, so the steps must run in order.
@@ -91,15 +103,105 @@ def _read_bytes(path):
         return f.read()
 
 
+def _new_store(case):
+    """
+    @param case: the running test.
+    @return: a L{SQLiteStore} on a new file in a folder of its own.
+    """
+    directory = case.mktemp()
+    os.mkdir(directory)
+    return SQLiteStore.open(os.path.join(directory, "suto.db"))
+
+
 class SQLiteStoreTests(UserStoreTestsMixin, SynchronousTestCase):
     """
-    The shared store suite, run against L{SQLiteStore}.
+    The shared account store suite, run against L{SQLiteStore}.
     """
 
     def make_store(self):
-        directory = self.mktemp()
-        os.mkdir(directory)
-        return SQLiteStore.open(os.path.join(directory, "suto.db"))
+        return _new_store(self)
+
+
+class SQLiteEnrollmentStoreTests(
+    EnrollmentStoreTestsMixin, SynchronousTestCase
+):
+    """
+    The shared enrollment store suite, run against L{SQLiteStore}, and
+    what only a database can get wrong.
+    """
+
+    def make_store(self):
+        return _new_store(self)
+
+    def test_complete_enrollment_is_one_transaction(self):
+        """
+        When storing the profile fails after the window was deleted (here a
+        trigger stands for a full disk), L{StoreError} is raised and the
+        window deletion is rolled back with it: the window is still open
+        and no profile is stored.  The store works on afterwards.
+        """
+        self.store.open_window(WINDOW)
+        self.store._connection.execute(
+            "CREATE TEMP TRIGGER fail BEFORE INSERT ON profiles"
+            " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+        self.assertRaises(
+            StoreError, self.store.complete_enrollment, PROFILE
+        )
+        self.assertEqual(self.store.list_windows(), [WINDOW])
+        self.assertEqual(self.store.list_profiles(), [])
+        self.store._connection.execute("DROP TRIGGER fail")
+        self.store.complete_enrollment(PROFILE)
+        self.assertEqual(self.store.list_profiles(), [PROFILE])
+        self.assertEqual(self.store.list_windows(), [])
+
+    def test_replacing_is_one_transaction(self):
+        """
+        When storing the replacement profile fails, the old profile, which
+        was deleted first in the same transaction, is back, and so is the
+        window.
+        """
+        self.store.open_window(WINDOW)
+        self.store.complete_enrollment(PROFILE)
+        window = replace(WINDOW, replace=True)
+        self.store.open_window(window)
+        self.store._connection.execute(
+            "CREATE TEMP TRIGGER fail BEFORE INSERT ON profiles"
+            " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+        self.assertRaises(
+            StoreError,
+            self.store.complete_enrollment,
+            replace(PROFILE, key_id="f" * 32),
+        )
+        self.assertEqual(self.store.list_windows(), [window])
+        self.assertEqual(self.store.list_profiles(), [PROFILE])
+
+    def test_write_lock_held(self):
+        """
+        While another process holds the write lock, completing an
+        enrollment and counting a failed attempt raise L{StoreError} and
+        change nothing; once the lock is released they work.
+        """
+        self.store.open_window(WINDOW)
+        self.store._connection.execute("PRAGMA busy_timeout = 0")
+        path = self.store._connection.execute(
+            "PRAGMA database_list"
+        ).fetchone()[2]
+        other = sqlite3.connect(path)
+        other.execute("BEGIN IMMEDIATE")
+        self.assertRaises(
+            StoreError, self.store.complete_enrollment, PROFILE
+        )
+        self.assertRaises(
+            StoreError, self.store.record_failed_attempt, "alice"
+        )
+        other.rollback()
+        other.close()
+        self.assertEqual(self.store.list_windows(), [WINDOW])
+        self.assertEqual(self.store.record_failed_attempt("alice"), 1)
+        self.store.complete_enrollment(PROFILE)
+        self.assertEqual(self.store.list_profiles(), [PROFILE])
 
 
 class SQLiteFileTests(SynchronousTestCase):
@@ -149,13 +251,13 @@ class SQLiteFileTests(SynchronousTestCase):
     def test_fresh(self):
         """
         Opening a path with no file creates a database there, mode 0600, in
-        write-ahead-log mode, whose version row is L{SCHEMA_VERSION} (1).
+        write-ahead-log mode, whose version row is L{SCHEMA_VERSION} (2).
         While it is in use, its C{-wal} and C{-shm} files are 0600 too and
         no temporary file is left behind.
         """
         store = self.open_store()
         store.add_user("alice", HASH, 1000.0)
-        self.assertEqual(SCHEMA_VERSION, 1)
+        self.assertEqual(SCHEMA_VERSION, 2)
         self.assertEqual(_version(self.path), [(SCHEMA_VERSION,)])
         self.assertEqual(_query(self.path, "PRAGMA journal_mode"), [("wal",)])
         self.assertEqual(
@@ -211,6 +313,77 @@ class SQLiteFileTests(SynchronousTestCase):
         self.assertEqual(reopened.hash_for("alice"), HASH)
         self.assertEqual(
             [record.username for record in reopened.list_users()], ["alice"]
+        )
+
+    def test_reopen_keeps_enrollment_state(self):
+        """
+        Windows (with their absolute deadlines and attempt counts),
+        profiles and the audit log written before closing are there after
+        reopening, as they were.
+        """
+        store = SQLiteStore.open(self.path)
+        bob = replace(WINDOW, username="bob", location_name=None)
+        store.open_window(WINDOW)
+        store.open_window(bob)
+        store.record_failed_attempt("bob")
+        store.complete_enrollment(PROFILE)
+        store.open_window(replace(WINDOW, replace=True, deadline=1e9))
+        store.append_audit(AUDIT)
+        store.close()
+        reopened = self.open_store()
+        self.assertEqual(
+            reopened.list_windows(),
+            [
+                replace(WINDOW, replace=True, deadline=1e9),
+                replace(bob, attempts=1),
+            ],
+        )
+        self.assertEqual(reopened.list_profiles(), [PROFILE])
+        self.assertEqual(reopened.audit_events(), [AUDIT])
+
+    def test_upgrade_shipped_v1(self):
+        """
+        A database made with the shipped v1 schema, opened with the shipped
+        schema files, is backed up to C{<path>.bak-v1} and upgraded to
+        L{SCHEMA_VERSION}: its accounts are kept, its schema equals a fresh
+        database's, and enrollment works on it.
+        """
+        v1 = self.mktemp()
+        os.mkdir(v1)
+        shutil.copy(_SHIPPED_V1, v1)
+        store = SQLiteStore.open(self.path, v1)
+        store.add_user("alice", HASH, 1000.0)
+        store.close()
+        self.assertEqual(_version(self.path), [(1,)])
+        upgraded = self.open_store()
+        self.assertEqual(_version(self.path), [(SCHEMA_VERSION,)])
+        self.assertEqual(upgraded.hash_for("alice"), HASH)
+        fresh_path = os.path.join(self.directory, "fresh.db")
+        SQLiteStore.open(fresh_path).close()
+        self.assertEqual(_schema(self.path), _schema(fresh_path))
+        backup = self.path + ".bak-v1"
+        self.assertEqual(_version(backup), [(1,)])
+        self.assertEqual(
+            _query(backup, "SELECT username FROM users"), [("alice",)]
+        )
+        upgraded.open_window(WINDOW)
+        upgraded.complete_enrollment(PROFILE)
+        self.assertEqual(upgraded.list_profiles(), [PROFILE])
+
+    def test_shipped_schema_files(self):
+        """
+        The shipped schema folder holds a full schema for every version up
+        to L{SCHEMA_VERSION}, and an upgrade script for every step.
+        """
+        self.assertEqual(
+            sorted(os.listdir(_SHIPPED_SCHEMA_DIR)),
+            sorted(
+                [f"v{n}.sql" for n in range(1, SCHEMA_VERSION + 1)]
+                + [
+                    f"upgrade-to-v{n}.sql"
+                    for n in range(2, SCHEMA_VERSION + 1)
+                ]
+            ),
         )
 
     def assert_corrupt(self):

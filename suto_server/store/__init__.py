@@ -1,1 +1,4 @@
-"""Storage back ends behind L{suto_server.interfaces.IUserStore}."""
+"""
+Storage back ends behind L{suto_server.interfaces.IUserStore} and
+L{suto_server.interfaces.IEnrollmentStore}.
+"""

@@ -1,5 +1,5 @@
 """
-The typed failures of the account store.
+The typed failures of the store.
 
 Callers catch L{StoreError} to handle every storage problem at once, or one
 of its subclasses when they can do something specific about it.
@@ -36,4 +36,18 @@ class CorruptDatabase(StoreError):
     The database file is not a SUTO database this code can trust: not a
     SQLite file at all, missing its version table, or failing SQLite's
     integrity check.
+    """
+
+
+class UnknownWindow(StoreError):
+    """
+    No enrollment window is open for that user (never opened, closed, or
+    already used).
+    """
+
+
+class ProfileExists(StoreError):
+    """
+    The user already has an enrolled profile, and the window being
+    completed was not opened to replace it.
     """

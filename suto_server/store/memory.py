@@ -1,37 +1,72 @@
 """
-An account store kept in a dictionary, for tests that need a store but not
-a file.  It behaves exactly as L{suto_server.store.sqlite.SQLiteStore}
-does; the shared store test suite holds the two together.
+A store of accounts and enrollment state kept in dictionaries, for tests
+that need a store but not a file.  It behaves exactly as
+L{suto_server.store.sqlite.SQLiteStore} does; the shared store test suite
+holds the two together.
+
+Each method checks everything it can refuse before changing anything, so
+a refused call leaves the store as it was, as a rolled-back transaction
+would.
 """
 
 from dataclasses import replace
 
 from zope.interface import implementer
 
-from suto_server.interfaces import IUserStore
+from suto_server.interfaces import IEnrollmentStore, IUserStore
 from suto_server.schemes import identify
-from suto_server.store.errors import StoreError, UnknownUser, UserExists
-from suto_server.store.records import UserRecord, check_username
+from suto_server.store.errors import (
+    ProfileExists,
+    StoreError,
+    UnknownUser,
+    UnknownWindow,
+    UserExists,
+)
+from suto_server.store.records import (
+    UserRecord,
+    check_audit_event,
+    check_profile,
+    check_time,
+    check_username,
+    check_window,
+)
 
 
-@implementer(IUserStore)
-class MemoryStore:
+class _Tables:
     """
-    Accounts in memory, lost when the object goes.
+    Everything a L{MemoryStore} holds.
+
+    @ivar accounts: username -> (password hash, L{UserRecord}).
+    @ivar windows: username -> L{EnrollmentWindow}.
+    @ivar profiles: username -> L{Profile}.
+    @ivar audit: the L{AuditEvent}s in the order they were appended.
     """
 
     def __init__(self):
-        # username -> (password hash, UserRecord); None once closed.
-        self._accounts = {}
+        self.accounts = {}
+        self.windows = {}
+        self.profiles = {}
+        self.audit = []
 
-    def _open_accounts(self):
+
+@implementer(IUserStore, IEnrollmentStore)
+class MemoryStore:
+    """
+    Accounts and enrollment state in memory, lost when the object goes.
+    """
+
+    def __init__(self):
+        # None once closed.
+        self._tables = _Tables()
+
+    def _open_tables(self):
         """
-        @return: the accounts.
+        @return: the tables.
         @raise StoreError: the store has been closed.
         """
-        if self._accounts is None:
+        if self._tables is None:
             raise StoreError("the store is closed")
-        return self._accounts
+        return self._tables
 
     def add_user(self, username, password_hash, now):
         """
@@ -43,7 +78,7 @@ class MemoryStore:
         """
         check_username(username)
         scheme = identify(password_hash)
-        accounts = self._open_accounts()
+        accounts = self._open_tables().accounts
         if username in accounts:
             raise UserExists(f"user {username} already exists")
         accounts[username] = (
@@ -61,7 +96,7 @@ class MemoryStore:
         """
         check_username(username)
         scheme = identify(password_hash)
-        accounts = self._open_accounts()
+        accounts = self._open_tables().accounts
         if username not in accounts:
             raise UnknownUser(f"no user {username}")
         _, record = accounts[username]
@@ -77,7 +112,7 @@ class MemoryStore:
         @raise ValueError: C{username} is not a valid name.
         """
         check_username(username)
-        accounts = self._open_accounts()
+        accounts = self._open_tables().accounts
         if accounts.pop(username, None) is None:
             raise UnknownUser(f"no user {username}")
 
@@ -85,7 +120,7 @@ class MemoryStore:
         """
         See L{IUserStore.list_users}.
         """
-        accounts = self._open_accounts()
+        accounts = self._open_tables().accounts
         return [accounts[name][1] for name in sorted(accounts)]
 
     def hash_for(self, username):
@@ -95,12 +130,112 @@ class MemoryStore:
         @raise ValueError: C{username} is not a valid name.
         """
         check_username(username)
-        account = self._open_accounts().get(username)
+        account = self._open_tables().accounts.get(username)
         return None if account is None else account[0]
+
+    def open_window(self, window):
+        """
+        See L{IEnrollmentStore.open_window}.
+
+        @raise suto_server.schemes.UnsupportedScheme: the one-time
+            password's hash is not one SUTO can verify.
+        """
+        check_window(window)
+        self._open_tables().windows[window.username] = window
+
+    def get_window(self, username):
+        """
+        See L{IEnrollmentStore.get_window}.
+        """
+        check_username(username)
+        return self._open_tables().windows.get(username)
+
+    def list_windows(self):
+        """
+        See L{IEnrollmentStore.list_windows}.
+        """
+        windows = self._open_tables().windows
+        return [windows[name] for name in sorted(windows)]
+
+    def record_failed_attempt(self, username):
+        """
+        See L{IEnrollmentStore.record_failed_attempt}.
+        """
+        check_username(username)
+        windows = self._open_tables().windows
+        window = windows.get(username)
+        if window is None:
+            raise UnknownWindow(f"no enrollment window for {username}")
+        windows[username] = replace(window, attempts=window.attempts + 1)
+        return window.attempts + 1
+
+    def close_window(self, username):
+        """
+        See L{IEnrollmentStore.close_window}.
+        """
+        check_username(username)
+        return self._open_tables().windows.pop(username, None) is not None
+
+    def complete_enrollment(self, profile):
+        """
+        See L{IEnrollmentStore.complete_enrollment}.
+        """
+        check_profile(profile)
+        tables = self._open_tables()
+        username = profile.username
+        window = tables.windows.get(username)
+        if window is None:
+            raise UnknownWindow(f"no enrollment window for {username}")
+        if username in tables.profiles and not window.replace:
+            raise ProfileExists(f"{username} is already enrolled")
+        del tables.windows[username]
+        tables.profiles[username] = profile
+
+    def get_profile(self, username):
+        """
+        See L{IEnrollmentStore.get_profile}.
+        """
+        check_username(username)
+        return self._open_tables().profiles.get(username)
+
+    def list_profiles(self):
+        """
+        See L{IEnrollmentStore.list_profiles}.
+        """
+        profiles = self._open_tables().profiles
+        return [profiles[name] for name in sorted(profiles)]
+
+    def remove_profile(self, username):
+        """
+        See L{IEnrollmentStore.remove_profile}.
+        """
+        check_username(username)
+        return self._open_tables().profiles.pop(username, None) is not None
+
+    def append_audit(self, event):
+        """
+        See L{IEnrollmentStore.append_audit}.
+        """
+        check_audit_event(event)
+        self._open_tables().audit.append(event)
+
+    def audit_events(self, since=None):
+        """
+        See L{IEnrollmentStore.audit_events}.
+
+        @raise ValueError: C{since} is neither L{None} nor a time the store
+            accepts (see L{check_time}).
+        """
+        events = self._open_tables().audit
+        if since is not None:
+            check_time("since", since)
+            events = [event for event in events if event.time >= since]
+        # sorted() is stable: events of the same time stay in append order.
+        return sorted(events, key=lambda event: event.time)
 
     def close(self):
         """
         See L{IUserStore.close}.
         """
-        self._open_accounts()
-        self._accounts = None
+        self._open_tables()
+        self._tables = None

@@ -1,5 +1,6 @@
 """
-The embedded default account store: one SQLite file.
+The embedded default store of accounts and enrollment state: one SQLite
+file.
 
 The schema lives in versioned SQL files: C{vN.sql} is the full schema of
 version N (it creates the one-row C{version} table too) and
@@ -19,6 +20,10 @@ foreign-key checks, one version row); a failure raises L{CorruptDatabase}
 and a version newer than this code knows raises L{DatabaseTooNew}, in both
 cases without changing the file.
 
+Writes that must happen together (using up an enrollment window and
+storing its profile) run in one transaction that takes the write lock at
+once, so no other process can slip in between its read and its writes.
+
 Every connection runs with foreign keys on, a write-ahead log and
 C{synchronous = FULL}, because secrets that must survive a power cut will
 live here.  Every file is created with mode 0600 (SQLite gives the C{-wal}
@@ -34,19 +39,44 @@ from contextlib import contextmanager
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from suto_server.interfaces import IUserStore
+from suto_server.interfaces import IEnrollmentStore, IUserStore
 from suto_server.schemes import identify
 from suto_server.store.errors import (
     CorruptDatabase,
     DatabaseTooNew,
+    ProfileExists,
     StoreError,
     UnknownUser,
+    UnknownWindow,
     UserExists,
 )
-from suto_server.store.records import UserRecord, check_username
+from suto_server.store.records import (
+    AuditEvent,
+    EnrollmentWindow,
+    Profile,
+    UserRecord,
+    check_audit_event,
+    check_profile,
+    check_time,
+    check_username,
+    check_window,
+)
 
 # The version the shipped schema/ files describe; a test holds them together.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# A window's networks are kept as one text column; no network in CIDR
+# notation contains this.
+_NETWORK_SEPARATOR = ","
+
+_WINDOW_COLUMNS = (
+    "username, otp_hash, networks, location_name, opened_at, deadline,"
+    " attempts, max_attempts, replace_profile"
+)
+_PROFILE_COLUMNS = (
+    "username, fingerprint_hash, key_sealed, key_id, generation,"
+    " enrolled_at, location, location_name"
+)
 
 _SHIPPED_SCHEMA_DIR = os.path.join(os.path.dirname(__file__), "schema")
 _FULL_SCHEMA_NAME = re.compile(r"v([1-9][0-9]*)\.sql")
@@ -139,6 +169,69 @@ def _as_store_error(doing):
         raise StoreError(f"{doing} failed: {e}") from e
 
 
+def _window_row(window):
+    """
+    @return: the C{windows} row of C{window}, in L{_WINDOW_COLUMNS} order.
+    """
+    return (
+        window.username,
+        window.otp_hash,
+        _NETWORK_SEPARATOR.join(window.networks),
+        window.location_name,
+        window.opened_at,
+        window.deadline,
+        window.attempts,
+        window.max_attempts,
+        int(window.replace),
+    )
+
+
+def _window_from_row(row):
+    """
+    @return: the L{EnrollmentWindow} a C{windows} row read with
+        L{_WINDOW_COLUMNS} holds.
+    """
+    (
+        username,
+        otp_hash,
+        networks,
+        location_name,
+        opened_at,
+        deadline,
+        attempts,
+        max_attempts,
+        replace_profile,
+    ) = row
+    return EnrollmentWindow(
+        username=username,
+        otp_hash=otp_hash,
+        networks=tuple(networks.split(_NETWORK_SEPARATOR)),
+        location_name=location_name,
+        opened_at=opened_at,
+        deadline=deadline,
+        attempts=attempts,
+        max_attempts=max_attempts,
+        replace=bool(replace_profile),
+    )
+
+
+def _profile_row(profile):
+    """
+    @return: the C{profiles} row of C{profile}, in L{_PROFILE_COLUMNS}
+        order.
+    """
+    return (
+        profile.username,
+        profile.fingerprint_hash,
+        profile.key_sealed,
+        profile.key_id,
+        profile.generation,
+        profile.enrolled_at,
+        profile.location,
+        profile.location_name,
+    )
+
+
 def _corrupt(path, reason):
     """
     @return: a L{CorruptDatabase} saying what is wrong with C{path} and
@@ -194,11 +287,12 @@ def _checked_version(connection, path):
     return rows[0][0]
 
 
-@implementer(IUserStore)
+@implementer(IUserStore, IEnrollmentStore)
 class SQLiteStore:
     """
-    Accounts kept in one SQLite file, through one connection.  Every method
-    is synchronous: a local SQLite read takes well under a millisecond.
+    Accounts and enrollment state kept in one SQLite file, through one
+    connection.  Every method is synchronous: a local SQLite read takes
+    well under a millisecond.
     """
 
     log = Logger()
@@ -358,6 +452,28 @@ class SQLiteStore:
         with _as_store_error("reading the store"):
             return connection.execute(sql, parameters).fetchall()
 
+    @contextmanager
+    def _transaction(self, doing):
+        """
+        Run several statements as one transaction, which takes the write
+        lock at once so no other writer can change what it read: it
+        commits if the block returns and rolls back if it raises.
+
+        @param doing: what the transaction does, for the message of a
+            L{StoreError}.
+        @return: a context manager giving the connection.
+        @raise StoreError: the store is closed, or SQLite failed.
+        """
+        connection = self._open_connection()
+        with _as_store_error(doing):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+
     def add_user(self, username, password_hash, now):
         """
         See L{IUserStore.add_user}.
@@ -430,6 +546,155 @@ class SQLiteStore:
             "SELECT password_hash FROM users WHERE username = ?", (username,)
         )
         return rows[0][0] if rows else None
+
+    def open_window(self, window):
+        """
+        See L{IEnrollmentStore.open_window}.
+
+        @raise suto_server.schemes.UnsupportedScheme: the one-time
+            password's hash is not one SUTO can verify.
+        """
+        check_window(window)
+        self._write(
+            f"INSERT OR REPLACE INTO windows ({_WINDOW_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _window_row(window),
+        )
+
+    def get_window(self, username):
+        """
+        See L{IEnrollmentStore.get_window}.
+        """
+        check_username(username)
+        rows = self._read(
+            f"SELECT {_WINDOW_COLUMNS} FROM windows WHERE username = ?",
+            (username,),
+        )
+        return _window_from_row(rows[0]) if rows else None
+
+    def list_windows(self):
+        """
+        See L{IEnrollmentStore.list_windows}.
+        """
+        rows = self._read(
+            f"SELECT {_WINDOW_COLUMNS} FROM windows ORDER BY username"
+        )
+        return [_window_from_row(row) for row in rows]
+
+    def record_failed_attempt(self, username):
+        """
+        See L{IEnrollmentStore.record_failed_attempt}.
+        """
+        check_username(username)
+        with self._transaction("counting a failed attempt") as connection:
+            rows = connection.execute(
+                "UPDATE windows SET attempts = attempts + 1"
+                " WHERE username = ? RETURNING attempts",
+                (username,),
+            ).fetchall()
+        if not rows:
+            raise UnknownWindow(f"no enrollment window for {username}")
+        return rows[0][0]
+
+    def close_window(self, username):
+        """
+        See L{IEnrollmentStore.close_window}.
+        """
+        check_username(username)
+        return (
+            self._write("DELETE FROM windows WHERE username = ?", (username,))
+            > 0
+        )
+
+    def complete_enrollment(self, profile):
+        """
+        See L{IEnrollmentStore.complete_enrollment}.
+        """
+        check_profile(profile)
+        username = profile.username
+        with self._transaction("completing an enrollment") as connection:
+            rows = connection.execute(
+                "DELETE FROM windows WHERE username = ?"
+                " RETURNING replace_profile",
+                (username,),
+            ).fetchall()
+            if not rows:
+                raise UnknownWindow(f"no enrollment window for {username}")
+            if rows[0][0]:
+                connection.execute(
+                    "DELETE FROM profiles WHERE username = ?", (username,)
+                )
+            added = connection.execute(
+                f"INSERT INTO profiles ({_PROFILE_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (username) DO NOTHING",
+                _profile_row(profile),
+            ).rowcount
+            if added == 0:
+                raise ProfileExists(f"{username} is already enrolled")
+
+    def get_profile(self, username):
+        """
+        See L{IEnrollmentStore.get_profile}.
+        """
+        check_username(username)
+        rows = self._read(
+            f"SELECT {_PROFILE_COLUMNS} FROM profiles WHERE username = ?",
+            (username,),
+        )
+        return Profile(*rows[0]) if rows else None
+
+    def list_profiles(self):
+        """
+        See L{IEnrollmentStore.list_profiles}.
+        """
+        rows = self._read(
+            f"SELECT {_PROFILE_COLUMNS} FROM profiles ORDER BY username"
+        )
+        return [Profile(*row) for row in rows]
+
+    def remove_profile(self, username):
+        """
+        See L{IEnrollmentStore.remove_profile}.
+        """
+        check_username(username)
+        return (
+            self._write("DELETE FROM profiles WHERE username = ?", (username,))
+            > 0
+        )
+
+    def append_audit(self, event):
+        """
+        See L{IEnrollmentStore.append_audit}.
+        """
+        check_audit_event(event)
+        self._write(
+            "INSERT INTO audit (time, event, username, source, reason)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                event.time,
+                event.event,
+                event.username,
+                event.source,
+                event.reason,
+            ),
+        )
+
+    def audit_events(self, since=None):
+        """
+        See L{IEnrollmentStore.audit_events}.
+
+        @raise ValueError: C{since} is neither L{None} nor a time the store
+            accepts (see L{check_time}).
+        """
+        if since is not None:
+            check_time("since", since)
+        rows = self._read(
+            "SELECT time, event, username, source, reason FROM audit"
+            " WHERE ? IS NULL OR time >= ? ORDER BY time, id",
+            (since, since),
+        )
+        return [AuditEvent(*row) for row in rows]
 
     def close(self):
         """
