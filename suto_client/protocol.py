@@ -46,7 +46,13 @@ from suto_client.session import (
     Send,
 )
 from suto_client.statefile import Account
-from suto_client.tls import PinMismatch, pinned_client_creator
+from suto_client.tls import (
+    CertificateRejected,
+    PinMismatch,
+    authority_client_creator,
+    load_client_identity,
+    pinned_client_creator,
+)
 from suto_server import libxcrypt, schemes, wire
 
 _log = Logger()
@@ -247,14 +253,15 @@ class ClassicClientProtocol(Protocol):
 def describe_failure(reason: Failure | None) -> str:
     """
     Say why a connection ended or could not be made, in words safe to log:
-    exception types and pin fingerprints, never data from the stream.
+    exception types, certificate fingerprints and OpenSSL's reasons, never
+    data from the stream.
     """
     if reason is None or reason.check(internet_error.ConnectionDone):
         return "the server closed the connection"
-    if reason.check(PinMismatch):
+    if reason.check(PinMismatch, CertificateRejected):
         return f"TLS: {reason.value}"
     if reason.check(SSL.Error):
-        return "TLS handshake failed"
+        return _describe_tls_error(reason.value)
     if reason.check(internet_error.ConnectionRefusedError):
         return "connection refused"
     if reason.check(internet_error.ConnectionLost):
@@ -262,6 +269,20 @@ def describe_failure(reason: Failure | None) -> str:
     if reason.check(CancelledError):
         return "the connection attempt was abandoned"
     return f"connection failed: {reason.type.__name__}"
+
+
+def _describe_tls_error(error: SSL.Error) -> str:
+    """
+    Name OpenSSL's reasons for a failed handshake, such as the server's
+    C{certificate required} alert when it demands a client certificate.
+    """
+    reasons = []
+    for entry in error.args[0] if error.args else ():
+        if isinstance(entry, tuple) and entry and isinstance(entry[-1], str):
+            reasons.append(entry[-1][:100])
+    if not reasons:
+        return "TLS handshake failed"
+    return "TLS handshake failed: " + "; ".join(reasons[:4])
 
 
 def client_endpoint(
@@ -276,9 +297,11 @@ def client_endpoint(
 
     @param timeout: seconds allowed for the TCP connection attempt.
     @param tls_trust: how to check the server's certificate; by default,
-        against the account's pin.
+        as the account says (L{account_trust}).
     @raise ValueError: the account's server address is not an IP address,
-        or a TLS account has no way to check the server's certificate.
+        a TLS account has no way to check the server's certificate, or one
+        of its TLS files is unusable
+        (L{suto_client.tls.ClientTLSError}).
     """
     address = ipaddress.ip_address(account.server_host)
     if address.version == 6:
@@ -292,12 +315,36 @@ def client_endpoint(
     if account.legacy:
         return tcp
     if tls_trust is None:
-        if account.pin is None:
-            raise ValueError(
-                "a TLS account needs the server's certificate pin"
-            )
-        tls_trust = pinned_client_creator(account.pin)
+        tls_trust = account_trust(account)
     return wrapClientTLS(tls_trust, tcp)
+
+
+def account_trust(account: Account) -> IOpenSSLClientConnectionCreator:
+    """
+    The TLS client settings a TLS account describes: trust through its CA
+    bundle if it has one, else its pin; present its client certificate if
+    it has one.  The files are read now, so a renewed CA bundle or client
+    certificate is used from the next connection on.
+
+    @raise ValueError: the account has neither a CA bundle nor a pin, or
+        a client certificate without its key (or the reverse).
+    @raise suto_client.tls.ClientTLSError: a file is unusable.
+    """
+    identity = None
+    if account.client_cert is not None or account.client_key is not None:
+        if account.client_cert is None or account.client_key is None:
+            raise ValueError(
+                "a client certificate needs its key, and the key its "
+                "certificate"
+            )
+        identity = load_client_identity(account.client_cert, account.client_key)
+    if account.ca is not None:
+        return authority_client_creator(account.server_host, account.ca, identity)
+    if account.pin is not None:
+        return pinned_client_creator(account.pin, identity)
+    raise ValueError(
+        "a TLS account needs the server's certificate pin or a CA bundle"
+    )
 
 
 def authenticate(
@@ -316,7 +363,7 @@ def authenticate(
 
     @param reactor: provides TCP, time and a thread pool for crypt.
     @param tls_trust: how to check the server's certificate; by default,
-        against the account's pin.
+        as the account says (L{account_trust}).
     @return: a L{Deferred} that fires with an L{AuthResult} and never
         fails; cancelling it abandons the exchange.
     """

@@ -3,6 +3,7 @@ Tests for L{suto_client.protocol}: the bytes the agent exchanges with a
 server, over a L{StringTransport} and a L{Clock}.
 """
 
+from OpenSSL import SSL
 from twisted.internet import error as internet_error
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.task import Clock
@@ -19,13 +20,14 @@ from suto_client.protocol import (
     AuthResult,
     ClassicClientProtocol,
     Derivation,
+    account_trust,
     authenticate,
     derive_response,
     describe_failure,
 )
 from suto_client.session import Outcome
 from suto_client.statefile import Account
-from suto_client.tls import PinMismatch
+from suto_client.tls import CertificateRejected, PinMismatch
 from suto_server import libxcrypt, schemes, wire
 
 PASSWORD = "correct horse"
@@ -326,6 +328,35 @@ class DescribeFailureTests(SynchronousTestCase):
         self.assertIn("aa" * 32, text)
         self.assertIn("bb" * 32, text)
 
+    def test_certificate_rejected(self):
+        """
+        A certificate refused under CA trust is described with its
+        fingerprint and the reason.
+        """
+        text = describe_failure(
+            Failure(CertificateRejected("cc" * 32, "it has expired"))
+        )
+        self.assertTrue(text.startswith("TLS: "))
+        self.assertIn("cc" * 32, text)
+        self.assertIn("it has expired", text)
+
+    def test_tls_error(self):
+        """
+        A failed handshake names OpenSSL's reasons, such as the alert of a
+        server that demands a client certificate; without any, it says
+        only that the handshake failed.
+        """
+        alert = SSL.Error(
+            [("SSL routines", "", "tlsv13 alert certificate required")]
+        )
+        self.assertEqual(
+            describe_failure(Failure(alert)),
+            "TLS handshake failed: tlsv13 alert certificate required",
+        )
+        self.assertEqual(
+            describe_failure(Failure(SSL.Error())), "TLS handshake failed"
+        )
+
 
 class AuthenticateTests(SynchronousTestCase):
     def setUp(self):
@@ -360,6 +391,22 @@ class AuthenticateTests(SynchronousTestCase):
         account = Account(user="alice", server_host="127.0.0.1", password="p")
         [result] = self.authenticate(account)
         self.assertEqual(result.outcome, Outcome.ERROR)
+        self.assertEqual(self.reactor.tcpClients, [])
+
+    def test_unusable_ca_bundle(self):
+        """
+        A TLS account whose CA bundle cannot be read does not connect; the
+        reason names the file.
+        """
+        account = Account(
+            user="alice",
+            server_host="127.0.0.1",
+            ca="/nonexistent/ca.pem",
+            password="p",
+        )
+        [result] = self.authenticate(account)
+        self.assertEqual(result.outcome, Outcome.ERROR)
+        self.assertIn("/nonexistent/ca.pem", result.reason)
         self.assertEqual(self.reactor.tcpClients, [])
 
     def test_connects_to_server(self):
@@ -422,3 +469,16 @@ class AuthenticateTests(SynchronousTestCase):
             self.successResultOf(running),
             AuthResult(Outcome.ERROR, "the exchange was abandoned"),
         )
+
+
+class AccountTrustTests(SynchronousTestCase):
+    def test_half_a_client_certificate(self):
+        """
+        A client certificate without its key, or a key without its
+        certificate, is a L{ValueError}, not silently ignored.
+        """
+        for fields in ({"client_cert": "/c.crt"}, {"client_key": "/c.key"}):
+            account = Account(
+                user="alice", server_host="127.0.0.1", pin="ab" * 32, **fields
+            )
+            self.assertRaises(ValueError, account_trust, account)

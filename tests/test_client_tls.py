@@ -1,6 +1,7 @@
 """
 Tests for L{suto_client.tls}: fingerprint pins and the pinned TLS client,
-with real handshakes on the loopback interface.
+with real handshakes on the loopback interface.  CA trust and client
+certificates are tested in L{tests.test_client_ca}.
 """
 
 import datetime

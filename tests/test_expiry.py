@@ -1,0 +1,280 @@
+"""
+Tests for L{suto_server.expiry}: the daily certificate expiry warning,
+driven by L{task.Clock}, and its wiring into the server and C{twistd suto}.
+"""
+
+import datetime
+import os
+
+from twisted.internet.endpoints import quoteStringArgument
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel, capturedLogs
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_server import certificate, tap
+from suto_server.certificate import CertificateInfo
+from suto_server.expiry import (
+    CHECK_INTERVAL,
+    DEFAULT_WARN_DAYS,
+    EXPIRING_EVENT,
+    CertificateExpiryWatch,
+)
+from suto_server.service import SutoServer
+from suto_server.store.memory import MemoryStore
+from suto_server.tls import server_endpoint
+
+#: The clock's time in every test: 2030-01-01T00:00:00Z.
+NOW = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
+DAY = datetime.timedelta(days=1)
+
+
+def info(days_left: float, fingerprint: str = "AA:BB") -> CertificateInfo:
+    """
+    A description of a certificate that expires C{days_left} days after
+    L{NOW}.
+    """
+    return CertificateInfo(
+        subject="CN=suto.example",
+        fingerprint=fingerprint,
+        not_before=NOW - 300 * DAY,
+        not_after=NOW + days_left * DAY,
+    )
+
+
+class _Served:
+    """
+    A TLS listener's settings whose certificate the test replaces.
+    """
+
+    def __init__(self, described: CertificateInfo) -> None:
+        self.described = described
+
+    def certificate_info(self) -> CertificateInfo:
+        return self.described
+
+
+def warnings(events) -> list[dict]:
+    return [event for event in events if event.get("event") == EXPIRING_EVENT]
+
+
+class CertificateExpiryWatchTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(NOW.timestamp())
+
+    def watch(self, *served, **kwargs) -> CertificateExpiryWatch:
+        watch = CertificateExpiryWatch(self.clock, served, **kwargs)
+        self.addCleanup(lambda: watch.running and watch.stopService())
+        return watch
+
+    def test_warns_at_start(self):
+        """
+        A certificate with fewer days left than the threshold is warned
+        about as soon as the service starts, in one warning event carrying
+        its subject, fingerprint, expiry and days left.
+        """
+        watch = self.watch(_Served(info(12.5)))
+        with capturedLogs() as events:
+            watch.startService()
+        [event] = warnings(events)
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertEqual(
+            (
+                event["subject"],
+                event["fingerprint"],
+                event["not_after"],
+                event["days_left"],
+            ),
+            (
+                "CN=suto.example",
+                "AA:BB",
+                "2030-01-13T12:00:00+00:00",
+                12,
+            ),
+        )
+
+    def test_quiet_far_from_expiry(self):
+        """
+        A certificate with at least the threshold left logs nothing.
+        """
+        watch = self.watch(_Served(info(DEFAULT_WARN_DAYS)))
+        with capturedLogs() as events:
+            watch.startService()
+        self.assertEqual(warnings(events), [])
+        self.assertEqual(watch.check(), [])
+
+    def test_daily(self):
+        """
+        The check runs once a day: a certificate 30.5 days from expiry is
+        first warned about a day later, and again every day after.
+        """
+        watch = self.watch(_Served(info(30.5)))
+        with capturedLogs() as events:
+            watch.startService()
+            self.clock.advance(CHECK_INTERVAL - 1)
+            self.assertEqual(warnings(events), [])
+            self.clock.advance(1)
+            self.assertEqual(len(warnings(events)), 1)
+            self.clock.advance(CHECK_INTERVAL)
+        self.assertEqual(
+            [event["days_left"] for event in warnings(events)], [29, 28]
+        )
+
+    def test_every_listener(self):
+        """
+        Each listener's certificate is judged on its own.
+        """
+        watch = self.watch(
+            _Served(info(100, "11:11")),
+            _Served(info(3, "22:22")),
+            _Served(info(20, "33:33")),
+        )
+        with capturedLogs() as events:
+            expiring = watch.check()
+        self.assertEqual(
+            [each.fingerprint for each in expiring], ["22:22", "33:33"]
+        )
+        self.assertEqual(
+            [event["fingerprint"] for event in warnings(events)],
+            ["22:22", "33:33"],
+        )
+
+    def test_reloaded_certificate(self):
+        """
+        The certificate is asked for at every check, so once a renewed one
+        is reloaded the warnings stop.
+        """
+        served = _Served(info(5))
+        watch = self.watch(served)
+        with capturedLogs() as events:
+            watch.startService()
+            served.described = info(400, "CC:DD")
+            self.clock.advance(CHECK_INTERVAL)
+        self.assertEqual(
+            [event["fingerprint"] for event in warnings(events)], ["AA:BB"]
+        )
+
+    def test_expired(self):
+        """
+        An expired certificate is still warned about, with negative days
+        left and words that say it has expired.
+        """
+        watch = self.watch(_Served(info(-2.5)))
+        with capturedLogs() as events:
+            watch.check()
+        [event] = warnings(events)
+        self.assertEqual(event["days_left"], -3)
+        self.assertIn("expired at", event["log_format"])
+
+    def test_threshold(self):
+        """
+        The threshold is configurable.
+        """
+        watch = self.watch(_Served(info(50)), warn_days=60)
+        self.assertEqual(len(watch.check()), 1)
+        watch = self.watch(_Served(info(5)), warn_days=3)
+        self.assertEqual(watch.check(), [])
+
+    def test_invalid_threshold(self):
+        """
+        A threshold that is not a whole number of days from 1 to 3650 is
+        refused.
+        """
+        for days in (0, -1, 3651, 2.5, "30", True):
+            self.assertRaises(
+                ValueError, CertificateExpiryWatch, self.clock, [], days
+            )
+
+    def test_stop(self):
+        """
+        Stopping the service cancels the next check.
+        """
+        watch = self.watch(_Served(info(5)))
+        watch.startService()
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        watch.stopService()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class ServerWiringTests(SynchronousTestCase):
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.reactor.advance(NOW.timestamp())
+        directory = self.mktemp()
+        os.makedirs(directory)
+        # The generated certificate is valid for certificate.VALIDITY from
+        # its start: make it start so that ten days are left now.
+        key, cert, _ = certificate.ensure_self_signed(
+            directory,
+            "suto-test",
+            NOW - certificate.VALIDITY + 10 * DAY,
+        )
+        with open(cert, "rb") as handle:
+            self.fingerprint = certificate.describe(handle.read()).fingerprint
+        self.listen = server_endpoint(
+            self.reactor,
+            f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(key)}"
+            f":certKey={quoteStringArgument(cert)}",
+        )
+
+    def server(self, **kwargs) -> SutoServer:
+        return SutoServer(self.reactor, store=MemoryStore(), **kwargs)
+
+    def test_watches_tls_listener(self):
+        """
+        A server with a TLS listener runs a watch over its certificate,
+        with the default threshold.
+        """
+        server = self.server(listen=[self.listen])
+        self.assertIn(server.expiry_watch, list(server))
+        with capturedLogs() as events:
+            expiring = server.expiry_watch.check()
+        self.assertEqual(
+            [each.fingerprint for each in expiring], [self.fingerprint]
+        )
+        [event] = warnings(events)
+        self.assertEqual(event["days_left"], 10)
+
+    def test_threshold_passed_on(self):
+        """
+        The server hands its C{cert_warn_days} to the watch.
+        """
+        server = self.server(listen=[self.listen], cert_warn_days=5)
+        self.assertEqual(server.expiry_watch.check(), [])
+
+    def test_no_tls_listener(self):
+        """
+        Without a TLS listener there is nothing to watch.
+        """
+        self.assertIsNone(self.server().expiry_watch)
+
+
+class OptionTests(SynchronousTestCase):
+    def test_default(self):
+        """
+        C{--cert-warn-days} defaults to 30.
+        """
+        options = tap.Options()
+        options.parseOptions([])
+        self.assertEqual(options["cert-warn-days"], DEFAULT_WARN_DAYS)
+
+    def test_given(self):
+        """
+        C{--cert-warn-days} takes a number of days.
+        """
+        options = tap.Options()
+        options.parseOptions(["--cert-warn-days", "45"])
+        self.assertEqual(options["cert-warn-days"], 45)
+
+    def test_invalid(self):
+        """
+        Zero, too many days, and anything but a number are usage errors.
+        """
+        for value in ("0", "3651", "soon"):
+            self.assertRaises(
+                usage.UsageError,
+                tap.Options().parseOptions,
+                ["--cert-warn-days", value],
+            )
