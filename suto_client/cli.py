@@ -2,16 +2,31 @@
 C{suto-client}: manage the endpoint agent's accounts.
 
     suto-client account add USER --server HOST[:PORT] --pin SHA256
+    suto-client account add USER --server HOST[:PORT] --ca BUNDLE.pem
     suto-client account add USER --server HOST[:PORT] --legacy
     suto-client account list
     suto-client account del USER
+    suto-client enroll --server HOST[:PORT] --user USER --pin SHA256
+    suto-client fingerprint
 
-Every subcommand takes C{--state PATH} (default: the agent's default state
-file).  The running agent reads the file at every hello, so changes apply
-without a restart.  The password is prompted for, or read from the first
-line of standard input with C{--password-stdin}; it is kept in the state
-file (mode 0600) only until the first successful authentication replaces it
-by the salted hash.
+Every subcommand except C{fingerprint} takes C{--state PATH} (default:
+the agent's default state file).  The running agent reads the file at
+every hello, so changes apply without a restart.  The password is
+prompted for, or read from the first line of standard input with
+C{--password-stdin}; it is kept in the state file (mode 0600) only until
+the first successful authentication replaces it by the salted hash.
+
+C{enroll} proves a one-time password from the server's operator, read the
+same way, and stores the enrolled profile's first key in the state file.
+C{fingerprint} shows this machine's fingerprint hash and which sources it
+was computed from, never what they read.
+
+A TLS account trusts the server either by the SHA-256 pin of its
+certificate or through a CA bundle (C{--ca}); with C{--client-cert} and
+C{--client-key} it presents a client certificate to a server that demands
+one.  The files are read once when the account is added, to catch a wrong
+path at once, and again at every authentication, so renewed files need no
+change to the account.
 """
 
 from __future__ import annotations
@@ -19,10 +34,20 @@ from __future__ import annotations
 import argparse
 import getpass
 import ipaddress
+import os
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from typing import TextIO
 
+from twisted.internet.task import react
+
+from suto_client.enrollment import EnrollOutcome, EnrollResult, enroll
+from suto_client.fingerprint import (
+    FingerprintError,
+    compute_fingerprint,
+    default_sources,
+)
+from suto_client.protocol import account_trust
 from suto_client.statefile import (
     DEFAULT_SERVER_PORT,
     DEFAULT_STATE_PATH,
@@ -102,39 +127,85 @@ def _read_password(args, stdin: TextIO, stderr: TextIO) -> str:
     return password
 
 
+def _check_transport(args) -> None:
+    """
+    Refuse contradictory or missing transport options: a legacy account
+    speaks plain TCP, so it takes no TLS option; a TLS account needs
+    exactly one way to trust the server; a client certificate needs its
+    key.
+    """
+    tls_options = [
+        option
+        for option, value in (
+            ("--pin", args.pin),
+            ("--ca", args.ca),
+            ("--client-cert", args.client_cert),
+            ("--client-key", args.client_key),
+        )
+        if value is not None
+    ]
+    if args.legacy:
+        if tls_options:
+            raise CommandError(
+                f"{tls_options[0]} has no use with --legacy: legacy "
+                f"accounts speak plain TCP"
+            )
+        return
+    if args.pin is None and args.ca is None:
+        raise CommandError(
+            "a TLS account needs --pin with the SHA-256 fingerprint of the "
+            "server's certificate (shown by 'suto-admin cert'), or --ca "
+            "with the CA bundle that vouches for it; use --legacy only for "
+            "a SUTO 1.3.2 server without TLS"
+        )
+    if args.pin is not None and args.ca is not None:
+        raise CommandError(
+            "give --pin or --ca, not both: the server is trusted one way"
+        )
+    if (args.client_cert is None) != (args.client_key is None):
+        raise CommandError("--client-cert and --client-key go together")
+
+
+def _absolute(path: str | None) -> str | None:
+    """
+    The agent may run from another directory than the command: keep
+    paths absolute.
+    """
+    return None if path is None else os.path.abspath(path)
+
+
 def _add(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
     _check_user(args.user)
     host, port = parse_server(args.server)
-    if args.legacy and args.pin is not None:
-        raise CommandError(
-            "--pin has no use with --legacy: legacy accounts speak plain TCP"
-        )
-    if not args.legacy and args.pin is None:
-        raise CommandError(
-            "a TLS account needs --pin with the SHA-256 fingerprint of the "
-            "server's certificate (shown by 'suto-admin cert'); use "
-            "--legacy only for a SUTO 1.3.2 server without TLS"
-        )
+    _check_transport(args)
     pin = None
     if args.pin is not None:
         try:
             pin = normalise_pin(args.pin)
         except ValueError as e:
             raise CommandError(f"--pin: {e}") from None
-    state = load_state(args.state)
-    if args.user in state.accounts:
-        raise CommandError(
-            f"{args.user} already has an account; delete it first"
-        )
-    password = _read_password(args, stdin, stderr)
-    state.accounts[args.user] = Account(
+    account = Account(
         user=args.user,
         server_host=host,
         server_port=port,
         pin=pin,
         legacy=args.legacy,
-        password=password,
+        ca=_absolute(args.ca),
+        client_cert=_absolute(args.client_cert),
+        client_key=_absolute(args.client_key),
     )
+    if not account.legacy:
+        try:
+            account_trust(account)
+        except ValueError as e:
+            raise CommandError(str(e)) from None
+    state = load_state(args.state)
+    if args.user in state.accounts:
+        raise CommandError(
+            f"{args.user} already has an account; delete it first"
+        )
+    account.password = _read_password(args, stdin, stderr)
+    state.accounts[args.user] = account
     save_state(args.state, state)
     stdout.write(f"added {args.user} for {_server(host, port)}\n")
 
@@ -168,6 +239,79 @@ def _delete(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
     stdout.write(f"deleted {args.user}\n")
 
 
+def _enroll(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
+    if not wire.can_enroll(args.user):
+        raise CommandError(
+            f"{args.user!r} cannot be enrolled: use letters, digits, '.', "
+            f"'_' and '-', at most 64 characters, not starting with 'DATA_'"
+        )
+    host, port = parse_server(args.server)
+    try:
+        pin = normalise_pin(args.pin)
+    except ValueError as e:
+        raise CommandError(f"--pin: {e}") from None
+    existing = load_state(args.state).profiles.get(args.user)
+    if existing is not None and not args.replace:
+        raise CommandError(
+            f"{args.user} is already enrolled with "
+            f"{_server(existing.server_host, existing.server_port)}; "
+            f"use --replace to enroll again"
+        )
+    result = _run_enrollment(
+        host=host,
+        port=port,
+        pin=pin,
+        user=args.user,
+        password=_read_password(args, stdin, stderr),
+    )
+    if result.outcome is not EnrollOutcome.ENROLLED:
+        raise CommandError(f"{args.user} was not enrolled: {result.reason}")
+    try:
+        # Read again: the agent may have changed the file meanwhile.
+        state = load_state(args.state)
+        state.profiles[args.user] = result.profile
+        save_state(args.state, state)
+    except StateFileError as e:
+        raise CommandError(
+            f"the server enrolled {args.user}, but the key could not be "
+            f"saved ({e}); ask for a new enrollment window to replace it"
+        ) from None
+    stdout.write(
+        f"enrolled {args.user} with {_server(host, port)}, "
+        f"key id {result.profile.key_id[:8]}\u2026\n"
+    )
+
+
+def _run_enrollment(**arguments) -> EnrollResult:
+    """
+    Run the reactor for as long as L{enroll} with C{arguments} takes.
+
+    @raise CommandError: the enrollment was interrupted before it ended.
+    """
+    results = []
+
+    def run(reactor):
+        return enroll(reactor, **arguments).addCallback(results.append)
+
+    try:
+        react(run)
+    except SystemExit:
+        # react always exits; the result says how the enrollment went.
+        pass
+    if not results:
+        raise CommandError("the enrollment was interrupted")
+    return results[0]
+
+
+def _fingerprint(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
+    try:
+        fingerprint = compute_fingerprint(default_sources())
+    except FingerprintError as e:
+        raise CommandError(str(e)) from None
+    stdout.write(f"{fingerprint.hexdigest()}\n")
+    stdout.write(f"sources: {', '.join(fingerprint.used)}\n")
+
+
 def _server(host: str, port: int) -> str:
     if ":" in host:
         return f"[{host}]:{port}"
@@ -178,6 +322,8 @@ _COMMANDS = {
     ("account", "add"): _add,
     ("account", "list"): _list,
     ("account", "del"): _delete,
+    ("enroll", None): _enroll,
+    ("fingerprint", None): _fingerprint,
 }
 
 
@@ -205,6 +351,24 @@ def _parser() -> argparse.ArgumentParser:
         help="SHA-256 fingerprint of the server's TLS certificate",
     )
     add.add_argument(
+        "--ca",
+        metavar="PATH",
+        help="PEM bundle of the CA certificates that vouch for the server's "
+        "certificate, instead of --pin; the certificate must be issued for "
+        "the server's IP address",
+    )
+    add.add_argument(
+        "--client-cert",
+        metavar="PATH",
+        help="PEM client certificate to present to a server that demands "
+        "one (mutual TLS); needs --client-key",
+    )
+    add.add_argument(
+        "--client-key",
+        metavar="PATH",
+        help="unencrypted PEM key of the client certificate",
+    )
+    add.add_argument(
         "--legacy",
         action="store_true",
         help="plain TCP in SUTO 1.3.2 framing, for servers without TLS",
@@ -224,6 +388,49 @@ def _parser() -> argparse.ArgumentParser:
             metavar="PATH",
             help=f"the agent's state file (default {DEFAULT_STATE_PATH})",
         )
+
+    enrollment = groups.add_parser(
+        "enroll",
+        help="enroll this machine for a user with a one-time password",
+    )
+    enrollment.add_argument(
+        "--server",
+        required=True,
+        metavar="HOST[:PORT]",
+        help=f"the server's IP address and port (default "
+        f"{DEFAULT_SERVER_PORT}); IPv6 as [::1]:{DEFAULT_SERVER_PORT}",
+    )
+    enrollment.add_argument(
+        "--user", required=True, help="the user the window was opened for"
+    )
+    enrollment.add_argument(
+        "--pin",
+        required=True,
+        metavar="SHA256",
+        help="SHA-256 fingerprint of the server's TLS certificate",
+    )
+    enrollment.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the one-time password from the first line of standard "
+        "input",
+    )
+    enrollment.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the profile already enrolled for the user",
+    )
+    enrollment.add_argument(
+        "--state",
+        default=DEFAULT_STATE_PATH,
+        metavar="PATH",
+        help=f"the agent's state file (default {DEFAULT_STATE_PATH})",
+    )
+    enrollment.set_defaults(action=None)
+    groups.add_parser(
+        "fingerprint",
+        help="show this machine's fingerprint hash and its sources",
+    ).set_defaults(action=None)
     return parser
 
 

@@ -7,9 +7,20 @@ Everything lives in one JSON document::
      "accounts": {"alice": {"server_host": "192.0.2.10", "server_port": 2021,
                             "pin": "<64 hex digits>", "legacy": false,
                             "password": null, "salt": "$6$...",
-                            "salted_hash": "$6$...$..."}}}
+                            "salted_hash": "$6$...$...", "ca": null,
+                            "client_cert": null, "client_key": null}},
+     "profiles": {"alice": {"server_host": "192.0.2.10", "server_port": 2021,
+                            "pin": "<64 hex digits>", "key": "<base64>",
+                            "key_id": "<32 hex digits>", "generation": 0,
+                            "enrolled_at": 1700000000.0}}}
 
-The file holds a password or the salted hash that stands in for it, so it
+A file without C{"profiles"} (written before enrollment existed) has no
+enrolled profiles.  An account without C{"ca"}, C{"client_cert"} and
+C{"client_key"} (written before CA trust and client certificates existed)
+has none of them.
+
+The file holds a password or the salted hash that stands in for it, and
+the keys of enrolled profiles, so it
 must never be readable by anyone else: a file whose mode grants group or
 other access is refused rather than used.  Writes go to a temporary file
 created with mode 0600 in the same directory, which is flushed, synced and
@@ -19,14 +30,20 @@ document, never a torn one.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
+import math
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 
 from suto_client.tls import normalise_pin
+from suto_server import wire
 from suto_server.atomicfile import write_atomically
+from suto_server.keyschedule import KEY_SIZE
 
 STATE_VERSION = 1
 """The layout version written into every file, for future migrations."""
@@ -59,8 +76,15 @@ class Account:
         from it and the agent connects back to it.
     @ivar server_port: the server's TCP port.
     @ivar pin: the SHA-256 fingerprint of the server's TLS certificate
-        (lowercase hex, no colons), or L{None} for a legacy account.
+        (lowercase hex, no colons), or L{None} for a legacy account or one
+        trusted through C{ca}.
     @ivar legacy: speak the unencrypted SUTO 1.3.2 framing over plain TCP.
+    @ivar ca: path of a PEM bundle of the CA certificates that vouch for
+        the server's certificate, instead of a C{pin}; the certificate
+        must then be issued for C{server_host}.
+    @ivar client_cert: path of the PEM client certificate presented to a
+        server that demands one (mutual TLS); set with C{client_key}.
+    @ivar client_key: path of that certificate's unencrypted PEM key.
     @ivar password: the plaintext password, kept only until the first
         successful authentication teaches the agent the salted hash.
     @ivar salt: the password salt learned from the server.
@@ -75,6 +99,38 @@ class Account:
     password: str | None = field(default=None, repr=False)
     salt: str | None = None
     salted_hash: str | None = field(default=None, repr=False)
+    ca: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+
+
+@dataclass(frozen=True)
+class EnrolledProfile:
+    """
+    A profile this machine enrolled with a server: the key both sides
+    derived, which later exchanges roll forward.
+
+    @ivar user: the enrolled user name.
+    @ivar server_host: the server's IP address.
+    @ivar server_port: the server's TCP port.
+    @ivar pin: the SHA-256 fingerprint of the server's TLS certificate
+        (lowercase hex, no colons) that enrollment was made against.
+    @ivar key: the current chain key, L{KEY_SIZE} bytes; kept out of
+        C{repr}.
+    @ivar key_id: the key's public name, 32 lowercase hex digits.
+    @ivar generation: how many times the key has been rolled forward (0
+        for the first key).
+    @ivar enrolled_at: when enrollment completed, as POSIX time.
+    """
+
+    user: str
+    server_host: str
+    server_port: int
+    pin: str
+    key: bytes = field(repr=False)
+    key_id: str
+    generation: int
+    enrolled_at: float
 
 
 @dataclass
@@ -83,9 +139,11 @@ class ClientState:
     Everything the agent keeps between runs.
 
     @ivar accounts: the accounts, keyed by user name.
+    @ivar profiles: the enrolled profiles, keyed by user name.
     """
 
     accounts: dict[str, Account] = field(default_factory=dict)
+    profiles: dict[str, EnrolledProfile] = field(default_factory=dict)
 
 
 def load_state(path: str) -> ClientState:
@@ -164,8 +222,15 @@ def _document_from_state(state: ClientState) -> dict:
                 "password": account.password,
                 "salt": account.salt,
                 "salted_hash": account.salted_hash,
+                "ca": account.ca,
+                "client_cert": account.client_cert,
+                "client_key": account.client_key,
             }
             for user, account in sorted(state.accounts.items())
+        },
+        "profiles": {
+            user: _entry_from_profile(profile)
+            for user, profile in sorted(state.profiles.items())
         },
     }
 
@@ -190,11 +255,18 @@ def _state_from_document(document: object) -> ClientState:
     accounts = document.get("accounts")
     if not isinstance(accounts, dict):
         raise _Invalid("'accounts' is not an object")
+    profiles = document.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise _Invalid("'profiles' is not an object")
     return ClientState(
         {
             user: _account_from_entry(user, entry)
             for user, entry in accounts.items()
-        }
+        },
+        {
+            user: _profile_from_entry(user, entry)
+            for user, entry in profiles.items()
+        },
     )
 
 
@@ -221,6 +293,15 @@ def _account_from_entry(user: str, entry: object) -> Account:
             raise _Invalid(
                 f"account {user!r}: pin is not a SHA-256 fingerprint"
             ) from None
+    ca = _optional(user, entry, "ca")
+    if pin is not None and ca is not None:
+        raise _Invalid(f"account {user!r}: pin and ca exclude each other")
+    client_cert = _optional(user, entry, "client_cert")
+    client_key = _optional(user, entry, "client_key")
+    if (client_cert is None) != (client_key is None):
+        raise _Invalid(
+            f"account {user!r}: client_cert and client_key go together"
+        )
     return Account(
         user=user,
         server_host=host,
@@ -230,6 +311,9 @@ def _account_from_entry(user: str, entry: object) -> Account:
         password=_optional(user, entry, "password"),
         salt=_optional(user, entry, "salt"),
         salted_hash=_optional(user, entry, "salted_hash"),
+        ca=ca,
+        client_cert=client_cert,
+        client_key=client_key,
     )
 
 
@@ -248,3 +332,77 @@ def _optional(user: str, entry: dict, name: str) -> str | None:
     if type(value) is not str or not value:
         raise _Invalid(f"account {user!r}: {name} is not a non-empty string")
     return value
+
+
+_KEY_ID = re.compile(r"[0-9a-f]{32}")
+_MAX_GENERATION = 2**64
+
+
+def _entry_from_profile(profile: EnrolledProfile) -> dict:
+    return {
+        "server_host": profile.server_host,
+        "server_port": profile.server_port,
+        "pin": profile.pin,
+        "key": base64.b64encode(profile.key).decode("ascii"),
+        "key_id": profile.key_id,
+        "generation": profile.generation,
+        "enrolled_at": profile.enrolled_at,
+    }
+
+
+def _profile_from_entry(user: str, entry: object) -> EnrolledProfile:
+    if not wire.is_valid_user(user):
+        raise _Invalid("a profile has an invalid user name")
+    if not isinstance(entry, dict):
+        raise _Invalid(f"profile {user!r} is not an object")
+
+    def value(name: str, *kinds: type):
+        found = entry.get(name)
+        # type() rather than isinstance(), as for accounts.
+        if type(found) not in kinds:
+            raise _Invalid(
+                f"profile {user!r}: {name} is not a {kinds[0].__name__}"
+            )
+        return found
+
+    def invalid(name: str, what: str) -> _Invalid:
+        return _Invalid(f"profile {user!r}: {name} is not {what}")
+
+    try:
+        host = str(ipaddress.ip_address(value("server_host", str)))
+    except ValueError:
+        raise invalid("server_host", "an IP address") from None
+    port = value("server_port", int)
+    if not 0 < port < 65536:
+        raise invalid("server_port", "in range")
+    try:
+        pin = normalise_pin(value("pin", str))
+    except ValueError:
+        raise invalid("pin", "a SHA-256 fingerprint") from None
+    encoded_key = value("key", str)
+    try:
+        key = base64.b64decode(encoded_key, validate=True)
+    except binascii.Error:
+        raise invalid("key", "base64") from None
+    # Only the canonical encoding of a key of the right size is accepted.
+    if len(key) != KEY_SIZE or base64.b64encode(key).decode() != encoded_key:
+        raise invalid("key", f"a base64 {KEY_SIZE}-byte key")
+    key_id = value("key_id", str)
+    if not _KEY_ID.fullmatch(key_id):
+        raise invalid("key_id", "32 lowercase hex digits")
+    generation = value("generation", int)
+    if not 0 <= generation < _MAX_GENERATION:
+        raise invalid("generation", "in range")
+    enrolled_at = value("enrolled_at", float, int)
+    if not (math.isfinite(enrolled_at) and enrolled_at >= 0):
+        raise invalid("enrolled_at", "a time after the epoch")
+    return EnrolledProfile(
+        user=user,
+        server_host=host,
+        server_port=port,
+        pin=pin,
+        key=key,
+        key_id=key_id,
+        generation=generation,
+        enrolled_at=float(enrolled_at),
+    )

@@ -86,6 +86,21 @@ def _call(data: str, method: str, path: str, body=None, timeout: float = 30.0):
         connection.close()
 
 
+def _request(args, io: _IO, method: str, path: str, body=None, timeout=30.0):
+    """
+    Call the daemon; on any failure say why and return L{None}.
+    """
+    try:
+        code, answer = _call(args.data, method, path, body, timeout=timeout)
+    except DaemonUnreachable as error:
+        io.complain(str(error))
+        return None
+    if code != 200:
+        io.complain(answer.get("error", f"the daemon answered {code}"))
+        return None
+    return answer
+
+
 def _read_password(args, io: _IO, prompt: str) -> str | None:
     if args.password_stdin:
         password = io.stdin.readline().rstrip("\r\n")
@@ -160,13 +175,8 @@ def auth(args, io: _IO) -> int:
     if args.timeout is not None:
         body["timeout"] = args.timeout
     wait = (args.timeout or 600.0) + ADMIN_SLACK
-    try:
-        status, answer = _call(args.data, "POST", "/v1/auth", body, timeout=wait)
-    except DaemonUnreachable as error:
-        io.complain(str(error))
-        return 1
-    if status != 200:
-        io.complain(answer.get("error", f"the daemon answered {status}"))
+    answer = _request(args, io, "POST", "/v1/auth", body, timeout=wait)
+    if answer is None:
         return 1
     verdict = answer["verdict"]
     line = f"{answer['user']}: {verdict}"
@@ -179,35 +189,88 @@ def auth(args, io: _IO) -> int:
 
 
 def status(args, io: _IO) -> int:
-    try:
-        code, answer = _call(args.data, "GET", "/v1/status", timeout=10.0)
-    except DaemonUnreachable as error:
-        io.complain(str(error))
-        return 1
-    if code != 200:
-        io.complain(f"the daemon answered {code}")
+    answer = _request(args, io, "GET", "/v1/status", timeout=10.0)
+    if answer is None:
         return 1
     io.say(f"up {answer['uptime']:.0f}s")
     for listener in answer["listeners"]:
         io.say(f"listening: {listener['name']} on {listener['address']}")
     io.say(f"pending authentications: {len(answer['pending'])}")
+    io.say(f"open enrollment windows: {answer['enrollment_windows']}")
+    return 0
+
+
+def _duration(text: str) -> float:
+    """
+    C{120}, C{120s}, C{2m} or C{1h} as seconds.
+    """
+    units = {"s": 1, "m": 60, "h": 3600}
+    scale = units.get(text[-1:], None)
+    number = text[:-1] if scale else text
+    try:
+        value = float(number) * (scale or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 120s or 2m")
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError("a duration must be between 0 and 24h")
+    return value
+
+
+def enroll(args, io: _IO) -> int:
+    body = {"user": args.user, "location": args.location, "timeout": args.timeout}
+    if args.password_stdin:
+        password = io.stdin.readline().rstrip("\r\n")
+        if not password:
+            io.complain("refusing an empty password")
+            return 2
+        body["password"] = password
+    if args.replace:
+        body["replace"] = True
+    answer = _request(args, io, "POST", "/v1/enroll", body)
+    if answer is None:
+        return 1
+    if not args.password_stdin:
+        io.say(f"one-time password for {answer['user']}: {answer['password']}")
+    io.say(f"window at {answer['location']} until {answer['deadline']}")
+    for fingerprint in answer["fingerprints"]:
+        io.say(f"server certificate sha256: {fingerprint}")
+    return 0
+
+
+def windows(args, io: _IO) -> int:
+    answer = _request(args, io, "GET", "/v1/windows")
+    if answer is None:
+        return 1
+    for window in answer["windows"]:
+        io.say(
+            f"{window['user']}\t{window['location']}\t"
+            f"{window['seconds_left']:.0f}s left\t"
+            f"{window['attempts']}/{window['max_attempts']} failed"
+            + ("\treplaces profile" if window["replace"] else "")
+        )
+    return 0
+
+
+def cancel(args, io: _IO) -> int:
+    answer = _request(args, io, "POST", "/v1/cancel", {"user": args.user})
+    if answer is None:
+        return 1
+    io.say(f"closed the enrollment window for {answer['user']}")
     return 0
 
 
 def reload(args, io: _IO) -> int:
-    try:
-        code, answer = _call(args.data, "POST", "/v1/reload", {}, timeout=30.0)
-    except DaemonUnreachable as error:
-        io.complain(str(error))
+    answer = _request(args, io, "POST", "/v1/reload", {})
+    if answer is None:
         return 1
     failed = False
-    for result in answer.get("certificates", []):
+    for result in answer["certificates"]:
         if "error" in result:
             failed = True
             io.complain(f"kept the old certificate: {result['error']}")
         else:
             io.say(f"serving {result['subject']} sha256 {result['fingerprint']}")
-    return 1 if failed or code != 200 else 0
+    return 1 if failed else 0
 
 
 def cert(args, io: _IO) -> int:
@@ -259,6 +322,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     authenticate.add_argument("--timeout", type=float, default=None)
     authenticate.set_defaults(run=auth)
+
+    enrolling = commands.add_parser(
+        "enroll", help="open an enrollment window for a user at a location"
+    )
+    enrolling.add_argument("user")
+    enrolling.add_argument(
+        "--location", required=True, help="address, CIDR, or a locations-file name"
+    )
+    enrolling.add_argument("--timeout", type=_duration, default=120.0)
+    enrolling.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the one-time password instead of generating one",
+    )
+    enrolling.add_argument(
+        "--replace", action="store_true", help="re-enroll an enrolled user"
+    )
+    enrolling.set_defaults(run=enroll)
+    commands.add_parser("windows", help="list open enrollment windows").set_defaults(
+        run=windows
+    )
+    cancelling = commands.add_parser("cancel", help="close an enrollment window")
+    cancelling.add_argument("user")
+    cancelling.set_defaults(run=cancel)
 
     commands.add_parser("status", help="is the daemon up").set_defaults(run=status)
     commands.add_parser("cert", help="the TLS certificate").set_defaults(run=cert)

@@ -17,7 +17,9 @@ from twisted.web import resource, server
 from suto_server import wire
 from suto_server.authenticator import Authenticator, UnknownAccount
 from suto_server.discovery import parse_targets
+from suto_server.locations import LocationError
 from suto_server.rendezvous import RequestConflict
+from suto_server.store.errors import ProfileExists
 
 #: Largest request body the admin API reads.
 MAX_BODY = 16 * 1024
@@ -82,29 +84,15 @@ class AuthResource(resource.Resource):
             user=user,
             targets=",".join(str(t) for t in targets),
         )
-        finished = []
-        request.notifyFinish().addBoth(finished.append)
-
-        def answer(outcome):
-            if finished:
-                return
-            request.write(
-                _write_json(
-                    request,
-                    200,
-                    {
-                        "user": outcome.user,
-                        "verdict": outcome.verdict.value,
-                        "source": outcome.source,
-                        "reason": outcome.reason,
-                    },
-                )
-            )
-            request.finish()
-
-        d.addCallback(answer)
-        d.addErrback(lambda f: self.log.failure("answering auth", f))
-        return server.NOT_DONE_YET
+        d.addCallback(
+            lambda outcome: {
+                "user": outcome.user,
+                "verdict": outcome.verdict.value,
+                "source": outcome.source,
+                "reason": outcome.reason,
+            }
+        )
+        return _answer_later(request, d, self.log)
 
     def _parse(self, body: dict):
         user = body.get("user")
@@ -160,14 +148,125 @@ class ReloadResource(resource.Resource):
         return _write_json(request, 200, {"certificates": self._reload()})
 
 
+class EnrollResource(resource.Resource):
+    """
+    C{POST /v1/enroll} with C{{"user", "location", "timeout"?, "password"?,
+    "replace"?}}: opens an enrollment window and answers with the one-time
+    password (the only time it is ever shown), the window and the
+    certificate fingerprints for the device to pin.
+    """
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, desk) -> None:
+        super().__init__()
+        self._desk = desk
+
+    def render_POST(self, request):
+        try:
+            body = _read_json(request)
+            user = body.get("user")
+            if not wire.can_enroll(user):
+                raise BadRequest("'user' must be a valid account name")
+            location = body.get("location")
+            if not isinstance(location, str) or not location:
+                raise BadRequest("'location' must name an address, network or location")
+            timeout = _seconds(body, "timeout", 120, 86400)
+            password = body.get("password")
+            if password is not None and (
+                not isinstance(password, str) or not 8 <= len(password) <= 256
+            ):
+                raise BadRequest("'password' must be 8 to 256 characters")
+            replace = body.get("replace", False)
+            if not isinstance(replace, bool):
+                raise BadRequest("'replace' must be true or false")
+            d = self._desk.open(user, location, timeout, password, replace)
+        except (BadRequest, LocationError) as error:
+            return _write_json(request, 400, {"error": str(error)})
+        except ProfileExists as error:
+            return _write_json(request, 409, {"error": str(error)})
+        return _answer_later(request, d, self.log)
+
+
+class WindowsResource(resource.Resource):
+    """
+    C{GET /v1/windows}: the open enrollment windows.
+    """
+
+    isLeaf = True
+
+    def __init__(self, desk) -> None:
+        super().__init__()
+        self._desk = desk
+
+    def render_GET(self, request):
+        return _write_json(request, 200, {"windows": self._desk.list()})
+
+
+class CancelResource(resource.Resource):
+    """
+    C{POST /v1/cancel} with C{{"user"}}: close that user's window.
+    """
+
+    isLeaf = True
+
+    def __init__(self, desk) -> None:
+        super().__init__()
+        self._desk = desk
+
+    def render_POST(self, request):
+        try:
+            user = _read_json(request).get("user")
+            if not wire.is_valid_user(user):
+                raise BadRequest("'user' must be a valid account name")
+        except BadRequest as error:
+            return _write_json(request, 400, {"error": str(error)})
+        if not self._desk.cancel(user):
+            return _write_json(request, 404, {"error": f"no open window for {user}"})
+        return _write_json(request, 200, {"user": user, "cancelled": True})
+
+
+def _seconds(body: dict, name: str, default: float, most: float) -> float:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= most:
+        raise BadRequest(f"'{name}' must be seconds between 0 and {most:g}")
+    return value
+
+
+def _answer_later(request, d, log):
+    """
+    Answer C{request} with what C{d} fires with, unless the client hung
+    up first; a failure is answered 500 and logged.
+    """
+    finished = []
+    request.notifyFinish().addBoth(finished.append)
+
+    def answer(body):
+        if not finished:
+            request.write(_write_json(request, 200, body))
+            request.finish()
+
+    def failed(failure):
+        log.failure("admin request failed", failure)
+        if not finished:
+            request.write(_write_json(request, 500, {"error": "internal error"}))
+            request.finish()
+
+    d.addCallbacks(answer, failed)
+    return server.NOT_DONE_YET
+
+
 def admin_site(
-    authenticator: Authenticator, hello_port: int, status, reload
+    authenticator: Authenticator, hello_port: int, status, reload, desk=None
 ) -> server.Site:
     """
     The admin API's site.
 
     @param status: returns the JSON-ready status dictionary.
     @param reload: reloads the TLS certificates and returns what it did.
+    @param desk: the enrollment window operations (L{WindowDesk}), or
+        L{None} when this server does not enroll.
     """
     root = resource.Resource()
     v1 = resource.Resource()
@@ -175,6 +274,10 @@ def admin_site(
     v1.putChild(b"auth", AuthResource(authenticator, hello_port))
     v1.putChild(b"status", StatusResource(status))
     v1.putChild(b"reload", ReloadResource(reload))
+    if desk is not None:
+        v1.putChild(b"enroll", EnrollResource(desk))
+        v1.putChild(b"windows", WindowsResource(desk))
+        v1.putChild(b"cancel", CancelResource(desk))
     site = server.Site(root)
     site.displayTracebacks = False
     site.noisy = False

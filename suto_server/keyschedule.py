@@ -90,6 +90,12 @@ class SealError(KeyScheduleError):
     """
 
 
+#: Seal purposes of the enrollment conversation (docs/PROTOCOL.md §8):
+#: the client's fingerprint hash and random data, and the server's
+#: confirmation of the first key.
+ENROLL_DATA_PURPOSE = "enroll-data"
+ENROLL_CONFIRM_PURPOSE = "enroll-confirm"
+
 class Direction(enum.Enum):
     """
     Which way a sealed message travels.  Bound into every seal so a

@@ -1,12 +1,14 @@
 """
-Twisted adapters for the server's side of the SUTO exchange.
+Twisted adapters for the server's side of the SUTO exchanges.
 
 The protocol is a thin shell: bytes go into a L{wire.Decoder}, messages go
-into a L{ServerSession}, and the actions the session returns are carried
-out here (write, verify through the cred portal, close, report the
-verdict).  One factory serves one listener and one framing: the TLS
-listener speaks the framed protocol, the opt-in plaintext listener speaks
-SUTO 1.3.2's legacy framing.
+into the phase's sans-IO machine (L{ServerSession} for the classic
+challenge, L{EnrollmentSession} for enrollment), and the actions it returns
+are carried out here (write, verify through a cred portal, commit through
+the enrollment rules, close, report the verdict).  One factory serves one
+listener and one framing: the TLS listener speaks the framed protocol, the
+opt-in plaintext listener speaks SUTO 1.3.2's legacy framing and only the
+classic challenge.
 """
 
 from __future__ import annotations
@@ -19,20 +21,25 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
-from suto_server import wire
+from suto_server import schemes, wire
 from suto_server.credentials import SaltedChallenge
+from suto_server.enrollment import EnrollmentRefused
+from suto_server.enrollment_session import Complete, EnrollmentSession, Fail
 from suto_server.hashpool import HashPoolBusy
 from suto_server.realm import IAuthenticatedUser
 from suto_server.rendezvous import Rendezvous, Verdict
 from suto_server.session import Close, Finish, Send, ServerSession, Verify
 
-#: Sent (framed only) to a connection that answers no pending request.
-ERROR_NO_REQUEST = "NO_REQUEST"
-
 
 class ServerProtocol(Protocol, TimeoutMixin):
     """
-    One device's connection, answering one pending request.
+    One device's connection.
+
+    On the legacy listener the connection must answer a pending request
+    (matched by source address) and speaks the classic challenge at once.
+    On the framed listener it first exchanges versions; its first message
+    after that chooses the phase: C{SUTO_C_ENROLL_<user>} starts an
+    enrollment, a salt request answers a pending request.
     """
 
     log = Logger()
@@ -40,35 +47,21 @@ class ServerProtocol(Protocol, TimeoutMixin):
     def __init__(self, factory: ServerFactory) -> None:
         self.factory = factory
         self.callLater = factory.clock.callLater
-        self._request = None
-        self._session: ServerSession | None = None
         self._decoder = wire.Decoder(factory.framing)
+        self._greeted = factory.framing is wire.Framing.LEGACY
+        self._phase = None
+        self._portal = None
+        self._user: str | None = None
+        self._request = None
+        self._window = None
         self._closing = False
         self._lost = False
 
     def connectionMade(self) -> None:
-        source = getattr(self.transport.getPeer(), "host", None)
-        self._source = source
-        self._request = self.factory.rendezvous.claim(source) if source else None
-        if self._request is None:
-            self.factory.log.warn(
-                "refused a connection from {source}: no authentication is "
-                "waiting for it",
-                source=source,
-            )
-            if self.factory.framing is wire.Framing.FRAMED:
-                self.transport.write(
-                    wire.encode(wire.Error(ERROR_NO_REQUEST), self.factory.framing)
-                )
-            self._closing = True
-            self.transport.loseConnection()
-            return
-        self._session = ServerSession(
-            self.factory.framing,
-            self.factory.salt_for(self._request.user),
-            self.factory.make_rsalt,
-        )
+        self._source = getattr(self.transport.getPeer(), "host", None)
         self.setTimeout(self.factory.exchange_timeout)
+        if self.factory.framing is wire.Framing.LEGACY:
+            self._start_classic()
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
@@ -80,17 +73,15 @@ class ServerProtocol(Protocol, TimeoutMixin):
                 message = self._decoder.next_event()
                 if message is wire.NEED_DATA:
                     break
-                self._perform(self._session.receive(message))
+                self._dispatch(message)
         except wire.ProtocolError as error:
-            self._perform(self._session.protocol_error(error))
+            self._protocol_error(error)
 
     def timeoutConnection(self) -> None:
-        self._perform(
-            self._session.protocol_error(
-                wire.ProtocolError(
-                    wire.ERROR_TIMEOUT,
-                    "the device did not finish the exchange in time",
-                )
+        self._protocol_error(
+            wire.ProtocolError(
+                wire.ERROR_TIMEOUT,
+                "the device did not finish the exchange in time",
             )
         )
 
@@ -102,54 +93,138 @@ class ServerProtocol(Protocol, TimeoutMixin):
                 self._request, Verdict.ERROR, "connection lost"
             )
 
+    # Choosing the phase.
+
+    def _dispatch(self, message) -> None:
+        if self._phase is not None:
+            self._perform(self._phase.receive(message))
+        elif not self._greeted:
+            self._greet(message)
+        elif isinstance(message, wire.Enroll):
+            self._start_enrollment(message.user)
+        elif self._start_classic():
+            self._perform(self._phase.receive(message))
+
+    def _greet(self, message) -> None:
+        if message == wire.Version(wire.PROTOCOL_VERSION):
+            self._greeted = True
+            self._send(message)
+        elif isinstance(message, wire.Version):
+            self._refuse(wire.ERROR_BAD_VERSION)
+        else:
+            self._refuse(wire.ERROR_OUT_OF_ORDER)
+
+    def _start_classic(self) -> bool:
+        request = self.factory.rendezvous.claim(self._source) if self._source else None
+        if request is None:
+            self.factory.log.warn(
+                "refused a connection from {source}: no authentication is "
+                "waiting for it",
+                source=self._source,
+            )
+            self._refuse(wire.ERROR_NO_REQUEST)
+            return False
+        self._request = request
+        self._user = request.user
+        self._portal = self.factory.portal
+        self._phase = ServerSession(
+            self.factory.framing,
+            self.factory.salt_for(request.user),
+            self.factory.make_rsalt,
+        )
+        return True
+
+    def _start_enrollment(self, user: str) -> None:
+        enrollment = self.factory.enrollment
+        if enrollment is None:
+            self._refuse(wire.ERROR_UNKNOWN_MESSAGE)
+            return
+        try:
+            window = enrollment.begin(user, self._source, self.factory.clock.seconds())
+        except EnrollmentRefused:
+            self._send(wire.Auth(False))
+            self._close()
+            return
+        self._window = window
+        self._user = user
+        self._portal = self.factory.enrollment_portal
+        self._phase = EnrollmentSession(
+            schemes.salt_of(window.otp_hash), self.factory.make_rsalt
+        )
+        self._perform(self._phase.start())
+
+    def _refuse(self, code: str) -> None:
+        """
+        End a connection that has no phase: framed peers are told why;
+        legacy peers get nothing unsolicited, as 1.3.2 reads any bytes as
+        a reply.
+        """
+        if self.factory.framing is wire.Framing.FRAMED:
+            self._send(wire.Error(code))
+        self._close()
+
+    def _protocol_error(self, error: wire.ProtocolError) -> None:
+        if self._phase is not None:
+            self._perform(self._phase.protocol_error(error))
+        else:
+            self._refuse(error.code)
+
+    # Carrying out what the phase decided.
+
+    def _send(self, message) -> None:
+        self.transport.write(wire.encode(message, self.factory.framing))
+
+    def _close(self) -> None:
+        self._closing = True
+        self.setTimeout(None)
+        self.transport.loseConnection()
+
     def _perform(self, actions: list) -> None:
         for action in actions:
             if isinstance(action, Send):
-                self.transport.write(
-                    wire.encode(action.message, self.factory.framing)
-                )
+                self._send(action.message)
             elif isinstance(action, Verify):
                 self._verify(action)
             elif isinstance(action, Close):
-                self._closing = True
-                self.setTimeout(None)
-                self.transport.loseConnection()
+                self._close()
             elif isinstance(action, Finish):
                 self._finish(action)
+            elif isinstance(action, Complete):
+                self._complete(action)
+            elif isinstance(action, Fail):
+                self._fail(action)
 
     def _verify(self, action: Verify) -> None:
         # While the portal works the connection stays lockstep-quiet; the
         # exchange timeout keeps running so a stuck check still ends.
-        credentials = SaltedChallenge(
-            self._request.user, action.rsalt, action.response
-        )
-        d = self.factory.portal.login(credentials, None, IAuthenticatedUser)
+        credentials = SaltedChallenge(self._user, action.rsalt, action.response)
+        d = self._portal.login(credentials, None, IAuthenticatedUser)
         d.addCallbacks(self._login_succeeded, self._login_failed)
 
     def _login_succeeded(self, result) -> None:
         if not self._lost:
-            self._perform(self._session.verified(True))
+            self._perform(self._phase.verified(True))
 
     def _login_failed(self, failure) -> None:
         if self._lost:
             return
         if failure.check(UnauthorizedLogin):
-            self._perform(self._session.verified(False))
+            self._perform(self._phase.verified(False))
         elif failure.check(HashPoolBusy):
-            self._perform(self._session.unavailable("hash pool saturated"))
+            self._perform(self._phase.unavailable("hash pool saturated"))
         else:
             self.log.failure(
                 "checking the response for {user} failed",
                 failure,
-                user=self._request.user,
+                user=self._user,
             )
-            self._perform(self._session.unavailable("internal error"))
+            self._perform(self._phase.unavailable("internal error"))
 
     def _finish(self, action: Finish) -> None:
         self.factory.log.info(
             "authentication for {user} from {source}: {verdict}"
             "{reason_text}",
-            user=self._request.user,
+            user=self._user,
             source=self._source,
             verdict=action.verdict.value,
             reason=action.reason,
@@ -158,6 +233,31 @@ class ServerProtocol(Protocol, TimeoutMixin):
         self.factory.rendezvous.finish(
             self._request, action.verdict, action.reason
         )
+
+    def _complete(self, action: Complete) -> None:
+        now = self.factory.clock.seconds()
+        try:
+            key_id, confirmation = self.factory.enrollment.complete(
+                self._window, self._source, action.sealed, now
+            )
+        except EnrollmentRefused as refusal:
+            self._perform(self._phase.rejected(refusal.reason))
+        else:
+            self._perform(self._phase.completed(key_id, confirmation))
+
+    def _fail(self, action: Fail) -> None:
+        now = self.factory.clock.seconds()
+        if action.counted:
+            try:
+                self.factory.enrollment.fail(
+                    self._user, self._source, action.reason, now
+                )
+            except EnrollmentRefused:
+                pass
+        else:
+            self.factory.enrollment.abandoned(
+                self._user, self._source, action.reason, now
+            )
 
 
 class ServerFactory(Factory):
@@ -169,6 +269,9 @@ class ServerFactory(Factory):
     @param make_rsalt: returns a fresh random salt.
     @param exchange_timeout: seconds a connected device may stay silent
         before it is dropped (a login grace time).
+    @param enrollment: the enrollment rules (L{Enrollment}), or L{None} on
+        a listener that must not enroll (the plaintext legacy one).
+    @param enrollment_portal: checks one-time password responses.
     """
 
     log = Logger()
@@ -184,8 +287,12 @@ class ServerFactory(Factory):
         make_rsalt: Callable[[], str],
         clock: IReactorTime,
         exchange_timeout: float = 10.0,
+        enrollment=None,
+        enrollment_portal=None,
     ) -> None:
         self.framing = framing
+        self.enrollment = enrollment
+        self.enrollment_portal = enrollment_portal
         self.rendezvous = rendezvous
         self.portal = portal
         self.salt_for = salt_for

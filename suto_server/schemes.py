@@ -218,31 +218,41 @@ def _yescrypt_setting(rounds: int | None) -> str:
         raise InvalidRounds(f"yescrypt: {error}") from None
 
 
-def hash_password(
-    password: str, scheme: str = DEFAULT_SCHEME, rounds: int | None = None
-) -> str:
+def new_setting(scheme: str = DEFAULT_SCHEME, rounds: int | None = None) -> str:
     """
-    Hash a new password.
+    A fresh setting (scheme, cost and salt) following the rounds policy,
+    for hashing a new password; computing the hash is left to the caller,
+    so a server can do it in its hash pool.
 
     @param scheme: one of L{SCHEMES}.
     @param rounds: the cost; by default 5000 for the SHA-2 schemes (so no
         C{rounds=} field), 12 for bcrypt, libxcrypt's default for yescrypt;
         md5_crypt takes none.
-    @return: the hash; C{libxcrypt.crypt(password, result) == result}.
     @raise UnsupportedScheme: C{scheme} is not one of L{SCHEMES}.
     @raise InvalidRounds: C{rounds} does not suit C{scheme}.
-    @raise libxcrypt.CryptError: the password is out of bounds, or
-        libxcrypt is missing.
     """
     if scheme not in SCHEMES:
         raise UnsupportedScheme(f"unknown password hash scheme {scheme!r}")
     if rounds is not None and (isinstance(rounds, bool) or not isinstance(rounds, int)):
         raise InvalidRounds("rounds must be an int")
     if scheme == "yescrypt":
-        setting = _yescrypt_setting(rounds)
-    else:
-        setting = _passlib_setting(scheme, rounds)
-    return libxcrypt.crypt(password, setting)
+        return _yescrypt_setting(rounds)
+    return _passlib_setting(scheme, rounds)
+
+
+def hash_password(
+    password: str, scheme: str = DEFAULT_SCHEME, rounds: int | None = None
+) -> str:
+    """
+    Hash a new password with a fresh L{new_setting}.
+
+    @return: the hash; C{libxcrypt.crypt(password, result) == result}.
+    @raise UnsupportedScheme: C{scheme} is not one of L{SCHEMES}.
+    @raise InvalidRounds: C{rounds} does not suit C{scheme}.
+    @raise libxcrypt.CryptError: the password is out of bounds, or
+        libxcrypt is missing.
+    """
+    return libxcrypt.crypt(password, new_setting(scheme, rounds))
 
 
 def new_rsalt() -> str:

@@ -1,7 +1,7 @@
 """
 Assembly of the SUTO server from its parts.
 
-L{build_server} takes everything it needs as arguments (reactor, store,
+L{SutoServer} takes everything it needs as arguments (reactor, store,
 endpoint objects), so tests build a complete server on loopback port 0 with
 a L{task.Clock} or the real reactor and no monkeypatching; C{tap.py} turns
 command-line options into those arguments.
@@ -21,6 +21,10 @@ from suto_server.authenticator import Authenticator
 from suto_server.adminapi import admin_site
 from suto_server.checkers import ChainedHashSource, SaltedChallengeChecker
 from suto_server.discovery import HelloService
+from suto_server.expiry import DEFAULT_WARN_DAYS, CertificateExpiryWatch
+from suto_server.enrollment import DEFAULT_MAX_ATTEMPTS, Enrollment, WindowHashSource
+from suto_server.locations import Locations
+from suto_server.windows import WindowDesk
 from suto_server.hashpool import HashPool
 from suto_server.protocol import ServerFactory
 from suto_server.realm import SutoRealm
@@ -131,7 +135,10 @@ class SutoServer(MultiService):
     The running server: hash pool, listeners, hello sender, admin API.
 
     @ivar rendezvous: pending authentication requests.
+    @ivar expiry_watch: warns daily about TLS certificates close to
+        expiry (after C{cert_warn_days}); L{None} without a TLS listener.
     @ivar authenticator: starts authentications (what the admin API calls).
+    @ivar store: the durable store, closed when the service stops.
     """
 
     log = Logger()
@@ -151,10 +158,14 @@ class SutoServer(MultiService):
         auth_timeout: float = 5.0,
         exchange_timeout: float = 10.0,
         hash_pool_size: int | None = None,
+        master_key=None,
+        locations=None,
+        max_enroll_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        cert_warn_days: int = DEFAULT_WARN_DAYS,
     ) -> None:
         super().__init__()
         self._reactor = reactor
-        self._store = store
+        self.store = store
         self._started = None
         self.hash_pool = HashPool(reactor, size=hash_pool_size)
         self.hash_pool.setServiceParent(self)
@@ -167,8 +178,20 @@ class SutoServer(MultiService):
         self.hello.setServiceParent(self)
         self.authenticator = Authenticator(self.rendezvous, self.hello, source)
         self.listeners: list[ListeningService] = []
+        self.enrollment = None
+        enrollment_portal = None
+        if master_key is not None:
+            self.enrollment = Enrollment(
+                store, master_key, self.hash_pool, max_enroll_attempts
+            )
+            enrollment_portal = Portal(
+                SutoRealm(),
+                [SaltedChallengeChecker(WindowHashSource(store), self.hash_pool)],
+            )
 
         def factory(framing):
+            # Enrollment only ever runs on the framed (TLS) listener.
+            framed = framing is wire.Framing.FRAMED
             return ServerFactory(
                 framing=framing,
                 rendezvous=self.rendezvous,
@@ -177,6 +200,8 @@ class SutoServer(MultiService):
                 make_rsalt=schemes.new_rsalt,
                 clock=reactor,
                 exchange_timeout=exchange_timeout,
+                enrollment=self.enrollment if framed else None,
+                enrollment_portal=enrollment_portal if framed else None,
             )
 
         self._tls = [
@@ -184,6 +209,12 @@ class SutoServer(MultiService):
             for endpoint in listen
             if getattr(endpoint, "tls", None) is not None
         ]
+        self.expiry_watch = None
+        if self._tls:
+            self.expiry_watch = CertificateExpiryWatch(
+                reactor, self._tls, cert_warn_days
+            )
+            self.expiry_watch.setServiceParent(self)
         for endpoint in listen:
             self._listen("SUTO listener", endpoint, factory(wire.Framing.FRAMED))
         if legacy_listen is not None:
@@ -205,8 +236,21 @@ class SutoServer(MultiService):
                     hello_port,
                     self.status,
                     self.reload_certificates,
+                    self._window_desk(locations, hello_port),
                 ),
             )
+
+    def _window_desk(self, locations, hello_port):
+        if self.enrollment is None:
+            return None
+        return WindowDesk(
+            self.enrollment,
+            locations or Locations(),
+            self._reactor,
+            self.hello,
+            hello_port,
+            lambda: [tls.certificate_info().fingerprint for tls in self._tls],
+        )
 
     def _listen(self, name: str, endpoint, factory) -> None:
         service = ListeningService(name, endpoint, factory)
@@ -223,7 +267,7 @@ class SutoServer(MultiService):
         return d
 
     def _close_store(self, result):
-        self._store.close()
+        self.store.close()
         return result
 
     def reload_certificates(self) -> list:
@@ -269,4 +313,9 @@ class SutoServer(MultiService):
                 {"user": request.user, "claimed_by": request.claimed_by}
                 for request in self.rendezvous.pending
             ],
+            "enrollment_windows": (
+                len(self.enrollment.windows(self._reactor.seconds()))
+                if self.enrollment is not None
+                else 0
+            ),
         }

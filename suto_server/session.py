@@ -9,7 +9,6 @@ carries out.  L{ServerSession.receive} inspects each message and calls
 exactly one input of the machine, so the transitions below read as the
 protocol table::
 
-    awaiting_version --version--> awaiting_request      (framed only)
     awaiting_request --salt_request--> awaiting_hash    (sends SALTA)
     awaiting_request --rsalt_request--> awaiting_hash   (sends RSALT)
     awaiting_hash --hash--> verifying                   (asks to verify)
@@ -64,8 +63,9 @@ class ServerSession:
     """
     One connection's exchange, from the first byte to the verdict.
 
-    @param framing: which framing the listener speaks; only the framed
-        one starts with a version exchange.
+    @param framing: which framing the listener speaks, which decides how
+        a protocol error is answered.  The framed version exchange happens
+        before this machine starts.
     @param salt: the setting of the user's stored hash (what
         C{SUTO_SALTA_} carries), or L{None} if the user has no usable
         hash any more (the exchange then ends with C{SUTO_AUTH_0}).
@@ -89,8 +89,6 @@ class ServerSession:
         self._error: wire.ProtocolError | None = None
         self._error_reason = ""
         self._actions: list = []
-        if framing is wire.Framing.LEGACY:
-            self._skip_version()
 
     # What the protocol calls.
 
@@ -104,16 +102,7 @@ class ServerSession:
             wire.ERROR_OUT_OF_ORDER,
             f"{type(message).__name__} is not expected at this point",
         )
-        if isinstance(message, wire.Version):
-            if message.version == wire.PROTOCOL_VERSION:
-                self._version()
-            else:
-                self._error = wire.ProtocolError(
-                    wire.ERROR_BAD_VERSION,
-                    f"this server speaks version {wire.PROTOCOL_VERSION}",
-                )
-                self._unexpected()
-        elif isinstance(message, wire.GetSaltA):
+        if isinstance(message, wire.GetSaltA):
             if self._salt is None:
                 self._salt_request_without_hash()
             else:
@@ -164,10 +153,6 @@ class ServerSession:
     # States.
 
     @_machine.state(initial=True)
-    def awaiting_version(self):
-        "Framed only: the peer must first say which version it speaks."
-
-    @_machine.state()
     def awaiting_request(self):
         "Waiting for SUTO_C_GET_SALTA or SUTO_C_GET_RSALT."
 
@@ -184,14 +169,6 @@ class ServerSession:
         "A verdict was reached; the connection is closing."
 
     # Inputs.
-
-    @_machine.input()
-    def _skip_version(self):
-        "The legacy framing has no version exchange."
-
-    @_machine.input()
-    def _version(self):
-        "The peer speaks our framed version."
 
     @_machine.input()
     def _salt_request(self):
@@ -234,10 +211,6 @@ class ServerSession:
         "The bytes were bad, or the peer went silent."
 
     # Outputs.
-
-    @_machine.output()
-    def _send_version(self):
-        self._actions.append(Send(wire.Version(wire.PROTOCOL_VERSION)))
 
     @_machine.output()
     def _send_salts(self):
@@ -321,23 +294,6 @@ class ServerSession:
 
     # Transitions: the protocol as a table.
 
-    awaiting_version.upon(_skip_version, enter=awaiting_request, outputs=[])
-    awaiting_version.upon(
-        _version, enter=awaiting_request, outputs=[_send_version]
-    )
-    awaiting_version.upon(
-        _salt_request, enter=done, outputs=[_report_violation]
-    )
-    awaiting_version.upon(
-        _salt_request_without_hash, enter=done, outputs=[_report_violation]
-    )
-    awaiting_version.upon(
-        _rsalt_request, enter=done, outputs=[_report_violation]
-    )
-    awaiting_version.upon(_hash, enter=done, outputs=[_report_violation])
-    awaiting_version.upon(_cancel, enter=done, outputs=[_end_cancelled])
-    awaiting_version.upon(_unexpected, enter=done, outputs=[_report_violation])
-    awaiting_version.upon(_violation, enter=done, outputs=[_report_violation])
 
     awaiting_request.upon(
         _salt_request, enter=awaiting_hash, outputs=[_send_salts]
@@ -348,7 +304,6 @@ class ServerSession:
     awaiting_request.upon(
         _rsalt_request, enter=awaiting_hash, outputs=[_send_rsalt]
     )
-    awaiting_request.upon(_version, enter=done, outputs=[_report_violation])
     awaiting_request.upon(_hash, enter=done, outputs=[_report_violation])
     awaiting_request.upon(_cancel, enter=done, outputs=[_end_cancelled])
     awaiting_request.upon(_unexpected, enter=done, outputs=[_report_violation])
@@ -356,7 +311,6 @@ class ServerSession:
 
     awaiting_hash.upon(_hash, enter=verifying, outputs=[_ask_verify])
     awaiting_hash.upon(_cancel, enter=done, outputs=[_end_cancelled])
-    awaiting_hash.upon(_version, enter=done, outputs=[_report_violation])
     awaiting_hash.upon(_salt_request, enter=done, outputs=[_report_violation])
     awaiting_hash.upon(_rsalt_request, enter=done, outputs=[_report_violation])
     awaiting_hash.upon(
@@ -369,7 +323,6 @@ class ServerSession:
     verifying.upon(_refused, enter=done, outputs=[_reject])
     verifying.upon(_busy, enter=done, outputs=[_reject_unavailable])
     for _early in (
-        _version,
         _salt_request,
         _salt_request_without_hash,
         _rsalt_request,
@@ -381,7 +334,6 @@ class ServerSession:
     verifying.upon(_violation, enter=done, outputs=[_report_violation])
 
     for _late in (
-        _version,
         _salt_request,
         _salt_request_without_hash,
         _rsalt_request,

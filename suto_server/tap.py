@@ -18,6 +18,9 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from suto_server import certificate
+from suto_server.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
+from suto_server.locations import Locations
+from suto_server.masterkey import MasterKey, MasterKeyError
 from suto_server.service import ReloadOnHangup, SutoServer
 from suto_server.shadow import ShadowFile, ShadowFileError
 from suto_server.store.errors import StoreError
@@ -27,6 +30,7 @@ from suto_server.tls import TLSConfigurationError, server_endpoint
 DEFAULT_DATA = "suto-data"
 DATABASE_FILE = "suto.db"
 ADMIN_SOCKET = "admin.sock"
+MASTER_KEY_FILE = "master.key"
 DEFAULT_PORT = 2021
 
 log = Logger()
@@ -69,6 +73,13 @@ class Options(usage.Options):
          "Also accept users from this shadow(5)-format file."],
         ["hash-threads", None, None,
          "Threads computing password hashes (default: one per core).", int],
+        ["cert-warn-days", None, DEFAULT_WARN_DAYS,
+         "Warn daily once a TLS certificate has fewer days than this left.",
+         int],
+        ["locations", None, None,
+         "Locations file naming enrollment places ('name: CIDR, CIDR')."],
+        ["enroll-attempts", None, 5,
+         "Failed attempts after which an enrollment window closes.", int],
     ]
 
     def postOptions(self) -> None:
@@ -76,6 +87,10 @@ class Options(usage.Options):
             raise usage.UsageError("--hello-port must be 1-65535")
         if self["hash-threads"] is not None and self["hash-threads"] < 1:
             raise usage.UsageError("--hash-threads must be at least 1")
+        if not 1 <= self["cert-warn-days"] <= MAX_WARN_DAYS:
+            raise usage.UsageError(f"--cert-warn-days must be 1-{MAX_WARN_DAYS}")
+        if self["enroll-attempts"] < 1:
+            raise usage.UsageError("--enroll-attempts must be at least 1")
 
 
 def prepare_data_folder(path: str) -> str:
@@ -128,7 +143,14 @@ def makeService(options: Options) -> SutoServer:
 
     try:
         return _build(reactor, options)
-    except (StoreError, ShadowFileError, TLSConfigurationError, OSError, ValueError) as error:
+    except (
+        StoreError,
+        ShadowFileError,
+        TLSConfigurationError,
+        MasterKeyError,
+        OSError,
+        ValueError,
+    ) as error:
         raise SystemExit(f"suto: cannot start: {error}") from None
 
 
@@ -138,6 +160,10 @@ def _build(reactor, options: Options) -> SutoServer:
     listen = options["listen"] or default_listen(data, hostname)
     admin = options["admin"] or admin_endpoint_description(data)
     extra_sources = [ShadowFile(options["shadow"])] if options["shadow"] else []
+    locations = (
+        Locations.from_file(options["locations"]) if options["locations"] else Locations()
+    )
+    master_key = MasterKey.load_or_create(os.path.join(data, MASTER_KEY_FILE))
     store = SQLiteStore.open(os.path.join(data, DATABASE_FILE))
     server = SutoServer(
         reactor,
@@ -156,6 +182,10 @@ def _build(reactor, options: Options) -> SutoServer:
         auth_timeout=options["auth-timeout"],
         exchange_timeout=options["exchange-timeout"],
         hash_pool_size=options["hash-threads"],
+        cert_warn_days=options["cert-warn-days"],
+        master_key=master_key,
+        locations=locations,
+        max_enroll_attempts=options["enroll-attempts"],
     )
     ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)
     return server

@@ -6,13 +6,25 @@ with injected streams, and for L{suto_client.tap}, the C{twistd} options.
 import io
 import os
 
+from twisted.internet.defer import succeed
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
-from suto_client import tap
+from suto_client import cli, tap
 from suto_client.agent import Agent
 from suto_client.cli import CommandError, main, parse_server
-from suto_client.statefile import Account, load_state, save_state
+from suto_client.enrollment import EnrollOutcome, EnrollResult
+from suto_client.fingerprint import compute_fingerprint
+from suto_client.statefile import (
+    Account,
+    ClientState,
+    EnrolledProfile,
+    load_state,
+    save_state,
+)
+from suto_server.interfaces import IFingerprintSource
+from tests.test_client_ca import Authority, Files
 
 PIN = "AB:" * 31 + "AB"
 
@@ -241,6 +253,123 @@ class CommandTests(SynchronousTestCase):
         self.assertIn("usage:", stderr.getvalue())
 
 
+class TLSOptionTests(SynchronousTestCase):
+    """
+    C{--ca}, C{--client-cert} and C{--client-key} on C{account add}.
+    """
+
+    def setUp(self):
+        self.state = os.path.join(self.mktemp(), "client.json")
+        files = Files(self.mktemp())
+        authority = Authority("SUTO Test CA")
+        key, certificate = authority.issue("alice", client=True)
+        self.bundle = files.write("ca.pem", authority.certificate)
+        self.client_cert = files.write("client.crt", certificate)
+        self.client_key = files.write("client.key", key)
+        self.missing = os.path.join(files.directory, "missing.pem")
+
+    def add(self, *options):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = main(
+            ["account", "add", "alice", "--server", "192.0.2.10"]
+            + list(options)
+            + ["--password-stdin", "--state", self.state],
+            stdin=io.StringIO("pw\n"),
+            stdout=stdout,
+            stderr=stderr,
+        )
+        return code, stdout.getvalue(), stderr.getvalue()
+
+    def test_ca_with_client_certificate(self):
+        """
+        An account trusting a CA bundle and presenting a client certificate
+        stores the three paths, made absolute, and no pin.
+        """
+        relative = os.path.relpath(self.bundle)
+        code, out, err = self.add(
+            "--ca",
+            relative,
+            "--client-cert",
+            self.client_cert,
+            "--client-key",
+            self.client_key,
+        )
+        self.assertEqual((code, err), (0, ""))
+        account = load_state(self.state).accounts["alice"]
+        self.assertEqual(
+            (account.pin, account.ca, account.client_cert, account.client_key),
+            (
+                None,
+                os.path.abspath(self.bundle),
+                os.path.abspath(self.client_cert),
+                os.path.abspath(self.client_key),
+            ),
+        )
+
+    def test_pin_with_client_certificate(self):
+        """
+        A pinned account may present a client certificate too.
+        """
+        code, _, err = self.add(
+            "--pin",
+            PIN,
+            "--client-cert",
+            self.client_cert,
+            "--client-key",
+            self.client_key,
+        )
+        self.assertEqual((code, err), (0, ""))
+        account = load_state(self.state).accounts["alice"]
+        self.assertEqual(
+            (account.pin, account.client_cert),
+            ("ab" * 32, os.path.abspath(self.client_cert)),
+        )
+
+    def test_contradictions_refused(self):
+        """
+        Both --pin and --ca, a client certificate without its key (or the
+        reverse), and any TLS option on a legacy account are refused with
+        status 1 and a message naming the options; nothing is written.
+        """
+        cases = [
+            (["--pin", PIN, "--ca", self.bundle], "--pin or --ca"),
+            (["--ca", self.bundle, "--client-cert", self.client_cert],
+             "--client-cert and --client-key"),
+            (["--ca", self.bundle, "--client-key", self.client_key],
+             "--client-cert and --client-key"),
+            (["--legacy", "--ca", self.bundle], "--ca has no use with --legacy"),
+            (["--legacy", "--client-cert", self.client_cert,
+              "--client-key", self.client_key],
+             "--client-cert has no use with --legacy"),
+            ([], "--ca"),
+        ]
+        for options, message in cases:
+            code, out, err = self.add(*options)
+            self.assertEqual((code, out), (1, ""))
+            self.assertIn(message, err)
+        self.assertFalse(os.path.exists(self.state))
+
+    def test_unusable_files_refused(self):
+        """
+        A CA bundle, client certificate or client key that cannot be used
+        is refused when the account is added, naming the file.
+        """
+        cases = [
+            (["--ca", self.missing], self.missing),
+            (["--ca", self.client_key], self.client_key),
+            (["--ca", self.bundle, "--client-cert", self.client_cert,
+              "--client-key", self.missing], self.missing),
+            (["--pin", PIN, "--client-cert", self.client_key,
+              "--client-key", self.client_key], self.client_key),
+        ]
+        for options, named in cases:
+            code, out, err = self.add(*options)
+            self.assertEqual((code, out), (1, ""))
+            self.assertTrue(err.startswith("suto-client: "))
+            self.assertIn(os.path.abspath(named), err)
+        self.assertFalse(os.path.exists(self.state))
+
+
 class ParseServerTests(SynchronousTestCase):
     def test_forms(self):
         """
@@ -309,3 +438,261 @@ class TapOptionsTests(SynchronousTestCase):
         service = tap.makeService(options)
         self.assertIsInstance(service, Agent)
         self.assertIsNone(service.hello_port)
+
+
+def sample_profile(user="alice", key_id="0123abcd" * 4, host="192.0.2.10"):
+    return EnrolledProfile(
+        user=user,
+        server_host=host,
+        server_port=2021,
+        pin="ab" * 32,
+        key=b"k" * 32,
+        key_id=key_id,
+        generation=0,
+        enrolled_at=1700000000.0,
+    )
+
+
+class EnrollCommandTests(SynchronousTestCase):
+    """
+    C{suto-client enroll}, with the reactor run and the enrollment itself
+    replaced by fakes: the conversation with a real server is tested end
+    to end elsewhere.
+    """
+
+    def setUp(self):
+        self.state = os.path.join(self.mktemp(), "client.json")
+        self.result = EnrollResult(
+            EnrollOutcome.ENROLLED, "", sample_profile()
+        )
+        self.enrollments = []
+        self.patch(cli, "react", self.fake_react)
+        self.patch(cli, "enroll", self.fake_enroll)
+
+    def fake_react(self, main, argv=()):
+        """
+        Run C{main} as L{twisted.internet.task.react} would, with a stand-in
+        reactor, and exit as it does.
+        """
+        main(object(), *argv)
+        raise SystemExit(0)
+
+    def fake_enroll(self, reactor, **arguments):
+        self.enrollments.append(arguments)
+        return succeed(self.result)
+
+    def run_enroll(self, *argv, stdin="one-time\n"):
+        """
+        Run C{suto-client enroll argv... --state <temp> --password-stdin};
+        return the exit status, standard output and standard error.
+        """
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = main(
+            ["enroll", *argv, "--state", self.state, "--password-stdin"],
+            stdin=io.StringIO(stdin),
+            stdout=stdout,
+            stderr=stderr,
+        )
+        return code, stdout.getvalue(), stderr.getvalue()
+
+    def test_enrolled(self):
+        """
+        A successful enrollment runs with the server's canonical address,
+        the normalised pin, the user and the password read from standard
+        input, stores the profile, and says so in one line with a short
+        prefix of the key id.
+        """
+        code, out, err = self.run_enroll(
+            "--server", "192.0.2.10", "--user", "alice", "--pin", PIN
+        )
+        self.assertEqual(
+            (code, out, err),
+            (
+                0,
+                "enrolled alice with 192.0.2.10:2021, key id 0123abcd\u2026\n",
+                "",
+            ),
+        )
+        self.assertEqual(
+            self.enrollments,
+            [
+                {
+                    "host": "192.0.2.10",
+                    "port": 2021,
+                    "pin": "ab" * 32,
+                    "user": "alice",
+                    "password": "one-time",
+                }
+            ],
+        )
+        self.assertEqual(
+            load_state(self.state).profiles, {"alice": sample_profile()}
+        )
+
+    def test_not_enrolled(self):
+        """
+        An enrollment that did not succeed is one line on standard error,
+        status 1, and nothing is stored.
+        """
+        self.result = EnrollResult(
+            EnrollOutcome.REJECTED, "the server refused the one-time password"
+        )
+        code, out, err = self.run_enroll(
+            "--server", "[::1]:3021", "--user", "alice", "--pin", PIN
+        )
+        self.assertEqual(
+            (code, out, err),
+            (
+                1,
+                "",
+                "suto-client: alice was not enrolled: the server refused "
+                "the one-time password\n",
+            ),
+        )
+        self.assertFalse(os.path.exists(self.state))
+
+    def test_interrupted(self):
+        """
+        A reactor stopped before the enrollment ended (Control-C) is an
+        error, and nothing is stored.
+        """
+
+        def interrupted_react(main, argv=()):
+            raise SystemExit(1)
+
+        self.patch(cli, "react", interrupted_react)
+        code, out, err = self.run_enroll(
+            "--server", "192.0.2.10", "--user", "alice", "--pin", PIN
+        )
+        self.assertEqual(
+            (code, err), (1, "suto-client: the enrollment was interrupted\n")
+        )
+        self.assertFalse(os.path.exists(self.state))
+
+    def test_already_enrolled(self):
+        """
+        A user already enrolled is refused before the password is read or
+        the server contacted, and the stored profile is kept; with
+        C{--replace} it is replaced.
+        """
+        old = sample_profile(key_id="f" * 32, host="192.0.2.99")
+        save_state(self.state, ClientState(profiles={"alice": old}))
+        code, out, err = self.run_enroll(
+            "--server", "192.0.2.10", "--user", "alice", "--pin", PIN
+        )
+        self.assertEqual(
+            (code, out, err),
+            (
+                1,
+                "",
+                "suto-client: alice is already enrolled with "
+                "192.0.2.99:2021; use --replace to enroll again\n",
+            ),
+        )
+        self.assertEqual(self.enrollments, [])
+        self.assertEqual(load_state(self.state).profiles, {"alice": old})
+        code, out, err = self.run_enroll(
+            "--server",
+            "192.0.2.10",
+            "--user",
+            "alice",
+            "--pin",
+            PIN,
+            "--replace",
+        )
+        self.assertEqual(code, 0)
+        self.assertEqual(
+            load_state(self.state).profiles, {"alice": sample_profile()}
+        )
+
+    def test_bad_arguments(self):
+        """
+        A bad pin, a host name, a port out of range, a user name that
+        cannot be enrolled and an empty password are each refused with
+        status 1 and one line, without contacting the server or writing
+        the state file.
+        """
+        cases = [
+            (["192.0.2.10", "alice", "abc"], "one-time\n", "--pin: "),
+            (["suto.example", "alice", PIN], "one-time\n", "the server"),
+            (["192.0.2.10:0", "alice", PIN], "one-time\n", "the server"),
+            (["192.0.2.10", "DATA_x", PIN], "one-time\n", "'DATA_x'"),
+            (["192.0.2.10", "al ice", PIN], "one-time\n", "'al ice'"),
+            (["192.0.2.10", "alice", PIN], "\n", "refusing an empty"),
+        ]
+        for (server, user, pin), stdin, start in cases:
+            code, out, err = self.run_enroll(
+                "--server", server, "--user", user, "--pin", pin, stdin=stdin
+            )
+            self.assertEqual((code, out), (1, ""))
+            self.assertTrue(err.startswith("suto-client: " + start), err)
+            self.assertEqual(len(err.splitlines()), 1)
+        self.assertEqual(self.enrollments, [])
+        self.assertFalse(os.path.exists(self.state))
+
+    def test_missing_arguments(self):
+        """
+        Without --server, --user or --pin the command is a usage error.
+        """
+        arguments = ["--server", "192.0.2.10", "--user", "alice", "--pin", PIN]
+        for missing in range(0, len(arguments), 2):
+            partial = arguments[:missing] + arguments[missing + 2 :]
+            code, out, err = self.run_enroll(*partial)
+            self.assertEqual(code, 2)
+            self.assertIn("usage:", err)
+        self.assertEqual(self.enrollments, [])
+
+
+@implementer(IFingerprintSource)
+class FakeSource:
+    """
+    A fingerprint source that reads a fixed value.
+    """
+
+    def __init__(self, name, value):
+        self.name = name
+        self.value = value
+
+    def read(self):
+        return self.value
+
+
+class FingerprintCommandTests(SynchronousTestCase):
+    def run_fingerprint(self, sources):
+        self.patch(cli, "default_sources", lambda: sources)
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = main(["fingerprint"], stdout=stdout, stderr=stderr)
+        return code, stdout.getvalue(), stderr.getvalue()
+
+    def test_fingerprint(self):
+        """
+        The command prints the fingerprint hash in hex and the names of
+        the sources that contributed, never what they read.
+        """
+        sources = [
+            FakeSource("machine-id", "secret-machine-id"),
+            FakeSource("cpu-model", "secret-cpu"),
+            FakeSource("dmi-product-uuid", None),
+        ]
+        code, out, err = self.run_fingerprint(sources)
+        expected = compute_fingerprint(sources).hexdigest()
+        self.assertEqual(
+            (code, out, err),
+            (0, f"{expected}\nsources: cpu-model, machine-id\n", ""),
+        )
+        self.assertNotIn("secret", out)
+
+    def test_no_source(self):
+        """
+        A machine with no fingerprint source is an error, status 1.
+        """
+        code, out, err = self.run_fingerprint([FakeSource("machine-id", None)])
+        self.assertEqual(
+            (code, out, err),
+            (
+                1,
+                "",
+                "suto-client: no fingerprint source is available on this "
+                "machine\n",
+            ),
+        )

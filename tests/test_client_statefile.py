@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_client.statefile import (
     Account,
     ClientState,
+    EnrolledProfile,
     StateFileError,
     load_state,
     save_state,
@@ -77,6 +78,40 @@ class StateFileTests(SynchronousTestCase):
         self.assertEqual(sorted(document["accounts"]), ["alice", "bob"])
         self.assertEqual(document["accounts"]["bob"]["server_port"], 3021)
 
+    def test_tls_files_round_trip(self):
+        """
+        An account's CA bundle and client certificate paths are saved and
+        loaded; an account written without them has none.
+        """
+        state = ClientState(
+            {
+                "carol": Account(
+                    user="carol",
+                    server_host="192.0.2.10",
+                    ca="/etc/ssl/company-ca.pem",
+                    client_cert="/etc/suto/client.crt",
+                    client_key="/etc/suto/client.key",
+                    password="pw",
+                )
+            }
+        )
+        save_state(self.path, state)
+        self.assertEqual(load_state(self.path), state)
+        entry = {
+            "server_host": "192.0.2.1",
+            "server_port": 2021,
+            "pin": PIN,
+            "legacy": False,
+            "password": "pw",
+            "salt": None,
+            "salted_hash": None,
+        }
+        self.write_raw(
+            json.dumps({"version": 1, "accounts": {"dave": entry}}).encode()
+        )
+        dave = load_state(self.path).accounts["dave"]
+        self.assertEqual((dave.ca, dave.client_cert, dave.client_key), (None,) * 3)
+
     def test_mode_0600(self):
         """
         The file is readable by its owner only.
@@ -137,7 +172,8 @@ class StateFileTests(SynchronousTestCase):
     def test_wrong_shape(self):
         """
         JSON that is not a state document, or an account with a field of
-        the wrong kind, is an error naming the file.
+        the wrong kind or fields that contradict each other (a pin and a
+        CA bundle, half a client certificate), is an error naming the file.
         """
         valid = {
             "server_host": "192.0.2.1",
@@ -159,6 +195,10 @@ class StateFileTests(SynchronousTestCase):
             {"version": 1, "accounts": {"a": dict(valid, pin="abc")}},
             {"version": 1, "accounts": {"a": dict(valid, password=7)}},
             {"version": 1, "accounts": {"a": dict(valid, legacy="yes")}},
+            {"version": 1, "accounts": {"a": dict(valid, pin=PIN, ca="/ca.pem")}},
+            {"version": 1, "accounts": {"a": dict(valid, ca="")}},
+            {"version": 1, "accounts": {"a": dict(valid, client_cert="/c.crt")}},
+            {"version": 1, "accounts": {"a": dict(valid, client_key="/c.key")}},
             {"version": 1, "accounts": {"": valid}},
         ]
         for document in documents:
@@ -197,3 +237,141 @@ class StateFileTests(SynchronousTestCase):
         """
         error = self.assertRaises(StateFileError, load_state, self.directory)
         self.assertIn(self.directory, str(error))
+
+
+KEY = bytes(range(32))
+
+
+def sample_profile(**changes) -> EnrolledProfile:
+    fields = dict(
+        user="alice",
+        server_host="192.0.2.10",
+        server_port=2021,
+        pin=PIN,
+        key=KEY,
+        key_id="0123456789abcdef" * 2,
+        generation=0,
+        enrolled_at=1700000000.5,
+    )
+    fields.update(changes)
+    return EnrolledProfile(**fields)
+
+
+class EnrolledProfileTests(SynchronousTestCase):
+    def setUp(self):
+        self.directory = self.mktemp()
+        os.makedirs(self.directory)
+        self.path = os.path.join(self.directory, "client.json")
+
+    def write_document(self, document: object) -> None:
+        with open(self.path, "w", encoding="utf-8") as stream:
+            json.dump(document, stream)
+        os.chmod(self.path, 0o600)
+
+    def valid_entry(self) -> dict:
+        return {
+            "server_host": "192.0.2.10",
+            "server_port": 2021,
+            "pin": PIN,
+            "key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            "key_id": "0123456789abcdef" * 2,
+            "generation": 0,
+            "enrolled_at": 1700000000.5,
+        }
+
+    def test_round_trip(self):
+        """
+        Profiles are saved and loaded with every field, next to the
+        accounts.
+        """
+        state = sample_state()
+        state.profiles = {
+            "alice": sample_profile(),
+            "bob": sample_profile(
+                user="bob", server_host="2001:db8::1", generation=3
+            ),
+        }
+        save_state(self.path, state)
+        self.assertEqual(load_state(self.path), state)
+
+    def test_document_layout(self):
+        """
+        A profile is stored under C{"profiles"} by user, with its key in
+        standard base64.
+        """
+        state = ClientState(profiles={"alice": sample_profile()})
+        save_state(self.path, state)
+        with open(self.path, encoding="utf-8") as stream:
+            document = json.load(stream)
+        self.assertEqual(document["version"], 1)
+        self.assertEqual(document["profiles"], {"alice": self.valid_entry()})
+
+    def test_absent_profiles(self):
+        """
+        A file written before enrollment existed, without C{"profiles"},
+        loads with no profiles.
+        """
+        self.write_document({"version": 1, "accounts": {}})
+        self.assertEqual(load_state(self.path).profiles, {})
+
+    def test_whole_seconds(self):
+        """
+        A completion time stored as a whole number loads as a float.
+        """
+        entry = dict(self.valid_entry(), enrolled_at=1700000000)
+        self.write_document(
+            {"version": 1, "accounts": {}, "profiles": {"alice": entry}}
+        )
+        profile = load_state(self.path).profiles["alice"]
+        self.assertEqual(profile.enrolled_at, 1700000000.0)
+        self.assertIs(type(profile.enrolled_at), float)
+
+    def test_key_not_in_repr(self):
+        """
+        Printing a profile does not show its key.
+        """
+        text = repr(sample_profile())
+        self.assertNotIn(repr(KEY), text)
+        self.assertNotIn(KEY.hex(), text)
+
+    def test_invalid(self):
+        """
+        A profile entry with a missing field or one of the wrong kind or
+        form (including a key that is not the canonical base64 of 32
+        bytes) is an error naming the file, never an arbitrary exception.
+        """
+        valid = self.valid_entry()
+        invalid_entries = [
+            "entry",
+            dict(valid, server_host="suto.example"),
+            dict(valid, server_host=None),
+            dict(valid, server_port=True),
+            dict(valid, server_port=70000),
+            dict(valid, pin=None),
+            dict(valid, pin="abc"),
+            dict(valid, key="not base64!"),
+            dict(valid, key="AAEC"),
+            dict(valid, key=valid["key"].rstrip("=")),
+            dict(valid, key=valid["key"][:-2] + "9="),
+            dict(valid, key=7),
+            dict(valid, key_id="0123456789ABCDEF" * 2),
+            dict(valid, key_id="0123"),
+            dict(valid, generation=-1),
+            dict(valid, generation=False),
+            dict(valid, generation=2**64),
+            dict(valid, enrolled_at="yesterday"),
+            dict(valid, enrolled_at=-1),
+            dict(valid, enrolled_at=float("inf")),
+            {key: value for key, value in valid.items() if key != "key"},
+        ]
+        documents = [
+            {"version": 1, "accounts": {}, "profiles": []},
+            {"version": 1, "accounts": {}, "profiles": {"al ice": valid}},
+        ] + [
+            {"version": 1, "accounts": {}, "profiles": {"alice": entry}}
+            for entry in invalid_entries
+        ]
+        for document in documents:
+            self.write_document(document)
+            error = self.assertRaises(StateFileError, load_state, self.path)
+            self.assertIn(self.path, str(error))

@@ -152,11 +152,15 @@ class EndToEndTests(TestCase):
     def test_wrong_pin(self):
         """
         A server whose certificate does not match the pinned fingerprint
-        gets no final hash: the agent aborts the handshake.
+        gets no final hash: the agent aborts the handshake, so no request
+        ever arrives and the server's request times out.
         """
         self.write_accounts(alice={"pin": "00" * 32})
-        outcome = yield self.authenticate("alice")
-        self.assertEqual(outcome.verdict, Verdict.ERROR)
+        targets = parse_targets(f"127.0.0.1:{self.agent.hello_port}")
+        outcome = yield self.server.authenticator.authenticate(
+            "alice", targets, timeout=2
+        )
+        self.assertEqual(outcome.verdict, Verdict.TIMEOUT)
         user, result = yield self.agent_results.get()
         self.assertEqual((user, result.outcome), ("alice", Outcome.ERROR))
         self.assertIn(

@@ -207,6 +207,7 @@ class ProtocolTestsMixin:
         """
         self.open_request(source="127.0.0.2")
         protocol, transport = self.connect(source="127.0.0.1")
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
         self.assertTrue(transport.disconnecting)
         self.assertEqual(self.outcomes, [])
         self.assertIsNone(self.rendezvous.pending[0].claimed_by)
@@ -217,8 +218,10 @@ class ProtocolTestsMixin:
         already claimed and is refused.
         """
         self.open_request()
-        self.connect()
+        first, _ = self.connect()
+        first.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
         protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
         self.assertTrue(transport.disconnecting)
 
     def test_timeout(self):
@@ -228,7 +231,7 @@ class ProtocolTestsMixin:
         """
         self.open_request()
         protocol, transport = self.connect()
-        protocol.dataReceived(self.frame(*self.handshake()))
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
         self.clock.advance(9)
         self.assertFalse(transport.disconnecting)
         self.clock.advance(2)
@@ -271,6 +274,7 @@ class ProtocolTestsMixin:
         """
         self.open_request()
         protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
         protocol.dataReceived(b"\x00\xffGET / HTTP/1.1\r\n\r\n")
         self.assertTrue(transport.disconnecting)
         self.assertEqual(self.outcomes[0].verdict, Verdict.ERROR)
@@ -338,10 +342,38 @@ class FramedProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
 
     def test_refusal_names_reason(self):
         """
-        On the framed listener a connection with no request is told why.
+        On the framed listener a salt request that answers no pending
+        authentication is told why.
         """
         protocol, transport = self.connect()
-        self.assertEqual(transport.value(), b"SUTO_ERROR_NO_REQUEST\r\n")
+        protocol.dataReceived(b"SUTO_VERSION_2\r\nSUTO_C_GET_RSALT\r\n")
+        self.assertEqual(
+            transport.value(), b"SUTO_VERSION_2\r\nSUTO_ERROR_NO_REQUEST\r\n"
+        )
+        self.assertTrue(transport.disconnecting)
+
+    def test_claim_waits_for_request(self):
+        """
+        A framed connection claims its pending request only with its first
+        request, so a connection that only says its version claims nothing.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"SUTO_VERSION_2\r\n")
+        self.assertIsNone(self.rendezvous.pending[0].claimed_by)
+
+    def test_garbage_before_version(self):
+        """
+        Bytes that are no SUTO message before the version exchange are
+        answered with the error and the connection closes, claiming
+        nothing.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"\x00\xff\r\n")
+        self.assertEqual(transport.value(), b"SUTO_ERROR_BAD_CHARACTER\r\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(self.rendezvous.pending[0].claimed_by)
 
     def test_bad_version(self):
         """

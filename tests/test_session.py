@@ -81,20 +81,9 @@ class SessionTestsMixin:
         self.make_rsalt = make_rsalt or RSaltFactory()
         return ServerSession(self.framing, salt, self.make_rsalt)
 
-    def handshake(self, session):
-        "Get a fresh C{session} past the version exchange, if it has one."
-        if self.framing is FRAMED:
-            session.receive(wire.Version(wire.PROTOCOL_VERSION))
-
-    def awaiting_version(self, salt=SALT):
-        "A session that has received nothing yet."
-        return self.make(salt)
-
     def awaiting_request(self, salt=SALT):
         "A session waiting for SUTO_C_GET_SALTA or SUTO_C_GET_RSALT."
-        session = self.make(salt)
-        self.handshake(session)
-        return session
+        return self.make(salt)
 
     def awaiting_hash(self, salt=SALT):
         """
@@ -115,15 +104,12 @@ class SessionTestsMixin:
     def waiting_states(self):
         """
         The states where a client message is awaited, by name, as fresh
-        sessions: the version exchange exists in framed framing only.
+        sessions (the framed version exchange happens before the session).
         """
-        states = [
+        return [
             ("awaiting_request", self.awaiting_request),
             ("awaiting_hash", self.awaiting_hash),
         ]
-        if self.framing is FRAMED:
-            states.insert(0, ("awaiting_version", self.awaiting_version))
-        return states
 
     def ended_sessions(self):
         """
@@ -192,8 +178,6 @@ class SessionTestsMixin:
         first = self.make(make_rsalt=factory)
         second = self.make(make_rsalt=factory)
         self.assertEqual(factory.drawn, 0)
-        self.handshake(first)
-        self.handshake(second)
         first.receive(wire.GetRSalt())
         self.assertEqual(
             second.receive(wire.GetRSalt()), [Send(wire.RSalt(other))]
@@ -276,11 +260,6 @@ class SessionTestsMixin:
         """
         expected = violation(self.framing, wire.ERROR_OUT_OF_ORDER)
         unexpected = {
-            "awaiting_version": [
-                wire.GetSaltA(),
-                wire.GetRSalt(),
-                wire.CFHash(RESPONSE),
-            ],
             "awaiting_request": [
                 wire.Version(wire.PROTOCOL_VERSION),
                 wire.CFHash(RESPONSE),
@@ -403,21 +382,10 @@ class SessionTestsMixin:
 
 class FramedSessionTests(SessionTestsMixin, SynchronousTestCase):
     """
-    The TLS listener's framing, which starts with a version exchange.
+    The TLS listener's framing (its version exchange is the protocol's).
     """
 
     framing = FRAMED
-
-    def test_version_exchange(self):
-        """
-        C{SUTO_VERSION_2} is answered with the same version.
-        """
-        session = self.make()
-        self.assertEqual(
-            session.receive(wire.Version(wire.PROTOCOL_VERSION)),
-            [Send(wire.Version(2))],
-        )
-        self.assertEqual(wire.PROTOCOL_VERSION, 2)
 
     def test_full_exchange(self):
         """
@@ -426,15 +394,13 @@ class FramedSessionTests(SessionTestsMixin, SynchronousTestCase):
         """
         session = self.make()
         actions = (
-            session.receive(wire.Version(2))
-            + session.receive(wire.GetSaltA())
+            session.receive(wire.GetSaltA())
             + session.receive(wire.CFHash(RESPONSE))
             + session.verified(True)
         )
         self.assertEqual(
             actions,
             [
-                Send(wire.Version(2)),
                 Send(wire.SaltA(SALT, RSALT)),
                 Verify(RSALT, RESPONSE),
                 Send(wire.Auth(True)),
@@ -443,21 +409,10 @@ class FramedSessionTests(SessionTestsMixin, SynchronousTestCase):
             ],
         )
 
-    def test_wrong_version(self):
-        """
-        A version the server does not speak is answered
-        C{SUTO_ERROR_BAD_VERSION}, then close, error.
-        """
-        for version in (1, 3, 999):
-            with self.subTest(version=version):
-                self.assertEqual(
-                    self.make().receive(wire.Version(version)),
-                    violation(FRAMED, wire.ERROR_BAD_VERSION),
-                )
-
     def test_second_version(self):
         """
-        A second version message, even the right one, is out of order.
+        A version message after the version exchange, even the right one,
+        is out of order.
         """
         session = self.awaiting_request()
         self.assertEqual(
@@ -498,18 +453,14 @@ class LegacySessionTests(SessionTestsMixin, SynchronousTestCase):
 
     def test_version_is_out_of_order(self):
         """
-        A version message has no place in the legacy exchange: the right
-        version is out of order, a wrong one a bad version, both answered
-        C{SUTO_AUTH_0}.
+        A version message has no place in the legacy exchange: any version
+        is out of order, answered C{SUTO_AUTH_0}.
         """
-        self.assertEqual(
-            self.make().receive(wire.Version(2)),
-            violation(LEGACY, wire.ERROR_OUT_OF_ORDER),
-        )
-        self.assertEqual(
-            self.make().receive(wire.Version(1)),
-            violation(LEGACY, wire.ERROR_BAD_VERSION),
-        )
+        for version in (1, 2):
+            self.assertEqual(
+                self.make().receive(wire.Version(version)),
+                violation(LEGACY, wire.ERROR_OUT_OF_ORDER),
+            )
 
 
 class VerifyTests(SynchronousTestCase):

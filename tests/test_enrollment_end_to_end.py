@@ -1,0 +1,192 @@
+"""
+Enrollment end to end over loopback: the daemon built by C{twistd suto}'s
+own makeService, C{suto-admin enroll} over the admin socket, and the
+endpoint's enroll client over pinned TLS; then a restart from the same
+data folder.
+"""
+
+import datetime
+import io
+import os
+import shutil
+import tempfile
+
+from twisted.internet import defer, reactor, task, threads
+from twisted.internet.endpoints import quoteStringArgument
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+
+from suto_client.enrollment import EnrollOutcome, enroll
+from suto_server import admin, certificate, keyschedule, tap
+from suto_server.interfaces import IFingerprintSource
+from suto_server.masterkey import MasterKey
+
+
+@implementer(IFingerprintSource)
+class FixedSource:
+    "A fingerprint source with a fixed value, standing in for /etc/machine-id."
+
+    name = "machine-id"
+
+    def __init__(self, value):
+        self.value = value
+
+    def read(self):
+        return self.value
+
+
+class EnrollmentEndToEndTests(TestCase):
+    timeout = 60
+
+    def setUp(self):
+        self.data = tempfile.mkdtemp(prefix="suto-enr-")
+        self.addCleanup(shutil.rmtree, self.data, True)
+        key, cert, _ = certificate.ensure_self_signed(
+            self.data, "localhost", datetime.datetime.now(datetime.timezone.utc)
+        )
+        with open(cert, "rb") as handle:
+            self.pin = certificate.describe(handle.read()).fingerprint
+        self.listen = (
+            f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(key)}"
+            f":certKey={quoteStringArgument(cert)}"
+        )
+        return self.start_server()
+
+    @defer.inlineCallbacks
+    def start_server(self):
+        options = tap.Options()
+        options.parseOptions(
+            ["--data", self.data, "--listen", self.listen, "--hello-port", "9"]
+        )
+        self.server = tap.makeService(options)
+        self.server.startService()
+        self.addCleanup(self.stop_server)
+        port = yield self.server.listeners[0].listening
+        self.port = port.getHost().port
+
+    def stop_server(self):
+        if self.server.running:
+            return self.server.stopService()
+
+    def admin(self, *argv, stdin=""):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        d = threads.deferToThread(
+            admin.main,
+            ["--data", self.data, *argv],
+            stdin=io.StringIO(stdin),
+            stdout=stdout,
+            stderr=stderr,
+        )
+        return d.addCallback(lambda code: (code, stdout.getvalue(), stderr.getvalue()))
+
+    @defer.inlineCallbacks
+    def open_window(self, user="alice", location="127.0.0.1/32", timeout="60s", *extra):
+        code, out, err = yield self.admin(
+            "enroll", user, "--location", location, "--timeout", timeout, *extra
+        )
+        self.assertEqual((code, err), (0, ""))
+        password = out.splitlines()[0].rsplit(": ", 1)[1]
+        self.assertIn(f"server certificate sha256: {self.pin}", out)
+        return password
+
+    def enroll(self, password, user="alice", machine="machine-1"):
+        return enroll(
+            reactor,
+            host="127.0.0.1",
+            port=self.port,
+            pin=self.pin,
+            user=user,
+            password=password,
+            sources=[FixedSource(machine)],
+        )
+
+    @defer.inlineCallbacks
+    def test_enroll_within_window(self):
+        """
+        A device at the window's location with its one-time password
+        enrolls: both sides hold the same first key, the window is gone,
+        and a second use of the same password fails.
+        """
+        password = yield self.open_window()
+        result = yield self.enroll(password)
+        self.assertEqual(result.outcome, EnrollOutcome.ENROLLED, result.reason)
+        profile = self.server.store.get_profile("alice")
+        self.assertEqual(profile.key_id, result.profile.key_id)
+        self.assertEqual(profile.key_id, keyschedule.key_id(result.profile.key))
+        code, out, _ = yield self.admin("windows")
+        self.assertEqual((code, out), (0, ""))
+        again = yield self.enroll(password)
+        self.assertEqual(again.outcome, EnrollOutcome.REJECTED)
+
+    @defer.inlineCallbacks
+    def test_wrong_password(self):
+        """
+        A wrong one-time password is refused and counted.
+        """
+        yield self.open_window()
+        result = yield self.enroll("not-the-password")
+        self.assertEqual(result.outcome, EnrollOutcome.REJECTED)
+        code, out, _ = yield self.admin("windows")
+        self.assertIn("1/5 failed", out)
+
+    @defer.inlineCallbacks
+    def test_wrong_location(self):
+        """
+        A device connecting from outside the window's location is refused
+        even with the right password.
+        """
+        password = yield self.open_window(location="127.0.0.2/32")
+        result = yield self.enroll(password)
+        self.assertEqual(result.outcome, EnrollOutcome.REJECTED)
+        self.assertIsNone(self.server.store.get_profile("alice"))
+
+    @defer.inlineCallbacks
+    def test_after_deadline(self):
+        """
+        After the window's deadline the password no longer works.
+        """
+        password = yield self.open_window(timeout="0.2s")
+        yield task.deferLater(reactor, 0.4, lambda: None)
+        result = yield self.enroll(password)
+        self.assertEqual(result.outcome, EnrollOutcome.REJECTED)
+
+    @defer.inlineCallbacks
+    def test_replace_required(self):
+        """
+        Re-enrolling an enrolled user needs --replace; with it the old key
+        dies when the new enrollment completes.
+        """
+        first = yield self.enroll((yield self.open_window()))
+        code, _, err = yield self.admin("enroll", "alice", "--location", "127.0.0.1")
+        self.assertEqual(code, 1)
+        self.assertIn("already enrolled", err)
+        password = yield self.open_window("alice", "127.0.0.1", "60s", "--replace")
+        second = yield self.enroll(password, machine="machine-2")
+        self.assertEqual(second.outcome, EnrollOutcome.ENROLLED)
+        profile = self.server.store.get_profile("alice")
+        self.assertEqual(profile.key_id, second.profile.key_id)
+        self.assertNotEqual(profile.key_id, first.profile.key_id)
+
+    @defer.inlineCallbacks
+    def test_restart_keeps_profile_and_window(self):
+        """
+        A restart from the same data folder keeps the enrolled profile with
+        its key (sealed at rest) and an open window with its deadline.
+        """
+        result = yield self.enroll((yield self.open_window()))
+        password = yield self.open_window("bob", "127.0.0.1", "60s")
+        _, before, _ = yield self.admin("windows")
+        yield self.server.stopService()
+        yield self.start_server()
+        store = self.server.store
+        profile = store.get_profile("alice")
+        master = MasterKey.load_or_create(os.path.join(self.data, tap.MASTER_KEY_FILE))
+        self.assertEqual(
+            master.open_key("alice", profile.key_id, profile.key_sealed),
+            result.profile.key,
+        )
+        window = store.get_window("bob")
+        self.assertIsNotNone(window)
+        bob = yield self.enroll(password, user="bob")
+        self.assertEqual(bob.outcome, EnrollOutcome.ENROLLED)
+
