@@ -175,9 +175,11 @@ class EnrollResource(resource.Resource):
             timeout = _seconds(body, "timeout", 120, 86400)
             password = body.get("password")
             if password is not None and (
-                not isinstance(password, str) or not 8 <= len(password) <= 256
+                not isinstance(password, str)
+                or not 8 <= len(password) <= 256
+                or not password.isprintable()
             ):
-                raise BadRequest("'password' must be 8 to 256 characters")
+                raise BadRequest("'password' must be 8 to 256 printable characters")
             replace = body.get("replace", False)
             if not isinstance(replace, bool):
                 raise BadRequest("'replace' must be true or false")

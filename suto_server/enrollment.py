@@ -16,6 +16,7 @@ Every method takes C{now} (POSIX seconds) instead of reading a clock.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import secrets
 
@@ -244,6 +245,13 @@ class Enrollment:
             expired or went away meanwhile.
         """
         user = window.username
+        current = self._store.get_window(user)
+        if current is None or not hmac.compare_digest(
+            current.otp_hash, window.otp_hash
+        ):
+            # IT cancelled or reopened the window (new password) meanwhile.
+            self._audit(now, "enrollment_failed", user, source, "no_window")
+            raise EnrollmentRefused("no_window")
         secret = keyschedule.password_secret(window.otp_hash, user)
         try:
             plaintext = keyschedule.open_sealed(

@@ -110,6 +110,13 @@ class EnrollmentSession:
         self._rejected()
         return self._take()
 
+    def connection_lost(self) -> list:
+        """
+        The connection ended; an enrollment under way is abandoned.
+        """
+        self._lost()
+        return self._take()
+
     def unavailable(self, reason: str) -> list:
         """
         The response could not be checked (hash pool saturated).
@@ -181,6 +188,10 @@ class EnrollmentSession:
     def _violation(self):
         "Bad bytes, or silence."
 
+    @_machine.input()
+    def _lost(self):
+        "The connection ended."
+
     @_machine.output()
     def _ask_verify(self):
         self._actions.append(Verify(self._rsalt, self._response))
@@ -229,6 +240,10 @@ class EnrollmentSession:
         ]
 
     @_machine.output()
+    def _record_lost(self):
+        self._actions.append(Fail("connection lost", counted=False))
+
+    @_machine.output()
     def _report_pipelined(self):
         self._error = wire.ProtocolError(
             wire.ERROR_PIPELINED, "a message arrived before the reply"
@@ -244,24 +259,28 @@ class EnrollmentSession:
     awaiting_hash.upon(_cancel, enter=done, outputs=[_end_cancelled])
     awaiting_hash.upon(_unexpected, enter=done, outputs=[_report_violation])
     awaiting_hash.upon(_violation, enter=done, outputs=[_report_violation])
+    awaiting_hash.upon(_lost, enter=done, outputs=[_record_lost])
 
     verifying.upon(_verified, enter=awaiting_data, outputs=[_send_auth_ok])
     verifying.upon(_refused, enter=done, outputs=[_deny])
     for _early in (_hash, _data, _cancel, _unexpected):
         verifying.upon(_early, enter=done, outputs=[_report_pipelined])
     verifying.upon(_violation, enter=done, outputs=[_report_violation])
+    verifying.upon(_lost, enter=done, outputs=[_record_lost])
 
     awaiting_data.upon(_data, enter=completing, outputs=[_ask_complete])
     awaiting_data.upon(_hash, enter=done, outputs=[_report_violation])
     awaiting_data.upon(_cancel, enter=done, outputs=[_end_cancelled])
     awaiting_data.upon(_unexpected, enter=done, outputs=[_report_violation])
     awaiting_data.upon(_violation, enter=done, outputs=[_report_violation])
+    awaiting_data.upon(_lost, enter=done, outputs=[_record_lost])
 
     completing.upon(_completed, enter=done, outputs=[_send_enrolled])
     completing.upon(_rejected, enter=done, outputs=[_send_rejection])
     for _early in (_hash, _data, _cancel, _unexpected):
         completing.upon(_early, enter=done, outputs=[_report_pipelined])
     completing.upon(_violation, enter=done, outputs=[_report_violation])
+    completing.upon(_lost, enter=done, outputs=[_record_lost])
 
     for _late in (
         _hash,
@@ -273,6 +292,7 @@ class EnrollmentSession:
         _rejected,
         _unexpected,
         _violation,
+        _lost,
     ):
         done.upon(_late, enter=done, outputs=[_ignore])
     del _early, _late
