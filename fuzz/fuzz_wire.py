@@ -23,11 +23,19 @@ import sys
 from suto_server.wire import (
     NEED_DATA,
     Decoder,
+    EnrollData,
+    Enrolled,
     Framing,
     ProtocolError,
+    Rotate,
+    RotateAck,
+    RotateDone,
+    RotateOk,
+    encode,
     parse_hello,
 )
 
+_KEY_ID = "0123456789abcdef" * 2
 # Pieces of valid messages, so that generated inputs get past the tags.
 _TOKENS = [
     b"SUTO_",
@@ -44,15 +52,22 @@ _TOKENS = [
     b"SUTO_C_ENROLL_",
     b"SUTO_C_ENROLL_DATA_",
     b"SUTO_ENROLLED_",
+    b"SUTO_C_ROTATE_",
+    b"SUTO_C_ROTATE_ACK_",
+    b"SUTO_ROTATE_OK_",
+    b"SUTO_ROTATE_DONE_",
     b"SUTO_UDP_HELLO_",
     b"$6$",
     b"$y$j9T$",
     b"ABCDEFGHIJKLMNOP",
     b"x" * 86,
     b"DATA_",
-    # A key id, and base64 that completes 16 or 80 sealed bytes.
-    b"0123456789abcdef" * 2,
+    b"ACK_",
+    # A key id, and base64 that completes 16, 32 (junk and public keys) or
+    # 80 bytes.
+    _KEY_ID.encode("ascii"),
     b"A" * 20,
+    b"A" * 40,
     b"A" * 104,
     b"AAA=",
     b"AA==",
@@ -64,6 +79,19 @@ _TOKENS = [
     b"\r\n",
     b"\n",
     b"2",
+]
+# Whole lines of the framed messages with long fields, which pieces alone
+# rarely complete.
+_LINES = [
+    encode(message, Framing.FRAMED)
+    for message in [
+        EnrollData(bytes(80)),
+        Enrolled(_KEY_ID, bytes(48)),
+        Rotate(_KEY_ID, bytes(32), bytes(32), "ops_team"),
+        RotateOk(bytes(32), bytes(18)),
+        RotateAck(bytes(19)),
+        RotateDone(bytes(20)),
+    ]
 ]
 
 
@@ -110,7 +138,7 @@ def _run_hypothesis(runs: int) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    pieces = st.one_of(st.sampled_from(_TOKENS), st.binary(max_size=4))
+    pieces = st.one_of(st.sampled_from(_TOKENS + _LINES), st.binary(max_size=4))
     inputs = st.one_of(
         st.binary(max_size=1024),
         st.lists(pieces, max_size=40).map(b"".join),

@@ -28,20 +28,30 @@ The bytes travel in one of two framings:
 
   - L{Framing.FRAMED} sends each message as one line ending in CRLF (a bare
     LF is accepted), no longer than C{max_line} bytes, and adds
-    C{SUTO_VERSION_<n>}, C{SUTO_ERROR_<CODE>} and the three enrollment
-    messages, C{SUTO_C_ENROLL_<user>}, C{SUTO_C_ENROLL_DATA_<sealed>} and
-    C{SUTO_ENROLLED_<key_id>_<sealed>}.  Each line must hold exactly one
+    C{SUTO_VERSION_<n>}, C{SUTO_ERROR_<CODE>}, the three enrollment
+    messages (C{SUTO_C_ENROLL_<user>}, C{SUTO_C_ENROLL_DATA_<sealed>},
+    C{SUTO_ENROLLED_<key_id>_<sealed>}) and the four key rotation messages
+    (C{SUTO_C_ROTATE_<key_id>_<junk>_<public>_<user>},
+    C{SUTO_ROTATE_OK_<public>_<sealed>}, C{SUTO_C_ROTATE_ACK_<sealed>},
+    C{SUTO_ROTATE_DONE_<sealed>}).  Each line must hold exactly one
     message, read with the same layouts.  Legacy framing never carries
-    these: a 1.3.2 peer cannot enroll, and the legacy decoder reports them
-    as unknown messages.
+    these: a 1.3.2 peer can neither enroll nor rotate keys, and the legacy
+    decoder reports them as unknown messages.
 
-Sealed fields carry bytes in standard base64 with padding (C{A-Z a-z 0-9
-+ / =}, all in the SUTO alphabet), and only in the spelling the encoder
-itself writes: a second spelling of the same bytes (non-zero padding bits,
-misplaced or missing padding) is a bad field, so that every sealed value
-has exactly one wire form.  One tag extends another:
+Binary fields (sealed data, rotation junk, X25519 public keys) carry bytes
+in standard base64 with padding (C{A-Z a-z 0-9 + / =}: SUTO characters,
+and never C{_}, which can therefore separate them), and only in the
+spelling the encoder itself writes: a second spelling of the same bytes
+(non-zero padding bits, misplaced or missing padding) is a bad field, so
+that every binary value has exactly one wire form.
+
+Two tags extend others, and the longer tag always wins.
 C{SUTO_C_ENROLL_DATA_} is always read as enrollment data, so a user whose
 name starts with C{DATA_} cannot enroll (see L{can_enroll}).
+C{SUTO_C_ROTATE_ACK_} is always read as an acknowledgement, which loses
+nothing: a rotation's key id is lower-case hexadecimal and cannot start
+with C{ACK_}.  The user of C{SUTO_C_ROTATE_} comes last because user names
+may contain C{_}: the end of the line ends it.
 
 Either way the result does not depend on how the stream is split into
 chunks.  The buffer of undecoded bytes never outgrows one message: C{max_line}
@@ -95,6 +105,11 @@ ERROR_BAD_SEAL = "BAD_SEAL"
 ERROR_NO_REQUEST = "NO_REQUEST"         # a classic request answering no pending authentication
 ERROR_WINDOW_CLOSED = "WINDOW_CLOSED"   # the enrollment window closed after SUTO_AUTH_1
 ERROR_BUSY = "BUSY"                     # the response could not be checked right now
+# No profile of that user holds the key a rotation names: one answer
+# whether or not the profile exists, so that profiles cannot be probed.
+ERROR_UNKNOWN_KEY = "UNKNOWN_KEY"
+# The client's rotation acknowledgement did not open under the new key.
+ERROR_ROTATION_FAILED = "ROTATION_FAILED"
 
 
 class ProtocolError(Exception):
@@ -329,9 +344,13 @@ _KEY_ID = _Field("key_id", (), _HEX, 32, 32)
 # A 64-byte plaintext (fingerprint hash and random bytes) and its 16-byte
 # tag.
 _ENROLL_DATA = _base64_field("sealed", 80, 80)
-# The sealed key id: its 32 ASCII digits and a 16-byte tag (48 bytes), with
-# room for a longer id or a shorter confirmation.
-_ENROLLED = _base64_field("sealed", 16, 64)
+# A sealed confirmation: a 16-byte tag and at most 48 bytes of plaintext,
+# enough for the 32 digits of a key id (enrollment) or a short word
+# (rotation), with room for a longer one.
+_CONFIRMATION = _base64_field("sealed", 16, 64)
+# Rotation inputs: the client's 32 bytes of junk, and an X25519 public key.
+_JUNK = _base64_field("junk", 32, 32)
+_PUBLIC = _base64_field("public", 32, 32)
 _ENROLL_DATA_USER_PREFIX = "DATA_"
 
 
@@ -358,7 +377,8 @@ def can_enroll(name: object) -> bool:
     a valid user (L{is_valid_user}) that does not start with C{DATA_}, as
     C{SUTO_C_ENROLL_DATA_} begins the enrollment data.  Whoever opens an
     enrollment window checks this, so that no window waits for a user who
-    cannot answer it.
+    cannot answer it.  C{SUTO_C_ROTATE_} takes the same users: only an
+    enrolled user has a key to rotate.
     """
     return is_valid_user(name) and not name.startswith(
         _ENROLL_DATA_USER_PREFIX
@@ -503,11 +523,16 @@ class Error:
         _require(self.code, _CODE)
 
 
-class _SealedRepr:
+# The message fields whose bytes C{repr()} replaces with their length.
+_HIDDEN_IN_REPR = frozenset({"junk", "sealed"})
+
+
+class _HiddenBytesRepr:
     """
-    Shows the length of a message's C{sealed} bytes in C{repr()}, never the
-    bytes: sealed data can be checked offline against a guessed password,
-    as a final hash can, so logging a message must not copy it.
+    Shows the length of a message's C{sealed} bytes and rotation C{junk} in
+    C{repr()}, never the bytes: sealed data can be checked offline against
+    a guessed password, as a final hash can, and junk is an input of the
+    next key, so logging a message must copy neither.
     """
 
     __slots__ = ()
@@ -515,7 +540,7 @@ class _SealedRepr:
     def __repr__(self) -> str:
         shown = ", ".join(
             f"{item.name}=<{len(value)} bytes>"
-            if item.name == "sealed"
+            if item.name in _HIDDEN_IN_REPR
             else f"{item.name}={value!r}"
             for item in dataclasses.fields(self)
             for value in [getattr(self, item.name)]
@@ -539,7 +564,7 @@ class Enroll:
 
 
 @dataclass(frozen=True, slots=True, repr=False)
-class EnrollData(_SealedRepr):
+class EnrollData(_HiddenBytesRepr):
     """
     C{SUTO_C_ENROLL_DATA_<sealed>}: the client's hashed hardware
     fingerprint and 32 random bytes, sealed under the password secret:
@@ -553,7 +578,7 @@ class EnrollData(_SealedRepr):
 
 
 @dataclass(frozen=True, slots=True, repr=False)
-class Enrolled(_SealedRepr):
+class Enrolled(_HiddenBytesRepr):
     """
     C{SUTO_ENROLLED_<key_id>_<sealed>}: the server committed the profile;
     C{sealed} is the key id sealed under the first key, which proves to
@@ -568,7 +593,88 @@ class Enrolled(_SealedRepr):
 
     def __post_init__(self) -> None:
         _require(self.key_id, _KEY_ID)
-        _require(self.sealed, _ENROLLED)
+        _require(self.sealed, _CONFIRMATION)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Rotate(_HiddenBytesRepr):
+    """
+    C{SUTO_C_ROTATE_<key_id>_<junk>_<public>_<user>}: the client asks to
+    replace the key it holds with one derived from fresh junk and a fresh
+    X25519 exchange.  The user comes last because user names may contain
+    C{_}; it follows the enrollment grammar (see L{can_enroll}), as only
+    an enrolled user has a key to rotate.
+
+    @ivar key_id: the id of the key the client holds, 32 lower-case
+        hexadecimal digits.
+    @ivar junk: 32 random bytes.
+    @ivar public: the client's fresh X25519 public key, 32 bytes.
+    @ivar user: the user whose profile holds the key.
+    """
+
+    key_id: str
+    junk: bytes
+    public: bytes
+    user: str
+
+    def __post_init__(self) -> None:
+        _require(self.key_id, _KEY_ID)
+        _require(self.junk, _JUNK)
+        _require(self.public, _PUBLIC)
+        if not can_enroll(self.user):
+            raise ProtocolError(ERROR_BAD_FIELD, "invalid user to rotate")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RotateOk(_HiddenBytesRepr):
+    """
+    C{SUTO_ROTATE_OK_<public>_<sealed>}: the server's half of the exchange,
+    and a confirmation sealed under the new key, which only a client that
+    derives the same key (the same old key and hardware fingerprint) can
+    open.
+
+    @ivar public: the server's fresh X25519 public key, 32 bytes.
+    @ivar sealed: 16 to 64 bytes.
+    """
+
+    public: bytes
+    sealed: bytes
+
+    def __post_init__(self) -> None:
+        _require(self.public, _PUBLIC)
+        _require(self.sealed, _CONFIRMATION)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RotateAck(_HiddenBytesRepr):
+    """
+    C{SUTO_C_ROTATE_ACK_<sealed>}: the client opened L{RotateOk} and
+    proves, with a confirmation sealed under the new key, that it holds
+    that key too, so the server may commit it.
+
+    @ivar sealed: 16 to 64 bytes.
+    """
+
+    sealed: bytes
+
+    def __post_init__(self) -> None:
+        _require(self.sealed, _CONFIRMATION)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RotateDone(_HiddenBytesRepr):
+    """
+    C{SUTO_ROTATE_DONE_<sealed>}: the server committed the new key, and
+    seals a confirmation under it; only now may the client commit the new
+    key and forget the old one.
+
+    @ivar sealed: 16 to 64 bytes.
+    """
+
+    sealed: bytes
+
+    def __post_init__(self) -> None:
+        _require(self.sealed, _CONFIRMATION)
 
 
 Message = (
@@ -584,6 +690,10 @@ Message = (
     | Enroll
     | EnrollData
     | Enrolled
+    | Rotate
+    | RotateOk
+    | RotateAck
+    | RotateDone
 )
 
 
@@ -662,8 +772,9 @@ class _Layout:
 
 
 # Legacy tags are prefix-free, so at most one of them can match a given
-# input; among framed tags, SUTO_C_ENROLL_DATA_ extends SUTO_C_ENROLL_, and
-# _read_message reads the longer.
+# input; among framed tags, SUTO_C_ENROLL_DATA_ extends SUTO_C_ENROLL_ and
+# SUTO_C_ROTATE_ACK_ extends SUTO_C_ROTATE_, and _read_message reads the
+# longer.
 _LEGACY_LAYOUTS = (
     _Layout(b"SUTO_C_GET_SALTA", GetSaltA),
     _Layout(b"SUTO_C_GET_RSALT", GetRSalt),
@@ -682,7 +793,15 @@ _LAYOUTS = {
         _Layout(b"SUTO_ERROR_", Error, (_CODE,)),
         _Layout(b"SUTO_C_ENROLL_", Enroll, (_USER,)),
         _Layout(b"SUTO_C_ENROLL_DATA_", EnrollData, (_ENROLL_DATA,)),
-        _Layout(b"SUTO_ENROLLED_", Enrolled, (_KEY_ID, b"_", _ENROLLED)),
+        _Layout(b"SUTO_ENROLLED_", Enrolled, (_KEY_ID, b"_", _CONFIRMATION)),
+        _Layout(
+            b"SUTO_C_ROTATE_",
+            Rotate,
+            (_KEY_ID, b"_", _JUNK, b"_", _PUBLIC, b"_", _USER),
+        ),
+        _Layout(b"SUTO_ROTATE_OK_", RotateOk, (_PUBLIC, b"_", _CONFIRMATION)),
+        _Layout(b"SUTO_C_ROTATE_ACK_", RotateAck, (_CONFIRMATION,)),
+        _Layout(b"SUTO_ROTATE_DONE_", RotateDone, (_CONFIRMATION,)),
     ),
 }
 _LONGEST_TAG = max(len(layout.tag) for layout in _LAYOUTS[Framing.FRAMED])
@@ -731,8 +850,8 @@ def encode(message: Message, framing: Framing) -> bytes:
     The bytes that send C{message} on a TCP connection.
 
     @raise ValueError: C{message} is not a message this framing can carry
-        (a L{Hello}, or in legacy framing L{Version}, L{Error} and the
-        enrollment messages).
+        (a L{Hello}, or in legacy framing L{Version}, L{Error}, and the
+        enrollment and rotation messages).
     """
     for layout in _LAYOUTS[framing]:
         if layout.describes(message):

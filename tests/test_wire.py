@@ -28,6 +28,10 @@ from suto_server.wire import (
     Hello,
     HelloForm,
     ProtocolError,
+    Rotate,
+    RotateAck,
+    RotateDone,
+    RotateOk,
     RSalt,
     SaltA,
     Version,
@@ -48,6 +52,15 @@ KEY_ID = "0123456789abcdef" * 2
 # 0xffffff is "////".
 SEALED_DATA = b"\xfb\xef\xbe" * 13 + b"\xff" * 39 + bytes(2)
 CONFIRMATION = bytes(range(48))
+# 32 bytes of junk whose base64 is "+" * 40 + "//8=", and two X25519 public
+# keys (any 32 bytes travel).
+JUNK = b"\xfb\xef\xbe" * 10 + b"\xff\xff"
+CLIENT_PUBLIC = bytes(range(32))
+SERVER_PUBLIC = bytes(range(32, 64))
+# The 16-byte tag of a seal of "ok", "ack" or "done" follows its plaintext.
+SEALED_OK = b"ok" + bytes(range(16))
+SEALED_ACK = b"ack" + bytes(range(16))
+SEALED_DONE = b"done" + bytes(range(16))
 
 # One of every TCP message type, with realistic field values.
 LEGACY_EXAMPLES = [
@@ -75,7 +88,19 @@ FRAMED_EXAMPLES = LEGACY_EXAMPLES + [
     Enrolled(KEY_ID, CONFIRMATION),
     Enrolled(KEY_ID, bytes(16)),
     Enrolled(KEY_ID, bytes(64)),
+    Rotate(KEY_ID, JUNK, CLIENT_PUBLIC, "bob"),
+    Rotate(KEY_ID, JUNK, CLIENT_PUBLIC, "ops_team_lead"),
+    Rotate(KEY_ID, bytes(32), bytes(32), "_"),
+    Rotate("ac" * 16, JUNK, CLIENT_PUBLIC, "x" * 64),
+    RotateOk(SERVER_PUBLIC, SEALED_OK),
+    RotateOk(SERVER_PUBLIC, bytes(64)),
+    RotateAck(SEALED_ACK),
+    RotateAck(bytes(16)),
+    RotateDone(SEALED_DONE),
+    RotateDone(bytes(64)),
 ]
+# The framed-only messages, which legacy framing cannot carry.
+FRAMED_ONLY_EXAMPLES = FRAMED_EXAMPLES[len(LEGACY_EXAMPLES) :]
 
 # Strategies that generate only valid field values.
 _ALNUM = string.ascii_letters + string.digits
@@ -94,6 +119,8 @@ users = st.builds(
 )
 hosts = st.text(_ALNUM + ".-", min_size=1, max_size=253)
 key_ids = st.text("0123456789abcdef", min_size=32, max_size=32)
+keys = st.binary(min_size=32, max_size=32)
+seals = st.binary(min_size=16, max_size=64)
 legacy_messages = st.one_of(
     st.just(GetSaltA()),
     st.just(GetRSalt()),
@@ -112,7 +139,11 @@ framed_messages = st.one_of(
     ),
     st.builds(Enroll, users.filter(can_enroll)),
     st.builds(EnrollData, st.binary(min_size=80, max_size=80)),
-    st.builds(Enrolled, key_ids, st.binary(min_size=16, max_size=64)),
+    st.builds(Enrolled, key_ids, seals),
+    st.builds(Rotate, key_ids, keys, keys, users.filter(can_enroll)),
+    st.builds(RotateOk, keys, seals),
+    st.builds(RotateAck, seals),
+    st.builds(RotateDone, seals),
 )
 hellos = st.one_of(
     st.builds(Hello, users, hosts, st.sampled_from([HelloForm.PLUS, HelloForm.DOLLAR])),
@@ -244,16 +275,10 @@ class EncodeTests(SynchronousTestCase):
 
     def test_framed_only_messages_in_legacy(self):
         """
-        L{Version}, L{Error} and the enrollment messages do not exist in
-        legacy framing.
+        L{Version}, L{Error}, and the enrollment and rotation messages do
+        not exist in legacy framing.
         """
-        for message in [
-            Version(2),
-            Error("TIMEOUT"),
-            Enroll("bob"),
-            EnrollData(SEALED_DATA),
-            Enrolled(KEY_ID, CONFIRMATION),
-        ]:
+        for message in FRAMED_ONLY_EXAMPLES:
             self.assertRaises(ValueError, encode, message, LEGACY)
 
     def test_hello_is_not_a_tcp_message(self):
@@ -414,19 +439,14 @@ class LegacyDecoderTests(ErrorAssertionsMixin, SynchronousTestCase):
 
     def test_framed_only_messages_are_unknown(self):
         """
-        C{SUTO_VERSION_}, C{SUTO_ERROR_} and the enrollment messages are not
-        legacy messages.
+        C{SUTO_VERSION_}, C{SUTO_ERROR_}, and the enrollment and rotation
+        messages are not legacy messages, with or without their line
+        ending.
         """
-        self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, LEGACY, b"SUTO_VERSION_2")
-        self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, LEGACY, b"SUTO_ERROR_X")
-        for message in [
-            Enroll("bob"),
-            EnrollData(SEALED_DATA),
-            Enrolled(KEY_ID, CONFIRMATION),
-        ]:
-            self.assert_stream_error(
-                wire.ERROR_UNKNOWN_MESSAGE, LEGACY, encode(message, FRAMED)
-            )
+        for message in FRAMED_ONLY_EXAMPLES:
+            line = encode(message, FRAMED)
+            for data in [line, line.removesuffix(b"\r\n")]:
+                self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, LEGACY, data)
 
     def test_hello_is_unknown_on_tcp(self):
         """
@@ -951,6 +971,436 @@ class EnrollPrefixTests(ErrorAssertionsMixin, SynchronousTestCase):
         )
 
 
+def rotate_line(
+    key_id=KEY_ID.encode(),
+    junk=b"+" * 40 + b"//8=",
+    public=b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    user=b"bob",
+):
+    """
+    A C{SUTO_C_ROTATE_} line from the text of its fields, by default those
+    of C{Rotate(KEY_ID, JUNK, CLIENT_PUBLIC, "bob")}.
+    """
+    return b"SUTO_C_ROTATE_" + b"_".join([key_id, junk, public, user]) + b"\r\n"
+
+
+def rotate_ok_line(
+    public=b"ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=", sealed=b"A" * 22 + b"=="
+):
+    """
+    A C{SUTO_ROTATE_OK_} line from the text of its fields, by default
+    those of C{RotateOk(SERVER_PUBLIC, bytes(16))}.
+    """
+    return b"SUTO_ROTATE_OK_" + public + b"_" + sealed + b"\r\n"
+
+
+# Where each 32-byte field of the rotation messages sits: a function from
+# its text to a line.
+KEY_FIELD_LINES = [
+    lambda text: rotate_line(junk=text),
+    lambda text: rotate_line(public=text),
+    lambda text: rotate_line(public=text, user=b"ops_team"),
+    lambda text: rotate_ok_line(public=text),
+]
+# Where each 16-to-64-byte sealed field of the rotation messages sits.
+SEAL_FIELD_LINES = [
+    lambda text: rotate_ok_line(sealed=text),
+    lambda text: b"SUTO_C_ROTATE_ACK_" + text + b"\r\n",
+    lambda text: b"SUTO_ROTATE_DONE_" + text + b"\r\n",
+]
+
+
+class RotationBytesTests(SynchronousTestCase):
+    """
+    The rotation messages are byte-exact framed lines: the key id in hex,
+    junk, public keys and seals in standard base64 with padding, the user
+    last.
+    """
+
+    def test_rotate(self):
+        """
+        C{SUTO_C_ROTATE_<key_id>_<junk>_<public>_<user>}: 32 bytes of junk
+        and a 32-byte public key are 44 base64 characters each, C{+}, C{/}
+        and one C{=} included.
+        """
+        self.assertEqual(
+            encode(Rotate(KEY_ID, JUNK, CLIENT_PUBLIC, "bob"), FRAMED),
+            b"SUTO_C_ROTATE_0123456789abcdef0123456789abcdef_"
+            + b"+" * 40
+            + b"//8=_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=_bob\r\n",
+        )
+        self.assertEqual(
+            encode(Rotate(KEY_ID, JUNK, CLIENT_PUBLIC, "bob"), FRAMED), rotate_line()
+        )
+
+    def test_rotate_ok(self):
+        """
+        C{SUTO_ROTATE_OK_<public>_<sealed>}: the server's public key, an
+        underscore and the seal.
+        """
+        self.assertEqual(
+            encode(RotateOk(SERVER_PUBLIC, SEALED_OK), FRAMED),
+            b"SUTO_ROTATE_OK_ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+            b"_b2sAAQIDBAUGBwgJCgsMDQ4P\r\n",
+        )
+
+    def test_rotate_ack_and_done(self):
+        """
+        C{SUTO_C_ROTATE_ACK_<sealed>} and C{SUTO_ROTATE_DONE_<sealed>}
+        carry only their seal, padded as its length requires.
+        """
+        self.assertEqual(
+            encode(RotateAck(SEALED_ACK), FRAMED),
+            b"SUTO_C_ROTATE_ACK_YWNrAAECAwQFBgcICQoLDA0ODw==\r\n",
+        )
+        self.assertEqual(
+            encode(RotateDone(SEALED_DONE), FRAMED),
+            b"SUTO_ROTATE_DONE_ZG9uZQABAgMEBQYHCAkKCwwNDg8=\r\n",
+        )
+
+    def test_longest_lines_fit(self):
+        """
+        The longest rotation messages, with a 64-character user or a
+        64-byte seal, are at most 201 bytes before their CRLF, well within
+        L{MAX_LINE}, and read back.
+        """
+        longest = [
+            (Rotate(KEY_ID, JUNK, CLIENT_PUBLIC, "u" * 64), 201),
+            (RotateOk(SERVER_PUBLIC, bytes(64)), 148),
+            (RotateAck(bytes(64)), 106),
+            (RotateDone(bytes(64)), 105),
+        ]
+        for message, length in longest:
+            data = encode(message, FRAMED)
+            self.assertEqual(len(data), length + 2)
+            self.assertLessEqual(length, MAX_LINE)
+            self.assertEqual(decode_chunks(FRAMED, [data]), [message])
+
+    def test_decodes_to_the_same_bytes(self):
+        """
+        The decoder turns the base64 back into exactly the bytes sent.
+        """
+        [rotate, ok, ack, done] = decode_chunks(
+            FRAMED,
+            [
+                rotate_line(),
+                encode(RotateOk(SERVER_PUBLIC, SEALED_OK), FRAMED),
+                encode(RotateAck(SEALED_ACK), FRAMED),
+                encode(RotateDone(SEALED_DONE), FRAMED),
+            ],
+        )
+        self.assertEqual(
+            (rotate.key_id, rotate.junk, rotate.public, rotate.user),
+            (KEY_ID, JUNK, CLIENT_PUBLIC, "bob"),
+        )
+        self.assertEqual((ok.public, ok.sealed), (SERVER_PUBLIC, SEALED_OK))
+        self.assertEqual(ack.sealed, SEALED_ACK)
+        self.assertEqual(done.sealed, SEALED_DONE)
+
+    def test_repr_hides_junk_and_sealed_bytes(self):
+        """
+        C{repr()} shows how many bytes of junk and seal a message carries,
+        never the bytes nor their base64; key ids, public keys and users
+        are shown.
+        """
+        junk = b"J" * 32
+        cases = [
+            (
+                Rotate(KEY_ID, junk, CLIENT_PUBLIC, "bob"),
+                f"Rotate(key_id={KEY_ID!r}, junk=<32 bytes>,"
+                f" public={CLIENT_PUBLIC!r}, user='bob')",
+            ),
+            (
+                RotateOk(SERVER_PUBLIC, b"S" * 18),
+                f"RotateOk(public={SERVER_PUBLIC!r}, sealed=<18 bytes>)",
+            ),
+            (RotateAck(b"S" * 19), "RotateAck(sealed=<19 bytes>)"),
+            (RotateDone(b"S" * 20), "RotateDone(sealed=<20 bytes>)"),
+        ]
+        for message, expected in cases:
+            self.assertEqual(repr(message), expected)
+            for hidden in ["JJJ", "SkpK", "SSS", "U1NT"]:
+                self.assertNotIn(hidden, repr(message))
+
+
+class RotationFieldTests(ErrorAssertionsMixin, SynchronousTestCase):
+    """
+    Junk, public keys and seals accept only the canonical base64 of a
+    value of the right size, wherever they sit in a line.
+    """
+
+    def assert_key_field_error(self, code, text):
+        for line in KEY_FIELD_LINES:
+            self.assert_stream_error(code, FRAMED, line(text))
+
+    def assert_seal_field_error(self, code, text):
+        for line in SEAL_FIELD_LINES:
+            self.assert_stream_error(code, FRAMED, line(text))
+
+    def test_canonical_fields_decode(self):
+        """
+        The helpers' lines are valid with canonical fields, so every error
+        below comes from the one field changed.
+        """
+        for line in KEY_FIELD_LINES:
+            self.assertEqual(len(decode_chunks(FRAMED, [line(b"A" * 43 + b"=")])), 1)
+        for line in SEAL_FIELD_LINES:
+            self.assertEqual(len(decode_chunks(FRAMED, [line(b"A" * 22 + b"==")])), 1)
+
+    def test_non_canonical_padding_bits(self):
+        """
+        Base64 whose unused bits before the padding are not zero spells the
+        same bytes a second way, and is rejected.
+        """
+        self.assert_key_field_error(wire.ERROR_BAD_FIELD, b"A" * 42 + b"B=")
+        self.assert_key_field_error(wire.ERROR_BAD_FIELD, b"+" * 40 + b"//9=")
+        self.assert_seal_field_error(wire.ERROR_BAD_FIELD, b"A" * 21 + b"B==")
+        self.assert_seal_field_error(wire.ERROR_BAD_FIELD, b"A" * 26 + b"B=")
+
+    def test_misplaced_or_missing_padding(self):
+        """
+        Padding must be present, at the end, and as long as the length of
+        the value requires.
+        """
+        for text in [
+            b"A" * 43,
+            b"A" * 42 + b"=A",
+            b"=" + b"A" * 43,
+            b"A" * 20 + b"==" + b"A" * 22,
+            b"A" * 41 + b"===",
+        ]:
+            self.assert_key_field_error(wire.ERROR_BAD_FIELD, text)
+        for text in [
+            b"A" * 22,
+            b"A" * 22 + b"=",
+            b"A" * 23 + b"==",
+            b"A" * 21 + b"=A=",
+        ]:
+            self.assert_seal_field_error(wire.ERROR_BAD_FIELD, text)
+
+    def test_wrong_number_of_bytes(self):
+        """
+        Well-formed base64 of a value of the wrong size is rejected: junk
+        or a public key of 31 or 33 bytes, a seal under 16 or over 64
+        bytes; more characters than the largest value needs are too long.
+        """
+        self.assert_key_field_error(wire.ERROR_BAD_FIELD, b"A" * 40 + b"AA==")
+        self.assert_key_field_error(wire.ERROR_BAD_FIELD, b"A" * 44)
+        self.assert_key_field_error(wire.ERROR_BAD_FIELD, b"")
+        self.assert_key_field_error(wire.ERROR_TOO_LONG, b"A" * 48)
+        self.assert_seal_field_error(wire.ERROR_BAD_FIELD, b"A" * 20)
+        self.assert_seal_field_error(wire.ERROR_BAD_FIELD, b"A" * 87 + b"=")
+        self.assert_seal_field_error(wire.ERROR_BAD_FIELD, b"A" * 88)
+        self.assert_seal_field_error(wire.ERROR_BAD_FIELD, b"")
+        self.assert_seal_field_error(wire.ERROR_TOO_LONG, b"A" * 92)
+
+    def test_characters_outside_base64(self):
+        """
+        The URL-safe alphabet's C{-} and C{_}, and other SUTO characters,
+        are bad fields; bytes outside the SUTO alphabet are bad characters.
+        """
+        for bad in [b"-", b"_", b".", b"$", b"@"]:
+            self.assert_key_field_error(
+                wire.ERROR_BAD_FIELD, b"A" * 20 + bad + b"A" * 22 + b"="
+            )
+            self.assert_seal_field_error(
+                wire.ERROR_BAD_FIELD, b"A" * 10 + bad + b"A" * 11 + b"=="
+            )
+        for bad in [b"!", b" ", b"\x00", b"\xe9"]:
+            self.assert_key_field_error(
+                wire.ERROR_BAD_CHARACTER, b"A" * 20 + bad + b"A" * 22 + b"="
+            )
+            self.assert_seal_field_error(
+                wire.ERROR_BAD_CHARACTER, b"A" * 10 + bad + b"A" * 11 + b"=="
+            )
+
+    def test_trailing_bytes(self):
+        """
+        Nothing may follow the last seal: another field is a bad field,
+        more base64 makes the seal too long.
+        """
+        for line in SEAL_FIELD_LINES:
+            self.assert_stream_error(
+                wire.ERROR_BAD_FIELD, FRAMED, line(b"A" * 22 + b"==_bob")
+            )
+            self.assert_stream_error(
+                wire.ERROR_TOO_LONG, FRAMED, line(b"A" * 88 + b"AAAA")
+            )
+
+    def test_key_id(self):
+        """
+        The key id of C{SUTO_C_ROTATE_} is exactly 32 lower-case
+        hexadecimal digits, followed by an underscore.
+        """
+        for key_id in [
+            KEY_ID.upper().encode(),
+            KEY_ID[:-1].encode(),
+            KEY_ID[:-1].encode() + b"g",
+            b"",
+        ]:
+            self.assert_stream_error(
+                wire.ERROR_BAD_FIELD, FRAMED, rotate_line(key_id=key_id)
+            )
+        self.assert_stream_error(
+            wire.ERROR_TOO_LONG, FRAMED, rotate_line(key_id=KEY_ID.encode() + b"0")
+        )
+
+    def test_missing_fields(self):
+        """
+        A line that ends before its last field, or lacks a separator, is a
+        bad field.
+        """
+        for line in [
+            rotate_line()[: -len(b"_bob\r\n")] + b"\r\n",
+            rotate_line()[: -len(b"bob\r\n")] + b"\r\n",
+            rotate_line(key_id=KEY_ID.encode() + b"+" * 40 + b"//8="),
+            rotate_ok_line()[: -len(b"_" + b"A" * 22 + b"==\r\n")] + b"\r\n",
+            b"SUTO_C_ROTATE_ACK_\r\n",
+            b"SUTO_ROTATE_DONE_\r\n",
+        ]:
+            self.assert_stream_error(wire.ERROR_BAD_FIELD, FRAMED, line)
+
+    def test_input_is_not_echoed(self):
+        """
+        A rejected junk or sealed field does not appear in the error.
+        """
+        lines = [
+            rotate_line(junk=b"SECRET" * 7 + b"AB"),
+            rotate_line(junk=b"SECRET" * 7 + b"A-"),
+            b"SUTO_C_ROTATE_ACK_" + b"SECRET" * 4 + b"A\r\n",
+            b"SUTO_ROTATE_DONE_" + b"SECRET" * 16 + b"\r\n",
+        ]
+        for line in lines:
+            decoder = Decoder(FRAMED)
+            error = self.assertRaises(ProtocolError, decoder.receive_data, line)
+            self.assertIn(error.code, [wire.ERROR_BAD_FIELD, wire.ERROR_TOO_LONG])
+            self.assertNotIn("SECRET", str(error))
+            self.assertNotIn("SECRET", repr(error))
+
+
+class RotateUserTests(ErrorAssertionsMixin, SynchronousTestCase):
+    """
+    The user of C{SUTO_C_ROTATE_} comes last and runs to the end of the
+    line, so user names with underscores travel intact; it follows the
+    enrollment grammar of L{can_enroll}.
+    """
+
+    def test_users_with_underscores(self):
+        """
+        Underscores in the user, even ones that make it look like more
+        fields, belong to the user.
+        """
+        for user in [
+            "ops_team_lead",
+            "_",
+            "a__b_",
+            KEY_ID + "_bob",
+            "A" * 40 + "_bob",
+        ]:
+            message = Rotate(KEY_ID, JUNK, CLIENT_PUBLIC, user)
+            line = rotate_line(user=user.encode())
+            self.assertEqual(encode(message, FRAMED), line)
+            self.assertEqual(decode_chunks(FRAMED, [line]), [message])
+
+    def test_user_grammar(self):
+        """
+        An empty user, one that does not start as a hello user does, one
+        with a character users may not hold, or one starting with
+        C{DATA_} (which could never have enrolled) is a bad field; 65
+        characters are too long.
+        """
+        for user in [b"", b"-bob", b"bob@desk", b"bob+", b"DATA_x", b"DATA_"]:
+            self.assert_stream_error(
+                wire.ERROR_BAD_FIELD, FRAMED, rotate_line(user=user)
+            )
+        self.assert_stream_error(
+            wire.ERROR_TOO_LONG, FRAMED, rotate_line(user=b"b" * 65)
+        )
+        self.assert_stream_error(
+            wire.ERROR_BAD_CHARACTER, FRAMED, rotate_line(user=b"bob smith")
+        )
+
+    def test_users_that_can_enroll(self):
+        """
+        Every user that can enroll can rotate, C{DATA} and C{data_x}
+        included.
+        """
+        for user in ["DATA", "data_x", "xDATA_", "b" * 64]:
+            self.assertTrue(can_enroll(user))
+            message = Rotate(KEY_ID, JUNK, CLIENT_PUBLIC, user)
+            self.assertEqual(
+                decode_chunks(FRAMED, [encode(message, FRAMED)]), [message]
+            )
+
+
+class RotatePrefixTests(ErrorAssertionsMixin, SynchronousTestCase):
+    """
+    C{SUTO_C_ROTATE_ACK_} extends C{SUTO_C_ROTATE_}; the longer tag always
+    wins, which loses no rotation because key ids are lower-case hex.
+    """
+
+    def test_ack_tag_wins(self):
+        """
+        A line that starts with C{SUTO_C_ROTATE_ACK_} is an
+        acknowledgement, even when the rest would be a rotation's fields.
+        """
+        self.assertEqual(
+            decode_chunks(FRAMED, [encode(RotateAck(SEALED_ACK), FRAMED)]),
+            [RotateAck(SEALED_ACK)],
+        )
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD,
+            FRAMED,
+            b"SUTO_C_ROTATE_ACK_" + rotate_line()[len(b"SUTO_C_ROTATE_") :],
+        )
+
+    def test_hex_key_ids_starting_like_ack(self):
+        """
+        Key ids that start with C{a} or C{ac}, the lower-case neighbours
+        of C{ACK_}, are read as rotations.
+        """
+        for key_id in ["a" * 32, "ac" * 16, "acc" + "0" * 29, "ac0" + "f" * 29]:
+            message = Rotate(key_id, JUNK, CLIENT_PUBLIC, "bob")
+            self.assertEqual(
+                decode_chunks(FRAMED, [encode(message, FRAMED)]), [message]
+            )
+
+    def test_ack_key_id_cannot_be_built(self):
+        """
+        No key id can start with C{ACK_}, so no L{Rotate} is lost to the
+        longer tag.
+        """
+        self.assert_protocol_error(
+            wire.ERROR_BAD_FIELD,
+            Rotate,
+            "ACK_" + KEY_ID[4:],
+            JUNK,
+            CLIENT_PUBLIC,
+            "bob",
+        )
+
+    def test_near_tags(self):
+        """
+        C{SUTO_C_ROTATE_} followed by anything but C{ACK_} is a rotation,
+        here with a bad key id; shorter or unknown neighbours of the
+        rotation tags are unknown messages.
+        """
+        for line in [
+            b"SUTO_C_ROTATE_ACK\r\n",
+            b"SUTO_C_ROTATE_ack_" + b"A" * 22 + b"==\r\n",
+            b"SUTO_C_ROTATE_DONE_" + b"A" * 22 + b"==\r\n",
+        ]:
+            self.assert_stream_error(wire.ERROR_BAD_FIELD, FRAMED, line)
+        for line in [
+            b"SUTO_C_ROTATE\r\n",
+            b"SUTO_ROTATE_\r\n",
+            b"SUTO_ROTATE_OK\r\n",
+            b"SUTO_ROTATE_DONE\r\n",
+            b"SUTO_ROTATE_ACK_" + b"A" * 22 + b"==\r\n",
+        ]:
+            self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, FRAMED, line)
+
+
 class DeadDecoderTests(ErrorAssertionsMixin, SynchronousTestCase):
     """
     After an error a decoder never recovers.
@@ -1064,6 +1514,32 @@ class MessageValidationTests(ErrorAssertionsMixin, SynchronousTestCase):
             (Enrolled, KEY_ID, bytes(15)),
             (Enrolled, KEY_ID, bytes(65)),
             (Enrolled, KEY_ID, None),
+            (Rotate, KEY_ID.upper(), JUNK, CLIENT_PUBLIC, "bob"),
+            (Rotate, KEY_ID[:-1], JUNK, CLIENT_PUBLIC, "bob"),
+            (Rotate, KEY_ID, bytes(31), CLIENT_PUBLIC, "bob"),
+            (Rotate, KEY_ID, bytes(33), CLIENT_PUBLIC, "bob"),
+            (Rotate, KEY_ID, bytearray(32), CLIENT_PUBLIC, "bob"),
+            (Rotate, KEY_ID, "A" * 43 + "=", CLIENT_PUBLIC, "bob"),
+            (Rotate, KEY_ID, JUNK, bytes(31), "bob"),
+            (Rotate, KEY_ID, JUNK, bytes(33), "bob"),
+            (Rotate, KEY_ID, JUNK, None, "bob"),
+            (Rotate, KEY_ID, JUNK, CLIENT_PUBLIC, "DATA_x"),
+            (Rotate, KEY_ID, JUNK, CLIENT_PUBLIC, "-bob"),
+            (Rotate, KEY_ID, JUNK, CLIENT_PUBLIC, ""),
+            (Rotate, KEY_ID, JUNK, CLIENT_PUBLIC, "b" * 65),
+            (Rotate, KEY_ID, JUNK, CLIENT_PUBLIC, "bob@desk"),
+            (Rotate, KEY_ID, JUNK, CLIENT_PUBLIC, b"bob"),
+            (RotateOk, bytes(31), SEALED_OK),
+            (RotateOk, bytes(33), SEALED_OK),
+            (RotateOk, SERVER_PUBLIC, bytes(15)),
+            (RotateOk, SERVER_PUBLIC, bytes(65)),
+            (RotateAck, bytes(15)),
+            (RotateAck, bytes(65)),
+            (RotateAck, bytearray(SEALED_ACK)),
+            (RotateAck, None),
+            (RotateDone, bytes(15)),
+            (RotateDone, bytes(65)),
+            (RotateDone, "A" * 24),
             (Hello, "-bob", "desk"),
             (Hello, "bob@x", "desk"),
             (Hello, "", "desk"),
