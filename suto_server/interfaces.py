@@ -200,3 +200,71 @@ class IEnrollmentStore(Interface):
             oldest first; events of the same time in the order they were
             appended.
         """
+
+
+class IRotationStore(Interface):
+    """
+    Where the key rotation of enrolled profiles survives a restart.  Each
+    change is a compare-and-swap on the profile's key ids, so a change
+    decided on a profile that another connection moved meanwhile is
+    refused rather than applied to the wrong key.  Implementations: SQLite
+    (the embedded default) and in-memory (tests); one shared test suite
+    runs against both.  Every method raises L{ValueError} for an argument
+    of the wrong type or out of bounds, and writes nothing then.
+    """
+
+    def commit_rotations(rotations):
+        """
+        Commit a batch of rotations in one transaction, so one sync to disk
+        serves them all.  Each is applied, in order, only if the profile's
+        current key is still its C{expected_key_id} at the generation
+        before its C{new_generation}: the current key then becomes the
+        previous one (the one it replaces retired), the new key current
+        and unconfirmed, the profile last seen at C{now} from C{address},
+        and its count of failed rotations starts again at 0.
+
+        @param rotations: a L{list} of
+            L{suto_server.store.records.RotationCommit}.
+        @return: a L{list} of L{bool}, one per rotation: whether it was
+            applied.
+        @raise suto_server.store.errors.StoreError: the batch could not be
+            committed; none of it was.
+        """
+
+    def confirm_current(username, key_id, now, address):
+        """
+        The device used the profile's current key: from now on it surely
+        holds it, so the previous key is retired, and the profile was last
+        seen at C{now} from C{address}.
+
+        @return: L{True} if C{key_id} is the current key (and the above was
+            done), L{False} otherwise (nothing changed).
+        """
+
+    def roll_back(username, key_id, now, address):
+        """
+        The device came back with the previous key before using the
+        current one: it never committed the current key, so that key is
+        retired and the previous one is current (and confirmed) again,
+        with its own generation.
+
+        @return: L{True} if C{key_id} is the previous key and the current
+            one unconfirmed (and the above was done), L{False} otherwise
+            (nothing changed).
+        """
+
+    def record_rotation_failure(username):
+        """
+        Count one rotation that failed on the device's side.
+
+        @return: the number of such failures since the profile's last
+            committed rotation.
+        @raise suto_server.store.errors.UnknownProfile: no such profile.
+        """
+
+    def is_retired(username, key_id):
+        """
+        @return: whether C{key_id} is among the last
+            L{suto_server.store.records.RETIRED_KEY_HISTORY} keys the
+            profile gave up; L{False} when there is no such profile.
+        """

@@ -1,10 +1,11 @@
 """
-One test suite for every L{IUserStore} and L{IEnrollmentStore}
-implementation.
+One test suite for every L{IUserStore}, L{IEnrollmentStore} and
+L{IRotationStore} implementation.
 
-A test module mixes L{UserStoreTestsMixin} and L{EnrollmentStoreTestsMixin}
-each into a trial test case of its own and defines C{make_store}; every
-implementation then answers to the same tests, so they cannot drift apart.
+A test module mixes L{UserStoreTestsMixin}, L{EnrollmentStoreTestsMixin}
+and L{RotationStoreTestsMixin} each into a trial test case of its own and
+defines C{make_store}; every implementation then answers to the same
+tests, so they cannot drift apart.
 """
 
 from dataclasses import replace
@@ -12,11 +13,17 @@ from dataclasses import replace
 from passlib.hash import sha512_crypt
 from zope.interface.verify import verifyObject
 
-from suto_server.interfaces import IEnrollmentStore, IUserRecord, IUserStore
+from suto_server.interfaces import (
+    IEnrollmentStore,
+    IRotationStore,
+    IUserRecord,
+    IUserStore,
+)
 from suto_server.schemes import UnsupportedScheme
 from suto_server.store.errors import (
     ProfileExists,
     StoreError,
+    UnknownProfile,
     UnknownUser,
     UnknownWindow,
     UserExists,
@@ -27,9 +34,11 @@ from suto_server.store.records import (
     MAX_REASON,
     MAX_SEALED_KEY,
     MAX_TIME,
+    RETIRED_KEY_HISTORY,
     AuditEvent,
     EnrollmentWindow,
     Profile,
+    RotationCommit,
     UserRecord,
 )
 
@@ -386,7 +395,48 @@ BAD_PROFILES = [
     replace(PROFILE, location="10.2.3.0/24"),
     replace(PROFILE, location=None),
     replace(PROFILE, location_name=""),
+    replace(PROFILE, location=7),
+    replace(PROFILE, location="fe80::1%\nforged"),
+    replace(PROFILE, location="fe80::1%" + "x" * MAX_NAME),
     replace(PROFILE, location_name="\x00"),
+    replace(PROFILE, generation=1, previous_key_sealed=b"old"),
+    replace(PROFILE, generation=1, previous_key_id="f" * 32),
+    replace(
+        PROFILE,
+        generation=1,
+        previous_key_sealed=b"old",
+        previous_key_id=PROFILE.key_id,
+    ),
+    replace(PROFILE, previous_key_sealed=b"old", previous_key_id="f" * 32),
+    replace(
+        PROFILE,
+        generation=1,
+        previous_key_sealed=b"",
+        previous_key_id="f" * 32,
+    ),
+    replace(
+        PROFILE,
+        generation=1,
+        previous_key_sealed=bytes(MAX_SEALED_KEY + 1),
+        previous_key_id="f" * 32,
+    ),
+    replace(
+        PROFILE,
+        generation=1,
+        previous_key_sealed=b"old",
+        previous_key_id="F" * 32,
+    ),
+    replace(PROFILE, current_confirmed=1),
+    replace(PROFILE, current_confirmed=None),
+    replace(PROFILE, rotated_at=-1),
+    replace(PROFILE, rotated_at="1300"),
+    replace(PROFILE, last_seen=float("nan")),
+    replace(PROFILE, last_seen=MAX_TIME + 1),
+    replace(PROFILE, last_address="lab-east"),
+    replace(PROFILE, last_address=7),
+    replace(PROFILE, rotation_failures=-1),
+    replace(PROFILE, rotation_failures=1.0),
+    replace(PROFILE, rotation_failures=True),
     WINDOW,
     None,
 ]
@@ -605,20 +655,32 @@ class EnrollmentStoreTestsMixin:
     def test_profile_hides_secrets(self):
         """
         A profile as listed does not show its fingerprint hash or its
-        sealed key when printed or logged.
+        sealed keys, current and previous, when printed or logged.
         """
+        profile = replace(
+            PROFILE,
+            generation=1,
+            previous_key_sealed=bytes(range(200, 256)),
+            previous_key_id="f" * 32,
+        )
         self.store.open_window(WINDOW)
-        self.store.complete_enrollment(PROFILE)
+        self.store.complete_enrollment(profile)
         shown = repr(self.store.list_profiles())
-        self.assertIn(PROFILE.key_id, shown)
-        for secret in [PROFILE.fingerprint_hash, PROFILE.key_sealed]:
+        self.assertIn(profile.key_id, shown)
+        self.assertIn(profile.previous_key_id, shown)
+        for secret in [
+            profile.fingerprint_hash,
+            profile.key_sealed,
+            profile.previous_key_sealed,
+        ]:
             self.assertNotIn(repr(secret), shown)
             self.assertNotIn(secret.hex(), shown)
 
     def test_profile_edge_values(self):
         """
         Profiles with no location name, an IPv6 location, a late
-        generation and the largest sealed key allowed are kept as given.
+        generation, the largest sealed keys allowed and rotation state at
+        its bounds are kept as given.
         """
         profiles = [
             _profile("a", location_name=None, enrolled_at=0),
@@ -630,6 +692,17 @@ class EnrollmentStoreTestsMixin:
                 enrolled_at=MAX_TIME,
             ),
             _profile("c", key_sealed=b"\x00", fingerprint_hash=bytes(32)),
+            _profile(
+                "d",
+                generation=1,
+                previous_key_sealed=bytes(MAX_SEALED_KEY),
+                previous_key_id="f" * 32,
+                current_confirmed=False,
+                rotated_at=MAX_TIME,
+                last_seen=0,
+                last_address="fe80::1%eth0",
+                rotation_failures=2**63 - 1,
+            ),
         ]
         for profile in profiles:
             self.store.open_window(_window(profile.username))
@@ -873,6 +946,572 @@ class EnrollmentStoreTestsMixin:
             "remove_profile": lambda: store.remove_profile("alice"),
             "append_audit": lambda: store.append_audit(AUDIT),
             "audit_events": store.audit_events,
+        }
+        self.assertEqual(
+            _accepted(StoreError, lambda method: calls[method](), calls), []
+        )
+
+
+def numbered_key_id(number):
+    """
+    @return: a key id, different for every C{number}.
+    """
+    return f"{number:032x}"
+
+
+def numbered_seal(number):
+    """
+    @return: a sealed key standing for the key numbered C{number}.
+    """
+    return b"sealed-%d" % (number,)
+
+
+def numbered_rotation(username, old, new, now, **changes):
+    """
+    @return: a L{RotationCommit} of C{username}'s profile from the key of
+        number C{old} at generation C{old} to the key of number C{new},
+        with C{changes}.
+    """
+    commit = RotationCommit(
+        username=username,
+        expected_key_id=numbered_key_id(old),
+        new_key_sealed=numbered_seal(new),
+        new_key_id=numbered_key_id(new),
+        new_generation=old + 1,
+        now=now,
+        address="10.2.3.99",
+    )
+    return replace(commit, **changes)
+
+
+ROTATION = numbered_rotation("alice", 0, 1, 2000.0)
+
+# Each differs from ROTATION in one field the store must refuse.
+BAD_ROTATIONS = [
+    replace(ROTATION, username="al ice"),
+    replace(ROTATION, username=None),
+    replace(ROTATION, expected_key_id="0" * 31),
+    replace(ROTATION, expected_key_id=None),
+    replace(ROTATION, new_key_sealed=b""),
+    replace(ROTATION, new_key_sealed=bytes(MAX_SEALED_KEY + 1)),
+    replace(ROTATION, new_key_sealed=bytearray(b"sealed")),
+    replace(ROTATION, new_key_id="0" * 31 + "G"),
+    replace(ROTATION, new_key_id=numbered_key_id(1).encode("ascii")),
+    replace(ROTATION, new_key_id=numbered_key_id(0)),
+    replace(ROTATION, new_generation=0),
+    replace(ROTATION, new_generation=2**63),
+    replace(ROTATION, new_generation=1.0),
+    replace(ROTATION, now=float("inf")),
+    replace(ROTATION, now=None),
+    replace(ROTATION, address="10.2.3.0/24"),
+    replace(ROTATION, address="10.2.3.99\n"),
+    replace(ROTATION, address="fe80::1%\nforged"),
+    replace(ROTATION, address="fe80::1%" + "x" * MAX_NAME),
+    replace(ROTATION, address=None),
+    PROFILE,
+    None,
+]
+
+
+class RotationStoreTestsMixin:
+    """
+    Tests of L{IRotationStore} behaviour.  Mix into a trial C{TestCase}
+    that defines C{make_store()}, returning a new, empty, open store.
+
+    Profiles here start at key number 0 (generation 0); key number M is
+    the key of generation M along one chain.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.store = self.make_store()
+        self.addCleanup(self.store.close)
+        for name in ["alice", "bob"]:
+            self.enroll(name)
+
+    def enrolled(self, username):
+        """
+        @return: C{username}'s profile as L{enroll} stores it.
+        """
+        return _profile(
+            username, key_sealed=numbered_seal(0), key_id=numbered_key_id(0)
+        )
+
+    def enroll(self, username, replacing=False):
+        """
+        Enroll C{username} with key number 0.
+        """
+        self.store.open_window(_window(username, replace=replacing))
+        self.store.complete_enrollment(self.enrolled(username))
+
+    def rotate(self, username, old, new, now):
+        """
+        Commit one rotation of C{username} from key C{old} to C{new}.
+        """
+        rotation = numbered_rotation(username, old, new, now)
+        self.assertEqual(self.store.commit_rotations([rotation]), [True])
+
+    def assert_retired(self, username, retired, kept=()):
+        """
+        The keys numbered in C{retired} are retired from C{username}'s
+        profile, and those in C{kept} are not.
+        """
+        self.assertEqual(
+            [
+                (
+                    number,
+                    self.store.is_retired(username, numbered_key_id(number)),
+                )
+                for number in [*retired, *kept]
+            ],
+            [(number, True) for number in retired]
+            + [(number, False) for number in kept],
+        )
+
+    def test_provides_interface(self):
+        """
+        The store provides L{IRotationStore} completely.
+        """
+        self.assertTrue(verifyObject(IRotationStore, self.store))
+
+    def test_rotation_hides_sealed_key(self):
+        """
+        A rotation does not show its sealed key when printed or logged.
+        """
+        shown = repr(ROTATION)
+        self.assertIn(ROTATION.new_key_id, shown)
+        self.assertNotIn(repr(ROTATION.new_key_sealed), shown)
+        self.assertNotIn(ROTATION.new_key_sealed.hex(), shown)
+
+    def test_enrolled(self):
+        """
+        A profile stored at enrollment without rotation fields is a device
+        that has just enrolled: its key confirmed, no previous key, never
+        rotated, last seen when and where it enrolled, no failures, no
+        retired keys.
+        """
+        profile = self.store.get_profile("alice")
+        self.assertEqual(
+            (
+                profile.previous_key_sealed,
+                profile.previous_key_id,
+                profile.current_confirmed,
+                profile.rotated_at,
+                profile.last_seen,
+                profile.last_address,
+                profile.rotation_failures,
+            ),
+            (None, None, True, None, PROFILE.enrolled_at, PROFILE.location, 0),
+        )
+        self.assert_retired("alice", [], kept=[0])
+
+    def test_commit(self):
+        """
+        A committed rotation makes the new key current and unconfirmed,
+        keeps the replaced key as the previous one, records when and from
+        where, and starts the failure count again; other profiles are not
+        touched.
+        """
+        self.store.record_rotation_failure("alice")
+        bob = self.store.get_profile("bob")
+        self.rotate("alice", 0, 1, 2000.0)
+        self.assertEqual(
+            self.store.get_profile("alice"),
+            replace(
+                self.enrolled("alice"),
+                key_sealed=numbered_seal(1),
+                key_id=numbered_key_id(1),
+                generation=1,
+                previous_key_sealed=numbered_seal(0),
+                previous_key_id=numbered_key_id(0),
+                current_confirmed=False,
+                rotated_at=2000.0,
+                last_seen=2000.0,
+                last_address="10.2.3.99",
+                rotation_failures=0,
+            ),
+        )
+        self.assertEqual(self.store.get_profile("bob"), bob)
+        self.assert_retired("alice", [], kept=[0, 1])
+
+    def test_batch(self):
+        """
+        A batch applies each rotation whose expected key is still current,
+        in order, and refuses the others (stale key, wrong generation, no
+        such profile), answering for each in order.
+        """
+        self.enroll("carol")
+        results = self.store.commit_rotations(
+            [
+                numbered_rotation("alice", 0, 1, 2000.0),
+                numbered_rotation("bob", 5, 6, 2000.0),
+                numbered_rotation("carol", 0, 7, 2000.0, new_generation=2),
+                numbered_rotation("carol", 0, 1, 2000.0),
+                numbered_rotation("alice", 0, 2, 2000.0),
+                numbered_rotation("dave", 0, 1, 2000.0),
+            ]
+        )
+        self.assertEqual(results, [True, False, False, True, False, False])
+        self.assertEqual(
+            [
+                (profile.username, profile.key_id, profile.generation)
+                for profile in self.store.list_profiles()
+            ],
+            [
+                ("alice", numbered_key_id(1), 1),
+                ("bob", numbered_key_id(0), 0),
+                ("carol", numbered_key_id(1), 1),
+            ],
+        )
+        self.assertIsNone(self.store.get_profile("dave"))
+
+    def test_batch_in_order(self):
+        """
+        A later rotation in a batch sees the earlier ones: two steps of one
+        profile in one batch both apply, and the first new key is then the
+        previous one, the original key retired.
+        """
+        results = self.store.commit_rotations(
+            [
+                numbered_rotation("alice", 0, 1, 2000.0),
+                numbered_rotation("alice", 1, 2, 2001.0),
+            ]
+        )
+        self.assertEqual(results, [True, True])
+        profile = self.store.get_profile("alice")
+        self.assertEqual(
+            (profile.key_id, profile.previous_key_id, profile.generation),
+            (numbered_key_id(2), numbered_key_id(1), 2),
+        )
+        self.assert_retired("alice", [0], kept=[1, 2])
+
+    def test_empty_batch(self):
+        """
+        An empty batch commits nothing and answers with an empty list.
+        """
+        self.assertEqual(self.store.commit_rotations([]), [])
+        self.assertEqual(
+            self.store.get_profile("alice"), self.enrolled("alice")
+        )
+
+    def test_commit_over_unconfirmed(self):
+        """
+        Committing over an unconfirmed key retires the previous key it
+        replaces.
+        """
+        self.rotate("alice", 0, 1, 2000.0)
+        self.rotate("alice", 1, 2, 2100.0)
+        profile = self.store.get_profile("alice")
+        self.assertEqual(
+            (profile.previous_key_sealed, profile.previous_key_id),
+            (numbered_seal(1), numbered_key_id(1)),
+        )
+        self.assert_retired("alice", [0], kept=[1, 2])
+
+    def test_confirm_current(self):
+        """
+        Confirming the current key marks it confirmed, retires and drops
+        the previous key, and records when and from where; the key, its
+        generation and the rotation time stay.
+        """
+        self.rotate("alice", 0, 1, 2000.0)
+        rotated = self.store.get_profile("alice")
+        self.assertTrue(
+            self.store.confirm_current(
+                "alice", numbered_key_id(1), 2060.0, "::1"
+            )
+        )
+        self.assertEqual(
+            self.store.get_profile("alice"),
+            replace(
+                rotated,
+                previous_key_sealed=None,
+                previous_key_id=None,
+                current_confirmed=True,
+                last_seen=2060.0,
+                last_address="::1",
+            ),
+        )
+        self.assert_retired("alice", [0], kept=[1])
+
+    def test_confirm_confirmed(self):
+        """
+        Confirming a key already confirmed only records when and from
+        where, and retires nothing.
+        """
+        self.assertTrue(
+            self.store.confirm_current(
+                "alice", numbered_key_id(0), 2060.0, "::1"
+            )
+        )
+        self.assertEqual(
+            self.store.get_profile("alice"),
+            replace(
+                self.enrolled("alice"), last_seen=2060.0, last_address="::1"
+            ),
+        )
+        self.assert_retired("alice", [], kept=[0])
+
+    def test_confirm_not_current(self):
+        """
+        Confirming a key that is not the profile's current one (its
+        previous key, another profile's key, any other) or a profile that
+        does not exist answers L{False} and changes nothing.
+        """
+        self.rotate("alice", 0, 1, 2000.0)
+        self.rotate("bob", 0, 5, 2000.0)
+        before = self.store.list_profiles()
+        for username, number in [
+            ("alice", 0),
+            ("alice", 5),
+            ("alice", 9),
+            ("dave", 1),
+        ]:
+            self.assertEqual(
+                (
+                    username,
+                    number,
+                    self.store.confirm_current(
+                        username, numbered_key_id(number), 2060.0, "::1"
+                    ),
+                ),
+                (username, number, False),
+            )
+        self.assertEqual(self.store.list_profiles(), before)
+        self.assert_retired("alice", [], kept=[0, 1])
+
+    def test_roll_back(self):
+        """
+        Rolling back to the previous key of an unconfirmed rotation makes
+        it current again with its own generation and seal, confirmed, with
+        no previous key; the abandoned key is retired, and when and from
+        where are recorded.
+        """
+        self.rotate("alice", 0, 1, 2000.0)
+        self.assertTrue(
+            self.store.roll_back(
+                "alice", numbered_key_id(0), 2060.0, "10.2.3.50"
+            )
+        )
+        self.assertEqual(
+            self.store.get_profile("alice"),
+            replace(
+                self.enrolled("alice"),
+                rotated_at=2000.0,
+                last_seen=2060.0,
+                last_address="10.2.3.50",
+            ),
+        )
+        self.assert_retired("alice", [1], kept=[0])
+
+    def test_roll_back_then_rotate(self):
+        """
+        After a roll back the profile rotates from the key it went back
+        to, at the generation after it.
+        """
+        self.rotate("alice", 0, 1, 2000.0)
+        self.store.roll_back("alice", numbered_key_id(0), 2060.0, "10.2.3.50")
+        self.rotate("alice", 0, 2, 2061.0)
+        profile = self.store.get_profile("alice")
+        self.assertEqual(
+            (profile.key_id, profile.generation, profile.previous_key_id),
+            (numbered_key_id(2), 1, numbered_key_id(0)),
+        )
+
+    def test_no_roll_back_once_confirmed(self):
+        """
+        Once the current key is confirmed its predecessor is gone: rolling
+        back to it answers L{False} and changes nothing.
+        """
+        self.rotate("alice", 0, 1, 2000.0)
+        self.store.confirm_current("alice", numbered_key_id(1), 2060.0, "::1")
+        confirmed = self.store.get_profile("alice")
+        self.assertFalse(
+            self.store.roll_back("alice", numbered_key_id(0), 2120.0, "::1")
+        )
+        self.assertEqual(self.store.get_profile("alice"), confirmed)
+
+    def test_roll_back_refused(self):
+        """
+        Rolling back to a key that is not the previous one (the current
+        key, another key, a profile that never rotated, a profile that does
+        not exist) answers L{False} and changes nothing.
+        """
+        self.rotate("alice", 0, 1, 2000.0)
+        before = self.store.list_profiles()
+        for username, number in [
+            ("alice", 1),
+            ("alice", 7),
+            ("bob", 0),
+            ("dave", 0),
+        ]:
+            self.assertEqual(
+                (
+                    username,
+                    number,
+                    self.store.roll_back(
+                        username, numbered_key_id(number), 2060.0, "::1"
+                    ),
+                ),
+                (username, number, False),
+            )
+        self.assertEqual(self.store.list_profiles(), before)
+        self.assert_retired("alice", [], kept=[0, 1])
+
+    def test_retired_history(self):
+        """
+        Each profile keeps the last L{RETIRED_KEY_HISTORY} (16) keys it
+        retired and forgets older ones; another profile's retirements
+        neither count towards that nor show in it.
+        """
+        self.assertEqual(RETIRED_KEY_HISTORY, 16)
+        last = RETIRED_KEY_HISTORY + 3
+        for number in range(last):
+            now = 2000.0 + number
+            self.rotate("alice", number, number + 1, now)
+            self.store.confirm_current(
+                "alice", numbered_key_id(number + 1), now, "::1"
+            )
+        self.rotate("bob", 0, 100, 2000.0)
+        self.store.confirm_current("bob", numbered_key_id(100), 2000.0, "::1")
+        self.assert_retired(
+            "alice", range(last - RETIRED_KEY_HISTORY, last), kept=[0, 1, 2]
+        )
+        self.assert_retired("alice", [], kept=[last, 100])
+        self.assert_retired("bob", [0], kept=[1, last - 1])
+
+    def test_record_rotation_failure(self):
+        """
+        Failed rotations are counted per profile, and a committed rotation
+        starts the count again.
+        """
+        self.assertEqual(
+            [self.store.record_rotation_failure("alice") for _ in range(3)],
+            [1, 2, 3],
+        )
+        self.assertEqual(self.store.get_profile("alice").rotation_failures, 3)
+        self.assertEqual(self.store.get_profile("bob").rotation_failures, 0)
+        self.rotate("alice", 0, 1, 2000.0)
+        self.assertEqual(self.store.record_rotation_failure("alice"), 1)
+
+    def test_record_rotation_failure_unknown(self):
+        """
+        Counting a failed rotation of a profile that does not exist raises
+        L{UnknownProfile} and creates nothing.
+        """
+        before = self.store.list_profiles()
+        self.assertRaises(
+            UnknownProfile, self.store.record_rotation_failure, "dave"
+        )
+        self.assertEqual(self.store.list_profiles(), before)
+
+    def test_retired_keys_go_with_profile(self):
+        """
+        Removing a profile, or enrolling over it, forgets its retired keys
+        along with it: they belonged to a device that is no longer
+        enrolled.
+        """
+        for username in ["alice", "bob"]:
+            self.rotate(username, 0, 1, 2000.0)
+            self.store.confirm_current(
+                username, numbered_key_id(1), 2001.0, "::1"
+            )
+            self.assert_retired(username, [0])
+        self.store.remove_profile("alice")
+        self.enroll("alice")
+        self.enroll("bob", replacing=True)
+        self.assert_retired("alice", [], kept=[0, 1])
+        self.assert_retired("bob", [], kept=[0, 1])
+
+    def test_bad_rotations(self):
+        """
+        A rotation with a field of the wrong type or out of bounds (or
+        something that is not a rotation) raises L{ValueError}, alone or
+        with a good rotation in its batch, and nothing is committed.
+        """
+        for bad in BAD_ROTATIONS:
+            self.assertRaises(
+                ValueError, self.store.commit_rotations, [bad]
+            )
+            self.assertRaises(
+                ValueError, self.store.commit_rotations, [ROTATION, bad]
+            )
+        self.assertEqual(
+            self.store.get_profile("alice"), self.enrolled("alice")
+        )
+
+    def test_bad_arguments(self):
+        """
+        Every other rotation method raises L{ValueError} for a name the
+        wire could not carry, a malformed key id, a time out of range or
+        an address that is not one, and changes nothing.
+        """
+        self.rotate("alice", 0, 1, 2000.0)
+        before = self.store.list_profiles()
+        good = {
+            "username": "alice",
+            "key_id": numbered_key_id(1),
+            "now": 2060.0,
+            "address": "::1",
+        }
+        bad = {
+            "username": BAD_NAMES,
+            "key_id": [
+                "A" * 32,
+                numbered_key_id(1)[1:],
+                numbered_key_id(1) + "\n",
+                None,
+            ],
+            "now": [-1, float("nan"), "2060"],
+            "address": ["", "::1\n", "fe80::1%\n", "somewhere", None, 7],
+        }
+        calls = {
+            "confirm_current": (
+                self.store.confirm_current,
+                ["username", "key_id", "now", "address"],
+            ),
+            "roll_back": (
+                self.store.roll_back,
+                ["username", "key_id", "now", "address"],
+            ),
+            "is_retired": (self.store.is_retired, ["username", "key_id"]),
+            "record_rotation_failure": (
+                self.store.record_rotation_failure,
+                ["username"],
+            ),
+        }
+        for method, (call, arguments) in calls.items():
+            for argument in arguments:
+
+                def one(value, call=call, arguments=arguments, name=argument):
+                    call(**{**{a: good[a] for a in arguments}, name: value})
+
+                accepted = _accepted(ValueError, one, bad[argument])
+                self.assertEqual(
+                    (method, argument, accepted), (method, argument, [])
+                )
+        self.assertEqual(self.store.list_profiles(), before)
+
+    def test_closed(self):
+        """
+        After C{close}, every rotation method raises L{StoreError}.
+        """
+        store = self.make_store()
+        store.close()
+        calls = {
+            "commit_rotations": lambda: store.commit_rotations([ROTATION]),
+            "confirm_current": lambda: store.confirm_current(
+                "alice", numbered_key_id(0), 2000.0, "::1"
+            ),
+            "roll_back": lambda: store.roll_back(
+                "alice", numbered_key_id(0), 2000.0, "::1"
+            ),
+            "record_rotation_failure": lambda: store.record_rotation_failure(
+                "alice"
+            ),
+            "is_retired": lambda: store.is_retired(
+                "alice", numbered_key_id(0)
+            ),
         }
         self.assertEqual(
             _accepted(StoreError, lambda method: calls[method](), calls), []

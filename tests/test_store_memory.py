@@ -5,7 +5,11 @@ Tests for L{suto_server.store.memory}.
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.store.memory import MemoryStore
-from tests.store_suite import EnrollmentStoreTestsMixin, UserStoreTestsMixin
+from tests.store_suite import (
+    EnrollmentStoreTestsMixin,
+    RotationStoreTestsMixin,
+    UserStoreTestsMixin,
+)
 
 
 class MemoryStoreTests(UserStoreTestsMixin, SynchronousTestCase):
@@ -22,6 +26,15 @@ class MemoryEnrollmentStoreTests(
 ):
     """
     The shared enrollment store suite, run against L{MemoryStore}.
+    """
+
+    def make_store(self):
+        return MemoryStore()
+
+
+class MemoryRotationStoreTests(RotationStoreTestsMixin, SynchronousTestCase):
+    """
+    The shared rotation store suite, run against L{MemoryStore}.
     """
 
     def make_store(self):

@@ -20,6 +20,7 @@ from suto_server.store.errors import (
     DatabaseTooNew,
     StoreError,
 )
+from suto_server.store.records import RotationCommit
 from suto_server.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from tests.store_suite import (
     AUDIT,
@@ -28,13 +29,21 @@ from tests.store_suite import (
     PROFILE,
     WINDOW,
     EnrollmentStoreTestsMixin,
+    RotationStoreTestsMixin,
     UserStoreTestsMixin,
+    numbered_key_id,
+    numbered_rotation,
+    numbered_seal,
 )
 
 _SHIPPED_SCHEMA_DIR = os.path.join(
     os.path.dirname(store_sqlite.__file__), "schema"
 )
 _SHIPPED_V1 = os.path.join(_SHIPPED_SCHEMA_DIR, "v1.sql")
+_SHIPPED_TO_V2 = [
+    os.path.join(_SHIPPED_SCHEMA_DIR, name)
+    for name in ["v1.sql", "upgrade-to-v2.sql", "v2.sql"]
+]
 
 # Later schema versions for the upgrade tests, each one step on from the
 # one before; step 3 depends on step 2, so the steps must run in order.
@@ -204,6 +213,101 @@ class SQLiteEnrollmentStoreTests(
         self.assertEqual(self.store.list_profiles(), [PROFILE])
 
 
+class SQLiteRotationStoreTests(RotationStoreTestsMixin, SynchronousTestCase):
+    """
+    The shared rotation store suite, run against L{SQLiteStore}, and what
+    only a database can get wrong.
+    """
+
+    def make_store(self):
+        return _new_store(self)
+
+    def test_batch_is_one_transaction(self):
+        """
+        A batch of rotations, some applied and some refused as stale, is
+        written in one transaction: SQLite runs exactly one C{BEGIN} and
+        one C{COMMIT} for it, so one sync to disk serves the whole batch.
+        """
+        self.enroll("carol")
+        statements = []
+        self.store._connection.set_trace_callback(statements.append)
+        results = self.store.commit_rotations(
+            [
+                numbered_rotation("alice", 0, 1, 2000.0),
+                numbered_rotation("bob", 3, 4, 2000.0),
+                numbered_rotation("carol", 0, 1, 2000.0),
+                numbered_rotation("alice", 0, 2, 2000.0),
+            ]
+        )
+        self.store._connection.set_trace_callback(None)
+        self.assertEqual(results, [True, False, True, False])
+        self.assertEqual(
+            [
+                statement
+                for statement in statements
+                if statement.split()[0].upper()
+                in ("BEGIN", "COMMIT", "ROLLBACK")
+            ],
+            ["BEGIN IMMEDIATE", "COMMIT"],
+        )
+
+    def test_batch_fails_whole(self):
+        """
+        When writing one rotation of a batch fails (here a trigger stands
+        for a full disk), L{StoreError} is raised and the rotations before
+        it in the batch are rolled back too, retired keys included.  The
+        store works on afterwards.
+        """
+        self.rotate("alice", 0, 1, 2000.0)
+        before = self.store.list_profiles()
+        self.store._connection.execute(
+            "CREATE TEMP TRIGGER fail BEFORE UPDATE ON profiles"
+            " WHEN NEW.username = 'bob'"
+            " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+        batch = [
+            numbered_rotation("alice", 1, 2, 2100.0),
+            numbered_rotation("bob", 0, 1, 2100.0),
+        ]
+        self.assertRaises(StoreError, self.store.commit_rotations, batch)
+        self.assertEqual(self.store.list_profiles(), before)
+        self.assert_retired("alice", [], kept=[0])
+        self.store._connection.execute("DROP TRIGGER fail")
+        self.assertEqual(self.store.commit_rotations(batch), [True, True])
+        self.assert_retired("alice", [0])
+
+    def test_write_lock_held(self):
+        """
+        While another process holds the write lock, every rotation write
+        raises L{StoreError} and changes nothing; once the lock is
+        released they work.
+        """
+        connection = self.store._connection
+        connection.execute("PRAGMA busy_timeout = 0")
+        path = connection.execute("PRAGMA database_list").fetchone()[2]
+        other = sqlite3.connect(path)
+        other.execute("BEGIN IMMEDIATE")
+        key_id = numbered_key_id(0)
+        calls = [
+            lambda: self.store.commit_rotations(
+                [numbered_rotation("alice", 0, 1, 1.0)]
+            ),
+            lambda: self.store.confirm_current("bob", key_id, 1.0, "::1"),
+            lambda: self.store.roll_back("bob", key_id, 1.0, "::1"),
+            lambda: self.store.record_rotation_failure("bob"),
+        ]
+        for call in calls:
+            self.assertRaises(StoreError, call)
+        other.rollback()
+        other.close()
+        self.assertEqual(
+            self.store.list_profiles(),
+            [self.enrolled("alice"), self.enrolled("bob")],
+        )
+        self.rotate("alice", 0, 1, 2000.0)
+        self.assertEqual(self.store.record_rotation_failure("bob"), 1)
+
+
 class SQLiteFileTests(SynchronousTestCase):
     """
     How L{SQLiteStore.open} creates, checks and upgrades the database file.
@@ -251,13 +355,13 @@ class SQLiteFileTests(SynchronousTestCase):
     def test_fresh(self):
         """
         Opening a path with no file creates a database there, mode 0600, in
-        write-ahead-log mode, whose version row is L{SCHEMA_VERSION} (2).
+        write-ahead-log mode, whose version row is L{SCHEMA_VERSION} (3).
         While it is in use, its C{-wal} and C{-shm} files are 0600 too and
         no temporary file is left behind.
         """
         store = self.open_store()
         store.add_user("alice", HASH, 1000.0)
-        self.assertEqual(SCHEMA_VERSION, 2)
+        self.assertEqual(SCHEMA_VERSION, 3)
         self.assertEqual(_version(self.path), [(SCHEMA_VERSION,)])
         self.assertEqual(_query(self.path, "PRAGMA journal_mode"), [("wal",)])
         self.assertEqual(
@@ -340,6 +444,154 @@ class SQLiteFileTests(SynchronousTestCase):
         )
         self.assertEqual(reopened.list_profiles(), [PROFILE])
         self.assertEqual(reopened.audit_events(), [AUDIT])
+
+    def test_reopen_keeps_rotation_state(self):
+        """
+        Rotation state (the current and previous keys, the confirmation
+        flag, times, address, failure count and retired keys) written
+        before closing is there after reopening, as it was.
+        """
+        store = SQLiteStore.open(self.path)
+        for name in ["alice", "bob"]:
+            store.open_window(replace(WINDOW, username=name))
+            store.complete_enrollment(
+                replace(
+                    PROFILE,
+                    username=name,
+                    key_sealed=numbered_seal(0),
+                    key_id=numbered_key_id(0),
+                )
+            )
+        for number in range(3):
+            store.commit_rotations(
+                [numbered_rotation("alice", number, number + 1, 2000.0)]
+            )
+        store.record_rotation_failure("alice")
+        store.record_rotation_failure("bob")
+        profiles = store.list_profiles()
+        store.close()
+        reopened = self.open_store()
+        self.assertEqual(reopened.list_profiles(), profiles)
+        alice = profiles[0]
+        self.assertEqual(
+            (
+                alice.key_id,
+                alice.previous_key_id,
+                alice.current_confirmed,
+                alice.rotation_failures,
+            ),
+            (numbered_key_id(3), numbered_key_id(2), False, 1),
+        )
+        self.assertEqual(
+            [
+                reopened.is_retired("alice", numbered_key_id(number))
+                for number in range(4)
+            ],
+            [True, True, False, False],
+        )
+
+    def test_upgrade_shipped_v2(self):
+        """
+        A database of the shipped v2 schema holding windows, profiles and
+        audit events, opened with the shipped schema files, is backed up to
+        C{<path>.bak-v2} and upgraded to L{SCHEMA_VERSION}: everything is
+        kept, each profile as a device that has just enrolled (key
+        confirmed, last seen when and where it enrolled), its schema equals
+        a fresh database's, and rotation works on it.
+        """
+        v2 = self.mktemp()
+        os.mkdir(v2)
+        for path in _SHIPPED_TO_V2:
+            shutil.copy(path, v2)
+        SQLiteStore.open(self.path, v2).close()
+        self.assertEqual(_version(self.path), [(2,)])
+        bob = replace(PROFILE, username="bob", location_name=None)
+        connection = sqlite3.connect(self.path)
+        with connection:
+            connection.execute(
+                "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    WINDOW.username,
+                    WINDOW.otp_hash,
+                    ",".join(WINDOW.networks),
+                    WINDOW.location_name,
+                    WINDOW.opened_at,
+                    WINDOW.deadline,
+                    WINDOW.attempts,
+                    WINDOW.max_attempts,
+                    0,
+                ),
+            )
+            for profile in [PROFILE, bob]:
+                connection.execute(
+                    "INSERT INTO profiles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        profile.username,
+                        profile.fingerprint_hash,
+                        profile.key_sealed,
+                        profile.key_id,
+                        profile.generation,
+                        profile.enrolled_at,
+                        profile.location,
+                        profile.location_name,
+                    ),
+                )
+            connection.execute(
+                "INSERT INTO audit (time, event, username, source, reason)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    AUDIT.time,
+                    AUDIT.event,
+                    AUDIT.username,
+                    AUDIT.source,
+                    AUDIT.reason,
+                ),
+            )
+        connection.close()
+        upgraded = self.open_store()
+        self.assertEqual(_version(self.path), [(SCHEMA_VERSION,)])
+        self.assertEqual(upgraded.list_windows(), [WINDOW])
+        self.assertEqual(upgraded.list_profiles(), [PROFILE, bob])
+        alice = upgraded.get_profile("alice")
+        self.assertEqual(
+            (
+                alice.previous_key_id,
+                alice.current_confirmed,
+                alice.rotated_at,
+                alice.last_seen,
+                alice.last_address,
+                alice.rotation_failures,
+            ),
+            (None, True, None, PROFILE.enrolled_at, PROFILE.location, 0),
+        )
+        self.assertEqual(upgraded.audit_events(), [AUDIT])
+        fresh_path = os.path.join(self.directory, "fresh.db")
+        SQLiteStore.open(fresh_path).close()
+        self.assertEqual(_schema(self.path), _schema(fresh_path))
+        backup = self.path + ".bak-v2"
+        self.assertEqual(_version(backup), [(2,)])
+        self.assertEqual(
+            _query(backup, "SELECT username FROM profiles ORDER BY username"),
+            [("alice",), ("bob",)],
+        )
+        rotation = RotationCommit(
+            username="bob",
+            expected_key_id=bob.key_id,
+            new_key_sealed=b"sealed 1",
+            new_key_id=numbered_key_id(1),
+            new_generation=1,
+            now=3000.0,
+            address="10.2.3.18",
+        )
+        self.assertEqual(upgraded.commit_rotations([rotation]), [True])
+        self.assertTrue(
+            upgraded.confirm_current(
+                "bob", numbered_key_id(1), 3001.0, "10.2.3.18"
+            )
+        )
+        self.assertTrue(upgraded.is_retired("bob", bob.key_id))
+        upgraded.remove_profile("bob")
+        self.assertFalse(upgraded.is_retired("bob", bob.key_id))
 
     def test_upgrade_shipped_v1(self):
         """

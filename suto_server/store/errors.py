@@ -51,3 +51,9 @@ class ProfileExists(StoreError):
     The user already has an enrolled profile, and the window being
     completed was not opened to replace it.
     """
+
+
+class UnknownProfile(StoreError):
+    """
+    No enrolled profile has that name.
+    """

@@ -1,31 +1,42 @@
 """
-A store of accounts and enrollment state kept in dictionaries, for tests
-that need a store but not a file.  It behaves exactly as
+A store of accounts, enrollment and rotation state kept in dictionaries,
+for tests that need a store but not a file.  It behaves exactly as
 L{suto_server.store.sqlite.SQLiteStore} does; the shared store test suite
 holds the two together.
 
 Each method checks everything it can refuse before changing anything, so
 a refused call leaves the store as it was, as a rolled-back transaction
-would.
+would; a batch of rotations, whose items cannot fail once checked, is
+applied whole.
 """
 
+from collections import deque
 from dataclasses import replace
 
 from zope.interface import implementer
 
-from suto_server.interfaces import IEnrollmentStore, IUserStore
+from suto_server.interfaces import (
+    IEnrollmentStore,
+    IRotationStore,
+    IUserStore,
+)
 from suto_server.schemes import identify
 from suto_server.store.errors import (
     ProfileExists,
     StoreError,
+    UnknownProfile,
     UnknownUser,
     UnknownWindow,
     UserExists,
 )
 from suto_server.store.records import (
+    RETIRED_KEY_HISTORY,
     UserRecord,
     check_audit_event,
+    check_key_id,
+    check_key_use,
     check_profile,
+    check_rotation_commit,
     check_time,
     check_username,
     check_window,
@@ -39,6 +50,9 @@ class _Tables:
     @ivar accounts: username -> (password hash, L{UserRecord}).
     @ivar windows: username -> L{EnrollmentWindow}.
     @ivar profiles: username -> L{Profile}.
+    @ivar retired: username -> the ids of the keys its profile gave up,
+        oldest first, in a L{deque} that keeps the newest
+        L{RETIRED_KEY_HISTORY}; only profiles that retired a key have one.
     @ivar audit: the L{AuditEvent}s in the order they were appended.
     """
 
@@ -46,13 +60,67 @@ class _Tables:
         self.accounts = {}
         self.windows = {}
         self.profiles = {}
+        self.retired = {}
         self.audit = []
 
+    def retire(self, username, key_id):
+        """
+        Add C{key_id} to the retired keys of C{username}'s profile.
+        """
+        history = self.retired.setdefault(
+            username, deque(maxlen=RETIRED_KEY_HISTORY)
+        )
+        history.append(key_id)
 
-@implementer(IUserStore, IEnrollmentStore)
+    def forget_profile(self, username):
+        """
+        Remove C{username}'s profile and its retired keys, as the database
+        does through its foreign key.
+
+        @return: whether there was a profile.
+        """
+        self.retired.pop(username, None)
+        return self.profiles.pop(username, None) is not None
+
+
+def _commit_one(tables, commit):
+    """
+    Apply one rotation, if the profile's current key is still the one it
+    was derived from.
+
+    @param commit: a checked L{RotationCommit}.
+    @return: whether it was applied.
+    """
+    profile = tables.profiles.get(commit.username)
+    if (
+        profile is None
+        or profile.key_id != commit.expected_key_id
+        or profile.generation != commit.new_generation - 1
+    ):
+        return False
+    if profile.previous_key_id is not None:
+        tables.retire(commit.username, profile.previous_key_id)
+    tables.profiles[commit.username] = replace(
+        profile,
+        previous_key_sealed=profile.key_sealed,
+        previous_key_id=profile.key_id,
+        key_sealed=commit.new_key_sealed,
+        key_id=commit.new_key_id,
+        generation=commit.new_generation,
+        current_confirmed=False,
+        rotated_at=commit.now,
+        last_seen=commit.now,
+        last_address=commit.address,
+        rotation_failures=0,
+    )
+    return True
+
+
+@implementer(IUserStore, IEnrollmentStore, IRotationStore)
 class MemoryStore:
     """
-    Accounts and enrollment state in memory, lost when the object goes.
+    Accounts, enrollment and rotation state in memory, lost when the
+    object goes.
     """
 
     def __init__(self):
@@ -189,6 +257,7 @@ class MemoryStore:
         if username in tables.profiles and not window.replace:
             raise ProfileExists(f"{username} is already enrolled")
         del tables.windows[username]
+        tables.forget_profile(username)
         tables.profiles[username] = profile
 
     def get_profile(self, username):
@@ -210,7 +279,7 @@ class MemoryStore:
         See L{IEnrollmentStore.remove_profile}.
         """
         check_username(username)
-        return self._open_tables().profiles.pop(username, None) is not None
+        return self._open_tables().forget_profile(username)
 
     def append_audit(self, event):
         """
@@ -232,6 +301,85 @@ class MemoryStore:
             events = [event for event in events if event.time >= since]
         # sorted() is stable: events of the same time stay in append order.
         return sorted(events, key=lambda event: event.time)
+
+    def commit_rotations(self, rotations):
+        """
+        See L{IRotationStore.commit_rotations}.
+        """
+        rotations = list(rotations)
+        for commit in rotations:
+            check_rotation_commit(commit)
+        tables = self._open_tables()
+        return [_commit_one(tables, commit) for commit in rotations]
+
+    def confirm_current(self, username, key_id, now, address):
+        """
+        See L{IRotationStore.confirm_current}.
+        """
+        check_key_use(username, key_id, now, address)
+        tables = self._open_tables()
+        profile = tables.profiles.get(username)
+        if profile is None or profile.key_id != key_id:
+            return False
+        if profile.previous_key_id is not None:
+            tables.retire(username, profile.previous_key_id)
+        tables.profiles[username] = replace(
+            profile,
+            current_confirmed=True,
+            previous_key_sealed=None,
+            previous_key_id=None,
+            last_seen=now,
+            last_address=address,
+        )
+        return True
+
+    def roll_back(self, username, key_id, now, address):
+        """
+        See L{IRotationStore.roll_back}.
+        """
+        check_key_use(username, key_id, now, address)
+        tables = self._open_tables()
+        profile = tables.profiles.get(username)
+        if (
+            profile is None
+            or profile.current_confirmed
+            or profile.previous_key_id != key_id
+        ):
+            return False
+        tables.retire(username, profile.key_id)
+        tables.profiles[username] = replace(
+            profile,
+            key_sealed=profile.previous_key_sealed,
+            key_id=profile.previous_key_id,
+            generation=profile.generation - 1,
+            previous_key_sealed=None,
+            previous_key_id=None,
+            current_confirmed=True,
+            last_seen=now,
+            last_address=address,
+        )
+        return True
+
+    def record_rotation_failure(self, username):
+        """
+        See L{IRotationStore.record_rotation_failure}.
+        """
+        check_username(username)
+        profiles = self._open_tables().profiles
+        profile = profiles.get(username)
+        if profile is None:
+            raise UnknownProfile(f"no profile for {username}")
+        failures = profile.rotation_failures + 1
+        profiles[username] = replace(profile, rotation_failures=failures)
+        return failures
+
+    def is_retired(self, username, key_id):
+        """
+        See L{IRotationStore.is_retired}.
+        """
+        check_username(username)
+        check_key_id(key_id)
+        return key_id in self._open_tables().retired.get(username, ())
 
     def close(self):
         """

@@ -1,6 +1,6 @@
 """
-What the store holds (accounts, enrollment windows, enrolled profiles, the
-audit log), and which values it accepts.
+What the store holds (accounts, enrollment windows, enrolled profiles and
+their key rotations, the audit log), and which values it accepts.
 
 The records are plain frozen dataclasses; the C{check_*} functions are what
 every store runs before writing one, so that both stores refuse the same
@@ -63,6 +63,10 @@ MAX_SEALED_KEY = 1024
 MAX_TIME = 2**53
 #: Counters and generations must fit a signed 64-bit SQLite integer.
 _MAX_INTEGER = 2**63 - 1
+#: How many retired key ids the store remembers per profile: enough to
+#: recognise a copy of a device that fell a few rotations behind, few
+#: enough that the history of a long-lived profile stays small.
+RETIRED_KEY_HISTORY = 16
 
 _KEY_ID = re.compile(r"[0-9a-f]{32}")
 _EVENT = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -98,13 +102,36 @@ class EnrollmentWindow:
 @dataclass(frozen=True)
 class Profile:
     """
-    An enrolled device: what the server needs to recognise it and the key
-    it shares with it.  The key is kept only sealed with the master key
-    (see L{suto_server.masterkey}); C{repr} leaves out the fingerprint hash
-    and the sealed key.
+    An enrolled device: what the server needs to recognise it and the keys
+    it shares with it.  Keys are kept only sealed with the master key (see
+    L{suto_server.masterkey}); C{repr} leaves out the fingerprint hash and
+    the sealed keys.
 
+    The fields after C{location_name} follow key rotation and have the
+    values of a device that has just enrolled, so that enrollment need not
+    name them.
+
+    @ivar key_id: the id of the current key, the one the server rotates
+        from.
+    @ivar generation: how many rotations led to the current key (0 for
+        the key made at enrollment).
     @ivar location: the source address the device enrolled from.
     @ivar location_name: the name of the window's location, if it had one.
+    @ivar previous_key_sealed: the key the current one replaced, kept
+        until the device shows it holds the current one (a device that
+        crashed before committing the new key comes back with this one);
+        L{None} when there is none.
+    @ivar previous_key_id: the id of that key, or L{None} with it.
+    @ivar current_confirmed: whether the device has shown it holds the
+        current key (by enrolling with it or rotating from it).
+    @ivar rotated_at: POSIX time the last rotation was committed, or
+        L{None} if the profile never rotated.
+    @ivar last_seen: POSIX time the device last used the profile; given
+        as L{None}, the enrollment time.
+    @ivar last_address: the address the device last used the profile
+        from; given as L{None}, the enrollment location.
+    @ivar rotation_failures: rotations in a row that failed on the
+        device's side since the last committed one.
     """
 
     username: str
@@ -115,6 +142,46 @@ class Profile:
     enrolled_at: float
     location: str
     location_name: str | None
+    previous_key_sealed: bytes | None = field(default=None, repr=False)
+    previous_key_id: str | None = None
+    current_confirmed: bool = True
+    rotated_at: float | None = None
+    last_seen: float | None = None
+    last_address: str | None = None
+    rotation_failures: int = 0
+
+    def __post_init__(self):
+        # A frozen dataclass sets its fields through object.__setattr__;
+        # these two default to other fields, which a field default cannot.
+        if self.last_seen is None:
+            object.__setattr__(self, "last_seen", self.enrolled_at)
+        if self.last_address is None:
+            object.__setattr__(self, "last_address", self.location)
+
+
+@dataclass(frozen=True)
+class RotationCommit:
+    """
+    One rotation to commit: a compare-and-swap that makes C{new_key_id} a
+    profile's current key, provided its current key is still
+    C{expected_key_id}.  C{repr} leaves out the sealed key.
+
+    @ivar expected_key_id: the id of the current key the new one was
+        derived from.
+    @ivar new_key_sealed: the new key, sealed with the master key.
+    @ivar new_generation: the new key's generation, one more than the
+        expected key's.
+    @ivar now: POSIX time of the commit.
+    @ivar address: the address the device rotated from.
+    """
+
+    username: str
+    expected_key_id: str
+    new_key_sealed: bytes = field(repr=False)
+    new_key_id: str
+    new_generation: int
+    now: float
+    address: str
 
 
 @dataclass(frozen=True)
@@ -225,9 +292,46 @@ def check_window(window):
         raise ValueError("replace must be a bool")
 
 
+def _check_sealed_key(name, value):
+    """
+    @raise ValueError: C{value} is not L{bytes} of 1 to L{MAX_SEALED_KEY}.
+    """
+    if not isinstance(value, bytes) or not 0 < len(value) <= MAX_SEALED_KEY:
+        raise ValueError(f"{name} must be 1 to {MAX_SEALED_KEY} bytes")
+
+
+def check_address(name, value):
+    """
+    @param name: what C{value} is, for the message.
+    @raise ValueError: C{value} is not a L{str} holding one IP address,
+        printable and at most L{MAX_NAME} characters (L{ipaddress} accepts
+        any IPv6 scope, line breaks included).
+    """
+    _check_text(name, value, MAX_NAME)
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an IP address") from None
+
+
+def check_key_id(value, name="a key id"):
+    """
+    Refuse a key id the store could never hold, so that a lookup by key id
+    is bounded like every other input.
+
+    @param name: what C{value} is, for the message.
+    @raise ValueError: C{value} is not 32 lowercase hex digits, as
+        L{suto_server.keyschedule.key_id} writes them.
+    """
+    if not isinstance(value, str) or not _KEY_ID.fullmatch(value):
+        raise ValueError(f"{name} must be 32 lowercase hex digits")
+
+
 def check_profile(profile):
     """
-    Refuse a profile the store could not keep faithfully.
+    Refuse a profile the store could not keep faithfully, or whose
+    rotation state is impossible (a previous key without its id, or
+    the same as the current one, or before the first generation).
 
     @raise ValueError: C{profile} is not a L{Profile}, or a field is of the
         wrong type or out of bounds.
@@ -241,23 +345,65 @@ def check_profile(profile):
         raise ValueError(
             f"a fingerprint hash must be {FINGERPRINT_SIZE} bytes"
         )
-    if not isinstance(profile.key_sealed, bytes) or not (
-        0 < len(profile.key_sealed) <= MAX_SEALED_KEY
-    ):
-        raise ValueError(f"a sealed key must be 1 to {MAX_SEALED_KEY} bytes")
-    if not isinstance(profile.key_id, str) or not _KEY_ID.fullmatch(
-        profile.key_id
-    ):
-        raise ValueError("a key id must be 32 lowercase hex digits")
+    _check_sealed_key("a sealed key", profile.key_sealed)
+    check_key_id(profile.key_id)
     _check_count("generation", profile.generation, 0)
     check_time("enrolled_at", profile.enrolled_at)
-    try:
-        ipaddress.ip_address(profile.location)
-    except (TypeError, ValueError):
-        raise ValueError("a location must be an IP address") from None
+    check_address("location", profile.location)
     _check_text(
         "location name", profile.location_name, MAX_NAME, optional=True
     )
+    if (profile.previous_key_sealed is None) != (
+        profile.previous_key_id is None
+    ):
+        raise ValueError("a previous key needs both its seal and its id")
+    if profile.previous_key_id is not None:
+        _check_sealed_key("a sealed previous key", profile.previous_key_sealed)
+        check_key_id(profile.previous_key_id, "a previous key id")
+        if profile.previous_key_id == profile.key_id:
+            raise ValueError("the previous key must differ from the current")
+        if profile.generation == 0:
+            raise ValueError("a key of generation 0 replaced no other")
+    if type(profile.current_confirmed) is not bool:
+        raise ValueError("current_confirmed must be a bool")
+    if profile.rotated_at is not None:
+        check_time("rotated_at", profile.rotated_at)
+    check_time("last_seen", profile.last_seen)
+    check_address("last address", profile.last_address)
+    _check_count("rotation_failures", profile.rotation_failures, 0)
+
+
+def check_key_use(username, key_id, now, address):
+    """
+    Refuse the arguments of a device's use of a key (confirming it, or
+    rolling back to it) that the store could not keep faithfully.
+
+    @raise ValueError: one of them is of the wrong type or out of bounds.
+    """
+    check_username(username)
+    check_key_id(key_id)
+    check_time("now", now)
+    check_address("address", address)
+
+
+def check_rotation_commit(commit):
+    """
+    Refuse a rotation the store could not commit faithfully.
+
+    @raise ValueError: C{commit} is not a L{RotationCommit}, or a field is
+        of the wrong type or out of bounds, or the new key is the expected
+        one or of generation 0.
+    """
+    _check_type(commit, RotationCommit)
+    check_username(commit.username)
+    check_key_id(commit.expected_key_id, "the expected key id")
+    _check_sealed_key("a sealed key", commit.new_key_sealed)
+    check_key_id(commit.new_key_id, "the new key id")
+    if commit.new_key_id == commit.expected_key_id:
+        raise ValueError("the new key must differ from the expected one")
+    _check_count("new_generation", commit.new_generation, 1)
+    check_time("now", commit.now)
+    check_address("address", commit.address)
 
 
 def check_audit_event(event):

@@ -1,6 +1,6 @@
 """
-The embedded default store of accounts and enrollment state: one SQLite
-file.
+The embedded default store of accounts, enrollment and key rotation state:
+one SQLite file.
 
 The schema lives in versioned SQL files: C{vN.sql} is the full schema of
 version N (it creates the one-row C{version} table too) and
@@ -21,8 +21,10 @@ and a version newer than this code knows raises L{DatabaseTooNew}, in both
 cases without changing the file.
 
 Writes that must happen together (using up an enrollment window and
-storing its profile) run in one transaction that takes the write lock at
-once, so no other process can slip in between its read and its writes.
+storing its profile; a batch of key rotations) run in one transaction that
+takes the write lock at once, so no other process can slip in between its
+read and its writes.  A batch of rotations thus costs one sync to disk
+however many devices it serves.
 
 Every connection runs with foreign keys on, a write-ahead log and
 C{synchronous = FULL}, because secrets that must survive a power cut will
@@ -39,31 +41,40 @@ from contextlib import contextmanager
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from suto_server.interfaces import IEnrollmentStore, IUserStore
+from suto_server.interfaces import (
+    IEnrollmentStore,
+    IRotationStore,
+    IUserStore,
+)
 from suto_server.schemes import identify
 from suto_server.store.errors import (
     CorruptDatabase,
     DatabaseTooNew,
     ProfileExists,
     StoreError,
+    UnknownProfile,
     UnknownUser,
     UnknownWindow,
     UserExists,
 )
 from suto_server.store.records import (
+    RETIRED_KEY_HISTORY,
     AuditEvent,
     EnrollmentWindow,
     Profile,
     UserRecord,
     check_audit_event,
+    check_key_id,
+    check_key_use,
     check_profile,
+    check_rotation_commit,
     check_time,
     check_username,
     check_window,
 )
 
 # The version the shipped schema/ files describe; a test holds them together.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # A window's networks are kept as one text column; no network in CIDR
 # notation contains this.
@@ -75,8 +86,11 @@ _WINDOW_COLUMNS = (
 )
 _PROFILE_COLUMNS = (
     "username, fingerprint_hash, key_sealed, key_id, generation,"
-    " enrolled_at, location, location_name"
+    " enrolled_at, location, location_name, previous_key_sealed,"
+    " previous_key_id, current_confirmed, rotated_at, last_seen,"
+    " last_address, rotation_failures"
 )
+_PROFILE_PARAMETERS = ", ".join("?" * len(_PROFILE_COLUMNS.split(",")))
 
 _SHIPPED_SCHEMA_DIR = os.path.join(os.path.dirname(__file__), "schema")
 _FULL_SCHEMA_NAME = re.compile(r"v([1-9][0-9]*)\.sql")
@@ -229,7 +243,115 @@ def _profile_row(profile):
         profile.enrolled_at,
         profile.location,
         profile.location_name,
+        profile.previous_key_sealed,
+        profile.previous_key_id,
+        int(profile.current_confirmed),
+        profile.rotated_at,
+        profile.last_seen,
+        profile.last_address,
+        profile.rotation_failures,
     )
+
+
+def _profile_from_row(row):
+    """
+    @return: the L{Profile} a C{profiles} row read with L{_PROFILE_COLUMNS}
+        holds.
+    """
+    (
+        username,
+        fingerprint_hash,
+        key_sealed,
+        key_id,
+        generation,
+        enrolled_at,
+        location,
+        location_name,
+        previous_key_sealed,
+        previous_key_id,
+        current_confirmed,
+        rotated_at,
+        last_seen,
+        last_address,
+        rotation_failures,
+    ) = row
+    return Profile(
+        username=username,
+        fingerprint_hash=fingerprint_hash,
+        key_sealed=key_sealed,
+        key_id=key_id,
+        generation=generation,
+        enrolled_at=enrolled_at,
+        location=location,
+        location_name=location_name,
+        previous_key_sealed=previous_key_sealed,
+        previous_key_id=previous_key_id,
+        current_confirmed=bool(current_confirmed),
+        rotated_at=rotated_at,
+        last_seen=last_seen,
+        last_address=last_address,
+        rotation_failures=rotation_failures,
+    )
+
+
+def _retire(connection, username, key_id, now):
+    """
+    Add C{key_id} to the retired keys of C{username}'s profile, forgetting
+    all but the newest L{RETIRED_KEY_HISTORY} of them, within the caller's
+    transaction.
+    """
+    connection.execute(
+        "INSERT INTO retired_keys (username, key_id, retired_at)"
+        " VALUES (?, ?, ?)",
+        (username, key_id, now),
+    )
+    connection.execute(
+        "DELETE FROM retired_keys WHERE username = ? AND id NOT IN"
+        " (SELECT id FROM retired_keys WHERE username = ?"
+        " ORDER BY id DESC LIMIT ?)",
+        (username, username, RETIRED_KEY_HISTORY),
+    )
+
+
+def _commit_one(connection, commit):
+    """
+    Apply one rotation within the caller's transaction, if the profile's
+    current key is still the one it was derived from.
+
+    @param commit: a checked L{RotationCommit}.
+    @return: whether it was applied.
+    """
+    rows = connection.execute(
+        "SELECT previous_key_id FROM profiles"
+        " WHERE username = ? AND key_id = ? AND generation = ?",
+        (
+            commit.username,
+            commit.expected_key_id,
+            commit.new_generation - 1,
+        ),
+    ).fetchall()
+    if not rows:
+        return False
+    (previous_key_id,) = rows[0]
+    if previous_key_id is not None:
+        _retire(connection, commit.username, previous_key_id, commit.now)
+    connection.execute(
+        "UPDATE profiles SET previous_key_sealed = key_sealed,"
+        " previous_key_id = key_id, key_sealed = ?, key_id = ?,"
+        " generation = ?, current_confirmed = 0, rotated_at = ?,"
+        " last_seen = ?, last_address = ?, rotation_failures = 0"
+        " WHERE username = ?",
+        (
+            commit.new_key_sealed,
+            commit.new_key_id,
+            commit.new_generation,
+            commit.now,
+            commit.now,
+            commit.address,
+            commit.username,
+        ),
+    )
+    return True
 
 
 def _corrupt(path, reason):
@@ -287,12 +409,12 @@ def _checked_version(connection, path):
     return rows[0][0]
 
 
-@implementer(IUserStore, IEnrollmentStore)
+@implementer(IUserStore, IEnrollmentStore, IRotationStore)
 class SQLiteStore:
     """
-    Accounts and enrollment state kept in one SQLite file, through one
-    connection.  Every method is synchronous: a local SQLite read takes
-    well under a millisecond.
+    Accounts, enrollment and rotation state kept in one SQLite file,
+    through one connection.  Every method is synchronous: a local SQLite
+    read takes well under a millisecond.
     """
 
     log = Logger()
@@ -626,7 +748,7 @@ class SQLiteStore:
                 )
             added = connection.execute(
                 f"INSERT INTO profiles ({_PROFILE_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                f" VALUES ({_PROFILE_PARAMETERS})"
                 " ON CONFLICT (username) DO NOTHING",
                 _profile_row(profile),
             ).rowcount
@@ -642,7 +764,7 @@ class SQLiteStore:
             f"SELECT {_PROFILE_COLUMNS} FROM profiles WHERE username = ?",
             (username,),
         )
-        return Profile(*rows[0]) if rows else None
+        return _profile_from_row(rows[0]) if rows else None
 
     def list_profiles(self):
         """
@@ -651,7 +773,7 @@ class SQLiteStore:
         rows = self._read(
             f"SELECT {_PROFILE_COLUMNS} FROM profiles ORDER BY username"
         )
-        return [Profile(*row) for row in rows]
+        return [_profile_from_row(row) for row in rows]
 
     def remove_profile(self, username):
         """
@@ -695,6 +817,91 @@ class SQLiteStore:
             (since, since),
         )
         return [AuditEvent(*row) for row in rows]
+
+    def commit_rotations(self, rotations):
+        """
+        See L{IRotationStore.commit_rotations}.
+        """
+        rotations = list(rotations)
+        for commit in rotations:
+            check_rotation_commit(commit)
+        with self._transaction("committing rotations") as connection:
+            return [_commit_one(connection, commit) for commit in rotations]
+
+    def confirm_current(self, username, key_id, now, address):
+        """
+        See L{IRotationStore.confirm_current}.
+        """
+        check_key_use(username, key_id, now, address)
+        with self._transaction("confirming a key") as connection:
+            rows = connection.execute(
+                "SELECT previous_key_id FROM profiles"
+                " WHERE username = ? AND key_id = ?",
+                (username, key_id),
+            ).fetchall()
+            if not rows:
+                return False
+            (previous_key_id,) = rows[0]
+            if previous_key_id is not None:
+                _retire(connection, username, previous_key_id, now)
+            connection.execute(
+                "UPDATE profiles SET current_confirmed = 1,"
+                " previous_key_sealed = NULL, previous_key_id = NULL,"
+                " last_seen = ?, last_address = ? WHERE username = ?",
+                (now, address, username),
+            )
+        return True
+
+    def roll_back(self, username, key_id, now, address):
+        """
+        See L{IRotationStore.roll_back}.
+        """
+        check_key_use(username, key_id, now, address)
+        with self._transaction("rolling back a rotation") as connection:
+            rows = connection.execute(
+                "SELECT key_id FROM profiles WHERE username = ?"
+                " AND previous_key_id = ? AND current_confirmed = 0",
+                (username, key_id),
+            ).fetchall()
+            if not rows:
+                return False
+            _retire(connection, username, rows[0][0], now)
+            connection.execute(
+                "UPDATE profiles SET key_sealed = previous_key_sealed,"
+                " key_id = previous_key_id, generation = generation - 1,"
+                " previous_key_sealed = NULL, previous_key_id = NULL,"
+                " current_confirmed = 1, last_seen = ?, last_address = ?"
+                " WHERE username = ?",
+                (now, address, username),
+            )
+        return True
+
+    def record_rotation_failure(self, username):
+        """
+        See L{IRotationStore.record_rotation_failure}.
+        """
+        check_username(username)
+        with self._transaction("counting a failed rotation") as connection:
+            rows = connection.execute(
+                "UPDATE profiles SET rotation_failures = rotation_failures + 1"
+                " WHERE username = ? RETURNING rotation_failures",
+                (username,),
+            ).fetchall()
+        if not rows:
+            raise UnknownProfile(f"no profile for {username}")
+        return rows[0][0]
+
+    def is_retired(self, username, key_id):
+        """
+        See L{IRotationStore.is_retired}.
+        """
+        check_username(username)
+        check_key_id(key_id)
+        rows = self._read(
+            "SELECT 1 FROM retired_keys WHERE username = ? AND key_id = ?",
+            (username, key_id),
+        )
+        return bool(rows)
 
     def close(self):
         """

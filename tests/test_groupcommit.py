@@ -1,0 +1,203 @@
+"""
+Tests for L{suto_server.groupcommit}.
+"""
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_server.groupcommit import (
+    DEFAULT_MAX_BATCH,
+    BatchMismatch,
+    GroupCommitter,
+)
+
+
+class DiskFull(Exception):
+    """
+    Stands for a commit that failed.
+    """
+
+
+class RecordingBatches:
+    """
+    A batch function that records every batch it is given, and what had
+    been delivered when it was called, and answers each item with the
+    item doubled; it raises L{DiskFull} for a batch holding C{"fail"}.
+    """
+
+    def __init__(self):
+        self.batches = []
+        self.delivered = []
+        # What self.delivered held at each call.
+        self.delivered_at_call = []
+
+    def __call__(self, items):
+        self.batches.append(list(items))
+        self.delivered_at_call.append(list(self.delivered))
+        if "fail" in items:
+            raise DiskFull()
+        return [item * 2 for item in items]
+
+    def submit(self, committer, item):
+        """
+        Submit C{item}, recording its result (or failure type) once
+        delivered.
+
+        @return: the L{Deferred} of C{item}.
+        """
+        d = committer.submit(item)
+        d.addCallbacks(
+            lambda result: self.delivered.append((item, result)),
+            lambda failure: self.delivered.append(
+                (item, failure.trap(DiskFull, BatchMismatch))
+            ),
+        )
+        return d
+
+
+class GroupCommitterTests(SynchronousTestCase):
+    """
+    Tests for L{GroupCommitter}.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.batches = RecordingBatches()
+        self.committer = GroupCommitter(self.clock, self.batches)
+
+    def test_one_turn_one_batch(self):
+        """
+        Items submitted in one turn of the reactor go to one call of the
+        batch function, in the order submitted, on the next turn; nothing
+        is committed or delivered before that turn.
+        """
+        for item in [1, 2, 3]:
+            self.batches.submit(self.committer, item)
+        self.assertEqual(
+            (self.batches.batches, self.batches.delivered), ([], [])
+        )
+        self.clock.advance(0)
+        self.assertEqual(self.batches.batches, [[1, 2, 3]])
+        self.assertEqual(self.batches.delivered, [(1, 2), (2, 4), (3, 6)])
+
+    def test_results_routed(self):
+        """
+        Each L{Deferred} fires with its own item's result, not another's.
+        """
+        ds = [self.committer.submit(item) for item in ["a", "b", "c"]]
+        self.clock.advance(0)
+        self.assertEqual(
+            [self.successResultOf(d) for d in ds], ["aa", "bb", "cc"]
+        )
+
+    def test_nothing_fires_before_commit_returned(self):
+        """
+        When the batch function runs, no L{Deferred} of its batch has
+        fired yet: a result always means the item was committed.
+        """
+        for item in [1, 2]:
+            self.batches.submit(self.committer, item)
+        self.clock.advance(0)
+        self.assertEqual(self.batches.delivered_at_call, [[]])
+        self.assertEqual(self.batches.delivered, [(1, 2), (2, 4)])
+
+    def test_turns_make_batches(self):
+        """
+        Items submitted in different turns go to different batches, and a
+        turn with nothing submitted calls nothing.
+        """
+        self.batches.submit(self.committer, 1)
+        self.clock.advance(0)
+        self.clock.advance(1)
+        self.batches.submit(self.committer, 2)
+        self.batches.submit(self.committer, 3)
+        self.clock.advance(0)
+        self.assertEqual(self.batches.batches, [[1], [2, 3]])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_failure_fails_whole_batch(self):
+        """
+        When the batch function raises, every L{Deferred} of that batch
+        fails with what it raised, and the next batch works.
+        """
+        for item in [1, "fail", 3]:
+            self.batches.submit(self.committer, item)
+        self.clock.advance(0)
+        self.assertEqual(
+            self.batches.delivered,
+            [(1, DiskFull), ("fail", DiskFull), (3, DiskFull)],
+        )
+        d = self.committer.submit(4)
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(d), 8)
+        self.assertEqual(self.batches.batches, [[1, "fail", 3], [4]])
+
+    def test_wrong_number_of_results(self):
+        """
+        A batch function that answers with more or fewer results than it
+        was given items fails every L{Deferred} of the batch with
+        L{BatchMismatch}, since no result can be matched to its item.
+        """
+        for results in [[True], [True, True, True]]:
+            committer = GroupCommitter(self.clock, lambda items: results)
+            ds = [committer.submit(item) for item in ["a", "b"]]
+            self.clock.advance(0)
+            for d in ds:
+                self.failureResultOf(d, BatchMismatch)
+
+    def test_max_batch(self):
+        """
+        A turn's items beyond C{max_batch} go to further batches of at most
+        C{max_batch}, in the order submitted; each batch's items are
+        delivered when it is committed, before the next batch runs.
+        """
+        committer = GroupCommitter(self.clock, self.batches, max_batch=2)
+        for item in range(5):
+            self.batches.submit(committer, item)
+        self.clock.advance(0)
+        self.assertEqual(self.batches.batches, [[0, 1], [2, 3], [4]])
+        self.assertEqual(
+            self.batches.delivered_at_call,
+            [[], [(0, 0), (1, 2)], [(0, 0), (1, 2), (2, 4), (3, 6)]],
+        )
+        self.assertEqual(len(self.batches.delivered), 5)
+
+    def test_default_max_batch(self):
+        """
+        By default a batch holds up to L{DEFAULT_MAX_BATCH} (512) items.
+        """
+        self.assertEqual(DEFAULT_MAX_BATCH, 512)
+        for item in range(DEFAULT_MAX_BATCH + 1):
+            self.committer.submit(item)
+        self.clock.advance(0)
+        self.assertEqual(
+            [len(batch) for batch in self.batches.batches],
+            [DEFAULT_MAX_BATCH, 1],
+        )
+
+    def test_submit_while_delivering(self):
+        """
+        An item submitted by a callback while a batch's results are being
+        delivered goes to a batch of its own, after the batch being
+        delivered.
+        """
+        d = self.committer.submit(1)
+        later = []
+        d.addCallback(lambda _: later.append(self.committer.submit(10)))
+        self.batches.submit(self.committer, 2)
+        self.clock.advance(0)
+        self.assertEqual(self.batches.batches, [[1, 2], [10]])
+        self.assertEqual(self.successResultOf(later[0]), 20)
+
+    def test_bad_max_batch(self):
+        """
+        A C{max_batch} that is not a positive L{int} raises L{ValueError}.
+        """
+        for bad in [0, -1, 1.5, True, None, "2"]:
+            self.assertRaises(
+                ValueError,
+                GroupCommitter,
+                self.clock,
+                self.batches,
+                max_batch=bad,
+            )
