@@ -96,6 +96,12 @@ class SealError(KeyScheduleError):
 ENROLL_DATA_PURPOSE = "enroll-data"
 ENROLL_CONFIRM_PURPOSE = "enroll-confirm"
 
+#: Seal purposes of one key rotation (docs/PROTOCOL.md §9): the server's
+#: success message, the client's acknowledgement, the server's final word.
+ROTATE_OK_PURPOSE = "rotate-ok"
+ROTATE_ACK_PURPOSE = "rotate-ack"
+ROTATE_DONE_PURPOSE = "rotate-done"
+
 class Direction(enum.Enum):
     """
     Which way a sealed message travels.  Bound into every seal so a

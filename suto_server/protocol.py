@@ -28,6 +28,8 @@ from suto_server.enrollment_session import Complete, EnrollmentSession, Fail
 from suto_server.hashpool import HashPoolBusy
 from suto_server.realm import IAuthenticatedUser
 from suto_server.rendezvous import Rendezvous, Verdict
+from suto_server.rotation import RotationRefused
+from suto_server.rotation_session import Abandon, Begin, Commit, RotationSession
 from suto_server.session import Close, Finish, Send, ServerSession, Verify
 
 
@@ -54,6 +56,7 @@ class ServerProtocol(Protocol, TimeoutMixin):
         self._user: str | None = None
         self._request = None
         self._window = None
+        self._pending = None
         self._closing = False
         self._lost = False
 
@@ -88,6 +91,8 @@ class ServerProtocol(Protocol, TimeoutMixin):
     def connectionLost(self, reason) -> None:
         self._lost = True
         self.setTimeout(None)
+        if isinstance(self._phase, (RotationSession, EnrollmentSession)):
+            self._perform(self._phase.connection_lost())
         if self._request is not None:
             self.factory.rendezvous.finish(
                 self._request, Verdict.ERROR, "connection lost"
@@ -102,6 +107,8 @@ class ServerProtocol(Protocol, TimeoutMixin):
             self._greet(message)
         elif isinstance(message, wire.Enroll):
             self._start_enrollment(message.user)
+        elif isinstance(message, wire.Rotate):
+            self._start_rotation(message)
         elif self._start_classic():
             self._perform(self._phase.receive(message))
 
@@ -153,6 +160,14 @@ class ServerProtocol(Protocol, TimeoutMixin):
         )
         self._perform(self._phase.start())
 
+    def _start_rotation(self, message) -> None:
+        if self.factory.rotation is None:
+            self._refuse(wire.ERROR_UNKNOWN_MESSAGE)
+            return
+        self._user = message.user
+        self._phase = RotationSession(message.user)
+        self._perform(self._phase.receive(message))
+
     def _refuse(self, code: str) -> None:
         """
         End a connection that has no phase: framed peers are told why;
@@ -193,6 +208,14 @@ class ServerProtocol(Protocol, TimeoutMixin):
                 self._complete(action)
             elif isinstance(action, Fail):
                 self._fail(action)
+            elif isinstance(action, Begin):
+                self._begin_rotation(action.message)
+            elif isinstance(action, Commit):
+                self._commit_rotation(action.sealed)
+            elif isinstance(action, Abandon):
+                self.factory.rotation.failed(
+                    self._user, self._source, action.reason, self.factory.clock.seconds()
+                )
 
     def _verify(self, action: Verify) -> None:
         # While the portal works the connection stays lockstep-quiet; the
@@ -245,6 +268,53 @@ class ServerProtocol(Protocol, TimeoutMixin):
         else:
             self._perform(self._phase.completed(key_id, confirmation))
 
+    def _begin_rotation(self, message) -> None:
+        try:
+            self._pending = self.factory.rotation.begin(
+                message.user,
+                message.key_id,
+                message.junk,
+                message.public,
+                self._source,
+                self.factory.clock.seconds(),
+            )
+        except RotationRefused:
+            self._perform(self._phase.refused())
+        else:
+            self.setTimeout(self.factory.exchange_timeout)
+            self._perform(
+                self._phase.started(self._pending.server_public, self._pending.ok)
+            )
+
+    def _commit_rotation(self, sealed: bytes) -> None:
+        try:
+            d = self.factory.rotation.acknowledge(
+                self._pending, sealed, self._source, self.factory.clock.seconds()
+            )
+        except RotationRefused:
+            self._perform(self._phase.rejected())
+            return
+        self._pending = None
+
+        def committed(done: bytes) -> None:
+            if not self._lost:
+                # Quiet until the next rotation is due, plus its grace.
+                self.setTimeout(self.factory.idle_timeout)
+                self._perform(self._phase.committed(done))
+
+        def failed(failure) -> None:
+            if self._lost:
+                return
+            if failure.check(RotationRefused):
+                self._perform(self._phase.rejected())
+            else:
+                self.log.failure(
+                    "committing a rotation for {user} failed", failure, user=self._user
+                )
+                self._perform(self._phase.unavailable("the commit failed"))
+
+        d.addCallbacks(committed, failed)
+
     def _fail(self, action: Fail) -> None:
         now = self.factory.clock.seconds()
         if action.counted:
@@ -272,6 +342,10 @@ class ServerFactory(Factory):
     @param enrollment: the enrollment rules (L{Enrollment}), or L{None} on
         a listener that must not enroll (the plaintext legacy one).
     @param enrollment_portal: checks one-time password responses.
+    @param rotation: the key rotation rules (L{Rotation}), or L{None} on a
+        listener that must not rotate keys.
+    @param idle_timeout: seconds a rotation connection may stay quiet
+        between rotations (the rotation interval, its jitter, and grace).
     """
 
     log = Logger()
@@ -289,8 +363,12 @@ class ServerFactory(Factory):
         exchange_timeout: float = 10.0,
         enrollment=None,
         enrollment_portal=None,
+        rotation=None,
+        idle_timeout: float = 96.0,
     ) -> None:
         self.framing = framing
+        self.rotation = rotation
+        self.idle_timeout = idle_timeout
         self.enrollment = enrollment
         self.enrollment_portal = enrollment_portal
         self.rendezvous = rendezvous

@@ -23,7 +23,9 @@ from suto_server.checkers import ChainedHashSource, SaltedChallengeChecker
 from suto_server.discovery import HelloService
 from suto_server.expiry import DEFAULT_WARN_DAYS, CertificateExpiryWatch
 from suto_server.enrollment import DEFAULT_MAX_ATTEMPTS, Enrollment, WindowHashSource
+from suto_server.groupcommit import GroupCommitter
 from suto_server.locations import Locations
+from suto_server.rotation import DEFAULT_FAILURE_ALERT, Rotation
 from suto_server.windows import WindowDesk
 from suto_server.hashpool import HashPool
 from suto_server.protocol import ServerFactory
@@ -161,6 +163,9 @@ class SutoServer(MultiService):
         master_key=None,
         locations=None,
         max_enroll_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        rotation_interval: float = 60.0,
+        rotation_grace: float = 30.0,
+        fingerprint_alert: int = DEFAULT_FAILURE_ALERT,
         cert_warn_days: int = DEFAULT_WARN_DAYS,
     ) -> None:
         super().__init__()
@@ -179,8 +184,15 @@ class SutoServer(MultiService):
         self.authenticator = Authenticator(self.rendezvous, self.hello, source)
         self.listeners: list[ListeningService] = []
         self.enrollment = None
+        self.rotation = None
         enrollment_portal = None
         if master_key is not None:
+            self.rotation = Rotation(
+                store,
+                master_key,
+                GroupCommitter(reactor, store.commit_rotations),
+                fingerprint_alert,
+            )
             self.enrollment = Enrollment(
                 store, master_key, self.hash_pool, max_enroll_attempts
             )
@@ -202,6 +214,10 @@ class SutoServer(MultiService):
                 exchange_timeout=exchange_timeout,
                 enrollment=self.enrollment if framed else None,
                 enrollment_portal=enrollment_portal if framed else None,
+                rotation=self.rotation if framed else None,
+                # An agent rotates every interval, up to 10% late by its
+                # jitter; past that and the grace the connection is dead.
+                idle_timeout=rotation_interval * 1.1 + rotation_grace,
             )
 
         self._tls = [

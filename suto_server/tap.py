@@ -80,6 +80,14 @@ class Options(usage.Options):
          "Locations file naming enrollment places ('name: CIDR, CIDR')."],
         ["enroll-attempts", None, 5,
          "Failed attempts after which an enrollment window closes.", int],
+        ["rotation-interval", None, 60.0,
+         "Seconds between an agent's key rotations.", _positive],
+        ["rotation-grace", None, 30.0,
+         "Seconds past a due rotation before its connection counts as dead.",
+         _positive],
+        ["fingerprint-alert", None, 3,
+         "Rotations failing in a row on the client before fingerprint_mismatch.",
+         int],
     ]
 
     def postOptions(self) -> None:
@@ -91,6 +99,8 @@ class Options(usage.Options):
             raise usage.UsageError(f"--cert-warn-days must be 1-{MAX_WARN_DAYS}")
         if self["enroll-attempts"] < 1:
             raise usage.UsageError("--enroll-attempts must be at least 1")
+        if self["fingerprint-alert"] < 1:
+            raise usage.UsageError("--fingerprint-alert must be at least 1")
 
 
 def prepare_data_folder(path: str) -> str:
@@ -186,6 +196,9 @@ def _build(reactor, options: Options) -> SutoServer:
         master_key=master_key,
         locations=locations,
         max_enroll_attempts=options["enroll-attempts"],
+        rotation_interval=options["rotation-interval"],
+        rotation_grace=options["rotation-grace"],
+        fingerprint_alert=options["fingerprint-alert"],
     )
     ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)
     return server

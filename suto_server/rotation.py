@@ -1,0 +1,265 @@
+"""
+Key rotation rules: junk data from the client, a confirmed switch, and a
+chain that survives a crash at any step.
+
+A rotation from key K_n (generation n) derives
+
+    K_n+1 = next_key(K_n, junk, fingerprint_hash, X25519(server, client), user, n+1)
+
+from the client's junk, the fingerprint hash stored at enrollment (the
+client recomputes its own and never sends it) and a fresh X25519 exchange,
+which heals the chain after a past compromise.  The server proves it holds
+K_n+1 by sealing "ok" under it; the client answers "ack" sealed under it;
+only then does the server commit K_n+1 (keeping K_n as the previous key)
+and seal "done".  The client commits on "done".
+
+The previous key covers the one gap: a client that crashed or lost "done"
+comes back with K_n, and the server rolls back to it.  Once the client has
+used K_n+1 the previous key is retired; any later use of a retired key is a
+second holder of the chain, reported as C{clone_suspected}.
+
+Every method takes C{now}; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from suto_server import keyschedule
+from suto_server.store.errors import UnknownProfile
+from suto_server.store.records import AuditEvent, RotationCommit
+
+#: Consecutive rotations whose acknowledgement never came or did not open
+#: before C{fingerprint_mismatch} is reported.
+DEFAULT_FAILURE_ALERT = 3
+
+
+class RotationRefused(Exception):
+    """
+    The rotation cannot go on; C{reason} is C{unknown_key},
+    C{clone_suspected} or C{rotation_failed}.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PendingRotation:
+    """
+    A rotation between the server's "ok" and the client's "ack".  Holds key
+    material: never logged (C{repr} shows only public parts).
+    """
+
+    user: str
+    expected_key_id: str
+    generation: int
+    server_public: bytes
+    ok: bytes
+    new_key: bytes = field(repr=False)
+
+    @property
+    def new_key_id(self) -> str:
+        return keyschedule.key_id(self.new_key)
+
+
+class Rotation:
+    """
+    @param store: an L{IEnrollmentStore} that is also an
+        L{IRotationStore}.
+    @param master_key: opens and seals keys at rest.
+    @param committer: a L{GroupCommitter} over C{store.commit_rotations}.
+    @param failure_alert: consecutive failures before
+        C{fingerprint_mismatch}.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        store,
+        master_key,
+        committer,
+        failure_alert: int = DEFAULT_FAILURE_ALERT,
+        new_private_key=X25519PrivateKey.generate,
+    ) -> None:
+        self._store = store
+        self._master_key = master_key
+        self._committer = committer
+        self.failure_alert = failure_alert
+        self._new_private_key = new_private_key
+
+    def begin(
+        self,
+        user: str,
+        key_id: str,
+        junk: bytes,
+        client_public: bytes,
+        source: str,
+        now: float,
+    ) -> PendingRotation:
+        """
+        The client holding C{key_id} asks to rotate.
+
+        @raise RotationRefused: not a key this profile may rotate from.
+        """
+        profile = self._store.get_profile(user)
+        if profile is None:
+            raise RotationRefused("unknown_key")
+        if key_id == profile.key_id:
+            if not profile.current_confirmed:
+                self._store.confirm_current(user, key_id, now, source)
+        elif key_id == profile.previous_key_id and not profile.current_confirmed:
+            self._store.roll_back(user, key_id, now, source)
+            self._audit(
+                now,
+                "rotation_rolled_back",
+                user,
+                source,
+                f"the client came back with key id {key_id}: it never "
+                f"committed {profile.key_id}",
+            )
+            profile = self._store.get_profile(user)
+        else:
+            self._refuse_stale(profile, key_id, source, now)
+        current = self._master_key.open_key(user, profile.key_id, profile.key_sealed)
+        private = self._new_private_key()
+        try:
+            shared = keyschedule.dh_shared_secret(private, client_public)
+        except keyschedule.KeyScheduleError:
+            raise RotationRefused("rotation_failed") from None
+        generation = profile.generation + 1
+        new_key = keyschedule.next_key(
+            current, junk, profile.fingerprint_hash, shared, user, generation
+        )
+        ok = keyschedule.seal(
+            new_key,
+            b"ok",
+            profile=user,
+            purpose=keyschedule.ROTATE_OK_PURPOSE,
+            direction=keyschedule.Direction.SERVER_TO_CLIENT,
+            counter=generation,
+        )
+        return PendingRotation(
+            user=user,
+            expected_key_id=profile.key_id,
+            generation=generation,
+            server_public=private.public_key().public_bytes_raw(),
+            ok=ok,
+            new_key=new_key,
+        )
+
+    def acknowledge(
+        self, pending: PendingRotation, sealed_ack: bytes, source: str, now: float
+    ) -> Deferred:
+        """
+        The client's acknowledgement arrived: check it, commit the new key
+        durably (grouped with other rotations), and return the final
+        message.
+
+        @return: a L{Deferred} firing with the sealed "done" once the new
+            key is on disk, or failing with L{RotationRefused}.
+        @raise RotationRefused: the acknowledgement does not open.
+        """
+        user = pending.user
+        try:
+            keyschedule.open_sealed(
+                pending.new_key,
+                sealed_ack,
+                profile=user,
+                purpose=keyschedule.ROTATE_ACK_PURPOSE,
+                direction=keyschedule.Direction.CLIENT_TO_SERVER,
+                counter=pending.generation,
+            )
+        except keyschedule.SealError:
+            self.failed(user, source, "the acknowledgement did not open", now)
+            raise RotationRefused("rotation_failed") from None
+        new_key_id = pending.new_key_id
+        commit = RotationCommit(
+            username=user,
+            expected_key_id=pending.expected_key_id,
+            new_key_sealed=self._master_key.seal_key(user, new_key_id, pending.new_key),
+            new_key_id=new_key_id,
+            new_generation=pending.generation,
+            now=now,
+            address=source,
+        )
+        d = self._committer.submit(commit)
+
+        def committed(applied: bool) -> bytes:
+            if not applied:
+                # Another connection moved the profile meanwhile.
+                raise RotationRefused("rotation_failed")
+            self.log.info(
+                "rotated {user} to key id {key_id} (generation {generation})",
+                user=user,
+                key_id=new_key_id,
+                generation=pending.generation,
+            )
+            return keyschedule.seal(
+                pending.new_key,
+                b"done",
+                profile=user,
+                purpose=keyschedule.ROTATE_DONE_PURPOSE,
+                direction=keyschedule.Direction.SERVER_TO_CLIENT,
+                counter=pending.generation,
+            )
+
+        return d.addCallback(committed)
+
+    def failed(self, user: str, source: str, reason: str, now: float) -> None:
+        """
+        A rotation did not complete on the client's side (it could not
+        open "ok", or its "ack" did not open): the server keeps the old
+        key; after C{failure_alert} such failures in a row the client's
+        fingerprint has most likely changed.
+        """
+        try:
+            failures = self._store.record_rotation_failure(user)
+        except UnknownProfile:
+            return
+        self._audit(now, "rotation_failed", user, source, reason)
+        if failures >= self.failure_alert:
+            self._audit(
+                now,
+                "fingerprint_mismatch",
+                user,
+                source,
+                f"{failures} rotations in a row failed on the client's side",
+            )
+            self.log.warn(
+                "fingerprint_mismatch: {failures} rotations in a row for {user} "
+                "failed; its hardware fingerprint has likely changed",
+                failures=failures,
+                user=user,
+            )
+
+    def _refuse_stale(self, profile, key_id: str, source: str, now: float):
+        known = key_id == profile.previous_key_id or self._store.is_retired(
+            profile.username, key_id
+        )
+        if known:
+            self._audit(
+                now,
+                "clone_suspected",
+                profile.username,
+                source,
+                f"superseded key id {key_id} used from {source}; the profile "
+                f"was last used from {profile.last_address}",
+            )
+            self.log.warn(
+                "clone_suspected: {user} used a superseded key from {source}; "
+                "last seen from {last_address}",
+                user=profile.username,
+                source=source,
+                last_address=profile.last_address,
+            )
+        raise RotationRefused("unknown_key")
+
+    def _audit(self, now, event, user, source, reason) -> None:
+        self._store.append_audit(AuditEvent(now, event, user, source, reason))
