@@ -3,8 +3,10 @@ C{twistd suto-client}: command-line options and the agent they describe.
 
 With no options the agent keeps its state in C{suto-client-data/client.json}
 under the working directory, as the server keeps its own in C{suto-data},
-and listens for hellos on UDP port 2020 on every address.  Accounts are
-managed with the C{suto-client account} command.
+listens for hellos on UDP port 2020 on every address, and rotates the key
+of every enrolled profile each minute.  Accounts are managed with the
+C{suto-client account} command, profiles enrolled with C{suto-client
+enroll}.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from __future__ import annotations
 from twisted.application.service import IService
 from twisted.python import usage
 
-from suto_client.agent import DEFAULT_HELLO_PORT, Agent
+from suto_client.agent import (
+    DEFAULT_HELLO_PORT,
+    DEFAULT_ROTATION_INTERVAL,
+    Agent,
+)
 from suto_client.statefile import DEFAULT_STATE_PATH
 
 
@@ -30,8 +36,8 @@ class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
         "Run the SUTO endpoint agent: answer hellos from the configured "
-        "servers by authenticating to them.  Add accounts with "
-        "'suto-client account add'."
+        "servers by authenticating to them, and keep rotating the keys of "
+        "enrolled profiles.  Add accounts with 'suto-client account add'."
     )
     optParameters = [
         ["state", "s", DEFAULT_STATE_PATH, "The agent's state file."],
@@ -52,7 +58,16 @@ class Options(usage.Options):
             "timeout",
             None,
             10.0,
-            "Seconds allowed to connect, and then to authenticate.",
+            "Seconds allowed to connect, and then to authenticate or to "
+            "rotate a key.",
+            _seconds,
+        ],
+        [
+            "rotation-interval",
+            None,
+            DEFAULT_ROTATION_INTERVAL,
+            "Seconds between two rotations of an enrolled profile's key "
+            "(each wait within 10%).",
             _seconds,
         ],
     ]
@@ -74,4 +89,5 @@ def makeService(options: Options) -> IService:
         hello_endpoint_port=options["hello-port"],
         hello_interface=options["hello-interface"],
         timeout=options["timeout"],
+        rotation_interval=options["rotation-interval"],
     )

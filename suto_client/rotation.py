@@ -1,0 +1,924 @@
+"""
+The endpoint's side of key rotation: rolling an enrolled profile's key
+forward on a connection it keeps open to its server (docs/PROTOCOL.md §9).
+
+L{ClientRotation} is a sans-IO state machine in the shape of
+L{suto_client.enrollment.ClientEnrollment}: it receives decoded wire
+messages and answers with actions (L{Send}, L{Commit}, L{Report},
+L{Close}).  L{ClientRotation.receive} inspects each message, opening what
+is sealed, and calls exactly one input, so the transitions read as the
+conversation::
+
+    idle --open--> awaiting_version                  (sends VERSION)
+    awaiting_version --version--> awaiting_ok        (sends ROTATE)
+    ready --begin--> awaiting_ok                     (sends ROTATE)
+    awaiting_ok --opened--> awaiting_done            (sends ROTATE_ACK)
+    awaiting_ok --unopened--> done                   (OPEN_FAILED)
+    awaiting_ok --unknown_key--> done                (UNKNOWN_KEY)
+    awaiting_done --confirmed--> committing          (asks for a commit)
+    committing --stored--> ready                     (ROTATED)
+    committing --not_stored--> done                  (ERROR)
+    ready --lost--> done                             (nothing to report)
+    any other --server_error/violation/lost--> done  (ERROR)
+    any --expire--> done                             (TIMEOUT)
+
+Every rotation draws fresh junk and a fresh X25519 key pair, and
+recomputes the hardware fingerprint when the server's half arrives: the
+fingerprint is never sent, so state copied to another machine derives
+another key and cannot open C{SUTO_ROTATE_OK_}.  The new key is stored
+(L{Commit}) only after the server's C{SUTO_ROTATE_DONE_} opened under it,
+and the machine uses it only once the store succeeded: until then the old
+key stays the profile's key, which the server still accepts.
+
+L{RotationProtocol} carries the actions out on one connection and paces
+the rotations; L{RotationFactory} keeps one profile's latest key and
+back-off across the connections a
+L{twisted.application.internet.ClientService} makes for it.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import os
+import random as random_module
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from automat import MethodicalMachine
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+)
+from twisted.application.internet import backoffPolicy
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+
+from suto_client.fingerprint import (
+    FingerprintError,
+    compute_fingerprint,
+    default_sources,
+)
+from suto_client.protocol import client_endpoint, describe_failure
+from suto_client.session import Close, Send
+from suto_client.statefile import Account, EnrolledProfile
+from suto_server import keyschedule, wire
+
+#: Each wait between rotations is the interval times a factor drawn from
+#: [1 - JITTER, 1 + JITTER], so a fleet started together drifts apart.
+JITTER = 0.1
+#: The longest wait after rotations that failed to open the server's
+#: message: the wait starts at one interval and doubles up to this.
+MAX_HOLD_OFF = 3600.0
+
+#: What the errors a server may end a rotation with mean.
+_SERVER_ERRORS = {
+    wire.ERROR_ROTATION_FAILED: (
+        "the server could not open our acknowledgement"
+    ),
+    wire.ERROR_BUSY: "the server is busy; try again",
+    wire.ERROR_TIMEOUT: "the server gave up waiting",
+}
+
+_UNKNOWN_KEY_REASON = "the server does not know this key: re-enrollment needed"
+_OPEN_FAILED_REASON = (
+    "could not open the server's rotation message: the hardware fingerprint "
+    "changed or the key is stale"
+)
+
+_OK = b"ok"
+_ACK = b"ack"
+_DONE = b"done"
+
+
+class RotationError(ValueError):
+    """
+    A rotation cannot start with these inputs: the profile's user name
+    cannot travel in C{SUTO_C_ROTATE_}, or an argument is malformed.
+    """
+
+
+class CommitError(Exception):
+    """
+    The new key could not be stored; the message says why, without a
+    secret.  A commit callable raises it so the rotation ends as
+    L{RotationOutcome.ERROR} and the old key stays in use.
+    """
+
+
+class RotationOutcome(enum.Enum):
+    """
+    How one rotation ended.
+    """
+
+    ROTATED = "rotated"
+    UNKNOWN_KEY = "unknown-key"
+    OPEN_FAILED = "open-failed"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class Commit:
+    """
+    Store C{profile}, which holds the new key, in place of the profile the
+    rotation started from, and say whether that worked
+    (L{ClientRotation.committed} or L{ClientRotation.commit_failed}).
+    """
+
+    profile: EnrolledProfile
+
+
+@dataclass(frozen=True)
+class Report:
+    """
+    A rotation ended with C{outcome}.
+
+    @ivar key_id: the id of the key the profile holds now: the new key's
+        after L{RotationOutcome.ROTATED}, the unchanged one otherwise.  Key
+        ids are public names and may be logged.
+    @ivar generation: that key's generation.
+    @ivar reason: a short explanation for people; never a secret.
+    """
+
+    outcome: RotationOutcome
+    key_id: str
+    generation: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """
+    This side's fresh material for the rotation under way.
+    """
+
+    junk: bytes = field(repr=False)
+    private: X25519PrivateKey = field(repr=False)
+
+
+class ClientRotation:
+    """
+    One connection's rotations of one profile's key, in lockstep: the
+    version exchange, then a rotation at once, then one more each time
+    L{rotate} is called after the previous one was reported.
+
+    @param profile: the profile as stored, holding the current key.
+    @param fingerprint: computes this machine's
+        L{keyschedule.FINGERPRINT_SIZE}-byte fingerprint hash, or raises
+        L{FingerprintError}; called once per rotation.
+    @param random_bytes: returns that many fresh random bytes.
+    @raise RotationError: the profile's user cannot rotate.
+    """
+
+    _machine = MethodicalMachine()
+
+    def __init__(
+        self,
+        profile: EnrolledProfile,
+        fingerprint: Callable[[], bytes],
+        random_bytes: Callable[[int], bytes],
+    ) -> None:
+        _require_rotatable(profile)
+        self._profile = profile
+        self._fingerprint = fingerprint
+        self._random_bytes = random_bytes
+        self._pending: _Pending | None = None
+        self._ack: wire.RotateAck | None = None
+        self._next: EnrolledProfile | None = None
+        self._reason = ""
+        self._actions: list = []
+
+    @property
+    def profile(self) -> EnrolledProfile:
+        """
+        The profile as last committed: its key is the one to present.
+        """
+        return self._profile
+
+    # What the protocol calls.
+
+    def start(self) -> list:
+        """
+        The connection is up: return the first message to send.
+        """
+        self._open()
+        return self._take()
+
+    def rotate(self) -> list:
+        """
+        Start the next rotation; only once the previous one was reported
+        as L{RotationOutcome.ROTATED}.
+        """
+        self._begin()
+        return self._take()
+
+    def receive(self, message) -> list:
+        """
+        Feed one decoded message; return the actions it causes.
+        """
+        # The reason given if the message turns out to be out of order.
+        self._reason = f"unexpected {type(message).__name__} from the server"
+        if isinstance(message, wire.Version):
+            if message.version == wire.PROTOCOL_VERSION:
+                self._version()
+            else:
+                self._fail(f"the server speaks version {message.version}")
+        elif isinstance(message, wire.RotateOk):
+            if self._pending is None:
+                self._violation()
+            else:
+                self._answer(message)
+        elif isinstance(message, wire.RotateDone):
+            if self._next is None:
+                self._violation()
+            elif self._confirms(message):
+                self._confirmed()
+            else:
+                self._fail("the server's rotation confirmation did not open")
+        elif isinstance(message, wire.Error):
+            if message.code == wire.ERROR_UNKNOWN_KEY:
+                self._reason = f"the server reported {message.code}"
+                self._unknown_key()
+            else:
+                explanation = _SERVER_ERRORS.get(
+                    message.code, "the server failed"
+                )
+                self._reason = f"{explanation} ({message.code})"
+                self._server_error()
+        else:
+            self._violation()
+        return self._take()
+
+    def committed(self) -> list:
+        """
+        The L{Commit} asked for is durable: the new key is now the key.
+        """
+        self._stored()
+        return self._take()
+
+    def commit_failed(self, reason: str) -> list:
+        """
+        The L{Commit} asked for failed; C{reason} says why, without
+        secrets.  The old key stays the key.
+        """
+        self._reason = reason
+        self._not_stored()
+        return self._take()
+
+    def protocol_error(self, error: wire.ProtocolError) -> list:
+        """
+        The decoder found the server's bytes malformed.
+        """
+        self._fail(f"protocol error: {error.code}")
+        return self._take()
+
+    def connection_lost(self, reason: str) -> list:
+        """
+        The connection went away; C{reason} says why, without secrets.
+        """
+        self._reason = reason
+        self._lost()
+        return self._take()
+
+    def timed_out(self) -> list:
+        """
+        The exchange under way did not finish in time.
+        """
+        self._expire()
+        return self._take()
+
+    # Decisions taken before the machine moves.
+
+    def _answer(self, message: wire.RotateOk) -> None:
+        """
+        Derive the new key from the server's half and open its "ok" under
+        it; call the input that says how that went.
+        """
+        pending, self._pending = self._pending, None
+        generation = self._profile.generation + 1
+        try:
+            fingerprint_hash = self._fingerprint()
+        except FingerprintError as e:
+            self._fail(f"cannot compute the hardware fingerprint: {e}")
+            return
+        try:
+            shared = keyschedule.dh_shared_secret(
+                pending.private, message.public
+            )
+            key = keyschedule.next_key(
+                self._profile.key,
+                pending.junk,
+                fingerprint_hash,
+                shared,
+                self._profile.user,
+                generation,
+            )
+        except keyschedule.KeyScheduleError as e:
+            self._fail(f"cannot derive the next key: {e}")
+            return
+        if not self._opens(key, message.sealed, generation):
+            self._unopened()
+            return
+        self._ack = wire.RotateAck(
+            keyschedule.seal(
+                key,
+                _ACK,
+                profile=self._profile.user,
+                purpose=keyschedule.ROTATE_ACK_PURPOSE,
+                direction=keyschedule.Direction.CLIENT_TO_SERVER,
+                counter=generation,
+            )
+        )
+        self._next = replace(
+            self._profile,
+            key=key,
+            key_id=keyschedule.key_id(key),
+            generation=generation,
+        )
+        self._opened()
+
+    def _opens(self, key: bytes, sealed: bytes, generation: int) -> bool:
+        """
+        Does the server's "ok" open under C{key}?
+        """
+        return _opens_to(
+            key,
+            sealed,
+            _OK,
+            profile=self._profile.user,
+            purpose=keyschedule.ROTATE_OK_PURPOSE,
+            counter=generation,
+        )
+
+    def _confirms(self, message: wire.RotateDone) -> bool:
+        """
+        Does the server's "done" open under the new key?
+        """
+        return _opens_to(
+            self._next.key,
+            message.sealed,
+            _DONE,
+            profile=self._next.user,
+            purpose=keyschedule.ROTATE_DONE_PURPOSE,
+            counter=self._next.generation,
+        )
+
+    def _fail(self, reason: str) -> None:
+        self._reason = reason
+        self._violation()
+
+    def _take(self) -> list:
+        actions, self._actions = self._actions, []
+        return actions
+
+    def _report(self, outcome: RotationOutcome, reason: str = "") -> Report:
+        return Report(
+            outcome, self._profile.key_id, self._profile.generation, reason
+        )
+
+    def _forget(self) -> None:
+        """
+        Drop everything derived for the rotation under way.
+        """
+        self._pending = self._ack = self._next = None
+
+    # States.
+
+    @_machine.state(initial=True)
+    def idle(self):
+        "Not connected yet."
+
+    @_machine.state()
+    def awaiting_version(self):
+        "The server must first confirm our version."
+
+    @_machine.state()
+    def awaiting_ok(self):
+        "ROTATE went out; waiting for ROTATE_OK or UNKNOWN_KEY."
+
+    @_machine.state()
+    def awaiting_done(self):
+        "ROTATE_ACK went out; waiting for the server to commit."
+
+    @_machine.state()
+    def committing(self):
+        "The server committed; the new key is being stored here."
+
+    @_machine.state()
+    def ready(self):
+        "The last rotation is stored; waiting for the next one."
+
+    @_machine.state()
+    def done(self):
+        "The connection's rotations have ended; nothing more happens."
+
+    # Inputs.
+
+    @_machine.input()
+    def _open(self):
+        "Connected to the server."
+
+    @_machine.input()
+    def _version(self):
+        "The server confirmed our version."
+
+    @_machine.input()
+    def _begin(self):
+        "The time for the next rotation has come."
+
+    @_machine.input()
+    def _opened(self):
+        "SUTO_ROTATE_OK_ arrived and opened under the derived key."
+
+    @_machine.input()
+    def _unopened(self):
+        "SUTO_ROTATE_OK_ arrived and did not open under the derived key."
+
+    @_machine.input()
+    def _unknown_key(self):
+        "SUTO_ERROR_UNKNOWN_KEY arrived."
+
+    @_machine.input()
+    def _confirmed(self):
+        "SUTO_ROTATE_DONE_ arrived and opened under the new key."
+
+    @_machine.input()
+    def _stored(self):
+        "The new key is stored."
+
+    @_machine.input()
+    def _not_stored(self):
+        "The new key could not be stored."
+
+    @_machine.input()
+    def _server_error(self):
+        "SUTO_ERROR_ arrived with another code: the server is giving up."
+
+    @_machine.input()
+    def _violation(self):
+        "The server broke the protocol, or its messages are unusable."
+
+    @_machine.input()
+    def _lost(self):
+        "The connection closed."
+
+    @_machine.input()
+    def _expire(self):
+        "The exchange took too long."
+
+    # Outputs.
+
+    @_machine.output()
+    def _send_version(self):
+        self._actions.append(Send(wire.Version(wire.PROTOCOL_VERSION)))
+
+    @_machine.output()
+    def _send_rotate(self):
+        junk = self._random_bytes(keyschedule.JUNK_SIZE)
+        private = X25519PrivateKey.from_private_bytes(
+            self._random_bytes(keyschedule.DH_SIZE)
+        )
+        self._pending = _Pending(junk, private)
+        public = private.public_key().public_bytes(
+            Encoding.Raw, PublicFormat.Raw
+        )
+        self._actions.append(
+            Send(
+                wire.Rotate(
+                    self._profile.key_id, junk, public, self._profile.user
+                )
+            )
+        )
+
+    @_machine.output()
+    def _send_ack(self):
+        ack, self._ack = self._ack, None
+        self._actions.append(Send(ack))
+
+    @_machine.output()
+    def _ask_commit(self):
+        self._actions.append(Commit(self._next))
+
+    @_machine.output()
+    def _finish_rotated(self):
+        self._profile, self._next = self._next, None
+        self._actions.append(self._report(RotationOutcome.ROTATED))
+
+    @_machine.output()
+    def _finish_unknown_key(self):
+        self._forget()
+        self._actions += [
+            self._report(RotationOutcome.UNKNOWN_KEY, _UNKNOWN_KEY_REASON),
+            Close(),
+        ]
+
+    @_machine.output()
+    def _finish_open_failed(self):
+        self._forget()
+        self._actions += [
+            self._report(RotationOutcome.OPEN_FAILED, _OPEN_FAILED_REASON),
+            Close(),
+        ]
+
+    @_machine.output()
+    def _finish_error(self):
+        self._forget()
+        self._actions += [
+            self._report(RotationOutcome.ERROR, self._reason),
+            Close(),
+        ]
+
+    @_machine.output()
+    def _finish_lost(self):
+        self._forget()
+        self._actions.append(self._report(RotationOutcome.ERROR, self._reason))
+
+    @_machine.output()
+    def _finish_timeout(self):
+        self._forget()
+        self._actions += [
+            self._report(
+                RotationOutcome.TIMEOUT, "the server did not answer in time"
+            ),
+            Close(abort=True),
+        ]
+
+    @_machine.output()
+    def _ignore(self):
+        "Nothing to do: no rotation was under way, or all have ended."
+
+    # Transitions: the conversation as a table.
+
+    idle.upon(_open, enter=awaiting_version, outputs=[_send_version])
+    awaiting_version.upon(_version, enter=awaiting_ok, outputs=[_send_rotate])
+    ready.upon(_begin, enter=awaiting_ok, outputs=[_send_rotate])
+    awaiting_ok.upon(_opened, enter=awaiting_done, outputs=[_send_ack])
+    awaiting_ok.upon(_unopened, enter=done, outputs=[_finish_open_failed])
+    awaiting_ok.upon(_unknown_key, enter=done, outputs=[_finish_unknown_key])
+    awaiting_done.upon(_confirmed, enter=committing, outputs=[_ask_commit])
+    committing.upon(_stored, enter=ready, outputs=[_finish_rotated])
+    committing.upon(_not_stored, enter=done, outputs=[_finish_error])
+    ready.upon(_lost, enter=done, outputs=[_ignore])
+
+    # A version or an UNKNOWN_KEY at the wrong time is a violation; the
+    # sealed messages out of order are found out before the machine.
+    for _state, _unexpected in (
+        (awaiting_version, (_unknown_key,)),
+        (awaiting_ok, (_version,)),
+        (awaiting_done, (_version, _unknown_key)),
+        (ready, (_version, _unknown_key)),
+    ):
+        for _arrival in _unexpected:
+            _state.upon(_arrival, enter=done, outputs=[_finish_error])
+
+    for _state in (awaiting_version, awaiting_ok, awaiting_done, ready):
+        _state.upon(_server_error, enter=done, outputs=[_finish_error])
+        _state.upon(_violation, enter=done, outputs=[_finish_error])
+        _state.upon(_expire, enter=done, outputs=[_finish_timeout])
+    for _state in (awaiting_version, awaiting_ok, awaiting_done):
+        _state.upon(_lost, enter=done, outputs=[_finish_lost])
+
+    for _late in (
+        _version,
+        _begin,
+        _opened,
+        _unopened,
+        _unknown_key,
+        _confirmed,
+        _server_error,
+        _violation,
+        _lost,
+        _expire,
+    ):
+        done.upon(_late, enter=done, outputs=[_ignore])
+    del _state, _unexpected, _arrival, _late
+
+
+def _require_rotatable(profile: EnrolledProfile) -> None:
+    """
+    @raise RotationError: C{profile}'s user cannot travel in
+        C{SUTO_C_ROTATE_}.
+    """
+    if not wire.can_enroll(profile.user):
+        raise RotationError(
+            f"profile {profile.user!r} cannot rotate: its user name cannot "
+            f"be enrolled"
+        )
+
+
+def _opens_to(
+    key: bytes,
+    sealed: bytes,
+    expected: bytes,
+    *,
+    profile: str,
+    purpose: str,
+    counter: int,
+) -> bool:
+    """
+    Does C{sealed}, from the server, open under C{key} to C{expected}?
+    """
+    try:
+        plaintext = keyschedule.open_sealed(
+            key,
+            sealed,
+            profile=profile,
+            purpose=purpose,
+            direction=keyschedule.Direction.SERVER_TO_CLIENT,
+            counter=counter,
+        )
+    except keyschedule.SealError:
+        return False
+    return hmac.compare_digest(plaintext, expected)
+
+
+class RotationProtocol(Protocol):
+    """
+    Runs L{ClientRotation} on one framed connection: rotates at once, then
+    again each interval (within L{JITTER}) for as long as the connection
+    lasts and the rotations succeed.  Each exchange (the version exchange
+    and the first rotation, then each later rotation) must end within the
+    timeout.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        rotation: ClientRotation,
+        *,
+        clock: IReactorTime,
+        interval: float,
+        timeout: float,
+        random: random_module.Random,
+        commit: Callable[[EnrolledProfile], None],
+        report: Callable[[Report], None],
+    ) -> None:
+        """
+        @param rotation: the machine to run.
+        @param clock: schedules the rotations and the timeouts.
+        @param interval: seconds between the end of a rotation and the
+            start of the next, before jitter.
+        @param timeout: seconds allowed for each exchange.
+        @param random: draws the jitter.
+        @param commit: stores a profile holding a new key durably, in place
+            of the profile the rotation started from, before returning;
+            raises L{CommitError} when it cannot.  Nothing counts as
+            rotated before it returned.
+        @param report: called with the L{Report} of each rotation.
+        """
+        self._rotation = rotation
+        self._clock = clock
+        self._interval = interval
+        self._timeout = timeout
+        self._random = random
+        self._commit = commit
+        self._report = report
+        self._decoder = wire.Decoder(wire.Framing.FRAMED)
+        self._timer = None
+        self._next_rotation = None
+        self._ended = False
+
+    def connectionMade(self) -> None:
+        self._timer = self._clock.callLater(self._timeout, self._expire)
+        self._carry_out(self._rotation.start())
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._ended:
+            return
+        try:
+            self._decoder.receive_data(data)
+            while not self._ended:
+                message = self._decoder.next_event()
+                if message is wire.NEED_DATA:
+                    break
+                self._carry_out(self._rotation.receive(message))
+        except wire.ProtocolError as e:
+            self._carry_out(self._rotation.protocol_error(e))
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self.transport = None
+        if self._next_rotation is not None:
+            self._next_rotation.cancel()
+            self._next_rotation = None
+        self._carry_out(
+            self._rotation.connection_lost(describe_failure(reason))
+        )
+
+    def _rotate(self) -> None:
+        self._next_rotation = None
+        self._timer = self._clock.callLater(self._timeout, self._expire)
+        self._carry_out(self._rotation.rotate())
+
+    def _expire(self) -> None:
+        self._timer = None
+        self._carry_out(self._rotation.timed_out())
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _carry_out(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self.transport.write(
+                    wire.encode(action.message, wire.Framing.FRAMED)
+                )
+            elif isinstance(action, Commit):
+                self._carry_out(self._store(action.profile))
+            elif isinstance(action, Report):
+                self._finish(action)
+            elif isinstance(action, Close):
+                if self.transport is not None:
+                    if action.abort:
+                        self.transport.abortConnection()
+                    else:
+                        self.transport.loseConnection()
+
+    def _store(self, profile: EnrolledProfile) -> list:
+        try:
+            self._commit(profile)
+        except CommitError as e:
+            reason = f"could not store the new key: {e}"
+        except Exception:
+            self.log.failure(
+                "storing the new key of {user} failed", user=profile.user
+            )
+            reason = "could not store the new key"
+        else:
+            return self._rotation.committed()
+        return self._rotation.commit_failed(reason)
+
+    def _finish(self, report: Report) -> None:
+        self._stop_timer()
+        if report.outcome is RotationOutcome.ROTATED:
+            wait = self._interval * self._random.uniform(
+                1 - JITTER, 1 + JITTER
+            )
+            self._next_rotation = self._clock.callLater(wait, self._rotate)
+        else:
+            self._ended = True
+        self._report(report)
+
+
+def machine_fingerprint() -> bytes:
+    """
+    This machine's fingerprint hash, from every fingerprint source.
+
+    @raise FingerprintError: no fingerprint can be computed here.
+    """
+    return compute_fingerprint(default_sources()).hash
+
+
+def profile_endpoint(
+    reactor, profile: EnrolledProfile, timeout: float
+) -> IStreamClientEndpoint:
+    """
+    The endpoint that reaches C{profile}'s server over TLS, trusting only
+    the certificate the profile was enrolled against.
+
+    @param timeout: seconds allowed for the TCP connection attempt.
+    """
+    return client_endpoint(
+        reactor,
+        Account(
+            user=profile.user,
+            server_host=profile.server_host,
+            server_port=profile.server_port,
+            pin=profile.pin,
+        ),
+        timeout,
+    )
+
+
+class RotationFactory(Factory):
+    """
+    Makes a L{RotationProtocol} for each connection to one profile's
+    server, and keeps what must outlive a connection: the profile with its
+    latest stored key, and how long to wait before connecting again.
+
+    Its L{retry_delay} is the C{retryPolicy} of the
+    L{twisted.application.internet.ClientService} that connects it: after
+    a rotation whose server message did not open, the next attempt waits
+    one interval, then twice as long at each such failure in a row, up to
+    L{MAX_HOLD_OFF}; after other failures the usual back-off grows with
+    the failures in a row; a successful rotation resets both.
+
+    @ivar profile: the profile with its latest stored key.
+    """
+
+    noisy = False
+    log = Logger()
+
+    def __init__(
+        self,
+        profile: EnrolledProfile,
+        *,
+        clock: IReactorTime,
+        interval: float,
+        timeout: float,
+        store: Callable[[EnrolledProfile, EnrolledProfile], None],
+        report: Callable[[Report], None],
+        fingerprint: Callable[[], bytes] = machine_fingerprint,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        random: random_module.Random | None = None,
+    ) -> None:
+        """
+        @param profile: the profile as stored.
+        @param clock: schedules rotations and timeouts.
+        @param interval: seconds between rotations, before jitter.
+        @param timeout: seconds allowed for each exchange.
+        @param store: called with the profile a rotation started from and
+            the profile holding the new key; stores the latter durably in
+            place of the former, or raises L{CommitError}.
+        @param report: called with the L{Report} of each rotation, once
+            it is logged.
+        @param fingerprint: computes this machine's fingerprint hash.
+        @param random_bytes: returns that many fresh random bytes.
+        @param random: draws the jitter of the waits.
+        @raise RotationError: the profile's user cannot rotate.
+        """
+        _require_rotatable(profile)
+        self.profile = profile
+        self._clock = clock
+        self._interval = interval
+        self._timeout = timeout
+        self._store = store
+        self._on_report = report
+        self._fingerprint = fingerprint
+        self._random_bytes = random_bytes
+        self._random = random_module.Random() if random is None else random
+        self._backoff = backoffPolicy(
+            initialDelay=1, maxDelay=60, factor=2, jitter=self._random.random
+        )
+        self._failures = 0
+        self._next_hold_off = interval
+        self._hold_off: float | None = None
+
+    def buildProtocol(self, addr) -> RotationProtocol:
+        return RotationProtocol(
+            ClientRotation(
+                self.profile, self._fingerprint, self._random_bytes
+            ),
+            clock=self._clock,
+            interval=self._interval,
+            timeout=self._timeout,
+            random=self._random,
+            commit=self._commit,
+            report=self._reported,
+        )
+
+    def retry_delay(self, attempt: int) -> float:
+        """
+        Seconds to wait before connecting again.
+
+        @param attempt: the connection attempts that failed in a row, as
+            C{ClientService} counts them (1 after a connection ended).
+        """
+        if self._hold_off is not None:
+            delay, self._hold_off = self._hold_off, None
+            return delay
+        return self._backoff(attempt + self._failures)
+
+    def _commit(self, profile: EnrolledProfile) -> None:
+        self._store(self.profile, profile)
+        self.profile = profile
+
+    def _reported(self, report: Report) -> None:
+        if report.outcome is RotationOutcome.ROTATED:
+            self._failures = 0
+            self._next_hold_off = self._interval
+            level = LogLevel.info
+        elif report.outcome is RotationOutcome.OPEN_FAILED:
+            self._hold_off = self._next_hold_off
+            self._next_hold_off = min(2 * self._next_hold_off, MAX_HOLD_OFF)
+            level = LogLevel.warn
+        elif report.outcome is RotationOutcome.UNKNOWN_KEY:
+            level = LogLevel.error
+        else:
+            self._failures += 1
+            level = LogLevel.warn
+        text = (
+            "key rotation of {user} with {server_host} port {server_port}: "
+            "{outcome}"
+        )
+        if report.reason:
+            text += ": {reason}"
+        self.log.emit(
+            level,
+            text,
+            user=self.profile.user,
+            server_host=self.profile.server_host,
+            server_port=self.profile.server_port,
+            outcome=report.outcome.value,
+            reason=report.reason,
+            key_id=report.key_id,
+            generation=report.generation,
+        )
+        self._on_report(report)
+
