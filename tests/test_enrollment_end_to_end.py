@@ -35,7 +35,13 @@ class FixedSource:
         return self.value
 
 
-class EnrollmentEndToEndTests(TestCase):
+class EnrollmentFixture:
+    """
+    A daemon built by makeService on loopback with a generated certificate,
+    C{suto-admin} over its admin socket, and the endpoint's enroll client;
+    mixed into the end-to-end test cases of enrollment and rotation.
+    """
+
     timeout = 60
 
     def setUp(self):
@@ -99,6 +105,9 @@ class EnrollmentEndToEndTests(TestCase):
             password=password,
             sources=[FixedSource(machine)],
         )
+
+
+class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
 
     @defer.inlineCallbacks
     def test_enroll_within_window(self):
