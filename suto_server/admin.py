@@ -14,7 +14,6 @@ tests call it with injected streams.
 from __future__ import annotations
 
 import argparse
-import datetime
 import getpass
 import http.client
 import json
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, TextIO
 
 from suto_server import certificate, schemes
+from suto_server.timestamps import iso_utc
 from suto_server.store.errors import StoreError
 from suto_server.store.sqlite import SQLiteStore
 from suto_server.tap import ADMIN_SOCKET, DATABASE_FILE, DEFAULT_DATA, prepare_data_folder
@@ -161,9 +161,7 @@ def user_list(args, io: _IO) -> int:
     finally:
         store.close()
     for record in records:
-        created = datetime.datetime.fromtimestamp(
-            record.created, datetime.timezone.utc
-        ).strftime("%Y-%m-%d %H:%M:%SZ")
+        created = iso_utc(record.created)
         io.say(f"{record.username}\t{record.scheme}\t{created}")
     return 0
 

@@ -107,6 +107,16 @@ class Locations:
                 raise LocationError(f"{path} line {number}: {error}") from None
         return cls(named)
 
+    def name_of(self, address: str) -> str | None:
+        """
+        The name of the first named location that contains C{address}, for
+        reports; L{None} if none does.
+        """
+        for name, location in self._named.items():
+            if location.contains(address):
+                return name
+        return None
+
     def resolve(self, text: str) -> Location:
         """
         Turn what IT typed into a L{Location}: a name from the file, an

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Callable
 
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -57,6 +58,7 @@ class ServerProtocol(Protocol, TimeoutMixin):
         self._request = None
         self._window = None
         self._pending = None
+        self._admitted = False
         self._closing = False
         self._lost = False
 
@@ -93,6 +95,8 @@ class ServerProtocol(Protocol, TimeoutMixin):
         self.setTimeout(None)
         if isinstance(self._phase, (RotationSession, EnrollmentSession)):
             self._perform(self._phase.connection_lost())
+        if self._admitted and self.factory.tracking is not None:
+            self.factory.tracking.detach(self._user, self)
         if self._request is not None:
             self.factory.rendezvous.finish(
                 self._request, Verdict.ERROR, "connection lost"
@@ -269,22 +273,56 @@ class ServerProtocol(Protocol, TimeoutMixin):
             self._perform(self._phase.completed(key_id, confirmation))
 
     def _begin_rotation(self, message) -> None:
+        """
+        Check the presented key, then (for a connection that is not yet the
+        profile's live one) the profile's location, then derive the next
+        key.
+        """
+        rotation = self.factory.rotation
+        now = self.factory.clock.seconds()
         try:
-            self._pending = self.factory.rotation.begin(
-                message.user,
-                message.key_id,
-                message.junk,
-                message.public,
-                self._source,
-                self.factory.clock.seconds(),
+            profile, key = rotation.check_key(
+                message.user, message.key_id, self._source, now
             )
         except RotationRefused:
             self._perform(self._phase.refused())
+            return
+        tracking = self.factory.tracking
+        if tracking is None or self._admitted:
+            admitted = succeed(True)
         else:
-            self.setTimeout(self.factory.exchange_timeout)
-            self._perform(
-                self._phase.started(self._pending.server_public, self._pending.ok)
-            )
+            admitted = tracking.admit(profile, key, self._source, self, now)
+
+        def begin(admit: bool) -> None:
+            if self._lost:
+                return
+            if not admit:
+                self._perform(self._phase.refused())
+                return
+            self._admitted = True
+            try:
+                self._pending = rotation.begin(
+                    message.user,
+                    message.key_id,
+                    message.junk,
+                    message.public,
+                    self._source,
+                    self.factory.clock.seconds(),
+                )
+            except RotationRefused:
+                self._perform(self._phase.refused())
+            else:
+                self.setTimeout(self.factory.exchange_timeout)
+                self._perform(
+                    self._phase.started(self._pending.server_public, self._pending.ok)
+                )
+
+        admitted.addCallback(begin).addErrback(self._rotation_broke)
+
+    def _rotation_broke(self, failure) -> None:
+        self.log.failure("rotation for {user} failed", failure, user=self._user)
+        if not self._lost:
+            self._perform(self._phase.unavailable("internal error"))
 
     def _commit_rotation(self, sealed: bytes) -> None:
         try:
@@ -344,6 +382,8 @@ class ServerFactory(Factory):
     @param enrollment_portal: checks one-time password responses.
     @param rotation: the key rotation rules (L{Rotation}), or L{None} on a
         listener that must not rotate keys.
+    @param tracking: the port-tracking rules (L{Tracking}), or L{None} to
+        admit rotation connections from anywhere.
     @param idle_timeout: seconds a rotation connection may stay quiet
         between rotations (the rotation interval, its jitter, and grace).
     """
@@ -364,10 +404,12 @@ class ServerFactory(Factory):
         enrollment=None,
         enrollment_portal=None,
         rotation=None,
+        tracking=None,
         idle_timeout: float = 96.0,
     ) -> None:
         self.framing = framing
         self.rotation = rotation
+        self.tracking = tracking
         self.idle_timeout = idle_timeout
         self.enrollment = enrollment
         self.enrollment_portal = enrollment_portal

@@ -94,6 +94,27 @@ class Rotation:
         self.failure_alert = failure_alert
         self._new_private_key = new_private_key
 
+    def check_key(self, user: str, key_id: str, source: str, now: float):
+        """
+        Is C{key_id} a key C{user}'s profile may rotate from (its current
+        key, or its previous one while the current is unconfirmed)?  No
+        state changes, except that a retired key is recorded as a clone.
+
+        @return: the profile and the presented key, for the location
+            check that comes before L{begin}.
+        @raise RotationRefused: unknown profile or key, or a retired key.
+        """
+        profile = self._store.get_profile(user)
+        if profile is None:
+            raise RotationRefused("unknown_key")
+        if key_id == profile.key_id:
+            sealed = profile.key_sealed
+        elif key_id == profile.previous_key_id and not profile.current_confirmed:
+            sealed = profile.previous_key_sealed
+        else:
+            self._refuse_stale(profile, key_id, source, now)
+        return profile, self._master_key.open_key(user, key_id, sealed)
+
     def begin(
         self,
         user: str,
@@ -104,13 +125,12 @@ class Rotation:
         now: float,
     ) -> PendingRotation:
         """
-        The client holding C{key_id} asks to rotate.
+        The client holding C{key_id} asks to rotate: confirm or roll back
+        to that key, derive the next one and seal "ok" under it.
 
         @raise RotationRefused: not a key this profile may rotate from.
         """
-        profile = self._store.get_profile(user)
-        if profile is None:
-            raise RotationRefused("unknown_key")
+        profile, current = self.check_key(user, key_id, source, now)
         if key_id == profile.key_id:
             if not profile.current_confirmed:
                 self._store.confirm_current(user, key_id, now, source)
@@ -125,9 +145,6 @@ class Rotation:
                 f"committed {profile.key_id}",
             )
             profile = self._store.get_profile(user)
-        else:
-            self._refuse_stale(profile, key_id, source, now)
-        current = self._master_key.open_key(user, profile.key_id, profile.key_sealed)
         private = self._new_private_key()
         try:
             shared = keyschedule.dh_shared_secret(private, client_public)

@@ -9,16 +9,10 @@ C{suto-admin}.
 
 from __future__ import annotations
 
-import datetime
 
 from suto_server.discovery import HelloTarget
 from suto_server.enrollment import Enrollment, window_location
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.datetime.fromtimestamp(
-        timestamp, datetime.timezone.utc
-    ).strftime("%Y-%m-%dT%H:%M:%SZ")
+from suto_server.timestamps import iso_utc
 
 
 def hello_targets(location, port: int) -> tuple[HelloTarget, ...]:
@@ -86,7 +80,7 @@ class WindowDesk:
                 "user": user,
                 "password": one_time_password,
                 "location": location.describe(),
-                "deadline": _iso(now + timeout),
+                "deadline": iso_utc(now + timeout),
                 "fingerprints": self._fingerprints(),
             }
 
