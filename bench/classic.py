@@ -1,0 +1,186 @@
+"""
+The classic scenario: salted-challenge authentications over TLS, a new
+connection each, driven as an operator drives them.
+
+The server runs as C{twistd -n suto} in its own process.  This process
+plays both the operator (C{POST /v1/auth} on the admin socket, as
+C{suto-admin auth} does) and the fleet: one L{Device} per account, each on
+its own loopback address, answering the server's hellos.  Each device
+repeatedly has itself authenticated, one request at a time, so at most
+C{devices} authentications are in flight.
+
+First every device authenticates once with its password (the
+C{SUTO_C_GET_SALTA} path), unmeasured, and keeps the salted hash as the
+agent does; the measured phase then takes the cached-salt path a fleet
+takes after its first login.  The latency of one authentication runs from
+the admin request to the verdict in its answer.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+
+from twisted.internet.defer import CancelledError, gatherResults, inlineCallbacks
+
+from suto_client.statefile import Account
+from suto_client.tls import normalise_pin
+
+from bench.admin_client import AdminClient
+from bench.children import while_running
+from bench.device import Device, device_address
+from bench.loops import measure_workers
+from bench.measurement import Measurement, Tally
+from bench.suto_server_process import (
+    prepare_server,
+    start_server,
+    wait_until_serving,
+)
+
+#: Seconds the server may take to start answering.
+START_TIMEOUT = 30.0
+
+#: Seconds an admin request may take beyond the authentication timeout.
+ADMIN_SLACK = 5.0
+
+
+@dataclass(frozen=True)
+class ClassicResult:
+    """
+    @ivar warmup: the unmeasured first authentication of every device.
+    @ivar measured: the measured phase; C{count} is accepted
+        authentications, C{latencies} their times.
+    @ivar device_outcomes: how the devices saw their exchanges end, over
+        both phases.
+    """
+
+    warmup: Measurement
+    measured: Measurement
+    device_outcomes: dict[str, int]
+
+
+def _user(index: int) -> str:
+    return f"bench{index:04d}"
+
+
+#: Longest failure reason from the server kept in a report.
+MAX_REASON = 100
+
+
+def _authenticator(
+    reactor, admin: AdminClient, device: Device, tally: Tally, timeout: float
+):
+    """
+    @return: a step that has C{device} authenticated once, records the
+        outcome in C{tally}, and ends when the device is idle again (so
+        the next hello is not ignored as arriving mid-exchange).
+    """
+
+    @inlineCallbacks
+    def step():
+        start = reactor.seconds()
+        try:
+            code, answer = yield admin.authenticate(
+                device.account.user, device.target, timeout
+            ).addTimeout(timeout + ADMIN_SLACK, reactor)
+        except CancelledError:
+            raise
+        except Exception as error:
+            tally.failed(f"admin request: {type(error).__name__}")
+        else:
+            verdict = answer.get("verdict")
+            if code == 200 and verdict == "accepted":
+                tally.succeeded(reactor.seconds() - start)
+            elif code == 200:
+                tally.failed(f"{verdict}: {answer.get('reason')}"[:MAX_REASON])
+            else:
+                tally.failed(f"HTTP {code}: {answer.get('error')}"[:MAX_REASON])
+        yield device.idle()
+
+    return step
+
+
+@inlineCallbacks
+def run_classic(
+    reactor,
+    directory: str,
+    *,
+    devices: int,
+    duration: float,
+    max_auth: int,
+    auth_timeout: float,
+    profile: str | None = None,
+):
+    """
+    Start a server, warm every device up, then authenticate for
+    C{duration} seconds or C{max_auth} authentications, and stop the
+    server.
+
+    @param directory: an empty folder for the server's data.
+    @param auth_timeout: seconds a device has to connect back, and to
+        complete its exchange.
+    @param profile: where the server writes a cProfile of its reactor
+        thread, if anywhere.
+    @return: a L{Deferred} firing with the L{ClassicResult}.
+    """
+    passwords = {_user(index): secrets.token_urlsafe(16) for index in range(devices)}
+    setup = prepare_server(os.path.join(directory, "data"), passwords)
+    server = start_server(reactor, setup, auth_timeout, profile)
+    admin = AdminClient(reactor, setup.admin_socket, devices)
+    # Devices hash in the reactor's pool, as the agent does, with as many
+    # threads as the server's hash pool has: neither side gets more of the
+    # cores by having more threads.
+    reactor.suggestThreadPoolSize(os.cpu_count() or 1)
+    fleet: list[Device] = []
+    try:
+        yield wait_until_serving(reactor, admin, server, START_TIMEOUT)
+        pin = normalise_pin(setup.identity.pin)
+        for index, (user, password) in enumerate(passwords.items()):
+            account = Account(
+                user=user,
+                server_host="127.0.0.1",
+                server_port=setup.port,
+                pin=pin,
+                password=password,
+            )
+            device = Device(reactor, device_address(index), account, auth_timeout)
+            device.start()
+            fleet.append(device)
+        warmup_tally = Tally()
+        warmup_start = reactor.seconds()
+        yield while_running(
+            server,
+            gatherResults(
+                [
+                    _authenticator(reactor, admin, device, warmup_tally, auth_timeout)()
+                    for device in fleet
+                ],
+                consumeErrors=True,
+            ),
+        )
+        warmup = warmup_tally.measurement(reactor.seconds() - warmup_start)
+        measured_tally = Tally()
+        measured = yield while_running(
+            server,
+            measure_workers(
+                reactor,
+                measured_tally,
+                [
+                    _authenticator(reactor, admin, device, measured_tally, auth_timeout)
+                    for device in fleet
+                ],
+                duration=duration,
+                max_count=max_auth,
+                server_pid=server.pid,
+            ),
+        )
+    finally:
+        yield gatherResults([device.stop() for device in fleet])
+        yield admin.close()
+        yield server.stop(reactor)
+    outcomes: dict[str, int] = {}
+    for device in fleet:
+        for outcome, count in device.outcomes.items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + count
+    return ClassicResult(warmup, measured, outcomes)

@@ -1,0 +1,296 @@
+"""
+How results are shown: a table for people, then one JSON line for
+scripts (the last line of the output, so C{tail -n 1} finds it).
+
+Besides the ratio the scenario is judged by, the classic report derives
+two figures that stay meaningful when the load generator shares the
+machine's cores with the server (see bench/README.md):
+
+  - the I{shared-core ceiling}, C{1 / (2/password + 1/TLS)}, which also
+    charges the device's own crypt to the same cores;
+  - the I{server CPU floor}, what one authentication must cost the server
+    at least (one crypt and the server side of one handshake, both as
+    measured by the ceilings), against what it did cost.
+"""
+
+from __future__ import annotations
+
+import json
+
+from bench.ceilings import Ceilings, harmonic
+from bench.classic import ClassicResult
+from bench.measurement import Measurement
+
+#: The share of the combined ceiling the classic scenario should reach.
+CLASSIC_TARGET = 0.8
+
+Row = tuple[str, str, str, str]
+
+
+def _milliseconds(seconds: float | None) -> float | None:
+    return None if seconds is None else 1000.0 * seconds
+
+
+def _text(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _rounded(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _ratio(part: float | None, whole: float | None) -> float | None:
+    if part is None or not whole:
+        return None
+    return part / whole
+
+
+def _cpu_note(measurement: Measurement, client: str, server: str) -> str:
+    """
+    Say what each side spent per operation, in milliseconds of CPU.
+    """
+    parts = [
+        f"{name} {per_operation:.2f} ms"
+        for name, per_operation in (
+            (client, measurement.cpu_ms_per_operation(measurement.generator_cpu)),
+            (server, measurement.cpu_ms_per_operation(measurement.server_cpu)),
+        )
+        if per_operation is not None
+    ]
+    return "CPU each: " + ", ".join(parts) if parts else ""
+
+
+def _errors_note(measurement: Measurement) -> str:
+    return "; ".join(
+        f"{count}x {reason}"
+        for reason, count in sorted(measurement.error_reasons.items())
+    )
+
+
+def other_load(measurement: Measurement, cores: int) -> float | None:
+    """
+    The share of the machine's cores spent outside the measured processes
+    during C{measurement}: other processes (neighbours on a shared
+    machine), and kernel work no process is charged for, loopback
+    networking included.  A ceiling or a rate measured while this is high
+    is low partly for that reason.
+
+    @return: from 0 to 1, or L{None} when the machine's CPU was not read.
+    """
+    if measurement.machine_cpu is None:
+        return None
+    ours = (measurement.generator_cpu or 0.0) + (measurement.server_cpu or 0.0)
+    share = _ratio(measurement.machine_cpu - ours, measurement.seconds * cores)
+    return None if share is None else max(0.0, share)
+
+
+def _load_note(measurement: Measurement, cores: int) -> str:
+    share = other_load(measurement, cores)
+    return "" if share is None else f"other load {100 * share:.0f}%"
+
+
+def _notes(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
+
+
+def shared_core_ceiling(ceilings: Ceilings) -> float:
+    """
+    The combined ceiling counting the device's crypt as well as the
+    server's: C{1 / (2/password + 1/TLS)}.  The simulated devices hash on
+    the same cores as the server, so no authentication loop on one
+    machine can beat it.
+    """
+    return harmonic(ceilings.password / 2, ceilings.tls)
+
+
+def server_cpu_floor_ms(ceilings: Ceilings) -> float | None:
+    """
+    The least CPU one authentication can cost the server, in
+    milliseconds: one crypt on all cores (as the hash pool runs it) plus
+    the echo server's CPU for one handshake.
+
+    @return: L{None} when a ceiling lacks its CPU figure.
+    """
+    crypt = ceilings.crypt_all.cpu_ms_per_operation(ceilings.crypt_all.generator_cpu)
+    handshake = ceilings.handshakes.cpu_ms_per_operation(ceilings.handshakes.server_cpu)
+    if crypt is None or handshake is None:
+        return None
+    return crypt + handshake
+
+
+def ceiling_rows(ceilings: Ceilings) -> list[Row]:
+    """
+    @return: the table rows (measure, value, unit, notes) of the ceilings.
+    """
+    handshakes, messages = ceilings.handshakes, ceilings.messages
+    cores = ceilings.threads
+    rows = [
+        ("password ceiling, 1 thread", _text(ceilings.crypt_one.per_second),
+         "crypt/s", _notes("sha512-crypt, 5000 rounds",
+                           _load_note(ceilings.crypt_one, cores))),
+        (f"password ceiling, {cores} threads", _text(ceilings.password),
+         "crypt/s", _notes(f"scaling {ceilings.scaling:.2f}x",
+                           _load_note(ceilings.crypt_all, cores))),
+        ("TLS ceiling", _text(ceilings.tls), "handshakes/s",
+         _notes(_cpu_note(handshakes, "clients", "echo server"),
+                _load_note(handshakes, cores))),
+        ("message ceiling", _text(messages.per_second), "exchanges/s",
+         _notes(f"{ceilings.connections} connections",
+                _cpu_note(messages, "clients", "echo server"),
+                _load_note(messages, cores))),
+        ("combined ceiling", _text(ceilings.combined), "auth/s",
+         "1 / (1/password + 1/TLS)"),
+    ]
+    for name, measurement in (("TLS", handshakes), ("message", messages)):
+        if measurement.errors:
+            rows.append(
+                (f"{name} ceiling errors", str(measurement.errors), "",
+                 _errors_note(measurement))
+            )
+    return rows
+
+
+def classic_rows(result: ClassicResult, ceilings: Ceilings) -> list[Row]:
+    """
+    @return: the table rows of the classic scenario, against C{ceilings}.
+    """
+    figures = classic_json(result, ceilings)
+    measured = result.measured
+    met = (figures["ratio"] or 0) >= CLASSIC_TARGET
+    rows = [
+        ("classic: accepted", _text(measured.per_second), "auth/s",
+         f"{measured.count} in {measured.seconds:.1f} s"),
+        ("ratio to combined ceiling", _text(figures["ratio"], 2), "",
+         f"target {CLASSIC_TARGET:.2f}: {'met' if met else 'missed'}"),
+        ("latency p50", _text(figures["latency_p50_ms"]), "ms",
+         "admin request to verdict"),
+        ("latency p99", _text(figures["latency_p99_ms"]), "ms", ""),
+        ("errors", str(measured.errors), "", _errors_note(measured)),
+        ("server CPU per auth", _text(figures["server_cpu_ms_per_auth"], 2), "ms",
+         "twistd suto, all threads"),
+        ("server CPU floor per auth", _text(figures["server_cpu_floor_ms"], 2),
+         "ms", "one crypt + one server-side handshake"),
+        ("server efficiency", _text(figures["server_efficiency"], 2), "",
+         "floor / server CPU per auth"),
+        ("generator CPU per auth", _text(figures["generator_cpu_ms_per_auth"], 2),
+         "ms", "admin client + device (TLS, one crypt)"),
+        ("cores busy", _text(_percent(figures["cores_busy"]), 0), "%",
+         f"server + generator, of {ceilings.threads} cores"),
+        ("other load", _text(_percent(figures["other_load"]), 0), "%",
+         "CPU spent outside server and generator meanwhile"),
+        ("shared-core ceiling", _text(figures["shared_core_ceiling"]), "auth/s",
+         "1 / (2/password + 1/TLS): the device's crypt counted too"),
+        ("ratio to shared-core ceiling", _text(figures["ratio_shared_core"], 2),
+         "", ""),
+        ("warm-up (password path)", str(result.warmup.count), "accepted",
+         f"{result.warmup.errors} errors"
+         + (f": {_errors_note(result.warmup)}" if result.warmup.errors else "")),
+    ]
+    failures = _device_failures(result)
+    if failures:
+        rows.append(
+            ("device-side failures", str(sum(failures.values())), "",
+             "; ".join(f"{n}x {o}" for o, n in sorted(failures.items())))
+        )
+    return rows
+
+
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else 100.0 * fraction
+
+
+def _device_failures(result: ClassicResult) -> dict[str, int]:
+    return {
+        outcome: count
+        for outcome, count in result.device_outcomes.items()
+        if outcome != "accepted"
+    }
+
+
+def render_table(title: str, rows: list[Row]) -> str:
+    """
+    @return: C{title} and C{rows} as aligned text.
+    """
+    header = ("measure", "value", "unit", "notes")
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(3)]
+    lines = [title, ""]
+    for measure, value, unit, note in [header, *rows]:
+        lines.append(
+            f"{measure:<{widths[0]}}  {value:>{widths[1]}}  "
+            f"{unit:<{widths[2]}}  {note}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+def ceilings_json(ceilings: Ceilings) -> dict:
+    """
+    @return: the ceilings as JSON-ready figures.
+    """
+    return {
+        "cores": ceilings.threads,
+        "connections": ceilings.connections,
+        "password_1_thread": _rounded(ceilings.crypt_one.per_second),
+        "password_all_threads": _rounded(ceilings.password),
+        "password_scaling": _rounded(ceilings.scaling),
+        "tls_handshakes": _rounded(ceilings.tls),
+        "tls_errors": ceilings.handshakes.errors,
+        "messages": _rounded(ceilings.messages.per_second),
+        "message_errors": ceilings.messages.errors,
+        "combined": _rounded(ceilings.combined),
+        "ceiling_other_load": {
+            name: _rounded(other_load(measurement, ceilings.threads), 3)
+            for name, measurement in (
+                ("password_1_thread", ceilings.crypt_one),
+                ("password_all_threads", ceilings.crypt_all),
+                ("tls_handshakes", ceilings.handshakes),
+                ("messages", ceilings.messages),
+            )
+        },
+    }
+
+
+def classic_json(result: ClassicResult, ceilings: Ceilings) -> dict:
+    """
+    @return: the classic scenario's figures, with the ceilings'.
+    """
+    measured = result.measured
+    shared = shared_core_ceiling(ceilings)
+    server_ms = measured.cpu_ms_per_operation(measured.server_cpu)
+    floor_ms = server_cpu_floor_ms(ceilings)
+    capacity = measured.seconds * ceilings.threads
+    busy = None
+    if measured.generator_cpu is not None and measured.server_cpu is not None:
+        busy = _ratio(measured.generator_cpu + measured.server_cpu, capacity)
+    return {
+        "scenario": "classic",
+        **ceilings_json(ceilings),
+        "auth_per_second": _rounded(measured.per_second),
+        "accepted": measured.count,
+        "seconds": _rounded(measured.seconds),
+        "ratio": _rounded(_ratio(measured.per_second, ceilings.combined), 3),
+        "target": CLASSIC_TARGET,
+        "latency_p50_ms": _rounded(_milliseconds(measured.latency(0.50))),
+        "latency_p99_ms": _rounded(_milliseconds(measured.latency(0.99))),
+        "errors": measured.errors,
+        "error_reasons": measured.error_reasons,
+        "server_cpu_ms_per_auth": _rounded(server_ms),
+        "server_cpu_floor_ms": _rounded(floor_ms),
+        "server_efficiency": _rounded(_ratio(floor_ms, server_ms), 3),
+        "generator_cpu_ms_per_auth": _rounded(
+            measured.cpu_ms_per_operation(measured.generator_cpu)
+        ),
+        "cores_busy": _rounded(busy, 3),
+        "other_load": _rounded(other_load(measured, ceilings.threads), 3),
+        "shared_core_ceiling": _rounded(shared),
+        "ratio_shared_core": _rounded(_ratio(measured.per_second, shared), 3),
+        "warmup_accepted": result.warmup.count,
+        "warmup_errors": result.warmup.errors,
+        "device_outcomes": result.device_outcomes,
+    }
+
+
+def json_line(figures: dict) -> str:
+    """
+    @return: C{figures} as one line of JSON.
+    """
+    return json.dumps(figures, sort_keys=True)

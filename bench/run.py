@@ -1,0 +1,214 @@
+"""
+Run a SUTO benchmark scenario and print a table, then one JSON line.
+
+    python bench/run.py ceilings [--devices N]
+    python bench/run.py classic [--devices N] [--duration S] [--max-auth N]
+
+Every scenario measures the machine's ceilings first, in the same run;
+see bench/README.md for what each figure means.  Everything runs on
+127.0.0.1 (and, for simulated devices, other 127.x.y.z addresses), and
+every process this starts is stopped at the end, on error and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+if __package__ in (None, ""):
+    # Run as a script: make the repository importable, as "python -m" would.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from twisted.internet.defer import CancelledError, Deferred, FirstError
+from twisted.internet.task import react
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+
+from bench import report
+from bench.ceilings import LoadClientError, measure_ceilings
+from bench.children import ChildFailed
+from bench.classic import run_classic
+from bench.device import MAX_DEVICES
+
+#: The largest --duration and --ceiling-duration accepted, in seconds.
+MAX_DURATION = 600.0
+
+
+def _bounded(kind, low, high):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}")
+        return value
+
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    """
+    @return: the command line's parser.
+    """
+    top = argparse.ArgumentParser(
+        prog="bench/run.py", description=__doc__.split("\n\n")[0]
+    )
+    scenarios = top.add_subparsers(dest="scenario", required=True)
+    for name, text in (
+        ("ceilings", "only the machine's ceilings"),
+        ("classic", "ceilings, then classic salted-challenge authentications"),
+    ):
+        scenario = scenarios.add_parser(name, help=text, description=text)
+        scenario.add_argument(
+            "--devices", type=_bounded(int, 1, MAX_DEVICES), default=16,
+            help="simulated devices, and TLS connections in flight (default 16)",
+        )
+        scenario.add_argument(
+            "--ceiling-duration", type=_bounded(float, 0.1, MAX_DURATION), default=3.0,
+            help="seconds each ceiling is measured for (default 3)",
+        )
+        scenario.add_argument(
+            "--max-count", type=_bounded(int, 1, 10**7), default=10**6,
+            help="the most operations of each ceiling (default 1000000)",
+        )
+    classic = scenarios.choices["classic"]
+    classic.add_argument(
+        "--duration", type=_bounded(float, 0.1, MAX_DURATION), default=10.0,
+        help="seconds of measured authentications (default 10)",
+    )
+    classic.add_argument(
+        "--max-auth", type=_bounded(int, 1, 10**7), default=100000,
+        help="the most measured authentications (default 100000)",
+    )
+    classic.add_argument(
+        "--auth-timeout", type=_bounded(float, 0.5, 60.0), default=5.0,
+        help="seconds a device has to connect back and answer (default 5)",
+    )
+    classic.add_argument(
+        "--server-profile", metavar="FILE", default=None,
+        help="write a cProfile of the server's reactor thread to FILE",
+    )
+    return top
+
+
+def _progress(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+async def _run(reactor, options) -> None:
+    # A short path: the server's admin socket lives under it, and a UNIX
+    # socket path must fit in 108 bytes.
+    directory = tempfile.mkdtemp(prefix="suto-bench-", dir="/tmp")
+    # Removed however the run ends, Ctrl-C included: by then the children
+    # that used it have been stopped (they stop before shutdown).
+    reactor.addSystemEventTrigger(
+        "after", "shutdown", shutil.rmtree, directory, True
+    )
+    try:
+        _progress(f"measuring the ceilings ({options.ceiling_duration:g} s each)")
+        ceilings = await measure_ceilings(
+            reactor,
+            directory,
+            connections=options.devices,
+            duration=options.ceiling_duration,
+            max_count=options.max_count,
+        )
+        if options.scenario == "ceilings":
+            rows, figures = report.ceiling_rows(ceilings), {
+                "scenario": "ceilings", **report.ceilings_json(ceilings)
+            }
+        else:
+            _progress(
+                f"classic: {options.devices} devices, {options.duration:g} s"
+            )
+            result = await run_classic(
+                reactor,
+                directory,
+                devices=options.devices,
+                duration=options.duration,
+                max_auth=options.max_auth,
+                auth_timeout=options.auth_timeout,
+                profile=(
+                    None
+                    if options.server_profile is None
+                    else os.path.abspath(options.server_profile)
+                ),
+            )
+            rows = report.ceiling_rows(ceilings) + report.classic_rows(
+                result, ceilings
+            )
+            figures = report.classic_json(result, ceilings)
+    except Exception as error:
+        cause = _first_cause(error)
+        if isinstance(cause, CancelledError):
+            raise SystemExit("bench: interrupted") from None
+        if isinstance(cause, (ChildFailed, LoadClientError)):
+            raise SystemExit(f"bench: {cause}") from None
+        raise
+    title = (
+        f"SUTO benchmark: {options.scenario} ({ceilings.threads} cores, "
+        f"{options.devices} devices/connections)"
+    )
+    print(report.render_table(title, rows))
+    print(report.json_line(figures), flush=True)
+
+
+def _first_cause(error: Exception) -> BaseException:
+    """
+    @return: C{error}, or what it wraps if it is the first failure of a
+        L{gatherResults}.
+    """
+    while isinstance(error, FirstError):
+        error = error.subFailure.value
+    return error
+
+
+def main(argv: list[str] | None = None) -> None:
+    """
+    Parse C{argv} and run the scenario; warnings and errors from Twisted
+    go to standard error.
+    """
+    options = parser().parse_args(argv)
+    globalLogBeginner.beginLoggingTo(
+        [
+            FilteringLogObserver(
+                textFileLogObserver(sys.stderr),
+                [LogLevelFilterPredicate(LogLevel.warn)],
+            )
+        ],
+        redirectStandardIO=False,
+    )
+    react(_main, (options,))
+
+
+def _main(reactor, options) -> Deferred:
+    """
+    Run the scenario; if the reactor is asked to stop first (Ctrl-C,
+    SIGTERM), cancel it and let it unwind, so every process it started is
+    stopped and every socket closed before the reactor stops.
+    """
+    task = Deferred.fromCoroutine(_run(reactor, options))
+
+    def interrupt():
+        if task.called:
+            return None
+        unwound: Deferred = Deferred()
+        task.addBoth(lambda result: unwound.callback(None) or result)
+        task.cancel()
+        return unwound
+
+    reactor.addSystemEventTrigger("before", "shutdown", interrupt)
+    return task
+
+
+if __name__ == "__main__":
+    main()
