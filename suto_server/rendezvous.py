@@ -82,13 +82,6 @@ class AuthRequest:
             ip = ip.ipv4_mapped
         return any(ip in network for network in self.accept_from)
 
-    def overlaps(self, other: AuthRequest) -> bool:
-        return any(
-            mine.version == theirs.version and mine.overlaps(theirs)
-            for mine in self.accept_from
-            for theirs in other.accept_from
-        )
-
 
 def _unmapped(item):
     """
@@ -115,7 +108,14 @@ class Rendezvous:
     def __init__(self, clock: IReactorTime, timeout: float = 5.0) -> None:
         self._clock = clock
         self.timeout = timeout
-        self._pending: list[AuthRequest] = []
+        # Insertion-ordered set of pending requests.
+        self._pending: dict[AuthRequest, None] = {}
+        # Requests by the single addresses they accept (the common case:
+        # one device), so opening and claiming cost the same with ten
+        # thousand requests in flight as with one; wider networks
+        # (broadcast targets) are few and searched.
+        self._hosts: dict = {}
+        self._subnets: list = []
 
     @property
     def pending(self) -> tuple[AuthRequest, ...]:
@@ -138,8 +138,9 @@ class Rendezvous:
         if not networks:
             raise ValueError("a request needs at least one source to accept")
         request = AuthRequest(user=user, accept_from=networks)
-        for other in self._pending:
-            if other.overlaps(request):
+        for network in networks:
+            other = self._overlapping(network)
+            if other is not None:
                 raise RequestConflict(
                     f"a request for {other.user} is already waiting for "
                     f"an answer from an overlapping address"
@@ -149,20 +150,51 @@ class Rendezvous:
             self._expire,
             request,
         )
-        self._pending.append(request)
+        self._pending[request] = None
+        for network in networks:
+            if network.num_addresses == 1:
+                self._hosts[network.network_address] = request
+            else:
+                self._subnets.append((network, request))
         return request
+
+    def _overlapping(self, network) -> AuthRequest | None:
+        if network.num_addresses == 1:
+            found = self._hosts.get(network.network_address)
+            if found is not None:
+                return found
+            candidates = self._subnets
+        else:
+            candidates = self._subnets + [
+                (ipaddress.ip_network(address), request)
+                for address, request in self._hosts.items()
+            ]
+        for other, request in candidates:
+            if other.version == network.version and other.overlaps(network):
+                return request
+        return None
 
     def claim(self, address: str) -> AuthRequest | None:
         """
         A connection arrived from C{address}: hand it the request it
         answers, at most once, or L{None}.
         """
-        for request in self._pending:
-            if request.claimed_by is None and request.accepts(address):
-                request.claimed_by = address
-                self._cancel_timer(request)
-                return request
-        return None
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return None
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        request = self._hosts.get(ip)
+        if request is None:
+            request = next(
+                (req for network, req in self._subnets if ip in network), None
+            )
+        if request is None or request.claimed_by is not None:
+            return None
+        request.claimed_by = address
+        self._cancel_timer(request)
+        return request
 
     def finish(
         self, request: AuthRequest, verdict: Verdict, reason: str = ""
@@ -173,7 +205,13 @@ class Rendezvous:
         """
         if request not in self._pending:
             return
-        self._pending.remove(request)
+        del self._pending[request]
+        for network in request.accept_from:
+            if network.num_addresses == 1:
+                self._hosts.pop(network.network_address, None)
+        self._subnets = [
+            entry for entry in self._subnets if entry[1] is not request
+        ]
         self._cancel_timer(request)
         request.done.callback(
             Outcome(request.user, verdict, request.claimed_by, reason)
