@@ -1,7 +1,9 @@
 """
 The endpoint agent as a service: it listens for server hellos, answers
-each accepted one by authenticating, and keeps what it learns; and it
-keeps the key of every enrolled profile rotating.
+each accepted one by authenticating, and keeps what it learns; it keeps
+the key of every enrolled profile rotating; and it answers its servers'
+check packets on the hello port with proof of the current key
+(L{suto_client.checks}).
 
 The state file is read again at every hello, so accounts added or removed
 with C{suto-client account} take effect without a restart.  After the
@@ -34,6 +36,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
 
+from suto_client.checks import CheckResponder
 from suto_client.hello import HelloListener
 from suto_client.protocol import AuthResult, authenticate
 from suto_client.rotation import (
@@ -48,6 +51,7 @@ from suto_client.rotation import (
 from suto_client.session import Outcome
 from suto_client.statefile import (
     Account,
+    ClientState,
     EnrolledProfile,
     StateFileError,
     load_state,
@@ -134,9 +138,11 @@ class Agent(MultiService):
         """
         @param reactor: provides UDP, TCP, time and threads.
         @param state_path: the agent's state file.
-        @param hello_endpoint_port: the UDP port to listen on; 0 picks a
-            free one (see L{hello_port}).
+        @param hello_endpoint_port: the UDP port to listen on for hellos
+            and check packets; 0 picks a free one (see L{hello_port}).
         @param hello_interface: the address to listen on; all by default.
+            Agents on different addresses of one machine can share a
+            port number.
         @param timeout: seconds allowed for each connection attempt and
             each exchange.
         @param authenticate: runs one authentication, as
@@ -169,7 +175,8 @@ class Agent(MultiService):
         ] = []
         self._running: set[Deferred] = set()
         self._rotators: dict[str, _Rotator] = {}
-        listener = HelloListener(self._accounts, self._answer)
+        responder = CheckResponder(self._profiles, reactor)
+        listener = HelloListener(self._accounts, self._answer, responder.answer)
         self._hello = _HelloPort(
             reactor, hello_endpoint_port, hello_interface, listener
         )
@@ -215,12 +222,24 @@ class Agent(MultiService):
             running.cancel()
         return super().stopService()
 
-    def _accounts(self) -> dict[str, Account]:
+    def _load_state(self) -> ClientState | None:
+        """
+        The state file's contents, or L{None} (logged) if it cannot be
+        used.
+        """
         try:
-            return load_state(self._state_path).accounts
+            return load_state(self._state_path)
         except StateFileError as e:
             self.log.error("cannot use the state file: {error}", error=str(e))
-            return {}
+            return None
+
+    def _accounts(self) -> dict[str, Account]:
+        state = self._load_state()
+        return {} if state is None else state.accounts
+
+    def _profiles(self) -> dict[str, EnrolledProfile]:
+        state = self._load_state()
+        return {} if state is None else state.profiles
 
     def _answer(self, account: Account, hello: wire.Hello) -> Deferred:
         running = self._authenticate(
@@ -288,11 +307,10 @@ class Agent(MultiService):
         """
         Make the running rotations match the profiles in the state file.
         """
-        try:
-            profiles = load_state(self._state_path).profiles
-        except StateFileError as e:
-            self.log.error("cannot use the state file: {error}", error=str(e))
+        state = self._load_state()
+        if state is None:
             return
+        profiles = state.profiles
         for user in list(self._rotators):
             if user not in profiles:
                 self._stop_rotating(user)

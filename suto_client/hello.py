@@ -1,5 +1,5 @@
 """
-The agent's UDP listener for server hellos.
+The agent's UDP listener for server hellos and check packets.
 
 A hello asks the agent to connect back and prove it knows the user's
 password, so it is answered only when it comes from where that user's
@@ -7,8 +7,10 @@ server is: an agent that answered any hello would hand its final hash, and
 with it an offline guessing target, to whoever on the network asked.  A
 hello is acted on only if it is well formed, names a configured account,
 and comes from that account's server address; while an authentication for
-an account is running, further hellos for it are ignored.  Everything else
-is dropped without a reply.
+an account is running, further hellos for it are ignored.  Check packets
+arrive on the same port and go to whoever decides how to answer them
+(L{suto_client.checks.CheckResponder}).  Everything else is dropped
+without a reply.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def same_host(source: str, configured: str) -> bool:
 
 class HelloListener(DatagramProtocol):
     """
-    Filters hellos and starts authentications for the ones to answer.
+    Filters hellos and starts authentications for the ones to answer, and
+    sends the answers to check packets.
     """
 
     log = Logger()
@@ -51,6 +54,7 @@ class HelloListener(DatagramProtocol):
         self,
         accounts_provider: Callable[[], dict[str, Account]],
         on_hello: Callable[[Account, wire.Hello], Deferred | None],
+        on_check: Callable[[wire.Check, str], bytes | None] | None = None,
     ) -> None:
         """
         @param accounts_provider: returns the configured accounts, keyed
@@ -59,22 +63,40 @@ class HelloListener(DatagramProtocol):
         @param on_hello: starts an authentication for an accepted hello.
             If it returns a L{Deferred}, the account counts as busy until
             that fires, and its hellos are ignored meanwhile.
+        @param on_check: called with each well-formed check packet and
+            its source address; returns the datagram to answer with, or
+            L{None} to drop it.  Without it, checks are dropped.
         """
         self._accounts_provider = accounts_provider
         self._on_hello = on_hello
+        self._on_check = on_check
         self._running: set[str] = set()
 
     def datagramReceived(self, datagram: bytes, addr) -> None:
         source = addr[0]
         try:
-            hello = wire.parse_hello(datagram)
+            message = wire.parse_datagram(datagram)
         except wire.ProtocolError as e:
             self.log.debug(
-                "dropped a malformed hello from {source}: {code}",
+                "dropped a malformed datagram from {source}: {code}",
                 source=source,
                 code=e.code,
             )
             return
+        if isinstance(message, wire.Hello):
+            self._hello_received(message, source)
+        elif isinstance(message, wire.Check) and self._on_check is not None:
+            answer = self._on_check(message, source)
+            if answer is not None:
+                self.transport.write(answer, addr)
+        else:
+            self.log.debug(
+                "dropped a {kind} from {source}",
+                kind=type(message).__name__,
+                source=source,
+            )
+
+    def _hello_received(self, hello: wire.Hello, source: str) -> None:
         account = self._accounts_provider().get(hello.user)
         if account is None:
             self.log.debug(

@@ -8,7 +8,9 @@ the current key forward into the I{next key} with fresh junk data, the
 fingerprint hash (which the client never sends again) and an X25519 shared
 secret, so that an attacker who copied one key loses track at the next
 rotation.  While a client is offline, the I{offline key} ties the last key
-to the fingerprint and an approximate time step, like TOTP.
+to the fingerprint and an approximate time step, like TOTP.  A I{check
+proof} shows, without revealing the key, that whoever answers a check
+packet holds the profile's current key.
 
 Every derivation is HKDF-SHA256 (RFC 5869) with a label of its own, so no
 two derivations can produce the same key from the same inputs, and every
@@ -48,6 +50,10 @@ FINGERPRINT_SIZE = 32
 DH_SIZE = 32
 #: Size of a key identifier, in bytes (it is shown as twice as many hex digits).
 KEY_ID_SIZE = 16
+#: Size of a check packet's nonce.
+CHECK_NONCE_SIZE = 16
+#: Size of the proof that answers a check packet.
+CHECK_PROOF_SIZE = 16
 
 #: Longest profile name, in UTF-8 bytes.
 MAX_PROFILE = 255
@@ -71,6 +77,8 @@ _OFFLINE_KEY_LABEL = b"suto/v1/offline-key"
 _KEY_ID_LABEL = b"suto/v1/key-id"
 _SEAL_KEY_LABEL = b"suto/v1/seal-key"
 _SEAL_LABEL = b"suto/v1/seal"
+_CHECK_KEY_LABEL = b"suto/v1/check-key"
+_CHECK_LABEL = b"suto/v1/check"
 
 _CANNOT_OPEN = "the message cannot be opened"
 
@@ -394,6 +402,33 @@ def key_id(key: bytes) -> str:
     return _hkdf(
         salt=None, ikm=key, info=encode_parts(_KEY_ID_LABEL), length=KEY_ID_SIZE
     ).hex()
+
+
+def check_proof(key: bytes, nonce: bytes, user: str) -> bytes:
+    """
+    The answer to a check packet: proof that the answering agent holds
+    C{key}, bound to the check's C{nonce} (so no answer can be replayed to
+    another check) and to the profile (so no other profile's key answers
+    for it).
+
+    The MAC key is a subkey of C{key} under its own label, for the same
+    reason seals use one: a chain key also serves as an HKDF salt and
+    input, and must never key two different constructions.
+
+    @param key: the profile's current chain key.
+    @param nonce: the check's L{CHECK_NONCE_SIZE}-byte nonce.
+    @param user: the profile being checked.
+    @return: L{CHECK_PROOF_SIZE} bytes, HMAC-SHA256 truncated.
+    @raise KeyScheduleError: an input is of the wrong type or size.
+    """
+    _require_bytes("key", key, KEY_SIZE)
+    _require_bytes("nonce", nonce, CHECK_NONCE_SIZE)
+    _require_text("user", user, MAX_PROFILE)
+    subkey = _hkdf(
+        salt=None, ikm=key, info=encode_parts(_CHECK_KEY_LABEL), length=KEY_SIZE
+    )
+    mac = hmac.digest(subkey, encode_parts(_CHECK_LABEL, user, nonce), "sha256")
+    return mac[:CHECK_PROOF_SIZE]
 
 
 def _seal_parameters(

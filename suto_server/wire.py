@@ -66,7 +66,10 @@ decoded and raises the same error on every later call, because nothing
 that peer sent can be trusted.
 
 UDP hellos are single datagrams and never go through a L{Decoder}; see
-L{parse_hello} and L{encode_hello}.
+L{parse_hello} and L{encode_hello}.  So are the check packets a server
+sends to a profile's old location and the agent's answer to them,
+C{SUTO_CHECK_<nonce>_<padding>_<user>} and
+C{SUTO_CHECK_OK_<nonce>_<proof>}; L{parse_datagram} reads all three kinds.
 """
 
 from __future__ import annotations
@@ -351,6 +354,10 @@ _CONFIRMATION = _base64_field("sealed", 16, 64)
 # Rotation inputs: the client's 32 bytes of junk, and an X25519 public key.
 _JUNK = _base64_field("junk", 32, 32)
 _PUBLIC = _base64_field("public", 32, 32)
+# A check packet's fresh nonce, and the agent's proof that it holds the
+# profile's key.
+_NONCE = _base64_field("nonce", 16, 16)
+_PROOF = _base64_field("proof", 16, 16)
 _ENROLL_DATA_USER_PREFIX = "DATA_"
 
 
@@ -420,6 +427,48 @@ class Hello:
                 )
         else:
             _require(self.host, _HOST)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """
+    C{SUTO_CHECK_<nonce>_<padding>_<user>}: a UDP datagram the server sends
+    to the agent port at a profile's old location, asking whether the
+    profile's legitimate client is still there.  The padding is fixed (see
+    L{encode_check}); the user comes last because user names may contain
+    C{_}, and follows the enrollment grammar (see L{can_enroll}), as only
+    an enrolled profile has a key to prove.
+
+    @ivar nonce: 16 fresh random bytes, which the answer must be bound to.
+    @ivar user: the profile being checked.
+    """
+
+    nonce: bytes
+    user: str
+
+    def __post_init__(self) -> None:
+        _require(self.nonce, _NONCE)
+        if not can_enroll(self.user):
+            raise ProtocolError(ERROR_BAD_FIELD, "invalid user to check")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckProof:
+    """
+    C{SUTO_CHECK_OK_<nonce>_<proof>}: the agent's answer to a L{Check}, a
+    MAC of the nonce and user under the profile's current key
+    (L{suto_server.keyschedule.check_proof}).
+
+    @ivar nonce: the nonce of the check being answered, 16 bytes.
+    @ivar proof: 16 bytes.
+    """
+
+    nonce: bytes
+    proof: bytes
+
+    def __post_init__(self) -> None:
+        _require(self.nonce, _NONCE)
+        _require(self.proof, _PROOF)
 
 
 @dataclass(frozen=True, slots=True)
@@ -997,3 +1046,77 @@ def encode_hello(hello: Hello) -> bytes:
         hello.host.encode("ascii"),
         hello.form.value.encode("ascii"),
     )
+
+
+_CHECK_PROOF_LAYOUT = _Layout(
+    b"SUTO_CHECK_OK_", CheckProof, (_NONCE, b"_", _PROOF)
+)
+_CHECK_PROOF_LENGTH = (
+    len(_CHECK_PROOF_LAYOUT.tag) + _NONCE.max_length + 1 + _PROOF.max_length
+)
+_CHECK_TAG = b"SUTO_CHECK_"
+# The separator between a check's nonce and its user holds enough padding
+# that the shortest check is as long as any answer, so that answering a
+# check never sends more bytes than it received.
+_CHECK_SEPARATOR = b"_%s_" % (
+    b"-"
+    * (
+        _CHECK_PROOF_LENGTH
+        - len(_CHECK_TAG)
+        - _NONCE.min_length
+        - 2
+        - _USER.min_length
+    )
+)
+_CHECK_LAYOUT = _Layout(_CHECK_TAG, Check, (_NONCE, _CHECK_SEPARATOR, _USER))
+_MAX_DATAGRAM = max(
+    _MAX_HELLO,
+    len(_CHECK_TAG)
+    + _NONCE.max_length
+    + len(_CHECK_SEPARATOR)
+    + _USER.max_length,
+)
+
+
+def parse_datagram(datagram: bytes) -> Hello | Check | CheckProof:
+    """
+    Read any SUTO UDP datagram: a hello (as L{parse_hello} reads it), a
+    L{Check} or a L{CheckProof}.
+
+    A hello for a user whose name starts with C{CHECK_} also starts with
+    C{SUTO_CHECK_}, but such a hello ends in C{+} or C{$}, which no check
+    or answer does (the user of a check comes last and cannot contain
+    them; an answer ends in base64 padding), so no datagram reads two
+    ways.  A nonce cannot start with C{OK_}, as base64 has no C{_}, so the
+    two check tags cannot be confused either.
+
+    @raise ProtocolError: C{datagram} is none of them.
+    """
+    if len(datagram) > _MAX_DATAGRAM:
+        raise ProtocolError(ERROR_TOO_LONG, "datagram is too long")
+    if datagram.endswith((b"+", b"$")) or not datagram.startswith(_CHECK_TAG):
+        return parse_hello(datagram)
+    if datagram.translate(None, _ALPHABET):
+        raise ProtocolError(ERROR_BAD_CHARACTER, _OUTSIDE_ALPHABET)
+    if datagram.startswith(_CHECK_PROOF_LAYOUT.tag):
+        layout = _CHECK_PROOF_LAYOUT
+    else:
+        layout = _CHECK_LAYOUT
+    message, _ = layout.read(datagram, 0, final=True)
+    return message
+
+
+def encode_check(check: Check) -> bytes:
+    """
+    The datagram that sends C{check}.  Its padding makes it at least as
+    long as the L{CheckProof} that answers it, whatever the user, so an
+    agent can never be used to amplify traffic.
+    """
+    return _CHECK_LAYOUT.encode(check)
+
+
+def encode_check_proof(answer: CheckProof) -> bytes:
+    """
+    The datagram that sends C{answer}.
+    """
+    return _CHECK_PROOF_LAYOUT.encode(answer)

@@ -5,6 +5,8 @@ later protocol code relies on (every binding of a seal, input checks,
 X25519 agreement, time steps).
 """
 
+import hmac
+
 from hypothesis import given
 from hypothesis import strategies as st
 from cryptography.hazmat.primitives import hashes
@@ -17,6 +19,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.keyschedule import (
+    CHECK_NONCE_SIZE,
+    CHECK_PROOF_SIZE,
     FINGERPRINT_SIZE,
     JUNK_SIZE,
     KEY_SIZE,
@@ -29,6 +33,7 @@ from suto_server.keyschedule import (
     KeyScheduleError,
     SealError,
     candidate_steps,
+    check_proof,
     dh_shared_secret,
     encode_parts,
     first_key,
@@ -65,6 +70,9 @@ BOB_PUBLIC = bytes.fromhex(
 NOW = 1700000000
 PURPOSE = "rotation-confirm"
 PLAINTEXT = b"SUTO_ROTATE_OK"
+# A check packet for the wire user of the profile, with a fixed nonce.
+CHECK_USER = "alice"
+CHECK_NONCE = bytes(range(0x80, 0x90))
 
 # The expected outputs.
 ENCODED = "00000002616200000002c3a900000000"
@@ -88,6 +96,13 @@ SEAL_AD = (
 )
 SEALED = "68948e87adc0150022c883629ab0dea53e363e18c1e29f506a41b171e57c"
 ENROLL_SEALED = "5c0b21459e555560d234aab5dc64cf908d649232c408"
+CHECK_SUBKEY = "f82f6facb05ad5a98b6f485b970e5264bb1b339254dceeec010e5c9cb1a71e3d"
+CHECK_MESSAGE = (
+    "0000000d7375746f2f76312f636865636b"
+    "00000005616c696365"
+    "00000010808182838485868788898a8b8c8d8e8f"
+)
+CHECK_PROOF = "f3d9a7eb26129e835457f65b95549a16"
 
 
 def _hkdf(salt, ikm, info, length=KEY_SIZE):
@@ -204,6 +219,13 @@ class VectorTests(SynchronousTestCase):
         )
         self.assertEqual(sealed.hex(), ENROLL_SEALED)
 
+    def test_check_proof(self):
+        """
+        The answer to a check packet under the generation 1 key.
+        """
+        proof = check_proof(bytes.fromhex(KEY_1), CHECK_NONCE, CHECK_USER)
+        self.assertEqual(proof.hex(), CHECK_PROOF)
+
 
 class ConstructionTests(SynchronousTestCase):
     """
@@ -285,6 +307,19 @@ class ConstructionTests(SynchronousTestCase):
         self.assertEqual(associated.hex(), SEAL_AD)
         sealed = ChaCha20Poly1305(subkey).encrypt(nonce, PLAINTEXT, associated)
         self.assertEqual(sealed.hex(), SEALED)
+
+    def test_check_proof(self):
+        """
+        The MAC key is a subkey of the chain key (no salt, info = encoded
+        label); the proof is the first 16 bytes of HMAC-SHA256 of encoded
+        (label, user, nonce).
+        """
+        subkey = _hkdf(None, bytes.fromhex(KEY_1), encode_parts(b"suto/v1/check-key"))
+        message = encode_parts(b"suto/v1/check", CHECK_USER, CHECK_NONCE)
+        self.assertEqual(subkey.hex(), CHECK_SUBKEY)
+        self.assertEqual(message.hex(), CHECK_MESSAGE)
+        proof = hmac.new(subkey, message, "sha256").digest()[:16]
+        self.assertEqual(proof.hex(), CHECK_PROOF)
 
 
 class EncodePartsTests(SynchronousTestCase):
@@ -430,6 +465,57 @@ class ValidationTests(SynchronousTestCase):
             len(seal(self.key, bytes(MAX_PLAINTEXT), **_seal_vector())),
             MAX_PLAINTEXT + 16,
         )
+
+
+class CheckProofTests(SynchronousTestCase):
+    """
+    A check proof depends on the key, the nonce and the user, and refuses
+    malformed inputs.
+    """
+
+    key = bytes.fromhex(KEY_1)
+
+    def test_every_input_matters(self):
+        """
+        Another key, nonce or user gives another proof of
+        L{CHECK_PROOF_SIZE} bytes, so an answer proves the key and cannot
+        be replayed to another check or moved to another profile.
+        """
+        proof = check_proof(self.key, CHECK_NONCE, CHECK_USER)
+        self.assertEqual(len(proof), CHECK_PROOF_SIZE)
+        self.assertEqual(proof, check_proof(self.key, CHECK_NONCE, CHECK_USER))
+        others = {
+            check_proof(bytes.fromhex(KEY_0), CHECK_NONCE, CHECK_USER),
+            check_proof(self.key, bytes(CHECK_NONCE_SIZE), CHECK_USER),
+            check_proof(self.key, CHECK_NONCE, "bob"),
+        }
+        self.assertEqual(len(others), 3)
+        self.assertNotIn(proof, others)
+
+    def test_not_the_key_id(self):
+        """
+        The proof is not a piece of the key or of its public identifier.
+        """
+        proof = check_proof(self.key, CHECK_NONCE, CHECK_USER)
+        self.assertNotIn(proof, self.key)
+        self.assertNotIn(proof.hex(), KEY_ID_1)
+
+    def test_bad_inputs(self):
+        """
+        A key or nonce of the wrong size or type, or a user that is empty,
+        too long or not text, is refused with L{KeyScheduleError}.
+        """
+        for key, nonce, user in [
+            (self.key[:-1], CHECK_NONCE, CHECK_USER),
+            (self.key.hex(), CHECK_NONCE, CHECK_USER),
+            (self.key, CHECK_NONCE[:-1], CHECK_USER),
+            (self.key, CHECK_NONCE + b"\x00", CHECK_USER),
+            (self.key, None, CHECK_USER),
+            (self.key, CHECK_NONCE, ""),
+            (self.key, CHECK_NONCE, "u" * (MAX_PROFILE + 1)),
+            (self.key, CHECK_NONCE, b"alice"),
+        ]:
+            self.assertRaises(KeyScheduleError, check_proof, key, nonce, user)
 
 
 class NextKeyTests(SynchronousTestCase):

@@ -17,6 +17,8 @@ from suto_server.wire import (
     Auth,
     AuthCancelled,
     CFHash,
+    Check,
+    CheckProof,
     Decoder,
     Enroll,
     EnrollData,
@@ -37,7 +39,10 @@ from suto_server.wire import (
     Version,
     can_enroll,
     encode,
+    encode_check,
+    encode_check_proof,
     encode_hello,
+    parse_datagram,
     parse_hello,
 )
 
@@ -149,6 +154,20 @@ hellos = st.one_of(
     st.builds(Hello, users, hosts, st.sampled_from([HelloForm.PLUS, HelloForm.DOLLAR])),
     st.builds(Hello, users, st.none(), st.just(HelloForm.UDP_HELLO)),
 )
+nonces = st.binary(min_size=16, max_size=16)
+checks = st.builds(Check, nonces, users.filter(can_enroll))
+check_proofs = st.builds(CheckProof, nonces, nonces)
+
+
+def encode_datagram(message):
+    """
+    The datagram of a hello, check or check proof.
+    """
+    if isinstance(message, Check):
+        return encode_check(message)
+    if isinstance(message, CheckProof):
+        return encode_check_proof(message)
+    return encode_hello(message)
 
 
 def decode_chunks(framing, chunks, max_line=MAX_LINE):
@@ -1646,6 +1665,178 @@ class HelloTests(ErrorAssertionsMixin, SynchronousTestCase):
             self.assert_protocol_error(code, parse_hello, datagram)
 
 
+# A nonce and a proof whose base64 use every character class: 0xfbefbe is
+# "++++" and 0xffffff is "////".
+NONCE = b"\xfb\xef\xbe" * 5 + b"\xff"
+PROOF = bytes(range(16))
+PADDING = b"-" * 25
+
+
+class CheckBytesTests(ErrorAssertionsMixin, SynchronousTestCase):
+    """
+    The check packet and its answer, byte for byte.
+    """
+
+    def test_check(self):
+        """
+        C{SUTO_CHECK_<nonce>_<padding>_<user>}: the nonce in base64, 25
+        dashes of padding, and the user last, underscores and all.
+        """
+        check = Check(NONCE, "ops_team")
+        datagram = b"SUTO_CHECK_++++++++++++++++++++/w==_" + PADDING + b"_ops_team"
+        self.assertEqual(encode_check(check), datagram)
+        self.assertEqual(parse_datagram(datagram), check)
+
+    def test_check_proof(self):
+        """
+        C{SUTO_CHECK_OK_<nonce>_<proof>}: 63 bytes, whatever the values.
+        """
+        answer = CheckProof(NONCE, PROOF)
+        datagram = (
+            b"SUTO_CHECK_OK_++++++++++++++++++++/w==_AAECAwQFBgcICQoLDA0ODw=="
+        )
+        self.assertEqual(encode_check_proof(answer), datagram)
+        self.assertEqual(len(datagram), 63)
+        self.assertEqual(parse_datagram(datagram), answer)
+
+    def test_answer_never_longer_than_check(self):
+        """
+        An answer is never longer than the check it answers, even for the
+        shortest user, so an agent cannot amplify traffic; the padding is
+        no longer than that needs.
+        """
+        answer = encode_check_proof(CheckProof(NONCE, PROOF))
+        shortest = encode_check(Check(NONCE, "a"))
+        self.assertEqual(len(shortest), len(answer))
+        for length in range(1, 65):
+            check = encode_check(Check(NONCE, "u" * length))
+            self.assertGreaterEqual(len(check), len(answer))
+
+    @settings(deadline=None)
+    @given(st.one_of(hellos, checks, check_proofs))
+    def test_round_trip(self, message):
+        """
+        Every hello, check and answer survives a round trip through
+        L{parse_datagram}.
+        """
+        self.assertEqual(parse_datagram(encode_datagram(message)), message)
+
+    def test_hellos_unchanged(self):
+        """
+        L{parse_datagram} reads hellos as L{parse_hello} does, including
+        those of users whose names start like a check, and rejects what
+        it rejects with the same code.
+        """
+        for datagram in [
+            b"SUTO_bob@desk+",
+            b"SUTO_CHECK_bob@desk+",
+            b"SUTO_CHECK_OK_bob@desk$",
+            b"SUTO_UDP_HELLO_CHECK_bob",
+        ]:
+            self.assertEqual(parse_datagram(datagram), parse_hello(datagram))
+        for datagram in [b"", b"SUTO_bob@desk", b"SUTO_b\xc3\xb6b@desk+"]:
+            code = self.assertRaises(ProtocolError, parse_hello, datagram).code
+            self.assert_protocol_error(code, parse_datagram, datagram)
+
+    def test_not_tcp_messages(self):
+        """
+        Checks and answers travel only as datagrams: no framing encodes
+        them, and no decoder reads them.
+        """
+        for message in (Check(NONCE, "bob"), CheckProof(NONCE, PROOF)):
+            for framing in Framing:
+                self.assertRaises(ValueError, encode, message, framing)
+            datagram = encode_datagram(message)
+            self.assert_protocol_error(
+                wire.ERROR_UNKNOWN_MESSAGE,
+                decode_chunks,
+                FRAMED,
+                [datagram + b"\r\n"],
+            )
+
+    def test_invalid_messages(self):
+        """
+        A check or answer with a nonce or proof of the wrong size or type,
+        or a check for a user who cannot enroll, cannot be built.
+        """
+        for build in [
+            lambda: Check(NONCE[:-1], "bob"),
+            lambda: Check(NONCE + b"\x00", "bob"),
+            lambda: Check(NONCE.hex(), "bob"),
+            lambda: Check(NONCE, ""),
+            lambda: Check(NONCE, "DATA_bob"),
+            lambda: Check(NONCE, "bob@desk"),
+            lambda: Check(NONCE, "x" * 65),
+            lambda: CheckProof(NONCE, PROOF[:-1]),
+            lambda: CheckProof(NONCE, PROOF + b"\x00"),
+            lambda: CheckProof(None, PROOF),
+        ]:
+            self.assert_protocol_error(wire.ERROR_BAD_FIELD, build)
+
+
+class CheckParseTests(ErrorAssertionsMixin, SynchronousTestCase):
+    """
+    Every kind of malformed check or answer is rejected with its code, and
+    the error never quotes the datagram.
+    """
+
+    check = b"SUTO_CHECK_++++++++++++++++++++/w==_" + PADDING + b"_bob"
+    answer = b"SUTO_CHECK_OK_++++++++++++++++++++/w==_AAECAwQFBgcICQoLDA0ODw=="
+
+    def test_bad_datagrams(self):
+        """
+        Truncated, padded wrongly, over-long, non-canonical or foreign
+        datagrams are refused.
+        """
+        check, answer = self.check, self.answer
+        cases = [
+            (wire.ERROR_BAD_FIELD, b"SUTO_CHECK_"),
+            (wire.ERROR_BAD_FIELD, b"SUTO_CHECK_OK_"),
+            (wire.ERROR_BAD_FIELD, check[: -len(b"_bob")]),
+            (wire.ERROR_BAD_FIELD, check[: -len(b"bob")]),
+            (wire.ERROR_BAD_FIELD, check.replace(PADDING, PADDING[1:])),
+            (wire.ERROR_BAD_FIELD, check.replace(PADDING, PADDING + b"-")),
+            (wire.ERROR_BAD_FIELD, check.replace(PADDING + b"_", b"")),
+            (wire.ERROR_BAD_FIELD, check.replace(b"_bob", b"_-bob")),
+            (wire.ERROR_BAD_FIELD, check.replace(b"/w==", b"/x==")),
+            (wire.ERROR_BAD_FIELD, check.replace(b"/w==", b"/w=_")),
+            (wire.ERROR_BAD_FIELD, answer[:-1]),
+            (wire.ERROR_BAD_FIELD, answer.replace(b"Dw==", b"Dx==")),
+            (wire.ERROR_BAD_FIELD, answer.replace(b"==_", b"_")),
+            (wire.ERROR_BAD_FIELD, answer + b"_bob"),
+            (wire.ERROR_TOO_LONG, answer + b"A"),
+            (wire.ERROR_TOO_LONG, check.replace(b"/w==", b"/w==AAAA")),
+            (wire.ERROR_TOO_LONG, check + b"b" * 64),
+            (wire.ERROR_TOO_LONG, check + b"b" * 400),
+            (wire.ERROR_BAD_CHARACTER, check + b"\r\n"),
+            (wire.ERROR_BAD_CHARACTER, answer.replace(b"AAEC", b"AA\xc3\xb6")),
+            (wire.ERROR_BAD_CHARACTER, b"SUTO_CHECK_ " + check[11:]),
+            (wire.ERROR_UNKNOWN_MESSAGE, b"SUTO_CHECKS_" + check[11:]),
+        ]
+        for code, datagram in cases:
+            self.assert_protocol_error(code, parse_datagram, datagram)
+
+    def test_hello_parser_rejects_them(self):
+        """
+        L{parse_hello} alone reads no check or answer, so a listener that
+        only knows hellos drops them.
+        """
+        for datagram in (self.check, self.answer):
+            self.assert_protocol_error(
+                wire.ERROR_UNKNOWN_MESSAGE, parse_hello, datagram
+            )
+
+    def test_input_is_not_echoed(self):
+        """
+        The error for a bad field does not quote the datagram.
+        """
+        error = self.assertRaises(
+            ProtocolError, parse_datagram, self.answer.replace(b"Dw==", b"Dx==")
+        )
+        self.assertNotIn("Dx", str(error))
+        self.assertNotIn("AAEC", str(error))
+
+
 def mutated(stream):
     """
     A strategy for C{stream} with one byte replaced, inserted or deleted,
@@ -1710,3 +1901,23 @@ class FuzzRuleTests(SynchronousTestCase):
         except ProtocolError:
             return
         self.assertEqual(encode_hello(hello), datagram)
+
+    @settings(deadline=None)
+    @given(
+        st.one_of(
+            st.binary(max_size=400),
+            st.one_of(hellos, checks, check_proofs)
+            .map(encode_datagram)
+            .flatmap(mutated),
+        )
+    )
+    def test_parse_datagram(self, datagram):
+        """
+        Every datagram is a hello, check or answer that encodes back to
+        the same bytes, or is rejected with L{ProtocolError}.
+        """
+        try:
+            message = parse_datagram(datagram)
+        except ProtocolError:
+            return
+        self.assertEqual(encode_datagram(message), datagram)
