@@ -25,10 +25,11 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from suto_server import keyschedule, schemes
+from suto_server.audit import AuditLog
 from suto_server.interfaces import IPasswordHashSource
 from suto_server.locations import Location
 from suto_server.store.errors import ProfileExists, UnknownWindow
-from suto_server.store.records import AuditEvent, EnrollmentWindow, Profile
+from suto_server.store.records import EnrollmentWindow, Profile
 
 #: Characters of generated one-time passwords: no look-alikes (0/O, 1/l/I).
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
@@ -71,6 +72,14 @@ def window_location(window: EnrollmentWindow) -> Location:
     )
 
 
+def _where(window: EnrollmentWindow | None) -> tuple[str, ...]:
+    """
+    The locations an event about C{window} concerns: the window's, or
+    none when there is no window.
+    """
+    return () if window is None else (window_location(window).describe(),)
+
+
 @implementer(IPasswordHashSource)
 class WindowHashSource:
     """
@@ -92,17 +101,26 @@ class Enrollment:
     @param store: an L{suto_server.interfaces.IEnrollmentStore}.
     @param master_key: seals keys at rest (L{suto_server.masterkey.MasterKey}).
     @param pool: computes the one-time password's hash off the reactor.
+    @param audit: the L{AuditLog} events and alerts go to; one over
+        C{store} with the structured log as its only alert sink unless
+        given.
     """
 
     log = Logger()
 
     def __init__(
-        self, store, master_key, pool, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+        self,
+        store,
+        master_key,
+        pool,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        audit: AuditLog | None = None,
     ) -> None:
         self._store = store
         self._master_key = master_key
         self._pool = pool
         self.max_attempts = max_attempts
+        self._audit_log = AuditLog(store) if audit is None else audit
 
     def open_window(
         self,
@@ -148,6 +166,7 @@ class Enrollment:
                 None,
                 f"at {location.describe()} for {timeout:g}s"
                 + (", replacing the profile" if replace else ""),
+                (location.describe(),),
             )
             return password
 
@@ -167,6 +186,7 @@ class Enrollment:
                     window.username,
                     None,
                     "deadline passed with no enrollment",
+                    _where(window),
                 )
             else:
                 current.append(window)
@@ -194,7 +214,9 @@ class Enrollment:
             raise EnrollmentRefused("no_window")
         if now >= window.deadline:
             self._store.close_window(user)
-            self._audit(now, "enrollment_failed", user, source, "expired")
+            self._audit(
+                now, "enrollment_failed", user, source, "expired", _where(window)
+            )
             raise EnrollmentRefused("expired")
         if not window_location(window).contains(source):
             self.fail(user, source, "wrong_location", now)
@@ -207,8 +229,10 @@ class Enrollment:
 
         @raise EnrollmentRefused: always, with C{reason}.
         """
-        self._audit(now, "enrollment_failed", user, source, reason)
         window = self._store.get_window(user)
+        self._audit(
+            now, "enrollment_failed", user, source, reason, _where(window)
+        )
         try:
             attempts = self._store.record_failed_attempt(user)
         except UnknownWindow:
@@ -223,13 +247,7 @@ class Enrollment:
                 user,
                 source,
                 f"{attempts} failed attempts",
-            )
-            self.log.warn(
-                "enrollment window for {user} closed after {attempts} failed "
-                "attempts, the last from {source}",
-                user=user,
-                attempts=attempts,
-                source=source,
+                _where(window),
             )
         raise EnrollmentRefused(reason)
 
@@ -268,7 +286,9 @@ class Enrollment:
             self.fail(user, source, "bad_seal", now)
         if now >= window.deadline:
             self._store.close_window(user)
-            self._audit(now, "enrollment_failed", user, source, "expired")
+            self._audit(
+                now, "enrollment_failed", user, source, "expired", _where(window)
+            )
             raise EnrollmentRefused("expired")
         fingerprint_hash = plaintext[: keyschedule.FINGERPRINT_SIZE]
         random_data = plaintext[keyschedule.FINGERPRINT_SIZE :]
@@ -289,7 +309,9 @@ class Enrollment:
         except UnknownWindow:
             self._audit(now, "enrollment_failed", user, source, "no_window")
             raise EnrollmentRefused("no_window") from None
-        self._audit(now, "enrolled", user, source, f"key id {key_id}")
+        self._audit(
+            now, "enrolled", user, source, f"key id {key_id}", _where(window)
+        )
         confirmation = keyschedule.seal(
             key,
             key_id.encode("ascii"),
@@ -307,8 +329,8 @@ class Enrollment:
         """
         self._audit(now, "enrollment_abandoned", user, source, reason)
 
-    def _audit(self, now, event, user, source, reason) -> None:
-        self._store.append_audit(AuditEvent(now, event, user, source, reason))
+    def _audit(self, now, event, user, source, reason, locations=()) -> None:
+        self._audit_log.record(now, event, user, source, reason, locations)
         self.log.info(
             "{event} {user} from {source}: {reason}",
             event=event,

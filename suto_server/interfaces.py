@@ -186,9 +186,15 @@ class IEnrollmentStore(Interface):
 
     def append_audit(event):
         """
-        Add an event to the audit log.
+        Add an event to the audit log, chained to the last one appended
+        (see L{suto_server.store.chain}); the store reads that one and
+        writes this one in one transaction, so two writers cannot fork the
+        chain.
 
-        @param event: a L{suto_server.store.records.AuditEvent}.
+        @param event: a L{suto_server.store.records.AuditEvent}; any
+            C{previous_hash} and C{hash} it carries are ignored.
+        @return: the event as stored, with its C{previous_hash} and
+            C{hash}.
         """
 
     def audit_events(since=None):
@@ -199,6 +205,16 @@ class IEnrollmentStore(Interface):
         @return: a L{list} of L{suto_server.store.records.AuditEvent},
             oldest first; events of the same time in the order they were
             appended.
+        """
+
+    def verify_audit():
+        """
+        Check the audit log's hash chain, in the order the events were
+        appended.
+
+        @return: a L{list} of problems, each a L{str} saying which record
+            was removed, moved or edited, the first break first; empty
+            when the log is intact.
         """
 
 
@@ -267,4 +283,59 @@ class IRotationStore(Interface):
         @return: whether C{key_id} is among the last
             L{suto_server.store.records.RETIRED_KEY_HISTORY} keys the
             profile gave up; L{False} when there is no such profile.
+        """
+
+
+class IRegistryStore(Interface):
+    """
+    The durable history of the registry of enrolled profiles: where each
+    profile moved, kept after the profile itself is gone.
+    Implementations: SQLite (the embedded default) and in-memory (tests);
+    one shared test suite runs against both.  Every method raises
+    L{ValueError} for an argument of the wrong type or out of bounds, and
+    writes nothing then.
+    """
+
+    def record_move(
+        username,
+        time,
+        old_address,
+        new_address,
+        old_location_name,
+        new_location_name,
+    ):
+        """
+        Record that C{username}'s profile moved from C{old_address} to
+        C{new_address} at C{time}.
+
+        @param old_location_name: the named location of C{old_address}, or
+            L{None}.
+        @param new_location_name: the named location of C{new_address}, or
+            L{None}.
+        """
+
+    def moves(username):
+        """
+        @return: a L{list} of the L{suto_server.store.records.Move}s of
+            C{username}'s profile, oldest first.
+        """
+
+
+class IAlertSink(Interface):
+    """
+    Somewhere alerts go as they happen: the structured log, a JSON-lines
+    file, a webhook, syslog.  A sink is called from the code that decides
+    an authentication or an enrollment, so it must return at once and
+    never raise into its caller: a sink that cannot deliver logs why and
+    drops or retries the alert on its own.
+    """
+
+    def deliver(alert):
+        """
+        Send an alert on its way.
+
+        @param alert: an L{suto_server.alerts.Alert}.
+        @return: L{None}, or a L{twisted.internet.defer.Deferred} that
+            fires when this sink is done with the alert (it never fails);
+            callers need not wait for it.
         """

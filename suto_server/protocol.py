@@ -281,7 +281,7 @@ class ServerProtocol(Protocol, TimeoutMixin):
         rotation = self.factory.rotation
         now = self.factory.clock.seconds()
         try:
-            profile, key = rotation.check_key(
+            profile, _ = rotation.check_key(
                 message.user, message.key_id, self._source, now
             )
         except RotationRefused:
@@ -291,7 +291,10 @@ class ServerProtocol(Protocol, TimeoutMixin):
         if tracking is None or self._admitted:
             admitted = succeed(True)
         else:
-            admitted = tracking.admit(profile, key, self._source, self, now)
+            current, previous = rotation.held_keys(profile)
+            admitted = tracking.admit(
+                profile, current, self._source, self, now, previous=previous
+            )
 
         def begin(admit: bool) -> None:
             if self._lost:

@@ -30,8 +30,9 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from suto_server import keyschedule
+from suto_server.audit import AuditLog
 from suto_server.store.errors import UnknownProfile
-from suto_server.store.records import AuditEvent, RotationCommit
+from suto_server.store.records import RotationCommit
 
 #: Consecutive rotations whose acknowledgement never came or did not open
 #: before C{fingerprint_mismatch} is reported.
@@ -76,6 +77,9 @@ class Rotation:
     @param committer: a L{GroupCommitter} over C{store.commit_rotations}.
     @param failure_alert: consecutive failures before
         C{fingerprint_mismatch}.
+    @param audit: the L{AuditLog} events and alerts go to; one over
+        C{store} with the structured log as its only alert sink unless
+        given.
     """
 
     log = Logger()
@@ -87,12 +91,14 @@ class Rotation:
         committer,
         failure_alert: int = DEFAULT_FAILURE_ALERT,
         new_private_key=X25519PrivateKey.generate,
+        audit: AuditLog | None = None,
     ) -> None:
         self._store = store
         self._master_key = master_key
         self._committer = committer
         self.failure_alert = failure_alert
         self._new_private_key = new_private_key
+        self._audit_log = AuditLog(store) if audit is None else audit
 
     def check_key(self, user: str, key_id: str, source: str, now: float):
         """
@@ -114,6 +120,22 @@ class Rotation:
         else:
             self._refuse_stale(profile, key_id, source, now)
         return profile, self._master_key.open_key(user, key_id, sealed)
+
+    def held_keys(self, profile) -> tuple[bytes, bytes | None]:
+        """
+        The keys a legitimate client of C{profile} may hold now: the
+        current one, and the previous one while the current is
+        unconfirmed (a client that missed "done" still has it).  For
+        checking a proof of possession.
+        """
+        user = profile.username
+        current = self._master_key.open_key(user, profile.key_id, profile.key_sealed)
+        previous = None
+        if profile.previous_key_id is not None and not profile.current_confirmed:
+            previous = self._master_key.open_key(
+                user, profile.previous_key_id, profile.previous_key_sealed
+            )
+        return current, previous
 
     def begin(
         self,
@@ -143,6 +165,7 @@ class Rotation:
                 source,
                 f"the client came back with key id {key_id}: it never "
                 f"committed {profile.key_id}",
+                (source,),
             )
             profile = self._store.get_profile(user)
         private = self._new_private_key()
@@ -240,20 +263,16 @@ class Rotation:
             failures = self._store.record_rotation_failure(user)
         except UnknownProfile:
             return
-        self._audit(now, "rotation_failed", user, source, reason)
+        self._audit(now, "rotation_failed", user, source, reason, (source,))
         if failures >= self.failure_alert:
             self._audit(
                 now,
                 "fingerprint_mismatch",
                 user,
                 source,
-                f"{failures} rotations in a row failed on the client's side",
-            )
-            self.log.warn(
-                "fingerprint_mismatch: {failures} rotations in a row for {user} "
-                "failed; its hardware fingerprint has likely changed",
-                failures=failures,
-                user=user,
+                f"{failures} rotations in a row failed on the client's side; "
+                f"its hardware fingerprint has likely changed",
+                (source,),
             )
 
     def _refuse_stale(self, profile, key_id: str, source: str, now: float):
@@ -268,15 +287,9 @@ class Rotation:
                 source,
                 f"superseded key id {key_id} used from {source}; the profile "
                 f"was last used from {profile.last_address}",
-            )
-            self.log.warn(
-                "clone_suspected: {user} used a superseded key from {source}; "
-                "last seen from {last_address}",
-                user=profile.username,
-                source=source,
-                last_address=profile.last_address,
+                (source, profile.last_address),
             )
         raise RotationRefused("unknown_key")
 
-    def _audit(self, now, event, user, source, reason) -> None:
-        self._store.append_audit(AuditEvent(now, event, user, source, reason))
+    def _audit(self, now, event, user, source, reason, locations) -> None:
+        self._audit_log.record(now, event, user, source, reason, locations)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import signal
 
-from twisted.application.service import MultiService, Service
+from twisted.application.service import IService, MultiService, Service
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from suto_server import schemes, wire
+from suto_server.audit import AuditLog
 from suto_server.authenticator import Authenticator
 from suto_server.adminapi import admin_site
 from suto_server.checkers import ChainedHashSource, SaltedChallengeChecker
@@ -31,6 +32,7 @@ from suto_server.hashpool import HashPool
 from suto_server.protocol import ServerFactory
 from suto_server.realm import SutoRealm
 from suto_server.rendezvous import Rendezvous
+from suto_server.sinks.log import LogSink
 from suto_server.tls import TLSConfigurationError
 
 
@@ -141,6 +143,9 @@ class SutoServer(MultiService):
         expiry (after C{cert_warn_days}); L{None} without a TLS listener.
     @ivar authenticator: starts authentications (what the admin API calls).
     @ivar store: the durable store, closed when the service stops.
+    @ivar audit: the L{AuditLog}: events go to the store's hash chain,
+        alerts to the structured log and to every sink in C{sinks} (those
+        that are services run with the server).
     """
 
     log = Logger()
@@ -167,10 +172,15 @@ class SutoServer(MultiService):
         rotation_grace: float = 30.0,
         fingerprint_alert: int = DEFAULT_FAILURE_ALERT,
         cert_warn_days: int = DEFAULT_WARN_DAYS,
+        sinks=(),
     ) -> None:
         super().__init__()
         self._reactor = reactor
         self.store = store
+        self.audit = AuditLog(store, [LogSink(), *sinks])
+        for sink in sinks:
+            if IService.providedBy(sink):
+                sink.setServiceParent(self)
         self._started = None
         self.hash_pool = HashPool(reactor, size=hash_pool_size)
         self.hash_pool.setServiceParent(self)
@@ -192,9 +202,14 @@ class SutoServer(MultiService):
                 master_key,
                 GroupCommitter(reactor, store.commit_rotations),
                 fingerprint_alert,
+                audit=self.audit,
             )
             self.enrollment = Enrollment(
-                store, master_key, self.hash_pool, max_enroll_attempts
+                store,
+                master_key,
+                self.hash_pool,
+                max_enroll_attempts,
+                audit=self.audit,
             )
             enrollment_portal = Portal(
                 SutoRealm(),
@@ -253,6 +268,7 @@ class SutoServer(MultiService):
                     self.status,
                     self.reload_certificates,
                     self._window_desk(locations, hello_port),
+                    self.audit,
                 ),
             )
 

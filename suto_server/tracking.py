@@ -40,11 +40,15 @@ class Tracking:
         self._checks = checks
         self._locations = locations
 
-    def admit(self, profile, key: bytes, address: str, connection, now: float):
+    def admit(
+        self, profile, key: bytes, address: str, connection, now: float, previous=None
+    ):
         """
         May C{connection}, from C{address}, serve C{profile}?
 
         @param key: the profile's current key, for checking a proof.
+        @param previous: the key the current one replaced, while a
+            legitimate client may still hold it.
         @return: a L{Deferred} firing with C{True} (admitted, registered as
             the profile's live connection) or C{False} (a clone is
             suspected; already recorded).
@@ -59,7 +63,7 @@ class Tracking:
         if old is None or old == address:
             self._live.attach(user, address, now, connection)
             return succeed(True)
-        d = self._checks.check(user, old, key)
+        d = self._checks.check(user, old, key, previous=previous)
 
         def decided(result: CheckResult) -> bool:
             if result is CheckResult.ANSWERED:

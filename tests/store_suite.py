@@ -1,11 +1,11 @@
 """
-One test suite for every L{IUserStore}, L{IEnrollmentStore} and
-L{IRotationStore} implementation.
+One test suite for every L{IUserStore}, L{IEnrollmentStore},
+L{IRotationStore} and L{IRegistryStore} implementation.
 
-A test module mixes L{UserStoreTestsMixin}, L{EnrollmentStoreTestsMixin}
-and L{RotationStoreTestsMixin} each into a trial test case of its own and
-defines C{make_store}; every implementation then answers to the same
-tests, so they cannot drift apart.
+A test module mixes L{UserStoreTestsMixin}, L{EnrollmentStoreTestsMixin},
+L{RotationStoreTestsMixin} and L{RegistryStoreTestsMixin} each into a
+trial test case of its own and defines C{make_store}; every implementation
+then answers to the same tests, so they cannot drift apart.
 """
 
 from dataclasses import replace
@@ -15,11 +15,13 @@ from zope.interface.verify import verifyObject
 
 from suto_server.interfaces import (
     IEnrollmentStore,
+    IRegistryStore,
     IRotationStore,
     IUserRecord,
     IUserStore,
 )
 from suto_server.schemes import UnsupportedScheme
+from suto_server.store import chain
 from suto_server.store.errors import (
     ProfileExists,
     StoreError,
@@ -29,6 +31,7 @@ from suto_server.store.errors import (
     UserExists,
 )
 from suto_server.store.records import (
+    MAX_LOCATIONS,
     MAX_NAME,
     MAX_NETWORKS,
     MAX_REASON,
@@ -37,6 +40,7 @@ from suto_server.store.records import (
     RETIRED_KEY_HISTORY,
     AuditEvent,
     EnrollmentWindow,
+    Move,
     Profile,
     RotationCommit,
     UserRecord,
@@ -466,9 +470,22 @@ BAD_AUDIT_EVENTS = [
     replace(AUDIT, reason=None),
     replace(AUDIT, reason="r" * (MAX_REASON + 1)),
     replace(AUDIT, reason="ok\nenrolled alice"),
+    replace(AUDIT, locations=["10.2.3.17"]),
+    replace(AUDIT, locations="10.2.3.17"),
+    replace(AUDIT, locations=("",)),
+    replace(AUDIT, locations=("lab\nforged",)),
+    replace(AUDIT, locations=("x" * (MAX_NAME + 1),)),
+    replace(AUDIT, locations=(b"lab",)),
+    replace(AUDIT, locations=("lab",) * (MAX_LOCATIONS + 1)),
     PROFILE,
     None,
 ]
+
+#: The hash of L{AUDIT} as the first record of a chain: every store must
+#: link the same way, or a log moved from one to another would not verify.
+AUDIT_FIRST_HASH = bytes.fromhex(
+    "7950c8b40f69adfb6f73cddb73b3a23cd2ab99015639feae288c1b4d96c557e5"
+)
 
 
 def _window(username, **changes):
@@ -857,6 +874,87 @@ class EnrollmentStoreTestsMixin:
         self.assertEqual(self.store.audit_events(since=3.5), [])
         self.assertEqual(len(self.store.audit_events(since=0)), 4)
 
+    def test_audit_locations(self):
+        """
+        An event's locations come back as the same tuple: none, one, or as
+        many as the store keeps.
+        """
+        events = [
+            AUDIT,
+            replace(AUDIT, locations=("10.2.3.17 (bldg2-f3-jack17)",)),
+            replace(
+                AUDIT,
+                locations=tuple(f"lab-{n}" for n in range(MAX_LOCATIONS)),
+            ),
+            replace(AUDIT, locations=("x" * MAX_NAME, "10.9.0.0/24, lab")),
+        ]
+        for event in events:
+            self.store.append_audit(event)
+        self.assertEqual(
+            [event.locations for event in self.store.audit_events()],
+            [event.locations for event in events],
+        )
+
+    def test_audit_chain(self):
+        """
+        Each appended event is chained to the one appended before it,
+        whatever the order of their times: the first to 32 zero bytes,
+        each with the hash L{chain.link} gives.  C{append_audit} returns
+        the event as stored, and C{audit_events} gives the hashes back.
+        """
+        events = [
+            replace(AUDIT, time=30.0),
+            replace(AUDIT, time=10.0, username=None, locations=("lab",)),
+            replace(AUDIT, time=20.0, source=None, reason=""),
+        ]
+        stored = [self.store.append_audit(event) for event in events]
+        self.assertEqual(stored, events)
+        previous = chain.GENESIS
+        for event in stored:
+            self.assertEqual(
+                (event.previous_hash, event.hash),
+                (previous, chain.link(previous, event)),
+            )
+            previous = event.hash
+        self.assertEqual(
+            [
+                (event.previous_hash, event.hash)
+                for event in self.store.audit_events()
+            ],
+            [
+                (event.previous_hash, event.hash)
+                for event in [stored[1], stored[2], stored[0]]
+            ],
+        )
+        self.assertEqual(self.store.verify_audit(), [])
+
+    def test_audit_chain_vector(self):
+        """
+        The first record's hash is the one every store computes for it.
+        """
+        self.assertEqual(
+            self.store.append_audit(AUDIT).hash, AUDIT_FIRST_HASH
+        )
+
+    def test_audit_chain_is_the_stores(self):
+        """
+        Hashes an event carries when appended are ignored: the store
+        chains it itself, so no caller can fork the chain.
+        """
+        forged = replace(AUDIT, previous_hash=b"p" * 32, hash=b"h" * 32)
+        stored = self.store.append_audit(forged)
+        self.assertEqual(
+            (stored.previous_hash, stored.hash),
+            (chain.GENESIS, AUDIT_FIRST_HASH),
+        )
+        self.assertEqual(self.store.verify_audit(), [])
+
+    def test_verify_empty(self):
+        """
+        An empty audit log is intact.
+        """
+        self.assertEqual(self.store.verify_audit(), [])
+
     def test_audit_bad_since(self):
         """
         A C{since} that is not a time raises L{ValueError}.
@@ -946,6 +1044,7 @@ class EnrollmentStoreTestsMixin:
             "remove_profile": lambda: store.remove_profile("alice"),
             "append_audit": lambda: store.append_audit(AUDIT),
             "audit_events": store.audit_events,
+            "verify_audit": store.verify_audit,
         }
         self.assertEqual(
             _accepted(StoreError, lambda method: calls[method](), calls), []
@@ -1512,6 +1611,136 @@ class RotationStoreTestsMixin:
             "is_retired": lambda: store.is_retired(
                 "alice", numbered_key_id(0)
             ),
+        }
+        self.assertEqual(
+            _accepted(StoreError, lambda method: calls[method](), calls), []
+        )
+
+
+MOVE = Move(
+    username="alice",
+    time=3000.0,
+    old_address="10.2.3.17",
+    new_address="10.9.0.4",
+    old_location_name="bldg2-f3-jack17",
+    new_location_name="lab-east",
+)
+
+# Each differs from MOVE in one field the store must refuse.
+BAD_MOVES = [
+    replace(MOVE, username="al ice"),
+    replace(MOVE, username=None),
+    replace(MOVE, time=-1),
+    replace(MOVE, time=float("nan")),
+    replace(MOVE, time="3000"),
+    replace(MOVE, old_address="lab-east"),
+    replace(MOVE, old_address=None),
+    replace(MOVE, new_address="10.9.0.0/24"),
+    replace(MOVE, new_address="10.9.0.4\nforged"),
+    replace(MOVE, old_location_name=""),
+    replace(MOVE, old_location_name="x" * (MAX_NAME + 1)),
+    replace(MOVE, new_location_name="lab\x00"),
+    replace(MOVE, new_location_name=7),
+]
+
+
+class RegistryStoreTestsMixin:
+    """
+    Tests of L{IRegistryStore} behaviour.  Mix into a trial C{TestCase}
+    that defines C{make_store()}, returning a new, empty, open store.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.store = self.make_store()
+        self.addCleanup(self.store.close)
+
+    def record(self, move):
+        """
+        Record C{move} through the store's own signature.
+        """
+        self.store.record_move(
+            move.username,
+            move.time,
+            move.old_address,
+            move.new_address,
+            move.old_location_name,
+            move.new_location_name,
+        )
+
+    def test_provides_interface(self):
+        """
+        The store provides L{IRegistryStore} completely.
+        """
+        self.assertTrue(verifyObject(IRegistryStore, self.store))
+
+    def test_no_moves(self):
+        """
+        A profile that never moved has no moves.
+        """
+        self.assertEqual(self.store.moves("alice"), [])
+
+    def test_moves(self):
+        """
+        A profile's moves come back field for field, in the order they
+        were recorded (not the order of their times), and only its own.
+        """
+        moves = [
+            MOVE,
+            replace(
+                MOVE,
+                time=2000.0,
+                old_address="10.9.0.4",
+                new_address="2001:db8::7",
+                old_location_name="lab-east",
+                new_location_name=None,
+            ),
+            replace(MOVE, time=MAX_TIME, old_location_name=None),
+        ]
+        bob = replace(MOVE, username="bob")
+        for move in [moves[0], bob, moves[1], moves[2]]:
+            self.record(move)
+        self.assertEqual(self.store.moves("alice"), moves)
+        self.assertEqual(self.store.moves("bob"), [bob])
+
+    def test_moves_outlive_the_profile(self):
+        """
+        A profile's moves stay after the profile is removed: they are its
+        history.
+        """
+        self.store.open_window(WINDOW)
+        self.store.complete_enrollment(PROFILE)
+        self.record(MOVE)
+        self.store.remove_profile("alice")
+        self.assertEqual(self.store.moves("alice"), [MOVE])
+
+    def test_bad_moves(self):
+        """
+        Recording a move with an argument of the wrong type or out of
+        bounds raises L{ValueError} and records nothing.
+        """
+        self.assertEqual(_accepted(ValueError, self.record, BAD_MOVES), [])
+        self.assertEqual(self.store.moves("alice"), [])
+
+    def test_bad_names(self):
+        """
+        C{moves} raises L{ValueError} for a name the wire could not carry.
+        """
+        self.assertEqual(
+            _accepted(ValueError, self.store.moves, BAD_NAMES), []
+        )
+
+    def test_closed(self):
+        """
+        After C{close}, every registry method raises L{StoreError}.
+        """
+        store = self.make_store()
+        store.close()
+        calls = {
+            "record_move": lambda: store.record_move(
+                "alice", 3000.0, "10.2.3.17", "10.9.0.4", None, None
+            ),
+            "moves": lambda: store.moves("alice"),
         }
         self.assertEqual(
             _accepted(StoreError, lambda method: calls[method](), calls), []

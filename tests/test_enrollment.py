@@ -409,7 +409,8 @@ class FailTests(EnrollmentTestsMixin, SynchronousTestCase):
         """
         The window survives C{max_attempts - 1} failures; the last one
         closes it with an C{enrollment_window_exhausted} audit and a
-        warning, after which the right password no longer helps.
+        warning (its alert, at the window's location), after which the
+        right password no longer helps.
         """
         self.open()
         for _ in range(DEFAULT_MAX_ATTEMPTS - 1):
@@ -425,10 +426,18 @@ class FailTests(EnrollmentTestsMixin, SynchronousTestCase):
             self.events("enrollment_window_exhausted"),
             [("enrollment_window_exhausted", "alice", OUTSIDE, "5 failed attempts")],
         )
-        [warning] = [e for e in logged if e["log_level"] is LogLevel.warn]
         self.assertEqual(
-            (warning["user"], warning["attempts"], warning["source"]),
-            ("alice", 5, OUTSIDE),
+            self.store.audit_events()[-1].locations, (LAB.describe(),)
+        )
+        [warning] = [
+            e
+            for e in logged
+            if e["log_level"] is LogLevel.warn
+            and e["alert_type"] == "enrollment_window_exhausted"
+        ]
+        self.assertEqual(
+            (warning["profile"], warning["source"], warning["locations"]),
+            ("alice", OUTSIDE, LAB.describe()),
         )
         self.assertEqual(
             self.refusal(self.enrollment.begin, "alice", INSIDE, NOW), "no_window"

@@ -7,6 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.store.memory import MemoryStore
 from tests.store_suite import (
     EnrollmentStoreTestsMixin,
+    RegistryStoreTestsMixin,
     RotationStoreTestsMixin,
     UserStoreTestsMixin,
 )
@@ -35,6 +36,15 @@ class MemoryEnrollmentStoreTests(
 class MemoryRotationStoreTests(RotationStoreTestsMixin, SynchronousTestCase):
     """
     The shared rotation store suite, run against L{MemoryStore}.
+    """
+
+    def make_store(self):
+        return MemoryStore()
+
+
+class MemoryRegistryStoreTests(RegistryStoreTestsMixin, SynchronousTestCase):
+    """
+    The shared registry store suite, run against L{MemoryStore}.
     """
 
     def make_store(self):

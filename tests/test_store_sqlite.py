@@ -14,6 +14,7 @@ from dataclasses import replace
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_server.store import chain
 from suto_server.store import sqlite as store_sqlite
 from suto_server.store.errors import (
     CorruptDatabase,
@@ -25,10 +26,12 @@ from suto_server.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from tests.store_suite import (
     AUDIT,
     HASH,
+    MOVE,
     OTHER_HASH,
     PROFILE,
     WINDOW,
     EnrollmentStoreTestsMixin,
+    RegistryStoreTestsMixin,
     RotationStoreTestsMixin,
     UserStoreTestsMixin,
     numbered_key_id,
@@ -43,6 +46,10 @@ _SHIPPED_V1 = os.path.join(_SHIPPED_SCHEMA_DIR, "v1.sql")
 _SHIPPED_TO_V2 = [
     os.path.join(_SHIPPED_SCHEMA_DIR, name)
     for name in ["v1.sql", "upgrade-to-v2.sql", "v2.sql"]
+]
+_SHIPPED_TO_V3 = _SHIPPED_TO_V2 + [
+    os.path.join(_SHIPPED_SCHEMA_DIR, name)
+    for name in ["upgrade-to-v3.sql", "v3.sql"]
 ]
 
 # Later schema versions for the upgrade tests, each one step on from the
@@ -308,6 +315,15 @@ class SQLiteRotationStoreTests(RotationStoreTestsMixin, SynchronousTestCase):
         self.assertEqual(self.store.record_rotation_failure("bob"), 1)
 
 
+class SQLiteRegistryStoreTests(RegistryStoreTestsMixin, SynchronousTestCase):
+    """
+    The shared registry store suite, run against L{SQLiteStore}.
+    """
+
+    def make_store(self):
+        return _new_store(self)
+
+
 class SQLiteFileTests(SynchronousTestCase):
     """
     How L{SQLiteStore.open} creates, checks and upgrades the database file.
@@ -355,13 +371,13 @@ class SQLiteFileTests(SynchronousTestCase):
     def test_fresh(self):
         """
         Opening a path with no file creates a database there, mode 0600, in
-        write-ahead-log mode, whose version row is L{SCHEMA_VERSION} (3).
+        write-ahead-log mode, whose version row is L{SCHEMA_VERSION} (4).
         While it is in use, its C{-wal} and C{-shm} files are 0600 too and
         no temporary file is left behind.
         """
         store = self.open_store()
         store.add_user("alice", HASH, 1000.0)
-        self.assertEqual(SCHEMA_VERSION, 3)
+        self.assertEqual(SCHEMA_VERSION, 4)
         self.assertEqual(_version(self.path), [(SCHEMA_VERSION,)])
         self.assertEqual(_query(self.path, "PRAGMA journal_mode"), [("wal",)])
         self.assertEqual(
@@ -444,6 +460,33 @@ class SQLiteFileTests(SynchronousTestCase):
         )
         self.assertEqual(reopened.list_profiles(), [PROFILE])
         self.assertEqual(reopened.audit_events(), [AUDIT])
+
+    def test_reopen_keeps_moves_and_chain(self):
+        """
+        Moves and the audit chain written before closing are there after
+        reopening, and the chain goes on from its last record.
+        """
+        store = SQLiteStore.open(self.path)
+        store.record_move(
+            MOVE.username,
+            MOVE.time,
+            MOVE.old_address,
+            MOVE.new_address,
+            MOVE.old_location_name,
+            MOVE.new_location_name,
+        )
+        first = store.append_audit(replace(AUDIT, locations=("lab",)))
+        store.close()
+        reopened = self.open_store()
+        self.assertEqual(reopened.moves("alice"), [MOVE])
+        self.assertEqual(
+            [(e.locations, e.hash) for e in reopened.audit_events()],
+            [(("lab",), first.hash)],
+        )
+        self.assertEqual(
+            reopened.append_audit(AUDIT).previous_hash, first.hash
+        )
+        self.assertEqual(reopened.verify_audit(), [])
 
     def test_reopen_keeps_rotation_state(self):
         """
@@ -592,6 +635,103 @@ class SQLiteFileTests(SynchronousTestCase):
         self.assertTrue(upgraded.is_retired("bob", bob.key_id))
         upgraded.remove_profile("bob")
         self.assertFalse(upgraded.is_retired("bob", bob.key_id))
+
+    def test_upgrade_shipped_v3(self):
+        """
+        A database of the shipped v3 schema holding audit records, opened
+        with the shipped schema files, is backed up to C{<path>.bak-v3} and
+        upgraded to L{SCHEMA_VERSION}: its records are kept, with no
+        locations, and chained in the order they were appended (not the
+        order of their times); the chain verifies, new records continue
+        it, its schema equals a fresh database's, and moves can be
+        recorded.
+        """
+        v3 = self.mktemp()
+        os.mkdir(v3)
+        for path in _SHIPPED_TO_V3:
+            shutil.copy(path, v3)
+        SQLiteStore.open(self.path, v3).close()
+        self.assertEqual(_version(self.path), [(3,)])
+        events = [
+            replace(AUDIT, time=30.0),
+            replace(AUDIT, time=10.0, username=None, source=None),
+            replace(AUDIT, time=20.0, event="enrolled", reason=""),
+            replace(AUDIT, time=20.0, event="clone_suspected"),
+        ]
+        connection = sqlite3.connect(self.path)
+        with connection:
+            for event in events:
+                connection.execute(
+                    "INSERT INTO audit (time, event, username, source, reason)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        event.time,
+                        event.event,
+                        event.username,
+                        event.source,
+                        event.reason,
+                    ),
+                )
+        connection.close()
+        upgraded = self.open_store()
+        self.assertEqual(_version(self.path), [(SCHEMA_VERSION,)])
+        self.assertEqual(
+            upgraded.audit_events(),
+            [events[1], events[2], events[3], events[0]],
+        )
+        self.assertEqual(upgraded.verify_audit(), [])
+        previous = chain.GENESIS
+        expected = []
+        for event in events:
+            expected.append(chain.chained(previous, event))
+            previous = expected[-1].hash
+        self.assertEqual(
+            _query(self.path, "SELECT id, previous_hash, hash FROM audit"),
+            [
+                (number, event.previous_hash, event.hash)
+                for number, event in enumerate(expected, 1)
+            ],
+        )
+        appended = upgraded.append_audit(AUDIT)
+        self.assertEqual(appended.previous_hash, expected[-1].hash)
+        self.assertEqual(
+            _query(self.path, "SELECT max(id) FROM audit"), [(5,)]
+        )
+        self.assertEqual(upgraded.verify_audit(), [])
+        fresh_path = os.path.join(self.directory, "fresh.db")
+        SQLiteStore.open(fresh_path).close()
+        self.assertEqual(_schema(self.path), _schema(fresh_path))
+        backup = self.path + ".bak-v3"
+        self.assertEqual(_version(backup), [(3,)])
+        self.assertEqual(
+            _query(backup, "SELECT count(*) FROM audit"), [(len(events),)]
+        )
+        upgraded.record_move(
+            MOVE.username,
+            MOVE.time,
+            MOVE.old_address,
+            MOVE.new_address,
+            MOVE.old_location_name,
+            MOVE.new_location_name,
+        )
+        self.assertEqual(upgraded.moves("alice"), [MOVE])
+
+    def test_upgrade_shipped_v3_empty_audit(self):
+        """
+        A v3 database with an empty audit log upgrades to an empty, intact
+        one whose first record starts the chain.
+        """
+        v3 = self.mktemp()
+        os.mkdir(v3)
+        for path in _SHIPPED_TO_V3:
+            shutil.copy(path, v3)
+        SQLiteStore.open(self.path, v3).close()
+        upgraded = self.open_store()
+        self.assertEqual(upgraded.audit_events(), [])
+        self.assertEqual(
+            upgraded.append_audit(AUDIT).previous_hash, chain.GENESIS
+        )
+        self.assertEqual(upgraded.verify_audit(), [])
 
     def test_upgrade_shipped_v1(self):
         """

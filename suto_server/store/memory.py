@@ -1,5 +1,6 @@
 """
-A store of accounts, enrollment and rotation state kept in dictionaries,
+A store of accounts, enrollment and rotation state, moves and the audit
+log kept in dictionaries,
 for tests that need a store but not a file.  It behaves exactly as
 L{suto_server.store.sqlite.SQLiteStore} does; the shared store test suite
 holds the two together.
@@ -17,10 +18,12 @@ from zope.interface import implementer
 
 from suto_server.interfaces import (
     IEnrollmentStore,
+    IRegistryStore,
     IRotationStore,
     IUserStore,
 )
 from suto_server.schemes import identify
+from suto_server.store import chain
 from suto_server.store.errors import (
     ProfileExists,
     StoreError,
@@ -31,10 +34,12 @@ from suto_server.store.errors import (
 )
 from suto_server.store.records import (
     RETIRED_KEY_HISTORY,
+    Move,
     UserRecord,
     check_audit_event,
     check_key_id,
     check_key_use,
+    check_move,
     check_profile,
     check_rotation_commit,
     check_time,
@@ -53,7 +58,9 @@ class _Tables:
     @ivar retired: username -> the ids of the keys its profile gave up,
         oldest first, in a L{deque} that keeps the newest
         L{RETIRED_KEY_HISTORY}; only profiles that retired a key have one.
-    @ivar audit: the L{AuditEvent}s in the order they were appended.
+    @ivar audit: the chained L{AuditEvent}s in the order they were
+        appended.
+    @ivar moves: username -> its L{Move}s, oldest first.
     """
 
     def __init__(self):
@@ -62,6 +69,7 @@ class _Tables:
         self.profiles = {}
         self.retired = {}
         self.audit = []
+        self.moves = {}
 
     def retire(self, username, key_id):
         """
@@ -116,11 +124,11 @@ def _commit_one(tables, commit):
     return True
 
 
-@implementer(IUserStore, IEnrollmentStore, IRotationStore)
+@implementer(IUserStore, IEnrollmentStore, IRotationStore, IRegistryStore)
 class MemoryStore:
     """
-    Accounts, enrollment and rotation state in memory, lost when the
-    object goes.
+    Accounts, enrollment and rotation state, moves and the audit log in
+    memory, lost when the object goes.
     """
 
     def __init__(self):
@@ -286,7 +294,11 @@ class MemoryStore:
         See L{IEnrollmentStore.append_audit}.
         """
         check_audit_event(event)
-        self._open_tables().audit.append(event)
+        audit = self._open_tables().audit
+        previous = audit[-1].hash if audit else chain.GENESIS
+        stored = chain.chained(previous, event)
+        audit.append(stored)
+        return stored
 
     def audit_events(self, since=None):
         """
@@ -301,6 +313,42 @@ class MemoryStore:
             events = [event for event in events if event.time >= since]
         # sorted() is stable: events of the same time stay in append order.
         return sorted(events, key=lambda event: event.time)
+
+    def verify_audit(self):
+        """
+        See L{IEnrollmentStore.verify_audit}.
+        """
+        return chain.verify(self._open_tables().audit)
+
+    def record_move(
+        self,
+        username,
+        time,
+        old_address,
+        new_address,
+        old_location_name,
+        new_location_name,
+    ):
+        """
+        See L{IRegistryStore.record_move}.
+        """
+        move = Move(
+            username,
+            time,
+            old_address,
+            new_address,
+            old_location_name,
+            new_location_name,
+        )
+        check_move(move)
+        self._open_tables().moves.setdefault(username, []).append(move)
+
+    def moves(self, username):
+        """
+        See L{IRegistryStore.moves}.
+        """
+        check_username(username)
+        return list(self._open_tables().moves.get(username, ()))
 
     def commit_rotations(self, rotations):
         """

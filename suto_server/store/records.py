@@ -1,6 +1,7 @@
 """
 What the store holds (accounts, enrollment windows, enrolled profiles and
-their key rotations, the audit log), and which values it accepts.
+their key rotations and moves, the audit log), and which values it
+accepts.
 
 The records are plain frozen dataclasses; the C{check_*} functions are what
 every store runs before writing one, so that both stores refuse the same
@@ -52,6 +53,8 @@ MAX_NETWORKS = 256
 MAX_NAME = 255
 #: Longest audit reason the store keeps.
 MAX_REASON = 16384
+#: Most locations one audit event may name (a move names two).
+MAX_LOCATIONS = 16
 #: Size of a hardware fingerprint hash (SHA-256).
 FINGERPRINT_SIZE = 32
 #: Largest sealed key the store keeps (a master-key seal of a 32-byte key
@@ -189,10 +192,22 @@ class AuditEvent:
     """
     One line of the audit log: what happened to whom, from where, and why.
 
+    The log is a hash chain (see L{suto_server.store.chain}): the store
+    sets C{previous_hash} and C{hash} when it appends an event, whatever
+    the event carried, so that no caller can fork the chain.  They take
+    no part in comparisons, so an event read back equals the one
+    appended.
+
     @ivar event: a machine-readable name, e.g. C{"enrollment_failed"}.
     @ivar username: the user concerned, if any.
     @ivar source: the peer's address, if a peer was involved.
     @ivar reason: the detail, e.g. C{"wrong_location"}.
+    @ivar locations: the places the event concerns, as operators name
+        them (e.g. C{"10.2.3.17 (bldg2-f3-jack17)"}), possibly none.
+    @ivar previous_hash: the hash of the event appended before this one
+        (32 zero bytes for the first), or L{None} before it is stored.
+    @ivar hash: this event's link in the chain, or L{None} before it is
+        stored.
     """
 
     time: float
@@ -200,6 +215,30 @@ class AuditEvent:
     username: str | None
     source: str | None
     reason: str
+    locations: tuple[str, ...] = ()
+    previous_hash: bytes | None = field(default=None, compare=False)
+    hash: bytes | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Move:
+    """
+    One move of an enrolled profile from one address to another, kept for
+    its history after the profile itself is gone.
+
+    @ivar time: POSIX time the move was accepted.
+    @ivar old_location_name: the named location of C{old_address}, if
+        any.
+    @ivar new_location_name: the named location of C{new_address}, if
+        any.
+    """
+
+    username: str
+    time: float
+    old_address: str
+    new_address: str
+    old_location_name: str | None
+    new_location_name: str | None
 
 
 def _check_type(record, kind):
@@ -426,3 +465,32 @@ def check_audit_event(event):
         )
     if not event.reason.isprintable():
         raise ValueError("a reason must be printable")
+    if (
+        not isinstance(event.locations, tuple)
+        or len(event.locations) > MAX_LOCATIONS
+    ):
+        raise ValueError(
+            f"locations must be a tuple of at most {MAX_LOCATIONS}"
+        )
+    for location in event.locations:
+        _check_text("location", location, MAX_NAME)
+
+
+def check_move(move):
+    """
+    Refuse a move the store could not keep faithfully.
+
+    @raise ValueError: C{move} is not a L{Move}, or a field is of the
+        wrong type or out of bounds.
+    """
+    _check_type(move, Move)
+    check_username(move.username)
+    check_time("time", move.time)
+    check_address("old address", move.old_address)
+    check_address("new address", move.new_address)
+    _check_text(
+        "old location name", move.old_location_name, MAX_NAME, optional=True
+    )
+    _check_text(
+        "new location name", move.new_location_name, MAX_NAME, optional=True
+    )

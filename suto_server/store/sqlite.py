@@ -1,6 +1,6 @@
 """
-The embedded default store of accounts, enrollment and key rotation state:
-one SQLite file.
+The embedded default store of accounts, enrollment and key rotation state,
+profile moves and the audit log: one SQLite file.
 
 The schema lives in versioned SQL files: C{vN.sql} is the full schema of
 version N (it creates the one-row C{version} table too) and
@@ -21,9 +21,10 @@ and a version newer than this code knows raises L{DatabaseTooNew}, in both
 cases without changing the file.
 
 Writes that must happen together (using up an enrollment window and
-storing its profile; a batch of key rotations) run in one transaction that
-takes the write lock at once, so no other process can slip in between its
-read and its writes.  A batch of rotations thus costs one sync to disk
+storing its profile; a batch of key rotations; reading the last audit
+record and chaining the next one to it) run in one transaction that takes
+the write lock at once, so no other process can slip in between its read
+and its writes.  A batch of rotations thus costs one sync to disk
 however many devices it serves.
 
 Every connection runs with foreign keys on, a write-ahead log and
@@ -43,10 +44,12 @@ from zope.interface import implementer
 
 from suto_server.interfaces import (
     IEnrollmentStore,
+    IRegistryStore,
     IRotationStore,
     IUserStore,
 )
 from suto_server.schemes import identify
+from suto_server.store import chain
 from suto_server.store.errors import (
     CorruptDatabase,
     DatabaseTooNew,
@@ -61,11 +64,13 @@ from suto_server.store.records import (
     RETIRED_KEY_HISTORY,
     AuditEvent,
     EnrollmentWindow,
+    Move,
     Profile,
     UserRecord,
     check_audit_event,
     check_key_id,
     check_key_use,
+    check_move,
     check_profile,
     check_rotation_commit,
     check_time,
@@ -74,11 +79,14 @@ from suto_server.store.records import (
 )
 
 # The version the shipped schema/ files describe; a test holds them together.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # A window's networks are kept as one text column; no network in CIDR
 # notation contains this.
 _NETWORK_SEPARATOR = ","
+# So are an audit record's locations; the store accepts only printable
+# ones, and a line break is not.
+_LOCATION_SEPARATOR = "\n"
 
 _WINDOW_COLUMNS = (
     "username, otp_hash, networks, location_name, opened_at, deadline,"
@@ -91,6 +99,13 @@ _PROFILE_COLUMNS = (
     " last_address, rotation_failures"
 )
 _PROFILE_PARAMETERS = ", ".join("?" * len(_PROFILE_COLUMNS.split(",")))
+_AUDIT_COLUMNS = (
+    "time, event, username, source, reason, locations, previous_hash, hash"
+)
+_MOVE_COLUMNS = (
+    "username, time, old_address, new_address, old_location_name,"
+    " new_location_name"
+)
 
 _SHIPPED_SCHEMA_DIR = os.path.join(os.path.dirname(__file__), "schema")
 _FULL_SCHEMA_NAME = re.compile(r"v([1-9][0-9]*)\.sql")
@@ -294,6 +309,76 @@ def _profile_from_row(row):
     )
 
 
+def _locations_from_text(text):
+    """
+    @return: the locations an audit record's C{locations} column holds.
+    """
+    return tuple(text.split(_LOCATION_SEPARATOR)) if text else ()
+
+
+def _audit_row(event):
+    """
+    @return: the C{audit} row of a chained C{event}, in L{_AUDIT_COLUMNS}
+        order.
+    """
+    return (
+        event.time,
+        event.event,
+        event.username,
+        event.source,
+        event.reason,
+        _LOCATION_SEPARATOR.join(event.locations),
+        event.previous_hash,
+        event.hash,
+    )
+
+
+def _audit_from_row(row):
+    """
+    @return: the L{AuditEvent} an C{audit} row read with L{_AUDIT_COLUMNS}
+        holds.
+    """
+    time, event, username, source, reason, locations, previous, hash_ = row
+    return AuditEvent(
+        time=time,
+        event=event,
+        username=username,
+        source=source,
+        reason=reason,
+        locations=_locations_from_text(locations),
+        previous_hash=previous,
+        hash=hash_,
+    )
+
+
+def _audit_link(previous, time, event, username, source, reason, locations):
+    """
+    L{chain.link} over the columns of an C{audit} row, for the upgrade
+    script that chains the records of an older database.
+    """
+    return chain.link(
+        previous,
+        AuditEvent(
+            time,
+            event,
+            username,
+            source,
+            reason,
+            _locations_from_text(locations),
+        ),
+    )
+
+
+def _missing(first, last):
+    """
+    @return: the problem of the audit records of ids C{first} to C{last}
+        having been removed.
+    """
+    if first == last:
+        return f"the record of id {first} was removed"
+    return f"the records of ids {first} to {last} were removed"
+
+
 def _retire(connection, username, key_id, now):
     """
     Add C{key_id} to the retired keys of C{username}'s profile, forgetting
@@ -409,12 +494,12 @@ def _checked_version(connection, path):
     return rows[0][0]
 
 
-@implementer(IUserStore, IEnrollmentStore, IRotationStore)
+@implementer(IUserStore, IEnrollmentStore, IRotationStore, IRegistryStore)
 class SQLiteStore:
     """
-    Accounts, enrollment and rotation state kept in one SQLite file,
-    through one connection.  Every method is synchronous: a local SQLite
-    read takes well under a millisecond.
+    Accounts, enrollment and rotation state, moves and the audit log kept
+    in one SQLite file, through one connection.  Every method is
+    synchronous: a local SQLite read takes well under a millisecond.
     """
 
     log = Logger()
@@ -514,6 +599,9 @@ class SQLiteStore:
             (step, _read_script(schema_dir, f"upgrade-to-v{step}.sql"))
             for step in range(version + 1, target + 1)
         ]
+        connection.create_function(
+            "audit_link", 7, _audit_link, deterministic=True
+        )
         backup = f"{path}.bak-v{version}"
         cls.log.info(
             "backing up {path} (schema v{version}) to {backup}",
@@ -575,7 +663,7 @@ class SQLiteStore:
             return connection.execute(sql, parameters).fetchall()
 
     @contextmanager
-    def _transaction(self, doing):
+    def _transaction(self, doing, begin="BEGIN IMMEDIATE"):
         """
         Run several statements as one transaction, which takes the write
         lock at once so no other writer can change what it read: it
@@ -583,12 +671,15 @@ class SQLiteStore:
 
         @param doing: what the transaction does, for the message of a
             L{StoreError}.
+        @param begin: the statement that starts it; C{"BEGIN"} for one that
+            only reads, which sees one snapshot of the database without
+            keeping writers waiting.
         @return: a context manager giving the connection.
         @raise StoreError: the store is closed, or SQLite failed.
         """
         connection = self._open_connection()
         with _as_store_error(doing):
-            connection.execute("BEGIN IMMEDIATE")
+            connection.execute(begin)
             try:
                 yield connection
             except BaseException:
@@ -790,17 +881,18 @@ class SQLiteStore:
         See L{IEnrollmentStore.append_audit}.
         """
         check_audit_event(event)
-        self._write(
-            "INSERT INTO audit (time, event, username, source, reason)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (
-                event.time,
-                event.event,
-                event.username,
-                event.source,
-                event.reason,
-            ),
-        )
+        with self._transaction("appending to the audit log") as connection:
+            rows = connection.execute(
+                "SELECT hash FROM audit ORDER BY id DESC LIMIT 1"
+            ).fetchall()
+            previous = rows[0][0] if rows else chain.GENESIS
+            stored = chain.chained(previous, event)
+            connection.execute(
+                f"INSERT INTO audit ({_AUDIT_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _audit_row(stored),
+            )
+        return stored
 
     def audit_events(self, since=None):
         """
@@ -812,11 +904,85 @@ class SQLiteStore:
         if since is not None:
             check_time("since", since)
         rows = self._read(
-            "SELECT time, event, username, source, reason FROM audit"
+            f"SELECT {_AUDIT_COLUMNS} FROM audit"
             " WHERE ? IS NULL OR time >= ? ORDER BY time, id",
             (since, since),
         )
-        return [AuditEvent(*row) for row in rows]
+        return [_audit_from_row(row) for row in rows]
+
+    def verify_audit(self):
+        """
+        See L{IEnrollmentStore.verify_audit}.
+
+        Besides the chain, the ids tell what the chain alone cannot: they
+        are given out one after the other from 1, and SQLite remembers the
+        last one given (in C{sqlite_sequence}), so records removed from
+        the end, even if more were appended since, leave missing ids.
+        """
+        with self._transaction(
+            "verifying the audit log", begin="BEGIN"
+        ) as connection:
+            rows = connection.execute(
+                f"SELECT id, {_AUDIT_COLUMNS} FROM audit ORDER BY id"
+            ).fetchall()
+            given = connection.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'audit'"
+            ).fetchall()
+        found = chain.breaks(_audit_from_row(row[1:]) for row in rows)
+        expected = 1
+        for position, (number, *_) in enumerate(rows, 1):
+            if number != expected:
+                found.append((position, _missing(expected, number - 1)))
+            expected = number + 1
+        if given and given[0][0] >= expected:
+            found.append((len(rows) + 1, _missing(expected, given[0][0])))
+        found.sort(key=lambda problem: problem[0])
+        return [problem for _, problem in found]
+
+    def record_move(
+        self,
+        username,
+        time,
+        old_address,
+        new_address,
+        old_location_name,
+        new_location_name,
+    ):
+        """
+        See L{IRegistryStore.record_move}.
+        """
+        move = Move(
+            username,
+            time,
+            old_address,
+            new_address,
+            old_location_name,
+            new_location_name,
+        )
+        check_move(move)
+        self._write(
+            f"INSERT INTO moves ({_MOVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                move.username,
+                move.time,
+                move.old_address,
+                move.new_address,
+                move.old_location_name,
+                move.new_location_name,
+            ),
+        )
+
+    def moves(self, username):
+        """
+        See L{IRegistryStore.moves}.
+        """
+        check_username(username)
+        rows = self._read(
+            f"SELECT {_MOVE_COLUMNS} FROM moves WHERE username = ?"
+            " ORDER BY id",
+            (username,),
+        )
+        return [Move(*row) for row in rows]
 
     def commit_rotations(self, rotations):
         """

@@ -1,0 +1,127 @@
+"""
+The audit log as the rest of the server uses it: one call records an event
+in the store's hash chain and, when the event is an alert, hands the alert
+to every alert sink.
+
+Recording is synchronous and local (one SQLite transaction); delivering is
+whatever each sink makes of it, and never reaches back: a sink that raises
+or whose L{Deferred} fails is logged, and the caller, which is deciding an
+authentication or an enrollment, goes on.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import maybeDeferred
+from twisted.logger import Logger
+
+from suto_server.alerts import Alert, alert_for
+from suto_server.sinks.log import LogSink
+from suto_server.store.records import MAX_NAME, AuditEvent, check_audit_event
+
+_ELLIPSIS = "..."
+
+
+def _bounded(location: str) -> str:
+    """
+    @return: C{location}, shortened to the L{MAX_NAME} characters the
+        store keeps (a location of many networks describes itself at
+        length), so that a long one never keeps an event out of the log.
+    """
+    if len(location) <= MAX_NAME:
+        return location
+    return location[: MAX_NAME - len(_ELLIPSIS)] + _ELLIPSIS
+
+
+class AuditLog:
+    """
+    @param store: an L{suto_server.interfaces.IEnrollmentStore}, which
+        keeps the chain.
+    @param sinks: the L{suto_server.interfaces.IAlertSink}s alerts go to;
+        the structured log alone (a L{LogSink}) unless given.
+    """
+
+    log = Logger()
+
+    def __init__(self, store, sinks=None) -> None:
+        self._store = store
+        self._sinks = [LogSink()] if sinks is None else list(sinks)
+
+    def record(
+        self,
+        now: float,
+        event: str,
+        user: str | None,
+        source: str | None,
+        reason: str,
+        locations=(),
+    ) -> None:
+        """
+        Append an event to the audit log and raise its alert, if it is
+        one.  The alert goes out even when the store fails, since that is
+        when an operator most needs it.
+
+        @param locations: the places the event concerns (each shortened
+            to what the store keeps).
+        @raise ValueError: a field is of the wrong type or out of bounds;
+            nothing is recorded and no alert raised.
+        @raise suto_server.store.errors.StoreError: the store could not
+            append the event.
+        """
+        record = AuditEvent(
+            now,
+            event,
+            user,
+            source,
+            reason,
+            tuple(_bounded(location) for location in locations),
+        )
+        check_audit_event(record)
+        try:
+            self._store.append_audit(record)
+        finally:
+            alert = alert_for(record)
+            if alert is not None:
+                self._raise(alert)
+
+    def _raise(self, alert: Alert) -> None:
+        """
+        Hand C{alert} to every sink; none of their failures escapes.
+        """
+        for sink in self._sinks:
+            maybeDeferred(sink.deliver, alert).addErrback(
+                self._sink_failed, sink, alert
+            )
+
+    def _sink_failed(self, failure, sink, alert: Alert) -> None:
+        self.log.failure(
+            "alert sink {sink} failed on a {alert_type} alert",
+            failure,
+            sink=type(sink).__name__,
+            alert_type=alert.type,
+        )
+
+    def events(self, since: float | None = None) -> list:
+        """
+        @return: the L{AuditEvent}s at or after C{since} (all unless
+            given), oldest first.
+        """
+        return self._store.audit_events(since)
+
+    def alerts(self, since: float | None = None) -> list:
+        """
+        @return: the L{Alert}s at or after C{since} (all unless given),
+            oldest first.
+        """
+        return [
+            alert
+            for alert in map(alert_for, self.events(since))
+            if alert is not None
+        ]
+
+    def verify(self) -> list:
+        """
+        @return: the problems with the log's hash chain (see
+            L{suto_server.interfaces.IEnrollmentStore.verify_audit}); empty
+            when it is intact.
+        """
+        return self._store.verify_audit()

@@ -1,0 +1,3 @@
+"""
+Where alerts go: one module per L{suto_server.interfaces.IAlertSink}.
+"""
