@@ -8,18 +8,21 @@ C{suto-client}: manage the endpoint agent's accounts.
     suto-client account del USER
     suto-client enroll --server HOST[:PORT] --user USER --pin SHA256
     suto-client fingerprint
+    suto-client config check FILE
 
-Every subcommand except C{fingerprint} takes C{--state PATH} (default:
-the agent's default state file).  The running agent reads the file at
-every hello, so changes apply without a restart.  The password is
-prompted for, or read from the first line of standard input with
-C{--password-stdin}; it is kept in the state file (mode 0600) only until
-the first successful authentication replaces it by the salted hash.
+Every subcommand except C{fingerprint} and C{config} takes C{--state
+PATH} (default: the agent's default state file).  The running agent reads
+the file at every hello, so changes apply without a restart.  The
+password is prompted for, or read from the first line of standard input
+with C{--password-stdin}; it is kept in the state file (mode 0600) only
+until the first successful authentication replaces it by the salted hash.
 
 C{enroll} proves a one-time password from the server's operator, read the
 same way, and stores the enrolled profile's first key in the state file.
 C{fingerprint} shows this machine's fingerprint hash and which sources it
-was computed from, never what they read.
+was computed from, never what they read.  C{config check} reports every
+problem of a C{twistd suto-client --config} file before the agent is
+restarted with it.
 
 A TLS account trusts the server either by the SHA-256 pin of its
 certificate or through a CA bundle (C{--ca}); with C{--client-cert} and
@@ -56,8 +59,9 @@ from suto_client.statefile import (
     load_state,
     save_state,
 )
+from suto_client.tap import Options
 from suto_client.tls import normalise_pin
-from suto_server import wire
+from suto_server import config, wire
 
 MAX_PASSWORD = 1024
 """The longest password accepted, in characters."""
@@ -312,6 +316,15 @@ def _fingerprint(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
     stdout.write(f"sources: {', '.join(fingerprint.used)}\n")
 
 
+def _config_check(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
+    problems = config.check(args.file, Options)
+    for problem in problems:
+        stderr.write(f"{problem.describe(args.file)}\n")
+    if problems:
+        raise CommandError(f"{len(problems)} problem(s) in {args.file}")
+    stdout.write(f"{args.file}: ok\n")
+
+
 def _server(host: str, port: int) -> str:
     if ":" in host:
         return f"[{host}]:{port}"
@@ -324,6 +337,7 @@ _COMMANDS = {
     ("account", "del"): _delete,
     ("enroll", None): _enroll,
     ("fingerprint", None): _fingerprint,
+    ("config", "check"): _config_check,
 }
 
 
@@ -431,6 +445,13 @@ def _parser() -> argparse.ArgumentParser:
         "fingerprint",
         help="show this machine's fingerprint hash and its sources",
     ).set_defaults(action=None)
+    configuration = groups.add_parser(
+        "config", help="the agent's configuration file"
+    ).add_subparsers(dest="action", required=True)
+    checking = configuration.add_parser(
+        "check", help="report every problem of a configuration file"
+    )
+    checking.add_argument("file")
     return parser
 
 

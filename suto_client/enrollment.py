@@ -44,27 +44,30 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from automat import MethodicalMachine
-from twisted.internet import error as internet_error
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
-    connectProtocol,
     wrapClientTLS,
 )
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import Protocol
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from suto_client.conversation import Close, Conversation, Send
+from suto_client.exchange import (
+    SingleExchangeProtocol,
+    log_result,
+    run_exchange,
+)
 from suto_client.fingerprint import (
     FingerprintError,
     compute_fingerprint,
     default_sources,
 )
-from suto_client.protocol import Derivation, describe_failure
-from suto_client.session import Close, ComputeHash, Send
+from suto_client.protocol import Derivation
+from suto_client.session import ComputeHash
 from suto_client.statefile import EnrolledProfile
 from suto_client.tls import normalise_pin, pinned_client_creator
 from suto_server import keyschedule, libxcrypt, schemes, wire
@@ -117,7 +120,7 @@ class Finish:
     key_id: str | None = None
 
 
-class ClientEnrollment:
+class ClientEnrollment(Conversation):
     """
     One connection's enrollment conversation, from connecting to the
     server's confirmation.
@@ -154,6 +157,7 @@ class ClientEnrollment:
             and len(random_data) == keyschedule.RANDOM_SIZE
         ):
             raise EnrollmentError("the random data is 32 bytes")
+        super().__init__()
         self.user = user
         self._fingerprint_hash = fingerprint_hash
         self._random_data = random_data
@@ -162,8 +166,6 @@ class ClientEnrollment:
         self._data: wire.EnrollData | None = None
         self._key: bytes | None = None
         self._key_id: str | None = None
-        self._reason = ""
-        self._actions: list = []
 
     # What the protocol calls.
 
@@ -172,38 +174,6 @@ class ClientEnrollment:
         The connection is up: return the first message to send.
         """
         self._open()
-        return self._take()
-
-    def receive(self, message) -> list:
-        """
-        Feed one decoded message; return the actions it causes.
-        """
-        # The reason given if the message turns out to be out of order.
-        self._reason = f"unexpected {type(message).__name__} from the server"
-        if isinstance(message, wire.Version):
-            if message.version == wire.PROTOCOL_VERSION:
-                self._version()
-            else:
-                self._fail(f"the server speaks version {message.version}")
-        elif isinstance(message, wire.SaltA):
-            self._salts = message
-            self._salts_arrived()
-        elif isinstance(message, wire.Auth):
-            if message.ok:
-                self._accepted()
-            else:
-                self._refused()
-        elif isinstance(message, wire.Enrolled):
-            if self._confirms(message):
-                self._confirmed()
-            else:
-                self._mismatch()
-        elif isinstance(message, wire.Error):
-            explanation = _SERVER_ERRORS.get(message.code, "the server failed")
-            self._reason = f"{explanation} ({message.code})"
-            self._server_error()
-        else:
-            self._violation()
         return self._take()
 
     def hashed(self, salted_hash: str, response: str) -> list:
@@ -243,39 +213,34 @@ class ClientEnrollment:
         The hash could not be computed (for example, a password salt the
         local crypt does not support).
         """
-        self._reason = reason
-        self._cannot_hash()
-        return self._take()
-
-    def protocol_error(self, error: wire.ProtocolError) -> list:
-        """
-        The decoder found the server's bytes malformed.
-        """
-        self._fail(f"protocol error: {error.code}")
-        return self._take()
-
-    def connection_lost(self, reason: str) -> list:
-        """
-        The connection went away; C{reason} says why, without secrets.
-        """
-        self._reason = reason
-        self._lost()
-        return self._take()
-
-    def timed_out(self) -> list:
-        """
-        The enrollment did not finish in time.
-        """
-        self._expire()
-        return self._take()
+        return self._end(reason, self._cannot_hash)
 
     def abandon(self, reason: str) -> list:
         """
         Give up on the enrollment.
         """
-        self._reason = reason
-        self._give_up()
-        return self._take()
+        return self._end(reason, self._give_up)
+
+    def _inspect(self, message) -> None:
+        if isinstance(message, wire.SaltA):
+            self._salts = message
+            self._salts_arrived()
+        elif isinstance(message, wire.Auth):
+            if message.ok:
+                self._accepted()
+            else:
+                self._refused()
+        elif isinstance(message, wire.Enrolled):
+            if self._confirms(message):
+                self._confirmed()
+            else:
+                self._mismatch()
+        elif isinstance(message, wire.Error):
+            explanation = _SERVER_ERRORS.get(message.code, "the server failed")
+            self._reason = f"{explanation} ({message.code})"
+            self._server_error()
+        else:
+            self._violation()
 
     def _confirms(self, message: wire.Enrolled) -> bool:
         """
@@ -301,14 +266,6 @@ class ClientEnrollment:
         return hmac.compare_digest(sealed_id, named) & hmac.compare_digest(
             named, ours
         )
-
-    def _fail(self, reason: str) -> None:
-        self._reason = reason
-        self._violation()
-
-    def _take(self) -> list:
-        actions, self._actions = self._actions, []
-        return actions
 
     # States.
 
@@ -604,7 +561,7 @@ def derive_salted_response(password: str, salt: str, rsalt: str) -> Derivation:
 Deriver = Callable[[str, str], Deferred]
 
 
-class EnrollmentProtocol(Protocol):
+class EnrollmentProtocol(SingleExchangeProtocol):
     """
     Runs one enrollment on a framed connection to a SUTO server.
 
@@ -614,6 +571,7 @@ class EnrollmentProtocol(Protocol):
     """
 
     log = Logger()
+    _abandoned = "the enrollment was abandoned"
 
     def __init__(
         self,
@@ -638,62 +596,13 @@ class EnrollmentProtocol(Protocol):
         @param pin: the pin of the certificate the connection was checked
             against, likewise.
         """
-        self.finished: Deferred = Deferred(self._cancel)
-        self._enrollment = enrollment
-        self._clock = clock
-        self._timeout = timeout
+        super().__init__(enrollment, wire.Framing.FRAMED, clock, timeout)
         self._derive = derive
         self._server = (server_host, server_port, pin)
-        self._decoder = wire.Decoder(wire.Framing.FRAMED)
-        self._timer = None
-
-    def connectionMade(self) -> None:
-        self._timer = self._clock.callLater(self._timeout, self._expire)
-        self._carry_out(self._enrollment.start())
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.finished.called:
-            return
-        try:
-            self._decoder.receive_data(data)
-            while not self.finished.called:
-                message = self._decoder.next_event()
-                if message is wire.NEED_DATA:
-                    break
-                self._carry_out(self._enrollment.receive(message))
-        except wire.ProtocolError as e:
-            self._carry_out(self._enrollment.protocol_error(e))
-
-    def connectionLost(self, reason: Failure = None) -> None:
-        self.transport = None
-        self._carry_out(
-            self._enrollment.connection_lost(describe_failure(reason))
-        )
-
-    def connection_failed(self, reason: Failure) -> None:
-        """
-        The connection could not be made: end the enrollment.  A connection
-        attempt that timed out ends it as L{EnrollOutcome.TIMEOUT}.
-        """
-        if reason.check(internet_error.TimeoutError):
-            self._carry_out(self._enrollment.timed_out())
-        else:
-            self._carry_out(
-                self._enrollment.connection_lost(describe_failure(reason))
-            )
-
-    def _expire(self) -> None:
-        self._timer = None
-        self._carry_out(self._enrollment.timed_out())
-
-    def _cancel(self, finished: Deferred) -> None:
-        self._carry_out(
-            self._enrollment.abandon("the enrollment was abandoned")
-        )
 
     def _hashed(self, derivation: Derivation) -> None:
         self._carry_out(
-            self._enrollment.hashed(
+            self._conversation.hashed(
                 derivation.salted_hash, derivation.response
             )
         )
@@ -704,39 +613,26 @@ class EnrollmentProtocol(Protocol):
             error=reason.type.__name__,
         )
         self._carry_out(
-            self._enrollment.hash_failed("could not compute the response")
+            self._conversation.hash_failed("could not compute the response")
         )
 
-    def _carry_out(self, actions: list) -> None:
-        for action in actions:
-            if isinstance(action, Send):
-                self.transport.write(
-                    wire.encode(action.message, wire.Framing.FRAMED)
-                )
-            elif isinstance(action, ComputeHash):
-                self._derive(action.salt, action.rsalt).addCallbacks(
-                    self._hashed, self._hash_failed
-                )
-            elif isinstance(action, Close):
-                if self.transport is not None:
-                    if action.abort:
-                        self.transport.abortConnection()
-                    else:
-                        self.transport.loseConnection()
-            elif isinstance(action, Finish):
-                self._finish(action)
+    def _perform(self, action: object) -> None:
+        if isinstance(action, ComputeHash):
+            self._derive(action.salt, action.rsalt).addCallbacks(
+                self._hashed, self._hash_failed
+            )
+        elif isinstance(action, Finish):
+            self._finish(action)
 
     def _finish(self, finish: Finish) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._stop_timer()
         if self.finished.called:
             return
         profile = None
         if finish.outcome is EnrollOutcome.ENROLLED:
             server_host, server_port, pin = self._server
             profile = EnrolledProfile(
-                user=self._enrollment.user,
+                user=self._conversation.user,
                 server_host=server_host,
                 server_port=server_port,
                 pin=pin,
@@ -808,8 +704,14 @@ def enroll(
             server_port=port,
             pin=pin,
         )
-        result = _run(endpoint, protocol)
-    return result.addCallback(_log_outcome, user, server)
+        result = run_exchange(endpoint, protocol)
+    return result.addCallback(
+        log_result,
+        _log,
+        "enrollment of {user} with {server}: {outcome}",
+        user=user,
+        server=server,
+    )
 
 
 def _destination(
@@ -868,28 +770,3 @@ def _deriver(reactor, password: str) -> Deriver:
         )
 
     return derive
-
-
-def _run(endpoint, protocol: EnrollmentProtocol) -> Deferred:
-    attempt = connectProtocol(endpoint, protocol)
-    attempt.addErrback(protocol.connection_failed)
-
-    def stop_connecting(result):
-        # The enrollment can end before the connection is made
-        # (abandoned): then the pending attempt must not linger.
-        if not attempt.called:
-            attempt.cancel()
-        return result
-
-    return protocol.finished.addBoth(stop_connecting)
-
-
-def _log_outcome(result: EnrollResult, user: str, server: str) -> EnrollResult:
-    _log.info(
-        "enrollment of {user} with {server}: {outcome}",
-        user=user,
-        server=server,
-        outcome=result.outcome.value,
-        reason=result.reason,
-    )
-    return result

@@ -18,13 +18,10 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Callable
 
-from OpenSSL import SSL
-from twisted.internet import error as internet_error
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
-    connectProtocol,
     wrapClientTLS,
 )
 from twisted.internet.interfaces import (
@@ -32,23 +29,21 @@ from twisted.internet.interfaces import (
     IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.internet.protocol import Protocol
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from suto_client.session import (
-    ClientSession,
-    Close,
-    ComputeHash,
-    Finish,
-    Outcome,
-    Send,
+# describe_failure is part of this module's interface too: it says why the
+# agent's connection to its server failed.
+from suto_client.exchange import (
+    SingleExchangeProtocol,
+    describe_failure,
+    log_result,
+    run_exchange,
 )
+from suto_client.session import ClientSession, ComputeHash, Finish, Outcome
 from suto_client.statefile import Account
 from suto_client.tls import (
-    CertificateRejected,
-    PinMismatch,
     authority_client_creator,
     load_client_identity,
     pinned_client_creator,
@@ -117,7 +112,7 @@ def derive_response(
 Deriver = Callable[[Account, "str | None", str], Deferred]
 
 
-class ClassicClientProtocol(Protocol):
+class ClassicClientProtocol(SingleExchangeProtocol):
     """
     Runs one classic-challenge exchange on a connection to a SUTO server.
 
@@ -145,63 +140,20 @@ class ClassicClientProtocol(Protocol):
             L{None}) and the random salt; returns a L{Deferred} firing with
             a L{Derivation}.
         """
-        self.finished: Deferred = Deferred(self._cancel)
-        self._account = account
-        self._framing = framing
-        self._clock = clock
-        self._timeout = timeout
-        self._derive = derive
-        self._session = ClientSession(framing, account.salted_hash is not None)
-        self._decoder = wire.Decoder(framing)
-        self._timer = None
-        self._learned: tuple[str, str] | None = None
-
-    def connectionMade(self) -> None:
-        self._timer = self._clock.callLater(self._timeout, self._expire)
-        self._carry_out(self._session.start())
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.finished.called:
-            return
-        try:
-            self._decoder.receive_data(data)
-            while not self.finished.called:
-                message = self._decoder.next_event()
-                if message is wire.NEED_DATA:
-                    break
-                self._carry_out(self._session.receive(message))
-        except wire.ProtocolError as e:
-            self._carry_out(self._session.protocol_error(e))
-
-    def connectionLost(self, reason: Failure = None) -> None:
-        self.transport = None
-        self._carry_out(
-            self._session.connection_lost(describe_failure(reason))
+        super().__init__(
+            ClientSession(framing, account.salted_hash is not None),
+            framing,
+            clock,
+            timeout,
         )
-
-    def connection_failed(self, reason: Failure) -> None:
-        """
-        The connection could not be made: end the exchange.  A connection
-        attempt that timed out ends it as L{Outcome.TIMEOUT}.
-        """
-        if reason.check(internet_error.TimeoutError):
-            self._carry_out(self._session.timed_out())
-        else:
-            self._carry_out(
-                self._session.connection_lost(describe_failure(reason))
-            )
-
-    def _expire(self) -> None:
-        self._timer = None
-        self._carry_out(self._session.timed_out())
-
-    def _cancel(self, finished: Deferred) -> None:
-        self._carry_out(self._session.abandon("the exchange was abandoned"))
+        self._account = account
+        self._derive = derive
+        self._learned: tuple[str, str] | None = None
 
     def _hashed(self, derivation: Derivation, salt: str | None) -> None:
         if salt is not None:
             self._learned = (salt, derivation.salted_hash)
-        self._carry_out(self._session.hashed(derivation.response))
+        self._carry_out(self._conversation.hashed(derivation.response))
 
     def _hash_failed(self, reason: Failure) -> None:
         self.log.info(
@@ -210,36 +162,23 @@ class ClassicClientProtocol(Protocol):
             error=reason.type.__name__,
         )
         self._carry_out(
-            self._session.hash_failed("could not compute the response")
+            self._conversation.hash_failed("could not compute the response")
         )
 
-    def _carry_out(self, actions: list) -> None:
-        for action in actions:
-            if isinstance(action, Send):
-                self.transport.write(
-                    wire.encode(action.message, self._framing)
-                )
-            elif isinstance(action, ComputeHash):
-                self._derive(
-                    self._account, action.salt, action.rsalt
-                ).addCallbacks(
-                    self._hashed,
-                    self._hash_failed,
-                    callbackArgs=(action.salt,),
-                )
-            elif isinstance(action, Close):
-                if self.transport is not None:
-                    if action.abort:
-                        self.transport.abortConnection()
-                    else:
-                        self.transport.loseConnection()
-            elif isinstance(action, Finish):
-                self._finish(action)
+    def _perform(self, action: object) -> None:
+        if isinstance(action, ComputeHash):
+            self._derive(
+                self._account, action.salt, action.rsalt
+            ).addCallbacks(
+                self._hashed,
+                self._hash_failed,
+                callbackArgs=(action.salt,),
+            )
+        elif isinstance(action, Finish):
+            self._finish(action)
 
     def _finish(self, finish: Finish) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._stop_timer()
         learned = (None, None)
         if finish.outcome is Outcome.ACCEPTED and self._learned is not None:
             learned = self._learned
@@ -248,41 +187,6 @@ class ClassicClientProtocol(Protocol):
             self.finished.callback(
                 AuthResult(finish.outcome, finish.reason, *learned)
             )
-
-
-def describe_failure(reason: Failure | None) -> str:
-    """
-    Say why a connection ended or could not be made, in words safe to log:
-    exception types, certificate fingerprints and OpenSSL's reasons, never
-    data from the stream.
-    """
-    if reason is None or reason.check(internet_error.ConnectionDone):
-        return "the server closed the connection"
-    if reason.check(PinMismatch, CertificateRejected):
-        return f"TLS: {reason.value}"
-    if reason.check(SSL.Error):
-        return _describe_tls_error(reason.value)
-    if reason.check(internet_error.ConnectionRefusedError):
-        return "connection refused"
-    if reason.check(internet_error.ConnectionLost):
-        return "the connection was lost"
-    if reason.check(CancelledError):
-        return "the connection attempt was abandoned"
-    return f"connection failed: {reason.type.__name__}"
-
-
-def _describe_tls_error(error: SSL.Error) -> str:
-    """
-    Name OpenSSL's reasons for a failed handshake, such as the server's
-    C{certificate required} alert when it demands a client certificate.
-    """
-    reasons = []
-    for entry in error.args[0] if error.args else ():
-        if isinstance(entry, tuple) and entry and isinstance(entry[-1], str):
-            reasons.append(entry[-1][:100])
-    if not reasons:
-        return "TLS handshake failed"
-    return "TLS handshake failed: " + "; ".join(reasons[:4])
 
 
 def client_endpoint(
@@ -379,7 +283,13 @@ def authenticate(
             result = succeed(AuthResult(Outcome.ERROR, str(e)))
         else:
             result = _run(reactor, endpoint, account, timeout)
-    return result.addCallback(_log_outcome, account.user, server)
+    return result.addCallback(
+        log_result,
+        _log,
+        "authentication for {user} against {server}: {outcome}",
+        user=account.user,
+        server=server,
+    )
 
 
 def _run(reactor, endpoint, account: Account, timeout: float) -> Deferred:
@@ -397,25 +307,4 @@ def _run(reactor, endpoint, account: Account, timeout: float) -> Deferred:
     protocol = ClassicClientProtocol(
         account, framing, reactor, timeout, derive
     )
-    attempt = connectProtocol(endpoint, protocol)
-    attempt.addErrback(protocol.connection_failed)
-
-    def stop_connecting(result):
-        # The exchange can end before the connection is made (abandoned):
-        # then the pending attempt must not linger.
-        if not attempt.called:
-            attempt.cancel()
-        return result
-
-    return protocol.finished.addBoth(stop_connecting)
-
-
-def _log_outcome(result: AuthResult, user: str, server: str) -> AuthResult:
-    _log.info(
-        "authentication for {user} against {server}: {outcome}",
-        user=user,
-        server=server,
-        outcome=result.outcome.value,
-        reason=result.reason,
-    )
-    return result
+    return run_exchange(endpoint, protocol)

@@ -53,17 +53,18 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from twisted.application.internet import backoffPolicy
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from suto_client.conversation import Close, Conversation, Send
+from suto_client.exchange import ConversationProtocol
 from suto_client.fingerprint import (
     FingerprintError,
     compute_fingerprint,
     default_sources,
 )
-from suto_client.protocol import client_endpoint, describe_failure
-from suto_client.session import Close, Send
+from suto_client.protocol import client_endpoint
 from suto_client.statefile import Account, EnrolledProfile
 from suto_server import keyschedule, wire
 
@@ -160,7 +161,7 @@ class _Pending:
     private: X25519PrivateKey = field(repr=False)
 
 
-class ClientRotation:
+class ClientRotation(Conversation):
     """
     One connection's rotations of one profile's key, in lockstep: the
     version exchange, then a rotation at once, then one more each time
@@ -183,14 +184,13 @@ class ClientRotation:
         random_bytes: Callable[[int], bytes],
     ) -> None:
         _require_rotatable(profile)
+        super().__init__()
         self._profile = profile
         self._fingerprint = fingerprint
         self._random_bytes = random_bytes
         self._pending: _Pending | None = None
         self._ack: wire.RotateAck | None = None
         self._next: EnrolledProfile | None = None
-        self._reason = ""
-        self._actions: list = []
 
     @property
     def profile(self) -> EnrolledProfile:
@@ -216,18 +216,24 @@ class ClientRotation:
         self._begin()
         return self._take()
 
-    def receive(self, message) -> list:
+    def committed(self) -> list:
         """
-        Feed one decoded message; return the actions it causes.
+        The L{Commit} asked for is durable: the new key is now the key.
         """
-        # The reason given if the message turns out to be out of order.
-        self._reason = f"unexpected {type(message).__name__} from the server"
-        if isinstance(message, wire.Version):
-            if message.version == wire.PROTOCOL_VERSION:
-                self._version()
-            else:
-                self._fail(f"the server speaks version {message.version}")
-        elif isinstance(message, wire.RotateOk):
+        self._stored()
+        return self._take()
+
+    def commit_failed(self, reason: str) -> list:
+        """
+        The L{Commit} asked for failed; C{reason} says why, without
+        secrets.  The old key stays the key.
+        """
+        return self._end(reason, self._not_stored)
+
+    # Decisions taken before the machine moves.
+
+    def _inspect(self, message) -> None:
+        if isinstance(message, wire.RotateOk):
             if self._pending is None:
                 self._violation()
             else:
@@ -251,47 +257,6 @@ class ClientRotation:
                 self._server_error()
         else:
             self._violation()
-        return self._take()
-
-    def committed(self) -> list:
-        """
-        The L{Commit} asked for is durable: the new key is now the key.
-        """
-        self._stored()
-        return self._take()
-
-    def commit_failed(self, reason: str) -> list:
-        """
-        The L{Commit} asked for failed; C{reason} says why, without
-        secrets.  The old key stays the key.
-        """
-        self._reason = reason
-        self._not_stored()
-        return self._take()
-
-    def protocol_error(self, error: wire.ProtocolError) -> list:
-        """
-        The decoder found the server's bytes malformed.
-        """
-        self._fail(f"protocol error: {error.code}")
-        return self._take()
-
-    def connection_lost(self, reason: str) -> list:
-        """
-        The connection went away; C{reason} says why, without secrets.
-        """
-        self._reason = reason
-        self._lost()
-        return self._take()
-
-    def timed_out(self) -> list:
-        """
-        The exchange under way did not finish in time.
-        """
-        self._expire()
-        return self._take()
-
-    # Decisions taken before the machine moves.
 
     def _answer(self, message: wire.RotateOk) -> None:
         """
@@ -366,14 +331,6 @@ class ClientRotation:
             purpose=keyschedule.ROTATE_DONE_PURPOSE,
             counter=self._next.generation,
         )
-
-    def _fail(self, reason: str) -> None:
-        self._reason = reason
-        self._violation()
-
-    def _take(self) -> list:
-        actions, self._actions = self._actions, []
-        return actions
 
     def _report(self, outcome: RotationOutcome, reason: str = "") -> Report:
         return Report(
@@ -636,7 +593,7 @@ def _opens_to(
     return hmac.compare_digest(plaintext, expected)
 
 
-class RotationProtocol(Protocol):
+class RotationProtocol(ConversationProtocol):
     """
     Runs L{ClientRotation} on one framed connection: rotates at once, then
     again each interval (within L{JITTER}) for as long as the connection
@@ -671,74 +628,33 @@ class RotationProtocol(Protocol):
             rotated before it returned.
         @param report: called with the L{Report} of each rotation.
         """
-        self._rotation = rotation
-        self._clock = clock
+        super().__init__(rotation, wire.Framing.FRAMED, clock, timeout)
         self._interval = interval
-        self._timeout = timeout
         self._random = random
         self._commit = commit
         self._report = report
-        self._decoder = wire.Decoder(wire.Framing.FRAMED)
-        self._timer = None
         self._next_rotation = None
-        self._ended = False
-
-    def connectionMade(self) -> None:
-        self._timer = self._clock.callLater(self._timeout, self._expire)
-        self._carry_out(self._rotation.start())
-
-    def dataReceived(self, data: bytes) -> None:
-        if self._ended:
-            return
-        try:
-            self._decoder.receive_data(data)
-            while not self._ended:
-                message = self._decoder.next_event()
-                if message is wire.NEED_DATA:
-                    break
-                self._carry_out(self._rotation.receive(message))
-        except wire.ProtocolError as e:
-            self._carry_out(self._rotation.protocol_error(e))
+        self._stopped = False
 
     def connectionLost(self, reason: Failure = None) -> None:
-        self.transport = None
         if self._next_rotation is not None:
             self._next_rotation.cancel()
             self._next_rotation = None
-        self._carry_out(
-            self._rotation.connection_lost(describe_failure(reason))
-        )
+        super().connectionLost(reason)
 
     def _rotate(self) -> None:
         self._next_rotation = None
-        self._timer = self._clock.callLater(self._timeout, self._expire)
-        self._carry_out(self._rotation.rotate())
+        self._start_timer()
+        self._carry_out(self._conversation.rotate())
 
-    def _expire(self) -> None:
-        self._timer = None
-        self._carry_out(self._rotation.timed_out())
+    def _ended(self) -> bool:
+        return self._stopped
 
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _carry_out(self, actions: list) -> None:
-        for action in actions:
-            if isinstance(action, Send):
-                self.transport.write(
-                    wire.encode(action.message, wire.Framing.FRAMED)
-                )
-            elif isinstance(action, Commit):
-                self._carry_out(self._store(action.profile))
-            elif isinstance(action, Report):
-                self._finish(action)
-            elif isinstance(action, Close):
-                if self.transport is not None:
-                    if action.abort:
-                        self.transport.abortConnection()
-                    else:
-                        self.transport.loseConnection()
+    def _perform(self, action: object) -> None:
+        if isinstance(action, Commit):
+            self._carry_out(self._store(action.profile))
+        elif isinstance(action, Report):
+            self._finish(action)
 
     def _store(self, profile: EnrolledProfile) -> list:
         try:
@@ -751,8 +667,8 @@ class RotationProtocol(Protocol):
             )
             reason = "could not store the new key"
         else:
-            return self._rotation.committed()
-        return self._rotation.commit_failed(reason)
+            return self._conversation.committed()
+        return self._conversation.commit_failed(reason)
 
     def _finish(self, report: Report) -> None:
         self._stop_timer()
@@ -762,7 +678,7 @@ class RotationProtocol(Protocol):
             )
             self._next_rotation = self._clock.callLater(wait, self._rotate)
         else:
-            self._ended = True
+            self._stopped = True
         self._report(report)
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from automat import MethodicalMachine
 
+from suto_client.conversation import Close, Conversation, Send
 from suto_server import wire
 
 
@@ -47,13 +48,6 @@ class Outcome(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Send:
-    """Write C{message} to the server."""
-
-    message: object
-
-
-@dataclass(frozen=True)
 class ComputeHash:
     """
     Compute the final hash for C{rsalt}: from the password and C{salt} when
@@ -66,16 +60,6 @@ class ComputeHash:
 
 
 @dataclass(frozen=True)
-class Close:
-    """
-    Close the connection; C{abort} drops it without waiting for unsent
-    data, for a server that stopped answering.
-    """
-
-    abort: bool = False
-
-
-@dataclass(frozen=True)
 class Finish:
     """The exchange has ended with C{outcome}; C{reason} is secret-free."""
 
@@ -83,7 +67,7 @@ class Finish:
     reason: str = ""
 
 
-class ClientSession:
+class ClientSession(Conversation):
     """
     One connection's exchange, from connecting to the verdict.
 
@@ -96,6 +80,7 @@ class ClientSession:
     _machine = MethodicalMachine()
 
     def __init__(self, framing: wire.Framing, cached: bool) -> None:
+        super().__init__()
         self._framing = framing
         if cached:
             self._request, self._reply = wire.GetRSalt(), wire.RSalt
@@ -103,8 +88,6 @@ class ClientSession:
             self._request, self._reply = wire.GetSaltA(), wire.SaltA
         self._salts = None
         self._response: str | None = None
-        self._reason = ""
-        self._actions: list = []
 
     # What the protocol calls.
 
@@ -116,32 +99,6 @@ class ClientSession:
             self._open_framed()
         else:
             self._open_legacy()
-        return self._take()
-
-    def receive(self, message) -> list:
-        """
-        Feed one decoded message; return the actions it causes.
-        """
-        # The reason given if the message turns out to be out of order.
-        self._reason = f"unexpected {type(message).__name__} from the server"
-        if isinstance(message, wire.Version):
-            if message.version == wire.PROTOCOL_VERSION:
-                self._version()
-            else:
-                self._fail(f"the server speaks version {message.version}")
-        elif isinstance(message, self._reply):
-            self._salts = message
-            self._salts_arrived()
-        elif isinstance(message, wire.Auth):
-            if message.ok:
-                self._accepted()
-            else:
-                self._refused()
-        elif isinstance(message, wire.Error):
-            self._reason = f"the server reported {message.code}"
-            self._server_error()
-        else:
-            self._violation()
         return self._take()
 
     def hashed(self, response: str) -> list:
@@ -160,47 +117,28 @@ class ClientSession:
         The final hash could not be computed (for example, a password salt
         the local crypt does not support).
         """
-        self._reason = reason
-        self._cannot_hash()
-        return self._take()
-
-    def protocol_error(self, error: wire.ProtocolError) -> list:
-        """
-        The decoder found the server's bytes malformed.
-        """
-        self._fail(f"protocol error: {error.code}")
-        return self._take()
-
-    def connection_lost(self, reason: str) -> list:
-        """
-        The connection went away; C{reason} says why, without secrets.
-        """
-        self._reason = reason
-        self._lost()
-        return self._take()
-
-    def timed_out(self) -> list:
-        """
-        The exchange did not finish in time.
-        """
-        self._expire()
-        return self._take()
+        return self._end(reason, self._cannot_hash)
 
     def abandon(self, reason: str) -> list:
         """
         Give up on the exchange (the agent is stopping).
         """
-        self._reason = reason
-        self._give_up()
-        return self._take()
+        return self._end(reason, self._give_up)
 
-    def _fail(self, reason: str) -> None:
-        self._reason = reason
-        self._violation()
-
-    def _take(self) -> list:
-        actions, self._actions = self._actions, []
-        return actions
+    def _inspect(self, message) -> None:
+        if isinstance(message, self._reply):
+            self._salts = message
+            self._salts_arrived()
+        elif isinstance(message, wire.Auth):
+            if message.ok:
+                self._accepted()
+            else:
+                self._refused()
+        elif isinstance(message, wire.Error):
+            self._reason = f"the server reported {message.code}"
+            self._server_error()
+        else:
+            self._violation()
 
     # States.
 

@@ -6,7 +6,8 @@ under the working directory, as the server keeps its own in C{suto-data},
 listens for hellos on UDP port 2020 on every address, and rotates the key
 of every enrolled profile each minute.  Accounts are managed with the
 C{suto-client account} command, profiles enrolled with C{suto-client
-enroll}.
+enroll}.  Every option may also be set in a TOML file named by C{--config}
+(see L{suto_server.config}).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from suto_client.agent import (
     Agent,
 )
 from suto_client.statefile import DEFAULT_STATE_PATH
+from suto_server.config import ConfigurableOptions
 
 
 def _seconds(value: str) -> float:
@@ -32,7 +34,7 @@ def _seconds(value: str) -> float:
 _seconds.coerceDoc = "Seconds, more than 0 and at most 3600."
 
 
-class Options(usage.Options):
+class Options(ConfigurableOptions):
     synopsis = "[options]"
     longdesc = (
         "Run the SUTO endpoint agent: answer hellos from the configured "

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -54,12 +53,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+# MAX_PEM_BYTES belongs to this module's interface too: its files are read
+# under that cap.
+from suto_server.pem import MAX_PEM_BYTES, load_certificates, load_private_key
+
 _PIN_PREFIX = re.compile(r"^sha-?256:\s*", re.IGNORECASE)
 _PIN = re.compile(r"^[0-9a-f]{64}$")
-
-#: Largest CA bundle, certificate or key file read.  Real ones are a few
-#: kilobytes; a system-wide CA bundle stays far below this.
-MAX_PEM_BYTES = 1024 * 1024
 
 #: The kinds of private key a TLS client certificate can be used with.
 _SIGNING_KEYS = (
@@ -164,41 +163,6 @@ def certificate_pin(certificate: X509) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-def _read_pem(path: str, what: str) -> bytes:
-    """
-    Read a PEM file, refusing anything larger than L{MAX_PEM_BYTES}.
-
-    @param what: what the file should hold, for the error message.
-    @raise ClientTLSError: the file cannot be read or is too large.
-    """
-    try:
-        with open(path, "rb") as handle:
-            content = handle.read(MAX_PEM_BYTES + 1)
-    except OSError as error:
-        raise ClientTLSError(
-            f"cannot read the {what} file {path!r}: {error.strerror}"
-        ) from error
-    if len(content) > MAX_PEM_BYTES:
-        raise ClientTLSError(
-            f"the {what} file {path!r} is larger than {MAX_PEM_BYTES} bytes"
-        )
-    return content
-
-
-def _load_certificates(path: str, what: str) -> list[x509.Certificate]:
-    """
-    @return: every certificate in the PEM file at C{path}, in file order.
-    @raise ClientTLSError: the file is unreadable or holds no certificate.
-    """
-    pem = _read_pem(path, what)
-    try:
-        return x509.load_pem_x509_certificates(pem)
-    except ValueError as error:
-        raise ClientTLSError(
-            f"the {what} file {path!r} holds no PEM certificate"
-        ) from error
-
-
 @dataclass(frozen=True)
 class ClientIdentity:
     """
@@ -227,20 +191,12 @@ def load_client_identity(certificate_path: str, key_path: str) -> ClientIdentity
     @raise ClientTLSError: a file is unusable, or the key is not the
         certificate's.
     """
-    own, *chain = _load_certificates(certificate_path, "client certificate")
-    pem = _read_pem(key_path, "client key")
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except TypeError as error:
-        raise ClientTLSError(
-            f"the client key file {key_path!r} is encrypted; the agent "
-            f"needs an unencrypted key"
-        ) from error
-    except (ValueError, UnsupportedAlgorithm) as error:
-        raise ClientTLSError(
-            f"the client key file {key_path!r} holds no usable PEM "
-            f"private key"
-        ) from error
+    own, *chain = load_certificates(
+        certificate_path, "client certificate", ClientTLSError
+    )
+    key = load_private_key(
+        key_path, "client key", ClientTLSError, needed_by="the agent"
+    )
     if not isinstance(key, _SIGNING_KEYS):
         raise ClientTLSError(
             f"the client key file {key_path!r} holds a kind of key TLS "
@@ -387,7 +343,9 @@ def authority_client_creator(
     """
     context = _client_context(identity)
     store = context.get_cert_store()
-    for authority in _load_certificates(bundle_path, "CA bundle"):
+    for authority in load_certificates(
+        bundle_path, "CA bundle", ClientTLSError
+    ):
         store.add_cert(X509.from_cryptography(authority))
     try:
         ipaddress.ip_address(host)

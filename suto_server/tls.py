@@ -18,8 +18,6 @@ already open keep theirs, and a bad file leaves the old context in place.
 
 from __future__ import annotations
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 from OpenSSL.crypto import X509, PKey
@@ -45,10 +43,9 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from suto_server import certificate
-
-#: Largest key or certificate file read.  Real ones are a few kilobytes; a
-#: long chain or a CA bundle stays far below this.
-MAX_PEM_BYTES = 1024 * 1024
+# MAX_PEM_BYTES belongs to this module's interface too: its files are read
+# under that cap.
+from suto_server.pem import MAX_PEM_BYTES, load_certificates, load_private_key
 
 #: Cipher suites for TLS 1.2: ephemeral elliptic-curve key exchange with
 #: an AEAD cipher only.  Twisted's default list also admits static-RSA key
@@ -71,60 +68,14 @@ class TLSConfigurationError(ValueError):
     """
 
 
-def _read_pem(path: str, what: str) -> bytes:
-    """
-    Read a PEM file, refusing anything larger than L{MAX_PEM_BYTES}.
-
-    @param what: what the file should hold, for the error message.
-    @raise TLSConfigurationError: the file cannot be read or is too large.
-    """
-    try:
-        with open(path, "rb") as handle:
-            content = handle.read(MAX_PEM_BYTES + 1)
-    except OSError as error:
-        raise TLSConfigurationError(
-            f"cannot read the {what} file {path!r}: {error.strerror}"
-        ) from error
-    if len(content) > MAX_PEM_BYTES:
-        raise TLSConfigurationError(
-            f"the {what} file {path!r} is larger than {MAX_PEM_BYTES} bytes"
-        )
-    return content
-
-
-def _load_certificates(path: str, what: str) -> list[x509.Certificate]:
-    """
-    @return: every certificate in the PEM file at C{path}, in file order.
-    @raise TLSConfigurationError: the file holds no certificate.
-    """
-    pem = _read_pem(path, what)
-    try:
-        return x509.load_pem_x509_certificates(pem)
-    except ValueError as error:
-        raise TLSConfigurationError(
-            f"the {what} file {path!r} holds no PEM certificate"
-        ) from error
-
-
 def _load_private_key(path: str) -> PKey:
     """
     @return: the unencrypted private key in the PEM file at C{path}.
     @raise TLSConfigurationError: the file holds no usable key.
     """
-    pem = _read_pem(path, "private key")
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except TypeError as error:
-        # Raised for an encrypted key: a server that restarts and reloads
-        # unattended has nobody to type the passphrase.
-        raise TLSConfigurationError(
-            f"the private key file {path!r} is encrypted; "
-            f"the server needs an unencrypted key"
-        ) from error
-    except (ValueError, UnsupportedAlgorithm) as error:
-        raise TLSConfigurationError(
-            f"the private key file {path!r} holds no usable PEM private key"
-        ) from error
+    key = load_private_key(
+        path, "private key", TLSConfigurationError, needed_by="the server"
+    )
     try:
         return PKey.from_cryptography_key(key)
     except TypeError as error:
@@ -193,13 +144,19 @@ class ReloadableServerTLS:
             to it).
         """
         key = _load_private_key(self._private_key)
-        own, *chain = _load_certificates(self._certificate_path, "certificate")
+        own, *chain = load_certificates(
+            self._certificate_path, "certificate", TLSConfigurationError
+        )
         if self._extra_chain is not None:
-            chain += _load_certificates(self._extra_chain, "certificate chain")
+            chain += load_certificates(
+                self._extra_chain, "certificate chain", TLSConfigurationError
+            )
         client_verification = {}
         if self._client_cas is not None:
-            authorities = _load_certificates(
-                self._client_cas, "client certificate authority"
+            authorities = load_certificates(
+                self._client_cas,
+                "client certificate authority",
+                TLSConfigurationError,
             )
             client_verification = dict(
                 verify=True,
