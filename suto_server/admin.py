@@ -4,7 +4,7 @@ C{suto-admin}: the operator's command line.
 Account commands work on the data folder's store directly (SQLite allows
 the daemon and this tool to share it), so accounts can be made before the
 daemon first starts.  Commands that need the running daemon (C{auth},
-C{status}) speak JSON over HTTP to its admin socket.
+C{status}, C{alerts}, C{audit}) speak JSON over HTTP to its admin socket.
 
 Every command is a function taking the parsed arguments and an L{_IO}
 bundle and returning an exit code; L{main} is only the dispatch table, so
@@ -14,6 +14,7 @@ tests call it with injected streams.
 from __future__ import annotations
 
 import argparse
+import datetime
 import getpass
 import http.client
 import json
@@ -22,13 +23,20 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+from urllib.parse import urlencode
 from typing import Callable, TextIO
 
-from suto_server import certificate, schemes
+from suto_server import certificate, config, schemes
 from suto_server.timestamps import iso_utc
 from suto_server.store.errors import StoreError
 from suto_server.store.sqlite import SQLiteStore
-from suto_server.tap import ADMIN_SOCKET, DATABASE_FILE, DEFAULT_DATA, prepare_data_folder
+from suto_server.tap import (
+    ADMIN_SOCKET,
+    DATABASE_FILE,
+    DEFAULT_DATA,
+    Options,
+    prepare_data_folder,
+)
 
 #: Seconds an admin request may take beyond the authentication's own timeout.
 ADMIN_SLACK = 10.0
@@ -198,20 +206,118 @@ def status(args, io: _IO) -> int:
     return 0
 
 
-def _duration(text: str) -> float:
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds_in(text: str) -> float:
     """
-    C{120}, C{120s}, C{2m} or C{1h} as seconds.
+    C{120}, C{120s}, C{2m}, C{1h} or C{1d} as seconds.
+
+    @raise argparse.ArgumentTypeError: C{text} is not a duration.
     """
-    units = {"s": 1, "m": 60, "h": 3600}
-    scale = units.get(text[-1:], None)
+    scale = _DURATION_UNITS.get(text[-1:], None)
     number = text[:-1] if scale else text
     try:
-        value = float(number) * (scale or 1)
+        return float(number) * (scale or 1)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 120s or 2m")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration like 120s or 2m"
+        ) from None
+
+
+def _duration(text: str) -> float:
+    """
+    A duration of up to 24 hours, as seconds.
+    """
+    value = _seconds_in(text)
     if not 0 < value <= 86400:
         raise argparse.ArgumentTypeError("a duration must be between 0 and 24h")
     return value
+
+
+def _since(text: str) -> float:
+    """
+    C{--since}: a duration meaning that long ago (C{1h}, C{7d}), or an ISO
+    8601 time (C{2026-11-22T07:00:00Z}; UTC unless it names its offset),
+    as a POSIX time.
+    """
+    now = time.time()
+    try:
+        ago = _seconds_in(text)
+    except argparse.ArgumentTypeError:
+        ago = None
+    if ago is not None:
+        if not 0 < ago <= now:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration")
+        return now - ago
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a duration like 1h nor an ISO 8601 time"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, moment.timestamp())
+
+
+def _since_query(path: str, since: float | None) -> str:
+    """
+    @return: C{path} asking for what happened at or after C{since}.
+    """
+    if since is None:
+        return path
+    return f"{path}?{urlencode({'since': repr(since)})}"
+
+
+def _cell(value) -> str:
+    """
+    @return: C{value} as a column of a listing: C{-} for nothing.
+    """
+    if isinstance(value, list):
+        value = ", ".join(value)
+    return value or "-"
+
+
+def alerts(args, io: _IO) -> int:
+    answer = _request(args, io, "GET", _since_query("/v1/alerts", args.since))
+    if answer is None:
+        return 1
+    for alert in answer["alerts"]:
+        io.say(
+            "\t".join(
+                _cell(alert[name])
+                for name in ("time", "type", "profile", "source", "locations", "reason")
+            )
+        )
+    return 0
+
+
+def audit_list(args, io: _IO) -> int:
+    answer = _request(args, io, "GET", _since_query("/v1/audit", args.since))
+    if answer is None:
+        return 1
+    for event in answer["events"]:
+        io.say(
+            "\t".join(
+                _cell(event[name])
+                for name in ("time", "event", "user", "source", "locations", "reason")
+            )
+        )
+    return 0
+
+
+def audit_verify(args, io: _IO) -> int:
+    answer = _request(args, io, "GET", "/v1/audit/verify")
+    if answer is None:
+        return 1
+    if answer["intact"]:
+        io.say("the audit log is intact")
+        return 0
+    for problem in answer["problems"]:
+        io.say(problem)
+    io.complain(f"the audit log is broken: {len(answer['problems'])} problem(s)")
+    return 1
 
 
 def enroll(args, io: _IO) -> int:
@@ -285,6 +391,22 @@ def cert(args, io: _IO) -> int:
     return 0
 
 
+def config_check(args, io: _IO) -> int:
+    """
+    Check a configuration file as C{twistd suto --config} would read it,
+    so that a restart is only attempted with a file the server accepts.
+    Every problem goes to standard error as C{FILE:LINE: message}.
+    """
+    problems = config.check(args.file, Options)
+    for problem in problems:
+        print(problem.describe(args.file), file=io.stderr)
+    if problems:
+        io.complain(f"{len(problems)} problem(s) in {args.file}")
+        return 1
+    io.say(f"{args.file}: ok")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="suto-admin", description="Administer a SUTO server."
@@ -345,11 +467,33 @@ def _parser() -> argparse.ArgumentParser:
     cancelling.add_argument("user")
     cancelling.set_defaults(run=cancel)
 
+    alerting = commands.add_parser("alerts", help="list the alerts")
+    alerting.add_argument(
+        "--since", type=_since, default=None, help="a duration like 1h, or an ISO time"
+    )
+    alerting.set_defaults(run=alerts)
+    auditing = commands.add_parser("audit", help="list or verify the audit log")
+    auditing.add_argument(
+        "--since", type=_since, default=None, help="a duration like 1h, or an ISO time"
+    )
+    auditing.set_defaults(run=audit_list)
+    auditing.add_subparsers(dest="audit_command").add_parser(
+        "verify", help="check the audit log's hash chain"
+    ).set_defaults(run=audit_verify)
+
     commands.add_parser("status", help="is the daemon up").set_defaults(run=status)
     commands.add_parser("cert", help="the TLS certificate").set_defaults(run=cert)
     commands.add_parser(
         "reload", help="re-read renewed TLS certificates without a restart"
     ).set_defaults(run=reload)
+    configuration = commands.add_parser(
+        "config", help="the server's configuration file"
+    ).add_subparsers(dest="config_command", required=True)
+    checking = configuration.add_parser(
+        "check", help="report every problem of a configuration file"
+    )
+    checking.add_argument("file")
+    checking.set_defaults(run=config_check)
     return parser
 
 

@@ -20,6 +20,8 @@ from suto_server.discovery import parse_targets
 from suto_server.locations import LocationError
 from suto_server.rendezvous import RequestConflict
 from suto_server.store.errors import ProfileExists
+from suto_server.store.records import MAX_TIME
+from suto_server.timestamps import iso_utc
 
 #: Largest request body the admin API reads.
 MAX_BODY = 16 * 1024
@@ -229,6 +231,101 @@ class CancelResource(resource.Resource):
         return _write_json(request, 200, {"user": user, "cancelled": True})
 
 
+def _since(request) -> float | None:
+    """
+    @return: the request's C{since} query argument, a POSIX time, or
+        L{None} when it has none.
+    @raise BadRequest: it is not a number from 0 to L{MAX_TIME}.
+    """
+    values = request.args.get(b"since")
+    if not values:
+        return None
+    try:
+        since = float(values[0].decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        since = None
+    if since is None or not 0 <= since <= MAX_TIME:
+        raise BadRequest("'since' must be a POSIX time")
+    return since
+
+
+def _event_json(event) -> dict:
+    """
+    @return: an audit record as the admin API shows it.
+    """
+    return {
+        "time": iso_utc(event.time),
+        "timestamp": event.time,
+        "event": event.event,
+        "user": event.username,
+        "source": event.source,
+        "reason": event.reason,
+        "locations": list(event.locations),
+        "hash": event.hash.hex(),
+    }
+
+
+class AlertsResource(resource.Resource):
+    """
+    C{GET /v1/alerts?since=T}: the alerts at or after POSIX time C{T} (all
+    without it), oldest first.
+    """
+
+    isLeaf = True
+
+    def __init__(self, audit) -> None:
+        super().__init__()
+        self._audit = audit
+
+    def render_GET(self, request):
+        try:
+            since = _since(request)
+        except BadRequest as error:
+            return _write_json(request, 400, {"error": str(error)})
+        alerts = [alert.to_json() for alert in self._audit.alerts(since)]
+        return _write_json(request, 200, {"alerts": alerts})
+
+
+class AuditResource(resource.Resource):
+    """
+    C{GET /v1/audit?since=T}: the audit records at or after POSIX time
+    C{T} (all without it), oldest first; its child C{verify} checks the
+    hash chain.
+    """
+
+    def __init__(self, audit) -> None:
+        super().__init__()
+        self._audit = audit
+        self.putChild(b"verify", AuditVerifyResource(audit))
+
+    def render_GET(self, request):
+        try:
+            since = _since(request)
+        except BadRequest as error:
+            return _write_json(request, 400, {"error": str(error)})
+        events = [_event_json(event) for event in self._audit.events(since)]
+        return _write_json(request, 200, {"events": events})
+
+
+class AuditVerifyResource(resource.Resource):
+    """
+    C{GET /v1/audit/verify}: whether the audit log's hash chain is intact,
+    and every problem found when it is not.
+    """
+
+    isLeaf = True
+
+    def __init__(self, audit) -> None:
+        super().__init__()
+        self._audit = audit
+
+    def render_GET(self, request):
+        problems = self._audit.verify()
+        return _write_json(
+            request, 200, {"intact": not problems, "problems": problems}
+        )
+
+
 def _seconds(body: dict, name: str, default: float, most: float) -> float:
     value = body.get(name, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= most:
@@ -270,7 +367,12 @@ class _AdminSite(server.Site):
 
 
 def admin_site(
-    authenticator: Authenticator, hello_port: int, status, reload, desk=None
+    authenticator: Authenticator,
+    hello_port: int,
+    status,
+    reload,
+    desk=None,
+    audit=None,
 ) -> server.Site:
     """
     The admin API's site.
@@ -279,6 +381,8 @@ def admin_site(
     @param reload: reloads the TLS certificates and returns what it did.
     @param desk: the enrollment window operations (L{WindowDesk}), or
         L{None} when this server does not enroll.
+    @param audit: the L{suto_server.audit.AuditLog}, or L{None} to serve
+        no alerts nor audit records.
     """
     root = resource.Resource()
     v1 = resource.Resource()
@@ -290,6 +394,9 @@ def admin_site(
         v1.putChild(b"enroll", EnrollResource(desk))
         v1.putChild(b"windows", WindowsResource(desk))
         v1.putChild(b"cancel", CancelResource(desk))
+    if audit is not None:
+        v1.putChild(b"alerts", AlertsResource(audit))
+        v1.putChild(b"audit", AuditResource(audit))
     site = _AdminSite(root)
     site.displayTracebacks = False
     site.noisy = False

@@ -4,7 +4,8 @@ C{twistd suto}: command-line options and the service they describe.
 With no options at all the server runs on its embedded defaults: a data
 folder C{suto-data} in the working directory holding the SQLite store, a
 self-signed ECDSA certificate made on first start and the admin socket;
-a TLS listener on port 2021; hellos to UDP port 2020.
+a TLS listener on port 2021; hellos to UDP port 2020.  Every option may
+also be set in a TOML file named by C{--config} (see L{suto_server.config}).
 """
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ import socket
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.web.client import Agent
 
 from suto_server import certificate
+from suto_server.config import ConfigurableOptions
 from suto_server.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
 from suto_server.locations import Locations
 from suto_server.masterkey import MasterKey, MasterKeyError
 from suto_server.service import ReloadOnHangup, SutoServer
 from suto_server.shadow import ShadowFile, ShadowFileError
+from suto_server.sinks.jsonfile import JsonFileSink
+from suto_server.sinks.syslog import SyslogSink, parse_address
+from suto_server.sinks.webhook import WebhookSink, check_url
 from suto_server.store.errors import StoreError
 from suto_server.store.sqlite import SQLiteStore
 from suto_server.tls import TLSConfigurationError, server_endpoint
@@ -46,7 +52,7 @@ def _positive(value: str) -> float:
 _positive.coerceDoc = "Seconds, greater than zero."
 
 
-class Options(usage.Options):
+class Options(ConfigurableOptions):
     synopsis = "[options]"
     longdesc = (
         "Run the SUTO authentication server.  With no options it keeps its "
@@ -88,6 +94,15 @@ class Options(usage.Options):
         ["fingerprint-alert", None, 3,
          "Rotations failing in a row on the client before fingerprint_mismatch.",
          int],
+        ["alert-file", None, None,
+         "Also append alerts to this file, one JSON object a line."],
+        ["alert-webhook", None, None,
+         "Also POST alerts as JSON to this http:// or https:// URL.",
+         check_url],
+        ["alert-syslog", None, None,
+         "Also send alerts to syslog at unix:PATH (e.g. unix:/dev/log) or "
+         "udp:HOST:PORT.",
+         parse_address],
     ]
 
     def postOptions(self) -> None:
@@ -164,6 +179,21 @@ def makeService(options: Options) -> SutoServer:
         raise SystemExit(f"suto: cannot start: {error}") from None
 
 
+def alert_sinks(reactor, options: Options) -> list:
+    """
+    The alert sinks the options ask for, besides the structured log, which
+    is always on.
+    """
+    sinks = []
+    if options["alert-file"]:
+        sinks.append(JsonFileSink(os.path.abspath(options["alert-file"])))
+    if options["alert-webhook"]:
+        sinks.append(WebhookSink(options["alert-webhook"], Agent(reactor), reactor))
+    if options["alert-syslog"]:
+        sinks.append(SyslogSink(reactor, options["alert-syslog"]))
+    return sinks
+
+
 def _build(reactor, options: Options) -> SutoServer:
     data = prepare_data_folder(options["data"])
     hostname = options["hostname"] or socket.gethostname()
@@ -199,6 +229,7 @@ def _build(reactor, options: Options) -> SutoServer:
         rotation_interval=options["rotation-interval"],
         rotation_grace=options["rotation-grace"],
         fingerprint_alert=options["fingerprint-alert"],
+        sinks=alert_sinks(reactor, options),
     )
     ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)
     return server
