@@ -29,7 +29,7 @@ from twisted.internet.threads import deferToThread
 from bench.children import Child, python_argv, spawn
 from bench.cpu import CpuMeter
 from bench.load_client import GO, READY
-from bench.measurement import Measurement
+from bench.measurement import Measurement, add_counts
 from bench.password_ceiling import measure_crypt_rate
 from bench.suto_server_process import Identity, make_identity
 
@@ -117,7 +117,7 @@ def start_echo_server(reactor, identity: Identity, lifetime: float) -> Child:
     )
 
 
-def _shares(total: int, parts: int) -> list[int]:
+def shares(total: int, parts: int) -> list[int]:
     """
     Split C{total} into at most C{parts} positive shares, as even as can be.
     """
@@ -158,8 +158,8 @@ def measure_in_clients(
     @raise LoadClientError: (through the L{Deferred}) a client's answers
         were not as expected.
     """
-    shares = _shares(connections, processes)
-    each_count = math.ceil(max_count / len(shares))
+    parts = shares(connections, processes)
+    each_count = math.ceil(max_count / len(parts))
     clients = [
         spawn(
             reactor,
@@ -173,7 +173,7 @@ def measure_in_clients(
                 "--max-count", str(each_count),
             ),
         )
-        for index, share in enumerate(shares)
+        for index, share in enumerate(parts)
     ]
     try:
         ready = yield gatherResults(
@@ -192,10 +192,7 @@ def measure_in_clients(
         yield gatherResults([client.stop(reactor) for client in clients])
     try:
         reports = [json.loads(line) for line in lines]
-        reasons: dict[str, int] = {}
-        for report in reports:
-            for reason, count in report["error_reasons"].items():
-                reasons[reason] = reasons.get(reason, 0) + count
+        reasons = add_counts(report["error_reasons"] for report in reports)
         return Measurement(
             count=sum(report["count"] for report in reports),
             seconds=max(report["seconds"] for report in reports),

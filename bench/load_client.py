@@ -37,7 +37,7 @@ READY = "ready"
 GO = "go"
 
 
-class _Control(LineReceiver):
+class Control(LineReceiver):
     """
     The conversation with the parent on standard input and output.
 
@@ -62,7 +62,7 @@ class _Control(LineReceiver):
 
 
 async def _run(reactor, options) -> None:
-    control = _Control()
+    control = Control()
     stdio.StandardIO(control, reactor=reactor)
     limits = dict(duration=options.duration, max_count=options.max_count)
     echoers = []

@@ -82,6 +82,20 @@ class Measurement:
         return 1000.0 * cpu / self.count
 
 
+def add_counts(mappings) -> dict[str, int]:
+    """
+    Add up the failure reasons several processes reported.
+
+    @param mappings: C{reason: count} mappings.
+    @return: their sum, reason by reason.
+    """
+    total: dict[str, int] = {}
+    for mapping in mappings:
+        for reason, count in mapping.items():
+            total[reason] = total.get(reason, 0) + count
+    return total
+
+
 class Tally:
     """
     Collects the outcomes of one measurement's operations as they end.

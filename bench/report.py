@@ -20,9 +20,28 @@ import json
 from bench.ceilings import Ceilings, harmonic
 from bench.classic import ClassicResult
 from bench.measurement import Measurement
+from bench.rotation import FleetResult
 
 #: The share of the combined ceiling the classic scenario should reach.
 CLASSIC_TARGET = 0.8
+
+#: Completed rotations per second one server process should sustain
+#: with ten thousand connected endpoints.
+ROTATION_TARGET = 5000.0
+#: The 99th percentile of a rotation's latency should stay under this.
+ROTATION_P99_TARGET_MS = 50.0
+#: The most server memory one idle connected endpoint should cost.
+MEMORY_TARGET_BYTES = 45 * 1024
+#: The share of one core a fleet rotating every minute may cost the
+#: server.
+IDLE_FLEET_TARGET = 0.10
+
+#: Message exchanges one rotation takes: ROTATE/ROTATE_OK, then
+#: ROTATE_ACK/ROTATE_DONE.
+EXCHANGES_PER_ROTATION = 2
+
+#: How the fleet's profiles got into the store (see bench.fleet).
+SEEDING_NOTE = "seeded in the store with the server's code, not enrolled"
 
 Row = tuple[str, str, str, str]
 
@@ -294,3 +313,185 @@ def json_line(figures: dict) -> str:
     @return: C{figures} as one line of JSON.
     """
     return json.dumps(figures, sort_keys=True)
+
+
+def _met(met: bool) -> str:
+    return "met" if met else "missed"
+
+
+def _fleet_setup_rows(result: FleetResult) -> list[Row]:
+    """
+    @return: the rows saying how the fleet was set up.
+    """
+    rows = [
+        ("endpoints connected", f"{result.connected}/{result.endpoints}", "",
+         f"{SEEDING_NOTE}, in {result.seeding_seconds:.1f} s; connected in "
+         f"{result.connect_seconds:.1f} s"),
+        ("rotations while connecting", str(result.warmup_rotations), "",
+         _notes(*(f"{count}x {reason}"
+                  for reason, count in sorted(result.warmup_errors.items())))),
+    ]
+    return rows
+
+
+def _memory_rows(result: FleetResult) -> list[Row]:
+    figures = memory_json(result)
+    per_endpoint = figures["rss_per_endpoint_kb"]
+    verdict = ""
+    if per_endpoint is not None:
+        verdict = (
+            f"target {MEMORY_TARGET_BYTES // 1024} KB: "
+            f"{_met(per_endpoint * 1024 <= MEMORY_TARGET_BYTES)}"
+        )
+    return [
+        ("server RSS before", _text(figures["rss_before_mb"]), "MB",
+         "serving, no endpoint connected"),
+        ("server RSS with the fleet", _text(figures["rss_after_mb"]), "MB",
+         "every endpoint connected, rotated once"),
+        ("server RSS per endpoint", _text(per_endpoint), "KB", verdict),
+    ]
+
+
+def _load_rows(measured: Measurement, cores: int) -> list[Row]:
+    load = _ratio(measured.server_cpu, measured.seconds)
+    return [
+        ("server load", _text(_percent(load), 1), "% of a core",
+         "twistd suto, all threads, over the measured phase"),
+        ("other load", _text(_percent(other_load(measured, cores)), 0), "%",
+         "CPU spent outside server and generators meanwhile"),
+    ]
+
+
+def rotation_rows(result: FleetResult, ceilings: Ceilings) -> list[Row]:
+    """
+    @return: the table rows of the rotation scenario, against C{ceilings}.
+    """
+    figures = rotation_json(result, ceilings)
+    measured = result.measured
+    p99 = figures["latency_p99_ms"]
+    rows = _fleet_setup_rows(result) + [
+        ("rotations", _text(measured.per_second), "rotations/s",
+         f"{measured.count} in {measured.seconds:.1f} s, interval "
+         f"{result.interval:g} s; target {ROTATION_TARGET:.0f}: "
+         f"{_met(measured.per_second >= ROTATION_TARGET)}"),
+        ("latency p50", _text(figures["latency_p50_ms"]), "ms",
+         "ROTATE sent to ROTATE_DONE received (after the server's commit)"),
+        ("latency p99", _text(p99), "ms",
+         f"target {ROTATION_P99_TARGET_MS:.0f}: "
+         f"{_met(p99 is not None and p99 < ROTATION_P99_TARGET_MS)}"),
+        ("errors", str(measured.errors), "", _errors_note(measured)),
+        ("message ceiling / 2", _text(figures["rotation_ceiling"]), "rotations/s",
+         "two exchanges per rotation, nothing else"),
+        ("ratio to it", _text(figures["ratio"], 2), "", ""),
+        ("server CPU per rotation", _text(figures["server_cpu_ms_per_rotation"], 2),
+         "ms", "twistd suto, all threads"),
+        ("generator CPU per rotation",
+         _text(figures["generator_cpu_ms_per_rotation"], 2), "ms",
+         "all generator processes"),
+        *_load_rows(measured, ceilings.threads),
+        *_memory_rows(result),
+    ]
+    if result.interval > 0:
+        load = figures["server_load"]
+        rows.append(
+            ("idle fleet target", _text(_percent(load), 1), "% of a core",
+             f"under {_percent(IDLE_FLEET_TARGET):.0f}% at 10000 endpoints "
+             f"rotating every 60 s: "
+             f"{_met(load is not None and load < IDLE_FLEET_TARGET)} here "
+             f"({result.connected} endpoints every {result.interval:g} s)")
+        )
+    return rows
+
+
+def memory_rows(result: FleetResult, cores: int) -> list[Row]:
+    """
+    @return: the table rows of the memory scenario.
+    """
+    idle = result.measured
+    note = f"{idle.count} rotations, {idle.errors} errors"
+    if idle.errors:
+        note += f": {_errors_note(idle)}"
+    return (
+        _fleet_setup_rows(result)
+        + _memory_rows(result)
+        + [("idle phase", _text(idle.seconds), "s", note)]
+        + _load_rows(idle, cores)
+    )
+
+
+def memory_scenario_json(result: FleetResult, cores: int) -> dict:
+    """
+    @return: the memory scenario's figures.
+    """
+    return {
+        "scenario": "memory",
+        "cores": cores,
+        **_fleet_json(result),
+        "other_load": _rounded(other_load(result.measured, cores), 3),
+    }
+
+
+def _fleet_json(result: FleetResult) -> dict:
+    measured = result.measured
+    return {
+        "endpoints": result.endpoints,
+        "connected": result.connected,
+        "profiles": "seeded",
+        "seeding_seconds": _rounded(result.seeding_seconds),
+        "connect_seconds": _rounded(result.connect_seconds),
+        "warmup_rotations": result.warmup_rotations,
+        "warmup_errors": result.warmup_errors,
+        "interval": result.interval,
+        "rotations": measured.count,
+        "seconds": _rounded(measured.seconds),
+        "errors": measured.errors,
+        "error_reasons": measured.error_reasons,
+        "server_load": _rounded(_ratio(measured.server_cpu, measured.seconds), 3),
+        **memory_json(result),
+    }
+
+
+def memory_json(result: FleetResult) -> dict:
+    """
+    @return: the server's memory figures of a fleet run.
+    """
+    per_endpoint = result.rss_per_endpoint
+    return {
+        "rss_before_mb": _rounded(_megabytes(result.rss_before)),
+        "rss_after_mb": _rounded(_megabytes(result.rss_after)),
+        "rss_per_endpoint_kb": _rounded(
+            None if per_endpoint is None else per_endpoint / 1024
+        ),
+        "memory_target_kb": MEMORY_TARGET_BYTES // 1024,
+    }
+
+
+def _megabytes(size: int | None) -> float | None:
+    return None if size is None else size / (1024 * 1024)
+
+
+def rotation_json(result: FleetResult, ceilings: Ceilings) -> dict:
+    """
+    @return: the rotation scenario's figures, with the ceilings'.
+    """
+    measured = result.measured
+    ceiling = ceilings.messages.per_second / EXCHANGES_PER_ROTATION
+    return {
+        "scenario": "rotation",
+        **ceilings_json(ceilings),
+        **_fleet_json(result),
+        "rotations_per_second": _rounded(measured.per_second),
+        "target": ROTATION_TARGET,
+        "latency_p50_ms": _rounded(_milliseconds(measured.latency(0.50))),
+        "latency_p99_ms": _rounded(_milliseconds(measured.latency(0.99))),
+        "latency_p99_target_ms": ROTATION_P99_TARGET_MS,
+        "rotation_ceiling": _rounded(ceiling),
+        "ratio": _rounded(_ratio(measured.per_second, ceiling), 3),
+        "server_cpu_ms_per_rotation": _rounded(
+            measured.cpu_ms_per_operation(measured.server_cpu), 3
+        ),
+        "generator_cpu_ms_per_rotation": _rounded(
+            measured.cpu_ms_per_operation(measured.generator_cpu), 3
+        ),
+        "other_load": _rounded(other_load(measured, ceilings.threads), 3),
+    }

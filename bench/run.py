@@ -3,8 +3,11 @@ Run a SUTO benchmark scenario and print a table, then one JSON line.
 
     python bench/run.py ceilings [--devices N]
     python bench/run.py classic [--devices N] [--duration S] [--max-auth N]
+    python bench/run.py rotation [--endpoints N] [--duration S] [--interval S]
+    python bench/run.py memory [--endpoints N] [--idle S]
 
-Every scenario measures the machine's ceilings first, in the same run;
+Every scenario but memory measures the machine's ceilings first, in the
+same run;
 see bench/README.md for what each figure means.  Everything runs on
 127.0.0.1 (and, for simulated devices, other 127.x.y.z addresses), and
 every process this starts is stopped at the end, on error and on Ctrl-C.
@@ -37,9 +40,18 @@ from bench.ceilings import LoadClientError, measure_ceilings
 from bench.children import ChildFailed
 from bench.classic import run_classic
 from bench.device import MAX_DEVICES
+from bench.fleet import MAX_ENDPOINTS
+from bench.rotation import IDLE_INTERVAL, run_fleet
 
 #: The largest --duration and --ceiling-duration accepted, in seconds.
 MAX_DURATION = 600.0
+
+#: The most connections the ceilings of a rotation run keep in flight:
+#: the message ceiling measures the cost of an exchange, which does not
+#: grow with the count (11 200/s at 16, 11 900/s at 1000), while a
+#: thousand handshakes at once overflow the echo server's listen backlog
+#: and time out.
+CEILING_CONNECTIONS = 64
 
 
 def _bounded(kind, low, high):
@@ -66,12 +78,17 @@ def parser() -> argparse.ArgumentParser:
     for name, text in (
         ("ceilings", "only the machine's ceilings"),
         ("classic", "ceilings, then classic salted-challenge authentications"),
+        ("rotation", "ceilings, then key rotations over a connected fleet"),
     ):
         scenario = scenarios.add_parser(name, help=text, description=text)
-        scenario.add_argument(
-            "--devices", type=_bounded(int, 1, MAX_DEVICES), default=16,
-            help="simulated devices, and TLS connections in flight (default 16)",
-        )
+        if name == "rotation":
+            _add_endpoints(scenario)
+        else:
+            scenario.add_argument(
+                "--devices", type=_bounded(int, 1, MAX_DEVICES), default=16,
+                help="simulated devices, and TLS connections in flight "
+                "(default 16)",
+            )
         scenario.add_argument(
             "--ceiling-duration", type=_bounded(float, 0.1, MAX_DURATION), default=3.0,
             help="seconds each ceiling is measured for (default 3)",
@@ -97,7 +114,35 @@ def parser() -> argparse.ArgumentParser:
         "--server-profile", metavar="FILE", default=None,
         help="write a cProfile of the server's reactor thread to FILE",
     )
+    rotation = scenarios.choices["rotation"]
+    rotation.add_argument(
+        "--duration", type=_bounded(float, 0.1, MAX_DURATION), default=10.0,
+        help="seconds of measured rotations (default 10)",
+    )
+    rotation.add_argument(
+        "--interval", type=_bounded(float, 0.0, IDLE_INTERVAL), default=0.0,
+        help="seconds between an endpoint's rotations, before jitter "
+        "(default 0: as fast as lockstep allows)",
+    )
+    rotation.add_argument(
+        "--max-rotations", type=_bounded(int, 1, 10**8), default=10**7,
+        help="the most measured rotations (default 10000000)",
+    )
+    text = "server memory and idle load with a connected fleet"
+    memory = scenarios.add_parser("memory", help=text, description=text)
+    _add_endpoints(memory)
+    memory.add_argument(
+        "--idle", type=_bounded(float, 0.1, MAX_DURATION), default=5.0,
+        help="seconds the idle fleet's server load is measured (default 5)",
+    )
     return top
+
+
+def _add_endpoints(scenario: argparse.ArgumentParser) -> None:
+    scenario.add_argument(
+        "--endpoints", type=_bounded(int, 1, MAX_ENDPOINTS), default=1000,
+        help="enrolled endpoints, each on a TLS connection (default 1000)",
+    )
 
 
 def _progress(text: str) -> None:
@@ -114,39 +159,9 @@ async def _run(reactor, options) -> None:
         "after", "shutdown", shutil.rmtree, directory, True
     )
     try:
-        _progress(f"measuring the ceilings ({options.ceiling_duration:g} s each)")
-        ceilings = await measure_ceilings(
-            reactor,
-            directory,
-            connections=options.devices,
-            duration=options.ceiling_duration,
-            max_count=options.max_count,
+        title, rows, figures = await _SCENARIOS[options.scenario](
+            reactor, directory, options
         )
-        if options.scenario == "ceilings":
-            rows, figures = report.ceiling_rows(ceilings), {
-                "scenario": "ceilings", **report.ceilings_json(ceilings)
-            }
-        else:
-            _progress(
-                f"classic: {options.devices} devices, {options.duration:g} s"
-            )
-            result = await run_classic(
-                reactor,
-                directory,
-                devices=options.devices,
-                duration=options.duration,
-                max_auth=options.max_auth,
-                auth_timeout=options.auth_timeout,
-                profile=(
-                    None
-                    if options.server_profile is None
-                    else os.path.abspath(options.server_profile)
-                ),
-            )
-            rows = report.ceiling_rows(ceilings) + report.classic_rows(
-                result, ceilings
-            )
-            figures = report.classic_json(result, ceilings)
     except Exception as error:
         cause = _first_cause(error)
         if isinstance(cause, CancelledError):
@@ -154,12 +169,106 @@ async def _run(reactor, options) -> None:
         if isinstance(cause, (ChildFailed, LoadClientError)):
             raise SystemExit(f"bench: {cause}") from None
         raise
-    title = (
-        f"SUTO benchmark: {options.scenario} ({ceilings.threads} cores, "
+    print(report.render_table(f"SUTO benchmark: {title}", rows))
+    print(report.json_line(figures), flush=True)
+
+
+async def _ceilings(reactor, directory: str, options, connections: int):
+    _progress(f"measuring the ceilings ({options.ceiling_duration:g} s each)")
+    return await measure_ceilings(
+        reactor,
+        directory,
+        connections=connections,
+        duration=options.ceiling_duration,
+        max_count=options.max_count,
+    )
+
+
+def _devices_title(options, ceilings) -> str:
+    return (
+        f"{options.scenario} ({ceilings.threads} cores, "
         f"{options.devices} devices/connections)"
     )
-    print(report.render_table(title, rows))
-    print(report.json_line(figures), flush=True)
+
+
+async def _run_ceilings(reactor, directory: str, options):
+    ceilings = await _ceilings(reactor, directory, options, options.devices)
+    figures = {"scenario": "ceilings", **report.ceilings_json(ceilings)}
+    return _devices_title(options, ceilings), report.ceiling_rows(ceilings), figures
+
+
+async def _run_classic(reactor, directory: str, options):
+    ceilings = await _ceilings(reactor, directory, options, options.devices)
+    _progress(f"classic: {options.devices} devices, {options.duration:g} s")
+    result = await run_classic(
+        reactor,
+        directory,
+        devices=options.devices,
+        duration=options.duration,
+        max_auth=options.max_auth,
+        auth_timeout=options.auth_timeout,
+        profile=(
+            None
+            if options.server_profile is None
+            else os.path.abspath(options.server_profile)
+        ),
+    )
+    rows = report.ceiling_rows(ceilings) + report.classic_rows(result, ceilings)
+    return (
+        _devices_title(options, ceilings),
+        rows,
+        report.classic_json(result, ceilings),
+    )
+
+
+async def _run_rotation(reactor, directory: str, options):
+    ceilings = await _ceilings(
+        reactor, directory, options, min(options.endpoints, CEILING_CONNECTIONS)
+    )
+    _progress(
+        f"rotation: {options.endpoints} endpoints, interval "
+        f"{options.interval:g} s, {options.duration:g} s"
+    )
+    result = await run_fleet(
+        reactor,
+        os.path.join(directory, "fleet"),
+        endpoints=options.endpoints,
+        interval=options.interval,
+        duration=options.duration,
+        max_rotations=options.max_rotations,
+    )
+    title = f"rotation ({ceilings.threads} cores, {options.endpoints} endpoints)"
+    rows = report.ceiling_rows(ceilings) + report.rotation_rows(result, ceilings)
+    return title, rows, report.rotation_json(result, ceilings)
+
+
+async def _run_memory(reactor, directory: str, options):
+    cores = os.cpu_count() or 1
+    _progress(f"memory: {options.endpoints} endpoints, idle {options.idle:g} s")
+    result = await run_fleet(
+        reactor,
+        os.path.join(directory, "fleet"),
+        endpoints=options.endpoints,
+        interval=IDLE_INTERVAL,
+        duration=options.idle,
+        max_rotations=options.endpoints,
+    )
+    title = f"memory ({cores} cores, {options.endpoints} endpoints)"
+    return (
+        title,
+        report.memory_rows(result, cores),
+        report.memory_scenario_json(result, cores),
+    )
+
+
+#: What each scenario runs: an async function of the reactor, the run's
+#: folder and the options, returning the title, the rows and the figures.
+_SCENARIOS = {
+    "ceilings": _run_ceilings,
+    "classic": _run_classic,
+    "rotation": _run_rotation,
+    "memory": _run_memory,
+}
 
 
 def _first_cause(error: Exception) -> BaseException:

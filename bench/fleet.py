@@ -1,0 +1,225 @@
+"""
+An enrolled fleet made without the enrollment conversation, for the
+rotation and memory scenarios.
+
+Enrolling one endpoint through the real conversation costs a one-time
+password hash on each side (sha512-crypt, about 4 ms of CPU each), so ten
+thousand would take minutes before anything is measured.  Instead the
+server's store is seeded before the server starts, with the server's own
+code, writing each profile as L{suto_server.enrollment.Enrollment.complete}
+does: a window is opened and completed, the first key comes from
+L{keyschedule.first_key} over fresh random data and a fresh fingerprint
+hash, and it is stored sealed with the server's L{MasterKey}.  The load
+generator gets the matching client profiles (key, key id, fingerprint
+hash) in a file of the run's temporary folder.
+
+What seeding skips is only the password proof and the sealed transport of
+the random data; every rotation afterwards is the real conversation, so a
+profile seeded wrongly shows at once as a rotation that fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from suto_client.statefile import EnrolledProfile
+from suto_server import keyschedule, schemes
+from suto_server.masterkey import MasterKey
+from suto_server.store.records import EnrollmentWindow, Profile
+from suto_server.store.sqlite import SQLiteStore
+from suto_server.tap import DATABASE_FILE, MASTER_KEY_FILE
+
+#: The most endpoints one run may seed.
+MAX_ENDPOINTS = 20000
+
+#: How many loopback addresses the endpoints connect from, spread
+#: evenly, so that no one address runs short of ephemeral ports.
+SOURCE_ADDRESSES = 16
+
+#: Seconds a seeding window stays open; it is completed at once.
+_WINDOW_SECONDS = 600.0
+
+
+class FleetFileError(ValueError):
+    """
+    A fleet file is malformed.
+    """
+
+
+@dataclass(frozen=True)
+class Member:
+    """
+    One seeded endpoint: the profile the agent would have stored, and the
+    fingerprint hash its machine computes.
+    """
+
+    profile: EnrolledProfile
+    fingerprint_hash: bytes = field(repr=False)
+
+
+def user_name(index: int) -> str:
+    """
+    @return: the profile name of endpoint C{index}.
+    """
+    return f"rot{index:05d}"
+
+
+def source_address(index: int) -> str:
+    """
+    @return: the loopback address endpoint C{index} connects from
+        (127.0.1.1 to 127.0.1.L{SOURCE_ADDRESSES}).  Its profile is seeded
+        as enrolled from there, so the server's location tracking sees an
+        endpoint that never moved.
+    """
+    return f"127.0.1.{index % SOURCE_ADDRESSES + 1}"
+
+
+def seed(
+    data: str, count: int, server_port: int, pin: str
+) -> list[Member]:
+    """
+    Enroll C{count} profiles in the store of the data folder C{data} (the
+    server must not be running), with the master key the server will load
+    from there.
+
+    @param server_port: where the endpoints will reach the server.
+    @param pin: the server certificate's fingerprint, as enrollment gives
+        it to the agent.
+    @return: the endpoints, in order.
+    @raise ValueError: C{count} is out of range.
+    """
+    if not 1 <= count <= MAX_ENDPOINTS:
+        raise ValueError(f"the fleet must have 1 to {MAX_ENDPOINTS} endpoints")
+    master_key = MasterKey.load_or_create(os.path.join(data, MASTER_KEY_FILE))
+    # The windows' one-time password: one hash serves every window, since
+    # seeding never proves it.
+    otp_hash = schemes.hash_password(secrets.token_urlsafe(16), "sha512_crypt")
+    store = SQLiteStore.open(os.path.join(data, DATABASE_FILE))
+    members = []
+    try:
+        for index in range(count):
+            user = user_name(index)
+            now = time.time()
+            store.open_window(
+                EnrollmentWindow(
+                    username=user,
+                    otp_hash=otp_hash,
+                    networks=(f"{source_address(index)}/32",),
+                    location_name=None,
+                    opened_at=now,
+                    deadline=now + _WINDOW_SECONDS,
+                    attempts=0,
+                    max_attempts=1,
+                    replace=False,
+                )
+            )
+            fingerprint_hash = os.urandom(keyschedule.FINGERPRINT_SIZE)
+            key = keyschedule.first_key(
+                os.urandom(keyschedule.RANDOM_SIZE),
+                fingerprint_hash,
+                keyschedule.password_secret(otp_hash, user),
+                user,
+            )
+            key_id = keyschedule.key_id(key)
+            store.complete_enrollment(
+                Profile(
+                    username=user,
+                    fingerprint_hash=fingerprint_hash,
+                    key_sealed=master_key.seal_key(user, key_id, key),
+                    key_id=key_id,
+                    generation=0,
+                    enrolled_at=now,
+                    location=source_address(index),
+                    location_name=None,
+                )
+            )
+            members.append(
+                Member(
+                    EnrolledProfile(
+                        user=user,
+                        server_host="127.0.0.1",
+                        server_port=server_port,
+                        pin=pin,
+                        key=key,
+                        key_id=key_id,
+                        generation=0,
+                        enrolled_at=now,
+                    ),
+                    fingerprint_hash,
+                )
+            )
+    finally:
+        store.close()
+    return members
+
+
+def write(path: str, members: list[Member]) -> None:
+    """
+    Write C{members} to C{path}, one JSON object a line, readable by this
+    user only (it holds keys).
+    """
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        for member in members:
+            profile = member.profile
+            handle.write(
+                json.dumps(
+                    {
+                        "user": profile.user,
+                        "port": profile.server_port,
+                        "pin": profile.pin,
+                        "key": profile.key.hex(),
+                        "key_id": profile.key_id,
+                        "generation": profile.generation,
+                        "enrolled_at": profile.enrolled_at,
+                        "fingerprint": member.fingerprint_hash.hex(),
+                    }
+                )
+                + "\n"
+            )
+
+
+def read(path: str, first: int, count: int) -> list[Member]:
+    """
+    Read C{count} endpoints from C{path}, from the C{first} (from 0).
+
+    @raise FleetFileError: the file holds fewer, or a line is malformed.
+    @raise OSError: the file cannot be read.
+    """
+    if first < 0 or not 1 <= count <= MAX_ENDPOINTS:
+        raise FleetFileError("the range of endpoints is out of bounds")
+    members = []
+    with open(path, encoding="ascii") as handle:
+        for number, line in enumerate(handle):
+            if number < first:
+                continue
+            if len(members) == count:
+                break
+            members.append(_member(line))
+    if len(members) != count:
+        raise FleetFileError(f"{path} holds fewer than {first + count} endpoints")
+    return members
+
+
+def _member(line: str) -> Member:
+    try:
+        entry = json.loads(line)
+        return Member(
+            EnrolledProfile(
+                user=entry["user"],
+                server_host="127.0.0.1",
+                server_port=int(entry["port"]),
+                pin=entry["pin"],
+                key=bytes.fromhex(entry["key"]),
+                key_id=entry["key_id"],
+                generation=int(entry["generation"]),
+                enrolled_at=float(entry["enrolled_at"]),
+            ),
+            bytes.fromhex(entry["fingerprint"]),
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        raise FleetFileError(f"a fleet line is malformed: {error}") from None

@@ -1,0 +1,282 @@
+"""
+The rotation and memory scenarios: a fleet of enrolled endpoints, each on
+a TLS connection of its own, rolling its key forward on it.
+
+The server runs as C{twistd -n suto} in its own process, on a data folder
+whose store was seeded with the fleet's profiles before it started
+(L{bench.fleet}).  The fleet is split between load generator processes,
+one per core (L{bench.rotation_client}), which connect every endpoint
+(each completes its first rotation on connecting) and say so; then the
+server's resident memory is read, all generators are told to go together,
+and they count the rotations completed over the measured phase.
+
+  - rotation: every endpoint rotates again as soon as lockstep allows
+    (or every C{interval} seconds); the figures are completed rotations
+    per second, their latency from C{SUTO_C_ROTATE_} sent to
+    C{SUTO_ROTATE_DONE_} received (the server sends it only once the new
+    key is committed to disk), and the server's CPU per rotation;
+  - memory: every endpoint idles after its first rotation; the figures
+    are the server's resident memory before any connection and with all
+    of them open, and the server's CPU while the fleet idles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+from array import array
+from dataclasses import dataclass
+
+from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.threads import deferToThread
+
+from suto_server.tap import prepare_data_folder
+
+from bench import fleet
+from bench.admin_client import AdminClient
+from bench.ceilings import LoadClientError, shares
+from bench.children import Child, python_argv, spawn, while_running
+from bench.cpu import CpuMeter
+from bench.load_client import GO
+from bench.measurement import Measurement, add_counts
+from bench.memory import resident_bytes
+from bench.suto_server_process import (
+    ServerSetup,
+    free_port,
+    make_identity,
+    start_server,
+    wait_until_serving,
+)
+
+#: Seconds the server may take to start answering.
+START_TIMEOUT = 30.0
+
+#: Seconds the generators may take to connect the whole fleet.
+CONNECT_TIMEOUT = 300.0
+
+#: Seconds a generator may live beyond connecting and measuring.
+CLIENT_SLACK = 60.0
+
+#: The wait between rotations in the memory scenario: longer than any
+#: measurement, so every endpoint idles after its first rotation.
+IDLE_INTERVAL = 3600.0
+
+#: The server's auth timeout (the classic path is not used here).
+_AUTH_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class FleetResult:
+    """
+    @ivar endpoints: the endpoints seeded.
+    @ivar connected: how many connected and completed their first rotation.
+    @ivar interval: seconds between an endpoint's rotations, before jitter.
+    @ivar seeding_seconds: how long seeding the store took.
+    @ivar connect_seconds: how long connecting the fleet took (the
+        slowest generator).
+    @ivar warmup_rotations: rotations completed while connecting.
+    @ivar warmup_errors: how rotations and connections failed meanwhile.
+    @ivar rss_before: the server's resident bytes once serving, before
+        any endpoint connected (L{None} if unread).
+    @ivar rss_after: the same with the fleet connected.
+    @ivar measured: the measured phase: completed rotations and their
+        latencies, the generators' CPU together, the server's CPU.
+    """
+
+    endpoints: int
+    connected: int
+    interval: float
+    seeding_seconds: float
+    connect_seconds: float
+    warmup_rotations: int
+    warmup_errors: dict[str, int]
+    rss_before: int | None
+    rss_after: int | None
+    measured: Measurement
+
+    @property
+    def rss_per_endpoint(self) -> float | None:
+        """
+        The server's resident bytes per connected endpoint.
+        """
+        if self.rss_before is None or self.rss_after is None or not self.connected:
+            return None
+        return (self.rss_after - self.rss_before) / self.connected
+
+
+def raise_file_limit() -> None:
+    """
+    Allow this process, and the processes it starts (the server, the
+    generators), as many open files as the system lets this user have:
+    every endpoint holds a socket at each end.
+    """
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _prepare(directory: str, endpoints: int) -> tuple[ServerSetup, str]:
+    """
+    Make the data folder, its certificate and its seeded store, and the
+    fleet file the generators read.
+
+    @return: the server's setup and the fleet file's path.
+    """
+    data = prepare_data_folder(os.path.join(directory, "data"))
+    identity = make_identity(data)
+    setup = ServerSetup(data, identity, free_port())
+    members = fleet.seed(data, endpoints, setup.port, identity.pin)
+    path = os.path.join(directory, "fleet.jsonl")
+    fleet.write(path, members)
+    return setup, path
+
+
+def _start_generators(
+    reactor, directory: str, fleet_file: str, *, endpoints: int,
+    interval: float, duration: float, max_rotations: int,
+) -> list[tuple[Child, str]]:
+    """
+    Start one generator per core, each with its share of the fleet.
+
+    @return: each generator with the file it writes its latencies to.
+    """
+    parts = shares(endpoints, os.cpu_count() or 1)
+    each_count = math.ceil(max_rotations / len(parts))
+    lifetime = CONNECT_TIMEOUT + duration + CLIENT_SLACK
+    generators = []
+    first = 0
+    for index, count in enumerate(parts):
+        latencies = os.path.join(directory, f"latencies-{index}")
+        child = spawn(
+            reactor,
+            f"rotation generator {index + 1}",
+            python_argv(
+                "-m", "bench.rotation_client",
+                "--fleet", fleet_file,
+                "--first", str(first),
+                "--count", str(count),
+                "--interval", str(interval),
+                "--duration", str(duration),
+                "--max-count", str(each_count),
+                "--latencies", latencies,
+                "--lifetime", str(lifetime),
+            ),
+        )
+        generators.append((child, latencies))
+        first += count
+    return generators
+
+
+def _json_lines(lines: list[str], keys: tuple[str, ...]) -> list[dict]:
+    """
+    @raise LoadClientError: a line is not a JSON object with C{keys}.
+    """
+    try:
+        reports = [json.loads(line) for line in lines]
+        for report in reports:
+            for key in keys:
+                report[key]
+    except (ValueError, KeyError, TypeError) as error:
+        raise LoadClientError(
+            f"a rotation generator's report is malformed: {error}"
+        ) from None
+    return reports
+
+
+def _latencies(path: str) -> array:
+    values = array("d")
+    with open(path, "rb") as handle:
+        values.frombytes(handle.read())
+    return values
+
+
+@inlineCallbacks
+def run_fleet(
+    reactor,
+    directory: str,
+    *,
+    endpoints: int,
+    interval: float,
+    duration: float,
+    max_rotations: int,
+):
+    """
+    Seed C{endpoints} profiles, start the server, connect the fleet, read
+    the server's memory, then count the rotations completed over
+    C{duration} seconds or C{max_rotations} rotations, and stop
+    everything.
+
+    @param directory: an empty folder for the server's data and the
+        generators' files.
+    @param interval: seconds between an endpoint's rotations (0: as fast
+        as lockstep allows; L{IDLE_INTERVAL}: once, then idle).
+    @return: a L{Deferred} firing with the L{FleetResult}.
+    @raise ChildFailed: (through the L{Deferred}) the server or a
+        generator exited too early.
+    @raise LoadClientError: (through the L{Deferred}) a generator
+        reported something malformed.
+    """
+    raise_file_limit()
+    seeding = reactor.seconds()
+    setup, fleet_file = yield deferToThread(_prepare, directory, endpoints)
+    seeding = reactor.seconds() - seeding
+    server = start_server(reactor, setup, _AUTH_TIMEOUT)
+    admin = AdminClient(reactor, setup.admin_socket, 1)
+    generators: list[tuple[Child, str]] = []
+    try:
+        yield wait_until_serving(reactor, admin, server, START_TIMEOUT)
+        rss_before = resident_bytes(server.pid)
+        generators = _start_generators(
+            reactor, directory, fleet_file, endpoints=endpoints,
+            interval=interval, duration=duration, max_rotations=max_rotations,
+        )
+        children = [child for child, _ in generators]
+        ready = _json_lines(
+            (yield while_running(
+                server,
+                gatherResults([child.line(0) for child in children], consumeErrors=True),
+            )),
+            ("connected", "seconds", "warmup_rotations", "warmup_errors"),
+        )
+        rss_after = resident_bytes(server.pid)
+        meter = CpuMeter(server.pid)
+        for child in children:
+            child.send_line(GO)
+        reports = _json_lines(
+            (yield while_running(
+                server,
+                gatherResults([child.line(1) for child in children], consumeErrors=True),
+            )),
+            ("count", "seconds", "errors", "error_reasons", "cpu"),
+        )
+        cpu = meter.read()
+        # Each generator wrote its latencies before its report.
+        latencies = array("d")
+        for _, path in generators:
+            latencies.extend(_latencies(path))
+    finally:
+        yield gatherResults([child.stop(reactor) for child, _ in generators])
+        yield admin.close()
+        yield server.stop(reactor)
+    return FleetResult(
+        endpoints=endpoints,
+        connected=sum(report["connected"] for report in ready),
+        interval=interval,
+        seeding_seconds=seeding,
+        connect_seconds=max(report["seconds"] for report in ready),
+        warmup_rotations=sum(report["warmup_rotations"] for report in ready),
+        warmup_errors=add_counts(report["warmup_errors"] for report in ready),
+        rss_before=rss_before,
+        rss_after=rss_after,
+        measured=Measurement(
+            count=sum(report["count"] for report in reports),
+            seconds=max(report["seconds"] for report in reports),
+            errors=sum(report["errors"] for report in reports),
+            generator_cpu=sum(report["cpu"] for report in reports),
+            server_cpu=cpu.server,
+            machine_cpu=cpu.machine,
+            latencies=tuple(latencies),
+            error_reasons=add_counts(report["error_reasons"] for report in reports),
+        ),
+    )
