@@ -285,7 +285,7 @@ class ClientRotation(Conversation):
         except keyschedule.KeyScheduleError as e:
             self._fail(f"cannot derive the next key: {e}")
             return
-        if not self._opens(key, message.sealed, generation):
+        if not self._opens(key, message.sealed):
             self._unopened()
             return
         self._ack = wire.RotateAck(
@@ -295,7 +295,7 @@ class ClientRotation(Conversation):
                 profile=self._profile.user,
                 purpose=keyschedule.ROTATE_ACK_PURPOSE,
                 direction=keyschedule.Direction.CLIENT_TO_SERVER,
-                counter=generation,
+                counter=keyschedule.ROTATION_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
             )
         )
         self._next = replace(
@@ -306,7 +306,7 @@ class ClientRotation(Conversation):
         )
         self._opened()
 
-    def _opens(self, key: bytes, sealed: bytes, generation: int) -> bool:
+    def _opens(self, key: bytes, sealed: bytes) -> bool:
         """
         Does the server's "ok" open under C{key}?
         """
@@ -316,7 +316,6 @@ class ClientRotation(Conversation):
             _OK,
             profile=self._profile.user,
             purpose=keyschedule.ROTATE_OK_PURPOSE,
-            counter=generation,
         )
 
     def _confirms(self, message: wire.RotateDone) -> bool:
@@ -329,7 +328,6 @@ class ClientRotation(Conversation):
             _DONE,
             profile=self._next.user,
             purpose=keyschedule.ROTATE_DONE_PURPOSE,
-            counter=self._next.generation,
         )
 
     def _report(self, outcome: RotationOutcome, reason: str = "") -> Report:
@@ -574,10 +572,10 @@ def _opens_to(
     *,
     profile: str,
     purpose: str,
-    counter: int,
 ) -> bool:
     """
-    Does C{sealed}, from the server, open under C{key} to C{expected}?
+    Does C{sealed}, the server's rotation message for C{purpose}, open
+    under C{key} to C{expected}?
     """
     try:
         plaintext = keyschedule.open_sealed(
@@ -586,7 +584,7 @@ def _opens_to(
             profile=profile,
             purpose=purpose,
             direction=keyschedule.Direction.SERVER_TO_CLIENT,
-            counter=counter,
+            counter=keyschedule.ROTATION_COUNTERS[purpose],
         )
     except keyschedule.SealError:
         return False

@@ -110,6 +110,17 @@ ROTATE_OK_PURPOSE = "rotate-ok"
 ROTATE_ACK_PURPOSE = "rotate-ack"
 ROTATE_DONE_PURPOSE = "rotate-done"
 
+#: The counter each of those messages is sealed at, under the new key.
+#: Each side numbers its own messages under a key from 0 (§7.5): "ok" is
+#: the server's message 0 and "done" its message 1, "ack" the client's
+#: message 0.  The key itself is new at every rotation (its derivation
+#: binds the generation), so the counters restart with it.
+ROTATION_COUNTERS = {
+    ROTATE_OK_PURPOSE: 0,
+    ROTATE_ACK_PURPOSE: 0,
+    ROTATE_DONE_PURPOSE: 1,
+}
+
 class Direction(enum.Enum):
     """
     Which way a sealed message travels.  Bound into every seal so a

@@ -183,7 +183,7 @@ class Rotation:
             profile=user,
             purpose=keyschedule.ROTATE_OK_PURPOSE,
             direction=keyschedule.Direction.SERVER_TO_CLIENT,
-            counter=generation,
+            counter=keyschedule.ROTATION_COUNTERS[keyschedule.ROTATE_OK_PURPOSE],
         )
         return PendingRotation(
             user=user,
@@ -214,7 +214,7 @@ class Rotation:
                 profile=user,
                 purpose=keyschedule.ROTATE_ACK_PURPOSE,
                 direction=keyschedule.Direction.CLIENT_TO_SERVER,
-                counter=pending.generation,
+                counter=keyschedule.ROTATION_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
             )
         except keyschedule.SealError:
             self.failed(user, source, "the acknowledgement did not open", now)
@@ -247,7 +247,7 @@ class Rotation:
                 profile=user,
                 purpose=keyschedule.ROTATE_DONE_PURPOSE,
                 direction=keyschedule.Direction.SERVER_TO_CLIENT,
-                counter=pending.generation,
+                counter=keyschedule.ROTATION_COUNTERS[keyschedule.ROTATE_DONE_PURPOSE],
             )
 
         return d.addCallback(committed)

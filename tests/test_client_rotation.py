@@ -169,7 +169,7 @@ class FakeServer:
                 profile=USER,
                 purpose="rotate-ok",
                 direction=S2C,
-                counter=generation,
+                counter=0,
             ),
         )
 
@@ -183,7 +183,7 @@ class FakeServer:
                 profile=USER,
                 purpose="rotate-ack",
                 direction=C2S,
-                counter=generation,
+                counter=0,
             )
         except keyschedule.SealError:
             plaintext = None
@@ -197,7 +197,7 @@ class FakeServer:
                 profile=USER,
                 purpose="rotate-done",
                 direction=S2C,
-                counter=generation,
+                counter=1,
             )
         )
 
@@ -287,7 +287,7 @@ class ClientRotationTests(SynchronousTestCase):
                         profile=USER,
                         purpose="rotate-ack",
                         direction=C2S,
-                        counter=1,
+                        counter=0,
                     )
                 )
             ),

@@ -195,8 +195,8 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         new_key = keyschedule.next_key(FIRST_KEY, JUNK, FINGERPRINT, shared, "alice", 1)
         s2c = keyschedule.Direction.SERVER_TO_CLIENT
         c2s = keyschedule.Direction.CLIENT_TO_SERVER
-        ok = sealed(new_key, b"ok", keyschedule.ROTATE_OK_PURPOSE, s2c, 1)
-        ack = sealed(new_key, b"ack", keyschedule.ROTATE_ACK_PURPOSE, c2s, 1)
+        ok = sealed(new_key, b"ok", keyschedule.ROTATE_OK_PURPOSE, s2c, 0)
+        ack = sealed(new_key, b"ack", keyschedule.ROTATE_ACK_PURPOSE, c2s, 0)
         done = sealed(new_key, b"done", keyschedule.ROTATE_DONE_PURPOSE, s2c, 1)
         protocol, transport = self.connect()
         rotate = b"SUTO_C_ROTATE_%s_%s_%s_alice\r\n" % (
