@@ -321,6 +321,74 @@ class IRegistryStore(Interface):
         """
 
 
+class IOfflineStore(Interface):
+    """
+    Where offline spells and the blacklist survive a restart: which
+    profiles the server marked offline and since when, the newest offline
+    time step each reconnected with, and the profiles refused for good.
+    A committed rotation ends a profile's offline spell (see
+    L{IRotationStore.commit_rotations}).  Implementations: SQLite (the
+    embedded default) and in-memory (tests); one shared test suite runs
+    against both.  Every method raises L{ValueError} for an argument of
+    the wrong type or out of bounds, and writes nothing then.
+    """
+
+    def silent_profiles(before):
+        """
+        @return: the user names, in order, of the profiles last seen before
+            C{before} that are not marked offline.
+        """
+
+    def mark_offline(usernames, now):
+        """
+        Mark each of C{usernames} offline since C{now}, in one transaction;
+        one already offline keeps its time, and a name without a profile
+        is skipped.
+
+        @return: a L{list} of the names newly marked.
+        """
+
+    def offline_since(username):
+        """
+        @return: the POSIX time the profile was marked offline, or L{None}
+            when it is not offline (or does not exist).
+        """
+
+    def last_offline_step(username):
+        """
+        @return: the newest offline time step the profile reconnected
+            with, or L{None} if it never did.
+        """
+
+    def add_to_blacklist(entry):
+        """
+        Blacklist a profile, unless it already is (the first entry stays).
+
+        @param entry: a L{suto_server.store.records.BlacklistEntry}.
+        @return: whether the entry was added.
+        """
+
+    def blacklist_entry(username):
+        """
+        @return: the profile's L{suto_server.store.records.BlacklistEntry},
+            or L{None}.
+        """
+
+    def list_blacklist():
+        """
+        @return: every L{suto_server.store.records.BlacklistEntry}, by
+            user name.
+        """
+
+    def unblock(username):
+        """
+        Lift the profile's blacklist entry and remove the profile with its
+        keys, in one transaction: the device must enroll again.
+
+        @return: whether there was an entry.
+        """
+
+
 class IAlertSink(Interface):
     """
     Somewhere alerts go as they happen: the structured log, a JSON-lines

@@ -121,6 +121,14 @@ ROTATION_COUNTERS = {
     ROTATE_DONE_PURPOSE: 1,
 }
 
+#: Seal purposes of a reconnection after an offline spell
+#: (docs/PROTOCOL.md §10): the client's junk under its offline key, and the
+#: server's confirmation under the same key.  Each is its side's message 0
+#: under that key, which serves one reconnection only.
+RECONNECT_PURPOSE = "reconnect"
+RECONNECT_OK_PURPOSE = "reconnect-ok"
+
+
 class Direction(enum.Enum):
     """
     Which way a sealed message travels.  Bound into every seal so a

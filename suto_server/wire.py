@@ -359,6 +359,12 @@ _PUBLIC = _base64_field("public", 32, 32)
 _NONCE = _base64_field("nonce", 16, 16)
 _PROOF = _base64_field("proof", 16, 16)
 _ENROLL_DATA_USER_PREFIX = "DATA_"
+# The server's clock, whole POSIX seconds: up to 12 digits, no leading
+# zero (enough until the year 33658).
+_SECONDS = _Field("seconds", (_DIGITS[1:],), _DIGITS, 0, 11, int)
+# The reconnecting client's 32 bytes of junk sealed under its offline key,
+# with their 16-byte tag.
+_RECONNECT_DATA = _base64_field("sealed", 48, 48)
 
 
 def _require(value: object, grammar: _Field) -> None:
@@ -726,6 +732,67 @@ class RotateDone(_HiddenBytesRepr):
         _require(self.sealed, _CONFIRMATION)
 
 
+@dataclass(frozen=True, slots=True)
+class GetTime:
+    """
+    C{SUTO_C_TIME}: the client asks for the server's clock, so that it can
+    derive its offline key for the server's time step, whatever its own
+    clock says.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTime:
+    """
+    C{SUTO_TIME_<seconds>}: the server's clock, in whole POSIX seconds.
+    """
+
+    seconds: int
+
+    def __post_init__(self) -> None:
+        _require(self.seconds, _SECONDS)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Reconnect(_HiddenBytesRepr):
+    """
+    C{SUTO_C_RECONNECT_<key_id>_<sealed>_<user>}: a client that marked
+    itself offline comes back.  C{sealed} is fresh junk sealed under the
+    offline key derived from the key named by C{key_id}, the hardware
+    fingerprint and the time step; the user comes last, as in L{Rotate}.
+
+    @ivar key_id: the id of the last key the client agreed on.
+    @ivar sealed: 32 bytes of junk and the 16-byte tag.
+    @ivar user: the user whose profile holds the key.
+    """
+
+    key_id: str
+    sealed: bytes
+    user: str
+
+    def __post_init__(self) -> None:
+        _require(self.key_id, _KEY_ID)
+        _require(self.sealed, _RECONNECT_DATA)
+        if not can_enroll(self.user):
+            raise ProtocolError(ERROR_BAD_FIELD, "invalid user to reconnect")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ReconnectOk(_HiddenBytesRepr):
+    """
+    C{SUTO_RECONNECT_OK_<sealed>}: the server opened the junk under the
+    same offline key, and proves it with a confirmation sealed under that
+    key.  Only after it may the client rotate on this connection.
+
+    @ivar sealed: 16 to 64 bytes.
+    """
+
+    sealed: bytes
+
+    def __post_init__(self) -> None:
+        _require(self.sealed, _CONFIRMATION)
+
+
 Message = (
     GetSaltA
     | GetRSalt
@@ -743,6 +810,10 @@ Message = (
     | RotateOk
     | RotateAck
     | RotateDone
+    | GetTime
+    | ServerTime
+    | Reconnect
+    | ReconnectOk
 )
 
 
@@ -851,6 +922,14 @@ _LAYOUTS = {
         _Layout(b"SUTO_ROTATE_OK_", RotateOk, (_PUBLIC, b"_", _CONFIRMATION)),
         _Layout(b"SUTO_C_ROTATE_ACK_", RotateAck, (_CONFIRMATION,)),
         _Layout(b"SUTO_ROTATE_DONE_", RotateDone, (_CONFIRMATION,)),
+        _Layout(b"SUTO_C_TIME", GetTime),
+        _Layout(b"SUTO_TIME_", ServerTime, (_SECONDS,)),
+        _Layout(
+            b"SUTO_C_RECONNECT_",
+            Reconnect,
+            (_KEY_ID, b"_", _RECONNECT_DATA, b"_", _USER),
+        ),
+        _Layout(b"SUTO_RECONNECT_OK_", ReconnectOk, (_CONFIRMATION,)),
     ),
 }
 _LONGEST_TAG = max(len(layout.tag) for layout in _LAYOUTS[Framing.FRAMED])

@@ -15,6 +15,7 @@ from zope.interface.verify import verifyObject
 
 from suto_server.interfaces import (
     IEnrollmentStore,
+    IOfflineStore,
     IRegistryStore,
     IRotationStore,
     IUserRecord,
@@ -39,6 +40,7 @@ from suto_server.store.records import (
     MAX_TIME,
     RETIRED_KEY_HISTORY,
     AuditEvent,
+    BlacklistEntry,
     EnrollmentWindow,
     Move,
     Profile,
@@ -1745,3 +1747,173 @@ class RegistryStoreTestsMixin:
         self.assertEqual(
             _accepted(StoreError, lambda method: calls[method](), calls), []
         )
+
+
+BLACKLISTED = BlacklistEntry(
+    username="alice",
+    time=5000.0,
+    reason="the reconnection did not open under the offline key",
+    source="10.9.0.4",
+    alert="reconnect_failed",
+)
+
+
+class OfflineStoreTestsMixin:
+    """
+    Tests of L{IOfflineStore} behaviour.  Mix into a trial C{TestCase}
+    that defines C{make_store()}, returning a new, empty, open store.
+    Profiles start at key number 0, last seen when they enrolled (1200.5).
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.store = self.make_store()
+        self.addCleanup(self.store.close)
+        for name in ["alice", "bob"]:
+            self.store.open_window(_window(name))
+            self.store.complete_enrollment(
+                _profile(
+                    name, key_sealed=numbered_seal(0), key_id=numbered_key_id(0)
+                )
+            )
+
+    def test_provides_interface(self):
+        """
+        The store provides L{IOfflineStore} completely.
+        """
+        self.assertTrue(verifyObject(IOfflineStore, self.store))
+
+    def test_silent_profiles(self):
+        """
+        Profiles last seen before the given time are silent, in order of
+        name; one seen since (here by a rotation) is not.
+        """
+        self.assertEqual(self.store.silent_profiles(1200.5), [])
+        self.assertEqual(self.store.silent_profiles(1300.0), ["alice", "bob"])
+        self.store.commit_rotations([numbered_rotation("bob", 0, 1, 1500.0)])
+        self.assertEqual(self.store.silent_profiles(1300.0), ["alice"])
+
+    def test_mark_offline(self):
+        """
+        Marking profiles offline records the time once: a second marking
+        keeps the first time and reports nothing new; a name without a
+        profile is skipped.  Offline profiles are no longer silent.
+        """
+        self.assertIsNone(self.store.offline_since("alice"))
+        self.assertEqual(
+            self.store.mark_offline(["alice", "carol"], 2000.0), ["alice"]
+        )
+        self.assertEqual(self.store.mark_offline(["alice", "bob"], 3000.0), ["bob"])
+        self.assertEqual(self.store.offline_since("alice"), 2000.0)
+        self.assertEqual(self.store.offline_since("bob"), 3000.0)
+        self.assertIsNone(self.store.offline_since("carol"))
+        self.assertEqual(self.store.silent_profiles(4000.0), [])
+
+    def test_rotation_ends_offline_spell(self):
+        """
+        A committed rotation ends the profile's offline spell and, when it
+        ends a reconnection, spends its offline step: only a newer step is
+        remembered after it.
+        """
+        self.store.mark_offline(["alice"], 2000.0)
+        self.store.commit_rotations(
+            [numbered_rotation("alice", 0, 1, 2100.0, offline_step=70)]
+        )
+        self.assertIsNone(self.store.offline_since("alice"))
+        self.assertEqual(self.store.last_offline_step("alice"), 70)
+        self.store.mark_offline(["alice"], 2200.0)
+        self.store.commit_rotations(
+            [numbered_rotation("alice", 1, 2, 2300.0, offline_step=60)]
+        )
+        self.assertEqual(self.store.last_offline_step("alice"), 70)
+        self.assertIsNone(self.store.last_offline_step("bob"))
+
+    def test_refused_rotation_keeps_offline_spell(self):
+        """
+        A rotation whose compare-and-swap fails changes nothing: the
+        profile stays offline and no step is spent.
+        """
+        self.store.mark_offline(["alice"], 2000.0)
+        self.assertEqual(
+            self.store.commit_rotations(
+                [numbered_rotation("alice", 5, 6, 2100.0, offline_step=70)]
+            ),
+            [False],
+        )
+        self.assertEqual(self.store.offline_since("alice"), 2000.0)
+        self.assertIsNone(self.store.last_offline_step("alice"))
+
+    def test_removed_profile_forgets_offline_state(self):
+        """
+        Removing a profile removes its offline spell and steps with it.
+        """
+        self.store.mark_offline(["alice"], 2000.0)
+        self.store.commit_rotations(
+            [numbered_rotation("alice", 0, 1, 2100.0, offline_step=70)]
+        )
+        self.store.mark_offline(["alice"], 2200.0)
+        self.store.remove_profile("alice")
+        self.assertIsNone(self.store.offline_since("alice"))
+        self.assertIsNone(self.store.last_offline_step("alice"))
+
+    def test_blacklist(self):
+        """
+        A blacklist entry comes back field for field; a second entry for
+        the same profile is not added and the first stays.
+        """
+        self.assertIsNone(self.store.blacklist_entry("alice"))
+        self.assertTrue(self.store.add_to_blacklist(BLACKLISTED))
+        self.assertFalse(
+            self.store.add_to_blacklist(replace(BLACKLISTED, reason="again"))
+        )
+        bob = replace(BLACKLISTED, username="bob", source=None, alert="blacklisted")
+        self.store.add_to_blacklist(bob)
+        self.assertEqual(self.store.blacklist_entry("alice"), BLACKLISTED)
+        self.assertEqual(self.store.list_blacklist(), [BLACKLISTED, bob])
+
+    def test_unblock(self):
+        """
+        Lifting an entry removes it and the profile with its keys, so the
+        device must enroll again; lifting a missing entry changes nothing.
+        """
+        self.store.add_to_blacklist(BLACKLISTED)
+        self.assertFalse(self.store.unblock("bob"))
+        self.assertIsNotNone(self.store.get_profile("bob"))
+        self.assertTrue(self.store.unblock("alice"))
+        self.assertIsNone(self.store.blacklist_entry("alice"))
+        self.assertIsNone(self.store.get_profile("alice"))
+        self.assertFalse(self.store.unblock("alice"))
+
+    def test_blacklist_outlives_removal(self):
+        """
+        Removing a blacklisted profile leaves its entry: only lifting it
+        ends it.
+        """
+        self.store.add_to_blacklist(BLACKLISTED)
+        self.store.remove_profile("alice")
+        self.assertEqual(self.store.blacklist_entry("alice"), BLACKLISTED)
+
+    def test_bad_arguments(self):
+        """
+        Arguments of the wrong type or out of bounds raise L{ValueError}
+        and change nothing.
+        """
+        for bad in [
+            replace(BLACKLISTED, username="-alice"),
+            replace(BLACKLISTED, time=-1.0),
+            replace(BLACKLISTED, reason=""),
+            replace(BLACKLISTED, reason="two\nlines"),
+            replace(BLACKLISTED, alert="Not An Alert"),
+            "alice",
+        ]:
+            self.assertRaises(ValueError, self.store.add_to_blacklist, bad)
+        self.assertRaises(ValueError, self.store.mark_offline, ["-x"], 1.0)
+        self.assertRaises(ValueError, self.store.mark_offline, ["alice"], -1.0)
+        self.assertRaises(ValueError, self.store.silent_profiles, "soon")
+        self.assertRaises(
+            ValueError,
+            self.store.commit_rotations,
+            [numbered_rotation("alice", 0, 1, 2100.0, offline_step=-1)],
+        )
+        self.assertEqual(self.store.list_blacklist(), [])
+        self.assertIsNone(self.store.offline_since("alice"))

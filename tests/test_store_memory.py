@@ -7,6 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.store.memory import MemoryStore
 from tests.store_suite import (
     EnrollmentStoreTestsMixin,
+    OfflineStoreTestsMixin,
     RegistryStoreTestsMixin,
     RotationStoreTestsMixin,
     UserStoreTestsMixin,
@@ -45,6 +46,16 @@ class MemoryRotationStoreTests(RotationStoreTestsMixin, SynchronousTestCase):
 class MemoryRegistryStoreTests(RegistryStoreTestsMixin, SynchronousTestCase):
     """
     The shared registry store suite, run against L{MemoryStore}.
+    """
+
+    def make_store(self):
+        return MemoryStore()
+
+
+class MemoryOfflineStoreTests(OfflineStoreTestsMixin, SynchronousTestCase):
+    """
+    The shared offline and blacklist store suite, run against
+    L{MemoryStore}.
     """
 
     def make_store(self):

@@ -31,6 +31,7 @@ from tests.store_suite import (
     PROFILE,
     WINDOW,
     EnrollmentStoreTestsMixin,
+    OfflineStoreTestsMixin,
     RegistryStoreTestsMixin,
     RotationStoreTestsMixin,
     UserStoreTestsMixin,
@@ -377,7 +378,7 @@ class SQLiteFileTests(SynchronousTestCase):
         """
         store = self.open_store()
         store.add_user("alice", HASH, 1000.0)
-        self.assertEqual(SCHEMA_VERSION, 4)
+        self.assertEqual(SCHEMA_VERSION, 5)
         self.assertEqual(_version(self.path), [(SCHEMA_VERSION,)])
         self.assertEqual(_query(self.path, "PRAGMA journal_mode"), [("wal",)])
         self.assertEqual(
@@ -983,3 +984,13 @@ class SQLiteFileTests(SynchronousTestCase):
         path = os.path.join(self.directory, "absent", "suto.db")
         self.assertRaises(StoreError, SQLiteStore.open, path)
         self.assertEqual(os.listdir(self.directory), [])
+
+
+class SQLiteOfflineStoreTests(OfflineStoreTestsMixin, SynchronousTestCase):
+    """
+    The shared offline and blacklist store suite, run against
+    L{SQLiteStore}.
+    """
+
+    def make_store(self):
+        return _new_store(self)

@@ -33,6 +33,10 @@ from suto_server.wire import (
     Rotate,
     RotateAck,
     RotateDone,
+    GetTime,
+    ServerTime,
+    Reconnect,
+    ReconnectOk,
     RotateOk,
     RSalt,
     SaltA,
@@ -103,6 +107,13 @@ FRAMED_EXAMPLES = LEGACY_EXAMPLES + [
     RotateAck(bytes(16)),
     RotateDone(SEALED_DONE),
     RotateDone(bytes(64)),
+    GetTime(),
+    ServerTime(1700000000),
+    ServerTime(999999999999),
+    Reconnect(KEY_ID, bytes(range(48)), "bob"),
+    Reconnect(KEY_ID, bytes(48), "x" * 64),
+    ReconnectOk(SEALED_OK),
+    ReconnectOk(bytes(64)),
 ]
 # The framed-only messages, which legacy framing cannot carry.
 FRAMED_ONLY_EXAMPLES = FRAMED_EXAMPLES[len(LEGACY_EXAMPLES) :]
@@ -149,6 +160,15 @@ framed_messages = st.one_of(
     st.builds(RotateOk, keys, seals),
     st.builds(RotateAck, seals),
     st.builds(RotateDone, seals),
+    st.just(GetTime()),
+    st.builds(ServerTime, st.integers(1, 10**12 - 1)),
+    st.builds(
+        Reconnect,
+        key_ids,
+        st.binary(min_size=48, max_size=48),
+        users.filter(can_enroll),
+    ),
+    st.builds(ReconnectOk, seals),
 )
 hellos = st.one_of(
     st.builds(Hello, users, hosts, st.sampled_from([HelloForm.PLUS, HelloForm.DOLLAR])),

@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from suto_server.interfaces import (
     IEnrollmentStore,
+    IOfflineStore,
     IRegistryStore,
     IRotationStore,
     IUserStore,
@@ -34,9 +35,11 @@ from suto_server.store.errors import (
 )
 from suto_server.store.records import (
     RETIRED_KEY_HISTORY,
+    BlacklistEntry,
     Move,
     UserRecord,
     check_audit_event,
+    check_blacklist_entry,
     check_key_id,
     check_key_use,
     check_move,
@@ -61,6 +64,11 @@ class _Tables:
     @ivar audit: the chained L{AuditEvent}s in the order they were
         appended.
     @ivar moves: username -> its L{Move}s, oldest first.
+    @ivar offline: username -> the POSIX time its profile was marked
+        offline.
+    @ivar offline_steps: username -> the newest offline step its profile
+        reconnected with.
+    @ivar blacklist: username -> its L{BlacklistEntry}.
     """
 
     def __init__(self):
@@ -70,6 +78,9 @@ class _Tables:
         self.retired = {}
         self.audit = []
         self.moves = {}
+        self.offline = {}
+        self.offline_steps = {}
+        self.blacklist = {}
 
     def retire(self, username, key_id):
         """
@@ -88,6 +99,8 @@ class _Tables:
         @return: whether there was a profile.
         """
         self.retired.pop(username, None)
+        self.offline.pop(username, None)
+        self.offline_steps.pop(username, None)
         return self.profiles.pop(username, None) is not None
 
 
@@ -121,10 +134,18 @@ def _commit_one(tables, commit):
         last_address=commit.address,
         rotation_failures=0,
     )
+    tables.offline.pop(commit.username, None)
+    if commit.offline_step is not None:
+        tables.offline_steps[commit.username] = max(
+            commit.offline_step,
+            tables.offline_steps.get(commit.username, commit.offline_step),
+        )
     return True
 
 
-@implementer(IUserStore, IEnrollmentStore, IRotationStore, IRegistryStore)
+@implementer(
+    IUserStore, IEnrollmentStore, IRotationStore, IRegistryStore, IOfflineStore
+)
 class MemoryStore:
     """
     Accounts, enrollment and rotation state, moves and the audit log in
@@ -428,6 +449,84 @@ class MemoryStore:
         check_username(username)
         check_key_id(key_id)
         return key_id in self._open_tables().retired.get(username, ())
+
+    def silent_profiles(self, before):
+        """
+        See L{IOfflineStore.silent_profiles}.
+        """
+        check_time("before", before)
+        tables = self._open_tables()
+        return sorted(
+            username
+            for username, profile in tables.profiles.items()
+            if profile.last_seen < before and username not in tables.offline
+        )
+
+    def mark_offline(self, usernames, now):
+        """
+        See L{IOfflineStore.mark_offline}.
+        """
+        usernames = list(usernames)
+        for username in usernames:
+            check_username(username)
+        check_time("now", now)
+        tables = self._open_tables()
+        marked = []
+        for username in usernames:
+            if username in tables.profiles and username not in tables.offline:
+                tables.offline[username] = now
+                marked.append(username)
+        return marked
+
+    def offline_since(self, username):
+        """
+        See L{IOfflineStore.offline_since}.
+        """
+        check_username(username)
+        return self._open_tables().offline.get(username)
+
+    def last_offline_step(self, username):
+        """
+        See L{IOfflineStore.last_offline_step}.
+        """
+        check_username(username)
+        return self._open_tables().offline_steps.get(username)
+
+    def add_to_blacklist(self, entry):
+        """
+        See L{IOfflineStore.add_to_blacklist}.
+        """
+        check_blacklist_entry(entry)
+        blacklist = self._open_tables().blacklist
+        if entry.username in blacklist:
+            return False
+        blacklist[entry.username] = entry
+        return True
+
+    def blacklist_entry(self, username):
+        """
+        See L{IOfflineStore.blacklist_entry}.
+        """
+        check_username(username)
+        return self._open_tables().blacklist.get(username)
+
+    def list_blacklist(self):
+        """
+        See L{IOfflineStore.list_blacklist}.
+        """
+        blacklist = self._open_tables().blacklist
+        return [blacklist[username] for username in sorted(blacklist)]
+
+    def unblock(self, username):
+        """
+        See L{IOfflineStore.unblock}.
+        """
+        check_username(username)
+        tables = self._open_tables()
+        if tables.blacklist.pop(username, None) is None:
+            return False
+        tables.forget_profile(username)
+        return True
 
     def close(self):
         """

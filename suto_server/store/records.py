@@ -176,6 +176,9 @@ class RotationCommit:
         expected key's.
     @ivar now: POSIX time of the commit.
     @ivar address: the address the device rotated from.
+    @ivar offline_step: for the rotation that ends a reconnection, the
+        offline time step it reconnected with, which the profile may then
+        never use again; L{None} for any other rotation.
     """
 
     username: str
@@ -185,6 +188,26 @@ class RotationCommit:
     new_generation: int
     now: float
     address: str
+    offline_step: int | None = None
+
+
+@dataclass(frozen=True)
+class BlacklistEntry:
+    """
+    A profile refused for good until an operator lifts the entry (and the
+    device enrolls again).
+
+    @ivar time: POSIX time it was blacklisted.
+    @ivar reason: why, for people; never a secret.
+    @ivar source: the address the offending connection came from.
+    @ivar alert: the type of the alert it raised.
+    """
+
+    username: str
+    time: float
+    reason: str
+    source: str | None
+    alert: str
 
 
 @dataclass(frozen=True)
@@ -443,6 +466,24 @@ def check_rotation_commit(commit):
     _check_count("new_generation", commit.new_generation, 1)
     check_time("now", commit.now)
     check_address("address", commit.address)
+    if commit.offline_step is not None:
+        _check_count("offline_step", commit.offline_step, 0)
+
+
+def check_blacklist_entry(entry):
+    """
+    Refuse a blacklist entry the store could not keep faithfully.
+
+    @raise ValueError: C{entry} is not a L{BlacklistEntry}, or a field is
+        of the wrong type or out of bounds.
+    """
+    _check_type(entry, BlacklistEntry)
+    check_username(entry.username)
+    check_time("time", entry.time)
+    _check_text("reason", entry.reason, MAX_NAME)
+    _check_text("source", entry.source, MAX_NAME, optional=True)
+    if not isinstance(entry.alert, str) or not _EVENT.fullmatch(entry.alert):
+        raise ValueError("an alert type must be 1 to 64 of a-z 0-9 _")
 
 
 def check_audit_event(event):

@@ -44,6 +44,7 @@ from zope.interface import implementer
 
 from suto_server.interfaces import (
     IEnrollmentStore,
+    IOfflineStore,
     IRegistryStore,
     IRotationStore,
     IUserStore,
@@ -62,12 +63,14 @@ from suto_server.store.errors import (
 )
 from suto_server.store.records import (
     RETIRED_KEY_HISTORY,
+    BlacklistEntry,
     AuditEvent,
     EnrollmentWindow,
     Move,
     Profile,
     UserRecord,
     check_audit_event,
+    check_blacklist_entry,
     check_key_id,
     check_key_use,
     check_move,
@@ -79,7 +82,7 @@ from suto_server.store.records import (
 )
 
 # The version the shipped schema/ files describe; a test holds them together.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # A window's networks are kept as one text column; no network in CIDR
 # notation contains this.
@@ -102,6 +105,7 @@ _PROFILE_PARAMETERS = ", ".join("?" * len(_PROFILE_COLUMNS.split(",")))
 _AUDIT_COLUMNS = (
     "time, event, username, source, reason, locations, previous_hash, hash"
 )
+_BLACKLIST_COLUMNS = "username, time, reason, source, alert"
 _MOVE_COLUMNS = (
     "username, time, old_address, new_address, old_location_name,"
     " new_location_name"
@@ -436,7 +440,24 @@ def _commit_one(connection, commit):
             commit.username,
         ),
     )
+    _end_offline_spell(connection, commit)
     return True
+
+
+def _end_offline_spell(connection, commit):
+    """
+    A rotation committed: the profile is online again, and the offline
+    step it reconnected with, if any, is spent.  Within the caller's
+    transaction.
+    """
+    connection.execute("DELETE FROM offline WHERE username = ?", (commit.username,))
+    if commit.offline_step is not None:
+        connection.execute(
+            "INSERT INTO offline_steps (username, step) VALUES (?, ?)"
+            " ON CONFLICT (username) DO UPDATE"
+            " SET step = max(step, excluded.step)",
+            (commit.username, commit.offline_step),
+        )
 
 
 def _corrupt(path, reason):
@@ -494,7 +515,9 @@ def _checked_version(connection, path):
     return rows[0][0]
 
 
-@implementer(IUserStore, IEnrollmentStore, IRotationStore, IRegistryStore)
+@implementer(
+    IUserStore, IEnrollmentStore, IRotationStore, IRegistryStore, IOfflineStore
+)
 class SQLiteStore:
     """
     Accounts, enrollment and rotation state, moves and the audit log kept
@@ -1068,6 +1091,115 @@ class SQLiteStore:
             (username, key_id),
         )
         return bool(rows)
+
+    def silent_profiles(self, before):
+        """
+        See L{IOfflineStore.silent_profiles}.
+        """
+        check_time("before", before)
+        rows = self._read(
+            "SELECT username FROM profiles WHERE last_seen < ?"
+            " AND username NOT IN (SELECT username FROM offline)"
+            " ORDER BY username",
+            (before,),
+        )
+        return [username for (username,) in rows]
+
+    def mark_offline(self, usernames, now):
+        """
+        See L{IOfflineStore.mark_offline}.
+        """
+        usernames = list(usernames)
+        for username in usernames:
+            check_username(username)
+        check_time("now", now)
+        marked = []
+        with self._transaction("marking profiles offline") as connection:
+            for username in usernames:
+                added = connection.execute(
+                    "INSERT INTO offline (username, since)"
+                    " SELECT username, ? FROM profiles WHERE username = ?"
+                    " ON CONFLICT (username) DO NOTHING",
+                    (now, username),
+                ).rowcount
+                if added:
+                    marked.append(username)
+        return marked
+
+    def offline_since(self, username):
+        """
+        See L{IOfflineStore.offline_since}.
+        """
+        check_username(username)
+        rows = self._read(
+            "SELECT since FROM offline WHERE username = ?", (username,)
+        )
+        return rows[0][0] if rows else None
+
+    def last_offline_step(self, username):
+        """
+        See L{IOfflineStore.last_offline_step}.
+        """
+        check_username(username)
+        rows = self._read(
+            "SELECT step FROM offline_steps WHERE username = ?", (username,)
+        )
+        return rows[0][0] if rows else None
+
+    def add_to_blacklist(self, entry):
+        """
+        See L{IOfflineStore.add_to_blacklist}.
+        """
+        check_blacklist_entry(entry)
+        return (
+            self._write(
+                f"INSERT INTO blacklist ({_BLACKLIST_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING",
+                (
+                    entry.username,
+                    entry.time,
+                    entry.reason,
+                    entry.source,
+                    entry.alert,
+                ),
+            )
+            > 0
+        )
+
+    def blacklist_entry(self, username):
+        """
+        See L{IOfflineStore.blacklist_entry}.
+        """
+        check_username(username)
+        rows = self._read(
+            f"SELECT {_BLACKLIST_COLUMNS} FROM blacklist WHERE username = ?",
+            (username,),
+        )
+        return BlacklistEntry(*rows[0]) if rows else None
+
+    def list_blacklist(self):
+        """
+        See L{IOfflineStore.list_blacklist}.
+        """
+        rows = self._read(
+            f"SELECT {_BLACKLIST_COLUMNS} FROM blacklist ORDER BY username"
+        )
+        return [BlacklistEntry(*row) for row in rows]
+
+    def unblock(self, username):
+        """
+        See L{IOfflineStore.unblock}.
+        """
+        check_username(username)
+        with self._transaction("lifting a blacklist entry") as connection:
+            lifted = connection.execute(
+                "DELETE FROM blacklist WHERE username = ?", (username,)
+            ).rowcount
+            if lifted:
+                connection.execute(
+                    "DELETE FROM profiles WHERE username = ?", (username,)
+                )
+        return lifted > 0
 
     def close(self):
         """
