@@ -363,6 +363,29 @@ def cancel(args, io: _IO) -> int:
     return 0
 
 
+def blacklist(args, io: _IO) -> int:
+    answer = _request(args, io, "GET", "/v1/blacklist")
+    if answer is None:
+        return 1
+    for entry in answer["blacklist"]:
+        io.say(
+            f"{entry['user']}\t{entry['time']}\t{entry['alert']}\t"
+            f"from {_cell(entry['source'])}\t{entry['reason']}"
+        )
+    return 0
+
+
+def unblock(args, io: _IO) -> int:
+    answer = _request(args, io, "POST", "/v1/unblock", {"user": args.user})
+    if answer is None:
+        return 1
+    io.say(
+        f"lifted the blacklist entry of {answer['user']} and removed its "
+        f"profile: enroll the device again (suto-admin enroll)"
+    )
+    return 0
+
+
 def reload(args, io: _IO) -> int:
     answer = _request(args, io, "POST", "/v1/reload", {})
     if answer is None:
@@ -466,6 +489,15 @@ def _parser() -> argparse.ArgumentParser:
     cancelling = commands.add_parser("cancel", help="close an enrollment window")
     cancelling.add_argument("user")
     cancelling.set_defaults(run=cancel)
+
+    commands.add_parser(
+        "blacklist", help="list the blacklisted profiles"
+    ).set_defaults(run=blacklist)
+    unblocking = commands.add_parser(
+        "unblock", help="lift a blacklist entry (the device must enroll again)"
+    )
+    unblocking.add_argument("user")
+    unblocking.set_defaults(run=unblock)
 
     alerting = commands.add_parser("alerts", help="list the alerts")
     alerting.add_argument(

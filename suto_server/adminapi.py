@@ -231,6 +231,48 @@ class CancelResource(resource.Resource):
         return _write_json(request, 200, {"user": user, "cancelled": True})
 
 
+class BlacklistResource(resource.Resource):
+    """
+    C{GET /v1/blacklist}: the blacklisted profiles.
+    """
+
+    isLeaf = True
+
+    def __init__(self, reconnection) -> None:
+        super().__init__()
+        self._reconnection = reconnection
+
+    def render_GET(self, request):
+        return _write_json(
+            request, 200, {"blacklist": self._reconnection.blacklist_report()}
+        )
+
+
+class UnblockResource(resource.Resource):
+    """
+    C{POST /v1/unblock} with C{{"user"}}: lift that profile's blacklist
+    entry, removing the profile (the device must enroll again).
+    """
+
+    isLeaf = True
+
+    def __init__(self, reconnection, clock) -> None:
+        super().__init__()
+        self._reconnection = reconnection
+        self._clock = clock
+
+    def render_POST(self, request):
+        try:
+            user = _read_json(request).get("user")
+            if not wire.is_valid_user(user):
+                raise BadRequest("'user' must be a valid account name")
+        except BadRequest as error:
+            return _write_json(request, 400, {"error": str(error)})
+        if not self._reconnection.unblock(user, self._clock.seconds()):
+            return _write_json(request, 404, {"error": f"{user} is not blacklisted"})
+        return _write_json(request, 200, {"user": user, "unblocked": True})
+
+
 def _since(request) -> float | None:
     """
     @return: the request's C{since} query argument, a POSIX time, or
@@ -373,6 +415,8 @@ def admin_site(
     reload,
     desk=None,
     audit=None,
+    reconnection=None,
+    clock=None,
 ) -> server.Site:
     """
     The admin API's site.
@@ -383,6 +427,10 @@ def admin_site(
         L{None} when this server does not enroll.
     @param audit: the L{suto_server.audit.AuditLog}, or L{None} to serve
         no alerts nor audit records.
+    @param reconnection: the blacklist's rules
+        (L{suto_server.reconnect.Reconnection}), or L{None} when this
+        server keeps no blacklist.
+    @param clock: the L{IReactorTime} admin actions are timed by.
     """
     root = resource.Resource()
     v1 = resource.Resource()
@@ -397,6 +445,9 @@ def admin_site(
     if audit is not None:
         v1.putChild(b"alerts", AlertsResource(audit))
         v1.putChild(b"audit", AuditResource(audit))
+    if reconnection is not None:
+        v1.putChild(b"blacklist", BlacklistResource(reconnection))
+        v1.putChild(b"unblock", UnblockResource(reconnection, clock))
     site = _AdminSite(root)
     site.displayTracebacks = False
     site.noisy = False

@@ -136,8 +136,14 @@ class Enrollment:
 
         @return: a L{Deferred} firing with the one-time password, once its
             hash is stored.
-        @raise ProfileExists: C{user} is enrolled and C{replace} is false.
+        @raise ProfileExists: C{user} is enrolled and C{replace} is false,
+            or C{user} is blacklisted.
         """
+        if self._store.blacklist_entry(user) is not None:
+            raise ProfileExists(
+                f"{user} is blacklisted; lift it with 'suto-admin unblock "
+                f"{user}' first, which removes the profile"
+            )
         if self._store.get_profile(user) is not None and not replace:
             raise ProfileExists(
                 f"{user} is already enrolled; re-enrolling needs replace"

@@ -30,7 +30,14 @@ from suto_server.hashpool import HashPoolBusy
 from suto_server.realm import IAuthenticatedUser
 from suto_server.rendezvous import Rendezvous, Verdict
 from suto_server.rotation import RotationRefused
-from suto_server.rotation_session import Abandon, Begin, Commit, RotationSession
+from suto_server.reconnect import ReconnectRefused
+from suto_server.rotation_session import (
+    Abandon,
+    Begin,
+    Commit,
+    Reconnect,
+    RotationSession,
+)
 from suto_server.session import Close, Finish, Send, ServerSession, Verify
 
 
@@ -59,6 +66,7 @@ class ServerProtocol(Protocol, TimeoutMixin):
         self._window = None
         self._pending = None
         self._admitted = False
+        self._offline_step = None
         self._closing = False
         self._lost = False
 
@@ -111,8 +119,12 @@ class ServerProtocol(Protocol, TimeoutMixin):
             self._greet(message)
         elif isinstance(message, wire.Enroll):
             self._start_enrollment(message.user)
-        elif isinstance(message, wire.Rotate):
+        elif isinstance(message, (wire.Rotate, wire.Reconnect)):
             self._start_rotation(message)
+        elif isinstance(message, wire.GetTime) and self.factory.rotation is not None:
+            # Whole seconds: a client derives its offline key for the
+            # server's time step, whatever its own clock says.
+            self._send(wire.ServerTime(int(self.factory.clock.seconds())))
         elif self._start_classic():
             self._perform(self._phase.receive(message))
 
@@ -214,6 +226,8 @@ class ServerProtocol(Protocol, TimeoutMixin):
                 self._fail(action)
             elif isinstance(action, Begin):
                 self._begin_rotation(action.message)
+            elif isinstance(action, Reconnect):
+                self._reconnect(action.message)
             elif isinstance(action, Commit):
                 self._commit_rotation(action.sealed)
             elif isinstance(action, Abandon):
@@ -280,6 +294,19 @@ class ServerProtocol(Protocol, TimeoutMixin):
         """
         rotation = self.factory.rotation
         now = self.factory.clock.seconds()
+        reconnection = self.factory.reconnection
+        try:
+            if reconnection is not None:
+                reconnection.check_rotation(
+                    message.user,
+                    message.key_id,
+                    self._source,
+                    now,
+                    reconnected=self._offline_step is not None,
+                )
+        except ReconnectRefused:
+            self._perform(self._phase.denied())
+            return
         try:
             profile, _ = rotation.check_key(
                 message.user, message.key_id, self._source, now
@@ -311,6 +338,7 @@ class ServerProtocol(Protocol, TimeoutMixin):
                     message.public,
                     self._source,
                     self.factory.clock.seconds(),
+                    offline_step=self._offline_step,
                 )
             except RotationRefused:
                 self._perform(self._phase.refused())
@@ -321,6 +349,51 @@ class ServerProtocol(Protocol, TimeoutMixin):
                 )
 
         admitted.addCallback(begin).addErrback(self._rotation_broke)
+
+    def _reconnect(self, message) -> None:
+        """
+        A client that marked itself offline came back: check its offline
+        key, then (from a new address) the profile's location, then let
+        one rotation follow.
+        """
+        reconnection = self.factory.reconnection
+        if reconnection is None:
+            self._perform(self._phase.refused())
+            return
+        try:
+            accepted = reconnection.reconnect(
+                message, self._source, self.factory.clock.seconds()
+            )
+        except ReconnectRefused as refusal:
+            if refusal.reason == "unknown_key":
+                self._perform(self._phase.refused())
+            else:
+                self._perform(self._phase.denied())
+            return
+        tracking = self.factory.tracking
+        if tracking is None:
+            admitted = succeed(True)
+        else:
+            admitted = tracking.admit(
+                accepted.profile,
+                accepted.key,
+                self._source,
+                self,
+                self.factory.clock.seconds(),
+                previous=accepted.previous,
+            )
+
+        def answer(admit: bool) -> None:
+            if self._lost:
+                return
+            if not admit:
+                self._perform(self._phase.refused())
+                return
+            self._admitted = tracking is not None
+            self._offline_step = accepted.step
+            self._perform(self._phase.reconnected(accepted.ok))
+
+        admitted.addCallback(answer).addErrback(self._rotation_broke)
 
     def _rotation_broke(self, failure) -> None:
         self.log.failure("rotation for {user} failed", failure, user=self._user)
@@ -387,6 +460,9 @@ class ServerFactory(Factory):
         listener that must not rotate keys.
     @param tracking: the port-tracking rules (L{Tracking}), or L{None} to
         admit rotation connections from anywhere.
+    @param reconnection: the offline and blacklist rules
+        (L{Reconnection}), or L{None} on a listener that must not
+        reconnect profiles.
     @param idle_timeout: seconds a rotation connection may stay quiet
         between rotations (the rotation interval, its jitter, and grace).
     """
@@ -408,11 +484,13 @@ class ServerFactory(Factory):
         enrollment_portal=None,
         rotation=None,
         tracking=None,
+        reconnection=None,
         idle_timeout: float = 96.0,
     ) -> None:
         self.framing = framing
         self.rotation = rotation
         self.tracking = tracking
+        self.reconnection = reconnection
         self.idle_timeout = idle_timeout
         self.enrollment = enrollment
         self.enrollment_portal = enrollment_portal

@@ -63,6 +63,7 @@ class PendingRotation:
     server_public: bytes
     ok: bytes
     new_key: bytes = field(repr=False)
+    offline_step: int | None = None
 
     @property
     def new_key_id(self) -> str:
@@ -145,10 +146,15 @@ class Rotation:
         client_public: bytes,
         source: str,
         now: float,
+        offline_step: int | None = None,
     ) -> PendingRotation:
         """
         The client holding C{key_id} asks to rotate: confirm or roll back
         to that key, derive the next one and seal "ok" under it.
+
+        @param offline_step: the offline time step this connection
+            reconnected with, which the commit spends; L{None} for a
+            connection that did not reconnect.
 
         @raise RotationRefused: not a key this profile may rotate from.
         """
@@ -192,6 +198,7 @@ class Rotation:
             server_public=private.public_key().public_bytes_raw(),
             ok=ok,
             new_key=new_key,
+            offline_step=offline_step,
         )
 
     def acknowledge(
@@ -228,6 +235,7 @@ class Rotation:
             new_generation=pending.generation,
             now=now,
             address=source,
+            offline_step=pending.offline_step,
         )
         d = self._committer.submit(commit)
 

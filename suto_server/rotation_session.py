@@ -7,6 +7,10 @@ lockstep.  The protocol asks the rotation rules to begin (L{Begin}) and to
 commit (L{Commit}) and reports back; the machine decides what goes on the
 wire::
 
+    idle        --reconnect-->  reconnecting
+    reconnecting --reconnected--> reconnected (sends RECONNECT_OK)
+    reconnected --rotate-->     beginning     (the rotation spends the step)
+    reconnecting, beginning --denied--> done  (sends AUTH_0)
     idle        --rotate-->     beginning
     beginning   --started-->    awaiting_ack  (sends ROTATE_OK)
     beginning   --refused-->    done          (sends ERROR_UNKNOWN_KEY)
@@ -29,6 +33,13 @@ from suto_server.session import Close, Send
 @dataclass(frozen=True)
 class Begin:
     """Start a rotation for C{message} (a L{wire.Rotate})."""
+
+    message: object
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """Check the reconnection C{message} (a L{wire.Reconnect})."""
 
     message: object
 
@@ -67,15 +78,25 @@ class RotationSession:
         self._answer = None
         self._error: wire.ProtocolError | None = None
         self._actions: list = []
+        self._first = True
 
     def receive(self, message) -> list:
         self._error = wire.ProtocolError(
             wire.ERROR_OUT_OF_ORDER,
             f"{type(message).__name__} is not expected at this point",
         )
+        # A reconnection can only open a connection.
+        first, self._first = self._first, False
         if isinstance(message, wire.Rotate) and message.user == self.user:
             self._message = message
             self._rotate()
+        elif (
+            isinstance(message, wire.Reconnect)
+            and message.user == self.user
+            and first
+        ):
+            self._message = message
+            self._reconnect()
         elif isinstance(message, wire.RotateAck):
             self._message = message
             self._ack()
@@ -86,6 +107,19 @@ class RotationSession:
     def started(self, server_public: bytes, ok: bytes) -> list:
         self._answer = wire.RotateOk(server_public, ok)
         self._started()
+        return self._take()
+
+    def reconnected(self, ok: bytes) -> list:
+        self._answer = wire.ReconnectOk(ok)
+        self._reconnected()
+        return self._take()
+
+    def denied(self) -> list:
+        """
+        The profile is blacklisted, or its reconnection failed: say no
+        more than C{SUTO_AUTH_0}, and close.
+        """
+        self._denied()
         return self._take()
 
     def refused(self) -> list:
@@ -130,6 +164,14 @@ class RotationSession:
         "Between rotations; the connection may stay quiet for an interval."
 
     @_machine.state()
+    def reconnecting(self):
+        "The rules are checking a reconnection."
+
+    @_machine.state()
+    def reconnected(self):
+        "RECONNECT_OK went out; only a rotation may follow."
+
+    @_machine.state()
     def beginning(self):
         "The rules are deriving the next key."
 
@@ -148,6 +190,18 @@ class RotationSession:
     @_machine.input()
     def _rotate(self):
         "SUTO_C_ROTATE_ for this connection's profile."
+
+    @_machine.input()
+    def _reconnect(self):
+        "SUTO_C_RECONNECT_ for this connection's profile."
+
+    @_machine.input()
+    def _reconnected(self):
+        "The reconnection opened under the offline key."
+
+    @_machine.input()
+    def _denied(self):
+        "The profile is blacklisted, or its reconnection failed."
 
     @_machine.input()
     def _ack(self):
@@ -186,6 +240,14 @@ class RotationSession:
         self._actions.append(Begin(self._message))
 
     @_machine.output()
+    def _ask_reconnect(self):
+        self._actions.append(Reconnect(self._message))
+
+    @_machine.output()
+    def _send_denial(self):
+        self._actions += [Send(wire.Auth(False)), Close()]
+
+    @_machine.output()
     def _ask_commit(self):
         self._actions.append(Commit(self._message.sealed))
 
@@ -215,6 +277,19 @@ class RotationSession:
     def _ignore(self):
         "Nothing follows the end."
 
+    idle.upon(_reconnect, enter=reconnecting, outputs=[_ask_reconnect])
+    reconnecting.upon(_reconnected, enter=reconnected, outputs=[_send_answer])
+    reconnecting.upon(_refused, enter=done, outputs=[_send_error])
+    reconnecting.upon(_denied, enter=done, outputs=[_send_denial])
+    for _early in (_rotate, _reconnect, _ack, _unexpected):
+        reconnecting.upon(_early, enter=done, outputs=[_report_pipelined, _send_error])
+    reconnecting.upon(_violation, enter=done, outputs=[_send_error])
+    reconnecting.upon(_lost, enter=done, outputs=[])
+    reconnected.upon(_rotate, enter=beginning, outputs=[_ask_begin])
+    for _early in (_reconnect, _ack, _unexpected, _violation):
+        reconnected.upon(_early, enter=done, outputs=[_send_error])
+    reconnected.upon(_lost, enter=done, outputs=[])
+
     idle.upon(_rotate, enter=beginning, outputs=[_ask_begin])
     idle.upon(_ack, enter=done, outputs=[_send_error])
     idle.upon(_unexpected, enter=done, outputs=[_send_error])
@@ -223,26 +298,31 @@ class RotationSession:
 
     beginning.upon(_started, enter=awaiting_ack, outputs=[_send_answer])
     beginning.upon(_refused, enter=done, outputs=[_send_error])
-    for _early in (_rotate, _ack, _unexpected):
+    beginning.upon(_denied, enter=done, outputs=[_send_denial])
+    for _early in (_rotate, _reconnect, _ack, _unexpected):
         beginning.upon(_early, enter=done, outputs=[_report_pipelined, _send_error])
     beginning.upon(_violation, enter=done, outputs=[_send_error])
     beginning.upon(_lost, enter=done, outputs=[])
 
     awaiting_ack.upon(_ack, enter=committing, outputs=[_ask_commit])
     awaiting_ack.upon(_rotate, enter=done, outputs=[_abandon, _send_error])
+    awaiting_ack.upon(_reconnect, enter=done, outputs=[_abandon, _send_error])
     awaiting_ack.upon(_unexpected, enter=done, outputs=[_abandon, _send_error])
     awaiting_ack.upon(_violation, enter=done, outputs=[_abandon, _send_error])
     awaiting_ack.upon(_lost, enter=done, outputs=[_abandon_unacknowledged])
 
     committing.upon(_committed, enter=idle, outputs=[_send_answer])
     committing.upon(_rejected, enter=done, outputs=[_send_error])
-    for _early in (_rotate, _ack, _unexpected):
+    for _early in (_rotate, _reconnect, _ack, _unexpected):
         committing.upon(_early, enter=done, outputs=[_report_pipelined, _send_error])
     committing.upon(_violation, enter=done, outputs=[_send_error])
     committing.upon(_lost, enter=done, outputs=[])
 
     for _late in (
         _rotate,
+        _reconnect,
+        _reconnected,
+        _denied,
         _ack,
         _started,
         _refused,

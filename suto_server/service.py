@@ -26,6 +26,9 @@ from suto_server.expiry import DEFAULT_WARN_DAYS, CertificateExpiryWatch
 from suto_server.enrollment import DEFAULT_MAX_ATTEMPTS, Enrollment, WindowHashSource
 from suto_server.groupcommit import GroupCommitter
 from suto_server.locations import Locations
+from suto_server.offline import OfflineWatch
+from suto_server.reconnect import DEFAULT_STEP, DEFAULT_WINDOW, Reconnection
+from suto_server.registry import LiveSessions
 from suto_server.rotation import DEFAULT_FAILURE_ALERT, Rotation
 from suto_server.windows import WindowDesk
 from suto_server.hashpool import HashPool
@@ -171,6 +174,8 @@ class SutoServer(MultiService):
         rotation_interval: float = 60.0,
         rotation_grace: float = 30.0,
         fingerprint_alert: int = DEFAULT_FAILURE_ALERT,
+        offline_step: int = DEFAULT_STEP,
+        offline_window: int = DEFAULT_WINDOW,
         cert_warn_days: int = DEFAULT_WARN_DAYS,
         sinks=(),
     ) -> None:
@@ -195,6 +200,8 @@ class SutoServer(MultiService):
         self.listeners: list[ListeningService] = []
         self.enrollment = None
         self.rotation = None
+        self.reconnection = None
+        self.live = LiveSessions()
         enrollment_portal = None
         if master_key is not None:
             self.rotation = Rotation(
@@ -204,6 +211,16 @@ class SutoServer(MultiService):
                 fingerprint_alert,
                 audit=self.audit,
             )
+            self.reconnection = Reconnection(
+                store, self.rotation, self.audit, offline_step, offline_window
+            )
+            OfflineWatch(
+                reactor,
+                store,
+                rotation_interval,
+                rotation_grace,
+                self.live.__contains__,
+            ).setServiceParent(self)
             self.enrollment = Enrollment(
                 store,
                 master_key,
@@ -230,6 +247,7 @@ class SutoServer(MultiService):
                 enrollment=self.enrollment if framed else None,
                 enrollment_portal=enrollment_portal if framed else None,
                 rotation=self.rotation if framed else None,
+                reconnection=self.reconnection if framed else None,
                 # An agent rotates every interval, up to 10% late by its
                 # jitter; past that and the grace the connection is dead.
                 idle_timeout=rotation_interval * 1.1 + rotation_grace,
@@ -269,6 +287,8 @@ class SutoServer(MultiService):
                     self.reload_certificates,
                     self._window_desk(locations, hello_port),
                     self.audit,
+                    self.reconnection,
+                    reactor,
                 ),
             )
 

@@ -91,6 +91,11 @@ class Options(ConfigurableOptions):
         ["rotation-grace", None, 30.0,
          "Seconds past a due rotation before its connection counts as dead.",
          _positive],
+        ["offline-step", None, 30,
+         "Seconds in one time step of the offline key.", int],
+        ["offline-window", None, 2,
+         "Time steps either side of the server's clock a reconnection may use.",
+         int],
         ["fingerprint-alert", None, 3,
          "Rotations failing in a row on the client before fingerprint_mismatch.",
          int],
@@ -114,6 +119,10 @@ class Options(ConfigurableOptions):
             raise usage.UsageError(f"--cert-warn-days must be 1-{MAX_WARN_DAYS}")
         if self["enroll-attempts"] < 1:
             raise usage.UsageError("--enroll-attempts must be at least 1")
+        if self["offline-step"] < 1:
+            raise usage.UsageError("--offline-step must be at least 1")
+        if not 0 <= self["offline-window"] <= 10:
+            raise usage.UsageError("--offline-window must be 0-10")
         if self["fingerprint-alert"] < 1:
             raise usage.UsageError("--fingerprint-alert must be at least 1")
 
@@ -229,6 +238,8 @@ def _build(reactor, options: Options) -> SutoServer:
         rotation_interval=options["rotation-interval"],
         rotation_grace=options["rotation-grace"],
         fingerprint_alert=options["fingerprint-alert"],
+        offline_step=options["offline-step"],
+        offline_window=options["offline-window"],
         sinks=alert_sinks(reactor, options),
     )
     ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)

@@ -1,0 +1,92 @@
+"""
+Offline detection: a profile whose junk was due and did not come is marked
+offline, durably and with the time (docs/PROTOCOL.md §10.1).
+
+An agent rotates every interval, each wait up to L{JITTER} longer; a
+profile last seen longer ago than that plus a grace has missed a rotation.
+Rather than a timer per profile (a fleet of thousands would keep the
+reactor's timer heap busy), one periodic sweep asks the store for the
+profiles last seen before that deadline, leaves out those with a live
+connection, and marks the rest offline in one transaction.  Last-seen
+times are durable, so the first sweep after a restart finds every profile
+that fell silent while the server was down.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.application.internet import TimerService
+from twisted.logger import Logger
+
+#: The share an agent's wait may exceed the interval by (its jitter).
+JITTER = 0.1
+#: Seconds between two sweeps at most.
+MAX_SWEEP = 10.0
+
+
+def silence_allowed(interval: float, grace: float) -> float:
+    """
+    Seconds a profile may go unseen before it counts as offline: the
+    longest wait an agent draws, plus the grace.
+    """
+    return interval * (1 + JITTER) + grace
+
+
+class OfflineWatch(TimerService):
+    """
+    Sweeps for silent profiles every C{min(grace, MAX_SWEEP)} seconds.
+
+    @param clock: the L{IReactorTime} the sweeps run on.
+    @param store: an L{IOfflineStore}.
+    @param is_live: tells whether a profile has a live connection now.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock,
+        store,
+        interval: float,
+        grace: float,
+        is_live: Callable[[str], bool],
+    ) -> None:
+        super().__init__(min(grace, MAX_SWEEP), self._sweep_logged)
+        self.clock = clock
+        self._store = store
+        self._allowed = silence_allowed(interval, grace)
+        self._is_live = is_live
+
+    def _sweep_logged(self) -> None:
+        # A failed sweep (the store could not be read or written) must not
+        # stop the next ones.
+        try:
+            self.sweep()
+        except Exception:
+            self.log.failure("sweeping for offline profiles failed")
+
+    def sweep(self) -> list[str]:
+        """
+        Mark offline every profile silent for too long without a live
+        connection.
+
+        @return: the user names newly marked.
+        """
+        now = self.clock.seconds()
+        silent = [
+            user
+            for user in self._store.silent_profiles(now - self._allowed)
+            if not self._is_live(user)
+        ]
+        if not silent:
+            return []
+        marked = self._store.mark_offline(silent, now)
+        if marked:
+            self.log.info(
+                "{count} profile(s) marked offline: their junk was due and "
+                "did not come",
+                count=len(marked),
+                users=marked,
+            )
+        return marked
