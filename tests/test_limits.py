@@ -10,10 +10,11 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from suto_server import wire
+from suto_server import tap, wire
 from suto_server.checkers import SaltedChallengeChecker
 from suto_server.limits import (
     OPEN_GATE,
@@ -470,3 +471,51 @@ class RefusingTLSFactoryTests(SynchronousTestCase):
 
         factory = _RefusingTLSFactory(Creator(), False, Refusing())
         self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1)))
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_defaults(self):
+        """
+        With no options the limits are the documented defaults.
+        """
+        options = tap.Options()
+        options.parseOptions([])
+        limits = tap.limits(options)
+        self.assertEqual(limits.max_per_source, 32)
+        self.assertEqual(limits.startups, MaxStartups(100, 30, 1000))
+        self.assertEqual(limits.penalties, Penalties(5.0, 10.0, 15.0, 600.0, 65536))
+        self.assertEqual(
+            (options["login-grace"], options["limit-log-interval"], options["hash-pending"]),
+            (30.0, 60.0, 256),
+        )
+        self.assertIsNone(options["metrics-listen"])
+
+    def test_given(self):
+        """
+        Each limit option reaches the rules.
+        """
+        options = tap.Options()
+        options.parseOptions(
+            ["--max-per-source", "0", "--max-startups", "10:50:20",
+             "--penalty-authfail", "0", "--penalty-grace", "3",
+             "--penalty-min", "20", "--penalty-max", "60", "--penalty-sources", "10"]
+        )
+        limits = tap.limits(options)
+        self.assertEqual(limits.max_per_source, 0)
+        self.assertEqual(limits.startups, MaxStartups(10, 50, 20))
+        self.assertEqual(limits.penalties, Penalties(0.0, 3.0, 20.0, 60.0, 10))
+
+    def test_refused(self):
+        """
+        Inconsistent or out-of-range limits are usage errors.
+        """
+        for argv in [
+            ["--max-per-source", "-1"],
+            ["--max-startups", "20:30:10"],
+            ["--penalty-min", "100", "--penalty-max", "50"],
+            ["--penalty-sources", "0"],
+            ["--hash-pending", "0"],
+            ["--login-grace", "-1"],
+        ]:
+            with self.subTest(argv):
+                self.assertRaises(UsageError, tap.Options().parseOptions, argv)
