@@ -203,6 +203,12 @@ def status(args, io: _IO) -> int:
         io.say(f"listening: {listener['name']} on {listener['address']}")
     io.say(f"pending authentications: {len(answer['pending'])}")
     io.say(f"open enrollment windows: {answer['enrollment_windows']}")
+    io.say(f"endpoints: {answer['connected']} connected, {answer['offline']} offline")
+    last = answer["last_alert"]
+    if last is None:
+        io.say("last alert: none since the server started")
+    else:
+        io.say(f"last alert: {last['type']} at {last['time']} ({last['reason']})")
     return 0
 
 

@@ -38,13 +38,17 @@ class AuditLog:
         keeps the chain.
     @param sinks: the L{suto_server.interfaces.IAlertSink}s alerts go to;
         the structured log alone (a L{LogSink}) unless given.
+    @param observers: callables given each recorded L{AuditEvent} (the
+        metrics and the per-source penalties); like a sink, one that
+        raises is logged and never reaches the caller.
     """
 
     log = Logger()
 
-    def __init__(self, store, sinks=None) -> None:
+    def __init__(self, store, sinks=None, observers=()) -> None:
         self._store = store
         self._sinks = [LogSink()] if sinks is None else list(sinks)
+        self._observers = list(observers)
 
     def record(
         self,
@@ -82,6 +86,16 @@ class AuditLog:
             alert = alert_for(record)
             if alert is not None:
                 self._raise(alert)
+            self._observe(record)
+
+    def _observe(self, record: AuditEvent) -> None:
+        for observer in self._observers:
+            try:
+                observer(record)
+            except Exception:
+                self.log.failure(
+                    "an audit observer failed on a {event} event", event=record.event
+                )
 
     def _raise(self, alert: Alert) -> None:
         """

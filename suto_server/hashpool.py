@@ -22,6 +22,10 @@ from twisted.python.threadpool import ThreadPool
 
 from suto_server import libxcrypt
 
+#: The bound on computations waiting or running: at a few milliseconds
+#: each, a full queue drains in well under a second on a few cores.
+DEFAULT_MAX_PENDING = 256
+
 
 class HashPoolBusy(Exception):
     """
@@ -40,12 +44,18 @@ class HashPool(Service):
     """
 
     def __init__(
-        self, reactor, size: int | None = None, max_pending: int = 256
+        self,
+        reactor,
+        size: int | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        on_busy=None,
     ) -> None:
         """
         @param reactor: delivers the results (an L{IReactorFromThreads}).
         @param size: the number of threads; by default one per CPU.
         @param max_pending: the bound on computations waiting or running.
+        @param on_busy: called with no argument each time a computation is
+            refused because C{max_pending} are pending (for the metrics).
         @raise ValueError: C{size} or C{max_pending} is not positive.
         """
         size = (os.cpu_count() or 1) if size is None else size
@@ -54,6 +64,7 @@ class HashPool(Service):
         self._reactor = reactor
         self.size = size
         self.max_pending = max_pending
+        self._on_busy = on_busy
         self._pending = 0
         self._threads: ThreadPool | None = None
 
@@ -96,6 +107,8 @@ class HashPool(Service):
         if self._threads is None:
             return fail(HashPoolBusy("the hash pool is not running"))
         if self._pending >= self.max_pending:
+            if self._on_busy is not None:
+                self._on_busy()
             return fail(HashPoolBusy(f"{self._pending} hash computations are pending"))
         self._pending += 1
         d = deferToThreadPool(

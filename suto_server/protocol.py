@@ -27,6 +27,7 @@ from suto_server.credentials import SaltedChallenge
 from suto_server.enrollment import EnrollmentRefused
 from suto_server.enrollment_session import Complete, EnrollmentSession, Fail
 from suto_server.hashpool import HashPoolBusy
+from suto_server.limits import OPEN_GATE
 from suto_server.realm import IAuthenticatedUser
 from suto_server.rendezvous import Rendezvous, Verdict
 from suto_server.rotation import RotationRefused
@@ -54,8 +55,9 @@ class ServerProtocol(Protocol, TimeoutMixin):
 
     log = Logger()
 
-    def __init__(self, factory: ServerFactory) -> None:
+    def __init__(self, factory: ServerFactory, ticket=None) -> None:
         self.factory = factory
+        self._ticket = ticket if ticket is not None else OPEN_GATE.admit(None)
         self.callLater = factory.clock.callLater
         self._decoder = wire.Decoder(factory.framing)
         self._greeted = factory.framing is wire.Framing.LEGACY
@@ -73,6 +75,7 @@ class ServerProtocol(Protocol, TimeoutMixin):
     def connectionMade(self) -> None:
         self._source = getattr(self.transport.getPeer(), "host", None)
         self.setTimeout(self.factory.exchange_timeout)
+        self._ticket.start(self.timeoutConnection)
         if self.factory.framing is wire.Framing.LEGACY:
             self._start_classic()
 
@@ -91,6 +94,7 @@ class ServerProtocol(Protocol, TimeoutMixin):
             self._protocol_error(error)
 
     def timeoutConnection(self) -> None:
+        self._ticket.timed_out()
         self._protocol_error(
             wire.ProtocolError(
                 wire.ERROR_TIMEOUT,
@@ -101,6 +105,7 @@ class ServerProtocol(Protocol, TimeoutMixin):
     def connectionLost(self, reason) -> None:
         self._lost = True
         self.setTimeout(None)
+        self._ticket.closed()
         if isinstance(self._phase, (RotationSession, EnrollmentSession)):
             self._perform(self._phase.connection_lost())
         if self._admitted and self.factory.tracking is not None:
@@ -292,6 +297,7 @@ class ServerProtocol(Protocol, TimeoutMixin):
         profile's live one) the profile's location, then derive the next
         key.
         """
+        self._ticket.rotation_started()
         rotation = self.factory.rotation
         now = self.factory.clock.seconds()
         reconnection = self.factory.reconnection
@@ -415,6 +421,7 @@ class ServerProtocol(Protocol, TimeoutMixin):
                 # Quiet until the next rotation is due, plus its grace.
                 self.setTimeout(self.factory.idle_timeout)
                 self._perform(self._phase.committed(done))
+                self._ticket.rotated()
 
         def failed(failure) -> None:
             if self._lost:
@@ -465,6 +472,8 @@ class ServerFactory(Factory):
         reconnect profiles.
     @param idle_timeout: seconds a rotation connection may stay quiet
         between rotations (the rotation interval, its jitter, and grace).
+    @param gate: the L{suto_server.limits.ConnectionGate} that admits
+        connections; by default every connection is admitted.
     """
 
     log = Logger()
@@ -486,7 +495,9 @@ class ServerFactory(Factory):
         tracking=None,
         reconnection=None,
         idle_timeout: float = 96.0,
+        gate=OPEN_GATE,
     ) -> None:
+        self.gate = gate
         self.framing = framing
         self.rotation = rotation
         self.tracking = tracking
@@ -501,5 +512,10 @@ class ServerFactory(Factory):
         self.clock = clock
         self.exchange_timeout = exchange_timeout
 
-    def buildProtocol(self, addr) -> ServerProtocol:
-        return ServerProtocol(self)
+    def buildProtocol(self, addr) -> ServerProtocol | None:
+        # A refused connection is closed before any byte (or TLS
+        # handshake) is exchanged.
+        ticket = self.gate.admit(getattr(addr, "host", None))
+        if ticket is None:
+            return None
+        return ServerProtocol(self, ticket)

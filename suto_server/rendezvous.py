@@ -101,13 +101,19 @@ class Rendezvous:
     The table of pending requests.
 
     @ivar timeout: seconds a device has to connect back after the hello.
+    @param observers: callables given each finished request and its
+        L{Outcome} (the metrics and the per-source penalties); one that
+        raises is logged and the request still fires.
     """
 
     log = Logger()
 
-    def __init__(self, clock: IReactorTime, timeout: float = 5.0) -> None:
+    def __init__(
+        self, clock: IReactorTime, timeout: float = 5.0, observers=()
+    ) -> None:
         self._clock = clock
         self.timeout = timeout
+        self._observers = list(observers)
         # Insertion-ordered set of pending requests.
         self._pending: dict[AuthRequest, None] = {}
         # Requests by the single addresses they accept (the common case:
@@ -213,9 +219,13 @@ class Rendezvous:
             entry for entry in self._subnets if entry[1] is not request
         ]
         self._cancel_timer(request)
-        request.done.callback(
-            Outcome(request.user, verdict, request.claimed_by, reason)
-        )
+        outcome = Outcome(request.user, verdict, request.claimed_by, reason)
+        for observer in self._observers:
+            try:
+                observer(request, outcome)
+            except Exception:
+                self.log.failure("a rendezvous observer failed")
+        request.done.callback(outcome)
 
     def _expire(self, request: AuthRequest) -> None:
         request._timer = None

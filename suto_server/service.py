@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from suto_server import schemes, wire
+from suto_server.alerts import alert_for
 from suto_server.audit import AuditLog
 from suto_server.authenticator import Authenticator
 from suto_server.adminapi import admin_site
@@ -31,7 +32,9 @@ from suto_server.reconnect import DEFAULT_STEP, DEFAULT_WINDOW, Reconnection
 from suto_server.registry import LiveSessions
 from suto_server.rotation import DEFAULT_FAILURE_ALERT, Rotation
 from suto_server.windows import WindowDesk
-from suto_server.hashpool import HashPool
+from suto_server.hashpool import DEFAULT_MAX_PENDING, HashPool
+from suto_server.limits import ConnectionGate
+from suto_server.metrics import ServerMetrics, metrics_site
 from suto_server.protocol import ServerFactory
 from suto_server.realm import SutoRealm
 from suto_server.rendezvous import Rendezvous
@@ -149,6 +152,13 @@ class SutoServer(MultiService):
     @ivar audit: the L{AuditLog}: events go to the store's hash chain,
         alerts to the structured log and to every sink in C{sinks} (those
         that are services run with the server).
+    @ivar metrics: the L{ServerMetrics}, served at C{/metrics} on
+        C{metrics_listen} when that is given.  Counts that other parts
+        provide (offline endpoints, blacklisted profiles) are hooked in by
+        setting C{metrics.state.offline} and C{metrics.state.blacklisted}
+        to callables.
+    @ivar gate: the L{ConnectionGate} applying C{limits} to both TCP
+        listeners.
     """
 
     log = Logger()
@@ -178,22 +188,45 @@ class SutoServer(MultiService):
         offline_window: int = DEFAULT_WINDOW,
         cert_warn_days: int = DEFAULT_WARN_DAYS,
         sinks=(),
+        metrics_listen=None,
+        limits=None,
+        login_grace: float = 30.0,
+        limit_log_interval: float = 60.0,
+        hash_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
         super().__init__()
         self._reactor = reactor
         self.store = store
-        self.audit = AuditLog(store, [LogSink(), *sinks])
+        self.metrics = ServerMetrics()
+        self.gate = ConnectionGate(
+            reactor, limits, self.metrics, login_grace, limit_log_interval
+        )
+        self._last_alert = None
+        self.audit = AuditLog(
+            store,
+            [LogSink(), *sinks],
+            observers=[self.metrics.audited, self.gate.audited, self._note_alert],
+        )
         for sink in sinks:
             if IService.providedBy(sink):
                 sink.setServiceParent(self)
         self._started = None
-        self.hash_pool = HashPool(reactor, size=hash_pool_size)
+        self.hash_pool = HashPool(
+            reactor,
+            size=hash_pool_size,
+            max_pending=hash_pending,
+            on_busy=self.metrics.hash_busy.inc,
+        )
         self.hash_pool.setServiceParent(self)
         source = ChainedHashSource([store, *extra_sources])
         portal = Portal(
             SutoRealm(), [SaltedChallengeChecker(source, self.hash_pool)]
         )
-        self.rendezvous = Rendezvous(reactor, auth_timeout)
+        self.rendezvous = Rendezvous(
+            reactor,
+            auth_timeout,
+            observers=[self.metrics.authenticated, self.gate.authenticated],
+        )
         self.hello = HelloService(reactor, hostname, hello_interface)
         self.hello.setServiceParent(self)
         self.authenticator = Authenticator(self.rendezvous, self.hello, source)
@@ -207,7 +240,9 @@ class SutoServer(MultiService):
             self.rotation = Rotation(
                 store,
                 master_key,
-                GroupCommitter(reactor, store.commit_rotations),
+                GroupCommitter(
+                    reactor, self.metrics.timed_commit(store.commit_rotations)
+                ),
                 fingerprint_alert,
                 audit=self.audit,
             )
@@ -251,6 +286,7 @@ class SutoServer(MultiService):
                 # An agent rotates every interval, up to 10% late by its
                 # jitter; past that and the grace the connection is dead.
                 idle_timeout=rotation_interval * 1.1 + rotation_grace,
+                gate=self.gate,
             )
 
         self._tls = [
@@ -291,6 +327,30 @@ class SutoServer(MultiService):
                     reactor,
                 ),
             )
+        self._watch_state()
+        if metrics_listen is not None:
+            self._listen("metrics", metrics_listen, metrics_site(self.metrics))
+
+    def _watch_state(self) -> None:
+        """
+        Give the metrics' scrape-time gauges what they read.
+        """
+        state = self.metrics.state
+        state.connected = lambda: self.gate.settled_connections
+        state.starting = lambda: self.gate.limits.starting
+        state.penalised = self.gate.penalised
+        state.hash_pending = lambda: self.hash_pool.pending
+        state.windows = self._open_windows
+
+    def _open_windows(self) -> int:
+        if self.enrollment is None:
+            return 0
+        return len(self.enrollment.windows(self._reactor.seconds()))
+
+    def _note_alert(self, event) -> None:
+        alert = alert_for(event)
+        if alert is not None:
+            self._last_alert = alert
 
     def _window_desk(self, locations, hello_port):
         if self.enrollment is None:
@@ -365,9 +425,10 @@ class SutoServer(MultiService):
                 {"user": request.user, "claimed_by": request.claimed_by}
                 for request in self.rendezvous.pending
             ],
-            "enrollment_windows": (
-                len(self.enrollment.windows(self._reactor.seconds()))
-                if self.enrollment is not None
-                else 0
+            "enrollment_windows": self._open_windows(),
+            "connected": self.metrics.state.count("connected"),
+            "offline": self.metrics.state.count("offline"),
+            "last_alert": (
+                self._last_alert.to_json() if self._last_alert is not None else None
             ),
         }

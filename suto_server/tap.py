@@ -22,6 +22,8 @@ from twisted.web.client import Agent
 from suto_server import certificate
 from suto_server.config import ConfigurableOptions
 from suto_server.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
+from suto_server.hashpool import DEFAULT_MAX_PENDING
+from suto_server.limits import Limits, MaxStartups, Penalties
 from suto_server.locations import Locations
 from suto_server.masterkey import MasterKey, MasterKeyError
 from suto_server.service import ReloadOnHangup, SutoServer
@@ -50,6 +52,23 @@ def _positive(value: str) -> float:
 
 
 _positive.coerceDoc = "Seconds, greater than zero."
+
+
+def _seconds_or_off(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError("must be zero or more")
+    return number
+
+
+_seconds_or_off.coerceDoc = "Seconds; 0 turns it off."
+
+
+def _max_startups(value: str) -> MaxStartups:
+    return MaxStartups.parse(value)
+
+
+_max_startups.coerceDoc = "START:RATE:FULL, as OpenSSH's MaxStartups."
 
 
 class Options(ConfigurableOptions):
@@ -108,6 +127,36 @@ class Options(ConfigurableOptions):
          "Also send alerts to syslog at unix:PATH (e.g. unix:/dev/log) or "
          "udp:HOST:PORT.",
          parse_address],
+        ["metrics-listen", None, None,
+         "Endpoint serving Prometheus metrics at /metrics, e.g. "
+         "tcp:9464:interface=127.0.0.1 (off unless given)."],
+        ["max-per-source", None, 32,
+         "Connections one source address (an IPv6 /64) may hold at once; "
+         "0 for no limit.", int],
+        ["max-startups", None, MaxStartups(),
+         "Connections not yet past their first exchange: past START refuse "
+         "RATE percent of new ones, rising to all at FULL.", _max_startups],
+        ["login-grace", None, 30.0,
+         "Seconds a connection has to finish its first exchange, however "
+         "busy it keeps.", _seconds_or_off],
+        ["penalty-authfail", None, 5.0,
+         "Penalty seconds a source earns per failed authentication or "
+         "enrollment.", _seconds_or_off],
+        ["penalty-grace", None, 10.0,
+         "Penalty seconds per connection dropped for the login grace time.",
+         _seconds_or_off],
+        ["penalty-min", None, 15.0,
+         "Penalty at which a source is refused until it decays.", _positive],
+        ["penalty-max", None, 600.0,
+         "Most seconds a source is refused for.", _positive],
+        ["penalty-sources", None, 65536,
+         "Most sources with a penalty remembered.", int],
+        ["limit-log-interval", None, 60.0,
+         "Least seconds between two log lines about refusing one source.",
+         _positive],
+        ["hash-pending", None, DEFAULT_MAX_PENDING,
+         "Hash computations waiting or running at most; past it a login is "
+         "answered busy.", int],
     ]
 
     def postOptions(self) -> None:
@@ -125,6 +174,14 @@ class Options(ConfigurableOptions):
             raise usage.UsageError("--offline-window must be 0-10")
         if self["fingerprint-alert"] < 1:
             raise usage.UsageError("--fingerprint-alert must be at least 1")
+        if self["max-per-source"] < 0:
+            raise usage.UsageError("--max-per-source must be 0 or more")
+        if self["penalty-sources"] < 1:
+            raise usage.UsageError("--penalty-sources must be at least 1")
+        if self["penalty-max"] < self["penalty-min"]:
+            raise usage.UsageError("--penalty-max must be at least --penalty-min")
+        if self["hash-pending"] < 1:
+            raise usage.UsageError("--hash-pending must be at least 1")
 
 
 def prepare_data_folder(path: str) -> str:
@@ -203,6 +260,23 @@ def alert_sinks(reactor, options: Options) -> list:
     return sinks
 
 
+def limits(options: Options) -> Limits:
+    """
+    The per-source and global connection limits the options describe.
+    """
+    return Limits(
+        max_per_source=options["max-per-source"],
+        startups=options["max-startups"],
+        penalties=Penalties(
+            authfail=options["penalty-authfail"],
+            grace=options["penalty-grace"],
+            min=options["penalty-min"],
+            max=options["penalty-max"],
+            max_sources=options["penalty-sources"],
+        ),
+    )
+
+
 def _build(reactor, options: Options) -> SutoServer:
     data = prepare_data_folder(options["data"])
     hostname = options["hostname"] or socket.gethostname()
@@ -241,6 +315,15 @@ def _build(reactor, options: Options) -> SutoServer:
         offline_step=options["offline-step"],
         offline_window=options["offline-window"],
         sinks=alert_sinks(reactor, options),
+        metrics_listen=(
+            serverFromString(reactor, options["metrics-listen"])
+            if options["metrics-listen"]
+            else None
+        ),
+        limits=limits(options),
+        login_grace=options["login-grace"],
+        limit_log_interval=options["limit-log-interval"],
+        hash_pending=options["hash-pending"],
     )
     ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)
     return server

@@ -242,8 +242,22 @@ class TLSServerEndpoint:
         protocols.
         """
         return self._tcp.listen(
-            TLSMemoryBIOFactory(self.tls, False, protocolFactory)
+            _RefusingTLSFactory(self.tls, False, protocolFactory)
         )
+
+
+class _RefusingTLSFactory(TLSMemoryBIOFactory):
+    """
+    TLS that lets the wrapped factory refuse a connection (by building
+    L{None}, as a plain TCP factory may): the connection is then closed
+    before the TLS handshake, which costs a refused peer nothing of ours.
+    """
+
+    def buildProtocol(self, addr):
+        wrapped = self.wrappedFactory.buildProtocol(addr)
+        if wrapped is None:
+            return None
+        return self.protocol(self, wrapped)
 
 
 def _bounded_int(value, name: str, low: int, high: int) -> int:

@@ -1,0 +1,220 @@
+"""
+The server's Prometheus metrics.
+
+Each L{ServerMetrics} owns a private L{CollectorRegistry} (never the
+process-wide one), so one process may run many servers, as the tests do.
+Counters are driven from a few central places: the audit log's observers
+(enrollments, rotation failures, alerts by type), the rendezvous
+(classic authentication verdicts), the connection gate (refusals, rotation
+latency), the hash pool (busy answers) and the group committer (store
+commit latency).  What is state rather than history (connected endpoints,
+open windows, penalised sources) is read at scrape time by L{StateCollector}
+from callables, so it can never drift from the truth.
+
+Labels have bounded cardinality: a result, a reason, an alert type.  Never a
+user name, an address, a key or a hash.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.twisted import MetricsResource
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from suto_server.alerts import ALERT_TYPES
+from suto_server.rendezvous import Verdict
+
+#: Why a connection was refused or dropped by the limits.
+REJECTION_REASONS = ("penalty", "per_source", "startups", "grace")
+
+#: The audit events counted as enrollments, by the result they report.
+_ENROLLMENT_RESULTS = {
+    "enrolled": "enrolled",
+    "enrollment_failed": "failed",
+    "enrollment_abandoned": "abandoned",
+}
+
+#: A rotation takes a round trip and a grouped disk sync: milliseconds,
+#: or seconds when port tracking waits for a check packet.
+_ROTATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+
+
+class StateCollector:
+    """
+    Gauges computed when Prometheus scrapes.  Each attribute is a callable
+    returning a count, or L{None} while nothing provides that count (it is
+    then reported as 0).
+
+    @ivar connected: endpoints with a live rotation connection.
+    @ivar offline: enrolled endpoints known to be offline.
+    @ivar blacklisted: blacklisted profiles.
+    @ivar windows: open enrollment windows.
+    @ivar starting: connections that have not finished their first
+        exchange.
+    @ivar penalised: sources refused for their penalty now.
+    @ivar hash_pending: hash computations waiting or running.
+    """
+
+    _GAUGES = (
+        ("connected", "suto_endpoints_connected", "Endpoints with a live rotation connection."),
+        ("offline", "suto_endpoints_offline", "Enrolled endpoints known to be offline."),
+        ("blacklisted", "suto_profiles_blacklisted", "Blacklisted profiles."),
+        ("windows", "suto_enrollment_windows_open", "Open enrollment windows."),
+        ("starting", "suto_connections_starting",
+         "Connections that have not finished their first exchange."),
+        ("penalised", "suto_sources_penalised", "Sources refused for their penalty now."),
+        ("hash_pending", "suto_hash_pending", "Hash computations waiting or running."),
+    )
+
+    def __init__(self) -> None:
+        for attribute, _, _ in self._GAUGES:
+            setattr(self, attribute, None)
+
+    def count(self, attribute: str) -> int:
+        """
+        @return: the count named C{attribute} now (0 while nothing
+            provides it).
+        """
+        counter = getattr(self, attribute)
+        return 0 if counter is None else counter()
+
+    def describe(self):
+        return [GaugeMetricFamily(name, text) for _, name, text in self._GAUGES]
+
+    def collect(self):
+        for attribute, name, text in self._GAUGES:
+            yield GaugeMetricFamily(name, text, value=self.count(attribute))
+
+
+class ServerMetrics:
+    """
+    Every metric of one server, in its own registry.
+
+    @param timer: a monotonic clock in seconds, for timing store commits
+        (which block the reactor, so its clock cannot time them).
+    """
+
+    def __init__(self, timer: Callable[[], float] = time.perf_counter) -> None:
+        self._timer = timer
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.authentications = Counter(
+            "suto_authentications",
+            "Classic authentications by result.",
+            ["result"],
+            registry=registry,
+        )
+        self.enrollments = Counter(
+            "suto_enrollments", "Enrollment attempts by result.", ["result"], registry=registry
+        )
+        self.rotations = Counter(
+            "suto_rotations", "Key rotations by result.", ["result"], registry=registry
+        )
+        self.rotation_seconds = Histogram(
+            "suto_rotation_duration_seconds",
+            "Seconds from a rotation request to the server's final message.",
+            buckets=_ROTATION_BUCKETS,
+            registry=registry,
+        )
+        self.alerts = Counter("suto_alerts", "Alerts by type.", ["type"], registry=registry)
+        self.rejected = Counter(
+            "suto_connections_rejected",
+            "Connections refused or dropped by the limits, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.hash_busy = Counter(
+            "suto_hash_pool_busy",
+            "Hash computations refused because the pool was full.",
+            registry=registry,
+        )
+        self.commit_seconds = Histogram(
+            "suto_store_commit_duration_seconds",
+            "Seconds one grouped store commit took.",
+            buckets=_COMMIT_BUCKETS,
+            registry=registry,
+        )
+        # Every label value exists from the start, so a rate() over a
+        # series that has not happened yet reads 0 rather than nothing.
+        for verdict in Verdict:
+            self.authentications.labels(verdict.value)
+        for result in _ENROLLMENT_RESULTS.values():
+            self.enrollments.labels(result)
+        for result in ("done", "failed"):
+            self.rotations.labels(result)
+        for alert_type in sorted(ALERT_TYPES):
+            self.alerts.labels(alert_type)
+        for reason in REJECTION_REASONS:
+            self.rejected.labels(reason)
+        self.state = StateCollector()
+        registry.register(self.state)
+
+    def audited(self, event) -> None:
+        """
+        An audit log observer: count enrollments, rotation failures and
+        alerts from the recorded L{AuditEvent}.
+        """
+        result = _ENROLLMENT_RESULTS.get(event.event)
+        if result is not None:
+            self.enrollments.labels(result).inc()
+        if event.event == "rotation_failed":
+            self.rotations.labels("failed").inc()
+        if event.event in ALERT_TYPES:
+            self.alerts.labels(event.event).inc()
+
+    def authenticated(self, request, outcome) -> None:
+        """
+        A rendezvous observer: count a classic authentication's verdict.
+        """
+        self.authentications.labels(outcome.verdict.value).inc()
+
+    def rotated(self, seconds: float) -> None:
+        """
+        A rotation completed, C{seconds} after its request arrived.
+        """
+        self.rotations.labels("done").inc()
+        self.rotation_seconds.observe(seconds)
+
+    def timed_commit(self, commit_batch: Callable):
+        """
+        @return: C{commit_batch}, timing each call into
+            C{suto_store_commit_duration_seconds} (a failed commit too).
+        """
+
+        def timed(items):
+            started = self._timer()
+            try:
+                return commit_batch(items)
+            finally:
+                self.commit_seconds.observe(self._timer() - started)
+
+        return timed
+
+
+class _ScrapeSite(Site):
+    """
+    A site without the per-request access log line: a scrape every few
+    seconds would fill the journal with nothing.
+    """
+
+    def log(self, request) -> None:
+        "No access log."
+
+
+def metrics_site(metrics: ServerMetrics) -> Site:
+    """
+    @return: a web site serving C{metrics} at C{/metrics} in Prometheus'
+        text format, and nothing else.
+    """
+    root = Resource()
+    root.putChild(b"metrics", MetricsResource(registry=metrics.registry))
+    site = _ScrapeSite(root)
+    site.displayTracebacks = False
+    site.noisy = False
+    return site
