@@ -348,6 +348,12 @@ class IOfflineStore(Interface):
         @return: a L{list} of the names newly marked.
         """
 
+    def offline_profiles():
+        """
+        @return: a L{dict} from the user name of every profile marked
+            offline to the POSIX time it was marked.
+        """
+
     def offline_since(username):
         """
         @return: the POSIX time the profile was marked offline, or L{None}

@@ -27,6 +27,7 @@ from suto_server.expiry import DEFAULT_WARN_DAYS, CertificateExpiryWatch
 from suto_server.enrollment import DEFAULT_MAX_ATTEMPTS, Enrollment, WindowHashSource
 from suto_server.groupcommit import GroupCommitter
 from suto_server.locations import Locations
+from suto_server.interfaces import IOfflineStore
 from suto_server.offline import OfflineWatch
 from suto_server.reconnect import DEFAULT_STEP, DEFAULT_WINDOW, Reconnection
 from suto_server.registry import LiveSessions
@@ -341,6 +342,9 @@ class SutoServer(MultiService):
         state.penalised = self.gate.penalised
         state.hash_pending = lambda: self.hash_pool.pending
         state.windows = self._open_windows
+        if IOfflineStore.providedBy(self.store):
+            state.offline = lambda: len(self.store.offline_profiles())
+            state.blacklisted = lambda: len(self.store.list_blacklist())
 
     def _open_windows(self) -> int:
         if self.enrollment is None:

@@ -1807,6 +1807,9 @@ class OfflineStoreTestsMixin:
         self.assertEqual(self.store.offline_since("alice"), 2000.0)
         self.assertEqual(self.store.offline_since("bob"), 3000.0)
         self.assertIsNone(self.store.offline_since("carol"))
+        self.assertEqual(
+            self.store.offline_profiles(), {"alice": 2000.0, "bob": 3000.0}
+        )
         self.assertEqual(self.store.silent_profiles(4000.0), [])
 
     def test_rotation_ends_offline_spell(self):

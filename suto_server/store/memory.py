@@ -478,6 +478,12 @@ class MemoryStore:
                 marked.append(username)
         return marked
 
+    def offline_profiles(self):
+        """
+        See L{IOfflineStore.offline_profiles}.
+        """
+        return dict(self._open_tables().offline)
+
     def offline_since(self, username):
         """
         See L{IOfflineStore.offline_since}.

@@ -1126,6 +1126,12 @@ class SQLiteStore:
                     marked.append(username)
         return marked
 
+    def offline_profiles(self):
+        """
+        See L{IOfflineStore.offline_profiles}.
+        """
+        return dict(self._read("SELECT username, since FROM offline"))
+
     def offline_since(self, username):
         """
         See L{IOfflineStore.offline_since}.
