@@ -11,6 +11,10 @@ conversation::
 
     idle --open--> awaiting_version                  (sends VERSION)
     awaiting_version --version--> awaiting_ok        (sends ROTATE)
+    awaiting_version --version_offline--> awaiting_time (sends GET_TIME)
+    awaiting_time --time--> awaiting_reconnect_ok    (sends RECONNECT)
+    awaiting_reconnect_ok --reconnected--> awaiting_ok (sends ROTATE)
+    awaiting_reconnect_ok, awaiting_ok --denied--> done (REFUSED)
     ready --begin--> awaiting_ok                     (sends ROTATE)
     awaiting_ok --opened--> awaiting_done            (sends ROTATE_ACK)
     awaiting_ok --unopened--> done                   (OPEN_FAILED)
@@ -34,6 +38,15 @@ L{RotationProtocol} carries the actions out on one connection and paces
 the rotations; L{RotationFactory} keeps one profile's latest key and
 back-off across the connections a
 L{twisted.application.internet.ClientService} makes for it.
+
+A profile whose junk was due and could not be delivered is offline
+(docs/PROTOCOL.md §10): the factory marks it so, durably, and its next
+connection reconnects before it rotates.  It asks the server's time, so a
+wrong local clock cannot make it miss the server's window, derives the
+offline key from its last key, its fingerprint (recomputed, never sent)
+and the server's time step, and sends fresh junk sealed under it; only on
+the server's sealed answer does it rotate, and the rotation that follows
+ends the offline spell.
 """
 
 from __future__ import annotations
@@ -85,6 +98,10 @@ _SERVER_ERRORS = {
 }
 
 _UNKNOWN_KEY_REASON = "the server does not know this key: re-enrollment needed"
+_REFUSED_REASON = (
+    "the server refused the profile (SUTO_AUTH_0): it may be blacklisted, "
+    "which IT must lift before the machine enrolls again"
+)
 _OPEN_FAILED_REASON = (
     "could not open the server's rotation message: the hardware fingerprint "
     "changed or the key is stale"
@@ -118,6 +135,7 @@ class RotationOutcome(enum.Enum):
     ROTATED = "rotated"
     UNKNOWN_KEY = "unknown-key"
     OPEN_FAILED = "open-failed"
+    REFUSED = "refused"
     ERROR = "error"
     TIMEOUT = "timeout"
 
@@ -173,6 +191,9 @@ class ClientRotation(Conversation):
         L{FingerprintError}; called once per rotation.
     @param random_bytes: returns that many fresh random bytes.
     @raise RotationError: the profile's user cannot rotate.
+
+    A profile that is offline (its C{offline_since} is set) reconnects
+    before it rotates.
     """
 
     _machine = MethodicalMachine()
@@ -191,6 +212,9 @@ class ClientRotation(Conversation):
         self._pending: _Pending | None = None
         self._ack: wire.RotateAck | None = None
         self._next: EnrolledProfile | None = None
+        self._asked_time = False
+        self._reconnect: wire.Reconnect | None = None
+        self._offline_key: bytes | None = None
 
     @property
     def profile(self) -> EnrolledProfile:
@@ -232,8 +256,32 @@ class ClientRotation(Conversation):
 
     # Decisions taken before the machine moves.
 
+    def _version(self) -> None:
+        # Conversation calls this on the server's version: which way the
+        # connection opens depends on whether the profile is offline.
+        if self._profile.offline_since is None:
+            self._version_online()
+        else:
+            self._version_offline()
+
     def _inspect(self, message) -> None:
-        if isinstance(message, wire.RotateOk):
+        if isinstance(message, wire.ServerTime):
+            if not self._asked_time:
+                self._violation()
+            else:
+                self._asked_time = False
+                self._prepare_reconnect(message.seconds, message.step)
+        elif isinstance(message, wire.ReconnectOk):
+            if self._offline_key is None:
+                self._violation()
+            elif self._welcomed(message):
+                self._offline_key = None
+                self._reconnected()
+            else:
+                self._fail("the server's reconnection answer did not open")
+        elif isinstance(message, wire.Auth) and not message.ok:
+            self._denied()
+        elif isinstance(message, wire.RotateOk):
             if self._pending is None:
                 self._violation()
             else:
@@ -257,6 +305,53 @@ class ClientRotation(Conversation):
                 self._server_error()
         else:
             self._violation()
+
+    def _prepare_reconnect(self, server_time: int, step_length: int) -> None:
+        """
+        Derive the offline key for the server's time step and seal fresh
+        junk under it; call the input that says how that went.
+        """
+        try:
+            fingerprint_hash = self._fingerprint()
+        except FingerprintError as e:
+            self._fail(f"cannot compute the hardware fingerprint: {e}")
+            return
+        user = self._profile.user
+        step = keyschedule.time_step(server_time, step_length)
+        key = keyschedule.offline_key(
+            self._profile.key, fingerprint_hash, step, user
+        )
+        self._offline_key = key
+        self._reconnect = wire.Reconnect(
+            self._profile.key_id,
+            keyschedule.seal(
+                key,
+                self._random_bytes(keyschedule.JUNK_SIZE),
+                profile=user,
+                purpose=keyschedule.RECONNECT_PURPOSE,
+                direction=keyschedule.Direction.CLIENT_TO_SERVER,
+                counter=0,
+            ),
+            user,
+        )
+        self._time()
+
+    def _welcomed(self, message: wire.ReconnectOk) -> bool:
+        """
+        Does the server's reconnection answer open under our offline key?
+        """
+        try:
+            plaintext = keyschedule.open_sealed(
+                self._offline_key,
+                message.sealed,
+                profile=self._profile.user,
+                purpose=keyschedule.RECONNECT_OK_PURPOSE,
+                direction=keyschedule.Direction.SERVER_TO_CLIENT,
+                counter=0,
+            )
+        except keyschedule.SealError:
+            return False
+        return hmac.compare_digest(plaintext, _OK)
 
     def _answer(self, message: wire.RotateOk) -> None:
         """
@@ -298,11 +393,13 @@ class ClientRotation(Conversation):
                 counter=keyschedule.ROTATION_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
             )
         )
+        # A committed rotation ends any offline spell.
         self._next = replace(
             self._profile,
             key=key,
             key_id=keyschedule.key_id(key),
             generation=generation,
+            offline_since=None,
         )
         self._opened()
 
@@ -340,6 +437,7 @@ class ClientRotation(Conversation):
         Drop everything derived for the rotation under way.
         """
         self._pending = self._ack = self._next = None
+        self._reconnect = self._offline_key = None
 
     # States.
 
@@ -350,6 +448,14 @@ class ClientRotation(Conversation):
     @_machine.state()
     def awaiting_version(self):
         "The server must first confirm our version."
+
+    @_machine.state()
+    def awaiting_time(self):
+        "GET_TIME went out: the offline profile waits for the server's clock."
+
+    @_machine.state()
+    def awaiting_reconnect_ok(self):
+        "RECONNECT went out; waiting for RECONNECT_OK."
 
     @_machine.state()
     def awaiting_ok(self):
@@ -378,8 +484,24 @@ class ClientRotation(Conversation):
         "Connected to the server."
 
     @_machine.input()
-    def _version(self):
-        "The server confirmed our version."
+    def _version_online(self):
+        "The server confirmed our version; the profile is online."
+
+    @_machine.input()
+    def _version_offline(self):
+        "The server confirmed our version; the profile is offline."
+
+    @_machine.input()
+    def _time(self):
+        "SUTO_TIME_ arrived and the reconnection is sealed."
+
+    @_machine.input()
+    def _reconnected(self):
+        "SUTO_RECONNECT_OK_ arrived and opened under the offline key."
+
+    @_machine.input()
+    def _denied(self):
+        "SUTO_AUTH_0 arrived: the server refuses the profile."
 
     @_machine.input()
     def _begin(self):
@@ -450,6 +572,24 @@ class ClientRotation(Conversation):
         )
 
     @_machine.output()
+    def _send_time_request(self):
+        self._asked_time = True
+        self._actions.append(Send(wire.GetTime()))
+
+    @_machine.output()
+    def _send_reconnect(self):
+        reconnect, self._reconnect = self._reconnect, None
+        self._actions.append(Send(reconnect))
+
+    @_machine.output()
+    def _finish_denied(self):
+        self._forget()
+        self._actions += [
+            self._report(RotationOutcome.REFUSED, _REFUSED_REASON),
+            Close(),
+        ]
+
+    @_machine.output()
     def _send_ack(self):
         ack, self._ack = self._ack, None
         self._actions.append(Send(ack))
@@ -509,11 +649,25 @@ class ClientRotation(Conversation):
     # Transitions: the conversation as a table.
 
     idle.upon(_open, enter=awaiting_version, outputs=[_send_version])
-    awaiting_version.upon(_version, enter=awaiting_ok, outputs=[_send_rotate])
+    awaiting_version.upon(
+        _version_online, enter=awaiting_ok, outputs=[_send_rotate]
+    )
+    awaiting_version.upon(
+        _version_offline, enter=awaiting_time, outputs=[_send_time_request]
+    )
+    awaiting_time.upon(_time, enter=awaiting_reconnect_ok, outputs=[_send_reconnect])
+    awaiting_reconnect_ok.upon(
+        _reconnected, enter=awaiting_ok, outputs=[_send_rotate]
+    )
+    awaiting_reconnect_ok.upon(_denied, enter=done, outputs=[_finish_denied])
+    awaiting_reconnect_ok.upon(
+        _unknown_key, enter=done, outputs=[_finish_unknown_key]
+    )
     ready.upon(_begin, enter=awaiting_ok, outputs=[_send_rotate])
     awaiting_ok.upon(_opened, enter=awaiting_done, outputs=[_send_ack])
     awaiting_ok.upon(_unopened, enter=done, outputs=[_finish_open_failed])
     awaiting_ok.upon(_unknown_key, enter=done, outputs=[_finish_unknown_key])
+    awaiting_ok.upon(_denied, enter=done, outputs=[_finish_denied])
     awaiting_done.upon(_confirmed, enter=committing, outputs=[_ask_commit])
     committing.upon(_stored, enter=ready, outputs=[_finish_rotated])
     committing.upon(_not_stored, enter=done, outputs=[_finish_error])
@@ -521,24 +675,31 @@ class ClientRotation(Conversation):
 
     # A version or an UNKNOWN_KEY at the wrong time is a violation; the
     # sealed messages out of order are found out before the machine.
+    _versions = (_version_online, _version_offline)
     for _state, _unexpected in (
-        (awaiting_version, (_unknown_key,)),
-        (awaiting_ok, (_version,)),
-        (awaiting_done, (_version, _unknown_key)),
-        (ready, (_version, _unknown_key)),
+        (awaiting_version, (_unknown_key, _denied)),
+        (awaiting_time, (*_versions, _unknown_key, _denied)),
+        (awaiting_reconnect_ok, _versions),
+        (awaiting_ok, _versions),
+        (awaiting_done, (*_versions, _unknown_key, _denied)),
+        (ready, (*_versions, _unknown_key, _denied)),
     ):
         for _arrival in _unexpected:
             _state.upon(_arrival, enter=done, outputs=[_finish_error])
 
-    for _state in (awaiting_version, awaiting_ok, awaiting_done, ready):
+    _talking = (awaiting_version, awaiting_time, awaiting_reconnect_ok, awaiting_ok)
+    for _state in (*_talking, awaiting_done, ready):
         _state.upon(_server_error, enter=done, outputs=[_finish_error])
         _state.upon(_violation, enter=done, outputs=[_finish_error])
         _state.upon(_expire, enter=done, outputs=[_finish_timeout])
-    for _state in (awaiting_version, awaiting_ok, awaiting_done):
+    for _state in (*_talking, awaiting_done):
         _state.upon(_lost, enter=done, outputs=[_finish_lost])
 
     for _late in (
-        _version,
+        *_versions,
+        _time,
+        _reconnected,
+        _denied,
         _begin,
         _opened,
         _unopened,
@@ -550,7 +711,7 @@ class ClientRotation(Conversation):
         _expire,
     ):
         done.upon(_late, enter=done, outputs=[_ignore])
-    del _state, _unexpected, _arrival, _late
+    del _state, _unexpected, _arrival, _late, _versions, _talking
 
 
 def _require_rotatable(profile: EnrolledProfile) -> None:
@@ -655,6 +816,7 @@ class RotationProtocol(ConversationProtocol):
             self._finish(action)
 
     def _store(self, profile: EnrolledProfile) -> list:
+        profile = replace(profile, rotated_at=self._clock.seconds())
         try:
             self._commit(profile)
         except CommitError as e:
@@ -775,6 +937,7 @@ class RotationFactory(Factory):
         self._hold_off: float | None = None
 
     def buildProtocol(self, addr) -> RotationProtocol:
+        self._note_silence()
         return RotationProtocol(
             ClientRotation(
                 self.profile, self._fingerprint, self._random_bytes
@@ -794,10 +957,44 @@ class RotationFactory(Factory):
         @param attempt: the connection attempts that failed in a row, as
             C{ClientService} counts them (1 after a connection ended).
         """
+        self._note_silence()
         if self._hold_off is not None:
             delay, self._hold_off = self._hold_off, None
             return delay
         return self._backoff(attempt + self._failures)
+
+    def _note_silence(self) -> None:
+        """
+        Mark the profile offline, durably, once the junk due after its last
+        agreed key can no longer have been delivered: the longest wait an
+        interval may draw has passed without a committed rotation.  The
+        server allows a grace on top of that before it marks the profile
+        offline, so the client finds out first, and a profile the server
+        marked offline has always marked itself so.
+        """
+        now = self._clock.seconds()
+        profile = self.profile
+        due = profile.last_agreed + self._interval * (1 + JITTER)
+        if profile.offline_since is not None or now < due:
+            return
+        offline = replace(profile, offline_since=now)
+        try:
+            self._store(profile, offline)
+        except CommitError as e:
+            # It is still offline; a restart before the file can be written
+            # finds out again from the times it holds.
+            self.log.warn(
+                "could not record that {user} is offline: {error}",
+                user=profile.user,
+                error=str(e),
+            )
+        self.profile = offline
+        self.log.info(
+            "{user} is offline: the junk due since {due} was not delivered; "
+            "it reconnects with its offline key",
+            user=profile.user,
+            due=due,
+        )
 
     def _commit(self, profile: EnrolledProfile) -> None:
         self._store(self.profile, profile)
@@ -808,10 +1005,17 @@ class RotationFactory(Factory):
             self._failures = 0
             self._next_hold_off = self._interval
             level = LogLevel.info
-        elif report.outcome is RotationOutcome.OPEN_FAILED:
+        elif report.outcome in (RotationOutcome.OPEN_FAILED, RotationOutcome.REFUSED):
+            # Asking again at once would only be refused again; a refusal
+            # can also be a reconnection that came too soon after a spent
+            # time step, which the next step mends.
             self._hold_off = self._next_hold_off
             self._next_hold_off = min(2 * self._next_hold_off, MAX_HOLD_OFF)
-            level = LogLevel.warn
+            level = (
+                LogLevel.warn
+                if report.outcome is RotationOutcome.OPEN_FAILED
+                else LogLevel.error
+            )
         elif report.outcome is RotationOutcome.UNKNOWN_KEY:
             level = LogLevel.error
         else:

@@ -121,6 +121,11 @@ class EnrolledProfile:
     @ivar generation: how many times the key has been rolled forward (0
         for the first key).
     @ivar enrolled_at: when enrollment completed, as POSIX time.
+    @ivar rotated_at: when the last rotation was committed, as POSIX
+        time, or L{None} if the key never rotated.
+    @ivar offline_since: when this machine found it could not deliver
+        junk that was due, as POSIX time; L{None} while it is online.  An
+        offline profile reconnects with its offline key.
     """
 
     user: str
@@ -131,6 +136,15 @@ class EnrolledProfile:
     key_id: str
     generation: int
     enrolled_at: float
+    rotated_at: float | None = None
+    offline_since: float | None = None
+
+    @property
+    def last_agreed(self) -> float:
+        """
+        When the current key was agreed on: its rotation, or enrollment.
+        """
+        return self.enrolled_at if self.rotated_at is None else self.rotated_at
 
 
 @dataclass
@@ -338,8 +352,12 @@ _KEY_ID = re.compile(r"[0-9a-f]{32}")
 _MAX_GENERATION = 2**64
 
 
+#: The times a profile entry holds only once they happened.
+_OPTIONAL_TIMES = ("rotated_at", "offline_since")
+
+
 def _entry_from_profile(profile: EnrolledProfile) -> dict:
-    return {
+    entry = {
         "server_host": profile.server_host,
         "server_port": profile.server_port,
         "pin": profile.pin,
@@ -348,6 +366,12 @@ def _entry_from_profile(profile: EnrolledProfile) -> dict:
         "generation": profile.generation,
         "enrolled_at": profile.enrolled_at,
     }
+    # Written only when set, so a profile that never rotated nor went
+    # offline reads the same as in files from before these fields.
+    for name in _OPTIONAL_TIMES:
+        if getattr(profile, name) is not None:
+            entry[name] = getattr(profile, name)
+    return entry
 
 
 def _profile_from_entry(user: str, entry: object) -> EnrolledProfile:
@@ -396,6 +420,13 @@ def _profile_from_entry(user: str, entry: object) -> EnrolledProfile:
     enrolled_at = value("enrolled_at", float, int)
     if not (math.isfinite(enrolled_at) and enrolled_at >= 0):
         raise invalid("enrolled_at", "a time after the epoch")
+    times = {}
+    for name in _OPTIONAL_TIMES:
+        if name in entry:
+            time = value(name, float, int)
+            if not (math.isfinite(time) and time >= 0):
+                raise invalid(name, "a time after the epoch")
+            times[name] = float(time)
     return EnrolledProfile(
         user=user,
         server_host=host,
@@ -405,4 +436,5 @@ def _profile_from_entry(user: str, entry: object) -> EnrolledProfile:
         key_id=key_id,
         generation=generation,
         enrolled_at=float(enrolled_at),
+        **times,
     )

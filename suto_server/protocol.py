@@ -126,10 +126,15 @@ class ServerProtocol(Protocol, TimeoutMixin):
             self._start_enrollment(message.user)
         elif isinstance(message, (wire.Rotate, wire.Reconnect)):
             self._start_rotation(message)
-        elif isinstance(message, wire.GetTime) and self.factory.rotation is not None:
-            # Whole seconds: a client derives its offline key for the
-            # server's time step, whatever its own clock says.
-            self._send(wire.ServerTime(int(self.factory.clock.seconds())))
+        elif isinstance(message, wire.GetTime) and self.factory.reconnection:
+            # A client derives its offline key for the server's time step,
+            # whatever its own clock says.
+            self._send(
+                wire.ServerTime(
+                    int(self.factory.clock.seconds()),
+                    self.factory.reconnection.step,
+                )
+            )
         elif self._start_classic():
             self._perform(self._phase.receive(message))
 

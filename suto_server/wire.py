@@ -362,6 +362,8 @@ _ENROLL_DATA_USER_PREFIX = "DATA_"
 # The server's clock, whole POSIX seconds: up to 12 digits, no leading
 # zero (enough until the year 33658).
 _SECONDS = _Field("seconds", (_DIGITS[1:],), _DIGITS, 0, 11, int)
+# The length of its offline time steps, in seconds: 1 to 99999.
+_STEP = _Field("step", (_DIGITS[1:],), _DIGITS, 0, 4, int)
 # The reconnecting client's 32 bytes of junk sealed under its offline key,
 # with their 16-byte tag.
 _RECONNECT_DATA = _base64_field("sealed", 48, 48)
@@ -744,13 +746,17 @@ class GetTime:
 @dataclass(frozen=True, slots=True)
 class ServerTime:
     """
-    C{SUTO_TIME_<seconds>}: the server's clock, in whole POSIX seconds.
+    C{SUTO_TIME_<seconds>_<step>}: the server's clock, in whole POSIX
+    seconds, and the length of its offline time steps, so that a client
+    needs no setting of its own to match the server's.
     """
 
     seconds: int
+    step: int
 
     def __post_init__(self) -> None:
         _require(self.seconds, _SECONDS)
+        _require(self.step, _STEP)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -923,7 +929,7 @@ _LAYOUTS = {
         _Layout(b"SUTO_C_ROTATE_ACK_", RotateAck, (_CONFIRMATION,)),
         _Layout(b"SUTO_ROTATE_DONE_", RotateDone, (_CONFIRMATION,)),
         _Layout(b"SUTO_C_TIME", GetTime),
-        _Layout(b"SUTO_TIME_", ServerTime, (_SECONDS,)),
+        _Layout(b"SUTO_TIME_", ServerTime, (_SECONDS, b"_", _STEP)),
         _Layout(
             b"SUTO_C_RECONNECT_",
             Reconnect,

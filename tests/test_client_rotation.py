@@ -202,9 +202,11 @@ class FakeServer:
         )
 
 
-def rotated_profile(server: FakeServer) -> EnrolledProfile:
+def rotated_profile(server: FakeServer, rotated_at=None) -> EnrolledProfile:
     """
-    The profile a client must commit once C{server} holds a new key.
+    The profile a client must commit once C{server} holds a new key: the
+    machine's commit, or (given C{rotated_at}) what the protocol stores,
+    timed by its clock.
     """
     return EnrolledProfile(
         user=USER,
@@ -215,6 +217,7 @@ def rotated_profile(server: FakeServer) -> EnrolledProfile:
         key_id=keyschedule.key_id(server.key),
         generation=server.generation,
         enrolled_at=PROFILE.enrolled_at,
+        rotated_at=rotated_at,
     )
 
 
@@ -694,7 +697,7 @@ class RotationProtocolTests(SynchronousTestCase):
         """
         self.connect()
         pump(self.protocol, self.transport, self.server)
-        new = rotated_profile(self.server)
+        new = rotated_profile(self.server, self.clock.seconds())
         self.assertEqual(
             self.events,
             [
@@ -889,7 +892,7 @@ class RotationFactoryTests(SynchronousTestCase):
         next connection starts from the new key.
         """
         self.connection()
-        new = rotated_profile(self.server)
+        new = rotated_profile(self.server, self.clock.seconds())
         self.assertEqual(self.stored, [(PROFILE, new)])
         self.assertEqual(self.factory.profile, new)
         self.connection()
@@ -1064,7 +1067,7 @@ class AgentRotationTests(SynchronousTestCase):
         self.start()
         self.rotate_once()
         stored = load_state(self.path).profiles[USER]
-        self.assertEqual(stored, rotated_profile(self.server))
+        self.assertEqual(stored, rotated_profile(self.server, self.reactor.seconds()))
         self.assertEqual(
             self.outcomes, [(USER, RotationOutcome.ROTATED, stored.key_id)]
         )
@@ -1080,7 +1083,7 @@ class AgentRotationTests(SynchronousTestCase):
         pump(protocol, transport, self.server)
         self.assertEqual(self.server.generation, 2)
         self.assertEqual(
-            load_state(self.path).profiles[USER], rotated_profile(self.server)
+            load_state(self.path).profiles[USER], rotated_profile(self.server, self.reactor.seconds())
         )
         self.assertEqual(self.endpoints[PROFILE.key_id].attempts, [])
 
@@ -1167,7 +1170,7 @@ class AgentRotationTests(SynchronousTestCase):
         self.rotate_once()
         self.assertEqual(self.outcomes[-1][1], RotationOutcome.ROTATED)
         self.assertEqual(
-            load_state(self.path).profiles[USER], rotated_profile(self.server)
+            load_state(self.path).profiles[USER], rotated_profile(self.server, self.reactor.seconds())
         )
 
     def test_profile_changed_during_rotation(self):

@@ -288,11 +288,34 @@ class EnrolledProfileTests(SynchronousTestCase):
         state.profiles = {
             "alice": sample_profile(),
             "bob": sample_profile(
-                user="bob", server_host="2001:db8::1", generation=3
+                user="bob",
+                server_host="2001:db8::1",
+                generation=3,
+                rotated_at=1700000100.25,
+                offline_since=1700000300.0,
             ),
         }
         save_state(self.path, state)
         self.assertEqual(load_state(self.path), state)
+
+    def test_times_of_rotation_and_offline_spell(self):
+        """
+        The time of the last rotation and of going offline are written
+        only once they happened, and a whole number loads as a float; the
+        time the current key was agreed on is the last rotation's, or
+        enrollment's before any.
+        """
+        self.assertEqual(sample_profile().last_agreed, 1700000000.5)
+        entry = dict(self.valid_entry(), rotated_at=1700000060, offline_since=1700000200)
+        self.write_document(
+            {"version": 1, "accounts": {}, "profiles": {"alice": entry}}
+        )
+        profile = load_state(self.path).profiles["alice"]
+        self.assertEqual(
+            (profile.rotated_at, profile.offline_since, profile.last_agreed),
+            (1700000060.0, 1700000200.0, 1700000060.0),
+        )
+        self.assertIs(type(profile.offline_since), float)
 
     def test_document_layout(self):
         """
@@ -362,6 +385,10 @@ class EnrolledProfileTests(SynchronousTestCase):
             dict(valid, enrolled_at="yesterday"),
             dict(valid, enrolled_at=-1),
             dict(valid, enrolled_at=float("inf")),
+            dict(valid, rotated_at="soon"),
+            dict(valid, rotated_at=None),
+            dict(valid, offline_since=-5),
+            dict(valid, offline_since=True),
             {key: value for key, value in valid.items() if key != "key"},
         ]
         documents = [
