@@ -20,7 +20,9 @@ from suto_server import schemes, wire
 from suto_server.audit import AuditLog
 from suto_server.authenticator import Authenticator
 from suto_server.adminapi import admin_site
+from suto_server.alerts import ALERT_TYPES
 from suto_server.checkers import ChainedHashSource, SaltedChallengeChecker
+from suto_server.checks import DEFAULT_CHECK_TIMEOUT, CheckService
 from suto_server.discovery import HelloService
 from suto_server.expiry import DEFAULT_WARN_DAYS, CertificateExpiryWatch
 from suto_server.enrollment import DEFAULT_MAX_ATTEMPTS, Enrollment, WindowHashSource
@@ -31,9 +33,11 @@ from suto_server.windows import WindowDesk
 from suto_server.hashpool import HashPool
 from suto_server.protocol import ServerFactory
 from suto_server.realm import SutoRealm
+from suto_server.registry import LiveSessions, clients_report, history_report
 from suto_server.rendezvous import Rendezvous
 from suto_server.sinks.log import LogSink
 from suto_server.tls import TLSConfigurationError
+from suto_server.tracking import Tracking
 
 
 class ListeningService(Service):
@@ -164,6 +168,7 @@ class SutoServer(MultiService):
         hello_interface: str = "",
         auth_timeout: float = 5.0,
         exchange_timeout: float = 10.0,
+        check_timeout: float = DEFAULT_CHECK_TIMEOUT,
         hash_pool_size: int | None = None,
         master_key=None,
         locations=None,
@@ -195,8 +200,19 @@ class SutoServer(MultiService):
         self.listeners: list[ListeningService] = []
         self.enrollment = None
         self.rotation = None
+        self.live = LiveSessions()
+        self.tracking = None
+        self._locations = locations or Locations()
         enrollment_portal = None
         if master_key is not None:
+            # Checks go to the port the agents listen on for hellos.
+            checks = CheckService(
+                reactor, hello_port, check_timeout, hello_interface
+            )
+            checks.setServiceParent(self)
+            self.tracking = Tracking(
+                store, self.audit, self.live, checks, self._locations
+            )
             self.rotation = Rotation(
                 store,
                 master_key,
@@ -230,6 +246,7 @@ class SutoServer(MultiService):
                 enrollment=self.enrollment if framed else None,
                 enrollment_portal=enrollment_portal if framed else None,
                 rotation=self.rotation if framed else None,
+                tracking=self.tracking if framed else None,
                 # An agent rotates every interval, up to 10% late by its
                 # jitter; past that and the grace the connection is dead.
                 idle_timeout=rotation_interval * 1.1 + rotation_grace,
@@ -269,6 +286,8 @@ class SutoServer(MultiService):
                     self.reload_certificates,
                     self._window_desk(locations, hello_port),
                     self.audit,
+                    clients=self.clients,
+                    history=self.history,
                 ),
             )
 
@@ -283,6 +302,28 @@ class SutoServer(MultiService):
             hello_port,
             lambda: [tls.certificate_info().fingerprint for tls in self._tls],
         )
+
+    def clients(self) -> list[dict]:
+        """
+        What C{suto-admin clients} shows: one row per enrolled profile.
+        """
+        return clients_report(
+            self.store, self.live, self._locations, self._reactor.seconds()
+        )
+
+    def history(self, user: str) -> dict | None:
+        """
+        What C{suto-admin history USER} shows, or L{None} when the store
+        knows nothing of C{user}: no profile, no move, no alert.
+        """
+        report = history_report(self.store, user, ALERT_TYPES)
+        if (
+            self.store.get_profile(user) is None
+            and not report["moves"]
+            and not report["alerts"]
+        ):
+            return None
+        return report
 
     def _listen(self, name: str, endpoint, factory) -> None:
         service = ListeningService(name, endpoint, factory)
@@ -350,4 +391,5 @@ class SutoServer(MultiService):
                 if self.enrollment is not None
                 else 0
             ),
+            "connected": len(self.live),
         }
