@@ -28,6 +28,7 @@ from suto_server.locations import Location, Locations
 from suto_server.service import SutoServer
 from suto_server.store.memory import MemoryStore
 from tests.store_suite import PROFILE, WINDOW
+from tests import test_audit
 from tests.test_client_hello import _UDPReactor
 from tests.test_enrollment import new_master_key
 
@@ -77,6 +78,16 @@ def make_server(test, store=None):
     server.audit.record(NOW + 40, "enrolled", "bob", OLD, "not an alert")
     server.live.attach("alice", OLD, NOW + 60, "connection")
     return server
+
+
+def registry_site(server):
+    """
+    An admin site serving only C{server}'s registry (and the resources
+    every site has).
+    """
+    return admin_site(
+        None, 2020, dict, list, clients=server.clients, history=server.history
+    )
 
 
 class WiringTests(SynchronousTestCase):
@@ -212,14 +223,7 @@ class RegistryResourcesTests(SynchronousTestCase):
 
     def setUp(self):
         self.server = make_server(self)
-        self.site = admin_site(
-            None,
-            2020,
-            dict,
-            list,
-            clients=self.server.clients,
-            history=self.server.history,
-        )
+        self.site = registry_site(self.server)
 
     def get(self, path, args=None):
         segments = path.strip("/").split("/")
@@ -309,14 +313,7 @@ class RegistryCommandTests(TestCase):
         self.data = tempfile.mkdtemp(prefix="suto-reg-")
         self.addCleanup(shutil.rmtree, self.data, True)
         self.server = make_server(self)
-        site = admin_site(
-            None,
-            2020,
-            dict,
-            list,
-            clients=self.server.clients,
-            history=self.server.history,
-        )
+        site = registry_site(self.server)
         endpoint = serverFromString(
             reactor,
             f"unix:{quoteStringArgument(os.path.join(self.data, 'admin.sock'))}"
@@ -325,13 +322,7 @@ class RegistryCommandTests(TestCase):
         port = yield endpoint.listen(site)
         self.addCleanup(port.stopListening)
 
-    @defer.inlineCallbacks
-    def run_admin(self, *argv):
-        stdout, stderr = io.StringIO(), io.StringIO()
-        code = yield threads.deferToThread(
-            admin.main, ["--data", self.data, *argv], stdout=stdout, stderr=stderr
-        )
-        return code, stdout.getvalue(), stderr.getvalue()
+    run_admin = test_audit.AdminCommandTests.run_admin
 
     @defer.inlineCallbacks
     def test_clients(self):
