@@ -299,6 +299,83 @@ def alerts(args, io: _IO) -> int:
     return 0
 
 
+def _place(address, name) -> str:
+    """
+    @return: an address as a listing shows it, with its location name when
+        the locations file maps it.
+    """
+    if address and name:
+        return f"{name} ({address})"
+    return _cell(address)
+
+
+def _age(seconds: float) -> str:
+    """
+    @return: C{seconds} as the largest whole unit: C{42s}, C{5m}, C{3h},
+        C{2d}.
+    """
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _print_json(io: _IO, value) -> None:
+    io.say(json.dumps(value, indent=2, sort_keys=True))
+
+
+def clients(args, io: _IO) -> int:
+    answer = _request(args, io, "GET", "/v1/clients")
+    if answer is None:
+        return 1
+    if args.json:
+        _print_json(io, answer["clients"])
+        return 0
+    for row in answer["clients"]:
+        io.say(
+            "\t".join(
+                [
+                    row["user"],
+                    _place(row["address"], row["location"]),
+                    row["state"],
+                    _cell(row["last_rotation"]),
+                    f"{row['key_id']} ({_age(row['key_age'])} old)",
+                ]
+            )
+        )
+    return 0
+
+
+def history(args, io: _IO) -> int:
+    path = f"/v1/history?{urlencode({'user': args.user})}"
+    answer = _request(args, io, "GET", path)
+    if answer is None:
+        return 1
+    if args.json:
+        _print_json(io, answer)
+        return 0
+    lines = [
+        (
+            move["time"],
+            f"{move['time']}\tmoved\t{_place(move['from'], move['from_location'])}"
+            f" -> {_place(move['to'], move['to_location'])}",
+        )
+        for move in answer["moves"]
+    ] + [
+        (
+            alert["time"],
+            "\t".join(
+                _cell(alert[name])
+                for name in ("time", "type", "source", "locations", "reason")
+            ),
+        )
+        for alert in answer["alerts"]
+    ]
+    for _, line in sorted(lines, key=lambda pair: pair[0]):
+        io.say(line)
+    return 0
+
+
 def audit_list(args, io: _IO) -> int:
     answer = _request(args, io, "GET", _since_query("/v1/audit", args.since))
     if answer is None:
@@ -510,6 +587,17 @@ def _parser() -> argparse.ArgumentParser:
         "--since", type=_since, default=None, help="a duration like 1h, or an ISO time"
     )
     alerting.set_defaults(run=alerts)
+    listing = commands.add_parser(
+        "clients", help="every enrolled profile: location, state, key age"
+    )
+    listing.add_argument("--json", action="store_true", help="JSON for scripts")
+    listing.set_defaults(run=clients)
+    moving = commands.add_parser(
+        "history", help="a profile's moves and the alerts about it"
+    )
+    moving.add_argument("user")
+    moving.add_argument("--json", action="store_true", help="JSON for scripts")
+    moving.set_defaults(run=history)
     auditing = commands.add_parser("audit", help="list or verify the audit log")
     auditing.add_argument(
         "--since", type=_since, default=None, help="a duration like 1h, or an ISO time"

@@ -368,6 +368,66 @@ class AuditVerifyResource(resource.Resource):
         )
 
 
+class ClientsResource(resource.Resource):
+    """
+    C{GET /v1/clients}: one row per enrolled profile: where it is, whether
+    it is connected, when it was last seen and last rotated, its key id
+    and that key's age.  No key material (key ids are public names).
+    """
+
+    isLeaf = True
+
+    def __init__(self, clients) -> None:
+        super().__init__()
+        self._clients = clients
+
+    def render_GET(self, request):
+        if request.args:
+            return _write_json(request, 400, {"error": "no arguments are taken"})
+        return _write_json(request, 200, {"clients": self._clients()})
+
+
+def _user_argument(request) -> str:
+    """
+    @return: the request's one C{user} query argument.
+    @raise BadRequest: it is missing, repeated, not a valid account name,
+        or the request has other arguments.
+    """
+    values = request.args.get(b"user")
+    if set(request.args) != {b"user"} or len(values) != 1:
+        raise BadRequest("exactly one 'user' argument is taken")
+    try:
+        user = values[0].decode("ascii")
+    except UnicodeDecodeError:
+        user = None
+    if not wire.is_valid_user(user):
+        raise BadRequest("'user' must be a valid account name")
+    return user
+
+
+class HistoryResource(resource.Resource):
+    """
+    C{GET /v1/history?user=U}: that profile's moves and the alerts about
+    it, oldest first.
+    """
+
+    isLeaf = True
+
+    def __init__(self, history) -> None:
+        super().__init__()
+        self._history = history
+
+    def render_GET(self, request):
+        try:
+            user = _user_argument(request)
+        except BadRequest as error:
+            return _write_json(request, 400, {"error": str(error)})
+        report = self._history(user)
+        if report is None:
+            return _write_json(request, 404, {"error": f"nothing is known of {user}"})
+        return _write_json(request, 200, report)
+
+
 def _seconds(body: dict, name: str, default: float, most: float) -> float:
     value = body.get(name, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= most:
@@ -417,6 +477,8 @@ def admin_site(
     audit=None,
     reconnection=None,
     clock=None,
+    clients=None,
+    history=None,
 ) -> server.Site:
     """
     The admin API's site.
@@ -431,6 +493,10 @@ def admin_site(
         (L{suto_server.reconnect.Reconnection}), or L{None} when this
         server keeps no blacklist.
     @param clock: the L{IReactorTime} admin actions are timed by.
+    @param clients: returns the rows of C{GET /v1/clients}, or L{None} to
+        serve no registry.
+    @param history: returns a user's moves and alerts, or L{None} when
+        nothing is known of the user; L{None} to serve no histories.
     """
     root = resource.Resource()
     v1 = resource.Resource()
@@ -448,6 +514,10 @@ def admin_site(
     if reconnection is not None:
         v1.putChild(b"blacklist", BlacklistResource(reconnection))
         v1.putChild(b"unblock", UnblockResource(reconnection, clock))
+    if clients is not None:
+        v1.putChild(b"clients", ClientsResource(clients))
+    if history is not None:
+        v1.putChild(b"history", HistoryResource(history))
     site = _AdminSite(root)
     site.displayTracebacks = False
     site.noisy = False

@@ -306,7 +306,10 @@ class IRegistryStore(Interface):
     ):
         """
         Record that C{username}'s profile moved from C{old_address} to
-        C{new_address} at C{time}.
+        C{new_address} at C{time}, and make C{new_address} and C{time} the
+        profile's C{last_address} and C{last_seen} (if it still exists) in
+        the same transaction, so the registry never holds a move without
+        its new location.
 
         @param old_location_name: the named location of C{old_address}, or
             L{None}.

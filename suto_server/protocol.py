@@ -336,6 +336,9 @@ class ServerProtocol(Protocol, TimeoutMixin):
 
         def begin(admit: bool) -> None:
             if self._lost:
+                if admit and tracking is not None:
+                    # Admitted after it hung up: it is not live.
+                    tracking.detach(self._user, self)
                 return
             if not admit:
                 self._perform(self._phase.refused())

@@ -107,6 +107,7 @@ def history_report(store, user: str, alert_types) -> dict:
             "time": iso_utc(event.time),
             "type": event.event,
             "source": event.source,
+            "locations": list(event.locations),
             "reason": event.reason,
         }
         for event in store.audit_events()

@@ -21,7 +21,9 @@ from suto_server.alerts import alert_for
 from suto_server.audit import AuditLog
 from suto_server.authenticator import Authenticator
 from suto_server.adminapi import admin_site
+from suto_server.alerts import ALERT_TYPES
 from suto_server.checkers import ChainedHashSource, SaltedChallengeChecker
+from suto_server.checks import DEFAULT_CHECK_TIMEOUT, CheckService
 from suto_server.discovery import HelloService
 from suto_server.expiry import DEFAULT_WARN_DAYS, CertificateExpiryWatch
 from suto_server.enrollment import DEFAULT_MAX_ATTEMPTS, Enrollment, WindowHashSource
@@ -30,7 +32,6 @@ from suto_server.locations import Locations
 from suto_server.interfaces import IOfflineStore
 from suto_server.offline import OfflineWatch
 from suto_server.reconnect import DEFAULT_STEP, DEFAULT_WINDOW, Reconnection
-from suto_server.registry import LiveSessions
 from suto_server.rotation import DEFAULT_FAILURE_ALERT, Rotation
 from suto_server.windows import WindowDesk
 from suto_server.hashpool import DEFAULT_MAX_PENDING, HashPool
@@ -38,9 +39,11 @@ from suto_server.limits import ConnectionGate
 from suto_server.metrics import ServerMetrics, metrics_site
 from suto_server.protocol import ServerFactory
 from suto_server.realm import SutoRealm
+from suto_server.registry import LiveSessions, clients_report, history_report
 from suto_server.rendezvous import Rendezvous
 from suto_server.sinks.log import LogSink
 from suto_server.tls import TLSConfigurationError
+from suto_server.tracking import Tracking
 
 
 class ListeningService(Service):
@@ -178,6 +181,7 @@ class SutoServer(MultiService):
         hello_interface: str = "",
         auth_timeout: float = 5.0,
         exchange_timeout: float = 10.0,
+        check_timeout: float = DEFAULT_CHECK_TIMEOUT,
         hash_pool_size: int | None = None,
         master_key=None,
         locations=None,
@@ -236,8 +240,18 @@ class SutoServer(MultiService):
         self.rotation = None
         self.reconnection = None
         self.live = LiveSessions()
+        self.tracking = None
+        self._locations = locations or Locations()
         enrollment_portal = None
         if master_key is not None:
+            # Checks go to the port the agents listen on for hellos.
+            checks = CheckService(
+                reactor, hello_port, check_timeout, hello_interface
+            )
+            checks.setServiceParent(self)
+            self.tracking = Tracking(
+                store, self.audit, self.live, checks, self._locations
+            )
             self.rotation = Rotation(
                 store,
                 master_key,
@@ -284,6 +298,7 @@ class SutoServer(MultiService):
                 enrollment_portal=enrollment_portal if framed else None,
                 rotation=self.rotation if framed else None,
                 reconnection=self.reconnection if framed else None,
+                tracking=self.tracking if framed else None,
                 # An agent rotates every interval, up to 10% late by its
                 # jitter; past that and the grace the connection is dead.
                 idle_timeout=rotation_interval * 1.1 + rotation_grace,
@@ -326,6 +341,8 @@ class SutoServer(MultiService):
                     self.audit,
                     self.reconnection,
                     reactor,
+                    clients=self.clients,
+                    history=self.history,
                 ),
             )
         self._watch_state()
@@ -337,7 +354,7 @@ class SutoServer(MultiService):
         Give the metrics' scrape-time gauges what they read.
         """
         state = self.metrics.state
-        state.connected = lambda: self.gate.settled_connections
+        state.connected = lambda: len(self.live)
         state.starting = lambda: self.gate.limits.starting
         state.penalised = self.gate.penalised
         state.hash_pending = lambda: self.hash_pool.pending
@@ -367,6 +384,28 @@ class SutoServer(MultiService):
             hello_port,
             lambda: [tls.certificate_info().fingerprint for tls in self._tls],
         )
+
+    def clients(self) -> list[dict]:
+        """
+        What C{suto-admin clients} shows: one row per enrolled profile.
+        """
+        return clients_report(
+            self.store, self.live, self._locations, self._reactor.seconds()
+        )
+
+    def history(self, user: str) -> dict | None:
+        """
+        What C{suto-admin history USER} shows, or L{None} when the store
+        knows nothing of C{user}: no profile, no move, no alert.
+        """
+        report = history_report(self.store, user, ALERT_TYPES)
+        if (
+            self.store.get_profile(user) is None
+            and not report["moves"]
+            and not report["alerts"]
+        ):
+            return None
+        return report
 
     def _listen(self, name: str, endpoint, factory) -> None:
         service = ListeningService(name, endpoint, factory)

@@ -20,6 +20,7 @@ from twisted.python import usage
 from twisted.web.client import Agent
 
 from suto_server import certificate
+from suto_server.checks import DEFAULT_CHECK_TIMEOUT
 from suto_server.config import ConfigurableOptions
 from suto_server.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
 from suto_server.hashpool import DEFAULT_MAX_PENDING
@@ -94,6 +95,9 @@ class Options(ConfigurableOptions):
          "Seconds a device has to connect back after a hello.", _positive],
         ["exchange-timeout", None, 10.0,
          "Seconds a connected device may stay silent.", _positive],
+        ["check-timeout", None, DEFAULT_CHECK_TIMEOUT,
+         "Seconds the old location of a profile seen elsewhere has to "
+         "answer its check packet.", _positive],
         ["shadow", None, None,
          "Also accept users from this shadow(5)-format file."],
         ["hash-threads", None, None,
@@ -304,6 +308,7 @@ def _build(reactor, options: Options) -> SutoServer:
         hello_interface=options["hello-interface"],
         auth_timeout=options["auth-timeout"],
         exchange_timeout=options["exchange-timeout"],
+        check_timeout=options["check-timeout"],
         hash_pool_size=options["hash-threads"],
         cert_warn_days=options["cert-warn-days"],
         master_key=master_key,

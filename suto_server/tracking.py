@@ -18,7 +18,7 @@ service's clock.
 
 from __future__ import annotations
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import maybeDeferred, succeed
 
 from suto_server.checks import CheckResult
 
@@ -63,7 +63,7 @@ class Tracking:
         if old is None or old == address:
             self._live.attach(user, address, now, connection)
             return succeed(True)
-        d = self._checks.check(user, old, key, previous=previous)
+        d = maybeDeferred(self._checks.check, user, old, key, previous=previous)
 
         def decided(result: CheckResult) -> bool:
             if result is CheckResult.ANSWERED:

@@ -1716,6 +1716,33 @@ class RegistryStoreTestsMixin:
         self.store.remove_profile("alice")
         self.assertEqual(self.store.moves("alice"), [MOVE])
 
+    def test_move_sets_current_location(self):
+        """
+        Recording a move makes its new address and time the profile's
+        current location and last sighting at once, leaving the rest of
+        the profile as it was; a move of a profile that is gone changes
+        no other profile.
+        """
+        self.store.open_window(WINDOW)
+        self.store.complete_enrollment(PROFILE)
+        self.record(MOVE)
+        self.assertEqual(
+            self.store.get_profile("alice"),
+            replace(PROFILE, last_address=MOVE.new_address, last_seen=MOVE.time),
+        )
+        self.record(replace(MOVE, username="bob"))
+        self.assertIsNone(self.store.get_profile("bob"))
+        self.assertEqual(self.store.get_profile("alice").last_address, "10.9.0.4")
+
+    def test_bad_move_keeps_location(self):
+        """
+        A refused move leaves the profile's current location as it was.
+        """
+        self.store.open_window(WINDOW)
+        self.store.complete_enrollment(PROFILE)
+        _accepted(ValueError, self.record, BAD_MOVES)
+        self.assertEqual(self.store.get_profile("alice"), PROFILE)
+
     def test_bad_moves(self):
         """
         Recording a move with an argument of the wrong type or out of

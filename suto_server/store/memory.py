@@ -362,7 +362,13 @@ class MemoryStore:
             new_location_name,
         )
         check_move(move)
-        self._open_tables().moves.setdefault(username, []).append(move)
+        tables = self._open_tables()
+        tables.moves.setdefault(username, []).append(move)
+        profile = tables.profiles.get(username)
+        if profile is not None:
+            tables.profiles[username] = replace(
+                profile, last_address=new_address, last_seen=time
+            )
 
     def moves(self, username):
         """

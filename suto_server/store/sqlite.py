@@ -983,17 +983,23 @@ class SQLiteStore:
             new_location_name,
         )
         check_move(move)
-        self._write(
-            f"INSERT INTO moves ({_MOVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                move.username,
-                move.time,
-                move.old_address,
-                move.new_address,
-                move.old_location_name,
-                move.new_location_name,
-            ),
-        )
+        with self._transaction("recording a move") as connection:
+            connection.execute(
+                f"INSERT INTO moves ({_MOVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    move.username,
+                    move.time,
+                    move.old_address,
+                    move.new_address,
+                    move.old_location_name,
+                    move.new_location_name,
+                ),
+            )
+            connection.execute(
+                "UPDATE profiles SET last_address = ?, last_seen = ?"
+                " WHERE username = ?",
+                (move.new_address, move.time, move.username),
+            )
 
     def moves(self, username):
         """
