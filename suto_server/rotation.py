@@ -15,8 +15,10 @@ and seal "done".  The client commits on "done".
 
 The previous key covers the one gap: a client that crashed or lost "done"
 comes back with K_n, and the server rolls back to it.  Once the client has
-used K_n+1 the previous key is retired; any later use of a retired key is a
-second holder of the chain, reported as C{clone_suspected}.
+rotated from K_n+1 the previous key is retired, in the transaction that
+commits that rotation (its compare-and-swap on K_n+1 is the proof that the
+client held it); any later use of a retired key is a second holder of the
+chain, reported as C{clone_suspected}.
 
 Every method takes C{now}; nothing here reads a clock.
 """
@@ -147,16 +149,19 @@ class Rotation:
         now: float,
     ) -> PendingRotation:
         """
-        The client holding C{key_id} asks to rotate: confirm or roll back
-        to that key, derive the next one and seal "ok" under it.
+        The client holding C{key_id} asks to rotate: roll back to that key
+        if it is the previous one, derive the next one and seal "ok" under
+        it.
 
         @raise RotationRefused: not a key this profile may rotate from.
         """
         profile, current = self.check_key(user, key_id, source, now)
-        if key_id == profile.key_id:
-            if not profile.current_confirmed:
-                self._store.confirm_current(user, key_id, now, source)
-        elif key_id == profile.previous_key_id and not profile.current_confirmed:
+        # check_key let through the current key or the unconfirmed previous
+        # one.  Rotating from the current key writes nothing here: the
+        # commit of this rotation (a compare-and-swap on that key) proves
+        # the client holds it and retires the previous key, in the grouped
+        # transaction, so a steady rotation costs one share of one sync.
+        if key_id != profile.key_id:
             self._store.roll_back(user, key_id, now, source)
             self._audit(
                 now,

@@ -372,22 +372,36 @@ class RotateTestsMixin(RotationMixin):
     def test_rotations_in_a_row(self):
         """
         Rotation after rotation, each from the key the last one committed,
-        keeps both sides on one key, a new one each time; using the current
-        key confirms it and drops the previous one.
+        keeps both sides on one key, a new one each time; each commit keeps
+        the key it replaced as the previous one and retires the one before.
         """
-        seen = {keyschedule.key_id(FIRST_KEY)}
+        seen = [keyschedule.key_id(FIRST_KEY)]
         for generation in range(1, 5):
             self.rotate()
             self.assert_agreed()
-            seen.add(keyschedule.key_id(self.device.key))
+            seen.append(keyschedule.key_id(self.device.key))
             self.assertEqual(self.device.generation, generation)
-        self.assertEqual(len(seen), 5)
-        self.begin(self.device.request())
+        self.assertEqual(len(set(seen)), 5)
         profile = self.profile()
         self.assertEqual(
-            (profile.current_confirmed, profile.previous_key_id), (True, None)
+            (profile.current_confirmed, profile.previous_key_id), (False, seen[3])
+        )
+        self.assertEqual(
+            [self.store.is_retired("alice", key_id) for key_id in seen],
+            [True, True, True, False, False],
         )
         self.assertEqual(self.events(), [])
+
+    def test_begin_writes_nothing(self):
+        """
+        Beginning a rotation from the current key changes nothing in the
+        store, even while the previous key is kept: the commit of that
+        rotation is what proves the client holds the key.
+        """
+        self.rotate()
+        before = self.profile()
+        self.begin(self.device.request())
+        self.assertEqual(self.profile(), before)
 
     def test_nothing_before_ack(self):
         """
@@ -705,16 +719,35 @@ class CloneTestsMixin(RotationMixin):
         self.assertTrue(self.store.is_retired("alice", keyschedule.key_id(FIRST_KEY)))
         self.assert_clone(copy)
 
-    def test_previous_key_once_confirmed(self):
+    def test_previous_key_once_rotated_from(self):
         """
-        Once the client used the current key, the previous one is no
-        longer a roll back but a clone.
+        Once the client rotated from the current key, the previous one is
+        no longer a roll back but a clone: the commit of that rotation
+        retired it.
         """
         copy = Device("alice", FIRST_KEY)
         self.rotate()
-        self.begin(self.device.request())
+        self.rotate()
         self.assert_clone(copy)
         self.assertEqual(self.profile().key_id, keyschedule.key_id(self.device.key))
+
+    def test_previous_key_until_commit(self):
+        """
+        A rotation from the current key that has begun but not committed
+        proves nothing yet: the previous key is still a roll back, and the
+        unfinished rotation can no longer commit.
+        """
+        copy = Device("alice", FIRST_KEY)
+        self.rotate()
+        pending = self.begin(self.device.request())
+        self.begin(copy.request(), ELSEWHERE)
+        self.assertEqual(len(self.events("rotation_rolled_back")), 1)
+        ack = self.device.acknowledge(pending.server_public, pending.ok)
+        d = self.rotation.acknowledge(pending, ack, SOURCE, self.now())
+        self.clock.advance(0)
+        failure = self.failureResultOf(d, RotationRefused)
+        self.assertEqual(failure.value.reason, "rotation_failed")
+        self.assertEqual(self.profile().key_id, keyschedule.key_id(FIRST_KEY))
 
     def test_rolled_back_key(self):
         """
