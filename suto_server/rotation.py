@@ -40,6 +40,11 @@ from suto_server.store.records import RotationCommit
 #: before C{fingerprint_mismatch} is reported.
 DEFAULT_FAILURE_ALERT = 3
 
+#: Seconds (of the C{now} the rules are given) between two log events
+#: counting committed rotations: a fleet rotates too often for an event per
+#: rotation.
+COUNT_INTERVAL = 60.0
+
 
 class RotationRefused(Exception):
     """
@@ -101,6 +106,9 @@ class Rotation:
         self.failure_alert = failure_alert
         self._new_private_key = new_private_key
         self._audit_log = AuditLog(store) if audit is None else audit
+        # Rotations committed since _counting_since (None: none yet).
+        self._committed = 0
+        self._counting_since: float | None = None
 
     def check_key(self, user: str, key_id: str, source: str, now: float):
         """
@@ -240,12 +248,7 @@ class Rotation:
             if not applied:
                 # Another connection moved the profile meanwhile.
                 raise RotationRefused("rotation_failed")
-            self.log.info(
-                "rotated {user} to key id {key_id} (generation {generation})",
-                user=user,
-                key_id=new_key_id,
-                generation=pending.generation,
-            )
+            self._count_commit(now)
             return keyschedule.seal(
                 pending.new_key,
                 b"done",
@@ -279,6 +282,23 @@ class Rotation:
                 f"its hardware fingerprint has likely changed",
                 (source,),
             )
+
+    def _count_commit(self, now: float) -> None:
+        """
+        Count one committed rotation, and log the count once
+        L{COUNT_INTERVAL} seconds have passed since counting began.
+        """
+        if self._counting_since is None:
+            self._counting_since = now
+        self._committed += 1
+        if now - self._counting_since >= COUNT_INTERVAL:
+            self.log.info(
+                "committed {count} rotations in the last {seconds:.0f} s",
+                count=self._committed,
+                seconds=now - self._counting_since,
+            )
+            self._committed = 0
+            self._counting_since = now
 
     def _refuse_stale(self, profile, key_id: str, source: str, now: float):
         known = key_id == profile.previous_key_id or self._store.is_retired(

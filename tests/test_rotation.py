@@ -13,12 +13,17 @@ from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.internet import task
-from twisted.logger import capturedLogs
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import keyschedule, wire
 from suto_server.groupcommit import GroupCommitter
-from suto_server.rotation import DEFAULT_FAILURE_ALERT, Rotation, RotationRefused
+from suto_server.rotation import (
+    COUNT_INTERVAL,
+    DEFAULT_FAILURE_ALERT,
+    Rotation,
+    RotationRefused,
+)
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import Profile
 from suto_server.store.sqlite import SQLiteStore
@@ -429,16 +434,34 @@ class RotateTestsMixin(RotationMixin):
         self.device.commit(self.successResultOf(d))
         self.assert_agreed()
 
-    def test_logs_no_key(self):
+    def test_logs_a_count(self):
         """
-        A rotation logs the new key's id and generation, and a pending
-        rotation shows its public parts, never a key or the junk.
+        Committed rotations are logged as a count, one event once
+        C{COUNT_INTERVAL} seconds have passed, not one per rotation.
         """
         with capturedLogs() as events:
+            self.rotate()
+            self.clock.advance(COUNT_INTERVAL / 2)
+            self.rotate()
+            self.assertEqual(events, [])
+            self.clock.advance(COUNT_INTERVAL / 2)
+            self.rotate()
+            self.rotate()
+        [event] = events
+        self.assertEqual((event["count"], event["seconds"]), (3, COUNT_INTERVAL))
+
+    def test_logs_no_key(self):
+        """
+        Neither the log nor a pending rotation shows a key or the junk.
+        """
+        first = self.device.key
+        with capturedLogs() as events:
+            self.rotate()
+            self.clock.advance(COUNT_INTERVAL)
             pending = self.rotate()
-        text = repr(events) + repr(pending)
-        self.assertIn(pending.new_key_id, text)
-        for secret in (self.device.key, FIRST_KEY, JUNK):
+        text = " ".join(map(formatEvent, events)) + repr(events) + repr(pending)
+        self.assertIn("committed 2 rotations in the last 60 s", text)
+        for secret in (self.device.key, first, FIRST_KEY, JUNK):
             self.assertNotIn(secret.hex(), text)
             self.assertNotIn(repr(secret)[2:-1], text)
 
