@@ -3,6 +3,7 @@ Run a SUTO benchmark scenario and print a table, then one JSON line.
 
     python bench/run.py ceilings [--devices N]
     python bench/run.py classic [--devices N] [--duration S] [--max-auth N]
+    python bench/run.py enrollment [--devices N] [--duration S] [--max-enroll N]
     python bench/run.py rotation [--endpoints N] [--duration S] [--interval S]
     python bench/run.py memory [--endpoints N] [--idle S]
 
@@ -40,6 +41,7 @@ from bench.ceilings import LoadClientError, measure_ceilings
 from bench.children import ChildFailed
 from bench.classic import run_classic
 from bench.device import MAX_DEVICES
+from bench.enrollment import run_enrollment
 from bench.fleet import MAX_ENDPOINTS
 from bench.rotation import IDLE_INTERVAL, run_fleet
 
@@ -78,6 +80,7 @@ def parser() -> argparse.ArgumentParser:
     for name, text in (
         ("ceilings", "only the machine's ceilings"),
         ("classic", "ceilings, then classic salted-challenge authentications"),
+        ("enrollment", "ceilings, then enrollments: window, conversation, first key"),
         ("rotation", "ceilings, then key rotations over a connected fleet"),
     ):
         scenario = scenarios.add_parser(name, help=text, description=text)
@@ -113,6 +116,19 @@ def parser() -> argparse.ArgumentParser:
     classic.add_argument(
         "--server-profile", metavar="FILE", default=None,
         help="write a cProfile of the server's reactor thread to FILE",
+    )
+    enrollment = scenarios.choices["enrollment"]
+    enrollment.add_argument(
+        "--duration", type=_bounded(float, 0.1, MAX_DURATION), default=10.0,
+        help="seconds of measured enrollments (default 10)",
+    )
+    enrollment.add_argument(
+        "--max-enroll", type=_bounded(int, 1, 10**6), default=100000,
+        help="the most measured enrollments (default 100000)",
+    )
+    enrollment.add_argument(
+        "--enroll-timeout", type=_bounded(float, 0.5, 60.0), default=30.0,
+        help="seconds an enrollment may take (default 30)",
     )
     rotation = scenarios.choices["rotation"]
     rotation.add_argument(
@@ -221,6 +237,25 @@ async def _run_classic(reactor, directory: str, options):
     )
 
 
+async def _run_enrollment(reactor, directory: str, options):
+    ceilings = await _ceilings(reactor, directory, options, options.devices)
+    _progress(f"enrollment: {options.devices} in flight, {options.duration:g} s")
+    result = await run_enrollment(
+        reactor,
+        directory,
+        devices=options.devices,
+        duration=options.duration,
+        max_enroll=options.max_enroll,
+        timeout=options.enroll_timeout,
+    )
+    rows = report.ceiling_rows(ceilings) + report.enrollment_rows(result, ceilings)
+    return (
+        _devices_title(options, ceilings),
+        rows,
+        report.enrollment_json(result, ceilings),
+    )
+
+
 async def _run_rotation(reactor, directory: str, options):
     ceilings = await _ceilings(
         reactor, directory, options, min(options.endpoints, CEILING_CONNECTIONS)
@@ -266,6 +301,7 @@ async def _run_memory(reactor, directory: str, options):
 _SCENARIOS = {
     "ceilings": _run_ceilings,
     "classic": _run_classic,
+    "enrollment": _run_enrollment,
     "rotation": _run_rotation,
     "memory": _run_memory,
 }
