@@ -127,19 +127,41 @@ def shared_core_ceiling(ceilings: Ceilings) -> float:
     return harmonic(ceilings.password / 2, ceilings.tls)
 
 
-def server_cpu_floor_ms(ceilings: Ceilings) -> float | None:
+def server_cpu_floor_ms(ceilings: Ceilings, crypts: int = 1) -> float | None:
     """
     The least CPU one authentication can cost the server, in
     milliseconds: one crypt on all cores (as the hash pool runs it) plus
     the echo server's CPU for one handshake.
 
+    @param crypts: how many crypts the server computes per operation (an
+        enrollment takes two).
     @return: L{None} when a ceiling lacks its CPU figure.
     """
     crypt = ceilings.crypt_all.cpu_ms_per_operation(ceilings.crypt_all.generator_cpu)
     handshake = ceilings.handshakes.cpu_ms_per_operation(ceilings.handshakes.server_cpu)
     if crypt is None or handshake is None:
         return None
-    return crypt + handshake
+    return crypts * crypt + handshake
+
+
+def _cost_json(measured: Measurement, floor_ms: float | None, per: str) -> dict:
+    """
+    @return: the latency, error and CPU figures of a measured phase of
+        operations called C{per}, against the server's C{floor_ms}.
+    """
+    server_ms = measured.cpu_ms_per_operation(measured.server_cpu)
+    return {
+        "latency_p50_ms": _rounded(_milliseconds(measured.latency(0.50))),
+        "latency_p99_ms": _rounded(_milliseconds(measured.latency(0.99))),
+        "errors": measured.errors,
+        "error_reasons": measured.error_reasons,
+        f"server_cpu_ms_per_{per}": _rounded(server_ms),
+        "server_cpu_floor_ms": _rounded(floor_ms),
+        "server_efficiency": _rounded(_ratio(floor_ms, server_ms), 3),
+        f"generator_cpu_ms_per_{per}": _rounded(
+            measured.cpu_ms_per_operation(measured.generator_cpu)
+        ),
+    }
 
 
 def ceiling_rows(ceilings: Ceilings) -> list[Row]:
@@ -279,8 +301,6 @@ def classic_json(result: ClassicResult, ceilings: Ceilings) -> dict:
     """
     measured = result.measured
     shared = shared_core_ceiling(ceilings)
-    server_ms = measured.cpu_ms_per_operation(measured.server_cpu)
-    floor_ms = server_cpu_floor_ms(ceilings)
     capacity = measured.seconds * ceilings.threads
     busy = None
     if measured.generator_cpu is not None and measured.server_cpu is not None:
@@ -293,16 +313,7 @@ def classic_json(result: ClassicResult, ceilings: Ceilings) -> dict:
         "seconds": _rounded(measured.seconds),
         "ratio": _rounded(_ratio(measured.per_second, ceilings.combined), 3),
         "target": CLASSIC_TARGET,
-        "latency_p50_ms": _rounded(_milliseconds(measured.latency(0.50))),
-        "latency_p99_ms": _rounded(_milliseconds(measured.latency(0.99))),
-        "errors": measured.errors,
-        "error_reasons": measured.error_reasons,
-        "server_cpu_ms_per_auth": _rounded(server_ms),
-        "server_cpu_floor_ms": _rounded(floor_ms),
-        "server_efficiency": _rounded(_ratio(floor_ms, server_ms), 3),
-        "generator_cpu_ms_per_auth": _rounded(
-            measured.cpu_ms_per_operation(measured.generator_cpu)
-        ),
+        **_cost_json(measured, server_cpu_floor_ms(ceilings), "auth"),
         "cores_busy": _rounded(busy, 3),
         "other_load": _rounded(other_load(measured, ceilings.threads), 3),
         "shared_core_ceiling": _rounded(shared),
@@ -328,12 +339,7 @@ def enrollment_json(result: EnrollmentResult, ceilings: Ceilings) -> dict:
     """
     measured = result.measured
     ceiling = enrollment_ceiling(ceilings)
-    server_ms = measured.cpu_ms_per_operation(measured.server_cpu)
-    crypt = ceilings.crypt_all.cpu_ms_per_operation(ceilings.crypt_all.generator_cpu)
-    handshake = ceilings.handshakes.cpu_ms_per_operation(ceilings.handshakes.server_cpu)
-    floor_ms = None
-    if crypt is not None and handshake is not None:
-        floor_ms = SERVER_CRYPTS_PER_ENROLLMENT * crypt + handshake
+    floor_ms = server_cpu_floor_ms(ceilings, SERVER_CRYPTS_PER_ENROLLMENT)
     return {
         "scenario": "enrollment",
         **ceilings_json(ceilings),
@@ -345,16 +351,7 @@ def enrollment_json(result: EnrollmentResult, ceilings: Ceilings) -> dict:
         "window_p50_ms": _rounded(
             _milliseconds(percentile(list(result.window_latencies), 0.50))
         ),
-        "latency_p50_ms": _rounded(_milliseconds(measured.latency(0.50))),
-        "latency_p99_ms": _rounded(_milliseconds(measured.latency(0.99))),
-        "errors": measured.errors,
-        "error_reasons": measured.error_reasons,
-        "server_cpu_ms_per_enrollment": _rounded(server_ms),
-        "server_cpu_floor_ms": _rounded(floor_ms),
-        "server_efficiency": _rounded(_ratio(floor_ms, server_ms), 3),
-        "generator_cpu_ms_per_enrollment": _rounded(
-            measured.cpu_ms_per_operation(measured.generator_cpu)
-        ),
+        **_cost_json(measured, floor_ms, "enrollment"),
         "other_load": _rounded(other_load(measured, ceilings.threads), 3),
         "warmup_enrolled": result.warmup.count,
         "warmup_errors": result.warmup.errors,

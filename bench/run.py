@@ -101,34 +101,17 @@ def parser() -> argparse.ArgumentParser:
             help="the most operations of each ceiling (default 1000000)",
         )
     classic = scenarios.choices["classic"]
-    classic.add_argument(
-        "--duration", type=_bounded(float, 0.1, MAX_DURATION), default=10.0,
-        help="seconds of measured authentications (default 10)",
-    )
-    classic.add_argument(
-        "--max-auth", type=_bounded(int, 1, 10**7), default=100000,
-        help="the most measured authentications (default 100000)",
-    )
-    classic.add_argument(
-        "--auth-timeout", type=_bounded(float, 0.5, 60.0), default=5.0,
-        help="seconds a device has to connect back and answer (default 5)",
+    _add_phase(
+        classic, "authentications", "--max-auth", 10**7,
+        "--auth-timeout", 5.0, "seconds a device has to connect back and answer",
     )
     classic.add_argument(
         "--server-profile", metavar="FILE", default=None,
         help="write a cProfile of the server's reactor thread to FILE",
     )
-    enrollment = scenarios.choices["enrollment"]
-    enrollment.add_argument(
-        "--duration", type=_bounded(float, 0.1, MAX_DURATION), default=10.0,
-        help="seconds of measured enrollments (default 10)",
-    )
-    enrollment.add_argument(
-        "--max-enroll", type=_bounded(int, 1, 10**6), default=100000,
-        help="the most measured enrollments (default 100000)",
-    )
-    enrollment.add_argument(
-        "--enroll-timeout", type=_bounded(float, 0.5, 60.0), default=30.0,
-        help="seconds an enrollment may take (default 30)",
+    _add_phase(
+        scenarios.choices["enrollment"], "enrollments", "--max-enroll", 10**6,
+        "--enroll-timeout", 30.0, "seconds an enrollment may take",
     )
     rotation = scenarios.choices["rotation"]
     rotation.add_argument(
@@ -152,6 +135,34 @@ def parser() -> argparse.ArgumentParser:
         help="seconds the idle fleet's server load is measured (default 5)",
     )
     return top
+
+
+def _add_phase(
+    scenario: argparse.ArgumentParser,
+    noun: str,
+    count: str,
+    most: int,
+    timeout: str,
+    timeout_default: float,
+    timeout_help: str,
+) -> None:
+    """
+    The options bounding a measured phase of C{noun}: its duration, its
+    count (option C{count}, at most C{most}) and each operation's time
+    (option C{timeout}).
+    """
+    scenario.add_argument(
+        "--duration", type=_bounded(float, 0.1, MAX_DURATION), default=10.0,
+        help=f"seconds of measured {noun} (default 10)",
+    )
+    scenario.add_argument(
+        count, type=_bounded(int, 1, most), default=100000,
+        help=f"the most measured {noun} (default 100000)",
+    )
+    scenario.add_argument(
+        timeout, type=_bounded(float, 0.5, 60.0), default=timeout_default,
+        help=f"{timeout_help} (default {timeout_default:g})",
+    )
 
 
 def _add_endpoints(scenario: argparse.ArgumentParser) -> None:
