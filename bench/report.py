@@ -19,7 +19,12 @@ import json
 
 from bench.ceilings import Ceilings, harmonic
 from bench.classic import ClassicResult
-from bench.measurement import Measurement
+from bench.enrollment import (
+    CRYPTS_PER_ENROLLMENT,
+    SERVER_CRYPTS_PER_ENROLLMENT,
+    EnrollmentResult,
+)
+from bench.measurement import Measurement, percentile
 from bench.rotation import FleetResult
 
 #: The share of the combined ceiling the classic scenario should reach.
@@ -122,19 +127,41 @@ def shared_core_ceiling(ceilings: Ceilings) -> float:
     return harmonic(ceilings.password / 2, ceilings.tls)
 
 
-def server_cpu_floor_ms(ceilings: Ceilings) -> float | None:
+def server_cpu_floor_ms(ceilings: Ceilings, crypts: int = 1) -> float | None:
     """
     The least CPU one authentication can cost the server, in
     milliseconds: one crypt on all cores (as the hash pool runs it) plus
     the echo server's CPU for one handshake.
 
+    @param crypts: how many crypts the server computes per operation (an
+        enrollment takes two).
     @return: L{None} when a ceiling lacks its CPU figure.
     """
     crypt = ceilings.crypt_all.cpu_ms_per_operation(ceilings.crypt_all.generator_cpu)
     handshake = ceilings.handshakes.cpu_ms_per_operation(ceilings.handshakes.server_cpu)
     if crypt is None or handshake is None:
         return None
-    return crypt + handshake
+    return crypts * crypt + handshake
+
+
+def _cost_json(measured: Measurement, floor_ms: float | None, per: str) -> dict:
+    """
+    @return: the latency, error and CPU figures of a measured phase of
+        operations called C{per}, against the server's C{floor_ms}.
+    """
+    server_ms = measured.cpu_ms_per_operation(measured.server_cpu)
+    return {
+        "latency_p50_ms": _rounded(_milliseconds(measured.latency(0.50))),
+        "latency_p99_ms": _rounded(_milliseconds(measured.latency(0.99))),
+        "errors": measured.errors,
+        "error_reasons": measured.error_reasons,
+        f"server_cpu_ms_per_{per}": _rounded(server_ms),
+        "server_cpu_floor_ms": _rounded(floor_ms),
+        "server_efficiency": _rounded(_ratio(floor_ms, server_ms), 3),
+        f"generator_cpu_ms_per_{per}": _rounded(
+            measured.cpu_ms_per_operation(measured.generator_cpu)
+        ),
+    }
 
 
 def ceiling_rows(ceilings: Ceilings) -> list[Row]:
@@ -274,8 +301,6 @@ def classic_json(result: ClassicResult, ceilings: Ceilings) -> dict:
     """
     measured = result.measured
     shared = shared_core_ceiling(ceilings)
-    server_ms = measured.cpu_ms_per_operation(measured.server_cpu)
-    floor_ms = server_cpu_floor_ms(ceilings)
     capacity = measured.seconds * ceilings.threads
     busy = None
     if measured.generator_cpu is not None and measured.server_cpu is not None:
@@ -288,16 +313,7 @@ def classic_json(result: ClassicResult, ceilings: Ceilings) -> dict:
         "seconds": _rounded(measured.seconds),
         "ratio": _rounded(_ratio(measured.per_second, ceilings.combined), 3),
         "target": CLASSIC_TARGET,
-        "latency_p50_ms": _rounded(_milliseconds(measured.latency(0.50))),
-        "latency_p99_ms": _rounded(_milliseconds(measured.latency(0.99))),
-        "errors": measured.errors,
-        "error_reasons": measured.error_reasons,
-        "server_cpu_ms_per_auth": _rounded(server_ms),
-        "server_cpu_floor_ms": _rounded(floor_ms),
-        "server_efficiency": _rounded(_ratio(floor_ms, server_ms), 3),
-        "generator_cpu_ms_per_auth": _rounded(
-            measured.cpu_ms_per_operation(measured.generator_cpu)
-        ),
+        **_cost_json(measured, server_cpu_floor_ms(ceilings), "auth"),
         "cores_busy": _rounded(busy, 3),
         "other_load": _rounded(other_load(measured, ceilings.threads), 3),
         "shared_core_ceiling": _rounded(shared),
@@ -306,6 +322,77 @@ def classic_json(result: ClassicResult, ceilings: Ceilings) -> dict:
         "warmup_errors": result.warmup.errors,
         "device_outcomes": result.device_outcomes,
     }
+
+
+def enrollment_ceiling(ceilings: Ceilings) -> float:
+    """
+    Enrollments per second if each cost the machine its four crypts (two
+    on each side, all on these cores) and one handshake, and nothing else:
+    C{1 / (4/password + 1/TLS)}.
+    """
+    return harmonic(ceilings.password / CRYPTS_PER_ENROLLMENT, ceilings.tls)
+
+
+def enrollment_json(result: EnrollmentResult, ceilings: Ceilings) -> dict:
+    """
+    @return: the enrollment scenario's figures, with the ceilings'.
+    """
+    measured = result.measured
+    ceiling = enrollment_ceiling(ceilings)
+    floor_ms = server_cpu_floor_ms(ceilings, SERVER_CRYPTS_PER_ENROLLMENT)
+    return {
+        "scenario": "enrollment",
+        **ceilings_json(ceilings),
+        "enrollments_per_second": _rounded(measured.per_second),
+        "enrolled": measured.count,
+        "seconds": _rounded(measured.seconds),
+        "enrollment_ceiling": _rounded(ceiling),
+        "ratio": _rounded(_ratio(measured.per_second, ceiling), 3),
+        "window_p50_ms": _rounded(
+            _milliseconds(percentile(list(result.window_latencies), 0.50))
+        ),
+        **_cost_json(measured, floor_ms, "enrollment"),
+        "other_load": _rounded(other_load(measured, ceilings.threads), 3),
+        "warmup_enrolled": result.warmup.count,
+        "warmup_errors": result.warmup.errors,
+    }
+
+
+def enrollment_rows(result: EnrollmentResult, ceilings: Ceilings) -> list[Row]:
+    """
+    @return: the table rows of the enrollment scenario, against
+        C{ceilings}.
+    """
+    figures = enrollment_json(result, ceilings)
+    measured = result.measured
+    return [
+        ("enrollments", _text(measured.per_second), "enroll/s",
+         f"{measured.count} in {measured.seconds:.1f} s"),
+        ("enrollment ceiling", _text(figures["enrollment_ceiling"]), "enroll/s",
+         "1 / (4/password + 1/TLS): two crypts on each side"),
+        ("ratio to it", _text(figures["ratio"], 2), "", ""),
+        ("window open p50", _text(figures["window_p50_ms"]), "ms",
+         "POST /v1/enroll to its answer (hashes the one-time password)"),
+        ("latency p50", _text(figures["latency_p50_ms"]), "ms",
+         "POST /v1/enroll to the first key confirmed"),
+        ("latency p99", _text(figures["latency_p99_ms"]), "ms", ""),
+        ("errors", str(measured.errors), "", _errors_note(measured)),
+        ("server CPU per enrollment",
+         _text(figures["server_cpu_ms_per_enrollment"], 2), "ms",
+         "twistd suto, all threads"),
+        ("server CPU floor", _text(figures["server_cpu_floor_ms"], 2), "ms",
+         "two crypts + one server-side handshake"),
+        ("server efficiency", _text(figures["server_efficiency"], 2), "",
+         "floor / server CPU per enrollment"),
+        ("generator CPU per enrollment",
+         _text(figures["generator_cpu_ms_per_enrollment"], 2), "ms",
+         "admin client + endpoint (TLS, two crypts, key schedule)"),
+        ("other load", _text(_percent(figures["other_load"]), 0), "%",
+         "CPU spent outside server and generator meanwhile"),
+        ("warm-up", str(result.warmup.count), "enrolled",
+         f"{result.warmup.errors} errors"
+         + (f": {_errors_note(result.warmup)}" if result.warmup.errors else "")),
+    ]
 
 
 def json_line(figures: dict) -> str:

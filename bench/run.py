@@ -3,6 +3,7 @@ Run a SUTO benchmark scenario and print a table, then one JSON line.
 
     python bench/run.py ceilings [--devices N]
     python bench/run.py classic [--devices N] [--duration S] [--max-auth N]
+    python bench/run.py enrollment [--devices N] [--duration S] [--max-enroll N]
     python bench/run.py rotation [--endpoints N] [--duration S] [--interval S]
     python bench/run.py memory [--endpoints N] [--idle S]
 
@@ -40,6 +41,7 @@ from bench.ceilings import LoadClientError, measure_ceilings
 from bench.children import ChildFailed
 from bench.classic import run_classic
 from bench.device import MAX_DEVICES
+from bench.enrollment import run_enrollment
 from bench.fleet import MAX_ENDPOINTS
 from bench.rotation import IDLE_INTERVAL, run_fleet
 
@@ -78,6 +80,7 @@ def parser() -> argparse.ArgumentParser:
     for name, text in (
         ("ceilings", "only the machine's ceilings"),
         ("classic", "ceilings, then classic salted-challenge authentications"),
+        ("enrollment", "ceilings, then enrollments: window, conversation, first key"),
         ("rotation", "ceilings, then key rotations over a connected fleet"),
     ):
         scenario = scenarios.add_parser(name, help=text, description=text)
@@ -98,21 +101,17 @@ def parser() -> argparse.ArgumentParser:
             help="the most operations of each ceiling (default 1000000)",
         )
     classic = scenarios.choices["classic"]
-    classic.add_argument(
-        "--duration", type=_bounded(float, 0.1, MAX_DURATION), default=10.0,
-        help="seconds of measured authentications (default 10)",
-    )
-    classic.add_argument(
-        "--max-auth", type=_bounded(int, 1, 10**7), default=100000,
-        help="the most measured authentications (default 100000)",
-    )
-    classic.add_argument(
-        "--auth-timeout", type=_bounded(float, 0.5, 60.0), default=5.0,
-        help="seconds a device has to connect back and answer (default 5)",
+    _add_phase(
+        classic, "authentications", "--max-auth", 10**7,
+        "--auth-timeout", 5.0, "seconds a device has to connect back and answer",
     )
     classic.add_argument(
         "--server-profile", metavar="FILE", default=None,
         help="write a cProfile of the server's reactor thread to FILE",
+    )
+    _add_phase(
+        scenarios.choices["enrollment"], "enrollments", "--max-enroll", 10**6,
+        "--enroll-timeout", 30.0, "seconds an enrollment may take",
     )
     rotation = scenarios.choices["rotation"]
     rotation.add_argument(
@@ -136,6 +135,34 @@ def parser() -> argparse.ArgumentParser:
         help="seconds the idle fleet's server load is measured (default 5)",
     )
     return top
+
+
+def _add_phase(
+    scenario: argparse.ArgumentParser,
+    noun: str,
+    count: str,
+    most: int,
+    timeout: str,
+    timeout_default: float,
+    timeout_help: str,
+) -> None:
+    """
+    The options bounding a measured phase of C{noun}: its duration, its
+    count (option C{count}, at most C{most}) and each operation's time
+    (option C{timeout}).
+    """
+    scenario.add_argument(
+        "--duration", type=_bounded(float, 0.1, MAX_DURATION), default=10.0,
+        help=f"seconds of measured {noun} (default 10)",
+    )
+    scenario.add_argument(
+        count, type=_bounded(int, 1, most), default=100000,
+        help=f"the most measured {noun} (default 100000)",
+    )
+    scenario.add_argument(
+        timeout, type=_bounded(float, 0.5, 60.0), default=timeout_default,
+        help=f"{timeout_help} (default {timeout_default:g})",
+    )
 
 
 def _add_endpoints(scenario: argparse.ArgumentParser) -> None:
@@ -221,6 +248,25 @@ async def _run_classic(reactor, directory: str, options):
     )
 
 
+async def _run_enrollment(reactor, directory: str, options):
+    ceilings = await _ceilings(reactor, directory, options, options.devices)
+    _progress(f"enrollment: {options.devices} in flight, {options.duration:g} s")
+    result = await run_enrollment(
+        reactor,
+        directory,
+        devices=options.devices,
+        duration=options.duration,
+        max_enroll=options.max_enroll,
+        timeout=options.enroll_timeout,
+    )
+    rows = report.ceiling_rows(ceilings) + report.enrollment_rows(result, ceilings)
+    return (
+        _devices_title(options, ceilings),
+        rows,
+        report.enrollment_json(result, ceilings),
+    )
+
+
 async def _run_rotation(reactor, directory: str, options):
     ceilings = await _ceilings(
         reactor, directory, options, min(options.endpoints, CEILING_CONNECTIONS)
@@ -266,6 +312,7 @@ async def _run_memory(reactor, directory: str, options):
 _SCENARIOS = {
     "ceilings": _run_ceilings,
     "classic": _run_classic,
+    "enrollment": _run_enrollment,
     "rotation": _run_rotation,
     "memory": _run_memory,
 }

@@ -237,7 +237,10 @@ class IRotationStore(Interface):
         before its C{new_generation}: the current key then becomes the
         previous one (the one it replaces retired), the new key current
         and unconfirmed, the profile last seen at C{now} from C{address},
-        and its count of failed rotations starts again at 0.
+        and its count of failed rotations starts again at 0.  A commit over
+        an unconfirmed key is also that key's confirmation (the device
+        derived the new key from it), so rotation needs no
+        L{confirm_current} of its own.
 
         @param rotations: a L{list} of
             L{suto_server.store.records.RotationCommit}.

@@ -20,7 +20,6 @@ from twisted.internet.defer import succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 
 from suto_server import schemes, wire
 from suto_server.credentials import SaltedChallenge
@@ -40,9 +39,10 @@ from suto_server.rotation_session import (
     RotationSession,
 )
 from suto_server.session import Close, Finish, Send, ServerSession, Verify
+from suto_server.timeout import RearmingTimeoutMixin
 
 
-class ServerProtocol(Protocol, TimeoutMixin):
+class ServerProtocol(Protocol, RearmingTimeoutMixin):
     """
     One device's connection.
 

@@ -15,8 +15,10 @@ and seal "done".  The client commits on "done".
 
 The previous key covers the one gap: a client that crashed or lost "done"
 comes back with K_n, and the server rolls back to it.  Once the client has
-used K_n+1 the previous key is retired; any later use of a retired key is a
-second holder of the chain, reported as C{clone_suspected}.
+rotated from K_n+1 the previous key is retired, in the transaction that
+commits that rotation (its compare-and-swap on K_n+1 is the proof that the
+client held it); any later use of a retired key is a second holder of the
+chain, reported as C{clone_suspected}.
 
 Every method takes C{now}; nothing here reads a clock.
 """
@@ -37,6 +39,11 @@ from suto_server.store.records import RotationCommit
 #: Consecutive rotations whose acknowledgement never came or did not open
 #: before C{fingerprint_mismatch} is reported.
 DEFAULT_FAILURE_ALERT = 3
+
+#: Seconds (of the C{now} the rules are given) between two log events
+#: counting committed rotations: a fleet rotates too often for an event per
+#: rotation.
+COUNT_INTERVAL = 60.0
 
 
 class RotationRefused(Exception):
@@ -100,6 +107,9 @@ class Rotation:
         self.failure_alert = failure_alert
         self._new_private_key = new_private_key
         self._audit_log = AuditLog(store) if audit is None else audit
+        # Rotations committed since _counting_since (None: none yet).
+        self._committed = 0
+        self._counting_since: float | None = None
 
     def check_key(self, user: str, key_id: str, source: str, now: float):
         """
@@ -149,8 +159,9 @@ class Rotation:
         offline_step: int | None = None,
     ) -> PendingRotation:
         """
-        The client holding C{key_id} asks to rotate: confirm or roll back
-        to that key, derive the next one and seal "ok" under it.
+        The client holding C{key_id} asks to rotate: roll back to that key
+        if it is the previous one, derive the next one and seal "ok" under
+        it.
 
         @param offline_step: the offline time step this connection
             reconnected with, which the commit spends; L{None} for a
@@ -159,10 +170,12 @@ class Rotation:
         @raise RotationRefused: not a key this profile may rotate from.
         """
         profile, current = self.check_key(user, key_id, source, now)
-        if key_id == profile.key_id:
-            if not profile.current_confirmed:
-                self._store.confirm_current(user, key_id, now, source)
-        elif key_id == profile.previous_key_id and not profile.current_confirmed:
+        # check_key let through the current key or the unconfirmed previous
+        # one.  Rotating from the current key writes nothing here: the
+        # commit of this rotation (a compare-and-swap on that key) proves
+        # the client holds it and retires the previous key, in the grouped
+        # transaction, so a steady rotation costs one share of one sync.
+        if key_id != profile.key_id:
             self._store.roll_back(user, key_id, now, source)
             self._audit(
                 now,
@@ -243,12 +256,7 @@ class Rotation:
             if not applied:
                 # Another connection moved the profile meanwhile.
                 raise RotationRefused("rotation_failed")
-            self.log.info(
-                "rotated {user} to key id {key_id} (generation {generation})",
-                user=user,
-                key_id=new_key_id,
-                generation=pending.generation,
-            )
+            self._count_commit(now)
             return keyschedule.seal(
                 pending.new_key,
                 b"done",
@@ -282,6 +290,23 @@ class Rotation:
                 f"its hardware fingerprint has likely changed",
                 (source,),
             )
+
+    def _count_commit(self, now: float) -> None:
+        """
+        Count one committed rotation, and log the count once
+        L{COUNT_INTERVAL} seconds have passed since counting began.
+        """
+        if self._counting_since is None:
+            self._counting_since = now
+        self._committed += 1
+        if now - self._counting_since >= COUNT_INTERVAL:
+            self.log.info(
+                "committed {count} rotations in the last {seconds:.0f} s",
+                count=self._committed,
+                seconds=now - self._counting_since,
+            )
+            self._committed = 0
+            self._counting_since = now
 
     def _refuse_stale(self, profile, key_id: str, source: str, now: float):
         known = key_id == profile.previous_key_id or self._store.is_retired(

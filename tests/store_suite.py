@@ -1309,6 +1309,26 @@ class RotationStoreTestsMixin:
         )
         self.assert_retired("alice", [0], kept=[1, 2])
 
+    def test_commit_confirms(self):
+        """
+        A rotation committed over an unconfirmed key is its confirmation:
+        it leaves the profile and the retired keys as confirming that key
+        first and then committing would have, in one transaction.
+        """
+        self.rotate("alice", 0, 1, 2000.0)
+        self.rotate("bob", 0, 1, 2000.0)
+        self.rotate("alice", 1, 2, 2100.0)
+        self.assertTrue(
+            self.store.confirm_current("bob", numbered_key_id(1), 2100.0, "::1")
+        )
+        self.rotate("bob", 1, 2, 2100.0)
+        self.assertEqual(
+            self.store.get_profile("alice"),
+            replace(self.store.get_profile("bob"), username="alice"),
+        )
+        self.assert_retired("alice", [0], kept=[1, 2])
+        self.assert_retired("bob", [0], kept=[1, 2])
+
     def test_confirm_current(self):
         """
         Confirming the current key marks it confirmed, retires and drops

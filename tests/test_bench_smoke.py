@@ -5,15 +5,19 @@ ceilings are computed as documented, devices get distinct loopback
 addresses, and the password ceiling really hashes.
 """
 
+import io
+import sys
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from bench.ceilings import harmonic
+from bench.ceilings import Ceilings, harmonic
 from bench.device import MAX_DEVICES, device_address
 from bench.loops import Budget
 from bench.measurement import MAX_REASONS, Measurement, Tally, percentile
 from bench.password_ceiling import measure_crypt_rate
-from bench.report import render_table
+from bench.report import enrollment_ceiling, render_table
+from bench.run import parser
 from suto_server import libxcrypt
 
 
@@ -175,3 +179,42 @@ class RenderTableTests(SynchronousTestCase):
                 "longer   100.0  y     note",
             ],
         )
+
+
+class EnrollmentScenarioTests(SynchronousTestCase):
+    """
+    The enrollment scenario's arithmetic and command line.
+    """
+
+    def test_ceiling(self):
+        """
+        The enrollment ceiling charges four crypts and one handshake to
+        the machine: 1 / (4/password + 1/TLS).
+        """
+        crypt = Measurement(count=400, seconds=1.0)
+        ceilings = Ceilings(
+            crypt_one=crypt,
+            crypt_all=crypt,
+            threads=2,
+            handshakes=Measurement(count=900, seconds=1.0),
+            messages=Measurement(count=10000, seconds=1.0),
+            connections=16,
+        )
+        self.assertAlmostEqual(enrollment_ceiling(ceilings), 1 / (4 / 400 + 1 / 900))
+
+    def test_bounded_options(self):
+        """
+        The enrollment command bounds its duration, count and timeout.
+        """
+        options = parser().parse_args(["enrollment"])
+        self.assertEqual(
+            (options.duration, options.max_enroll, options.enroll_timeout),
+            (10.0, 100000, 30.0),
+        )
+        for bad in (
+            ["--duration", "0"],
+            ["--max-enroll", "0"],
+            ["--enroll-timeout", "100"],
+        ):
+            self.patch(sys, "stderr", io.StringIO())
+            self.assertRaises(SystemExit, parser().parse_args, ["enrollment", *bad])

@@ -13,12 +13,17 @@ from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.internet import task
-from twisted.logger import capturedLogs
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import keyschedule, wire
 from suto_server.groupcommit import GroupCommitter
-from suto_server.rotation import DEFAULT_FAILURE_ALERT, Rotation, RotationRefused
+from suto_server.rotation import (
+    COUNT_INTERVAL,
+    DEFAULT_FAILURE_ALERT,
+    Rotation,
+    RotationRefused,
+)
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import Profile
 from suto_server.store.sqlite import SQLiteStore
@@ -372,22 +377,36 @@ class RotateTestsMixin(RotationMixin):
     def test_rotations_in_a_row(self):
         """
         Rotation after rotation, each from the key the last one committed,
-        keeps both sides on one key, a new one each time; using the current
-        key confirms it and drops the previous one.
+        keeps both sides on one key, a new one each time; each commit keeps
+        the key it replaced as the previous one and retires the one before.
         """
-        seen = {keyschedule.key_id(FIRST_KEY)}
+        seen = [keyschedule.key_id(FIRST_KEY)]
         for generation in range(1, 5):
             self.rotate()
             self.assert_agreed()
-            seen.add(keyschedule.key_id(self.device.key))
+            seen.append(keyschedule.key_id(self.device.key))
             self.assertEqual(self.device.generation, generation)
-        self.assertEqual(len(seen), 5)
-        self.begin(self.device.request())
+        self.assertEqual(len(set(seen)), 5)
         profile = self.profile()
         self.assertEqual(
-            (profile.current_confirmed, profile.previous_key_id), (True, None)
+            (profile.current_confirmed, profile.previous_key_id), (False, seen[3])
+        )
+        self.assertEqual(
+            [self.store.is_retired("alice", key_id) for key_id in seen],
+            [True, True, True, False, False],
         )
         self.assertEqual(self.events(), [])
+
+    def test_begin_writes_nothing(self):
+        """
+        Beginning a rotation from the current key changes nothing in the
+        store, even while the previous key is kept: the commit of that
+        rotation is what proves the client holds the key.
+        """
+        self.rotate()
+        before = self.profile()
+        self.begin(self.device.request())
+        self.assertEqual(self.profile(), before)
 
     def test_nothing_before_ack(self):
         """
@@ -415,16 +434,34 @@ class RotateTestsMixin(RotationMixin):
         self.device.commit(self.successResultOf(d))
         self.assert_agreed()
 
-    def test_logs_no_key(self):
+    def test_logs_a_count(self):
         """
-        A rotation logs the new key's id and generation, and a pending
-        rotation shows its public parts, never a key or the junk.
+        Committed rotations are logged as a count, one event once
+        C{COUNT_INTERVAL} seconds have passed, not one per rotation.
         """
         with capturedLogs() as events:
+            self.rotate()
+            self.clock.advance(COUNT_INTERVAL / 2)
+            self.rotate()
+            self.assertEqual(events, [])
+            self.clock.advance(COUNT_INTERVAL / 2)
+            self.rotate()
+            self.rotate()
+        [event] = events
+        self.assertEqual((event["count"], event["seconds"]), (3, COUNT_INTERVAL))
+
+    def test_logs_no_key(self):
+        """
+        Neither the log nor a pending rotation shows a key or the junk.
+        """
+        first = self.device.key
+        with capturedLogs() as events:
+            self.rotate()
+            self.clock.advance(COUNT_INTERVAL)
             pending = self.rotate()
-        text = repr(events) + repr(pending)
-        self.assertIn(pending.new_key_id, text)
-        for secret in (self.device.key, FIRST_KEY, JUNK):
+        text = " ".join(map(formatEvent, events)) + repr(events) + repr(pending)
+        self.assertIn("committed 2 rotations in the last 60 s", text)
+        for secret in (self.device.key, first, FIRST_KEY, JUNK):
             self.assertNotIn(secret.hex(), text)
             self.assertNotIn(repr(secret)[2:-1], text)
 
@@ -705,16 +742,35 @@ class CloneTestsMixin(RotationMixin):
         self.assertTrue(self.store.is_retired("alice", keyschedule.key_id(FIRST_KEY)))
         self.assert_clone(copy)
 
-    def test_previous_key_once_confirmed(self):
+    def test_previous_key_once_rotated_from(self):
         """
-        Once the client used the current key, the previous one is no
-        longer a roll back but a clone.
+        Once the client rotated from the current key, the previous one is
+        no longer a roll back but a clone: the commit of that rotation
+        retired it.
         """
         copy = Device("alice", FIRST_KEY)
         self.rotate()
-        self.begin(self.device.request())
+        self.rotate()
         self.assert_clone(copy)
         self.assertEqual(self.profile().key_id, keyschedule.key_id(self.device.key))
+
+    def test_previous_key_until_commit(self):
+        """
+        A rotation from the current key that has begun but not committed
+        proves nothing yet: the previous key is still a roll back, and the
+        unfinished rotation can no longer commit.
+        """
+        copy = Device("alice", FIRST_KEY)
+        self.rotate()
+        pending = self.begin(self.device.request())
+        self.begin(copy.request(), ELSEWHERE)
+        self.assertEqual(len(self.events("rotation_rolled_back")), 1)
+        ack = self.device.acknowledge(pending.server_public, pending.ok)
+        d = self.rotation.acknowledge(pending, ack, SOURCE, self.now())
+        self.clock.advance(0)
+        failure = self.failureResultOf(d, RotationRefused)
+        self.assertEqual(failure.value.reason, "rotation_failed")
+        self.assertEqual(self.profile().key_id, keyschedule.key_id(FIRST_KEY))
 
     def test_rolled_back_key(self):
         """
