@@ -29,6 +29,8 @@ from suto_server.keyschedule import (
     MAX_PURPOSE,
     MAX_SALTED_HASH,
     RANDOM_SIZE,
+    RECONNECT_OK_PURPOSE,
+    RECONNECT_PURPOSE,
     Direction,
     KeyScheduleError,
     SealError,
@@ -103,6 +105,11 @@ CHECK_MESSAGE = (
     "00000010808182838485868788898a8b8c8d8e8f"
 )
 CHECK_PROOF = "f3d9a7eb26129e835457f65b95549a16"
+RECONNECT_SEALED = (
+    "7b6be7bf67c9ef9a3fd3232e95d2e14d8344fda187073f5fa360b9d1d29da37e"
+    "c5acbe72d3433427a9b66faefb2aadc6"
+)
+RECONNECT_OK_SEALED = "4c799cda26b4195b790dbb331c21b98dff3c"
 
 
 def _hkdf(salt, ikm, info, length=KEY_SIZE):
@@ -187,6 +194,23 @@ class VectorTests(SynchronousTestCase):
         """
         key = offline_key(bytes.fromhex(KEY_1), FINGERPRINT, STEP, PROFILE)
         self.assertEqual(key.hex(), OFFLINE)
+
+    def test_reconnect_seals(self):
+        """
+        The reconnecting client's junk and the server's answer, each
+        sealed under the offline key as its side's message 0, open again.
+        """
+        key = bytes.fromhex(OFFLINE)
+        for plaintext, purpose, direction, expected in [
+            (JUNK, RECONNECT_PURPOSE, Direction.CLIENT_TO_SERVER, RECONNECT_SEALED),
+            (b"ok", RECONNECT_OK_PURPOSE, Direction.SERVER_TO_CLIENT, RECONNECT_OK_SEALED),
+        ]:
+            binding = dict(
+                profile=PROFILE, purpose=purpose, direction=direction, counter=0
+            )
+            sealed = seal(key, plaintext, **binding)
+            self.assertEqual(sealed.hex(), expected)
+            self.assertEqual(open_sealed(key, sealed, **binding), plaintext)
 
     def test_key_id(self):
         """

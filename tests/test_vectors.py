@@ -8,7 +8,8 @@ import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import libxcrypt, schemes, wire
+from suto_server import keyschedule, libxcrypt, schemes, wire
+from tests.test_keyschedule import FINGERPRINT, JUNK, KEY_1
 
 PROTOCOL = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "PROTOCOL.md")
 PASSWORD = "correct horse"
@@ -60,3 +61,51 @@ class ProtocolVectorTests(SynchronousTestCase):
         self.assertEqual(len(salta), 50)
         self.assertEqual(len(wire.encode(wire.CFHash(final), legacy)), 119)
         self.assertEqual(len(wire.encode(wire.Auth(True), legacy)), 11)
+
+
+class ReconnectTranscriptTests(SynchronousTestCase):
+    def test_transcript(self):
+        """
+        The reconnection printed in section 10.4 is what the key schedule
+        and the codec make of the section 7.7 inputs for the user alice:
+        the offline key, the sealed junk and the server's answer, byte for
+        byte.
+        """
+        with open(PROTOCOL, encoding="utf-8") as handle:
+            section = handle.read().split("### 10.4 On the wire", 1)[1]
+        offline = keyschedule.offline_key(
+            bytes.fromhex(KEY_1), FINGERPRINT, keyschedule.time_step(1700000000), "alice"
+        )
+        binding = dict(profile="alice", counter=0)
+        lines = [
+            wire.ServerTime(1700000000, 30),
+            wire.Reconnect(
+                keyschedule.key_id(bytes.fromhex(KEY_1)),
+                keyschedule.seal(
+                    offline,
+                    JUNK,
+                    purpose=keyschedule.RECONNECT_PURPOSE,
+                    direction=keyschedule.Direction.CLIENT_TO_SERVER,
+                    **binding,
+                ),
+                "alice",
+            ),
+            wire.ReconnectOk(
+                keyschedule.seal(
+                    offline,
+                    b"ok",
+                    purpose=keyschedule.RECONNECT_OK_PURPOSE,
+                    direction=keyschedule.Direction.SERVER_TO_CLIENT,
+                    **binding,
+                )
+            ),
+        ]
+        self.assertIn(offline.hex(), section)
+        printed = re.findall(r"^    [SC]: (SUTO_\S+)$", section, re.M)
+        self.assertEqual(
+            printed,
+            [
+                wire.encode(line, wire.Framing.FRAMED).decode("ascii").rstrip("\r\n")
+                for line in lines
+            ],
+        )
