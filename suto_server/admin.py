@@ -337,7 +337,8 @@ def clients(args, io: _IO) -> int:
                 [
                     row["user"],
                     _place(row["address"], row["location"]),
-                    row["state"],
+                    row["state"]
+                    + (f" since {row['offline_since']}" if row["offline_since"] else ""),
                     _cell(row["last_rotation"]),
                     f"{row['key_id']} ({_age(row['key_age'])} old)",
                 ]

@@ -64,19 +64,32 @@ class LiveSessions:
 def clients_report(store, live: LiveSessions, locations, now: float) -> list[dict]:
     """
     One row per enrolled profile for C{suto-admin clients}: where it is,
-    whether it is connected, when it last rotated, how old its key is.
-    Never key material (key ids are public names).
+    its state, when it last rotated, how old its key is.  The state is
+    C{connected} (a live rotation connection), C{offline} (marked so, since
+    C{offline_since}: its junk was due and did not come) or
+    C{disconnected} (neither, yet: between connections, or not yet past
+    its grace).  Never key material (key ids are public names).
+
+    @param store: an L{IEnrollmentStore} that is also an L{IOfflineStore}.
     """
+    offline = store.offline_profiles()
     rows = []
     for profile in store.list_profiles():
-        session = live.get(profile.username)
+        user = profile.username
+        if user in live:
+            state = "connected"
+        elif user in offline:
+            state = "offline"
+        else:
+            state = "disconnected"
         key_since = profile.rotated_at if profile.rotated_at is not None else profile.enrolled_at
         rows.append(
             {
-                "user": profile.username,
+                "user": user,
                 "address": profile.last_address,
                 "location": locations.name_of(profile.last_address),
-                "state": "connected" if session is not None else "offline",
+                "state": state,
+                "offline_since": iso_utc(offline.get(user)),
                 "last_seen": iso_utc(profile.last_seen),
                 "last_rotation": iso_utc(profile.rotated_at),
                 "key_id": profile.key_id,

@@ -149,7 +149,8 @@ class WiringTests(SynchronousTestCase):
     def test_clients(self):
         """
         C{clients()} has one row per profile: address, location name,
-        state, last sighting, last rotation, key id and key age; and no
+        state (connected, disconnected, or offline since the time it was
+        marked), last sighting, last rotation, key id and key age; and no
         key material.
         """
         rows = {row["user"]: row for row in self.server.clients()}
@@ -160,6 +161,7 @@ class WiringTests(SynchronousTestCase):
                 "address": OLD,
                 "location": "lab-east",
                 "state": "connected",
+                "offline_since": None,
                 "last_seen": "2023-11-14T22:13:20Z",
                 "last_rotation": None,
                 "key_id": PROFILE.key_id,
@@ -169,7 +171,12 @@ class WiringTests(SynchronousTestCase):
         )
         self.assertEqual(
             (rows["bob"]["address"], rows["bob"]["state"], rows["bob"]["last_seen"]),
-            (OLD, "offline", "2023-11-14T22:13:50Z"),
+            (OLD, "disconnected", "2023-11-14T22:13:50Z"),
+        )
+        self.server.store.mark_offline(["bob"], 1700000100.0)
+        [bob] = [row for row in self.server.clients() if row["user"] == "bob"]
+        self.assertEqual(
+            (bob["state"], bob["offline_since"]), ("offline", "2023-11-14T22:15:00Z")
         )
         text = json.dumps(rows)
         self.assertNotIn(PROFILE.key_sealed.hex(), text)
@@ -328,8 +335,10 @@ class RegistryCommandTests(TestCase):
     def test_clients(self):
         """
         C{suto-admin clients} prints one line per profile: user, location,
-        state, last rotation, key id with its age.
+        state (an offline one with the time it was marked), last rotation,
+        key id with its age.
         """
+        self.server.store.mark_offline(["bob"], 1700000100.0)
         result = yield self.run_admin("clients")
         key_id = PROFILE.key_id
         self.assertEqual(
@@ -337,7 +346,8 @@ class RegistryCommandTests(TestCase):
             (
                 0,
                 f"alice\tlab-east ({OLD})\tconnected\t-\t{key_id} (1m old)\n"
-                f"bob\tlab-east ({OLD})\toffline\t-\t{key_id} (1m old)\n",
+                f"bob\tlab-east ({OLD})\toffline since 2023-11-14T22:15:00Z\t-\t"
+                f"{key_id} (1m old)\n",
                 "",
             ),
         )
