@@ -358,8 +358,6 @@ class Ticket:
         self._closed = True
         self._cancel_grace()
         self._gate.limits.closed(self._key, self._settled)
-        if self._settled:
-            self._gate.settled_connections -= 1
 
     def _settle(self) -> None:
         if self._settled or self._closed:
@@ -367,7 +365,6 @@ class Ticket:
         self._settled = True
         self._cancel_grace()
         self._gate.limits.settled()
-        self._gate.settled_connections += 1
 
     def _cancel_grace(self) -> None:
         if self._grace is not None and self._grace.active():
@@ -385,9 +382,6 @@ class ConnectionGate:
         exchange; 0 for no limit.
     @param log_interval: the least seconds between two log lines about
         the same kind of refusal of the same source.
-    @ivar settled_connections: admitted connections that have finished
-        their first exchange and are still open (live rotation
-        connections, as classic and enrollment connections close).
     """
 
     log = Logger()
@@ -405,7 +399,6 @@ class ConnectionGate:
         self.login_grace = login_grace
         self._metrics = metrics
         self._reports = OncePerInterval(log_interval)
-        self.settled_connections = 0
 
     def admit(self, host: str | None) -> Ticket | None:
         """
