@@ -43,7 +43,15 @@ from twisted.logger import Logger
 #: The audit events that are failed authentications from the event's
 #: source, always a TCP peer for these.  Events whose source may come from
 #: a UDP packet (a forged check answer, say) are deliberately absent.
-PENALISED_EVENTS = frozenset({"enrollment_failed", "rotation_failed", "clone_suspected"})
+PENALISED_EVENTS = frozenset(
+    {
+        "enrollment_failed",
+        "rotation_failed",
+        "clone_suspected",
+        "reconnect_failed",
+        "blacklisted_refused",
+    }
+)
 
 #: How many sources the log remembers having reported, at most.
 _MAX_REPORTED = 4096

@@ -39,6 +39,14 @@ _ENROLLMENT_RESULTS = {
     "enrollment_abandoned": "abandoned",
 }
 
+#: The audit events counted as reconnections after an offline spell, by
+#: their result.
+_RECONNECTION_RESULTS = {
+    "reconnected": "reconnected",
+    "reconnect_failed": "failed",
+    "blacklisted_refused": "blacklisted",
+}
+
 #: A rotation takes a round trip and a grouped disk sync: milliseconds,
 #: or seconds when port tracking waits for a check packet.
 _ROTATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -116,6 +124,12 @@ class ServerMetrics:
         self.rotations = Counter(
             "suto_rotations", "Key rotations by result.", ["result"], registry=registry
         )
+        self.reconnections = Counter(
+            "suto_reconnections",
+            "Reconnections with the offline key, by result.",
+            ["result"],
+            registry=registry,
+        )
         self.rotation_seconds = Histogram(
             "suto_rotation_duration_seconds",
             "Seconds from a rotation request to the server's final message.",
@@ -148,6 +162,8 @@ class ServerMetrics:
             self.enrollments.labels(result)
         for result in ("done", "failed"):
             self.rotations.labels(result)
+        for result in _RECONNECTION_RESULTS.values():
+            self.reconnections.labels(result)
         for alert_type in sorted(ALERT_TYPES):
             self.alerts.labels(alert_type)
         for reason in REJECTION_REASONS:
@@ -157,12 +173,15 @@ class ServerMetrics:
 
     def audited(self, event) -> None:
         """
-        An audit log observer: count enrollments, rotation failures and
-        alerts from the recorded L{AuditEvent}.
+        An audit log observer: count enrollments, reconnections, rotation
+        failures and alerts from the recorded L{AuditEvent}.
         """
         result = _ENROLLMENT_RESULTS.get(event.event)
         if result is not None:
             self.enrollments.labels(result).inc()
+        result = _RECONNECTION_RESULTS.get(event.event)
+        if result is not None:
+            self.reconnections.labels(result).inc()
         if event.event == "rotation_failed":
             self.rotations.labels("failed").inc()
         if event.event in ALERT_TYPES:

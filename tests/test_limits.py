@@ -278,7 +278,8 @@ class GateTests(SynchronousTestCase):
     def test_failures_penalise(self):
         """
         Failed enrollments, rotations and classic answers from a source
-        add up to a refusal of its next connection.
+        add up to a refusal of its next connection; so do failed
+        reconnections and attempts for a blacklisted profile.
         """
         self.gate.audited(_event("enrollment_failed", "192.0.2.9"))
         self.gate.audited(_event("rotation_failed", "192.0.2.9"))
@@ -288,6 +289,10 @@ class GateTests(SynchronousTestCase):
         self.assertIsNone(self.gate.admit("192.0.2.9"))
         self.assertEqual(self.rejected("penalty"), 1)
         self.assertEqual(self.gate.penalised(), 1)
+        self.gate.audited(_event("reconnect_failed", "192.0.2.10"))
+        self.gate.audited(_event("blacklisted_refused", "192.0.2.10"))
+        self.gate.audited(_event("reconnect_failed", "192.0.2.10"))
+        self.assertIsNone(self.gate.admit("192.0.2.10"))
 
     def test_udp_sourced_events_never_penalise(self):
         """

@@ -79,6 +79,23 @@ class ServerMetricsTests(SynchronousTestCase):
         self.assertEqual(_sample(m, "suto_alerts_total", type="enrollment_failed"), 2)
         self.assertEqual(_sample(m, "suto_alerts_total", type="clone_suspected"), 1)
 
+    def test_reconnections(self):
+        """
+        Reconnections with the offline key count by result: accepted,
+        failed, refused for a blacklisted profile.
+        """
+        for event in ["reconnected", "reconnected", "reconnect_failed", "blacklisted_refused"]:
+            self.metrics.audited(_event(event))
+        m = self.metrics
+        self.assertEqual(
+            [
+                _sample(m, "suto_reconnections_total", result=result)
+                for result in ("reconnected", "failed", "blacklisted")
+            ],
+            [2, 1, 1],
+        )
+        self.assertEqual(_sample(m, "suto_alerts_total", type="reconnect_failed"), 1)
+
     def test_no_names_nor_addresses_in_labels(self):
         """
         The user names and addresses of events never appear in the
