@@ -62,10 +62,15 @@ class PendingRotation:
     """
     A rotation between the server's "ok" and the client's "ack".  Holds key
     material: never logged (C{repr} shows only public parts).
+
+    @ivar expected_key_id: the key the client rotates from.
+    @ivar replaces: when that is the profile's previous key, the id of the
+        unconfirmed current key that a commit rolls back; else L{None}.
     """
 
     user: str
     expected_key_id: str
+    replaces: str | None
     generation: int
     server_public: bytes
     ok: bytes
@@ -171,28 +176,19 @@ class Rotation:
         """
         profile, current = self.check_key(user, key_id, source, now)
         # check_key let through the current key or the unconfirmed previous
-        # one.  Rotating from the current key writes nothing here: the
-        # commit of this rotation (a compare-and-swap on that key) proves
-        # the client holds it and retires the previous key, in the grouped
-        # transaction, so a steady rotation costs one share of one sync.
-        if key_id != profile.key_id:
-            self._store.roll_back(user, key_id, now, source)
-            self._audit(
-                now,
-                "rotation_rolled_back",
-                user,
-                source,
-                f"the client came back with key id {key_id}: it never "
-                f"committed {profile.key_id}",
-                (source,),
-            )
-            profile = self._store.get_profile(user)
+        # one.  Nothing is written here, whichever it is: only the client's
+        # acknowledgement proves it holds the key and the fingerprint.  The
+        # commit of a rotation from the current key (a compare-and-swap on
+        # that key) retires the previous key in the grouped transaction, so
+        # a steady rotation costs one share of one sync; a rotation from
+        # the previous key rolls back to it once acknowledged.
+        replaces = profile.key_id if key_id != profile.key_id else None
+        generation = profile.generation + (0 if replaces else 1)
         private = self._new_private_key()
         try:
             shared = keyschedule.dh_shared_secret(private, client_public)
         except keyschedule.KeyScheduleError:
             raise RotationRefused("rotation_failed") from None
-        generation = profile.generation + 1
         new_key = keyschedule.next_key(
             current, junk, profile.fingerprint_hash, shared, user, generation
         )
@@ -206,7 +202,8 @@ class Rotation:
         )
         return PendingRotation(
             user=user,
-            expected_key_id=profile.key_id,
+            expected_key_id=key_id,
+            replaces=replaces,
             generation=generation,
             server_public=private.public_key().public_bytes_raw(),
             ok=ok,
@@ -239,6 +236,8 @@ class Rotation:
         except keyschedule.SealError:
             self.failed(user, source, "the acknowledgement did not open", now)
             raise RotationRefused("rotation_failed") from None
+        if pending.replaces is not None:
+            self._roll_back(pending, source, now)
         new_key_id = pending.new_key_id
         commit = RotationCommit(
             username=user,
@@ -267,6 +266,27 @@ class Rotation:
             )
 
         return d.addCallback(committed)
+
+    def _roll_back(self, pending: PendingRotation, source: str, now: float) -> None:
+        """
+        The client proved it holds the previous key: it never committed
+        the current one, which is now retired.
+
+        @raise RotationRefused: the profile changed since the rotation
+            began.
+        """
+        user = pending.user
+        if not self._store.roll_back(user, pending.expected_key_id, now, source):
+            raise RotationRefused("rotation_failed")
+        self._audit(
+            now,
+            "rotation_rolled_back",
+            user,
+            source,
+            f"the client came back with key id {pending.expected_key_id}: it "
+            f"never committed {pending.replaces}",
+            (source,),
+        )
 
     def failed(self, user: str, source: str, reason: str, now: float) -> None:
         """

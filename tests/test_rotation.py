@@ -647,8 +647,9 @@ class CrashTestsMixin(RotationMixin):
     def test_after_server_commit(self):
         """
         The server committed the next key but "done" never reached the
-        client: it comes back with the old key, and the server rolls back
-        to it (audited as C{rotation_rolled_back}) and rotates from it.
+        client: it comes back with the old key, and the server rotates
+        from it, rolling back to it (audited as C{rotation_rolled_back})
+        only once the acknowledgement proved the client holds it.
         """
         self.clock.advance(5)
         pending = self.begin(self.device.request())
@@ -661,6 +662,14 @@ class CrashTestsMixin(RotationMixin):
             (rolled_back.expected_key_id, rolled_back.generation),
             (keyschedule.key_id(FIRST_KEY), 1),
         )
+        self.assertEqual(self.profile().key_id, pending.new_key_id)
+        self.assertEqual(self.events("rotation_rolled_back"), [])
+        self.device.commit(
+            self.commit(
+                rolled_back,
+                self.device.acknowledge(rolled_back.server_public, rolled_back.ok),
+            )
+        )
         self.assertEqual(
             self.events("rotation_rolled_back"),
             [
@@ -672,12 +681,6 @@ class CrashTestsMixin(RotationMixin):
                     f"never committed {pending.new_key_id}",
                 )
             ],
-        )
-        self.device.commit(
-            self.commit(
-                rolled_back,
-                self.device.acknowledge(rolled_back.server_public, rolled_back.ok),
-            )
         )
         self.assert_agreed()
         self.recover()
@@ -757,20 +760,45 @@ class CloneTestsMixin(RotationMixin):
     def test_previous_key_until_commit(self):
         """
         A rotation from the current key that has begun but not committed
-        proves nothing yet: the previous key is still a roll back, and the
-        unfinished rotation can no longer commit.
+        proves nothing yet, so the previous key may still begin a roll
+        back; but that changes nothing before its own acknowledgement, so
+        the rotation under way commits, and the roll back then fails.
         """
         copy = Device("alice", FIRST_KEY)
         self.rotate()
         pending = self.begin(self.device.request())
-        self.begin(copy.request(), ELSEWHERE)
-        self.assertEqual(len(self.events("rotation_rolled_back")), 1)
-        ack = self.device.acknowledge(pending.server_public, pending.ok)
-        d = self.rotation.acknowledge(pending, ack, SOURCE, self.now())
-        self.clock.advance(0)
-        failure = self.failureResultOf(d, RotationRefused)
-        self.assertEqual(failure.value.reason, "rotation_failed")
-        self.assertEqual(self.profile().key_id, keyschedule.key_id(FIRST_KEY))
+        stale = self.begin(copy.request(), ELSEWHERE)
+        self.assertEqual(self.events("rotation_rolled_back"), [])
+        self.device.commit(
+            self.commit(
+                pending, self.device.acknowledge(pending.server_public, pending.ok)
+            )
+        )
+        self.assert_agreed()
+        ack = copy.acknowledge(stale.server_public, stale.ok)
+        failure = self.assertRaises(
+            RotationRefused, self.rotation.acknowledge, stale, ack, ELSEWHERE, self.now()
+        )
+        self.assertEqual(failure.reason, "rotation_failed")
+        self.assertEqual(self.events("rotation_rolled_back"), [])
+        self.assert_agreed()
+
+    def test_roll_back_needs_the_fingerprint(self):
+        """
+        A copy of the previous key on another machine (another
+        fingerprint) that begins a roll back changes nothing: it cannot
+        open "ok", and the legitimate client's unconfirmed key stays.
+        """
+        copy = Device("alice", FIRST_KEY, fingerprint=bytes(32))
+        self.rotate()
+        before = self.profile()
+        pending = self.begin(copy.request(), ELSEWHERE)
+        self.assertRaises(
+            keyschedule.SealError, copy.acknowledge, pending.server_public, pending.ok
+        )
+        self.assertEqual(self.profile(), before)
+        self.rotate()
+        self.assert_agreed()
 
     def test_rolled_back_key(self):
         """
