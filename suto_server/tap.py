@@ -27,6 +27,7 @@ from suto_server.hashpool import DEFAULT_MAX_PENDING
 from suto_server.limits import Limits, MaxStartups, Penalties
 from suto_server.locations import Locations
 from suto_server.masterkey import MasterKey, MasterKeyError
+from suto_server.offline import silence_allowed
 from suto_server.service import ReloadOnHangup, SutoServer
 from suto_server.shadow import ShadowFile, ShadowFileError
 from suto_server.sinks.jsonfile import JsonFileSink
@@ -176,6 +177,16 @@ class Options(ConfigurableOptions):
             raise usage.UsageError("--offline-step must be at least 1")
         if not 0 <= self["offline-window"] <= 10:
             raise usage.UsageError("--offline-window must be 0-10")
+        # A profile that reconnected spends its step; its next offline
+        # spell must fall in a later step, or its next reconnection could
+        # only fail, and fail into the blacklist.
+        if self["offline-step"] > silence_allowed(
+            self["rotation-interval"], self["rotation-grace"]
+        ):
+            raise usage.UsageError(
+                "--offline-step must not be longer than a profile's allowed "
+                "silence (--rotation-interval x 1.1 + --rotation-grace)"
+            )
         if self["fingerprint-alert"] < 1:
             raise usage.UsageError("--fingerprint-alert must be at least 1")
         if self["max-per-source"] < 0:

@@ -351,7 +351,6 @@ class RoundTripTests(SynchronousTestCase):
             decoded = decode_chunks(FRAMED, [encode(message, FRAMED)])
             self.assertEqual(decoded, [message])
 
-    @settings(deadline=None)
     @given(framed_messages)
     def test_framed_generated(self, message):
         """
@@ -359,7 +358,6 @@ class RoundTripTests(SynchronousTestCase):
         """
         self.assertEqual(decode_chunks(FRAMED, [encode(message, FRAMED)]), [message])
 
-    @settings(deadline=None)
     @given(legacy_messages)
     def test_legacy_generated(self, message):
         """
@@ -373,7 +371,6 @@ class SplitIndependenceTests(SynchronousTestCase):
     A stream decodes to the same messages however it is cut into chunks.
     """
 
-    @settings(deadline=None)
     @given(st.lists(legacy_messages, max_size=12), st.data())
     def test_legacy(self, messages, data):
         """
@@ -385,7 +382,6 @@ class SplitIndependenceTests(SynchronousTestCase):
         for chunks in [[stream], split_at(stream, cuts), one_byte_at_a_time(stream)]:
             self.assertEqual(decode_chunks(LEGACY, chunks), messages)
 
-    @settings(deadline=None)
     @given(st.lists(framed_messages, max_size=12), st.data())
     def test_framed(self, messages, data):
         """
@@ -397,7 +393,6 @@ class SplitIndependenceTests(SynchronousTestCase):
         for chunks in [[stream], split_at(stream, cuts), one_byte_at_a_time(stream)]:
             self.assertEqual(decode_chunks(FRAMED, chunks), messages)
 
-    @settings(deadline=None)
     @given(
         st.lists(
             st.tuples(legacy_messages, st.text("\r\n").map(str.encode)),
@@ -1654,7 +1649,6 @@ class HelloTests(ErrorAssertionsMixin, SynchronousTestCase):
             Hello("UDP_HELLO_bob", "desk"),
         )
 
-    @settings(deadline=None)
     @given(hellos)
     def test_round_trip(self, hello):
         """
@@ -1733,7 +1727,6 @@ class CheckBytesTests(ErrorAssertionsMixin, SynchronousTestCase):
             check = encode_check(Check(NONCE, "u" * length))
             self.assertGreaterEqual(len(check), len(answer))
 
-    @settings(deadline=None)
     @given(st.one_of(hellos, checks, check_proofs))
     def test_round_trip(self, message):
         """
@@ -1891,7 +1884,7 @@ class FuzzRuleTests(SynchronousTestCase):
     else.
     """
 
-    @settings(deadline=None, max_examples=300)
+    @settings(max_examples=300)
     @given(fuzz_input)
     def test_decoder(self, data):
         """
@@ -1906,7 +1899,6 @@ class FuzzRuleTests(SynchronousTestCase):
             else:
                 self.assertEqual(bytewise[1], whole[1])
 
-    @settings(deadline=None)
     @given(
         st.one_of(
             st.binary(max_size=400), hellos.map(encode_hello).flatmap(mutated)
@@ -1923,7 +1915,6 @@ class FuzzRuleTests(SynchronousTestCase):
             return
         self.assertEqual(encode_hello(hello), datagram)
 
-    @settings(deadline=None)
     @given(
         st.one_of(
             st.binary(max_size=400),
