@@ -438,6 +438,27 @@ class AttackTestsMixin(ReconnectionMixin):
         self.assertEqual(self.rotation_refused(copy, ELSEWHERE), "blacklisted")
         self.assert_blacklisted("blacklisted")
 
+    def test_stale_copy_online(self):
+        """
+        The stale copy reconnecting while the profile is online: refused
+        with C{unknown_key} and recorded as C{clone_suspected}, as the
+        rotation rules record it, without blacklisting; the legitimate
+        client goes on.
+        """
+        copy = Device("alice", FIRST_KEY)
+        self.rotate()
+        self.rotate()
+        before = self.state()
+        self.assertEqual(
+            self.refused(reconnect_message(copy, self.step()), ELSEWHERE),
+            "unknown_key",
+        )
+        self.assertEqual(self.state(), before)
+        [(_, user, source, _)] = self.events("clone_suspected")
+        self.assertEqual((user, source), ("alice", ELSEWHERE))
+        self.rotate()
+        self.assert_agreed()
+
     def test_window_moved_on(self):
         """
         An attacker who stole the state (and knows the fingerprint) and
