@@ -180,6 +180,16 @@ class RotationListenerMixin:
         self.device.commit(done.sealed)
         return protocol, transport
 
+    def rotate_again(self, protocol, transport):
+        """
+        Complete one rotation on the open connection C{protocol}.
+        """
+        reply = self.exchange(protocol, transport, self.rotate_line())
+        self.exchange(protocol, transport, self.ok_line(reply))
+        self.clock.advance(0)
+        [done] = self.decode(transport.value())
+        self.device.commit(done.sealed)
+
     def audit(self, event):
         return [
             (e.username, e.source, e.reason)
@@ -304,11 +314,7 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         """
         protocol, transport = self.rotated()
         self.clock.advance(IDLE_TIMEOUT - 1)
-        reply = self.exchange(protocol, transport, self.rotate_line())
-        self.exchange(protocol, transport, self.ok_line(reply))
-        self.clock.advance(0)
-        [done] = self.decode(transport.value())
-        self.device.commit(done.sealed)
+        self.rotate_again(protocol, transport)
         self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
         transport.clear()
         self.clock.advance(IDLE_TIMEOUT - 1)
@@ -538,11 +544,7 @@ class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
             )
             self.assertIsInstance(welcome, wire.ReconnectOk)
             self.assertTrue(opens_ok(self.device, step, welcome.sealed))
-            reply = self.exchange(protocol, transport, self.rotate_line())
-            self.exchange(protocol, transport, self.ok_line(reply))
-            self.clock.advance(0)
-        [done] = self.decode(transport.value())
-        self.device.commit(done.sealed)
+            self.rotate_again(protocol, transport)
         self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
         self.assertIsNone(self.store.offline_since("alice"))
         self.assertEqual(self.store.last_offline_step("alice"), step)
@@ -737,10 +739,8 @@ class ReconnectTrackingTests(ReconnectListenerMixin, SynchronousTestCase):
         d.callback(True)
         [welcome] = self.decode(transport.value())
         self.assertIsInstance(welcome, wire.ReconnectOk)
-        reply = self.exchange(protocol, transport, self.rotate_line())
+        self.rotate_again(protocol, transport)
         self.assertEqual(len(self.tracking.admissions), 1)
-        self.exchange(protocol, transport, self.ok_line(reply))
-        self.clock.advance(0)
         self.assertIsNone(self.store.offline_since("alice"))
 
     def test_not_admitted(self):

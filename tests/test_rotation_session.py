@@ -378,27 +378,21 @@ class ReconnectSessionTests(SynchronousTestCase):
             [Send(wire.ReconnectOk(RECONNECT_OK))],
         )
 
+    # A rotation after the reconnection, asserting each step's actions.
+    beginning = RotationSessionTests.beginning
+    awaiting_ack = RotationSessionTests.awaiting_ack
+    committing = RotationSessionTests.committing
+    rotated = RotationSessionTests.rotated
+
     def test_reconnect_then_rotate(self):
         """
         A reconnection asks the rules, sends C{SUTO_RECONNECT_OK_}, and a
-        full rotation follows on the connection, which stays open.
+        full rotation follows on the connection, with the actions of any
+        rotation; the connection stays open for the next one.
         """
         self.reconnected()
-        actions = [
-            self.session.receive(ROTATE),
-            self.session.started(SERVER_PUBLIC, OK),
-            self.session.receive(ACK),
-            self.session.committed(DONE),
-        ]
-        self.assertEqual(
-            actions,
-            [
-                [Begin(ROTATE)],
-                [Send(wire.RotateOk(SERVER_PUBLIC, OK))],
-                [Commit(ACK_SEALED)],
-                [Send(wire.RotateDone(DONE))],
-            ],
-        )
+        self.rotated()
+        self.beginning()
 
     def test_denied(self):
         """
@@ -442,13 +436,6 @@ class ReconnectSessionTests(SynchronousTestCase):
                 refusal(wire.ERROR_OUT_OF_ORDER),
                 reach.__name__,
             )
-
-    def rotated(self):
-        "Complete one rotation first."
-        self.session.receive(ROTATE)
-        self.session.started(SERVER_PUBLIC, OK)
-        self.session.receive(ACK)
-        self.assertEqual(self.session.committed(DONE), [Send(wire.RotateDone(DONE))])
 
     def test_pipelined_reconnecting(self):
         """
