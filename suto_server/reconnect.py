@@ -113,18 +113,23 @@ class Reconnection:
         held = self._rotation.held_keys(profile)
         key = self._key_named(profile, held, message.key_id)
         if key is None:
-            if offline and self._store.is_retired(user, message.key_id):
-                self._blacklist(
-                    now,
-                    user,
-                    source,
-                    "clone_suspected",
+            if self._store.is_retired(user, message.key_id):
+                reason = (
                     f"superseded key id {message.key_id} used to reconnect "
                     f"from {source}; the profile was last used from "
-                    f"{profile.last_address}",
-                    (source, profile.last_address),
+                    f"{profile.last_address}"
                 )
-                raise ReconnectRefused("blacklisted")
+                locations = (source, profile.last_address)
+                if offline:
+                    self._blacklist(
+                        now, user, source, "clone_suspected", reason, locations
+                    )
+                    raise ReconnectRefused("blacklisted")
+                # As the rotation rules report a retired key: a second
+                # holder of the chain, though not yet one to blacklist.
+                self._audit.record(
+                    now, "clone_suspected", user, source, reason, locations
+                )
             raise ReconnectRefused("unknown_key")
         spent = self._store.last_offline_step(user)
         for step in keyschedule.candidate_steps(now, self.step, self.window):

@@ -12,21 +12,35 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.cred.portal import Portal
 from twisted.internet import error, task
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import keyschedule, wire
+from suto_server.audit import AuditLog
 from suto_server.checkers import SaltedChallengeChecker
 from suto_server.groupcommit import GroupCommitter
 from suto_server.protocol import ServerFactory
+from suto_server.reconnect import DEFAULT_STEP, Reconnection
 from suto_server.realm import SutoRealm
 from suto_server.rendezvous import Rendezvous
 from suto_server.rotation import Rotation
 from suto_server.store.memory import MemoryStore
+from suto_server.store.records import BlacklistEntry
 from tests.test_enrollment import FINGERPRINT, new_master_key
 from tests.test_protocol import DictSource, ImmediatePool
-from tests.test_rotation import FIRST_KEY, JUNK, NOW, SOURCE, Device, enroll
+from tests.test_reconnect import offline_key_of, opens_ok, reconnect_message
+from tests.test_rotation import (
+    FIRST_KEY,
+    JUNK,
+    NOW,
+    OTHER_FINGERPRINT,
+    SOURCE,
+    Device,
+    enroll,
+)
 
 EXCHANGE_TIMEOUT = 10
 IDLE_TIMEOUT = 96
@@ -166,6 +180,16 @@ class RotationListenerMixin:
         self.device.commit(done.sealed)
         return protocol, transport
 
+    def rotate_again(self, protocol, transport):
+        """
+        Complete one rotation on the open connection C{protocol}.
+        """
+        reply = self.exchange(protocol, transport, self.rotate_line())
+        self.exchange(protocol, transport, self.ok_line(reply))
+        self.clock.advance(0)
+        [done] = self.decode(transport.value())
+        self.device.commit(done.sealed)
+
     def audit(self, event):
         return [
             (e.username, e.source, e.reason)
@@ -290,11 +314,7 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         """
         protocol, transport = self.rotated()
         self.clock.advance(IDLE_TIMEOUT - 1)
-        reply = self.exchange(protocol, transport, self.rotate_line())
-        self.exchange(protocol, transport, self.ok_line(reply))
-        self.clock.advance(0)
-        [done] = self.decode(transport.value())
-        self.device.commit(done.sealed)
+        self.rotate_again(protocol, transport)
         self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
         transport.clear()
         self.clock.advance(IDLE_TIMEOUT - 1)
@@ -424,3 +444,325 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         )
         self.assertTrue(transport.disconnecting)
         self.assertEqual(self.store.get_profile("bob").generation, 0)
+
+
+class ReconnectListenerMixin(RotationListenerMixin):
+    """
+    L{RotationListenerMixin}'s listener with the reconnection and
+    blacklist rules over the same store (default step and window), and
+    no port tracking.
+    """
+
+    def make_factory(self, rotation):
+        factory = super().make_factory(rotation)
+        self.reconnection = Reconnection(
+            self.store, rotation, AuditLog(self.store)
+        )
+        factory.reconnection = self.reconnection
+        return factory
+
+    def step(self):
+        return keyschedule.time_step(self.clock.seconds(), DEFAULT_STEP)
+
+    def reconnect_line(self, device=None, step=None):
+        """
+        The C{SUTO_C_RECONNECT_} line of C{device} (by default the
+        enrolled one) for C{step} (by default the server's).
+        """
+        message = reconnect_message(
+            device or self.device, self.step() if step is None else step
+        )
+        return wire.encode(message, wire.Framing.FRAMED)
+
+    def state(self, user="alice"):
+        """
+        What the store holds for C{user}: profile, offline spell, spent
+        step, blacklist entry.
+        """
+        return (
+            self.store.get_profile(user),
+            self.store.offline_since(user),
+            self.store.last_offline_step(user),
+            self.store.blacklist_entry(user),
+        )
+
+    def assert_closed_with(self, protocol, transport, data, expected):
+        """
+        Sending C{data} is answered with exactly C{expected}, the
+        connection closes and the stored state does not change.
+        """
+        before = self.state()
+        self.assertEqual(self.exchange(protocol, transport, data), expected)
+        self.assertTrue(transport.disconnecting)
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.clock.advance(0)
+        self.assertEqual(self.state(), before)
+
+
+class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
+    """
+    C{SUTO_C_TIME}, C{SUTO_C_RECONNECT_} and the blacklist through the
+    protocol.
+    """
+
+    def test_time(self):
+        """
+        C{SUTO_C_TIME} is answered with the server's clock in whole seconds
+        and its offline step length; the connection stays open, and may
+        ask again.
+        """
+        self.clock.advance(0.75)
+        protocol, transport = self.connect()
+        expected = b"SUTO_TIME_%d_%d\r\n" % (int(NOW), DEFAULT_STEP)
+        self.assertEqual(
+            self.exchange(protocol, transport, VERSION + b"SUTO_C_TIME\r\n"),
+            VERSION + expected,
+        )
+        self.assertEqual(
+            self.exchange(protocol, transport, b"SUTO_C_TIME\r\n"), expected
+        )
+        self.assertFalse(transport.disconnecting)
+
+    def test_reconnect_and_rotate(self):
+        """
+        An offline profile's client asks the time, reconnects with junk
+        sealed under its offline key for the step it was told, gets
+        C{SUTO_RECONNECT_OK_} that opens under that key, then rotates; the
+        commit ends the offline spell and spends the step; no secret is
+        logged.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        protocol, transport = self.connect()
+        with capturedLogs() as events:
+            reply = self.exchange(
+                protocol, transport, VERSION + b"SUTO_C_TIME\r\n"
+            )
+            [_, told] = self.decode(reply)
+            step = keyschedule.time_step(told.seconds, told.step)
+            [welcome] = self.decode(
+                self.exchange(protocol, transport, self.reconnect_line(step=step))
+            )
+            self.assertIsInstance(welcome, wire.ReconnectOk)
+            self.assertTrue(opens_ok(self.device, step, welcome.sealed))
+            self.rotate_again(protocol, transport)
+        self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
+        self.assertIsNone(self.store.offline_since("alice"))
+        self.assertEqual(self.store.last_offline_step("alice"), step)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(len(self.audit("reconnected")), 1)
+        text = "\n".join(formatEvent(event) + repr(event) for event in events)
+        for secret in (FIRST_KEY, offline_key_of(Device("alice", FIRST_KEY), step)):
+            self.assertNotIn(secret.hex(), text)
+            self.assertNotIn(b64(secret).decode(), text)
+
+    def test_plain_rotation_offline(self):
+        """
+        A plain C{SUTO_C_ROTATE_} for an offline profile, with a key it
+        holds, is answered C{SUTO_AUTH_0} and closed; the profile is
+        blacklisted and keeps its key.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        protocol, transport = self.connect()
+        self.assertEqual(
+            self.exchange(protocol, transport, VERSION + self.rotate_line()),
+            VERSION + b"SUTO_AUTH_0\r\n",
+        )
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.store.blacklist_entry("alice").alert, "blacklisted")
+        self.assertEqual(self.key_id(), keyschedule.key_id(FIRST_KEY))
+
+    def test_failed_reconnect_offline(self):
+        """
+        Credentials copied to another machine reconnect for an offline
+        profile: C{SUTO_AUTH_0}, close, blacklisted.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        copy = Device("alice", FIRST_KEY, fingerprint=OTHER_FINGERPRINT)
+        protocol, transport = self.connect()
+        self.assertEqual(
+            self.exchange(protocol, transport, VERSION + self.reconnect_line(copy)),
+            VERSION + b"SUTO_AUTH_0\r\n",
+        )
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(
+            self.store.blacklist_entry("alice").alert, "reconnect_failed"
+        )
+
+    def test_blacklisted(self):
+        """
+        A blacklisted profile gets C{SUTO_AUTH_0} at its first message,
+        whether a rotation or a valid reconnection, and nothing else; each
+        attempt is recorded as C{blacklisted_refused}; nothing changes.
+        """
+        self.store.add_to_blacklist(
+            BlacklistEntry("alice", NOW, "test", SOURCE, "reconnect_failed")
+        )
+        for line in (self.rotate_line(), self.reconnect_line()):
+            protocol, transport = self.connect()
+            self.assert_closed_with(
+                protocol, transport, VERSION + line, VERSION + b"SUTO_AUTH_0\r\n"
+            )
+        self.assertEqual(len(self.audit("blacklisted_refused")), 2)
+        self.assertEqual(self.store.get_profile("alice").rotation_failures, 0)
+
+    def test_unknown_key_or_profile(self):
+        """
+        A reconnection naming a key id the profile never held, or a user
+        with no profile: C{SUTO_ERROR_UNKNOWN_KEY}, close, no blacklist.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        for device in (Device("alice", bytes(32)), Device("carol", FIRST_KEY)):
+            protocol, transport = self.connect()
+            self.assert_closed_with(
+                protocol,
+                transport,
+                VERSION + self.reconnect_line(device),
+                VERSION + b"SUTO_ERROR_UNKNOWN_KEY\r\n",
+            )
+        self.assertEqual(self.store.list_blacklist(), [])
+
+    def test_reconnect_not_first(self):
+        """
+        A reconnection after a rotation on the same connection is
+        C{SUTO_ERROR_OUT_OF_ORDER}, and changes nothing.
+        """
+        protocol, transport = self.rotated()
+        self.assert_closed_with(
+            protocol,
+            transport,
+            self.reconnect_line(),
+            b"SUTO_ERROR_OUT_OF_ORDER\r\n",
+        )
+
+    def test_out_of_order_after_reconnect(self):
+        """
+        After C{SUTO_RECONNECT_OK_} only a rotation may follow: the time
+        request, an acknowledgement or a second reconnection is
+        C{SUTO_ERROR_OUT_OF_ORDER} and close, and the profile stays
+        offline with no step spent.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        for line in (
+            b"SUTO_C_TIME\r\n",
+            b"SUTO_C_ROTATE_ACK_%s\r\n" % b64(bytes(19)),
+            self.reconnect_line(),
+        ):
+            protocol, transport = self.connect()
+            self.exchange(protocol, transport, VERSION + self.reconnect_line())
+            self.assert_closed_with(
+                protocol, transport, line, b"SUTO_ERROR_OUT_OF_ORDER\r\n"
+            )
+        self.assertIsNotNone(self.store.offline_since("alice"))
+
+    def test_malformed(self):
+        """
+        A reconnection with a short seal, a bad key id or a bad user is a
+        protocol error (C{SUTO_ERROR_BAD_FIELD}) and close; nothing is
+        recorded or changed.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        key_id = keyschedule.key_id(FIRST_KEY).encode("ascii")
+        for line in (
+            b"SUTO_C_RECONNECT_%s_%s_alice\r\n" % (key_id, b64(bytes(47))),
+            b"SUTO_C_RECONNECT_%s_%s_alice\r\n" % (b"zz" * 16, b64(bytes(48))),
+            b"SUTO_C_RECONNECT_%s_%s_-rf\r\n" % (key_id, b64(bytes(48))),
+        ):
+            protocol, transport = self.connect()
+            self.exchange(protocol, transport, VERSION)
+            self.assert_closed_with(
+                protocol, transport, line, b"SUTO_ERROR_BAD_FIELD\r\n"
+            )
+        self.assertEqual(list(self.store.audit_events()), [])
+
+    def test_without_reconnection(self):
+        """
+        A listener without the reconnection rules refuses a reconnection
+        with C{SUTO_ERROR_UNKNOWN_KEY}, and does not answer the time
+        request as one.
+        """
+        factory = RotationListenerMixin.make_factory(self, self.rotation)
+        protocol, transport = self.connect(factory)
+        self.assertEqual(
+            self.exchange(protocol, transport, VERSION + self.reconnect_line()),
+            VERSION + b"SUTO_ERROR_UNKNOWN_KEY\r\n",
+        )
+        protocol, transport = self.connect(factory)
+        reply = self.exchange(protocol, transport, VERSION + b"SUTO_C_TIME\r\n")
+        self.assertNotIn(b"SUTO_TIME_", reply)
+        self.assertTrue(transport.disconnecting)
+
+
+class RecordingTracking:
+    """
+    Port tracking that records each admission and answers it with a
+    L{Deferred} the test fires.
+    """
+
+    def __init__(self):
+        self.admissions = []
+        self.detached = []
+
+    def admit(self, profile, key, source, connection, now, previous=None):
+        d = Deferred()
+        self.admissions.append((profile.username, key, previous, source, d))
+        return d
+
+    def detach(self, user, connection):
+        self.detached.append(user)
+
+
+class ReconnectTrackingTests(ReconnectListenerMixin, SynchronousTestCase):
+    """
+    A reconnection passes the location check after the rules, and before
+    C{SUTO_RECONNECT_OK_}; the rotation that follows is not checked again.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.tracking = RecordingTracking()
+        self.factory.tracking = self.tracking
+        self.store.mark_offline(["alice"], NOW)
+
+    def test_admitted(self):
+        """
+        The rules accept, then tracking is asked with the profile's keys;
+        C{SUTO_RECONNECT_OK_} goes out once it admits, and the following
+        rotation asks tracking nothing more.
+        """
+        protocol, transport = self.connect()
+        reply = self.exchange(protocol, transport, VERSION + self.reconnect_line())
+        self.assertEqual(reply, VERSION)
+        [(user, key, previous, source, d)] = self.tracking.admissions
+        self.assertEqual((user, key, previous, source), ("alice", FIRST_KEY, None, SOURCE))
+        self.assertEqual(len(self.audit("reconnected")), 1)
+        transport.clear()
+        d.callback(True)
+        [welcome] = self.decode(transport.value())
+        self.assertIsInstance(welcome, wire.ReconnectOk)
+        self.rotate_again(protocol, transport)
+        self.assertEqual(len(self.tracking.admissions), 1)
+        self.assertIsNone(self.store.offline_since("alice"))
+
+    def test_not_admitted(self):
+        """
+        Tracking refuses (the legitimate client answered the check at its
+        old port): C{SUTO_ERROR_UNKNOWN_KEY}, close, no step spent.
+        """
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + self.reconnect_line())
+        [(_, _, _, _, d)] = self.tracking.admissions
+        transport.clear()
+        d.callback(False)
+        self.assertEqual(transport.value(), b"SUTO_ERROR_UNKNOWN_KEY\r\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(self.store.last_offline_step("alice"))
+
+    def test_refused_before_tracking(self):
+        """
+        A reconnection the rules refuse never reaches tracking: no check
+        packet goes to the legitimate client for a failed attempt.
+        """
+        copy = Device("alice", FIRST_KEY, fingerprint=OTHER_FINGERPRINT)
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + self.reconnect_line(copy))
+        self.assertEqual(self.tracking.admissions, [])

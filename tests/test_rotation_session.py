@@ -6,7 +6,13 @@ it asks for after each message or result, in every state.
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import wire
-from suto_server.rotation_session import Abandon, Begin, Commit, RotationSession
+from suto_server.rotation_session import (
+    Abandon,
+    Begin,
+    Commit,
+    Reconnect,
+    RotationSession,
+)
 from suto_server.session import Close, Send
 
 KEY_ID = "0123456789abcdef" * 2
@@ -344,3 +350,168 @@ class RotationSessionTests(SynchronousTestCase):
         self.assertEqual(text, "[Commit(<19 bytes>)]")
         self.assertNotIn(ACK_SEALED.hex(), text)
         self.assertNotIn(repr(ACK_SEALED)[2:-1], text)
+
+
+RECONNECT = wire.Reconnect(KEY_ID, bytes(range(48)), "alice")
+OTHER_RECONNECT = wire.Reconnect(KEY_ID, bytes(range(48)), "bob")
+RECONNECT_OK = bytes(range(50, 68))
+
+
+class ReconnectSessionTests(SynchronousTestCase):
+    """
+    L{RotationSession}'s reconnection: C{SUTO_C_RECONNECT_} as a
+    connection's first message, then one rotation.
+    """
+
+    def setUp(self):
+        self.session = RotationSession("alice")
+
+    def reconnecting(self):
+        "Bring the machine to the point where the rules check the reconnection."
+        self.assertEqual(self.session.receive(RECONNECT), [Reconnect(RECONNECT)])
+
+    def reconnected(self):
+        "Bring the machine past C{SUTO_RECONNECT_OK_}."
+        self.reconnecting()
+        self.assertEqual(
+            self.session.reconnected(RECONNECT_OK),
+            [Send(wire.ReconnectOk(RECONNECT_OK))],
+        )
+
+    # A rotation after the reconnection, asserting each step's actions.
+    beginning = RotationSessionTests.beginning
+    awaiting_ack = RotationSessionTests.awaiting_ack
+    committing = RotationSessionTests.committing
+    rotated = RotationSessionTests.rotated
+
+    def test_reconnect_then_rotate(self):
+        """
+        A reconnection asks the rules, sends C{SUTO_RECONNECT_OK_}, and a
+        full rotation follows on the connection, with the actions of any
+        rotation; the connection stays open for the next one.
+        """
+        self.reconnected()
+        self.rotated()
+        self.beginning()
+
+    def test_denied(self):
+        """
+        A reconnection the rules deny (blacklisted, or failed) and a
+        rotation they deny both end with C{SUTO_AUTH_0} and close, nothing
+        more.
+        """
+        self.reconnecting()
+        denial = [Send(wire.Auth(False)), Close()]
+        self.assertEqual(self.session.denied(), denial)
+        self.session = RotationSession("alice")
+        self.assertEqual(self.session.receive(ROTATE), [Begin(ROTATE)])
+        self.assertEqual(self.session.denied(), denial)
+        self.session = RotationSession("alice")
+        self.reconnected()
+        self.assertEqual(self.session.receive(ROTATE), [Begin(ROTATE)])
+        self.assertEqual(self.session.denied(), denial)
+
+    def test_refused(self):
+        """
+        A reconnection naming an unknown key or profile: C{SUTO_ERROR_
+        UNKNOWN_KEY} and close.
+        """
+        self.reconnecting()
+        self.assertEqual(self.session.refused(), refusal(wire.ERROR_UNKNOWN_KEY))
+
+    def test_reconnect_not_first(self):
+        """
+        A reconnection after a rotation or after a reconnection is out of
+        order and asks the rules nothing; so is a first one for another
+        profile than the connection's.
+        """
+        self.assertEqual(
+            self.session.receive(OTHER_RECONNECT), refusal(wire.ERROR_OUT_OF_ORDER)
+        )
+        for reach in (self.rotated, self.reconnected):
+            self.session = RotationSession("alice")
+            reach()
+            self.assertEqual(
+                self.session.receive(RECONNECT),
+                refusal(wire.ERROR_OUT_OF_ORDER),
+                reach.__name__,
+            )
+
+    def test_pipelined_reconnecting(self):
+        """
+        Any message while the rules check the reconnection breaks
+        lockstep: C{SUTO_ERROR_PIPELINED} and close; their late answer
+        then does nothing.
+        """
+        for message in [ROTATE, RECONNECT, ACK, *STRAYS]:
+            self.session = RotationSession("alice")
+            self.reconnecting()
+            self.assertEqual(
+                self.session.receive(message),
+                refusal(wire.ERROR_PIPELINED),
+                message,
+            )
+            self.assertEqual(self.session.reconnected(RECONNECT_OK), [])
+
+    def test_unexpected_reconnected(self):
+        """
+        After C{SUTO_RECONNECT_OK_} only a rotation for this profile may
+        follow: anything else is out of order.
+        """
+        for message in [ACK, *STRAYS]:
+            self.session = RotationSession("alice")
+            self.reconnected()
+            self.assertEqual(
+                self.session.receive(message),
+                refusal(wire.ERROR_OUT_OF_ORDER),
+                message,
+            )
+
+    def test_protocol_error_and_lost(self):
+        """
+        Bad bytes, silence or busy rules while reconnecting or reconnected
+        end with the error's code; a lost connection asks for nothing; no
+        rotation is abandoned, as none began.
+        """
+        for reach in (self.reconnecting, self.reconnected):
+            self.session = RotationSession("alice")
+            reach()
+            self.assertEqual(
+                self.session.protocol_error(
+                    wire.ProtocolError(wire.ERROR_TIMEOUT, "silent")
+                ),
+                refusal(wire.ERROR_TIMEOUT),
+            )
+            self.session = RotationSession("alice")
+            reach()
+            self.assertEqual(
+                self.session.unavailable("internal error"),
+                refusal(wire.ERROR_BUSY),
+            )
+            self.session = RotationSession("alice")
+            reach()
+            self.assertEqual(self.session.connection_lost(), [])
+
+    def test_nothing_after_denial(self):
+        """
+        After a denial every further message or result asks for nothing.
+        """
+        self.reconnecting()
+        self.session.denied()
+        late = [
+            self.session.receive(ROTATE),
+            self.session.receive(RECONNECT),
+            self.session.reconnected(RECONNECT_OK),
+            self.session.denied(),
+            self.session.refused(),
+            self.session.connection_lost(),
+        ]
+        self.assertEqual(late, [[]] * len(late))
+
+    def test_reconnect_repr(self):
+        """
+        L{Reconnect}'s message shows no sealed bytes.
+        """
+        text = repr(Reconnect(RECONNECT))
+        self.assertNotIn(RECONNECT.sealed.hex(), text)
+        self.assertNotIn(repr(RECONNECT.sealed)[2:-1], text)
