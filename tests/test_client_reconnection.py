@@ -1,0 +1,601 @@
+"""
+Tests for the agent's side of reconnection (docs/PROTOCOL.md §10): the
+offline path of L{ClientRotation} as exact messages and actions, the same
+over a L{StringTransport} and a L{Clock} that disagrees with the server's,
+L{RotationFactory} marking a silent profile offline and holding off after
+a refusal, and the agent keeping that mark in its state file.
+
+The server is L{OfflineServer}: the in-memory server of
+L{tests.test_client_rotation} taught to answer C{SUTO_C_TIME} and
+C{SUTO_C_RECONNECT_} as the server's rules do.
+"""
+
+import base64
+import os
+from dataclasses import replace
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from twisted.internet import error as internet_error
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import EventLoggingObserver, StringTransport
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_client.agent import Agent
+from suto_client.fingerprint import FingerprintError
+from suto_client.rotation import (
+    JITTER,
+    ClientRotation,
+    Commit,
+    CommitError,
+    Report,
+    RotationFactory,
+    RotationOutcome,
+    RotationProtocol,
+)
+from suto_client.session import Close, Send
+from suto_client.statefile import ClientState, load_state, save_state
+from suto_server import keyschedule, wire
+from tests.test_client_hello import _UDPReactor
+from tests.test_client_rotation import (
+    C2S,
+    FINGERPRINT,
+    INTERVAL,
+    K0,
+    OTHER_FINGERPRINT,
+    PROFILE,
+    S2C,
+    SERVER,
+    TIMEOUT,
+    USER,
+    Draws,
+    FakeEndpoint,
+    FakeServer,
+    Fingerprints,
+    FixedRandom,
+    pump,
+    raw_public,
+    stop,
+)
+
+#: The server's clock: hours ahead of every client clock in these tests.
+SERVER_NOW = 1_700_040_000
+STEP = 30
+#: When PROFILE's first junk was due and not delivered.
+DUE = PROFILE.enrolled_at + INTERVAL * (1 + JITTER)
+OFFLINE = replace(PROFILE, offline_since=DUE)
+
+_REFUSED = (
+    "the server refused the profile (SUTO_AUTH_0): it may be blacklisted, "
+    "which IT must lift before the machine enrolls again"
+)
+
+
+class OfflineServer(FakeServer):
+    """
+    L{FakeServer} that also knows the profile is offline, as the server
+    does once it missed the profile's junk: it answers C{SUTO_C_TIME} with
+    its own clock and step length, opens C{SUTO_C_RECONNECT_} under
+    C{offline_key(key, enrolled fingerprint, step of its clock)} and then
+    answers C{SUTO_RECONNECT_OK_} sealed under that key, or C{SUTO_AUTH_0}
+    when it does not open; a plain rotation of the offline profile that
+    did not reconnect first is refused with C{SUTO_AUTH_0}.  The rotation
+    that follows a reconnection ends the spell.
+
+    @ivar received: every message it was sent, in order.
+    """
+
+    def __init__(self, seconds=SERVER_NOW, step=STEP, **kwargs):
+        super().__init__(**kwargs)
+        self.seconds = seconds
+        self.step = step
+        self.offline = True
+        self.reconnected = False
+        self.received = []
+
+    def receive(self, message) -> list:
+        self.received.append(message)
+        if isinstance(message, wire.GetTime):
+            return [wire.ServerTime(self.seconds, self.step)]
+        if isinstance(message, wire.Reconnect):
+            return [self.reconnect(message)]
+        if (
+            isinstance(message, wire.Rotate)
+            and self.offline
+            and not self.reconnected
+        ):
+            return [wire.Auth(False)]
+        replies = super().receive(message)
+        if isinstance(replies[0], wire.RotateDone):
+            self.offline = self.reconnected = False
+        return replies
+
+    def offline_key(self) -> bytes:
+        step = keyschedule.time_step(self.seconds, self.step)
+        return keyschedule.offline_key(self.key, self.fingerprint, step, USER)
+
+    def reconnect(self, message: wire.Reconnect):
+        key = self.offline_key()
+        try:
+            keyschedule.open_sealed(
+                key,
+                message.sealed,
+                profile=USER,
+                purpose="reconnect",
+                direction=C2S,
+                counter=0,
+            )
+        except keyschedule.SealError:
+            return wire.Auth(False)
+        self.reconnected = True
+        return wire.ReconnectOk(
+            keyschedule.seal(
+                key,
+                b"ok",
+                profile=USER,
+                purpose="reconnect-ok",
+                direction=S2C,
+                counter=0,
+            )
+        )
+
+
+def committed_profile(server: FakeServer, rotated_at=None):
+    """
+    The profile an offline client commits once C{server} holds a new key:
+    a plain rotation's, which no longer says offline.
+    """
+    return replace(
+        OFFLINE,
+        key=server.key,
+        key_id=keyschedule.key_id(server.key),
+        generation=server.generation,
+        rotated_at=rotated_at,
+        offline_since=None,
+    )
+
+
+def secret_forms(*secrets: bytes) -> list[str]:
+    """
+    The ways a secret could show in a log line or a C{repr}: hex, base64
+    and its Python representation.
+    """
+    forms = []
+    for secret in secrets:
+        forms += [
+            secret.hex(),
+            base64.b64encode(secret).decode(),
+            repr(secret),
+        ]
+    return forms
+
+
+class ClientReconnectionTests(SynchronousTestCase):
+    """
+    L{ClientRotation} for a profile that marked itself offline.
+    """
+
+    def setUp(self):
+        self.draws = Draws()
+        self.fingerprint = Fingerprints()
+        self.rotation = ClientRotation(OFFLINE, self.fingerprint, self.draws)
+        self.server = OfflineServer()
+
+    def converse(self, actions: list) -> list:
+        """
+        Deliver what the client sends to the server and its answers back,
+        until the client asks for something else; return what it asked
+        for.
+        """
+        others = []
+        while actions:
+            action, *actions = actions
+            if isinstance(action, Send):
+                for reply in self.server.receive(action.message):
+                    actions += self.rotation.receive(reply)
+            else:
+                others.append(action)
+        return others
+
+    def reconnect_sent(self) -> Send:
+        """
+        Run the conversation up to the RECONNECT the client sends, without
+        delivering it.
+        """
+        self.rotation.start()
+        self.rotation.receive(wire.Version(2))
+        [send] = self.rotation.receive(wire.ServerTime(SERVER_NOW, STEP))
+        return send
+
+    def test_messages(self):
+        """
+        An offline profile's connection is exactly: VERSION both ways,
+        C{SUTO_C_TIME}, the server's time, RECONNECT naming the last key
+        id and the user with fresh junk sealed under the offline key of
+        the server's time step (purpose reconnect, client to server,
+        counter 0), the server's RECONNECT_OK, and then a plain rotation:
+        ROTATE with the same key id, new junk and a new public key.
+        """
+        self.assertEqual(self.rotation.start(), [Send(wire.Version(2))])
+        self.assertEqual(
+            self.rotation.receive(wire.Version(2)), [Send(wire.GetTime())]
+        )
+        offline_key = keyschedule.offline_key(
+            K0, FINGERPRINT, SERVER_NOW // STEP, USER
+        )
+        expected = wire.Reconnect(
+            PROFILE.key_id,
+            keyschedule.seal(
+                offline_key,
+                bytes([1]) * 32,
+                profile=USER,
+                purpose="reconnect",
+                direction=C2S,
+                counter=0,
+            ),
+            USER,
+        )
+        [send] = self.rotation.receive(wire.ServerTime(SERVER_NOW, STEP))
+        self.assertEqual(send, Send(expected))
+        [welcome] = self.server.receive(send.message)
+        self.assertIsInstance(welcome, wire.ReconnectOk)
+        private = X25519PrivateKey.from_private_bytes(bytes([3]) * 32)
+        self.assertEqual(
+            self.rotation.receive(welcome),
+            [
+                Send(
+                    wire.Rotate(
+                        PROFILE.key_id, bytes([2]) * 32, raw_public(private), USER
+                    )
+                )
+            ],
+        )
+        self.assertEqual(self.draws.sizes, [32, 32, 32])
+
+    def test_commit_clears_offline(self):
+        """
+        The rotation after a reconnection commits the key the server
+        derived, at the next generation, and the committed profile is
+        online again; until the commit is stored the machine's profile is
+        still the offline one, and the report comes only after it.
+        """
+        [commit] = self.converse(self.rotation.start())
+        self.assertEqual(commit, Commit(committed_profile(self.server)))
+        self.assertIsNone(commit.profile.offline_since)
+        self.assertEqual(commit.profile.generation, 1)
+        self.assertEqual(self.rotation.profile, OFFLINE)
+        self.assertEqual(
+            self.rotation.committed(),
+            [Report(RotationOutcome.ROTATED, commit.profile.key_id, 1)],
+        )
+        self.assertEqual(self.rotation.profile, commit.profile)
+        self.assertFalse(self.server.offline)
+
+    def test_next_rotation_is_plain(self):
+        """
+        Once the rotation after the reconnection is stored, the next one
+        on the connection is a plain ROTATE: no time request, no second
+        reconnection.
+        """
+        self.converse(self.rotation.start())
+        self.rotation.committed()
+        del self.server.received[:]
+        [send] = self.rotation.rotate()
+        self.assertIsInstance(send.message, wire.Rotate)
+        self.converse([send])
+        self.assertEqual(
+            [type(message) for message in self.server.received],
+            [wire.Rotate, wire.RotateAck],
+        )
+
+    def test_server_time_and_step(self):
+        """
+        The offline key is derived for the step the server's time falls
+        in by the server's step length, whatever they are: a server with
+        60-second steps and another time gets the key of its own step.
+        """
+        for seconds, step in ((SERVER_NOW + 3 * 3600, 60), (59, 7)):
+            rotation = ClientRotation(OFFLINE, Fingerprints(), Draws())
+            rotation.start()
+            rotation.receive(wire.Version(2))
+            [send] = rotation.receive(wire.ServerTime(seconds, step))
+            keyschedule.open_sealed(
+                keyschedule.offline_key(K0, FINGERPRINT, seconds // step, USER),
+                send.message.sealed,
+                profile=USER,
+                purpose="reconnect",
+                direction=C2S,
+                counter=0,
+            )
+
+    def test_welcome_does_not_open(self):
+        """
+        A RECONNECT_OK that does not open under the offline key (sealed
+        under another key, or the wrong words) ends the conversation as an
+        error and closes: no ROTATE is sent and nothing is committed, so
+        the profile stays offline.
+        """
+        other = keyschedule.offline_key(K0, FINGERPRINT, SERVER_NOW // STEP + 1, USER)
+        right = self.server.offline_key()
+        for key, words in ((other, b"ok"), (right, b"no")):
+            self.rotation = ClientRotation(OFFLINE, self.fingerprint, Draws())
+            self.reconnect_sent()
+            sealed = keyschedule.seal(
+                key,
+                words,
+                profile=USER,
+                purpose="reconnect-ok",
+                direction=S2C,
+                counter=0,
+            )
+            self.assertEqual(
+                self.rotation.receive(wire.ReconnectOk(sealed)),
+                [
+                    Report(
+                        RotationOutcome.ERROR,
+                        PROFILE.key_id,
+                        0,
+                        "the server's reconnection answer did not open",
+                    ),
+                    Close(),
+                ],
+            )
+            self.assertEqual(self.rotation.profile, OFFLINE)
+
+    def test_refused(self):
+        """
+        SUTO_AUTH_0 in answer to the reconnection, or to the rotation
+        that follows it, ends the conversation as REFUSED, with a reason
+        that points at the blacklist, and closes.
+        """
+        self.reconnect_sent()
+        self.assertEqual(
+            self.rotation.receive(wire.Auth(False)),
+            [Report(RotationOutcome.REFUSED, PROFILE.key_id, 0, _REFUSED), Close()],
+        )
+        self.rotation = ClientRotation(OFFLINE, self.fingerprint, Draws())
+        [welcome] = self.server.receive(self.reconnect_sent().message)
+        self.rotation.receive(welcome)
+        self.assertEqual(
+            self.rotation.receive(wire.Auth(False)),
+            [Report(RotationOutcome.REFUSED, PROFILE.key_id, 0, _REFUSED), Close()],
+        )
+
+    def test_refused_online(self):
+        """
+        An online profile's plain rotation answered with SUTO_AUTH_0 (its
+        server marked it offline or blacklisted it) is REFUSED too.
+        """
+        rotation = ClientRotation(PROFILE, self.fingerprint, self.draws)
+        rotation.start()
+        rotation.receive(wire.Version(2))
+        [report, close] = rotation.receive(wire.Auth(False))
+        self.assertEqual((report.outcome, close), (RotationOutcome.REFUSED, Close()))
+
+    def test_other_machine_refused(self):
+        """
+        A copy of the offline state on a machine with another fingerprint
+        seals its reconnection under another offline key: the server
+        cannot open it and refuses, and the copy commits nothing.
+        """
+        self.fingerprint.value = OTHER_FINGERPRINT
+        actions = self.converse(self.rotation.start())
+        self.assertEqual(
+            actions,
+            [Report(RotationOutcome.REFUSED, PROFILE.key_id, 0, _REFUSED), Close()],
+        )
+        self.assertEqual((self.server.key, self.server.reconnected), (K0, False))
+
+    def test_out_of_order(self):
+        """
+        The reconnection's messages at the wrong time end the conversation
+        as an error and close: SUTO_TIME_ before the version, to an online
+        profile, or twice; RECONNECT_OK before the reconnection was sent,
+        to an online profile, or after the reconnection was welcomed;
+        ROTATE_OK before RECONNECT_OK; and AUTH_0 or AUTH_1 while the
+        client waits for the time.
+        """
+        time = wire.ServerTime(SERVER_NOW, STEP)
+        [welcome] = self.server.receive(self.reconnect_sent().message)
+        ok = wire.RotateOk(bytes(32), bytes(16))
+        for profile, prefix, message in (
+            (OFFLINE, [], time),
+            (PROFILE, [wire.Version(2)], time),
+            (OFFLINE, [wire.Version(2), time], time),
+            (OFFLINE, [wire.Version(2)], welcome),
+            (PROFILE, [wire.Version(2)], welcome),
+            (OFFLINE, [wire.Version(2), time, welcome], welcome),
+            (OFFLINE, [wire.Version(2), time], ok),
+            (OFFLINE, [wire.Version(2)], wire.Auth(False)),
+            (OFFLINE, [wire.Version(2)], wire.Auth(True)),
+        ):
+            rotation = ClientRotation(profile, Fingerprints(), Draws())
+            rotation.start()
+            for earlier in prefix:
+                rotation.receive(earlier)
+            [report, close] = rotation.receive(message)
+            self.assertEqual(
+                (report.outcome, close),
+                (RotationOutcome.ERROR, Close()),
+                (profile.offline_since, prefix, message),
+            )
+            self.assertEqual(rotation.profile, profile)
+
+    def test_fingerprint_recomputed_never_sent(self):
+        """
+        The fingerprint is computed afresh for the reconnection and again
+        for the rotation that follows, and never travels: no message the
+        client sends carries it in any encoding.
+        """
+        sent = []
+        actions = self.rotation.start()
+        while actions:
+            action, *actions = actions
+            if isinstance(action, Send):
+                sent.append(wire.encode(action.message, wire.Framing.FRAMED))
+                for reply in self.server.receive(action.message):
+                    actions += self.rotation.receive(reply)
+            if isinstance(action, Commit):
+                self.assertEqual(self.fingerprint.calls, 2)
+                actions += self.rotation.committed()
+        self.assertEqual(len(sent), 5)
+        wire_bytes = b"".join(sent)
+        for form in (
+            FINGERPRINT,
+            FINGERPRINT.hex().encode(),
+            base64.b64encode(FINGERPRINT),
+        ):
+            self.assertNotIn(form, wire_bytes)
+
+    def test_fingerprint_unavailable(self):
+        """
+        A machine whose fingerprint cannot be computed when the server's
+        time arrives sends no reconnection: the conversation ends as an
+        error saying why, and closes.
+        """
+
+        def no_fingerprint():
+            raise FingerprintError("no fingerprint source is available")
+
+        rotation = ClientRotation(OFFLINE, no_fingerprint, self.draws)
+        rotation.start()
+        rotation.receive(wire.Version(2))
+        self.assertEqual(
+            rotation.receive(wire.ServerTime(SERVER_NOW, STEP)),
+            [
+                Report(
+                    RotationOutcome.ERROR,
+                    PROFILE.key_id,
+                    0,
+                    "cannot compute the hardware fingerprint: no fingerprint "
+                    "source is available",
+                ),
+                Close(),
+            ],
+        )
+
+    def test_timeout_and_lost(self):
+        """
+        A server that does not answer the time request or the
+        reconnection ends the conversation as a timeout, dropped; a
+        connection lost while reconnecting is an error.
+        """
+        self.rotation.start()
+        self.rotation.receive(wire.Version(2))
+        [report, close] = self.rotation.timed_out()
+        self.assertEqual(
+            (report.outcome, close), (RotationOutcome.TIMEOUT, Close(abort=True))
+        )
+        self.rotation = ClientRotation(OFFLINE, self.fingerprint, Draws())
+        self.reconnect_sent()
+        self.assertEqual(
+            self.rotation.connection_lost("the connection was lost"),
+            [
+                Report(
+                    RotationOutcome.ERROR,
+                    PROFILE.key_id,
+                    0,
+                    "the connection was lost",
+                )
+            ],
+        )
+
+    def test_no_secret_in_actions(self):
+        """
+        No action of a whole reconnection and rotation shows the old key,
+        the offline key, the new key, the fingerprint or the junk in its
+        representation, so logging one cannot leak them.
+        """
+        offline_key = self.server.offline_key()
+        actions = []
+        pending = self.rotation.start()
+        while pending:
+            action, *pending = pending
+            actions.append(action)
+            if isinstance(action, Send):
+                for reply in self.server.receive(action.message):
+                    pending += self.rotation.receive(reply)
+            elif isinstance(action, Commit):
+                pending += self.rotation.committed()
+        shown = repr(actions)
+        for form in secret_forms(
+            K0, offline_key, self.server.key, FINGERPRINT, bytes([1]) * 32
+        ):
+            self.assertNotIn(form, shown)
+
+
+
+class ReconnectionProtocolTests(SynchronousTestCase):
+    """
+    L{RotationProtocol} running an offline profile's conversation as
+    bytes, on a clock hours away from the server's.
+    """
+
+    def setUp(self):
+        # The client's clock is at the epoch plus a little: hours, indeed
+        # decades, away from the server's.
+        self.clock = Clock()
+        self.clock.advance(1000.0)
+        self.server = OfflineServer()
+        self.committed = []
+        self.reports = []
+        self.transport = StringTransport()
+        self.protocol = RotationProtocol(
+            ClientRotation(OFFLINE, Fingerprints(), Draws()),
+            clock=self.clock,
+            interval=INTERVAL,
+            timeout=TIMEOUT,
+            random=FixedRandom(0.5),
+            commit=self.committed.append,
+            report=self.reports.append,
+        )
+        self.protocol.makeConnection(self.transport)
+
+    def test_bytes(self):
+        """
+        On the wire the offline profile sends SUTO_C_TIME after the
+        version exchange, and SUTO_C_RECONNECT_ with its key id, the
+        sealed junk and the user once the server's SUTO_TIME_ arrived.
+        """
+        self.transport.clear()
+        self.protocol.dataReceived(b"SUTO_VERSION_2\r\n")
+        self.assertEqual(self.transport.value(), b"SUTO_C_TIME\r\n")
+        self.transport.clear()
+        self.protocol.dataReceived(b"SUTO_TIME_%d_%d\r\n" % (SERVER_NOW, STEP))
+        line = self.transport.value()
+        self.assertTrue(
+            line.startswith(b"SUTO_C_RECONNECT_" + PROFILE.key_id.encode() + b"_")
+        )
+        self.assertTrue(line.endswith(b"_alice\r\n"))
+
+    def test_wrong_client_clock(self):
+        """
+        Whatever the client's clock says, the reconnection opens under the
+        server's offline key and the rotation that follows commits, with
+        C{rotated_at} from the client's clock and the profile online.
+        """
+        pump(self.protocol, self.transport, self.server)
+        self.assertIsInstance(self.server.received[2], wire.Reconnect)
+        self.assertEqual(
+            self.committed, [committed_profile(self.server, self.clock.seconds())]
+        )
+        self.assertEqual(
+            self.reports,
+            [Report(RotationOutcome.ROTATED, self.committed[0].key_id, 1)],
+        )
+
+    def test_one_timeout(self):
+        """
+        The version exchange, the reconnection and the first rotation
+        share one timeout: a server that answers the time and then stays
+        silent is given up on when it runs out.
+        """
+        self.protocol.dataReceived(b"SUTO_VERSION_2\r\n")
+        self.clock.advance(TIMEOUT / 2)
+        self.protocol.dataReceived(b"SUTO_TIME_%d_%d\r\n" % (SERVER_NOW, STEP))
+        self.clock.advance(TIMEOUT / 2)
+        [report] = self.reports
+        self.assertEqual(report.outcome, RotationOutcome.TIMEOUT)
+        self.assertTrue(self.transport.disconnected)
