@@ -599,3 +599,305 @@ class ReconnectionProtocolTests(SynchronousTestCase):
         [report] = self.reports
         self.assertEqual(report.outcome, RotationOutcome.TIMEOUT)
         self.assertTrue(self.transport.disconnected)
+
+
+class OfflineFactoryTests(SynchronousTestCase):
+    """
+    L{RotationFactory} finding out that a profile's junk was due and not
+    delivered, keeping that through its store callback, reconnecting, and
+    holding off after a refusal.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(PROFILE.enrolled_at)
+        self.server = OfflineServer()
+        self.server.offline = False
+        self.fingerprint = Fingerprints()
+        self.stored = []
+        self.factory = self.make_factory(self.store)
+
+    def make_factory(self, store):
+        return RotationFactory(
+            PROFILE,
+            clock=self.clock,
+            interval=INTERVAL,
+            timeout=TIMEOUT,
+            store=store,
+            report=lambda report: None,
+            fingerprint=self.fingerprint,
+            random_bytes=Draws(),
+            random=FixedRandom(0.0),
+        )
+
+    def store(self, old, new):
+        self.stored.append((old, new))
+
+    def connection(self):
+        """
+        Run one connection of the factory against the server until it has
+        nothing more to say, and close it.
+        """
+        protocol = self.factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        pump(protocol, transport, self.server)
+        if not transport.disconnecting:
+            protocol.connectionLost(Failure(internet_error.ConnectionLost()))
+
+    def advance_to(self, when):
+        self.clock.advance(when - self.clock.seconds())
+
+    def test_not_before_due(self):
+        """
+        Until the longest wait an interval may draw has passed since the
+        key was agreed, failed attempts and a new connection mark
+        nothing: the connection rotates plainly.
+        """
+        self.advance_to(DUE - 0.001)
+        self.factory.retry_delay(1)
+        self.factory.retry_delay(2)
+        self.assertEqual(self.stored, [])
+        self.connection()
+        self.assertEqual(
+            [type(message) for message in self.server.received],
+            [wire.Version, wire.Rotate, wire.RotateAck],
+        )
+        [(old, new)] = self.stored
+        self.assertEqual((old, new.offline_since), (PROFILE, None))
+
+    def test_attempts_failing(self):
+        """
+        A connection attempt that fails once the junk is due marks the
+        profile offline at that time, through the store callback, once:
+        later failures store nothing more.
+        """
+        self.advance_to(DUE - 0.001)
+        self.factory.retry_delay(3)
+        self.advance_to(DUE)
+        self.factory.retry_delay(4)
+        self.assertEqual(self.stored, [(PROFILE, OFFLINE)])
+        self.assertEqual(self.factory.profile, OFFLINE)
+        self.clock.advance(INTERVAL)
+        self.factory.retry_delay(5)
+        self.assertEqual(self.stored, [(PROFILE, OFFLINE)])
+
+    def test_connection_lost(self):
+        """
+        After a rotation the due time counts from its commit: a
+        connection lost then and attempts failing after it mark the
+        profile offline only once that rotation's next junk is overdue.
+        """
+        self.connection()
+        [(_, rotated)] = self.stored
+        self.assertEqual(rotated.rotated_at, PROFILE.enrolled_at)
+        self.factory.retry_delay(1)
+        due = rotated.rotated_at + INTERVAL * (1 + JITTER)
+        self.advance_to(due - 0.001)
+        self.factory.retry_delay(2)
+        self.assertEqual(len(self.stored), 1)
+        self.advance_to(due)
+        self.factory.retry_delay(3)
+        self.assertEqual(
+            self.stored[1], (rotated, replace(rotated, offline_since=due))
+        )
+
+    def test_next_connection_reconnects(self):
+        """
+        The connection after the profile was marked offline asks the
+        server's time and reconnects before it rotates; the rotation's
+        commit replaces the offline profile with an online one.
+        """
+        self.advance_to(DUE)
+        self.factory.retry_delay(1)
+        self.server.offline = True
+        self.connection()
+        self.assertEqual(
+            [type(message) for message in self.server.received],
+            [wire.Version, wire.GetTime, wire.Reconnect, wire.Rotate, wire.RotateAck],
+        )
+        self.assertEqual(
+            self.stored[-1], (OFFLINE, committed_profile(self.server, DUE))
+        )
+        self.assertIsNone(self.factory.profile.offline_since)
+
+    def test_new_connection_marks(self):
+        """
+        A connection made long after the key was agreed (the agent was
+        not running) finds the silence itself before it says anything:
+        the profile is marked offline, stored, and reconnects.
+        """
+        self.advance_to(DUE + 3600)
+        self.server.offline = True
+        self.connection()
+        self.assertEqual(
+            self.stored[0], (PROFILE, replace(OFFLINE, offline_since=DUE + 3600))
+        )
+        self.assertEqual(self.server.received[1], wire.GetTime())
+        self.assertEqual(self.server.generation, 1)
+
+    def test_mark_not_stored(self):
+        """
+        A mark that cannot be stored is logged, without secrets, and the
+        profile still reconnects: it is offline whether or not the file
+        says so.
+        """
+
+        def failing(old, new):
+            if new.offline_since is not None:
+                raise CommitError("cannot write the state file")
+            self.stored.append((old, new))
+
+        self.factory = self.make_factory(failing)
+        self.advance_to(DUE)
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.factory.retry_delay(1)
+        [warning] = [e for e in observer if e["log_level"] is LogLevel.warn]
+        self.assertEqual(
+            (warning["user"], warning["error"]),
+            (USER, "cannot write the state file"),
+        )
+        self.assertEqual(self.factory.profile, OFFLINE)
+        self.server.offline = True
+        self.connection()
+        self.assertEqual(self.server.received[1], wire.GetTime())
+        self.assertEqual(self.stored, [(OFFLINE, committed_profile(self.server, DUE))])
+
+    def test_refused_holds_off(self):
+        """
+        After a refused reconnection the next attempt waits one interval,
+        then twice as long at each refusal in a row, up to an hour; each
+        refusal is logged as an error; a reconnection that succeeds resets
+        the wait.
+        """
+        self.advance_to(DUE)
+        self.factory.retry_delay(1)
+        self.server.offline = True
+        self.fingerprint.value = OTHER_FINGERPRINT
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        delays = []
+        for _ in range(8):
+            self.connection()
+            delays.append(self.factory.retry_delay(1))
+        self.assertEqual(
+            delays, [60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 3600.0, 3600.0]
+        )
+        outcomes = [
+            (e["outcome"], e["log_level"]) for e in observer if "outcome" in e
+        ]
+        self.assertEqual(outcomes, [("refused", LogLevel.error)] * 8)
+        self.assertEqual(len(self.stored), 1)
+        self.fingerprint.value = FINGERPRINT
+        self.connection()
+        self.assertEqual(self.server.generation, 1)
+        self.assertEqual(self.factory.retry_delay(1), 2.0)
+
+    def test_no_secret_logged(self):
+        """
+        The events of a profile going offline, reconnecting and rotating
+        name the user, the due time, the outcome and key ids, and show no
+        key, offline key, fingerprint or junk.
+        """
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.advance_to(DUE)
+        self.factory.retry_delay(1)
+        self.server.offline = True
+        offline_key = self.server.offline_key()
+        self.connection()
+        [marked] = [e for e in observer if "due" in e]
+        self.assertEqual((marked["user"], marked["due"]), (USER, DUE))
+        [rotated] = [e for e in observer if "outcome" in e]
+        self.assertEqual(rotated["key_id"], self.factory.profile.key_id)
+        shown = repr(list(observer))
+        for form in secret_forms(
+            K0, offline_key, self.server.key, FINGERPRINT, bytes([1]) * 32
+        ):
+            self.assertNotIn(form, shown)
+
+
+class AgentOfflineTests(SynchronousTestCase):
+    """
+    The agent keeps the offline mark in its state file and reconnects
+    from it, before and after a restart.
+    """
+
+    def setUp(self):
+        self.path = os.path.join(self.mktemp(), "client.json")
+        self.server = OfflineServer()
+        self.reactor = _UDPReactor()
+        self.reactor.advance(PROFILE.enrolled_at)
+        self.endpoint = FakeEndpoint()
+        self.outcomes = []
+
+    def start(self, profile):
+        save_state(self.path, ClientState(profiles={USER: profile}))
+        agent = Agent(
+            self.reactor,
+            self.path,
+            hello_endpoint_port=0,
+            hello_interface="127.0.0.1",
+            timeout=TIMEOUT,
+            rotation_interval=INTERVAL,
+            fingerprint=lambda: FINGERPRINT,
+            random=FixedRandom(0.0),
+            rotation_endpoint=lambda reactor, profile, timeout: self.endpoint,
+        )
+        agent.add_rotation_observer(
+            lambda user, outcome, key_id: self.outcomes.append(outcome)
+        )
+        agent.startService()
+        self.addCleanup(stop, agent)
+        return agent
+
+    def refuse_attempt(self):
+        """
+        Wait for the agent's next connection attempt, and refuse it.
+        """
+        while not self.endpoint.attempts:
+            self.reactor.advance(
+                min(call.getTime() for call in self.reactor.getDelayedCalls())
+                - self.reactor.seconds()
+            )
+        _, attempt = self.endpoint.attempts.pop(0)
+        attempt.errback(Failure(internet_error.ConnectionRefusedError()))
+
+    def test_unreachable_server(self):
+        """
+        An agent that cannot reach its server writes the offline mark
+        into the state file at the first failed attempt once the junk is
+        due, and the connection it finally makes reconnects and rotates:
+        the file then holds the new key, online, and the server agrees.
+        """
+        self.start(PROFILE)
+        while self.reactor.seconds() < DUE:
+            self.assertIsNone(load_state(self.path).profiles[USER].offline_since)
+            self.refuse_attempt()
+        marked = load_state(self.path).profiles[USER]
+        self.assertEqual(marked, replace(OFFLINE, offline_since=self.reactor.seconds()))
+        while not self.endpoint.attempts:
+            self.reactor.advance(1)
+        protocol, transport = self.endpoint.accept()
+        pump(protocol, transport, self.server)
+        self.assertIsInstance(self.server.received[2], wire.Reconnect)
+        self.assertEqual(self.outcomes, [RotationOutcome.ROTATED])
+        self.assertEqual(
+            load_state(self.path).profiles[USER],
+            replace(
+                committed_profile(self.server, self.reactor.seconds()),
+                enrolled_at=PROFILE.enrolled_at,
+            ),
+        )
+
+    def test_restart_offline(self):
+        """
+        An agent started on a state file that says offline reconnects on
+        its first connection, whatever its clock says.
+        """
+        self.start(OFFLINE)
+        protocol, transport = self.endpoint.accept()
+        pump(protocol, transport, self.server)
+        self.assertEqual(
+            [type(message) for message in self.server.received][:3],
+            [wire.Version, wire.GetTime, wire.Reconnect],
+        )
+        self.assertIsNone(load_state(self.path).profiles[USER].offline_since)
