@@ -8,8 +8,8 @@ commit (L{Commit}) and reports back; the machine decides what goes on the
 wire::
 
     idle        --reconnect-->  reconnecting
-    reconnecting --reconnected--> reconnected (sends RECONNECT_OK)
-    reconnected --rotate-->     beginning     (the rotation spends the step)
+    reconnecting --reconnected--> welcomed    (sends RECONNECT_OK)
+    welcomed    --rotate-->     beginning     (the rotation spends the step)
     reconnecting, beginning --denied--> done  (sends AUTH_0)
     idle        --rotate-->     beginning
     beginning   --started-->    awaiting_ack  (sends ROTATE_OK)
@@ -168,7 +168,7 @@ class RotationSession:
         "The rules are checking a reconnection."
 
     @_machine.state()
-    def reconnected(self):
+    def welcomed(self):
         "RECONNECT_OK went out; only a rotation may follow."
 
     @_machine.state()
@@ -278,17 +278,17 @@ class RotationSession:
         "Nothing follows the end."
 
     idle.upon(_reconnect, enter=reconnecting, outputs=[_ask_reconnect])
-    reconnecting.upon(_reconnected, enter=reconnected, outputs=[_send_answer])
+    reconnecting.upon(_reconnected, enter=welcomed, outputs=[_send_answer])
     reconnecting.upon(_refused, enter=done, outputs=[_send_error])
     reconnecting.upon(_denied, enter=done, outputs=[_send_denial])
     for _early in (_rotate, _reconnect, _ack, _unexpected):
         reconnecting.upon(_early, enter=done, outputs=[_report_pipelined, _send_error])
     reconnecting.upon(_violation, enter=done, outputs=[_send_error])
     reconnecting.upon(_lost, enter=done, outputs=[])
-    reconnected.upon(_rotate, enter=beginning, outputs=[_ask_begin])
+    welcomed.upon(_rotate, enter=beginning, outputs=[_ask_begin])
     for _early in (_reconnect, _ack, _unexpected, _violation):
-        reconnected.upon(_early, enter=done, outputs=[_send_error])
-    reconnected.upon(_lost, enter=done, outputs=[])
+        welcomed.upon(_early, enter=done, outputs=[_send_error])
+    welcomed.upon(_lost, enter=done, outputs=[])
 
     idle.upon(_rotate, enter=beginning, outputs=[_ask_begin])
     idle.upon(_ack, enter=done, outputs=[_send_error])

@@ -6,7 +6,13 @@ it asks for after each message or result, in every state.
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import wire
-from suto_server.rotation_session import Abandon, Begin, Commit, RotationSession
+from suto_server.rotation_session import (
+    Abandon,
+    Begin,
+    Commit,
+    Reconnect,
+    RotationSession,
+)
 from suto_server.session import Close, Send
 
 KEY_ID = "0123456789abcdef" * 2
@@ -108,6 +114,28 @@ class RotationSessionTests(SynchronousTestCase):
                 [Send(wire.RotateOk(SERVER_PUBLIC, OK))],
                 [Commit(ACK_SEALED)],
                 [Send(wire.RotateDone(DONE))],
+            ],
+        )
+
+    def test_reconnection(self):
+        """
+        A reconnection asks the rules to check it; once they accepted it
+        the machine sends C{SUTO_RECONNECT_OK_} (the public
+        C{reconnected} method, which no state of the machine may shadow)
+        and the rotation that follows asks the rules to begin.
+        """
+        reconnect = wire.Reconnect(KEY_ID, bytes(48), "alice")
+        actions = [
+            self.session.receive(reconnect),
+            self.session.reconnected(OK),
+            self.session.receive(ROTATE),
+        ]
+        self.assertEqual(
+            actions,
+            [
+                [Reconnect(reconnect)],
+                [Send(wire.ReconnectOk(OK))],
+                [Begin(ROTATE)],
             ],
         )
 
