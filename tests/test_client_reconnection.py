@@ -16,7 +16,6 @@ from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.internet import error as internet_error
-from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver, StringTransport
 from twisted.logger import LogLevel, globalLogPublisher
@@ -31,7 +30,6 @@ from suto_client.rotation import (
     Commit,
     CommitError,
     Report,
-    RotationFactory,
     RotationOutcome,
     RotationProtocol,
 )
@@ -47,16 +45,18 @@ from tests.test_client_rotation import (
     OTHER_FINGERPRINT,
     PROFILE,
     S2C,
-    SERVER,
     TIMEOUT,
     USER,
+    ConversationFixture,
     Draws,
     FakeEndpoint,
     FakeServer,
     Fingerprints,
     FixedRandom,
+    make_factory,
     pump,
     raw_public,
+    run_connection,
     stop,
 )
 
@@ -172,32 +172,13 @@ def secret_forms(*secrets: bytes) -> list[str]:
     return forms
 
 
-class ClientReconnectionTests(SynchronousTestCase):
+class ClientReconnectionTests(ConversationFixture, SynchronousTestCase):
     """
     L{ClientRotation} for a profile that marked itself offline.
     """
 
-    def setUp(self):
-        self.draws = Draws()
-        self.fingerprint = Fingerprints()
-        self.rotation = ClientRotation(OFFLINE, self.fingerprint, self.draws)
-        self.server = OfflineServer()
-
-    def converse(self, actions: list) -> list:
-        """
-        Deliver what the client sends to the server and its answers back,
-        until the client asks for something else; return what it asked
-        for.
-        """
-        others = []
-        while actions:
-            action, *actions = actions
-            if isinstance(action, Send):
-                for reply in self.server.receive(action.message):
-                    actions += self.rotation.receive(reply)
-            else:
-                others.append(action)
-        return others
+    profile = OFFLINE
+    make_server = OfflineServer
 
     def reconnect_sent(self) -> Send:
         """
@@ -429,19 +410,13 @@ class ClientReconnectionTests(SynchronousTestCase):
         for the rotation that follows, and never travels: no message the
         client sends carries it in any encoding.
         """
-        sent = []
-        actions = self.rotation.start()
-        while actions:
-            action, *actions = actions
-            if isinstance(action, Send):
-                sent.append(wire.encode(action.message, wire.Framing.FRAMED))
-                for reply in self.server.receive(action.message):
-                    actions += self.rotation.receive(reply)
-            if isinstance(action, Commit):
-                self.assertEqual(self.fingerprint.calls, 2)
-                actions += self.rotation.committed()
-        self.assertEqual(len(sent), 5)
-        wire_bytes = b"".join(sent)
+        self.converse(self.rotation.start())
+        self.assertEqual(self.fingerprint.calls, 2)
+        self.assertEqual(len(self.server.received), 5)
+        wire_bytes = b"".join(
+            wire.encode(message, wire.Framing.FRAMED)
+            for message in self.server.received
+        )
         for form in (
             FINGERPRINT,
             FINGERPRINT.hex().encode(),
@@ -509,22 +484,14 @@ class ClientReconnectionTests(SynchronousTestCase):
         representation, so logging one cannot leak them.
         """
         offline_key = self.server.offline_key()
-        actions = []
-        pending = self.rotation.start()
-        while pending:
-            action, *pending = pending
-            actions.append(action)
-            if isinstance(action, Send):
-                for reply in self.server.receive(action.message):
-                    pending += self.rotation.receive(reply)
-            elif isinstance(action, Commit):
-                pending += self.rotation.committed()
-        shown = repr(actions)
+        actions = self.rotation.start()
+        actions += self.converse(list(actions))
+        actions += self.rotation.committed()
+        shown = repr([actions, self.server.received])
         for form in secret_forms(
             K0, offline_key, self.server.key, FINGERPRINT, bytes([1]) * 32
         ):
             self.assertNotIn(form, shown)
-
 
 
 class ReconnectionProtocolTests(SynchronousTestCase):
@@ -618,32 +585,13 @@ class OfflineFactoryTests(SynchronousTestCase):
         self.factory = self.make_factory(self.store)
 
     def make_factory(self, store):
-        return RotationFactory(
-            PROFILE,
-            clock=self.clock,
-            interval=INTERVAL,
-            timeout=TIMEOUT,
-            store=store,
-            report=lambda report: None,
-            fingerprint=self.fingerprint,
-            random_bytes=Draws(),
-            random=FixedRandom(0.0),
-        )
+        return make_factory(self.clock, store, lambda report: None, self.fingerprint)
 
     def store(self, old, new):
         self.stored.append((old, new))
 
     def connection(self):
-        """
-        Run one connection of the factory against the server until it has
-        nothing more to say, and close it.
-        """
-        protocol = self.factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
-        transport = StringTransport()
-        protocol.makeConnection(transport)
-        pump(protocol, transport, self.server)
-        if not transport.disconnecting:
-            protocol.connectionLost(Failure(internet_error.ConnectionLost()))
+        run_connection(self.factory, self.server)
 
     def advance_to(self, when):
         self.clock.advance(when - self.clock.seconds())

@@ -19,7 +19,6 @@ from suto_client.enrollment import EnrollOutcome
 from suto_client.fingerprint import compute_fingerprint
 from suto_client.rotation import RotationFactory, RotationOutcome, profile_endpoint
 from suto_client.statefile import ClientState, load_state, save_state
-from suto_server import tap
 from tests.test_enrollment_end_to_end import EnrollmentFixture, FixedSource
 from tests.test_tracking_end_to_end import WAIT
 
@@ -44,24 +43,12 @@ class ReconnectionEndToEndTests(EnrollmentFixture, TestCase):
     blacklisted.
     """
 
-    @defer.inlineCallbacks
-    def start_server(self):
-        options = tap.Options()
-        options.parseOptions(
-            [
-                "--data", self.data,
-                "--listen", self.listen,
-                "--hello-port", "9",
-                "--rotation-interval", INTERVAL,
-                "--rotation-grace", GRACE,
-                "--offline-step", "1",
-            ]
-        )
-        self.server = tap.makeService(options)
-        self.server.startService()
-        self.addCleanup(self.stop_server)
-        port = yield self.server.listeners[0].listening
-        self.port = port.getHost().port
+    server_arguments = (
+        "--hello-port", "9",
+        "--rotation-interval", INTERVAL,
+        "--rotation-grace", GRACE,
+        "--offline-step", "1",
+    )
 
     def start_agent(self):
         """
