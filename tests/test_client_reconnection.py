@@ -684,6 +684,25 @@ class OfflineFactoryTests(SynchronousTestCase):
         self.assertEqual(self.server.received[1], wire.GetTime())
         self.assertEqual(self.server.generation, 1)
 
+    def test_clock_went_back(self):
+        """
+        A clock earlier than the last agreement (set back while the agent
+        was away) cannot measure the silence, so the profile is marked
+        offline and reconnects: a plain rotation would get a profile the
+        server marked offline meanwhile blacklisted, while the server
+        accepts the reconnection of a profile it still has online.
+        """
+        self.clock = Clock()
+        self.clock.advance(PROFILE.enrolled_at - 3600)
+        self.factory = self.make_factory(self.store)
+        self.connection()
+        self.assertEqual(
+            self.stored[0],
+            (PROFILE, replace(OFFLINE, offline_since=PROFILE.enrolled_at - 3600)),
+        )
+        self.assertEqual(self.server.received[1], wire.GetTime())
+        self.assertEqual(self.server.generation, 1)
+
     def test_mark_not_stored(self):
         """
         A mark that cannot be stored is logged, without secrets, and the

@@ -905,6 +905,7 @@ class RotationProtocolTests(SynchronousTestCase):
 class RotationFactoryTests(SynchronousTestCase):
     def setUp(self):
         self.clock = Clock()
+        self.clock.advance(PROFILE.enrolled_at)
         self.server = FakeServer()
         self.fingerprint = Fingerprints()
         self.stored = []
@@ -1052,6 +1053,7 @@ class AgentRotationTests(SynchronousTestCase):
         save_state(self.path, ClientState(profiles={USER: PROFILE}))
         self.server = FakeServer()
         self.reactor = _UDPReactor()
+        self.reactor.advance(PROFILE.enrolled_at)
         self.endpoints = {}
         self.outcomes = []
 
@@ -1154,7 +1156,9 @@ class AgentRotationTests(SynchronousTestCase):
         self.reactor.advance(INTERVAL)
         self.reactor.advance(MAX_HOLD_OFF)
         self.assertEqual(self.endpoints[PROFILE.key_id].attempts, [])
-        save_state(self.path, ClientState(profiles={USER: ENROLLED_AGAIN}))
+        # Enrolled again now: its key was agreed at this time.
+        again = replace(ENROLLED_AGAIN, enrolled_at=self.reactor.seconds())
+        save_state(self.path, ClientState(profiles={USER: again}))
         self.reactor.advance(INTERVAL)
         self.rotate_once(ENROLLED_AGAIN.key_id)
         self.assertEqual(self.outcomes[-1][1], RotationOutcome.ROTATED)
