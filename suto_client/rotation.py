@@ -975,7 +975,12 @@ class RotationFactory(Factory):
         now = self._clock.seconds()
         profile = self.profile
         due = profile.last_agreed + self._interval * (1 + JITTER)
-        if profile.offline_since is not None or now < due:
+        # A clock now earlier than the agreement went back: the silence
+        # cannot be measured, and the server may have marked the profile
+        # offline meanwhile, which a plain rotation would get blacklisted.
+        # Reconnecting is safe either way.
+        measurable = now >= profile.last_agreed
+        if profile.offline_since is not None or (measurable and now < due):
             return
         offline = replace(profile, offline_since=now)
         try:

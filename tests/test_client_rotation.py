@@ -239,28 +239,75 @@ def pump(protocol, transport: StringTransport, server: FakeServer) -> None:
         protocol.connectionLost(Failure(internet_error.ConnectionDone()))
 
 
-class ClientRotationTests(SynchronousTestCase):
+def converse(rotation: ClientRotation, server: FakeServer, actions: list) -> list:
+    """
+    Deliver each message C{rotation} sends to C{server} and each answer
+    back, until the client asks for something else; return what it asked
+    for.
+    """
+    others = []
+    while actions:
+        action, *actions = actions
+        if isinstance(action, Send):
+            for reply in server.receive(action.message):
+                actions += rotation.receive(reply)
+        else:
+            others.append(action)
+    return others
+
+
+def make_factory(clock, store, report, fingerprint) -> RotationFactory:
+    """
+    A L{RotationFactory} for L{PROFILE} on C{clock}, with deterministic
+    randomness and the shortest jitter.
+    """
+    return RotationFactory(
+        PROFILE,
+        clock=clock,
+        interval=INTERVAL,
+        timeout=TIMEOUT,
+        store=store,
+        report=report,
+        fingerprint=fingerprint,
+        random_bytes=Draws(),
+        random=FixedRandom(0.0),
+    )
+
+
+def run_connection(factory: RotationFactory, server: FakeServer) -> None:
+    """
+    Run one connection of C{factory} against C{server} until the client
+    has nothing more to say, and close it.
+    """
+    protocol = factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    pump(protocol, transport, server)
+    if not transport.disconnecting:
+        protocol.connectionLost(Failure(internet_error.ConnectionDone()))
+
+
+class ConversationFixture:
+    """
+    A L{ClientRotation} of C{profile} with counted fingerprints and
+    deterministic draws, talking to a C{make_server()}; mixed into the
+    test cases of the conversation.
+    """
+
+    profile = PROFILE
+    make_server = FakeServer
+
     def setUp(self):
         self.draws = Draws()
         self.fingerprint = Fingerprints()
-        self.rotation = ClientRotation(PROFILE, self.fingerprint, self.draws)
-        self.server = FakeServer()
+        self.rotation = ClientRotation(self.profile, self.fingerprint, self.draws)
+        self.server = self.make_server()
 
     def converse(self, actions: list) -> list:
-        """
-        Deliver each message the client sends to the server and each
-        answer back, until the client asks for something else; return
-        what it asked for.
-        """
-        others = []
-        while actions:
-            action, *actions = actions
-            if isinstance(action, Send):
-                for reply in self.server.receive(action.message):
-                    actions += self.rotation.receive(reply)
-            else:
-                others.append(action)
-        return others
+        return converse(self.rotation, self.server, actions)
+
+
+class ClientRotationTests(ConversationFixture, SynchronousTestCase):
 
     def test_success(self):
         """
@@ -858,33 +905,20 @@ class RotationProtocolTests(SynchronousTestCase):
 class RotationFactoryTests(SynchronousTestCase):
     def setUp(self):
         self.clock = Clock()
+        self.clock.advance(PROFILE.enrolled_at)
         self.server = FakeServer()
         self.fingerprint = Fingerprints()
         self.stored = []
         self.reports = []
-        self.factory = RotationFactory(
-            PROFILE,
-            clock=self.clock,
-            interval=INTERVAL,
-            timeout=TIMEOUT,
-            store=lambda old, new: self.stored.append((old, new)),
-            report=self.reports.append,
-            fingerprint=self.fingerprint,
-            random_bytes=Draws(),
-            random=FixedRandom(0.0),
+        self.factory = make_factory(
+            self.clock,
+            lambda old, new: self.stored.append((old, new)),
+            self.reports.append,
+            self.fingerprint,
         )
 
     def connection(self):
-        """
-        Run one connection of the factory against the server until it has
-        nothing more to say, and close it.
-        """
-        protocol = self.factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
-        transport = StringTransport()
-        protocol.makeConnection(transport)
-        pump(protocol, transport, self.server)
-        if not transport.disconnecting:
-            protocol.connectionLost(Failure(internet_error.ConnectionDone()))
+        run_connection(self.factory, self.server)
 
     def test_store_then_profile(self):
         """
@@ -1019,6 +1053,7 @@ class AgentRotationTests(SynchronousTestCase):
         save_state(self.path, ClientState(profiles={USER: PROFILE}))
         self.server = FakeServer()
         self.reactor = _UDPReactor()
+        self.reactor.advance(PROFILE.enrolled_at)
         self.endpoints = {}
         self.outcomes = []
 
@@ -1121,7 +1156,9 @@ class AgentRotationTests(SynchronousTestCase):
         self.reactor.advance(INTERVAL)
         self.reactor.advance(MAX_HOLD_OFF)
         self.assertEqual(self.endpoints[PROFILE.key_id].attempts, [])
-        save_state(self.path, ClientState(profiles={USER: ENROLLED_AGAIN}))
+        # Enrolled again now: its key was agreed at this time.
+        again = replace(ENROLLED_AGAIN, enrolled_at=self.reactor.seconds())
+        save_state(self.path, ClientState(profiles={USER: again}))
         self.reactor.advance(INTERVAL)
         self.rotate_once(ENROLLED_AGAIN.key_id)
         self.assertEqual(self.outcomes[-1][1], RotationOutcome.ROTATED)

@@ -43,6 +43,8 @@ class EnrollmentFixture:
     """
 
     timeout = 60
+    #: The daemon's options besides its data folder and listener.
+    server_arguments = ("--hello-port", "9")
 
     def setUp(self):
         self.data = tempfile.mkdtemp(prefix="suto-enr-")
@@ -62,7 +64,7 @@ class EnrollmentFixture:
     def start_server(self):
         options = tap.Options()
         options.parseOptions(
-            ["--data", self.data, "--listen", self.listen, "--hello-port", "9"]
+            ["--data", self.data, "--listen", self.listen, *self.server_arguments]
         )
         self.server = tap.makeService(options)
         self.server.startService()
