@@ -322,16 +322,18 @@ class ClientRotation(Conversation):
             self._profile.key, fingerprint_hash, step, user
         )
         self._offline_key = key
+        sealed = keyschedule.seal(
+            key,
+            self._random_bytes(keyschedule.JUNK_SIZE),
+            profile=user,
+            purpose=keyschedule.RECONNECT_PURPOSE,
+            direction=keyschedule.Direction.CLIENT_TO_SERVER,
+            counter=0,
+        )
         self._reconnect = wire.Reconnect(
             self._profile.key_id,
-            keyschedule.seal(
-                key,
-                self._random_bytes(keyschedule.JUNK_SIZE),
-                profile=user,
-                purpose=keyschedule.RECONNECT_PURPOSE,
-                direction=keyschedule.Direction.CLIENT_TO_SERVER,
-                counter=0,
-            ),
+            keyschedule.reconnect_proof(self._profile.key, user, sealed),
+            sealed,
             user,
         )
         self._time()

@@ -79,6 +79,8 @@ _SEAL_KEY_LABEL = b"suto/v1/seal-key"
 _SEAL_LABEL = b"suto/v1/seal"
 _CHECK_KEY_LABEL = b"suto/v1/check-key"
 _CHECK_LABEL = b"suto/v1/check"
+_RECONNECT_KEY_LABEL = b"suto/v1/reconnect-key"
+_RECONNECT_LABEL = b"suto/v1/reconnect"
 
 _CANNOT_OPEN = "the message cannot be opened"
 
@@ -440,13 +442,40 @@ def check_proof(key: bytes, nonce: bytes, user: str) -> bytes:
     @return: L{CHECK_PROOF_SIZE} bytes, HMAC-SHA256 truncated.
     @raise KeyScheduleError: an input is of the wrong type or size.
     """
-    _require_bytes("key", key, KEY_SIZE)
     _require_bytes("nonce", nonce, CHECK_NONCE_SIZE)
+    return _key_proof(key, _CHECK_KEY_LABEL, _CHECK_LABEL, user, nonce)
+
+
+def reconnect_proof(key: bytes, user: str, sealed: bytes) -> bytes:
+    """
+    Proof, sent with a reconnection, that the client holds C{key} itself,
+    bound to the profile and to the sealed junk it comes with.  It lets the
+    server tell a holder of the key whose offline seal fails (copied state:
+    another fingerprint, or a stale time) from someone who only knows the
+    key's public id, so only the former can get a profile blacklisted.
+
+    @param key: the last chain key the client agreed on.
+    @param user: the profile reconnecting.
+    @param sealed: the junk as sealed under the offline key.
+    @return: L{CHECK_PROOF_SIZE} bytes, HMAC-SHA256 truncated.
+    @raise KeyScheduleError: an input is of the wrong type or size.
+    """
+    _require_bytes("sealed", sealed, JUNK_SIZE + _TAG_SIZE)
+    return _key_proof(key, _RECONNECT_KEY_LABEL, _RECONNECT_LABEL, user, sealed)
+
+
+def _key_proof(
+    key: bytes, key_label: bytes, label: bytes, user: str, data: bytes
+) -> bytes:
+    """
+    HMAC-SHA256 of C{user} and C{data}, truncated, under a subkey of C{key}
+    with its own C{key_label}: a proof of possession of a chain key that
+    is never any other construction's output.
+    """
+    _require_bytes("key", key, KEY_SIZE)
     _require_text("user", user, MAX_PROFILE)
-    subkey = _hkdf(
-        salt=None, ikm=key, info=encode_parts(_CHECK_KEY_LABEL), length=KEY_SIZE
-    )
-    mac = hmac.digest(subkey, encode_parts(_CHECK_LABEL, user, nonce), "sha256")
+    subkey = _hkdf(salt=None, ikm=key, info=encode_parts(key_label), length=KEY_SIZE)
+    mac = hmac.digest(subkey, encode_parts(label, user, data), "sha256")
     return mac[:CHECK_PROOF_SIZE]
 
 

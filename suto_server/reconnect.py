@@ -10,26 +10,31 @@ fresh junk sealed under its offline key,
 
 over the last key C{K} it agreed on, its hardware fingerprint (recomputed,
 never sent) and the time step of the server's clock, which it learnt over
-the verified channel.  The server derives the same key for each step of a
-small window around its own clock, newer than any step the profile already
-reconnected with, and tries to open the junk.  Opened: it answers with a
-confirmation sealed under that key, and the connection may run one normal
-rotation, which spends the step.  Not opened, for a profile the server had
-marked offline: the profile is blacklisted.
+the verified channel, with a MAC under C{K} itself
+(L{keyschedule.reconnect_proof}).  The server derives the same key for
+each step of a small window around its own clock, newer than any step the
+profile already reconnected with, and tries to open the junk.  Opened: it
+answers with a confirmation sealed under that key, and the connection may
+run one normal rotation, which spends the step.  Not opened, by a client
+that proved it holds C{K}, for a profile the server had marked offline:
+the profile is blacklisted, since whoever holds its key without its
+fingerprint (or on a stale clock) holds copied state.
 
 Blacklisting is final until an operator lifts it, and anyone who can name
-a profile could try to cause it, so only evidence that needs the profile's
-secrets counts: a reconnection (or a plain rotation) must name a key id
-the profile really held, for a profile that really is offline.  A
+a profile could try to cause it, so only evidence that needs the
+profile's key counts.  Key ids are public names (reports and the audit
+log show them): a message that only names one, a plain rotation of an
+offline profile, a retired key id, a reconnection without a valid proof,
+is refused and raised as an alert, never blacklisted.  A failed
 reconnection for a profile that is not marked offline (the client noticed
-its silence before the server did) that fails is refused and raised as
-C{reconnect_failed}, without blacklisting.
+its silence before the server did) is refused the same way.
 
 Every method takes C{now}; nothing here reads a clock.
 """
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 
 from suto_server import keyschedule
@@ -114,23 +119,32 @@ class Reconnection:
         key = self._key_named(profile, held, message.key_id)
         if key is None:
             if self._store.is_retired(user, message.key_id):
-                reason = (
+                # A second holder of the chain, as the rotation rules report
+                # it; but a retired id proves no key (ids are public names),
+                # so it blacklists nothing.
+                self._audit.record(
+                    now,
+                    "clone_suspected",
+                    user,
+                    source,
                     f"superseded key id {message.key_id} used to reconnect "
                     f"from {source}; the profile was last used from "
-                    f"{profile.last_address}"
-                )
-                locations = (source, profile.last_address)
-                if offline:
-                    self._blacklist(
-                        now, user, source, "clone_suspected", reason, locations
-                    )
-                    raise ReconnectRefused("blacklisted")
-                # As the rotation rules report a retired key: a second
-                # holder of the chain, though not yet one to blacklist.
-                self._audit.record(
-                    now, "clone_suspected", user, source, reason, locations
+                    f"{profile.last_address}",
+                    (source, profile.last_address),
                 )
             raise ReconnectRefused("unknown_key")
+        proof = keyschedule.reconnect_proof(key, user, message.sealed)
+        if not hmac.compare_digest(proof, message.proof):
+            self._audit.record(
+                now,
+                "reconnect_failed",
+                user,
+                source,
+                f"a reconnection from {source} named key id {message.key_id} "
+                f"without proof of holding that key; nothing changed",
+                (source,),
+            )
+            raise ReconnectRefused("reconnect_failed")
         spent = self._store.last_offline_step(user)
         for step in keyschedule.candidate_steps(now, self.step, self.window):
             if spent is not None and step <= spent:
@@ -187,13 +201,16 @@ class Reconnection:
         """
         May a rotation of C{user} from C{key_id} start on this connection?
         A blacklisted profile may not rotate; an offline one only on a
-        connection that reconnected first.  A key id the profile never held
-        is left for the rotation rules to refuse, so a guess proves nothing
-        and blacklists nothing.
+        connection that reconnected first: a plain rotation naming a key id
+        the profile held is refused and raised as C{reconnect_failed}, but
+        blacklists nothing, since the message proves no key (key ids are
+        public names).  A key id the profile never held is left for the
+        rotation rules to refuse.
 
         @param reconnected: whether this connection reconnected the
             profile.
-        @raise ReconnectRefused: with C{blacklisted}.
+        @raise ReconnectRefused: with C{blacklisted} or
+            C{reconnect_failed}.
         """
         self.refuse_blacklisted(user, source, now)
         if reconnected or self._store.offline_since(user) is None:
@@ -201,16 +218,17 @@ class Reconnection:
         profile = self._store.get_profile(user)
         if profile is None or not self._ever_held(profile, key_id):
             return
-        self._blacklist(
+        self._audit.record(
             now,
+            "reconnect_failed",
             user,
             source,
-            "blacklisted",
             f"a plain rotation from {source} for a profile marked offline: "
-            f"a returning client reconnects with its offline key first",
+            f"a returning client reconnects with its offline key first; "
+            f"refused, nothing changed",
             (source, profile.last_address),
         )
-        raise ReconnectRefused("blacklisted")
+        raise ReconnectRefused("reconnect_failed")
 
     def refuse_blacklisted(self, user: str, source: str, now: float) -> None:
         """

@@ -581,7 +581,7 @@ class Error:
 
 
 # The message fields whose bytes C{repr()} replaces with their length.
-_HIDDEN_IN_REPR = frozenset({"junk", "sealed"})
+_HIDDEN_IN_REPR = frozenset({"junk", "sealed", "proof"})
 
 
 class _HiddenBytesRepr:
@@ -762,22 +762,26 @@ class ServerTime:
 @dataclass(frozen=True, slots=True, repr=False)
 class Reconnect(_HiddenBytesRepr):
     """
-    C{SUTO_C_RECONNECT_<key_id>_<sealed>_<user>}: a client that marked
-    itself offline comes back.  C{sealed} is fresh junk sealed under the
-    offline key derived from the key named by C{key_id}, the hardware
-    fingerprint and the time step; the user comes last, as in L{Rotate}.
+    C{SUTO_C_RECONNECT_<key_id>_<proof>_<sealed>_<user>}: a client that
+    marked itself offline comes back.  C{sealed} is fresh junk sealed under
+    the offline key derived from the key named by C{key_id}, the hardware
+    fingerprint and the time step; C{proof} shows that the client holds
+    that key itself.  The user comes last, as in L{Rotate}.
 
     @ivar key_id: the id of the last key the client agreed on.
+    @ivar proof: 16 bytes, a MAC of C{sealed} under that key.
     @ivar sealed: 32 bytes of junk and the 16-byte tag.
     @ivar user: the user whose profile holds the key.
     """
 
     key_id: str
+    proof: bytes
     sealed: bytes
     user: str
 
     def __post_init__(self) -> None:
         _require(self.key_id, _KEY_ID)
+        _require(self.proof, _PROOF)
         _require(self.sealed, _RECONNECT_DATA)
         if not can_enroll(self.user):
             raise ProtocolError(ERROR_BAD_FIELD, "invalid user to reconnect")
@@ -933,7 +937,7 @@ _LAYOUTS = {
         _Layout(
             b"SUTO_C_RECONNECT_",
             Reconnect,
-            (_KEY_ID, b"_", _RECONNECT_DATA, b"_", _USER),
+            (_KEY_ID, b"_", _PROOF, b"_", _RECONNECT_DATA, b"_", _USER),
         ),
         _Layout(b"SUTO_RECONNECT_OK_", ReconnectOk, (_CONFIRMATION,)),
     ),

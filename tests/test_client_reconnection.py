@@ -206,17 +206,16 @@ class ClientReconnectionTests(ConversationFixture, SynchronousTestCase):
         offline_key = keyschedule.offline_key(
             K0, FINGERPRINT, SERVER_NOW // STEP, USER
         )
+        sealed = keyschedule.seal(
+            offline_key,
+            bytes([1]) * 32,
+            profile=USER,
+            purpose="reconnect",
+            direction=C2S,
+            counter=0,
+        )
         expected = wire.Reconnect(
-            PROFILE.key_id,
-            keyschedule.seal(
-                offline_key,
-                bytes([1]) * 32,
-                profile=USER,
-                purpose="reconnect",
-                direction=C2S,
-                counter=0,
-            ),
-            USER,
+            PROFILE.key_id, keyschedule.reconnect_proof(K0, USER, sealed), sealed, USER
         )
         [send] = self.rotation.receive(wire.ServerTime(SERVER_NOW, STEP))
         self.assertEqual(send, Send(expected))

@@ -44,6 +44,7 @@ from suto_server.keyschedule import (
     offline_key,
     open_sealed,
     password_secret,
+    reconnect_proof,
     seal,
     time_step,
 )
@@ -110,6 +111,7 @@ RECONNECT_SEALED = (
     "c5acbe72d3433427a9b66faefb2aadc6"
 )
 RECONNECT_OK_SEALED = "4c799cda26b4195b790dbb331c21b98dff3c"
+RECONNECT_PROOF = "db4eb6395ef2f974b7991104e425b6c3"
 
 
 def _hkdf(salt, ikm, info, length=KEY_SIZE):
@@ -211,6 +213,17 @@ class VectorTests(SynchronousTestCase):
             sealed = seal(key, plaintext, **binding)
             self.assertEqual(sealed.hex(), expected)
             self.assertEqual(open_sealed(key, sealed, **binding), plaintext)
+
+    def test_reconnect_proof(self):
+        """
+        The proof that the reconnecting client holds the generation 1 key,
+        over its sealed junk; it is not the check proof of the same key.
+        """
+        proof = reconnect_proof(
+            bytes.fromhex(KEY_1), PROFILE, bytes.fromhex(RECONNECT_SEALED)
+        )
+        self.assertEqual(proof.hex(), RECONNECT_PROOF)
+        self.assertNotEqual(proof.hex(), CHECK_PROOF)
 
     def test_key_id(self):
         """

@@ -558,8 +558,9 @@ class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
     def test_plain_rotation_offline(self):
         """
         A plain C{SUTO_C_ROTATE_} for an offline profile, with a key it
-        holds, is answered C{SUTO_AUTH_0} and closed; the profile is
-        blacklisted and keeps its key.
+        holds, is answered C{SUTO_AUTH_0} and closed, and raised as
+        C{reconnect_failed}; the profile is not blacklisted (the message
+        proves no key), stays offline and keeps its key.
         """
         self.store.mark_offline(["alice"], NOW)
         protocol, transport = self.connect()
@@ -568,7 +569,9 @@ class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
             VERSION + b"SUTO_AUTH_0\r\n",
         )
         self.assertTrue(transport.disconnecting)
-        self.assertEqual(self.store.blacklist_entry("alice").alert, "blacklisted")
+        self.assertIsNone(self.store.blacklist_entry("alice"))
+        self.assertIsNotNone(self.store.offline_since("alice"))
+        self.assertEqual(len(self.audit("reconnect_failed")), 1)
         self.assertEqual(self.key_id(), keyschedule.key_id(FIRST_KEY))
 
     def test_failed_reconnect_offline(self):
@@ -656,16 +659,18 @@ class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
 
     def test_malformed(self):
         """
-        A reconnection with a short seal, a bad key id or a bad user is a
-        protocol error (C{SUTO_ERROR_BAD_FIELD}) and close; nothing is
+        A reconnection with a short seal or proof, a bad key id or a bad
+        user is a protocol error (C{SUTO_ERROR_BAD_FIELD}) and close; nothing is
         recorded or changed.
         """
         self.store.mark_offline(["alice"], NOW)
         key_id = keyschedule.key_id(FIRST_KEY).encode("ascii")
+        proof = b64(bytes(16))
         for line in (
-            b"SUTO_C_RECONNECT_%s_%s_alice\r\n" % (key_id, b64(bytes(47))),
-            b"SUTO_C_RECONNECT_%s_%s_alice\r\n" % (b"zz" * 16, b64(bytes(48))),
-            b"SUTO_C_RECONNECT_%s_%s_-rf\r\n" % (key_id, b64(bytes(48))),
+            b"SUTO_C_RECONNECT_%s_%s_%s_alice\r\n" % (key_id, proof, b64(bytes(47))),
+            b"SUTO_C_RECONNECT_%s_%s_%s_alice\r\n" % (b"zz" * 16, proof, b64(bytes(48))),
+            b"SUTO_C_RECONNECT_%s_%s_%s_-rf\r\n" % (key_id, proof, b64(bytes(48))),
+            b"SUTO_C_RECONNECT_%s_%s_%s_alice\r\n" % (key_id, b64(bytes(15)), b64(bytes(48))),
         ):
             protocol, transport = self.connect()
             self.exchange(protocol, transport, VERSION)

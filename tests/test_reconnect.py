@@ -55,16 +55,18 @@ def reconnect_message(device, step, junk=RECONNECT_JUNK):
     The L{wire.Reconnect} C{device} sends for the offline time step
     C{step}, as a client computes it (docs/PROTOCOL.md §10.2).
     """
+    sealed = keyschedule.seal(
+        offline_key_of(device, step),
+        junk,
+        profile=device.user,
+        purpose=keyschedule.RECONNECT_PURPOSE,
+        direction=keyschedule.Direction.CLIENT_TO_SERVER,
+        counter=0,
+    )
     return wire.Reconnect(
         keyschedule.key_id(device.key),
-        keyschedule.seal(
-            offline_key_of(device, step),
-            junk,
-            profile=device.user,
-            purpose=keyschedule.RECONNECT_PURPOSE,
-            direction=keyschedule.Direction.CLIENT_TO_SERVER,
-            counter=0,
-        ),
+        keyschedule.reconnect_proof(device.key, device.user, sealed),
+        sealed,
         device.user,
     )
 
@@ -382,12 +384,18 @@ class AttackTestsMixin(ReconnectionMixin):
     def test_copied_machine_rotates_offline(self):
         """
         The copy skips the reconnection and rotates plainly: for an
-        offline profile that is refused, and blacklists it.
+        offline profile that is refused and raised as C{reconnect_failed},
+        but blacklists nothing, since a plain rotation proves no key.
         """
         copy = Device("alice", FIRST_KEY, fingerprint=OTHER_FINGERPRINT)
         self.go_offline()
-        self.assertEqual(self.rotation_refused(copy, ELSEWHERE), "blacklisted")
-        self.assert_blacklisted("blacklisted")
+        before = self.state()
+        self.assertEqual(self.rotation_refused(copy, ELSEWHERE), "reconnect_failed")
+        self.assertEqual(self.state(), before)
+        self.assertEqual(
+            [(event, audited) for event, _, audited, _ in self.events()],
+            [("reconnect_failed", ELSEWHERE)],
+        )
 
     def test_copied_machine_reconnects_online(self):
         """
@@ -410,8 +418,9 @@ class AttackTestsMixin(ReconnectionMixin):
         """
         Credentials copied, then the legitimate client rotated (twice, so
         the copied key is retired): once the client is offline the copy,
-        even on the enrolled machine, is C{clone_suspected} and
-        blacklists the profile.
+        even on the enrolled machine, is refused as C{clone_suspected}
+        naming both places; a retired id proves no key, so nothing is
+        blacklisted and the legitimate client still reconnects.
         """
         copy = Device("alice", FIRST_KEY)
         self.rotate()
@@ -419,24 +428,26 @@ class AttackTestsMixin(ReconnectionMixin):
         self.go_offline()
         self.assertEqual(
             self.refused(reconnect_message(copy, self.step()), ELSEWHERE),
-            "blacklisted",
+            "unknown_key",
         )
         [(_, _, _, reason)] = self.events("clone_suspected")
         self.assertIn(keyschedule.key_id(FIRST_KEY), reason)
         self.assertIn(SOURCE, reason)
-        self.assert_blacklisted("clone_suspected")
+        self.assertIsNone(self.blacklisted())
+        self.reconnect(reconnect_message(self.device, self.step()))
 
     def test_stale_copy_rotates_offline(self):
         """
-        The stale copy rotating plainly for an offline profile: a key the
-        profile held, so blacklisted.
+        The stale copy rotating plainly for an offline profile is refused
+        by the offline rule before the rotation rules see it, and
+        blacklists nothing.
         """
         copy = Device("alice", FIRST_KEY)
         self.rotate()
         self.rotate()
         self.go_offline()
-        self.assertEqual(self.rotation_refused(copy, ELSEWHERE), "blacklisted")
-        self.assert_blacklisted("blacklisted")
+        self.assertEqual(self.rotation_refused(copy, ELSEWHERE), "reconnect_failed")
+        self.assertIsNone(self.blacklisted())
 
     def test_stale_copy_online(self):
         """
@@ -476,16 +487,46 @@ class AttackTestsMixin(ReconnectionMixin):
         """
         The legitimate client reconnected and rotated; an attacker
         replays its reconnection (named with the key it held then) once
-        the client is offline again, inside the window: the step is spent
-        and the key superseded, so it fails and blacklists the profile.
+        the client is offline again, inside the window: the key is
+        superseded, so it is refused as C{clone_suspected}.
         """
         self.go_offline()
         message = reconnect_message(self.device, self.step())
         self.rotate_reconnected(self.reconnect(message))
         self.rotate()
         self.go_offline()
-        self.assertEqual(self.refused(message, ELSEWHERE), "blacklisted")
-        self.assertEqual(self.blacklisted(), ("clone_suspected", ELSEWHERE))
+        self.assertEqual(self.refused(message, ELSEWHERE), "unknown_key")
+        self.assertEqual(len(self.events("clone_suspected")), 1)
+        self.assertIsNone(self.blacklisted())
+
+    def test_stolen_key_replays_old_step(self):
+        """
+        The attacker holds the current key (a copy taken after the last
+        rotation) and replays an offline derivation from a step the window
+        has moved past: it proves the key, fails the offline proof, and so
+        blacklists the profile (C{reconnect_failed}).
+        """
+        self.go_offline()
+        stale = reconnect_message(self.device, self.step() - 3)
+        self.assertEqual(self.refused(stale, ELSEWHERE), "blacklisted")
+        self.assert_blacklisted("reconnect_failed")
+
+    def test_wrong_proof(self):
+        """
+        A reconnection naming the profile's current key id with a proof
+        that was not made with the key (someone who only read the id) is
+        refused and raised as C{reconnect_failed}; nothing changes, even
+        for an offline profile.
+        """
+        self.go_offline()
+        good = reconnect_message(self.device, self.step())
+        forged = wire.Reconnect(good.key_id, bytes(16), good.sealed, good.user)
+        before = self.state()
+        self.assertEqual(self.refused(forged, ELSEWHERE), "reconnect_failed")
+        self.assertEqual(self.state(), before)
+        [(_, _, audited, reason)] = self.events("reconnect_failed")
+        self.assertEqual(audited, ELSEWHERE)
+        self.assertIn("without proof", reason)
 
     def test_unknown_profile(self):
         """
@@ -515,7 +556,10 @@ class AttackTestsMixin(ReconnectionMixin):
         that is not offline: C{reconnect_failed} only.
         """
         message = wire.Reconnect(
-            keyschedule.key_id(FIRST_KEY), bytes(48), "alice"
+            keyschedule.key_id(FIRST_KEY),
+            keyschedule.reconnect_proof(FIRST_KEY, "alice", bytes(48)),
+            bytes(48),
+            "alice",
         )
         before = self.state()
         self.assertEqual(self.refused(message, ELSEWHERE), "reconnect_failed")
@@ -546,11 +590,12 @@ class CheckRotationTestsMixin(ReconnectionMixin):
         self.check_rotation(self.device, reconnected=True)
         self.assertIsNone(self.blacklisted())
 
-    def test_held_keys_blacklist(self):
+    def test_held_keys_refused(self):
         """
         A plain rotation for an offline profile naming its current key,
-        its previous key or a retired key blacklists it; the reason names
-        the source and says the client should have reconnected.
+        its previous key or a retired key is refused as
+        C{reconnect_failed}, and blacklists nothing; the reason names the
+        source and says the client should have reconnected.
         """
         named = {}
         for user, which in (("alice", "current"), ("bob", "previous"), ("carol", "retired")):
@@ -572,9 +617,9 @@ class CheckRotationTestsMixin(ReconnectionMixin):
                 self.reconnection.check_rotation(
                     user, key_id, ELSEWHERE, self.now(), reconnected=False
                 )
-            self.assertEqual(caught.exception.reason, "blacklisted", user)
-            self.assertEqual(self.blacklisted(user), ("blacklisted", ELSEWHERE))
-        reasons = [reason for _, _, _, reason in self.events("blacklisted")]
+            self.assertEqual(caught.exception.reason, "reconnect_failed", user)
+            self.assertIsNone(self.blacklisted(user))
+        reasons = [reason for _, _, _, reason in self.events("reconnect_failed")]
         self.assertEqual(len(reasons), 3)
         for reason in reasons:
             self.assertIn(ELSEWHERE, reason)

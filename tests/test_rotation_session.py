@@ -352,8 +352,8 @@ class RotationSessionTests(SynchronousTestCase):
         self.assertNotIn(repr(ACK_SEALED)[2:-1], text)
 
 
-RECONNECT = wire.Reconnect(KEY_ID, bytes(range(48)), "alice")
-OTHER_RECONNECT = wire.Reconnect(KEY_ID, bytes(range(48)), "bob")
+RECONNECT = wire.Reconnect(KEY_ID, bytes(16), bytes(range(48)), "alice")
+OTHER_RECONNECT = wire.Reconnect(KEY_ID, bytes(16), bytes(range(48)), "bob")
 RECONNECT_OK = bytes(range(50, 68))
 
 

@@ -68,8 +68,8 @@ class ReconnectTranscriptTests(SynchronousTestCase):
         """
         The reconnection printed in section 10.4 is what the key schedule
         and the codec make of the section 7.7 inputs for the user alice:
-        the offline key, the sealed junk and the server's answer, byte for
-        byte.
+        the offline key, the proof, the sealed junk and the server's
+        answer, byte for byte.
         """
         with open(PROTOCOL, encoding="utf-8") as handle:
             section = handle.read().split("### 10.4 On the wire", 1)[1]
@@ -77,17 +77,20 @@ class ReconnectTranscriptTests(SynchronousTestCase):
             bytes.fromhex(KEY_1), FINGERPRINT, keyschedule.time_step(1700000000), "alice"
         )
         binding = dict(profile="alice", counter=0)
+        key = bytes.fromhex(KEY_1)
+        sealed = keyschedule.seal(
+            offline,
+            JUNK,
+            purpose=keyschedule.RECONNECT_PURPOSE,
+            direction=keyschedule.Direction.CLIENT_TO_SERVER,
+            **binding,
+        )
         lines = [
             wire.ServerTime(1700000000, 30),
             wire.Reconnect(
-                keyschedule.key_id(bytes.fromhex(KEY_1)),
-                keyschedule.seal(
-                    offline,
-                    JUNK,
-                    purpose=keyschedule.RECONNECT_PURPOSE,
-                    direction=keyschedule.Direction.CLIENT_TO_SERVER,
-                    **binding,
-                ),
+                keyschedule.key_id(key),
+                keyschedule.reconnect_proof(key, "alice", sealed),
+                sealed,
                 "alice",
             ),
             wire.ReconnectOk(

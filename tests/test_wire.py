@@ -111,8 +111,8 @@ FRAMED_EXAMPLES = LEGACY_EXAMPLES + [
     ServerTime(1700000000, 30),
     ServerTime(999999999999, 99999),
     ServerTime(1, 1),
-    Reconnect(KEY_ID, bytes(range(48)), "bob"),
-    Reconnect(KEY_ID, bytes(48), "x" * 64),
+    Reconnect(KEY_ID, bytes(range(16)), bytes(range(48)), "bob"),
+    Reconnect(KEY_ID, bytes(16), bytes(48), "x" * 64),
     ReconnectOk(SEALED_OK),
     ReconnectOk(bytes(64)),
 ]
@@ -166,6 +166,7 @@ framed_messages = st.one_of(
     st.builds(
         Reconnect,
         key_ids,
+        st.binary(min_size=16, max_size=16),
         st.binary(min_size=48, max_size=48),
         users.filter(can_enroll),
     ),
