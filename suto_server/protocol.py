@@ -69,6 +69,7 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
         self._pending = None
         self._admitted = False
         self._offline_step = None
+        self._told_time = False
         self._closing = False
         self._lost = False
 
@@ -127,16 +128,24 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
         elif isinstance(message, (wire.Rotate, wire.Reconnect)):
             self._start_rotation(message)
         elif isinstance(message, wire.GetTime) and self.factory.reconnection:
-            # A client derives its offline key for the server's time step,
-            # whatever its own clock says.
-            self._send(
-                wire.ServerTime(
-                    int(self.factory.clock.seconds()),
-                    self.factory.reconnection.step,
-                )
-            )
+            self._tell_time()
         elif self._start_classic():
             self._perform(self._phase.receive(message))
+
+    def _tell_time(self) -> None:
+        """
+        A client derives its offline key for the server's time step,
+        whatever its own clock says; it needs the time once.
+        """
+        if self._told_time:
+            self._refuse(wire.ERROR_OUT_OF_ORDER)
+            return
+        self._told_time = True
+        self._send(
+            wire.ServerTime(
+                int(self.factory.clock.seconds()), self.factory.reconnection.step
+            )
+        )
 
     def _greet(self, message) -> None:
         if message == wire.Version(wire.PROTOCOL_VERSION):

@@ -6,8 +6,10 @@ stop the sweeps.
 """
 
 from twisted.logger import capturedLogs
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_server import tap
 from suto_server.offline import MAX_SWEEP, OfflineWatch, silence_allowed
 from suto_server.store.errors import StoreError
 from tests.test_reconnect import ReconnectionMixin, reconnect_message
@@ -231,3 +233,36 @@ class OfflineWatchStoreTests(WatchedMixin, MemoryStoreMixin, SynchronousTestCase
         [event] = events
         self.assertEqual((event["count"], event["users"]), (2, ["alice", "bob"]))
 
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_defaults(self):
+        """
+        With no options the offline key has 30-second steps and a window
+        of 2 steps either side.
+        """
+        options = tap.Options()
+        options.parseOptions([])
+        self.assertEqual((options["offline-step"], options["offline-window"]), (30, 2))
+
+    def test_refused(self):
+        """
+        A step longer than a profile's allowed silence is a usage error:
+        a profile's next offline spell could then fall in the step it
+        spent, and its reconnection could only fail.  So are a step under
+        a second and a window outside 0-10.
+        """
+        for argv in [
+            ["--offline-step", "97"],
+            ["--rotation-interval", "10", "--rotation-grace", "5", "--offline-step", "30"],
+            ["--offline-step", "0"],
+            ["--offline-window", "11"],
+            ["--offline-window", "-1"],
+        ]:
+            options = tap.Options()
+            self.assertRaises(usage.UsageError, options.parseOptions, argv)
+        options = tap.Options()
+        options.parseOptions(
+            ["--rotation-interval", "10", "--rotation-grace", "5", "--offline-step", "16"]
+        )
+        self.assertEqual(options["offline-step"], 16)

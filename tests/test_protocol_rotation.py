@@ -508,8 +508,9 @@ class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
     def test_time(self):
         """
         C{SUTO_C_TIME} is answered with the server's clock in whole seconds
-        and its offline step length; the connection stays open, and may
-        ask again.
+        and its offline step length, and the connection stays open; asking
+        again (which would let a peer hold the connection forever) is out
+        of order.
         """
         self.clock.advance(0.75)
         protocol, transport = self.connect()
@@ -518,10 +519,10 @@ class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
             self.exchange(protocol, transport, VERSION + b"SUTO_C_TIME\r\n"),
             VERSION + expected,
         )
-        self.assertEqual(
-            self.exchange(protocol, transport, b"SUTO_C_TIME\r\n"), expected
-        )
         self.assertFalse(transport.disconnecting)
+        self.assert_closed_with(
+            protocol, transport, b"SUTO_C_TIME\r\n", b"SUTO_ERROR_OUT_OF_ORDER\r\n"
+        )
 
     def test_reconnect_and_rotate(self):
         """
