@@ -8,8 +8,8 @@ commit (L{Commit}) and reports back; the machine decides what goes on the
 wire::
 
     idle        --reconnect-->  reconnecting
-    reconnecting --reconnected--> reconnected (sends RECONNECT_OK)
-    reconnected --rotate-->     beginning     (the rotation spends the step)
+    reconnecting --reconnected--> welcomed_back (sends RECONNECT_OK)
+    welcomed_back --rotate-->   beginning     (the rotation spends the step)
     reconnecting, beginning --denied--> done  (sends AUTH_0)
     idle        --rotate-->     beginning
     beginning   --started-->    awaiting_ack  (sends ROTATE_OK)
@@ -167,8 +167,10 @@ class RotationSession:
     def reconnecting(self):
         "The rules are checking a reconnection."
 
+    # Not "reconnected": that name is the method the protocol calls, which
+    # a state of the same name defined later in the class would replace.
     @_machine.state()
-    def reconnected(self):
+    def welcomed_back(self):
         "RECONNECT_OK went out; only a rotation may follow."
 
     @_machine.state()
@@ -278,17 +280,17 @@ class RotationSession:
         "Nothing follows the end."
 
     idle.upon(_reconnect, enter=reconnecting, outputs=[_ask_reconnect])
-    reconnecting.upon(_reconnected, enter=reconnected, outputs=[_send_answer])
+    reconnecting.upon(_reconnected, enter=welcomed_back, outputs=[_send_answer])
     reconnecting.upon(_refused, enter=done, outputs=[_send_error])
     reconnecting.upon(_denied, enter=done, outputs=[_send_denial])
     for _early in (_rotate, _reconnect, _ack, _unexpected):
         reconnecting.upon(_early, enter=done, outputs=[_report_pipelined, _send_error])
     reconnecting.upon(_violation, enter=done, outputs=[_send_error])
     reconnecting.upon(_lost, enter=done, outputs=[])
-    reconnected.upon(_rotate, enter=beginning, outputs=[_ask_begin])
+    welcomed_back.upon(_rotate, enter=beginning, outputs=[_ask_begin])
     for _early in (_reconnect, _ack, _unexpected, _violation):
-        reconnected.upon(_early, enter=done, outputs=[_send_error])
-    reconnected.upon(_lost, enter=done, outputs=[])
+        welcomed_back.upon(_early, enter=done, outputs=[_send_error])
+    welcomed_back.upon(_lost, enter=done, outputs=[])
 
     idle.upon(_rotate, enter=beginning, outputs=[_ask_begin])
     idle.upon(_ack, enter=done, outputs=[_send_error])

@@ -6,7 +6,13 @@ it asks for after each message or result, in every state.
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import wire
-from suto_server.rotation_session import Abandon, Begin, Commit, RotationSession
+from suto_server.rotation_session import (
+    Abandon,
+    Begin,
+    Commit,
+    Reconnect,
+    RotationSession,
+)
 from suto_server.session import Close, Send
 
 KEY_ID = "0123456789abcdef" * 2
@@ -21,6 +27,7 @@ DONE = bytes(range(200, 220))
 # well-formed ones with no place in it.
 ROTATE = wire.Rotate(KEY_ID, JUNK, CLIENT_PUBLIC, "alice")
 ACK = wire.RotateAck(ACK_SEALED)
+RECONNECT = wire.Reconnect(KEY_ID, bytes(range(48)), "alice")
 OTHER_USER = wire.Rotate(KEY_ID, JUNK, CLIENT_PUBLIC, "bob")
 STRAY = wire.GetSaltA()
 STRAYS = [STRAY, wire.Version(2), wire.Enroll("alice"), OTHER_USER]
@@ -110,6 +117,18 @@ class RotationSessionTests(SynchronousTestCase):
                 [Send(wire.RotateDone(DONE))],
             ],
         )
+
+    def test_reconnection(self):
+        """
+        A reconnection opening the connection is checked by the rules; once
+        they accept it, C{reconnected} sends C{SUTO_RECONNECT_OK_} and the
+        rotation that follows begins as any other.
+        """
+        self.assertEqual(self.session.receive(RECONNECT), [Reconnect(RECONNECT)])
+        self.assertEqual(
+            self.session.reconnected(OK), [Send(wire.ReconnectOk(OK))]
+        )
+        self.assertEqual(self.session.receive(ROTATE), [Begin(ROTATE)])
 
     def test_two_rotations(self):
         """
