@@ -680,8 +680,9 @@ def storm_rows(result: StormResult, ceilings: Ceilings) -> list[Row]:
         ("server down", _text(result.down_seconds), "s",
          _notes(f"{result.client_offline} endpoints marked themselves offline",
                 _counts_note(result.down_errors))),
-        ("marked offline by the server", str(result.server_offline), "",
-         "by its first sweep after the restart"),
+        ("offline on the server", _text(result.server_offline, 0), "",
+         "profiles its status counts offline as it first answers after the "
+         "restart"),
         ("server start", _text(result.start_seconds, 2), "s",
          "restart to the admin API answering"),
         ("reconnected and rotated", f"{storm.count}/{result.endpoints}", "",

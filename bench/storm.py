@@ -15,7 +15,8 @@ every endpoint reconnects with its offline key at once.
      and its jitter could not be delivered.  The server is restarted once
      the generators say every endpoint is offline and the server's own
      deadline (interval x 1.1 + grace since the last rotation) has passed,
-     so its first sweep marks them all offline too, or later if asked
+     so its first sweep marks them all offline too (its status says how
+     many it holds offline once it answers), or later if asked
      (C{downtime}).
   4. From the restart (the new process being spawned) the generators count
      the endpoints that reconnected (C{SUTO_C_RECONNECT_} accepted) and
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import dataclass
 
@@ -70,8 +70,6 @@ CLIENT_SLACK = 60.0
 #: The server's auth timeout (the classic path is not used here).
 _AUTH_TIMEOUT = 5.0
 
-#: The server's log line for each sweep that marked profiles offline.
-_MARKED = re.compile(r"(\d+) profile\(s\) marked offline")
 
 
 @dataclass(frozen=True)
@@ -85,8 +83,8 @@ class StormResult:
     @ivar connect_seconds: how long the fleet took to connect and rotate.
     @ivar down_seconds: from the server's stop to its restart.
     @ivar client_offline: endpoints that marked themselves offline.
-    @ivar server_offline: profiles the restarted server marked offline
-        (from its log).
+    @ivar server_offline: profiles the restarted server had offline when
+        its admin API first answered (L{None} if it did not say).
     @ivar start_seconds: from the restart to the admin API answering.
     @ivar storm: the storm phase, from the restart to the generators'
         reports (C{seconds}): C{count} endpoints reconnected and rotated,
@@ -114,7 +112,7 @@ class StormResult:
     connect_seconds: float
     down_seconds: float
     client_offline: int
-    server_offline: int
+    server_offline: int | None
     start_seconds: float
     storm: Measurement
     all_back_seconds: float | None
@@ -180,14 +178,6 @@ def _read_results(paths: list[str]) -> list[dict]:
         with open(path, encoding="ascii") as handle:
             entries.extend(json.loads(line) for line in handle)
     return entries
-
-
-def _marked_offline(log_file: str) -> int:
-    """
-    @return: how many profiles the server's log says it marked offline.
-    """
-    with open(log_file, encoding="utf-8", errors="replace") as handle:
-        return sum(int(found.group(1)) for found in _MARKED.finditer(handle.read()))
 
 
 @dataclass(frozen=True)
@@ -304,6 +294,10 @@ def run_storm(
             child.send_line(GO)
         yield wait_until_serving(reactor, admin, server, START_TIMEOUT)
         start_seconds = time.time() - restarted
+        # The first sweep ran as the server started, before its listener;
+        # the endpoints' back-off keeps them away a while longer.
+        _, status = yield admin.status()
+        server_offline = status.get("offline")
         reports = yield _lines(
             children, 2,
             ("reconnected", "errors", "error_reasons", "retries", "cpu"),
@@ -333,7 +327,7 @@ def run_storm(
         connect_seconds=max(report["seconds"] for report in ready),
         down_seconds=down,
         client_offline=sum(report["offline"] for report in offline),
-        server_offline=_marked_offline(setup.log_file),
+        server_offline=server_offline,
         start_seconds=start_seconds,
         storm=Measurement(
             count=len(back),

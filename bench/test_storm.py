@@ -1,6 +1,6 @@
 """
 The storm scenario's own parts: how key ids are compared at the end, how
-the server's log is counted, what an endpoint counts as a reconnection,
+what an endpoint counts as a reconnection,
 and how the report judges the target.
 
     python -m twisted.trial bench.test_storm
@@ -77,27 +77,6 @@ class CompareKeysTests(SynchronousTestCase):
             {"user": "gone", "key_id": "k1"},
         ]
         self.assertEqual(storm._compare_keys(entries, keys), (1, 1, 2))
-
-
-class MarkedOfflineTests(SynchronousTestCase):
-    """
-    L{storm._marked_offline} adds up the counts of the server's sweeps.
-    """
-
-    def test_sum(self):
-        """
-        Every sweep's line counts; other lines do not.
-        """
-        path = self.mktemp()
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(
-                "x [suto_server.offline.OfflineWatch#info] 3 profile(s) "
-                "marked offline: their junk was due and did not come\n"
-                "x something else\n"
-                "x [suto_server.offline.OfflineWatch#info] 4 profile(s) "
-                "marked offline: their junk was due and did not come\n"
-            )
-        self.assertEqual(storm._marked_offline(path), 7)
 
 
 class StormEndpointTests(SynchronousTestCase):
