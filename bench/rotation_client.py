@@ -52,10 +52,12 @@ from bench.measurement import Tally
 from bench.rotation import raise_file_limit
 from bench.tls_loops import STEP_TIMEOUT, tls_endpoint
 
-#: Connections being opened at once: enough to keep both ends busy,
-#: few enough that a handshake is not starved by the rotations of the
-#: endpoints already connected.
-CONNECTING = 128
+#: Connections being opened at once, per generator: enough to keep both
+#: ends busy, few enough that a handshake is not starved by the rotations
+#: of the endpoints already connected, and two generators together stay
+#: under the server's default MaxStartups start (100 connections before
+#: their first exchange), past which it refuses some new connections.
+CONNECTING = 48
 
 
 class MeasuredWindow:

@@ -55,13 +55,8 @@ from suto_client.rotation import RotationFactory, RotationOutcome
 from bench import fleet
 from bench.cpu import own_cpu_seconds
 from bench.rotation import raise_file_limit
+from bench.rotation_client import CONNECTING
 from bench.tls_loops import STEP_TIMEOUT, tls_endpoint
-
-#: Services started at once while the fleet first connects, per
-#: generator: two generators stay under the server's default MaxStartups
-#: start (100 connections before their first exchange), past which it
-#: refuses some new connections.
-CONNECTING = 48
 
 #: Seconds between two looks at whether every endpoint is offline or back.
 POLL_INTERVAL = 0.25
