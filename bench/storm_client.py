@@ -30,7 +30,6 @@ reports are POSIX times (C{time.time()}), which the parent shares.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -40,22 +39,14 @@ from twisted.application.internet import ClientService
 from twisted.internet import stdio
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.protocol import connectionDone
-from twisted.internet.task import deferLater, react
-from twisted.logger import (
-    FilteringLogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    globalLogBeginner,
-    textFileLogObserver,
-)
+from twisted.internet.task import deferLater
 from twisted.protocols.basic import LineReceiver
 
 from suto_client.rotation import RotationFactory, RotationOutcome
 
 from bench import fleet
 from bench.cpu import own_cpu_seconds
-from bench.rotation import raise_file_limit
-from bench.rotation_client import CONNECTING
+from bench.rotation_client import CONNECTING, generator_parser, run_generator
 from bench.tls_loops import STEP_TIMEOUT, tls_endpoint
 
 #: Seconds between two looks at whether every endpoint is offline or back.
@@ -322,35 +313,12 @@ async def _run(reactor, options) -> None:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fleet", required=True, help="the seeded fleet's file")
-    parser.add_argument("--first", type=int, required=True)
-    parser.add_argument("--count", type=int, required=True)
-    parser.add_argument("--interval", type=float, required=True)
+    parser = generator_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--connect-timeout", type=float, required=True)
     parser.add_argument("--offline-timeout", type=float, required=True)
     parser.add_argument("--storm-timeout", type=float, required=True)
     parser.add_argument("--results", required=True)
-    parser.add_argument("--lifetime", type=float, required=True)
-    options = parser.parse_args(argv)
-    raise_file_limit()
-    # Every failure is counted in the report; the agent's own log lines
-    # (one per rotation, per offline mark) would only flood it.
-    levels = LogLevelFilterPredicate(LogLevel.warn)
-    levels.setLogLevelForNamespace(
-        f"{_MeasuredFactory.__module__}.{_MeasuredFactory.__name__}",
-        LogLevel.critical,
-    )
-    globalLogBeginner.beginLoggingTo(
-        [FilteringLogObserver(textFileLogObserver(sys.stderr), [levels])],
-        redirectStandardIO=False,
-    )
-
-    def run(reactor):
-        reactor.callLater(options.lifetime, reactor.stop)
-        return Deferred.fromCoroutine(_run(reactor, options))
-
-    react(run)
+    run_generator(parser.parse_args(argv), _run, _MeasuredFactory)
 
 
 if __name__ == "__main__":
