@@ -292,10 +292,21 @@ async def _run_enrollment(reactor, directory: str, options):
     )
 
 
-async def _run_rotation(reactor, directory: str, options):
-    ceilings = await _ceilings(
+async def _fleet_ceilings(reactor, directory: str, options):
+    return await _ceilings(
         reactor, directory, options, min(options.endpoints, CEILING_CONNECTIONS)
     )
+
+
+def _fleet_title(options, ceilings) -> str:
+    return (
+        f"{options.scenario} ({ceilings.threads} cores, "
+        f"{options.endpoints} endpoints)"
+    )
+
+
+async def _run_rotation(reactor, directory: str, options):
+    ceilings = await _fleet_ceilings(reactor, directory, options)
     _progress(
         f"rotation: {options.endpoints} endpoints, interval "
         f"{options.interval:g} s, {options.duration:g} s"
@@ -308,15 +319,12 @@ async def _run_rotation(reactor, directory: str, options):
         duration=options.duration,
         max_rotations=options.max_rotations,
     )
-    title = f"rotation ({ceilings.threads} cores, {options.endpoints} endpoints)"
     rows = report.ceiling_rows(ceilings) + report.rotation_rows(result, ceilings)
-    return title, rows, report.rotation_json(result, ceilings)
+    return _fleet_title(options, ceilings), rows, report.rotation_json(result, ceilings)
 
 
 async def _run_storm(reactor, directory: str, options):
-    ceilings = await _ceilings(
-        reactor, directory, options, min(options.endpoints, CEILING_CONNECTIONS)
-    )
+    ceilings = await _fleet_ceilings(reactor, directory, options)
     _progress(
         f"storm: {options.endpoints} endpoints, interval {options.interval:g} s, "
         f"grace {options.grace:g} s"
@@ -330,9 +338,8 @@ async def _run_storm(reactor, directory: str, options):
         storm_timeout=options.storm_timeout,
         downtime=options.downtime,
     )
-    title = f"storm ({ceilings.threads} cores, {options.endpoints} endpoints)"
     rows = report.ceiling_rows(ceilings) + report.storm_rows(result, ceilings)
-    return title, rows, report.storm_json(result, ceilings)
+    return _fleet_title(options, ceilings), rows, report.storm_json(result, ceilings)
 
 
 async def _run_memory(reactor, directory: str, options):
