@@ -5,7 +5,10 @@ together and that the enrolled key no longer opens a session.
 """
 
 import os
+import time
+from dataclasses import replace
 
+from twisted.application.internet import ClientService
 from twisted.internet import defer, reactor
 
 from suto_client.agent import Agent
@@ -101,3 +104,47 @@ class RotationEndToEndTests(EnrollmentFixture, TestCase):
         self.assertEqual(report.outcome, RotationOutcome.UNKNOWN_KEY)
         events = [e.event for e in self.server.store.audit_events()]
         self.assertIn("clone_suspected", events)
+
+    @defer.inlineCallbacks
+    def test_offline_profile_reconnects(self):
+        """
+        A profile both sides marked offline reconnects over the real
+        daemon with its offline key (SUTO_C_TIME, SUTO_C_RECONNECT_,
+        SUTO_RECONNECT_OK_), then rotates: the server records the
+        reconnection, clears its offline mark and holds the client's new
+        key.
+        """
+        result = yield self.enroll((yield self.open_window()))
+        self.assertEqual(result.outcome, EnrollOutcome.ENROLLED, result.reason)
+        now = time.time()
+        self.server.store.mark_offline(["alice"], now)
+        stored = []
+        reported = defer.Deferred()
+        factory = RotationFactory(
+            replace(result.profile, offline_since=now),
+            clock=reactor,
+            interval=60,
+            timeout=5,
+            store=lambda old, new: stored.append(new),
+            report=reported.callback,
+            fingerprint=lambda: compute_fingerprint([FixedSource("machine-1")]).hash,
+        )
+        # Connected as the agent connects it, so that stopping the service
+        # waits until the connection is closed.
+        service = ClientService(
+            profile_endpoint(reactor, result.profile, 5),
+            factory,
+            retryPolicy=factory.retry_delay,
+            clock=reactor,
+        )
+        service.startService()
+        report = yield reported
+        yield service.stopService()
+        self.assertEqual(report.outcome, RotationOutcome.ROTATED, report.reason)
+        self.assertIsNone(stored[-1].offline_since)
+        self.assertIsNone(self.server.store.offline_since("alice"))
+        self.assertEqual(
+            self.server.store.get_profile("alice").key_id, stored[-1].key_id
+        )
+        events = [e.event for e in self.server.store.audit_events()]
+        self.assertIn("reconnected", events)
