@@ -37,8 +37,10 @@ from suto_server.tap import DATABASE_FILE, MASTER_KEY_FILE
 MAX_ENDPOINTS = 20000
 
 #: How many loopback addresses the endpoints connect from, spread
-#: evenly, so that no one address runs short of ephemeral ports.
-SOURCE_ADDRESSES = 16
+#: evenly: at most ten endpoints share one at L{MAX_ENDPOINTS}, below the
+#: server's default --max-per-source of 32 connections per address, and
+#: no one address runs short of ephemeral ports.
+SOURCE_ADDRESSES = 2000
 
 #: Seconds a seeding window stays open; it is completed at once.
 _WINDOW_SECONDS = 600.0
@@ -71,11 +73,12 @@ def user_name(index: int) -> str:
 def source_address(index: int) -> str:
     """
     @return: the loopback address endpoint C{index} connects from
-        (127.0.1.1 to 127.0.1.L{SOURCE_ADDRESSES}).  Its profile is seeded
-        as enrolled from there, so the server's location tracking sees an
-        endpoint that never moved.
+        (127.1.0.1 to 127.1.7.250, L{SOURCE_ADDRESSES} in all).  Its
+        profile is seeded as enrolled from there, so the server's location
+        tracking sees an endpoint that never moved.
     """
-    return f"127.0.1.{index % SOURCE_ADDRESSES + 1}"
+    slot = index % SOURCE_ADDRESSES
+    return f"127.1.{slot // 250}.{slot % 250 + 1}"
 
 
 def seed(

@@ -26,6 +26,7 @@ from bench.enrollment import (
 )
 from bench.measurement import Measurement, percentile
 from bench.rotation import FleetResult
+from bench.storm import StormResult
 
 #: The share of the combined ceiling the classic scenario should reach.
 CLASSIC_TARGET = 0.8
@@ -44,6 +45,14 @@ IDLE_FLEET_TARGET = 0.10
 #: Message exchanges one rotation takes: ROTATE/ROTATE_OK, then
 #: ROTATE_ACK/ROTATE_DONE.
 EXCHANGES_PER_ROTATION = 2
+
+#: Every endpoint should be back online within this many seconds of a
+#: server restart.
+STORM_TARGET_SECONDS = 60.0
+
+#: Message exchanges one reconnection takes: VERSION, TIME, RECONNECT,
+#: then a rotation's two.
+EXCHANGES_PER_RECONNECTION = 5
 
 #: How the fleet's profiles got into the store (see bench.fleet).
 SEEDING_NOTE = "seeded in the store with the server's code, not enrolled"
@@ -85,10 +94,7 @@ def _cpu_note(measurement: Measurement, client: str, server: str) -> str:
 
 
 def _errors_note(measurement: Measurement) -> str:
-    return "; ".join(
-        f"{count}x {reason}"
-        for reason, count in sorted(measurement.error_reasons.items())
-    )
+    return _counts_note(measurement.error_reasons)
 
 
 def other_load(measurement: Measurement, cores: int) -> float | None:
@@ -582,3 +588,135 @@ def rotation_json(result: FleetResult, ceilings: Ceilings) -> dict:
         ),
         "other_load": _rounded(other_load(measured, ceilings.threads), 3),
     }
+
+
+def storm_ceiling(ceilings: Ceilings) -> float:
+    """
+    Reconnections per second if each cost the machine one TLS handshake
+    and L{EXCHANGES_PER_RECONNECTION} echoed lines and nothing else.
+    """
+    return harmonic(
+        ceilings.handshakes.per_second,
+        ceilings.messages.per_second / EXCHANGES_PER_RECONNECTION,
+    )
+
+
+def storm_json(result: StormResult, ceilings: Ceilings) -> dict:
+    """
+    @return: the storm scenario's figures, with the ceilings'.
+    """
+    storm = result.storm
+    back = result.all_back_seconds
+    ceiling = storm_ceiling(ceilings)
+    rate = None if not back else result.endpoints / back
+    conversations = list(result.conversations)
+    return {
+        "scenario": "storm",
+        **ceilings_json(ceilings),
+        "endpoints": result.endpoints,
+        "profiles": "seeded",
+        "connected": result.connected,
+        "interval": result.interval,
+        "grace": result.grace,
+        "seeding_seconds": _rounded(result.seeding_seconds),
+        "connect_seconds": _rounded(result.connect_seconds),
+        "down_seconds": _rounded(result.down_seconds),
+        "client_offline": result.client_offline,
+        "server_offline": result.server_offline,
+        "start_seconds": _rounded(result.start_seconds),
+        "reconnected": storm.count,
+        "all_back_seconds": _rounded(back),
+        "target_seconds": STORM_TARGET_SECONDS,
+        "back_p50_s": _rounded(storm.latency(0.50)),
+        "back_p99_s": _rounded(storm.latency(0.99)),
+        "conversation_p50_ms": _rounded(
+            _milliseconds(percentile(conversations, 0.50))
+        ),
+        "conversation_p99_ms": _rounded(
+            _milliseconds(percentile(conversations, 0.99))
+        ),
+        "reconnections_per_second": _rounded(rate),
+        "storm_ceiling": _rounded(ceiling),
+        "ratio": _rounded(_ratio(rate, ceiling), 3),
+        "errors": storm.errors,
+        "error_reasons": storm.error_reasons,
+        "down_errors": result.down_errors,
+        "retries": result.retries,
+        "blacklisted": result.blacklisted,
+        "still_offline": result.still_offline,
+        "keys_current": result.keys_current,
+        "keys_previous": result.keys_previous,
+        "keys_lost": result.keys_lost,
+        "server_cpu_s": _rounded(storm.server_cpu),
+        "server_cpu_ms_per_reconnection": _rounded(
+            storm.cpu_ms_per_operation(storm.server_cpu), 3
+        ),
+        "server_load": _rounded(_ratio(storm.server_cpu, storm.seconds), 3),
+        "generator_cpu_ms_per_reconnection": _rounded(
+            storm.cpu_ms_per_operation(storm.generator_cpu), 3
+        ),
+        "other_load": _rounded(other_load(storm, ceilings.threads), 3),
+    }
+
+
+def storm_rows(result: StormResult, ceilings: Ceilings) -> list[Row]:
+    """
+    @return: the table rows of the storm scenario, against C{ceilings}.
+    """
+    figures = storm_json(result, ceilings)
+    storm = result.storm
+    back = result.all_back_seconds
+    everyone = back is not None
+    target = (
+        f"target {STORM_TARGET_SECONDS:.0f} s: "
+        f"{_met(everyone and back <= STORM_TARGET_SECONDS)}"
+    )
+    lost = result.keys_lost
+    return [
+        ("endpoints connected", f"{result.connected}/{result.endpoints}", "",
+         f"{SEEDING_NOTE}, in {result.seeding_seconds:.1f} s; each rotated "
+         f"once, in {result.connect_seconds:.1f} s; interval "
+         f"{result.interval:g} s, grace {result.grace:g} s"),
+        ("server down", _text(result.down_seconds), "s",
+         _notes(f"{result.client_offline} endpoints marked themselves offline",
+                _counts_note(result.down_errors))),
+        ("offline on the server", _text(result.server_offline, 0), "",
+         "profiles its status counts offline as it first answers after the "
+         "restart"),
+        ("server start", _text(result.start_seconds, 2), "s",
+         "restart to the admin API answering"),
+        ("reconnected and rotated", f"{storm.count}/{result.endpoints}", "",
+         "RECONNECT_OK, then a rotation stored by the endpoint"),
+        ("all back", _text(back), "s",
+         f"from the restart; {target}" if everyone else
+         f"not all back after {storm.seconds:.0f} s; {target}"),
+        ("back p50", _text(figures["back_p50_s"]), "s", "from the restart"),
+        ("back p99", _text(figures["back_p99_s"]), "s", "from the restart"),
+        ("conversation p50", _text(figures["conversation_p50_ms"]), "ms",
+         "connection start to the reconnection's rotation stored"),
+        ("conversation p99", _text(figures["conversation_p99_ms"]), "ms", ""),
+        ("errors", str(storm.errors), "", _errors_note(storm)),
+        ("retries", str(sum(result.retries.values())), "",
+         _counts_note(result.retries)),
+        ("blacklisted", str(result.blacklisted), "",
+         f"in the store at the end; {result.still_offline} still offline"),
+        ("keys lost", str(lost), "",
+         f"{result.keys_current} hold the server's current key, "
+         f"{result.keys_previous} its previous (still accepted) one"),
+        ("reconnections", _text(figures["reconnections_per_second"]), "/s",
+         "endpoints / all back"),
+        ("storm ceiling", _text(figures["storm_ceiling"]), "/s",
+         f"1 / (1/TLS + {EXCHANGES_PER_RECONNECTION}/messages)"),
+        ("ratio to it", _text(figures["ratio"], 2), "", ""),
+        ("server CPU per reconnection",
+         _text(figures["server_cpu_ms_per_reconnection"], 2), "ms",
+         f"{_text(figures['server_cpu_s'], 2)} s from the restart, start-up "
+         f"included"),
+        *_load_rows(storm, ceilings.threads),
+    ]
+
+
+def _counts_note(counts: dict[str, int]) -> str:
+    return "; ".join(
+        f"{count}x {reason}" for reason, count in sorted(counts.items())
+    )

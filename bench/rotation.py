@@ -116,7 +116,7 @@ def raise_file_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _prepare(directory: str, endpoints: int) -> tuple[ServerSetup, str]:
+def prepare_fleet(directory: str, endpoints: int) -> tuple[ServerSetup, str]:
     """
     Make the data folder, its certificate and its seeded store, and the
     fleet file the generators read.
@@ -168,7 +168,7 @@ def _start_generators(
     return generators
 
 
-def _json_lines(lines: list[str], keys: tuple[str, ...]) -> list[dict]:
+def json_lines(lines: list[str], keys: tuple[str, ...]) -> list[dict]:
     """
     @raise LoadClientError: a line is not a JSON object with C{keys}.
     """
@@ -179,7 +179,7 @@ def _json_lines(lines: list[str], keys: tuple[str, ...]) -> list[dict]:
                 report[key]
     except (ValueError, KeyError, TypeError) as error:
         raise LoadClientError(
-            f"a rotation generator's report is malformed: {error}"
+            f"a generator's report is malformed: {error}"
         ) from None
     return reports
 
@@ -219,7 +219,7 @@ def run_fleet(
     """
     raise_file_limit()
     seeding = reactor.seconds()
-    setup, fleet_file = yield deferToThread(_prepare, directory, endpoints)
+    setup, fleet_file = yield deferToThread(prepare_fleet, directory, endpoints)
     seeding = reactor.seconds() - seeding
     server = start_server(reactor, setup, _AUTH_TIMEOUT)
     admin = AdminClient(reactor, setup.admin_socket, 1)
@@ -232,7 +232,7 @@ def run_fleet(
             interval=interval, duration=duration, max_rotations=max_rotations,
         )
         children = [child for child, _ in generators]
-        ready = _json_lines(
+        ready = json_lines(
             (yield while_running(
                 server,
                 gatherResults([child.line(0) for child in children], consumeErrors=True),
@@ -243,7 +243,7 @@ def run_fleet(
         meter = CpuMeter(server.pid)
         for child in children:
             child.send_line(GO)
-        reports = _json_lines(
+        reports = json_lines(
             (yield while_running(
                 server,
                 gatherResults([child.line(1) for child in children], consumeErrors=True),

@@ -52,10 +52,12 @@ from bench.measurement import Tally
 from bench.rotation import raise_file_limit
 from bench.tls_loops import STEP_TIMEOUT, tls_endpoint
 
-#: Connections being opened at once: enough to keep both ends busy,
-#: few enough that a handshake is not starved by the rotations of the
-#: endpoints already connected.
-CONNECTING = 128
+#: Connections being opened at once, per generator: enough to keep both
+#: ends busy, few enough that a handshake is not starved by the rotations
+#: of the endpoints already connected, and two generators together stay
+#: under the server's default MaxStartups start (100 connections before
+#: their first exchange), past which it refuses some new connections.
+CONNECTING = 48
 
 
 class MeasuredWindow:
@@ -241,35 +243,51 @@ async def _run(reactor, options) -> None:
     await control.closed
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def generator_parser(description: str) -> argparse.ArgumentParser:
+    """
+    @return: a parser of the options every fleet generator takes: its
+        share of the fleet file, the rotation interval and its lifetime.
+    """
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--fleet", required=True, help="the seeded fleet's file")
     parser.add_argument("--first", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--interval", type=float, required=True)
-    parser.add_argument("--duration", type=float, required=True)
-    parser.add_argument("--max-count", type=int, required=True)
-    parser.add_argument("--latencies", required=True)
     parser.add_argument("--lifetime", type=float, required=True)
-    options = parser.parse_args(argv)
+    return parser
+
+
+def run_generator(options, run, quiet: type) -> None:
+    """
+    Run the coroutine function C{run(reactor, options)} in the reactor for
+    at most C{options.lifetime} seconds, with the file limit raised and
+    only warnings logged, none from the factory class C{quiet}: every
+    failure is counted in the report, and the agent's own log line per
+    rotation (and per connection closed at the end) would only flood it.
+    """
     raise_file_limit()
-    # Every failure is counted in the report; the agent's own log line per
-    # rotation (and per connection closed at the end) would only flood it.
     levels = LogLevelFilterPredicate(LogLevel.warn)
     levels.setLogLevelForNamespace(
-        f"{RotationFactory.__module__}.{RotationFactory.__name__}",
-        LogLevel.critical,
+        f"{quiet.__module__}.{quiet.__name__}", LogLevel.critical
     )
     globalLogBeginner.beginLoggingTo(
         [FilteringLogObserver(textFileLogObserver(sys.stderr), [levels])],
         redirectStandardIO=False,
     )
 
-    def run(reactor):
+    def start(reactor):
         reactor.callLater(options.lifetime, reactor.stop)
-        return Deferred.fromCoroutine(_run(reactor, options))
+        return Deferred.fromCoroutine(run(reactor, options))
 
-    react(run)
+    react(start)
+
+
+def main(argv: list[str]) -> None:
+    parser = generator_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, required=True)
+    parser.add_argument("--max-count", type=int, required=True)
+    parser.add_argument("--latencies", required=True)
+    run_generator(parser.parse_args(argv), _run, RotationFactory)
 
 
 if __name__ == "__main__":

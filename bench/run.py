@@ -6,6 +6,8 @@ Run a SUTO benchmark scenario and print a table, then one JSON line.
     python bench/run.py enrollment [--devices N] [--duration S] [--max-enroll N]
     python bench/run.py rotation [--endpoints N] [--duration S] [--interval S]
     python bench/run.py memory [--endpoints N] [--idle S]
+    python bench/run.py storm [--endpoints N] [--interval S] [--grace S]
+                              [--downtime S] [--storm-timeout S]
 
 Every scenario but memory measures the machine's ceilings first, in the
 same run;
@@ -44,6 +46,7 @@ from bench.device import MAX_DEVICES
 from bench.enrollment import run_enrollment
 from bench.fleet import MAX_ENDPOINTS
 from bench.rotation import IDLE_INTERVAL, run_fleet
+from bench.storm import run_storm
 
 #: The largest --duration and --ceiling-duration accepted, in seconds.
 MAX_DURATION = 600.0
@@ -82,9 +85,11 @@ def parser() -> argparse.ArgumentParser:
         ("classic", "ceilings, then classic salted-challenge authentications"),
         ("enrollment", "ceilings, then enrollments: window, conversation, first key"),
         ("rotation", "ceilings, then key rotations over a connected fleet"),
+        ("storm", "ceilings, then a connected fleet reconnecting after a "
+         "server restart"),
     ):
         scenario = scenarios.add_parser(name, help=text, description=text)
-        if name == "rotation":
+        if name in ("rotation", "storm"):
             _add_endpoints(scenario)
         else:
             scenario.add_argument(
@@ -126,6 +131,26 @@ def parser() -> argparse.ArgumentParser:
     rotation.add_argument(
         "--max-rotations", type=_bounded(int, 1, 10**8), default=10**7,
         help="the most measured rotations (default 10000000)",
+    )
+    storm = scenarios.choices["storm"]
+    storm.add_argument(
+        "--interval", type=_bounded(float, 1.0, IDLE_INTERVAL), default=10.0,
+        help="the rotation interval of the server and the agents, in "
+        "seconds (default 10, so the offline marks come in seconds)",
+    )
+    storm.add_argument(
+        "--grace", type=_bounded(float, 1.0, MAX_DURATION), default=5.0,
+        help="the server's rotation grace, in seconds (default 5)",
+    )
+    storm.add_argument(
+        "--downtime", type=_bounded(float, 0.0, MAX_DURATION), default=0.0,
+        help="the least seconds the server stays down (default 0: until "
+        "both sides have marked the fleet offline, interval x 1.1 + grace)",
+    )
+    storm.add_argument(
+        "--storm-timeout", type=_bounded(float, 1.0, MAX_DURATION), default=180.0,
+        help="the most seconds to wait, from the restart, for every "
+        "endpoint to be back (default 180)",
     )
     text = "server memory and idle load with a connected fleet"
     memory = scenarios.add_parser("memory", help=text, description=text)
@@ -267,10 +292,21 @@ async def _run_enrollment(reactor, directory: str, options):
     )
 
 
-async def _run_rotation(reactor, directory: str, options):
-    ceilings = await _ceilings(
+async def _fleet_ceilings(reactor, directory: str, options):
+    return await _ceilings(
         reactor, directory, options, min(options.endpoints, CEILING_CONNECTIONS)
     )
+
+
+def _fleet_title(options, ceilings) -> str:
+    return (
+        f"{options.scenario} ({ceilings.threads} cores, "
+        f"{options.endpoints} endpoints)"
+    )
+
+
+async def _run_rotation(reactor, directory: str, options):
+    ceilings = await _fleet_ceilings(reactor, directory, options)
     _progress(
         f"rotation: {options.endpoints} endpoints, interval "
         f"{options.interval:g} s, {options.duration:g} s"
@@ -283,9 +319,27 @@ async def _run_rotation(reactor, directory: str, options):
         duration=options.duration,
         max_rotations=options.max_rotations,
     )
-    title = f"rotation ({ceilings.threads} cores, {options.endpoints} endpoints)"
     rows = report.ceiling_rows(ceilings) + report.rotation_rows(result, ceilings)
-    return title, rows, report.rotation_json(result, ceilings)
+    return _fleet_title(options, ceilings), rows, report.rotation_json(result, ceilings)
+
+
+async def _run_storm(reactor, directory: str, options):
+    ceilings = await _fleet_ceilings(reactor, directory, options)
+    _progress(
+        f"storm: {options.endpoints} endpoints, interval {options.interval:g} s, "
+        f"grace {options.grace:g} s"
+    )
+    result = await run_storm(
+        reactor,
+        os.path.join(directory, "storm"),
+        endpoints=options.endpoints,
+        interval=options.interval,
+        grace=options.grace,
+        storm_timeout=options.storm_timeout,
+        downtime=options.downtime,
+    )
+    rows = report.ceiling_rows(ceilings) + report.storm_rows(result, ceilings)
+    return _fleet_title(options, ceilings), rows, report.storm_json(result, ceilings)
 
 
 async def _run_memory(reactor, directory: str, options):
@@ -315,6 +369,7 @@ _SCENARIOS = {
     "enrollment": _run_enrollment,
     "rotation": _run_rotation,
     "memory": _run_memory,
+    "storm": _run_storm,
 }
 
 

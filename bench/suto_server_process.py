@@ -115,13 +115,17 @@ def prepare_server(directory: str, passwords: dict[str, str]) -> ServerSetup:
 
 
 def twistd_argv(
-    setup: ServerSetup, auth_timeout: float, profile: str | None = None
+    setup: ServerSetup,
+    auth_timeout: float,
+    profile: str | None = None,
+    options: tuple[str, ...] = (),
 ) -> list[str]:
     """
     The command line of the server under test.
 
     @param profile: if given, where twistd writes a cProfile of the
         server's reactor thread.
+    @param options: more options of C{twistd suto}, after the usual ones.
     """
     listen = (
         f"ssl:{setup.port}:interface=127.0.0.1"
@@ -143,19 +147,24 @@ def twistd_argv(
         "--hostname", HOSTNAME,
         "--hello-interface", "127.0.0.1",
         "--auth-timeout", str(auth_timeout),
+        *options,
     )
 
 
 def start_server(
-    reactor, setup: ServerSetup, auth_timeout: float, profile: str | None = None
+    reactor,
+    setup: ServerSetup,
+    auth_timeout: float,
+    profile: str | None = None,
+    options: tuple[str, ...] = (),
 ) -> Child:
     """
-    Start C{twistd -n suto} on C{setup}.
+    Start C{twistd -n suto} on C{setup}, with more C{options} if given.
     """
     return spawn(
         reactor,
         "the SUTO server",
-        twistd_argv(setup, auth_timeout, profile),
+        twistd_argv(setup, auth_timeout, profile, options),
         log_file=setup.log_file,
     )
 

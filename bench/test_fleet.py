@@ -113,11 +113,22 @@ class SourceAddressTests(SynchronousTestCase):
         Consecutive endpoints use L{fleet.SOURCE_ADDRESSES} distinct
         loopback addresses, none of them the server's 127.0.0.1.
         """
-        addresses = {fleet.source_address(index) for index in range(100)}
+        addresses = {
+            fleet.source_address(index)
+            for index in range(2 * fleet.SOURCE_ADDRESSES)
+        }
         self.assertEqual(len(addresses), fleet.SOURCE_ADDRESSES)
         for address in addresses:
             self.assertTrue(ipaddress.ip_address(address).is_loopback)
         self.assertNotIn("127.0.0.1", addresses)
+
+    def test_below_the_per_source_limit(self):
+        """
+        A fleet of L{fleet.MAX_ENDPOINTS} puts fewer endpoints on one
+        address than the server's default --max-per-source (32) admits.
+        """
+        per_address = -(-fleet.MAX_ENDPOINTS // fleet.SOURCE_ADDRESSES)
+        self.assertLess(per_address, 32)
 
 
 class WindowTests(SynchronousTestCase):

@@ -1,0 +1,356 @@
+"""
+The storm scenario: a connected fleet loses its server, both sides mark
+every profile offline, the server comes back on the same data folder, and
+every endpoint reconnects with its offline key at once.
+
+  1. The store is seeded (L{bench.fleet}) and the server started with a
+     short rotation interval and grace (C{--rotation-interval},
+     C{--rotation-grace}), so the offline marks come within seconds.
+  2. The generators (L{bench.storm_client}, one per core) start every
+     endpoint as the agent does, a L{ClientService} around the agent's
+     L{RotationFactory}, and say when each has rotated once.
+  3. The server is stopped (SIGTERM).  The endpoints lose their
+     connections and retry with the agent's back-off; each marks itself
+     offline once the junk due at its last rotation plus the interval
+     and its jitter could not be delivered.  The server is restarted once
+     the generators say every endpoint is offline and the server's own
+     deadline (interval x 1.1 + grace since the last rotation) has passed,
+     so its first sweep marks them all offline too (its status says how
+     many it holds offline once it answers), or later if asked
+     (C{downtime}).
+  4. From the restart (the new process being spawned) the generators count
+     the endpoints that reconnected (C{SUTO_C_RECONNECT_} accepted) and
+     rotated, until all have or the storm timeout passes.
+  5. Everything is stopped, then the store is read: blacklisted profiles,
+     profiles still offline, and for every endpoint whether the key it
+     holds is one the server holds for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+
+from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+
+from suto_server.offline import silence_allowed
+from suto_server.store.sqlite import SQLiteStore
+from suto_server.tap import DATABASE_FILE
+
+from bench.admin_client import AdminClient
+from bench.ceilings import shares
+from bench.children import Child, python_argv, spawn, while_running
+from bench.cpu import CpuMeter
+from bench.measurement import Measurement, add_counts
+from bench.rotation import (
+    CONNECT_TIMEOUT,
+    START_TIMEOUT,
+    json_lines,
+    prepare_fleet,
+    raise_file_limit,
+)
+from bench.storm_client import DOWN, GO
+from bench.suto_server_process import start_server, wait_until_serving
+
+#: Seconds the generators may take for every endpoint to mark itself
+#: offline after the server stopped, beyond the interval and its jitter:
+#: an endpoint notices only when its back-off lets it try again.
+OFFLINE_SLACK = 90.0
+
+#: Seconds past the server's offline deadline before it is restarted.
+DEADLINE_MARGIN = 1.0
+
+#: Seconds a generator may live beyond all its phases.
+CLIENT_SLACK = 60.0
+
+#: The server's auth timeout (the classic path is not used here).
+_AUTH_TIMEOUT = 5.0
+
+
+
+@dataclass(frozen=True)
+class StormResult:
+    """
+    @ivar endpoints: the endpoints seeded.
+    @ivar connected: how many rotated once before the server stopped.
+    @ivar interval: the rotation interval, server and agents, in seconds.
+    @ivar grace: the server's rotation grace, in seconds.
+    @ivar seeding_seconds: how long seeding the store took.
+    @ivar connect_seconds: how long the fleet took to connect and rotate.
+    @ivar down_seconds: from the server's stop to its restart.
+    @ivar client_offline: endpoints that marked themselves offline.
+    @ivar server_offline: profiles the restarted server had offline when
+        its admin API first answered (L{None} if it did not say).
+    @ivar start_seconds: from the restart to the admin API answering.
+    @ivar storm: the storm phase, from the restart to the generators'
+        reports (C{seconds}): C{count} endpoints reconnected and rotated,
+        their times from the restart as C{latencies}, the rotations that
+        failed meanwhile, the CPU of each side.
+    @ivar all_back_seconds: from the restart until the last endpoint was
+        back, or L{None} if some never were.
+    @ivar conversations: seconds each reconnection's connection took,
+        from its start to the rotation's commit.
+    @ivar retries: connection attempts retried by the back-off, per phase.
+    @ivar down_errors: rotations cut off when the server stopped.
+    @ivar blacklisted: profiles blacklisted at the end.
+    @ivar still_offline: profiles the server still had offline at the end.
+    @ivar keys_current: endpoints holding the server's current key.
+    @ivar keys_previous: endpoints holding the key the server still
+        accepts as previous (a commit whose ROTATE_DONE was cut off).
+    @ivar keys_lost: endpoints holding a key the server does not accept.
+    """
+
+    endpoints: int
+    connected: int
+    interval: float
+    grace: float
+    seeding_seconds: float
+    connect_seconds: float
+    down_seconds: float
+    client_offline: int
+    server_offline: int | None
+    start_seconds: float
+    storm: Measurement
+    all_back_seconds: float | None
+    conversations: tuple[float, ...]
+    retries: dict[str, int]
+    down_errors: dict[str, int]
+    blacklisted: int
+    still_offline: int
+    keys_current: int
+    keys_previous: int
+    keys_lost: int
+
+
+def _start_generators(
+    reactor, directory: str, fleet_file: str, *, endpoints: int,
+    interval: float, downtime: float, storm_timeout: float,
+) -> list[tuple[Child, str]]:
+    """
+    Start one generator per core, each with its share of the fleet.
+
+    @return: each generator with the file it writes its endpoints to.
+    """
+    parts = shares(endpoints, os.cpu_count() or 1)
+    offline_timeout = interval * 1.1 + OFFLINE_SLACK
+    lifetime = (
+        CONNECT_TIMEOUT + offline_timeout + downtime + storm_timeout + CLIENT_SLACK
+    )
+    generators = []
+    first = 0
+    for index, count in enumerate(parts):
+        results = os.path.join(directory, f"storm-{index}.jsonl")
+        child = spawn(
+            reactor,
+            f"storm generator {index + 1}",
+            python_argv(
+                "-m", "bench.storm_client",
+                "--fleet", fleet_file,
+                "--first", str(first),
+                "--count", str(count),
+                "--interval", str(interval),
+                "--connect-timeout", str(CONNECT_TIMEOUT),
+                "--offline-timeout", str(offline_timeout),
+                "--storm-timeout", str(storm_timeout),
+                "--results", results,
+                "--lifetime", str(lifetime),
+            ),
+        )
+        generators.append((child, results))
+        first += count
+    return generators
+
+
+def _lines(children: list[Child], index: int, keys: tuple[str, ...], server=None):
+    waiting = gatherResults([child.line(index) for child in children], consumeErrors=True)
+    if server is not None:
+        waiting = while_running(server, waiting)
+    return waiting.addCallback(json_lines, keys)
+
+
+def _read_results(paths: list[str]) -> list[dict]:
+    entries = []
+    for path in paths:
+        with open(path, encoding="ascii") as handle:
+            entries.extend(json.loads(line) for line in handle)
+    return entries
+
+
+@dataclass(frozen=True)
+class _StoreState:
+    blacklisted: int
+    offline: int
+    keys: dict[str, tuple[str, str | None]]
+
+
+def _read_store(data: str) -> _StoreState:
+    """
+    Read the stopped server's store: its blacklist, its offline profiles,
+    and for each profile the key ids a client of it may present (the
+    current one, and the previous while the current is unconfirmed).
+    """
+    store = SQLiteStore.open(os.path.join(data, DATABASE_FILE))
+    try:
+        keys = {
+            profile.username: (
+                profile.key_id,
+                None if profile.current_confirmed else profile.previous_key_id,
+            )
+            for profile in store.list_profiles()
+        }
+        return _StoreState(
+            len(store.list_blacklist()), len(store.offline_profiles()), keys
+        )
+    finally:
+        store.close()
+
+
+def _compare_keys(entries: list[dict], keys) -> tuple[int, int, int]:
+    """
+    @return: how many endpoints hold the server's current key, its
+        previous (still accepted) key, and neither.
+    """
+    current = previous = lost = 0
+    for entry in entries:
+        held = keys.get(entry["user"], (None, None))
+        if entry["key_id"] == held[0]:
+            current += 1
+        elif held[1] is not None and entry["key_id"] == held[1]:
+            previous += 1
+        else:
+            lost += 1
+    return current, previous, lost
+
+
+@inlineCallbacks
+def run_storm(
+    reactor,
+    directory: str,
+    *,
+    endpoints: int,
+    interval: float,
+    grace: float,
+    storm_timeout: float,
+    downtime: float = 0.0,
+):
+    """
+    Run the storm over C{endpoints} seeded endpoints.
+
+    @param directory: an empty folder for the server's data and the
+        generators' files.
+    @param interval: the rotation interval of the server and the agents.
+    @param grace: the server's rotation grace.
+    @param storm_timeout: the most seconds to wait, from the restart, for
+        every endpoint to be back.
+    @param downtime: the least seconds the server stays down (it stays
+        down at least until both sides have marked the fleet offline).
+    @return: a L{Deferred} firing with the L{StormResult}.
+    @raise ChildFailed: (through the L{Deferred}) the server or a
+        generator exited too early.
+    @raise LoadClientError: (through the L{Deferred}) a generator
+        reported something malformed.
+    """
+    raise_file_limit()
+    options = (
+        "--rotation-interval", str(interval), "--rotation-grace", str(grace)
+    )
+    seeding = reactor.seconds()
+    setup, fleet_file = yield deferToThread(prepare_fleet, directory, endpoints)
+    seeding = reactor.seconds() - seeding
+    server = start_server(reactor, setup, _AUTH_TIMEOUT, options=options)
+    admin = AdminClient(reactor, setup.admin_socket, 1)
+    generators: list[tuple[Child, str]] = []
+    try:
+        yield wait_until_serving(reactor, admin, server, START_TIMEOUT)
+        generators = _start_generators(
+            reactor, directory, fleet_file, endpoints=endpoints,
+            interval=interval, downtime=downtime, storm_timeout=storm_timeout,
+        )
+        children = [child for child, _ in generators]
+        ready = yield _lines(children, 0, ("connected", "seconds"), server)
+        yield admin.close()
+        # Told first, so the connections the stop cuts count as its own.
+        for child in children:
+            child.send_line(DOWN)
+        yield server.stop(reactor)
+        stopped = reactor.seconds()
+        offline = yield _lines(children, 1, ("offline", "seconds"))
+        # The server's deadline runs from each profile's last rotation,
+        # which was before the stop.
+        deadline = stopped + max(
+            silence_allowed(interval, grace) + DEADLINE_MARGIN, downtime
+        )
+        if reactor.seconds() < deadline:
+            yield deferLater(reactor, deadline - reactor.seconds())
+        restarted = time.time()
+        server = start_server(reactor, setup, _AUTH_TIMEOUT, options=options)
+        down = reactor.seconds() - stopped
+        meter = CpuMeter(server.pid)
+        for child in children:
+            child.send_line(GO)
+        yield wait_until_serving(reactor, admin, server, START_TIMEOUT)
+        start_seconds = time.time() - restarted
+        # The first sweep ran as the server started, before its listener;
+        # the endpoints' back-off keeps them away a while longer.
+        _, status = yield admin.status()
+        server_offline = status.get("offline")
+        reports = yield _lines(
+            children, 2,
+            ("reconnected", "errors", "error_reasons", "retries", "cpu"),
+            server,
+        )
+        cpu = meter.read()
+        ended = time.time()
+        yield gatherResults([child.when_ended() for child in children])
+    finally:
+        yield gatherResults([child.stop(reactor) for child, _ in generators])
+        yield admin.close()
+        yield server.stop(reactor)
+    entries = _read_results([path for _, path in generators])
+    state = yield deferToThread(_read_store, setup.data)
+    current, previous, lost = _compare_keys(entries, state.keys)
+    back = sorted(
+        entry["back_at"] - restarted
+        for entry in entries
+        if entry["back_at"] is not None
+    )
+    return StormResult(
+        endpoints=endpoints,
+        connected=sum(report["connected"] for report in ready),
+        interval=interval,
+        grace=grace,
+        seeding_seconds=seeding,
+        connect_seconds=max(report["seconds"] for report in ready),
+        down_seconds=down,
+        client_offline=sum(report["offline"] for report in offline),
+        server_offline=server_offline,
+        start_seconds=start_seconds,
+        storm=Measurement(
+            count=len(back),
+            seconds=ended - restarted,
+            errors=sum(report["errors"] for report in reports),
+            generator_cpu=sum(report["cpu"] for report in reports),
+            server_cpu=cpu.server,
+            machine_cpu=cpu.machine,
+            latencies=tuple(back),
+            error_reasons=add_counts(report["error_reasons"] for report in reports),
+        ),
+        all_back_seconds=back[-1] if len(back) == endpoints else None,
+        conversations=tuple(
+            entry["conversation"]
+            for entry in entries
+            if entry["conversation"] is not None
+        ),
+        retries=add_counts(report["retries"] for report in reports),
+        down_errors=add_counts(report["down_errors"] for report in reports),
+        blacklisted=state.blacklisted,
+        still_offline=state.offline,
+        keys_current=current,
+        keys_previous=previous,
+        keys_lost=lost,
+    )
+
