@@ -328,7 +328,7 @@ class ClientRotation(Conversation):
             profile=user,
             purpose=keyschedule.RECONNECT_PURPOSE,
             direction=keyschedule.Direction.CLIENT_TO_SERVER,
-            counter=0,
+            counter=keyschedule.SEAL_COUNTERS[keyschedule.RECONNECT_PURPOSE],
         )
         self._reconnect = wire.Reconnect(
             self._profile.key_id,
@@ -342,18 +342,13 @@ class ClientRotation(Conversation):
         """
         Does the server's reconnection answer open under our offline key?
         """
-        try:
-            plaintext = keyschedule.open_sealed(
-                self._offline_key,
-                message.sealed,
-                profile=self._profile.user,
-                purpose=keyschedule.RECONNECT_OK_PURPOSE,
-                direction=keyschedule.Direction.SERVER_TO_CLIENT,
-                counter=0,
-            )
-        except keyschedule.SealError:
-            return False
-        return hmac.compare_digest(plaintext, _OK)
+        return _opens_to(
+            self._offline_key,
+            message.sealed,
+            _OK,
+            profile=self._profile.user,
+            purpose=keyschedule.RECONNECT_OK_PURPOSE,
+        )
 
     def _answer(self, message: wire.RotateOk) -> None:
         """
@@ -392,7 +387,7 @@ class ClientRotation(Conversation):
                 profile=self._profile.user,
                 purpose=keyschedule.ROTATE_ACK_PURPOSE,
                 direction=keyschedule.Direction.CLIENT_TO_SERVER,
-                counter=keyschedule.ROTATION_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
+                counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
             )
         )
         # A committed rotation ends any offline spell.
@@ -737,8 +732,8 @@ def _opens_to(
     purpose: str,
 ) -> bool:
     """
-    Does C{sealed}, the server's rotation message for C{purpose}, open
-    under C{key} to C{expected}?
+    Does C{sealed}, the server's rotation or reconnection message for
+    C{purpose}, open under C{key} to C{expected}?
     """
     try:
         plaintext = keyschedule.open_sealed(
@@ -747,7 +742,7 @@ def _opens_to(
             profile=profile,
             purpose=purpose,
             direction=keyschedule.Direction.SERVER_TO_CLIENT,
-            counter=keyschedule.ROTATION_COUNTERS[purpose],
+            counter=keyschedule.SEAL_COUNTERS[purpose],
         )
     except keyschedule.SealError:
         return False

@@ -112,23 +112,26 @@ ROTATE_OK_PURPOSE = "rotate-ok"
 ROTATE_ACK_PURPOSE = "rotate-ack"
 ROTATE_DONE_PURPOSE = "rotate-done"
 
-#: The counter each of those messages is sealed at, under the new key.
-#: Each side numbers its own messages under a key from 0 (§7.5): "ok" is
-#: the server's message 0 and "done" its message 1, "ack" the client's
-#: message 0.  The key itself is new at every rotation (its derivation
-#: binds the generation), so the counters restart with it.
-ROTATION_COUNTERS = {
+#: Seal purposes of a reconnection after an offline spell
+#: (docs/PROTOCOL.md §10): the client's junk under its offline key, and the
+#: server's confirmation under the same key.
+RECONNECT_PURPOSE = "reconnect"
+RECONNECT_OK_PURPOSE = "reconnect-ok"
+
+#: The counter each of those messages is sealed at, under its key (the new
+#: key of a rotation, the offline key of a reconnection).  Each side
+#: numbers its own messages under a key from 0 (§7.5): "ok" is the
+#: server's message 0 and "done" its message 1, "ack" the client's message
+#: 0; an offline key seals one message each way.  Both keys are new at
+#: every rotation or reconnection (their derivations bind the generation or
+#: the time step), so the counters restart with them.
+SEAL_COUNTERS = {
     ROTATE_OK_PURPOSE: 0,
     ROTATE_ACK_PURPOSE: 0,
     ROTATE_DONE_PURPOSE: 1,
+    RECONNECT_PURPOSE: 0,
+    RECONNECT_OK_PURPOSE: 0,
 }
-
-#: Seal purposes of a reconnection after an offline spell
-#: (docs/PROTOCOL.md §10): the client's junk under its offline key, and the
-#: server's confirmation under the same key.  Each is its side's message 0
-#: under that key, which serves one reconnection only.
-RECONNECT_PURPOSE = "reconnect"
-RECONNECT_OK_PURPOSE = "reconnect-ok"
 
 
 class Direction(enum.Enum):

@@ -170,7 +170,9 @@ class Reconnection:
                         profile=user,
                         purpose=keyschedule.RECONNECT_OK_PURPOSE,
                         direction=keyschedule.Direction.SERVER_TO_CLIENT,
-                        counter=0,
+                        counter=keyschedule.SEAL_COUNTERS[
+                            keyschedule.RECONNECT_OK_PURPOSE
+                        ],
                     ),
                     profile=profile,
                     key=held[0],
@@ -328,7 +330,7 @@ def _opens(offline_key: bytes, sealed: bytes, user: str) -> bool:
             profile=user,
             purpose=keyschedule.RECONNECT_PURPOSE,
             direction=keyschedule.Direction.CLIENT_TO_SERVER,
-            counter=0,
+            counter=keyschedule.SEAL_COUNTERS[keyschedule.RECONNECT_PURPOSE],
         )
     except keyschedule.SealError:
         return False

@@ -198,7 +198,7 @@ class Rotation:
             profile=user,
             purpose=keyschedule.ROTATE_OK_PURPOSE,
             direction=keyschedule.Direction.SERVER_TO_CLIENT,
-            counter=keyschedule.ROTATION_COUNTERS[keyschedule.ROTATE_OK_PURPOSE],
+            counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_OK_PURPOSE],
         )
         return PendingRotation(
             user=user,
@@ -231,7 +231,7 @@ class Rotation:
                 profile=user,
                 purpose=keyschedule.ROTATE_ACK_PURPOSE,
                 direction=keyschedule.Direction.CLIENT_TO_SERVER,
-                counter=keyschedule.ROTATION_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
+                counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
             )
         except keyschedule.SealError:
             self.failed(user, source, "the acknowledgement did not open", now)
@@ -262,7 +262,7 @@ class Rotation:
                 profile=user,
                 purpose=keyschedule.ROTATE_DONE_PURPOSE,
                 direction=keyschedule.Direction.SERVER_TO_CLIENT,
-                counter=keyschedule.ROTATION_COUNTERS[keyschedule.ROTATE_DONE_PURPOSE],
+                counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_DONE_PURPOSE],
             )
 
         return d.addCallback(committed)

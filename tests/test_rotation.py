@@ -100,7 +100,7 @@ class Device:
                 profile=self.user,
                 purpose=purpose,
                 direction=keyschedule.Direction.SERVER_TO_CLIENT,
-                counter=keyschedule.ROTATION_COUNTERS[purpose],
+                counter=keyschedule.SEAL_COUNTERS[purpose],
             )
         except keyschedule.SealError:
             return False
@@ -116,7 +116,7 @@ class Device:
             profile=self.user,
             purpose=keyschedule.ROTATE_ACK_PURPOSE,
             direction=keyschedule.Direction.CLIENT_TO_SERVER,
-            counter=keyschedule.ROTATION_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
+            counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
         )
 
     def acknowledge(self, server_public, ok):
