@@ -127,7 +127,7 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
             self._start_enrollment(message.user)
         elif isinstance(message, (wire.Rotate, wire.Reconnect)):
             self._start_rotation(message)
-        elif isinstance(message, wire.GetTime) and self.factory.reconnection:
+        elif isinstance(message, wire.GetTime):
             self._tell_time()
         elif self._start_classic():
             self._perform(self._phase.receive(message))
@@ -137,6 +137,9 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
         A client derives its offline key for the server's time step,
         whatever its own clock says; it needs the time once.
         """
+        if self.factory.reconnection is None:
+            self._refuse(wire.ERROR_UNKNOWN_MESSAGE)
+            return
         if self._told_time:
             self._refuse(wire.ERROR_OUT_OF_ORDER)
             return

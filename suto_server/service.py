@@ -283,9 +283,11 @@ class SutoServer(MultiService):
                 [SaltedChallengeChecker(WindowHashSource(store), self.hash_pool)],
             )
 
-        def factory(framing):
-            # Enrollment only ever runs on the framed (TLS) listener.
-            framed = framing is wire.Framing.FRAMED
+        def factory(framing, tls):
+            # Enrollment, rotation and reconnection run only over TLS: a
+            # plaintext listener (the legacy one, or a framed one on a
+            # tcp: endpoint) serves the classic challenge alone.
+            secure = framing is wire.Framing.FRAMED and tls
             return ServerFactory(
                 framing=framing,
                 rendezvous=self.rendezvous,
@@ -294,11 +296,11 @@ class SutoServer(MultiService):
                 make_rsalt=schemes.new_rsalt,
                 clock=reactor,
                 exchange_timeout=exchange_timeout,
-                enrollment=self.enrollment if framed else None,
-                enrollment_portal=enrollment_portal if framed else None,
-                rotation=self.rotation if framed else None,
-                reconnection=self.reconnection if framed else None,
-                tracking=self.tracking if framed else None,
+                enrollment=self.enrollment if secure else None,
+                enrollment_portal=enrollment_portal if secure else None,
+                rotation=self.rotation if secure else None,
+                reconnection=self.reconnection if secure else None,
+                tracking=self.tracking if secure else None,
                 # An agent rotates every interval, up to 10% late by its
                 # jitter; past that and the grace the connection is dead.
                 idle_timeout=rotation_interval * 1.1 + rotation_grace,
@@ -317,7 +319,16 @@ class SutoServer(MultiService):
             )
             self.expiry_watch.setServiceParent(self)
         for endpoint in listen:
-            self._listen("SUTO listener", endpoint, factory(wire.Framing.FRAMED))
+            tls = getattr(endpoint, "tls", None) is not None
+            if not tls:
+                self.log.warn(
+                    "a SUTO listener is plaintext: it serves only the classic "
+                    "salted challenge, never enrollment, rotation or "
+                    "reconnection; give it an ssl: endpoint"
+                )
+            self._listen(
+                "SUTO listener", endpoint, factory(wire.Framing.FRAMED, tls)
+            )
         if legacy_listen is not None:
             self.log.warn(
                 "the SUTO 1.3.2 legacy listener is on: it is plaintext and "
@@ -326,7 +337,7 @@ class SutoServer(MultiService):
             self._listen(
                 "SUTO 1.3.2 legacy listener",
                 legacy_listen,
-                factory(wire.Framing.LEGACY),
+                factory(wire.Framing.LEGACY, tls=False),
             )
         if admin is not None:
             self._listen(

@@ -683,8 +683,8 @@ class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
     def test_without_reconnection(self):
         """
         A listener without the reconnection rules refuses a reconnection
-        with C{SUTO_ERROR_UNKNOWN_KEY}, and does not answer the time
-        request as one.
+        with C{SUTO_ERROR_UNKNOWN_KEY}, and the time request as a message
+        it does not know.
         """
         factory = RotationListenerMixin.make_factory(self, self.rotation)
         protocol, transport = self.connect(factory)
@@ -694,7 +694,7 @@ class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
         )
         protocol, transport = self.connect(factory)
         reply = self.exchange(protocol, transport, VERSION + b"SUTO_C_TIME\r\n")
-        self.assertNotIn(b"SUTO_TIME_", reply)
+        self.assertEqual(reply, VERSION + b"SUTO_ERROR_UNKNOWN_MESSAGE\r\n")
         self.assertTrue(transport.disconnecting)
 
 
