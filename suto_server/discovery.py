@@ -151,10 +151,18 @@ class HelloService(Service):
     Owns the hello sockets: one per address family, bound on first use,
     closed when the service stops.
 
+    @param hostname: the name hellos carry.
     @param interface: the local IPv4 address to send from (C{""} for any).
+    @raise ValueError: C{hostname} cannot travel in a hello; found when
+        the server is built, not at the first authentication.
     """
 
     def __init__(self, reactor, hostname: str, interface: str = "") -> None:
+        if not wire.is_valid_host(hostname):
+            raise ValueError(
+                f"the host name {hostname!r} cannot travel in a SUTO hello "
+                f"(1 to 253 of A-Z a-z 0-9 . -); name the server with --hostname"
+            )
         self._reactor = reactor
         self._hostname = hostname
         self._interface = interface

@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.client import Agent
 
-from suto_server import certificate
+from suto_server import certificate, wire
 from suto_server.checks import DEFAULT_CHECK_TIMEOUT
 from suto_server.config import ConfigurableOptions
 from suto_server.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
@@ -173,6 +173,11 @@ class Options(ConfigurableOptions):
             raise usage.UsageError(f"--cert-warn-days must be 1-{MAX_WARN_DAYS}")
         if self["enroll-attempts"] < 1:
             raise usage.UsageError("--enroll-attempts must be at least 1")
+        if self["hostname"] is not None and not wire.is_valid_host(self["hostname"]):
+            raise usage.UsageError(
+                "--hostname must be 1 to 253 of A-Z a-z 0-9 . - (it travels in "
+                "the SUTO hello)"
+            )
         if self["offline-step"] < 1:
             raise usage.UsageError("--offline-step must be at least 1")
         if not 0 <= self["offline-window"] <= 10:

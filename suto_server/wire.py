@@ -386,6 +386,13 @@ def is_valid_user(name: object) -> bool:
     return _USER.accepts(name)
 
 
+def is_valid_host(name: object) -> bool:
+    """
+    Can C{name} travel as the host of a hello (C{SUTO_<user>@<host>+})?
+    """
+    return _HOST.accepts(name)
+
+
 def can_enroll(name: object) -> bool:
     """
     Can C{name} travel as the user of C{SUTO_C_ENROLL_<user>}?  It must be

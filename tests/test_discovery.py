@@ -427,6 +427,15 @@ class HelloServiceSocketTests(SynchronousTestCase):
     def setUp(self):
         self.reactor = FakeUDPReactor()
 
+    def test_host_name_checked(self):
+        """
+        A host name that cannot travel in a hello (an underscore, too long,
+        empty) is refused when the service is built, not at the first
+        authentication.
+        """
+        for name in ["build_server", "a" * 254, ""]:
+            self.assertRaises(ValueError, HelloService, self.reactor, name)
+
     def test_no_socket_before_use(self):
         """
         Starting the service opens nothing: sockets are bound on first use.

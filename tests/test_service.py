@@ -2,11 +2,15 @@
 The assembly of the server: which listener serves which conversation.
 """
 
+import socket
+
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_server import tap
 from suto_server.service import SutoServer
 from suto_server.store.memory import MemoryStore
 from tests.test_enrollment import new_master_key
@@ -67,3 +71,30 @@ class ListenerTests(SynchronousTestCase):
         self.assertFalse(
             any("plaintext" in event.get("log_format", "") for event in events)
         )
+
+
+class HostNameTests(SynchronousTestCase):
+    def test_option_checked(self):
+        """
+        C{--hostname} must be a name a hello can carry.
+        """
+        options = tap.Options()
+        self.assertRaises(
+            usage.UsageError, options.parseOptions, ["--hostname", "it_srv1"]
+        )
+        options = tap.Options()
+        options.parseOptions(["--hostname", "it-srv1.example"])
+        self.assertEqual(options["hostname"], "it-srv1.example")
+
+    def test_machine_name_checked_at_start(self):
+        """
+        Without C{--hostname}, a machine name that a hello cannot carry
+        stops the server at start with one line naming the fix, rather
+        than failing every authentication later.
+        """
+        self.patch(socket, "gethostname", lambda: "build_server")
+        options = tap.Options()
+        options.parseOptions(["--data", self.mktemp()])
+        error = self.assertRaises(SystemExit, tap.makeService, options)
+        self.assertIn("'build_server'", str(error))
+        self.assertIn("--hostname", str(error))
