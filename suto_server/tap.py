@@ -173,7 +173,7 @@ class Options(ConfigurableOptions):
             raise usage.UsageError(f"--cert-warn-days must be 1-{MAX_WARN_DAYS}")
         if self["enroll-attempts"] < 1:
             raise usage.UsageError("--enroll-attempts must be at least 1")
-        if self["hostname"] is not None and not wire.is_valid_host(self["hostname"]):
+        if self["hostname"] and not wire.is_valid_host(self["hostname"]):
             raise usage.UsageError(
                 "--hostname must be 1 to 253 of A-Z a-z 0-9 . - (it travels in "
                 "the SUTO hello)"
