@@ -485,16 +485,41 @@ def reload(args, io: _IO) -> int:
 
 
 def cert(args, io: _IO) -> int:
-    path = os.path.join(args.data, certificate.CERT_FILE)
+    """
+    The certificates the running daemon serves (whatever --listen named,
+    after any reload); with no daemon answering, the generated one in the
+    data folder, saying so.
+    """
     try:
-        with open(path, "rb") as handle:
-            info = certificate.describe(handle.read())
-    except (OSError, ValueError) as error:
-        io.complain(f"cannot read the certificate {path}: {error}")
-        return 1
-    io.say(f"subject: {info.subject}")
-    io.say(f"sha256: {info.fingerprint}")
-    io.say(f"expires: {info.not_after.isoformat()}")
+        code, answer = _call(args.data, "GET", "/v1/status", timeout=10.0)
+    except DaemonUnreachable as error:
+        path = os.path.join(args.data, certificate.CERT_FILE)
+        try:
+            with open(path, "rb") as handle:
+                info = certificate.describe(handle.read())
+        except (OSError, ValueError) as file_error:
+            io.complain(f"{error}; cannot read the certificate {path}: {file_error}")
+            return 1
+        io.complain(f"{error}; showing the certificate file {path}")
+        served = [
+            {
+                "subject": info.subject,
+                "fingerprint": info.fingerprint,
+                "not_after": info.not_after.isoformat(),
+            }
+        ]
+    else:
+        if code != 200:
+            io.complain(answer.get("error", f"the daemon answered {code}"))
+            return 1
+        served = answer["certificates"]
+        if not served:
+            io.complain("the daemon serves no TLS listener")
+            return 1
+    for info in served:
+        io.say(f"subject: {info['subject']}")
+        io.say(f"sha256: {info['fingerprint']}")
+        io.say(f"expires: {info['not_after']}")
     return 0
 
 

@@ -5,8 +5,9 @@ A certificate that expires unnoticed locks every agent out at once (an
 agent trusting a CA refuses an expired certificate), and renewal is easy
 to forget when it happens once a year or less.  L{CertificateExpiryWatch}
 asks each TLS listener for the certificate it currently serves, when the
-server starts and then once a day, and logs a warning event
-C{certificate_expiring} for each one that expires within the threshold.
+server starts and then once a day, and raises a C{certificate_expiring}
+alert (through the audit log, so every alert sink gets it) for each one
+that expires within the threshold.
 Asking the listener rather than reading the file means a certificate
 renewed on disk but not yet reloaded still counts as expiring, which it
 is.
@@ -70,12 +71,16 @@ class CertificateExpiryWatch(Service):
         clock: IReactorTime,
         served: Sequence[ServedCertificate],
         warn_days: int = DEFAULT_WARN_DAYS,
+        audit=None,
     ) -> None:
         """
         @param clock: tells the time and schedules the checks.
         @param served: the TLS listeners' settings, asked at every check
             so a reloaded certificate is the one checked.
         @param warn_days: warn when fewer days than this are left.
+        @param audit: the L{suto_server.audit.AuditLog} the warning goes to
+            as a C{certificate_expiring} alert (so it reaches every alert
+            sink, not only the log); L{None} to log it only.
         @raise ValueError: C{warn_days} is not from 1 to L{MAX_WARN_DAYS}.
         """
         if type(warn_days) is not int or not 1 <= warn_days <= MAX_WARN_DAYS:
@@ -84,6 +89,7 @@ class CertificateExpiryWatch(Service):
                 f"{MAX_WARN_DAYS} days"
             )
         self._clock = clock
+        self._audit = audit
         self._served = tuple(served)
         self._threshold = datetime.timedelta(days=warn_days)
         self._loop: LoopingCall | None = None
@@ -121,12 +127,21 @@ class CertificateExpiryWatch(Service):
             if left >= self._threshold:
                 continue
             expiring.append(info)
-            self.log.warn(
-                _EXPIRED if left < datetime.timedelta(0) else _EXPIRING,
-                event=EXPIRING_EVENT,
+            text = _EXPIRED if left < datetime.timedelta(0) else _EXPIRING
+            fields = dict(
                 subject=info.subject,
                 fingerprint=info.fingerprint,
                 not_after=info.not_after.isoformat(),
                 days_left=left // _DAY,
             )
+            if self._audit is None:
+                self.log.warn(text, event=EXPIRING_EVENT, **fields)
+            else:
+                self._audit.record(
+                    self._clock.seconds(),
+                    EXPIRING_EVENT,
+                    None,
+                    None,
+                    text.format(**fields),
+                )
         return expiring

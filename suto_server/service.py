@@ -315,7 +315,7 @@ class SutoServer(MultiService):
         self.expiry_watch = None
         if self._tls:
             self.expiry_watch = CertificateExpiryWatch(
-                reactor, self._tls, cert_warn_days
+                reactor, self._tls, cert_warn_days, audit=self.audit
             )
             self.expiry_watch.setServiceParent(self)
         for endpoint in listen:

@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import certificate, tap
 from suto_server.certificate import CertificateInfo
+from suto_server.audit import AuditLog
 from suto_server.expiry import (
     CHECK_INTERVAL,
     DEFAULT_WARN_DAYS,
@@ -59,6 +60,11 @@ def warnings(events) -> list[dict]:
     return [event for event in events if event.get("event") == EXPIRING_EVENT]
 
 
+class _RecordingSink:
+    def __init__(self, delivered):
+        self.deliver = delivered.append
+
+
 class CertificateExpiryWatchTests(SynchronousTestCase):
     def setUp(self):
         self.clock = Clock()
@@ -94,6 +100,23 @@ class CertificateExpiryWatchTests(SynchronousTestCase):
                 12,
             ),
         )
+
+    def test_alert_through_audit(self):
+        """
+        Given the audit log, the warning is a C{certificate_expiring}
+        alert recorded at the clock's time, whose reason names the
+        subject, the fingerprint and the days left, so every alert sink
+        gets it.
+        """
+        store = MemoryStore()
+        delivered = []
+        audit = AuditLog(store, [_RecordingSink(delivered)])
+        self.watch(_Served(info(12.5)), audit=audit).startService()
+        [event] = store.audit_events()
+        self.assertEqual((event.time, event.event), (NOW.timestamp(), "certificate_expiring"))
+        for part in ("CN=suto.example", "AA:BB", "in 12 days"):
+            self.assertIn(part, event.reason)
+        self.assertEqual([alert.type for alert in delivered], ["certificate_expiring"])
 
     def test_quiet_far_from_expiry(self):
         """
@@ -225,7 +248,8 @@ class ServerWiringTests(SynchronousTestCase):
     def test_watches_tls_listener(self):
         """
         A server with a TLS listener runs a watch over its certificate,
-        with the default threshold.
+        with the default threshold, and raises its warning as an alert of
+        the server's audit log.
         """
         server = self.server(listen=[self.listen])
         self.assertIn(server.expiry_watch, list(server))
@@ -234,8 +258,11 @@ class ServerWiringTests(SynchronousTestCase):
         self.assertEqual(
             [each.fingerprint for each in expiring], [self.fingerprint]
         )
-        [event] = warnings(events)
-        self.assertEqual(event["days_left"], 10)
+        [event] = server.store.audit_events()
+        self.assertEqual(event.event, "certificate_expiring")
+        self.assertIn("in 10 days", event.reason)
+        [logged] = [e for e in events if e.get("alert_type") == "certificate_expiring"]
+        self.assertEqual(logged["log_level"], LogLevel.warn)
 
     def test_threshold_passed_on(self):
         """
