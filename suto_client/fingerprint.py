@@ -117,8 +117,10 @@ class PermanentMacSource:
     tunnels and other virtual interfaces have none), and only an address
     whose C{addr_assign_type} is 0 is the one the hardware came with: a
     random or administratively set address (e.g. Wi-Fi MAC randomisation)
-    changes and must not count.  Interface names are left out, so renaming
-    an interface does not change the value.
+    changes and must not count.  Nor do adapters on a removable bus (a USB
+    Ethernet dongle, a dock's NIC): plugging a laptop into its dock must
+    not change the machine's fingerprint.  Interface names are left out,
+    so renaming an interface does not change the value.
     """
 
     name = "permanent-mac"
@@ -134,7 +136,8 @@ class PermanentMacSource:
         addresses = set()
         for interface in interfaces:
             path = os.path.join(self.directory, interface)
-            if not os.path.lexists(os.path.join(path, "device")):
+            device = os.path.join(path, "device")
+            if not os.path.lexists(device) or _removable(device):
                 continue
             assign_type = _read_value(os.path.join(path, "addr_assign_type"))
             if assign_type != _ADDR_PERMANENT:
@@ -147,6 +150,19 @@ class PermanentMacSource:
             if _HARDWARE_ADDRESS.fullmatch(address) and not all_zero:
                 addresses.add(address)
         return ",".join(sorted(addresses)) or None
+
+
+#: The buses whose network adapters come and go with the user.
+_REMOVABLE_BUSES = frozenset({"usb"})
+
+
+def _removable(device: str) -> bool:
+    """
+    Is the sysfs C{device} on a removable bus?  Its C{subsystem} link names
+    the bus (C{.../bus/usb}, C{.../bus/pci}).
+    """
+    subsystem = os.path.realpath(os.path.join(device, "subsystem"))
+    return os.path.basename(subsystem) in _REMOVABLE_BUSES
 
 
 @implementer(IFingerprintSource)

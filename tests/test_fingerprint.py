@@ -211,17 +211,21 @@ class PermanentMacSourceTests(FileTestMixin, SynchronousTestCase):
     interfaces from a C{/sys/class/net}-shaped tree.
     """
 
-    def interface(self, name, address, assign_type="0", device=True):
+    def interface(self, name, address, assign_type="0", device=True, bus="pci"):
         """
         Add an interface to the fake tree; C{device} makes it physical,
-        with a C{device} symbolic link as sysfs has.
+        with a C{device} symbolic link as sysfs has, whose C{subsystem}
+        link names its C{bus}.
         """
         self.write(f"net/{name}/address", address + "\n")
         if assign_type is not None:
             self.write(f"net/{name}/addr_assign_type", assign_type + "\n")
         if device:
-            target = os.path.join(self.root, "devices", name)
+            root = os.path.abspath(self.root)
+            target = os.path.join(root, "devices", name)
             os.makedirs(target)
+            os.makedirs(os.path.join(root, "bus", bus), exist_ok=True)
+            os.symlink(os.path.join(root, "bus", bus), os.path.join(target, "subsystem"))
             os.symlink(target, os.path.join(self.root, "net", name, "device"))
 
     def source(self):
@@ -237,6 +241,15 @@ class PermanentMacSourceTests(FileTestMixin, SynchronousTestCase):
         self.interface("docker0", "02:42:ac:11:00:01", device=False)
         self.interface("wlp2s0", "3a:11:22:33:44:55", assign_type="1")
         self.interface("lo", "00:00:00:00:00:00", device=False)
+        self.assertEqual(self.source().read(), "52:54:00:12:34:56")
+
+    def test_removable_adapters_left_out(self):
+        """
+        A USB adapter (a dongle, a dock's NIC) does not count, even with a
+        permanent address, so docking a laptop keeps its fingerprint.
+        """
+        self.interface("enp3s0", "52:54:00:12:34:56")
+        self.interface("enx00e04c680001", "00:e0:4c:68:00:01", bus="usb")
         self.assertEqual(self.source().read(), "52:54:00:12:34:56")
 
     def test_sorted_and_joined(self):
