@@ -5,6 +5,7 @@ endpoint's enroll client over pinned TLS; then a restart from the same
 data folder.
 """
 
+import dataclasses
 import datetime
 import io
 import os
@@ -17,6 +18,8 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from suto_client.enrollment import EnrollOutcome, enroll
+from suto_client.fingerprint import compute_fingerprint
+from suto_client.rotation import RotationFactory, RotationOutcome, profile_endpoint
 from suto_server import admin, certificate, keyschedule, tap
 from suto_server.interfaces import IFingerprintSource
 from suto_server.masterkey import MasterKey
@@ -108,6 +111,30 @@ class EnrollmentFixture:
             sources=[FixedSource(machine)],
         )
 
+    @defer.inlineCallbacks
+    def rotate(self, profile, machine="machine-1"):
+        """
+        Connect once with C{profile}, as the agent does, to the daemon
+        wherever it now listens, and run one rotation from C{machine}.
+
+        @return: a L{Deferred} firing with the rotation's report.
+        """
+        profile = dataclasses.replace(profile, server_port=self.port)
+        reported = defer.Deferred()
+        factory = RotationFactory(
+            profile,
+            clock=reactor,
+            interval=60,
+            timeout=5,
+            store=lambda old, new: None,
+            report=reported.callback,
+            fingerprint=lambda: compute_fingerprint([FixedSource(machine)]).hash,
+        )
+        protocol = yield profile_endpoint(reactor, profile, 5).connect(factory)
+        report = yield reported
+        protocol.transport.loseConnection()
+        return report
+
 
 class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
 
@@ -182,11 +209,12 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
     def test_restart_keeps_profile_and_window(self):
         """
         A restart from the same data folder keeps the enrolled profile with
-        its key (sealed at rest) and an open window with its deadline.
+        its key (sealed at rest), which still rotates, and an open window
+        with its original deadline, which still enrolls.
         """
         result = yield self.enroll((yield self.open_window()))
         password = yield self.open_window("bob", "127.0.0.1", "60s")
-        _, before, _ = yield self.admin("windows")
+        deadline = self.server.store.get_window("bob").deadline
         yield self.server.stopService()
         yield self.start_server()
         store = self.server.store
@@ -196,8 +224,9 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
             master.open_key("alice", profile.key_id, profile.key_sealed),
             result.profile.key,
         )
-        window = store.get_window("bob")
-        self.assertIsNotNone(window)
+        self.assertEqual(store.get_window("bob").deadline, deadline)
+        report = yield self.rotate(result.profile)
+        self.assertEqual(report.outcome, RotationOutcome.ROTATED)
+        self.assertNotEqual(store.get_profile("alice").key_id, profile.key_id)
         bob = yield self.enroll(password, user="bob")
         self.assertEqual(bob.outcome, EnrollOutcome.ENROLLED)
-
