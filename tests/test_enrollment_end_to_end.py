@@ -10,6 +10,8 @@ import datetime
 import io
 import os
 import shutil
+import socket
+import ssl
 import tempfile
 
 from twisted.internet import defer, reactor, task, threads
@@ -20,7 +22,7 @@ from zope.interface import implementer
 from suto_client.enrollment import EnrollOutcome, enroll
 from suto_client.fingerprint import compute_fingerprint
 from suto_client.rotation import RotationFactory, RotationOutcome, profile_endpoint
-from suto_server import admin, certificate, keyschedule, tap
+from suto_server import admin, certificate, keyschedule, tap, wire
 from suto_server.interfaces import IFingerprintSource
 from suto_server.masterkey import MasterKey
 
@@ -179,6 +181,34 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         self.assertIsNone(self.server.store.get_profile("alice"))
 
     @defer.inlineCallbacks
+    def test_wrong_location_as_reported(self):
+        """
+        The case as reported: a window at 127.0.0.1/32 and a device
+        connecting from 127.0.0.2.  The daemon answers SUTO_AUTH_0 to its
+        enrollment request and closes, records C{enrollment_failed} with
+        reason C{wrong_location} and the device's address, and stores no
+        profile.
+        """
+        yield self.open_window(location="127.0.0.1/32")
+        received = yield threads.deferToThread(
+            framed_conversation,
+            self.port,
+            "127.0.0.2",
+            [wire.Version(wire.PROTOCOL_VERSION), wire.Enroll("alice")],
+        )
+        self.assertEqual(
+            received,
+            wire.encode(wire.Version(wire.PROTOCOL_VERSION), wire.Framing.FRAMED)
+            + b"SUTO_AUTH_0\r\n",
+        )
+        [event] = self.server.store.audit_events()[-1:]
+        self.assertEqual(
+            (event.event, event.username, event.source, event.reason),
+            ("enrollment_failed", "alice", "127.0.0.2", "wrong_location"),
+        )
+        self.assertIsNone(self.server.store.get_profile("alice"))
+
+    @defer.inlineCallbacks
     def test_after_deadline(self):
         """
         After the window's deadline the password no longer works.
@@ -230,3 +260,27 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         self.assertNotEqual(store.get_profile("alice").key_id, profile.key_id)
         bob = yield self.enroll(password, user="bob")
         self.assertEqual(bob.outcome, EnrollOutcome.ENROLLED)
+
+
+def framed_conversation(port, source, messages):
+    """
+    Send C{messages} over TLS from C{source} to the daemon on loopback
+    C{port}, then read until the daemon closes.  Blocks: run it in a
+    thread.
+
+    @return: every byte the daemon sent.
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(
+        ("127.0.0.1", port), timeout=10, source_address=(source, 0)
+    )
+    with context.wrap_socket(raw) as sock:
+        sock.sendall(
+            b"".join(wire.encode(message, wire.Framing.FRAMED) for message in messages)
+        )
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+    return received
