@@ -14,18 +14,21 @@ import time
 
 from twisted.internet import defer, reactor, threads
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
 from suto_client.agent import Agent
 from suto_client.session import Outcome
 from suto_client.statefile import Account, ClientState, load_state, save_state
-from suto_server import admin, certificate, schemes
+from suto_server import admin, certificate, schemes, tap
 from suto_server.discovery import parse_targets
 from suto_server.rendezvous import Verdict
 from suto_server.service import SutoServer
 from suto_server.store.sqlite import SQLiteStore
 
 from tests import test_audit
+from tests.test_enrollment_end_to_end import EnrollmentFixture
+from tests.test_shadow import line
 
 PASSWORDS = {"alice": "alice's secret", "yves": "yescrypt pw", "bob": "bcrypt pw"}
 SCHEMES = {"alice": ("sha512_crypt", None), "yves": ("yescrypt", None), "bob": ("bcrypt", 4)}
@@ -288,6 +291,150 @@ class EndToEndTests(TestCase):
         )
         self.assertEqual((verdict, len(verdict), closed), (b"SUTO_AUTH_0", 11, b""))
         self.assertEqual(outcome.verdict, Verdict.REJECTED)
+
+
+class LegacyListenerTests(EnrollmentFixture, TestCase):
+    """
+    The daemon as C{twistd suto} builds it, with the legacy listener on and
+    a shadow file: what a SUTO 1.3.2 client may and may not do there.
+    """
+
+    def setUp(self):
+        self.shadow = os.path.abspath(self.mktemp())
+        with open(self.shadow, "w", encoding="utf-8") as stream:
+            stream.write(
+                line("carol", schemes.hash_password("carol's secret", "sha512_crypt"))
+            )
+        self.server_arguments = (
+            "--hello-port", "9",
+            "--legacy-listen", "tcp:0:interface=127.0.0.1",
+            "--shadow", self.shadow,
+        )
+        return EnrollmentFixture.setUp(self)
+
+    @defer.inlineCallbacks
+    def legacy_port(self):
+        [legacy] = [
+            service
+            for service in self.server.listeners
+            if service.name == "SUTO 1.3.2 legacy listener"
+        ]
+        port = yield legacy.listening
+        return port.getHost().port
+
+    @defer.inlineCallbacks
+    def test_shadow_user_authenticates(self):
+        """
+        A user known only to the C{--shadow} file authenticates end to
+        end: the daemon offers the shadow hash's salt and accepts the
+        final hash over it.
+        """
+        pending = self.server.authenticator.authenticate(
+            "carol", parse_targets("127.0.0.1:9")
+        )
+        salta, verdict, closed = yield threads.deferToThread(
+            legacy_conversation,
+            (yield self.legacy_port()),
+            b"SUTO_C_GET_SALTA",
+            "carol's secret",
+        )
+        self.assertTrue(salta.startswith(b"SUTO_SALTA_$6$"))
+        self.assertEqual((verdict, closed), (b"SUTO_AUTH_1", b""))
+        outcome = yield pending
+        self.assertEqual((outcome.user, outcome.verdict), ("carol", Verdict.ACCEPTED))
+
+    def test_unusable_shadow_file(self):
+        """
+        A C{--shadow} file the daemon cannot use stops it at start with one
+        line naming the file and the line at fault.
+        """
+        with open(self.shadow, "w", encoding="utf-8") as stream:
+            stream.write("carol\n")
+        options = tap.Options()
+        options.parseOptions(["--data", self.data, "--shadow", self.shadow])
+        error = self.assertRaises(SystemExit, tap.makeService, options)
+        self.assertEqual(
+            error.code,
+            f"suto: cannot start: {self.shadow} line 1: expected 2 to 9 "
+            "colon-separated fields",
+        )
+
+    @defer.inlineCallbacks
+    def test_refuses_enrollment_and_rotation(self):
+        """
+        Enrollment and rotation messages on the legacy listener, with an
+        enrollment window open for the user, end the connection with
+        nothing sent back (a 1.3.2 peer reads any bytes as a reply): no
+        SALTA, no attempt counted on the window, no enrollment event.
+        """
+        yield self.open_window()
+        port = yield self.legacy_port()
+        for message in (b"SUTO_C_ENROLL_alice", b"SUTO_C_ROTATE_" + b"0" * 32):
+            received = yield threads.deferToThread(read_until_closed, port, message)
+            self.assertEqual(received, b"", message)
+        code, out, _ = yield self.admin("windows")
+        self.assertEqual(code, 0)
+        self.assertIn("0/5 failed", out)
+        events = [event.event for event in self.server.store.audit_events()]
+        self.assertNotIn("enrollment_failed", events)
+
+    @defer.inlineCallbacks
+    def test_enrollment_while_authentication_waits(self):
+        """
+        With an authentication waiting for the device, the legacy listener
+        speaks the classic challenge at once, so an enrollment request is
+        a wrong message in it: exactly SUTO_AUTH_0, then the connection
+        closes, and the authentication ends in error.
+        """
+        yield self.open_window("carol")
+        pending = self.server.authenticator.authenticate(
+            "carol", parse_targets("127.0.0.1:9")
+        )
+        received = yield threads.deferToThread(
+            read_until_closed, (yield self.legacy_port()), b"SUTO_C_ENROLL_carol"
+        )
+        self.assertEqual(received, b"SUTO_AUTH_0")
+        outcome = yield pending
+        self.assertEqual(outcome.verdict, Verdict.ERROR)
+        self.assertIsNone(self.server.store.get_profile("carol"))
+
+    @defer.inlineCallbacks
+    def test_warns_at_start(self):
+        """
+        A daemon started with the legacy listener logs one warning that it
+        is plaintext and serves only the classic salted challenge.
+        """
+        yield self.server.stopService()
+        with capturedLogs() as events:
+            starting = self.start_server()
+        yield starting
+        warnings = [
+            formatEvent(event)
+            for event in events
+            if event["log_level"] is LogLevel.warn and "legacy" in formatEvent(event)
+        ]
+        self.assertEqual(
+            warnings,
+            [
+                "the SUTO 1.3.2 legacy listener is on: it is plaintext and "
+                "serves only the classic salted challenge"
+            ],
+        )
+
+
+def read_until_closed(port, data):
+    """
+    Send C{data} to the legacy listener on loopback C{port} and read until
+    it closes the connection.  Blocks: run it in a thread.
+
+    @return: every byte the listener sent.
+    """
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        while chunk := sock.recv(200):
+            received += chunk
+    return received
 
 
 def legacy_conversation(port, request, password, salt=None):
