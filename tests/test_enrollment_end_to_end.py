@@ -5,10 +5,13 @@ endpoint's enroll client over pinned TLS; then a restart from the same
 data folder.
 """
 
+import dataclasses
 import datetime
 import io
 import os
 import shutil
+import socket
+import ssl
 import tempfile
 
 from twisted.internet import defer, reactor, task, threads
@@ -17,7 +20,9 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from suto_client.enrollment import EnrollOutcome, enroll
-from suto_server import admin, certificate, keyschedule, tap
+from suto_client.fingerprint import compute_fingerprint
+from suto_client.rotation import RotationFactory, RotationOutcome, profile_endpoint
+from suto_server import admin, certificate, keyschedule, tap, wire
 from suto_server.interfaces import IFingerprintSource
 from suto_server.masterkey import MasterKey
 
@@ -108,6 +113,30 @@ class EnrollmentFixture:
             sources=[FixedSource(machine)],
         )
 
+    @defer.inlineCallbacks
+    def rotate(self, profile, machine="machine-1"):
+        """
+        Connect once with C{profile}, as the agent does, to the daemon
+        wherever it now listens, and run one rotation from C{machine}.
+
+        @return: a L{Deferred} firing with the rotation's report.
+        """
+        profile = dataclasses.replace(profile, server_port=self.port)
+        reported = defer.Deferred()
+        factory = RotationFactory(
+            profile,
+            clock=reactor,
+            interval=60,
+            timeout=5,
+            store=lambda old, new: None,
+            report=reported.callback,
+            fingerprint=lambda: compute_fingerprint([FixedSource(machine)]).hash,
+        )
+        protocol = yield profile_endpoint(reactor, profile, 5).connect(factory)
+        report = yield reported
+        protocol.transport.loseConnection()
+        return report
+
 
 class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
 
@@ -152,6 +181,34 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         self.assertIsNone(self.server.store.get_profile("alice"))
 
     @defer.inlineCallbacks
+    def test_wrong_location_as_reported(self):
+        """
+        The case as reported: a window at 127.0.0.1/32 and a device
+        connecting from 127.0.0.2.  The daemon answers SUTO_AUTH_0 to its
+        enrollment request and closes, records C{enrollment_failed} with
+        reason C{wrong_location} and the device's address, and stores no
+        profile.
+        """
+        yield self.open_window(location="127.0.0.1/32")
+        received = yield threads.deferToThread(
+            framed_conversation,
+            self.port,
+            "127.0.0.2",
+            [wire.Version(wire.PROTOCOL_VERSION), wire.Enroll("alice")],
+        )
+        self.assertEqual(
+            received,
+            wire.encode(wire.Version(wire.PROTOCOL_VERSION), wire.Framing.FRAMED)
+            + b"SUTO_AUTH_0\r\n",
+        )
+        [event] = self.server.store.audit_events()[-1:]
+        self.assertEqual(
+            (event.event, event.username, event.source, event.reason),
+            ("enrollment_failed", "alice", "127.0.0.2", "wrong_location"),
+        )
+        self.assertIsNone(self.server.store.get_profile("alice"))
+
+    @defer.inlineCallbacks
     def test_after_deadline(self):
         """
         After the window's deadline the password no longer works.
@@ -182,11 +239,12 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
     def test_restart_keeps_profile_and_window(self):
         """
         A restart from the same data folder keeps the enrolled profile with
-        its key (sealed at rest) and an open window with its deadline.
+        its key (sealed at rest), which still rotates, and an open window
+        with its original deadline, which still enrolls.
         """
         result = yield self.enroll((yield self.open_window()))
         password = yield self.open_window("bob", "127.0.0.1", "60s")
-        _, before, _ = yield self.admin("windows")
+        deadline = self.server.store.get_window("bob").deadline
         yield self.server.stopService()
         yield self.start_server()
         store = self.server.store
@@ -196,8 +254,33 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
             master.open_key("alice", profile.key_id, profile.key_sealed),
             result.profile.key,
         )
-        window = store.get_window("bob")
-        self.assertIsNotNone(window)
+        self.assertEqual(store.get_window("bob").deadline, deadline)
+        report = yield self.rotate(result.profile)
+        self.assertEqual(report.outcome, RotationOutcome.ROTATED)
+        self.assertNotEqual(store.get_profile("alice").key_id, profile.key_id)
         bob = yield self.enroll(password, user="bob")
         self.assertEqual(bob.outcome, EnrollOutcome.ENROLLED)
 
+
+def framed_conversation(port, source, messages):
+    """
+    Send C{messages} over TLS from C{source} to the daemon on loopback
+    C{port}, then read until the daemon closes.  Blocks: run it in a
+    thread.
+
+    @return: every byte the daemon sent.
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(
+        ("127.0.0.1", port), timeout=10, source_address=(source, 0)
+    )
+    with context.wrap_socket(raw) as sock:
+        sock.sendall(
+            b"".join(wire.encode(message, wire.Framing.FRAMED) for message in messages)
+        )
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+    return received

@@ -11,7 +11,7 @@ from twisted.internet import defer, reactor
 from suto_client.agent import Agent
 from suto_client.enrollment import EnrollOutcome
 from suto_client.fingerprint import compute_fingerprint
-from suto_client.rotation import RotationFactory, RotationOutcome, profile_endpoint
+from suto_client.rotation import RotationOutcome
 from suto_client.statefile import ClientState, load_state, save_state
 from twisted.trial.unittest import TestCase
 
@@ -85,19 +85,7 @@ class RotationEndToEndTests(EnrollmentFixture, TestCase):
             _, outcome, _ = yield self.rotations.get()
             self.assertEqual(outcome, RotationOutcome.ROTATED)
         yield self.stop_agent()
-        reported = defer.Deferred()
-        factory = RotationFactory(
-            enrolled,
-            clock=reactor,
-            interval=60,
-            timeout=5,
-            store=lambda old, new: None,
-            report=reported.callback,
-            fingerprint=lambda: compute_fingerprint([FixedSource("machine-1")]).hash,
-        )
-        protocol = yield profile_endpoint(reactor, enrolled, 5).connect(factory)
-        report = yield reported
-        protocol.transport.loseConnection()
+        report = yield self.rotate(enrolled)
         self.assertEqual(report.outcome, RotationOutcome.UNKNOWN_KEY)
         events = [e.event for e in self.server.store.audit_events()]
         self.assertIn("clone_suspected", events)
