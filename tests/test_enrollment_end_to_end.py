@@ -49,16 +49,29 @@ class EnrollmentFixture:
     def setUp(self):
         self.data = tempfile.mkdtemp(prefix="suto-enr-")
         self.addCleanup(shutil.rmtree, self.data, True)
+        self.listen = self.make_listener()
+        return self.start_server()
+
+    def make_listener(self):
+        """
+        Make the server's certificate, set C{self.pin} to its fingerprint,
+        and return the daemon's listen description.
+        """
         key, cert, _ = certificate.ensure_self_signed(
             self.data, "localhost", datetime.datetime.now(datetime.timezone.utc)
         )
         with open(cert, "rb") as handle:
             self.pin = certificate.describe(handle.read()).fingerprint
-        self.listen = (
+        return (
             f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(key)}"
             f":certKey={quoteStringArgument(cert)}"
         )
-        return self.start_server()
+
+    def trust(self):
+        """
+        How the enroll client trusts the server, as L{enroll} arguments.
+        """
+        return {"pin": self.pin}
 
     @defer.inlineCallbacks
     def start_server(self):
@@ -102,7 +115,7 @@ class EnrollmentFixture:
             reactor,
             host="127.0.0.1",
             port=self.port,
-            pin=self.pin,
+            **self.trust(),
             user=user,
             password=password,
             sources=[FixedSource(machine)],
