@@ -693,8 +693,8 @@ def enroll(
     server = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     try:
         host, port, pin = _destination(host, port, pin, ca)
-        account = Account(
-            user=user,
+        # How to reach and trust the server; the profile keeps it all.
+        destination = dict(
             server_host=host,
             server_port=port,
             pin=pin,
@@ -702,7 +702,7 @@ def enroll(
             client_cert=client_cert,
             client_key=client_key,
         )
-        endpoint = _endpoint(reactor, account, timeout)
+        endpoint = _endpoint(reactor, Account(user, **destination), timeout)
         _check_password(password)
         fingerprint = compute_fingerprint(
             default_sources() if sources is None else sources
@@ -718,12 +718,7 @@ def enroll(
             reactor,
             timeout,
             _deriver(reactor, password),
-            server_host=host,
-            server_port=port,
-            pin=pin,
-            ca=ca,
-            client_cert=client_cert,
-            client_key=client_key,
+            **destination,
         )
         result = run_exchange(endpoint, protocol)
     return result.addCallback(

@@ -16,8 +16,7 @@ from twisted.internet.endpoints import quoteStringArgument
 from twisted.trial.unittest import TestCase
 
 from suto_client.enrollment import EnrollOutcome
-from suto_client.fingerprint import compute_fingerprint
-from suto_client.rotation import RotationFactory, RotationOutcome, profile_endpoint
+from suto_client.rotation import RotationOutcome, profile_endpoint
 from suto_client.tls import ClientTLSError
 
 from suto_server import certificate
@@ -25,7 +24,7 @@ from suto_server import certificate
 from tests.test_client_ca import LOOPBACK, Authority, Files
 # The modules, not their test cases: trial would run those here again.
 from tests import test_enrollment_end_to_end, test_rotation_end_to_end
-from tests.test_enrollment_end_to_end import EnrollmentFixture, FixedSource
+from tests.test_enrollment_end_to_end import EnrollmentFixture
 
 #: Seconds any one wait for the daemon may take.
 WAIT = 20
@@ -112,14 +111,8 @@ class MutualTLSRefusalTests(MutualTLSFixture, EnrollmentFixture, TestCase):
         close.
         """
         reported = defer.Deferred()
-        factory = RotationFactory(
-            profile,
-            clock=reactor,
-            interval=60,
-            timeout=5,
-            store=lambda old, new: None,
-            report=reported.callback,
-            fingerprint=lambda: compute_fingerprint([FixedSource("machine-1")]).hash,
+        factory = test_rotation_end_to_end.rotation_factory(
+            profile, reported.callback
         )
         connecting = profile_endpoint(reactor, profile, 5).connect(factory)
         protocol = yield connecting.addTimeout(WAIT, reactor)

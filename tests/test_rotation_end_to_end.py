@@ -20,6 +20,22 @@ from tests.test_enrollment_end_to_end import EnrollmentFixture, FixedSource
 ROTATIONS = 3
 
 
+def rotation_factory(profile, report):
+    """
+    A factory rotating C{profile} once a minute as machine-1, storing
+    nothing and handing each report to C{report}.
+    """
+    return RotationFactory(
+        profile,
+        clock=reactor,
+        interval=60,
+        timeout=5,
+        store=lambda old, new: None,
+        report=report,
+        fingerprint=lambda: compute_fingerprint([FixedSource("machine-1")]).hash,
+    )
+
+
 class RotationEndToEndTests(EnrollmentFixture, TestCase):
     """
     Enrollment through the daemon, then the agent rotating for real.
@@ -86,15 +102,7 @@ class RotationEndToEndTests(EnrollmentFixture, TestCase):
             self.assertEqual(outcome, RotationOutcome.ROTATED)
         yield self.stop_agent()
         reported = defer.Deferred()
-        factory = RotationFactory(
-            enrolled,
-            clock=reactor,
-            interval=60,
-            timeout=5,
-            store=lambda old, new: None,
-            report=reported.callback,
-            fingerprint=lambda: compute_fingerprint([FixedSource("machine-1")]).hash,
-        )
+        factory = rotation_factory(enrolled, reported.callback)
         protocol = yield profile_endpoint(reactor, enrolled, 5).connect(factory)
         report = yield reported
         protocol.transport.loseConnection()
