@@ -11,9 +11,9 @@ first successful authentication of an account by password, the salted hash
 the server's salt yields replaces the password in the state file: the
 challenge needs nothing more, and the plaintext is no longer kept.
 
-Each enrolled profile gets a L{ClientService} that keeps a pinned TLS
-connection to its server and rotates the key on it
-(L{suto_client.rotation}); a dropped connection is made again after a
+Each enrolled profile gets a L{ClientService} that keeps a TLS
+connection (pinned, or trusted through a CA bundle) to its server and
+rotates the key on it (L{suto_client.rotation}); a dropped connection is made again after a
 jittered back-off.  The profiles are read again every rotation interval:
 a new profile starts rotating, a removed one stops, and one changed by
 someone else (enrolled again) restarts with what the file now holds.  A
@@ -399,7 +399,8 @@ class Agent(MultiService):
 
 def _same_profile(left: EnrolledProfile, right: EnrolledProfile) -> bool:
     """
-    Do two profile entries name the same server and the same key?  Key ids
+    Do two profile entries name the same server, trusted the same way,
+    and the same key?  Key ids
     are compared, not keys: an id names exactly one key, and is public.
     """
     return (
@@ -407,6 +408,9 @@ def _same_profile(left: EnrolledProfile, right: EnrolledProfile) -> bool:
         left.server_host,
         left.server_port,
         left.pin,
+        left.ca,
+        left.client_cert,
+        left.client_key,
         left.key_id,
         left.generation,
     ) == (
@@ -414,6 +418,9 @@ def _same_profile(left: EnrolledProfile, right: EnrolledProfile) -> bool:
         right.server_host,
         right.server_port,
         right.pin,
+        right.ca,
+        right.client_cert,
+        right.client_key,
         right.key_id,
         right.generation,
     )

@@ -7,6 +7,7 @@ C{suto-client}: manage the endpoint agent's accounts.
     suto-client account list
     suto-client account del USER
     suto-client enroll --server HOST[:PORT] --user USER --pin SHA256
+    suto-client enroll --server HOST[:PORT] --user USER --ca BUNDLE.pem
     suto-client fingerprint
     suto-client config check FILE
 
@@ -29,7 +30,8 @@ certificate or through a CA bundle (C{--ca}); with C{--client-cert} and
 C{--client-key} it presents a client certificate to a server that demands
 one.  The files are read once when the account is added, to catch a wrong
 path at once, and again at every authentication, so renewed files need no
-change to the account.
+change to the account.  C{enroll} takes the same options, with the same
+rules, and the enrolled profile keeps them for its rotations.
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ def _check_transport(args) -> None:
         )
         if value is not None
     ]
-    if args.legacy:
+    if args.legacy:  # None for enroll, which has no --legacy
         if tls_options:
             raise CommandError(
                 f"{tls_options[0]} has no use with --legacy: legacy "
@@ -159,8 +161,12 @@ def _check_transport(args) -> None:
         raise CommandError(
             "a TLS account needs --pin with the SHA-256 fingerprint of the "
             "server's certificate (shown by 'suto-admin cert'), or --ca "
-            "with the CA bundle that vouches for it; use --legacy only for "
-            "a SUTO 1.3.2 server without TLS"
+            "with the CA bundle that vouches for it"
+            + (
+                "; use --legacy only for a SUTO 1.3.2 server without TLS"
+                if args.legacy is not None
+                else ""
+            )
         )
     if args.pin is not None and args.ca is not None:
         raise CommandError(
@@ -178,9 +184,14 @@ def _absolute(path: str | None) -> str | None:
     return None if path is None else os.path.abspath(path)
 
 
-def _add(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
-    _check_user(args.user)
-    host, port = parse_server(args.server)
+def _transport(args) -> dict:
+    """
+    The checked transport options, as L{Account} fields: the normalised
+    pin and absolute paths.
+
+    @raise CommandError: they contradict each other, or the pin is
+        malformed.
+    """
     _check_transport(args)
     pin = None
     if args.pin is not None:
@@ -188,15 +199,23 @@ def _add(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
             pin = normalise_pin(args.pin)
         except ValueError as e:
             raise CommandError(f"--pin: {e}") from None
+    return dict(
+        pin=pin,
+        ca=_absolute(args.ca),
+        client_cert=_absolute(args.client_cert),
+        client_key=_absolute(args.client_key),
+    )
+
+
+def _add(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
+    _check_user(args.user)
+    host, port = parse_server(args.server)
     account = Account(
         user=args.user,
         server_host=host,
         server_port=port,
-        pin=pin,
         legacy=args.legacy,
-        ca=_absolute(args.ca),
-        client_cert=_absolute(args.client_cert),
-        client_key=_absolute(args.client_key),
+        **_transport(args),
     )
     if not account.legacy:
         try:
@@ -250,10 +269,7 @@ def _enroll(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
             f"'_' and '-', at most 64 characters, not starting with 'DATA_'"
         )
     host, port = parse_server(args.server)
-    try:
-        pin = normalise_pin(args.pin)
-    except ValueError as e:
-        raise CommandError(f"--pin: {e}") from None
+    transport = _transport(args)
     existing = load_state(args.state).profiles.get(args.user)
     if existing is not None and not args.replace:
         raise CommandError(
@@ -264,7 +280,7 @@ def _enroll(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
     result = _run_enrollment(
         host=host,
         port=port,
-        pin=pin,
+        **transport,
         user=args.user,
         password=_read_password(args, stdin, stderr),
     )
@@ -359,29 +375,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"the server's IP address and port (default "
         f"{DEFAULT_SERVER_PORT}); IPv6 as [::1]:{DEFAULT_SERVER_PORT}",
     )
-    add.add_argument(
-        "--pin",
-        metavar="SHA256",
-        help="SHA-256 fingerprint of the server's TLS certificate",
-    )
-    add.add_argument(
-        "--ca",
-        metavar="PATH",
-        help="PEM bundle of the CA certificates that vouch for the server's "
-        "certificate, instead of --pin; the certificate must be issued for "
-        "the server's IP address",
-    )
-    add.add_argument(
-        "--client-cert",
-        metavar="PATH",
-        help="PEM client certificate to present to a server that demands "
-        "one (mutual TLS); needs --client-key",
-    )
-    add.add_argument(
-        "--client-key",
-        metavar="PATH",
-        help="unencrypted PEM key of the client certificate",
-    )
+    _add_tls_options(add)
     add.add_argument(
         "--legacy",
         action="store_true",
@@ -417,12 +411,7 @@ def _parser() -> argparse.ArgumentParser:
     enrollment.add_argument(
         "--user", required=True, help="the user the window was opened for"
     )
-    enrollment.add_argument(
-        "--pin",
-        required=True,
-        metavar="SHA256",
-        help="SHA-256 fingerprint of the server's TLS certificate",
-    )
+    _add_tls_options(enrollment)
     enrollment.add_argument(
         "--password-stdin",
         action="store_true",
@@ -440,7 +429,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"the agent's state file (default {DEFAULT_STATE_PATH})",
     )
-    enrollment.set_defaults(action=None)
+    enrollment.set_defaults(action=None, legacy=None)
     groups.add_parser(
         "fingerprint",
         help="show this machine's fingerprint hash and its sources",
@@ -453,6 +442,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     checking.add_argument("file")
     return parser
+
+
+def _add_tls_options(parser: argparse.ArgumentParser) -> None:
+    """
+    The options that say how a TLS connection trusts the server and
+    whether it presents a client certificate.
+    """
+    parser.add_argument(
+        "--pin",
+        metavar="SHA256",
+        help="SHA-256 fingerprint of the server's TLS certificate",
+    )
+    parser.add_argument(
+        "--ca",
+        metavar="PATH",
+        help="PEM bundle of the CA certificates that vouch for the server's "
+        "certificate, instead of --pin; the certificate must be issued for "
+        "the server's IP address",
+    )
+    parser.add_argument(
+        "--client-cert",
+        metavar="PATH",
+        help="PEM client certificate to present to a server that demands "
+        "one (mutual TLS); needs --client-key",
+    )
+    parser.add_argument(
+        "--client-key",
+        metavar="PATH",
+        help="unencrypted PEM key of the client certificate",
+    )
 
 
 def main(

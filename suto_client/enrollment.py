@@ -28,8 +28,10 @@ data; the first key leaves the machine only in the L{Finish} of an
 enrollment whose confirmation opened under it and named its key id.
 
 L{EnrollmentProtocol} carries the actions out on a connection and computes
-the hash off the reactor thread; L{enroll} connects to a server with its
-certificate pinned and never fails: every problem becomes an
+the hash off the reactor thread; L{enroll} connects to a server as an
+account would (L{suto_client.protocol.client_endpoint}: its certificate
+pinned or vouched for by a CA bundle, with a client certificate if one is
+given) and never fails: every problem becomes an
 L{EnrollOutcome.ERROR} or L{EnrollOutcome.TIMEOUT} result with a reason
 that holds no secret.
 """
@@ -45,11 +47,6 @@ from typing import Callable, Iterable
 
 from automat import MethodicalMachine
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import (
-    TCP4ClientEndpoint,
-    TCP6ClientEndpoint,
-    wrapClientTLS,
-)
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -66,10 +63,10 @@ from suto_client.fingerprint import (
     compute_fingerprint,
     default_sources,
 )
-from suto_client.protocol import Derivation
+from suto_client.protocol import Derivation, client_endpoint
 from suto_client.session import ComputeHash
-from suto_client.statefile import EnrolledProfile
-from suto_client.tls import normalise_pin, pinned_client_creator
+from suto_client.statefile import Account, EnrolledProfile
+from suto_client.tls import normalise_pin
 from suto_server import keyschedule, libxcrypt, schemes, wire
 from suto_server.interfaces import IFingerprintSource
 
@@ -91,7 +88,8 @@ _log = Logger()
 class EnrollmentError(ValueError):
     """
     An enrollment cannot start with these inputs: the user name, server
-    address, pin, password, fingerprint hash or random data is malformed.
+    address, pin, TLS files, password, fingerprint hash or random data is
+    malformed.
     The message never contains the password.
     """
 
@@ -582,7 +580,10 @@ class EnrollmentProtocol(SingleExchangeProtocol):
         *,
         server_host: str,
         server_port: int,
-        pin: str,
+        pin: str | None,
+        ca: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
     ) -> None:
         """
         @param enrollment: the conversation to run.
@@ -594,11 +595,21 @@ class EnrollmentProtocol(SingleExchangeProtocol):
         @param server_host: the server's address, as the profile stores it.
         @param server_port: the server's port, likewise.
         @param pin: the pin of the certificate the connection was checked
-            against, likewise.
+            against, likewise, or L{None} if it was checked with C{ca}.
+        @param ca: the CA bundle the connection was checked with, and
+        @param client_cert: the client certificate it presented, with
+        @param client_key: its key, likewise.
         """
         super().__init__(enrollment, wire.Framing.FRAMED, clock, timeout)
         self._derive = derive
-        self._server = (server_host, server_port, pin)
+        self._server = dict(
+            server_host=server_host,
+            server_port=server_port,
+            pin=pin,
+            ca=ca,
+            client_cert=client_cert,
+            client_key=client_key,
+        )
 
     def _hashed(self, derivation: Derivation) -> None:
         self._carry_out(
@@ -630,12 +641,9 @@ class EnrollmentProtocol(SingleExchangeProtocol):
             return
         profile = None
         if finish.outcome is EnrollOutcome.ENROLLED:
-            server_host, server_port, pin = self._server
             profile = EnrolledProfile(
                 user=self._conversation.user,
-                server_host=server_host,
-                server_port=server_port,
-                pin=pin,
+                **self._server,
                 key=finish.key,
                 key_id=finish.key_id,
                 generation=0,
@@ -651,7 +659,10 @@ def enroll(
     *,
     host: str,
     port: int,
-    pin: str,
+    pin: str | None = None,
+    ca: str | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
     user: str,
     password: str,
     sources: Iterable[IFingerprintSource] | None = None,
@@ -660,7 +671,11 @@ def enroll(
 ) -> Deferred:
     """
     Enroll C{user} on this machine with the server at C{host}:C{port},
-    whose TLS certificate must have the SHA-256 fingerprint C{pin}.
+    whose TLS certificate must have the SHA-256 fingerprint C{pin}, or be
+    issued for C{host} by a CA in the PEM bundle C{ca}; with
+    C{client_cert} and C{client_key} (PEM files), the connection presents
+    that client certificate to a server that demands one.  The enrolled
+    profile keeps all four, to rotate over the same kind of connection.
 
     The connection attempt and the conversation each get C{timeout}
     seconds.  The result is logged, without secrets, as
@@ -677,7 +692,17 @@ def enroll(
     """
     server = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     try:
-        host, port, pin = _destination(host, port, pin)
+        host, port, pin = _destination(host, port, pin, ca)
+        # How to reach and trust the server; the profile keeps it all.
+        destination = dict(
+            server_host=host,
+            server_port=port,
+            pin=pin,
+            ca=ca,
+            client_cert=client_cert,
+            client_key=client_key,
+        )
+        endpoint = _endpoint(reactor, Account(user, **destination), timeout)
         _check_password(password)
         fingerprint = compute_fingerprint(
             default_sources() if sources is None else sources
@@ -688,21 +713,12 @@ def enroll(
     except (EnrollmentError, FingerprintError) as e:
         result = succeed(EnrollResult(EnrollOutcome.ERROR, str(e)))
     else:
-        tcp_endpoint = (
-            TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
-        )
-        endpoint = wrapClientTLS(
-            pinned_client_creator(pin),
-            tcp_endpoint(reactor, host, port, timeout),
-        )
         protocol = EnrollmentProtocol(
             enrollment,
             reactor,
             timeout,
             _deriver(reactor, password),
-            server_host=host,
-            server_port=port,
-            pin=pin,
+            **destination,
         )
         result = run_exchange(endpoint, protocol)
     return result.addCallback(
@@ -715,12 +731,13 @@ def enroll(
 
 
 def _destination(
-    host: object, port: object, pin: object
-) -> tuple[str, int, str]:
+    host: object, port: object, pin: object, ca: object
+) -> tuple[str, int, str | None]:
     """
     @return: the server's address in canonical form, its port, and the
-        pin as L{normalise_pin} returns it.
-    @raise EnrollmentError: one of them is malformed.
+        pin as L{normalise_pin} returns it (L{None} with C{ca}).
+    @raise EnrollmentError: one of them is malformed, or the server is
+        to be trusted both by pin and through C{ca}, or neither.
     """
     try:
         address = str(ipaddress.ip_address(host))
@@ -728,10 +745,29 @@ def _destination(
         raise EnrollmentError("the server must be an IP address") from None
     if type(port) is not int or not 0 < port < 65536:
         raise EnrollmentError("the server port must be 1-65535")
+    if (pin is None) == (ca is None):
+        raise EnrollmentError(
+            "the server is trusted one way: give a pin or a CA bundle"
+        )
+    if pin is None:
+        return address, port, None
     try:
         return address, port, normalise_pin(pin)
     except ValueError as e:
         raise EnrollmentError(f"pin: {e}") from None
+
+
+def _endpoint(reactor, server: Account, timeout: float):
+    """
+    The TLS endpoint that reaches C{server}, its files read now.
+
+    @raise EnrollmentError: a file is unusable, or a client certificate
+        comes without its key (or the reverse).
+    """
+    try:
+        return client_endpoint(reactor, server, timeout)
+    except ValueError as e:
+        raise EnrollmentError(str(e)) from None
 
 
 def _check_password(password: object) -> None:

@@ -18,7 +18,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Callable
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     TCP6ClientEndpoint,
@@ -32,6 +32,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 # describe_failure is part of this module's interface too: it says why the
 # agent's connection to its server failed.
@@ -221,6 +222,37 @@ def client_endpoint(
     if tls_trust is None:
         tls_trust = account_trust(account)
     return wrapClientTLS(tls_trust, tcp)
+
+
+def rereading_client_endpoint(
+    reactor, account: Account, timeout: float
+) -> IStreamClientEndpoint:
+    """
+    An endpoint for a service that connects again and again: like
+    L{client_endpoint}, but made afresh at every C{connect}, so a renewed
+    CA bundle or client certificate is used from the next connection on,
+    as it is for an account.
+
+    @raise ValueError: as L{client_endpoint}, checked once now; a file
+        that becomes unusable later fails that connection attempt.
+    """
+    client_endpoint(reactor, account, timeout)
+    return _RereadingEndpoint(reactor, account, timeout)
+
+
+@implementer(IStreamClientEndpoint)
+@dataclass(frozen=True)
+class _RereadingEndpoint:
+    reactor: object
+    account: Account
+    timeout: float
+
+    def connect(self, protocolFactory) -> Deferred:
+        try:
+            endpoint = client_endpoint(self.reactor, self.account, self.timeout)
+        except ValueError:
+            return fail()
+        return endpoint.connect(protocolFactory)
 
 
 def account_trust(account: Account) -> IOpenSSLClientConnectionCreator:

@@ -77,7 +77,7 @@ from suto_client.fingerprint import (
     compute_fingerprint,
     default_sources,
 )
-from suto_client.protocol import client_endpoint
+from suto_client.protocol import rereading_client_endpoint
 from suto_client.statefile import Account, EnrolledProfile
 from suto_server import keyschedule, wire
 
@@ -852,18 +852,25 @@ def profile_endpoint(
     reactor, profile: EnrolledProfile, timeout: float
 ) -> IStreamClientEndpoint:
     """
-    The endpoint that reaches C{profile}'s server over TLS, trusting only
-    the certificate the profile was enrolled against.
+    The endpoint that reaches C{profile}'s server over TLS, as an account
+    with the same trust would: trusting only the pinned certificate, or
+    one its CA bundle vouches for, and presenting its client certificate
+    if it has one.  The files are read at every connection.
 
     @param timeout: seconds allowed for the TCP connection attempt.
+    @raise ValueError: a file of the profile is unusable
+        (L{suto_client.tls.ClientTLSError}).
     """
-    return client_endpoint(
+    return rereading_client_endpoint(
         reactor,
         Account(
             user=profile.user,
             server_host=profile.server_host,
             server_port=profile.server_port,
             pin=profile.pin,
+            ca=profile.ca,
+            client_cert=profile.client_cert,
+            client_key=profile.client_key,
         ),
         timeout,
     )

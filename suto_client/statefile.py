@@ -14,6 +14,12 @@ Everything lives in one JSON document::
                             "key_id": "<32 hex digits>", "generation": 0,
                             "enrolled_at": 1700000000.0}}}
 
+A profile trusts its server as an account does: by C{"pin"} or through a
+CA bundle, C{"ca"}, and it may present a client certificate
+(C{"client_cert"} and C{"client_key"}); these three are written only when
+set, so a pinned profile without a client certificate reads the same as in
+files from before them.
+
 A file without C{"profiles"} (written before enrollment existed) has no
 enrolled profiles.  An account without C{"ca"}, C{"client_cert"} and
 C{"client_key"} (written before CA trust and client certificates existed)
@@ -114,7 +120,8 @@ class EnrolledProfile:
     @ivar server_host: the server's IP address.
     @ivar server_port: the server's TCP port.
     @ivar pin: the SHA-256 fingerprint of the server's TLS certificate
-        (lowercase hex, no colons) that enrollment was made against.
+        (lowercase hex, no colons) that enrollment was made against, or
+        L{None} for a profile trusting its server through C{ca}.
     @ivar key: the current chain key, L{KEY_SIZE} bytes; kept out of
         C{repr}.
     @ivar key_id: the key's public name, 32 lowercase hex digits.
@@ -126,18 +133,26 @@ class EnrolledProfile:
     @ivar offline_since: when this machine found it could not deliver
         junk that was due, as POSIX time; L{None} while it is online.  An
         offline profile reconnects with its offline key.
+    @ivar ca: path of the PEM CA bundle that vouches for the server's
+        certificate, instead of a C{pin}, as for an L{Account}.
+    @ivar client_cert: path of the PEM client certificate presented to a
+        server that demands one; set with C{client_key}.
+    @ivar client_key: path of that certificate's unencrypted PEM key.
     """
 
     user: str
     server_host: str
     server_port: int
-    pin: str
+    pin: str | None
     key: bytes = field(repr=False)
     key_id: str
     generation: int
     enrolled_at: float
     rotated_at: float | None = None
     offline_since: float | None = None
+    ca: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
 
     @property
     def last_agreed(self) -> float:
@@ -299,36 +314,49 @@ def _account_from_entry(user: str, entry: object) -> Account:
     port = _field(user, entry, "server_port", int)
     if not 0 < port < 65536:
         raise _Invalid(f"account {user!r}: server_port out of range")
-    pin = _optional(user, entry, "pin")
-    if pin is not None:
-        try:
-            pin = normalise_pin(pin)
-        except ValueError:
-            raise _Invalid(
-                f"account {user!r}: pin is not a SHA-256 fingerprint"
-            ) from None
-    ca = _optional(user, entry, "ca")
-    if pin is not None and ca is not None:
-        raise _Invalid(f"account {user!r}: pin and ca exclude each other")
-    client_cert = _optional(user, entry, "client_cert")
-    client_key = _optional(user, entry, "client_key")
-    if (client_cert is None) != (client_key is None):
-        raise _Invalid(
-            f"account {user!r}: client_cert and client_key go together"
-        )
     return Account(
         user=user,
         server_host=host,
         server_port=port,
-        pin=pin,
         legacy=_field(user, entry, "legacy", bool),
         password=_optional(user, entry, "password"),
         salt=_optional(user, entry, "salt"),
         salted_hash=_optional(user, entry, "salted_hash"),
-        ca=ca,
-        client_cert=client_cert,
-        client_key=client_key,
+        **_trust_from_entry(f"account {user!r}", entry),
     )
+
+
+#: How an account or a profile trusts its server and proves itself to it.
+_TRUST_FIELDS = ("pin", "ca", "client_cert", "client_key")
+
+
+def _trust_from_entry(
+    owner: str, entry: dict, *, required: bool = False
+) -> dict[str, str | None]:
+    """
+    Read and check an entry's L{_TRUST_FIELDS}, alike for accounts and
+    profiles: a pin is a SHA-256 fingerprint, a pin and a CA bundle
+    exclude each other, and a client certificate comes with its key.
+
+    @param owner: names the entry in messages (C{"account 'alice'"}).
+    @param required: the entry must have a pin or a CA bundle.
+    @return: the fields, as keyword arguments.
+    """
+    trust = {name: _optional_field(owner, entry, name) for name in _TRUST_FIELDS}
+    if trust["pin"] is not None:
+        try:
+            trust["pin"] = normalise_pin(trust["pin"])
+        except ValueError:
+            raise _Invalid(
+                f"{owner}: pin is not a SHA-256 fingerprint"
+            ) from None
+    if trust["pin"] is not None and trust["ca"] is not None:
+        raise _Invalid(f"{owner}: pin and ca exclude each other")
+    if required and trust["pin"] is None and trust["ca"] is None:
+        raise _Invalid(f"{owner}: it has neither a pin nor a ca")
+    if (trust["client_cert"] is None) != (trust["client_key"] is None):
+        raise _Invalid(f"{owner}: client_cert and client_key go together")
+    return trust
 
 
 def _field(user: str, entry: dict, name: str, kind: type):
@@ -340,11 +368,15 @@ def _field(user: str, entry: dict, name: str, kind: type):
 
 
 def _optional(user: str, entry: dict, name: str) -> str | None:
+    return _optional_field(f"account {user!r}", entry, name)
+
+
+def _optional_field(owner: str, entry: dict, name: str) -> str | None:
     value = entry.get(name)
     if value is None:
         return None
     if type(value) is not str or not value:
-        raise _Invalid(f"account {user!r}: {name} is not a non-empty string")
+        raise _Invalid(f"{owner}: {name} is not a non-empty string")
     return value
 
 
@@ -367,8 +399,9 @@ def _entry_from_profile(profile: EnrolledProfile) -> dict:
         "enrolled_at": profile.enrolled_at,
     }
     # Written only when set, so a profile that never rotated nor went
-    # offline reads the same as in files from before these fields.
-    for name in _OPTIONAL_TIMES:
+    # offline, pinned and without a client certificate, reads the same as
+    # in files from before these fields.
+    for name in (*_OPTIONAL_TIMES, *_TRUST_FIELDS[1:]):
         if getattr(profile, name) is not None:
             entry[name] = getattr(profile, name)
     return entry
@@ -399,10 +432,7 @@ def _profile_from_entry(user: str, entry: object) -> EnrolledProfile:
     port = value("server_port", int)
     if not 0 < port < 65536:
         raise invalid("server_port", "in range")
-    try:
-        pin = normalise_pin(value("pin", str))
-    except ValueError:
-        raise invalid("pin", "a SHA-256 fingerprint") from None
+    trust = _trust_from_entry(f"profile {user!r}", entry, required=True)
     encoded_key = value("key", str)
     try:
         key = base64.b64decode(encoded_key, validate=True)
@@ -431,10 +461,10 @@ def _profile_from_entry(user: str, entry: object) -> EnrolledProfile:
         user=user,
         server_host=host,
         server_port=port,
-        pin=pin,
         key=key,
         key_id=key_id,
         generation=generation,
         enrolled_at=float(enrolled_at),
         **times,
+        **trust,
     )

@@ -440,16 +440,18 @@ class TapOptionsTests(SynchronousTestCase):
         self.assertIsNone(service.hello_port)
 
 
-def sample_profile(user="alice", key_id="0123abcd" * 4, host="192.0.2.10"):
+def sample_profile(
+    user="alice", key_id="0123abcd" * 4, host="192.0.2.10", **trust
+):
     return EnrolledProfile(
         user=user,
         server_host=host,
         server_port=2021,
-        pin="ab" * 32,
         key=b"k" * 32,
         key_id=key_id,
         generation=0,
         enrolled_at=1700000000.0,
+        **{"pin": "ab" * 32, **trust},
     )
 
 
@@ -520,6 +522,9 @@ class EnrollCommandTests(SynchronousTestCase):
                     "host": "192.0.2.10",
                     "port": 2021,
                     "pin": "ab" * 32,
+                    "ca": None,
+                    "client_cert": None,
+                    "client_key": None,
                     "user": "alice",
                     "password": "one-time",
                 }
@@ -632,14 +637,87 @@ class EnrollCommandTests(SynchronousTestCase):
 
     def test_missing_arguments(self):
         """
-        Without --server, --user or --pin the command is a usage error.
+        Without --server or --user the command is a usage error; without
+        --pin or --ca it is refused as C{account add} refuses it, without
+        the hint about --legacy, which enrollment does not take.
         """
-        arguments = ["--server", "192.0.2.10", "--user", "alice", "--pin", PIN]
+        arguments = ["--server", "192.0.2.10", "--user", "alice"]
         for missing in range(0, len(arguments), 2):
             partial = arguments[:missing] + arguments[missing + 2 :]
-            code, out, err = self.run_enroll(*partial)
+            code, out, err = self.run_enroll(*partial, "--pin", PIN)
             self.assertEqual(code, 2)
             self.assertIn("usage:", err)
+        code, out, err = self.run_enroll(*arguments)
+        self.assertEqual((code, out), (1, ""))
+        self.assertTrue(
+            err.startswith("suto-client: a TLS account needs --pin "), err
+        )
+        self.assertNotIn("--legacy", err)
+        self.assertEqual(self.enrollments, [])
+
+    def test_enroll_with_ca(self):
+        """
+        C{--ca}, C{--client-cert} and C{--client-key} are passed to the
+        enrollment as absolute paths, with no pin, and the profile it
+        returns is stored.
+        """
+        self.result = EnrollResult(
+            EnrollOutcome.ENROLLED,
+            "",
+            sample_profile(
+                pin=None,
+                ca="/etc/suto/ca.pem",
+                client_cert="/etc/suto/client.crt",
+                client_key="/etc/suto/client.key",
+            ),
+        )
+        code, out, err = self.run_enroll(
+            "--server",
+            "192.0.2.10",
+            "--user",
+            "alice",
+            "--ca",
+            "ca.pem",
+            "--client-cert",
+            "client.crt",
+            "--client-key",
+            "client.key",
+        )
+        self.assertEqual((code, err), (0, ""))
+        [arguments] = self.enrollments
+        self.assertEqual(
+            {
+                name: arguments[name]
+                for name in ("pin", "ca", "client_cert", "client_key")
+            },
+            {
+                "pin": None,
+                "ca": os.path.abspath("ca.pem"),
+                "client_cert": os.path.abspath("client.crt"),
+                "client_key": os.path.abspath("client.key"),
+            },
+        )
+        self.assertEqual(
+            load_state(self.state).profiles, {"alice": self.result.profile}
+        )
+
+    def test_contradicting_trust(self):
+        """
+        As for C{account add}: C{--pin} and C{--ca} exclude each other,
+        and a client certificate needs its key and the key its
+        certificate; the server is not contacted.
+        """
+        cases = [
+            (["--pin", PIN, "--ca", "ca.pem"], "give --pin or --ca, not both"),
+            (["--ca", "ca.pem", "--client-cert", "c.crt"], "--client-cert and"),
+            (["--pin", PIN, "--client-key", "c.key"], "--client-cert and"),
+        ]
+        for options, start in cases:
+            code, out, err = self.run_enroll(
+                "--server", "192.0.2.10", "--user", "alice", *options
+            )
+            self.assertEqual((code, out), (1, ""))
+            self.assertTrue(err.startswith("suto-client: " + start), err)
         self.assertEqual(self.enrollments, [])
 
 

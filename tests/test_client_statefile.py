@@ -298,6 +298,59 @@ class EnrolledProfileTests(SynchronousTestCase):
         save_state(self.path, state)
         self.assertEqual(load_state(self.path), state)
 
+    def test_trust_round_trip(self):
+        """
+        A profile trusting its server through a CA bundle, with a client
+        certificate, is saved and loaded with those paths; a pinned
+        profile without a client certificate is written without them, so
+        it reads the same as in files from before them.
+        """
+        state = ClientState(
+            profiles={
+                "alice": sample_profile(
+                    pin=None,
+                    ca="/etc/suto/ca.pem",
+                    client_cert="/etc/suto/client.crt",
+                    client_key="/etc/suto/client.key",
+                ),
+                "bob": sample_profile(
+                    user="bob",
+                    client_cert="/etc/suto/bob.crt",
+                    client_key="/etc/suto/bob.key",
+                ),
+            }
+        )
+        save_state(self.path, state)
+        self.assertEqual(load_state(self.path), state)
+        save_state(self.path, ClientState(profiles={"alice": sample_profile()}))
+        with open(self.path, encoding="utf-8") as stream:
+            entry = json.load(stream)["profiles"]["alice"]
+        self.assertFalse({"ca", "client_cert", "client_key"} & set(entry))
+
+    def test_invalid_trust(self):
+        """
+        The rules of accounts hold for profiles: a pin and a CA bundle
+        exclude each other, a client certificate needs its key and the
+        key its certificate, and paths are non-empty strings; a profile
+        needs a pin or a CA bundle.  Each message names the profile.
+        """
+        valid = self.valid_entry()
+        cases = [
+            (dict(valid, ca="/ca.pem"), "pin and ca exclude each other"),
+            (dict(valid, pin=None), "neither a pin nor a ca"),
+            (dict(valid, client_cert="/c.crt"), "go together"),
+            (dict(valid, client_key="/c.key"), "go together"),
+            (dict(valid, pin=None, ca=""), "non-empty string"),
+            (dict(valid, client_cert=7, client_key="/c.key"), "non-empty"),
+        ]
+        for entry, reason in cases:
+            self.write_document(
+                {"version": 1, "accounts": {}, "profiles": {"alice": entry}}
+            )
+            error = self.assertRaises(StateFileError, load_state, self.path)
+            self.assertIn("profile 'alice'", str(error))
+            self.assertIn(reason, str(error))
+
     def test_times_of_rotation_and_offline_spell(self):
         """
         The time of the last rotation and of going offline are written

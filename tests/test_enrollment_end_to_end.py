@@ -40,6 +40,22 @@ class FixedSource:
         return self.value
 
 
+def rotation_factory(profile, report, machine="machine-1"):
+    """
+    A factory rotating C{profile} once a minute as C{machine}, storing
+    nothing and handing each report to C{report}.
+    """
+    return RotationFactory(
+        profile,
+        clock=reactor,
+        interval=60,
+        timeout=5,
+        store=lambda old, new: None,
+        report=report,
+        fingerprint=lambda: compute_fingerprint([FixedSource(machine)]).hash,
+    )
+
+
 class EnrollmentFixture:
     """
     A daemon built by makeService on loopback with a generated certificate,
@@ -54,16 +70,29 @@ class EnrollmentFixture:
     def setUp(self):
         self.data = tempfile.mkdtemp(prefix="suto-enr-")
         self.addCleanup(shutil.rmtree, self.data, True)
+        self.listen = self.make_listener()
+        return self.start_server()
+
+    def make_listener(self):
+        """
+        Make the server's certificate, set C{self.pin} to its fingerprint,
+        and return the daemon's listen description.
+        """
         key, cert, _ = certificate.ensure_self_signed(
             self.data, "localhost", datetime.datetime.now(datetime.timezone.utc)
         )
         with open(cert, "rb") as handle:
             self.pin = certificate.describe(handle.read()).fingerprint
-        self.listen = (
+        return (
             f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(key)}"
             f":certKey={quoteStringArgument(cert)}"
         )
-        return self.start_server()
+
+    def trust(self):
+        """
+        How the enroll client trusts the server, as L{enroll} arguments.
+        """
+        return {"pin": self.pin}
 
     @defer.inlineCallbacks
     def start_server(self):
@@ -107,7 +136,7 @@ class EnrollmentFixture:
             reactor,
             host="127.0.0.1",
             port=self.port,
-            pin=self.pin,
+            **self.trust(),
             user=user,
             password=password,
             sources=[FixedSource(machine)],
@@ -123,15 +152,7 @@ class EnrollmentFixture:
         """
         profile = dataclasses.replace(profile, server_port=self.port)
         reported = defer.Deferred()
-        factory = RotationFactory(
-            profile,
-            clock=reactor,
-            interval=60,
-            timeout=5,
-            store=lambda old, new: None,
-            report=reported.callback,
-            fingerprint=lambda: compute_fingerprint([FixedSource(machine)]).hash,
-        )
+        factory = rotation_factory(profile, reported.callback, machine)
         protocol = yield profile_endpoint(reactor, profile, 5).connect(factory)
         report = yield reported
         protocol.transport.loseConnection()

@@ -15,7 +15,11 @@ from suto_client.rotation import RotationOutcome
 from suto_client.statefile import ClientState, load_state, save_state
 from twisted.trial.unittest import TestCase
 
-from tests.test_enrollment_end_to_end import EnrollmentFixture, FixedSource
+from tests.test_enrollment_end_to_end import (
+    EnrollmentFixture,
+    FixedSource,
+    rotation_factory,
+)
 
 ROTATIONS = 3
 
