@@ -215,6 +215,7 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
             framed_conversation,
             self.port,
             "127.0.0.2",
+            self.trust(),
             [wire.Version(wire.PROTOCOL_VERSION), wire.Enroll("alice")],
         )
         self.assertEqual(
@@ -283,17 +284,20 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         self.assertEqual(bob.outcome, EnrollOutcome.ENROLLED)
 
 
-def framed_conversation(port, source, messages):
+def framed_conversation(port, source, trust, messages):
     """
     Send C{messages} over TLS from C{source} to the daemon on loopback
     C{port}, then read until the daemon closes.  Blocks: run it in a
-    thread.
+    thread.  The server is not verified (the test reads what it says);
+    a C{client_cert} and C{client_key} in C{trust} are presented.
 
     @return: every byte the daemon sent.
     """
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    if trust.get("client_cert"):
+        context.load_cert_chain(trust["client_cert"], trust["client_key"])
     raw = socket.create_connection(
         ("127.0.0.1", port), timeout=10, source_address=(source, 0)
     )
