@@ -38,6 +38,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
 from suto_server.offline import silence_allowed
+from suto_server.reconnect import DEFAULT_STEP
 from suto_server.store.sqlite import SQLiteStore
 from suto_server.tap import DATABASE_FILE
 
@@ -124,6 +125,15 @@ class StormResult:
     keys_current: int
     keys_previous: int
     keys_lost: int
+
+
+def _offline_step(interval: float, grace: float) -> int:
+    """
+    The server's offline time step for a run at C{interval} and C{grace}:
+    its default (30 s) unless the profiles' allowed silence is shorter,
+    which C{twistd suto} refuses.
+    """
+    return max(1, min(DEFAULT_STEP, int(silence_allowed(interval, grace))))
 
 
 def _start_generators(
@@ -256,7 +266,8 @@ def run_storm(
     """
     raise_file_limit()
     options = (
-        "--rotation-interval", str(interval), "--rotation-grace", str(grace)
+        "--rotation-interval", str(interval), "--rotation-grace", str(grace),
+        "--offline-step", str(_offline_step(interval, grace)),
     )
     seeding = reactor.seconds()
     setup, fleet_file = yield deferToThread(prepare_fleet, directory, endpoints)

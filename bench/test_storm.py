@@ -160,3 +160,15 @@ class StormReportTests(SynchronousTestCase):
         self.assertAlmostEqual(
             report.storm_ceiling(_ceilings()), 1 / (1 / 100 + 5 / 500)
         )
+
+
+class OfflineStepTests(SynchronousTestCase):
+    def test_within_allowed_silence(self):
+        """
+        The offline step passed to the server is its default when the
+        allowed silence is longer, and never longer than that silence, so
+        C{twistd suto} accepts the short intervals the storm runs with.
+        """
+        self.assertEqual(storm._offline_step(60, 30), 30)
+        self.assertEqual(storm._offline_step(10, 5), 16)
+        self.assertEqual(storm._offline_step(1, 0.5), 1)

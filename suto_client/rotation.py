@@ -64,7 +64,6 @@ from cryptography.hazmat.primitives.serialization import (
     Encoding,
     PublicFormat,
 )
-from twisted.application.internet import backoffPolicy
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger, LogLevel
@@ -87,6 +86,19 @@ JITTER = 0.1
 #: The longest wait after rotations that failed to open the server's
 #: message: the wait starts at one interval and doubles up to this.
 MAX_HOLD_OFF = 3600.0
+#: The back-off between connection attempts: after the n-th failure in a
+#: row the wait is drawn uniformly from [c/2, c], where
+#: c = min(RETRY_BASE x 2^n, RETRY_CAP) ("equal jitter").  The draw spreads
+#: a fleet cut off at the same moment over half of each wait, and the
+#: cap bounds the wait of every endpoint after its server comes back.
+RETRY_BASE = 1.0
+RETRY_CAP = 30.0
+#: A connection that ends before the server's first message (the server
+#: refused it under a connection limit, or never answered) is not a failed
+#: rotation: such connections in a row double the wait at most this many
+#: times, so a server shedding load is retried within seconds and one
+#: that only ever accepts and closes is not hammered.
+UNANSWERED_DOUBLINGS = 3
 
 #: What the errors a server may end a rotation with mean.
 _SERVER_ERRORS = {
@@ -161,12 +173,16 @@ class Report:
         ids are public names and may be logged.
     @ivar generation: that key's generation.
     @ivar reason: a short explanation for people; never a secret.
+    @ivar answered: whether the server sent anything on the connection
+        before the rotation ended; C{False} for a connection it closed, or
+        let time out, before its version answer.
     """
 
     outcome: RotationOutcome
     key_id: str
     generation: int
     reason: str = ""
+    answered: bool = True
 
 
 @dataclass(frozen=True)
@@ -215,6 +231,7 @@ class ClientRotation(Conversation):
         self._asked_time = False
         self._reconnect: wire.Reconnect | None = None
         self._offline_key: bytes | None = None
+        self._answered = False
 
     @property
     def profile(self) -> EnrolledProfile:
@@ -224,6 +241,14 @@ class ClientRotation(Conversation):
         return self._profile
 
     # What the protocol calls.
+
+    def receive(self, message) -> list:
+        self._answered = True
+        return super().receive(message)
+
+    def protocol_error(self, error: wire.ProtocolError) -> list:
+        self._answered = True
+        return super().protocol_error(error)
 
     def start(self) -> list:
         """
@@ -426,7 +451,11 @@ class ClientRotation(Conversation):
 
     def _report(self, outcome: RotationOutcome, reason: str = "") -> Report:
         return Report(
-            outcome, self._profile.key_id, self._profile.generation, reason
+            outcome,
+            self._profile.key_id,
+            self._profile.generation,
+            reason,
+            answered=self._answered,
         )
 
     def _forget(self) -> None:
@@ -876,6 +905,21 @@ def profile_endpoint(
     )
 
 
+def retry_wait(failures: int, random: random_module.Random) -> float:
+    """
+    Seconds to wait before connecting again after C{failures} failures in
+    a row: drawn uniformly from [c/2, c], c = min(L{RETRY_BASE} x
+    2^C{failures}, L{RETRY_CAP}).
+
+    The draw is proportional to the wait, so endpoints cut off together
+    spread over half of each wait instead of retrying in waves, and the
+    lower half keeps a dead server from being tried more often than every
+    c/2 seconds.
+    """
+    ceiling = min(RETRY_BASE * 2.0 ** min(failures, 64), RETRY_CAP)
+    return ceiling / 2 + random.random() * ceiling / 2
+
+
 class RotationFactory(Factory):
     """
     Makes a L{RotationProtocol} for each connection to one profile's
@@ -886,8 +930,10 @@ class RotationFactory(Factory):
     L{twisted.application.internet.ClientService} that connects it: after
     a rotation whose server message did not open, the next attempt waits
     one interval, then twice as long at each such failure in a row, up to
-    L{MAX_HOLD_OFF}; after other failures the usual back-off grows with
-    the failures in a row; a successful rotation resets both.
+    L{MAX_HOLD_OFF}; otherwise it waits as L{retry_wait} says, the
+    exponent growing with the failed attempts and rotations in a row but
+    by at most L{UNANSWERED_DOUBLINGS} for connections the server ended
+    before answering; a successful rotation resets all of them.
 
     @ivar profile: the profile with its latest stored key.
     """
@@ -933,10 +979,8 @@ class RotationFactory(Factory):
         self._fingerprint = fingerprint
         self._random_bytes = random_bytes
         self._random = random_module.Random() if random is None else random
-        self._backoff = backoffPolicy(
-            initialDelay=1, maxDelay=60, factor=2, jitter=self._random.random
-        )
         self._failures = 0
+        self._unanswered = 0
         self._next_hold_off = interval
         self._hold_off: float | None = None
 
@@ -965,7 +1009,11 @@ class RotationFactory(Factory):
         if self._hold_off is not None:
             delay, self._hold_off = self._hold_off, None
             return delay
-        return self._backoff(attempt + self._failures)
+        # ClientService counts 1 again after any connection, even one the
+        # server closed at once; such closes in a row count on their own,
+        # and only up to a few doublings.
+        unanswered = min(self._unanswered, UNANSWERED_DOUBLINGS)
+        return retry_wait(self._failures + max(attempt, unanswered), self._random)
 
     def _note_silence(self) -> None:
         """
@@ -1027,9 +1075,16 @@ class RotationFactory(Factory):
             )
         elif report.outcome is RotationOutcome.UNKNOWN_KEY:
             level = LogLevel.error
+        elif not report.answered:
+            # Refused under a connection limit, or not answered at all:
+            # the server said nothing about this rotation.
+            self._unanswered += 1
+            level = LogLevel.warn
         else:
             self._failures += 1
             level = LogLevel.warn
+        if report.answered:
+            self._unanswered = 0
         text = (
             "key rotation of {user} with {server_host} port {server_port}: "
             "{outcome}"

@@ -366,6 +366,14 @@ class IOfflineStore(Interface):
             when it is not offline (or does not exist).
         """
 
+    def standing(username):
+        """
+        Both marks a rotation is checked against, read at once.
+
+        @return: C{(blacklisted, offline_since)}: whether the profile has a
+            blacklist entry, and what L{offline_since} returns.
+        """
+
     def last_offline_step(username):
         """
         @return: the newest offline time step the profile reconnected

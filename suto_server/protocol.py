@@ -331,15 +331,20 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
             self._perform(self._phase.denied())
             return
         try:
-            profile, _ = rotation.check_key(
+            profile, presented = rotation.check_key(
                 message.user, message.key_id, self._source, now
             )
         except RotationRefused:
             self._perform(self._phase.refused())
             return
         tracking = self.factory.tracking
+        # Admitted at once, begin runs in this turn and can use the key
+        # just checked; after a wait for the tracker it checks again, as
+        # another connection may have rotated the profile meanwhile.
+        checked = None
         if tracking is None or self._admitted:
             admitted = succeed(True)
+            checked = (profile, presented)
         else:
             current, previous = rotation.held_keys(profile)
             admitted = tracking.admit(
@@ -365,6 +370,7 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
                     self._source,
                     self.factory.clock.seconds(),
                     offline_step=self._offline_step,
+                    checked=checked,
                 )
             except RotationRefused:
                 self._perform(self._phase.refused())

@@ -214,8 +214,11 @@ class Reconnection:
         @raise ReconnectRefused: with C{blacklisted} or
             C{reconnect_failed}.
         """
-        self.refuse_blacklisted(user, source, now)
-        if reconnected or self._store.offline_since(user) is None:
+        # Both marks in one read: this runs on every rotation.
+        blacklisted, offline_since = self._store.standing(user)
+        if blacklisted:
+            self._refuse_blacklisted(user, source, now)
+        if reconnected or offline_since is None:
             return
         profile = self._store.get_profile(user)
         if profile is None or not self._ever_held(profile, key_id):
@@ -237,8 +240,15 @@ class Reconnection:
         @raise ReconnectRefused: with C{blacklisted}, after recording the
             attempt, if C{user}'s profile is blacklisted.
         """
-        if self._store.blacklist_entry(user) is None:
-            return
+        if self._store.blacklist_entry(user) is not None:
+            self._refuse_blacklisted(user, source, now)
+
+    def _refuse_blacklisted(self, user: str, source: str, now: float) -> None:
+        """
+        Record the attempt of blacklisted C{user}'s profile from C{source}.
+
+        @raise ReconnectRefused: with C{blacklisted}, always.
+        """
         self._audit.record(
             now,
             "blacklisted_refused",

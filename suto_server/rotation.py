@@ -162,6 +162,7 @@ class Rotation:
         source: str,
         now: float,
         offline_step: int | None = None,
+        checked: tuple | None = None,
     ) -> PendingRotation:
         """
         The client holding C{key_id} asks to rotate: roll back to that key
@@ -171,10 +172,15 @@ class Rotation:
         @param offline_step: the offline time step this connection
             reconnected with, which the commit spends; L{None} for a
             connection that did not reconnect.
+        @param checked: what L{check_key} returned for C{user} and
+            C{key_id} in this same reactor turn, so nothing can have
+            changed since; L{None} to check the key here.
 
         @raise RotationRefused: not a key this profile may rotate from.
         """
-        profile, current = self.check_key(user, key_id, source, now)
+        if checked is None:
+            checked = self.check_key(user, key_id, source, now)
+        profile, current = checked
         # check_key let through the current key or the unconfirmed previous
         # one.  Nothing is written here, whichever it is: only the client's
         # acknowledgement proves it holds the key and the fingerprint.  The

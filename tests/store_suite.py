@@ -1921,6 +1921,20 @@ class OfflineStoreTestsMixin:
         self.assertEqual(self.store.blacklist_entry("alice"), BLACKLISTED)
         self.assertEqual(self.store.list_blacklist(), [BLACKLISTED, bob])
 
+    def test_standing(self):
+        """
+        A profile's standing says, in one read, whether it is blacklisted
+        and since when it is offline, as L{blacklist_entry} and
+        L{offline_since} do; a name without a profile has neither.
+        """
+        self.assertEqual(self.store.standing("alice"), (False, None))
+        self.store.mark_offline(["alice"], 2000.0)
+        self.assertEqual(self.store.standing("alice"), (False, 2000.0))
+        self.store.add_to_blacklist(BLACKLISTED)
+        self.assertEqual(self.store.standing("alice"), (True, 2000.0))
+        self.assertEqual(self.store.standing("bob"), (False, None))
+        self.assertEqual(self.store.standing("carol"), (False, None))
+
     def test_unblock(self):
         """
         Lifting an entry removes it and the profile with its keys, so the

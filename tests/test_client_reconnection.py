@@ -12,6 +12,7 @@ C{SUTO_C_RECONNECT_} as the server's rules do.
 
 import base64
 import os
+import random
 from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -26,6 +27,7 @@ from suto_client.agent import Agent
 from suto_client.fingerprint import FingerprintError
 from suto_client.rotation import (
     JITTER,
+    RETRY_CAP,
     ClientRotation,
     Commit,
     CommitError,
@@ -56,6 +58,7 @@ from tests.test_client_rotation import (
     make_factory,
     pump,
     raw_public,
+    refused_connection,
     run_connection,
     stop,
 )
@@ -756,7 +759,43 @@ class OfflineFactoryTests(SynchronousTestCase):
         self.fingerprint.value = FINGERPRINT
         self.connection()
         self.assertEqual(self.server.generation, 1)
-        self.assertEqual(self.factory.retry_delay(1), 2.0)
+        self.assertEqual(self.factory.retry_delay(1), 1.0)
+
+    def test_storm(self):
+        """
+        An offline endpoint whose server was down and then refuses it twice
+        under its start-up limit (closing before its version) is back
+        within L{RETRY_CAP} plus two short waits of the server's return:
+        the waits while the server is down never pass the cap, the
+        refusals neither count as failed rotations nor mark anything, and
+        the reconnection that follows rotates.  Time runs on the test's
+        clock, the draws from a seeded generator.
+        """
+        self.factory = make_factory(
+            self.clock, self.store, lambda report: None, self.fingerprint,
+            random.Random(5),
+        )
+        self.advance_to(DUE)
+        self.server.offline = True
+        waits = []
+        for attempt in range(1, 9):
+            waits.append(self.factory.retry_delay(attempt))
+            self.clock.advance(waits[-1])
+        self.assertLessEqual(max(waits), RETRY_CAP)
+        self.assertEqual(self.stored, [(PROFILE, OFFLINE)])
+        # The server returns just after the last failed attempt.
+        back = self.clock.seconds()
+        self.clock.advance(self.factory.retry_delay(9))
+        for _ in range(2):
+            refused_connection(self.factory)
+            wait = self.factory.retry_delay(1)
+            self.assertLessEqual(wait, 4.0)
+            self.clock.advance(wait)
+        self.assertEqual(self.stored, [(PROFILE, OFFLINE)])
+        self.connection()
+        self.assertEqual(self.server.generation, 1)
+        self.assertIsNone(self.factory.profile.offline_since)
+        self.assertLessEqual(self.clock.seconds() - back, RETRY_CAP + 2 + 4)
 
     def test_no_secret_logged(self):
         """

@@ -32,6 +32,8 @@ from suto_client.agent import Agent
 from suto_client.fingerprint import FingerprintError
 from suto_client.rotation import (
     MAX_HOLD_OFF,
+    RETRY_CAP,
+    UNANSWERED_DOUBLINGS,
     ClientRotation,
     Commit,
     CommitError,
@@ -40,6 +42,7 @@ from suto_client.rotation import (
     RotationFactory,
     RotationOutcome,
     RotationProtocol,
+    retry_wait,
 )
 from suto_client.session import Close, Send
 from suto_client.statefile import (
@@ -256,10 +259,12 @@ def converse(rotation: ClientRotation, server: FakeServer, actions: list) -> lis
     return others
 
 
-def make_factory(clock, store, report, fingerprint) -> RotationFactory:
+def make_factory(
+    clock, store, report, fingerprint, random=None
+) -> RotationFactory:
     """
     A L{RotationFactory} for L{PROFILE} on C{clock}, with deterministic
-    randomness and the shortest jitter.
+    randomness: C{random}, or the shortest jitter.
     """
     return RotationFactory(
         PROFILE,
@@ -270,8 +275,18 @@ def make_factory(clock, store, report, fingerprint) -> RotationFactory:
         report=report,
         fingerprint=fingerprint,
         random_bytes=Draws(),
-        random=FixedRandom(0.0),
+        random=FixedRandom(0.0) if random is None else random,
     )
+
+
+def refused_connection(factory: RotationFactory) -> None:
+    """
+    A connection of C{factory} that the server closes before it says
+    anything, as it does over C{--max-startups}.
+    """
+    protocol = factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
+    protocol.makeConnection(StringTransport())
+    protocol.connectionLost(Failure(internet_error.ConnectionDone()))
 
 
 def run_connection(factory: RotationFactory, server: FakeServer) -> None:
@@ -601,8 +616,10 @@ class ClientRotationTests(ConversationFixture, SynchronousTestCase):
     def test_lost_and_timeout(self):
         """
         A connection lost during a rotation is an error (nothing left to
-        close); one that ran out of time is a timeout and is dropped; a
-        connection lost between rotations reports nothing.
+        close), reported unanswered when the server had said nothing yet;
+        one that ran out of time after the server's version is a timeout,
+        answered, and is dropped; a connection lost between rotations
+        reports nothing.
         """
         self.rotation.start()
         self.assertEqual(
@@ -613,6 +630,7 @@ class ClientRotationTests(ConversationFixture, SynchronousTestCase):
                     PROFILE.key_id,
                     0,
                     "the server closed the connection",
+                    answered=False,
                 )
             ],
         )
@@ -635,6 +653,30 @@ class ClientRotationTests(ConversationFixture, SynchronousTestCase):
         self.converse(self.rotation.start())
         self.rotation.committed()
         self.assertEqual(self.rotation.connection_lost("closed"), [])
+
+    def test_answered(self):
+        """
+        A report says the server answered once any message or malformed
+        bytes came from it; a timeout before the version is unanswered.
+        """
+        rotation = ClientRotation(PROFILE, self.fingerprint, self.draws)
+        rotation.start()
+        [report, _] = rotation.timed_out()
+        self.assertEqual(
+            (report.outcome, report.answered), (RotationOutcome.TIMEOUT, False)
+        )
+        rotation = ClientRotation(PROFILE, self.fingerprint, self.draws)
+        rotation.start()
+        [report, _] = rotation.protocol_error(
+            wire.ProtocolError(wire.ERROR_BAD_FIELD, "bad")
+        )
+        self.assertTrue(report.answered)
+        rotation = ClientRotation(PROFILE, self.fingerprint, self.draws)
+        rotation.start()
+        [report, _] = rotation.receive(wire.Error(wire.ERROR_BUSY))
+        self.assertEqual(
+            (report.outcome, report.answered), (RotationOutcome.ERROR, True)
+        )
 
     def test_protocol_error(self):
         """
@@ -962,22 +1004,83 @@ class RotationFactoryTests(SynchronousTestCase):
         self.fingerprint.value = OTHER_FINGERPRINT
         self.connection()
         self.assertEqual(self.factory.retry_delay(1), 60.0)
-        self.assertEqual(self.factory.retry_delay(1), 2.0)
+        self.assertEqual(self.factory.retry_delay(1), 1.0)
+
+    def seeded_factory(self, seed: int) -> RotationFactory:
+        return make_factory(
+            self.clock,
+            lambda old, new: self.stored.append((old, new)),
+            self.reports.append,
+            self.fingerprint,
+            random.Random(seed),
+        )
 
     def test_errors_back_off(self):
         """
-        Rotations that fail otherwise make the usual back-off grow from
-        one to the next, up to a minute, until one succeeds.
+        Rotations that fail after the server answered make the back-off
+        grow from one to the next: each wait is drawn from [c/2, c], c
+        doubling from 4 s up to L{RETRY_CAP} (30 s), until one succeeds,
+        which brings the next wait back to [1, 2] s.
         """
+        self.factory = self.seeded_factory(1)
         self.server.receive = lambda message: [wire.Error(wire.ERROR_BUSY)]
-        delays = []
-        for _ in range(6):
+        for ceiling in [4.0, 8.0, 16.0, 30.0, 30.0, 30.0]:
             self.connection()
-            delays.append(self.factory.retry_delay(1))
-        self.assertEqual(delays, [4.0, 8.0, 16.0, 32.0, 60.0, 60.0])
+            delay = self.factory.retry_delay(1)
+            self.assertTrue(ceiling / 2 <= delay <= ceiling, (ceiling, delay))
         del self.server.receive
         self.connection()
+        self.assertTrue(1.0 <= self.factory.retry_delay(1) <= 2.0)
+
+    def test_unanswered_not_failures(self):
+        """
+        Connections the server closes before it says anything (refused
+        under a connection limit) do not count as failed rotations: in a
+        row they double the wait only L{UNANSWERED_DOUBLINGS} times, to
+        [4, 8] s at most, on top of the failures that came before them;
+        failed connection attempts after them keep growing; the first
+        answered connection resets them.  The lower ends, drawn here,
+        show the exponents.
+        """
+        self.assertEqual(UNANSWERED_DOUBLINGS, 3)
+        delays = []
+        for _ in range(5):
+            refused_connection(self.factory)
+            delays.append(self.factory.retry_delay(1))
+        self.assertEqual(delays, [1.0, 2.0, 4.0, 4.0, 4.0])
+        self.assertEqual(
+            [self.factory.retry_delay(attempt) for attempt in (4, 5, 6)],
+            [8.0, 15.0, 15.0],
+        )
+        self.server.receive = lambda message: [wire.Error(wire.ERROR_BUSY)]
+        self.connection()
         self.assertEqual(self.factory.retry_delay(1), 2.0)
+        refused_connection(self.factory)
+        self.assertEqual(self.factory.retry_delay(1), 2.0)
+        refused_connection(self.factory)
+        self.assertEqual(self.factory.retry_delay(1), 4.0)
+        self.assertEqual(self.stored, [])
+        self.assertEqual(
+            [(r.outcome, r.answered) for r in self.reports],
+            [(RotationOutcome.ERROR, False)] * 5
+            + [(RotationOutcome.ERROR, True)]
+            + [(RotationOutcome.ERROR, False)] * 2,
+        )
+
+    def test_unanswered_timeout(self):
+        """
+        A connection the server accepts but never answers times out, and
+        counts as unanswered too: it does not grow the failures.
+        """
+        protocol = self.factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
+        protocol.makeConnection(StringTransport())
+        self.clock.advance(TIMEOUT)
+        protocol.connectionLost(Failure(internet_error.ConnectionDone()))
+        [report] = self.reports
+        self.assertEqual(
+            (report.outcome, report.answered), (RotationOutcome.TIMEOUT, False)
+        )
+        self.assertEqual(self.factory.retry_delay(1), 1.0)
 
     def test_outcomes_logged(self):
         """
@@ -1020,6 +1123,51 @@ def stop(agent: Agent) -> None:
 
 
 @implementer(IStreamClientEndpoint)
+class RetryWaitTests(SynchronousTestCase):
+    """
+    L{retry_wait}, the agent's back-off between connection attempts.
+    """
+
+    def test_bounds(self):
+        """
+        After C{n} failures the wait lies in [c/2, c], c = min(2^n,
+        L{RETRY_CAP}), and the draws cover that range: the jitter is
+        proportional to the wait, not a fixed second.  Huge counts stay at
+        the cap.
+        """
+        self.assertEqual(RETRY_CAP, 30.0)
+        draws = random.Random(3)
+        for failures in (0, 1, 2, 3, 4, 5, 6, 10, 1000):
+            ceiling = min(2.0**failures, RETRY_CAP)
+            waits = [retry_wait(failures, draws) for _ in range(500)]
+            self.assertTrue(all(ceiling / 2 <= w <= ceiling for w in waits))
+            self.assertGreater(max(waits) - min(waits), 0.9 * ceiling / 2)
+
+    def test_ends(self):
+        """
+        The lowest draw waits half the ceiling, the highest the ceiling.
+        """
+        self.assertEqual(retry_wait(3, FixedRandom(0.0)), 4.0)
+        self.assertEqual(retry_wait(3, FixedRandom(1.0)), 8.0)
+        self.assertEqual(retry_wait(9, FixedRandom(1.0)), RETRY_CAP)
+
+    def test_fleet_spreads(self):
+        """
+        A fleet cut off at the same moment does not retry in waves: after
+        six failed attempts in a row the endpoints' next attempts are
+        spread over more than the last wait's half-range (15 s), where a
+        fixed second of jitter would have kept them within six seconds.
+        No endpoint waits longer than the cap between two attempts.
+        """
+        draws = random.Random(11)
+        times = []
+        for _ in range(1000):
+            waits = [retry_wait(n, draws) for n in range(1, 7)]
+            self.assertLessEqual(max(waits), RETRY_CAP)
+            times.append(sum(waits))
+        self.assertGreater(max(times) - min(times), 15.0)
+
+
 class FakeEndpoint:
     """
     Records connection attempts; a test completes them with L{accept}.

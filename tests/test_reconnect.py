@@ -582,6 +582,23 @@ class CheckRotationTestsMixin(ReconnectionMixin):
         self.check_rotation(Device("alice", bytes(32)))
         self.assertEqual(self.events(), [])
 
+    def test_one_read(self):
+        """
+        A plain rotation of an online profile reads the store once, for
+        both its blacklist entry and its offline mark.
+        """
+        reads = []
+        for name in ("standing", "blacklist_entry", "offline_since", "get_profile"):
+            original = getattr(self.store, name)
+
+            def counted(user, original=original, name=name):
+                reads.append(name)
+                return original(user)
+
+            self.patch(self.store, name, counted)
+        self.check_rotation(self.device)
+        self.assertEqual(reads, ["standing"])
+
     def test_reconnected(self):
         """
         An offline profile rotates on a connection that reconnected.

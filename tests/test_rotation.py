@@ -318,6 +318,36 @@ class RotateTestsMixin(RotationMixin):
     right, and when the acknowledgement is bad.
     """
 
+    def test_begin_checked(self):
+        """
+        Given what L{Rotation.check_key} returned, L{Rotation.begin} does
+        not check the key again, and derives the same rotation a check of
+        its own would.
+        """
+        request = self.device.request()
+        checked = self.rotation.check_key(
+            request.user, request.key_id, SOURCE, self.now()
+        )
+        self.patch(self.rotation, "check_key", lambda *args: self.fail("checked twice"))
+        pending = self.rotation.begin(
+            request.user,
+            request.key_id,
+            request.junk,
+            request.public,
+            SOURCE,
+            self.now(),
+            checked=checked,
+        )
+        self.assertEqual(
+            (pending.expected_key_id, pending.replaces, pending.generation),
+            (request.key_id, None, 1),
+        )
+        done = self.commit(
+            pending, self.device.acknowledge(pending.server_public, pending.ok)
+        )
+        self.device.commit(done)
+        self.assertEqual(self.profile().generation, 1)
+
     def test_derives_client_key(self):
         """
         The key the server commits is the one a client derives with the

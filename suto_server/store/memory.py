@@ -497,6 +497,14 @@ class MemoryStore:
         check_username(username)
         return self._open_tables().offline.get(username)
 
+    def standing(self, username):
+        """
+        See L{IOfflineStore.standing}.
+        """
+        check_username(username)
+        tables = self._open_tables()
+        return username in tables.blacklist, tables.offline.get(username)
+
     def last_offline_step(self, username):
         """
         See L{IOfflineStore.last_offline_step}.

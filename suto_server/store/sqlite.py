@@ -1148,6 +1148,18 @@ class SQLiteStore:
         )
         return rows[0][0] if rows else None
 
+    def standing(self, username):
+        """
+        See L{IOfflineStore.standing}: one query for both marks.
+        """
+        check_username(username)
+        [(blacklisted, since)] = self._read(
+            "SELECT EXISTS (SELECT 1 FROM blacklist WHERE username = ?), "
+            "(SELECT since FROM offline WHERE username = ?)",
+            (username, username),
+        )
+        return bool(blacklisted), since
+
     def last_offline_step(self, username):
         """
         See L{IOfflineStore.last_offline_step}.
