@@ -198,6 +198,19 @@ class Enrollment:
                 current.append(window)
         return current
 
+    def is_open(self, user: str, opened_at: float, now: float) -> bool:
+        """
+        Whether the window C{user} had opened at C{opened_at} is still
+        open: not used, cancelled, exhausted, replaced by another or past
+        its deadline.
+        """
+        window = self._store.get_window(user)
+        return (
+            window is not None
+            and window.opened_at == opened_at
+            and now < window.deadline
+        )
+
     def cancel(self, user: str, now: float) -> bool:
         """
         Close C{user}'s window, if any.

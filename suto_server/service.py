@@ -387,7 +387,7 @@ class SutoServer(MultiService):
     def _window_desk(self, locations, hello_port):
         if self.enrollment is None:
             return None
-        return WindowDesk(
+        desk = WindowDesk(
             self.enrollment,
             locations or Locations(),
             self._reactor,
@@ -395,6 +395,8 @@ class SutoServer(MultiService):
             hello_port,
             lambda: [tls.certificate_info().fingerprint for tls in self._tls],
         )
+        desk.setServiceParent(self)
+        return desk
 
     def clients(self) -> list[dict]:
         """

@@ -1,6 +1,7 @@
 """
 What IT does with enrollment windows through the admin API: open one at a
-location (announcing it with a hello), list them, cancel one.
+location (announcing it with hellos while it is open), list them, cancel
+one.
 
 This is the thin layer between JSON requests and the enrollment rules:
 it resolves location names, reads the clock, and shapes answers for
@@ -9,10 +10,17 @@ C{suto-admin}.
 
 from __future__ import annotations
 
+from twisted.application.service import Service
 
 from suto_server.discovery import HelloTarget
 from suto_server.enrollment import Enrollment, window_location
 from suto_server.timestamps import iso_utc
+
+#: Seconds between two hellos announcing the same open window.  IT usually
+#: opens the window first and then tells the person at the device the
+#: password, so a device that starts listening after the window opened
+#: still hears where the server is within this long.
+ANNOUNCE_EVERY = 5.0
 
 
 def hello_targets(location, port: int) -> tuple[HelloTarget, ...]:
@@ -37,8 +45,13 @@ def hello_targets(location, port: int) -> tuple[HelloTarget, ...]:
     return tuple(targets)
 
 
-class WindowDesk:
+class WindowDesk(Service):
     """
+    Opens, lists and cancels windows; while running, announces each open
+    window every L{ANNOUNCE_EVERY} seconds until it closes (used,
+    cancelled, exhausted or expired), and resumes the announcements of
+    the windows a restart kept.
+
     @param clock: an L{IReactorTime}; the only place time is read.
     @param hello: anything with C{send_hello(user, target)}.
     @param fingerprints: returns the SHA-256 fingerprints of the serving
@@ -46,7 +59,14 @@ class WindowDesk:
     """
 
     def __init__(
-        self, enrollment: Enrollment, locations, clock, hello, hello_port, fingerprints
+        self,
+        enrollment: Enrollment,
+        locations,
+        clock,
+        hello,
+        hello_port,
+        fingerprints,
+        announce_every: float = ANNOUNCE_EVERY,
     ) -> None:
         self._enrollment = enrollment
         self._locations = locations
@@ -54,6 +74,20 @@ class WindowDesk:
         self._hello = hello
         self._hello_port = hello_port
         self._fingerprints = fingerprints
+        self._announce_every = announce_every
+        # The next announcement of each announced window, by user.
+        self._announcing: dict = {}
+
+    def startService(self) -> None:
+        super().startService()
+        for window in self._enrollment.windows(self._clock.seconds()):
+            self._announce(window.username, window_location(window), window.opened_at)
+
+    def stopService(self):
+        super().stopService()
+        for pending in self._announcing.values():
+            pending.cancel()
+        self._announcing.clear()
 
     def open(self, user, location_text, timeout, password=None, replace=False):
         """
@@ -69,13 +103,7 @@ class WindowDesk:
         )
 
         def announce(one_time_password):
-            for target in hello_targets(location, self._hello_port):
-                try:
-                    self._hello.send_hello(user, target)
-                except OSError:
-                    # The window is open either way; the operator can run
-                    # the enroll command on the device without the hello.
-                    pass
+            self._announce(user, location, now)
             return {
                 "user": user,
                 "password": one_time_password,
@@ -85,6 +113,32 @@ class WindowDesk:
             }
 
         return d.addCallback(announce)
+
+    def _announce(self, user: str, location, opened_at: float) -> None:
+        """
+        Send the hellos for C{user}'s window, opened at C{opened_at}, and
+        while running send them again after a while, as long as that same
+        window is open.
+        """
+        for target in hello_targets(location, self._hello_port):
+            try:
+                self._hello.send_hello(user, target)
+            except OSError:
+                # The window is open either way; the operator can run the
+                # enroll command on the device with --server.
+                pass
+        previous = self._announcing.pop(user, None)
+        if previous is not None and previous.active():
+            previous.cancel()
+        if self.running:
+            self._announcing[user] = self._clock.callLater(
+                self._announce_every, self._again, user, location, opened_at
+            )
+
+    def _again(self, user: str, location, opened_at: float) -> None:
+        del self._announcing[user]
+        if self._enrollment.is_open(user, opened_at, self._clock.seconds()):
+            self._announce(user, location, opened_at)
 
     def list(self) -> list[dict]:
         now = self._clock.seconds()

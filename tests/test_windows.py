@@ -275,3 +275,118 @@ class WindowDeskTests(SynchronousTestCase):
         self.assertTrue(self.desk.cancel("alice"))
         self.assertEqual(self.desk.list(), [])
         self.assertFalse(self.desk.cancel("alice"))
+
+
+class AnnouncementTests(SynchronousTestCase):
+    """
+    A running L{WindowDesk} announces each open window again every
+    C{announce_every} seconds until the window closes.
+    """
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.clock.advance(NOW)
+        self.store = MemoryStore()
+        self.enrollment = Enrollment(self.store, new_master_key(self), ImmediatePool())
+        self.hello = RecordingHello()
+        self.desk = self.make_desk()
+        self.desk.startService()
+        self.addCleanup(self.stop)
+
+    def make_desk(self):
+        return WindowDesk(
+            self.enrollment,
+            Locations(),
+            self.clock,
+            self.hello,
+            PORT,
+            lambda: ["AB:CD"],
+            announce_every=5,
+        )
+
+    def stop(self):
+        if self.desk.running:
+            self.desk.stopService()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def open(self, timeout=12):
+        self.successResultOf(self.desk.open("alice", "127.0.0.5", timeout, PASSWORD))
+
+    def sent_after(self, seconds):
+        self.hello.sent.clear()
+        self.clock.advance(seconds)
+        return len(self.hello.sent)
+
+    def test_until_deadline(self):
+        """
+        A window is announced at once and then every 5 seconds while it is
+        open; the announcement due at or past its deadline is not sent.
+        """
+        self.open(timeout=12)
+        self.assertEqual(len(self.hello.sent), 1)
+        self.assertEqual([self.sent_after(5), self.sent_after(5)], [1, 1])
+        self.assertEqual(self.sent_after(5), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_until_cancelled(self):
+        """
+        A cancelled window is announced no more.
+        """
+        self.open()
+        self.desk.cancel("alice")
+        self.assertEqual(self.sent_after(5), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_until_used(self):
+        """
+        A window closed by its enrollment is announced no more.
+        """
+        self.open()
+        window = self.enrollment.begin("alice", "127.0.0.5", NOW)
+        sealed, _ = device_payload(PASSWORD, schemes.salt_of(window.otp_hash), "alice")
+        self.enrollment.complete(window, "127.0.0.5", sealed, NOW)
+        self.assertEqual(self.sent_after(5), 0)
+
+    def test_reopened(self):
+        """
+        A window cancelled and opened again has one announcement schedule,
+        the new window's.
+        """
+        self.open()
+        self.desk.cancel("alice")
+        self.clock.advance(1)
+        self.open()
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.assertEqual(self.sent_after(5), 1)
+
+    def test_stop(self):
+        """
+        Stopping the desk cancels every announcement due.
+        """
+        self.open()
+        self.desk.stopService()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_restart_resumes(self):
+        """
+        Windows kept across a restart are announced again at start, and
+        until their original deadline.
+        """
+        self.open(timeout=12)
+        self.desk.stopService()
+        self.clock.advance(3)
+        self.hello.sent.clear()
+        self.desk = self.make_desk()
+        self.desk.startService()
+        [target] = hello_targets(Location((ip_network("127.0.0.5/32"),)), PORT)
+        self.assertEqual(self.hello.sent, [("alice", target)])
+        self.assertEqual([self.sent_after(5), self.sent_after(5)], [1, 0])
+
+    def test_not_running(self):
+        """
+        A desk that is not running announces a window once, when it opens.
+        """
+        self.desk.stopService()
+        self.open()
+        self.assertEqual(len(self.hello.sent), 1)
+        self.assertEqual(self.sent_after(5), 0)
