@@ -8,6 +8,7 @@ C{suto-client}: manage the endpoint agent's accounts.
     suto-client account del USER
     suto-client enroll --server HOST[:PORT] --user USER --pin SHA256
     suto-client enroll --server HOST[:PORT] --user USER --ca BUNDLE.pem
+    suto-client enroll --user USER --pin SHA256    # the server from its hello
     suto-client fingerprint
     suto-client config check FILE
 
@@ -20,6 +21,9 @@ until the first successful authentication replaces it by the salted hash.
 
 C{enroll} proves a one-time password from the server's operator, read the
 same way, and stores the enrolled profile's first key in the state file.
+Without C{--server} it first waits for the hello with which the server
+announces the enrollment window, and enrolls with its sender on port
+2021 (see L{suto_client.announcement}).
 C{fingerprint} shows this machine's fingerprint hash and which sources it
 was computed from, never what they read.  C{config check} reports every
 problem of a C{twistd suto-client --config} file before the agent is
@@ -44,8 +48,12 @@ import sys
 from contextlib import redirect_stderr, redirect_stdout
 from typing import TextIO
 
+from twisted.internet.defer import succeed
+from twisted.internet.error import CannotListenError
 from twisted.internet.task import react
 
+from suto_client.agent import DEFAULT_HELLO_PORT
+from suto_client.announcement import NoAnnouncement, wait_for_announcement
 from suto_client.enrollment import EnrollOutcome, EnrollResult, enroll
 from suto_client.fingerprint import (
     FingerprintError,
@@ -262,13 +270,22 @@ def _delete(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
     stdout.write(f"deleted {args.user}\n")
 
 
+#: Seconds C{suto-client enroll} waits for the server's hello by default:
+#: longer than the default window, so the command may be started first.
+DEFAULT_HELLO_WAIT = 300.0
+
+
 def _enroll(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
     if not wire.can_enroll(args.user):
         raise CommandError(
             f"{args.user!r} cannot be enrolled: use letters, digits, '.', "
             f"'_' and '-', at most 64 characters, not starting with 'DATA_'"
         )
-    host, port = parse_server(args.server)
+    hello = _hello_options(args)
+    if hello is None:
+        host, port = parse_server(args.server)
+    else:
+        host, port = None, DEFAULT_SERVER_PORT
     transport = _transport(args)
     existing = load_state(args.state).profiles.get(args.user)
     if existing is not None and not args.replace:
@@ -277,19 +294,27 @@ def _enroll(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
             f"{_server(existing.server_host, existing.server_port)}; "
             f"use --replace to enroll again"
         )
+    password = _read_password(args, stdin, stderr)
+    if hello is not None:
+        stderr.write(
+            f"waiting up to {hello[2]:g} s for the server's hello for "
+            f"{args.user} on UDP port {hello[0]}\n"
+        )
     result = _run_enrollment(
+        hello,
         host=host,
         port=port,
         **transport,
         user=args.user,
-        password=_read_password(args, stdin, stderr),
+        password=password,
     )
     if result.outcome is not EnrollOutcome.ENROLLED:
         raise CommandError(f"{args.user} was not enrolled: {result.reason}")
+    profile = result.profile
     try:
         # Read again: the agent may have changed the file meanwhile.
         state = load_state(args.state)
-        state.profiles[args.user] = result.profile
+        state.profiles[args.user] = profile
         save_state(args.state, state)
     except StateFileError as e:
         raise CommandError(
@@ -297,21 +322,82 @@ def _enroll(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
             f"saved ({e}); ask for a new enrollment window to replace it"
         ) from None
     stdout.write(
-        f"enrolled {args.user} with {_server(host, port)}, "
-        f"key id {result.profile.key_id[:8]}\u2026\n"
+        f"enrolled {args.user} with "
+        f"{_server(profile.server_host, profile.server_port)}, "
+        f"key id {profile.key_id[:8]}\u2026\n"
     )
 
 
-def _run_enrollment(**arguments) -> EnrollResult:
+def _hello_options(args) -> tuple[int, str, float] | None:
     """
-    Run the reactor for as long as L{enroll} with C{arguments} takes.
+    Where and how long to wait for the server's hello: L{None} with
+    C{--server}, which the hello options then may not accompany.
+    """
+    given = [
+        option
+        for option, value in (
+            ("--hello-port", args.hello_port),
+            ("--hello-interface", args.hello_interface),
+            ("--hello-wait", args.hello_wait),
+        )
+        if value is not None
+    ]
+    if args.server is not None:
+        if given:
+            raise CommandError(
+                f"{given[0]} has no use with --server: the hello is waited "
+                f"for only to learn the server's address"
+            )
+        return None
+    port = DEFAULT_HELLO_PORT if args.hello_port is None else args.hello_port
+    wait = DEFAULT_HELLO_WAIT if args.hello_wait is None else args.hello_wait
+    if not 0 < port < 65536:
+        raise CommandError(f"--hello-port must be 1-65535, not {port}")
+    if not 0 < wait <= 86400:
+        raise CommandError("--hello-wait must be more than 0 and at most 86400 s")
+    return port, args.hello_interface or "", wait
 
-    @raise CommandError: the enrollment was interrupted before it ended.
+
+def _run_enrollment(hello, **arguments) -> EnrollResult:
     """
-    results = []
+    Run the reactor for as long as L{enroll} with C{arguments} takes; with
+    C{hello} (port, interface, seconds), first for as long as the server's
+    hello takes to come, which then names the host.
+
+    @raise CommandError: no hello came, or the enrollment was interrupted
+        before it ended.
+    """
+    results: list = []
 
     def run(reactor):
-        return enroll(reactor, **arguments).addCallback(results.append)
+        if hello is None:
+            found = succeed(arguments["host"])
+        else:
+            port, interface, wait = hello
+            try:
+                found = wait_for_announcement(
+                    reactor, arguments["user"], port, interface, wait
+                )
+            except CannotListenError as e:
+                results.append(
+                    CommandError(
+                        f"cannot listen for the server's hello on UDP port "
+                        f"{port} ({e.socketError}); stop the agent while "
+                        f"enrolling, or give --server"
+                    )
+                )
+                return None
+
+        def not_announced(failure):
+            failure.trap(NoAnnouncement)
+            results.append(
+                CommandError(f"{failure.value}; check the window, or give --server")
+            )
+
+        found.addCallback(
+            lambda host: enroll(reactor, **{**arguments, "host": host})
+        ).addCallbacks(results.append, not_announced)
+        return found
 
     try:
         react(run)
@@ -320,6 +406,8 @@ def _run_enrollment(**arguments) -> EnrollResult:
         pass
     if not results:
         raise CommandError("the enrollment was interrupted")
+    if isinstance(results[0], CommandError):
+        raise results[0]
     return results[0]
 
 
@@ -403,13 +491,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     enrollment.add_argument(
         "--server",
-        required=True,
         metavar="HOST[:PORT]",
         help=f"the server's IP address and port (default "
-        f"{DEFAULT_SERVER_PORT}); IPv6 as [::1]:{DEFAULT_SERVER_PORT}",
+        f"{DEFAULT_SERVER_PORT}); IPv6 as [::1]:{DEFAULT_SERVER_PORT}; "
+        f"without it, the sender of the server's hello, port "
+        f"{DEFAULT_SERVER_PORT}",
     )
     enrollment.add_argument(
         "--user", required=True, help="the user the window was opened for"
+    )
+    enrollment.add_argument(
+        "--hello-port",
+        type=int,
+        metavar="PORT",
+        help=f"without --server: the UDP port to wait for the hello on "
+        f"(default {DEFAULT_HELLO_PORT})",
+    )
+    enrollment.add_argument(
+        "--hello-interface",
+        metavar="ADDRESS",
+        help="without --server: the local address to wait for the hello "
+        "on (default: all)",
+    )
+    enrollment.add_argument(
+        "--hello-wait",
+        type=float,
+        metavar="SECONDS",
+        help=f"without --server: how long to wait for the hello (default "
+        f"{DEFAULT_HELLO_WAIT:g})",
     )
     _add_tls_options(enrollment)
     enrollment.add_argument(

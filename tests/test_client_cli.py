@@ -6,13 +6,15 @@ with injected streams, and for L{suto_client.tap}, the C{twistd} options.
 import io
 import os
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import fail, succeed
+from twisted.internet.error import CannotListenError
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from suto_client import cli, tap
 from suto_client.agent import Agent
+from suto_client.announcement import NoAnnouncement
 from suto_client.cli import CommandError, main, parse_server
 from suto_client.enrollment import EnrollOutcome, EnrollResult
 from suto_client.fingerprint import compute_fingerprint
@@ -455,11 +457,11 @@ def sample_profile(
     )
 
 
-class EnrollCommandTests(SynchronousTestCase):
+class EnrollCommandFixture:
     """
-    C{suto-client enroll}, with the reactor run and the enrollment itself
-    replaced by fakes: the conversation with a real server is tested end
-    to end elsewhere.
+    Runs C{suto-client enroll} with the reactor run and the enrollment
+    itself replaced by fakes: the conversation with a real server is
+    tested end to end elsewhere.
     """
 
     def setUp(self):
@@ -496,6 +498,12 @@ class EnrollCommandTests(SynchronousTestCase):
             stderr=stderr,
         )
         return code, stdout.getvalue(), stderr.getvalue()
+
+
+class EnrollCommandTests(EnrollCommandFixture, SynchronousTestCase):
+    """
+    C{suto-client enroll --server}.
+    """
 
     def test_enrolled(self):
         """
@@ -637,16 +645,14 @@ class EnrollCommandTests(SynchronousTestCase):
 
     def test_missing_arguments(self):
         """
-        Without --server or --user the command is a usage error; without
-        --pin or --ca it is refused as C{account add} refuses it, without
-        the hint about --legacy, which enrollment does not take.
+        Without --user the command is a usage error; without --pin or --ca
+        it is refused as C{account add} refuses it, without the hint about
+        --legacy, which enrollment does not take.
         """
         arguments = ["--server", "192.0.2.10", "--user", "alice"]
-        for missing in range(0, len(arguments), 2):
-            partial = arguments[:missing] + arguments[missing + 2 :]
-            code, out, err = self.run_enroll(*partial, "--pin", PIN)
-            self.assertEqual(code, 2)
-            self.assertIn("usage:", err)
+        code, out, err = self.run_enroll("--server", "192.0.2.10", "--pin", PIN)
+        self.assertEqual(code, 2)
+        self.assertIn("usage:", err)
         code, out, err = self.run_enroll(*arguments)
         self.assertEqual((code, out), (1, ""))
         self.assertTrue(
@@ -774,3 +780,132 @@ class FingerprintCommandTests(SynchronousTestCase):
                 "machine\n",
             ),
         )
+
+
+class EnrollFromHelloTests(EnrollCommandFixture, SynchronousTestCase):
+    """
+    C{suto-client enroll} without C{--server}: the server is the sender of
+    the hello that announces the window.
+    """
+
+    def wait_for(self, heard):
+        """
+        Replace the wait for the hello by one that records its arguments
+        and fires with C{heard}.
+        """
+        self.waits = []
+
+        def fake_wait(reactor, user, port, interface, wait):
+            self.waits.append((user, port, interface, wait))
+            return heard
+
+        self.patch(cli, "wait_for_announcement", fake_wait)
+
+    def test_enrolled(self):
+        """
+        By default the command waits 300 s on UDP port 2020 of every
+        address for a hello for the user, says so on standard error, then
+        enrolls with the hello's sender on port 2021.
+        """
+        self.wait_for(succeed("192.0.2.10"))
+        code, out, err = self.run_enroll("--user", "alice", "--pin", PIN)
+        self.assertEqual(
+            (code, err),
+            (
+                0,
+                "waiting up to 300 s for the server's hello for alice on UDP "
+                "port 2020\n",
+            ),
+        )
+        self.assertEqual(self.waits, [("alice", 2020, "", 300.0)])
+        [arguments] = self.enrollments
+        self.assertEqual(
+            (arguments["host"], arguments["port"]), ("192.0.2.10", 2021)
+        )
+        self.assertEqual(
+            out, "enrolled alice with 192.0.2.10:2021, key id 0123abcd\u2026\n"
+        )
+
+    def test_hello_options(self):
+        """
+        C{--hello-port}, C{--hello-interface} and C{--hello-wait} say where
+        and how long to wait.
+        """
+        self.wait_for(succeed("192.0.2.10"))
+        code, out, err = self.run_enroll(
+            "--user", "alice", "--pin", PIN, "--hello-port", "3020",
+            "--hello-interface", "192.0.2.55", "--hello-wait", "30",
+        )
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.waits, [("alice", 3020, "192.0.2.55", 30.0)])
+
+    def test_hello_options_with_server(self):
+        """
+        The hello options have no use with C{--server}, and are refused.
+        """
+        for option, value in (
+            ("--hello-port", "3020"),
+            ("--hello-interface", "192.0.2.55"),
+            ("--hello-wait", "30"),
+        ):
+            code, out, err = self.run_enroll(
+                "--server", "192.0.2.10", "--user", "alice", "--pin", PIN, option, value
+            )
+            self.assertEqual(
+                (code, err),
+                (1, f"suto-client: {option} has no use with --server: the hello "
+                    f"is waited for only to learn the server's address\n"),
+            )
+        self.assertEqual(self.enrollments, [])
+
+    def test_bad_hello_options(self):
+        """
+        A port outside 1-65535 or a wait that is not positive is refused.
+        """
+        for option, value in (("--hello-port", "0"), ("--hello-wait", "0")):
+            code, out, err = self.run_enroll(
+                "--user", "alice", "--pin", PIN, option, value
+            )
+            self.assertEqual(code, 1, err)
+            self.assertIn(option, err)
+        self.assertEqual(self.enrollments, [])
+
+    def test_no_hello(self):
+        """
+        No hello within the wait: exit 1 with one line, nothing stored.
+        """
+        self.wait_for(fail(NoAnnouncement("no hello for alice came within 300 s")))
+        code, out, err = self.run_enroll("--user", "alice", "--pin", PIN)
+        self.assertEqual(code, 1)
+        self.assertEqual(
+            err.splitlines()[-1],
+            "suto-client: no hello for alice came within 300 s; check the "
+            "window, or give --server",
+        )
+        self.assertEqual(self.enrollments, [])
+        self.assertFalse(os.path.exists(self.state))
+
+    def test_port_taken(self):
+        """
+        A hello port already taken (by the running agent) is one line that
+        says what to do.
+        """
+
+        def taken(reactor, user, port, interface, wait):
+            raise CannotListenError(interface, port, OSError(98, "Address in use"))
+
+        self.patch(cli, "wait_for_announcement", taken)
+        code, out, err = self.run_enroll("--user", "alice", "--pin", PIN)
+        self.assertEqual(code, 1)
+        last = err.splitlines()[-1]
+        self.assertTrue(
+            last.startswith(
+                "suto-client: cannot listen for the server's hello on UDP "
+                "port 2020"
+            ),
+            last,
+        )
+        self.assertTrue(
+            last.endswith("stop the agent while enrolling, or give --server"), last
+        )
+        self.assertEqual(self.enrollments, [])

@@ -19,6 +19,7 @@ from twisted.internet.endpoints import quoteStringArgument
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
+from suto_client.announcement import wait_for_announcement
 from suto_client.enrollment import EnrollOutcome, enroll
 from suto_client.fingerprint import compute_fingerprint
 from suto_client.rotation import RotationFactory, RotationOutcome, profile_endpoint
@@ -282,6 +283,44 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         self.assertNotEqual(store.get_profile("alice").key_id, profile.key_id)
         bob = yield self.enroll(password, user="bob")
         self.assertEqual(bob.outcome, EnrollOutcome.ENROLLED)
+
+
+
+def unused_udp_port() -> int:
+    """
+    A UDP port on 127.0.0.1 that nothing was bound to a moment ago.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class AnnouncedEnrollmentTests(EnrollmentFixture, TestCase):
+    """
+    The device learns the server's address from the hello with which the
+    daemon announces the window.
+    """
+
+    def setUp(self):
+        self.hello_port = unused_udp_port()
+        self.server_arguments = ("--hello-port", str(self.hello_port))
+        return super().setUp()
+
+    @defer.inlineCallbacks
+    def test_enroll_with_the_announcer(self):
+        """
+        A device waiting on the hello port when IT opens the window hears
+        the hello from the daemon's address and enrolls with it.
+        """
+        heard = wait_for_announcement(
+            reactor, "alice", self.hello_port, "127.0.0.1", self.timeout
+        )
+        password = yield self.open_window(location="127.0.0.1/32")
+        host = yield heard
+        self.assertEqual(host, "127.0.0.1")
+        result = yield self.enroll(password)
+        self.assertEqual(result.outcome, EnrollOutcome.ENROLLED, result.reason)
+        self.assertEqual(result.profile.server_host, host)
 
 
 def framed_conversation(port, source, trust, messages):
