@@ -42,6 +42,7 @@ from suto_server.realm import SutoRealm
 from suto_server.registry import LiveSessions, clients_report, history_report
 from suto_server.rendezvous import Rendezvous
 from suto_server.sinks.log import LogSink
+from suto_server.store.errors import StoreError
 from suto_server.tls import TLSConfigurationError
 from suto_server.tracking import Tracking
 
@@ -204,7 +205,12 @@ class SutoServer(MultiService):
         self.store = store
         self.metrics = ServerMetrics()
         self.gate = ConnectionGate(
-            reactor, limits, self.metrics, login_grace, limit_log_interval
+            reactor,
+            limits,
+            self.metrics,
+            login_grace,
+            limit_log_interval,
+            on_refusing=self._rate_limited,
         )
         self._last_alert = None
         self.audit = AuditLog(
@@ -378,6 +384,29 @@ class SutoServer(MultiService):
         if self.enrollment is None:
             return 0
         return len(self.enrollment.windows(self._reactor.seconds()))
+
+    def _rate_limited(self, now: float, host: str, until: float) -> None:
+        """
+        A source failed often enough to be refused: raise C{rate_limited},
+        once for the whole run of refusals.  The alert goes out even when
+        the store cannot record it (L{AuditLog.record}); that failure is
+        logged here, as it happened while deciding a connection.
+        """
+        where = self._locations.describe_address(host)
+        try:
+            self.audit.record(
+                now,
+                "rate_limited",
+                None,
+                host,
+                f"{where} failed too often: every connection from it is "
+                f"refused for {until - now:.0f} s",
+                (where,),
+            )
+        except StoreError:
+            self.log.failure(
+                "recording a rate_limited alert for {host} failed", host=host
+            )
 
     def _note_alert(self, event) -> None:
         alert = alert_for(event)

@@ -65,6 +65,8 @@ class Tracking:
             return succeed(True)
         d = maybeDeferred(self._checks.check, user, old, key, previous=previous)
 
+        describe = self._locations.describe_address
+
         def decided(result: CheckResult) -> bool:
             if result is CheckResult.ANSWERED:
                 self._clone(now, user, address, old, "the client answered at its old location")
@@ -76,7 +78,7 @@ class Tracking:
                     user,
                     old,
                     "an answer to the check packet carried a wrong proof",
-                    (self._describe(old),),
+                    (describe(old),),
                 )
             self._store.record_move(
                 user,
@@ -91,8 +93,8 @@ class Tracking:
                 "location_changed",
                 user,
                 address,
-                f"moved from {self._describe(old)} to {self._describe(address)}",
-                (self._describe(old), self._describe(address)),
+                f"moved from {describe(old)} to {describe(address)}",
+                (describe(old), describe(address)),
             )
             self._live.attach(user, address, now, connection)
             return True
@@ -103,16 +105,12 @@ class Tracking:
         self._live.detach(user, connection)
 
     def _clone(self, now, user, new, old, why) -> None:
+        places = tuple(map(self._locations.describe_address, (old, new)))
         self._audit.record(
             now,
             "clone_suspected",
             user,
             new,
-            f"{why}: {self._describe(old)}; refused the newcomer at "
-            f"{self._describe(new)}",
-            (self._describe(old), self._describe(new)),
+            f"{why}: {places[0]}; refused the newcomer at {places[1]}",
+            places,
         )
-
-    def _describe(self, address: str) -> str:
-        name = self._locations.name_of(address)
-        return f"{address} ({name})" if name else address

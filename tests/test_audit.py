@@ -659,6 +659,40 @@ class ServerWiringTests(SynchronousTestCase):
             [("enrollment_failed", "bob", "10.0.0.9")],
         )
 
+    def test_rate_limited(self):
+        """
+        The failure that gets a source refused raises one
+        C{rate_limited} alert, recorded after it, naming the source and
+        for how long it is refused; the failures after it raise none.
+        """
+        clock = self.server._reactor
+        clock.advance(NOW)
+        for _ in range(4):
+            self.assertRaises(
+                EnrollmentRefused,
+                self.server.enrollment.begin,
+                "bob",
+                "10.0.0.9",
+                clock.seconds(),
+            )
+        self.assertEqual(
+            [a.type for a in self.sink.alerts],
+            ["enrollment_failed"] * 3 + ["rate_limited", "enrollment_failed"],
+        )
+        limited = self.sink.alerts[3]
+        self.assertEqual(
+            (limited.time, limited.profile, limited.source, limited.locations),
+            (NOW, None, "10.0.0.9", ("10.0.0.9",)),
+        )
+        self.assertEqual(
+            limited.reason,
+            "10.0.0.9 failed too often: every connection from it is refused "
+            "for 15 s",
+        )
+        events = [e.event for e in self.server.store.audit_events()]
+        self.assertEqual(events.count("rate_limited"), 1)
+        self.assertEqual(self.server.store.verify_audit(), [])
+
     def test_rotation_clone(self):
         """
         A retired key used again is a C{clone_suspected} alert naming the
