@@ -236,7 +236,11 @@ class SutoServer(MultiService):
         self.rendezvous = Rendezvous(
             reactor,
             auth_timeout,
-            observers=[self.metrics.authenticated, self.gate.authenticated],
+            observers=[
+                self.metrics.authenticated,
+                self.gate.authenticated,
+                self._audit_authentication,
+            ],
         )
         self.hello = HelloService(reactor, hostname, hello_interface)
         self.hello.setServiceParent(self)
@@ -384,6 +388,23 @@ class SutoServer(MultiService):
         if self.enrollment is None:
             return 0
         return len(self.enrollment.windows(self._reactor.seconds()))
+
+    def _audit_authentication(self, request, outcome) -> None:
+        """
+        A rendezvous observer: every authentication goes to the audit log
+        as C{authentication_<verdict>}, with the device that answered (if
+        one did) and the reason it ended so; never what it answered.
+        """
+        source = outcome.source
+        verdict = outcome.verdict.value
+        self.audit.record(
+            self._reactor.seconds(),
+            f"authentication_{verdict}",
+            outcome.user,
+            source,
+            outcome.reason or verdict,
+            () if source is None else (self._locations.describe_address(source),),
+        )
 
     def _rate_limited(self, now: float, host: str, until: float) -> None:
         """

@@ -33,6 +33,7 @@ from suto_server.audit import AuditLog
 from suto_server.enrollment import EnrollmentRefused
 from suto_server.interfaces import IAlertSink
 from suto_server.rotation import RotationRefused
+from suto_server.rendezvous import Verdict
 from suto_server.service import SutoServer
 from suto_server.store import chain
 from suto_server.store.errors import StoreError
@@ -658,6 +659,57 @@ class ServerWiringTests(SynchronousTestCase):
             [(a.type, a.profile, a.source) for a in self.sink.alerts],
             [("enrollment_failed", "bob", "10.0.0.9")],
         )
+
+    def test_authentications(self):
+        """
+        Every authentication is recorded when it ends, as
+        C{authentication_<verdict>}, with the device that answered and the
+        reason; none is an alert.
+        """
+        clock = self.server._reactor
+        clock.advance(NOW)
+        rendezvous = self.server.rendezvous
+        rejected = rendezvous.open("alice", ["10.0.0.9"])
+        rendezvous.claim("10.0.0.9")
+        rendezvous.finish(rejected, Verdict.REJECTED, "the answer was wrong")
+        rendezvous.open("bob", ["10.0.0.10"], timeout=5)
+        clock.advance(5)
+        accepted = rendezvous.open("carol", ["10.0.0.11"])
+        rendezvous.claim("10.0.0.11")
+        rendezvous.finish(accepted, Verdict.ACCEPTED)
+        self.assertEqual(
+            [
+                (e.time, e.event, e.username, e.source, e.reason, e.locations)
+                for e in self.server.store.audit_events()
+            ],
+            [
+                (
+                    NOW,
+                    "authentication_rejected",
+                    "alice",
+                    "10.0.0.9",
+                    "the answer was wrong",
+                    ("10.0.0.9",),
+                ),
+                (
+                    NOW + 5,
+                    "authentication_timeout",
+                    "bob",
+                    None,
+                    "no device connected in time",
+                    (),
+                ),
+                (
+                    NOW + 5,
+                    "authentication_accepted",
+                    "carol",
+                    "10.0.0.11",
+                    "accepted",
+                    ("10.0.0.11",),
+                ),
+            ],
+        )
+        self.assertEqual(self.sink.alerts, [])
 
     def test_rate_limited(self):
         """
