@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 from typing import Callable, TextIO
 
 from suto_server import certificate, config, schemes
+from suto_server.audit import AuditLog
 from suto_server.timestamps import iso_utc
 from suto_server.store.errors import StoreError
 from suto_server.store.sqlite import SQLiteStore
@@ -128,6 +129,27 @@ def _open_store(args) -> SQLiteStore:
     return SQLiteStore.open(os.path.join(data, DATABASE_FILE))
 
 
+def _operator() -> str:
+    """
+    @return: who runs this command, for the audit log: the login name,
+        or the user id where there is none.
+    """
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def _audit_account(store, event: str, user: str, detail: str = "") -> None:
+    """
+    Record an account change made here in the audit log the daemon keeps
+    in the same store.
+    """
+    AuditLog(store, []).record(
+        time.time(), event, user, None, f"by {_operator()}{detail}"
+    )
+
+
 def user_add(args, io: _IO) -> int:
     password = _read_password(args, io, f"Password for {args.user}: ")
     if password is None:
@@ -140,6 +162,7 @@ def user_add(args, io: _IO) -> int:
     store = _open_store(args)
     try:
         store.add_user(args.user, password_hash, time.time())
+        _audit_account(store, "user_added", args.user, f" ({args.scheme})")
     except (StoreError, ValueError) as error:
         io.complain(str(error))
         return 1
@@ -153,6 +176,7 @@ def user_del(args, io: _IO) -> int:
     store = _open_store(args)
     try:
         store.remove_user(args.user)
+        _audit_account(store, "user_removed", args.user)
     except (StoreError, ValueError) as error:
         io.complain(str(error))
         return 1
