@@ -492,12 +492,14 @@ class SutoServer(MultiService):
         """
         Re-read every TLS listener's key and certificate (after a renewal).
         Live connections keep the certificate they started with; a listener
-        whose new files are bad keeps its old certificate.
+        whose new files are bad keeps its old certificate.  Each reload, and
+        each that failed, goes to the audit log.
 
         @return: one dictionary per listener: the new certificate's subject,
             fingerprint and expiry, or the error that kept the old one.
         """
         results = []
+        now = self._reactor.seconds()
         for tls in self._tls:
             try:
                 info = tls.reload()
@@ -507,8 +509,16 @@ class SutoServer(MultiService):
                     error=str(error),
                 )
                 results.append({"error": str(error)})
+                event = "certificate_reload_failed"
+                reason = "the new files could not be used; the old ones stay"
             else:
                 results.append(_certificate_json(info))
+                event = "certificate_reloaded"
+                reason = (
+                    f"now serving sha256 {info.fingerprint}, valid until "
+                    f"{info.not_after.isoformat()}"
+                )
+            self.audit.record(now, event, None, None, reason)
         return results
 
     def status(self) -> dict:
