@@ -80,6 +80,16 @@ class Tracking:
                     "an answer to the check packet carried a wrong proof",
                     (describe(old),),
                 )
+            live = self._live.get(user)
+            if live is not None and live.connection is not connection:
+                # Another newcomer was admitted while this one waited.
+                if live.address != address:
+                    self._clone(
+                        now, user, address, live.address, "a live session exists there"
+                    )
+                    return False
+                self._live.attach(user, address, now, connection)
+                return True
             self._store.record_move(
                 user,
                 now,

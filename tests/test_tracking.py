@@ -267,6 +267,43 @@ class TrackingTests(SynchronousTestCase):
         self.assertEqual(self.sent(), [])
         self.assertEqual(self.live.get("alice").connection, "new connection")
 
+    def test_newcomers_during_one_check(self):
+        """
+        Two newcomers from different addresses that arrive while the old
+        location is silent are not both moves: the first admitted is live,
+        and the second is refused with C{clone_suspected} naming it, as if
+        it had come after.
+        """
+        other = "10.9.0.5"
+        first = self.admit(NEW, "first")
+        second = self.admit(other, "second")
+        self.assertEqual(len(self.sent()), 2)
+        self.reactor.advance(3)
+        self.assertEqual((first, second), ([True], [False]))
+        self.assertEqual(self.audit.events(), ["location_changed", "clone_suspected"])
+        _, _, _, source, reason, locations = self.audit.records[1]
+        self.assertEqual((source, locations), (other, (NEW, other)))
+        self.assertIn("a live session exists there", reason)
+        self.assertEqual(
+            self.store.moves("alice"), [Move("alice", NOW, OLD, NEW, "lab-east", None)]
+        )
+        self.assertEqual(self.live.get("alice").connection, "first")
+        self.assertEqual(self.store.get_profile("alice").last_address, NEW)
+
+    def test_same_newcomer_twice_during_one_check(self):
+        """
+        Two connections from one new address during the check are one
+        move: the later replaces the earlier as live, and the move is
+        recorded once.
+        """
+        first = self.admit(NEW, "first")
+        second = self.admit(NEW, "second")
+        self.reactor.advance(3)
+        self.assertEqual((first, second), ([True], [True]))
+        self.assertEqual(self.audit.events(), ["location_changed"])
+        self.assertEqual(len(self.store.moves("alice")), 1)
+        self.assertEqual(self.live.get("alice").connection, "second")
+
     def test_check_cannot_be_sent(self):
         """
         When the check cannot even be sent, admission fails with the
