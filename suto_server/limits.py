@@ -399,10 +399,12 @@ class ConnectionGate:
         exchange; 0 for no limit.
     @param log_interval: the least seconds between two log lines about
         the same kind of refusal of the same source.
-    @param on_refusing: called with C{(now, host, until)} when a source's
-        penalty first reaches the minimum, so that from C{now} to C{until}
-        every connection from it is refused (the C{rate_limited} alert);
-        once per such run of refusals, however many connections it tries.
+    @param on_refusing: called with C{(now, host, source, until)} when a
+        source's penalty first reaches the minimum (C{host} being the peer
+        whose misdeed did it, C{source} what L{source_key} made of it), so
+        that from C{now} to C{until} every connection from the source is
+        refused (the C{rate_limited} alert); once per such run of
+        refusals, however many connections it tries.
     """
 
     log = Logger()
@@ -414,7 +416,7 @@ class ConnectionGate:
         metrics=None,
         login_grace: float = 30.0,
         log_interval: float = 60.0,
-        on_refusing: Callable[[float, str, float], None] | None = None,
+        on_refusing: Callable[[float, str, str, float], None] | None = None,
     ) -> None:
         self.clock = clock
         self._on_refusing = on_refusing
@@ -451,7 +453,7 @@ class ConnectionGate:
             return
         until = self.limits.refused_until(key, now)
         if not refusing and until is not None and self._on_refusing is not None:
-            self._on_refusing(now, host, until)
+            self._on_refusing(now, host, key, until)
 
     def failed(self, host: str | None) -> None:
         """

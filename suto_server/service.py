@@ -406,7 +406,7 @@ class SutoServer(MultiService):
             () if source is None else (self._locations.describe_address(source),),
         )
 
-    def _rate_limited(self, now: float, host: str, until: float) -> None:
+    def _rate_limited(self, now: float, host: str, source: str, until: float) -> None:
         """
         A source failed often enough to be refused: raise C{rate_limited},
         once for the whole run of refusals.  The alert goes out even when
@@ -420,8 +420,9 @@ class SutoServer(MultiService):
                 "rate_limited",
                 None,
                 host,
-                f"{where} failed too often: every connection from it is "
-                f"refused for {until - now:.0f} s",
+                f"{where} failed too often: every connection from "
+                f"{'it' if source == host else source} is refused for "
+                f"{until - now:.0f} s",
                 (where,),
             )
         except StoreError:

@@ -711,22 +711,28 @@ class ServerWiringTests(SynchronousTestCase):
         )
         self.assertEqual(self.sink.alerts, [])
 
+    def fail_enrollments(self, source, times):
+        """
+        Have C{source} fail to enroll C{times} times, at L{NOW}.
+        """
+        clock = self.server._reactor
+        clock.advance(NOW - clock.seconds())
+        for _ in range(times):
+            self.assertRaises(
+                EnrollmentRefused,
+                self.server.enrollment.begin,
+                "bob",
+                source,
+                clock.seconds(),
+            )
+
     def test_rate_limited(self):
         """
         The failure that gets a source refused raises one
         C{rate_limited} alert, recorded after it, naming the source and
         for how long it is refused; the failures after it raise none.
         """
-        clock = self.server._reactor
-        clock.advance(NOW)
-        for _ in range(4):
-            self.assertRaises(
-                EnrollmentRefused,
-                self.server.enrollment.begin,
-                "bob",
-                "10.0.0.9",
-                clock.seconds(),
-            )
+        self.fail_enrollments("10.0.0.9", 4)
         self.assertEqual(
             [a.type for a in self.sink.alerts],
             ["enrollment_failed"] * 3 + ["rate_limited", "enrollment_failed"],
@@ -744,6 +750,18 @@ class ServerWiringTests(SynchronousTestCase):
         events = [e.event for e in self.server.store.audit_events()]
         self.assertEqual(events.count("rate_limited"), 1)
         self.assertEqual(self.server.store.verify_audit(), [])
+
+    def test_rate_limited_ipv6(self):
+        """
+        An IPv6 source is refused as its /64, and its alert says so.
+        """
+        self.fail_enrollments("2001:db8::5", 3)
+        [limited] = [a for a in self.sink.alerts if a.type == "rate_limited"]
+        self.assertEqual(
+            limited.reason,
+            "2001:db8::5 failed too often: every connection from "
+            "2001:db8::/64 is refused for 15 s",
+        )
 
     def test_rotation_clone(self):
         """

@@ -354,7 +354,7 @@ class GateTests(SynchronousTestCase):
 
     def refusing(self):
         """
-        @return: the list of C{(now, host, until)} the gate reports when a
+        @return: the list of C{(now, host, source, until)} the gate reports when a
             source starts being refused, filled as it reports.
         """
         reported = []
@@ -377,7 +377,7 @@ class GateTests(SynchronousTestCase):
         self.gate.failed("192.0.2.9")
         self.assertEqual(reported, [])
         self.gate.failed("192.0.2.9")
-        self.assertEqual(reported, [(1000, "192.0.2.9", 1015)])
+        self.assertEqual(reported, [(1000, "192.0.2.9", "192.0.2.9", 1015)])
         self.gate.failed("192.0.2.9")
         self.assertIsNone(self.gate.admit("192.0.2.9"))
         self.assertEqual(len(reported), 1)
@@ -397,9 +397,9 @@ class GateTests(SynchronousTestCase):
         self.assertEqual(
             reported,
             [
-                (1000, "192.0.2.9", 1015),
-                (1015, "192.0.2.9", 1030),
-                (1015, "2001:db8::1", 1030),
+                (1000, "192.0.2.9", "192.0.2.9", 1015),
+                (1015, "192.0.2.9", "192.0.2.9", 1030),
+                (1015, "2001:db8::1", "2001:db8::/64", 1030),
             ],
         )
 
@@ -413,7 +413,7 @@ class GateTests(SynchronousTestCase):
             ticket = self.gate.admit("192.0.2.1")
             ticket.timed_out()
             ticket.closed()
-        self.assertEqual(reported, [(1000, "192.0.2.1", 1020)])
+        self.assertEqual(reported, [(1000, "192.0.2.1", "192.0.2.1", 1020)])
 
     def test_grace_off(self):
         """
