@@ -1011,6 +1011,45 @@ class AdminCommandTests(TestCase):
             ),
         )
 
+    @defer.inlineCallbacks
+    def test_verify_file(self):
+        """
+        C{suto-admin audit verify --file} checks a copy of the database
+        without a daemon and without changing the copy: intact, it exits
+        0; with a record edited, 1 with the problem; a file that is not
+        there, 1 with one line.
+        """
+        copy = os.path.join(self.data, "copy.db")
+        source = sqlite3.connect(self.path)
+        target = sqlite3.connect(copy)
+        source.backup(target)
+        source.close()
+        target.execute("PRAGMA journal_mode = DELETE")
+        target.close()
+        result = yield self.run_admin("audit", "verify", "--file", copy)
+        self.assertEqual(result, (0, "the audit log is intact\n", ""))
+        connection = sqlite3.connect(copy)
+        with connection:
+            connection.execute("UPDATE audit SET reason = 'all fine' WHERE id = 3")
+        connection.close()
+        with open(copy, "rb") as handle:
+            before = handle.read()
+        code, out, err = yield self.run_admin("audit", "verify", "--file", copy)
+        self.assertEqual(
+            (code, out, err),
+            (
+                1,
+                "record 3 was edited: its hash does not match it\n",
+                "suto-admin: the audit log is broken: 1 problem(s)\n",
+            ),
+        )
+        with open(copy, "rb") as handle:
+            self.assertEqual(handle.read(), before)
+        self.assertFalse(os.path.exists(copy + "-wal"))
+        absent = os.path.join(self.data, "absent.db")
+        result = yield self.run_admin("audit", "verify", "--file", absent)
+        self.assertEqual(result, (1, "", f"suto-admin: no database at {absent}\n"))
+
 
 class SinceTests(SynchronousTestCase):
     """
