@@ -24,12 +24,16 @@ from twisted.logger import Logger
 from suto_client.hello import same_host
 from suto_client.statefile import EnrolledProfile
 from suto_server import keyschedule, wire
+from suto_server.limits import OncePerInterval
 
 DEFAULT_CHECK_RATE = 10
 """The most checks answered for one source per period."""
 
 DEFAULT_CHECK_PERIOD = 1.0
 """The period of the rate limit, in seconds."""
+
+DEFAULT_LOG_INTERVAL = 60.0
+"""Seconds between two log lines about dropping one source's checks."""
 
 
 class CheckResponder:
@@ -45,6 +49,7 @@ class CheckResponder:
         clock,
         rate: int = DEFAULT_CHECK_RATE,
         period: float = DEFAULT_CHECK_PERIOD,
+        log_interval: float = DEFAULT_LOG_INTERVAL,
     ) -> None:
         """
         @param profiles_provider: returns the enrolled profiles, keyed by
@@ -53,11 +58,15 @@ class CheckResponder:
         @param clock: the L{IReactorTime} the rate limit reads.
         @param rate: the most answers sent to one source per C{period}.
         @param period: seconds.
+        @param log_interval: the least seconds between two log lines
+            about dropping checks of one kind from one source: anyone can
+            send checks from any address, and must not fill the log.
         """
         self._profiles_provider = profiles_provider
         self._clock = clock
         self._rate = rate
         self._period = period
+        self._reports = OncePerInterval(log_interval)
         # The times of the latest answers to each source.  Only servers of
         # enrolled profiles are ever answered, which bounds its size.
         self._answered: dict[str, collections.deque[float]] = {}
@@ -77,20 +86,28 @@ class CheckResponder:
             )
             return None
         if not same_host(source, profile.server_host):
-            self.log.info(
-                "dropped a check for {user} from {source}, which is not "
-                "its server {server}",
-                user=check.user,
-                source=source,
-                server=profile.server_host,
-            )
+            quiet = self._reports.due(("elsewhere", source), self._clock.seconds())
+            if quiet is not None:
+                self.log.info(
+                    "dropped a check for {user} from {source}, which is not "
+                    "its server {server} ({quiet} more alike since the last "
+                    "report)",
+                    user=check.user,
+                    source=source,
+                    server=profile.server_host,
+                    quiet=quiet,
+                )
             return None
         if not self._may_answer(profile.server_host):
-            self.log.warn(
-                "dropped a check for {user} from {source}: too many checks",
-                user=check.user,
-                source=source,
-            )
+            quiet = self._reports.due(("too_many", source), self._clock.seconds())
+            if quiet is not None:
+                self.log.warn(
+                    "dropped a check for {user} from {source}: too many "
+                    "checks ({quiet} more alike since the last report)",
+                    user=check.user,
+                    source=source,
+                    quiet=quiet,
+                )
             return None
         proof = keyschedule.check_proof(profile.key, check.nonce, check.user)
         self.log.info(

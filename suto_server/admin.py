@@ -4,7 +4,8 @@ C{suto-admin}: the operator's command line.
 Account commands work on the data folder's store directly (SQLite allows
 the daemon and this tool to share it), so accounts can be made before the
 daemon first starts.  Commands that need the running daemon (C{auth},
-C{status}, C{alerts}, C{audit}) speak JSON over HTTP to its admin socket.
+C{status}, C{alerts}, C{audit}) speak JSON over HTTP to its admin socket;
+C{audit verify --file} reads a database file directly instead, read-only.
 
 Every command is a function taking the parsed arguments and an L{_IO}
 bundle and returning an exit code; L{main} is only the dispatch table, so
@@ -27,6 +28,7 @@ from urllib.parse import urlencode
 from typing import Callable, TextIO
 
 from suto_server import certificate, config, schemes
+from suto_server.audit import AuditLog
 from suto_server.timestamps import iso_utc
 from suto_server.store.errors import StoreError
 from suto_server.store.sqlite import SQLiteStore
@@ -128,6 +130,27 @@ def _open_store(args) -> SQLiteStore:
     return SQLiteStore.open(os.path.join(data, DATABASE_FILE))
 
 
+def _operator() -> str:
+    """
+    @return: who runs this command, for the audit log: the login name,
+        or the user id where there is none.
+    """
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def _audit_account(store, event: str, user: str, detail: str = "") -> None:
+    """
+    Record an account change made here in the audit log the daemon keeps
+    in the same store.
+    """
+    AuditLog(store, []).record(
+        time.time(), event, user, None, f"by {_operator()}{detail}"
+    )
+
+
 def user_add(args, io: _IO) -> int:
     password = _read_password(args, io, f"Password for {args.user}: ")
     if password is None:
@@ -140,6 +163,7 @@ def user_add(args, io: _IO) -> int:
     store = _open_store(args)
     try:
         store.add_user(args.user, password_hash, time.time())
+        _audit_account(store, "user_added", args.user, f" ({args.scheme})")
     except (StoreError, ValueError) as error:
         io.complain(str(error))
         return 1
@@ -153,6 +177,7 @@ def user_del(args, io: _IO) -> int:
     store = _open_store(args)
     try:
         store.remove_user(args.user)
+        _audit_account(store, "user_removed", args.user)
     except (StoreError, ValueError) as error:
         io.complain(str(error))
         return 1
@@ -392,15 +417,32 @@ def audit_list(args, io: _IO) -> int:
 
 
 def audit_verify(args, io: _IO) -> int:
-    answer = _request(args, io, "GET", "/v1/audit/verify")
-    if answer is None:
-        return 1
-    if answer["intact"]:
+    """
+    Check the audit log's chain through the daemon or, with C{--file}, in
+    a database file read directly (a copy, or the store of a daemon that
+    is down), changing nothing in it.
+    """
+    if args.file is None:
+        answer = _request(args, io, "GET", "/v1/audit/verify")
+        if answer is None:
+            return 1
+        problems = answer["problems"]
+    else:
+        try:
+            store = SQLiteStore.open_read_only(args.file)
+            try:
+                problems = store.verify_audit()
+            finally:
+                store.close()
+        except StoreError as error:
+            io.complain(str(error))
+            return 1
+    if not problems:
         io.say("the audit log is intact")
         return 0
-    for problem in answer["problems"]:
+    for problem in problems:
         io.say(problem)
-    io.complain(f"the audit log is broken: {len(answer['problems'])} problem(s)")
+    io.complain(f"the audit log is broken: {len(problems)} problem(s)")
     return 1
 
 
@@ -629,9 +671,16 @@ def _parser() -> argparse.ArgumentParser:
         "--since", type=_since, default=None, help="a duration like 1h, or an ISO time"
     )
     auditing.set_defaults(run=audit_list)
-    auditing.add_subparsers(dest="audit_command").add_parser(
+    verifying = auditing.add_subparsers(dest="audit_command").add_parser(
         "verify", help="check the audit log's hash chain"
-    ).set_defaults(run=audit_verify)
+    )
+    verifying.add_argument(
+        "--file",
+        default=None,
+        help="check this database file directly, read-only, instead of asking "
+        "the daemon (a copy, or the store while the daemon is down)",
+    )
+    verifying.set_defaults(run=audit_verify)
 
     commands.add_parser("status", help="is the daemon up").set_defaults(run=status)
     commands.add_parser("cert", help="the TLS certificate").set_defaults(run=cert)

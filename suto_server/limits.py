@@ -252,13 +252,20 @@ class Limits:
         """
         Is source C{key} refused for its penalty at C{now}?
         """
+        return self.refused_until(key, now) is not None
+
+    def refused_until(self, key: str, now: float) -> float | None:
+        """
+        @return: when source C{key}'s penalty will have decayed, if it is
+            refused for it at C{now}; else L{None}.
+        """
         penalty = self._penalties.get(key)
         if penalty is None:
-            return False
+            return None
         if penalty.expiry <= now:
             del self._penalties[key]
-            return False
-        return penalty.active
+            return None
+        return penalty.expiry if penalty.active else None
 
     def penalised(self, now: float) -> int:
         """
@@ -339,7 +346,9 @@ class Ticket:
         """
         if not self._settled:
             self._gate.refused(self._host, self._key, "grace")
-            self._gate.penalise(self._key, self._gate.limits.penalties.grace)
+            self._gate.penalise(
+                self._host, self._key, self._gate.limits.penalties.grace
+            )
 
     def rotation_started(self) -> None:
         """
@@ -390,6 +399,12 @@ class ConnectionGate:
         exchange; 0 for no limit.
     @param log_interval: the least seconds between two log lines about
         the same kind of refusal of the same source.
+    @param on_refusing: called with C{(now, host, source, until)} when a
+        source's penalty first reaches the minimum (C{host} being the peer
+        whose misdeed did it, C{source} what L{source_key} made of it), so
+        that from C{now} to C{until} every connection from the source is
+        refused (the C{rate_limited} alert); once per such run of
+        refusals, however many connections it tries.
     """
 
     log = Logger()
@@ -401,8 +416,10 @@ class ConnectionGate:
         metrics=None,
         login_grace: float = 30.0,
         log_interval: float = 60.0,
+        on_refusing: Callable[[float, str, str, float], None] | None = None,
     ) -> None:
         self.clock = clock
+        self._on_refusing = on_refusing
         self.limits = Limits() if limits is None else limits
         self.login_grace = login_grace
         self._metrics = metrics
@@ -422,17 +439,27 @@ class ConnectionGate:
             return None
         return Ticket(self, host, key)
 
-    def penalise(self, key: str | None, seconds: float) -> None:
+    def penalise(self, host: str | None, key: str | None, seconds: float) -> None:
+        """
+        Add C{seconds} of penalty to source C{key}, whose connection came
+        from C{host}.
+        """
         if key is None:
             return
-        if not self.limits.penalise(key, seconds, self.clock.seconds()):
+        now = self.clock.seconds()
+        refusing = self.limits.refused_for_penalty(key, now)
+        if not self.limits.penalise(key, seconds, now):
             self._report(None, "penalties_full", "penalties_full")
+            return
+        until = self.limits.refused_until(key, now)
+        if not refusing and until is not None and self._on_refusing is not None:
+            self._on_refusing(now, host, key, until)
 
     def failed(self, host: str | None) -> None:
         """
         The TCP peer at C{host} failed to authenticate.
         """
-        self.penalise(source_key(host), self.limits.penalties.authfail)
+        self.penalise(host, source_key(host), self.limits.penalties.authfail)
 
     def audited(self, event) -> None:
         """

@@ -117,6 +117,14 @@ class Locations:
                 return name
         return None
 
+    def describe_address(self, address: str) -> str:
+        """
+        C{address} as alerts name it: followed by its location's name in
+        parentheses when one contains it.
+        """
+        name = self.name_of(address)
+        return f"{address} ({name})" if name else address
+
     def resolve(self, text: str) -> Location:
         """
         Turn what IT typed into a L{Location}: a name from the file, an

@@ -68,6 +68,8 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
         self._window = None
         self._pending = None
         self._admitted = False
+        # A rotation's commit is on its way to the store.
+        self._committing = False
         self._offline_step = None
         self._told_time = False
         self._closing = False
@@ -110,7 +112,10 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
         if isinstance(self._phase, (RotationSession, EnrollmentSession)):
             self._perform(self._phase.connection_lost())
         if self._admitted and self.factory.tracking is not None:
-            self.factory.tracking.detach(self._user, self)
+            # A commit on its way still proves the move it completes.
+            self.factory.tracking.detach(
+                self._user, self, keep_move=self._committing
+            )
         if self._request is not None:
             self.factory.rendezvous.finish(
                 self._request, Verdict.ERROR, "connection lost"
@@ -348,7 +353,13 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
         else:
             current, previous = rotation.held_keys(profile)
             admitted = tracking.admit(
-                profile, current, self._source, self, now, previous=previous
+                profile,
+                current,
+                self._source,
+                self,
+                now,
+                previous=previous,
+                proven=False,
             )
 
         def begin(admit: bool) -> None:
@@ -413,6 +424,7 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
                 self,
                 self.factory.clock.seconds(),
                 previous=accepted.previous,
+                proven=True,
             )
 
         def answer(admit: bool) -> None:
@@ -441,8 +453,14 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
             self._perform(self._phase.rejected())
             return
         self._pending = None
+        self._committing = True
+        tracking = self.factory.tracking
 
         def committed(done: bytes) -> None:
+            self._committing = False
+            if tracking is not None:
+                # The acknowledgement proved the key and the fingerprint.
+                tracking.proven(self, self.factory.clock.seconds())
             if not self._lost:
                 # Quiet until the next rotation is due, plus its grace.
                 self.setTimeout(self.factory.idle_timeout)
@@ -450,6 +468,9 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
                 self._ticket.rotated()
 
         def failed(failure) -> None:
+            self._committing = False
+            if tracking is not None:
+                tracking.forget(self)
             if self._lost:
                 return
             if failure.check(RotationRefused):

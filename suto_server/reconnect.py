@@ -204,10 +204,13 @@ class Reconnection:
         May a rotation of C{user} from C{key_id} start on this connection?
         A blacklisted profile may not rotate; an offline one only on a
         connection that reconnected first: a plain rotation naming a key id
-        the profile held is refused and raised as C{reconnect_failed}, but
-        blacklists nothing, since the message proves no key (key ids are
-        public names).  A key id the profile never held is left for the
-        rotation rules to refuse.
+        a legitimate client may hold (the current one, or the previous one
+        while the current is unconfirmed) is refused and raised as
+        C{reconnect_failed}, but blacklists nothing, since the message
+        proves no key (key ids are public names).  Any other key id is left
+        for the rotation rules, which refuse a retired one as
+        C{clone_suspected} (a second holder of the chain, offline or not)
+        and one the profile never held as unknown.
 
         @param reconnected: whether this connection reconnected the
             profile.
@@ -221,7 +224,7 @@ class Reconnection:
         if reconnected or offline_since is None:
             return
         profile = self._store.get_profile(user)
-        if profile is None or not self._ever_held(profile, key_id):
+        if profile is None or not self._may_hold(profile, key_id):
             return
         self._audit.record(
             now,
@@ -306,11 +309,14 @@ class Reconnection:
             return previous
         return None
 
-    def _ever_held(self, profile, key_id: str) -> bool:
-        return key_id in (
-            profile.key_id,
-            profile.previous_key_id,
-        ) or self._store.is_retired(profile.username, key_id)
+    @staticmethod
+    def _may_hold(profile, key_id: str) -> bool:
+        """
+        Is C{key_id} one a legitimate client of C{profile} may hold now?
+        """
+        return key_id == profile.key_id or (
+            key_id == profile.previous_key_id and not profile.current_confirmed
+        )
 
     def _blacklist(self, now, user, source, alert, reason, locations) -> None:
         """

@@ -299,23 +299,30 @@ class Rotation:
         A rotation did not complete on the client's side (it could not
         open "ok", or its "ack" did not open): the server keeps the old
         key; after C{failure_alert} such failures in a row the client's
-        fingerprint has most likely changed.
+        fingerprint has most likely changed, or a copy of its state runs on
+        another machine, which fails the same way: the alert names where
+        the failures come from and where the profile was last used.
         """
         try:
             failures = self._store.record_rotation_failure(user)
         except UnknownProfile:
             return
         self._audit(now, "rotation_failed", user, source, reason, (source,))
-        if failures >= self.failure_alert:
-            self._audit(
-                now,
-                "fingerprint_mismatch",
-                user,
-                source,
-                f"{failures} rotations in a row failed on the client's side; "
-                f"its hardware fingerprint has likely changed",
-                (source,),
-            )
+        if failures < self.failure_alert:
+            return
+        profile = self._store.get_profile(user)
+        last = None if profile is None else profile.last_address
+        self._audit(
+            now,
+            "fingerprint_mismatch",
+            user,
+            source,
+            f"{failures} rotations in a row failed on the client's side, the "
+            f"last from {source}; its hardware fingerprint has likely "
+            f"changed, or a copy of its state runs on another machine (the "
+            f"profile was last used from {last})",
+            (source,) if last in (None, source) else (source, last),
+        )
 
     def _count_commit(self, now: float) -> None:
         """

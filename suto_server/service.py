@@ -42,6 +42,7 @@ from suto_server.realm import SutoRealm
 from suto_server.registry import LiveSessions, clients_report, history_report
 from suto_server.rendezvous import Rendezvous
 from suto_server.sinks.log import LogSink
+from suto_server.store.errors import StoreError
 from suto_server.tls import TLSConfigurationError
 from suto_server.tracking import Tracking
 
@@ -204,7 +205,12 @@ class SutoServer(MultiService):
         self.store = store
         self.metrics = ServerMetrics()
         self.gate = ConnectionGate(
-            reactor, limits, self.metrics, login_grace, limit_log_interval
+            reactor,
+            limits,
+            self.metrics,
+            login_grace,
+            limit_log_interval,
+            on_refusing=self._rate_limited,
         )
         self._last_alert = None
         self.audit = AuditLog(
@@ -230,7 +236,11 @@ class SutoServer(MultiService):
         self.rendezvous = Rendezvous(
             reactor,
             auth_timeout,
-            observers=[self.metrics.authenticated, self.gate.authenticated],
+            observers=[
+                self.metrics.authenticated,
+                self.gate.authenticated,
+                self._audit_authentication,
+            ],
         )
         self.hello = HelloService(reactor, hostname, hello_interface)
         self.hello.setServiceParent(self)
@@ -379,6 +389,47 @@ class SutoServer(MultiService):
             return 0
         return len(self.enrollment.windows(self._reactor.seconds()))
 
+    def _audit_authentication(self, request, outcome) -> None:
+        """
+        A rendezvous observer: every authentication goes to the audit log
+        as C{authentication_<verdict>}, with the device that answered (if
+        one did) and the reason it ended so; never what it answered.
+        """
+        source = outcome.source
+        verdict = outcome.verdict.value
+        self.audit.record(
+            self._reactor.seconds(),
+            f"authentication_{verdict}",
+            outcome.user,
+            source,
+            outcome.reason or verdict,
+            () if source is None else (self._locations.describe_address(source),),
+        )
+
+    def _rate_limited(self, now: float, host: str, source: str, until: float) -> None:
+        """
+        A source failed often enough to be refused: raise C{rate_limited},
+        once for the whole run of refusals.  The alert goes out even when
+        the store cannot record it (L{AuditLog.record}); that failure is
+        logged here, as it happened while deciding a connection.
+        """
+        where = self._locations.describe_address(host)
+        try:
+            self.audit.record(
+                now,
+                "rate_limited",
+                None,
+                host,
+                f"{where} failed too often: every connection from "
+                f"{'it' if source == host else source} is refused for "
+                f"{until - now:.0f} s",
+                (where,),
+            )
+        except StoreError:
+            self.log.failure(
+                "recording a rate_limited alert for {host} failed", host=host
+            )
+
     def _note_alert(self, event) -> None:
         alert = alert_for(event)
         if alert is not None:
@@ -442,12 +493,14 @@ class SutoServer(MultiService):
         """
         Re-read every TLS listener's key and certificate (after a renewal).
         Live connections keep the certificate they started with; a listener
-        whose new files are bad keeps its old certificate.
+        whose new files are bad keeps its old certificate.  Each reload, and
+        each that failed, goes to the audit log.
 
         @return: one dictionary per listener: the new certificate's subject,
             fingerprint and expiry, or the error that kept the old one.
         """
         results = []
+        now = self._reactor.seconds()
         for tls in self._tls:
             try:
                 info = tls.reload()
@@ -457,8 +510,16 @@ class SutoServer(MultiService):
                     error=str(error),
                 )
                 results.append({"error": str(error)})
+                event = "certificate_reload_failed"
+                reason = "the new files could not be used; the old ones stay"
             else:
                 results.append(_certificate_json(info))
+                event = "certificate_reloaded"
+                reason = (
+                    f"now serving sha256 {info.fingerprint}, valid until "
+                    f"{info.not_after.isoformat()}"
+                )
+            self.audit.record(now, event, None, None, reason)
         return results
 
     def status(self) -> dict:

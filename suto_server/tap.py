@@ -272,7 +272,9 @@ def alert_sinks(reactor, options: Options) -> list:
     """
     sinks = []
     if options["alert-file"]:
-        sinks.append(JsonFileSink(os.path.abspath(options["alert-file"])))
+        alert_file = JsonFileSink(os.path.abspath(options["alert-file"]))
+        alert_file.check()
+        sinks.append(alert_file)
     if options["alert-webhook"]:
         sinks.append(WebhookSink(options["alert-webhook"], Agent(reactor), reactor))
     if options["alert-syslog"]:
@@ -306,6 +308,7 @@ def _build(reactor, options: Options) -> SutoServer:
     locations = (
         Locations.from_file(options["locations"]) if options["locations"] else Locations()
     )
+    sinks = alert_sinks(reactor, options)
     master_key = MasterKey.load_or_create(os.path.join(data, MASTER_KEY_FILE))
     store = SQLiteStore.open(os.path.join(data, DATABASE_FILE))
     server = SutoServer(
@@ -335,7 +338,7 @@ def _build(reactor, options: Options) -> SutoServer:
         fingerprint_alert=options["fingerprint-alert"],
         offline_step=options["offline-step"],
         offline_window=options["offline-window"],
-        sinks=alert_sinks(reactor, options),
+        sinks=sinks,
         metrics_listen=(
             serverFromString(reactor, options["metrics-listen"])
             if options["metrics-listen"]

@@ -4,6 +4,7 @@ streams against the data folder of a daemon built by C{twistd suto}'s
 makeService: C{user add}, C{user del}, C{user list}, C{cancel}, C{cert}.
 """
 
+import getpass
 import os
 
 from twisted.internet import defer
@@ -93,6 +94,32 @@ class AccountCommandTests(EnrollmentFixture, TestCase):
         self.assertEqual([line.split("\t")[0] for line in out.splitlines()], ["fred"])
         code, out, err = yield self.admin("user", "del", "dora")
         self.assertEqual((code, out, err), (1, "", "suto-admin: no user dora\n"))
+
+
+    @defer.inlineCallbacks
+    def test_audited(self):
+        """
+        Adding and removing an account are recorded in the daemon's audit
+        log, naming who ran the command (and the scheme of a new hash);
+        refused commands record nothing, and the chain stays intact.
+        """
+        operator = getpass.getuser()
+        yield self.admin("user", "add", "dora", "--password-stdin", stdin="d\n")
+        yield self.admin("user", "add", "dora", "--password-stdin", stdin="e\n")
+        yield self.admin("user", "del", "dora")
+        yield self.admin("user", "del", "dora")
+        self.assertEqual(
+            [
+                (e.event, e.username, e.source, e.reason)
+                for e in self.server.store.audit_events()
+                if e.event.startswith("user_")
+            ],
+            [
+                ("user_added", "dora", None, f"by {operator} (sha512_crypt)"),
+                ("user_removed", "dora", None, f"by {operator}"),
+            ],
+        )
+        self.assertEqual(self.server.store.verify_audit(), [])
 
 
 class WindowAndCertificateCommandTests(EnrollmentFixture, TestCase):

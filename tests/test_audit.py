@@ -33,6 +33,7 @@ from suto_server.audit import AuditLog
 from suto_server.enrollment import EnrollmentRefused
 from suto_server.interfaces import IAlertSink
 from suto_server.rotation import RotationRefused
+from suto_server.rendezvous import Verdict
 from suto_server.service import SutoServer
 from suto_server.store import chain
 from suto_server.store.errors import StoreError
@@ -659,6 +660,109 @@ class ServerWiringTests(SynchronousTestCase):
             [("enrollment_failed", "bob", "10.0.0.9")],
         )
 
+    def test_authentications(self):
+        """
+        Every authentication is recorded when it ends, as
+        C{authentication_<verdict>}, with the device that answered and the
+        reason; none is an alert.
+        """
+        clock = self.server._reactor
+        clock.advance(NOW)
+        rendezvous = self.server.rendezvous
+        rejected = rendezvous.open("alice", ["10.0.0.9"])
+        rendezvous.claim("10.0.0.9")
+        rendezvous.finish(rejected, Verdict.REJECTED, "the answer was wrong")
+        rendezvous.open("bob", ["10.0.0.10"], timeout=5)
+        clock.advance(5)
+        accepted = rendezvous.open("carol", ["10.0.0.11"])
+        rendezvous.claim("10.0.0.11")
+        rendezvous.finish(accepted, Verdict.ACCEPTED)
+        self.assertEqual(
+            [
+                (e.time, e.event, e.username, e.source, e.reason, e.locations)
+                for e in self.server.store.audit_events()
+            ],
+            [
+                (
+                    NOW,
+                    "authentication_rejected",
+                    "alice",
+                    "10.0.0.9",
+                    "the answer was wrong",
+                    ("10.0.0.9",),
+                ),
+                (
+                    NOW + 5,
+                    "authentication_timeout",
+                    "bob",
+                    None,
+                    "no device connected in time",
+                    (),
+                ),
+                (
+                    NOW + 5,
+                    "authentication_accepted",
+                    "carol",
+                    "10.0.0.11",
+                    "accepted",
+                    ("10.0.0.11",),
+                ),
+            ],
+        )
+        self.assertEqual(self.sink.alerts, [])
+
+    def fail_enrollments(self, source, times):
+        """
+        Have C{source} fail to enroll C{times} times, at L{NOW}.
+        """
+        clock = self.server._reactor
+        clock.advance(NOW - clock.seconds())
+        for _ in range(times):
+            self.assertRaises(
+                EnrollmentRefused,
+                self.server.enrollment.begin,
+                "bob",
+                source,
+                clock.seconds(),
+            )
+
+    def test_rate_limited(self):
+        """
+        The failure that gets a source refused raises one
+        C{rate_limited} alert, recorded after it, naming the source and
+        for how long it is refused; the failures after it raise none.
+        """
+        self.fail_enrollments("10.0.0.9", 4)
+        self.assertEqual(
+            [a.type for a in self.sink.alerts],
+            ["enrollment_failed"] * 3 + ["rate_limited", "enrollment_failed"],
+        )
+        limited = self.sink.alerts[3]
+        self.assertEqual(
+            (limited.time, limited.profile, limited.source, limited.locations),
+            (NOW, None, "10.0.0.9", ("10.0.0.9",)),
+        )
+        self.assertEqual(
+            limited.reason,
+            "10.0.0.9 failed too often: every connection from it is refused "
+            "for 15 s",
+        )
+        events = [e.event for e in self.server.store.audit_events()]
+        self.assertEqual(events.count("rate_limited"), 1)
+        self.assertEqual(self.server.store.verify_audit(), [])
+
+    def test_rate_limited_ipv6(self):
+        """
+        An IPv6 source is refused as its /64, and its alert says so.
+        """
+        self.fail_enrollments("2001:db8::5", 3)
+        [limited] = [a for a in self.sink.alerts if a.type == "rate_limited"]
+        self.assertEqual(
+            limited.reason,
+            "2001:db8::5 failed too often: every connection from "
+            "2001:db8::/64 is refused for 15 s",
+        )
+
     def test_rotation_clone(self):
         """
         A retired key used again is a C{clone_suspected} alert naming the
@@ -906,6 +1010,45 @@ class AdminCommandTests(TestCase):
                 "suto-admin: the audit log is broken: 2 problem(s)\n",
             ),
         )
+
+    @defer.inlineCallbacks
+    def test_verify_file(self):
+        """
+        C{suto-admin audit verify --file} checks a copy of the database
+        without a daemon and without changing the copy: intact, it exits
+        0; with a record edited, 1 with the problem; a file that is not
+        there, 1 with one line.
+        """
+        copy = os.path.join(self.data, "copy.db")
+        source = sqlite3.connect(self.path)
+        target = sqlite3.connect(copy)
+        source.backup(target)
+        source.close()
+        target.execute("PRAGMA journal_mode = DELETE")
+        target.close()
+        result = yield self.run_admin("audit", "verify", "--file", copy)
+        self.assertEqual(result, (0, "the audit log is intact\n", ""))
+        connection = sqlite3.connect(copy)
+        with connection:
+            connection.execute("UPDATE audit SET reason = 'all fine' WHERE id = 3")
+        connection.close()
+        with open(copy, "rb") as handle:
+            before = handle.read()
+        code, out, err = yield self.run_admin("audit", "verify", "--file", copy)
+        self.assertEqual(
+            (code, out, err),
+            (
+                1,
+                "record 3 was edited: its hash does not match it\n",
+                "suto-admin: the audit log is broken: 1 problem(s)\n",
+            ),
+        )
+        with open(copy, "rb") as handle:
+            self.assertEqual(handle.read(), before)
+        self.assertFalse(os.path.exists(copy + "-wal"))
+        absent = os.path.join(self.data, "absent.db")
+        result = yield self.run_admin("audit", "verify", "--file", absent)
+        self.assertEqual(result, (1, "", f"suto-admin: no database at {absent}\n"))
 
 
 class SinceTests(SynchronousTestCase):

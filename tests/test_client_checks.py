@@ -179,6 +179,29 @@ class CheckResponderTests(SynchronousTestCase):
         self.assertNotIn(KEY.hex(), repr(list(observer)))
         self.assertNotIn(repr(KEY), repr(list(observer)))
 
+    def test_drops_logged_once_per_interval(self):
+        """
+        Checks dropped from one source, for coming from elsewhere or for
+        being too many, are logged once per interval of each kind, the
+        next line saying how many were kept quiet: anyone can send checks
+        from any address, and must not fill the agent's log.
+        """
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        for _ in range(50):
+            self.answer(source=ELSEWHERE)
+        for _ in range(50):
+            self.answer()
+        self.clock.advance(60)
+        self.answer(source=ELSEWHERE)
+        dropped = [
+            (event["source"], event["quiet"]) for event in observer if "quiet" in event
+        ]
+        self.assertEqual(
+            dropped, [(ELSEWHERE, 0), (SERVER, 0), (ELSEWHERE, 49)]
+        )
+        answered = [event for event in observer if "quiet" not in event]
+        self.assertEqual(len(answered), 10)
+
 
 class ListenerCheckTests(SynchronousTestCase):
     def setUp(self):

@@ -143,8 +143,8 @@ class EndToEndTests(TestCase):
     @defer.inlineCallbacks
     def test_wrong_password(self):
         """
-        A device holding the wrong password is rejected, and both sides
-        say so.
+        A device holding the wrong password is rejected, both sides say
+        so, and the audit log records it.
         """
         self.write_accounts(alice={"password": "guess"})
         outcome = yield self.authenticate("alice")
@@ -152,6 +152,13 @@ class EndToEndTests(TestCase):
         user, result = yield self.agent_results.get()
         self.assertEqual((user, result.outcome), ("alice", Outcome.REJECTED))
         self.assertEqual(load_state(self.state_path).accounts["alice"].password, "guess")
+        [audited] = [
+            e for e in self.store.audit_events() if e.event.startswith("authentication")
+        ]
+        self.assertEqual(
+            (audited.event, audited.username, audited.source),
+            ("authentication_rejected", "alice", "127.0.0.1"),
+        )
 
     run_admin = test_audit.AdminCommandTests.run_admin
 

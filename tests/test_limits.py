@@ -352,6 +352,69 @@ class GateTests(SynchronousTestCase):
         self.assertEqual(self.rejected("grace"), 0)
         self.assertEqual(self.limits.starting, 0)
 
+    def refusing(self):
+        """
+        @return: the list of C{(now, host, source, until)} the gate reports when a
+            source starts being refused, filled as it reports.
+        """
+        reported = []
+        self.gate = ConnectionGate(
+            self.clock,
+            self.limits,
+            login_grace=30,
+            on_refusing=lambda *args: reported.append(args),
+        )
+        return reported
+
+    def test_refusing_reported_once(self):
+        """
+        The failure that brings a source's penalty to the minimum reports
+        when its refusals start and when its penalty will have decayed;
+        neither more failures nor its refused connections report again.
+        """
+        reported = self.refusing()
+        self.gate.failed("192.0.2.9")
+        self.gate.failed("192.0.2.9")
+        self.assertEqual(reported, [])
+        self.gate.failed("192.0.2.9")
+        self.assertEqual(reported, [(1000, "192.0.2.9", "192.0.2.9", 1015)])
+        self.gate.failed("192.0.2.9")
+        self.assertIsNone(self.gate.admit("192.0.2.9"))
+        self.assertEqual(len(reported), 1)
+
+    def test_refusing_again_after_decay(self):
+        """
+        Once the penalty has decayed, a new run of failures is reported
+        again; another source is reported on its own.
+        """
+        reported = self.refusing()
+        for _ in range(3):
+            self.gate.failed("192.0.2.9")
+        self.clock.advance(15)
+        self.assertIsNotNone(self.gate.admit("192.0.2.9"))
+        for host in ["192.0.2.9", "2001:db8::1"] * 3:
+            self.gate.failed(host)
+        self.assertEqual(
+            reported,
+            [
+                (1000, "192.0.2.9", "192.0.2.9", 1015),
+                (1015, "192.0.2.9", "192.0.2.9", 1030),
+                (1015, "2001:db8::1", "2001:db8::/64", 1030),
+            ],
+        )
+
+    def test_refusing_after_grace(self):
+        """
+        Connections dropped for the login grace time penalise their
+        source too, and are reported by the host they came from.
+        """
+        reported = self.refusing()
+        for _ in range(2):
+            ticket = self.gate.admit("192.0.2.1")
+            ticket.timed_out()
+            ticket.closed()
+        self.assertEqual(reported, [(1000, "192.0.2.1", "192.0.2.1", 1020)])
+
     def test_grace_off(self):
         """
         A login grace of 0 arms no timer.

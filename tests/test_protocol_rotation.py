@@ -707,13 +707,20 @@ class RecordingTracking:
     def __init__(self):
         self.admissions = []
         self.detached = []
+        self.proofs = []
 
-    def admit(self, profile, key, source, connection, now, previous=None):
+    def admit(self, profile, key, source, connection, now, previous=None, *, proven):
         d = Deferred()
-        self.admissions.append((profile.username, key, previous, source, d))
+        self.admissions.append((profile.username, key, previous, source, proven, d))
         return d
 
-    def detach(self, user, connection):
+    def proven(self, connection, now):
+        self.proofs.append(connection)
+
+    def forget(self, connection):
+        pass
+
+    def detach(self, user, connection, keep_move=False):
         self.detached.append(user)
 
 
@@ -732,14 +739,18 @@ class ReconnectTrackingTests(ReconnectListenerMixin, SynchronousTestCase):
     def test_admitted(self):
         """
         The rules accept, then tracking is asked with the profile's keys;
-        C{SUTO_RECONNECT_OK_} goes out once it admits, and the following
-        rotation asks tracking nothing more.
+        C{SUTO_RECONNECT_OK_} goes out once it admits (the reconnection
+        proved the fingerprint already), and the following rotation asks
+        tracking nothing more than to note its commit.
         """
         protocol, transport = self.connect()
         reply = self.exchange(protocol, transport, VERSION + self.reconnect_line())
         self.assertEqual(reply, VERSION)
-        [(user, key, previous, source, d)] = self.tracking.admissions
-        self.assertEqual((user, key, previous, source), ("alice", FIRST_KEY, None, SOURCE))
+        [(user, key, previous, source, proven, d)] = self.tracking.admissions
+        self.assertEqual(
+            (user, key, previous, source, proven),
+            ("alice", FIRST_KEY, None, SOURCE, True),
+        )
         self.assertEqual(len(self.audit("reconnected")), 1)
         transport.clear()
         d.callback(True)
@@ -747,6 +758,7 @@ class ReconnectTrackingTests(ReconnectListenerMixin, SynchronousTestCase):
         self.assertIsInstance(welcome, wire.ReconnectOk)
         self.rotate_again(protocol, transport)
         self.assertEqual(len(self.tracking.admissions), 1)
+        self.assertEqual(self.tracking.proofs, [protocol])
         self.assertIsNone(self.store.offline_since("alice"))
 
     def test_not_admitted(self):
@@ -756,7 +768,7 @@ class ReconnectTrackingTests(ReconnectListenerMixin, SynchronousTestCase):
         """
         protocol, transport = self.connect()
         self.exchange(protocol, transport, VERSION + self.reconnect_line())
-        [(_, _, _, _, d)] = self.tracking.admissions
+        [(_, _, _, _, _, d)] = self.tracking.admissions
         transport.clear()
         d.callback(False)
         self.assertEqual(transport.value(), b"SUTO_ERROR_UNKNOWN_KEY\r\n")

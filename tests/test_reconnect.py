@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import keyschedule, wire
 from suto_server.audit import AuditLog
+from suto_server.rotation import RotationRefused
 from suto_server.reconnect import (
     DEFAULT_STEP,
     DEFAULT_WINDOW,
@@ -438,16 +439,30 @@ class AttackTestsMixin(ReconnectionMixin):
 
     def test_stale_copy_rotates_offline(self):
         """
-        The stale copy rotating plainly for an offline profile is refused
-        by the offline rule before the rotation rules see it, and
-        blacklists nothing.
+        The stale copy rotating plainly for an offline profile is a second
+        holder of the chain as much as when the profile is online: the
+        offline rule lets its retired key id through, and the rotation
+        rules refuse it as C{clone_suspected} naming both places (not
+        C{reconnect_failed}); nothing is blacklisted and nothing changes.
         """
         copy = Device("alice", FIRST_KEY)
         self.rotate()
         self.rotate()
         self.go_offline()
-        self.assertEqual(self.rotation_refused(copy, ELSEWHERE), "reconnect_failed")
-        self.assertIsNone(self.blacklisted())
+        before = self.state()
+        self.check_rotation(copy, ELSEWHERE)
+        retired = keyschedule.key_id(FIRST_KEY)
+        with self.assertRaises(RotationRefused) as caught:
+            self.rotation.check_key("alice", retired, ELSEWHERE, self.now())
+        self.assertEqual(caught.exception.reason, "unknown_key")
+        self.assertEqual(self.events("reconnect_failed"), [])
+        [clone] = [
+            e for e in self.store.audit_events() if e.event == "clone_suspected"
+        ]
+        self.assertEqual((clone.username, clone.source), ("alice", ELSEWHERE))
+        self.assertIn(retired, clone.reason)
+        self.assertEqual(clone.locations, (ELSEWHERE, SOURCE))
+        self.assertEqual(self.state(), before)
 
     def test_stale_copy_online(self):
         """
@@ -609,13 +624,13 @@ class CheckRotationTestsMixin(ReconnectionMixin):
 
     def test_held_keys_refused(self):
         """
-        A plain rotation for an offline profile naming its current key,
-        its previous key or a retired key is refused as
-        C{reconnect_failed}, and blacklists nothing; the reason names the
-        source and says the client should have reconnected.
+        A plain rotation for an offline profile naming its current key or
+        its unconfirmed previous key is refused as C{reconnect_failed},
+        and blacklists nothing; the reason names the source and says the
+        client should have reconnected.
         """
         named = {}
-        for user, which in (("alice", "current"), ("bob", "previous"), ("carol", "retired")):
+        for user, which in (("alice", "current"), ("bob", "previous")):
             device = self.device if user == "alice" else enroll(
                 self.store, self.master_key, user
             )
@@ -625,10 +640,8 @@ class CheckRotationTestsMixin(ReconnectionMixin):
             named[user] = {
                 "current": profile.key_id,
                 "previous": profile.previous_key_id,
-                "retired": keyschedule.key_id(FIRST_KEY),
             }[which]
             self.go_offline(user)
-        self.assertTrue(self.store.is_retired("carol", named["carol"]))
         for user, key_id in named.items():
             with self.assertRaises(ReconnectRefused) as caught:
                 self.reconnection.check_rotation(
@@ -637,7 +650,7 @@ class CheckRotationTestsMixin(ReconnectionMixin):
             self.assertEqual(caught.exception.reason, "reconnect_failed", user)
             self.assertIsNone(self.blacklisted(user))
         reasons = [reason for _, _, _, reason in self.events("reconnect_failed")]
-        self.assertEqual(len(reasons), 3)
+        self.assertEqual(len(reasons), 2)
         for reason in reasons:
             self.assertIn(ELSEWHERE, reason)
             self.assertIn("reconnects with its offline key first", reason)

@@ -115,6 +115,7 @@ class WiringTests(SynchronousTestCase):
             NEW,
             "newcomer",
             reactor.seconds(),
+            proven=True,
         ).addCallback(decisions.append)
         [(port, protocol)] = reactor.udp
         [(_, destination)] = protocol.transport.written

@@ -573,6 +573,22 @@ class RotateTestsMixin(RotationMixin):
             ["rotation_failed", "fingerprint_mismatch"],
         )
 
+    def test_failure_alert_names_both_places(self):
+        """
+        Failures from an address other than the one the profile was last
+        used from (a copy of its state on another machine fails the same
+        way as a changed fingerprint) name both places in the alert.
+        """
+        self.rotation.failure_alert = 1
+        self.rotation.failed("alice", ELSEWHERE, "no acknowledgement", self.now())
+        [mismatch] = [
+            e for e in self.store.audit_events() if e.event == "fingerprint_mismatch"
+        ]
+        self.assertEqual(mismatch.locations, (ELSEWHERE, SOURCE))
+        self.assertIn(f"the last from {ELSEWHERE}", mismatch.reason)
+        self.assertIn("a copy of its state runs on another machine", mismatch.reason)
+        self.assertIn(f"last used from {SOURCE})", mismatch.reason)
+
     def test_failed_unknown_profile(self):
         """
         A failure for a profile that went away records nothing.

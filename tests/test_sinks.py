@@ -164,6 +164,18 @@ class JsonFileSinkTests(SynchronousTestCase):
             [numbered_alert(3).to_json()],
         )
 
+    def test_check(self):
+        """
+        C{check} creates the file (mode 0600) and writes nothing into it,
+        or raises L{OSError} naming a path it cannot append to.
+        """
+        JsonFileSink(self.path).check()
+        self.assertEqual(self.lines(), [])
+        self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o600)
+        absent = os.path.join(self.directory, "absent", "a.jsonl")
+        error = self.assertRaises(OSError, JsonFileSink(absent).check)
+        self.assertEqual(error.filename, absent)
+
     def test_unwritable(self):
         """
         A file that cannot be written is logged; the alert is dropped and
@@ -735,6 +747,20 @@ class OptionsTests(SynchronousTestCase):
             os.chdir(cwd)
         sink.deliver(ALERT)
         self.assertTrue(os.path.exists(os.path.join(directory, "alerts.jsonl")))
+
+    def test_unwritable_file_stops_start(self):
+        """
+        An alert file the server cannot append to stops it at start with
+        one line naming the file, instead of losing every alert later.
+        """
+        data = self.mktemp()
+        absent = os.path.abspath(os.path.join(self.mktemp(), "alerts.jsonl"))
+        options = tap.Options()
+        options.parseOptions(["--data", data, "--alert-file", absent])
+        error = self.assertRaises(SystemExit, tap.makeService, options)
+        self.assertTrue(error.code.startswith("suto: cannot start: "), error.code)
+        self.assertIn(absent, error.code)
+        self.assertFalse(os.path.exists(os.path.join(data, tap.DATABASE_FILE)))
 
     def test_invalid(self):
         """

@@ -14,6 +14,7 @@ from dataclasses import replace
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_server import schemes
 from suto_server.store import chain
 from suto_server.store import sqlite as store_sqlite
 from suto_server.store.errors import (
@@ -790,6 +791,41 @@ class SQLiteFileTests(SynchronousTestCase):
         self.assertIn(".bak", str(error))
         self.assertIn("move it away", str(error))
         self.assertEqual(_read_bytes(self.path), before)
+
+    def test_read_only(self):
+        """
+        L{SQLiteStore.open_read_only} reads a store of this schema and
+        refuses every write with L{StoreError}, leaving the file as it
+        was.
+        """
+        SQLiteStore.open(self.path).close()
+        before = _read_bytes(self.path)
+        store = SQLiteStore.open_read_only(self.path)
+        self.addCleanup(store.close)
+        self.assertEqual(store.verify_audit(), [])
+        self.assertRaises(
+            StoreError, store.add_user, "alice", schemes.hash_password("pw"), 1.0
+        )
+        self.assertEqual(_read_bytes(self.path), before)
+
+    def test_read_only_refuses(self):
+        """
+        L{SQLiteStore.open_read_only} neither creates a missing file nor
+        upgrades an older schema, and reports a corrupt file as such; none
+        is changed.
+        """
+        self.assertRaises(StoreError, SQLiteStore.open_read_only, self.path)
+        self.assertFalse(os.path.exists(self.path))
+        SQLiteStore.open(self.path, self.fake_schema_dir(1)).close()
+        before = _read_bytes(self.path)
+        error = self.assertRaises(StoreError, SQLiteStore.open_read_only, self.path)
+        self.assertIn(
+            f"has schema v1, and this SUTO reads v{SCHEMA_VERSION}", str(error)
+        )
+        self.assertEqual(_read_bytes(self.path), before)
+        with open(self.path, "wb") as f:
+            f.write(b"this is not a database\x00\xff" * 200)
+        self.assertRaises(CorruptDatabase, SQLiteStore.open_read_only, self.path)
 
     def test_garbage(self):
         """

@@ -224,3 +224,31 @@ class ReloadEndToEndTests(TestCase):
             (mismatch.expected, mismatch.presented),
             (self.old_pin, self.new_pin),
         )
+
+    @defer.inlineCallbacks
+    def test_reload_audited(self):
+        """
+        A reload goes to the audit log with the fingerprint now served; a
+        reload whose files cannot be used goes there as failed.
+        """
+        code, _, _ = yield self.renew()
+        self.assertEqual(code, 0)
+        with open(self.key, "w") as handle:
+            handle.write("not a key\n")
+        failed = self.server.reload_certificates()
+        self.assertIn("error", failed[0])
+        events = [
+            (e.event, e.reason)
+            for e in self.server.store.audit_events()
+            if e.event.startswith("certificate_")
+        ]
+        self.assertEqual(
+            [event for event, _ in events],
+            ["certificate_reloaded", "certificate_reload_failed"],
+        )
+        with open(self.new_cert, "rb") as handle:
+            served = certificate.describe(handle.read()).fingerprint
+        self.assertTrue(
+            events[0][1].startswith(f"now serving sha256 {served}, valid until "),
+            events[0][1],
+        )

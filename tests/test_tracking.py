@@ -24,7 +24,13 @@ from tests.store_suite import PROFILE, WINDOW
 from tests.test_checks import answer
 from tests.test_client_hello import _UDPReactor
 from tests.test_protocol_rotation import VERSION, RotationListenerMixin
-from tests.test_rotation import ELSEWHERE, FIRST_KEY, SOURCE
+from tests.test_rotation import (
+    ELSEWHERE,
+    FIRST_KEY,
+    OTHER_FINGERPRINT,
+    SOURCE,
+    Device,
+)
 
 NOW = 1_700_000_000.0
 OLD = PROFILE.location  # 10.2.3.17, in "lab-east"
@@ -70,7 +76,7 @@ class TrackingTests(SynchronousTestCase):
             self.store, self.audit, self.live, self.checks, LOCATIONS
         )
 
-    def admit(self, address, connection, previous=None):
+    def admit(self, address, connection, previous=None, proven=True):
         """
         Ask whether C{connection} from C{address} may serve alice.
 
@@ -84,6 +90,7 @@ class TrackingTests(SynchronousTestCase):
             connection,
             self.reactor.seconds(),
             previous=previous,
+            proven=proven,
         ).addBoth(decisions.append)
         return decisions
 
@@ -267,6 +274,118 @@ class TrackingTests(SynchronousTestCase):
         self.assertEqual(self.sent(), [])
         self.assertEqual(self.live.get("alice").connection, "new connection")
 
+    def test_newcomers_during_one_check(self):
+        """
+        Two newcomers from different addresses that arrive while the old
+        location is silent are not both moves: the first admitted is live,
+        and the second is refused with C{clone_suspected} naming it, as if
+        it had come after.
+        """
+        other = "10.9.0.5"
+        first = self.admit(NEW, "first")
+        second = self.admit(other, "second")
+        self.assertEqual(len(self.sent()), 2)
+        self.reactor.advance(3)
+        self.assertEqual((first, second), ([True], [False]))
+        self.assertEqual(self.audit.events(), ["location_changed", "clone_suspected"])
+        _, _, _, source, reason, locations = self.audit.records[1]
+        self.assertEqual((source, locations), (other, (NEW, other)))
+        self.assertIn("a live session exists there", reason)
+        self.assertEqual(
+            self.store.moves("alice"), [Move("alice", NOW, OLD, NEW, "lab-east", None)]
+        )
+        self.assertEqual(self.live.get("alice").connection, "first")
+        self.assertEqual(self.store.get_profile("alice").last_address, NEW)
+
+    def test_same_newcomer_twice_during_one_check(self):
+        """
+        Two connections from one new address during the check are one
+        move: the later replaces the earlier as live, and the move is
+        recorded once.
+        """
+        first = self.admit(NEW, "first")
+        second = self.admit(NEW, "second")
+        self.reactor.advance(3)
+        self.assertEqual((first, second), ([True], [True]))
+        self.assertEqual(self.audit.events(), ["location_changed"])
+        self.assertEqual(len(self.store.moves("alice")), 1)
+        self.assertEqual(self.live.get("alice").connection, "second")
+
+    def test_unproven_move_waits(self):
+        """
+        A newcomer that has not proven the machine's fingerprint is
+        admitted and live once its check ends silent, but the registry
+        stays where it was and nothing is recorded until it proves it;
+        then the move is recorded, at that time.
+        """
+        decisions = self.admit(NEW, "mover", proven=False)
+        self.reactor.advance(3)
+        self.assertEqual(decisions, [True])
+        self.assertEqual(self.live.get("alice").connection, "mover")
+        self.assert_not_moved()
+        self.assertEqual(self.audit.records, [])
+        self.tracking.proven("mover", NOW + 5)
+        self.assertEqual(
+            self.store.moves("alice"),
+            [Move("alice", NOW + 5, OLD, NEW, "lab-east", None)],
+        )
+        self.assertEqual(self.store.get_profile("alice").last_address, NEW)
+        self.assertEqual(self.audit.events(), ["location_changed"])
+        self.tracking.proven("mover", NOW + 6)
+        self.assertEqual(len(self.store.moves("alice")), 1)
+
+    def test_unproven_copy_cannot_take_the_registry(self):
+        """
+        A copy that never proves the fingerprint (it cannot rotate) and
+        hangs up leaves the registry at the old address: the legitimate
+        client coming back there is admitted at once, with no check sent
+        to the copy, which would answer it.
+        """
+        self.admit(NEW, "copy", proven=False)
+        self.reactor.advance(3)
+        self.tracking.detach("alice", "copy")
+        self.assertNotIn("alice", self.live)
+        checks = len(self.sent())
+        self.assertEqual(self.admit(OLD, "legitimate", proven=False), [True])
+        self.assertEqual(len(self.sent()), checks)
+        self.assert_not_moved()
+        self.assertEqual(self.audit.records, [])
+        self.tracking.proven("copy", NOW + 5)
+        self.assert_not_moved()
+
+    def test_unproven_move_kept_for_commit(self):
+        """
+        A connection that ends while the commit proving its move is on its
+        way still has the move recorded when it commits; one whose commit
+        failed has none.
+        """
+        self.admit(NEW, "mover", proven=False)
+        self.reactor.advance(3)
+        self.tracking.detach("alice", "mover", keep_move=True)
+        self.tracking.proven("mover", NOW + 5)
+        self.assertEqual(len(self.store.moves("alice")), 1)
+        self.admit("10.9.0.5", "failing", proven=False)
+        self.reactor.advance(3)
+        self.tracking.forget("failing")
+        self.tracking.proven("failing", NOW + 9)
+        self.assertEqual(len(self.store.moves("alice")), 1)
+
+    def test_joining_newcomer_takes_over_move(self):
+        """
+        A second connection from the same new address that joins the first
+        during their checks carries the unproven move: its proof records
+        it once, and the first's later proof nothing more.
+        """
+        self.admit(NEW, "first", proven=False)
+        self.admit(NEW, "second", proven=False)
+        self.reactor.advance(3)
+        self.tracking.proven("second", NOW + 5)
+        self.tracking.proven("first", NOW + 6)
+        self.assertEqual(
+            self.store.moves("alice"),
+            [Move("alice", NOW + 5, OLD, NEW, "lab-east", None)],
+        )
+
     def test_check_cannot_be_sent(self):
         """
         When the check cannot even be sent, admission fails with the
@@ -280,7 +399,7 @@ class TrackingTests(SynchronousTestCase):
         tracking = Tracking(self.store, self.audit, self.live, Broken(), LOCATIONS)
         decisions = []
         tracking.admit(
-            self.store.get_profile("alice"), KEY, NEW, "mover", NOW
+            self.store.get_profile("alice"), KEY, NEW, "mover", NOW, proven=True
         ).addBoth(decisions.append)
         [failure] = decisions
         failure.trap(CheckError)
@@ -354,18 +473,74 @@ class TrackedRotationTests(RotationListenerMixin, SynchronousTestCase):
     def test_move_then_rotate(self):
         """
         From a new address nothing is answered until the check ends; once
-        it ends silent the profile's location is the new address and the
-        rotation goes on (C{SUTO_ROTATE_OK_}).
+        it ends silent the rotation goes on (C{SUTO_ROTATE_OK_}) with the
+        newcomer live, and once its acknowledgement proved the key and the
+        fingerprint and the rotation committed, the profile's location is
+        the new address and the move is recorded.
         """
         protocol, transport = self.connect_from(ELSEWHERE)
         reply = self.exchange(protocol, transport, VERSION + self.rotate_line())
         self.assertEqual(reply, VERSION)
         self.udp.advance(3)
-        [ok] = self.decode(transport.value()[len(VERSION) :])
-        self.assertIsInstance(ok, wire.RotateOk)
+        ok = transport.value()[len(VERSION) :]
+        [message] = self.decode(ok)
+        self.assertIsInstance(message, wire.RotateOk)
+        self.assertEqual(self.live.get("alice").address, ELSEWHERE)
+        self.assertEqual(self.store.get_profile("alice").last_address, SOURCE)
+        self.assertEqual(self.audit.events(), [])
+        self.exchange(protocol, transport, self.ok_line(ok))
+        self.clock.advance(0)
+        [done] = self.decode(transport.value())
+        self.assertIsInstance(done, wire.RotateDone)
         self.assertEqual(self.store.get_profile("alice").last_address, ELSEWHERE)
         self.assertEqual(self.audit.events(), ["location_changed"])
-        self.assertEqual(self.live.get("alice").address, ELSEWHERE)
+        [move] = self.store.moves("alice")
+        self.assertEqual((move.old_address, move.new_address), (SOURCE, ELSEWHERE))
+
+    def test_lost_while_committing(self):
+        """
+        A mover whose connection ends after its acknowledgement, while the
+        commit is on its way, still has its move recorded once the commit
+        is durable.
+        """
+        protocol, transport = self.connect_from(ELSEWHERE)
+        self.exchange(protocol, transport, VERSION + self.rotate_line())
+        self.udp.advance(3)
+        ok = transport.value()[len(VERSION) :]
+        self.exchange(protocol, transport, self.ok_line(ok))
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.assertEqual(self.store.moves("alice"), [])
+        self.clock.advance(0)
+        [move] = self.store.moves("alice")
+        self.assertEqual(move.new_address, ELSEWHERE)
+        self.assertEqual(self.audit.events(), ["location_changed"])
+        self.assertNotIn("alice", self.live)
+
+    def test_copy_without_fingerprint_does_not_move(self):
+        """
+        A copy of the state on another machine, at a new address while the
+        legitimate client is away, gets through the silent check but
+        cannot open C{SUTO_ROTATE_OK_}; when it gives up, the registry is
+        still at the old address, so the legitimate client coming back
+        there rotates at once, with no check sent to the copy (which holds
+        the key and would answer it).
+        """
+        self.device = Device("alice", FIRST_KEY, fingerprint=OTHER_FINGERPRINT)
+        protocol, transport = self.connect_from(ELSEWHERE)
+        self.exchange(protocol, transport, VERSION + self.rotate_line())
+        self.udp.advance(3)
+        [message] = self.decode(transport.value()[len(VERSION) :])
+        self.assertIsInstance(message, wire.RotateOk)
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.assertEqual(self.store.get_profile("alice").last_address, SOURCE)
+        self.assertEqual(self.store.moves("alice"), [])
+        self.assertNotIn("location_changed", self.audit.events())
+        [(_, listener)] = self.udp.udp
+        checks = len(listener.transport.written)
+        self.device = Device("alice", FIRST_KEY)
+        self.rotated()
+        self.assertEqual(len(listener.transport.written), checks)
+        self.assertEqual(self.live.get("alice").address, SOURCE)
 
     def test_clone_refused(self):
         """

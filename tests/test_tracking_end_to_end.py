@@ -120,10 +120,11 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
         save_state(path, ClientState(accounts={}, profiles={"alice": result.profile}))
         return path
 
-    def start_agent(self, state_path, address, endpoint=None):
+    def start_agent(self, state_path, address, endpoint=None, machine="machine-1"):
         """
         Run an agent on C{address} with C{state_path}, rotating once at
-        connection and then only every minute.
+        connection and then only every minute, on the machine whose
+        fingerprint source reads C{machine}.
 
         @return: the agent and a L{defer.DeferredQueue} of its rotation
             outcomes.
@@ -135,7 +136,7 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
             hello_interface=address,
             timeout=5,
             rotation_interval=60,
-            fingerprint=lambda: compute_fingerprint([FixedSource("machine-1")]).hash,
+            fingerprint=lambda: compute_fingerprint([FixedSource(machine)]).hash,
             rotation_endpoint=endpoint or bound_to(address),
         )
         outcomes = defer.DeferredQueue()
@@ -249,6 +250,35 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
         [clone] = self.events("clone_suspected")
         self.assertEqual(clone.source, THIEF)
         self.assertEqual(self.server.store.moves("alice"), [])
+        profile = self.server.store.get_profile("alice")
+        self.assertEqual(profile.last_address, LEGITIMATE)
+        self.assertEqual(
+            profile.key_id, load_state(legitimate_path).profiles["alice"].key_id
+        )
+
+    @defer.inlineCallbacks
+    def test_copy_on_another_machine_cannot_take_the_registry(self):
+        """
+        A copy of the state on another machine (127.0.0.2), started while
+        the legitimate agent is away, passes the silent check but cannot
+        open the server's "ok": the registry stays at 127.0.0.1, so the
+        legitimate agent coming back there rotates, with no check sent to
+        the copy, which keeps running and would answer one.
+        """
+        legitimate_path = yield self.enrolled_state()
+        thief_path = self.copy(legitimate_path)
+        _, thief_outcomes = self.start_agent(thief_path, THIEF, machine="machine-2")
+        outcome = yield self.next_outcome(thief_outcomes)
+        self.assertEqual(outcome, RotationOutcome.OPEN_FAILED)
+        yield self.until(lambda: "alice" not in self.server.live)
+        profile = self.server.store.get_profile("alice")
+        self.assertEqual(profile.last_address, LEGITIMATE)
+        self.assertEqual(self.server.store.moves("alice"), [])
+        self.assertEqual(self.events("location_changed"), [])
+
+        _, outcomes = self.start_agent(legitimate_path, LEGITIMATE)
+        self.assertEqual((yield self.next_outcome(outcomes)), RotationOutcome.ROTATED)
+        self.assertEqual(self.events("clone_suspected"), [])
         profile = self.server.store.get_profile("alice")
         self.assertEqual(profile.last_address, LEGITIMATE)
         self.assertEqual(

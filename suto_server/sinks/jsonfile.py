@@ -44,17 +44,30 @@ class JsonFileSink:
                 path=self._path,
             )
 
+    def check(self) -> None:
+        """
+        Open the file for appending once (creating it), so that a path the
+        server cannot write stops it at start instead of losing every
+        alert later.
+
+        @raise OSError: the file cannot be opened for appending.
+        """
+        os.close(self._open())
+
+    def _open(self) -> int:
+        return os.open(
+            self._path,
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+            0o600,
+        )
+
     def _append(self, data: bytes) -> None:
         """
         Write C{data} at the end of the file and sync it.
 
         @raise OSError: the file could not be opened or written.
         """
-        fd = os.open(
-            self._path,
-            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-            0o600,
-        )
+        fd = self._open()
         try:
             view = memoryview(data)
             while view:

@@ -37,6 +37,7 @@ import os
 import re
 import sqlite3
 import tempfile
+import urllib.parse
 from contextlib import contextmanager
 
 from twisted.logger import Logger
@@ -472,8 +473,9 @@ def _corrupt(path, reason):
     )
 
 
-def _connect(path):
+def _connect(path, read_only=False):
     """
+    @param read_only: open C{path} so that nothing can be written to it.
     @return: a connection to C{path} with the pragmas every connection to
         the store runs with (the journal mode is set once the file is known
         to be ours).
@@ -481,7 +483,11 @@ def _connect(path):
     @raise CorruptDatabase: the file is not a SQLite database.
     """
     try:
-        connection = sqlite3.connect(path)
+        if read_only:
+            uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+            connection = sqlite3.connect(uri, uri=True)
+        else:
+            connection = sqlite3.connect(path)
     except sqlite3.Error as e:
         raise StoreError(f"cannot open {path}: {e}") from e
     try:
@@ -556,6 +562,35 @@ class SQLiteStore:
         connection = _connect(path)
         try:
             cls._prepare(connection, path, schema_dir, target)
+        except BaseException:
+            connection.close()
+            raise
+        return cls(connection)
+
+    @classmethod
+    def open_read_only(cls, path):
+        """
+        Open the database at C{path} to read it, changing nothing: no
+        creation, no upgrade, no write.  For checking a copy of the store,
+        or the daemon's own while the daemon is down.
+
+        @return: a L{SQLiteStore} whose every write fails with
+            L{StoreError}.
+        @raise CorruptDatabase: the file there is not a sound SUTO
+            database.
+        @raise StoreError: there is no file there, it cannot be opened, or
+            it is not of this SUTO's schema.
+        """
+        if not os.path.isfile(path):
+            raise StoreError(f"no database at {path}")
+        connection = _connect(path, read_only=True)
+        try:
+            version = _checked_version(connection, path)
+            if version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{path} has schema v{version}, and this SUTO reads "
+                    f"v{SCHEMA_VERSION} only"
+                )
         except BaseException:
             connection.close()
             raise
