@@ -94,7 +94,7 @@ class Device:
         """
         Listen for hellos on an ephemeral UDP port of the device's address.
         """
-        listener = HelloListener(self._accounts, self._answer)
+        listener = HelloListener(self._accounts, self._answer, clock=self._reactor)
         self._port = self._reactor.listenUDP(0, listener, interface=self.address)
 
     @property

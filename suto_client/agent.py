@@ -176,7 +176,9 @@ class Agent(MultiService):
         self._running: set[Deferred] = set()
         self._rotators: dict[str, _Rotator] = {}
         responder = CheckResponder(self._profiles, reactor)
-        listener = HelloListener(self._accounts, self._answer, responder.answer)
+        listener = HelloListener(
+            self._accounts, self._answer, responder.answer, clock=reactor
+        )
         self._hello = _HelloPort(
             reactor, hello_endpoint_port, hello_interface, listener
         )

@@ -24,6 +24,10 @@ from twisted.logger import Logger
 
 from suto_client.statefile import Account
 from suto_server import wire
+from suto_server.limits import OncePerInterval
+
+DEFAULT_LOG_INTERVAL = 60.0
+"""Seconds between two log lines about hellos dropped from one source."""
 
 
 def same_host(source: str, configured: str) -> bool:
@@ -55,6 +59,9 @@ class HelloListener(DatagramProtocol):
         accounts_provider: Callable[[], dict[str, Account]],
         on_hello: Callable[[Account, wire.Hello], Deferred | None],
         on_check: Callable[[wire.Check, str], bytes | None] | None = None,
+        *,
+        clock,
+        log_interval: float = DEFAULT_LOG_INTERVAL,
     ) -> None:
         """
         @param accounts_provider: returns the configured accounts, keyed
@@ -66,11 +73,19 @@ class HelloListener(DatagramProtocol):
         @param on_check: called with each well-formed check packet and
             its source address; returns the datagram to answer with, or
             L{None} to drop it.  Without it, checks are dropped.
+        @param clock: the L{IReactorTime} that paces the log lines about
+            dropped hellos.
+        @param log_interval: the least seconds between two log lines
+            about hellos dropped from one source: a hello is a datagram,
+            anyone can send it from any address, and must not fill the
+            endpoint's log.
         """
         self._accounts_provider = accounts_provider
         self._on_hello = on_hello
         self._on_check = on_check
         self._running: set[str] = set()
+        self._clock = clock
+        self._reports = OncePerInterval(log_interval)
 
     def datagramReceived(self, datagram: bytes, addr) -> None:
         source = addr[0]
@@ -105,13 +120,17 @@ class HelloListener(DatagramProtocol):
                 source=source,
             )
         elif not same_host(source, account.server_host):
-            self.log.info(
-                "dropped a hello for {user} from {source}, which is not "
-                "its server {server}",
-                user=hello.user,
-                source=source,
-                server=account.server_host,
-            )
+            quiet = self._reports.due(source, self._clock.seconds())
+            if quiet is not None:
+                self.log.info(
+                    "dropped a hello for {user} from {source}, which is not "
+                    "its server {server} ({quiet} more alike since the last "
+                    "report)",
+                    user=hello.user,
+                    source=source,
+                    server=account.server_host,
+                    quiet=quiet,
+                )
         elif hello.user in self._running:
             self.log.debug(
                 "ignored a hello for {user}: an authentication is running",

@@ -208,7 +208,7 @@ class ListenerCheckTests(SynchronousTestCase):
         self.hellos = []
         self.responder = CheckResponder(lambda: {USER: PROFILE}, Clock())
         self.listener = HelloListener(
-            lambda: {}, self.on_hello, self.responder.answer
+            lambda: {}, self.on_hello, self.responder.answer, clock=Clock()
         )
         self.transport = FakeDatagramTransport()
         self.listener.makeConnection(self.transport)
@@ -250,7 +250,7 @@ class ListenerCheckTests(SynchronousTestCase):
         """
         A listener given nothing to answer checks with drops them.
         """
-        listener = HelloListener(lambda: {}, self.on_hello)
+        listener = HelloListener(lambda: {}, self.on_hello, clock=Clock())
         listener.makeConnection(self.transport)
         listener.datagramReceived(CHECK, (SERVER, 40000))
         self.assertEqual(self.transport.written, [])
@@ -333,7 +333,9 @@ class LoopbackTests(TestCase):
         """
         profile = replace(PROFILE, server_host="127.0.0.1", key=key)
         responder = CheckResponder(lambda: {USER: profile}, reactor)
-        listener = HelloListener(lambda: {}, lambda *_: None, responder.answer)
+        listener = HelloListener(
+            lambda: {}, lambda *_: None, responder.answer, clock=reactor
+        )
         listening = reactor.listenUDP(port, listener, interface=interface)
         self.addCleanup(listening.stopListening)
         return listening.getHost().port

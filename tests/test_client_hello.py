@@ -8,6 +8,7 @@ import os
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
 from twisted.internet.testing import (
     EventLoggingObserver,
     FakeDatagramTransport,
@@ -36,7 +37,10 @@ class HelloListenerTests(SynchronousTestCase):
         self.accounts = {"alice": ALICE}
         self.calls = []
         self.running = None
-        self.listener = HelloListener(lambda: self.accounts, self.on_hello)
+        self.clock = Clock()
+        self.listener = HelloListener(
+            lambda: self.accounts, self.on_hello, clock=self.clock
+        )
         self.transport = FakeDatagramTransport()
         self.listener.makeConnection(self.transport)
 
@@ -135,6 +139,27 @@ class HelloListenerTests(SynchronousTestCase):
             (event["user"], event["source"]), ("alice", "192.0.2.66")
         )
         self.assertNotIn("hunter2", repr(event))
+
+    def test_drops_logged_once_per_interval(self):
+        """
+        Hellos dropped for their source are logged once a minute per
+        source, the next line saying how many were kept quiet: a hello is
+        a datagram anyone can send from any address, and a flood of them
+        must not fill the endpoint's log.
+        """
+        observer = EventLoggingObserver.createWithCleanup(
+            self, globalLogPublisher
+        )
+        for _ in range(5):
+            self.listener.datagramReceived(b"SUTO_alice@desk+", ("192.0.2.66", 1))
+        self.listener.datagramReceived(b"SUTO_alice@desk+", ("192.0.2.67", 1))
+        self.clock.advance(60)
+        self.listener.datagramReceived(b"SUTO_alice@desk+", ("192.0.2.66", 1))
+        self.assertEqual(
+            [(event["source"], event["quiet"]) for event in observer],
+            [("192.0.2.66", 0), ("192.0.2.67", 0), ("192.0.2.66", 4)],
+        )
+        self.assertEqual(self.calls, [])
 
 
 class SameHostTests(SynchronousTestCase):
