@@ -9,7 +9,8 @@ it is brought to the row's state along the table's own transitions, fed
 the row's input through the machine's public methods (or, for a
 transition no message can reach in that state, through the input
 itself), and must move to the row's next state and do what the row says,
-in the words of §6.3.
+in the words of §6.3.  The prose around each table must name every input
+of its machine.
 """
 
 from __future__ import annotations
@@ -116,9 +117,32 @@ def read_tables(text: str) -> dict:
     return tables
 
 
-def load_tables() -> dict:
+def read_specification() -> str:
     with open(PROTOCOL, encoding="utf-8") as handle:
-        return read_tables(handle.read())
+        return handle.read()
+
+
+def section(text: str, path: str, name: str) -> str:
+    """
+    The section of C{text} that gives the table of C{name} in C{path}:
+    from its heading to the next.
+    """
+    lines = text.splitlines()
+    start = next(
+        index
+        for index, line in enumerate(lines)
+        if (match := _HEADING.match(line))
+        and (match["path"], match["name"]) == (path, name)
+    )
+    end = next(
+        (
+            index
+            for index in range(start + 1, len(lines))
+            if lines[index].startswith("#")
+        ),
+        len(lines),
+    )
+    return "\n".join(lines[start:end])
 
 
 def machine_class(path: str, name: str) -> type:
@@ -569,7 +593,8 @@ class StateTableTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        self.tables = load_tables()
+        self.specification = read_specification()
+        self.tables = read_tables(self.specification)
 
     def test_every_machine_has_a_table(self):
         """
@@ -580,6 +605,16 @@ class StateTableTests(SynchronousTestCase):
         for (path, name), rows in self.tables.items():
             self.assertTrue(rows, f"the table of {name} has no rows")
             machine_class(path, name)
+
+    def test_inputs_explained(self):
+        """
+        The prose around each table says what every input of its machine
+        is.
+        """
+        for (path, name) in sorted(self.tables):
+            text = section(self.specification, path, name)
+            for symbol in automaton(machine_class(path, name)).inputAlphabet():
+                self.assertIn(f"`{_name(symbol)}`", text, name)
 
     def test_transitions(self):
         """
