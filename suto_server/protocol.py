@@ -310,6 +310,16 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
             )
         except EnrollmentRefused as refusal:
             self._perform(self._phase.rejected(refusal.reason))
+        except Exception:
+            # The store could not commit (a full disk, say): nothing was
+            # written, the window stays open, and the device is told to
+            # try again rather than left with a dropped connection.
+            self.log.failure("enrollment of {user} not stored", user=self._user)
+            self._perform(
+                self._phase.protocol_error(
+                    wire.ProtocolError(wire.ERROR_BUSY, "internal error")
+                )
+            )
         else:
             self._perform(self._phase.completed(key_id, confirmation))
 

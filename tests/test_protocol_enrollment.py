@@ -309,6 +309,31 @@ class EnrollmentProtocolTests(ListenerMixin, SynchronousTestCase):
         self.assertEqual(self.attempts(), 1)
         self.assertIsNone(self.store.get_profile("alice"))
 
+    def test_store_fails(self):
+        """
+        A store that cannot commit the profile gets the device
+        C{SUTO_ERROR_BUSY} and a close, not a dropped connection; the
+        failure is logged without a secret, nothing is stored and the
+        window stays open for another try.
+        """
+        protocol, transport, salt = self.admitted()
+
+        def full_disk(profile):
+            raise OSError("database or disk is full")
+
+        self.store.complete_enrollment = full_disk
+        window_hash = self.store.get_window("alice").otp_hash
+        sealed, key = device_payload(PASSWORD, salt, "alice")
+        with capturedLogs() as logged:
+            answer = self.exchange(protocol, transport, self.data_line(sealed))
+        self.assertEqual(answer, b"SUTO_ERROR_BUSY\r\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertIsNone(self.store.get_profile("alice"))
+        self.assertEqual(self.store.get_window("alice").otp_hash, window_hash)
+        self.assertTrue(logged)
+        assert_no_secrets(self, logged, [PASSWORD, window_hash, sealed, key])
+
     def test_window_closed_meanwhile(self):
         """
         A window whose deadline passes between C{SUTO_AUTH_1} and the data
