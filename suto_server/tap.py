@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import socket
 
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
@@ -82,8 +83,9 @@ class Options(ConfigurableOptions):
     optParameters = [
         ["data", "d", DEFAULT_DATA, "Data folder (store, certificate, admin socket)."],
         ["listen", "l", None,
-         "Endpoint of the TLS listener (default: ssl:2021 with the "
-         "certificate from the data folder)."],
+         "Endpoint of the TLS listener (default: ssl:2021).  An ssl: "
+         "listener without privateKey= serves the data folder's "
+         "generated certificate."],
         ["legacy-listen", None, None,
          "Endpoint of a plaintext SUTO 1.3.2 listener for legacy peers, "
          "e.g. tcp:2021 (off unless given)."],
@@ -215,11 +217,17 @@ def prepare_data_folder(path: str) -> str:
     return path
 
 
-def default_listen(data: str, hostname: str) -> str:
+def tls_listen(data: str, hostname: str, description: str | None) -> str:
     """
-    The embedded TLS listener: port 2021 with the data folder's generated
-    certificate (made now if missing).
+    The TLS listener's description: the operator's, or port 2021.  An
+    C{ssl:} listener given no private key serves the data folder's
+    generated certificate (made now if missing), so binding one interface
+    or IPv6 (C{ssl:2021:interface=\\:\\:1}) needs no certificate files.
     """
+    if description is None:
+        description = f"ssl:{DEFAULT_PORT}"
+    if not description.startswith("ssl:") or _names_private_key(description):
+        return description
     key, cert, created = certificate.ensure_self_signed(
         data, hostname, datetime.datetime.now(datetime.timezone.utc)
     )
@@ -234,8 +242,21 @@ def default_listen(data: str, hostname: str) -> str:
         not_after=info.not_after.isoformat(),
     )
     return (
-        f"ssl:{DEFAULT_PORT}:privateKey={quoteStringArgument(key)}"
+        f"{description}:privateKey={quoteStringArgument(key)}"
         f":certKey={quoteStringArgument(cert)}"
+    )
+
+
+def _names_private_key(description: str) -> bool:
+    """
+    Does an C{ssl:} endpoint string give a private key, by name or as its
+    second argument without a name (C{ssl:2021:server.pem})?  Arguments
+    are separated by colons not escaped with a backslash.
+    """
+    arguments = re.split(r"(?<!\\):", description)[1:]
+    unnamed = [argument for argument in arguments if "=" not in argument]
+    return len(unnamed) > 1 or any(
+        argument.startswith("privateKey=") for argument in arguments
     )
 
 
@@ -302,7 +323,7 @@ def limits(options: Options) -> Limits:
 def _build(reactor, options: Options) -> SutoServer:
     data = prepare_data_folder(options["data"])
     hostname = options["hostname"] or socket.gethostname()
-    listen = options["listen"] or default_listen(data, hostname)
+    listen = tls_listen(data, hostname, options["listen"])
     admin = options["admin"] or admin_endpoint_description(data)
     extra_sources = [ShadowFile(options["shadow"])] if options["shadow"] else []
     locations = (

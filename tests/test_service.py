@@ -3,18 +3,21 @@ The assembly of the server: which listener serves which conversation, and
 the SIGHUP handler that reloads its certificate.
 """
 
+import os
 import signal
 import socket
 
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.protocol import Factory
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from twisted.logger import capturedLogs
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import tap
+from suto_server import certificate, tap
 from suto_server.service import ReloadOnHangup, SutoServer
 from suto_server.store.memory import MemoryStore
+from suto_server.tls import server_endpoint
 from tests.test_enrollment import new_master_key
 
 
@@ -73,6 +76,69 @@ class ListenerTests(SynchronousTestCase):
         self.assertFalse(
             any("plaintext" in event.get("log_format", "") for event in events)
         )
+
+
+class TLSListenTests(SynchronousTestCase):
+    """
+    L{tap.tls_listen}: which certificate the TLS listener serves.
+    """
+
+    def setUp(self):
+        self.data = self.mktemp()
+        os.makedirs(self.data)
+
+    def generated(self):
+        return [
+            os.path.exists(os.path.join(self.data, name))
+            for name in (certificate.KEY_FILE, certificate.CERT_FILE)
+        ]
+
+    def test_default(self):
+        """
+        With no listener configured the server listens with TLS on port
+        2021, serving a certificate generated in the data folder with a
+        key only its owner can read.
+        """
+        with capturedLogs() as events:
+            description = tap.tls_listen(self.data, "it-srv1.example", None)
+        self.assertTrue(description.startswith("ssl:2021:privateKey="))
+        self.assertEqual(self.generated(), [True, True])
+        key = os.path.join(self.data, certificate.KEY_FILE)
+        self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+        self.assertTrue(any("fingerprint" in event for event in events))
+
+    def test_interface_without_key(self):
+        """
+        An C{ssl:} listener that only binds an interface (here IPv6
+        loopback) serves the generated certificate: choosing where to
+        listen needs no certificate files.
+        """
+        description = tap.tls_listen(
+            self.data, "it-srv1.example", r"ssl:2021:interface=\:\:1"
+        )
+        self.assertEqual(self.generated(), [True, True])
+        reactor = MemoryReactor()
+        server_endpoint(reactor, description).listen(Factory())
+        [(port, _, _, interface)] = reactor.tcpServers
+        self.assertEqual((port, interface), (2021, "::1"))
+
+    def test_own_certificate(self):
+        """
+        A listener that names its key, by name or as its second argument,
+        and a listener that is not TLS, are used as they are, and no
+        certificate is generated.
+        """
+        for description in [
+            "ssl:2021:privateKey=/etc/suto/tls/key.pem:certKey=/etc/suto/tls/chain.pem",
+            "ssl:2021:/etc/suto/tls/both.pem",
+            r"ssl:port=2021:interface=\:\:1:privateKey=/etc/suto/tls/key.pem",
+            "tcp:2021",
+        ]:
+            self.assertEqual(
+                tap.tls_listen(self.data, "it-srv1.example", description),
+                description,
+            )
+        self.assertEqual(self.generated(), [False, False])
 
 
 class HostNameTests(SynchronousTestCase):
