@@ -211,7 +211,9 @@ def load_state(path: str) -> ClientState:
         raise StateFileError(f"{path} is larger than {MAX_STATE_BYTES} bytes")
     try:
         document = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        # RecursionError: nesting deeper than the decoder recurses, which
+        # a file well under MAX_STATE_BYTES can hold.
         raise StateFileError(f"{path} is not valid JSON") from e
     try:
         return _state_from_document(document)

@@ -43,7 +43,9 @@ def _read_json(request) -> dict:
         raise BadRequest("request body too large")
     try:
         body = json.loads(data or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
+        # A body well under MAX_BODY can nest deeper than the decoder
+        # recurses.
         raise BadRequest("request body is not JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")

@@ -225,11 +225,19 @@ def _read_text(path: str) -> str:
 
 def _parse(path: str, text: str) -> dict:
     """
-    @raise ConfigError: the text is not TOML; only the first syntax error
-        can be found, as the parser stops there.
+    @raise ConfigError: the text is not TOML, or nests deeper than the
+        parser can recurse; only the first syntax error can be found, as
+        the parser stops there.
     """
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        # tomllib recurses once per nested array or inline table, so a few
+        # kilobytes of brackets exhaust the stack; no option takes a nested
+        # value, and the parser cannot say where it gave up.
+        raise ConfigError(
+            path, [Problem(None, "TOML syntax: values nested too deeply")]
+        ) from None
     except tomllib.TOMLDecodeError as error:
         message = str(error)
         position = _SYNTAX_POSITION.search(message)

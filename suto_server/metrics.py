@@ -20,9 +20,14 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.twisted import MetricsResource
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -226,13 +231,35 @@ class _ScrapeSite(Site):
         "No access log."
 
 
+class _MetricsResource(Resource):
+    """
+    The registry in Prometheus' text format, rendered on the reactor
+    thread.
+
+    prometheus_client's own Twisted resource is a WSGI application, run on
+    the reactor's thread pool: the scrape-time gauges would then read the
+    store and the server's state from another thread, which SQLite refuses
+    (every scrape answered 500) and the rest is not safe for.
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
+        self._registry = registry
+
+    def render_GET(self, request) -> bytes:
+        request.setHeader(b"content-type", CONTENT_TYPE_PLAIN_0_0_4.encode("ascii"))
+        return generate_latest(self._registry)
+
+
 def metrics_site(metrics: ServerMetrics) -> Site:
     """
     @return: a web site serving C{metrics} at C{/metrics} in Prometheus'
         text format, and nothing else.
     """
     root = Resource()
-    root.putChild(b"metrics", MetricsResource(registry=metrics.registry))
+    root.putChild(b"metrics", _MetricsResource(metrics.registry))
     site = _ScrapeSite(root)
     site.displayTracebacks = False
     site.noisy = False

@@ -47,24 +47,36 @@ DEFAULT_PORT = 2021
 log = Logger()
 
 
+#: Longest duration any seconds option takes: a week.  No limit or timer
+#: needs more, and an unbounded one ("inf", "1e300") would push the offline
+#: sweep's cut-off past what the store accepts as a time.
+MAX_SECONDS = 7 * 24 * 3600
+
+
+def _at_most_a_week(number: float) -> float:
+    if number > MAX_SECONDS:
+        raise ValueError(f"must be at most {MAX_SECONDS} (a week)")
+    return number
+
+
 def _positive(value: str) -> float:
     number = float(value)
     if not number > 0:
         raise ValueError("must be positive")
-    return number
+    return _at_most_a_week(number)
 
 
-_positive.coerceDoc = "Seconds, greater than zero."
+_positive.coerceDoc = "Seconds, greater than zero, at most a week."
 
 
 def _seconds_or_off(value: str) -> float:
     number = float(value)
     if not number >= 0:
         raise ValueError("must be zero or more")
-    return number
+    return _at_most_a_week(number)
 
 
-_seconds_or_off.coerceDoc = "Seconds; 0 turns it off."
+_seconds_or_off.coerceDoc = "Seconds, at most a week; 0 turns it off."
 
 
 def _max_startups(value: str) -> MaxStartups:

@@ -205,6 +205,16 @@ class EnrollmentResourcesTests(AdminRequestsMixin, SynchronousTestCase):
             self.assertEqual(request.responseCode, 400, raw)
         self.assertEqual(self.desk.opened, [])
 
+    def test_nested_too_deeply(self):
+        """
+        A body within the size limit that nests deeper than the JSON
+        decoder recurses is a 400 like any other body that is not JSON.
+        """
+        request = self.request("POST", "/v1/enroll", raw=b"[" * 10000)
+        self.assertEqual(request.responseCode, 400)
+        self.assertEqual(self.body(request), {"error": "request body is not JSON"})
+        self.assertEqual(self.desk.opened, [])
+
     def test_unknown_location(self):
         """
         A location the desk cannot resolve is a 400 that says so.

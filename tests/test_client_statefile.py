@@ -169,6 +169,15 @@ class StateFileTests(SynchronousTestCase):
         error = self.assertRaises(StateFileError, load_state, self.path)
         self.assertIn(self.path, str(error))
 
+    def test_nested_too_deeply(self):
+        """
+        A file nesting deeper than the JSON decoder recurses is an error
+        naming the file, like any other file that is not JSON.
+        """
+        self.write_raw(b"[" * 100000)
+        error = self.assertRaises(StateFileError, load_state, self.path)
+        self.assertEqual(str(error), f"{self.path} is not valid JSON")
+
     def test_wrong_shape(self):
         """
         JSON that is not a state document, or an account with a field of

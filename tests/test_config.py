@@ -221,6 +221,19 @@ class ErrorTests(_FileMixin, SynchronousTestCase):
             [Problem(2, "TOML syntax: Invalid value (column 8)")],
         )
 
+    def test_nested_too_deeply(self):
+        """
+        Arrays or inline tables nested deeper than the parser can recurse,
+        well within L{config.MAX_CONFIG_BYTES}, are one syntax problem on
+        no line, not a crash.
+        """
+        for value in ["[" * 5000 + "]" * 5000, "{x=" * 5000 + "1" + "}" * 5000]:
+            with self.subTest(value=value[:3]):
+                self.assertEqual(
+                    self.problems(f"port = 3000\nname = {value}\n"),
+                    [Problem(None, "TOML syntax: values nested too deeply")],
+                )
+
     def test_duplicate_key(self):
         """
         A key given twice is a syntax error on its second line.

@@ -25,6 +25,7 @@ from suto_server.metrics import REJECTION_REASONS, ServerMetrics
 from suto_server.rendezvous import Rendezvous, Verdict
 from suto_server.service import SutoServer
 from suto_server.store.memory import MemoryStore
+from suto_server.store.sqlite import SQLiteStore
 from suto_server.store.records import AuditEvent
 
 
@@ -317,6 +318,37 @@ class ScrapeTests(TestCase):
         self.assertEqual(
             [entry["name"] for entry in server.status()["listeners"]], ["metrics"]
         )
+
+    @defer.inlineCallbacks
+    def test_scrape_sqlite(self):
+        """
+        Over the SQLite store, whose connection serves only the reactor
+        thread, a scrape reads the store's gauges there: it answers 200
+        with the offline and blacklisted counts.
+        """
+        # The server closes the store when it stops.
+        store = SQLiteStore.open(self.mktemp() + ".db")
+        server = SutoServer(
+            reactor,
+            store=store,
+            metrics_listen=serverFromString(reactor, "tcp:0:interface=127.0.0.1"),
+        )
+        server.startService()
+        self.addCleanup(server.stopService)
+        [listener] = server.listeners
+        port = yield listener.listening
+        url = f"http://127.0.0.1:{port.getHost().port}/metrics".encode()
+        response = yield Agent(reactor).request(b"GET", url)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(
+            response.headers.getRawHeaders(b"content-type"),
+            [b"text/plain; version=0.0.4; charset=utf-8"],
+        )
+        body = (yield readBody(response)).decode()
+        families = {f.name: f for f in text_string_to_metric_families(body)}
+        for name in ["suto_endpoints_offline", "suto_profiles_blacklisted"]:
+            [sample] = families[name].samples
+            self.assertEqual(sample.value, 0)
 
     @defer.inlineCallbacks
     def test_admin_status_against_daemon(self):

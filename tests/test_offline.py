@@ -245,6 +245,33 @@ class OptionsTests(SynchronousTestCase):
         options.parseOptions([])
         self.assertEqual((options["offline-step"], options["offline-window"]), (30, 2))
 
+    def test_seconds_bounded(self):
+        """
+        Every option in seconds takes at most a week, and refuses infinity
+        and NaN: an infinite rotation interval or grace would otherwise
+        start a server whose every offline sweep fails.
+        """
+        seconds = [
+            parameter[0]
+            for parameter in tap.Options.optParameters
+            if parameter[4:] in ([tap._positive], [tap._seconds_or_off])
+        ]
+        self.assertIn("rotation-interval", seconds)
+        self.assertIn("login-grace", seconds)
+        for name in seconds:
+            for value in ["inf", "nan", str(tap.MAX_SECONDS + 1)]:
+                with self.subTest(name=name, value=value):
+                    self.assertRaises(
+                        usage.UsageError,
+                        tap.Options().parseOptions,
+                        [f"--{name}", value],
+                    )
+        options = tap.Options()
+        options.parseOptions(
+            ["--rotation-grace", str(tap.MAX_SECONDS), "--penalty-max", "604800"]
+        )
+        self.assertEqual(options["rotation-grace"], tap.MAX_SECONDS)
+
     def test_refused(self):
         """
         A step longer than a profile's allowed silence is a usage error:
