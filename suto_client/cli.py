@@ -128,8 +128,14 @@ def _read_password(args, stdin: TextIO, stderr: TextIO) -> str:
         password = stdin.readline(MAX_PASSWORD + 2).rstrip("\r\n")
     else:
         prompt = f"Password for {args.user}: "
-        password = getpass.getpass(prompt, stream=stderr)
-        if getpass.getpass("Repeat it: ", stream=stderr) != password:
+        try:
+            password = getpass.getpass(prompt, stream=stderr)
+            repeated = getpass.getpass("Repeat it: ", stream=stderr)
+        except EOFError:
+            raise CommandError(
+                "no password: the input ended (use --password-stdin in scripts)"
+            ) from None
+        if repeated != password:
             raise CommandError("the passwords differ")
     if not password:
         raise CommandError("refusing an empty password")

@@ -43,6 +43,10 @@ from suto_server.tap import (
 #: Seconds an admin request may take beyond the authentication's own timeout.
 ADMIN_SLACK = 10.0
 
+#: Longest password read from standard input or the terminal, so a runaway
+#: pipe cannot fill memory before it is refused.
+MAX_PASSWORD = 1024
+
 
 @dataclass
 class _IO:
@@ -112,15 +116,29 @@ def _request(args, io: _IO, method: str, path: str, body=None, timeout=30.0):
 
 
 def _read_password(args, io: _IO, prompt: str) -> str | None:
-    if args.password_stdin:
-        password = io.stdin.readline().rstrip("\r\n")
-    else:
-        password = io.getpass(prompt)
-        if io.getpass("Again: ") != password:
-            io.complain("the passwords do not match")
-            return None
+    """
+    Read a password from standard input or the terminal.  The read is
+    bounded, and an input that ends before the password (a closed pipe
+    without C{--password-stdin}) is one clear line, not a traceback.
+    """
+    try:
+        if args.password_stdin:
+            password = io.stdin.readline(MAX_PASSWORD + 2).rstrip("\r\n")
+        else:
+            password = io.getpass(prompt)
+            if io.getpass("Again: ") != password:
+                io.complain("the passwords do not match")
+                return None
+    except EOFError:
+        io.complain("no password: the input ended (use --password-stdin in scripts)")
+        return None
     if not password:
         io.complain("refusing an empty password")
+        return None
+    if len(password) > MAX_PASSWORD or "\0" in password:
+        io.complain(
+            f"the password must be at most {MAX_PASSWORD} characters, without NUL"
+        )
         return None
     return password
 

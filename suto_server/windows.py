@@ -11,6 +11,7 @@ C{suto-admin}.
 from __future__ import annotations
 
 from twisted.application.service import Service
+from twisted.logger import Logger
 
 from suto_server.discovery import HelloTarget
 from suto_server.enrollment import Enrollment, window_location
@@ -57,6 +58,8 @@ class WindowDesk(Service):
     @param fingerprints: returns the SHA-256 fingerprints of the serving
         certificates, for the device to pin.
     """
+
+    log = Logger()
 
     def __init__(
         self,
@@ -123,10 +126,17 @@ class WindowDesk(Service):
         for target in hello_targets(location, self._hello_port):
             try:
                 self._hello.send_hello(user, target)
-            except OSError:
+            except OSError as error:
                 # The window is open either way; the operator can run the
                 # enroll command on the device with --server.
-                pass
+                self.log.warn(
+                    "could not send the hello for {user} to {address}:{port}: "
+                    "{error}",
+                    user=user,
+                    address=target.address,
+                    port=target.port,
+                    error=str(error),
+                )
         previous = self._announcing.pop(user, None)
         if previous is not None and previous.active():
             previous.cancel()

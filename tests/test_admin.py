@@ -5,13 +5,14 @@ makeService: C{user add}, C{user del}, C{user list}, C{cancel}, C{cert}.
 """
 
 import getpass
+import io
 import os
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.trial.unittest import TestCase
 
 from suto_client.enrollment import EnrollOutcome
-from suto_server import certificate, libxcrypt
+from suto_server import admin, certificate, libxcrypt
 
 from tests.test_enrollment_end_to_end import EnrollmentFixture
 
@@ -66,6 +67,44 @@ class AccountCommandTests(EnrollmentFixture, TestCase):
         self.assertEqual((code, out, err.count("\n")), (1, "", 1))
         self.assertTrue(err.startswith("suto-admin: "), err)
         self.assertEqual(self.server.store.hash_for("dora"), stored)
+
+    @defer.inlineCallbacks
+    def test_add_bad_password_input(self):
+        """
+        A password longer than the bound or holding a NUL (exit 2), and a
+        prompt whose input ends (exit 2), are one line on standard error,
+        never a traceback, and store nothing.
+        """
+        for stdin, complaint in (
+            ("x" * (admin.MAX_PASSWORD + 1) + "\n", "at most"),
+            ("x" * 100_000, "at most"),
+            ("pass\0word\n", "without NUL"),
+        ):
+            code, out, err = yield self.admin(
+                "user", "add", "dora", "--password-stdin", stdin=stdin
+            )
+            self.assertEqual((code, out, err.count("\n")), (2, "", 1))
+            self.assertIn(complaint, err)
+
+        def closed(prompt):
+            raise EOFError()
+
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = yield threads.deferToThread(
+            admin.main,
+            ["--data", self.data, "user", "add", "dora"],
+            stdin=io.StringIO(""),
+            stdout=stdout,
+            stderr=stderr,
+            getpass=closed,
+        )
+        self.assertEqual((code, stdout.getvalue()), (2, ""))
+        self.assertEqual(
+            stderr.getvalue(),
+            "suto-admin: no password: the input ended "
+            "(use --password-stdin in scripts)\n",
+        )
+        self.assertIsNone(self.server.store.hash_for("dora"))
 
     @defer.inlineCallbacks
     def test_list_and_delete(self):

@@ -156,6 +156,31 @@ class CommandTests(SynchronousTestCase):
         )
         self.assertFalse(os.path.exists(self.state))
 
+    def test_prompt_input_ends(self):
+        """
+        Without C{--password-stdin}, a prompt whose input ends (a closed
+        pipe) is one line and status 1, not a traceback, and writes no
+        state file.
+        """
+
+        def closed(prompt, stream=None):
+            raise EOFError()
+
+        self.patch(cli.getpass, "getpass", closed)
+        code, out, err = self.run_command(
+            "account", "add", "alice", "--server", "192.0.2.10", "--legacy"
+        )
+        self.assertEqual(
+            (code, out, err),
+            (
+                1,
+                "",
+                "suto-client: no password: the input ended "
+                "(use --password-stdin in scripts)\n",
+            ),
+        )
+        self.assertFalse(os.path.exists(self.state))
+
     def test_add_twice(self):
         """
         Adding an account that exists is refused and keeps the old one.

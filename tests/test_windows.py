@@ -7,6 +7,7 @@ a task.Clock and a recording hello sender.
 from ipaddress import ip_network
 
 from twisted.internet import task
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import schemes
@@ -205,9 +206,18 @@ class WindowDeskTests(SynchronousTestCase):
         window: the operator can run the enroll command on the device.
         """
         self.hello.error = OSError("network unreachable")
-        self.assertEqual(self.open("lab")["password"], PASSWORD)
+        with capturedLogs() as logged:
+            self.assertEqual(self.open("lab")["password"], PASSWORD)
         self.assertEqual(len(self.hello.sent), 2)
         self.assertIsNotNone(self.store.get_window("alice"))
+        warnings = [
+            event for event in logged if event["log_level"] == LogLevel.warn
+        ]
+        self.assertEqual(len(warnings), 2)
+        self.assertEqual(
+            [(event["user"], event["error"]) for event in warnings],
+            [("alice", "network unreachable")] * 2,
+        )
 
     def test_unknown_location(self):
         """
