@@ -330,11 +330,7 @@ class SutoTLSParser:
         port_number = _bounded_int(port, "port", 0, 65535)
         backlog_size = _bounded_int(backlog, "backlog", 1, _MAX_BACKLOG)
         if privateKey is None:
-            raise TLSConfigurationError(
-                "suto-tls needs privateKey= (and certKey=); the certificate "
-                f"generated on a start without --listen is {certificate.KEY_FILE} "
-                f"and {certificate.CERT_FILE} in the data folder"
-            )
+            raise TLSConfigurationError("suto-tls needs privateKey=")
         if requireClientCert.lower() not in _YES_NO:
             raise TLSConfigurationError("requireClientCert must be yes or no")
         if len(interface) > _MAX_INTERFACE:

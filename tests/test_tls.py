@@ -393,24 +393,6 @@ class EndpointStringTests(SynchronousTestCase):
             )
             self.assertIn(complaint, str(error))
 
-    def test_missing_key_names_generated_files(self) -> None:
-        """
-        An operator who only wants to bind an interface is told where the
-        generated key and certificate are, to name them in the description.
-        """
-        error = self.assertRaises(
-            TLSConfigurationError,
-            server_endpoint,
-            self.reactor,
-            "ssl:2021:interface=127.0.0.1",
-        )
-        self.assertEqual(
-            str(error),
-            "suto-tls needs privateKey= (and certKey=); the certificate "
-            "generated on a start without --listen is server.key and "
-            "server.crt in the data folder",
-        )
-
 
 class _Echo(Protocol):
     """
