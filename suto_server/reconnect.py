@@ -224,7 +224,7 @@ class Reconnection:
         if reconnected or offline_since is None:
             return
         profile = self._store.get_profile(user)
-        if profile is None or not self._may_hold(profile, key_id):
+        if profile is None or not profile.may_hold(key_id):
             return
         self._audit.record(
             now,
@@ -308,15 +308,6 @@ class Reconnection:
         if previous is not None and key_id == profile.previous_key_id:
             return previous
         return None
-
-    @staticmethod
-    def _may_hold(profile, key_id: str) -> bool:
-        """
-        Is C{key_id} one a legitimate client of C{profile} may hold now?
-        """
-        return key_id == profile.key_id or (
-            key_id == profile.previous_key_id and not profile.current_confirmed
-        )
 
     def _blacklist(self, now, user, source, alert, reason, locations) -> None:
         """

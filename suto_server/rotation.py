@@ -131,7 +131,7 @@ class Rotation:
             raise RotationRefused("unknown_key")
         if key_id == profile.key_id:
             sealed = profile.key_sealed
-        elif key_id == profile.previous_key_id and not profile.current_confirmed:
+        elif key_id == profile.previous_key_id and profile.previous_held:
             sealed = profile.previous_key_sealed
         else:
             self._refuse_stale(profile, key_id, source, now)
@@ -147,7 +147,7 @@ class Rotation:
         user = profile.username
         current = self._master_key.open_key(user, profile.key_id, profile.key_sealed)
         previous = None
-        if profile.previous_key_id is not None and not profile.current_confirmed:
+        if profile.previous_held:
             previous = self._master_key.open_key(
                 user, profile.previous_key_id, profile.previous_key_sealed
             )

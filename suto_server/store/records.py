@@ -161,6 +161,24 @@ class Profile:
         if self.last_address is None:
             object.__setattr__(self, "last_address", self.location)
 
+    @property
+    def previous_held(self) -> bool:
+        """
+        May a legitimate device still hold the previous key?  Yes while
+        the current one is unconfirmed: a device that missed the final
+        acknowledgement comes back with it.
+        """
+        return self.previous_key_id is not None and not self.current_confirmed
+
+    def may_hold(self, key_id: str) -> bool:
+        """
+        Is C{key_id} one a legitimate device of this profile may hold now:
+        the current key's, or the previous one's while L{previous_held}?
+        """
+        return key_id == self.key_id or (
+            self.previous_held and key_id == self.previous_key_id
+        )
+
 
 @dataclass(frozen=True)
 class RotationCommit:
