@@ -21,7 +21,7 @@ from typing import Callable
 
 from twisted.logger import Logger
 
-from suto_client.hello import same_host
+from suto_client.hello import DEFAULT_LOG_INTERVAL, same_host
 from suto_client.statefile import EnrolledProfile
 from suto_server import keyschedule, wire
 from suto_server.limits import OncePerInterval
@@ -31,9 +31,6 @@ DEFAULT_CHECK_RATE = 10
 
 DEFAULT_CHECK_PERIOD = 1.0
 """The period of the rate limit, in seconds."""
-
-DEFAULT_LOG_INTERVAL = 60.0
-"""Seconds between two log lines about dropping one source's checks."""
 
 
 class CheckResponder:

@@ -27,7 +27,8 @@ from suto_server import wire
 from suto_server.limits import OncePerInterval
 
 DEFAULT_LOG_INTERVAL = 60.0
-"""Seconds between two log lines about hellos dropped from one source."""
+"""Seconds between two log lines about datagrams (hellos, checks) dropped
+from one source for one reason."""
 
 
 def same_host(source: str, configured: str) -> bool:

@@ -36,7 +36,7 @@ from suto_server.sinks.syslog import SyslogSink, parse_address
 from suto_server.sinks.webhook import WebhookSink, check_url
 from suto_server.store.errors import StoreError
 from suto_server.store.sqlite import SQLiteStore
-from suto_server.tls import TLSConfigurationError, server_endpoint
+from suto_server.tls import STOCK_PREFIX, TLSConfigurationError, server_endpoint
 
 DEFAULT_DATA = "suto-data"
 DATABASE_FILE = "suto.db"
@@ -237,8 +237,8 @@ def tls_listen(data: str, hostname: str, description: str | None) -> str:
     or IPv6 (C{ssl:2021:interface=\\:\\:1}) needs no certificate files.
     """
     if description is None:
-        description = f"ssl:{DEFAULT_PORT}"
-    if not description.startswith("ssl:") or _names_private_key(description):
+        description = f"{STOCK_PREFIX}{DEFAULT_PORT}"
+    if not description.startswith(STOCK_PREFIX) or _names_private_key(description):
         return description
     key, cert, created = certificate.ensure_self_signed(
         data, hostname, datetime.datetime.now(datetime.timezone.utc)

@@ -349,6 +349,11 @@ class SutoTLSParser:
         return TLSServerEndpoint(tcp, tls)
 
 
+STOCK_PREFIX = "ssl:"
+"""How an operator's TLS listener description starts: Twisted's own C{ssl}
+endpoint type, served here by L{SutoTLSParser}."""
+
+
 def server_endpoint(reactor, description: str) -> IStreamServerEndpoint:
     """
     Build a listening endpoint from its description, serving C{ssl:}
@@ -361,7 +366,6 @@ def server_endpoint(reactor, description: str) -> IStreamServerEndpoint:
         L{TLSServerEndpoint}.
     @raise TLSConfigurationError: a TLS argument or file is unusable.
     """
-    stock = "ssl:"
-    if description.startswith(stock):
-        description = f"{SutoTLSParser.prefix}:{description[len(stock):]}"
+    if description.startswith(STOCK_PREFIX):
+        description = f"{SutoTLSParser.prefix}:{description[len(STOCK_PREFIX):]}"
     return serverFromString(reactor, description)
