@@ -345,11 +345,13 @@ class IOfflineStore(Interface):
             C{before} that are not marked offline.
         """
 
-    def mark_offline(usernames, now):
+    def mark_offline(usernames, now, silent_before=None):
         """
         Mark each of C{usernames} offline since C{now}, in one transaction;
         one already offline keeps its time, and a name without a profile
-        is skipped.
+        is skipped.  When C{silent_before} is given, so is a profile last
+        seen at or after it: what L{silent_profiles} found silent may have
+        rotated since, on another thread.
 
         @return: a L{list} of the names newly marked.
         """

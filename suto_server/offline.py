@@ -74,14 +74,15 @@ class OfflineWatch(TimerService):
         @return: the user names newly marked.
         """
         now = self.clock.seconds()
+        before = now - self._allowed
         silent = [
             user
-            for user in self._store.silent_profiles(now - self._allowed)
+            for user in self._store.silent_profiles(before)
             if not self._is_live(user)
         ]
         if not silent:
             return []
-        marked = self._store.mark_offline(silent, now)
+        marked = self._store.mark_offline(silent, now, silent_before=before)
         if marked:
             self.log.info(
                 "{count} profile(s) marked offline: their junk was due and "

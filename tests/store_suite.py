@@ -1840,6 +1840,28 @@ class OfflineStoreTestsMixin:
         self.store.commit_rotations([numbered_rotation("bob", 0, 1, 1500.0)])
         self.assertEqual(self.store.silent_profiles(1300.0), ["alice"])
 
+    def test_mark_offline_silent_before(self):
+        """
+        Given the sweep's cut-off, marking skips a profile seen since the
+        sweep found it silent (it rotated meanwhile, on another thread),
+        and marks the one still silent; a bad cut-off changes nothing.
+        """
+        self.assertEqual(self.store.silent_profiles(1300.0), ["alice", "bob"])
+        self.store.commit_rotations([numbered_rotation("bob", 0, 1, 1500.0)])
+        self.assertEqual(
+            self.store.mark_offline(["alice", "bob"], 2000.0, silent_before=1300.0),
+            ["alice"],
+        )
+        self.assertIsNone(self.store.offline_since("bob"))
+        self.assertRaises(
+            ValueError,
+            self.store.mark_offline,
+            ["bob"],
+            2000.0,
+            silent_before=float("nan"),
+        )
+        self.assertIsNone(self.store.offline_since("bob"))
+
     def test_mark_offline(self):
         """
         Marking profiles offline records the time once: a second marking

@@ -23,8 +23,9 @@ ALLOWED = 96.0
 
 class RecordingStore:
     """
-    A L{MemoryStore} that records every C{mark_offline} call, and whose
-    C{silent_profiles} raises the errors in C{failures} first.
+    A store that records every C{mark_offline} call, and whose
+    C{silent_profiles} raises the errors in C{failures} first and calls
+    C{meanwhile} after its query.
     """
 
     def __init__(self, store):
@@ -35,11 +36,18 @@ class RecordingStore:
     def silent_profiles(self, before):
         if self.failures:
             raise self.failures.pop(0)
-        return self._store.silent_profiles(before)
+        silent = self._store.silent_profiles(before)
+        self.meanwhile()
+        return silent
 
-    def mark_offline(self, usernames, now):
+    def meanwhile(self):
+        """
+        What happens between the query and the marking (nothing here).
+        """
+
+    def mark_offline(self, usernames, now, silent_before=None):
         self.marked.append((list(usernames), now))
-        return self._store.mark_offline(usernames, now)
+        return self._store.mark_offline(usernames, now, silent_before)
 
 
 class WatchedMixin(ReconnectionMixin):
@@ -130,6 +138,22 @@ class OfflineWatchMixin(WatchedMixin):
         self.assertIsNone(self.store.offline_since("alice"))
         self.clock.pump([MAX_SWEEP] * 2)
         self.assertGreater(self.store.offline_since("alice"), committed + ALLOWED)
+
+    def test_rotated_during_sweep(self):
+        """
+        A rotation committed after the sweep found the profile silent, and
+        before the sweep marked it (rotations commit on another thread),
+        keeps the profile online; the others are marked.
+        """
+        self.watch.stopService()
+        recording = RecordingStore(self.store)
+        self.clock.advance(ALLOWED + 1)
+        recording.meanwhile = self.rotate
+        watch = OfflineWatch(
+            self.clock, recording, INTERVAL, GRACE, self.live.__contains__
+        )
+        self.assertEqual(watch.sweep(), ["bob"])
+        self.assertIsNone(self.store.offline_since("alice"))
 
     def test_rotation_keeps_online(self):
         """

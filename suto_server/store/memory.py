@@ -468,7 +468,7 @@ class MemoryStore:
             if profile.last_seen < before and username not in tables.offline
         )
 
-    def mark_offline(self, usernames, now):
+    def mark_offline(self, usernames, now, silent_before=None):
         """
         See L{IOfflineStore.mark_offline}.
         """
@@ -476,10 +476,17 @@ class MemoryStore:
         for username in usernames:
             check_username(username)
         check_time("now", now)
+        if silent_before is not None:
+            check_time("silent_before", silent_before)
         tables = self._open_tables()
         marked = []
         for username in usernames:
-            if username in tables.profiles and username not in tables.offline:
+            profile = tables.profiles.get(username)
+            if (
+                profile is not None
+                and username not in tables.offline
+                and (silent_before is None or profile.last_seen < silent_before)
+            ):
                 tables.offline[username] = now
                 marked.append(username)
         return marked

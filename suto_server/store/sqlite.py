@@ -37,8 +37,9 @@ import os
 import re
 import sqlite3
 import tempfile
+import threading
 import urllib.parse
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -529,16 +530,43 @@ class SQLiteStore:
     Accounts, enrollment and rotation state, moves and the audit log kept
     in one SQLite file, through one connection.  Every method is
     synchronous: a local SQLite read takes well under a millisecond.
+
+    A store may have siblings (L{SQLiteStore.sibling}): connections of
+    their own to the same file, for another thread.  The file is in
+    write-ahead-log mode, so each connection reads the last committed
+    state while another writes, and the siblings take one lock around
+    every write transaction, so a writer waits exactly as long as the
+    transaction before it rather than polling SQLite's busy handler.
     """
 
     log = Logger()
 
-    def __init__(self, connection):
+    def __init__(self, connection, path=None, write_lock=None):
         """
         @param connection: an open connection to a database of the newest
             schema; use L{SQLiteStore.open} rather than calling this.
+        @param path: the file behind C{connection}, for L{sibling}.
+        @param write_lock: the lock shared with the siblings; a new one
+            unless given.
         """
         self._connection = connection
+        self._path = path
+        self._write_lock = threading.RLock() if write_lock is None else write_lock
+
+    def sibling(self):
+        """
+        Open another connection to this store's file, with the same
+        pragmas and the same write lock, for use by the thread that calls
+        this (SQLite connections are bound to the thread that opened
+        them).  The file is not checked again: L{open} did that.
+
+        @return: a new L{SQLiteStore}.
+        @raise StoreError: this store has no file (it was built from a
+            bare connection), or the file cannot be opened.
+        """
+        if self._path is None:
+            raise StoreError("this store has no file to open again")
+        return type(self)(_connect(self._path), self._path, self._write_lock)
 
     @classmethod
     def open(cls, path, schema_dir=None):
@@ -565,7 +593,7 @@ class SQLiteStore:
         except BaseException:
             connection.close()
             raise
-        return cls(connection)
+        return cls(connection, path)
 
     @classmethod
     def open_read_only(cls, path):
@@ -706,7 +734,7 @@ class SQLiteStore:
         @raise StoreError: the store is closed, or SQLite failed.
         """
         connection = self._open_connection()
-        with _as_store_error("writing to the store"), connection:
+        with self._write_lock, _as_store_error("writing to the store"), connection:
             return connection.execute(sql, parameters).rowcount
 
     def _read(self, sql, parameters=()):
@@ -736,7 +764,9 @@ class SQLiteStore:
         @raise StoreError: the store is closed, or SQLite failed.
         """
         connection = self._open_connection()
-        with _as_store_error(doing):
+        # A read-only transaction keeps no writer waiting.
+        lock = self._write_lock if begin == "BEGIN IMMEDIATE" else nullcontext()
+        with lock, _as_store_error(doing):
             connection.execute(begin)
             try:
                 yield connection
@@ -1146,7 +1176,7 @@ class SQLiteStore:
         )
         return [username for (username,) in rows]
 
-    def mark_offline(self, usernames, now):
+    def mark_offline(self, usernames, now, silent_before=None):
         """
         See L{IOfflineStore.mark_offline}.
         """
@@ -1154,14 +1184,17 @@ class SQLiteStore:
         for username in usernames:
             check_username(username)
         check_time("now", now)
+        if silent_before is not None:
+            check_time("silent_before", silent_before)
         marked = []
         with self._transaction("marking profiles offline") as connection:
             for username in usernames:
                 added = connection.execute(
                     "INSERT INTO offline (username, since)"
                     " SELECT username, ? FROM profiles WHERE username = ?"
+                    " AND (? IS NULL OR last_seen < ?)"
                     " ON CONFLICT (username) DO NOTHING",
-                    (now, username),
+                    (now, username, silent_before, silent_before),
                 ).rowcount
                 if added:
                     marked.append(username)
