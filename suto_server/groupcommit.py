@@ -8,18 +8,22 @@ of the reactor and, on the next turn, hands them to one call of a batch
 function (one transaction, one sync), then fires each submitter's
 L{Deferred} with its own result.
 
-A batch holds at most C{max_batch} items; what is left over goes to a
-batch of its own on the turn after, so the reactor handles network events
-between two syncs.  Items submitted while results are being delivered go
-to the next batch.  Nothing fires before the batch function has returned:
-a result means the item is on disk.
+The batch function may return its results at once or through a
+L{Deferred}: the server runs it on a database thread
+(L{suto_server.dbthread.DatabaseThread}), so the reactor goes on serving
+connections while the disk syncs.  One batch is in flight at a time; what
+is submitted meanwhile gathers into the next one, which starts on the
+turn after the first returns.  A batch holds at most C{max_batch} items;
+what is left over waits for a batch of its own.  Items submitted while
+results are being delivered go to the next batch.  Nothing fires before
+the batch function has returned: a result means the item is on disk.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Generic, Sequence, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
@@ -38,6 +42,17 @@ class BatchMismatch(Exception):
     """
 
 
+def _one_each(results: Sequence, count: int) -> list:
+    """
+    @return: C{results} as a L{list}.
+    @raise BatchMismatch: they are not C{count}.
+    """
+    results = list(results)
+    if len(results) != count:
+        raise BatchMismatch(f"{len(results)} results for a batch of {count}")
+    return results
+
+
 class GroupCommitter(Generic[_Item, _Result]):
     """
     Collects submitted items into batches committed by one function call.
@@ -52,8 +67,9 @@ class GroupCommitter(Generic[_Item, _Result]):
         """
         @param clock: schedules the batches.
         @param commit_batch: commits a L{list} of items durably, all or
-            none, and returns one result per item, in order; it raises if
-            nothing was committed.  For rotations this is
+            none, and returns (or gives through a L{Deferred}) one result
+            per item, in order; it raises (or fails) if nothing was
+            committed.  For rotations this is
             L{suto_server.interfaces.IRotationStore.commit_rotations}.
         @param max_batch: the most items given to one call.
         @raise ValueError: C{max_batch} is not a positive L{int}.
@@ -69,11 +85,14 @@ class GroupCommitter(Generic[_Item, _Result]):
         self._pending: list[tuple[_Item, Deferred[_Result]]] = []
         # The delayed call of the next batch, None while none is scheduled.
         self._call = None
+        # Whether a batch was handed to the batch function and has not
+        # returned yet.
+        self._in_flight = False
 
     def submit(self, item: _Item) -> Deferred[_Result]:
         """
         Commit C{item} with the other items submitted in this turn of the
-        reactor.
+        reactor (or while the batch before it was committing).
 
         @return: a L{Deferred} firing with C{item}'s result once its batch
             is committed, or failing with what the batch function raised
@@ -86,32 +105,36 @@ class GroupCommitter(Generic[_Item, _Result]):
 
     def _schedule(self) -> None:
         """
-        Make sure a batch runs on the next turn of the reactor.
+        Make sure a batch runs on the next turn of the reactor, unless one
+        is in flight: the next starts when it returns.
         """
-        if self._call is None:
+        if self._call is None and not self._in_flight and self._pending:
             self._call = self._clock.callLater(0, self._run_batch)
 
     def _run_batch(self) -> None:
         """
-        Commit the oldest pending items in one call of the batch function,
-        then fire their L{Deferred}s.
+        Hand the oldest pending items to one call of the batch function;
+        fire their L{Deferred}s once it has returned.
         """
         self._call = None
         batch = self._pending[: self._max_batch]
         del self._pending[: self._max_batch]
-        if self._pending:
-            self._schedule()
-        items = [item for item, _ in batch]
-        try:
-            results = list(self._commit_batch(items))
-            if len(results) != len(items):
-                raise BatchMismatch(
-                    f"{len(results)} results for a batch of {len(items)}"
-                )
-        except Exception:
-            failure = Failure()
-            for _, d in batch:
-                d.errback(failure)
-            return
+        self._in_flight = True
+        d = maybeDeferred(self._commit_batch, [item for item, _ in batch])
+        d.addCallback(_one_each, len(batch))
+        d.addCallbacks(
+            self._deliver, self._fail, callbackArgs=(batch,), errbackArgs=(batch,)
+        )
+        d.addBoth(self._landed)
+
+    def _deliver(self, results: list, batch) -> None:
         for (_, d), result in zip(batch, results):
             d.callback(result)
+
+    def _fail(self, failure: Failure, batch) -> None:
+        for _, d in batch:
+            d.errback(failure)
+
+    def _landed(self, _) -> None:
+        self._in_flight = False
+        self._schedule()

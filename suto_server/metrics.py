@@ -208,13 +208,14 @@ class ServerMetrics:
     def timed_commit(self, commit_batch: Callable):
         """
         @return: C{commit_batch}, timing each call into
-            C{suto_store_commit_duration_seconds} (a failed commit too).
+            C{suto_store_commit_duration_seconds} (a failed commit too);
+            it may be called on the database thread.
         """
 
-        def timed(items):
+        def timed(*args):
             started = self._timer()
             try:
-                return commit_batch(items)
+                return commit_batch(*args)
             finally:
                 self.commit_seconds.observe(self._timer() - started)
 

@@ -10,6 +10,7 @@ command-line options into those arguments.
 from __future__ import annotations
 
 import signal
+from functools import partial
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.cred.portal import Portal
@@ -145,6 +146,13 @@ def salt_lookup(source):
     return salt_for
 
 
+def _commit_rotations(store, rotations):
+    """
+    L{IRotationStore.commit_rotations} of the database thread's own store.
+    """
+    return store.commit_rotations(rotations)
+
+
 class SutoServer(MultiService):
     """
     The running server: hash pool, listeners, hello sender, admin API.
@@ -164,6 +172,11 @@ class SutoServer(MultiService):
         to callables.
     @ivar gate: the L{ConnectionGate} applying C{limits} to both TCP
         listeners.
+
+    C{database}, a L{suto_server.dbthread.DatabaseThread} run with the
+    server, commits the rotations' batches, and waits for their sync, off
+    the reactor thread; without one (the in-memory store) they commit on
+    the reactor thread.
     """
 
     log = Logger()
@@ -199,6 +212,7 @@ class SutoServer(MultiService):
         login_grace: float = 30.0,
         limit_log_interval: float = 60.0,
         hash_pending: int = DEFAULT_MAX_PENDING,
+        database=None,
     ) -> None:
         super().__init__()
         self._reactor = reactor
@@ -265,9 +279,7 @@ class SutoServer(MultiService):
             self.rotation = Rotation(
                 store,
                 master_key,
-                GroupCommitter(
-                    reactor, self.metrics.timed_commit(store.commit_rotations)
-                ),
+                GroupCommitter(reactor, self._rotation_commits(database)),
                 fingerprint_alert,
                 audit=self.audit,
             )
@@ -470,6 +482,17 @@ class SutoServer(MultiService):
         ):
             return None
         return report
+
+    def _rotation_commits(self, database):
+        """
+        @param database: the L{DatabaseThread} to commit on, or L{None} to
+            commit on the reactor thread.
+        @return: the batch function of the rotations' group commit, timed.
+        """
+        if database is None:
+            return self.metrics.timed_commit(self.store.commit_rotations)
+        database.setServiceParent(self)
+        return partial(database.run, self.metrics.timed_commit(_commit_rotations))
 
     def _listen(self, name: str, endpoint, factory) -> None:
         service = ListeningService(name, endpoint, factory)

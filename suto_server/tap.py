@@ -23,6 +23,7 @@ from twisted.web.client import Agent
 from suto_server import certificate, wire
 from suto_server.checks import DEFAULT_CHECK_TIMEOUT
 from suto_server.config import ConfigurableOptions
+from suto_server.dbthread import DatabaseThread
 from suto_server.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
 from suto_server.hashpool import DEFAULT_MAX_PENDING
 from suto_server.limits import Limits, MaxStartups, Penalties
@@ -381,6 +382,7 @@ def _build(reactor, options: Options) -> SutoServer:
         login_grace=options["login-grace"],
         limit_log_interval=options["limit-log-interval"],
         hash_pending=options["hash-pending"],
+        database=DatabaseThread(reactor, store.sibling),
     )
     ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)
     return server

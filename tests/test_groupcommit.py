@@ -2,6 +2,7 @@
 Tests for L{suto_server.groupcommit}.
 """
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -53,6 +54,29 @@ class RecordingBatches:
             ),
         )
         return d
+
+
+class SlowBatches:
+    """
+    A batch function whose batches return only when the test says so,
+    like a commit on a database thread waiting for its sync.
+    """
+
+    def __init__(self):
+        self.batches = []
+        self.returns = []
+
+    def __call__(self, items):
+        self.batches.append(list(items))
+        d = Deferred()
+        self.returns.append(d)
+        return d
+
+    def land(self, index):
+        """
+        Let batch C{index} return, answering each item doubled.
+        """
+        self.returns[index].callback([item * 2 for item in self.batches[index]])
 
 
 class GroupCommitterTests(SynchronousTestCase):
@@ -201,3 +225,82 @@ class GroupCommitterTests(SynchronousTestCase):
                 self.batches,
                 max_batch=bad,
             )
+
+
+class InFlightTests(SynchronousTestCase):
+    """
+    L{GroupCommitter} over a batch function that answers later: one batch
+    is in flight at a time.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.batches = SlowBatches()
+        self.committer = GroupCommitter(self.clock, self.batches, max_batch=3)
+
+    def test_gather_while_in_flight(self):
+        """
+        Items submitted while a batch is committing wait, over any number
+        of turns, and go together to the next batch, which starts on the
+        turn after the first returned.
+        """
+        first = [self.committer.submit(item) for item in [1, 2]]
+        self.clock.advance(0)
+        second = [self.committer.submit(3)]
+        self.clock.advance(0)
+        second.append(self.committer.submit(4))
+        self.clock.advance(5)
+        self.assertEqual(self.batches.batches, [[1, 2]])
+        self.assertNoResult(first[0])
+        self.batches.land(0)
+        self.assertEqual([self.successResultOf(d) for d in first], [2, 4])
+        self.assertEqual(self.batches.batches, [[1, 2]])
+        self.clock.advance(0)
+        self.assertEqual(self.batches.batches, [[1, 2], [3, 4]])
+        self.assertNoResult(second[0])
+        self.batches.land(1)
+        self.assertEqual([self.successResultOf(d) for d in second], [6, 8])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_failure_fails_only_its_batch(self):
+        """
+        A batch that fails fails its own items only; the items gathered
+        meanwhile go to the next batch as usual.
+        """
+        first = self.committer.submit(1)
+        self.clock.advance(0)
+        second = self.committer.submit(2)
+        self.batches.returns[0].errback(DiskFull())
+        self.failureResultOf(first, DiskFull)
+        self.assertNoResult(second)
+        self.clock.advance(0)
+        self.batches.land(1)
+        self.assertEqual(self.successResultOf(second), 4)
+
+    def test_max_batch_in_flight(self):
+        """
+        Past C{max_batch}, the items left over make the next batches, each
+        started after the one before it returned.
+        """
+        ds = [self.committer.submit(item) for item in range(5)]
+        self.clock.advance(0)
+        self.assertEqual(self.batches.batches, [[0, 1, 2]])
+        self.batches.land(0)
+        self.clock.advance(0)
+        self.assertEqual(self.batches.batches, [[0, 1, 2], [3, 4]])
+        self.batches.land(1)
+        self.assertEqual([self.successResultOf(d) for d in ds], [0, 2, 4, 6, 8])
+
+    def test_wrong_number_later(self):
+        """
+        A batch answering later with the wrong number of results fails
+        its items with L{BatchMismatch}, and the committer goes on.
+        """
+        d = self.committer.submit(1)
+        self.clock.advance(0)
+        self.batches.returns[0].callback([])
+        self.failureResultOf(d, BatchMismatch)
+        d = self.committer.submit(2)
+        self.clock.advance(0)
+        self.batches.land(1)
+        self.assertEqual(self.successResultOf(d), 4)

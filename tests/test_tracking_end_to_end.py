@@ -20,6 +20,7 @@ from suto_client.protocol import account_trust
 from suto_client.rotation import RotationOutcome
 from suto_client.statefile import Account, ClientState, load_state, save_state
 from suto_server import tap
+from suto_server.dbthread import DatabaseThread
 from tests.test_enrollment_end_to_end import EnrollmentFixture, FixedSource
 
 LEGITIMATE = "127.0.0.1"
@@ -225,6 +226,19 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
         self.assertEqual(clone.locations, (LEGITIMATE, THIEF))
         self.assertEqual(self.server.store.moves("alice"), [])
         self.assertEqual(self.server.status()["connected"], 0)
+
+    @defer.inlineCallbacks
+    def test_rotation_commits_on_database_thread(self):
+        """
+        The daemon runs a database thread, and a rotation commits through
+        it: the thread's own store is the one opened for it.
+        """
+        [database] = [s for s in self.server if isinstance(s, DatabaseThread)]
+        self.assertIsNone(database._store)
+        _, outcomes = self.start_agent((yield self.enrolled_state()), LEGITIMATE)
+        self.assertEqual((yield self.next_outcome(outcomes)), RotationOutcome.ROTATED)
+        self.assertIsNotNone(database._store)
+        self.assertIsNot(database._store, self.server.store)
 
     @defer.inlineCallbacks
     def test_rotation_makes_copy_stale(self):
