@@ -3,15 +3,20 @@ The audit log as the rest of the server uses it: one call records an event
 in the store's hash chain and, when the event is an alert, hands the alert
 to every alert sink.
 
-Recording is synchronous and local (one SQLite transaction); delivering is
-whatever each sink makes of it, and never reaches back: a sink that raises
-or whose L{Deferred} fails is logged, and the caller, which is deciding an
-authentication or an enrollment, goes on.
+Recording is local: one SQLite transaction, on the reactor thread by
+default.  The daemon instead hands each record to a group commit on its
+database thread (C{append}), so the reactor never waits for the sync: a
+record is then on disk within one batch of the event, its alert is
+raised at once all the same, and a record that cannot be written is
+logged as critical.  Delivering is whatever each sink makes of it, and
+never reaches back: a sink that raises or whose L{Deferred} fails is
+logged, and the caller, which is deciding an authentication or an
+enrollment, goes on.
 """
 
 from __future__ import annotations
 
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.logger import Logger
 
 from suto_server.alerts import Alert, alert_for
@@ -41,14 +46,20 @@ class AuditLog:
     @param observers: callables given each recorded L{AuditEvent} (the
         metrics and the per-source penalties); like a sink, one that
         raises is logged and never reaches the caller.
+    @param append: writes one L{AuditEvent} to the store, returning at
+        once or through a L{Deferred}; the store's own C{append_audit}
+        unless given.
     """
 
     log = Logger()
 
-    def __init__(self, store, sinks=None, observers=()) -> None:
+    def __init__(self, store, sinks=None, observers=(), append=None) -> None:
         self._store = store
         self._sinks = [LogSink()] if sinks is None else list(sinks)
         self._observers = list(observers)
+        self._append = store.append_audit if append is None else append
+        # The appends given to C{append} that have not landed yet.
+        self._unwritten: set[Deferred] = set()
 
     def record(
         self,
@@ -69,7 +80,7 @@ class AuditLog:
         @raise ValueError: a field is of the wrong type or out of bounds;
             nothing is recorded and no alert raised.
         @raise suto_server.store.errors.StoreError: the store could not
-            append the event.
+            append the event (when C{append} answers at once).
         """
         record = AuditEvent(
             now,
@@ -81,12 +92,37 @@ class AuditLog:
         )
         check_audit_event(record)
         try:
-            self._store.append_audit(record)
+            written = self._append(record)
+            if isinstance(written, Deferred):
+                self._landing(written, record)
         finally:
             alert = alert_for(record)
             if alert is not None:
                 self._raise(alert)
             self._observe(record)
+
+    def _landing(self, written: Deferred, record: AuditEvent) -> None:
+        self._unwritten.add(written)
+
+        def landed(result):
+            self._unwritten.discard(written)
+            return result
+
+        def lost(failure):
+            self.log.failure(
+                "the audit log could not record a {event} event",
+                failure,
+                event=record.event,
+            )
+
+        written.addBoth(landed).addErrback(lost)
+
+    def flushed(self) -> Deferred:
+        """
+        @return: a L{Deferred} firing once every record given so far is
+            written (or found unwritable, which is logged).
+        """
+        return DeferredList(list(self._unwritten)).addCallback(lambda _: None)
 
     def _observe(self, record: AuditEvent) -> None:
         for observer in self._observers:

@@ -197,6 +197,17 @@ class IEnrollmentStore(Interface):
             C{hash}.
         """
 
+    def append_audits(events):
+        """
+        Add several events to the audit log, chained in the order given,
+        in one transaction: all or none (one sync for a whole batch).
+
+        @param events: L{suto_server.store.records.AuditEvent}s.
+        @return: a L{list} of the events as stored, in that order.
+        @raise ValueError: an event is of the wrong type or out of
+            bounds; none is stored.
+        """
+
     def audit_events(since=None):
         """
         @param since: if given, a POSIX time: only events at or after it

@@ -153,6 +153,13 @@ def _commit_rotations(store, rotations):
     return store.commit_rotations(rotations)
 
 
+def _append_audits(store, events):
+    """
+    L{IEnrollmentStore.append_audits} of the database thread's own store.
+    """
+    return store.append_audits(events)
+
+
 class SutoServer(MultiService):
     """
     The running server: hash pool, listeners, hello sender, admin API.
@@ -174,9 +181,9 @@ class SutoServer(MultiService):
         listeners.
 
     C{database}, a L{suto_server.dbthread.DatabaseThread} run with the
-    server, commits the rotations' batches, and waits for their sync, off
-    the reactor thread; without one (the in-memory store) they commit on
-    the reactor thread.
+    server, commits the rotations' batches and the audit log's records,
+    and waits for their sync, off the reactor thread; without one (the
+    in-memory store) they commit on the reactor thread.
     """
 
     log = Logger()
@@ -227,10 +234,12 @@ class SutoServer(MultiService):
             on_refusing=self._rate_limited,
         )
         self._last_alert = None
+        self._database = database
         self.audit = AuditLog(
             store,
             [LogSink(), *sinks],
             observers=[self.metrics.audited, self.gate.audited, self._note_alert],
+            append=self._audit_appends(),
         )
         for sink in sinks:
             if IService.providedBy(sink):
@@ -279,7 +288,7 @@ class SutoServer(MultiService):
             self.rotation = Rotation(
                 store,
                 master_key,
-                GroupCommitter(reactor, self._rotation_commits(database)),
+                GroupCommitter(reactor, self._rotation_commits()),
                 fingerprint_alert,
                 audit=self.audit,
             )
@@ -483,16 +492,28 @@ class SutoServer(MultiService):
             return None
         return report
 
-    def _rotation_commits(self, database):
+    def _rotation_commits(self):
         """
-        @param database: the L{DatabaseThread} to commit on, or L{None} to
-            commit on the reactor thread.
-        @return: the batch function of the rotations' group commit, timed.
+        @return: the batch function of the rotations' group commit, timed:
+            on the database thread when there is one.
         """
-        if database is None:
+        if self._database is None:
             return self.metrics.timed_commit(self.store.commit_rotations)
-        database.setServiceParent(self)
-        return partial(database.run, self.metrics.timed_commit(_commit_rotations))
+        return partial(
+            self._database.run, self.metrics.timed_commit(_commit_rotations)
+        )
+
+    def _audit_appends(self):
+        """
+        @return: what appends one audit record: a group commit on the
+            database thread when there is one, else the store itself (on
+            the reactor thread, through L{AuditLog}'s default).
+        """
+        if self._database is None:
+            return None
+        return GroupCommitter(
+            self._reactor, partial(self._database.run, _append_audits)
+        ).submit
 
     def _listen(self, name: str, endpoint, factory) -> None:
         service = ListeningService(name, endpoint, factory)
@@ -501,12 +522,23 @@ class SutoServer(MultiService):
 
     def startService(self) -> None:
         self._started = self._reactor.seconds()
+        # The database thread runs before every other part and stops after
+        # them all, so that what they record while stopping is written.
+        if self._database is not None:
+            self._database.startService()
         super().startService()
 
     def stopService(self):
         d = super().stopService()
+        if self._database is not None:
+            d.addBoth(self._stop_database)
         d.addBoth(self._close_store)
         return d
+
+    def _stop_database(self, result):
+        d = self.audit.flushed()
+        d.addCallback(lambda _: self._database.stopService())
+        return d.addCallback(lambda _: result)
 
     def _close_store(self, result):
         self.store.close()

@@ -930,6 +930,37 @@ class EnrollmentStoreTestsMixin:
         )
         self.assertEqual(self.store.verify_audit(), [])
 
+    def test_append_audits(self):
+        """
+        A batch of events is chained in the order given, after what was
+        appended before it, exactly as appending them one by one would;
+        an empty batch appends nothing.
+        """
+        events = [replace(AUDIT, time=float(n), reason=f"r{n}") for n in range(4)]
+        one_by_one = self.make_store()
+        self.addCleanup(one_by_one.close)
+        expected = [one_by_one.append_audit(event) for event in events]
+        self.assertEqual(self.store.append_audits([]), [])
+        stored = [self.store.append_audit(events[0])]
+        stored += self.store.append_audits(events[1:])
+        self.assertEqual(
+            [(e.previous_hash, e.hash) for e in stored],
+            [(e.previous_hash, e.hash) for e in expected],
+        )
+        self.assertEqual(self.store.audit_events(), expected)
+        self.assertEqual(self.store.verify_audit(), [])
+
+    def test_append_audits_all_or_none(self):
+        """
+        A batch holding one bad event raises L{ValueError} and appends
+        none of the others.
+        """
+        for bad in BAD_AUDIT_EVENTS[:3]:
+            self.assertRaises(
+                ValueError, self.store.append_audits, [AUDIT, bad, AUDIT]
+            )
+        self.assert_unchanged([], [])
+
     def test_audit_chain_vector(self):
         """
         The first record's hash is the one every store computes for it.

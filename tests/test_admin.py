@@ -147,6 +147,7 @@ class AccountCommandTests(EnrollmentFixture, TestCase):
         yield self.admin("user", "add", "dora", "--password-stdin", stdin="e\n")
         yield self.admin("user", "del", "dora")
         yield self.admin("user", "del", "dora")
+        yield self.server.audit.flushed()
         self.assertEqual(
             [
                 (e.event, e.username, e.source, e.reason)
@@ -178,6 +179,7 @@ class WindowAndCertificateCommandTests(EnrollmentFixture, TestCase):
         result = yield self.admin("cancel", "bob")
         self.assertEqual(result, (0, "closed the enrollment window for bob\n", ""))
         self.assertEqual((yield self.admin("windows")), (0, "", ""))
+        yield self.server.audit.flushed()
         events = [event.event for event in self.server.store.audit_events()]
         self.assertIn("enrollment_window_cancelled", events)
         enrolled = yield self.enroll(password, user="bob")

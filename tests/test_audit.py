@@ -19,9 +19,10 @@ from dataclasses import replace
 
 from twisted.application.service import Service
 from twisted.internet import defer, reactor, threads
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import LogLevel, capturedLogs
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.test.requesthelper import DummyRequest
 from zope.interface import implementer
@@ -417,6 +418,59 @@ class AuditLogTests(SynchronousTestCase):
         self.assertEqual(
             [alert.type for alert in self.sinks[0].alerts], ["rate_limited"]
         )
+
+    def later_appends(self):
+        """
+        @return: an L{AuditLog} over C{self.store} whose appends wait for
+            the test: a list of (record, L{Deferred}) pairs, and the log.
+        """
+        given = []
+
+        def append(record):
+            d = Deferred()
+            given.append((record, d))
+            return d
+
+        return given, AuditLog(self.store, self.sinks, append=append)
+
+    def test_append_later(self):
+        """
+        With an C{append} that answers later, the record is handed to it,
+        the alert goes out at once, and C{flushed} fires only once every
+        append given so far has landed.
+        """
+        given, audit = self.later_appends()
+        audit.record(NOW, "blacklisted", "alice", None, "by IT")
+        audit.record(NOW + 1, "enrolled", "bob", None, "key id 00")
+        self.assertEqual(
+            [record.event for record, _ in given], ["blacklisted", "enrolled"]
+        )
+        self.assertEqual([alert.type for alert in self.sinks[0].alerts], ["blacklisted"])
+        flushed = audit.flushed()
+        given[0][1].callback(None)
+        self.assertNoResult(flushed)
+        given[1][1].callback(None)
+        self.successResultOf(flushed)
+        self.successResultOf(audit.flushed())
+
+    def test_append_later_fails(self):
+        """
+        An append that fails later is logged as critical, naming the event
+        and never its fields, and does not reach the caller; the alert
+        went out all the same.
+        """
+        given, audit = self.later_appends()
+        with capturedLogs() as logged:
+            audit.record(NOW, "rate_limited", None, "10.0.0.9", "secret reason")
+            given[0][1].errback(StoreError("disk full"))
+        self.successResultOf(audit.flushed())
+        [event] = [event for event in logged if "log_failure" in event]
+        self.assertEqual(
+            (event["log_level"], event["event"]), (LogLevel.critical, "rate_limited")
+        )
+        self.assertNotIn("secret reason", formatEvent(event))
+        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
+        self.assertEqual([alert.type for alert in self.sinks[0].alerts], ["rate_limited"])
 
     def test_long_locations(self):
         """

@@ -382,6 +382,7 @@ class LegacyListenerTests(EnrollmentFixture, TestCase):
         code, out, _ = yield self.admin("windows")
         self.assertEqual(code, 0)
         self.assertIn("0/5 failed", out)
+        yield self.server.audit.flushed()
         events = [event.event for event in self.server.store.audit_events()]
         self.assertNotIn("enrollment_failed", events)
 

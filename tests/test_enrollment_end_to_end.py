@@ -224,6 +224,7 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
             wire.encode(wire.Version(wire.PROTOCOL_VERSION), wire.Framing.FRAMED)
             + b"SUTO_AUTH_0\r\n",
         )
+        yield self.server.audit.flushed()
         [event] = self.server.store.audit_events()[-1:]
         self.assertEqual(
             (event.event, event.username, event.source, event.reason),

@@ -99,7 +99,13 @@ class ReconnectionEndToEndTests(EnrollmentFixture, TestCase):
         )
         return marked
 
+    @defer.inlineCallbacks
     def events(self, name):
+        """
+        The audit events of type C{name}, once every record so far is
+        written (the daemon writes them on its database thread).
+        """
+        yield self.server.audit.flushed()
         return [e for e in self.server.store.audit_events() if e.event == name]
 
     @defer.inlineCallbacks
@@ -137,7 +143,7 @@ class ReconnectionEndToEndTests(EnrollmentFixture, TestCase):
         outcomes = self.start_agent()
         outcome, key_id = yield self.next_outcome(outcomes)
         self.assertEqual(outcome, RotationOutcome.ROTATED)
-        [reconnected] = self.events("reconnected")
+        [reconnected] = (yield self.events("reconnected"))
         self.assertEqual(reconnected.source, "127.0.0.1")
         client = load_state(self.state_path).profiles["alice"]
         server = self.server.store.get_profile("alice")
@@ -163,7 +169,7 @@ class ReconnectionEndToEndTests(EnrollmentFixture, TestCase):
         protocol.transport.loseConnection()
         self.assertEqual(report.outcome, RotationOutcome.REFUSED)
         self.assertIsNotNone(self.server.store.blacklist_entry("alice"))
-        [failed] = self.events("reconnect_failed")
+        [failed] = (yield self.events("reconnect_failed"))
         self.assertEqual(failed.source, "127.0.0.1")
 
         code, out, err = yield self.admin("blacklist")

@@ -91,5 +91,6 @@ class RotationEndToEndTests(EnrollmentFixture, TestCase):
         yield self.stop_agent()
         report = yield self.rotate(enrolled)
         self.assertEqual(report.outcome, RotationOutcome.UNKNOWN_KEY)
+        yield self.server.audit.flushed()
         events = [e.event for e in self.server.store.audit_events()]
         self.assertIn("clone_suspected", events)

@@ -160,7 +160,13 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
                 self.fail("timed out waiting for the server")
             yield task.deferLater(reactor, 0.01, lambda: None)
 
+    @defer.inlineCallbacks
     def events(self, name):
+        """
+        The audit events of type C{name}, once every record so far is
+        written (the daemon writes them on its database thread).
+        """
+        yield self.server.audit.flushed()
         return [e for e in self.server.store.audit_events() if e.event == name]
 
     def copy(self, path):
@@ -185,7 +191,7 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
         thief, thief_outcomes = self.start_agent(thief_path, THIEF)
         outcome = yield self.next_outcome(thief_outcomes)
         self.assertEqual(outcome, RotationOutcome.UNKNOWN_KEY)
-        [clone] = self.events("clone_suspected")
+        [clone] = (yield self.events("clone_suspected"))
         self.assertEqual(clone.source, THIEF)
         self.assertEqual(clone.locations, (LEGITIMATE, THIEF))
         self.assertEqual(self.server.live.get("alice").address, LEGITIMATE)
@@ -198,7 +204,7 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
         _, thief_outcomes = self.start_agent(thief_path, THIEF)
         outcome = yield self.next_outcome(thief_outcomes)
         self.assertEqual(outcome, RotationOutcome.ROTATED)
-        [moved] = self.events("location_changed")
+        [moved] = (yield self.events("location_changed"))
         self.assertEqual((moved.source, moved.locations), (THIEF, (LEGITIMATE, THIEF)))
         [move] = self.server.store.moves("alice")
         self.assertEqual((move.old_address, move.new_address), (LEGITIMATE, THIEF))
@@ -221,7 +227,7 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
         _, thief_outcomes = self.start_agent(thief_path, THIEF)
         outcome = yield self.next_outcome(thief_outcomes)
         self.assertEqual(outcome, RotationOutcome.UNKNOWN_KEY)
-        [clone] = self.events("clone_suspected")
+        [clone] = (yield self.events("clone_suspected"))
         self.assertIn("answered at its old location", clone.reason)
         self.assertEqual(clone.locations, (LEGITIMATE, THIEF))
         self.assertEqual(self.server.store.moves("alice"), [])
@@ -233,7 +239,8 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
         The daemon runs a database thread, and a rotation commits through
         it: the thread's own store is the one opened for it.
         """
-        [database] = [s for s in self.server if isinstance(s, DatabaseThread)]
+        database = self.server._database
+        self.assertIsInstance(database, DatabaseThread)
         self.assertIsNone(database._store)
         _, outcomes = self.start_agent((yield self.enrolled_state()), LEGITIMATE)
         self.assertEqual((yield self.next_outcome(outcomes)), RotationOutcome.ROTATED)
@@ -261,7 +268,7 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
         _, thief_outcomes = self.start_agent(thief_path, THIEF)
         outcome = yield self.next_outcome(thief_outcomes)
         self.assertEqual(outcome, RotationOutcome.UNKNOWN_KEY)
-        [clone] = self.events("clone_suspected")
+        [clone] = (yield self.events("clone_suspected"))
         self.assertEqual(clone.source, THIEF)
         self.assertEqual(self.server.store.moves("alice"), [])
         profile = self.server.store.get_profile("alice")
@@ -288,11 +295,11 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
         profile = self.server.store.get_profile("alice")
         self.assertEqual(profile.last_address, LEGITIMATE)
         self.assertEqual(self.server.store.moves("alice"), [])
-        self.assertEqual(self.events("location_changed"), [])
+        self.assertEqual((yield self.events("location_changed")), [])
 
         _, outcomes = self.start_agent(legitimate_path, LEGITIMATE)
         self.assertEqual((yield self.next_outcome(outcomes)), RotationOutcome.ROTATED)
-        self.assertEqual(self.events("clone_suspected"), [])
+        self.assertEqual((yield self.events("clone_suspected")), [])
         profile = self.server.store.get_profile("alice")
         self.assertEqual(profile.last_address, LEGITIMATE)
         self.assertEqual(

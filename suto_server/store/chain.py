@@ -80,6 +80,19 @@ def chained(previous, event):
     return replace(event, previous_hash=previous, hash=link(previous, event))
 
 
+def chained_all(previous, events):
+    """
+    @return: C{events} as the store keeps them after a record whose hash
+        is C{previous}, each chained to the one before it.
+    @raise ValueError: see L{link}.
+    """
+    stored = []
+    for event in events:
+        stored.append(chained(previous, event))
+        previous = stored[-1].hash
+    return stored
+
+
 def verify(events):
     """
     Walk a chain and say where it is broken.

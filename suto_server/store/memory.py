@@ -38,7 +38,6 @@ from suto_server.store.records import (
     BlacklistEntry,
     Move,
     UserRecord,
-    check_audit_event,
     check_blacklist_entry,
     check_key_id,
     check_key_use,
@@ -48,6 +47,7 @@ from suto_server.store.records import (
     check_time,
     check_username,
     check_window,
+    checked_audit_events,
 )
 
 
@@ -314,11 +314,16 @@ class MemoryStore:
         """
         See L{IEnrollmentStore.append_audit}.
         """
-        check_audit_event(event)
+        return self.append_audits([event])[0]
+
+    def append_audits(self, events):
+        """
+        See L{IEnrollmentStore.append_audits}.
+        """
+        events = checked_audit_events(events)
         audit = self._open_tables().audit
-        previous = audit[-1].hash if audit else chain.GENESIS
-        stored = chain.chained(previous, event)
-        audit.append(stored)
+        stored = chain.chained_all(audit[-1].hash if audit else chain.GENESIS, events)
+        audit.extend(stored)
         return stored
 
     def audit_events(self, since=None):

@@ -535,6 +535,18 @@ def check_audit_event(event):
         _check_text("location", location, MAX_NAME)
 
 
+def checked_audit_events(events):
+    """
+    @return: C{events} as a L{list}, each checked (L{check_audit_event}),
+        so that a batch is refused whole before anything is stored.
+    @raise ValueError: one of them is refused.
+    """
+    events = list(events)
+    for event in events:
+        check_audit_event(event)
+    return events
+
+
 def check_move(move):
     """
     Refuse a move the store could not keep faithfully.

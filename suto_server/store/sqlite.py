@@ -71,7 +71,6 @@ from suto_server.store.records import (
     Move,
     Profile,
     UserRecord,
-    check_audit_event,
     check_blacklist_entry,
     check_key_id,
     check_key_use,
@@ -81,6 +80,7 @@ from suto_server.store.records import (
     check_time,
     check_username,
     check_window,
+    checked_audit_events,
 )
 
 # The version the shipped schema/ files describe; a test holds them together.
@@ -968,17 +968,22 @@ class SQLiteStore:
         """
         See L{IEnrollmentStore.append_audit}.
         """
-        check_audit_event(event)
+        return self.append_audits([event])[0]
+
+    def append_audits(self, events):
+        """
+        See L{IEnrollmentStore.append_audits}.
+        """
+        events = checked_audit_events(events)
         with self._transaction("appending to the audit log") as connection:
             rows = connection.execute(
                 "SELECT hash FROM audit ORDER BY id DESC LIMIT 1"
             ).fetchall()
-            previous = rows[0][0] if rows else chain.GENESIS
-            stored = chain.chained(previous, event)
-            connection.execute(
+            stored = chain.chained_all(rows[0][0] if rows else chain.GENESIS, events)
+            connection.executemany(
                 f"INSERT INTO audit ({_AUDIT_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                _audit_row(stored),
+                [_audit_row(record) for record in stored],
             )
         return stored
 
