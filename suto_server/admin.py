@@ -205,15 +205,31 @@ def user_del(args, io: _IO) -> int:
     return 0
 
 
+def _unusable(password_hash: str) -> str:
+    """
+    @return: why a stored hash can no longer be used (one stored before a
+        limit it breaks, such as L{schemes.MAX_ROUNDS}), as a last column
+        of C{user list}; empty when it is usable.
+    """
+    try:
+        schemes.identify(password_hash)
+    except schemes.UnsupportedScheme as error:
+        return f"\tunusable: {error}"
+    return ""
+
+
 def user_list(args, io: _IO) -> int:
     store = _open_store(args)
     try:
-        records = store.list_users()
+        rows = [
+            (record, _unusable(store.hash_for(record.username)))
+            for record in store.list_users()
+        ]
     finally:
         store.close()
-    for record in records:
+    for record, problem in rows:
         created = iso_utc(record.created)
-        io.say(f"{record.username}\t{record.scheme}\t{created}")
+        io.say(f"{record.username}\t{record.scheme}\t{created}{problem}")
     return 0
 
 
