@@ -30,6 +30,7 @@ from typing import Callable, TextIO
 from suto_server import certificate, config, schemes
 from suto_server.audit import AuditLog
 from suto_server.timestamps import iso_utc
+from suto_server.windows import WIDEST_PREFIX
 from suto_server.store.errors import StoreError
 from suto_server.store.sqlite import SQLiteStore
 from suto_server.tap import (
@@ -490,6 +491,8 @@ def enroll(args, io: _IO) -> int:
         body["password"] = password
     if args.replace:
         body["replace"] = True
+    if args.wide:
+        body["wide"] = True
     answer = _request(args, io, "POST", "/v1/enroll", body)
     if answer is None:
         return 1
@@ -666,6 +669,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     enrolling.add_argument(
         "--replace", action="store_true", help="re-enroll an enrolled user"
+    )
+    enrolling.add_argument(
+        "--wide",
+        action="store_true",
+        help=f"allow a location wider than /{WIDEST_PREFIX[4]} (IPv4) or "
+        f"/{WIDEST_PREFIX[6]} (IPv6); no hello goes to such a network",
     )
     enrolling.set_defaults(run=enroll)
     commands.add_parser("windows", help="list open enrollment windows").set_defaults(

@@ -238,6 +238,22 @@ class WindowAndCertificateCommandTests(EnrollmentFixture, TestCase):
         self.assertEqual((code, out, err.count("\n")), (1, "", 1))
         self.assertTrue(err.startswith("suto-admin: "), err)
 
+    @defer.inlineCallbacks
+    def test_enroll_wide(self):
+        """
+        C{enroll} at a location wider than a window may be exits 1 with
+        one line saying how to ask for it, and opens nothing; with
+        C{--wide} the window opens (and no hello goes to that network).
+        """
+        code, out, err = yield self.admin(
+            "enroll", "bob", "--location", "127.0.0.0/8"
+        )
+        self.assertEqual((code, out, err.count("\n")), (1, "", 1))
+        self.assertIn("127.0.0.0/8 is wider than an enrollment window", err)
+        self.assertIsNone(self.server.store.get_window("bob"))
+        yield self.open_window("bob", "127.0.0.0/8", "60s", "--wide")
+        self.assertEqual(self.server.store.get_window("bob").networks, ("127.0.0.0/8",))
+
     def expected_cert(self):
         with open(os.path.join(self.data, certificate.CERT_FILE), "rb") as handle:
             info = certificate.describe(handle.read())
