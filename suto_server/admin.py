@@ -30,6 +30,7 @@ from typing import Callable, TextIO
 from suto_server import certificate, config, schemes
 from suto_server.audit import AuditLog
 from suto_server.timestamps import iso_utc
+from suto_server.windows import WIDEST_PREFIX
 from suto_server.store.errors import StoreError
 from suto_server.store.sqlite import SQLiteStore
 from suto_server.tap import (
@@ -205,15 +206,31 @@ def user_del(args, io: _IO) -> int:
     return 0
 
 
+def _unusable(password_hash: str) -> str:
+    """
+    @return: why a stored hash can no longer be used (one stored before a
+        limit it breaks, such as L{schemes.MAX_ROUNDS}), as a last column
+        of C{user list}; empty when it is usable.
+    """
+    try:
+        schemes.identify(password_hash)
+    except schemes.UnsupportedScheme as error:
+        return f"\tunusable: {error}"
+    return ""
+
+
 def user_list(args, io: _IO) -> int:
     store = _open_store(args)
     try:
-        records = store.list_users()
+        rows = [
+            (record, _unusable(store.hash_for(record.username)))
+            for record in store.list_users()
+        ]
     finally:
         store.close()
-    for record in records:
+    for record, problem in rows:
         created = iso_utc(record.created)
-        io.say(f"{record.username}\t{record.scheme}\t{created}")
+        io.say(f"{record.username}\t{record.scheme}\t{created}{problem}")
     return 0
 
 
@@ -474,6 +491,8 @@ def enroll(args, io: _IO) -> int:
         body["password"] = password
     if args.replace:
         body["replace"] = True
+    if args.wide:
+        body["wide"] = True
     answer = _request(args, io, "POST", "/v1/enroll", body)
     if answer is None:
         return 1
@@ -650,6 +669,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     enrolling.add_argument(
         "--replace", action="store_true", help="re-enroll an enrolled user"
+    )
+    enrolling.add_argument(
+        "--wide",
+        action="store_true",
+        help=f"allow a location wider than /{WIDEST_PREFIX[4]} (IPv4) or "
+        f"/{WIDEST_PREFIX[6]} (IPv6); no hello goes to such a network",
     )
     enrolling.set_defaults(run=enroll)
     commands.add_parser("windows", help="list open enrollment windows").set_defaults(

@@ -155,7 +155,7 @@ class ReloadResource(resource.Resource):
 class EnrollResource(resource.Resource):
     """
     C{POST /v1/enroll} with C{{"user", "location", "timeout"?, "password"?,
-    "replace"?}}: opens an enrollment window and answers with the one-time
+    "replace"?, "wide"?}}: opens an enrollment window and answers with the one-time
     password (the only time it is ever shown), the window and the
     certificate fingerprints for the device to pin.
     """
@@ -184,10 +184,8 @@ class EnrollResource(resource.Resource):
                 or not password.isprintable()
             ):
                 raise BadRequest("'password' must be 8 to 256 printable characters")
-            replace = body.get("replace", False)
-            if not isinstance(replace, bool):
-                raise BadRequest("'replace' must be true or false")
-            d = self._desk.open(user, location, timeout, password, replace)
+            replace, wide = (_flag(body, name) for name in ("replace", "wide"))
+            d = self._desk.open(user, location, timeout, password, replace, wide)
         except (BadRequest, LocationError) as error:
             return _write_json(request, 400, {"error": str(error)})
         except ProfileExists as error:
@@ -434,6 +432,13 @@ def _seconds(body: dict, name: str, default: float, most: float) -> float:
     value = body.get(name, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= most:
         raise BadRequest(f"'{name}' must be seconds between 0 and {most:g}")
+    return value
+
+
+def _flag(body: dict, name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise BadRequest(f"'{name}' must be true or false")
     return value
 
 

@@ -130,9 +130,13 @@ class Enrollment:
         now: float,
         password: str | None = None,
         replace: bool = False,
+        wide: bool = False,
     ) -> Deferred:
         """
         Open (or reopen, with a new password) the window for C{user}.
+
+        @param wide: IT asked for a location wider than a window normally
+            covers; the audit record says so.
 
         @return: a L{Deferred} firing with the one-time password, once its
             hash is stored.
@@ -171,6 +175,7 @@ class Enrollment:
                 user,
                 None,
                 f"at {location.describe()} for {timeout:g}s"
+                + (", a wide location on request" if wide else "")
                 + (", replacing the profile" if replace else ""),
                 (location.describe(),),
             )

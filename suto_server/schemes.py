@@ -1,6 +1,7 @@
 """
 Password hash schemes: which ones SUTO accepts, the settings a client needs,
-the policy for new hashes, and the two sides of the salted challenge.
+the policy for new hashes, the most a hash may cost, and the two sides of
+the salted challenge.
 
 passlib recognises and parses the classic schemes and makes their settings;
 C{$y$} (yescrypt), which passlib does not know, is recognised here and its
@@ -15,6 +16,7 @@ C{crypt(stored_hash, rsalt)}.
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 
@@ -37,7 +39,29 @@ _CONTEXT = CryptContext(schemes=list(_PASSLIB_HANDLERS))
 # default (656,000) would cost each login over half a second.
 _DEFAULT_ROUNDS = {"sha512_crypt": 5000, "sha256_crypt": 5000, "bcrypt": 12}
 
+# The most a hash may cost.  Every login of a user recomputes
+# crypt(password, setting) on the user's device with the stored hash's own
+# cost (the server's share, crypt(hash, rsalt), is fixed by its rsalt), so
+# a cost of hundreds of millions of rounds, which passlib and libxcrypt
+# accept, makes each login take minutes of a core there and then time out.
+# Each limit keeps one hash to about a second of a core: 1,000,000 SHA-2
+# rounds (0.3 s on a 2020s server core), bcrypt cost 14 (0.8 s), yescrypt
+# cost 10 (0.8 s and 512 MiB).  Stored hashes above them are refused as
+# unusable, like a scheme this system cannot compute.
+MAX_ROUNDS = {
+    "sha512_crypt": 1_000_000,
+    "sha256_crypt": 1_000_000,
+    "bcrypt": 14,
+    "yescrypt": 10,
+}
+
+# A yescrypt hash of libxcrypt cost c has N * r = 2 ** (c + 12).
+_YESCRYPT_COST_BASE = 12
+
 _YESCRYPT = re.compile(r"\$y\$[./0-9A-Za-z]+\$[./0-9A-Za-z]*\$[./0-9A-Za-z]{43}")
+# The cost fields of a yescrypt setting as libxcrypt's gensalt writes them:
+# flavor, log2(N) - 1 and r - 1, one character each (values up to 47).
+_YESCRYPT_PARAMS = re.compile(r"[./0-9A-Za-j]{3}")
 _DES = re.compile(r"[./0-9A-Za-z]{13}")
 
 # bcrypt writes its digest straight after the salt, with no "$" between.
@@ -46,7 +70,8 @@ _BCRYPT_DIGEST_LENGTH = bcrypt.checksum_size
 # the characters with those bits clear.
 _BCRYPT_CANONICAL_SALT_ENDINGS = frozenset(".Oeu")
 
-_RSALT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# crypt(3)'s base-64 alphabet, in the order of its digit values.
+_CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _RSALT_LENGTH = 16
 
 _NOT_A_HASH = "not a password hash in any crypt(3) format"
@@ -101,7 +126,7 @@ def identify(password_hash: str) -> str:
     @return: its scheme, one of L{SCHEMES}.
     @raise UnsupportedScheme: it is not a usable hash: empty or locked
         (see L{is_disabled}), traditional DES, an unknown or unsupported
-        scheme, or malformed.
+        scheme, malformed, or costing more than L{MAX_ROUNDS}.
     """
     if not isinstance(password_hash, str):
         raise UnsupportedScheme("a password hash must be a str")
@@ -112,6 +137,7 @@ def identify(password_hash: str) -> str:
     if password_hash.startswith("$y$"):
         if not _YESCRYPT.fullmatch(password_hash):
             raise UnsupportedScheme("malformed yescrypt hash")
+        _check_stored_cost("yescrypt", _yescrypt_cost(password_hash))
         return "yescrypt"
     scheme = _CONTEXT.identify(password_hash)
     if scheme is None:
@@ -124,7 +150,47 @@ def identify(password_hash: str) -> str:
         raise UnsupportedScheme(f"malformed {scheme} hash") from None
     if parsed.checksum is None:
         raise UnsupportedScheme(f"{scheme} setting without a digest")
+    if scheme in MAX_ROUNDS:
+        _check_stored_cost(scheme, parsed.rounds)
     return scheme
+
+
+def _too_costly(scheme: str, rounds: float) -> str | None:
+    """
+    @return: why a cost of C{rounds} is refused for C{scheme}, naming the
+        limit and what it costs; L{None} when it is within L{MAX_ROUNDS}.
+    """
+    limit = MAX_ROUNDS[scheme]
+    if rounds <= limit:
+        return None
+    return (
+        f"{scheme} is limited to rounds={limit} in SUTO: each login recomputes"
+        f" the hash on the user's device, and that already costs about a"
+        f" second of a core"
+    )
+
+
+def _check_stored_cost(scheme: str, rounds: float) -> None:
+    """
+    @raise UnsupportedScheme: a stored hash costs more than L{MAX_ROUNDS}.
+    """
+    refusal = _too_costly(scheme, rounds)
+    if refusal is not None:
+        raise UnsupportedScheme(f"{scheme} hash costs more than allowed: {refusal}")
+
+
+def _yescrypt_cost(password_hash: str) -> float:
+    """
+    The cost of a well-formed yescrypt hash on libxcrypt's scale (its
+    default is 5): C{log2(N * r) - 12}.  Parameters in any other form than
+    gensalt's three characters (a p, t or g field, or a flavor or size
+    beyond one character) count as unbounded: SUTO does not read them.
+    """
+    params = password_hash.split("$")[2]
+    if not _YESCRYPT_PARAMS.fullmatch(params):
+        return math.inf
+    log2_n, r = (_CRYPT_ALPHABET.index(c) + 1 for c in params[1:])
+    return log2_n + math.log2(r) - _YESCRYPT_COST_BASE
 
 
 def _check_bcrypt_salt(password_hash: str) -> None:
@@ -192,11 +258,12 @@ def _passlib_setting(scheme: str, rounds: int | None) -> str:
     options = {}
     if scheme in _DEFAULT_ROUNDS:
         options["rounds"] = _DEFAULT_ROUNDS[scheme] if rounds is None else rounds
-        if not handler.min_rounds <= options["rounds"] <= handler.max_rounds:
+        if options["rounds"] < handler.min_rounds:
             raise InvalidRounds(
                 f"{scheme} takes rounds from {handler.min_rounds} "
-                f"to {handler.max_rounds}"
+                f"to {MAX_ROUNDS[scheme]}"
             )
+        _check_new_cost(scheme, options["rounds"])
     elif rounds is not None:
         raise InvalidRounds(f"{scheme} has a fixed cost and takes no rounds")
     record = handler.using(**options)(use_defaults=True)
@@ -206,12 +273,24 @@ def _passlib_setting(scheme: str, rounds: int | None) -> str:
     return salt_of(record.to_string())
 
 
+def _check_new_cost(scheme: str, rounds: int) -> None:
+    """
+    @raise InvalidRounds: C{rounds} is above L{MAX_ROUNDS} for C{scheme}.
+    """
+    refusal = _too_costly(scheme, rounds)
+    if refusal is not None:
+        raise InvalidRounds(refusal)
+
+
 def _yescrypt_setting(rounds: int | None) -> str:
     """
     A fresh yescrypt setting from libxcrypt.
 
-    @raise InvalidRounds: libxcrypt does not accept C{rounds}.
+    @raise InvalidRounds: libxcrypt does not accept C{rounds}, or it is
+        above L{MAX_ROUNDS}.
     """
+    if rounds is not None:
+        _check_new_cost("yescrypt", rounds)
     try:
         return libxcrypt.gensalt("$y$", 0 if rounds is None else rounds)
     except libxcrypt.CryptError as error:
@@ -227,7 +306,7 @@ def new_setting(scheme: str = DEFAULT_SCHEME, rounds: int | None = None) -> str:
     @param scheme: one of L{SCHEMES}.
     @param rounds: the cost; by default 5000 for the SHA-2 schemes (so no
         C{rounds=} field), 12 for bcrypt, libxcrypt's default for yescrypt;
-        md5_crypt takes none.
+        md5_crypt takes none; at most L{MAX_ROUNDS}.
     @raise UnsupportedScheme: C{scheme} is not one of L{SCHEMES}.
     @raise InvalidRounds: C{rounds} does not suit C{scheme}.
     """
@@ -261,7 +340,7 @@ def new_rsalt() -> str:
     C{[A-Za-z0-9./]} (19 characters, the length SUTO 1.3.2 peers expect).
     """
     return "$6$" + "".join(
-        secrets.choice(_RSALT_ALPHABET) for _ in range(_RSALT_LENGTH)
+        secrets.choice(_CRYPT_ALPHABET) for _ in range(_RSALT_LENGTH)
     )
 
 

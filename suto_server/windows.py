@@ -15,6 +15,7 @@ from twisted.logger import Logger
 
 from suto_server.discovery import HelloTarget
 from suto_server.enrollment import Enrollment, window_location
+from suto_server.locations import LocationError
 from suto_server.timestamps import iso_utc
 
 #: Seconds between two hellos announcing the same open window.  IT usually
@@ -24,20 +25,43 @@ from suto_server.timestamps import iso_utc
 ANNOUNCE_EVERY = 5.0
 
 
+#: The widest network a window may cover unless it is asked for as wide,
+#: as a prefix length by IP version.  A window is for one device at one
+#: place; a /16 is already a campus, so a wider network (a /8, an IPv6
+#: /32) is most likely a mistyped location, and its directed broadcast
+#: would reach every host of that range.
+WIDEST_PREFIX = {4: 16, 6: 48}
+
+
+def too_wide(location) -> tuple:
+    """
+    @return: the networks of C{location} wider than L{WIDEST_PREFIX}.
+    """
+    return tuple(
+        network
+        for network in location.networks
+        if network.prefixlen < WIDEST_PREFIX[network.version]
+    )
+
+
 def hello_targets(location, port: int) -> tuple[HelloTarget, ...]:
     """
     Where to announce a window: each single host of the location directly,
     each IPv4 subnet by its directed broadcast (IPv6 has none, so an IPv6
     subnet gets no hello; the device's operator runs the enroll command
-    anyway).
+    anyway).  A subnet wider than L{WIDEST_PREFIX} gets no hello either:
+    a broadcast to a whole /8 is never wanted.
     """
+    wide = too_wide(location)
     targets = []
     for network in location.networks:
         if network.num_addresses == 1:
             targets.append(
                 HelloTarget(str(network.network_address), port, (network,))
             )
-        elif network.version == 4 and network.num_addresses >= 4:
+        elif network.version == 4 and network.num_addresses >= 4 and (
+            network not in wide
+        ):
             targets.append(
                 HelloTarget(
                     str(network.broadcast_address), port, (network,), broadcast=True
@@ -92,17 +116,44 @@ class WindowDesk(Service):
             pending.cancel()
         self._announcing.clear()
 
-    def open(self, user, location_text, timeout, password=None, replace=False):
+    def open(
+        self, user, location_text, timeout, password=None, replace=False, wide=False
+    ):
         """
+        @param wide: open the window even if its location has a network
+            wider than L{WIDEST_PREFIX}; that network gets no hello.
         @return: a L{Deferred} firing with the answer for IT: the one-time
             password (shown once), the window and the certificate pins.
-        @raise suto_server.locations.LocationError: unknown location.
+        @raise suto_server.locations.LocationError: unknown location, or
+            one too wide without C{wide}.
         @raise suto_server.store.errors.ProfileExists: enrolled already.
         """
         location = self._locations.resolve(location_text)
+        wide_networks = ", ".join(str(network) for network in too_wide(location))
+        if wide_networks and not wide:
+            raise LocationError(
+                f"{wide_networks} is wider than an enrollment window may be "
+                f"(/{WIDEST_PREFIX[4]} for IPv4, /{WIDEST_PREFIX[6]} for IPv6): "
+                f"name the device's own network, or ask for a wide window "
+                f"(suto-admin enroll --wide), which sends that network no hello"
+            )
         now = self._clock.seconds()
+        if wide_networks:
+            self.log.warn(
+                "opening a wide enrollment window for {user} at {location}: "
+                "no hello goes to {networks}",
+                user=user,
+                location=location.describe(),
+                networks=wide_networks,
+            )
         d = self._enrollment.open_window(
-            user, location, timeout, now, password=password, replace=replace
+            user,
+            location,
+            timeout,
+            now,
+            password=password,
+            replace=replace,
+            wide=bool(wide_networks),
         )
 
         def announce(one_time_password):

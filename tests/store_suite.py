@@ -55,7 +55,7 @@ OTHER_HASH = _SHA512.hash("other")
 HASH_SCHEME = "sha512_crypt"
 
 # Empty, plain text, locked, traditional DES, an unknown scheme, a setting
-# without its digest, not a str.
+# without its digest, a cost above the limit, not a str.
 UNSUPPORTED_HASHES = [
     "",
     "pw",
@@ -64,6 +64,7 @@ UNSUPPORTED_HASHES = [
     "abJnggxhB/yWI",
     "$99$salt$checksum",
     HASH[: HASH.rindex("$")],
+    "$6$rounds=999999999$salt$" + HASH[-86:],
     None,
 ]
 

@@ -7,12 +7,14 @@ makeService: C{user add}, C{user del}, C{user list}, C{cancel}, C{cert}.
 import getpass
 import io
 import os
+import sqlite3
 
 from twisted.internet import defer, threads
 from twisted.trial.unittest import TestCase
 
 from suto_client.enrollment import EnrollOutcome
-from suto_server import admin, certificate, libxcrypt
+from suto_server import admin, certificate, libxcrypt, schemes
+from suto_server.tap import DATABASE_FILE
 
 from tests.test_enrollment_end_to_end import EnrollmentFixture
 
@@ -67,6 +69,26 @@ class AccountCommandTests(EnrollmentFixture, TestCase):
         self.assertEqual((code, out, err.count("\n")), (1, "", 1))
         self.assertTrue(err.startswith("suto-admin: "), err)
         self.assertEqual(self.server.store.hash_for("dora"), stored)
+
+    @defer.inlineCallbacks
+    def test_add_too_many_rounds(self):
+        """
+        C{--rounds} above SUTO's limit for the scheme is refused (exit 2)
+        with one line naming the limit and its cost, before any hashing,
+        and stores nothing.
+        """
+        for options, limit in (
+            (("--rounds", "999999999"), "rounds=1000000"),
+            (("--scheme", "bcrypt", "--rounds", "20"), "rounds=14"),
+        ):
+            code, out, err = yield self.admin(
+                "user", "add", "dora", "--password-stdin", *options,
+                stdin="dora's password\n",
+            )
+            self.assertEqual((code, out, err.count("\n")), (2, "", 1))
+            self.assertIn(limit, err)
+            self.assertIn("about a second", err)
+            self.assertIsNone(self.server.store.hash_for("dora"))
 
     @defer.inlineCallbacks
     def test_add_bad_password_input(self):
@@ -134,6 +156,35 @@ class AccountCommandTests(EnrollmentFixture, TestCase):
         code, out, err = yield self.admin("user", "del", "dora")
         self.assertEqual((code, out, err), (1, "", "suto-admin: no user dora\n"))
 
+    @defer.inlineCallbacks
+    def test_list_flags_unusable_hash(self):
+        """
+        C{user list} ends the line of an account whose stored hash breaks a
+        limit made after it was stored (here a cost above
+        L{schemes.MAX_ROUNDS}, written past the store's checks) with why
+        it is unusable, never the hash; usable accounts keep three columns.
+        """
+        yield self.admin("user", "add", "dora", "--password-stdin", stdin="d\n")
+        yield self.admin("user", "add", "fred", "--password-stdin", stdin="f\n")
+        stored = self.server.store.hash_for("dora")
+        costly = "$6$rounds=999999999$" + stored[3:]
+        database = sqlite3.connect(os.path.join(self.data, DATABASE_FILE))
+        with database:
+            database.execute(
+                "UPDATE users SET password_hash = ? WHERE username = 'dora'",
+                (costly,),
+            )
+        database.close()
+        code, out, err = yield self.admin("user", "list")
+        self.assertEqual((code, err), (0, ""))
+        dora, fred = [row.split("\t") for row in out.splitlines()]
+        self.assertEqual(dora[:2], ["dora", "sha512_crypt"])
+        self.assertEqual(len(dora), 4)
+        self.assertTrue(dora[3].startswith("unusable: sha512_crypt hash costs"))
+        self.assertIn(f"rounds={schemes.MAX_ROUNDS['sha512_crypt']}", dora[3])
+        self.assertNotIn(stored[3:19], out)
+        self.assertEqual(len(fred), 3)
+
 
     @defer.inlineCallbacks
     def test_audited(self):
@@ -188,6 +239,22 @@ class WindowAndCertificateCommandTests(EnrollmentFixture, TestCase):
         code, out, err = yield self.admin("cancel", "bob")
         self.assertEqual((code, out, err.count("\n")), (1, "", 1))
         self.assertTrue(err.startswith("suto-admin: "), err)
+
+    @defer.inlineCallbacks
+    def test_enroll_wide(self):
+        """
+        C{enroll} at a location wider than a window may be exits 1 with
+        one line saying how to ask for it, and opens nothing; with
+        C{--wide} the window opens (and no hello goes to that network).
+        """
+        code, out, err = yield self.admin(
+            "enroll", "bob", "--location", "127.0.0.0/8"
+        )
+        self.assertEqual((code, out, err.count("\n")), (1, "", 1))
+        self.assertIn("127.0.0.0/8 is wider than an enrollment window", err)
+        self.assertIsNone(self.server.store.get_window("bob"))
+        yield self.open_window("bob", "127.0.0.0/8", "60s", "--wide")
+        self.assertEqual(self.server.store.get_window("bob").networks, ("127.0.0.0/8",))
 
     def expected_cert(self):
         with open(os.path.join(self.data, certificate.CERT_FILE), "rb") as handle:

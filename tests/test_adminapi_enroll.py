@@ -55,10 +55,10 @@ class FakeDesk:
         self.pending = defer.Deferred()
         self.open_windows = {"alice"}
 
-    def open(self, user, location, timeout, password, replace):
+    def open(self, user, location, timeout, password, replace, wide):
         if self.error is not None:
             raise self.error
-        self.opened.append((user, location, timeout, password, replace))
+        self.opened.append((user, location, timeout, password, replace, wide))
         return self.pending
 
     def list(self):
@@ -135,9 +135,12 @@ class EnrollmentResourcesTests(AdminRequestsMixin, SynchronousTestCase):
         C{POST /v1/enroll} opens a window through the desk and, once it is
         stored, answers 200 with what the desk answered.
         """
-        request = self.enroll(timeout=300, password="a-long-password", replace=True)
+        request = self.enroll(
+            timeout=300, password="a-long-password", replace=True, wide=True
+        )
         self.assertEqual(
-            self.desk.opened, [("alice", "127.0.0.5", 300, "a-long-password", True)]
+            self.desk.opened,
+            [("alice", "127.0.0.5", 300, "a-long-password", True, True)],
         )
         self.assertEqual(request.written, [])
         self.desk.pending.callback(ANSWER)
@@ -146,11 +149,13 @@ class EnrollmentResourcesTests(AdminRequestsMixin, SynchronousTestCase):
 
     def test_defaults(self):
         """
-        Without them, the timeout is 120 seconds, the password is generated
-        and the window does not replace a profile.
+        Without them, the timeout is 120 seconds, the password is generated,
+        the window does not replace a profile and is not asked for as wide.
         """
         self.enroll()
-        self.assertEqual(self.desk.opened, [("alice", "127.0.0.5", 120, None, False)])
+        self.assertEqual(
+            self.desk.opened, [("alice", "127.0.0.5", 120, None, False, False)]
+        )
 
     def test_bounds_accepted(self):
         """
@@ -162,7 +167,7 @@ class EnrollmentResourcesTests(AdminRequestsMixin, SynchronousTestCase):
         self.assertEqual(
             [
                 (timeout, len(password))
-                for _, _, timeout, password, _ in self.desk.opened
+                for _, _, timeout, password, _, _ in self.desk.opened
             ],
             [(86400, 8), (0.5, 256)],
         )
@@ -170,8 +175,8 @@ class EnrollmentResourcesTests(AdminRequestsMixin, SynchronousTestCase):
     def test_bad_requests(self):
         """
         A bad user, a missing or empty location, a timeout out of range or
-        not a number, a short, long or non-text password, and a replace
-        that is not a boolean are answered 400 with an explanation, and
+        not a number, a short, long or non-text password, and a replace or
+        wide that is not a boolean are answered 400 with an explanation, and
         open nothing.
         """
         for fields in (
@@ -193,6 +198,8 @@ class EnrollmentResourcesTests(AdminRequestsMixin, SynchronousTestCase):
             {"password": 12345678},
             {"replace": "yes"},
             {"replace": 1},
+            {"wide": "yes"},
+            {"wide": 0},
         ):
             body = {"user": "alice", "location": "127.0.0.5"}
             body.update(fields)
@@ -324,6 +331,19 @@ class EnrollResourceWithRulesTests(AdminRequestsMixin, SynchronousTestCase):
         self.assertEqual(request.responseCode, 200)
         self.assertEqual(self.body(request)["password"], "a-long-password")
         self.assertIsNotNone(self.store.get_window("alice"))
+
+    def test_too_wide(self):
+        """
+        A location wider than a window may be is a 400 that says how to
+        ask for it; asked for with C{wide}, the window opens.
+        """
+        request = self.enroll(location="127.0.0.0/8")
+        self.assertEqual(request.responseCode, 400)
+        self.assertIn("--wide", self.body(request)["error"])
+        self.assertIsNone(self.store.get_window("alice"))
+        request = self.enroll(location="127.0.0.0/8", wide=True)
+        self.assertEqual(request.responseCode, 200)
+        self.assertEqual(self.store.get_window("alice").networks, ("127.0.0.0/8",))
 
     def test_password_with_nul(self):
         """

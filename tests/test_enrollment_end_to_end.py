@@ -202,6 +202,21 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         self.assertEqual(result.outcome, EnrollOutcome.REJECTED)
         self.assertIsNone(self.server.store.get_profile("alice"))
 
+    def ask_to_enroll(self, user, source):
+        """
+        Connect from C{source}, exchange versions and ask to enroll
+        C{user}, as a device starts an enrollment.
+
+        @return: a L{Deferred} firing with all the daemon sent.
+        """
+        return threads.deferToThread(
+            framed_conversation,
+            self.port,
+            source,
+            self.trust(),
+            [wire.Version(wire.PROTOCOL_VERSION), wire.Enroll(user)],
+        )
+
     @defer.inlineCallbacks
     def test_wrong_location_as_reported(self):
         """
@@ -212,13 +227,7 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         profile.
         """
         yield self.open_window(location="127.0.0.1/32")
-        received = yield threads.deferToThread(
-            framed_conversation,
-            self.port,
-            "127.0.0.2",
-            self.trust(),
-            [wire.Version(wire.PROTOCOL_VERSION), wire.Enroll("alice")],
-        )
+        received = yield self.ask_to_enroll("alice", "127.0.0.2")
         self.assertEqual(
             received,
             wire.encode(wire.Version(wire.PROTOCOL_VERSION), wire.Framing.FRAMED)
@@ -231,6 +240,29 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
             ("enrollment_failed", "alice", "127.0.0.2", "wrong_location"),
         )
         self.assertIsNone(self.server.store.get_profile("alice"))
+
+    @defer.inlineCallbacks
+    def test_no_window_names_who_tried(self):
+        """
+        A device asking to enroll a user no window is open for is refused,
+        and the operator sees who was asked for and from where: the audit
+        record and the alert name the user the device presented (the wire
+        admits only names the store can keep) and its address.
+        """
+        yield self.open_window("alice")
+        received = yield self.ask_to_enroll("Alice", "127.0.0.1")
+        self.assertTrue(received.endswith(b"SUTO_AUTH_0\r\n"), received)
+        code, out, err = yield self.admin("audit")
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(
+            out.splitlines()[-1].split("\t")[1:],
+            ["enrollment_failed", "Alice", "127.0.0.1", "-", "no_window"],
+        )
+        code, out, err = yield self.admin("alerts")
+        self.assertEqual(
+            out.splitlines()[-1].split("\t")[1:],
+            ["enrollment_failed", "Alice", "127.0.0.1", "-", "no_window"],
+        )
 
     @defer.inlineCallbacks
     def test_after_deadline(self):

@@ -88,6 +88,44 @@ class IdentifyTests(SynchronousTestCase):
                 )
                 self.assertIn(reason, str(error))
 
+    def test_cost_limit(self):
+        """
+        A hash costing more than L{schemes.MAX_ROUNDS} is refused, saying
+        the limit and why; one at the limit is accepted.  yescrypt costs
+        count on libxcrypt's scale (C{j9T} is 5, C{jET} 10, C{jFT} 11), and
+        parameters not in gensalt's three-character form count as
+        unbounded.  Only the setting is read: no hash is computed.
+        """
+        sha512 = "$6$rounds={}$abc$" + SHA512[-86:]
+        yescrypt = "$y${}$abcdefghijklmnop$" + YESCRYPT[-43:]
+        for password_hash, scheme in [
+            (sha512.format(1_000_000), "sha512_crypt"),
+            ("$5$rounds=1000000$abc$" + SHA256[-43:], "sha256_crypt"),
+            (BCRYPT.replace("$05$", "$14$"), "bcrypt"),
+            (yescrypt.format("jET"), "yescrypt"),
+        ]:
+            with self.subTest(accepted=password_hash[:12]):
+                self.assertEqual(schemes.identify(password_hash), scheme)
+        for password_hash, scheme, limit in [
+            (sha512.format(1_000_001), "sha512_crypt", 1_000_000),
+            (sha512.format(999_999_999), "sha512_crypt", 1_000_000),
+            ("$5$rounds=999999999$abc$" + SHA256[-43:], "sha256_crypt", 1_000_000),
+            (BCRYPT.replace("$05$", "$15$"), "bcrypt", 14),
+            (BCRYPT.replace("$05$", "$31$"), "bcrypt", 14),
+            (yescrypt.format("jFT"), "yescrypt", 10),
+            (yescrypt.format("jzT"), "yescrypt", 10),
+            (yescrypt.format("j9T5"), "yescrypt", 10),
+            (yescrypt.format("j9T.1"), "yescrypt", 10),
+        ]:
+            with self.subTest(refused=password_hash[:12]):
+                error = self.assertRaises(
+                    UnsupportedScheme, schemes.identify, password_hash
+                )
+                self.assertIn(f"{scheme} hash costs more than allowed", str(error))
+                self.assertIn(f"rounds={limit}", str(error))
+                self.assertIn("about a second", str(error))
+                self.assertNotIn("abc", str(error))
+
     def test_disabled(self):
         """
         Empty fields and the shadow(5) lock markers are disabled entries;
@@ -300,6 +338,10 @@ class HashPasswordTests(SynchronousTestCase):
             ("bcrypt", 32),
             ("md5_crypt", 1000),
             ("yescrypt", 99),
+            ("sha512_crypt", 1_000_001),
+            ("sha256_crypt", 999_999_999),
+            ("bcrypt", 15),
+            ("yescrypt", 11),
             ("sha512_crypt", "5000"),
             ("sha512_crypt", True),
         ]:
@@ -307,6 +349,28 @@ class HashPasswordTests(SynchronousTestCase):
                 self.assertRaises(
                     InvalidRounds, schemes.hash_password, PASSWORD, scheme, rounds
                 )
+
+    def test_cost_limit_message(self):
+        """
+        A cost above L{schemes.MAX_ROUNDS} is refused before any hashing,
+        naming the limit and what it costs; the limit itself is accepted.
+        """
+        for scheme, limit in schemes.MAX_ROUNDS.items():
+            with self.subTest(scheme=scheme):
+                error = self.assertRaises(
+                    InvalidRounds, schemes.new_setting, scheme, limit + 1
+                )
+                self.assertEqual(
+                    str(error),
+                    f"{scheme} is limited to rounds={limit} in SUTO: each login"
+                    f" recomputes the hash on the user's device, and that"
+                    f" already costs about a second of a core",
+                )
+        self.assertTrue(
+            schemes.new_setting("sha512_crypt", 1_000_000).startswith(
+                "$6$rounds=1000000$"
+            )
+        )
 
     def test_unknown_scheme(self):
         """

@@ -142,6 +142,17 @@ class ShadowFileTests(SynchronousTestCase):
         self.assertIn("carol", message)
         self.assertIn("$9$", message)
 
+    def test_too_costly_hash(self):
+        """
+        A hash costing more than SUTO allows refuses the file, naming the
+        line, the user and the limit, as a hash of an unusable scheme does.
+        """
+        costly = "$6$rounds=999999999$abc$" + SHA512[-86:]
+        message = self.assert_refused(2, line("alice", SHA512), line("bob", costly))
+        self.assertIn("bob", message)
+        self.assertIn("rounds=1000000", message)
+        self.assertNotIn("abc$", message)
+
     def test_malformed_lines(self):
         """
         Lines without a hash field, with too many fields, with a date that

@@ -16,7 +16,7 @@ from suto_server.enrollment import PASSWORD_ALPHABET, Enrollment, EnrollmentRefu
 from suto_server.locations import Location, LocationError, Locations
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
-from suto_server.windows import WindowDesk, hello_targets
+from suto_server.windows import WIDEST_PREFIX, WindowDesk, hello_targets, too_wide
 from tests.test_enrollment import PASSWORD, device_payload, new_master_key
 from tests.test_protocol import ImmediatePool
 
@@ -81,6 +81,46 @@ class HelloTargetsTests(SynchronousTestCase):
         self.assertEqual(
             hello_targets(Location((ip_network("fd00:1::/64"),)), PORT), ()
         )
+
+    def test_too_wide_subnet(self):
+        """
+        An IPv4 subnet wider than L{WIDEST_PREFIX} (a /8, a /15) gets no
+        hello: its broadcast would reach the whole range.  A /16 still gets
+        one, and single hosts in the same location still get theirs.
+        """
+        wide = Location(
+            (
+                ip_network("127.0.0.0/8"),
+                ip_network("127.0.0.0/15"),
+                ip_network("127.0.0.5/32"),
+            )
+        )
+        self.assertEqual(
+            hello_targets(wide, PORT),
+            (HelloTarget("127.0.0.5", PORT, (ip_network("127.0.0.5/32"),)),),
+        )
+        campus = ip_network("127.1.0.0/16")
+        self.assertEqual(
+            hello_targets(Location((campus,)), PORT),
+            (HelloTarget("127.1.255.255", PORT, (campus,), broadcast=True),),
+        )
+
+    def test_too_wide(self):
+        """
+        L{too_wide} names the networks wider than L{WIDEST_PREFIX}: shorter
+        than /16 for IPv4, than /48 for IPv6.
+        """
+        self.assertEqual(WIDEST_PREFIX, {4: 16, 6: 48})
+        networks = [
+            ip_network(text)
+            for text in (
+                "127.0.0.0/8", "127.0.0.0/16", "::1/128", "fd00::/32", "fd00::/48"
+            )
+        ]
+        self.assertEqual(
+            too_wide(Location(tuple(networks))), (networks[0], networks[3])
+        )
+        self.assertEqual(too_wide(LAB), ())
 
     def test_several(self):
         """
@@ -228,6 +268,83 @@ class WindowDeskTests(SynchronousTestCase):
             LocationError, self.desk.open, "alice", "kitchen", 100, PASSWORD
         )
         self.assertEqual((self.store.list_windows(), self.hello.sent), ([], []))
+
+    def test_too_wide_refused(self):
+        """
+        A location with a network wider than L{WIDEST_PREFIX}, given as a
+        CIDR or by name, is refused unless asked for as wide, with a
+        message naming the network, the limits and the way out: no window,
+        no hello, no audit record.
+        """
+        self.desk = WindowDesk(
+            self.enrollment,
+            Locations({"site": Location((ip_network("fd00::/32"),), "site")}),
+            self.clock,
+            self.hello,
+            PORT,
+            list,
+        )
+        for location, network in (
+            ("127.0.0.0/8", "127.0.0.0/8"),
+            ("site", "fd00::/32"),
+        ):
+            with self.subTest(location=location):
+                error = self.assertRaises(
+                    LocationError, self.desk.open, "alice", location, 100, PASSWORD
+                )
+                self.assertEqual(
+                    str(error),
+                    f"{network} is wider than an enrollment window may be (/16 "
+                    f"for IPv4, /48 for IPv6): name the device's own network, or "
+                    f"ask for a wide window (suto-admin enroll --wide), which "
+                    f"sends that network no hello",
+                )
+        self.assertEqual(
+            (self.store.list_windows(), self.hello.sent, self.store.audit_events()),
+            ([], [], []),
+        )
+
+    def test_too_wide_on_request(self):
+        """
+        Asked for as wide, the window opens; the wide network gets no hello,
+        a warning is logged and the audit record says it was on request.
+        """
+        with capturedLogs() as logged:
+            answer = self.open("127.0.0.0/8,127.0.0.5", wide=True)
+        self.assertEqual(answer["location"], "127.0.0.0/8,127.0.0.5/32")
+        self.assertEqual(
+            self.store.get_window("alice").networks, ("127.0.0.0/8", "127.0.0.5/32")
+        )
+        self.assertEqual(
+            self.hello.sent,
+            [("alice", HelloTarget("127.0.0.5", PORT, (ip_network("127.0.0.5/32"),)))],
+        )
+        warnings = [event for event in logged if event["log_level"] == LogLevel.warn]
+        self.assertEqual(
+            [(event["user"], event["networks"]) for event in warnings],
+            [("alice", "127.0.0.0/8")],
+        )
+        [opened] = [
+            event
+            for event in self.store.audit_events()
+            if event.event == "enrollment_window_opened"
+        ]
+        self.assertEqual(
+            opened.reason,
+            "at 127.0.0.0/8,127.0.0.5/32 for 100s, a wide location on request",
+        )
+
+    def test_wide_flag_without_wide_location(self):
+        """
+        Asking for a wide window at an ordinary location changes nothing:
+        the hello goes out and the audit record does not call it wide.
+        """
+        self.open(wide=True)
+        self.assertEqual(len(self.hello.sent), 1)
+        self.assertEqual(
+            [e.reason for e in self.store.audit_events()],
+            ["at 127.0.0.5/32 for 100s"],
+        )
 
     def test_profile_exists(self):
         """
