@@ -307,6 +307,15 @@ def _event_json(event) -> dict:
     }
 
 
+def _after_flush(request, audit, read, log):
+    """
+    Answer C{request} with C{read()} once every audit record made so far
+    is written (the daemon writes them on its database thread), so that
+    an operator reading the log right after an event sees it.
+    """
+    return _answer_later(request, audit.flushed().addCallback(lambda _: read()), log)
+
+
 class AlertsResource(resource.Resource):
     """
     C{GET /v1/alerts?since=T}: the alerts at or after POSIX time C{T} (all
@@ -314,6 +323,7 @@ class AlertsResource(resource.Resource):
     """
 
     isLeaf = True
+    log = Logger()
 
     def __init__(self, audit) -> None:
         super().__init__()
@@ -324,8 +334,11 @@ class AlertsResource(resource.Resource):
             since = _since(request)
         except BadRequest as error:
             return _write_json(request, 400, {"error": str(error)})
-        alerts = [alert.to_json() for alert in self._audit.alerts(since)]
-        return _write_json(request, 200, {"alerts": alerts})
+
+        def read():
+            return {"alerts": [alert.to_json() for alert in self._audit.alerts(since)]}
+
+        return _after_flush(request, self._audit, read, self.log)
 
 
 class AuditResource(resource.Resource):
@@ -334,6 +347,8 @@ class AuditResource(resource.Resource):
     C{T} (all without it), oldest first; its child C{verify} checks the
     hash chain.
     """
+
+    log = Logger()
 
     def __init__(self, audit) -> None:
         super().__init__()
@@ -345,8 +360,11 @@ class AuditResource(resource.Resource):
             since = _since(request)
         except BadRequest as error:
             return _write_json(request, 400, {"error": str(error)})
-        events = [_event_json(event) for event in self._audit.events(since)]
-        return _write_json(request, 200, {"events": events})
+
+        def read():
+            return {"events": [_event_json(e) for e in self._audit.events(since)]}
+
+        return _after_flush(request, self._audit, read, self.log)
 
 
 class AuditVerifyResource(resource.Resource):
@@ -356,16 +374,18 @@ class AuditVerifyResource(resource.Resource):
     """
 
     isLeaf = True
+    log = Logger()
 
     def __init__(self, audit) -> None:
         super().__init__()
         self._audit = audit
 
     def render_GET(self, request):
-        problems = self._audit.verify()
-        return _write_json(
-            request, 200, {"intact": not problems, "problems": problems}
-        )
+        def read():
+            problems = self._audit.verify()
+            return {"intact": not problems, "problems": problems}
+
+        return _after_flush(request, self._audit, read, self.log)
 
 
 class ClientsResource(resource.Resource):

@@ -24,6 +24,7 @@ from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web import server
 from twisted.web.test.requesthelper import DummyRequest
 from zope.interface import implementer
 
@@ -869,9 +870,46 @@ class AdminAPITests(SynchronousTestCase):
         resource = self.site.resource
         for segment in segments:
             resource = resource.getChildWithDefault(segment.encode(), request)
-        request.write(resource.render(request))
-        request.finish()
+        body = resource.render(request)
+        if body is server.NOT_DONE_YET:
+            # Read after the audit log is flushed, here at once.
+            self.assertEqual(request.finished, 1)
+        else:
+            request.write(body)
+            request.finish()
         return request.responseCode, json.loads(b"".join(request.written))
+
+    def test_read_after_written(self):
+        """
+        The audit, alert and verify answers wait until every record made
+        before the request is written, so a record written later (on the
+        database thread) is in them.
+        """
+        written = []
+
+        def append(record):
+            d = Deferred()
+            written.append((record, d))
+            return d
+
+        self.audit = AuditLog(self.store, [], append=append)
+        self.site = admin_site(None, 2020, dict, list, audit=self.audit)
+        self.audit.record(NOW + 9, "blacklisted", "alice", None, "by IT")
+        requests = []
+        for path in [[b"v1", b"audit"], [b"v1", b"alerts"]]:
+            request = DummyRequest(path)
+            resource = self.site.resource
+            for segment in path:
+                resource = resource.getChildWithDefault(segment, request)
+            self.assertIs(resource.render(request), server.NOT_DONE_YET)
+            requests.append(request)
+        self.assertEqual([r.finished for r in requests], [0, 0])
+        [(record, d)] = written
+        self.store.append_audit(record)
+        d.callback(None)
+        audit, alerts = [json.loads(b"".join(r.written)) for r in requests]
+        self.assertEqual(audit["events"][-1]["event"], "blacklisted")
+        self.assertEqual(alerts["alerts"][-1]["type"], "blacklisted")
 
     def test_alerts(self):
         """
