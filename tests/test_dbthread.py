@@ -1,20 +1,31 @@
 """
 Tests for L{suto_server.dbthread}: store calls on a real thread of their
 own, with the thread's own SQLite connection, the group commit over it,
-and stopping while a call is in flight.
+and stopping while a call is in flight; and how L{SutoServer} starts,
+uses and stops its database thread.
 """
 
 import os
 import sqlite3
 import threading
 
+from twisted.application.service import Service
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.trial.unittest import TestCase
+from twisted.internet.defer import (
+    Deferred,
+    fail,
+    inlineCallbacks,
+    maybeDeferred,
+    succeed,
+)
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from suto_server.dbthread import DatabaseThread
 from suto_server.groupcommit import GroupCommitter
+from suto_server.service import SutoServer
 from suto_server.store.errors import StoreError
+from suto_server.store.memory import MemoryStore
 from suto_server.store.sqlite import SQLiteStore
 from tests.store_suite import (
     _profile,
@@ -23,6 +34,7 @@ from tests.store_suite import (
     numbered_rotation,
     numbered_seal,
 )
+from tests.test_enrollment import new_master_key
 
 
 def _commit(store, rotations):
@@ -176,3 +188,93 @@ class SiblingTests(TestCase):
         store = SQLiteStore(sqlite3.connect(":memory:"))
         self.addCleanup(store.close)
         self.assertRaises(StoreError, store.sibling)
+
+
+class RecordingDatabase(Service):
+    """
+    Stands for a L{DatabaseThread}: runs calls at once on a
+    L{MemoryStore}, and records when it starts and stops next to what
+    the rest of the server is doing.
+    """
+
+    def __init__(self, store, record):
+        self.store = store
+        self.record = record
+
+    def startService(self):
+        super().startService()
+        self.record.append("database started")
+
+    def stopService(self):
+        super().stopService()
+        self.record.append("database stopped")
+        self.written_at_stop = [e.event for e in self.store.audit_events()]
+        return succeed(None)
+
+    def run(self, call, *args):
+        if not self.running:
+            return fail(StoreError("the database thread is not running"))
+        return maybeDeferred(call, self.store, *args)
+
+
+class ServerDatabaseTests(SynchronousTestCase):
+    """
+    How L{SutoServer} runs its database thread.
+    """
+
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        # The offline sweep at start needs a time past its allowed silence.
+        self.reactor.advance(1_700_000_000)
+        self.store = MemoryStore()
+        self.record = []
+        self.database = RecordingDatabase(self.store, self.record)
+        self.server = SutoServer(
+            self.reactor,
+            store=self.store,
+            master_key=new_master_key(self),
+            database=self.database,
+        )
+        self.server.hello.startService = lambda: self.record.append("hello started")
+
+    def test_starts_first(self):
+        """
+        The database thread starts before the other parts, so what they
+        record while starting is written.
+        """
+        self.server.startService()
+        self.assertEqual(self.record[:2], ["database started", "hello started"])
+
+    def test_audit_through_database(self):
+        """
+        Audit records go through the database thread, in a group commit:
+        on the reactor's next turn.
+        """
+        self.server.startService()
+        self.server.audit.record(1.0, "blacklisted", "alice", None, "by IT")
+        self.assertEqual(self.store.audit_events(), [])
+        self.reactor.advance(0)
+        self.assertEqual(
+            [e.event for e in self.store.audit_events()], ["blacklisted"]
+        )
+
+    def test_stops_last(self):
+        """
+        Stopping writes what the other parts record while they stop, then
+        stops the database thread, then closes the store.
+        """
+        self.server.startService()
+
+        class Stopping(Service):
+            def stopService(inner):
+                super().stopService()
+                self.server.audit.record(2.0, "blacklisted", "bob", None, "late")
+
+        Stopping().setServiceParent(self.server)
+        stopped = self.server.stopService()
+        self.assertNotIn("database stopped", self.record)
+        self.reactor.advance(0)
+        self.successResultOf(stopped)
+        self.assertEqual(self.record[-1], "database stopped")
+        self.assertEqual(self.database.written_at_stop, ["blacklisted"])
+        self.assertRaises(StoreError, self.store.audit_events)
