@@ -79,8 +79,10 @@ import binascii
 import collections
 import dataclasses
 import enum
+import re
 import string
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 class Framing(enum.Enum):
@@ -162,6 +164,14 @@ _ALPHABET = _LETTERS_DIGITS + b"./_$=,@+-"
 _OUTSIDE_ALPHABET = "a byte outside the SUTO alphabet"
 
 
+def _byte_class(allowed: bytes) -> bytes:
+    """
+    @return: a regular expression class matching one of the bytes in
+        C{allowed}.
+    """
+    return b"[" + b"".join(re.escape(bytes([byte])) for byte in allowed) + b"]"
+
+
 def _reject(byte: int, code: str, detail: str) -> ProtocolError:
     """
     The error for finding C{byte} where it does not belong: C{code}, unless
@@ -200,13 +210,22 @@ class _Field:
     def max_length(self) -> int:
         return len(self.head) + self.tail_max
 
-    def allows(self, index: int, byte: int) -> bool:
+    @cached_property
+    def _tail_run(self) -> re.Pattern[bytes]:
         """
-        May C{byte} be the field's character at C{index}?
+        Matches a run of tail bytes (the callers bound its length).
         """
-        if index < len(self.head):
-            return byte in self.head[index]
-        return index < self.max_length and byte in self.tail
+        return re.compile(_byte_class(self.tail) + b"*")
+
+    @cached_property
+    def _whole(self) -> re.Pattern[bytes]:
+        """
+        Matches exactly the field's grammar: the head, then C{tail_min} to
+        C{tail_max} tail bytes.
+        """
+        head = b"".join(_byte_class(allowed) for allowed in self.head)
+        tail = _byte_class(self.tail) + b"{%d,%d}" % (self.tail_min, self.tail_max)
+        return re.compile(head + tail)
 
     def accepts(self, value: object) -> bool:
         """
@@ -215,9 +234,7 @@ class _Field:
         if type(value) is not self.kind:
             return False
         raw = self.to_text(value).encode("ascii", "replace")
-        return self.min_length <= len(raw) <= self.max_length and all(
-            self.allows(index, byte) for index, byte in enumerate(raw)
-        )
+        return self._whole.fullmatch(raw) is not None
 
     def to_text(self, value: object) -> str:
         """
@@ -248,18 +265,28 @@ class _Field:
         @return: the index just past the field, or L{NEED_DATA}.
         @raise ProtocolError: the field is malformed or too long.
         """
+        # How far the bytes go on being ones the field allows where they
+        # are: the head position by position, then the tail in one match.
+        # A bounded field may be followed by more of the same message, so
+        # the byte after its maximum is looked at; an unbounded one stops
+        # there.
+        limit = len(data) if bounded else min(len(data), start + self.max_length)
         end = start
-        while end < len(data) and (bounded or end - start < self.max_length):
-            byte = data[end]
-            if not self.allows(end - start, byte):
-                if end - start >= self.max_length and byte in self.tail:
-                    raise ProtocolError(
-                        ERROR_TOO_LONG, f"{self.name} is too long"
-                    )
-                if end - start < self.min_length:
-                    raise _reject(byte, ERROR_BAD_FIELD, f"bad {self.name}")
-                return end
+        for allowed in self.head:
+            if end == limit or data[end] not in allowed:
+                break
             end += 1
+        else:
+            end = self._tail_run.match(
+                data, end, min(limit, start + self.max_length)
+            ).end()
+        if end < limit:
+            byte = data[end]
+            if end - start >= self.max_length and byte in self.tail:
+                raise ProtocolError(ERROR_TOO_LONG, f"{self.name} is too long")
+            if end - start < self.min_length:
+                raise _reject(byte, ERROR_BAD_FIELD, f"bad {self.name}")
+            return end
         if end - start == self.max_length and not bounded:
             return end
         if not final:

@@ -1934,3 +1934,116 @@ class FuzzRuleTests(SynchronousTestCase):
         except ProtocolError:
             return
         self.assertEqual(encode_datagram(message), datagram)
+
+
+def _all_fields():
+    """
+    Every field grammar the codec reads, from its layouts.
+    """
+    fields = {}
+    for layouts in wire._LAYOUTS.values():
+        for layout in layouts:
+            for part in layout.parts:
+                if not isinstance(part, bytes):
+                    fields[part.name] = part
+    return sorted(fields.values(), key=lambda field: field.name)
+
+
+def _allows(field, index, byte):
+    """
+    The field's grammar, one position at a time: what the matches in
+    C{_Field.measure} and C{_Field.accepts} must agree with.
+    """
+    if index < len(field.head):
+        return byte in field.head[index]
+    return index < field.max_length and byte in field.tail
+
+
+def _measure_bytewise(field, data, start, bounded, final):
+    """
+    C{_Field.measure} written as a walk over the bytes, the reference for
+    the matching one.
+    """
+    end = start
+    while end < len(data) and (bounded or end - start < field.max_length):
+        byte = data[end]
+        if not _allows(field, end - start, byte):
+            if end - start >= field.max_length and byte in field.tail:
+                raise wire.ProtocolError(wire.ERROR_TOO_LONG, "too long")
+            if end - start < field.min_length:
+                raise wire._reject(byte, wire.ERROR_BAD_FIELD, "bad")
+            return end
+        end += 1
+    if end - start == field.max_length and not bounded:
+        return end
+    if not final:
+        return wire.NEED_DATA
+    if end - start < field.min_length:
+        raise wire.ProtocolError(wire.ERROR_BAD_FIELD, "too short")
+    return end
+
+
+def _outcome(call):
+    try:
+        return call()
+    except wire.ProtocolError as error:
+        return ("error", error.code)
+
+
+_FIELDS = _all_fields()
+
+
+class FieldMatchingTests(SynchronousTestCase):
+    """
+    The fields' regular-expression matching says what a byte-by-byte walk
+    of their grammar says, for any bytes.
+    """
+
+    @settings(max_examples=1500, deadline=None)
+    @given(
+        st.sampled_from(_FIELDS),
+        st.data(),
+        st.integers(0, 3),
+        st.booleans(),
+        st.booleans(),
+    )
+    def test_measure(self, field, draw, start, bounded, final):
+        """
+        For any field, start, boundedness and finality, both agree on the
+        end or on the error; the bytes are mostly the field's own, so
+        that long valid runs, runs past the maximum and runs cut short
+        all occur.
+        """
+        prefix = draw.draw(st.binary(max_size=3))
+        head = [draw.draw(st.sampled_from(sorted(allowed))) for allowed in field.head]
+        own = st.sampled_from(sorted(set(field.tail)))
+        body = draw.draw(
+            st.lists(
+                st.one_of(own, own, own, own, st.integers(0, 255)),
+                max_size=field.max_length + 4,
+            )
+        )
+        data = prefix + bytes(head) + bytes(body)
+        start = min(start, len(prefix))
+        self.assertEqual(
+            _outcome(lambda: field.measure(data, start, bounded, final)),
+            _outcome(lambda: _measure_bytewise(field, data, start, bounded, final)),
+        )
+
+    @settings(max_examples=2000, deadline=None)
+    @given(
+        st.sampled_from([f for f in _FIELDS if type(f) is wire._Field]),
+        st.lists(st.sampled_from(sorted(set(wire._ALPHABET))), max_size=300),
+    )
+    def test_accepts(self, field, raw):
+        """
+        A text value is accepted exactly when its every byte is allowed
+        where it stands and its length is within the field's bounds.
+        """
+        text = bytes(raw).decode("ascii")
+        if field.kind is not str:
+            return
+        expected = field.min_length <= len(raw) <= field.max_length and all(
+            _allows(field, index, byte) for index, byte in enumerate(raw)
+        )
+        self.assertEqual(field.accepts(text), expected)
