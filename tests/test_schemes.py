@@ -400,6 +400,16 @@ class ChallengeTests(SynchronousTestCase):
         salts = {schemes.new_rsalt() for _ in range(1000)}
         self.assertEqual(len(salts), 1000)
 
+    def test_rsalt_alphabet(self):
+        """
+        A salt's characters come from all 64 of crypt(3)'s alphabet, each
+        byte of randomness mapping onto one (256 is a multiple of 64, so
+        none is favoured).
+        """
+        self.assertEqual(len(set(schemes._CRYPT_ALPHABET)), 64)
+        seen = set("".join(schemes.new_rsalt()[3:] for _ in range(200)))
+        self.assertEqual(seen, set(schemes._CRYPT_ALPHABET))
+
     def test_client_matches_server(self):
         """
         The client's answer from the password equals the server's
