@@ -144,6 +144,14 @@ def transition_table(states: tuple, inputs: tuple, rows: tuple) -> dict:
     return table
 
 
+#: What a message with no place in the current state is.  One for all
+#: sessions: only its code goes out, and every message would otherwise
+#: pay for an error it almost never needs.
+_OUT_OF_ORDER = wire.ProtocolError(
+    wire.ERROR_OUT_OF_ORDER, "the message is not expected at this point"
+)
+
+
 class RotationSession:
     """
     @param user: the profile this connection serves (from its first
@@ -170,10 +178,7 @@ class RotationSession:
         self._first = True
 
     def receive(self, message) -> list:
-        self._error = wire.ProtocolError(
-            wire.ERROR_OUT_OF_ORDER,
-            f"{type(message).__name__} is not expected at this point",
-        )
+        self._error = _OUT_OF_ORDER
         # A reconnection can only open a connection.
         first, self._first = self._first, False
         if isinstance(message, wire.Rotate) and message.user == self.user:
