@@ -7,11 +7,15 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import wire
 from suto_server.rotation_session import (
+    INPUTS,
+    STATES,
+    TRANSITIONS,
     Abandon,
     Begin,
     Commit,
     Reconnect,
     RotationSession,
+    transition_table,
 )
 from suto_server.session import Close, Send
 
@@ -515,3 +519,89 @@ class ReconnectSessionTests(SynchronousTestCase):
         text = repr(Reconnect(RECONNECT))
         self.assertNotIn(RECONNECT.sealed.hex(), text)
         self.assertNotIn(repr(RECONNECT.sealed)[2:-1], text)
+
+
+class TransitionTableTests(SynchronousTestCase):
+    """
+    L{TRANSITIONS} says what every input does in every state, so no call
+    on a L{RotationSession} can find its state without an answer.
+    """
+
+    def test_total(self):
+        """
+        The table has exactly one row for each state and each input, and
+        leads only to states of the machine.
+        """
+        self.assertEqual(
+            set(TRANSITIONS),
+            {(state, symbol) for state in STATES for symbol in INPUTS},
+        )
+        self.assertEqual(
+            {next_state for next_state, _ in TRANSITIONS.values()}, set(STATES)
+        )
+
+    def test_missing_row(self):
+        """
+        A table without a row for some state and input is refused.
+        """
+        self.assertRaises(
+            ValueError,
+            transition_table,
+            ("a", "b"),
+            ("x", "y"),
+            ((("a", "b"), ("x",), "a", ()), (("a",), ("y",), "b", ())),
+        )
+
+    def test_duplicate_row(self):
+        """
+        Two rows for one state and input contradict each other.
+        """
+        self.assertRaises(
+            ValueError,
+            transition_table,
+            ("a",),
+            ("x",),
+            ((("a",), ("x",), "a", ()), (("a",), ("x",), "a", ())),
+        )
+
+    def test_unknown_state_or_input(self):
+        """
+        A row naming a state or input the machine does not have is
+        refused.
+        """
+        total = (("a",), ("x",), "a", ())
+        for stray in (
+            (("b",), ("x",), "a", ()),
+            (("a",), ("z",), "a", ()),
+            (("a",), ("x",), "b", ()),
+        ):
+            self.assertRaises(
+                ValueError, transition_table, ("a",), ("x",), (total, stray)
+            )
+
+    def test_table(self):
+        """
+        A table gives each state and input its next state and outputs.
+        """
+        self.assertEqual(
+            transition_table(
+                ("a", "b"),
+                ("x",),
+                ((("a",), ("x",), "b", [len]), (("b",), ("x",), "b", ())),
+            ),
+            {("a", "x"): ("b", (len,)), ("b", "x"): ("b", ())},
+        )
+
+    def test_unasked_answer(self):
+        """
+        An answer of the rules that no ask waits for ends the connection
+        as a failure of the rules does, abandoning a rotation waiting for
+        its acknowledgement.
+        """
+        session = RotationSession("alice")
+        self.assertEqual(session.committed(DONE), refusal(wire.ERROR_BUSY))
+        session = RotationSession("alice")
+        session.receive(ROTATE)
+        session.started(SERVER_PUBLIC, OK)
+        self.assertEqual(session.denied(), abandoned(wire.ERROR_BUSY))
+        self.assertEqual(session.receive(ROTATE), [])

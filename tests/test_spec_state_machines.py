@@ -4,7 +4,8 @@ machines they name, so that no transition changes without its table.
 
 Each table is read from the specification and expanded into (state,
 input, next state) triples, which must be exactly the transitions of the
-machine's Automat automaton.  Then every row is driven on a fresh machine:
+machine: its Automat automaton, or its plain table (L{TableMachine}).
+Then every row is driven on a fresh machine:
 it is brought to the row's state along the table's own transitions, fed
 the row's input through the machine's public methods (or, for a
 transition no message can reach in that state, through the input
@@ -158,15 +159,85 @@ def automaton(cls: type):
     return cls._machine._automaton
 
 
-def machine_triples(cls: type) -> set:
+class AutomatMachine:
     """
-    The (state, input, next state) triples of C{cls}'s machine, named as
-    the tables name them (without the leading underscore).
+    What the tests read of a machine written with Automat: its inputs and
+    transitions named as the tables name them (without the leading
+    underscore), each input a method of its own.
     """
-    return {
-        (_name(state), _name(symbol), _name(next_state))
-        for state, symbol, next_state, _ in automaton(cls).allTransitions()
-    }
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def inputs(self) -> set:
+        return {_name(symbol) for symbol in automaton(self.cls).inputAlphabet()}
+
+    def initial(self, make) -> str:
+        return _name(automaton(self.cls).initialState)
+
+    def triples(self) -> set:
+        """
+        The (state, input, next state) triples of the machine.
+        """
+        return {
+            (_name(state), _name(symbol), _name(next_state))
+            for state, symbol, next_state, _ in automaton(
+                self.cls
+            ).allTransitions()
+        }
+
+    def traced(self, machine):
+        return Traced(machine)
+
+    def fire(self, machine, symbol: str) -> list | None:
+        """
+        Call C{symbol} itself on C{machine}.
+
+        @return: the actions, or L{None} when the input has no transition
+            in the machine's state.
+        """
+        try:
+            getattr(machine, f"_{symbol}")()
+        except NoTransition:
+            return None
+        return machine._take()
+
+
+class TableMachine:
+    """
+    What the tests read of a machine written as a plain table: the
+    C{STATES}, C{INPUTS} and C{TRANSITIONS} of its module, its state in
+    C{_state}, and one method, C{_input}, taking every input.
+    """
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+        self.module = importlib.import_module(cls.__module__)
+
+    def inputs(self) -> set:
+        return set(self.module.INPUTS)
+
+    def initial(self, make) -> str:
+        return make()._state
+
+    def triples(self) -> set:
+        return {
+            (state, symbol, next_state)
+            for (state, symbol), (next_state, _) in self.module.TRANSITIONS.items()
+        }
+
+    def traced(self, machine):
+        return TracedTable(machine)
+
+    def fire(self, machine, symbol: str) -> list:
+        return machine._input(symbol)
+
+
+def kind(cls: type):
+    """
+    How the tests read C{cls}'s machine.
+    """
+    return AutomatMachine(cls) if hasattr(cls, "_machine") else TableMachine(cls)
 
 
 def expand(rows: list, inputs: set) -> dict:
@@ -268,6 +339,34 @@ class Traced:
     @property
     def state(self) -> str:
         return _name(self._transitioner._state)
+
+
+class TracedTable:
+    """
+    A table machine (L{TableMachine}) with a record of the transitions it
+    takes: it is made an instance of a subclass whose C{_input} records
+    each one.
+    """
+
+    def __init__(self, machine) -> None:
+        self.machine = machine
+        self.steps: list = []
+        steps = self.steps
+
+        class Tracing(type(machine)):
+            __slots__ = ()
+
+            def _input(self, symbol):
+                state = self._state
+                actions = super()._input(symbol)
+                steps.append((state, symbol, self._state))
+                return actions
+
+        machine.__class__ = Tracing
+
+    @property
+    def state(self) -> str:
+        return self.machine._state
 
 
 class Driver:
@@ -613,8 +712,8 @@ class StateTableTests(SynchronousTestCase):
         """
         for (path, name) in sorted(self.tables):
             text = section(self.specification, path, name)
-            for symbol in automaton(machine_class(path, name)).inputAlphabet():
-                self.assertIn(f"`{_name(symbol)}`", text, name)
+            for symbol in kind(machine_class(path, name)).inputs():
+                self.assertIn(f"`{symbol}`", text, name)
 
     def test_transitions(self):
         """
@@ -622,14 +721,13 @@ class StateTableTests(SynchronousTestCase):
         next state) triples of the machine.
         """
         for (path, name), rows in sorted(self.tables.items()):
-            cls = machine_class(path, name)
-            inputs = {_name(symbol) for symbol in automaton(cls).inputAlphabet()}
-            cases = expand(rows, inputs)
+            machine = kind(machine_class(path, name))
+            cases = expand(rows, machine.inputs())
             documented = {
                 (state, symbol, row.next)
                 for (state, symbol, _), row in cases.items()
             }
-            actual = machine_triples(cls)
+            actual = machine.triples()
             self.assertEqual(
                 (sorted(documented - actual), sorted(actual - documented)),
                 ([], []),
@@ -643,20 +741,20 @@ class StateTableTests(SynchronousTestCase):
         """
         for (path, name), rows in sorted(self.tables.items()):
             cls = machine_class(path, name)
-            inputs = {_name(symbol) for symbol in automaton(cls).inputAlphabet()}
-            cases = expand(rows, inputs)
-            initial = _name(automaton(cls).initialState)
+            machine = kind(cls)
+            cases = expand(rows, machine.inputs())
+            initial = machine.initial(DRIVERS[name]((None,)).make)
             unreached = set()
             for (state, symbol, case), row in sorted(
                 cases.items(), key=lambda item: repr(item[0])
             ):
                 route = path_to(cases, initial, state)
                 step = (state, symbol, case)
-                if self.drive(cls, cases, initial, route, step, row):
+                if self.drive(machine, cases, initial, route, step, row):
                     unreached.add((state, symbol))
             self.assertEqual(unreached, UNREACHED[name], name)
 
-    def drive(self, cls, cases, initial, route, step, row):
+    def drive(self, machine, cases, initial, route, step, row):
         """
         Take C{route} from the initial state, then the row's C{step}; fall
         back to calling the input itself when no public call can produce
@@ -665,11 +763,12 @@ class StateTableTests(SynchronousTestCase):
         @return: whether it fell back.
         """
         state, symbol, case = step
+        cls = machine.cls
         where = f"{cls.__name__}: {state} --{symbol}({case})--> in {row.line!r}"
         names = tuple(name for name, _ in route) + (symbol,)
         for direct in (False, True):
             driver = DRIVERS[cls.__name__](names)
-            traced = Traced(driver.make())
+            traced = machine.traced(driver.make())
             current = initial
             for walked, walked_case in route:
                 driver.history += driver.feed(traced.machine, walked, walked_case)
@@ -679,15 +778,16 @@ class StateTableTests(SynchronousTestCase):
                 )
                 current = expected
             traced.steps.clear()
-            try:
-                if direct:
-                    getattr(traced.machine, f"_{symbol}")()
-                    actions = traced.machine._take()
-                else:
+            if direct:
+                actions = machine.fire(traced.machine, symbol)
+            else:
+                try:
                     actions = driver.feed(traced.machine, symbol, case)
-            except NoTransition:
-                continue
-            if [taken[1] for taken in traced.steps] == [symbol]:
+                except NoTransition:
+                    continue
+            if actions is not None and [
+                taken[1] for taken in traced.steps
+            ] == [symbol]:
                 break
         self.assertEqual(traced.steps, [(state, symbol, row.next)], where)
         self.assertEqual(traced.state, row.next, where)
