@@ -12,12 +12,12 @@ import threading
 from twisted.application.service import Service
 from twisted.internet import reactor
 from twisted.internet.defer import (
-    Deferred,
     fail,
     inlineCallbacks,
     maybeDeferred,
     succeed,
 )
+from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -126,7 +126,7 @@ class DatabaseThreadTests(TestCase):
         )
         d = committer.submit(numbered_rotation("alice", 0, 1, 2000.0))
         # The batch starts on the next turn; the thread then holds it.
-        yield self.turn()
+        yield deferLater(reactor, 0, lambda: None)
         self.assertTrue(started.wait(30))
         self.assertNoResult(d)
         self.assertEqual(self.store.get_profile("alice").key_id, numbered_key_id(0))
@@ -134,14 +134,6 @@ class DatabaseThreadTests(TestCase):
         applied = yield d
         self.assertTrue(applied)
         self.assertEqual(self.store.get_profile("alice").key_id, numbered_key_id(1))
-
-    def turn(self):
-        """
-        @return: a L{Deferred} firing on a later turn of the reactor.
-        """
-        d = Deferred()
-        reactor.callLater(0, d.callback, None)
-        return d
 
     @inlineCallbacks
     def test_stop_waits_for_call_in_flight(self):
