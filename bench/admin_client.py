@@ -20,7 +20,7 @@ from twisted.web.client import (
     readBody,
 )
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory, UNKNOWN_LENGTH
+from twisted.web.iweb import UNKNOWN_LENGTH, IAgentEndpointFactory
 from zope.interface import implementer
 
 #: Largest answer read from the admin API; its answers are a few hundred

@@ -24,9 +24,6 @@ from dataclasses import dataclass
 
 from twisted.internet.defer import CancelledError, gatherResults, inlineCallbacks
 
-from suto_client.statefile import Account
-from suto_client.tls import normalise_pin
-
 from bench.admin_client import AdminClient
 from bench.children import while_running
 from bench.device import Device, device_address
@@ -37,6 +34,8 @@ from bench.suto_server_process import (
     start_server,
     wait_until_serving,
 )
+from suto_client.statefile import Account
+from suto_client.tls import normalise_pin
 
 #: Seconds the server may take to start answering.
 START_TIMEOUT = 30.0

@@ -26,13 +26,12 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.endpoints import connectProtocol
 from twisted.internet.threads import deferToThreadPool
 
+from bench.tls_loops import tls_endpoint
 from suto_client.hello import HelloListener
 from suto_client.protocol import AuthResult, ClassicClientProtocol, derive_response
 from suto_client.session import Outcome
 from suto_client.statefile import Account
-from suto_server import wire
-
-from bench.tls_loops import tls_endpoint
+from suto_server.core import wire
 
 _LOOPBACK = ipaddress.IPv4Address("127.0.0.0")
 

@@ -29,10 +29,6 @@ from dataclasses import dataclass
 from twisted.internet.defer import CancelledError, inlineCallbacks
 from zope.interface import implementer
 
-from suto_client.enrollment import EnrollOutcome, enroll
-from suto_client.tls import normalise_pin
-from suto_server.interfaces import IFingerprintSource
-
 from bench.admin_client import AdminClient
 from bench.children import while_running
 from bench.classic import ADMIN_SLACK, MAX_REASON, START_TIMEOUT
@@ -43,6 +39,9 @@ from bench.suto_server_process import (
     start_server,
     wait_until_serving,
 )
+from suto_client.enrollment import EnrollOutcome, enroll
+from suto_client.fingerprint import IFingerprintSource
+from suto_client.tls import normalise_pin
 
 #: The location every window is opened at: the endpoints connect from it.
 ENDPOINT_ADDRESS = "127.0.0.1"

@@ -6,7 +6,7 @@ Enrolling one endpoint through the real conversation costs a one-time
 password hash on each side (sha512-crypt, about 4 ms of CPU each), so ten
 thousand would take minutes before anything is measured.  Instead the
 server's store is seeded before the server starts, with the server's own
-code, writing each profile as L{suto_server.enrollment.Enrollment.complete}
+code, writing each profile as L{suto_server.rules.enrollment.Enrollment.complete}
 does: a window is opened and completed, the first key comes from
 L{keyschedule.first_key} over fresh random data and a fresh fingerprint
 hash, and it is stored sealed with the server's L{MasterKey}.  The load
@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 
 from suto_client.statefile import EnrolledProfile
-from suto_server import keyschedule, schemes
+from suto_server.core import keyschedule, schemes
 from suto_server.masterkey import MasterKey
 from suto_server.store.records import EnrollmentWindow, Profile
 from suto_server.store.sqlite import SQLiteStore

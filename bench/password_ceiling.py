@@ -4,7 +4,7 @@ machine computes, on one thread and on all cores.
 
 Each verification is what the server does for one login,
 C{crypt(stored_hash, rsalt)} with a fresh random salt, through
-L{suto_server.libxcrypt.crypt}, which releases the GIL: the threads here
+L{suto_server.core.libxcrypt.crypt}, which releases the GIL: the threads here
 compute in parallel exactly as the server's hash pool does.
 """
 
@@ -13,11 +13,10 @@ from __future__ import annotations
 import threading
 import time
 
-from suto_server import libxcrypt, schemes
-
 from bench.cpu import CpuMeter
 from bench.loops import Budget
 from bench.measurement import Measurement
+from suto_server.core import libxcrypt, schemes
 
 #: How many distinct random salts the threads cycle through.
 _RSALTS = 1024

@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.threads import deferToThread
 
-from suto_server.tap import prepare_data_folder
-
 from bench import fleet
 from bench.admin_client import AdminClient
 from bench.ceilings import LoadClientError, shares
@@ -49,6 +47,7 @@ from bench.suto_server_process import (
     start_server,
     wait_until_serving,
 )
+from suto_server.tap import prepare_data_folder
 
 #: Seconds the server may take to start answering.
 START_TIMEOUT = 30.0

@@ -43,14 +43,13 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
-from suto_client.rotation import RotationFactory, RotationOutcome
-
 from bench import fleet
 from bench.cpu import own_cpu_seconds
 from bench.load_client import Control
 from bench.measurement import Tally
 from bench.rotation import raise_file_limit
 from bench.tls_loops import STEP_TIMEOUT, tls_endpoint
+from suto_client.rotation import RotationFactory, RotationOutcome
 
 #: Connections being opened at once, per generator: enough to keep both
 #: ends busy, few enough that a handshake is not starved by the rotations

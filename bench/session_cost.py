@@ -32,7 +32,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from suto_server import wire  # noqa: E402
-from suto_server.rotation_session import RotationSession  # noqa: E402
+from suto_server.machines.rotation import RotationSession  # noqa: E402
 
 USER = "alice"
 ROTATE = wire.Rotate("0" * 32, bytes(32), bytes(32), USER)

@@ -42,12 +42,11 @@ from twisted.internet.protocol import connectionDone
 from twisted.internet.task import deferLater
 from twisted.protocols.basic import LineReceiver
 
-from suto_client.rotation import RotationFactory, RotationOutcome
-
 from bench import fleet
 from bench.cpu import own_cpu_seconds
 from bench.rotation_client import CONNECTING, generator_parser, run_generator
 from bench.tls_loops import STEP_TIMEOUT, tls_endpoint
+from suto_client.rotation import RotationFactory, RotationOutcome
 
 #: Seconds between two looks at whether every endpoint is offline or back.
 POLL_INTERVAL = 0.25

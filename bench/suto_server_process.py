@@ -17,11 +17,11 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import quoteStringArgument
 from twisted.internet.task import deferLater
 
-from suto_server import certificate, schemes
+from bench.children import Child, python_argv, spawn
+from suto_server.core import schemes
+from suto_server.net import certificate
 from suto_server.store.sqlite import SQLiteStore
 from suto_server.tap import ADMIN_SOCKET, DATABASE_FILE, prepare_data_folder
-
-from bench.children import Child, python_argv, spawn
 
 #: The name the server sends in its hellos and puts in its certificate.
 HOSTNAME = "bench"

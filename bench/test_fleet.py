@@ -16,17 +16,16 @@ import os
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_client.rotation import RotationOutcome
-from suto_server.masterkey import MasterKey
-from suto_server.store.sqlite import SQLiteStore
-from suto_server.tap import DATABASE_FILE, MASTER_KEY_FILE
-
 from bench import fleet, report
 from bench.ceilings import Ceilings
 from bench.measurement import Measurement, add_counts
 from bench.memory import resident_bytes
 from bench.rotation import FleetResult
 from bench.rotation_client import MeasuredWindow
+from suto_client.rotation import RotationOutcome
+from suto_server.masterkey import MasterKey
+from suto_server.store.sqlite import SQLiteStore
+from suto_server.tap import DATABASE_FILE, MASTER_KEY_FILE
 
 
 class SeedTests(SynchronousTestCase):

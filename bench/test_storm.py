@@ -14,12 +14,11 @@ from dataclasses import replace
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_client.statefile import EnrolledProfile
-
 from bench import fleet, report, storm
 from bench.ceilings import Ceilings
 from bench.measurement import Measurement
 from bench.storm_client import Phases, StormEndpoint
+from suto_client.statefile import EnrolledProfile
 
 
 def _result(back: float | None, lost: int = 0) -> storm.StormResult:

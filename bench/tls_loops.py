@@ -23,10 +23,9 @@ from twisted.internet.protocol import Protocol
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
-from suto_client.tls import pinned_client_creator
-
 from bench.loops import measure_workers
 from bench.measurement import Tally
+from suto_client.tls import pinned_client_creator
 
 #: Seconds one connection attempt, handshake or exchange may take.
 STEP_TIMEOUT = 10.0

@@ -20,7 +20,7 @@ command line are replayed instead::
 
 import sys
 
-from suto_server.wire import (
+from suto_server.core.wire import (
     NEED_DATA,
     Decoder,
     EnrollData,

@@ -57,7 +57,7 @@ from suto_client.statefile import (
     load_state,
     save_state,
 )
-from suto_server import wire
+from suto_server.core import wire
 
 DEFAULT_HELLO_PORT = 2020
 """The UDP port SUTO servers send their hellos to."""

@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IReactorTime, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from suto_server import wire
+from suto_server.core import wire
 
 
 class NoAnnouncement(Exception):

@@ -23,8 +23,8 @@ from twisted.logger import Logger
 
 from suto_client.hello import DEFAULT_LOG_INTERVAL, same_host
 from suto_client.statefile import EnrolledProfile
-from suto_server import keyschedule, wire
-from suto_server.limits import OncePerInterval
+from suto_server.core import keyschedule, wire
+from suto_server.core.throttle import OncePerInterval
 
 DEFAULT_CHECK_RATE = 10
 """The most checks answered for one source per period."""

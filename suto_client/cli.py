@@ -71,7 +71,7 @@ from suto_client.statefile import (
 )
 from suto_client.tap import Options
 from suto_client.tls import normalise_pin
-from suto_server import config, wire
+from suto_server.core import config, wire
 
 MAX_PASSWORD = 1024
 """The longest password accepted, in characters."""

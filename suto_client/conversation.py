@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from suto_server import wire
+from suto_server.core import wire
 
 
 @dataclass(frozen=True)

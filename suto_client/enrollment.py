@@ -60,6 +60,7 @@ from suto_client.exchange import (
 )
 from suto_client.fingerprint import (
     FingerprintError,
+    IFingerprintSource,
     compute_fingerprint,
     default_sources,
 )
@@ -67,9 +68,7 @@ from suto_client.protocol import Derivation, client_endpoint
 from suto_client.session import ComputeHash
 from suto_client.statefile import Account, EnrolledProfile
 from suto_client.tls import normalise_pin
-from suto_server import keyschedule, libxcrypt, schemes, wire
-from suto_server.interfaces import IFingerprintSource
-
+from suto_server.core import keyschedule, libxcrypt, schemes, wire
 
 #: Seconds allowed by default for the connection and, again, for the
 #: conversation: the one-time password's hash runs on the server too.

@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 
 from suto_client.conversation import Close, Conversation, Send
 from suto_client.tls import CertificateRejected, PinMismatch
-from suto_server import wire
+from suto_server.core import wire
 
 
 class ConversationProtocol(Protocol):

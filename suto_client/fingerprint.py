@@ -20,10 +20,37 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from zope.interface import implementer
+from zope.interface import Attribute, Interface, implementer
 
-from suto_server.interfaces import IFingerprintSource
-from suto_server.keyschedule import FINGERPRINT_SIZE, KeyScheduleError, encode_parts
+from suto_server.core.keyschedule import (
+    FINGERPRINT_SIZE,
+    KeyScheduleError,
+    encode_parts,
+)
+
+
+class IFingerprintSource(Interface):
+    """
+    One piece of system data that identifies a client machine and rarely
+    changes (a machine ID, a firmware UUID, a network card's burned-in
+    address).  The client hashes what its sources read into its hardware
+    fingerprint; see L{Fingerprint}.
+    """
+
+    name = Attribute(
+        "A short fixed L{str} naming the source; it is hashed with the "
+        "value, so it must never change."
+    )
+
+    def read():
+        """
+        Read the value on this machine.
+
+        @return: the value as a non-empty L{str}, or L{None} when this
+            machine does not provide it or it cannot be read.  Never
+            raises for an absent or unreadable source.
+        """
+
 
 MACHINE_ID_PATH = "/etc/machine-id"
 DMI_PRODUCT_UUID_PATH = "/sys/class/dmi/id/product_uuid"

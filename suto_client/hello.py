@@ -23,8 +23,8 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from suto_client.statefile import Account
-from suto_server import wire
-from suto_server.limits import OncePerInterval
+from suto_server.core import wire
+from suto_server.core.throttle import OncePerInterval
 
 DEFAULT_LOG_INTERVAL = 60.0
 """Seconds between two log lines about datagrams (hellos, checks) dropped

@@ -49,7 +49,7 @@ from suto_client.tls import (
     load_client_identity,
     pinned_client_creator,
 )
-from suto_server import libxcrypt, schemes, wire
+from suto_server.core import libxcrypt, schemes, wire
 
 _log = Logger()
 

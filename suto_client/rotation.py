@@ -78,7 +78,7 @@ from suto_client.fingerprint import (
 )
 from suto_client.protocol import rereading_client_endpoint
 from suto_client.statefile import Account, EnrolledProfile
-from suto_server import keyschedule, wire
+from suto_server.core import keyschedule, wire
 
 #: Each wait between rotations is the interval times a factor drawn from
 #: [1 - JITTER, 1 + JITTER], so a fleet started together drifts apart.

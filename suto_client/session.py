@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from automat import MethodicalMachine
 
 from suto_client.conversation import Close, Conversation, Send
-from suto_server import wire
+from suto_server.core import wire
 
 
 class Outcome(enum.Enum):

@@ -47,9 +47,9 @@ import stat
 from dataclasses import dataclass, field
 
 from suto_client.tls import normalise_pin
-from suto_server import wire
-from suto_server.atomicfile import write_atomically
-from suto_server.keyschedule import KEY_SIZE
+from suto_server.core import wire
+from suto_server.core.atomicfile import write_atomically
+from suto_server.core.keyschedule import KEY_SIZE
 
 STATE_VERSION = 1
 """The layout version written into every file, for future migrations."""

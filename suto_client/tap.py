@@ -7,7 +7,7 @@ listens for hellos on UDP port 2020 on every address, and rotates the key
 of every enrolled profile each minute.  Accounts are managed with the
 C{suto-client account} command, profiles enrolled with C{suto-client
 enroll}.  Every option may also be set in a TOML file named by C{--config}
-(see L{suto_server.config}).
+(see L{suto_server.core.config}).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from suto_client.agent import (
     Agent,
 )
 from suto_client.statefile import DEFAULT_STATE_PATH
-from suto_server.config import ConfigurableOptions
+from suto_server.core.config import ConfigurableOptions
 
 
 def _seconds(value: str) -> float:

@@ -55,7 +55,7 @@ from zope.interface import implementer
 
 # MAX_PEM_BYTES belongs to this module's interface too: its files are read
 # under that cap.
-from suto_server.pem import MAX_PEM_BYTES, load_certificates, load_private_key
+from suto_server.core.pem import MAX_PEM_BYTES, load_certificates, load_private_key
 
 _PIN_PREFIX = re.compile(r"^sha-?256:\s*", re.IGNORECASE)
 _PIN = re.compile(r"^[0-9a-f]{64}$")

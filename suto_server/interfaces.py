@@ -78,29 +78,6 @@ class IUserRecord(Interface):
     updated = Attribute("POSIX time the hash was last set.")
 
 
-class IFingerprintSource(Interface):
-    """
-    One piece of system data that identifies a client machine and rarely
-    changes (a machine ID, a firmware UUID, a network card's burned-in
-    address).  The client hashes what its sources read into its hardware
-    fingerprint; see L{suto_client.fingerprint}.
-    """
-
-    name = Attribute(
-        "A short fixed L{str} naming the source; it is hashed with the "
-        "value, so it must never change."
-    )
-
-    def read():
-        """
-        Read the value on this machine.
-
-        @return: the value as a non-empty L{str}, or L{None} when this
-            machine does not provide it or it cannot be read.  Never
-            raises for an absent or unreadable source.
-        """
-
-
 class IEnrollmentStore(Interface):
     """
     Where enrollment state survives a restart: the open enrollment windows,
@@ -435,7 +412,7 @@ class IAlertSink(Interface):
         """
         Send an alert on its way.
 
-        @param alert: an L{suto_server.alerts.Alert}.
+        @param alert: an L{suto_server.audit.alerts.Alert}.
         @return: L{None}, or a L{twisted.internet.defer.Deferred} that
             fires when this sink is done with the alert (it never fails);
             callers need not wait for it.

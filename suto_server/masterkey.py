@@ -30,8 +30,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from twisted.logger import Logger
 
-from suto_server.atomicfile import write_atomically
-from suto_server.keyschedule import KEY_SIZE, MAX_PROFILE, encode_parts
+from suto_server.core.atomicfile import write_atomically
+from suto_server.core.keyschedule import KEY_SIZE, MAX_PROFILE, encode_parts
 
 #: Size of the master key.
 MASTER_KEY_SIZE = 32

@@ -31,8 +31,8 @@ from prometheus_client.core import GaugeMetricFamily
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from suto_server.alerts import ALERT_TYPES
-from suto_server.rendezvous import Verdict
+from suto_server.audit.alerts import ALERT_TYPES
+from suto_server.rules.rendezvous import Verdict
 
 #: Why a connection was refused or dropped by the limits.
 REJECTION_REASONS = ("penalty", "per_source", "startups", "grace")

@@ -17,35 +17,38 @@ from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from suto_server import schemes, wire
-from suto_server.alerts import alert_for
-from suto_server.audit import AuditLog
-from suto_server.authenticator import Authenticator
-from suto_server.adminapi import admin_site
-from suto_server.alerts import ALERT_TYPES
-from suto_server.checkers import ChainedHashSource, SaltedChallengeChecker
-from suto_server.checks import DEFAULT_CHECK_TIMEOUT, CheckService
-from suto_server.discovery import HelloService
-from suto_server.expiry import DEFAULT_WARN_DAYS, CertificateExpiryWatch
-from suto_server.enrollment import DEFAULT_MAX_ATTEMPTS, Enrollment, WindowHashSource
-from suto_server.groupcommit import GroupCommitter
-from suto_server.locations import Locations
+from suto_server.admin.api import admin_site
+from suto_server.audit.alerts import ALERT_TYPES, alert_for
+from suto_server.audit.log import AuditLog
+from suto_server.audit.sinks.log import LogSink
+from suto_server.core import schemes, wire
+from suto_server.cred.checkers import ChainedHashSource, SaltedChallengeChecker
+from suto_server.cred.hashpool import DEFAULT_MAX_PENDING, HashPool
+from suto_server.cred.realm import SutoRealm
 from suto_server.interfaces import IOfflineStore
-from suto_server.offline import OfflineWatch
-from suto_server.reconnect import DEFAULT_STEP, DEFAULT_WINDOW, Reconnection
-from suto_server.rotation import DEFAULT_FAILURE_ALERT, Rotation
-from suto_server.windows import WindowDesk
-from suto_server.hashpool import DEFAULT_MAX_PENDING, HashPool
-from suto_server.limits import ConnectionGate
+from suto_server.locations import Locations
 from suto_server.metrics import ServerMetrics, metrics_site
-from suto_server.protocol import ServerFactory
-from suto_server.realm import SutoRealm
-from suto_server.registry import LiveSessions, clients_report, history_report
-from suto_server.rendezvous import Rendezvous
-from suto_server.sinks.log import LogSink
+from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT, CheckService
+from suto_server.net.discovery import HelloService
+from suto_server.net.expiry import DEFAULT_WARN_DAYS, CertificateExpiryWatch
+from suto_server.net.tls import TLSConfigurationError
+from suto_server.phases.connection import ServerFactory
+from suto_server.rules.authenticator import Authenticator
+from suto_server.rules.enrollment import (
+    DEFAULT_MAX_ATTEMPTS,
+    Enrollment,
+    WindowHashSource,
+)
+from suto_server.rules.limits import ConnectionGate
+from suto_server.rules.offline import OfflineWatch
+from suto_server.rules.reconnection import DEFAULT_STEP, DEFAULT_WINDOW, Reconnection
+from suto_server.rules.registry import LiveSessions, clients_report, history_report
+from suto_server.rules.rendezvous import Rendezvous
+from suto_server.rules.rotation import DEFAULT_FAILURE_ALERT, Rotation
+from suto_server.rules.tracking import Tracking
+from suto_server.rules.windows import WindowDesk
 from suto_server.store.errors import StoreError
-from suto_server.tls import TLSConfigurationError
-from suto_server.tracking import Tracking
+from suto_server.store.groupcommit import GroupCommitter
 
 
 class ListeningService(Service):
@@ -180,7 +183,7 @@ class SutoServer(MultiService):
     @ivar gate: the L{ConnectionGate} applying C{limits} to both TCP
         listeners.
 
-    C{database}, a L{suto_server.dbthread.DatabaseThread} run with the
+    C{database}, a L{suto_server.store.dbthread.DatabaseThread} run with the
     server, commits the rotations' batches and the audit log's records,
     and waits for their sync, off the reactor thread; without one (the
     in-memory store) they commit on the reactor thread.

@@ -5,7 +5,7 @@ With no options at all the server runs on its embedded defaults: a data
 folder C{suto-data} in the working directory holding the SQLite store, a
 self-signed ECDSA certificate made on first start and the admin socket;
 a TLS listener on port 2021; hellos to UDP port 2020.  Every option may
-also be set in a TOML file named by C{--config} (see L{suto_server.config}).
+also be set in a TOML file named by C{--config} (see L{suto_server.core.config}).
 """
 
 from __future__ import annotations
@@ -20,24 +20,25 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.client import Agent
 
-from suto_server import certificate, wire
-from suto_server.checks import DEFAULT_CHECK_TIMEOUT
-from suto_server.config import ConfigurableOptions
-from suto_server.dbthread import DatabaseThread
-from suto_server.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
-from suto_server.hashpool import DEFAULT_MAX_PENDING
-from suto_server.limits import Limits, MaxStartups, Penalties
+from suto_server.audit.sinks.jsonfile import JsonFileSink
+from suto_server.audit.sinks.syslog import SyslogSink, parse_address
+from suto_server.audit.sinks.webhook import WebhookSink, check_url
+from suto_server.core import wire
+from suto_server.core.config import ConfigurableOptions
+from suto_server.cred.hashpool import DEFAULT_MAX_PENDING
+from suto_server.cred.shadow import ShadowFile, ShadowFileError
 from suto_server.locations import Locations
 from suto_server.masterkey import MasterKey, MasterKeyError
-from suto_server.offline import silence_allowed
+from suto_server.net import certificate
+from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
+from suto_server.net.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
+from suto_server.net.tls import STOCK_PREFIX, TLSConfigurationError, server_endpoint
+from suto_server.rules.limits import Limits, MaxStartups, Penalties
+from suto_server.rules.offline import silence_allowed
 from suto_server.service import ReloadOnHangup, SutoServer
-from suto_server.shadow import ShadowFile, ShadowFileError
-from suto_server.sinks.jsonfile import JsonFileSink
-from suto_server.sinks.syslog import SyslogSink, parse_address
-from suto_server.sinks.webhook import WebhookSink, check_url
+from suto_server.store.dbthread import DatabaseThread
 from suto_server.store.errors import StoreError
 from suto_server.store.sqlite import SQLiteStore
-from suto_server.tls import STOCK_PREFIX, TLSConfigurationError, server_endpoint
 
 DEFAULT_DATA = "suto-data"
 DATABASE_FILE = "suto.db"

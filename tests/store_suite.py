@@ -13,6 +13,7 @@ from dataclasses import replace
 from passlib.hash import sha512_crypt
 from zope.interface.verify import verifyObject
 
+from suto_server.core.schemes import UnsupportedScheme
 from suto_server.interfaces import (
     IEnrollmentStore,
     IOfflineStore,
@@ -21,7 +22,6 @@ from suto_server.interfaces import (
     IUserRecord,
     IUserStore,
 )
-from suto_server.schemes import UnsupportedScheme
 from suto_server.store import chain
 from suto_server.store.errors import (
     ProfileExists,

@@ -13,9 +13,10 @@ from twisted.internet import defer, threads
 from twisted.trial.unittest import TestCase
 
 from suto_client.enrollment import EnrollOutcome
-from suto_server import admin, certificate, libxcrypt, schemes
+from suto_server.admin import cli as admin
+from suto_server.core import libxcrypt, schemes
+from suto_server.net import certificate
 from suto_server.tap import DATABASE_FILE
-
 from tests.test_enrollment_end_to_end import EnrollmentFixture
 
 

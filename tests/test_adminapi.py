@@ -11,9 +11,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import server
 from twisted.web.test.requesthelper import DummyRequest
 
-from suto_server.adminapi import MAX_BODY, admin_site
-from suto_server.authenticator import UnknownAccount
-from suto_server.rendezvous import Outcome, RequestConflict, Verdict
+from suto_server.admin.api import MAX_BODY, admin_site
+from suto_server.rules.authenticator import UnknownAccount
+from suto_server.rules.rendezvous import Outcome, RequestConflict, Verdict
 
 
 class FakeAuthenticator:

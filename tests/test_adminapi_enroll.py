@@ -12,13 +12,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import server
 from twisted.web.test.requesthelper import DummyRequest
 
-from suto_server import libxcrypt
-from suto_server.adminapi import admin_site
-from suto_server.enrollment import Enrollment
+from suto_server.admin.api import admin_site
+from suto_server.core import libxcrypt
 from suto_server.locations import LocationError, Locations
+from suto_server.rules.enrollment import Enrollment
+from suto_server.rules.windows import WindowDesk
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
-from suto_server.windows import WindowDesk
 from tests.test_adminapi import FakeAuthenticator
 from tests.test_enrollment import new_master_key
 from tests.test_windows import RecordingHello

@@ -1,5 +1,5 @@
 """
-Tests for L{suto_server.alerts}: which audit events are alerts, and what
+Tests for L{suto_server.audit.alerts}: which audit events are alerts, and what
 an alert carries (and does not).
 """
 
@@ -8,7 +8,7 @@ import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.alerts import ALERT_TYPES, Alert, alert_for
+from suto_server.audit.alerts import ALERT_TYPES, Alert, alert_for
 from suto_server.store import chain
 from suto_server.store.records import AuditEvent
 

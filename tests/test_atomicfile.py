@@ -10,7 +10,7 @@ import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.atomicfile import write_atomically
+from suto_server.core.atomicfile import write_atomically
 
 
 def failing(name):

@@ -1,5 +1,5 @@
 """
-Tests for L{suto_server.audit} and L{suto_server.store.chain}: the hash
+Tests for L{suto_server.audit.log} and L{suto_server.store.chain}: the hash
 chain and how it shows a removed, moved or edited record; recording and
 alerting; tampering with a real SQLite file; the server's wiring; and the
 admin API and command line over the audit log.
@@ -28,14 +28,14 @@ from twisted.web import server
 from twisted.web.test.requesthelper import DummyRequest
 from zope.interface import implementer
 
-from suto_server import admin
-from suto_server.adminapi import admin_site
-from suto_server.alerts import Alert
-from suto_server.audit import AuditLog
-from suto_server.enrollment import EnrollmentRefused
+from suto_server.admin import cli as admin
+from suto_server.admin.api import admin_site
+from suto_server.audit.alerts import Alert
+from suto_server.audit.log import AuditLog
 from suto_server.interfaces import IAlertSink
-from suto_server.rotation import RotationRefused
-from suto_server.rendezvous import Verdict
+from suto_server.rules.enrollment import EnrollmentRefused
+from suto_server.rules.rendezvous import Verdict
+from suto_server.rules.rotation import RotationRefused
 from suto_server.service import SutoServer
 from suto_server.store import chain
 from suto_server.store.errors import StoreError

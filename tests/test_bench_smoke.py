@@ -18,7 +18,7 @@ from bench.measurement import MAX_REASONS, Measurement, Tally, percentile
 from bench.password_ceiling import measure_crypt_rate
 from bench.report import enrollment_ceiling, render_table
 from bench.run import parser
-from suto_server import libxcrypt
+from suto_server.core import libxcrypt
 
 
 class BudgetTests(SynchronousTestCase):

@@ -14,15 +14,15 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from suto_server.adminapi import admin_site
-from suto_server.audit import AuditLog
-from suto_server.enrollment import Enrollment
+from suto_server.admin.api import admin_site
+from suto_server.audit.log import AuditLog
 from suto_server.locations import Locations
-from suto_server.reconnect import Reconnection
-from suto_server.rotation import Rotation
+from suto_server.rules.enrollment import Enrollment
+from suto_server.rules.reconnection import Reconnection
+from suto_server.rules.rotation import Rotation
+from suto_server.rules.windows import WindowDesk
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
-from suto_server.windows import WindowDesk
 from tests import test_audit
 from tests.test_adminapi import FakeAuthenticator
 from tests.test_adminapi_enroll import AdminRequestsMixin, ReportingPool

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from suto_server.certificate import (
+from suto_server.net.certificate import (
     CERT_FILE,
     KEY_FILE,
     VALIDITY,

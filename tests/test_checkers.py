@@ -12,10 +12,11 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from suto_server import checkers, libxcrypt, schemes
-from suto_server.checkers import ChainedHashSource, SaltedChallengeChecker
-from suto_server.credentials import ISaltedChallenge, SaltedChallenge
-from suto_server.hashpool import HashPool, HashPoolBusy
+from suto_server.core import libxcrypt, schemes
+from suto_server.cred import checkers
+from suto_server.cred.checkers import ChainedHashSource, SaltedChallengeChecker
+from suto_server.cred.credentials import ISaltedChallenge, SaltedChallenge
+from suto_server.cred.hashpool import HashPool, HashPoolBusy
 from suto_server.interfaces import IPasswordHashSource
 
 PASSWORD = "password"

@@ -1,5 +1,5 @@
 """
-Tests for L{suto_server.checks}: the check packet a server sends to a
+Tests for L{suto_server.net.checks}: the check packet a server sends to a
 profile's old location, and how it judges the answers.
 """
 
@@ -9,8 +9,8 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import keyschedule, wire
-from suto_server.checks import CheckError, CheckResult, CheckService
+from suto_server.core import keyschedule, wire
+from suto_server.net.checks import CheckError, CheckResult, CheckService
 from tests.test_client_hello import _UDPReactor
 
 USER = "alice"

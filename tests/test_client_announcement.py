@@ -11,7 +11,7 @@ from suto_client.announcement import (
     NoAnnouncement,
     wait_for_announcement,
 )
-from suto_server import wire
+from suto_server.core import wire
 
 SERVER = ("192.0.2.10", 40000)
 

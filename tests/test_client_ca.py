@@ -41,11 +41,11 @@ from suto_client.tls import (
     load_client_identity,
     pinned_client_creator,
 )
-from suto_server import schemes
-from suto_server.rendezvous import Verdict
+from suto_server.core import schemes
+from suto_server.net.tls import server_endpoint
+from suto_server.rules.rendezvous import Verdict
 from suto_server.service import SutoServer
 from suto_server.store.memory import MemoryStore
-from suto_server.tls import server_endpoint
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 HOUR = datetime.timedelta(hours=1)

@@ -20,8 +20,8 @@ from suto_client.agent import Agent
 from suto_client.checks import CheckResponder
 from suto_client.hello import HelloListener
 from suto_client.statefile import ClientState, EnrolledProfile, save_state
-from suto_server import keyschedule, wire
-from suto_server.checks import CheckResult, CheckService
+from suto_server.core import keyschedule, wire
+from suto_server.net.checks import CheckResult, CheckService
 from tests.test_client_hello import _UDPReactor
 
 USER = "alice"

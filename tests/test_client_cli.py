@@ -17,7 +17,7 @@ from suto_client.agent import Agent
 from suto_client.announcement import NoAnnouncement
 from suto_client.cli import CommandError, main, parse_server
 from suto_client.enrollment import EnrollOutcome, EnrollResult
-from suto_client.fingerprint import compute_fingerprint
+from suto_client.fingerprint import IFingerprintSource, compute_fingerprint
 from suto_client.statefile import (
     Account,
     ClientState,
@@ -25,7 +25,6 @@ from suto_client.statefile import (
     load_state,
     save_state,
 )
-from suto_server.interfaces import IFingerprintSource
 from tests.test_client_ca import Authority, Files
 
 PIN = "AB:" * 31 + "AB"

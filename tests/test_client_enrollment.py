@@ -30,6 +30,7 @@ from suto_client.enrollment import (
     derive_salted_response,
     enroll,
 )
+from suto_client.fingerprint import IFingerprintSource
 from suto_client.protocol import Derivation
 from suto_client.session import Close, ComputeHash, Send
 from suto_client.statefile import (
@@ -38,8 +39,7 @@ from suto_client.statefile import (
     load_state,
     save_state,
 )
-from suto_server import keyschedule, libxcrypt, schemes, wire
-from suto_server.interfaces import IFingerprintSource
+from suto_server.core import keyschedule, libxcrypt, schemes, wire
 
 USER = "alice"
 SALT = "$6$saltsaltsaltsalt"

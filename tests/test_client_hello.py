@@ -22,7 +22,7 @@ from suto_client.hello import HelloListener, same_host
 from suto_client.protocol import AuthResult
 from suto_client.session import Outcome
 from suto_client.statefile import Account, ClientState, load_state, save_state
-from suto_server import wire
+from suto_server.core import wire
 
 SERVER = "192.0.2.10"
 ALICE = Account(

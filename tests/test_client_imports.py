@@ -1,7 +1,9 @@
 """
-The endpoint agent shares only the documented modules of C{suto_server}
-(see C{suto_client}'s docstring), so the server's store, services and
-protocols never load on an endpoint.
+The layering rules of the shared protocol core: the endpoint agent loads
+nothing of C{suto_server} but L{suto_server.core}, and the core loads
+nothing else of C{suto_server}, so the server's store, services and
+protocols never load on an endpoint and the core can change without the
+rest of the server in mind.
 """
 
 import json
@@ -10,38 +12,55 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-SHARED = {
-    "suto_server",
-    "suto_server.atomicfile",
-    "suto_server.config",
-    "suto_server.interfaces",
-    "suto_server.keyschedule",
-    "suto_server.libxcrypt",
-    "suto_server.limits",
-    "suto_server.pem",
-    "suto_server.schemes",
-    "suto_server.wire",
-}
-
 _PROBE = """
-import json, pkgutil, sys, importlib, suto_client
-for module in pkgutil.iter_modules(suto_client.__path__):
-    importlib.import_module("suto_client." + module.name)
+import json, pkgutil, sys, importlib
+package = importlib.import_module(sys.argv[1])
+for module in pkgutil.iter_modules(package.__path__):
+    importlib.import_module(sys.argv[1] + "." + module.name)
 print(json.dumps(sorted(m for m in sys.modules if m.startswith("suto_server"))))
 """
 
 
-class SharedModulesTests(SynchronousTestCase):
-    def test_only_shared_modules(self):
+def _loaded_by(package: str) -> set[str]:
+    """
+    @return: the C{suto_server} modules a fresh interpreter has loaded
+        after importing every module of C{package}.
+    """
+    output = subprocess.run(
+        [sys.executable, "-c", _PROBE, package],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    return set(json.loads(output))
+
+
+def _outside_core(modules: set[str]) -> set[str]:
+    return {
+        m
+        for m in modules
+        if m not in ("suto_server", "suto_server.core")
+        and not m.startswith("suto_server.core.")
+    }
+
+
+class SharedCoreTests(SynchronousTestCase):
+    def test_agent_loads_only_the_core(self):
         """
         Importing every module of C{suto_client} in a fresh interpreter
-        loads exactly the shared C{suto_server} modules.
+        loads no C{suto_server} module outside L{suto_server.core}, and
+        does load the core (the check is not vacuous).
         """
-        output = subprocess.run(
-            [sys.executable, "-c", _PROBE],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stdout
-        self.assertEqual(set(json.loads(output)), SHARED)
+        loaded = _loaded_by("suto_client")
+        self.assertEqual(_outside_core(loaded), set())
+        self.assertIn("suto_server.core.wire", loaded)
+
+    def test_core_loads_only_itself(self):
+        """
+        Importing every module of L{suto_server.core} loads no other
+        C{suto_server} module.
+        """
+        loaded = _loaded_by("suto_server.core")
+        self.assertEqual(_outside_core(loaded), set())
+        self.assertIn("suto_server.core.keyschedule", loaded)

@@ -28,7 +28,7 @@ from suto_client.protocol import (
 from suto_client.session import Outcome
 from suto_client.statefile import Account
 from suto_client.tls import CertificateRejected, PinMismatch
-from suto_server import libxcrypt, schemes, wire
+from suto_server.core import libxcrypt, schemes, wire
 
 PASSWORD = "correct horse"
 SALT = "$6$saltsaltsaltsalt$"

@@ -37,7 +37,7 @@ from suto_client.rotation import (
 )
 from suto_client.session import Close, Send
 from suto_client.statefile import ClientState, load_state, save_state
-from suto_server import keyschedule, wire
+from suto_server.core import keyschedule, wire
 from tests.test_client_hello import _UDPReactor
 from tests.test_client_rotation import (
     C2S,

@@ -51,7 +51,7 @@ from suto_client.statefile import (
     load_state,
     save_state,
 )
-from suto_server import keyschedule, wire
+from suto_server.core import keyschedule, wire
 from tests.test_client_hello import _UDPReactor
 
 USER = "alice"

@@ -13,7 +13,7 @@ from suto_client.session import (
     Outcome,
     Send,
 )
-from suto_server import wire
+from suto_server.core import wire
 
 SALT = "$6$saltsaltsaltsalt$"
 RSALT = "$6$rsaltrsaltrsalt1"

@@ -1,5 +1,5 @@
 """
-Tests for L{suto_server.config}: configuration files for C{twistd suto}
+Tests for L{suto_server.core.config}: configuration files for C{twistd suto}
 and C{twistd suto-client}, their precedence against the command line and
 the built-in defaults, every kind of error with its line, and the
 C{config check} commands of C{suto-admin} and C{suto-client}.
@@ -13,9 +13,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client import cli
 from suto_client import tap as client_tap
-from suto_server import admin, config, tap
-from suto_server.config import ConfigError, ConfigurableOptions, Problem
-from suto_server.expiry import MAX_WARN_DAYS
+from suto_server import tap
+from suto_server.admin import cli as admin
+from suto_server.core import config
+from suto_server.core.config import ConfigError, ConfigurableOptions, Problem
+from suto_server.net.expiry import MAX_WARN_DAYS
 
 
 def _positive(value: str) -> float:

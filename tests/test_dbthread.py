@@ -1,5 +1,5 @@
 """
-Tests for L{suto_server.dbthread}: store calls on a real thread of their
+Tests for L{suto_server.store.dbthread}: store calls on a real thread of their
 own, with the thread's own SQLite connection, the group commit over it,
 and stopping while a call is in flight; and how L{SutoServer} starts,
 uses and stops its database thread.
@@ -21,10 +21,10 @@ from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from suto_server.dbthread import DatabaseThread
-from suto_server.groupcommit import GroupCommitter
 from suto_server.service import SutoServer
+from suto_server.store.dbthread import DatabaseThread
 from suto_server.store.errors import StoreError
+from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
 from suto_server.store.sqlite import SQLiteStore
 from tests.store_suite import (

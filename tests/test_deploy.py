@@ -17,7 +17,8 @@ from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from suto_client import tap as client_tap
-from suto_server import config, logformat, tap
+from suto_server import tap
+from suto_server.core import config, logformat
 from suto_server.locations import Locations
 
 DEPLOY = os.path.join(

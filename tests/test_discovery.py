@@ -9,8 +9,8 @@ from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from suto_server import wire
-from suto_server.discovery import (
+from suto_server.core import wire
+from suto_server.net.discovery import (
     DEFAULT_HELLO_PORT,
     HelloSender,
     HelloService,

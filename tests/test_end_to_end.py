@@ -20,12 +20,14 @@ from twisted.trial.unittest import TestCase
 from suto_client.agent import Agent
 from suto_client.session import Outcome
 from suto_client.statefile import Account, ClientState, load_state, save_state
-from suto_server import admin, certificate, schemes, tap
-from suto_server.discovery import parse_targets
-from suto_server.rendezvous import Verdict
+from suto_server import tap
+from suto_server.admin import cli as admin
+from suto_server.core import schemes
+from suto_server.net import certificate
+from suto_server.net.discovery import parse_targets
+from suto_server.rules.rendezvous import Verdict
 from suto_server.service import SutoServer
 from suto_server.store.sqlite import SQLiteStore
-
 from tests import test_audit
 from tests.test_enrollment_end_to_end import EnrollmentFixture
 from tests.test_shadow import line

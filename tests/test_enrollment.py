@@ -15,8 +15,10 @@ from ipaddress import ip_network
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import keyschedule, libxcrypt, schemes
-from suto_server.enrollment import (
+from suto_server.core import keyschedule, libxcrypt, schemes
+from suto_server.locations import Location
+from suto_server.masterkey import MasterKey
+from suto_server.rules.enrollment import (
     DEFAULT_MAX_ATTEMPTS,
     PASSWORD_ALPHABET,
     Enrollment,
@@ -24,8 +26,6 @@ from suto_server.enrollment import (
     WindowHashSource,
     new_password,
 )
-from suto_server.locations import Location
-from suto_server.masterkey import MasterKey
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
 from tests.test_protocol import ImmediatePool

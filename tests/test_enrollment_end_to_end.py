@@ -21,11 +21,13 @@ from zope.interface import implementer
 
 from suto_client.announcement import wait_for_announcement
 from suto_client.enrollment import EnrollOutcome, enroll
-from suto_client.fingerprint import compute_fingerprint
+from suto_client.fingerprint import IFingerprintSource, compute_fingerprint
 from suto_client.rotation import RotationFactory, RotationOutcome, profile_endpoint
-from suto_server import admin, certificate, keyschedule, tap, wire
-from suto_server.interfaces import IFingerprintSource
+from suto_server import tap
+from suto_server.admin import cli as admin
+from suto_server.core import keyschedule, wire
 from suto_server.masterkey import MasterKey
+from suto_server.net import certificate
 
 
 @implementer(IFingerprintSource)

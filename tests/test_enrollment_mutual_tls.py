@@ -18,12 +18,11 @@ from twisted.trial.unittest import TestCase
 from suto_client.enrollment import EnrollOutcome
 from suto_client.rotation import RotationOutcome, profile_endpoint
 from suto_client.tls import ClientTLSError
+from suto_server.net import certificate
 
-from suto_server import certificate
-
-from tests.test_client_ca import LOOPBACK, Authority, Files
 # The modules, not their test cases: trial would run those here again.
 from tests import test_enrollment_end_to_end, test_rotation_end_to_end
+from tests.test_client_ca import LOOPBACK, Authority, Files
 from tests.test_enrollment_end_to_end import EnrollmentFixture
 
 #: Seconds any one wait for the daemon may take.

@@ -5,9 +5,9 @@ it asks for after each message or result, in every state.
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import schemes, wire
-from suto_server.enrollment_session import Complete, EnrollmentSession, Fail
-from suto_server.session import Close, Send, Verify
+from suto_server.core import schemes, wire
+from suto_server.machines.classic import Close, Send, Verify
+from suto_server.machines.enrollment import Complete, EnrollmentSession, Fail
 
 SALT = "$6$abcdefghijklmnop"
 RSALT = "$6$ABCDEFGHIJKLMNOP"

@@ -1,5 +1,5 @@
 """
-Tests for L{suto_server.expiry}: the daily certificate expiry warning,
+Tests for L{suto_server.net.expiry}: the daily certificate expiry warning,
 driven by L{task.Clock}, and its wiring into the server and C{twistd suto}.
 """
 
@@ -13,18 +13,19 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import certificate, tap
-from suto_server.certificate import CertificateInfo
-from suto_server.audit import AuditLog
-from suto_server.expiry import (
+from suto_server import tap
+from suto_server.audit.log import AuditLog
+from suto_server.net import certificate
+from suto_server.net.certificate import CertificateInfo
+from suto_server.net.expiry import (
     CHECK_INTERVAL,
     DEFAULT_WARN_DAYS,
     EXPIRING_EVENT,
     CertificateExpiryWatch,
 )
+from suto_server.net.tls import server_endpoint
 from suto_server.service import SutoServer
 from suto_server.store.memory import MemoryStore
-from suto_server.tls import server_endpoint
 
 #: The clock's time in every test: 2030-01-01T00:00:00Z.
 NOW = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)

@@ -14,12 +14,12 @@ from suto_client.fingerprint import (
     DmiProductUuidSource,
     Fingerprint,
     FingerprintError,
+    IFingerprintSource,
     MachineIdSource,
     PermanentMacSource,
     compute_fingerprint,
     default_sources,
 )
-from suto_server.interfaces import IFingerprintSource
 
 CPUINFO = """\
 processor\t: 0

@@ -1,12 +1,12 @@
 """
-Tests for L{suto_server.groupcommit}.
+Tests for L{suto_server.store.groupcommit}.
 """
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.groupcommit import (
+from suto_server.store.groupcommit import (
     DEFAULT_MAX_BATCH,
     BatchMismatch,
     GroupCommitter,

@@ -11,8 +11,8 @@ from twisted.application.service import MultiService
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 
-from suto_server import libxcrypt
-from suto_server.hashpool import HashPool, HashPoolBusy
+from suto_server.core import libxcrypt
+from suto_server.cred.hashpool import HashPool, HashPoolBusy
 
 SETTING = "$6$abcdefghijklmnop"
 

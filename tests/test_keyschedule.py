@@ -7,8 +7,6 @@ X25519 agreement, time steps).
 
 import hmac
 
-from hypothesis import given
-from hypothesis import strategies as st
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import (
     X25519PrivateKey,
@@ -16,9 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
 )
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.keyschedule import (
+from suto_server.core.keyschedule import (
     CHECK_NONCE_SIZE,
     CHECK_PROOF_SIZE,
     FINGERPRINT_SIZE,

@@ -9,8 +9,8 @@ import threading
 from passlib.hash import md5_crypt, sha256_crypt, sha512_crypt
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import libxcrypt
-from suto_server.libxcrypt import CryptError
+from suto_server.core import libxcrypt
+from suto_server.core.libxcrypt import CryptError
 
 # (phrase, setting, hash).  The SHA-2 ones are the vectors of the
 # SHA-crypt specification; the bcrypt one is OpenBSD's; the md5 and

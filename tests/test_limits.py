@@ -14,24 +14,25 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from suto_server import tap, wire
-from suto_server.checkers import SaltedChallengeChecker
-from suto_server.limits import (
+from suto_server import tap
+from suto_server.core import wire
+from suto_server.core.throttle import OncePerInterval
+from suto_server.cred.checkers import SaltedChallengeChecker
+from suto_server.cred.realm import SutoRealm
+from suto_server.metrics import ServerMetrics
+from suto_server.net.tls import _RefusingTLSFactory
+from suto_server.phases.connection import ServerFactory
+from suto_server.rules.limits import (
     OPEN_GATE,
     PENALISED_EVENTS,
     ConnectionGate,
     Limits,
     MaxStartups,
-    OncePerInterval,
     Penalties,
     source_key,
 )
-from suto_server.metrics import ServerMetrics
-from suto_server.protocol import ServerFactory
-from suto_server.realm import SutoRealm
-from suto_server.rendezvous import Outcome, Rendezvous, Verdict
+from suto_server.rules.rendezvous import Outcome, Rendezvous, Verdict
 from suto_server.store.records import AuditEvent
-from suto_server.tls import _RefusingTLSFactory
 
 
 class SourceKeyTests(SynchronousTestCase):

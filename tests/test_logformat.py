@@ -1,5 +1,5 @@
 """
-Tests for L{suto_server.logformat}: JSON lines for journald, text on a
+Tests for L{suto_server.core.logformat}: JSON lines for journald, text on a
 terminal.
 """
 
@@ -11,7 +11,7 @@ from twisted.logger import Logger
 from twisted.python.reflect import namedAny
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import logformat
+from suto_server.core import logformat
 
 
 class _Terminal(io.StringIO):
@@ -77,5 +77,5 @@ class ObserverTests(SynchronousTestCase):
         this factory.
         """
         self.assertIs(
-            namedAny("suto_server.logformat.observer"), logformat.observer
+            namedAny("suto_server.core.logformat.observer"), logformat.observer
         )

@@ -17,16 +17,16 @@ from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 
-from suto_server import admin
-from suto_server.alerts import ALERT_TYPES
-from suto_server.audit import AuditLog
-from suto_server.hashpool import HashPool, HashPoolBusy
+from suto_server.admin import cli as admin
+from suto_server.audit.alerts import ALERT_TYPES
+from suto_server.audit.log import AuditLog
+from suto_server.cred.hashpool import HashPool, HashPoolBusy
 from suto_server.metrics import REJECTION_REASONS, ServerMetrics
-from suto_server.rendezvous import Rendezvous, Verdict
+from suto_server.rules.rendezvous import Rendezvous, Verdict
 from suto_server.service import SutoServer
 from suto_server.store.memory import MemoryStore
-from suto_server.store.sqlite import SQLiteStore
 from suto_server.store.records import AuditEvent
+from suto_server.store.sqlite import SQLiteStore
 
 
 def _sample(metrics, name, **labels):

@@ -10,7 +10,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import tap
-from suto_server.offline import MAX_SWEEP, OfflineWatch, silence_allowed
+from suto_server.rules.offline import MAX_SWEEP, OfflineWatch, silence_allowed
 from suto_server.store.errors import StoreError
 from tests.test_reconnect import ReconnectionMixin, reconnect_message
 from tests.test_rotation import NOW, MemoryStoreMixin, SQLiteStoreMixin, enroll

@@ -10,12 +10,12 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import libxcrypt, schemes, wire
-from suto_server.checkers import SaltedChallengeChecker
-from suto_server.hashpool import HashPoolBusy
-from suto_server.protocol import ServerFactory
-from suto_server.realm import SutoRealm
-from suto_server.rendezvous import Rendezvous, Verdict
+from suto_server.core import libxcrypt, schemes, wire
+from suto_server.cred.checkers import SaltedChallengeChecker
+from suto_server.cred.hashpool import HashPoolBusy
+from suto_server.cred.realm import SutoRealm
+from suto_server.phases.connection import ServerFactory
+from suto_server.rules.rendezvous import Rendezvous, Verdict
 
 PASSWORD = "correct horse"
 STORED = libxcrypt.crypt(PASSWORD, "$6$abcdefghijklmnop")

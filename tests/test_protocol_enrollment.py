@@ -15,13 +15,13 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import keyschedule, schemes, wire
-from suto_server.checkers import SaltedChallengeChecker
-from suto_server.enrollment import Enrollment, WindowHashSource
+from suto_server.core import keyschedule, schemes, wire
+from suto_server.cred.checkers import SaltedChallengeChecker
+from suto_server.cred.realm import SutoRealm
 from suto_server.locations import Location
-from suto_server.protocol import ServerFactory
-from suto_server.realm import SutoRealm
-from suto_server.rendezvous import Rendezvous
+from suto_server.phases.connection import ServerFactory
+from suto_server.rules.enrollment import Enrollment, WindowHashSource
+from suto_server.rules.rendezvous import Rendezvous
 from suto_server.store.memory import MemoryStore
 from tests.test_enrollment import (
     FINGERPRINT,

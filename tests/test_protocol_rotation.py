@@ -18,15 +18,15 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import keyschedule, wire
-from suto_server.audit import AuditLog
-from suto_server.checkers import SaltedChallengeChecker
-from suto_server.groupcommit import GroupCommitter
-from suto_server.protocol import ServerFactory
-from suto_server.reconnect import DEFAULT_STEP, Reconnection
-from suto_server.realm import SutoRealm
-from suto_server.rendezvous import Rendezvous
-from suto_server.rotation import Rotation
+from suto_server.audit.log import AuditLog
+from suto_server.core import keyschedule, wire
+from suto_server.cred.checkers import SaltedChallengeChecker
+from suto_server.cred.realm import SutoRealm
+from suto_server.phases.connection import ServerFactory
+from suto_server.rules.reconnection import DEFAULT_STEP, Reconnection
+from suto_server.rules.rendezvous import Rendezvous
+from suto_server.rules.rotation import Rotation
+from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
 from tests.test_enrollment import FINGERPRINT, new_master_key

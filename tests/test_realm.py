@@ -7,7 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import Interface
 from zope.interface.verify import verifyObject
 
-from suto_server.realm import AuthenticatedUser, IAuthenticatedUser, SutoRealm
+from suto_server.cred.realm import AuthenticatedUser, IAuthenticatedUser, SutoRealm
 
 
 class IOther(Interface):

@@ -14,16 +14,16 @@ import base64
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import keyschedule, wire
-from suto_server.audit import AuditLog
-from suto_server.rotation import RotationRefused
-from suto_server.reconnect import (
+from suto_server.audit.log import AuditLog
+from suto_server.core import keyschedule, wire
+from suto_server.rules.reconnection import (
     DEFAULT_STEP,
     DEFAULT_WINDOW,
     Reconnected,
     Reconnection,
     ReconnectRefused,
 )
+from suto_server.rules.rotation import RotationRefused
 from suto_server.store.records import BlacklistEntry
 from tests.test_rotation import (
     ELSEWHERE,

@@ -21,14 +21,15 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.test.requesthelper import DummyRequest
 
-from suto_server import admin, tap
-from suto_server.adminapi import admin_site
-from suto_server.checks import CheckService
+from suto_server import tap
+from suto_server.admin import cli as admin
+from suto_server.admin.api import admin_site
 from suto_server.locations import Location, Locations
+from suto_server.net.checks import CheckService
 from suto_server.service import SutoServer
 from suto_server.store.memory import MemoryStore
-from tests.store_suite import PROFILE, WINDOW
 from tests import test_audit
+from tests.store_suite import PROFILE, WINDOW
 from tests.test_client_hello import _UDPReactor
 from tests.test_enrollment import new_master_key
 

@@ -9,7 +9,7 @@ from twisted.internet import task
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.rendezvous import (
+from suto_server.rules.rendezvous import (
     AuthRequest,
     Outcome,
     Rendezvous,

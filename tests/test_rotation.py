@@ -16,14 +16,14 @@ from twisted.internet import task
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import keyschedule, wire
-from suto_server.groupcommit import GroupCommitter
-from suto_server.rotation import (
+from suto_server.core import keyschedule, wire
+from suto_server.rules.rotation import (
     COUNT_INTERVAL,
     DEFAULT_FAILURE_ALERT,
     Rotation,
     RotationRefused,
 )
+from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import Profile
 from suto_server.store.sqlite import SQLiteStore

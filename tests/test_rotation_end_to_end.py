@@ -7,14 +7,13 @@ together and that the enrolled key no longer opens a session.
 import os
 
 from twisted.internet import defer, reactor
+from twisted.trial.unittest import TestCase
 
 from suto_client.agent import Agent
 from suto_client.enrollment import EnrollOutcome
 from suto_client.fingerprint import compute_fingerprint
 from suto_client.rotation import RotationOutcome
 from suto_client.statefile import ClientState, load_state, save_state
-from twisted.trial.unittest import TestCase
-
 from tests.test_enrollment_end_to_end import (
     EnrollmentFixture,
     FixedSource,

@@ -5,8 +5,9 @@ it asks for after each message or result, in every state.
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import wire
-from suto_server.rotation_session import (
+from suto_server.core import wire
+from suto_server.machines.classic import Close, Send
+from suto_server.machines.rotation import (
     INPUTS,
     STATES,
     TRANSITIONS,
@@ -17,7 +18,6 @@ from suto_server.rotation_session import (
     RotationSession,
     transition_table,
 )
-from suto_server.session import Close, Send
 
 KEY_ID = "0123456789abcdef" * 2
 JUNK = bytes(range(32))

@@ -7,8 +7,8 @@ import re
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from suto_server import libxcrypt, schemes
-from suto_server.schemes import InvalidRounds, UnsupportedScheme
+from suto_server.core import libxcrypt, schemes
+from suto_server.core.schemes import InvalidRounds, UnsupportedScheme
 
 SHA512 = (
     "$6$abcdefghijklmnop$0aenUFHf897F9u0tURIHOeACWajSuVGa7jgJGyq.DKZm/WXl/IZFv"

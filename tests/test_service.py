@@ -14,10 +14,11 @@ from twisted.logger import capturedLogs
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import certificate, tap
+from suto_server import tap
+from suto_server.net import certificate
+from suto_server.net.tls import server_endpoint
 from suto_server.service import ReloadOnHangup, SutoServer
 from suto_server.store.memory import MemoryStore
-from suto_server.tls import server_endpoint
 from tests.test_enrollment import new_master_key
 
 

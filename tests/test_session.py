@@ -6,9 +6,9 @@ actions that comes back.
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import wire
-from suto_server.rendezvous import Verdict
-from suto_server.session import Close, Finish, Send, ServerSession, Verify
+from suto_server.core import wire
+from suto_server.machines.classic import Close, Finish, Send, ServerSession, Verify
+from suto_server.rules.rendezvous import Verdict
 
 FRAMED = wire.Framing.FRAMED
 LEGACY = wire.Framing.LEGACY

@@ -27,19 +27,19 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from suto_server import tap
-from suto_server.alerts import Alert
-from suto_server.audit import AuditLog
-from suto_server.interfaces import IAlertSink
-from suto_server.sinks.jsonfile import JsonFileSink
-from suto_server.sinks.log import LogSink
-from suto_server.sinks.syslog import (
+from suto_server.audit.alerts import Alert
+from suto_server.audit.log import AuditLog
+from suto_server.audit.sinks.jsonfile import JsonFileSink
+from suto_server.audit.sinks.log import LogSink
+from suto_server.audit.sinks.syslog import (
     SyslogAddress,
     SyslogAddressError,
     SyslogSink,
     format_message,
     parse_address,
 )
-from suto_server.sinks.webhook import WebhookSink, WebhookURLError, check_url
+from suto_server.audit.sinks.webhook import WebhookSink, WebhookURLError, check_url
+from suto_server.interfaces import IAlertSink
 from suto_server.store.memory import MemoryStore
 
 NOW = 1_700_000_000.25

@@ -28,9 +28,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client import conversation, enrollment, rotation
 from suto_client.session import ComputeHash
-from suto_server import enrollment_session, keyschedule, rotation_session
-from suto_server import session as server_session
-from suto_server import wire
+from suto_server.core import keyschedule, wire
+from suto_server.machines import classic as server_session
+from suto_server.machines import enrollment as enrollment_session
+from suto_server.machines import rotation as rotation_session
 from tests.test_client_enrollment import (
     FINGERPRINT,
     RANDOM,
@@ -48,9 +49,9 @@ PROTOCOL = os.path.join(
 
 #: The machines §6.4-§6.7 must give a table for.
 TABLES = {
-    ("suto_server/enrollment_session.py", "EnrollmentSession"),
+    ("suto_server/machines/enrollment.py", "EnrollmentSession"),
     ("suto_client/enrollment.py", "ClientEnrollment"),
-    ("suto_server/rotation_session.py", "RotationSession"),
+    ("suto_server/machines/rotation.py", "RotationSession"),
     ("suto_client/rotation.py", "ClientRotation"),
 }
 
@@ -806,7 +807,7 @@ class ReadTablesTests(SynchronousTestCase):
         A row that does not follow §6.3's notation is an error.
         """
         text = (
-            "### X (`suto_server/session.py`, `ServerSession`)\n\n"
+            "### X (`suto_server/machines/classic.py`, `ServerSession`)\n\n"
             "    A --b--> c          nothing\n"
         )
         self.assertRaises(ValueError, read_tables, text)

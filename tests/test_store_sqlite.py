@@ -14,7 +14,7 @@ from dataclasses import replace
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import schemes
+from suto_server.core import schemes
 from suto_server.store import chain
 from suto_server.store import sqlite as store_sqlite
 from suto_server.store.errors import (

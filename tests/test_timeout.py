@@ -1,5 +1,5 @@
 """
-L{suto_server.timeout.RearmingTimeoutMixin}: Twisted's L{TimeoutMixin}
+L{suto_server.phases.timeout.RearmingTimeoutMixin}: Twisted's L{TimeoutMixin}
 behaviour, without moving a delayed call earlier.
 """
 
@@ -7,7 +7,7 @@ from twisted.internet import task
 from twisted.protocols.policies import TimeoutMixin
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.timeout import RearmingTimeoutMixin
+from suto_server.phases.timeout import RearmingTimeoutMixin
 
 
 class _Recording:

@@ -1,5 +1,5 @@
 """
-Tests for L{suto_server.tls}: the settings and files checks in memory, and
+Tests for L{suto_server.net.tls}: the settings and files checks in memory, and
 what a client actually gets over real sockets on loopback.
 
 Every key and certificate is made for the test with C{cryptography}.  The
@@ -42,8 +42,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from suto_server import certificate
-from suto_server.tls import (
+from suto_server.net import certificate
+from suto_server.net.tls import (
     MAX_PEM_BYTES,
     ReloadableServerTLS,
     SutoTLSParser,

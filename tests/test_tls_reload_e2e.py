@@ -37,11 +37,13 @@ from suto_client.tls import (
     normalise_pin,
     pinned_client_creator,
 )
-from suto_server import admin, certificate, schemes, wire
-from suto_server.rendezvous import Verdict
+from suto_server.admin import cli as admin
+from suto_server.core import schemes, wire
+from suto_server.net import certificate
+from suto_server.net.tls import server_endpoint
+from suto_server.rules.rendezvous import Verdict
 from suto_server.service import SutoServer
 from suto_server.store.memory import MemoryStore
-from suto_server.tls import server_endpoint
 
 LOOPBACK = "127.0.0.1"
 PASSWORD = "alice's secret"

@@ -1,5 +1,5 @@
 """
-Tests for L{suto_server.tracking}: what the server decides when a profile
+Tests for L{suto_server.rules.tracking}: what the server decides when a profile
 shows up at an address other than the one the registry holds.  The real
 L{CheckService} runs on a memory reactor with a clock and fake datagram
 transports; the audit log is a recording fake; the store is in memory.
@@ -13,13 +13,13 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import keyschedule, wire
-from suto_server.checks import CheckError, CheckService
+from suto_server.core import keyschedule, wire
 from suto_server.locations import Location, Locations
-from suto_server.registry import LiveSessions
+from suto_server.net.checks import CheckError, CheckService
+from suto_server.rules.registry import LiveSessions
+from suto_server.rules.tracking import Tracking
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import Move
-from suto_server.tracking import Tracking
 from tests.store_suite import PROFILE, WINDOW
 from tests.test_checks import answer
 from tests.test_client_hello import _UDPReactor

@@ -20,7 +20,7 @@ from suto_client.protocol import account_trust
 from suto_client.rotation import RotationOutcome
 from suto_client.statefile import Account, ClientState, load_state, save_state
 from suto_server import tap
-from suto_server.dbthread import DatabaseThread
+from suto_server.store.dbthread import DatabaseThread
 from tests.test_enrollment_end_to_end import EnrollmentFixture, FixedSource
 
 LEGITIMATE = "127.0.0.1"

@@ -8,7 +8,7 @@ import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import keyschedule, libxcrypt, schemes, wire
+from suto_server.core import keyschedule, libxcrypt, schemes, wire
 from tests.test_keyschedule import FINGERPRINT, JUNK, KEY_1
 
 PROTOCOL = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "PROTOCOL.md")

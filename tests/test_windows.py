@@ -10,13 +10,17 @@ from twisted.internet import task
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import schemes
-from suto_server.discovery import HelloTarget
-from suto_server.enrollment import PASSWORD_ALPHABET, Enrollment, EnrollmentRefused
+from suto_server.core import schemes
 from suto_server.locations import Location, LocationError, Locations
+from suto_server.net.discovery import HelloTarget
+from suto_server.rules.enrollment import (
+    PASSWORD_ALPHABET,
+    Enrollment,
+    EnrollmentRefused,
+)
+from suto_server.rules.windows import WIDEST_PREFIX, WindowDesk, hello_targets, too_wide
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
-from suto_server.windows import WIDEST_PREFIX, WindowDesk, hello_targets, too_wide
 from tests.test_enrollment import PASSWORD, device_payload, new_master_key
 from tests.test_protocol import ImmediatePool
 

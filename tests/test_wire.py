@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server import wire
-from suto_server.wire import (
+from suto_server.core import wire
+from suto_server.core.wire import (
     MAX_LEGACY_BUFFER,
     MAX_LINE,
     NEED_DATA,
@@ -27,19 +27,19 @@ from suto_server.wire import (
     Framing,
     GetRSalt,
     GetSaltA,
+    GetTime,
     Hello,
     HelloForm,
     ProtocolError,
+    Reconnect,
+    ReconnectOk,
     Rotate,
     RotateAck,
     RotateDone,
-    GetTime,
-    ServerTime,
-    Reconnect,
-    ReconnectOk,
     RotateOk,
     RSalt,
     SaltA,
+    ServerTime,
     Version,
     can_enroll,
     encode,

@@ -29,7 +29,7 @@ import hashlib
 import struct
 from dataclasses import replace
 
-from suto_server.keyschedule import KeyScheduleError, encode_parts
+from suto_server.core.keyschedule import KeyScheduleError, encode_parts
 
 #: The previous hash of the first record.
 GENESIS = bytes(32)

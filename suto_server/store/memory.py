@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from zope.interface import implementer
 
+from suto_server.core.schemes import identify
 from suto_server.interfaces import (
     IEnrollmentStore,
     IOfflineStore,
@@ -23,7 +24,6 @@ from suto_server.interfaces import (
     IRotationStore,
     IUserStore,
 )
-from suto_server.schemes import identify
 from suto_server.store import chain
 from suto_server.store.errors import (
     ProfileExists,
@@ -170,7 +170,7 @@ class MemoryStore:
         See L{IUserStore.add_user}.
 
         @raise ValueError: C{username} is not a valid name.
-        @raise suto_server.schemes.UnsupportedScheme: the hash's scheme is
+        @raise suto_server.core.schemes.UnsupportedScheme: the hash's scheme is
             not one SUTO can verify.
         """
         check_username(username)
@@ -188,7 +188,7 @@ class MemoryStore:
         See L{IUserStore.set_password_hash}.
 
         @raise ValueError: C{username} is not a valid name.
-        @raise suto_server.schemes.UnsupportedScheme: the hash's scheme is
+        @raise suto_server.core.schemes.UnsupportedScheme: the hash's scheme is
             not one SUTO can verify.
         """
         check_username(username)
@@ -234,7 +234,7 @@ class MemoryStore:
         """
         See L{IEnrollmentStore.open_window}.
 
-        @raise suto_server.schemes.UnsupportedScheme: the one-time
+        @raise suto_server.core.schemes.UnsupportedScheme: the one-time
             password's hash is not one SUTO can verify.
         """
         check_window(window)

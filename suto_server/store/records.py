@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from zope.interface import implementer
 
-from suto_server import wire
+from suto_server.core import wire
+from suto_server.core.schemes import identify
 from suto_server.interfaces import IUserRecord
-from suto_server.schemes import identify
 
 
 def check_username(username):
@@ -349,7 +349,7 @@ def check_window(window):
 
     @raise ValueError: C{window} is not an L{EnrollmentWindow}, or a field
         is of the wrong type or out of bounds.
-    @raise suto_server.schemes.UnsupportedScheme: its password hash is not
+    @raise suto_server.core.schemes.UnsupportedScheme: its password hash is not
         one SUTO can verify.
     """
     _check_type(window, EnrollmentWindow)
@@ -401,7 +401,7 @@ def check_key_id(value, name="a key id"):
 
     @param name: what C{value} is, for the message.
     @raise ValueError: C{value} is not 32 lowercase hex digits, as
-        L{suto_server.keyschedule.key_id} writes them.
+        L{suto_server.core.keyschedule.key_id} writes them.
     """
     if not isinstance(value, str) or not _KEY_ID.fullmatch(value):
         raise ValueError(f"{name} must be 32 lowercase hex digits")

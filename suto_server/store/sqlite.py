@@ -44,6 +44,7 @@ from contextlib import contextmanager, nullcontext
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from suto_server.core.schemes import identify
 from suto_server.interfaces import (
     IEnrollmentStore,
     IOfflineStore,
@@ -51,7 +52,6 @@ from suto_server.interfaces import (
     IRotationStore,
     IUserStore,
 )
-from suto_server.schemes import identify
 from suto_server.store import chain
 from suto_server.store.errors import (
     CorruptDatabase,
@@ -65,8 +65,8 @@ from suto_server.store.errors import (
 )
 from suto_server.store.records import (
     RETIRED_KEY_HISTORY,
-    BlacklistEntry,
     AuditEvent,
+    BlacklistEntry,
     EnrollmentWindow,
     Move,
     Profile,
@@ -780,7 +780,7 @@ class SQLiteStore:
         See L{IUserStore.add_user}.
 
         @raise ValueError: C{username} is not a valid name.
-        @raise suto_server.schemes.UnsupportedScheme: the hash's scheme is
+        @raise suto_server.core.schemes.UnsupportedScheme: the hash's scheme is
             not one SUTO can verify, so the account could never log in.
         """
         check_username(username)
@@ -800,7 +800,7 @@ class SQLiteStore:
         See L{IUserStore.set_password_hash}.
 
         @raise ValueError: C{username} is not a valid name.
-        @raise suto_server.schemes.UnsupportedScheme: the hash's scheme is
+        @raise suto_server.core.schemes.UnsupportedScheme: the hash's scheme is
             not one SUTO can verify.
         """
         check_username(username)
@@ -852,7 +852,7 @@ class SQLiteStore:
         """
         See L{IEnrollmentStore.open_window}.
 
-        @raise suto_server.schemes.UnsupportedScheme: the one-time
+        @raise suto_server.core.schemes.UnsupportedScheme: the one-time
             password's hash is not one SUTO can verify.
         """
         check_window(window)

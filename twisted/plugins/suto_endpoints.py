@@ -1,8 +1,8 @@
 """
 Endpoint string dropin: C{suto-tls:...} listens with the SUTO server's
-hardened, reloadable TLS (see L{suto_server.tls}).
+hardened, reloadable TLS (see L{suto_server.net.tls}).
 """
 
-from suto_server.tls import SutoTLSParser
+from suto_server.net.tls import SutoTLSParser
 
 suto_tls = SutoTLSParser()

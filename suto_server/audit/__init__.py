@@ -1,0 +1,3 @@
+"""
+The audit log and its alerts, and the sinks alerts go to.
+"""

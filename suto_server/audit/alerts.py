@@ -1,0 +1,97 @@
+"""
+Alerts: the audit events an operator must hear about as they happen.
+
+An alert is made from its audit record and carries what the record says
+(when, which profile, from where, at which locations, why) and nothing
+else, so it never carries a key, a hash or a password: the audit log holds
+none.  L{suto_server.audit.log.AuditLog} hands each alert to every configured
+L{suto_server.interfaces.IAlertSink}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from suto_server.core.timestamps import iso_utc
+
+#: The audit events that are alerts.
+ALERT_TYPES = frozenset(
+    {
+        # A second holder of a profile's key chain.
+        "clone_suspected",
+        # A profile is served from a new address; its old one fell silent.
+        "location_changed",
+        # An enrollment attempt was refused.
+        "enrollment_failed",
+        # An enrollment window closed after too many failed attempts.
+        "enrollment_window_exhausted",
+        # Rotations keep failing on the device: its hardware changed.
+        "fingerprint_mismatch",
+        # A device coming back after being offline failed to prove its key.
+        "reconnect_failed",
+        # A profile was blacklisted.
+        "blacklisted",
+        # A peer was refused for asking too often.
+        "rate_limited",
+        # A TLS certificate is close to expiry.
+        "certificate_expiring",
+        # An answer to a check packet carried a wrong proof.
+        "check_forged",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """
+    One alert.
+
+    @ivar type: one of L{ALERT_TYPES}.
+    @ivar time: POSIX time of the event.
+    @ivar profile: the user name of the profile concerned, if any.
+    @ivar locations: the places concerned, as operators name them.
+    @ivar reason: what happened, in words.
+    @ivar source: the peer's address, if a peer was involved.
+    """
+
+    type: str
+    time: float
+    profile: str | None
+    locations: tuple[str, ...]
+    reason: str
+    source: str | None
+
+    def to_json(self) -> dict:
+        """
+        @return: the alert as a JSON-ready L{dict}, as every sink and the
+            admin API send it: C{type}, C{time} (ISO 8601, UTC),
+            C{timestamp} (POSIX), C{profile}, C{source}, C{locations} and
+            C{reason}.
+        """
+        return {
+            "type": self.type,
+            "time": iso_utc(self.time),
+            "timestamp": self.time,
+            "profile": self.profile,
+            "source": self.source,
+            "locations": list(self.locations),
+            "reason": self.reason,
+        }
+
+
+def alert_for(event) -> Alert | None:
+    """
+    @param event: an L{suto_server.store.records.AuditEvent}.
+    @return: the L{Alert} the event raises, or L{None} if it is not one of
+        L{ALERT_TYPES}.
+    """
+    if event.event not in ALERT_TYPES:
+        return None
+    return Alert(
+        type=event.event,
+        time=event.time,
+        profile=event.username,
+        locations=event.locations,
+        reason=event.reason,
+        source=event.source,
+    )

@@ -1,0 +1,177 @@
+"""
+The audit log as the rest of the server uses it: one call records an event
+in the store's hash chain and, when the event is an alert, hands the alert
+to every alert sink.
+
+Recording is local: one SQLite transaction, on the reactor thread by
+default.  The daemon instead hands each record to a group commit on its
+database thread (C{append}), so the reactor never waits for the sync: a
+record is then on disk within one batch of the event, its alert is
+raised at once all the same, and a record that cannot be written is
+logged as critical.  Delivering is whatever each sink makes of it, and
+never reaches back: a sink that raises or whose L{Deferred} fails is
+logged, and the caller, which is deciding an authentication or an
+enrollment, goes on.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.logger import Logger
+
+from suto_server.audit.alerts import Alert, alert_for
+from suto_server.audit.sinks.log import LogSink
+from suto_server.store.records import MAX_NAME, AuditEvent, check_audit_event
+
+_ELLIPSIS = "..."
+
+
+def _bounded(location: str) -> str:
+    """
+    @return: C{location}, shortened to the L{MAX_NAME} characters the
+        store keeps (a location of many networks describes itself at
+        length), so that a long one never keeps an event out of the log.
+    """
+    if len(location) <= MAX_NAME:
+        return location
+    return location[: MAX_NAME - len(_ELLIPSIS)] + _ELLIPSIS
+
+
+class AuditLog:
+    """
+    @param store: an L{suto_server.interfaces.IEnrollmentStore}, which
+        keeps the chain.
+    @param sinks: the L{suto_server.interfaces.IAlertSink}s alerts go to;
+        the structured log alone (a L{LogSink}) unless given.
+    @param observers: callables given each recorded L{AuditEvent} (the
+        metrics and the per-source penalties); like a sink, one that
+        raises is logged and never reaches the caller.
+    @param append: writes one L{AuditEvent} to the store, returning at
+        once or through a L{Deferred}; the store's own C{append_audit}
+        unless given.
+    """
+
+    log = Logger()
+
+    def __init__(self, store, sinks=None, observers=(), append=None) -> None:
+        self._store = store
+        self._sinks = [LogSink()] if sinks is None else list(sinks)
+        self._observers = list(observers)
+        self._append = store.append_audit if append is None else append
+        # The appends given to C{append} that have not landed yet.
+        self._unwritten: set[Deferred] = set()
+
+    def record(
+        self,
+        now: float,
+        event: str,
+        user: str | None,
+        source: str | None,
+        reason: str,
+        locations=(),
+    ) -> None:
+        """
+        Append an event to the audit log and raise its alert, if it is
+        one.  The alert goes out even when the store fails, since that is
+        when an operator most needs it.
+
+        @param locations: the places the event concerns (each shortened
+            to what the store keeps).
+        @raise ValueError: a field is of the wrong type or out of bounds;
+            nothing is recorded and no alert raised.
+        @raise suto_server.store.errors.StoreError: the store could not
+            append the event (when C{append} answers at once).
+        """
+        record = AuditEvent(
+            now,
+            event,
+            user,
+            source,
+            reason,
+            tuple(_bounded(location) for location in locations),
+        )
+        check_audit_event(record)
+        try:
+            written = self._append(record)
+            if isinstance(written, Deferred):
+                self._landing(written, record)
+        finally:
+            alert = alert_for(record)
+            if alert is not None:
+                self._raise(alert)
+            self._observe(record)
+
+    def _landing(self, written: Deferred, record: AuditEvent) -> None:
+        self._unwritten.add(written)
+
+        def landed(result):
+            self._unwritten.discard(written)
+            return result
+
+        def lost(failure):
+            self.log.failure(
+                "the audit log could not record a {event} event",
+                failure,
+                event=record.event,
+            )
+
+        written.addBoth(landed).addErrback(lost)
+
+    def flushed(self) -> Deferred:
+        """
+        @return: a L{Deferred} firing once every record given so far is
+            written (or found unwritable, which is logged).
+        """
+        return DeferredList(list(self._unwritten)).addCallback(lambda _: None)
+
+    def _observe(self, record: AuditEvent) -> None:
+        for observer in self._observers:
+            try:
+                observer(record)
+            except Exception:
+                self.log.failure(
+                    "an audit observer failed on a {event} event", event=record.event
+                )
+
+    def _raise(self, alert: Alert) -> None:
+        """
+        Hand C{alert} to every sink; none of their failures escapes.
+        """
+        for sink in self._sinks:
+            maybeDeferred(sink.deliver, alert).addErrback(
+                self._sink_failed, sink, alert
+            )
+
+    def _sink_failed(self, failure, sink, alert: Alert) -> None:
+        self.log.failure(
+            "alert sink {sink} failed on a {alert_type} alert",
+            failure,
+            sink=type(sink).__name__,
+            alert_type=alert.type,
+        )
+
+    def events(self, since: float | None = None) -> list:
+        """
+        @return: the L{AuditEvent}s at or after C{since} (all unless
+            given), oldest first.
+        """
+        return self._store.audit_events(since)
+
+    def alerts(self, since: float | None = None) -> list:
+        """
+        @return: the L{Alert}s at or after C{since} (all unless given),
+            oldest first.
+        """
+        return [
+            alert
+            for alert in map(alert_for, self.events(since))
+            if alert is not None
+        ]
+
+    def verify(self) -> list:
+        """
+        @return: the problems with the log's hash chain (see
+            L{suto_server.interfaces.IEnrollmentStore.verify_audit}); empty
+            when it is intact.
+        """
+        return self._store.verify_audit()

@@ -1,0 +1,346 @@
+"""
+The server's side of a rotation connection, as a sans-IO state machine
+(docs/PROTOCOL.md §9).
+
+One connection serves one profile and carries rotation after rotation in
+lockstep.  The protocol asks the rotation rules to begin (L{Begin}) and to
+commit (L{Commit}) and reports back; the machine decides what goes on the
+wire::
+
+    idle        --reconnect-->  reconnecting
+    reconnecting --reconnected--> rejoined    (sends RECONNECT_OK)
+    rejoined    --rotate-->     beginning     (the rotation spends the step)
+    reconnecting, beginning --denied--> done  (sends AUTH_0)
+    idle        --rotate-->     beginning
+    beginning   --started-->    awaiting_ack  (sends ROTATE_OK)
+    beginning   --refused-->    done          (sends ERROR_UNKNOWN_KEY)
+    awaiting_ack --ack-->       committing
+    committing  --committed-->  idle          (sends ROTATE_DONE)
+    committing  --rejected-->   done          (sends ERROR_ROTATION_FAILED)
+    any         --unexpected / violation--> done (sends ERROR_<CODE>)
+    any         --an answer nothing asked for--> done (sends ERROR_BUSY)
+
+Every connection of the fleet runs this machine through four inputs per
+rotation, so it is a plain table (L{TRANSITIONS}) rather than an Automat
+machine as the other sessions are: a dictionary lookup per input instead
+of Automat's copied bound inputs and scan of the transitions, for no
+more memory per connection (bench/RESULTS.md, finding 3).  The table
+has a row for every state and every input, checked when it is built, so
+no input can find a state without an answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from suto_server.core import wire
+from suto_server.machines.classic import Close, Send
+
+
+@dataclass(frozen=True)
+class Begin:
+    """Start a rotation for C{message} (a L{wire.Rotate})."""
+
+    message: object
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """Check the reconnection C{message} (a L{wire.Reconnect})."""
+
+    message: object
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Check C{sealed} (the client's ack) and commit the new key."""
+
+    sealed: bytes
+
+    def __repr__(self) -> str:
+        return f"Commit(<{len(self.sealed)} bytes>)"
+
+
+@dataclass(frozen=True)
+class Abandon:
+    """
+    A rotation was under way when the connection ended or broke the
+    protocol: the client never acknowledged (or never committed) it.
+    """
+
+    reason: str
+
+
+#: The states.
+IDLE = "idle"  # Between rotations; the connection may stay quiet for an interval.
+RECONNECTING = "reconnecting"  # The rules are checking a reconnection.
+# Not named "reconnected": that is the method the protocol calls.
+REJOINED = "rejoined"  # RECONNECT_OK went out; only a rotation may follow.
+BEGINNING = "beginning"  # The rules are deriving the next key.
+AWAITING_ACK = "awaiting_ack"  # ROTATE_OK went out; waiting for the ack.
+COMMITTING = "committing"  # The new key is being committed.
+DONE = "done"  # The connection is closing.
+
+STATES = (IDLE, RECONNECTING, REJOINED, BEGINNING, AWAITING_ACK, COMMITTING, DONE)
+
+#: The inputs.
+ROTATE = "rotate"  # SUTO_C_ROTATE_ for this connection's profile.
+RECONNECT = "reconnect"  # SUTO_C_RECONNECT_ for this connection's profile.
+RECONNECTED = "reconnected"  # The reconnection opened under the offline key.
+DENIED = "denied"  # The profile is blacklisted, or its reconnection failed.
+ACK = "ack"  # SUTO_C_ROTATE_ACK_.
+STARTED = "started"  # The next key is derived and sealed.
+REFUSED = "refused"  # The presented key may not rotate.
+COMMITTED = "committed"  # The new key is durable.
+# The acknowledgement did not open, or the commit lost a race.
+REJECTED = "rejected"
+UNEXPECTED = "unexpected"  # A well-formed message with no place here.
+LOST = "lost"  # The connection ended.
+VIOLATION = "violation"  # Bad bytes, silence, or the server could not check.
+
+INPUTS = (
+    ROTATE,
+    RECONNECT,
+    RECONNECTED,
+    DENIED,
+    ACK,
+    STARTED,
+    REFUSED,
+    COMMITTED,
+    REJECTED,
+    UNEXPECTED,
+    LOST,
+    VIOLATION,
+)
+
+
+def transition_table(states: tuple, inputs: tuple, rows: tuple) -> dict:
+    """
+    The table of a machine, C{{(state, input): (next state, outputs)}},
+    from C{rows} of C{(states, inputs, next state, outputs)}, each of
+    which stands for each of its states with each of its inputs (as the
+    tables of docs/PROTOCOL.md §6.3 read).
+
+    @raise ValueError: two rows give the same state and input, a row
+        names a state or input the machine does not have, or a state
+        has no row for some input: the table must say what every input
+        does in every state.
+    """
+    table = {}
+    for row_states, row_inputs, next_state, outputs in rows:
+        if next_state not in states:
+            raise ValueError(f"no such state: {next_state!r}")
+        for state in row_states:
+            for symbol in row_inputs:
+                if (state, symbol) in table:
+                    raise ValueError(f"{state} --{symbol}--> is in two rows")
+                table[state, symbol] = (next_state, tuple(outputs))
+    every = {(state, symbol) for state in states for symbol in inputs}
+    if set(table) != every:
+        raise ValueError(
+            f"no row for {sorted(every - set(table))},"
+            f" not in the machine: {sorted(set(table) - every)}"
+        )
+    return table
+
+
+#: What a message with no place in the current state is.  One for all
+#: sessions: only its code goes out, and every message would otherwise
+#: pay for an error it almost never needs.
+_OUT_OF_ORDER = wire.ProtocolError(
+    wire.ERROR_OUT_OF_ORDER, "the message is not expected at this point"
+)
+
+
+class RotationSession:
+    """
+    @param user: the profile this connection serves (from its first
+        rotation); a rotation for another profile is out of order.
+    """
+
+    __slots__ = (
+        "user",
+        "_state",
+        "_message",
+        "_answer",
+        "_error",
+        "_actions",
+        "_first",
+    )
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+        self._state = IDLE
+        self._message = None
+        self._answer = None
+        self._error: wire.ProtocolError | None = None
+        self._actions: list = []
+        self._first = True
+
+    def receive(self, message) -> list:
+        self._error = _OUT_OF_ORDER
+        # A reconnection can only open a connection.
+        first, self._first = self._first, False
+        if isinstance(message, wire.Rotate) and message.user == self.user:
+            self._message = message
+            return self._input(ROTATE)
+        if (
+            isinstance(message, wire.Reconnect)
+            and message.user == self.user
+            and first
+        ):
+            self._message = message
+            return self._input(RECONNECT)
+        if isinstance(message, wire.RotateAck):
+            self._message = message
+            return self._input(ACK)
+        return self._input(UNEXPECTED)
+
+    def started(self, server_public: bytes, ok: bytes) -> list:
+        self._answer = wire.RotateOk(server_public, ok)
+        return self._input(STARTED)
+
+    def reconnected(self, ok: bytes) -> list:
+        self._answer = wire.ReconnectOk(ok)
+        return self._input(RECONNECTED)
+
+    def denied(self) -> list:
+        """
+        The profile is blacklisted, or its reconnection failed: say no
+        more than C{SUTO_AUTH_0}, and close.
+        """
+        return self._input(DENIED)
+
+    def refused(self) -> list:
+        self._error = wire.ProtocolError(wire.ERROR_UNKNOWN_KEY, "unknown key")
+        return self._input(REFUSED)
+
+    def committed(self, done: bytes) -> list:
+        self._answer = wire.RotateDone(done)
+        return self._input(COMMITTED)
+
+    def rejected(self) -> list:
+        self._error = wire.ProtocolError(
+            wire.ERROR_ROTATION_FAILED, "the acknowledgement was refused"
+        )
+        return self._input(REJECTED)
+
+    def protocol_error(self, error: wire.ProtocolError) -> list:
+        self._error = error
+        return self._input(VIOLATION)
+
+    def connection_lost(self) -> list:
+        """
+        The connection ended; a rotation waiting for its acknowledgement
+        is abandoned (the client could not open "ok", or went away).
+        """
+        return self._input(LOST)
+
+    def unavailable(self, reason: str) -> list:
+        return self.protocol_error(wire.ProtocolError(wire.ERROR_BUSY, reason))
+
+    def _input(self, symbol: str) -> list:
+        """
+        Take the transition of C{symbol} from the current state, and
+        return what its outputs decided.
+        """
+        self._state, outputs = TRANSITIONS[self._state, symbol]
+        for output in outputs:
+            output(self)
+        actions, self._actions = self._actions, []
+        return actions
+
+    def _ask_begin(self):
+        self._actions.append(Begin(self._message))
+
+    def _ask_reconnect(self):
+        self._actions.append(Reconnect(self._message))
+
+    def _send_denial(self):
+        self._actions += [Send(wire.Auth(False)), Close()]
+
+    def _ask_commit(self):
+        self._actions.append(Commit(self._message.sealed))
+
+    def _send_answer(self):
+        self._actions.append(Send(self._answer))
+
+    def _send_error(self):
+        self._actions += [Send(wire.Error(self._error.code)), Close()]
+
+    def _abandon(self):
+        self._actions.append(Abandon(f"protocol error: {self._error.code}"))
+
+    def _abandon_unacknowledged(self):
+        self._actions.append(
+            Abandon("no acknowledgement before the connection ended")
+        )
+
+    def _report_pipelined(self):
+        self._error = wire.ProtocolError(
+            wire.ERROR_PIPELINED, "a message arrived before the reply"
+        )
+
+    def _report_unasked(self):
+        # The protocol brings the rules' answers only to the ask that is
+        # waiting for them; another is the server's own fault.
+        self._error = wire.ProtocolError(
+            wire.ERROR_BUSY, "an answer came that nothing asked for"
+        )
+
+
+_S = RotationSession
+_ERROR = (_S._send_error,)
+_DENIAL = (_S._send_denial,)
+#: Messages that arrive while the rules are still working on the last one.
+_EARLY = (ROTATE, RECONNECT, ACK, UNEXPECTED)
+_PIPELINED = (_S._report_pipelined, _S._send_error)
+#: The answers of the rules, each to one ask.
+_ANSWERS = (RECONNECTED, DENIED, REFUSED, STARTED, COMMITTED, REJECTED)
+_UNASKED = (_S._report_unasked, _S._send_error)
+_WORKING = (RECONNECTING, BEGINNING, COMMITTING)
+_OPEN = (IDLE, RECONNECTING, REJOINED, BEGINNING, COMMITTING)
+
+#: Every transition, C{{(state, input): (next state, outputs)}}, in the
+#: order of docs/PROTOCOL.md §6.6.
+TRANSITIONS = transition_table(
+    STATES,
+    INPUTS,
+    (
+        ((IDLE,), (ROTATE,), BEGINNING, (_S._ask_begin,)),
+        ((IDLE,), (RECONNECT,), RECONNECTING, (_S._ask_reconnect,)),
+        ((RECONNECTING,), (RECONNECTED,), REJOINED, (_S._send_answer,)),
+        ((REJOINED,), (ROTATE,), BEGINNING, (_S._ask_begin,)),
+        ((BEGINNING,), (STARTED,), AWAITING_ACK, (_S._send_answer,)),
+        ((AWAITING_ACK,), (ACK,), COMMITTING, (_S._ask_commit,)),
+        ((COMMITTING,), (COMMITTED,), IDLE, (_S._send_answer,)),
+        ((RECONNECTING, BEGINNING), (REFUSED,), DONE, _ERROR),
+        ((RECONNECTING, BEGINNING), (DENIED,), DONE, _DENIAL),
+        ((COMMITTING,), (REJECTED,), DONE, _ERROR),
+        ((IDLE,), (ACK, UNEXPECTED), DONE, _ERROR),
+        ((REJOINED,), (RECONNECT, ACK, UNEXPECTED), DONE, _ERROR),
+        (_WORKING, _EARLY, DONE, _PIPELINED),
+        (
+            (AWAITING_ACK,),
+            (ROTATE, RECONNECT, UNEXPECTED),
+            DONE,
+            (_S._abandon, _S._send_error),
+        ),
+        (_OPEN, (VIOLATION,), DONE, _ERROR),
+        ((AWAITING_ACK,), (VIOLATION,), DONE, (_S._abandon, _S._send_error)),
+        (_OPEN, (LOST,), DONE, ()),
+        ((AWAITING_ACK,), (LOST,), DONE, (_S._abandon_unacknowledged,)),
+        ((IDLE, REJOINED), _ANSWERS, DONE, _UNASKED),
+        ((RECONNECTING,), (STARTED, COMMITTED, REJECTED), DONE, _UNASKED),
+        ((BEGINNING,), (RECONNECTED, COMMITTED, REJECTED), DONE, _UNASKED),
+        ((COMMITTING,), (RECONNECTED, DENIED, REFUSED, STARTED), DONE, _UNASKED),
+        (
+            (AWAITING_ACK,),
+            _ANSWERS,
+            DONE,
+            (_S._report_unasked, _S._abandon, _S._send_error),
+        ),
+        ((DONE,), INPUTS, DONE, ()),
+    ),
+)
+del _S

@@ -1,0 +1,371 @@
+"""
+The server's TLS listener: hardened settings, and a certificate that can be
+replaced while the server runs.
+
+Operators describe the listener with an ordinary Twisted endpoint string,
+C{ssl:2021:privateKey=server.key:certKey=server.crt}.  L{server_endpoint}
+hands such strings to L{SutoTLSParser} (endpoint type C{suto-tls}) instead
+of Twisted's stock C{ssl} parser, which takes the same arguments but also
+admits legacy cipher suites and cannot reload its certificate.
+
+L{ReloadableServerTLS} keeps one OpenSSL context and makes every new
+connection from whichever context is current.  An OpenSSL connection holds a
+reference to the context it was made from, so L{ReloadableServerTLS.reload}
+builds a complete new context from the files first and only then swaps it
+in: connections accepted afterwards present the new certificate, connections
+already open keep theirs, and a bad file leaves the old context in place.
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives import serialization
+from OpenSSL import SSL
+from OpenSSL.crypto import X509, PKey
+from twisted.internet.abstract import isIPv6Address
+from twisted.internet.endpoints import (
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
+    serverFromString,
+)
+from twisted.internet.interfaces import (
+    IOpenSSLServerConnectionCreator,
+    IStreamServerEndpoint,
+    IStreamServerEndpointStringParser,
+)
+from twisted.internet.ssl import (
+    AcceptableCiphers,
+    CertificateOptions,
+    TLSVersion,
+)
+from twisted.logger import Logger
+from twisted.plugin import IPlugin
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from zope.interface import implementer
+
+# MAX_PEM_BYTES belongs to this module's interface too: its files are read
+# under that cap.
+from suto_server.core.pem import MAX_PEM_BYTES, load_certificates, load_private_key
+from suto_server.net import certificate
+
+#: Cipher suites for TLS 1.2: ephemeral elliptic-curve key exchange with
+#: an AEAD cipher only.  Twisted's default list also admits static-RSA key
+#: exchange and CBC suites, which no TLS 1.2 client of today needs.  TLS 1.3
+#: suites are all AEAD and forward-secret; OpenSSL's defaults for them stay.
+MODERN_CIPHERS = AcceptableCiphers.fromOpenSSLCipherString(
+    "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL"
+)
+
+_MAX_INTERFACE = 255
+_MAX_BACKLOG = 65535
+_YES_NO = {"yes": True, "no": False}
+
+
+class TLSConfigurationError(ValueError):
+    """
+    The TLS listener's description or one of its files is unusable.  The
+    message names the argument or file and what is wrong with it, never any
+    key material.
+    """
+
+
+def _load_private_key(path: str) -> PKey:
+    """
+    @return: the unencrypted private key in the PEM file at C{path}.
+    @raise TLSConfigurationError: the file holds no usable key.
+    """
+    key = load_private_key(
+        path, "private key", TLSConfigurationError, needed_by="the server"
+    )
+    try:
+        return PKey.from_cryptography_key(key)
+    except TypeError as error:
+        raise TLSConfigurationError(
+            f"the private key file {path!r} holds a kind of key TLS "
+            f"cannot use"
+        ) from error
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ReloadableServerTLS:
+    """
+    Server TLS settings whose certificate can be replaced without a restart.
+
+    Every context it builds accepts TLS 1.2 and 1.3 only (OpenSSL picks
+    1.3 whenever the client offers it), the cipher suites of
+    L{MODERN_CIPHERS}, no compression and no renegotiation.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        private_key: str,
+        certificate_path: str,
+        *,
+        extra_chain: str | None = None,
+        client_cas: str | None = None,
+        require_client_certificate: bool = False,
+    ) -> None:
+        """
+        Load the files and build the first context.
+
+        @param private_key: path of the PEM private key (unencrypted).
+        @param certificate_path: path of the PEM certificate; if the file
+            holds more than one, the first is the server's own and the rest
+            are sent as its chain.
+        @param extra_chain: path of more PEM certificates to send after the
+            server's own, for clients that trust only the root of its chain.
+        @param client_cas: path of the PEM certificates of the authorities
+            whose client certificates are accepted; a client that presents
+            a certificate must present one they signed.
+        @param require_client_certificate: refuse clients that present no
+            certificate.  Needs C{client_cas}.
+        @raise TLSConfigurationError: the arguments contradict each other or
+            a file is unusable.
+        """
+        if require_client_certificate and client_cas is None:
+            raise TLSConfigurationError(
+                "requiring a client certificate needs the certificates of "
+                "the authorities that sign them (caCerts)"
+            )
+        self._private_key = private_key
+        self._certificate_path = certificate_path
+        self._extra_chain = extra_chain
+        self._client_cas = client_cas
+        self._require_client_certificate = require_client_certificate
+        self._context = self._build_context()
+
+    def _build_context(self) -> SSL.Context:
+        """
+        Read every file afresh and build a complete context from them.
+
+        @raise TLSConfigurationError: a file is unusable, or OpenSSL refuses
+            the key with the certificate (usually: the key does not belong
+            to it).
+        """
+        key = _load_private_key(self._private_key)
+        own, *chain = load_certificates(
+            self._certificate_path, "certificate", TLSConfigurationError
+        )
+        if self._extra_chain is not None:
+            chain += load_certificates(
+                self._extra_chain, "certificate chain", TLSConfigurationError
+            )
+        client_verification = {}
+        if self._client_cas is not None:
+            authorities = load_certificates(
+                self._client_cas,
+                "client certificate authority",
+                TLSConfigurationError,
+            )
+            client_verification = dict(
+                verify=True,
+                caCerts=[X509.from_cryptography(each) for each in authorities],
+                requireCertificate=self._require_client_certificate,
+            )
+        options = CertificateOptions(
+            privateKey=key,
+            certificate=X509.from_cryptography(own),
+            extraCertChain=[X509.from_cryptography(link) for link in chain],
+            raiseMinimumTo=TLSVersion.TLSv1_2,
+            acceptableCiphers=MODERN_CIPHERS,
+            **client_verification,
+        )
+        try:
+            context = options.getContext()
+        except SSL.Error as error:
+            raise TLSConfigurationError(
+                f"OpenSSL refuses the private key {self._private_key!r} with "
+                f"the certificate {self._certificate_path!r} (does the key "
+                f"belong to the certificate?): {error}"
+            ) from error
+        context.set_options(SSL.OP_NO_RENEGOTIATION)
+        return context
+
+    def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
+        """
+        Make a connection from the current context.
+        """
+        return SSL.Connection(self._context, None)
+
+    def reload(self) -> certificate.CertificateInfo:
+        """
+        Re-read the files and use them for every connection accepted from
+        now on; connections already open keep the context they were made
+        from.
+
+        Call it in the reactor thread: a signal handler should hand it over
+        with C{reactor.callFromThread}, as Twisted does for C{SIGINT}.
+
+        @return: a description of the certificate now in use.
+        @raise TLSConfigurationError: a file is unusable; the previous
+            certificate stays in use.
+        """
+        self._context = self._build_context()
+        info = self.certificate_info()
+        self.log.info(
+            "TLS certificate reloaded: {subject}, SHA-256 fingerprint "
+            "{fingerprint}, valid until {not_after}",
+            subject=info.subject,
+            fingerprint=info.fingerprint,
+            not_after=info.not_after.isoformat(),
+        )
+        return info
+
+    def certificate_info(self) -> certificate.CertificateInfo:
+        """
+        @return: subject, fingerprint and validity of the certificate that
+            new connections are shown.
+        """
+        own = SSL.Connection(self._context, None).get_certificate()
+        return certificate.describe(
+            own.to_cryptography().public_bytes(serialization.Encoding.PEM)
+        )
+
+
+@implementer(IStreamServerEndpoint)
+class TLSServerEndpoint:
+    """
+    TLS over a TCP server endpoint.
+
+    @ivar tls: the settings every accepted connection is made with; call
+        its C{reload} to take up a renewed certificate.
+    """
+
+    def __init__(self, tcp: IStreamServerEndpoint, tls: ReloadableServerTLS):
+        self._tcp = tcp
+        self.tls = tls
+
+    def listen(self, protocolFactory):
+        """
+        Listen on the TCP endpoint, running TLS before C{protocolFactory}'s
+        protocols.
+        """
+        return self._tcp.listen(
+            _RefusingTLSFactory(self.tls, False, protocolFactory)
+        )
+
+
+class _RefusingTLSFactory(TLSMemoryBIOFactory):
+    """
+    TLS that lets the wrapped factory refuse a connection (by building
+    L{None}, as a plain TCP factory may): the connection is then closed
+    before the TLS handshake, which costs a refused peer nothing of ours.
+    """
+
+    def buildProtocol(self, addr):
+        wrapped = self.wrappedFactory.buildProtocol(addr)
+        if wrapped is None:
+            return None
+        return self.protocol(self, wrapped)
+
+
+def _bounded_int(value, name: str, low: int, high: int) -> int:
+    """
+    @raise TLSConfigurationError: C{value} is not a decimal integer from
+        C{low} to C{high}.
+    """
+    text = str(value)
+    if not (text.isascii() and text.isdigit() and len(text) <= 6):
+        raise TLSConfigurationError(f"{name} must be a number, not {text!r}")
+    number = int(text)
+    if not low <= number <= high:
+        raise TLSConfigurationError(f"{name} must be from {low} to {high}")
+    return number
+
+
+@implementer(IPlugin, IStreamServerEndpointStringParser)
+class SutoTLSParser:
+    """
+    Endpoint strings C{suto-tls:PORT:privateKey=...:certKey=...}: the
+    arguments of Twisted's C{ssl} endpoint plus C{caCerts} and
+    C{requireClientCert} for client certificates.  C{sslmethod} and
+    C{dhParameters} are refused: the protocol versions are fixed, and the
+    cipher suites use elliptic-curve key exchange only.
+    """
+
+    prefix = "suto-tls"
+
+    def parseStreamServer(
+        self,
+        reactor,
+        port=None,
+        privateKey=None,
+        certKey=None,
+        *unexpected,
+        extraCertChain=None,
+        caCerts=None,
+        requireClientCert="no",
+        interface="",
+        backlog=50,
+        **unknown,
+    ) -> TLSServerEndpoint:
+        """
+        Build the endpoint a C{suto-tls} string describes.
+
+        @param port: the TCP port (required).
+        @param privateKey: path of the PEM private key (required).
+        @param certKey: path of the PEM certificate, and optionally its
+            chain; the private key's file if not given, as for C{ssl}.
+        @param extraCertChain: path of more chain certificates.
+        @param caCerts: path of the authorities whose client certificates
+            are accepted.
+        @param requireClientCert: C{yes} to refuse clients without a
+            certificate signed by one of C{caCerts}.
+        @param interface: the address to bind; an IPv6 literal (written
+            with escaped colons, C{interface=\\:\\:1}) listens on IPv6.
+        @raise TLSConfigurationError: an argument or file is unusable.
+        """
+        if unexpected:
+            raise TLSConfigurationError(
+                "suto-tls takes at most port, privateKey and certKey "
+                "without a name; name the other arguments"
+            )
+        if unknown:
+            raise TLSConfigurationError(
+                "suto-tls does not take " + ", ".join(sorted(unknown))
+            )
+        if port is None:
+            raise TLSConfigurationError("suto-tls needs a port")
+        port_number = _bounded_int(port, "port", 0, 65535)
+        backlog_size = _bounded_int(backlog, "backlog", 1, _MAX_BACKLOG)
+        if privateKey is None:
+            raise TLSConfigurationError("suto-tls needs privateKey=")
+        if requireClientCert.lower() not in _YES_NO:
+            raise TLSConfigurationError("requireClientCert must be yes or no")
+        if len(interface) > _MAX_INTERFACE:
+            raise TLSConfigurationError("interface is too long")
+        tls = ReloadableServerTLS(
+            privateKey,
+            privateKey if certKey is None else certKey,
+            extra_chain=extraCertChain,
+            client_cas=caCerts,
+            require_client_certificate=_YES_NO[requireClientCert.lower()],
+        )
+        if isIPv6Address(interface):
+            tcp = TCP6ServerEndpoint(reactor, port_number, backlog_size, interface)
+        else:
+            tcp = TCP4ServerEndpoint(reactor, port_number, backlog_size, interface)
+        return TLSServerEndpoint(tcp, tls)
+
+
+STOCK_PREFIX = "ssl:"
+"""How an operator's TLS listener description starts: Twisted's own C{ssl}
+endpoint type, served here by L{SutoTLSParser}."""
+
+
+def server_endpoint(reactor, description: str) -> IStreamServerEndpoint:
+    """
+    Build a listening endpoint from its description, serving C{ssl:}
+    strings with the hardened, reloadable TLS of L{SutoTLSParser}.
+
+    @param description: any server endpoint string; C{ssl:...} is read as
+        C{suto-tls:...} with the same arguments, anything else (C{tcp:},
+        C{unix:}, ...) goes to L{serverFromString} unchanged.
+    @return: the endpoint; for C{ssl:} and C{suto-tls:} a
+        L{TLSServerEndpoint}.
+    @raise TLSConfigurationError: a TLS argument or file is unusable.
+    """
+    if description.startswith(STOCK_PREFIX):
+        description = f"{SutoTLSParser.prefix}:{description[len(STOCK_PREFIX):]}"
+    return serverFromString(reactor, description)

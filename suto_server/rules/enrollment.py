@@ -1,0 +1,364 @@
+"""
+Enrollment rules: IT opens a window, a device at the right place with the
+right one-time password closes it with a first key.
+
+A window names one user, the location (networks) the device must connect
+from, a deadline, and the sha512-crypt hash of a one-time password; the
+password itself is shown to IT once and never stored.  Every refusal is
+recorded in the audit log with its reason and, except for a missing
+window, counts as a failed attempt; after C{max_attempts} the window
+closes.  Success writes the profile (fingerprint hash, first key sealed
+with the master key) and removes the window in one transaction, so a
+window is used at most once.
+
+Every method takes C{now} (POSIX seconds) instead of reading a clock.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import secrets
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from suto_server.audit.log import AuditLog
+from suto_server.core import keyschedule, schemes
+from suto_server.interfaces import IPasswordHashSource
+from suto_server.locations import Location
+from suto_server.store.errors import ProfileExists, UnknownWindow
+from suto_server.store.records import EnrollmentWindow, Profile
+
+#: Characters of generated one-time passwords: no look-alikes (0/O, 1/l/I).
+PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+#: Four groups of five: about 99 bits, easy to read out over the phone.
+PASSWORD_GROUPS = 4
+PASSWORD_GROUP_LENGTH = 5
+
+
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+def new_password() -> str:
+    """
+    A fresh one-time password, e.g. C{k7m2p-...}.
+    """
+    return "-".join(
+        "".join(
+            secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_GROUP_LENGTH)
+        )
+        for _ in range(PASSWORD_GROUPS)
+    )
+
+
+class EnrollmentRefused(Exception):
+    """
+    The enrollment cannot go on; C{reason} is the audit code
+    (C{no_window}, C{expired}, C{wrong_location}, C{wrong_password},
+    C{bad_seal}).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def window_location(window: EnrollmentWindow) -> Location:
+    return Location(
+        tuple(ipaddress.ip_network(net) for net in window.networks),
+        window.location_name,
+    )
+
+
+def _where(window: EnrollmentWindow | None) -> tuple[str, ...]:
+    """
+    The locations an event about C{window} concerns: the window's, or
+    none when there is no window.
+    """
+    return () if window is None else (window_location(window).describe(),)
+
+
+@implementer(IPasswordHashSource)
+class WindowHashSource:
+    """
+    The one-time password hashes of the open windows, as a hash source, so
+    the enrollment challenge is checked by the same cred checker as the
+    classic one.
+    """
+
+    def __init__(self, store) -> None:
+        self._store = store
+
+    def hash_for(self, username):
+        window = self._store.get_window(username)
+        return None if window is None else window.otp_hash
+
+
+class Enrollment:
+    """
+    @param store: an L{suto_server.interfaces.IEnrollmentStore}.
+    @param master_key: seals keys at rest (L{suto_server.masterkey.MasterKey}).
+    @param pool: computes the one-time password's hash off the reactor.
+    @param audit: the L{AuditLog} events and alerts go to; one over
+        C{store} with the structured log as its only alert sink unless
+        given.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        store,
+        master_key,
+        pool,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self._store = store
+        self._master_key = master_key
+        self._pool = pool
+        self.max_attempts = max_attempts
+        self._audit_log = AuditLog(store) if audit is None else audit
+
+    def open_window(
+        self,
+        user: str,
+        location: Location,
+        timeout: float,
+        now: float,
+        password: str | None = None,
+        replace: bool = False,
+        wide: bool = False,
+    ) -> Deferred:
+        """
+        Open (or reopen, with a new password) the window for C{user}.
+
+        @param wide: IT asked for a location wider than a window normally
+            covers; the audit record says so.
+
+        @return: a L{Deferred} firing with the one-time password, once its
+            hash is stored.
+        @raise ProfileExists: C{user} is enrolled and C{replace} is false,
+            or C{user} is blacklisted.
+        """
+        if self._store.blacklist_entry(user) is not None:
+            raise ProfileExists(
+                f"{user} is blacklisted; lift it with 'suto-admin unblock "
+                f"{user}' first, which removes the profile"
+            )
+        if self._store.get_profile(user) is not None and not replace:
+            raise ProfileExists(
+                f"{user} is already enrolled; re-enrolling needs replace"
+            )
+        password = password or new_password()
+        d = self._pool.crypt(password, schemes.new_setting())
+
+        def store(otp_hash):
+            self._store.open_window(
+                EnrollmentWindow(
+                    username=user,
+                    otp_hash=otp_hash,
+                    networks=tuple(str(net) for net in location.networks),
+                    location_name=location.name,
+                    opened_at=now,
+                    deadline=now + timeout,
+                    attempts=0,
+                    max_attempts=self.max_attempts,
+                    replace=replace,
+                )
+            )
+            self._audit(
+                now,
+                "enrollment_window_opened",
+                user,
+                None,
+                f"at {location.describe()} for {timeout:g}s"
+                + (", a wide location on request" if wide else "")
+                + (", replacing the profile" if replace else ""),
+                (location.describe(),),
+            )
+            return password
+
+        return d.addCallback(store)
+
+    def windows(self, now: float) -> list:
+        """
+        The open windows; any that expired are closed (and audited) first.
+        """
+        current = []
+        for window in self._store.list_windows():
+            if now >= window.deadline:
+                self._store.close_window(window.username)
+                self._audit(
+                    now,
+                    "enrollment_window_expired",
+                    window.username,
+                    None,
+                    "deadline passed with no enrollment",
+                    _where(window),
+                )
+            else:
+                current.append(window)
+        return current
+
+    def is_open(self, user: str, opened_at: float, now: float) -> bool:
+        """
+        Whether the window C{user} had opened at C{opened_at} is still
+        open: not used, cancelled, exhausted, replaced by another or past
+        its deadline.
+        """
+        window = self._store.get_window(user)
+        return (
+            window is not None
+            and window.opened_at == opened_at
+            and now < window.deadline
+        )
+
+    def cancel(self, user: str, now: float) -> bool:
+        """
+        Close C{user}'s window, if any.
+        """
+        closed = self._store.close_window(user)
+        if closed:
+            self._audit(now, "enrollment_window_cancelled", user, None, "by IT")
+        return closed
+
+    def begin(self, user: str, source: str, now: float) -> EnrollmentWindow:
+        """
+        A device at C{source} asks to enroll C{user}.
+
+        @return: the window it may now prove the password for.
+        @raise EnrollmentRefused: no window, expired, or wrong location.
+        """
+        window = self._store.get_window(user)
+        if window is None:
+            self._audit(now, "enrollment_failed", user, source, "no_window")
+            raise EnrollmentRefused("no_window")
+        if now >= window.deadline:
+            self._store.close_window(user)
+            self._audit(
+                now, "enrollment_failed", user, source, "expired", _where(window)
+            )
+            raise EnrollmentRefused("expired")
+        if not window_location(window).contains(source):
+            self.fail(user, source, "wrong_location", now)
+        return window
+
+    def fail(self, user: str, source: str, reason: str, now: float) -> None:
+        """
+        Count a failed attempt on C{user}'s window, closing it after the
+        last allowed one.
+
+        @raise EnrollmentRefused: always, with C{reason}.
+        """
+        window = self._store.get_window(user)
+        self._audit(
+            now, "enrollment_failed", user, source, reason, _where(window)
+        )
+        try:
+            attempts = self._store.record_failed_attempt(user)
+        except UnknownWindow:
+            raise EnrollmentRefused(reason) from None
+        # The limit the window was opened with stands, even if the daemon
+        # restarted with another one since.
+        if attempts >= window.max_attempts:
+            self._store.close_window(user)
+            self._audit(
+                now,
+                "enrollment_window_exhausted",
+                user,
+                source,
+                f"{attempts} failed attempts",
+                _where(window),
+            )
+        raise EnrollmentRefused(reason)
+
+    def complete(
+        self, window: EnrollmentWindow, source: str, sealed: bytes, now: float
+    ) -> tuple[str, bytes]:
+        """
+        The device proved the password and sent its sealed fingerprint hash
+        and random data: derive the first key and commit the profile.
+
+        @return: the key id and the confirmation sealed under the new key.
+        @raise EnrollmentRefused: the data does not open, or the window
+            expired or went away meanwhile.
+        """
+        user = window.username
+        current = self._store.get_window(user)
+        if current is None or not hmac.compare_digest(
+            current.otp_hash, window.otp_hash
+        ):
+            # IT cancelled or reopened the window (new password) meanwhile.
+            self._audit(now, "enrollment_failed", user, source, "no_window")
+            raise EnrollmentRefused("no_window")
+        secret = keyschedule.password_secret(window.otp_hash, user)
+        try:
+            plaintext = keyschedule.open_sealed(
+                secret,
+                sealed,
+                profile=user,
+                purpose=keyschedule.ENROLL_DATA_PURPOSE,
+                direction=keyschedule.Direction.CLIENT_TO_SERVER,
+                counter=0,
+            )
+        except keyschedule.SealError:
+            self.fail(user, source, "bad_seal", now)
+        if len(plaintext) != keyschedule.FINGERPRINT_SIZE + keyschedule.RANDOM_SIZE:
+            self.fail(user, source, "bad_seal", now)
+        if now >= window.deadline:
+            self._store.close_window(user)
+            self._audit(
+                now, "enrollment_failed", user, source, "expired", _where(window)
+            )
+            raise EnrollmentRefused("expired")
+        fingerprint_hash = plaintext[: keyschedule.FINGERPRINT_SIZE]
+        random_data = plaintext[keyschedule.FINGERPRINT_SIZE :]
+        key = keyschedule.first_key(random_data, fingerprint_hash, secret, user)
+        key_id = keyschedule.key_id(key)
+        profile = Profile(
+            username=user,
+            fingerprint_hash=fingerprint_hash,
+            key_sealed=self._master_key.seal_key(user, key_id, key),
+            key_id=key_id,
+            generation=0,
+            enrolled_at=now,
+            location=source,
+            location_name=window.location_name,
+        )
+        try:
+            self._store.complete_enrollment(profile)
+        except UnknownWindow:
+            self._audit(now, "enrollment_failed", user, source, "no_window")
+            raise EnrollmentRefused("no_window") from None
+        self._audit(
+            now, "enrolled", user, source, f"key id {key_id}", _where(window)
+        )
+        confirmation = keyschedule.seal(
+            key,
+            key_id.encode("ascii"),
+            profile=user,
+            purpose=keyschedule.ENROLL_CONFIRM_PURPOSE,
+            direction=keyschedule.Direction.SERVER_TO_CLIENT,
+            counter=0,
+        )
+        return key_id, confirmation
+
+    def abandoned(self, user: str, source: str, reason: str, now: float) -> None:
+        """
+        The device went away or broke the protocol mid-enrollment: record
+        it, without counting an attempt (a password was never refused).
+        """
+        self._audit(now, "enrollment_abandoned", user, source, reason)
+
+    def _audit(self, now, event, user, source, reason, locations=()) -> None:
+        self._audit_log.record(now, event, user, source, reason, locations)
+        self.log.info(
+            "{event} {user} from {source}: {reason}",
+            event=event,
+            user=user,
+            source=source or "-",
+            reason=reason,
+        )

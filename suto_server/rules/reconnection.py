@@ -1,0 +1,344 @@
+"""
+Offline spells, the offline rolling authenticator and the blacklist: the
+rules a profile follows once its junk stopped coming (docs/PROTOCOL.md
+§10).
+
+A client that marked itself offline comes back with C{SUTO_C_RECONNECT_}:
+fresh junk sealed under its offline key,
+
+    offline_key(K, fingerprint_hash, step, user)
+
+over the last key C{K} it agreed on, its hardware fingerprint (recomputed,
+never sent) and the time step of the server's clock, which it learnt over
+the verified channel, with a MAC under C{K} itself
+(L{keyschedule.reconnect_proof}).  The server derives the same key for
+each step of a small window around its own clock, newer than any step the
+profile already reconnected with, and tries to open the junk.  Opened: it
+answers with a confirmation sealed under that key, and the connection may
+run one normal rotation, which spends the step.  Not opened, by a client
+that proved it holds C{K}, for a profile the server had marked offline:
+the profile is blacklisted, since whoever holds its key without its
+fingerprint (or on a stale clock) holds copied state.
+
+Blacklisting is final until an operator lifts it, and anyone who can name
+a profile could try to cause it, so only evidence that needs the
+profile's key counts.  Key ids are public names (reports and the audit
+log show them): a message that only names one, a plain rotation of an
+offline profile, a retired key id, a reconnection without a valid proof,
+is refused and raised as an alert, never blacklisted.  A failed
+reconnection for a profile that is not marked offline (the client noticed
+its silence before the server did) is refused the same way.
+
+Every method takes C{now}; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+
+from suto_server.core import keyschedule
+from suto_server.core.timestamps import iso_utc
+from suto_server.store.records import BlacklistEntry
+
+#: Seconds in one offline time step (as TOTP's).
+DEFAULT_STEP = 30
+#: Steps either side of the server's own that a reconnection may use.
+DEFAULT_WINDOW = 2
+
+_OK = b"ok"
+
+
+class ReconnectRefused(Exception):
+    """
+    The connection may not go on.  C{reason} is C{blacklisted} (the
+    profile is, or just became, blacklisted: answer C{SUTO_AUTH_0}),
+    C{unknown_key} (answer C{SUTO_ERROR_UNKNOWN_KEY}) or
+    C{reconnect_failed} (answer C{SUTO_AUTH_0}).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Reconnected:
+    """
+    A reconnection the server accepted: the step it used, the
+    confirmation to send, and the profile and its key for the location
+    check.  C{repr} leaves out the key.
+    """
+
+    user: str
+    step: int
+    ok: bytes = field(repr=False)
+    profile: object = field(repr=False)
+    key: bytes = field(repr=False)
+    previous: bytes | None = field(repr=False)
+
+
+class Reconnection:
+    """
+    @param store: an L{IEnrollmentStore} that is also an L{IRotationStore}
+        and an L{IOfflineStore}.
+    @param rotation: the L{Rotation} rules, which open the profile's keys.
+    @param audit: the L{AuditLog}.
+    @param step: seconds in an offline time step.
+    @param window: steps either side of the server's own to try.
+    """
+
+    def __init__(
+        self,
+        store,
+        rotation,
+        audit,
+        step: int = DEFAULT_STEP,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        self._store = store
+        self._rotation = rotation
+        self._audit = audit
+        self.step = step
+        self.window = window
+
+    def reconnect(self, message, source: str, now: float) -> Reconnected:
+        """
+        A client came back with C{message} (a L{wire.Reconnect}).
+
+        @raise ReconnectRefused: see its reasons; what it means is already
+            recorded.
+        """
+        user = message.user
+        self.refuse_blacklisted(user, source, now)
+        profile = self._store.get_profile(user)
+        if profile is None:
+            raise ReconnectRefused("unknown_key")
+        offline = self._store.offline_since(user) is not None
+        held = self._rotation.held_keys(profile)
+        key = self._key_named(profile, held, message.key_id)
+        if key is None:
+            if self._store.is_retired(user, message.key_id):
+                # A second holder of the chain, as the rotation rules report
+                # it; but a retired id proves no key (ids are public names),
+                # so it blacklists nothing.
+                self._audit.record(
+                    now,
+                    "clone_suspected",
+                    user,
+                    source,
+                    f"superseded key id {message.key_id} used to reconnect "
+                    f"from {source}; the profile was last used from "
+                    f"{profile.last_address}",
+                    (source, profile.last_address),
+                )
+            raise ReconnectRefused("unknown_key")
+        proof = keyschedule.reconnect_proof(key, user, message.sealed)
+        if not hmac.compare_digest(proof, message.proof):
+            self._audit.record(
+                now,
+                "reconnect_failed",
+                user,
+                source,
+                f"a reconnection from {source} named key id {message.key_id} "
+                f"without proof of holding that key; nothing changed",
+                (source,),
+            )
+            raise ReconnectRefused("reconnect_failed")
+        spent = self._store.last_offline_step(user)
+        for step in keyschedule.candidate_steps(now, self.step, self.window):
+            if spent is not None and step <= spent:
+                continue
+            offline_key = keyschedule.offline_key(
+                key, profile.fingerprint_hash, step, user
+            )
+            if _opens(offline_key, message.sealed, user):
+                self._audit.record(
+                    now,
+                    "reconnected",
+                    user,
+                    source,
+                    f"reconnected with the offline key of step {step}",
+                    (source,),
+                )
+                return Reconnected(
+                    user=user,
+                    step=step,
+                    ok=keyschedule.seal(
+                        offline_key,
+                        _OK,
+                        profile=user,
+                        purpose=keyschedule.RECONNECT_OK_PURPOSE,
+                        direction=keyschedule.Direction.SERVER_TO_CLIENT,
+                        counter=keyschedule.SEAL_COUNTERS[
+                            keyschedule.RECONNECT_OK_PURPOSE
+                        ],
+                    ),
+                    profile=profile,
+                    key=held[0],
+                    previous=held[1],
+                )
+        reason = (
+            f"the reconnection from {source} did not open under the offline "
+            f"key of any step near the server's time"
+        )
+        if offline:
+            self._blacklist(
+                now, user, source, "reconnect_failed", reason, (source,)
+            )
+            raise ReconnectRefused("blacklisted")
+        self._audit.record(
+            now,
+            "reconnect_failed",
+            user,
+            source,
+            reason + "; the profile was not offline, so it stays enrolled",
+            (source,),
+        )
+        raise ReconnectRefused("reconnect_failed")
+
+    def check_rotation(
+        self, user: str, key_id: str, source: str, now: float, reconnected: bool
+    ) -> None:
+        """
+        May a rotation of C{user} from C{key_id} start on this connection?
+        A blacklisted profile may not rotate; an offline one only on a
+        connection that reconnected first: a plain rotation naming a key id
+        a legitimate client may hold (the current one, or the previous one
+        while the current is unconfirmed) is refused and raised as
+        C{reconnect_failed}, but blacklists nothing, since the message
+        proves no key (key ids are public names).  Any other key id is left
+        for the rotation rules, which refuse a retired one as
+        C{clone_suspected} (a second holder of the chain, offline or not)
+        and one the profile never held as unknown.
+
+        @param reconnected: whether this connection reconnected the
+            profile.
+        @raise ReconnectRefused: with C{blacklisted} or
+            C{reconnect_failed}.
+        """
+        # Both marks in one read: this runs on every rotation.
+        blacklisted, offline_since = self._store.standing(user)
+        if blacklisted:
+            self._refuse_blacklisted(user, source, now)
+        if reconnected or offline_since is None:
+            return
+        profile = self._store.get_profile(user)
+        if profile is None or not profile.may_hold(key_id):
+            return
+        self._audit.record(
+            now,
+            "reconnect_failed",
+            user,
+            source,
+            f"a plain rotation from {source} for a profile marked offline: "
+            f"a returning client reconnects with its offline key first; "
+            f"refused, nothing changed",
+            (source, profile.last_address),
+        )
+        raise ReconnectRefused("reconnect_failed")
+
+    def refuse_blacklisted(self, user: str, source: str, now: float) -> None:
+        """
+        @raise ReconnectRefused: with C{blacklisted}, after recording the
+            attempt, if C{user}'s profile is blacklisted.
+        """
+        if self._store.blacklist_entry(user) is not None:
+            self._refuse_blacklisted(user, source, now)
+
+    def _refuse_blacklisted(self, user: str, source: str, now: float) -> None:
+        """
+        Record the attempt of blacklisted C{user}'s profile from C{source}.
+
+        @raise ReconnectRefused: with C{blacklisted}, always.
+        """
+        self._audit.record(
+            now,
+            "blacklisted_refused",
+            user,
+            source,
+            f"a connection from {source} for a blacklisted profile was refused",
+            (source,),
+        )
+        raise ReconnectRefused("blacklisted")
+
+    def blacklist_report(self) -> list[dict]:
+        """
+        One row per blacklisted profile, for C{suto-admin blacklist}.
+        """
+        return [
+            {
+                "user": entry.username,
+                "time": iso_utc(entry.time),
+                "reason": entry.reason,
+                "source": entry.source,
+                "alert": entry.alert,
+            }
+            for entry in self._store.list_blacklist()
+        ]
+
+    def unblock(self, user: str, now: float) -> bool:
+        """
+        An operator lifts C{user}'s blacklist entry; the profile goes with
+        it, so the device must enroll again.
+
+        @return: whether there was an entry.
+        """
+        if not self._store.unblock(user):
+            return False
+        self._audit.record(
+            now,
+            "unblocked",
+            user,
+            None,
+            "an operator lifted the blacklist entry and removed the "
+            "profile; the device must enroll again",
+        )
+        return True
+
+    def _key_named(self, profile, held, key_id: str) -> bytes | None:
+        """
+        The key C{key_id} names among those a legitimate client of
+        C{profile} may hold (the current one, and the previous one while
+        the current is unconfirmed), or L{None}.
+        """
+        current, previous = held
+        if key_id == profile.key_id:
+            return current
+        if previous is not None and key_id == profile.previous_key_id:
+            return previous
+        return None
+
+    def _blacklist(self, now, user, source, alert, reason, locations) -> None:
+        """
+        Raise C{alert}, then blacklist the profile naming it.
+        """
+        if alert != "blacklisted":
+            self._audit.record(now, alert, user, source, reason, locations)
+        added = self._store.add_to_blacklist(
+            BlacklistEntry(user, now, reason[:255], source, alert)
+        )
+        if added:
+            self._audit.record(
+                now,
+                "blacklisted",
+                user,
+                source,
+                f"blacklisted ({alert}): {reason}",
+                locations,
+            )
+
+
+def _opens(offline_key: bytes, sealed: bytes, user: str) -> bool:
+    try:
+        keyschedule.open_sealed(
+            offline_key,
+            sealed,
+            profile=user,
+            purpose=keyschedule.RECONNECT_PURPOSE,
+            direction=keyschedule.Direction.CLIENT_TO_SERVER,
+            counter=keyschedule.SEAL_COUNTERS[keyschedule.RECONNECT_PURPOSE],
+        )
+    except keyschedule.SealError:
+        return False
+    return True

@@ -1,0 +1,129 @@
+"""
+Which profiles have a live rotation connection right now, and from where.
+
+The durable half of the registry (location, last seen, last rotation, key
+id, moves) lives in the store; this is the part that only exists while the
+server runs.  A second connection for a profile that already has a live
+one from another address is the plainest sign of a copied client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from suto_server.core.timestamps import iso_utc
+
+
+@dataclass(frozen=True)
+class LiveSession:
+    """
+    One live rotation connection.
+
+    @ivar connection: an opaque token identifying the connection.
+    """
+
+    user: str
+    address: str
+    since: float
+    connection: object
+
+
+class LiveSessions:
+    """
+    The table of live rotation connections, one per profile.
+    """
+
+    def __init__(self) -> None:
+        self._by_user: dict[str, LiveSession] = {}
+
+    def get(self, user: str) -> LiveSession | None:
+        return self._by_user.get(user)
+
+    def attach(self, user: str, address: str, now: float, connection) -> None:
+        """
+        C{connection} now serves C{user}, replacing any earlier one (which
+        the caller has decided is gone or not to be trusted).
+        """
+        self._by_user[user] = LiveSession(user, address, now, connection)
+
+    def detach(self, user: str, connection) -> None:
+        """
+        C{connection} ended; forget it unless another one took its place.
+        """
+        session = self._by_user.get(user)
+        if session is not None and session.connection is connection:
+            del self._by_user[user]
+
+    def __len__(self) -> int:
+        return len(self._by_user)
+
+    def __contains__(self, user: str) -> bool:
+        return user in self._by_user
+
+
+def clients_report(store, live: LiveSessions, locations, now: float) -> list[dict]:
+    """
+    One row per enrolled profile for C{suto-admin clients}: where it is,
+    its state, when it last rotated, how old its key is.  The state is
+    C{connected} (a live rotation connection), C{offline} (marked so, since
+    C{offline_since}: its junk was due and did not come) or
+    C{disconnected} (neither, yet: between connections, or not yet past
+    its grace).  Never key material (key ids are public names).
+
+    @param store: an L{IEnrollmentStore} that is also an L{IOfflineStore}.
+    """
+    offline = store.offline_profiles()
+    rows = []
+    for profile in store.list_profiles():
+        user = profile.username
+        if user in live:
+            state = "connected"
+        elif user in offline:
+            state = "offline"
+        else:
+            state = "disconnected"
+        key_since = profile.rotated_at if profile.rotated_at is not None else profile.enrolled_at
+        rows.append(
+            {
+                "user": user,
+                "address": profile.last_address,
+                "location": locations.name_of(profile.last_address),
+                "state": state,
+                "offline_since": iso_utc(offline.get(user)),
+                "last_seen": iso_utc(profile.last_seen),
+                "last_rotation": iso_utc(profile.rotated_at),
+                "key_id": profile.key_id,
+                "generation": profile.generation,
+                "key_age": max(0.0, now - key_since),
+            }
+        )
+    return rows
+
+
+def history_report(store, user: str, alert_types) -> dict:
+    """
+    A profile's moves and the alerts about it, oldest first, for
+    C{suto-admin history USER}.
+    """
+    moves = [
+        {
+            "time": iso_utc(move.time),
+            "from": move.old_address,
+            "from_location": move.old_location_name,
+            "to": move.new_address,
+            "to_location": move.new_location_name,
+        }
+        for move in store.moves(user)
+    ]
+    alerts = [
+        {
+            "time": iso_utc(event.time),
+            "type": event.event,
+            "source": event.source,
+            "locations": list(event.locations),
+            "reason": event.reason,
+        }
+        for event in store.audit_events()
+        if event.username == user and event.event in alert_types
+    ]
+    return {"user": user, "moves": moves, "alerts": alerts}

@@ -1,0 +1,361 @@
+"""
+Key rotation rules: junk data from the client, a confirmed switch, and a
+chain that survives a crash at any step.
+
+A rotation from key K_n (generation n) derives
+
+    K_n+1 = next_key(K_n, junk, fingerprint_hash, X25519(server, client), user, n+1)
+
+from the client's junk, the fingerprint hash stored at enrollment (the
+client recomputes its own and never sends it) and a fresh X25519 exchange,
+which heals the chain after a past compromise.  The server proves it holds
+K_n+1 by sealing "ok" under it; the client answers "ack" sealed under it;
+only then does the server commit K_n+1 (keeping K_n as the previous key)
+and seal "done".  The client commits on "done".
+
+The previous key covers the one gap: a client that crashed or lost "done"
+comes back with K_n, and the server rolls back to it.  Once the client has
+rotated from K_n+1 the previous key is retired, in the transaction that
+commits that rotation (its compare-and-swap on K_n+1 is the proof that the
+client held it); any later use of a retired key is a second holder of the
+chain, reported as C{clone_suspected}.
+
+Every method takes C{now}; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from suto_server.audit.log import AuditLog
+from suto_server.core import keyschedule
+from suto_server.store.errors import UnknownProfile
+from suto_server.store.records import RotationCommit
+
+#: Consecutive rotations whose acknowledgement never came or did not open
+#: before C{fingerprint_mismatch} is reported.
+DEFAULT_FAILURE_ALERT = 3
+
+#: Seconds (of the C{now} the rules are given) between two log events
+#: counting committed rotations: a fleet rotates too often for an event per
+#: rotation.
+COUNT_INTERVAL = 60.0
+
+
+class RotationRefused(Exception):
+    """
+    The rotation cannot go on; C{reason} is C{unknown_key},
+    C{clone_suspected} or C{rotation_failed}.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PendingRotation:
+    """
+    A rotation between the server's "ok" and the client's "ack".  Holds key
+    material: never logged (C{repr} shows only public parts).
+
+    @ivar expected_key_id: the key the client rotates from.
+    @ivar replaces: when that is the profile's previous key, the id of the
+        unconfirmed current key that a commit rolls back; else L{None}.
+    """
+
+    user: str
+    expected_key_id: str
+    replaces: str | None
+    generation: int
+    server_public: bytes
+    ok: bytes
+    new_key: bytes = field(repr=False)
+    offline_step: int | None = None
+
+    @property
+    def new_key_id(self) -> str:
+        return keyschedule.key_id(self.new_key)
+
+
+class Rotation:
+    """
+    @param store: an L{IEnrollmentStore} that is also an
+        L{IRotationStore}.
+    @param master_key: opens and seals keys at rest.
+    @param committer: a L{GroupCommitter} over C{store.commit_rotations}.
+    @param failure_alert: consecutive failures before
+        C{fingerprint_mismatch}.
+    @param audit: the L{AuditLog} events and alerts go to; one over
+        C{store} with the structured log as its only alert sink unless
+        given.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        store,
+        master_key,
+        committer,
+        failure_alert: int = DEFAULT_FAILURE_ALERT,
+        new_private_key=X25519PrivateKey.generate,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self._store = store
+        self._master_key = master_key
+        self._committer = committer
+        self.failure_alert = failure_alert
+        self._new_private_key = new_private_key
+        self._audit_log = AuditLog(store) if audit is None else audit
+        # Rotations committed since _counting_since (None: none yet).
+        self._committed = 0
+        self._counting_since: float | None = None
+
+    def check_key(self, user: str, key_id: str, source: str, now: float):
+        """
+        Is C{key_id} a key C{user}'s profile may rotate from (its current
+        key, or its previous one while the current is unconfirmed)?  No
+        state changes, except that a retired key is recorded as a clone.
+
+        @return: the profile and the presented key, for the location
+            check that comes before L{begin}.
+        @raise RotationRefused: unknown profile or key, or a retired key.
+        """
+        profile = self._store.get_profile(user)
+        if profile is None:
+            raise RotationRefused("unknown_key")
+        if key_id == profile.key_id:
+            sealed = profile.key_sealed
+        elif key_id == profile.previous_key_id and profile.previous_held:
+            sealed = profile.previous_key_sealed
+        else:
+            self._refuse_stale(profile, key_id, source, now)
+        return profile, self._master_key.open_key(user, key_id, sealed)
+
+    def held_keys(self, profile) -> tuple[bytes, bytes | None]:
+        """
+        The keys a legitimate client of C{profile} may hold now: the
+        current one, and the previous one while the current is
+        unconfirmed (a client that missed "done" still has it).  For
+        checking a proof of possession.
+        """
+        user = profile.username
+        current = self._master_key.open_key(user, profile.key_id, profile.key_sealed)
+        previous = None
+        if profile.previous_held:
+            previous = self._master_key.open_key(
+                user, profile.previous_key_id, profile.previous_key_sealed
+            )
+        return current, previous
+
+    def begin(
+        self,
+        user: str,
+        key_id: str,
+        junk: bytes,
+        client_public: bytes,
+        source: str,
+        now: float,
+        offline_step: int | None = None,
+        checked: tuple | None = None,
+    ) -> PendingRotation:
+        """
+        The client holding C{key_id} asks to rotate: roll back to that key
+        if it is the previous one, derive the next one and seal "ok" under
+        it.
+
+        @param offline_step: the offline time step this connection
+            reconnected with, which the commit spends; L{None} for a
+            connection that did not reconnect.
+        @param checked: what L{check_key} returned for C{user} and
+            C{key_id} in this same reactor turn, so nothing can have
+            changed since; L{None} to check the key here.
+
+        @raise RotationRefused: not a key this profile may rotate from.
+        """
+        if checked is None:
+            checked = self.check_key(user, key_id, source, now)
+        profile, current = checked
+        # check_key let through the current key or the unconfirmed previous
+        # one.  Nothing is written here, whichever it is: only the client's
+        # acknowledgement proves it holds the key and the fingerprint.  The
+        # commit of a rotation from the current key (a compare-and-swap on
+        # that key) retires the previous key in the grouped transaction, so
+        # a steady rotation costs one share of one sync; a rotation from
+        # the previous key rolls back to it once acknowledged.
+        replaces = profile.key_id if key_id != profile.key_id else None
+        generation = profile.generation + (0 if replaces else 1)
+        private = self._new_private_key()
+        try:
+            shared = keyschedule.dh_shared_secret(private, client_public)
+        except keyschedule.KeyScheduleError:
+            raise RotationRefused("rotation_failed") from None
+        new_key = keyschedule.next_key(
+            current, junk, profile.fingerprint_hash, shared, user, generation
+        )
+        ok = keyschedule.seal(
+            new_key,
+            b"ok",
+            profile=user,
+            purpose=keyschedule.ROTATE_OK_PURPOSE,
+            direction=keyschedule.Direction.SERVER_TO_CLIENT,
+            counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_OK_PURPOSE],
+        )
+        return PendingRotation(
+            user=user,
+            expected_key_id=key_id,
+            replaces=replaces,
+            generation=generation,
+            server_public=private.public_key().public_bytes_raw(),
+            ok=ok,
+            new_key=new_key,
+            offline_step=offline_step,
+        )
+
+    def acknowledge(
+        self, pending: PendingRotation, sealed_ack: bytes, source: str, now: float
+    ) -> Deferred:
+        """
+        The client's acknowledgement arrived: check it, commit the new key
+        durably (grouped with other rotations), and return the final
+        message.
+
+        @return: a L{Deferred} firing with the sealed "done" once the new
+            key is on disk, or failing with L{RotationRefused}.
+        @raise RotationRefused: the acknowledgement does not open.
+        """
+        user = pending.user
+        try:
+            keyschedule.open_sealed(
+                pending.new_key,
+                sealed_ack,
+                profile=user,
+                purpose=keyschedule.ROTATE_ACK_PURPOSE,
+                direction=keyschedule.Direction.CLIENT_TO_SERVER,
+                counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
+            )
+        except keyschedule.SealError:
+            self.failed(user, source, "the acknowledgement did not open", now)
+            raise RotationRefused("rotation_failed") from None
+        if pending.replaces is not None:
+            self._roll_back(pending, source, now)
+        new_key_id = pending.new_key_id
+        commit = RotationCommit(
+            username=user,
+            expected_key_id=pending.expected_key_id,
+            new_key_sealed=self._master_key.seal_key(user, new_key_id, pending.new_key),
+            new_key_id=new_key_id,
+            new_generation=pending.generation,
+            now=now,
+            address=source,
+            offline_step=pending.offline_step,
+        )
+        d = self._committer.submit(commit)
+
+        def committed(applied: bool) -> bytes:
+            if not applied:
+                # Another connection moved the profile meanwhile.
+                raise RotationRefused("rotation_failed")
+            self._count_commit(now)
+            return keyschedule.seal(
+                pending.new_key,
+                b"done",
+                profile=user,
+                purpose=keyschedule.ROTATE_DONE_PURPOSE,
+                direction=keyschedule.Direction.SERVER_TO_CLIENT,
+                counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_DONE_PURPOSE],
+            )
+
+        return d.addCallback(committed)
+
+    def _roll_back(self, pending: PendingRotation, source: str, now: float) -> None:
+        """
+        The client proved it holds the previous key: it never committed
+        the current one, which is now retired.
+
+        @raise RotationRefused: the profile changed since the rotation
+            began.
+        """
+        user = pending.user
+        if not self._store.roll_back(user, pending.expected_key_id, now, source):
+            raise RotationRefused("rotation_failed")
+        self._audit(
+            now,
+            "rotation_rolled_back",
+            user,
+            source,
+            f"the client came back with key id {pending.expected_key_id}: it "
+            f"never committed {pending.replaces}",
+            (source,),
+        )
+
+    def failed(self, user: str, source: str, reason: str, now: float) -> None:
+        """
+        A rotation did not complete on the client's side (it could not
+        open "ok", or its "ack" did not open): the server keeps the old
+        key; after C{failure_alert} such failures in a row the client's
+        fingerprint has most likely changed, or a copy of its state runs on
+        another machine, which fails the same way: the alert names where
+        the failures come from and where the profile was last used.
+        """
+        try:
+            failures = self._store.record_rotation_failure(user)
+        except UnknownProfile:
+            return
+        self._audit(now, "rotation_failed", user, source, reason, (source,))
+        if failures < self.failure_alert:
+            return
+        profile = self._store.get_profile(user)
+        last = None if profile is None else profile.last_address
+        self._audit(
+            now,
+            "fingerprint_mismatch",
+            user,
+            source,
+            f"{failures} rotations in a row failed on the client's side, the "
+            f"last from {source}; its hardware fingerprint has likely "
+            f"changed, or a copy of its state runs on another machine (the "
+            f"profile was last used from {last})",
+            (source,) if last in (None, source) else (source, last),
+        )
+
+    def _count_commit(self, now: float) -> None:
+        """
+        Count one committed rotation, and log the count once
+        L{COUNT_INTERVAL} seconds have passed since counting began.
+        """
+        if self._counting_since is None:
+            self._counting_since = now
+        self._committed += 1
+        if now - self._counting_since >= COUNT_INTERVAL:
+            self.log.info(
+                "committed {count} rotations in the last {seconds:.0f} s",
+                count=self._committed,
+                seconds=now - self._counting_since,
+            )
+            self._committed = 0
+            self._counting_since = now
+
+    def _refuse_stale(self, profile, key_id: str, source: str, now: float):
+        known = key_id == profile.previous_key_id or self._store.is_retired(
+            profile.username, key_id
+        )
+        if known:
+            self._audit(
+                now,
+                "clone_suspected",
+                profile.username,
+                source,
+                f"superseded key id {key_id} used from {source}; the profile "
+                f"was last used from {profile.last_address}",
+                (source, profile.last_address),
+            )
+        raise RotationRefused("unknown_key")
+
+    def _audit(self, now, event, user, source, reason, locations) -> None:
+        self._audit_log.record(now, event, user, source, reason, locations)

@@ -1,0 +1,219 @@
+"""
+What IT does with enrollment windows through the admin API: open one at a
+location (announcing it with hellos while it is open), list them, cancel
+one.
+
+This is the thin layer between JSON requests and the enrollment rules:
+it resolves location names, reads the clock, and shapes answers for
+C{suto-admin}.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import Service
+from twisted.logger import Logger
+
+from suto_server.core.timestamps import iso_utc
+from suto_server.locations import LocationError
+from suto_server.net.discovery import HelloTarget
+from suto_server.rules.enrollment import Enrollment, window_location
+
+#: Seconds between two hellos announcing the same open window.  IT usually
+#: opens the window first and then tells the person at the device the
+#: password, so a device that starts listening after the window opened
+#: still hears where the server is within this long.
+ANNOUNCE_EVERY = 5.0
+
+
+#: The widest network a window may cover unless it is asked for as wide,
+#: as a prefix length by IP version.  A window is for one device at one
+#: place; a /16 is already a campus, so a wider network (a /8, an IPv6
+#: /32) is most likely a mistyped location, and its directed broadcast
+#: would reach every host of that range.
+WIDEST_PREFIX = {4: 16, 6: 48}
+
+
+def too_wide(location) -> tuple:
+    """
+    @return: the networks of C{location} wider than L{WIDEST_PREFIX}.
+    """
+    return tuple(
+        network
+        for network in location.networks
+        if network.prefixlen < WIDEST_PREFIX[network.version]
+    )
+
+
+def hello_targets(location, port: int) -> tuple[HelloTarget, ...]:
+    """
+    Where to announce a window: each single host of the location directly,
+    each IPv4 subnet by its directed broadcast (IPv6 has none, so an IPv6
+    subnet gets no hello; the device's operator runs the enroll command
+    anyway).  A subnet wider than L{WIDEST_PREFIX} gets no hello either:
+    a broadcast to a whole /8 is never wanted.
+    """
+    wide = too_wide(location)
+    targets = []
+    for network in location.networks:
+        if network.num_addresses == 1:
+            targets.append(
+                HelloTarget(str(network.network_address), port, (network,))
+            )
+        elif network.version == 4 and network.num_addresses >= 4 and (
+            network not in wide
+        ):
+            targets.append(
+                HelloTarget(
+                    str(network.broadcast_address), port, (network,), broadcast=True
+                )
+            )
+    return tuple(targets)
+
+
+class WindowDesk(Service):
+    """
+    Opens, lists and cancels windows; while running, announces each open
+    window every L{ANNOUNCE_EVERY} seconds until it closes (used,
+    cancelled, exhausted or expired), and resumes the announcements of
+    the windows a restart kept.
+
+    @param clock: an L{IReactorTime}; the only place time is read.
+    @param hello: anything with C{send_hello(user, target)}.
+    @param fingerprints: returns the SHA-256 fingerprints of the serving
+        certificates, for the device to pin.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        enrollment: Enrollment,
+        locations,
+        clock,
+        hello,
+        hello_port,
+        fingerprints,
+        announce_every: float = ANNOUNCE_EVERY,
+    ) -> None:
+        self._enrollment = enrollment
+        self._locations = locations
+        self._clock = clock
+        self._hello = hello
+        self._hello_port = hello_port
+        self._fingerprints = fingerprints
+        self._announce_every = announce_every
+        # The next announcement of each announced window, by user.
+        self._announcing: dict = {}
+
+    def startService(self) -> None:
+        super().startService()
+        for window in self._enrollment.windows(self._clock.seconds()):
+            self._announce(window.username, window_location(window), window.opened_at)
+
+    def stopService(self):
+        super().stopService()
+        for pending in self._announcing.values():
+            pending.cancel()
+        self._announcing.clear()
+
+    def open(
+        self, user, location_text, timeout, password=None, replace=False, wide=False
+    ):
+        """
+        @param wide: open the window even if its location has a network
+            wider than L{WIDEST_PREFIX}; that network gets no hello.
+        @return: a L{Deferred} firing with the answer for IT: the one-time
+            password (shown once), the window and the certificate pins.
+        @raise suto_server.locations.LocationError: unknown location, or
+            one too wide without C{wide}.
+        @raise suto_server.store.errors.ProfileExists: enrolled already.
+        """
+        location = self._locations.resolve(location_text)
+        wide_networks = ", ".join(str(network) for network in too_wide(location))
+        if wide_networks and not wide:
+            raise LocationError(
+                f"{wide_networks} is wider than an enrollment window may be "
+                f"(/{WIDEST_PREFIX[4]} for IPv4, /{WIDEST_PREFIX[6]} for IPv6): "
+                f"name the device's own network, or ask for a wide window "
+                f"(suto-admin enroll --wide), which sends that network no hello"
+            )
+        now = self._clock.seconds()
+        if wide_networks:
+            self.log.warn(
+                "opening a wide enrollment window for {user} at {location}: "
+                "no hello goes to {networks}",
+                user=user,
+                location=location.describe(),
+                networks=wide_networks,
+            )
+        d = self._enrollment.open_window(
+            user,
+            location,
+            timeout,
+            now,
+            password=password,
+            replace=replace,
+            wide=bool(wide_networks),
+        )
+
+        def announce(one_time_password):
+            self._announce(user, location, now)
+            return {
+                "user": user,
+                "password": one_time_password,
+                "location": location.describe(),
+                "deadline": iso_utc(now + timeout),
+                "fingerprints": self._fingerprints(),
+            }
+
+        return d.addCallback(announce)
+
+    def _announce(self, user: str, location, opened_at: float) -> None:
+        """
+        Send the hellos for C{user}'s window, opened at C{opened_at}, and
+        while running send them again after a while, as long as that same
+        window is open.
+        """
+        for target in hello_targets(location, self._hello_port):
+            try:
+                self._hello.send_hello(user, target)
+            except OSError as error:
+                # The window is open either way; the operator can run the
+                # enroll command on the device with --server.
+                self.log.warn(
+                    "could not send the hello for {user} to {address}:{port}: "
+                    "{error}",
+                    user=user,
+                    address=target.address,
+                    port=target.port,
+                    error=str(error),
+                )
+        previous = self._announcing.pop(user, None)
+        if previous is not None and previous.active():
+            previous.cancel()
+        if self.running:
+            self._announcing[user] = self._clock.callLater(
+                self._announce_every, self._again, user, location, opened_at
+            )
+
+    def _again(self, user: str, location, opened_at: float) -> None:
+        del self._announcing[user]
+        if self._enrollment.is_open(user, opened_at, self._clock.seconds()):
+            self._announce(user, location, opened_at)
+
+    def list(self) -> list[dict]:
+        now = self._clock.seconds()
+        return [
+            {
+                "user": window.username,
+                "location": window_location(window).describe(),
+                "seconds_left": window.deadline - now,
+                "attempts": window.attempts,
+                "max_attempts": window.max_attempts,
+                "replace": window.replace,
+            }
+            for window in self._enrollment.windows(now)
+        ]
+
+    def cancel(self, user: str) -> bool:
+        return self._enrollment.cancel(user, self._clock.seconds())

@@ -1,0 +1,140 @@
+"""
+Group commit: many small durable writes share one transaction.
+
+A durable commit costs a sync to disk, which takes far longer than the
+write itself; a server rotating thousands of keys cannot afford one per
+rotation.  L{GroupCommitter} collects the items submitted during one turn
+of the reactor and, on the next turn, hands them to one call of a batch
+function (one transaction, one sync), then fires each submitter's
+L{Deferred} with its own result.
+
+The batch function may return its results at once or through a
+L{Deferred}: the server runs it on a database thread
+(L{suto_server.store.dbthread.DatabaseThread}), so the reactor goes on serving
+connections while the disk syncs.  One batch is in flight at a time; what
+is submitted meanwhile gathers into the next one, which starts on the
+turn after the first returns.  A batch holds at most C{max_batch} items;
+what is left over waits for a batch of its own.  Items submitted while
+results are being delivered go to the next batch.  Nothing fires before
+the batch function has returned: a result means the item is on disk.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Generic, Sequence, TypeVar
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+
+#: Largest batch by default: enough to make one sync serve a burst of
+#: rotations, small enough that one transaction stays short.
+DEFAULT_MAX_BATCH = 512
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+
+class BatchMismatch(Exception):
+    """
+    The batch function returned a number of results other than the number
+    of items it was given, so no result can be trusted to be an item's own.
+    """
+
+
+def _one_each(results: Sequence, count: int) -> list:
+    """
+    @return: C{results} as a L{list}.
+    @raise BatchMismatch: they are not C{count}.
+    """
+    results = list(results)
+    if len(results) != count:
+        raise BatchMismatch(f"{len(results)} results for a batch of {count}")
+    return results
+
+
+class GroupCommitter(Generic[_Item, _Result]):
+    """
+    Collects submitted items into batches committed by one function call.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        commit_batch: Callable[[list[_Item]], Sequence[_Result]],
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        """
+        @param clock: schedules the batches.
+        @param commit_batch: commits a L{list} of items durably, all or
+            none, and returns (or gives through a L{Deferred}) one result
+            per item, in order; it raises (or fails) if nothing was
+            committed.  For rotations this is
+            L{suto_server.interfaces.IRotationStore.commit_rotations}.
+        @param max_batch: the most items given to one call.
+        @raise ValueError: C{max_batch} is not a positive L{int}.
+        """
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int):
+            raise ValueError("max_batch must be an int")
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._clock = clock
+        self._commit_batch = commit_batch
+        self._max_batch = max_batch
+        # (item, Deferred) pairs waiting for a batch, oldest first.
+        self._pending: list[tuple[_Item, Deferred[_Result]]] = []
+        # The delayed call of the next batch, None while none is scheduled.
+        self._call = None
+        # Whether a batch was handed to the batch function and has not
+        # returned yet.
+        self._in_flight = False
+
+    def submit(self, item: _Item) -> Deferred[_Result]:
+        """
+        Commit C{item} with the other items submitted in this turn of the
+        reactor (or while the batch before it was committing).
+
+        @return: a L{Deferred} firing with C{item}'s result once its batch
+            is committed, or failing with what the batch function raised
+            (or L{BatchMismatch}) if the batch was not.
+        """
+        d: Deferred[_Result] = Deferred()
+        self._pending.append((item, d))
+        self._schedule()
+        return d
+
+    def _schedule(self) -> None:
+        """
+        Make sure a batch runs on the next turn of the reactor, unless one
+        is in flight: the next starts when it returns.
+        """
+        if self._call is None and not self._in_flight and self._pending:
+            self._call = self._clock.callLater(0, self._run_batch)
+
+    def _run_batch(self) -> None:
+        """
+        Hand the oldest pending items to one call of the batch function;
+        fire their L{Deferred}s once it has returned.
+        """
+        self._call = None
+        batch = self._pending[: self._max_batch]
+        del self._pending[: self._max_batch]
+        self._in_flight = True
+        d = maybeDeferred(self._commit_batch, [item for item, _ in batch])
+        d.addCallback(_one_each, len(batch))
+        d.addCallbacks(
+            self._deliver, self._fail, callbackArgs=(batch,), errbackArgs=(batch,)
+        )
+        d.addBoth(self._landed)
+
+    def _deliver(self, results: list, batch) -> None:
+        for (_, d), result in zip(batch, results):
+            d.callback(result)
+
+    def _fail(self, failure: Failure, batch) -> None:
+        for _, d in batch:
+            d.errback(failure)
+
+    def _landed(self, _) -> None:
+        self._in_flight = False
+        self._schedule()
