@@ -219,12 +219,11 @@ class TableMachine:
         return set(self.module.INPUTS)
 
     def initial(self, make) -> str:
-        return make()._state
+        return make().state
 
     def triples(self) -> set:
         return {
-            (state, symbol, next_state)
-            for (state, symbol), (next_state, _) in self.module.TRANSITIONS.items()
+            (row.state, row.symbol, row.next_state) for row in self.cls.TABLE.rows()
         }
 
     def traced(self, machine):

@@ -25,14 +25,8 @@ from typing import Callable
 from automat import MethodicalMachine
 
 from suto_server.core import wire
+from suto_server.core.machine import Close, Send
 from suto_server.rules.rendezvous import Verdict
-
-
-@dataclass(frozen=True)
-class Send:
-    """Write C{message} to the peer."""
-
-    message: object
 
 
 @dataclass(frozen=True)
@@ -44,11 +38,6 @@ class Verify:
 
     def __repr__(self) -> str:
         return f"Verify(rsalt=<{len(self.rsalt)} chars>, response=<redacted>)"
-
-
-@dataclass(frozen=True)
-class Close:
-    """Close the connection once everything sent has been written."""
 
 
 @dataclass(frozen=True)

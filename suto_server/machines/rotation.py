@@ -21,12 +21,8 @@ wire::
     any         --an answer nothing asked for--> done (sends ERROR_BUSY)
 
 Every connection of the fleet runs this machine through four inputs per
-rotation, so it is a plain table (L{TRANSITIONS}) rather than an Automat
-machine as the other sessions are: a dictionary lookup per input instead
-of Automat's copied bound inputs and scan of the transitions, for no
-more memory per connection (bench/RESULTS.md, finding 3).  The table
-has a row for every state and every input, checked when it is built, so
-no input can find a state without an answer.
+rotation; its table (L{TRANSITIONS}, on L{suto_server.core.machine})
+costs a dictionary lookup per input.
 """
 
 from __future__ import annotations
@@ -34,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from suto_server.core import wire
-from suto_server.machines.classic import Close, Send
+from suto_server.core.machine import Close, Machine, Send, Table
 
 
 @dataclass(frozen=True)
@@ -114,36 +110,6 @@ INPUTS = (
 )
 
 
-def transition_table(states: tuple, inputs: tuple, rows: tuple) -> dict:
-    """
-    The table of a machine, C{{(state, input): (next state, outputs)}},
-    from C{rows} of C{(states, inputs, next state, outputs)}, each of
-    which stands for each of its states with each of its inputs (as the
-    tables of docs/PROTOCOL.md §6.3 read).
-
-    @raise ValueError: two rows give the same state and input, a row
-        names a state or input the machine does not have, or a state
-        has no row for some input: the table must say what every input
-        does in every state.
-    """
-    table = {}
-    for row_states, row_inputs, next_state, outputs in rows:
-        if next_state not in states:
-            raise ValueError(f"no such state: {next_state!r}")
-        for state in row_states:
-            for symbol in row_inputs:
-                if (state, symbol) in table:
-                    raise ValueError(f"{state} --{symbol}--> is in two rows")
-                table[state, symbol] = (next_state, tuple(outputs))
-    every = {(state, symbol) for state in states for symbol in inputs}
-    if set(table) != every:
-        raise ValueError(
-            f"no row for {sorted(every - set(table))},"
-            f" not in the machine: {sorted(set(table) - every)}"
-        )
-    return table
-
-
 #: What a message with no place in the current state is.  One for all
 #: sessions: only its code goes out, and every message would otherwise
 #: pay for an error it almost never needs.
@@ -152,29 +118,20 @@ _OUT_OF_ORDER = wire.ProtocolError(
 )
 
 
-class RotationSession:
+class RotationSession(Machine):
     """
     @param user: the profile this connection serves (from its first
         rotation); a rotation for another profile is out of order.
     """
 
-    __slots__ = (
-        "user",
-        "_state",
-        "_message",
-        "_answer",
-        "_error",
-        "_actions",
-        "_first",
-    )
+    __slots__ = ("user", "_message", "_answer", "_error", "_first")
 
     def __init__(self, user: str) -> None:
+        super().__init__()
         self.user = user
-        self._state = IDLE
         self._message = None
         self._answer = None
         self._error: wire.ProtocolError | None = None
-        self._actions: list = []
         self._first = True
 
     def receive(self, message) -> list:
@@ -239,17 +196,6 @@ class RotationSession:
     def unavailable(self, reason: str) -> list:
         return self.protocol_error(wire.ProtocolError(wire.ERROR_BUSY, reason))
 
-    def _input(self, symbol: str) -> list:
-        """
-        Take the transition of C{symbol} from the current state, and
-        return what its outputs decided.
-        """
-        self._state, outputs = TRANSITIONS[self._state, symbol]
-        for output in outputs:
-            output(self)
-        actions, self._actions = self._actions, []
-        return actions
-
     def _ask_begin(self):
         self._actions.append(Begin(self._message))
 
@@ -303,7 +249,7 @@ _OPEN = (IDLE, RECONNECTING, REJOINED, BEGINNING, COMMITTING)
 
 #: Every transition, C{{(state, input): (next state, outputs)}}, in the
 #: order of docs/PROTOCOL.md §6.6.
-TRANSITIONS = transition_table(
+TRANSITIONS = Table(
     STATES,
     INPUTS,
     (
@@ -343,4 +289,5 @@ TRANSITIONS = transition_table(
         ((DONE,), INPUTS, DONE, ()),
     ),
 )
+RotationSession.TABLE = TRANSITIONS
 del _S
