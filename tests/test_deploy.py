@@ -20,10 +20,8 @@ from suto_client import tap as client_tap
 from suto_server import tap
 from suto_server.core import config, logformat
 from suto_server.locations import Locations
+from tests.support.repository import DEPLOY
 
-DEPLOY = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy"
-)
 INSTALLED_TWISTD = "/opt/suto/venv/bin/twistd"
 
 #: unit file: (twistd subcommand, user, configuration file it names, the

@@ -1,0 +1,113 @@
+"""
+The test vectors printed in docs/PROTOCOL.md, checked against the code, so
+the specification cannot drift from what is implemented.
+"""
+
+import re
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_server.core import keyschedule, libxcrypt, schemes, wire
+from tests.core.test_keyschedule import FINGERPRINT, JUNK, KEY_1
+from tests.support.repository import PROTOCOL
+
+PASSWORD = "correct horse"
+RSALT = "$6$ABCDEFGHIJKLMNOP"
+
+
+def _vector_rows():
+    with open(PROTOCOL, encoding="utf-8") as handle:
+        text = handle.read()
+    section = text.split("### 5.3 Test vectors", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| ([a-z0-9-]+) \| `([^`]+)` \| `([^`]+)` \|$", section, re.M)
+    return section, rows
+
+
+class ProtocolVectorTests(SynchronousTestCase):
+    def test_rows_present(self):
+        """
+        The specification lists a vector for every supported scheme.
+        """
+        _, rows = _vector_rows()
+        self.assertEqual(
+            [name for name, _, _ in rows],
+            ["sha512-crypt", "sha256-crypt", "md5-crypt", "bcrypt", "yescrypt"],
+        )
+
+    def test_stored_and_final_hashes(self):
+        """
+        Every stored hash is crypt(password, salt) and every final hash is
+        crypt(stored, rsalt), as both sides compute them.
+        """
+        _, rows = _vector_rows()
+        for name, stored, final in rows:
+            salt = schemes.salt_of(stored)
+            self.assertEqual(libxcrypt.crypt(PASSWORD, salt), stored, name)
+            self.assertEqual(schemes.challenge_response(stored, RSALT), final, name)
+            self.assertEqual(schemes.client_response(PASSWORD, salt, RSALT), final, name)
+
+    def test_legacy_transcript(self):
+        """
+        The byte-for-byte legacy exchange has the lengths the
+        specification gives.
+        """
+        _, rows = _vector_rows()
+        stored, final = rows[0][1], rows[0][2]
+        legacy = wire.Framing.LEGACY
+        self.assertEqual(len(wire.encode(wire.GetSaltA(), legacy)), 16)
+        salta = wire.encode(wire.SaltA(schemes.salt_of(stored), RSALT), legacy)
+        self.assertEqual(salta, b"SUTO_SALTA_$6$abcdefghijklmnop_$6$ABCDEFGHIJKLMNOP")
+        self.assertEqual(len(salta), 50)
+        self.assertEqual(len(wire.encode(wire.CFHash(final), legacy)), 119)
+        self.assertEqual(len(wire.encode(wire.Auth(True), legacy)), 11)
+
+
+class ReconnectTranscriptTests(SynchronousTestCase):
+    def test_transcript(self):
+        """
+        The reconnection printed in section 10.4 is what the key schedule
+        and the codec make of the section 7.7 inputs for the user alice:
+        the offline key, the proof, the sealed junk and the server's
+        answer, byte for byte.
+        """
+        with open(PROTOCOL, encoding="utf-8") as handle:
+            section = handle.read().split("### 10.4 On the wire", 1)[1]
+        offline = keyschedule.offline_key(
+            bytes.fromhex(KEY_1), FINGERPRINT, keyschedule.time_step(1700000000), "alice"
+        )
+        binding = dict(profile="alice", counter=0)
+        key = bytes.fromhex(KEY_1)
+        sealed = keyschedule.seal(
+            offline,
+            JUNK,
+            purpose=keyschedule.RECONNECT_PURPOSE,
+            direction=keyschedule.Direction.CLIENT_TO_SERVER,
+            **binding,
+        )
+        lines = [
+            wire.ServerTime(1700000000, 30),
+            wire.Reconnect(
+                keyschedule.key_id(key),
+                keyschedule.reconnect_proof(key, "alice", sealed),
+                sealed,
+                "alice",
+            ),
+            wire.ReconnectOk(
+                keyschedule.seal(
+                    offline,
+                    b"ok",
+                    purpose=keyschedule.RECONNECT_OK_PURPOSE,
+                    direction=keyschedule.Direction.SERVER_TO_CLIENT,
+                    **binding,
+                )
+            ),
+        ]
+        self.assertIn(offline.hex(), section)
+        printed = re.findall(r"^    [SC]: (SUTO_\S+)$", section, re.M)
+        self.assertEqual(
+            printed,
+            [
+                wire.encode(line, wire.Framing.FRAMED).decode("ascii").rstrip("\r\n")
+                for line in lines
+            ],
+        )

@@ -1,0 +1,187 @@
+"""
+Reconnection end to end over loopback: the daemon built by makeService
+with a one-second rotation interval and offline step, and the endpoint
+agent.  The agent rotates, is stopped long enough for the daemon to mark
+the profile offline, and on restart reconnects with its offline key; then
+a copy of its state on a machine with another fingerprint reconnects, is
+blacklisted, and C{suto-admin blacklist} and C{suto-admin unblock} show
+and lift the entry over the daemon's admin socket.
+"""
+
+import os
+
+from twisted.internet import defer, reactor
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import TestCase
+
+from suto_client.agent import Agent
+from suto_client.enrollment import EnrollOutcome
+from suto_client.fingerprint import compute_fingerprint
+from suto_client.rotation import RotationFactory, RotationOutcome, profile_endpoint
+from suto_client.statefile import ClientState, load_state, save_state
+from tests.end_to_end.test_enrollment import EnrollmentFixture, FixedSource
+from tests.end_to_end.test_tracking import WAIT
+
+#: Seconds between rotations, on both sides.
+INTERVAL = "1"
+#: Seconds of silence past a due rotation before the daemon marks offline.
+GRACE = "0.5"
+#: Rotations to run before the agent is stopped.
+ROTATIONS = 2
+
+
+def fingerprint_of(machine: str):
+    """
+    The fingerprint callable of an agent on C{machine}.
+    """
+    return lambda: compute_fingerprint([FixedSource(machine)]).hash
+
+
+class ReconnectionEndToEndTests(EnrollmentFixture, TestCase):
+    """
+    An agent that went silent reconnects; a copy of its state elsewhere is
+    blacklisted.
+    """
+
+    server_arguments = (
+        "--hello-port", "9",
+        "--rotation-interval", INTERVAL,
+        "--rotation-grace", GRACE,
+        "--offline-step", "1",
+    )
+
+    def start_agent(self):
+        """
+        Run the agent of machine-1 on the state file.
+
+        @return: a L{defer.DeferredQueue} of its rotation outcomes and key
+            ids.
+        """
+        self.agent = Agent(
+            reactor,
+            self.state_path,
+            hello_endpoint_port=0,
+            hello_interface="127.0.0.1",
+            timeout=5,
+            rotation_interval=float(INTERVAL),
+            fingerprint=fingerprint_of("machine-1"),
+        )
+        outcomes = defer.DeferredQueue()
+        self.agent.add_rotation_observer(
+            lambda user, outcome, key_id: outcomes.put((outcome, key_id))
+        )
+        self.agent.startService()
+        self.addCleanup(self.stop_agent)
+        return outcomes
+
+    def stop_agent(self):
+        if self.agent.running:
+            return self.agent.stopService()
+
+    def next_outcome(self, outcomes):
+        return outcomes.get().addTimeout(WAIT, reactor)
+
+    def marked_offline(self, user):
+        """
+        A L{Deferred} that fires once the daemon's offline sweep marks
+        C{user} offline, within L{WAIT} seconds.
+        """
+        marked = defer.Deferred()
+
+        def observe(event):
+            if user in event.get("users", ()) and not marked.called:
+                marked.callback(None)
+
+        globalLogPublisher.addObserver(observe)
+        marked.addTimeout(WAIT, reactor)
+        marked.addBoth(
+            lambda result: (globalLogPublisher.removeObserver(observe), result)[1]
+        )
+        return marked
+
+    @defer.inlineCallbacks
+    def events(self, name):
+        """
+        The audit events of type C{name}, once every record so far is
+        written (the daemon writes them on its database thread).
+        """
+        yield self.server.audit.flushed()
+        return [e for e in self.server.store.audit_events() if e.event == name]
+
+    @defer.inlineCallbacks
+    def silence(self):
+        """
+        Stop the agent and wait for the daemon to mark alice offline.
+        """
+        marked = self.marked_offline("alice")
+        yield self.stop_agent()
+        yield marked
+        self.assertIsNotNone(self.server.store.offline_since("alice"))
+
+    @defer.inlineCallbacks
+    def test_reconnect_then_clone_blacklisted(self):
+        """
+        After rotations and a silence the daemon marks offline, the
+        restarted agent reconnects (SUTO_C_RECONNECT_ opened under the
+        offline key: a C{reconnected} audit record) and rotates, and both
+        sides then hold the same key, online.  Silent again, a copy of
+        that state on machine-2 reconnects under another fingerprint: the
+        daemon refuses it and blacklists the profile; C{suto-admin
+        blacklist} lists it, and C{suto-admin unblock} lifts the entry and
+        removes the profile.
+        """
+        result = yield self.enroll((yield self.open_window()))
+        self.assertEqual(result.outcome, EnrollOutcome.ENROLLED, result.reason)
+        self.state_path = os.path.join(self.data, "client.json")
+        save_state(self.state_path, ClientState(profiles={"alice": result.profile}))
+        outcomes = self.start_agent()
+        for _ in range(ROTATIONS):
+            outcome, _ = yield self.next_outcome(outcomes)
+            self.assertEqual(outcome, RotationOutcome.ROTATED)
+        yield self.silence()
+
+        outcomes = self.start_agent()
+        outcome, key_id = yield self.next_outcome(outcomes)
+        self.assertEqual(outcome, RotationOutcome.ROTATED)
+        [reconnected] = (yield self.events("reconnected"))
+        self.assertEqual(reconnected.source, "127.0.0.1")
+        client = load_state(self.state_path).profiles["alice"]
+        server = self.server.store.get_profile("alice")
+        self.assertEqual((client.key_id, client.generation), (key_id, server.generation))
+        self.assertEqual(server.key_id, key_id)
+        self.assertIsNone(client.offline_since)
+        self.assertIsNone(self.server.store.offline_since("alice"))
+        yield self.silence()
+
+        copied = load_state(self.state_path).profiles["alice"]
+        refused = defer.Deferred()
+        factory = RotationFactory(
+            copied,
+            clock=reactor,
+            interval=float(INTERVAL),
+            timeout=5,
+            store=lambda old, new: None,
+            report=refused.callback,
+            fingerprint=fingerprint_of("machine-2"),
+        )
+        protocol = yield profile_endpoint(reactor, copied, 5).connect(factory)
+        report = yield refused.addTimeout(WAIT, reactor)
+        protocol.transport.loseConnection()
+        self.assertEqual(report.outcome, RotationOutcome.REFUSED)
+        self.assertIsNotNone(self.server.store.blacklist_entry("alice"))
+        [failed] = (yield self.events("reconnect_failed"))
+        self.assertEqual(failed.source, "127.0.0.1")
+
+        code, out, err = yield self.admin("blacklist")
+        self.assertEqual((code, err), (0, ""))
+        [line] = out.splitlines()
+        user, _, alert, source, _ = line.split("\t")
+        self.assertEqual(
+            (user, alert, source), ("alice", "reconnect_failed", "from 127.0.0.1")
+        )
+        code, out, err = yield self.admin("unblock", "alice")
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn("lifted the blacklist entry of alice", out)
+        self.assertIsNone(self.server.store.get_profile("alice"))
+        code, out, _ = yield self.admin("blacklist")
+        self.assertEqual((code, out), (0, ""))

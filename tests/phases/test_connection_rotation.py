@@ -1,0 +1,786 @@
+"""
+Key rotation through the server's Protocol over a StringTransport, with a
+task.Clock for time, the real rotation rules, an in-memory store, a real
+master key and a group committer on the same clock: the exact bytes of a
+rotation, the timeouts around it, and what a broken conversation counts.
+"""
+
+import base64
+import itertools
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from twisted.cred.portal import Portal
+from twisted.internet import error, task
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
+from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_server.audit.log import AuditLog
+from suto_server.core import keyschedule, wire
+from suto_server.cred.checkers import SaltedChallengeChecker
+from suto_server.cred.realm import SutoRealm
+from suto_server.phases.connection import ServerFactory
+from suto_server.rules.reconnection import DEFAULT_STEP, Reconnection
+from suto_server.rules.rendezvous import Rendezvous
+from suto_server.rules.rotation import Rotation
+from suto_server.store.groupcommit import GroupCommitter
+from suto_server.store.memory import MemoryStore
+from suto_server.store.records import BlacklistEntry
+from tests.phases.test_connection import DictSource, ImmediatePool
+from tests.rules.test_enrollment import FINGERPRINT, new_master_key
+from tests.rules.test_reconnection import offline_key_of, opens_ok, reconnect_message
+from tests.rules.test_rotation import (
+    FIRST_KEY,
+    JUNK,
+    NOW,
+    OTHER_FINGERPRINT,
+    SOURCE,
+    Device,
+    enroll,
+)
+
+EXCHANGE_TIMEOUT = 10
+IDLE_TIMEOUT = 96
+VERSION = b"SUTO_VERSION_2\r\n"
+# The client's X25519 private key: fixed, so every line is known.
+CLIENT_PRIVATE = X25519PrivateKey.from_private_bytes(bytes(range(100, 132)))
+
+
+def b64(data):
+    return base64.b64encode(data)
+
+
+def server_private_keys():
+    """
+    The server's X25519 private keys, one per rotation: fixed, so every
+    line is known.
+    """
+    for number in itertools.count(1):
+        yield X25519PrivateKey.from_private_bytes(bytes([number]) * 32)
+
+
+def public(private):
+    return private.public_key().public_bytes_raw()
+
+
+def sealed(key, plaintext, purpose, direction, generation):
+    """
+    C{plaintext} sealed as the rotation of C{generation} seals it.
+    """
+    return keyschedule.seal(
+        key,
+        plaintext,
+        profile="alice",
+        purpose=purpose,
+        direction=direction,
+        counter=generation,
+    )
+
+
+class RotationListenerMixin:
+    """
+    A framed listener that rotates keys, with C{alice} enrolled from
+    L{SOURCE} holding L{FIRST_KEY}, and the server's X25519 keys drawn
+    from L{server_private_keys}.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.clock = task.Clock()
+        self.clock.advance(NOW)
+        self.store = MemoryStore()
+        self.master_key = new_master_key(self)
+        self.device = enroll(self.store, self.master_key, "alice")
+        self.server_keys = server_private_keys()
+        self.rotation = Rotation(
+            self.store,
+            self.master_key,
+            GroupCommitter(self.clock, self.store.commit_rotations),
+            new_private_key=lambda: next(self.server_keys),
+        )
+        self.factory = self.make_factory(self.rotation)
+
+    def make_factory(self, rotation):
+        """
+        A framed factory; C{rotation} is L{None} for one that does not
+        rotate keys.
+        """
+        pool = ImmediatePool()
+        return ServerFactory(
+            framing=wire.Framing.FRAMED,
+            rendezvous=Rendezvous(self.clock, timeout=5),
+            portal=Portal(SutoRealm(), [SaltedChallengeChecker(DictSource({}), pool)]),
+            salt_for=lambda user: None,
+            make_rsalt=lambda: "$6$ABCDEFGHIJKLMNOP",
+            clock=self.clock,
+            exchange_timeout=EXCHANGE_TIMEOUT,
+            rotation=rotation,
+            idle_timeout=IDLE_TIMEOUT,
+        )
+
+    def connect(self, factory=None):
+        protocol = (factory or self.factory).buildProtocol(None)
+        transport = StringTransport(peerAddress=IPv4Address("TCP", SOURCE, 40000))
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def exchange(self, protocol, transport, data):
+        """
+        Send C{data} to the server and return what it wrote back.
+        """
+        transport.clear()
+        protocol.dataReceived(data)
+        return transport.value()
+
+    def rotate_line(self, private=CLIENT_PRIVATE):
+        """
+        The device's C{SUTO_C_ROTATE_} line, from the key it holds.
+        """
+        request = self.device.request(private)
+        return b"SUTO_C_ROTATE_%s_%s_%s_alice\r\n" % (
+            request.key_id.encode("ascii"),
+            b64(request.junk),
+            b64(request.public),
+        )
+
+    def ok_line(self, data):
+        """
+        Read a C{SUTO_ROTATE_OK_} line as the device does, and return its
+        acknowledgement line.
+        """
+        [message] = self.decode(data)
+        return b"SUTO_C_ROTATE_ACK_%s\r\n" % b64(
+            self.device.acknowledge(message.public, message.sealed)
+        )
+
+    def decode(self, data):
+        decoder = wire.Decoder(wire.Framing.FRAMED)
+        decoder.receive_data(data)
+        messages = []
+        while (message := decoder.next_event()) is not wire.NEED_DATA:
+            messages.append(message)
+        return messages
+
+    def rotated(self):
+        """
+        Connect and complete one rotation.
+
+        @return: the protocol and its transport.
+        """
+        protocol, transport = self.connect()
+        reply = self.exchange(protocol, transport, VERSION + self.rotate_line())
+        self.assertTrue(reply.startswith(VERSION))
+        ack = self.ok_line(reply[len(VERSION) :])
+        self.exchange(protocol, transport, ack)
+        self.clock.advance(0)
+        [done] = self.decode(transport.value())
+        self.device.commit(done.sealed)
+        return protocol, transport
+
+    def rotate_again(self, protocol, transport):
+        """
+        Complete one rotation on the open connection C{protocol}.
+        """
+        reply = self.exchange(protocol, transport, self.rotate_line())
+        self.exchange(protocol, transport, self.ok_line(reply))
+        self.clock.advance(0)
+        [done] = self.decode(transport.value())
+        self.device.commit(done.sealed)
+
+    def audit(self, event):
+        return [
+            (e.username, e.source, e.reason)
+            for e in self.store.audit_events()
+            if e.event == event
+        ]
+
+    def key_id(self):
+        return self.store.get_profile("alice").key_id
+
+
+class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
+    """
+    The rotation conversation, from C{SUTO_C_ROTATE_} to its end.
+    """
+
+    def test_rotates(self):
+        """
+        Version, C{SUTO_C_ROTATE_}, then C{SUTO_ROTATE_OK_<server public>_
+        <"ok" sealed under K'>}; the acknowledgement; then, once the group
+        commit ran and not before, C{SUTO_ROTATE_DONE_<"done" sealed under
+        K'>}, with K' the key the key schedule derives; the connection
+        stays open.
+        """
+        server = next(server_private_keys())
+        shared = keyschedule.dh_shared_secret(CLIENT_PRIVATE, public(server))
+        new_key = keyschedule.next_key(FIRST_KEY, JUNK, FINGERPRINT, shared, "alice", 1)
+        s2c = keyschedule.Direction.SERVER_TO_CLIENT
+        c2s = keyschedule.Direction.CLIENT_TO_SERVER
+        ok = sealed(new_key, b"ok", keyschedule.ROTATE_OK_PURPOSE, s2c, 0)
+        ack = sealed(new_key, b"ack", keyschedule.ROTATE_ACK_PURPOSE, c2s, 0)
+        done = sealed(new_key, b"done", keyschedule.ROTATE_DONE_PURPOSE, s2c, 1)
+        protocol, transport = self.connect()
+        rotate = b"SUTO_C_ROTATE_%s_%s_%s_alice\r\n" % (
+            keyschedule.key_id(FIRST_KEY).encode("ascii"),
+            b64(JUNK),
+            b64(public(CLIENT_PRIVATE)),
+        )
+        self.assertEqual(
+            self.exchange(protocol, transport, VERSION + rotate),
+            VERSION + b"SUTO_ROTATE_OK_%s_%s\r\n" % (b64(public(server)), b64(ok)),
+        )
+        self.assertEqual(
+            self.exchange(protocol, transport, b"SUTO_C_ROTATE_ACK_%s\r\n" % b64(ack)),
+            b"",
+        )
+        self.assertEqual(self.key_id(), keyschedule.key_id(FIRST_KEY))
+        self.clock.advance(0)
+        self.assertEqual(transport.value(), b"SUTO_ROTATE_DONE_%s\r\n" % b64(done))
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(self.key_id(), keyschedule.key_id(new_key))
+        self.assertEqual(
+            self.master_key.open_key(
+                "alice",
+                keyschedule.key_id(new_key),
+                self.store.get_profile("alice").key_sealed,
+            ),
+            new_key,
+        )
+
+    def test_byte_at_a_time(self):
+        """
+        The conversation works when every byte arrives on its own.
+        """
+        protocol, transport = self.connect()
+        for byte in VERSION + self.rotate_line():
+            protocol.dataReceived(bytes([byte]))
+        ack = self.ok_line(transport.value()[len(VERSION) :])
+        transport.clear()
+        for byte in ack:
+            protocol.dataReceived(bytes([byte]))
+        self.clock.advance(0)
+        [done] = self.decode(transport.value())
+        self.device.commit(done.sealed)
+        self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
+
+    def test_two_rotations(self):
+        """
+        The same connection carries the next rotation, from the new key,
+        with the server's next X25519 key; both sides reach generation 2.
+        """
+        protocol, transport = self.rotated()
+        first = self.device.key
+        reply = self.exchange(protocol, transport, self.rotate_line())
+        [ok] = self.decode(reply)
+        _, second_server = itertools.islice(server_private_keys(), 2)
+        self.assertEqual(ok.public, public(second_server))
+        self.exchange(protocol, transport, self.ok_line(reply))
+        self.clock.advance(0)
+        [done] = self.decode(transport.value())
+        self.device.commit(done.sealed)
+        profile = self.store.get_profile("alice")
+        self.assertEqual(
+            (profile.key_id, profile.generation, profile.previous_key_id),
+            (keyschedule.key_id(self.device.key), 2, keyschedule.key_id(first)),
+        )
+        self.assertFalse(transport.disconnecting)
+
+    def test_idle_timeout(self):
+        """
+        Between rotations the connection may stay quiet for the idle
+        timeout, not the exchange timeout: it is still open one second
+        before, and closed with C{SUTO_ERROR_TIMEOUT} at it; that counts
+        no failure.
+        """
+        protocol, transport = self.rotated()
+        transport.clear()
+        self.clock.advance(IDLE_TIMEOUT - 1)
+        self.assertEqual((transport.value(), transport.disconnecting), (b"", False))
+        self.clock.advance(1)
+        self.assertEqual(
+            (transport.value(), transport.disconnecting),
+            (b"SUTO_ERROR_TIMEOUT\r\n", True),
+        )
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.assertEqual(self.audit("rotation_failed"), [])
+
+    def test_rotation_before_idle_timeout(self):
+        """
+        A rotation that starts one second before the idle timeout goes
+        through, and the idle timeout starts again after it.
+        """
+        protocol, transport = self.rotated()
+        self.clock.advance(IDLE_TIMEOUT - 1)
+        self.rotate_again(protocol, transport)
+        self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
+        transport.clear()
+        self.clock.advance(IDLE_TIMEOUT - 1)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(transport.disconnecting)
+
+    def test_exchange_timeout(self):
+        """
+        Inside a rotation the device has the exchange timeout to
+        acknowledge: one second before it the connection is open, at it
+        the server sends C{SUTO_ERROR_TIMEOUT}, closes, keeps the key and
+        counts a failure.
+        """
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + self.rotate_line())
+        transport.clear()
+        self.clock.advance(EXCHANGE_TIMEOUT - 1)
+        self.assertEqual((transport.value(), transport.disconnecting), (b"", False))
+        self.clock.advance(1)
+        self.assertEqual(
+            (transport.value(), transport.disconnecting),
+            (b"SUTO_ERROR_TIMEOUT\r\n", True),
+        )
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.assertEqual(self.key_id(), keyschedule.key_id(FIRST_KEY))
+        self.assertEqual(self.store.get_profile("alice").rotation_failures, 1)
+        self.assertEqual(
+            self.audit("rotation_failed"),
+            [("alice", SOURCE, "protocol error: TIMEOUT")],
+        )
+
+    def test_no_rotation(self):
+        """
+        C{SUTO_C_ROTATE_} on a listener that does not rotate keys is
+        C{SUTO_ERROR_UNKNOWN_MESSAGE}, and the connection closes.
+        """
+        protocol, transport = self.connect(self.make_factory(None))
+        self.assertEqual(
+            self.exchange(protocol, transport, VERSION + self.rotate_line()),
+            VERSION + b"SUTO_ERROR_UNKNOWN_MESSAGE\r\n",
+        )
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.key_id(), keyschedule.key_id(FIRST_KEY))
+
+    def test_lost_after_ok(self):
+        """
+        A connection that ends after C{SUTO_ROTATE_OK_} (the device could
+        not open it, or went away) counts a failure and keeps the key.
+        """
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + self.rotate_line())
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.assertEqual(self.key_id(), keyschedule.key_id(FIRST_KEY))
+        self.assertEqual(self.store.get_profile("alice").rotation_failures, 1)
+        self.assertEqual(
+            self.audit("rotation_failed"),
+            [("alice", SOURCE, "no acknowledgement before the connection ended")],
+        )
+
+    def test_lost_while_committing(self):
+        """
+        A connection that ends after the acknowledgement: the server still
+        commits, writes nothing, counts no failure, and the device (which
+        never got "done") is rolled back on its next connection.
+        """
+        protocol, transport = self.connect()
+        reply = self.exchange(protocol, transport, VERSION + self.rotate_line())
+        self.exchange(protocol, transport, self.ok_line(reply[len(VERSION) :]))
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.clock.advance(0)
+        self.assertEqual(transport.value(), b"")
+        self.assertNotEqual(self.key_id(), keyschedule.key_id(FIRST_KEY))
+        self.assertEqual(self.audit("rotation_failed"), [])
+        self.rotated()
+        self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
+        self.assertEqual(len(self.audit("rotation_rolled_back")), 1)
+
+    def test_unknown_key(self):
+        """
+        A key the profile never held: C{SUTO_ERROR_UNKNOWN_KEY} and close.
+        """
+        self.device = Device("alice", bytes(32))
+        protocol, transport = self.connect()
+        self.assertEqual(
+            self.exchange(protocol, transport, VERSION + self.rotate_line()),
+            VERSION + b"SUTO_ERROR_UNKNOWN_KEY\r\n",
+        )
+        self.assertTrue(transport.disconnecting)
+
+    def test_bad_ack(self):
+        """
+        An acknowledgement that does not open: C{SUTO_ERROR_ROTATION_FAILED},
+        close, the key kept and a failure counted once, even when the
+        connection then ends.
+        """
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + self.rotate_line())
+        self.assertEqual(
+            self.exchange(
+                protocol, transport, b"SUTO_C_ROTATE_ACK_%s\r\n" % b64(bytes(19))
+            ),
+            b"SUTO_ERROR_ROTATION_FAILED\r\n",
+        )
+        self.assertTrue(transport.disconnecting)
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.clock.advance(0)
+        self.assertEqual(self.key_id(), keyschedule.key_id(FIRST_KEY))
+        self.assertEqual(self.store.get_profile("alice").rotation_failures, 1)
+
+    def test_other_user(self):
+        """
+        After a rotation for C{alice}, a rotation for another profile on
+        the same connection is C{SUTO_ERROR_OUT_OF_ORDER}.
+        """
+        protocol, transport = self.rotated()
+        bob = enroll(self.store, self.master_key, "bob")
+        request = bob.request(CLIENT_PRIVATE)
+        line = b"SUTO_C_ROTATE_%s_%s_%s_bob\r\n" % (
+            request.key_id.encode("ascii"),
+            b64(request.junk),
+            b64(request.public),
+        )
+        self.assertEqual(
+            self.exchange(protocol, transport, line),
+            b"SUTO_ERROR_OUT_OF_ORDER\r\n",
+        )
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.store.get_profile("bob").generation, 0)
+
+
+class ReconnectListenerMixin(RotationListenerMixin):
+    """
+    L{RotationListenerMixin}'s listener with the reconnection and
+    blacklist rules over the same store (default step and window), and
+    no port tracking.
+    """
+
+    def make_factory(self, rotation):
+        factory = super().make_factory(rotation)
+        self.reconnection = Reconnection(
+            self.store, rotation, AuditLog(self.store)
+        )
+        factory.reconnection = self.reconnection
+        return factory
+
+    def step(self):
+        return keyschedule.time_step(self.clock.seconds(), DEFAULT_STEP)
+
+    def reconnect_line(self, device=None, step=None):
+        """
+        The C{SUTO_C_RECONNECT_} line of C{device} (by default the
+        enrolled one) for C{step} (by default the server's).
+        """
+        message = reconnect_message(
+            device or self.device, self.step() if step is None else step
+        )
+        return wire.encode(message, wire.Framing.FRAMED)
+
+    def state(self, user="alice"):
+        """
+        What the store holds for C{user}: profile, offline spell, spent
+        step, blacklist entry.
+        """
+        return (
+            self.store.get_profile(user),
+            self.store.offline_since(user),
+            self.store.last_offline_step(user),
+            self.store.blacklist_entry(user),
+        )
+
+    def assert_closed_with(self, protocol, transport, data, expected):
+        """
+        Sending C{data} is answered with exactly C{expected}, the
+        connection closes and the stored state does not change.
+        """
+        before = self.state()
+        self.assertEqual(self.exchange(protocol, transport, data), expected)
+        self.assertTrue(transport.disconnecting)
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.clock.advance(0)
+        self.assertEqual(self.state(), before)
+
+
+class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
+    """
+    C{SUTO_C_TIME}, C{SUTO_C_RECONNECT_} and the blacklist through the
+    protocol.
+    """
+
+    def test_time(self):
+        """
+        C{SUTO_C_TIME} is answered with the server's clock in whole seconds
+        and its offline step length, and the connection stays open; asking
+        again (which would let a peer hold the connection forever) is out
+        of order.
+        """
+        self.clock.advance(0.75)
+        protocol, transport = self.connect()
+        expected = b"SUTO_TIME_%d_%d\r\n" % (int(NOW), DEFAULT_STEP)
+        self.assertEqual(
+            self.exchange(protocol, transport, VERSION + b"SUTO_C_TIME\r\n"),
+            VERSION + expected,
+        )
+        self.assertFalse(transport.disconnecting)
+        self.assert_closed_with(
+            protocol, transport, b"SUTO_C_TIME\r\n", b"SUTO_ERROR_OUT_OF_ORDER\r\n"
+        )
+
+    def test_reconnect_and_rotate(self):
+        """
+        An offline profile's client asks the time, reconnects with junk
+        sealed under its offline key for the step it was told, gets
+        C{SUTO_RECONNECT_OK_} that opens under that key, then rotates; the
+        commit ends the offline spell and spends the step; no secret is
+        logged.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        protocol, transport = self.connect()
+        with capturedLogs() as events:
+            reply = self.exchange(
+                protocol, transport, VERSION + b"SUTO_C_TIME\r\n"
+            )
+            [_, told] = self.decode(reply)
+            step = keyschedule.time_step(told.seconds, told.step)
+            [welcome] = self.decode(
+                self.exchange(protocol, transport, self.reconnect_line(step=step))
+            )
+            self.assertIsInstance(welcome, wire.ReconnectOk)
+            self.assertTrue(opens_ok(self.device, step, welcome.sealed))
+            self.rotate_again(protocol, transport)
+        self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
+        self.assertIsNone(self.store.offline_since("alice"))
+        self.assertEqual(self.store.last_offline_step("alice"), step)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(len(self.audit("reconnected")), 1)
+        text = "\n".join(formatEvent(event) + repr(event) for event in events)
+        for secret in (FIRST_KEY, offline_key_of(Device("alice", FIRST_KEY), step)):
+            self.assertNotIn(secret.hex(), text)
+            self.assertNotIn(b64(secret).decode(), text)
+
+    def test_plain_rotation_offline(self):
+        """
+        A plain C{SUTO_C_ROTATE_} for an offline profile, with a key it
+        holds, is answered C{SUTO_AUTH_0} and closed, and raised as
+        C{reconnect_failed}; the profile is not blacklisted (the message
+        proves no key), stays offline and keeps its key.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        protocol, transport = self.connect()
+        self.assertEqual(
+            self.exchange(protocol, transport, VERSION + self.rotate_line()),
+            VERSION + b"SUTO_AUTH_0\r\n",
+        )
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(self.store.blacklist_entry("alice"))
+        self.assertIsNotNone(self.store.offline_since("alice"))
+        self.assertEqual(len(self.audit("reconnect_failed")), 1)
+        self.assertEqual(self.key_id(), keyschedule.key_id(FIRST_KEY))
+
+    def test_failed_reconnect_offline(self):
+        """
+        Credentials copied to another machine reconnect for an offline
+        profile: C{SUTO_AUTH_0}, close, blacklisted.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        copy = Device("alice", FIRST_KEY, fingerprint=OTHER_FINGERPRINT)
+        protocol, transport = self.connect()
+        self.assertEqual(
+            self.exchange(protocol, transport, VERSION + self.reconnect_line(copy)),
+            VERSION + b"SUTO_AUTH_0\r\n",
+        )
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(
+            self.store.blacklist_entry("alice").alert, "reconnect_failed"
+        )
+
+    def test_blacklisted(self):
+        """
+        A blacklisted profile gets C{SUTO_AUTH_0} at its first message,
+        whether a rotation or a valid reconnection, and nothing else; each
+        attempt is recorded as C{blacklisted_refused}; nothing changes.
+        """
+        self.store.add_to_blacklist(
+            BlacklistEntry("alice", NOW, "test", SOURCE, "reconnect_failed")
+        )
+        for line in (self.rotate_line(), self.reconnect_line()):
+            protocol, transport = self.connect()
+            self.assert_closed_with(
+                protocol, transport, VERSION + line, VERSION + b"SUTO_AUTH_0\r\n"
+            )
+        self.assertEqual(len(self.audit("blacklisted_refused")), 2)
+        self.assertEqual(self.store.get_profile("alice").rotation_failures, 0)
+
+    def test_unknown_key_or_profile(self):
+        """
+        A reconnection naming a key id the profile never held, or a user
+        with no profile: C{SUTO_ERROR_UNKNOWN_KEY}, close, no blacklist.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        for device in (Device("alice", bytes(32)), Device("carol", FIRST_KEY)):
+            protocol, transport = self.connect()
+            self.assert_closed_with(
+                protocol,
+                transport,
+                VERSION + self.reconnect_line(device),
+                VERSION + b"SUTO_ERROR_UNKNOWN_KEY\r\n",
+            )
+        self.assertEqual(self.store.list_blacklist(), [])
+
+    def test_reconnect_not_first(self):
+        """
+        A reconnection after a rotation on the same connection is
+        C{SUTO_ERROR_OUT_OF_ORDER}, and changes nothing.
+        """
+        protocol, transport = self.rotated()
+        self.assert_closed_with(
+            protocol,
+            transport,
+            self.reconnect_line(),
+            b"SUTO_ERROR_OUT_OF_ORDER\r\n",
+        )
+
+    def test_out_of_order_after_reconnect(self):
+        """
+        After C{SUTO_RECONNECT_OK_} only a rotation may follow: the time
+        request, an acknowledgement or a second reconnection is
+        C{SUTO_ERROR_OUT_OF_ORDER} and close, and the profile stays
+        offline with no step spent.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        for line in (
+            b"SUTO_C_TIME\r\n",
+            b"SUTO_C_ROTATE_ACK_%s\r\n" % b64(bytes(19)),
+            self.reconnect_line(),
+        ):
+            protocol, transport = self.connect()
+            self.exchange(protocol, transport, VERSION + self.reconnect_line())
+            self.assert_closed_with(
+                protocol, transport, line, b"SUTO_ERROR_OUT_OF_ORDER\r\n"
+            )
+        self.assertIsNotNone(self.store.offline_since("alice"))
+
+    def test_malformed(self):
+        """
+        A reconnection with a short seal or proof, a bad key id or a bad
+        user is a protocol error (C{SUTO_ERROR_BAD_FIELD}) and close; nothing is
+        recorded or changed.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        key_id = keyschedule.key_id(FIRST_KEY).encode("ascii")
+        proof = b64(bytes(16))
+        for line in (
+            b"SUTO_C_RECONNECT_%s_%s_%s_alice\r\n" % (key_id, proof, b64(bytes(47))),
+            b"SUTO_C_RECONNECT_%s_%s_%s_alice\r\n" % (b"zz" * 16, proof, b64(bytes(48))),
+            b"SUTO_C_RECONNECT_%s_%s_%s_-rf\r\n" % (key_id, proof, b64(bytes(48))),
+            b"SUTO_C_RECONNECT_%s_%s_%s_alice\r\n" % (key_id, b64(bytes(15)), b64(bytes(48))),
+        ):
+            protocol, transport = self.connect()
+            self.exchange(protocol, transport, VERSION)
+            self.assert_closed_with(
+                protocol, transport, line, b"SUTO_ERROR_BAD_FIELD\r\n"
+            )
+        self.assertEqual(list(self.store.audit_events()), [])
+
+    def test_without_reconnection(self):
+        """
+        A listener without the reconnection rules refuses a reconnection
+        with C{SUTO_ERROR_UNKNOWN_KEY}, and the time request as a message
+        it does not know.
+        """
+        factory = RotationListenerMixin.make_factory(self, self.rotation)
+        protocol, transport = self.connect(factory)
+        self.assertEqual(
+            self.exchange(protocol, transport, VERSION + self.reconnect_line()),
+            VERSION + b"SUTO_ERROR_UNKNOWN_KEY\r\n",
+        )
+        protocol, transport = self.connect(factory)
+        reply = self.exchange(protocol, transport, VERSION + b"SUTO_C_TIME\r\n")
+        self.assertEqual(reply, VERSION + b"SUTO_ERROR_UNKNOWN_MESSAGE\r\n")
+        self.assertTrue(transport.disconnecting)
+
+
+class RecordingTracking:
+    """
+    Port tracking that records each admission and answers it with a
+    L{Deferred} the test fires.
+    """
+
+    def __init__(self):
+        self.admissions = []
+        self.detached = []
+        self.proofs = []
+
+    def admit(self, profile, key, source, connection, now, previous=None, *, proven):
+        d = Deferred()
+        self.admissions.append((profile.username, key, previous, source, proven, d))
+        return d
+
+    def proven(self, connection, now):
+        self.proofs.append(connection)
+
+    def forget(self, connection):
+        pass
+
+    def detach(self, user, connection, keep_move=False):
+        self.detached.append(user)
+
+
+class ReconnectTrackingTests(ReconnectListenerMixin, SynchronousTestCase):
+    """
+    A reconnection passes the location check after the rules, and before
+    C{SUTO_RECONNECT_OK_}; the rotation that follows is not checked again.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.tracking = RecordingTracking()
+        self.factory.tracking = self.tracking
+        self.store.mark_offline(["alice"], NOW)
+
+    def test_admitted(self):
+        """
+        The rules accept, then tracking is asked with the profile's keys;
+        C{SUTO_RECONNECT_OK_} goes out once it admits (the reconnection
+        proved the fingerprint already), and the following rotation asks
+        tracking nothing more than to note its commit.
+        """
+        protocol, transport = self.connect()
+        reply = self.exchange(protocol, transport, VERSION + self.reconnect_line())
+        self.assertEqual(reply, VERSION)
+        [(user, key, previous, source, proven, d)] = self.tracking.admissions
+        self.assertEqual(
+            (user, key, previous, source, proven),
+            ("alice", FIRST_KEY, None, SOURCE, True),
+        )
+        self.assertEqual(len(self.audit("reconnected")), 1)
+        transport.clear()
+        d.callback(True)
+        [welcome] = self.decode(transport.value())
+        self.assertIsInstance(welcome, wire.ReconnectOk)
+        self.rotate_again(protocol, transport)
+        self.assertEqual(len(self.tracking.admissions), 1)
+        self.assertEqual(self.tracking.proofs, [protocol])
+        self.assertIsNone(self.store.offline_since("alice"))
+
+    def test_not_admitted(self):
+        """
+        Tracking refuses (the legitimate client answered the check at its
+        old port): C{SUTO_ERROR_UNKNOWN_KEY}, close, no step spent.
+        """
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + self.reconnect_line())
+        [(_, _, _, _, _, d)] = self.tracking.admissions
+        transport.clear()
+        d.callback(False)
+        self.assertEqual(transport.value(), b"SUTO_ERROR_UNKNOWN_KEY\r\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(self.store.last_offline_step("alice"))
+
+    def test_refused_before_tracking(self):
+        """
+        A reconnection the rules refuse never reaches tracking: no check
+        packet goes to the legitimate client for a failed attempt.
+        """
+        copy = Device("alice", FIRST_KEY, fingerprint=OTHER_FINGERPRINT)
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + self.reconnect_line(copy))
+        self.assertEqual(self.tracking.admissions, [])

@@ -1,0 +1,891 @@
+"""
+The reconnection and blacklist rules (L{Reconnection}) over both stores,
+with the real rotation rules, a real master key and a group committer on a
+L{task.Clock}: the seed's attacks ("Changing ports", "Reconnected",
+"Attacking") played by L{Device}s that hold real or stolen state, and what
+is refused, recorded and blacklisted.
+
+L{reconnect_message} computes what a client sends, straight from the key
+schedule, so the protocol tests share it.
+"""
+
+import base64
+
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_server.audit.log import AuditLog
+from suto_server.core import keyschedule, wire
+from suto_server.rules.reconnection import (
+    DEFAULT_STEP,
+    DEFAULT_WINDOW,
+    Reconnected,
+    Reconnection,
+    ReconnectRefused,
+)
+from suto_server.rules.rotation import RotationRefused
+from suto_server.store.records import BlacklistEntry
+from tests.rules.test_rotation import (
+    ELSEWHERE,
+    FIRST_KEY,
+    JUNK,
+    NOW,
+    OTHER_FINGERPRINT,
+    SOURCE,
+    Device,
+    MemoryStoreMixin,
+    RotationMixin,
+    SQLiteStoreMixin,
+    enroll,
+)
+
+#: The junk a reconnecting client seals (any 32 bytes).
+RECONNECT_JUNK = bytes(range(200, 232))
+
+
+def offline_key_of(device, step):
+    """
+    The offline key C{device} derives for C{step} from the key it holds
+    and the fingerprint its machine computes.
+    """
+    return keyschedule.offline_key(device.key, device.fingerprint, step, device.user)
+
+
+def reconnect_message(device, step, junk=RECONNECT_JUNK):
+    """
+    The L{wire.Reconnect} C{device} sends for the offline time step
+    C{step}, as a client computes it (docs/PROTOCOL.md §10.2).
+    """
+    sealed = keyschedule.seal(
+        offline_key_of(device, step),
+        junk,
+        profile=device.user,
+        purpose=keyschedule.RECONNECT_PURPOSE,
+        direction=keyschedule.Direction.CLIENT_TO_SERVER,
+        counter=0,
+    )
+    return wire.Reconnect(
+        keyschedule.key_id(device.key),
+        keyschedule.reconnect_proof(device.key, device.user, sealed),
+        sealed,
+        device.user,
+    )
+
+
+def opens_ok(device, step, sealed):
+    """
+    Does C{sealed}, the server's confirmation, open under C{device}'s
+    offline key for C{step} to C{ok}?
+    """
+    try:
+        return (
+            keyschedule.open_sealed(
+                offline_key_of(device, step),
+                sealed,
+                profile=device.user,
+                purpose=keyschedule.RECONNECT_OK_PURPOSE,
+                direction=keyschedule.Direction.SERVER_TO_CLIENT,
+                counter=0,
+            )
+            == b"ok"
+        )
+    except keyschedule.SealError:
+        return False
+
+
+class ReconnectionMixin(RotationMixin):
+    """
+    L{RotationMixin}'s rules plus the L{Reconnection} rules over the same
+    store, with the default step and window.
+    """
+
+    def start_server(self):
+        super().start_server()
+        self.reconnection = Reconnection(
+            self.store, self.rotation, AuditLog(self.store)
+        )
+
+    def step(self, offset=0):
+        """
+        The server's offline time step now, plus C{offset}.
+        """
+        return keyschedule.time_step(self.now(), DEFAULT_STEP) + offset
+
+    def go_offline(self, user="alice"):
+        """
+        The sweep found C{user}'s profile silent.
+        """
+        self.assertEqual(self.store.mark_offline([user], self.now()), [user])
+
+    def reconnect(self, message, source=SOURCE):
+        return self.reconnection.reconnect(message, source, self.now())
+
+    def refused(self, message, source=SOURCE):
+        """
+        The reason the reconnection C{message} is refused with.
+        """
+        with self.assertRaises(ReconnectRefused) as caught:
+            self.reconnect(message, source)
+        return caught.exception.reason
+
+    def rotation_refused(self, device, source=SOURCE, reconnected=False):
+        """
+        The reason L{Reconnection.check_rotation} refuses a plain rotation
+        of C{device} with.
+        """
+        with self.assertRaises(ReconnectRefused) as caught:
+            self.check_rotation(device, source, reconnected)
+        return caught.exception.reason
+
+    def check_rotation(self, device, source=SOURCE, reconnected=False):
+        return self.reconnection.check_rotation(
+            device.user,
+            keyschedule.key_id(device.key),
+            source,
+            self.now(),
+            reconnected,
+        )
+
+    def rotate_reconnected(self, accepted, device=None, source=SOURCE):
+        """
+        The rotation that follows a reconnection, passing its step so the
+        commit spends it.
+        """
+        device = device or self.device
+        request = device.request()
+        pending = self.rotation.begin(
+            request.user,
+            request.key_id,
+            request.junk,
+            request.public,
+            source,
+            self.now(),
+            offline_step=accepted.step,
+        )
+        self.assertEqual(pending.offline_step, accepted.step)
+        done = self.commit(
+            pending, device.acknowledge(pending.server_public, pending.ok), source
+        )
+        device.commit(done)
+
+    def blacklisted(self, user="alice"):
+        entry = self.store.blacklist_entry(user)
+        return None if entry is None else (entry.alert, entry.source)
+
+    def state(self, user="alice"):
+        return (
+            self.profile(user),
+            self.store.offline_since(user),
+            self.store.last_offline_step(user),
+            self.blacklisted(user),
+        )
+
+
+class ReconnectTestsMixin(ReconnectionMixin):
+    """
+    L{Reconnection.reconnect} for the legitimate client.
+    """
+
+    def test_reconnects(self):
+        """
+        An offline profile's client that seals junk under offline_key(K,
+        fingerprint, step, user) for the server's step is accepted: the
+        answer names that step and its key, carries "ok" sealed under the
+        offline key (purpose C{reconnect-ok}, s2c, counter 0), and a
+        C{reconnected} event is recorded; the spell lasts until a rotation
+        commits.
+        """
+        self.clock.advance(500)
+        self.go_offline()
+        accepted = self.reconnect(reconnect_message(self.device, self.step()))
+        self.assertIsInstance(accepted, Reconnected)
+        self.assertEqual(
+            (accepted.user, accepted.step, accepted.key, accepted.previous),
+            ("alice", self.step(), FIRST_KEY, None),
+        )
+        self.assertTrue(opens_ok(self.device, self.step(), accepted.ok))
+        self.assertFalse(opens_ok(self.device, self.step(1), accepted.ok))
+        self.assertEqual(
+            self.events(),
+            [
+                (
+                    "reconnected",
+                    "alice",
+                    SOURCE,
+                    f"reconnected with the offline key of step {self.step()}",
+                )
+            ],
+        )
+        self.assertEqual(self.store.offline_since("alice"), NOW + 500)
+        self.assertIsNone(self.store.last_offline_step("alice"))
+        self.assertIsNone(self.blacklisted())
+
+    def test_rotation_ends_spell_and_spends_step(self):
+        """
+        The rotation that follows commits, ends the offline spell and
+        spends the step; both sides agree on the new key.
+        """
+        self.go_offline()
+        accepted = self.reconnect(reconnect_message(self.device, self.step()))
+        self.rotate_reconnected(accepted)
+        self.assert_agreed()
+        self.assertIsNone(self.store.offline_since("alice"))
+        self.assertEqual(self.store.last_offline_step("alice"), accepted.step)
+        self.check_rotation(self.device)
+
+    def test_not_offline(self):
+        """
+        A client that noticed its silence before the server did may
+        reconnect although its profile is not marked offline.
+        """
+        accepted = self.reconnect(reconnect_message(self.device, self.step()))
+        self.assertEqual(accepted.step, self.step())
+        self.assertIsNone(self.blacklisted())
+
+    def test_previous_key(self):
+        """
+        A client that never got "done" of its last rotation holds the
+        previous key: it reconnects with it, and the answer names both keys
+        the profile holds for the location check.
+        """
+        stale = Device("alice", FIRST_KEY)
+        self.rotate()
+        self.go_offline()
+        accepted = self.reconnect(reconnect_message(stale, self.step()))
+        self.assertEqual(
+            (accepted.key, accepted.previous), (self.device.key, FIRST_KEY)
+        )
+        self.assertTrue(opens_ok(stale, self.step(), accepted.ok))
+
+    def test_skew_within_window(self):
+        """
+        A client whose step is up to two steps either side of the
+        server's (its clock or the time it learnt was off) is accepted,
+        with its own step.
+        """
+        self.go_offline()
+        for offset in range(-DEFAULT_WINDOW, DEFAULT_WINDOW + 1):
+            accepted = self.reconnect(
+                reconnect_message(self.device, self.step(offset))
+            )
+            self.assertEqual(accepted.step, self.step(offset), offset)
+        self.assertIsNone(self.blacklisted())
+
+    def test_skew_outside_window(self):
+        """
+        Three steps either side is outside the window: for an offline
+        profile the attempt fails, and blacklists it.
+        """
+        bob = enroll(self.store, self.master_key, "bob")
+        self.go_offline("alice")
+        self.go_offline("bob")
+        for device, offset in ((self.device, -3), (bob, DEFAULT_WINDOW + 1)):
+            message = reconnect_message(device, self.step(offset))
+            self.assertEqual(self.refused(message), "blacklisted")
+            self.assertEqual(
+                self.blacklisted(device.user), ("reconnect_failed", SOURCE)
+            )
+
+    def test_step_spent_once(self):
+        """
+        A step a committed rotation spent is never accepted again, even
+        inside the window: once the profile is offline again, the same
+        step, or an older one, blacklists it; a newer one would not have.
+        """
+        self.go_offline()
+        accepted = self.reconnect(reconnect_message(self.device, self.step()))
+        self.rotate_reconnected(accepted)
+        self.go_offline()
+        for offset in (-1, 0):
+            with self.assertRaises(ReconnectRefused):
+                self.reconnection.reconnect(
+                    reconnect_message(self.device, self.step(offset)),
+                    SOURCE,
+                    self.now(),
+                )
+        self.assertEqual(self.blacklisted(), ("reconnect_failed", SOURCE))
+
+    def test_newer_step_after_spent(self):
+        """
+        After a spent step the next one is accepted.
+        """
+        self.go_offline()
+        accepted = self.reconnect(reconnect_message(self.device, self.step()))
+        self.rotate_reconnected(accepted)
+        self.go_offline()
+        again = self.reconnect(reconnect_message(self.device, self.step(1)))
+        self.assertEqual(again.step, self.step(1))
+
+    def test_replayed_after_spent_not_offline(self):
+        """
+        The reconnection the legitimate client made, replayed after its
+        rotation (the profile is online), is refused as
+        C{reconnect_failed}, raised as that alert, and blacklists nothing.
+        """
+        self.go_offline()
+        message = reconnect_message(self.device, self.step())
+        self.rotate_reconnected(self.reconnect(message))
+        before = self.state()
+        self.assertEqual(self.refused(message, ELSEWHERE), "reconnect_failed")
+        self.assertEqual(self.state(), before)
+        [(_, user, source, reason)] = self.events("reconnect_failed")
+        self.assertEqual((user, source), ("alice", ELSEWHERE))
+        self.assertIn("the profile was not offline, so it stays enrolled", reason)
+        self.assertEqual(self.events("blacklisted"), [])
+
+
+class AttackTestsMixin(ReconnectionMixin):
+    """
+    The seed's attacks on a profile: credentials copied to another
+    machine, a stale copy, stolen state used once the legitimate client
+    is offline.
+    """
+
+    def assert_blacklisted(self, alert, source=ELSEWHERE):
+        """
+        C{alice} is blacklisted by C{alert} from C{source}; C{alert} (when
+        it is not C{blacklisted} itself) and C{blacklisted} were raised
+        once each, naming C{source}; and the legitimate client is refused
+        from now on.
+        """
+        self.assertEqual(self.blacklisted(), (alert, source))
+        expected = [alert, "blacklisted"] if alert != "blacklisted" else [alert]
+        self.assertEqual(
+            [
+                (event, user, audited)
+                for event, user, audited, _ in self.events()
+                if event in ("clone_suspected", "reconnect_failed", "blacklisted")
+            ],
+            [(event, "alice", source) for event in expected],
+        )
+        [(_, _, _, reason)] = self.events("blacklisted")
+        self.assertTrue(reason.startswith(f"blacklisted ({alert}): "), reason)
+        self.assertEqual(
+            self.refused(reconnect_message(self.device, self.step())), "blacklisted"
+        )
+        self.assertEqual(self.rotation_refused(self.device), "blacklisted")
+        self.assertEqual(len(self.events("blacklisted_refused")), 2)
+
+    def test_copied_machine_reconnects(self):
+        """
+        Credentials copied to another machine (another fingerprint), once
+        the legitimate client is offline: the copy's offline key differs,
+        its reconnection fails, and the profile is blacklisted.
+        """
+        copy = Device("alice", FIRST_KEY, fingerprint=OTHER_FINGERPRINT)
+        self.go_offline()
+        before = self.profile()
+        self.assertEqual(
+            self.refused(reconnect_message(copy, self.step()), ELSEWHERE),
+            "blacklisted",
+        )
+        self.assertEqual(self.profile(), before)
+        self.assert_blacklisted("reconnect_failed")
+
+    def test_copied_machine_rotates_offline(self):
+        """
+        The copy skips the reconnection and rotates plainly: for an
+        offline profile that is refused and raised as C{reconnect_failed},
+        but blacklists nothing, since a plain rotation proves no key.
+        """
+        copy = Device("alice", FIRST_KEY, fingerprint=OTHER_FINGERPRINT)
+        self.go_offline()
+        before = self.state()
+        self.assertEqual(self.rotation_refused(copy, ELSEWHERE), "reconnect_failed")
+        self.assertEqual(self.state(), before)
+        self.assertEqual(
+            [(event, audited) for event, _, audited, _ in self.events()],
+            [("reconnect_failed", ELSEWHERE)],
+        )
+
+    def test_copied_machine_reconnects_online(self):
+        """
+        The copy tries to reconnect while the profile is online (the
+        legitimate client is connected): refused as C{reconnect_failed},
+        raised as that alert, and the legitimate client goes on.
+        """
+        copy = Device("alice", FIRST_KEY, fingerprint=OTHER_FINGERPRINT)
+        self.assertEqual(
+            self.refused(reconnect_message(copy, self.step()), ELSEWHERE),
+            "reconnect_failed",
+        )
+        self.assertIsNone(self.blacklisted())
+        self.assertEqual(len(self.events("reconnect_failed")), 1)
+        self.check_rotation(self.device)
+        self.rotate()
+        self.assert_agreed()
+
+    def test_stale_copy_after_rotations(self):
+        """
+        Credentials copied, then the legitimate client rotated (twice, so
+        the copied key is retired): once the client is offline the copy,
+        even on the enrolled machine, is refused as C{clone_suspected}
+        naming both places; a retired id proves no key, so nothing is
+        blacklisted and the legitimate client still reconnects.
+        """
+        copy = Device("alice", FIRST_KEY)
+        self.rotate()
+        self.rotate()
+        self.go_offline()
+        self.assertEqual(
+            self.refused(reconnect_message(copy, self.step()), ELSEWHERE),
+            "unknown_key",
+        )
+        [(_, _, _, reason)] = self.events("clone_suspected")
+        self.assertIn(keyschedule.key_id(FIRST_KEY), reason)
+        self.assertIn(SOURCE, reason)
+        self.assertIsNone(self.blacklisted())
+        self.reconnect(reconnect_message(self.device, self.step()))
+
+    def test_stale_copy_rotates_offline(self):
+        """
+        The stale copy rotating plainly for an offline profile is a second
+        holder of the chain as much as when the profile is online: the
+        offline rule lets its retired key id through, and the rotation
+        rules refuse it as C{clone_suspected} naming both places (not
+        C{reconnect_failed}); nothing is blacklisted and nothing changes.
+        """
+        copy = Device("alice", FIRST_KEY)
+        self.rotate()
+        self.rotate()
+        self.go_offline()
+        before = self.state()
+        self.check_rotation(copy, ELSEWHERE)
+        retired = keyschedule.key_id(FIRST_KEY)
+        with self.assertRaises(RotationRefused) as caught:
+            self.rotation.check_key("alice", retired, ELSEWHERE, self.now())
+        self.assertEqual(caught.exception.reason, "unknown_key")
+        self.assertEqual(self.events("reconnect_failed"), [])
+        [clone] = [
+            e for e in self.store.audit_events() if e.event == "clone_suspected"
+        ]
+        self.assertEqual((clone.username, clone.source), ("alice", ELSEWHERE))
+        self.assertIn(retired, clone.reason)
+        self.assertEqual(clone.locations, (ELSEWHERE, SOURCE))
+        self.assertEqual(self.state(), before)
+
+    def test_stale_copy_online(self):
+        """
+        The stale copy reconnecting while the profile is online: refused
+        with C{unknown_key} and recorded as C{clone_suspected}, as the
+        rotation rules record it, without blacklisting; the legitimate
+        client goes on.
+        """
+        copy = Device("alice", FIRST_KEY)
+        self.rotate()
+        self.rotate()
+        before = self.state()
+        self.assertEqual(
+            self.refused(reconnect_message(copy, self.step()), ELSEWHERE),
+            "unknown_key",
+        )
+        self.assertEqual(self.state(), before)
+        [(_, user, source, _)] = self.events("clone_suspected")
+        self.assertEqual((user, source), ("alice", ELSEWHERE))
+        self.rotate()
+        self.assert_agreed()
+
+    def test_window_moved_on(self):
+        """
+        An attacker who stole the state (and knows the fingerprint) and
+        sealed a reconnection while the client was online, and uses it
+        once the client is offline and the window has moved on: it fails
+        and blacklists the profile.
+        """
+        stolen = reconnect_message(Device("alice", FIRST_KEY), self.step())
+        self.clock.advance(DEFAULT_STEP * (DEFAULT_WINDOW + 1))
+        self.go_offline()
+        self.assertEqual(self.refused(stolen, ELSEWHERE), "blacklisted")
+        self.assert_blacklisted("reconnect_failed")
+
+    def test_superseded_key_after_rotation(self):
+        """
+        The legitimate client reconnected and rotated; an attacker
+        replays its reconnection (named with the key it held then) once
+        the client is offline again, inside the window: the key is
+        superseded, so it is refused as C{clone_suspected}.
+        """
+        self.go_offline()
+        message = reconnect_message(self.device, self.step())
+        self.rotate_reconnected(self.reconnect(message))
+        self.rotate()
+        self.go_offline()
+        self.assertEqual(self.refused(message, ELSEWHERE), "unknown_key")
+        self.assertEqual(len(self.events("clone_suspected")), 1)
+        self.assertIsNone(self.blacklisted())
+
+    def test_stolen_key_replays_old_step(self):
+        """
+        The attacker holds the current key (a copy taken after the last
+        rotation) and replays an offline derivation from a step the window
+        has moved past: it proves the key, fails the offline proof, and so
+        blacklists the profile (C{reconnect_failed}).
+        """
+        self.go_offline()
+        stale = reconnect_message(self.device, self.step() - 3)
+        self.assertEqual(self.refused(stale, ELSEWHERE), "blacklisted")
+        self.assert_blacklisted("reconnect_failed")
+
+    def test_wrong_proof(self):
+        """
+        A reconnection naming the profile's current key id with a proof
+        that was not made with the key (someone who only read the id) is
+        refused and raised as C{reconnect_failed}; nothing changes, even
+        for an offline profile.
+        """
+        self.go_offline()
+        good = reconnect_message(self.device, self.step())
+        forged = wire.Reconnect(good.key_id, bytes(16), good.sealed, good.user)
+        before = self.state()
+        self.assertEqual(self.refused(forged, ELSEWHERE), "reconnect_failed")
+        self.assertEqual(self.state(), before)
+        [(_, _, audited, reason)] = self.events("reconnect_failed")
+        self.assertEqual(audited, ELSEWHERE)
+        self.assertIn("without proof", reason)
+
+    def test_unknown_profile(self):
+        """
+        A reconnection for a user with no profile is C{unknown_key}; nothing
+        is recorded.
+        """
+        message = reconnect_message(Device("carol", FIRST_KEY), self.step())
+        self.assertEqual(self.refused(message, ELSEWHERE), "unknown_key")
+        self.assertEqual(self.events(), [])
+        self.assertIsNone(self.blacklisted("carol"))
+
+    def test_unknown_key_id(self):
+        """
+        A reconnection naming a key id the offline profile never held is a
+        guess: C{unknown_key}, nothing recorded, nothing blacklisted.
+        """
+        self.go_offline()
+        before = self.state()
+        guess = reconnect_message(Device("alice", bytes(32)), self.step())
+        self.assertEqual(self.refused(guess, ELSEWHERE), "unknown_key")
+        self.assertEqual(self.state(), before)
+        self.assertEqual(self.events(), [])
+
+    def test_garbage_not_offline(self):
+        """
+        Junk that opens under no key, naming the current key of a profile
+        that is not offline: C{reconnect_failed} only.
+        """
+        message = wire.Reconnect(
+            keyschedule.key_id(FIRST_KEY),
+            keyschedule.reconnect_proof(FIRST_KEY, "alice", bytes(48)),
+            bytes(48),
+            "alice",
+        )
+        before = self.state()
+        self.assertEqual(self.refused(message, ELSEWHERE), "reconnect_failed")
+        self.assertEqual(self.state(), before)
+        self.assertEqual(
+            [event for event, _, _, _ in self.events()], ["reconnect_failed"]
+        )
+
+
+class CheckRotationTestsMixin(ReconnectionMixin):
+    """
+    L{Reconnection.check_rotation}: who may start a plain rotation.
+    """
+
+    def test_online(self):
+        """
+        An online profile rotates from any key id; nothing is recorded.
+        """
+        self.check_rotation(self.device)
+        self.check_rotation(Device("alice", bytes(32)))
+        self.assertEqual(self.events(), [])
+
+    def test_one_read(self):
+        """
+        A plain rotation of an online profile reads the store once, for
+        both its blacklist entry and its offline mark.
+        """
+        reads = []
+        for name in ("standing", "blacklist_entry", "offline_since", "get_profile"):
+            original = getattr(self.store, name)
+
+            def counted(user, original=original, name=name):
+                reads.append(name)
+                return original(user)
+
+            self.patch(self.store, name, counted)
+        self.check_rotation(self.device)
+        self.assertEqual(reads, ["standing"])
+
+    def test_reconnected(self):
+        """
+        An offline profile rotates on a connection that reconnected.
+        """
+        self.go_offline()
+        self.check_rotation(self.device, reconnected=True)
+        self.assertIsNone(self.blacklisted())
+
+    def test_held_keys_refused(self):
+        """
+        A plain rotation for an offline profile naming its current key or
+        its unconfirmed previous key is refused as C{reconnect_failed},
+        and blacklists nothing; the reason names the source and says the
+        client should have reconnected.
+        """
+        named = {}
+        for user, which in (("alice", "current"), ("bob", "previous")):
+            device = self.device if user == "alice" else enroll(
+                self.store, self.master_key, user
+            )
+            self.rotate(device)
+            self.rotate(device)
+            profile = self.profile(user)
+            named[user] = {
+                "current": profile.key_id,
+                "previous": profile.previous_key_id,
+            }[which]
+            self.go_offline(user)
+        for user, key_id in named.items():
+            with self.assertRaises(ReconnectRefused) as caught:
+                self.reconnection.check_rotation(
+                    user, key_id, ELSEWHERE, self.now(), reconnected=False
+                )
+            self.assertEqual(caught.exception.reason, "reconnect_failed", user)
+            self.assertIsNone(self.blacklisted(user))
+        reasons = [reason for _, _, _, reason in self.events("reconnect_failed")]
+        self.assertEqual(len(reasons), 2)
+        for reason in reasons:
+            self.assertIn(ELSEWHERE, reason)
+            self.assertIn("reconnects with its offline key first", reason)
+
+    def test_unknown_key_id_offline(self):
+        """
+        A key id the offline profile never held (or a user with no
+        profile) proves nothing: it passes, for the rotation rules to
+        refuse, and blacklists nothing.
+        """
+        self.go_offline()
+        self.check_rotation(Device("alice", bytes(32)), ELSEWHERE)
+        self.check_rotation(Device("carol", FIRST_KEY), ELSEWHERE)
+        self.assertIsNone(self.blacklisted())
+        self.assertEqual(self.events(), [])
+
+    def test_blacklisted(self):
+        """
+        A blacklisted profile may not rotate, even on a reconnected
+        connection; the attempt is recorded as C{blacklisted_refused}.
+        """
+        self.store.add_to_blacklist(
+            BlacklistEntry("alice", NOW, "test", ELSEWHERE, "reconnect_failed")
+        )
+        for reconnected in (False, True):
+            self.assertEqual(
+                self.rotation_refused(self.device, reconnected=reconnected),
+                "blacklisted",
+            )
+        self.assertEqual(
+            self.events("blacklisted_refused"),
+            [
+                (
+                    "blacklisted_refused",
+                    "alice",
+                    SOURCE,
+                    f"a connection from {SOURCE} for a blacklisted profile "
+                    f"was refused",
+                )
+            ]
+            * 2,
+        )
+
+    def test_blacklisted_reconnect(self):
+        """
+        A blacklisted profile's valid reconnection is refused before any
+        key is tried, and recorded.
+        """
+        self.store.add_to_blacklist(
+            BlacklistEntry("alice", NOW, "test", ELSEWHERE, "reconnect_failed")
+        )
+        self.assertEqual(
+            self.refused(reconnect_message(self.device, self.step())),
+            "blacklisted",
+        )
+        self.assertEqual(
+            [event for event, _, _, _ in self.events()], ["blacklisted_refused"]
+        )
+
+
+class BlacklistAdminTestsMixin(ReconnectionMixin):
+    """
+    L{Reconnection.blacklist_report} and L{Reconnection.unblock}.
+    """
+
+    def blacklist_alice(self):
+        self.go_offline()
+        copy = Device("alice", FIRST_KEY, fingerprint=OTHER_FINGERPRINT)
+        self.refused(reconnect_message(copy, self.step()), ELSEWHERE)
+
+    def test_report(self):
+        """
+        One row per blacklisted profile: user, ISO time, reason, source and
+        the alert; empty when none is.
+        """
+        self.assertEqual(self.reconnection.blacklist_report(), [])
+        self.clock.advance(20)
+        self.blacklist_alice()
+        [row] = self.reconnection.blacklist_report()
+        self.assertEqual(
+            {key: row[key] for key in ("user", "time", "source", "alert")},
+            {
+                "user": "alice",
+                "time": "2023-11-14T22:13:40Z",
+                "source": ELSEWHERE,
+                "alert": "reconnect_failed",
+            },
+        )
+        self.assertIn(ELSEWHERE, row["reason"])
+
+    def test_unblock(self):
+        """
+        Unblocking lifts the entry and removes the profile (with its
+        offline spell), recording C{unblocked}; the user may then enroll
+        again and reconnect from scratch.
+        """
+        self.blacklist_alice()
+        self.assertTrue(self.reconnection.unblock("alice", self.now()))
+        self.assertEqual(
+            self.state(), (None, None, None, None)
+        )
+        self.assertEqual(self.reconnection.blacklist_report(), [])
+        [(_, user, source, reason)] = self.events("unblocked")
+        self.assertEqual((user, source), ("alice", None))
+        self.assertIn("must enroll again", reason)
+        device = enroll(self.store, self.master_key, "alice")
+        self.check_rotation(device)
+
+    def test_unblock_not_blacklisted(self):
+        """
+        Unblocking a profile that is not blacklisted changes nothing and
+        records nothing.
+        """
+        before = self.state()
+        self.assertFalse(self.reconnection.unblock("alice", self.now()))
+        self.assertFalse(self.reconnection.unblock("carol", self.now()))
+        self.assertEqual(self.state(), before)
+        self.assertEqual(self.events(), [])
+
+
+class SecretTestsMixin(ReconnectionMixin):
+    """
+    No key, offline key, junk or sealed data reaches a log event or an
+    audit record.
+    """
+
+    def secrets(self, *devices):
+        """
+        The byte strings that must never be written, as the hex, base64
+        and Python forms a careless format would use.
+        """
+        raw = [JUNK, RECONNECT_JUNK]
+        for device in devices:
+            raw.append(device.key)
+            raw.append(device.fingerprint)
+            for offset in range(-3, 4):
+                raw.append(offline_key_of(device, self.step(offset)))
+            raw.append(reconnect_message(device, self.step()).sealed)
+        forms = []
+        for secret in raw:
+            forms += [secret.hex(), base64.b64encode(secret).decode(), repr(secret)]
+        return forms
+
+    def test_nothing_secret_written(self):
+        """
+        A reconnection that succeeds, one that fails and blacklists, and the
+        refusals after it write no secret to the log or the audit records;
+        L{Reconnected}'s repr shows no key.
+        """
+        copy = Device("alice", FIRST_KEY, fingerprint=OTHER_FINGERPRINT)
+        with capturedLogs() as events:
+            self.go_offline()
+            accepted = self.reconnect(reconnect_message(self.device, self.step()))
+            self.rotate_reconnected(accepted)
+            self.go_offline()
+            self.refused(reconnect_message(copy, self.step(1)), ELSEWHERE)
+            self.refused(reconnect_message(self.device, self.step(1)))
+            self.assertRaises(
+                ReconnectRefused, self.check_rotation, self.device
+            )
+        written = [formatEvent(event) + repr(event) for event in events]
+        written += [repr(event) for event in self.store.audit_events()]
+        written += [repr(self.reconnection.blacklist_report()), repr(accepted)]
+        self.assertTrue(written)
+        text = "\n".join(written)
+        for secret in self.secrets(Device("alice", FIRST_KEY), self.device, copy):
+            self.assertNotIn(secret, text)
+        self.assertNotIn(repr(accepted.ok), repr(accepted))
+
+
+class MemoryReconnectTests(ReconnectTestsMixin, MemoryStoreMixin, SynchronousTestCase):
+    """
+    Reconnecting over a L{MemoryStore}.
+    """
+
+
+class SQLiteReconnectTests(ReconnectTestsMixin, SQLiteStoreMixin, SynchronousTestCase):
+    """
+    Reconnecting over a L{SQLiteStore}.
+    """
+
+
+class MemoryAttackTests(AttackTestsMixin, MemoryStoreMixin, SynchronousTestCase):
+    """
+    The seed's attacks over a L{MemoryStore}.
+    """
+
+
+class SQLiteAttackTests(AttackTestsMixin, SQLiteStoreMixin, SynchronousTestCase):
+    """
+    The seed's attacks over a L{SQLiteStore}.
+    """
+
+
+class MemoryCheckRotationTests(
+    CheckRotationTestsMixin, MemoryStoreMixin, SynchronousTestCase
+):
+    """
+    Plain rotations of offline and blacklisted profiles over a
+    L{MemoryStore}.
+    """
+
+
+class SQLiteCheckRotationTests(
+    CheckRotationTestsMixin, SQLiteStoreMixin, SynchronousTestCase
+):
+    """
+    Plain rotations of offline and blacklisted profiles over a
+    L{SQLiteStore}.
+    """
+
+
+class MemoryBlacklistAdminTests(
+    BlacklistAdminTestsMixin, MemoryStoreMixin, SynchronousTestCase
+):
+    """
+    The blacklist report and unblocking over a L{MemoryStore}.
+    """
+
+
+class SQLiteBlacklistAdminTests(
+    BlacklistAdminTestsMixin, SQLiteStoreMixin, SynchronousTestCase
+):
+    """
+    The blacklist report and unblocking over a L{SQLiteStore}.
+    """
+
+
+class MemorySecretTests(SecretTestsMixin, MemoryStoreMixin, SynchronousTestCase):
+    """
+    No secret written, over a L{MemoryStore}.
+    """
+
+
+class SQLiteSecretTests(SecretTestsMixin, SQLiteStoreMixin, SynchronousTestCase):
+    """
+    No secret written, over a L{SQLiteStore}.
+    """

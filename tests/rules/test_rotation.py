@@ -1,0 +1,1163 @@
+"""
+The key rotation rules over both stores, a real master key and a real
+group committer on a L{task.Clock}: the key both sides derive, when it is
+committed, what is refused and audited, and that a crash at any step
+leaves both sides on one key.
+
+L{Device} computes what a client computes, straight from the key
+schedule, so the protocol tests share it.
+"""
+
+import os
+from dataclasses import replace
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from twisted.internet import task
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_server.core import keyschedule, wire
+from suto_server.rules.rotation import (
+    COUNT_INTERVAL,
+    DEFAULT_FAILURE_ALERT,
+    Rotation,
+    RotationRefused,
+)
+from suto_server.store.groupcommit import GroupCommitter
+from suto_server.store.memory import MemoryStore
+from suto_server.store.records import Profile
+from suto_server.store.sqlite import SQLiteStore
+from tests.rules.test_enrollment import FINGERPRINT, new_master_key
+from tests.support.store_suite import WINDOW
+
+NOW = 1_700_000_000.0
+SOURCE = "127.0.0.5"
+ELSEWHERE = "127.0.0.9"
+FIRST_KEY = bytes(range(50, 82))
+OTHER_FINGERPRINT = bytes(range(1, 33))
+JUNK = bytes(range(150, 182))
+
+
+class Device:
+    """
+    A client's side of key rotation (docs/PROTOCOL.md §9.2), computed with
+    the key schedule: it holds one committed key, draws a fresh X25519 key
+    pair for every rotation, and commits the next key only on "done".
+
+    @ivar key: the key it holds, from enrollment at first.
+    @ivar generation: that key's generation.
+    @ivar fingerprint: the fingerprint hash it computes on its machine.
+    @ivar next: the key the rotation under way derived, or L{None}.
+    """
+
+    def __init__(self, user, key, fingerprint=FINGERPRINT):
+        self.user = user
+        self.key = key
+        self.generation = 0
+        self.fingerprint = fingerprint
+        self._private = None
+        self.next = None
+
+    def request(self, private=None):
+        """
+        Start a rotation, with L{JUNK} as its junk.
+
+        @param private: the X25519 private key to use, a fresh one if
+            L{None}.
+        @return: the L{wire.Rotate} to send.
+        """
+        self._private = private or X25519PrivateKey.generate()
+        return wire.Rotate(
+            keyschedule.key_id(self.key),
+            JUNK,
+            self._private.public_key().public_bytes_raw(),
+            self.user,
+        )
+
+    def derive(self, server_public):
+        """
+        Derive the next key from the server's public key, as C{next}.
+        """
+        shared = keyschedule.dh_shared_secret(self._private, server_public)
+        self.next = keyschedule.next_key(
+            self.key,
+            JUNK,
+            self.fingerprint,
+            shared,
+            self.user,
+            self.generation + 1,
+        )
+
+    def opens(self, sealed, plaintext, purpose):
+        """
+        Does C{sealed}, from the server, open under the next key to
+        C{plaintext}?
+        """
+        try:
+            opened = keyschedule.open_sealed(
+                self.next,
+                sealed,
+                profile=self.user,
+                purpose=purpose,
+                direction=keyschedule.Direction.SERVER_TO_CLIENT,
+                counter=keyschedule.SEAL_COUNTERS[purpose],
+            )
+        except keyschedule.SealError:
+            return False
+        return opened == plaintext
+
+    def ack(self):
+        """
+        @return: the acknowledgement sealed under the next key.
+        """
+        return keyschedule.seal(
+            self.next,
+            b"ack",
+            profile=self.user,
+            purpose=keyschedule.ROTATE_ACK_PURPOSE,
+            direction=keyschedule.Direction.CLIENT_TO_SERVER,
+            counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
+        )
+
+    def acknowledge(self, server_public, ok):
+        """
+        Answer C{SUTO_ROTATE_OK_} as a client does: derive, open "ok",
+        seal "ack".
+
+        @raise keyschedule.SealError: "ok" does not open.
+        """
+        self.derive(server_public)
+        if not self.opens(ok, b"ok", keyschedule.ROTATE_OK_PURPOSE):
+            raise keyschedule.SealError("the server's ok does not open")
+        return self.ack()
+
+    def commit(self, done):
+        """
+        Take the next key on a "done" that opens.
+
+        @raise keyschedule.SealError: "done" does not open.
+        """
+        if not self.opens(done, b"done", keyschedule.ROTATE_DONE_PURPOSE):
+            raise keyschedule.SealError("the server's done does not open")
+        self.key, self.generation, self.next = self.next, self.generation + 1, None
+
+
+def enroll(store, master_key, user):
+    """
+    Store C{user}'s profile as enrollment leaves it, at L{SOURCE} and
+    L{NOW}, holding L{FIRST_KEY}.
+
+    @return: the L{Device} that enrolled.
+    """
+    key_id = keyschedule.key_id(FIRST_KEY)
+    store.open_window(replace(WINDOW, username=user))
+    store.complete_enrollment(
+        Profile(
+            username=user,
+            fingerprint_hash=FINGERPRINT,
+            key_sealed=master_key.seal_key(user, key_id, FIRST_KEY),
+            key_id=key_id,
+            generation=0,
+            enrolled_at=NOW,
+            location=SOURCE,
+            location_name="lab",
+        )
+    )
+    return Device(user, FIRST_KEY)
+
+
+class MemoryStoreMixin:
+    """
+    Rotation over a L{MemoryStore}.
+    """
+
+    def make_store(self):
+        return MemoryStore()
+
+    def reopen_store(self, store):
+        """
+        The store a restarted server finds: in memory, the same object
+        (a crash of the rules, not of the store).
+        """
+        return store
+
+
+class SQLiteStoreMixin:
+    """
+    Rotation over a L{SQLiteStore} in a file of its own.
+    """
+
+    def make_store(self):
+        folder = self.mktemp()
+        os.makedirs(folder)
+        self.path = os.path.join(folder, "suto.db")
+        return SQLiteStore.open(self.path)
+
+    def reopen_store(self, store):
+        """
+        The store a restarted server finds: the database file opened
+        again.
+        """
+        store.close()
+        return SQLiteStore.open(self.path)
+
+
+class RotationMixin:
+    """
+    A L{Rotation} over the store of a store mixin, a real master key, and
+    a L{GroupCommitter} on a L{task.Clock}; C{alice} is enrolled with
+    L{FIRST_KEY}, and C{self.device} is her client.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.store = self.make_store()
+        self.addCleanup(lambda: self.store.close())
+        self.master_key = new_master_key(self)
+        self.start_server()
+        self.device = enroll(self.store, self.master_key, "alice")
+
+    def start_server(self):
+        """
+        Build the rules on a clock of their own, as a server starts.
+        """
+        self.clock = task.Clock()
+        self.clock.advance(NOW)
+        committer = GroupCommitter(self.clock, self.store.commit_rotations)
+        self.rotation = Rotation(self.store, self.master_key, committer)
+
+    def restart_server(self):
+        """
+        A server crash: everything in flight (rotations begun, commits not
+        yet run) is lost; the store and the master key remain.
+        """
+        self.store = self.reopen_store(self.store)
+        self.start_server()
+
+    def now(self):
+        return self.clock.seconds()
+
+    def begin(self, request, source=SOURCE):
+        """
+        @return: the L{PendingRotation} for C{request}.
+        """
+        return self.rotation.begin(
+            request.user,
+            request.key_id,
+            request.junk,
+            request.public,
+            source,
+            self.now(),
+        )
+
+    def commit(self, pending, sealed_ack, source=SOURCE):
+        """
+        Acknowledge and run the group commit.
+
+        @return: the sealed "done".
+        """
+        d = self.rotation.acknowledge(pending, sealed_ack, source, self.now())
+        self.clock.advance(0)
+        return self.successResultOf(d)
+
+    def rotate(self, device=None, source=SOURCE):
+        """
+        One complete rotation of C{device} (by default C{self.device}).
+
+        @return: the L{PendingRotation} it went through.
+        """
+        device = device or self.device
+        pending = self.begin(device.request(), source)
+        done = self.commit(
+            pending, device.acknowledge(pending.server_public, pending.ok), source
+        )
+        device.commit(done)
+        return pending
+
+    def refusal(self, call, *args):
+        """
+        The reason C{call(*args)} is refused with.
+        """
+        with self.assertRaises(RotationRefused) as caught:
+            call(*args)
+        return caught.exception.reason
+
+    def profile(self, user="alice"):
+        return self.store.get_profile(user)
+
+    def stored_key(self, user="alice"):
+        """
+        The current key of C{user}'s profile, opened with the master key.
+        """
+        profile = self.profile(user)
+        return self.master_key.open_key(user, profile.key_id, profile.key_sealed)
+
+    def events(self, event=None):
+        return [
+            (e.event, e.username, e.source, e.reason)
+            for e in self.store.audit_events()
+            if event is None or e.event == event
+        ]
+
+    def assert_agreed(self, device=None):
+        """
+        The server's current key is the one C{device} holds, at its
+        generation.
+        """
+        device = device or self.device
+        profile = self.profile(device.user)
+        self.assertEqual(
+            (profile.key_id, profile.generation, self.stored_key(device.user)),
+            (keyschedule.key_id(device.key), device.generation, device.key),
+        )
+
+
+class RotateTestsMixin(RotationMixin):
+    """
+    L{Rotation.begin} and L{Rotation.acknowledge} when everything goes
+    right, and when the acknowledgement is bad.
+    """
+
+    def test_begin_checked(self):
+        """
+        Given what L{Rotation.check_key} returned, L{Rotation.begin} does
+        not check the key again, and derives the same rotation a check of
+        its own would.
+        """
+        request = self.device.request()
+        checked = self.rotation.check_key(
+            request.user, request.key_id, SOURCE, self.now()
+        )
+        self.patch(self.rotation, "check_key", lambda *args: self.fail("checked twice"))
+        pending = self.rotation.begin(
+            request.user,
+            request.key_id,
+            request.junk,
+            request.public,
+            SOURCE,
+            self.now(),
+            checked=checked,
+        )
+        self.assertEqual(
+            (pending.expected_key_id, pending.replaces, pending.generation),
+            (request.key_id, None, 1),
+        )
+        done = self.commit(
+            pending, self.device.acknowledge(pending.server_public, pending.ok)
+        )
+        self.device.commit(done)
+        self.assertEqual(self.profile().generation, 1)
+
+    def test_derives_client_key(self):
+        """
+        The key the server commits is the one a client derives with the
+        key schedule: K' = next_key(K, junk, fingerprint hash,
+        X25519(own private, peer public), user, n + 1), and "ok" and "done"
+        open under it.
+        """
+        private = X25519PrivateKey.generate()
+        request = self.device.request(private=private)
+        pending = self.begin(request)
+        shared = keyschedule.dh_shared_secret(private, pending.server_public)
+        expected = keyschedule.next_key(
+            FIRST_KEY, JUNK, FINGERPRINT, shared, "alice", 1
+        )
+        done = self.commit(
+            pending, self.device.acknowledge(pending.server_public, pending.ok)
+        )
+        self.device.commit(done)
+        self.assertEqual(self.device.key, expected)
+        self.assert_agreed()
+        self.assertEqual(
+            (pending.expected_key_id, pending.generation, pending.new_key_id),
+            (keyschedule.key_id(FIRST_KEY), 1, keyschedule.key_id(expected)),
+        )
+
+    def test_committed_state(self):
+        """
+        A commit keeps the old key as the previous one, unconfirmed, and
+        records when and from where.
+        """
+        self.clock.advance(7)
+        self.rotate(source=ELSEWHERE)
+        profile = self.profile()
+        self.assertEqual(
+            (
+                profile.previous_key_id,
+                self.master_key.open_key(
+                    "alice", profile.previous_key_id, profile.previous_key_sealed
+                ),
+                profile.current_confirmed,
+                profile.rotated_at,
+                profile.last_seen,
+                profile.last_address,
+                profile.rotation_failures,
+            ),
+            (
+                keyschedule.key_id(FIRST_KEY),
+                FIRST_KEY,
+                False,
+                NOW + 7,
+                NOW + 7,
+                ELSEWHERE,
+                0,
+            ),
+        )
+
+    def test_rotations_in_a_row(self):
+        """
+        Rotation after rotation, each from the key the last one committed,
+        keeps both sides on one key, a new one each time; each commit keeps
+        the key it replaced as the previous one and retires the one before.
+        """
+        seen = [keyschedule.key_id(FIRST_KEY)]
+        for generation in range(1, 5):
+            self.rotate()
+            self.assert_agreed()
+            seen.append(keyschedule.key_id(self.device.key))
+            self.assertEqual(self.device.generation, generation)
+        self.assertEqual(len(set(seen)), 5)
+        profile = self.profile()
+        self.assertEqual(
+            (profile.current_confirmed, profile.previous_key_id), (False, seen[3])
+        )
+        self.assertEqual(
+            [self.store.is_retired("alice", key_id) for key_id in seen],
+            [True, True, True, False, False],
+        )
+        self.assertEqual(self.events(), [])
+
+    def test_begin_writes_nothing(self):
+        """
+        Beginning a rotation from the current key changes nothing in the
+        store, even while the previous key is kept: the commit of that
+        rotation is what proves the client holds the key.
+        """
+        self.rotate()
+        before = self.profile()
+        self.begin(self.device.request())
+        self.assertEqual(self.profile(), before)
+
+    def test_nothing_before_ack(self):
+        """
+        Beginning a rotation changes no key: the server commits only once
+        a valid acknowledgement came.
+        """
+        before = self.profile()
+        pending = self.begin(self.device.request())
+        self.clock.advance(0)
+        self.assertEqual(self.profile(), before)
+        self.device.acknowledge(pending.server_public, pending.ok)
+        self.assertEqual(self.profile(), before)
+
+    def test_done_after_commit(self):
+        """
+        "done" comes only once the group commit ran: before it the store
+        still holds the old key and the L{Deferred} has no result.
+        """
+        pending = self.begin(self.device.request())
+        ack = self.device.acknowledge(pending.server_public, pending.ok)
+        d = self.rotation.acknowledge(pending, ack, SOURCE, self.now())
+        self.assertNoResult(d)
+        self.assertEqual(self.profile().key_id, keyschedule.key_id(FIRST_KEY))
+        self.clock.advance(0)
+        self.device.commit(self.successResultOf(d))
+        self.assert_agreed()
+
+    def test_logs_a_count(self):
+        """
+        Committed rotations are logged as a count, one event once
+        C{COUNT_INTERVAL} seconds have passed, not one per rotation.
+        """
+        with capturedLogs() as events:
+            self.rotate()
+            self.clock.advance(COUNT_INTERVAL / 2)
+            self.rotate()
+            self.assertEqual(events, [])
+            self.clock.advance(COUNT_INTERVAL / 2)
+            self.rotate()
+            self.rotate()
+        [event] = events
+        self.assertEqual((event["count"], event["seconds"]), (3, COUNT_INTERVAL))
+
+    def test_logs_no_key(self):
+        """
+        Neither the log nor a pending rotation shows a key or the junk.
+        """
+        first = self.device.key
+        with capturedLogs() as events:
+            self.rotate()
+            self.clock.advance(COUNT_INTERVAL)
+            pending = self.rotate()
+        text = " ".join(map(formatEvent, events)) + repr(events) + repr(pending)
+        self.assertIn("committed 2 rotations in the last 60 s", text)
+        for secret in (self.device.key, first, FIRST_KEY, JUNK):
+            self.assertNotIn(secret.hex(), text)
+            self.assertNotIn(repr(secret)[2:-1], text)
+
+    def test_bad_ack(self):
+        """
+        An acknowledgement that does not open is refused with
+        C{rotation_failed}, counted and audited; the key stays.
+        """
+        before = self.profile()
+        pending = self.begin(self.device.request())
+        self.assertEqual(
+            self.refusal(
+                self.rotation.acknowledge, pending, bytes(19), SOURCE, self.now()
+            ),
+            "rotation_failed",
+        )
+        self.clock.advance(0)
+        self.assertEqual(self.profile(), replace(before, rotation_failures=1))
+        self.assertEqual(
+            self.events(),
+            [
+                (
+                    "rotation_failed",
+                    "alice",
+                    SOURCE,
+                    "the acknowledgement did not open",
+                )
+            ],
+        )
+
+    def test_fingerprint_mismatch(self):
+        """
+        C{fingerprint_mismatch} is audited when C{failure_alert} rotations
+        in a row failed, naming how many; a committed rotation resets the
+        count, so as many failures again are needed.
+        """
+
+        def fail(count):
+            for _ in range(count):
+                pending = self.begin(self.device.request())
+                self.assertRaises(
+                    RotationRefused,
+                    self.rotation.acknowledge,
+                    pending,
+                    bytes(19),
+                    SOURCE,
+                    self.now(),
+                )
+
+        self.assertEqual(self.rotation.failure_alert, DEFAULT_FAILURE_ALERT)
+        fail(DEFAULT_FAILURE_ALERT - 1)
+        self.assertEqual(self.events("fingerprint_mismatch"), [])
+        fail(1)
+        [(_, user, source, reason)] = self.events("fingerprint_mismatch")
+        self.assertEqual((user, source), ("alice", SOURCE))
+        self.assertTrue(
+            reason.startswith(
+                f"{DEFAULT_FAILURE_ALERT} rotations in a row failed on the "
+                "client's side"
+            ),
+            reason,
+        )
+        self.rotate()
+        self.assertEqual(self.profile().rotation_failures, 0)
+        fail(DEFAULT_FAILURE_ALERT - 1)
+        self.assertEqual(len(self.events("fingerprint_mismatch")), 1)
+        self.assertEqual(
+            self.profile().rotation_failures, DEFAULT_FAILURE_ALERT - 1
+        )
+
+    def test_failure_alert(self):
+        """
+        The threshold is configurable.
+        """
+        self.rotation.failure_alert = 1
+        self.rotation.failed("alice", SOURCE, "no acknowledgement", self.now())
+        self.assertEqual(
+            [event for event, _, _, _ in self.events()],
+            ["rotation_failed", "fingerprint_mismatch"],
+        )
+
+    def test_failure_alert_names_both_places(self):
+        """
+        Failures from an address other than the one the profile was last
+        used from (a copy of its state on another machine fails the same
+        way as a changed fingerprint) name both places in the alert.
+        """
+        self.rotation.failure_alert = 1
+        self.rotation.failed("alice", ELSEWHERE, "no acknowledgement", self.now())
+        [mismatch] = [
+            e for e in self.store.audit_events() if e.event == "fingerprint_mismatch"
+        ]
+        self.assertEqual(mismatch.locations, (ELSEWHERE, SOURCE))
+        self.assertIn(f"the last from {ELSEWHERE}", mismatch.reason)
+        self.assertIn("a copy of its state runs on another machine", mismatch.reason)
+        self.assertIn(f"last used from {SOURCE})", mismatch.reason)
+
+    def test_failed_unknown_profile(self):
+        """
+        A failure for a profile that went away records nothing.
+        """
+        self.rotation.failed("bob", SOURCE, "no acknowledgement", self.now())
+        self.assertEqual(self.events(), [])
+
+    def test_unknown_profile(self):
+        """
+        A rotation for a profile that does not exist is C{unknown_key},
+        with no C{clone_suspected}: nothing tells it from a wrong key.
+        """
+        request = Device("bob", FIRST_KEY).request()
+        self.assertEqual(self.refusal(self.begin, request), "unknown_key")
+        self.assertEqual(
+            self.refusal(
+                self.rotation.check_key, "bob", request.key_id, SOURCE, self.now()
+            ),
+            "unknown_key",
+        )
+        self.assertEqual(self.events(), [])
+
+    def test_never_held_key(self):
+        """
+        A key id the profile never held is C{unknown_key}, with no
+        C{clone_suspected}, and changes nothing.
+        """
+        before = self.profile()
+        request = Device("alice", bytes(32)).request()
+        self.assertEqual(self.refusal(self.begin, request), "unknown_key")
+        self.assertEqual(
+            self.refusal(
+                self.rotation.check_key, "alice", request.key_id, SOURCE, self.now()
+            ),
+            "unknown_key",
+        )
+        self.assertEqual(self.profile(), before)
+        self.assertEqual(self.events(), [])
+
+    def test_low_order_public_key(self):
+        """
+        A client public key that gives no shared secret (all zeros) is
+        refused, so no key is derived from a secret anyone can predict.
+        """
+        request = replace(self.device.request(), public=bytes(32))
+        self.assertEqual(self.refusal(self.begin, request), "rotation_failed")
+        self.assertEqual(self.profile().key_id, keyschedule.key_id(FIRST_KEY))
+
+
+class CrashTestsMixin(RotationMixin):
+    """
+    A crash or a dropped connection at each step of a rotation: the
+    in-flight objects are lost, the client comes back with the key it holds,
+    and both sides end on one key with nothing refused or reported.
+    """
+
+    def recover(self):
+        """
+        The client's next rotation, from the key it holds, succeeds; then
+        one more does too (nothing was blacklisted), and no clone was
+        suspected.
+        """
+        self.restart_server()
+        self.rotate()
+        self.assert_agreed()
+        self.rotate()
+        self.assert_agreed()
+        self.assertEqual(self.events("clone_suspected"), [])
+
+    def test_after_junk_sent(self):
+        """
+        The client sent its junk and the server began, then the
+        connection broke before "ok".
+        """
+        self.rotate()
+        self.begin(self.device.request())
+        self.recover()
+        self.assertEqual(self.device.generation, 3)
+
+    def test_after_server_ok(self):
+        """
+        The client received "ok" and derived the next key, then crashed
+        before acknowledging: it still holds the old key.
+        """
+        pending = self.begin(self.device.request())
+        self.device.acknowledge(pending.server_public, pending.ok)
+        self.recover()
+        self.assertEqual(self.events("rotation_rolled_back"), [])
+
+    def test_after_client_ack(self):
+        """
+        The client acknowledged, then the server crashed before its group
+        commit ran.
+        """
+        pending = self.begin(self.device.request())
+        ack = self.device.acknowledge(pending.server_public, pending.ok)
+        self.rotation.acknowledge(pending, ack, SOURCE, self.now())
+        self.assertEqual(self.profile().key_id, keyschedule.key_id(FIRST_KEY))
+        self.recover()
+        self.assertEqual(self.events("rotation_rolled_back"), [])
+
+    def test_after_server_commit(self):
+        """
+        The server committed the next key but "done" never reached the
+        client: it comes back with the old key, and the server rotates
+        from it, rolling back to it (audited as C{rotation_rolled_back})
+        only once the acknowledgement proved the client holds it.
+        """
+        self.clock.advance(5)
+        pending = self.begin(self.device.request())
+        self.commit(pending, self.device.acknowledge(pending.server_public, pending.ok))
+        self.assertEqual(self.profile().key_id, pending.new_key_id)
+        self.restart_server()
+        request = self.device.request()
+        rolled_back = self.begin(request)
+        self.assertEqual(
+            (rolled_back.expected_key_id, rolled_back.generation),
+            (keyschedule.key_id(FIRST_KEY), 1),
+        )
+        self.assertEqual(self.profile().key_id, pending.new_key_id)
+        self.assertEqual(self.events("rotation_rolled_back"), [])
+        self.device.commit(
+            self.commit(
+                rolled_back,
+                self.device.acknowledge(rolled_back.server_public, rolled_back.ok),
+            )
+        )
+        self.assertEqual(
+            self.events("rotation_rolled_back"),
+            [
+                (
+                    "rotation_rolled_back",
+                    "alice",
+                    SOURCE,
+                    f"the client came back with key id {request.key_id}: it "
+                    f"never committed {pending.new_key_id}",
+                )
+            ],
+        )
+        self.assert_agreed()
+        self.recover()
+
+    def test_after_final_ack_before_client_commit(self):
+        """
+        "done" reached the client, which crashed before writing the next
+        key: as after the server's commit, a roll back.
+        """
+        pending = self.begin(self.device.request())
+        done = self.commit(
+            pending, self.device.acknowledge(pending.server_public, pending.ok)
+        )
+        self.assertTrue(
+            self.device.opens(done, b"done", keyschedule.ROTATE_DONE_PURPOSE)
+        )
+        self.recover()
+        self.assertEqual(len(self.events("rotation_rolled_back")), 1)
+
+    def test_after_final_ack(self):
+        """
+        "done" reached the client, which committed the next key: its next
+        rotation confirms that key, with no roll back.
+        """
+        self.rotate()
+        self.recover()
+        self.assertEqual(self.events("rotation_rolled_back"), [])
+        self.assertEqual(self.device.generation, 3)
+
+
+class CloneTestsMixin(RotationMixin):
+    """
+    A second holder of the chain: a superseded key is C{clone_suspected},
+    and two rotations from one key cannot both commit.
+    """
+
+    def assert_clone(self, stale, source=ELSEWHERE):
+        """
+        C{stale} (a L{Device} holding a superseded key) is refused with
+        C{unknown_key}; C{clone_suspected} is audited, naming C{source}
+        and the address the profile was last used from; the profile does
+        not change.
+        """
+        before = self.profile()
+        reason = self.refusal(self.begin, stale.request(), source)
+        self.assertEqual(reason, "unknown_key")
+        self.assertEqual(self.profile(), before)
+        [(_, user, audited_source, text)] = self.events("clone_suspected")
+        self.assertEqual((user, audited_source), ("alice", source))
+        self.assertIn(source, text)
+        self.assertIn(before.last_address, text)
+        self.assertNotEqual(source, before.last_address)
+
+    def test_retired_key(self):
+        """
+        The key made at enrollment, two rotations later, is retired: its
+        use is a clone.
+        """
+        copy = Device("alice", FIRST_KEY)
+        self.rotate()
+        self.rotate()
+        self.assertTrue(self.store.is_retired("alice", keyschedule.key_id(FIRST_KEY)))
+        self.assert_clone(copy)
+
+    def test_previous_key_once_rotated_from(self):
+        """
+        Once the client rotated from the current key, the previous one is
+        no longer a roll back but a clone: the commit of that rotation
+        retired it.
+        """
+        copy = Device("alice", FIRST_KEY)
+        self.rotate()
+        self.rotate()
+        self.assert_clone(copy)
+        self.assertEqual(self.profile().key_id, keyschedule.key_id(self.device.key))
+
+    def test_previous_key_until_commit(self):
+        """
+        A rotation from the current key that has begun but not committed
+        proves nothing yet, so the previous key may still begin a roll
+        back; but that changes nothing before its own acknowledgement, so
+        the rotation under way commits, and the roll back then fails.
+        """
+        copy = Device("alice", FIRST_KEY)
+        self.rotate()
+        pending = self.begin(self.device.request())
+        stale = self.begin(copy.request(), ELSEWHERE)
+        self.assertEqual(self.events("rotation_rolled_back"), [])
+        self.device.commit(
+            self.commit(
+                pending, self.device.acknowledge(pending.server_public, pending.ok)
+            )
+        )
+        self.assert_agreed()
+        ack = copy.acknowledge(stale.server_public, stale.ok)
+        failure = self.assertRaises(
+            RotationRefused, self.rotation.acknowledge, stale, ack, ELSEWHERE, self.now()
+        )
+        self.assertEqual(failure.reason, "rotation_failed")
+        self.assertEqual(self.events("rotation_rolled_back"), [])
+        self.assert_agreed()
+
+    def test_roll_back_needs_the_fingerprint(self):
+        """
+        A copy of the previous key on another machine (another
+        fingerprint) that begins a roll back changes nothing: it cannot
+        open "ok", and the legitimate client's unconfirmed key stays.
+        """
+        copy = Device("alice", FIRST_KEY, fingerprint=bytes(32))
+        self.rotate()
+        before = self.profile()
+        pending = self.begin(copy.request(), ELSEWHERE)
+        self.assertRaises(
+            keyschedule.SealError, copy.acknowledge, pending.server_public, pending.ok
+        )
+        self.assertEqual(self.profile(), before)
+        self.rotate()
+        self.assert_agreed()
+
+    def test_rolled_back_key(self):
+        """
+        The key a roll back discarded is retired: a client that turns up
+        with it is a clone.
+        """
+        copy = Device("alice", FIRST_KEY)
+        pending = self.begin(copy.request())
+        copy.commit(
+            self.commit(pending, copy.acknowledge(pending.server_public, pending.ok))
+        )
+        self.rotate()
+        self.assert_clone(copy)
+
+    def test_clone_check_key(self):
+        """
+        L{Rotation.check_key} recognises the clone as well, before any
+        derivation.
+        """
+        copy = Device("alice", FIRST_KEY)
+        self.rotate()
+        self.rotate()
+        self.assertEqual(
+            self.refusal(
+                self.rotation.check_key,
+                "alice",
+                keyschedule.key_id(FIRST_KEY),
+                ELSEWHERE,
+                self.now(),
+            ),
+            "unknown_key",
+        )
+        self.assertEqual(len(self.events("clone_suspected")), 1)
+        self.assertEqual(copy.key, FIRST_KEY)
+
+    def test_concurrent_same_batch(self):
+        """
+        Two rotations from the same key acknowledged in one reactor turn:
+        the first commits, the other's L{Deferred} fails with
+        C{rotation_failed}, and the profile holds the first one's key.
+        """
+        first = self.device
+        second = Device("alice", FIRST_KEY)
+        first_pending = self.begin(first.request())
+        second_pending = self.begin(second.request(), ELSEWHERE)
+        first_d = self.rotation.acknowledge(
+            first_pending,
+            first.acknowledge(first_pending.server_public, first_pending.ok),
+            SOURCE,
+            self.now(),
+        )
+        second_d = self.rotation.acknowledge(
+            second_pending,
+            second.acknowledge(second_pending.server_public, second_pending.ok),
+            ELSEWHERE,
+            self.now(),
+        )
+        self.clock.advance(0)
+        first.commit(self.successResultOf(first_d))
+        self.assertEqual(
+            self.failureResultOf(second_d, RotationRefused).value.reason,
+            "rotation_failed",
+        )
+        self.assertNotEqual(first.next, second.next)
+        self.assert_agreed(first)
+
+    def test_concurrent_later_batch(self):
+        """
+        The same when the second acknowledgement comes after the first
+        rotation committed: its compare-and-swap finds another key.
+        """
+        second = Device("alice", FIRST_KEY)
+        second_pending = self.begin(second.request(), ELSEWHERE)
+        ack = second.acknowledge(second_pending.server_public, second_pending.ok)
+        self.rotate()
+        d = self.rotation.acknowledge(second_pending, ack, ELSEWHERE, self.now())
+        self.clock.advance(0)
+        self.assertEqual(
+            self.failureResultOf(d, RotationRefused).value.reason, "rotation_failed"
+        )
+        self.assert_agreed()
+
+
+class ReplayTestsMixin(RotationMixin):
+    """
+    Sealed messages open only in the rotation, profile, direction and
+    purpose they were sealed for, and only on the enrolled machine.
+    """
+
+    def assert_refused(self, forge):
+        """
+        An acknowledgement made by C{forge(pending)} for a rotation begun
+        by C{self.device} is refused with C{rotation_failed}, and the key
+        stays.
+
+        @param forge: given the L{PendingRotation} (after the device
+            derived the next key), returns the acknowledgement to present.
+        """
+        before = self.profile().key_id
+        pending = self.begin(self.device.request())
+        self.device.derive(pending.server_public)
+        sealed = forge(pending)
+        self.assertEqual(
+            self.refusal(
+                self.rotation.acknowledge, pending, sealed, SOURCE, self.now()
+            ),
+            "rotation_failed",
+        )
+        self.clock.advance(0)
+        self.assertEqual(self.profile().key_id, before)
+
+    def seal(self, plaintext=b"ack", **changes):
+        """
+        A seal under the device's next key with the acknowledgement's
+        binding, with C{changes}.
+        """
+        binding = dict(
+            profile="alice",
+            purpose=keyschedule.ROTATE_ACK_PURPOSE,
+            direction=keyschedule.Direction.CLIENT_TO_SERVER,
+            counter=0,
+        )
+        binding.update(changes)
+        return keyschedule.seal(self.device.next, plaintext, **binding)
+
+    def test_valid_binding(self):
+        """
+        The binding L{seal} makes by default is the one that opens, so the
+        refusals below come from the one thing each changes.
+        """
+        pending = self.begin(self.device.request())
+        self.device.derive(pending.server_public)
+        self.commit(pending, self.seal())
+        self.assertEqual(self.profile().key_id, pending.new_key_id)
+
+    def test_other_counter(self):
+        """
+        An acknowledgement sealed at another counter than the client's
+        first message under the new key is refused.
+        """
+        self.assert_refused(lambda pending: self.seal(counter=1))
+        self.assert_refused(lambda pending: self.seal(counter=pending.generation))
+
+    def test_ok_reflected(self):
+        """
+        The server's own "ok" sent back as the acknowledgement is refused,
+        and so is "ack" sealed in the server's direction.
+        """
+        self.assert_refused(lambda pending: pending.ok)
+        self.assert_refused(
+            lambda pending: self.seal(
+                direction=keyschedule.Direction.SERVER_TO_CLIENT
+            )
+        )
+
+    def test_other_purpose(self):
+        """
+        A seal made for another step of rotation is refused.
+        """
+        self.assert_refused(
+            lambda pending: self.seal(purpose=keyschedule.ROTATE_OK_PURPOSE)
+        )
+        self.assert_refused(
+            lambda pending: self.seal(purpose=keyschedule.ENROLL_DATA_PURPOSE)
+        )
+
+    def test_other_profile(self):
+        """
+        An acknowledgement sealed for another profile is refused, even
+        under the right key.
+        """
+        self.assert_refused(lambda pending: self.seal(profile="bob"))
+
+    def test_other_profiles_ack(self):
+        """
+        Another profile's valid acknowledgement, presented here, is
+        refused.
+        """
+        bob = enroll(self.store, self.master_key, "bob")
+        bob_pending = self.begin(bob.request())
+        bob_ack = bob.acknowledge(bob_pending.server_public, bob_pending.ok)
+        self.assert_refused(lambda pending: bob_ack)
+
+    def test_previous_rotations_ack(self):
+        """
+        The acknowledgement of the last rotation, replayed into the next,
+        is refused.
+        """
+        pending = self.begin(self.device.request())
+        old_ack = self.device.acknowledge(pending.server_public, pending.ok)
+        self.device.commit(self.commit(pending, old_ack))
+        self.assert_refused(lambda pending: old_ack)
+
+    def test_copied_state(self):
+        """
+        The client's state copied to another machine (another fingerprint
+        hash) derives another key: it cannot open "ok", and its
+        acknowledgement is refused.
+        """
+        copy = Device("alice", FIRST_KEY, fingerprint=OTHER_FINGERPRINT)
+        pending = self.begin(copy.request(), ELSEWHERE)
+        copy.derive(pending.server_public)
+        self.assertFalse(copy.opens(pending.ok, b"ok", keyschedule.ROTATE_OK_PURPOSE))
+        self.assertEqual(
+            self.refusal(
+                self.rotation.acknowledge, pending, copy.ack(), ELSEWHERE, self.now()
+            ),
+            "rotation_failed",
+        )
+        self.clock.advance(0)
+        self.assertEqual(self.profile().key_id, keyschedule.key_id(FIRST_KEY))
+        self.assertEqual(self.profile().rotation_failures, 1)
+
+    def test_heals(self):
+        """
+        A thief who learned K_n (and the fingerprint hash), and saw the
+        junk and both public keys of the next rotation but neither
+        private key, cannot derive K_n+1: every shared secret he can
+        compute gives another key, which cannot open "ok".
+        """
+        stolen = self.device.key
+        request = self.device.request()
+        pending = self.begin(request)
+        self.device.acknowledge(pending.server_public, pending.ok)
+        legitimate = self.device.next
+        thief = X25519PrivateKey.generate()
+        guesses = [
+            keyschedule.dh_shared_secret(thief, request.public),
+            keyschedule.dh_shared_secret(thief, pending.server_public),
+            request.public,
+            pending.server_public,
+            bytes(a ^ b for a, b in zip(request.public, pending.server_public)),
+            bytes(32),
+        ]
+        candidates = [
+            keyschedule.next_key(stolen, request.junk, FINGERPRINT, guess, "alice", 1)
+            for guess in guesses
+        ]
+        self.assertNotIn(legitimate, candidates)
+        for candidate in candidates:
+            self.assertRaises(
+                keyschedule.SealError,
+                keyschedule.open_sealed,
+                candidate,
+                pending.ok,
+                profile="alice",
+                purpose=keyschedule.ROTATE_OK_PURPOSE,
+                direction=keyschedule.Direction.SERVER_TO_CLIENT,
+                counter=0,
+            )
+
+    def test_seals_share_no_keystream(self):
+        """
+        "ok" and "done" are sealed under the same new key in the same
+        direction; they must not share a nonce (docs/PROTOCOL.md §7.5: a
+        key never seals two messages with the same direction and counter),
+        or XORing them gives away the XOR of the plaintexts and the
+        one-time Poly1305 key.
+        """
+        pending = self.begin(self.device.request())
+        done = self.commit(
+            pending, self.device.acknowledge(pending.server_public, pending.ok)
+        )
+        ciphertexts_xor = bytes(a ^ b for a, b in zip(pending.ok[:2], done[:2]))
+        plaintexts_xor = bytes(a ^ b for a, b in zip(b"ok", b"do"))
+        self.assertNotEqual(ciphertexts_xor, plaintexts_xor)
+
+
+
+class MemoryRotateTests(RotateTestsMixin, MemoryStoreMixin, SynchronousTestCase):
+    """
+    Rotating over a L{MemoryStore}.
+    """
+
+
+class SQLiteRotateTests(RotateTestsMixin, SQLiteStoreMixin, SynchronousTestCase):
+    """
+    Rotating over a L{SQLiteStore}.
+    """
+
+
+class MemoryCrashTests(CrashTestsMixin, MemoryStoreMixin, SynchronousTestCase):
+    """
+    Crashes at each step over a L{MemoryStore}.
+    """
+
+
+class SQLiteCrashTests(CrashTestsMixin, SQLiteStoreMixin, SynchronousTestCase):
+    """
+    Crashes at each step over a L{SQLiteStore}, the server reopening the
+    database as a restarted one does.
+    """
+
+
+class MemoryCloneTests(CloneTestsMixin, MemoryStoreMixin, SynchronousTestCase):
+    """
+    Clones and races over a L{MemoryStore}.
+    """
+
+
+class SQLiteCloneTests(CloneTestsMixin, SQLiteStoreMixin, SynchronousTestCase):
+    """
+    Clones and races over a L{SQLiteStore}.
+    """
+
+
+class MemoryReplayTests(ReplayTestsMixin, MemoryStoreMixin, SynchronousTestCase):
+    """
+    Replayed, reflected and copied messages over a L{MemoryStore}.
+    """
+
+
+class SQLiteReplayTests(ReplayTestsMixin, SQLiteStoreMixin, SynchronousTestCase):
+    """
+    Replayed, reflected and copied messages over a L{SQLiteStore}.
+    """

@@ -1,0 +1,272 @@
+"""
+Tests for L{suto_server.store.dbthread}: store calls on a real thread of their
+own, with the thread's own SQLite connection, the group commit over it,
+and stopping while a call is in flight; and how L{SutoServer} starts,
+uses and stops its database thread.
+"""
+
+import os
+import sqlite3
+import threading
+
+from twisted.application.service import Service
+from twisted.internet import reactor
+from twisted.internet.defer import (
+    fail,
+    inlineCallbacks,
+    maybeDeferred,
+    succeed,
+)
+from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from suto_server.service import SutoServer
+from suto_server.store.dbthread import DatabaseThread
+from suto_server.store.errors import StoreError
+from suto_server.store.groupcommit import GroupCommitter
+from suto_server.store.memory import MemoryStore
+from suto_server.store.sqlite import SQLiteStore
+from tests.rules.test_enrollment import new_master_key
+from tests.support.store_suite import (
+    _profile,
+    _window,
+    numbered_key_id,
+    numbered_rotation,
+    numbered_seal,
+)
+
+
+def _commit(store, rotations):
+    return store.commit_rotations(rotations)
+
+
+class DatabaseThreadTests(TestCase):
+    """
+    L{DatabaseThread} over a SQLite store with one enrolled profile.
+    """
+
+    def setUp(self):
+        folder = self.mktemp()
+        os.makedirs(folder)
+        self.store = SQLiteStore.open(os.path.join(folder, "suto.db"))
+        self.addCleanup(self.store.close)
+        self.store.open_window(_window("alice"))
+        self.store.complete_enrollment(
+            _profile("alice", key_sealed=numbered_seal(0), key_id=numbered_key_id(0))
+        )
+        self.opened = []
+        self.database = DatabaseThread(reactor, self.open_sibling)
+        self.database.startService()
+        self.addCleanup(self.stop)
+
+    def open_sibling(self):
+        self.opened.append(threading.current_thread())
+        return self.store.sibling()
+
+    def stop(self):
+        if self.database.running:
+            return self.database.stopService()
+
+    @inlineCallbacks
+    def test_runs_on_its_thread(self):
+        """
+        Calls run on the one thread, not the reactor's, with a store the
+        thread opened itself once; what they commit is what the reactor
+        thread's own connection reads next.
+        """
+        ran = []
+
+        def where(store):
+            ran.append((threading.current_thread(), store))
+
+        yield self.database.run(where)
+        applied = yield self.database.run(
+            _commit, [numbered_rotation("alice", 0, 1, 2000.0)]
+        )
+        yield self.database.run(where)
+        self.assertEqual(applied, [True])
+        self.assertEqual(len(self.opened), 1)
+        self.assertEqual({thread for thread, _ in ran}, set(self.opened))
+        self.assertIsNot(self.opened[0], threading.current_thread())
+        self.assertIsNot(ran[0][1], self.store)
+        self.assertIs(ran[0][1], ran[1][1])
+        self.assertEqual(self.store.get_profile("alice").key_id, numbered_key_id(1))
+
+    @inlineCallbacks
+    def test_failure_delivered(self):
+        """
+        What a call raises fails its L{Deferred}, and the thread goes on
+        with the next call.
+        """
+        bad = numbered_rotation("alice", 0, 1, 2000.0, new_key_id=None)
+        with self.assertRaises(ValueError):
+            yield self.database.run(_commit, [bad])
+        applied = yield self.database.run(
+            _commit, [numbered_rotation("alice", 0, 1, 2000.0)]
+        )
+        self.assertEqual(applied, [True])
+
+    @inlineCallbacks
+    def test_acknowledged_after_commit(self):
+        """
+        Over the thread, a group commit's results come only once the
+        thread's commit has returned: while it is held up, nothing is
+        delivered and nothing is visible to the reactor thread.
+        """
+        started, go = threading.Event(), threading.Event()
+
+        def held(store, rotations):
+            started.set()
+            go.wait(30)
+            return store.commit_rotations(rotations)
+
+        committer = GroupCommitter(
+            reactor, lambda batch: self.database.run(held, batch)
+        )
+        d = committer.submit(numbered_rotation("alice", 0, 1, 2000.0))
+        # The batch starts on the next turn; the thread then holds it.
+        yield deferLater(reactor, 0, lambda: None)
+        self.assertTrue(started.wait(30))
+        self.assertNoResult(d)
+        self.assertEqual(self.store.get_profile("alice").key_id, numbered_key_id(0))
+        go.set()
+        applied = yield d
+        self.assertTrue(applied)
+        self.assertEqual(self.store.get_profile("alice").key_id, numbered_key_id(1))
+
+    @inlineCallbacks
+    def test_stop_waits_for_call_in_flight(self):
+        """
+        Stopping waits for the call in flight, whose result is still
+        delivered, then closes the thread's store; calls after that fail
+        with L{StoreError} at once.
+        """
+        go = threading.Event()
+        stores = []
+
+        def held(store):
+            stores.append(store)
+            go.wait(30)
+            return "done"
+
+        d = self.database.run(held)
+        stopped = self.database.stopService()
+        self.assertNoResult(stopped)
+        self.failureResultOf(self.database.run(held), StoreError)
+        go.set()
+        self.assertEqual((yield d), "done")
+        yield stopped
+        self.assertRaises(StoreError, stores[0].get_profile, "alice")
+
+    def test_stop_unstarted(self):
+        """
+        Stopping a thread that never started succeeds at once.
+        """
+        database = DatabaseThread(reactor, self.open_sibling)
+        self.successResultOf(database.stopService())
+        self.assertEqual(self.opened, [])
+
+
+class SiblingTests(TestCase):
+    """
+    L{SQLiteStore.sibling}.
+    """
+
+    def test_bare_connection(self):
+        """
+        A store built on a bare connection has no file to open again.
+        """
+        store = SQLiteStore(sqlite3.connect(":memory:"))
+        self.addCleanup(store.close)
+        self.assertRaises(StoreError, store.sibling)
+
+
+class RecordingDatabase(Service):
+    """
+    Stands for a L{DatabaseThread}: runs calls at once on a
+    L{MemoryStore}, and records when it starts and stops next to what
+    the rest of the server is doing.
+    """
+
+    def __init__(self, store, record):
+        self.store = store
+        self.record = record
+
+    def startService(self):
+        super().startService()
+        self.record.append("database started")
+
+    def stopService(self):
+        super().stopService()
+        self.record.append("database stopped")
+        self.written_at_stop = [e.event for e in self.store.audit_events()]
+        return succeed(None)
+
+    def run(self, call, *args):
+        if not self.running:
+            return fail(StoreError("the database thread is not running"))
+        return maybeDeferred(call, self.store, *args)
+
+
+class ServerDatabaseTests(SynchronousTestCase):
+    """
+    How L{SutoServer} runs its database thread.
+    """
+
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        # The offline sweep at start needs a time past its allowed silence.
+        self.reactor.advance(1_700_000_000)
+        self.store = MemoryStore()
+        self.record = []
+        self.database = RecordingDatabase(self.store, self.record)
+        self.server = SutoServer(
+            self.reactor,
+            store=self.store,
+            master_key=new_master_key(self),
+            database=self.database,
+        )
+        self.server.hello.startService = lambda: self.record.append("hello started")
+
+    def test_starts_first(self):
+        """
+        The database thread starts before the other parts, so what they
+        record while starting is written.
+        """
+        self.server.startService()
+        self.assertEqual(self.record[:2], ["database started", "hello started"])
+
+    def test_audit_through_database(self):
+        """
+        Audit records go through the database thread, in a group commit:
+        on the reactor's next turn.
+        """
+        self.server.startService()
+        self.server.audit.record(1.0, "blacklisted", "alice", None, "by IT")
+        self.assertEqual(self.store.audit_events(), [])
+        self.reactor.advance(0)
+        self.assertEqual(
+            [e.event for e in self.store.audit_events()], ["blacklisted"]
+        )
+
+    def test_stops_last(self):
+        """
+        Stopping writes what the other parts record while they stop, then
+        stops the database thread, then closes the store.
+        """
+        self.server.startService()
+
+        class Stopping(Service):
+            def stopService(inner):
+                super().stopService()
+                self.server.audit.record(2.0, "blacklisted", "bob", None, "late")
+
+        Stopping().setServiceParent(self.server)
+        stopped = self.server.stopService()
+        self.assertNotIn("database stopped", self.record)
+        self.reactor.advance(0)
+        self.successResultOf(stopped)
+        self.assertEqual(self.record[-1], "database stopped")
+        self.assertEqual(self.database.written_at_stop, ["blacklisted"])
+        self.assertRaises(StoreError, self.store.audit_events)
