@@ -19,9 +19,12 @@ ERROR_PIPELINED = "PIPELINED"
 ERROR_BAD_VERSION = "BAD_VERSION"
 ERROR_TIMEOUT = "TIMEOUT"
 ERROR_BAD_SEAL = "BAD_SEAL"
-ERROR_NO_REQUEST = "NO_REQUEST"         # a classic request answering no pending authentication
-ERROR_WINDOW_CLOSED = "WINDOW_CLOSED"   # the enrollment window closed after SUTO_AUTH_1
-ERROR_BUSY = "BUSY"                     # the response could not be checked right now
+# A classic request answering no pending authentication.
+ERROR_NO_REQUEST = "NO_REQUEST"
+# The enrollment window closed after SUTO_AUTH_1.
+ERROR_WINDOW_CLOSED = "WINDOW_CLOSED"
+# The response could not be checked right now.
+ERROR_BUSY = "BUSY"
 # No profile of that user holds the key a rotation names: one answer
 # whether or not the profile exists, so that profiles cannot be probed.
 ERROR_UNKNOWN_KEY = "UNKNOWN_KEY"
