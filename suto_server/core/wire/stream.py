@@ -31,7 +31,7 @@ The bytes travel in one of two framings:
 
 Two tags extend others, and the longer tag always wins.
 C{SUTO_C_ENROLL_DATA_} is always read as enrollment data, so a user whose
-name starts with C{DATA_} cannot enroll (see L{can_enroll}).
+name starts with C{DATA_} cannot enroll (see L{grammar.can_enroll}).
 C{SUTO_C_ROTATE_ACK_} is always read as an acknowledgement, which loses
 nothing: a rotation's key id is lower-case hexadecimal and cannot start
 with C{ACK_}.  The user of C{SUTO_C_ROTATE_} comes last because user names
