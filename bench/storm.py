@@ -51,7 +51,7 @@ from bench.rotation import (
 )
 from bench.storm_client import DOWN, GO
 from bench.suto_server_process import start_server, wait_until_serving
-from suto_server.rules.offline import silence_allowed
+from suto_server.core.timing import longest_wait, silence_allowed
 from suto_server.rules.reconnection import DEFAULT_STEP
 from suto_server.store.sqlite import SQLiteStore
 from suto_server.tap import DATABASE_FILE
@@ -145,7 +145,7 @@ def _start_generators(
     @return: each generator with the file it writes its endpoints to.
     """
     parts = shares(endpoints, os.cpu_count() or 1)
-    offline_timeout = interval * 1.1 + OFFLINE_SLACK
+    offline_timeout = longest_wait(interval) + OFFLINE_SLACK
     lifetime = (
         CONNECT_TIMEOUT + offline_timeout + downtime + storm_timeout + CLIENT_SLACK
     )

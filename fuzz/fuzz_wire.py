@@ -2,8 +2,9 @@
 Fuzz the SUTO wire codec against its one rule: whatever a peer sends either
 decodes to messages or raises L{ProtocolError}, never any other exception;
 and fed whole or one byte at a time, it ends the same way (the same
-messages, or an error with the same code).  UDP hellos follow the same
-rule through L{parse_hello}.
+messages, or an error with the same code).  UDP datagrams (hellos, check
+packets and their answers) follow the same rule through
+L{parse_datagram}.
 
 With atheris installed this is a coverage-guided fuzzer and takes
 libFuzzer's arguments::
@@ -32,7 +33,7 @@ from suto_server.core.wire import (
     RotateDone,
     RotateOk,
     encode,
-    parse_hello,
+    parse_datagram,
 )
 
 _KEY_ID = "0123456789abcdef" * 2
@@ -57,6 +58,8 @@ _TOKENS = [
     b"SUTO_ROTATE_OK_",
     b"SUTO_ROTATE_DONE_",
     b"SUTO_UDP_HELLO_",
+    b"SUTO_CHECK_",
+    b"SUTO_CHECK_OK_",
     b"$6$",
     b"$y$j9T$",
     b"ABCDEFGHIJKLMNOP",
@@ -129,7 +132,7 @@ def check(data: bytes) -> None:
         if whole[1] != bytewise[1]:
             raise AssertionError(f"{framing}: {whole[1]} != {bytewise[1]}")
     try:
-        parse_hello(data)
+        parse_datagram(data)
     except ProtocolError:
         pass
 

@@ -58,12 +58,10 @@ from suto_client.statefile import (
     save_state,
 )
 from suto_server.core import wire
+from suto_server.core.timing import DEFAULT_ROTATION_INTERVAL
 
 DEFAULT_HELLO_PORT = 2020
 """The UDP port SUTO servers send their hellos to."""
-
-DEFAULT_ROTATION_INTERVAL = 60.0
-"""Seconds between two rotations of a profile's key, before jitter."""
 
 
 class _HelloPort(Service):

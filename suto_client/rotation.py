@@ -78,11 +78,8 @@ from suto_client.fingerprint import (
 )
 from suto_client.protocol import rereading_client_endpoint
 from suto_client.statefile import Account, EnrolledProfile
-from suto_server.core import keyschedule, wire
+from suto_server.core import keyschedule, timing, wire
 
-#: Each wait between rotations is the interval times a factor drawn from
-#: [1 - JITTER, 1 + JITTER], so a fleet started together drifts apart.
-JITTER = 0.1
 #: The longest wait after rotations that failed to open the server's
 #: message: the wait starts at one interval and doubles up to this.
 MAX_HOLD_OFF = 3600.0
@@ -781,7 +778,7 @@ def _opens_to(
 class RotationProtocol(ConversationProtocol):
     """
     Runs L{ClientRotation} on one framed connection: rotates at once, then
-    again each interval (within L{JITTER}) for as long as the connection
+    again each interval (L{timing.draw_wait}) for as long as the connection
     lasts and the rotations succeed.  Each exchange (the version exchange
     and the first rotation, then each later rotation) must end within the
     timeout.
@@ -859,9 +856,7 @@ class RotationProtocol(ConversationProtocol):
     def _finish(self, report: Report) -> None:
         self._stop_timer()
         if report.outcome is RotationOutcome.ROTATED:
-            wait = self._interval * self._random.uniform(
-                1 - JITTER, 1 + JITTER
-            )
+            wait = timing.draw_wait(self._interval, self._random)
             self._next_rotation = self._clock.callLater(wait, self._rotate)
         else:
             self._stopped = True
@@ -1026,7 +1021,7 @@ class RotationFactory(Factory):
         """
         now = self._clock.seconds()
         profile = self.profile
-        due = profile.last_agreed + self._interval * (1 + JITTER)
+        due = timing.next_due(profile.last_agreed, self._interval)
         # A clock now earlier than the agreement went back: the silence
         # cannot be measured, and the server may have marked the profile
         # offline meanwhile, which a plain rotation would get blacklisted.

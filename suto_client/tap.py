@@ -15,13 +15,10 @@ from __future__ import annotations
 from twisted.application.service import IService
 from twisted.python import usage
 
-from suto_client.agent import (
-    DEFAULT_HELLO_PORT,
-    DEFAULT_ROTATION_INTERVAL,
-    Agent,
-)
+from suto_client.agent import DEFAULT_HELLO_PORT, Agent
 from suto_client.statefile import DEFAULT_STATE_PATH
 from suto_server.core.config import ConfigurableOptions
+from suto_server.core.timing import DEFAULT_ROTATION_INTERVAL
 
 
 def _seconds(value: str) -> float:

@@ -21,7 +21,7 @@ from suto_server.admin.api import admin_site
 from suto_server.audit.alerts import ALERT_TYPES, alert_for
 from suto_server.audit.log import AuditLog
 from suto_server.audit.sinks.log import LogSink
-from suto_server.core import schemes, wire
+from suto_server.core import schemes, timing, wire
 from suto_server.cred.checkers import ChainedHashSource, SaltedChallengeChecker
 from suto_server.cred.hashpool import DEFAULT_MAX_PENDING, HashPool
 from suto_server.cred.realm import SutoRealm
@@ -210,8 +210,8 @@ class SutoServer(MultiService):
         master_key=None,
         locations=None,
         max_enroll_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        rotation_interval: float = 60.0,
-        rotation_grace: float = 30.0,
+        rotation_interval: float = timing.DEFAULT_ROTATION_INTERVAL,
+        rotation_grace: float = timing.DEFAULT_ROTATION_GRACE,
         fingerprint_alert: int = DEFAULT_FAILURE_ALERT,
         offline_step: int = DEFAULT_STEP,
         offline_window: int = DEFAULT_WINDOW,
@@ -335,9 +335,11 @@ class SutoServer(MultiService):
                 rotation=self.rotation if secure else None,
                 reconnection=self.reconnection if secure else None,
                 tracking=self.tracking if secure else None,
-                # An agent rotates every interval, up to 10% late by its
-                # jitter; past that and the grace the connection is dead.
-                idle_timeout=rotation_interval * 1.1 + rotation_grace,
+                # An agent rotates every interval, up to its jitter late;
+                # past that and the grace the connection is dead.
+                idle_timeout=timing.silence_allowed(
+                    rotation_interval, rotation_grace
+                ),
                 gate=self.gate,
             )
 

@@ -23,7 +23,7 @@ from twisted.web.client import Agent
 from suto_server.audit.sinks.jsonfile import JsonFileSink
 from suto_server.audit.sinks.syslog import SyslogSink, parse_address
 from suto_server.audit.sinks.webhook import WebhookSink, check_url
-from suto_server.core import wire
+from suto_server.core import timing, wire
 from suto_server.core.config import ConfigurableOptions
 from suto_server.cred.hashpool import DEFAULT_MAX_PENDING
 from suto_server.cred.shadow import ShadowFile, ShadowFileError
@@ -34,7 +34,6 @@ from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
 from suto_server.net.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
 from suto_server.net.tls import STOCK_PREFIX, TLSConfigurationError, server_endpoint
 from suto_server.rules.limits import Limits, MaxStartups, Penalties
-from suto_server.rules.offline import silence_allowed
 from suto_server.service import ReloadOnHangup, SutoServer
 from suto_server.store.dbthread import DatabaseThread
 from suto_server.store.errors import StoreError
@@ -126,9 +125,9 @@ class Options(ConfigurableOptions):
          "Locations file naming enrollment places ('name: CIDR, CIDR')."],
         ["enroll-attempts", None, 5,
          "Failed attempts after which an enrollment window closes.", int],
-        ["rotation-interval", None, 60.0,
+        ["rotation-interval", None, timing.DEFAULT_ROTATION_INTERVAL,
          "Seconds between an agent's key rotations.", _positive],
-        ["rotation-grace", None, 30.0,
+        ["rotation-grace", None, timing.DEFAULT_ROTATION_GRACE,
          "Seconds past a due rotation before its connection counts as dead.",
          _positive],
         ["offline-step", None, 30,
@@ -201,12 +200,13 @@ class Options(ConfigurableOptions):
         # A profile that reconnected spends its step; its next offline
         # spell must fall in a later step, or its next reconnection could
         # only fail, and fail into the blacklist.
-        if self["offline-step"] > silence_allowed(
+        if self["offline-step"] > timing.silence_allowed(
             self["rotation-interval"], self["rotation-grace"]
         ):
             raise usage.UsageError(
                 "--offline-step must not be longer than a profile's allowed "
-                "silence (--rotation-interval x 1.1 + --rotation-grace)"
+                f"silence (--rotation-interval x {1 + timing.JITTER:g} + "
+                "--rotation-grace)"
             )
         if self["fingerprint-alert"] < 1:
             raise usage.UsageError("--fingerprint-alert must be at least 1")

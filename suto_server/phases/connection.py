@@ -21,7 +21,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
-from suto_server.core import schemes, wire
+from suto_server.core import schemes, timing, wire
 from suto_server.cred.credentials import SaltedChallenge
 from suto_server.cred.hashpool import HashPoolBusy
 from suto_server.cred.realm import IAuthenticatedUser
@@ -551,7 +551,9 @@ class ServerFactory(Factory):
         rotation=None,
         tracking=None,
         reconnection=None,
-        idle_timeout: float = 96.0,
+        idle_timeout: float = timing.silence_allowed(
+            timing.DEFAULT_ROTATION_INTERVAL, timing.DEFAULT_ROTATION_GRACE
+        ),
         gate=OPEN_GATE,
     ) -> None:
         self.gate = gate

@@ -2,8 +2,10 @@
 Offline detection: a profile whose junk was due and did not come is marked
 offline, durably and with the time (docs/PROTOCOL.md §10.1).
 
-An agent rotates every interval, each wait up to L{JITTER} longer; a
-profile last seen longer ago than that plus a grace has missed a rotation.
+An agent rotates every interval, each wait up to
+L{suto_server.core.timing.JITTER} longer; a profile last seen longer ago
+than that plus a grace has missed a rotation
+(L{suto_server.core.timing.silence_allowed}).
 Rather than a timer per profile (a fleet of thousands would keep the
 reactor's timer heap busy), one periodic sweep asks the store for the
 profiles last seen before that deadline, leaves out those with a live
@@ -19,18 +21,10 @@ from typing import Callable
 from twisted.application.internet import TimerService
 from twisted.logger import Logger
 
-#: The share an agent's wait may exceed the interval by (its jitter).
-JITTER = 0.1
+from suto_server.core import timing
+
 #: Seconds between two sweeps at most.
 MAX_SWEEP = 10.0
-
-
-def silence_allowed(interval: float, grace: float) -> float:
-    """
-    Seconds a profile may go unseen before it counts as offline: the
-    longest wait an agent draws, plus the grace.
-    """
-    return interval * (1 + JITTER) + grace
 
 
 class OfflineWatch(TimerService):
@@ -55,7 +49,7 @@ class OfflineWatch(TimerService):
         super().__init__(min(grace, MAX_SWEEP), self._sweep_logged)
         self.clock = clock
         self._store = store
-        self._allowed = silence_allowed(interval, grace)
+        self._allowed = timing.silence_allowed(interval, grace)
         self._is_live = is_live
 
     def _sweep_logged(self) -> None:

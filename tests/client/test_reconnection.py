@@ -26,7 +26,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_client.agent import Agent
 from suto_client.fingerprint import FingerprintError
 from suto_client.rotation import (
-    JITTER,
     RETRY_CAP,
     ClientRotation,
     Commit,
@@ -38,6 +37,7 @@ from suto_client.rotation import (
 from suto_client.session import Close, Send
 from suto_client.statefile import ClientState, load_state, save_state
 from suto_server.core import keyschedule, wire
+from suto_server.core.timing import JITTER
 from tests.client.test_hello import _UDPReactor
 from tests.client.test_rotation import (
     C2S,

@@ -8,7 +8,7 @@ import re
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import keyschedule, libxcrypt, schemes, wire
-from tests.core.test_keyschedule import FINGERPRINT, JUNK, KEY_1
+from tests.support.key_vectors import FINGERPRINT, JUNK, KEY_1
 from tests.support.repository import PROTOCOL
 
 PASSWORD = "correct horse"

@@ -46,8 +46,10 @@ from suto_server.core.wire import (
     encode_check,
     encode_check_proof,
     encode_hello,
+    grammar,
     parse_datagram,
     parse_hello,
+    stream,
 )
 
 LEGACY = Framing.LEGACY
@@ -1941,7 +1943,7 @@ def _all_fields():
     Every field grammar the codec reads, from its layouts.
     """
     fields = {}
-    for layouts in wire._LAYOUTS.values():
+    for layouts in stream.LAYOUTS.values():
         for layout in layouts:
             for part in layout.parts:
                 if not isinstance(part, bytes):
@@ -1952,7 +1954,7 @@ def _all_fields():
 def _allows(field, index, byte):
     """
     The field's grammar, one position at a time: what the matches in
-    C{_Field.measure} and C{_Field.accepts} must agree with.
+    C{Field.measure} and C{Field.accepts} must agree with.
     """
     if index < len(field.head):
         return byte in field.head[index]
@@ -1961,7 +1963,7 @@ def _allows(field, index, byte):
 
 def _measure_bytewise(field, data, start, bounded, final):
     """
-    C{_Field.measure} written as a walk over the bytes, the reference for
+    C{Field.measure} written as a walk over the bytes, the reference for
     the matching one.
     """
     end = start
@@ -1971,7 +1973,7 @@ def _measure_bytewise(field, data, start, bounded, final):
             if end - start >= field.max_length and byte in field.tail:
                 raise wire.ProtocolError(wire.ERROR_TOO_LONG, "too long")
             if end - start < field.min_length:
-                raise wire._reject(byte, wire.ERROR_BAD_FIELD, "bad")
+                raise grammar.reject(byte, wire.ERROR_BAD_FIELD, "bad")
             return end
         end += 1
     if end - start == field.max_length and not bounded:
@@ -2032,8 +2034,8 @@ class FieldMatchingTests(SynchronousTestCase):
 
     @settings(max_examples=2000, deadline=None)
     @given(
-        st.sampled_from([f for f in _FIELDS if type(f) is wire._Field]),
-        st.lists(st.sampled_from(sorted(set(wire._ALPHABET))), max_size=300),
+        st.sampled_from([f for f in _FIELDS if type(f) is grammar.Field]),
+        st.lists(st.sampled_from(sorted(set(grammar.ALPHABET))), max_size=300),
     )
     def test_accepts(self, field, raw):
         """

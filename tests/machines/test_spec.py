@@ -28,6 +28,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_client import conversation, enrollment, rotation
 from suto_client.session import ComputeHash
 from suto_server.core import keyschedule, wire
+from suto_server.core.wire import stream
 from suto_server.machines import classic as server_session
 from suto_server.machines import enrollment as enrollment_session
 from suto_server.machines import rotation as rotation_session
@@ -266,7 +267,7 @@ def message_name(message) -> str:
         return f"ERROR_{code}"
     layout = next(
         layout
-        for layout in wire._LAYOUTS[wire.Framing.FRAMED]
+        for layout in stream.LAYOUTS[wire.Framing.FRAMED]
         if layout.describes(message)
     )
     return layout.tag.decode("ascii").removeprefix("SUTO_").rstrip("_")

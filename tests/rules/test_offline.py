@@ -10,7 +10,8 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import tap
-from suto_server.rules.offline import MAX_SWEEP, OfflineWatch, silence_allowed
+from suto_server.core.timing import silence_allowed
+from suto_server.rules.offline import MAX_SWEEP, OfflineWatch
 from suto_server.store.errors import StoreError
 from tests.rules.test_reconnection import ReconnectionMixin, reconnect_message
 from tests.rules.test_rotation import NOW, MemoryStoreMixin, SQLiteStoreMixin, enroll

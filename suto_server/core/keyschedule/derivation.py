@@ -1,5 +1,6 @@
 """
-The SUTO key schedule: every key a profile ever uses, derived with no I/O.
+The SUTO key schedule's derivations: every key a profile ever uses, made
+with no I/O.
 
 A profile's keys form a chain.  Enrollment turns the salted password hash
 into a I{password secret}, and that secret, the client's random data and
@@ -8,15 +9,15 @@ the current key forward into the I{next key} with fresh junk data, the
 fingerprint hash (which the client never sends again) and an X25519 shared
 secret, so that an attacker who copied one key loses track at the next
 rotation.  While a client is offline, the I{offline key} ties the last key
-to the fingerprint and an approximate time step, like TOTP.  A I{check
-proof} shows, without revealing the key, that whoever answers a check
-packet holds the profile's current key.
+to the fingerprint and an approximate time step, like TOTP.  A key's
+public name is its L{key_id}.
 
 Every derivation is HKDF-SHA256 (RFC 5869) with a label of its own, so no
 two derivations can produce the same key from the same inputs, and every
-multi-part input goes through L{encode_parts}, which is injective.  Messages
-are sealed with ChaCha20-Poly1305 under a subkey of the chain key, with the
-profile, purpose, direction and counter bound into the associated data.
+multi-part input goes through L{encode_parts}, which is injective.  What a
+key then protects (sealed messages and proofs of possession) is in
+L{suto_server.core.keyschedule.sealing}, which builds on the checks and
+encodings here.
 
 Nothing here reads the clock or draws random numbers: callers pass C{now},
 random data and X25519 keys in, so every function has test vectors (see
@@ -25,17 +26,14 @@ docs/PROTOCOL.md).
 
 from __future__ import annotations
 
-import enum
 import hmac
 import math
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import (
     X25519PrivateKey,
     X25519PublicKey,
 )
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 #: Size of every chain key, of the password secret and of the seal subkey.
@@ -50,24 +48,15 @@ FINGERPRINT_SIZE = 32
 DH_SIZE = 32
 #: Size of a key identifier, in bytes (it is shown as twice as many hex digits).
 KEY_ID_SIZE = 16
-#: Size of a check packet's nonce.
-CHECK_NONCE_SIZE = 16
-#: Size of the proof that answers a check packet.
-CHECK_PROOF_SIZE = 16
 
 #: Longest profile name, in UTF-8 bytes.
 MAX_PROFILE = 255
-#: Longest purpose name, in UTF-8 bytes.
-MAX_PURPOSE = 64
 #: Longest salted password hash, in UTF-8 bytes (crypt(3) hashes are far
 #: shorter; this only bounds the input).
 MAX_SALTED_HASH = 512
-#: Largest plaintext L{seal} accepts.
-MAX_PLAINTEXT = 65536
 
 _UINT32_LIMIT = 2**32
 _UINT64_LIMIT = 2**64
-_TAG_SIZE = 16
 
 _PASSWORD_SALT = b"suto/v1/password-secret/salt"
 _PASSWORD_LABEL = b"suto/v1/password-secret"
@@ -75,14 +64,6 @@ _FIRST_KEY_LABEL = b"suto/v1/first-key"
 _NEXT_KEY_LABEL = b"suto/v1/next-key"
 _OFFLINE_KEY_LABEL = b"suto/v1/offline-key"
 _KEY_ID_LABEL = b"suto/v1/key-id"
-_SEAL_KEY_LABEL = b"suto/v1/seal-key"
-_SEAL_LABEL = b"suto/v1/seal"
-_CHECK_KEY_LABEL = b"suto/v1/check-key"
-_CHECK_LABEL = b"suto/v1/check"
-_RECONNECT_KEY_LABEL = b"suto/v1/reconnect-key"
-_RECONNECT_LABEL = b"suto/v1/reconnect"
-
-_CANNOT_OPEN = "the message cannot be opened"
 
 
 class KeyScheduleError(Exception):
@@ -91,57 +72,6 @@ class KeyScheduleError(Exception):
     Diffie-Hellman exchange produced no usable secret.
     """
 
-
-class SealError(KeyScheduleError):
-    """
-    A sealed message could not be opened.  Deliberately says nothing about
-    why (wrong key, tampering, or a message bound to another counter,
-    direction, profile or purpose), so a peer learns nothing by probing.
-    """
-
-
-#: Seal purposes of the enrollment conversation (docs/PROTOCOL.md §8):
-#: the client's fingerprint hash and random data, and the server's
-#: confirmation of the first key.
-ENROLL_DATA_PURPOSE = "enroll-data"
-ENROLL_CONFIRM_PURPOSE = "enroll-confirm"
-
-#: Seal purposes of one key rotation (docs/PROTOCOL.md §9): the server's
-#: success message, the client's acknowledgement, the server's final word.
-ROTATE_OK_PURPOSE = "rotate-ok"
-ROTATE_ACK_PURPOSE = "rotate-ack"
-ROTATE_DONE_PURPOSE = "rotate-done"
-
-#: Seal purposes of a reconnection after an offline spell
-#: (docs/PROTOCOL.md §10): the client's junk under its offline key, and the
-#: server's confirmation under the same key.
-RECONNECT_PURPOSE = "reconnect"
-RECONNECT_OK_PURPOSE = "reconnect-ok"
-
-#: The counter each of those messages is sealed at, under its key (the new
-#: key of a rotation, the offline key of a reconnection).  Each side
-#: numbers its own messages under a key from 0 (§7.5): "ok" is the
-#: server's message 0 and "done" its message 1, "ack" the client's message
-#: 0; an offline key seals one message each way.  Both keys are new at
-#: every rotation or reconnection (their derivations bind the generation or
-#: the time step), so the counters restart with them.
-SEAL_COUNTERS = {
-    ROTATE_OK_PURPOSE: 0,
-    ROTATE_ACK_PURPOSE: 0,
-    ROTATE_DONE_PURPOSE: 1,
-    RECONNECT_PURPOSE: 0,
-    RECONNECT_OK_PURPOSE: 0,
-}
-
-
-class Direction(enum.Enum):
-    """
-    Which way a sealed message travels.  Bound into every seal so a
-    message cannot be reflected back to its sender.
-    """
-
-    SERVER_TO_CLIENT = "s2c"
-    CLIENT_TO_SERVER = "c2s"
 
 
 def encode_parts(*parts: bytes | str) -> bytes:
@@ -175,13 +105,13 @@ def encode_parts(*parts: bytes | str) -> bytes:
     return b"".join(encoded)
 
 
-def _require_bytes(name: str, value: object, size: int) -> bytes:
+def require_bytes(name: str, value: object, size: int) -> bytes:
     if not isinstance(value, bytes) or len(value) != size:
         raise KeyScheduleError(f"{name} must be {size} bytes")
     return value
 
 
-def _require_text(name: str, value: object, max_size: int) -> str:
+def require_text(name: str, value: object, max_size: int) -> str:
     if not isinstance(value, str):
         raise KeyScheduleError(f"{name} must be a string")
     try:
@@ -193,7 +123,7 @@ def _require_text(name: str, value: object, max_size: int) -> str:
     return value
 
 
-def _uint64(name: str, value: object) -> bytes:
+def uint64(name: str, value: object) -> bytes:
     """
     An unsigned integer as 8 bytes big-endian, for binding counters into
     derivations.
@@ -205,7 +135,7 @@ def _uint64(name: str, value: object) -> bytes:
     return value.to_bytes(8, "big")
 
 
-def _hkdf(*, salt: bytes | None, ikm: bytes, info: bytes, length: int) -> bytes:
+def hkdf(*, salt: bytes | None, ikm: bytes, info: bytes, length: int) -> bytes:
     """
     HKDF-SHA256; a salt of L{None} is RFC 5869's absent salt (32 zero
     bytes), used where the input key material is already a uniform key.
@@ -227,9 +157,9 @@ def password_secret(salted_hash: str, profile: str) -> bytes:
     @return: L{KEY_SIZE} bytes.
     @raise KeyScheduleError: an input is of the wrong type or size.
     """
-    _require_text("salted hash", salted_hash, MAX_SALTED_HASH)
-    _require_text("profile", profile, MAX_PROFILE)
-    return _hkdf(
+    require_text("salted hash", salted_hash, MAX_SALTED_HASH)
+    require_text("profile", profile, MAX_PROFILE)
+    return hkdf(
         salt=_PASSWORD_SALT,
         ikm=salted_hash.encode("utf-8"),
         info=encode_parts(_PASSWORD_LABEL, profile),
@@ -253,11 +183,11 @@ def first_key(
     @return: L{KEY_SIZE} bytes, key generation 0.
     @raise KeyScheduleError: an input is of the wrong type or size.
     """
-    _require_bytes("random data", random_data, RANDOM_SIZE)
-    _require_bytes("fingerprint hash", fingerprint_hash, FINGERPRINT_SIZE)
-    _require_bytes("password secret", secret, KEY_SIZE)
-    _require_text("profile", profile, MAX_PROFILE)
-    return _hkdf(
+    require_bytes("random data", random_data, RANDOM_SIZE)
+    require_bytes("fingerprint hash", fingerprint_hash, FINGERPRINT_SIZE)
+    require_bytes("password secret", secret, KEY_SIZE)
+    require_text("profile", profile, MAX_PROFILE)
+    return hkdf(
         salt=secret,
         ikm=encode_parts(random_data, fingerprint_hash),
         info=encode_parts(_FIRST_KEY_LABEL, profile),
@@ -293,15 +223,15 @@ def next_key(
     @return: L{KEY_SIZE} bytes.
     @raise KeyScheduleError: an input is of the wrong type, size or range.
     """
-    _require_bytes("current key", current_key, KEY_SIZE)
-    _require_bytes("junk", junk, JUNK_SIZE)
-    _require_bytes("fingerprint hash", fingerprint_hash, FINGERPRINT_SIZE)
-    _require_bytes("shared secret", dh_shared, DH_SIZE)
-    _require_text("profile", profile, MAX_PROFILE)
-    return _hkdf(
+    require_bytes("current key", current_key, KEY_SIZE)
+    require_bytes("junk", junk, JUNK_SIZE)
+    require_bytes("fingerprint hash", fingerprint_hash, FINGERPRINT_SIZE)
+    require_bytes("shared secret", dh_shared, DH_SIZE)
+    require_text("profile", profile, MAX_PROFILE)
+    return hkdf(
         salt=current_key,
         ikm=encode_parts(junk, fingerprint_hash, dh_shared),
-        info=encode_parts(_NEXT_KEY_LABEL, profile, _uint64("generation", generation)),
+        info=encode_parts(_NEXT_KEY_LABEL, profile, uint64("generation", generation)),
         length=KEY_SIZE,
     )
 
@@ -322,7 +252,7 @@ def dh_shared_secret(private: X25519PrivateKey, peer_public: bytes) -> bytes:
     """
     if not isinstance(private, X25519PrivateKey):
         raise KeyScheduleError("private must be an X25519 private key")
-    _require_bytes("peer public key", peer_public, DH_SIZE)
+    require_bytes("peer public key", peer_public, DH_SIZE)
     try:
         shared = private.exchange(X25519PublicKey.from_public_bytes(peer_public))
     except ValueError:
@@ -348,13 +278,13 @@ def offline_key(
     @return: L{KEY_SIZE} bytes.
     @raise KeyScheduleError: an input is of the wrong type, size or range.
     """
-    _require_bytes("last key", last_key, KEY_SIZE)
-    _require_bytes("fingerprint hash", fingerprint_hash, FINGERPRINT_SIZE)
-    _require_text("profile", profile, MAX_PROFILE)
-    return _hkdf(
+    require_bytes("last key", last_key, KEY_SIZE)
+    require_bytes("fingerprint hash", fingerprint_hash, FINGERPRINT_SIZE)
+    require_text("profile", profile, MAX_PROFILE)
+    return hkdf(
         salt=last_key,
         ikm=encode_parts(fingerprint_hash),
-        info=encode_parts(_OFFLINE_KEY_LABEL, profile, _uint64("time step", time_step)),
+        info=encode_parts(_OFFLINE_KEY_LABEL, profile, uint64("time step", time_step)),
         length=KEY_SIZE,
     )
 
@@ -422,165 +352,8 @@ def key_id(key: bytes) -> str:
     @return: L{KEY_ID_SIZE} bytes as lowercase hex.
     @raise KeyScheduleError: C{key} is not L{KEY_SIZE} bytes.
     """
-    _require_bytes("key", key, KEY_SIZE)
-    return _hkdf(
+    require_bytes("key", key, KEY_SIZE)
+    return hkdf(
         salt=None, ikm=key, info=encode_parts(_KEY_ID_LABEL), length=KEY_ID_SIZE
     ).hex()
 
-
-def check_proof(key: bytes, nonce: bytes, user: str) -> bytes:
-    """
-    The answer to a check packet: proof that the answering agent holds
-    C{key}, bound to the check's C{nonce} (so no answer can be replayed to
-    another check) and to the profile (so no other profile's key answers
-    for it).
-
-    The MAC key is a subkey of C{key} under its own label, for the same
-    reason seals use one: a chain key also serves as an HKDF salt and
-    input, and must never key two different constructions.
-
-    @param key: the profile's current chain key.
-    @param nonce: the check's L{CHECK_NONCE_SIZE}-byte nonce.
-    @param user: the profile being checked.
-    @return: L{CHECK_PROOF_SIZE} bytes, HMAC-SHA256 truncated.
-    @raise KeyScheduleError: an input is of the wrong type or size.
-    """
-    _require_bytes("nonce", nonce, CHECK_NONCE_SIZE)
-    return _key_proof(key, _CHECK_KEY_LABEL, _CHECK_LABEL, user, nonce)
-
-
-def reconnect_proof(key: bytes, user: str, sealed: bytes) -> bytes:
-    """
-    Proof, sent with a reconnection, that the client holds C{key} itself,
-    bound to the profile and to the sealed junk it comes with.  It lets the
-    server tell a holder of the key whose offline seal fails (copied state:
-    another fingerprint, or a stale time) from someone who only knows the
-    key's public id, so only the former can get a profile blacklisted.
-
-    @param key: the last chain key the client agreed on.
-    @param user: the profile reconnecting.
-    @param sealed: the junk as sealed under the offline key.
-    @return: L{CHECK_PROOF_SIZE} bytes, HMAC-SHA256 truncated.
-    @raise KeyScheduleError: an input is of the wrong type or size.
-    """
-    _require_bytes("sealed", sealed, JUNK_SIZE + _TAG_SIZE)
-    return _key_proof(key, _RECONNECT_KEY_LABEL, _RECONNECT_LABEL, user, sealed)
-
-
-def _key_proof(
-    key: bytes, key_label: bytes, label: bytes, user: str, data: bytes
-) -> bytes:
-    """
-    HMAC-SHA256 of C{user} and C{data}, truncated, under a subkey of C{key}
-    with its own C{key_label}: a proof of possession of a chain key that
-    is never any other construction's output.
-    """
-    _require_bytes("key", key, KEY_SIZE)
-    _require_text("user", user, MAX_PROFILE)
-    subkey = _hkdf(salt=None, ikm=key, info=encode_parts(key_label), length=KEY_SIZE)
-    mac = hmac.digest(subkey, encode_parts(label, user, data), "sha256")
-    return mac[:CHECK_PROOF_SIZE]
-
-
-def _seal_parameters(
-    key: object,
-    profile: object,
-    purpose: object,
-    direction: object,
-    counter: object,
-) -> tuple[ChaCha20Poly1305, bytes, bytes]:
-    """
-    The cipher, nonce and associated data of one sealed message.
-
-    The cipher is keyed with a subkey of C{key}, never C{key} itself,
-    because chain keys also serve as HKDF salts and inputs.
-    """
-    _require_bytes("key", key, KEY_SIZE)
-    _require_text("profile", profile, MAX_PROFILE)
-    _require_text("purpose", purpose, MAX_PURPOSE)
-    if not isinstance(direction, Direction):
-        raise KeyScheduleError("direction must be a Direction")
-    packed_counter = _uint64("counter", counter)
-    subkey = _hkdf(
-        salt=None, ikm=key, info=encode_parts(_SEAL_KEY_LABEL), length=KEY_SIZE
-    )
-    tag = direction.value.encode("ascii") + b"\x00"
-    nonce = tag + packed_counter
-    associated = encode_parts(
-        _SEAL_LABEL, profile, purpose, direction.value, packed_counter
-    )
-    return ChaCha20Poly1305(subkey), nonce, associated
-
-
-def seal(
-    key: bytes,
-    plaintext: bytes,
-    *,
-    profile: str,
-    purpose: str,
-    direction: Direction,
-    counter: int,
-) -> bytes:
-    """
-    Encrypt and authenticate a message with ChaCha20-Poly1305.
-
-    The nonce is derived from C{direction} and C{counter} alone.  That is
-    safe only under this invariant, which callers must keep: B{a key never
-    seals two messages with the same direction and counter}.  Each side
-    counts its own messages per key (a new key starts again at 0), and the
-    direction keeps the two sides' counters apart.
-
-    The associated data binds the profile, purpose, direction and counter,
-    so a sealed message opens only where it was meant to: not under
-    another counter (replay), not in the other direction (reflection), not
-    for another profile or purpose.
-
-    @param key: a chain key or the password secret.
-    @param plaintext: at most L{MAX_PLAINTEXT} bytes.
-    @param profile: the profile the message belongs to.
-    @param purpose: what the message is for (e.g. C{"enrollment"}).
-    @param direction: which way it travels.
-    @param counter: the sender's message number under this key, in
-        [0, 2**64).
-    @return: the ciphertext followed by the 16-byte tag.
-    @raise KeyScheduleError: an input is of the wrong type, size or range.
-    """
-    if not isinstance(plaintext, bytes) or len(plaintext) > MAX_PLAINTEXT:
-        raise KeyScheduleError(f"plaintext must be at most {MAX_PLAINTEXT} bytes")
-    cipher, nonce, associated = _seal_parameters(
-        key, profile, purpose, direction, counter
-    )
-    return cipher.encrypt(nonce, plaintext, associated)
-
-
-def open_sealed(
-    key: bytes,
-    sealed: bytes,
-    *,
-    profile: str,
-    purpose: str,
-    direction: Direction,
-    counter: int,
-) -> bytes:
-    """
-    Check and decrypt a message made by L{seal} with the same arguments.
-
-    @return: the plaintext.
-    @raise SealError: for every failure, including malformed arguments,
-        and never any other exception: the caller has one case to handle
-        and the peer learns nothing from which check failed.
-    """
-    try:
-        cipher, nonce, associated = _seal_parameters(
-            key, profile, purpose, direction, counter
-        )
-    except KeyScheduleError:
-        raise SealError(_CANNOT_OPEN) from None
-    if not isinstance(sealed, bytes) or not (
-        _TAG_SIZE <= len(sealed) <= MAX_PLAINTEXT + _TAG_SIZE
-    ):
-        raise SealError(_CANNOT_OPEN)
-    try:
-        return cipher.decrypt(nonce, sealed, associated)
-    except InvalidTag:
-        raise SealError(_CANNOT_OPEN) from None

@@ -1,0 +1,263 @@
+"""
+What a chain key protects, each use under a subkey of its own: messages
+sealed with ChaCha20-Poly1305 (L{seal}, L{open_sealed}), and proofs that
+a peer holds a key without showing it (L{check_proof},
+L{reconnect_proof}).
+
+A seal binds the profile, purpose, direction and counter into its
+associated data, so a message opens only where it was meant to.  The keys
+themselves come from L{suto_server.core.keyschedule.derivation}.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from suto_server.core.keyschedule.derivation import (
+    JUNK_SIZE,
+    KEY_SIZE,
+    MAX_PROFILE,
+    KeyScheduleError,
+    encode_parts,
+    hkdf,
+    require_bytes,
+    require_text,
+    uint64,
+)
+
+#: Size of a check packet's nonce.
+CHECK_NONCE_SIZE = 16
+#: Size of the proof that answers a check packet.
+CHECK_PROOF_SIZE = 16
+
+#: Longest purpose name, in UTF-8 bytes.
+MAX_PURPOSE = 64
+#: Largest plaintext L{seal} accepts.
+MAX_PLAINTEXT = 65536
+
+#: Size of a seal's authentication tag.
+TAG_SIZE = 16
+
+_SEAL_KEY_LABEL = b"suto/v1/seal-key"
+_SEAL_LABEL = b"suto/v1/seal"
+_CHECK_KEY_LABEL = b"suto/v1/check-key"
+_CHECK_LABEL = b"suto/v1/check"
+_RECONNECT_KEY_LABEL = b"suto/v1/reconnect-key"
+_RECONNECT_LABEL = b"suto/v1/reconnect"
+
+_CANNOT_OPEN = "the message cannot be opened"
+
+
+class SealError(KeyScheduleError):
+    """
+    A sealed message could not be opened.  Deliberately says nothing about
+    why (wrong key, tampering, or a message bound to another counter,
+    direction, profile or purpose), so a peer learns nothing by probing.
+    """
+
+
+#: Seal purposes of the enrollment conversation (docs/PROTOCOL.md §8):
+#: the client's fingerprint hash and random data, and the server's
+#: confirmation of the first key.
+ENROLL_DATA_PURPOSE = "enroll-data"
+ENROLL_CONFIRM_PURPOSE = "enroll-confirm"
+
+#: Seal purposes of one key rotation (docs/PROTOCOL.md §9): the server's
+#: success message, the client's acknowledgement, the server's final word.
+ROTATE_OK_PURPOSE = "rotate-ok"
+ROTATE_ACK_PURPOSE = "rotate-ack"
+ROTATE_DONE_PURPOSE = "rotate-done"
+
+#: Seal purposes of a reconnection after an offline spell
+#: (docs/PROTOCOL.md §10): the client's junk under its offline key, and the
+#: server's confirmation under the same key.
+RECONNECT_PURPOSE = "reconnect"
+RECONNECT_OK_PURPOSE = "reconnect-ok"
+
+#: The counter each of those messages is sealed at, under its key (the new
+#: key of a rotation, the offline key of a reconnection).  Each side
+#: numbers its own messages under a key from 0 (§7.5): "ok" is the
+#: server's message 0 and "done" its message 1, "ack" the client's message
+#: 0; an offline key seals one message each way.  Both keys are new at
+#: every rotation or reconnection (their derivations bind the generation or
+#: the time step), so the counters restart with them.
+SEAL_COUNTERS = {
+    ROTATE_OK_PURPOSE: 0,
+    ROTATE_ACK_PURPOSE: 0,
+    ROTATE_DONE_PURPOSE: 1,
+    RECONNECT_PURPOSE: 0,
+    RECONNECT_OK_PURPOSE: 0,
+}
+
+
+class Direction(enum.Enum):
+    """
+    Which way a sealed message travels.  Bound into every seal so a
+    message cannot be reflected back to its sender.
+    """
+
+    SERVER_TO_CLIENT = "s2c"
+    CLIENT_TO_SERVER = "c2s"
+
+
+
+def check_proof(key: bytes, nonce: bytes, user: str) -> bytes:
+    """
+    The answer to a check packet: proof that the answering agent holds
+    C{key}, bound to the check's C{nonce} (so no answer can be replayed to
+    another check) and to the profile (so no other profile's key answers
+    for it).
+
+    The MAC key is a subkey of C{key} under its own label, for the same
+    reason seals use one: a chain key also serves as an HKDF salt and
+    input, and must never key two different constructions.
+
+    @param key: the profile's current chain key.
+    @param nonce: the check's L{CHECK_NONCE_SIZE}-byte nonce.
+    @param user: the profile being checked.
+    @return: L{CHECK_PROOF_SIZE} bytes, HMAC-SHA256 truncated.
+    @raise KeyScheduleError: an input is of the wrong type or size.
+    """
+    require_bytes("nonce", nonce, CHECK_NONCE_SIZE)
+    return _key_proof(key, _CHECK_KEY_LABEL, _CHECK_LABEL, user, nonce)
+
+
+def reconnect_proof(key: bytes, user: str, sealed: bytes) -> bytes:
+    """
+    Proof, sent with a reconnection, that the client holds C{key} itself,
+    bound to the profile and to the sealed junk it comes with.  It lets the
+    server tell a holder of the key whose offline seal fails (copied state:
+    another fingerprint, or a stale time) from someone who only knows the
+    key's public id, so only the former can get a profile blacklisted.
+
+    @param key: the last chain key the client agreed on.
+    @param user: the profile reconnecting.
+    @param sealed: the junk as sealed under the offline key.
+    @return: L{CHECK_PROOF_SIZE} bytes, HMAC-SHA256 truncated.
+    @raise KeyScheduleError: an input is of the wrong type or size.
+    """
+    require_bytes("sealed", sealed, JUNK_SIZE + TAG_SIZE)
+    return _key_proof(key, _RECONNECT_KEY_LABEL, _RECONNECT_LABEL, user, sealed)
+
+
+def _key_proof(
+    key: bytes, key_label: bytes, label: bytes, user: str, data: bytes
+) -> bytes:
+    """
+    HMAC-SHA256 of C{user} and C{data}, truncated, under a subkey of C{key}
+    with its own C{key_label}: a proof of possession of a chain key that
+    is never any other construction's output.
+    """
+    require_bytes("key", key, KEY_SIZE)
+    require_text("user", user, MAX_PROFILE)
+    subkey = hkdf(salt=None, ikm=key, info=encode_parts(key_label), length=KEY_SIZE)
+    mac = hmac.digest(subkey, encode_parts(label, user, data), "sha256")
+    return mac[:CHECK_PROOF_SIZE]
+
+
+def _seal_parameters(
+    key: object,
+    profile: object,
+    purpose: object,
+    direction: object,
+    counter: object,
+) -> tuple[ChaCha20Poly1305, bytes, bytes]:
+    """
+    The cipher, nonce and associated data of one sealed message.
+
+    The cipher is keyed with a subkey of C{key}, never C{key} itself,
+    because chain keys also serve as HKDF salts and inputs.
+    """
+    require_bytes("key", key, KEY_SIZE)
+    require_text("profile", profile, MAX_PROFILE)
+    require_text("purpose", purpose, MAX_PURPOSE)
+    if not isinstance(direction, Direction):
+        raise KeyScheduleError("direction must be a Direction")
+    packed_counter = uint64("counter", counter)
+    subkey = hkdf(
+        salt=None, ikm=key, info=encode_parts(_SEAL_KEY_LABEL), length=KEY_SIZE
+    )
+    tag = direction.value.encode("ascii") + b"\x00"
+    nonce = tag + packed_counter
+    associated = encode_parts(
+        _SEAL_LABEL, profile, purpose, direction.value, packed_counter
+    )
+    return ChaCha20Poly1305(subkey), nonce, associated
+
+
+def seal(
+    key: bytes,
+    plaintext: bytes,
+    *,
+    profile: str,
+    purpose: str,
+    direction: Direction,
+    counter: int,
+) -> bytes:
+    """
+    Encrypt and authenticate a message with ChaCha20-Poly1305.
+
+    The nonce is derived from C{direction} and C{counter} alone.  That is
+    safe only under this invariant, which callers must keep: B{a key never
+    seals two messages with the same direction and counter}.  Each side
+    counts its own messages per key (a new key starts again at 0), and the
+    direction keeps the two sides' counters apart.
+
+    The associated data binds the profile, purpose, direction and counter,
+    so a sealed message opens only where it was meant to: not under
+    another counter (replay), not in the other direction (reflection), not
+    for another profile or purpose.
+
+    @param key: a chain key or the password secret.
+    @param plaintext: at most L{MAX_PLAINTEXT} bytes.
+    @param profile: the profile the message belongs to.
+    @param purpose: what the message is for (e.g. C{"enrollment"}).
+    @param direction: which way it travels.
+    @param counter: the sender's message number under this key, in
+        [0, 2**64).
+    @return: the ciphertext followed by the 16-byte tag.
+    @raise KeyScheduleError: an input is of the wrong type, size or range.
+    """
+    if not isinstance(plaintext, bytes) or len(plaintext) > MAX_PLAINTEXT:
+        raise KeyScheduleError(f"plaintext must be at most {MAX_PLAINTEXT} bytes")
+    cipher, nonce, associated = _seal_parameters(
+        key, profile, purpose, direction, counter
+    )
+    return cipher.encrypt(nonce, plaintext, associated)
+
+
+def open_sealed(
+    key: bytes,
+    sealed: bytes,
+    *,
+    profile: str,
+    purpose: str,
+    direction: Direction,
+    counter: int,
+) -> bytes:
+    """
+    Check and decrypt a message made by L{seal} with the same arguments.
+
+    @return: the plaintext.
+    @raise SealError: for every failure, including malformed arguments,
+        and never any other exception: the caller has one case to handle
+        and the peer learns nothing from which check failed.
+    """
+    try:
+        cipher, nonce, associated = _seal_parameters(
+            key, profile, purpose, direction, counter
+        )
+    except KeyScheduleError:
+        raise SealError(_CANNOT_OPEN) from None
+    if not isinstance(sealed, bytes) or not (
+        TAG_SIZE <= len(sealed) <= MAX_PLAINTEXT + TAG_SIZE
+    ):
+        raise SealError(_CANNOT_OPEN)
+    try:
+        return cipher.decrypt(nonce, sealed, associated)
+    except InvalidTag:
+        raise SealError(_CANNOT_OPEN) from None

@@ -1,0 +1,68 @@
+"""
+The timing rules of key rotation that the agent and the server must agree
+on (docs/PROTOCOL.md §10.1).
+
+An agent rotates its profile's key every interval, each wait drawn with up
+to L{JITTER} either side so that a fleet started together drifts apart.
+The server cannot see the draw, so it reasons from the longest wait an
+agent may draw: a rotation connection may stay quiet that long plus a
+grace, and a profile unseen for that long has missed its junk and is
+offline.  The agent marks itself offline at the longest wait alone, so it
+always finds out before the server does, and a profile the server marked
+offline has always marked itself so.
+
+Both sides compute these from here, so a change to one is a change to
+both; the arithmetic is written once, and the same inputs give the same
+floats on either side.
+"""
+
+from __future__ import annotations
+
+from random import Random
+
+#: The share by which an agent's wait between rotations may differ from
+#: the interval, either way.
+JITTER = 0.1
+#: Seconds between an agent's key rotations, unless configured otherwise.
+DEFAULT_ROTATION_INTERVAL = 60.0
+#: Seconds past the longest wait before the server gives up on a rotation
+#: connection or a profile, unless configured otherwise.
+DEFAULT_ROTATION_GRACE = 30.0
+
+
+def draw_wait(interval: float, random: Random) -> float:
+    """
+    The agent's wait before its next rotation: the interval times a factor
+    drawn uniformly from M{[1 - JITTER, 1 + JITTER]}.
+
+    @param random: the source of the draw, injected so tests can fix it.
+    """
+    return interval * random.uniform(1 - JITTER, 1 + JITTER)
+
+
+def longest_wait(interval: float) -> float:
+    """
+    The longest wait L{draw_wait} can return for C{interval}.
+    """
+    return interval * (1 + JITTER)
+
+
+def next_due(last_agreed: float, interval: float) -> float:
+    """
+    When the junk of the rotation after an agreement is due at the latest:
+    past this, a profile that has not rotated since C{last_agreed} has
+    missed it, and the agent marks the profile offline.
+
+    @param last_agreed: when the profile's current key was agreed, in
+        POSIX seconds.
+    """
+    return last_agreed + longest_wait(interval)
+
+
+def silence_allowed(interval: float, grace: float) -> float:
+    """
+    Seconds the server lets a profile, or its rotation connection, go
+    unseen before counting it as offline, or dead: the longest wait an
+    agent draws, plus the grace.
+    """
+    return longest_wait(interval) + grace

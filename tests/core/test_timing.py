@@ -1,0 +1,176 @@
+"""
+The rotation timing rules both ends share, and the places that must agree
+with them: the agent's waits, when it marks itself offline, and what the
+server allows before a connection is dead or a profile offline.
+"""
+
+import inspect
+from random import Random
+
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_client import tap as client_tap
+from suto_server import tap as server_tap
+from suto_server.core.timing import (
+    DEFAULT_ROTATION_GRACE,
+    DEFAULT_ROTATION_INTERVAL,
+    JITTER,
+    draw_wait,
+    longest_wait,
+    next_due,
+    silence_allowed,
+)
+from suto_server.phases.connection import ServerFactory
+from suto_server.service import SutoServer
+
+INTERVALS = [1.0, 10.0, 60.0, 3600.0]
+GRACES = [0.0, 5.0, 30.0]
+
+
+class Extreme:
+    """
+    A random source whose every draw is one end of the range asked for.
+    """
+
+    def __init__(self, high: bool) -> None:
+        self._high = high
+
+    def uniform(self, low: float, high: float) -> float:
+        return high if self._high else low
+
+
+class DrawWaitTests(SynchronousTestCase):
+    def test_within_jitter(self):
+        """
+        Every wait lies within L{JITTER} of the interval, either way.
+        """
+        random = Random(1)
+        for interval in INTERVALS:
+            for _ in range(200):
+                wait = draw_wait(interval, random)
+                self.assertGreaterEqual(wait, interval * (1 - JITTER))
+                self.assertLessEqual(wait, longest_wait(interval))
+
+    def test_longest(self):
+        """
+        The longest wait is the one drawn at the top of the range, and the
+        shortest the one drawn at its bottom.
+        """
+        for interval in INTERVALS:
+            self.assertEqual(
+                draw_wait(interval, Extreme(high=True)), longest_wait(interval)
+            )
+            self.assertEqual(
+                draw_wait(interval, Extreme(high=False)),
+                interval * (1 - JITTER),
+            )
+
+    def test_values(self):
+        """
+        The jitter is 10%: a minute's interval waits at most 66 seconds.
+        """
+        self.assertEqual(JITTER, 0.1)
+        self.assertAlmostEqual(longest_wait(60.0), 66.0)
+
+
+class DeadlineTests(SynchronousTestCase):
+    def test_due_after_longest_wait(self):
+        """
+        The next junk is due the longest wait after the last agreement.
+        """
+        for interval in INTERVALS:
+            self.assertEqual(
+                next_due(1_700_000_000.0, interval),
+                1_700_000_000.0 + longest_wait(interval),
+            )
+
+    def test_server_allows_longest_wait_and_grace(self):
+        """
+        What the server allows before marking a profile offline, minus the
+        grace, is the agent's longest wait.
+        """
+        for interval in INTERVALS:
+            for grace in GRACES:
+                self.assertAlmostEqual(
+                    silence_allowed(interval, grace) - grace,
+                    longest_wait(interval),
+                )
+
+    def test_agent_first(self):
+        """
+        An agent marks itself offline no later than the server marks it:
+        its deadline is never past the server's.
+        """
+        last = 1_700_000_000.0
+        for interval in INTERVALS:
+            for grace in GRACES:
+                self.assertLessEqual(
+                    next_due(last, interval),
+                    last + silence_allowed(interval, grace),
+                )
+
+    def test_default_silence(self):
+        """
+        By default the server allows 96 seconds of silence: a minute, its
+        10% jitter, and 30 seconds' grace.
+        """
+        self.assertEqual(
+            silence_allowed(DEFAULT_ROTATION_INTERVAL, DEFAULT_ROTATION_GRACE),
+            96.0,
+        )
+
+
+class DefaultsAgreeTests(SynchronousTestCase):
+    """
+    Every place that has a default for the rotation timing takes it from
+    the shared rules, so the agent and the server agree out of the box.
+    """
+
+    def test_options(self):
+        """
+        C{twistd suto} and C{suto_client} default to the same interval,
+        and the server to the shared grace.
+        """
+        self.assertEqual(
+            client_tap.Options()["rotation-interval"], DEFAULT_ROTATION_INTERVAL
+        )
+        server = server_tap.Options()
+        self.assertEqual(server["rotation-interval"], DEFAULT_ROTATION_INTERVAL)
+        self.assertEqual(server["rotation-grace"], DEFAULT_ROTATION_GRACE)
+
+    def test_service(self):
+        """
+        L{SutoServer} defaults to the shared interval and grace.
+        """
+        parameters = inspect.signature(SutoServer).parameters
+        self.assertEqual(
+            parameters["rotation_interval"].default, DEFAULT_ROTATION_INTERVAL
+        )
+        self.assertEqual(
+            parameters["rotation_grace"].default, DEFAULT_ROTATION_GRACE
+        )
+
+    def test_idle_timeout(self):
+        """
+        A L{ServerFactory} lets a rotation connection stay quiet for the
+        default allowed silence unless told otherwise.
+        """
+        parameters = inspect.signature(ServerFactory).parameters
+        self.assertEqual(
+            parameters["idle_timeout"].default,
+            silence_allowed(DEFAULT_ROTATION_INTERVAL, DEFAULT_ROTATION_GRACE),
+        )
+
+    def test_usage_names_jitter(self):
+        """
+        The server's usage error for an offline step longer than the
+        allowed silence spells the rule with the shared jitter.
+        """
+        options = server_tap.Options()
+        error = self.assertRaises(
+            usage.UsageError, options.parseOptions, ["--offline-step", "97"]
+        )
+        self.assertIn(
+            "(--rotation-interval x 1.1 + --rotation-grace)", str(error)
+        )
