@@ -10,7 +10,7 @@ is sealed, and feeds exactly one input, so the table at the end of the
 module reads as the conversation::
 
     idle --open--> awaiting_version                  (sends VERSION)
-    awaiting_version --version--> awaiting_ok        (sends ROTATE)
+    awaiting_version --version_online--> awaiting_ok (sends ROTATE)
     awaiting_version --version_offline--> awaiting_time (sends GET_TIME)
     awaiting_time --time--> awaiting_reconnect_ok    (sends RECONNECT)
     awaiting_reconnect_ok --reconnected--> awaiting_ok (sends ROTATE)
@@ -47,16 +47,10 @@ L{suto_client.rotation} runs it on a connection and paces the rotations.
 from __future__ import annotations
 
 import enum
-import hmac
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-)
-
+from suto_client import rotation_keys
 from suto_client.conversation import EXPIRE, LOST, VIOLATION, Conversation
 from suto_client.fingerprint import FingerprintError
 from suto_client.statefile import EnrolledProfile
@@ -81,10 +75,6 @@ _OPEN_FAILED_REASON = (
     "could not open the server's rotation message: the hardware fingerprint "
     "changed or the key is stale"
 )
-
-_OK = b"ok"
-_ACK = b"ack"
-_DONE = b"done"
 
 
 class RotationError(ValueError):
@@ -138,16 +128,6 @@ class Report:
     generation: int
     reason: str = ""
     answered: bool = True
-
-
-@dataclass(frozen=True)
-class _Pending:
-    """
-    This side's fresh material for the rotation under way.
-    """
-
-    junk: bytes = field(repr=False)
-    private: X25519PrivateKey = field(repr=False)
 
 
 #: The states.
@@ -253,7 +233,7 @@ class ClientRotation(Conversation):
         self._profile = profile
         self._fingerprint = fingerprint
         self._random_bytes = random_bytes
-        self._pending: _Pending | None = None
+        self._pending: rotation_keys.Pending | None = None
         self._ack: wire.RotateAck | None = None
         self._next: EnrolledProfile | None = None
         self._asked_time = False
@@ -322,7 +302,9 @@ class ClientRotation(Conversation):
         if isinstance(message, wire.ReconnectOk):
             if self._offline_key is None:
                 return self._input(VIOLATION)
-            if self._welcomed(message):
+            if rotation_keys.welcomed(
+                self._offline_key, self._profile.user, message.sealed
+            ):
                 self._offline_key = None
                 return self._input(RECONNECTED)
             return self._fail("the server's reconnection answer did not open")
@@ -335,7 +317,9 @@ class ClientRotation(Conversation):
         if isinstance(message, wire.RotateDone):
             if self._next is None:
                 return self._input(VIOLATION)
-            if self._confirms(message):
+            if rotation_keys.confirms(
+                self._next.key, self._next.user, message.sealed
+            ):
                 return self._input(CONFIRMED)
             return self._fail("the server's rotation confirmation did not open")
         if isinstance(message, wire.Error):
@@ -356,39 +340,14 @@ class ClientRotation(Conversation):
             fingerprint_hash = self._fingerprint()
         except FingerprintError as e:
             return self._fail(f"cannot compute the hardware fingerprint: {e}")
-        user = self._profile.user
-        step = keyschedule.time_step(server_time, step_length)
-        key = keyschedule.offline_key(
-            self._profile.key, fingerprint_hash, step, user
-        )
-        self._offline_key = key
-        sealed = keyschedule.seal(
-            key,
+        self._offline_key, self._reconnect = rotation_keys.reconnection(
+            self._profile,
+            fingerprint_hash,
+            server_time,
+            step_length,
             self._random_bytes(keyschedule.JUNK_SIZE),
-            profile=user,
-            purpose=keyschedule.RECONNECT_PURPOSE,
-            direction=keyschedule.Direction.CLIENT_TO_SERVER,
-            counter=keyschedule.SEAL_COUNTERS[keyschedule.RECONNECT_PURPOSE],
-        )
-        self._reconnect = wire.Reconnect(
-            self._profile.key_id,
-            keyschedule.reconnect_proof(self._profile.key, user, sealed),
-            sealed,
-            user,
         )
         return self._input(TIME)
-
-    def _welcomed(self, message: wire.ReconnectOk) -> bool:
-        """
-        Does the server's reconnection answer open under our offline key?
-        """
-        return _opens_to(
-            self._offline_key,
-            message.sealed,
-            _OK,
-            profile=self._profile.user,
-            purpose=keyschedule.RECONNECT_OK_PURPOSE,
-        )
 
     def _answer(self, message: wire.RotateOk) -> list:
         """
@@ -396,70 +355,28 @@ class ClientRotation(Conversation):
         it; feed the input that says how that went.
         """
         pending, self._pending = self._pending, None
-        generation = self._profile.generation + 1
         try:
             fingerprint_hash = self._fingerprint()
         except FingerprintError as e:
             return self._fail(f"cannot compute the hardware fingerprint: {e}")
         try:
-            shared = keyschedule.dh_shared_secret(
-                pending.private, message.public
-            )
-            key = keyschedule.next_key(
-                self._profile.key,
-                pending.junk,
-                fingerprint_hash,
-                shared,
-                self._profile.user,
-                generation,
+            key = rotation_keys.next_key(
+                self._profile, pending, fingerprint_hash, message.public
             )
         except keyschedule.KeyScheduleError as e:
             return self._fail(f"cannot derive the next key: {e}")
-        if not self._opens(key, message.sealed):
+        if not rotation_keys.opens_ok(key, self._profile.user, message.sealed):
             return self._input(UNOPENED)
-        self._ack = wire.RotateAck(
-            keyschedule.seal(
-                key,
-                _ACK,
-                profile=self._profile.user,
-                purpose=keyschedule.ROTATE_ACK_PURPOSE,
-                direction=keyschedule.Direction.CLIENT_TO_SERVER,
-                counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
-            )
-        )
+        self._ack = rotation_keys.acknowledgement(key, self._profile.user)
         # A committed rotation ends any offline spell.
         self._next = replace(
             self._profile,
             key=key,
             key_id=keyschedule.key_id(key),
-            generation=generation,
+            generation=self._profile.generation + 1,
             offline_since=None,
         )
         return self._input(OPENED)
-
-    def _opens(self, key: bytes, sealed: bytes) -> bool:
-        """
-        Does the server's "ok" open under C{key}?
-        """
-        return _opens_to(
-            key,
-            sealed,
-            _OK,
-            profile=self._profile.user,
-            purpose=keyschedule.ROTATE_OK_PURPOSE,
-        )
-
-    def _confirms(self, message: wire.RotateDone) -> bool:
-        """
-        Does the server's "done" open under the new key?
-        """
-        return _opens_to(
-            self._next.key,
-            message.sealed,
-            _DONE,
-            profile=self._next.user,
-            purpose=keyschedule.ROTATE_DONE_PURPOSE,
-        )
 
     def _report(self, outcome: RotationOutcome, reason: str = "") -> Report:
         return Report(
@@ -483,21 +400,8 @@ class ClientRotation(Conversation):
         self._actions.append(Send(wire.Version(wire.PROTOCOL_VERSION)))
 
     def _send_rotate(self):
-        junk = self._random_bytes(keyschedule.JUNK_SIZE)
-        private = X25519PrivateKey.from_private_bytes(
-            self._random_bytes(keyschedule.DH_SIZE)
-        )
-        self._pending = _Pending(junk, private)
-        public = private.public_key().public_bytes(
-            Encoding.Raw, PublicFormat.Raw
-        )
-        self._actions.append(
-            Send(
-                wire.Rotate(
-                    self._profile.key_id, junk, public, self._profile.user
-                )
-            )
-        )
+        self._pending = rotation_keys.Pending.draw(self._random_bytes)
+        self._actions.append(Send(self._pending.rotate(self._profile)))
 
     def _send_time_request(self):
         self._asked_time = True
@@ -570,8 +474,6 @@ _C = ClientRotation
 _ERROR = (_C._finish_error,)
 _VERSIONS = (VERSION_ONLINE, VERSION_OFFLINE)
 _LIVE = STATES[:-1]
-#: The states that wait for the server, and so can be told to go away.
-_TALKING = (AWAITING_VERSION, AWAITING_TIME, AWAITING_RECONNECT_OK, AWAITING_OK)
 _OUT_OF_TURN = (_C._report_out_of_turn, _C._finish_error)
 
 #: Every transition, in the order of docs/PROTOCOL.md §6.7.
@@ -647,28 +549,3 @@ def require_rotatable(profile: EnrolledProfile) -> None:
             f"be enrolled"
         )
 
-
-def _opens_to(
-    key: bytes,
-    sealed: bytes,
-    expected: bytes,
-    *,
-    profile: str,
-    purpose: str,
-) -> bool:
-    """
-    Does C{sealed}, the server's rotation or reconnection message for
-    C{purpose}, open under C{key} to C{expected}?
-    """
-    try:
-        plaintext = keyschedule.open_sealed(
-            key,
-            sealed,
-            profile=profile,
-            purpose=purpose,
-            direction=keyschedule.Direction.SERVER_TO_CLIENT,
-            counter=keyschedule.SEAL_COUNTERS[purpose],
-        )
-    except keyschedule.SealError:
-        return False
-    return hmac.compare_digest(plaintext, expected)
