@@ -10,13 +10,13 @@ any conversation can end early (malformed bytes, a lost connection, a
 timeout).  Those feed the inputs named below, so every machine built on
 it has them, and decides in C{_inspect} which input any other message is.
 The actions are core.machine's L{Send} and L{Close} and the
-conversation's own.
+conversation's own; the outputs all conversations share are here too.
 """
 
 from __future__ import annotations
 
 from suto_server.core import wire
-from suto_server.core.machine import Machine
+from suto_server.core.machine import Machine, Send
 
 #: The inputs every conversation has.
 VERSION = "version"  # The server confirmed our version.
@@ -92,3 +92,15 @@ class Conversation(Machine):
         The server broke the conversation in the way C{reason} names.
         """
         return self._end(reason, VIOLATION)
+
+    # Outputs every conversation has.
+
+    def _send_version(self):
+        self._actions.append(Send(wire.Version(wire.PROTOCOL_VERSION)))
+
+    def _report_out_of_turn(self):
+        # The protocol starts a conversation once, and brings an answer
+        # (a hash, a stored key) only when the machine asked for it, and
+        # the next rotation only after the last was reported; anything
+        # else is the agent's own fault.
+        self._reason = "the agent called the conversation out of turn"

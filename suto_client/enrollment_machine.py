@@ -281,9 +281,6 @@ class ClientEnrollment(Conversation):
 
     # Outputs.
 
-    def _send_version(self):
-        self._actions.append(Send(wire.Version(wire.PROTOCOL_VERSION)))
-
     def _send_enroll(self):
         self._actions.append(Send(self._request))
 
@@ -353,11 +350,6 @@ class ClientEnrollment(Conversation):
             Close(abort=True),
             Finish(EnrollOutcome.ERROR, self._reason),
         ]
-
-    def _report_out_of_turn(self):
-        # The protocol starts the enrollment once and brings the hash only
-        # when it was asked for; anything else is the agent's own fault.
-        self._reason = "the agent called the conversation out of turn"
 
 
 _C = ClientEnrollment

@@ -396,9 +396,6 @@ class ClientRotation(Conversation):
 
     # Outputs.
 
-    def _send_version(self):
-        self._actions.append(Send(wire.Version(wire.PROTOCOL_VERSION)))
-
     def _send_rotate(self):
         self._pending = rotation_keys.Pending.draw(self._random_bytes)
         self._actions.append(Send(self._pending.rotate(self._profile)))
@@ -462,12 +459,6 @@ class ClientRotation(Conversation):
             ),
             Close(abort=True),
         ]
-
-    def _report_out_of_turn(self):
-        # The protocol starts the conversation once, begins a rotation only
-        # after the last one was reported and stores only what Commit
-        # asked for; anything else is the agent's own fault.
-        self._reason = "the agent called the conversation out of turn"
 
 
 _C = ClientRotation

@@ -61,7 +61,7 @@ class ComputeHash:
 
 @dataclass(frozen=True)
 class Finish:
-    """The exchange has ended with C{outcome}; C{reason} is secret-free."""
+    """The conversation has ended with C{outcome}; C{reason} is secret-free."""
 
     outcome: Outcome
     reason: str = ""
@@ -73,7 +73,7 @@ AWAITING_VERSION = "awaiting_version"  # Framed only: our version, confirmed.
 AWAITING_SALTS = "awaiting_salts"  # The salts request went out.
 HASHING = "hashing"  # The final hash is being computed (lockstep).
 AWAITING_VERDICT = "awaiting_verdict"  # The final hash went out.
-DONE = "done"  # The exchange has ended; nothing more happens.
+DONE = "done"  # The conversation has ended; nothing more happens.
 
 STATES = (IDLE, AWAITING_VERSION, AWAITING_SALTS, HASHING, AWAITING_VERDICT, DONE)
 
@@ -86,7 +86,7 @@ CANNOT_HASH = "cannot_hash"  # The final hash could not be computed.
 ACCEPTED = "accepted"  # SUTO_AUTH_1.
 REFUSED = "refused"  # SUTO_AUTH_0.
 SERVER_ERROR = "server_error"  # SUTO_ERROR_: the server is giving up.
-GIVE_UP = "give_up"  # The agent abandons the exchange.
+GIVE_UP = "give_up"  # The agent abandons the conversation.
 
 INPUTS = (
     OPEN_FRAMED,
@@ -107,7 +107,7 @@ INPUTS = (
 
 class ClientSession(Conversation):
     """
-    One connection's exchange, from connecting to the verdict.
+    One connection's classic conversation, from connecting to the verdict.
 
     @param framing: the framing the account's server speaks; only the
         framed one starts with a version exchange.
@@ -156,7 +156,7 @@ class ClientSession(Conversation):
 
     def abandon(self, reason: str) -> list:
         """
-        Give up on the exchange (the agent is stopping).
+        Give up on the conversation (the agent is stopping).
         """
         return self._end(reason, GIVE_UP)
 
@@ -172,9 +172,6 @@ class ClientSession(Conversation):
         return self._input(VIOLATION)
 
     # Outputs.
-
-    def _send_version(self):
-        self._actions.append(Send(wire.Version(wire.PROTOCOL_VERSION)))
 
     def _send_request(self):
         self._actions.append(Send(self._request))
@@ -214,11 +211,6 @@ class ClientSession(Conversation):
             Close(abort=True),
             Finish(Outcome.ERROR, self._reason),
         ]
-
-    def _report_out_of_turn(self):
-        # The protocol starts the exchange once and brings the hash only
-        # when it was asked for; anything else is the agent's own fault.
-        self._reason = "the agent called the conversation out of turn"
 
 
 _S = ClientSession

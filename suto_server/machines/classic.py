@@ -84,14 +84,15 @@ INPUTS = (
 
 class ServerSession(Machine):
     """
-    One connection's exchange, from the first byte to the verdict.
+    One connection's classic conversation, from the first byte to the
+    verdict.
 
     @param framing: which framing the listener speaks, which decides how
         a protocol error is answered.  The framed version exchange happens
         before this machine starts.
     @param salt: the setting of the user's stored hash (what
         C{SUTO_SALTA_} carries), or L{None} if the user has no usable
-        hash any more (the exchange then ends with C{SUTO_AUTH_0}).
+        hash any more (the conversation then ends with C{SUTO_AUTH_0}).
     @param make_rsalt: returns a fresh random salt; injected so tests are
         deterministic.
     """
