@@ -39,7 +39,8 @@ from bench.suto_server_process import (
     start_server,
     wait_until_serving,
 )
-from suto_client.enrollment import EnrollOutcome, enroll
+from suto_client.enrollment import enroll
+from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.fingerprint import IFingerprintSource
 from suto_client.tls import normalise_pin
 

@@ -41,13 +41,11 @@ from suto_client.hello import HelloListener
 from suto_client.protocol import AuthResult, authenticate
 from suto_client.rotation import (
     CommitError,
-    Report,
-    RotationError,
     RotationFactory,
-    RotationOutcome,
     machine_fingerprint,
     profile_endpoint,
 )
+from suto_client.rotation_machine import Report, RotationError, RotationOutcome
 from suto_client.session import Outcome
 from suto_client.statefile import (
     Account,

@@ -54,7 +54,8 @@ from twisted.internet.task import react
 
 from suto_client.agent import DEFAULT_HELLO_PORT
 from suto_client.announcement import NoAnnouncement, wait_for_announcement
-from suto_client.enrollment import EnrollOutcome, EnrollResult, enroll
+from suto_client.enrollment import EnrollResult, enroll
+from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.fingerprint import (
     FingerprintError,
     compute_fingerprint,

@@ -2,51 +2,40 @@
 What every conversation the agent holds with a SUTO server shares, whatever
 it is for (the classic challenge, enrollment, key rotation).
 
-Each conversation is a sans-IO Automat machine of its own; L{Conversation}
-is the plain base they are written on, holding what does not depend on the
-transitions: the actions collected for the protocol to carry out (L{Send},
-L{Close} and the conversation's own), the secret-free reason kept for the
-report that ends it, the version check that opens a framed connection, and
-the ways any conversation can end early (malformed bytes, a lost
-connection, a timeout).  Those call the machine's inputs by name, so every
-machine built on it declares C{_version}, C{_violation}, C{_lost} and
-C{_expire}, and decides in C{_inspect} which input any other message is.
+Each conversation is a sans-IO machine on L{suto_server.core.machine}, the
+one machine base both ends share; L{Conversation} adds what does not
+depend on its transitions: the secret-free reason kept for the report that
+ends it, the version check that opens a framed connection, and the ways
+any conversation can end early (malformed bytes, a lost connection, a
+timeout).  Those feed the inputs named below, so every machine built on
+it has them, and decides in C{_inspect} which input any other message is.
+The actions are core.machine's L{Send} and L{Close} and the
+conversation's own; the outputs all conversations share are here too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 from suto_server.core import wire
+from suto_server.core.machine import Machine, Send
+
+#: The inputs every conversation has.
+VERSION = "version"  # The server confirmed our version.
+VIOLATION = "violation"  # The server broke the protocol.
+LOST = "lost"  # The connection closed.
+EXPIRE = "expire"  # The exchange under way took too long.
 
 
-@dataclass(frozen=True)
-class Send:
-    """Write C{message} to the server."""
-
-    message: object
-
-
-@dataclass(frozen=True)
-class Close:
-    """
-    Close the connection; C{abort} drops it without waiting for unsent
-    data, for a server that stopped answering.
-    """
-
-    abort: bool = False
-
-
-class Conversation:
+class Conversation(Machine):
     """
     The base of the agent's conversation machines: everything but their
     states, inputs, outputs and transitions.
     """
 
+    __slots__ = ("_reason",)
+
     def __init__(self) -> None:
+        super().__init__()
         self._reason = ""
-        self._actions: list = []
 
     def receive(self, message) -> list:
         """
@@ -54,61 +43,64 @@ class Conversation:
         """
         # The reason given if the message turns out to be out of order.
         self._reason = f"unexpected {type(message).__name__} from the server"
-        if isinstance(message, wire.Version):
-            if message.version == wire.PROTOCOL_VERSION:
-                self._version()
-            else:
-                self._fail(f"the server speaks version {message.version}")
-        else:
-            self._inspect(message)
-        return self._take()
+        if not isinstance(message, wire.Version):
+            return self._inspect(message)
+        if message.version != wire.PROTOCOL_VERSION:
+            return self._fail(f"the server speaks version {message.version}")
+        return self._version()
 
     def protocol_error(self, error: wire.ProtocolError) -> list:
         """
         The decoder found the server's bytes malformed.
         """
-        return self._end(f"protocol error: {error.code}", self._violation)
+        return self._end(f"protocol error: {error.code}", VIOLATION)
 
     def connection_lost(self, reason: str) -> list:
         """
         The connection went away; C{reason} says why, without secrets.
         """
-        return self._end(reason, self._lost)
+        return self._end(reason, LOST)
 
     def timed_out(self) -> list:
         """
         The exchange under way did not finish in time.
         """
-        self._expire()
-        return self._take()
+        return self._input(EXPIRE)
 
-    def _inspect(self, message) -> None:
+    def _version(self) -> list:
         """
-        Call the one input of the machine that C{message}, any message but
+        Feed the input the server's confirmation of our version means.
+        """
+        return self._input(VERSION)
+
+    def _inspect(self, message) -> list:
+        """
+        Feed the one input of the machine that C{message}, any message but
         a version, means.
         """
         raise NotImplementedError()
 
-    def _end(self, reason: str, ending: Callable[[], None]) -> list:
+    def _end(self, reason: str, symbol: str) -> list:
         """
-        Keep C{reason} for the report, call the input C{ending}, and return
-        the actions it causes.
+        Keep C{reason} for the report and feed the input C{symbol}.
         """
         self._reason = reason
-        ending()
-        return self._take()
+        return self._input(symbol)
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str) -> list:
         """
         The server broke the conversation in the way C{reason} names.
         """
-        self._reason = reason
-        self._violation()
+        return self._end(reason, VIOLATION)
 
-    def _take(self) -> list:
-        """
-        Hand the actions collected so far to the protocol, and start a new
-        list for the next event.
-        """
-        actions, self._actions = self._actions, []
-        return actions
+    # Outputs every conversation has.
+
+    def _send_version(self):
+        self._actions.append(Send(wire.Version(wire.PROTOCOL_VERSION)))
+
+    def _report_out_of_turn(self):
+        # The protocol starts a conversation once, and brings an answer
+        # (a hash, a stored key) only when the machine asked for it, and
+        # the next rotation only after the last was reported; anything
+        # else is the agent's own fault.
+        self._reason = "the agent called the conversation out of turn"

@@ -27,9 +27,10 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from suto_client.conversation import Close, Conversation, Send
+from suto_client.conversation import Conversation
 from suto_client.tls import CertificateRejected, PinMismatch
 from suto_server.core import wire
+from suto_server.core.machine import Close, Send
 
 
 class ConversationProtocol(Protocol):

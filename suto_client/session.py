@@ -1,13 +1,13 @@
 """
 The agent's side of the classic SUTO salted challenge, as a sans-IO state
-machine.
+machine (docs/PROTOCOL.md §6.2).
 
 The machine never touches a socket, a clock or a hash: it receives decoded
 wire messages and the results of hash computations, and answers with a list
 of actions (L{Send}, L{ComputeHash}, L{Close}, L{Finish}) that the protocol
-carries out.  L{ClientSession.receive} inspects each message and calls
-exactly one input of the machine, so the transitions below read as the
-protocol table::
+carries out.  L{ClientSession.receive} inspects each message and feeds
+exactly one input of the machine, so the table at the end of the module
+reads as the protocol::
 
     idle --open_framed--> awaiting_version              (sends VERSION)
     idle --open_legacy--> awaiting_salts                (sends GET_SALTA/RSALT)
@@ -19,6 +19,7 @@ protocol table::
     any --server_error/violation/lost/hash_failed--> done     (ERROR)
     any --expire--> done                                (TIMEOUT)
     any --abandon--> done                               (ERROR: gave up)
+    any --a call out of turn--> done                    (ERROR)
 
 Which salts request is sent is fixed when the session is made: C{GET_RSALT}
 when the salted hash is cached, C{GET_SALTA} otherwise; the reply must be
@@ -30,10 +31,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from automat import MethodicalMachine
-
-from suto_client.conversation import Close, Conversation, Send
+from suto_client.conversation import EXPIRE, LOST, VERSION, VIOLATION, Conversation
 from suto_server.core import wire
+from suto_server.core.machine import Close, Send, Table
 
 
 class Outcome(enum.Enum):
@@ -61,15 +61,53 @@ class ComputeHash:
 
 @dataclass(frozen=True)
 class Finish:
-    """The exchange has ended with C{outcome}; C{reason} is secret-free."""
+    """The conversation has ended with C{outcome}; C{reason} is secret-free."""
 
     outcome: Outcome
     reason: str = ""
 
 
+#: The states.
+IDLE = "idle"  # Not connected yet.
+AWAITING_VERSION = "awaiting_version"  # Framed only: our version, confirmed.
+AWAITING_SALTS = "awaiting_salts"  # The salts request went out.
+HASHING = "hashing"  # The final hash is being computed (lockstep).
+AWAITING_VERDICT = "awaiting_verdict"  # The final hash went out.
+DONE = "done"  # The conversation has ended; nothing more happens.
+
+STATES = (IDLE, AWAITING_VERSION, AWAITING_SALTS, HASHING, AWAITING_VERDICT, DONE)
+
+#: The inputs, besides the ones every conversation has.
+OPEN_FRAMED = "open_framed"  # Connected to a framed server.
+OPEN_LEGACY = "open_legacy"  # Connected to a 1.3.2 server.
+SALTS_ARRIVED = "salts_arrived"  # The reply to our salts request.
+HASHED = "hashed"  # The final hash is ready.
+CANNOT_HASH = "cannot_hash"  # The final hash could not be computed.
+ACCEPTED = "accepted"  # SUTO_AUTH_1.
+REFUSED = "refused"  # SUTO_AUTH_0.
+SERVER_ERROR = "server_error"  # SUTO_ERROR_: the server is giving up.
+GIVE_UP = "give_up"  # The agent abandons the conversation.
+
+INPUTS = (
+    OPEN_FRAMED,
+    OPEN_LEGACY,
+    VERSION,
+    SALTS_ARRIVED,
+    HASHED,
+    CANNOT_HASH,
+    ACCEPTED,
+    REFUSED,
+    SERVER_ERROR,
+    VIOLATION,
+    LOST,
+    EXPIRE,
+    GIVE_UP,
+)
+
+
 class ClientSession(Conversation):
     """
-    One connection's exchange, from connecting to the verdict.
+    One connection's classic conversation, from connecting to the verdict.
 
     @param framing: the framing the account's server speaks; only the
         framed one starts with a version exchange.
@@ -77,7 +115,7 @@ class ClientSession(Conversation):
         asking for a random salt only or for both salts.
     """
 
-    _machine = MethodicalMachine()
+    __slots__ = ("_framing", "_request", "_reply", "_salts", "_response")
 
     def __init__(self, framing: wire.Framing, cached: bool) -> None:
         super().__init__()
@@ -87,7 +125,7 @@ class ClientSession(Conversation):
         else:
             self._request, self._reply = wire.GetSaltA(), wire.SaltA
         self._salts = None
-        self._response: str | None = None
+        self._response: wire.CFHash | None = None
 
     # What the protocol calls.
 
@@ -96,10 +134,8 @@ class ClientSession(Conversation):
         The connection is up: return the first message to send.
         """
         if self._framing is wire.Framing.FRAMED:
-            self._open_framed()
-        else:
-            self._open_legacy()
-        return self._take()
+            return self._input(OPEN_FRAMED)
+        return self._input(OPEN_LEGACY)
 
     def hashed(self, response: str) -> list:
         """
@@ -109,227 +145,111 @@ class ClientSession(Conversation):
             self._response = wire.CFHash(response)
         except wire.ProtocolError:
             return self.hash_failed("the computed response is malformed")
-        self._hashed()
-        return self._take()
+        return self._input(HASHED)
 
     def hash_failed(self, reason: str) -> list:
         """
         The final hash could not be computed (for example, a password salt
         the local crypt does not support).
         """
-        return self._end(reason, self._cannot_hash)
+        return self._end(reason, CANNOT_HASH)
 
     def abandon(self, reason: str) -> list:
         """
-        Give up on the exchange (the agent is stopping).
+        Give up on the conversation (the agent is stopping).
         """
-        return self._end(reason, self._give_up)
+        return self._end(reason, GIVE_UP)
 
-    def _inspect(self, message) -> None:
+    def _inspect(self, message) -> list:
         if isinstance(message, self._reply):
             self._salts = message
-            self._salts_arrived()
-        elif isinstance(message, wire.Auth):
-            if message.ok:
-                self._accepted()
-            else:
-                self._refused()
-        elif isinstance(message, wire.Error):
+            return self._input(SALTS_ARRIVED)
+        if isinstance(message, wire.Auth):
+            return self._input(ACCEPTED if message.ok else REFUSED)
+        if isinstance(message, wire.Error):
             self._reason = f"the server reported {message.code}"
-            self._server_error()
-        else:
-            self._violation()
-
-    # States.
-
-    @_machine.state(initial=True)
-    def idle(self):
-        "Not connected yet."
-
-    @_machine.state()
-    def awaiting_version(self):
-        "Framed only: the server must first confirm our version."
-
-    @_machine.state()
-    def awaiting_salts(self):
-        "The salts request went out; waiting for SALTA or RSALT."
-
-    @_machine.state()
-    def hashing(self):
-        "The final hash is being computed; the server must wait (lockstep)."
-
-    @_machine.state()
-    def awaiting_verdict(self):
-        "The final hash went out; waiting for AUTH_1 or AUTH_0."
-
-    @_machine.state()
-    def done(self):
-        "The exchange has ended; nothing more happens."
-
-    # Inputs.
-
-    @_machine.input()
-    def _open_framed(self):
-        "Connected to a framed server."
-
-    @_machine.input()
-    def _open_legacy(self):
-        "Connected to a 1.3.2 server."
-
-    @_machine.input()
-    def _version(self):
-        "The server confirmed our version."
-
-    @_machine.input()
-    def _salts_arrived(self):
-        "The reply to our salts request arrived."
-
-    @_machine.input()
-    def _hashed(self):
-        "The final hash is ready."
-
-    @_machine.input()
-    def _cannot_hash(self):
-        "The final hash could not be computed."
-
-    @_machine.input()
-    def _accepted(self):
-        "SUTO_AUTH_1 arrived."
-
-    @_machine.input()
-    def _refused(self):
-        "SUTO_AUTH_0 arrived."
-
-    @_machine.input()
-    def _server_error(self):
-        "SUTO_ERROR_ arrived: the server is giving up."
-
-    @_machine.input()
-    def _violation(self):
-        "The server broke the protocol."
-
-    @_machine.input()
-    def _lost(self):
-        "The connection closed."
-
-    @_machine.input()
-    def _expire(self):
-        "The exchange took too long."
-
-    @_machine.input()
-    def _give_up(self):
-        "The agent abandons the exchange."
+            return self._input(SERVER_ERROR)
+        return self._input(VIOLATION)
 
     # Outputs.
 
-    @_machine.output()
-    def _send_version(self):
-        self._actions.append(Send(wire.Version(wire.PROTOCOL_VERSION)))
-
-    @_machine.output()
     def _send_request(self):
         self._actions.append(Send(self._request))
 
-    @_machine.output()
     def _ask_hash(self):
         salts, self._salts = self._salts, None
         salt = salts.salt if isinstance(salts, wire.SaltA) else None
         self._actions.append(ComputeHash(salt, salts.rsalt))
 
-    @_machine.output()
     def _send_hash(self):
         response, self._response = self._response, None
         self._actions.append(Send(response))
 
-    @_machine.output()
     def _finish_accepted(self):
         self._actions += [Close(), Finish(Outcome.ACCEPTED)]
 
-    @_machine.output()
     def _finish_rejected(self):
         self._actions += [
             Close(),
             Finish(Outcome.REJECTED, "the server refused the authentication"),
         ]
 
-    @_machine.output()
     def _finish_error(self):
         self._actions += [Close(), Finish(Outcome.ERROR, self._reason)]
 
-    @_machine.output()
     def _finish_lost(self):
         self._actions.append(Finish(Outcome.ERROR, self._reason))
 
-    @_machine.output()
     def _finish_timeout(self):
         self._actions += [
             Close(abort=True),
             Finish(Outcome.TIMEOUT, "the server did not answer in time"),
         ]
 
-    @_machine.output()
     def _finish_abandoned(self):
         self._actions += [
             Close(abort=True),
             Finish(Outcome.ERROR, self._reason),
         ]
 
-    @_machine.output()
-    def _ignore(self):
-        "Nothing happens once the exchange has ended."
 
-    # Transitions: the protocol as a table.
+_S = ClientSession
+_ERROR = (_S._finish_error,)
+_OPEN = (IDLE, AWAITING_VERSION, AWAITING_SALTS, HASHING, AWAITING_VERDICT)
+_OUT_OF_TURN = (_S._report_out_of_turn, _S._finish_error)
 
-    idle.upon(_open_framed, enter=awaiting_version, outputs=[_send_version])
-    idle.upon(_open_legacy, enter=awaiting_salts, outputs=[_send_request])
-
-    awaiting_version.upon(
-        _version, enter=awaiting_salts, outputs=[_send_request]
-    )
-    awaiting_salts.upon(_salts_arrived, enter=hashing, outputs=[_ask_hash])
-    awaiting_salts.upon(_refused, enter=done, outputs=[_finish_rejected])
-    hashing.upon(_hashed, enter=awaiting_verdict, outputs=[_send_hash])
-    hashing.upon(_cannot_hash, enter=done, outputs=[_finish_error])
-    awaiting_verdict.upon(_accepted, enter=done, outputs=[_finish_accepted])
-    awaiting_verdict.upon(_refused, enter=done, outputs=[_finish_rejected])
-
-    # Everything else a server can send at the wrong time is a violation.
-    awaiting_version.upon(_salts_arrived, enter=done, outputs=[_finish_error])
-    awaiting_version.upon(_refused, enter=done, outputs=[_finish_error])
-    awaiting_salts.upon(_version, enter=done, outputs=[_finish_error])
-    hashing.upon(_version, enter=done, outputs=[_finish_error])
-    hashing.upon(_salts_arrived, enter=done, outputs=[_finish_error])
-    hashing.upon(_refused, enter=done, outputs=[_finish_error])
-    awaiting_verdict.upon(_version, enter=done, outputs=[_finish_error])
-    awaiting_verdict.upon(_salts_arrived, enter=done, outputs=[_finish_error])
-    for _waiting in (awaiting_version, awaiting_salts, hashing):
-        _waiting.upon(_accepted, enter=done, outputs=[_finish_error])
-
-    for _open in (
-        idle,
-        awaiting_version,
-        awaiting_salts,
-        hashing,
-        awaiting_verdict,
-    ):
-        _open.upon(_server_error, enter=done, outputs=[_finish_error])
-        _open.upon(_violation, enter=done, outputs=[_finish_error])
-        _open.upon(_lost, enter=done, outputs=[_finish_lost])
-        _open.upon(_expire, enter=done, outputs=[_finish_timeout])
-        _open.upon(_give_up, enter=done, outputs=[_finish_abandoned])
-
-    for _late in (
-        _version,
-        _salts_arrived,
-        _hashed,
-        _cannot_hash,
-        _accepted,
-        _refused,
-        _server_error,
-        _violation,
-        _lost,
-        _expire,
-        _give_up,
-    ):
-        done.upon(_late, enter=done, outputs=[_ignore])
-    del _waiting, _open, _late
+#: Every transition, in the order of docs/PROTOCOL.md §6.2.
+TRANSITIONS = Table(
+    STATES,
+    INPUTS,
+    (
+        ((IDLE,), (OPEN_FRAMED,), AWAITING_VERSION, (_S._send_version,)),
+        ((IDLE,), (OPEN_LEGACY,), AWAITING_SALTS, (_S._send_request,)),
+        ((AWAITING_VERSION,), (VERSION,), AWAITING_SALTS, (_S._send_request,)),
+        ((AWAITING_SALTS,), (SALTS_ARRIVED,), HASHING, (_S._ask_hash,)),
+        ((AWAITING_SALTS,), (REFUSED,), DONE, (_S._finish_rejected,)),
+        ((HASHING,), (HASHED,), AWAITING_VERDICT, (_S._send_hash,)),
+        ((HASHING,), (CANNOT_HASH,), DONE, _ERROR),
+        ((AWAITING_VERDICT,), (ACCEPTED,), DONE, (_S._finish_accepted,)),
+        ((AWAITING_VERDICT,), (REFUSED,), DONE, (_S._finish_rejected,)),
+        # Everything else a server can send at the wrong time is a violation.
+        ((IDLE, HASHING), (VERSION, SALTS_ARRIVED, ACCEPTED, REFUSED), DONE, _ERROR),
+        ((AWAITING_VERSION,), (SALTS_ARRIVED, ACCEPTED, REFUSED), DONE, _ERROR),
+        ((AWAITING_SALTS,), (VERSION, ACCEPTED), DONE, _ERROR),
+        ((AWAITING_VERDICT,), (VERSION, SALTS_ARRIVED), DONE, _ERROR),
+        (_OPEN, (SERVER_ERROR, VIOLATION), DONE, _ERROR),
+        (_OPEN, (LOST,), DONE, (_S._finish_lost,)),
+        (_OPEN, (EXPIRE,), DONE, (_S._finish_timeout,)),
+        (_OPEN, (GIVE_UP,), DONE, (_S._finish_abandoned,)),
+        (_OPEN[1:], (OPEN_FRAMED, OPEN_LEGACY), DONE, _OUT_OF_TURN),
+        (
+            (IDLE, AWAITING_VERSION, AWAITING_SALTS, AWAITING_VERDICT),
+            (HASHED, CANNOT_HASH),
+            DONE,
+            _OUT_OF_TURN,
+        ),
+        ((DONE,), INPUTS, DONE, ()),
+    ),
+)
+ClientSession.TABLE = TRANSITIONS
+del _S

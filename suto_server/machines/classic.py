@@ -1,13 +1,13 @@
 """
 The server's side of the classic SUTO salted challenge, as a sans-IO
-state machine.
+state machine (docs/PROTOCOL.md §6.1).
 
 The machine never touches a socket, a clock or a hash: it receives decoded
 wire messages and verification results, and answers with a list of
 actions (L{Send}, L{Verify}, L{Close}, L{Finish}) that the protocol
-carries out.  L{ServerSession.receive} inspects each message and calls
-exactly one input of the machine, so the transitions below read as the
-protocol table::
+carries out.  L{ServerSession.receive} inspects each message and feeds
+exactly one input, so the table at the end of the module reads as the
+protocol::
 
     awaiting_request --salt_request--> awaiting_hash    (sends SALTA)
     awaiting_request --rsalt_request--> awaiting_hash   (sends RSALT)
@@ -15,6 +15,7 @@ protocol table::
     verifying --verified/refused/busy--> done           (sends AUTH_1/0)
     any --cancel--> done                                (peer declined)
     any --violation--> done                             (protocol error)
+    any --an answer nothing asked for--> done           (BUSY)
 """
 
 from __future__ import annotations
@@ -22,10 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from automat import MethodicalMachine
-
 from suto_server.core import wire
-from suto_server.core.machine import Close, Send
+from suto_server.core.machine import Close, Machine, Send, Table
 from suto_server.rules.rendezvous import Verdict
 
 
@@ -48,21 +47,65 @@ class Finish:
     reason: str = ""
 
 
-class ServerSession:
+#: The states.
+AWAITING_REQUEST = "awaiting_request"  # Waiting for GET_SALTA or GET_RSALT.
+AWAITING_HASH = "awaiting_hash"  # The salts went out; waiting for CF_HASH.
+VERIFYING = "verifying"  # The response is being checked (lockstep).
+DONE = "done"  # A verdict was reached; the connection is closing.
+
+STATES = (AWAITING_REQUEST, AWAITING_HASH, VERIFYING, DONE)
+
+#: The inputs.
+SALT_REQUEST = "salt_request"  # SUTO_C_GET_SALTA.
+# SUTO_C_GET_SALTA, but the user has no usable hash.
+SALT_REQUEST_WITHOUT_HASH = "salt_request_without_hash"
+RSALT_REQUEST = "rsalt_request"  # SUTO_C_GET_RSALT.
+HASH = "hash"  # SUTO_CF_HASH_.
+CANCEL = "cancel"  # SUTO_AUTH_CANCELLED: the person declined on the device.
+VERIFIED = "verified"  # The response matched.
+REFUSED = "refused"  # The response did not match.
+BUSY = "busy"  # The response could not be checked.
+UNEXPECTED = "unexpected"  # A well-formed message with no place here.
+VIOLATION = "violation"  # The bytes were bad, or the peer went silent.
+
+INPUTS = (
+    SALT_REQUEST,
+    SALT_REQUEST_WITHOUT_HASH,
+    RSALT_REQUEST,
+    HASH,
+    CANCEL,
+    VERIFIED,
+    REFUSED,
+    BUSY,
+    UNEXPECTED,
+    VIOLATION,
+)
+
+
+class ServerSession(Machine):
     """
-    One connection's exchange, from the first byte to the verdict.
+    One connection's classic conversation, from the first byte to the
+    verdict.
 
     @param framing: which framing the listener speaks, which decides how
         a protocol error is answered.  The framed version exchange happens
         before this machine starts.
     @param salt: the setting of the user's stored hash (what
         C{SUTO_SALTA_} carries), or L{None} if the user has no usable
-        hash any more (the exchange then ends with C{SUTO_AUTH_0}).
+        hash any more (the conversation then ends with C{SUTO_AUTH_0}).
     @param make_rsalt: returns a fresh random salt; injected so tests are
         deterministic.
     """
 
-    _machine = MethodicalMachine()
+    __slots__ = (
+        "_framing",
+        "_salt",
+        "_make_rsalt",
+        "_rsalt",
+        "_response",
+        "_error",
+        "_error_reason",
+    )
 
     def __init__(
         self,
@@ -70,6 +113,7 @@ class ServerSession:
         salt: str | None,
         make_rsalt: Callable[[], str],
     ) -> None:
+        super().__init__()
         self._framing = framing
         self._salt = salt
         self._make_rsalt = make_rsalt
@@ -77,7 +121,6 @@ class ServerSession:
         self._response: str | None = None
         self._error: wire.ProtocolError | None = None
         self._error_reason = ""
-        self._actions: list = []
 
     # What the protocol calls.
 
@@ -93,30 +136,23 @@ class ServerSession:
         )
         if isinstance(message, wire.GetSaltA):
             if self._salt is None:
-                self._salt_request_without_hash()
-            else:
-                self._salt_request()
-        elif isinstance(message, wire.GetRSalt):
-            self._rsalt_request()
-        elif isinstance(message, wire.CFHash):
+                return self._input(SALT_REQUEST_WITHOUT_HASH)
+            return self._input(SALT_REQUEST)
+        if isinstance(message, wire.GetRSalt):
+            return self._input(RSALT_REQUEST)
+        if isinstance(message, wire.CFHash):
             self._response = message.hash
-            self._hash()
-        elif isinstance(message, wire.AuthCancelled):
-            self._cancel()
-        else:
-            self._unexpected()
-        return self._take()
+            return self._input(HASH)
+        if isinstance(message, wire.AuthCancelled):
+            return self._input(CANCEL)
+        return self._input(UNEXPECTED)
 
     def verified(self, ok: bool) -> list:
         """
         The credentials checker answered: C{ok} is whether the response
         matched.
         """
-        if ok:
-            self._verified()
-        else:
-            self._refused()
-        return self._take()
+        return self._input(VERIFIED if ok else REFUSED)
 
     def unavailable(self, reason: str) -> list:
         """
@@ -124,99 +160,29 @@ class ServerSession:
         refuse without blaming the user's password.
         """
         self._error_reason = reason
-        self._busy()
-        return self._take()
+        return self._input(BUSY)
 
     def protocol_error(self, error: wire.ProtocolError) -> list:
         """
         The decoder (or a timeout) found the peer misbehaving.
         """
         self._error = error
-        self._violation()
-        return self._take()
-
-    def _take(self) -> list:
-        actions, self._actions = self._actions, []
-        return actions
-
-    # States.
-
-    @_machine.state(initial=True)
-    def awaiting_request(self):
-        "Waiting for SUTO_C_GET_SALTA or SUTO_C_GET_RSALT."
-
-    @_machine.state()
-    def awaiting_hash(self):
-        "The salts went out; waiting for SUTO_CF_HASH_."
-
-    @_machine.state()
-    def verifying(self):
-        "The response is being checked; the peer must wait (lockstep)."
-
-    @_machine.state()
-    def done(self):
-        "A verdict was reached; the connection is closing."
-
-    # Inputs.
-
-    @_machine.input()
-    def _salt_request(self):
-        "SUTO_C_GET_SALTA arrived."
-
-    @_machine.input()
-    def _salt_request_without_hash(self):
-        "SUTO_C_GET_SALTA arrived, but the user has no usable hash."
-
-    @_machine.input()
-    def _rsalt_request(self):
-        "SUTO_C_GET_RSALT arrived."
-
-    @_machine.input()
-    def _hash(self):
-        "SUTO_CF_HASH_ arrived."
-
-    @_machine.input()
-    def _cancel(self):
-        "SUTO_AUTH_CANCELLED arrived: the person declined on the device."
-
-    @_machine.input()
-    def _verified(self):
-        "The response matched."
-
-    @_machine.input()
-    def _refused(self):
-        "The response did not match."
-
-    @_machine.input()
-    def _busy(self):
-        "The response could not be checked."
-
-    @_machine.input()
-    def _unexpected(self):
-        "A well-formed message that has no place in the exchange."
-
-    @_machine.input()
-    def _violation(self):
-        "The bytes were bad, or the peer went silent."
+        return self._input(VIOLATION)
 
     # Outputs.
 
-    @_machine.output()
     def _send_salts(self):
         self._rsalt = self._make_rsalt()
         self._actions.append(Send(wire.SaltA(self._salt, self._rsalt)))
 
-    @_machine.output()
     def _send_rsalt(self):
         self._rsalt = self._make_rsalt()
         self._actions.append(Send(wire.RSalt(self._rsalt)))
 
-    @_machine.output()
     def _ask_verify(self):
         self._actions.append(Verify(self._rsalt, self._response))
         self._response = None
 
-    @_machine.output()
     def _accept(self):
         self._actions += [
             Send(wire.Auth(True)),
@@ -224,22 +190,12 @@ class ServerSession:
             Finish(Verdict.ACCEPTED),
         ]
 
-    @_machine.output()
     def _reject(self):
         self._deny("wrong response")
 
-    @_machine.output()
     def _reject_without_hash(self):
         self._deny("the user has no usable password hash")
 
-    @_machine.output()
-    def _report_pipelined(self):
-        self._error = wire.ProtocolError(
-            wire.ERROR_PIPELINED, "a message arrived before the verdict"
-        )
-        self._answer_violation()
-
-    @_machine.output()
     def _reject_unavailable(self):
         self._actions += [
             Send(wire.Auth(False)),
@@ -247,32 +203,34 @@ class ServerSession:
             Finish(Verdict.ERROR, self._error_reason),
         ]
 
-    @_machine.output()
     def _end_cancelled(self):
         self._actions += [
             Close(),
             Finish(Verdict.CANCELLED, "the person declined on the device"),
         ]
 
-    @_machine.output()
-    def _report_violation(self):
-        self._answer_violation()
+    def _report_pipelined(self):
+        self._error = wire.ProtocolError(
+            wire.ERROR_PIPELINED, "a message arrived before the verdict"
+        )
 
-    def _answer_violation(self) -> None:
-        error = self._error
+    def _report_unasked(self):
+        # The protocol brings the checker's answer only to the check that
+        # is waiting for it; another is the server's own fault.
+        self._error = wire.ProtocolError(
+            wire.ERROR_BUSY, "an answer came that nothing asked for"
+        )
+
+    def _report_violation(self):
         if self._framing is wire.Framing.FRAMED:
-            answer = wire.Error(error.code)
+            answer = wire.Error(self._error.code)
         else:
             answer = wire.Auth(False)
         self._actions += [
             Send(answer),
             Close(),
-            Finish(Verdict.ERROR, f"protocol error: {error.code}"),
+            Finish(Verdict.ERROR, f"protocol error: {self._error.code}"),
         ]
-
-    @_machine.output()
-    def _ignore(self):
-        "Nothing more is sent once a verdict is out."
 
     def _deny(self, reason: str) -> None:
         self._actions += [
@@ -281,58 +239,44 @@ class ServerSession:
             Finish(Verdict.REJECTED, reason),
         ]
 
-    # Transitions: the protocol as a table.
 
+_S = ServerSession
+_VIOLATION = (_S._report_violation,)
+_REQUESTS = (SALT_REQUEST, SALT_REQUEST_WITHOUT_HASH, RSALT_REQUEST)
+#: The checker's answers, each to the one check L{Verify} asks for.
+_ANSWERS = (VERIFIED, REFUSED, BUSY)
+_WAITING = (AWAITING_REQUEST, AWAITING_HASH)
 
-    awaiting_request.upon(
-        _salt_request, enter=awaiting_hash, outputs=[_send_salts]
-    )
-    awaiting_request.upon(
-        _salt_request_without_hash, enter=done, outputs=[_reject_without_hash]
-    )
-    awaiting_request.upon(
-        _rsalt_request, enter=awaiting_hash, outputs=[_send_rsalt]
-    )
-    awaiting_request.upon(_hash, enter=done, outputs=[_report_violation])
-    awaiting_request.upon(_cancel, enter=done, outputs=[_end_cancelled])
-    awaiting_request.upon(_unexpected, enter=done, outputs=[_report_violation])
-    awaiting_request.upon(_violation, enter=done, outputs=[_report_violation])
-
-    awaiting_hash.upon(_hash, enter=verifying, outputs=[_ask_verify])
-    awaiting_hash.upon(_cancel, enter=done, outputs=[_end_cancelled])
-    awaiting_hash.upon(_salt_request, enter=done, outputs=[_report_violation])
-    awaiting_hash.upon(_rsalt_request, enter=done, outputs=[_report_violation])
-    awaiting_hash.upon(
-        _salt_request_without_hash, enter=done, outputs=[_report_violation]
-    )
-    awaiting_hash.upon(_unexpected, enter=done, outputs=[_report_violation])
-    awaiting_hash.upon(_violation, enter=done, outputs=[_report_violation])
-
-    verifying.upon(_verified, enter=done, outputs=[_accept])
-    verifying.upon(_refused, enter=done, outputs=[_reject])
-    verifying.upon(_busy, enter=done, outputs=[_reject_unavailable])
-    for _early in (
-        _salt_request,
-        _salt_request_without_hash,
-        _rsalt_request,
-        _hash,
-        _cancel,
-        _unexpected,
-    ):
-        verifying.upon(_early, enter=done, outputs=[_report_pipelined])
-    verifying.upon(_violation, enter=done, outputs=[_report_violation])
-
-    for _late in (
-        _salt_request,
-        _salt_request_without_hash,
-        _rsalt_request,
-        _hash,
-        _cancel,
-        _verified,
-        _refused,
-        _busy,
-        _unexpected,
-        _violation,
-    ):
-        done.upon(_late, enter=done, outputs=[_ignore])
-    del _early, _late
+#: Every transition, in the order of docs/PROTOCOL.md §6.1.
+TRANSITIONS = Table(
+    STATES,
+    INPUTS,
+    (
+        ((AWAITING_REQUEST,), (SALT_REQUEST,), AWAITING_HASH, (_S._send_salts,)),
+        (
+            (AWAITING_REQUEST,),
+            (SALT_REQUEST_WITHOUT_HASH,),
+            DONE,
+            (_S._reject_without_hash,),
+        ),
+        ((AWAITING_REQUEST,), (RSALT_REQUEST,), AWAITING_HASH, (_S._send_rsalt,)),
+        ((AWAITING_HASH,), (HASH,), VERIFYING, (_S._ask_verify,)),
+        ((VERIFYING,), (VERIFIED,), DONE, (_S._accept,)),
+        ((VERIFYING,), (REFUSED,), DONE, (_S._reject,)),
+        ((VERIFYING,), (BUSY,), DONE, (_S._reject_unavailable,)),
+        (_WAITING, (CANCEL,), DONE, (_S._end_cancelled,)),
+        ((AWAITING_REQUEST,), (HASH, UNEXPECTED), DONE, _VIOLATION),
+        ((AWAITING_HASH,), (*_REQUESTS, UNEXPECTED), DONE, _VIOLATION),
+        (
+            (VERIFYING,),
+            (*_REQUESTS, HASH, CANCEL, UNEXPECTED),
+            DONE,
+            (_S._report_pipelined, _S._report_violation),
+        ),
+        ((*_WAITING, VERIFYING), (VIOLATION,), DONE, _VIOLATION),
+        (_WAITING, _ANSWERS, DONE, (_S._report_unasked, _S._report_violation)),
+        ((DONE,), INPUTS, DONE, ()),
+    ),
+)
+ServerSession.TABLE = TRANSITIONS
+del _S

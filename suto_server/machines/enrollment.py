@@ -1,6 +1,6 @@
 """
 The server's side of an enrollment conversation, as a sans-IO state
-machine (see docs/PROTOCOL.md, "Enrollment").
+machine (docs/PROTOCOL.md §6.4 and §8).
 
 The protocol has already checked the window (right user, right place, in
 time) before this machine exists, and sends what L{EnrollmentSession.start}
@@ -14,6 +14,7 @@ returns: the window's salt and a fresh random salt.  From there::
     completing     --rejected-->  done            (sends ERROR_BAD_SEAL or WINDOW_CLOSED)
     any            --cancel-->    done            (closes)
     any            --unexpected / violation--> done (sends ERROR_<CODE>)
+    any            --an answer nothing asked for--> done (sends ERROR_BUSY)
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from automat import MethodicalMachine
-
 from suto_server.core import wire
-from suto_server.machines.classic import Close, Send, Verify
+from suto_server.core.machine import Close, Machine, Send, Table
+from suto_server.machines.classic import Verify
 
 
 @dataclass(frozen=True)
@@ -48,22 +48,57 @@ class Fail:
     counted: bool
 
 
-class EnrollmentSession:
+#: The states.
+AWAITING_HASH = "awaiting_hash"  # The salts went out; waiting for CF_HASH.
+VERIFYING = "verifying"  # The one-time password response is being checked.
+AWAITING_DATA = "awaiting_data"  # AUTH_1 went out; waiting for ENROLL_DATA.
+COMPLETING = "completing"  # The first key is being derived and committed.
+DONE = "done"  # The conversation is over.
+
+STATES = (AWAITING_HASH, VERIFYING, AWAITING_DATA, COMPLETING, DONE)
+
+#: The inputs.
+HASH = "hash"  # SUTO_CF_HASH_.
+DATA = "data"  # SUTO_C_ENROLL_DATA_.
+CANCEL = "cancel"  # The person gave up on the device.
+VERIFIED = "verified"  # The response matched the window's password.
+REFUSED = "refused"  # The response did not match.
+COMPLETED = "completed"  # The profile is committed.
+REJECTED = "rejected"  # The data did not open, or the window is gone.
+UNEXPECTED = "unexpected"  # A well-formed message with no place here.
+VIOLATION = "violation"  # Bad bytes, or silence.
+LOST = "lost"  # The connection ended.
+
+INPUTS = (
+    HASH,
+    DATA,
+    CANCEL,
+    VERIFIED,
+    REFUSED,
+    COMPLETED,
+    REJECTED,
+    UNEXPECTED,
+    VIOLATION,
+    LOST,
+)
+
+
+class EnrollmentSession(Machine):
     """
     @param salt: the setting of the window's one-time password hash.
     @param make_rsalt: returns a fresh random salt.
     """
 
-    _machine = MethodicalMachine()
+    __slots__ = ("_salt", "_rsalt", "_response", "_sealed", "_error", "_answer")
 
     def __init__(self, salt: str, make_rsalt: Callable[[], str]) -> None:
+        super().__init__()
         self._salt = salt
         self._rsalt = make_rsalt()
         self._response: str | None = None
         self._sealed: bytes | None = None
         self._error: wire.ProtocolError | None = None
         self._answer: tuple = ()
-        self._actions: list = []
 
     def start(self) -> list:
         """
@@ -78,27 +113,20 @@ class EnrollmentSession:
         )
         if isinstance(message, wire.CFHash):
             self._response = message.hash
-            self._hash()
-        elif isinstance(message, wire.EnrollData):
+            return self._input(HASH)
+        if isinstance(message, wire.EnrollData):
             self._sealed = message.sealed
-            self._data()
-        elif isinstance(message, wire.AuthCancelled):
-            self._cancel()
-        else:
-            self._unexpected()
-        return self._take()
+            return self._input(DATA)
+        if isinstance(message, wire.AuthCancelled):
+            return self._input(CANCEL)
+        return self._input(UNEXPECTED)
 
     def verified(self, ok: bool) -> list:
-        if ok:
-            self._verified()
-        else:
-            self._refused()
-        return self._take()
+        return self._input(VERIFIED if ok else REFUSED)
 
     def completed(self, key_id: str, confirmation: bytes) -> list:
         self._answer = (key_id, confirmation)
-        self._completed()
-        return self._take()
+        return self._input(COMPLETED)
 
     def rejected(self, reason: str) -> list:
         """
@@ -106,15 +134,13 @@ class EnrollmentSession:
         """
         code = wire.ERROR_BAD_SEAL if reason == "bad_seal" else wire.ERROR_WINDOW_CLOSED
         self._error = wire.ProtocolError(code, reason)
-        self._rejected()
-        return self._take()
+        return self._input(REJECTED)
 
     def connection_lost(self) -> list:
         """
         The connection ended; an enrollment under way is abandoned.
         """
-        self._lost()
-        return self._take()
+        return self._input(LOST)
 
     def unavailable(self, reason: str) -> list:
         """
@@ -124,83 +150,17 @@ class EnrollmentSession:
 
     def protocol_error(self, error: wire.ProtocolError) -> list:
         self._error = error
-        self._violation()
-        return self._take()
+        return self._input(VIOLATION)
 
-    def _take(self) -> list:
-        actions, self._actions = self._actions, []
-        return actions
+    # Outputs.
 
-    @_machine.state(initial=True)
-    def awaiting_hash(self):
-        "The salts went out; waiting for SUTO_CF_HASH_."
-
-    @_machine.state()
-    def verifying(self):
-        "The one-time password response is being checked."
-
-    @_machine.state()
-    def awaiting_data(self):
-        "SUTO_AUTH_1 went out; waiting for the sealed fingerprint and random data."
-
-    @_machine.state()
-    def completing(self):
-        "The first key is being derived and committed."
-
-    @_machine.state()
-    def done(self):
-        "The conversation is over."
-
-    @_machine.input()
-    def _hash(self):
-        "SUTO_CF_HASH_ arrived."
-
-    @_machine.input()
-    def _data(self):
-        "SUTO_C_ENROLL_DATA_ arrived."
-
-    @_machine.input()
-    def _cancel(self):
-        "The person gave up on the device."
-
-    @_machine.input()
-    def _verified(self):
-        "The response matched the window's password."
-
-    @_machine.input()
-    def _refused(self):
-        "The response did not match."
-
-    @_machine.input()
-    def _completed(self):
-        "The profile is committed."
-
-    @_machine.input()
-    def _rejected(self):
-        "The data did not open, or the window is gone."
-
-    @_machine.input()
-    def _unexpected(self):
-        "A well-formed message with no place here."
-
-    @_machine.input()
-    def _violation(self):
-        "Bad bytes, or silence."
-
-    @_machine.input()
-    def _lost(self):
-        "The connection ended."
-
-    @_machine.output()
     def _ask_verify(self):
         self._actions.append(Verify(self._rsalt, self._response))
         self._response = None
 
-    @_machine.output()
     def _send_auth_ok(self):
         self._actions.append(Send(wire.Auth(True)))
 
-    @_machine.output()
     def _deny(self):
         self._actions += [
             Send(wire.Auth(False)),
@@ -208,90 +168,82 @@ class EnrollmentSession:
             Fail("wrong_password", counted=True),
         ]
 
-    @_machine.output()
     def _ask_complete(self):
         self._actions.append(Complete(self._sealed))
         self._sealed = None
 
-    @_machine.output()
     def _send_enrolled(self):
         key_id, confirmation = self._answer
         self._actions += [Send(wire.Enrolled(key_id, confirmation)), Close()]
 
-    @_machine.output()
     def _send_rejection(self):
         # The domain already recorded why.
         self._actions += [Send(wire.Error(self._error.code)), Close()]
 
-    @_machine.output()
     def _end_cancelled(self):
         self._actions += [Close(), Fail("cancelled", counted=False)]
 
-    @_machine.output()
     def _report_violation(self):
-        self._answer_violation()
-
-    def _answer_violation(self) -> None:
         self._actions += [
             Send(wire.Error(self._error.code)),
             Close(),
             Fail(f"protocol error: {self._error.code}", counted=False),
         ]
 
-    @_machine.output()
     def _record_lost(self):
         self._actions.append(Fail("connection lost", counted=False))
 
-    @_machine.output()
     def _report_pipelined(self):
         self._error = wire.ProtocolError(
             wire.ERROR_PIPELINED, "a message arrived before the reply"
         )
-        self._answer_violation()
 
-    @_machine.output()
-    def _ignore(self):
-        "Nothing follows the end."
+    def _report_unasked(self):
+        # The protocol brings the rules' answers only to the ask that is
+        # waiting for them; another is the server's own fault.
+        self._error = wire.ProtocolError(
+            wire.ERROR_BUSY, "an answer came that nothing asked for"
+        )
 
-    awaiting_hash.upon(_hash, enter=verifying, outputs=[_ask_verify])
-    awaiting_hash.upon(_data, enter=done, outputs=[_report_violation])
-    awaiting_hash.upon(_cancel, enter=done, outputs=[_end_cancelled])
-    awaiting_hash.upon(_unexpected, enter=done, outputs=[_report_violation])
-    awaiting_hash.upon(_violation, enter=done, outputs=[_report_violation])
-    awaiting_hash.upon(_lost, enter=done, outputs=[_record_lost])
 
-    verifying.upon(_verified, enter=awaiting_data, outputs=[_send_auth_ok])
-    verifying.upon(_refused, enter=done, outputs=[_deny])
-    for _early in (_hash, _data, _cancel, _unexpected):
-        verifying.upon(_early, enter=done, outputs=[_report_pipelined])
-    verifying.upon(_violation, enter=done, outputs=[_report_violation])
-    verifying.upon(_lost, enter=done, outputs=[_record_lost])
+_S = EnrollmentSession
+_VIOLATION = (_S._report_violation,)
+_MESSAGES = (HASH, DATA, CANCEL, UNEXPECTED)
+_OPEN = (AWAITING_HASH, VERIFYING, AWAITING_DATA, COMPLETING)
+_UNASKED = (_S._report_unasked, _S._report_violation)
 
-    awaiting_data.upon(_data, enter=completing, outputs=[_ask_complete])
-    awaiting_data.upon(_hash, enter=done, outputs=[_report_violation])
-    awaiting_data.upon(_cancel, enter=done, outputs=[_end_cancelled])
-    awaiting_data.upon(_unexpected, enter=done, outputs=[_report_violation])
-    awaiting_data.upon(_violation, enter=done, outputs=[_report_violation])
-    awaiting_data.upon(_lost, enter=done, outputs=[_record_lost])
-
-    completing.upon(_completed, enter=done, outputs=[_send_enrolled])
-    completing.upon(_rejected, enter=done, outputs=[_send_rejection])
-    for _early in (_hash, _data, _cancel, _unexpected):
-        completing.upon(_early, enter=done, outputs=[_report_pipelined])
-    completing.upon(_violation, enter=done, outputs=[_report_violation])
-    completing.upon(_lost, enter=done, outputs=[_record_lost])
-
-    for _late in (
-        _hash,
-        _data,
-        _cancel,
-        _verified,
-        _refused,
-        _completed,
-        _rejected,
-        _unexpected,
-        _violation,
-        _lost,
-    ):
-        done.upon(_late, enter=done, outputs=[_ignore])
-    del _early, _late
+#: Every transition, in the order of docs/PROTOCOL.md §6.4.
+TRANSITIONS = Table(
+    STATES,
+    INPUTS,
+    (
+        ((AWAITING_HASH,), (HASH,), VERIFYING, (_S._ask_verify,)),
+        ((VERIFYING,), (VERIFIED,), AWAITING_DATA, (_S._send_auth_ok,)),
+        ((VERIFYING,), (REFUSED,), DONE, (_S._deny,)),
+        ((AWAITING_DATA,), (DATA,), COMPLETING, (_S._ask_complete,)),
+        ((COMPLETING,), (COMPLETED,), DONE, (_S._send_enrolled,)),
+        ((COMPLETING,), (REJECTED,), DONE, (_S._send_rejection,)),
+        ((AWAITING_HASH, AWAITING_DATA), (CANCEL,), DONE, (_S._end_cancelled,)),
+        ((AWAITING_HASH,), (DATA, UNEXPECTED), DONE, _VIOLATION),
+        ((AWAITING_DATA,), (HASH, UNEXPECTED), DONE, _VIOLATION),
+        (
+            (VERIFYING, COMPLETING),
+            _MESSAGES,
+            DONE,
+            (_S._report_pipelined, _S._report_violation),
+        ),
+        (_OPEN, (VIOLATION,), DONE, _VIOLATION),
+        (_OPEN, (LOST,), DONE, (_S._record_lost,)),
+        (
+            (AWAITING_HASH, AWAITING_DATA),
+            (VERIFIED, REFUSED, COMPLETED, REJECTED),
+            DONE,
+            _UNASKED,
+        ),
+        ((VERIFYING,), (COMPLETED, REJECTED), DONE, _UNASKED),
+        ((COMPLETING,), (VERIFIED, REFUSED), DONE, _UNASKED),
+        ((DONE,), INPUTS, DONE, ()),
+    ),
+)
+EnrollmentSession.TABLE = TRANSITIONS
+del _S

@@ -12,7 +12,7 @@ import sqlite3
 from twisted.internet import defer, threads
 from twisted.trial.unittest import TestCase
 
-from suto_client.enrollment import EnrollOutcome
+from suto_client.enrollment_machine import EnrollOutcome
 from suto_server.admin import cli as admin
 from suto_server.core import libxcrypt, schemes
 from suto_server.net import certificate

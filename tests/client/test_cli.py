@@ -16,7 +16,8 @@ from suto_client import cli, tap
 from suto_client.agent import Agent
 from suto_client.announcement import NoAnnouncement
 from suto_client.cli import CommandError, main, parse_server
-from suto_client.enrollment import EnrollOutcome, EnrollResult
+from suto_client.enrollment import EnrollResult
+from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.fingerprint import IFingerprintSource, compute_fingerprint
 from suto_client.statefile import (
     Account,

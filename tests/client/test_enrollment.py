@@ -21,18 +21,20 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from suto_client.enrollment import (
-    ClientEnrollment,
-    EnrollmentError,
     EnrollmentProtocol,
-    EnrollOutcome,
     EnrollResult,
-    Finish,
     derive_salted_response,
     enroll,
 )
+from suto_client.enrollment_machine import (
+    ClientEnrollment,
+    EnrollmentError,
+    EnrollOutcome,
+    Finish,
+)
 from suto_client.fingerprint import IFingerprintSource
 from suto_client.protocol import Derivation
-from suto_client.session import Close, ComputeHash, Send
+from suto_client.session import ComputeHash
 from suto_client.statefile import (
     ClientState,
     EnrolledProfile,
@@ -40,6 +42,7 @@ from suto_client.statefile import (
     save_state,
 )
 from suto_server.core import keyschedule, libxcrypt, schemes, wire
+from suto_server.core.machine import Close, Send
 
 USER = "alice"
 SALT = "$6$saltsaltsaltsalt"

@@ -25,18 +25,16 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client.agent import Agent
 from suto_client.fingerprint import FingerprintError
-from suto_client.rotation import (
-    RETRY_CAP,
+from suto_client.rotation import RETRY_CAP, CommitError, RotationProtocol
+from suto_client.rotation_machine import (
     ClientRotation,
     Commit,
-    CommitError,
     Report,
     RotationOutcome,
-    RotationProtocol,
 )
-from suto_client.session import Close, Send
 from suto_client.statefile import ClientState, load_state, save_state
 from suto_server.core import keyschedule, wire
+from suto_server.core.machine import Close, Send
 from suto_server.core.timing import JITTER
 from tests.client.test_hello import _UDPReactor
 from tests.client.test_rotation import (

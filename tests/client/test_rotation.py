@@ -34,17 +34,18 @@ from suto_client.rotation import (
     MAX_HOLD_OFF,
     RETRY_CAP,
     UNANSWERED_DOUBLINGS,
-    ClientRotation,
-    Commit,
     CommitError,
-    Report,
-    RotationError,
     RotationFactory,
-    RotationOutcome,
     RotationProtocol,
     retry_wait,
 )
-from suto_client.session import Close, Send
+from suto_client.rotation_machine import (
+    ClientRotation,
+    Commit,
+    Report,
+    RotationError,
+    RotationOutcome,
+)
 from suto_client.statefile import (
     ClientState,
     EnrolledProfile,
@@ -52,6 +53,7 @@ from suto_client.statefile import (
     save_state,
 )
 from suto_server.core import keyschedule, wire
+from suto_server.core.machine import Close, Send
 from tests.client.test_hello import _UDPReactor
 
 USER = "alice"

@@ -5,15 +5,9 @@ challenge, as exact sequences of messages and actions, without I/O.
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_client.session import (
-    ClientSession,
-    Close,
-    ComputeHash,
-    Finish,
-    Outcome,
-    Send,
-)
+from suto_client.session import ClientSession, ComputeHash, Finish, Outcome
 from suto_server.core import wire
+from suto_server.core.machine import Close, Send
 
 SALT = "$6$saltsaltsaltsalt$"
 RSALT = "$6$rsaltrsaltrsalt1"

@@ -20,9 +20,11 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from suto_client.announcement import wait_for_announcement
-from suto_client.enrollment import EnrollOutcome, enroll
+from suto_client.enrollment import enroll
+from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.fingerprint import IFingerprintSource, compute_fingerprint
-from suto_client.rotation import RotationFactory, RotationOutcome, profile_endpoint
+from suto_client.rotation import RotationFactory, profile_endpoint
+from suto_client.rotation_machine import RotationOutcome
 from suto_server import tap
 from suto_server.admin import cli as admin
 from suto_server.core import keyschedule, wire

@@ -15,8 +15,9 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import quoteStringArgument
 from twisted.trial.unittest import TestCase
 
-from suto_client.enrollment import EnrollOutcome
-from suto_client.rotation import RotationOutcome, profile_endpoint
+from suto_client.enrollment_machine import EnrollOutcome
+from suto_client.rotation import profile_endpoint
+from suto_client.rotation_machine import RotationOutcome
 from suto_client.tls import ClientTLSError
 from suto_server.net import certificate
 from tests.client.test_ca import LOOPBACK, Authority, Files

@@ -15,9 +15,10 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from suto_client.agent import Agent
-from suto_client.enrollment import EnrollOutcome
+from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.fingerprint import compute_fingerprint
-from suto_client.rotation import RotationFactory, RotationOutcome, profile_endpoint
+from suto_client.rotation import RotationFactory, profile_endpoint
+from suto_client.rotation_machine import RotationOutcome
 from suto_client.statefile import ClientState, load_state, save_state
 from tests.end_to_end.test_enrollment import EnrollmentFixture, FixedSource
 from tests.end_to_end.test_tracking import WAIT

@@ -10,9 +10,9 @@ from twisted.internet import defer, reactor
 from twisted.trial.unittest import TestCase
 
 from suto_client.agent import Agent
-from suto_client.enrollment import EnrollOutcome
+from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.fingerprint import compute_fingerprint
-from suto_client.rotation import RotationOutcome
+from suto_client.rotation_machine import RotationOutcome
 from suto_client.statefile import ClientState, load_state, save_state
 from tests.end_to_end.test_enrollment import (
     EnrollmentFixture,

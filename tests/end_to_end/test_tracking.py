@@ -14,10 +14,10 @@ from twisted.internet.error import ConnectError
 from twisted.trial.unittest import TestCase
 
 from suto_client.agent import Agent
-from suto_client.enrollment import EnrollOutcome
+from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.fingerprint import compute_fingerprint
 from suto_client.protocol import account_trust
-from suto_client.rotation import RotationOutcome
+from suto_client.rotation_machine import RotationOutcome
 from suto_client.statefile import Account, ClientState, load_state, save_state
 from suto_server import tap
 from suto_server.store.dbthread import DatabaseThread

@@ -1,0 +1,184 @@
+"""
+What the agent seals and opens in key rotation and reconnection
+(docs/PROTOCOL.md §7.5, §9.2 and §10.2), as plain functions of the key
+schedule, so that L{suto_client.rotation_machine} says only in what order
+they happen and what each outcome means.
+
+Nothing here keeps state or draws randomness of its own: the machine
+passes in the fresh junk and key pair it drew, the fingerprint it
+recomputed and the keys it holds.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import Callable
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+)
+
+from suto_client.statefile import EnrolledProfile
+from suto_server.core import keyschedule, wire
+
+_OK = b"ok"
+_ACK = b"ack"
+_DONE = b"done"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """
+    This side's fresh material for the rotation under way.
+    """
+
+    junk: bytes = field(repr=False)
+    private: X25519PrivateKey = field(repr=False)
+
+    @classmethod
+    def draw(cls, random_bytes: Callable[[int], bytes]) -> Pending:
+        """
+        Fresh junk, then a fresh X25519 key pair, from C{random_bytes}.
+        """
+        junk = random_bytes(keyschedule.JUNK_SIZE)
+        private = X25519PrivateKey.from_private_bytes(
+            random_bytes(keyschedule.DH_SIZE)
+        )
+        return cls(junk, private)
+
+    def rotate(self, profile: EnrolledProfile) -> wire.Rotate:
+        """
+        The C{SUTO_C_ROTATE_} that offers this material for C{profile}.
+        """
+        public = self.private.public_key().public_bytes(
+            Encoding.Raw, PublicFormat.Raw
+        )
+        return wire.Rotate(profile.key_id, self.junk, public, profile.user)
+
+
+def reconnection(
+    profile: EnrolledProfile,
+    fingerprint_hash: bytes,
+    server_time: int,
+    step_length: int,
+    junk: bytes,
+) -> tuple[bytes, wire.Reconnect]:
+    """
+    Derive the offline key of C{profile} for the server's time step and
+    seal C{junk} under it.
+
+    @return: the offline key, and the C{SUTO_C_RECONNECT_} to send.
+    """
+    user = profile.user
+    step = keyschedule.time_step(server_time, step_length)
+    key = keyschedule.offline_key(profile.key, fingerprint_hash, step, user)
+    sealed = keyschedule.seal(
+        key,
+        junk,
+        profile=user,
+        purpose=keyschedule.RECONNECT_PURPOSE,
+        direction=keyschedule.Direction.CLIENT_TO_SERVER,
+        counter=keyschedule.SEAL_COUNTERS[keyschedule.RECONNECT_PURPOSE],
+    )
+    message = wire.Reconnect(
+        profile.key_id,
+        keyschedule.reconnect_proof(profile.key, user, sealed),
+        sealed,
+        user,
+    )
+    return key, message
+
+
+def welcomed(offline_key: bytes, user: str, sealed: bytes) -> bool:
+    """
+    Does the server's reconnection answer open under C{offline_key}?
+    """
+    return _opens_to(
+        offline_key, sealed, _OK, profile=user, purpose=keyschedule.RECONNECT_OK_PURPOSE
+    )
+
+
+def next_key(
+    profile: EnrolledProfile,
+    pending: Pending,
+    fingerprint_hash: bytes,
+    server_public: bytes,
+) -> bytes:
+    """
+    The key that follows C{profile}'s, from this side's C{pending}
+    material and the server's half.
+
+    @raise keyschedule.KeyScheduleError: the server's half is unusable.
+    """
+    shared = keyschedule.dh_shared_secret(pending.private, server_public)
+    return keyschedule.next_key(
+        profile.key,
+        pending.junk,
+        fingerprint_hash,
+        shared,
+        profile.user,
+        profile.generation + 1,
+    )
+
+
+def opens_ok(key: bytes, user: str, sealed: bytes) -> bool:
+    """
+    Does the server's "ok" open under C{key}, the derived next key?
+    """
+    return _opens_to(
+        key, sealed, _OK, profile=user, purpose=keyschedule.ROTATE_OK_PURPOSE
+    )
+
+
+def acknowledgement(key: bytes, user: str) -> wire.RotateAck:
+    """
+    The C{SUTO_C_ROTATE_ACK_} that says this side derived C{key} too.
+    """
+    return wire.RotateAck(
+        keyschedule.seal(
+            key,
+            _ACK,
+            profile=user,
+            purpose=keyschedule.ROTATE_ACK_PURPOSE,
+            direction=keyschedule.Direction.CLIENT_TO_SERVER,
+            counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
+        )
+    )
+
+
+def confirms(key: bytes, user: str, sealed: bytes) -> bool:
+    """
+    Does the server's "done" open under C{key}, the new key?
+    """
+    return _opens_to(
+        key, sealed, _DONE, profile=user, purpose=keyschedule.ROTATE_DONE_PURPOSE
+    )
+
+
+def _opens_to(
+    key: bytes,
+    sealed: bytes,
+    expected: bytes,
+    *,
+    profile: str,
+    purpose: str,
+) -> bool:
+    """
+    Does C{sealed}, the server's rotation or reconnection message for
+    C{purpose}, open under C{key} to C{expected}?
+    """
+    try:
+        plaintext = keyschedule.open_sealed(
+            key,
+            sealed,
+            profile=profile,
+            purpose=purpose,
+            direction=keyschedule.Direction.SERVER_TO_CLIENT,
+            counter=keyschedule.SEAL_COUNTERS[purpose],
+        )
+    except keyschedule.SealError:
+        return False
+    return hmac.compare_digest(plaintext, expected)

@@ -1,0 +1,542 @@
+"""
+The endpoint's side of key rotation as a sans-IO state machine
+(docs/PROTOCOL.md §6.7, §9 and §10).
+
+L{ClientRotation} is in the shape of
+L{suto_client.enrollment_machine.ClientEnrollment}: it receives decoded
+wire messages and answers with actions (L{Send}, L{Commit}, L{Report},
+L{Close}).  L{ClientRotation.receive} inspects each message, opening what
+is sealed, and feeds exactly one input, so the table at the end of the
+module reads as the conversation::
+
+    idle --open--> awaiting_version                  (sends VERSION)
+    awaiting_version --version_online--> awaiting_ok (sends ROTATE)
+    awaiting_version --version_offline--> awaiting_time (sends GET_TIME)
+    awaiting_time --time--> awaiting_reconnect_ok    (sends RECONNECT)
+    awaiting_reconnect_ok --reconnected--> awaiting_ok (sends ROTATE)
+    awaiting_reconnect_ok, awaiting_ok --denied--> done (REFUSED)
+    ready --begin--> awaiting_ok                     (sends ROTATE)
+    awaiting_ok --opened--> awaiting_done            (sends ROTATE_ACK)
+    awaiting_ok --unopened--> done                   (OPEN_FAILED)
+    awaiting_ok --unknown_key--> done                (UNKNOWN_KEY)
+    awaiting_done --confirmed--> committing          (asks for a commit)
+    committing --stored--> ready                     (ROTATED)
+    committing --not_stored--> done                  (ERROR)
+    ready --lost--> done                             (nothing to report)
+    any other --server_error/violation/lost--> done  (ERROR)
+    any --expire--> done                             (TIMEOUT)
+    any --a call out of turn--> done                 (ERROR)
+
+Every rotation draws fresh junk and a fresh X25519 key pair, and
+recomputes the hardware fingerprint when the server's half arrives: the
+fingerprint is never sent, so state copied to another machine derives
+another key and cannot open C{SUTO_ROTATE_OK_}.  The new key is stored
+(L{Commit}) only after the server's C{SUTO_ROTATE_DONE_} opened under it,
+and the machine uses it only once the store succeeded: until then the old
+key stays the profile's key, which the server still accepts.
+
+A profile that is offline (docs/PROTOCOL.md §10) reconnects before it
+rotates.  It asks the server's time, so a wrong local clock cannot make it
+miss the server's window, derives the offline key from its last key, its
+fingerprint (recomputed, never sent) and the server's time step, and sends
+fresh junk sealed under it; only on the server's sealed answer does it
+rotate, and the rotation that follows ends the offline spell.
+L{suto_client.rotation} runs it on a connection and paces the rotations.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from suto_client import rotation_keys
+from suto_client.conversation import EXPIRE, LOST, VIOLATION, Conversation
+from suto_client.fingerprint import FingerprintError
+from suto_client.statefile import EnrolledProfile
+from suto_server.core import keyschedule, wire
+from suto_server.core.machine import Close, Send, Table
+
+#: What the errors a server may end a rotation with mean.
+_SERVER_ERRORS = {
+    wire.ERROR_ROTATION_FAILED: (
+        "the server could not open our acknowledgement"
+    ),
+    wire.ERROR_BUSY: "the server is busy; try again",
+    wire.ERROR_TIMEOUT: "the server gave up waiting",
+}
+
+_UNKNOWN_KEY_REASON = "the server does not know this key: re-enrollment needed"
+_REFUSED_REASON = (
+    "the server refused the profile (SUTO_AUTH_0): it may be blacklisted, "
+    "which IT must lift before the machine enrolls again"
+)
+_OPEN_FAILED_REASON = (
+    "could not open the server's rotation message: the hardware fingerprint "
+    "changed or the key is stale"
+)
+
+
+class RotationError(ValueError):
+    """
+    A rotation cannot start with these inputs: the profile's user name
+    cannot travel in C{SUTO_C_ROTATE_}, or an argument is malformed.
+    """
+
+
+class RotationOutcome(enum.Enum):
+    """
+    How one rotation ended.
+    """
+
+    ROTATED = "rotated"
+    UNKNOWN_KEY = "unknown-key"
+    OPEN_FAILED = "open-failed"
+    REFUSED = "refused"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class Commit:
+    """
+    Store C{profile}, which holds the new key, in place of the profile the
+    rotation started from, and say whether that worked
+    (L{ClientRotation.committed} or L{ClientRotation.commit_failed}).
+    """
+
+    profile: EnrolledProfile
+
+
+@dataclass(frozen=True)
+class Report:
+    """
+    A rotation ended with C{outcome}.
+
+    @ivar key_id: the id of the key the profile holds now: the new key's
+        after L{RotationOutcome.ROTATED}, the unchanged one otherwise.  Key
+        ids are public names and may be logged.
+    @ivar generation: that key's generation.
+    @ivar reason: a short explanation for people; never a secret.
+    @ivar answered: whether the server sent anything on the connection
+        before the rotation ended; C{False} for a connection it closed, or
+        let time out, before its version answer.
+    """
+
+    outcome: RotationOutcome
+    key_id: str
+    generation: int
+    reason: str = ""
+    answered: bool = True
+
+
+#: The states.
+IDLE = "idle"  # Not connected yet.
+AWAITING_VERSION = "awaiting_version"  # The server must confirm our version.
+# GET_TIME went out: the offline profile waits for the server's clock.
+AWAITING_TIME = "awaiting_time"
+AWAITING_RECONNECT_OK = "awaiting_reconnect_ok"  # RECONNECT went out.
+AWAITING_OK = "awaiting_ok"  # ROTATE went out; ROTATE_OK or UNKNOWN_KEY.
+AWAITING_DONE = "awaiting_done"  # ROTATE_ACK went out; the server commits.
+COMMITTING = "committing"  # The server committed; the new key is stored here.
+READY = "ready"  # The last rotation is stored; waiting for the next one.
+DONE = "done"  # The connection's rotations have ended.
+
+STATES = (
+    IDLE,
+    AWAITING_VERSION,
+    AWAITING_TIME,
+    AWAITING_RECONNECT_OK,
+    AWAITING_OK,
+    AWAITING_DONE,
+    COMMITTING,
+    READY,
+    DONE,
+)
+
+#: The inputs, besides the ones every conversation has (but C{version},
+#: which this conversation takes as one of two).
+OPEN = "open"  # Connected to the server.
+VERSION_ONLINE = "version_online"  # Our version, confirmed; online profile.
+VERSION_OFFLINE = "version_offline"  # Our version, confirmed; offline profile.
+TIME = "time"  # SUTO_TIME_ arrived and the reconnection is sealed.
+RECONNECTED = "reconnected"  # SUTO_RECONNECT_OK_, opened under the offline key.
+DENIED = "denied"  # SUTO_AUTH_0: the server refuses the profile.
+UNKNOWN_KEY = "unknown_key"  # SUTO_ERROR_UNKNOWN_KEY.
+SERVER_ERROR = "server_error"  # Another SUTO_ERROR_: the server gives up.
+BEGIN = "begin"  # The time for the next rotation has come.
+OPENED = "opened"  # SUTO_ROTATE_OK_, opened under the derived key.
+UNOPENED = "unopened"  # SUTO_ROTATE_OK_, not opened under the derived key.
+CONFIRMED = "confirmed"  # SUTO_ROTATE_DONE_, opened under the new key.
+STORED = "stored"  # The new key is stored.
+NOT_STORED = "not_stored"  # The new key could not be stored.
+
+INPUTS = (
+    OPEN,
+    VERSION_ONLINE,
+    VERSION_OFFLINE,
+    TIME,
+    RECONNECTED,
+    DENIED,
+    UNKNOWN_KEY,
+    SERVER_ERROR,
+    BEGIN,
+    OPENED,
+    UNOPENED,
+    CONFIRMED,
+    STORED,
+    NOT_STORED,
+    VIOLATION,
+    LOST,
+    EXPIRE,
+)
+
+
+class ClientRotation(Conversation):
+    """
+    One connection's rotations of one profile's key, in lockstep: the
+    version exchange, then a rotation at once, then one more each time
+    L{rotate} is called after the previous one was reported.
+
+    @param profile: the profile as stored, holding the current key.
+    @param fingerprint: computes this machine's
+        L{keyschedule.FINGERPRINT_SIZE}-byte fingerprint hash, or raises
+        L{FingerprintError}; called once per rotation.
+    @param random_bytes: returns that many fresh random bytes.
+    @raise RotationError: the profile's user cannot rotate.
+
+    A profile that is offline (its C{offline_since} is set) reconnects
+    before it rotates.
+    """
+
+    __slots__ = (
+        "_profile",
+        "_fingerprint",
+        "_random_bytes",
+        "_pending",
+        "_ack",
+        "_next",
+        "_asked_time",
+        "_reconnect",
+        "_offline_key",
+        "_answered",
+    )
+
+    def __init__(
+        self,
+        profile: EnrolledProfile,
+        fingerprint: Callable[[], bytes],
+        random_bytes: Callable[[int], bytes],
+    ) -> None:
+        require_rotatable(profile)
+        super().__init__()
+        self._profile = profile
+        self._fingerprint = fingerprint
+        self._random_bytes = random_bytes
+        self._pending: rotation_keys.Pending | None = None
+        self._ack: wire.RotateAck | None = None
+        self._next: EnrolledProfile | None = None
+        self._asked_time = False
+        self._reconnect: wire.Reconnect | None = None
+        self._offline_key: bytes | None = None
+        self._answered = False
+
+    @property
+    def profile(self) -> EnrolledProfile:
+        """
+        The profile as last committed: its key is the one to present.
+        """
+        return self._profile
+
+    # What the protocol calls.
+
+    def receive(self, message) -> list:
+        self._answered = True
+        return super().receive(message)
+
+    def protocol_error(self, error: wire.ProtocolError) -> list:
+        self._answered = True
+        return super().protocol_error(error)
+
+    def start(self) -> list:
+        """
+        The connection is up: return the first message to send.
+        """
+        return self._input(OPEN)
+
+    def rotate(self) -> list:
+        """
+        Start the next rotation; only once the previous one was reported
+        as L{RotationOutcome.ROTATED}.
+        """
+        return self._input(BEGIN)
+
+    def committed(self) -> list:
+        """
+        The L{Commit} asked for is durable: the new key is now the key.
+        """
+        return self._input(STORED)
+
+    def commit_failed(self, reason: str) -> list:
+        """
+        The L{Commit} asked for failed; C{reason} says why, without
+        secrets.  The old key stays the key.
+        """
+        return self._end(reason, NOT_STORED)
+
+    # Decisions taken before the machine moves.
+
+    def _version(self) -> list:
+        # Conversation calls this on the server's version: which way the
+        # connection opens depends on whether the profile is offline.
+        if self._profile.offline_since is None:
+            return self._input(VERSION_ONLINE)
+        return self._input(VERSION_OFFLINE)
+
+    def _inspect(self, message) -> list:
+        if isinstance(message, wire.ServerTime):
+            if not self._asked_time:
+                return self._input(VIOLATION)
+            self._asked_time = False
+            return self._prepare_reconnect(message.seconds, message.step)
+        if isinstance(message, wire.ReconnectOk):
+            if self._offline_key is None:
+                return self._input(VIOLATION)
+            if rotation_keys.welcomed(
+                self._offline_key, self._profile.user, message.sealed
+            ):
+                self._offline_key = None
+                return self._input(RECONNECTED)
+            return self._fail("the server's reconnection answer did not open")
+        if isinstance(message, wire.Auth) and not message.ok:
+            return self._input(DENIED)
+        if isinstance(message, wire.RotateOk):
+            if self._pending is None:
+                return self._input(VIOLATION)
+            return self._answer(message)
+        if isinstance(message, wire.RotateDone):
+            if self._next is None:
+                return self._input(VIOLATION)
+            if rotation_keys.confirms(
+                self._next.key, self._next.user, message.sealed
+            ):
+                return self._input(CONFIRMED)
+            return self._fail("the server's rotation confirmation did not open")
+        if isinstance(message, wire.Error):
+            if message.code == wire.ERROR_UNKNOWN_KEY:
+                self._reason = f"the server reported {message.code}"
+                return self._input(UNKNOWN_KEY)
+            explanation = _SERVER_ERRORS.get(message.code, "the server failed")
+            self._reason = f"{explanation} ({message.code})"
+            return self._input(SERVER_ERROR)
+        return self._input(VIOLATION)
+
+    def _prepare_reconnect(self, server_time: int, step_length: int) -> list:
+        """
+        Derive the offline key for the server's time step and seal fresh
+        junk under it; feed the input that says how that went.
+        """
+        try:
+            fingerprint_hash = self._fingerprint()
+        except FingerprintError as e:
+            return self._fail(f"cannot compute the hardware fingerprint: {e}")
+        self._offline_key, self._reconnect = rotation_keys.reconnection(
+            self._profile,
+            fingerprint_hash,
+            server_time,
+            step_length,
+            self._random_bytes(keyschedule.JUNK_SIZE),
+        )
+        return self._input(TIME)
+
+    def _answer(self, message: wire.RotateOk) -> list:
+        """
+        Derive the new key from the server's half and open its "ok" under
+        it; feed the input that says how that went.
+        """
+        pending, self._pending = self._pending, None
+        try:
+            fingerprint_hash = self._fingerprint()
+        except FingerprintError as e:
+            return self._fail(f"cannot compute the hardware fingerprint: {e}")
+        try:
+            key = rotation_keys.next_key(
+                self._profile, pending, fingerprint_hash, message.public
+            )
+        except keyschedule.KeyScheduleError as e:
+            return self._fail(f"cannot derive the next key: {e}")
+        if not rotation_keys.opens_ok(key, self._profile.user, message.sealed):
+            return self._input(UNOPENED)
+        self._ack = rotation_keys.acknowledgement(key, self._profile.user)
+        # A committed rotation ends any offline spell.
+        self._next = replace(
+            self._profile,
+            key=key,
+            key_id=keyschedule.key_id(key),
+            generation=self._profile.generation + 1,
+            offline_since=None,
+        )
+        return self._input(OPENED)
+
+    def _report(self, outcome: RotationOutcome, reason: str = "") -> Report:
+        return Report(
+            outcome,
+            self._profile.key_id,
+            self._profile.generation,
+            reason,
+            answered=self._answered,
+        )
+
+    def _forget(self) -> None:
+        """
+        Drop everything derived for the rotation under way.
+        """
+        self._pending = self._ack = self._next = None
+        self._reconnect = self._offline_key = None
+
+    # Outputs.
+
+    def _send_rotate(self):
+        self._pending = rotation_keys.Pending.draw(self._random_bytes)
+        self._actions.append(Send(self._pending.rotate(self._profile)))
+
+    def _send_time_request(self):
+        self._asked_time = True
+        self._actions.append(Send(wire.GetTime()))
+
+    def _send_reconnect(self):
+        reconnect, self._reconnect = self._reconnect, None
+        self._actions.append(Send(reconnect))
+
+    def _finish_denied(self):
+        self._forget()
+        self._actions += [
+            self._report(RotationOutcome.REFUSED, _REFUSED_REASON),
+            Close(),
+        ]
+
+    def _send_ack(self):
+        ack, self._ack = self._ack, None
+        self._actions.append(Send(ack))
+
+    def _ask_commit(self):
+        self._actions.append(Commit(self._next))
+
+    def _finish_rotated(self):
+        self._profile, self._next = self._next, None
+        self._actions.append(self._report(RotationOutcome.ROTATED))
+
+    def _finish_unknown_key(self):
+        self._forget()
+        self._actions += [
+            self._report(RotationOutcome.UNKNOWN_KEY, _UNKNOWN_KEY_REASON),
+            Close(),
+        ]
+
+    def _finish_open_failed(self):
+        self._forget()
+        self._actions += [
+            self._report(RotationOutcome.OPEN_FAILED, _OPEN_FAILED_REASON),
+            Close(),
+        ]
+
+    def _finish_error(self):
+        self._forget()
+        self._actions += [
+            self._report(RotationOutcome.ERROR, self._reason),
+            Close(),
+        ]
+
+    def _finish_lost(self):
+        self._forget()
+        self._actions.append(self._report(RotationOutcome.ERROR, self._reason))
+
+    def _finish_timeout(self):
+        self._forget()
+        self._actions += [
+            self._report(
+                RotationOutcome.TIMEOUT, "the server did not answer in time"
+            ),
+            Close(abort=True),
+        ]
+
+
+_C = ClientRotation
+_ERROR = (_C._finish_error,)
+_VERSIONS = (VERSION_ONLINE, VERSION_OFFLINE)
+_LIVE = STATES[:-1]
+_OUT_OF_TURN = (_C._report_out_of_turn, _C._finish_error)
+
+#: Every transition, in the order of docs/PROTOCOL.md §6.7.
+TRANSITIONS = Table(
+    STATES,
+    INPUTS,
+    (
+        ((IDLE,), (OPEN,), AWAITING_VERSION, (_C._send_version,)),
+        ((AWAITING_VERSION,), (VERSION_ONLINE,), AWAITING_OK, (_C._send_rotate,)),
+        (
+            (AWAITING_VERSION,),
+            (VERSION_OFFLINE,),
+            AWAITING_TIME,
+            (_C._send_time_request,),
+        ),
+        ((AWAITING_TIME,), (TIME,), AWAITING_RECONNECT_OK, (_C._send_reconnect,)),
+        ((AWAITING_RECONNECT_OK,), (RECONNECTED,), AWAITING_OK, (_C._send_rotate,)),
+        ((AWAITING_OK,), (OPENED,), AWAITING_DONE, (_C._send_ack,)),
+        ((AWAITING_DONE,), (CONFIRMED,), COMMITTING, (_C._ask_commit,)),
+        ((COMMITTING,), (STORED,), READY, (_C._finish_rotated,)),
+        ((READY,), (BEGIN,), AWAITING_OK, (_C._send_rotate,)),
+        ((COMMITTING,), (NOT_STORED,), DONE, _ERROR),
+        ((AWAITING_RECONNECT_OK, AWAITING_OK), (DENIED,), DONE, (_C._finish_denied,)),
+        (
+            (AWAITING_RECONNECT_OK, AWAITING_OK),
+            (UNKNOWN_KEY,),
+            DONE,
+            (_C._finish_unknown_key,),
+        ),
+        ((AWAITING_OK,), (UNOPENED,), DONE, (_C._finish_open_failed,)),
+        # A version or an UNKNOWN_KEY at the wrong time is a violation; the
+        # sealed messages out of order are found out before the machine.
+        ((AWAITING_VERSION,), (UNKNOWN_KEY, DENIED), DONE, _ERROR),
+        (
+            (IDLE, AWAITING_TIME, AWAITING_DONE, COMMITTING, READY),
+            (*_VERSIONS, UNKNOWN_KEY, DENIED),
+            DONE,
+            _ERROR,
+        ),
+        ((AWAITING_RECONNECT_OK, AWAITING_OK), _VERSIONS, DONE, _ERROR),
+        (
+            (IDLE, AWAITING_VERSION, COMMITTING, READY),
+            (TIME, RECONNECTED, OPENED, UNOPENED, CONFIRMED),
+            DONE,
+            _ERROR,
+        ),
+        ((AWAITING_TIME,), (RECONNECTED, OPENED, UNOPENED, CONFIRMED), DONE, _ERROR),
+        ((AWAITING_RECONNECT_OK,), (TIME, OPENED, UNOPENED, CONFIRMED), DONE, _ERROR),
+        ((AWAITING_OK,), (TIME, RECONNECTED, CONFIRMED), DONE, _ERROR),
+        ((AWAITING_DONE,), (TIME, RECONNECTED, OPENED, UNOPENED), DONE, _ERROR),
+        (_LIVE, (SERVER_ERROR, VIOLATION), DONE, _ERROR),
+        (_LIVE, (EXPIRE,), DONE, (_C._finish_timeout,)),
+        (_LIVE[:-1], (LOST,), DONE, (_C._finish_lost,)),
+        ((READY,), (LOST,), DONE, ()),
+        (_LIVE[1:], (OPEN,), DONE, _OUT_OF_TURN),
+        (_LIVE[:-1], (BEGIN,), DONE, _OUT_OF_TURN),
+        (_LIVE[:-2] + (READY,), (STORED, NOT_STORED), DONE, _OUT_OF_TURN),
+        ((DONE,), INPUTS, DONE, ()),
+    ),
+)
+ClientRotation.TABLE = TRANSITIONS
+del _C
+
+
+def require_rotatable(profile: EnrolledProfile) -> None:
+    """
+    @raise RotationError: C{profile}'s user cannot travel in
+        C{SUTO_C_ROTATE_}.
+    """
+    if not wire.can_enroll(profile.user):
+        raise RotationError(
+            f"profile {profile.user!r} cannot rotate: its user name cannot "
+            f"be enrolled"
+        )
+

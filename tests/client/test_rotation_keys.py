@@ -1,0 +1,169 @@
+"""
+Tests for L{suto_client.rotation_keys}: what the agent seals and opens in
+rotation and reconnection, checked against the key schedule as the server
+uses it.
+"""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_client import rotation_keys
+from suto_client.statefile import EnrolledProfile
+from suto_server.core import keyschedule, wire
+
+USER = "alice"
+KEY = bytes(range(100, 132))
+OTHER_KEY = bytes(32)
+FINGERPRINT = bytes(range(32))
+PROFILE = EnrolledProfile(
+    user=USER,
+    server_host="192.0.2.10",
+    server_port=2021,
+    pin="ab" * 32,
+    key=KEY,
+    key_id=keyschedule.key_id(KEY),
+    generation=3,
+    enrolled_at=1_700_000_000.0,
+)
+S2C = keyschedule.Direction.SERVER_TO_CLIENT
+C2S = keyschedule.Direction.CLIENT_TO_SERVER
+
+
+def server_seals(key: bytes, plaintext: bytes, purpose: str) -> bytes:
+    """
+    What the server sends for C{purpose}, sealed under C{key}.
+    """
+    return keyschedule.seal(
+        key,
+        plaintext,
+        profile=USER,
+        purpose=purpose,
+        direction=S2C,
+        counter=keyschedule.SEAL_COUNTERS[purpose],
+    )
+
+
+class PendingTests(SynchronousTestCase):
+    def test_draw_order(self):
+        """
+        The junk is drawn before the X25519 private key, each of its size,
+        and both are what C{SUTO_C_ROTATE_} offers.
+        """
+        sizes = []
+
+        def random_bytes(size):
+            sizes.append(size)
+            return bytes([len(sizes)]) * size
+
+        pending = rotation_keys.Pending.draw(random_bytes)
+        self.assertEqual(sizes, [keyschedule.JUNK_SIZE, keyschedule.DH_SIZE])
+        rotate = pending.rotate(PROFILE)
+        self.assertEqual(
+            (rotate.key_id, rotate.junk, rotate.user),
+            (PROFILE.key_id, bytes([1]) * keyschedule.JUNK_SIZE, USER),
+        )
+        self.assertIsInstance(rotate, wire.Rotate)
+
+
+class ReconnectionTests(SynchronousTestCase):
+    def test_sealed_under_offline_key(self):
+        """
+        The reconnection carries the junk sealed under the offline key of
+        the server's time step, and a proof of the last key.
+        """
+        junk = bytes([7]) * keyschedule.JUNK_SIZE
+        key, message = rotation_keys.reconnection(
+            PROFILE, FINGERPRINT, 1_700_000_000, 30, junk
+        )
+        expected = keyschedule.offline_key(
+            KEY, FINGERPRINT, keyschedule.time_step(1_700_000_000, 30), USER
+        )
+        self.assertEqual(key, expected)
+        purpose = keyschedule.RECONNECT_PURPOSE
+        opened = keyschedule.open_sealed(
+            key,
+            message.sealed,
+            profile=USER,
+            purpose=purpose,
+            direction=C2S,
+            counter=keyschedule.SEAL_COUNTERS[purpose],
+        )
+        self.assertEqual(opened, junk)
+        self.assertEqual(
+            message.proof, keyschedule.reconnect_proof(KEY, USER, message.sealed)
+        )
+
+    def test_welcomed(self):
+        """
+        The server's answer is welcome only when it opens under the
+        offline key to "ok".
+        """
+        purpose = keyschedule.RECONNECT_OK_PURPOSE
+        self.assertTrue(
+            rotation_keys.welcomed(KEY, USER, server_seals(KEY, b"ok", purpose))
+        )
+        self.assertFalse(
+            rotation_keys.welcomed(
+                KEY, USER, server_seals(OTHER_KEY, b"ok", purpose)
+            )
+        )
+        self.assertFalse(
+            rotation_keys.welcomed(KEY, USER, server_seals(KEY, b"no", purpose))
+        )
+
+
+class RotationTests(SynchronousTestCase):
+    def test_sealed_answers(self):
+        """
+        "ok" and "done" open only under the key they were sealed with and
+        to their own words; the acknowledgement opens under the same key.
+        """
+        ok = server_seals(KEY, b"ok", keyschedule.ROTATE_OK_PURPOSE)
+        done = server_seals(KEY, b"done", keyschedule.ROTATE_DONE_PURPOSE)
+        self.assertTrue(rotation_keys.opens_ok(KEY, USER, ok))
+        self.assertFalse(rotation_keys.opens_ok(OTHER_KEY, USER, ok))
+        self.assertFalse(rotation_keys.opens_ok(KEY, USER, done))
+        self.assertTrue(rotation_keys.confirms(KEY, USER, done))
+        self.assertFalse(rotation_keys.confirms(KEY, USER, ok))
+        purpose = keyschedule.ROTATE_ACK_PURPOSE
+        ack = rotation_keys.acknowledgement(KEY, USER)
+        self.assertEqual(
+            keyschedule.open_sealed(
+                KEY,
+                ack.sealed,
+                profile=USER,
+                purpose=purpose,
+                direction=C2S,
+                counter=keyschedule.SEAL_COUNTERS[purpose],
+            ),
+            b"ack",
+        )
+
+    def test_next_key(self):
+        """
+        The next key is the key schedule's, of the next generation, from
+        the shared secret of this side's key pair and the server's half.
+        """
+        pending = rotation_keys.Pending.draw(lambda size: bytes([5]) * size)
+        server = rotation_keys.Pending.draw(lambda size: bytes([9]) * size)
+        server_public = server.rotate(PROFILE).public
+        shared = keyschedule.dh_shared_secret(pending.private, server_public)
+        self.assertEqual(
+            rotation_keys.next_key(PROFILE, pending, FINGERPRINT, server_public),
+            keyschedule.next_key(
+                KEY, pending.junk, FINGERPRINT, shared, USER, PROFILE.generation + 1
+            ),
+        )
+
+    def test_unusable_half(self):
+        """
+        A server half of low order is refused by the key schedule.
+        """
+        pending = rotation_keys.Pending.draw(lambda size: bytes([5]) * size)
+        self.assertRaises(
+            keyschedule.KeyScheduleError,
+            rotation_keys.next_key,
+            PROFILE,
+            pending,
+            FINGERPRINT,
+            bytes(32),
+        )
