@@ -32,7 +32,10 @@ from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT, CheckService
 from suto_server.net.discovery import HelloService
 from suto_server.net.expiry import DEFAULT_WARN_DAYS, CertificateExpiryWatch
 from suto_server.net.tls import TLSConfigurationError
+from suto_server.phases.classic import ClassicRules
 from suto_server.phases.connection import ServerFactory
+from suto_server.phases.enrollment import EnrollmentRules
+from suto_server.phases.rotation import RotationRules
 from suto_server.rules.authenticator import Authenticator
 from suto_server.rules.enrollment import (
     DEFAULT_MAX_ATTEMPTS,
@@ -317,6 +320,27 @@ class SutoServer(MultiService):
                 [SaltedChallengeChecker(WindowHashSource(store), self.hash_pool)],
             )
 
+        classic = ClassicRules(
+            self.rendezvous, portal, salt_lookup(source), schemes.new_rsalt
+        )
+        enrollment = (
+            None
+            if self.enrollment is None
+            else EnrollmentRules(self.enrollment, enrollment_portal)
+        )
+        rotation = (
+            None
+            if self.rotation is None
+            else RotationRules(
+                self.rotation,
+                self.reconnection,
+                self.tracking,
+                # An agent rotates every interval, up to 10% late by its
+                # jitter; past that and the grace the connection is dead.
+                idle_timeout=rotation_interval * 1.1 + rotation_grace,
+            )
+        )
+
         def factory(framing, tls):
             # Enrollment, rotation and reconnection run only over TLS: a
             # plaintext listener (the legacy one, or a framed one on a
@@ -324,20 +348,11 @@ class SutoServer(MultiService):
             secure = framing is wire.Framing.FRAMED and tls
             return ServerFactory(
                 framing=framing,
-                rendezvous=self.rendezvous,
-                portal=portal,
-                salt_for=salt_lookup(source),
-                make_rsalt=schemes.new_rsalt,
                 clock=reactor,
+                classic=classic,
+                enrollment=enrollment if secure else None,
+                rotation=rotation if secure else None,
                 exchange_timeout=exchange_timeout,
-                enrollment=self.enrollment if secure else None,
-                enrollment_portal=enrollment_portal if secure else None,
-                rotation=self.rotation if secure else None,
-                reconnection=self.reconnection if secure else None,
-                tracking=self.tracking if secure else None,
-                # An agent rotates every interval, up to 10% late by its
-                # jitter; past that and the grace the connection is dead.
-                idle_timeout=rotation_interval * 1.1 + rotation_grace,
                 gate=self.gate,
             )
 

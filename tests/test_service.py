@@ -55,8 +55,8 @@ class ListenerTests(SynchronousTestCase):
         [listener] = server.listeners
         factory = listener._factory
         self.assertEqual(
-            (factory.enrollment, factory.rotation, factory.reconnection, factory.tracking),
-            (None, None, None, None),
+            (factory.enrollment, factory.rotation),
+            (None, None),
         )
         self.assertTrue(
             any("plaintext" in event["log_format"] for event in events)
@@ -70,10 +70,10 @@ class ListenerTests(SynchronousTestCase):
         server, events = self.server([_TLSEndpoint()])
         [listener] = server.listeners
         factory = listener._factory
-        self.assertIs(factory.enrollment, server.enrollment)
-        self.assertIs(factory.rotation, server.rotation)
-        self.assertIs(factory.reconnection, server.reconnection)
-        self.assertIs(factory.tracking, server.tracking)
+        self.assertIs(factory.enrollment.enrollment, server.enrollment)
+        self.assertIs(factory.rotation.rotation, server.rotation)
+        self.assertIs(factory.rotation.reconnection, server.reconnection)
+        self.assertIs(factory.rotation.tracking, server.tracking)
         self.assertFalse(
             any("plaintext" in event.get("log_format", "") for event in events)
         )
