@@ -16,10 +16,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import tap
 from suto_server.net import certificate
+from suto_server.net.listening import tls_listen
+from suto_server.net.served import ReloadOnHangup
 from suto_server.net.tls import server_endpoint
-from suto_server.service import ReloadOnHangup, SutoServer
-from suto_server.store.memory import MemoryStore
+from suto_server.settings import EnrollmentSettings, Listeners
 from tests.rules.test_enrollment import new_master_key
+from tests.support.server import make_server
 
 
 class _TLSEndpoint:
@@ -35,11 +37,10 @@ class ListenerTests(SynchronousTestCase):
     def server(self, listen):
         reactor = MemoryReactorClock()
         with capturedLogs() as events:
-            server = SutoServer(
+            server = make_server(
                 reactor,
-                store=MemoryStore(),
-                master_key=new_master_key(self),
-                listen=listen,
+                enrollment=EnrollmentSettings(new_master_key(self)),
+                listeners=Listeners(devices=tuple(listen)),
             )
         return server, events
 
@@ -81,7 +82,7 @@ class ListenerTests(SynchronousTestCase):
 
 class TLSListenTests(SynchronousTestCase):
     """
-    L{tap.tls_listen}: which certificate the TLS listener serves.
+    L{tls_listen}: which certificate the TLS listener serves.
     """
 
     def setUp(self):
@@ -101,7 +102,7 @@ class TLSListenTests(SynchronousTestCase):
         key only its owner can read.
         """
         with capturedLogs() as events:
-            description = tap.tls_listen(self.data, "it-srv1.example", None)
+            description = tls_listen(self.data, "it-srv1.example", None)
         self.assertTrue(description.startswith("ssl:2021:privateKey="))
         self.assertEqual(self.generated(), [True, True])
         key = os.path.join(self.data, certificate.KEY_FILE)
@@ -114,7 +115,7 @@ class TLSListenTests(SynchronousTestCase):
         loopback) serves the generated certificate: choosing where to
         listen needs no certificate files.
         """
-        description = tap.tls_listen(
+        description = tls_listen(
             self.data, "it-srv1.example", r"ssl:2021:interface=\:\:1"
         )
         self.assertEqual(self.generated(), [True, True])
@@ -136,7 +137,7 @@ class TLSListenTests(SynchronousTestCase):
             "tcp:2021",
         ]:
             self.assertEqual(
-                tap.tls_listen(self.data, "it-srv1.example", description),
+                tls_listen(self.data, "it-srv1.example", description),
                 description,
             )
         self.assertEqual(self.generated(), [False, False])

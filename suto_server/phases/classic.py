@@ -12,7 +12,7 @@ from typing import Callable
 
 from twisted.logger import Logger
 
-from suto_server.core import wire
+from suto_server.core import schemes, wire
 from suto_server.machines.classic import Finish, ServerSession
 from suto_server.phases.driver import VerifyingDriver
 from suto_server.rules.rendezvous import Rendezvous, Verdict
@@ -34,6 +34,24 @@ class ClassicRules:
     portal: object
     salt_for: Callable[[str], str | None]
     make_rsalt: Callable[[], str]
+
+
+def salt_lookup(source):
+    """
+    Build the session's salt lookup over C{source}: the salt of the user's
+    stored hash, or L{None} when the user has no usable hash.
+    """
+
+    def salt_for(user: str) -> str | None:
+        password_hash = source.hash_for(user)
+        if password_hash is None:
+            return None
+        try:
+            return schemes.salt_of(password_hash)
+        except schemes.UnsupportedScheme:
+            return None
+
+    return salt_for
 
 
 class ClassicDriver(VerifyingDriver):

@@ -549,7 +549,7 @@ class OptionsTests(SynchronousTestCase):
         """
         options = tap.Options()
         options.parseOptions([])
-        limits = tap.limits(options)
+        limits = options.capacity
         self.assertEqual(limits.max_per_source, 32)
         self.assertEqual(limits.startups, MaxStartups(100, 30, 1000))
         self.assertEqual(limits.penalties, Penalties(5.0, 10.0, 15.0, 600.0, 65536))
@@ -569,7 +569,7 @@ class OptionsTests(SynchronousTestCase):
              "--penalty-authfail", "0", "--penalty-grace", "3",
              "--penalty-min", "20", "--penalty-max", "60", "--penalty-sources", "10"]
         )
-        limits = tap.limits(options)
+        limits = options.capacity
         self.assertEqual(limits.max_per_source, 0)
         self.assertEqual(limits.startups, MaxStartups(10, 50, 20))
         self.assertEqual(limits.penalties, Penalties(0.0, 3.0, 20.0, 60.0, 10))
