@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from twisted.logger import Logger
-
 from suto_server.core import schemes, wire
 from suto_server.machines.classic import Finish, ServerSession
 from suto_server.phases.driver import VerifyingDriver
@@ -58,8 +56,6 @@ class ClassicDriver(VerifyingDriver):
     """
     Carries out L{ServerSession}'s actions for the request C{request}.
     """
-
-    log = Logger()
 
     ACTIONS = {**VerifyingDriver.ACTIONS, Finish: "_finish"}
 

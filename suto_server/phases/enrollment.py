@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from twisted.logger import Logger
-
 from suto_server.core import schemes, wire
 from suto_server.machines.enrollment import Complete, EnrollmentSession, Fail
 from suto_server.phases.driver import VerifyingDriver
@@ -34,8 +32,6 @@ class EnrollmentDriver(VerifyingDriver):
     """
     Carries out L{EnrollmentSession}'s actions for the window C{window}.
     """
-
-    log = Logger()
 
     ACTIONS = {**VerifyingDriver.ACTIONS, Complete: "_complete", Fail: "_fail"}
 

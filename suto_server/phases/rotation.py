@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from twisted.internet.defer import succeed
-from twisted.logger import Logger
 
 from suto_server.core import wire
 from suto_server.machines.rotation import (
@@ -66,8 +65,6 @@ class RotationDriver(Driver):
     """
     Carries out L{RotationSession}'s actions for the profile C{user}.
     """
-
-    log = Logger()
 
     ACTIONS = {
         **Driver.ACTIONS,
