@@ -256,11 +256,6 @@ def prepare_data_folder(path: str) -> str:
     return path
 
 
-def admin_endpoint_description(data: str) -> str:
-    path = quoteStringArgument(os.path.join(data, ADMIN_SOCKET))
-    return f"unix:{path}:mode=600:lockfile=1"
-
-
 def makeService(options: Options) -> SutoServer:
     """
     Build the server the options describe; a configuration problem
@@ -273,7 +268,11 @@ def makeService(options: Options) -> SutoServer:
         data = prepare_data_folder(options["data"])
         hostname = options["hostname"] or socket.gethostname()
         listen = tls_listen(data, hostname, options["listen"])
-        admin = options["admin"] or admin_endpoint_description(data)
+        admin = (
+            options["admin"]
+            or f"unix:{quoteStringArgument(os.path.join(data, ADMIN_SOCKET))}"
+            ":mode=600:lockfile=1"
+        )
         extra_sources = [ShadowFile(options["shadow"])] if options["shadow"] else []
         network = Network(
             hostname=hostname,
