@@ -10,31 +10,36 @@ also be set in a TOML file named by C{--config} (see L{suto_server.core.config})
 
 from __future__ import annotations
 
-import datetime
 import os
-import re
 import socket
 
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
-from twisted.logger import Logger
 from twisted.python import usage
-from twisted.web.client import Agent
 
-from suto_server.audit.sinks.jsonfile import JsonFileSink
-from suto_server.audit.sinks.syslog import SyslogSink, parse_address
-from suto_server.audit.sinks.webhook import WebhookSink, check_url
+from suto_server.audit.sinks import alert_sinks
+from suto_server.audit.sinks.syslog import parse_address
+from suto_server.audit.sinks.webhook import check_url
 from suto_server.core import timing, wire
 from suto_server.core.config import ConfigurableOptions
 from suto_server.cred.hashpool import DEFAULT_MAX_PENDING
 from suto_server.cred.shadow import ShadowFile, ShadowFileError
 from suto_server.locations import Locations
 from suto_server.masterkey import MasterKey, MasterKeyError
-from suto_server.net import certificate
 from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
 from suto_server.net.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
-from suto_server.net.tls import STOCK_PREFIX, TLSConfigurationError, server_endpoint
-from suto_server.rules.limits import Limits, MaxStartups, Penalties
-from suto_server.service import ReloadOnHangup, SutoServer
+from suto_server.net.listening import tls_listen
+from suto_server.net.served import ReloadOnHangup
+from suto_server.net.tls import TLSConfigurationError, server_endpoint
+from suto_server.rules.limits import MaxStartups, Penalties
+from suto_server.service import SutoServer
+from suto_server.settings import (
+    Alerting,
+    Capacity,
+    EnrollmentSettings,
+    Listeners,
+    Network,
+    Timing,
+)
 from suto_server.store.dbthread import DatabaseThread
 from suto_server.store.errors import StoreError
 from suto_server.store.sqlite import SQLiteStore
@@ -43,9 +48,6 @@ DEFAULT_DATA = "suto-data"
 DATABASE_FILE = "suto.db"
 ADMIN_SOCKET = "admin.sock"
 MASTER_KEY_FILE = "master.key"
-DEFAULT_PORT = 2021
-
-log = Logger()
 
 
 #: Longest duration any seconds option takes: a week.  No limit or timer
@@ -218,6 +220,29 @@ class Options(ConfigurableOptions):
             raise usage.UsageError("--penalty-max must be at least --penalty-min")
         if self["hash-pending"] < 1:
             raise usage.UsageError("--hash-pending must be at least 1")
+        self.timing = Timing(
+            auth_timeout=self["auth-timeout"],
+            exchange_timeout=self["exchange-timeout"],
+            rotation_interval=self["rotation-interval"],
+            rotation_grace=self["rotation-grace"],
+            offline_step=self["offline-step"],
+            offline_window=self["offline-window"],
+        )
+        self.capacity = Capacity(
+            max_per_source=self["max-per-source"],
+            startups=self["max-startups"],
+            penalties=Penalties(
+                authfail=self["penalty-authfail"],
+                grace=self["penalty-grace"],
+                min=self["penalty-min"],
+                max=self["penalty-max"],
+                max_sources=self["penalty-sources"],
+            ),
+            login_grace=self["login-grace"],
+            limit_log_interval=self["limit-log-interval"],
+            hash_threads=self["hash-threads"],
+            hash_pending=self["hash-pending"],
+        )
 
 
 def prepare_data_folder(path: str) -> str:
@@ -231,64 +256,74 @@ def prepare_data_folder(path: str) -> str:
     return path
 
 
-def tls_listen(data: str, hostname: str, description: str | None) -> str:
-    """
-    The TLS listener's description: the operator's, or port 2021.  An
-    C{ssl:} listener given no private key serves the data folder's
-    generated certificate (made now if missing), so binding one interface
-    or IPv6 (C{ssl:2021:interface=\\:\\:1}) needs no certificate files.
-    """
-    if description is None:
-        description = f"{STOCK_PREFIX}{DEFAULT_PORT}"
-    if not description.startswith(STOCK_PREFIX) or _names_private_key(description):
-        return description
-    key, cert, created = certificate.ensure_self_signed(
-        data, hostname, datetime.datetime.now(datetime.timezone.utc)
-    )
-    with open(cert, "rb") as handle:
-        info = certificate.describe(handle.read())
-    log.info(
-        "{what} TLS certificate for {subject}, SHA-256 fingerprint "
-        "{fingerprint}, valid until {not_after}",
-        what="generated" if created else "using",
-        subject=info.subject,
-        fingerprint=info.fingerprint,
-        not_after=info.not_after.isoformat(),
-    )
-    return (
-        f"{description}:privateKey={quoteStringArgument(key)}"
-        f":certKey={quoteStringArgument(cert)}"
-    )
-
-
-def _names_private_key(description: str) -> bool:
-    """
-    Does an C{ssl:} endpoint string give a private key, by name or as its
-    second argument without a name (C{ssl:2021:server.pem})?  Arguments
-    are separated by colons not escaped with a backslash.
-    """
-    arguments = re.split(r"(?<!\\):", description)[1:]
-    unnamed = [argument for argument in arguments if "=" not in argument]
-    return len(unnamed) > 1 or any(
-        argument.startswith("privateKey=") for argument in arguments
-    )
-
-
-def admin_endpoint_description(data: str) -> str:
-    path = quoteStringArgument(os.path.join(data, ADMIN_SOCKET))
-    return f"unix:{path}:mode=600:lockfile=1"
-
-
 def makeService(options: Options) -> SutoServer:
     """
-    Build the server; a configuration problem (unreadable certificate,
-    corrupt store, bad endpoint, bad shadow file) ends twistd with one
-    clear line instead of a traceback.
+    Build the server the options describe; a configuration problem
+    (unreadable certificate, corrupt store, bad endpoint, bad shadow
+    file) ends twistd with one clear line instead of a traceback.
     """
     from twisted.internet import reactor
 
     try:
-        return _build(reactor, options)
+        data = prepare_data_folder(options["data"])
+        hostname = options["hostname"] or socket.gethostname()
+        listen = tls_listen(data, hostname, options["listen"])
+        admin = (
+            options["admin"]
+            or f"unix:{quoteStringArgument(os.path.join(data, ADMIN_SOCKET))}"
+            ":mode=600:lockfile=1"
+        )
+        extra_sources = [ShadowFile(options["shadow"])] if options["shadow"] else []
+        network = Network(
+            hostname=hostname,
+            hello_port=options["hello-port"],
+            hello_interface=options["hello-interface"],
+            check_timeout=options["check-timeout"],
+            locations=(
+                Locations.from_file(options["locations"])
+                if options["locations"]
+                else Locations()
+            ),
+        )
+        alerting = Alerting(
+            sinks=tuple(
+                alert_sinks(
+                    reactor,
+                    file=options["alert-file"],
+                    webhook=options["alert-webhook"],
+                    syslog=options["alert-syslog"],
+                )
+            ),
+            fingerprint_alert=options["fingerprint-alert"],
+            cert_warn_days=options["cert-warn-days"],
+        )
+        master_key = MasterKey.load_or_create(os.path.join(data, MASTER_KEY_FILE))
+        store = SQLiteStore.open(os.path.join(data, DATABASE_FILE))
+        server = SutoServer(
+            reactor,
+            store=store,
+            enrollment=EnrollmentSettings(master_key, options["enroll-attempts"]),
+            listeners=Listeners(
+                devices=(server_endpoint(reactor, listen),),
+                legacy=(
+                    server_endpoint(reactor, options["legacy-listen"])
+                    if options["legacy-listen"]
+                    else None
+                ),
+                admin=serverFromString(reactor, admin),
+                metrics=(
+                    serverFromString(reactor, options["metrics-listen"])
+                    if options["metrics-listen"]
+                    else None
+                ),
+            ),
+            network=network,
+            timing=options.timing,
+            capacity=options.capacity,
+            alerting=alerting,
+            extra_sources=extra_sources,
+            database=DatabaseThread(reactor, store.sibling),
+        )
     except (
         StoreError,
         ShadowFileError,
@@ -298,92 +333,5 @@ def makeService(options: Options) -> SutoServer:
         ValueError,
     ) as error:
         raise SystemExit(f"suto: cannot start: {error}") from None
-
-
-def alert_sinks(reactor, options: Options) -> list:
-    """
-    The alert sinks the options ask for, besides the structured log, which
-    is always on.
-    """
-    sinks = []
-    if options["alert-file"]:
-        alert_file = JsonFileSink(os.path.abspath(options["alert-file"]))
-        alert_file.check()
-        sinks.append(alert_file)
-    if options["alert-webhook"]:
-        sinks.append(WebhookSink(options["alert-webhook"], Agent(reactor), reactor))
-    if options["alert-syslog"]:
-        sinks.append(SyslogSink(reactor, options["alert-syslog"]))
-    return sinks
-
-
-def limits(options: Options) -> Limits:
-    """
-    The per-source and global connection limits the options describe.
-    """
-    return Limits(
-        max_per_source=options["max-per-source"],
-        startups=options["max-startups"],
-        penalties=Penalties(
-            authfail=options["penalty-authfail"],
-            grace=options["penalty-grace"],
-            min=options["penalty-min"],
-            max=options["penalty-max"],
-            max_sources=options["penalty-sources"],
-        ),
-    )
-
-
-def _build(reactor, options: Options) -> SutoServer:
-    data = prepare_data_folder(options["data"])
-    hostname = options["hostname"] or socket.gethostname()
-    listen = tls_listen(data, hostname, options["listen"])
-    admin = options["admin"] or admin_endpoint_description(data)
-    extra_sources = [ShadowFile(options["shadow"])] if options["shadow"] else []
-    locations = (
-        Locations.from_file(options["locations"]) if options["locations"] else Locations()
-    )
-    sinks = alert_sinks(reactor, options)
-    master_key = MasterKey.load_or_create(os.path.join(data, MASTER_KEY_FILE))
-    store = SQLiteStore.open(os.path.join(data, DATABASE_FILE))
-    server = SutoServer(
-        reactor,
-        store=store,
-        extra_sources=extra_sources,
-        listen=[server_endpoint(reactor, listen)],
-        legacy_listen=(
-            server_endpoint(reactor, options["legacy-listen"])
-            if options["legacy-listen"]
-            else None
-        ),
-        admin=serverFromString(reactor, admin),
-        hostname=hostname,
-        hello_port=options["hello-port"],
-        hello_interface=options["hello-interface"],
-        auth_timeout=options["auth-timeout"],
-        exchange_timeout=options["exchange-timeout"],
-        check_timeout=options["check-timeout"],
-        hash_pool_size=options["hash-threads"],
-        cert_warn_days=options["cert-warn-days"],
-        master_key=master_key,
-        locations=locations,
-        max_enroll_attempts=options["enroll-attempts"],
-        rotation_interval=options["rotation-interval"],
-        rotation_grace=options["rotation-grace"],
-        fingerprint_alert=options["fingerprint-alert"],
-        offline_step=options["offline-step"],
-        offline_window=options["offline-window"],
-        sinks=sinks,
-        metrics_listen=(
-            serverFromString(reactor, options["metrics-listen"])
-            if options["metrics-listen"]
-            else None
-        ),
-        limits=limits(options),
-        login_grace=options["login-grace"],
-        limit_log_interval=options["limit-log-interval"],
-        hash_pending=options["hash-pending"],
-        database=DatabaseThread(reactor, store.sibling),
-    )
     ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)
     return server

@@ -23,10 +23,11 @@ from suto_server.audit.log import AuditLog
 from suto_server.cred.hashpool import HashPool, HashPoolBusy
 from suto_server.metrics import REJECTION_REASONS, ServerMetrics
 from suto_server.rules.rendezvous import Rendezvous, Verdict
-from suto_server.service import SutoServer
+from suto_server.settings import Listeners
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import AuditEvent
 from suto_server.store.sqlite import SQLiteStore
+from tests.support.server import make_server
 
 
 def _sample(metrics, name, **labels):
@@ -236,7 +237,7 @@ class StatusTests(SynchronousTestCase):
         alert raised since the server started.
         """
         clock = task.Clock()
-        server = SutoServer(clock, store=MemoryStore())
+        server = make_server(clock)
         server.metrics.state.offline = lambda: 4
         status = server.status()
         self.assertEqual((status["connected"], status["offline"]), (0, 4))
@@ -275,10 +276,11 @@ class ScrapeTests(TestCase):
         C{/metrics} in the text format the Prometheus parser reads, with
         the counts of what it has seen; the status lists the listener.
         """
-        server = SutoServer(
+        server = make_server(
             reactor,
-            store=MemoryStore(),
-            metrics_listen=serverFromString(reactor, "tcp:0:interface=127.0.0.1"),
+            listeners=Listeners(
+                metrics=serverFromString(reactor, "tcp:0:interface=127.0.0.1")
+            ),
         )
         server.startService()
         self.addCleanup(server.stopService)
@@ -328,10 +330,12 @@ class ScrapeTests(TestCase):
         """
         # The server closes the store when it stops.
         store = SQLiteStore.open(self.mktemp() + ".db")
-        server = SutoServer(
+        server = make_server(
             reactor,
             store=store,
-            metrics_listen=serverFromString(reactor, "tcp:0:interface=127.0.0.1"),
+            listeners=Listeners(
+                metrics=serverFromString(reactor, "tcp:0:interface=127.0.0.1")
+            ),
         )
         server.startService()
         self.addCleanup(server.stopService)
@@ -360,10 +364,9 @@ class ScrapeTests(TestCase):
         data = tempfile.mkdtemp(prefix="suto-st-")
         self.addCleanup(shutil.rmtree, data, True)
         sock = quoteStringArgument(os.path.join(data, "admin.sock"))
-        server = SutoServer(
+        server = make_server(
             reactor,
-            store=MemoryStore(),
-            admin=serverFromString(reactor, f"unix:{sock}:mode=600"),
+            listeners=Listeners(admin=serverFromString(reactor, f"unix:{sock}:mode=600")),
         )
         server.startService()
         self.addCleanup(server.stopService)

@@ -1,25 +1,27 @@
 """
 The assembly of the server: which listener serves which conversation, and
-the SIGHUP handler that reloads its certificate.
+what its settings say.
 """
 
-import os
-import signal
 import socket
 
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.protocol import Factory
-from twisted.internet.testing import MemoryReactor, MemoryReactorClock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import tap
-from suto_server.net import certificate
-from suto_server.net.tls import server_endpoint
-from suto_server.service import ReloadOnHangup, SutoServer
-from suto_server.store.memory import MemoryStore
+from suto_server.core import wire
+from suto_server.core.timing import silence_allowed
+from suto_server.settings import (
+    ENROLLMENT_OFF,
+    EnrollmentSettings,
+    Listeners,
+    Timing,
+)
 from tests.rules.test_enrollment import new_master_key
+from tests.support.server import make_server
 
 
 class _TLSEndpoint:
@@ -35,11 +37,10 @@ class ListenerTests(SynchronousTestCase):
     def server(self, listen):
         reactor = MemoryReactorClock()
         with capturedLogs() as events:
-            server = SutoServer(
+            server = make_server(
                 reactor,
-                store=MemoryStore(),
-                master_key=new_master_key(self),
-                listen=listen,
+                enrollment=EnrollmentSettings(new_master_key(self)),
+                listeners=Listeners(devices=tuple(listen)),
             )
         return server, events
 
@@ -55,8 +56,8 @@ class ListenerTests(SynchronousTestCase):
         [listener] = server.listeners
         factory = listener._factory
         self.assertEqual(
-            (factory.enrollment, factory.rotation, factory.reconnection, factory.tracking),
-            (None, None, None, None),
+            (factory.enrollment, factory.rotation),
+            (None, None),
         )
         self.assertTrue(
             any("plaintext" in event["log_format"] for event in events)
@@ -70,76 +71,13 @@ class ListenerTests(SynchronousTestCase):
         server, events = self.server([_TLSEndpoint()])
         [listener] = server.listeners
         factory = listener._factory
-        self.assertIs(factory.enrollment, server.enrollment)
-        self.assertIs(factory.rotation, server.rotation)
-        self.assertIs(factory.reconnection, server.reconnection)
-        self.assertIs(factory.tracking, server.tracking)
+        self.assertIs(factory.enrollment.enrollment, server.enrollment)
+        self.assertIs(factory.rotation.rotation, server.rotation)
+        self.assertIs(factory.rotation.reconnection, server.reconnection)
+        self.assertIs(factory.rotation.tracking, server.tracking)
         self.assertFalse(
             any("plaintext" in event.get("log_format", "") for event in events)
         )
-
-
-class TLSListenTests(SynchronousTestCase):
-    """
-    L{tap.tls_listen}: which certificate the TLS listener serves.
-    """
-
-    def setUp(self):
-        self.data = self.mktemp()
-        os.makedirs(self.data)
-
-    def generated(self):
-        return [
-            os.path.exists(os.path.join(self.data, name))
-            for name in (certificate.KEY_FILE, certificate.CERT_FILE)
-        ]
-
-    def test_default(self):
-        """
-        With no listener configured the server listens with TLS on port
-        2021, serving a certificate generated in the data folder with a
-        key only its owner can read.
-        """
-        with capturedLogs() as events:
-            description = tap.tls_listen(self.data, "it-srv1.example", None)
-        self.assertTrue(description.startswith("ssl:2021:privateKey="))
-        self.assertEqual(self.generated(), [True, True])
-        key = os.path.join(self.data, certificate.KEY_FILE)
-        self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
-        self.assertTrue(any("fingerprint" in event for event in events))
-
-    def test_interface_without_key(self):
-        """
-        An C{ssl:} listener that only binds an interface (here IPv6
-        loopback) serves the generated certificate: choosing where to
-        listen needs no certificate files.
-        """
-        description = tap.tls_listen(
-            self.data, "it-srv1.example", r"ssl:2021:interface=\:\:1"
-        )
-        self.assertEqual(self.generated(), [True, True])
-        reactor = MemoryReactor()
-        server_endpoint(reactor, description).listen(Factory())
-        [(port, _, _, interface)] = reactor.tcpServers
-        self.assertEqual((port, interface), (2021, "::1"))
-
-    def test_own_certificate(self):
-        """
-        A listener that names its key, by name or as its second argument,
-        and a listener that is not TLS, are used as they are, and no
-        certificate is generated.
-        """
-        for description in [
-            "ssl:2021:privateKey=/etc/suto/tls/key.pem:certKey=/etc/suto/tls/chain.pem",
-            "ssl:2021:/etc/suto/tls/both.pem",
-            r"ssl:port=2021:interface=\:\:1:privateKey=/etc/suto/tls/key.pem",
-            "tcp:2021",
-        ]:
-            self.assertEqual(
-                tap.tls_listen(self.data, "it-srv1.example", description),
-                description,
-            )
-        self.assertEqual(self.generated(), [False, False])
 
 
 class HostNameTests(SynchronousTestCase):
@@ -169,52 +107,68 @@ class HostNameTests(SynchronousTestCase):
         self.assertIn("--hostname", str(error))
 
 
-class ThreadCallRecorder:
-    """
-    A reactor that records what C{callFromThread} is asked to run.
-    """
-
-    def __init__(self):
-        self.calls = []
-
-    def callFromThread(self, f, *args, **kwargs):
-        self.calls.append((f, args, kwargs))
-
-
-class ReloadOnHangupTests(SynchronousTestCase):
-    """
-    L{ReloadOnHangup} while running owns the SIGHUP handler.
-    """
-
-    def setUp(self):
-        self.reactor = ThreadCallRecorder()
-        self.reloads = []
-        self.service = ReloadOnHangup(self.reactor, lambda: self.reloads.append(1))
-        self.previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        self.addCleanup(signal.signal, signal.SIGHUP, self.previous)
-
-    def test_hangup_reloads_on_the_reactor(self):
+class SettingsTests(SynchronousTestCase):
+    def test_enrollment_is_a_choice(self):
         """
-        The handler installed at start does not reload inside the signal
-        handler: it hands the reload to the reactor's C{callFromThread}.
+        A server enrolls only when given a master key, and one without
+        says so by L{ENROLLMENT_OFF}: then it has no enrollment, rotation,
+        reconnection or tracking rules.
         """
-        self.service.startService()
-        self.addCleanup(self.service.stopService)
-        handler = signal.getsignal(signal.SIGHUP)
-        handler(signal.SIGHUP, None)
-        self.assertEqual(self.reloads, [])
-        [(f, args, kwargs)] = self.reactor.calls
-        self.assertEqual((args, kwargs), ((), {}))
-        f()
-        self.assertEqual(self.reloads, [1])
+        self.assertFalse(ENROLLMENT_OFF.enabled)
+        self.assertTrue(EnrollmentSettings(new_master_key(self)).enabled)
+        server = make_server(MemoryReactorClock(), enrollment=ENROLLMENT_OFF)
+        self.assertEqual(
+            (server.enrollment, server.rotation, server.reconnection, server.tracking),
+            (None, None, None, None),
+        )
 
-    def test_stop_restores_previous_handler(self):
+    def test_idle_timeout(self):
         """
-        Stopping the service puts back the handler that was there before
-        it started.
+        A rotation connection may stay quiet for a profile's allowed
+        silence: the interval, its jitter and the grace.
         """
-        self.service.startService()
-        self.assertNotEqual(signal.getsignal(signal.SIGHUP), signal.SIG_IGN)
-        self.service.stopService()
-        self.assertEqual(signal.getsignal(signal.SIGHUP), signal.SIG_IGN)
-        self.assertEqual(self.reactor.calls, [])
+        timing = Timing(rotation_interval=60.0, rotation_grace=30.0)
+        self.assertEqual(timing.idle_timeout, silence_allowed(60.0, 30.0))
+        self.assertEqual(timing.idle_timeout, 60.0 * 1.1 + 30.0)
+
+    def test_options_parse_into_settings(self):
+        """
+        The timers and limits given on the command line reach the
+        settings the server is built from.
+        """
+        options = tap.Options()
+        options.parseOptions(
+            ["--auth-timeout", "7", "--rotation-interval", "120",
+             "--hash-threads", "3", "--login-grace", "0"]
+        )
+        self.assertEqual(
+            (options.timing.auth_timeout, options.timing.rotation_interval),
+            (7.0, 120.0),
+        )
+        self.assertEqual(
+            (options.capacity.hash_threads, options.capacity.login_grace), (3, 0.0)
+        )
+
+
+class LegacyListenerTests(SynchronousTestCase):
+    def test_legacy_listener(self):
+        """
+        The legacy listener speaks the 1.3.2 framing and only the classic
+        challenge, even on a server that enrolls, and the server warns
+        that it is on.
+        """
+        reactor = MemoryReactorClock()
+        with capturedLogs() as events:
+            server = make_server(
+                reactor,
+                enrollment=EnrollmentSettings(new_master_key(self)),
+                listeners=Listeners(legacy=TCP4ServerEndpoint(reactor, 2021)),
+            )
+        [listener] = server.listeners
+        factory = listener._factory
+        self.assertIs(factory.framing, wire.Framing.LEGACY)
+        self.assertEqual((factory.enrollment, factory.rotation), (None, None))
+        self.assertEqual(factory.offers(), frozenset())
+        self.assertTrue(
+            any("legacy listener is on" in event["log_format"] for event in events)
+        )

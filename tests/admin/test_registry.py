@@ -27,6 +27,7 @@ from suto_server.admin.api import admin_site
 from suto_server.locations import Location, Locations
 from suto_server.net.checks import CheckService
 from suto_server.service import SutoServer
+from suto_server.settings import ENROLLMENT_OFF, EnrollmentSettings, Network
 from suto_server.store.memory import MemoryStore
 from tests.audit import test_log as test_audit
 from tests.client.test_hello import _UDPReactor
@@ -53,11 +54,13 @@ def make_server(test, store=None):
     server = SutoServer(
         clock,
         store=store,
-        master_key=new_master_key(test),
-        locations=LOCATIONS,
-        hello_port=3030,
-        hello_interface="127.0.0.1",
-        check_timeout=1.5,
+        enrollment=EnrollmentSettings(new_master_key(test)),
+        network=Network(
+            hello_port=3030,
+            hello_interface="127.0.0.1",
+            check_timeout=1.5,
+            locations=LOCATIONS,
+        ),
     )
     store.open_window(WINDOW)
     store.complete_enrollment(replace(PROFILE, enrolled_at=NOW, last_seen=NOW))
@@ -136,7 +139,9 @@ class WiringTests(SynchronousTestCase):
         A server that does not rotate keys (no master key) tracks nothing
         and has no check service.
         """
-        server = SutoServer(MemoryReactorClock(), store=MemoryStore())
+        server = SutoServer(
+            MemoryReactorClock(), store=MemoryStore(), enrollment=ENROLLMENT_OFF
+        )
         self.assertIsNone(server.tracking)
         self.assertEqual([s for s in server if isinstance(s, CheckService)], [])
 

@@ -36,13 +36,14 @@ from suto_server.interfaces import IAlertSink
 from suto_server.rules.enrollment import EnrollmentRefused
 from suto_server.rules.rendezvous import Verdict
 from suto_server.rules.rotation import RotationRefused
-from suto_server.service import SutoServer
+from suto_server.settings import Alerting, EnrollmentSettings
 from suto_server.store import chain
 from suto_server.store.errors import StoreError
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import MAX_NAME, AuditEvent
 from suto_server.store.sqlite import SQLiteStore
 from tests.rules.test_enrollment import new_master_key
+from tests.support.server import make_server
 from tests.support.store_suite import (
     PROFILE,
     WINDOW,
@@ -686,11 +687,10 @@ class ServerWiringTests(SynchronousTestCase):
     def setUp(self):
         self.sink = RecordingSink()
         self.service_sink = ServiceSink()
-        self.server = SutoServer(
+        self.server = make_server(
             MemoryReactorClock(),
-            store=MemoryStore(),
-            master_key=new_master_key(self),
-            sinks=[self.sink, self.service_sink],
+            enrollment=EnrollmentSettings(new_master_key(self)),
+            alerting=Alerting(sinks=(self.sink, self.service_sink)),
         )
 
     def test_sinks(self):

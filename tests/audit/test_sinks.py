@@ -29,6 +29,7 @@ from zope.interface.verify import verifyObject
 from suto_server import tap
 from suto_server.audit.alerts import Alert
 from suto_server.audit.log import AuditLog
+from suto_server.audit.sinks import alert_sinks
 from suto_server.audit.sinks.jsonfile import JsonFileSink
 from suto_server.audit.sinks.log import LogSink
 from suto_server.audit.sinks.syslog import (
@@ -708,7 +709,12 @@ class OptionsTests(SynchronousTestCase):
     def sinks(self, *argv):
         options = tap.Options()
         options.parseOptions(list(argv))
-        return tap.alert_sinks(reactor, options)
+        return alert_sinks(
+            reactor,
+            file=options["alert-file"],
+            webhook=options["alert-webhook"],
+            syslog=options["alert-syslog"],
+        )
 
     def test_none(self):
         """

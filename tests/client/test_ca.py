@@ -44,8 +44,9 @@ from suto_client.tls import (
 from suto_server.core import schemes
 from suto_server.net.tls import server_endpoint
 from suto_server.rules.rendezvous import Verdict
-from suto_server.service import SutoServer
+from suto_server.settings import Listeners, Network, Timing
 from suto_server.store.memory import MemoryStore
+from tests.support.server import make_server
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 HOUR = datetime.timedelta(hours=1)
@@ -517,22 +518,24 @@ class MutualTLSEndToEndTests(TestCase):
         store = MemoryStore()
         store.add_user("alice", schemes.hash_password(PASSWORD), 0.0)
         clients = self.files.write("clients-ca.pem", self.client_authority.certificate)
-        self.server = SutoServer(
+        self.server = make_server(
             reactor,
             store=store,
-            listen=[
-                server_endpoint(
-                    reactor,
-                    listen_description(
-                        self.files.write("server.key", key),
-                        self.files.write("server.crt", self.server_certificate),
-                        f":caCerts={quoteStringArgument(clients)}"
-                        f":requireClientCert=yes",
+            listeners=Listeners(
+                devices=(
+                    server_endpoint(
+                        reactor,
+                        listen_description(
+                            self.files.write("server.key", key),
+                            self.files.write("server.crt", self.server_certificate),
+                            f":caCerts={quoteStringArgument(clients)}"
+                            f":requireClientCert=yes",
+                        ),
                     ),
                 )
-            ],
-            hello_interface=LOOPBACK,
-            auth_timeout=20,
+            ),
+            network=Network(hello_interface=LOOPBACK),
+            timing=Timing(auth_timeout=20),
         )
         self.server.startService()
         self.addCleanup(self.server.stopService)

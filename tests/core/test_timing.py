@@ -4,7 +4,6 @@ with them: the agent's waits, when it marks itself offline, and what the
 server allows before a connection is dead or a profile offline.
 """
 
-import inspect
 from random import Random
 
 from twisted.python import usage
@@ -21,8 +20,8 @@ from suto_server.core.timing import (
     next_due,
     silence_allowed,
 )
-from suto_server.phases.connection import ServerFactory
-from suto_server.service import SutoServer
+from suto_server.phases.rotation import RotationRules
+from suto_server.settings import Timing
 
 INTERVALS = [1.0, 10.0, 60.0, 3600.0]
 GRACES = [0.0, 5.0, 30.0]
@@ -141,24 +140,24 @@ class DefaultsAgreeTests(SynchronousTestCase):
 
     def test_service(self):
         """
-        L{SutoServer} defaults to the shared interval and grace.
+        The server's timing settings default to the shared interval and
+        grace, and allow a connection the shared silence.
         """
-        parameters = inspect.signature(SutoServer).parameters
+        settings = Timing()
+        self.assertEqual(settings.rotation_interval, DEFAULT_ROTATION_INTERVAL)
+        self.assertEqual(settings.rotation_grace, DEFAULT_ROTATION_GRACE)
         self.assertEqual(
-            parameters["rotation_interval"].default, DEFAULT_ROTATION_INTERVAL
-        )
-        self.assertEqual(
-            parameters["rotation_grace"].default, DEFAULT_ROTATION_GRACE
+            settings.idle_timeout,
+            silence_allowed(DEFAULT_ROTATION_INTERVAL, DEFAULT_ROTATION_GRACE),
         )
 
     def test_idle_timeout(self):
         """
-        A L{ServerFactory} lets a rotation connection stay quiet for the
-        default allowed silence unless told otherwise.
+        A rotation listener lets a connection stay quiet for the default
+        allowed silence unless told otherwise.
         """
-        parameters = inspect.signature(ServerFactory).parameters
         self.assertEqual(
-            parameters["idle_timeout"].default,
+            RotationRules(rotation=None).idle_timeout,
             silence_allowed(DEFAULT_ROTATION_INTERVAL, DEFAULT_ROTATION_GRACE),
         )
 

@@ -26,11 +26,12 @@ from suto_server.core import schemes
 from suto_server.net import certificate
 from suto_server.net.discovery import parse_targets
 from suto_server.rules.rendezvous import Verdict
-from suto_server.service import SutoServer
+from suto_server.settings import Listeners, Network, Timing
 from suto_server.store.sqlite import SQLiteStore
 from tests.audit import test_log as test_audit
 from tests.cred.test_shadow import line
 from tests.end_to_end.test_enrollment import EnrollmentFixture
+from tests.support.server import make_server
 
 PASSWORDS = {"alice": "alice's secret", "yves": "yescrypt pw", "bob": "bcrypt pw"}
 SCHEMES = {"alice": ("sha512_crypt", None), "yves": ("yescrypt", None), "bob": ("bcrypt", 4)}
@@ -54,23 +55,25 @@ class EndToEndTests(TestCase):
         )
         with open(cert, "rb") as handle:
             self.pin = certificate.describe(handle.read()).fingerprint
-        self.server = SutoServer(
+        self.server = make_server(
             reactor,
             store=store,
-            listen=[
-                serverFromString(
+            listeners=Listeners(
+                devices=(
+                    serverFromString(
+                        reactor,
+                        f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(key)}"
+                        f":certKey={quoteStringArgument(cert)}",
+                    ),
+                ),
+                legacy=serverFromString(reactor, "tcp:0:interface=127.0.0.1"),
+                admin=serverFromString(
                     reactor,
-                    f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(key)}"
-                    f":certKey={quoteStringArgument(cert)}",
-                )
-            ],
-            legacy_listen=serverFromString(reactor, "tcp:0:interface=127.0.0.1"),
-            admin=serverFromString(
-                reactor,
-                f"unix:{quoteStringArgument(os.path.join(self.data, 'admin.sock'))}:mode=600",
+                    f"unix:{quoteStringArgument(os.path.join(self.data, 'admin.sock'))}:mode=600",
+                ),
             ),
-            hostname="suto-test",
-            auth_timeout=10,
+            network=Network(hostname="suto-test"),
+            timing=Timing(auth_timeout=10),
         )
         self.server.startService()
         self.addCleanup(self.server.stopService)

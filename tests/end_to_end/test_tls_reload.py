@@ -42,8 +42,9 @@ from suto_server.core import schemes, wire
 from suto_server.net import certificate
 from suto_server.net.tls import server_endpoint
 from suto_server.rules.rendezvous import Verdict
-from suto_server.service import SutoServer
+from suto_server.settings import Listeners, Network, Timing
 from suto_server.store.memory import MemoryStore
+from tests.support.server import make_server
 
 LOOPBACK = "127.0.0.1"
 PASSWORD = "alice's secret"
@@ -97,24 +98,26 @@ class ReloadEndToEndTests(TestCase):
         self.new_pin = _pin_of(self.new_cert)
         store = MemoryStore()
         store.add_user("alice", schemes.hash_password(PASSWORD), 0.0)
-        self.server = SutoServer(
+        self.server = make_server(
             reactor,
             store=store,
-            listen=[
-                server_endpoint(
+            listeners=Listeners(
+                devices=(
+                    server_endpoint(
+                        reactor,
+                        f"ssl:0:interface={LOOPBACK}"
+                        f":privateKey={quoteStringArgument(self.key)}"
+                        f":certKey={quoteStringArgument(self.cert)}",
+                    ),
+                ),
+                admin=serverFromString(
                     reactor,
-                    f"ssl:0:interface={LOOPBACK}"
-                    f":privateKey={quoteStringArgument(self.key)}"
-                    f":certKey={quoteStringArgument(self.cert)}",
-                )
-            ],
-            admin=serverFromString(
-                reactor,
-                f"unix:{quoteStringArgument(os.path.join(self.data, 'admin.sock'))}"
-                f":mode=600",
+                    f"unix:{quoteStringArgument(os.path.join(self.data, 'admin.sock'))}"
+                    f":mode=600",
+                ),
             ),
-            hello_interface=LOOPBACK,
-            auth_timeout=30,
+            network=Network(hello_interface=LOOPBACK),
+            timing=Timing(auth_timeout=30),
         )
         self.server.startService()
         self.addCleanup(self.server.stopService)

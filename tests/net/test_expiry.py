@@ -25,7 +25,9 @@ from suto_server.net.expiry import (
 )
 from suto_server.net.tls import server_endpoint
 from suto_server.service import SutoServer
+from suto_server.settings import Alerting, Listeners
 from suto_server.store.memory import MemoryStore
+from tests.support.server import make_server
 
 #: The clock's time in every test: 2030-01-01T00:00:00Z.
 NOW = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
@@ -243,8 +245,12 @@ class ServerWiringTests(SynchronousTestCase):
             f":certKey={quoteStringArgument(cert)}",
         )
 
-    def server(self, **kwargs) -> SutoServer:
-        return SutoServer(self.reactor, store=MemoryStore(), **kwargs)
+    def server(self, listen=(), cert_warn_days=DEFAULT_WARN_DAYS) -> SutoServer:
+        return make_server(
+            self.reactor,
+            listeners=Listeners(devices=tuple(listen)),
+            alerting=Alerting(cert_warn_days=cert_warn_days),
+        )
 
     def test_watches_tls_listener(self):
         """

@@ -14,6 +14,7 @@ from suto_server.core import libxcrypt, schemes, wire
 from suto_server.cred.checkers import SaltedChallengeChecker
 from suto_server.cred.hashpool import HashPoolBusy
 from suto_server.cred.realm import SutoRealm
+from suto_server.phases.classic import ClassicRules
 from suto_server.phases.connection import ServerFactory
 from suto_server.rules.rendezvous import Rendezvous, Verdict
 
@@ -71,15 +72,17 @@ class ProtocolTestsMixin:
         portal = Portal(SutoRealm(), [SaltedChallengeChecker(self.source, self.pool)])
         self.factory = ServerFactory(
             framing=self.framing,
-            rendezvous=self.rendezvous,
-            portal=portal,
-            salt_for=lambda user: (
-                schemes.salt_of(self.source.hash_for(user))
-                if self.source.hash_for(user)
-                else None
-            ),
-            make_rsalt=lambda: RSALT,
             clock=self.clock,
+            classic=ClassicRules(
+                self.rendezvous,
+                portal,
+                salt_for=lambda user: (
+                    schemes.salt_of(self.source.hash_for(user))
+                    if self.source.hash_for(user)
+                    else None
+                ),
+                make_rsalt=lambda: RSALT,
+            ),
             exchange_timeout=10,
         )
         self.outcomes = []

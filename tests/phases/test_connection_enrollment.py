@@ -19,7 +19,9 @@ from suto_server.core import keyschedule, schemes, wire
 from suto_server.cred.checkers import SaltedChallengeChecker
 from suto_server.cred.realm import SutoRealm
 from suto_server.locations import Location
+from suto_server.phases.classic import ClassicRules
 from suto_server.phases.connection import ServerFactory
+from suto_server.phases.enrollment import EnrollmentRules
 from suto_server.rules.enrollment import Enrollment, WindowHashSource
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.store.memory import MemoryStore
@@ -74,14 +76,16 @@ class ListenerMixin:
         )
         return ServerFactory(
             framing=wire.Framing.FRAMED,
-            rendezvous=self.rendezvous,
-            portal=classic,
-            salt_for=lambda user: None,
-            make_rsalt=lambda: RSALT,
             clock=self.clock,
+            classic=ClassicRules(
+                self.rendezvous, classic, lambda user: None, lambda: RSALT
+            ),
             exchange_timeout=EXCHANGE_TIMEOUT,
-            enrollment=enrollment,
-            enrollment_portal=one_time if enrollment is not None else None,
+            enrollment=(
+                EnrollmentRules(enrollment, one_time)
+                if enrollment is not None
+                else None
+            ),
         )
 
     def open_window(self, timeout=WINDOW_TIMEOUT):

@@ -7,6 +7,7 @@ rotation, the timeouts around it, and what a broken conversation counts.
 
 import base64
 import itertools
+from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.cred.portal import Portal
@@ -22,7 +23,9 @@ from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
 from suto_server.cred.checkers import SaltedChallengeChecker
 from suto_server.cred.realm import SutoRealm
+from suto_server.phases.classic import ClassicRules
 from suto_server.phases.connection import ServerFactory
+from suto_server.phases.rotation import RotationRules
 from suto_server.rules.reconnection import DEFAULT_STEP, Reconnection
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.rotation import Rotation
@@ -111,14 +114,19 @@ class RotationListenerMixin:
         pool = ImmediatePool()
         return ServerFactory(
             framing=wire.Framing.FRAMED,
-            rendezvous=Rendezvous(self.clock, timeout=5),
-            portal=Portal(SutoRealm(), [SaltedChallengeChecker(DictSource({}), pool)]),
-            salt_for=lambda user: None,
-            make_rsalt=lambda: "$6$ABCDEFGHIJKLMNOP",
             clock=self.clock,
+            classic=ClassicRules(
+                Rendezvous(self.clock, timeout=5),
+                Portal(SutoRealm(), [SaltedChallengeChecker(DictSource({}), pool)]),
+                lambda user: None,
+                lambda: "$6$ABCDEFGHIJKLMNOP",
+            ),
             exchange_timeout=EXCHANGE_TIMEOUT,
-            rotation=rotation,
-            idle_timeout=IDLE_TIMEOUT,
+            rotation=(
+                RotationRules(rotation, idle_timeout=IDLE_TIMEOUT)
+                if rotation is not None
+                else None
+            ),
         )
 
     def connect(self, factory=None):
@@ -458,7 +466,7 @@ class ReconnectListenerMixin(RotationListenerMixin):
         self.reconnection = Reconnection(
             self.store, rotation, AuditLog(self.store)
         )
-        factory.reconnection = self.reconnection
+        factory.rotation = replace(factory.rotation, reconnection=self.reconnection)
         return factory
 
     def step(self):
@@ -733,7 +741,7 @@ class ReconnectTrackingTests(ReconnectListenerMixin, SynchronousTestCase):
     def setUp(self):
         super().setUp()
         self.tracking = RecordingTracking()
-        self.factory.tracking = self.tracking
+        self.factory.rotation = replace(self.factory.rotation, tracking=self.tracking)
         self.store.mark_offline(["alice"], NOW)
 
     def test_admitted(self):

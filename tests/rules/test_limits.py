@@ -21,6 +21,7 @@ from suto_server.cred.checkers import SaltedChallengeChecker
 from suto_server.cred.realm import SutoRealm
 from suto_server.metrics import ServerMetrics
 from suto_server.net.tls import _RefusingTLSFactory
+from suto_server.phases.classic import ClassicRules
 from suto_server.phases.connection import ServerFactory
 from suto_server.rules.limits import (
     OPEN_GATE,
@@ -448,11 +449,13 @@ class ProtocolGateTests(SynchronousTestCase):
         )
         self.factory = ServerFactory(
             framing=wire.Framing.FRAMED,
-            rendezvous=Rendezvous(self.clock),
-            portal=Portal(SutoRealm(), [SaltedChallengeChecker({}, None)]),
-            salt_for=lambda user: None,
-            make_rsalt=lambda: "$6$ABCDEFGHIJKLMNOP",
             clock=self.clock,
+            classic=ClassicRules(
+                Rendezvous(self.clock),
+                Portal(SutoRealm(), [SaltedChallengeChecker({}, None)]),
+                lambda user: None,
+                lambda: "$6$ABCDEFGHIJKLMNOP",
+            ),
             exchange_timeout=10,
             gate=self.gate,
         )
@@ -508,11 +511,8 @@ class ProtocolGateTests(SynchronousTestCase):
         """
         factory = ServerFactory(
             framing=wire.Framing.FRAMED,
-            rendezvous=Rendezvous(self.clock),
-            portal=None,
-            salt_for=lambda user: None,
-            make_rsalt=lambda: "",
             clock=self.clock,
+            classic=ClassicRules(Rendezvous(self.clock), None, lambda user: None, lambda: ""),
         )
         self.assertIs(factory.gate, OPEN_GATE)
         for _ in range(3):
@@ -549,7 +549,7 @@ class OptionsTests(SynchronousTestCase):
         """
         options = tap.Options()
         options.parseOptions([])
-        limits = tap.limits(options)
+        limits = options.capacity
         self.assertEqual(limits.max_per_source, 32)
         self.assertEqual(limits.startups, MaxStartups(100, 30, 1000))
         self.assertEqual(limits.penalties, Penalties(5.0, 10.0, 15.0, 600.0, 65536))
@@ -569,7 +569,7 @@ class OptionsTests(SynchronousTestCase):
              "--penalty-authfail", "0", "--penalty-grace", "3",
              "--penalty-min", "20", "--penalty-max", "60", "--penalty-sources", "10"]
         )
-        limits = tap.limits(options)
+        limits = options.capacity
         self.assertEqual(limits.max_per_source, 0)
         self.assertEqual(limits.startups, MaxStartups(10, 50, 20))
         self.assertEqual(limits.penalties, Penalties(0.0, 3.0, 20.0, 60.0, 10))

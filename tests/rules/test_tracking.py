@@ -6,6 +6,7 @@ transports; the audit log is a recording fake; the store is in memory.
 """
 
 import ipaddress
+from dataclasses import replace
 
 from twisted.internet import error
 from twisted.internet.address import IPv4Address
@@ -444,12 +445,15 @@ class TrackedRotationTests(RotationListenerMixin, SynchronousTestCase):
         self.udp = _UDPReactor()
         self.audit = RecordingAudit()
         self.live = LiveSessions()
-        self.factory.tracking = Tracking(
-            self.store,
-            self.audit,
-            self.live,
-            CheckService(self.udp),
-            Locations(),
+        self.factory.rotation = replace(
+            self.factory.rotation,
+            tracking=Tracking(
+                self.store,
+                self.audit,
+                self.live,
+                CheckService(self.udp),
+                Locations(),
+            ),
         )
 
     def connect_from(self, address):

@@ -21,13 +21,14 @@ from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from suto_server.service import SutoServer
+from suto_server.settings import EnrollmentSettings
 from suto_server.store.dbthread import DatabaseThread
 from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
 from suto_server.store.sqlite import SQLiteStore
 from tests.rules.test_enrollment import new_master_key
+from tests.support.server import make_server
 from tests.support.store_suite import (
     _profile,
     _window,
@@ -221,10 +222,10 @@ class ServerDatabaseTests(SynchronousTestCase):
         self.store = MemoryStore()
         self.record = []
         self.database = RecordingDatabase(self.store, self.record)
-        self.server = SutoServer(
+        self.server = make_server(
             self.reactor,
             store=self.store,
-            master_key=new_master_key(self),
+            enrollment=EnrollmentSettings(new_master_key(self)),
             database=self.database,
         )
         self.server.hello.startService = lambda: self.record.append("hello started")

@@ -1,0 +1,113 @@
+"""
+The rules that give devices keys and keep them: enrollment, rotation,
+reconnection and port tracking, all under the one master key.
+
+They come and go together: a server with a master key runs all of them
+(and the check packets and the offline sweep they need), a server
+without one runs none, and only TLS listeners offer them to devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.cred.portal import Portal
+
+from suto_server.cred.checkers import SaltedChallengeChecker
+from suto_server.cred.realm import SutoRealm
+from suto_server.net.checks import CheckService
+from suto_server.phases.enrollment import EnrollmentRules
+from suto_server.phases.rotation import RotationRules
+from suto_server.rules.enrollment import Enrollment, WindowHashSource
+from suto_server.rules.offline import OfflineWatch
+from suto_server.rules.reconnection import Reconnection
+from suto_server.rules.rotation import Rotation
+from suto_server.rules.tracking import Tracking
+from suto_server.settings import Alerting, EnrollmentSettings, Network, Timing
+
+
+@dataclass(frozen=True)
+class KeyRules:
+    """
+    The rules of a server with a master key.
+
+    @ivar portal: checks enrollments' one-time password responses.
+    """
+
+    enrollment: Enrollment
+    rotation: Rotation
+    reconnection: Reconnection
+    tracking: Tracking
+    portal: Portal
+
+    def phases(self, timing: Timing) -> dict:
+        """
+        What a TLS listener's factory takes to offer enrollment and
+        rotation connections: its C{enrollment} and C{rotation} arguments.
+        """
+        return {
+            "enrollment": EnrollmentRules(self.enrollment, self.portal),
+            "rotation": RotationRules(
+                self.rotation,
+                self.reconnection,
+                self.tracking,
+                # An agent rotates every interval, up to 10% late by its
+                # jitter; past that and the grace the connection is dead.
+                idle_timeout=timing.idle_timeout,
+            ),
+        }
+
+
+def key_rules(
+    reactor,
+    parent,
+    *,
+    store,
+    audit,
+    live,
+    hash_pool,
+    committer,
+    locations,
+    settings: EnrollmentSettings,
+    network: Network,
+    timing: Timing,
+    alerting: Alerting,
+) -> KeyRules:
+    """
+    Build the rules of a server with a master key, running the services
+    they need (check packets, the offline sweep) under C{parent}.
+
+    @param live: the live rotation connections (L{LiveSessions}).
+    @param committer: the rotations' group commit.
+    @param settings: enabled L{EnrollmentSettings}.
+    """
+    # Checks go to the port the agents listen on for hellos.
+    checks = CheckService(
+        reactor, network.hello_port, network.check_timeout, network.hello_interface
+    )
+    checks.setServiceParent(parent)
+    tracking = Tracking(store, audit, live, checks, locations)
+    rotation = Rotation(
+        store,
+        settings.master_key,
+        committer,
+        alerting.fingerprint_alert,
+        audit=audit,
+    )
+    reconnection = Reconnection(
+        store, rotation, audit, timing.offline_step, timing.offline_window
+    )
+    OfflineWatch(
+        reactor,
+        store,
+        timing.rotation_interval,
+        timing.rotation_grace,
+        live.__contains__,
+    ).setServiceParent(parent)
+    enrollment = Enrollment(
+        store, settings.master_key, hash_pool, settings.max_attempts, audit=audit
+    )
+    portal = Portal(
+        SutoRealm(), [SaltedChallengeChecker(WindowHashSource(store), hash_pool)]
+    )
+    return KeyRules(enrollment, rotation, reconnection, tracking, portal)

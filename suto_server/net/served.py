@@ -1,0 +1,117 @@
+"""
+The certificates the TLS listeners serve, and their reload: on the admin
+API's request, or when the daemon is sent SIGHUP (the signal operators,
+and certificate renewal hooks, already send daemons to re-read files).
+"""
+
+from __future__ import annotations
+
+import signal
+
+from twisted.application.service import Service
+from twisted.logger import Logger
+
+from suto_server.net.tls import TLSConfigurationError
+
+
+def _certificate_json(info) -> dict:
+    return {
+        "subject": info.subject,
+        "fingerprint": info.fingerprint,
+        "not_after": info.not_after.isoformat(),
+    }
+
+
+class ServedCertificates:
+    """
+    The certificates of the server's TLS listeners.
+
+    @ivar served: the listeners' TLS configurations (what
+        L{suto_server.net.tls.server_endpoint} gives each endpoint as
+        C{tls}).
+    """
+
+    log = Logger()
+
+    def __init__(self, clock, served: list, audit) -> None:
+        self._clock = clock
+        self.served = served
+        self._audit = audit
+
+    @classmethod
+    def of(cls, clock, endpoints, audit) -> ServedCertificates:
+        """
+        The certificates served on those of C{endpoints} that are TLS.
+        """
+        served = [
+            endpoint.tls
+            for endpoint in endpoints
+            if getattr(endpoint, "tls", None) is not None
+        ]
+        return cls(clock, served, audit)
+
+    def describe(self) -> list[dict]:
+        """
+        Each certificate's subject, fingerprint and expiry.
+        """
+        return [_certificate_json(tls.certificate_info()) for tls in self.served]
+
+    def fingerprints(self) -> list[str]:
+        return [tls.certificate_info().fingerprint for tls in self.served]
+
+    def reload(self) -> list:
+        """
+        Re-read every TLS listener's key and certificate (after a renewal).
+        Live connections keep the certificate they started with; a listener
+        whose new files are bad keeps its old certificate.  Each reload, and
+        each that failed, goes to the audit log.
+
+        @return: one dictionary per listener: the new certificate's subject,
+            fingerprint and expiry, or the error that kept the old one.
+        """
+        results = []
+        now = self._clock.seconds()
+        for tls in self.served:
+            try:
+                info = tls.reload()
+            except TLSConfigurationError as error:
+                self.log.error(
+                    "certificate reload failed, keeping the old one: {error}",
+                    error=str(error),
+                )
+                results.append({"error": str(error)})
+                event = "certificate_reload_failed"
+                reason = "the new files could not be used; the old ones stay"
+            else:
+                results.append(_certificate_json(info))
+                event = "certificate_reloaded"
+                reason = (
+                    f"now serving sha256 {info.fingerprint}, valid until "
+                    f"{info.not_after.isoformat()}"
+                )
+            self._audit.record(now, event, None, None, reason)
+        return results
+
+
+class ReloadOnHangup(Service):
+    """
+    Reload the TLS certificates on SIGHUP, the signal operators (and
+    certificate renewal hooks) already send daemons to re-read files.
+    """
+
+    def __init__(self, reactor, reload) -> None:
+        self._reactor = reactor
+        self._reload = reload
+        self._previous = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._previous = signal.signal(signal.SIGHUP, self._hangup)
+
+    def _hangup(self, signum, frame) -> None:
+        # Signal handlers run between bytecodes; do the work on the reactor.
+        self._reactor.callFromThread(self._reload)
+
+    def stopService(self):
+        super().stopService()
+        signal.signal(signal.SIGHUP, self._previous or signal.SIG_DFL)

@@ -1,0 +1,109 @@
+"""
+What every phase's driver shares: carrying out its machine's actions.
+
+A driver owns one phase of one connection: it feeds the machine what the
+connection decoded, and carries out the actions the machine returns
+against the rules (and the connection, for writing and closing).  Each
+driver names its actions in a table from action class to method, so one
+dictionary lookup replaces a chain of C{isinstance} tests, and an action
+a driver does not know is a C{KeyError} at once rather than a silent
+drop.
+
+The connection a driver works on provides C{send(message)}, C{close()},
+C{setTimeout(seconds)}, C{clock}, C{source} (the peer's address),
+C{ticket} (the connection gate's) and C{lost} (the peer went away).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from twisted.cred.error import UnauthorizedLogin
+from twisted.logger import Logger
+
+from suto_server.core.machine import Close, Send
+from suto_server.cred.credentials import SaltedChallenge
+from suto_server.cred.hashpool import HashPoolBusy
+from suto_server.cred.realm import IAuthenticatedUser
+from suto_server.machines.classic import Verify
+
+
+class Driver:
+    """
+    The base of the phases' drivers.
+
+    @cvar ACTIONS: the methods (by name) that carry out each action class
+        the machine returns.
+    @ivar machine: the phase's machine.
+    @ivar user: the user (or profile) this phase is for.
+    """
+
+    log = Logger()
+
+    ACTIONS: ClassVar[dict[type, str]] = {Send: "_send", Close: "_close"}
+
+    def __init__(self, connection, machine, user: str | None) -> None:
+        self.connection = connection
+        self.machine = machine
+        self.user = user
+
+    def receive(self, message) -> None:
+        self.perform(self.machine.receive(message))
+
+    def protocol_error(self, error) -> None:
+        self.perform(self.machine.protocol_error(error))
+
+    def connection_lost(self) -> None:
+        """The peer went away; by default the phase has nothing to undo."""
+
+    def perform(self, actions: list) -> None:
+        for action in actions:
+            getattr(self, self.ACTIONS[type(action)])(action)
+
+    def _send(self, action: Send) -> None:
+        self.connection.send(action.message)
+
+    def _close(self, action: Close) -> None:
+        self.connection.close()
+
+
+class VerifyingDriver(Driver):
+    """
+    A driver whose machine asks for a response to be checked (L{Verify})
+    through a cred portal, and takes the answer through C{verified} and
+    C{unavailable}.
+
+    @ivar portal: the portal that checks this phase's responses.
+    """
+
+    ACTIONS = {**Driver.ACTIONS, Verify: "_verify"}
+
+    def __init__(self, connection, machine, user: str, portal) -> None:
+        super().__init__(connection, machine, user)
+        self.portal = portal
+
+    def _verify(self, action: Verify) -> None:
+        # While the portal works the connection stays lockstep-quiet; the
+        # exchange timeout keeps running so a stuck check still ends.
+        credentials = SaltedChallenge(self.user, action.rsalt, action.response)
+        d = self.portal.login(credentials, None, IAuthenticatedUser)
+        d.addCallbacks(self._login_succeeded, self._login_failed)
+
+    def _login_succeeded(self, result) -> None:
+        if not self.connection.lost:
+            self.perform(self.machine.verified(True))
+
+    def _login_failed(self, failure) -> None:
+        if self.connection.lost:
+            return
+        if failure.check(UnauthorizedLogin):
+            self.perform(self.machine.verified(False))
+        elif failure.check(HashPoolBusy):
+            self.perform(self.machine.unavailable("hash pool saturated"))
+        else:
+            self.log.failure(
+                "checking the response for {user} failed",
+                failure,
+                user=self.user,
+            )
+            self.perform(self.machine.unavailable("internal error"))

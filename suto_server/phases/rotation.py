@@ -1,0 +1,282 @@
+"""
+The rotation connection's driver: a device's agent keeps one connection
+open and rotates its key on it, in lockstep, by L{RotationSession}.
+
+Before a rotation begins the driver asks the rules in order: the
+reconnection rules (a blacklisted profile, or one marked offline that has
+not reconnected, may not rotate), the rotation rules (is the presented key
+the profile's?), and the port tracking (may this connection, from this
+address, serve the profile?); only then does the rotation rules' C{begin}
+derive the next key.  A reconnection is checked under the offline key and
+admitted by the tracking the same way, and lets one rotation follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.internet.defer import succeed
+
+from suto_server.core import timing, wire
+from suto_server.machines.rotation import (
+    Abandon,
+    Begin,
+    Commit,
+    Reconnect,
+    RotationSession,
+)
+from suto_server.phases.driver import Driver
+from suto_server.rules.reconnection import Reconnection, ReconnectRefused
+from suto_server.rules.rotation import Rotation, RotationRefused
+from suto_server.rules.tracking import Tracking
+
+
+@dataclass(frozen=True)
+class RotationRules:
+    """
+    What rotation connections need, on a listener that rotates keys.
+
+    @ivar rotation: the key rotation rules.
+    @ivar reconnection: the offline and blacklist rules, or L{None} where
+        profiles may not reconnect (nor ask for the server's time).
+    @ivar tracking: the port-tracking rules, or L{None} to admit rotation
+        connections from anywhere.
+    @ivar idle_timeout: seconds a rotation connection may stay quiet
+        between rotations (the rotation interval, its jitter, and grace).
+    """
+
+    rotation: Rotation
+    reconnection: Reconnection | None = None
+    tracking: Tracking | None = None
+    idle_timeout: float = timing.silence_allowed(
+        timing.DEFAULT_ROTATION_INTERVAL, timing.DEFAULT_ROTATION_GRACE
+    )
+
+
+def tell_time(connection, reconnection: Reconnection) -> None:
+    """
+    A client derives its offline key for the server's time step, whatever
+    its own clock says: send it the time and the step.
+    """
+    connection.send(
+        wire.ServerTime(int(connection.clock.seconds()), reconnection.step)
+    )
+
+
+class RotationDriver(Driver):
+    """
+    Carries out L{RotationSession}'s actions for the profile C{user}.
+    """
+
+    ACTIONS = {
+        **Driver.ACTIONS,
+        Begin: "_begin",
+        Reconnect: "_reconnect",
+        Commit: "_commit",
+        Abandon: "_abandon",
+    }
+
+    def __init__(self, connection, rules: RotationRules, user: str) -> None:
+        super().__init__(connection, RotationSession(user), user)
+        self._rules = rules
+        self._pending = None
+        self._admitted = False
+        # A rotation's commit is on its way to the store.
+        self._committing = False
+        self._offline_step = None
+
+    def connection_lost(self) -> None:
+        self.perform(self.machine.connection_lost())
+        if self._admitted and self._rules.tracking is not None:
+            # A commit on its way still proves the move it completes.
+            self._rules.tracking.detach(
+                self.user, self.connection, keep_move=self._committing
+            )
+
+    def _abandon(self, action: Abandon) -> None:
+        self._rules.rotation.failed(
+            self.user,
+            self.connection.source,
+            action.reason,
+            self.connection.clock.seconds(),
+        )
+
+    def _begin(self, action: Begin) -> None:
+        """
+        Check the presented key, then (for a connection that is not yet the
+        profile's live one) the profile's location, then derive the next
+        key.
+        """
+        message = action.message
+        connection = self.connection
+        connection.ticket.rotation_started()
+        rotation = self._rules.rotation
+        reconnection = self._rules.reconnection
+        tracking = self._rules.tracking
+        now = connection.clock.seconds()
+        source = connection.source
+        try:
+            if reconnection is not None:
+                reconnection.check_rotation(
+                    message.user,
+                    message.key_id,
+                    source,
+                    now,
+                    reconnected=self._offline_step is not None,
+                )
+        except ReconnectRefused:
+            self.perform(self.machine.denied())
+            return
+        try:
+            profile, presented = rotation.check_key(
+                message.user, message.key_id, source, now
+            )
+        except RotationRefused:
+            self.perform(self.machine.refused())
+            return
+        # Admitted at once, begin runs in this turn and can use the key
+        # just checked; after a wait for the tracker it checks again, as
+        # another connection may have rotated the profile meanwhile.
+        checked = None
+        if tracking is None or self._admitted:
+            admitted = succeed(True)
+            checked = (profile, presented)
+        else:
+            current, previous = rotation.held_keys(profile)
+            admitted = tracking.admit(
+                profile,
+                current,
+                source,
+                connection,
+                now,
+                previous=previous,
+                proven=False,
+            )
+
+        def begin(admit: bool) -> None:
+            if connection.lost:
+                if admit and tracking is not None:
+                    # Admitted after it hung up: it is not live.
+                    tracking.detach(self.user, connection)
+                return
+            if not admit:
+                self.perform(self.machine.refused())
+                return
+            self._admitted = True
+            try:
+                self._pending = rotation.begin(
+                    message.user,
+                    message.key_id,
+                    message.junk,
+                    message.public,
+                    source,
+                    connection.clock.seconds(),
+                    offline_step=self._offline_step,
+                    checked=checked,
+                )
+            except RotationRefused:
+                self.perform(self.machine.refused())
+            else:
+                connection.setTimeout(connection.exchange_timeout)
+                self.perform(
+                    self.machine.started(self._pending.server_public, self._pending.ok)
+                )
+
+        admitted.addCallback(begin).addErrback(self._broke)
+
+    def _reconnect(self, action: Reconnect) -> None:
+        """
+        A client that marked itself offline came back: check its offline
+        key, then (from a new address) the profile's location, then let
+        one rotation follow.
+        """
+        reconnection = self._rules.reconnection
+        if reconnection is None:
+            self.perform(self.machine.refused())
+            return
+        connection = self.connection
+        try:
+            accepted = reconnection.reconnect(
+                action.message, connection.source, connection.clock.seconds()
+            )
+        except ReconnectRefused as refusal:
+            if refusal.reason == "unknown_key":
+                self.perform(self.machine.refused())
+            else:
+                self.perform(self.machine.denied())
+            return
+        tracking = self._rules.tracking
+        if tracking is None:
+            admitted = succeed(True)
+        else:
+            admitted = tracking.admit(
+                accepted.profile,
+                accepted.key,
+                connection.source,
+                connection,
+                connection.clock.seconds(),
+                previous=accepted.previous,
+                proven=True,
+            )
+
+        def answer(admit: bool) -> None:
+            if connection.lost:
+                return
+            if not admit:
+                self.perform(self.machine.refused())
+                return
+            self._admitted = tracking is not None
+            self._offline_step = accepted.step
+            self.perform(self.machine.reconnected(accepted.ok))
+
+        admitted.addCallback(answer).addErrback(self._broke)
+
+    def _broke(self, failure) -> None:
+        self.log.failure("rotation for {user} failed", failure, user=self.user)
+        if not self.connection.lost:
+            self.perform(self.machine.unavailable("internal error"))
+
+    def _commit(self, action: Commit) -> None:
+        connection = self.connection
+        try:
+            d = self._rules.rotation.acknowledge(
+                self._pending,
+                action.sealed,
+                connection.source,
+                connection.clock.seconds(),
+            )
+        except RotationRefused:
+            self.perform(self.machine.rejected())
+            return
+        self._pending = None
+        self._committing = True
+        tracking = self._rules.tracking
+
+        def committed(done: bytes) -> None:
+            self._committing = False
+            if tracking is not None:
+                # The acknowledgement proved the key and the fingerprint.
+                tracking.proven(connection, connection.clock.seconds())
+            if not connection.lost:
+                # Quiet until the next rotation is due, plus its grace.
+                connection.setTimeout(self._rules.idle_timeout)
+                self.perform(self.machine.committed(done))
+                connection.ticket.rotated()
+
+        def failed(failure) -> None:
+            self._committing = False
+            if tracking is not None:
+                tracking.forget(connection)
+            if connection.lost:
+                return
+            if failure.check(RotationRefused):
+                self.perform(self.machine.rejected())
+            else:
+                self.log.failure(
+                    "committing a rotation for {user} failed",
+                    failure,
+                    user=self.user,
+                )
+                self.perform(self.machine.unavailable("the commit failed"))
+
+        d.addCallbacks(committed, failed)
