@@ -243,6 +243,7 @@ class SutoServer(MultiService):
             [LogSink(), *sinks],
             observers=[self.metrics.audited, self.gate.audited, self._note_alert],
             append=self._audit_appends(),
+            clock=reactor,
         )
         for sink in sinks:
             if IService.providedBy(sink):
@@ -532,6 +533,7 @@ class SutoServer(MultiService):
         super().startService()
 
     def stopService(self):
+        self.audit.flush_alerts()
         d = super().stopService()
         if self._database is not None:
             d.addBoth(self._stop_database)
