@@ -449,6 +449,8 @@ class SutoServer(MultiService):
                 f"{'it' if source == host else source} is refused for "
                 f"{until - now:.0f} s",
                 (where,),
+                # Unproven: failing often is open to any peer.
+                unproven=True,
             )
         except StoreError:
             self.log.failure(
