@@ -31,6 +31,18 @@ def probe(offset=0.0, source="10.9.0.4", alert_type="enrollment_failed"):
     return Alert(alert_type, NOW + offset, "alice", ("lab",), "wrong_password", source)
 
 
+class RecordingSinkTests(SynchronousTestCase):
+    """
+    The recording sink the rules' tests watch alerts with is an alert sink.
+    """
+
+    def test_interface(self):
+        """
+        L{RecordingSink} provides L{IAlertSink}.
+        """
+        self.assertTrue(verifyObject(IAlertSink, RecordingSink()))
+
+
 class JoinedTests(SynchronousTestCase):
     """
     L{Alert.joined} makes one alert of two of the same type and source.

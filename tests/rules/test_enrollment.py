@@ -15,12 +15,10 @@ from ipaddress import ip_network
 from twisted.internet import task
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface.verify import verifyObject
 
 from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, libxcrypt, schemes
-from suto_server.interfaces import IAlertSink
 from suto_server.locations import Location
 from suto_server.masterkey import MasterKey
 from suto_server.rules.enrollment import (
@@ -908,7 +906,6 @@ class EnrollmentAlertTests(EnrollmentTestsMixin, SynchronousTestCase):
         self.clock = task.Clock()
         self.clock.advance(NOW)
         self.sink = RecordingSink()
-        verifyObject(IAlertSink, self.sink)
         audit = AuditLog(self.store, [self.sink], clock=self.clock)
         self.enrollment = Enrollment(
             self.store, self.master_key, self.pool, audit=audit

@@ -13,12 +13,10 @@ import base64
 
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface.verify import verifyObject
 
 from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
-from suto_server.interfaces import IAlertSink
 from suto_server.rules.reconnection import (
     DEFAULT_STEP,
     DEFAULT_WINDOW,
@@ -904,7 +902,6 @@ class ReconnectionAlertTests(ReconnectionMixin, MemoryStoreMixin, SynchronousTes
     def start_server(self):
         super().start_server()
         self.sink = RecordingSink()
-        verifyObject(IAlertSink, self.sink)
         self.reconnection = Reconnection(
             self.store,
             self.rotation,

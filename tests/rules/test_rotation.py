@@ -15,12 +15,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.internet import task
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface.verify import verifyObject
 
 from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
-from suto_server.interfaces import IAlertSink
 from suto_server.rules.rotation import (
     COUNT_INTERVAL,
     DEFAULT_FAILURE_ALERT,
@@ -1178,7 +1176,6 @@ class RotationAlertTests(RotationMixin, MemoryStoreMixin, SynchronousTestCase):
     def start_server(self):
         super().start_server()
         self.sink = RecordingSink()
-        verifyObject(IAlertSink, self.sink)
         self.rotation = Rotation(
             self.store,
             self.master_key,

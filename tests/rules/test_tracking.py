@@ -12,12 +12,10 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface.verify import verifyObject
 
 from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
-from suto_server.interfaces import IAlertSink
 from suto_server.locations import Location, Locations
 from suto_server.net.checks import CheckError, CheckService
 from suto_server.rules.registry import LiveSessions
@@ -482,7 +480,6 @@ class TrackingTests(SynchronousTestCase):
         newcomer that proved the key is raised at once every time.
         """
         sink = RecordingSink()
-        verifyObject(IAlertSink, sink)
         audit = AuditLog(self.store, [sink], clock=self.reactor)
         self.tracking = Tracking(self.store, audit, self.live, self.checks, LOCATIONS)
         for _ in range(20):

@@ -1,5 +1,6 @@
 """
-A recording alert sink, for tests that follow what reaches an operator.
+A recording alert sink, for tests that follow what reaches an operator
+(tests/audit/test_aggregation.py checks it provides L{IAlertSink}).
 """
 
 from zope.interface import implementer
