@@ -134,6 +134,7 @@ class SutoServer(MultiService):
             [LogSink(), *alerting.sinks],
             observers=[self.metrics.audited, self.gate.audited, self._note_alert],
             append=self._audit_appends(),
+            clock=reactor,
         )
         for sink in alerting.sinks:
             if IService.providedBy(sink):
@@ -285,6 +286,8 @@ class SutoServer(MultiService):
                 f"{'it' if source == host else source} is refused for "
                 f"{until - now:.0f} s",
                 (where,),
+                # Unproven: failing often is open to any peer.
+                unproven=True,
             )
         except StoreError:
             self.log.failure(
@@ -369,6 +372,7 @@ class SutoServer(MultiService):
         super().startService()
 
     def stopService(self):
+        self.audit.flush_alerts()
         d = super().stopService()
         if self._database is not None:
             d.addBoth(self._stop_database)

@@ -5,12 +5,15 @@ An alert is made from its audit record and carries what the record says
 (when, which profile, from where, at which locations, why) and nothing
 else, so it never carries a key, a hash or a password: the audit log holds
 none.  L{suto_server.audit.log.AuditLog} hands each alert to every configured
-L{suto_server.interfaces.IAlertSink}.
+L{suto_server.interfaces.IAlertSink}, at once or, for alerts any peer could
+raise at will, gathered into one per source and interval
+(L{suto_server.audit.aggregation}): such an alert stands for C{count}
+events, and L{Alert.joined} makes it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from suto_server.core.timestamps import iso_utc
 
@@ -40,6 +43,9 @@ ALERT_TYPES = frozenset(
     }
 )
 
+#: The reason of an alert standing for events whose reasons differ.
+VARIED_REASONS = "the reasons vary; the audit log records each"
+
 
 @dataclass(frozen=True)
 class Alert:
@@ -52,6 +58,8 @@ class Alert:
     @ivar locations: the places concerned, as operators name them.
     @ivar reason: what happened, in words.
     @ivar source: the peer's address, if a peer was involved.
+    @ivar count: how many events of this type from this source the alert
+        stands for: 1, or more for an alert gathered over an interval.
     """
 
     type: str
@@ -60,13 +68,14 @@ class Alert:
     locations: tuple[str, ...]
     reason: str
     source: str | None
+    count: int = 1
 
     def to_json(self) -> dict:
         """
         @return: the alert as a JSON-ready L{dict}, as every sink and the
             admin API send it: C{type}, C{time} (ISO 8601, UTC),
-            C{timestamp} (POSIX), C{profile}, C{source}, C{locations} and
-            C{reason}.
+            C{timestamp} (POSIX), C{profile}, C{source}, C{locations},
+            C{reason} and C{count}.
         """
         return {
             "type": self.type,
@@ -76,7 +85,24 @@ class Alert:
             "source": self.source,
             "locations": list(self.locations),
             "reason": self.reason,
+            "count": self.count,
         }
+
+    def joined(self, later: Alert) -> Alert:
+        """
+        One alert standing for this one's events and C{later}'s (of the same
+        type, from the same source), dated by the later.  What they share
+        it keeps; a profile or locations they differ on it leaves out, and
+        differing reasons it replaces with L{VARIED_REASONS}, so that a
+        gathered alert never pins on one profile what a peer did to many.
+        """
+        return replace(
+            later,
+            profile=later.profile if later.profile == self.profile else None,
+            locations=later.locations if later.locations == self.locations else (),
+            reason=later.reason if later.reason == self.reason else VARIED_REASONS,
+            count=self.count + later.count,
+        )
 
 
 def alert_for(event) -> Alert | None:

@@ -12,6 +12,14 @@ logged as critical.  Delivering is whatever each sink makes of it, and
 never reaches back: a sink that raises or whose L{Deferred} fails is
 logged, and the caller, which is deciding an authentication or an
 enrollment, goes on.
+
+The caller says, for each alert, whether the peer behind it had proven
+anything (a key, a fingerprint) at that point.  An alert that follows a
+proof, records a state change or comes from the server itself goes to the
+sinks at once; one any peer could raise at will (C{unproven}) goes through
+an L{AlertAggregator}, which gathers those of one source and type per
+interval.  Either way the record is written the same, and the observers
+(the metrics) see every event.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.logger import Logger
 
+from suto_server.audit.aggregation import DEFAULT_INTERVAL, AlertAggregator
 from suto_server.audit.alerts import Alert, alert_for
 from suto_server.audit.sinks.log import LogSink
 from suto_server.store.records import MAX_NAME, AuditEvent, check_audit_event
@@ -49,15 +58,30 @@ class AuditLog:
     @param append: writes one L{AuditEvent} to the store, returning at
         once or through a L{Deferred}; the store's own C{append_audit}
         unless given.
+    @param clock: the L{twisted.internet.interfaces.IReactorTime} over
+        which unproven alerts are gathered, C{interval} seconds at a time;
+        without one (a command that records an event and exits) every
+        alert goes out at once.
     """
 
     log = Logger()
 
-    def __init__(self, store, sinks=None, observers=(), append=None) -> None:
+    def __init__(
+        self,
+        store,
+        sinks=None,
+        observers=(),
+        append=None,
+        clock=None,
+        interval: float = DEFAULT_INTERVAL,
+    ) -> None:
         self._store = store
         self._sinks = [LogSink()] if sinks is None else list(sinks)
         self._observers = list(observers)
         self._append = store.append_audit if append is None else append
+        self._aggregator = (
+            None if clock is None else AlertAggregator(clock, self._raise, interval)
+        )
         # The appends given to C{append} that have not landed yet.
         self._unwritten: set[Deferred] = set()
 
@@ -69,6 +93,8 @@ class AuditLog:
         source: str | None,
         reason: str,
         locations=(),
+        *,
+        unproven: bool = False,
     ) -> None:
         """
         Append an event to the audit log and raise its alert, if it is
@@ -77,6 +103,10 @@ class AuditLog:
 
         @param locations: the places the event concerns (each shortened
             to what the store keeps).
+        @param unproven: whether the peer behind the event had proven
+            nothing when it was decided, so that anyone could cause it as
+            often as they like: its alert is then gathered with the others
+            of its source and type (see L{AlertAggregator}).
         @raise ValueError: a field is of the wrong type or out of bounds;
             nothing is recorded and no alert raised.
         @raise suto_server.store.errors.StoreError: the store could not
@@ -97,7 +127,9 @@ class AuditLog:
                 self._landing(written, record)
         finally:
             alert = alert_for(record)
-            if alert is not None:
+            if alert is not None and unproven and self._aggregator is not None:
+                self._aggregator.offer(alert)
+            elif alert is not None:
                 self._raise(alert)
             self._observe(record)
 
@@ -123,6 +155,14 @@ class AuditLog:
             written (or found unwritable, which is logged).
         """
         return DeferredList(list(self._unwritten)).addCallback(lambda _: None)
+
+    def flush_alerts(self) -> None:
+        """
+        Deliver at once every alert still being gathered (the server is
+        stopping), so that no counted event goes unreported.
+        """
+        if self._aggregator is not None:
+            self._aggregator.flush()
 
     def _observe(self, record: AuditEvent) -> None:
         for observer in self._observers:

@@ -11,6 +11,12 @@ closes.  Success writes the profile (fingerprint hash, first key sealed
 with the master key) and removes the window in one transaction, so a
 window is used at most once.
 
+A refusal's C{enrollment_failed} alert is C{unproven}: the peer proved
+nothing (a right password ends in an enrollment, not a refusal), and any
+peer can probe, so the audit log gathers those alerts per source.  The
+window closing after the last attempt (C{enrollment_window_exhausted}) is
+a change of state and goes out at once.
+
 Every method takes C{now} (POSIX seconds) instead of reading a clock.
 """
 
@@ -354,7 +360,16 @@ class Enrollment:
         self._audit(now, "enrollment_abandoned", user, source, reason)
 
     def _audit(self, now, event, user, source, reason, locations=()) -> None:
-        self._audit_log.record(now, event, user, source, reason, locations)
+        # Every refusal is unproven; see the module's docstring.
+        self._audit_log.record(
+            now,
+            event,
+            user,
+            source,
+            reason,
+            locations,
+            unproven=event == "enrollment_failed",
+        )
         self.log.info(
             "{event} {user} from {source}: {reason}",
             event=event,

@@ -29,6 +29,11 @@ is refused and raised as an alert, never blacklisted.  A failed
 reconnection for a profile that is not marked offline (the client noticed
 its silence before the server did) is refused the same way.
 
+The same line sorts the alerts: one raised for a peer that proved nothing
+(it named a key id) is C{unproven}, gathered per source by the audit log,
+since anyone could raise it at will; one raised after a valid proof of the
+key goes out at once.
+
 Every method takes C{now}; nothing here reads a clock.
 """
 
@@ -121,7 +126,7 @@ class Reconnection:
             if self._store.is_retired(user, message.key_id):
                 # A second holder of the chain, as the rotation rules report
                 # it; but a retired id proves no key (ids are public names),
-                # so it blacklists nothing.
+                # so it blacklists nothing and its alert is unproven.
                 self._audit.record(
                     now,
                     "clone_suspected",
@@ -131,10 +136,12 @@ class Reconnection:
                     f"from {source}; the profile was last used from "
                     f"{profile.last_address}",
                     (source, profile.last_address),
+                    unproven=True,
                 )
             raise ReconnectRefused("unknown_key")
         proof = keyschedule.reconnect_proof(key, user, message.sealed)
         if not hmac.compare_digest(proof, message.proof):
+            # Unproven: a wrong proof is what anyone naming the key id sends.
             self._audit.record(
                 now,
                 "reconnect_failed",
@@ -143,6 +150,7 @@ class Reconnection:
                 f"a reconnection from {source} named key id {message.key_id} "
                 f"without proof of holding that key; nothing changed",
                 (source,),
+                unproven=True,
             )
             raise ReconnectRefused("reconnect_failed")
         spent = self._store.last_offline_step(user)
@@ -178,6 +186,8 @@ class Reconnection:
                     key=held[0],
                     previous=held[1],
                 )
+        # From here the peer has proven it holds the key: a failure is
+        # copied state (or a stale clock), raised at once.
         reason = (
             f"the reconnection from {source} did not open under the offline "
             f"key of any step near the server's time"
@@ -226,6 +236,7 @@ class Reconnection:
         profile = self._store.get_profile(user)
         if profile is None or not profile.may_hold(key_id):
             return
+        # Unproven: the rotation message only names the key id.
         self._audit.record(
             now,
             "reconnect_failed",
@@ -235,6 +246,7 @@ class Reconnection:
             f"a returning client reconnects with its offline key first; "
             f"refused, nothing changed",
             (source, profile.last_address),
+            unproven=True,
         )
         raise ReconnectRefused("reconnect_failed")
 
@@ -311,7 +323,9 @@ class Reconnection:
 
     def _blacklist(self, now, user, source, alert, reason, locations) -> None:
         """
-        Raise C{alert}, then blacklist the profile naming it.
+        Raise C{alert}, then blacklist the profile naming it; both at
+        once, since only a proof of the profile's key blacklists, and the
+        blacklisting is a change of state an operator must see.
         """
         if alert != "blacklisted":
             self._audit.record(now, alert, user, source, reason, locations)

@@ -20,6 +20,11 @@ commits that rotation (its compare-and-swap on K_n+1 is the proof that the
 client held it); any later use of a retired key is a second holder of the
 chain, reported as C{clone_suspected}.
 
+Both alerts raised here are C{unproven} (gathered per source by the audit
+log): a rotation proves nothing until the client's acknowledgement opens,
+so a retired key id that is only named, and failures that anyone naming a
+key id and sending noise would produce alike, may come from any peer.
+
 Every method takes C{now}; nothing here reads a clock.
 """
 
@@ -302,6 +307,7 @@ class Rotation:
         fingerprint has most likely changed, or a copy of its state runs on
         another machine, which fails the same way: the alert names where
         the failures come from and where the profile was last used.
+        Unproven: a failure is exactly what a peer without the key causes.
         """
         try:
             failures = self._store.record_rotation_failure(user)
@@ -322,6 +328,7 @@ class Rotation:
             f"changed, or a copy of its state runs on another machine (the "
             f"profile was last used from {last})",
             (source,) if last in (None, source) else (source, last),
+            unproven=True,
         )
 
     def _count_commit(self, now: float) -> None:
@@ -346,6 +353,7 @@ class Rotation:
             profile.username, key_id
         )
         if known:
+            # Unproven: the id is only named (ids are public names).
             self._audit(
                 now,
                 "clone_suspected",
@@ -354,8 +362,13 @@ class Rotation:
                 f"superseded key id {key_id} used from {source}; the profile "
                 f"was last used from {profile.last_address}",
                 (source, profile.last_address),
+                unproven=True,
             )
         raise RotationRefused("unknown_key")
 
-    def _audit(self, now, event, user, source, reason, locations) -> None:
-        self._audit_log.record(now, event, user, source, reason, locations)
+    def _audit(
+        self, now, event, user, source, reason, locations, unproven=False
+    ) -> None:
+        self._audit_log.record(
+            now, event, user, source, reason, locations, unproven=unproven
+        )

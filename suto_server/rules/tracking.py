@@ -21,6 +21,15 @@ Otherwise a copy that cannot rotate would still move the registry to
 itself, answer the checks sent there, and have the legitimate client
 refused as the clone when it came back.
 
+The same goes for the alerts.  A C{clone_suspected} is raised at once only
+for a newcomer that proved the key and the fingerprint (a reconnection):
+an answer at the old location proves the key is held there, which is what
+a legitimate client does, and nothing about a newcomer that only named a
+public key id, which any peer can do; its alert is C{unproven}, gathered
+per source by the audit log.  A forged answer to a check proves nothing
+either (C{check_forged}, unproven).  A move is recorded only after a
+proof, so C{location_changed} goes out at once.
+
 Every method takes C{now}; the check's own timeout runs on the check
 service's clock.
 """
@@ -30,6 +39,10 @@ from __future__ import annotations
 from twisted.internet.defer import maybeDeferred, succeed
 
 from suto_server.net.checks import CheckResult
+
+# Why a newcomer is refused as a clone, as its alert says.
+_LIVE = "a live session exists there"
+_ANSWERED = "the client answered at its old location"
 
 
 class Tracking:
@@ -80,7 +93,7 @@ class Tracking:
         live = self._live.get(user)
         if live is not None and live.connection is not connection:
             if live.address != address:
-                self._clone(now, user, address, live.address, "a live session exists there")
+                self._clone(now, user, address, live.address, _LIVE, proven)
                 return succeed(False)
         old = profile.last_address
         if old is None or old == address:
@@ -92,7 +105,7 @@ class Tracking:
 
         def decided(result: CheckResult) -> bool:
             if result is CheckResult.ANSWERED:
-                self._clone(now, user, address, old, "the client answered at its old location")
+                self._clone(now, user, address, old, _ANSWERED, proven)
                 return False
             if result is CheckResult.FORGED:
                 self._audit.record(
@@ -102,14 +115,13 @@ class Tracking:
                     old,
                     "an answer to the check packet carried a wrong proof",
                     (describe(old),),
+                    unproven=True,
                 )
             live = self._live.get(user)
             if live is not None and live.connection is not connection:
                 # Another newcomer was admitted while this one waited.
                 if live.address != address:
-                    self._clone(
-                        now, user, address, live.address, "a live session exists there"
-                    )
+                    self._clone(now, user, address, live.address, _LIVE, proven)
                     return False
                 # It joins that one, and takes over its unproven move.
                 moving = self._unproven.pop(live.connection, None)
@@ -172,7 +184,13 @@ class Tracking:
             (describe(old), describe(address)),
         )
 
-    def _clone(self, now, user, new, old, why) -> None:
+    def _clone(self, now, user, new, old, why, proven: bool) -> None:
+        """
+        Refuse the newcomer at C{new}: the profile is held at C{old}.
+
+        @param proven: whether the newcomer proved the key and the
+            fingerprint; if not, its alert is unproven.
+        """
         places = tuple(map(self._locations.describe_address, (old, new)))
         self._audit.record(
             now,
@@ -181,4 +199,5 @@ class Tracking:
             new,
             f"{why}: {places[0]}; refused the newcomer at {places[1]}",
             places,
+            unproven=not proven,
         )

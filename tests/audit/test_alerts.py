@@ -101,8 +101,8 @@ class AlertJSONTests(SynchronousTestCase):
     def test_fields(self):
         """
         The JSON holds the type, the time (ISO 8601 UTC and POSIX), the
-        profile, the source, the locations and the reason, and it
-        serialises as JSON.
+        profile, the source, the locations, the reason and the count of
+        events the alert stands for, and it serialises as JSON.
         """
         data = alert_for(CLONE).to_json()
         self.assertEqual(
@@ -115,6 +115,7 @@ class AlertJSONTests(SynchronousTestCase):
                 "source": "10.9.0.4",
                 "locations": ["10.9.0.4", "10.2.3.17 (bldg2-f3-jack17)"],
                 "reason": "superseded key id 00ff used from 10.9.0.4",
+                "count": 1,
             },
         )
         self.assertEqual(json.loads(json.dumps(data)), data)
@@ -139,7 +140,7 @@ class AlertJSONTests(SynchronousTestCase):
         """
         self.assertEqual(
             [field.name for field in dataclasses.fields(Alert)],
-            ["type", "time", "profile", "locations", "reason", "source"],
+            ["type", "time", "profile", "locations", "reason", "source", "count"],
         )
         stored = chain.chained(chain.GENESIS, CLONE)
         text = json.dumps(alert_for(stored).to_json())

@@ -12,9 +12,12 @@ import dataclasses
 import os
 from ipaddress import ip_network
 
+from twisted.internet import task
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_server.audit.aggregation import DEFAULT_INTERVAL
+from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, libxcrypt, schemes
 from suto_server.locations import Location
 from suto_server.masterkey import MasterKey
@@ -29,6 +32,7 @@ from suto_server.rules.enrollment import (
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
 from tests.phases.test_connection import ImmediatePool
+from tests.support.alerts import RecordingSink
 
 PASSWORD = "k7m2p-abcde-fghjk-mnpqr"
 NOW = 1_700_000_000.0
@@ -887,4 +891,58 @@ class AuditTests(EnrollmentTestsMixin, SynchronousTestCase):
                 FINGERPRINT,
                 key,
             ],
+        )
+
+
+class EnrollmentAlertTests(EnrollmentTestsMixin, SynchronousTestCase):
+    """
+    A refused enrollment proves nothing, so its C{enrollment_failed}
+    alerts reach the sinks gathered per source; a window closing after
+    too many failures is a change of state and goes out at once.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.clock = task.Clock()
+        self.clock.advance(NOW)
+        self.sink = RecordingSink()
+        audit = AuditLog(self.store, [self.sink], clock=self.clock)
+        self.enrollment = Enrollment(
+            self.store, self.master_key, self.pool, audit=audit
+        )
+
+    def test_timing_probe(self):
+        """
+        100 probes for a user without a window from one source are 100
+        audit records, but two alerts: the first at once and one standing
+        for the other 99 when the interval ends.
+        """
+        for _ in range(100):
+            self.refusal(self.enrollment.begin, "alice", OUTSIDE, NOW)
+        self.assertEqual(len(self.events("enrollment_failed")), 100)
+        self.assertEqual(self.sink.counted(), [("enrollment_failed", 1)])
+        self.clock.advance(DEFAULT_INTERVAL)
+        self.assertEqual(
+            self.sink.counted(), [("enrollment_failed", 1), ("enrollment_failed", 99)]
+        )
+        self.assertEqual(self.sink.alerts[-1].source, OUTSIDE)
+
+    def test_wrong_passwords(self):
+        """
+        Wrong passwords until the window closes: the failures are
+        gathered, each closing window is raised at once.
+        """
+        for _ in range(2):
+            self.open()
+            for _ in range(DEFAULT_MAX_ATTEMPTS):
+                self.refusal(
+                    self.enrollment.fail, "alice", INSIDE, "wrong_password", NOW
+                )
+        self.assertEqual(
+            self.sink.counted(),
+            [("enrollment_failed", 1)] + [("enrollment_window_exhausted", 1)] * 2,
+        )
+        self.clock.advance(DEFAULT_INTERVAL)
+        self.assertEqual(
+            self.sink.counted()[-1], ("enrollment_failed", 2 * DEFAULT_MAX_ATTEMPTS - 1)
         )

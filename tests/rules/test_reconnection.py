@@ -14,6 +14,7 @@ import base64
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
 from suto_server.rules.reconnection import (
@@ -38,6 +39,7 @@ from tests.rules.test_rotation import (
     SQLiteStoreMixin,
     enroll,
 )
+from tests.support.alerts import RecordingSink
 
 #: The junk a reconnecting client seals (any 32 bytes).
 RECONNECT_JUNK = bytes(range(200, 232))
@@ -889,3 +891,92 @@ class SQLiteSecretTests(SecretTestsMixin, SQLiteStoreMixin, SynchronousTestCase)
     """
     No secret written, over a L{SQLiteStore}.
     """
+
+
+class ReconnectionAlertTests(ReconnectionMixin, MemoryStoreMixin, SynchronousTestCase):
+    """
+    Alerts about a peer that only named a key id are gathered per source;
+    those after a valid proof of the key go out at once, every time.
+    """
+
+    def start_server(self):
+        super().start_server()
+        self.sink = RecordingSink()
+        self.reconnection = Reconnection(
+            self.store,
+            self.rotation,
+            AuditLog(self.store, [self.sink], clock=self.clock),
+        )
+
+    def repeat(self, times, attempt):
+        """
+        Make C{attempt} C{times}, then end the interval.
+
+        @return: what the sink had before the interval ended, and after.
+        """
+        for _ in range(times):
+            attempt()
+        before = self.sink.counted()
+        self.clock.advance(DEFAULT_INTERVAL)
+        return before, self.sink.counted()
+
+    def test_wrong_proof(self):
+        """
+        Twenty reconnections with a wrong proof: twenty records, two
+        C{reconnect_failed} alerts.
+        """
+        self.go_offline()
+        good = reconnect_message(self.device, self.step())
+        forged = wire.Reconnect(good.key_id, bytes(16), good.sealed, good.user)
+        before, after = self.repeat(20, lambda: self.refused(forged, ELSEWHERE))
+        self.assertEqual(len(self.events("reconnect_failed")), 20)
+        self.assertEqual(before, [("reconnect_failed", 1)])
+        self.assertEqual(after, [("reconnect_failed", 1), ("reconnect_failed", 19)])
+
+    def test_retired_key_named(self):
+        """
+        Twenty reconnections naming a retired key id: twenty
+        C{clone_suspected} records, two alerts.
+        """
+        copy = Device("alice", FIRST_KEY)
+        self.rotate()
+        self.rotate()
+        message = reconnect_message(copy, self.step())
+        before, after = self.repeat(20, lambda: self.refused(message, ELSEWHERE))
+        self.assertEqual(len(self.events("clone_suspected")), 20)
+        self.assertEqual(after, [("clone_suspected", 1), ("clone_suspected", 19)])
+
+    def test_plain_rotation_offline(self):
+        """
+        Twenty plain rotations naming an offline profile's key id: twenty
+        C{reconnect_failed} records, two alerts.
+        """
+        self.go_offline()
+        before, after = self.repeat(
+            20, lambda: self.rotation_refused(self.device, ELSEWHERE)
+        )
+        self.assertEqual(len(self.events("reconnect_failed")), 20)
+        self.assertEqual(after, [("reconnect_failed", 1), ("reconnect_failed", 19)])
+
+    def test_proven_key_online(self):
+        """
+        A copy of the state on another machine proves the key but fails
+        the offline key: each attempt is raised at once.
+        """
+        copy = Device("alice", FIRST_KEY, fingerprint=OTHER_FINGERPRINT)
+        message = reconnect_message(copy, self.step())
+        before, after = self.repeat(3, lambda: self.refused(message, ELSEWHERE))
+        self.assertEqual(before, [("reconnect_failed", 1)] * 3)
+        self.assertEqual(after, before)
+
+    def test_proven_key_offline(self):
+        """
+        The same copy for an offline profile blacklists it; both alerts
+        go out at once.
+        """
+        copy = Device("alice", FIRST_KEY, fingerprint=OTHER_FINGERPRINT)
+        self.go_offline()
+        self.refused(reconnect_message(copy, self.step()), ELSEWHERE)
+        self.assertEqual(
+            self.sink.counted(), [("reconnect_failed", 1), ("blacklisted", 1)]
+        )

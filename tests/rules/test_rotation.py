@@ -16,6 +16,8 @@ from twisted.internet import task
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_server.audit.aggregation import DEFAULT_INTERVAL
+from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
 from suto_server.rules.rotation import (
     COUNT_INTERVAL,
@@ -28,6 +30,7 @@ from suto_server.store.memory import MemoryStore
 from suto_server.store.records import Profile
 from suto_server.store.sqlite import SQLiteStore
 from tests.rules.test_enrollment import FINGERPRINT, new_master_key
+from tests.support.alerts import RecordingSink
 from tests.support.store_suite import WINDOW
 
 NOW = 1_700_000_000.0
@@ -1161,3 +1164,56 @@ class SQLiteReplayTests(ReplayTestsMixin, SQLiteStoreMixin, SynchronousTestCase)
     """
     Replayed, reflected and copied messages over a L{SQLiteStore}.
     """
+
+
+class RotationAlertTests(RotationMixin, MemoryStoreMixin, SynchronousTestCase):
+    """
+    A rotation proves nothing before its acknowledgement opens, so what
+    any peer can cause by naming a key id (a retired one, or noise for an
+    acknowledgement) reaches the sinks gathered per source.
+    """
+
+    def start_server(self):
+        super().start_server()
+        self.sink = RecordingSink()
+        self.rotation = Rotation(
+            self.store,
+            self.master_key,
+            GroupCommitter(self.clock, self.store.commit_rotations),
+            audit=AuditLog(self.store, [self.sink], clock=self.clock),
+        )
+
+    def test_retired_key_named(self):
+        """
+        A peer naming a retired key id 50 times is 50 C{clone_suspected}
+        records, but two alerts: the first at once, one for the other 49
+        when the interval ends.
+        """
+        copy = Device("alice", FIRST_KEY)
+        self.rotate()
+        self.rotate()
+        for _ in range(50):
+            self.refusal(self.begin, copy.request(), ELSEWHERE)
+        self.assertEqual(len(self.events("clone_suspected")), 50)
+        self.assertEqual(self.sink.counted(), [("clone_suspected", 1)])
+        self.clock.advance(DEFAULT_INTERVAL)
+        self.assertEqual(
+            self.sink.counted(), [("clone_suspected", 1), ("clone_suspected", 49)]
+        )
+
+    def test_noise_for_acknowledgements(self):
+        """
+        A peer naming the current key id and sending noise for the
+        acknowledgement fails rotations the way a changed fingerprint
+        does; every failure past the threshold is recorded, but its
+        C{fingerprint_mismatch} alerts are gathered.
+        """
+        for _ in range(DEFAULT_FAILURE_ALERT + 9):
+            pending = self.begin(self.device.request(), ELSEWHERE)
+            self.refusal(
+                self.rotation.acknowledge, pending, bytes(19), ELSEWHERE, self.now()
+            )
+        self.assertEqual(len(self.events("fingerprint_mismatch")), 10)
+        self.assertEqual(self.sink.counted(), [("fingerprint_mismatch", 1)])
+        self.clock.advance(DEFAULT_INTERVAL)
+        self.assertEqual(self.sink.counted()[1:], [("fingerprint_mismatch", 9)])

@@ -14,6 +14,8 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_server.audit.aggregation import DEFAULT_INTERVAL
+from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
 from suto_server.locations import Location, Locations
 from suto_server.net.checks import CheckError, CheckService
@@ -31,6 +33,7 @@ from tests.rules.test_rotation import (
     SOURCE,
     Device,
 )
+from tests.support.alerts import RecordingSink
 from tests.support.store_suite import PROFILE, WINDOW
 
 NOW = 1_700_000_000.0
@@ -46,14 +49,18 @@ LOCATIONS = Locations(
 
 class RecordingAudit:
     """
-    Records what would go to the audit log, in order.
+    Records what would go to the audit log, in order, and which events
+    were recorded as unproven.
     """
 
     def __init__(self):
         self.records = []
+        self.unproven = []
 
-    def record(self, now, event, user, source, reason, locations=()):
+    def record(self, now, event, user, source, reason, locations=(), *, unproven=False):
         self.records.append((now, event, user, source, reason, tuple(locations)))
+        if unproven:
+            self.unproven.append(event)
 
     def events(self):
         return [record[1] for record in self.records]
@@ -431,6 +438,76 @@ class TrackingTests(SynchronousTestCase):
         for secret in (KEY, proof, check.nonce):
             self.assertNotIn(secret.hex(), text)
             self.assertNotIn(repr(secret), text)
+
+    def test_evidence_of_clones(self):
+        """
+        A C{clone_suspected} is unproven when the newcomer proved nothing
+        (it named a key id: an answer at the old location proves only that
+        the client is there), and raised at once when it proved the key
+        and the fingerprint (a reconnection); the same for a live session
+        elsewhere.
+        """
+        for proven in (False, True):
+            decisions = self.admit(NEW, "thief", proven=proven)
+            self.reply(answer(self.sent_check(decisions), key=KEY))
+        self.live.attach("alice", OLD, NOW, "legitimate")
+        self.admit(NEW, "thief", proven=False)
+        self.admit(NEW, "thief", proven=True)
+        self.assertEqual(self.audit.events(), ["clone_suspected"] * 4)
+        self.assertEqual(self.audit.unproven, ["clone_suspected"] * 2)
+        self.assertEqual(
+            [record[4].split(":")[0] for record in self.audit.records],
+            ["the client answered at its old location"] * 2
+            + ["a live session exists there"] * 2,
+        )
+
+    def test_evidence_of_forged_answers(self):
+        """
+        A forged answer proves nothing (C{check_forged} is unproven); the
+        move recorded after a proof is raised at once.
+        """
+        decisions = self.admit(NEW, "mover")
+        self.reply(answer(self.sent_check(decisions), key=WRONG_KEY))
+        self.reactor.advance(3)
+        self.assertEqual(self.audit.events(), ["check_forged", "location_changed"])
+        self.assertEqual(self.audit.unproven, ["check_forged"])
+
+    def test_named_key_id_from_elsewhere(self):
+        """
+        A peer that names alice's key id from another address twenty times
+        while her client answers at its old location is twenty
+        C{clone_suspected} records, but two alerts at the sink: the first
+        at once, one for the other nineteen when the interval ends.  A
+        newcomer that proved the key is raised at once every time.
+        """
+        sink = RecordingSink()
+        audit = AuditLog(self.store, [sink], clock=self.reactor)
+        self.tracking = Tracking(self.store, audit, self.live, self.checks, LOCATIONS)
+        for _ in range(20):
+            decisions = self.admit(NEW, "thief", proven=False)
+            self.reply(answer(self.sent_check(decisions), key=KEY))
+            self.assertEqual(decisions, [False])
+        self.assertEqual(
+            [e.event for e in self.store.audit_events()], ["clone_suspected"] * 20
+        )
+        self.assertEqual(sink.counted(), [("clone_suspected", 1)])
+        self.reactor.advance(DEFAULT_INTERVAL)
+        self.assertEqual(
+            sink.counted(), [("clone_suspected", 1), ("clone_suspected", 19)]
+        )
+        for _ in range(3):
+            decisions = self.admit(NEW, "reconnected copy", proven=True)
+            self.reply(answer(self.sent_check(decisions), key=KEY))
+        self.assertEqual(sink.counted()[2:], [("clone_suspected", 1)] * 3)
+
+    def sent_check(self, decisions):
+        """
+        The nonce of the check packet sent last, which C{decisions} (an
+        admission still waiting) waits on.
+        """
+        self.assertEqual(decisions, [])
+        check, _ = self.sent()[-1]
+        return check.nonce
 
 
 class TrackedRotationTests(RotationListenerMixin, SynchronousTestCase):
