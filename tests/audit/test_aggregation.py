@@ -17,9 +17,10 @@ from suto_server.audit.alerts import VARIED_REASONS, Alert
 from suto_server.audit.log import AuditLog
 from suto_server.interfaces import IAlertSink
 from suto_server.metrics import ServerMetrics
-from suto_server.service import SutoServer
+from suto_server.settings import Alerting
 from suto_server.store.memory import MemoryStore
 from tests.support.alerts import RecordingSink
+from tests.support.server import make_server
 
 NOW = 1_700_000_000.0
 
@@ -311,7 +312,7 @@ class ServerStopTests(SynchronousTestCase):
         """
         sink = RecordingSink()
         reactor = MemoryReactorClock()
-        server = SutoServer(reactor, store=MemoryStore(), sinks=[sink])
+        server = make_server(reactor, alerting=Alerting(sinks=(sink,)))
         server.startService()
         for _ in range(3):
             server.audit.record(
