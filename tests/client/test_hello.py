@@ -14,7 +14,7 @@ from twisted.internet.testing import (
     FakeDatagramTransport,
     MemoryReactorClock,
 )
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client.agent import Agent
@@ -358,3 +358,88 @@ class AgentTests(SynchronousTestCase):
         self.hello()
         self.hello()
         self.assertEqual(self.results, [("alice", result)] * 2)
+
+
+class HelloLogPacingTests(SynchronousTestCase):
+    """
+    Every line the listener logs about a datagram is paced per source and
+    reason: a datagram's source can be forged, so a flood of them, even
+    naming the server, must not turn the agent into a log amplifier.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.running = None
+        self.listener = HelloListener(
+            lambda: {"alice": ALICE},
+            lambda account, hello: self.running,
+            clock=self.clock,
+            log_interval=30.0,
+        )
+        self.listener.makeConnection(FakeDatagramTransport())
+        self.observer = EventLoggingObserver.createWithCleanup(
+            self, globalLogPublisher
+        )
+
+    def flood(self, datagram, source, times=1000):
+        for _ in range(times):
+            self.listener.datagramReceived(datagram, (source, 1))
+
+    def lines(self):
+        return [(event["log_format"], event["quiet"]) for event in self.observer]
+
+    def test_forged_hellos_naming_the_server(self):
+        """
+        A thousand hellos with the server's address as their source, each
+        accepted, give one line; after the interval the next says how many
+        were kept quiet.
+        """
+        self.flood(b"SUTO_alice@desk+", SERVER)
+        self.assertEqual(len(self.observer), 1)
+        self.clock.advance(30)
+        self.flood(b"SUTO_alice@desk+", SERVER, times=1)
+        self.assertEqual([quiet for _, quiet in self.lines()], [0, 999])
+        self.assertIn(
+            "999 more alike since the last report",
+            formatEvent(self.observer[1]),
+        )
+        self.assertNotIn("more alike", formatEvent(self.observer[0]))
+
+    def test_forged_hellos_while_busy(self):
+        """
+        Hellos for an account being authenticated are logged once, apart
+        from the one that started the authentication.
+        """
+        self.running = Deferred()
+        self.flood(b"SUTO_alice@desk+", SERVER)
+        self.assertEqual(len(self.observer), 2)
+
+    def test_each_reason_and_source(self):
+        """
+        Floods of unknown users, malformed datagrams, other messages and
+        hellos from elsewhere give one line per source and reason.
+        """
+        self.flood(b"SUTO_mallory@desk+", SERVER)
+        self.flood(b"\xff\x00", SERVER)
+        self.flood(b"SUTO_CHECK_", SERVER)
+        self.flood(b"SUTO_alice@desk+", "192.0.2.66")
+        self.flood(b"SUTO_alice@desk+", "192.0.2.67")
+        self.assertEqual(len(self.observer), 5)
+        self.assertEqual({quiet for _, quiet in self.lines()}, {0})
+
+    def test_users_apart(self):
+        """
+        Hellos for two accounts from one server are logged apart: one
+        does not hide the other.
+        """
+        bob = Account(user="bob", server_host=SERVER, legacy=True, password="b")
+        listener = HelloListener(
+            lambda: {"alice": ALICE, "bob": bob},
+            lambda account, hello: None,
+            clock=self.clock,
+        )
+        listener.datagramReceived(b"SUTO_alice@desk+", (SERVER, 1))
+        listener.datagramReceived(b"SUTO_bob@desk+", (SERVER, 1))
+        self.assertEqual(
+            [event["user"] for event in self.observer], ["alice", "bob"]
+        )
