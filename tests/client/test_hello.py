@@ -6,6 +6,7 @@ through.
 
 import os
 
+from OpenSSL import SSL
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
@@ -15,13 +16,15 @@ from twisted.internet.testing import (
     MemoryReactorClock,
 )
 from twisted.logger import formatEvent, globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client.agent import Agent
 from suto_client.hello import HelloListener, same_host
-from suto_client.protocol import AuthResult
+from suto_client.protocol import AuthResult, describe_failure
 from suto_client.session import Outcome
 from suto_client.statefile import Account, ClientState, load_state, save_state
+from suto_client.tls import PinMismatch
 from suto_server.core import wire
 
 SERVER = "192.0.2.10"
@@ -443,3 +446,103 @@ class HelloLogPacingTests(SynchronousTestCase):
         self.assertEqual(
             [event["user"] for event in self.observer], ["alice", "bob"]
         )
+
+
+class AgentResultLogTests(SynchronousTestCase):
+    """
+    The agent's text log says why an authentication failed, never a
+    secret, and paces the failures a forged hello can cause.
+    """
+
+    def setUp(self):
+        self.path = os.path.join(self.mktemp(), "client.json")
+        save_state(self.path, ClientState({"alice": ALICE}))
+        self.reactor = _UDPReactor()
+        self.result = None
+        self.agent = Agent(
+            self.reactor,
+            self.path,
+            hello_endpoint_port=0,
+            authenticate=lambda reactor, account, *, timeout: succeed(
+                self.result
+            ),
+            log_interval=30.0,
+        )
+        self.agent.startService()
+        self.observer = EventLoggingObserver.createWithCleanup(
+            self, globalLogPublisher
+        )
+
+    def hellos(self, times=1):
+        _, listener = self.reactor.udp[0]
+        for _ in range(times):
+            listener.datagramReceived(b"SUTO_alice@desk+", (SERVER, 1))
+
+    def ended(self):
+        """
+        The rendered text of the lines that say how authentications
+        ended.
+        """
+        return [
+            formatEvent(event) for event in self.observer if "outcome" in event
+        ]
+
+    def test_reasons_in_the_text(self):
+        """
+        A pin mismatch, a TLS alert and a missing certificate are in the
+        rendered text of the line, not only in its fields; the password is
+        in no line.
+        """
+        reasons = [
+            describe_failure(Failure(PinMismatch("aa" * 32, "bb" * 32))),
+            describe_failure(
+                Failure(
+                    SSL.Error(
+                        [("SSL routines", "", "tlsv13 alert certificate required")]
+                    )
+                )
+            ),
+            "TLS: the certificate is not issued for 192.0.2.10",
+        ]
+        for reason in reasons:
+            self.result = AuthResult(Outcome.ERROR, reason)
+            self.hellos()
+        lines = self.ended()
+        self.assertEqual(len(lines), 3)
+        for line, reason in zip(lines, reasons):
+            self.assertIn(
+                "authentication for alice against 192.0.2.10:2021: error: ", line
+            )
+            self.assertIn(reason, line)
+        self.assertIn("aa" * 32, lines[0])
+        self.assertIn("certificate required", lines[1])
+        for event in self.observer:
+            self.assertNotIn("hunter2", formatEvent(event))
+            self.assertNotIn("hunter2", repr(event))
+
+    def test_verdicts_each_logged(self):
+        """
+        Every verdict is logged: the server makes the requests they
+        answer, so they cannot be forged.
+        """
+        self.result = AuthResult(Outcome.REJECTED, "the server refused")
+        self.hellos(3)
+        self.assertEqual(len(self.ended()), 3)
+        self.assertIn("rejected: the server refused", self.ended()[0])
+
+    def test_forged_hellos_fail_quietly(self):
+        """
+        A thousand forged hellos from the server's address, each ending in
+        the server's refusal, give one line about the hello and one about
+        the failure; after the interval the next says how many were kept
+        quiet.
+        """
+        self.result = AuthResult(Outcome.ERROR, "the server answered NO_REQUEST")
+        self.hellos(1000)
+        self.assertEqual(len(self.observer), 2)
+        self.reactor.advance(30)
+        self.hellos()
+        lines = self.ended()
+        self.assertEqual(len(lines), 2)
+        self.assertIn("999 more alike since the last report", lines[1])
+        self.assertEqual(len(self.observer), 4)
