@@ -20,6 +20,7 @@ from suto_client.agent import (
     DEFAULT_ROTATION_INTERVAL,
     Agent,
 )
+from suto_client.pacedlog import DEFAULT_LOG_INTERVAL
 from suto_client.statefile import DEFAULT_STATE_PATH
 from suto_server.core.config import ConfigurableOptions
 
@@ -72,6 +73,14 @@ class Options(ConfigurableOptions):
             "(each wait within 10%).",
             _seconds,
         ],
+        [
+            "limit-log-interval",
+            None,
+            DEFAULT_LOG_INTERVAL,
+            "Least seconds between two log lines about hellos, checks or "
+            "failed authentications from one source for one reason.",
+            _seconds,
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -92,4 +101,5 @@ def makeService(options: Options) -> IService:
         hello_interface=options["hello-interface"],
         timeout=options["timeout"],
         rotation_interval=options["rotation-interval"],
+        log_interval=options["limit-log-interval"],
     )

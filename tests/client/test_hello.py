@@ -16,9 +16,11 @@ from twisted.internet.testing import (
     MemoryReactorClock,
 )
 from twisted.logger import formatEvent, globalLogPublisher
+from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_client import tap
 from suto_client.agent import Agent
 from suto_client.hello import HelloListener, same_host
 from suto_client.protocol import AuthResult, describe_failure
@@ -546,3 +548,25 @@ class AgentResultLogTests(SynchronousTestCase):
         self.assertEqual(len(lines), 2)
         self.assertIn("999 more alike since the last report", lines[1])
         self.assertEqual(len(self.observer), 4)
+
+
+class LogIntervalOptionTests(SynchronousTestCase):
+    def test_limit_log_interval(self):
+        """
+        C{--limit-log-interval} sets the pacing of the agent's log lines,
+        60 seconds by default as on the server, and must be more than 0
+        and at most an hour.
+        """
+        options = tap.Options()
+        options.parseOptions([])
+        self.assertEqual(options["limit-log-interval"], 60.0)
+        options = tap.Options()
+        options.parseOptions(["--limit-log-interval", "5"])
+        self.assertEqual(options["limit-log-interval"], 5.0)
+        self.assertIsInstance(tap.makeService(options), Agent)
+        for value in ("0", "3601"):
+            self.assertRaises(
+                usage.UsageError,
+                tap.Options().parseOptions,
+                ["--limit-log-interval", value],
+            )
