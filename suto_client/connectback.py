@@ -71,6 +71,7 @@ class _ConnectBack:
         self._deadline = deadline
         self._random = random
         self._attempts = 0
+        self._abandoned = False
         self._running: Deferred | None = None
         self._retry = None
         self._result = Deferred(self._cancel)
@@ -92,6 +93,7 @@ class _ConnectBack:
         delay = self._backoff()
         if (
             result.turned_away
+            and not self._abandoned
             and self._attempts < MOST_ATTEMPTS
             and self._clock.seconds() + delay < self._deadline
         ):
@@ -113,9 +115,9 @@ class _ConnectBack:
         return self._random.uniform(longest / 2, longest)
 
     def _cancel(self, result: Deferred) -> None:
+        self._abandoned = True
         if self._running is not None:
             # The abandoned attempt's result ends the answer.
-            self._attempts = MOST_ATTEMPTS
             self._running.cancel()
         elif self._retry is not None:
             self._retry.cancel()
