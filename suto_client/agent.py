@@ -141,7 +141,8 @@ class Agent(MultiService):
             Agents on different addresses of one machine can share a
             port number.
         @param timeout: seconds allowed for each connection attempt and
-            each exchange.
+            each exchange; a hello is answered by connections started
+            within that time (L{suto_client.connectback}).
         @param authenticate: runs one authentication, as
             L{suto_client.protocol.authenticate} does.
         @param rotation_interval: seconds between two rotations of a
