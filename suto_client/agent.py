@@ -1,15 +1,12 @@
 """
-The endpoint agent as a service: it listens for server hellos, answers
-each accepted one by authenticating, and keeps what it learns; it keeps
-the key of every enrolled profile rotating; and it answers its servers'
-check packets on the hello port with proof of the current key
-(L{suto_client.checks}).
+The endpoint agent as a service: it listens for server hellos
+(L{suto_client.hello}) and answers each accepted one by authenticating
+(L{suto_client.answer}); it keeps the key of every enrolled profile
+rotating; and it answers its servers' check packets on the hello port
+with proof of the current key (L{suto_client.checks}).
 
 The state file is read again at every hello, so accounts added or removed
-with C{suto-client account} take effect without a restart.  After the
-first successful authentication of an account by password, the salted hash
-the server's salt yields replaces the password in the state file: the
-challenge needs nothing more, and the plaintext is no longer kept.
+with C{suto-client account} take effect without a restart.
 
 Each enrolled profile gets a L{ClientService} that keeps a TLS
 connection (pinned, or trusted through a CA bundle) to its server and
@@ -23,7 +20,6 @@ in the state file changes, as asking again would only be refused again.
 
 from __future__ import annotations
 
-import hmac
 import os
 import random as random_module
 from dataclasses import dataclass
@@ -36,8 +32,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
 
+from suto_client.answer import HelloAnswerer
 from suto_client.checks import CheckResponder
 from suto_client.hello import HelloListener
+from suto_client.pacedlog import DEFAULT_LOG_INTERVAL
 from suto_client.protocol import AuthResult, authenticate
 from suto_client.rotation import (
     CommitError,
@@ -46,7 +44,6 @@ from suto_client.rotation import (
     profile_endpoint,
 )
 from suto_client.rotation_machine import Report, RotationError, RotationOutcome
-from suto_client.session import Outcome
 from suto_client.statefile import (
     Account,
     ClientState,
@@ -55,7 +52,6 @@ from suto_client.statefile import (
     load_state,
     save_state,
 )
-from suto_server.core import wire
 from suto_server.core.timing import DEFAULT_ROTATION_INTERVAL
 
 DEFAULT_HELLO_PORT = 2020
@@ -130,6 +126,7 @@ class Agent(MultiService):
         rotation_endpoint: Callable[
             [object, EnrolledProfile, float], IStreamClientEndpoint
         ] = profile_endpoint,
+        log_interval: float = DEFAULT_LOG_INTERVAL,
     ) -> None:
         """
         @param reactor: provides UDP, TCP, time and threads.
@@ -140,7 +137,8 @@ class Agent(MultiService):
             Agents on different addresses of one machine can share a
             port number.
         @param timeout: seconds allowed for each connection attempt and
-            each exchange.
+            each exchange; a hello is answered by connections started
+            within that time (L{suto_client.connectback}).
         @param authenticate: runs one authentication, as
             L{suto_client.protocol.authenticate} does.
         @param rotation_interval: seconds between two rotations of a
@@ -154,26 +152,40 @@ class Agent(MultiService):
         @param rotation_endpoint: called with the reactor, a profile and
             the timeout; returns the endpoint that reaches the profile's
             server, as L{suto_client.rotation.profile_endpoint} does.
+        @param log_interval: the least seconds between two log lines about
+            datagrams, or about authentications that failed, from one
+            source for one reason (L{suto_client.pacedlog}).
         """
         super().__init__()
         self._reactor = reactor
         self._state_path = state_path
         self._timeout = timeout
-        self._authenticate = authenticate
         self._rotation_interval = rotation_interval
         self._fingerprint = fingerprint
         self._random_bytes = random_bytes
         self._random = random_module.Random() if random is None else random
         self._rotation_endpoint = rotation_endpoint
-        self._observers: list[Callable[[str, AuthResult], None]] = []
         self._rotation_observers: list[
             Callable[[str, RotationOutcome, str], None]
         ] = []
-        self._running: set[Deferred] = set()
         self._rotators: dict[str, _Rotator] = {}
-        responder = CheckResponder(self._profiles, reactor)
+        self._answerer = HelloAnswerer(
+            reactor,
+            state_path,
+            timeout,
+            self._random,
+            authenticate,
+            log_interval,
+        )
+        responder = CheckResponder(
+            self._profiles, reactor, log_interval=log_interval
+        )
         listener = HelloListener(
-            self._accounts, self._answer, responder.answer, clock=reactor
+            self._accounts,
+            self._answerer.answer,
+            responder.answer,
+            clock=reactor,
+            log_interval=log_interval,
         )
         self._hello = _HelloPort(
             reactor, hello_endpoint_port, hello_interface, listener
@@ -197,9 +209,9 @@ class Agent(MultiService):
     ) -> None:
         """
         Have C{observer} called with the user and the L{AuthResult} of each
-        authentication the agent runs.
+        hello the agent answers.
         """
-        self._observers.append(observer)
+        self._answerer.add_observer(observer)
 
     def add_rotation_observer(
         self, observer: Callable[[str, RotationOutcome, str], None]
@@ -216,8 +228,7 @@ class Agent(MultiService):
         Stop listening, abandon the authentications still running, and
         close the rotation connections.
         """
-        for running in list(self._running):
-            running.cancel()
+        self._answerer.abandon()
         return super().stopService()
 
     def _load_state(self) -> ClientState | None:
@@ -238,68 +249,6 @@ class Agent(MultiService):
     def _profiles(self) -> dict[str, EnrolledProfile]:
         state = self._load_state()
         return {} if state is None else state.profiles
-
-    def _answer(self, account: Account, hello: wire.Hello) -> Deferred:
-        running = self._authenticate(
-            self._reactor, account, timeout=self._timeout
-        )
-        self._running.add(running)
-        running.addBoth(self._forget, running)
-        running.addCallback(self._finished, account)
-        running.addErrback(self._crashed, account)
-        return running
-
-    def _forget(self, result, running: Deferred):
-        self._running.discard(running)
-        return result
-
-    def _finished(self, result: AuthResult, account: Account) -> None:
-        if result.outcome is Outcome.ACCEPTED and result.salted_hash:
-            self._keep_salted_hash(account, result)
-        for observer in self._observers:
-            try:
-                observer(account.user, result)
-            except Exception:
-                self.log.failure("an authentication observer failed")
-
-    def _crashed(self, failure, account: Account) -> None:
-        self.log.failure(
-            "authentication for {user} failed unexpectedly",
-            failure,
-            user=account.user,
-        )
-
-    def _keep_salted_hash(self, account: Account, result: AuthResult) -> None:
-        """
-        Replace the password of C{account} by the salted hash just proven
-        right, unless the account was changed meanwhile.
-        """
-        try:
-            state = load_state(self._state_path)
-            stored = state.accounts.get(account.user)
-            if stored is None or not _same_credentials(stored, account):
-                self.log.info(
-                    "not storing the salted hash for {user}: the account "
-                    "changed during the authentication",
-                    user=account.user,
-                )
-                return
-            stored.password = None
-            stored.salt = result.learned_salt
-            stored.salted_hash = result.salted_hash
-            save_state(self._state_path, state)
-        except StateFileError as e:
-            self.log.error(
-                "cannot store the salted hash for {user}: {error}",
-                user=account.user,
-                error=str(e),
-            )
-            return
-        self.log.info(
-            "stored the salted hash for {user}; the password is no longer "
-            "kept",
-            user=account.user,
-        )
 
     def _follow_profiles(self) -> None:
         """
@@ -423,14 +372,3 @@ def _same_profile(left: EnrolledProfile, right: EnrolledProfile) -> bool:
         right.generation,
     )
 
-
-def _same_credentials(stored: Account, used: Account) -> bool:
-    return (
-        stored.server_host == used.server_host
-        and stored.server_port == used.server_port
-        and stored.password is not None
-        and used.password is not None
-        and hmac.compare_digest(
-            stored.password.encode("utf-8"), used.password.encode("utf-8")
-        )
-    )

@@ -10,7 +10,8 @@ and comes from that profile's server address.  Everything else is dropped
 without a reply, and answers to each source are rate-limited, so that the
 agent cannot be used to flood anyone: an answer is never longer than the
 check it answers (see L{wire.encode_check}), and at most C{rate} of them
-go to one address per C{period}.
+go to one address per C{period}.  The log lines about checks, answered or
+not, are paced per source and reason (L{suto_client.pacedlog}).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import collections
 import ipaddress
 from typing import Callable
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
-from suto_client.hello import DEFAULT_LOG_INTERVAL, same_host
+from suto_client.hello import same_host
+from suto_client.pacedlog import DEFAULT_LOG_INTERVAL, PacedLog
 from suto_client.statefile import EnrolledProfile
 from suto_server.core import keyschedule, wire
-from suto_server.core.throttle import OncePerInterval
 
 DEFAULT_CHECK_RATE = 10
 """The most checks answered for one source per period."""
@@ -56,14 +57,14 @@ class CheckResponder:
         @param rate: the most answers sent to one source per C{period}.
         @param period: seconds.
         @param log_interval: the least seconds between two log lines
-            about dropping checks of one kind from one source: anyone can
-            send checks from any address, and must not fill the log.
+            about checks from one source for one reason: anyone can send
+            checks from any address, and must not fill the log.
         """
         self._profiles_provider = profiles_provider
         self._clock = clock
         self._rate = rate
         self._period = period
-        self._reports = OncePerInterval(log_interval)
+        self._paced = PacedLog(self.log, clock, log_interval)
         # The times of the latest answers to each source.  Only servers of
         # enrolled profiles are ever answered, which bounds its size.
         self._answered: dict[str, collections.deque[float]] = {}
@@ -75,7 +76,9 @@ class CheckResponder:
         """
         profile = self._profiles_provider().get(check.user)
         if profile is None:
-            self.log.debug(
+            self._paced.emit(
+                LogLevel.debug,
+                (source, "unknown"),
                 "dropped a check for {user}, which has no profile, from "
                 "{source}",
                 user=check.user,
@@ -83,31 +86,29 @@ class CheckResponder:
             )
             return None
         if not same_host(source, profile.server_host):
-            quiet = self._reports.due(("elsewhere", source), self._clock.seconds())
-            if quiet is not None:
-                self.log.info(
-                    "dropped a check for {user} from {source}, which is not "
-                    "its server {server} ({quiet} more alike since the last "
-                    "report)",
-                    user=check.user,
-                    source=source,
-                    server=profile.server_host,
-                    quiet=quiet,
-                )
+            self._paced.emit(
+                LogLevel.info,
+                (source, "elsewhere"),
+                "dropped a check for {user} from {source}, which is not "
+                "its server {server}",
+                user=check.user,
+                source=source,
+                server=profile.server_host,
+            )
             return None
         if not self._may_answer(profile.server_host):
-            quiet = self._reports.due(("too_many", source), self._clock.seconds())
-            if quiet is not None:
-                self.log.warn(
-                    "dropped a check for {user} from {source}: too many "
-                    "checks ({quiet} more alike since the last report)",
-                    user=check.user,
-                    source=source,
-                    quiet=quiet,
-                )
+            self._paced.emit(
+                LogLevel.warn,
+                (source, "too_many"),
+                "dropped a check for {user} from {source}: too many checks",
+                user=check.user,
+                source=source,
+            )
             return None
         proof = keyschedule.check_proof(profile.key, check.nonce, check.user)
-        self.log.info(
+        self._paced.emit(
+            LogLevel.info,
+            (source, "answered", check.user),
             "answered a check for {user} from {source}",
             user=check.user,
             source=source,

@@ -13,7 +13,7 @@ L{SingleExchangeProtocol} adds what a conversation that runs once, for a
 caller waiting on its result, needs: a cancellable C{finished}
 L{Deferred}, and a connection attempt that failed ending the exchange.
 L{run_exchange} connects one and makes sure no attempt outlives it;
-L{log_result} logs how it ended.
+L{log_result} logs how it ended, the reason in the text.
 """
 
 from __future__ import annotations
@@ -202,10 +202,24 @@ def log_result(result, log: Logger, text: str, **fields):
     @param text: the format of the event, naming C{{outcome}} and
         C{fields}.
     """
-    log.info(
-        text, **fields, outcome=result.outcome.value, reason=result.reason
-    )
+    text, ended = result_event(result, text)
+    log.info(text, **fields, **ended)
     return result
+
+
+def result_event(result, text: str) -> tuple[str, dict]:
+    """
+    The format and the fields of the line that says how an exchange
+    ended: C{text}, then the reason, which the rendered text must carry
+    (an operator reading the text log needs the wrong pin or the missing
+    client certificate as much as one reading the JSON log).
+
+    @param result: as L{log_result}'s.
+    @return: the format, and the C{outcome} and C{reason} fields.
+    """
+    if result.reason:
+        text += ": {reason}"
+    return text, {"outcome": result.outcome.value, "reason": result.reason}
 
 
 def describe_failure(reason: Failure | None) -> str:

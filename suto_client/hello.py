@@ -10,7 +10,9 @@ and comes from that account's server address; while an authentication for
 an account is running, further hellos for it are ignored.  Check packets
 arrive on the same port and go to whoever decides how to answer them
 (L{suto_client.checks.CheckResponder}).  Everything else is dropped
-without a reply.
+without a reply.  Every line logged about a datagram is paced per source
+and reason (L{suto_client.pacedlog}): whoever can send datagrams must not
+be able to fill the endpoint's log.
 """
 
 from __future__ import annotations
@@ -20,15 +22,11 @@ from typing import Callable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
+from suto_client.pacedlog import DEFAULT_LOG_INTERVAL, PacedLog
 from suto_client.statefile import Account
 from suto_server.core import wire
-from suto_server.core.throttle import OncePerInterval
-
-DEFAULT_LOG_INTERVAL = 60.0
-"""Seconds between two log lines about datagrams (hellos, checks) dropped
-from one source for one reason."""
 
 
 def same_host(source: str, configured: str) -> bool:
@@ -75,25 +73,26 @@ class HelloListener(DatagramProtocol):
             its source address; returns the datagram to answer with, or
             L{None} to drop it.  Without it, checks are dropped.
         @param clock: the L{IReactorTime} that paces the log lines about
-            dropped hellos.
+            datagrams.
         @param log_interval: the least seconds between two log lines
-            about hellos dropped from one source: a hello is a datagram,
-            anyone can send it from any address, and must not fill the
-            endpoint's log.
+            about datagrams from one source for one reason: a hello is a
+            datagram, anyone can send it from any address, and must not
+            fill the endpoint's log.
         """
         self._accounts_provider = accounts_provider
         self._on_hello = on_hello
         self._on_check = on_check
         self._running: set[str] = set()
-        self._clock = clock
-        self._reports = OncePerInterval(log_interval)
+        self._paced = PacedLog(self.log, clock, log_interval)
 
     def datagramReceived(self, datagram: bytes, addr) -> None:
         source = addr[0]
         try:
             message = wire.parse_datagram(datagram)
         except wire.ProtocolError as e:
-            self.log.debug(
+            self._paced.emit(
+                LogLevel.debug,
+                (source, "malformed", e.code),
                 "dropped a malformed datagram from {source}: {code}",
                 source=source,
                 code=e.code,
@@ -106,42 +105,52 @@ class HelloListener(DatagramProtocol):
             if answer is not None:
                 self.transport.write(answer, addr)
         else:
-            self.log.debug(
+            kind = type(message).__name__
+            self._paced.emit(
+                LogLevel.debug,
+                (source, "unexpected", kind),
                 "dropped a {kind} from {source}",
-                kind=type(message).__name__,
+                kind=kind,
                 source=source,
             )
 
     def _hello_received(self, hello: wire.Hello, source: str) -> None:
         account = self._accounts_provider().get(hello.user)
         if account is None:
-            self.log.debug(
+            self._paced.emit(
+                LogLevel.debug,
+                (source, "unknown"),
                 "dropped a hello for unknown user {user} from {source}",
                 user=hello.user,
                 source=source,
             )
         elif not same_host(source, account.server_host):
-            quiet = self._reports.due(source, self._clock.seconds())
-            if quiet is not None:
-                self.log.info(
-                    "dropped a hello for {user} from {source}, which is not "
-                    "its server {server} ({quiet} more alike since the last "
-                    "report)",
-                    user=hello.user,
-                    source=source,
-                    server=account.server_host,
-                    quiet=quiet,
-                )
+            self._paced.emit(
+                LogLevel.info,
+                (source, "elsewhere"),
+                "dropped a hello for {user} from {source}, which is not "
+                "its server {server}",
+                user=hello.user,
+                source=source,
+                server=account.server_host,
+            )
         elif hello.user in self._running:
-            self.log.debug(
+            self._paced.emit(
+                LogLevel.debug,
+                (source, "busy"),
                 "ignored a hello for {user}: an authentication is running",
                 user=hello.user,
+                source=source,
             )
         else:
-            self._start(account, hello)
+            self._start(account, hello, source)
 
-    def _start(self, account: Account, hello: wire.Hello) -> None:
-        self.log.info(
+    def _start(self, account: Account, hello: wire.Hello, source: str) -> None:
+        # The source is the account's server, but a datagram's source
+        # address can be forged: the line is paced all the same.
+        self._paced.emit(
+            LogLevel.info,
+            (source, "accepted", hello.user),
             "hello for {user} from {server} ({host})",
             user=hello.user,
             server=account.server_host,

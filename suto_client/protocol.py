@@ -9,7 +9,9 @@ deliberately slow) by a function the protocol is given, so tests can
 compute it synchronously.
 L{authenticate} builds the connection from an L{Account} and never fails:
 every problem becomes an L{Outcome.ERROR} or L{Outcome.TIMEOUT} result with
-a reason that holds no secret.
+a reason that holds no secret, and says whether the server turned the
+connection away before it began (L{AuthResult.turned_away}), which is
+worth trying again soon.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Callable
 
+from twisted.internet import error as internet_error
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
@@ -39,7 +42,6 @@ from zope.interface import implementer
 from suto_client.exchange import (
     SingleExchangeProtocol,
     describe_failure,
-    log_result,
     run_exchange,
 )
 from suto_client.session import ClientSession, ComputeHash, Finish, Outcome
@@ -50,8 +52,6 @@ from suto_client.tls import (
     pinned_client_creator,
 )
 from suto_server.core import libxcrypt, schemes, wire
-
-_log = Logger()
 
 
 @dataclass(frozen=True)
@@ -66,12 +66,27 @@ class AuthResult:
         exchange took the C{SUTO_SALTA_} path and was accepted.
     @ivar salted_hash: C{crypt(password, learned_salt)}, set with
         C{learned_salt}, so the agent can forget the password.
+    @ivar turned_away: the connection was refused, or closed by the server
+        before its first message, and not for want of TLS trust: what a
+        server over one of its connection limits does (docs/PROTOCOL.md
+        §4), so trying again soon may succeed.
     """
 
     outcome: Outcome
     reason: str = ""
     learned_salt: str | None = None
     salted_hash: str | None = field(default=None, repr=False)
+    turned_away: bool = False
+
+
+#: How a connection the server turned away ends: refused, or closed before
+#: a message, without TLS ever failing (a pin mismatch, a rejected
+#: certificate and a TLS alert are other failures, never tried again).
+_TURNED_AWAY = (
+    internet_error.ConnectionRefusedError,
+    internet_error.ConnectionDone,
+    internet_error.ConnectionLost,
+)
 
 
 @dataclass(frozen=True)
@@ -150,6 +165,29 @@ class ClassicClientProtocol(SingleExchangeProtocol):
         self._account = account
         self._derive = derive
         self._learned: tuple[str, str] | None = None
+        self._heard = False
+        self._turned_away = False
+
+    def dataReceived(self, data: bytes) -> None:
+        self._heard = self._heard or bool(data)
+        super().dataReceived(data)
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self._note_loss(reason)
+        super().connectionLost(reason)
+
+    def connection_failed(self, reason: Failure) -> None:
+        self._note_loss(reason)
+        super().connection_failed(reason)
+
+    def _note_loss(self, reason: Failure | None) -> None:
+        """
+        Remember whether the server turned the connection away: it went
+        before the server said anything, as a refusal does.
+        """
+        self._turned_away = not self._heard and (
+            reason is None or reason.check(*_TURNED_AWAY) is not None
+        )
 
     def _hashed(self, derivation: Derivation, salt: str | None) -> None:
         if salt is not None:
@@ -186,7 +224,12 @@ class ClassicClientProtocol(SingleExchangeProtocol):
         self._learned = None
         if not self.finished.called:
             self.finished.callback(
-                AuthResult(finish.outcome, finish.reason, *learned)
+                AuthResult(
+                    finish.outcome,
+                    finish.reason,
+                    *learned,
+                    turned_away=self._turned_away,
+                )
             )
 
 
@@ -294,8 +337,8 @@ def authenticate(
     Connect to C{account}'s server and answer its challenge.
 
     The connection attempt and the exchange each get C{timeout} seconds.
-    The result is logged, without secrets, as
-    C{"authentication for {user} against {server}: {outcome}"}.
+    The caller logs the result: the agent paces its lines
+    (L{suto_client.agent}).
 
     @param reactor: provides TCP, time and a thread pool for crypt.
     @param tls_trust: how to check the server's certificate; by default,
@@ -303,25 +346,15 @@ def authenticate(
     @return: a L{Deferred} that fires with an L{AuthResult} and never
         fails; cancelling it abandons the exchange.
     """
-    server = f"{account.server_host}:{account.server_port}"
     if account.password is None and account.salted_hash is None:
-        result = succeed(
+        return succeed(
             AuthResult(Outcome.ERROR, "the account has no credentials")
         )
-    else:
-        try:
-            endpoint = client_endpoint(reactor, account, timeout, tls_trust)
-        except ValueError as e:
-            result = succeed(AuthResult(Outcome.ERROR, str(e)))
-        else:
-            result = _run(reactor, endpoint, account, timeout)
-    return result.addCallback(
-        log_result,
-        _log,
-        "authentication for {user} against {server}: {outcome}",
-        user=account.user,
-        server=server,
-    )
+    try:
+        endpoint = client_endpoint(reactor, account, timeout, tls_trust)
+    except ValueError as e:
+        return succeed(AuthResult(Outcome.ERROR, str(e)))
+    return _run(reactor, endpoint, account, timeout)
 
 
 def _run(reactor, endpoint, account: Account, timeout: float) -> Deferred:

@@ -16,6 +16,7 @@ from twisted.application.service import IService
 from twisted.python import usage
 
 from suto_client.agent import DEFAULT_HELLO_PORT, Agent
+from suto_client.pacedlog import DEFAULT_LOG_INTERVAL
 from suto_client.statefile import DEFAULT_STATE_PATH
 from suto_server.core.config import ConfigurableOptions
 from suto_server.core.timing import DEFAULT_ROTATION_INTERVAL
@@ -69,6 +70,14 @@ class Options(ConfigurableOptions):
             "(each wait within 10%).",
             _seconds,
         ],
+        [
+            "limit-log-interval",
+            None,
+            DEFAULT_LOG_INTERVAL,
+            "Least seconds between two log lines about hellos, checks or "
+            "failed authentications from one source for one reason.",
+            _seconds,
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -89,4 +98,5 @@ def makeService(options: Options) -> IService:
         hello_interface=options["hello-interface"],
         timeout=options["timeout"],
         rotation_interval=options["rotation-interval"],
+        log_interval=options["limit-log-interval"],
     )

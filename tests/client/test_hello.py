@@ -6,6 +6,7 @@ through.
 
 import os
 
+from OpenSSL import SSL
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
@@ -14,14 +15,18 @@ from twisted.internet.testing import (
     FakeDatagramTransport,
     MemoryReactorClock,
 )
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_client import tap
 from suto_client.agent import Agent
 from suto_client.hello import HelloListener, same_host
-from suto_client.protocol import AuthResult
+from suto_client.protocol import AuthResult, describe_failure
 from suto_client.session import Outcome
 from suto_client.statefile import Account, ClientState, load_state, save_state
+from suto_client.tls import PinMismatch
 from suto_server.core import wire
 
 SERVER = "192.0.2.10"
@@ -358,3 +363,210 @@ class AgentTests(SynchronousTestCase):
         self.hello()
         self.hello()
         self.assertEqual(self.results, [("alice", result)] * 2)
+
+
+class HelloLogPacingTests(SynchronousTestCase):
+    """
+    Every line the listener logs about a datagram is paced per source and
+    reason: a datagram's source can be forged, so a flood of them, even
+    naming the server, must not turn the agent into a log amplifier.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.running = None
+        self.listener = HelloListener(
+            lambda: {"alice": ALICE},
+            lambda account, hello: self.running,
+            clock=self.clock,
+            log_interval=30.0,
+        )
+        self.listener.makeConnection(FakeDatagramTransport())
+        self.observer = EventLoggingObserver.createWithCleanup(
+            self, globalLogPublisher
+        )
+
+    def flood(self, datagram, source, times=1000):
+        for _ in range(times):
+            self.listener.datagramReceived(datagram, (source, 1))
+
+    def lines(self):
+        return [(event["log_format"], event["quiet"]) for event in self.observer]
+
+    def test_forged_hellos_naming_the_server(self):
+        """
+        A thousand hellos with the server's address as their source, each
+        accepted, give one line; after the interval the next says how many
+        were kept quiet.
+        """
+        self.flood(b"SUTO_alice@desk+", SERVER)
+        self.assertEqual(len(self.observer), 1)
+        self.clock.advance(30)
+        self.flood(b"SUTO_alice@desk+", SERVER, times=1)
+        self.assertEqual([quiet for _, quiet in self.lines()], [0, 999])
+        self.assertIn(
+            "999 more alike since the last report",
+            formatEvent(self.observer[1]),
+        )
+        self.assertNotIn("more alike", formatEvent(self.observer[0]))
+
+    def test_forged_hellos_while_busy(self):
+        """
+        Hellos for an account being authenticated are logged once, apart
+        from the one that started the authentication.
+        """
+        self.running = Deferred()
+        self.flood(b"SUTO_alice@desk+", SERVER)
+        self.assertEqual(len(self.observer), 2)
+
+    def test_each_reason_and_source(self):
+        """
+        Floods of unknown users, malformed datagrams, other messages and
+        hellos from elsewhere give one line per source and reason.
+        """
+        self.flood(b"SUTO_mallory@desk+", SERVER)
+        self.flood(b"\xff\x00", SERVER)
+        self.flood(b"SUTO_CHECK_", SERVER)
+        self.flood(b"SUTO_alice@desk+", "192.0.2.66")
+        self.flood(b"SUTO_alice@desk+", "192.0.2.67")
+        self.assertEqual(len(self.observer), 5)
+        self.assertEqual({quiet for _, quiet in self.lines()}, {0})
+
+    def test_users_apart(self):
+        """
+        Hellos for two accounts from one server are logged apart: one
+        does not hide the other.
+        """
+        bob = Account(user="bob", server_host=SERVER, legacy=True, password="b")
+        listener = HelloListener(
+            lambda: {"alice": ALICE, "bob": bob},
+            lambda account, hello: None,
+            clock=self.clock,
+        )
+        listener.datagramReceived(b"SUTO_alice@desk+", (SERVER, 1))
+        listener.datagramReceived(b"SUTO_bob@desk+", (SERVER, 1))
+        self.assertEqual(
+            [event["user"] for event in self.observer], ["alice", "bob"]
+        )
+
+
+class AgentResultLogTests(SynchronousTestCase):
+    """
+    The agent's text log says why an authentication failed, never a
+    secret, and paces the failures a forged hello can cause.
+    """
+
+    def setUp(self):
+        self.path = os.path.join(self.mktemp(), "client.json")
+        save_state(self.path, ClientState({"alice": ALICE}))
+        self.reactor = _UDPReactor()
+        self.result = None
+        self.agent = Agent(
+            self.reactor,
+            self.path,
+            hello_endpoint_port=0,
+            authenticate=lambda reactor, account, *, timeout: succeed(
+                self.result
+            ),
+            log_interval=30.0,
+        )
+        self.agent.startService()
+        self.observer = EventLoggingObserver.createWithCleanup(
+            self, globalLogPublisher
+        )
+
+    def hellos(self, times=1):
+        _, listener = self.reactor.udp[0]
+        for _ in range(times):
+            listener.datagramReceived(b"SUTO_alice@desk+", (SERVER, 1))
+
+    def ended(self):
+        """
+        The rendered text of the lines that say how authentications
+        ended.
+        """
+        return [
+            formatEvent(event) for event in self.observer if "outcome" in event
+        ]
+
+    def test_reasons_in_the_text(self):
+        """
+        A pin mismatch, a TLS alert and a missing certificate are in the
+        rendered text of the line, not only in its fields; the password is
+        in no line.
+        """
+        reasons = [
+            describe_failure(Failure(PinMismatch("aa" * 32, "bb" * 32))),
+            describe_failure(
+                Failure(
+                    SSL.Error(
+                        [("SSL routines", "", "tlsv13 alert certificate required")]
+                    )
+                )
+            ),
+            "TLS: the certificate is not issued for 192.0.2.10",
+        ]
+        for reason in reasons:
+            self.result = AuthResult(Outcome.ERROR, reason)
+            self.hellos()
+        lines = self.ended()
+        self.assertEqual(len(lines), 3)
+        for line, reason in zip(lines, reasons):
+            self.assertIn(
+                "authentication for alice against 192.0.2.10:2021: error: ", line
+            )
+            self.assertIn(reason, line)
+        self.assertIn("aa" * 32, lines[0])
+        self.assertIn("certificate required", lines[1])
+        for event in self.observer:
+            self.assertNotIn("hunter2", formatEvent(event))
+            self.assertNotIn("hunter2", repr(event))
+
+    def test_verdicts_each_logged(self):
+        """
+        Every verdict is logged: the server makes the requests they
+        answer, so they cannot be forged.
+        """
+        self.result = AuthResult(Outcome.REJECTED, "the server refused")
+        self.hellos(3)
+        self.assertEqual(len(self.ended()), 3)
+        self.assertIn("rejected: the server refused", self.ended()[0])
+
+    def test_forged_hellos_fail_quietly(self):
+        """
+        A thousand forged hellos from the server's address, each ending in
+        the server's refusal, give one line about the hello and one about
+        the failure; after the interval the next says how many were kept
+        quiet.
+        """
+        self.result = AuthResult(Outcome.ERROR, "the server answered NO_REQUEST")
+        self.hellos(1000)
+        self.assertEqual(len(self.observer), 2)
+        self.reactor.advance(30)
+        self.hellos()
+        lines = self.ended()
+        self.assertEqual(len(lines), 2)
+        self.assertIn("999 more alike since the last report", lines[1])
+        self.assertEqual(len(self.observer), 4)
+
+
+class LogIntervalOptionTests(SynchronousTestCase):
+    def test_limit_log_interval(self):
+        """
+        C{--limit-log-interval} sets the pacing of the agent's log lines,
+        60 seconds by default as on the server, and must be more than 0
+        and at most an hour.
+        """
+        options = tap.Options()
+        options.parseOptions([])
+        self.assertEqual(options["limit-log-interval"], 60.0)
+        options = tap.Options()
+        options.parseOptions(["--limit-log-interval", "5"])
+        self.assertEqual(options["limit-log-interval"], 5.0)
+        self.assertIsInstance(tap.makeService(options), Agent)
+        for value in ("0", "3601"):
+            self.assertRaises(
+                usage.UsageError,
+                tap.Options().parseOptions,
+                ["--limit-log-interval", value],
+            )

@@ -207,13 +207,20 @@ class ClassicClientProtocolTests(SynchronousTestCase):
 
     def test_closed_by_server(self):
         """
-        A server closing cleanly before the verdict is an error too.
+        A server closing cleanly before the verdict is an error too; before
+        its first message, it turned the connection away.
         """
         self.connect(NEW, wire.Framing.LEGACY)
         self.protocol.connectionLost(Failure(internet_error.ConnectionDone()))
         self.assertEqual(
             self.results,
-            [AuthResult(Outcome.ERROR, "the server closed the connection")],
+            [
+                AuthResult(
+                    Outcome.ERROR,
+                    "the server closed the connection",
+                    turned_away=True,
+                )
+            ],
         )
 
     def test_closed_after_verdict(self):
@@ -427,8 +434,8 @@ class AuthenticateTests(SynchronousTestCase):
 
     def test_refused(self):
         """
-        A refused connection is an error result, logged with user, server
-        and outcome.
+        A refused connection is an error result, one the server turned
+        away.  The caller logs it (the agent, whose tests check the line).
         """
         results = self.authenticate(NEW)
         [(_, _, factory, _, _)] = self.reactor.tcpClients
@@ -437,13 +444,10 @@ class AuthenticateTests(SynchronousTestCase):
             Failure(internet_error.ConnectionRefusedError()),
         )
         self.assertEqual(
-            results, [AuthResult(Outcome.ERROR, "connection refused")]
+            results,
+            [AuthResult(Outcome.ERROR, "connection refused", turned_away=True)],
         )
-        [event] = [e for e in self.observer if "outcome" in e]
-        self.assertEqual(
-            (event["user"], event["server"], event["outcome"]),
-            ("alice", "127.0.0.1:2021", "error"),
-        )
+        self.assertEqual([e for e in self.observer if "outcome" in e], [])
 
     def test_connect_timeout(self):
         """
@@ -482,3 +486,71 @@ class AccountTrustTests(SynchronousTestCase):
                 user="alice", server_host="127.0.0.1", pin="ab" * 32, **fields
             )
             self.assertRaises(ValueError, account_trust, account)
+
+
+class TurnedAwayTests(SynchronousTestCase):
+    """
+    L{AuthResult.turned_away} says that the server refused the connection
+    or closed it before its first message, and nothing else: that alone
+    is worth trying again soon.
+    """
+
+    def lose(self, reason, heard=b""):
+        protocol = ClassicClientProtocol(
+            NEW, wire.Framing.FRAMED, Clock(), 10.0, lambda *a: Deferred()
+        )
+        results = []
+        protocol.finished.addCallback(results.append)
+        protocol.makeConnection(StringTransport())
+        if heard:
+            protocol.dataReceived(heard)
+        protocol.connectionLost(Failure(reason))
+        [result] = results
+        return result
+
+    def test_closed_before_a_message(self):
+        """
+        A connection closed or lost before the server said anything, as
+        a server over its connection limits does, was turned away.
+        """
+        for reason in (
+            internet_error.ConnectionDone(),
+            internet_error.ConnectionLost(),
+        ):
+            self.assertTrue(self.lose(reason).turned_away)
+
+    def test_closed_after_a_message(self):
+        """
+        Once the server spoke, a close is not a turn-away.
+        """
+        result = self.lose(internet_error.ConnectionLost(), b"SUTO_VERSION_2\r\n")
+        self.assertEqual(
+            result, AuthResult(Outcome.ERROR, "the connection was lost")
+        )
+
+    def test_trust_failures(self):
+        """
+        A pin mismatch, a certificate rejected under CA trust and a TLS
+        alert are never turn-aways: trying again would fail again.
+        """
+        for reason in (
+            PinMismatch("aa" * 32, "bb" * 32),
+            CertificateRejected("cc" * 32, "it has expired"),
+            SSL.Error([("SSL routines", "", "tlsv13 alert certificate required")]),
+        ):
+            result = self.lose(reason)
+            self.assertEqual(result.outcome, Outcome.ERROR)
+            self.assertFalse(result.turned_away)
+
+    def test_connect_timeout(self):
+        """
+        A connection attempt that timed out was not turned away.
+        """
+        protocol = ClassicClientProtocol(
+            NEW, wire.Framing.LEGACY, Clock(), 10.0, lambda *a: Deferred()
+        )
+        protocol.connection_failed(Failure(internet_error.TimeoutError()))
+        result = self.successResultOf(protocol.finished)
+        self.assertEqual(
+            (result.outcome, result.turned_away), (Outcome.TIMEOUT, False)
+        )
