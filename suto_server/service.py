@@ -25,7 +25,6 @@ from suto_server.core import schemes, wire
 from suto_server.cred.checkers import ChainedHashSource, SaltedChallengeChecker
 from suto_server.cred.hashpool import DEFAULT_MAX_PENDING, HashPool
 from suto_server.cred.realm import SutoRealm
-from suto_server.interfaces import IOfflineStore
 from suto_server.locations import Locations
 from suto_server.metrics import ServerMetrics, metrics_site
 from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT, CheckService
@@ -49,6 +48,7 @@ from suto_server.rules.tracking import Tracking
 from suto_server.rules.windows import WindowDesk
 from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
+from suto_server.store.interfaces import IStore
 
 
 class ListeningService(Service):
@@ -151,14 +151,14 @@ def salt_lookup(source):
 
 def _commit_rotations(store, rotations):
     """
-    L{IRotationStore.commit_rotations} of the database thread's own store.
+    L{IProfileStore.commit_rotations} of the database thread's own store.
     """
     return store.commit_rotations(rotations)
 
 
 def _append_audits(store, events):
     """
-    L{IEnrollmentStore.append_audits} of the database thread's own store.
+    L{IAuditStore.append_audits} of the database thread's own store.
     """
     return store.append_audits(events)
 
@@ -404,7 +404,7 @@ class SutoServer(MultiService):
         state.penalised = self.gate.penalised
         state.hash_pending = lambda: self.hash_pool.pending
         state.windows = self._open_windows
-        if IOfflineStore.providedBy(self.store):
+        if IStore.providedBy(self.store):
             state.offline = lambda: len(self.store.offline_profiles())
             state.blacklisted = lambda: len(self.store.list_blacklist())
 

@@ -383,7 +383,7 @@ def _build(reactor, options: Options) -> SutoServer:
         login_grace=options["login-grace"],
         limit_log_interval=options["limit-log-interval"],
         hash_pending=options["hash-pending"],
-        database=DatabaseThread(reactor, store.sibling),
+        database=DatabaseThread(reactor, store),
     )
     ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)
     return server

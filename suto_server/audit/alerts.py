@@ -5,7 +5,7 @@ An alert is made from its audit record and carries what the record says
 (when, which profile, from where, at which locations, why) and nothing
 else, so it never carries a key, a hash or a password: the audit log holds
 none.  L{suto_server.audit.log.AuditLog} hands each alert to every configured
-L{suto_server.interfaces.IAlertSink}.
+L{suto_server.audit.interfaces.IAlertSink}.
 """
 
 from __future__ import annotations

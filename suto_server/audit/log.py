@@ -39,9 +39,9 @@ def _bounded(location: str) -> str:
 
 class AuditLog:
     """
-    @param store: an L{suto_server.interfaces.IEnrollmentStore}, which
+    @param store: an L{suto_server.store.interfaces.IAuditStore}, which
         keeps the chain.
-    @param sinks: the L{suto_server.interfaces.IAlertSink}s alerts go to;
+    @param sinks: the L{suto_server.audit.interfaces.IAlertSink}s alerts go to;
         the structured log alone (a L{LogSink}) unless given.
     @param observers: callables given each recorded L{AuditEvent} (the
         metrics and the per-source penalties); like a sink, one that
@@ -171,7 +171,7 @@ class AuditLog:
     def verify(self) -> list:
         """
         @return: the problems with the log's hash chain (see
-            L{suto_server.interfaces.IEnrollmentStore.verify_audit}); empty
+            L{suto_server.store.interfaces.IAuditStore.verify_audit}); empty
             when it is intact.
         """
         return self._store.verify_audit()

@@ -1,4 +1,4 @@
 """
-Storage back ends behind L{suto_server.interfaces.IUserStore} and
-L{suto_server.interfaces.IEnrollmentStore}.
+Where the server's state is kept: the interfaces every store provides
+(L{suto_server.store.interfaces}) and the stores themselves.
 """

@@ -17,13 +17,6 @@ from dataclasses import replace
 from zope.interface import implementer
 
 from suto_server.core.schemes import identify
-from suto_server.interfaces import (
-    IEnrollmentStore,
-    IOfflineStore,
-    IRegistryStore,
-    IRotationStore,
-    IUserStore,
-)
 from suto_server.store import chain
 from suto_server.store.errors import (
     ProfileExists,
@@ -33,6 +26,7 @@ from suto_server.store.errors import (
     UnknownWindow,
     UserExists,
 )
+from suto_server.store.interfaces import IStore
 from suto_server.store.records import (
     RETIRED_KEY_HISTORY,
     BlacklistEntry,
@@ -143,18 +137,28 @@ def _commit_one(tables, commit):
     return True
 
 
-@implementer(
-    IUserStore, IEnrollmentStore, IRotationStore, IRegistryStore, IOfflineStore
-)
+@implementer(IStore)
 class MemoryStore:
     """
     Accounts, enrollment and rotation state, moves and the audit log in
     memory, lost when the object goes.
     """
 
-    def __init__(self):
+    def __init__(self, tables=None):
+        """
+        @param tables: the L{_Tables} of the store this is a sibling of;
+            new empty ones unless given.
+        """
         # None once closed.
-        self._tables = _Tables()
+        self._tables = _Tables() if tables is None else tables
+
+    def sibling(self):
+        """
+        See L{IStore.sibling}: another store on the same tables.  The
+        tables take no lock, which is enough for tests: they call one
+        store at a time.
+        """
+        return type(self)(self._open_tables())
 
     def _open_tables(self):
         """
@@ -232,7 +236,7 @@ class MemoryStore:
 
     def open_window(self, window):
         """
-        See L{IEnrollmentStore.open_window}.
+        See L{IWindowStore.open_window}.
 
         @raise suto_server.core.schemes.UnsupportedScheme: the one-time
             password's hash is not one SUTO can verify.
@@ -242,21 +246,21 @@ class MemoryStore:
 
     def get_window(self, username):
         """
-        See L{IEnrollmentStore.get_window}.
+        See L{IWindowStore.get_window}.
         """
         check_username(username)
         return self._open_tables().windows.get(username)
 
     def list_windows(self):
         """
-        See L{IEnrollmentStore.list_windows}.
+        See L{IWindowStore.list_windows}.
         """
         windows = self._open_tables().windows
         return [windows[name] for name in sorted(windows)]
 
     def record_failed_attempt(self, username):
         """
-        See L{IEnrollmentStore.record_failed_attempt}.
+        See L{IWindowStore.record_failed_attempt}.
         """
         check_username(username)
         windows = self._open_tables().windows
@@ -268,14 +272,14 @@ class MemoryStore:
 
     def close_window(self, username):
         """
-        See L{IEnrollmentStore.close_window}.
+        See L{IWindowStore.close_window}.
         """
         check_username(username)
         return self._open_tables().windows.pop(username, None) is not None
 
     def complete_enrollment(self, profile):
         """
-        See L{IEnrollmentStore.complete_enrollment}.
+        See L{IWindowStore.complete_enrollment}.
         """
         check_profile(profile)
         tables = self._open_tables()
@@ -291,34 +295,34 @@ class MemoryStore:
 
     def get_profile(self, username):
         """
-        See L{IEnrollmentStore.get_profile}.
+        See L{IProfileStore.get_profile}.
         """
         check_username(username)
         return self._open_tables().profiles.get(username)
 
     def list_profiles(self):
         """
-        See L{IEnrollmentStore.list_profiles}.
+        See L{IProfileStore.list_profiles}.
         """
         profiles = self._open_tables().profiles
         return [profiles[name] for name in sorted(profiles)]
 
     def remove_profile(self, username):
         """
-        See L{IEnrollmentStore.remove_profile}.
+        See L{IProfileStore.remove_profile}.
         """
         check_username(username)
         return self._open_tables().forget_profile(username)
 
     def append_audit(self, event):
         """
-        See L{IEnrollmentStore.append_audit}.
+        See L{IAuditStore.append_audit}.
         """
         return self.append_audits([event])[0]
 
     def append_audits(self, events):
         """
-        See L{IEnrollmentStore.append_audits}.
+        See L{IAuditStore.append_audits}.
         """
         events = checked_audit_events(events)
         audit = self._open_tables().audit
@@ -328,7 +332,7 @@ class MemoryStore:
 
     def audit_events(self, since=None):
         """
-        See L{IEnrollmentStore.audit_events}.
+        See L{IAuditStore.audit_events}.
 
         @raise ValueError: C{since} is neither L{None} nor a time the store
             accepts (see L{check_time}).
@@ -342,7 +346,7 @@ class MemoryStore:
 
     def verify_audit(self):
         """
-        See L{IEnrollmentStore.verify_audit}.
+        See L{IAuditStore.verify_audit}.
         """
         return chain.verify(self._open_tables().audit)
 
@@ -356,7 +360,7 @@ class MemoryStore:
         new_location_name,
     ):
         """
-        See L{IRegistryStore.record_move}.
+        See L{IProfileStore.record_move}.
         """
         move = Move(
             username,
@@ -377,14 +381,14 @@ class MemoryStore:
 
     def moves(self, username):
         """
-        See L{IRegistryStore.moves}.
+        See L{IProfileStore.moves}.
         """
         check_username(username)
         return list(self._open_tables().moves.get(username, ()))
 
     def commit_rotations(self, rotations):
         """
-        See L{IRotationStore.commit_rotations}.
+        See L{IProfileStore.commit_rotations}.
         """
         rotations = list(rotations)
         for commit in rotations:
@@ -394,7 +398,7 @@ class MemoryStore:
 
     def confirm_current(self, username, key_id, now, address):
         """
-        See L{IRotationStore.confirm_current}.
+        See L{IProfileStore.confirm_current}.
         """
         check_key_use(username, key_id, now, address)
         tables = self._open_tables()
@@ -415,7 +419,7 @@ class MemoryStore:
 
     def roll_back(self, username, key_id, now, address):
         """
-        See L{IRotationStore.roll_back}.
+        See L{IProfileStore.roll_back}.
         """
         check_key_use(username, key_id, now, address)
         tables = self._open_tables()
@@ -442,7 +446,7 @@ class MemoryStore:
 
     def record_rotation_failure(self, username):
         """
-        See L{IRotationStore.record_rotation_failure}.
+        See L{IProfileStore.record_rotation_failure}.
         """
         check_username(username)
         profiles = self._open_tables().profiles
@@ -455,7 +459,7 @@ class MemoryStore:
 
     def is_retired(self, username, key_id):
         """
-        See L{IRotationStore.is_retired}.
+        See L{IProfileStore.is_retired}.
         """
         check_username(username)
         check_key_id(key_id)
@@ -463,7 +467,7 @@ class MemoryStore:
 
     def silent_profiles(self, before):
         """
-        See L{IOfflineStore.silent_profiles}.
+        See L{IProfileStore.silent_profiles}.
         """
         check_time("before", before)
         tables = self._open_tables()
@@ -475,7 +479,7 @@ class MemoryStore:
 
     def mark_offline(self, usernames, now, silent_before=None):
         """
-        See L{IOfflineStore.mark_offline}.
+        See L{IProfileStore.mark_offline}.
         """
         usernames = list(usernames)
         for username in usernames:
@@ -498,20 +502,20 @@ class MemoryStore:
 
     def offline_profiles(self):
         """
-        See L{IOfflineStore.offline_profiles}.
+        See L{IProfileStore.offline_profiles}.
         """
         return dict(self._open_tables().offline)
 
     def offline_since(self, username):
         """
-        See L{IOfflineStore.offline_since}.
+        See L{IProfileStore.offline_since}.
         """
         check_username(username)
         return self._open_tables().offline.get(username)
 
     def standing(self, username):
         """
-        See L{IOfflineStore.standing}.
+        See L{IBlacklistStore.standing}.
         """
         check_username(username)
         tables = self._open_tables()
@@ -519,14 +523,14 @@ class MemoryStore:
 
     def last_offline_step(self, username):
         """
-        See L{IOfflineStore.last_offline_step}.
+        See L{IProfileStore.last_offline_step}.
         """
         check_username(username)
         return self._open_tables().offline_steps.get(username)
 
     def add_to_blacklist(self, entry):
         """
-        See L{IOfflineStore.add_to_blacklist}.
+        See L{IBlacklistStore.add_to_blacklist}.
         """
         check_blacklist_entry(entry)
         blacklist = self._open_tables().blacklist
@@ -537,21 +541,21 @@ class MemoryStore:
 
     def blacklist_entry(self, username):
         """
-        See L{IOfflineStore.blacklist_entry}.
+        See L{IBlacklistStore.blacklist_entry}.
         """
         check_username(username)
         return self._open_tables().blacklist.get(username)
 
     def list_blacklist(self):
         """
-        See L{IOfflineStore.list_blacklist}.
+        See L{IBlacklistStore.list_blacklist}.
         """
         blacklist = self._open_tables().blacklist
         return [blacklist[username] for username in sorted(blacklist)]
 
     def unblock(self, username):
         """
-        See L{IOfflineStore.unblock}.
+        See L{IBlacklistStore.unblock}.
         """
         check_username(username)
         tables = self._open_tables()
@@ -562,7 +566,7 @@ class MemoryStore:
 
     def close(self):
         """
-        See L{IUserStore.close}.
+        See L{IStore.close}.
         """
         self._open_tables()
         self._tables = None

@@ -16,7 +16,7 @@ from zope.interface import implementer
 
 from suto_server.core import wire
 from suto_server.core.schemes import identify
-from suto_server.interfaces import IUserRecord
+from suto_server.store.interfaces import IUserRecord
 
 
 def check_username(username):

@@ -45,13 +45,6 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from suto_server.core.schemes import identify
-from suto_server.interfaces import (
-    IEnrollmentStore,
-    IOfflineStore,
-    IRegistryStore,
-    IRotationStore,
-    IUserStore,
-)
 from suto_server.store import chain
 from suto_server.store.errors import (
     CorruptDatabase,
@@ -63,6 +56,7 @@ from suto_server.store.errors import (
     UnknownWindow,
     UserExists,
 )
+from suto_server.store.interfaces import IStore
 from suto_server.store.records import (
     RETIRED_KEY_HISTORY,
     AuditEvent,
@@ -522,9 +516,7 @@ def _checked_version(connection, path):
     return rows[0][0]
 
 
-@implementer(
-    IUserStore, IEnrollmentStore, IRotationStore, IRegistryStore, IOfflineStore
-)
+@implementer(IStore)
 class SQLiteStore:
     """
     Accounts, enrollment and rotation state, moves and the audit log kept
@@ -850,7 +842,7 @@ class SQLiteStore:
 
     def open_window(self, window):
         """
-        See L{IEnrollmentStore.open_window}.
+        See L{IWindowStore.open_window}.
 
         @raise suto_server.core.schemes.UnsupportedScheme: the one-time
             password's hash is not one SUTO can verify.
@@ -864,7 +856,7 @@ class SQLiteStore:
 
     def get_window(self, username):
         """
-        See L{IEnrollmentStore.get_window}.
+        See L{IWindowStore.get_window}.
         """
         check_username(username)
         rows = self._read(
@@ -875,7 +867,7 @@ class SQLiteStore:
 
     def list_windows(self):
         """
-        See L{IEnrollmentStore.list_windows}.
+        See L{IWindowStore.list_windows}.
         """
         rows = self._read(
             f"SELECT {_WINDOW_COLUMNS} FROM windows ORDER BY username"
@@ -884,7 +876,7 @@ class SQLiteStore:
 
     def record_failed_attempt(self, username):
         """
-        See L{IEnrollmentStore.record_failed_attempt}.
+        See L{IWindowStore.record_failed_attempt}.
         """
         check_username(username)
         with self._transaction("counting a failed attempt") as connection:
@@ -899,7 +891,7 @@ class SQLiteStore:
 
     def close_window(self, username):
         """
-        See L{IEnrollmentStore.close_window}.
+        See L{IWindowStore.close_window}.
         """
         check_username(username)
         return (
@@ -909,7 +901,7 @@ class SQLiteStore:
 
     def complete_enrollment(self, profile):
         """
-        See L{IEnrollmentStore.complete_enrollment}.
+        See L{IWindowStore.complete_enrollment}.
         """
         check_profile(profile)
         username = profile.username
@@ -936,7 +928,7 @@ class SQLiteStore:
 
     def get_profile(self, username):
         """
-        See L{IEnrollmentStore.get_profile}.
+        See L{IProfileStore.get_profile}.
         """
         check_username(username)
         rows = self._read(
@@ -947,7 +939,7 @@ class SQLiteStore:
 
     def list_profiles(self):
         """
-        See L{IEnrollmentStore.list_profiles}.
+        See L{IProfileStore.list_profiles}.
         """
         rows = self._read(
             f"SELECT {_PROFILE_COLUMNS} FROM profiles ORDER BY username"
@@ -956,7 +948,7 @@ class SQLiteStore:
 
     def remove_profile(self, username):
         """
-        See L{IEnrollmentStore.remove_profile}.
+        See L{IProfileStore.remove_profile}.
         """
         check_username(username)
         return (
@@ -966,13 +958,13 @@ class SQLiteStore:
 
     def append_audit(self, event):
         """
-        See L{IEnrollmentStore.append_audit}.
+        See L{IAuditStore.append_audit}.
         """
         return self.append_audits([event])[0]
 
     def append_audits(self, events):
         """
-        See L{IEnrollmentStore.append_audits}.
+        See L{IAuditStore.append_audits}.
         """
         events = checked_audit_events(events)
         with self._transaction("appending to the audit log") as connection:
@@ -989,7 +981,7 @@ class SQLiteStore:
 
     def audit_events(self, since=None):
         """
-        See L{IEnrollmentStore.audit_events}.
+        See L{IAuditStore.audit_events}.
 
         @raise ValueError: C{since} is neither L{None} nor a time the store
             accepts (see L{check_time}).
@@ -1005,7 +997,7 @@ class SQLiteStore:
 
     def verify_audit(self):
         """
-        See L{IEnrollmentStore.verify_audit}.
+        See L{IAuditStore.verify_audit}.
 
         Besides the chain, the ids tell what the chain alone cannot: they
         are given out one after the other from 1, and SQLite remembers the
@@ -1042,7 +1034,7 @@ class SQLiteStore:
         new_location_name,
     ):
         """
-        See L{IRegistryStore.record_move}.
+        See L{IProfileStore.record_move}.
         """
         move = Move(
             username,
@@ -1073,7 +1065,7 @@ class SQLiteStore:
 
     def moves(self, username):
         """
-        See L{IRegistryStore.moves}.
+        See L{IProfileStore.moves}.
         """
         check_username(username)
         rows = self._read(
@@ -1085,7 +1077,7 @@ class SQLiteStore:
 
     def commit_rotations(self, rotations):
         """
-        See L{IRotationStore.commit_rotations}.
+        See L{IProfileStore.commit_rotations}.
         """
         rotations = list(rotations)
         for commit in rotations:
@@ -1095,7 +1087,7 @@ class SQLiteStore:
 
     def confirm_current(self, username, key_id, now, address):
         """
-        See L{IRotationStore.confirm_current}.
+        See L{IProfileStore.confirm_current}.
         """
         check_key_use(username, key_id, now, address)
         with self._transaction("confirming a key") as connection:
@@ -1119,7 +1111,7 @@ class SQLiteStore:
 
     def roll_back(self, username, key_id, now, address):
         """
-        See L{IRotationStore.roll_back}.
+        See L{IProfileStore.roll_back}.
         """
         check_key_use(username, key_id, now, address)
         with self._transaction("rolling back a rotation") as connection:
@@ -1143,7 +1135,7 @@ class SQLiteStore:
 
     def record_rotation_failure(self, username):
         """
-        See L{IRotationStore.record_rotation_failure}.
+        See L{IProfileStore.record_rotation_failure}.
         """
         check_username(username)
         with self._transaction("counting a failed rotation") as connection:
@@ -1158,7 +1150,7 @@ class SQLiteStore:
 
     def is_retired(self, username, key_id):
         """
-        See L{IRotationStore.is_retired}.
+        See L{IProfileStore.is_retired}.
         """
         check_username(username)
         check_key_id(key_id)
@@ -1170,7 +1162,7 @@ class SQLiteStore:
 
     def silent_profiles(self, before):
         """
-        See L{IOfflineStore.silent_profiles}.
+        See L{IProfileStore.silent_profiles}.
         """
         check_time("before", before)
         rows = self._read(
@@ -1183,7 +1175,7 @@ class SQLiteStore:
 
     def mark_offline(self, usernames, now, silent_before=None):
         """
-        See L{IOfflineStore.mark_offline}.
+        See L{IProfileStore.mark_offline}.
         """
         usernames = list(usernames)
         for username in usernames:
@@ -1207,13 +1199,13 @@ class SQLiteStore:
 
     def offline_profiles(self):
         """
-        See L{IOfflineStore.offline_profiles}.
+        See L{IProfileStore.offline_profiles}.
         """
         return dict(self._read("SELECT username, since FROM offline"))
 
     def offline_since(self, username):
         """
-        See L{IOfflineStore.offline_since}.
+        See L{IProfileStore.offline_since}.
         """
         check_username(username)
         rows = self._read(
@@ -1223,7 +1215,7 @@ class SQLiteStore:
 
     def standing(self, username):
         """
-        See L{IOfflineStore.standing}: one query for both marks.
+        See L{IBlacklistStore.standing}: one query for both marks.
         """
         check_username(username)
         [(blacklisted, since)] = self._read(
@@ -1235,7 +1227,7 @@ class SQLiteStore:
 
     def last_offline_step(self, username):
         """
-        See L{IOfflineStore.last_offline_step}.
+        See L{IProfileStore.last_offline_step}.
         """
         check_username(username)
         rows = self._read(
@@ -1245,7 +1237,7 @@ class SQLiteStore:
 
     def add_to_blacklist(self, entry):
         """
-        See L{IOfflineStore.add_to_blacklist}.
+        See L{IBlacklistStore.add_to_blacklist}.
         """
         check_blacklist_entry(entry)
         return (
@@ -1265,7 +1257,7 @@ class SQLiteStore:
 
     def blacklist_entry(self, username):
         """
-        See L{IOfflineStore.blacklist_entry}.
+        See L{IBlacklistStore.blacklist_entry}.
         """
         check_username(username)
         rows = self._read(
@@ -1276,7 +1268,7 @@ class SQLiteStore:
 
     def list_blacklist(self):
         """
-        See L{IOfflineStore.list_blacklist}.
+        See L{IBlacklistStore.list_blacklist}.
         """
         rows = self._read(
             f"SELECT {_BLACKLIST_COLUMNS} FROM blacklist ORDER BY username"
@@ -1285,7 +1277,7 @@ class SQLiteStore:
 
     def unblock(self, username):
         """
-        See L{IOfflineStore.unblock}.
+        See L{IBlacklistStore.unblock}.
         """
         check_username(username)
         with self._transaction("lifting a blacklist entry") as connection:
@@ -1300,7 +1292,7 @@ class SQLiteStore:
 
     def close(self):
         """
-        See L{IUserStore.close}.
+        See L{IStore.close}.
         """
         self._open_connection().close()
         self._connection = None

@@ -32,7 +32,7 @@ from suto_server.admin import cli as admin
 from suto_server.admin.api import admin_site
 from suto_server.audit.alerts import Alert
 from suto_server.audit.log import AuditLog
-from suto_server.interfaces import IAlertSink
+from suto_server.audit.interfaces import IAlertSink
 from suto_server.rules.enrollment import EnrollmentRefused
 from suto_server.rules.rendezvous import Verdict
 from suto_server.rules.rotation import RotationRefused

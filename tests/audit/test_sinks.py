@@ -39,7 +39,7 @@ from suto_server.audit.sinks.syslog import (
     parse_address,
 )
 from suto_server.audit.sinks.webhook import WebhookSink, WebhookURLError, check_url
-from suto_server.interfaces import IAlertSink
+from suto_server.audit.interfaces import IAlertSink
 from suto_server.store.memory import MemoryStore
 
 NOW = 1_700_000_000.25

@@ -41,6 +41,21 @@ def _commit(store, rotations):
     return store.commit_rotations(rotations)
 
 
+class _RecordingSiblings:
+    """
+    Stands for the daemon's store: opens the real store's siblings, and
+    records the thread each was opened on.
+    """
+
+    def __init__(self, store):
+        self.store = store
+        self.opened = []
+
+    def sibling(self):
+        self.opened.append(threading.current_thread())
+        return self.store.sibling()
+
+
 class DatabaseThreadTests(TestCase):
     """
     L{DatabaseThread} over a SQLite store with one enrolled profile.
@@ -55,14 +70,11 @@ class DatabaseThreadTests(TestCase):
         self.store.complete_enrollment(
             _profile("alice", key_sealed=numbered_seal(0), key_id=numbered_key_id(0))
         )
-        self.opened = []
-        self.database = DatabaseThread(reactor, self.open_sibling)
+        siblings = _RecordingSiblings(self.store)
+        self.opened = siblings.opened
+        self.database = DatabaseThread(reactor, siblings)
         self.database.startService()
         self.addCleanup(self.stop)
-
-    def open_sibling(self):
-        self.opened.append(threading.current_thread())
-        return self.store.sibling()
 
     def stop(self):
         if self.database.running:
@@ -163,9 +175,10 @@ class DatabaseThreadTests(TestCase):
         """
         Stopping a thread that never started succeeds at once.
         """
-        database = DatabaseThread(reactor, self.open_sibling)
+        siblings = _RecordingSiblings(self.store)
+        database = DatabaseThread(reactor, siblings)
         self.successResultOf(database.stopService())
-        self.assertEqual(self.opened, [])
+        self.assertEqual(siblings.opened, [])
 
 
 class SiblingTests(TestCase):

@@ -14,14 +14,6 @@ from passlib.hash import sha512_crypt
 from zope.interface.verify import verifyObject
 
 from suto_server.core.schemes import UnsupportedScheme
-from suto_server.interfaces import (
-    IEnrollmentStore,
-    IOfflineStore,
-    IRegistryStore,
-    IRotationStore,
-    IUserRecord,
-    IUserStore,
-)
 from suto_server.store import chain
 from suto_server.store.errors import (
     ProfileExists,
@@ -30,6 +22,15 @@ from suto_server.store.errors import (
     UnknownUser,
     UnknownWindow,
     UserExists,
+)
+from suto_server.store.interfaces import (
+    IAuditStore,
+    IBlacklistStore,
+    IProfileStore,
+    IStore,
+    IUserRecord,
+    IUserStore,
+    IWindowStore,
 )
 from suto_server.store.records import (
     MAX_LOCATIONS,
@@ -113,8 +114,9 @@ class UserStoreTestsMixin:
 
     def test_provides_interface(self):
         """
-        The store provides L{IUserStore} completely.
+        The store provides L{IStore} and so L{IUserStore} completely.
         """
+        self.assertTrue(verifyObject(IStore, self.store))
         self.assertTrue(verifyObject(IUserStore, self.store))
 
     def test_empty(self):
@@ -531,9 +533,10 @@ class EnrollmentStoreTestsMixin:
 
     def test_provides_interface(self):
         """
-        The store provides L{IEnrollmentStore} completely.
+        The store provides L{IWindowStore} and L{IAuditStore} completely.
         """
-        self.assertTrue(verifyObject(IEnrollmentStore, self.store))
+        self.assertTrue(verifyObject(IWindowStore, self.store))
+        self.assertTrue(verifyObject(IAuditStore, self.store))
 
     def test_empty(self):
         """
@@ -1203,9 +1206,9 @@ class RotationStoreTestsMixin:
 
     def test_provides_interface(self):
         """
-        The store provides L{IRotationStore} completely.
+        The store provides L{IProfileStore} completely.
         """
-        self.assertTrue(verifyObject(IRotationStore, self.store))
+        self.assertTrue(verifyObject(IProfileStore, self.store))
 
     def test_rotation_hides_sealed_key(self):
         """
@@ -1724,9 +1727,9 @@ class RegistryStoreTestsMixin:
 
     def test_provides_interface(self):
         """
-        The store provides L{IRegistryStore} completely.
+        The store provides L{IProfileStore} completely.
         """
-        self.assertTrue(verifyObject(IRegistryStore, self.store))
+        self.assertTrue(verifyObject(IProfileStore, self.store))
 
     def test_no_moves(self):
         """
@@ -1858,9 +1861,9 @@ class OfflineStoreTestsMixin:
 
     def test_provides_interface(self):
         """
-        The store provides L{IOfflineStore} completely.
+        The store provides L{IBlacklistStore} completely.
         """
-        self.assertTrue(verifyObject(IOfflineStore, self.store))
+        self.assertTrue(verifyObject(IBlacklistStore, self.store))
 
     def test_silent_profiles(self):
         """

@@ -1,3 +1,3 @@
 """
-Where alerts go: one module per L{suto_server.interfaces.IAlertSink}.
+Where alerts go: one module per L{suto_server.audit.interfaces.IAlertSink}.
 """

@@ -1,0 +1,457 @@
+"""
+The store's boundaries, cut by concept: accounts, enrollment windows,
+enrolled profiles, the audit log and the blacklist, and L{IStore}, which
+combines them and states the lifecycle and threading contract every store
+keeps.  A store is written against these alone; one shared test suite
+(C{tests/support/store_suite}) holds every store to them.
+
+Every method is synchronous and returns at once with its result: the
+server calls the store from the reactor thread wherever a read or a short
+write is cheap, and sends the writes that wait for a sync to disk to the
+database thread (see L{IStore}).  Every method that takes a user name
+raises L{ValueError} for one the wire could not carry, and every method
+that takes a record or a time raises L{ValueError} for one with a field of
+the wrong type or out of bounds; nothing is written then.  A failure of
+the store itself (a full disk, a lost connection) raises
+L{suto_server.store.errors.StoreError}, and a refused write leaves the
+store as it was, as a rolled-back transaction does.
+"""
+
+from zope.interface import Attribute, Interface
+
+from suto_server.cred.interfaces import IPasswordHashSource
+
+
+class IUserRecord(Interface):
+    """
+    One account as listed by L{IUserStore.list_users}; never carries the
+    hash itself, only its scheme.
+    """
+
+    username = Attribute("The account name.")
+    scheme = Attribute("The hash scheme name, e.g. C{'sha512_crypt'}.")
+    created = Attribute("POSIX time the account was created.")
+    updated = Attribute("POSIX time the hash was last set.")
+
+
+class IUserStore(IPasswordHashSource):
+    """
+    The server's own accounts: the password hashes of the classic
+    login, which L{IPasswordHashSource.hash_for} hands to cred's checkers.
+    Accounts are not profiles: removing one leaves an enrolled device
+    alone, and enrolling a device needs no account.
+
+    Threads: the reactor thread only (cred's checkers, the admin API); the
+    admin command, which has no reactor, calls them on its one thread.
+    """
+
+    def add_user(username, password_hash, now):
+        """
+        Create an account.
+
+        @param now: POSIX time of creation, passed in so rules never read
+            the clock themselves.
+        @raise suto_server.store.errors.UserExists: the name is taken.
+        """
+
+    def set_password_hash(username, password_hash, now):
+        """
+        Replace an existing account's hash.
+
+        @raise suto_server.store.errors.UnknownUser: no such account.
+        """
+
+    def remove_user(username):
+        """
+        Delete an account.
+
+        @raise suto_server.store.errors.UnknownUser: no such account.
+        """
+
+    def list_users():
+        """
+        @return: a L{list} of L{suto_server.store.records.UserRecord},
+            sorted by name.
+        """
+
+
+class IWindowStore(Interface):
+    """
+    The open enrollment windows: for each user at most one, with its
+    one-time password's hash, the networks it may be used from, its
+    deadline and its count of failed attempts.  A window is used up at
+    most once, by L{complete_enrollment}, which stores the profile in the
+    same transaction.
+
+    Threads: the reactor thread only; each method is one short
+    transaction on one user's window.
+    """
+
+    def open_window(window):
+        """
+        Open an enrollment window, replacing any the user already had (a
+        reopened window starts again with its own password, deadline and
+        attempt count).
+
+        @param window: a L{suto_server.store.records.EnrollmentWindow}.
+        """
+
+    def get_window(username):
+        """
+        @return: the user's open
+            L{suto_server.store.records.EnrollmentWindow}, or L{None}.
+            Expiry is not checked here: the store does not read the clock.
+        """
+
+    def list_windows():
+        """
+        @return: a L{list} of every open
+            L{suto_server.store.records.EnrollmentWindow}, sorted by name.
+        """
+
+    def record_failed_attempt(username):
+        """
+        Count one failed attempt on the user's window.
+
+        @return: the new number of failed attempts.
+        @raise suto_server.store.errors.UnknownWindow: no window is open
+            for the user.
+        """
+
+    def close_window(username):
+        """
+        Close the user's window without enrolling anyone.
+
+        @return: L{True} if a window was open and is now closed, L{False}
+            if there was none.
+        """
+
+    def complete_enrollment(profile):
+        """
+        Use up the user's window and store the profile, in one transaction:
+        afterwards either the window is gone and the profile stored, or
+        nothing changed.  A window is thus used at most once.
+
+        @param profile: a L{suto_server.store.records.Profile}.
+        @raise suto_server.store.errors.UnknownWindow: no window is open
+            for the user (expired and closed, used, or never opened).
+        @raise suto_server.store.errors.ProfileExists: the user already has
+            a profile and the window was not opened to replace it; the
+            window stays open.
+        """
+
+
+class IProfileStore(Interface):
+    """
+    The enrolled profiles and what happens to them after enrollment: their
+    keys and the rotation of those keys, where they moved, when they were
+    last seen and whether they went offline.
+
+    Each key change is a compare-and-swap on the profile's key ids, so a
+    change decided on a profile that another connection (or the database
+    thread) moved meanwhile is refused rather than applied to the wrong
+    key.  A committed rotation ends a profile's offline spell, and
+    removing a profile forgets its retired keys and its offline state
+    (its moves and any blacklist entry outlive it).
+
+    Threads: L{commit_rotations} on the database thread, where a batch of
+    rotations shares one sync to disk; every other method on the reactor
+    thread, each one short transaction on one profile (or, for
+    L{mark_offline}, on one sweep's names).  A rotation may commit on the
+    database thread between L{silent_profiles} and L{mark_offline}, which
+    is why the latter takes C{silent_before}.
+    """
+
+    def get_profile(username):
+        """
+        @return: the user's L{suto_server.store.records.Profile}, or
+            L{None}.
+        """
+
+    def list_profiles():
+        """
+        @return: a L{list} of every L{suto_server.store.records.Profile},
+            sorted by name.
+        """
+
+    def remove_profile(username):
+        """
+        Forget the user's profile; its key is dead from then on.
+
+        @return: L{True} if there was a profile, L{False} otherwise.
+        """
+
+    def commit_rotations(rotations):
+        """
+        Commit a batch of rotations in one transaction, so one sync to disk
+        serves them all.  Each is applied, in order, only if the profile's
+        current key is still its C{expected_key_id} at the generation
+        before its C{new_generation}: the current key then becomes the
+        previous one (the one it replaces retired), the new key current
+        and unconfirmed, the profile last seen at C{now} from C{address},
+        and its count of failed rotations starts again at 0.  A commit over
+        an unconfirmed key is also that key's confirmation (the device
+        derived the new key from it), so rotation needs no
+        L{confirm_current} of its own.
+
+        @param rotations: a L{list} of
+            L{suto_server.store.records.RotationCommit}.
+        @return: a L{list} of L{bool}, one per rotation: whether it was
+            applied.
+        @raise suto_server.store.errors.StoreError: the batch could not be
+            committed; none of it was.
+        """
+
+    def confirm_current(username, key_id, now, address):
+        """
+        The device used the profile's current key: from now on it surely
+        holds it, so the previous key is retired, and the profile was last
+        seen at C{now} from C{address}.
+
+        @return: L{True} if C{key_id} is the current key (and the above was
+            done), L{False} otherwise (nothing changed).
+        """
+
+    def roll_back(username, key_id, now, address):
+        """
+        The device came back with the previous key before using the
+        current one: it never committed the current key, so that key is
+        retired and the previous one is current (and confirmed) again,
+        with its own generation.
+
+        @return: L{True} if C{key_id} is the previous key and the current
+            one unconfirmed (and the above was done), L{False} otherwise
+            (nothing changed).
+        """
+
+    def record_rotation_failure(username):
+        """
+        Count one rotation that failed on the device's side.
+
+        @return: the number of such failures since the profile's last
+            committed rotation.
+        @raise suto_server.store.errors.UnknownProfile: no such profile.
+        """
+
+    def is_retired(username, key_id):
+        """
+        @return: whether C{key_id} is among the last
+            L{suto_server.store.records.RETIRED_KEY_HISTORY} keys the
+            profile gave up; L{False} when there is no such profile.
+        """
+
+    def record_move(
+        username,
+        time,
+        old_address,
+        new_address,
+        old_location_name,
+        new_location_name,
+    ):
+        """
+        Record that C{username}'s profile moved from C{old_address} to
+        C{new_address} at C{time}, and make C{new_address} and C{time} the
+        profile's C{last_address} and C{last_seen} (if it still exists) in
+        the same transaction, so the registry never holds a move without
+        its new location.
+
+        @param old_location_name: the named location of C{old_address}, or
+            L{None}.
+        @param new_location_name: the named location of C{new_address}, or
+            L{None}.
+        """
+
+    def moves(username):
+        """
+        @return: a L{list} of the L{suto_server.store.records.Move}s of
+            C{username}'s profile, oldest first.
+        """
+
+    def silent_profiles(before):
+        """
+        @return: the user names, in order, of the profiles last seen before
+            C{before} that are not marked offline.
+        """
+
+    def mark_offline(usernames, now, silent_before=None):
+        """
+        Mark each of C{usernames} offline since C{now}, in one transaction;
+        one already offline keeps its time, and a name without a profile
+        is skipped.  When C{silent_before} is given, so is a profile last
+        seen at or after it: what L{silent_profiles} found silent may have
+        rotated since, on another thread.
+
+        @return: a L{list} of the names newly marked.
+        """
+
+    def offline_profiles():
+        """
+        @return: a L{dict} from the user name of every profile marked
+            offline to the POSIX time it was marked.
+        """
+
+    def offline_since(username):
+        """
+        @return: the POSIX time the profile was marked offline, or L{None}
+            when it is not offline (or does not exist).
+        """
+
+    def last_offline_step(username):
+        """
+        @return: the newest offline time step the profile reconnected
+            with, or L{None} if it never did.
+        """
+
+
+class IAuditStore(Interface):
+    """
+    The audit log: append-only, each record chained to the one before it
+    by a hash (see L{suto_server.store.chain}), so that a record removed,
+    moved or edited afterwards shows in L{verify_audit}.
+
+    Threads: L{append_audits} on the database thread, where the audit
+    log's group commit gives a burst of events one sync to disk; the reads
+    (L{audit_events}, L{verify_audit}) and L{append_audit} on the reactor
+    thread.  L{verify_audit} must also work on a store opened read-only
+    (the admin command checking a copy of the database).
+    """
+
+    def append_audit(event):
+        """
+        Add an event to the audit log, chained to the last one appended
+        (see L{suto_server.store.chain}); the store reads that one and
+        writes this one in one transaction, so two writers cannot fork the
+        chain.
+
+        @param event: a L{suto_server.store.records.AuditEvent}; any
+            C{previous_hash} and C{hash} it carries are ignored.
+        @return: the event as stored, with its C{previous_hash} and
+            C{hash}.
+        """
+
+    def append_audits(events):
+        """
+        Add several events to the audit log, chained in the order given,
+        in one transaction: all or none (one sync for a whole batch).
+
+        @param events: L{suto_server.store.records.AuditEvent}s.
+        @return: a L{list} of the events as stored, in that order.
+        @raise ValueError: an event is of the wrong type or out of
+            bounds; none is stored.
+        """
+
+    def audit_events(since=None):
+        """
+        @param since: if given, a POSIX time: only events at or after it
+            are returned (at, so that polling with the time of the last
+            event seen loses nothing logged in the same instant).
+        @return: a L{list} of L{suto_server.store.records.AuditEvent},
+            oldest first; events of the same time in the order they were
+            appended.
+        """
+
+    def verify_audit():
+        """
+        Check the audit log's hash chain, in the order the events were
+        appended.
+
+        @return: a L{list} of problems, each a L{str} saying which record
+            was removed, moved or edited, the first break first; empty
+            when the log is intact.
+        """
+
+
+class IBlacklistStore(Interface):
+    """
+    The profiles refused for good, each with why and by whom, until an
+    administrator lifts the entry (which also removes the profile, so the
+    device must enroll again).  An entry outlives its profile.
+
+    Threads: the reactor thread only; L{standing} is read on every
+    rotation, so it must answer from one short query.
+    """
+
+    def add_to_blacklist(entry):
+        """
+        Blacklist a profile, unless it already is (the first entry stays).
+
+        @param entry: a L{suto_server.store.records.BlacklistEntry}.
+        @return: whether the entry was added.
+        """
+
+    def blacklist_entry(username):
+        """
+        @return: the profile's L{suto_server.store.records.BlacklistEntry},
+            or L{None}.
+        """
+
+    def list_blacklist():
+        """
+        @return: every L{suto_server.store.records.BlacklistEntry}, by
+            user name.
+        """
+
+    def unblock(username):
+        """
+        Lift the profile's blacklist entry and remove the profile with its
+        keys, in one transaction: the device must enroll again.
+
+        @return: whether there was an entry.
+        """
+
+    def standing(username):
+        """
+        Both marks a rotation is checked against, read at once.
+
+        @return: C{(blacklisted, offline_since)}: whether the profile has a
+            blacklist entry, and what L{IProfileStore.offline_since} returns.
+        """
+
+
+class IStore(IUserStore, IWindowStore, IProfileStore, IAuditStore, IBlacklistStore):
+    """
+    A whole store: every concept above behind one object, its lifecycle,
+    and the threads it may be used from.
+
+    Lifecycle: a store is opened ready to use (through
+    L{suto_server.store.open.open_store} in the daemon and the admin
+    command), used, and closed once; after L{close} every method raises
+    L{suto_server.store.errors.StoreError}.
+
+    Threading: a store object belongs to the thread that opened it and is
+    only ever called from that thread (a SQLite connection, say, cannot
+    move between threads).  The daemon keeps two:
+     - the store it opens, on the reactor thread.  Every method may be
+       called there, and each must return quickly: reads, and writes of a
+       single row or profile, which the reactor can afford to wait for.
+     - a L{sibling}, opened and used on the database thread
+       (L{suto_server.store.dbthread.DatabaseThread}).  It carries the
+       writes that batch many callers into one sync to disk,
+       L{IProfileStore.commit_rotations} and L{IAuditStore.append_audits},
+       and is closed on that thread when the daemon stops.
+    Both objects reach the same data and each sees what the other
+    committed once the commit has returned; writes from the two are
+    serialized, so every multi-statement method (a rotation's
+    compare-and-swap, the audit chain's read-then-append) is atomic
+    across them.  A store without a database thread (the in-memory one in
+    tests) runs those writes on the reactor thread as well.
+    """
+
+    def sibling():
+        """
+        Open another store object onto the same data, for the thread that
+        calls this, which alone uses and closes it.  Closing either object
+        leaves the other open.
+
+        @return: a new provider of L{IStore}.
+        @raise suto_server.store.errors.StoreError: the data cannot be
+            reached again (a store built on a bare connection has nothing
+            to reopen).
+        """
+
+    def close():
+        """
+        Release this object's resources (its connection, its file
+        handles); its siblings stay open.  Every later call raises
+        L{suto_server.store.errors.StoreError}, including a second close.
+        """
