@@ -4,14 +4,8 @@ C{users} table, behind L{suto_server.store.interfaces.IUserStore}.
 """
 
 from suto_server.core.schemes import identify
-from suto_server.store.errors import (
-    UnknownUser,
-    UserExists,
-)
-from suto_server.store.records import (
-    UserRecord,
-    check_username,
-)
+from suto_server.store.errors import UnknownUser, UserExists
+from suto_server.store.records import UserRecord, check_username
 
 
 class Accounts:

@@ -11,10 +11,7 @@ from contextlib import contextmanager, nullcontext
 
 from twisted.logger import Logger
 
-from suto_server.store.errors import (
-    DatabaseTooNew,
-    StoreError,
-)
+from suto_server.store.errors import DatabaseTooNew, StoreError
 from suto_server.store.sqlite.audit import audit_link
 from suto_server.store.sqlite.dbfile import (
     SCHEMA_VERSION,

@@ -15,10 +15,7 @@ import sqlite3
 import tempfile
 import urllib.parse
 
-from suto_server.store.errors import (
-    CorruptDatabase,
-    StoreError,
-)
+from suto_server.store.errors import CorruptDatabase, StoreError
 
 # The version the shipped schema/ files describe; a test holds them together.
 SCHEMA_VERSION = 5

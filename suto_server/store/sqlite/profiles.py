@@ -5,9 +5,7 @@ them with a compare-and-swap on the key ids (see
 L{suto_server.store.interfaces.IProfileStore}).
 """
 
-from suto_server.store.errors import (
-    UnknownProfile,
-)
+from suto_server.store.errors import UnknownProfile
 from suto_server.store.records import (
     RETIRED_KEY_HISTORY,
     Profile,

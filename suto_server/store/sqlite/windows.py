@@ -3,10 +3,7 @@ The enrollment windows part of L{suto_server.store.sqlite.SQLiteStore}:
 the C{windows} table, behind L{suto_server.store.interfaces.IWindowStore}.
 """
 
-from suto_server.store.errors import (
-    ProfileExists,
-    UnknownWindow,
-)
+from suto_server.store.errors import ProfileExists, UnknownWindow
 from suto_server.store.records import (
     EnrollmentWindow,
     check_profile,
