@@ -38,7 +38,7 @@ from suto_server.rules.offline import silence_allowed
 from suto_server.service import ReloadOnHangup, SutoServer
 from suto_server.store.dbthread import DatabaseThread
 from suto_server.store.errors import StoreError
-from suto_server.store.sqlite import SQLiteStore
+from suto_server.store.open import open_store
 
 DEFAULT_DATA = "suto-data"
 DATABASE_FILE = "suto.db"
@@ -345,7 +345,7 @@ def _build(reactor, options: Options) -> SutoServer:
     )
     sinks = alert_sinks(reactor, options)
     master_key = MasterKey.load_or_create(os.path.join(data, MASTER_KEY_FILE))
-    store = SQLiteStore.open(os.path.join(data, DATABASE_FILE))
+    store = open_store(os.path.join(data, DATABASE_FILE))
     server = SutoServer(
         reactor,
         store=store,
