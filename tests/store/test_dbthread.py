@@ -28,12 +28,12 @@ from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
 from suto_server.store.sqlite import SQLiteStore
 from tests.rules.test_enrollment import new_master_key
-from tests.support.store_suite import (
-    _profile,
-    _window,
+from tests.support.store_suite.values import (
     numbered_key_id,
     numbered_rotation,
     numbered_seal,
+    profile_for,
+    window_for,
 )
 
 
@@ -66,9 +66,9 @@ class DatabaseThreadTests(TestCase):
         os.makedirs(folder)
         self.store = SQLiteStore.open(os.path.join(folder, "suto.db"))
         self.addCleanup(self.store.close)
-        self.store.open_window(_window("alice"))
+        self.store.open_window(window_for("alice"))
         self.store.complete_enrollment(
-            _profile("alice", key_sealed=numbered_seal(0), key_id=numbered_key_id(0))
+            profile_for("alice", key_sealed=numbered_seal(0), key_id=numbered_key_id(0))
         )
         siblings = _RecordingSiblings(self.store)
         self.opened = siblings.opened

@@ -11,7 +11,7 @@ from zope.interface.verify import verifyObject
 from suto_server.store.errors import StoreError
 from suto_server.store.interfaces import IStore
 from suto_server.store.open import open_store
-from tests.support.store_suite import HASH
+from tests.support.store_suite.values import HASH
 
 
 class OpenStoreTests(SynchronousTestCase):

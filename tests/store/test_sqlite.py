@@ -24,22 +24,27 @@ from suto_server.store.errors import (
 )
 from suto_server.store.records import RotationCommit
 from suto_server.store.sqlite import SCHEMA_VERSION, SQLiteStore
-from tests.support.store_suite import (
+from tests.support.store_suite.accounts import AccountStoreTestsMixin
+from tests.support.store_suite.audit import AuditStoreTestsMixin
+from tests.support.store_suite.blacklist import BlacklistStoreTestsMixin
+from tests.support.store_suite.keys import KeyStoreTestsMixin
+from tests.support.store_suite.lifecycle import StoreTestsMixin
+from tests.support.store_suite.moves import MoveStoreTestsMixin
+from tests.support.store_suite.offline import OfflineStoreTestsMixin
+from tests.support.store_suite.profiles import ProfileStoreTestsMixin
+from tests.support.store_suite.rotation import RotationStoreTestsMixin
+from tests.support.store_suite.values import (
     AUDIT,
     HASH,
     MOVE,
     OTHER_HASH,
     PROFILE,
     WINDOW,
-    EnrollmentStoreTestsMixin,
-    OfflineStoreTestsMixin,
-    RegistryStoreTestsMixin,
-    RotationStoreTestsMixin,
-    UserStoreTestsMixin,
     numbered_key_id,
     numbered_rotation,
     numbered_seal,
 )
+from tests.support.store_suite.windows import WindowStoreTestsMixin
 
 _SHIPPED_SCHEMA_DIR = os.path.join(
     os.path.dirname(store_sqlite.__file__), "schema"
@@ -131,7 +136,16 @@ def _new_store(case):
     return SQLiteStore.open(os.path.join(directory, "suto.db"))
 
 
-class SQLiteStoreTests(UserStoreTestsMixin, SynchronousTestCase):
+class SQLiteStoreTests(StoreTestsMixin, SynchronousTestCase):
+    """
+    The shared suite of the store's lifecycle, run against L{SQLiteStore}.
+    """
+
+    def make_store(self):
+        return _new_store(self)
+
+
+class SQLiteAccountStoreTests(AccountStoreTestsMixin, SynchronousTestCase):
     """
     The shared account store suite, run against L{SQLiteStore}.
     """
@@ -140,12 +154,47 @@ class SQLiteStoreTests(UserStoreTestsMixin, SynchronousTestCase):
         return _new_store(self)
 
 
-class SQLiteEnrollmentStoreTests(
-    EnrollmentStoreTestsMixin, SynchronousTestCase
-):
+class SQLiteProfileStoreTests(ProfileStoreTestsMixin, SynchronousTestCase):
     """
-    The shared enrollment store suite, run against L{SQLiteStore}, and
-    what only a database can get wrong.
+    The shared suite of profile records, run against L{SQLiteStore}.
+    """
+
+    def make_store(self):
+        return _new_store(self)
+
+
+class SQLiteAuditStoreTests(AuditStoreTestsMixin, SynchronousTestCase):
+    """
+    The shared audit log suite, run against L{SQLiteStore}.
+    """
+
+    def make_store(self):
+        return _new_store(self)
+
+
+class SQLiteKeyStoreTests(KeyStoreTestsMixin, SynchronousTestCase):
+    """
+    The shared suite of key confirmation and roll-back, run against
+    L{SQLiteStore}.
+    """
+
+    def make_store(self):
+        return _new_store(self)
+
+
+class SQLiteBlacklistStoreTests(BlacklistStoreTestsMixin, SynchronousTestCase):
+    """
+    The shared blacklist suite, run against L{SQLiteStore}.
+    """
+
+    def make_store(self):
+        return _new_store(self)
+
+
+class SQLiteWindowStoreTests(WindowStoreTestsMixin, SynchronousTestCase):
+    """
+    The shared enrollment window suite, run against L{SQLiteStore}, and
+    what only a database can get wrong in using a window up.
     """
 
     def make_store(self):
@@ -317,9 +366,9 @@ class SQLiteRotationStoreTests(RotationStoreTestsMixin, SynchronousTestCase):
         self.assertEqual(self.store.record_rotation_failure("bob"), 1)
 
 
-class SQLiteRegistryStoreTests(RegistryStoreTestsMixin, SynchronousTestCase):
+class SQLiteMoveStoreTests(MoveStoreTestsMixin, SynchronousTestCase):
     """
-    The shared registry store suite, run against L{SQLiteStore}.
+    The shared suite of moves, run against L{SQLiteStore}.
     """
 
     def make_store(self):
@@ -1024,8 +1073,7 @@ class SQLiteFileTests(SynchronousTestCase):
 
 class SQLiteOfflineStoreTests(OfflineStoreTestsMixin, SynchronousTestCase):
     """
-    The shared offline and blacklist store suite, run against
-    L{SQLiteStore}.
+    The shared suite of offline spells, run against L{SQLiteStore}.
     """
 
     def make_store(self):
