@@ -18,91 +18,72 @@ from tests.support.store_suite.rotation import RotationStoreTestsMixin
 from tests.support.store_suite.windows import WindowStoreTestsMixin
 
 
-class MemoryStoreTests(StoreTestsMixin, SynchronousTestCase):
+class _InMemory:
+    """
+    Runs a shared store suite on a L{MemoryStore}.
+    """
+
+    def make_store(self):
+        return MemoryStore()
+
+
+class MemoryStoreTests(_InMemory, StoreTestsMixin, SynchronousTestCase):
     """
     The shared suite of the store's lifecycle, run against L{MemoryStore}.
     """
 
-    def make_store(self):
-        return MemoryStore()
 
-
-class MemoryAccountStoreTests(AccountStoreTestsMixin, SynchronousTestCase):
+class MemoryAccountStoreTests(_InMemory, AccountStoreTestsMixin, SynchronousTestCase):
     """
     The shared account store suite, run against L{MemoryStore}.
     """
 
-    def make_store(self):
-        return MemoryStore()
 
-
-class MemoryWindowStoreTests(WindowStoreTestsMixin, SynchronousTestCase):
+class MemoryWindowStoreTests(_InMemory, WindowStoreTestsMixin, SynchronousTestCase):
     """
     The shared enrollment window suite, run against L{MemoryStore}.
     """
 
-    def make_store(self):
-        return MemoryStore()
 
-
-class MemoryProfileStoreTests(ProfileStoreTestsMixin, SynchronousTestCase):
+class MemoryProfileStoreTests(_InMemory, ProfileStoreTestsMixin, SynchronousTestCase):
     """
     The shared suite of profile records, run against L{MemoryStore}.
     """
 
-    def make_store(self):
-        return MemoryStore()
 
-
-class MemoryRotationStoreTests(RotationStoreTestsMixin, SynchronousTestCase):
+class MemoryRotationStoreTests(_InMemory, RotationStoreTestsMixin, SynchronousTestCase):
     """
     The shared rotation suite, run against L{MemoryStore}.
     """
 
-    def make_store(self):
-        return MemoryStore()
 
-
-class MemoryKeyStoreTests(KeyStoreTestsMixin, SynchronousTestCase):
+class MemoryKeyStoreTests(_InMemory, KeyStoreTestsMixin, SynchronousTestCase):
     """
     The shared suite of key confirmation and roll-back, run against L{MemoryStore}.
     """
 
-    def make_store(self):
-        return MemoryStore()
 
-
-class MemoryMoveStoreTests(MoveStoreTestsMixin, SynchronousTestCase):
+class MemoryMoveStoreTests(_InMemory, MoveStoreTestsMixin, SynchronousTestCase):
     """
     The shared suite of moves, run against L{MemoryStore}.
     """
 
-    def make_store(self):
-        return MemoryStore()
 
-
-class MemoryOfflineStoreTests(OfflineStoreTestsMixin, SynchronousTestCase):
+class MemoryOfflineStoreTests(_InMemory, OfflineStoreTestsMixin, SynchronousTestCase):
     """
     The shared suite of offline spells, run against L{MemoryStore}.
     """
 
-    def make_store(self):
-        return MemoryStore()
 
-
-class MemoryAuditStoreTests(AuditStoreTestsMixin, SynchronousTestCase):
+class MemoryAuditStoreTests(_InMemory, AuditStoreTestsMixin, SynchronousTestCase):
     """
     The shared audit log suite, run against L{MemoryStore}.
     """
 
-    def make_store(self):
-        return MemoryStore()
 
-
-class MemoryBlacklistStoreTests(BlacklistStoreTestsMixin, SynchronousTestCase):
+class MemoryBlacklistStoreTests(
+    _InMemory, BlacklistStoreTestsMixin, SynchronousTestCase
+):
     """
     The shared blacklist suite, run against L{MemoryStore}.
     """
-
-    def make_store(self):
-        return MemoryStore()

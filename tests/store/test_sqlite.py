@@ -126,79 +126,64 @@ def _read_bytes(path):
         return f.read()
 
 
-def _new_store(case):
+class _OnSQLite:
     """
-    @param case: the running test.
-    @return: a L{SQLiteStore} on a new file in a folder of its own.
+    Runs a shared store suite on a L{SQLiteStore}.
     """
-    directory = case.mktemp()
-    os.mkdir(directory)
-    return SQLiteStore.open(os.path.join(directory, "suto.db"))
+
+    def make_store(self):
+        """
+        @return: a L{SQLiteStore} on a new file in a folder of its own.
+        """
+        directory = self.mktemp()
+        os.mkdir(directory)
+        return SQLiteStore.open(os.path.join(directory, "suto.db"))
 
 
-class SQLiteStoreTests(StoreTestsMixin, SynchronousTestCase):
+class SQLiteStoreTests(_OnSQLite, StoreTestsMixin, SynchronousTestCase):
     """
     The shared suite of the store's lifecycle, run against L{SQLiteStore}.
     """
 
-    def make_store(self):
-        return _new_store(self)
 
-
-class SQLiteAccountStoreTests(AccountStoreTestsMixin, SynchronousTestCase):
+class SQLiteAccountStoreTests(_OnSQLite, AccountStoreTestsMixin, SynchronousTestCase):
     """
     The shared account store suite, run against L{SQLiteStore}.
     """
 
-    def make_store(self):
-        return _new_store(self)
 
-
-class SQLiteProfileStoreTests(ProfileStoreTestsMixin, SynchronousTestCase):
+class SQLiteProfileStoreTests(_OnSQLite, ProfileStoreTestsMixin, SynchronousTestCase):
     """
     The shared suite of profile records, run against L{SQLiteStore}.
     """
 
-    def make_store(self):
-        return _new_store(self)
 
-
-class SQLiteAuditStoreTests(AuditStoreTestsMixin, SynchronousTestCase):
+class SQLiteAuditStoreTests(_OnSQLite, AuditStoreTestsMixin, SynchronousTestCase):
     """
     The shared audit log suite, run against L{SQLiteStore}.
     """
 
-    def make_store(self):
-        return _new_store(self)
 
-
-class SQLiteKeyStoreTests(KeyStoreTestsMixin, SynchronousTestCase):
+class SQLiteKeyStoreTests(_OnSQLite, KeyStoreTestsMixin, SynchronousTestCase):
     """
     The shared suite of key confirmation and roll-back, run against
     L{SQLiteStore}.
     """
 
-    def make_store(self):
-        return _new_store(self)
 
-
-class SQLiteBlacklistStoreTests(BlacklistStoreTestsMixin, SynchronousTestCase):
+class SQLiteBlacklistStoreTests(
+    _OnSQLite, BlacklistStoreTestsMixin, SynchronousTestCase
+):
     """
     The shared blacklist suite, run against L{SQLiteStore}.
     """
 
-    def make_store(self):
-        return _new_store(self)
 
-
-class SQLiteWindowStoreTests(WindowStoreTestsMixin, SynchronousTestCase):
+class SQLiteWindowStoreTests(_OnSQLite, WindowStoreTestsMixin, SynchronousTestCase):
     """
     The shared enrollment window suite, run against L{SQLiteStore}, and
     what only a database can get wrong in using a window up.
     """
-
-    def make_store(self):
-        return _new_store(self)
 
     def test_complete_enrollment_is_one_transaction(self):
         """
@@ -271,14 +256,11 @@ class SQLiteWindowStoreTests(WindowStoreTestsMixin, SynchronousTestCase):
         self.assertEqual(self.store.list_profiles(), [PROFILE])
 
 
-class SQLiteRotationStoreTests(RotationStoreTestsMixin, SynchronousTestCase):
+class SQLiteRotationStoreTests(_OnSQLite, RotationStoreTestsMixin, SynchronousTestCase):
     """
     The shared rotation store suite, run against L{SQLiteStore}, and what
     only a database can get wrong.
     """
-
-    def make_store(self):
-        return _new_store(self)
 
     def test_batch_is_one_transaction(self):
         """
@@ -366,13 +348,10 @@ class SQLiteRotationStoreTests(RotationStoreTestsMixin, SynchronousTestCase):
         self.assertEqual(self.store.record_rotation_failure("bob"), 1)
 
 
-class SQLiteMoveStoreTests(MoveStoreTestsMixin, SynchronousTestCase):
+class SQLiteMoveStoreTests(_OnSQLite, MoveStoreTestsMixin, SynchronousTestCase):
     """
     The shared suite of moves, run against L{SQLiteStore}.
     """
-
-    def make_store(self):
-        return _new_store(self)
 
 
 class SQLiteFileTests(SynchronousTestCase):
@@ -1071,10 +1050,7 @@ class SQLiteFileTests(SynchronousTestCase):
         self.assertEqual(os.listdir(self.directory), [])
 
 
-class SQLiteOfflineStoreTests(OfflineStoreTestsMixin, SynchronousTestCase):
+class SQLiteOfflineStoreTests(_OnSQLite, OfflineStoreTestsMixin, SynchronousTestCase):
     """
     The shared suite of offline spells, run against L{SQLiteStore}.
     """
-
-    def make_store(self):
-        return _new_store(self)
