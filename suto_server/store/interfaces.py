@@ -1,20 +1,15 @@
 """
-The store's boundaries, cut by concept: accounts, enrollment windows,
-enrolled profiles, the audit log and the blacklist, and L{IStore}, which
-combines them and states the lifecycle and threading contract every store
-keeps.  A store is written against these alone; one shared test suite
-(C{tests/support/store_suite}) holds every store to them.
+The store's boundaries, cut by concept (accounts, enrollment windows,
+profiles, the audit log, the blacklist), and L{IStore}, which combines
+them and states the lifecycle and threading contract.  A store is written
+against these alone; the shared suite in C{tests/support/store_suite}
+holds every store to them.
 
-Every method is synchronous and returns at once with its result: the
-server calls the store from the reactor thread wherever a read or a short
-write is cheap, and sends the writes that wait for a sync to disk to the
-database thread (see L{IStore}).  Every method that takes a user name
-raises L{ValueError} for one the wire could not carry, and every method
-that takes a record or a time raises L{ValueError} for one with a field of
-the wrong type or out of bounds; nothing is written then.  A failure of
-the store itself (a full disk, a lost connection) raises
-L{suto_server.store.errors.StoreError}, and a refused write leaves the
-store as it was, as a rolled-back transaction does.
+Every method is synchronous.  One given a user name the wire could not
+carry, or a record or time of the wrong type or out of bounds, raises
+L{ValueError}; a failure of the store itself (a full disk, a lost
+connection) raises L{suto_server.store.errors.StoreError}.  A refused
+write leaves the store as it was, as a rolled-back transaction does.
 """
 
 from zope.interface import Attribute, Interface
@@ -410,12 +405,10 @@ class IBlacklistStore(Interface):
 
 class IStore(IUserStore, IWindowStore, IProfileStore, IAuditStore, IBlacklistStore):
     """
-    A whole store: every concept above behind one object, its lifecycle,
-    and the threads it may be used from.
+    A whole store: every concept above, its lifecycle and its threads.
 
-    Lifecycle: a store is opened ready to use (through
-    L{suto_server.store.open.open_store} in the daemon and the admin
-    command), used, and closed once; after L{close} every method raises
+    Lifecycle: opened ready to use (by L{suto_server.store.open.open_store}),
+    used, and closed once, after which every method raises
     L{suto_server.store.errors.StoreError}.
 
     Threading: a store object belongs to the thread that opened it and is
@@ -445,8 +438,7 @@ class IStore(IUserStore, IWindowStore, IProfileStore, IAuditStore, IBlacklistSto
 
         @return: a new provider of L{IStore}.
         @raise suto_server.store.errors.StoreError: the data cannot be
-            reached again (a store built on a bare connection has nothing
-            to reopen).
+            reached again (as from a store built on a bare connection).
         """
 
     def close():
