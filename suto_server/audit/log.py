@@ -21,7 +21,8 @@ from twisted.logger import Logger
 
 from suto_server.audit.alerts import Alert, alert_for
 from suto_server.audit.sinks.log import LogSink
-from suto_server.store.records import MAX_NAME, AuditEvent, check_audit_event
+from suto_server.store.checks import check_audit_event
+from suto_server.store.records import MAX_NAME, AuditEvent
 
 _ELLIPSIS = "..."
 

@@ -6,8 +6,9 @@ L{suto_server.store.interfaces.IUserStore}.
 from dataclasses import replace
 
 from suto_server.core.schemes import identify
+from suto_server.store.checks import check_username
 from suto_server.store.errors import UnknownUser, UserExists
-from suto_server.store.records import UserRecord, check_username
+from suto_server.store.records import UserRecord
 
 
 class Accounts:

@@ -5,7 +5,7 @@ L{suto_server.store.interfaces.IAuditStore}.
 """
 
 from suto_server.store import chain
-from suto_server.store.records import check_time, checked_audit_events
+from suto_server.store.checks import check_time, checked_audit_events
 
 
 class Audit:

@@ -3,7 +3,7 @@ The blacklist part of L{suto_server.store.memory.MemoryStore}, behind
 L{suto_server.store.interfaces.IBlacklistStore}.
 """
 
-from suto_server.store.records import check_blacklist_entry, check_username
+from suto_server.store.checks import check_blacklist_entry, check_username
 
 
 class Blacklist:

@@ -6,7 +6,8 @@ the rest of L{suto_server.store.interfaces.IProfileStore}.
 
 from dataclasses import replace
 
-from suto_server.store.records import Move, check_move, check_time, check_username
+from suto_server.store.checks import check_move, check_time, check_username
+from suto_server.store.records import Move
 
 
 class Presence:

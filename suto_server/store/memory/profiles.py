@@ -7,13 +7,13 @@ L{suto_server.store.interfaces.IProfileStore}).
 
 from dataclasses import replace
 
-from suto_server.store.errors import UnknownProfile
-from suto_server.store.records import (
+from suto_server.store.checks import (
     check_key_id,
     check_key_use,
     check_rotation_commit,
     check_username,
 )
+from suto_server.store.errors import UnknownProfile
 
 
 def _commit_one(tables, commit):

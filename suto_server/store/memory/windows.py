@@ -5,8 +5,8 @@ behind L{suto_server.store.interfaces.IWindowStore}.
 
 from dataclasses import replace
 
+from suto_server.store.checks import check_profile, check_username, check_window
 from suto_server.store.errors import ProfileExists, UnknownWindow
-from suto_server.store.records import check_profile, check_username, check_window
 
 
 class Windows:

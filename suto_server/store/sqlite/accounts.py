@@ -4,8 +4,9 @@ C{users} table, behind L{suto_server.store.interfaces.IUserStore}.
 """
 
 from suto_server.core.schemes import identify
+from suto_server.store.checks import check_username
 from suto_server.store.errors import UnknownUser, UserExists
-from suto_server.store.records import UserRecord, check_username
+from suto_server.store.records import UserRecord
 
 
 class Accounts:

@@ -5,7 +5,8 @@ L{suto_server.store.interfaces.IAuditStore}.
 """
 
 from suto_server.store import chain
-from suto_server.store.records import AuditEvent, check_time, checked_audit_events
+from suto_server.store.checks import check_time, checked_audit_events
+from suto_server.store.records import AuditEvent
 
 # So are an audit record's locations; the store accepts only printable
 # ones, and a line break is not.

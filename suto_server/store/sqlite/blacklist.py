@@ -3,11 +3,8 @@ The blacklist part of L{suto_server.store.sqlite.SQLiteStore}: the
 C{blacklist} table, behind L{suto_server.store.interfaces.IBlacklistStore}.
 """
 
-from suto_server.store.records import (
-    BlacklistEntry,
-    check_blacklist_entry,
-    check_username,
-)
+from suto_server.store.checks import check_blacklist_entry, check_username
+from suto_server.store.records import BlacklistEntry
 
 _BLACKLIST_COLUMNS = "username, time, reason, source, alert"
 

@@ -5,7 +5,8 @@ C{offline_steps} tables, the rest of
 L{suto_server.store.interfaces.IProfileStore}.
 """
 
-from suto_server.store.records import Move, check_move, check_time, check_username
+from suto_server.store.checks import check_move, check_time, check_username
+from suto_server.store.records import Move
 
 _MOVE_COLUMNS = (
     "username, time, old_address, new_address, old_location_name,"

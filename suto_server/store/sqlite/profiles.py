@@ -5,15 +5,14 @@ them with a compare-and-swap on the key ids (see
 L{suto_server.store.interfaces.IProfileStore}).
 """
 
-from suto_server.store.errors import UnknownProfile
-from suto_server.store.records import (
-    RETIRED_KEY_HISTORY,
-    Profile,
+from suto_server.store.checks import (
     check_key_id,
     check_key_use,
     check_rotation_commit,
     check_username,
 )
+from suto_server.store.errors import UnknownProfile
+from suto_server.store.records import RETIRED_KEY_HISTORY, Profile
 from suto_server.store.sqlite.presence import end_offline_spell
 
 PROFILE_COLUMNS = (

@@ -3,13 +3,9 @@ The enrollment windows part of L{suto_server.store.sqlite.SQLiteStore}:
 the C{windows} table, behind L{suto_server.store.interfaces.IWindowStore}.
 """
 
+from suto_server.store.checks import check_profile, check_username, check_window
 from suto_server.store.errors import ProfileExists, UnknownWindow
-from suto_server.store.records import (
-    EnrollmentWindow,
-    check_profile,
-    check_username,
-    check_window,
-)
+from suto_server.store.records import EnrollmentWindow
 from suto_server.store.sqlite.profiles import (
     PROFILE_COLUMNS,
     PROFILE_PARAMETERS,
