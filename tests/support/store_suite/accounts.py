@@ -15,9 +15,7 @@ from suto_server.store.interfaces import (
     IUserRecord,
     IUserStore,
 )
-from suto_server.store.records import (
-    UserRecord,
-)
+from suto_server.store.records import UserRecord
 from tests.support.store_suite.base import StoreTestsBase
 from tests.support.store_suite.values import (
     BAD_NAMES,

@@ -7,12 +7,8 @@ from dataclasses import replace
 from zope.interface.verify import verifyObject
 
 from suto_server.store import chain
-from suto_server.store.errors import (
-    StoreError,
-)
-from suto_server.store.interfaces import (
-    IAuditStore,
-)
+from suto_server.store.errors import StoreError
+from suto_server.store.interfaces import IAuditStore
 from suto_server.store.records import (
     MAX_LOCATIONS,
     MAX_NAME,

@@ -6,12 +6,8 @@ from dataclasses import replace
 
 from zope.interface.verify import verifyObject
 
-from suto_server.store.errors import (
-    StoreError,
-)
-from suto_server.store.interfaces import (
-    IBlacklistStore,
-)
+from suto_server.store.errors import StoreError
+from suto_server.store.interfaces import IBlacklistStore
 from tests.support.store_suite.base import StoreTestsBase
 from tests.support.store_suite.values import (
     BLACKLISTED,

@@ -5,12 +5,8 @@ key, rolling back to the previous one, retired keys and failed rotations.
 
 from dataclasses import replace
 
-from suto_server.store.errors import (
-    UnknownProfile,
-)
-from suto_server.store.records import (
-    RETIRED_KEY_HISTORY,
-)
+from suto_server.store.errors import UnknownProfile
+from suto_server.store.records import RETIRED_KEY_HISTORY
 from tests.support.store_suite.base import StoreTestsBase
 from tests.support.store_suite.values import (
     BAD_NAMES,

@@ -5,9 +5,7 @@ kept after the profile is gone.
 
 from dataclasses import replace
 
-from suto_server.store.errors import (
-    StoreError,
-)
+from suto_server.store.errors import StoreError
 from suto_server.store.records import (
     MAX_NAME,
     MAX_TIME,

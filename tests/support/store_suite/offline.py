@@ -3,9 +3,7 @@ The shared suite of the offline spells of L{IProfileStore}: silent
 profiles, marking them offline, and the rotation that ends a spell.
 """
 
-from suto_server.store.errors import (
-    StoreError,
-)
+from suto_server.store.errors import StoreError
 from tests.support.store_suite.base import StoreTestsBase
 from tests.support.store_suite.values import (
     not_refused,

@@ -7,12 +7,8 @@ from dataclasses import replace
 
 from zope.interface.verify import verifyObject
 
-from suto_server.store.errors import (
-    StoreError,
-)
-from suto_server.store.interfaces import (
-    IProfileStore,
-)
+from suto_server.store.errors import StoreError
+from suto_server.store.interfaces import IProfileStore
 from suto_server.store.records import (
     MAX_NAME,
     MAX_SEALED_KEY,

@@ -5,9 +5,7 @@ rotations, one at a time and in batches, as compare-and-swaps.
 
 from dataclasses import replace
 
-from suto_server.store.errors import (
-    StoreError,
-)
+from suto_server.store.errors import StoreError
 from suto_server.store.records import (
     MAX_NAME,
     MAX_SEALED_KEY,

@@ -12,9 +12,7 @@ from suto_server.store.errors import (
     StoreError,
     UnknownWindow,
 )
-from suto_server.store.interfaces import (
-    IWindowStore,
-)
+from suto_server.store.interfaces import IWindowStore
 from suto_server.store.records import (
     MAX_NAME,
     MAX_NETWORKS,
