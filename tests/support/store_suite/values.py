@@ -72,6 +72,7 @@ def not_refused(error, call, values):
         accepted.append(value)
     return accepted
 
+
 WINDOW = EnrollmentWindow(
     username="alice",
     otp_hash=HASH,
@@ -148,6 +149,7 @@ def numbered_rotation(username, old, new, now, **changes):
         address="10.2.3.99",
     )
     return replace(commit, **changes)
+
 
 MOVE = Move(
     username="alice",
