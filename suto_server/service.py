@@ -23,7 +23,6 @@ from suto_server.core import schemes
 from suto_server.cred.checkers import ChainedHashSource, SaltedChallengeChecker
 from suto_server.cred.hashpool import HashPool
 from suto_server.cred.realm import SutoRealm
-from suto_server.interfaces import IOfflineStore
 from suto_server.keyrules import key_rules
 from suto_server.metrics import ServerMetrics, metrics_site
 from suto_server.net.discovery import HelloService
@@ -47,18 +46,19 @@ from suto_server.settings import (
 )
 from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
+from suto_server.store.interfaces import IStore
 
 
 def _commit_rotations(store, rotations):
     """
-    L{IRotationStore.commit_rotations} of the database thread's own store.
+    L{IProfileStore.commit_rotations} of the database thread's own store.
     """
     return store.commit_rotations(rotations)
 
 
 def _append_audits(store, events):
     """
-    L{IEnrollmentStore.append_audits} of the database thread's own store.
+    L{IAuditStore.append_audits} of the database thread's own store.
     """
     return store.append_audits(events)
 
@@ -242,7 +242,7 @@ class SutoServer(MultiService):
         state.penalised = self.gate.penalised
         state.hash_pending = lambda: self.hash_pool.pending
         state.windows = self._open_windows
-        if IOfflineStore.providedBy(self.store):
+        if IStore.providedBy(self.store):
             state.offline = lambda: len(self.store.offline_profiles())
             state.blacklisted = lambda: len(self.store.list_blacklist())
 

@@ -42,7 +42,7 @@ from suto_server.settings import (
 )
 from suto_server.store.dbthread import DatabaseThread
 from suto_server.store.errors import StoreError
-from suto_server.store.sqlite import SQLiteStore
+from suto_server.store.open import open_store
 
 DEFAULT_DATA = "suto-data"
 DATABASE_FILE = "suto.db"
@@ -298,7 +298,7 @@ def makeService(options: Options) -> SutoServer:
             cert_warn_days=options["cert-warn-days"],
         )
         master_key = MasterKey.load_or_create(os.path.join(data, MASTER_KEY_FILE))
-        store = SQLiteStore.open(os.path.join(data, DATABASE_FILE))
+        store = open_store(os.path.join(data, DATABASE_FILE))
         server = SutoServer(
             reactor,
             store=store,
@@ -322,7 +322,7 @@ def makeService(options: Options) -> SutoServer:
             capacity=options.capacity,
             alerting=alerting,
             extra_sources=extra_sources,
-            database=DatabaseThread(reactor, store.sibling),
+            database=DatabaseThread(reactor, store),
         )
     except (
         StoreError,

@@ -20,7 +20,7 @@ from suto_server.masterkey import (
     MasterKeyError,
 )
 from suto_server.store.sqlite import SQLiteStore
-from tests.support.store_suite import PROFILE, WINDOW
+from tests.support.store_suite.values import PROFILE, WINDOW
 
 # A profile key unlike any other value the tests store.
 KEY = hashlib.sha256(b"a profile key").digest()

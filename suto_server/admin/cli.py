@@ -33,7 +33,8 @@ from suto_server.core.timestamps import iso_utc
 from suto_server.net import certificate
 from suto_server.rules.windows import WIDEST_PREFIX
 from suto_server.store.errors import StoreError
-from suto_server.store.sqlite import SQLiteStore
+from suto_server.store.interfaces import IStore
+from suto_server.store.open import open_store
 from suto_server.tap import (
     ADMIN_SOCKET,
     DATABASE_FILE,
@@ -145,9 +146,9 @@ def _read_password(args, io: _IO, prompt: str) -> str | None:
     return password
 
 
-def _open_store(args) -> SQLiteStore:
+def _open_store(args) -> IStore:
     data = prepare_data_folder(args.data)
-    return SQLiteStore.open(os.path.join(data, DATABASE_FILE))
+    return open_store(os.path.join(data, DATABASE_FILE))
 
 
 def _operator() -> str:
@@ -465,7 +466,7 @@ def audit_verify(args, io: _IO) -> int:
         problems = answer["problems"]
     else:
         try:
-            store = SQLiteStore.open_read_only(args.file)
+            store = open_store(args.file, read_only=True)
             try:
                 problems = store.verify_audit()
             finally:

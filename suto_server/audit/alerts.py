@@ -5,7 +5,7 @@ An alert is made from its audit record and carries what the record says
 (when, which profile, from where, at which locations, why) and nothing
 else, so it never carries a key, a hash or a password: the audit log holds
 none.  L{suto_server.audit.log.AuditLog} hands each alert to every configured
-L{suto_server.interfaces.IAlertSink}, at once or, for alerts any peer could
+L{suto_server.audit.interfaces.IAlertSink}, at once or, for alerts any peer could
 raise at will, gathered into one per source and interval
 (L{suto_server.audit.aggregation}): such an alert stands for C{count}
 events, and L{Alert.joined} makes it.

@@ -30,7 +30,8 @@ from twisted.logger import Logger
 from suto_server.audit.aggregation import DEFAULT_INTERVAL, AlertAggregator
 from suto_server.audit.alerts import Alert, alert_for
 from suto_server.audit.sinks.log import LogSink
-from suto_server.store.records import MAX_NAME, AuditEvent, check_audit_event
+from suto_server.store.checks import check_audit_event
+from suto_server.store.records import MAX_NAME, AuditEvent
 
 _ELLIPSIS = "..."
 
@@ -48,9 +49,9 @@ def _bounded(location: str) -> str:
 
 class AuditLog:
     """
-    @param store: an L{suto_server.interfaces.IEnrollmentStore}, which
+    @param store: an L{suto_server.store.interfaces.IAuditStore}, which
         keeps the chain.
-    @param sinks: the L{suto_server.interfaces.IAlertSink}s alerts go to;
+    @param sinks: the L{suto_server.audit.interfaces.IAlertSink}s alerts go to;
         the structured log alone (a L{LogSink}) unless given.
     @param observers: callables given each recorded L{AuditEvent} (the
         metrics and the per-source penalties); like a sink, one that
@@ -211,7 +212,7 @@ class AuditLog:
     def verify(self) -> list:
         """
         @return: the problems with the log's hash chain (see
-            L{suto_server.interfaces.IEnrollmentStore.verify_audit}); empty
+            L{suto_server.store.interfaces.IAuditStore.verify_audit}); empty
             when it is intact.
         """
         return self._store.verify_audit()

@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from suto_server.cred.credentials import ISaltedChallenge
-from suto_server.interfaces import IPasswordHashSource
+from suto_server.cred.interfaces import IPasswordHashSource
 
 # The stand-in crypted for users without a usable hash: a sha512-crypt hash
 # at the default cost, like the hashes SUTO makes, of a password nobody

@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from suto_server.core import schemes
-from suto_server.interfaces import IPasswordHashSource
+from suto_server.cred.interfaces import IPasswordHashSource
 
 # Far above any real shadow file (a million accounts), far below trouble.
 MAX_FILE_SIZE = 64 * 1024 * 1024

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred
 
-from suto_server.interfaces import IPasswordHashSource
+from suto_server.cred.interfaces import IPasswordHashSource
 from suto_server.net.discovery import HelloTarget
 from suto_server.rules.rendezvous import Rendezvous, Verdict
 

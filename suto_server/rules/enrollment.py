@@ -32,7 +32,7 @@ from zope.interface import implementer
 
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, schemes
-from suto_server.interfaces import IPasswordHashSource
+from suto_server.cred.interfaces import IPasswordHashSource
 from suto_server.locations import Location
 from suto_server.store.errors import ProfileExists, UnknownWindow
 from suto_server.store.records import EnrollmentWindow, Profile
@@ -104,7 +104,7 @@ class WindowHashSource:
 
 class Enrollment:
     """
-    @param store: an L{suto_server.interfaces.IEnrollmentStore}.
+    @param store: an L{suto_server.store.interfaces.IStore}.
     @param master_key: seals keys at rest (L{suto_server.masterkey.MasterKey}).
     @param pool: computes the one-time password's hash off the reactor.
     @param audit: the L{AuditLog} events and alerts go to; one over

@@ -32,7 +32,7 @@ class OfflineWatch(TimerService):
     Sweeps for silent profiles every C{min(grace, MAX_SWEEP)} seconds.
 
     @param clock: the L{IReactorTime} the sweeps run on.
-    @param store: an L{IOfflineStore}.
+    @param store: an L{suto_server.store.interfaces.IProfileStore}.
     @param is_live: tells whether a profile has a live connection now.
     """
 

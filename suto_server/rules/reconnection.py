@@ -85,8 +85,7 @@ class Reconnected:
 
 class Reconnection:
     """
-    @param store: an L{IEnrollmentStore} that is also an L{IRotationStore}
-        and an L{IOfflineStore}.
+    @param store: an L{suto_server.store.interfaces.IStore}.
     @param rotation: the L{Rotation} rules, which open the profile's keys.
     @param audit: the L{AuditLog}.
     @param step: seconds in an offline time step.

@@ -70,7 +70,7 @@ def clients_report(store, live: LiveSessions, locations, now: float) -> list[dic
     C{disconnected} (neither, yet: between connections, or not yet past
     its grace).  Never key material (key ids are public names).
 
-    @param store: an L{IEnrollmentStore} that is also an L{IOfflineStore}.
+    @param store: an L{suto_server.store.interfaces.IStore}.
     """
     offline = store.offline_profiles()
     rows = []

@@ -89,8 +89,7 @@ class PendingRotation:
 
 class Rotation:
     """
-    @param store: an L{IEnrollmentStore} that is also an
-        L{IRotationStore}.
+    @param store: an L{suto_server.store.interfaces.IStore}.
     @param master_key: opens and seals keys at rest.
     @param committer: a L{GroupCommitter} over C{store.commit_rotations}.
     @param failure_alert: consecutive failures before

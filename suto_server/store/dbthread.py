@@ -4,9 +4,10 @@ Store writes that end in a sync to disk, run on a thread of their own.
 A durable SQLite commit waits for C{fdatasync}, which takes far longer
 than the statements before it; on the reactor thread every connection
 would wait with it.  L{DatabaseThread} owns one thread and, in it, one
-store connection of its own (a L{suto_server.store.sqlite.SQLiteStore}
-sibling: SQLite connections are bound to the thread that opened them),
-and runs the calls it is given there, one at a time, in the order given.
+store object of its own (the store's L{IStore.sibling}, opened on the
+thread: a store object belongs to the thread that opened it, see
+L{IStore}), and runs the calls it is given there, one at a time, in the
+order given.
 
 One thread rather than several: the writes it carries (a batch of
 rotations) take SQLite's single write lock anyway, and their order is
@@ -27,20 +28,22 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from suto_server.store.errors import StoreError
+from suto_server.store.interfaces import IStore
 
 
 class DatabaseThread(Service):
     """
-    Runs store calls on one thread with its own store connection.
+    Runs store calls on one thread with its own store object.
 
     @param reactor: delivers the results (an L{IReactorFromThreads}).
-    @param open_store: called on the thread, before its first call, to
-        open the thread's store; for SQLite, C{store.sibling}.
+    @param store: the L{IStore} the daemon opened; the thread opens its
+        L{IStore.sibling} before its first call, and closes that sibling
+        (never C{store} itself) when the service stops.
     """
 
-    def __init__(self, reactor, open_store: Callable[[], object]) -> None:
+    def __init__(self, reactor, store: IStore) -> None:
         self._reactor = reactor
-        self._open_store = open_store
+        self._main = store
         self._store = None
         self._threads: ThreadPool | None = None
 
@@ -91,7 +94,7 @@ class DatabaseThread(Service):
 
     def _on_thread(self, call: Callable, args: tuple):
         if self._store is None:
-            self._store = self._open_store()
+            self._store = self._main.sibling()
         return call(self._store, *args)
 
     def _close(self) -> None:

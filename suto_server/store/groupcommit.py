@@ -70,7 +70,7 @@ class GroupCommitter(Generic[_Item, _Result]):
             none, and returns (or gives through a L{Deferred}) one result
             per item, in order; it raises (or fails) if nothing was
             committed.  For rotations this is
-            L{suto_server.interfaces.IRotationStore.commit_rotations}.
+            L{suto_server.store.interfaces.IProfileStore.commit_rotations}.
         @param max_batch: the most items given to one call.
         @raise ValueError: C{max_batch} is not a positive L{int}.
         """

@@ -32,7 +32,7 @@ from suto_server.store.memory import MemoryStore
 from tests.audit import test_log as test_audit
 from tests.client.test_hello import _UDPReactor
 from tests.rules.test_enrollment import new_master_key
-from tests.support.store_suite import PROFILE, WINDOW
+from tests.support.store_suite.values import PROFILE, WINDOW
 
 NOW = 1_700_000_000.0
 OLD = PROFILE.location

@@ -14,8 +14,8 @@ from zope.interface.verify import verifyObject
 
 from suto_server.audit.aggregation import DEFAULT_INTERVAL, AlertAggregator
 from suto_server.audit.alerts import VARIED_REASONS, Alert
+from suto_server.audit.interfaces import IAlertSink
 from suto_server.audit.log import AuditLog
-from suto_server.interfaces import IAlertSink
 from suto_server.metrics import ServerMetrics
 from suto_server.settings import Alerting
 from suto_server.store.memory import MemoryStore

@@ -32,8 +32,8 @@ from suto_server.admin import cli as admin
 from suto_server.admin.api import admin_site
 from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.audit.alerts import Alert
+from suto_server.audit.interfaces import IAlertSink
 from suto_server.audit.log import AuditLog
-from suto_server.interfaces import IAlertSink
 from suto_server.rules.enrollment import EnrollmentRefused
 from suto_server.rules.rendezvous import Verdict
 from suto_server.rules.rotation import RotationRefused
@@ -45,7 +45,7 @@ from suto_server.store.records import MAX_NAME, AuditEvent
 from suto_server.store.sqlite import SQLiteStore
 from tests.rules.test_enrollment import new_master_key
 from tests.support.server import make_server
-from tests.support.store_suite import (
+from tests.support.store_suite.values import (
     PROFILE,
     WINDOW,
     numbered_key_id,

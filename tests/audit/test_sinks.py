@@ -28,6 +28,7 @@ from zope.interface.verify import verifyObject
 
 from suto_server import tap
 from suto_server.audit.alerts import Alert
+from suto_server.audit.interfaces import IAlertSink
 from suto_server.audit.log import AuditLog
 from suto_server.audit.sinks import alert_sinks
 from suto_server.audit.sinks.jsonfile import JsonFileSink
@@ -40,7 +41,6 @@ from suto_server.audit.sinks.syslog import (
     parse_address,
 )
 from suto_server.audit.sinks.webhook import WebhookSink, WebhookURLError, check_url
-from suto_server.interfaces import IAlertSink
 from suto_server.store.memory import MemoryStore
 
 NOW = 1_700_000_000.25

@@ -17,7 +17,7 @@ from suto_server.cred import checkers
 from suto_server.cred.checkers import ChainedHashSource, SaltedChallengeChecker
 from suto_server.cred.credentials import ISaltedChallenge, SaltedChallenge
 from suto_server.cred.hashpool import HashPool, HashPoolBusy
-from suto_server.interfaces import IPasswordHashSource
+from suto_server.cred.interfaces import IPasswordHashSource
 
 PASSWORD = "password"
 STORED = (

@@ -11,8 +11,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from suto_server.core import libxcrypt
+from suto_server.cred.interfaces import IPasswordHashSource
 from suto_server.cred.shadow import ShadowFile, ShadowFileError
-from suto_server.interfaces import IPasswordHashSource
 
 SHA512 = (
     "$6$abcdefghijklmnop$0aenUFHf897F9u0tURIHOeACWajSuVGa7jgJGyq.DKZm/WXl/IZFv"

@@ -28,8 +28,8 @@ from suto_client import enrollment_machine as enrollment
 from suto_client import rotation_machine as rotation
 from suto_client import session
 from suto_server.core import keyschedule, wire
-from suto_server.core.wire import stream
 from suto_server.core.machine import Close, Send
+from suto_server.core.wire import stream
 from suto_server.machines import classic as server_session
 from suto_server.machines import enrollment as enrollment_session
 from suto_server.machines import rotation as rotation_session

@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from suto_server.interfaces import IPasswordHashSource
+from suto_server.cred.interfaces import IPasswordHashSource
 from suto_server.net.discovery import parse_targets
 from suto_server.rules.authenticator import Authenticator, UnknownAccount
 from suto_server.rules.rendezvous import (

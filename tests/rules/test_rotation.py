@@ -31,7 +31,7 @@ from suto_server.store.records import Profile
 from suto_server.store.sqlite import SQLiteStore
 from tests.rules.test_enrollment import FINGERPRINT, new_master_key
 from tests.support.alerts import RecordingSink
-from tests.support.store_suite import WINDOW
+from tests.support.store_suite.values import WINDOW
 
 NOW = 1_700_000_000.0
 SOURCE = "127.0.0.5"

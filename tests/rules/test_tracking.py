@@ -34,7 +34,7 @@ from tests.rules.test_rotation import (
     Device,
 )
 from tests.support.alerts import RecordingSink
-from tests.support.store_suite import PROFILE, WINDOW
+from tests.support.store_suite.values import PROFILE, WINDOW
 
 NOW = 1_700_000_000.0
 OLD = PROFILE.location  # 10.2.3.17, in "lab-east"

@@ -29,17 +29,32 @@ from suto_server.store.memory import MemoryStore
 from suto_server.store.sqlite import SQLiteStore
 from tests.rules.test_enrollment import new_master_key
 from tests.support.server import make_server
-from tests.support.store_suite import (
-    _profile,
-    _window,
+from tests.support.store_suite.values import (
     numbered_key_id,
     numbered_rotation,
     numbered_seal,
+    profile_for,
+    window_for,
 )
 
 
 def _commit(store, rotations):
     return store.commit_rotations(rotations)
+
+
+class _RecordingSiblings:
+    """
+    Stands for the daemon's store: opens the real store's siblings, and
+    records the thread each was opened on.
+    """
+
+    def __init__(self, store):
+        self.store = store
+        self.opened = []
+
+    def sibling(self):
+        self.opened.append(threading.current_thread())
+        return self.store.sibling()
 
 
 class DatabaseThreadTests(TestCase):
@@ -52,18 +67,15 @@ class DatabaseThreadTests(TestCase):
         os.makedirs(folder)
         self.store = SQLiteStore.open(os.path.join(folder, "suto.db"))
         self.addCleanup(self.store.close)
-        self.store.open_window(_window("alice"))
+        self.store.open_window(window_for("alice"))
         self.store.complete_enrollment(
-            _profile("alice", key_sealed=numbered_seal(0), key_id=numbered_key_id(0))
+            profile_for("alice", key_sealed=numbered_seal(0), key_id=numbered_key_id(0))
         )
-        self.opened = []
-        self.database = DatabaseThread(reactor, self.open_sibling)
+        siblings = _RecordingSiblings(self.store)
+        self.opened = siblings.opened
+        self.database = DatabaseThread(reactor, siblings)
         self.database.startService()
         self.addCleanup(self.stop)
-
-    def open_sibling(self):
-        self.opened.append(threading.current_thread())
-        return self.store.sibling()
 
     def stop(self):
         if self.database.running:
@@ -164,9 +176,10 @@ class DatabaseThreadTests(TestCase):
         """
         Stopping a thread that never started succeeds at once.
         """
-        database = DatabaseThread(reactor, self.open_sibling)
+        siblings = _RecordingSiblings(self.store)
+        database = DatabaseThread(reactor, siblings)
         self.successResultOf(database.stopService())
-        self.assertEqual(self.opened, [])
+        self.assertEqual(siblings.opened, [])
 
 
 class SiblingTests(TestCase):

@@ -5,7 +5,7 @@ A recording alert sink, for tests that follow what reaches an operator
 
 from zope.interface import implementer
 
-from suto_server.interfaces import IAlertSink
+from suto_server.audit.interfaces import IAlertSink
 
 
 @implementer(IAlertSink)

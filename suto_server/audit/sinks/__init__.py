@@ -1,5 +1,5 @@
 """
-Where alerts go: one module per L{suto_server.interfaces.IAlertSink}.
+Where alerts go: one module per L{suto_server.audit.interfaces.IAlertSink}.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import os
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from suto_server.interfaces import IAlertSink
+from suto_server.audit.interfaces import IAlertSink
 
 
 @implementer(IAlertSink)

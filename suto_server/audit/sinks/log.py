@@ -10,7 +10,7 @@ the text log shows it as one readable line.
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from suto_server.interfaces import IAlertSink
+from suto_server.audit.interfaces import IAlertSink
 
 
 @implementer(IAlertSink)

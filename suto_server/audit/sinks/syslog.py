@@ -27,7 +27,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from suto_server.interfaces import IAlertSink
+from suto_server.audit.interfaces import IAlertSink
 
 #: RFC 5424 facility 4, security/authorization messages.
 FACILITY_AUTH = 4

@@ -26,7 +26,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from suto_server.interfaces import IAlertSink
+from suto_server.audit.interfaces import IAlertSink
 
 #: Attempts at one alert before it is dropped.
 DEFAULT_ATTEMPTS = 5

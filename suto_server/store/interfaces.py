@@ -1,34 +1,43 @@
 """
-The boundaries of the SUTO server, as zope interfaces.
+The store's boundaries, cut by concept (accounts, enrollment windows,
+profiles, the audit log, the blacklist), and L{IStore}, which combines
+them and states the lifecycle and threading contract.  A store is written
+against these alone; the shared suite in C{tests/support/store_suite}
+holds every store to them.
 
-Everything that can be swapped (where password hashes come from, where
-state is kept) is reached through one of these, so tests and alternative
-back ends plug in without monkeypatching.
+Every method is synchronous.  One given a user name the wire could not
+carry, or a record or time of the wrong type or out of bounds, raises
+L{ValueError}; a failure of the store itself (a full disk, a lost
+connection) raises L{suto_server.store.errors.StoreError}.  A refused
+write leaves the store as it was, as a rolled-back transaction does.
 """
 
 from zope.interface import Attribute, Interface
 
+from suto_server.cred.interfaces import IPasswordHashSource
 
-class IPasswordHashSource(Interface):
+
+class IUserRecord(Interface):
     """
-    Somewhere a user's crypt(3)-style password hash can be looked up: the
-    server's own user store, or a shadow-format file.
+    One account as listed by L{IUserStore.list_users}; never carries the
+    hash itself, only its scheme.
     """
 
-    def hash_for(username):
-        """
-        @param username: the account name, as a L{str}.
-        @return: the stored hash (for example C{"$6$salt$..."}) as a
-            L{str}, or L{None} when this source has no usable hash for
-            that user (unknown or locked account).
-        """
+    username = Attribute("The account name.")
+    scheme = Attribute("The hash scheme name, e.g. C{'sha512_crypt'}.")
+    created = Attribute("POSIX time the account was created.")
+    updated = Attribute("POSIX time the hash was last set.")
 
 
 class IUserStore(IPasswordHashSource):
     """
-    The server's own durable account store.  Implementations: SQLite (the
-    embedded default) and in-memory (tests); one shared test suite runs
-    against both.
+    The server's own accounts: the password hashes of the classic
+    login, which L{IPasswordHashSource.hash_for} hands to cred's checkers.
+    Accounts are not profiles: removing one leaves an enrolled device
+    alone, and enrolling a device needs no account.
+
+    Threads: the reactor thread only (cred's checkers, the admin API); the
+    admin command, which has no reactor, calls them on its one thread.
     """
 
     def add_user(username, password_hash, now):
@@ -60,33 +69,17 @@ class IUserStore(IPasswordHashSource):
             sorted by name.
         """
 
-    def close():
-        """
-        Release the underlying resources.  Further calls are errors.
-        """
 
-
-class IUserRecord(Interface):
+class IWindowStore(Interface):
     """
-    One account as listed by L{IUserStore.list_users}; never carries the
-    hash itself, only its scheme.
-    """
+    The open enrollment windows: for each user at most one, with its
+    one-time password's hash, the networks it may be used from, its
+    deadline and its count of failed attempts.  A window is used up at
+    most once, by L{complete_enrollment}, which stores the profile in the
+    same transaction.
 
-    username = Attribute("The account name.")
-    scheme = Attribute("The hash scheme name, e.g. C{'sha512_crypt'}.")
-    created = Attribute("POSIX time the account was created.")
-    updated = Attribute("POSIX time the hash was last set.")
-
-
-class IEnrollmentStore(Interface):
-    """
-    Where enrollment state survives a restart: the open enrollment windows,
-    the enrolled profiles and the audit log.  Implementations: SQLite (the
-    embedded default) and in-memory (tests); one shared test suite runs
-    against both.  Every method that takes a user name raises L{ValueError}
-    for one the wire could not carry, and every method that takes a record
-    raises L{ValueError} for one with a field of the wrong type or out of
-    bounds; nothing is written then.
+    Threads: the reactor thread only; each method is one short
+    transaction on one user's window.
     """
 
     def open_window(window):
@@ -142,6 +135,28 @@ class IEnrollmentStore(Interface):
             window stays open.
         """
 
+
+class IProfileStore(Interface):
+    """
+    The enrolled profiles and what happens to them after enrollment: their
+    keys and the rotation of those keys, where they moved, when they were
+    last seen and whether they went offline.
+
+    Each key change is a compare-and-swap on the profile's key ids, so a
+    change decided on a profile that another connection (or the database
+    thread) moved meanwhile is refused rather than applied to the wrong
+    key.  A committed rotation ends a profile's offline spell, and
+    removing a profile forgets its retired keys and its offline state
+    (its moves and any blacklist entry outlive it).
+
+    Threads: L{commit_rotations} on the database thread, where a batch of
+    rotations shares one sync to disk; every other method on the reactor
+    thread, each one short transaction on one profile (or, for
+    L{mark_offline}, on one sweep's names).  A rotation may commit on the
+    database thread between L{silent_profiles} and L{mark_offline}, which
+    is why the latter takes C{silent_before}.
+    """
+
     def get_profile(username):
         """
         @return: the user's L{suto_server.store.records.Profile}, or
@@ -160,62 +175,6 @@ class IEnrollmentStore(Interface):
 
         @return: L{True} if there was a profile, L{False} otherwise.
         """
-
-    def append_audit(event):
-        """
-        Add an event to the audit log, chained to the last one appended
-        (see L{suto_server.store.chain}); the store reads that one and
-        writes this one in one transaction, so two writers cannot fork the
-        chain.
-
-        @param event: a L{suto_server.store.records.AuditEvent}; any
-            C{previous_hash} and C{hash} it carries are ignored.
-        @return: the event as stored, with its C{previous_hash} and
-            C{hash}.
-        """
-
-    def append_audits(events):
-        """
-        Add several events to the audit log, chained in the order given,
-        in one transaction: all or none (one sync for a whole batch).
-
-        @param events: L{suto_server.store.records.AuditEvent}s.
-        @return: a L{list} of the events as stored, in that order.
-        @raise ValueError: an event is of the wrong type or out of
-            bounds; none is stored.
-        """
-
-    def audit_events(since=None):
-        """
-        @param since: if given, a POSIX time: only events at or after it
-            are returned (at, so that polling with the time of the last
-            event seen loses nothing logged in the same instant).
-        @return: a L{list} of L{suto_server.store.records.AuditEvent},
-            oldest first; events of the same time in the order they were
-            appended.
-        """
-
-    def verify_audit():
-        """
-        Check the audit log's hash chain, in the order the events were
-        appended.
-
-        @return: a L{list} of problems, each a L{str} saying which record
-            was removed, moved or edited, the first break first; empty
-            when the log is intact.
-        """
-
-
-class IRotationStore(Interface):
-    """
-    Where the key rotation of enrolled profiles survives a restart.  Each
-    change is a compare-and-swap on the profile's key ids, so a change
-    decided on a profile that another connection moved meanwhile is
-    refused rather than applied to the wrong key.  Implementations: SQLite
-    (the embedded default) and in-memory (tests); one shared test suite
-    runs against both.  Every method raises L{ValueError} for an argument
-    of the wrong type or out of bounds, and writes nothing then.
-    """
 
     def commit_rotations(rotations):
         """
@@ -276,17 +235,6 @@ class IRotationStore(Interface):
             profile gave up; L{False} when there is no such profile.
         """
 
-
-class IRegistryStore(Interface):
-    """
-    The durable history of the registry of enrolled profiles: where each
-    profile moved, kept after the profile itself is gone.
-    Implementations: SQLite (the embedded default) and in-memory (tests);
-    one shared test suite runs against both.  Every method raises
-    L{ValueError} for an argument of the wrong type or out of bounds, and
-    writes nothing then.
-    """
-
     def record_move(
         username,
         time,
@@ -313,19 +261,6 @@ class IRegistryStore(Interface):
         @return: a L{list} of the L{suto_server.store.records.Move}s of
             C{username}'s profile, oldest first.
         """
-
-
-class IOfflineStore(Interface):
-    """
-    Where offline spells and the blacklist survive a restart: which
-    profiles the server marked offline and since when, the newest offline
-    time step each reconnected with, and the profiles refused for good.
-    A committed rotation ends a profile's offline spell (see
-    L{IRotationStore.commit_rotations}).  Implementations: SQLite (the
-    embedded default) and in-memory (tests); one shared test suite runs
-    against both.  Every method raises L{ValueError} for an argument of
-    the wrong type or out of bounds, and writes nothing then.
-    """
 
     def silent_profiles(before):
         """
@@ -356,19 +291,80 @@ class IOfflineStore(Interface):
             when it is not offline (or does not exist).
         """
 
-    def standing(username):
-        """
-        Both marks a rotation is checked against, read at once.
-
-        @return: C{(blacklisted, offline_since)}: whether the profile has a
-            blacklist entry, and what L{offline_since} returns.
-        """
-
     def last_offline_step(username):
         """
         @return: the newest offline time step the profile reconnected
             with, or L{None} if it never did.
         """
+
+
+class IAuditStore(Interface):
+    """
+    The audit log: append-only, each record chained to the one before it
+    by a hash (see L{suto_server.store.chain}), so that a record removed,
+    moved or edited afterwards shows in L{verify_audit}.
+
+    Threads: L{append_audits} on the database thread, where the audit
+    log's group commit gives a burst of events one sync to disk; the reads
+    (L{audit_events}, L{verify_audit}) and L{append_audit} on the reactor
+    thread.  L{verify_audit} must also work on a store opened read-only
+    (the admin command checking a copy of the database).
+    """
+
+    def append_audit(event):
+        """
+        Add an event to the audit log, chained to the last one appended
+        (see L{suto_server.store.chain}); the store reads that one and
+        writes this one in one transaction, so two writers cannot fork the
+        chain.
+
+        @param event: a L{suto_server.store.records.AuditEvent}; any
+            C{previous_hash} and C{hash} it carries are ignored.
+        @return: the event as stored, with its C{previous_hash} and
+            C{hash}.
+        """
+
+    def append_audits(events):
+        """
+        Add several events to the audit log, chained in the order given,
+        in one transaction: all or none (one sync for a whole batch).
+
+        @param events: L{suto_server.store.records.AuditEvent}s.
+        @return: a L{list} of the events as stored, in that order.
+        @raise ValueError: an event is of the wrong type or out of
+            bounds; none is stored.
+        """
+
+    def audit_events(since=None):
+        """
+        @param since: if given, a POSIX time: only events at or after it
+            are returned (at, so that polling with the time of the last
+            event seen loses nothing logged in the same instant).
+        @return: a L{list} of L{suto_server.store.records.AuditEvent},
+            oldest first; events of the same time in the order they were
+            appended.
+        """
+
+    def verify_audit():
+        """
+        Check the audit log's hash chain, in the order the events were
+        appended.
+
+        @return: a L{list} of problems, each a L{str} saying which record
+            was removed, moved or edited, the first break first; empty
+            when the log is intact.
+        """
+
+
+class IBlacklistStore(Interface):
+    """
+    The profiles refused for good, each with why and by whom, until an
+    administrator lifts the entry (which also removes the profile, so the
+    device must enroll again).  An entry outlives its profile.
+
+    Threads: the reactor thread only; L{standing} is read on every
+    rotation, so it must answer from one short query.
+    """
 
     def add_to_blacklist(entry):
         """
@@ -398,22 +394,56 @@ class IOfflineStore(Interface):
         @return: whether there was an entry.
         """
 
-
-class IAlertSink(Interface):
-    """
-    Somewhere alerts go as they happen: the structured log, a JSON-lines
-    file, a webhook, syslog.  A sink is called from the code that decides
-    an authentication or an enrollment, so it must return at once and
-    never raise into its caller: a sink that cannot deliver logs why and
-    drops or retries the alert on its own.
-    """
-
-    def deliver(alert):
+    def standing(username):
         """
-        Send an alert on its way.
+        Both marks a rotation is checked against, read at once.
 
-        @param alert: an L{suto_server.audit.alerts.Alert}.
-        @return: L{None}, or a L{twisted.internet.defer.Deferred} that
-            fires when this sink is done with the alert (it never fails);
-            callers need not wait for it.
+        @return: C{(blacklisted, offline_since)}: whether the profile has a
+            blacklist entry, and what L{IProfileStore.offline_since} returns.
+        """
+
+
+class IStore(IUserStore, IWindowStore, IProfileStore, IAuditStore, IBlacklistStore):
+    """
+    A whole store: every concept above, its lifecycle and its threads.
+
+    Lifecycle: opened ready to use (by L{suto_server.store.open.open_store}),
+    used, and closed once, after which every method raises
+    L{suto_server.store.errors.StoreError}.
+
+    Threading: a store object belongs to the thread that opened it and is
+    only ever called from that thread (a SQLite connection, say, cannot
+    move between threads).  The daemon keeps two:
+     - the store it opens, on the reactor thread.  Every method may be
+       called there, and each must return quickly: reads, and writes of a
+       single row or profile, which the reactor can afford to wait for.
+     - a L{sibling}, opened and used on the database thread
+       (L{suto_server.store.dbthread.DatabaseThread}).  It carries the
+       writes that batch many callers into one sync to disk,
+       L{IProfileStore.commit_rotations} and L{IAuditStore.append_audits},
+       and is closed on that thread when the daemon stops.
+    Both objects reach the same data and each sees what the other
+    committed once the commit has returned; writes from the two are
+    serialized, so every multi-statement method (a rotation's
+    compare-and-swap, the audit chain's read-then-append) is atomic
+    across them.  A store without a database thread (the in-memory one in
+    tests) runs those writes on the reactor thread as well.
+    """
+
+    def sibling():
+        """
+        Open another store object onto the same data, for the thread that
+        calls this, which alone uses and closes it.  Closing either object
+        leaves the other open.
+
+        @return: a new provider of L{IStore}.
+        @raise suto_server.store.errors.StoreError: the data cannot be
+            reached again (as from a store built on a bare connection).
+        """
+
+    def close():
+        """
+        Release this object's resources (its connection, its file
+        handles); its siblings stay open.  Every later call raises
+        L{suto_server.store.errors.StoreError}, including a second close.
         """

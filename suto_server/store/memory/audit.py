@@ -1,0 +1,50 @@
+"""
+The audit log part of L{suto_server.store.memory.MemoryStore}, a hash
+chain (see L{suto_server.store.chain}) behind
+L{suto_server.store.interfaces.IAuditStore}.
+"""
+
+from suto_server.store import chain
+from suto_server.store.checks import check_time, checked_audit_events
+
+
+class Audit:
+    """
+    The audit log: the chained events in the order they were appended.
+    """
+
+    def append_audit(self, event):
+        """
+        See L{IAuditStore.append_audit}.
+        """
+        return self.append_audits([event])[0]
+
+    def append_audits(self, events):
+        """
+        See L{IAuditStore.append_audits}.
+        """
+        events = checked_audit_events(events)
+        audit = self._open_tables().audit
+        stored = chain.chained_all(audit[-1].hash if audit else chain.GENESIS, events)
+        audit.extend(stored)
+        return stored
+
+    def audit_events(self, since=None):
+        """
+        See L{IAuditStore.audit_events}.
+
+        @raise ValueError: C{since} is neither L{None} nor a time the store
+            accepts (see L{check_time}).
+        """
+        events = self._open_tables().audit
+        if since is not None:
+            check_time("since", since)
+            events = [event for event in events if event.time >= since]
+        # sorted() is stable: events of the same time stay in append order.
+        return sorted(events, key=lambda event: event.time)
+
+    def verify_audit(self):
+        """
+        See L{IAuditStore.verify_audit}.
+        """
+        return chain.verify(self._open_tables().audit)

@@ -1,0 +1,107 @@
+"""
+Where and when profiles were seen, part of
+L{suto_server.store.memory.MemoryStore}: their moves and offline spells,
+the rest of L{suto_server.store.interfaces.IProfileStore}.
+"""
+
+from dataclasses import replace
+
+from suto_server.store.checks import check_move, check_time, check_username
+from suto_server.store.records import Move
+
+
+class Presence:
+    """
+    The profiles' moves and offline spells.
+    """
+
+    def record_move(
+        self,
+        username,
+        time,
+        old_address,
+        new_address,
+        old_location_name,
+        new_location_name,
+    ):
+        """
+        See L{IProfileStore.record_move}.
+        """
+        move = Move(
+            username,
+            time,
+            old_address,
+            new_address,
+            old_location_name,
+            new_location_name,
+        )
+        check_move(move)
+        tables = self._open_tables()
+        tables.moves.setdefault(username, []).append(move)
+        profile = tables.profiles.get(username)
+        if profile is not None:
+            tables.profiles[username] = replace(
+                profile, last_address=new_address, last_seen=time
+            )
+
+    def moves(self, username):
+        """
+        See L{IProfileStore.moves}.
+        """
+        check_username(username)
+        return list(self._open_tables().moves.get(username, ()))
+
+    def silent_profiles(self, before):
+        """
+        See L{IProfileStore.silent_profiles}.
+        """
+        check_time("before", before)
+        tables = self._open_tables()
+        return sorted(
+            username
+            for username, profile in tables.profiles.items()
+            if profile.last_seen < before and username not in tables.offline
+        )
+
+    def mark_offline(self, usernames, now, silent_before=None):
+        """
+        See L{IProfileStore.mark_offline}.
+        """
+        usernames = list(usernames)
+        for username in usernames:
+            check_username(username)
+        check_time("now", now)
+        if silent_before is not None:
+            check_time("silent_before", silent_before)
+        tables = self._open_tables()
+        marked = []
+        for username in usernames:
+            profile = tables.profiles.get(username)
+            if (
+                profile is not None
+                and username not in tables.offline
+                and (silent_before is None or profile.last_seen < silent_before)
+            ):
+                tables.offline[username] = now
+                marked.append(username)
+        return marked
+
+    def offline_profiles(self):
+        """
+        See L{IProfileStore.offline_profiles}.
+        """
+        return dict(self._open_tables().offline)
+
+    def offline_since(self, username):
+        """
+        See L{IProfileStore.offline_since}.
+        """
+        check_username(username)
+        return self._open_tables().offline.get(username)
+
+    def last_offline_step(self, username):
+        """
+        See L{IProfileStore.last_offline_step}.
+        """
+        check_username(username)
+        return self._open_tables().offline_steps.get(username)

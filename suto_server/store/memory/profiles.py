@@ -1,0 +1,161 @@
+"""
+The profiles part of L{suto_server.store.memory.MemoryStore}: the
+profiles, their keys and the key rotation that changes them with a
+compare-and-swap on the key ids (see
+L{suto_server.store.interfaces.IProfileStore}).
+"""
+
+from dataclasses import replace
+
+from suto_server.store.checks import (
+    check_key_id,
+    check_key_use,
+    check_rotation_commit,
+    check_username,
+)
+from suto_server.store.errors import UnknownProfile
+
+
+def _commit_one(tables, commit):
+    """
+    Apply one rotation, if the profile's current key is still the one it
+    was derived from.
+
+    @param commit: a checked L{RotationCommit}.
+    @return: whether it was applied.
+    """
+    profile = tables.profiles.get(commit.username)
+    if (
+        profile is None
+        or profile.key_id != commit.expected_key_id
+        or profile.generation != commit.new_generation - 1
+    ):
+        return False
+    if profile.previous_key_id is not None:
+        tables.retire(commit.username, profile.previous_key_id)
+    tables.profiles[commit.username] = replace(
+        profile,
+        previous_key_sealed=profile.key_sealed,
+        previous_key_id=profile.key_id,
+        key_sealed=commit.new_key_sealed,
+        key_id=commit.new_key_id,
+        generation=commit.new_generation,
+        current_confirmed=False,
+        rotated_at=commit.now,
+        last_seen=commit.now,
+        last_address=commit.address,
+        rotation_failures=0,
+    )
+    tables.offline.pop(commit.username, None)
+    if commit.offline_step is not None:
+        tables.offline_steps[commit.username] = max(
+            commit.offline_step,
+            tables.offline_steps.get(commit.username, commit.offline_step),
+        )
+    return True
+
+
+class Profiles:
+    """
+    The enrolled profiles and their keys.
+    """
+
+    def get_profile(self, username):
+        """
+        See L{IProfileStore.get_profile}.
+        """
+        check_username(username)
+        return self._open_tables().profiles.get(username)
+
+    def list_profiles(self):
+        """
+        See L{IProfileStore.list_profiles}.
+        """
+        profiles = self._open_tables().profiles
+        return [profiles[name] for name in sorted(profiles)]
+
+    def remove_profile(self, username):
+        """
+        See L{IProfileStore.remove_profile}.
+        """
+        check_username(username)
+        return self._open_tables().forget_profile(username)
+
+    def commit_rotations(self, rotations):
+        """
+        See L{IProfileStore.commit_rotations}.
+        """
+        rotations = list(rotations)
+        for commit in rotations:
+            check_rotation_commit(commit)
+        tables = self._open_tables()
+        return [_commit_one(tables, commit) for commit in rotations]
+
+    def confirm_current(self, username, key_id, now, address):
+        """
+        See L{IProfileStore.confirm_current}.
+        """
+        check_key_use(username, key_id, now, address)
+        tables = self._open_tables()
+        profile = tables.profiles.get(username)
+        if profile is None or profile.key_id != key_id:
+            return False
+        if profile.previous_key_id is not None:
+            tables.retire(username, profile.previous_key_id)
+        tables.profiles[username] = replace(
+            profile,
+            current_confirmed=True,
+            previous_key_sealed=None,
+            previous_key_id=None,
+            last_seen=now,
+            last_address=address,
+        )
+        return True
+
+    def roll_back(self, username, key_id, now, address):
+        """
+        See L{IProfileStore.roll_back}.
+        """
+        check_key_use(username, key_id, now, address)
+        tables = self._open_tables()
+        profile = tables.profiles.get(username)
+        if (
+            profile is None
+            or profile.current_confirmed
+            or profile.previous_key_id != key_id
+        ):
+            return False
+        tables.retire(username, profile.key_id)
+        tables.profiles[username] = replace(
+            profile,
+            key_sealed=profile.previous_key_sealed,
+            key_id=profile.previous_key_id,
+            generation=profile.generation - 1,
+            previous_key_sealed=None,
+            previous_key_id=None,
+            current_confirmed=True,
+            last_seen=now,
+            last_address=address,
+        )
+        return True
+
+    def record_rotation_failure(self, username):
+        """
+        See L{IProfileStore.record_rotation_failure}.
+        """
+        check_username(username)
+        profiles = self._open_tables().profiles
+        profile = profiles.get(username)
+        if profile is None:
+            raise UnknownProfile(f"no profile for {username}")
+        failures = profile.rotation_failures + 1
+        profiles[username] = replace(profile, rotation_failures=failures)
+        return failures
+
+    def is_retired(self, username, key_id):
+        """
+        See L{IProfileStore.is_retired}.
+        """
+        check_username(username)
+        check_key_id(key_id)
+        return key_id in self._open_tables().retired.get(username, ())

@@ -1,0 +1,82 @@
+"""
+The blacklist part of L{suto_server.store.sqlite.SQLiteStore}: the
+C{blacklist} table, behind L{suto_server.store.interfaces.IBlacklistStore}.
+"""
+
+from suto_server.store.checks import check_blacklist_entry, check_username
+from suto_server.store.records import BlacklistEntry
+
+_BLACKLIST_COLUMNS = "username, time, reason, source, alert"
+
+
+class Blacklist:
+    """
+    The profiles refused for good, over the C{blacklist} table.
+    """
+
+    def standing(self, username):
+        """
+        See L{IBlacklistStore.standing}: one query for both marks.
+        """
+        check_username(username)
+        [(blacklisted, since)] = self._read(
+            "SELECT EXISTS (SELECT 1 FROM blacklist WHERE username = ?), "
+            "(SELECT since FROM offline WHERE username = ?)",
+            (username, username),
+        )
+        return bool(blacklisted), since
+
+    def add_to_blacklist(self, entry):
+        """
+        See L{IBlacklistStore.add_to_blacklist}.
+        """
+        check_blacklist_entry(entry)
+        return (
+            self._write(
+                f"INSERT INTO blacklist ({_BLACKLIST_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING",
+                (
+                    entry.username,
+                    entry.time,
+                    entry.reason,
+                    entry.source,
+                    entry.alert,
+                ),
+            )
+            > 0
+        )
+
+    def blacklist_entry(self, username):
+        """
+        See L{IBlacklistStore.blacklist_entry}.
+        """
+        check_username(username)
+        rows = self._read(
+            f"SELECT {_BLACKLIST_COLUMNS} FROM blacklist WHERE username = ?",
+            (username,),
+        )
+        return BlacklistEntry(*rows[0]) if rows else None
+
+    def list_blacklist(self):
+        """
+        See L{IBlacklistStore.list_blacklist}.
+        """
+        rows = self._read(
+            f"SELECT {_BLACKLIST_COLUMNS} FROM blacklist ORDER BY username"
+        )
+        return [BlacklistEntry(*row) for row in rows]
+
+    def unblock(self, username):
+        """
+        See L{IBlacklistStore.unblock}.
+        """
+        check_username(username)
+        with self._transaction("lifting a blacklist entry") as connection:
+            lifted = connection.execute(
+                "DELETE FROM blacklist WHERE username = ?", (username,)
+            ).rowcount
+            if lifted:
+                connection.execute(
+                    "DELETE FROM profiles WHERE username = ?", (username,)
+                )
+        return lifted > 0

@@ -1,0 +1,272 @@
+"""
+The profiles part of L{suto_server.store.sqlite.SQLiteStore}: the
+C{profiles} and C{retired_keys} tables, and the key rotation that changes
+them with a compare-and-swap on the key ids (see
+L{suto_server.store.interfaces.IProfileStore}).
+"""
+
+from suto_server.store.checks import (
+    check_key_id,
+    check_key_use,
+    check_rotation_commit,
+    check_username,
+)
+from suto_server.store.errors import UnknownProfile
+from suto_server.store.records import RETIRED_KEY_HISTORY, Profile
+from suto_server.store.sqlite.presence import end_offline_spell
+
+PROFILE_COLUMNS = (
+    "username, fingerprint_hash, key_sealed, key_id, generation,"
+    " enrolled_at, location, location_name, previous_key_sealed,"
+    " previous_key_id, current_confirmed, rotated_at, last_seen,"
+    " last_address, rotation_failures"
+)
+PROFILE_PARAMETERS = ", ".join("?" * len(PROFILE_COLUMNS.split(",")))
+
+
+def profile_row(profile):
+    """
+    @return: the C{profiles} row of C{profile}, in L{PROFILE_COLUMNS}
+        order.
+    """
+    return (
+        profile.username,
+        profile.fingerprint_hash,
+        profile.key_sealed,
+        profile.key_id,
+        profile.generation,
+        profile.enrolled_at,
+        profile.location,
+        profile.location_name,
+        profile.previous_key_sealed,
+        profile.previous_key_id,
+        int(profile.current_confirmed),
+        profile.rotated_at,
+        profile.last_seen,
+        profile.last_address,
+        profile.rotation_failures,
+    )
+
+
+def _profile_from_row(row):
+    """
+    @return: the L{Profile} a C{profiles} row read with L{PROFILE_COLUMNS}
+        holds.
+    """
+    (
+        username,
+        fingerprint_hash,
+        key_sealed,
+        key_id,
+        generation,
+        enrolled_at,
+        location,
+        location_name,
+        previous_key_sealed,
+        previous_key_id,
+        current_confirmed,
+        rotated_at,
+        last_seen,
+        last_address,
+        rotation_failures,
+    ) = row
+    return Profile(
+        username=username,
+        fingerprint_hash=fingerprint_hash,
+        key_sealed=key_sealed,
+        key_id=key_id,
+        generation=generation,
+        enrolled_at=enrolled_at,
+        location=location,
+        location_name=location_name,
+        previous_key_sealed=previous_key_sealed,
+        previous_key_id=previous_key_id,
+        current_confirmed=bool(current_confirmed),
+        rotated_at=rotated_at,
+        last_seen=last_seen,
+        last_address=last_address,
+        rotation_failures=rotation_failures,
+    )
+
+
+def _retire(connection, username, key_id, now):
+    """
+    Add C{key_id} to the retired keys of C{username}'s profile, forgetting
+    all but the newest L{RETIRED_KEY_HISTORY} of them, within the caller's
+    transaction.
+    """
+    connection.execute(
+        "INSERT INTO retired_keys (username, key_id, retired_at)"
+        " VALUES (?, ?, ?)",
+        (username, key_id, now),
+    )
+    connection.execute(
+        "DELETE FROM retired_keys WHERE username = ? AND id NOT IN"
+        " (SELECT id FROM retired_keys WHERE username = ?"
+        " ORDER BY id DESC LIMIT ?)",
+        (username, username, RETIRED_KEY_HISTORY),
+    )
+
+
+def _commit_one(connection, commit):
+    """
+    Apply one rotation within the caller's transaction, if the profile's
+    current key is still the one it was derived from.
+
+    @param commit: a checked L{RotationCommit}.
+    @return: whether it was applied.
+    """
+    rows = connection.execute(
+        "SELECT previous_key_id FROM profiles"
+        " WHERE username = ? AND key_id = ? AND generation = ?",
+        (
+            commit.username,
+            commit.expected_key_id,
+            commit.new_generation - 1,
+        ),
+    ).fetchall()
+    if not rows:
+        return False
+    (previous_key_id,) = rows[0]
+    if previous_key_id is not None:
+        _retire(connection, commit.username, previous_key_id, commit.now)
+    connection.execute(
+        "UPDATE profiles SET previous_key_sealed = key_sealed,"
+        " previous_key_id = key_id, key_sealed = ?, key_id = ?,"
+        " generation = ?, current_confirmed = 0, rotated_at = ?,"
+        " last_seen = ?, last_address = ?, rotation_failures = 0"
+        " WHERE username = ?",
+        (
+            commit.new_key_sealed,
+            commit.new_key_id,
+            commit.new_generation,
+            commit.now,
+            commit.now,
+            commit.address,
+            commit.username,
+        ),
+    )
+    end_offline_spell(connection, commit)
+    return True
+
+
+class Profiles:
+    """
+    The enrolled profiles and their keys, over the C{profiles} and
+    C{retired_keys} tables.
+    """
+
+    def get_profile(self, username):
+        """
+        See L{IProfileStore.get_profile}.
+        """
+        check_username(username)
+        rows = self._read(
+            f"SELECT {PROFILE_COLUMNS} FROM profiles WHERE username = ?",
+            (username,),
+        )
+        return _profile_from_row(rows[0]) if rows else None
+
+    def list_profiles(self):
+        """
+        See L{IProfileStore.list_profiles}.
+        """
+        rows = self._read(
+            f"SELECT {PROFILE_COLUMNS} FROM profiles ORDER BY username"
+        )
+        return [_profile_from_row(row) for row in rows]
+
+    def remove_profile(self, username):
+        """
+        See L{IProfileStore.remove_profile}.
+        """
+        check_username(username)
+        return (
+            self._write("DELETE FROM profiles WHERE username = ?", (username,))
+            > 0
+        )
+
+    def commit_rotations(self, rotations):
+        """
+        See L{IProfileStore.commit_rotations}.
+        """
+        rotations = list(rotations)
+        for commit in rotations:
+            check_rotation_commit(commit)
+        with self._transaction("committing rotations") as connection:
+            return [_commit_one(connection, commit) for commit in rotations]
+
+    def confirm_current(self, username, key_id, now, address):
+        """
+        See L{IProfileStore.confirm_current}.
+        """
+        check_key_use(username, key_id, now, address)
+        with self._transaction("confirming a key") as connection:
+            rows = connection.execute(
+                "SELECT previous_key_id FROM profiles"
+                " WHERE username = ? AND key_id = ?",
+                (username, key_id),
+            ).fetchall()
+            if not rows:
+                return False
+            (previous_key_id,) = rows[0]
+            if previous_key_id is not None:
+                _retire(connection, username, previous_key_id, now)
+            connection.execute(
+                "UPDATE profiles SET current_confirmed = 1,"
+                " previous_key_sealed = NULL, previous_key_id = NULL,"
+                " last_seen = ?, last_address = ? WHERE username = ?",
+                (now, address, username),
+            )
+        return True
+
+    def roll_back(self, username, key_id, now, address):
+        """
+        See L{IProfileStore.roll_back}.
+        """
+        check_key_use(username, key_id, now, address)
+        with self._transaction("rolling back a rotation") as connection:
+            rows = connection.execute(
+                "SELECT key_id FROM profiles WHERE username = ?"
+                " AND previous_key_id = ? AND current_confirmed = 0",
+                (username, key_id),
+            ).fetchall()
+            if not rows:
+                return False
+            _retire(connection, username, rows[0][0], now)
+            connection.execute(
+                "UPDATE profiles SET key_sealed = previous_key_sealed,"
+                " key_id = previous_key_id, generation = generation - 1,"
+                " previous_key_sealed = NULL, previous_key_id = NULL,"
+                " current_confirmed = 1, last_seen = ?, last_address = ?"
+                " WHERE username = ?",
+                (now, address, username),
+            )
+        return True
+
+    def record_rotation_failure(self, username):
+        """
+        See L{IProfileStore.record_rotation_failure}.
+        """
+        check_username(username)
+        with self._transaction("counting a failed rotation") as connection:
+            rows = connection.execute(
+                "UPDATE profiles SET rotation_failures = rotation_failures + 1"
+                " WHERE username = ? RETURNING rotation_failures",
+                (username,),
+            ).fetchall()
+        if not rows:
+            raise UnknownProfile(f"no profile for {username}")
+        return rows[0][0]
+
+    def is_retired(self, username, key_id):
+        """
+        See L{IProfileStore.is_retired}.
+        """
+        check_username(username)
+        check_key_id(key_id)
+        rows = self._read(
+            "SELECT 1 FROM retired_keys WHERE username = ? AND key_id = ?",
+            (username, key_id),
+        )
+        return bool(rows)
