@@ -27,6 +27,13 @@ from suto_server.core import wire
 from suto_server.core.config import ConfigurableOptions
 from suto_server.cred.hashpool import DEFAULT_MAX_PENDING
 from suto_server.cred.shadow import ShadowFile, ShadowFileError
+from suto_server.datafolder import (
+    ADMIN_SOCKET,
+    DATABASE_FILE,
+    DEFAULT_DATA,
+    MASTER_KEY_FILE,
+    prepare_data_folder,
+)
 from suto_server.locations import Locations
 from suto_server.masterkey import MasterKey, MasterKeyError
 from suto_server.net import certificate
@@ -40,10 +47,6 @@ from suto_server.store.dbthread import DatabaseThread
 from suto_server.store.errors import StoreError
 from suto_server.store.sqlite import SQLiteStore
 
-DEFAULT_DATA = "suto-data"
-DATABASE_FILE = "suto.db"
-ADMIN_SOCKET = "admin.sock"
-MASTER_KEY_FILE = "master.key"
 DEFAULT_PORT = 2021
 
 log = Logger()
@@ -218,17 +221,6 @@ class Options(ConfigurableOptions):
             raise usage.UsageError("--penalty-max must be at least --penalty-min")
         if self["hash-pending"] < 1:
             raise usage.UsageError("--hash-pending must be at least 1")
-
-
-def prepare_data_folder(path: str) -> str:
-    """
-    Create the data folder (mode 0700: it holds keys and the admin socket)
-    and return its absolute path.
-    """
-    path = os.path.abspath(path)
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
 
 
 def tls_listen(data: str, hostname: str, description: str | None) -> str:

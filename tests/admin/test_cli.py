@@ -15,8 +15,8 @@ from twisted.trial.unittest import TestCase
 from suto_client.enrollment import EnrollOutcome
 from suto_server.admin import cli as admin
 from suto_server.core import libxcrypt, schemes
+from suto_server.datafolder import DATABASE_FILE
 from suto_server.net import certificate
-from suto_server.tap import DATABASE_FILE
 from tests.end_to_end.test_enrollment import EnrollmentFixture
 
 

@@ -39,6 +39,7 @@ from suto_server.audit.sinks.syslog import (
     parse_address,
 )
 from suto_server.audit.sinks.webhook import WebhookSink, WebhookURLError, check_url
+from suto_server.datafolder import DATABASE_FILE
 from suto_server.interfaces import IAlertSink
 from suto_server.store.memory import MemoryStore
 
@@ -760,7 +761,7 @@ class OptionsTests(SynchronousTestCase):
         error = self.assertRaises(SystemExit, tap.makeService, options)
         self.assertTrue(error.code.startswith("suto: cannot start: "), error.code)
         self.assertIn(absent, error.code)
-        self.assertFalse(os.path.exists(os.path.join(data, tap.DATABASE_FILE)))
+        self.assertFalse(os.path.exists(os.path.join(data, DATABASE_FILE)))
 
     def test_invalid(self):
         """
