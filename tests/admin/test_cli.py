@@ -1,23 +1,72 @@
 """
 C{suto-admin} account, window and certificate commands, run with injected
 streams against the data folder of a daemon built by C{twistd suto}'s
-makeService: C{user add}, C{user del}, C{user list}, C{cancel}, C{cert}.
+makeService: C{user add}, C{user del}, C{user list}, C{cancel}, C{cert};
+and what the entry point loads, in a fresh interpreter.
 """
 
 import getpass
 import io
+import json
 import os
 import sqlite3
+import subprocess
+import sys
 
 from twisted.internet import defer, threads
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from suto_client.enrollment import EnrollOutcome
 from suto_server.admin import cli as admin
 from suto_server.core import libxcrypt, schemes
+from suto_server.core.commandline import MAX_PASSWORD
 from suto_server.datafolder import DATABASE_FILE
 from suto_server.net import certificate
 from tests.end_to_end.test_enrollment import EnrollmentFixture
+
+#: What C{suto-admin} does not load before a command needs it: the daemon's
+#: assembly, its web server, HTTP client, metrics and TLS.
+_DAEMON_MODULES = (
+    "suto_server.tap",
+    "suto_server.service",
+    "twisted.web.server",
+    "treq",
+    "prometheus_client",
+    "OpenSSL",
+)
+
+_PROBE = """
+import json, sys
+import suto_server.admin.cli
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+class EntryPointTests(SynchronousTestCase):
+    """
+    C{suto-admin} starts without the daemon: its entry point is cheap to
+    load, whatever command then runs.
+    """
+
+    def test_modules_loaded(self):
+        """
+        Importing L{suto_server.admin.cli} in a fresh interpreter loads
+        fewer than 250 modules, none of the daemon's assembly, web server,
+        HTTP client, metrics or TLS among them.
+        """
+        output = subprocess.run(
+            [sys.executable, "-c", _PROBE],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        loaded = json.loads(output)
+        self.assertLess(len(loaded), 250)
+        self.assertEqual(
+            [name for name in _DAEMON_MODULES if name in loaded], []
+        )
+        self.assertIn("suto_server.admin.cli", loaded)
 
 
 class AccountCommandTests(EnrollmentFixture, TestCase):
@@ -99,7 +148,7 @@ class AccountCommandTests(EnrollmentFixture, TestCase):
         never a traceback, and store nothing.
         """
         for stdin, complaint in (
-            ("x" * (admin.MAX_PASSWORD + 1) + "\n", "at most"),
+            ("x" * (MAX_PASSWORD + 1) + "\n", "at most"),
             ("x" * 100_000, "at most"),
             ("pass\0word\n", "without NUL"),
         ):
