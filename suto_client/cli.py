@@ -45,7 +45,6 @@ import getpass
 import ipaddress
 import os
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from typing import TextIO
 
 from twisted.internet.defer import succeed
@@ -71,17 +70,13 @@ from suto_client.statefile import (
 )
 from suto_client.tap import Options
 from suto_client.tls import normalise_pin
-from suto_server.core import config, wire
-
-MAX_PASSWORD = 1024
-"""The longest password accepted, in characters."""
-
-
-class CommandError(Exception):
-    """
-    The command cannot be carried out; the message says why, for the
-    person who typed it.
-    """
+from suto_server.core import commandline, wire
+from suto_server.core.commandline import (
+    CommandError,
+    Streams,
+    check_config,
+    read_password,
+)
 
 
 def parse_server(text: str) -> tuple[str, int]:
@@ -121,30 +116,6 @@ def _check_user(user: str) -> None:
             f"{user!r} cannot appear in a SUTO hello: use letters, digits, "
             f"'.', '_' and '-', at most 64 characters"
         ) from None
-
-
-def _read_password(args, stdin: TextIO, stderr: TextIO) -> str:
-    if args.password_stdin:
-        password = stdin.readline(MAX_PASSWORD + 2).rstrip("\r\n")
-    else:
-        prompt = f"Password for {args.user}: "
-        try:
-            password = getpass.getpass(prompt, stream=stderr)
-            repeated = getpass.getpass("Repeat it: ", stream=stderr)
-        except EOFError:
-            raise CommandError(
-                "no password: the input ended (use --password-stdin in scripts)"
-            ) from None
-        if repeated != password:
-            raise CommandError("the passwords differ")
-    if not password:
-        raise CommandError("refusing an empty password")
-    if len(password) > MAX_PASSWORD or "\0" in password:
-        raise CommandError(
-            f"the password must be at most {MAX_PASSWORD} characters, "
-            f"without NUL"
-        )
-    return password
 
 
 def _check_transport(args) -> None:
@@ -221,7 +192,7 @@ def _transport(args) -> dict:
     )
 
 
-def _add(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
+def _add(args, io: Streams) -> int:
     _check_user(args.user)
     host, port = parse_server(args.server)
     account = Account(
@@ -241,17 +212,18 @@ def _add(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
         raise CommandError(
             f"{args.user} already has an account; delete it first"
         )
-    account.password = _read_password(args, stdin, stderr)
+    account.password = _password(args, io)
     state.accounts[args.user] = account
     save_state(args.state, state)
-    stdout.write(f"added {args.user} for {_server(host, port)}\n")
+    io.say(f"added {args.user} for {_server(host, port)}")
+    return 0
 
 
-def _list(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
+def _list(args, io: Streams) -> int:
     accounts = load_state(args.state).accounts
     if not accounts:
-        stdout.write("no accounts\n")
-        return
+        io.say("no accounts")
+        return 0
     rows = [("USER", "SERVER", "TRANSPORT", "SALT")]
     for user, account in sorted(accounts.items()):
         rows.append(
@@ -265,15 +237,17 @@ def _list(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths)]
-        stdout.write("  ".join(cells + [row[3]]) + "\n")
+        io.say("  ".join(cells + [row[3]]))
+    return 0
 
 
-def _delete(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
+def _delete(args, io: Streams) -> int:
     state = load_state(args.state)
     if state.accounts.pop(args.user, None) is None:
         raise CommandError(f"no account for {args.user}")
     save_state(args.state, state)
-    stdout.write(f"deleted {args.user}\n")
+    io.say(f"deleted {args.user}")
+    return 0
 
 
 #: Seconds C{suto-client enroll} waits for the server's hello by default:
@@ -281,7 +255,7 @@ def _delete(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
 DEFAULT_HELLO_WAIT = 300.0
 
 
-def _enroll(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
+def _enroll(args, io: Streams) -> int:
     if not wire.can_enroll(args.user):
         raise CommandError(
             f"{args.user!r} cannot be enrolled: use letters, digits, '.', "
@@ -300,11 +274,12 @@ def _enroll(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
             f"{_server(existing.server_host, existing.server_port)}; "
             f"use --replace to enroll again"
         )
-    password = _read_password(args, stdin, stderr)
+    password = _password(args, io)
     if hello is not None:
-        stderr.write(
+        print(
             f"waiting up to {hello[2]:g} s for the server's hello for "
-            f"{args.user} on UDP port {hello[0]}\n"
+            f"{args.user} on UDP port {hello[0]}",
+            file=io.stderr,
         )
     result = _run_enrollment(
         hello,
@@ -327,11 +302,12 @@ def _enroll(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
             f"the server enrolled {args.user}, but the key could not be "
             f"saved ({e}); ask for a new enrollment window to replace it"
         ) from None
-    stdout.write(
+    io.say(
         f"enrolled {args.user} with "
         f"{_server(profile.server_host, profile.server_port)}, "
-        f"key id {profile.key_id[:8]}\u2026\n"
+        f"key id {profile.key_id[:8]}\u2026"
     )
+    return 0
 
 
 def _hello_options(args) -> tuple[int, str, float] | None:
@@ -417,22 +393,18 @@ def _run_enrollment(hello, **arguments) -> EnrollResult:
     return results[0]
 
 
-def _fingerprint(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
+def _fingerprint(args, io: Streams) -> int:
     try:
         fingerprint = compute_fingerprint(default_sources())
     except FingerprintError as e:
         raise CommandError(str(e)) from None
-    stdout.write(f"{fingerprint.hexdigest()}\n")
-    stdout.write(f"sources: {', '.join(fingerprint.used)}\n")
+    io.say(fingerprint.hexdigest())
+    io.say(f"sources: {', '.join(fingerprint.used)}")
+    return 0
 
 
-def _config_check(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
-    problems = config.check(args.file, Options)
-    for problem in problems:
-        stderr.write(f"{problem.describe(args.file)}\n")
-    if problems:
-        raise CommandError(f"{len(problems)} problem(s) in {args.file}")
-    stdout.write(f"{args.file}: ok\n")
+def _config_check(args, io: Streams) -> int:
+    return check_config(io, args.file, Options)
 
 
 def _server(host: str, port: int) -> str:
@@ -589,32 +561,50 @@ def _add_tls_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _password(args, io: Streams) -> str:
+    return read_password(
+        io,
+        args.password_stdin,
+        f"Password for {args.user}: ",
+        again="Repeat it: ",
+        mismatch="the passwords differ",
+        status=1,
+    )
+
+
+def _prompt_on(stream: TextIO):
+    """
+    @return: a password prompt writing to C{stream}: the agent's prompts
+        go to standard error, with its complaints.
+    """
+    return lambda prompt: getpass.getpass(prompt, stream=stream)
+
+
+def _words(args: argparse.Namespace) -> tuple[str, str | None]:
+    return args.group, args.action
+
+
 def main(
     argv: list[str] | None = None,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    getpass=None,
 ) -> int:
     """
     Run one C{suto-client} command.
 
     @param argv: the arguments, without the program name; the process's
         own by default.
+    @param getpass: reads a password without echo, given its prompt; by
+        default from the terminal, prompting on standard error.
     @return: the exit status: 0 on success, 1 when the command failed, 2
         for a usage error.
     """
-    stdin = sys.stdin if stdin is None else stdin
-    stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
-    try:
-        with redirect_stdout(stdout), redirect_stderr(stderr):
-            args = _parser().parse_args(argv)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 2
-    command = _COMMANDS[args.group, args.action]
-    try:
-        command(args, stdin, stdout, stderr)
-    except (CommandError, StateFileError) as e:
-        stderr.write(f"suto-client: {e}\n")
-        return 1
-    return 0
+    io = commandline.streams(
+        "suto-client", stdin, stdout, stderr, getpass or _prompt_on(stderr)
+    )
+    return commandline.run(
+        _parser(), _COMMANDS, _words, argv, io, failures=(StateFileError,)
+    )

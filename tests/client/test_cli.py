@@ -3,6 +3,7 @@ Tests for L{suto_client.cli}, the C{suto-client} command, through C{main}
 with injected streams, and for L{suto_client.tap}, the C{twistd} options.
 """
 
+import getpass
 import io
 import os
 
@@ -15,7 +16,7 @@ from zope.interface import implementer
 from suto_client import cli, tap
 from suto_client.agent import Agent
 from suto_client.announcement import NoAnnouncement
-from suto_client.cli import CommandError, main, parse_server
+from suto_client.cli import main, parse_server
 from suto_client.enrollment import EnrollOutcome, EnrollResult
 from suto_client.fingerprint import IFingerprintSource, compute_fingerprint
 from suto_client.statefile import (
@@ -25,6 +26,7 @@ from suto_client.statefile import (
     load_state,
     save_state,
 )
+from suto_server.core.commandline import CommandError
 from tests.client.test_ca import Authority, Files
 
 PIN = "AB:" * 31 + "AB"
@@ -34,7 +36,7 @@ class CommandTests(SynchronousTestCase):
     def setUp(self):
         self.state = os.path.join(self.mktemp(), "client.json")
 
-    def run_command(self, *argv, stdin=""):
+    def run_command(self, *argv, stdin="", getpass=None):
         """
         Run C{suto-client argv... --state <temp>}; return the exit status,
         standard output and standard error.
@@ -45,6 +47,7 @@ class CommandTests(SynchronousTestCase):
             stdin=io.StringIO(stdin),
             stdout=stdout,
             stderr=stderr,
+            getpass=getpass,
         )
         return code, stdout.getvalue(), stderr.getvalue()
 
@@ -155,6 +158,33 @@ class CommandTests(SynchronousTestCase):
         )
         self.assertFalse(os.path.exists(self.state))
 
+    def test_prompt_on_stderr(self):
+        """
+        Without C{--password-stdin}, the password is asked for twice, the
+        prompts going to standard error so that standard output stays the
+        command's result.
+        """
+        prompts = []
+
+        def terminal(prompt, stream=None):
+            prompts.append((prompt, stream))
+            return "secret"
+
+        self.patch(getpass, "getpass", terminal)
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = main(
+            ["account", "add", "alice", "--server", "192.0.2.10", "--legacy",
+             "--state", self.state],
+            stdout=stdout,
+            stderr=stderr,
+        )
+        self.assertEqual(
+            (code, stdout.getvalue()), (0, "added alice for 192.0.2.10:2021\n")
+        )
+        self.assertEqual(
+            prompts, [("Password for alice: ", stderr), ("Repeat it: ", stderr)]
+        )
+
     def test_prompt_input_ends(self):
         """
         Without C{--password-stdin}, a prompt whose input ends (a closed
@@ -162,12 +192,12 @@ class CommandTests(SynchronousTestCase):
         state file.
         """
 
-        def closed(prompt, stream=None):
+        def closed(prompt):
             raise EOFError()
 
-        self.patch(cli.getpass, "getpass", closed)
         code, out, err = self.run_command(
-            "account", "add", "alice", "--server", "192.0.2.10", "--legacy"
+            "account", "add", "alice", "--server", "192.0.2.10", "--legacy",
+            getpass=closed,
         )
         self.assertEqual(
             (code, out, err),
