@@ -13,10 +13,11 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from suto_client import cli, tap
+from suto_client import cli, enroll_command, tap
+from suto_client.account_commands import parse_server
 from suto_client.agent import Agent
 from suto_client.announcement import NoAnnouncement
-from suto_client.cli import main, parse_server
+from suto_client.cli import main
 from suto_client.enrollment import EnrollOutcome, EnrollResult
 from suto_client.fingerprint import IFingerprintSource, compute_fingerprint
 from suto_client.statefile import (
@@ -524,8 +525,8 @@ class EnrollCommandFixture:
             EnrollOutcome.ENROLLED, "", sample_profile()
         )
         self.enrollments = []
-        self.patch(cli, "react", self.fake_react)
-        self.patch(cli, "enroll", self.fake_enroll)
+        self.patch(enroll_command, "react", self.fake_react)
+        self.patch(enroll_command, "enroll", self.fake_enroll)
 
     def fake_react(self, main, argv=()):
         """
@@ -627,7 +628,7 @@ class EnrollCommandTests(EnrollCommandFixture, SynchronousTestCase):
         def interrupted_react(main, argv=()):
             raise SystemExit(1)
 
-        self.patch(cli, "react", interrupted_react)
+        self.patch(enroll_command, "react", interrupted_react)
         code, out, err = self.run_enroll(
             "--server", "192.0.2.10", "--user", "alice", "--pin", PIN
         )
@@ -853,7 +854,7 @@ class EnrollFromHelloTests(EnrollCommandFixture, SynchronousTestCase):
             self.waits.append((user, port, interface, wait))
             return heard
 
-        self.patch(cli, "wait_for_announcement", fake_wait)
+        self.patch(enroll_command, "wait_for_announcement", fake_wait)
 
     def test_enrolled(self):
         """
@@ -948,7 +949,7 @@ class EnrollFromHelloTests(EnrollCommandFixture, SynchronousTestCase):
         def taken(reactor, user, port, interface, wait):
             raise CannotListenError(interface, port, OSError(98, "Address in use"))
 
-        self.patch(cli, "wait_for_announcement", taken)
+        self.patch(enroll_command, "wait_for_announcement", taken)
         code, out, err = self.run_enroll("--user", "alice", "--pin", PIN)
         self.assertEqual(code, 1)
         last = err.splitlines()[-1]
