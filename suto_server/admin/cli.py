@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     add = user.add_parser("add", help="create an account")
     add.add_argument("user")
-    add.add_argument("--scheme", choices=schemes.SCHEMES, default=schemes.DEFAULT_SCHEME)
+    add.add_argument(
+        "--scheme", choices=schemes.SCHEMES, default=schemes.DEFAULT_SCHEME
+    )
     add.add_argument("--rounds", type=int, default=None)
     add.add_argument("--password-stdin", action="store_true")
     delete = user.add_parser("del", help="delete an account")

@@ -11,7 +11,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import server
 from twisted.web.test.requesthelper import DummyRequest
 
-from suto_server.admin.api import MAX_BODY, admin_site
+from suto_server.admin.api import admin_site
+from suto_server.admin.httpjson import MAX_BODY
 from suto_server.rules.authenticator import UnknownAccount
 from suto_server.rules.rendezvous import Outcome, RequestConflict, Verdict
 
