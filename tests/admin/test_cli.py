@@ -36,10 +36,28 @@ _DAEMON_MODULES = (
 )
 
 _PROBE = """
-import json, sys
-import suto_server.admin.cli
-print(json.dumps(sorted(sys.modules)))
+import io, json, sys
+from suto_server.admin import cli
+argv = sys.argv[1:]
+code = cli.main(argv, stdout=io.StringIO(), stderr=io.StringIO()) if argv else None
+print(json.dumps([code, sorted(sys.modules)]))
 """
+
+
+def _loaded_by(*argv):
+    """
+    @return: the exit status of C{suto-admin argv} (L{None} with no
+        arguments: the entry point is only imported) and the modules a
+        fresh interpreter has loaded once it is done.
+    """
+    output = subprocess.run(
+        [sys.executable, "-c", _PROBE, *argv],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    return json.loads(output)
 
 
 class EntryPointTests(SynchronousTestCase):
@@ -54,19 +72,20 @@ class EntryPointTests(SynchronousTestCase):
         fewer than 250 modules, none of the daemon's assembly, web server,
         HTTP client, metrics or TLS among them.
         """
-        output = subprocess.run(
-            [sys.executable, "-c", _PROBE],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stdout
-        loaded = json.loads(output)
+        _, loaded = _loaded_by()
         self.assertLess(len(loaded), 250)
-        self.assertEqual(
-            [name for name in _DAEMON_MODULES if name in loaded], []
-        )
+        self.assertEqual([name for name in _DAEMON_MODULES if name in loaded], [])
         self.assertIn("suto_server.admin.cli", loaded)
+
+    def test_daemon_command(self):
+        """
+        A command that talks to the daemon (here C{status}, with no daemon
+        answering) loads no more than the entry point does.
+        """
+        code, loaded = _loaded_by("--data", self.mktemp(), "status")
+        self.assertEqual(code, 1)
+        self.assertLess(len(loaded), 250)
+        self.assertEqual([name for name in _DAEMON_MODULES if name in loaded], [])
 
 
 class AccountCommandTests(EnrollmentFixture, TestCase):
