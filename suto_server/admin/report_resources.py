@@ -47,6 +47,19 @@ def _after_flush(request, audit, read, log):
     return answer_later(request, audit.flushed().addCallback(lambda _: read()), log)
 
 
+def _since_listing(request, audit, read, log):
+    """
+    Answer C{request} with C{read(since)} once every audit record made so
+    far is written, C{since} being its C{since} argument; 400 when that
+    argument is not a POSIX time.
+    """
+    try:
+        since = since_argument(request)
+    except BadRequest as error:
+        return write_json(request, 400, {"error": str(error)})
+    return _after_flush(request, audit, lambda: read(since), log)
+
+
 class AlertsResource(resource.Resource):
     """
     C{GET /v1/alerts?since=T}: the alerts at or after POSIX time C{T} (all
@@ -61,15 +74,10 @@ class AlertsResource(resource.Resource):
         self._audit = audit
 
     def render_GET(self, request):
-        try:
-            since = since_argument(request)
-        except BadRequest as error:
-            return write_json(request, 400, {"error": str(error)})
-
-        def read():
+        def read(since):
             return {"alerts": [alert.to_json() for alert in self._audit.alerts(since)]}
 
-        return _after_flush(request, self._audit, read, self.log)
+        return _since_listing(request, self._audit, read, self.log)
 
 
 class AuditResource(resource.Resource):
@@ -87,15 +95,10 @@ class AuditResource(resource.Resource):
         self.putChild(b"verify", AuditVerifyResource(audit))
 
     def render_GET(self, request):
-        try:
-            since = since_argument(request)
-        except BadRequest as error:
-            return write_json(request, 400, {"error": str(error)})
-
-        def read():
+        def read(since):
             return {"events": [_event_json(e) for e in self._audit.events(since)]}
 
-        return _after_flush(request, self._audit, read, self.log)
+        return _since_listing(request, self._audit, read, self.log)
 
 
 class AuditVerifyResource(resource.Resource):
