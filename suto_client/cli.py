@@ -76,7 +76,8 @@ def _config_check(args, io: Streams) -> int:
     return check_config(io, args.file, Options)
 
 
-_COMMANDS = {
+#: The dispatch table: a command's words to the function that runs it.
+COMMANDS = {
     ("account", "add"): account_commands.add,
     ("account", "list"): account_commands.list_accounts,
     ("account", "del"): account_commands.delete,
@@ -233,6 +234,11 @@ def _prompt_on(stream: TextIO):
 
 
 def _words(args: argparse.Namespace) -> tuple[str, str | None]:
+    """
+    @return: the dispatch table's key for C{args}: the command group and,
+        for a group with subcommands (C{account}, C{config}), the
+        subcommand.
+    """
     return args.group, args.action
 
 
@@ -258,5 +264,5 @@ def main(
         "suto-client", stdin, stdout, stderr, getpass or _prompt_on(stderr)
     )
     return commandline.run(
-        _parser(), _COMMANDS, _words, argv, io, failures=(StateFileError,)
+        _parser(), COMMANDS, _words, argv, io, failures=(StateFileError,)
     )
