@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 
 from suto_client.statefile import EnrolledProfile
 from suto_server.core import keyschedule, schemes
+from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE
 from suto_server.masterkey import MasterKey
 from suto_server.store.records import EnrollmentWindow, Profile
 from suto_server.store.sqlite import SQLiteStore
-from suto_server.tap import DATABASE_FILE, MASTER_KEY_FILE
 
 #: The most endpoints one run may seed.
 MAX_ENDPOINTS = 20000

@@ -47,7 +47,7 @@ from bench.suto_server_process import (
     start_server,
     wait_until_serving,
 )
-from suto_server.tap import prepare_data_folder
+from suto_server.datafolder import prepare_data_folder
 
 #: Seconds the server may take to start answering.
 START_TIMEOUT = 30.0

@@ -52,9 +52,9 @@ from bench.rotation import (
 from bench.storm_client import DOWN, GO
 from bench.suto_server_process import start_server, wait_until_serving
 from suto_server.core.timing import longest_wait, silence_allowed
+from suto_server.datafolder import DATABASE_FILE
 from suto_server.rules.reconnection import DEFAULT_STEP
 from suto_server.store.sqlite import SQLiteStore
-from suto_server.tap import DATABASE_FILE
 
 #: Seconds the generators may take for every endpoint to mark itself
 #: offline after the server stopped, beyond the interval and its jitter:

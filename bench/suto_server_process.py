@@ -19,9 +19,9 @@ from twisted.internet.task import deferLater
 
 from bench.children import Child, python_argv, spawn
 from suto_server.core import schemes
+from suto_server.datafolder import ADMIN_SOCKET, DATABASE_FILE, prepare_data_folder
 from suto_server.net import certificate
 from suto_server.store.sqlite import SQLiteStore
-from suto_server.tap import ADMIN_SOCKET, DATABASE_FILE, prepare_data_folder
 
 #: The name the server sends in its hellos and puts in its certificate.
 HOSTNAME = "bench"

@@ -29,424 +29,59 @@ was computed from, never what they read.  C{config check} reports every
 problem of a C{twistd suto-client --config} file before the agent is
 restarted with it.
 
-A TLS account trusts the server either by the SHA-256 pin of its
-certificate or through a CA bundle (C{--ca}); with C{--client-cert} and
-C{--client-key} it presents a client certificate to a server that demands
-one.  The files are read once when the account is added, to catch a wrong
-path at once, and again at every authentication, so renewed files need no
-change to the account.  C{enroll} takes the same options, with the same
-rules, and the enrolled profile keeps them for its rotations.
+This module is the parser and the dispatch table, with the two small
+commands C{fingerprint} and C{config check}; the account commands and
+their trust options are in L{suto_client.account_commands}, C{enroll} in
+L{suto_client.enroll_command}.  Each command takes the parsed arguments
+and a L{Streams} bundle and returns its exit status, run by
+L{suto_server.core.commandline} as C{suto-admin}'s commands are, so that
+tests call L{main} with injected streams.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import ipaddress
-import os
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from typing import TextIO
 
-from twisted.internet.defer import succeed
-from twisted.internet.error import CannotListenError
-from twisted.internet.task import react
-
+from suto_client import account_commands, enroll_command
 from suto_client.agent import DEFAULT_HELLO_PORT
-from suto_client.announcement import NoAnnouncement, wait_for_announcement
-from suto_client.enrollment import EnrollResult, enroll
-from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.fingerprint import (
     FingerprintError,
     compute_fingerprint,
     default_sources,
 )
-from suto_client.protocol import account_trust
 from suto_client.statefile import (
     DEFAULT_SERVER_PORT,
     DEFAULT_STATE_PATH,
-    Account,
     StateFileError,
-    load_state,
-    save_state,
 )
 from suto_client.tap import Options
-from suto_client.tls import normalise_pin
-from suto_server.core import config, wire
-
-MAX_PASSWORD = 1024
-"""The longest password accepted, in characters."""
+from suto_server.core import commandline
+from suto_server.core.commandline import CommandError, Streams, check_config
 
 
-class CommandError(Exception):
-    """
-    The command cannot be carried out; the message says why, for the
-    person who typed it.
-    """
-
-
-def parse_server(text: str) -> tuple[str, int]:
-    """
-    Read C{HOST[:PORT]}, where HOST is an IP address and an IPv6 address
-    with a port is bracketed (C{[::1]:2021}).
-
-    @return: the address in its canonical form, and the port.
-    @raise CommandError: C{text} is not of that form.
-    """
-    host, port = text, str(DEFAULT_SERVER_PORT)
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise CommandError(f"cannot read the server address {text!r}")
-        if rest:
-            port = rest[1:]
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise CommandError(
-            f"the server must be an IP address, not {host!r}: hellos are "
-            f"accepted only from that address"
-        ) from None
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise CommandError(f"the server port must be 1-65535, not {port!r}")
-    return str(address), int(port)
-
-
-def _check_user(user: str) -> None:
-    try:
-        wire.Hello(user, None, wire.HelloForm.UDP_HELLO)
-    except wire.ProtocolError:
-        raise CommandError(
-            f"{user!r} cannot appear in a SUTO hello: use letters, digits, "
-            f"'.', '_' and '-', at most 64 characters"
-        ) from None
-
-
-def _read_password(args, stdin: TextIO, stderr: TextIO) -> str:
-    if args.password_stdin:
-        password = stdin.readline(MAX_PASSWORD + 2).rstrip("\r\n")
-    else:
-        prompt = f"Password for {args.user}: "
-        try:
-            password = getpass.getpass(prompt, stream=stderr)
-            repeated = getpass.getpass("Repeat it: ", stream=stderr)
-        except EOFError:
-            raise CommandError(
-                "no password: the input ended (use --password-stdin in scripts)"
-            ) from None
-        if repeated != password:
-            raise CommandError("the passwords differ")
-    if not password:
-        raise CommandError("refusing an empty password")
-    if len(password) > MAX_PASSWORD or "\0" in password:
-        raise CommandError(
-            f"the password must be at most {MAX_PASSWORD} characters, "
-            f"without NUL"
-        )
-    return password
-
-
-def _check_transport(args) -> None:
-    """
-    Refuse contradictory or missing transport options: a legacy account
-    speaks plain TCP, so it takes no TLS option; a TLS account needs
-    exactly one way to trust the server; a client certificate needs its
-    key.
-    """
-    tls_options = [
-        option
-        for option, value in (
-            ("--pin", args.pin),
-            ("--ca", args.ca),
-            ("--client-cert", args.client_cert),
-            ("--client-key", args.client_key),
-        )
-        if value is not None
-    ]
-    if args.legacy:  # None for enroll, which has no --legacy
-        if tls_options:
-            raise CommandError(
-                f"{tls_options[0]} has no use with --legacy: legacy "
-                f"accounts speak plain TCP"
-            )
-        return
-    if args.pin is None and args.ca is None:
-        raise CommandError(
-            "a TLS account needs --pin with the SHA-256 fingerprint of the "
-            "server's certificate (shown by 'suto-admin cert'), or --ca "
-            "with the CA bundle that vouches for it"
-            + (
-                "; use --legacy only for a SUTO 1.3.2 server without TLS"
-                if args.legacy is not None
-                else ""
-            )
-        )
-    if args.pin is not None and args.ca is not None:
-        raise CommandError(
-            "give --pin or --ca, not both: the server is trusted one way"
-        )
-    if (args.client_cert is None) != (args.client_key is None):
-        raise CommandError("--client-cert and --client-key go together")
-
-
-def _absolute(path: str | None) -> str | None:
-    """
-    The agent may run from another directory than the command: keep
-    paths absolute.
-    """
-    return None if path is None else os.path.abspath(path)
-
-
-def _transport(args) -> dict:
-    """
-    The checked transport options, as L{Account} fields: the normalised
-    pin and absolute paths.
-
-    @raise CommandError: they contradict each other, or the pin is
-        malformed.
-    """
-    _check_transport(args)
-    pin = None
-    if args.pin is not None:
-        try:
-            pin = normalise_pin(args.pin)
-        except ValueError as e:
-            raise CommandError(f"--pin: {e}") from None
-    return dict(
-        pin=pin,
-        ca=_absolute(args.ca),
-        client_cert=_absolute(args.client_cert),
-        client_key=_absolute(args.client_key),
-    )
-
-
-def _add(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
-    _check_user(args.user)
-    host, port = parse_server(args.server)
-    account = Account(
-        user=args.user,
-        server_host=host,
-        server_port=port,
-        legacy=args.legacy,
-        **_transport(args),
-    )
-    if not account.legacy:
-        try:
-            account_trust(account)
-        except ValueError as e:
-            raise CommandError(str(e)) from None
-    state = load_state(args.state)
-    if args.user in state.accounts:
-        raise CommandError(
-            f"{args.user} already has an account; delete it first"
-        )
-    account.password = _read_password(args, stdin, stderr)
-    state.accounts[args.user] = account
-    save_state(args.state, state)
-    stdout.write(f"added {args.user} for {_server(host, port)}\n")
-
-
-def _list(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
-    accounts = load_state(args.state).accounts
-    if not accounts:
-        stdout.write("no accounts\n")
-        return
-    rows = [("USER", "SERVER", "TRANSPORT", "SALT")]
-    for user, account in sorted(accounts.items()):
-        rows.append(
-            (
-                user,
-                _server(account.server_host, account.server_port),
-                "legacy" if account.legacy else "tls",
-                "cached" if account.salted_hash else "not cached",
-            )
-        )
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
-        stdout.write("  ".join(cells + [row[3]]) + "\n")
-
-
-def _delete(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
-    state = load_state(args.state)
-    if state.accounts.pop(args.user, None) is None:
-        raise CommandError(f"no account for {args.user}")
-    save_state(args.state, state)
-    stdout.write(f"deleted {args.user}\n")
-
-
-#: Seconds C{suto-client enroll} waits for the server's hello by default:
-#: longer than the default window, so the command may be started first.
-DEFAULT_HELLO_WAIT = 300.0
-
-
-def _enroll(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
-    if not wire.can_enroll(args.user):
-        raise CommandError(
-            f"{args.user!r} cannot be enrolled: use letters, digits, '.', "
-            f"'_' and '-', at most 64 characters, not starting with 'DATA_'"
-        )
-    hello = _hello_options(args)
-    if hello is None:
-        host, port = parse_server(args.server)
-    else:
-        host, port = None, DEFAULT_SERVER_PORT
-    transport = _transport(args)
-    existing = load_state(args.state).profiles.get(args.user)
-    if existing is not None and not args.replace:
-        raise CommandError(
-            f"{args.user} is already enrolled with "
-            f"{_server(existing.server_host, existing.server_port)}; "
-            f"use --replace to enroll again"
-        )
-    password = _read_password(args, stdin, stderr)
-    if hello is not None:
-        stderr.write(
-            f"waiting up to {hello[2]:g} s for the server's hello for "
-            f"{args.user} on UDP port {hello[0]}\n"
-        )
-    result = _run_enrollment(
-        hello,
-        host=host,
-        port=port,
-        **transport,
-        user=args.user,
-        password=password,
-    )
-    if result.outcome is not EnrollOutcome.ENROLLED:
-        raise CommandError(f"{args.user} was not enrolled: {result.reason}")
-    profile = result.profile
-    try:
-        # Read again: the agent may have changed the file meanwhile.
-        state = load_state(args.state)
-        state.profiles[args.user] = profile
-        save_state(args.state, state)
-    except StateFileError as e:
-        raise CommandError(
-            f"the server enrolled {args.user}, but the key could not be "
-            f"saved ({e}); ask for a new enrollment window to replace it"
-        ) from None
-    stdout.write(
-        f"enrolled {args.user} with "
-        f"{_server(profile.server_host, profile.server_port)}, "
-        f"key id {profile.key_id[:8]}\u2026\n"
-    )
-
-
-def _hello_options(args) -> tuple[int, str, float] | None:
-    """
-    Where and how long to wait for the server's hello: L{None} with
-    C{--server}, which the hello options then may not accompany.
-    """
-    given = [
-        option
-        for option, value in (
-            ("--hello-port", args.hello_port),
-            ("--hello-interface", args.hello_interface),
-            ("--hello-wait", args.hello_wait),
-        )
-        if value is not None
-    ]
-    if args.server is not None:
-        if given:
-            raise CommandError(
-                f"{given[0]} has no use with --server: the hello is waited "
-                f"for only to learn the server's address"
-            )
-        return None
-    port = DEFAULT_HELLO_PORT if args.hello_port is None else args.hello_port
-    wait = DEFAULT_HELLO_WAIT if args.hello_wait is None else args.hello_wait
-    if not 0 < port < 65536:
-        raise CommandError(f"--hello-port must be 1-65535, not {port}")
-    if not 0 < wait <= 86400:
-        raise CommandError("--hello-wait must be more than 0 and at most 86400 s")
-    return port, args.hello_interface or "", wait
-
-
-def _run_enrollment(hello, **arguments) -> EnrollResult:
-    """
-    Run the reactor for as long as L{enroll} with C{arguments} takes; with
-    C{hello} (port, interface, seconds), first for as long as the server's
-    hello takes to come, which then names the host.
-
-    @raise CommandError: no hello came, or the enrollment was interrupted
-        before it ended.
-    """
-    results: list = []
-
-    def run(reactor):
-        if hello is None:
-            found = succeed(arguments["host"])
-        else:
-            port, interface, wait = hello
-            try:
-                found = wait_for_announcement(
-                    reactor, arguments["user"], port, interface, wait
-                )
-            except CannotListenError as e:
-                results.append(
-                    CommandError(
-                        f"cannot listen for the server's hello on UDP port "
-                        f"{port} ({e.socketError}); stop the agent while "
-                        f"enrolling, or give --server"
-                    )
-                )
-                return None
-
-        def not_announced(failure):
-            failure.trap(NoAnnouncement)
-            results.append(
-                CommandError(f"{failure.value}; check the window, or give --server")
-            )
-
-        found.addCallback(
-            lambda host: enroll(reactor, **{**arguments, "host": host})
-        ).addCallbacks(results.append, not_announced)
-        return found
-
-    try:
-        react(run)
-    except SystemExit:
-        # react always exits; the result says how the enrollment went.
-        pass
-    if not results:
-        raise CommandError("the enrollment was interrupted")
-    if isinstance(results[0], CommandError):
-        raise results[0]
-    return results[0]
-
-
-def _fingerprint(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
+def _fingerprint(args, io: Streams) -> int:
     try:
         fingerprint = compute_fingerprint(default_sources())
     except FingerprintError as e:
         raise CommandError(str(e)) from None
-    stdout.write(f"{fingerprint.hexdigest()}\n")
-    stdout.write(f"sources: {', '.join(fingerprint.used)}\n")
+    io.say(fingerprint.hexdigest())
+    io.say(f"sources: {', '.join(fingerprint.used)}")
+    return 0
 
 
-def _config_check(args, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> None:
-    problems = config.check(args.file, Options)
-    for problem in problems:
-        stderr.write(f"{problem.describe(args.file)}\n")
-    if problems:
-        raise CommandError(f"{len(problems)} problem(s) in {args.file}")
-    stdout.write(f"{args.file}: ok\n")
+def _config_check(args, io: Streams) -> int:
+    return check_config(io, args.file, Options)
 
 
-def _server(host: str, port: int) -> str:
-    if ":" in host:
-        return f"[{host}]:{port}"
-    return f"{host}:{port}"
-
-
-_COMMANDS = {
-    ("account", "add"): _add,
-    ("account", "list"): _list,
-    ("account", "del"): _delete,
-    ("enroll", None): _enroll,
+#: The dispatch table: a command's words to the function that runs it.
+COMMANDS = {
+    ("account", "add"): account_commands.add,
+    ("account", "list"): account_commands.list_accounts,
+    ("account", "del"): account_commands.delete,
+    ("enroll", None): enroll_command.enroll_machine,
     ("fingerprint", None): _fingerprint,
     ("config", "check"): _config_check,
 }
@@ -525,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help=f"without --server: how long to wait for the hello (default "
-        f"{DEFAULT_HELLO_WAIT:g})",
+        f"{enroll_command.DEFAULT_HELLO_WAIT:g})",
     )
     _add_tls_options(enrollment)
     enrollment.add_argument(
@@ -590,32 +225,44 @@ def _add_tls_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _prompt_on(stream: TextIO):
+    """
+    @return: a password prompt writing to C{stream}: the agent's prompts
+        go to standard error, with its complaints.
+    """
+    return lambda prompt: getpass.getpass(prompt, stream=stream)
+
+
+def _words(args: argparse.Namespace) -> tuple[str, str | None]:
+    """
+    @return: the dispatch table's key for C{args}: the command group and,
+        for a group with subcommands (C{account}, C{config}), the
+        subcommand.
+    """
+    return args.group, args.action
+
+
 def main(
     argv: list[str] | None = None,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    getpass=None,
 ) -> int:
     """
     Run one C{suto-client} command.
 
     @param argv: the arguments, without the program name; the process's
         own by default.
+    @param getpass: reads a password without echo, given its prompt; by
+        default from the terminal, prompting on standard error.
     @return: the exit status: 0 on success, 1 when the command failed, 2
         for a usage error.
     """
-    stdin = sys.stdin if stdin is None else stdin
-    stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
-    try:
-        with redirect_stdout(stdout), redirect_stderr(stderr):
-            args = _parser().parse_args(argv)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 2
-    command = _COMMANDS[args.group, args.action]
-    try:
-        command(args, stdin, stdout, stderr)
-    except (CommandError, StateFileError) as e:
-        stderr.write(f"suto-client: {e}\n")
-        return 1
-    return 0
+    io = commandline.streams(
+        "suto-client", stdin, stdout, stderr, getpass or _prompt_on(stderr)
+    )
+    return commandline.run(
+        _parser(), COMMANDS, _words, argv, io, failures=(StateFileError,)
+    )

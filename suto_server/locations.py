@@ -24,6 +24,13 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 #: Largest locations file read.
 MAX_FILE_BYTES = 1024 * 1024
 
+#: The widest network a window may cover unless it is asked for as wide,
+#: as a prefix length by IP version.  A window is for one device at one
+#: place; a /16 is already a campus, so a wider network (a /8, an IPv6
+#: /32) is most likely a mistyped location, and its directed broadcast
+#: would reach every host of that range.
+WIDEST_PREFIX = {4: 16, 6: 48}
+
 
 class LocationError(ValueError):
     """A location, or a line of the locations file, is not valid."""

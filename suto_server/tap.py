@@ -23,6 +23,13 @@ from suto_server.core import timing, wire
 from suto_server.core.config import ConfigurableOptions
 from suto_server.cred.hashpool import DEFAULT_MAX_PENDING
 from suto_server.cred.shadow import ShadowFile, ShadowFileError
+from suto_server.datafolder import (
+    ADMIN_SOCKET,
+    DATABASE_FILE,
+    DEFAULT_DATA,
+    MASTER_KEY_FILE,
+    prepare_data_folder,
+)
 from suto_server.locations import Locations
 from suto_server.masterkey import MasterKey, MasterKeyError
 from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
@@ -43,12 +50,6 @@ from suto_server.settings import (
 from suto_server.store.dbthread import DatabaseThread
 from suto_server.store.errors import StoreError
 from suto_server.store.open import open_store
-
-DEFAULT_DATA = "suto-data"
-DATABASE_FILE = "suto.db"
-ADMIN_SOCKET = "admin.sock"
-MASTER_KEY_FILE = "master.key"
-
 
 #: Longest duration any seconds option takes: a week.  No limit or timer
 #: needs more, and an unbounded one ("inf", "1e300") would push the offline
@@ -245,15 +246,6 @@ class Options(ConfigurableOptions):
         )
 
 
-def prepare_data_folder(path: str) -> str:
-    """
-    Create the data folder (mode 0700: it holds keys and the admin socket)
-    and return its absolute path.
-    """
-    path = os.path.abspath(path)
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
 
 
 def makeService(options: Options) -> SutoServer:

@@ -14,7 +14,7 @@ from twisted.application.service import Service
 from twisted.logger import Logger
 
 from suto_server.core.timestamps import iso_utc
-from suto_server.locations import LocationError
+from suto_server.locations import WIDEST_PREFIX, LocationError
 from suto_server.net.discovery import HelloTarget
 from suto_server.rules.enrollment import Enrollment, window_location
 
@@ -23,14 +23,6 @@ from suto_server.rules.enrollment import Enrollment, window_location
 #: password, so a device that starts listening after the window opened
 #: still hears where the server is within this long.
 ANNOUNCE_EVERY = 5.0
-
-
-#: The widest network a window may cover unless it is asked for as wide,
-#: as a prefix length by IP version.  A window is for one device at one
-#: place; a /16 is already a campus, so a wider network (a /8, an IPv6
-#: /32) is most likely a mistyped location, and its directed broadcast
-#: would reach every host of that range.
-WIDEST_PREFIX = {4: 16, 6: 48}
 
 
 def too_wide(location) -> tuple:

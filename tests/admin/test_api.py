@@ -3,30 +3,14 @@ The admin API's resources, driven with twisted.web's DummyRequest: input
 validation, status codes and the shape of the answers.
 """
 
-import io
-import json
 
-from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web import server
-from twisted.web.test.requesthelper import DummyRequest
 
-from suto_server.admin.api import MAX_BODY, admin_site
+from suto_server.admin.api import admin_site
+from suto_server.admin.httpjson import MAX_BODY
 from suto_server.rules.authenticator import UnknownAccount
 from suto_server.rules.rendezvous import Outcome, RequestConflict, Verdict
-
-
-class FakeAuthenticator:
-    def __init__(self):
-        self.calls = []
-        self.error = None
-        self.pending = defer.Deferred()
-
-    def authenticate(self, user, targets, timeout=None):
-        if self.error is not None:
-            raise self.error
-        self.calls.append((user, targets, timeout))
-        return self.pending
+from tests.support.admin import FakeAuthenticator, answer, render
 
 
 class AdminAPITests(SynchronousTestCase):
@@ -40,21 +24,10 @@ class AdminAPITests(SynchronousTestCase):
         )
 
     def request(self, method, path, body=None, raw=None):
-        request = DummyRequest(path.strip("/").split("/"))
-        request.method = method
-        data = raw if raw is not None else json.dumps(body).encode() if body is not None else b""
-        request.content = io.BytesIO(data)
-        resource = self.site.resource
-        for segment in path.strip("/").split("/"):
-            resource = resource.getChildWithDefault(segment.encode(), request)
-        result = resource.render(request)
-        if result is not server.NOT_DONE_YET:
-            request.write(result)
-            request.finish()
-        return request
+        return render(self.site, method, path, body, raw)
 
     def body(self, request):
-        return json.loads(b"".join(request.written))
+        return answer(request)
 
     def test_auth_answers_with_verdict(self):
         """

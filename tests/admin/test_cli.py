@@ -1,23 +1,91 @@
 """
 C{suto-admin} account, window and certificate commands, run with injected
 streams against the data folder of a daemon built by C{twistd suto}'s
-makeService: C{user add}, C{user del}, C{user list}, C{cancel}, C{cert}.
+makeService: C{user add}, C{user del}, C{user list}, C{cancel}, C{cert};
+and what the entry point loads, in a fresh interpreter.
 """
 
 import getpass
 import io
+import json
 import os
 import sqlite3
+import subprocess
+import sys
 
 from twisted.internet import defer, threads
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from suto_client.enrollment_machine import EnrollOutcome
 from suto_server.admin import cli as admin
 from suto_server.core import libxcrypt, schemes
+from suto_server.core.commandline import MAX_PASSWORD
+from suto_server.datafolder import DATABASE_FILE
 from suto_server.net import certificate
-from suto_server.tap import DATABASE_FILE
 from tests.end_to_end.test_enrollment import EnrollmentFixture
+
+#: What C{suto-admin} does not load before a command needs it: the daemon's
+#: assembly, its web server, HTTP client, metrics and TLS.
+_DAEMON_MODULES = (
+    "suto_server.tap",
+    "suto_server.service",
+    "twisted.web.server",
+    "treq",
+    "prometheus_client",
+    "OpenSSL",
+)
+
+_PROBE = """
+import io, json, sys
+from suto_server.admin import cli
+argv = sys.argv[1:]
+code = cli.main(argv, stdout=io.StringIO(), stderr=io.StringIO()) if argv else None
+print(json.dumps([code, sorted(sys.modules)]))
+"""
+
+
+def _loaded_by(*argv):
+    """
+    @return: the exit status of C{suto-admin argv} (L{None} with no
+        arguments: the entry point is only imported) and the modules a
+        fresh interpreter has loaded once it is done.
+    """
+    output = subprocess.run(
+        [sys.executable, "-c", _PROBE, *argv],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    return json.loads(output)
+
+
+class EntryPointTests(SynchronousTestCase):
+    """
+    C{suto-admin} starts without the daemon: its entry point is cheap to
+    load, whatever command then runs.
+    """
+
+    def test_modules_loaded(self):
+        """
+        Importing L{suto_server.admin.cli} in a fresh interpreter loads
+        fewer than 250 modules, none of the daemon's assembly, web server,
+        HTTP client, metrics or TLS among them.
+        """
+        _, loaded = _loaded_by()
+        self.assertLess(len(loaded), 250)
+        self.assertEqual([name for name in _DAEMON_MODULES if name in loaded], [])
+        self.assertIn("suto_server.admin.cli", loaded)
+
+    def test_daemon_command(self):
+        """
+        A command that talks to the daemon (here C{status}, with no daemon
+        answering) loads no more than the entry point does.
+        """
+        code, loaded = _loaded_by("--data", self.mktemp(), "status")
+        self.assertEqual(code, 1)
+        self.assertLess(len(loaded), 250)
+        self.assertEqual([name for name in _DAEMON_MODULES if name in loaded], [])
 
 
 class AccountCommandTests(EnrollmentFixture, TestCase):
@@ -99,7 +167,7 @@ class AccountCommandTests(EnrollmentFixture, TestCase):
         never a traceback, and store nothing.
         """
         for stdin, complaint in (
-            ("x" * (admin.MAX_PASSWORD + 1) + "\n", "at most"),
+            ("x" * (MAX_PASSWORD + 1) + "\n", "at most"),
             ("x" * 100_000, "at most"),
             ("pass\0word\n", "without NUL"),
         ):

@@ -6,7 +6,6 @@ and C{suto-admin clients} / C{suto-admin history} against a real admin
 socket.
 """
 
-import io
 import ipaddress
 import json
 import os
@@ -14,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import replace
 
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, reactor
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
@@ -22,7 +21,6 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from suto_server import tap
-from suto_server.admin import cli as admin
 from suto_server.admin.api import admin_site
 from suto_server.locations import Location, Locations
 from suto_server.net.checks import CheckService
@@ -32,6 +30,7 @@ from suto_server.store.memory import MemoryStore
 from tests.audit import test_log as test_audit
 from tests.client.test_hello import _UDPReactor
 from tests.rules.test_enrollment import new_master_key
+from tests.support.admin import answer, render
 from tests.support.store_suite.values import PROFILE, WINDOW
 
 NOW = 1_700_000_000.0
@@ -240,16 +239,8 @@ class RegistryResourcesTests(SynchronousTestCase):
         self.site = registry_site(self.server)
 
     def get(self, path, args=None):
-        segments = path.strip("/").split("/")
-        request = DummyRequest(segments)
-        request.method = b"GET"
-        request.args = args or {}
-        resource = self.site.resource
-        for segment in segments:
-            resource = resource.getChildWithDefault(segment.encode(), request)
-        request.write(resource.render(request))
-        request.finish()
-        return request.responseCode, json.loads(b"".join(request.written))
+        request = render(self.site, b"GET", path, args=args)
+        return request.responseCode, answer(request)
 
     def test_clients(self):
         """

@@ -5,7 +5,6 @@ alerting; tampering with a real SQLite file; the server's wiring; and the
 admin API and command line over the audit log.
 """
 
-import argparse
 import hashlib
 import io
 import json
@@ -1155,35 +1154,3 @@ class AdminCommandTests(TestCase):
         result = yield self.run_admin("audit", "verify", "--file", absent)
         self.assertEqual(result, (1, "", f"suto-admin: no database at {absent}\n"))
 
-
-class SinceTests(SynchronousTestCase):
-    """
-    C{--since} of C{suto-admin alerts} and C{suto-admin audit}.
-    """
-
-    def test_duration(self):
-        """
-        A duration means that long before now.
-        """
-        for text, seconds in [("1h", 3600), ("7d", 7 * 86400), ("90", 90)]:
-            before = time.time()
-            since = admin._since(text)
-            after = time.time()
-            self.assertTrue(
-                before - seconds <= since <= after - seconds, (text, since)
-            )
-
-    def test_iso(self):
-        """
-        An ISO 8601 time is UTC unless it names its offset.
-        """
-        self.assertEqual(admin._since("2023-11-14T22:13:20Z"), NOW)
-        self.assertEqual(admin._since("2023-11-14T22:13:20"), NOW)
-        self.assertEqual(admin._since("2023-11-14T23:13:20+01:00"), NOW)
-
-    def test_bad(self):
-        """
-        Anything else, or a duration that is not positive, is refused.
-        """
-        for text in ["last tuesday", "", "0", "-1h", "nanh", "infd", "2023-13-01"]:
-            self.assertRaises(argparse.ArgumentTypeError, admin._since, text)

@@ -41,6 +41,7 @@ from suto_server.audit.sinks.syslog import (
     parse_address,
 )
 from suto_server.audit.sinks.webhook import WebhookSink, WebhookURLError, check_url
+from suto_server.datafolder import DATABASE_FILE
 from suto_server.store.memory import MemoryStore
 
 NOW = 1_700_000_000.25
@@ -766,7 +767,7 @@ class OptionsTests(SynchronousTestCase):
         error = self.assertRaises(SystemExit, tap.makeService, options)
         self.assertTrue(error.code.startswith("suto: cannot start: "), error.code)
         self.assertIn(absent, error.code)
-        self.assertFalse(os.path.exists(os.path.join(data, tap.DATABASE_FILE)))
+        self.assertFalse(os.path.exists(os.path.join(data, DATABASE_FILE)))
 
     def test_invalid(self):
         """

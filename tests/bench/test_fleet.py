@@ -23,9 +23,9 @@ from bench.memory import resident_bytes
 from bench.rotation import FleetResult
 from bench.rotation_client import MeasuredWindow
 from suto_client.rotation_machine import RotationOutcome
+from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE
 from suto_server.masterkey import MasterKey
 from suto_server.store.sqlite import SQLiteStore
-from suto_server.tap import DATABASE_FILE, MASTER_KEY_FILE
 
 
 class SeedTests(SynchronousTestCase):

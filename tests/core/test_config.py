@@ -17,6 +17,7 @@ from suto_server import tap
 from suto_server.admin import cli as admin
 from suto_server.core import config
 from suto_server.core.config import ConfigError, ConfigurableOptions, Problem
+from suto_server.datafolder import DEFAULT_DATA
 from suto_server.net.expiry import MAX_WARN_DAYS
 
 
@@ -79,7 +80,7 @@ class PrecedenceTests(_FileMixin, SynchronousTestCase):
         """
         options = tap.Options()
         options.parseOptions([])
-        self.assertEqual(options["data"], tap.DEFAULT_DATA)
+        self.assertEqual(options["data"], DEFAULT_DATA)
         self.assertIsNone(options["config"])
         self.assertEqual(options["hello-port"], 2020)
 

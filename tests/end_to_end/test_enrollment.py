@@ -28,6 +28,7 @@ from suto_client.rotation_machine import RotationOutcome
 from suto_server import tap
 from suto_server.admin import cli as admin
 from suto_server.core import keyschedule, wire
+from suto_server.datafolder import MASTER_KEY_FILE
 from suto_server.masterkey import MasterKey
 from suto_server.net import certificate
 
@@ -309,7 +310,7 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         yield self.start_server()
         store = self.server.store
         profile = store.get_profile("alice")
-        master = MasterKey.load_or_create(os.path.join(self.data, tap.MASTER_KEY_FILE))
+        master = MasterKey.load_or_create(os.path.join(self.data, MASTER_KEY_FILE))
         self.assertEqual(
             master.open_key("alice", profile.key_id, profile.key_sealed),
             result.profile.key,

@@ -11,14 +11,14 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import schemes
-from suto_server.locations import Location, LocationError, Locations
+from suto_server.locations import WIDEST_PREFIX, Location, LocationError, Locations
 from suto_server.net.discovery import HelloTarget
 from suto_server.rules.enrollment import (
     PASSWORD_ALPHABET,
     Enrollment,
     EnrollmentRefused,
 )
-from suto_server.rules.windows import WIDEST_PREFIX, WindowDesk, hello_targets, too_wide
+from suto_server.rules.windows import WindowDesk, hello_targets, too_wide
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
 from tests.phases.test_connection import ImmediatePool

@@ -1,0 +1,127 @@
+"""
+C{suto-admin auth|status|cert|reload|config check}: the daemon itself.
+
+C{auth} asks the running daemon to authenticate a user at a device now
+and waits for the verdict; C{status}, C{cert} and C{reload} show or renew
+what it serves.  C{cert} falls back to the certificate file in the data
+folder when no daemon answers, and C{config check} reads a configuration
+file as C{twistd suto --config} would, without any daemon.
+"""
+
+from __future__ import annotations
+
+import os
+
+from suto_server.admin.client import DaemonUnreachable, answer_of, call, request
+from suto_server.core.commandline import CommandError, check_config
+
+#: Seconds an admin request may take beyond the authentication's own timeout.
+ADMIN_SLACK = 10.0
+
+
+def auth(args, io) -> int:
+    body = {"user": args.user, "target": args.target}
+    if args.accept:
+        body["accept"] = args.accept
+    if args.timeout is not None:
+        body["timeout"] = args.timeout
+    wait = (args.timeout or 600.0) + ADMIN_SLACK
+    answer = request(args, "POST", "/v1/auth", body, timeout=wait)
+    verdict = answer["verdict"]
+    line = f"{answer['user']}: {verdict}"
+    if answer.get("source"):
+        line += f" from {answer['source']}"
+    if answer.get("reason") and verdict != "accepted":
+        line += f" ({answer['reason']})"
+    io.say(line)
+    return 0 if verdict == "accepted" else 1
+
+
+def status(args, io) -> int:
+    answer = request(args, "GET", "/v1/status", timeout=10.0)
+    io.say(f"up {answer['uptime']:.0f}s")
+    for listener in answer["listeners"]:
+        io.say(f"listening: {listener['name']} on {listener['address']}")
+    io.say(f"pending authentications: {len(answer['pending'])}")
+    io.say(f"open enrollment windows: {answer['enrollment_windows']}")
+    io.say(f"endpoints: {answer['connected']} connected, {answer['offline']} offline")
+    last = answer["last_alert"]
+    if last is None:
+        io.say("last alert: none since the server started")
+    else:
+        io.say(f"last alert: {last['type']} at {last['time']} ({last['reason']})")
+    return 0
+
+
+def reload(args, io) -> int:
+    answer = request(args, "POST", "/v1/reload", {})
+    failed = False
+    for result in answer["certificates"]:
+        if "error" in result:
+            failed = True
+            io.complain(f"kept the old certificate: {result['error']}")
+        else:
+            io.say(f"serving {result['subject']} sha256 {result['fingerprint']}")
+    return 1 if failed else 0
+
+
+def _certificate_file(data: str, unreachable: DaemonUnreachable, io) -> list[dict]:
+    """
+    @return: the generated certificate in the data folder C{data}, as the
+        daemon would describe it, saying on standard error that it is the
+        file since the daemon did not answer.
+    @raise CommandError: the file cannot be read either.
+    """
+    # Reading a certificate loads the cryptography package: only this
+    # fallback pays for it.
+    from suto_server.net import certificate
+
+    path = os.path.join(data, certificate.CERT_FILE)
+    try:
+        with open(path, "rb") as handle:
+            info = certificate.describe(handle.read())
+    except (OSError, ValueError) as file_error:
+        raise CommandError(
+            f"{unreachable}; cannot read the certificate {path}: {file_error}"
+        ) from None
+    io.complain(f"{unreachable}; showing the certificate file {path}")
+    return [
+        {
+            "subject": info.subject,
+            "fingerprint": info.fingerprint,
+            "not_after": info.not_after.isoformat(),
+        }
+    ]
+
+
+def cert(args, io) -> int:
+    """
+    The certificates the running daemon serves (whatever --listen named,
+    after any reload); with no daemon answering, the generated one in the
+    data folder, saying so.
+    """
+    try:
+        code, answer = call(args.data, "GET", "/v1/status", timeout=10.0)
+    except DaemonUnreachable as error:
+        served = _certificate_file(args.data, error, io)
+    else:
+        served = answer_of(code, answer)["certificates"]
+        if not served:
+            raise CommandError("the daemon serves no TLS listener")
+    for info in served:
+        io.say(f"subject: {info['subject']}")
+        io.say(f"sha256: {info['fingerprint']}")
+        io.say(f"expires: {info['not_after']}")
+    return 0
+
+
+def config_check(args, io) -> int:
+    """
+    Check a configuration file as C{twistd suto --config} would read it,
+    so that a restart is only attempted with a file the server accepts.
+    """
+    # The daemon's options are the definition of a valid file; they import
+    # the daemon's assembly, which only this command needs.
+    from suto_server.tap import Options
+
+    return check_config(io, args.file, Options)

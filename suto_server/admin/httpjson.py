@@ -1,0 +1,150 @@
+"""
+How every admin API resource reads its request and writes its answer.
+
+A request body is one JSON object of at most L{MAX_BODY} bytes; query
+arguments are checked as strictly.  An answer is a JSON object, and an
+error C{{"error": "..."}} with a 4xx status (L{BadRequest} is the 400),
+so that a script can tell a bad request from a failed action.  An answer
+that waits on a Deferred is written when it fires, unless the client hung
+up first.
+"""
+
+from __future__ import annotations
+
+import json
+
+from twisted.web import server
+
+from suto_server.core import wire
+from suto_server.store.records import MAX_TIME
+
+#: Largest request body the admin API reads.
+MAX_BODY = 16 * 1024
+
+
+class BadRequest(ValueError):
+    """The admin request is malformed; the message says how."""
+
+
+def write_json(request, status: int, body: dict) -> bytes:
+    """
+    @return: C{body} as the answer to C{request}, with C{status}.
+    """
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json")
+    return json.dumps(body).encode("utf-8") + b"\n"
+
+
+def read_json(request) -> dict:
+    """
+    @return: the request's body, a JSON object.
+    @raise BadRequest: it is too large, not JSON, or not an object.
+    """
+    data = request.content.read(MAX_BODY + 1)
+    if len(data) > MAX_BODY:
+        raise BadRequest("request body too large")
+    try:
+        body = json.loads(data or b"{}")
+    except (ValueError, RecursionError):
+        # A body well under MAX_BODY can nest deeper than the decoder
+        # recurses.
+        raise BadRequest("request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def since_argument(request) -> float | None:
+    """
+    @return: the request's C{since} query argument, a POSIX time, or
+        L{None} when it has none.
+    @raise BadRequest: it is not a number from 0 to L{MAX_TIME}.
+    """
+    values = request.args.get(b"since")
+    if not values:
+        return None
+    try:
+        since = float(values[0].decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        since = None
+    if since is None or not 0 <= since <= MAX_TIME:
+        raise BadRequest("'since' must be a POSIX time")
+    return since
+
+
+def user_field(body: dict) -> str:
+    """
+    @return: the C{user} field of a request's body.
+    @raise BadRequest: it is not a valid account name.
+    """
+    user = body.get("user")
+    if not wire.is_valid_user(user):
+        raise BadRequest("'user' must be a valid account name")
+    return user
+
+
+def user_argument(request) -> str:
+    """
+    @return: the request's one C{user} query argument.
+    @raise BadRequest: it is missing, repeated, not a valid account name,
+        or the request has other arguments.
+    """
+    values = request.args.get(b"user")
+    if set(request.args) != {b"user"} or len(values) != 1:
+        raise BadRequest("exactly one 'user' argument is taken")
+    try:
+        user = values[0].decode("ascii")
+    except UnicodeDecodeError:
+        user = None
+    if not wire.is_valid_user(user):
+        raise BadRequest("'user' must be a valid account name")
+    return user
+
+
+def seconds(body: dict, name: str, default: float, most: float) -> float:
+    """
+    @return: the field C{name} of C{body}, C{default} when it is absent.
+    @raise BadRequest: it is not a number of seconds above 0, up to C{most}.
+    """
+    value = body.get(name, default)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value <= most
+    ):
+        raise BadRequest(f"'{name}' must be seconds between 0 and {most:g}")
+    return value
+
+
+def flag(body: dict, name: str) -> bool:
+    """
+    @return: the field C{name} of C{body}, false when it is absent.
+    @raise BadRequest: it is not a JSON boolean.
+    """
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise BadRequest(f"'{name}' must be true or false")
+    return value
+
+
+def answer_later(request, d, log):
+    """
+    Answer C{request} with what C{d} fires with, unless the client hung
+    up first; a failure is answered 500 and logged.
+    """
+    finished = []
+    request.notifyFinish().addBoth(finished.append)
+
+    def answer(body):
+        if not finished:
+            request.write(write_json(request, 200, body))
+            request.finish()
+
+    def failed(failure):
+        log.failure("admin request failed", failure)
+        if not finished:
+            request.write(write_json(request, 500, {"error": "internal error"}))
+            request.finish()
+
+    d.addCallbacks(answer, failed)
+    return server.NOT_DONE_YET

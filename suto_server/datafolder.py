@@ -1,0 +1,35 @@
+"""
+The data folder: where the daemon keeps its state, and where C{suto-admin}
+finds it.
+
+Both the daemon's assembly (L{suto_server.tap}) and the admin command line
+name the same files in it; they share the names from here so that the
+admin never imports the daemon to learn them.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: The data folder when none is named: C{suto-data} in the working directory.
+DEFAULT_DATA = "suto-data"
+
+#: The SQLite store, which the daemon and C{suto-admin} may open together.
+DATABASE_FILE = "suto.db"
+
+#: The UNIX socket the admin API listens on by default.
+ADMIN_SOCKET = "admin.sock"
+
+#: The master key from which enrolled profiles' keys are derived.
+MASTER_KEY_FILE = "master.key"
+
+
+def prepare_data_folder(path: str) -> str:
+    """
+    Create the data folder (mode 0700: it holds keys and the admin socket)
+    and return its absolute path.
+    """
+    path = os.path.abspath(path)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
