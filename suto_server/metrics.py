@@ -12,7 +12,9 @@ open windows, penalised sources) is read at scrape time by L{StateCollector}
 from callables, so it can never drift from the truth.
 
 Labels have bounded cardinality: a result, a reason, an alert type.  Never a
-user name, an address, a key or a hash.
+user name, an address, a key or a hash.  C{suto_build_info} is the one
+series labelled with versions (SUTO's, Python's, Twisted's, OpenSSL's), fixed
+for the life of the process.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    Info,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
@@ -32,6 +35,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from suto_server.audit.alerts import ALERT_TYPES
+from suto_server.core.version import build_info
 from suto_server.rules.rendezvous import Verdict
 
 #: Why a connection was refused or dropped by the limits.
@@ -175,6 +179,13 @@ class ServerMetrics:
             self.rejected.labels(reason)
         self.state = StateCollector()
         registry.register(self.state)
+        # Prometheus' convention for what a process is: one series, always
+        # 1, its labels the versions, so a query can join on them.
+        Info(
+            "suto_build",
+            "The SUTO version and those of Python, Twisted and OpenSSL it runs on.",
+            registry=registry,
+        ).info(build_info())
 
     def audited(self, event) -> None:
         """

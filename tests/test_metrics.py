@@ -20,6 +20,7 @@ from twisted.web.client import Agent, readBody
 from suto_server.admin import cli as admin
 from suto_server.audit.alerts import ALERT_TYPES
 from suto_server.audit.log import AuditLog
+from suto_server.core.version import VERSION, build_info
 from suto_server.cred.hashpool import HashPool, HashPoolBusy
 from suto_server.metrics import REJECTION_REASONS, ServerMetrics
 from suto_server.rules.rendezvous import Rendezvous, Verdict
@@ -384,3 +385,29 @@ class ScrapeTests(TestCase):
         self.assertIn(
             "last alert: clone_suspected at 1970-01-01T00:00:00Z (test)", lines
         )
+
+
+class BuildInfoTests(SynchronousTestCase):
+    def test_scraped(self):
+        """
+        A scrape shows C{suto_build_info} as a gauge of value 1 labelled
+        with the versions of SUTO, Python, Twisted and OpenSSL, as
+        Prometheus' C{*_info} convention has it.
+        """
+        metrics = ServerMetrics()
+        scraped = {
+            family.name: family
+            for family in text_string_to_metric_families(
+                generate_latest(metrics.registry).decode("utf-8")
+            )
+        }
+        family = scraped["suto_build_info"]
+        self.assertEqual(family.type, "gauge")
+        [sample] = family.samples
+        self.assertEqual(sample.name, "suto_build_info")
+        self.assertEqual(sample.labels, build_info())
+        self.assertEqual(sample.value, 1)
+        self.assertEqual(
+            sorted(sample.labels), ["openssl", "python", "twisted", "version"]
+        )
+        self.assertEqual(sample.labels["version"], VERSION)
