@@ -60,6 +60,7 @@ from suto_client.statefile import (
 from suto_client.tap import Options
 from suto_server.core import commandline
 from suto_server.core.commandline import CommandError, Streams, check_config
+from suto_server.core.version import VERSION
 
 
 def _fingerprint(args, io: Streams) -> int:
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="suto-client",
         description="Manage the accounts of the SUTO endpoint agent.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     groups = parser.add_subparsers(dest="group", required=True)
     account = groups.add_parser("account", help="manage accounts")
     actions = account.add_subparsers(dest="action", required=True)

@@ -23,6 +23,7 @@ import getpass
 from suto_server.admin import accounts, daemon, enrollment, reports
 from suto_server.admin.formatting import duration, since
 from suto_server.core import commandline, schemes
+from suto_server.core.version import VERSION
 from suto_server.datafolder import DEFAULT_DATA
 from suto_server.locations import WIDEST_PREFIX
 
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="suto-admin", description="Administer a SUTO server."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     parser.add_argument(
         "--data", default=DEFAULT_DATA, help="the server's data folder"
     )

@@ -3,6 +3,7 @@ Tests for L{suto_server.core.version}: the installed version, its fallback
 without package metadata, and the build description the metrics label.
 """
 
+import io
 import platform
 from importlib.metadata import version as installed_version
 
@@ -10,6 +11,8 @@ from OpenSSL import SSL
 from twisted.copyright import version as twisted_version
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_client import cli as client_cli
+from suto_server.admin import cli as admin_cli
 from suto_server.core import version
 
 
@@ -60,3 +63,24 @@ class BuildInfoTests(SynchronousTestCase):
                 self.assertTrue(value)
                 self.assertNotIn("\n", value)
                 self.assertLessEqual(len(value.split()), 2)
+
+
+class VersionOptionTests(SynchronousTestCase):
+    """
+    C{suto-admin --version} and C{suto-client --version} print the
+    program's name and L{version.VERSION} and exit 0, without a command.
+    """
+
+    def check(self, main, program):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = main(["--version"], stdout=stdout, stderr=stderr)
+        self.assertEqual(
+            (code, stdout.getvalue(), stderr.getvalue()),
+            (0, f"{program} {version.VERSION}\n", ""),
+        )
+
+    def test_admin(self):
+        self.check(admin_cli.main, "suto-admin")
+
+    def test_client(self):
+        self.check(client_cli.main, "suto-client")
