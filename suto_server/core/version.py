@@ -14,9 +14,6 @@ from __future__ import annotations
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-from OpenSSL import SSL
-from twisted.copyright import version as twisted_version
-
 #: The version reported when SUTO runs without package metadata: a valid
 #: PEP 440 version, lower than any release, that reads as unknown.
 UNKNOWN = "0+unknown"
@@ -46,6 +43,11 @@ def build_info() -> dict[str, str]:
     @return: C{version}, C{python}, C{twisted} and C{openssl}, each a
         short version string such as C{"3.11.4"} or C{"OpenSSL 3.0.13"}.
     """
+    # Imported here: the command lines print the version alone, and
+    # pyOpenSSL costs them dozens of modules.
+    from OpenSSL import SSL
+    from twisted.copyright import version as twisted_version
+
     openssl = SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode("ascii", "replace")
     return {
         "version": VERSION,
