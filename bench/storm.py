@@ -51,8 +51,11 @@ from bench.rotation import (
 )
 from bench.storm_client import DOWN, GO
 from bench.suto_server_process import start_server, wait_until_serving
-from suto_server.core.timing import longest_wait, silence_allowed
-from suto_server.rules.reconnection import DEFAULT_STEP
+from suto_server.core.timing import (
+    DEFAULT_OFFLINE_STEP,
+    longest_wait,
+    silence_allowed,
+)
 from suto_server.store.sqlite import SQLiteStore
 from suto_server.tap import DATABASE_FILE
 
@@ -132,7 +135,7 @@ def _offline_step(interval: float, grace: float) -> int:
     its default (30 s) unless the profiles' allowed silence is shorter,
     which C{twistd suto} refuses.
     """
-    return max(1, min(DEFAULT_STEP, int(silence_allowed(interval, grace))))
+    return max(1, min(DEFAULT_OFFLINE_STEP, int(silence_allowed(interval, grace))))
 
 
 def _start_generators(

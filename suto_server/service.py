@@ -41,7 +41,7 @@ from suto_server.rules.enrollment import (
 )
 from suto_server.rules.limits import ConnectionGate
 from suto_server.rules.offline import OfflineWatch
-from suto_server.rules.reconnection import DEFAULT_STEP, DEFAULT_WINDOW, Reconnection
+from suto_server.rules.reconnection import Reconnection
 from suto_server.rules.registry import LiveSessions, clients_report, history_report
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.rotation import DEFAULT_FAILURE_ALERT, Rotation
@@ -213,8 +213,8 @@ class SutoServer(MultiService):
         rotation_interval: float = timing.DEFAULT_ROTATION_INTERVAL,
         rotation_grace: float = timing.DEFAULT_ROTATION_GRACE,
         fingerprint_alert: int = DEFAULT_FAILURE_ALERT,
-        offline_step: int = DEFAULT_STEP,
-        offline_window: int = DEFAULT_WINDOW,
+        offline_step: int = timing.DEFAULT_OFFLINE_STEP,
+        offline_window: int = timing.DEFAULT_OFFLINE_WINDOW,
         cert_warn_days: int = DEFAULT_WARN_DAYS,
         sinks=(),
         metrics_listen=None,
