@@ -30,6 +30,7 @@ import sys
 import time
 
 from suto_server.core.wire import (
+    MAX_LINE,
     NEED_DATA,
     Decoder,
     EnrollData,
@@ -91,6 +92,14 @@ _TOKENS = [
     b"\n",
     b"2",
 ]
+# Each input goes to a decoder of each framing, and to a framed one with a
+# cap short enough for valid messages (a CF_HASH, a rotation) to pass it,
+# so that the cap is tested on lines that would otherwise decode.
+_DECODERS = [
+    (Framing.LEGACY, MAX_LINE),
+    (Framing.FRAMED, MAX_LINE),
+    (Framing.FRAMED, 64),
+]
 # Whole lines of the framed messages with long fields, which pieces alone
 # rarely complete.
 _LINES = [
@@ -106,13 +115,13 @@ _LINES = [
 ]
 
 
-def _outcome(framing, chunks):
+def _outcome(framing, max_line, chunks):
     """
     @return: C{(messages, None)} when C{chunks} decode, else
         C{(None, code)}.
     @raise AssertionError: the decoder broke its cap.
     """
-    decoder = Decoder(framing)
+    decoder = Decoder(framing, max_line)
     messages = []
     try:
         for chunk in chunks:
@@ -136,10 +145,12 @@ def check(data: bytes) -> None:
     @raise AssertionError: feeding C{data} whole and byte by byte ended
         differently, or a decoder broke its cap.
     """
-    for framing in Framing:
-        whole = _outcome(framing, [data])
+    for framing, max_line in _DECODERS:
+        whole = _outcome(framing, max_line, [data])
         bytewise = _outcome(
-            framing, [data[index : index + 1] for index in range(len(data))]
+            framing,
+            max_line,
+            [data[index : index + 1] for index in range(len(data))],
         )
         if whole[1] is None and bytewise != whole:
             raise AssertionError(f"{framing}: split changed the messages")
