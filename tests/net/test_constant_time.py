@@ -5,34 +5,17 @@ L{hmac.compare_digest} with the proof received, so a comparison written
 with C{==}, which no other test could tell apart, fails here.
 """
 
-from twisted.internet.task import Clock
-from twisted.internet.testing import FakeDatagramTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import keyschedule, wire
 from suto_server.net.checks import CheckResult, CheckService
 from tests.support.comparisons import record_comparisons
+from tests.support.udp import MemoryUDPReactor
 
 USER = "alice"
 OLD = "192.0.2.7"
 KEY = bytes(range(32))
 PREVIOUS = bytes(range(32, 64))
-
-
-class _Port:
-    def stopListening(self):
-        pass
-
-
-class _UDPClock(Clock):
-    """
-    A clock that also opens UDP sockets in memory, remembering the last.
-    """
-
-    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
-        protocol.makeConnection(FakeDatagramTransport())
-        self.protocol = protocol
-        return _Port()
 
 
 class CheckProofTests(SynchronousTestCase):
@@ -42,7 +25,7 @@ class CheckProofTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        self.reactor = _UDPClock()
+        self.reactor = MemoryUDPReactor()
         self.service = CheckService(self.reactor)
         self.service.startService()
         self.compared = record_comparisons(self)
@@ -58,14 +41,16 @@ class CheckProofTests(SynchronousTestCase):
         self.service.check(USER, OLD, KEY, previous=PREVIOUS).addCallback(
             results.append
         )
-        [(datagram, _)] = self.reactor.protocol.transport.written
+        [(_, protocol)] = self.reactor.udp
+        [(datagram, _)] = protocol.transport.written
         return results, wire.parse_datagram(datagram).nonce
 
     def answer(self, nonce, proof):
         """
         Deliver an answer carrying C{proof} from L{OLD}.
         """
-        self.reactor.protocol.datagramReceived(
+        [(_, protocol)] = self.reactor.udp
+        protocol.datagramReceived(
             wire.encode_check_proof(wire.CheckProof(nonce, proof)), (OLD, 2020)
         )
 

@@ -1,0 +1,160 @@
+"""
+The agent's comparisons of what it holds with what it is shown run in
+constant time: each goes through L{hmac.compare_digest} with the operands
+compared, so a comparison written with C{==}, which no other test could
+tell apart, fails here.
+"""
+
+import os
+
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_client.agent import Agent
+from suto_client.enrollment import ClientEnrollment, EnrollOutcome
+from suto_client.protocol import AuthResult
+from suto_client.session import Outcome
+from suto_client.statefile import Account, ClientState, load_state, save_state
+from suto_server.core import keyschedule, wire
+from tests.support.comparisons import record_comparisons
+from tests.support.udp import MemoryUDPReactor
+
+USER = "alice"
+SERVER = "192.0.2.10"
+PASSWORD = "hunter2-secret"
+SALT = "$6$saltsaltsaltsalt"
+RSALT = "$6$rsaltrsaltrsalt1"
+SALTED = SALT + "$" + "s" * 86
+RESPONSE = RSALT + "$" + "r" * 86
+FINGERPRINT = bytes(range(32))
+RANDOM = bytes(range(100, 132))
+
+
+def _account(password):
+    return Account(
+        user=USER, server_host=SERVER, pin="ab" * 32, password=password
+    )
+
+
+class AgentPasswordTests(SynchronousTestCase):
+    """
+    Before replacing a password by the salted hash an authentication
+    proved, the agent checks the password stored is still the one used,
+    comparing the two in constant time.
+    """
+
+    def setUp(self):
+        folder = self.mktemp()
+        os.makedirs(folder)
+        self.path = os.path.join(folder, "client.json")
+        save_state(self.path, ClientState({USER: _account(PASSWORD)}))
+        self.reactor = MemoryUDPReactor()
+        self.running = []
+        agent = Agent(
+            self.reactor,
+            self.path,
+            hello_endpoint_port=0,
+            authenticate=self.authenticate,
+        )
+        agent.startService()
+        self.addCleanup(agent.stopService)
+        self.compared = record_comparisons(self)
+
+    def authenticate(self, reactor, account, *, timeout):
+        running = Deferred()
+        self.running.append(running)
+        return running
+
+    def accept(self):
+        """
+        A hello from the server starts an authentication, and the password
+        is accepted.
+        """
+        [(_, listener)] = self.reactor.udp
+        listener.datagramReceived(f"SUTO_{USER}@desk+".encode(), (SERVER, 1))
+        [running] = self.running
+        running.callback(AuthResult(Outcome.ACCEPTED, "", SALT, SALTED))
+
+    def test_same_password(self):
+        """
+        The salted hash is kept after comparing the stored password with
+        the one used.
+        """
+        self.accept()
+        self.assertEqual(load_state(self.path).accounts[USER].salted_hash, SALTED)
+        self.assertEqual(
+            self.compared, [(PASSWORD.encode("utf-8"), PASSWORD.encode("utf-8"))]
+        )
+
+    def test_changed_password(self):
+        """
+        A password changed during the authentication is kept, after
+        comparing the new one with the one used.
+        """
+        [(_, listener)] = self.reactor.udp
+        listener.datagramReceived(f"SUTO_{USER}@desk+".encode(), (SERVER, 1))
+        save_state(self.path, ClientState({USER: _account("new")}))
+        [running] = self.running
+        running.callback(AuthResult(Outcome.ACCEPTED, "", SALT, SALTED))
+        self.assertEqual(load_state(self.path).accounts[USER].password, "new")
+        self.assertEqual(self.compared, [(b"new", PASSWORD.encode("utf-8"))])
+
+
+class EnrollmentConfirmationTests(SynchronousTestCase):
+    """
+    The agent accepts the server's enrollment confirmation after comparing
+    the key id sealed in it with the one named, and that with its own, in
+    constant time.
+    """
+
+    def setUp(self):
+        self.compared = record_comparisons(self)
+
+    def confirm(self, sealed_id=None):
+        """
+        Run an enrollment up to the server's confirmation, which names the
+        first key and seals C{sealed_id} (by default that key's id) under
+        it.
+
+        @return: the key id, and the outcome the confirmation led to.
+        """
+        enrollment = ClientEnrollment(USER, FINGERPRINT, RANDOM)
+        enrollment.start()
+        enrollment.receive(wire.Version(2))
+        enrollment.receive(wire.SaltA(SALT, RSALT))
+        enrollment.hashed(SALTED, RESPONSE)
+        enrollment.receive(wire.Auth(True))
+        secret = keyschedule.password_secret(SALTED, USER)
+        first = keyschedule.first_key(RANDOM, FINGERPRINT, secret, USER)
+        key_id = keyschedule.key_id(first)
+        sealed = keyschedule.seal(
+            first,
+            key_id.encode("ascii") if sealed_id is None else sealed_id,
+            profile=USER,
+            purpose=keyschedule.ENROLL_CONFIRM_PURPOSE,
+            direction=keyschedule.Direction.SERVER_TO_CLIENT,
+            counter=0,
+        )
+        *_, finish = enrollment.receive(wire.Enrolled(key_id, sealed))
+        return key_id, finish.outcome
+
+    def test_confirmed(self):
+        """
+        A confirmation sealing the key id it names is compared both ways,
+        and accepted.
+        """
+        key_id, outcome = self.confirm()
+        named = key_id.encode("ascii")
+        self.assertIs(outcome, EnrollOutcome.ENROLLED)
+        self.assertEqual(self.compared, [(named, named), (named, named)])
+
+    def test_other_id_sealed(self):
+        """
+        A confirmation sealing another key id is compared both ways all
+        the same, so its timing does not say which comparison failed, and
+        refused.
+        """
+        key_id, outcome = self.confirm(b"f" * 32)
+        named = key_id.encode("ascii")
+        self.assertIsNot(outcome, EnrollOutcome.ENROLLED)
+        self.assertEqual(self.compared, [(b"f" * 32, named), (named, named)])
