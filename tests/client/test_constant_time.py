@@ -7,14 +7,22 @@ tell apart, fails here.
 
 import os
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client.agent import Agent
 from suto_client.enrollment import ClientEnrollment, EnrollOutcome
 from suto_client.protocol import AuthResult
+from suto_client.rotation import ClientRotation
 from suto_client.session import Outcome
-from suto_client.statefile import Account, ClientState, load_state, save_state
+from suto_client.statefile import (
+    Account,
+    ClientState,
+    EnrolledProfile,
+    load_state,
+    save_state,
+)
 from suto_server.core import keyschedule, wire
 from tests.support.comparisons import record_comparisons
 from tests.support.udp import MemoryUDPReactor
@@ -158,3 +166,66 @@ class EnrollmentConfirmationTests(SynchronousTestCase):
         named = key_id.encode("ascii")
         self.assertIsNot(outcome, EnrollOutcome.ENROLLED)
         self.assertEqual(self.compared, [(b"f" * 32, named), (named, named)])
+
+
+class RotationConfirmationTests(SynchronousTestCase):
+    """
+    The agent opens the server's "ok" and "done" of a rotation and
+    compares what they hold with what they must hold in constant time.
+    """
+
+    def setUp(self):
+        self.compared = record_comparisons(self)
+        key = bytes(range(32, 64))
+        self.profile = EnrolledProfile(
+            user=USER,
+            server_host=SERVER,
+            server_port=2021,
+            pin="ab" * 32,
+            key=key,
+            key_id=keyschedule.key_id(key),
+            generation=0,
+            enrolled_at=1_700_000_000.0,
+        )
+        self.server_private = X25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+
+    def server_seal(self, key, plaintext, purpose):
+        return keyschedule.seal(
+            key,
+            plaintext,
+            profile=USER,
+            purpose=purpose,
+            direction=keyschedule.Direction.SERVER_TO_CLIENT,
+            counter=keyschedule.SEAL_COUNTERS[purpose],
+        )
+
+    def test_ok_and_done(self):
+        """
+        A rotation's "ok" and "done", opened under the next key, are each
+        compared with what they must hold as they arrive.
+        """
+        rotation = ClientRotation(
+            self.profile, lambda: FINGERPRINT, lambda size: bytes(range(size))
+        )
+        rotation.start()
+        [send] = rotation.receive(wire.Version(2))
+        request = send.message
+        shared = keyschedule.dh_shared_secret(self.server_private, request.public)
+        key = keyschedule.next_key(
+            self.profile.key, request.junk, FINGERPRINT, shared, USER, 1
+        )
+        public = self.server_private.public_key().public_bytes_raw()
+        rotation.receive(
+            wire.RotateOk(
+                public,
+                self.server_seal(key, b"ok", keyschedule.ROTATE_OK_PURPOSE),
+            )
+        )
+        # The Diffie-Hellman secret's all-zero check comes first.
+        self.assertEqual(self.compared[-1], (b"ok", b"ok"))
+        rotation.receive(
+            wire.RotateDone(
+                self.server_seal(key, b"done", keyschedule.ROTATE_DONE_PURPOSE)
+            )
+        )
+        self.assertEqual(self.compared[-1], (b"done", b"done"))
