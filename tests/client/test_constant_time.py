@@ -5,9 +5,13 @@ compared, so a comparison written with C{==}, which no other test could
 tell apart, fails here.
 """
 
+import datetime
 import os
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from OpenSSL import SSL
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -23,7 +27,9 @@ from suto_client.statefile import (
     load_state,
     save_state,
 )
+from suto_client.tls import pinned_client_creator
 from suto_server.core import keyschedule, wire
+from suto_server.net.certificate import ensure_self_signed
 from tests.support.comparisons import record_comparisons
 from tests.support.udp import MemoryUDPReactor
 
@@ -229,3 +235,79 @@ class RotationConfirmationTests(SynchronousTestCase):
             )
         )
         self.assertEqual(self.compared[-1], (b"done", b"done"))
+
+
+class _TLSProtocol:
+    """
+    What the pinned creator's verification callback reports a refusal to.
+    """
+
+    def __init__(self):
+        self.refusals = []
+
+    def failVerification(self, reason):
+        self.refusals.append(reason)
+
+
+class PinTests(SynchronousTestCase):
+    """
+    The fingerprint of the certificate a server presents is compared with
+    the pinned one in constant time.
+    """
+
+    def setUp(self):
+        folder = self.mktemp()
+        os.makedirs(folder)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        key_path, cert_path, _ = ensure_self_signed(folder, "suto-test", now)
+        self.server_context = SSL.Context(SSL.TLS_METHOD)
+        self.server_context.use_privatekey_file(key_path)
+        self.server_context.use_certificate_file(cert_path)
+        with open(cert_path, "rb") as pem:
+            certificate = x509.load_pem_x509_certificate(pem.read())
+        self.fingerprint = certificate.fingerprint(hashes.SHA256()).hex()
+        self.compared = record_comparisons(self)
+
+    def handshake(self, pin):
+        """
+        Run a TLS handshake in memory between the server's certificate and
+        a client pinning C{pin}.
+
+        @return: the refusals reported to the client's TLS protocol.
+        """
+        protocol = _TLSProtocol()
+        client = pinned_client_creator(pin).clientConnectionForTLS(protocol)
+        client.set_connect_state()
+        server = SSL.Connection(self.server_context, None)
+        server.set_accept_state()
+        for _ in range(10):
+            for side in (client, server):
+                try:
+                    side.do_handshake()
+                except SSL.WantReadError:
+                    pass
+                except SSL.Error:
+                    return protocol.refusals
+            for source, target in ((client, server), (server, client)):
+                try:
+                    target.bio_write(source.bio_read(65536))
+                except SSL.WantReadError:
+                    pass
+        return protocol.refusals
+
+    def test_right_pin(self):
+        """
+        The server's own fingerprint is compared with the pin, and the
+        handshake goes on.
+        """
+        self.assertEqual(self.handshake(self.fingerprint), [])
+        # OpenSSL may ask more than once.
+        self.assertEqual(set(self.compared), {(self.fingerprint, self.fingerprint)})
+
+    def test_wrong_pin(self):
+        """
+        Another fingerprint is compared with the pin, and refused.
+        """
+        refusals = self.handshake("00" * 32)
+        self.assertEqual(len(refusals), 1)
+        self.assertEqual(set(self.compared), {(self.fingerprint, "00" * 32)})
