@@ -51,9 +51,12 @@ from bench.rotation import (
 )
 from bench.storm_client import DOWN, GO
 from bench.suto_server_process import start_server, wait_until_serving
-from suto_server.core.timing import longest_wait, silence_allowed
+from suto_server.core.timing import (
+    DEFAULT_OFFLINE_STEP,
+    longest_wait,
+    silence_allowed,
+)
 from suto_server.datafolder import DATABASE_FILE
-from suto_server.rules.reconnection import DEFAULT_STEP
 from suto_server.store.sqlite import SQLiteStore
 
 #: Seconds the generators may take for every endpoint to mark itself
@@ -132,7 +135,7 @@ def _offline_step(interval: float, grace: float) -> int:
     its default (30 s) unless the profiles' allowed silence is shorter,
     which C{twistd suto} refuses.
     """
-    return max(1, min(DEFAULT_STEP, int(silence_allowed(interval, grace))))
+    return max(1, min(DEFAULT_OFFLINE_STEP, int(silence_allowed(interval, grace))))
 
 
 def _start_generators(

@@ -2,7 +2,9 @@
 Fuzz the SUTO wire codec against its one rule: whatever a peer sends either
 decodes to messages or raises L{ProtocolError}, never any other exception;
 and fed whole or one byte at a time, it ends the same way (the same
-messages, or an error with the same code).  UDP datagrams (hellos, check
+messages, or an error with the same code).  Along the way a decoder never
+holds more than its cap (L{Decoder.cap}) and never decodes a longer
+message, so no peer can make it buffer without bound.  UDP datagrams (hellos, check
 packets and their answers) follow the same rule through
 L{parse_datagram}.
 
@@ -12,16 +14,23 @@ libFuzzer's arguments::
     PYTHONPATH=. python fuzz/fuzz_wire.py -runs=1000000 corpus/
 
 Without it, Hypothesis generates the inputs, from random bytes and from
-pieces of real messages; C{-runs=N} sets how many, and files named on the
-command line are replayed instead::
+pieces of real messages; C{-runs=N} sets how many, C{-max_total_time=S}
+stops after about S seconds even if fewer ran (as libFuzzer's option does,
+so CI can bound a run on a slow machine), and files named on the command
+line are replayed instead::
 
-    PYTHONPATH=. python fuzz/fuzz_wire.py -runs=20000
+    PYTHONPATH=. python fuzz/fuzz_wire.py -runs=20000 -max_total_time=30
     PYTHONPATH=. python fuzz/fuzz_wire.py crash-1234
+
+A failing input makes it exit with an error, a pass prints how many inputs
+ran.
 """
 
 import sys
+import time
 
 from suto_server.core.wire import (
+    MAX_LINE,
     NEED_DATA,
     Decoder,
     EnrollData,
@@ -83,6 +92,14 @@ _TOKENS = [
     b"\n",
     b"2",
 ]
+# Each input goes to a decoder of each framing, and to a framed one with a
+# cap short enough for valid messages (a CF_HASH, a rotation) to pass it,
+# so that the cap is tested on lines that would otherwise decode.
+_DECODERS = [
+    (Framing.LEGACY, MAX_LINE),
+    (Framing.FRAMED, MAX_LINE),
+    (Framing.FRAMED, 64),
+]
 # Whole lines of the framed messages with long fields, which pieces alone
 # rarely complete.
 _LINES = [
@@ -98,17 +115,23 @@ _LINES = [
 ]
 
 
-def _outcome(framing, chunks):
+def _outcome(framing, max_line, chunks):
     """
     @return: C{(messages, None)} when C{chunks} decode, else
         C{(None, code)}.
+    @raise AssertionError: the decoder broke its cap.
     """
-    decoder = Decoder(framing)
+    decoder = Decoder(framing, max_line)
     messages = []
     try:
         for chunk in chunks:
             decoder.receive_data(chunk)
+            if decoder.buffered > decoder.cap:
+                raise AssertionError(f"{framing}: buffered past the cap")
             while (event := decoder.next_event()) is not NEED_DATA:
+                line = encode(event, framing).removesuffix(b"\r\n")
+                if len(line) > decoder.cap:
+                    raise AssertionError(f"{framing}: decoded past the cap")
                 messages.append(event)
     except ProtocolError as error:
         return None, error.code
@@ -120,12 +143,14 @@ def check(data: bytes) -> None:
     Apply the rule to one input.
 
     @raise AssertionError: feeding C{data} whole and byte by byte ended
-        differently.
+        differently, or a decoder broke its cap.
     """
-    for framing in Framing:
-        whole = _outcome(framing, [data])
+    for framing, max_line in _DECODERS:
+        whole = _outcome(framing, max_line, [data])
         bytewise = _outcome(
-            framing, [data[index : index + 1] for index in range(len(data))]
+            framing,
+            max_line,
+            [data[index : index + 1] for index in range(len(data))],
         )
         if whole[1] is None and bytewise != whole:
             raise AssertionError(f"{framing}: split changed the messages")
@@ -137,7 +162,17 @@ def check(data: bytes) -> None:
         pass
 
 
-def _run_hypothesis(runs: int) -> None:
+#: Inputs per Hypothesis run: the time limit is checked between runs.
+_BATCH = 1000
+
+
+def _run_hypothesis(runs: int, seconds: float | None) -> int:
+    """
+    Check up to C{runs} generated inputs, stopping early once C{seconds}
+    have passed.
+
+    @return: how many inputs were checked.
+    """
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -146,13 +181,26 @@ def _run_hypothesis(runs: int) -> None:
         st.binary(max_size=1024),
         st.lists(pieces, max_size=40).map(b"".join),
     )
-    settings_ = settings(
-        max_examples=runs,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    settings_(given(inputs)(check))()
+    checked = 0
+
+    def counted(data: bytes) -> None:
+        nonlocal checked
+        checked += 1
+        check(data)
+
+    stop = None if seconds is None else time.monotonic() + seconds
+    left = runs
+    while left > 0 and (stop is None or time.monotonic() < stop):
+        batch = min(left, _BATCH)
+        settings_ = settings(
+            max_examples=batch,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        settings_(given(inputs)(counted))()
+        left -= batch
+    return checked
 
 
 def main(argv: list[str]) -> None:
@@ -160,17 +208,21 @@ def main(argv: list[str]) -> None:
         import atheris
     except ImportError:
         runs = 10_000
+        seconds = None
         files = []
         for argument in argv[1:]:
             if argument.startswith("-runs="):
                 runs = int(argument.removeprefix("-runs="))
+            elif argument.startswith("-max_total_time="):
+                seconds = float(argument.removeprefix("-max_total_time="))
             else:
                 files.append(argument)
         for path in files:
             with open(path, "rb") as replayed:
                 check(replayed.read())
         if not files:
-            _run_hypothesis(runs)
+            checked = _run_hypothesis(runs, seconds)
+            print(f"fuzz_wire: {checked} inputs followed the rule")
         return
     atheris.instrument_all()
     atheris.Setup(argv, check)

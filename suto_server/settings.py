@@ -23,7 +23,6 @@ from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
 from suto_server.net.expiry import DEFAULT_WARN_DAYS
 from suto_server.rules.enrollment import DEFAULT_MAX_ATTEMPTS
 from suto_server.rules.limits import MaxStartups, Penalties
-from suto_server.rules.reconnection import DEFAULT_STEP, DEFAULT_WINDOW
 from suto_server.rules.rotation import DEFAULT_FAILURE_ALERT
 
 
@@ -87,8 +86,8 @@ class Timing:
     exchange_timeout: float = 10.0
     rotation_interval: float = timing.DEFAULT_ROTATION_INTERVAL
     rotation_grace: float = timing.DEFAULT_ROTATION_GRACE
-    offline_step: int = DEFAULT_STEP
-    offline_window: int = DEFAULT_WINDOW
+    offline_step: int = timing.DEFAULT_OFFLINE_STEP
+    offline_window: int = timing.DEFAULT_OFFLINE_WINDOW
 
     @property
     def idle_timeout(self) -> float:

@@ -11,6 +11,11 @@ offline.  The agent marks itself offline at the longest wait alone, so it
 always finds out before the server does, and a profile the server marked
 offline has always marked itself so.
 
+A profile that went offline reconnects with a key derived for a time
+step (docs/PROTOCOL.md §7.4): the agent takes the step length from the
+server's C{SUTO_TIME} answer, and the server tries its own step and a
+window either side, as TOTP does, for a clock that drifted while offline.
+
 Both sides compute these from here, so a change to one is a change to
 both; the arithmetic is written once, and the same inputs give the same
 floats on either side.
@@ -28,6 +33,12 @@ DEFAULT_ROTATION_INTERVAL = 60.0
 #: Seconds past the longest wait before the server gives up on a rotation
 #: connection or a profile, unless configured otherwise.
 DEFAULT_ROTATION_GRACE = 30.0
+#: Seconds in one offline time step (as TOTP's), unless configured
+#: otherwise.
+DEFAULT_OFFLINE_STEP = 30
+#: Steps either side of the server's own that a reconnection may use,
+#: unless configured otherwise.
+DEFAULT_OFFLINE_WINDOW = 2
 
 
 def draw_wait(interval: float, random: Random) -> float:

@@ -42,14 +42,9 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 
-from suto_server.core import keyschedule
+from suto_server.core import keyschedule, timing
 from suto_server.core.timestamps import iso_utc
 from suto_server.store.records import BlacklistEntry
-
-#: Seconds in one offline time step (as TOTP's).
-DEFAULT_STEP = 30
-#: Steps either side of the server's own that a reconnection may use.
-DEFAULT_WINDOW = 2
 
 _OK = b"ok"
 
@@ -97,8 +92,8 @@ class Reconnection:
         store,
         rotation,
         audit,
-        step: int = DEFAULT_STEP,
-        window: int = DEFAULT_WINDOW,
+        step: int = timing.DEFAULT_OFFLINE_STEP,
+        window: int = timing.DEFAULT_OFFLINE_WINDOW,
     ) -> None:
         self._store = store
         self._rotation = rotation

@@ -48,6 +48,7 @@ from suto_server.core.keyschedule import (
     seal,
     time_step,
 )
+from tests.support.comparisons import record_comparisons
 from tests.support.key_vectors import (
     ALICE_PRIVATE,
     BOB_PRIVATE,
@@ -635,6 +636,17 @@ class DiffieHellmanTests(SynchronousTestCase):
         self.assertRaises(
             KeyScheduleError, dh_shared_secret, ZeroExchange(), BOB_PUBLIC
         )
+
+    def test_zero_check_constant_time(self):
+        """
+        The secret is checked against all zeros with
+        L{hmac.compare_digest}, so the time the check takes says nothing
+        of how many of its leading bytes are zero.
+        """
+        compared = record_comparisons(self)
+        private = X25519PrivateKey.generate()
+        shared = dh_shared_secret(private, BOB_PUBLIC)
+        self.assertEqual(compared, [(shared, bytes(32))])
 
     def test_bad_arguments(self):
         """

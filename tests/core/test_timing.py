@@ -1,9 +1,11 @@
 """
 The rotation timing rules both ends share, and the places that must agree
-with them: the agent's waits, when it marks itself offline, and what the
-server allows before a connection is dead or a profile offline.
+with them: the agent's waits, when it marks itself offline, what the
+server allows before a connection is dead or a profile offline, and the
+offline time step and window every default is taken from.
 """
 
+import inspect
 from random import Random
 
 from twisted.python import usage
@@ -11,7 +13,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client import tap as client_tap
 from suto_server import tap as server_tap
+from suto_server.core import keyschedule
 from suto_server.core.timing import (
+    DEFAULT_OFFLINE_STEP,
+    DEFAULT_OFFLINE_WINDOW,
     DEFAULT_ROTATION_GRACE,
     DEFAULT_ROTATION_INTERVAL,
     JITTER,
@@ -21,6 +26,7 @@ from suto_server.core.timing import (
     silence_allowed,
 )
 from suto_server.phases.rotation import RotationRules
+from suto_server.rules.reconnection import Reconnection
 from suto_server.settings import Timing
 
 INTERVALS = [1.0, 10.0, 60.0, 3600.0]
@@ -160,6 +166,52 @@ class DefaultsAgreeTests(SynchronousTestCase):
             RotationRules(rotation=None).idle_timeout,
             silence_allowed(DEFAULT_ROTATION_INTERVAL, DEFAULT_ROTATION_GRACE),
         )
+
+    def test_offline_options(self):
+        """
+        C{twistd suto} defaults to the shared offline step and window.
+        """
+        server = server_tap.Options()
+        self.assertEqual(server["offline-step"], DEFAULT_OFFLINE_STEP)
+        self.assertEqual(server["offline-window"], DEFAULT_OFFLINE_WINDOW)
+
+    def test_offline_defaults(self):
+        """
+        The server's L{Timing} settings, the L{Reconnection} rules and the key schedule's
+        step arithmetic all default to the shared offline step and window,
+        so a server built without them counts steps as an agent does.
+        """
+        places = [
+            (Timing, ["offline_step", "offline_window"]),
+            (Reconnection, ["step", "window"]),
+            (keyschedule.time_step, ["step"]),
+            (keyschedule.candidate_steps, ["step", "window"]),
+        ]
+        defaults = {}
+        for function, names in places:
+            parameters = inspect.signature(function).parameters
+            for name in names:
+                defaults[f"{function.__name__}.{name}"] = parameters[name].default
+        self.assertEqual(
+            defaults,
+            {
+                "Timing.offline_step": DEFAULT_OFFLINE_STEP,
+                "Timing.offline_window": DEFAULT_OFFLINE_WINDOW,
+                "Reconnection.step": DEFAULT_OFFLINE_STEP,
+                "Reconnection.window": DEFAULT_OFFLINE_WINDOW,
+                "time_step.step": DEFAULT_OFFLINE_STEP,
+                "candidate_steps.step": DEFAULT_OFFLINE_STEP,
+                "candidate_steps.window": DEFAULT_OFFLINE_WINDOW,
+            },
+        )
+
+    def test_offline_values(self):
+        """
+        The offline step is TOTP's 30 seconds, and a reconnection may be
+        two steps away from the server's clock either way: the values the
+        deployed agents and docs/PROTOCOL.md §7.4 assume.
+        """
+        self.assertEqual((DEFAULT_OFFLINE_STEP, DEFAULT_OFFLINE_WINDOW), (30, 2))
 
     def test_usage_names_jitter(self):
         """

@@ -197,16 +197,27 @@ def encode_datagram(message):
 def decode_chunks(framing, chunks, max_line=MAX_LINE):
     """
     Feed C{chunks} to a new decoder, draining it after each one as a
-    transport would.
+    transport would, and hold it to its cap all along: it never keeps
+    more than L{Decoder.cap} bytes, and no message it decodes is longer.
 
     @return: every message decoded, in order.
     @raise ProtocolError: the decoder rejected the stream.
+    @raise AssertionError: the decoder broke its cap.
     """
     decoder = Decoder(framing, max_line)
     messages = []
     for chunk in chunks:
         decoder.receive_data(chunk)
+        if decoder.buffered > decoder.cap:
+            raise AssertionError(
+                f"{decoder.buffered} bytes buffered, past the cap {decoder.cap}"
+            )
         while (event := decoder.next_event()) is not NEED_DATA:
+            length = len(encode(event, framing).removesuffix(b"\r\n"))
+            if length > decoder.cap:
+                raise AssertionError(
+                    f"decoded a {length}-byte message, past the cap {decoder.cap}"
+                )
             messages.append(event)
     return messages
 
@@ -223,13 +234,13 @@ def split_at(data, cuts):
     return [data[start:end] for start, end in zip(bounds, bounds[1:])]
 
 
-def outcome(framing, chunks):
+def outcome(framing, chunks, max_line=MAX_LINE):
     """
     @return: C{(messages, None)} when C{chunks} decode, else
         C{(None, code)} with the error's code.
     """
     try:
-        return decode_chunks(framing, chunks), None
+        return decode_chunks(framing, chunks, max_line), None
     except ProtocolError as error:
         return None, error.code
 
@@ -1888,15 +1899,18 @@ class FuzzRuleTests(SynchronousTestCase):
     """
 
     @settings(max_examples=300)
-    @given(fuzz_input)
-    def test_decoder(self, data):
+    @given(fuzz_input, st.one_of(st.just(MAX_LINE), st.integers(1, 160)))
+    def test_decoder(self, data, max_line):
         """
         Fed whole or one byte at a time, every input ends the same way in
         both framings: the same messages, or an error with the same code.
+        Along the way the decoder never holds more than its cap, nor
+        decodes a longer message (L{decode_chunks} checks), whether the
+        cap is the default or short enough for valid messages to pass it.
         """
         for framing in Framing:
-            whole = outcome(framing, [data])
-            bytewise = outcome(framing, one_byte_at_a_time(data))
+            whole = outcome(framing, [data], max_line)
+            bytewise = outcome(framing, one_byte_at_a_time(data), max_line)
             if whole[1] is None:
                 self.assertEqual(bytewise, whole)
             else:

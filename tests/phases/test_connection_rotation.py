@@ -21,12 +21,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
+from suto_server.core.timing import DEFAULT_OFFLINE_STEP
 from suto_server.cred.checkers import SaltedChallengeChecker
 from suto_server.cred.realm import SutoRealm
 from suto_server.phases.classic import ClassicRules
 from suto_server.phases.connection import ServerFactory
 from suto_server.phases.rotation import RotationRules
-from suto_server.rules.reconnection import DEFAULT_STEP, Reconnection
+from suto_server.rules.reconnection import Reconnection
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.rotation import Rotation
 from suto_server.store.groupcommit import GroupCommitter
@@ -470,7 +471,7 @@ class ReconnectListenerMixin(RotationListenerMixin):
         return factory
 
     def step(self):
-        return keyschedule.time_step(self.clock.seconds(), DEFAULT_STEP)
+        return keyschedule.time_step(self.clock.seconds(), DEFAULT_OFFLINE_STEP)
 
     def reconnect_line(self, device=None, step=None):
         """
@@ -522,7 +523,7 @@ class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
         """
         self.clock.advance(0.75)
         protocol, transport = self.connect()
-        expected = b"SUTO_TIME_%d_%d\r\n" % (int(NOW), DEFAULT_STEP)
+        expected = b"SUTO_TIME_%d_%d\r\n" % (int(NOW), DEFAULT_OFFLINE_STEP)
         self.assertEqual(
             self.exchange(protocol, transport, VERSION + b"SUTO_C_TIME\r\n"),
             VERSION + expected,

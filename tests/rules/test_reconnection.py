@@ -17,9 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
+from suto_server.core.timing import DEFAULT_OFFLINE_STEP, DEFAULT_OFFLINE_WINDOW
 from suto_server.rules.reconnection import (
-    DEFAULT_STEP,
-    DEFAULT_WINDOW,
     Reconnected,
     Reconnection,
     ReconnectRefused,
@@ -111,7 +110,7 @@ class ReconnectionMixin(RotationMixin):
         """
         The server's offline time step now, plus C{offset}.
         """
-        return keyschedule.time_step(self.now(), DEFAULT_STEP) + offset
+        return keyschedule.time_step(self.now(), DEFAULT_OFFLINE_STEP) + offset
 
     def go_offline(self, user="alice"):
         """
@@ -266,7 +265,7 @@ class ReconnectTestsMixin(ReconnectionMixin):
         with its own step.
         """
         self.go_offline()
-        for offset in range(-DEFAULT_WINDOW, DEFAULT_WINDOW + 1):
+        for offset in range(-DEFAULT_OFFLINE_WINDOW, DEFAULT_OFFLINE_WINDOW + 1):
             accepted = self.reconnect(
                 reconnect_message(self.device, self.step(offset))
             )
@@ -281,7 +280,7 @@ class ReconnectTestsMixin(ReconnectionMixin):
         bob = enroll(self.store, self.master_key, "bob")
         self.go_offline("alice")
         self.go_offline("bob")
-        for device, offset in ((self.device, -3), (bob, DEFAULT_WINDOW + 1)):
+        for device, offset in ((self.device, -3), (bob, DEFAULT_OFFLINE_WINDOW + 1)):
             message = reconnect_message(device, self.step(offset))
             self.assertEqual(self.refused(message), "blacklisted")
             self.assertEqual(
@@ -495,7 +494,7 @@ class AttackTestsMixin(ReconnectionMixin):
         and blacklists the profile.
         """
         stolen = reconnect_message(Device("alice", FIRST_KEY), self.step())
-        self.clock.advance(DEFAULT_STEP * (DEFAULT_WINDOW + 1))
+        self.clock.advance(DEFAULT_OFFLINE_STEP * (DEFAULT_OFFLINE_WINDOW + 1))
         self.go_offline()
         self.assertEqual(self.refused(stolen, ELSEWHERE), "blacklisted")
         self.assert_blacklisted("reconnect_failed")

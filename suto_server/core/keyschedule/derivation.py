@@ -36,6 +36,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
 )
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from suto_server.core.timing import DEFAULT_OFFLINE_STEP, DEFAULT_OFFLINE_WINDOW
+
 #: Size of every chain key, of the password secret and of the seal subkey.
 KEY_SIZE = 32
 #: Size of the junk data the client sends at each rotation.
@@ -298,7 +300,7 @@ def _check_time(now: object, step: object) -> None:
         raise KeyScheduleError("step must be a positive integer")
 
 
-def time_step(now: float, step: int = 30) -> int:
+def time_step(now: float, step: int = DEFAULT_OFFLINE_STEP) -> int:
     """
     The time step C{now} falls in, C{floor(now / step)}, as TOTP counts.
 
@@ -312,7 +314,11 @@ def time_step(now: float, step: int = 30) -> int:
     return int(now // step)
 
 
-def candidate_steps(now: float, step: int = 30, window: int = 2) -> list[int]:
+def candidate_steps(
+    now: float,
+    step: int = DEFAULT_OFFLINE_STEP,
+    window: int = DEFAULT_OFFLINE_WINDOW,
+) -> list[int]:
     """
     The steps to try when checking an offline key made on a clock that may
     disagree with ours: the current step and up to C{window} on each side,

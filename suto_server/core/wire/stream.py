@@ -258,15 +258,34 @@ class Decoder:
         self._buffer += data
         try:
             self._decode_buffer()
-            # A framed line of exactly max_line bytes may still be waiting
-            # for the LF after its CR.
-            if len(self._buffer.removesuffix(b"\r")) > self._cap:
+            if self.buffered > self._cap:
                 raise ProtocolError(ERROR_TOO_LONG, "message is too long")
         except ProtocolError as error:
             self._error = error
             self._buffer = b""
             self._messages.clear()
             raise
+
+    @property
+    def cap(self) -> int:
+        """
+        The most bytes one message may take, and so the most the decoder
+        ever holds: C{max_line} for a framed line (its line ending not
+        counted), L{MAX_LEGACY_BUFFER} in legacy framing.  Read-only, so
+        that tests and the fuzzer can hold the decoder to it.
+        """
+        return self._cap
+
+    @property
+    def buffered(self) -> int:
+        """
+        How many bytes of a message not yet complete the decoder holds.
+        A CR at the end, which may be the start of a framed line's ending,
+        is not counted, so a line of exactly L{cap} bytes may wait for its
+        LF.  L{receive_data} refuses bytes that would take this past
+        L{cap}; read-only, so that tests and the fuzzer can check it does.
+        """
+        return len(self._buffer.removesuffix(b"\r"))
 
     def next_event(self) -> Message | NeedData:
         """
