@@ -23,6 +23,7 @@ from suto_server.core import timing, wire
 from suto_server.core.config import ConfigurableOptions
 from suto_server.cred.hashpool import DEFAULT_MAX_PENDING
 from suto_server.cred.shadow import ShadowFile, ShadowFileError
+from suto_server.datalock import DataFolderLock, DataFolderLocked
 from suto_server.locations import Locations
 from suto_server.masterkey import MasterKey, MasterKeyError
 from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
@@ -258,14 +259,36 @@ def prepare_data_folder(path: str) -> str:
 
 def makeService(options: Options) -> SutoServer:
     """
-    Build the server the options describe; a configuration problem
-    (unreadable certificate, corrupt store, bad endpoint, bad shadow
-    file) ends twistd with one clear line instead of a traceback.
+    Build the server the options describe, on a data folder no other
+    server uses: its lock is taken before anything in it is opened, and
+    held while the server runs.  A configuration problem (folder in use,
+    unreadable certificate, corrupt store, bad endpoint, bad shadow file)
+    ends twistd with one clear line instead of a traceback.
     """
     from twisted.internet import reactor
 
     try:
         data = prepare_data_folder(options["data"])
+        lock = DataFolderLock.acquire(data)
+    except (DataFolderLocked, OSError) as error:
+        raise SystemExit(f"suto: cannot start: {error}") from None
+    try:
+        server = _assemble(reactor, options, data)
+    except BaseException:
+        lock.release()
+        raise
+    lock.setServiceParent(server)
+    ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)
+    return server
+
+
+def _assemble(reactor, options: Options, data: str) -> SutoServer:
+    """
+    The server the options describe, on the locked data folder C{data}.
+
+    @raise SystemExit: a configuration problem, in one line.
+    """
+    try:
         hostname = options["hostname"] or socket.gethostname()
         listen = tls_listen(data, hostname, options["listen"])
         admin = (
@@ -333,5 +356,4 @@ def makeService(options: Options) -> SutoServer:
         ValueError,
     ) as error:
         raise SystemExit(f"suto: cannot start: {error}") from None
-    ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)
     return server
