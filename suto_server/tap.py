@@ -10,6 +10,7 @@ also be set in a TOML file named by C{--config} (see L{suto_server.core.config})
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 
@@ -28,7 +29,14 @@ from suto_server.locations import Locations
 from suto_server.masterkey import MasterKey, MasterKeyError
 from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
 from suto_server.net.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
-from suto_server.net.listening import tls_listen
+from suto_server.net.listening import (
+    DEFAULT_LISTEN,
+    DEVICE_TYPES,
+    METRICS_TYPES,
+    admin_endpoint,
+    option_endpoint,
+    tls_listen,
+)
 from suto_server.net.served import ReloadOnHangup
 from suto_server.net.tls import TLSConfigurationError, server_endpoint
 from suto_server.rules.limits import MaxStartups, Penalties
@@ -90,6 +98,14 @@ def _max_startups(value: str) -> MaxStartups:
 _max_startups.coerceDoc = "START:RATE:FULL, as OpenSSH's MaxStartups."
 
 
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 class Options(ConfigurableOptions):
     synopsis = "[options]"
     longdesc = (
@@ -109,7 +125,8 @@ class Options(ConfigurableOptions):
          "Endpoint of the admin API (default: a UNIX socket in the data folder)."],
         ["hostname", None, None, "Name sent in hellos (default: this host's name)."],
         ["hello-port", None, 2020, "UDP port devices listen for hellos on.", int],
-        ["hello-interface", None, "", "Local IPv4 address hellos are sent from."],
+        ["hello-interface", None, "",
+         "Local IPv4 address hellos are sent from (default: any)."],
         ["auth-timeout", None, 5.0,
          "Seconds a device has to connect back after a hello.", _positive],
         ["exchange-timeout", None, 10.0,
@@ -195,6 +212,11 @@ class Options(ConfigurableOptions):
             raise usage.UsageError(
                 "--hostname must be 1 to 253 of A-Z a-z 0-9 . - (it travels in "
                 "the SUTO hello)"
+            )
+        if self["hello-interface"] and not _is_ipv4(self["hello-interface"]):
+            raise usage.UsageError(
+                "--hello-interface must be an IPv4 address of this host (or "
+                "empty for any)"
             )
         if self["offline-step"] < 1:
             raise usage.UsageError("--offline-step must be at least 1")
@@ -290,12 +312,7 @@ def _assemble(reactor, options: Options, data: str) -> SutoServer:
     """
     try:
         hostname = options["hostname"] or socket.gethostname()
-        listen = tls_listen(data, hostname, options["listen"])
-        admin = (
-            options["admin"]
-            or f"unix:{quoteStringArgument(os.path.join(data, ADMIN_SOCKET))}"
-            ":mode=600:lockfile=1"
-        )
+        listeners = _listeners(reactor, options, data, hostname)
         extra_sources = [ShadowFile(options["shadow"])] if options["shadow"] else []
         network = Network(
             hostname=hostname,
@@ -326,20 +343,7 @@ def _assemble(reactor, options: Options, data: str) -> SutoServer:
             reactor,
             store=store,
             enrollment=EnrollmentSettings(master_key, options["enroll-attempts"]),
-            listeners=Listeners(
-                devices=(server_endpoint(reactor, listen),),
-                legacy=(
-                    server_endpoint(reactor, options["legacy-listen"])
-                    if options["legacy-listen"]
-                    else None
-                ),
-                admin=serverFromString(reactor, admin),
-                metrics=(
-                    serverFromString(reactor, options["metrics-listen"])
-                    if options["metrics-listen"]
-                    else None
-                ),
-            ),
+            listeners=listeners,
             network=network,
             timing=options.timing,
             capacity=options.capacity,
@@ -357,3 +361,45 @@ def _assemble(reactor, options: Options, data: str) -> SutoServer:
     ) as error:
         raise SystemExit(f"suto: cannot start: {error}") from None
     return server
+
+
+def _listeners(reactor, options: Options, data: str, hostname: str) -> Listeners:
+    """
+    The endpoints the options describe, each refused with one line naming
+    its option when it is not one that option takes (see
+    L{suto_server.net.listening}).
+    """
+    listen = options["listen"] or DEFAULT_LISTEN
+    if options["admin"] is None:
+        admin_option = "the admin socket in --data"
+        admin = (
+            f"unix:{quoteStringArgument(os.path.join(data, ADMIN_SOCKET))}"
+            ":mode=600:lockfile=1"
+        )
+    else:
+        admin_option, admin = "--admin", options["admin"]
+    return Listeners(
+        devices=(
+            option_endpoint(
+                reactor, "--listen", listen, DEVICE_TYPES, server_endpoint,
+                full=tls_listen(data, hostname, listen),
+            ),
+        ),
+        legacy=(
+            option_endpoint(
+                reactor, "--legacy-listen", options["legacy-listen"],
+                DEVICE_TYPES, server_endpoint,
+            )
+            if options["legacy-listen"]
+            else None
+        ),
+        admin=admin_endpoint(reactor, admin_option, admin),
+        metrics=(
+            option_endpoint(
+                reactor, "--metrics-listen", options["metrics-listen"],
+                METRICS_TYPES, serverFromString,
+            )
+            if options["metrics-listen"]
+            else None
+        ),
+    )

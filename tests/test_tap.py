@@ -5,6 +5,7 @@ the server, and the data folder it builds it on.
 
 import os
 
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import tap
@@ -83,3 +84,89 @@ class DataFolderTests(SynchronousTestCase):
             options("--data", self.data, "--shadow", self.mktemp()),
         )
         DataFolderLock.acquire(self.data).release()
+
+
+class EndpointOptionTests(SynchronousTestCase):
+    """
+    Every endpoint string is checked when the server is built, and one
+    that cannot serve stops it with one line naming the option, before
+    its store is opened.
+    """
+
+    def setUp(self):
+        self.data = os.path.abspath(self.mktemp())
+
+    def refused(self, *arguments):
+        error = self.assertRaises(
+            SystemExit, tap.makeService, options("--data", self.data, *arguments)
+        )
+        self.assertNotIn("\n", error.code)
+        self.assertFalse(os.path.exists(os.path.join(self.data, tap.DATABASE_FILE)))
+        return error.code
+
+    def test_each_option(self):
+        """
+        Each listener option's string is checked, and the line names it.
+        """
+        for arguments, line in [
+            (("--listen", "tls:15023"), "--listen tls:15023: tls: endpoints are not served here"),
+            (("--legacy-listen", "tcp:legacy"), "--legacy-listen tcp:legacy: "),
+            (("--metrics-listen", "bogus:1"), "--metrics-listen bogus:1: bogus: endpoints"),
+            (("--metrics-listen", "tcp:9464:interfce=127.0.0.1"),
+             ("--metrics-listen tcp:9464:interfce=127.0.0.1: got an unexpected "
+              "keyword argument 'interfce'")),
+            (("--admin", "tcp:8080"), "--admin tcp:8080: the admin API has no login"),
+            (("--admin", "unix:/tmp/admin.sock"),
+             ("--admin unix:/tmp/admin.sock: the socket must give other users "
+              "nothing")),
+        ]:
+            code = self.refused(*arguments)
+            self.assertTrue(code.startswith(f"suto: cannot start: {line}"), code)
+
+    def test_accepted(self):
+        """
+        The daemon's defaults and the documented strings build a server
+        (which listens only once started).
+        """
+        server = tap.makeService(
+            options(
+                "--data", self.data,
+                "--legacy-listen", "tcp:2021",
+                "--metrics-listen", "tcp:9464:interface=127.0.0.1",
+            )
+        )
+        self.addCleanup(server.store.close)
+        self.addCleanup(server.namedServices["data folder lock"].release)
+        self.assertEqual(
+            [str(listener._endpoint) for listener in server.listeners],
+            [
+                "--listen ssl:2021",
+                "--legacy-listen tcp:2021",
+                (
+                    "the admin socket in --data "
+                    f"unix:{self.data}/admin.sock:mode=600:lockfile=1"
+                ),
+                "--metrics-listen tcp:9464:interface=127.0.0.1",
+            ],
+        )
+
+
+class HelloInterfaceTests(SynchronousTestCase):
+    """
+    C{--hello-interface}: an IPv4 address, or empty for any.
+    """
+
+    def test_checked(self):
+        """
+        Anything but an IPv4 address is refused when the options are
+        parsed, with a line naming the option, rather than starting a
+        server whose every hello fails.
+        """
+        for value in ["eth0", "localhost", "::1", "10.0.0.256"]:
+            error = self.assertRaises(
+                usage.UsageError, options, "--hello-interface", value
+            )
+            self.assertIn("--hello-interface", str(error))
+        self.assertEqual(options("--hello-interface", "192.0.2.1")["hello-interface"],
+                         "192.0.2.1")
+        self.assertEqual(options()["hello-interface"], "")

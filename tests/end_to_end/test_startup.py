@@ -6,12 +6,14 @@ before anything is served.
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from suto_server import tap
 from suto_server.datalock import DataFolderLock
 
 #: How long a server may take to refuse to start.
@@ -74,3 +76,76 @@ class DataFolderInUseTests(StartupFixture, SynchronousTestCase):
             f"suto: cannot start: the data folder {self.data} is in use by "
             f"the server with pid {os.getpid()}\n",
         )
+
+
+class ListenerTakenTests(StartupFixture, SynchronousTestCase):
+    """
+    A server whose TLS port another socket holds stops at start, in the
+    foreground and daemonized, with one line and exit status 1.
+    """
+
+    def setUp(self):
+        super().setUp()
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        self.port = taken.getsockname()[1]
+        self.line = f"--listen ssl:{self.port}: address already in use"
+
+    def start(self, *twistd_arguments):
+        # All interfaces: binding them conflicts with the loopback socket.
+        return twistd(
+            *twistd_arguments, *self.suto(listen=f"ssl:{self.port}"), cwd=self.cwd
+        )
+
+    def test_foreground(self):
+        """
+        In the foreground (as systemd runs it), twistd exits 1 and its log
+        ends with the one line, once, with no traceback.
+        """
+        result = self.start("--nodaemon", "--pidfile=")
+        self.assertEqual(result.returncode, 1)
+        output = result.stdout + result.stderr
+        self.assertTrue(
+            output.rstrip("\n").endswith(f"suto: cannot start: {self.line}"), output
+        )
+        self.assertEqual(output.count("cannot start"), 1)
+        self.assertNotIn("Traceback", output)
+
+    def test_daemonized(self):
+        """
+        Daemonized, the process the operator started exits 1 with the
+        line, as twistd reports the daemon's failure to start.  (The
+        daemon then writes the line to its log file too, but it may do so
+        after this process has exited.)
+        """
+        result = self.start("--pidfile=twistd.pid", "--logfile=twistd.log")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(f"CannotListen: {self.line}'", result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+
+
+class PrivateFilesTests(StartupFixture, TestCase):
+    """
+    What the running daemon leaves where other users could look: its data
+    folder and admin socket are its owner's alone.
+    """
+
+    def test_admin_socket_and_data_folder(self):
+        """
+        Once the daemon's service has started, its admin socket is mode
+        0600 and its data folder 0700, whatever the umask lets through.
+        """
+        os.makedirs(self.data, mode=0o777)
+        os.chmod(self.data, 0o777)
+        old = os.umask(0)
+        self.addCleanup(os.umask, old)
+        options = tap.Options()
+        options.parseOptions(list(self.suto()[1:]))
+        server = tap.makeService(options)
+        server.startService()
+        self.addCleanup(server.stopService)
+        socket_mode = os.stat(os.path.join(self.data, tap.ADMIN_SOCKET)).st_mode
+        self.assertEqual(socket_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(self.data).st_mode & 0o777, 0o700)
