@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from suto_server.core import timing
 from suto_server.cred.hashpool import DEFAULT_MAX_PENDING
 from suto_server.locations import Locations
 from suto_server.masterkey import MasterKey
@@ -22,7 +23,6 @@ from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
 from suto_server.net.expiry import DEFAULT_WARN_DAYS
 from suto_server.rules.enrollment import DEFAULT_MAX_ATTEMPTS
 from suto_server.rules.limits import MaxStartups, Penalties
-from suto_server.core import timing
 from suto_server.rules.reconnection import DEFAULT_STEP, DEFAULT_WINDOW
 from suto_server.rules.rotation import DEFAULT_FAILURE_ALERT
 
