@@ -110,19 +110,23 @@ class Options(ConfigurableOptions):
     synopsis = "[options]"
     longdesc = (
         "Run the SUTO authentication server.  With no options it keeps its "
-        "state in ./suto-data and listens with TLS on port 2021."
+        "state in ./suto-data and listens with TLS on port 2021.  A server "
+        "that cannot serve (data folder in use, bad endpoint, port taken) "
+        "exits 1 at start with one line naming the option."
     )
     optParameters = [
         ["data", "d", DEFAULT_DATA, "Data folder (store, certificate, admin socket)."],
         ["listen", "l", None,
-         "Endpoint of the TLS listener (default: ssl:2021).  An ssl: "
-         "listener without privateKey= serves the data folder's "
-         "generated certificate."],
+         "Endpoint of the TLS listener (default: ssl:2021): ssl:, or tcp:, "
+         "tcp6:, unix: for plaintext.  An ssl: listener without privateKey= "
+         "serves the data folder's generated certificate."],
         ["legacy-listen", None, None,
          "Endpoint of a plaintext SUTO 1.3.2 listener for legacy peers, "
          "e.g. tcp:2021 (off unless given)."],
         ["admin", None, None,
-         "Endpoint of the admin API (default: a UNIX socket in the data folder)."],
+         "UNIX socket of the admin API, which has no login of its own: "
+         "unix:PATH:mode=600 (or 660); no other endpoint is served "
+         "(default: admin.sock in the data folder)."],
         ["hostname", None, None, "Name sent in hellos (default: this host's name)."],
         ["hello-port", None, 2020, "UDP port devices listen for hellos on.", int],
         ["hello-interface", None, "",
@@ -168,8 +172,9 @@ class Options(ConfigurableOptions):
          "udp:HOST:PORT.",
          parse_address],
         ["metrics-listen", None, None,
-         "Endpoint serving Prometheus metrics at /metrics, e.g. "
-         "tcp:9464:interface=127.0.0.1 (off unless given)."],
+         "Endpoint serving Prometheus metrics at /metrics (tcp:, tcp6:, "
+         "unix: or ssl:), e.g. tcp:9464:interface=127.0.0.1 (off unless "
+         "given)."],
         ["max-per-source", None, 32,
          "Connections one source address (an IPv6 /64) may hold at once; "
          "0 for no limit.", int],
@@ -378,6 +383,12 @@ def _listeners(reactor, options: Options, data: str, hostname: str) -> Listeners
         )
     else:
         admin_option, admin = "--admin", options["admin"]
+
+    def optional(name: str, types, parse):
+        if not options[name]:
+            return None
+        return option_endpoint(reactor, f"--{name}", options[name], types, parse)
+
     return Listeners(
         devices=(
             option_endpoint(
@@ -385,21 +396,7 @@ def _listeners(reactor, options: Options, data: str, hostname: str) -> Listeners
                 full=tls_listen(data, hostname, listen),
             ),
         ),
-        legacy=(
-            option_endpoint(
-                reactor, "--legacy-listen", options["legacy-listen"],
-                DEVICE_TYPES, server_endpoint,
-            )
-            if options["legacy-listen"]
-            else None
-        ),
+        legacy=optional("legacy-listen", DEVICE_TYPES, server_endpoint),
         admin=admin_endpoint(reactor, admin_option, admin),
-        metrics=(
-            option_endpoint(
-                reactor, "--metrics-listen", options["metrics-listen"],
-                METRICS_TYPES, serverFromString,
-            )
-            if options["metrics-listen"]
-            else None
-        ),
+        metrics=optional("metrics-listen", METRICS_TYPES, serverFromString),
     )
