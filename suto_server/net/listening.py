@@ -99,7 +99,7 @@ class ListenerOptionError(ValueError):
         super().__init__(f"{option} {description}: {reason}")
 
 
-def endpoint_type(description: str) -> str:
+def _endpoint_type(description: str) -> str:
     """
     The endpoint type an endpoint string names: what precedes its first
     colon.
@@ -121,7 +121,7 @@ def option_endpoint(
     @raise ListenerOptionError: the string has another type, or does not
         parse; the message names the option and the string.
     """
-    kind = endpoint_type(description)
+    kind = _endpoint_type(description)
     if kind not in types:
         raise ListenerOptionError(
             option,
@@ -157,7 +157,7 @@ def admin_endpoint(reactor, option: str, description: str) -> OptionEndpoint:
         chose the default socket).
     @raise ListenerOptionError: the string describes anything else.
     """
-    if endpoint_type(description) != "unix":
+    if _endpoint_type(description) != "unix":
         raise ListenerOptionError(
             option,
             description,
