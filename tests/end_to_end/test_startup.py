@@ -126,6 +126,32 @@ class ListenerTakenTests(StartupFixture, SynchronousTestCase):
         self.assertNotIn("Traceback", result.stderr)
 
 
+class AdminSocketPathTests(StartupFixture, SynchronousTestCase):
+    """
+    A data folder whose admin socket's path is longer than a UNIX socket
+    address holds stops the server at start.
+    """
+
+    def test_too_long(self):
+        """
+        The server exits 1 with one line naming the admin socket and
+        why, rather than serving devices with no admin API.
+        """
+        self.data = os.path.join(self.cwd, "d" * 120)
+        result = twistd("--nodaemon", "--pidfile=", *self.suto(), cwd=self.cwd)
+        self.assertEqual(result.returncode, 1)
+        output = result.stdout + result.stderr
+        socket_path = os.path.join(self.data, tap.ADMIN_SOCKET)
+        self.assertTrue(
+            output.rstrip("\n").endswith(
+                "suto: cannot start: the admin socket in --data "
+                f"unix:{socket_path}:mode=600:lockfile=1: AF_UNIX path too long"
+            ),
+            output,
+        )
+        self.assertNotIn("Traceback", output)
+
+
 class PrivateFilesTests(StartupFixture, TestCase):
     """
     What the running daemon leaves where other users could look: its data
