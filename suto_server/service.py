@@ -27,7 +27,7 @@ from suto_server.keyrules import key_rules
 from suto_server.metrics import ServerMetrics, metrics_site
 from suto_server.net.discovery import HelloService
 from suto_server.net.expiry import CertificateExpiryWatch
-from suto_server.net.listening import ListeningService
+from suto_server.net.listening import CannotListen, ListeningService
 from suto_server.net.served import ServedCertificates
 from suto_server.phases.classic import ClassicRules, salt_lookup
 from suto_server.phases.listeners import device_listeners
@@ -140,6 +140,7 @@ class SutoServer(MultiService):
             if IService.providedBy(sink):
                 sink.setServiceParent(self)
         self._started = None
+        self._privileged = False
         self.hash_pool = HashPool(
             reactor,
             size=capacity.hash_threads,
@@ -363,7 +364,27 @@ class SutoServer(MultiService):
         service.setServiceParent(self)
         self.listeners.append(service)
 
+    def privilegedStartService(self) -> None:
+        """
+        Open every listener, or none: twistd calls this before anything
+        is served, and a listener that cannot listen raises
+        L{CannotListen}, stopping the process; the listeners already open
+        are closed first.
+        """
+        self._privileged = True
+        try:
+            super().privilegedStartService()
+        except CannotListen:
+            for listener in self.listeners:
+                listener.stopService()
+            raise
+
     def startService(self) -> None:
+        # Started without twistd (as tests do), the listeners open first
+        # all the same, so one that cannot listen stops the server before
+        # any other part runs.
+        if not self._privileged:
+            self.privilegedStartService()
         self._started = self._reactor.seconds()
         # The database thread runs before every other part and stops after
         # them all, so that what they record while stopping is written.
@@ -372,6 +393,7 @@ class SutoServer(MultiService):
         super().startService()
 
     def stopService(self):
+        self._privileged = False
         self.audit.flush_alerts()
         d = super().stopService()
         if self._database is not None:

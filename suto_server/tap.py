@@ -10,6 +10,7 @@ also be set in a TOML file named by C{--config} (see L{suto_server.core.config})
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 
@@ -30,11 +31,19 @@ from suto_server.datafolder import (
     MASTER_KEY_FILE,
     prepare_data_folder,
 )
+from suto_server.datalock import DataFolderLock, DataFolderLocked
 from suto_server.locations import Locations
 from suto_server.masterkey import MasterKey, MasterKeyError
 from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
 from suto_server.net.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
-from suto_server.net.listening import tls_listen
+from suto_server.net.listening import (
+    DEFAULT_LISTEN,
+    DEVICE_TYPES,
+    METRICS_TYPES,
+    admin_endpoint,
+    option_endpoint,
+    tls_listen,
+)
 from suto_server.net.served import ReloadOnHangup
 from suto_server.net.tls import TLSConfigurationError, server_endpoint
 from suto_server.rules.limits import MaxStartups, Penalties
@@ -90,26 +99,39 @@ def _max_startups(value: str) -> MaxStartups:
 _max_startups.coerceDoc = "START:RATE:FULL, as OpenSSH's MaxStartups."
 
 
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 class Options(ConfigurableOptions):
     synopsis = "[options]"
     longdesc = (
         "Run the SUTO authentication server.  With no options it keeps its "
-        "state in ./suto-data and listens with TLS on port 2021."
+        "state in ./suto-data and listens with TLS on port 2021.  A server "
+        "that cannot serve (data folder in use, bad endpoint, port taken) "
+        "exits 1 at start with one line naming the option."
     )
     optParameters = [
         ["data", "d", DEFAULT_DATA, "Data folder (store, certificate, admin socket)."],
         ["listen", "l", None,
-         "Endpoint of the TLS listener (default: ssl:2021).  An ssl: "
-         "listener without privateKey= serves the data folder's "
-         "generated certificate."],
+         "Endpoint of the TLS listener (default: ssl:2021): ssl:, or tcp:, "
+         "tcp6:, unix: for plaintext.  An ssl: listener without privateKey= "
+         "serves the data folder's generated certificate."],
         ["legacy-listen", None, None,
          "Endpoint of a plaintext SUTO 1.3.2 listener for legacy peers, "
          "e.g. tcp:2021 (off unless given)."],
         ["admin", None, None,
-         "Endpoint of the admin API (default: a UNIX socket in the data folder)."],
+         "UNIX socket of the admin API, which has no login of its own: "
+         "unix:PATH:mode=600 (or 660); no other endpoint is served "
+         "(default: admin.sock in the data folder)."],
         ["hostname", None, None, "Name sent in hellos (default: this host's name)."],
         ["hello-port", None, 2020, "UDP port devices listen for hellos on.", int],
-        ["hello-interface", None, "", "Local IPv4 address hellos are sent from."],
+        ["hello-interface", None, "",
+         "Local IPv4 address hellos are sent from (default: any)."],
         ["auth-timeout", None, 5.0,
          "Seconds a device has to connect back after a hello.", _positive],
         ["exchange-timeout", None, 10.0,
@@ -151,8 +173,9 @@ class Options(ConfigurableOptions):
          "udp:HOST:PORT.",
          parse_address],
         ["metrics-listen", None, None,
-         "Endpoint serving Prometheus metrics at /metrics, e.g. "
-         "tcp:9464:interface=127.0.0.1 (off unless given)."],
+         "Endpoint serving Prometheus metrics at /metrics (tcp:, tcp6:, "
+         "unix: or ssl:), e.g. tcp:9464:interface=127.0.0.1 (off unless "
+         "given)."],
         ["max-per-source", None, 32,
          "Connections one source address (an IPv6 /64) may hold at once; "
          "0 for no limit.", int],
@@ -195,6 +218,11 @@ class Options(ConfigurableOptions):
             raise usage.UsageError(
                 "--hostname must be 1 to 253 of A-Z a-z 0-9 . - (it travels in "
                 "the SUTO hello)"
+            )
+        if self["hello-interface"] and not _is_ipv4(self["hello-interface"]):
+            raise usage.UsageError(
+                "--hello-interface must be an IPv4 address of this host (or "
+                "empty for any)"
             )
         if self["offline-step"] < 1:
             raise usage.UsageError("--offline-step must be at least 1")
@@ -250,21 +278,38 @@ class Options(ConfigurableOptions):
 
 def makeService(options: Options) -> SutoServer:
     """
-    Build the server the options describe; a configuration problem
-    (unreadable certificate, corrupt store, bad endpoint, bad shadow
-    file) ends twistd with one clear line instead of a traceback.
+    Build the server the options describe, on a data folder no other
+    server uses: its lock is taken before anything in it is opened, and
+    held while the server runs.  A configuration problem (folder in use,
+    unreadable certificate, corrupt store, bad endpoint, bad shadow file)
+    ends twistd with one clear line instead of a traceback.
     """
     from twisted.internet import reactor
 
     try:
         data = prepare_data_folder(options["data"])
+        lock = DataFolderLock.acquire(data)
+    except (DataFolderLocked, OSError) as error:
+        raise SystemExit(f"suto: cannot start: {error}") from None
+    try:
+        server = _assemble(reactor, options, data)
+    except BaseException:
+        lock.release()
+        raise
+    lock.setServiceParent(server)
+    ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)
+    return server
+
+
+def _assemble(reactor, options: Options, data: str) -> SutoServer:
+    """
+    The server the options describe, on the locked data folder C{data}.
+
+    @raise SystemExit: a configuration problem, in one line.
+    """
+    try:
         hostname = options["hostname"] or socket.gethostname()
-        listen = tls_listen(data, hostname, options["listen"])
-        admin = (
-            options["admin"]
-            or f"unix:{quoteStringArgument(os.path.join(data, ADMIN_SOCKET))}"
-            ":mode=600:lockfile=1"
-        )
+        listeners = _listeners(reactor, options, data, hostname)
         extra_sources = [ShadowFile(options["shadow"])] if options["shadow"] else []
         network = Network(
             hostname=hostname,
@@ -295,20 +340,7 @@ def makeService(options: Options) -> SutoServer:
             reactor,
             store=store,
             enrollment=EnrollmentSettings(master_key, options["enroll-attempts"]),
-            listeners=Listeners(
-                devices=(server_endpoint(reactor, listen),),
-                legacy=(
-                    server_endpoint(reactor, options["legacy-listen"])
-                    if options["legacy-listen"]
-                    else None
-                ),
-                admin=serverFromString(reactor, admin),
-                metrics=(
-                    serverFromString(reactor, options["metrics-listen"])
-                    if options["metrics-listen"]
-                    else None
-                ),
-            ),
+            listeners=listeners,
             network=network,
             timing=options.timing,
             capacity=options.capacity,
@@ -325,5 +357,38 @@ def makeService(options: Options) -> SutoServer:
         ValueError,
     ) as error:
         raise SystemExit(f"suto: cannot start: {error}") from None
-    ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)
     return server
+
+
+def _listeners(reactor, options: Options, data: str, hostname: str) -> Listeners:
+    """
+    The endpoints the options describe, each refused with one line naming
+    its option when it is not one that option takes (see
+    L{suto_server.net.listening}).
+    """
+    listen = options["listen"] or DEFAULT_LISTEN
+    if options["admin"] is None:
+        admin_option = "the admin socket in --data"
+        admin = (
+            f"unix:{quoteStringArgument(os.path.join(data, ADMIN_SOCKET))}"
+            ":mode=600:lockfile=1"
+        )
+    else:
+        admin_option, admin = "--admin", options["admin"]
+
+    def optional(name: str, types, parse):
+        if not options[name]:
+            return None
+        return option_endpoint(reactor, f"--{name}", options[name], types, parse)
+
+    return Listeners(
+        devices=(
+            option_endpoint(
+                reactor, "--listen", listen, DEVICE_TYPES, server_endpoint,
+                full=tls_listen(data, hostname, listen),
+            ),
+        ),
+        legacy=optional("legacy-listen", DEVICE_TYPES, server_endpoint),
+        admin=admin_endpoint(reactor, admin_option, admin),
+        metrics=optional("metrics-listen", METRICS_TYPES, serverFromString),
+    )

@@ -17,6 +17,7 @@ from tests.support.repository import ROOT
 ALLOWED = {
     "core": set(),
     "datafolder": set(),
+    "datalock": set(),
     "locations": set(),
     "masterkey": {"core"},
     "cred": {"core"},

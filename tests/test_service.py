@@ -5,7 +5,9 @@ what its settings say.
 
 import socket
 
+from twisted.internet.defer import fail, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 from twisted.python import usage
@@ -14,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server import tap
 from suto_server.core import wire
 from suto_server.core.timing import silence_allowed
+from suto_server.net.listening import CannotListen, OptionEndpoint
 from suto_server.settings import (
     ENROLLMENT_OFF,
     EnrollmentSettings,
@@ -172,3 +175,99 @@ class LegacyListenerTests(SynchronousTestCase):
         self.assertTrue(
             any("legacy listener is on" in event["log_format"] for event in events)
         )
+
+
+class _Port:
+    """
+    A listening port that records being closed.
+    """
+
+    closed = False
+
+    def getHost(self):
+        return "127.0.0.1:2021"
+
+    def stopListening(self):
+        self.closed = True
+
+
+class _Endpoint:
+    def __init__(self, result):
+        self.result = result
+
+    def listen(self, factory):
+        return self.result
+
+
+class _Database:
+    """
+    Stands for the database thread: records whether it was started
+    (nothing runs on it here).
+    """
+
+    started = False
+
+    def startService(self):
+        self.started = True
+
+    def run(self, function, *arguments):
+        raise AssertionError("nothing runs on the database thread here")
+
+
+class StartTests(SynchronousTestCase):
+    """
+    A server that cannot open every listener does not start.
+    """
+
+    def server(self, database=None):
+        port = _Port()
+        taken = fail(CannotListenError(None, b"/x/admin.sock", "Cannot acquire lock"))
+        with capturedLogs():
+            server = make_server(
+                MemoryReactorClock(),
+                listeners=Listeners(
+                    devices=(_Endpoint(succeed(port)),),
+                    admin=OptionEndpoint("--admin", "unix:/x/admin.sock", _Endpoint(taken)),
+                ),
+                database=database,
+            )
+        return server, port
+
+    def test_all_or_none(self):
+        """
+        A listener that cannot listen stops the start with one line naming
+        its option, and closes the listeners already open.
+        """
+        server, port = self.server()
+        error = self.assertRaises(CannotListen, server.privilegedStartService)
+        self.assertEqual(
+            error.code, "suto: cannot start: --admin unix:/x/admin.sock: cannot acquire lock"
+        )
+        self.assertTrue(port.closed)
+
+    def test_listeners_first(self):
+        """
+        Started outside twistd, the server still opens its listeners
+        before anything else runs: one that cannot listen leaves the
+        database thread unstarted.
+        """
+        database = _Database()
+        server, _ = self.server(database)
+        self.assertRaises(CannotListen, server.startService)
+        self.assertFalse(database.started)
+        self.assertEqual(server.status()["listeners"], [])
+
+    def test_status_lists_open_listeners(self):
+        """
+        C{status} lists the listeners actually open, with their bound
+        addresses.
+        """
+        reactor = MemoryReactorClock()
+        server = make_server(
+            reactor, listeners=Listeners(metrics=TCP4ServerEndpoint(reactor, 9464))
+        )
+        self.assertEqual(server.status()["listeners"], [])
+        server.privilegedStartService()
+        [metrics] = server.status()["listeners"]
+        self.assertEqual(metrics["name"], "metrics")
+        self.assertIn("9464", metrics["address"])

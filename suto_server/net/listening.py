@@ -1,7 +1,12 @@
 """
-The daemon's listeners: the description of its TLS listener, and a
-listener as a service, which listens on its endpoint while it runs and
-tells when it is listening and where.
+The daemon's listeners: the endpoint each listener option describes,
+the description of its TLS listener, and a listener as a service.
+
+A server that cannot serve must not look healthy.  So every endpoint
+string is parsed when the server is built, and refused with one line
+naming its option when it is not one the option takes; and a listener
+listens in C{privilegedStartService}, which twistd runs before anything
+is served, and stops the process with one line when it cannot.
 """
 
 from __future__ import annotations
@@ -11,27 +16,29 @@ import re
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import quoteStringArgument
+from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from suto_server.net import certificate
 from suto_server.net.tls import STOCK_PREFIX
 
-#: The TLS listener's port when the operator names none.
-DEFAULT_PORT = 2021
+#: The TLS listener when the operator names none.
+DEFAULT_LISTEN = "ssl:2021"
 
 log = Logger()
 
 
-def tls_listen(data: str, hostname: str, description: str | None) -> str:
+def tls_listen(data: str, hostname: str, description: str) -> str:
     """
-    The TLS listener's description: the operator's, or port 2021.  An
-    C{ssl:} listener given no private key serves the data folder's
-    generated certificate (made now if missing), so binding one interface
-    or IPv6 (C{ssl:2021:interface=\\:\\:1}) needs no certificate files.
+    The TLS listener's full description.  An C{ssl:} listener given no
+    private key serves the data folder's generated certificate (made now
+    if missing), so binding one interface or IPv6
+    (C{ssl:2021:interface=\\:\\:1}) needs no certificate files.
     """
-    if description is None:
-        description = f"{STOCK_PREFIX}{DEFAULT_PORT}"
     if not description.startswith(STOCK_PREFIX) or _names_private_key(description):
         return description
     key, cert, created = certificate.ensure_self_signed(
@@ -53,23 +60,193 @@ def tls_listen(data: str, hostname: str, description: str | None) -> str:
     )
 
 
+def _arguments(description: str) -> list[str]:
+    """
+    The arguments of an endpoint string after its type, as written:
+    separated by colons not escaped with a backslash.
+    """
+    return re.split(r"(?<!\\):", description)[1:]
+
+
 def _names_private_key(description: str) -> bool:
     """
     Does an C{ssl:} endpoint string give a private key, by name or as its
-    second argument without a name (C{ssl:2021:server.pem})?  Arguments
-    are separated by colons not escaped with a backslash.
+    second argument without a name (C{ssl:2021:server.pem})?
     """
-    arguments = re.split(r"(?<!\\):", description)[1:]
+    arguments = _arguments(description)
     unnamed = [argument for argument in arguments if "=" not in argument]
     return len(unnamed) > 1 or any(
         argument.startswith("privateKey=") for argument in arguments
     )
 
 
+#: The endpoint types of the device listeners (C{--listen},
+#: C{--legacy-listen}): TLS (C{ssl:}, served by our hardened parser) or
+#: plaintext.  Others, such as Twisted's C{tls:}, which reads C{tls:2021}
+#: as a certificate folder named 2021 and listens on port 443, are refused.
+DEVICE_TYPES = ("ssl", "suto-tls", "tcp", "tcp6", "unix")
+
+#: The endpoint types of the metrics page (C{--metrics-listen}).
+METRICS_TYPES = ("tcp", "tcp6", "unix", "ssl")
+
+
+class ListenerOptionError(ValueError):
+    """
+    A listener option's endpoint string is not one the option takes.
+    """
+
+    def __init__(self, option: str, description: str, reason: str) -> None:
+        super().__init__(f"{option} {description}: {reason}")
+
+
+def _endpoint_type(description: str) -> str:
+    """
+    The endpoint type an endpoint string names: what precedes its first
+    colon.
+    """
+    return description.split(":", 1)[0]
+
+
+def option_endpoint(
+    reactor, option: str, description: str, types, parse, full=None
+) -> OptionEndpoint:
+    """
+    Parse the endpoint string given to a listener option.
+
+    @param types: the endpoint types the option takes.
+    @param parse: builds the endpoint from a string and the reactor
+        (L{serverFromString} or L{suto_server.net.tls.server_endpoint}).
+    @param full: what to parse, when it says more than the operator's
+        C{description} (a generated certificate's files).
+    @raise ListenerOptionError: the string has another type, or does not
+        parse; the message names the option and the string.
+    """
+    kind = _endpoint_type(description)
+    if kind not in types:
+        raise ListenerOptionError(
+            option,
+            description,
+            f"{kind}: endpoints are not served here; use "
+            + ", ".join(f"{each}:" for each in types),
+        )
+    try:
+        endpoint = parse(reactor, description if full is None else full)
+    except (TypeError, ValueError) as error:
+        raise ListenerOptionError(option, description, _parse_reason(error)) from None
+    return OptionEndpoint(option, description, endpoint)
+
+
+def _parse_reason(error: Exception) -> str:
+    """
+    What was wrong with an endpoint string, without the name of the
+    Twisted function that found it (C{_parseTCP() got an unexpected
+    keyword argument 'interfce'}).
+    """
+    return re.sub(r"^\w+\(\) ", "", str(error))
+
+
+def admin_endpoint(reactor, option: str, description: str) -> OptionEndpoint:
+    """
+    Parse the admin API's endpoint string.  The API enrolls, authenticates
+    and opens windows with no login of its own: whoever can connect to it
+    is an operator.  So it is served only on a UNIX socket whose mode
+    gives other users nothing (C{mode=600}, or C{660} for a group of
+    operators).
+
+    @param option: the option to name in an error (C{--admin}, or what
+        chose the default socket).
+    @raise ListenerOptionError: the string describes anything else.
+    """
+    if _endpoint_type(description) != "unix":
+        raise ListenerOptionError(
+            option,
+            description,
+            "the admin API has no login of its own, so it is served only on "
+            "a UNIX socket: unix:PATH:mode=600",
+        )
+    endpoint = option_endpoint(
+        reactor, option, description, ("unix",), serverFromString
+    )
+    arguments = _arguments(description)
+    modes = [each[len("mode="):] for each in arguments if each.startswith("mode=")]
+    if not modes or int(modes[-1], 8) & 0o007:
+        raise ListenerOptionError(
+            option,
+            description,
+            "the socket must give other users nothing: add mode=600 (or 660 "
+            "for a group of operators)",
+        )
+    return endpoint
+
+
+@implementer(IStreamServerEndpoint)
+class OptionEndpoint:
+    """
+    An endpoint with the option and the string that described it, so a
+    listener that cannot listen names them.
+
+    @ivar tls: the wrapped endpoint's TLS settings, if it has any (see
+        L{suto_server.net.tls.TLSServerEndpoint}).
+    """
+
+    def __init__(self, option: str, description: str, endpoint) -> None:
+        self.option = option
+        self.description = description
+        self._endpoint = endpoint
+        self.tls = getattr(endpoint, "tls", None)
+
+    def listen(self, protocolFactory):
+        return self._endpoint.listen(protocolFactory)
+
+    def __str__(self) -> str:
+        return f"{self.option} {self.description}"
+
+
+class CannotListen(SystemExit, Exception):
+    """
+    A listener cannot listen: the server stops before it serves anything.
+
+    twistd starts the listeners in the process that will serve.  Daemonized,
+    it hands an L{Exception} from there to the process the operator started,
+    which prints its message and exits 1; in the foreground, an exception
+    would end twistd with a traceback, but a L{SystemExit} with only its
+    C{code}.  Being both, this is one line either way: the message in the
+    former, the code (the same, after C{suto: cannot start:}) in the latter.
+    It is not logged apart: twistd's log already takes what is printed on
+    standard error, this line included.
+    """
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.code = f"suto: cannot start: {self.args[0]}"
+
+
+def _listen_reason(error: BaseException) -> str:
+    """
+    Why a listener could not listen, in a few words (C{address already in
+    use}).
+    """
+    if isinstance(error, CannotListenError):
+        error = error.socketError
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+    else:
+        text = str(error) or type(error).__name__
+    if text[1:2].islower():
+        text = text[:1].lower() + text[1:]
+    return text
+
+
 class ListeningService(Service):
     """
-    Listens on one endpoint while running; C{listening} fires with the
-    L{IListeningPort} (tests read the bound port number from it).
+    Listens on one endpoint while running.  It listens in
+    C{privilegedStartService} (or C{startService}, when nothing called
+    that first) and raises L{CannotListen} there when it cannot, so twistd
+    stops before serving anything; the endpoint must listen at once, as
+    those of the types this module's options take do.
+
+    @ivar listening: fires with the L{IListeningPort} once listening
+        (tests read the bound port number from it).
     """
 
     log = Logger()
@@ -79,26 +256,46 @@ class ListeningService(Service):
         self._endpoint = endpoint
         self._factory = factory
         self._port = None
+        self._tried = False
         self.listening: Deferred = Deferred()
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._listen()
 
     def startService(self) -> None:
         super().startService()
+        if not self._tried:
+            self._listen()
+
+    def _listen(self) -> None:
+        """
+        @raise CannotListen: the endpoint failed to listen, or did not
+            listen at once.
+        """
+        self._tried = True
+        outcome = []
         d = self._endpoint.listen(self._factory)
+        d.addBoth(outcome.append)
+        if not outcome:
+            d.cancel()
+            self._refuse("did not listen at once")
+        [result] = outcome
+        if isinstance(result, Failure):
+            self._refuse(_listen_reason(result.value))
+        self._port = result
+        self.log.info(
+            "{name} listening on {address}", name=self.name, address=result.getHost()
+        )
+        self.listening.callback(result)
 
-        def listened(port):
-            self._port = port
-            self.log.info(
-                "{name} listening on {address}",
-                name=self.name,
-                address=port.getHost(),
-            )
-            self.listening.callback(port)
-
-        def failed(failure):
-            self.log.failure("{name} could not listen", failure, name=self.name)
-            self.listening.errback(failure)
-
-        d.addCallbacks(listened, failed)
+    def _refuse(self, reason: str) -> None:
+        where = (
+            str(self._endpoint)
+            if isinstance(self._endpoint, OptionEndpoint)
+            else self.name
+        )
+        raise CannotListen(where, reason)
 
     @property
     def address(self):
@@ -109,6 +306,10 @@ class ListeningService(Service):
 
     def stopService(self):
         super().stopService()
+        # Started again, it listens again, and tells so on a new Deferred.
+        self._tried = False
+        if self.listening.called:
+            self.listening = Deferred()
         if self._port is not None:
             port, self._port = self._port, None
             return port.stopListening()

@@ -363,7 +363,8 @@ class LegacyListenerTests(EnrollmentFixture, TestCase):
         with open(self.shadow, "w", encoding="utf-8") as stream:
             stream.write("carol\n")
         options = tap.Options()
-        options.parseOptions(["--data", self.data, "--shadow", self.shadow])
+        # A folder of its own: the fixture's server holds self.data.
+        options.parseOptions(["--data", self.mktemp(), "--shadow", self.shadow])
         error = self.assertRaises(SystemExit, tap.makeService, options)
         self.assertEqual(
             error.code,

@@ -1,17 +1,35 @@
 """
-Tests for L{suto_server.net.listening}: which certificate the TLS
-listener serves.
+Tests for L{suto_server.net.listening}: which endpoints each listener
+option takes, which certificate the TLS listener serves, and a listener
+that cannot listen stopping the server at start.
 """
 
+import errno
 import os
 
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from suto_server.net import certificate
-from suto_server.net.listening import tls_listen
+from suto_server.net.listening import (
+    DEFAULT_LISTEN,
+    DEVICE_TYPES,
+    METRICS_TYPES,
+    CannotListen,
+    ListenerOptionError,
+    ListeningService,
+    OptionEndpoint,
+    admin_endpoint,
+    option_endpoint,
+    tls_listen,
+)
 from suto_server.net.tls import server_endpoint
 
 
@@ -37,7 +55,7 @@ class TLSListenTests(SynchronousTestCase):
         key only its owner can read.
         """
         with capturedLogs() as events:
-            description = tls_listen(self.data, "it-srv1.example", None)
+            description = tls_listen(self.data, "it-srv1.example", DEFAULT_LISTEN)
         self.assertTrue(description.startswith("ssl:2021:privateKey="))
         self.assertEqual(self.generated(), [True, True])
         key = os.path.join(self.data, certificate.KEY_FILE)
@@ -76,3 +94,264 @@ class TLSListenTests(SynchronousTestCase):
                 description,
             )
         self.assertEqual(self.generated(), [False, False])
+
+
+class OptionEndpointTests(SynchronousTestCase):
+    """
+    L{option_endpoint}: an endpoint string given to a listener option is
+    parsed at start, and refused with one line naming the option when it
+    is not one the option takes.
+    """
+
+    def setUp(self):
+        self.reactor = MemoryReactor()
+
+    def refused(self, option, description, types=DEVICE_TYPES):
+        error = self.assertRaises(
+            ListenerOptionError,
+            option_endpoint,
+            self.reactor,
+            option,
+            description,
+            types,
+            serverFromString,
+        )
+        message = str(error)
+        self.assertTrue(message.startswith(f"{option} {description}: "), message)
+        self.assertNotIn("\n", message)
+        return message
+
+    def test_accepted(self):
+        """
+        An endpoint of a type the option takes is parsed, and kept with
+        the option and the string that described it.
+        """
+        endpoint = option_endpoint(
+            self.reactor, "--metrics-listen", "tcp:9464:interface=127.0.0.1",
+            METRICS_TYPES, serverFromString,
+        )
+        self.assertTrue(verifyObject(IStreamServerEndpoint, endpoint))
+        self.assertEqual(str(endpoint), "--metrics-listen tcp:9464:interface=127.0.0.1")
+        self.assertIsNone(endpoint.tls)
+        endpoint.listen(Factory())
+        [(port, _, _, interface)] = self.reactor.tcpServers
+        self.assertEqual((port, interface), (9464, "127.0.0.1"))
+
+    def test_twisted_tls_refused(self):
+        """
+        Twisted's C{tls:} endpoint reads C{tls:15023} as a certificate
+        folder named 15023 on port 443: no listener option takes it, and
+        the line says which types it does take.
+        """
+        message = self.refused("--listen", "tls:15023")
+        self.assertIn("use ssl:, suto-tls:, tcp:, tcp6:, unix:", message)
+
+    def test_unknown_type_refused(self):
+        """
+        An endpoint type no option takes (here a misspelt one) is refused.
+        """
+        self.refused("--metrics-listen", "bogus:1", METRICS_TYPES)
+
+    def test_misspelt_keyword(self):
+        """
+        A misspelt keyword is refused in one line naming it, not with
+        Twisted's traceback.
+        """
+        message = self.refused(
+            "--metrics-listen", "tcp:9464:interfce=127.0.0.1", METRICS_TYPES
+        )
+        self.assertTrue(
+            message.endswith("got an unexpected keyword argument 'interfce'"),
+            message,
+        )
+
+    def test_bad_values(self):
+        """
+        A port that is not a number, too many arguments, and a TLS
+        argument the hardened parser refuses are each one line.
+        """
+        self.refused("--metrics-listen", "tcp:metrics", METRICS_TYPES)
+        self.refused("--legacy-listen", "tcp:1:2:3:4:5")
+        error = self.assertRaises(
+            ListenerOptionError,
+            option_endpoint,
+            self.reactor,
+            "--listen",
+            "ssl:2021:foo=bar",
+            DEVICE_TYPES,
+            server_endpoint,
+        )
+        self.assertEqual(str(error), "--listen ssl:2021:foo=bar: suto-tls does not take foo")
+
+    def test_full_description(self):
+        """
+        What is parsed may say more than what the operator wrote (the
+        generated certificate's files), and the endpoint is still named by
+        what the operator wrote; a TLS endpoint keeps its settings.
+        """
+        data = self.mktemp()
+        os.makedirs(data)
+        endpoint = option_endpoint(
+            self.reactor, "--listen", DEFAULT_LISTEN, DEVICE_TYPES, server_endpoint,
+            full=tls_listen(data, "it-srv1.example", DEFAULT_LISTEN),
+        )
+        self.assertEqual(str(endpoint), "--listen ssl:2021")
+        self.assertIsNotNone(endpoint.tls)
+
+
+class AdminEndpointTests(SynchronousTestCase):
+    """
+    L{admin_endpoint}: the admin API, which has no login of its own, is
+    served only on a UNIX socket other users cannot reach.
+    """
+
+    def refused(self, description):
+        error = self.assertRaises(
+            ListenerOptionError, admin_endpoint, MemoryReactor(), "--admin", description
+        )
+        self.assertTrue(str(error).startswith(f"--admin {description}: "), str(error))
+        return str(error)
+
+    def test_network_refused(self):
+        """
+        A TCP endpoint, with or without TLS, is refused: anyone reaching
+        the port would be an operator.
+        """
+        for description in ["tcp:8080", "tcp6:8080", "ssl:8443:privateKey=k.pem"]:
+            self.assertIn("only on a UNIX socket", self.refused(description))
+
+    def test_open_socket_refused(self):
+        """
+        A UNIX socket that other users may connect to is refused: without
+        a mode (the socket is then open to all) or with one that gives
+        others access.
+        """
+        for description in ["unix:/run/suto/admin.sock", "unix:/run/suto/admin.sock:mode=666",
+                            "unix:/run/suto/admin.sock:mode=601"]:
+            self.assertIn("mode=600", self.refused(description))
+
+    def test_private_socket(self):
+        """
+        A UNIX socket for its owner, or its owner's group, is the admin
+        API's endpoint, with the mode it is given.
+        """
+        for mode in [0o600, 0o660]:
+            reactor = MemoryReactor()
+            endpoint = admin_endpoint(
+                reactor, "--admin", f"unix:/run/suto/admin.sock:mode={mode:o}"
+            )
+            endpoint.listen(Factory())
+            [(path, _, _, given, _)] = reactor.unixServers
+            self.assertEqual((path, given), ("/run/suto/admin.sock", mode))
+
+
+class _Endpoint:
+    """
+    An endpoint whose C{listen} returns a given Deferred.
+    """
+
+    def __init__(self, result):
+        self.result = result
+        self.factories = []
+
+    def listen(self, factory):
+        self.factories.append(factory)
+        return self.result
+
+
+class ListeningServiceTests(SynchronousTestCase):
+    """
+    L{ListeningService} listens before anything is served, and stops the
+    server with one line when it cannot.
+    """
+
+    def taken(self):
+        return OptionEndpoint(
+            "--listen",
+            "ssl:2021",
+            _Endpoint(
+                fail(CannotListenError("", 2021, OSError(errno.EADDRINUSE, "Address already in use")))
+            ),
+        )
+
+    def test_listens_when_privileged(self):
+        """
+        The service listens in C{privilegedStartService}, which twistd
+        runs before dropping privileges and before serving, and not again
+        in C{startService}; C{listening} fires with the port.
+        """
+        reactor = MemoryReactor()
+        service = ListeningService("metrics", TCP4ServerEndpoint(reactor, 9464), Factory())
+        service.privilegedStartService()
+        self.assertEqual(len(reactor.tcpServers), 1)
+        service.startService()
+        self.assertEqual(len(reactor.tcpServers), 1)
+        port = self.successResultOf(service.listening)
+        self.assertEqual(service.address, port.getHost())
+
+    def test_listens_when_started(self):
+        """
+        Started without C{privilegedStartService} (outside twistd), it
+        listens in C{startService}; stopped and started again, it listens
+        again.
+        """
+        reactor = MemoryReactor()
+        service = ListeningService("metrics", TCP4ServerEndpoint(reactor, 9464), Factory())
+        service.startService()
+        self.successResultOf(service.listening)
+        service.stopService()
+        service.startService()
+        self.successResultOf(service.listening)
+        self.assertEqual(len(reactor.tcpServers), 2)
+
+    def test_cannot_listen(self):
+        """
+        An endpoint that fails to listen raises L{CannotListen} at start:
+        both an exception (twistd hands its one-line message to the
+        process the operator started) and a L{SystemExit} whose code is
+        the one line a foreground twistd prints, naming the option and its
+        string; nothing is logged (twistd logs the line it prints), so no
+        traceback either.
+        """
+        service = ListeningService("SUTO listener", self.taken(), Factory())
+        with capturedLogs() as events:
+            error = self.assertRaises(CannotListen, service.privilegedStartService)
+        self.assertIsInstance(error, Exception)
+        self.assertIsInstance(error, SystemExit)
+        self.assertEqual(str(error), "--listen ssl:2021: address already in use")
+        self.assertEqual(
+            error.code, "suto: cannot start: --listen ssl:2021: address already in use"
+        )
+        self.assertEqual(events, [])
+        self.assertNoResult(service.listening)
+        self.assertIsNone(service.address)
+
+    def test_reasons(self):
+        """
+        The reason is the socket's error in a few words, whatever raised
+        it; a listener not named by an option is named by its service.
+        """
+        for error, reason in [
+            (CannotListenError(None, b"/x/admin.sock", OSError("AF_UNIX path too long")),
+             "AF_UNIX path too long"),
+            (CannotListenError(None, b"/x/admin.sock", "Cannot acquire lock"),
+             "cannot acquire lock"),
+            (FileNotFoundError(errno.ENOENT, "No such file or directory"),
+             "no such file or directory"),
+            (OverflowError("bind(): port must be 0-65535."), "bind(): port must be 0-65535."),
+        ]:
+            service = ListeningService("admin API", _Endpoint(fail(error)), Factory())
+            raised = self.assertRaises(CannotListen, service.privilegedStartService)
+            self.assertEqual(str(raised), f"admin API: {reason}")
+
+    def test_not_at_once(self):
+        """
+        An endpoint that does not listen at once is refused at start (and
+        its attempt cancelled): the server cannot know it will serve.
+        """
+        cancelled = []
+        endpoint = _Endpoint(Deferred(cancelled.append))
+        service = ListeningService("metrics", endpoint, Factory())
+        error = self.assertRaises(CannotListen, service.privilegedStartService)
+        self.assertEqual(str(error), "metrics: did not listen at once")
+        self.assertEqual(len(cancelled), 1)

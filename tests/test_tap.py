@@ -1,0 +1,172 @@
+"""
+Tests for L{suto_server.tap}: what C{twistd suto} checks before it builds
+the server, and the data folder it builds it on.
+"""
+
+import os
+
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_server import tap
+from suto_server.datalock import DataFolderLock
+
+
+def options(*arguments):
+    """
+    Parsed L{tap.Options}: C{arguments} after a server that sends hellos
+    nowhere that answers.
+    """
+    parsed = tap.Options()
+    parsed.parseOptions(["--hello-port", "9", *arguments])
+    return parsed
+
+
+class DataFolderTests(SynchronousTestCase):
+    """
+    The data folder: private, and one server's alone.
+    """
+
+    def setUp(self):
+        self.data = os.path.abspath(self.mktemp())
+
+    def make(self, *arguments):
+        server = tap.makeService(
+            options("--data", self.data, "--listen", "tcp:0", *arguments)
+        )
+        self.addCleanup(server.store.close)
+        return server
+
+    def test_private(self):
+        """
+        The server makes its data folder its owner's alone (0700), also
+        when the folder was there before, open to others.
+        """
+        os.makedirs(self.data, mode=0o755)
+        os.chmod(self.data, 0o755)
+        server = self.make()
+        self.addCleanup(server.namedServices["data folder lock"].release)
+        self.assertEqual(os.stat(self.data).st_mode & 0o777, 0o700)
+
+    def test_locked_before_built(self):
+        """
+        A data folder another server holds stops the server at start with
+        one line, before its store is opened.
+        """
+        os.makedirs(self.data)
+        lock = DataFolderLock.acquire(self.data)
+        self.addCleanup(lock.release)
+        error = self.assertRaises(
+            SystemExit,
+            tap.makeService,
+            options("--data", self.data),
+        )
+        self.assertEqual(
+            error.code,
+            f"suto: cannot start: the data folder {self.data} is in use by the "
+            f"server with pid {os.getpid()}",
+        )
+        self.assertFalse(os.path.exists(os.path.join(self.data, tap.DATABASE_FILE)))
+
+    def test_held_while_running(self):
+        """
+        The server holds its data folder's lock as one of its services,
+        and lets it go when it fails to build.
+        """
+        server = self.make()
+        lock = server.namedServices["data folder lock"]
+        self.assertIsInstance(lock, DataFolderLock)
+        self.assertRaises(SystemExit, tap.makeService, options("--data", self.data))
+        lock.release()
+        self.assertRaises(
+            SystemExit,
+            tap.makeService,
+            options("--data", self.data, "--shadow", self.mktemp()),
+        )
+        DataFolderLock.acquire(self.data).release()
+
+
+class EndpointOptionTests(SynchronousTestCase):
+    """
+    Every endpoint string is checked when the server is built, and one
+    that cannot serve stops it with one line naming the option, before
+    its store is opened.
+    """
+
+    def setUp(self):
+        self.data = os.path.abspath(self.mktemp())
+
+    def refused(self, *arguments):
+        error = self.assertRaises(
+            SystemExit, tap.makeService, options("--data", self.data, *arguments)
+        )
+        self.assertNotIn("\n", error.code)
+        self.assertFalse(os.path.exists(os.path.join(self.data, tap.DATABASE_FILE)))
+        return error.code
+
+    def test_each_option(self):
+        """
+        Each listener option's string is checked, and the line names it.
+        """
+        for arguments, line in [
+            (("--listen", "tls:15023"), "--listen tls:15023: tls: endpoints are not served here"),
+            (("--legacy-listen", "tcp:legacy"), "--legacy-listen tcp:legacy: "),
+            (("--metrics-listen", "bogus:1"), "--metrics-listen bogus:1: bogus: endpoints"),
+            (("--metrics-listen", "tcp:9464:interfce=127.0.0.1"),
+             ("--metrics-listen tcp:9464:interfce=127.0.0.1: got an unexpected "
+              "keyword argument 'interfce'")),
+            (("--admin", "tcp:8080"), "--admin tcp:8080: the admin API has no login"),
+            (("--admin", "unix:/tmp/admin.sock"),
+             ("--admin unix:/tmp/admin.sock: the socket must give other users "
+              "nothing")),
+        ]:
+            code = self.refused(*arguments)
+            self.assertTrue(code.startswith(f"suto: cannot start: {line}"), code)
+
+    def test_accepted(self):
+        """
+        The daemon's defaults and the documented strings build a server
+        (which listens only once started).
+        """
+        server = tap.makeService(
+            options(
+                "--data", self.data,
+                "--legacy-listen", "tcp:2021",
+                "--metrics-listen", "tcp:9464:interface=127.0.0.1",
+            )
+        )
+        self.addCleanup(server.store.close)
+        self.addCleanup(server.namedServices["data folder lock"].release)
+        self.assertEqual(
+            [str(listener._endpoint) for listener in server.listeners],
+            [
+                "--listen ssl:2021",
+                "--legacy-listen tcp:2021",
+                (
+                    "the admin socket in --data "
+                    f"unix:{self.data}/admin.sock:mode=600:lockfile=1"
+                ),
+                "--metrics-listen tcp:9464:interface=127.0.0.1",
+            ],
+        )
+
+
+class HelloInterfaceTests(SynchronousTestCase):
+    """
+    C{--hello-interface}: an IPv4 address, or empty for any.
+    """
+
+    def test_checked(self):
+        """
+        Anything but an IPv4 address is refused when the options are
+        parsed, with a line naming the option, rather than starting a
+        server whose every hello fails.
+        """
+        for value in ["eth0", "localhost", "::1", "10.0.0.256"]:
+            error = self.assertRaises(
+                usage.UsageError, options, "--hello-interface", value
+            )
+            self.assertIn("--hello-interface", str(error))
+        self.assertEqual(options("--hello-interface", "192.0.2.1")["hello-interface"],
+                         "192.0.2.1")
+        self.assertEqual(options()["hello-interface"], "")
