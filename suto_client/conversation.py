@@ -148,15 +148,14 @@ class PasswordConversation(Conversation):
         """
         return self._end(reason, GIVE_UP)
 
-    @staticmethod
-    def ending_rows(open_states, done):
+    @classmethod
+    def ending_rows(cls, open_states, done):
         """
         @return: the transitions by which the conversation ends early from
             any of C{open_states}: the server gave up or broke the
             protocol, the connection went away, the exchange timed out, or
             the agent gave up.
         """
-        cls = PasswordConversation
         return (
             (open_states, (SERVER_ERROR, VIOLATION), done, (cls._finish_error,)),
             (open_states, (LOST,), done, (cls._finish_lost,)),

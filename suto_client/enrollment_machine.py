@@ -365,7 +365,7 @@ TRANSITIONS = Table(
             DONE,
             _ERROR,
         ),
-        *PasswordConversation.ending_rows(_OPEN, DONE),
+        *_C.ending_rows(_OPEN, DONE),
         (_OPEN[1:], (OPEN,), DONE, _OUT_OF_TURN),
         (
             (IDLE, AWAITING_VERSION, AWAITING_SALTS, AWAITING_VERDICT, AWAITING_CONFIRMATION),

@@ -211,7 +211,7 @@ TRANSITIONS = Table(
         ((AWAITING_VERSION,), (SALTS_ARRIVED, ACCEPTED, REFUSED), DONE, _ERROR),
         ((AWAITING_SALTS,), (VERSION, ACCEPTED), DONE, _ERROR),
         ((AWAITING_VERDICT,), (VERSION, SALTS_ARRIVED), DONE, _ERROR),
-        *PasswordConversation.ending_rows(_OPEN, DONE),
+        *_S.ending_rows(_OPEN, DONE),
         (_OPEN[1:], (OPEN_FRAMED, OPEN_LEGACY), DONE, _OUT_OF_TURN),
         (
             (IDLE, AWAITING_VERSION, AWAITING_SALTS, AWAITING_VERDICT),
