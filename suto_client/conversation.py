@@ -11,18 +11,31 @@ timeout).  Those feed the inputs named below, so every machine built on
 it has them, and decides in C{_inspect} which input any other message is.
 The actions are core.machine's L{Send} and L{Close} and the
 conversation's own; the outputs all conversations share are here too.
+
+L{PasswordConversation} is what the two conversations that prove a
+password (the classic challenge and enrollment) share besides: the hash
+the agent computes, the server's error and the agent giving up as inputs,
+and the one way each ends early, closing and finishing with an error or a
+timeout.  Rotation is not one of them: it proves a key, reports each
+rotation and stays open for the next.
 """
 
 from __future__ import annotations
 
 from suto_server.core import wire
-from suto_server.core.machine import Machine, Send
+from suto_server.core.machine import Close, Machine, Send
 
 #: The inputs every conversation has.
 VERSION = "version"  # The server confirmed our version.
 VIOLATION = "violation"  # The server broke the protocol.
 LOST = "lost"  # The connection closed.
 EXPIRE = "expire"  # The exchange under way took too long.
+
+#: The inputs every password conversation has besides.
+HASHED = "hashed"  # What the agent was asked to compute is ready.
+CANNOT_HASH = "cannot_hash"  # It could not be computed.
+SERVER_ERROR = "server_error"  # SUTO_ERROR_: the server is giving up.
+GIVE_UP = "give_up"  # The agent abandons the conversation.
 
 
 class Conversation(Machine):
@@ -104,3 +117,83 @@ class Conversation(Machine):
         # the next rotation only after the last was reported; anything
         # else is the agent's own fault.
         self._reason = "the agent called the conversation out of turn"
+
+
+class PasswordConversation(Conversation):
+    """
+    The base of the conversations that prove a password and end once, with
+    a C{Finish} of their own kind.
+
+    @cvar _FINISH: the C{Finish} action class of the conversation.
+    @cvar _OUTCOME: its outcome enumeration, which has C{ERROR} and
+        C{TIMEOUT} members.
+    """
+
+    __slots__ = ("_response",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._response: wire.CFHash | None = None
+
+    def hash_failed(self, reason: str) -> list:
+        """
+        The hash could not be computed (for example, a password salt the
+        local crypt does not support).
+        """
+        return self._end(reason, CANNOT_HASH)
+
+    def abandon(self, reason: str) -> list:
+        """
+        Give up on the conversation (the agent is stopping).
+        """
+        return self._end(reason, GIVE_UP)
+
+    @classmethod
+    def ending_rows(cls, open_states, done):
+        """
+        @return: the transitions by which the conversation ends early from
+            any of C{open_states}: the server gave up or broke the
+            protocol, the connection went away, the exchange timed out, or
+            the agent gave up.
+        """
+        return (
+            (open_states, (SERVER_ERROR, VIOLATION), done, (cls._finish_error,)),
+            (open_states, (LOST,), done, (cls._finish_lost,)),
+            (open_states, (EXPIRE,), done, (cls._finish_timeout,)),
+            (open_states, (GIVE_UP,), done, (cls._finish_abandoned,)),
+        )
+
+    def _forget(self) -> None:
+        """
+        Drop what the conversation holds that must not outlive a failure;
+        nothing unless a subclass holds a secret.
+        """
+
+    def _failed(self, outcome, reason: str):
+        """
+        @return: the C{Finish} of the conversation's C{outcome} member
+            (C{"ERROR"} or C{"TIMEOUT"}), after forgetting its secrets.
+        """
+        self._forget()
+        return self._FINISH(self._OUTCOME[outcome], reason)
+
+    # Outputs every password conversation has.
+
+    def _send_hash(self):
+        response, self._response = self._response, None
+        self._actions.append(Send(response))
+
+    def _finish_error(self):
+        self._actions += [Close(), self._failed("ERROR", self._reason)]
+
+    def _finish_lost(self):
+        self._actions.append(self._failed("ERROR", self._reason))
+
+    def _finish_timeout(self):
+        self._actions += [
+            Close(abort=True),
+            self._failed("TIMEOUT", "the server did not answer in time"),
+        ]
+
+    def _finish_abandoned(self):
+        self._actions += [Close(abort=True), self._failed("ERROR", self._reason)]

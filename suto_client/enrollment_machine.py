@@ -37,7 +37,17 @@ import enum
 import hmac
 from dataclasses import dataclass, field
 
-from suto_client.conversation import EXPIRE, LOST, VERSION, VIOLATION, Conversation
+from suto_client.conversation import (
+    CANNOT_HASH,
+    EXPIRE,
+    GIVE_UP,
+    HASHED,
+    LOST,
+    SERVER_ERROR,
+    VERSION,
+    VIOLATION,
+    PasswordConversation,
+)
 from suto_client.session import ComputeHash
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Close, Send, Table
@@ -104,14 +114,10 @@ STATES = (
 #: The inputs, besides the ones every conversation has.
 OPEN = "open"  # Connected to the server.
 SALTS_ARRIVED = "salts_arrived"  # SUTO_SALTA_.
-HASHED = "hashed"  # The response, enrollment data and first key are ready.
-CANNOT_HASH = "cannot_hash"  # The response could not be computed.
 ACCEPTED = "accepted"  # SUTO_AUTH_1.
 REFUSED = "refused"  # SUTO_AUTH_0.
 CONFIRMED = "confirmed"  # SUTO_ENROLLED_, naming our first key.
 MISMATCH = "mismatch"  # SUTO_ENROLLED_, not naming our first key.
-SERVER_ERROR = "server_error"  # SUTO_ERROR_: the server is giving up.
-GIVE_UP = "give_up"  # The enrollment is abandoned.
 
 INPUTS = (
     OPEN,
@@ -131,7 +137,7 @@ INPUTS = (
 )
 
 
-class ClientEnrollment(Conversation):
+class ClientEnrollment(PasswordConversation):
     """
     One connection's enrollment conversation, from connecting to the
     server's confirmation.
@@ -151,11 +157,13 @@ class ClientEnrollment(Conversation):
         "_fingerprint_hash",
         "_random_data",
         "_salts",
-        "_response",
         "_data",
         "_key",
         "_key_id",
     )
+
+    _FINISH = Finish
+    _OUTCOME = EnrollOutcome
 
     def __init__(
         self, user: str, fingerprint_hash: bytes, random_data: bytes
@@ -183,7 +191,6 @@ class ClientEnrollment(Conversation):
         self._fingerprint_hash = fingerprint_hash
         self._random_data = random_data
         self._salts: wire.SaltA | None = None
-        self._response: wire.CFHash | None = None
         self._data: wire.EnrollData | None = None
         self._key: bytes | None = None
         self._key_id: str | None = None
@@ -227,19 +234,6 @@ class ClientEnrollment(Conversation):
         self._key_id = keyschedule.key_id(self._key)
         return self._input(HASHED)
 
-    def hash_failed(self, reason: str) -> list:
-        """
-        The hash could not be computed (for example, a password salt the
-        local crypt does not support).
-        """
-        return self._end(reason, CANNOT_HASH)
-
-    def abandon(self, reason: str) -> list:
-        """
-        Give up on the enrollment.
-        """
-        return self._end(reason, GIVE_UP)
-
     def _inspect(self, message) -> list:
         if isinstance(message, wire.SaltA):
             self._salts = message
@@ -279,6 +273,10 @@ class ClientEnrollment(Conversation):
             named, ours
         )
 
+    def _forget(self) -> None:
+        # The first key leaves the machine only in an enrolled Finish.
+        self._key = None
+
     # Outputs.
 
     def _send_enroll(self):
@@ -287,10 +285,6 @@ class ClientEnrollment(Conversation):
     def _ask_hash(self):
         salts, self._salts = self._salts, None
         self._actions.append(ComputeHash(salts.salt, salts.rsalt))
-
-    def _send_hash(self):
-        response, self._response = self._response, None
-        self._actions.append(Send(response))
 
     def _send_data(self):
         data, self._data = self._data, None
@@ -323,32 +317,9 @@ class ClientEnrollment(Conversation):
         ]
 
     def _finish_mismatch(self):
-        self._key = None
         self._actions += [
             Close(),
-            Finish(EnrollOutcome.ERROR, "the server derived a different key"),
-        ]
-
-    def _finish_error(self):
-        self._key = None
-        self._actions += [Close(), Finish(EnrollOutcome.ERROR, self._reason)]
-
-    def _finish_lost(self):
-        self._key = None
-        self._actions.append(Finish(EnrollOutcome.ERROR, self._reason))
-
-    def _finish_timeout(self):
-        self._key = None
-        self._actions += [
-            Close(abort=True),
-            Finish(EnrollOutcome.TIMEOUT, "the server did not answer in time"),
-        ]
-
-    def _finish_abandoned(self):
-        self._key = None
-        self._actions += [
-            Close(abort=True),
-            Finish(EnrollOutcome.ERROR, self._reason),
+            self._failed("ERROR", "the server derived a different key"),
         ]
 
 
@@ -394,10 +365,7 @@ TRANSITIONS = Table(
             DONE,
             _ERROR,
         ),
-        (_OPEN, (SERVER_ERROR, VIOLATION), DONE, _ERROR),
-        (_OPEN, (LOST,), DONE, (_C._finish_lost,)),
-        (_OPEN, (EXPIRE,), DONE, (_C._finish_timeout,)),
-        (_OPEN, (GIVE_UP,), DONE, (_C._finish_abandoned,)),
+        *_C.ending_rows(_OPEN, DONE),
         (_OPEN[1:], (OPEN,), DONE, _OUT_OF_TURN),
         (
             (IDLE, AWAITING_VERSION, AWAITING_SALTS, AWAITING_VERDICT, AWAITING_CONFIRMATION),

@@ -31,7 +31,17 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from suto_client.conversation import EXPIRE, LOST, VERSION, VIOLATION, Conversation
+from suto_client.conversation import (
+    CANNOT_HASH,
+    EXPIRE,
+    GIVE_UP,
+    HASHED,
+    LOST,
+    SERVER_ERROR,
+    VERSION,
+    VIOLATION,
+    PasswordConversation,
+)
 from suto_server.core import wire
 from suto_server.core.machine import Close, Send, Table
 
@@ -81,12 +91,8 @@ STATES = (IDLE, AWAITING_VERSION, AWAITING_SALTS, HASHING, AWAITING_VERDICT, DON
 OPEN_FRAMED = "open_framed"  # Connected to a framed server.
 OPEN_LEGACY = "open_legacy"  # Connected to a 1.3.2 server.
 SALTS_ARRIVED = "salts_arrived"  # The reply to our salts request.
-HASHED = "hashed"  # The final hash is ready.
-CANNOT_HASH = "cannot_hash"  # The final hash could not be computed.
 ACCEPTED = "accepted"  # SUTO_AUTH_1.
 REFUSED = "refused"  # SUTO_AUTH_0.
-SERVER_ERROR = "server_error"  # SUTO_ERROR_: the server is giving up.
-GIVE_UP = "give_up"  # The agent abandons the conversation.
 
 INPUTS = (
     OPEN_FRAMED,
@@ -105,7 +111,7 @@ INPUTS = (
 )
 
 
-class ClientSession(Conversation):
+class ClientSession(PasswordConversation):
     """
     One connection's classic conversation, from connecting to the verdict.
 
@@ -115,7 +121,10 @@ class ClientSession(Conversation):
         asking for a random salt only or for both salts.
     """
 
-    __slots__ = ("_framing", "_request", "_reply", "_salts", "_response")
+    __slots__ = ("_framing", "_request", "_reply", "_salts")
+
+    _FINISH = Finish
+    _OUTCOME = Outcome
 
     def __init__(self, framing: wire.Framing, cached: bool) -> None:
         super().__init__()
@@ -125,7 +134,6 @@ class ClientSession(Conversation):
         else:
             self._request, self._reply = wire.GetSaltA(), wire.SaltA
         self._salts = None
-        self._response: wire.CFHash | None = None
 
     # What the protocol calls.
 
@@ -146,19 +154,6 @@ class ClientSession(Conversation):
         except wire.ProtocolError:
             return self.hash_failed("the computed response is malformed")
         return self._input(HASHED)
-
-    def hash_failed(self, reason: str) -> list:
-        """
-        The final hash could not be computed (for example, a password salt
-        the local crypt does not support).
-        """
-        return self._end(reason, CANNOT_HASH)
-
-    def abandon(self, reason: str) -> list:
-        """
-        Give up on the conversation (the agent is stopping).
-        """
-        return self._end(reason, GIVE_UP)
 
     def _inspect(self, message) -> list:
         if isinstance(message, self._reply):
@@ -181,10 +176,6 @@ class ClientSession(Conversation):
         salt = salts.salt if isinstance(salts, wire.SaltA) else None
         self._actions.append(ComputeHash(salt, salts.rsalt))
 
-    def _send_hash(self):
-        response, self._response = self._response, None
-        self._actions.append(Send(response))
-
     def _finish_accepted(self):
         self._actions += [Close(), Finish(Outcome.ACCEPTED)]
 
@@ -194,23 +185,6 @@ class ClientSession(Conversation):
             Finish(Outcome.REJECTED, "the server refused the authentication"),
         ]
 
-    def _finish_error(self):
-        self._actions += [Close(), Finish(Outcome.ERROR, self._reason)]
-
-    def _finish_lost(self):
-        self._actions.append(Finish(Outcome.ERROR, self._reason))
-
-    def _finish_timeout(self):
-        self._actions += [
-            Close(abort=True),
-            Finish(Outcome.TIMEOUT, "the server did not answer in time"),
-        ]
-
-    def _finish_abandoned(self):
-        self._actions += [
-            Close(abort=True),
-            Finish(Outcome.ERROR, self._reason),
-        ]
 
 
 _S = ClientSession
@@ -237,10 +211,7 @@ TRANSITIONS = Table(
         ((AWAITING_VERSION,), (SALTS_ARRIVED, ACCEPTED, REFUSED), DONE, _ERROR),
         ((AWAITING_SALTS,), (VERSION, ACCEPTED), DONE, _ERROR),
         ((AWAITING_VERDICT,), (VERSION, SALTS_ARRIVED), DONE, _ERROR),
-        (_OPEN, (SERVER_ERROR, VIOLATION), DONE, _ERROR),
-        (_OPEN, (LOST,), DONE, (_S._finish_lost,)),
-        (_OPEN, (EXPIRE,), DONE, (_S._finish_timeout,)),
-        (_OPEN, (GIVE_UP,), DONE, (_S._finish_abandoned,)),
+        *_S.ending_rows(_OPEN, DONE),
         (_OPEN[1:], (OPEN_FRAMED, OPEN_LEGACY), DONE, _OUT_OF_TURN),
         (
             (IDLE, AWAITING_VERSION, AWAITING_SALTS, AWAITING_VERDICT),

@@ -20,7 +20,6 @@ meanwhile (a rename would silently replace it).
 
 from __future__ import annotations
 
-import errno
 import os
 import secrets
 import stat
@@ -30,7 +29,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from twisted.logger import Logger
 
-from suto_server.core.atomicfile import write_atomically
+from suto_server.core.atomicfile import sync_directory, write_atomically
 from suto_server.core.keyschedule import KEY_SIZE, MAX_PROFILE, encode_parts
 
 #: Size of the master key.
@@ -82,22 +81,6 @@ def _associated_data(username: str, key_id: str) -> bytes:
     label no other use of ChaCha20-Poly1305 in SUTO shares.
     """
     return encode_parts(_LABEL, username, key_id)
-
-
-def _sync_directory(path: str) -> None:
-    """
-    Flush a folder's entries to disk, so that a new name in it survives a
-    power cut.
-    """
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError as error:
-        # As in write_atomically: some file systems cannot sync a folder.
-        if error.errno not in (errno.EINVAL, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
 
 
 def _read(path: str) -> bytes:
@@ -161,7 +144,7 @@ def _create(path: str) -> None:
         os.link(staging, path)
     finally:
         os.unlink(staging)
-    _sync_directory(directory)
+    sync_directory(directory)
 
 
 class MasterKey:

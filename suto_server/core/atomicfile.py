@@ -31,13 +31,21 @@ def write_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
         except FileNotFoundError:
             pass
         raise
-    directory_fd = os.open(directory, os.O_RDONLY)
+    sync_directory(directory)
+
+
+def sync_directory(path: str) -> None:
+    """
+    Flush a folder's entries to disk, so that a new name in it (a rename,
+    a link) survives a power cut.
+    """
+    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(directory_fd)
+        os.fsync(fd)
     except OSError as error:
         # Some file systems cannot sync a directory; the data itself is
         # already on disk there, so only real I/O errors count.
         if error.errno not in (errno.EINVAL, errno.EBADF):
             raise
     finally:
-        os.close(directory_fd)
+        os.close(fd)

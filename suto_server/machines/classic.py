@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from suto_server.core import wire
-from suto_server.core.machine import Close, Machine, Send, Table
+from suto_server.core.machine import Close, Send, Table
+from suto_server.machines.phase import VIOLATION, PhaseMachine
 from suto_server.rules.rendezvous import Verdict
 
 
@@ -66,7 +67,6 @@ VERIFIED = "verified"  # The response matched.
 REFUSED = "refused"  # The response did not match.
 BUSY = "busy"  # The response could not be checked.
 UNEXPECTED = "unexpected"  # A well-formed message with no place here.
-VIOLATION = "violation"  # The bytes were bad, or the peer went silent.
 
 INPUTS = (
     SALT_REQUEST,
@@ -82,7 +82,7 @@ INPUTS = (
 )
 
 
-class ServerSession(Machine):
+class ServerSession(PhaseMachine):
     """
     One connection's classic conversation, from the first byte to the
     verdict.
@@ -103,7 +103,6 @@ class ServerSession(Machine):
         "_make_rsalt",
         "_rsalt",
         "_response",
-        "_error",
         "_error_reason",
     )
 
@@ -119,7 +118,6 @@ class ServerSession(Machine):
         self._make_rsalt = make_rsalt
         self._rsalt: str | None = None
         self._response: str | None = None
-        self._error: wire.ProtocolError | None = None
         self._error_reason = ""
 
     # What the protocol calls.
@@ -162,13 +160,6 @@ class ServerSession(Machine):
         self._error_reason = reason
         return self._input(BUSY)
 
-    def protocol_error(self, error: wire.ProtocolError) -> list:
-        """
-        The decoder (or a timeout) found the peer misbehaving.
-        """
-        self._error = error
-        return self._input(VIOLATION)
-
     # Outputs.
 
     def _send_salts(self):
@@ -210,15 +201,9 @@ class ServerSession(Machine):
         ]
 
     def _report_pipelined(self):
+        # Here the reply a message came before is the verdict.
         self._error = wire.ProtocolError(
             wire.ERROR_PIPELINED, "a message arrived before the verdict"
-        )
-
-    def _report_unasked(self):
-        # The protocol brings the checker's answer only to the check that
-        # is waiting for it; another is the server's own fault.
-        self._error = wire.ProtocolError(
-            wire.ERROR_BUSY, "an answer came that nothing asked for"
         )
 
     def _report_violation(self):

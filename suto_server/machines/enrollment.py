@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from suto_server.core import wire
-from suto_server.core.machine import Close, Machine, Send, Table
+from suto_server.core.machine import Close, Send, Table
 from suto_server.machines.classic import Verify
+from suto_server.machines.phase import VIOLATION, PhaseMachine
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,6 @@ REFUSED = "refused"  # The response did not match.
 COMPLETED = "completed"  # The profile is committed.
 REJECTED = "rejected"  # The data did not open, or the window is gone.
 UNEXPECTED = "unexpected"  # A well-formed message with no place here.
-VIOLATION = "violation"  # Bad bytes, or silence.
 LOST = "lost"  # The connection ended.
 
 INPUTS = (
@@ -83,13 +83,13 @@ INPUTS = (
 )
 
 
-class EnrollmentSession(Machine):
+class EnrollmentSession(PhaseMachine):
     """
     @param salt: the setting of the window's one-time password hash.
     @param make_rsalt: returns a fresh random salt.
     """
 
-    __slots__ = ("_salt", "_rsalt", "_response", "_sealed", "_error", "_answer")
+    __slots__ = ("_salt", "_rsalt", "_response", "_sealed", "_answer")
 
     def __init__(self, salt: str, make_rsalt: Callable[[], str]) -> None:
         super().__init__()
@@ -97,7 +97,6 @@ class EnrollmentSession(Machine):
         self._rsalt = make_rsalt()
         self._response: str | None = None
         self._sealed: bytes | None = None
-        self._error: wire.ProtocolError | None = None
         self._answer: tuple = ()
 
     def start(self) -> list:
@@ -148,10 +147,6 @@ class EnrollmentSession(Machine):
         """
         return self.protocol_error(wire.ProtocolError(wire.ERROR_BUSY, reason))
 
-    def protocol_error(self, error: wire.ProtocolError) -> list:
-        self._error = error
-        return self._input(VIOLATION)
-
     # Outputs.
 
     def _ask_verify(self):
@@ -192,18 +187,6 @@ class EnrollmentSession(Machine):
 
     def _record_lost(self):
         self._actions.append(Fail("connection lost", counted=False))
-
-    def _report_pipelined(self):
-        self._error = wire.ProtocolError(
-            wire.ERROR_PIPELINED, "a message arrived before the reply"
-        )
-
-    def _report_unasked(self):
-        # The protocol brings the rules' answers only to the ask that is
-        # waiting for them; another is the server's own fault.
-        self._error = wire.ProtocolError(
-            wire.ERROR_BUSY, "an answer came that nothing asked for"
-        )
 
 
 _S = EnrollmentSession

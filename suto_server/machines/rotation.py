@@ -30,7 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from suto_server.core import wire
-from suto_server.core.machine import Close, Machine, Send, Table
+from suto_server.core.machine import Close, Send, Table
+from suto_server.machines.phase import VIOLATION, PhaseMachine
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,6 @@ COMMITTED = "committed"  # The new key is durable.
 REJECTED = "rejected"
 UNEXPECTED = "unexpected"  # A well-formed message with no place here.
 LOST = "lost"  # The connection ended.
-VIOLATION = "violation"  # Bad bytes, silence, or the server could not check.
 
 INPUTS = (
     ROTATE,
@@ -118,20 +118,19 @@ _OUT_OF_ORDER = wire.ProtocolError(
 )
 
 
-class RotationSession(Machine):
+class RotationSession(PhaseMachine):
     """
     @param user: the profile this connection serves (from its first
         rotation); a rotation for another profile is out of order.
     """
 
-    __slots__ = ("user", "_message", "_answer", "_error", "_first")
+    __slots__ = ("user", "_message", "_answer", "_first")
 
     def __init__(self, user: str) -> None:
         super().__init__()
         self.user = user
         self._message = None
         self._answer = None
-        self._error: wire.ProtocolError | None = None
         self._first = True
 
     def receive(self, message) -> list:
@@ -182,10 +181,6 @@ class RotationSession(Machine):
         )
         return self._input(REJECTED)
 
-    def protocol_error(self, error: wire.ProtocolError) -> list:
-        self._error = error
-        return self._input(VIOLATION)
-
     def connection_lost(self) -> list:
         """
         The connection ended; a rotation waiting for its acknowledgement
@@ -220,18 +215,6 @@ class RotationSession(Machine):
     def _abandon_unacknowledged(self):
         self._actions.append(
             Abandon("no acknowledgement before the connection ended")
-        )
-
-    def _report_pipelined(self):
-        self._error = wire.ProtocolError(
-            wire.ERROR_PIPELINED, "a message arrived before the reply"
-        )
-
-    def _report_unasked(self):
-        # The protocol brings the rules' answers only to the ask that is
-        # waiting for them; another is the server's own fault.
-        self._error = wire.ProtocolError(
-            wire.ERROR_BUSY, "an answer came that nothing asked for"
         )
 
 

@@ -45,6 +45,21 @@ def check_username(username):
         raise ValueError("invalid user name")
 
 
+def check_account(username, password_hash):
+    """
+    Refuse an account that could never log in: a name no hello could
+    carry (L{check_username}), or a hash of a scheme SUTO cannot verify.
+
+    @return: the name of C{password_hash}'s scheme, which the store keeps
+        beside it.
+    @raise ValueError: C{username} is not a valid name.
+    @raise suto_server.core.schemes.UnsupportedScheme: the hash's scheme
+        is not one SUTO can verify.
+    """
+    check_username(username)
+    return identify(password_hash)
+
+
 def _check_type(record, kind):
     """
     @raise ValueError: C{record} is not exactly a C{kind} (a subclass
@@ -308,6 +323,24 @@ def checked_audit_events(events):
     for event in events:
         check_audit_event(event)
     return events
+
+
+def checked_offline_marking(usernames, now, silent_before):
+    """
+    Refuse the arguments of L{IProfileStore.mark_offline
+    <suto_server.store.interfaces.IProfileStore.mark_offline>} that the
+    store could not keep faithfully, before anything is marked.
+
+    @return: C{usernames} as a L{list}.
+    @raise ValueError: a name is invalid, or a time out of bounds.
+    """
+    usernames = list(usernames)
+    for username in usernames:
+        check_username(username)
+    check_time("now", now)
+    if silent_before is not None:
+        check_time("silent_before", silent_before)
+    return usernames
 
 
 def check_move(move):

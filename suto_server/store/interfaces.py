@@ -46,6 +46,9 @@ class IUserStore(IPasswordHashSource):
 
         @param now: POSIX time of creation, passed in so rules never read
             the clock themselves.
+        @raise ValueError: C{username} is not a valid name.
+        @raise suto_server.core.schemes.UnsupportedScheme: the hash's scheme is
+            not one SUTO can verify, so the account could never log in.
         @raise suto_server.store.errors.UserExists: the name is taken.
         """
 
@@ -53,6 +56,9 @@ class IUserStore(IPasswordHashSource):
         """
         Replace an existing account's hash.
 
+        @raise ValueError: C{username} is not a valid name.
+        @raise suto_server.core.schemes.UnsupportedScheme: the hash's scheme is
+            not one SUTO can verify, so the account could never log in.
         @raise suto_server.store.errors.UnknownUser: no such account.
         """
 
@@ -60,6 +66,7 @@ class IUserStore(IPasswordHashSource):
         """
         Delete an account.
 
+        @raise ValueError: C{username} is not a valid name.
         @raise suto_server.store.errors.UnknownUser: no such account.
         """
 

@@ -16,13 +16,14 @@ SHIPPED_SCHEMA_DIR = os.path.join(
     os.path.dirname(store_sqlite.__file__), "schema"
 )
 SHIPPED_V1 = os.path.join(SHIPPED_SCHEMA_DIR, "v1.sql")
+# The shipped files that make a database of an older version: v1 and the
+# upgrades up to it.
 SHIPPED_TO_V2 = [
     os.path.join(SHIPPED_SCHEMA_DIR, name)
-    for name in ["v1.sql", "upgrade-to-v2.sql", "v2.sql"]
+    for name in ["v1.sql", "upgrade-to-v2.sql"]
 ]
 SHIPPED_TO_V3 = SHIPPED_TO_V2 + [
-    os.path.join(SHIPPED_SCHEMA_DIR, name)
-    for name in ["upgrade-to-v3.sql", "v3.sql"]
+    os.path.join(SHIPPED_SCHEMA_DIR, "upgrade-to-v3.sql")
 ]
 
 # Later schema versions for the upgrade tests, each one step on from the

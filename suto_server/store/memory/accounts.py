@@ -5,8 +5,7 @@ L{suto_server.store.interfaces.IUserStore}.
 
 from dataclasses import replace
 
-from suto_server.core.schemes import identify
-from suto_server.store.checks import check_username
+from suto_server.store.checks import check_account, check_username
 from suto_server.store.errors import UnknownUser, UserExists
 from suto_server.store.records import UserRecord
 
@@ -19,13 +18,8 @@ class Accounts:
     def add_user(self, username, password_hash, now):
         """
         See L{IUserStore.add_user}.
-
-        @raise ValueError: C{username} is not a valid name.
-        @raise suto_server.core.schemes.UnsupportedScheme: the hash's scheme is
-            not one SUTO can verify.
         """
-        check_username(username)
-        scheme = identify(password_hash)
+        scheme = check_account(username, password_hash)
         accounts = self._open_tables().accounts
         if username in accounts:
             raise UserExists(f"user {username} already exists")
@@ -37,13 +31,8 @@ class Accounts:
     def set_password_hash(self, username, password_hash, now):
         """
         See L{IUserStore.set_password_hash}.
-
-        @raise ValueError: C{username} is not a valid name.
-        @raise suto_server.core.schemes.UnsupportedScheme: the hash's scheme is
-            not one SUTO can verify.
         """
-        check_username(username)
-        scheme = identify(password_hash)
+        scheme = check_account(username, password_hash)
         accounts = self._open_tables().accounts
         if username not in accounts:
             raise UnknownUser(f"no user {username}")
@@ -56,8 +45,6 @@ class Accounts:
     def remove_user(self, username):
         """
         See L{IUserStore.remove_user}.
-
-        @raise ValueError: C{username} is not a valid name.
         """
         check_username(username)
         accounts = self._open_tables().accounts
@@ -74,8 +61,6 @@ class Accounts:
     def hash_for(self, username):
         """
         See L{IPasswordHashSource.hash_for}.
-
-        @raise ValueError: C{username} is not a valid name.
         """
         check_username(username)
         account = self._open_tables().accounts.get(username)

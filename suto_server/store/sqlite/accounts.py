@@ -3,8 +3,7 @@ The accounts part of L{suto_server.store.sqlite.SQLiteStore}: the
 C{users} table, behind L{suto_server.store.interfaces.IUserStore}.
 """
 
-from suto_server.core.schemes import identify
-from suto_server.store.checks import check_username
+from suto_server.store.checks import check_account, check_username
 from suto_server.store.errors import UnknownUser, UserExists
 from suto_server.store.records import UserRecord
 
@@ -17,13 +16,8 @@ class Accounts:
     def add_user(self, username, password_hash, now):
         """
         See L{IUserStore.add_user}.
-
-        @raise ValueError: C{username} is not a valid name.
-        @raise suto_server.core.schemes.UnsupportedScheme: the hash's scheme is
-            not one SUTO can verify, so the account could never log in.
         """
-        check_username(username)
-        scheme = identify(password_hash)
+        scheme = check_account(username, password_hash)
         added = self._write(
             "INSERT INTO users"
             " (username, password_hash, scheme, created, updated)"
@@ -37,13 +31,8 @@ class Accounts:
     def set_password_hash(self, username, password_hash, now):
         """
         See L{IUserStore.set_password_hash}.
-
-        @raise ValueError: C{username} is not a valid name.
-        @raise suto_server.core.schemes.UnsupportedScheme: the hash's scheme is
-            not one SUTO can verify.
         """
-        check_username(username)
-        scheme = identify(password_hash)
+        scheme = check_account(username, password_hash)
         changed = self._write(
             "UPDATE users SET password_hash = ?, scheme = ?, updated = ?"
             " WHERE username = ?",
@@ -55,8 +44,6 @@ class Accounts:
     def remove_user(self, username):
         """
         See L{IUserStore.remove_user}.
-
-        @raise ValueError: C{username} is not a valid name.
         """
         check_username(username)
         removed = self._write(
@@ -78,8 +65,6 @@ class Accounts:
     def hash_for(self, username):
         """
         See L{IPasswordHashSource.hash_for}.
-
-        @raise ValueError: C{username} is not a valid name.
         """
         check_username(username)
         rows = self._read(

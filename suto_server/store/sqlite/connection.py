@@ -18,8 +18,9 @@ from suto_server.store.sqlite.dbfile import (
     SHIPPED_SCHEMA_DIR,
     checked_version,
     connect,
+    creation_scripts,
     newest_version,
-    read_script,
+    upgrade_scripts,
     write_atomically,
 )
 
@@ -37,6 +38,14 @@ def _as_store_error(doing):
         yield
     except sqlite3.Error as e:
         raise StoreError(f"{doing} failed: {e}") from e
+
+
+def _provide_audit_link(connection):
+    """
+    Give the upgrade scripts on C{connection} the audit chain's hash
+    function, which the v4 upgrade chains the existing audit log with.
+    """
+    connection.create_function("audit_link", 7, audit_link, deterministic=True)
 
 
 class Connection:
@@ -134,15 +143,21 @@ class Connection:
     @classmethod
     def _create(cls, path, schema_dir, version):
         """
-        Build a new database of schema C{version} at C{path}, atomically.
+        Build a new database of schema C{version} at C{path}, atomically:
+        the newest full schema up to C{version}, then any upgrade scripts
+        from it (which only tests need: the shipped files hold the newest
+        version whole).
 
         @raise StoreError: the schema could not be applied or the file not
             written; nothing is left at C{path}.
         """
-        schema = read_script(schema_dir, f"v{version}.sql")
+        schema, steps = creation_scripts(schema_dir, version)
 
         def fill(connection):
+            _provide_audit_link(connection)
             connection.executescript(schema)
+            for _, script in steps:
+                connection.executescript(script)
             with connection:
                 connection.execute(
                     "INSERT INTO version (version) VALUES (?)", (version,)
@@ -188,13 +203,8 @@ class Connection:
         @raise StoreError: a script is missing, the backup failed or a
             step failed.
         """
-        steps = [
-            (step, read_script(schema_dir, f"upgrade-to-v{step}.sql"))
-            for step in range(version + 1, target + 1)
-        ]
-        connection.create_function(
-            "audit_link", 7, audit_link, deterministic=True
-        )
+        steps = upgrade_scripts(schema_dir, version, target)
+        _provide_audit_link(connection)
         backup = f"{path}.bak-v{version}"
         cls.log.info(
             "backing up {path} (schema v{version}) to {backup}",

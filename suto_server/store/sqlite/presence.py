@@ -5,7 +5,12 @@ C{offline_steps} tables, the rest of
 L{suto_server.store.interfaces.IProfileStore}.
 """
 
-from suto_server.store.checks import check_move, check_time, check_username
+from suto_server.store.checks import (
+    check_move,
+    check_time,
+    check_username,
+    checked_offline_marking,
+)
 from suto_server.store.records import Move
 
 _MOVE_COLUMNS = (
@@ -104,12 +109,7 @@ class Presence:
         """
         See L{IProfileStore.mark_offline}.
         """
-        usernames = list(usernames)
-        for username in usernames:
-            check_username(username)
-        check_time("now", now)
-        if silent_before is not None:
-            check_time("silent_before", silent_before)
+        usernames = checked_offline_marking(usernames, now, silent_before)
         marked = []
         with self._transaction("marking profiles offline") as connection:
             for username in usernames:

@@ -293,6 +293,23 @@ class SQLiteUpgradeTests(SQLiteFileCase, SynchronousTestCase):
             query(backup, "SELECT username FROM users"), [("alice",)]
         )
 
+    def test_create_through_upgrades(self):
+        """
+        A schema folder whose newest version has no full schema creates a
+        new database from the newest full schema before it and the upgrade
+        scripts after that: the same schema as a full one gives, at the
+        newest version, with no backup made.
+        """
+        steps_only = self.fake_schema_dir(3)
+        os.remove(os.path.join(steps_only, "v2.sql"))
+        os.remove(os.path.join(steps_only, "v3.sql"))
+        self.open_store(steps_only)
+        fresh_path = os.path.join(self.directory, "fresh.db")
+        SQLiteStore.open(fresh_path, self.fake_schema_dir(3)).close()
+        self.assertEqual(schema_of(self.path), schema_of(fresh_path))
+        self.assertEqual(version_rows(self.path), [(3,)])
+        self.assertFalse(os.path.exists(self.path + ".bak-v1"))
+
     def test_logs(self):
         """
         Creating and upgrading the file are logged with its path and the
