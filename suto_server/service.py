@@ -33,7 +33,8 @@ from suto_server.net.served import ServedCertificates
 from suto_server.phases.classic import ClassicRules, salt_lookup
 from suto_server.phases.listeners import device_listeners
 from suto_server.rules.authenticator import Authenticator
-from suto_server.rules.limits import ConnectionGate, Limits
+from suto_server.rules.gate import ConnectionGate
+from suto_server.rules.limits import Limits
 from suto_server.rules.registry import LiveSessions, clients_report, history_report
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.windows import WindowDesk
