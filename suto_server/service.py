@@ -33,6 +33,7 @@ from suto_server.net.served import ServedCertificates
 from suto_server.phases.classic import ClassicRules, salt_lookup
 from suto_server.phases.listeners import device_listeners
 from suto_server.rules.authenticator import Authenticator
+from suto_server.rules.expected import ExpectedSources
 from suto_server.rules.gate import ConnectionGate
 from suto_server.rules.limits import Limits
 from suto_server.rules.registry import LiveSessions, clients_report, history_report
@@ -161,6 +162,7 @@ class SutoServer(MultiService):
                 self._audit_authentication,
             ],
         )
+        self.gate.expect(ExpectedSources.of(self.rendezvous, store))
         self.hello = HelloService(reactor, network.hostname, network.hello_interface)
         self.hello.setServiceParent(self)
         self.authenticator = Authenticator(self.rendezvous, self.hello, source)

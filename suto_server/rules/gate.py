@@ -7,9 +7,10 @@ tells what happens to it (made, settled by a first exchange, timed out,
 closed); the ticket arms the login grace timer and keeps the counts of
 L{Limits} right.  The gate turns misdeeds into penalties (failed
 authentications reported by the audit log and the rendezvous, grace
-timeouts), counts refusals in the metrics, and logs each refusal once per
-source and reason per C{--limit-log-interval}, the next line saying how
-many alike were kept quiet.
+timeouts), asks L{suto_server.rules.expected.ExpectedSources} whether a
+connection is one the server waits for, counts refusals in the metrics, and logs each refusal
+once per source and reason per C{--limit-log-interval}, the next line
+saying how many alike were kept quiet.
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ class ConnectionGate:
         that from C{now} to C{until} every connection from the source is
         refused (the C{rate_limited} alert); once per such run of
         refusals, however many connections it tries.
+    @param expected: says whether a host is one the server waits for a
+        connection from (L{suto_server.rules.expected.ExpectedSources});
+        by default none is.  It may also be given later, with
+        L{expect}, as what it asks is built after the gate.
     """
 
     log = Logger()
@@ -141,6 +146,7 @@ class ConnectionGate:
         login_grace: float = 30.0,
         log_interval: float = 60.0,
         on_refusing: Callable[[float, str, str, float], None] | None = None,
+        expected=None,
     ) -> None:
         self.clock = clock
         self._on_refusing = on_refusing
@@ -148,6 +154,15 @@ class ConnectionGate:
         self.login_grace = login_grace
         self._metrics = metrics
         self._reports = OncePerInterval(log_interval)
+        self._expected = expected
+
+    def expect(self, expected) -> None:
+        """
+        From now on, admit the connections C{expected} says the server
+        waits for past the starting cap, within the reserve; it also
+        follows the audit log (see L{audited}), for profiles' moves.
+        """
+        self._expected = expected
 
     def admit(self, host: str | None) -> Ticket | None:
         """
@@ -157,7 +172,8 @@ class ConnectionGate:
             counted and logged); the caller then closes it at once.
         """
         key = source_key(host)
-        reason = self.limits.admit(key, self.clock.seconds())
+        expected = self._expected is not None and self._expected.expects(host)
+        reason = self.limits.admit(key, self.clock.seconds(), expected)
         if reason is not None:
             self.refused(host, key, reason)
             return None
@@ -188,10 +204,12 @@ class ConnectionGate:
     def audited(self, event) -> None:
         """
         An audit log observer: penalise the sources of failed enrollments
-        and rotations.
+        and rotations, and tell the expected sources where profiles are.
         """
         if event.event in PENALISED_EVENTS:
             self.failed(event.source)
+        if self._expected is not None:
+            self._expected.audited(event)
 
     def authenticated(self, request, outcome) -> None:
         """

@@ -19,6 +19,14 @@ C{MaxStartups}, C{LoginGraceTime}):
   - A starting connection gets the login grace time, counted from its
     start and never reset by traffic, to finish its exchange.
 
+  - A connection the server expects (from the target of a pending
+    classic request, or from an enrolled profile's registered location:
+    L{suto_server.rules.expected}) is never refused at random, and past
+    C{full} it may still take one of C{reserve} more starting slots, so
+    a flood of unexpected connections cannot stop the device a login
+    waits for.  The reserve is bounded, and the penalties and the
+    per-source cap apply to expected sources as to any other.
+
 A source is its IPv4 address, or its IPv6 /64 (one host's usual share, so
 stepping through a /64 gains nothing); an IPv4-mapped address counts as
 IPv4.  Only TCP peers are sources: UDP packets (hellos, check answers) can
@@ -38,10 +46,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 
-def source_key(host: str | None) -> str | None:
+def peer_ip(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """
-    @return: the source C{host} counts as (its IPv4 address or its IPv6
-        /64), or L{None} for a peer that is not an IP address.
+    @return: the address C{host} names, an IPv4-mapped IPv6 address as
+        IPv4 and without an IPv6 zone, or L{None} for a peer that is not
+        an IP address.
     """
     if host is None:
         return None
@@ -50,7 +59,18 @@ def source_key(host: str | None) -> str | None:
     except ValueError:
         return None
     if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+        return ip.ipv4_mapped
+    return ip
+
+
+def source_key(host: str | None) -> str | None:
+    """
+    @return: the source C{host} counts as (its IPv4 address or its IPv6
+        /64), or L{None} for a peer that is not an IP address.
+    """
+    ip = peer_ip(host)
+    if ip is None:
+        return None
     if ip.version == 4:
         return str(ip)
     return str(ipaddress.ip_network(f"{ip}/64", strict=False))
@@ -90,6 +110,16 @@ class MaxStartups:
 
     def __str__(self) -> str:
         return f"{self.start}:{self.rate}:{self.full}"
+
+    @property
+    def reserve(self) -> int:
+        """
+        The starting slots past C{full} that only expected connections
+        may take: as many as C{start}, the starting load the operator
+        counts as normal, so the devices that logins and rotations wait
+        for get a normal load's worth of room through any flood.
+        """
+        return self.start
 
     def drop_chance(self, starting: int) -> float:
         """
@@ -164,10 +194,15 @@ class Limits:
         """
         return self._connections.get(key, 0)
 
-    def admit(self, key: str | None, now: float) -> str | None:
+    def admit(
+        self, key: str | None, now: float, expected: bool = False
+    ) -> str | None:
         """
         A connection from source C{key} (L{None}: not an IP peer) arrived.
 
+        @param expected: whether the server waits for a connection from
+            there: then it is admitted while fewer than C{full} plus
+            C{reserve} connections are starting, without the random draw.
         @return: L{None} if it is admitted, and then counted as starting
             and as one of its source's connections until L{settled} and
             L{closed} say otherwise; else why it is refused: C{"penalty"},
@@ -179,9 +214,13 @@ class Limits:
             held = self._connections.get(key, 0)
             if self.max_per_source and held >= self.max_per_source:
                 return "per_source"
-        chance = self.startups.drop_chance(self.starting)
-        if chance and self._random() < chance:
-            return "startups"
+        if expected:
+            if self.starting >= self.startups.full + self.startups.reserve:
+                return "startups"
+        else:
+            chance = self.startups.drop_chance(self.starting)
+            if chance and self._random() < chance:
+                return "startups"
         self.starting += 1
         if key is not None:
             self._connections[key] = self._connections.get(key, 0) + 1

@@ -19,8 +19,9 @@ from suto_server.metrics import ServerMetrics
 from suto_server.net.tls import _RefusingTLSFactory
 from suto_server.phases.classic import ClassicRules
 from suto_server.phases.connection import ServerFactory
+from suto_server.rules.expected import ExpectedSources, KnownLocations
 from suto_server.rules.gate import OPEN_GATE, PENALISED_EVENTS, ConnectionGate
-from suto_server.rules.limits import Limits, Penalties
+from suto_server.rules.limits import Limits, MaxStartups, Penalties
 from suto_server.rules.rendezvous import Outcome, Rendezvous, Verdict
 from suto_server.store.records import AuditEvent
 
@@ -323,3 +324,84 @@ class RefusingTLSFactoryTests(SynchronousTestCase):
 
         factory = _RefusingTLSFactory(Creator(), False, Refusing())
         self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1)))
+
+
+class FloodTests(SynchronousTestCase):
+    """
+    A flood of unexpected connections fills the starting cap; the gate
+    still admits those the server waits for, within the reserve.
+    """
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.rendezvous = Rendezvous(self.clock)
+        # Just under certainty: admitted until FULL, refused from there.
+        self.limits = Limits(
+            startups=MaxStartups(10, 30, 20), random=lambda: 0.999
+        )
+        self.gate = ConnectionGate(self.clock, self.limits, login_grace=30)
+        self.gate.expect(
+            ExpectedSources(
+                self.rendezvous, KnownLocations([("alice", "198.51.100.7")])
+            )
+        )
+        for index in range(20):
+            self.assertIsNotNone(self.gate.admit(f"10.0.{index // 10}.{index}"))
+        self.assertEqual(self.limits.starting, 20)
+
+    def test_unexpected_refused(self):
+        """
+        With the cap full, a connection from an address nobody waits for
+        is refused.
+        """
+        self.assertIsNone(self.gate.admit("203.0.113.5"))
+
+    def test_pending_request_target_admitted(self):
+        """
+        With the cap full, the target of a pending classic request gets
+        in; after the request is claimed, it is unexpected again.
+        """
+        self.assertIsNone(self.gate.admit("192.0.2.7"))
+        self.rendezvous.open("bob", ["192.0.2.7"])
+        self.assertIsNotNone(self.gate.admit("192.0.2.7"))
+        self.rendezvous.claim("192.0.2.7")
+        self.assertIsNone(self.gate.admit("192.0.2.7"))
+
+    def test_network_target_admitted(self):
+        """
+        With the cap full, any address of a pending broadcast request's
+        network gets in.
+        """
+        self.rendezvous.open("bob", ["192.0.2.0/24"])
+        self.assertIsNotNone(self.gate.admit("192.0.2.200"))
+
+    def test_profile_location_admitted(self):
+        """
+        With the cap full, an enrolled profile's registered location gets
+        in, and follows the profile when the audit log records its move.
+        """
+        self.assertIsNotNone(self.gate.admit("198.51.100.7"))
+        self.gate.audited(
+            AuditEvent(0.0, "location_changed", "alice", "198.51.100.8", "", ())
+        )
+        self.assertIsNone(self.gate.admit("198.51.100.7"))
+        self.assertIsNotNone(self.gate.admit("198.51.100.8"))
+
+    def test_reserve_bounded(self):
+        """
+        Expected connections take at most the reserve (START, here 10)
+        past the cap; the next is refused until one settles or closes.
+        """
+        tickets = [self.gate.admit("198.51.100.7") for _ in range(10)]
+        self.assertNotIn(None, tickets)
+        self.assertIsNone(self.gate.admit("198.51.100.7"))
+        tickets[0].closed()
+        self.assertIsNotNone(self.gate.admit("198.51.100.7"))
+
+    def test_expected_source_penalised(self):
+        """
+        Penalties apply to an expected source as to any other.
+        """
+        for _ in range(3):
+            self.gate.failed("198.51.100.7")
+        self.assertIsNone(self.gate.admit("198.51.100.7"))

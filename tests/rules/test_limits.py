@@ -191,6 +191,60 @@ class LimitsTests(SynchronousTestCase):
         self.assertEqual(limits.starting, 2)
 
 
+class ReserveTests(SynchronousTestCase):
+    """
+    Expected connections: past the random early drop, and past C{full}
+    within the reserve.
+    """
+
+    def test_reserve_is_start(self):
+        """
+        The reserve has as many slots as C{start}.
+        """
+        self.assertEqual(MaxStartups(100, 30, 1000).reserve, 100)
+        self.assertEqual(MaxStartups.parse("7").reserve, 7)
+
+    def test_expected_never_dropped_at_random(self):
+        """
+        Between START and FULL an expected connection is admitted whatever
+        the draw; an unexpected one meets the draw.
+        """
+        limits = Limits(startups=MaxStartups(1, 30, 100), random=lambda: 0.0)
+        self.assertIsNone(limits.admit("192.0.2.1", 0))
+        self.assertEqual(limits.admit("192.0.2.2", 0), "startups")
+        self.assertIsNone(limits.admit("192.0.2.2", 0, expected=True))
+        self.assertEqual(limits.starting, 2)
+
+    def test_reserve_past_full_is_bounded(self):
+        """
+        At FULL an expected connection still takes one of C{reserve} more
+        slots; once those are taken it is refused too, until a starting
+        connection settles.
+        """
+        limits = Limits(startups=MaxStartups(2, 100, 3), random=lambda: 0.5)
+        for host in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+            self.assertIsNone(limits.admit(host, 0, expected=True))
+        self.assertEqual(limits.admit("192.0.2.4", 0), "startups")
+        self.assertIsNone(limits.admit("192.0.2.5", 0, expected=True))
+        self.assertIsNone(limits.admit("192.0.2.6", 0, expected=True))
+        self.assertEqual(limits.admit("192.0.2.7", 0, expected=True), "startups")
+        self.assertEqual(limits.starting, 5)
+        limits.settled()
+        self.assertIsNone(limits.admit("192.0.2.7", 0, expected=True))
+        self.assertEqual(limits.admit("192.0.2.8", 0), "startups")
+
+    def test_expected_still_limited_per_source(self):
+        """
+        The penalties and the per-source cap apply to an expected source
+        as to any other.
+        """
+        limits = Limits(max_per_source=1, penalties=Penalties(min=5))
+        self.assertIsNone(limits.admit("192.0.2.1", 0, expected=True))
+        self.assertEqual(limits.admit("192.0.2.1", 0, expected=True), "per_source")
+        limits.penalise("192.0.2.2", 5, 0)
+        self.assertEqual(limits.admit("192.0.2.2", 1, expected=True), "penalty")
+
+
 class OncePerIntervalTests(SynchronousTestCase):
     def test_once_per_interval(self):
         """
