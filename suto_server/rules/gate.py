@@ -8,9 +8,17 @@ closed); the ticket arms the login grace timer and keeps the counts of
 L{Limits} right.  The gate turns misdeeds into penalties (failed
 authentications reported by the audit log and the rendezvous, grace
 timeouts), asks L{suto_server.rules.expected.ExpectedSources} whether a
-connection is one the server waits for, counts refusals in the metrics, and logs each refusal
-once per source and reason per C{--limit-log-interval}, the next line
-saying how many alike were kept quiet.
+connection is one the server waits for, counts refusals in the metrics,
+and logs each refusal, and each connection that found no authentication
+waiting for it, once per source and reason per C{--limit-log-interval},
+the next line saying how many alike were kept quiet.
+
+A connection that found no authentication waiting earns no penalty: it
+costs the server one accept and one short message, no password hash, and
+is already bounded by the per-source cap and C{MaxStartups}; the likeliest
+such peer is a device whose request has just timed out, or one of many
+devices behind one address, which a penalty would lock out of their next
+login for the lateness of another.
 """
 
 from __future__ import annotations
@@ -40,8 +48,8 @@ PENALISED_EVENTS = frozenset(
 class Ticket:
     """
     One admitted connection's standing with the gate.  The protocol tells
-    it what happens (L{start}, L{timed_out}, L{rotation_started},
-    L{rotated}, L{closed}).
+    it what happens (L{start}, L{unanswered}, L{timed_out},
+    L{rotation_started}, L{rotated}, L{closed}).
     """
 
     def __init__(
@@ -62,6 +70,14 @@ class Ticket:
         """
         if self._gate.login_grace:
             self._grace = self._gate.clock.callLater(self._gate.login_grace, expire)
+
+    def unanswered(self) -> None:
+        """
+        The connection asked for the classic challenge and no
+        authentication was waiting for it: log it (once per source per
+        interval), without a penalty.
+        """
+        self._gate.unanswered(self._host, self._key)
 
     def timed_out(self) -> None:
         """
@@ -227,6 +243,14 @@ class ConnectionGate:
             self._metrics.rejected.labels(reason).inc()
         self._report(host, key, reason)
 
+    def unanswered(self, host: str | None, key: str | None) -> None:
+        """
+        A connection from C{host} found no authentication waiting for it:
+        log it once per source per interval (not counted as a refusal in
+        the metrics, as it was admitted).
+        """
+        self._report(host, key, "no_request")
+
     def rotated(self, seconds: float) -> None:
         if self._metrics is not None:
             self._metrics.rotated(seconds)
@@ -264,15 +288,20 @@ _REASONS = {
     "per_source": "its source has too many connections",
     "startups": "too many connections are starting",
     "grace": "it did not finish its exchange within the login grace time",
+    "no_request": "no authentication is waiting for it",
 }
 
 
 class _NoTicket:
     """
-    The ticket of a connection on a listener without limits.
+    The ticket of a connection on a listener without limits: nothing to
+    count, time or log.
     """
 
     def start(self, expire) -> None:
+        pass
+
+    def unanswered(self) -> None:
         pass
 
     def timed_out(self) -> None:

@@ -405,3 +405,80 @@ class FloodTests(SynchronousTestCase):
         for _ in range(3):
             self.gate.failed("198.51.100.7")
         self.assertIsNone(self.gate.admit("198.51.100.7"))
+
+
+class UnansweredTests(SynchronousTestCase):
+    """
+    Connections that ask for the classic challenge with no authentication
+    waiting: refused, logged once per source per interval, never
+    penalised.
+    """
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.limits = Limits(
+            max_per_source=0, startups=MaxStartups(10**6, 100, 10**6)
+        )
+        self.gate = ConnectionGate(
+            self.clock, self.limits, login_grace=30, log_interval=60
+        )
+        self.factory = ServerFactory(
+            framing=wire.Framing.FRAMED,
+            clock=self.clock,
+            classic=ClassicRules(Rendezvous(self.clock), None, None, None),
+            gate=self.gate,
+        )
+
+    def ask(self, host):
+        """
+        Connect from C{host}, ask for a salt, and let the server close the
+        connection.
+
+        @return: what the server wrote.
+        """
+        address = IPv4Address("TCP", host, 40000)
+        protocol = self.factory.buildProtocol(address)
+        transport = StringTransport(peerAddress=address)
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"SUTO_VERSION_2\r\nSUTO_C_GET_SALTA\r\n")
+        protocol.connectionLost(None)
+        return transport.value()
+
+    def test_flood_from_one_source_logs_once(self):
+        """
+        5,000 such connections from one source within one interval write
+        at most two log lines (here one, as the first line is at once and
+        the next is only due after the interval); each is still refused,
+        and the source is not penalised.
+        """
+        with capturedLogs() as events:
+            for _ in range(5000):
+                self.assertEqual(
+                    self.ask("192.0.2.1"),
+                    b"SUTO_VERSION_2\r\nSUTO_ERROR_NO_REQUEST\r\n",
+                )
+                self.clock.advance(0.0001)
+        self.assertLessEqual(len(events), 2)
+        self.assertEqual(
+            [(e["source"], e["reason"], e["quiet"]) for e in events],
+            [("192.0.2.1", "no_request", 0)],
+        )
+        self.assertFalse(self.limits.refused_for_penalty("192.0.2.1", 1.0))
+        self.assertEqual(self.limits.starting, 0)
+
+    def test_next_line_counts_the_quiet(self):
+        """
+        The first line after the interval says how many alike were kept
+        quiet; another source has a line of its own.
+        """
+        with capturedLogs() as events:
+            for _ in range(3):
+                self.ask("192.0.2.1")
+            self.ask("192.0.2.2")
+            self.clock.advance(60)
+            self.ask("192.0.2.1")
+        self.assertEqual(
+            [(e["source"], e["quiet"]) for e in events],
+            [("192.0.2.1", 0), ("192.0.2.2", 0), ("192.0.2.1", 2)],
+        )
+        self.assertEqual(events[0]["why"], "no authentication is waiting for it")
