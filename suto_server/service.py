@@ -185,6 +185,7 @@ class SutoServer(MultiService):
                 network=network,
                 timing=timing,
                 alerting=alerting,
+                paced=self.gate.paced,
             )
         self.enrollment = None if keys is None else keys.enrollment
         self.rotation = None if keys is None else keys.rotation

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Callable
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from suto_server.core.throttle import OncePerInterval
 from suto_server.rules.limits import Limits, source_key
@@ -261,26 +261,47 @@ class ConnectionGate:
         """
         return self.limits.penalised(self.clock.seconds())
 
-    def _report(self, host, key, reason: str) -> None:
-        quiet = self._reports.due((reason, key), self.clock.seconds())
+    def paced(
+        self, log: Logger, level: LogLevel, host: str | None, reason: str,
+        text: str, **fields,
+    ) -> None:
+        """
+        Log C{text} with C{fields} through C{log} at C{level}, once per
+        source of C{host} and C{reason} per interval, the line saying how
+        many alike were kept quiet since the last one: the rule every line
+        the server writes about an incoming connection or datagram holds
+        to, so that no peer can make it write more.  C{host} may be a UDP
+        datagram's source: pacing a log line by it penalises no one.
+        """
+        quiet = self._reports.due((reason, source_key(host)), self.clock.seconds())
         if quiet is None:
             return
-        if reason == "penalties_full":
+        log.emit(
+            level, text + _QUIET, source=host, reason=reason, quiet=quiet, **fields
+        )
+
+    def _report(self, host, key, reason: str) -> None:
+        if reason != "penalties_full":
+            self.paced(
+                self.log,
+                LogLevel.warn,
+                host,
+                reason,
+                "{what} a connection from {source}: {why}",
+                what="dropped" if reason == "grace" else "refused",
+                why=_REASONS[reason],
+            )
+            return
+        quiet = self._reports.due((reason, key), self.clock.seconds())
+        if quiet is not None:
             self.log.warn(
                 "the table of per-source penalties is full; new penalties "
                 "are not recorded ({quiet} more since the last report)",
                 quiet=quiet,
             )
-            return
-        self.log.warn(
-            "{what} a connection from {source}: {why} "
-            "({quiet} more alike since the last report)",
-            what="dropped" if reason == "grace" else "refused",
-            source=host,
-            reason=reason,
-            why=_REASONS[reason],
-            quiet=quiet,
-        )
+
+
+_QUIET = " ({quiet} more alike since the last report)"
 
 
 _REASONS = {
