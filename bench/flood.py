@@ -199,40 +199,50 @@ def run_flood(
     )
 
 
+_UNEXPECTED = (
+    "MaxStartups' chance at that mean: what a connect-back met without the reserve"
+)
+
+
 def flood_rows(result: FloodResult) -> list[tuple[str, str, str, str]]:
     """
     @return: the scenario's table rows.
     """
     ratio = result.success_ratio
+    met = ratio is not None and ratio >= TARGET
     total = result.logins.count + result.logins.errors
     away = result.turned_away / result.attempts if result.attempts else None
     errors = ", ".join(
-        f"{reason}: {count}" for reason, count in sorted(result.logins.error_reasons.items())
+        f"{reason}: {count}"
+        for reason, count in sorted(result.logins.error_reasons.items())
+    )
+    readings = (
+        f"mean of {len(result.starting)} readings during the logins, from "
+        f"{_number(min(result.starting, default=None), 0)} to "
+        f"{_number(max(result.starting, default=None), 0)}"
+    )
+    refusals = ", ".join(f"{k}: {v:.0f}" for k, v in sorted(result.rejected.items()))
+    latency = (
+        f"{_number(_ms(result.logins.latency(0.5)))} / "
+        f"{_number(_ms(result.logins.latency(0.99)))}"
     )
     return [
         ("flood connections held", str(result.held), "connections",
          "when the logins started"),
-        ("server: starting", _number(result.mean_starting), "connections",
-         f"mean of {len(result.starting)} readings during the logins, "
-         f"from {_number(min(result.starting, default=None), 0)} to "
-         f"{_number(max(result.starting, default=None), 0)}"),
+        ("server: starting", _number(result.mean_starting), "connections", readings),
         ("unexpected refused", _number(_percent(result.drop_chance)), "%",
-         "MaxStartups' chance at that mean: what a connect-back met "
-         "without the reserve"),
+         _UNEXPECTED),
         ("flood turned away", _number(_percent(away)), "%",
          f"{result.turned_away} of {result.attempts} flood connections"),
         ("server: refused", _number(sum(result.rejected.values())), "connections",
-         ", ".join(f"{k}: {v:.0f}" for k, v in sorted(result.rejected.items()))),
+         refusals),
         ("logins accepted", f"{result.logins.count}/{total}", "",
          errors or "no errors"),
         ("success ratio", _number(ratio, 3), "",
-         f"target {TARGET}: {'met' if ratio is not None and ratio >= TARGET else 'missed'}"),
+         f"target {TARGET}: {'met' if met else 'missed'}"),
         ("connect-backs", str(result.connect_backs), "connections",
          "made by the devices, retries included"),
-        ("latency p50 / p99",
-         f"{_number(_ms(result.logins.latency(0.5)))} / "
-         f"{_number(_ms(result.logins.latency(0.99)))}", "ms",
-         "POST /v1/auth to its verdict"),
+        ("latency p50 / p99", latency, "ms", "POST /v1/auth to its verdict"),
     ]
 
 

@@ -23,7 +23,9 @@ def _result(accepted=19, errors=1, starting=(500.0, 700.0)):
             seconds=2.0,
             errors=errors,
             latencies=(0.1,) * accepted,
-            error_reasons={"timeout: no device connected in time": errors} if errors else {},
+            error_reasons={"timeout: no device connected in time": errors}
+            if errors
+            else {},
         ),
         held=990,
         attempts=4000,
@@ -119,5 +121,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual((options.connections, options.sources), (1000, 40))
         self.patch(sys, "stderr", io.StringIO())
         self.assertRaises(
-            SystemExit, parser().parse_args, ["flood", "--sources", str(MAX_SOURCES + 1)]
+            SystemExit,
+            parser().parse_args,
+            ["flood", "--sources", str(MAX_SOURCES + 1)],
         )
