@@ -139,17 +139,17 @@ class ConnectionGate:
     @param login_grace: seconds a connection has to finish its first
         exchange; 0 for no limit.
     @param log_interval: the least seconds between two log lines about
-        the same kind of refusal of the same source.
+        one source and reason: its refusals, and the lines given to
+        L{paced}.
     @param on_refusing: called with C{(now, host, source, until)} when a
         source's penalty first reaches the minimum (C{host} being the peer
         whose misdeed did it, C{source} what L{source_key} made of it), so
         that from C{now} to C{until} every connection from the source is
         refused (the C{rate_limited} alert); once per such run of
         refusals, however many connections it tries.
-    @param expected: says whether a host is one the server waits for a
-        connection from (L{suto_server.rules.expected.ExpectedSources});
-        by default none is.  It may also be given later, with
-        L{expect}, as what it asks is built after the gate.
+
+    Until L{expect} is called no connection is expected: what it asks (the
+    rendezvous) observes the gate, so it is built after the gate.
     """
 
     log = Logger()
@@ -162,7 +162,6 @@ class ConnectionGate:
         login_grace: float = 30.0,
         log_interval: float = 60.0,
         on_refusing: Callable[[float, str, str, float], None] | None = None,
-        expected=None,
     ) -> None:
         self.clock = clock
         self._on_refusing = on_refusing
@@ -170,7 +169,7 @@ class ConnectionGate:
         self.login_grace = login_grace
         self._metrics = metrics
         self._reports = OncePerInterval(log_interval)
-        self._expected = expected
+        self._expected = None
 
     def expect(self, expected) -> None:
         """
