@@ -28,8 +28,9 @@ from bench.admin_client import AdminClient
 from bench.children import while_running
 from bench.device import Device, device_address
 from bench.loops import measure_workers
-from bench.measurement import Measurement, Tally
+from bench.measurement import Measurement, Tally, add_counts
 from bench.suto_server_process import (
+    ServerSetup,
     prepare_server,
     start_server,
     wait_until_serving,
@@ -63,11 +64,45 @@ def _user(index: int) -> str:
     return f"bench{index:04d}"
 
 
+def passwords_for(devices: int) -> dict[str, str]:
+    """
+    @return: a fresh random password for each of C{devices} accounts, by
+        user name.
+    """
+    return {_user(index): secrets.token_urlsafe(16) for index in range(devices)}
+
+
+def start_fleet(
+    reactor, setup: ServerSetup, passwords: dict[str, str], timeout: float
+) -> list[Device]:
+    """
+    Start one L{Device} per account of C{passwords}, each on its own
+    loopback address, answering the hellos of the server of C{setup}.
+
+    @param timeout: seconds each device has to connect back, and to
+        complete its exchange.
+    """
+    pin = normalise_pin(setup.identity.pin)
+    fleet = []
+    for index, (user, password) in enumerate(passwords.items()):
+        account = Account(
+            user=user,
+            server_host="127.0.0.1",
+            server_port=setup.port,
+            pin=pin,
+            password=password,
+        )
+        device = Device(reactor, device_address(index), account, timeout)
+        device.start()
+        fleet.append(device)
+    return fleet
+
+
 #: Longest failure reason from the server kept in a report.
 MAX_REASON = 100
 
 
-def _authenticator(
+def authenticator(
     reactor, admin: AdminClient, device: Device, tally: Tally, timeout: float
 ):
     """
@@ -123,7 +158,7 @@ def run_classic(
         thread, if anywhere.
     @return: a L{Deferred} firing with the L{ClassicResult}.
     """
-    passwords = {_user(index): secrets.token_urlsafe(16) for index in range(devices)}
+    passwords = passwords_for(devices)
     setup = prepare_server(os.path.join(directory, "data"), passwords)
     server = start_server(reactor, setup, auth_timeout, profile)
     admin = AdminClient(reactor, setup.admin_socket, devices)
@@ -134,25 +169,14 @@ def run_classic(
     fleet: list[Device] = []
     try:
         yield wait_until_serving(reactor, admin, server, START_TIMEOUT)
-        pin = normalise_pin(setup.identity.pin)
-        for index, (user, password) in enumerate(passwords.items()):
-            account = Account(
-                user=user,
-                server_host="127.0.0.1",
-                server_port=setup.port,
-                pin=pin,
-                password=password,
-            )
-            device = Device(reactor, device_address(index), account, auth_timeout)
-            device.start()
-            fleet.append(device)
+        fleet.extend(start_fleet(reactor, setup, passwords, auth_timeout))
         warmup_tally = Tally()
         warmup_start = reactor.seconds()
         yield while_running(
             server,
             gatherResults(
                 [
-                    _authenticator(reactor, admin, device, warmup_tally, auth_timeout)()
+                    authenticator(reactor, admin, device, warmup_tally, auth_timeout)()
                     for device in fleet
                 ],
                 consumeErrors=True,
@@ -166,7 +190,7 @@ def run_classic(
                 reactor,
                 measured_tally,
                 [
-                    _authenticator(reactor, admin, device, measured_tally, auth_timeout)
+                    authenticator(reactor, admin, device, measured_tally, auth_timeout)
                     for device in fleet
                 ],
                 duration=duration,
@@ -178,8 +202,6 @@ def run_classic(
         yield gatherResults([device.stop() for device in fleet])
         yield admin.close()
         yield server.stop(reactor)
-    outcomes: dict[str, int] = {}
-    for device in fleet:
-        for outcome, count in device.outcomes.items():
-            outcomes[outcome] = outcomes.get(outcome, 0) + count
-    return ClassicResult(warmup, measured, outcomes)
+    return ClassicResult(
+        warmup, measured, add_counts(device.outcomes for device in fleet)
+    )

@@ -11,7 +11,8 @@ outgoing connections to its own 127.x.y.z.
 
 The hello filtering is the agent's own L{HelloListener}; the exchange is
 the agent's own L{ClassicClientProtocol}, over an endpoint that binds the
-device's address.  After its first accepted exchange a device keeps the
+device's address, connecting again as the agent does when the server turns
+the connection away (L{connect_back}).  After its first accepted exchange a device keeps the
 salted hash and forgets the password, as the agent does, so later
 exchanges take the cached-salt (C{SUTO_C_GET_RSALT}) path: one crypt on
 the device per authentication, with the server's fresh random salt.
@@ -21,12 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import random
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.endpoints import connectProtocol
 from twisted.internet.threads import deferToThreadPool
 
 from bench.tls_loops import tls_endpoint
+from suto_client.connectback import connect_back
 from suto_client.hello import HelloListener
 from suto_client.protocol import AuthResult, ClassicClientProtocol, derive_response
 from suto_client.session import Outcome
@@ -64,6 +67,8 @@ class Device:
         accepted exchange, the salted hash instead of the password.
     @ivar outcomes: how many of its exchanges ended each way, from the
         device's side.
+    @ivar connections: how many connections it made to answer hellos,
+        those made again after a turn-away included.
     """
 
     def __init__(
@@ -80,6 +85,8 @@ class Device:
         self.address = address
         self.account = account
         self.outcomes: dict[str, int] = {}
+        self.connections = 0
+        self._random = random.Random()
         self._reactor = reactor
         self._timeout = timeout
         self._endpoint = tls_endpoint(
@@ -125,8 +132,14 @@ class Device:
         return {self.account.user: self.account}
 
     def _answer(self, account: Account, hello: wire.Hello) -> Deferred:
-        self._running = exchange(self._reactor, self._endpoint, account, self._timeout)
+        self._running = connect_back(
+            lambda: self._exchange(account), self._reactor, self._timeout, self._random
+        )
         return self._running.addCallback(self._ended)
+
+    def _exchange(self, account: Account) -> Deferred:
+        self.connections += 1
+        return exchange(self._reactor, self._endpoint, account, self._timeout)
 
     def _ended(self, result: AuthResult) -> AuthResult:
         key = result.outcome.value

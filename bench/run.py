@@ -8,9 +8,11 @@ Run a SUTO benchmark scenario and print a table, then one JSON line.
     python bench/run.py memory [--endpoints N] [--idle S]
     python bench/run.py storm [--endpoints N] [--interval S] [--grace S]
                               [--downtime S] [--storm-timeout S]
+    python bench/run.py flood [--sources N] [--connections N] [--devices N]
+                              [--logins N] [--duration S] [--auth-timeout S]
 
-Every scenario but memory measures the machine's ceilings first, in the
-same run;
+Every scenario but memory and flood measures the machine's ceilings first,
+in the same run;
 see bench/README.md for what each figure means.  Everything runs on
 127.0.0.1 (and, for simulated devices, other 127.x.y.z addresses), and
 every process this starts is stopped at the end, on error and on Ctrl-C.
@@ -45,6 +47,8 @@ from bench.classic import run_classic
 from bench.device import MAX_DEVICES
 from bench.enrollment import run_enrollment
 from bench.fleet import MAX_ENDPOINTS
+from bench.flood import flood_json, flood_rows, run_flood
+from bench.idle_flood import MAX_CONNECTIONS, MAX_SOURCES
 from bench.rotation import IDLE_INTERVAL, run_fleet
 from bench.storm import run_storm
 
@@ -152,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
         help="the most seconds to wait, from the restart, for every "
         "endpoint to be back (default 180)",
     )
+    _add_flood(scenarios)
     text = "server memory and idle load with a connected fleet"
     memory = scenarios.add_parser("memory", help=text, description=text)
     _add_endpoints(memory)
@@ -187,6 +192,38 @@ def _add_phase(
     scenario.add_argument(
         timeout, type=_bounded(float, 0.5, 60.0), default=timeout_default,
         help=f"{timeout_help} (default {timeout_default:g})",
+    )
+
+
+def _add_flood(scenarios) -> None:
+    text = (
+        "classic logins while idle connections from many addresses hold "
+        "the server's starting cap"
+    )
+    flood = scenarios.add_parser("flood", help=text, description=text)
+    flood.add_argument(
+        "--sources", type=_bounded(int, 1, MAX_SOURCES), default=40,
+        help="loopback addresses the flood comes from (default 40)",
+    )
+    flood.add_argument(
+        "--connections", type=_bounded(int, 1, MAX_CONNECTIONS), default=1000,
+        help="idle connections the flood holds (default 1000)",
+    )
+    flood.add_argument(
+        "--devices", type=_bounded(int, 1, MAX_DEVICES), default=6,
+        help="simulated devices logging in at once (default 6)",
+    )
+    flood.add_argument(
+        "--logins", type=_bounded(int, 1, 10**5), default=120,
+        help="the most logins measured (default 120)",
+    )
+    flood.add_argument(
+        "--duration", type=_bounded(float, 0.1, MAX_DURATION), default=60.0,
+        help="the most seconds of logins (default 60)",
+    )
+    flood.add_argument(
+        "--auth-timeout", type=_bounded(float, 0.5, 60.0), default=5.0,
+        help="seconds a device has to connect back and answer (default 5)",
     )
 
 
@@ -361,6 +398,29 @@ async def _run_memory(reactor, directory: str, options):
     )
 
 
+async def _run_flood(reactor, directory: str, options):
+    _progress(
+        f"flood: {options.connections} connections from {options.sources} "
+        f"sources, {options.devices} devices"
+    )
+    result = await run_flood(
+        reactor,
+        directory,
+        sources=options.sources,
+        connections=options.connections,
+        devices=options.devices,
+        logins=options.logins,
+        duration=options.duration,
+        auth_timeout=options.auth_timeout,
+        progress=_progress,
+    )
+    title = (
+        f"flood ({options.connections} idle connections from "
+        f"{options.sources} sources, {options.devices} devices)"
+    )
+    return title, flood_rows(result), flood_json(result)
+
+
 #: What each scenario runs: an async function of the reactor, the run's
 #: folder and the options, returning the title, the rows and the figures.
 _SCENARIOS = {
@@ -370,6 +430,7 @@ _SCENARIOS = {
     "rotation": _run_rotation,
     "memory": _run_memory,
     "storm": _run_storm,
+    "flood": _run_flood,
 }
 
 

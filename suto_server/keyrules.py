@@ -72,18 +72,25 @@ def key_rules(
     network: Network,
     timing: Timing,
     alerting: Alerting,
+    paced=None,
 ) -> KeyRules:
     """
     Build the rules of a server with a master key, running the services
     they need (check packets, the offline sweep) under C{parent}.
 
     @param live: the live rotation connections (L{LiveSessions}).
+    @param paced: paces the check service's lines about the datagrams
+        it receives (L{suto_server.rules.gate.ConnectionGate.paced}).
     @param committer: the rotations' group commit.
     @param settings: enabled L{EnrollmentSettings}.
     """
     # Checks go to the port the agents listen on for hellos.
     checks = CheckService(
-        reactor, network.hello_port, network.check_timeout, network.hello_interface
+        reactor,
+        network.hello_port,
+        network.check_timeout,
+        network.hello_interface,
+        paced=paced,
     )
     checks.setServiceParent(parent)
     tracking = Tracking(store, audit, live, checks, locations)

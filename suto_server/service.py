@@ -32,7 +32,9 @@ from suto_server.net.served import ServedCertificates
 from suto_server.phases.classic import ClassicRules, salt_lookup
 from suto_server.phases.listeners import device_listeners
 from suto_server.rules.authenticator import Authenticator
-from suto_server.rules.limits import ConnectionGate, Limits
+from suto_server.rules.expected import ExpectedSources
+from suto_server.rules.gate import ConnectionGate
+from suto_server.rules.limits import Limits
 from suto_server.rules.registry import LiveSessions, clients_report, history_report
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.windows import WindowDesk
@@ -161,6 +163,7 @@ class SutoServer(MultiService):
                 self._audit_authentication,
             ],
         )
+        self.gate.expect(ExpectedSources.of(self.rendezvous, store))
         self.hello = HelloService(reactor, network.hostname, network.hello_interface)
         self.hello.setServiceParent(self)
         self.authenticator = Authenticator(self.rendezvous, self.hello, source)
@@ -183,6 +186,7 @@ class SutoServer(MultiService):
                 network=network,
                 timing=timing,
                 alerting=alerting,
+                paced=self.gate.paced,
             )
         self.enrollment = None if keys is None else keys.enrollment
         self.rotation = None if keys is None else keys.rotation

@@ -27,11 +27,12 @@ import hmac
 import ipaddress
 import secrets
 from dataclasses import dataclass, field
+from functools import partial
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from suto_server.core import keyschedule, wire
 from suto_server.net.discovery import DEFAULT_HELLO_PORT
@@ -111,6 +112,13 @@ class _CheckSocket(DatagramProtocol):
         self._received(datagram, address[0])
 
 
+def _unpaced(log: Logger, level: LogLevel, host, reason: str, text: str, **fields):
+    """
+    Write every line: what a L{CheckService} given no pacing does.
+    """
+    log.emit(level, text, source=host, reason=reason, quiet=0, **fields)
+
+
 class CheckService(Service):
     """
     Sends check packets and matches their answers.  Owns one UDP socket
@@ -126,6 +134,7 @@ class CheckService(Service):
         port: int = DEFAULT_HELLO_PORT,
         timeout: float = DEFAULT_CHECK_TIMEOUT,
         interface: str = "",
+        paced=None,
     ) -> None:
         """
         @param reactor: provides UDP and the clock the timeouts run on.
@@ -133,6 +142,10 @@ class CheckService(Service):
         @param timeout: seconds a check waits for a valid answer.
         @param interface: the local IPv4 address to send from (C{""} for
             any).
+        @param paced: writes the lines about the datagrams that arrive,
+            as L{suto_server.rules.gate.ConnectionGate.paced} does: once
+            per source and reason per interval, since anyone can send
+            them; by default every line is written.
         """
         self._reactor = reactor
         self._port = port
@@ -141,6 +154,7 @@ class CheckService(Service):
         self._listening: dict[int, object] = {}
         self._sockets: dict[int, _CheckSocket] = {}
         self._pending: dict[bytes, _Pending] = {}
+        self._paced = _unpaced if paced is None else paced
 
     def check(
         self,
@@ -232,29 +246,41 @@ class CheckService(Service):
         """
         Match a datagram to the check it answers, if any.
         """
+        paced = partial(self._paced, self.log)
         try:
             answer = wire.parse_datagram(datagram)
         except wire.ProtocolError as e:
-            self.log.debug(
+            paced(
+                LogLevel.debug,
+                source,
+                "malformed",
                 "dropped a malformed datagram from {source}: {code}",
-                source=source,
                 code=e.code,
             )
             return
         if not isinstance(answer, wire.CheckProof):
-            self.log.debug("dropped a datagram from {source}", source=source)
+            paced(
+                LogLevel.debug,
+                source,
+                "not_an_answer",
+                "dropped a datagram from {source}",
+            )
             return
         pending = self._pending.get(answer.nonce)
         if pending is None:
-            self.log.info(
+            paced(
+                LogLevel.info,
+                source,
+                "no_pending_check",
                 "ignored an answer from {source} to no pending check",
-                source=source,
             )
         elif _normalise(source) != pending.address:
-            self.log.warn(
+            paced(
+                LogLevel.warn,
+                source,
+                "wrong_address",
                 "ignored an answer from {source} to the check for {user} "
                 "sent to {address}",
-                source=source,
                 user=pending.user,
                 address=str(pending.address),
             )
@@ -262,10 +288,12 @@ class CheckService(Service):
             self._end(answer.nonce, CheckResult.ANSWERED)
         else:
             pending.forged = True
-            self.log.warn(
+            paced(
+                LogLevel.warn,
+                source,
+                "wrong_proof",
                 "an answer from {source} to the check for {user} carried a "
                 "wrong proof",
-                source=source,
                 user=pending.user,
             )
 

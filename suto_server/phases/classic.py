@@ -79,16 +79,14 @@ class ClassicDriver(VerifyingDriver):
         Claim the request waiting for the connection's source address.
 
         @return: the driver, or L{None} when no request waits (the
-            connection is then refused).
+            connection is then refused, and its ticket logs that once per
+            source per interval: anyone can connect as often as the limits
+            allow).
         """
         source = connection.source
         request = rules.rendezvous.claim(source) if source else None
         if request is None:
-            cls.log.warn(
-                "refused a connection from {source}: no authentication is "
-                "waiting for it",
-                source=source,
-            )
+            connection.ticket.unanswered()
             connection.refuse(wire.ERROR_NO_REQUEST)
             return None
         return cls(connection, rules, request)

@@ -24,7 +24,7 @@ from suto_server.phases.classic import ClassicDriver, ClassicRules
 from suto_server.phases.enrollment import EnrollmentDriver, EnrollmentRules
 from suto_server.phases.rotation import RotationDriver, RotationRules, tell_time
 from suto_server.phases.timeout import RearmingTimeoutMixin
-from suto_server.rules.limits import OPEN_GATE
+from suto_server.rules.gate import OPEN_GATE
 
 
 class ServerProtocol(Protocol, RearmingTimeoutMixin):
@@ -167,7 +167,7 @@ class ServerFactory(Factory):
         listener that must not rotate keys (a plaintext one).
     @param exchange_timeout: seconds a connected device may stay silent
         before it is dropped (a login grace time).
-    @param gate: the L{suto_server.rules.limits.ConnectionGate} that admits
+    @param gate: the L{suto_server.rules.gate.ConnectionGate} that admits
         connections; by default every connection is admitted.
     """
 

@@ -19,15 +19,23 @@ C{MaxStartups}, C{LoginGraceTime}):
   - A starting connection gets the login grace time, counted from its
     start and never reset by traffic, to finish its exchange.
 
+  - A connection the server expects (from the target of a pending
+    classic request, or from an enrolled profile's registered location:
+    L{suto_server.rules.expected}) is never refused at random, and past
+    C{full} it may still take one of C{reserve} more starting slots, so
+    a flood of unexpected connections cannot stop the device a login
+    waits for.  The reserve is bounded, and the penalties and the
+    per-source cap apply to expected sources as to any other.
+
 A source is its IPv4 address, or its IPv6 /64 (one host's usual share, so
 stepping through a /64 gains nothing); an IPv4-mapped address counts as
 IPv4.  Only TCP peers are sources: UDP packets (hellos, check answers) can
 carry any source address, so they never feed these limits, or anyone could
 have a victim banned.
 
-L{Limits} is the pure rule (it takes C{now}); L{ConnectionGate} applies it
-to connections with a clock, counts refusals in the metrics and logs each
-kind of refusal once per source per interval.
+L{Limits} is the pure rule (it takes C{now});
+L{suto_server.rules.gate.ConnectionGate} applies it to connections with a
+clock.
 """
 
 from __future__ import annotations
@@ -37,28 +45,12 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 
-from suto_server.core.throttle import OncePerInterval
-
-#: The audit events that are failed authentications from the event's
-#: source, always a TCP peer for these.  Events whose source may come from
-#: a UDP packet (a forged check answer, say) are deliberately absent.
-PENALISED_EVENTS = frozenset(
-    {
-        "enrollment_failed",
-        "rotation_failed",
-        "clone_suspected",
-        "reconnect_failed",
-        "blacklisted_refused",
-    }
-)
-
-def source_key(host: str | None) -> str | None:
+def peer_ip(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """
-    @return: the source C{host} counts as (its IPv4 address or its IPv6
-        /64), or L{None} for a peer that is not an IP address.
+    @return: the address C{host} names, an IPv4-mapped IPv6 address as
+        IPv4 and without an IPv6 zone, or L{None} for a peer that is not
+        an IP address.
     """
     if host is None:
         return None
@@ -67,7 +59,18 @@ def source_key(host: str | None) -> str | None:
     except ValueError:
         return None
     if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+        return ip.ipv4_mapped
+    return ip
+
+
+def source_key(host: str | None) -> str | None:
+    """
+    @return: the source C{host} counts as (its IPv4 address or its IPv6
+        /64), or L{None} for a peer that is not an IP address.
+    """
+    ip = peer_ip(host)
+    if ip is None:
+        return None
     if ip.version == 4:
         return str(ip)
     return str(ipaddress.ip_network(f"{ip}/64", strict=False))
@@ -107,6 +110,16 @@ class MaxStartups:
 
     def __str__(self) -> str:
         return f"{self.start}:{self.rate}:{self.full}"
+
+    @property
+    def reserve(self) -> int:
+        """
+        The starting slots past C{full} that only expected connections
+        may take: as many as C{start}, the starting load the operator
+        counts as normal, so the devices that logins and rotations wait
+        for get a normal load's worth of room through any flood.
+        """
+        return self.start
 
     def drop_chance(self, starting: int) -> float:
         """
@@ -181,10 +194,15 @@ class Limits:
         """
         return self._connections.get(key, 0)
 
-    def admit(self, key: str | None, now: float) -> str | None:
+    def admit(
+        self, key: str | None, now: float, expected: bool = False
+    ) -> str | None:
         """
         A connection from source C{key} (L{None}: not an IP peer) arrived.
 
+        @param expected: whether the server waits for a connection from
+            there: then it is admitted while fewer than C{full} plus
+            C{reserve} connections are starting, without the random draw.
         @return: L{None} if it is admitted, and then counted as starting
             and as one of its source's connections until L{settled} and
             L{closed} say otherwise; else why it is refused: C{"penalty"},
@@ -196,9 +214,13 @@ class Limits:
             held = self._connections.get(key, 0)
             if self.max_per_source and held >= self.max_per_source:
                 return "per_source"
-        chance = self.startups.drop_chance(self.starting)
-        if chance and self._random() < chance:
-            return "startups"
+        if expected:
+            if self.starting >= self.startups.full + self.startups.reserve:
+                return "startups"
+        else:
+            chance = self.startups.drop_chance(self.starting)
+            if chance and self._random() < chance:
+                return "startups"
         self.starting += 1
         if key is not None:
             self._connections[key] = self._connections.get(key, 0) + 1
@@ -278,250 +300,3 @@ class Limits:
     def _forget_decayed(self, now: float) -> None:
         for key in [k for k, p in self._penalties.items() if p.expiry <= now]:
             del self._penalties[key]
-
-
-class Ticket:
-    """
-    One admitted connection's standing with the gate.  The protocol tells
-    it what happens (L{start}, L{timed_out}, L{rotation_started},
-    L{rotated}, L{closed}).
-    """
-
-    def __init__(self, gate: ConnectionGate, host: str | None, key: str | None) -> None:
-        self._gate = gate
-        self._host = host
-        self._key = key
-        self._settled = False
-        self._closed = False
-        self._grace = None
-        self._rotation_started = None
-
-    def start(self, expire: Callable[[], None]) -> None:
-        """
-        The connection is made: call C{expire} (which ends it) if it has
-        not settled within the login grace time.
-        """
-        if self._gate.login_grace:
-            self._grace = self._gate.clock.callLater(self._gate.login_grace, expire)
-
-    def timed_out(self) -> None:
-        """
-        The connection is being dropped for silence or for the login grace
-        time: a misdeed unless it had already finished an exchange (a live
-        rotation connection whose device went away).
-        """
-        if not self._settled:
-            self._gate.refused(self._host, self._key, "grace")
-            self._gate.penalise(
-                self._host, self._key, self._gate.limits.penalties.grace
-            )
-
-    def rotation_started(self) -> None:
-        """
-        A rotation request arrived.
-        """
-        self._rotation_started = self._gate.clock.seconds()
-
-    def rotated(self) -> None:
-        """
-        The server sent a rotation's final message: the connection has
-        finished its first exchange, if it had not before.
-        """
-        if self._rotation_started is not None:
-            self._gate.rotated(self._gate.clock.seconds() - self._rotation_started)
-            self._rotation_started = None
-        self._settle()
-
-    def closed(self) -> None:
-        """
-        The connection ended.
-        """
-        if self._closed:
-            return
-        self._closed = True
-        self._cancel_grace()
-        self._gate.limits.closed(self._key, self._settled)
-
-    def _settle(self) -> None:
-        if self._settled or self._closed:
-            return
-        self._settled = True
-        self._cancel_grace()
-        self._gate.limits.settled()
-
-    def _cancel_grace(self) -> None:
-        if self._grace is not None and self._grace.active():
-            self._grace.cancel()
-        self._grace = None
-
-
-class ConnectionGate:
-    """
-    Applies L{Limits} to the TCP listeners' connections.
-
-    @param clock: the reactor's time, for penalties and the grace timer.
-    @param metrics: a L{suto_server.metrics.ServerMetrics}, or L{None}.
-    @param login_grace: seconds a connection has to finish its first
-        exchange; 0 for no limit.
-    @param log_interval: the least seconds between two log lines about
-        the same kind of refusal of the same source.
-    @param on_refusing: called with C{(now, host, source, until)} when a
-        source's penalty first reaches the minimum (C{host} being the peer
-        whose misdeed did it, C{source} what L{source_key} made of it), so
-        that from C{now} to C{until} every connection from the source is
-        refused (the C{rate_limited} alert); once per such run of
-        refusals, however many connections it tries.
-    """
-
-    log = Logger()
-
-    def __init__(
-        self,
-        clock: IReactorTime,
-        limits: Limits | None = None,
-        metrics=None,
-        login_grace: float = 30.0,
-        log_interval: float = 60.0,
-        on_refusing: Callable[[float, str, str, float], None] | None = None,
-    ) -> None:
-        self.clock = clock
-        self._on_refusing = on_refusing
-        self.limits = Limits() if limits is None else limits
-        self.login_grace = login_grace
-        self._metrics = metrics
-        self._reports = OncePerInterval(log_interval)
-
-    def admit(self, host: str | None) -> Ticket | None:
-        """
-        A TCP connection arrived from C{host}.
-
-        @return: its L{Ticket}, or L{None} when it is refused (already
-            counted and logged); the caller then closes it at once.
-        """
-        key = source_key(host)
-        reason = self.limits.admit(key, self.clock.seconds())
-        if reason is not None:
-            self.refused(host, key, reason)
-            return None
-        return Ticket(self, host, key)
-
-    def penalise(self, host: str | None, key: str | None, seconds: float) -> None:
-        """
-        Add C{seconds} of penalty to source C{key}, whose connection came
-        from C{host}.
-        """
-        if key is None:
-            return
-        now = self.clock.seconds()
-        refusing = self.limits.refused_for_penalty(key, now)
-        if not self.limits.penalise(key, seconds, now):
-            self._report(None, "penalties_full", "penalties_full")
-            return
-        until = self.limits.refused_until(key, now)
-        if not refusing and until is not None and self._on_refusing is not None:
-            self._on_refusing(now, host, key, until)
-
-    def failed(self, host: str | None) -> None:
-        """
-        The TCP peer at C{host} failed to authenticate.
-        """
-        self.penalise(host, source_key(host), self.limits.penalties.authfail)
-
-    def audited(self, event) -> None:
-        """
-        An audit log observer: penalise the sources of failed enrollments
-        and rotations.
-        """
-        if event.event in PENALISED_EVENTS:
-            self.failed(event.source)
-
-    def authenticated(self, request, outcome) -> None:
-        """
-        A rendezvous observer: penalise the device that answered a classic
-        challenge wrongly.
-        """
-        if outcome.verdict.value == "rejected":
-            self.failed(outcome.source)
-
-    def refused(self, host: str | None, key: str | None, reason: str) -> None:
-        """
-        Count and (once per source per interval) log a refusal.
-        """
-        if self._metrics is not None:
-            self._metrics.rejected.labels(reason).inc()
-        self._report(host, key, reason)
-
-    def rotated(self, seconds: float) -> None:
-        if self._metrics is not None:
-            self._metrics.rotated(seconds)
-
-    def penalised(self) -> int:
-        """
-        @return: the sources refused for their penalty now.
-        """
-        return self.limits.penalised(self.clock.seconds())
-
-    def _report(self, host, key, reason: str) -> None:
-        quiet = self._reports.due((reason, key), self.clock.seconds())
-        if quiet is None:
-            return
-        if reason == "penalties_full":
-            self.log.warn(
-                "the table of per-source penalties is full; new penalties "
-                "are not recorded ({quiet} more since the last report)",
-                quiet=quiet,
-            )
-            return
-        self.log.warn(
-            "{what} a connection from {source}: {why} "
-            "({quiet} more alike since the last report)",
-            what="dropped" if reason == "grace" else "refused",
-            source=host,
-            reason=reason,
-            why=_REASONS[reason],
-            quiet=quiet,
-        )
-
-
-_REASONS = {
-    "penalty": "its source is penalised for failed attempts",
-    "per_source": "its source has too many connections",
-    "startups": "too many connections are starting",
-    "grace": "it did not finish its exchange within the login grace time",
-}
-
-
-class _NoTicket:
-    """
-    The ticket of a connection on a listener without limits.
-    """
-
-    def start(self, expire) -> None:
-        pass
-
-    def timed_out(self) -> None:
-        pass
-
-    def rotation_started(self) -> None:
-        pass
-
-    def rotated(self) -> None:
-        pass
-
-    def closed(self) -> None:
-        pass
-
-
-class _OpenGate:
-    """
-    A gate that admits every connection and watches none.
-    """
-
-    def admit(self, host):
-        return _NO_TICKET
-
-
-_NO_TICKET = _NoTicket()
-
-#: The gate of a factory given none.
-OPEN_GATE = _OpenGate()

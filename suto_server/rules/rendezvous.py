@@ -23,6 +23,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from suto_server.rules.limits import peer_ip
+
 
 class Verdict(enum.Enum):
     """
@@ -74,13 +76,8 @@ class AuthRequest:
         """
         Is C{address} inside one of the networks this request accepts?
         """
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in network for network in self.accept_from)
+        ip = peer_ip(address)
+        return ip is not None and any(ip in network for network in self.accept_from)
 
 
 def _unmapped(item):
@@ -185,12 +182,29 @@ class Rendezvous:
         A connection arrived from C{address}: hand it the request it
         answers, at most once, or L{None}.
         """
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
+        request = self._unclaimed(address)
+        if request is None:
             return None
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        request.claimed_by = address
+        self._cancel_timer(request)
+        return request
+
+    def expects(self, address: str) -> bool:
+        """
+        Would a connection from C{address} claim a request now?  Costs a
+        dictionary lookup, and a look through the few pending requests
+        to networks (broadcast targets).
+        """
+        return self._unclaimed(address) is not None
+
+    def _unclaimed(self, address: str) -> AuthRequest | None:
+        """
+        @return: the pending request accepting C{address}, if no
+            connection has claimed it yet; else L{None}.
+        """
+        ip = peer_ip(address)
+        if ip is None:
+            return None
         request = self._hosts.get(ip)
         if request is None:
             request = next(
@@ -198,8 +212,6 @@ class Rendezvous:
             )
         if request is None or request.claimed_by is not None:
             return None
-        request.claimed_by = address
-        self._cancel_timer(request)
         return request
 
     def finish(

@@ -6,11 +6,13 @@ profile's old location, and how it judges the answers.
 from twisted.internet.defer import CancelledError
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import EventLoggingObserver
-from twisted.logger import globalLogPublisher
+from twisted.logger import capturedLogs, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import keyschedule, wire
 from suto_server.net.checks import CheckError, CheckResult, CheckService
+from suto_server.rules.gate import ConnectionGate
+from suto_server.rules.limits import Limits
 from tests.client.test_hello import _UDPReactor
 
 USER = "alice"
@@ -370,3 +372,44 @@ class CheckServiceTests(SynchronousTestCase):
             for proof in proofs:
                 self.assertNotIn(repr(proof), text)
                 self.assertNotIn(proof.hex(), text)
+
+
+class PacedLogTests(SynchronousTestCase):
+    """
+    The lines about arriving datagrams, paced by the connection gate: a
+    datagram can come from anyone, as often as they like.
+    """
+
+    def setUp(self):
+        self.reactor = _UDPReactor()
+        gate = ConnectionGate(self.reactor, Limits(), log_interval=60)
+        self.service = CheckService(self.reactor, paced=gate.paced)
+        self.service.startService()
+        self.service.check(USER, OLD, KEY).addErrback(lambda _: None)
+        [(_, protocol)] = self.reactor.udp
+        self.protocol = protocol
+
+    def test_once_per_source_and_reason(self):
+        """
+        A thousand stale answers from one source write one line until the
+        interval is over, then one saying how many were kept quiet;
+        another source, or another reason, has lines of its own.
+        """
+        stale = answer(bytes(16))
+        with capturedLogs() as events:
+            for _ in range(1000):
+                self.protocol.datagramReceived(stale, (ELSEWHERE, 2020))
+            self.protocol.datagramReceived(stale, ("192.0.2.9", 2020))
+            self.protocol.datagramReceived(b"garbage", (ELSEWHERE, 2020))
+            self.reactor.advance(60)
+            self.protocol.datagramReceived(stale, (ELSEWHERE, 2020))
+        lines = [(e["source"], e["reason"], e["quiet"]) for e in events if "reason" in e]
+        self.assertEqual(
+            lines,
+            [
+                (ELSEWHERE, "no_pending_check", 0),
+                ("192.0.2.9", "no_pending_check", 0),
+                (ELSEWHERE, "malformed", 0),
+                (ELSEWHERE, "no_pending_check", 999),
+            ],
+        )

@@ -1,39 +1,14 @@
 """
-The connection limits: the pure rules with explicit times, the gate with a
-task.Clock and recording metrics, and the server's protocol and TLS factory
-refusing or dropping connections.
+The connection limits: the pure rules with explicit times, the log
+throttle they share, and the options that set them.
 """
 
-from twisted.cred.portal import Portal
-from twisted.internet import task
-from twisted.internet.address import IPv4Address
-from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
-from twisted.internet.testing import StringTransport
-from twisted.logger import LogLevel, capturedLogs
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
 from suto_server import tap
-from suto_server.core import wire
 from suto_server.core.throttle import OncePerInterval
-from suto_server.cred.checkers import SaltedChallengeChecker
-from suto_server.cred.realm import SutoRealm
-from suto_server.metrics import ServerMetrics
-from suto_server.net.tls import _RefusingTLSFactory
-from suto_server.phases.classic import ClassicRules
-from suto_server.phases.connection import ServerFactory
-from suto_server.rules.limits import (
-    OPEN_GATE,
-    PENALISED_EVENTS,
-    ConnectionGate,
-    Limits,
-    MaxStartups,
-    Penalties,
-    source_key,
-)
-from suto_server.rules.rendezvous import Outcome, Rendezvous, Verdict
-from suto_server.store.records import AuditEvent
+from suto_server.rules.limits import Limits, MaxStartups, Penalties, source_key
 
 
 class SourceKeyTests(SynchronousTestCase):
@@ -216,6 +191,60 @@ class LimitsTests(SynchronousTestCase):
         self.assertEqual(limits.starting, 2)
 
 
+class ReserveTests(SynchronousTestCase):
+    """
+    Expected connections: past the random early drop, and past C{full}
+    within the reserve.
+    """
+
+    def test_reserve_is_start(self):
+        """
+        The reserve has as many slots as C{start}.
+        """
+        self.assertEqual(MaxStartups(100, 30, 1000).reserve, 100)
+        self.assertEqual(MaxStartups.parse("7").reserve, 7)
+
+    def test_expected_never_dropped_at_random(self):
+        """
+        Between START and FULL an expected connection is admitted whatever
+        the draw; an unexpected one meets the draw.
+        """
+        limits = Limits(startups=MaxStartups(1, 30, 100), random=lambda: 0.0)
+        self.assertIsNone(limits.admit("192.0.2.1", 0))
+        self.assertEqual(limits.admit("192.0.2.2", 0), "startups")
+        self.assertIsNone(limits.admit("192.0.2.2", 0, expected=True))
+        self.assertEqual(limits.starting, 2)
+
+    def test_reserve_past_full_is_bounded(self):
+        """
+        At FULL an expected connection still takes one of C{reserve} more
+        slots; once those are taken it is refused too, until a starting
+        connection settles.
+        """
+        limits = Limits(startups=MaxStartups(2, 100, 3), random=lambda: 0.5)
+        for host in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
+            self.assertIsNone(limits.admit(host, 0, expected=True))
+        self.assertEqual(limits.admit("192.0.2.4", 0), "startups")
+        self.assertIsNone(limits.admit("192.0.2.5", 0, expected=True))
+        self.assertIsNone(limits.admit("192.0.2.6", 0, expected=True))
+        self.assertEqual(limits.admit("192.0.2.7", 0, expected=True), "startups")
+        self.assertEqual(limits.starting, 5)
+        limits.settled()
+        self.assertIsNone(limits.admit("192.0.2.7", 0, expected=True))
+        self.assertEqual(limits.admit("192.0.2.8", 0), "startups")
+
+    def test_expected_still_limited_per_source(self):
+        """
+        The penalties and the per-source cap apply to an expected source
+        as to any other.
+        """
+        limits = Limits(max_per_source=1, penalties=Penalties(min=5))
+        self.assertIsNone(limits.admit("192.0.2.1", 0, expected=True))
+        self.assertEqual(limits.admit("192.0.2.1", 0, expected=True), "per_source")
+        limits.penalise("192.0.2.2", 5, 0)
+        self.assertEqual(limits.admit("192.0.2.2", 1, expected=True), "penalty")
+
+
 class OncePerIntervalTests(SynchronousTestCase):
     def test_once_per_interval(self):
         """
@@ -240,306 +269,6 @@ class OncePerIntervalTests(SynchronousTestCase):
         reports.due("c", 0)
         self.assertEqual(len(reports._reported), 2)
         self.assertEqual(reports.due("a", 1), 0)
-
-
-def _event(event, source):
-    return AuditEvent(0.0, event, "alice", source, "reason", ())
-
-
-class GateTests(SynchronousTestCase):
-    def setUp(self):
-        self.clock = task.Clock()
-        self.clock.advance(1000)
-        self.metrics = ServerMetrics()
-        self.limits = Limits(max_per_source=1, penalties=Penalties(authfail=5, min=15))
-        self.gate = ConnectionGate(
-            self.clock, self.limits, self.metrics, login_grace=30, log_interval=60
-        )
-
-    def rejected(self, reason):
-        return self.metrics.registry.get_sample_value(
-            "suto_connections_rejected_total", {"reason": reason}
-        )
-
-    def test_refusal_counted_and_logged_once(self):
-        """
-        Every refusal is counted under its reason, but a source is logged
-        once per interval, the next line saying how many were kept quiet.
-        """
-        self.assertIsNotNone(self.gate.admit("192.0.2.1"))
-        with capturedLogs() as events:
-            for _ in range(5):
-                self.assertIsNone(self.gate.admit("192.0.2.1"))
-            self.clock.advance(60)
-            self.assertIsNone(self.gate.admit("192.0.2.1"))
-        self.assertEqual(self.rejected("per_source"), 6)
-        warnings = [e for e in events if e["log_level"] is LogLevel.warn]
-        self.assertEqual([e["quiet"] for e in warnings], [0, 4])
-        self.assertEqual({e["source"] for e in warnings}, {"192.0.2.1"})
-
-    def test_failures_penalise(self):
-        """
-        Failed enrollments, rotations and classic answers from a source
-        add up to a refusal of its next connection; so do failed
-        reconnections and attempts for a blacklisted profile.
-        """
-        self.gate.audited(_event("enrollment_failed", "192.0.2.9"))
-        self.gate.audited(_event("rotation_failed", "192.0.2.9"))
-        self.gate.authenticated(
-            None, Outcome("alice", Verdict.REJECTED, "192.0.2.9", "wrong")
-        )
-        self.assertIsNone(self.gate.admit("192.0.2.9"))
-        self.assertEqual(self.rejected("penalty"), 1)
-        self.assertEqual(self.gate.penalised(), 1)
-        self.gate.audited(_event("reconnect_failed", "192.0.2.10"))
-        self.gate.audited(_event("blacklisted_refused", "192.0.2.10"))
-        self.gate.audited(_event("reconnect_failed", "192.0.2.10"))
-        self.assertIsNone(self.gate.admit("192.0.2.10"))
-
-    def test_udp_sourced_events_never_penalise(self):
-        """
-        Events whose source may come from a UDP packet (a forged check
-        answer, a move), successes and server-side errors never penalise:
-        a forged source address must not get a victim banned.
-        """
-        self.assertNotIn("check_forged", PENALISED_EVENTS)
-        self.assertNotIn("location_changed", PENALISED_EVENTS)
-        for _ in range(10):
-            self.gate.audited(_event("check_forged", "192.0.2.9"))
-            self.gate.audited(_event("location_changed", "192.0.2.9"))
-            self.gate.authenticated(
-                None, Outcome("alice", Verdict.ERROR, "192.0.2.9", "hash pool saturated")
-            )
-            self.gate.authenticated(None, Outcome("alice", Verdict.ACCEPTED, "192.0.2.9"))
-        self.assertIsNotNone(self.gate.admit("192.0.2.9"))
-
-    def test_grace(self):
-        """
-        A ticket not settled within the login grace time calls its expiry;
-        timing out then counts a C{grace} drop and penalises the source.
-        """
-        ticket = self.gate.admit("192.0.2.1")
-        expired = []
-        ticket.start(lambda: expired.append(True))
-        self.clock.advance(29)
-        self.assertEqual(expired, [])
-        self.clock.advance(1)
-        self.assertEqual(expired, [True])
-        ticket.timed_out()
-        ticket.closed()
-        self.assertEqual(self.rejected("grace"), 1)
-        self.assertEqual(self.limits.starting, 0)
-        self.assertEqual(self.limits.connections("192.0.2.1"), 0)
-
-    def test_rotated_settles(self):
-        """
-        A rotation completing settles the ticket: its latency is observed,
-        the grace timer is cancelled, it no longer counts as starting, and
-        a later silence timeout is no misdeed.
-        """
-        ticket = self.gate.admit("192.0.2.1")
-        ticket.start(lambda: self.fail("expired"))
-        ticket.rotation_started()
-        self.clock.advance(0.25)
-        ticket.rotated()
-        self.assertEqual(self.clock.getDelayedCalls(), [])
-        self.assertEqual(self.limits.starting, 0)
-        self.assertEqual(
-            self.metrics.registry.get_sample_value("suto_rotation_duration_seconds_sum"),
-            0.25,
-        )
-        ticket.timed_out()
-        ticket.closed()
-        ticket.closed()
-        self.assertEqual(self.rejected("grace"), 0)
-        self.assertEqual(self.limits.starting, 0)
-
-    def refusing(self):
-        """
-        @return: the list of C{(now, host, source, until)} the gate reports when a
-            source starts being refused, filled as it reports.
-        """
-        reported = []
-        self.gate = ConnectionGate(
-            self.clock,
-            self.limits,
-            login_grace=30,
-            on_refusing=lambda *args: reported.append(args),
-        )
-        return reported
-
-    def test_refusing_reported_once(self):
-        """
-        The failure that brings a source's penalty to the minimum reports
-        when its refusals start and when its penalty will have decayed;
-        neither more failures nor its refused connections report again.
-        """
-        reported = self.refusing()
-        self.gate.failed("192.0.2.9")
-        self.gate.failed("192.0.2.9")
-        self.assertEqual(reported, [])
-        self.gate.failed("192.0.2.9")
-        self.assertEqual(reported, [(1000, "192.0.2.9", "192.0.2.9", 1015)])
-        self.gate.failed("192.0.2.9")
-        self.assertIsNone(self.gate.admit("192.0.2.9"))
-        self.assertEqual(len(reported), 1)
-
-    def test_refusing_again_after_decay(self):
-        """
-        Once the penalty has decayed, a new run of failures is reported
-        again; another source is reported on its own.
-        """
-        reported = self.refusing()
-        for _ in range(3):
-            self.gate.failed("192.0.2.9")
-        self.clock.advance(15)
-        self.assertIsNotNone(self.gate.admit("192.0.2.9"))
-        for host in ["192.0.2.9", "2001:db8::1"] * 3:
-            self.gate.failed(host)
-        self.assertEqual(
-            reported,
-            [
-                (1000, "192.0.2.9", "192.0.2.9", 1015),
-                (1015, "192.0.2.9", "192.0.2.9", 1030),
-                (1015, "2001:db8::1", "2001:db8::/64", 1030),
-            ],
-        )
-
-    def test_refusing_after_grace(self):
-        """
-        Connections dropped for the login grace time penalise their
-        source too, and are reported by the host they came from.
-        """
-        reported = self.refusing()
-        for _ in range(2):
-            ticket = self.gate.admit("192.0.2.1")
-            ticket.timed_out()
-            ticket.closed()
-        self.assertEqual(reported, [(1000, "192.0.2.1", "192.0.2.1", 1020)])
-
-    def test_grace_off(self):
-        """
-        A login grace of 0 arms no timer.
-        """
-        gate = ConnectionGate(self.clock, Limits(), login_grace=0)
-        gate.admit("192.0.2.1").start(lambda: None)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
-
-    def test_full_penalty_table_logged(self):
-        """
-        A penalty lost to a full table is logged (once per interval).
-        """
-        gate = ConnectionGate(self.clock, Limits(penalties=Penalties(max_sources=1)))
-        with capturedLogs() as events:
-            for host in ["192.0.2.1", "192.0.2.2", "192.0.2.3"]:
-                gate.failed(host)
-        self.assertEqual(len([e for e in events if "quiet" in e]), 1)
-
-
-class ProtocolGateTests(SynchronousTestCase):
-    """
-    The server protocol with a gate, over a StringTransport.
-    """
-
-    def setUp(self):
-        self.clock = task.Clock()
-        self.metrics = ServerMetrics()
-        self.gate = ConnectionGate(
-            self.clock, Limits(max_per_source=1), self.metrics, login_grace=30
-        )
-        self.factory = ServerFactory(
-            framing=wire.Framing.FRAMED,
-            clock=self.clock,
-            classic=ClassicRules(
-                Rendezvous(self.clock),
-                Portal(SutoRealm(), [SaltedChallengeChecker({}, None)]),
-                lambda user: None,
-                lambda: "$6$ABCDEFGHIJKLMNOP",
-            ),
-            exchange_timeout=10,
-            gate=self.gate,
-        )
-
-    def connect(self, host="192.0.2.1"):
-        address = IPv4Address("TCP", host, 40000)
-        protocol = self.factory.buildProtocol(address)
-        if protocol is None:
-            return None, None
-        transport = StringTransport(peerAddress=address)
-        protocol.makeConnection(transport)
-        return protocol, transport
-
-    def test_refused_connection_gets_no_protocol(self):
-        """
-        A connection over a limit gets no protocol at all, so the listener
-        closes it before reading a byte.
-        """
-        protocol, transport = self.connect()
-        self.assertIsNotNone(protocol)
-        self.assertEqual(self.connect(), (None, None))
-        protocol.connectionLost(None)
-        self.assertIsNotNone(self.connect()[0])
-
-    def test_slow_sender_dropped_at_login_grace(self):
-        """
-        A peer that keeps its connection busy one byte at a time (so the
-        silence timeout never fires) is still dropped with
-        C{SUTO_ERROR_TIMEOUT} when the login grace time is up.
-        """
-        protocol, transport = self.connect()
-        protocol.dataReceived(
-            wire.encode(wire.Version(wire.PROTOCOL_VERSION), wire.Framing.FRAMED)
-        )
-        trickle = b"SUTO_C_ENROLL_" + b"a" * 20
-        for second in range(29):
-            self.clock.advance(1)
-            protocol.dataReceived(trickle[second : second + 1])
-        self.assertFalse(transport.disconnecting)
-        self.clock.advance(1)
-        self.assertTrue(transport.disconnecting)
-        self.assertIn(wire.ERROR_TIMEOUT.encode(), transport.value())
-        self.assertEqual(
-            self.metrics.registry.get_sample_value(
-                "suto_connections_rejected_total", {"reason": "grace"}
-            ),
-            1,
-        )
-
-    def test_open_gate_by_default(self):
-        """
-        A factory given no gate admits every connection.
-        """
-        factory = ServerFactory(
-            framing=wire.Framing.FRAMED,
-            clock=self.clock,
-            classic=ClassicRules(Rendezvous(self.clock), None, lambda user: None, lambda: ""),
-        )
-        self.assertIs(factory.gate, OPEN_GATE)
-        for _ in range(3):
-            self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1)))
-
-
-class RefusingTLSFactoryTests(SynchronousTestCase):
-    def test_refused_before_handshake(self):
-        """
-        When the wrapped factory refuses, the TLS factory builds nothing,
-        so no TLS handshake is made for a refused peer.
-        """
-
-        class Refusing:
-            def buildProtocol(self, addr):
-                return None
-
-            def doStart(self):
-                pass
-
-        @implementer(IOpenSSLServerConnectionCreator)
-        class Creator:
-            def serverConnectionForTLS(self, protocol):
-                raise AssertionError("no TLS connection is made")
-
-        factory = _RefusingTLSFactory(Creator(), False, Refusing())
-        self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1)))
 
 
 class OptionsTests(SynchronousTestCase):

@@ -394,3 +394,50 @@ class RequestConflictTests(SynchronousTestCase):
             RequestConflict, rendezvous.open, "bob", ["192.0.2.7"]
         )
         self.assertEqual(len(clock.getDelayedCalls()), 1)
+
+
+class ExpectsTests(SynchronousTestCase):
+    """
+    L{Rendezvous.expects}: would a connection from an address claim a
+    request now?  The connection gate keeps room for those that would.
+    """
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.rendezvous = Rendezvous(self.clock)
+
+    def test_host_target(self):
+        """
+        The address of a pending request is expected, in IPv4-mapped form
+        too; others and garbage are not, and asking claims nothing.
+        """
+        request = self.rendezvous.open("alice", ["192.0.2.7"])
+        self.assertTrue(self.rendezvous.expects("192.0.2.7"))
+        self.assertTrue(self.rendezvous.expects("::ffff:192.0.2.7"))
+        self.assertFalse(self.rendezvous.expects("192.0.2.8"))
+        self.assertFalse(self.rendezvous.expects("not an address"))
+        self.assertIsNone(request.claimed_by)
+
+    def test_network_target(self):
+        """
+        Every address of a pending request's network (a broadcast target)
+        is expected while the request is unclaimed.
+        """
+        self.rendezvous.open("alice", ["192.0.2.0/24"])
+        self.assertTrue(self.rendezvous.expects("192.0.2.1"))
+        self.assertTrue(self.rendezvous.expects("192.0.2.254"))
+        self.assertFalse(self.rendezvous.expects("192.0.3.1"))
+        self.rendezvous.claim("192.0.2.9")
+        self.assertFalse(self.rendezvous.expects("192.0.2.1"))
+
+    def test_not_after_claim_or_end(self):
+        """
+        Once claimed, or ended (here by its timeout), a request expects no
+        one: a later connection from there would find nothing waiting.
+        """
+        self.rendezvous.open("alice", ["192.0.2.7"])
+        self.rendezvous.claim("192.0.2.7")
+        self.assertFalse(self.rendezvous.expects("192.0.2.7"))
+        self.rendezvous.open("bob", ["192.0.2.8"])
+        self.clock.advance(self.rendezvous.timeout)
+        self.assertFalse(self.rendezvous.expects("192.0.2.8"))

@@ -1,0 +1,124 @@
+"""
+Which addresses the server waits to hear from, so that the connection
+gate can keep room for them through a flood (L{suto_server.rules.limits}).
+
+Two kinds of connection are expected:
+
+  - The connect-back of a classic login: its address is inside the
+    target of a pending request that no connection has claimed yet
+    (L{Rendezvous.expects}).  A request sent to a network or a broadcast
+    address makes every address of that network expected, until one of
+    them claims it or it times out: the device may answer from any of
+    them, and the reserve and the request's own timeout bound what a
+    stranger on that network gains.
+  - The rotation or reconnection of an enrolled endpoint: its address is
+    the registered location (the last address) of a profile.
+
+L{KnownLocations} keeps the second kind in memory, so that asking costs
+one dictionary lookup per connection however many profiles there are: it
+is read from the store once, when the server starts, and then follows the
+audit log, in which every enrollment (C{enrolled}) and every move
+(C{location_changed}) is recorded with the profile's new address as its
+source.
+"""
+
+from __future__ import annotations
+
+from suto_server.rules.limits import peer_ip
+from suto_server.rules.rendezvous import Rendezvous
+from suto_server.store.interfaces import IProfileStore
+
+#: The audit events whose source is where their profile now is.
+_LOCATING_EVENTS = frozenset({"enrolled", "location_changed"})
+
+
+class KnownLocations:
+    """
+    The registered location of every profile, by address.
+
+    @param locations: C{(user, address)} pairs to start from.
+    """
+
+    def __init__(self, locations=()) -> None:
+        self._by_user: dict = {}
+        # address -> how many profiles are registered there (endpoints
+        # behind one NAT address share it).
+        self._profiles: dict = {}
+        for user, address in locations:
+            self.moved(user, address)
+
+    @classmethod
+    def of(cls, store) -> KnownLocations:
+        """
+        @return: the locations of the profiles in C{store}, none if it
+            keeps no profiles.
+        """
+        if not IProfileStore.providedBy(store):
+            return cls()
+        return cls(
+            (profile.username, profile.last_address)
+            for profile in store.list_profiles()
+        )
+
+    def moved(self, user: str, address: str) -> None:
+        """
+        C{user}'s profile is now registered at C{address}.
+        """
+        ip = peer_ip(address)
+        if ip is None:
+            return
+        old = self._by_user.get(user)
+        if old == ip:
+            return
+        if old is not None:
+            left = self._profiles[old] - 1
+            if left:
+                self._profiles[old] = left
+            else:
+                del self._profiles[old]
+        self._by_user[user] = ip
+        self._profiles[ip] = self._profiles.get(ip, 0) + 1
+
+    def audited(self, event) -> None:
+        """
+        An audit log observer: follow enrollments and moves.
+        """
+        if event.event in _LOCATING_EVENTS and event.username and event.source:
+            self.moved(event.username, event.source)
+
+    def __contains__(self, host: str) -> bool:
+        return peer_ip(host) in self._profiles
+
+
+class ExpectedSources:
+    """
+    What the connection gate asks: is a connection from this host one the
+    server waits for?
+    """
+
+    def __init__(self, rendezvous: Rendezvous, known: KnownLocations) -> None:
+        self._rendezvous = rendezvous
+        self._known = known
+
+    @classmethod
+    def of(cls, rendezvous: Rendezvous, store) -> ExpectedSources:
+        """
+        @return: the sources expected by C{rendezvous}'s requests and at
+            the locations of C{store}'s profiles.
+        """
+        return cls(rendezvous, KnownLocations.of(store))
+
+    def expects(self, host: str | None) -> bool:
+        """
+        Is a connection from C{host} the connect-back of a pending
+        request, or from a profile's registered location?
+        """
+        if host is None:
+            return False
+        return self._rendezvous.expects(host) or host in self._known
+
+    def audited(self, event) -> None:
+        """
+        An audit log observer: follow the profiles' locations.
+        """
+        self._known.audited(event)
