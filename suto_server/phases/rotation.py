@@ -103,8 +103,8 @@ class RotationDriver(Driver):
 
     def _begin(self, action: Begin) -> None:
         """
-        Check the presented key, then (for a connection that is not yet the
-        profile's live one) the profile's location, then derive the next
+        Check the presented key, then (for a connection that tracking has
+        not yet admitted) the profile's location, then derive the next
         key.
         """
         message = action.message
@@ -156,7 +156,7 @@ class RotationDriver(Driver):
         def begin(admit: bool) -> None:
             if connection.lost:
                 if admit and tracking is not None:
-                    # Admitted after it hung up: it is not live.
+                    # Admitted after it hung up: it will prove nothing.
                     tracking.detach(self.user, connection)
                 return
             if not admit:
