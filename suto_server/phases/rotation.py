@@ -99,6 +99,17 @@ class RotationDriver(Driver):
             self.connection.source,
             action.reason,
             self.connection.clock.seconds(),
+            held_elsewhere=self._held_elsewhere(),
+        )
+
+    def _held_elsewhere(self) -> bool:
+        """
+        Is another connection the profile's live one?  Then a rotation
+        failing on this one is not the key holder's failure.
+        """
+        tracking = self._rules.tracking
+        return tracking is not None and tracking.held_elsewhere(
+            self.user, self.connection
         )
 
     def _begin(self, action: Begin) -> None:
@@ -244,6 +255,7 @@ class RotationDriver(Driver):
                 action.sealed,
                 connection.source,
                 connection.clock.seconds(),
+                held_elsewhere=self._held_elsewhere(),
             )
         except RotationRefused:
             self.perform(self.machine.rejected())

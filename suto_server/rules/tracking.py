@@ -186,6 +186,15 @@ class Tracking:
             if waiting.user == user and waiting.address == address:
                 self._claims[other] = replace(waiting, moving_from=None)
 
+    def held_elsewhere(self, user: str, connection) -> bool:
+        """
+        @return: whether a connection other than C{connection} is
+            C{user}'s live one: that one proved the key and the
+            fingerprint, so C{connection} is not the key holder's.
+        """
+        live = self._live.get(user)
+        return live is not None and live.connection is not connection
+
     def forget(self, connection) -> None:
         """
         C{connection} will not prove its claim (its commit failed).

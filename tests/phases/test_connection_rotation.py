@@ -725,6 +725,9 @@ class RecordingTracking:
     def proven(self, connection, now):
         self.proofs.append(connection)
 
+    def held_elsewhere(self, user, connection):
+        return False
+
     def forget(self, connection):
         pass
 

@@ -592,6 +592,40 @@ class RotateTestsMixin(RotationMixin):
         self.assertIn("a copy of its state runs on another machine", mismatch.reason)
         self.assertIn(f"last used from {SOURCE})", mismatch.reason)
 
+    def test_held_elsewhere_not_counted(self):
+        """
+        Failures while another connection holds the profile (it proved
+        the key and the fingerprint, so they are not the key holder's),
+        given up on or with an acknowledgement that does not open, are
+        recorded and say why they are not counted, but count nothing:
+        however many, no C{fingerprint_mismatch}, and the count of the
+        holder's own failures is where it was.
+        """
+        self.rotation.failure_alert = 1
+        self.rotation.failed("alice", SOURCE, "no acknowledgement", self.now())
+        for _ in range(DEFAULT_FAILURE_ALERT):
+            self.rotation.failed(
+                "alice", SOURCE, "no acknowledgement", self.now(), held_elsewhere=True
+            )
+            pending = self.begin(self.device.request())
+            self.assertRaises(
+                RotationRefused,
+                self.rotation.acknowledge,
+                pending,
+                bytes(19),
+                SOURCE,
+                self.now(),
+                held_elsewhere=True,
+            )
+        self.clock.advance(0)
+        self.assertEqual(self.profile().rotation_failures, 1)
+        self.assertEqual(len(self.events("fingerprint_mismatch")), 1)
+        failed = self.events("rotation_failed")
+        self.assertEqual(len(failed), 1 + 2 * DEFAULT_FAILURE_ALERT)
+        for _, _, _, reason in failed[1:]:
+            self.assertIn("not counted toward fingerprint_mismatch", reason)
+        self.assertNotIn("not counted", failed[0][3])
+
     def test_failed_unknown_profile(self):
         """
         A failure for a profile that went away records nothing.

@@ -314,6 +314,19 @@ class TrackingTests(SynchronousTestCase):
         self.assertEqual(self.live.get("alice").connection, "new connection")
         self.assertEqual(self.audit.records, [])
 
+    def test_held_elsewhere(self):
+        """
+        C{held_elsewhere} says whether a connection other than the one
+        named is the profile's live one: not while none is, nor while a
+        newcomer has yet to prove the key, nor for the live one itself.
+        """
+        self.assertFalse(self.tracking.held_elsewhere("alice", "peer"))
+        self.admit(OLD, "newcomer", proven=False)
+        self.assertFalse(self.tracking.held_elsewhere("alice", "peer"))
+        self.tracking.proven("newcomer", NOW + 5)
+        self.assertTrue(self.tracking.held_elsewhere("alice", "peer"))
+        self.assertFalse(self.tracking.held_elsewhere("alice", "newcomer"))
+
     def test_unproven_newcomer_is_no_evidence(self):
         """
         A newcomer that has only named a key id is no evidence against the
