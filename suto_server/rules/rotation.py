@@ -36,6 +36,13 @@ nothing when it cannot open "ok", it closes, exactly as a peer that gives
 up does; so those count, and the alert stays for a changed fingerprint
 and for a copy of the state on another machine.
 
+Nor is a failure held against the address the profile was last used from
+(its IPv6 /64): the client shares it with whoever is behind its NAT or on
+its host, and a penalty for it would lock the user out for what a peer
+that only named a key id did there.  Such a failure is recorded as
+C{rotation_abandoned}, which the connection gate does not penalise; a
+failure anywhere else is C{rotation_failed}, as before.
+
 Every method takes C{now}; nothing here reads a clock.
 """
 
@@ -49,6 +56,7 @@ from twisted.logger import Logger
 
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule
+from suto_server.rules.limits import source_key
 from suto_server.store.errors import UnknownProfile
 from suto_server.store.records import RotationCommit
 
@@ -348,6 +356,10 @@ class Rotation:
         the failures come from and where the profile was last used.
         Unproven: a failure is exactly what a peer without the key causes.
 
+        Recorded as C{rotation_abandoned} from the address the profile was
+        last used from, which no failure may have penalised, and as
+        C{rotation_failed} from anywhere else.
+
         @param held_elsewhere: whether another connection is the profile's
             live one, having proven the key and the fingerprint: the
             failure is then not the key holder's, and is recorded without
@@ -356,24 +368,22 @@ class Rotation:
         profile = self._store.get_profile(user)
         if profile is None:
             return
+        last = profile.last_address
+        here = source_key(source)
+        if here is not None and here == source_key(last):
+            event = "rotation_abandoned"
+        else:
+            event = "rotation_failed"
         if held_elsewhere:
-            self._audit(
-                now,
-                "rotation_failed",
-                user,
-                source,
-                f"{reason}; {_NOT_COUNTED}",
-                (source,),
-            )
+            self._audit(now, event, user, source, f"{reason}; {_NOT_COUNTED}", (source,))
             return
         try:
             failures = self._store.record_rotation_failure(user)
         except UnknownProfile:
             return
-        self._audit(now, "rotation_failed", user, source, reason, (source,))
+        self._audit(now, event, user, source, reason, (source,))
         if failures < self.failure_alert:
             return
-        last = profile.last_address
         self._audit(
             now,
             "fingerprint_mismatch",
