@@ -278,6 +278,16 @@ class RotationMixin:
         device.commit(done)
         return pending
 
+    def acknowledge_noise(self, **kwargs):
+        """
+        Begin a rotation of C{self.device} from L{SOURCE} and acknowledge
+        it with noise, which is refused; C{kwargs} go to
+        L{Rotation.acknowledge}.
+        """
+        pending = self.begin(self.device.request())
+        with self.assertRaises(RotationRefused):
+            self.rotation.acknowledge(pending, bytes(19), SOURCE, self.now(), **kwargs)
+
     def refusal(self, call, *args):
         """
         The reason C{call(*args)} is refused with.
@@ -536,15 +546,7 @@ class RotateTestsMixin(RotationMixin):
 
         def fail(count):
             for _ in range(count):
-                pending = self.begin(self.device.request())
-                self.assertRaises(
-                    RotationRefused,
-                    self.rotation.acknowledge,
-                    pending,
-                    bytes(19),
-                    SOURCE,
-                    self.now(),
-                )
+                self.acknowledge_noise()
 
         self.assertEqual(self.rotation.failure_alert, DEFAULT_FAILURE_ALERT)
         fail(DEFAULT_FAILURE_ALERT - 1)
@@ -609,16 +611,7 @@ class RotateTestsMixin(RotationMixin):
             self.rotation.failed(
                 "alice", SOURCE, "no acknowledgement", self.now(), held_elsewhere=True
             )
-            pending = self.begin(self.device.request())
-            self.assertRaises(
-                RotationRefused,
-                self.rotation.acknowledge,
-                pending,
-                bytes(19),
-                SOURCE,
-                self.now(),
-                held_elsewhere=True,
-            )
+            self.acknowledge_noise(held_elsewhere=True)
         self.clock.advance(0)
         self.assertEqual(self.profile().rotation_failures, 1)
         self.assertEqual(len(self.events("fingerprint_mismatch")), 1)
