@@ -29,8 +29,8 @@ For the same reason a failed rotation counts toward C{fingerprint_mismatch}
 only when it may be the key holder's own.  It is not while another
 connection is the profile's live one: that connection proved the key and
 the fingerprint, so the holder's fingerprint is what it was, and the
-failing peer only named a key id (a copy of the state at the same
-address holds a retired key, and is a clone, within two rotations).  The server
+failing peer only named a key id (a copy of the state at the same address
+holds a retired key, and is a clone, within two rotations).  The server
 cannot tell the holder's other failures from a forger's: the client sends
 nothing when it cannot open "ok", it closes, exactly as a peer that gives
 up does; so those count, and the alert stays for a changed fingerprint
@@ -356,9 +356,9 @@ class Rotation:
         the failures come from and where the profile was last used.
         Unproven: a failure is exactly what a peer without the key causes.
 
-        Recorded as C{rotation_abandoned} from the address the profile was
-        last used from, which no failure may have penalised, and as
-        C{rotation_failed} from anywhere else.
+        Recorded as C{rotation_abandoned} when it comes from the address
+        the profile was last used from, which must not be penalised for
+        it, and as C{rotation_failed} from anywhere else.
 
         @param held_elsewhere: whether another connection is the profile's
             live one, having proven the key and the fingerprint: the
