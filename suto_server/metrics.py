@@ -198,7 +198,7 @@ class ServerMetrics:
         result = _RECONNECTION_RESULTS.get(event.event)
         if result is not None:
             self.reconnections.labels(result).inc()
-        if event.event == "rotation_failed":
+        if event.event in ("rotation_failed", "rotation_abandoned"):
             self.rotations.labels("failed").inc()
         if event.event in ALERT_TYPES:
             self.alerts.labels(event.event).inc()

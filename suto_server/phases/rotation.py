@@ -99,12 +99,23 @@ class RotationDriver(Driver):
             self.connection.source,
             action.reason,
             self.connection.clock.seconds(),
+            held_elsewhere=self._held_elsewhere(),
+        )
+
+    def _held_elsewhere(self) -> bool:
+        """
+        Is another connection the profile's live one?  Then a rotation
+        failing on this one is not the key holder's failure.
+        """
+        tracking = self._rules.tracking
+        return tracking is not None and tracking.held_elsewhere(
+            self.user, self.connection
         )
 
     def _begin(self, action: Begin) -> None:
         """
-        Check the presented key, then (for a connection that is not yet the
-        profile's live one) the profile's location, then derive the next
+        Check the presented key, then (for a connection that tracking has
+        not yet admitted) the profile's location, then derive the next
         key.
         """
         message = action.message
@@ -156,7 +167,7 @@ class RotationDriver(Driver):
         def begin(admit: bool) -> None:
             if connection.lost:
                 if admit and tracking is not None:
-                    # Admitted after it hung up: it is not live.
+                    # Admitted after it hung up: it will prove nothing.
                     tracking.detach(self.user, connection)
                 return
             if not admit:
@@ -244,6 +255,7 @@ class RotationDriver(Driver):
                 action.sealed,
                 connection.source,
                 connection.clock.seconds(),
+                held_elsewhere=self._held_elsewhere(),
             )
         except RotationRefused:
             self.perform(self.machine.rejected())

@@ -3,8 +3,12 @@ Which profiles have a live rotation connection right now, and from where.
 
 The durable half of the registry (location, last seen, last rotation, key
 id, moves) lives in the store; this is the part that only exists while the
-server runs.  A second connection for a profile that already has a live
-one from another address is the plainest sign of a copied client.
+server runs.  A connection is live only once it has proven the profile's
+key and the machine's fingerprint (a rotation committed on it, or its
+reconnection opened): naming a key id proves nothing, as key ids are
+public names.  So a live connection is the key holder's, and a second
+connection for its profile from another address is the plainest sign of a
+copied client.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from suto_server.core.timestamps import iso_utc
 @dataclass(frozen=True)
 class LiveSession:
     """
-    One live rotation connection.
+    One live rotation connection: it proved the key at C{since}.
 
     @ivar connection: an opaque token identifying the connection.
     """
@@ -30,7 +34,8 @@ class LiveSession:
 
 class LiveSessions:
     """
-    The table of live rotation connections, one per profile.
+    The table of live rotation connections, one per profile; what
+    C{suto-admin clients} shows as C{connected}.
     """
 
     def __init__(self) -> None:
@@ -41,8 +46,9 @@ class LiveSessions:
 
     def attach(self, user: str, address: str, now: float, connection) -> None:
         """
-        C{connection} now serves C{user}, replacing any earlier one (which
-        the caller has decided is gone or not to be trusted).
+        C{connection} proved C{user}'s key, and serves it now, replacing
+        any earlier one (which the caller has decided is gone or not to be
+        trusted).
         """
         self._by_user[user] = LiveSession(user, address, now, connection)
 

@@ -25,6 +25,24 @@ log): a rotation proves nothing until the client's acknowledgement opens,
 so a retired key id that is only named, and failures that anyone naming a
 key id and sending noise would produce alike, may come from any peer.
 
+For the same reason a failed rotation counts toward C{fingerprint_mismatch}
+only when it may be the key holder's own.  It is not while another
+connection is the profile's live one: that connection proved the key and
+the fingerprint, so the holder's fingerprint is what it was, and the
+failing peer only named a key id (a copy of the state at the same address
+holds a retired key, and is a clone, within two rotations).  The server
+cannot tell the holder's other failures from a forger's: the client sends
+nothing when it cannot open "ok", it closes, exactly as a peer that gives
+up does; so those count, and the alert stays for a changed fingerprint
+and for a copy of the state on another machine.
+
+Nor is a failure held against the address the profile was last used from
+(its IPv6 /64): the client shares it with whoever is behind its NAT or on
+its host, and a penalty for it would lock the user out for what a peer
+that only named a key id did there.  Such a failure is recorded as
+C{rotation_abandoned}, which the connection gate does not penalise; a
+failure anywhere else is C{rotation_failed}, as before.
+
 Every method takes C{now}; nothing here reads a clock.
 """
 
@@ -38,12 +56,20 @@ from twisted.logger import Logger
 
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule
+from suto_server.rules.limits import source_key
 from suto_server.store.errors import UnknownProfile
 from suto_server.store.records import RotationCommit
 
-#: Consecutive rotations whose acknowledgement never came or did not open
-#: before C{fingerprint_mismatch} is reported.
+#: Consecutive rotations whose acknowledgement never came or did not open,
+#: while no other connection held the profile, before
+#: C{fingerprint_mismatch} is reported.
 DEFAULT_FAILURE_ALERT = 3
+
+#: Why a failure another connection's proof rules out is not counted.
+_NOT_COUNTED = (
+    "not counted toward fingerprint_mismatch: another connection holds the "
+    "profile, having proven its key and fingerprint"
+)
 
 #: Seconds (of the C{now} the rules are given) between two log events
 #: counting committed rotations: a fleet rotates too often for an event per
@@ -222,13 +248,20 @@ class Rotation:
         )
 
     def acknowledge(
-        self, pending: PendingRotation, sealed_ack: bytes, source: str, now: float
+        self,
+        pending: PendingRotation,
+        sealed_ack: bytes,
+        source: str,
+        now: float,
+        *,
+        held_elsewhere: bool = False,
     ) -> Deferred:
         """
         The client's acknowledgement arrived: check it, commit the new key
         durably (grouped with other rotations), and return the final
         message.
 
+        @param held_elsewhere: as for L{failed}, should it not open.
         @return: a L{Deferred} firing with the sealed "done" once the new
             key is on disk, or failing with L{RotationRefused}.
         @raise RotationRefused: the acknowledgement does not open.
@@ -244,7 +277,13 @@ class Rotation:
                 counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
             )
         except keyschedule.SealError:
-            self.failed(user, source, "the acknowledgement did not open", now)
+            self.failed(
+                user,
+                source,
+                "the acknowledgement did not open",
+                now,
+                held_elsewhere=held_elsewhere,
+            )
             raise RotationRefused("rotation_failed") from None
         if pending.replaces is not None:
             self._roll_back(pending, source, now)
@@ -298,7 +337,15 @@ class Rotation:
             (source,),
         )
 
-    def failed(self, user: str, source: str, reason: str, now: float) -> None:
+    def failed(
+        self,
+        user: str,
+        source: str,
+        reason: str,
+        now: float,
+        *,
+        held_elsewhere: bool = False,
+    ) -> None:
         """
         A rotation did not complete on the client's side (it could not
         open "ok", or its "ack" did not open): the server keeps the old
@@ -307,16 +354,35 @@ class Rotation:
         another machine, which fails the same way: the alert names where
         the failures come from and where the profile was last used.
         Unproven: a failure is exactly what a peer without the key causes.
+
+        Recorded as C{rotation_abandoned} when it comes from the address
+        the profile was last used from, which must not be penalised for
+        it, and as C{rotation_failed} from anywhere else.
+
+        @param held_elsewhere: whether another connection is the profile's
+            live one, having proven the key and the fingerprint: the
+            failure is then not the key holder's, and is recorded without
+            counting (see the module's docstring).
         """
+        profile = self._store.get_profile(user)
+        if profile is None:
+            return
+        last = profile.last_address
+        here = source_key(source)
+        if here is not None and here == source_key(last):
+            event = "rotation_abandoned"
+        else:
+            event = "rotation_failed"
+        if held_elsewhere:
+            self._audit(now, event, user, source, f"{reason}; {_NOT_COUNTED}", (source,))
+            return
         try:
             failures = self._store.record_rotation_failure(user)
         except UnknownProfile:
             return
-        self._audit(now, "rotation_failed", user, source, reason, (source,))
+        self._audit(now, event, user, source, reason, (source,))
         if failures < self.failure_alert:
             return
-        profile = self._store.get_profile(user)
-        last = None if profile is None else profile.last_address
         self._audit(
             now,
             "fingerprint_mismatch",

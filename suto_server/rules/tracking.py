@@ -12,14 +12,21 @@ client moved: the registry follows it and records C{location_changed}.  A
 live rotation connection from another address is the same evidence
 without asking.
 
-Silence proves nothing about the newcomer, though: a copy of the state
-file on another machine holds the key (enough to answer checks) but not
-the machine's fingerprint.  So a newcomer that has not yet proven the
-fingerprint is only admitted; the move is recorded once it has (its first
-rotation committed, or its reconnection opened under the offline key).
-Otherwise a copy that cannot rotate would still move the registry to
-itself, answer the checks sent there, and have the legitimate client
-refused as the clone when it came back.
+Silence proves nothing about the newcomer, though, and neither does
+naming a key id (key ids are public names): a copy of the state file on
+another machine holds the key (enough to answer checks) but not the
+machine's fingerprint, and any peer at the client's own address (behind
+the same NAT, on the same host) can name the current key id.  So a
+newcomer that has not yet proven the key and the fingerprint is only
+admitted: it holds a claim, and becomes the profile's live connection, and
+has its move recorded, once it has proven them (its first rotation
+committed, or its reconnection opened under the offline key).  Until then
+the live connection it would replace stays live.  Otherwise a copy that
+cannot rotate would move the registry to itself, answer the checks sent
+there, and have the legitimate client refused as the clone when it came
+back; and a peer that only named a key id at the client's own address
+would replace the live connection, which C{suto-admin clients} would then
+show as disconnected while it kept rotating.
 
 The same goes for the alerts.  A C{clone_suspected} is raised at once only
 for a newcomer that proved the key and the fingerprint (a reconnection):
@@ -36,6 +43,8 @@ service's clock.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from twisted.internet.defer import maybeDeferred, succeed
 
 from suto_server.net.checks import CheckResult
@@ -43,6 +52,26 @@ from suto_server.net.checks import CheckResult
 # Why a newcomer is refused as a clone, as its alert says.
 _LIVE = "a live session exists there"
 _ANSWERED = "the client answered at its old location"
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """
+    A connection admitted for a profile that has not proven the key and
+    the fingerprint yet.
+
+    @ivar moving_from: the address the registry held when the connection
+        was admitted from another one, whose move the proof records; or
+        L{None} when the proof moves nothing.
+    @ivar connected: whether the connection is still open; one that ended
+        while the commit that proves it was on its way still records its
+        move, but is not live.
+    """
+
+    user: str
+    address: str
+    moving_from: str | None
+    connected: bool = True
 
 
 class Tracking:
@@ -61,9 +90,8 @@ class Tracking:
         self._live = live
         self._checks = checks
         self._locations = locations
-        # connection -> (user, old address, new address): moves admitted
-        # but not yet proven (see proven()).
-        self._unproven: dict = {}
+        # connection -> _Claim: admitted, not yet proven (see proven()).
+        self._claims: dict = {}
 
     def admit(
         self,
@@ -82,22 +110,26 @@ class Tracking:
         @param key: the profile's current key, for checking a proof.
         @param previous: the key the current one replaced, while a
             legitimate client may still hold it.
-        @param proven: whether C{connection} has already proven the
-            machine's fingerprint (a reconnection); if not, a move is
-            recorded only when L{proven} is called for it.
-        @return: a L{Deferred} firing with C{True} (admitted, registered as
-            the profile's live connection) or C{False} (a clone is
+        @param proven: whether C{connection} has already proven the key
+            and the machine's fingerprint (a reconnection); if not, it
+            becomes live, and its move is recorded, only when L{proven} is
+            called for it.
+        @return: a L{Deferred} firing with C{True} (admitted: live at once
+            if C{proven}, else once proven) or C{False} (a clone is
             suspected; already recorded).
         """
         user = profile.username
         live = self._live.get(user)
-        if live is not None and live.connection is not connection:
-            if live.address != address:
-                self._clone(now, user, address, live.address, _LIVE, proven)
-                return succeed(False)
+        if (
+            live is not None
+            and live.connection is not connection
+            and live.address != address
+        ):
+            self._clone(now, user, address, live.address, _LIVE, proven)
+            return succeed(False)
         old = profile.last_address
         if old is None or old == address:
-            self._live.attach(user, address, now, connection)
+            self._admitted(now, user, address, None, connection, proven)
             return succeed(True)
         d = maybeDeferred(self._checks.check, user, old, key, previous=previous)
 
@@ -119,21 +151,14 @@ class Tracking:
                 )
             live = self._live.get(user)
             if live is not None and live.connection is not connection:
-                # Another newcomer was admitted while this one waited.
+                # Another connection proved the key while this one waited.
                 if live.address != address:
                     self._clone(now, user, address, live.address, _LIVE, proven)
                     return False
-                # It joins that one, and takes over its unproven move.
-                moving = self._unproven.pop(live.connection, None)
-                if moving is not None:
-                    self._unproven[connection] = moving
-                self._live.attach(user, address, now, connection)
+                # Its proof already moved the registry here.
+                self._admitted(now, user, address, None, connection, proven)
                 return True
-            self._live.attach(user, address, now, connection)
-            if proven:
-                self._move(now, user, old, address)
-            else:
-                self._unproven[connection] = (user, old, address)
+            self._admitted(now, user, address, old, connection, proven)
             return True
 
         return d.addCallback(decided)
@@ -141,29 +166,64 @@ class Tracking:
     def proven(self, connection, now: float) -> None:
         """
         C{connection} proved it holds the profile's key and the machine's
-        fingerprint (its rotation committed): record the move it was
-        admitted for, if any.
+        fingerprint (its rotation committed): it is the profile's live
+        connection now, if it is still open, replacing any other (a
+        client that reconnected before the server noticed its old
+        connection died), and the move it was admitted for, if any, is
+        recorded.
         """
-        unproven = self._unproven.pop(connection, None)
-        if unproven is not None:
-            self._move(now, *unproven)
+        claim = self._claims.pop(connection, None)
+        if claim is None:
+            return
+        user, address = claim.user, claim.address
+        if claim.connected:
+            self._live.attach(user, address, now, connection)
+        if claim.moving_from is None:
+            return
+        self._move(now, user, claim.moving_from, address)
+        # Other newcomers from the same address join this move.
+        for other, waiting in list(self._claims.items()):
+            if waiting.user == user and waiting.address == address:
+                self._claims[other] = replace(waiting, moving_from=None)
+
+    def held_elsewhere(self, user: str, connection) -> bool:
+        """
+        @return: whether a connection other than C{connection} is
+            C{user}'s live one: that one proved the key and the
+            fingerprint, so C{connection} is not the key holder's.
+        """
+        live = self._live.get(user)
+        return live is not None and live.connection is not connection
 
     def forget(self, connection) -> None:
         """
-        C{connection} will not prove its move (its commit failed).
+        C{connection} will not prove its claim (its commit failed).
         """
-        self._unproven.pop(connection, None)
+        self._claims.pop(connection, None)
 
     def detach(self, user: str, connection, keep_move: bool = False) -> None:
         """
-        C{connection} ended; it is no longer live.
+        C{connection} ended; it is no longer live, nor will it be.
 
         @param keep_move: whether a commit that may still prove its move
             is on its way (L{proven} or L{forget} follows).
         """
-        if not keep_move:
-            self.forget(connection)
+        claim = self._claims.pop(connection, None)
+        if keep_move and claim is not None:
+            self._claims[connection] = replace(claim, connected=False)
         self._live.detach(user, connection)
+
+    def _admitted(self, now, user, address, moving_from, connection, proven) -> None:
+        """
+        C{connection} from C{address} may serve C{user}: live at once if it
+        has C{proven} the key, else once it does.
+        """
+        if not proven:
+            self._claims[connection] = _Claim(user, address, moving_from)
+            return
+        self._live.attach(user, address, now, connection)
+        if moving_from is not None:
+            self._move(now, user, moving_from, address)
 
     def _move(self, now, user, old, address) -> None:
         describe = self._locations.describe_address

@@ -24,12 +24,17 @@ from suto_server.core import keyschedule, wire
 from suto_server.core.timing import DEFAULT_OFFLINE_STEP
 from suto_server.cred.checkers import SaltedChallengeChecker
 from suto_server.cred.realm import SutoRealm
+from suto_server.locations import Locations
+from suto_server.metrics import ServerMetrics
 from suto_server.phases.classic import ClassicRules
 from suto_server.phases.connection import ServerFactory
 from suto_server.phases.rotation import RotationRules
+from suto_server.rules.gate import ConnectionGate
 from suto_server.rules.reconnection import Reconnection
+from suto_server.rules.registry import LiveSessions, clients_report
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.rotation import Rotation
+from suto_server.rules.tracking import Tracking
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
@@ -45,6 +50,7 @@ from tests.rules.test_rotation import (
     Device,
     enroll,
 )
+from tests.support.alerts import RecordingSink
 
 EXCHANGE_TIMEOUT = 10
 IDLE_TIMEOUT = 96
@@ -55,6 +61,10 @@ CLIENT_PRIVATE = X25519PrivateKey.from_private_bytes(bytes(range(100, 132)))
 
 def b64(data):
     return base64.b64encode(data)
+
+
+def _sample(metrics, name, **labels):
+    return metrics.registry.get_sample_value(name, labels)
 
 
 def server_private_keys():
@@ -206,6 +216,17 @@ class RotationListenerMixin:
             if e.event == event
         ]
 
+    def failures(self):
+        """
+        The failed rotations recorded, from the profile's own address and
+        from elsewhere, as (event, user, source, reason).
+        """
+        return [
+            (e.event, e.username, e.source, e.reason)
+            for e in self.store.audit_events()
+            if e.event in ("rotation_failed", "rotation_abandoned")
+        ]
+
     def key_id(self):
         return self.store.get_profile("alice").key_id
 
@@ -314,7 +335,7 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
             (b"SUTO_ERROR_TIMEOUT\r\n", True),
         )
         protocol.connectionLost(Failure(error.ConnectionDone()))
-        self.assertEqual(self.audit("rotation_failed"), [])
+        self.assertEqual(self.failures(), [])
 
     def test_rotation_before_idle_timeout(self):
         """
@@ -336,7 +357,8 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         Inside a rotation the device has the exchange timeout to
         acknowledge: one second before it the connection is open, at it
         the server sends C{SUTO_ERROR_TIMEOUT}, closes, keeps the key and
-        counts a failure.
+        counts a failure (C{rotation_abandoned}: from the profile's own
+        address).
         """
         protocol, transport = self.connect()
         self.exchange(protocol, transport, VERSION + self.rotate_line())
@@ -352,7 +374,7 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         self.assertEqual(self.key_id(), keyschedule.key_id(FIRST_KEY))
         self.assertEqual(self.store.get_profile("alice").rotation_failures, 1)
         self.assertEqual(
-            self.audit("rotation_failed"),
+            self.audit("rotation_abandoned"),
             [("alice", SOURCE, "protocol error: TIMEOUT")],
         )
 
@@ -372,7 +394,8 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
     def test_lost_after_ok(self):
         """
         A connection that ends after C{SUTO_ROTATE_OK_} (the device could
-        not open it, or went away) counts a failure and keeps the key.
+        not open it, or went away) counts a failure and keeps the key; from
+        the profile's own address it is C{rotation_abandoned}.
         """
         protocol, transport = self.connect()
         self.exchange(protocol, transport, VERSION + self.rotate_line())
@@ -380,7 +403,7 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         self.assertEqual(self.key_id(), keyschedule.key_id(FIRST_KEY))
         self.assertEqual(self.store.get_profile("alice").rotation_failures, 1)
         self.assertEqual(
-            self.audit("rotation_failed"),
+            self.audit("rotation_abandoned"),
             [("alice", SOURCE, "no acknowledgement before the connection ended")],
         )
 
@@ -397,7 +420,7 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(transport.value(), b"")
         self.assertNotEqual(self.key_id(), keyschedule.key_id(FIRST_KEY))
-        self.assertEqual(self.audit("rotation_failed"), [])
+        self.assertEqual(self.failures(), [])
         self.rotated()
         self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
         self.assertEqual(len(self.audit("rotation_rolled_back")), 1)
@@ -726,6 +749,9 @@ class RecordingTracking:
     def proven(self, connection, now):
         self.proofs.append(connection)
 
+    def held_elsewhere(self, user, connection):
+        return False
+
     def forget(self, connection):
         pass
 
@@ -793,3 +819,201 @@ class ReconnectTrackingTests(ReconnectListenerMixin, SynchronousTestCase):
         protocol, transport = self.connect()
         self.exchange(protocol, transport, VERSION + self.reconnect_line(copy))
         self.assertEqual(self.tracking.admissions, [])
+
+
+class NoChecks:
+    """
+    A check service for a profile that only ever shows up at its own
+    address, where no check packet is sent.
+    """
+
+    def check(self, user, address, key, previous=None):
+        raise AssertionError("no check packet goes to the profile's own address")
+
+
+class KeyIdOnlyTests(RotationListenerMixin, SynchronousTestCase):
+    """
+    A peer that only knows the profile's public key id, at the profile's
+    own address (behind the client's NAT, on its host), over the real
+    rotation rules, port tracking, audit log, metrics and connection gate:
+    it cannot replace the live session, raise C{fingerprint_mismatch} or
+    have the address penalised; a client that proves the key still can.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.gate = ConnectionGate(self.clock)
+        self.metrics = ServerMetrics()
+        self.sink = RecordingSink()
+        audit = AuditLog(
+            self.store,
+            [self.sink],
+            observers=[self.gate.audited, self.metrics.audited],
+        )
+        self.live = LiveSessions()
+        self.rotation = Rotation(
+            self.store,
+            self.master_key,
+            GroupCommitter(self.clock, self.store.commit_rotations),
+            new_private_key=lambda: next(self.server_keys),
+            audit=audit,
+        )
+        self.factory.gate = self.gate
+        self.factory.rotation = replace(
+            self.factory.rotation,
+            rotation=self.rotation,
+            tracking=Tracking(self.store, audit, self.live, NoChecks(), Locations()),
+        )
+
+    def connect(self, factory=None):
+        """
+        Connect from L{SOURCE}, through the connection gate.
+        """
+        address = IPv4Address("TCP", SOURCE, 40000)
+        protocol = self.factory.buildProtocol(address)
+        self.assertIsNotNone(protocol, "the gate refused the connection")
+        transport = StringTransport(peerAddress=address)
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def named_key_id(self):
+        """
+        A connection that names the profile's current key id (a public
+        name) and is answered C{SUTO_ROTATE_OK_}, which it cannot open.
+        """
+        protocol, transport = self.connect()
+        line = b"SUTO_C_ROTATE_%s_%s_%s_alice\r\n" % (
+            self.key_id().encode("ascii"),
+            b64(JUNK),
+            b64(public(CLIENT_PRIVATE)),
+        )
+        reply = self.exchange(protocol, transport, VERSION + line)
+        [ok] = self.decode(reply[len(VERSION) :])
+        self.assertIsInstance(ok, wire.RotateOk)
+        return protocol, transport
+
+    def state(self):
+        """
+        The profile's state as C{suto-admin clients} shows it.
+        """
+        [row] = clients_report(
+            self.store, self.live, Locations(), self.clock.seconds()
+        )
+        return row["state"]
+
+    def failed_rotations(self):
+        return _sample(self.metrics, "suto_rotations_total", result="failed")
+
+    def assert_address_not_penalised(self):
+        """
+        The profile's address is not refused: another connection from it
+        (the user's login, say) is admitted.
+        """
+        self.assertEqual(self.gate.penalised(), 0)
+        self.assertIsNone(self.gate.limits.refused_until(SOURCE, self.clock.seconds()))
+
+    def test_named_key_id_then_hung_up(self):
+        """
+        Three connections from the profile's own address that name its
+        current key id and hang up after C{SUTO_ROTATE_OK_}, while the
+        client's connection is live: the live session is still the
+        client's (C{connected}), each is recorded as C{rotation_abandoned}
+        but none counted, no C{fingerprint_mismatch}, the address is not
+        penalised, and the client's next rotation goes through on its
+        connection.
+        """
+        protocol, transport = self.rotated()
+        self.assertIs(self.live.get("alice").connection, protocol)
+        for _ in range(3):
+            peer, _ = self.named_key_id()
+            self.assertIs(self.live.get("alice").connection, protocol)
+            peer.connectionLost(Failure(error.ConnectionDone()))
+        self.assertIs(self.live.get("alice").connection, protocol)
+        self.assertEqual(self.state(), "connected")
+        self.assertEqual(self.store.get_profile("alice").rotation_failures, 0)
+        abandoned = self.audit("rotation_abandoned")
+        self.assertEqual(len(abandoned), 3)
+        for _, source, reason in abandoned:
+            self.assertEqual(source, SOURCE)
+            self.assertIn("not counted toward fingerprint_mismatch", reason)
+        self.assertEqual(self.audit("rotation_failed"), [])
+        self.assertEqual(self.audit("fingerprint_mismatch"), [])
+        self.assertEqual(self.sink.alerts, [])
+        self.assertEqual(self.failed_rotations(), 3)
+        self.assert_address_not_penalised()
+        self.rotate_again(protocol, transport)
+        self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
+        self.assertIs(self.live.get("alice").connection, protocol)
+        # The gate admits the next connection from the address.
+        self.connect()
+
+    def test_named_key_id_then_noise(self):
+        """
+        The same with noise for the acknowledgement instead of hanging up:
+        C{SUTO_ERROR_ROTATION_FAILED} each time, and still nothing counted
+        or penalised, and the live session untouched.
+        """
+        protocol, transport = self.rotated()
+        for _ in range(3):
+            peer, peer_transport = self.named_key_id()
+            self.assertEqual(
+                self.exchange(
+                    peer, peer_transport, b"SUTO_C_ROTATE_ACK_%s\r\n" % b64(bytes(19))
+                ),
+                b"SUTO_ERROR_ROTATION_FAILED\r\n",
+            )
+            peer.connectionLost(Failure(error.ConnectionDone()))
+        self.assertIs(self.live.get("alice").connection, protocol)
+        self.assertEqual(self.store.get_profile("alice").rotation_failures, 0)
+        self.assertEqual(len(self.audit("rotation_abandoned")), 3)
+        self.assertEqual(self.audit("fingerprint_mismatch"), [])
+        self.assert_address_not_penalised()
+        self.rotate_again(protocol, transport)
+        self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
+
+    def test_changed_fingerprint(self):
+        """
+        The client itself, once its machine's fingerprint changed, fails
+        on its live connection (counted: that connection had proven the
+        key), hangs up, and fails twice more on new connections while none
+        is live: C{fingerprint_mismatch} at the third failure, as
+        C{--fingerprint-alert} says, naming the address; its own address
+        is still not penalised.
+        """
+        protocol, transport = self.rotated()
+        self.device.fingerprint = OTHER_FINGERPRINT
+        reply = self.exchange(protocol, transport, self.rotate_line())
+        with self.assertRaises(keyschedule.SealError):
+            self.ok_line(reply)
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.assertEqual(self.store.get_profile("alice").rotation_failures, 1)
+        self.assertEqual(self.state(), "disconnected")
+        for _ in range(2):
+            protocol, transport = self.connect()
+            reply = self.exchange(protocol, transport, VERSION + self.rotate_line())
+            with self.assertRaises(keyschedule.SealError):
+                self.ok_line(reply[len(VERSION) :])
+            protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.assertEqual(self.store.get_profile("alice").rotation_failures, 3)
+        [(user, source, reason)] = self.audit("fingerprint_mismatch")
+        self.assertEqual((user, source), ("alice", SOURCE))
+        self.assertIn("3 rotations in a row failed", reason)
+        self.assertEqual(
+            [alert.type for alert in self.sink.alerts], ["fingerprint_mismatch"]
+        )
+        self.assert_address_not_penalised()
+
+    def test_proven_newcomer_takes_over(self):
+        """
+        A client that connects again from its address before the server
+        noticed its old connection died becomes the live session once its
+        rotation commits, as before; the old connection's end then leaves
+        it live.
+        """
+        old, _ = self.rotated()
+        new, _ = self.rotated()
+        self.assertIs(self.live.get("alice").connection, new)
+        old.connectionLost(Failure(error.ConnectionDone()))
+        self.assertIs(self.live.get("alice").connection, new)
+        self.assertEqual(self.state(), "connected")
+        self.assertEqual(self.audit("fingerprint_mismatch"), [])

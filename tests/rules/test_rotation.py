@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
+from suto_server.rules.gate import PENALISED_EVENTS
 from suto_server.rules.rotation import (
     COUNT_INTERVAL,
     DEFAULT_FAILURE_ALERT,
@@ -277,6 +278,16 @@ class RotationMixin:
         device.commit(done)
         return pending
 
+    def acknowledge_noise(self, **kwargs):
+        """
+        Begin a rotation of C{self.device} from L{SOURCE} and acknowledge
+        it with noise, which is refused; C{kwargs} go to
+        L{Rotation.acknowledge}.
+        """
+        pending = self.begin(self.device.request())
+        with self.assertRaises(RotationRefused):
+            self.rotation.acknowledge(pending, bytes(19), SOURCE, self.now(), **kwargs)
+
     def refusal(self, call, *args):
         """
         The reason C{call(*args)} is refused with.
@@ -501,7 +512,8 @@ class RotateTestsMixin(RotationMixin):
     def test_bad_ack(self):
         """
         An acknowledgement that does not open is refused with
-        C{rotation_failed}, counted and audited; the key stays.
+        C{rotation_failed}, counted and audited (as C{rotation_abandoned}:
+        it comes from the profile's own address); the key stays.
         """
         before = self.profile()
         pending = self.begin(self.device.request())
@@ -517,7 +529,7 @@ class RotateTestsMixin(RotationMixin):
             self.events(),
             [
                 (
-                    "rotation_failed",
+                    "rotation_abandoned",
                     "alice",
                     SOURCE,
                     "the acknowledgement did not open",
@@ -534,15 +546,7 @@ class RotateTestsMixin(RotationMixin):
 
         def fail(count):
             for _ in range(count):
-                pending = self.begin(self.device.request())
-                self.assertRaises(
-                    RotationRefused,
-                    self.rotation.acknowledge,
-                    pending,
-                    bytes(19),
-                    SOURCE,
-                    self.now(),
-                )
+                self.acknowledge_noise()
 
         self.assertEqual(self.rotation.failure_alert, DEFAULT_FAILURE_ALERT)
         fail(DEFAULT_FAILURE_ALERT - 1)
@@ -573,7 +577,7 @@ class RotateTestsMixin(RotationMixin):
         self.rotation.failed("alice", SOURCE, "no acknowledgement", self.now())
         self.assertEqual(
             [event for event, _, _, _ in self.events()],
-            ["rotation_failed", "fingerprint_mismatch"],
+            ["rotation_abandoned", "fingerprint_mismatch"],
         )
 
     def test_failure_alert_names_both_places(self):
@@ -591,6 +595,58 @@ class RotateTestsMixin(RotationMixin):
         self.assertIn(f"the last from {ELSEWHERE}", mismatch.reason)
         self.assertIn("a copy of its state runs on another machine", mismatch.reason)
         self.assertIn(f"last used from {SOURCE})", mismatch.reason)
+
+    def test_held_elsewhere_not_counted(self):
+        """
+        Failures while another connection holds the profile (it proved
+        the key and the fingerprint, so they are not the key holder's),
+        given up on or with an acknowledgement that does not open, are
+        recorded and say why they are not counted, but count nothing:
+        however many, no C{fingerprint_mismatch}, and the count of the
+        holder's own failures is where it was.
+        """
+        self.rotation.failure_alert = 1
+        self.rotation.failed("alice", SOURCE, "no acknowledgement", self.now())
+        for _ in range(DEFAULT_FAILURE_ALERT):
+            self.rotation.failed(
+                "alice", SOURCE, "no acknowledgement", self.now(), held_elsewhere=True
+            )
+            self.acknowledge_noise(held_elsewhere=True)
+        self.clock.advance(0)
+        self.assertEqual(self.profile().rotation_failures, 1)
+        self.assertEqual(len(self.events("fingerprint_mismatch")), 1)
+        failed = self.events("rotation_abandoned")
+        self.assertEqual(len(failed), 1 + 2 * DEFAULT_FAILURE_ALERT)
+        for _, _, _, reason in failed[1:]:
+            self.assertIn("not counted toward fingerprint_mismatch", reason)
+        self.assertNotIn("not counted", failed[0][3])
+
+    def test_failed_by_address(self):
+        """
+        A failure from the address the profile was last used from, or from
+        its IPv6 /64, is recorded as C{rotation_abandoned}, which no
+        source is penalised for (the client shares the address); from
+        anywhere else as C{rotation_failed}.  Both count alike.
+        """
+        self.rotate(source="2001:db8::1")
+        for source in ("2001:db8::1", "2001:db8::2", "2001:db8:0:1::1", ELSEWHERE):
+            self.rotation.failed("alice", source, "no acknowledgement", self.now())
+        self.assertEqual(
+            [
+                (event, source)
+                for event, _, source, _ in self.events()
+                if event != "fingerprint_mismatch"
+            ],
+            [
+                ("rotation_abandoned", "2001:db8::1"),
+                ("rotation_abandoned", "2001:db8::2"),
+                ("rotation_failed", "2001:db8:0:1::1"),
+                ("rotation_failed", ELSEWHERE),
+            ],
+        )
+        self.assertEqual(self.profile().rotation_failures, 4)
+        self.assertNotIn("rotation_abandoned", PENALISED_EVENTS)
+        self.assertIn("rotation_failed", PENALISED_EVENTS)
 
     def test_failed_unknown_profile(self):
         """

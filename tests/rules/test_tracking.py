@@ -19,7 +19,7 @@ from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
 from suto_server.locations import Location, Locations
 from suto_server.net.checks import CheckError, CheckService
-from suto_server.rules.registry import LiveSessions
+from suto_server.rules.registry import LiveSession, LiveSessions
 from suto_server.rules.tracking import Tracking
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import Move
@@ -282,6 +282,67 @@ class TrackingTests(SynchronousTestCase):
         self.assertEqual(self.sent(), [])
         self.assertEqual(self.live.get("alice").connection, "new connection")
 
+    def test_unproven_newcomer_at_live_address(self):
+        """
+        A connection from the live session's own address that has proven
+        nothing (anyone behind the same NAT or on the same host can name
+        the current key id) is admitted, but the live session stays live,
+        and is still live after the newcomer hung up.
+        """
+        self.live.attach("alice", OLD, NOW - 10, "live connection")
+        self.assertEqual(self.admit(OLD, "named a key id", proven=False), [True])
+        self.assertEqual(self.live.get("alice").connection, "live connection")
+        self.tracking.detach("alice", "named a key id")
+        self.assertEqual(self.live.get("alice").connection, "live connection")
+        self.assertEqual((self.sent(), self.audit.records), ([], []))
+
+    def test_proven_newcomer_at_live_address(self):
+        """
+        Once such a newcomer proves the key (its rotation committed), it
+        replaces the live session, as a reconnection does at once (a
+        client that reconnected before the server noticed its old
+        connection died); the old connection's end then changes nothing.
+        """
+        self.live.attach("alice", OLD, NOW - 10, "old connection")
+        self.admit(OLD, "new connection", proven=False)
+        self.tracking.proven("new connection", NOW + 5)
+        self.assertEqual(
+            self.live.get("alice"),
+            LiveSession("alice", OLD, NOW + 5, "new connection"),
+        )
+        self.tracking.detach("alice", "old connection")
+        self.assertEqual(self.live.get("alice").connection, "new connection")
+        self.assertEqual(self.audit.records, [])
+
+    def test_held_elsewhere(self):
+        """
+        C{held_elsewhere} says whether a connection other than the one
+        named is the profile's live one: not while none is, nor while a
+        newcomer has yet to prove the key, nor for the live one itself.
+        """
+        self.assertFalse(self.tracking.held_elsewhere("alice", "peer"))
+        self.admit(OLD, "newcomer", proven=False)
+        self.assertFalse(self.tracking.held_elsewhere("alice", "peer"))
+        self.tracking.proven("newcomer", NOW + 5)
+        self.assertTrue(self.tracking.held_elsewhere("alice", "peer"))
+        self.assertFalse(self.tracking.held_elsewhere("alice", "newcomer"))
+
+    def test_unproven_newcomer_is_no_evidence(self):
+        """
+        A newcomer that has only named a key id is no evidence against the
+        next one: while it has yet to prove the key, a newcomer from a
+        third address is checked at the old location like any other,
+        rather than refused as a clone of it.
+        """
+        first = self.admit(NEW, "first", proven=False)
+        self.reactor.advance(3)
+        second = self.admit("10.9.0.5", "second", proven=False)
+        self.assertEqual(len(self.sent()), 2)
+        self.reactor.advance(3)
+        self.assertEqual((first, second), ([True], [True]))
+        self.assertEqual(self.audit.records, [])
+        self.assertNotIn("alice", self.live)
+
     def test_newcomers_during_one_check(self):
         """
         Two newcomers from different addresses that arrive while the old
@@ -322,17 +383,21 @@ class TrackingTests(SynchronousTestCase):
     def test_unproven_move_waits(self):
         """
         A newcomer that has not proven the machine's fingerprint is
-        admitted and live once its check ends silent, but the registry
-        stays where it was and nothing is recorded until it proves it;
-        then the move is recorded, at that time.
+        admitted once its check ends silent, but it is not live, the
+        registry stays where it was and nothing is recorded until it
+        proves it; then it is live and the move is recorded, at that time.
         """
         decisions = self.admit(NEW, "mover", proven=False)
         self.reactor.advance(3)
         self.assertEqual(decisions, [True])
-        self.assertEqual(self.live.get("alice").connection, "mover")
+        self.assertNotIn("alice", self.live)
         self.assert_not_moved()
         self.assertEqual(self.audit.records, [])
         self.tracking.proven("mover", NOW + 5)
+        self.assertEqual(
+            (self.live.get("alice").connection, self.live.get("alice").since),
+            ("mover", NOW + 5),
+        )
         self.assertEqual(
             self.store.moves("alice"),
             [Move("alice", NOW + 5, OLD, NEW, "lab-east", None)],
@@ -380,9 +445,9 @@ class TrackingTests(SynchronousTestCase):
 
     def test_joining_newcomer_takes_over_move(self):
         """
-        A second connection from the same new address that joins the first
-        during their checks carries the unproven move: its proof records
-        it once, and the first's later proof nothing more.
+        Two connections from the same new address admitted during their
+        checks are one move: the first to prove records it, and the
+        other's later proof nothing more.
         """
         self.admit(NEW, "first", proven=False)
         self.admit(NEW, "second", proven=False)
@@ -554,10 +619,10 @@ class TrackedRotationTests(RotationListenerMixin, SynchronousTestCase):
     def test_move_then_rotate(self):
         """
         From a new address nothing is answered until the check ends; once
-        it ends silent the rotation goes on (C{SUTO_ROTATE_OK_}) with the
-        newcomer live, and once its acknowledgement proved the key and the
-        fingerprint and the rotation committed, the profile's location is
-        the new address and the move is recorded.
+        it ends silent the rotation goes on (C{SUTO_ROTATE_OK_}), the
+        newcomer not yet live; once its acknowledgement proved the key and
+        the fingerprint and the rotation committed, it is live, the
+        profile's location is the new address and the move is recorded.
         """
         protocol, transport = self.connect_from(ELSEWHERE)
         reply = self.exchange(protocol, transport, VERSION + self.rotate_line())
@@ -566,13 +631,14 @@ class TrackedRotationTests(RotationListenerMixin, SynchronousTestCase):
         ok = transport.value()[len(VERSION) :]
         [message] = self.decode(ok)
         self.assertIsInstance(message, wire.RotateOk)
-        self.assertEqual(self.live.get("alice").address, ELSEWHERE)
+        self.assertNotIn("alice", self.live)
         self.assertEqual(self.store.get_profile("alice").last_address, SOURCE)
         self.assertEqual(self.audit.events(), [])
         self.exchange(protocol, transport, self.ok_line(ok))
         self.clock.advance(0)
         [done] = self.decode(transport.value())
         self.assertIsInstance(done, wire.RotateDone)
+        self.assertEqual(self.live.get("alice").address, ELSEWHERE)
         self.assertEqual(self.store.get_profile("alice").last_address, ELSEWHERE)
         self.assertEqual(self.audit.events(), ["location_changed"])
         [move] = self.store.moves("alice")
