@@ -19,16 +19,24 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 
-from suto_server.admin import accounts, daemon, enrollment, reports
+from suto_server.admin import accounts, backup, daemon, enrollment, reports
 from suto_server.admin.formatting import duration, since
 from suto_server.core import commandline, schemes
 from suto_server.core.version import VERSION
-from suto_server.datafolder import DEFAULT_DATA
+from suto_server.datafolder import DEFAULT_DATA, NoDataFolder, existing_data_folder
 from suto_server.locations import WIDEST_PREFIX
+
+#: The environment variable naming the daemon's configuration file when
+#: no C{--config} is given.
+CONFIG_VARIABLE = "SUTO_CONFIG"
 
 #: The dispatch table: a command's words to the function that runs it.
 COMMANDS = {
+    ("init", None): backup.init,
+    ("backup", None): backup.backup,
+    ("restore", None): backup.restore,
     ("user", "add"): accounts.user_add,
     ("user", "del"): accounts.user_del,
     ("user", "list"): accounts.user_list,
@@ -49,6 +57,56 @@ COMMANDS = {
     ("config", "check"): daemon.config_check,
 }
 
+#: The commands that make the data folder when it is not there.
+_MAKING_DATA_FOLDER = {("init", None), ("restore", None)}
+
+
+def _uses_data_folder(words, args: argparse.Namespace) -> bool:
+    """
+    @return: whether the command C{words} works on the data folder: all
+        but C{config check} and C{audit verify --file}, which read only
+        the file they name.
+    """
+    if words == ("audit", "verify"):
+        return args.file is None
+    return words != ("config", "check")
+
+
+def _daemon_options():
+    # The daemon's options say which keys its file holds; only a command
+    # given a configuration file loads them.
+    from suto_server.tap import Options
+
+    return Options
+
+
+def _in_deployment(words, command, environ):
+    """
+    @return: C{command}, run once C{args.data} names the data folder the
+        daemon uses (C{--data}, else C{data} in the C{--config} file, else
+        in the C{SUTO_CONFIG} file, else the default) and, but for
+        L{_MAKING_DATA_FOLDER}, once that folder is known to exist: a
+        command run in the wrong place fails instead of making an empty
+        server there.
+    """
+
+    def run(args, io) -> int:
+        if _uses_data_folder(words, args):
+            args.data = commandline.configured(
+                args.data,
+                args.config,
+                CONFIG_VARIABLE,
+                environ,
+                _daemon_options,
+                "data",
+                DEFAULT_DATA,
+            )
+            if words not in _MAKING_DATA_FOLDER:
+                args.data = existing_data_folder(args.data)
+        return command(args, io)
+
+    return run
+
 
 def _words(args: argparse.Namespace) -> tuple[str, str | None]:
     """
@@ -65,9 +123,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     parser.add_argument(
-        "--data", default=DEFAULT_DATA, help="the server's data folder"
+        "--data",
+        default=None,
+        help=f"the server's data folder (default: the one in the configuration "
+        f"file, else {DEFAULT_DATA})",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help=f"the daemon's configuration file, to find its data folder "
+        f"(default: ${CONFIG_VARIABLE})",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser(
+        "init", help="create the data folder, its store and master key"
+    )
+    saving = commands.add_parser(
+        "backup", help="copy the store, master key and TLS files, live"
+    )
+    saving.add_argument("destination", help="a new folder to create")
+    restoring = commands.add_parser(
+        "restore", help="put a backup back while the daemon is stopped"
+    )
+    restoring.add_argument("source", help="a folder made by suto-admin backup")
 
     user = commands.add_parser("user", help="manage accounts").add_subparsers(
         dest="user_command", required=True
@@ -175,6 +255,7 @@ def main(
     stdout=None,
     stderr=None,
     getpass=getpass.getpass,
+    environ=None,
 ) -> int:
     """
     Run one C{suto-admin} command.
@@ -182,8 +263,18 @@ def main(
     @param argv: the arguments, without the program name; the process's
         own by default.
     @param getpass: reads a password without echo, given its prompt.
-    @return: the exit status: 0 on success, 1 when the command failed, 2
-        for a usage error or a refused password.
+    @param environ: the environment, for C{SUTO_CONFIG}; the process's
+        own by default.
+    @return: the exit status: 0 on success, 1 when the command failed
+        (among the reasons: no data folder or store, an unusable
+        configuration file), 2 for a usage error or a refused password.
     """
     io = commandline.streams("suto-admin", stdin, stdout, stderr, getpass)
-    return commandline.run(_parser(), COMMANDS, _words, argv, io)
+    environ = os.environ if environ is None else environ
+    commands = {
+        words: _in_deployment(words, command, environ)
+        for words, command in COMMANDS.items()
+    }
+    return commandline.run(
+        _parser(), commands, _words, argv, io, failures=(NoDataFolder,)
+    )

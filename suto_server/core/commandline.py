@@ -174,3 +174,42 @@ def run(
     except failures as e:
         io.complain(str(e))
         return 1
+
+
+def configured(
+    given: str | None,
+    config: str | None,
+    variable: str,
+    environ: Mapping[str, str],
+    options: Callable[[], type],
+    key: str,
+    default: str,
+) -> str:
+    """
+    Find a setting the way the daemon does, so that a command line run
+    beside a daemon needs no option the daemon's configuration already
+    holds: the option given on this command line, else the key C{key} of
+    the configuration file named by C{--config}, else of the one named by
+    the environment variable C{variable}, else C{default}.
+
+    @param options: returns the daemon's L{twisted.python.usage.Options}
+        class, whose options are the file's keys; called only when a file
+        is read, so a command without one does not load the daemon's
+        option parsing.
+    @raise CommandError: the file named cannot be used, with all its
+        problems.
+    """
+    if given is not None:
+        return given
+    path = config if config is not None else environ.get(variable) or None
+    if path is None:
+        return default
+    from suto_server.core.config import ConfigError, load
+
+    try:
+        values = load(path, options())
+    except ConfigError as error:
+        problems = "; ".join(problem.describe(path) for problem in error.problems)
+        raise CommandError(f"cannot use the configuration: {problems}") from None
+    value = values.get(key)
+    return default if value is None else value
