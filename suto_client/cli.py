@@ -221,16 +221,11 @@ def _with_state(command, environ):
     """
 
     def run(args, io: Streams) -> int:
-        if hasattr(args, "state"):
-            args.state = commandline.configured(
-                args.state,
-                args.config,
-                CONFIG_VARIABLE,
-                environ,
-                lambda: Options,
-                "state",
-                DEFAULT_STATE_PATH,
+        if hasattr(args, "state") and args.state is None:
+            values = commandline.configuration(
+                args.config, CONFIG_VARIABLE, environ, lambda: Options
             )
+            args.state = values.get("state") or DEFAULT_STATE_PATH
         return command(args, io)
 
     return run

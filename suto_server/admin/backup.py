@@ -29,7 +29,6 @@ from suto_server.admin.reports import read_only_store
 from suto_server.core.atomicfile import write_atomically
 from suto_server.core.commandline import CommandError
 from suto_server.datafolder import (
-    ADMIN_SOCKET,
     DATABASE_FILE,
     MASTER_KEY_FILE,
     existing_store,
@@ -132,20 +131,19 @@ def backup(args, io) -> int:
     return 0
 
 
-def _refuse_running_daemon(data: str) -> None:
+def _refuse_running_daemon(data: str, socket: str) -> None:
     """
     @raise CommandError: the daemon of the data folder C{data} answers on
-        its admin socket, or holds the socket's lock file.
+        its admin socket C{socket}, or holds the socket's lock file.
     """
     from twisted.python.lockfile import isLocked
 
-    if not os.path.isdir(data):
-        return
-    socket = os.path.join(data, ADMIN_SOCKET)
     try:
-        call(data, "GET", "/v1/status", timeout=10.0)
+        call(socket, "GET", "/v1/status", timeout=10.0)
     except DaemonUnreachable:
-        if not isLocked(f"{socket}.lock"):
+        if not os.path.isdir(os.path.dirname(socket)) or not isLocked(
+            f"{socket}.lock"
+        ):
             return
     raise CommandError(f"the daemon of {data} is running: stop it to restore")
 
@@ -191,7 +189,7 @@ def restore(args, io) -> int:
     source = os.path.abspath(args.source)
     names = _check_backup(source)
     data = os.path.abspath(args.data)
-    _refuse_running_daemon(data)
+    _refuse_running_daemon(data, args.admin_socket)
     try:
         data = prepare_data_folder(data)
         for name in _STORE_COMPANIONS:

@@ -21,16 +21,12 @@ import argparse
 import getpass
 import os
 
-from suto_server.admin import accounts, backup, daemon, enrollment, reports
+from suto_server.admin import accounts, backup, daemon, deployment, enrollment, reports
 from suto_server.admin.formatting import duration, since
 from suto_server.core import commandline, schemes
 from suto_server.core.version import VERSION
-from suto_server.datafolder import DEFAULT_DATA, NoDataFolder, existing_data_folder
+from suto_server.datafolder import DEFAULT_DATA, NoDataFolder
 from suto_server.locations import WIDEST_PREFIX
-
-#: The environment variable naming the daemon's configuration file when
-#: no C{--config} is given.
-CONFIG_VARIABLE = "SUTO_CONFIG"
 
 #: The dispatch table: a command's words to the function that runs it.
 COMMANDS = {
@@ -57,57 +53,6 @@ COMMANDS = {
     ("config", "check"): daemon.config_check,
 }
 
-#: The commands that make the data folder when it is not there.
-_MAKING_DATA_FOLDER = {("init", None), ("restore", None)}
-
-
-def _uses_data_folder(words, args: argparse.Namespace) -> bool:
-    """
-    @return: whether the command C{words} works on the data folder: all
-        but C{config check} and C{audit verify --file}, which read only
-        the file they name.
-    """
-    if words == ("audit", "verify"):
-        return args.file is None
-    return words != ("config", "check")
-
-
-def _daemon_options():
-    # The daemon's options say which keys its file holds; only a command
-    # given a configuration file loads them.
-    from suto_server.tap import Options
-
-    return Options
-
-
-def _in_deployment(words, command, environ):
-    """
-    @return: C{command}, run once C{args.data} names the data folder the
-        daemon uses (C{--data}, else C{data} in the C{--config} file, else
-        in the C{SUTO_CONFIG} file, else the default) and, but for
-        L{_MAKING_DATA_FOLDER}, once that folder is known to exist: a
-        command run in the wrong place fails instead of making an empty
-        server there.
-    """
-
-    def run(args, io) -> int:
-        if _uses_data_folder(words, args):
-            args.data = commandline.configured(
-                args.data,
-                args.config,
-                CONFIG_VARIABLE,
-                environ,
-                _daemon_options,
-                "data",
-                DEFAULT_DATA,
-            )
-            if words not in _MAKING_DATA_FOLDER:
-                args.data = existing_data_folder(args.data)
-        return command(args, io)
-
-    return run
-
-
 def _words(args: argparse.Namespace) -> tuple[str, str | None]:
     """
     @return: the dispatch table's key for C{args}: the command and, for a
@@ -133,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help=f"the daemon's configuration file, to find its data folder "
-        f"(default: ${CONFIG_VARIABLE})",
+        f"(default: ${deployment.CONFIG_VARIABLE})",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -272,7 +217,7 @@ def main(
     io = commandline.streams("suto-admin", stdin, stdout, stderr, getpass)
     environ = os.environ if environ is None else environ
     commands = {
-        words: _in_deployment(words, command, environ)
+        words: deployment.in_deployment(words, command, environ)
         for words, command in COMMANDS.items()
     }
     return commandline.run(

@@ -65,7 +65,7 @@ def _daemon_or_store(args, io, path: str, read):
         read-only, saying so on standard error.
     """
     try:
-        code, answer = call(args.data, "GET", path)
+        code, answer = call(args.admin_socket, "GET", path)
     except DaemonUnreachable as error:
         database = os.path.join(args.data, DATABASE_FILE)
         io.complain(f"{error}; reading {database} read-only")

@@ -176,40 +176,35 @@ def run(
         return 1
 
 
-def configured(
-    given: str | None,
+
+def configuration(
     config: str | None,
     variable: str,
     environ: Mapping[str, str],
     options: Callable[[], type],
-    key: str,
-    default: str,
-) -> str:
+) -> dict[str, object]:
     """
-    Find a setting the way the daemon does, so that a command line run
-    beside a daemon needs no option the daemon's configuration already
-    holds: the option given on this command line, else the key C{key} of
-    the configuration file named by C{--config}, else of the one named by
-    the environment variable C{variable}, else C{default}.
+    Read the daemon's configuration the way the daemon does, so that a
+    command line run beside it needs no option the file already holds.
 
+    @param config: the file C{--config} named, if any.
+    @param variable: the environment variable naming the file when
+        C{config} is L{None}.
     @param options: returns the daemon's L{twisted.python.usage.Options}
         class, whose options are the file's keys; called only when a file
         is read, so a command without one does not load the daemon's
         option parsing.
+    @return: the file's values by option name; none without a file.
     @raise CommandError: the file named cannot be used, with all its
-        problems.
+        problems on one line.
     """
-    if given is not None:
-        return given
     path = config if config is not None else environ.get(variable) or None
     if path is None:
-        return default
+        return {}
     from suto_server.core.config import ConfigError, load
 
     try:
-        values = load(path, options())
+        return load(path, options())
     except ConfigError as error:
         problems = "; ".join(problem.describe(path) for problem in error.problems)
         raise CommandError(f"cannot use the configuration: {problems}") from None
-    value = values.get(key)
-    return default if value is None else value
