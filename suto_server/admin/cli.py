@@ -3,8 +3,12 @@ C{suto-admin}: the operator's command line.
 
 Account commands work on the data folder's store directly, so accounts
 can be made before the daemon first starts (L{suto_server.admin.accounts});
-the others speak JSON over HTTP to the running daemon's admin socket
-(L{suto_server.admin.client}).  This module is only the parser and the
+C{init}, C{backup} and C{restore} handle the data folder as a whole
+(L{suto_server.admin.backup}); the others speak JSON over HTTP to the
+running daemon's admin socket (L{suto_server.admin.client}).  Every
+command finds the daemon's data folder and admin socket the way
+L{suto_server.admin.deployment} says, and no command but C{init} and
+C{restore} makes a data folder.  This module is only the parser and the
 dispatch table: each command is a function taking the parsed arguments
 and a L{Streams} bundle and returning an exit status, so tests call
 L{main} with injected streams.

@@ -13,8 +13,10 @@ import stat
 from twisted.python.lockfile import FilesystemLock
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_server.admin.backup import KEY_FILES
 from suto_server.datafolder import ADMIN_SOCKET, DATABASE_FILE, MASTER_KEY_FILE
 from suto_server.masterkey import MASTER_KEY_MODE, MasterKey
+from suto_server.net import certificate
 from suto_server.store.open import open_store
 from suto_server.store.records import AuditEvent
 from tests.support.admin import run_admin
@@ -171,6 +173,15 @@ class BackupTests(DataFolderCase):
                 "the audit log is intact\n",
                 "",
             ),
+        )
+
+    def test_names(self):
+        """
+        The TLS files backed up are those the daemon generates, named here
+        without loading the cryptography package.
+        """
+        self.assertEqual(
+            KEY_FILES, (MASTER_KEY_FILE, certificate.KEY_FILE, certificate.CERT_FILE)
         )
 
     def test_files(self):
