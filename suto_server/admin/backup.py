@@ -20,6 +20,7 @@ before it replaces anything, and refuses while the daemon runs.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -40,6 +41,10 @@ from suto_server.store.errors import StoreError
 #: master key, and the generated TLS key and certificate (the names of
 #: L{suto_server.net.certificate}, which loads the cryptography package).
 KEY_FILES = (MASTER_KEY_FILE, "server.key", "server.crt")
+
+#: The file a running daemon holds an exclusive C{flock} on, in its data
+#: folder (L{suto_server.datalock}, where that exists).
+DATA_FOLDER_LOCK = "suto.lock"
 
 #: The store's own companions: a write-ahead log left by a daemon that
 #: stopped uncleanly belongs to the store it was written for, never to a
@@ -131,19 +136,39 @@ def backup(args, io) -> int:
     return 0
 
 
+def _folder_locked(data: str) -> bool:
+    """
+    @return: whether a process holds the C{flock} a running daemon keeps on
+        the lock file of the data folder C{data}; probed with a shared
+        lock, let go at once, and without making the file.
+    """
+    try:
+        fd = os.open(os.path.join(data, DATA_FOLDER_LOCK), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def _refuse_running_daemon(data: str, socket: str) -> None:
     """
     @raise CommandError: the daemon of the data folder C{data} answers on
-        its admin socket C{socket}, or holds the socket's lock file.
+        its admin socket C{socket}, or holds the socket's lock file or the
+        data folder's lock.
     """
     from twisted.python.lockfile import isLocked
 
     try:
         call(socket, "GET", "/v1/status", timeout=10.0)
     except DaemonUnreachable:
-        if not os.path.isdir(os.path.dirname(socket)) or not isLocked(
-            f"{socket}.lock"
-        ):
+        if not os.path.isdir(data):
+            return
+        if not (isLocked(f"{socket}.lock") or _folder_locked(data)):
             return
     raise CommandError(f"the daemon of {data} is running: stop it to restore")
 

@@ -5,6 +5,7 @@ no daemon: the daemon's side (a backup while it writes, a restore refused
 while it runs) is in L{tests.admin.test_cli}.
 """
 
+import fcntl
 import os
 import shutil
 import sqlite3
@@ -13,7 +14,7 @@ import stat
 from twisted.python.lockfile import FilesystemLock
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.admin.backup import KEY_FILES
+from suto_server.admin.backup import DATA_FOLDER_LOCK, KEY_FILES
 from suto_server.datafolder import ADMIN_SOCKET, DATABASE_FILE, MASTER_KEY_FILE
 from suto_server.masterkey import MASTER_KEY_MODE, MasterKey
 from suto_server.net import certificate
@@ -339,6 +340,22 @@ class RestoreTests(DataFolderCase):
         """
         os.remove(os.path.join(self.source, MASTER_KEY_FILE))
         self.assert_refused("no master key")
+
+    def test_data_folder_locked(self):
+        """
+        While the data folder's lock is held, as a running daemon holds
+        it, nothing is restored; the lock file is only read.
+        """
+        path = os.path.join(self.data, DATA_FOLDER_LOCK)
+        with open(path, "w") as handle:
+            handle.write("4242\n")
+        holder = open(path)
+        self.addCleanup(holder.close)
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.assert_refused("is running")
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        code, _, err = self.admin("restore", self.source)
+        self.assertEqual((code, err), (0, ""))
 
     def test_daemon_running(self):
         """
