@@ -2,7 +2,8 @@
 C{suto-admin init|backup|restore}: the data folder as a whole.
 
 C{init} is, with the daemon's first start, the only way a data folder
-comes to be: every other command refuses a folder without a store, so a
+and its store come to be (C{restore} puts back one that was lost): every
+other command refuses a folder, or a store, that is not there, so a
 command run in the wrong directory fails instead of making an empty
 server there.
 
@@ -42,8 +43,8 @@ from suto_server.store.errors import StoreError
 #: L{suto_server.net.certificate}, which loads the cryptography package).
 KEY_FILES = (MASTER_KEY_FILE, "server.key", "server.crt")
 
-#: The file a running daemon holds an exclusive C{flock} on, in its data
-#: folder (L{suto_server.datalock}, where that exists).
+#: The file in its data folder that a running daemon holds an exclusive
+#: C{flock} on, so that no second server uses the folder.
 DATA_FOLDER_LOCK = "suto.lock"
 
 #: The store's own companions: a write-ahead log left by a daemon that
@@ -166,9 +167,10 @@ def _refuse_running_daemon(data: str, socket: str) -> None:
     try:
         call(socket, "GET", "/v1/status", timeout=10.0)
     except DaemonUnreachable:
-        if not os.path.isdir(data):
-            return
-        if not (isLocked(f"{socket}.lock") or _folder_locked(data)):
+        socket_locked = os.path.isdir(os.path.dirname(socket)) and isLocked(
+            f"{socket}.lock"
+        )
+        if not (socket_locked or _folder_locked(data)):
             return
     raise CommandError(f"the daemon of {data} is running: stop it to restore")
 
