@@ -3,6 +3,11 @@ C{suto-client account add|list|del}: the agent's accounts in its state
 file, and how a command reads the server an account or an enrollment
 talks to.
 
+C{account add} (like C{enroll}) makes the state file when there is none:
+an agent's state legitimately starts empty, and its first account or
+enrollment is what sets a machine up.  C{list} and C{del} only read an
+existing file and fail without one, so that a wrong path shows as such.
+
 A TLS account trusts the server either by the SHA-256 pin of its
 certificate or through a CA bundle (C{--ca}); with C{--client-cert} and
 C{--client-key} it presents a client certificate to a server that demands
@@ -165,8 +170,24 @@ def add(args, io: Streams) -> int:
     return 0
 
 
+def _existing_state(path: str):
+    """
+    @return: the state in the file C{path}, which must exist: listing or
+        deleting reads an agent's state, and a command run with the wrong
+        path or in the wrong directory says so instead of showing an
+        empty one.
+    @raise CommandError: there is no file there.
+    """
+    if not os.path.lexists(path):
+        raise CommandError(
+            f"there is no state file {os.path.abspath(path)}: the agent's "
+            f"first 'account add' or 'enroll' makes it"
+        )
+    return load_state(path)
+
+
 def list_accounts(args, io: Streams) -> int:
-    accounts = load_state(args.state).accounts
+    accounts = _existing_state(args.state).accounts
     if not accounts:
         io.say("no accounts")
         return 0
@@ -188,7 +209,7 @@ def list_accounts(args, io: Streams) -> int:
 
 
 def delete(args, io: Streams) -> int:
-    state = load_state(args.state)
+    state = _existing_state(args.state)
     if state.accounts.pop(args.user, None) is None:
         raise CommandError(f"no account for {args.user}")
     save_state(args.state, state)

@@ -13,7 +13,11 @@ C{suto-client}: manage the endpoint agent's accounts.
     suto-client config check FILE
 
 Every subcommand except C{fingerprint} and C{config} takes C{--state
-PATH} (default: the agent's default state file).  The running agent reads
+PATH}; without it the state file is the one the agent's configuration
+names (C{suto-client --config FILE}, or the file C{SUTO_CLIENT_CONFIG}
+names), else the agent's default.  C{account list} and C{account del}
+refuse a state file that is not there; C{account add} and C{enroll} make
+it.  The running agent reads
 the file at every hello, so changes apply without a restart.  The
 password is prompted for, or read from the first line of standard input
 with C{--password-stdin}; it is kept in the state file (mode 0600) only
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from typing import TextIO
 
@@ -77,6 +82,10 @@ def _config_check(args, io: Streams) -> int:
     return check_config(io, args.file, Options)
 
 
+#: The environment variable naming the agent's configuration file when no
+#: C{--config} is given.
+CONFIG_VARIABLE = "SUTO_CLIENT_CONFIG"
+
 #: The dispatch table: a command's words to the function that runs it.
 COMMANDS = {
     ("account", "add"): account_commands.add,
@@ -94,6 +103,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Manage the accounts of the SUTO endpoint agent.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"the agent's configuration file (twistd suto-client --config), "
+        f"whose state key names the state file when --state is not given "
+        f"(default: ${CONFIG_VARIABLE})",
+    )
     groups = parser.add_subparsers(dest="group", required=True)
     account = groups.add_parser("account", help="manage accounts")
     actions = account.add_subparsers(dest="action", required=True)
@@ -122,12 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     delete = actions.add_parser("del", help="delete an account")
     delete.add_argument("user")
     for subcommand in (add, actions.choices["list"], delete):
-        subcommand.add_argument(
-            "--state",
-            default=DEFAULT_STATE_PATH,
-            metavar="PATH",
-            help=f"the agent's state file (default {DEFAULT_STATE_PATH})",
-        )
+        _add_state_option(subcommand)
 
     enrollment = groups.add_parser(
         "enroll",
@@ -176,12 +187,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace the profile already enrolled for the user",
     )
-    enrollment.add_argument(
-        "--state",
-        default=DEFAULT_STATE_PATH,
-        metavar="PATH",
-        help=f"the agent's state file (default {DEFAULT_STATE_PATH})",
-    )
+    _add_state_option(enrollment)
     enrollment.set_defaults(action=None, legacy=None)
     groups.add_parser(
         "fingerprint",
@@ -195,6 +201,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     checking.add_argument("file")
     return parser
+
+
+def _add_state_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state",
+        metavar="PATH",
+        help=f"the agent's state file (default: the configuration file's, "
+        f"else {DEFAULT_STATE_PATH})",
+    )
+
+
+def _with_state(command, environ):
+    """
+    @return: C{command}, run once C{args.state} names the state file the
+        agent uses: C{--state}, else the C{state} key of the C{--config}
+        file, else of the file C{SUTO_CLIENT_CONFIG} names, else the
+        default; commands without a state file run as they are.
+    """
+
+    def run(args, io: Streams) -> int:
+        if hasattr(args, "state") and args.state is None:
+            values = commandline.configuration(
+                args.config, CONFIG_VARIABLE, environ, lambda: Options
+            )
+            args.state = values.get("state") or DEFAULT_STATE_PATH
+        return command(args, io)
+
+    return run
 
 
 def _add_tls_options(parser: argparse.ArgumentParser) -> None:
@@ -250,6 +284,7 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     getpass=None,
+    environ=None,
 ) -> int:
     """
     Run one C{suto-client} command.
@@ -258,13 +293,20 @@ def main(
         own by default.
     @param getpass: reads a password without echo, given its prompt; by
         default from the terminal, prompting on standard error.
-    @return: the exit status: 0 on success, 1 when the command failed, 2
-        for a usage error.
+    @param environ: the environment, for C{SUTO_CLIENT_CONFIG}; the
+        process's own by default.
+    @return: the exit status: 0 on success, 1 when the command failed
+        (among the reasons: no state file to list or delete from, an
+        unusable configuration file), 2 for a usage error.
     """
     stderr = sys.stderr if stderr is None else stderr
     io = commandline.streams(
         "suto-client", stdin, stdout, stderr, getpass or _prompt_on(stderr)
     )
+    environ = os.environ if environ is None else environ
+    commands = {
+        words: _with_state(command, environ) for words, command in COMMANDS.items()
+    }
     return commandline.run(
-        _parser(), COMMANDS, _words, argv, io, failures=(StateFileError,)
+        _parser(), commands, _words, argv, io, failures=(StateFileError,)
     )

@@ -33,3 +33,41 @@ def prepare_data_folder(path: str) -> str:
     os.makedirs(path, mode=0o700, exist_ok=True)
     os.chmod(path, 0o700)
     return path
+
+
+class NoDataFolder(Exception):
+    """
+    The data folder, or its store, is not there: the command was run in
+    the wrong place or for a server that was never set up.  Nothing is
+    created in its stead: only the daemon and C{suto-admin init} create
+    them.
+    """
+
+
+def _missing(what: str, data: str) -> NoDataFolder:
+    return NoDataFolder(
+        f"there is no {what}: run 'suto-admin init --data {data}' or start "
+        f"the daemon with it"
+    )
+
+
+def existing_data_folder(path: str) -> str:
+    """
+    @return: the absolute path of the data folder C{path}.
+    @raise NoDataFolder: there is no folder there, saying how to make one.
+    """
+    path = os.path.abspath(path)
+    if not os.path.isdir(path):
+        raise _missing(f"data folder {path}", path)
+    return path
+
+
+def existing_store(data: str) -> str:
+    """
+    @return: the path of the store in the data folder C{data}.
+    @raise NoDataFolder: there is no store there, saying how to make one.
+    """
+    path = os.path.join(existing_data_folder(data), DATABASE_FILE)
+    if not os.path.isfile(path):
+        raise _missing(f"store {path}", os.path.abspath(data))
+    return path

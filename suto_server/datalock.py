@@ -39,6 +39,25 @@ class DataFolderLocked(Exception):
         super().__init__(f"the data folder {folder} is in use by {holder}")
 
 
+def is_held(folder: str) -> bool:
+    """
+    @return: whether a process holds the C{flock} a running daemon keeps on
+        the lock file of the data folder C{folder}; probed with a shared
+        lock, let go at once, and without making the file.
+    """
+    try:
+        fd = os.open(os.path.join(folder, LOCK_FILE), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 class DataFolderLock(Service):
     """
     The held lock of one data folder, as a service of the server using

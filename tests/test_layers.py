@@ -30,7 +30,10 @@ ALLOWED = {
     "settings": {"core", "cred", "locations", "masterkey", "net", "rules"},
     "keyrules": {"core", "cred", "net", "phases", "rules", "settings", "store"},
     "metrics": {"core", "audit", "rules"},
-    "admin": {"core", "store", "audit", "rules", "net", "locations", "datafolder"},
+    "admin": {
+        "core", "store", "audit", "rules", "net", "locations", "datafolder",
+        "masterkey",
+    },
     "service": {
         "core", "store", "audit", "cred", "net", "rules", "machines", "phases",
         "settings", "keyrules", "metrics", "admin", "locations", "masterkey",
@@ -40,8 +43,9 @@ ALLOWED = {
 
 #: Imports made inside a function, where a command needs more than its
 #: part's layer: C{suto-admin config check} reads a file with the daemon's
-#: own options, so that it accepts exactly what C{twistd suto} accepts.
-LATE = {"admin": {"tap"}}
+#: own options, so that it accepts exactly what C{twistd suto} accepts, and
+#: C{suto-admin --config} reads the daemon's data folder from one.
+LATE = {"admin": {"tap", "datalock"}}
 
 
 def _part(path: str) -> str:

@@ -3,8 +3,9 @@ C{suto-admin user add|del|list}: the accounts, in the store itself.
 
 These commands open the data folder's SQLite store directly (SQLite lets
 the daemon and this tool share it), so accounts can be made before the
-daemon first starts; each change is recorded in the audit log the daemon
-keeps in the same store, naming who made it.
+daemon first starts, once C{suto-admin init} has made the store; they
+never make one themselves.  Each change is recorded in the audit log the
+daemon keeps in the same store, naming who made it.
 
 The store and the audit log load Twisted's logger and zope interfaces;
 they are imported when a command opens the store, so that the commands
@@ -20,15 +21,19 @@ import time
 from suto_server.core import schemes
 from suto_server.core.commandline import CommandError, read_password
 from suto_server.core.timestamps import iso_utc
-from suto_server.datafolder import DATABASE_FILE, prepare_data_folder
+from suto_server.datafolder import existing_store
 from suto_server.store.errors import StoreError
 
 
 def _open_store(args):
+    """
+    @return: the store of the data folder C{args.data}.
+    @raise NoDataFolder: there is none: it is made by C{suto-admin init}
+        or the daemon, never by a command run in the wrong place.
+    """
     from suto_server.store.open import open_store
 
-    data = prepare_data_folder(args.data)
-    return open_store(os.path.join(data, DATABASE_FILE))
+    return open_store(existing_store(args.data))
 
 
 def _operator() -> str:

@@ -3,8 +3,12 @@ C{suto-admin}: the operator's command line.
 
 Account commands work on the data folder's store directly, so accounts
 can be made before the daemon first starts (L{suto_server.admin.accounts});
-the others speak JSON over HTTP to the running daemon's admin socket
-(L{suto_server.admin.client}).  This module is only the parser and the
+C{init}, C{backup} and C{restore} handle the data folder as a whole
+(L{suto_server.admin.backup}); the others speak JSON over HTTP to the
+running daemon's admin socket (L{suto_server.admin.client}).  Every
+command finds the daemon's data folder and admin socket the way
+L{suto_server.admin.deployment} says, and no command but C{init} and
+C{restore} makes a data folder.  This module is only the parser and the
 dispatch table: each command is a function taking the parsed arguments
 and a L{Streams} bundle and returning an exit status, so tests call
 L{main} with injected streams.
@@ -19,16 +23,20 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 
-from suto_server.admin import accounts, daemon, enrollment, reports
+from suto_server.admin import accounts, backup, daemon, deployment, enrollment, reports
 from suto_server.admin.formatting import duration, since
 from suto_server.core import commandline, schemes
 from suto_server.core.version import VERSION
-from suto_server.datafolder import DEFAULT_DATA
+from suto_server.datafolder import DEFAULT_DATA, NoDataFolder
 from suto_server.locations import WIDEST_PREFIX
 
 #: The dispatch table: a command's words to the function that runs it.
 COMMANDS = {
+    ("init", None): backup.init,
+    ("backup", None): backup.backup,
+    ("restore", None): backup.restore,
     ("user", "add"): accounts.user_add,
     ("user", "del"): accounts.user_del,
     ("user", "list"): accounts.user_list,
@@ -49,7 +57,6 @@ COMMANDS = {
     ("config", "check"): daemon.config_check,
 }
 
-
 def _words(args: argparse.Namespace) -> tuple[str, str | None]:
     """
     @return: the dispatch table's key for C{args}: the command and, for a
@@ -65,9 +72,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     parser.add_argument(
-        "--data", default=DEFAULT_DATA, help="the server's data folder"
+        "--data",
+        default=None,
+        help=f"the server's data folder (default: the one in the configuration "
+        f"file, else {DEFAULT_DATA})",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help=f"the daemon's configuration file, to find its data folder "
+        f"(default: ${deployment.CONFIG_VARIABLE})",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser(
+        "init", help="create the data folder, its store and master key"
+    )
+    saving = commands.add_parser(
+        "backup", help="copy the store, master key and TLS files, live"
+    )
+    saving.add_argument("destination", help="a new folder to create")
+    restoring = commands.add_parser(
+        "restore", help="put a backup back while the daemon is stopped"
+    )
+    restoring.add_argument("source", help="a folder made by suto-admin backup")
 
     user = commands.add_parser("user", help="manage accounts").add_subparsers(
         dest="user_command", required=True
@@ -175,6 +204,7 @@ def main(
     stdout=None,
     stderr=None,
     getpass=getpass.getpass,
+    environ=None,
 ) -> int:
     """
     Run one C{suto-admin} command.
@@ -182,8 +212,18 @@ def main(
     @param argv: the arguments, without the program name; the process's
         own by default.
     @param getpass: reads a password without echo, given its prompt.
-    @return: the exit status: 0 on success, 1 when the command failed, 2
-        for a usage error or a refused password.
+    @param environ: the environment, for C{SUTO_CONFIG}; the process's
+        own by default.
+    @return: the exit status: 0 on success, 1 when the command failed
+        (among the reasons: no data folder or store, an unusable
+        configuration file), 2 for a usage error or a refused password.
     """
     io = commandline.streams("suto-admin", stdin, stdout, stderr, getpass)
-    return commandline.run(_parser(), COMMANDS, _words, argv, io)
+    environ = os.environ if environ is None else environ
+    commands = {
+        words: deployment.in_deployment(words, command, environ)
+        for words, command in COMMANDS.items()
+    }
+    return commandline.run(
+        _parser(), commands, _words, argv, io, failures=(NoDataFolder,)
+    )

@@ -1,8 +1,9 @@
 """
 The admin socket's client: JSON over HTTP/1.1 to the running daemon.
 
-The daemon serves its admin API on a UNIX socket in the data folder (see
-L{suto_server.admin.api}).  The standard library's blocking
+The daemon serves its admin API on a UNIX socket, in the data folder
+unless its configuration names another (see L{suto_server.admin.api} and
+L{suto_server.admin.deployment}).  The standard library's blocking
 L{http.client} is enough for one request per command, and keeps Twisted's
 web stack, TLS and the daemon's own modules out of C{suto-admin}.
 """
@@ -11,12 +12,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 from urllib.parse import urlencode
 
 from suto_server.core.commandline import CommandError
-from suto_server.datafolder import ADMIN_SOCKET
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -38,14 +37,14 @@ class DaemonUnreachable(Exception):
     """The admin socket did not answer."""
 
 
-def call(data: str, method: str, path: str, body=None, timeout: float = 30.0):
+def call(socket: str, method: str, path: str, body=None, timeout: float = 30.0):
     """
-    Make one request of the daemon whose data folder is C{data}.
+    Make one request of the daemon whose admin socket is C{socket}.
 
     @return: the HTTP status and the decoded JSON answer.
     @raise DaemonUnreachable: the socket did not answer with JSON.
     """
-    connection = _UnixHTTPConnection(os.path.join(data, ADMIN_SOCKET), timeout)
+    connection = _UnixHTTPConnection(socket, timeout)
     try:
         connection.request(
             method,
@@ -57,7 +56,7 @@ def call(data: str, method: str, path: str, body=None, timeout: float = 30.0):
         return response.status, json.loads(response.read() or b"{}")
     except (OSError, http.client.HTTPException, ValueError) as error:
         raise DaemonUnreachable(
-            f"the daemon's admin socket in {data} did not answer ({error})"
+            f"the daemon's admin socket {socket} did not answer ({error})"
         ) from None
     finally:
         connection.close()
@@ -75,13 +74,13 @@ def answer_of(code: int, answer: dict) -> dict:
 
 def request(args, method: str, path: str, body=None, timeout: float = 30.0) -> dict:
     """
-    Call the daemon of the data folder C{args.data}.
+    Call the daemon on its admin socket C{args.admin_socket}.
 
     @return: its answer.
     @raise CommandError: it did not answer, or refused.
     """
     try:
-        code, answer = call(args.data, method, path, body, timeout=timeout)
+        code, answer = call(args.admin_socket, method, path, body, timeout=timeout)
     except DaemonUnreachable as error:
         raise CommandError(str(error)) from None
     return answer_of(code, answer)

@@ -101,7 +101,7 @@ def cert(args, io) -> int:
     data folder, saying so.
     """
     try:
-        code, answer = call(args.data, "GET", "/v1/status", timeout=10.0)
+        code, answer = call(args.admin_socket, "GET", "/v1/status", timeout=10.0)
     except DaemonUnreachable as error:
         served = _certificate_file(args.data, error, io)
     else:

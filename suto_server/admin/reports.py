@@ -3,21 +3,92 @@ C{suto-admin alerts|clients|history|audit}: what the daemon has seen.
 
 Each listing is one request to the running daemon's admin socket, printed
 as tab-separated columns (or as JSON for scripts where C{--json} is
-offered).  C{audit verify --file} instead checks the audit log's hash
-chain in a database file read directly, read-only: a copy, or the store
-of a daemon that is down.
+offered).  The alerts and the audit log are in the store itself, so with
+the daemon down C{alerts}, C{audit} and C{audit verify} read the data
+folder's store read-only instead, saying so on standard error;
+C{audit verify --file} checks any database file that way: a copy, or
+the store of a daemon that is down.
+
+C{audit verify} also says how many records the log holds and when the
+last was made: a copy that lost its write-ahead log (a C{cp} of a live
+store) holds an intact but empty or truncated chain, which only the
+count and the time give away.  A store with accounts or profiles but no
+audit record at all is such a copy, and fails.
 """
 
 from __future__ import annotations
 
-from suto_server.admin.client import request, since_query, user_query
+import os
+from contextlib import contextmanager
+
+from suto_server.admin.client import (
+    DaemonUnreachable,
+    answer_of,
+    call,
+    request,
+    since_query,
+    user_query,
+)
 from suto_server.admin.formatting import age, as_json, cell, place, row
 from suto_server.core.commandline import CommandError
+from suto_server.core.timestamps import iso_utc
+from suto_server.datafolder import DATABASE_FILE
 from suto_server.store.errors import StoreError
 
 
+@contextmanager
+def read_only_store(path: str):
+    """
+    Open the store in the database file C{path} read-only, changing
+    nothing in it, for the block.
+
+    @raise CommandError: it is no readable store, or reading it failed.
+    """
+    # The store loads Twisted's logger and zope interfaces: only the
+    # commands that read it pay for them.
+    from suto_server.store.open import open_store
+
+    try:
+        store = open_store(path, read_only=True)
+        try:
+            yield store
+        finally:
+            store.close()
+    except StoreError as error:
+        raise CommandError(str(error)) from None
+
+
+def _daemon_or_store(args, io, path: str, read):
+    """
+    @return: the daemon's answer to C{GET path} or, when it does not
+        answer, C{read(store)} of the data folder's store opened
+        read-only, saying so on standard error.
+    """
+    try:
+        code, answer = call(args.admin_socket, "GET", path)
+    except DaemonUnreachable as error:
+        database = os.path.join(args.data, DATABASE_FILE)
+        io.complain(f"{error}; reading {database} read-only")
+        with read_only_store(database) as store:
+            return read(store)
+    return answer_of(code, answer)
+
+
+def _audit_log(store):
+    from suto_server.audit.log import AuditLog
+
+    return AuditLog(store, [])
+
+
 def alerts(args, io) -> int:
-    answer = request(args, "GET", since_query("/v1/alerts", args.since))
+    answer = _daemon_or_store(
+        args,
+        io,
+        since_query("/v1/alerts", args.since),
+        lambda store: {
+            "alerts": [a.to_json() for a in _audit_log(store).alerts(args.since)]
+        },
+    )
     for alert in answer["alerts"]:
         io.say(row(alert, ("time", "type", "profile", "source", "locations", "reason")))
     return 0
@@ -69,42 +140,77 @@ def history(args, io) -> int:
     return 0
 
 
+def _event_row(event) -> dict:
+    """
+    @return: the columns of an audit record read from the store, as the
+        admin API names them.
+    """
+    return {
+        "time": iso_utc(event.time),
+        "event": event.event,
+        "user": event.username,
+        "source": event.source,
+        "locations": list(event.locations),
+        "reason": event.reason,
+    }
+
+
 def audit_list(args, io) -> int:
-    answer = request(args, "GET", since_query("/v1/audit", args.since))
+    answer = _daemon_or_store(
+        args,
+        io,
+        since_query("/v1/audit", args.since),
+        lambda store: {
+            "events": [_event_row(e) for e in store.audit_events(args.since)]
+        },
+    )
     for event in answer["events"]:
         io.say(row(event, ("time", "event", "user", "source", "locations", "reason")))
     return 0
 
 
-def _problems_in_file(path: str) -> list[str]:
+def _summary(store) -> str:
     """
-    @return: the problems of the audit log's chain in the database file
-        C{path}, opened read-only.
-    @raise CommandError: the file is no readable store.
+    @return: how many records the audit log of C{store} holds and when
+        the last was made.
+    @raise CommandError: it holds none while the store holds accounts or
+        profiles, which every change to them records.
     """
-    # The store loads Twisted's logger and zope interfaces: only this
-    # command and the account commands pay for them.
-    from suto_server.store.open import open_store
-
-    try:
-        store = open_store(path, read_only=True)
-        try:
-            return store.verify_audit()
-        finally:
-            store.close()
-    except StoreError as error:
-        raise CommandError(str(error)) from None
+    events = store.audit_events()
+    if events:
+        return f"{len(events)} record(s), the last at {iso_utc(events[-1].time)}"
+    if store.list_users() or store.list_profiles():
+        raise CommandError(
+            "no audit record in a store with accounts or profiles: a copy "
+            "that lost its write-ahead log? (copy a live store with "
+            "suto-admin backup)"
+        )
+    return "no records"
 
 
 def audit_verify(args, io) -> int:
     """
-    Check the audit log's chain through the daemon or, with C{--file}, in
-    a database file read directly, changing nothing in it.
+    Check the audit log's chain through the daemon (which first writes
+    the records it still holds) or, with C{--file} or with the daemon
+    down, in a database file read directly, changing nothing in it; then
+    count the records in that file.
     """
-    if args.file is None:
-        problems = request(args, "GET", "/v1/audit/verify")["problems"]
+    path = args.file
+    if path is None:
+        path = os.path.join(args.data, DATABASE_FILE)
+        problems = _daemon_or_store(
+            args,
+            io,
+            "/v1/audit/verify",
+            lambda store: {"problems": store.verify_audit()},
+        )["problems"]
+        with read_only_store(path) as store:
+            summary = _summary(store)
     else:
-        problems = _problems_in_file(args.file)
+        with read_only_store(path) as store:
+            problems = store.verify_audit()
+            summary = _summary(store)
+    io.say(summary)
     if not problems:
         io.say("the audit log is intact")
         return 0

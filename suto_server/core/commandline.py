@@ -174,3 +174,37 @@ def run(
     except failures as e:
         io.complain(str(e))
         return 1
+
+
+
+def configuration(
+    config: str | None,
+    variable: str,
+    environ: Mapping[str, str],
+    options: Callable[[], type],
+) -> dict[str, object]:
+    """
+    Read the daemon's configuration the way the daemon does, so that a
+    command line run beside it needs no option the file already holds.
+
+    @param config: the file C{--config} named, if any.
+    @param variable: the environment variable naming the file when
+        C{config} is L{None}.
+    @param options: returns the daemon's L{twisted.python.usage.Options}
+        class, whose options are the file's keys; called only when a file
+        is read, so a command without one does not load the daemon's
+        option parsing.
+    @return: the file's values by option name; none without a file.
+    @raise CommandError: the file named cannot be used, with all its
+        problems on one line.
+    """
+    path = config if config is not None else environ.get(variable) or None
+    if path is None:
+        return {}
+    from suto_server.core.config import ConfigError, load
+
+    try:
+        return load(path, options())
+    except ConfigError as error:
+        problems = "; ".join(problem.describe(path) for problem in error.problems)
+        raise CommandError(f"cannot use the configuration: {problems}") from None

@@ -23,6 +23,7 @@ from suto_server.core.commandline import MAX_PASSWORD
 from suto_server.datafolder import DATABASE_FILE
 from suto_server.net import certificate
 from tests.end_to_end.test_enrollment import EnrollmentFixture
+from tests.support.admin import run_admin
 
 #: What C{suto-admin} does not load before a command needs it: the daemon's
 #: assembly, its web server, HTTP client, metrics and TLS.
@@ -367,3 +368,200 @@ class WindowAndCertificateCommandTests(EnrollmentFixture, TestCase):
         code, out, err = yield self.admin("cert")
         self.assertEqual((code, out, err.count("\n")), (1, "", 1))
         self.assertIn(os.path.join(self.data, certificate.CERT_FILE), err)
+
+
+class NothingCreatedTests(SynchronousTestCase):
+    """
+    A command run for a data folder or store that is not there fails
+    with one line saying how to make one, and creates nothing.
+    """
+
+    def test_no_data_folder(self):
+        """
+        Every command but C{init}, C{restore}, C{config check} and C{audit
+        verify --file} exits 1 with one line naming the folder and
+        C{suto-admin init}, and the folder is not made.
+        """
+        data = os.path.abspath(self.mktemp())
+        for argv in (
+            ("user", "add", "dora", "--password-stdin"),
+            ("user", "del", "dora"),
+            ("user", "list"),
+            ("alerts",),
+            ("audit",),
+            ("audit", "verify"),
+            ("status",),
+            ("cert",),
+            ("backup", data + ".backup"),
+        ):
+            code, out, err = run_admin("--data", data, *argv, stdin="pw\n")
+            self.assertEqual(
+                (code, out, err),
+                (
+                    1,
+                    "",
+                    f"suto-admin: there is no data folder {data}: run "
+                    f"'suto-admin init --data {data}' or start the daemon "
+                    f"with it\n",
+                ),
+                argv,
+            )
+            self.assertFalse(os.path.exists(data), argv)
+        self.assertFalse(os.path.exists(data + ".backup"))
+
+    def test_no_store(self):
+        """
+        In a data folder without a store, the account commands exit 1 with
+        one line naming the store, and make none.
+        """
+        data = os.path.abspath(self.mktemp())
+        os.mkdir(data)
+        store = os.path.join(data, DATABASE_FILE)
+        for argv in (
+            ("user", "add", "dora", "--password-stdin"),
+            ("user", "del", "dora"),
+            ("user", "list"),
+        ):
+            code, out, err = run_admin("--data", data, *argv, stdin="pw\n")
+            self.assertEqual((code, out, err.count("\n")), (1, "", 1), argv)
+            self.assertIn(f"there is no store {store}: run 'suto-admin init", err)
+            self.assertEqual(os.listdir(data), [], argv)
+
+    def test_default_folder(self):
+        """
+        With no option and no configuration, the data folder is
+        C{suto-data} in the working directory, which is not made either.
+        """
+        here = os.path.abspath(self.mktemp())
+        os.mkdir(here)
+        previous = os.getcwd()
+        os.chdir(here)
+        self.addCleanup(os.chdir, previous)
+        code, _, err = run_admin("user", "list")
+        self.assertEqual(code, 1)
+        self.assertIn(os.path.join(here, "suto-data"), err)
+        self.assertEqual(os.listdir(here), [])
+
+
+class ConfigurationTests(SynchronousTestCase):
+    """
+    C{suto-admin} finds the data folder as the daemon does: C{--data},
+    else the C{data} key of the C{--config} file, else of the file named
+    by C{SUTO_CONFIG}, else the default.
+    """
+
+    def setUp(self):
+        self.folders = {}
+        for name in ("given", "configured", "environment"):
+            data = self.folders[name] = os.path.abspath(self.mktemp())
+            code, _, err = run_admin("--data", data, "init")
+            self.assertEqual((code, err), (0, ""))
+            code, _, err = run_admin(
+                "--data", data, "user", "add", name, "--password-stdin",
+                stdin="pw\n",
+            )
+            self.assertEqual((code, err), (0, ""))
+        self.config = self.write_config("configured")
+        self.environ = {"SUTO_CONFIG": self.write_config("environment")}
+
+    def write_config(self, name):
+        path = self.mktemp()
+        with open(path, "w") as handle:
+            handle.write(f'data = "{self.folders[name]}"\nhello-port = 2020\n')
+        return path
+
+    def users(self, *argv, environ=None):
+        """
+        @return: the users C{suto-admin argv user list} lists.
+        """
+        code, out, err = run_admin(*argv, "user", "list", environ=environ)
+        self.assertEqual((code, err), (0, ""))
+        return [line.split("\t")[0] for line in out.splitlines()]
+
+    def test_precedence(self):
+        """
+        C{--data} wins over C{--config}, which wins over C{SUTO_CONFIG}.
+        """
+        given = ("--data", self.folders["given"])
+        self.assertEqual(
+            self.users(*given, "--config", self.config, environ=self.environ),
+            ["given"],
+        )
+        self.assertEqual(
+            self.users("--config", self.config, environ=self.environ),
+            ["configured"],
+        )
+        self.assertEqual(self.users(environ=self.environ), ["environment"])
+
+    def test_unusable_file(self):
+        """
+        A configuration file the daemon would refuse is refused with one
+        line naming its problems, exit 1.
+        """
+        with open(self.config, "w") as handle:
+            handle.write('data = "x"\nhelo-port = 2020\n')
+        code, out, err = run_admin("--config", self.config, "user", "list")
+        self.assertEqual((code, out, err.count("\n")), (1, "", 1))
+        self.assertIn(f"cannot use the configuration: {self.config}:2: ", err)
+        self.assertIn("hello-port", err)
+
+    def test_config_check_ignores_environment(self):
+        """
+        C{config check FILE} checks its file, whatever C{SUTO_CONFIG}
+        names.
+        """
+        code, out, err = run_admin(
+            "config", "check", self.config, environ={"SUTO_CONFIG": "absent"}
+        )
+        self.assertEqual((code, out, err), (0, f"{self.config}: ok\n", ""))
+
+
+class LiveBackupTests(EnrollmentFixture, TestCase):
+    """
+    C{suto-admin backup} copies the store of a running daemon; C{restore}
+    refuses to replace it.
+    """
+
+    @defer.inlineCallbacks
+    def test_backup_while_running(self):
+        """
+        A backup made while the daemon runs holds the account just added
+        and its audit record, and passes C{audit verify --file}.
+        """
+        code, _, err = yield self.admin(
+            "user", "add", "dora", "--password-stdin", stdin="pw\n"
+        )
+        self.assertEqual((code, err), (0, ""))
+        destination = os.path.abspath(self.mktemp())
+        code, out, err = yield self.admin("backup", destination)
+        self.assertEqual((code, err), (0, ""))
+        self.assertIn(f"wrote {os.path.join(destination, DATABASE_FILE)}\n", out)
+        copy = sqlite3.connect(os.path.join(destination, DATABASE_FILE))
+        users = copy.execute("SELECT username FROM users").fetchall()
+        copy.close()
+        self.assertEqual(users, [("dora",)])
+        code, out, err = yield self.admin(
+            "audit", "verify", "--file", os.path.join(destination, DATABASE_FILE)
+        )
+        self.assertEqual((code, err), (0, ""))
+        self.assertTrue(out.endswith("the audit log is intact\n"), out)
+
+    @defer.inlineCallbacks
+    def test_restore_refused_while_running(self):
+        """
+        C{restore} exits 1 with one line while the daemon answers, and
+        changes nothing.
+        """
+        destination = os.path.abspath(self.mktemp())
+        code, _, err = yield self.admin("backup", destination)
+        self.assertEqual((code, err), (0, ""))
+        code, out, err = yield self.admin("restore", destination)
+        self.assertEqual(
+            (code, out, err),
+            (
+                1,
+                "",
+                f"suto-admin: the daemon of {self.data} is running: stop it "
+                "to restore\n",
+            ),
+        )

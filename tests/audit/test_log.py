@@ -68,6 +68,9 @@ EVENTS = [
     AuditEvent(NOW + 4, "rotation_failed", "alice", "10.2.3.17", "no ack"),
 ]
 
+#: What C{suto-admin audit verify} first says of a store holding L{EVENTS}.
+_COUNTED = "5 record(s), the last at 2023-11-14T22:13:24Z\n"
+
 
 @implementer(IAlertSink)
 class RecordingSink:
@@ -1098,7 +1101,7 @@ class AdminCommandTests(TestCase):
         is removed from the file it exits 1 and prints the problems.
         """
         result = yield self.run_admin("audit", "verify")
-        self.assertEqual(result, (0, "the audit log is intact\n", ""))
+        self.assertEqual(result, (0, f"{_COUNTED}the audit log is intact\n", ""))
         connection = sqlite3.connect(self.path)
         with connection:
             connection.execute("DELETE FROM audit WHERE id = 2")
@@ -1108,6 +1111,7 @@ class AdminCommandTests(TestCase):
             (code, out, err),
             (
                 1,
+                "4 record(s), the last at 2023-11-14T22:13:24Z\n"
                 "record 2 does not follow record 1: a record between them was "
                 "removed, or the one before rewritten\n"
                 "the record of id 2 was removed\n",
@@ -1131,7 +1135,7 @@ class AdminCommandTests(TestCase):
         target.execute("PRAGMA journal_mode = DELETE")
         target.close()
         result = yield self.run_admin("audit", "verify", "--file", copy)
-        self.assertEqual(result, (0, "the audit log is intact\n", ""))
+        self.assertEqual(result, (0, f"{_COUNTED}the audit log is intact\n", ""))
         connection = sqlite3.connect(copy)
         with connection:
             connection.execute("UPDATE audit SET reason = 'all fine' WHERE id = 3")
@@ -1143,7 +1147,7 @@ class AdminCommandTests(TestCase):
             (code, out, err),
             (
                 1,
-                "record 3 was edited: its hash does not match it\n",
+                f"{_COUNTED}record 3 was edited: its hash does not match it\n",
                 "suto-admin: the audit log is broken: 1 problem(s)\n",
             ),
         )

@@ -256,11 +256,26 @@ class CommandTests(SynchronousTestCase):
 
     def test_list_empty(self):
         """
-        With no accounts, the list says so.
+        With no accounts left in the state file, the list says so.
         """
+        self.add_alice()
+        self.run_command("account", "del", "alice")
         self.assertEqual(
             self.run_command("account", "list"), (0, "no accounts\n", "")
         )
+
+    def test_no_state_file(self):
+        """
+        Listing and deleting need the state file: without one they exit 1
+        with one line naming it, and make neither it nor its folder.
+        """
+        expected = (
+            f"suto-client: there is no state file {os.path.abspath(self.state)}: "
+            f"the agent's first 'account add' or 'enroll' makes it\n"
+        )
+        for argv in (("account", "list"), ("account", "del", "alice")):
+            self.assertEqual(self.run_command(*argv), (1, "", expected), argv)
+        self.assertFalse(os.path.exists(os.path.dirname(self.state)))
 
     def test_delete(self):
         """

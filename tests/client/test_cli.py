@@ -106,3 +106,80 @@ class FingerprintCommandTests(SynchronousTestCase):
                 "machine\n",
             ),
         )
+
+
+class StateFileLocationTests(SynchronousTestCase):
+    """
+    C{suto-client} finds the agent's state file as the agent does:
+    C{--state}, else the C{state} key of the C{--config} file, else of the
+    file named by C{SUTO_CLIENT_CONFIG}, else the default.
+    """
+
+    def setUp(self):
+        self.states = {}
+        self.configs = {}
+        for name in ("given", "configured", "environment"):
+            folder = os.path.abspath(self.mktemp())
+            state = self.states[name] = os.path.join(folder, "client.json")
+            code, _, err = self.client(
+                "account", "add", name, "--server", "192.0.2.10", "--legacy",
+                "--password-stdin", "--state", state,
+            )
+            self.assertEqual((code, err), (0, ""))
+            config = self.configs[name] = os.path.join(folder, "agent.toml")
+            with open(config, "w") as handle:
+                handle.write(f'state = "{state}"\ntimeout = 5.0\n')
+
+    def client(self, *argv, environ=None):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = main(
+            list(argv),
+            stdin=io.StringIO("pw\n"),
+            stdout=stdout,
+            stderr=stderr,
+            environ={} if environ is None else environ,
+        )
+        return code, stdout.getvalue(), stderr.getvalue()
+
+    def listed(self, *argv, environ=None):
+        """
+        @return: the first user C{suto-client argv account list} lists.
+        """
+        code, out, err = self.client(*argv, environ=environ)
+        self.assertEqual((code, err), (0, ""))
+        return out.splitlines()[1].split()[0]
+
+    def test_precedence(self):
+        """
+        C{--state} wins over C{--config}, which wins over
+        C{SUTO_CLIENT_CONFIG}.
+        """
+        environ = {"SUTO_CLIENT_CONFIG": self.configs["environment"]}
+        configured = ("--config", self.configs["configured"])
+        self.assertEqual(
+            self.listed(
+                *configured, "account", "list", "--state", self.states["given"],
+                environ=environ,
+            ),
+            "given",
+        )
+        self.assertEqual(
+            self.listed(*configured, "account", "list", environ=environ),
+            "configured",
+        )
+        self.assertEqual(
+            self.listed("account", "list", environ=environ), "environment"
+        )
+
+    def test_unusable_file(self):
+        """
+        A configuration file the agent would refuse is refused with one
+        line naming its problems, exit 1.
+        """
+        with open(self.configs["configured"], "w") as handle:
+            handle.write('stat = "x"\n')
+        code, out, err = self.client(
+            "--config", self.configs["configured"], "account", "list"
+        )
+        self.assertEqual((code, out, err.count("\n")), (1, "", 1))
+        self.assertIn("cannot use the configuration", err)

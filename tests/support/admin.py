@@ -98,3 +98,23 @@ class AdminRequestsMixin:
         body = {"user": "alice", "location": "127.0.0.5"}
         body.update(fields)
         return self.request("POST", "/v1/enroll", body)
+
+
+def run_admin(*argv, stdin="", environ=None):
+    """
+    Run C{suto-admin argv} with injected streams and environment (empty
+    unless given), in this thread.
+
+    @return: the exit status, standard output and standard error.
+    """
+    from suto_server.admin import cli
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = cli.main(
+        list(argv),
+        stdin=io.StringIO(stdin),
+        stdout=stdout,
+        stderr=stderr,
+        environ={} if environ is None else environ,
+    )
+    return code, stdout.getvalue(), stderr.getvalue()

@@ -292,6 +292,28 @@ class Connection:
                 raise
             connection.commit()
 
+    def backup_to(self, path):
+        """
+        Copy the whole store to a new file at C{path} through SQLite's
+        online backup API: one consistent snapshot, with what is still in
+        the write-ahead log (which a plain copy of the file misses), taken
+        while the daemon goes on writing.  The copy is one self-contained
+        file (a rollback journal, not a write-ahead log), readable as it
+        is, and appears at C{path} only once it is complete.
+
+        @raise StoreError: the copy failed; nothing is left at C{path}.
+        """
+        connection = self._open_connection()
+
+        def fill(copy):
+            connection.backup(copy)
+            copy.execute("PRAGMA journal_mode = DELETE")
+
+        try:
+            write_atomically(path, fill)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot back up the store to {path}: {e}") from e
+
     def close(self):
         """
         See L{IStore.close}.
