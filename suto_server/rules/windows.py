@@ -25,13 +25,16 @@ from suto_server.rules.enrollment import Enrollment, window_location
 ANNOUNCE_EVERY = 5.0
 
 
-def too_wide(location) -> tuple:
+def too_wide(networks) -> tuple:
     """
-    @return: the networks of C{location} wider than L{WIDEST_PREFIX}.
+    The one bound on how far a hello may reach, for an enrollment
+    window's location and an authentication's targets alike.
+
+    @return: those of C{networks} wider than L{WIDEST_PREFIX}.
     """
     return tuple(
         network
-        for network in location.networks
+        for network in networks
         if network.prefixlen < WIDEST_PREFIX[network.version]
     )
 
@@ -44,7 +47,7 @@ def hello_targets(location, port: int) -> tuple[HelloTarget, ...]:
     anyway).  A subnet wider than L{WIDEST_PREFIX} gets no hello either:
     a broadcast to a whole /8 is never wanted.
     """
-    wide = too_wide(location)
+    wide = too_wide(location.networks)
     targets = []
     for network in location.networks:
         if network.num_addresses == 1:
@@ -121,7 +124,9 @@ class WindowDesk(Service):
         @raise suto_server.store.errors.ProfileExists: enrolled already.
         """
         location = self._locations.resolve(location_text)
-        wide_networks = ", ".join(str(network) for network in too_wide(location))
+        wide_networks = ", ".join(
+            str(network) for network in too_wide(location.networks)
+        )
         if wide_networks and not wide:
             raise LocationError(
                 f"{wide_networks} is wider than an enrollment window may be "

@@ -122,9 +122,9 @@ class HelloTargetsTests(SynchronousTestCase):
             )
         ]
         self.assertEqual(
-            too_wide(Location(tuple(networks))), (networks[0], networks[3])
+            too_wide(Location(tuple(networks)).networks), (networks[0], networks[3])
         )
-        self.assertEqual(too_wide(LAB), ())
+        self.assertEqual(too_wide(LAB.networks), ())
 
     def test_several(self):
         """
