@@ -311,6 +311,7 @@ class SutoServer(MultiService):
             self.hello,
             hello_port,
             self.certificates.fingerprints,
+            has_account=self.authenticator.has_account,
         )
         desk.setServiceParent(self)
         return desk

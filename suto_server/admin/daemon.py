@@ -95,6 +95,8 @@ def reload(args, io) -> int:
             io.complain(f"kept the old certificate: {result['error']}")
         else:
             io.say(f"serving {result['subject']} sha256 {result['fingerprint']}")
+            if "warning" in result:
+                io.complain(f"warning: {result['warning']}")
     return 1 if failed else 0
 
 

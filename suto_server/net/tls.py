@@ -23,6 +23,9 @@ answered.
 
 from __future__ import annotations
 
+import ipaddress
+
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 from OpenSSL.crypto import X509, PKey
@@ -222,10 +225,30 @@ class ReloadableServerTLS:
         @return: subject, fingerprint and validity of the certificate that
             new connections are shown.
         """
-        own = SSL.Connection(self._context, None).get_certificate()
         return certificate.describe(
-            own.to_cryptography().public_bytes(serialization.Encoding.PEM)
+            self._own().public_bytes(serialization.Encoding.PEM)
         )
+
+    def ip_addresses(self) -> frozenset:
+        """
+        @return: the IP addresses the certificate new connections are shown
+            is issued for (its C{iPAddress} subjectAltNames), the only ones
+            a device that trusts it through a CA, not a pin, accepts it at.
+        """
+        try:
+            names = self._own().extensions.get_extension_for_class(
+                x509.SubjectAlternativeName
+            )
+        except x509.ExtensionNotFound:
+            return frozenset()
+        return frozenset(names.value.get_values_for_type(x509.IPAddress))
+
+    def _own(self) -> x509.Certificate:
+        """
+        @return: the server's own certificate in the current context.
+        """
+        own = SSL.Connection(self._context, None).get_certificate()
+        return own.to_cryptography()
 
 
 class IListenerWitness(Interface):
@@ -269,11 +292,15 @@ class TLSServerEndpoint:
     @ivar tls: the settings every accepted connection is made with; call
         its C{reload} to take up a renewed certificate.
     @ivar witness: the L{IListenerWitness} of the listener (see L{watch}).
+    @ivar interface: the address the listener binds, C{""} for every one.
     """
 
-    def __init__(self, tcp: IStreamServerEndpoint, tls: ReloadableServerTLS):
+    def __init__(
+        self, tcp: IStreamServerEndpoint, tls: ReloadableServerTLS, interface=""
+    ):
         self._tcp = tcp
         self.tls = tls
+        self.interface = interface
         self.witness = _Unwatched()
 
     def listen(self, protocolFactory):
@@ -294,6 +321,18 @@ def watch(endpoints, witness: IListenerWitness) -> None:
     for endpoint in endpoints:
         if isinstance(endpoint, TLSServerEndpoint):
             endpoint.witness = witness
+
+
+def bound_address(interface: str):
+    """
+    @return: the single IP address C{interface} binds, or L{None} when it
+        binds every address (or names none).
+    """
+    try:
+        address = ipaddress.ip_address(interface)
+    except ValueError:
+        return None
+    return None if address.is_unspecified else address
 
 
 def _openssl_reason(error: SSL.Error) -> str:
@@ -444,7 +483,7 @@ class SutoTLSParser:
             tcp = TCP6ServerEndpoint(reactor, port_number, backlog_size, interface)
         else:
             tcp = TCP4ServerEndpoint(reactor, port_number, backlog_size, interface)
-        return TLSServerEndpoint(tcp, tls)
+        return TLSServerEndpoint(tcp, tls, interface)
 
 
 STOCK_PREFIX = "ssl:"

@@ -76,7 +76,7 @@ class Authenticator:
             waiting for the same addresses.
         @raise OSError: a hello could not be sent; nothing stays pending.
         """
-        if self._source.hash_for(user) is None:
+        if not self.has_account(user):
             raise UnknownAccount(f"no usable password hash for {user}")
         accept_from = [net for target in targets for net in target.accept_from]
         wide_networks = too_wide(accept_from)
@@ -98,6 +98,13 @@ class Authenticator:
             )
             raise
         return request.done
+
+    def has_account(self, user: str) -> bool:
+        """
+        Can C{user} be authenticated at all: has a configured source a
+        usable password hash for them?
+        """
+        return self._source.hash_for(user) is not None
 
     def refused(self, host) -> None:
         """

@@ -76,6 +76,10 @@ class WindowDesk(Service):
     @param hello: anything with C{send_hello(user, target)}.
     @param fingerprints: returns the SHA-256 fingerprints of the serving
         certificates, for the device to pin.
+    @param has_account: tells whether a user can pass the classic
+        challenge (L{Authenticator.has_account}); a window for a user who
+        cannot is opened with a warning, since enrolling needs no account
+        but is then most often a typo of the name.  L{None}: no check.
     """
 
     log = Logger()
@@ -89,6 +93,7 @@ class WindowDesk(Service):
         hello_port,
         fingerprints,
         announce_every: float = ANNOUNCE_EVERY,
+        has_account=None,
     ) -> None:
         self._enrollment = enrollment
         self._locations = locations
@@ -97,6 +102,7 @@ class WindowDesk(Service):
         self._hello_port = hello_port
         self._fingerprints = fingerprints
         self._announce_every = announce_every
+        self._has_account = has_account
         # The next announcement of each announced window, by user.
         self._announcing: dict = {}
 
@@ -118,7 +124,8 @@ class WindowDesk(Service):
         @param wide: open the window even if its location has a network
             wider than L{WIDEST_PREFIX}; that network gets no hello.
         @return: a L{Deferred} firing with the answer for IT: the one-time
-            password (shown once), the window and the certificate pins.
+            password (shown once), the window, the certificate pins and
+            the warnings IT should read.
         @raise suto_server.locations.LocationError: unknown location, or
             one too wide without C{wide}.
         @raise suto_server.store.errors.ProfileExists: enrolled already.
@@ -143,6 +150,19 @@ class WindowDesk(Service):
                 location=location.describe(),
                 networks=wide_networks,
             )
+        warnings = []
+        if self._has_account is not None and not self._has_account(user):
+            warnings.append(
+                f"{user} has no account with a usable password on this "
+                f"server: the device will enroll, but a classic "
+                f"authentication of {user} will fail (is the name right? "
+                f"suto-admin user add {user})"
+            )
+            self.log.warn(
+                "opening an enrollment window for {user}, who has no account "
+                "with a usable password",
+                user=user,
+            )
         d = self._enrollment.open_window(
             user,
             location,
@@ -161,6 +181,7 @@ class WindowDesk(Service):
                 "location": location.describe(),
                 "deadline": iso_utc(now + timeout),
                 "fingerprints": self._fingerprints(),
+                "warnings": warnings,
             }
 
         return d.addCallback(announce)

@@ -103,3 +103,37 @@ class AuthCommandTests(SynchronousTestCase):
         self.assertEqual(
             [body.get("wide") for _, _, body in self.requests], [None, True]
         )
+
+
+class ReloadCommandTests(SynchronousTestCase):
+    """
+    C{suto-admin reload} prints each served certificate and its warning.
+    """
+
+    def setUp(self):
+        self.answer = {}
+        self.patch(daemon, "request", lambda args, *rest: self.answer)
+
+    def test_warning(self):
+        """
+        A certificate served with a warning is printed, and the warning is
+        one line on standard error; the reload succeeded, so exit 0.
+        """
+        self.answer = {
+            "certificates": [
+                {"subject": "CN=a", "fingerprint": "AB", "warning": "names no IP"},
+                {"subject": "CN=b", "fingerprint": "CD"},
+            ]
+        }
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = cli.main(
+            ["--data", "/nonexistent", "reload"], stdout=stdout, stderr=stderr
+        )
+        self.assertEqual(
+            (code, stdout.getvalue(), stderr.getvalue()),
+            (
+                0,
+                "serving CN=a sha256 AB\nserving CN=b sha256 CD\n",
+                "suto-admin: warning: names no IP\n",
+            ),
+        )

@@ -132,7 +132,10 @@ class EnrollmentFixture:
         code, out, err = yield self.admin(
             "enroll", user, "--location", location, "--timeout", timeout, *extra
         )
-        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(code, 0, err)
+        for line in err.splitlines():
+            # A user without an account (most here) is only warned about.
+            self.assertTrue(line.startswith("suto-admin: warning: "), line)
         password = out.splitlines()[0].rsplit(": ", 1)[1]
         self.assertIn(f"server certificate sha256: {self.pin}", out)
         return password
@@ -288,7 +291,7 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         first = yield self.enroll((yield self.open_window()))
         code, _, err = yield self.admin("enroll", "alice", "--location", "127.0.0.1")
         self.assertEqual(code, 1)
-        self.assertIn("already enrolled", err)
+        self.assertIn("already enrolled; re-enroll with suto-admin enroll --replace", err)
         password = yield self.open_window("alice", "127.0.0.1", "60s", "--replace")
         second = yield self.enroll(password, machine="machine-2")
         self.assertEqual(second.outcome, EnrollOutcome.ENROLLED)

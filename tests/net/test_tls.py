@@ -223,6 +223,15 @@ class ReloadableServerTLSTests(SynchronousTestCase):
             tls.certificate_info(), certificate.describe(_cert_pem(self.cert))
         )
 
+    def test_ip_addresses(self) -> None:
+        """
+        C{ip_addresses} is the certificate's iPAddress subjectAltNames.
+        """
+        tls = ReloadableServerTLS(self.key_path, self.cert_path)
+        self.assertEqual(
+            tls.ip_addresses(), frozenset({ipaddress.ip_address("127.0.0.1")})
+        )
+
     def test_key_and_certificate_in_one_file(self) -> None:
         """
         One file may hold both the certificate and the key, as Twisted's
