@@ -15,10 +15,8 @@ builds a complete new context from the files first and only then swaps it
 in: connections accepted afterwards present the new certificate, connections
 already open keep theirs, and a bad file leaves the old context in place.
 
-A listener tells its L{IListenerWitness} about the connections that ended
-before the protocol behind TLS could see them (refused, or a failed
-handshake), so that an operator waiting for a device learns why it never
-answered.
+What a listener does with the connections its protocol factory refuses,
+and whom it tells about them, is L{suto_server.net.refusals}.
 """
 
 from __future__ import annotations
@@ -47,13 +45,13 @@ from twisted.internet.ssl import (
 )
 from twisted.logger import Logger
 from twisted.plugin import IPlugin
-from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
-from zope.interface import Interface, implementer
+from zope.interface import implementer
 
 # MAX_PEM_BYTES belongs to this module's interface too: its files are read
 # under that cap.
 from suto_server.core.pem import MAX_PEM_BYTES, load_certificates, load_private_key
 from suto_server.net import certificate
+from suto_server.net.refusals import UNWATCHED, IListenerWitness, RefusingTLSFactory
 
 #: Cipher suites for TLS 1.2: ephemeral elliptic-curve key exchange with
 #: an AEAD cipher only.  Twisted's default list also admits static-RSA key
@@ -251,39 +249,6 @@ class ReloadableServerTLS:
         return own.to_cryptography()
 
 
-class IListenerWitness(Interface):
-    """
-    Told of the connections a TLS listener lost before the protocol behind
-    TLS could hear from them.
-    """
-
-    def refused(host):
-        """
-        The protocol factory refused a connection from C{host} (the
-        connection gate's limits) before its TLS handshake.
-        """
-
-    def handshake_failed(host, reason):
-        """
-        The TLS handshake of a connection from C{host} failed, for
-        C{reason} (OpenSSL's words, such as C{tlsv1 alert unknown ca}: the
-        peer does not trust our certificate).
-        """
-
-
-@implementer(IListenerWitness)
-class _Unwatched:
-    """
-    The witness of a listener nobody watches.
-    """
-
-    def refused(self, host) -> None:
-        pass
-
-    def handshake_failed(self, host, reason) -> None:
-        pass
-
-
 @implementer(IStreamServerEndpoint)
 class TLSServerEndpoint:
     """
@@ -301,16 +266,16 @@ class TLSServerEndpoint:
         self._tcp = tcp
         self.tls = tls
         self.interface = interface
-        self.witness = _Unwatched()
+        self.witness = UNWATCHED
 
     def listen(self, protocolFactory):
         """
         Listen on the TCP endpoint, running TLS before C{protocolFactory}'s
         protocols.
         """
-        factory = _RefusingTLSFactory(self.tls, False, protocolFactory)
-        factory.witness = self.witness
-        return self._tcp.listen(factory)
+        return self._tcp.listen(
+            RefusingTLSFactory(self.tls, False, protocolFactory, self.witness)
+        )
 
 
 def watch(endpoints, witness: IListenerWitness) -> None:
@@ -333,68 +298,6 @@ def bound_address(interface: str):
     except ValueError:
         return None
     return None if address.is_unspecified else address
-
-
-def _openssl_reason(error: SSL.Error) -> str:
-    """
-    @return: OpenSSL's own words for C{error} (its error queue's reasons),
-        which say whether the peer refused our certificate.
-    """
-    queue = error.args[0] if error.args and isinstance(error.args[0], list) else []
-    reasons = [entry[-1] for entry in queue if isinstance(entry, tuple) and entry]
-    return ", ".join(str(reason) for reason in reasons) or "TLS error"
-
-
-class _WitnessedTLSProtocol(TLSMemoryBIOProtocol):
-    """
-    TLS that tells the listener's witness when a handshake the peer began
-    never finished: OpenSSL failed it, or the peer gave up on it (a client
-    that does not trust our certificate may just close the connection,
-    without an alert).  A peer that sent nothing did not begin one.
-    """
-
-    host = None
-    _began = False
-
-    def dataReceived(self, data):
-        self._began = True
-        super().dataReceived(data)
-
-    def connectionLost(self, reason):
-        failure = self._reason or reason
-        if not self._handshakeDone:
-            if failure.check(SSL.Error):
-                self.factory.witness.handshake_failed(
-                    self.host, _openssl_reason(failure.value)
-                )
-            elif self._began:
-                self.factory.witness.handshake_failed(
-                    self.host, "the peer closed the connection during the handshake"
-                )
-        super().connectionLost(reason)
-
-
-class _RefusingTLSFactory(TLSMemoryBIOFactory):
-    """
-    TLS that lets the wrapped factory refuse a connection (by building
-    L{None}, as a plain TCP factory may): the connection is then closed
-    before the TLS handshake, which costs a refused peer nothing of ours.
-
-    @ivar witness: told of refusals and failed handshakes.
-    """
-
-    protocol = _WitnessedTLSProtocol
-    witness: IListenerWitness = _Unwatched()
-
-    def buildProtocol(self, addr):
-        host = getattr(addr, "host", None)
-        wrapped = self.wrappedFactory.buildProtocol(addr)
-        if wrapped is None:
-            self.witness.refused(host)
-            return None
-        protocol = self.protocol(self, wrapped)
-        protocol.host = host
-        return protocol
 
 
 def _bounded_int(value, name: str, low: int, high: int) -> int:

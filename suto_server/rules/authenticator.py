@@ -21,7 +21,7 @@ from zope.interface import implementer
 from suto_server.cred.interfaces import IPasswordHashSource
 from suto_server.locations import WIDEST_PREFIX
 from suto_server.net.discovery import HelloTarget
-from suto_server.net.tls import IListenerWitness
+from suto_server.net.refusals import IListenerWitness
 from suto_server.rules.rendezvous import Rendezvous, Verdict
 from suto_server.rules.windows import too_wide
 

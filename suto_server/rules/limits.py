@@ -136,7 +136,9 @@ class Penalties:
         OpenSSH's C{overflow=permissive}, so memory stays bounded.
     """
 
-    authfail: float = 5.0
+    # Four failures (12 s) stay under min, so an enrollment window's fifth
+    # and last attempt (DEFAULT_MAX_ATTEMPTS) is heard.
+    authfail: float = 3.0
     grace: float = 10.0
     min: float = 15.0
     max: float = 600.0
@@ -420,6 +422,19 @@ class ConnectionGate:
         until = self.limits.refused_until(key, now)
         if not refusing and until is not None and self._on_refusing is not None:
             self._on_refusing(now, host, key, until)
+
+    def penalty_left(self, host: str | None) -> float | None:
+        """
+        @return: the seconds the source of C{host} stays refused for its
+            penalty, or L{None} when it is not refused for one (the TLS
+            listener tells such a source how long to wait).
+        """
+        key = source_key(host)
+        if key is None:
+            return None
+        now = self.clock.seconds()
+        until = self.limits.refused_until(key, now)
+        return None if until is None else until - now
 
     def failed(self, host: str | None) -> None:
         """

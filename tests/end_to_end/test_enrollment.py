@@ -283,6 +283,23 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         self.assertEqual(result.outcome, EnrollOutcome.REJECTED)
 
     @defer.inlineCallbacks
+    def test_penalised_desk_told_to_wait(self):
+        """
+        A desk whose address is refused for failed attempts completes the
+        TLS handshake with the server it pins and is told how long to wait.
+        """
+        password = yield self.open_window()
+        self.server.gate.penalise("127.0.0.1", "127.0.0.1", 20)
+        result = yield self.enroll(password)
+        self.assertEqual(
+            (result.outcome, result.reason),
+            (
+                EnrollOutcome.ERROR,
+                "too many failed attempts from this address: wait 20 s and try again",
+            ),
+        )
+
+    @defer.inlineCallbacks
     def test_replace_required(self):
         """
         Re-enrolling an enrolled user needs --replace; with it the old key

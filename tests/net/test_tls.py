@@ -49,9 +49,9 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from suto_server.net import certificate
+from suto_server.net.refusals import IListenerWitness
 from suto_server.net.tls import (
     MAX_PEM_BYTES,
-    IListenerWitness,
     ReloadableServerTLS,
     SutoTLSParser,
     TLSConfigurationError,

@@ -14,7 +14,7 @@ from zope.interface.verify import verifyObject
 
 from suto_server.cred.interfaces import IPasswordHashSource
 from suto_server.net.discovery import parse_targets
-from suto_server.net.tls import IListenerWitness
+from suto_server.net.refusals import IListenerWitness
 from suto_server.rules.authenticator import (
     Authenticator,
     TargetTooWide,

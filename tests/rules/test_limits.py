@@ -20,9 +20,10 @@ from suto_server.core.throttle import OncePerInterval
 from suto_server.cred.checkers import SaltedChallengeChecker
 from suto_server.cred.realm import SutoRealm
 from suto_server.metrics import ServerMetrics
-from suto_server.net.tls import _RefusingTLSFactory
+from suto_server.net.refusals import RefusingTLSFactory
 from suto_server.phases.classic import ClassicRules
 from suto_server.phases.connection import ServerFactory
+from suto_server.rules.enrollment import DEFAULT_MAX_ATTEMPTS
 from suto_server.rules.limits import (
     OPEN_GATE,
     PENALISED_EVENTS,
@@ -170,6 +171,19 @@ class LimitsTests(SynchronousTestCase):
         self.assertIsNone(limits.admit("192.0.2.1", 120))
         self.assertEqual(limits.penalised(120), 0)
 
+    def test_default_penalties_hear_every_enrollment_attempt(self):
+        """
+        With the default penalties, the quick failures of all but the last
+        attempt of an enrollment window leave the source admitted, so its
+        last attempt is heard; the last failure gets it refused.
+        """
+        limits = Limits()
+        for _ in range(DEFAULT_MAX_ATTEMPTS - 1):
+            limits.penalise("192.0.2.9", limits.penalties.authfail, 100.0)
+        self.assertFalse(limits.refused_for_penalty("192.0.2.9", 100.0))
+        limits.penalise("192.0.2.9", limits.penalties.authfail, 100.0)
+        self.assertTrue(limits.refused_for_penalty("192.0.2.9", 100.0))
+
     def test_penalty_capped(self):
         """
         However many failures a source piles up, it is refused for at most
@@ -276,6 +290,20 @@ class GateTests(SynchronousTestCase):
         warnings = [e for e in events if e["log_level"] is LogLevel.warn]
         self.assertEqual([e["quiet"] for e in warnings], [0, 4])
         self.assertEqual({e["source"] for e in warnings}, {"192.0.2.1"})
+
+    def test_penalty_left(self):
+        """
+        C{penalty_left} is the seconds a source stays refused for its
+        penalty, and L{None} for a source not refused for one (or none).
+        """
+        for _ in range(3):
+            self.gate.failed("192.0.2.9")
+        self.clock.advance(2)
+        self.assertEqual(self.gate.penalty_left("192.0.2.9"), 13)
+        self.assertIsNone(self.gate.penalty_left("192.0.2.10"))
+        self.assertIsNone(self.gate.penalty_left(None))
+        self.clock.advance(13)
+        self.assertIsNone(self.gate.penalty_left("192.0.2.9"))
 
     def test_failures_penalise(self):
         """
@@ -538,7 +566,7 @@ class RefusingTLSFactoryTests(SynchronousTestCase):
             def serverConnectionForTLS(self, protocol):
                 raise AssertionError("no TLS connection is made")
 
-        factory = _RefusingTLSFactory(Creator(), False, Refusing())
+        factory = RefusingTLSFactory(Creator(), False, Refusing())
         self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1)))
 
 
@@ -552,7 +580,7 @@ class OptionsTests(SynchronousTestCase):
         limits = options.capacity
         self.assertEqual(limits.max_per_source, 32)
         self.assertEqual(limits.startups, MaxStartups(100, 30, 1000))
-        self.assertEqual(limits.penalties, Penalties(5.0, 10.0, 15.0, 600.0, 65536))
+        self.assertEqual(limits.penalties, Penalties(3.0, 10.0, 15.0, 600.0, 65536))
         self.assertEqual(
             (options["login-grace"], options["limit-log-interval"], options["hash-pending"]),
             (30.0, 60.0, 256),
