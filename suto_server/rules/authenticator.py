@@ -130,7 +130,8 @@ class Authenticator:
         )
 
     def _notice(self, host, verdict: Verdict, reason: str) -> None:
-        if self._rendezvous.noticed(host, verdict, reason):
+        # A peer that is not an IP address (a UNIX socket) answers nothing.
+        if host is not None and self._rendezvous.noticed(host, verdict, reason):
             self.log.warn(
                 "an authentication waits for {source}: {reason}",
                 source=host,

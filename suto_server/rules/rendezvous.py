@@ -207,7 +207,7 @@ class Rendezvous:
         self._cancel_timer(request)
         return request
 
-    def noticed(self, address: str | None, verdict: Verdict, reason: str) -> bool:
+    def noticed(self, address: str, verdict: Verdict, reason: str) -> bool:
         """
         A connection from C{address} ended before it could answer a request
         (its TLS handshake failed, or the connection gate refused it): if a
@@ -224,7 +224,7 @@ class Rendezvous:
         request.noticed = (verdict, reason)
         return True
 
-    def _unclaimed(self, address: str | None) -> AuthRequest | None:
+    def _unclaimed(self, address: str) -> AuthRequest | None:
         """
         @return: the unclaimed pending request that accepts C{address}.
         """

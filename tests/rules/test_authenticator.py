@@ -256,12 +256,15 @@ class WitnessTests(SynchronousTestCase):
 
     def test_elsewhere_not_logged(self):
         """
-        Failures from sources no request waits for are not the
-        authenticator's to log: the gate and the listener already are.
+        Failures from sources no request waits for (or from no IP peer)
+        are not the authenticator's to log: the gate and the listener
+        already are.
         """
+        self.authenticator.authenticate("alice", parse_targets("192.0.2.7"))
         with capturedLogs() as events:
             self.authenticator.handshake_failed("198.51.100.1", "http request")
             self.authenticator.refused("198.51.100.1")
+            self.authenticator.refused(None)
         self.assertEqual(events, [])
 
 

@@ -339,14 +339,12 @@ class RendezvousTests(SynchronousTestCase):
 
     def test_noticed_elsewhere(self):
         """
-        A failure from an address no request accepts, or from no address,
-        changes nothing.
+        A failure from an address no request accepts changes nothing.
         """
         self.open("alice", ["192.0.2.7"])
         self.rendezvous.noticed(
             "198.51.100.1", Verdict.TLS_TRUST_FAILURE, "the TLS handshake failed"
         )
-        self.rendezvous.noticed(None, Verdict.REFUSED_BY_LIMITS, "penalised")
         self.clock.advance(5)
         self.assertEqual(
             [outcome.verdict for outcome in self.outcomes], [Verdict.TIMEOUT]
