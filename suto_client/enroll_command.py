@@ -12,6 +12,8 @@ agent may have changed it meanwhile.
 
 from __future__ import annotations
 
+import errno
+
 from twisted.internet.defer import succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import react
@@ -63,7 +65,7 @@ def enroll_machine(args, io: Streams) -> int:
     if hello is not None:
         print(
             f"waiting up to {hello[2]:g} s for the server's hello for "
-            f"{args.user} on UDP port {hello[0]}",
+            f"{args.user} on {_listening_place(*hello[:2])}",
             file=io.stderr,
         )
     result = _run_enrollment(
@@ -125,6 +127,34 @@ def _hello_options(args) -> tuple[int, str, float] | None:
     return port, args.hello_interface or "", wait
 
 
+def _listening_place(port: int, interface: str) -> str:
+    """
+    @return: where the hello is listened for, as the operator should read
+        it: the port, and the address unless it is every address.
+    """
+    if interface:
+        return f"UDP port {port} of {interface}"
+    return f"UDP port {port} of every address"
+
+
+def _cannot_listen(port: int, interface: str, error: CannotListenError) -> str:
+    """
+    @return: the one line that says why the hello cannot be listened for,
+        and what to do; a port in use is nearly always the running agent,
+        which listens on the same port for its own hellos.
+    """
+    if getattr(error.socketError, "errno", None) == errno.EADDRINUSE:
+        return (
+            f"UDP port {port} is in use (is the agent running? stop it during "
+            f"enrollment or give --server)"
+        )
+    return (
+        f"cannot listen for the server's hello on "
+        f"{_listening_place(port, interface)} ({error.socketError}); "
+        f"stop the agent while enrolling, or give --server"
+    )
+
+
 def _run_enrollment(hello, **arguments) -> EnrollResult:
     """
     Run the reactor for as long as L{enroll} with C{arguments} takes; with
@@ -146,19 +176,18 @@ def _run_enrollment(hello, **arguments) -> EnrollResult:
                     reactor, arguments["user"], port, interface, wait
                 )
             except CannotListenError as e:
-                results.append(
-                    CommandError(
-                        f"cannot listen for the server's hello on UDP port "
-                        f"{port} ({e.socketError}); stop the agent while "
-                        f"enrolling, or give --server"
-                    )
-                )
-                return None
+                results.append(CommandError(_cannot_listen(port, interface, e)))
+                # react waits on what this returns, which must be a
+                # Deferred even when there is nothing to wait for.
+                return succeed(None)
 
         def not_announced(failure):
             failure.trap(NoAnnouncement)
             results.append(
-                CommandError(f"{failure.value}; check the window, or give --server")
+                CommandError(
+                    f"{failure.value} on {_listening_place(port, interface)}; "
+                    f"check the window, or give --server"
+                )
             )
 
         found.addCallback(

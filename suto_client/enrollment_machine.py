@@ -59,6 +59,21 @@ _SERVER_ERRORS = {
     "BUSY": "the server is busy; try again",
 }
 
+
+def _server_error(code: str) -> str:
+    """
+    @return: what the person at the device should read for
+        C{SUTO_ERROR_<code>}: for a penalty, that and how long to wait.
+    """
+    seconds = wire.penalty_seconds(code)
+    if seconds is not None:
+        return (
+            f"too many failed attempts from this address: wait {seconds} s "
+            f"and try again"
+        )
+    return f"{_SERVER_ERRORS.get(code, 'the server failed')} ({code})"
+
+
 class EnrollmentError(ValueError):
     """
     An enrollment cannot start with these inputs: the user name, server
@@ -243,8 +258,7 @@ class ClientEnrollment(PasswordConversation):
         if isinstance(message, wire.Enrolled):
             return self._input(CONFIRMED if self._confirms(message) else MISMATCH)
         if isinstance(message, wire.Error):
-            explanation = _SERVER_ERRORS.get(message.code, "the server failed")
-            self._reason = f"{explanation} ({message.code})"
+            self._reason = _server_error(message.code)
             return self._input(SERVER_ERROR)
         return self._input(VIOLATION)
 

@@ -29,6 +29,7 @@ from suto_server.net.discovery import HelloService
 from suto_server.net.expiry import CertificateExpiryWatch
 from suto_server.net.listening import CannotListen, ListeningService
 from suto_server.net.served import ServedCertificates
+from suto_server.net.tls import watch
 from suto_server.phases.classic import ClassicRules, salt_lookup
 from suto_server.phases.listeners import device_listeners
 from suto_server.rules.authenticator import Authenticator
@@ -167,6 +168,7 @@ class SutoServer(MultiService):
         self.hello = HelloService(reactor, network.hostname, network.hello_interface)
         self.hello.setServiceParent(self)
         self.authenticator = Authenticator(self.rendezvous, self.hello, source)
+        watch(listeners.devices, self.authenticator)
         self.listeners: list[ListeningService] = []
         self.live = LiveSessions()
         self._locations = network.locations
@@ -314,6 +316,7 @@ class SutoServer(MultiService):
             self.hello,
             hello_port,
             self.certificates.fingerprints,
+            has_account=self.authenticator.has_account,
         )
         desk.setServiceParent(self)
         return desk

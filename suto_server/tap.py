@@ -185,7 +185,7 @@ class Options(ConfigurableOptions):
         ["login-grace", None, 30.0,
          "Seconds a connection has to finish its first exchange, however "
          "busy it keeps.", _seconds_or_off],
-        ["penalty-authfail", None, 5.0,
+        ["penalty-authfail", None, 3.0,
          "Penalty seconds a source earns per failed authentication or "
          "enrollment.", _seconds_or_off],
         ["penalty-grace", None, 10.0,

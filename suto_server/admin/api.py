@@ -28,6 +28,7 @@ from suto_server.admin.enrollment_resources import (
 from suto_server.admin.httpjson import (
     BadRequest,
     answer_later,
+    flag,
     read_json,
     user_field,
     write_json,
@@ -39,13 +40,18 @@ from suto_server.admin.report_resources import (
     HistoryResource,
 )
 from suto_server.net.discovery import parse_targets
-from suto_server.rules.authenticator import Authenticator, UnknownAccount
+from suto_server.rules.authenticator import (
+    Authenticator,
+    TargetTooWide,
+    UnknownAccount,
+)
 from suto_server.rules.rendezvous import RequestConflict
 
 
 class AuthResource(resource.Resource):
     """
-    C{POST /v1/auth} with C{{"user", "target", "accept"?, "timeout"?}}:
+    C{POST /v1/auth} with C{{"user", "target", "accept"?, "timeout"?,
+    "wide"?}}:
     answers when the verdict is in, with C{{"user", "verdict", "source",
     "reason"}}.
     """
@@ -60,9 +66,12 @@ class AuthResource(resource.Resource):
 
     def render_POST(self, request):
         try:
-            user, targets, timeout = self._parse(read_json(request))
-            d = self._authenticator.authenticate(user, targets, timeout)
-        except BadRequest as error:
+            body = read_json(request)
+            user, targets, timeout = self._parse(body)
+            d = self._authenticator.authenticate(
+                user, targets, timeout, wide=flag(body, "wide")
+            )
+        except (BadRequest, TargetTooWide) as error:
             return write_json(request, 400, {"error": str(error)})
         except UnknownAccount as error:
             return write_json(request, 404, {"error": str(error)})

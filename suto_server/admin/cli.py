@@ -123,6 +123,12 @@ def _parser() -> argparse.ArgumentParser:
         "--accept", help="networks allowed to answer a 255.255.255.255 hello"
     )
     authenticate.add_argument("--timeout", type=float, default=None)
+    authenticate.add_argument(
+        "--wide",
+        action="store_true",
+        help=f"allow a target wider than /{WIDEST_PREFIX[4]} (IPv4) or "
+        f"/{WIDEST_PREFIX[6]} (IPv6), as enroll --wide does",
+    )
 
     enrolling = commands.add_parser(
         "enroll", help="open an enrollment window for a user at a location"

@@ -2,7 +2,8 @@
 C{suto-admin auth|status|cert|reload|config check}: the daemon itself.
 
 C{auth} asks the running daemon to authenticate a user at a device now
-and waits for the verdict; C{status}, C{cert} and C{reload} show or renew
+and waits for the verdict, which its exit status tells apart
+(L{AUTH_STATUS}); C{status}, C{cert} and C{reload} show or renew
 what it serves.  C{cert} falls back to the certificate file in the data
 folder when no daemon answers, and C{config check} reads a configuration
 file as C{twistd suto --config} would, without any daemon.
@@ -18,6 +19,28 @@ from suto_server.core.commandline import CommandError, check_config
 #: Seconds an admin request may take beyond the authentication's own timeout.
 ADMIN_SLACK = 10.0
 
+#: The exit status of C{suto-admin auth} for each verdict, so that a script
+#: can tell a wrong password from a device that never connected, one that
+#: does not trust the server's certificate, and one the connection limits
+#: refused (README, "Exit status of suto-admin auth").
+AUTH_STATUS = {
+    "accepted": 0,
+    "rejected": 1,
+    "timeout": 3,
+    "tls_trust_failure": 4,
+    "refused_by_limits": 5,
+    "cancelled": 6,
+    "error": 6,
+}
+
+#: C{suto-admin auth}'s exit status when the daemon refused the request
+#: itself (a malformed or too wide target, an unknown account, addresses
+#: another authentication waits for), as for any usage error.
+AUTH_REFUSED = 2
+
+#: C{suto-admin auth}'s exit status when the daemon is down or failed.
+AUTH_SERVER_ERROR = 6
+
 
 def auth(args, io) -> int:
     body = {"user": args.user, "target": args.target}
@@ -25,8 +48,18 @@ def auth(args, io) -> int:
         body["accept"] = args.accept
     if args.timeout is not None:
         body["timeout"] = args.timeout
+    if args.wide:
+        body["wide"] = True
     wait = (args.timeout or 600.0) + ADMIN_SLACK
-    answer = request(args, "POST", "/v1/auth", body, timeout=wait)
+    try:
+        code, answer = call(args.admin_socket, "POST", "/v1/auth", body, timeout=wait)
+    except DaemonUnreachable as error:
+        raise CommandError(str(error), AUTH_SERVER_ERROR) from None
+    try:
+        answer = answer_of(code, answer)
+    except CommandError as error:
+        error.status = AUTH_REFUSED if code < 500 else AUTH_SERVER_ERROR
+        raise
     verdict = answer["verdict"]
     line = f"{answer['user']}: {verdict}"
     if answer.get("source"):
@@ -34,7 +67,7 @@ def auth(args, io) -> int:
     if answer.get("reason") and verdict != "accepted":
         line += f" ({answer['reason']})"
     io.say(line)
-    return 0 if verdict == "accepted" else 1
+    return AUTH_STATUS.get(verdict, AUTH_SERVER_ERROR)
 
 
 def status(args, io) -> int:
@@ -62,6 +95,8 @@ def reload(args, io) -> int:
             io.complain(f"kept the old certificate: {result['error']}")
         else:
             io.say(f"serving {result['subject']} sha256 {result['fingerprint']}")
+            if "warning" in result:
+                io.complain(f"warning: {result['warning']}")
     return 1 if failed else 0
 
 

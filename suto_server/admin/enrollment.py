@@ -29,6 +29,8 @@ def enroll(args, io) -> int:
     if args.wide:
         body["wide"] = True
     answer = request(args, "POST", "/v1/enroll", body)
+    for warning in answer.get("warnings", ()):
+        io.complain(f"warning: {warning}")
     if not args.password_stdin:
         io.say(f"one-time password for {answer['user']}: {answer['password']}")
     io.say(f"window at {answer['location']} until {answer['deadline']}")

@@ -2,6 +2,12 @@
 The certificates the TLS listeners serve, and their reload: on the admin
 API's request, or when the daemon is sent SIGHUP (the signal operators,
 and certificate renewal hooks, already send daemons to re-read files).
+
+A reloaded certificate that names no IP address devices connect to is
+served all the same (a device that pins it does not care), with a warning:
+a device that trusts it through a CA refuses it at an address it does not
+name, and devices that learned the server from its hello connect by
+address.
 """
 
 from __future__ import annotations
@@ -11,7 +17,33 @@ import signal
 from twisted.application.service import Service
 from twisted.logger import Logger
 
-from suto_server.net.tls import TLSConfigurationError
+from suto_server.net.tls import TLSConfigurationError, bound_address
+
+
+def address_warning(tls, interface: str = "") -> str | None:
+    """
+    @param tls: the listener's L{suto_server.net.tls.ReloadableServerTLS}.
+    @param interface: the address the listener binds, C{""} for every one.
+    @return: why a device that trusts the certificate C{tls} serves
+        through a CA, not a pin, will refuse it, or L{None}.
+    """
+    addresses = tls.ip_addresses()
+    bound = bound_address(interface)
+    if bound is not None:
+        if bound in addresses:
+            return None
+        return (
+            f"the certificate names no IP address {bound}, which its listener "
+            f"is bound to: devices that trust it through a CA, not a pin, "
+            f"will refuse it"
+        )
+    if addresses:
+        return None
+    return (
+        "the certificate names no IP address: devices that trust it through "
+        "a CA, not a pin, and connect by address (as after a hello) will "
+        "refuse it"
+    )
 
 
 def _certificate_json(info) -> dict:
@@ -29,26 +61,32 @@ class ServedCertificates:
     @ivar served: the listeners' TLS configurations (what
         L{suto_server.net.tls.server_endpoint} gives each endpoint as
         C{tls}).
+    @param interfaces: the address each of C{served} is bound to, C{""}
+        for every one; every address by default.
     """
 
     log = Logger()
 
-    def __init__(self, clock, served: list, audit) -> None:
+    def __init__(self, clock, served: list, audit, interfaces=None) -> None:
         self._clock = clock
         self.served = served
         self._audit = audit
+        self._interfaces = interfaces or [""] * len(served)
 
     @classmethod
     def of(cls, clock, endpoints, audit) -> ServedCertificates:
         """
         The certificates served on those of C{endpoints} that are TLS.
         """
-        served = [
-            endpoint.tls
-            for endpoint in endpoints
-            if getattr(endpoint, "tls", None) is not None
+        tls = [
+            endpoint for endpoint in endpoints if getattr(endpoint, "tls", None)
         ]
-        return cls(clock, served, audit)
+        return cls(
+            clock,
+            [endpoint.tls for endpoint in tls],
+            audit,
+            [getattr(endpoint, "interface", "") for endpoint in tls],
+        )
 
     def describe(self) -> list[dict]:
         """
@@ -67,11 +105,12 @@ class ServedCertificates:
         each that failed, goes to the audit log.
 
         @return: one dictionary per listener: the new certificate's subject,
-            fingerprint and expiry, or the error that kept the old one.
+            fingerprint, expiry and any C{warning} (L{address_warning}), or
+            the error that kept the old one.
         """
         results = []
         now = self._clock.seconds()
-        for tls in self.served:
+        for tls, interface in zip(self.served, self._interfaces):
             try:
                 info = tls.reload()
             except TLSConfigurationError as error:
@@ -84,6 +123,13 @@ class ServedCertificates:
                 reason = "the new files could not be used; the old ones stay"
             else:
                 results.append(_certificate_json(info))
+                warning = address_warning(tls, interface)
+                if warning is not None:
+                    self.log.warn(
+                        "the reloaded certificate is served, but {problem}",
+                        problem=warning,
+                    )
+                    results[-1]["warning"] = warning
                 event = "certificate_reloaded"
                 reason = (
                     f"now serving sha256 {info.fingerprint}, valid until "

@@ -14,10 +14,16 @@ reference to the context it was made from, so L{ReloadableServerTLS.reload}
 builds a complete new context from the files first and only then swaps it
 in: connections accepted afterwards present the new certificate, connections
 already open keep theirs, and a bad file leaves the old context in place.
+
+What a listener does with the connections its protocol factory refuses,
+and whom it tells about them, is L{suto_server.net.refusals}.
 """
 
 from __future__ import annotations
 
+import ipaddress
+
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 from OpenSSL.crypto import X509, PKey
@@ -39,13 +45,13 @@ from twisted.internet.ssl import (
 )
 from twisted.logger import Logger
 from twisted.plugin import IPlugin
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 # MAX_PEM_BYTES belongs to this module's interface too: its files are read
 # under that cap.
 from suto_server.core.pem import MAX_PEM_BYTES, load_certificates, load_private_key
 from suto_server.net import certificate
+from suto_server.net.refusals import UNWATCHED, IListenerWitness, RefusingTLSFactory
 
 #: Cipher suites for TLS 1.2: ephemeral elliptic-curve key exchange with
 #: an AEAD cipher only.  Twisted's default list also admits static-RSA key
@@ -217,10 +223,30 @@ class ReloadableServerTLS:
         @return: subject, fingerprint and validity of the certificate that
             new connections are shown.
         """
-        own = SSL.Connection(self._context, None).get_certificate()
         return certificate.describe(
-            own.to_cryptography().public_bytes(serialization.Encoding.PEM)
+            self._own().public_bytes(serialization.Encoding.PEM)
         )
+
+    def ip_addresses(self) -> frozenset:
+        """
+        @return: the IP addresses the certificate new connections are shown
+            is issued for (its C{iPAddress} subjectAltNames), the only ones
+            a device that trusts it through a CA, not a pin, accepts it at.
+        """
+        try:
+            names = self._own().extensions.get_extension_for_class(
+                x509.SubjectAlternativeName
+            )
+        except x509.ExtensionNotFound:
+            return frozenset()
+        return frozenset(names.value.get_values_for_type(x509.IPAddress))
+
+    def _own(self) -> x509.Certificate:
+        """
+        @return: the server's own certificate in the current context.
+        """
+        own = SSL.Connection(self._context, None).get_certificate()
+        return own.to_cryptography()
 
 
 @implementer(IStreamServerEndpoint)
@@ -230,11 +256,17 @@ class TLSServerEndpoint:
 
     @ivar tls: the settings every accepted connection is made with; call
         its C{reload} to take up a renewed certificate.
+    @ivar witness: the L{IListenerWitness} of the listener (see L{watch}).
+    @ivar interface: the address the listener binds, C{""} for every one.
     """
 
-    def __init__(self, tcp: IStreamServerEndpoint, tls: ReloadableServerTLS):
+    def __init__(
+        self, tcp: IStreamServerEndpoint, tls: ReloadableServerTLS, interface=""
+    ):
         self._tcp = tcp
         self.tls = tls
+        self.interface = interface
+        self.witness = UNWATCHED
 
     def listen(self, protocolFactory):
         """
@@ -242,22 +274,30 @@ class TLSServerEndpoint:
         protocols.
         """
         return self._tcp.listen(
-            _RefusingTLSFactory(self.tls, False, protocolFactory)
+            RefusingTLSFactory(self.tls, False, protocolFactory, self.witness)
         )
 
 
-class _RefusingTLSFactory(TLSMemoryBIOFactory):
+def watch(endpoints, witness: IListenerWitness) -> None:
     """
-    TLS that lets the wrapped factory refuse a connection (by building
-    L{None}, as a plain TCP factory may): the connection is then closed
-    before the TLS handshake, which costs a refused peer nothing of ours.
+    Make C{witness} the witness of those of C{endpoints} that are TLS
+    listeners, before they listen.
     """
+    for endpoint in endpoints:
+        if isinstance(endpoint, TLSServerEndpoint):
+            endpoint.witness = witness
 
-    def buildProtocol(self, addr):
-        wrapped = self.wrappedFactory.buildProtocol(addr)
-        if wrapped is None:
-            return None
-        return self.protocol(self, wrapped)
+
+def bound_address(interface: str):
+    """
+    @return: the single IP address C{interface} binds, or L{None} when it
+        binds every address (or names none).
+    """
+    try:
+        address = ipaddress.ip_address(interface)
+    except ValueError:
+        return None
+    return None if address.is_unspecified else address
 
 
 def _bounded_int(value, name: str, low: int, high: int) -> int:
@@ -346,7 +386,7 @@ class SutoTLSParser:
             tcp = TCP6ServerEndpoint(reactor, port_number, backlog_size, interface)
         else:
             tcp = TCP4ServerEndpoint(reactor, port_number, backlog_size, interface)
-        return TLSServerEndpoint(tcp, tls)
+        return TLSServerEndpoint(tcp, tls, interface)
 
 
 STOCK_PREFIX = "ssl:"

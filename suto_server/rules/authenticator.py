@@ -5,15 +5,25 @@ C{suto-admin auth}.
 It checks that the user has a usable hash, registers the pending request
 with the rendezvous (which decides which connection answers it), and sends
 the hellos.  The verdict arrives later through the request's Deferred.
+
+As the TLS listeners' witness it also hears of the connections that ended
+before they could answer (refused by the connection limits, or a failed
+TLS handshake): a request from whose sources one came ends, if no device
+answers in time, with that cause rather than a bare timeout.
 """
 
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from zope.interface import implementer
 
 from suto_server.cred.interfaces import IPasswordHashSource
+from suto_server.locations import WIDEST_PREFIX
 from suto_server.net.discovery import HelloTarget
+from suto_server.net.refusals import IListenerWitness
 from suto_server.rules.rendezvous import Rendezvous, Verdict
+from suto_server.rules.windows import too_wide
 
 
 class UnknownAccount(LookupError):
@@ -22,10 +32,20 @@ class UnknownAccount(LookupError):
     """
 
 
+class TargetTooWide(ValueError):
+    """
+    A target reaches a network wider than an enrollment window may be,
+    and the operator did not ask for that.
+    """
+
+
+@implementer(IListenerWitness)
 class Authenticator:
     """
     @param hello: anything with C{send_hello(user, target)}.
     """
+
+    log = Logger()
 
     def __init__(
         self, rendezvous: Rendezvous, hello, source: IPasswordHashSource
@@ -39,20 +59,34 @@ class Authenticator:
         user: str,
         targets: tuple[HelloTarget, ...],
         timeout: float | None = None,
+        wide: bool = False,
     ) -> Deferred:
         """
         Start authenticating C{user} at C{targets}.
 
+        @param wide: accept networks wider than L{WIDEST_PREFIX}, which an
+            enrollment window refuses too unless asked: a hello to a /8 is
+            rarely meant.
+
         @return: a L{Deferred} firing with a
             L{suto_server.rules.rendezvous.Outcome}.
         @raise UnknownAccount: no usable hash for C{user}.
+        @raise TargetTooWide: a target is too wide and C{wide} is false.
         @raise suto_server.rules.rendezvous.RequestConflict: another request is
             waiting for the same addresses.
         @raise OSError: a hello could not be sent; nothing stays pending.
         """
-        if self._source.hash_for(user) is None:
+        if not self.has_account(user):
             raise UnknownAccount(f"no usable password hash for {user}")
         accept_from = [net for target in targets for net in target.accept_from]
+        wide_networks = too_wide(accept_from)
+        if wide_networks and not wide:
+            raise TargetTooWide(
+                f"{', '.join(map(str, wide_networks))} is wider than a target "
+                f"may be (/{WIDEST_PREFIX[4]} for IPv4, /{WIDEST_PREFIX[6]} "
+                f"for IPv6): name the device's own network, or ask for a wide "
+                f"target (suto-admin auth --wide)"
+            )
         request = self._rendezvous.open(user, accept_from, timeout)
         try:
             for target in targets:
@@ -64,3 +98,43 @@ class Authenticator:
             )
             raise
         return request.done
+
+    def has_account(self, user: str) -> bool:
+        """
+        Can C{user} be authenticated at all: has a configured source a
+        usable password hash for them?
+        """
+        return self._source.hash_for(user) is not None
+
+    def refused(self, host) -> None:
+        """
+        The connection limits refused a connection from C{host}.
+        """
+        self._notice(
+            host,
+            Verdict.REFUSED_BY_LIMITS,
+            f"a connection from {host} was refused by the connection limits "
+            f"(its source is penalised for failed attempts, or has too many "
+            f"connections)",
+        )
+
+    def handshake_failed(self, host, reason) -> None:
+        """
+        The TLS handshake of a connection from C{host} failed.
+        """
+        self._notice(
+            host,
+            Verdict.TLS_TRUST_FAILURE,
+            f"a device at {host} connected but its TLS handshake failed "
+            f"({reason}): does it trust the server's certificate?",
+        )
+
+    def _notice(self, host, verdict: Verdict, reason: str) -> None:
+        # A peer that is not an IP address (a UNIX socket) answers nothing.
+        if host is not None and self._rendezvous.noticed(host, verdict, reason):
+            self.log.warn(
+                "an authentication waits for {source}: {reason}",
+                source=host,
+                verdict=verdict.value,
+                reason=reason,
+            )

@@ -156,7 +156,8 @@ class Enrollment:
             )
         if self._store.get_profile(user) is not None and not replace:
             raise ProfileExists(
-                f"{user} is already enrolled; re-enrolling needs replace"
+                f"{user} is already enrolled; re-enroll with "
+                f"suto-admin enroll --replace"
             )
         password = password or new_password()
         d = self._pool.crypt(password, schemes.new_setting())

@@ -210,6 +210,19 @@ class ConnectionGate:
         if not refusing and until is not None and self._on_refusing is not None:
             self._on_refusing(now, host, key, until)
 
+    def penalty_left(self, host: str | None) -> float | None:
+        """
+        @return: the seconds the source of C{host} stays refused for its
+            penalty, or L{None} when it is not refused for one (the TLS
+            listener tells such a source how long to wait).
+        """
+        key = source_key(host)
+        if key is None:
+            return None
+        now = self.clock.seconds()
+        until = self.limits.refused_until(key, now)
+        return None if until is None else until - now
+
     def failed(self, host: str | None) -> None:
         """
         The TCP peer at C{host} failed to authenticate.

@@ -149,7 +149,9 @@ class Penalties:
         OpenSSH's C{overflow=permissive}, so memory stays bounded.
     """
 
-    authfail: float = 5.0
+    # Four failures (12 s) stay under min, so an enrollment window's fifth
+    # and last attempt (DEFAULT_MAX_ATTEMPTS) is heard.
+    authfail: float = 3.0
     grace: float = 10.0
     min: float = 15.0
     max: float = 600.0

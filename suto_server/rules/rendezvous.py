@@ -10,7 +10,10 @@ and a connection that claims nothing is refused.
 
 Two pending requests may never accept the same source address, otherwise a
 connection could be matched to the wrong user.  A request whose device does
-not connect within the timeout ends as L{Verdict.TIMEOUT}.
+not connect within the timeout ends as L{Verdict.TIMEOUT}, unless a
+connection from one of its sources was seen and ended before it could
+answer (L{Rendezvous.noticed}): then the request ends with what ended that
+connection, so the operator learns why no answer came.
 """
 
 from __future__ import annotations
@@ -29,12 +32,22 @@ from suto_server.rules.limits import peer_ip
 class Verdict(enum.Enum):
     """
     How one authentication request ended.
+
+    @cvar TIMEOUT: no device connected from the request's sources.
+    @cvar TLS_TRUST_FAILURE: a device connected but its TLS handshake
+        failed (most often: it does not trust the server's certificate),
+        and no device answered afterwards.
+    @cvar REFUSED_BY_LIMITS: the connection gate refused a connection from
+        the request's sources (a penalised or flooding source), and no
+        device answered afterwards.
     """
 
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
     TIMEOUT = "timeout"
+    TLS_TRUST_FAILURE = "tls_trust_failure"
+    REFUSED_BY_LIMITS = "refused_by_limits"
     ERROR = "error"
 
 
@@ -70,6 +83,8 @@ class AuthRequest:
     accept_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     done: Deferred = field(default_factory=Deferred)
     claimed_by: str | None = None
+    #: The verdict and reason to end with if no device answers in time.
+    noticed: tuple[Verdict, str] | None = None
     _timer: IDelayedCall | None = None
 
     def accepts(self, address: str) -> bool:
@@ -197,6 +212,23 @@ class Rendezvous:
         """
         return self._unclaimed(address) is not None
 
+    def noticed(self, address: str, verdict: Verdict, reason: str) -> bool:
+        """
+        A connection from C{address} ended before it could answer a request
+        (its TLS handshake failed, or the connection gate refused it): if a
+        pending request accepts C{address}, it ends with C{verdict} and
+        C{reason} should no device answer in time.  The request stays open,
+        since anyone on the target's network can cause this and the device
+        may still answer.
+
+        @return: whether a pending request accepts C{address}.
+        """
+        request = self._unclaimed(address)
+        if request is None:
+            return False
+        request.noticed = (verdict, reason)
+        return True
+
     def _unclaimed(self, address: str) -> AuthRequest | None:
         """
         @return: the pending request accepting C{address}, if no
@@ -241,11 +273,17 @@ class Rendezvous:
 
     def _expire(self, request: AuthRequest) -> None:
         request._timer = None
-        self.log.info(
-            "no device answered the hello for {user} in time",
-            user=request.user,
+        verdict, reason = request.noticed or (
+            Verdict.TIMEOUT,
+            "no device connected in time",
         )
-        self.finish(request, Verdict.TIMEOUT, "no device connected in time")
+        self.log.info(
+            "no device answered the hello for {user} in time: {reason}",
+            user=request.user,
+            verdict=verdict.value,
+            reason=reason,
+        )
+        self.finish(request, verdict, reason)
 
     @staticmethod
     def _cancel_timer(request: AuthRequest) -> None:

@@ -25,13 +25,16 @@ from suto_server.rules.enrollment import Enrollment, window_location
 ANNOUNCE_EVERY = 5.0
 
 
-def too_wide(location) -> tuple:
+def too_wide(networks) -> tuple:
     """
-    @return: the networks of C{location} wider than L{WIDEST_PREFIX}.
+    The one bound on how far a hello may reach, for an enrollment
+    window's location and an authentication's targets alike.
+
+    @return: those of C{networks} wider than L{WIDEST_PREFIX}.
     """
     return tuple(
         network
-        for network in location.networks
+        for network in networks
         if network.prefixlen < WIDEST_PREFIX[network.version]
     )
 
@@ -44,7 +47,7 @@ def hello_targets(location, port: int) -> tuple[HelloTarget, ...]:
     anyway).  A subnet wider than L{WIDEST_PREFIX} gets no hello either:
     a broadcast to a whole /8 is never wanted.
     """
-    wide = too_wide(location)
+    wide = too_wide(location.networks)
     targets = []
     for network in location.networks:
         if network.num_addresses == 1:
@@ -73,6 +76,10 @@ class WindowDesk(Service):
     @param hello: anything with C{send_hello(user, target)}.
     @param fingerprints: returns the SHA-256 fingerprints of the serving
         certificates, for the device to pin.
+    @param has_account: tells whether a user can pass the classic
+        challenge (L{Authenticator.has_account}); a window for a user who
+        cannot is opened with a warning, since enrolling needs no account
+        but is then most often a typo of the name.  L{None}: no check.
     """
 
     log = Logger()
@@ -86,6 +93,7 @@ class WindowDesk(Service):
         hello_port,
         fingerprints,
         announce_every: float = ANNOUNCE_EVERY,
+        has_account=None,
     ) -> None:
         self._enrollment = enrollment
         self._locations = locations
@@ -94,6 +102,7 @@ class WindowDesk(Service):
         self._hello_port = hello_port
         self._fingerprints = fingerprints
         self._announce_every = announce_every
+        self._has_account = has_account
         # The next announcement of each announced window, by user.
         self._announcing: dict = {}
 
@@ -115,13 +124,16 @@ class WindowDesk(Service):
         @param wide: open the window even if its location has a network
             wider than L{WIDEST_PREFIX}; that network gets no hello.
         @return: a L{Deferred} firing with the answer for IT: the one-time
-            password (shown once), the window and the certificate pins.
+            password (shown once), the window, the certificate pins and
+            the warnings IT should read.
         @raise suto_server.locations.LocationError: unknown location, or
             one too wide without C{wide}.
         @raise suto_server.store.errors.ProfileExists: enrolled already.
         """
         location = self._locations.resolve(location_text)
-        wide_networks = ", ".join(str(network) for network in too_wide(location))
+        wide_networks = ", ".join(
+            str(network) for network in too_wide(location.networks)
+        )
         if wide_networks and not wide:
             raise LocationError(
                 f"{wide_networks} is wider than an enrollment window may be "
@@ -137,6 +149,19 @@ class WindowDesk(Service):
                 user=user,
                 location=location.describe(),
                 networks=wide_networks,
+            )
+        warnings = []
+        if self._has_account is not None and not self._has_account(user):
+            warnings.append(
+                f"{user} has no account with a usable password on this "
+                f"server: the device will enroll, but a classic "
+                f"authentication of {user} will fail (is the name right? "
+                f"suto-admin user add {user})"
+            )
+            self.log.warn(
+                "opening an enrollment window for {user}, who has no account "
+                "with a usable password",
+                user=user,
             )
         d = self._enrollment.open_window(
             user,
@@ -156,6 +181,7 @@ class WindowDesk(Service):
                 "location": location.describe(),
                 "deadline": iso_utc(now + timeout),
                 "fingerprints": self._fingerprints(),
+                "warnings": warnings,
             }
 
         return d.addCallback(announce)

@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.admin.api import admin_site
 from suto_server.admin.httpjson import MAX_BODY
-from suto_server.rules.authenticator import UnknownAccount
+from suto_server.rules.authenticator import TargetTooWide, UnknownAccount
 from suto_server.rules.rendezvous import Outcome, RequestConflict, Verdict
 from tests.support.admin import FakeAuthenticator, answer, render
 
@@ -116,3 +116,49 @@ class AdminAPITests(SynchronousTestCase):
         """
         request = self.request("POST", "/v1/reload")
         self.assertEqual(self.body(request), {"certificates": [{"fingerprint": "AB:CD"}]})
+
+
+class AuthBoundsTests(SynchronousTestCase):
+    """
+    C{POST /v1/auth} passes C{wide} on and answers a too wide target 400.
+    """
+
+    def setUp(self):
+        self.authenticator = FakeAuthenticator()
+        self.site = admin_site(self.authenticator, 2020, dict, list)
+
+    def test_wide_passed_on(self):
+        """
+        C{"wide": true} reaches the authenticator; absent, it is false.
+        """
+        render(self.site, "POST", "/v1/auth", {"user": "alice", "target": "10.0.0.0/8"})
+        self.assertFalse(self.authenticator.wide)
+        render(
+            self.site,
+            "POST",
+            "/v1/auth",
+            {"user": "alice", "target": "10.0.0.0/8", "wide": True},
+        )
+        self.assertTrue(self.authenticator.wide)
+
+    def test_too_wide(self):
+        """
+        The authenticator's L{TargetTooWide} is a 400 with its message; a
+        C{wide} that is not a boolean is a 400 too.
+        """
+        self.authenticator.error = TargetTooWide("10.0.0.0/8 is wider")
+        request = render(
+            self.site, "POST", "/v1/auth", {"user": "alice", "target": "10.0.0.0/8"}
+        )
+        self.assertEqual(
+            (request.responseCode, answer(request)),
+            (400, {"error": "10.0.0.0/8 is wider"}),
+        )
+        self.authenticator.error = None
+        request = render(
+            self.site,
+            "POST",
+            "/v1/auth",
+            {"user": "alice", "target": "10.0.0.0/8", "wide": "yes"},
+        )
+        self.assertEqual(request.responseCode, 400)

@@ -797,7 +797,7 @@ class ServerWiringTests(SynchronousTestCase):
         The failed enrollments, which prove nothing, reach the sinks as
         the first and, once the interval ends, one standing for the rest.
         """
-        self.fail_enrollments("10.0.0.9", 4)
+        self.fail_enrollments("10.0.0.9", 6)
         self.assertEqual(
             [a.type for a in self.sink.alerts],
             ["enrollment_failed", "rate_limited"],
@@ -805,7 +805,7 @@ class ServerWiringTests(SynchronousTestCase):
         self.server._reactor.advance(DEFAULT_INTERVAL)
         self.assertEqual(
             [(a.type, a.count) for a in self.sink.alerts],
-            [("enrollment_failed", 1), ("rate_limited", 1), ("enrollment_failed", 3)],
+            [("enrollment_failed", 1), ("rate_limited", 1), ("enrollment_failed", 5)],
         )
         limited = self.sink.alerts[1]
         self.assertEqual(
@@ -825,7 +825,7 @@ class ServerWiringTests(SynchronousTestCase):
         """
         An IPv6 source is refused as its /64, and its alert says so.
         """
-        self.fail_enrollments("2001:db8::5", 3)
+        self.fail_enrollments("2001:db8::5", 5)
         [limited] = [a for a in self.sink.alerts if a.type == "rate_limited"]
         self.assertEqual(
             limited.reason,

@@ -6,8 +6,9 @@ the wait for the server's hello replaced by fakes.
 
 import io
 import os
+import socket
 
-from twisted.internet.defer import fail, succeed
+from twisted.internet.defer import ensureDeferred, fail, succeed
 from twisted.internet.error import CannotListenError
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -348,7 +349,7 @@ class EnrollFromHelloTests(EnrollCommandFixture, SynchronousTestCase):
             (
                 0,
                 "waiting up to 300 s for the server's hello for alice on UDP "
-                "port 2020\n",
+                "port 2020 of every address\n",
             ),
         )
         self.assertEqual(self.waits, [("alice", 2020, "", 300.0)])
@@ -413,16 +414,16 @@ class EnrollFromHelloTests(EnrollCommandFixture, SynchronousTestCase):
         self.assertEqual(code, 1)
         self.assertEqual(
             err.splitlines()[-1],
-            "suto-client: no hello for alice came within 300 s; check the "
-            "window, or give --server",
+            "suto-client: no hello for alice came within 300 s on UDP port "
+            "2020 of every address; check the window, or give --server",
         )
         self.assertEqual(self.enrollments, [])
         self.assertFalse(os.path.exists(self.state))
 
     def test_port_taken(self):
         """
-        A hello port already taken (by the running agent) is one line that
-        says what to do.
+        A hello port already in use (by the running agent, nearly always)
+        is one line that says what to do, and exit 1.
         """
 
         def taken(reactor, user, port, interface, wait):
@@ -431,15 +432,74 @@ class EnrollFromHelloTests(EnrollCommandFixture, SynchronousTestCase):
         self.patch(enroll_command, "wait_for_announcement", taken)
         code, out, err = self.run_enroll("--user", "alice", "--pin", PIN)
         self.assertEqual(code, 1)
+        self.assertEqual(
+            err.splitlines()[-1],
+            "suto-client: UDP port 2020 is in use (is the agent running? stop "
+            "it during enrollment or give --server)",
+        )
+        self.assertEqual(self.enrollments, [])
+
+    def test_cannot_listen(self):
+        """
+        Any other reason the hello port cannot be listened on is named,
+        with the address.
+        """
+
+        def refused(reactor, user, port, interface, wait):
+            raise CannotListenError(interface, port, OSError(13, "Permission denied"))
+
+        self.patch(enroll_command, "wait_for_announcement", refused)
+        code, out, err = self.run_enroll(
+            "--user", "alice", "--pin", PIN, "--hello-interface", "192.0.2.55"
+        )
+        self.assertEqual(code, 1)
         last = err.splitlines()[-1]
         self.assertTrue(
             last.startswith(
                 "suto-client: cannot listen for the server's hello on UDP "
-                "port 2020"
+                "port 2020 of 192.0.2.55"
             ),
             last,
         )
-        self.assertTrue(
-            last.endswith("stop the agent while enrolling, or give --server"), last
+
+
+class PortInUseTests(EnrollCommandFixture, SynchronousTestCase):
+    """
+    C{suto-client enroll} while another socket holds the hello port, as
+    the agent does: a real UDP socket bound on 127.0.0.1.
+    """
+
+    def fake_react(self, main, argv=()):
+        """
+        Run C{main} with the real reactor, which is never started: binding
+        fails at once.  What C{main} returns must be something
+        L{twisted.internet.task.react} can wait on.
+        """
+        from twisted.internet import reactor
+
+        ensureDeferred(main(reactor, *argv))
+        raise SystemExit(0)
+
+    def test_port_in_use(self):
+        """
+        With the hello port held, the command exits 1 with the one line
+        that names the port and what to do, and no traceback.
+        """
+        holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(holder.close)
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        code, out, err = self.run_enroll(
+            "--user", "alice", "--pin", PIN,
+            "--hello-port", str(port), "--hello-interface", "127.0.0.1",
         )
+        self.assertEqual(
+            (code, err.splitlines()[-1]),
+            (
+                1,
+                f"suto-client: UDP port {port} is in use (is the agent running? "
+                f"stop it during enrollment or give --server)",
+            ),
+        )
+        self.assertNotIn("Traceback", err)
         self.assertEqual(self.enrollments, [])

@@ -239,6 +239,24 @@ class ClientEnrollmentTests(SynchronousTestCase):
             ],
         )
 
+    def test_penalised(self):
+        """
+        SUTO_ERROR_PENALTY_<n>, sent to a penalised source right after the
+        TLS handshake, tells the person at the desk to wait and how long.
+        """
+        self.enrollment.start()
+        self.assertEqual(
+            self.enrollment.receive(wire.Error(wire.penalty_code(17.2))),
+            [
+                Close(),
+                Finish(
+                    EnrollOutcome.ERROR,
+                    "too many failed attempts from this address: wait 18 s "
+                    "and try again",
+                ),
+            ],
+        )
+
     def test_unknown_server_error(self):
         """
         An error code this client does not know is reported as is.

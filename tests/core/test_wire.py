@@ -2063,3 +2063,31 @@ class FieldMatchingTests(SynchronousTestCase):
             _allows(field, index, byte) for index, byte in enumerate(raw)
         )
         self.assertEqual(field.accepts(text), expected)
+
+
+class PenaltyCodeTests(SynchronousTestCase):
+    """
+    C{SUTO_ERROR_PENALTY_<seconds>}: the code a penalised source is told,
+    within the error code grammar.
+    """
+
+    def test_round_trip(self):
+        """
+        The seconds are rounded up to whole ones, at least 1, and read
+        back; the code encodes as a framed error line.
+        """
+        for seconds, code in ((17.2, "PENALTY_18"), (0.01, "PENALTY_1"), (600, "PENALTY_600")):
+            self.assertEqual(wire.penalty_code(seconds), code)
+            self.assertEqual(wire.penalty_seconds(code), int(code.split("_")[1]))
+        self.assertEqual(
+            wire.encode(wire.Error(wire.penalty_code(18)), wire.Framing.FRAMED),
+            b"SUTO_ERROR_PENALTY_18\r\n",
+        )
+        self.assertEqual(wire.penalty_code(10**12), "PENALTY_9999999")
+
+    def test_not_a_penalty(self):
+        """
+        Other codes, and malformed penalty codes, name no seconds.
+        """
+        for code in ("BUSY", "PENALTY", "PENALTY_", "PENALTY_X", "PENALTY_12345678"):
+            self.assertIsNone(wire.penalty_seconds(code))

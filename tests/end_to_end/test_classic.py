@@ -207,7 +207,7 @@ class EndToEndTests(TestCase):
     @defer.inlineCallbacks
     def test_suto_admin_auth_fails(self):
         """
-        C{suto-admin auth} exits 1 when nobody answers in time.
+        C{suto-admin auth} exits 3 when nobody answers in time.
         """
         stdout, stderr = io.StringIO(), io.StringIO()
         code = yield threads.deferToThread(
@@ -216,7 +216,7 @@ class EndToEndTests(TestCase):
             stdout=stdout,
             stderr=stderr,
         )
-        self.assertEqual(code, 1)
+        self.assertEqual(code, 3)
         self.assertEqual(stdout.getvalue(), "alice: timeout (no device connected in time)\n")
 
     @defer.inlineCallbacks

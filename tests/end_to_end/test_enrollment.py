@@ -132,7 +132,10 @@ class EnrollmentFixture:
         code, out, err = yield self.admin(
             "enroll", user, "--location", location, "--timeout", timeout, *extra
         )
-        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(code, 0, err)
+        for line in err.splitlines():
+            # A user without an account (most here) is only warned about.
+            self.assertTrue(line.startswith("suto-admin: warning: "), line)
         password = out.splitlines()[0].rsplit(": ", 1)[1]
         self.assertIn(f"server certificate sha256: {self.pin}", out)
         return password
@@ -280,6 +283,23 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         self.assertEqual(result.outcome, EnrollOutcome.REJECTED)
 
     @defer.inlineCallbacks
+    def test_penalised_desk_told_to_wait(self):
+        """
+        A desk whose address is refused for failed attempts completes the
+        TLS handshake with the server it pins and is told how long to wait.
+        """
+        password = yield self.open_window()
+        self.server.gate.penalise("127.0.0.1", "127.0.0.1", 20)
+        result = yield self.enroll(password)
+        self.assertEqual(
+            (result.outcome, result.reason),
+            (
+                EnrollOutcome.ERROR,
+                "too many failed attempts from this address: wait 20 s and try again",
+            ),
+        )
+
+    @defer.inlineCallbacks
     def test_replace_required(self):
         """
         Re-enrolling an enrolled user needs --replace; with it the old key
@@ -288,7 +308,7 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         first = yield self.enroll((yield self.open_window()))
         code, _, err = yield self.admin("enroll", "alice", "--location", "127.0.0.1")
         self.assertEqual(code, 1)
-        self.assertIn("already enrolled", err)
+        self.assertIn("already enrolled; re-enroll with suto-admin enroll --replace", err)
         password = yield self.open_window("alice", "127.0.0.1", "60s", "--replace")
         second = yield self.enroll(password, machine="machine-2")
         self.assertEqual(second.outcome, EnrollOutcome.ENROLLED)

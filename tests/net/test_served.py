@@ -1,13 +1,22 @@
 """
 Tests for L{suto_server.net.served}: the SIGHUP handler that reloads the
-served certificates.
+served certificates, and the warning about a certificate that names no
+address its devices connect to.
 """
 
+import datetime
+import ipaddress
 import signal
 
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.net.served import ReloadOnHangup
+from suto_server.net.certificate import CertificateInfo
+from suto_server.net.served import ReloadOnHangup, ServedCertificates, address_warning
+from suto_server.net.tls import TLSServerEndpoint
+
+NOW = datetime.datetime(2026, 12, 5, tzinfo=datetime.timezone.utc)
 
 
 class ThreadCallRecorder:
@@ -59,3 +68,92 @@ class ReloadOnHangupTests(SynchronousTestCase):
         self.service.stopService()
         self.assertEqual(signal.getsignal(signal.SIGHUP), signal.SIG_IGN)
         self.assertEqual(self.reactor.calls, [])
+
+
+class FakeTLS:
+    """
+    A listener's TLS settings whose certificate names C{addresses}.
+    """
+
+    def __init__(self, *addresses):
+        self.addresses = frozenset(ipaddress.ip_address(a) for a in addresses)
+
+    def ip_addresses(self):
+        return self.addresses
+
+    def reload(self):
+        return CertificateInfo("CN=server", "AB:CD", NOW, NOW)
+
+
+class RecordingAudit:
+    def __init__(self):
+        self.records = []
+
+    def record(self, *record):
+        self.records.append(record)
+
+
+class AddressWarningTests(SynchronousTestCase):
+    """
+    L{address_warning} says when devices trusting the certificate through
+    a CA will refuse it at the address they connect to.
+    """
+
+    def test_bound_address_named(self):
+        """
+        A listener bound to an address its certificate names: no warning.
+        """
+        self.assertIsNone(address_warning(FakeTLS("192.0.2.10"), "192.0.2.10"))
+
+    def test_bound_address_missing(self):
+        """
+        A listener bound to an address its certificate does not name is
+        warned about, naming the address.
+        """
+        warning = address_warning(FakeTLS("192.0.2.11"), "192.0.2.10")
+        self.assertIn("names no IP address 192.0.2.10", warning)
+
+    def test_every_address(self):
+        """
+        Bound to every address, a certificate naming any IP address passes;
+        one naming none is warned about.
+        """
+        for interface in ("", "0.0.0.0", "::"):
+            self.assertIsNone(address_warning(FakeTLS("192.0.2.10"), interface))
+            self.assertIn("names no IP address", address_warning(FakeTLS(), interface))
+
+
+class ReloadWarningTests(SynchronousTestCase):
+    """
+    A reload to a certificate without an IP address for its listener is
+    served, with the warning in the answer and the log.
+    """
+
+    def test_warning(self):
+        audit = RecordingAudit()
+        served = ServedCertificates(
+            Clock(),
+            [FakeTLS("192.0.2.10"), FakeTLS()],
+            audit,
+            ["192.0.2.10", "192.0.2.20"],
+        )
+        with capturedLogs() as events:
+            first, second = served.reload()
+        self.assertNotIn("warning", first)
+        self.assertIn("names no IP address 192.0.2.20", second["warning"])
+        self.assertEqual(
+            [e["problem"] for e in events if "problem" in e], [second["warning"]]
+        )
+        self.assertEqual(
+            [record[1] for record in audit.records], ["certificate_reloaded"] * 2
+        )
+
+    def test_of_endpoints(self):
+        """
+        L{ServedCertificates.of} takes the interface of each TLS endpoint.
+        """
+        tls = FakeTLS("192.0.2.10")
+        endpoint = TLSServerEndpoint(object(), tls, "192.0.2.20")
+        served = ServedCertificates.of(Clock(), [endpoint, object()], RecordingAudit())
+        self.assertEqual(served.served, [tls])
+        self.assertIn("192.0.2.20", served.reload()[0]["warning"])

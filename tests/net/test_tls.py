@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from OpenSSL.crypto import X509, PKey
-from twisted.internet.address import IPv6Address
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     TCP4ServerEndpoint,
@@ -30,6 +30,7 @@ from twisted.internet.endpoints import (
     serverFromString,
     wrapClientTLS,
 )
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
@@ -37,12 +38,18 @@ from twisted.internet.interfaces import (
     IStreamServerEndpointStringParser,
 )
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.ssl import Certificate, optionsForClientTLS
+from twisted.internet.testing import StringTransport
 from twisted.plugin import IPlugin
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
+from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from suto_server.net import certificate
+from suto_server.net.refusals import IListenerWitness
 from suto_server.net.tls import (
     MAX_PEM_BYTES,
     ReloadableServerTLS,
@@ -50,6 +57,7 @@ from suto_server.net.tls import (
     TLSConfigurationError,
     TLSServerEndpoint,
     server_endpoint,
+    watch,
 )
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
@@ -213,6 +221,15 @@ class ReloadableServerTLSTests(SynchronousTestCase):
         tls = ReloadableServerTLS(self.key_path, self.cert_path)
         self.assertEqual(
             tls.certificate_info(), certificate.describe(_cert_pem(self.cert))
+        )
+
+    def test_ip_addresses(self) -> None:
+        """
+        C{ip_addresses} is the certificate's iPAddress subjectAltNames.
+        """
+        tls = ReloadableServerTLS(self.key_path, self.cert_path)
+        self.assertEqual(
+            tls.ip_addresses(), frozenset({ipaddress.ip_address("127.0.0.1")})
         )
 
     def test_key_and_certificate_in_one_file(self) -> None:
@@ -806,3 +823,136 @@ class MutualTLSTests(_LoopbackTestCase):
         return self._refused(
             self._client(other, other_key), "alert unknown ca", require="no"
         )
+
+
+@implementer(IListenerWitness)
+class _RecordingWitness:
+    """
+    Records what a listener tells its witness.
+    """
+
+    def __init__(self) -> None:
+        self.told: list = []
+
+    def refused(self, host) -> None:
+        self.told.append(("refused", host))
+
+    def handshake_failed(self, host, reason) -> None:
+        self.told.append(("handshake_failed", host, reason))
+
+
+@implementer(IStreamServerEndpoint)
+class _CapturingTCP:
+    """
+    A TCP endpoint that keeps the factory it is asked to listen with.
+    """
+
+    factory = None
+
+    def listen(self, factory):
+        self.factory = factory
+        return succeed(None)
+
+
+class _Refusing(Factory):
+    """
+    Refuses every connection, as the connection gate may.
+    """
+
+    def buildProtocol(self, addr):
+        return None
+
+
+class WitnessTests(SynchronousTestCase):
+    """
+    A TLS listener tells its L{IListenerWitness} about the connections that
+    ended before the protocol behind TLS heard from them, in memory.
+    """
+
+    def setUp(self) -> None:
+        files = _Files(self.mktemp())
+        key_path, cert_path, _ = files.server_identity()
+        self.tls = ReloadableServerTLS(key_path, cert_path)
+        self.witness = _RecordingWitness()
+        self.peer = IPv4Address("TCP", "192.0.2.7", 40000)
+
+    def listening(self, factory):
+        """
+        @return: the TLS factory a watched endpoint listens with.
+        """
+        tcp = _CapturingTCP()
+        endpoint = TLSServerEndpoint(tcp, self.tls)
+        watch([endpoint, object()], self.witness)
+        endpoint.listen(factory)
+        return tcp.factory
+
+    def test_witness_interface(self) -> None:
+        """
+        The recording witness provides the interface.
+        """
+        self.assertTrue(verifyObject(IListenerWitness, self.witness))
+
+    def test_refused(self) -> None:
+        """
+        A connection the wrapped factory refuses is told as refused, with
+        its host, and closed before any TLS.
+        """
+        self.assertIsNone(self.listening(_Refusing()).buildProtocol(self.peer))
+        self.assertEqual(self.witness.told, [("refused", "192.0.2.7")])
+
+    def test_handshake_failed(self) -> None:
+        """
+        A peer whose TLS handshake fails is told as such, with OpenSSL's
+        reason.
+        """
+        protocol = self.listening(_EchoFactory()).buildProtocol(self.peer)
+        protocol.makeConnection(StringTransport())
+        protocol.dataReceived(b"GET / HTTP/1.0\r\n\r\n")
+        protocol.connectionLost(Failure(ConnectionDone()))
+        [(what, host, reason)] = self.witness.told
+        self.assertEqual((what, host), ("handshake_failed", "192.0.2.7"))
+        self.assertEqual(reason, "http request")
+
+    def test_untrusted_certificate(self) -> None:
+        """
+        A device that does not trust the server's certificate gives up on
+        the handshake (Twisted's client closes without an alert), which the
+        witness hears as a handshake the peer abandoned.
+        """
+        files = _Files(self.mktemp())
+        _, other_path, other = files.server_identity("other")
+        client = TLSMemoryBIOFactory(
+            optionsForClientTLS(
+                "server", trustRoot=Certificate.loadPEM(_cert_pem(other))
+            ),
+            True,
+            Factory.forProtocol(Protocol),
+        ).buildProtocol(None)
+        server = self.listening(_EchoFactory()).buildProtocol(self.peer)
+        pump = iosim.connect(
+            server, iosim.makeFakeServer(server), client, iosim.makeFakeClient(client)
+        )
+        pump.flush()
+        [(what, host, reason)] = self.witness.told
+        self.assertEqual((what, host), ("handshake_failed", "192.0.2.7"))
+        self.assertEqual(
+            reason, "the peer closed the connection during the handshake"
+        )
+
+    def test_silent_peer(self) -> None:
+        """
+        A peer that goes away without a TLS error (a port scan, say) is not
+        a failed handshake.
+        """
+        protocol = self.listening(_EchoFactory()).buildProtocol(self.peer)
+        protocol.makeConnection(StringTransport())
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.witness.told, [])
+
+    def test_unwatched(self) -> None:
+        """
+        An endpoint nobody watches listens and refuses as before.
+        """
+        tcp = _CapturingTCP()
+        TLSServerEndpoint(tcp, self.tls).listen(_Refusing())
+        self.assertIsNone(tcp.factory.buildProtocol(self.peer))

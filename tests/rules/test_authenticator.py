@@ -7,13 +7,19 @@ L{task.Clock}.
 import errno
 
 from twisted.internet import task
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from suto_server.cred.interfaces import IPasswordHashSource
 from suto_server.net.discovery import parse_targets
-from suto_server.rules.authenticator import Authenticator, UnknownAccount
+from suto_server.net.refusals import IListenerWitness
+from suto_server.rules.authenticator import (
+    Authenticator,
+    TargetTooWide,
+    UnknownAccount,
+)
 from suto_server.rules.rendezvous import (
     Outcome,
     Rendezvous,
@@ -199,3 +205,110 @@ class AuthenticatorTests(SynchronousTestCase):
         )
         self.assertEqual(self.rendezvous.pending, ())
 
+
+
+class WitnessTests(SynchronousTestCase):
+    """
+    As the TLS listeners' witness, the authenticator turns the connections
+    that ended before answering into the cause a timed-out request names.
+    """
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.rendezvous = Rendezvous(self.clock, timeout=5)
+        self.authenticator = Authenticator(
+            self.rendezvous, RecordingHelloSender(), DictSource({"alice": STORED})
+        )
+
+    def test_interface(self):
+        """
+        The authenticator provides L{IListenerWitness}.
+        """
+        self.assertTrue(verifyObject(IListenerWitness, self.authenticator))
+
+    def test_handshake_failed(self):
+        """
+        A failed handshake from the target ends the request, at its
+        timeout, as a TLS trust failure naming the device and the reason,
+        and is logged at once.
+        """
+        done = self.authenticator.authenticate("alice", parse_targets("192.0.2.7"))
+        with capturedLogs() as events:
+            self.authenticator.handshake_failed("192.0.2.7", "tlsv1 alert unknown ca")
+        self.assertEqual([e["source"] for e in events], ["192.0.2.7"])
+        self.clock.advance(5)
+        outcome = self.successResultOf(done)
+        self.assertEqual(outcome.verdict, Verdict.TLS_TRUST_FAILURE)
+        self.assertIn("192.0.2.7", outcome.reason)
+        self.assertIn("tlsv1 alert unknown ca", outcome.reason)
+
+    def test_refused(self):
+        """
+        A connection from the target refused by the limits ends the
+        request, at its timeout, as refused by limits.
+        """
+        done = self.authenticator.authenticate("alice", parse_targets("192.0.2.7"))
+        self.authenticator.refused("192.0.2.7")
+        self.clock.advance(5)
+        outcome = self.successResultOf(done)
+        self.assertEqual(outcome.verdict, Verdict.REFUSED_BY_LIMITS)
+        self.assertIn("connection limits", outcome.reason)
+
+    def test_elsewhere_not_logged(self):
+        """
+        Failures from sources no request waits for (or from no IP peer)
+        are not the authenticator's to log: the gate and the listener
+        already are.
+        """
+        self.authenticator.authenticate("alice", parse_targets("192.0.2.7"))
+        with capturedLogs() as events:
+            self.authenticator.handshake_failed("198.51.100.1", "http request")
+            self.authenticator.refused("198.51.100.1")
+            self.authenticator.refused(None)
+        self.assertEqual(events, [])
+
+
+class TargetBoundsTests(SynchronousTestCase):
+    """
+    A target is held to the enrollment window's bound: no network wider
+    than /16 (IPv4) or /48 (IPv6) unless asked for with C{wide}.
+    """
+
+    def setUp(self):
+        self.rendezvous = Rendezvous(task.Clock(), timeout=5)
+        self.hello = RecordingHelloSender()
+        self.authenticator = Authenticator(
+            self.rendezvous, self.hello, DictSource({"alice": STORED})
+        )
+
+    def test_too_wide_refused(self):
+        """
+        A /8 target, or a limited broadcast accepting a /8, is refused with
+        a message naming the network and C{--wide}; nothing is sent.
+        """
+        for targets in (
+            parse_targets("10.0.0.0/8"),
+            parse_targets("255.255.255.255", accept="10.0.0.0/8"),
+        ):
+            error = self.assertRaises(
+                TargetTooWide, self.authenticator.authenticate, "alice", targets
+            )
+            self.assertIn("10.0.0.0/8", str(error))
+            self.assertIn("--wide", str(error))
+        self.assertEqual((self.hello.sent, self.rendezvous.pending), ([], ()))
+
+    def test_bound_itself(self):
+        """
+        A /16 is the widest target taken without asking.
+        """
+        self.authenticator.authenticate("alice", parse_targets("10.1.0.0/16"))
+        self.assertEqual(len(self.hello.sent), 1)
+
+    def test_wide_on_request(self):
+        """
+        With C{wide} the /8 is authenticated at.
+        """
+        self.authenticator.authenticate(
+            "alice", parse_targets("10.0.0.0/8"), wide=True
+        )
+        self.assertEqual(len(self.hello.sent), 1)

@@ -3,6 +3,8 @@ The connection gate with a task.Clock and recording metrics, and the
 server's protocol and TLS factory refusing or dropping connections.
 """
 
+import math
+
 from twisted.cred.portal import Portal
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
@@ -16,7 +18,7 @@ from suto_server.core import wire
 from suto_server.cred.checkers import SaltedChallengeChecker
 from suto_server.cred.realm import SutoRealm
 from suto_server.metrics import ServerMetrics
-from suto_server.net.tls import _RefusingTLSFactory
+from suto_server.net.refusals import RefusingTLSFactory
 from suto_server.phases.classic import ClassicRules
 from suto_server.phases.connection import ServerFactory
 from suto_server.rules.expected import ExpectedSources, KnownLocations
@@ -219,6 +221,20 @@ class GateTests(SynchronousTestCase):
                 gate.failed(host)
         self.assertEqual(len([e for e in events if "quiet" in e]), 1)
 
+    def test_penalty_left(self):
+        """
+        C{penalty_left} is the seconds a source stays refused for its
+        penalty, and L{None} for a source not refused for one (or none).
+        """
+        for _ in range(3):
+            self.gate.failed("192.0.2.9")
+        self.clock.advance(2)
+        self.assertEqual(self.gate.penalty_left("192.0.2.9"), 13)
+        self.assertIsNone(self.gate.penalty_left("192.0.2.10"))
+        self.assertIsNone(self.gate.penalty_left(None))
+        self.clock.advance(13)
+        self.assertIsNone(self.gate.penalty_left("192.0.2.9"))
+
 
 class ProtocolGateTests(SynchronousTestCase):
     """
@@ -322,7 +338,7 @@ class RefusingTLSFactoryTests(SynchronousTestCase):
             def serverConnectionForTLS(self, protocol):
                 raise AssertionError("no TLS connection is made")
 
-        factory = _RefusingTLSFactory(Creator(), False, Refusing())
+        factory = RefusingTLSFactory(Creator(), False, Refusing())
         self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1)))
 
 
@@ -402,7 +418,8 @@ class FloodTests(SynchronousTestCase):
         """
         Penalties apply to an expected source as to any other.
         """
-        for _ in range(3):
+        penalties = self.gate.limits.penalties
+        for _ in range(math.ceil(penalties.min / penalties.authfail)):
             self.gate.failed("198.51.100.7")
         self.assertIsNone(self.gate.admit("198.51.100.7"))
 

@@ -8,6 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import tap
 from suto_server.core.throttle import OncePerInterval
+from suto_server.rules.enrollment import DEFAULT_MAX_ATTEMPTS
 from suto_server.rules.limits import Limits, MaxStartups, Penalties, source_key
 
 
@@ -145,6 +146,19 @@ class LimitsTests(SynchronousTestCase):
         self.assertIsNone(limits.admit("192.0.2.1", 120))
         self.assertEqual(limits.penalised(120), 0)
 
+    def test_default_penalties_hear_every_enrollment_attempt(self):
+        """
+        With the default penalties, the quick failures of all but the last
+        attempt of an enrollment window leave the source admitted, so its
+        last attempt is heard; the last failure gets it refused.
+        """
+        limits = Limits()
+        for _ in range(DEFAULT_MAX_ATTEMPTS - 1):
+            limits.penalise("192.0.2.9", limits.penalties.authfail, 100.0)
+        self.assertFalse(limits.refused_for_penalty("192.0.2.9", 100.0))
+        limits.penalise("192.0.2.9", limits.penalties.authfail, 100.0)
+        self.assertTrue(limits.refused_for_penalty("192.0.2.9", 100.0))
+
     def test_penalty_capped(self):
         """
         However many failures a source piles up, it is refused for at most
@@ -281,7 +295,7 @@ class OptionsTests(SynchronousTestCase):
         limits = options.capacity
         self.assertEqual(limits.max_per_source, 32)
         self.assertEqual(limits.startups, MaxStartups(100, 30, 1000))
-        self.assertEqual(limits.penalties, Penalties(5.0, 10.0, 15.0, 600.0, 65536))
+        self.assertEqual(limits.penalties, Penalties(3.0, 10.0, 15.0, 600.0, 65536))
         self.assertEqual(
             (options["login-grace"], options["limit-log-interval"], options["hash-pending"]),
             (30.0, 60.0, 256),

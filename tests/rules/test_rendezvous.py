@@ -288,6 +288,68 @@ class RendezvousTests(SynchronousTestCase):
         self.assertEqual(pending, (alice, bob))
         self.assertEqual(self.rendezvous.pending, (bob,))
 
+    def test_noticed_names_the_cause(self):
+        """
+        A connection from a request's source that ended before it could
+        answer (a failed TLS handshake, a refusal by the gate) does not end
+        the request; if no device answers in time, the request ends with
+        what was noticed last instead of L{Verdict.TIMEOUT}, and the log
+        names the cause.
+        """
+        self.open("alice", ["192.0.2.0/24"])
+        self.rendezvous.noticed(
+            "192.0.2.7", Verdict.REFUSED_BY_LIMITS, "its source is penalised"
+        )
+        self.rendezvous.noticed(
+            "192.0.2.7", Verdict.TLS_TRUST_FAILURE, "the TLS handshake failed"
+        )
+        self.assertEqual(self.outcomes, [])
+        with capturedLogs() as events:
+            self.clock.advance(5)
+        self.assertEqual(
+            self.outcomes,
+            [
+                Outcome(
+                    "alice",
+                    Verdict.TLS_TRUST_FAILURE,
+                    None,
+                    "the TLS handshake failed",
+                )
+            ],
+        )
+        self.assertEqual(
+            [e["reason"] for e in events if e.get("user") == "alice"],
+            ["the TLS handshake failed"],
+        )
+
+    def test_noticed_then_answered(self):
+        """
+        A device that answers after a noticed failure claims the request
+        as usual: the noticed cause only replaces a timeout.
+        """
+        alice = self.open("alice", ["192.0.2.7"])
+        self.rendezvous.noticed(
+            "192.0.2.7", Verdict.TLS_TRUST_FAILURE, "the TLS handshake failed"
+        )
+        self.assertIs(self.rendezvous.claim("192.0.2.7"), alice)
+        self.rendezvous.finish(alice, Verdict.ACCEPTED)
+        self.assertEqual(
+            self.outcomes, [Outcome("alice", Verdict.ACCEPTED, "192.0.2.7")]
+        )
+
+    def test_noticed_elsewhere(self):
+        """
+        A failure from an address no request accepts changes nothing.
+        """
+        self.open("alice", ["192.0.2.7"])
+        self.rendezvous.noticed(
+            "198.51.100.1", Verdict.TLS_TRUST_FAILURE, "the TLS handshake failed"
+        )
+        self.clock.advance(5)
+        self.assertEqual(
+            [outcome.verdict for outcome in self.outcomes], [Verdict.TIMEOUT]
+        )
+
 
 class RequestConflictTests(SynchronousTestCase):
     """

@@ -122,9 +122,9 @@ class HelloTargetsTests(SynchronousTestCase):
             )
         ]
         self.assertEqual(
-            too_wide(Location(tuple(networks))), (networks[0], networks[3])
+            too_wide(Location(tuple(networks)).networks), (networks[0], networks[3])
         )
-        self.assertEqual(too_wide(LAB), ())
+        self.assertEqual(too_wide(LAB.networks), ())
 
     def test_several(self):
         """
@@ -188,6 +188,7 @@ class WindowDeskTests(SynchronousTestCase):
                 "location": "127.0.0.5/32",
                 "deadline": "2023-11-14T22:15:00Z",
                 "fingerprints": ["AB:CD"],
+                "warnings": [],
             },
         )
         window = self.store.get_window("alice")
@@ -406,6 +407,53 @@ class WindowDeskTests(SynchronousTestCase):
         self.assertTrue(self.desk.cancel("alice"))
         self.assertEqual(self.desk.list(), [])
         self.assertFalse(self.desk.cancel("alice"))
+
+
+class AccountWarningTests(SynchronousTestCase):
+    """
+    A window for a user who cannot pass the classic challenge opens, with
+    a warning in the answer and the log.
+    """
+
+    def desk(self, accounts):
+        clock = task.Clock()
+        clock.advance(NOW)
+        enrollment = Enrollment(MemoryStore(), new_master_key(self), ImmediatePool())
+        return WindowDesk(
+            enrollment,
+            Locations({}),
+            clock,
+            RecordingHello(),
+            PORT,
+            lambda: [],
+            has_account=accounts.__contains__,
+        )
+
+    def test_no_account(self):
+        """
+        No account: the window opens, and the answer and the log warn,
+        naming the user and how to add the account.
+        """
+        desk = self.desk(set())
+        with capturedLogs() as events:
+            answer = self.successResultOf(
+                desk.open("alice", "127.0.0.5", 100, PASSWORD)
+            )
+        [warning] = answer["warnings"]
+        self.assertIn("alice has no account", warning)
+        self.assertIn("suto-admin user add alice", warning)
+        self.assertEqual(
+            [e["user"] for e in events if e.get("log_level") == LogLevel.warn],
+            ["alice"],
+        )
+
+    def test_account(self):
+        """
+        A user with an account is opened a window without a warning.
+        """
+        desk = self.desk({"alice"})
+        answer = self.successResultOf(desk.open("alice", "127.0.0.5", 100, PASSWORD))
+        self.assertEqual(answer["warnings"], [])
 
 
 class AnnouncementTests(SynchronousTestCase):

@@ -23,13 +23,15 @@ class FakeAuthenticator:
 
     def __init__(self):
         self.calls = []
+        self.wide = None
         self.error = None
         self.pending = defer.Deferred()
 
-    def authenticate(self, user, targets, timeout=None):
+    def authenticate(self, user, targets, timeout=None, wide=False):
         if self.error is not None:
             raise self.error
         self.calls.append((user, targets, timeout))
+        self.wide = wide
         return self.pending
 
 

@@ -36,6 +36,7 @@ from suto_server.core.wire.errors import (
     ERROR_BUSY,
     ERROR_NO_REQUEST,
     ERROR_OUT_OF_ORDER,
+    ERROR_PENALTY,
     ERROR_PIPELINED,
     ERROR_ROTATION_FAILED,
     ERROR_TIMEOUT,
@@ -44,6 +45,8 @@ from suto_server.core.wire.errors import (
     ERROR_UNKNOWN_MESSAGE,
     ERROR_WINDOW_CLOSED,
     ProtocolError,
+    penalty_code,
+    penalty_seconds,
 )
 from suto_server.core.wire.grammar import (
     NEED_DATA,
@@ -91,6 +94,7 @@ __all__ = [
     "ERROR_BUSY",
     "ERROR_NO_REQUEST",
     "ERROR_OUT_OF_ORDER",
+    "ERROR_PENALTY",
     "ERROR_PIPELINED",
     "ERROR_ROTATION_FAILED",
     "ERROR_TIMEOUT",
@@ -139,4 +143,6 @@ __all__ = [
     "is_valid_user",
     "parse_datagram",
     "parse_hello",
+    "penalty_code",
+    "penalty_seconds",
 ]

@@ -10,6 +10,8 @@ which may be secret.
 
 from __future__ import annotations
 
+import math
+
 ERROR_UNKNOWN_MESSAGE = "UNKNOWN_MESSAGE"
 ERROR_TOO_LONG = "TOO_LONG"
 ERROR_BAD_CHARACTER = "BAD_CHARACTER"
@@ -30,6 +32,34 @@ ERROR_BUSY = "BUSY"
 ERROR_UNKNOWN_KEY = "UNKNOWN_KEY"
 # The client's rotation acknowledgement did not open under the new key.
 ERROR_ROTATION_FAILED = "ROTATION_FAILED"
+# The source is refused for failed attempts; sent only after the TLS
+# handshake, with the seconds left: PENALTY_<seconds> (penalty_code).
+ERROR_PENALTY = "PENALTY"
+
+#: The most seconds a penalty code names: seven digits keep the code
+#: within the grammar's 32 characters.
+_MAX_PENALTY_SECONDS = 9_999_999
+
+
+def penalty_code(seconds: float) -> str:
+    """
+    @return: the code telling a penalised source to wait C{seconds},
+        rounded up to whole seconds, at least 1.
+    """
+    whole = max(1, min(math.ceil(seconds), _MAX_PENALTY_SECONDS))
+    return f"{ERROR_PENALTY}_{whole}"
+
+
+def penalty_seconds(code: str) -> int | None:
+    """
+    @return: the seconds a L{penalty_code} names, or L{None} when C{code}
+        is not one.
+    """
+    prefix = f"{ERROR_PENALTY}_"
+    digits = code[len(prefix):] if code.startswith(prefix) else ""
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 7):
+        return None
+    return int(digits)
 
 
 class ProtocolError(Exception):

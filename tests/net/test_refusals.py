@@ -1,0 +1,171 @@
+# -*- test-case-name: tests.net.test_refusals -*-
+"""
+Tests for L{suto_server.net.refusals}: the budget of penalty notices, and
+a penalised source told its penalty over TLS, in memory.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.ssl import Certificate, optionsForClientTLS
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.test import iosim
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_server.net import certificate
+from suto_server.net.refusals import (
+    NOTICE_TIMEOUT,
+    PenaltyNotices,
+    RefusingTLSFactory,
+)
+from suto_server.net.tls import ReloadableServerTLS
+
+PEER = IPv4Address("TCP", "192.0.2.7", 40000)
+
+
+class PenaltyNoticesTests(SynchronousTestCase):
+    """
+    L{PenaltyNotices} bounds the TLS handshakes spent on refused sources.
+    """
+
+    def test_once_per_source(self):
+        """
+        One source is sent a notice at most once per C{every} seconds.
+        """
+        notices = PenaltyNotices(per_second=10, every=5)
+        self.assertTrue(notices.allow("192.0.2.7", 100.0))
+        self.assertFalse(notices.allow("192.0.2.7", 104.9))
+        self.assertTrue(notices.allow("192.0.2.8", 104.9))
+        self.assertTrue(notices.allow("192.0.2.7", 105.0))
+
+    def test_per_second(self):
+        """
+        All sources together get at most C{per_second} notices in a second.
+        """
+        notices = PenaltyNotices(per_second=2, every=5)
+        allowed = [notices.allow(f"192.0.2.{n}", 100.5) for n in range(4)]
+        self.assertEqual(allowed, [True, True, False, False])
+        self.assertTrue(notices.allow("192.0.2.9", 101.0))
+
+    def test_bounded_memory(self):
+        """
+        When C{max_sources} are remembered, a new source is refused a
+        notice until one may be forgotten.
+        """
+        notices = PenaltyNotices(per_second=100, every=5, max_sources=2)
+        self.assertTrue(notices.allow("192.0.2.1", 100.0))
+        self.assertTrue(notices.allow("192.0.2.2", 100.0))
+        self.assertFalse(notices.allow("192.0.2.3", 101.0))
+        self.assertTrue(notices.allow("192.0.2.3", 105.0))
+
+
+class FakeGate:
+    """
+    A connection gate that refuses with a penalty of C{left} seconds (none
+    when L{None}).
+    """
+
+    def __init__(self, left):
+        self.left = left
+        self.clock = Clock()
+        self.clock.advance(1000)
+
+    def penalty_left(self, host):
+        return self.left
+
+
+class RefusingFactory(Factory):
+    """
+    Refuses every connection, as its gate decided.
+    """
+
+    def __init__(self, gate):
+        self.gate = gate
+
+    def buildProtocol(self, addr):
+        return None
+
+
+class Reader(Protocol):
+    """
+    Keeps what the server sends.
+    """
+
+    def __init__(self):
+        self.received = b""
+
+    def dataReceived(self, data):
+        self.received += data
+
+
+class PenaltyNoticeTests(SynchronousTestCase):
+    """
+    A penalised source completes the TLS handshake with the server it
+    trusts and reads one line saying how long to wait.
+    """
+
+    def setUp(self):
+        folder = self.mktemp()
+        os.makedirs(folder)
+        key_path, cert_path, _ = certificate.ensure_self_signed(
+            folder, "suto.test", datetime.datetime.now(datetime.timezone.utc)
+        )
+        with open(cert_path, "rb") as handle:
+            self.trusted = Certificate.loadPEM(handle.read())
+        self.tls = ReloadableServerTLS(key_path, cert_path)
+
+    def factory(self, left):
+        self.gate = FakeGate(left)
+        return RefusingTLSFactory(self.tls, False, RefusingFactory(self.gate))
+
+    def test_told(self):
+        """
+        The device's TLS client trusts the server and reads
+        C{SUTO_ERROR_PENALTY_<seconds left>}, then the connection closes.
+        """
+        server = self.factory(17.2).buildProtocol(PEER)
+        reader = Reader()
+        client = TLSMemoryBIOFactory(
+            optionsForClientTLS("localhost", trustRoot=self.trusted),
+            True,
+            Factory.forProtocol(lambda: reader),
+        ).buildProtocol(None)
+        pump = iosim.connect(
+            server, iosim.makeFakeServer(server), client, iosim.makeFakeClient(client)
+        )
+        pump.flush()
+        self.assertEqual(reader.received, b"SUTO_ERROR_PENALTY_18\r\n")
+        self.assertEqual(self.gate.clock.getDelayedCalls(), [])
+
+    def test_not_penalised(self):
+        """
+        A source refused for another reason is closed before TLS.
+        """
+        self.assertIsNone(self.factory(None).buildProtocol(PEER))
+
+    def test_budget(self):
+        """
+        Past the budget, a penalised source is closed before TLS too.
+        """
+        factory = self.factory(17.2)
+        self.assertIsNotNone(factory.buildProtocol(PEER))
+        self.assertIsNone(factory.buildProtocol(PEER))
+
+    def test_handshake_never_finished(self):
+        """
+        A penalised peer that does not finish the handshake is dropped
+        after L{NOTICE_TIMEOUT}.
+        """
+        server = self.factory(17.2).buildProtocol(PEER)
+        transport = StringTransport()
+        server.makeConnection(transport)
+        self.gate.clock.advance(NOTICE_TIMEOUT - 0.1)
+        self.assertFalse(transport.disconnecting)
+        self.gate.clock.advance(0.1)
+        self.assertTrue(transport.disconnecting)
