@@ -10,10 +10,8 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import sqlite3
 import struct
-import tempfile
 import time
 from dataclasses import replace
 
@@ -43,6 +41,7 @@ from suto_server.store.memory import MemoryStore
 from suto_server.store.records import MAX_NAME, AuditEvent
 from suto_server.store.sqlite import SQLiteStore
 from tests.rules.test_enrollment import new_master_key
+from tests.support.folders import socket_folder
 from tests.support.store_suite import (
     PROFILE,
     WINDOW,
@@ -1009,9 +1008,7 @@ class AdminCommandTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        # Short absolute path: a UNIX socket path must fit in 108 bytes.
-        self.data = tempfile.mkdtemp(prefix="suto-audit-")
-        self.addCleanup(shutil.rmtree, self.data, True)
+        self.data = socket_folder(self, "suto-audit-")
         self.path = os.path.join(self.data, "suto.db")
         self.store = SQLiteStore.open(self.path)
         self.addCleanup(self.store.close)

@@ -7,9 +7,7 @@ the operator's command line, and a raw SUTO 1.3.2 client.
 import datetime
 import io
 import os
-import shutil
 import socket
-import tempfile
 import time
 
 from twisted.internet import defer, reactor, threads
@@ -31,6 +29,7 @@ from suto_server.store.sqlite import SQLiteStore
 from tests.audit import test_log as test_audit
 from tests.cred.test_shadow import line
 from tests.end_to_end.test_enrollment import EnrollmentFixture
+from tests.support.folders import socket_folder
 
 PASSWORDS = {"alice": "alice's secret", "yves": "yescrypt pw", "bob": "bcrypt pw"}
 SCHEMES = {"alice": ("sha512_crypt", None), "yves": ("yescrypt", None), "bob": ("bcrypt", 4)}
@@ -41,9 +40,7 @@ class EndToEndTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        # Short absolute path: a UNIX socket path must fit in 108 bytes.
-        self.data = tempfile.mkdtemp(prefix="suto-e2e-")
-        self.addCleanup(shutil.rmtree, self.data, True)
+        self.data = socket_folder(self, "suto-e2e-")
         self.store = store = SQLiteStore.open(os.path.join(self.data, "suto.db"))
         for user, (scheme, rounds) in SCHEMES.items():
             store.add_user(

@@ -9,10 +9,8 @@ import dataclasses
 import datetime
 import io
 import os
-import shutil
 import socket
 import ssl
-import tempfile
 
 from twisted.internet import defer, reactor, task, threads
 from twisted.internet.endpoints import quoteStringArgument
@@ -28,6 +26,7 @@ from suto_server.admin import cli as admin
 from suto_server.core import keyschedule, wire
 from suto_server.masterkey import MasterKey
 from suto_server.net import certificate
+from tests.support.folders import socket_folder
 
 
 @implementer(IFingerprintSource)
@@ -71,8 +70,7 @@ class EnrollmentFixture:
     server_arguments = ("--hello-port", "9")
 
     def setUp(self):
-        self.data = tempfile.mkdtemp(prefix="suto-enr-")
-        self.addCleanup(shutil.rmtree, self.data, True)
+        self.data = socket_folder(self, "suto-enr-")
         self.listen = self.make_listener()
         return self.start_server()
 
