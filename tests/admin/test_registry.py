@@ -6,7 +6,6 @@ and C{suto-admin clients} / C{suto-admin history} against a real admin
 socket.
 """
 
-import io
 import ipaddress
 import json
 import os
@@ -14,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import replace
 
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, reactor
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
@@ -22,16 +21,15 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from suto_server import tap
-from suto_server.admin import cli as admin
 from suto_server.admin.api import admin_site
 from suto_server.locations import Location, Locations
 from suto_server.net.checks import CheckService
 from suto_server.service import SutoServer
 from suto_server.store.memory import MemoryStore
 from tests.audit import test_log as test_audit
-from tests.client.test_hello import _UDPReactor
 from tests.rules.test_enrollment import new_master_key
 from tests.support.store_suite import PROFILE, WINDOW
+from tests.support.udp import UDPReactor
 
 NOW = 1_700_000_000.0
 OLD = PROFILE.location
@@ -47,7 +45,7 @@ def make_server(test, store=None):
     C{test.reactor}) at L{NOW} plus 90 s, with alice enrolled at L{OLD} and
     live there, and bob enrolled at L{NEW} and moved to L{OLD} since.
     """
-    clock = test.reactor = _UDPReactor()
+    clock = test.reactor = UDPReactor()
     clock.advance(NOW + 90)
     store = store or MemoryStore()
     server = SutoServer(

@@ -38,7 +38,6 @@ from suto_client.rotation import (
 from suto_client.session import Close, Send
 from suto_client.statefile import ClientState, load_state, save_state
 from suto_server.core import keyschedule, wire
-from tests.client.test_hello import _UDPReactor
 from tests.client.test_rotation import (
     C2S,
     FINGERPRINT,
@@ -62,6 +61,7 @@ from tests.client.test_rotation import (
     run_connection,
     stop,
 )
+from tests.support.udp import UDPReactor
 
 #: The server's clock: hours ahead of every client clock in these tests.
 SERVER_NOW = 1_700_040_000
@@ -829,7 +829,7 @@ class AgentOfflineTests(SynchronousTestCase):
     def setUp(self):
         self.path = os.path.join(self.mktemp(), "client.json")
         self.server = OfflineServer()
-        self.reactor = _UDPReactor()
+        self.reactor = UDPReactor()
         self.reactor.advance(PROFILE.enrolled_at)
         self.endpoint = FakeEndpoint()
         self.outcomes = []

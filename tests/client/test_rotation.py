@@ -52,7 +52,7 @@ from suto_client.statefile import (
     save_state,
 )
 from suto_server.core import keyschedule, wire
-from tests.client.test_hello import _UDPReactor
+from tests.support.udp import UDPReactor
 
 USER = "alice"
 SERVER = "192.0.2.10"
@@ -1200,7 +1200,7 @@ class AgentRotationTests(SynchronousTestCase):
         self.path = os.path.join(self.mktemp(), "client.json")
         save_state(self.path, ClientState(profiles={USER: PROFILE}))
         self.server = FakeServer()
-        self.reactor = _UDPReactor()
+        self.reactor = UDPReactor()
         self.reactor.advance(PROFILE.enrolled_at)
         self.endpoints = {}
         self.outcomes = []

@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import keyschedule, wire
 from suto_server.net.checks import CheckError, CheckResult, CheckService
-from tests.client.test_hello import _UDPReactor
+from tests.support.udp import UDPReactor
 
 USER = "alice"
 OLD = "192.0.2.7"
@@ -31,7 +31,7 @@ def answer(nonce, key=KEY, user=USER):
 
 class CheckServiceTests(SynchronousTestCase):
     def setUp(self):
-        self.reactor = _UDPReactor()
+        self.reactor = UDPReactor()
         self.service = CheckService(self.reactor)
         self.service.startService()
         self.results = []

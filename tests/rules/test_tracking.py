@@ -20,7 +20,6 @@ from suto_server.rules.registry import LiveSessions
 from suto_server.rules.tracking import Tracking
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import Move
-from tests.client.test_hello import _UDPReactor
 from tests.net.test_checks import answer
 from tests.phases.test_connection_rotation import VERSION, RotationListenerMixin
 from tests.rules.test_rotation import (
@@ -31,6 +30,7 @@ from tests.rules.test_rotation import (
     Device,
 )
 from tests.support.store_suite import PROFILE, WINDOW
+from tests.support.udp import UDPReactor
 
 NOW = 1_700_000_000.0
 OLD = PROFILE.location  # 10.2.3.17, in "lab-east"
@@ -64,7 +64,7 @@ class TrackingTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        self.reactor = _UDPReactor()
+        self.reactor = UDPReactor()
         self.reactor.advance(NOW)
         self.store = MemoryStore()
         self.store.open_window(WINDOW)
@@ -441,7 +441,7 @@ class TrackedRotationTests(RotationListenerMixin, SynchronousTestCase):
 
     def setUp(self):
         super().setUp()
-        self.udp = _UDPReactor()
+        self.udp = UDPReactor()
         self.audit = RecordingAudit()
         self.live = LiveSessions()
         self.factory.tracking = Tracking(
