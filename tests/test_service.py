@@ -19,7 +19,7 @@ from suto_server.net import certificate
 from suto_server.net.tls import server_endpoint
 from suto_server.service import ReloadOnHangup, SutoServer
 from suto_server.store.memory import MemoryStore
-from tests.rules.test_enrollment import new_master_key
+from tests.support.masterkey import new_master_key
 
 
 class _TLSEndpoint:

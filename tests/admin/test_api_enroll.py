@@ -20,8 +20,8 @@ from suto_server.rules.windows import WindowDesk
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
 from tests.admin.test_api import FakeAuthenticator
-from tests.rules.test_enrollment import new_master_key
 from tests.rules.test_windows import RecordingHello
+from tests.support.masterkey import new_master_key
 
 ANSWER = {
     "user": "alice",

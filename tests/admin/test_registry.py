@@ -27,7 +27,7 @@ from suto_server.net.checks import CheckService
 from suto_server.service import SutoServer
 from suto_server.store.memory import MemoryStore
 from tests.audit import test_log as test_audit
-from tests.rules.test_enrollment import new_master_key
+from tests.support.masterkey import new_master_key
 from tests.support.store_suite import PROFILE, WINDOW
 from tests.support.udp import UDPReactor
 

@@ -40,8 +40,8 @@ from suto_server.store.errors import StoreError
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import MAX_NAME, AuditEvent
 from suto_server.store.sqlite import SQLiteStore
-from tests.rules.test_enrollment import new_master_key
 from tests.support.folders import socket_folder
+from tests.support.masterkey import new_master_key
 from tests.support.store_suite import (
     PROFILE,
     WINDOW,

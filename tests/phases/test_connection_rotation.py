@@ -30,7 +30,6 @@ from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
 from tests.phases.test_connection import DictSource, ImmediatePool
-from tests.rules.test_enrollment import FINGERPRINT, new_master_key
 from tests.rules.test_reconnection import offline_key_of, opens_ok, reconnect_message
 from tests.rules.test_rotation import (
     FIRST_KEY,
@@ -41,6 +40,8 @@ from tests.rules.test_rotation import (
     Device,
     enroll,
 )
+from tests.support.enrollment import FINGERPRINT
+from tests.support.masterkey import new_master_key
 
 EXCHANGE_TIMEOUT = 10
 IDLE_TIMEOUT = 96

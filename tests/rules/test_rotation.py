@@ -27,7 +27,8 @@ from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import Profile
 from suto_server.store.sqlite import SQLiteStore
-from tests.rules.test_enrollment import FINGERPRINT, new_master_key
+from tests.support.enrollment import FINGERPRINT
+from tests.support.masterkey import new_master_key
 from tests.support.store_suite import WINDOW
 
 NOW = 1_700_000_000.0

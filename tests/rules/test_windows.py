@@ -22,7 +22,8 @@ from suto_server.rules.windows import WIDEST_PREFIX, WindowDesk, hello_targets, 
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
 from tests.phases.test_connection import ImmediatePool
-from tests.rules.test_enrollment import PASSWORD, device_payload, new_master_key
+from tests.support.enrollment import PASSWORD, device_payload
+from tests.support.masterkey import new_master_key
 
 NOW = 1_700_000_000
 PORT = 2020
