@@ -22,6 +22,7 @@ from suto_server.store.memory import MemoryStore
 from tests.admin.test_api import FakeAuthenticator
 from tests.rules.test_windows import RecordingHello
 from tests.support.masterkey import new_master_key
+from tests.support.pools import ReportingPool
 
 ANSWER = {
     "user": "alice",
@@ -67,16 +68,6 @@ class FakeDesk:
     def cancel(self, user):
         self.cancelled.append(user)
         return user in self.open_windows
-
-
-class ReportingPool:
-    """
-    Computes hashes at once and, as the real hash pool does, reports a
-    refused input through the L{Deferred} rather than by raising.
-    """
-
-    def crypt(self, phrase, setting):
-        return defer.maybeDeferred(libxcrypt.crypt, phrase, setting)
 
 
 class AdminRequestsMixin:

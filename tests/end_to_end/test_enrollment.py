@@ -15,11 +15,10 @@ import ssl
 from twisted.internet import defer, reactor, task, threads
 from twisted.internet.endpoints import quoteStringArgument
 from twisted.trial.unittest import TestCase
-from zope.interface import implementer
 
 from suto_client.announcement import wait_for_announcement
 from suto_client.enrollment import EnrollOutcome, enroll
-from suto_client.fingerprint import IFingerprintSource, compute_fingerprint
+from suto_client.fingerprint import compute_fingerprint
 from suto_client.rotation import RotationFactory, RotationOutcome, profile_endpoint
 from suto_server import tap
 from suto_server.admin import cli as admin
@@ -27,19 +26,7 @@ from suto_server.core import keyschedule, wire
 from suto_server.masterkey import MasterKey
 from suto_server.net import certificate
 from tests.support.folders import socket_folder
-
-
-@implementer(IFingerprintSource)
-class FixedSource:
-    "A fingerprint source with a fixed value, standing in for /etc/machine-id."
-
-    name = "machine-id"
-
-    def __init__(self, value):
-        self.value = value
-
-    def read(self):
-        return self.value
+from tests.support.sources import FixedSource
 
 
 def rotation_factory(profile, report, machine="machine-1"):
@@ -316,7 +303,6 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         self.assertNotEqual(store.get_profile("alice").key_id, profile.key_id)
         bob = yield self.enroll(password, user="bob")
         self.assertEqual(bob.outcome, EnrollOutcome.ENROLLED)
-
 
 
 def unused_udp_port() -> int:

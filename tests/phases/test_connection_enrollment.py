@@ -23,7 +23,6 @@ from suto_server.phases.connection import ServerFactory
 from suto_server.rules.enrollment import Enrollment, WindowHashSource
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.store.memory import MemoryStore
-from tests.phases.test_connection import DictSource, ImmediatePool
 from tests.support.enrollment import (
     FINGERPRINT,
     PASSWORD,
@@ -31,7 +30,9 @@ from tests.support.enrollment import (
     open_confirmation,
 )
 from tests.support.masterkey import new_master_key
+from tests.support.pools import ImmediatePool
 from tests.support.secrets import assert_no_secrets
+from tests.support.sources import DictSource
 
 NOW = 1_700_000_000
 WINDOW_TIMEOUT = 60

@@ -29,7 +29,6 @@ from suto_server.rules.rotation import Rotation
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
-from tests.phases.test_connection import DictSource, ImmediatePool
 from tests.rules.test_reconnection import offline_key_of, opens_ok, reconnect_message
 from tests.rules.test_rotation import (
     FIRST_KEY,
@@ -42,6 +41,8 @@ from tests.rules.test_rotation import (
 )
 from tests.support.enrollment import FINGERPRINT
 from tests.support.masterkey import new_master_key
+from tests.support.pools import ImmediatePool
+from tests.support.sources import DictSource
 
 EXCHANGE_TIMEOUT = 10
 IDLE_TIMEOUT = 96

@@ -22,7 +22,6 @@ from suto_server.rules.enrollment import (
 )
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
-from tests.phases.test_connection import ImmediatePool
 from tests.support.enrollment import (
     FINGERPRINT,
     PASSWORD,
@@ -31,6 +30,7 @@ from tests.support.enrollment import (
     open_confirmation,
 )
 from tests.support.masterkey import new_master_key
+from tests.support.pools import ImmediatePool
 from tests.support.secrets import assert_no_secrets
 
 NOW = 1_700_000_000.0

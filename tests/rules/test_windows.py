@@ -21,9 +21,9 @@ from suto_server.rules.enrollment import (
 from suto_server.rules.windows import WIDEST_PREFIX, WindowDesk, hello_targets, too_wide
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
-from tests.phases.test_connection import ImmediatePool
 from tests.support.enrollment import PASSWORD, device_payload
 from tests.support.masterkey import new_master_key
+from tests.support.pools import ImmediatePool
 
 NOW = 1_700_000_000
 PORT = 2020
