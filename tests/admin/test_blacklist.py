@@ -26,10 +26,10 @@ from suto_server.store.records import BlacklistEntry
 from tests.admin.test_api import FakeAuthenticator
 from tests.admin.test_api_enroll import AdminRequestsMixin
 from tests.audit import test_log as test_audit
-from tests.rules.test_rotation import NOW, enroll
 from tests.rules.test_windows import RecordingHello
 from tests.support.masterkey import new_master_key
 from tests.support.pools import ReportingPool
+from tests.support.rotation import NOW, enroll
 
 REASON = "the reconnection from 10.9.0.4 did not open"
 

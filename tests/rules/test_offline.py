@@ -13,7 +13,8 @@ from suto_server import tap
 from suto_server.rules.offline import MAX_SWEEP, OfflineWatch, silence_allowed
 from suto_server.store.errors import StoreError
 from tests.rules.test_reconnection import ReconnectionMixin, reconnect_message
-from tests.rules.test_rotation import NOW, MemoryStoreMixin, SQLiteStoreMixin, enroll
+from tests.support.rotation import NOW, enroll
+from tests.support.stores import MemoryStoreMixin, SQLiteStoreMixin
 
 INTERVAL = 60.0
 GRACE = 30.0

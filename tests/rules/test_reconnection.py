@@ -25,7 +25,7 @@ from suto_server.rules.reconnection import (
 )
 from suto_server.rules.rotation import RotationRefused
 from suto_server.store.records import BlacklistEntry
-from tests.rules.test_rotation import (
+from tests.support.rotation import (
     ELSEWHERE,
     FIRST_KEY,
     JUNK,
@@ -33,11 +33,10 @@ from tests.rules.test_rotation import (
     OTHER_FINGERPRINT,
     SOURCE,
     Device,
-    MemoryStoreMixin,
     RotationMixin,
-    SQLiteStoreMixin,
     enroll,
 )
+from tests.support.stores import MemoryStoreMixin, SQLiteStoreMixin
 
 #: The junk a reconnecting client seals (any 32 bytes).
 RECONNECT_JUNK = bytes(range(200, 232))

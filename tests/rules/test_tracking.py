@@ -22,7 +22,7 @@ from suto_server.store.memory import MemoryStore
 from suto_server.store.records import Move
 from tests.net.test_checks import answer
 from tests.phases.test_connection_rotation import VERSION, RotationListenerMixin
-from tests.rules.test_rotation import (
+from tests.support.rotation import (
     ELSEWHERE,
     FIRST_KEY,
     OTHER_FINGERPRINT,
