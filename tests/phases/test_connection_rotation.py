@@ -29,10 +29,10 @@ from suto_server.rules.rotation import Rotation
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
-from tests.rules.test_reconnection import offline_key_of, opens_ok, reconnect_message
 from tests.support.enrollment import FINGERPRINT
 from tests.support.masterkey import new_master_key
 from tests.support.pools import ImmediatePool
+from tests.support.reconnection import offline_key_of, opens_ok, reconnect_message
 from tests.support.rotation import (
     FIRST_KEY,
     JUNK,

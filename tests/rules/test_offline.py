@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server import tap
 from suto_server.rules.offline import MAX_SWEEP, OfflineWatch, silence_allowed
 from suto_server.store.errors import StoreError
-from tests.rules.test_reconnection import ReconnectionMixin, reconnect_message
+from tests.support.reconnection import ReconnectionMixin, reconnect_message
 from tests.support.rotation import NOW, enroll
 from tests.support.stores import MemoryStoreMixin, SQLiteStoreMixin
 
