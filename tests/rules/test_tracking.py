@@ -21,7 +21,6 @@ from suto_server.rules.tracking import Tracking
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import Move
 from tests.net.test_checks import answer
-from tests.phases.test_connection_rotation import VERSION, RotationListenerMixin
 from tests.support.rotation import (
     ELSEWHERE,
     FIRST_KEY,
@@ -29,6 +28,7 @@ from tests.support.rotation import (
     SOURCE,
     Device,
 )
+from tests.support.rotation_listener import VERSION, RotationListenerMixin
 from tests.support.store_suite import PROFILE, WINDOW
 from tests.support.udp import UDPReactor
 
