@@ -27,9 +27,9 @@ from suto_server.rules.rendezvous import Verdict
 from suto_server.service import SutoServer
 from suto_server.store.sqlite import SQLiteStore
 from tests.audit import test_log as test_audit
-from tests.cred.test_shadow import line
 from tests.end_to_end.test_enrollment import EnrollmentFixture
 from tests.support.folders import socket_folder
+from tests.support.shadow import line
 
 PASSWORDS = {"alice": "alice's secret", "yves": "yescrypt pw", "bob": "bcrypt pw"}
 SCHEMES = {"alice": ("sha512_crypt", None), "yves": ("yescrypt", None), "bob": ("bcrypt", 4)}

@@ -11,22 +11,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import keyschedule, wire
 from suto_server.net.checks import CheckError, CheckResult, CheckService
+from tests.support.checks import KEY, USER, answer
 from tests.support.udp import UDPReactor
 
-USER = "alice"
 OLD = "192.0.2.7"
 ELSEWHERE = "192.0.2.8"
-KEY = bytes(range(32))
 PREVIOUS = bytes(range(32, 64))
 OTHER_KEY = bytes(range(64, 96))
-
-
-def answer(nonce, key=KEY, user=USER):
-    """
-    The datagram an agent holding C{key} answers a check with.
-    """
-    proof = keyschedule.check_proof(key, nonce, user)
-    return wire.encode_check_proof(wire.CheckProof(nonce, proof))
 
 
 class CheckServiceTests(SynchronousTestCase):

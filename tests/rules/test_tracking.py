@@ -20,7 +20,7 @@ from suto_server.rules.registry import LiveSessions
 from suto_server.rules.tracking import Tracking
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import Move
-from tests.net.test_checks import answer
+from tests.support.checks import answer
 from tests.support.rotation import (
     ELSEWHERE,
     FIRST_KEY,
