@@ -6,7 +6,6 @@ validation, status codes and the shape of the answers.
 import io
 import json
 
-from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import server
 from twisted.web.test.requesthelper import DummyRequest
@@ -14,19 +13,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from suto_server.admin.api import MAX_BODY, admin_site
 from suto_server.rules.authenticator import UnknownAccount
 from suto_server.rules.rendezvous import Outcome, RequestConflict, Verdict
-
-
-class FakeAuthenticator:
-    def __init__(self):
-        self.calls = []
-        self.error = None
-        self.pending = defer.Deferred()
-
-    def authenticate(self, user, targets, timeout=None):
-        if self.error is not None:
-            raise self.error
-        self.calls.append((user, targets, timeout))
-        return self.pending
+from tests.support.admin_site import FakeAuthenticator
 
 
 class AdminAPITests(SynchronousTestCase):

@@ -4,23 +4,17 @@ C{/v1/cancel}) driven with twisted.web's DummyRequest: validation, status
 codes and the shape of the answers.
 """
 
-import io
-import json
-
 from twisted.internet import defer, task
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web import server
-from twisted.web.test.requesthelper import DummyRequest
 
-from suto_server.admin.api import admin_site
 from suto_server.core import libxcrypt
 from suto_server.locations import LocationError, Locations
 from suto_server.rules.enrollment import Enrollment
 from suto_server.rules.windows import WindowDesk
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
-from tests.admin.test_api import FakeAuthenticator
-from tests.rules.test_windows import RecordingHello
+from tests.support.admin_site import AdminRequestsMixin
+from tests.support.hello import RecordingHello
 from tests.support.masterkey import new_master_key
 from tests.support.pools import ReportingPool
 
@@ -68,48 +62,6 @@ class FakeDesk:
     def cancel(self, user):
         self.cancelled.append(user)
         return user in self.open_windows
-
-
-class AdminRequestsMixin:
-    """
-    Builds the admin site around a desk and renders requests on it.
-    """
-
-    def make_site(self, desk):
-        return admin_site(
-            FakeAuthenticator(),
-            2020,
-            lambda: {"uptime": 1.0, "listeners": [], "pending": []},
-            lambda: [],
-            desk,
-        )
-
-    def request(self, method, path, body=None, raw=None, site=None):
-        """
-        Render C{path} of the site with a JSON C{body} (or C{raw} bytes).
-        """
-        segments = path.strip("/").split("/")
-        request = DummyRequest(segments)
-        request.method = method
-        if raw is None:
-            raw = json.dumps(body).encode() if body is not None else b""
-        request.content = io.BytesIO(raw)
-        resource = (site or self.site).resource
-        for segment in segments:
-            resource = resource.getChildWithDefault(segment.encode(), request)
-        result = resource.render(request)
-        if result is not server.NOT_DONE_YET:
-            request.write(result)
-            request.finish()
-        return request
-
-    def body(self, request):
-        return json.loads(b"".join(request.written))
-
-    def enroll(self, **fields):
-        body = {"user": "alice", "location": "127.0.0.5"}
-        body.update(fields)
-        return self.request("POST", "/v1/enroll", body)
 
 
 class EnrollmentResourcesTests(AdminRequestsMixin, SynchronousTestCase):

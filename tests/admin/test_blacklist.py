@@ -23,10 +23,9 @@ from suto_server.rules.rotation import Rotation
 from suto_server.rules.windows import WindowDesk
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
-from tests.admin.test_api import FakeAuthenticator
-from tests.admin.test_api_enroll import AdminRequestsMixin
 from tests.audit import test_log as test_audit
-from tests.rules.test_windows import RecordingHello
+from tests.support.admin_site import AdminRequestsMixin, FakeAuthenticator
+from tests.support.hello import RecordingHello
 from tests.support.masterkey import new_master_key
 from tests.support.pools import ReportingPool
 from tests.support.rotation import NOW, enroll
