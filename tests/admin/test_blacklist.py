@@ -23,7 +23,7 @@ from suto_server.rules.rotation import Rotation
 from suto_server.rules.windows import WindowDesk
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
-from tests.audit import test_log as test_audit
+from tests.support.admin_cli import AdminCommandMixin
 from tests.support.admin_site import AdminRequestsMixin, FakeAuthenticator
 from tests.support.hello import RecordingHello
 from tests.support.masterkey import new_master_key
@@ -170,7 +170,7 @@ class BlacklistResourcesTests(BlacklistSiteMixin, SynchronousTestCase):
             self.assertEqual(request.responseCode, 404, path)
 
 
-class BlacklistCommandTests(BlacklistSiteMixin, TestCase):
+class BlacklistCommandTests(AdminCommandMixin, BlacklistSiteMixin, TestCase):
     """
     C{suto-admin blacklist} and C{suto-admin unblock} against the admin
     API on a real UNIX socket.
@@ -191,8 +191,6 @@ class BlacklistCommandTests(BlacklistSiteMixin, TestCase):
         )
         port = yield endpoint.listen(self.site)
         self.addCleanup(port.stopListening)
-
-    run_admin = test_audit.AdminCommandTests.run_admin
 
     @defer.inlineCallbacks
     def test_blacklist(self):

@@ -26,7 +26,7 @@ from suto_server.locations import Location, Locations
 from suto_server.net.checks import CheckService
 from suto_server.service import SutoServer
 from suto_server.store.memory import MemoryStore
-from tests.audit import test_log as test_audit
+from tests.support.admin_cli import AdminCommandMixin
 from tests.support.masterkey import new_master_key
 from tests.support.store_suite import PROFILE, WINDOW
 from tests.support.udp import UDPReactor
@@ -306,7 +306,7 @@ class RegistryResourcesTests(SynchronousTestCase):
         self.assertNotIn(b"history", child.children)
 
 
-class RegistryCommandTests(TestCase):
+class RegistryCommandTests(AdminCommandMixin, TestCase):
     """
     C{suto-admin clients} and C{suto-admin history} against an admin API
     on a real UNIX socket.
@@ -328,8 +328,6 @@ class RegistryCommandTests(TestCase):
         )
         port = yield endpoint.listen(site)
         self.addCleanup(port.stopListening)
-
-    run_admin = test_audit.AdminCommandTests.run_admin
 
     @defer.inlineCallbacks
     def test_clients(self):

@@ -7,7 +7,6 @@ admin API and command line over the audit log.
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import sqlite3
@@ -16,7 +15,7 @@ import time
 from dataclasses import replace
 
 from twisted.application.service import Service
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.testing import MemoryReactorClock
@@ -40,6 +39,7 @@ from suto_server.store.errors import StoreError
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import MAX_NAME, AuditEvent
 from suto_server.store.sqlite import SQLiteStore
+from tests.support.admin_cli import AdminCommandMixin
 from tests.support.folders import socket_folder
 from tests.support.masterkey import new_master_key
 from tests.support.store_suite import (
@@ -997,7 +997,7 @@ class AdminAPITests(SynchronousTestCase):
         self.assertNotIn(b"audit", child.children)
 
 
-class AdminCommandTests(TestCase):
+class AdminCommandTests(AdminCommandMixin, TestCase):
     """
     C{suto-admin alerts}, C{suto-admin audit} and C{suto-admin audit
     verify} against an admin API on a real UNIX socket over a SQLite
@@ -1021,23 +1021,6 @@ class AdminCommandTests(TestCase):
         )
         port = yield endpoint.listen(site)
         self.addCleanup(port.stopListening)
-
-    @defer.inlineCallbacks
-    def run_admin(self, *argv):
-        """
-        Run C{suto-admin} with C{argv} in a thread.
-
-        @return: a L{Deferred} firing with the exit code, standard output
-            and standard error.
-        """
-        stdout, stderr = io.StringIO(), io.StringIO()
-        code = yield threads.deferToThread(
-            admin.main,
-            ["--data", self.data, *argv],
-            stdout=stdout,
-            stderr=stderr,
-        )
-        return code, stdout.getvalue(), stderr.getvalue()
 
     @defer.inlineCallbacks
     def test_alerts(self):

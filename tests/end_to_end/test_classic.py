@@ -26,8 +26,8 @@ from suto_server.net.discovery import parse_targets
 from suto_server.rules.rendezvous import Verdict
 from suto_server.service import SutoServer
 from suto_server.store.sqlite import SQLiteStore
-from tests.audit import test_log as test_audit
 from tests.end_to_end.test_enrollment import EnrollmentFixture
+from tests.support.admin_cli import AdminCommandMixin
 from tests.support.folders import socket_folder
 from tests.support.shadow import line
 
@@ -35,7 +35,7 @@ PASSWORDS = {"alice": "alice's secret", "yves": "yescrypt pw", "bob": "bcrypt pw
 SCHEMES = {"alice": ("sha512_crypt", None), "yves": ("yescrypt", None), "bob": ("bcrypt", 4)}
 
 
-class EndToEndTests(TestCase):
+class EndToEndTests(AdminCommandMixin, TestCase):
     timeout = 60
 
     @defer.inlineCallbacks
@@ -158,8 +158,6 @@ class EndToEndTests(TestCase):
             (audited.event, audited.username, audited.source),
             ("authentication_rejected", "alice", "127.0.0.1"),
         )
-
-    run_admin = test_audit.AdminCommandTests.run_admin
 
     @defer.inlineCallbacks
     def test_wrong_pin(self):

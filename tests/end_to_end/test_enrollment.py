@@ -7,7 +7,6 @@ data folder.
 
 import dataclasses
 import datetime
-import io
 import os
 import socket
 import ssl
@@ -21,10 +20,10 @@ from suto_client.enrollment import EnrollOutcome, enroll
 from suto_client.fingerprint import compute_fingerprint
 from suto_client.rotation import RotationFactory, RotationOutcome, profile_endpoint
 from suto_server import tap
-from suto_server.admin import cli as admin
 from suto_server.core import keyschedule, wire
 from suto_server.masterkey import MasterKey
 from suto_server.net import certificate
+from tests.support.admin_cli import run_admin
 from tests.support.folders import socket_folder
 from tests.support.sources import FixedSource
 
@@ -99,15 +98,7 @@ class EnrollmentFixture:
             return self.server.stopService()
 
     def admin(self, *argv, stdin=""):
-        stdout, stderr = io.StringIO(), io.StringIO()
-        d = threads.deferToThread(
-            admin.main,
-            ["--data", self.data, *argv],
-            stdin=io.StringIO(stdin),
-            stdout=stdout,
-            stderr=stderr,
-        )
-        return d.addCallback(lambda code: (code, stdout.getvalue(), stderr.getvalue()))
+        return run_admin(self.data, *argv, stdin=stdin)
 
     @defer.inlineCallbacks
     def open_window(self, user="alice", location="127.0.0.1/32", timeout="60s", *extra):
