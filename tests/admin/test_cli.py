@@ -17,7 +17,7 @@ from suto_server.admin import cli as admin
 from suto_server.core import libxcrypt, schemes
 from suto_server.net import certificate
 from suto_server.tap import DATABASE_FILE
-from tests.end_to_end.test_enrollment import EnrollmentFixture
+from tests.support.daemon import EnrollmentFixture
 
 
 class AccountCommandTests(EnrollmentFixture, TestCase):

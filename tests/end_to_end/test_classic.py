@@ -26,8 +26,8 @@ from suto_server.net.discovery import parse_targets
 from suto_server.rules.rendezvous import Verdict
 from suto_server.service import SutoServer
 from suto_server.store.sqlite import SQLiteStore
-from tests.end_to_end.test_enrollment import EnrollmentFixture
 from tests.support.admin_cli import AdminCommandMixin
+from tests.support.daemon import EnrollmentFixture
 from tests.support.folders import socket_folder
 from tests.support.shadow import line
 

@@ -24,7 +24,7 @@ from tests.client.test_ca import LOOPBACK, Authority, Files
 # The modules, not their test cases: trial would run those here again.
 from tests.end_to_end import test_enrollment as test_enrollment_end_to_end
 from tests.end_to_end import test_rotation as test_rotation_end_to_end
-from tests.end_to_end.test_enrollment import EnrollmentFixture
+from tests.support.daemon import EnrollmentFixture, rotation_factory
 
 #: Seconds any one wait for the daemon may take.
 WAIT = 20
@@ -111,7 +111,7 @@ class MutualTLSRefusalTests(MutualTLSFixture, EnrollmentFixture, TestCase):
         close.
         """
         reported = defer.Deferred()
-        factory = test_enrollment_end_to_end.rotation_factory(
+        factory = rotation_factory(
             profile, reported.callback
         )
         connecting = profile_endpoint(reactor, profile, 5).connect(factory)

@@ -14,7 +14,7 @@ from suto_client.enrollment import EnrollOutcome
 from suto_client.fingerprint import compute_fingerprint
 from suto_client.rotation import RotationOutcome
 from suto_client.statefile import ClientState, load_state, save_state
-from tests.end_to_end.test_enrollment import EnrollmentFixture
+from tests.support.daemon import EnrollmentFixture
 from tests.support.sources import FixedSource
 
 ROTATIONS = 3

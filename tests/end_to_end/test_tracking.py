@@ -21,7 +21,7 @@ from suto_client.rotation import RotationOutcome
 from suto_client.statefile import Account, ClientState, load_state, save_state
 from suto_server import tap
 from suto_server.store.dbthread import DatabaseThread
-from tests.end_to_end.test_enrollment import EnrollmentFixture
+from tests.support.daemon import EnrollmentFixture
 from tests.support.sources import FixedSource
 
 LEGITIMATE = "127.0.0.1"
