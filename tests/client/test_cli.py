@@ -25,7 +25,7 @@ from suto_client.statefile import (
     load_state,
     save_state,
 )
-from tests.client.test_ca import Authority, Files
+from tests.support.pki import Authority, Files
 
 PIN = "AB:" * 31 + "AB"
 

@@ -19,12 +19,12 @@ from suto_client.enrollment import EnrollOutcome
 from suto_client.rotation import RotationOutcome, profile_endpoint
 from suto_client.tls import ClientTLSError
 from suto_server.net import certificate
-from tests.client.test_ca import LOOPBACK, Authority, Files
 
 # The modules, not their test cases: trial would run those here again.
 from tests.end_to_end import test_enrollment as test_enrollment_end_to_end
 from tests.end_to_end import test_rotation as test_rotation_end_to_end
 from tests.support.daemon import EnrollmentFixture, rotation_factory
+from tests.support.pki import LOOPBACK, Authority, Files
 
 #: Seconds any one wait for the daemon may take.
 WAIT = 20
