@@ -19,6 +19,7 @@ from suto_server import tap
 from suto_server.core import keyschedule, wire
 from suto_server.masterkey import MasterKey
 from tests.support.daemon import EnrollmentFixture
+from tests.support.mutual_tls import MutualTLSFixture
 
 
 class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
@@ -241,3 +242,9 @@ def framed_conversation(port, source, trust, messages):
         while chunk := sock.recv(4096):
             received += chunk
     return received
+
+
+class MutualTLSEnrollmentEndToEndTests(MutualTLSFixture, EnrollmentEndToEndTests):
+    """
+    Every enrollment end-to-end test, over CA trust and mutual TLS.
+    """

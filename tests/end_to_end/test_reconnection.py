@@ -19,8 +19,7 @@ from suto_client.enrollment import EnrollOutcome
 from suto_client.fingerprint import compute_fingerprint
 from suto_client.rotation import RotationFactory, RotationOutcome, profile_endpoint
 from suto_client.statefile import ClientState, load_state, save_state
-from tests.end_to_end.test_tracking import WAIT
-from tests.support.daemon import EnrollmentFixture
+from tests.support.daemon import WAIT, EnrollmentFixture
 from tests.support.sources import FixedSource
 
 #: Seconds between rotations, on both sides.

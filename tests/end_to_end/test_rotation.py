@@ -15,6 +15,7 @@ from suto_client.fingerprint import compute_fingerprint
 from suto_client.rotation import RotationOutcome
 from suto_client.statefile import ClientState, load_state, save_state
 from tests.support.daemon import EnrollmentFixture
+from tests.support.mutual_tls import MutualTLSFixture
 from tests.support.sources import FixedSource
 
 ROTATIONS = 3
@@ -90,3 +91,10 @@ class RotationEndToEndTests(EnrollmentFixture, TestCase):
         yield self.server.audit.flushed()
         events = [e.event for e in self.server.store.audit_events()]
         self.assertIn("clone_suspected", events)
+
+
+class MutualTLSRotationEndToEndTests(MutualTLSFixture, RotationEndToEndTests):
+    """
+    Every rotation end-to-end test, with the agent rotating a profile
+    enrolled over CA trust and mutual TLS.
+    """

@@ -21,15 +21,13 @@ from suto_client.rotation import RotationOutcome
 from suto_client.statefile import Account, ClientState, load_state, save_state
 from suto_server import tap
 from suto_server.store.dbthread import DatabaseThread
-from tests.support.daemon import EnrollmentFixture
+from tests.support.daemon import WAIT, EnrollmentFixture
 from tests.support.sources import FixedSource
 
 LEGITIMATE = "127.0.0.1"
 THIEF = "127.0.0.2"
 #: Seconds the daemon waits for the answer to a check.
 CHECK_TIMEOUT = "0.5"
-#: Seconds any one awaited event may take.
-WAIT = 10
 
 
 def free_udp_port() -> int:

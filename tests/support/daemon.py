@@ -23,6 +23,9 @@ from tests.support.admin_cli import run_admin
 from tests.support.folders import socket_folder
 from tests.support.sources import FixedSource
 
+#: Seconds any one awaited event may take.
+WAIT = 10
+
 
 def rotation_factory(profile, report, machine="machine-1"):
     """

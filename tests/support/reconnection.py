@@ -10,15 +10,8 @@ rules and the connection's rotation phase share them.
 
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
-from suto_server.rules.reconnection import (
-    DEFAULT_STEP,
-    Reconnection,
-    ReconnectRefused,
-)
-from tests.support.rotation import (
-    SOURCE,
-    RotationMixin,
-)
+from suto_server.rules.reconnection import DEFAULT_STEP, Reconnection, ReconnectRefused
+from tests.support.rotation import SOURCE, RotationMixin
 
 #: The junk a reconnecting client seals (any 32 bytes).
 RECONNECT_JUNK = bytes(range(200, 232))

@@ -16,10 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.internet import task
 
 from suto_server.core import keyschedule, wire
-from suto_server.rules.rotation import (
-    Rotation,
-    RotationRefused,
-)
+from suto_server.rules.rotation import Rotation, RotationRefused
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.records import Profile
 from tests.support.enrollment import FINGERPRINT

@@ -26,11 +26,7 @@ from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
 from tests.support.masterkey import new_master_key
 from tests.support.pools import ImmediatePool
-from tests.support.rotation import (
-    NOW,
-    SOURCE,
-    enroll,
-)
+from tests.support.rotation import NOW, SOURCE, enroll
 from tests.support.sources import DictSource
 
 EXCHANGE_TIMEOUT = 10

@@ -7,10 +7,7 @@ tests share this one fake rather than each growing its own.
 """
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.testing import (
-    FakeDatagramTransport,
-    MemoryReactorClock,
-)
+from twisted.internet.testing import FakeDatagramTransport, MemoryReactorClock
 
 
 class _FakeUDPPort:
