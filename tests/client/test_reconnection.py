@@ -38,7 +38,7 @@ from suto_client.rotation import (
 from suto_client.session import Close, Send
 from suto_client.statefile import ClientState, load_state, save_state
 from suto_server.core import keyschedule, wire
-from tests.client.test_rotation import (
+from tests.support.client_rotation import (
     C2S,
     FINGERPRINT,
     INTERVAL,

@@ -40,7 +40,7 @@ from tests.client.test_enrollment import (
     confirmation,
     expected_key,
 )
-from tests.client.test_rotation import PROFILE, Draws, FakeServer, raw_public
+from tests.support.client_rotation import PROFILE, Draws, FakeServer, raw_public
 from tests.support.repository import PROTOCOL
 
 #: The machines §6.4-§6.7 must give a table for.
