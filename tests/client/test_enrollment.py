@@ -40,18 +40,20 @@ from suto_client.statefile import (
     save_state,
 )
 from suto_server.core import keyschedule, libxcrypt, schemes, wire
+from tests.support.client_enrollment import (
+    RESPONSE,
+    RSALT,
+    SALT,
+    SALTED,
+    USER,
+    confirmation,
+    expected_key,
+)
+from tests.support.enrollment import FINGERPRINT, RANDOM
 
-USER = "alice"
-SALT = "$6$saltsaltsaltsalt"
-RSALT = "$6$rsaltrsaltrsalt1"
-SALTED = SALT + "$" + "s" * 86
-RESPONSE = RSALT + "$" + "r" * 86
-FINGERPRINT = bytes(range(32))
-RANDOM = bytes(range(100, 132))
 PIN = "ab" * 32
 
 C2S = keyschedule.Direction.CLIENT_TO_SERVER
-S2C = keyschedule.Direction.SERVER_TO_CLIENT
 
 
 def server_view(sealed_data: bytes, salted: str = SALTED, user: str = USER):
@@ -76,20 +78,6 @@ def server_view(sealed_data: bytes, salted: str = SALTED, user: str = USER):
     return fingerprint, random_data, first, keyschedule.key_id(first)
 
 
-def confirmation(key: bytes, plaintext: bytes, user: str = USER) -> bytes:
-    """
-    The sealed part of C{SUTO_ENROLLED_}, as a server seals it.
-    """
-    return keyschedule.seal(
-        key,
-        plaintext,
-        profile=user,
-        purpose="enroll-confirm",
-        direction=S2C,
-        counter=0,
-    )
-
-
 def expected_data(salted: str = SALTED) -> wire.EnrollData:
     """
     The enrollment data the client must send: seals are deterministic
@@ -106,11 +94,6 @@ def expected_data(salted: str = SALTED) -> wire.EnrollData:
             counter=0,
         )
     )
-
-
-def expected_key(salted: str = SALTED) -> bytes:
-    secret = keyschedule.password_secret(salted, USER)
-    return keyschedule.first_key(RANDOM, FINGERPRINT, secret, USER)
 
 
 class ClientEnrollmentTests(SynchronousTestCase):

@@ -31,9 +31,7 @@ from suto_server.core import keyschedule, wire
 from suto_server.machines import classic as server_session
 from suto_server.machines import enrollment as enrollment_session
 from suto_server.machines import rotation as rotation_session
-from tests.client.test_enrollment import (
-    FINGERPRINT,
-    RANDOM,
+from tests.support.client_enrollment import (
     RESPONSE,
     SALT,
     SALTED,
@@ -41,6 +39,7 @@ from tests.client.test_enrollment import (
     expected_key,
 )
 from tests.support.client_rotation import PROFILE, Draws, FakeServer, raw_public
+from tests.support.enrollment import FINGERPRINT, RANDOM
 from tests.support.repository import PROTOCOL
 
 #: The machines §6.4-§6.7 must give a table for.
