@@ -8,8 +8,8 @@ import re
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import keyschedule, libxcrypt, schemes, wire
-from tests.core.test_keyschedule import FINGERPRINT, JUNK, KEY_1
 from tests.support.repository import PROTOCOL
+from tests.support.vectors import FINGERPRINT, JUNK, KEY_1
 
 PASSWORD = "correct horse"
 RSALT = "$6$ABCDEFGHIJKLMNOP"
