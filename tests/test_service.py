@@ -1,11 +1,13 @@
 """
-The assembly of the server: which listener serves which conversation, and
-the SIGHUP handler that reloads its certificate.
+The assembly of the server: which listener serves which conversation, the
+one audit log its rules record through, and the SIGHUP handler that
+reloads its certificate.
 """
 
 import os
 import signal
 import socket
+from dataclasses import replace
 
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.protocol import Factory
@@ -17,9 +19,21 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server import tap
 from suto_server.net import certificate
 from suto_server.net.tls import server_endpoint
+from suto_server.rules.enrollment import EnrollmentRefused
+from suto_server.rules.rendezvous import Verdict
+from suto_server.rules.rotation import RotationRefused
 from suto_server.service import ReloadOnHangup, SutoServer
 from suto_server.store.memory import MemoryStore
 from tests.support.masterkey import new_master_key
+from tests.support.sinks import RecordingSink, ServiceSink
+from tests.support.store_suite import (
+    PROFILE,
+    WINDOW,
+    numbered_key_id,
+    numbered_rotation,
+)
+
+NOW = 1_700_000_000.0
 
 
 class _TLSEndpoint:
@@ -218,3 +232,177 @@ class ReloadOnHangupTests(SynchronousTestCase):
         self.service.stopService()
         self.assertEqual(signal.getsignal(signal.SIGHUP), signal.SIG_IGN)
         self.assertEqual(self.reactor.calls, [])
+
+
+class ServerWiringTests(SynchronousTestCase):
+    """
+    L{SutoServer} builds one audit log with the structured log and the
+    configured sinks, and enrollment and rotation record through it.
+    """
+
+    def setUp(self):
+        self.sink = RecordingSink()
+        self.service_sink = ServiceSink()
+        self.server = SutoServer(
+            MemoryReactorClock(),
+            store=MemoryStore(),
+            master_key=new_master_key(self),
+            sinks=[self.sink, self.service_sink],
+        )
+
+    def test_sinks(self):
+        """
+        Alerts go to the structured log and every configured sink; a sink
+        that is a service runs with the server.
+        """
+        with capturedLogs() as logged:
+            self.server.audit.record(NOW, "rate_limited", None, "10.0.0.9", "hellos")
+        self.assertEqual([a.type for a in self.sink.alerts], ["rate_limited"])
+        self.assertEqual(self.service_sink.alerts, self.sink.alerts)
+        self.assertEqual(
+            [e["alert_type"] for e in logged if "alert_type" in e], ["rate_limited"]
+        )
+        self.assertIs(self.service_sink.parent, self.server)
+
+    def test_enrollment(self):
+        """
+        A refused enrollment is recorded and alerted through the server's
+        audit log.
+        """
+        self.assertRaises(
+            EnrollmentRefused, self.server.enrollment.begin, "bob", "10.0.0.9", NOW
+        )
+        self.assertEqual(
+            [(a.type, a.profile, a.source) for a in self.sink.alerts],
+            [("enrollment_failed", "bob", "10.0.0.9")],
+        )
+
+    def test_authentications(self):
+        """
+        Every authentication is recorded when it ends, as
+        C{authentication_<verdict>}, with the device that answered and the
+        reason; none is an alert.
+        """
+        clock = self.server._reactor
+        clock.advance(NOW)
+        rendezvous = self.server.rendezvous
+        rejected = rendezvous.open("alice", ["10.0.0.9"])
+        rendezvous.claim("10.0.0.9")
+        rendezvous.finish(rejected, Verdict.REJECTED, "the answer was wrong")
+        rendezvous.open("bob", ["10.0.0.10"], timeout=5)
+        clock.advance(5)
+        accepted = rendezvous.open("carol", ["10.0.0.11"])
+        rendezvous.claim("10.0.0.11")
+        rendezvous.finish(accepted, Verdict.ACCEPTED)
+        self.assertEqual(
+            [
+                (e.time, e.event, e.username, e.source, e.reason, e.locations)
+                for e in self.server.store.audit_events()
+            ],
+            [
+                (
+                    NOW,
+                    "authentication_rejected",
+                    "alice",
+                    "10.0.0.9",
+                    "the answer was wrong",
+                    ("10.0.0.9",),
+                ),
+                (
+                    NOW + 5,
+                    "authentication_timeout",
+                    "bob",
+                    None,
+                    "no device connected in time",
+                    (),
+                ),
+                (
+                    NOW + 5,
+                    "authentication_accepted",
+                    "carol",
+                    "10.0.0.11",
+                    "accepted",
+                    ("10.0.0.11",),
+                ),
+            ],
+        )
+        self.assertEqual(self.sink.alerts, [])
+
+    def fail_enrollments(self, source, times):
+        """
+        Have C{source} fail to enroll C{times} times, at L{NOW}.
+        """
+        clock = self.server._reactor
+        clock.advance(NOW - clock.seconds())
+        for _ in range(times):
+            self.assertRaises(
+                EnrollmentRefused,
+                self.server.enrollment.begin,
+                "bob",
+                source,
+                clock.seconds(),
+            )
+
+    def test_rate_limited(self):
+        """
+        The failure that gets a source refused raises one
+        C{rate_limited} alert, recorded after it, naming the source and
+        for how long it is refused; the failures after it raise none.
+        """
+        self.fail_enrollments("10.0.0.9", 4)
+        self.assertEqual(
+            [a.type for a in self.sink.alerts],
+            ["enrollment_failed"] * 3 + ["rate_limited", "enrollment_failed"],
+        )
+        limited = self.sink.alerts[3]
+        self.assertEqual(
+            (limited.time, limited.profile, limited.source, limited.locations),
+            (NOW, None, "10.0.0.9", ("10.0.0.9",)),
+        )
+        self.assertEqual(
+            limited.reason,
+            "10.0.0.9 failed too often: every connection from it is refused "
+            "for 15 s",
+        )
+        events = [e.event for e in self.server.store.audit_events()]
+        self.assertEqual(events.count("rate_limited"), 1)
+        self.assertEqual(self.server.store.verify_audit(), [])
+
+    def test_rate_limited_ipv6(self):
+        """
+        An IPv6 source is refused as its /64, and its alert says so.
+        """
+        self.fail_enrollments("2001:db8::5", 3)
+        [limited] = [a for a in self.sink.alerts if a.type == "rate_limited"]
+        self.assertEqual(
+            limited.reason,
+            "2001:db8::5 failed too often: every connection from "
+            "2001:db8::/64 is refused for 15 s",
+        )
+
+    def test_rotation_clone(self):
+        """
+        A retired key used again is a C{clone_suspected} alert naming the
+        new source and the address the profile was last used from.
+        """
+        store = self.server.store
+        store.open_window(WINDOW)
+        store.complete_enrollment(
+            replace(PROFILE, key_id=numbered_key_id(0), generation=0)
+        )
+        store.commit_rotations([numbered_rotation("alice", 0, 1, NOW)])
+        store.confirm_current("alice", numbered_key_id(1), NOW, "10.2.3.18")
+        self.assertRaises(
+            RotationRefused,
+            self.server.rotation.check_key,
+            "alice",
+            numbered_key_id(0),
+            "10.9.0.4",
+            NOW + 1,
+        )
+        [alert] = self.sink.alerts
+        self.assertEqual(
+            (alert.type, alert.source, alert.locations),
+            ("clone_suspected", "10.9.0.4", ("10.9.0.4", "10.2.3.18")),
+        )
+        self.assertEqual(store.verify_audit(), [])
