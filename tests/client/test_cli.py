@@ -10,14 +10,13 @@ from twisted.internet.defer import fail, succeed
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
 from suto_client import cli, tap
 from suto_client.agent import Agent
 from suto_client.announcement import NoAnnouncement
 from suto_client.cli import CommandError, main, parse_server
 from suto_client.enrollment import EnrollOutcome, EnrollResult
-from suto_client.fingerprint import IFingerprintSource, compute_fingerprint
+from suto_client.fingerprint import compute_fingerprint
 from suto_client.statefile import (
     Account,
     ClientState,
@@ -26,6 +25,7 @@ from suto_client.statefile import (
     save_state,
 )
 from tests.support.pki import Authority, Files
+from tests.support.sources import FixedSource
 
 PIN = "AB:" * 31 + "AB"
 
@@ -751,20 +751,6 @@ class EnrollCommandTests(EnrollCommandFixture, SynchronousTestCase):
         self.assertEqual(self.enrollments, [])
 
 
-@implementer(IFingerprintSource)
-class FakeSource:
-    """
-    A fingerprint source that reads a fixed value.
-    """
-
-    def __init__(self, name, value):
-        self.name = name
-        self.value = value
-
-    def read(self):
-        return self.value
-
-
 class FingerprintCommandTests(SynchronousTestCase):
     def run_fingerprint(self, sources):
         self.patch(cli, "default_sources", lambda: sources)
@@ -778,9 +764,9 @@ class FingerprintCommandTests(SynchronousTestCase):
         the sources that contributed, never what they read.
         """
         sources = [
-            FakeSource("machine-id", "secret-machine-id"),
-            FakeSource("cpu-model", "secret-cpu"),
-            FakeSource("dmi-product-uuid", None),
+            FixedSource("secret-machine-id"),
+            FixedSource("secret-cpu", name="cpu-model"),
+            FixedSource(None, name="dmi-product-uuid"),
         ]
         code, out, err = self.run_fingerprint(sources)
         expected = compute_fingerprint(sources).hexdigest()
@@ -794,7 +780,7 @@ class FingerprintCommandTests(SynchronousTestCase):
         """
         A machine with no fingerprint source is an error, status 1.
         """
-        code, out, err = self.run_fingerprint([FakeSource("machine-id", None)])
+        code, out, err = self.run_fingerprint([FixedSource(None)])
         self.assertEqual(
             (code, out, err),
             (

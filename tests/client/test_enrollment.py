@@ -18,7 +18,6 @@ from twisted.internet.testing import (
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
 from suto_client.enrollment import (
     ClientEnrollment,
@@ -30,7 +29,6 @@ from suto_client.enrollment import (
     derive_salted_response,
     enroll,
 )
-from suto_client.fingerprint import IFingerprintSource
 from suto_client.protocol import Derivation
 from suto_client.session import Close, ComputeHash, Send
 from suto_client.statefile import (
@@ -50,6 +48,7 @@ from tests.support.client_enrollment import (
     expected_key,
 )
 from tests.support.enrollment import FINGERPRINT, RANDOM
+from tests.support.sources import FixedSource
 
 PIN = "ab" * 32
 
@@ -727,21 +726,7 @@ class DeriveSaltedResponseTests(SynchronousTestCase):
         )
 
 
-@implementer(IFingerprintSource)
-class FakeSource:
-    """
-    A fingerprint source that reads a fixed value.
-    """
-
-    def __init__(self, name, value):
-        self.name = name
-        self.value = value
-
-    def read(self):
-        return self.value
-
-
-SOURCES = [FakeSource("machine-id", "0123456789abcdef")]
+SOURCES = [FixedSource("0123456789abcdef")]
 
 
 class EnrollTests(SynchronousTestCase):
@@ -779,7 +764,7 @@ class EnrollTests(SynchronousTestCase):
             ({"password": "a\0b"}, "the password must not contain NUL"),
             ({"password": "x" * 600}, "the password must be at most"),
             ({"random_bytes": lambda size: b"short"}, "the random data"),
-            ({"sources": [FakeSource("machine-id", None)]}, "no fingerprint"),
+            ({"sources": [FixedSource(None)]}, "no fingerprint"),
         ]
         for overrides, reason in cases:
             result = self.successResultOf(self.enroll(**overrides))

@@ -27,14 +27,14 @@ class DictSource:
 @implementer(IFingerprintSource)
 class FixedSource:
     """
-    A fingerprint source with a fixed value, standing in for
-    C{/etc/machine-id}.
+    A fingerprint source with a fixed value (L{None} for one that finds
+    nothing), standing in for C{/etc/machine-id} unless C{name} says
+    otherwise.
     """
 
-    name = "machine-id"
-
-    def __init__(self, value):
+    def __init__(self, value, name="machine-id"):
         self.value = value
+        self.name = name
 
     def read(self):
         return self.value
