@@ -11,12 +11,10 @@ from twisted.trial.unittest import TestCase
 
 from suto_client.agent import Agent
 from suto_client.enrollment import EnrollOutcome
-from suto_client.fingerprint import compute_fingerprint
 from suto_client.rotation import RotationOutcome
 from suto_client.statefile import ClientState, load_state, save_state
-from tests.support.daemon import EnrollmentFixture
+from tests.support.daemon import EnrollmentFixture, fingerprint_of
 from tests.support.mutual_tls import MutualTLSFixture
-from tests.support.sources import FixedSource
 
 ROTATIONS = 3
 
@@ -38,7 +36,7 @@ class RotationEndToEndTests(EnrollmentFixture, TestCase):
             hello_endpoint_port=0,
             hello_interface="127.0.0.1",
             rotation_interval=0.2,
-            fingerprint=lambda: compute_fingerprint([FixedSource("machine-1")]).hash,
+            fingerprint=fingerprint_of("machine-1"),
         )
         self.rotations = defer.DeferredQueue()
         self.agent.add_rotation_observer(

@@ -27,6 +27,13 @@ from tests.support.sources import FixedSource
 WAIT = 10
 
 
+def fingerprint_of(machine: str):
+    """
+    The fingerprint callable of an agent on C{machine}.
+    """
+    return lambda: compute_fingerprint([FixedSource(machine)]).hash
+
+
 def rotation_factory(profile, report, machine="machine-1"):
     """
     A factory rotating C{profile} once a minute as C{machine}, storing
@@ -39,7 +46,7 @@ def rotation_factory(profile, report, machine="machine-1"):
         timeout=5,
         store=lambda old, new: None,
         report=report,
-        fingerprint=lambda: compute_fingerprint([FixedSource(machine)]).hash,
+        fingerprint=fingerprint_of(machine),
     )
 
 
@@ -95,6 +102,22 @@ class EnrollmentFixture:
     def stop_server(self):
         if self.server.running:
             return self.server.stopService()
+
+    def next_outcome(self, outcomes):
+        """
+        The next rotation outcome an agent reports to C{outcomes}, within
+        L{WAIT} seconds.
+        """
+        return outcomes.get().addTimeout(WAIT, reactor)
+
+    @defer.inlineCallbacks
+    def events(self, name):
+        """
+        The audit events of type C{name}, once every record so far is
+        written (the daemon writes them on its database thread).
+        """
+        yield self.server.audit.flushed()
+        return [e for e in self.server.store.audit_events() if e.event == name]
 
     def admin(self, *argv, stdin=""):
         return run_admin(self.data, *argv, stdin=stdin)
