@@ -125,22 +125,8 @@ class ReconnectionMixin(RotationMixin):
         The rotation that follows a reconnection, passing its step so the
         commit spends it.
         """
-        device = device or self.device
-        request = device.request()
-        pending = self.rotation.begin(
-            request.user,
-            request.key_id,
-            request.junk,
-            request.public,
-            source,
-            self.now(),
-            offline_step=accepted.step,
-        )
+        pending = self.rotate(device, source, offline_step=accepted.step)
         self.assertEqual(pending.offline_step, accepted.step)
-        done = self.commit(
-            pending, device.acknowledge(pending.server_public, pending.ok), source
-        )
-        device.commit(done)
 
     def blacklisted(self, user="alice"):
         entry = self.store.blacklist_entry(user)

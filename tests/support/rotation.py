@@ -200,8 +200,10 @@ class RotationMixin:
     def now(self):
         return self.clock.seconds()
 
-    def begin(self, request, source=SOURCE):
+    def begin(self, request, source=SOURCE, offline_step=None):
         """
+        @param offline_step: the offline time step of the reconnection
+            this rotation follows, if any.
         @return: the L{PendingRotation} for C{request}.
         """
         return self.rotation.begin(
@@ -211,6 +213,7 @@ class RotationMixin:
             request.public,
             source,
             self.now(),
+            offline_step=offline_step,
         )
 
     def commit(self, pending, sealed_ack, source=SOURCE):
@@ -223,14 +226,15 @@ class RotationMixin:
         self.clock.advance(0)
         return self.successResultOf(d)
 
-    def rotate(self, device=None, source=SOURCE):
+    def rotate(self, device=None, source=SOURCE, offline_step=None):
         """
-        One complete rotation of C{device} (by default C{self.device}).
+        One complete rotation of C{device} (by default C{self.device}),
+        following the reconnection of C{offline_step} if given.
 
         @return: the L{PendingRotation} it went through.
         """
         device = device or self.device
-        pending = self.begin(device.request(), source)
+        pending = self.begin(device.request(), source, offline_step)
         done = self.commit(
             pending, device.acknowledge(pending.server_public, pending.ok), source
         )
