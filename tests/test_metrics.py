@@ -7,8 +7,6 @@ Prometheus text parser, and C{suto-admin status} built on the same counts.
 import io
 import json
 import os
-import shutil
-import tempfile
 
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -28,6 +26,7 @@ from suto_server.settings import Listeners
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import AuditEvent
 from suto_server.store.sqlite import SQLiteStore
+from tests.support.folders import socket_folder
 from tests.support.server import make_server
 
 
@@ -362,8 +361,7 @@ class ScrapeTests(TestCase):
         uptime, the listeners, the connected and offline counts and the
         last alert.
         """
-        data = tempfile.mkdtemp(prefix="suto-st-")
-        self.addCleanup(shutil.rmtree, data, True)
+        data = socket_folder(self, "suto-st-")
         sock = quoteStringArgument(os.path.join(data, "admin.sock"))
         server = make_server(
             reactor,

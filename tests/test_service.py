@@ -1,9 +1,10 @@
 """
-The assembly of the server: which listener serves which conversation, and
-what its settings say.
+The assembly of the server: which listener serves which conversation,
+what its settings say, and the one audit log its rules record through.
 """
 
 import socket
+from dataclasses import replace
 
 from twisted.internet.defer import fail, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint
@@ -14,17 +15,31 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import tap
+from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.core import wire
 from suto_server.core.timing import silence_allowed
 from suto_server.net.listening import CannotListen, OptionEndpoint
+from suto_server.rules.enrollment import EnrollmentRefused
+from suto_server.rules.rendezvous import Verdict
+from suto_server.rules.rotation import RotationRefused
 from suto_server.settings import (
     ENROLLMENT_OFF,
+    Alerting,
     EnrollmentSettings,
     Listeners,
     Timing,
 )
-from tests.rules.test_enrollment import new_master_key
+from tests.support.alerts import RecordingSink, ServiceSink
+from tests.support.masterkey import new_master_key
 from tests.support.server import make_server
+from tests.support.store_suite.values import (
+    PROFILE,
+    WINDOW,
+    numbered_key_id,
+    numbered_rotation,
+)
+
+NOW = 1_700_000_000.0
 
 
 class _TLSEndpoint:
@@ -271,3 +286,183 @@ class StartTests(SynchronousTestCase):
         [metrics] = server.status()["listeners"]
         self.assertEqual(metrics["name"], "metrics")
         self.assertIn("9464", metrics["address"])
+
+
+class ServerWiringTests(SynchronousTestCase):
+    """
+    L{SutoServer} builds one audit log with the structured log and the
+    configured sinks, and enrollment and rotation record through it.
+    """
+
+    def setUp(self):
+        self.sink = RecordingSink()
+        self.service_sink = ServiceSink()
+        self.server = make_server(
+            MemoryReactorClock(),
+            enrollment=EnrollmentSettings(new_master_key(self)),
+            alerting=Alerting(sinks=(self.sink, self.service_sink)),
+        )
+
+    def test_sinks(self):
+        """
+        Alerts go to the structured log and every configured sink; a sink
+        that is a service runs with the server.
+        """
+        with capturedLogs() as logged:
+            self.server.audit.record(NOW, "rate_limited", None, "10.0.0.9", "hellos")
+        self.assertEqual([a.type for a in self.sink.alerts], ["rate_limited"])
+        self.assertEqual(self.service_sink.alerts, self.sink.alerts)
+        self.assertEqual(
+            [e["alert_type"] for e in logged if "alert_type" in e], ["rate_limited"]
+        )
+        self.assertIs(self.service_sink.parent, self.server)
+
+    def test_enrollment(self):
+        """
+        A refused enrollment is recorded and alerted through the server's
+        audit log.
+        """
+        self.assertRaises(
+            EnrollmentRefused, self.server.enrollment.begin, "bob", "10.0.0.9", NOW
+        )
+        self.assertEqual(
+            [(a.type, a.profile, a.source) for a in self.sink.alerts],
+            [("enrollment_failed", "bob", "10.0.0.9")],
+        )
+
+    def test_authentications(self):
+        """
+        Every authentication is recorded when it ends, as
+        C{authentication_<verdict>}, with the device that answered and the
+        reason; none is an alert.
+        """
+        clock = self.server._reactor
+        clock.advance(NOW)
+        rendezvous = self.server.rendezvous
+        rejected = rendezvous.open("alice", ["10.0.0.9"])
+        rendezvous.claim("10.0.0.9")
+        rendezvous.finish(rejected, Verdict.REJECTED, "the answer was wrong")
+        rendezvous.open("bob", ["10.0.0.10"], timeout=5)
+        clock.advance(5)
+        accepted = rendezvous.open("carol", ["10.0.0.11"])
+        rendezvous.claim("10.0.0.11")
+        rendezvous.finish(accepted, Verdict.ACCEPTED)
+        self.assertEqual(
+            [
+                (e.time, e.event, e.username, e.source, e.reason, e.locations)
+                for e in self.server.store.audit_events()
+            ],
+            [
+                (
+                    NOW,
+                    "authentication_rejected",
+                    "alice",
+                    "10.0.0.9",
+                    "the answer was wrong",
+                    ("10.0.0.9",),
+                ),
+                (
+                    NOW + 5,
+                    "authentication_timeout",
+                    "bob",
+                    None,
+                    "no device connected in time",
+                    (),
+                ),
+                (
+                    NOW + 5,
+                    "authentication_accepted",
+                    "carol",
+                    "10.0.0.11",
+                    "accepted",
+                    ("10.0.0.11",),
+                ),
+            ],
+        )
+        self.assertEqual(self.sink.alerts, [])
+
+    def fail_enrollments(self, source, times):
+        """
+        Have C{source} fail to enroll C{times} times, at L{NOW}.
+        """
+        clock = self.server._reactor
+        clock.advance(NOW - clock.seconds())
+        for _ in range(times):
+            self.assertRaises(
+                EnrollmentRefused,
+                self.server.enrollment.begin,
+                "bob",
+                source,
+                clock.seconds(),
+            )
+
+    def test_rate_limited(self):
+        """
+        The failure that gets a source refused raises one
+        C{rate_limited} alert, recorded after it, naming the source and
+        for how long it is refused; the failures after it raise none.
+        The failed enrollments, which prove nothing, reach the sinks as
+        the first and, once the interval ends, one standing for the rest.
+        """
+        self.fail_enrollments("10.0.0.9", 6)
+        self.assertEqual(
+            [a.type for a in self.sink.alerts],
+            ["enrollment_failed", "rate_limited"],
+        )
+        self.server._reactor.advance(DEFAULT_INTERVAL)
+        self.assertEqual(
+            [(a.type, a.count) for a in self.sink.alerts],
+            [("enrollment_failed", 1), ("rate_limited", 1), ("enrollment_failed", 5)],
+        )
+        limited = self.sink.alerts[1]
+        self.assertEqual(
+            (limited.time, limited.profile, limited.source, limited.locations),
+            (NOW, None, "10.0.0.9", ("10.0.0.9",)),
+        )
+        self.assertEqual(
+            limited.reason,
+            "10.0.0.9 failed too often: every connection from it is refused "
+            "for 15 s",
+        )
+        events = [e.event for e in self.server.store.audit_events()]
+        self.assertEqual(events.count("rate_limited"), 1)
+        self.assertEqual(self.server.store.verify_audit(), [])
+
+    def test_rate_limited_ipv6(self):
+        """
+        An IPv6 source is refused as its /64, and its alert says so.
+        """
+        self.fail_enrollments("2001:db8::5", 5)
+        [limited] = [a for a in self.sink.alerts if a.type == "rate_limited"]
+        self.assertEqual(
+            limited.reason,
+            "2001:db8::5 failed too often: every connection from "
+            "2001:db8::/64 is refused for 15 s",
+        )
+
+    def test_rotation_clone(self):
+        """
+        A retired key used again is a C{clone_suspected} alert naming the
+        new source and the address the profile was last used from.
+        """
+        store = self.server.store
+        store.open_window(WINDOW)
+        store.complete_enrollment(
+            replace(PROFILE, key_id=numbered_key_id(0), generation=0)
+        )
+        store.commit_rotations([numbered_rotation("alice", 0, 1, NOW)])
+        store.confirm_current("alice", numbered_key_id(1), NOW, "10.2.3.18")
+        self.assertRaises(
+            RotationRefused,
+            self.server.rotation.check_key,
+            "alice",
+            numbered_key_id(0),
+            "10.9.0.4",
+            NOW + 1,
+        )
+        [alert] = self.sink.alerts
+        self.assertEqual(
+            (alert.type, alert.source, alert.locations),
+            ("clone_suspected", "10.9.0.4", ("10.9.0.4", "10.2.3.18")),
+        )
+        self.assertEqual(store.verify_audit(), [])

@@ -14,9 +14,10 @@ from suto_server.rules.enrollment import Enrollment
 from suto_server.rules.windows import WindowDesk
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
-from tests.rules.test_enrollment import new_master_key
-from tests.rules.test_windows import RecordingHello
-from tests.support.admin import AdminRequestsMixin, ReportingPool
+from tests.support.admin import AdminRequestsMixin
+from tests.support.hello import RecordingHello
+from tests.support.masterkey import new_master_key
+from tests.support.pools import ReportingPool
 
 ANSWER = {
     "user": "alice",

@@ -23,11 +23,11 @@ from suto_server.rules.rotation import Rotation
 from suto_server.rules.windows import WindowDesk
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
-from tests.audit import test_log as test_audit
-from tests.rules.test_enrollment import new_master_key
-from tests.rules.test_rotation import NOW, enroll
-from tests.rules.test_windows import RecordingHello
-from tests.support.admin import AdminRequestsMixin, FakeAuthenticator, ReportingPool
+from tests.support.admin import AdminCommandMixin, AdminRequestsMixin, FakeAuthenticator
+from tests.support.hello import RecordingHello
+from tests.support.masterkey import new_master_key
+from tests.support.pools import ReportingPool
+from tests.support.rotation import NOW, enroll
 
 REASON = "the reconnection from 10.9.0.4 did not open"
 
@@ -169,7 +169,7 @@ class BlacklistResourcesTests(BlacklistSiteMixin, SynchronousTestCase):
             self.assertEqual(request.responseCode, 404, path)
 
 
-class BlacklistCommandTests(BlacklistSiteMixin, TestCase):
+class BlacklistCommandTests(AdminCommandMixin, BlacklistSiteMixin, TestCase):
     """
     C{suto-admin blacklist} and C{suto-admin unblock} against the admin
     API on a real UNIX socket.
@@ -190,8 +190,6 @@ class BlacklistCommandTests(BlacklistSiteMixin, TestCase):
         )
         port = yield endpoint.listen(self.site)
         self.addCleanup(port.stopListening)
-
-    run_admin = test_audit.AdminCommandTests.run_admin
 
     @defer.inlineCallbacks
     def test_blacklist(self):

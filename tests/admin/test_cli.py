@@ -22,8 +22,8 @@ from suto_server.core import libxcrypt, schemes
 from suto_server.core.commandline import MAX_PASSWORD
 from suto_server.datafolder import DATABASE_FILE
 from suto_server.net import certificate
-from tests.end_to_end.test_enrollment import EnrollmentFixture
 from tests.support.admin import run_admin
+from tests.support.daemon import EnrollmentFixture
 
 #: What C{suto-admin} does not load before a command needs it: the daemon's
 #: assembly, its web server, HTTP client, metrics and TLS.

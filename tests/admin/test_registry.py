@@ -27,11 +27,10 @@ from suto_server.net.checks import CheckService
 from suto_server.service import SutoServer
 from suto_server.settings import ENROLLMENT_OFF, EnrollmentSettings, Network
 from suto_server.store.memory import MemoryStore
-from tests.audit import test_log as test_audit
-from tests.client.test_hello import _UDPReactor
-from tests.rules.test_enrollment import new_master_key
-from tests.support.admin import answer, render
+from tests.support.admin import AdminCommandMixin, answer, render
+from tests.support.masterkey import new_master_key
 from tests.support.store_suite.values import PROFILE, WINDOW
+from tests.support.udp import MemoryUDPReactor
 
 NOW = 1_700_000_000.0
 OLD = PROFILE.location
@@ -47,7 +46,7 @@ def make_server(test, store=None):
     C{test.reactor}) at L{NOW} plus 90 s, with alice enrolled at L{OLD} and
     live there, and bob enrolled at L{NEW} and moved to L{OLD} since.
     """
-    clock = test.reactor = _UDPReactor()
+    clock = test.reactor = MemoryUDPReactor()
     clock.advance(NOW + 90)
     store = store or MemoryStore()
     server = SutoServer(
@@ -304,7 +303,7 @@ class RegistryResourcesTests(SynchronousTestCase):
         self.assertNotIn(b"history", child.children)
 
 
-class RegistryCommandTests(TestCase):
+class RegistryCommandTests(AdminCommandMixin, TestCase):
     """
     C{suto-admin clients} and C{suto-admin history} against an admin API
     on a real UNIX socket.
@@ -326,8 +325,6 @@ class RegistryCommandTests(TestCase):
         )
         port = yield endpoint.listen(site)
         self.addCleanup(port.stopListening)
-
-    run_admin = test_audit.AdminCommandTests.run_admin
 
     @defer.inlineCallbacks
     def test_clients(self):

@@ -1,55 +1,39 @@
 """
 Tests for L{suto_server.audit.log} and L{suto_server.store.chain}: the hash
 chain and how it shows a removed, moved or edited record; recording and
-alerting; tampering with a real SQLite file; the server's wiring; and the
-admin API and command line over the audit log.
+alerting; tampering with a real SQLite file; and the admin API and command
+line over the audit log.
 """
 
 import hashlib
-import io
 import json
 import os
-import shutil
 import sqlite3
 import struct
-import tempfile
 import time
 from dataclasses import replace
 
-from twisted.application.service import Service
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
-from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web import server
 from twisted.web.test.requesthelper import DummyRequest
 from zope.interface import implementer
 
-from suto_server.admin import cli as admin
 from suto_server.admin.api import admin_site
-from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.audit.alerts import Alert
 from suto_server.audit.interfaces import IAlertSink
 from suto_server.audit.log import AuditLog
-from suto_server.rules.enrollment import EnrollmentRefused
-from suto_server.rules.rendezvous import Verdict
-from suto_server.rules.rotation import RotationRefused
-from suto_server.settings import Alerting, EnrollmentSettings
 from suto_server.store import chain
 from suto_server.store.errors import StoreError
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import MAX_NAME, AuditEvent
 from suto_server.store.sqlite import SQLiteStore
-from tests.rules.test_enrollment import new_master_key
-from tests.support.server import make_server
-from tests.support.store_suite.values import (
-    PROFILE,
-    WINDOW,
-    numbered_key_id,
-    numbered_rotation,
-)
+from tests.support.admin import AdminCommandMixin
+from tests.support.alerts import RecordingSink
+from tests.support.folders import socket_folder
 
 NOW = 1_700_000_000.0
 
@@ -73,19 +57,6 @@ _COUNTED = "5 record(s), the last at 2023-11-14T22:13:24Z\n"
 
 
 @implementer(IAlertSink)
-class RecordingSink:
-    """
-    Keeps every alert delivered to it.
-    """
-
-    def __init__(self):
-        self.alerts = []
-
-    def deliver(self, alert):
-        self.alerts.append(alert)
-
-
-@implementer(IAlertSink)
 class RaisingSink:
     """
     Breaks its promise never to raise.
@@ -103,15 +74,6 @@ class FailingSink:
 
     def deliver(self, alert):
         return defer.fail(RuntimeError("delivery broken"))
-
-
-class ServiceSink(Service, RecordingSink):
-    """
-    A sink that must run with the server.
-    """
-
-    def __init__(self):
-        RecordingSink.__init__(self)
 
 
 def chained(events):
@@ -681,186 +643,6 @@ class SQLiteTamperTests(SynchronousTestCase):
         )
 
 
-class ServerWiringTests(SynchronousTestCase):
-    """
-    L{SutoServer} builds one audit log with the structured log and the
-    configured sinks, and enrollment and rotation record through it.
-    """
-
-    def setUp(self):
-        self.sink = RecordingSink()
-        self.service_sink = ServiceSink()
-        self.server = make_server(
-            MemoryReactorClock(),
-            enrollment=EnrollmentSettings(new_master_key(self)),
-            alerting=Alerting(sinks=(self.sink, self.service_sink)),
-        )
-
-    def test_sinks(self):
-        """
-        Alerts go to the structured log and every configured sink; a sink
-        that is a service runs with the server.
-        """
-        with capturedLogs() as logged:
-            self.server.audit.record(NOW, "rate_limited", None, "10.0.0.9", "hellos")
-        self.assertEqual([a.type for a in self.sink.alerts], ["rate_limited"])
-        self.assertEqual(self.service_sink.alerts, self.sink.alerts)
-        self.assertEqual(
-            [e["alert_type"] for e in logged if "alert_type" in e], ["rate_limited"]
-        )
-        self.assertIs(self.service_sink.parent, self.server)
-
-    def test_enrollment(self):
-        """
-        A refused enrollment is recorded and alerted through the server's
-        audit log.
-        """
-        self.assertRaises(
-            EnrollmentRefused, self.server.enrollment.begin, "bob", "10.0.0.9", NOW
-        )
-        self.assertEqual(
-            [(a.type, a.profile, a.source) for a in self.sink.alerts],
-            [("enrollment_failed", "bob", "10.0.0.9")],
-        )
-
-    def test_authentications(self):
-        """
-        Every authentication is recorded when it ends, as
-        C{authentication_<verdict>}, with the device that answered and the
-        reason; none is an alert.
-        """
-        clock = self.server._reactor
-        clock.advance(NOW)
-        rendezvous = self.server.rendezvous
-        rejected = rendezvous.open("alice", ["10.0.0.9"])
-        rendezvous.claim("10.0.0.9")
-        rendezvous.finish(rejected, Verdict.REJECTED, "the answer was wrong")
-        rendezvous.open("bob", ["10.0.0.10"], timeout=5)
-        clock.advance(5)
-        accepted = rendezvous.open("carol", ["10.0.0.11"])
-        rendezvous.claim("10.0.0.11")
-        rendezvous.finish(accepted, Verdict.ACCEPTED)
-        self.assertEqual(
-            [
-                (e.time, e.event, e.username, e.source, e.reason, e.locations)
-                for e in self.server.store.audit_events()
-            ],
-            [
-                (
-                    NOW,
-                    "authentication_rejected",
-                    "alice",
-                    "10.0.0.9",
-                    "the answer was wrong",
-                    ("10.0.0.9",),
-                ),
-                (
-                    NOW + 5,
-                    "authentication_timeout",
-                    "bob",
-                    None,
-                    "no device connected in time",
-                    (),
-                ),
-                (
-                    NOW + 5,
-                    "authentication_accepted",
-                    "carol",
-                    "10.0.0.11",
-                    "accepted",
-                    ("10.0.0.11",),
-                ),
-            ],
-        )
-        self.assertEqual(self.sink.alerts, [])
-
-    def fail_enrollments(self, source, times):
-        """
-        Have C{source} fail to enroll C{times} times, at L{NOW}.
-        """
-        clock = self.server._reactor
-        clock.advance(NOW - clock.seconds())
-        for _ in range(times):
-            self.assertRaises(
-                EnrollmentRefused,
-                self.server.enrollment.begin,
-                "bob",
-                source,
-                clock.seconds(),
-            )
-
-    def test_rate_limited(self):
-        """
-        The failure that gets a source refused raises one
-        C{rate_limited} alert, recorded after it, naming the source and
-        for how long it is refused; the failures after it raise none.
-        The failed enrollments, which prove nothing, reach the sinks as
-        the first and, once the interval ends, one standing for the rest.
-        """
-        self.fail_enrollments("10.0.0.9", 6)
-        self.assertEqual(
-            [a.type for a in self.sink.alerts],
-            ["enrollment_failed", "rate_limited"],
-        )
-        self.server._reactor.advance(DEFAULT_INTERVAL)
-        self.assertEqual(
-            [(a.type, a.count) for a in self.sink.alerts],
-            [("enrollment_failed", 1), ("rate_limited", 1), ("enrollment_failed", 5)],
-        )
-        limited = self.sink.alerts[1]
-        self.assertEqual(
-            (limited.time, limited.profile, limited.source, limited.locations),
-            (NOW, None, "10.0.0.9", ("10.0.0.9",)),
-        )
-        self.assertEqual(
-            limited.reason,
-            "10.0.0.9 failed too often: every connection from it is refused "
-            "for 15 s",
-        )
-        events = [e.event for e in self.server.store.audit_events()]
-        self.assertEqual(events.count("rate_limited"), 1)
-        self.assertEqual(self.server.store.verify_audit(), [])
-
-    def test_rate_limited_ipv6(self):
-        """
-        An IPv6 source is refused as its /64, and its alert says so.
-        """
-        self.fail_enrollments("2001:db8::5", 5)
-        [limited] = [a for a in self.sink.alerts if a.type == "rate_limited"]
-        self.assertEqual(
-            limited.reason,
-            "2001:db8::5 failed too often: every connection from "
-            "2001:db8::/64 is refused for 15 s",
-        )
-
-    def test_rotation_clone(self):
-        """
-        A retired key used again is a C{clone_suspected} alert naming the
-        new source and the address the profile was last used from.
-        """
-        store = self.server.store
-        store.open_window(WINDOW)
-        store.complete_enrollment(
-            replace(PROFILE, key_id=numbered_key_id(0), generation=0)
-        )
-        store.commit_rotations([numbered_rotation("alice", 0, 1, NOW)])
-        store.confirm_current("alice", numbered_key_id(1), NOW, "10.2.3.18")
-        self.assertRaises(
-            RotationRefused,
-            self.server.rotation.check_key,
-            "alice",
-            numbered_key_id(0),
-            "10.9.0.4",
-            NOW + 1,
-        )
-        [alert] = self.sink.alerts
-        self.assertEqual(
-            (alert.type, alert.source, alert.locations),
-            ("clone_suspected", "10.9.0.4", ("10.9.0.4", "10.2.3.18")),
-        )
-        self.assertEqual(store.verify_audit(), [])
-
-
 class AdminAPITests(SynchronousTestCase):
     """
     The admin API's audit resources, driven with L{DummyRequest}.
@@ -1008,7 +790,7 @@ class AdminAPITests(SynchronousTestCase):
         self.assertNotIn(b"audit", child.children)
 
 
-class AdminCommandTests(TestCase):
+class AdminCommandTests(AdminCommandMixin, TestCase):
     """
     C{suto-admin alerts}, C{suto-admin audit} and C{suto-admin audit
     verify} against an admin API on a real UNIX socket over a SQLite
@@ -1019,9 +801,7 @@ class AdminCommandTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        # Short absolute path: a UNIX socket path must fit in 108 bytes.
-        self.data = tempfile.mkdtemp(prefix="suto-audit-")
-        self.addCleanup(shutil.rmtree, self.data, True)
+        self.data = socket_folder(self, "suto-audit-")
         self.path = os.path.join(self.data, "suto.db")
         self.store = SQLiteStore.open(self.path)
         self.addCleanup(self.store.close)
@@ -1034,23 +814,6 @@ class AdminCommandTests(TestCase):
         )
         port = yield endpoint.listen(site)
         self.addCleanup(port.stopListening)
-
-    @defer.inlineCallbacks
-    def run_admin(self, *argv):
-        """
-        Run C{suto-admin} with C{argv} in a thread.
-
-        @return: a L{Deferred} firing with the exit code, standard output
-            and standard error.
-        """
-        stdout, stderr = io.StringIO(), io.StringIO()
-        code = yield threads.deferToThread(
-            admin.main,
-            ["--data", self.data, *argv],
-            stdout=stdout,
-            stderr=stderr,
-        )
-        return code, stdout.getvalue(), stderr.getvalue()
 
     @defer.inlineCallbacks
     def test_alerts(self):

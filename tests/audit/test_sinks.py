@@ -7,9 +7,7 @@ socket).
 
 import json
 import os
-import shutil
 import stat
-import tempfile
 
 from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred, DeferredQueue
@@ -43,6 +41,7 @@ from suto_server.audit.sinks.syslog import (
 from suto_server.audit.sinks.webhook import WebhookSink, WebhookURLError, check_url
 from suto_server.datafolder import DATABASE_FILE
 from suto_server.store.memory import MemoryStore
+from tests.support.folders import socket_folder
 
 NOW = 1_700_000_000.25
 
@@ -664,9 +663,7 @@ class SyslogSinkTests(TestCase):
         An alert arrives at a UNIX datagram socket (as C{/dev/log} is) as
         one RFC 5424 datagram.
         """
-        directory = tempfile.mkdtemp(prefix="suto-syslog-")
-        self.addCleanup(shutil.rmtree, directory, True)
-        path = os.path.join(directory, "log")
+        path = os.path.join(socket_folder(self, "suto-syslog-"), "log")
         receiver = Receiver()
         port = reactor.listenUNIXDatagram(path, receiver)
         self.addCleanup(port.stopListening)
@@ -680,9 +677,8 @@ class SyslogSinkTests(TestCase):
         When nothing listens at the socket's path, the alert is dropped and
         logged; nothing is raised.
         """
-        directory = self.mktemp()
-        os.makedirs(directory)
-        sink = self.start(SyslogAddress(path=os.path.abspath(directory) + "/log"))
+        path = os.path.join(socket_folder(self, "suto-syslog-"), "log")
+        sink = self.start(SyslogAddress(path=path))
         with capturedLogs() as logged:
             self.assertIsNone(sink.deliver(ALERT))
         [failure] = [event for event in logged if "log_failure" in event]

@@ -18,7 +18,7 @@ from suto_client.statefile import (
     save_state,
 )
 from suto_server.core.commandline import CommandError
-from tests.client.test_ca import Authority, Files
+from tests.support.pki import Authority, Files
 
 PIN = "AB:" * 31 + "AB"
 

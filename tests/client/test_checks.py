@@ -22,7 +22,7 @@ from suto_client.hello import HelloListener
 from suto_client.statefile import ClientState, EnrolledProfile, save_state
 from suto_server.core import keyschedule, wire
 from suto_server.net.checks import CheckResult, CheckService
-from tests.client.test_hello import _UDPReactor
+from tests.support.udp import MemoryUDPReactor
 
 USER = "alice"
 SERVER = "192.0.2.10"
@@ -277,7 +277,7 @@ class AgentCheckTests(SynchronousTestCase):
     def setUp(self):
         self.path = os.path.join(self.mktemp(), "client.json")
         save_state(self.path, ClientState(profiles={USER: PROFILE}))
-        self.reactor = _UDPReactor()
+        self.reactor = MemoryUDPReactor()
         self.agent = Agent(
             self.reactor,
             self.path,

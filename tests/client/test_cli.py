@@ -14,6 +14,7 @@ from suto_client import cli, tap
 from suto_client.agent import Agent
 from suto_client.cli import main
 from suto_client.fingerprint import compute_fingerprint
+from tests.support.sources import FixedSource
 
 
 class TapOptionsTests(SynchronousTestCase):
@@ -54,19 +55,6 @@ class TapOptionsTests(SynchronousTestCase):
         self.assertIsNone(service.hello_port)
 
 
-class FakeSource:
-    """
-    A fingerprint source that reads a fixed value.
-    """
-
-    def __init__(self, name, value):
-        self.name = name
-        self.value = value
-
-    def read(self):
-        return self.value
-
-
 class FingerprintCommandTests(SynchronousTestCase):
     def run_fingerprint(self, sources):
         self.patch(cli, "default_sources", lambda: sources)
@@ -80,9 +68,9 @@ class FingerprintCommandTests(SynchronousTestCase):
         the sources that contributed, never what they read.
         """
         sources = [
-            FakeSource("machine-id", "secret-machine-id"),
-            FakeSource("cpu-model", "secret-cpu"),
-            FakeSource("dmi-product-uuid", None),
+            FixedSource("secret-machine-id"),
+            FixedSource("secret-cpu", name="cpu-model"),
+            FixedSource(None, name="dmi-product-uuid"),
         ]
         code, out, err = self.run_fingerprint(sources)
         expected = compute_fingerprint(sources).hexdigest()
@@ -96,7 +84,7 @@ class FingerprintCommandTests(SynchronousTestCase):
         """
         A machine with no fingerprint source is an error, status 1.
         """
-        code, out, err = self.run_fingerprint([FakeSource("machine-id", None)])
+        code, out, err = self.run_fingerprint([FixedSource(None)])
         self.assertEqual(
             (code, out, err),
             (

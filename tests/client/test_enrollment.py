@@ -18,7 +18,6 @@ from twisted.internet.testing import (
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
 from suto_client.enrollment import (
     EnrollmentProtocol,
@@ -32,7 +31,6 @@ from suto_client.enrollment_machine import (
     EnrollOutcome,
     Finish,
 )
-from suto_client.fingerprint import IFingerprintSource
 from suto_client.protocol import Derivation
 from suto_client.session import ComputeHash
 from suto_client.statefile import (
@@ -43,18 +41,21 @@ from suto_client.statefile import (
 )
 from suto_server.core import keyschedule, libxcrypt, schemes, wire
 from suto_server.core.machine import Close, Send
+from tests.support.client_enrollment import (
+    RESPONSE,
+    RSALT,
+    SALT,
+    SALTED,
+    USER,
+    confirmation,
+    expected_key,
+)
+from tests.support.enrollment import FINGERPRINT, RANDOM
+from tests.support.sources import FixedSource
 
-USER = "alice"
-SALT = "$6$saltsaltsaltsalt"
-RSALT = "$6$rsaltrsaltrsalt1"
-SALTED = SALT + "$" + "s" * 86
-RESPONSE = RSALT + "$" + "r" * 86
-FINGERPRINT = bytes(range(32))
-RANDOM = bytes(range(100, 132))
 PIN = "ab" * 32
 
 C2S = keyschedule.Direction.CLIENT_TO_SERVER
-S2C = keyschedule.Direction.SERVER_TO_CLIENT
 
 
 def server_view(sealed_data: bytes, salted: str = SALTED, user: str = USER):
@@ -79,20 +80,6 @@ def server_view(sealed_data: bytes, salted: str = SALTED, user: str = USER):
     return fingerprint, random_data, first, keyschedule.key_id(first)
 
 
-def confirmation(key: bytes, plaintext: bytes, user: str = USER) -> bytes:
-    """
-    The sealed part of C{SUTO_ENROLLED_}, as a server seals it.
-    """
-    return keyschedule.seal(
-        key,
-        plaintext,
-        profile=user,
-        purpose="enroll-confirm",
-        direction=S2C,
-        counter=0,
-    )
-
-
 def expected_data(salted: str = SALTED) -> wire.EnrollData:
     """
     The enrollment data the client must send: seals are deterministic
@@ -109,11 +96,6 @@ def expected_data(salted: str = SALTED) -> wire.EnrollData:
             counter=0,
         )
     )
-
-
-def expected_key(salted: str = SALTED) -> bytes:
-    secret = keyschedule.password_secret(salted, USER)
-    return keyschedule.first_key(RANDOM, FINGERPRINT, secret, USER)
 
 
 class ClientEnrollmentTests(SynchronousTestCase):
@@ -765,21 +747,7 @@ class DeriveSaltedResponseTests(SynchronousTestCase):
         )
 
 
-@implementer(IFingerprintSource)
-class FakeSource:
-    """
-    A fingerprint source that reads a fixed value.
-    """
-
-    def __init__(self, name, value):
-        self.name = name
-        self.value = value
-
-    def read(self):
-        return self.value
-
-
-SOURCES = [FakeSource("machine-id", "0123456789abcdef")]
+SOURCES = [FixedSource("0123456789abcdef")]
 
 
 class EnrollTests(SynchronousTestCase):
@@ -817,7 +785,7 @@ class EnrollTests(SynchronousTestCase):
             ({"password": "a\0b"}, "the password must not contain NUL"),
             ({"password": "x" * 600}, "the password must be at most"),
             ({"random_bytes": lambda size: b"short"}, "the random data"),
-            ({"sources": [FakeSource("machine-id", None)]}, "no fingerprint"),
+            ({"sources": [FixedSource(None)]}, "no fingerprint"),
         ]
         for overrides, reason in cases:
             result = self.successResultOf(self.enroll(**overrides))

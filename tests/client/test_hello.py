@@ -7,13 +7,11 @@ through.
 import os
 
 from OpenSSL import SSL
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import (
     EventLoggingObserver,
     FakeDatagramTransport,
-    MemoryReactorClock,
 )
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python import usage
@@ -28,6 +26,7 @@ from suto_client.session import Outcome
 from suto_client.statefile import Account, ClientState, load_state, save_state
 from suto_client.tls import PinMismatch
 from suto_server.core import wire
+from tests.support.udp import MemoryUDPReactor
 
 SERVER = "192.0.2.10"
 ALICE = Account(
@@ -180,39 +179,11 @@ class SameHostTests(SynchronousTestCase):
         self.assertFalse(same_host("not an address", "192.0.2.10"))
 
 
-class _FakeUDPPort:
-    def __init__(self, interface, port):
-        self.address = IPv4Address("UDP", interface or "0.0.0.0", port)
-        self.listening = True
-
-    def getHost(self):
-        return self.address
-
-    def stopListening(self):
-        self.listening = False
-
-
-class _UDPReactor(MemoryReactorClock):
-    """
-    A memory reactor that also records UDP listeners; port 0 gets 4242.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.udp = []
-
-    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
-        listening = _FakeUDPPort(interface, port or 4242)
-        self.udp.append((listening, protocol))
-        protocol.makeConnection(FakeDatagramTransport())
-        return listening
-
-
 class AgentTests(SynchronousTestCase):
     def setUp(self):
         self.path = os.path.join(self.mktemp(), "client.json")
         save_state(self.path, ClientState({"alice": ALICE}))
-        self.reactor = _UDPReactor()
+        self.reactor = MemoryUDPReactor()
         self.attempts = []
         self.immediate = None
         self.agent = Agent(
@@ -459,7 +430,7 @@ class AgentResultLogTests(SynchronousTestCase):
     def setUp(self):
         self.path = os.path.join(self.mktemp(), "client.json")
         save_state(self.path, ClientState({"alice": ALICE}))
-        self.reactor = _UDPReactor()
+        self.reactor = MemoryUDPReactor()
         self.result = None
         self.agent = Agent(
             self.reactor,

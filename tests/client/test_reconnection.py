@@ -6,7 +6,7 @@ L{RotationFactory} marking a silent profile offline and holding off after
 a refusal, and the agent keeping that mark in its state file.
 
 The server is L{OfflineServer}: the in-memory server of
-L{tests.client.test_rotation} taught to answer C{SUTO_C_TIME} and
+L{tests.support.client_rotation} taught to answer C{SUTO_C_TIME} and
 C{SUTO_C_RECONNECT_} as the server's rules do.
 """
 
@@ -36,8 +36,7 @@ from suto_client.statefile import ClientState, load_state, save_state
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Close, Send
 from suto_server.core.timing import JITTER
-from tests.client.test_hello import _UDPReactor
-from tests.client.test_rotation import (
+from tests.support.client_rotation import (
     C2S,
     FINGERPRINT,
     INTERVAL,
@@ -60,6 +59,7 @@ from tests.client.test_rotation import (
     run_connection,
     stop,
 )
+from tests.support.udp import MemoryUDPReactor
 
 #: The server's clock: hours ahead of every client clock in these tests.
 SERVER_NOW = 1_700_040_000
@@ -827,7 +827,7 @@ class AgentOfflineTests(SynchronousTestCase):
     def setUp(self):
         self.path = os.path.join(self.mktemp(), "client.json")
         self.server = OfflineServer()
-        self.reactor = _UDPReactor()
+        self.reactor = MemoryUDPReactor()
         self.reactor.advance(PROFILE.enrolled_at)
         self.endpoint = FakeEndpoint()
         self.outcomes = []

@@ -11,21 +11,14 @@ import shutil
 from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-)
 from twisted.internet import error as internet_error
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver, StringTransport
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
 from suto_client import tap
 from suto_client.agent import Agent
@@ -48,280 +41,41 @@ from suto_client.rotation_machine import (
 )
 from suto_client.statefile import (
     ClientState,
-    EnrolledProfile,
     load_state,
     save_state,
 )
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Close, Send
-from tests.client.test_hello import _UDPReactor
-
-USER = "alice"
-SERVER = "192.0.2.10"
-PIN = "ab" * 32
-FINGERPRINT = bytes(range(32))
-OTHER_FINGERPRINT = bytes(range(1, 33))
-K0 = bytes(range(100, 132))
-PROFILE = EnrolledProfile(
-    user=USER,
-    server_host=SERVER,
-    server_port=2021,
-    pin=PIN,
-    key=K0,
-    key_id=keyschedule.key_id(K0),
-    generation=0,
-    enrolled_at=1700000000.0,
+from tests.support.client_rotation import (
+    C2S,
+    FINGERPRINT,
+    INTERVAL,
+    K0,
+    OTHER_FINGERPRINT,
+    PROFILE,
+    SERVER,
+    TIMEOUT,
+    USER,
+    ConversationFixture,
+    Draws,
+    FakeEndpoint,
+    FakeServer,
+    Fingerprints,
+    FixedRandom,
+    make_factory,
+    pump,
+    raw_public,
+    refused_connection,
+    rotated_profile,
+    run_connection,
+    stop,
 )
+from tests.support.udp import MemoryUDPReactor
 
 # The same profile after enrolling again: another first key.
 ENROLLED_AGAIN = replace(
     PROFILE, key=bytes(32), key_id=keyschedule.key_id(bytes(32))
 )
-
-C2S = keyschedule.Direction.CLIENT_TO_SERVER
-S2C = keyschedule.Direction.SERVER_TO_CLIENT
-INTERVAL = 60.0
-TIMEOUT = 5.0
-
-
-def raw_public(private: X25519PrivateKey) -> bytes:
-    return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
-class Draws:
-    """
-    Deterministic randomness: the n-th draw is n repeated to the size
-    asked for, so a test knows every junk and private key.
-    """
-
-    def __init__(self):
-        self.sizes = []
-
-    def __call__(self, size: int) -> bytes:
-        self.sizes.append(size)
-        return bytes([len(self.sizes)]) * size
-
-
-class Fingerprints:
-    """
-    A fingerprint callable that counts its calls.
-    """
-
-    def __init__(self, value: bytes = FINGERPRINT):
-        self.value = value
-        self.calls = 0
-
-    def __call__(self) -> bytes:
-        self.calls += 1
-        return self.value
-
-
-class FixedRandom(random.Random):
-    """
-    A L{random.Random} whose every draw is C{fraction} of its range: 0 is
-    the low end, values close to 1 the high end.
-    """
-
-    def __init__(self, fraction: float = 0.0):
-        super().__init__()
-        self.fraction = fraction
-
-    def random(self) -> float:
-        return self.fraction
-
-
-class FakeServer:
-    """
-    The server's side of rotations, from the key schedule alone: it holds
-    one profile's key and the fingerprint hash the profile was enrolled
-    with, and commits a new key when the acknowledgement opens.
-    """
-
-    def __init__(self, key=K0, generation=0, fingerprint=FINGERPRINT):
-        self.key = key
-        self.generation = generation
-        self.fingerprint = fingerprint
-        self.pending = None
-
-    def receive(self, message) -> list:
-        if isinstance(message, wire.Version):
-            return [wire.Version(wire.PROTOCOL_VERSION)]
-        if isinstance(message, wire.Rotate):
-            return [self.answer(message)]
-        if isinstance(message, wire.RotateAck):
-            return [self.acknowledge(message)]
-        raise AssertionError(f"the server did not expect {message!r}")
-
-    def answer(self, rotate: wire.Rotate):
-        known = keyschedule.key_id(self.key)
-        if rotate.user != USER or rotate.key_id != known:
-            return wire.Error(wire.ERROR_UNKNOWN_KEY)
-        private = X25519PrivateKey.generate()
-        generation = self.generation + 1
-        self.pending = keyschedule.next_key(
-            self.key,
-            rotate.junk,
-            self.fingerprint,
-            keyschedule.dh_shared_secret(private, rotate.public),
-            USER,
-            generation,
-        )
-        return wire.RotateOk(
-            raw_public(private),
-            keyschedule.seal(
-                self.pending,
-                b"ok",
-                profile=USER,
-                purpose="rotate-ok",
-                direction=S2C,
-                counter=0,
-            ),
-        )
-
-    def acknowledge(self, ack: wire.RotateAck):
-        new, self.pending = self.pending, None
-        generation = self.generation + 1
-        try:
-            plaintext = keyschedule.open_sealed(
-                new,
-                ack.sealed,
-                profile=USER,
-                purpose="rotate-ack",
-                direction=C2S,
-                counter=0,
-            )
-        except keyschedule.SealError:
-            plaintext = None
-        if plaintext != b"ack":
-            return wire.Error(wire.ERROR_ROTATION_FAILED)
-        self.key, self.generation = new, generation
-        return wire.RotateDone(
-            keyschedule.seal(
-                new,
-                b"done",
-                profile=USER,
-                purpose="rotate-done",
-                direction=S2C,
-                counter=1,
-            )
-        )
-
-
-def rotated_profile(server: FakeServer, rotated_at=None) -> EnrolledProfile:
-    """
-    The profile a client must commit once C{server} holds a new key: the
-    machine's commit, or (given C{rotated_at}) what the protocol stores,
-    timed by its clock.
-    """
-    return EnrolledProfile(
-        user=USER,
-        server_host=SERVER,
-        server_port=2021,
-        pin=PIN,
-        key=server.key,
-        key_id=keyschedule.key_id(server.key),
-        generation=server.generation,
-        enrolled_at=PROFILE.enrolled_at,
-        rotated_at=rotated_at,
-    )
-
-
-def pump(protocol, transport: StringTransport, server: FakeServer) -> None:
-    """
-    Carry what the client wrote to C{server} and its answers back, until
-    the client writes nothing more; then finish a close the client asked
-    for.
-    """
-    decoder = wire.Decoder(wire.Framing.FRAMED)
-    while transport.value():
-        data = transport.value()
-        transport.clear()
-        decoder.receive_data(data)
-        while (message := decoder.next_event()) is not wire.NEED_DATA:
-            for reply in server.receive(message):
-                protocol.dataReceived(wire.encode(reply, wire.Framing.FRAMED))
-    if transport.disconnecting:
-        protocol.connectionLost(Failure(internet_error.ConnectionDone()))
-
-
-def converse(rotation: ClientRotation, server: FakeServer, actions: list) -> list:
-    """
-    Deliver each message C{rotation} sends to C{server} and each answer
-    back, until the client asks for something else; return what it asked
-    for.
-    """
-    others = []
-    while actions:
-        action, *actions = actions
-        if isinstance(action, Send):
-            for reply in server.receive(action.message):
-                actions += rotation.receive(reply)
-        else:
-            others.append(action)
-    return others
-
-
-def make_factory(
-    clock, store, report, fingerprint, random=None
-) -> RotationFactory:
-    """
-    A L{RotationFactory} for L{PROFILE} on C{clock}, with deterministic
-    randomness: C{random}, or the shortest jitter.
-    """
-    return RotationFactory(
-        PROFILE,
-        clock=clock,
-        interval=INTERVAL,
-        timeout=TIMEOUT,
-        store=store,
-        report=report,
-        fingerprint=fingerprint,
-        random_bytes=Draws(),
-        random=FixedRandom(0.0) if random is None else random,
-    )
-
-
-def refused_connection(factory: RotationFactory) -> None:
-    """
-    A connection of C{factory} that the server closes before it says
-    anything, as it does over C{--max-startups}.
-    """
-    protocol = factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
-    protocol.makeConnection(StringTransport())
-    protocol.connectionLost(Failure(internet_error.ConnectionDone()))
-
-
-def run_connection(factory: RotationFactory, server: FakeServer) -> None:
-    """
-    Run one connection of C{factory} against C{server} until the client
-    has nothing more to say, and close it.
-    """
-    protocol = factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
-    transport = StringTransport()
-    protocol.makeConnection(transport)
-    pump(protocol, transport, server)
-    if not transport.disconnecting:
-        protocol.connectionLost(Failure(internet_error.ConnectionDone()))
-
-
-class ConversationFixture:
-    """
-    A L{ClientRotation} of C{profile} with counted fingerprints and
-    deterministic draws, talking to a C{make_server()}; mixed into the
-    test cases of the conversation.
-    """
-
-    profile = PROFILE
-    make_server = FakeServer
-
-    def setUp(self):
-        self.draws = Draws()
-        self.fingerprint = Fingerprints()
-        self.rotation = ClientRotation(self.profile, self.fingerprint, self.draws)
-        self.server = self.make_server()
-
-    def converse(self, actions: list) -> list:
-        return converse(self.rotation, self.server, actions)
 
 
 class ClientRotationTests(ConversationFixture, SynchronousTestCase):
@@ -1116,15 +870,6 @@ class RotationFactoryTests(SynchronousTestCase):
             self.assertNotIn(repr(key), shown)
 
 
-def stop(agent: Agent) -> None:
-    """
-    Stop C{agent} unless the test did.
-    """
-    if agent.running:
-        agent.stopService()
-
-
-@implementer(IStreamClientEndpoint)
 class RetryWaitTests(SynchronousTestCase):
     """
     L{retry_wait}, the agent's back-off between connection attempts.
@@ -1170,39 +915,12 @@ class RetryWaitTests(SynchronousTestCase):
         self.assertGreater(max(times) - min(times), 15.0)
 
 
-class FakeEndpoint:
-    """
-    Records connection attempts; a test completes them with L{accept}.
-    """
-
-    def __init__(self):
-        self.attempts = []
-
-    def connect(self, factory):
-        attempt = Deferred()
-        self.attempts.append((factory, attempt))
-        return attempt
-
-    def accept(self):
-        """
-        Complete the oldest attempt over a L{StringTransport}.
-
-        @return: the connected protocol and its transport.
-        """
-        factory, attempt = self.attempts.pop(0)
-        protocol = factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
-        transport = StringTransport()
-        protocol.makeConnection(transport)
-        attempt.callback(protocol)
-        return protocol, transport
-
-
 class AgentRotationTests(SynchronousTestCase):
     def setUp(self):
         self.path = os.path.join(self.mktemp(), "client.json")
         save_state(self.path, ClientState(profiles={USER: PROFILE}))
         self.server = FakeServer()
-        self.reactor = _UDPReactor()
+        self.reactor = MemoryUDPReactor()
         self.reactor.advance(PROFILE.enrolled_at)
         self.endpoints = {}
         self.outcomes = []

@@ -13,6 +13,7 @@ from zope.interface.verify import verifyObject
 from suto_server.core import libxcrypt
 from suto_server.cred.interfaces import IPasswordHashSource
 from suto_server.cred.shadow import ShadowFile, ShadowFileError
+from tests.support.shadow import line
 
 SHA512 = (
     "$6$abcdefghijklmnop$0aenUFHf897F9u0tURIHOeACWajSuVGa7jgJGyq.DKZm/WXl/IZFv"
@@ -24,13 +25,6 @@ DES = "abJnggxhB/yWI"
 # 2024-01-01 is day 19723.
 DAY = 19723
 NOW = DAY * 86400 + 3600
-
-
-def line(user, password_hash, expire=""):
-    """
-    One shadow(5) line with typical aging fields.
-    """
-    return f"{user}:{password_hash}:19000:0:99999:7::{expire}:\n"
 
 
 class ShadowFileTests(SynchronousTestCase):

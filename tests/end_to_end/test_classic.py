@@ -7,9 +7,7 @@ the operator's command line, and a raw SUTO 1.3.2 client.
 import datetime
 import io
 import os
-import shutil
 import socket
-import tempfile
 import time
 
 from twisted.internet import defer, reactor, threads
@@ -28,23 +26,22 @@ from suto_server.net.discovery import parse_targets
 from suto_server.rules.rendezvous import Verdict
 from suto_server.settings import Listeners, Network, Timing
 from suto_server.store.sqlite import SQLiteStore
-from tests.audit import test_log as test_audit
-from tests.cred.test_shadow import line
-from tests.end_to_end.test_enrollment import EnrollmentFixture
+from tests.support.admin import AdminCommandMixin
+from tests.support.daemon import EnrollmentFixture
+from tests.support.folders import socket_folder
 from tests.support.server import make_server
+from tests.support.shadow import line
 
 PASSWORDS = {"alice": "alice's secret", "yves": "yescrypt pw", "bob": "bcrypt pw"}
 SCHEMES = {"alice": ("sha512_crypt", None), "yves": ("yescrypt", None), "bob": ("bcrypt", 4)}
 
 
-class EndToEndTests(TestCase):
+class EndToEndTests(AdminCommandMixin, TestCase):
     timeout = 60
 
     @defer.inlineCallbacks
     def setUp(self):
-        # Short absolute path: a UNIX socket path must fit in 108 bytes.
-        self.data = tempfile.mkdtemp(prefix="suto-e2e-")
-        self.addCleanup(shutil.rmtree, self.data, True)
+        self.data = socket_folder(self, "suto-e2e-")
         self.store = store = SQLiteStore.open(os.path.join(self.data, "suto.db"))
         for user, (scheme, rounds) in SCHEMES.items():
             store.add_user(
@@ -164,8 +161,6 @@ class EndToEndTests(TestCase):
             (audited.event, audited.username, audited.source),
             ("authentication_rejected", "alice", "127.0.0.1"),
         )
-
-    run_admin = test_audit.AdminCommandTests.run_admin
 
     @defer.inlineCallbacks
     def test_wrong_pin(self):

@@ -5,167 +5,21 @@ endpoint's enroll client over pinned TLS; then a restart from the same
 data folder.
 """
 
-import dataclasses
-import datetime
-import io
 import os
-import shutil
 import socket
 import ssl
-import tempfile
 
 from twisted.internet import defer, reactor, task, threads
-from twisted.internet.endpoints import quoteStringArgument
 from twisted.trial.unittest import TestCase
-from zope.interface import implementer
 
 from suto_client.announcement import wait_for_announcement
-from suto_client.enrollment import enroll
 from suto_client.enrollment_machine import EnrollOutcome
-from suto_client.fingerprint import IFingerprintSource, compute_fingerprint
-from suto_client.rotation import RotationFactory, profile_endpoint
 from suto_client.rotation_machine import RotationOutcome
-from suto_server import tap
-from suto_server.admin import cli as admin
 from suto_server.core import keyschedule, wire
 from suto_server.datafolder import MASTER_KEY_FILE
 from suto_server.masterkey import MasterKey
-from suto_server.net import certificate
-
-
-@implementer(IFingerprintSource)
-class FixedSource:
-    "A fingerprint source with a fixed value, standing in for /etc/machine-id."
-
-    name = "machine-id"
-
-    def __init__(self, value):
-        self.value = value
-
-    def read(self):
-        return self.value
-
-
-def rotation_factory(profile, report, machine="machine-1"):
-    """
-    A factory rotating C{profile} once a minute as C{machine}, storing
-    nothing and handing each report to C{report}.
-    """
-    return RotationFactory(
-        profile,
-        clock=reactor,
-        interval=60,
-        timeout=5,
-        store=lambda old, new: None,
-        report=report,
-        fingerprint=lambda: compute_fingerprint([FixedSource(machine)]).hash,
-    )
-
-
-class EnrollmentFixture:
-    """
-    A daemon built by makeService on loopback with a generated certificate,
-    C{suto-admin} over its admin socket, and the endpoint's enroll client;
-    mixed into the end-to-end test cases of enrollment and rotation.
-    """
-
-    timeout = 60
-    #: The daemon's options besides its data folder and listener.
-    server_arguments = ("--hello-port", "9")
-
-    def setUp(self):
-        self.data = tempfile.mkdtemp(prefix="suto-enr-")
-        self.addCleanup(shutil.rmtree, self.data, True)
-        self.listen = self.make_listener()
-        return self.start_server()
-
-    def make_listener(self):
-        """
-        Make the server's certificate, set C{self.pin} to its fingerprint,
-        and return the daemon's listen description.
-        """
-        key, cert, _ = certificate.ensure_self_signed(
-            self.data, "localhost", datetime.datetime.now(datetime.timezone.utc)
-        )
-        with open(cert, "rb") as handle:
-            self.pin = certificate.describe(handle.read()).fingerprint
-        return (
-            f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(key)}"
-            f":certKey={quoteStringArgument(cert)}"
-        )
-
-    def trust(self):
-        """
-        How the enroll client trusts the server, as L{enroll} arguments.
-        """
-        return {"pin": self.pin}
-
-    @defer.inlineCallbacks
-    def start_server(self):
-        options = tap.Options()
-        options.parseOptions(
-            ["--data", self.data, "--listen", self.listen, *self.server_arguments]
-        )
-        self.server = tap.makeService(options)
-        self.server.startService()
-        self.addCleanup(self.stop_server)
-        port = yield self.server.listeners[0].listening
-        self.port = port.getHost().port
-
-    def stop_server(self):
-        if self.server.running:
-            return self.server.stopService()
-
-    def admin(self, *argv, stdin=""):
-        stdout, stderr = io.StringIO(), io.StringIO()
-        d = threads.deferToThread(
-            admin.main,
-            ["--data", self.data, *argv],
-            stdin=io.StringIO(stdin),
-            stdout=stdout,
-            stderr=stderr,
-        )
-        return d.addCallback(lambda code: (code, stdout.getvalue(), stderr.getvalue()))
-
-    @defer.inlineCallbacks
-    def open_window(self, user="alice", location="127.0.0.1/32", timeout="60s", *extra):
-        code, out, err = yield self.admin(
-            "enroll", user, "--location", location, "--timeout", timeout, *extra
-        )
-        self.assertEqual(code, 0, err)
-        for line in err.splitlines():
-            # A user without an account (most here) is only warned about.
-            self.assertTrue(line.startswith("suto-admin: warning: "), line)
-        password = out.splitlines()[0].rsplit(": ", 1)[1]
-        self.assertIn(f"server certificate sha256: {self.pin}", out)
-        return password
-
-    def enroll(self, password, user="alice", machine="machine-1"):
-        return enroll(
-            reactor,
-            host="127.0.0.1",
-            port=self.port,
-            **self.trust(),
-            user=user,
-            password=password,
-            sources=[FixedSource(machine)],
-        )
-
-    @defer.inlineCallbacks
-    def rotate(self, profile, machine="machine-1"):
-        """
-        Connect once with C{profile}, as the agent does, to the daemon
-        wherever it now listens, and run one rotation from C{machine}.
-
-        @return: a L{Deferred} firing with the rotation's report.
-        """
-        profile = dataclasses.replace(profile, server_port=self.port)
-        reported = defer.Deferred()
-        factory = rotation_factory(profile, reported.callback, machine)
-        protocol = yield profile_endpoint(reactor, profile, 5).connect(factory)
-        report = yield reported
-        protocol.transport.loseConnection()
-        return report
+from tests.support.daemon import EnrollmentFixture
+from tests.support.mutual_tls import MutualTLSFixture
 
 
 class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
@@ -343,7 +197,6 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         self.assertEqual(bob.outcome, EnrollOutcome.ENROLLED)
 
 
-
 def unused_udp_port() -> int:
     """
     A UDP port on 127.0.0.1 that nothing was bound to a moment ago.
@@ -406,3 +259,9 @@ def framed_conversation(port, source, trust, messages):
         while chunk := sock.recv(4096):
             received += chunk
     return received
+
+
+class MutualTLSEnrollmentEndToEndTests(MutualTLSFixture, EnrollmentEndToEndTests):
+    """
+    Every enrollment end-to-end test, over CA trust and mutual TLS.
+    """

@@ -1,87 +1,28 @@
 """
-Enrollment and rotation end to end over loopback against a daemon whose
-listener has a CA-signed certificate and demands client certificates
-(C{caCerts=...:requireClientCert=yes}): the endpoint trusts the server
-through the CA bundle and presents a client certificate, at enrollment
-and at every rotation.
+What a daemon refuses end to end over loopback when its listener has a
+CA-signed certificate and demands client certificates
+(C{caCerts=...:requireClientCert=yes}), and that the endpoint presents its
+client certificate at enrollment and at every rotation.
 
-The CAs, keys and certificates are made for the test with C{cryptography}.
+The enrollment and rotation end-to-end tests run again over the same
+listener in their own modules (C{MutualTLS...EndToEndTests}).
 """
 
 import dataclasses
 import os
 
 from twisted.internet import defer, reactor
-from twisted.internet.endpoints import quoteStringArgument
 from twisted.trial.unittest import TestCase
 
 from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.rotation import profile_endpoint
 from suto_client.rotation_machine import RotationOutcome
 from suto_client.tls import ClientTLSError
-from suto_server.net import certificate
-from tests.client.test_ca import LOOPBACK, Authority, Files
-
-# The modules, not their test cases: trial would run those here again.
-from tests.end_to_end import test_enrollment as test_enrollment_end_to_end
-from tests.end_to_end import test_rotation as test_rotation_end_to_end
-from tests.end_to_end.test_enrollment import EnrollmentFixture
+from tests.support.daemon import EnrollmentFixture, rotation_factory
+from tests.support.mutual_tls import MutualTLSFixture
 
 #: Seconds any one wait for the daemon may take.
 WAIT = 20
-
-
-class MutualTLSFixture:
-    """
-    Mixed in before L{EnrollmentFixture}: the daemon's certificate is
-    issued for 127.0.0.1 by a servers' CA, its listener demands a client
-    certificate from a clients' CA, and the enroll client trusts the
-    servers' CA bundle and presents such a certificate.
-    """
-
-    def make_listener(self):
-        self.files = Files(os.path.join(self.data, "pki"))
-        servers, clients = Authority("SUTO Servers CA"), Authority("SUTO Clients CA")
-        key, server_certificate = servers.issue("suto", addresses=(LOOPBACK,))
-        client_key, client_certificate = clients.issue("machine-1", client=True)
-        server_cert = self.files.write("server.crt", server_certificate)
-        with open(server_cert, "rb") as handle:
-            # As the daemon reports it to suto-admin.
-            self.pin = certificate.describe(handle.read()).fingerprint
-        self.bundle = self.files.write("ca.pem", servers.certificate)
-        self.client_cert = self.files.write("client.crt", client_certificate)
-        self.client_key = self.files.write("client.key", client_key)
-        accepted = self.files.write("clients-ca.pem", clients.certificate)
-        return (
-            f"ssl:0:interface={LOOPBACK}"
-            f":privateKey={quoteStringArgument(self.files.write('server.key', key))}"
-            f":certKey={quoteStringArgument(server_cert)}"
-            f":caCerts={quoteStringArgument(accepted)}:requireClientCert=yes"
-        )
-
-    def trust(self):
-        return {
-            "ca": self.bundle,
-            "client_cert": self.client_cert,
-            "client_key": self.client_key,
-        }
-
-
-class MutualTLSEnrollmentEndToEndTests(
-    MutualTLSFixture, test_enrollment_end_to_end.EnrollmentEndToEndTests
-):
-    """
-    Every enrollment end-to-end test, over CA trust and mutual TLS.
-    """
-
-
-class MutualTLSRotationEndToEndTests(
-    MutualTLSFixture, test_rotation_end_to_end.RotationEndToEndTests
-):
-    """
-    Every rotation end-to-end test, with the agent rotating a profile
-    enrolled over CA trust and mutual TLS.
-    """
 
 
 class MutualTLSRefusalTests(MutualTLSFixture, EnrollmentFixture, TestCase):
@@ -112,7 +53,7 @@ class MutualTLSRefusalTests(MutualTLSFixture, EnrollmentFixture, TestCase):
         close.
         """
         reported = defer.Deferred()
-        factory = test_enrollment_end_to_end.rotation_factory(
+        factory = rotation_factory(
             profile, reported.callback
         )
         connecting = profile_endpoint(reactor, profile, 5).connect(factory)

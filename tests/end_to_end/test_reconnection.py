@@ -16,12 +16,10 @@ from twisted.trial.unittest import TestCase
 
 from suto_client.agent import Agent
 from suto_client.enrollment_machine import EnrollOutcome
-from suto_client.fingerprint import compute_fingerprint
 from suto_client.rotation import RotationFactory, profile_endpoint
 from suto_client.rotation_machine import RotationOutcome
 from suto_client.statefile import ClientState, load_state, save_state
-from tests.end_to_end.test_enrollment import EnrollmentFixture, FixedSource
-from tests.end_to_end.test_tracking import WAIT
+from tests.support.daemon import WAIT, EnrollmentFixture, fingerprint_of
 
 #: Seconds between rotations, on both sides.
 INTERVAL = "1"
@@ -29,13 +27,6 @@ INTERVAL = "1"
 GRACE = "0.5"
 #: Rotations to run before the agent is stopped.
 ROTATIONS = 2
-
-
-def fingerprint_of(machine: str):
-    """
-    The fingerprint callable of an agent on C{machine}.
-    """
-    return lambda: compute_fingerprint([FixedSource(machine)]).hash
 
 
 class ReconnectionEndToEndTests(EnrollmentFixture, TestCase):
@@ -79,9 +70,6 @@ class ReconnectionEndToEndTests(EnrollmentFixture, TestCase):
         if self.agent.running:
             return self.agent.stopService()
 
-    def next_outcome(self, outcomes):
-        return outcomes.get().addTimeout(WAIT, reactor)
-
     def marked_offline(self, user):
         """
         A L{Deferred} that fires once the daemon's offline sweep marks
@@ -99,15 +87,6 @@ class ReconnectionEndToEndTests(EnrollmentFixture, TestCase):
             lambda result: (globalLogPublisher.removeObserver(observe), result)[1]
         )
         return marked
-
-    @defer.inlineCallbacks
-    def events(self, name):
-        """
-        The audit events of type C{name}, once every record so far is
-        written (the daemon writes them on its database thread).
-        """
-        yield self.server.audit.flushed()
-        return [e for e in self.server.store.audit_events() if e.event == name]
 
     @defer.inlineCallbacks
     def silence(self):

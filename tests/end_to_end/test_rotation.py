@@ -11,14 +11,10 @@ from twisted.trial.unittest import TestCase
 
 from suto_client.agent import Agent
 from suto_client.enrollment_machine import EnrollOutcome
-from suto_client.fingerprint import compute_fingerprint
 from suto_client.rotation_machine import RotationOutcome
 from suto_client.statefile import ClientState, load_state, save_state
-from tests.end_to_end.test_enrollment import (
-    EnrollmentFixture,
-    FixedSource,
-    rotation_factory,
-)
+from tests.support.daemon import EnrollmentFixture, fingerprint_of
+from tests.support.mutual_tls import MutualTLSFixture
 
 ROTATIONS = 3
 
@@ -40,7 +36,7 @@ class RotationEndToEndTests(EnrollmentFixture, TestCase):
             hello_endpoint_port=0,
             hello_interface="127.0.0.1",
             rotation_interval=0.2,
-            fingerprint=lambda: compute_fingerprint([FixedSource("machine-1")]).hash,
+            fingerprint=fingerprint_of("machine-1"),
         )
         self.rotations = defer.DeferredQueue()
         self.agent.add_rotation_observer(
@@ -93,3 +89,10 @@ class RotationEndToEndTests(EnrollmentFixture, TestCase):
         yield self.server.audit.flushed()
         events = [e.event for e in self.server.store.audit_events()]
         self.assertIn("clone_suspected", events)
+
+
+class MutualTLSRotationEndToEndTests(MutualTLSFixture, RotationEndToEndTests):
+    """
+    Every rotation end-to-end test, with the agent rotating a profile
+    enrolled over CA trust and mutual TLS.
+    """

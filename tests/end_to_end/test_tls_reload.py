@@ -9,7 +9,6 @@ import datetime
 import io
 import os
 import shutil
-import tempfile
 
 from twisted.internet import defer, reactor, threads
 from twisted.internet.endpoints import (
@@ -44,6 +43,7 @@ from suto_server.net.tls import server_endpoint
 from suto_server.rules.rendezvous import Verdict
 from suto_server.settings import Listeners, Network, Timing
 from suto_server.store.memory import MemoryStore
+from tests.support.folders import socket_folder
 from tests.support.server import make_server
 
 LOOPBACK = "127.0.0.1"
@@ -82,9 +82,7 @@ class ReloadEndToEndTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        # Short absolute path: a UNIX socket path must fit in 108 bytes.
-        self.data = tempfile.mkdtemp(prefix="suto-reload-")
-        self.addCleanup(shutil.rmtree, self.data, True)
+        self.data = socket_folder(self, "suto-reload-")
         now = datetime.datetime.now(datetime.timezone.utc)
         self.key, self.cert, _ = certificate.ensure_self_signed(
             self.data, "suto-old", now

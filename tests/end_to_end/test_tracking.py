@@ -15,20 +15,17 @@ from twisted.trial.unittest import TestCase
 
 from suto_client.agent import Agent
 from suto_client.enrollment_machine import EnrollOutcome
-from suto_client.fingerprint import compute_fingerprint
 from suto_client.protocol import account_trust
 from suto_client.rotation_machine import RotationOutcome
 from suto_client.statefile import Account, ClientState, load_state, save_state
 from suto_server import tap
 from suto_server.store.dbthread import DatabaseThread
-from tests.end_to_end.test_enrollment import EnrollmentFixture, FixedSource
+from tests.support.daemon import WAIT, EnrollmentFixture, fingerprint_of
 
 LEGITIMATE = "127.0.0.1"
 THIEF = "127.0.0.2"
 #: Seconds the daemon waits for the answer to a check.
 CHECK_TIMEOUT = "0.5"
-#: Seconds any one awaited event may take.
-WAIT = 10
 
 
 def free_udp_port() -> int:
@@ -137,7 +134,7 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
             hello_interface=address,
             timeout=5,
             rotation_interval=60,
-            fingerprint=lambda: compute_fingerprint([FixedSource(machine)]).hash,
+            fingerprint=fingerprint_of(machine),
             rotation_endpoint=endpoint or bound_to(address),
         )
         outcomes = defer.DeferredQueue()
@@ -145,9 +142,6 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
         agent.startService()
         self.addCleanup(lambda: agent.running and agent.stopService())
         return agent, outcomes
-
-    def next_outcome(self, outcomes):
-        return outcomes.get().addTimeout(WAIT, reactor)
 
     @defer.inlineCallbacks
     def until(self, predicate):
@@ -159,15 +153,6 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
             if reactor.seconds() > deadline:
                 self.fail("timed out waiting for the server")
             yield task.deferLater(reactor, 0.01, lambda: None)
-
-    @defer.inlineCallbacks
-    def events(self, name):
-        """
-        The audit events of type C{name}, once every record so far is
-        written (the daemon writes them on its database thread).
-        """
-        yield self.server.audit.flushed()
-        return [e for e in self.server.store.audit_events() if e.event == name]
 
     def copy(self, path):
         copied = self.mktemp()

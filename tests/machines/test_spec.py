@@ -33,16 +33,15 @@ from suto_server.core.wire import stream
 from suto_server.machines import classic as server_session
 from suto_server.machines import enrollment as enrollment_session
 from suto_server.machines import rotation as rotation_session
-from tests.client.test_enrollment import (
-    FINGERPRINT,
-    RANDOM,
+from tests.support.client_enrollment import (
     RESPONSE,
     SALT,
     SALTED,
     confirmation,
     expected_key,
 )
-from tests.client.test_rotation import PROFILE, Draws, FakeServer, raw_public
+from tests.support.client_rotation import PROFILE, Draws, FakeServer, raw_public
+from tests.support.enrollment import FINGERPRINT, RANDOM
 from tests.support.repository import PROTOCOL
 
 #: The machines §6 must give a table for.

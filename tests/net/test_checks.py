@@ -13,27 +13,18 @@ from suto_server.core import keyschedule, wire
 from suto_server.net.checks import CheckError, CheckResult, CheckService
 from suto_server.rules.gate import ConnectionGate
 from suto_server.rules.limits import Limits
-from tests.client.test_hello import _UDPReactor
+from tests.support.checks import KEY, USER, answer
+from tests.support.udp import MemoryUDPReactor
 
-USER = "alice"
 OLD = "192.0.2.7"
 ELSEWHERE = "192.0.2.8"
-KEY = bytes(range(32))
 PREVIOUS = bytes(range(32, 64))
 OTHER_KEY = bytes(range(64, 96))
 
 
-def answer(nonce, key=KEY, user=USER):
-    """
-    The datagram an agent holding C{key} answers a check with.
-    """
-    proof = keyschedule.check_proof(key, nonce, user)
-    return wire.encode_check_proof(wire.CheckProof(nonce, proof))
-
-
 class CheckServiceTests(SynchronousTestCase):
     def setUp(self):
-        self.reactor = _UDPReactor()
+        self.reactor = MemoryUDPReactor()
         self.service = CheckService(self.reactor)
         self.service.startService()
         self.results = []
@@ -381,7 +372,7 @@ class PacedLogTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        self.reactor = _UDPReactor()
+        self.reactor = MemoryUDPReactor()
         gate = ConnectionGate(self.reactor, Limits(), log_interval=60)
         self.service = CheckService(self.reactor, paced=gate.paced)
         self.service.startService()

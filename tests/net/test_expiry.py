@@ -27,6 +27,7 @@ from suto_server.net.tls import server_endpoint
 from suto_server.service import SutoServer
 from suto_server.settings import Alerting, Listeners
 from suto_server.store.memory import MemoryStore
+from tests.support.alerts import RecordingSink
 from tests.support.server import make_server
 
 #: The clock's time in every test: 2030-01-01T00:00:00Z.
@@ -61,11 +62,6 @@ class _Served:
 
 def warnings(events) -> list[dict]:
     return [event for event in events if event.get("event") == EXPIRING_EVENT]
-
-
-class _RecordingSink:
-    def __init__(self, delivered):
-        self.deliver = delivered.append
 
 
 class CertificateExpiryWatchTests(SynchronousTestCase):
@@ -112,14 +108,14 @@ class CertificateExpiryWatchTests(SynchronousTestCase):
         gets it.
         """
         store = MemoryStore()
-        delivered = []
-        audit = AuditLog(store, [_RecordingSink(delivered)])
+        sink = RecordingSink()
+        audit = AuditLog(store, [sink])
         self.watch(_Served(info(12.5)), audit=audit).startService()
         [event] = store.audit_events()
         self.assertEqual((event.time, event.event), (NOW.timestamp(), "certificate_expiring"))
         for part in ("CN=suto.example", "AA:BB", "in 12 days"):
             self.assertIn(part, event.reason)
-        self.assertEqual([alert.type for alert in delivered], ["certificate_expiring"])
+        self.assertEqual([alert.type for alert in sink.alerts], ["certificate_expiring"])
 
     def test_quiet_far_from_expiry(self):
         """

@@ -4,7 +4,7 @@ exact bytes in both framings, every way an exchange can end.
 """
 
 from twisted.cred.portal import Portal
-from twisted.internet import defer, task
+from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
@@ -12,11 +12,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import libxcrypt, schemes, wire
 from suto_server.cred.checkers import SaltedChallengeChecker
-from suto_server.cred.hashpool import HashPoolBusy
 from suto_server.cred.realm import SutoRealm
 from suto_server.phases.classic import ClassicRules
 from suto_server.phases.connection import ServerFactory
 from suto_server.rules.rendezvous import Rendezvous, Verdict
+from tests.support.pools import ImmediatePool
+from tests.support.sources import DictSource
 
 PASSWORD = "correct horse"
 STORED = libxcrypt.crypt(PASSWORD, "$6$abcdefghijklmnop")
@@ -24,41 +25,6 @@ SALT = "$6$abcdefghijklmnop"
 RSALT = "$6$ABCDEFGHIJKLMNOP"
 RESPONSE = schemes.client_response(PASSWORD, SALT, RSALT)
 WRONG = schemes.client_response("wrong", SALT, RSALT)
-
-
-class DictSource:
-    "A password hash source over a dict."
-
-    def __init__(self, hashes):
-        self.hashes = hashes
-
-    def hash_for(self, username):
-        return self.hashes.get(username)
-
-
-class ImmediatePool:
-    """
-    Computes hashes synchronously, or holds them back when C{hold} is set,
-    so a test decides when the verdict arrives.
-    """
-
-    def __init__(self):
-        self.hold = False
-        self.busy = False
-        self.held = []
-
-    def crypt(self, phrase, setting):
-        if self.busy:
-            return defer.fail(HashPoolBusy())
-        if self.hold:
-            d = defer.Deferred()
-            self.held.append((d, phrase, setting))
-            return d
-        return defer.succeed(libxcrypt.crypt(phrase, setting))
-
-    def release(self):
-        for d, phrase, setting in self.held:
-            d.callback(libxcrypt.crypt(phrase, setting))
 
 
 class ProtocolTestsMixin:

@@ -25,15 +25,16 @@ from suto_server.phases.enrollment import EnrollmentRules
 from suto_server.rules.enrollment import Enrollment, WindowHashSource
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.store.memory import MemoryStore
-from tests.phases.test_connection import DictSource, ImmediatePool
-from tests.rules.test_enrollment import (
+from tests.support.enrollment import (
     FINGERPRINT,
     PASSWORD,
-    assert_no_secrets,
     device_payload,
-    new_master_key,
     open_confirmation,
 )
+from tests.support.masterkey import new_master_key
+from tests.support.pools import ImmediatePool
+from tests.support.secrets import assert_no_secrets
+from tests.support.sources import DictSource
 
 NOW = 1_700_000_000
 WINDOW_TIMEOUT = 60

@@ -5,13 +5,10 @@ master key and a group committer on the same clock: the exact bytes of a
 rotation, the timeouts around it, and what a broken conversation counts.
 """
 
-import base64
 import itertools
 from dataclasses import replace
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from twisted.cred.portal import Portal
-from twisted.internet import error, task
+from twisted.internet import error
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
@@ -22,26 +19,19 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
 from suto_server.core.timing import DEFAULT_OFFLINE_STEP
-from suto_server.cred.checkers import SaltedChallengeChecker
-from suto_server.cred.realm import SutoRealm
 from suto_server.locations import Locations
 from suto_server.metrics import ServerMetrics
-from suto_server.phases.classic import ClassicRules
-from suto_server.phases.connection import ServerFactory
-from suto_server.phases.rotation import RotationRules
 from suto_server.rules.gate import ConnectionGate
 from suto_server.rules.reconnection import Reconnection
 from suto_server.rules.registry import LiveSessions, clients_report
-from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.rotation import Rotation
 from suto_server.rules.tracking import Tracking
 from suto_server.store.groupcommit import GroupCommitter
-from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
-from tests.phases.test_connection import DictSource, ImmediatePool
-from tests.rules.test_enrollment import FINGERPRINT, new_master_key
-from tests.rules.test_reconnection import offline_key_of, opens_ok, reconnect_message
-from tests.rules.test_rotation import (
+from tests.support.alerts import RecordingSink
+from tests.support.enrollment import FINGERPRINT
+from tests.support.reconnection import offline_key_of, opens_ok, reconnect_message
+from tests.support.rotation import (
     FIRST_KEY,
     JUNK,
     NOW,
@@ -50,30 +40,19 @@ from tests.rules.test_rotation import (
     Device,
     enroll,
 )
-from tests.support.alerts import RecordingSink
-
-EXCHANGE_TIMEOUT = 10
-IDLE_TIMEOUT = 96
-VERSION = b"SUTO_VERSION_2\r\n"
-# The client's X25519 private key: fixed, so every line is known.
-CLIENT_PRIVATE = X25519PrivateKey.from_private_bytes(bytes(range(100, 132)))
-
-
-def b64(data):
-    return base64.b64encode(data)
+from tests.support.rotation_listener import (
+    CLIENT_PRIVATE,
+    EXCHANGE_TIMEOUT,
+    IDLE_TIMEOUT,
+    VERSION,
+    RotationListenerMixin,
+    b64,
+    server_private_keys,
+)
 
 
 def _sample(metrics, name, **labels):
     return metrics.registry.get_sample_value(name, labels)
-
-
-def server_private_keys():
-    """
-    The server's X25519 private keys, one per rotation: fixed, so every
-    line is known.
-    """
-    for number in itertools.count(1):
-        yield X25519PrivateKey.from_private_bytes(bytes([number]) * 32)
 
 
 def public(private):
@@ -92,143 +71,6 @@ def sealed(key, plaintext, purpose, direction, generation):
         direction=direction,
         counter=generation,
     )
-
-
-class RotationListenerMixin:
-    """
-    A framed listener that rotates keys, with C{alice} enrolled from
-    L{SOURCE} holding L{FIRST_KEY}, and the server's X25519 keys drawn
-    from L{server_private_keys}.
-    """
-
-    def setUp(self):
-        super().setUp()
-        self.clock = task.Clock()
-        self.clock.advance(NOW)
-        self.store = MemoryStore()
-        self.master_key = new_master_key(self)
-        self.device = enroll(self.store, self.master_key, "alice")
-        self.server_keys = server_private_keys()
-        self.rotation = Rotation(
-            self.store,
-            self.master_key,
-            GroupCommitter(self.clock, self.store.commit_rotations),
-            new_private_key=lambda: next(self.server_keys),
-        )
-        self.factory = self.make_factory(self.rotation)
-
-    def make_factory(self, rotation):
-        """
-        A framed factory; C{rotation} is L{None} for one that does not
-        rotate keys.
-        """
-        pool = ImmediatePool()
-        return ServerFactory(
-            framing=wire.Framing.FRAMED,
-            clock=self.clock,
-            classic=ClassicRules(
-                Rendezvous(self.clock, timeout=5),
-                Portal(SutoRealm(), [SaltedChallengeChecker(DictSource({}), pool)]),
-                lambda user: None,
-                lambda: "$6$ABCDEFGHIJKLMNOP",
-            ),
-            exchange_timeout=EXCHANGE_TIMEOUT,
-            rotation=(
-                RotationRules(rotation, idle_timeout=IDLE_TIMEOUT)
-                if rotation is not None
-                else None
-            ),
-        )
-
-    def connect(self, factory=None):
-        protocol = (factory or self.factory).buildProtocol(None)
-        transport = StringTransport(peerAddress=IPv4Address("TCP", SOURCE, 40000))
-        protocol.makeConnection(transport)
-        return protocol, transport
-
-    def exchange(self, protocol, transport, data):
-        """
-        Send C{data} to the server and return what it wrote back.
-        """
-        transport.clear()
-        protocol.dataReceived(data)
-        return transport.value()
-
-    def rotate_line(self, private=CLIENT_PRIVATE):
-        """
-        The device's C{SUTO_C_ROTATE_} line, from the key it holds.
-        """
-        request = self.device.request(private)
-        return b"SUTO_C_ROTATE_%s_%s_%s_alice\r\n" % (
-            request.key_id.encode("ascii"),
-            b64(request.junk),
-            b64(request.public),
-        )
-
-    def ok_line(self, data):
-        """
-        Read a C{SUTO_ROTATE_OK_} line as the device does, and return its
-        acknowledgement line.
-        """
-        [message] = self.decode(data)
-        return b"SUTO_C_ROTATE_ACK_%s\r\n" % b64(
-            self.device.acknowledge(message.public, message.sealed)
-        )
-
-    def decode(self, data):
-        decoder = wire.Decoder(wire.Framing.FRAMED)
-        decoder.receive_data(data)
-        messages = []
-        while (message := decoder.next_event()) is not wire.NEED_DATA:
-            messages.append(message)
-        return messages
-
-    def rotated(self):
-        """
-        Connect and complete one rotation.
-
-        @return: the protocol and its transport.
-        """
-        protocol, transport = self.connect()
-        reply = self.exchange(protocol, transport, VERSION + self.rotate_line())
-        self.assertTrue(reply.startswith(VERSION))
-        ack = self.ok_line(reply[len(VERSION) :])
-        self.exchange(protocol, transport, ack)
-        self.clock.advance(0)
-        [done] = self.decode(transport.value())
-        self.device.commit(done.sealed)
-        return protocol, transport
-
-    def rotate_again(self, protocol, transport):
-        """
-        Complete one rotation on the open connection C{protocol}.
-        """
-        reply = self.exchange(protocol, transport, self.rotate_line())
-        self.exchange(protocol, transport, self.ok_line(reply))
-        self.clock.advance(0)
-        [done] = self.decode(transport.value())
-        self.device.commit(done.sealed)
-
-    def audit(self, event):
-        return [
-            (e.username, e.source, e.reason)
-            for e in self.store.audit_events()
-            if e.event == event
-        ]
-
-    def failures(self):
-        """
-        The failed rotations recorded, from the profile's own address and
-        from elsewhere, as (event, user, source, reason).
-        """
-        return [
-            (e.event, e.username, e.source, e.reason)
-            for e in self.store.audit_events()
-            if e.event in ("rotation_failed", "rotation_abandoned")
-        ]
-
-    def key_id(self):
-        return self.store.get_profile("alice").key_id
 
 
 class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):

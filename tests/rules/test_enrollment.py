@@ -2,14 +2,9 @@
 The enrollment rules over an in-memory store, a real master key and a
 synchronous hash pool: what each step stores, refuses and audits, and that
 no secret reaches the store or the audit log.
-
-The module-level helpers compute what a device computes, straight from
-the key schedule, so the protocol tests share them.
 """
 
-import base64
 import dataclasses
-import os
 from ipaddress import ip_network
 
 from twisted.internet import task
@@ -20,7 +15,6 @@ from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, libxcrypt, schemes
 from suto_server.locations import Location
-from suto_server.masterkey import MasterKey
 from suto_server.rules.enrollment import (
     DEFAULT_MAX_ATTEMPTS,
     PASSWORD_ALPHABET,
@@ -31,17 +25,23 @@ from suto_server.rules.enrollment import (
 )
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
-from tests.phases.test_connection import ImmediatePool
 from tests.support.alerts import RecordingSink
+from tests.support.enrollment import (
+    FINGERPRINT,
+    PASSWORD,
+    RANDOM,
+    device_payload,
+    open_confirmation,
+)
+from tests.support.masterkey import new_master_key
+from tests.support.pools import ImmediatePool
+from tests.support.secrets import assert_no_secrets
 
-PASSWORD = "k7m2p-abcde-fghjk-mnpqr"
 NOW = 1_700_000_000.0
 TIMEOUT = 120.0
 LAB = Location((ip_network("127.0.0.0/24"),), "lab")
 INSIDE = "127.0.0.5"
 OUTSIDE = "127.0.1.5"
-FINGERPRINT = bytes(range(32))
-RANDOM = bytes(range(100, 132))
 FAILURE_REASONS = {
     "no_window",
     "wrong_location",
@@ -49,73 +49,6 @@ FAILURE_REASONS = {
     "wrong_password",
     "bad_seal",
 }
-
-
-def new_master_key(testcase):
-    """
-    A master key created in a fresh folder of C{testcase}.
-    """
-    folder = testcase.mktemp()
-    os.makedirs(folder)
-    return MasterKey.load_or_create(os.path.join(folder, "master.key"))
-
-
-def device_payload(password, salt, user, fingerprint=FINGERPRINT, random_data=RANDOM):
-    """
-    What a device that knows C{password} sends after C{SUTO_AUTH_1}, and
-    the first key it derives, computed as the design spells it out.
-
-    @param salt: the salt the server sent (the window hash's setting).
-    @return: C{(sealed, first_key)}.
-    """
-    secret = keyschedule.password_secret(libxcrypt.crypt(password, salt), user)
-    sealed = keyschedule.seal(
-        secret,
-        fingerprint + random_data,
-        profile=user,
-        purpose="enroll-data",
-        direction=keyschedule.Direction.CLIENT_TO_SERVER,
-        counter=0,
-    )
-    return sealed, keyschedule.first_key(random_data, fingerprint, secret, user)
-
-
-def open_confirmation(key, confirmation, user):
-    """
-    Open the server's confirmation as the device does.
-    """
-    return keyschedule.open_sealed(
-        key,
-        confirmation,
-        profile=user,
-        purpose="enroll-confirm",
-        direction=keyschedule.Direction.SERVER_TO_CLIENT,
-        counter=0,
-    )
-
-
-def assert_no_secrets(testcase, values, secrets):
-    """
-    Fail C{testcase} if any of C{values} (record fields, records, log
-    events) shows any of C{secrets}: raw, or for bytes also as hex, base64
-    or their escaped repr.
-    """
-    for value in values:
-        raw = value if isinstance(value, bytes) else b""
-        text = value if isinstance(value, str) else repr(value)
-        for secret in secrets:
-            if isinstance(secret, bytes):
-                testcase.assertNotIn(secret, raw)
-                forms = (
-                    secret.hex(),
-                    base64.b64encode(secret).decode("ascii"),
-                    repr(secret)[2:-1],
-                )
-            else:
-                testcase.assertNotIn(secret.encode("utf-8"), raw)
-                forms = (secret,)
-            for form in forms:
-                testcase.assertNotIn(form, text)
 
 
 def stored_values(store):

@@ -13,8 +13,9 @@ from suto_server import tap
 from suto_server.core.timing import silence_allowed
 from suto_server.rules.offline import MAX_SWEEP, OfflineWatch
 from suto_server.store.errors import StoreError
-from tests.rules.test_reconnection import ReconnectionMixin, reconnect_message
-from tests.rules.test_rotation import NOW, MemoryStoreMixin, SQLiteStoreMixin, enroll
+from tests.support.reconnection import ReconnectionMixin, reconnect_message
+from tests.support.rotation import NOW, enroll
+from tests.support.stores import MemoryStoreMixin, SQLiteStoreMixin
 
 INTERVAL = 60.0
 GRACE = 30.0

@@ -4,9 +4,6 @@ with the real rotation rules, a real master key and a group committer on a
 L{task.Clock}: the seed's attacks ("Changing ports", "Reconnected",
 "Attacking") played by L{Device}s that hold real or stolen state, and what
 is refused, recorded and blacklisted.
-
-L{reconnect_message} computes what a client sends, straight from the key
-schedule, so the protocol tests share it.
 """
 
 import base64
@@ -25,7 +22,15 @@ from suto_server.rules.reconnection import (
 )
 from suto_server.rules.rotation import RotationRefused
 from suto_server.store.records import BlacklistEntry
-from tests.rules.test_rotation import (
+from tests.support.alerts import RecordingSink
+from tests.support.reconnection import (
+    RECONNECT_JUNK,
+    ReconnectionMixin,
+    offline_key_of,
+    opens_ok,
+    reconnect_message,
+)
+from tests.support.rotation import (
     ELSEWHERE,
     FIRST_KEY,
     JUNK,
@@ -33,153 +38,9 @@ from tests.rules.test_rotation import (
     OTHER_FINGERPRINT,
     SOURCE,
     Device,
-    MemoryStoreMixin,
-    RotationMixin,
-    SQLiteStoreMixin,
     enroll,
 )
-from tests.support.alerts import RecordingSink
-
-#: The junk a reconnecting client seals (any 32 bytes).
-RECONNECT_JUNK = bytes(range(200, 232))
-
-
-def offline_key_of(device, step):
-    """
-    The offline key C{device} derives for C{step} from the key it holds
-    and the fingerprint its machine computes.
-    """
-    return keyschedule.offline_key(device.key, device.fingerprint, step, device.user)
-
-
-def reconnect_message(device, step, junk=RECONNECT_JUNK):
-    """
-    The L{wire.Reconnect} C{device} sends for the offline time step
-    C{step}, as a client computes it (docs/PROTOCOL.md §10.2).
-    """
-    sealed = keyschedule.seal(
-        offline_key_of(device, step),
-        junk,
-        profile=device.user,
-        purpose=keyschedule.RECONNECT_PURPOSE,
-        direction=keyschedule.Direction.CLIENT_TO_SERVER,
-        counter=0,
-    )
-    return wire.Reconnect(
-        keyschedule.key_id(device.key),
-        keyschedule.reconnect_proof(device.key, device.user, sealed),
-        sealed,
-        device.user,
-    )
-
-
-def opens_ok(device, step, sealed):
-    """
-    Does C{sealed}, the server's confirmation, open under C{device}'s
-    offline key for C{step} to C{ok}?
-    """
-    try:
-        return (
-            keyschedule.open_sealed(
-                offline_key_of(device, step),
-                sealed,
-                profile=device.user,
-                purpose=keyschedule.RECONNECT_OK_PURPOSE,
-                direction=keyschedule.Direction.SERVER_TO_CLIENT,
-                counter=0,
-            )
-            == b"ok"
-        )
-    except keyschedule.SealError:
-        return False
-
-
-class ReconnectionMixin(RotationMixin):
-    """
-    L{RotationMixin}'s rules plus the L{Reconnection} rules over the same
-    store, with the default step and window.
-    """
-
-    def start_server(self):
-        super().start_server()
-        self.reconnection = Reconnection(
-            self.store, self.rotation, AuditLog(self.store)
-        )
-
-    def step(self, offset=0):
-        """
-        The server's offline time step now, plus C{offset}.
-        """
-        return keyschedule.time_step(self.now(), DEFAULT_OFFLINE_STEP) + offset
-
-    def go_offline(self, user="alice"):
-        """
-        The sweep found C{user}'s profile silent.
-        """
-        self.assertEqual(self.store.mark_offline([user], self.now()), [user])
-
-    def reconnect(self, message, source=SOURCE):
-        return self.reconnection.reconnect(message, source, self.now())
-
-    def refused(self, message, source=SOURCE):
-        """
-        The reason the reconnection C{message} is refused with.
-        """
-        with self.assertRaises(ReconnectRefused) as caught:
-            self.reconnect(message, source)
-        return caught.exception.reason
-
-    def rotation_refused(self, device, source=SOURCE, reconnected=False):
-        """
-        The reason L{Reconnection.check_rotation} refuses a plain rotation
-        of C{device} with.
-        """
-        with self.assertRaises(ReconnectRefused) as caught:
-            self.check_rotation(device, source, reconnected)
-        return caught.exception.reason
-
-    def check_rotation(self, device, source=SOURCE, reconnected=False):
-        return self.reconnection.check_rotation(
-            device.user,
-            keyschedule.key_id(device.key),
-            source,
-            self.now(),
-            reconnected,
-        )
-
-    def rotate_reconnected(self, accepted, device=None, source=SOURCE):
-        """
-        The rotation that follows a reconnection, passing its step so the
-        commit spends it.
-        """
-        device = device or self.device
-        request = device.request()
-        pending = self.rotation.begin(
-            request.user,
-            request.key_id,
-            request.junk,
-            request.public,
-            source,
-            self.now(),
-            offline_step=accepted.step,
-        )
-        self.assertEqual(pending.offline_step, accepted.step)
-        done = self.commit(
-            pending, device.acknowledge(pending.server_public, pending.ok), source
-        )
-        device.commit(done)
-
-    def blacklisted(self, user="alice"):
-        entry = self.store.blacklist_entry(user)
-        return None if entry is None else (entry.alert, entry.source)
-
-    def state(self, user="alice"):
-        return (
-            self.profile(user),
-            self.store.offline_since(user),
-            self.store.last_offline_step(user),
-            self.blacklisted(user),
-        )
+from tests.support.stores import MemoryStoreMixin, SQLiteStoreMixin
 
 
 class ReconnectTestsMixin(ReconnectionMixin):

@@ -3,22 +3,17 @@ The key rotation rules over both stores, a real master key and a real
 group committer on a L{task.Clock}: the key both sides derive, when it is
 committed, what is refused and audited, and that a crash at any step
 leaves both sides on one key.
-
-L{Device} computes what a client computes, straight from the key
-schedule, so the protocol tests share it.
 """
 
-import os
 from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from twisted.internet import task
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.audit.log import AuditLog
-from suto_server.core import keyschedule, wire
+from suto_server.core import keyschedule
 from suto_server.rules.gate import PENALISED_EVENTS
 from suto_server.rules.rotation import (
     COUNT_INTERVAL,
@@ -27,303 +22,20 @@ from suto_server.rules.rotation import (
     RotationRefused,
 )
 from suto_server.store.groupcommit import GroupCommitter
-from suto_server.store.memory import MemoryStore
-from suto_server.store.records import Profile
-from suto_server.store.sqlite import SQLiteStore
-from tests.rules.test_enrollment import FINGERPRINT, new_master_key
 from tests.support.alerts import RecordingSink
-from tests.support.store_suite.values import WINDOW
-
-NOW = 1_700_000_000.0
-SOURCE = "127.0.0.5"
-ELSEWHERE = "127.0.0.9"
-FIRST_KEY = bytes(range(50, 82))
-OTHER_FINGERPRINT = bytes(range(1, 33))
-JUNK = bytes(range(150, 182))
-
-
-class Device:
-    """
-    A client's side of key rotation (docs/PROTOCOL.md §9.2), computed with
-    the key schedule: it holds one committed key, draws a fresh X25519 key
-    pair for every rotation, and commits the next key only on "done".
-
-    @ivar key: the key it holds, from enrollment at first.
-    @ivar generation: that key's generation.
-    @ivar fingerprint: the fingerprint hash it computes on its machine.
-    @ivar next: the key the rotation under way derived, or L{None}.
-    """
-
-    def __init__(self, user, key, fingerprint=FINGERPRINT):
-        self.user = user
-        self.key = key
-        self.generation = 0
-        self.fingerprint = fingerprint
-        self._private = None
-        self.next = None
-
-    def request(self, private=None):
-        """
-        Start a rotation, with L{JUNK} as its junk.
-
-        @param private: the X25519 private key to use, a fresh one if
-            L{None}.
-        @return: the L{wire.Rotate} to send.
-        """
-        self._private = private or X25519PrivateKey.generate()
-        return wire.Rotate(
-            keyschedule.key_id(self.key),
-            JUNK,
-            self._private.public_key().public_bytes_raw(),
-            self.user,
-        )
-
-    def derive(self, server_public):
-        """
-        Derive the next key from the server's public key, as C{next}.
-        """
-        shared = keyschedule.dh_shared_secret(self._private, server_public)
-        self.next = keyschedule.next_key(
-            self.key,
-            JUNK,
-            self.fingerprint,
-            shared,
-            self.user,
-            self.generation + 1,
-        )
-
-    def opens(self, sealed, plaintext, purpose):
-        """
-        Does C{sealed}, from the server, open under the next key to
-        C{plaintext}?
-        """
-        try:
-            opened = keyschedule.open_sealed(
-                self.next,
-                sealed,
-                profile=self.user,
-                purpose=purpose,
-                direction=keyschedule.Direction.SERVER_TO_CLIENT,
-                counter=keyschedule.SEAL_COUNTERS[purpose],
-            )
-        except keyschedule.SealError:
-            return False
-        return opened == plaintext
-
-    def ack(self):
-        """
-        @return: the acknowledgement sealed under the next key.
-        """
-        return keyschedule.seal(
-            self.next,
-            b"ack",
-            profile=self.user,
-            purpose=keyschedule.ROTATE_ACK_PURPOSE,
-            direction=keyschedule.Direction.CLIENT_TO_SERVER,
-            counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
-        )
-
-    def acknowledge(self, server_public, ok):
-        """
-        Answer C{SUTO_ROTATE_OK_} as a client does: derive, open "ok",
-        seal "ack".
-
-        @raise keyschedule.SealError: "ok" does not open.
-        """
-        self.derive(server_public)
-        if not self.opens(ok, b"ok", keyschedule.ROTATE_OK_PURPOSE):
-            raise keyschedule.SealError("the server's ok does not open")
-        return self.ack()
-
-    def commit(self, done):
-        """
-        Take the next key on a "done" that opens.
-
-        @raise keyschedule.SealError: "done" does not open.
-        """
-        if not self.opens(done, b"done", keyschedule.ROTATE_DONE_PURPOSE):
-            raise keyschedule.SealError("the server's done does not open")
-        self.key, self.generation, self.next = self.next, self.generation + 1, None
-
-
-def enroll(store, master_key, user):
-    """
-    Store C{user}'s profile as enrollment leaves it, at L{SOURCE} and
-    L{NOW}, holding L{FIRST_KEY}.
-
-    @return: the L{Device} that enrolled.
-    """
-    key_id = keyschedule.key_id(FIRST_KEY)
-    store.open_window(replace(WINDOW, username=user))
-    store.complete_enrollment(
-        Profile(
-            username=user,
-            fingerprint_hash=FINGERPRINT,
-            key_sealed=master_key.seal_key(user, key_id, FIRST_KEY),
-            key_id=key_id,
-            generation=0,
-            enrolled_at=NOW,
-            location=SOURCE,
-            location_name="lab",
-        )
-    )
-    return Device(user, FIRST_KEY)
-
-
-class MemoryStoreMixin:
-    """
-    Rotation over a L{MemoryStore}.
-    """
-
-    def make_store(self):
-        return MemoryStore()
-
-    def reopen_store(self, store):
-        """
-        The store a restarted server finds: in memory, the same object
-        (a crash of the rules, not of the store).
-        """
-        return store
-
-
-class SQLiteStoreMixin:
-    """
-    Rotation over a L{SQLiteStore} in a file of its own.
-    """
-
-    def make_store(self):
-        folder = self.mktemp()
-        os.makedirs(folder)
-        self.path = os.path.join(folder, "suto.db")
-        return SQLiteStore.open(self.path)
-
-    def reopen_store(self, store):
-        """
-        The store a restarted server finds: the database file opened
-        again.
-        """
-        store.close()
-        return SQLiteStore.open(self.path)
-
-
-class RotationMixin:
-    """
-    A L{Rotation} over the store of a store mixin, a real master key, and
-    a L{GroupCommitter} on a L{task.Clock}; C{alice} is enrolled with
-    L{FIRST_KEY}, and C{self.device} is her client.
-    """
-
-    def setUp(self):
-        super().setUp()
-        self.store = self.make_store()
-        self.addCleanup(lambda: self.store.close())
-        self.master_key = new_master_key(self)
-        self.start_server()
-        self.device = enroll(self.store, self.master_key, "alice")
-
-    def start_server(self):
-        """
-        Build the rules on a clock of their own, as a server starts.
-        """
-        self.clock = task.Clock()
-        self.clock.advance(NOW)
-        committer = GroupCommitter(self.clock, self.store.commit_rotations)
-        self.rotation = Rotation(self.store, self.master_key, committer)
-
-    def restart_server(self):
-        """
-        A server crash: everything in flight (rotations begun, commits not
-        yet run) is lost; the store and the master key remain.
-        """
-        self.store = self.reopen_store(self.store)
-        self.start_server()
-
-    def now(self):
-        return self.clock.seconds()
-
-    def begin(self, request, source=SOURCE):
-        """
-        @return: the L{PendingRotation} for C{request}.
-        """
-        return self.rotation.begin(
-            request.user,
-            request.key_id,
-            request.junk,
-            request.public,
-            source,
-            self.now(),
-        )
-
-    def commit(self, pending, sealed_ack, source=SOURCE):
-        """
-        Acknowledge and run the group commit.
-
-        @return: the sealed "done".
-        """
-        d = self.rotation.acknowledge(pending, sealed_ack, source, self.now())
-        self.clock.advance(0)
-        return self.successResultOf(d)
-
-    def rotate(self, device=None, source=SOURCE):
-        """
-        One complete rotation of C{device} (by default C{self.device}).
-
-        @return: the L{PendingRotation} it went through.
-        """
-        device = device or self.device
-        pending = self.begin(device.request(), source)
-        done = self.commit(
-            pending, device.acknowledge(pending.server_public, pending.ok), source
-        )
-        device.commit(done)
-        return pending
-
-    def acknowledge_noise(self, **kwargs):
-        """
-        Begin a rotation of C{self.device} from L{SOURCE} and acknowledge
-        it with noise, which is refused; C{kwargs} go to
-        L{Rotation.acknowledge}.
-        """
-        pending = self.begin(self.device.request())
-        with self.assertRaises(RotationRefused):
-            self.rotation.acknowledge(pending, bytes(19), SOURCE, self.now(), **kwargs)
-
-    def refusal(self, call, *args):
-        """
-        The reason C{call(*args)} is refused with.
-        """
-        with self.assertRaises(RotationRefused) as caught:
-            call(*args)
-        return caught.exception.reason
-
-    def profile(self, user="alice"):
-        return self.store.get_profile(user)
-
-    def stored_key(self, user="alice"):
-        """
-        The current key of C{user}'s profile, opened with the master key.
-        """
-        profile = self.profile(user)
-        return self.master_key.open_key(user, profile.key_id, profile.key_sealed)
-
-    def events(self, event=None):
-        return [
-            (e.event, e.username, e.source, e.reason)
-            for e in self.store.audit_events()
-            if event is None or e.event == event
-        ]
-
-    def assert_agreed(self, device=None):
-        """
-        The server's current key is the one C{device} holds, at its
-        generation.
-        """
-        device = device or self.device
-        profile = self.profile(device.user)
-        self.assertEqual(
-            (profile.key_id, profile.generation, self.stored_key(device.user)),
-            (keyschedule.key_id(device.key), device.generation, device.key),
-        )
+from tests.support.enrollment import FINGERPRINT
+from tests.support.rotation import (
+    ELSEWHERE,
+    FIRST_KEY,
+    JUNK,
+    NOW,
+    OTHER_FINGERPRINT,
+    SOURCE,
+    Device,
+    RotationMixin,
+    enroll,
+)
+from tests.support.stores import MemoryStoreMixin, SQLiteStoreMixin
 
 
 class RotateTestsMixin(RotationMixin):
@@ -1170,7 +882,6 @@ class ReplayTestsMixin(RotationMixin):
         ciphertexts_xor = bytes(a ^ b for a, b in zip(pending.ok[:2], done[:2]))
         plaintexts_xor = bytes(a ^ b for a, b in zip(b"ok", b"do"))
         self.assertNotEqual(ciphertexts_xor, plaintexts_xor)
-
 
 
 class MemoryRotateTests(RotateTestsMixin, MemoryStoreMixin, SynchronousTestCase):

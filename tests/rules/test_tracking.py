@@ -23,18 +23,18 @@ from suto_server.rules.registry import LiveSession, LiveSessions
 from suto_server.rules.tracking import Tracking
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import Move
-from tests.client.test_hello import _UDPReactor
-from tests.net.test_checks import answer
-from tests.phases.test_connection_rotation import VERSION, RotationListenerMixin
-from tests.rules.test_rotation import (
+from tests.support.alerts import RecordingSink
+from tests.support.checks import answer
+from tests.support.rotation import (
     ELSEWHERE,
     FIRST_KEY,
     OTHER_FINGERPRINT,
     SOURCE,
     Device,
 )
-from tests.support.alerts import RecordingSink
+from tests.support.rotation_listener import VERSION, RotationListenerMixin
 from tests.support.store_suite.values import PROFILE, WINDOW
+from tests.support.udp import MemoryUDPReactor
 
 NOW = 1_700_000_000.0
 OLD = PROFILE.location  # 10.2.3.17, in "lab-east"
@@ -72,7 +72,7 @@ class TrackingTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        self.reactor = _UDPReactor()
+        self.reactor = MemoryUDPReactor()
         self.reactor.advance(NOW)
         self.store = MemoryStore()
         self.store.open_window(WINDOW)
@@ -584,7 +584,7 @@ class TrackedRotationTests(RotationListenerMixin, SynchronousTestCase):
 
     def setUp(self):
         super().setUp()
-        self.udp = _UDPReactor()
+        self.udp = MemoryUDPReactor()
         self.audit = RecordingAudit()
         self.live = LiveSessions()
         self.factory.rotation = replace(

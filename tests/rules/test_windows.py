@@ -21,8 +21,10 @@ from suto_server.rules.enrollment import (
 from suto_server.rules.windows import WindowDesk, hello_targets, too_wide
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
-from tests.phases.test_connection import ImmediatePool
-from tests.rules.test_enrollment import PASSWORD, device_payload, new_master_key
+from tests.support.enrollment import PASSWORD, device_payload
+from tests.support.hello import RecordingHello
+from tests.support.masterkey import new_master_key
+from tests.support.pools import ImmediatePool
 
 NOW = 1_700_000_000
 PORT = 2020
@@ -30,21 +32,6 @@ LAB = Location(
     (ip_network("127.0.0.0/24"), ip_network("::1/128"), ip_network("fd00:1::/64")),
     "lab",
 )
-
-
-class RecordingHello:
-    """
-    Records the hellos it is asked to send; fails with C{error} if set.
-    """
-
-    def __init__(self):
-        self.sent = []
-        self.error = None
-
-    def send_hello(self, user, target):
-        self.sent.append((user, target))
-        if self.error is not None:
-            raise self.error
 
 
 class HelloTargetsTests(SynchronousTestCase):

@@ -27,7 +27,7 @@ from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
 from suto_server.store.sqlite import SQLiteStore
-from tests.rules.test_enrollment import new_master_key
+from tests.support.masterkey import new_master_key
 from tests.support.server import make_server
 from tests.support.store_suite.values import (
     numbered_key_id,

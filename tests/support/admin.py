@@ -1,18 +1,20 @@
 """
-Fakes and helpers for the admin API's tests: an authenticator that
-records its calls, a hash pool that computes at once, and the rendering
-of one request on an admin site with twisted.web's L{DummyRequest}.
+The admin API and C{suto-admin}, driven from tests.
+
+The admin site is rendered in memory with twisted.web's L{DummyRequest},
+with a L{FakeAuthenticator} in place of the rendezvous; C{suto-admin} runs
+with injected streams, in this thread or, against a live daemon's admin
+socket, in a thread of its own so the reactor can answer it.
 """
 
 import io
 import json
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.web import server
 from twisted.web.test.requesthelper import DummyRequest
 
 from suto_server.admin.api import admin_site
-from suto_server.core import libxcrypt
 
 
 class FakeAuthenticator:
@@ -33,16 +35,6 @@ class FakeAuthenticator:
         self.calls.append((user, targets, timeout))
         self.wide = wide
         return self.pending
-
-
-class ReportingPool:
-    """
-    Computes hashes at once and, as the real hash pool does, reports a
-    refused input through the L{Deferred} rather than by raising.
-    """
-
-    def crypt(self, phrase, setting):
-        return defer.maybeDeferred(libxcrypt.crypt, phrase, setting)
 
 
 def render(site, method, path, body=None, raw=None, args=None):
@@ -120,3 +112,29 @@ def run_admin(*argv, stdin="", environ=None):
         environ={} if environ is None else environ,
     )
     return code, stdout.getvalue(), stderr.getvalue()
+
+
+def run_admin_in_thread(data, *argv, stdin=""):
+    """
+    Run C{suto-admin --data data argv} in a thread, for a command that
+    waits on a daemon this reactor runs.
+
+    @return: a L{Deferred} firing with the exit status, standard output
+        and standard error.
+    """
+    return threads.deferToThread(run_admin, "--data", data, *argv, stdin=stdin)
+
+
+class AdminCommandMixin:
+    """
+    Mixed into a test case whose C{data} is a running daemon's data folder.
+    """
+
+    def run_admin(self, *argv):
+        """
+        Run C{suto-admin} with C{argv} against C{self.data}, in a thread.
+
+        @return: a L{Deferred} firing with the exit status, standard output
+            and standard error.
+        """
+        return run_admin_in_thread(self.data, *argv)

@@ -1,7 +1,10 @@
 """
-The key schedule's test vectors: the fixed inputs and expected outputs
-that docs/PROTOCOL.md lists, shared by the key schedule's tests and the
-check of the specification's own vectors.
+The key schedule's test vectors: the fixed inputs docs/PROTOCOL.md lists
+and the outputs it prints for them.
+
+The key schedule's own tests rebuild each output from the primitives, and
+the check of docs/PROTOCOL.md against the code reads the same values, so
+both stand on one copy.
 """
 
 # The fixed inputs of the vectors, as docs/PROTOCOL.md lists them.

@@ -1,0 +1,115 @@
+"""
+The shape of the test tree: no module under C{tests/} imports a test
+module. Fakes, fixtures and constants that more than one test module needs
+live in C{tests/support/}; a test module importing another one runs, and
+breaks with, code it does not own, and trial would collect any test case
+imported that way twice.
+"""
+
+import ast
+import os
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.support.repository import ROOT
+
+TESTS = os.path.join(ROOT, "tests")
+
+
+def tree_modules():
+    """
+    @return: the dotted name and path of every module under C{tests/}.
+    """
+    for folder, folders, files in os.walk(TESTS):
+        folders[:] = sorted(f for f in folders if not f.startswith(("_", ".")))
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                parts = os.path.relpath(path, ROOT)[: -len(".py")].split(os.sep)
+                if parts[-1] == "__init__":
+                    parts.pop()
+                yield ".".join(parts), path
+
+
+def is_test_module(name):
+    """
+    Is the dotted C{name} under C{tests} but outside C{tests.support}?
+    Packages count: importing C{tests.audit} reaches its test modules.
+    """
+    parts = name.split(".")
+    return parts[0] == "tests" and parts[1:2] != ["support"] and len(parts) > 1
+
+
+def imported_test_modules(module, source):
+    """
+    @param module: the dotted name of the module C{source} is the text of.
+    @return: the names of the test modules C{source} imports, a relative
+        import resolved against C{module}.
+    """
+    package = module.split(".")[:-1]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            origin = ".".join(base + ([node.module] if node.module else []))
+            # "from tests.audit import test_log" imports a module by name.
+            found.extend(f"{origin}.{alias.name}" for alias in node.names)
+    return sorted({name for name in found if is_test_module(name)})
+
+
+class ImportsTests(SynchronousTestCase):
+    """
+    Test modules share code only through C{tests.support}.
+    """
+
+    def test_no_test_module_imports_another(self):
+        """
+        No module under C{tests/}, support modules included, imports a test
+        module or a test package.
+        """
+        offending = {}
+        for module, path in tree_modules():
+            with open(path, encoding="utf-8") as handle:
+                imported = imported_test_modules(module, handle.read())
+            if imported:
+                offending[module] = imported
+        self.assertEqual(offending, {})
+
+    def test_tree_found(self):
+        """
+        The walk finds the test modules and the support package, so the
+        check above is not vacuous.
+        """
+        modules = dict(tree_modules())
+        self.assertIn("tests.test_tree", modules)
+        self.assertIn("tests.audit.test_sinks", modules)
+        self.assertIn("tests.support.udp", modules)
+
+    def test_detects(self):
+        """
+        Absolute imports of a test module, of a name from one, of a test
+        package, and relative imports are all found; imports from
+        C{tests.support} are not.
+        """
+        source = """
+import tests.audit.test_sinks
+from tests.client.test_hello import SERVER
+from tests.audit import test_log
+from . import test_alerts
+from .test_sinks import ALERT
+from tests.support.udp import MemoryUDPReactor
+from tests.support import udp
+import os
+"""
+        self.assertEqual(
+            imported_test_modules("tests.audit.test_x", source),
+            [
+                "tests.audit.test_alerts",
+                "tests.audit.test_log",
+                "tests.audit.test_sinks",
+                "tests.audit.test_sinks.ALERT",
+                "tests.client.test_hello.SERVER",
+            ],
+        )
