@@ -7,8 +7,6 @@ socket.
 """
 
 import os
-import shutil
-import tempfile
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
@@ -24,6 +22,7 @@ from suto_server.rules.windows import WindowDesk
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
 from tests.support.admin import AdminCommandMixin, AdminRequestsMixin, FakeAuthenticator
+from tests.support.folders import socket_folder
 from tests.support.hello import RecordingHello
 from tests.support.masterkey import new_master_key
 from tests.support.pools import ReportingPool
@@ -180,9 +179,7 @@ class BlacklistCommandTests(AdminCommandMixin, BlacklistSiteMixin, TestCase):
     @defer.inlineCallbacks
     def setUp(self):
         super().setUp()
-        # Short absolute path: a UNIX socket path must fit in 108 bytes.
-        self.data = tempfile.mkdtemp(prefix="suto-bl-")
-        self.addCleanup(shutil.rmtree, self.data, True)
+        self.data = socket_folder(self, "suto-bl-")
         endpoint = serverFromString(
             reactor,
             f"unix:{quoteStringArgument(os.path.join(self.data, 'admin.sock'))}"

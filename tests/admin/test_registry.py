@@ -9,8 +9,6 @@ socket.
 import ipaddress
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import replace
 
 from twisted.internet import defer, reactor
@@ -28,6 +26,7 @@ from suto_server.service import SutoServer
 from suto_server.settings import ENROLLMENT_OFF, EnrollmentSettings, Network
 from suto_server.store.memory import MemoryStore
 from tests.support.admin import AdminCommandMixin, answer, render
+from tests.support.folders import socket_folder
 from tests.support.masterkey import new_master_key
 from tests.support.store_suite.values import PROFILE, WINDOW
 from tests.support.udp import MemoryUDPReactor
@@ -313,9 +312,7 @@ class RegistryCommandTests(AdminCommandMixin, TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        # Short absolute path: a UNIX socket path must fit in 108 bytes.
-        self.data = tempfile.mkdtemp(prefix="suto-reg-")
-        self.addCleanup(shutil.rmtree, self.data, True)
+        self.data = socket_folder(self, "suto-reg-")
         self.server = make_server(self)
         site = registry_site(self.server)
         endpoint = serverFromString(

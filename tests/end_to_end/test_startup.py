@@ -5,16 +5,15 @@ before anything is served.
 """
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from suto_server import tap
 from suto_server.datalock import DataFolderLock
+from tests.support.folders import socket_folder
 
 #: How long a server may take to refuse to start.
 TIMEOUT = 60
@@ -45,8 +44,7 @@ class StartupFixture:
     """
 
     def setUp(self):
-        self.cwd = tempfile.mkdtemp(prefix="suto-start-")
-        self.addCleanup(shutil.rmtree, self.cwd, True)
+        self.cwd = socket_folder(self, "suto-start-")
         self.data = os.path.join(self.cwd, "data")
 
     def suto(self, *arguments, listen="tcp:0:interface=127.0.0.1"):
