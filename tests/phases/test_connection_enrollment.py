@@ -15,12 +15,10 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.core import keyschedule, schemes, wire
+from suto_server.core import keyschedule, schemes
 from suto_server.cred.checkers import SaltedChallengeChecker
 from suto_server.cred.realm import SutoRealm
 from suto_server.locations import Location
-from suto_server.phases.classic import ClassicRules
-from suto_server.phases.connection import ServerFactory
 from suto_server.phases.enrollment import EnrollmentRules
 from suto_server.rules.enrollment import Enrollment, WindowHashSource
 from suto_server.rules.rendezvous import Rendezvous
@@ -31,15 +29,13 @@ from tests.support.enrollment import (
     device_payload,
     open_confirmation,
 )
+from tests.support.factories import EXCHANGE_TIMEOUT, RSALT, framed_factory
 from tests.support.masterkey import new_master_key
 from tests.support.pools import ImmediatePool
 from tests.support.secrets import assert_no_secrets
-from tests.support.sources import DictSource
 
 NOW = 1_700_000_000
 WINDOW_TIMEOUT = 60
-EXCHANGE_TIMEOUT = 10
-RSALT = "$6$ABCDEFGHIJKLMNOP"
 INSIDE = "127.0.0.5"
 OUTSIDE = "127.0.1.5"
 VERSION = b"SUTO_VERSION_2\r\n"
@@ -68,20 +64,14 @@ class ListenerMixin:
         A framed factory; C{enrollment} is L{None} for one that does not
         enroll.  No account has a password, so only enrollment succeeds.
         """
-        classic = Portal(
-            SutoRealm(), [SaltedChallengeChecker(DictSource({}), self.pool)]
-        )
         one_time = Portal(
             SutoRealm(),
             [SaltedChallengeChecker(WindowHashSource(self.store), self.pool)],
         )
-        return ServerFactory(
-            framing=wire.Framing.FRAMED,
-            clock=self.clock,
-            classic=ClassicRules(
-                self.rendezvous, classic, lambda user: None, lambda: RSALT
-            ),
-            exchange_timeout=EXCHANGE_TIMEOUT,
+        return framed_factory(
+            self.clock,
+            self.pool,
+            self.rendezvous,
             enrollment=(
                 EnrollmentRules(enrollment, one_time)
                 if enrollment is not None

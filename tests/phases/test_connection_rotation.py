@@ -30,6 +30,7 @@ from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.records import BlacklistEntry
 from tests.support.alerts import RecordingSink
 from tests.support.enrollment import FINGERPRINT
+from tests.support.factories import EXCHANGE_TIMEOUT
 from tests.support.reconnection import offline_key_of, opens_ok, reconnect_message
 from tests.support.rotation import (
     FIRST_KEY,
@@ -42,7 +43,6 @@ from tests.support.rotation import (
 )
 from tests.support.rotation_listener import (
     CLIENT_PRIVATE,
-    EXCHANGE_TIMEOUT,
     IDLE_TIMEOUT,
     VERSION,
     RotationListenerMixin,

@@ -11,27 +11,21 @@ import base64
 import itertools
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from twisted.cred.portal import Portal
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
 from suto_server.core import wire
-from suto_server.cred.checkers import SaltedChallengeChecker
-from suto_server.cred.realm import SutoRealm
-from suto_server.phases.classic import ClassicRules
-from suto_server.phases.connection import ServerFactory
 from suto_server.phases.rotation import RotationRules
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.rotation import Rotation
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
+from tests.support.factories import framed_factory
 from tests.support.masterkey import new_master_key
 from tests.support.pools import ImmediatePool
 from tests.support.rotation import NOW, SOURCE, enroll
-from tests.support.sources import DictSource
 
-EXCHANGE_TIMEOUT = 10
 IDLE_TIMEOUT = 96
 VERSION = b"SUTO_VERSION_2\r\n"
 # The client's X25519 private key: fixed, so every line is known.
@@ -79,17 +73,10 @@ class RotationListenerMixin:
         A framed factory; C{rotation} is L{None} for one that does not
         rotate keys.
         """
-        pool = ImmediatePool()
-        return ServerFactory(
-            framing=wire.Framing.FRAMED,
-            clock=self.clock,
-            classic=ClassicRules(
-                Rendezvous(self.clock, timeout=5),
-                Portal(SutoRealm(), [SaltedChallengeChecker(DictSource({}), pool)]),
-                lambda user: None,
-                lambda: "$6$ABCDEFGHIJKLMNOP",
-            ),
-            exchange_timeout=EXCHANGE_TIMEOUT,
+        return framed_factory(
+            self.clock,
+            ImmediatePool(),
+            Rendezvous(self.clock, timeout=5),
             rotation=(
                 RotationRules(rotation, idle_timeout=IDLE_TIMEOUT)
                 if rotation is not None
