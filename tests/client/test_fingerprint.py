@@ -6,7 +6,6 @@ hash over what the sources read.
 import os
 
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from suto_client.fingerprint import (
@@ -20,6 +19,7 @@ from suto_client.fingerprint import (
     compute_fingerprint,
     default_sources,
 )
+from tests.support.sources import FixedSource
 
 CPUINFO = """\
 processor\t: 0
@@ -44,22 +44,8 @@ VECTOR = "8f013329f6cf900372f8f5bb608c7becf1b2461d6838e16ab1f0ce614eca0944"
 VECTOR_WITHOUT_MAC = "1ec1cef4cb928329c1c6812aeff7b2501c0a21c244a70a18cdd4a90ba6534335"
 
 
-@implementer(IFingerprintSource)
-class FixedSource:
-    """
-    A source that reads a value given to it.
-    """
-
-    def __init__(self, name, value):
-        self.name = name
-        self.value = value
-
-    def read(self):
-        return self.value
-
-
 def _fixed_sources(values):
-    return [FixedSource(name, value) for name, value in values.items()]
+    return [FixedSource(value, name=name) for name, value in values.items()]
 
 
 class FileTestMixin:
@@ -376,8 +362,8 @@ class ComputeFingerprintTests(SynchronousTestCase):
         The same value under another source name gives another hash, so
         values cannot be moved between sources.
         """
-        first = compute_fingerprint([FixedSource("machine-id", "v")])
-        second = compute_fingerprint([FixedSource("cpu-model", "v")])
+        first = compute_fingerprint([FixedSource("v", name="machine-id")])
+        second = compute_fingerprint([FixedSource("v", name="cpu-model")])
         self.assertNotEqual(first.hash, second.hash)
 
     def test_file_backed(self):
@@ -418,11 +404,11 @@ class ComputeFingerprintTests(SynchronousTestCase):
         not encodable, are refused.
         """
         for sources in (
-            [FixedSource("a", "1"), FixedSource("a", "2")],
-            [FixedSource("", "1")],
-            [FixedSource("a", "")],
-            [FixedSource("a", b"bytes")],
-            [FixedSource("a", "\ud800")],
+            [FixedSource("1", name="a"), FixedSource("2", name="a")],
+            [FixedSource("1", name="")],
+            [FixedSource("", name="a")],
+            [FixedSource(b"bytes", name="a")],
+            [FixedSource("\ud800", name="a")],
         ):
             self.assertRaises(FingerprintError, compute_fingerprint, sources)
 

@@ -9,7 +9,6 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from suto_server.core import libxcrypt, schemes
@@ -18,6 +17,7 @@ from suto_server.cred.checkers import ChainedHashSource, SaltedChallengeChecker
 from suto_server.cred.credentials import ISaltedChallenge, SaltedChallenge
 from suto_server.cred.hashpool import HashPool, HashPoolBusy
 from suto_server.cred.interfaces import IPasswordHashSource
+from tests.support.sources import DictSource
 
 PASSWORD = "password"
 STORED = (
@@ -27,19 +27,6 @@ STORED = (
 RSALT = "$6$ABCDEFGHIJKLMNOP"
 
 NOT_AVAILABLE = None if libxcrypt.available() else "libxcrypt is not installed"
-
-
-@implementer(IPasswordHashSource)
-class DictSource:
-    """
-    Hashes from a dictionary; a user mapped to L{None} is locked.
-    """
-
-    def __init__(self, hashes):
-        self.hashes = hashes
-
-    def hash_for(self, username):
-        return self.hashes.get(username)
 
 
 class SynchronousHashPool:

@@ -9,7 +9,6 @@ import errno
 from twisted.internet import task
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from suto_server.cred.interfaces import IPasswordHashSource
@@ -26,22 +25,12 @@ from suto_server.rules.rendezvous import (
     RequestConflict,
     Verdict,
 )
+from tests.support.sources import DictSource
 
 STORED = (
     "$6$abcdefghijklmnop$q2YZbPhm1LySTIzZVDisu/y2CX1McrFsw529ViOLMxoKT."
     "sfgjBo4aFu.hwtGjEDxRb6mn/TZMj7V4/1AUTLi1"
 )
-
-
-@implementer(IPasswordHashSource)
-class DictSource:
-    "A password hash source over a dict."
-
-    def __init__(self, hashes):
-        self.hashes = hashes
-
-    def hash_for(self, username):
-        return self.hashes.get(username)
 
 
 class RecordingHelloSender:

@@ -10,8 +10,10 @@ C{/etc/machine-id}.
 from zope.interface import implementer
 
 from suto_client.fingerprint import IFingerprintSource
+from suto_server.cred.interfaces import IPasswordHashSource
 
 
+@implementer(IPasswordHashSource)
 class DictSource:
     """
     A password hash source over a dict.
