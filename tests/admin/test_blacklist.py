@@ -6,10 +6,8 @@ C{suto-admin blacklist} / C{suto-admin unblock} against a real admin
 socket.
 """
 
-import os
 
-from twisted.internet import defer, reactor, task
-from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet import defer, task
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from suto_server.admin.api import admin_site
@@ -180,13 +178,7 @@ class BlacklistCommandTests(AdminCommandMixin, BlacklistSiteMixin, TestCase):
     def setUp(self):
         super().setUp()
         self.data = socket_folder(self, "suto-bl-")
-        endpoint = serverFromString(
-            reactor,
-            f"unix:{quoteStringArgument(os.path.join(self.data, 'admin.sock'))}"
-            ":mode=600",
-        )
-        port = yield endpoint.listen(self.site)
-        self.addCleanup(port.stopListening)
+        yield self.listen_admin(self.site)
 
     @defer.inlineCallbacks
     def test_blacklist(self):

@@ -8,11 +8,9 @@ socket.
 
 import ipaddress
 import json
-import os
 from dataclasses import replace
 
-from twisted.internet import defer, reactor
-from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -315,13 +313,7 @@ class RegistryCommandTests(AdminCommandMixin, TestCase):
         self.data = socket_folder(self, "suto-reg-")
         self.server = make_server(self)
         site = registry_site(self.server)
-        endpoint = serverFromString(
-            reactor,
-            f"unix:{quoteStringArgument(os.path.join(self.data, 'admin.sock'))}"
-            ":mode=600",
-        )
-        port = yield endpoint.listen(site)
-        self.addCleanup(port.stopListening)
+        yield self.listen_admin(site)
 
     @defer.inlineCallbacks
     def test_clients(self):

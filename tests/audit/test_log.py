@@ -13,9 +13,8 @@ import struct
 import time
 from dataclasses import replace
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web import server
@@ -807,13 +806,7 @@ class AdminCommandTests(AdminCommandMixin, TestCase):
         self.addCleanup(self.store.close)
         _append_all(self.store)
         site = admin_site(None, 2020, dict, list, audit=AuditLog(self.store, []))
-        endpoint = serverFromString(
-            reactor,
-            f"unix:{quoteStringArgument(os.path.join(self.data, 'admin.sock'))}"
-            ":mode=600",
-        )
-        port = yield endpoint.listen(site)
-        self.addCleanup(port.stopListening)
+        yield self.listen_admin(site)
 
     @defer.inlineCallbacks
     def test_alerts(self):

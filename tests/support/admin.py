@@ -9,8 +9,10 @@ socket, in a thread of its own so the reactor can answer it.
 
 import io
 import json
+import os
 
-from twisted.internet import defer, threads
+from twisted.internet import defer, reactor, threads
+from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.web import server
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -129,6 +131,16 @@ class AdminCommandMixin:
     """
     Mixed into a test case whose C{data} is a running daemon's data folder.
     """
+
+    @defer.inlineCallbacks
+    def listen_admin(self, site):
+        """
+        Serve C{site} on the admin socket of C{self.data}, as the daemon
+        does, until the test ends.
+        """
+        path = quoteStringArgument(os.path.join(self.data, "admin.sock"))
+        port = yield serverFromString(reactor, f"unix:{path}:mode=600").listen(site)
+        self.addCleanup(port.stopListening)
 
     def run_admin(self, *argv):
         """
