@@ -30,18 +30,13 @@ from suto_client.statefile import (
 from suto_client.tls import pinned_client_creator
 from suto_server.core import keyschedule, wire
 from suto_server.net.certificate import ensure_self_signed
+from tests.support.client_enrollment import RESPONSE, RSALT, SALT, SALTED, USER
 from tests.support.comparisons import record_comparisons
+from tests.support.enrollment import FINGERPRINT, RANDOM
 from tests.support.udp import MemoryUDPReactor
 
-USER = "alice"
 SERVER = "192.0.2.10"
 PASSWORD = "hunter2-secret"
-SALT = "$6$saltsaltsaltsalt"
-RSALT = "$6$rsaltrsaltrsalt1"
-SALTED = SALT + "$" + "s" * 86
-RESPONSE = RSALT + "$" + "r" * 86
-FINGERPRINT = bytes(range(32))
-RANDOM = bytes(range(100, 132))
 
 
 def _account(password):

@@ -1,10 +1,10 @@
 """
 The server's side of the client's enrollment, from the key schedule.
 
-The client's enrollment tests and the check of the machines against
-docs/PROTOCOL.md need what a server holding the window's hash sends and
-expects; the device is the one in L{tests.support.enrollment}, with its
-fingerprint hash and random data.
+The client's enrollment and constant-time tests and the check of the
+machines against docs/PROTOCOL.md need what a server holding the window's
+hash sends and expects; the device is the one in
+L{tests.support.enrollment}, with its fingerprint hash and random data.
 """
 
 from suto_server.core import keyschedule
