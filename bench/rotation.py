@@ -55,15 +55,15 @@ START_TIMEOUT = 30.0
 #: Seconds the generators may take to connect the whole fleet.
 CONNECT_TIMEOUT = 300.0
 
-#: Seconds a generator may live beyond connecting and measuring.
+#: Seconds a generator may live beyond all its phases.
 CLIENT_SLACK = 60.0
 
 #: The wait between rotations in the memory scenario: longer than any
 #: measurement, so every endpoint idles after its first rotation.
 IDLE_INTERVAL = 3600.0
 
-#: The server's auth timeout (the classic path is not used here).
-_AUTH_TIMEOUT = 5.0
+#: A fleet's server's auth timeout (the classic path is not used here).
+AUTH_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,19 @@ def prepare_fleet(directory: str, endpoints: int) -> tuple[ServerSetup, str]:
     path = os.path.join(directory, "fleet.jsonl")
     fleet.write(path, members)
     return setup, path
+
+
+@inlineCallbacks
+def seed_fleet(reactor, directory: str, endpoints: int):
+    """
+    L{prepare_fleet} off the reactor, timed.
+
+    @return: a L{Deferred} firing with the server's setup, the fleet
+        file's path and the seconds seeding took.
+    """
+    started = reactor.seconds()
+    setup, fleet_file = yield deferToThread(prepare_fleet, directory, endpoints)
+    return setup, fleet_file, reactor.seconds() - started
 
 
 def start_generators(
@@ -257,10 +270,8 @@ def run_fleet(
         reported something malformed.
     """
     raise_file_limit()
-    seeding = reactor.seconds()
-    setup, fleet_file = yield deferToThread(prepare_fleet, directory, endpoints)
-    seeding = reactor.seconds() - seeding
-    server = start_server(reactor, setup, _AUTH_TIMEOUT)
+    setup, fleet_file, seeding = yield seed_fleet(reactor, directory, endpoints)
+    server = start_server(reactor, setup, AUTH_TIMEOUT)
     admin = AdminClient(reactor, setup.admin_socket, 1)
     generators: list[tuple[Child, str]] = []
     try:

@@ -43,11 +43,13 @@ from bench.children import Child
 from bench.cpu import CpuMeter
 from bench.measurement import Measurement, add_counts
 from bench.rotation import (
+    AUTH_TIMEOUT,
+    CLIENT_SLACK,
     CONNECT_TIMEOUT,
     START_TIMEOUT,
-    prepare_fleet,
     raise_file_limit,
     report_lines,
+    seed_fleet,
     start_generators,
 )
 from bench.storm_client import DOWN, GO
@@ -67,13 +69,6 @@ OFFLINE_SLACK = 90.0
 
 #: Seconds past the server's offline deadline before it is restarted.
 DEADLINE_MARGIN = 1.0
-
-#: Seconds a generator may live beyond all its phases.
-CLIENT_SLACK = 60.0
-
-#: The server's auth timeout (the classic path is not used here).
-_AUTH_TIMEOUT = 5.0
-
 
 
 @dataclass(frozen=True)
@@ -256,10 +251,8 @@ def run_storm(
         "--rotation-interval", str(interval), "--rotation-grace", str(grace),
         "--offline-step", str(_offline_step(interval, grace)),
     )
-    seeding = reactor.seconds()
-    setup, fleet_file = yield deferToThread(prepare_fleet, directory, endpoints)
-    seeding = reactor.seconds() - seeding
-    server = start_server(reactor, setup, _AUTH_TIMEOUT, options=options)
+    setup, fleet_file, seeding = yield seed_fleet(reactor, directory, endpoints)
+    server = start_server(reactor, setup, AUTH_TIMEOUT, options=options)
     admin = AdminClient(reactor, setup.admin_socket, 1)
     generators: list[tuple[Child, str]] = []
     try:
@@ -285,7 +278,7 @@ def run_storm(
         if reactor.seconds() < deadline:
             yield deferLater(reactor, deadline - reactor.seconds())
         restarted = time.time()
-        server = start_server(reactor, setup, _AUTH_TIMEOUT, options=options)
+        server = start_server(reactor, setup, AUTH_TIMEOUT, options=options)
         down = reactor.seconds() - stopped
         meter = CpuMeter(server.pid)
         for child in children:
