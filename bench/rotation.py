@@ -204,7 +204,7 @@ def _start_generators(
     )
 
 
-def json_lines(lines: list[str], keys: tuple[str, ...]) -> list[dict]:
+def _json_lines(lines: list[str], keys: tuple[str, ...]) -> list[dict]:
     """
     @raise LoadClientError: a line is not a JSON object with C{keys}.
     """
@@ -228,12 +228,12 @@ def report_lines(
 
     @param server: the server's L{Child}, to fail at once should it exit
         meanwhile, or L{None} while it is meant to be down.
-    @return: a L{Deferred} firing with the reports, as L{json_lines}.
+    @return: a L{Deferred} firing with the reports, as L{_json_lines}.
     """
     waiting = gatherResults([child.line(index) for child in children], consumeErrors=True)
     if server is not None:
         waiting = while_running(server, waiting)
-    return waiting.addCallback(json_lines, keys)
+    return waiting.addCallback(_json_lines, keys)
 
 
 def _latencies(path: str) -> array:
