@@ -29,7 +29,7 @@ from twisted.internet.threads import deferToThread
 from bench.children import Child, python_argv, spawn
 from bench.cpu import CpuMeter
 from bench.load_client import GO, READY
-from bench.measurement import Measurement, add_counts
+from bench.measurement import Measurement
 from bench.password_ceiling import measure_crypt_rate
 from bench.suto_server_process import Identity, make_identity
 
@@ -191,17 +191,7 @@ def measure_in_clients(
     finally:
         yield gatherResults([client.stop(reactor) for client in clients])
     try:
-        reports = [json.loads(line) for line in lines]
-        reasons = add_counts(report["error_reasons"] for report in reports)
-        return Measurement(
-            count=sum(report["count"] for report in reports),
-            seconds=max(report["seconds"] for report in reports),
-            errors=sum(report["errors"] for report in reports),
-            generator_cpu=sum(report["cpu"] for report in reports),
-            server_cpu=cpu.server,
-            machine_cpu=cpu.machine,
-            error_reasons=reasons,
-        )
+        return Measurement.of_reports([json.loads(line) for line in lines], cpu)
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise LoadClientError(f"a load client's report is malformed: {error}") from None
 

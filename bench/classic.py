@@ -135,6 +135,32 @@ def authenticator(
     return step
 
 
+def measure_authentications(
+    reactor, server, admin: AdminClient, fleet: list[Device], timeout: float,
+    *, duration: float, max_count: int,
+):
+    """
+    Have every device of C{fleet} authenticate over and over, for
+    C{duration} seconds or C{max_count} authentications, while C{server}
+    runs.
+
+    @return: a L{Deferred} firing with the L{Measurement}, as
+        L{measure_workers}.
+    """
+    tally = Tally()
+    return while_running(
+        server,
+        measure_workers(
+            reactor,
+            tally,
+            [authenticator(reactor, admin, device, tally, timeout) for device in fleet],
+            duration=duration,
+            max_count=max_count,
+            server_pid=server.pid,
+        ),
+    )
+
+
 @inlineCallbacks
 def run_classic(
     reactor,
@@ -183,20 +209,9 @@ def run_classic(
             ),
         )
         warmup = warmup_tally.measurement(reactor.seconds() - warmup_start)
-        measured_tally = Tally()
-        measured = yield while_running(
-            server,
-            measure_workers(
-                reactor,
-                measured_tally,
-                [
-                    authenticator(reactor, admin, device, measured_tally, auth_timeout)
-                    for device in fleet
-                ],
-                duration=duration,
-                max_count=max_auth,
-                server_pid=server.pid,
-            ),
+        measured = yield measure_authentications(
+            reactor, server, admin, fleet, auth_timeout,
+            duration=duration, max_count=max_auth,
         )
     finally:
         yield gatherResults([device.stop() for device in fleet])

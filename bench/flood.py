@@ -36,11 +36,15 @@ from twisted.internet.task import LoopingCall, deferLater
 
 from bench.admin_client import AdminClient
 from bench.children import while_running
-from bench.classic import START_TIMEOUT, authenticator, passwords_for, start_fleet
+from bench.classic import (
+    START_TIMEOUT,
+    measure_authentications,
+    passwords_for,
+    start_fleet,
+)
 from bench.device import Device
 from bench.idle_flood import Flood
-from bench.loops import measure_workers
-from bench.measurement import Measurement, Tally, add_counts
+from bench.measurement import Measurement, add_counts
 from bench.metrics_page import scrape
 from bench.rotation import raise_file_limit
 from bench.suto_server_process import (
@@ -163,20 +167,9 @@ def run_flood(
 
         sampler = LoopingCall(sample)
         sampling = sampler.start(SAMPLE_INTERVAL)
-        tally = Tally()
-        measured = yield while_running(
-            server,
-            measure_workers(
-                reactor,
-                tally,
-                [
-                    authenticator(reactor, admin, device, tally, auth_timeout)
-                    for device in fleet
-                ],
-                duration=duration,
-                max_count=logins,
-                server_pid=server.pid,
-            ),
+        measured = yield measure_authentications(
+            reactor, server, admin, fleet, auth_timeout,
+            duration=duration, max_count=logins,
         )
         sampler.stop()
         yield sampling

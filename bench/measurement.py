@@ -57,6 +57,30 @@ class Measurement:
     latencies: tuple[float, ...] = field(default=(), repr=False)
     error_reasons: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def of_reports(
+        cls, reports: list[dict], cpu: CpuUse, latencies: tuple[float, ...] = ()
+    ) -> Measurement:
+        """
+        What load generators measured together, from the reports they
+        printed (each with C{count}, C{seconds}, C{errors},
+        C{error_reasons} and C{cpu}) and the CPU the server and the
+        machine spent meanwhile.
+
+        @raise KeyError: a report lacks one of those.
+        """
+        reasons = add_counts(report["error_reasons"] for report in reports)
+        return cls(
+            count=sum(report["count"] for report in reports),
+            seconds=max(report["seconds"] for report in reports),
+            errors=sum(report["errors"] for report in reports),
+            generator_cpu=sum(report["cpu"] for report in reports),
+            server_cpu=cpu.server,
+            machine_cpu=cpu.machine,
+            latencies=latencies,
+            error_reasons=reasons,
+        )
+
     @property
     def per_second(self) -> float:
         """

@@ -55,15 +55,15 @@ START_TIMEOUT = 30.0
 #: Seconds the generators may take to connect the whole fleet.
 CONNECT_TIMEOUT = 300.0
 
-#: Seconds a generator may live beyond connecting and measuring.
+#: Seconds a generator may live beyond all its phases.
 CLIENT_SLACK = 60.0
 
 #: The wait between rotations in the memory scenario: longer than any
 #: measurement, so every endpoint idles after its first rotation.
 IDLE_INTERVAL = 3600.0
 
-#: The server's auth timeout (the classic path is not used here).
-_AUTH_TIMEOUT = 5.0
+#: A fleet's server's auth timeout (the classic path is not used here).
+AUTH_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,51 @@ def prepare_fleet(directory: str, endpoints: int) -> tuple[ServerSetup, str]:
     return setup, path
 
 
+@inlineCallbacks
+def seed_fleet(reactor, directory: str, endpoints: int):
+    """
+    L{prepare_fleet} off the reactor, timed.
+
+    @return: a L{Deferred} firing with the server's setup, the fleet
+        file's path and the seconds seeding took.
+    """
+    started = reactor.seconds()
+    setup, fleet_file = yield deferToThread(prepare_fleet, directory, endpoints)
+    return setup, fleet_file, reactor.seconds() - started
+
+
+def start_generators(
+    reactor, kind: str, fleet_file: str, parts: list[int], output, options,
+) -> list[tuple[Child, str]]:
+    """
+    Start one C{bench.<kind>_client} generator per share of the fleet.
+
+    @param parts: how many endpoints each generator drives, in fleet
+        order (L{shares}).
+    @param output: the path of the file a generator writes, of its index.
+    @param options: the rest of a generator's command line, of that path.
+    @return: each generator with the file it writes.
+    """
+    generators = []
+    first = 0
+    for index, count in enumerate(parts):
+        path = output(index)
+        child = spawn(
+            reactor,
+            f"{kind} generator {index + 1}",
+            python_argv(
+                "-m", f"bench.{kind}_client",
+                "--fleet", fleet_file,
+                "--first", str(first),
+                "--count", str(count),
+                *options(path),
+            ),
+        )
+        generators.append((child, path))
+        first += count
+    return generators
+
+
 def _start_generators(
     reactor, directory: str, fleet_file: str, *, endpoints: int,
     interval: float, duration: float, max_rotations: int,
@@ -143,31 +188,23 @@ def _start_generators(
     parts = shares(endpoints, os.cpu_count() or 1)
     each_count = math.ceil(max_rotations / len(parts))
     lifetime = CONNECT_TIMEOUT + duration + CLIENT_SLACK
-    generators = []
-    first = 0
-    for index, count in enumerate(parts):
-        latencies = os.path.join(directory, f"latencies-{index}")
-        child = spawn(
-            reactor,
-            f"rotation generator {index + 1}",
-            python_argv(
-                "-m", "bench.rotation_client",
-                "--fleet", fleet_file,
-                "--first", str(first),
-                "--count", str(count),
-                "--interval", str(interval),
-                "--duration", str(duration),
-                "--max-count", str(each_count),
-                "--latencies", latencies,
-                "--lifetime", str(lifetime),
-            ),
-        )
-        generators.append((child, latencies))
-        first += count
-    return generators
+    return start_generators(
+        reactor,
+        "rotation",
+        fleet_file,
+        parts,
+        lambda index: os.path.join(directory, f"latencies-{index}"),
+        lambda latencies: (
+            "--interval", str(interval),
+            "--duration", str(duration),
+            "--max-count", str(each_count),
+            "--latencies", latencies,
+            "--lifetime", str(lifetime),
+        ),
+    )
 
 
-def json_lines(lines: list[str], keys: tuple[str, ...]) -> list[dict]:
+def _json_lines(lines: list[str], keys: tuple[str, ...]) -> list[dict]:
     """
     @raise LoadClientError: a line is not a JSON object with C{keys}.
     """
@@ -181,6 +218,22 @@ def json_lines(lines: list[str], keys: tuple[str, ...]) -> list[dict]:
             f"a generator's report is malformed: {error}"
         ) from None
     return reports
+
+
+def report_lines(
+    children: list[Child], index: int, keys: tuple[str, ...], server=None
+):
+    """
+    Every generator's report number C{index}, parsed.
+
+    @param server: the server's L{Child}, to fail at once should it exit
+        meanwhile, or L{None} while it is meant to be down.
+    @return: a L{Deferred} firing with the reports, as L{_json_lines}.
+    """
+    waiting = gatherResults([child.line(index) for child in children], consumeErrors=True)
+    if server is not None:
+        waiting = while_running(server, waiting)
+    return waiting.addCallback(_json_lines, keys)
 
 
 def _latencies(path: str) -> array:
@@ -217,10 +270,8 @@ def run_fleet(
         reported something malformed.
     """
     raise_file_limit()
-    seeding = reactor.seconds()
-    setup, fleet_file = yield deferToThread(prepare_fleet, directory, endpoints)
-    seeding = reactor.seconds() - seeding
-    server = start_server(reactor, setup, _AUTH_TIMEOUT)
+    setup, fleet_file, seeding = yield seed_fleet(reactor, directory, endpoints)
+    server = start_server(reactor, setup, AUTH_TIMEOUT)
     admin = AdminClient(reactor, setup.admin_socket, 1)
     generators: list[tuple[Child, str]] = []
     try:
@@ -231,23 +282,18 @@ def run_fleet(
             interval=interval, duration=duration, max_rotations=max_rotations,
         )
         children = [child for child, _ in generators]
-        ready = json_lines(
-            (yield while_running(
-                server,
-                gatherResults([child.line(0) for child in children], consumeErrors=True),
-            )),
+        ready = yield report_lines(
+            children,
+            0,
             ("connected", "seconds", "warmup_rotations", "warmup_errors"),
+            server,
         )
         rss_after = resident_bytes(server.pid)
         meter = CpuMeter(server.pid)
         for child in children:
             child.send_line(GO)
-        reports = json_lines(
-            (yield while_running(
-                server,
-                gatherResults([child.line(1) for child in children], consumeErrors=True),
-            )),
-            ("count", "seconds", "errors", "error_reasons", "cpu"),
+        reports = yield report_lines(
+            children, 1, ("count", "seconds", "errors", "error_reasons", "cpu"), server
         )
         cpu = meter.read()
         # Each generator wrote its latencies before its report.
@@ -268,14 +314,5 @@ def run_fleet(
         warmup_errors=add_counts(report["warmup_errors"] for report in ready),
         rss_before=rss_before,
         rss_after=rss_after,
-        measured=Measurement(
-            count=sum(report["count"] for report in reports),
-            seconds=max(report["seconds"] for report in reports),
-            errors=sum(report["errors"] for report in reports),
-            generator_cpu=sum(report["cpu"] for report in reports),
-            server_cpu=cpu.server,
-            machine_cpu=cpu.machine,
-            latencies=tuple(latencies),
-            error_reasons=add_counts(report["error_reasons"] for report in reports),
-        ),
+        measured=Measurement.of_reports(reports, cpu, tuple(latencies)),
     )

@@ -286,52 +286,70 @@ async def _run_ceilings(reactor, directory: str, options):
     return _devices_title(options, ceilings), report.ceiling_rows(ceilings), figures
 
 
-async def _run_classic(reactor, directory: str, options):
-    ceilings = await _ceilings(reactor, directory, options, options.devices)
-    _progress(f"classic: {options.devices} devices, {options.duration:g} s")
-    result = await run_classic(
-        reactor,
-        directory,
-        devices=options.devices,
-        duration=options.duration,
-        max_auth=options.max_auth,
-        auth_timeout=options.auth_timeout,
-        profile=(
-            None
-            if options.server_profile is None
-            else os.path.abspath(options.server_profile)
-        ),
-    )
-    rows = report.ceiling_rows(ceilings) + report.classic_rows(result, ceilings)
+async def _after_ceilings(
+    reactor, directory: str, options, *, connections: int, title, progress: str,
+    run, rows, figures,
+):
+    """
+    The shape of every scenario measured against the machine's ceilings:
+    measure them with C{connections} in flight, say C{progress}, call
+    C{run} and await it, and put the rows C{rows} makes of its result
+    after the ceilings' rows.
+
+    @param title: makes the title of the options and the ceilings.
+    @param rows: makes the scenario's rows of its result and the ceilings.
+    @param figures: makes the JSON figures of the same.
+    """
+    ceilings = await _ceilings(reactor, directory, options, connections)
+    _progress(progress)
+    result = await run()
     return (
-        _devices_title(options, ceilings),
-        rows,
-        report.classic_json(result, ceilings),
+        title(options, ceilings),
+        report.ceiling_rows(ceilings) + rows(result, ceilings),
+        figures(result, ceilings),
+    )
+
+
+async def _run_classic(reactor, directory: str, options):
+    return await _after_ceilings(
+        reactor, directory, options,
+        connections=options.devices,
+        title=_devices_title,
+        progress=f"classic: {options.devices} devices, {options.duration:g} s",
+        run=lambda: run_classic(
+            reactor,
+            directory,
+            devices=options.devices,
+            duration=options.duration,
+            max_auth=options.max_auth,
+            auth_timeout=options.auth_timeout,
+            profile=(
+                None
+                if options.server_profile is None
+                else os.path.abspath(options.server_profile)
+            ),
+        ),
+        rows=report.classic_rows,
+        figures=report.classic_json,
     )
 
 
 async def _run_enrollment(reactor, directory: str, options):
-    ceilings = await _ceilings(reactor, directory, options, options.devices)
-    _progress(f"enrollment: {options.devices} in flight, {options.duration:g} s")
-    result = await run_enrollment(
-        reactor,
-        directory,
-        devices=options.devices,
-        duration=options.duration,
-        max_enroll=options.max_enroll,
-        timeout=options.enroll_timeout,
-    )
-    rows = report.ceiling_rows(ceilings) + report.enrollment_rows(result, ceilings)
-    return (
-        _devices_title(options, ceilings),
-        rows,
-        report.enrollment_json(result, ceilings),
-    )
-
-
-async def _fleet_ceilings(reactor, directory: str, options):
-    return await _ceilings(
-        reactor, directory, options, min(options.endpoints, CEILING_CONNECTIONS)
+    return await _after_ceilings(
+        reactor, directory, options,
+        connections=options.devices,
+        title=_devices_title,
+        progress=f"enrollment: {options.devices} in flight, {options.duration:g} s",
+        run=lambda: run_enrollment(
+            reactor,
+            directory,
+            devices=options.devices,
+            duration=options.duration,
+            max_enroll=options.max_enroll,
+            timeout=options.enroll_timeout,
+        ),
+        rows=report.enrollment_rows,
+        figures=report.enrollment_json,
     )
 
 
@@ -343,40 +361,48 @@ def _fleet_title(options, ceilings) -> str:
 
 
 async def _run_rotation(reactor, directory: str, options):
-    ceilings = await _fleet_ceilings(reactor, directory, options)
-    _progress(
-        f"rotation: {options.endpoints} endpoints, interval "
-        f"{options.interval:g} s, {options.duration:g} s"
+    return await _after_ceilings(
+        reactor, directory, options,
+        connections=min(options.endpoints, CEILING_CONNECTIONS),
+        title=_fleet_title,
+        progress=(
+            f"rotation: {options.endpoints} endpoints, interval "
+            f"{options.interval:g} s, {options.duration:g} s"
+        ),
+        run=lambda: run_fleet(
+            reactor,
+            os.path.join(directory, "fleet"),
+            endpoints=options.endpoints,
+            interval=options.interval,
+            duration=options.duration,
+            max_rotations=options.max_rotations,
+        ),
+        rows=report.rotation_rows,
+        figures=report.rotation_json,
     )
-    result = await run_fleet(
-        reactor,
-        os.path.join(directory, "fleet"),
-        endpoints=options.endpoints,
-        interval=options.interval,
-        duration=options.duration,
-        max_rotations=options.max_rotations,
-    )
-    rows = report.ceiling_rows(ceilings) + report.rotation_rows(result, ceilings)
-    return _fleet_title(options, ceilings), rows, report.rotation_json(result, ceilings)
 
 
 async def _run_storm(reactor, directory: str, options):
-    ceilings = await _fleet_ceilings(reactor, directory, options)
-    _progress(
-        f"storm: {options.endpoints} endpoints, interval {options.interval:g} s, "
-        f"grace {options.grace:g} s"
+    return await _after_ceilings(
+        reactor, directory, options,
+        connections=min(options.endpoints, CEILING_CONNECTIONS),
+        title=_fleet_title,
+        progress=(
+            f"storm: {options.endpoints} endpoints, interval {options.interval:g} s, "
+            f"grace {options.grace:g} s"
+        ),
+        run=lambda: run_storm(
+            reactor,
+            os.path.join(directory, "storm"),
+            endpoints=options.endpoints,
+            interval=options.interval,
+            grace=options.grace,
+            storm_timeout=options.storm_timeout,
+            downtime=options.downtime,
+        ),
+        rows=report.storm_rows,
+        figures=report.storm_json,
     )
-    result = await run_storm(
-        reactor,
-        os.path.join(directory, "storm"),
-        endpoints=options.endpoints,
-        interval=options.interval,
-        grace=options.grace,
-        storm_timeout=options.storm_timeout,
-        downtime=options.downtime,
-    )
-    rows = report.ceiling_rows(ceilings) + report.storm_rows(result, ceilings)
-    return _fleet_title(options, ceilings), rows, report.storm_json(result, ceilings)
 
 
 async def _run_memory(reactor, directory: str, options):

@@ -39,15 +39,18 @@ from twisted.internet.threads import deferToThread
 
 from bench.admin_client import AdminClient
 from bench.ceilings import shares
-from bench.children import Child, python_argv, spawn, while_running
+from bench.children import Child
 from bench.cpu import CpuMeter
 from bench.measurement import Measurement, add_counts
 from bench.rotation import (
+    AUTH_TIMEOUT,
+    CLIENT_SLACK,
     CONNECT_TIMEOUT,
     START_TIMEOUT,
-    json_lines,
-    prepare_fleet,
     raise_file_limit,
+    report_lines,
+    seed_fleet,
+    start_generators,
 )
 from bench.storm_client import DOWN, GO
 from bench.suto_server_process import start_server, wait_until_serving
@@ -66,13 +69,6 @@ OFFLINE_SLACK = 90.0
 
 #: Seconds past the server's offline deadline before it is restarted.
 DEADLINE_MARGIN = 1.0
-
-#: Seconds a generator may live beyond all its phases.
-CLIENT_SLACK = 60.0
-
-#: The server's auth timeout (the classic path is not used here).
-_AUTH_TIMEOUT = 5.0
-
 
 
 @dataclass(frozen=True)
@@ -147,41 +143,25 @@ def _start_generators(
 
     @return: each generator with the file it writes its endpoints to.
     """
-    parts = shares(endpoints, os.cpu_count() or 1)
     offline_timeout = longest_wait(interval) + OFFLINE_SLACK
     lifetime = (
         CONNECT_TIMEOUT + offline_timeout + downtime + storm_timeout + CLIENT_SLACK
     )
-    generators = []
-    first = 0
-    for index, count in enumerate(parts):
-        results = os.path.join(directory, f"storm-{index}.jsonl")
-        child = spawn(
-            reactor,
-            f"storm generator {index + 1}",
-            python_argv(
-                "-m", "bench.storm_client",
-                "--fleet", fleet_file,
-                "--first", str(first),
-                "--count", str(count),
-                "--interval", str(interval),
-                "--connect-timeout", str(CONNECT_TIMEOUT),
-                "--offline-timeout", str(offline_timeout),
-                "--storm-timeout", str(storm_timeout),
-                "--results", results,
-                "--lifetime", str(lifetime),
-            ),
-        )
-        generators.append((child, results))
-        first += count
-    return generators
-
-
-def _lines(children: list[Child], index: int, keys: tuple[str, ...], server=None):
-    waiting = gatherResults([child.line(index) for child in children], consumeErrors=True)
-    if server is not None:
-        waiting = while_running(server, waiting)
-    return waiting.addCallback(json_lines, keys)
+    return start_generators(
+        reactor,
+        "storm",
+        fleet_file,
+        shares(endpoints, os.cpu_count() or 1),
+        lambda index: os.path.join(directory, f"storm-{index}.jsonl"),
+        lambda results: (
+            "--interval", str(interval),
+            "--connect-timeout", str(CONNECT_TIMEOUT),
+            "--offline-timeout", str(offline_timeout),
+            "--storm-timeout", str(storm_timeout),
+            "--results", results,
+            "--lifetime", str(lifetime),
+        ),
+    )
 
 
 def _read_results(paths: list[str]) -> list[dict]:
@@ -271,10 +251,8 @@ def run_storm(
         "--rotation-interval", str(interval), "--rotation-grace", str(grace),
         "--offline-step", str(_offline_step(interval, grace)),
     )
-    seeding = reactor.seconds()
-    setup, fleet_file = yield deferToThread(prepare_fleet, directory, endpoints)
-    seeding = reactor.seconds() - seeding
-    server = start_server(reactor, setup, _AUTH_TIMEOUT, options=options)
+    setup, fleet_file, seeding = yield seed_fleet(reactor, directory, endpoints)
+    server = start_server(reactor, setup, AUTH_TIMEOUT, options=options)
     admin = AdminClient(reactor, setup.admin_socket, 1)
     generators: list[tuple[Child, str]] = []
     try:
@@ -284,14 +262,14 @@ def run_storm(
             interval=interval, downtime=downtime, storm_timeout=storm_timeout,
         )
         children = [child for child, _ in generators]
-        ready = yield _lines(children, 0, ("connected", "seconds"), server)
+        ready = yield report_lines(children, 0, ("connected", "seconds"), server)
         yield admin.close()
         # Told first, so the connections the stop cuts count as its own.
         for child in children:
             child.send_line(DOWN)
         yield server.stop(reactor)
         stopped = reactor.seconds()
-        offline = yield _lines(children, 1, ("offline", "seconds"))
+        offline = yield report_lines(children, 1, ("offline", "seconds"))
         # The server's deadline runs from each profile's last rotation,
         # which was before the stop.
         deadline = stopped + max(
@@ -300,7 +278,7 @@ def run_storm(
         if reactor.seconds() < deadline:
             yield deferLater(reactor, deadline - reactor.seconds())
         restarted = time.time()
-        server = start_server(reactor, setup, _AUTH_TIMEOUT, options=options)
+        server = start_server(reactor, setup, AUTH_TIMEOUT, options=options)
         down = reactor.seconds() - stopped
         meter = CpuMeter(server.pid)
         for child in children:
@@ -311,7 +289,7 @@ def run_storm(
         # the endpoints' back-off keeps them away a while longer.
         _, status = yield admin.status()
         server_offline = status.get("offline")
-        reports = yield _lines(
+        reports = yield report_lines(
             children, 2,
             ("reconnected", "errors", "error_reasons", "retries", "cpu"),
             server,

@@ -35,7 +35,6 @@ from twisted.logger import Logger
 from suto_client.answer import HelloAnswerer
 from suto_client.checks import CheckResponder
 from suto_client.hello import HelloListener
-from suto_client.pacedlog import DEFAULT_LOG_INTERVAL
 from suto_client.protocol import AuthResult, authenticate
 from suto_client.rotation import (
     CommitError,
@@ -52,6 +51,7 @@ from suto_client.statefile import (
     load_state,
     save_state,
 )
+from suto_server.core.throttle import DEFAULT_LOG_INTERVAL
 from suto_server.core.timing import DEFAULT_ROTATION_INTERVAL
 
 DEFAULT_HELLO_PORT = 2020
@@ -154,7 +154,7 @@ class Agent(MultiService):
             server, as L{suto_client.rotation.profile_endpoint} does.
         @param log_interval: the least seconds between two log lines about
             datagrams, or about authentications that failed, from one
-            source for one reason (L{suto_client.pacedlog}).
+            source for one reason (L{suto_server.core.throttle.PacedLog}).
         """
         super().__init__()
         self._reactor = reactor

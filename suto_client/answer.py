@@ -12,7 +12,7 @@ kept.
 How an authentication ended is logged with its reason in the text.  A
 verdict needs a request the server made, so every verdict is logged; an
 error or a timeout is also what a forged hello gets, so those lines are
-paced per server and reason (L{suto_client.pacedlog}).
+paced per server and reason (L{suto_server.core.throttle.PacedLog}).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from twisted.logger import Logger, LogLevel
 
 from suto_client.connectback import connect_back
 from suto_client.exchange import log_result, result_event
-from suto_client.pacedlog import DEFAULT_LOG_INTERVAL, PacedLog
 from suto_client.protocol import AuthResult, authenticate
 from suto_client.session import Outcome
 from suto_client.statefile import Account, StateFileError, load_state, save_state
 from suto_server.core import wire
+from suto_server.core.throttle import DEFAULT_LOG_INTERVAL, PacedLog
 
 _ENDED = "authentication for {user} against {server}: {outcome}"
 
@@ -70,7 +70,7 @@ class HelloAnswerer:
         self._timeout = timeout
         self._random = random
         self._authenticate = authenticate
-        self._paced = PacedLog(self.log, reactor, log_interval)
+        self._paced = PacedLog(reactor, log_interval)
         self._observers: list[Callable[[str, AuthResult], None]] = []
         self._running: set[Deferred] = set()
 
@@ -123,6 +123,7 @@ class HelloAnswerer:
             )
         text, ended = result_event(result, _ENDED)
         self._paced.emit(
+            self.log,
             LogLevel.info,
             (account.server_host, result.outcome, result.reason),
             text,

@@ -11,7 +11,7 @@ without a reply, and answers to each source are rate-limited, so that the
 agent cannot be used to flood anyone: an answer is never longer than the
 check it answers (see L{wire.encode_check}), and at most C{rate} of them
 go to one address per C{period}.  The log lines about checks, answered or
-not, are paced per source and reason (L{suto_client.pacedlog}).
+not, are paced per source and reason (L{suto_server.core.throttle.PacedLog}).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Callable
 from twisted.logger import Logger, LogLevel
 
 from suto_client.hello import same_host
-from suto_client.pacedlog import DEFAULT_LOG_INTERVAL, PacedLog
 from suto_client.statefile import EnrolledProfile
 from suto_server.core import keyschedule, wire
+from suto_server.core.throttle import DEFAULT_LOG_INTERVAL, PacedLog
 
 DEFAULT_CHECK_RATE = 10
 """The most checks answered for one source per period."""
@@ -64,7 +64,7 @@ class CheckResponder:
         self._clock = clock
         self._rate = rate
         self._period = period
-        self._paced = PacedLog(self.log, clock, log_interval)
+        self._paced = PacedLog(clock, log_interval)
         # The times of the latest answers to each source.  Only servers of
         # enrolled profiles are ever answered, which bounds its size.
         self._answered: dict[str, collections.deque[float]] = {}
@@ -77,6 +77,7 @@ class CheckResponder:
         profile = self._profiles_provider().get(check.user)
         if profile is None:
             self._paced.emit(
+                self.log,
                 LogLevel.debug,
                 (source, "unknown"),
                 "dropped a check for {user}, which has no profile, from "
@@ -87,6 +88,7 @@ class CheckResponder:
             return None
         if not same_host(source, profile.server_host):
             self._paced.emit(
+                self.log,
                 LogLevel.info,
                 (source, "elsewhere"),
                 "dropped a check for {user} from {source}, which is not "
@@ -98,6 +100,7 @@ class CheckResponder:
             return None
         if not self._may_answer(profile.server_host):
             self._paced.emit(
+                self.log,
                 LogLevel.warn,
                 (source, "too_many"),
                 "dropped a check for {user} from {source}: too many checks",
@@ -107,6 +110,7 @@ class CheckResponder:
             return None
         proof = keyschedule.check_proof(profile.key, check.nonce, check.user)
         self._paced.emit(
+            self.log,
             LogLevel.info,
             (source, "answered", check.user),
             "answered a check for {user} from {source}",

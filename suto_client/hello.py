@@ -11,7 +11,7 @@ an account is running, further hellos for it are ignored.  Check packets
 arrive on the same port and go to whoever decides how to answer them
 (L{suto_client.checks.CheckResponder}).  Everything else is dropped
 without a reply.  Every line logged about a datagram is paced per source
-and reason (L{suto_client.pacedlog}): whoever can send datagrams must not
+and reason (L{suto_server.core.throttle.PacedLog}): whoever can send datagrams must not
 be able to fill the endpoint's log.
 """
 
@@ -24,9 +24,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger, LogLevel
 
-from suto_client.pacedlog import DEFAULT_LOG_INTERVAL, PacedLog
 from suto_client.statefile import Account
 from suto_server.core import wire
+from suto_server.core.throttle import DEFAULT_LOG_INTERVAL, PacedLog
 
 
 def same_host(source: str, configured: str) -> bool:
@@ -83,7 +83,7 @@ class HelloListener(DatagramProtocol):
         self._on_hello = on_hello
         self._on_check = on_check
         self._running: set[str] = set()
-        self._paced = PacedLog(self.log, clock, log_interval)
+        self._paced = PacedLog(clock, log_interval)
 
     def datagramReceived(self, datagram: bytes, addr) -> None:
         source = addr[0]
@@ -91,6 +91,7 @@ class HelloListener(DatagramProtocol):
             message = wire.parse_datagram(datagram)
         except wire.ProtocolError as e:
             self._paced.emit(
+                self.log,
                 LogLevel.debug,
                 (source, "malformed", e.code),
                 "dropped a malformed datagram from {source}: {code}",
@@ -107,6 +108,7 @@ class HelloListener(DatagramProtocol):
         else:
             kind = type(message).__name__
             self._paced.emit(
+                self.log,
                 LogLevel.debug,
                 (source, "unexpected", kind),
                 "dropped a {kind} from {source}",
@@ -118,6 +120,7 @@ class HelloListener(DatagramProtocol):
         account = self._accounts_provider().get(hello.user)
         if account is None:
             self._paced.emit(
+                self.log,
                 LogLevel.debug,
                 (source, "unknown"),
                 "dropped a hello for unknown user {user} from {source}",
@@ -126,6 +129,7 @@ class HelloListener(DatagramProtocol):
             )
         elif not same_host(source, account.server_host):
             self._paced.emit(
+                self.log,
                 LogLevel.info,
                 (source, "elsewhere"),
                 "dropped a hello for {user} from {source}, which is not "
@@ -136,6 +140,7 @@ class HelloListener(DatagramProtocol):
             )
         elif hello.user in self._running:
             self._paced.emit(
+                self.log,
                 LogLevel.debug,
                 (source, "busy"),
                 "ignored a hello for {user}: an authentication is running",
@@ -149,6 +154,7 @@ class HelloListener(DatagramProtocol):
         # The source is the account's server, but a datagram's source
         # address can be forged: the line is paced all the same.
         self._paced.emit(
+            self.log,
             LogLevel.info,
             (source, "accepted", hello.user),
             "hello for {user} from {server} ({host})",

@@ -75,13 +75,11 @@ def reconnection(
     user = profile.user
     step = keyschedule.time_step(server_time, step_length)
     key = keyschedule.offline_key(profile.key, fingerprint_hash, step, user)
-    sealed = keyschedule.seal(
+    sealed = keyschedule.seal_message(
         key,
         junk,
         profile=user,
         purpose=keyschedule.RECONNECT_PURPOSE,
-        direction=keyschedule.Direction.CLIENT_TO_SERVER,
-        counter=keyschedule.SEAL_COUNTERS[keyschedule.RECONNECT_PURPOSE],
     )
     message = wire.Reconnect(
         profile.key_id,
@@ -138,13 +136,11 @@ def acknowledgement(key: bytes, user: str) -> wire.RotateAck:
     The C{SUTO_C_ROTATE_ACK_} that says this side derived C{key} too.
     """
     return wire.RotateAck(
-        keyschedule.seal(
+        keyschedule.seal_message(
             key,
             _ACK,
             profile=user,
             purpose=keyschedule.ROTATE_ACK_PURPOSE,
-            direction=keyschedule.Direction.CLIENT_TO_SERVER,
-            counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
         )
     )
 
@@ -171,13 +167,11 @@ def _opens_to(
     C{purpose}, open under C{key} to C{expected}?
     """
     try:
-        plaintext = keyschedule.open_sealed(
+        plaintext = keyschedule.open_message(
             key,
             sealed,
             profile=profile,
             purpose=purpose,
-            direction=keyschedule.Direction.SERVER_TO_CLIENT,
-            counter=keyschedule.SEAL_COUNTERS[purpose],
         )
     except keyschedule.SealError:
         return False

@@ -28,7 +28,7 @@ from typing import Callable
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 
-from suto_server.core.throttle import OncePerInterval
+from suto_server.core.throttle import DEFAULT_LOG_INTERVAL, PacedLog
 from suto_server.rules.limits import Limits, source_key
 
 #: The audit events that are failed authentications from the event's
@@ -160,7 +160,7 @@ class ConnectionGate:
         limits: Limits | None = None,
         metrics=None,
         login_grace: float = 30.0,
-        log_interval: float = 60.0,
+        log_interval: float = DEFAULT_LOG_INTERVAL,
         on_refusing: Callable[[float, str, str, float], None] | None = None,
     ) -> None:
         self.clock = clock
@@ -168,7 +168,7 @@ class ConnectionGate:
         self.limits = Limits() if limits is None else limits
         self.login_grace = login_grace
         self._metrics = metrics
-        self._reports = OncePerInterval(log_interval)
+        self._paced = PacedLog(clock, log_interval, always_count=True)
         self._expected = None
 
     def expect(self, expected) -> None:
@@ -285,11 +285,9 @@ class ConnectionGate:
         to, so that no peer can make it write more.  C{host} may be a UDP
         datagram's source: pacing a log line by it penalises no one.
         """
-        quiet = self._reports.due((reason, source_key(host)), self.clock.seconds())
-        if quiet is None:
-            return
-        log.emit(
-            level, text + _QUIET, source=host, reason=reason, quiet=quiet, **fields
+        self._paced.emit(
+            log, level, (reason, source_key(host)), text,
+            source=host, reason=reason, **fields,
         )
 
     def _report(self, host, key, reason: str) -> None:
@@ -304,16 +302,13 @@ class ConnectionGate:
                 why=_REASONS[reason],
             )
             return
-        quiet = self._reports.due((reason, key), self.clock.seconds())
+        quiet = self._paced.due((reason, key))
         if quiet is not None:
             self.log.warn(
                 "the table of per-source penalties is full; new penalties "
                 "are not recorded ({quiet} more since the last report)",
                 quiet=quiet,
             )
-
-
-_QUIET = " ({quiet} more alike since the last report)"
 
 
 _REASONS = {

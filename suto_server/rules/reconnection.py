@@ -166,15 +166,11 @@ class Reconnection:
                 return Reconnected(
                     user=user,
                     step=step,
-                    ok=keyschedule.seal(
+                    ok=keyschedule.seal_message(
                         offline_key,
                         _OK,
                         profile=user,
                         purpose=keyschedule.RECONNECT_OK_PURPOSE,
-                        direction=keyschedule.Direction.SERVER_TO_CLIENT,
-                        counter=keyschedule.SEAL_COUNTERS[
-                            keyschedule.RECONNECT_OK_PURPOSE
-                        ],
                     ),
                     profile=profile,
                     key=held[0],
@@ -339,13 +335,11 @@ class Reconnection:
 
 def _opens(offline_key: bytes, sealed: bytes, user: str) -> bool:
     try:
-        keyschedule.open_sealed(
+        keyschedule.open_message(
             offline_key,
             sealed,
             profile=user,
             purpose=keyschedule.RECONNECT_PURPOSE,
-            direction=keyschedule.Direction.CLIENT_TO_SERVER,
-            counter=keyschedule.SEAL_COUNTERS[keyschedule.RECONNECT_PURPOSE],
         )
     except keyschedule.SealError:
         return False

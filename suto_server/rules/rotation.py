@@ -228,13 +228,11 @@ class Rotation:
         new_key = keyschedule.next_key(
             current, junk, profile.fingerprint_hash, shared, user, generation
         )
-        ok = keyschedule.seal(
+        ok = keyschedule.seal_message(
             new_key,
             b"ok",
             profile=user,
             purpose=keyschedule.ROTATE_OK_PURPOSE,
-            direction=keyschedule.Direction.SERVER_TO_CLIENT,
-            counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_OK_PURPOSE],
         )
         return PendingRotation(
             user=user,
@@ -268,13 +266,11 @@ class Rotation:
         """
         user = pending.user
         try:
-            keyschedule.open_sealed(
+            keyschedule.open_message(
                 pending.new_key,
                 sealed_ack,
                 profile=user,
                 purpose=keyschedule.ROTATE_ACK_PURPOSE,
-                direction=keyschedule.Direction.CLIENT_TO_SERVER,
-                counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_ACK_PURPOSE],
             )
         except keyschedule.SealError:
             self.failed(
@@ -305,13 +301,11 @@ class Rotation:
                 # Another connection moved the profile meanwhile.
                 raise RotationRefused("rotation_failed")
             self._count_commit(now)
-            return keyschedule.seal(
+            return keyschedule.seal_message(
                 pending.new_key,
                 b"done",
                 profile=user,
                 purpose=keyschedule.ROTATE_DONE_PURPOSE,
-                direction=keyschedule.Direction.SERVER_TO_CLIENT,
-                counter=keyschedule.SEAL_COUNTERS[keyschedule.ROTATE_DONE_PURPOSE],
             )
 
         return d.addCallback(committed)

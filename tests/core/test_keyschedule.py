@@ -31,6 +31,10 @@ from suto_server.core.keyschedule import (
     RANDOM_SIZE,
     RECONNECT_OK_PURPOSE,
     RECONNECT_PURPOSE,
+    ROTATE_ACK_PURPOSE,
+    ROTATE_DONE_PURPOSE,
+    ROTATE_OK_PURPOSE,
+    SEAL_COUNTERS,
     Direction,
     KeyScheduleError,
     SealError,
@@ -42,10 +46,12 @@ from suto_server.core.keyschedule import (
     key_id,
     next_key,
     offline_key,
+    open_message,
     open_sealed,
     password_secret,
     reconnect_proof,
     seal,
+    seal_message,
     time_step,
 )
 from tests.support.comparisons import record_comparisons
@@ -862,3 +868,46 @@ class SealTests(SynchronousTestCase):
             self.key, PLAINTEXT, **_seal_vector(direction=Direction.CLIENT_TO_SERVER)
         )
         self.assertNotEqual(to_client[: len(PLAINTEXT)], to_server[: len(PLAINTEXT)])
+
+
+class SealMessageTests(SynchronousTestCase):
+    """
+    L{seal_message} and L{open_message} seal the messages of a rotation or
+    reconnection as L{seal} does at the direction and counter their
+    purpose fixes.
+    """
+
+    key = bytes.fromhex(KEY_1)
+
+    def test_purposes(self):
+        """
+        Each purpose's message is sealed at its counter, in the way it
+        travels (the server's "ok", "done" and reconnection answer towards
+        the client, the acknowledgement and the reconnection junk towards
+        the server), and opens again.
+        """
+        ways = {
+            ROTATE_OK_PURPOSE: Direction.SERVER_TO_CLIENT,
+            ROTATE_ACK_PURPOSE: Direction.CLIENT_TO_SERVER,
+            ROTATE_DONE_PURPOSE: Direction.SERVER_TO_CLIENT,
+            RECONNECT_PURPOSE: Direction.CLIENT_TO_SERVER,
+            RECONNECT_OK_PURPOSE: Direction.SERVER_TO_CLIENT,
+        }
+        self.assertEqual(set(ways), set(SEAL_COUNTERS))
+        for purpose, direction in ways.items():
+            sealed = seal_message(self.key, PLAINTEXT, profile="alice", purpose=purpose)
+            self.assertEqual(
+                sealed,
+                seal(
+                    self.key,
+                    PLAINTEXT,
+                    profile="alice",
+                    purpose=purpose,
+                    direction=direction,
+                    counter=SEAL_COUNTERS[purpose],
+                ),
+            )
+            self.assertEqual(
+                open_message(self.key, sealed, profile="alice", purpose=purpose),
+                PLAINTEXT,
+            )

@@ -52,9 +52,11 @@ from suto_server.core.keyschedule.sealing import (
     Direction,
     SealError,
     check_proof,
+    open_message,
     open_sealed,
     reconnect_proof,
     seal,
+    seal_message,
 )
 
 __all__ = [
@@ -89,9 +91,11 @@ __all__ = [
     "key_id",
     "next_key",
     "offline_key",
+    "open_message",
     "open_sealed",
     "password_secret",
     "reconnect_proof",
     "seal",
+    "seal_message",
     "time_step",
 ]

@@ -104,6 +104,16 @@ class Direction(enum.Enum):
     CLIENT_TO_SERVER = "c2s"
 
 
+#: The way each message of L{SEAL_COUNTERS} travels.
+_SEAL_DIRECTIONS = {
+    ROTATE_OK_PURPOSE: Direction.SERVER_TO_CLIENT,
+    ROTATE_ACK_PURPOSE: Direction.CLIENT_TO_SERVER,
+    ROTATE_DONE_PURPOSE: Direction.SERVER_TO_CLIENT,
+    RECONNECT_PURPOSE: Direction.CLIENT_TO_SERVER,
+    RECONNECT_OK_PURPOSE: Direction.SERVER_TO_CLIENT,
+}
+
+
 
 def check_proof(key: bytes, nonce: bytes, user: str) -> bytes:
     """
@@ -228,6 +238,41 @@ def seal(
         key, profile, purpose, direction, counter
     )
     return cipher.encrypt(nonce, plaintext, associated)
+
+
+def seal_message(key: bytes, plaintext: bytes, *, profile: str, purpose: str) -> bytes:
+    """
+    L{seal} one message of a rotation or reconnection, at the direction
+    and counter its C{purpose} fixes (L{SEAL_COUNTERS}): the server and
+    the agent both name only the purpose, so neither end can seal one of
+    these messages at a counter the other does not expect.
+
+    @param purpose: a key of L{SEAL_COUNTERS}.
+    """
+    return seal(
+        key,
+        plaintext,
+        profile=profile,
+        purpose=purpose,
+        direction=_SEAL_DIRECTIONS[purpose],
+        counter=SEAL_COUNTERS[purpose],
+    )
+
+
+def open_message(key: bytes, sealed: bytes, *, profile: str, purpose: str) -> bytes:
+    """
+    L{open_sealed} a message made by L{seal_message} for C{purpose}.
+
+    @raise SealError: as L{open_sealed}.
+    """
+    return open_sealed(
+        key,
+        sealed,
+        profile=profile,
+        purpose=purpose,
+        direction=_SEAL_DIRECTIONS[purpose],
+        counter=SEAL_COUNTERS[purpose],
+    )
 
 
 def open_sealed(

@@ -1,6 +1,6 @@
 """
-Tests for L{suto_client.pacedlog}, the pacing of the agent's log lines
-about what the network sends.
+Tests for L{suto_server.core.throttle.PacedLog}, the pacing of the log
+lines both ends write about what the network sends.
 """
 
 from twisted.internet.task import Clock
@@ -8,20 +8,21 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_client.pacedlog import PacedLog
+from suto_server.core.throttle import PacedLog
 
 
 class PacedLogTests(SynchronousTestCase):
     def setUp(self):
         self.clock = Clock()
-        self.paced = PacedLog(Logger(namespace="paced"), self.clock, 10.0)
+        self.log = Logger(namespace="paced")
+        self.paced = PacedLog(self.clock, 10.0)
         self.observer = EventLoggingObserver.createWithCleanup(
             self, globalLogPublisher
         )
 
     def emit(self, key, times=1):
         for _ in range(times):
-            self.paced.emit(LogLevel.warn, key, "from {source}", source=key[0])
+            self.paced.emit(self.log, LogLevel.warn, key, "from {source}", source=key[0])
 
     def test_once_per_interval(self):
         """
