@@ -29,10 +29,10 @@ from twisted.internet.endpoints import connectProtocol
 from twisted.internet.threads import deferToThreadPool
 
 from bench.tls_loops import tls_endpoint
+from suto_client.classic_machine import Outcome
 from suto_client.connectback import connect_back
 from suto_client.hello import HelloListener
 from suto_client.protocol import AuthResult, ClassicClientProtocol, derive_response
-from suto_client.session import Outcome
 from suto_client.statefile import Account
 from suto_server.core import wire
 

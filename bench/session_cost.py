@@ -1,5 +1,5 @@
 """
-What the server's rotation machine (L{RotationSession}) costs on its own:
+What the server's rotation machine (L{RotationConversation}) costs on its own:
 the CPU of one full rotation through it, and the memory each session
 holds.
 
@@ -32,7 +32,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from suto_server import wire  # noqa: E402
-from suto_server.machines.rotation import RotationSession  # noqa: E402
+from suto_server.machines.rotation import RotationConversation  # noqa: E402
 
 USER = "alice"
 ROTATE = wire.Rotate("0" * 32, bytes(32), bytes(32), USER)
@@ -41,7 +41,7 @@ SERVER_PUBLIC = bytes(32)
 SEALED = bytes(16)
 
 
-def rotate(session: RotationSession) -> None:
+def rotate(session: RotationConversation) -> None:
     """
     Take C{session} through one rotation, from idle back to idle.
     """
@@ -56,7 +56,7 @@ def rotation_microseconds(rotations: int, repeat: int) -> float:
     @return: the best, over C{repeat} runs of C{rotations} rotations on
         one session, of the time of one rotation, in microseconds.
     """
-    session = RotationSession(USER)
+    session = RotationConversation(USER)
     rotate(session)
     runs = timeit.repeat(
         lambda: rotate(session), number=rotations, repeat=repeat
@@ -74,7 +74,7 @@ def bytes_per_session(sessions: int) -> float:
     before = tracemalloc.get_traced_memory()[0]
     held = []
     for _ in range(sessions):
-        session = RotationSession(USER)
+        session = RotationConversation(USER)
         rotate(session)
         held.append(session)
     gc.collect()
@@ -96,7 +96,7 @@ def main(argv: list | None = None) -> None:
         ),
         "bytes_per_session": round(bytes_per_session(options.sessions)),
     }
-    print(f"one rotation through RotationSession: {figures['rotation_us']} µs")
+    print(f"one rotation through RotationConversation: {figures['rotation_us']} µs")
     print(f"memory per session after a rotation: {figures['bytes_per_session']} B")
     print(json.dumps(figures))
 

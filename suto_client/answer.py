@@ -25,10 +25,10 @@ from typing import Callable
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger, LogLevel
 
+from suto_client.classic_machine import Outcome
 from suto_client.connectback import connect_back
 from suto_client.exchange import log_result, result_event
 from suto_client.protocol import AuthResult, authenticate
-from suto_client.session import Outcome
 from suto_client.statefile import Account, StateFileError, load_state, save_state
 from suto_server.core import wire
 from suto_server.core.throttle import DEFAULT_LOG_INTERVAL, PacedLog

@@ -25,8 +25,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
+from suto_client.classic_machine import Outcome
 from suto_client.protocol import AuthResult
-from suto_client.session import Outcome
 
 FIRST_RETRY = 0.25
 """Seconds before the first retry, at most."""

@@ -23,6 +23,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from suto_client.classic_machine import ComputeHash
 from suto_client.enrollment_machine import (
     ClientEnrollment,
     EnrollmentError,
@@ -41,7 +42,6 @@ from suto_client.fingerprint import (
     default_sources,
 )
 from suto_client.protocol import Derivation, client_endpoint
-from suto_client.session import ComputeHash
 from suto_client.statefile import Account, EnrolledProfile
 from suto_client.tls import normalise_pin
 from suto_server.core import keyschedule, libxcrypt, schemes, wire

@@ -4,7 +4,7 @@ The endpoint's side of enrollment as a sans-IO state machine
 machine's sealed fingerprint hash and random data, and checking that the
 server derived the same first key.
 
-L{ClientEnrollment} is in the shape of L{suto_client.session.ClientSession}:
+L{ClientEnrollment} is in the shape of L{suto_client.classic_machine.ClientClassic}:
 it receives decoded wire messages and computed hashes, and answers with
 actions (L{Send}, L{ComputeHash}, L{Close}, L{Finish}).
 L{ClientEnrollment.receive} inspects each message and feeds exactly one
@@ -37,6 +37,7 @@ import enum
 import hmac
 from dataclasses import dataclass, field
 
+from suto_client.classic_machine import ComputeHash
 from suto_client.conversation import (
     CANNOT_HASH,
     EXPIRE,
@@ -48,7 +49,6 @@ from suto_client.conversation import (
     VIOLATION,
     PasswordConversation,
 )
-from suto_client.session import ComputeHash
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Close, Send, Table
 

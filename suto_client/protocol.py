@@ -1,9 +1,9 @@
 """
 The agent's connection to a SUTO server: bytes in, through the wire
-decoder, into a L{ClientSession}; actions out, as bytes, hash computations,
+decoder, into a L{ClientClassic}; actions out, as bytes, hash computations,
 and finally an L{AuthResult}.
 
-L{ClassicClientProtocol} only carries out what its L{ClientSession}
+L{ClassicClientProtocol} only carries out what its L{ClientClassic}
 decides.  The final hash is computed off the reactor thread (crypt is
 deliberately slow) by a function the protocol is given, so tests can
 compute it synchronously.
@@ -37,6 +37,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from suto_client.classic_machine import ClientClassic, ComputeHash, Finish, Outcome
+
 # describe_failure is part of this module's interface too: it says why the
 # agent's connection to its server failed.
 from suto_client.exchange import (
@@ -44,7 +46,6 @@ from suto_client.exchange import (
     describe_failure,
     run_exchange,
 )
-from suto_client.session import ClientSession, ComputeHash, Finish, Outcome
 from suto_client.statefile import Account
 from suto_client.tls import (
     authority_client_creator,
@@ -157,7 +158,7 @@ class ClassicClientProtocol(SingleExchangeProtocol):
             a L{Derivation}.
         """
         super().__init__(
-            ClientSession(framing, account.salted_hash is not None),
+            ClientClassic(framing, account.salted_hash is not None),
             framing,
             clock,
             timeout,

@@ -5,7 +5,7 @@ state machine (docs/PROTOCOL.md §6.1).
 The machine never touches a socket, a clock or a hash: it receives decoded
 wire messages and verification results, and answers with a list of
 actions (L{Send}, L{Verify}, L{Close}, L{Finish}) that the protocol
-carries out.  L{ServerSession.receive} inspects each message and feeds
+carries out.  L{ClassicConversation.receive} inspects each message and feeds
 exactly one input, so the table at the end of the module reads as the
 protocol::
 
@@ -82,7 +82,7 @@ INPUTS = (
 )
 
 
-class ServerSession(PhaseMachine):
+class ClassicConversation(PhaseMachine):
     """
     One connection's classic conversation, from the first byte to the
     verdict.
@@ -225,7 +225,7 @@ class ServerSession(PhaseMachine):
         ]
 
 
-_S = ServerSession
+_S = ClassicConversation
 _VIOLATION = (_S._report_violation,)
 _REQUESTS = (SALT_REQUEST, SALT_REQUEST_WITHOUT_HASH, RSALT_REQUEST)
 #: The checker's answers, each to the one check L{Verify} asks for.
@@ -263,5 +263,5 @@ TRANSITIONS = Table(
         ((DONE,), INPUTS, DONE, ()),
     ),
 )
-ServerSession.TABLE = TRANSITIONS
+ClassicConversation.TABLE = TRANSITIONS
 del _S

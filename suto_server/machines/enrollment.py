@@ -3,7 +3,7 @@ The server's side of an enrollment conversation, as a sans-IO state
 machine (docs/PROTOCOL.md §6.4 and §8).
 
 The protocol has already checked the window (right user, right place, in
-time) before this machine exists, and sends what L{EnrollmentSession.start}
+time) before this machine exists, and sends what L{EnrollmentConversation.start}
 returns: the window's salt and a fresh random salt.  From there::
 
     awaiting_hash  --hash-->      verifying       (asks to verify)
@@ -83,7 +83,7 @@ INPUTS = (
 )
 
 
-class EnrollmentSession(PhaseMachine):
+class EnrollmentConversation(PhaseMachine):
     """
     @param salt: the setting of the window's one-time password hash.
     @param make_rsalt: returns a fresh random salt.
@@ -189,7 +189,7 @@ class EnrollmentSession(PhaseMachine):
         self._actions.append(Fail("connection lost", counted=False))
 
 
-_S = EnrollmentSession
+_S = EnrollmentConversation
 _VIOLATION = (_S._report_violation,)
 _MESSAGES = (HASH, DATA, CANCEL, UNEXPECTED)
 _OPEN = (AWAITING_HASH, VERIFYING, AWAITING_DATA, COMPLETING)
@@ -228,5 +228,5 @@ TRANSITIONS = Table(
         ((DONE,), INPUTS, DONE, ()),
     ),
 )
-EnrollmentSession.TABLE = TRANSITIONS
+EnrollmentConversation.TABLE = TRANSITIONS
 del _S

@@ -111,14 +111,14 @@ INPUTS = (
 
 
 #: What a message with no place in the current state is.  One for all
-#: sessions: only its code goes out, and every message would otherwise
+#: conversations: only its code goes out, and every message would otherwise
 #: pay for an error it almost never needs.
 _OUT_OF_ORDER = wire.ProtocolError(
     wire.ERROR_OUT_OF_ORDER, "the message is not expected at this point"
 )
 
 
-class RotationSession(PhaseMachine):
+class RotationConversation(PhaseMachine):
     """
     @param user: the profile this connection serves (from its first
         rotation); a rotation for another profile is out of order.
@@ -218,7 +218,7 @@ class RotationSession(PhaseMachine):
         )
 
 
-_S = RotationSession
+_S = RotationConversation
 _ERROR = (_S._send_error,)
 _DENIAL = (_S._send_denial,)
 #: Messages that arrive while the rules are still working on the last one.
@@ -272,5 +272,5 @@ TRANSITIONS = Table(
         ((DONE,), INPUTS, DONE, ()),
     ),
 )
-RotationSession.TABLE = TRANSITIONS
+RotationConversation.TABLE = TRANSITIONS
 del _S

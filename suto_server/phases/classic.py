@@ -1,7 +1,7 @@
 """
 The classic challenge's driver: a connection that answers a pending
 authentication request (matched by its source address) runs
-L{ServerSession}, whose response is checked through the portal and whose
+L{ClassicConversation}, whose response is checked through the portal and whose
 verdict ends the request at the rendezvous.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from suto_server.core import schemes, wire
-from suto_server.machines.classic import Finish, ServerSession
+from suto_server.machines.classic import ClassicConversation, Finish
 from suto_server.phases.driver import VerifyingDriver
 from suto_server.rules.rendezvous import Rendezvous, Verdict
 
@@ -36,7 +36,7 @@ class ClassicRules:
 
 def salt_lookup(source):
     """
-    Build the session's salt lookup over C{source}: the salt of the user's
+    Build the classic conversation's salt lookup over C{source}: the salt of the user's
     stored hash, or L{None} when the user has no usable hash.
     """
 
@@ -54,7 +54,7 @@ def salt_lookup(source):
 
 class ClassicDriver(VerifyingDriver):
     """
-    Carries out L{ServerSession}'s actions for the request C{request}.
+    Carries out L{ClassicConversation}'s actions for the request C{request}.
     """
 
     ACTIONS = {**VerifyingDriver.ACTIONS, Finish: "_finish"}
@@ -62,7 +62,7 @@ class ClassicDriver(VerifyingDriver):
     def __init__(self, connection, rules: ClassicRules, request) -> None:
         super().__init__(
             connection,
-            ServerSession(
+            ClassicConversation(
                 connection.framing,
                 rules.salt_for(request.user),
                 rules.make_rsalt,

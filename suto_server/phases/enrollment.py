@@ -1,6 +1,6 @@
 """
 The enrollment's driver: a device enrolling through the window open for
-its user runs L{EnrollmentSession}; its one-time password response is
+its user runs L{EnrollmentConversation}; its one-time password response is
 checked through the enrollment portal and its sealed key material
 committed through the enrollment rules.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from suto_server.core import schemes, wire
-from suto_server.machines.enrollment import Complete, EnrollmentSession, Fail
+from suto_server.machines.enrollment import Complete, EnrollmentConversation, Fail
 from suto_server.phases.driver import VerifyingDriver
 from suto_server.rules.enrollment import Enrollment, EnrollmentRefused
 
@@ -30,7 +30,7 @@ class EnrollmentRules:
 
 class EnrollmentDriver(VerifyingDriver):
     """
-    Carries out L{EnrollmentSession}'s actions for the window C{window}.
+    Carries out L{EnrollmentConversation}'s actions for the window C{window}.
     """
 
     ACTIONS = {**VerifyingDriver.ACTIONS, Complete: "_complete", Fail: "_fail"}
@@ -38,7 +38,7 @@ class EnrollmentDriver(VerifyingDriver):
     def __init__(self, connection, rules: EnrollmentRules, user: str, window, make_rsalt):
         super().__init__(
             connection,
-            EnrollmentSession(schemes.salt_of(window.otp_hash), make_rsalt),
+            EnrollmentConversation(schemes.salt_of(window.otp_hash), make_rsalt),
             user,
             rules.portal,
         )

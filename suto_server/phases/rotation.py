@@ -1,6 +1,6 @@
 """
 The rotation connection's driver: a device's agent keeps one connection
-open and rotates its key on it, in lockstep, by L{RotationSession}.
+open and rotates its key on it, in lockstep, by L{RotationConversation}.
 
 Before a rotation begins the driver asks the rules in order: the
 reconnection rules (a blacklisted profile, or one marked offline that has
@@ -23,7 +23,7 @@ from suto_server.machines.rotation import (
     Begin,
     Commit,
     Reconnect,
-    RotationSession,
+    RotationConversation,
 )
 from suto_server.phases.driver import Driver
 from suto_server.rules.reconnection import Reconnection, ReconnectRefused
@@ -65,7 +65,7 @@ def tell_time(connection, reconnection: Reconnection) -> None:
 
 class RotationDriver(Driver):
     """
-    Carries out L{RotationSession}'s actions for the profile C{user}.
+    Carries out L{RotationConversation}'s actions for the profile C{user}.
     """
 
     ACTIONS = {
@@ -77,7 +77,7 @@ class RotationDriver(Driver):
     }
 
     def __init__(self, connection, rules: RotationRules, user: str) -> None:
-        super().__init__(connection, RotationSession(user), user)
+        super().__init__(connection, RotationConversation(user), user)
         self._rules = rules
         self._pending = None
         self._admitted = False

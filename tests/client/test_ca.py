@@ -28,8 +28,8 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
+from suto_client.classic_machine import Outcome
 from suto_client.protocol import AuthResult, authenticate
-from suto_client.session import Outcome
 from suto_client.statefile import Account
 from suto_client.tls import (
     MAX_PEM_BYTES,

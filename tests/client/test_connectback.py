@@ -21,13 +21,13 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client.answer import HelloAnswerer
+from suto_client.classic_machine import Outcome
 from suto_client.connectback import (
     LONGEST_RETRY,
     MOST_ATTEMPTS,
     connect_back,
 )
 from suto_client.protocol import AuthResult
-from suto_client.session import Outcome
 from suto_client.statefile import Account, ClientState, save_state
 from suto_server.core import wire
 

@@ -16,10 +16,10 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client.agent import Agent
+from suto_client.classic_machine import Outcome
 from suto_client.enrollment import ClientEnrollment, EnrollOutcome
 from suto_client.protocol import AuthResult
 from suto_client.rotation import ClientRotation
-from suto_client.session import Outcome
 from suto_client.statefile import (
     Account,
     ClientState,

@@ -19,6 +19,7 @@ from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_client.classic_machine import ComputeHash
 from suto_client.enrollment import (
     EnrollmentProtocol,
     EnrollResult,
@@ -32,7 +33,6 @@ from suto_client.enrollment_machine import (
     Finish,
 )
 from suto_client.protocol import Derivation
-from suto_client.session import ComputeHash
 from suto_client.statefile import (
     ClientState,
     EnrolledProfile,

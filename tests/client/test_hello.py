@@ -20,9 +20,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client import tap
 from suto_client.agent import Agent
+from suto_client.classic_machine import Outcome
 from suto_client.hello import HelloListener, same_host
 from suto_client.protocol import AuthResult, describe_failure
-from suto_client.session import Outcome
 from suto_client.statefile import Account, ClientState, load_state, save_state
 from suto_client.tls import PinMismatch
 from suto_server.core import wire

@@ -16,6 +16,7 @@ from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_client.classic_machine import Outcome
 from suto_client.protocol import (
     AuthResult,
     ClassicClientProtocol,
@@ -25,7 +26,6 @@ from suto_client.protocol import (
     derive_response,
     describe_failure,
 )
-from suto_client.session import Outcome
 from suto_client.statefile import Account
 from suto_client.tls import CertificateRejected, PinMismatch
 from suto_server.core import libxcrypt, schemes, wire

@@ -16,7 +16,7 @@ from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
 from suto_client.agent import Agent
-from suto_client.session import Outcome
+from suto_client.classic_machine import Outcome
 from suto_client.statefile import Account, ClientState, load_state, save_state
 from suto_server import tap
 from suto_server.admin import cli as admin

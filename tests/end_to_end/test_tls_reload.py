@@ -23,12 +23,12 @@ from twisted.internet.protocol import Protocol
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
+from suto_client.classic_machine import Outcome
 from suto_client.protocol import (
     ClassicClientProtocol,
     client_endpoint,
     derive_response,
 )
-from suto_client.session import Outcome
 from suto_client.statefile import Account
 from suto_client.tls import (
     PinMismatch,

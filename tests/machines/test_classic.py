@@ -7,7 +7,13 @@ actions that comes back.
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import wire
-from suto_server.machines.classic import Close, Finish, Send, ServerSession, Verify
+from suto_server.machines.classic import (
+    ClassicConversation,
+    Close,
+    Finish,
+    Send,
+    Verify,
+)
 from suto_server.rules.rendezvous import Verdict
 
 FRAMED = wire.Framing.FRAMED
@@ -79,7 +85,7 @@ class SessionTestsMixin:
         factory is kept as C{self.make_rsalt}.
         """
         self.make_rsalt = make_rsalt or RSaltFactory()
-        return ServerSession(self.framing, salt, self.make_rsalt)
+        return ClassicConversation(self.framing, salt, self.make_rsalt)
 
     def awaiting_request(self, salt=SALT):
         "A session waiting for SUTO_C_GET_SALTA or SUTO_C_GET_RSALT."

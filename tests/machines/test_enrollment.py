@@ -7,7 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import schemes, wire
 from suto_server.machines.classic import Close, Send, Verify
-from suto_server.machines.enrollment import Complete, EnrollmentSession, Fail
+from suto_server.machines.enrollment import Complete, EnrollmentConversation, Fail
 
 SALT = "$6$abcdefghijklmnop"
 RSALT = "$6$ABCDEFGHIJKLMNOP"
@@ -37,11 +37,11 @@ def violation(code):
 
 class EnrollmentSessionTests(SynchronousTestCase):
     """
-    L{EnrollmentSession} from its first reply to its end.
+    L{EnrollmentConversation} from its first reply to its end.
     """
 
     def setUp(self):
-        self.session = EnrollmentSession(SALT, lambda: RSALT)
+        self.session = EnrollmentConversation(SALT, lambda: RSALT)
 
     def awaiting_hash(self):
         "Bring the machine to the point where it waits for the response."
@@ -73,8 +73,8 @@ class EnrollmentSessionTests(SynchronousTestCase):
         Each conversation draws its own random salt, once.
         """
         drawn = iter(["$6$" + c * 16 for c in "AB"])
-        first = EnrollmentSession(SALT, lambda: next(drawn))
-        second = EnrollmentSession(SALT, lambda: next(drawn))
+        first = EnrollmentConversation(SALT, lambda: next(drawn))
+        second = EnrollmentConversation(SALT, lambda: next(drawn))
         self.assertEqual(
             [first.start(), second.start()],
             [
@@ -122,7 +122,7 @@ class EnrollmentSessionTests(SynchronousTestCase):
         C{SUTO_ERROR_WINDOW_CLOSED} and close.
         """
         for reason in ("expired", "no_window"):
-            self.session = EnrollmentSession(SALT, lambda: RSALT)
+            self.session = EnrollmentConversation(SALT, lambda: RSALT)
             self.completing()
             self.assertEqual(
                 self.session.rejected(reason),
@@ -186,7 +186,7 @@ class EnrollmentSessionTests(SynchronousTestCase):
             (self.awaiting_data, wire.Enroll("alice")),
         ]
         for reach, message in cases:
-            self.session = EnrollmentSession(SALT, lambda: RSALT)
+            self.session = EnrollmentConversation(SALT, lambda: RSALT)
             reach()
             self.assertEqual(
                 self.session.receive(message),
@@ -200,7 +200,7 @@ class EnrollmentSessionTests(SynchronousTestCase):
         verdict then does nothing.
         """
         for message in (HASH, DATA, STRAY):
-            self.session = EnrollmentSession(SALT, lambda: RSALT)
+            self.session = EnrollmentConversation(SALT, lambda: RSALT)
             self.verifying()
             self.assertEqual(
                 self.session.receive(message), violation(wire.ERROR_PIPELINED)
@@ -213,7 +213,7 @@ class EnrollmentSessionTests(SynchronousTestCase):
         result then does nothing.
         """
         for message in (HASH, DATA, STRAY):
-            self.session = EnrollmentSession(SALT, lambda: RSALT)
+            self.session = EnrollmentConversation(SALT, lambda: RSALT)
             self.completing()
             self.assertEqual(
                 self.session.receive(message), violation(wire.ERROR_PIPELINED)
@@ -231,7 +231,7 @@ class EnrollmentSessionTests(SynchronousTestCase):
             self.awaiting_data,
             self.completing,
         ):
-            self.session = EnrollmentSession(SALT, lambda: RSALT)
+            self.session = EnrollmentConversation(SALT, lambda: RSALT)
             reach()
             self.assertEqual(
                 self.session.protocol_error(
@@ -263,7 +263,7 @@ class EnrollmentSessionTests(SynchronousTestCase):
             lambda: (self.awaiting_hash(), self.session.receive(DATA)),
         ]
         for end in endings:
-            self.session = EnrollmentSession(SALT, lambda: RSALT)
+            self.session = EnrollmentConversation(SALT, lambda: RSALT)
             end()
             late = [
                 self.session.receive(HASH),

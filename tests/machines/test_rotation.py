@@ -15,7 +15,7 @@ from suto_server.machines.rotation import (
     Begin,
     Commit,
     Reconnect,
-    RotationSession,
+    RotationConversation,
 )
 
 KEY_ID = "0123456789abcdef" * 2
@@ -54,12 +54,12 @@ def abandoned(code):
 
 class RotationSessionTests(SynchronousTestCase):
     """
-    L{RotationSession} from the first rotation to the end of the
+    L{RotationConversation} from the first rotation to the end of the
     connection.
     """
 
     def setUp(self):
-        self.session = RotationSession("alice")
+        self.session = RotationConversation("alice")
 
     def beginning(self):
         "Bring the machine to the point where the next key is derived."
@@ -94,7 +94,7 @@ class RotationSessionTests(SynchronousTestCase):
         it.
         """
         for reach in states:
-            self.session = RotationSession("alice")
+            self.session = RotationConversation("alice")
             reach()
             yield reach.__name__
 
@@ -177,7 +177,7 @@ class RotationSessionTests(SynchronousTestCase):
         nothing.
         """
         for message in [ROTATE, ACK, *STRAYS]:
-            self.session = RotationSession("alice")
+            self.session = RotationConversation("alice")
             self.beginning()
             self.assertEqual(
                 self.session.receive(message),
@@ -192,7 +192,7 @@ class RotationSessionTests(SynchronousTestCase):
         late result then does nothing.
         """
         for message in [ROTATE, ACK, *STRAYS]:
-            self.session = RotationSession("alice")
+            self.session = RotationConversation("alice")
             self.committing()
             self.assertEqual(
                 self.session.receive(message),
@@ -209,7 +209,7 @@ class RotationSessionTests(SynchronousTestCase):
         """
         for reach in (self.fresh, self.rotated):
             for message in [ACK, *STRAYS]:
-                self.session = RotationSession("alice")
+                self.session = RotationConversation("alice")
                 reach()
                 self.assertEqual(
                     self.session.receive(message),
@@ -224,7 +224,7 @@ class RotationSessionTests(SynchronousTestCase):
         of order and abandons the rotation under way.
         """
         for message in [ROTATE, *STRAYS]:
-            self.session = RotationSession("alice")
+            self.session = RotationConversation("alice")
             self.awaiting_ack()
             self.assertEqual(
                 self.session.receive(message),
@@ -327,7 +327,7 @@ class RotationSessionTests(SynchronousTestCase):
             ),
         ]
         for end in endings:
-            self.session = RotationSession("alice")
+            self.session = RotationConversation("alice")
             end()
             late = [
                 self.session.receive(ROTATE),
@@ -362,12 +362,12 @@ RECONNECT_OK = bytes(range(50, 68))
 
 class ReconnectSessionTests(SynchronousTestCase):
     """
-    L{RotationSession}'s reconnection: C{SUTO_C_RECONNECT_} as a
+    L{RotationConversation}'s reconnection: C{SUTO_C_RECONNECT_} as a
     connection's first message, then one rotation.
     """
 
     def setUp(self):
-        self.session = RotationSession("alice")
+        self.session = RotationConversation("alice")
 
     def reconnecting(self):
         "Bring the machine to the point where the rules check the reconnection."
@@ -406,10 +406,10 @@ class ReconnectSessionTests(SynchronousTestCase):
         self.reconnecting()
         denial = [Send(wire.Auth(False)), Close()]
         self.assertEqual(self.session.denied(), denial)
-        self.session = RotationSession("alice")
+        self.session = RotationConversation("alice")
         self.assertEqual(self.session.receive(ROTATE), [Begin(ROTATE)])
         self.assertEqual(self.session.denied(), denial)
-        self.session = RotationSession("alice")
+        self.session = RotationConversation("alice")
         self.reconnected()
         self.assertEqual(self.session.receive(ROTATE), [Begin(ROTATE)])
         self.assertEqual(self.session.denied(), denial)
@@ -432,7 +432,7 @@ class ReconnectSessionTests(SynchronousTestCase):
             self.session.receive(OTHER_RECONNECT), refusal(wire.ERROR_OUT_OF_ORDER)
         )
         for reach in (self.rotated, self.reconnected):
-            self.session = RotationSession("alice")
+            self.session = RotationConversation("alice")
             reach()
             self.assertEqual(
                 self.session.receive(RECONNECT),
@@ -447,7 +447,7 @@ class ReconnectSessionTests(SynchronousTestCase):
         then does nothing.
         """
         for message in [ROTATE, RECONNECT, ACK, *STRAYS]:
-            self.session = RotationSession("alice")
+            self.session = RotationConversation("alice")
             self.reconnecting()
             self.assertEqual(
                 self.session.receive(message),
@@ -462,7 +462,7 @@ class ReconnectSessionTests(SynchronousTestCase):
         follow: anything else is out of order.
         """
         for message in [ACK, *STRAYS]:
-            self.session = RotationSession("alice")
+            self.session = RotationConversation("alice")
             self.reconnected()
             self.assertEqual(
                 self.session.receive(message),
@@ -477,7 +477,7 @@ class ReconnectSessionTests(SynchronousTestCase):
         rotation is abandoned, as none began.
         """
         for reach in (self.reconnecting, self.reconnected):
-            self.session = RotationSession("alice")
+            self.session = RotationConversation("alice")
             reach()
             self.assertEqual(
                 self.session.protocol_error(
@@ -485,13 +485,13 @@ class ReconnectSessionTests(SynchronousTestCase):
                 ),
                 refusal(wire.ERROR_TIMEOUT),
             )
-            self.session = RotationSession("alice")
+            self.session = RotationConversation("alice")
             reach()
             self.assertEqual(
                 self.session.unavailable("internal error"),
                 refusal(wire.ERROR_BUSY),
             )
-            self.session = RotationSession("alice")
+            self.session = RotationConversation("alice")
             reach()
             self.assertEqual(self.session.connection_lost(), [])
 
@@ -523,7 +523,7 @@ class ReconnectSessionTests(SynchronousTestCase):
 class TransitionTableTests(SynchronousTestCase):
     """
     L{TRANSITIONS} says what every input does in every state, so no call
-    on a L{RotationSession} can find its state without an answer.
+    on a L{RotationConversation} can find its state without an answer.
     """
 
     def test_total(self):
@@ -537,7 +537,7 @@ class TransitionTableTests(SynchronousTestCase):
             [(state, symbol) for state in STATES for symbol in INPUTS],
         )
         self.assertEqual({row.next_state for row in rows}, set(STATES))
-        self.assertIs(RotationSession.TABLE, TRANSITIONS)
+        self.assertIs(RotationConversation.TABLE, TRANSITIONS)
 
     def test_unasked_answer(self):
         """
@@ -545,9 +545,9 @@ class TransitionTableTests(SynchronousTestCase):
         as a failure of the rules does, abandoning a rotation waiting for
         its acknowledgement.
         """
-        session = RotationSession("alice")
+        session = RotationConversation("alice")
         self.assertEqual(session.committed(DONE), refusal(wire.ERROR_BUSY))
-        session = RotationSession("alice")
+        session = RotationConversation("alice")
         session.receive(ROTATE)
         session.started(SERVER_PUBLIC, OK)
         self.assertEqual(session.denied(), abandoned(wire.ERROR_BUSY))

@@ -24,9 +24,9 @@ from dataclasses import dataclass, replace
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_client import classic_machine as session
 from suto_client import enrollment_machine as enrollment
 from suto_client import rotation_machine as rotation
-from suto_client import session
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Close, Send
 from suto_server.core.wire import stream
@@ -46,11 +46,11 @@ from tests.support.repository import PROTOCOL
 
 #: The machines §6 must give a table for.
 TABLES = {
-    ("suto_server/machines/classic.py", "ServerSession"),
-    ("suto_client/session.py", "ClientSession"),
-    ("suto_server/machines/enrollment.py", "EnrollmentSession"),
+    ("suto_server/machines/classic.py", "ClassicConversation"),
+    ("suto_client/classic_machine.py", "ClientClassic"),
+    ("suto_server/machines/enrollment.py", "EnrollmentConversation"),
     ("suto_client/enrollment_machine.py", "ClientEnrollment"),
-    ("suto_server/machines/rotation.py", "RotationSession"),
+    ("suto_server/machines/rotation.py", "RotationConversation"),
     ("suto_client/rotation_machine.py", "ClientRotation"),
 }
 
@@ -348,7 +348,7 @@ class ServerClassicDriver(Driver):
 
     def make(self):
         salt = None if "salt_request_without_hash" in self.path else SALT
-        return server_session.ServerSession(
+        return server_session.ClassicConversation(
             wire.Framing.FRAMED, salt, lambda: RSALT
         )
 
@@ -381,7 +381,7 @@ class ServerClassicDriver(Driver):
 
 class ServerEnrollmentDriver(ServerDriver):
     def make(self):
-        return enrollment_session.EnrollmentSession(SALT, lambda: RSALT)
+        return enrollment_session.EnrollmentConversation(SALT, lambda: RSALT)
 
     def feed_hash(self, machine, case):
         return machine.receive(wire.CFHash(RESPONSE))
@@ -410,7 +410,7 @@ class ServerEnrollmentDriver(ServerDriver):
 
 class ServerRotationDriver(ServerDriver):
     def make(self):
-        return rotation_session.RotationSession(USER)
+        return rotation_session.RotationConversation(USER)
 
     def feed_rotate(self, machine, case):
         return machine.receive(wire.Rotate(KEY_ID, bytes(32), bytes(32), USER))
@@ -453,7 +453,7 @@ class ClientClassicDriver(ClientDriver):
     def make(self):
         legacy = "open_legacy" in self.path[:-1] or self.path == ("open_legacy",)
         framing = wire.Framing.LEGACY if legacy else wire.Framing.FRAMED
-        return session.ClientSession(framing, cached=False)
+        return session.ClientClassic(framing, cached=False)
 
     feed_open_framed = feed_open_legacy = ClientDriver.feed_open
 
@@ -640,7 +640,7 @@ UNREACHED = {
         ),
     },
     # A reconnection is one only as the connection's first message.
-    "RotationSession": {
+    "RotationConversation": {
         (state, "reconnect")
         for state in (
             "reconnecting",
@@ -651,11 +651,11 @@ UNREACHED = {
             "done",
         )
     },
-    "EnrollmentSession": set(),
-    "ServerSession": set(),
+    "EnrollmentConversation": set(),
+    "ClassicConversation": set(),
     # The framing the machine is made with decides how it opens: a path
     # through a legacy start never meets a framed one, nor the reverse.
-    "ClientSession": {
+    "ClientClassic": {
         *(
             (state, "open_framed")
             for state in ("awaiting_salts", "hashing", "awaiting_verdict")
@@ -666,10 +666,10 @@ UNREACHED = {
 }
 
 DRIVERS = {
-    "ServerSession": ServerClassicDriver,
-    "ClientSession": ClientClassicDriver,
-    "EnrollmentSession": ServerEnrollmentDriver,
-    "RotationSession": ServerRotationDriver,
+    "ClassicConversation": ServerClassicDriver,
+    "ClientClassic": ClientClassicDriver,
+    "EnrollmentConversation": ServerEnrollmentDriver,
+    "RotationConversation": ServerRotationDriver,
     "ClientEnrollment": ClientEnrollmentDriver,
     "ClientRotation": ClientRotationDriver,
 }
@@ -816,7 +816,7 @@ class ReadTablesTests(SynchronousTestCase):
         A row that does not follow §6.3's notation is an error.
         """
         text = (
-            "### X (`suto_server/machines/classic.py`, `ServerSession`)\n\n"
+            "### X (`suto_server/machines/classic.py`, `ClassicConversation`)\n\n"
             "    A --b--> c          nothing\n"
         )
         self.assertRaises(ValueError, read_tables, text)

@@ -1,11 +1,11 @@
 """
-Tests for L{suto_client.session}: the agent's side of the classic
+Tests for L{suto_client.classic_machine}: the agent's side of the classic
 challenge, as exact sequences of messages and actions, without I/O.
 """
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_client.session import ClientSession, ComputeHash, Finish, Outcome
+from suto_client.classic_machine import ClientClassic, ComputeHash, Finish, Outcome
 from suto_server.core import wire
 from suto_server.core.machine import Close, Send
 
@@ -24,7 +24,7 @@ class ClientSessionTests(SynchronousTestCase):
         ways, GET_SALTA, SALTA, a hash computed from both salts, CF_HASH,
         AUTH_1, and the connection closed with an accepted outcome.
         """
-        session = ClientSession(FRAMED, cached=False)
+        session = ClientClassic(FRAMED, cached=False)
         self.assertEqual(session.start(), [Send(wire.Version(2))])
         self.assertEqual(
             session.receive(wire.Version(2)), [Send(wire.GetSaltA())]
@@ -47,7 +47,7 @@ class ClientSessionTests(SynchronousTestCase):
         asks for the random salt only; the hash is computed without a
         password salt.
         """
-        session = ClientSession(LEGACY, cached=True)
+        session = ClientClassic(LEGACY, cached=True)
         self.assertEqual(session.start(), [Send(wire.GetRSalt())])
         self.assertEqual(
             session.receive(wire.RSalt(RSALT)), [ComputeHash(None, RSALT)]
@@ -64,7 +64,7 @@ class ClientSessionTests(SynchronousTestCase):
         """
         AUTH_0 after the hash ends the exchange as rejected.
         """
-        session = ClientSession(LEGACY, cached=True)
+        session = ClientClassic(LEGACY, cached=True)
         session.start()
         session.receive(wire.RSalt(RSALT))
         session.hashed(RESPONSE)
@@ -83,7 +83,7 @@ class ClientSessionTests(SynchronousTestCase):
         A server with no usable hash for the user answers the salts request
         with AUTH_0: that too is a rejection.
         """
-        session = ClientSession(LEGACY, cached=False)
+        session = ClientClassic(LEGACY, cached=False)
         session.start()
         actions = session.receive(wire.Auth(False))
         self.assertEqual(actions[-1].outcome, Outcome.REJECTED)
@@ -93,7 +93,7 @@ class ClientSessionTests(SynchronousTestCase):
         A framed server's ERROR ends the exchange at any point, naming the
         code.
         """
-        session = ClientSession(FRAMED, cached=False)
+        session = ClientClassic(FRAMED, cached=False)
         session.start()
         session.receive(wire.Version(2))
         self.assertEqual(
@@ -106,7 +106,7 @@ class ClientSessionTests(SynchronousTestCase):
         A server answering with another version is an error; nothing more
         is sent.
         """
-        session = ClientSession(FRAMED, cached=False)
+        session = ClientClassic(FRAMED, cached=False)
         session.start()
         self.assertEqual(
             session.receive(wire.Version(3)),
@@ -117,7 +117,7 @@ class ClientSessionTests(SynchronousTestCase):
         """
         A framed server skipping the version exchange breaks the protocol.
         """
-        session = ClientSession(FRAMED, cached=False)
+        session = ClientClassic(FRAMED, cached=False)
         session.start()
         self.assertEqual(
             session.receive(wire.SaltA(SALT, RSALT)),
@@ -132,7 +132,7 @@ class ClientSessionTests(SynchronousTestCase):
         RSALT in answer to GET_SALTA (and SALTA to GET_RSALT) is
         unexpected: the client must not guess which hash to use.
         """
-        session = ClientSession(LEGACY, cached=False)
+        session = ClientClassic(LEGACY, cached=False)
         session.start()
         self.assertEqual(
             session.receive(wire.RSalt(RSALT)),
@@ -141,7 +141,7 @@ class ClientSessionTests(SynchronousTestCase):
                 Finish(Outcome.ERROR, "unexpected RSalt from the server"),
             ],
         )
-        session = ClientSession(LEGACY, cached=True)
+        session = ClientClassic(LEGACY, cached=True)
         session.start()
         self.assertEqual(
             session.receive(wire.SaltA(SALT, RSALT)),
@@ -155,7 +155,7 @@ class ClientSessionTests(SynchronousTestCase):
         """
         AUTH_1 before any hash was sent is not believed: it is an error.
         """
-        session = ClientSession(LEGACY, cached=True)
+        session = ClientClassic(LEGACY, cached=True)
         session.start()
         self.assertEqual(
             session.receive(wire.Auth(True)),
@@ -170,7 +170,7 @@ class ClientSessionTests(SynchronousTestCase):
         The server must wait for the hash (lockstep); anything it sends
         meanwhile is an error, and the late hash is then dropped.
         """
-        session = ClientSession(LEGACY, cached=True)
+        session = ClientClassic(LEGACY, cached=True)
         session.start()
         session.receive(wire.RSalt(RSALT))
         self.assertEqual(
@@ -186,7 +186,7 @@ class ClientSessionTests(SynchronousTestCase):
         """
         A message only clients send, arriving from the server, is an error.
         """
-        session = ClientSession(LEGACY, cached=True)
+        session = ClientClassic(LEGACY, cached=True)
         session.start()
         self.assertEqual(
             session.receive(wire.GetRSalt()),
@@ -200,7 +200,7 @@ class ClientSessionTests(SynchronousTestCase):
         """
         Malformed bytes end the exchange with the decoder's code.
         """
-        session = ClientSession(LEGACY, cached=True)
+        session = ClientClassic(LEGACY, cached=True)
         session.start()
         error = wire.ProtocolError(wire.ERROR_UNKNOWN_MESSAGE, "unknown")
         self.assertEqual(
@@ -215,7 +215,7 @@ class ClientSessionTests(SynchronousTestCase):
         """
         A hash that cannot be computed ends the exchange as an error.
         """
-        session = ClientSession(LEGACY, cached=False)
+        session = ClientClassic(LEGACY, cached=False)
         session.start()
         session.receive(wire.SaltA(SALT, RSALT))
         self.assertEqual(
@@ -228,7 +228,7 @@ class ClientSessionTests(SynchronousTestCase):
         A computed response the wire cannot carry ends the exchange as an
         error instead of being sent.
         """
-        session = ClientSession(LEGACY, cached=False)
+        session = ClientClassic(LEGACY, cached=False)
         session.start()
         session.receive(wire.SaltA(SALT, RSALT))
         self.assertEqual(
@@ -244,7 +244,7 @@ class ClientSessionTests(SynchronousTestCase):
         Losing the connection before the verdict is an error; there is
         nothing left to close.
         """
-        session = ClientSession(FRAMED, cached=False)
+        session = ClientClassic(FRAMED, cached=False)
         session.start()
         self.assertEqual(
             session.connection_lost("the connection was lost"),
@@ -255,7 +255,7 @@ class ClientSessionTests(SynchronousTestCase):
         """
         A timeout drops the connection at once and ends as a timeout.
         """
-        session = ClientSession(FRAMED, cached=False)
+        session = ClientClassic(FRAMED, cached=False)
         session.start()
         self.assertEqual(
             session.timed_out(),
@@ -270,7 +270,7 @@ class ClientSessionTests(SynchronousTestCase):
         Abandoning drops the connection and ends as an error with the
         given reason.
         """
-        session = ClientSession(FRAMED, cached=False)
+        session = ClientClassic(FRAMED, cached=False)
         self.assertEqual(
             session.abandon("stopping"),
             [Close(abort=True), Finish(Outcome.ERROR, "stopping")],
@@ -280,7 +280,7 @@ class ClientSessionTests(SynchronousTestCase):
         """
         Once finished, nothing the server or the clock does has any effect.
         """
-        session = ClientSession(LEGACY, cached=True)
+        session = ClientClassic(LEGACY, cached=True)
         session.start()
         session.receive(wire.RSalt(RSALT))
         session.hashed(RESPONSE)

@@ -5,7 +5,7 @@ machine (docs/PROTOCOL.md §6.2).
 The machine never touches a socket, a clock or a hash: it receives decoded
 wire messages and the results of hash computations, and answers with a list
 of actions (L{Send}, L{ComputeHash}, L{Close}, L{Finish}) that the protocol
-carries out.  L{ClientSession.receive} inspects each message and feeds
+carries out.  L{ClientClassic.receive} inspects each message and feeds
 exactly one input of the machine, so the table at the end of the module
 reads as the protocol::
 
@@ -21,7 +21,7 @@ reads as the protocol::
     any --abandon--> done                               (ERROR: gave up)
     any --a call out of turn--> done                    (ERROR)
 
-Which salts request is sent is fixed when the session is made: C{GET_RSALT}
+Which salts request is sent is fixed when the conversation is made: C{GET_RSALT}
 when the salted hash is cached, C{GET_SALTA} otherwise; the reply must be
 the matching one.
 """
@@ -111,7 +111,7 @@ INPUTS = (
 )
 
 
-class ClientSession(PasswordConversation):
+class ClientClassic(PasswordConversation):
     """
     One connection's classic conversation, from connecting to the verdict.
 
@@ -187,7 +187,7 @@ class ClientSession(PasswordConversation):
 
 
 
-_S = ClientSession
+_S = ClientClassic
 _ERROR = (_S._finish_error,)
 _OPEN = (IDLE, AWAITING_VERSION, AWAITING_SALTS, HASHING, AWAITING_VERDICT)
 _OUT_OF_TURN = (_S._report_out_of_turn, _S._finish_error)
@@ -222,5 +222,5 @@ TRANSITIONS = Table(
         ((DONE,), INPUTS, DONE, ()),
     ),
 )
-ClientSession.TABLE = TRANSITIONS
+ClientClassic.TABLE = TRANSITIONS
 del _S
