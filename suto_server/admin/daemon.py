@@ -73,6 +73,7 @@ def auth(args, io) -> int:
 def status(args, io) -> int:
     answer = request(args, "GET", "/v1/status", timeout=10.0)
     io.say(f"up {answer['uptime']:.0f}s")
+    io.say(f"version: {answer['version']}")
     for listener in answer["listeners"]:
         io.say(f"listening: {listener['name']} on {listener['address']}")
     io.say(f"pending authentications: {len(answer['pending'])}")

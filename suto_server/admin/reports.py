@@ -29,7 +29,15 @@ from suto_server.admin.client import (
     since_query,
     user_query,
 )
-from suto_server.admin.formatting import age, as_json, cell, place, row
+from suto_server.admin.formatting import (
+    age,
+    alert_json,
+    as_json,
+    cell,
+    event_json,
+    place,
+    row,
+)
 from suto_server.core.commandline import CommandError
 from suto_server.core.timestamps import iso_utc
 from suto_server.datafolder import DATABASE_FILE
@@ -86,7 +94,7 @@ def alerts(args, io) -> int:
         io,
         since_query("/v1/alerts", args.since),
         lambda store: {
-            "alerts": [a.to_json() for a in _audit_log(store).alerts(args.since)]
+            "alerts": [alert_json(a) for a in _audit_log(store).alerts(args.since)]
         },
     )
     for alert in answer["alerts"]:
@@ -140,28 +148,13 @@ def history(args, io) -> int:
     return 0
 
 
-def _event_row(event) -> dict:
-    """
-    @return: the columns of an audit record read from the store, as the
-        admin API names them.
-    """
-    return {
-        "time": iso_utc(event.time),
-        "event": event.event,
-        "user": event.username,
-        "source": event.source,
-        "locations": list(event.locations),
-        "reason": event.reason,
-    }
-
-
 def audit_list(args, io) -> int:
     answer = _daemon_or_store(
         args,
         io,
         since_query("/v1/audit", args.since),
         lambda store: {
-            "events": [_event_row(e) for e in store.audit_events(args.since)]
+            "events": [event_json(e) for e in store.audit_events(args.since)]
         },
     )
     for event in answer["events"]:

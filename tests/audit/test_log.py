@@ -957,7 +957,6 @@ class AdminAPITests(SynchronousTestCase):
                     "events": [
                         {
                             "time": "2023-11-14T22:13:24Z",
-                            "timestamp": NOW + 4,
                             "event": "rotation_failed",
                             "user": "alice",
                             "source": "10.2.3.17",
