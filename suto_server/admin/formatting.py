@@ -3,9 +3,11 @@ How C{suto-admin} reads and shows durations, times and listings.
 
 The daemon answers in JSON with RFC 3339 UTC times already formatted
 (L{alert_json} and L{event_json} are the records as both the admin API
-and the daemon-less fallbacks show them); the command line only lays its
-rows out as tab-separated columns (C{-} for nothing), shows ages in their
-largest whole unit, and reads the durations and times its options take.
+and the daemon-less fallbacks show them); the command line prints a
+listing either as that JSON (C{--json}, for scripts) or as tab-separated
+columns under a header row naming them (C{-} for nothing), shows ages in
+their largest whole unit, and reads the durations and times its options
+take.
 """
 
 from __future__ import annotations
@@ -86,6 +88,32 @@ def row(record: dict, names: tuple[str, ...]) -> str:
     @return: the fields C{names} of C{record} as one line of a listing.
     """
     return "\t".join(cell(record[name]) for name in names)
+
+
+def header(columns: tuple[str, ...]) -> str:
+    """
+    @return: the header row of a listing whose columns are named
+        C{columns}, in capitals so that it stands apart from the rows.
+    """
+    return "\t".join(name.upper() for name in columns)
+
+
+def show(io, args, records: list[dict], columns: tuple[str, ...], line=None) -> int:
+    """
+    Print a listing: C{records} as one JSON document when C{args.json},
+    else a header row naming C{columns} and one row per record.
+
+    @param line: makes a record's row; by default the record's fields
+        C{columns}, in that order (L{row}).
+    @return: the exit status, 0.
+    """
+    if args.json:
+        io.say(as_json(records))
+        return 0
+    io.say(header(columns))
+    for record in records:
+        io.say(row(record, columns) if line is None else line(record))
+    return 0
 
 
 def alert_json(alert) -> dict:

@@ -59,7 +59,7 @@ class AlertsResource(resource.Resource):
 
     def render_GET(self, request):
         def read(since):
-            return {"alerts": [alert_json(alert) for alert in self._audit.alerts(since)]}
+            return {"alerts": [alert_json(a) for a in self._audit.alerts(since)]}
 
         return _since_listing(request, self._audit, read, self.log)
 

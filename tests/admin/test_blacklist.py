@@ -204,6 +204,7 @@ class BlacklistCommandTests(BlacklistSiteMixin, TestCase):
             result,
             (
                 0,
+                "USER\tTIME\tALERT\tSOURCE\tREASON\n"
                 f"alice\t2023-11-14T22:13:20Z\treconnect_failed\tfrom 10.9.0.4"
                 f"\t{REASON}\n",
                 "",
@@ -226,7 +227,10 @@ class BlacklistCommandTests(BlacklistSiteMixin, TestCase):
                 "",
             ),
         )
-        self.assertEqual((yield self.run_admin("blacklist")), (0, "", ""))
+        self.assertEqual(
+            (yield self.run_admin("blacklist")),
+            (0, "USER\tTIME\tALERT\tSOURCE\tREASON\n", ""),
+        )
 
     @defer.inlineCallbacks
     def test_unblock_not_blacklisted(self):
