@@ -22,7 +22,8 @@ from suto_server.core.version import VERSION
 from suto_server.settings import Listeners
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import AuditEvent
-from tests.support.admin import FakeAuthenticator, run_admin, site_call
+from tests.support.admin import FakeAuthenticator, run_admin
+from tests.support.admin_calls import site_call
 from tests.support.server import make_server
 
 #: 2023-11-14T22:13:20Z.

@@ -1,14 +1,11 @@
 """
 Fakes and helpers for the admin API's tests: an authenticator that
 records its calls, a hash pool that computes at once, and the rendering
-of one request on an admin site with twisted.web's L{DummyRequest}, which
-also stands in for C{suto-admin}'s requests to the daemon
-(L{site_call}).
+of one request on an admin site with twisted.web's L{DummyRequest}.
 """
 
 import io
 import json
-from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet import defer
 from twisted.web import server
@@ -77,25 +74,6 @@ def answer(request):
     @return: the JSON answer written to C{request}.
     """
     return json.loads(b"".join(request.written))
-
-
-def site_call(site):
-    """
-    @return: a stand-in for L{suto_server.admin.client.call} that renders
-        each request on C{site} in this thread, so that a command's output
-        is tested against the admin API's own answers without a socket.
-    """
-
-    def call(socket, method, path, body=None, timeout=30.0):
-        url = urlsplit(path)
-        args = {
-            name.encode(): [value.encode() for value in values]
-            for name, values in parse_qs(url.query).items()
-        }
-        request = render(site, method, url.path, body, args=args)
-        return request.responseCode or 200, answer(request)
-
-    return call
 
 
 class AdminRequestsMixin:
