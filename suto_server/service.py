@@ -16,10 +16,13 @@ from twisted.cred.portal import Portal
 from twisted.logger import Logger
 
 from suto_server.admin.api import admin_site
+from suto_server.admin.formatting import alert_json
 from suto_server.audit.alerts import ALERT_TYPES, alert_for
 from suto_server.audit.log import AuditLog
 from suto_server.audit.sinks.log import LogSink
 from suto_server.core import schemes
+from suto_server.core.logformat import address_text
+from suto_server.core.version import VERSION
 from suto_server.cred.checkers import ChainedHashSource, SaltedChallengeChecker
 from suto_server.cred.hashpool import HashPool
 from suto_server.cred.realm import SutoRealm
@@ -433,7 +436,7 @@ class SutoServer(MultiService):
             if self._started is not None
             else 0.0,
             "listeners": [
-                {"name": service.name, "address": str(service.address)}
+                {"name": service.name, "address": address_text(service.address)}
                 for service in self.listeners
                 if service.address is not None
             ],
@@ -446,6 +449,7 @@ class SutoServer(MultiService):
             "connected": self.metrics.state.count("connected"),
             "offline": self.metrics.state.count("offline"),
             "last_alert": (
-                self._last_alert.to_json() if self._last_alert is not None else None
+                alert_json(self._last_alert) if self._last_alert is not None else None
             ),
+            "version": VERSION,
         }

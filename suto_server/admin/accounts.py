@@ -18,11 +18,16 @@ import getpass
 import os
 import time
 
+from suto_server.admin.formatting import show
 from suto_server.core import schemes
 from suto_server.core.commandline import CommandError, read_password
 from suto_server.core.timestamps import iso_utc
 from suto_server.datafolder import existing_store
 from suto_server.store.errors import StoreError
+
+
+#: The columns of C{user list}, as its C{--json} names them.
+_ACCOUNT_COLUMNS = ("user", "scheme", "created", "unusable")
 
 
 def _open_store(args):
@@ -104,29 +109,42 @@ def user_del(args, io) -> int:
     return 0
 
 
-def _unusable(password_hash: str) -> str:
+def _unusable(password_hash: str) -> str | None:
     """
     @return: why a stored hash can no longer be used (one stored before a
-        limit it breaks, such as L{schemes.MAX_ROUNDS}), as a last column
-        of C{user list}; empty when it is usable.
+        limit it breaks, such as L{schemes.MAX_ROUNDS}), or L{None} when
+        it is usable.
     """
     try:
         schemes.identify(password_hash)
     except schemes.UnsupportedScheme as error:
-        return f"\tunusable: {error}"
-    return ""
+        return str(error)
+    return None
+
+
+def _account_row(account: dict) -> str:
+    """
+    @return: a row of C{user list}: an unusable hash adds a last column
+        saying why, never the hash.
+    """
+    line = f"{account['user']}\t{account['scheme']}\t{account['created']}"
+    if account["unusable"]:
+        line += f"\tunusable: {account['unusable']}"
+    return line
 
 
 def user_list(args, io) -> int:
     store = _open_store(args)
     try:
-        rows = [
-            (record, _unusable(store.hash_for(record.username)))
+        accounts = [
+            {
+                "user": record.username,
+                "scheme": record.scheme,
+                "created": iso_utc(record.created),
+                "unusable": _unusable(store.hash_for(record.username)),
+            }
             for record in store.list_users()
         ]
     finally:
         store.close()
-    for record, problem in rows:
-        created = iso_utc(record.created)
-        io.say(f"{record.username}\t{record.scheme}\t{created}{problem}")
-    return 0
+    return show(io, args, accounts, _ACCOUNT_COLUMNS, _account_row)

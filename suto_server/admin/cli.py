@@ -66,6 +66,16 @@ def _words(args: argparse.Namespace) -> tuple[str, str | None]:
     return args.command, getattr(args, f"{args.command}_command", None)
 
 
+def _listing(commands, name: str, help: str) -> argparse.ArgumentParser:
+    """
+    @return: the parser of the listing command C{name}, which takes
+        C{--json} as every listing does.
+    """
+    parser = commands.add_parser(name, help=help)
+    parser.add_argument("--json", action="store_true", help="JSON for scripts")
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="suto-admin", description="Administer a SUTO server."
@@ -110,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true")
     delete = user.add_parser("del", help="delete an account")
     delete.add_argument("user")
-    user.add_parser("list", help="list accounts")
+    _listing(user, "list", "list accounts")
 
     authenticate = commands.add_parser(
         "auth", help="authenticate a user at a device now"
@@ -152,30 +162,24 @@ def _parser() -> argparse.ArgumentParser:
         help=f"allow a location wider than /{WIDEST_PREFIX[4]} (IPv4) or "
         f"/{WIDEST_PREFIX[6]} (IPv6); no hello goes to such a network",
     )
-    commands.add_parser("windows", help="list open enrollment windows")
+    _listing(commands, "windows", "list open enrollment windows")
     cancelling = commands.add_parser("cancel", help="close an enrollment window")
     cancelling.add_argument("user")
 
-    commands.add_parser("blacklist", help="list the blacklisted profiles")
+    _listing(commands, "blacklist", "list the blacklisted profiles")
     unblocking = commands.add_parser(
         "unblock", help="lift a blacklist entry (the device must enroll again)"
     )
     unblocking.add_argument("user")
 
-    alerting = commands.add_parser("alerts", help="list the alerts")
+    alerting = _listing(commands, "alerts", "list the alerts")
     alerting.add_argument(
         "--since", type=since, default=None, help="a duration like 1h, or an ISO time"
     )
-    listing = commands.add_parser(
-        "clients", help="every enrolled profile: location, state, key age"
-    )
-    listing.add_argument("--json", action="store_true", help="JSON for scripts")
-    moving = commands.add_parser(
-        "history", help="a profile's moves and the alerts about it"
-    )
+    _listing(commands, "clients", "every enrolled profile: location, state, key age")
+    moving = _listing(commands, "history", "a profile's moves and the alerts about it")
     moving.add_argument("user")
-    moving.add_argument("--json", action="store_true", help="JSON for scripts")
-    auditing = commands.add_parser("audit", help="list or verify the audit log")
+    auditing = _listing(commands, "audit", "list or verify the audit log")
     auditing.add_argument(
         "--since", type=since, default=None, help="a duration like 1h, or an ISO time"
     )
@@ -189,7 +193,7 @@ def _parser() -> argparse.ArgumentParser:
         "the daemon (a copy, or the store while the daemon is down)",
     )
 
-    commands.add_parser("status", help="is the daemon up")
+    _listing(commands, "status", "is the daemon up")
     commands.add_parser("cert", help="the TLS certificate")
     commands.add_parser(
         "reload", help="re-read renewed TLS certificates without a restart"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from suto_server.admin.client import DaemonUnreachable, answer_of, call, request
+from suto_server.admin.formatting import as_json
 from suto_server.core.commandline import CommandError, check_config
 
 #: Seconds an admin request may take beyond the authentication's own timeout.
@@ -72,7 +73,11 @@ def auth(args, io) -> int:
 
 def status(args, io) -> int:
     answer = request(args, "GET", "/v1/status", timeout=10.0)
+    if args.json:
+        io.say(as_json(answer))
+        return 0
     io.say(f"up {answer['uptime']:.0f}s")
+    io.say(f"version: {answer['version']}")
     for listener in answer["listeners"]:
         io.say(f"listening: {listener['name']} on {listener['address']}")
     io.say(f"pending authentications: {len(answer['pending'])}")

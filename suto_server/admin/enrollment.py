@@ -6,14 +6,22 @@ An enrollment window lets one user's device enroll from one location
 with a one-time password, for a short while; the blacklist holds the
 profiles the daemon stopped trusting, and lifting an entry removes the
 profile so that the device must enroll again.  All of it lives in the
-running daemon, so each command is one request to its admin socket.
+running daemon, so each command is one request to its admin socket; the
+listings, C{windows} and C{blacklist}, print a header row and then one
+row per entry, or with C{--json} the daemon's JSON.
 """
 
 from __future__ import annotations
 
 from suto_server.admin.client import request
-from suto_server.admin.formatting import cell
+from suto_server.admin.formatting import cell, show
 from suto_server.core.commandline import CommandError
+
+#: The columns of C{suto-admin windows}.
+_WINDOW_COLUMNS = ("user", "location", "time_left", "attempts", "replace")
+
+#: The columns of C{suto-admin blacklist}.
+_BLACKLIST_COLUMNS = ("user", "time", "alert", "source", "reason")
 
 
 def enroll(args, io) -> int:
@@ -39,16 +47,21 @@ def enroll(args, io) -> int:
     return 0
 
 
+def _window_row(window: dict) -> str:
+    """
+    @return: a row of C{suto-admin windows}.
+    """
+    return (
+        f"{window['user']}\t{window['location']}\t"
+        f"{window['seconds_left']:.0f}s left\t"
+        f"{window['attempts']}/{window['max_attempts']} failed"
+        + ("\treplaces profile" if window["replace"] else "")
+    )
+
+
 def windows(args, io) -> int:
     answer = request(args, "GET", "/v1/windows")
-    for window in answer["windows"]:
-        io.say(
-            f"{window['user']}\t{window['location']}\t"
-            f"{window['seconds_left']:.0f}s left\t"
-            f"{window['attempts']}/{window['max_attempts']} failed"
-            + ("\treplaces profile" if window["replace"] else "")
-        )
-    return 0
+    return show(io, args, answer["windows"], _WINDOW_COLUMNS, _window_row)
 
 
 def cancel(args, io) -> int:
@@ -57,14 +70,19 @@ def cancel(args, io) -> int:
     return 0
 
 
+def _entry_row(entry: dict) -> str:
+    """
+    @return: a row of C{suto-admin blacklist}.
+    """
+    return (
+        f"{entry['user']}\t{entry['time']}\t{entry['alert']}\t"
+        f"from {cell(entry['source'])}\t{entry['reason']}"
+    )
+
+
 def blacklist(args, io) -> int:
     answer = request(args, "GET", "/v1/blacklist")
-    for entry in answer["blacklist"]:
-        io.say(
-            f"{entry['user']}\t{entry['time']}\t{entry['alert']}\t"
-            f"from {cell(entry['source'])}\t{entry['reason']}"
-        )
-    return 0
+    return show(io, args, answer["blacklist"], _BLACKLIST_COLUMNS, _entry_row)
 
 
 def unblock(args, io) -> int:

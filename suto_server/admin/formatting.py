@@ -1,10 +1,13 @@
 """
 How C{suto-admin} reads and shows durations, times and listings.
 
-The daemon answers in JSON with ISO 8601 times already formatted; the
-command line only lays its rows out as tab-separated columns (C{-} for
-nothing), shows ages in their largest whole unit, and reads the
-durations and times its options take.
+The daemon answers in JSON with RFC 3339 UTC times already formatted
+(L{alert_json} and L{event_json} are the records as both the admin API
+and the daemon-less fallbacks show them); the command line prints a
+listing either as that JSON (C{--json}, for scripts) or as tab-separated
+columns under a header row naming them (C{-} for nothing), shows ages in
+their largest whole unit, and reads the durations and times its options
+take.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import argparse
 import datetime
 import json
 import time
+
+from suto_server.core.timestamps import iso_utc
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -83,6 +88,59 @@ def row(record: dict, names: tuple[str, ...]) -> str:
     @return: the fields C{names} of C{record} as one line of a listing.
     """
     return "\t".join(cell(record[name]) for name in names)
+
+
+def header(columns: tuple[str, ...]) -> str:
+    """
+    @return: the header row of a listing whose columns are named
+        C{columns}, in capitals so that it stands apart from the rows.
+    """
+    return "\t".join(name.upper() for name in columns)
+
+
+def show(io, args, records: list[dict], columns: tuple[str, ...], line=None) -> int:
+    """
+    Print a listing: C{records} as one JSON document when C{args.json},
+    else a header row naming C{columns} and one row per record.
+
+    @param line: makes a record's row; by default the record's fields
+        C{columns}, in that order (L{row}).
+    @return: the exit status, 0.
+    """
+    if args.json:
+        io.say(as_json(records))
+        return 0
+    io.say(header(columns))
+    for record in records:
+        io.say(row(record, columns) if line is None else line(record))
+    return 0
+
+
+def alert_json(alert) -> dict:
+    """
+    @return: an L{suto_server.audit.alerts.Alert} as the admin API and
+        C{suto-admin} show it: as the alert sinks send it, less the POSIX
+        C{timestamp} (an operator reads the C{time} beside it).
+    """
+    shown = alert.to_json()
+    del shown["timestamp"]
+    return shown
+
+
+def event_json(event) -> dict:
+    """
+    @return: an audit record (L{suto_server.store.records.AuditEvent}) as
+        the admin API and C{suto-admin audit} show it.
+    """
+    return {
+        "time": iso_utc(event.time),
+        "event": event.event,
+        "user": event.username,
+        "source": event.source,
+        "reason": event.reason,
+        "locations": list(event.locations),
+        "hash": event.hash.hex(),
+    }
 
 
 def place(address, name) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from twisted.logger import Logger
 from twisted.web import resource
 
+from suto_server.admin.formatting import alert_json, event_json
 from suto_server.admin.httpjson import (
     BadRequest,
     answer_later,
@@ -19,23 +20,6 @@ from suto_server.admin.httpjson import (
     user_argument,
     write_json,
 )
-from suto_server.core.timestamps import iso_utc
-
-
-def _event_json(event) -> dict:
-    """
-    @return: an audit record as the admin API shows it.
-    """
-    return {
-        "time": iso_utc(event.time),
-        "timestamp": event.time,
-        "event": event.event,
-        "user": event.username,
-        "source": event.source,
-        "reason": event.reason,
-        "locations": list(event.locations),
-        "hash": event.hash.hex(),
-    }
 
 
 def _after_flush(request, audit, read, log):
@@ -75,7 +59,7 @@ class AlertsResource(resource.Resource):
 
     def render_GET(self, request):
         def read(since):
-            return {"alerts": [alert.to_json() for alert in self._audit.alerts(since)]}
+            return {"alerts": [alert_json(a) for a in self._audit.alerts(since)]}
 
         return _since_listing(request, self._audit, read, self.log)
 
@@ -96,7 +80,7 @@ class AuditResource(resource.Resource):
 
     def render_GET(self, request):
         def read(since):
-            return {"events": [_event_json(e) for e in self._audit.events(since)]}
+            return {"events": [event_json(e) for e in self._audit.events(since)]}
 
         return _since_listing(request, self._audit, read, self.log)
 

@@ -2,10 +2,11 @@
 C{suto-admin alerts|clients|history|audit}: what the daemon has seen.
 
 Each listing is one request to the running daemon's admin socket, printed
-as tab-separated columns (or as JSON for scripts where C{--json} is
-offered).  The alerts and the audit log are in the store itself, so with
-the daemon down C{alerts}, C{audit} and C{audit verify} read the data
-folder's store read-only instead, saying so on standard error;
+as tab-separated columns under a header row, or with C{--json} as the
+daemon's JSON for scripts.  The alerts and the audit log are in the
+store itself, so with the daemon down C{alerts}, C{audit} and C{audit
+verify} read the data folder's store read-only instead, saying so on
+standard error;
 C{audit verify --file} checks any database file that way: a copy, or
 the store of a daemon that is down.
 
@@ -29,11 +30,33 @@ from suto_server.admin.client import (
     since_query,
     user_query,
 )
-from suto_server.admin.formatting import age, as_json, cell, place, row
+from suto_server.admin.formatting import (
+    age,
+    alert_json,
+    as_json,
+    cell,
+    event_json,
+    header,
+    place,
+    row,
+    show,
+)
 from suto_server.core.commandline import CommandError
 from suto_server.core.timestamps import iso_utc
 from suto_server.datafolder import DATABASE_FILE
 from suto_server.store.errors import StoreError
+
+#: The columns of C{suto-admin alerts}, as the admin API names them.
+_ALERT_COLUMNS = ("time", "type", "profile", "source", "locations", "reason")
+
+#: The columns of C{suto-admin clients}.
+_CLIENT_COLUMNS = ("user", "location", "state", "last_rotation", "key")
+
+#: The columns of C{suto-admin history}: a move's addresses are its source.
+_HISTORY_COLUMNS = ("time", "event", "source", "locations", "reason")
+
+#: The columns of C{suto-admin audit}, as the admin API names them.
+_EVENT_COLUMNS = ("time", "event", "user", "source", "locations", "reason")
 
 
 @contextmanager
@@ -86,37 +109,33 @@ def alerts(args, io) -> int:
         io,
         since_query("/v1/alerts", args.since),
         lambda store: {
-            "alerts": [a.to_json() for a in _audit_log(store).alerts(args.since)]
+            "alerts": [alert_json(a) for a in _audit_log(store).alerts(args.since)]
         },
     )
-    for alert in answer["alerts"]:
-        io.say(row(alert, ("time", "type", "profile", "source", "locations", "reason")))
-    return 0
+    return show(io, args, answer["alerts"], _ALERT_COLUMNS)
+
+
+def _client_row(client: dict) -> str:
+    """
+    @return: a row of C{suto-admin clients}.
+    """
+    state = client["state"]
+    if client["offline_since"]:
+        state += f" since {client['offline_since']}"
+    return "\t".join(
+        [
+            client["user"],
+            place(client["address"], client["location"]),
+            state,
+            cell(client["last_rotation"]),
+            f"{client['key_id']} ({age(client['key_age'])} old)",
+        ]
+    )
 
 
 def clients(args, io) -> int:
     answer = request(args, "GET", "/v1/clients")
-    if args.json:
-        io.say(as_json(answer["clients"]))
-        return 0
-    for client in answer["clients"]:
-        io.say(
-            "\t".join(
-                [
-                    client["user"],
-                    place(client["address"], client["location"]),
-                    client["state"]
-                    + (
-                        f" since {client['offline_since']}"
-                        if client["offline_since"]
-                        else ""
-                    ),
-                    cell(client["last_rotation"]),
-                    f"{client['key_id']} ({age(client['key_age'])} old)",
-                ]
-            )
-        )
-    return 0
+    return show(io, args, answer["clients"], _CLIENT_COLUMNS, _client_row)
 
 
 def history(args, io) -> int:
@@ -135,24 +154,10 @@ def history(args, io) -> int:
         (alert["time"], row(alert, ("time", "type", "source", "locations", "reason")))
         for alert in answer["alerts"]
     ]
+    io.say(header(_HISTORY_COLUMNS))
     for _, line in sorted(lines, key=lambda pair: pair[0]):
         io.say(line)
     return 0
-
-
-def _event_row(event) -> dict:
-    """
-    @return: the columns of an audit record read from the store, as the
-        admin API names them.
-    """
-    return {
-        "time": iso_utc(event.time),
-        "event": event.event,
-        "user": event.username,
-        "source": event.source,
-        "locations": list(event.locations),
-        "reason": event.reason,
-    }
 
 
 def audit_list(args, io) -> int:
@@ -161,12 +166,10 @@ def audit_list(args, io) -> int:
         io,
         since_query("/v1/audit", args.since),
         lambda store: {
-            "events": [_event_row(e) for e in store.audit_events(args.since)]
+            "events": [event_json(e) for e in store.audit_events(args.since)]
         },
     )
-    for event in answer["events"]:
-        io.say(row(event, ("time", "event", "user", "source", "locations", "reason")))
-    return 0
+    return show(io, args, answer["events"], _EVENT_COLUMNS)
 
 
 def _summary(store) -> str:

@@ -72,10 +72,10 @@ class Alert:
 
     def to_json(self) -> dict:
         """
-        @return: the alert as a JSON-ready L{dict}, as every sink and the
-            admin API send it: C{type}, C{time} (ISO 8601, UTC),
-            C{timestamp} (POSIX), C{profile}, C{source}, C{locations},
-            C{reason} and C{count}.
+        @return: the alert as a JSON-ready L{dict}, as every sink sends it
+            (the admin API leaves out C{timestamp}): C{type}, C{time} (ISO
+            8601, UTC), C{timestamp} (POSIX), C{profile}, C{source},
+            C{locations}, C{reason} and C{count}.
         """
         return {
             "type": self.type,

@@ -123,7 +123,7 @@ class InitTests(DataFolderCase):
         )
         self.assertEqual((code, err), (0, ""))
         code, out, _ = self.admin("user", "list")
-        self.assertEqual((code, out.split("\t")[0]), (0, "dora"))
+        self.assertEqual((code, out.splitlines()[1].split("\t")[0]), (0, "dora"))
 
 
 class BackupTests(DataFolderCase):
@@ -287,7 +287,7 @@ class RestoreTests(DataFolderCase):
             _read(os.path.join(self.source, MASTER_KEY_FILE)),
         )
         code, out, _ = self.admin("user", "list")
-        self.assertEqual((code, out.split("\t")[0]), (0, "alice"))
+        self.assertEqual((code, out.splitlines()[1].split("\t")[0]), (0, "alice"))
 
     def test_into_new_folder(self):
         """

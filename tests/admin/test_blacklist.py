@@ -191,6 +191,7 @@ class BlacklistCommandTests(AdminCommandMixin, BlacklistSiteMixin, TestCase):
             result,
             (
                 0,
+                "USER\tTIME\tALERT\tSOURCE\tREASON\n"
                 f"alice\t2023-11-14T22:13:20Z\treconnect_failed\tfrom 10.9.0.4"
                 f"\t{REASON}\n",
                 "",
@@ -213,7 +214,10 @@ class BlacklistCommandTests(AdminCommandMixin, BlacklistSiteMixin, TestCase):
                 "",
             ),
         )
-        self.assertEqual((yield self.run_admin("blacklist")), (0, "", ""))
+        self.assertEqual(
+            (yield self.run_admin("blacklist")),
+            (0, "USER\tTIME\tALERT\tSOURCE\tREASON\n", ""),
+        )
 
     @defer.inlineCallbacks
     def test_unblock_not_blacklisted(self):

@@ -212,7 +212,9 @@ class AccountCommandTests(EnrollmentFixture, TestCase):
         )
         code, out, err = yield self.admin("user", "list")
         self.assertEqual((code, err), (0, ""))
-        rows = [row.split("\t") for row in out.splitlines()]
+        heading, *lines = out.splitlines()
+        self.assertEqual(heading, "USER\tSCHEME\tCREATED\tUNUSABLE")
+        rows = [row.split("\t") for row in lines]
         self.assertEqual(
             [row[:2] for row in rows], [["dora", "sha512_crypt"], ["fred", "yescrypt"]]
         )
@@ -222,7 +224,9 @@ class AccountCommandTests(EnrollmentFixture, TestCase):
         self.assertEqual(result, (0, "removed dora\n", ""))
         self.assertIsNone(self.server.store.hash_for("dora"))
         code, out, _ = yield self.admin("user", "list")
-        self.assertEqual([line.split("\t")[0] for line in out.splitlines()], ["fred"])
+        self.assertEqual(
+            [line.split("\t")[0] for line in out.splitlines()[1:]], ["fred"]
+        )
         code, out, err = yield self.admin("user", "del", "dora")
         self.assertEqual((code, out, err), (1, "", "suto-admin: no user dora\n"))
 
@@ -247,7 +251,7 @@ class AccountCommandTests(EnrollmentFixture, TestCase):
         database.close()
         code, out, err = yield self.admin("user", "list")
         self.assertEqual((code, err), (0, ""))
-        dora, fred = [row.split("\t") for row in out.splitlines()]
+        dora, fred = [row.split("\t") for row in out.splitlines()[1:]]
         self.assertEqual(dora[:2], ["dora", "sha512_crypt"])
         self.assertEqual(len(dora), 4)
         self.assertTrue(dora[3].startswith("unusable: sha512_crypt hash costs"))
@@ -299,7 +303,10 @@ class WindowAndCertificateCommandTests(EnrollmentFixture, TestCase):
         password = yield self.open_window("bob")
         result = yield self.admin("cancel", "bob")
         self.assertEqual(result, (0, "closed the enrollment window for bob\n", ""))
-        self.assertEqual((yield self.admin("windows")), (0, "", ""))
+        self.assertEqual(
+            (yield self.admin("windows")),
+            (0, "USER\tLOCATION\tTIME_LEFT\tATTEMPTS\tREPLACE\n", ""),
+        )
         yield self.server.audit.flushed()
         events = [event.event for event in self.server.store.audit_events()]
         self.assertIn("enrollment_window_cancelled", events)
@@ -476,7 +483,7 @@ class ConfigurationTests(SynchronousTestCase):
         """
         code, out, err = run_admin(*argv, "user", "list", environ=environ)
         self.assertEqual((code, err), (0, ""))
-        return [line.split("\t")[0] for line in out.splitlines()]
+        return [line.split("\t")[0] for line in out.splitlines()[1:]]
 
     def test_precedence(self):
         """

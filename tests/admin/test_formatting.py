@@ -8,7 +8,19 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.admin.formatting import age, as_json, cell, duration, place, row, since
+from suto_server.admin.formatting import (
+    age,
+    alert_json,
+    as_json,
+    cell,
+    duration,
+    event_json,
+    place,
+    row,
+    since,
+)
+from suto_server.audit.alerts import Alert
+from suto_server.store.records import AuditEvent
 
 #: 2023-11-14T22:13:20Z.
 NOW = 1_700_000_000.0
@@ -124,3 +136,45 @@ class SinceTests(SynchronousTestCase):
         """
         for text in ["last tuesday", "", "0", "-1h", "nanh", "infd", "2023-13-01"]:
             self.assertRaises(argparse.ArgumentTypeError, since, text)
+
+
+class RecordJsonTests(SynchronousTestCase):
+    """
+    L{alert_json} and L{event_json}: alerts and audit records as the admin
+    API and C{suto-admin} show them, with RFC 3339 times and no POSIX
+    time.
+    """
+
+    def test_alert(self):
+        """
+        An alert is shown as the sinks send it, less its C{timestamp}.
+        """
+        alert = Alert(
+            "clone_suspected", NOW, "alice", ("lab",), "superseded", "10.9.0.4"
+        )
+        shown = alert_json(alert)
+        expected = alert.to_json()
+        del expected["timestamp"]
+        self.assertEqual(shown, expected)
+        self.assertEqual(shown["time"], "2023-11-14T22:13:20Z")
+
+    def test_event(self):
+        """
+        An audit record is shown with the admin API's names, its hash in
+        hexadecimal.
+        """
+        event = AuditEvent(
+            NOW, "enrolled", "alice", "10.2.3.17", "key id 00", ("lab",), hash=b"\x01"
+        )
+        self.assertEqual(
+            event_json(event),
+            {
+                "time": "2023-11-14T22:13:20Z",
+                "event": "enrolled",
+                "user": "alice",
+                "source": "10.2.3.17",
+                "reason": "key id 00",
+                "locations": ["lab"],
+                "hash": "01",
+            },
+        )

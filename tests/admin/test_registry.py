@@ -329,6 +329,7 @@ class RegistryCommandTests(AdminCommandMixin, TestCase):
             result,
             (
                 0,
+                "USER\tLOCATION\tSTATE\tLAST_ROTATION\tKEY\n"
                 f"alice\tlab-east ({OLD})\tconnected\t-\t{key_id} (1m old)\n"
                 f"bob\tlab-east ({OLD})\toffline since 2023-11-14T22:15:00Z\t-\t"
                 f"{key_id} (1m old)\n",
@@ -355,6 +356,7 @@ class RegistryCommandTests(AdminCommandMixin, TestCase):
             result,
             (
                 0,
+                "TIME\tEVENT\tSOURCE\tLOCATIONS\tREASON\n"
                 f"2023-11-14T22:13:50Z\tmoved\t{NEW} -> lab-east ({OLD})\n"
                 f"2023-11-14T22:13:50Z\tlocation_changed\t{OLD}\t"
                 f"{NEW}, {OLD} (lab-east)\tmoved\n",

@@ -65,6 +65,7 @@ class DaemonDownTests(SynchronousTestCase):
             (code, out),
             (
                 0,
+                "TIME\tEVENT\tUSER\tSOURCE\tLOCATIONS\tREASON\n"
                 "2023-11-14T22:13:20Z\tenrolled\talice\t10.2.3.17\t-\tkey id 00\n"
                 "2023-11-14T22:13:21Z\tclone_suspected\talice\t10.9.0.4\t"
                 "10.9.0.4, 10.2.3.17\tsuperseded key\n",
@@ -72,7 +73,7 @@ class DaemonDownTests(SynchronousTestCase):
         )
         self.assert_said_read_only(err)
         code, out, _ = self.admin("audit", "--since", "2023-11-14T22:13:21Z")
-        self.assertEqual((code, out.count("\n")), (0, 1))
+        self.assertEqual((code, out.count("\n")), (0, 2))
 
     def test_alerts(self):
         """
@@ -83,6 +84,7 @@ class DaemonDownTests(SynchronousTestCase):
             (code, out),
             (
                 0,
+                "TIME\tTYPE\tPROFILE\tSOURCE\tLOCATIONS\tREASON\n"
                 "2023-11-14T22:13:21Z\tclone_suspected\talice\t10.9.0.4\t"
                 "10.9.0.4, 10.2.3.17\tsuperseded key\n",
             ),

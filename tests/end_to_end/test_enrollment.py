@@ -38,7 +38,9 @@ class EnrollmentEndToEndTests(EnrollmentFixture, TestCase):
         self.assertEqual(profile.key_id, result.profile.key_id)
         self.assertEqual(profile.key_id, keyschedule.key_id(result.profile.key))
         code, out, _ = yield self.admin("windows")
-        self.assertEqual((code, out), (0, ""))
+        self.assertEqual(
+            (code, out), (0, "USER\tLOCATION\tTIME_LEFT\tATTEMPTS\tREPLACE\n")
+        )
         again = yield self.enroll(password)
         self.assertEqual(again.outcome, EnrollOutcome.REJECTED)
 

@@ -154,7 +154,7 @@ class ReconnectionEndToEndTests(EnrollmentFixture, TestCase):
 
         code, out, err = yield self.admin("blacklist")
         self.assertEqual((code, err), (0, ""))
-        [line] = out.splitlines()
+        [_, line] = out.splitlines()
         user, _, alert, source, _ = line.split("\t")
         self.assertEqual(
             (user, alert, source), ("alice", "reconnect_failed", "from 127.0.0.1")
@@ -164,4 +164,4 @@ class ReconnectionEndToEndTests(EnrollmentFixture, TestCase):
         self.assertIn("lifted the blacklist entry of alice", out)
         self.assertIsNone(self.server.store.get_profile("alice"))
         code, out, _ = yield self.admin("blacklist")
-        self.assertEqual((code, out), (0, ""))
+        self.assertEqual((code, out), (0, "USER\tTIME\tALERT\tSOURCE\tREASON\n"))
