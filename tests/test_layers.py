@@ -31,10 +31,15 @@ ALLOWED = {
     "keyrules": {"core", "cred", "net", "phases", "rules", "settings", "store"},
     "metrics": {"core", "audit", "rules"},
     "admin": {"core", "store", "audit", "rules", "net", "locations", "datafolder"},
+    "preflight": {"core", "cred", "datafolder", "locations", "net", "settings"},
     "service": {
         "core", "store", "audit", "cred", "net", "rules", "machines", "phases",
         "settings", "keyrules", "metrics", "admin", "locations", "masterkey",
         "datafolder",
+    },
+    "startup": {
+        "audit", "datafolder", "datalock", "masterkey", "net", "preflight",
+        "service", "settings", "store",
     },
 }
 

@@ -9,6 +9,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import tap
+from suto_server.datafolder import DATABASE_FILE
 from suto_server.datalock import DataFolderLock
 
 
@@ -66,7 +67,7 @@ class DataFolderTests(SynchronousTestCase):
             f"suto: cannot start: the data folder {self.data} is in use by the "
             f"server with pid {os.getpid()}",
         )
-        self.assertFalse(os.path.exists(os.path.join(self.data, tap.DATABASE_FILE)))
+        self.assertFalse(os.path.exists(os.path.join(self.data, DATABASE_FILE)))
 
     def test_held_while_running(self):
         """
@@ -101,7 +102,7 @@ class EndpointOptionTests(SynchronousTestCase):
             SystemExit, tap.makeService, options("--data", self.data, *arguments)
         )
         self.assertNotIn("\n", error.code)
-        self.assertFalse(os.path.exists(os.path.join(self.data, tap.DATABASE_FILE)))
+        self.assertFalse(os.path.exists(os.path.join(self.data, DATABASE_FILE)))
         return error.code
 
     def test_each_option(self):

@@ -21,7 +21,12 @@ line then overrides: the command line wins over the file, the file over
 the built-in defaults.
 
 L{check} finds every problem of a file at once, each with its line, so
-that an operator can fix a file before restarting the daemon with it.
+that an operator can fix a file before restarting the daemon with it.  It
+goes as deep as the daemon's own start (as C{sshd -t} does): once the
+values pass C{postOptions}, it asks the options for their
+L{ConfigurableOptions.start_problems} (endpoints parsed, files opened),
+which the daemon runs at start too, and puts each on the line of the
+option it names.
 """
 
 from __future__ import annotations
@@ -106,6 +111,22 @@ class _Option:
 
     flag: bool
     coerce: Callable[[str], object] | None
+
+
+@dataclass(frozen=True)
+class OptionProblem:
+    """
+    Something that would stop the daemon at start, found from options
+    that each passed their own checks.
+
+    @ivar option: the long name of the option at fault, or L{None} when
+        it is no single option's.
+    @ivar message: what is wrong, naming the option as the daemon's
+        start would (C{--listen tcp:notaport: ...}).
+    """
+
+    option: str | None
+    message: str
 
 
 class _BadValue(Exception):
@@ -292,16 +313,21 @@ def _checked(
     return problems or [Problem(None, together)]
 
 
-def load(path: str, options_class: type[usage.Options]) -> dict[str, object]:
+def _in_file_order(problems: list[Problem]) -> list[Problem]:
     """
-    Read a configuration file for the daemon whose options are
-    C{options_class}.
+    C{problems} by line, those on no line last.
+    """
+    return sorted(
+        problems, key=lambda problem: (problem.line is None, problem.line or 0)
+    )
 
-    @param path: the TOML file.
-    @param options_class: the daemon's L{usage.Options} subclass; its
-        options say which keys the file may hold and how to check them.
-    @return: the file's values by long option name, as the command line
-        would have stored them.
+
+def _read(
+    path: str, options_class: type[usage.Options]
+) -> tuple[dict[str, object], dict[str, int | None]]:
+    """
+    The file's values, as L{load} returns them, and the line of each.
+
     @raise ConfigError: listing every problem of the file.
     """
     text = _read_text(path)
@@ -327,14 +353,32 @@ def load(path: str, options_class: type[usage.Options]) -> dict[str, object]:
             problems.append(Problem(line, f"{key}: {error}"))
     problems.extend(_checked(options_class, values, lines))
     if problems:
-        problems.sort(key=lambda problem: (problem.line is None, problem.line or 0))
-        raise ConfigError(path, problems)
+        raise ConfigError(path, _in_file_order(problems))
+    return values, lines
+
+
+def load(path: str, options_class: type[usage.Options]) -> dict[str, object]:
+    """
+    Read a configuration file for the daemon whose options are
+    C{options_class}.
+
+    @param path: the TOML file.
+    @param options_class: the daemon's L{usage.Options} subclass; its
+        options say which keys the file may hold and how to check them.
+    @return: the file's values by long option name, as the command line
+        would have stored them.
+    @raise ConfigError: listing every problem of the file.
+    """
+    values, _lines = _read(path, options_class)
     return values
 
 
-def check(path: str, options_class: type[usage.Options]) -> list[Problem]:
+def check(path: str, options_class: type[ConfigurableOptions]) -> list[Problem]:
     """
-    Every problem of a configuration file, without starting anything.
+    Every problem of a configuration file, without starting anything:
+    those of its values, and once they pass, what would stop the daemon
+    at start (L{ConfigurableOptions.start_problems}), each on the line of
+    its option.
 
     @param path: the TOML file.
     @param options_class: as for L{load}.
@@ -342,10 +386,18 @@ def check(path: str, options_class: type[usage.Options]) -> list[Problem]:
         last; empty when the daemon would accept the file.
     """
     try:
-        load(path, options_class)
+        values, lines = _read(path, options_class)
     except ConfigError as error:
         return list(error.problems)
-    return []
+    options = options_class()
+    options.update(values)
+    options.postOptions()
+    return _in_file_order(
+        [
+            Problem(lines.get(found.option), found.message)
+            for found in options.start_problems()
+        ]
+    )
 
 
 class ConfigurableOptions(usage.Options):
@@ -382,6 +434,16 @@ class ConfigurableOptions(usage.Options):
             except ConfigError as error:
                 raise usage.UsageError(str(error)) from None
         super().parseOptions(options)
+
+    def start_problems(self) -> list[OptionProblem]:
+        """
+        What, beyond C{postOptions}, would stop the daemon at start with
+        these (parsed) options, found without listening or writing
+        anything; the daemon checks it at start, and L{check} puts each
+        problem on its option's line.  None, unless a daemon's options
+        say otherwise.
+        """
+        return []
 
     def _config_path(self, arguments: list[str]) -> str | None:
         """
