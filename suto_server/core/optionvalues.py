@@ -21,11 +21,6 @@ from typing import Callable
 #: millisecond, about the finest a reactor's timers tell apart.
 MIN_TIMER = 0.001
 
-#: The shortest interval between two key rotations, in seconds, on both
-#: sides: a rotation is a connection and a key agreement, and the offline
-#: key's steps (a second at least) must fit in one wait.
-MIN_ROTATION_INTERVAL = 1.0
-
 
 def seconds(least: float, most: float, *, off: bool = False) -> Callable:
     """

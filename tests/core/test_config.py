@@ -524,8 +524,7 @@ class CheckCommandTests(_FileMixin, SynchronousTestCase):
             err.splitlines(),
             [
                 f"{path}:1: unknown key 'data'",
-                f"{path}:2: timeout: bad value 0: must be more than 0 and at "
-                f"most 3600",
+                f"{path}:2: timeout: bad value 0: must be positive",
                 f"suto-client: 2 problem(s) in {path}",
             ],
         )
