@@ -324,11 +324,12 @@ def _in_file_order(problems: list[Problem]) -> list[Problem]:
 
 def _read(
     path: str, options_class: type[usage.Options]
-) -> tuple[dict[str, object], dict[str, int | None]]:
+) -> tuple[dict[str, object], dict[str, int | None], list[Problem]]:
     """
-    The file's values, as L{load} returns them, and the line of each.
+    The file's values that fit their options, as L{load} returns them,
+    the line of each key, and every problem of the values.
 
-    @raise ConfigError: listing every problem of the file.
+    @raise ConfigError: the file cannot be read as TOML at all.
     """
     text = _read_text(path)
     document = _parse(path, text)
@@ -352,9 +353,7 @@ def _read(
         except _BadValue as error:
             problems.append(Problem(line, f"{key}: {error}"))
     problems.extend(_checked(options_class, values, lines))
-    if problems:
-        raise ConfigError(path, _in_file_order(problems))
-    return values, lines
+    return values, lines, _in_file_order(problems)
 
 
 def load(path: str, options_class: type[usage.Options]) -> dict[str, object]:
@@ -369,16 +368,19 @@ def load(path: str, options_class: type[usage.Options]) -> dict[str, object]:
         would have stored them.
     @raise ConfigError: listing every problem of the file.
     """
-    values, _lines = _read(path, options_class)
+    values, _lines, problems = _read(path, options_class)
+    if problems:
+        raise ConfigError(path, problems)
     return values
 
 
 def check(path: str, options_class: type[ConfigurableOptions]) -> list[Problem]:
     """
     Every problem of a configuration file, without starting anything:
-    those of its values, and once they pass, what would stop the daemon
-    at start (L{ConfigurableOptions.start_problems}), each on the line of
-    its option.
+    those of its values, and what would stop the daemon at start
+    (L{ConfigurableOptions.start_problems}) with the values that fit
+    their options, each on the line of its option.  When C{postOptions}
+    refuses those values, what they would start is not checked.
 
     @param path: the TOML file.
     @param options_class: as for L{load}.
@@ -386,14 +388,18 @@ def check(path: str, options_class: type[ConfigurableOptions]) -> list[Problem]:
         last; empty when the daemon would accept the file.
     """
     try:
-        values, lines = _read(path, options_class)
+        values, lines, problems = _read(path, options_class)
     except ConfigError as error:
         return list(error.problems)
     options = options_class()
     options.update(values)
-    options.postOptions()
+    try:
+        options.postOptions()
+    except usage.UsageError:
+        return problems
     return _in_file_order(
-        [
+        problems
+        + [
             Problem(lines.get(found.option), found.message)
             for found in options.start_problems()
         ]
