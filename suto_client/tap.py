@@ -18,7 +18,7 @@ from twisted.python import usage
 from suto_client.agent import DEFAULT_HELLO_PORT, Agent
 from suto_client.pacedlog import DEFAULT_LOG_INTERVAL
 from suto_client.statefile import DEFAULT_STATE_PATH
-from suto_server.core.config import ConfigurableOptions
+from suto_server.core.configurable import ConfigurableOptions
 from suto_server.core.optionvalues import MIN_TIMER, is_ip_address, seconds
 from suto_server.core.timing import DEFAULT_ROTATION_INTERVAL
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 
-from suto_server.core.config import OptionProblem
+from suto_server.core.configurable import OptionProblem
 from suto_server.cred.shadow import ShadowFile, ShadowFileError
 from suto_server.datafolder import ADMIN_SOCKET
 from suto_server.locations import LocationError, Locations
@@ -73,46 +73,45 @@ def check_start(reactor, options, data: str, listen: str) -> StartCheck:
     """
     endpoints, problems = {}, []
 
-    def parse(key: str, build) -> None:
+    def parse(field: str, option: str, build) -> None:
+        """
+        Keep the endpoint C{build} returns as the L{Listeners} C{field},
+        or its problem as C{option}'s.
+        """
         try:
-            endpoints[key] = build()
+            endpoints[field] = build()
         except ListenerOptionError as error:
-            problems.append(OptionProblem(key, str(error)))
+            problems.append(OptionProblem(option, str(error)))
 
     def optional(name: str, types, parser):
         if options[name]:
             return option_endpoint(reactor, f"--{name}", options[name], types, parser)
         return None
 
-    parse("listen", lambda: option_endpoint(
-        reactor, "--listen", options["listen"] or DEFAULT_LISTEN, DEVICE_TYPES,
-        server_endpoint, full=listen,
+    given = options["listen"] or DEFAULT_LISTEN
+    parse("devices", "listen", lambda: (
+        option_endpoint(
+            reactor, "--listen", given, DEVICE_TYPES, server_endpoint, full=listen
+        ),
     ))
-    parse("legacy-listen", lambda: optional(
+    parse("legacy", "legacy-listen", lambda: optional(
         "legacy-listen", DEVICE_TYPES, server_endpoint
     ))
     if options["admin"] is None:
-        parse("data", lambda: admin_endpoint(
+        parse("admin", "data", lambda: admin_endpoint(
             reactor, "the admin socket in --data", _default_admin(data)
         ))
     else:
-        parse("admin", lambda: admin_endpoint(reactor, "--admin", options["admin"]))
-    parse("metrics-listen", lambda: optional(
+        parse("admin", "admin", lambda: admin_endpoint(
+            reactor, "--admin", options["admin"]
+        ))
+    parse("metrics", "metrics-listen", lambda: optional(
         "metrics-listen", METRICS_TYPES, serverFromString
     ))
     loaded = _load_files(options, problems)
     if problems:
         return StartCheck(problems)
-    return StartCheck(
-        problems,
-        listeners=Listeners(
-            devices=(endpoints["listen"],),
-            legacy=endpoints["legacy-listen"],
-            admin=endpoints.get("admin", endpoints.get("data")),
-            metrics=endpoints["metrics-listen"],
-        ),
-        **loaded,
-    )
+    return StartCheck(problems, listeners=Listeners(**endpoints), **loaded)
 
 
 def problems_before_start(options) -> list[OptionProblem]:

@@ -15,7 +15,7 @@ from twisted.python import usage
 from suto_server.audit.sinks.syslog import parse_address
 from suto_server.audit.sinks.webhook import check_url
 from suto_server.core import timing, wire
-from suto_server.core.config import ConfigurableOptions, OptionProblem
+from suto_server.core.configurable import ConfigurableOptions, OptionProblem
 from suto_server.core.optionvalues import MIN_TIMER, is_ip_address, seconds
 from suto_server.cred.hashpool import DEFAULT_MAX_PENDING
 from suto_server.datafolder import DEFAULT_DATA

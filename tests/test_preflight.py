@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import tap
 from suto_server.admin import cli as admin
-from suto_server.core.config import OptionProblem
+from suto_server.core.configurable import OptionProblem
 from suto_server.datafolder import DATABASE_FILE
 from suto_server.net import certificate
 from suto_server.preflight import problems_before_start

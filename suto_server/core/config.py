@@ -15,27 +15,24 @@ so an option added to the command line is at once a key of the file,
 checked the same way.  Keys the daemon does not know are errors: a
 misspelt key silently ignored would leave a production default in place.
 
-L{ConfigurableOptions} reads the file named by C{--config} before it
-parses the command line and keeps its values as the defaults the command
-line then overrides: the command line wins over the file, the file over
-the built-in defaults.
+L{suto_server.core.configurable.ConfigurableOptions} reads the file named
+by C{--config} before it parses the command line and keeps its values as
+the defaults the command line then overrides: the command line wins over
+the file, the file over the built-in defaults.
 
 L{check} finds every problem of a file at once, each with its line, so
 that an operator can fix a file before restarting the daemon with it.  It
-goes as deep as the daemon's own start (as C{sshd -t} does): once the
-values pass C{postOptions}, it asks the options for their
-L{ConfigurableOptions.start_problems} (endpoints parsed, files opened),
-which the daemon runs at start too, and puts each on the line of the
-option it names.
+goes as deep as the daemon's own start (as C{sshd -t} does): it asks the
+options what would stop the daemon at start (endpoints parsed, files
+opened), which the daemon checks at start too, and puts each problem on
+the line of the option it names.
 """
 
 from __future__ import annotations
 
 import datetime
 import difflib
-import getopt
 import re
-import sys
 import tomllib
 from dataclasses import dataclass
 from typing import Callable
@@ -111,22 +108,6 @@ class _Option:
 
     flag: bool
     coerce: Callable[[str], object] | None
-
-
-@dataclass(frozen=True)
-class OptionProblem:
-    """
-    Something that would stop the daemon at start, found from options
-    that each passed their own checks.
-
-    @ivar option: the long name of the option at fault, or L{None} when
-        it is no single option's.
-    @ivar message: what is wrong, naming the option as the daemon's
-        start would (C{--listen tcp:notaport: ...}).
-    """
-
-    option: str | None
-    message: str
 
 
 class _BadValue(Exception):
@@ -374,11 +355,12 @@ def load(path: str, options_class: type[usage.Options]) -> dict[str, object]:
     return values
 
 
-def check(path: str, options_class: type[ConfigurableOptions]) -> list[Problem]:
+def check(path: str, options_class: type[usage.Options]) -> list[Problem]:
     """
     Every problem of a configuration file, without starting anything:
     those of its values, and what would stop the daemon at start
-    (L{ConfigurableOptions.start_problems}) with the values that fit
+    (L{suto_server.core.configurable.ConfigurableOptions.start_problems})
+    with the values that fit
     their options, each on the line of its option.  When C{postOptions}
     refuses those values, what they would start is not checked.
 
@@ -404,62 +386,3 @@ def check(path: str, options_class: type[ConfigurableOptions]) -> list[Problem]:
             for found in options.start_problems()
         ]
     )
-
-
-class ConfigurableOptions(usage.Options):
-    """
-    Command-line options that may also be given in a configuration file,
-    named by C{--config}.  The file's values replace the built-in
-    defaults before the command line is parsed, so options on the command
-    line win over the file.
-    """
-
-    optParameters = [
-        [
-            CONFIG_OPTION,
-            None,
-            None,
-            "TOML file of options (keys are the long option names); "
-            "options given here win over it.",
-        ],
-    ]
-
-    def parseOptions(self, options: list[str] | None = None) -> None:
-        """
-        Load the configuration file, if any, then parse C{options}.
-
-        @raise usage.UsageError: the configuration file has problems (all
-            of them listed) or the command line is wrong.
-        """
-        if options is None:
-            options = sys.argv[1:]
-        path = self._config_path(options)
-        if path is not None:
-            try:
-                self.update(load(path, type(self)))
-            except ConfigError as error:
-                raise usage.UsageError(str(error)) from None
-        super().parseOptions(options)
-
-    def start_problems(self) -> list[OptionProblem]:
-        """
-        What, beyond C{postOptions}, would stop the daemon at start with
-        these (parsed) options, found without listening or writing
-        anything; the daemon checks it at start, and L{check} puts each
-        problem on its option's line.  None, unless a daemon's options
-        say otherwise.
-        """
-        return []
-
-    def _config_path(self, arguments: list[str]) -> str | None:
-        """
-        The last C{--config} of C{arguments}, read as L{usage.Options}
-        will read them; L{None} if there is none or the command line is
-        malformed, which L{usage.Options.parseOptions} then reports.
-        """
-        try:
-            given, _rest = getopt.getopt(arguments, self.shortOpt, self.longOpt)
-        except getopt.GetoptError:
-            return None
-        paths = [value for name, value in given if name == f"--{CONFIG_OPTION}"]
-        return paths[-1] if paths else None

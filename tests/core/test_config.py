@@ -16,7 +16,8 @@ from suto_client import tap as client_tap
 from suto_server import tap
 from suto_server.admin import cli as admin
 from suto_server.core import config
-from suto_server.core.config import ConfigError, ConfigurableOptions, Problem
+from suto_server.core.config import ConfigError, Problem
+from suto_server.core.configurable import ConfigurableOptions
 from suto_server.datafolder import DEFAULT_DATA
 from suto_server.net.expiry import MAX_WARN_DAYS
 
