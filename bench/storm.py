@@ -125,13 +125,13 @@ class StormResult:
     keys_lost: int
 
 
-def _offline_step(interval: float, grace: float) -> int:
+def _offline_step(interval: float) -> int:
     """
-    The server's offline time step for a run at C{interval} and C{grace}:
-    its default (30 s) unless the profiles' allowed silence is shorter,
-    which C{twistd suto} refuses.
+    The server's offline time step for a run at C{interval}: its default
+    (30 s) unless the agents' offline deadline (their longest wait) is
+    shorter, which C{twistd suto} refuses.
     """
-    return max(1, min(DEFAULT_OFFLINE_STEP, int(silence_allowed(interval, grace))))
+    return max(1, min(DEFAULT_OFFLINE_STEP, int(longest_wait(interval))))
 
 
 def _start_generators(
@@ -249,7 +249,7 @@ def run_storm(
     raise_file_limit()
     options = (
         "--rotation-interval", str(interval), "--rotation-grace", str(grace),
-        "--offline-step", str(_offline_step(interval, grace)),
+        "--offline-step", str(_offline_step(interval)),
     )
     setup, fleet_file, seeding = yield seed_fleet(reactor, directory, endpoints)
     server = start_server(reactor, setup, AUTH_TIMEOUT, options=options)

@@ -17,19 +17,20 @@ from twisted.python import usage
 
 from suto_client.agent import DEFAULT_HELLO_PORT, Agent
 from suto_client.statefile import DEFAULT_STATE_PATH
-from suto_server.core.config import ConfigurableOptions
+from suto_server.core.configurable import ConfigurableOptions
+from suto_server.core.optionvalues import MIN_TIMER, is_ip_address, seconds
 from suto_server.core.throttle import DEFAULT_LOG_INTERVAL
 from suto_server.core.timing import DEFAULT_ROTATION_INTERVAL
 
+#: Longest duration any seconds option of the agent takes: an hour.
+MAX_SECONDS = 3600
 
-def _seconds(value: str) -> float:
-    number = float(value)
-    if not 0 < number <= 3600:
-        raise ValueError("must be more than 0 and at most 3600")
-    return number
+#: The shortest interval between two key rotations: each is a connection
+#: and a key agreement with the server, and the server's offline steps (a
+#: second at least) must fit in one wait.
+MIN_ROTATION_INTERVAL = 1.0
 
-
-_seconds.coerceDoc = "Seconds, more than 0 and at most 3600."
+_seconds = seconds(MIN_TIMER, MAX_SECONDS)
 
 
 class Options(ConfigurableOptions):
@@ -52,7 +53,7 @@ class Options(ConfigurableOptions):
             "hello-interface",
             None,
             "",
-            "Local address to receive hellos on (default: all).",
+            "Local IP address to receive hellos on (default: all).",
         ],
         [
             "timeout",
@@ -68,7 +69,7 @@ class Options(ConfigurableOptions):
             DEFAULT_ROTATION_INTERVAL,
             "Seconds between two rotations of an enrolled profile's key "
             "(each wait within 10%).",
-            _seconds,
+            seconds(MIN_ROTATION_INTERVAL, MAX_SECONDS),
         ],
         [
             "limit-log-interval",
@@ -83,6 +84,13 @@ class Options(ConfigurableOptions):
     def postOptions(self) -> None:
         if not 0 < self["hello-port"] < 65536:
             raise usage.UsageError("--hello-port must be 1-65535")
+        # Bound only once the agent runs, where a name or a typo would end
+        # it with a traceback.
+        if self["hello-interface"] and not is_ip_address(self["hello-interface"]):
+            raise usage.UsageError(
+                "--hello-interface must be an IP address of this host (or "
+                "empty for all)"
+            )
 
 
 def makeService(options: Options) -> IService:

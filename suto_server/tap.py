@@ -10,86 +10,29 @@ also be set in a TOML file named by C{--config} (see L{suto_server.core.config})
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import socket
-
-from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.python import usage
 
-from suto_server.audit.sinks import alert_sinks
 from suto_server.audit.sinks.syslog import parse_address
 from suto_server.audit.sinks.webhook import check_url
 from suto_server.core import timing, wire
-from suto_server.core.config import ConfigurableOptions
+from suto_server.core.configurable import ConfigurableOptions, OptionProblem
+from suto_server.core.optionvalues import MIN_TIMER, is_ip_address, seconds
 from suto_server.cred.hashpool import DEFAULT_MAX_PENDING
-from suto_server.cred.shadow import ShadowFile, ShadowFileError
-from suto_server.datafolder import (
-    ADMIN_SOCKET,
-    DATABASE_FILE,
-    DEFAULT_DATA,
-    MASTER_KEY_FILE,
-    prepare_data_folder,
-)
-from suto_server.datalock import DataFolderLock, DataFolderLocked
-from suto_server.locations import Locations
-from suto_server.masterkey import MasterKey, MasterKeyError
+from suto_server.datafolder import DEFAULT_DATA
 from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
 from suto_server.net.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
-from suto_server.net.listening import (
-    DEFAULT_LISTEN,
-    DEVICE_TYPES,
-    METRICS_TYPES,
-    admin_endpoint,
-    option_endpoint,
-    tls_listen,
-)
-from suto_server.net.served import ReloadOnHangup
-from suto_server.net.tls import TLSConfigurationError, server_endpoint
 from suto_server.rules.limits import MaxStartups, Penalties
-from suto_server.service import SutoServer
-from suto_server.settings import (
-    Alerting,
-    Capacity,
-    EnrollmentSettings,
-    Listeners,
-    Network,
-    Timing,
-)
-from suto_server.store.dbthread import DatabaseThread
-from suto_server.store.errors import StoreError
-from suto_server.store.open import open_store
+from suto_server.settings import Capacity, Timing
 
 #: Longest duration any seconds option takes: a week.  No limit or timer
 #: needs more, and an unbounded one ("inf", "1e300") would push the offline
 #: sweep's cut-off past what the store accepts as a time.
 MAX_SECONDS = 7 * 24 * 3600
 
-
-def _at_most_a_week(number: float) -> float:
-    if number > MAX_SECONDS:
-        raise ValueError(f"must be at most {MAX_SECONDS} (a week)")
-    return number
-
-
-def _positive(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError("must be positive")
-    return _at_most_a_week(number)
-
-
-_positive.coerceDoc = "Seconds, greater than zero, at most a week."
-
-
-def _seconds_or_off(value: str) -> float:
-    number = float(value)
-    if not number >= 0:
-        raise ValueError("must be zero or more")
-    return _at_most_a_week(number)
-
-
-_seconds_or_off.coerceDoc = "Seconds, at most a week; 0 turns it off."
+#: The seconds options: a timer of at least a millisecond (see
+#: L{suto_server.core.optionvalues}), at most a week; some take 0 for off.
+_positive = seconds(MIN_TIMER, MAX_SECONDS)
+_seconds_or_off = seconds(MIN_TIMER, MAX_SECONDS, off=True)
 
 
 def _max_startups(value: str) -> MaxStartups:
@@ -97,14 +40,6 @@ def _max_startups(value: str) -> MaxStartups:
 
 
 _max_startups.coerceDoc = "START:RATE:FULL, as OpenSSH's MaxStartups."
-
-
-def _is_ipv4(text: str) -> bool:
-    try:
-        ipaddress.IPv4Address(text)
-    except ValueError:
-        return False
-    return True
 
 
 class Options(ConfigurableOptions):
@@ -219,7 +154,9 @@ class Options(ConfigurableOptions):
                 "--hostname must be 1 to 253 of A-Z a-z 0-9 . - (it travels in "
                 "the SUTO hello)"
             )
-        if self["hello-interface"] and not _is_ipv4(self["hello-interface"]):
+        if self["hello-interface"] and not is_ip_address(
+            self["hello-interface"], 4
+        ):
             raise usage.UsageError(
                 "--hello-interface must be an IPv4 address of this host (or "
                 "empty for any)"
@@ -230,14 +167,15 @@ class Options(ConfigurableOptions):
             raise usage.UsageError("--offline-window must be 0-10")
         # A profile that reconnected spends its step; its next offline
         # spell must fall in a later step, or its next reconnection could
-        # only fail, and fail into the blacklist.
-        if self["offline-step"] > timing.silence_allowed(
-            self["rotation-interval"], self["rotation-grace"]
-        ):
+        # only fail, and fail into the blacklist.  The agent marks itself
+        # offline at its longest wait, before the server's grace, so the
+        # step must fit in that wait, not in the server's allowance.
+        if self["offline-step"] > timing.longest_wait(self["rotation-interval"]):
             raise usage.UsageError(
-                "--offline-step must not be longer than a profile's allowed "
-                f"silence (--rotation-interval x {1 + timing.JITTER:g} + "
-                "--rotation-grace)"
+                "--offline-step must not be longer than the agent's offline "
+                "deadline, its longest wait between rotations "
+                f"(--rotation-interval x {1 + timing.JITTER:g} = "
+                f"{timing.longest_wait(self['rotation-interval']):g} s)"
             )
         if self["fingerprint-alert"] < 1:
             raise usage.UsageError("--fingerprint-alert must be at least 1")
@@ -273,122 +211,22 @@ class Options(ConfigurableOptions):
             hash_pending=self["hash-pending"],
         )
 
+    def start_problems(self) -> list[OptionProblem]:
+        """
+        What would stop the server at start besides these options' own
+        rules: endpoints that do not parse, files that do not load (see
+        L{suto_server.preflight}).
+        """
+        from suto_server.preflight import problems_before_start
+
+        return problems_before_start(self)
 
 
-
-def makeService(options: Options) -> SutoServer:
+def makeService(options: Options):
     """
-    Build the server the options describe, on a data folder no other
-    server uses: its lock is taken before anything in it is opened, and
-    held while the server runs.  A configuration problem (folder in use,
-    unreadable certificate, corrupt store, bad endpoint, bad shadow file)
-    ends twistd with one clear line instead of a traceback.
+    Build the server the options describe (see L{suto_server.startup}),
+    which is imported only here, so that checking options stays cheap.
     """
-    from twisted.internet import reactor
+    from suto_server.startup import start_server
 
-    try:
-        data = prepare_data_folder(options["data"])
-        lock = DataFolderLock.acquire(data)
-    except (DataFolderLocked, OSError) as error:
-        raise SystemExit(f"suto: cannot start: {error}") from None
-    try:
-        server = _assemble(reactor, options, data)
-    except BaseException:
-        lock.release()
-        raise
-    lock.setServiceParent(server)
-    ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)
-    return server
-
-
-def _assemble(reactor, options: Options, data: str) -> SutoServer:
-    """
-    The server the options describe, on the locked data folder C{data}.
-
-    @raise SystemExit: a configuration problem, in one line.
-    """
-    try:
-        hostname = options["hostname"] or socket.gethostname()
-        listeners = _listeners(reactor, options, data, hostname)
-        extra_sources = [ShadowFile(options["shadow"])] if options["shadow"] else []
-        network = Network(
-            hostname=hostname,
-            hello_port=options["hello-port"],
-            hello_interface=options["hello-interface"],
-            check_timeout=options["check-timeout"],
-            locations=(
-                Locations.from_file(options["locations"])
-                if options["locations"]
-                else Locations()
-            ),
-        )
-        alerting = Alerting(
-            sinks=tuple(
-                alert_sinks(
-                    reactor,
-                    file=options["alert-file"],
-                    webhook=options["alert-webhook"],
-                    syslog=options["alert-syslog"],
-                )
-            ),
-            fingerprint_alert=options["fingerprint-alert"],
-            cert_warn_days=options["cert-warn-days"],
-        )
-        master_key = MasterKey.load_or_create(os.path.join(data, MASTER_KEY_FILE))
-        store = open_store(os.path.join(data, DATABASE_FILE))
-        server = SutoServer(
-            reactor,
-            store=store,
-            enrollment=EnrollmentSettings(master_key, options["enroll-attempts"]),
-            listeners=listeners,
-            network=network,
-            timing=options.timing,
-            capacity=options.capacity,
-            alerting=alerting,
-            extra_sources=extra_sources,
-            database=DatabaseThread(reactor, store),
-        )
-    except (
-        StoreError,
-        ShadowFileError,
-        TLSConfigurationError,
-        MasterKeyError,
-        OSError,
-        ValueError,
-    ) as error:
-        raise SystemExit(f"suto: cannot start: {error}") from None
-    return server
-
-
-def _listeners(reactor, options: Options, data: str, hostname: str) -> Listeners:
-    """
-    The endpoints the options describe, each refused with one line naming
-    its option when it is not one that option takes (see
-    L{suto_server.net.listening}).
-    """
-    listen = options["listen"] or DEFAULT_LISTEN
-    if options["admin"] is None:
-        admin_option = "the admin socket in --data"
-        admin = (
-            f"unix:{quoteStringArgument(os.path.join(data, ADMIN_SOCKET))}"
-            ":mode=600:lockfile=1"
-        )
-    else:
-        admin_option, admin = "--admin", options["admin"]
-
-    def optional(name: str, types, parse):
-        if not options[name]:
-            return None
-        return option_endpoint(reactor, f"--{name}", options[name], types, parse)
-
-    return Listeners(
-        devices=(
-            option_endpoint(
-                reactor, "--listen", listen, DEVICE_TYPES, server_endpoint,
-                full=tls_listen(data, hostname, listen),
-            ),
-        ),
-        legacy=optional("legacy-listen", DEVICE_TYPES, server_endpoint),
-        admin=admin_endpoint(reactor, admin_option, admin),
-        metrics=optional("metrics-listen", METRICS_TYPES, serverFromString),
-    )
+    return start_server(options)

@@ -162,6 +162,19 @@ class UnitTests(SynchronousTestCase):
                 self.assertEqual(options.subOptions["config"], argv[-1])
 
 
+def _besides_production_files(problems):
+    """
+    The problems of an example but those of the production files and
+    folders it names (under /etc/suto and /var/lib/suto), which C{config
+    check} opens and a test machine does not have.
+    """
+    absent = re.compile(
+        r"/(etc|var/lib)/suto/\S+.*: "
+        r"(No such file or directory|its folder does not exist)$"
+    )
+    return [problem for problem in problems if not absent.search(problem.message)]
+
+
 class ExampleTests(SynchronousTestCase):
     def test_accepted(self):
         """
@@ -171,7 +184,10 @@ class ExampleTests(SynchronousTestCase):
         for _name, (_command, _user, _path, example, options) in UNITS.items():
             with self.subTest(example):
                 self.assertEqual(
-                    config.check(os.path.join(DEPLOY, example), options), []
+                    _besides_production_files(
+                        config.check(os.path.join(DEPLOY, example), options)
+                    ),
+                    [],
                 )
 
     def test_commented_keys_accepted(self):
@@ -188,7 +204,10 @@ class ExampleTests(SynchronousTestCase):
                 handle.writelines(f"{key} = {value}\n" for key, value in keys)
             with self.subTest(example):
                 self.assertNotEqual(keys, [])
-                self.assertEqual(config.check(uncommented, options), [])
+                self.assertEqual(
+                    _besides_production_files(config.check(uncommented, options)),
+                    [],
+                )
 
     def test_state_in_state_directory(self):
         """

@@ -34,10 +34,15 @@ ALLOWED = {
         "core", "store", "audit", "rules", "net", "locations", "datafolder",
         "masterkey",
     },
+    "preflight": {"core", "cred", "datafolder", "locations", "net", "settings"},
     "service": {
         "core", "store", "audit", "cred", "net", "rules", "machines", "phases",
         "settings", "keyrules", "metrics", "admin", "locations", "masterkey",
         "datafolder",
+    },
+    "startup": {
+        "audit", "datafolder", "datalock", "masterkey", "net", "preflight",
+        "service", "settings", "store",
     },
 }
 

@@ -8,7 +8,9 @@ import os
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_client import tap as client_tap
 from suto_server import tap
+from suto_server.datafolder import DATABASE_FILE
 from suto_server.datalock import DataFolderLock
 
 
@@ -66,7 +68,7 @@ class DataFolderTests(SynchronousTestCase):
             f"suto: cannot start: the data folder {self.data} is in use by the "
             f"server with pid {os.getpid()}",
         )
-        self.assertFalse(os.path.exists(os.path.join(self.data, tap.DATABASE_FILE)))
+        self.assertFalse(os.path.exists(os.path.join(self.data, DATABASE_FILE)))
 
     def test_held_while_running(self):
         """
@@ -101,7 +103,7 @@ class EndpointOptionTests(SynchronousTestCase):
             SystemExit, tap.makeService, options("--data", self.data, *arguments)
         )
         self.assertNotIn("\n", error.code)
-        self.assertFalse(os.path.exists(os.path.join(self.data, tap.DATABASE_FILE)))
+        self.assertFalse(os.path.exists(os.path.join(self.data, DATABASE_FILE)))
         return error.code
 
     def test_each_option(self):
@@ -170,3 +172,44 @@ class HelloInterfaceTests(SynchronousTestCase):
         self.assertEqual(options("--hello-interface", "192.0.2.1")["hello-interface"],
                          "192.0.2.1")
         self.assertEqual(options()["hello-interface"], "")
+
+
+def _seconds_options(options_class):
+    """
+    The options of C{options_class} in seconds, with their coerce
+    functions.
+    """
+    return {
+        parameter[0]: parameter[4]
+        for parameter in options_class.optParameters
+        if len(parameter) > 4
+        and getattr(parameter[4], "coerceDoc", "").startswith("Seconds, from")
+    }
+
+
+class SecondsOptionTests(SynchronousTestCase):
+    """
+    Every option in seconds, of either daemon, takes only durations its
+    timers can honour.
+    """
+
+    def test_absurdly_small(self):
+        """
+        Each seconds option of either daemon refuses 1e-300, anything under
+        a millisecond, negative numbers and NaN; 0 only where it turns the
+        option off.
+        """
+        for options_class, count, off in [
+            (tap.Options, 11, {"login-grace", "penalty-authfail", "penalty-grace"}),
+            (client_tap.Options, 3, set()),
+        ]:
+            seconds = _seconds_options(options_class)
+            self.assertEqual(len(seconds), count)
+            for name, coerce in seconds.items():
+                with self.subTest(name=name):
+                    for value in ["1e-300", "0.0009", "-1", "nan"]:
+                        self.assertRaises(ValueError, coerce, value)
+                    if name in off:
+                        self.assertEqual(coerce("0"), 0)
+                    else:
+                        self.assertRaises(ValueError, coerce, "0")

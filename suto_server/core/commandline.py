@@ -105,7 +105,9 @@ def check_config(io: Streams, path: str, options) -> int:
     Report every problem of the configuration file C{path} for the
     L{twisted.python.usage.Options} class C{options}, each on standard error as
     C{FILE:LINE: message}, so that a daemon is only restarted with a file
-    it accepts.
+    it accepts: those of its values, and what would stop the daemon at
+    start (endpoints that do not parse, files that do not load), found
+    without listening or writing anything (L{suto_server.core.config.check}).
 
     @return: 0 for a file without problems.
     @raise CommandError: it has problems, saying how many.

@@ -15,22 +15,24 @@ so an option added to the command line is at once a key of the file,
 checked the same way.  Keys the daemon does not know are errors: a
 misspelt key silently ignored would leave a production default in place.
 
-L{ConfigurableOptions} reads the file named by C{--config} before it
-parses the command line and keeps its values as the defaults the command
-line then overrides: the command line wins over the file, the file over
-the built-in defaults.
+L{suto_server.core.configurable.ConfigurableOptions} reads the file named
+by C{--config} before it parses the command line and keeps its values as
+the defaults the command line then overrides: the command line wins over
+the file, the file over the built-in defaults.
 
 L{check} finds every problem of a file at once, each with its line, so
-that an operator can fix a file before restarting the daemon with it.
+that an operator can fix a file before restarting the daemon with it.  It
+goes as deep as the daemon's own start (as C{sshd -t} does): it asks the
+options what would stop the daemon at start (endpoints parsed, files
+opened), which the daemon checks at start too, and puts each problem on
+the line of the option it names.
 """
 
 from __future__ import annotations
 
 import datetime
 import difflib
-import getopt
 import re
-import sys
 import tomllib
 from dataclasses import dataclass
 from typing import Callable
@@ -292,17 +294,23 @@ def _checked(
     return problems or [Problem(None, together)]
 
 
-def load(path: str, options_class: type[usage.Options]) -> dict[str, object]:
+def _in_file_order(problems: list[Problem]) -> list[Problem]:
     """
-    Read a configuration file for the daemon whose options are
-    C{options_class}.
+    C{problems} by line, those on no line last.
+    """
+    return sorted(
+        problems, key=lambda problem: (problem.line is None, problem.line or 0)
+    )
 
-    @param path: the TOML file.
-    @param options_class: the daemon's L{usage.Options} subclass; its
-        options say which keys the file may hold and how to check them.
-    @return: the file's values by long option name, as the command line
-        would have stored them.
-    @raise ConfigError: listing every problem of the file.
+
+def _read(
+    path: str, options_class: type[usage.Options]
+) -> tuple[dict[str, object], dict[str, int | None], list[Problem]]:
+    """
+    The file's values that fit their options, as L{load} returns them,
+    the line of each key, and every problem of the values.
+
+    @raise ConfigError: the file cannot be read as TOML at all.
     """
     text = _read_text(path)
     document = _parse(path, text)
@@ -326,15 +334,35 @@ def load(path: str, options_class: type[usage.Options]) -> dict[str, object]:
         except _BadValue as error:
             problems.append(Problem(line, f"{key}: {error}"))
     problems.extend(_checked(options_class, values, lines))
+    return values, lines, _in_file_order(problems)
+
+
+def load(path: str, options_class: type[usage.Options]) -> dict[str, object]:
+    """
+    Read a configuration file for the daemon whose options are
+    C{options_class}.
+
+    @param path: the TOML file.
+    @param options_class: the daemon's L{usage.Options} subclass; its
+        options say which keys the file may hold and how to check them.
+    @return: the file's values by long option name, as the command line
+        would have stored them.
+    @raise ConfigError: listing every problem of the file.
+    """
+    values, _lines, problems = _read(path, options_class)
     if problems:
-        problems.sort(key=lambda problem: (problem.line is None, problem.line or 0))
         raise ConfigError(path, problems)
     return values
 
 
 def check(path: str, options_class: type[usage.Options]) -> list[Problem]:
     """
-    Every problem of a configuration file, without starting anything.
+    Every problem of a configuration file, without starting anything:
+    those of its values, and what would stop the daemon at start
+    (L{suto_server.core.configurable.ConfigurableOptions.start_problems})
+    with the values that fit
+    their options, each on the line of its option.  When C{postOptions}
+    refuses those values, what they would start is not checked.
 
     @param path: the TOML file.
     @param options_class: as for L{load}.
@@ -342,56 +370,19 @@ def check(path: str, options_class: type[usage.Options]) -> list[Problem]:
         last; empty when the daemon would accept the file.
     """
     try:
-        load(path, options_class)
+        values, lines, problems = _read(path, options_class)
     except ConfigError as error:
         return list(error.problems)
-    return []
-
-
-class ConfigurableOptions(usage.Options):
-    """
-    Command-line options that may also be given in a configuration file,
-    named by C{--config}.  The file's values replace the built-in
-    defaults before the command line is parsed, so options on the command
-    line win over the file.
-    """
-
-    optParameters = [
-        [
-            CONFIG_OPTION,
-            None,
-            None,
-            "TOML file of options (keys are the long option names); "
-            "options given here win over it.",
-        ],
-    ]
-
-    def parseOptions(self, options: list[str] | None = None) -> None:
-        """
-        Load the configuration file, if any, then parse C{options}.
-
-        @raise usage.UsageError: the configuration file has problems (all
-            of them listed) or the command line is wrong.
-        """
-        if options is None:
-            options = sys.argv[1:]
-        path = self._config_path(options)
-        if path is not None:
-            try:
-                self.update(load(path, type(self)))
-            except ConfigError as error:
-                raise usage.UsageError(str(error)) from None
-        super().parseOptions(options)
-
-    def _config_path(self, arguments: list[str]) -> str | None:
-        """
-        The last C{--config} of C{arguments}, read as L{usage.Options}
-        will read them; L{None} if there is none or the command line is
-        malformed, which L{usage.Options.parseOptions} then reports.
-        """
-        try:
-            given, _rest = getopt.getopt(arguments, self.shortOpt, self.longOpt)
-        except getopt.GetoptError:
-            return None
-        paths = [value for name, value in given if name == f"--{CONFIG_OPTION}"]
-        return paths[-1] if paths else None
+    options = options_class()
+    options.update(values)
+    try:
+        options.postOptions()
+    except usage.UsageError:
+        return problems
+    return _in_file_order(
+        problems
+        + [
+            Problem(lines.get(found.option), found.message)
+            for found in options.start_problems()
+        ]
+    )

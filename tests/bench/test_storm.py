@@ -162,12 +162,13 @@ class StormReportTests(SynchronousTestCase):
 
 
 class OfflineStepTests(SynchronousTestCase):
-    def test_within_allowed_silence(self):
+    def test_within_offline_deadline(self):
         """
         The offline step passed to the server is its default when the
-        allowed silence is longer, and never longer than that silence, so
-        C{twistd suto} accepts the short intervals the storm runs with.
+        agents' offline deadline (their longest wait) is longer, and never
+        longer than that deadline, so C{twistd suto} accepts the short
+        intervals the storm runs with.
         """
-        self.assertEqual(storm._offline_step(60, 30), 30)
-        self.assertEqual(storm._offline_step(10, 5), 16)
-        self.assertEqual(storm._offline_step(1, 0.5), 1)
+        self.assertEqual(storm._offline_step(60), 30)
+        self.assertEqual(storm._offline_step(10), 11)
+        self.assertEqual(storm._offline_step(1), 1)

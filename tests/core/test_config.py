@@ -16,7 +16,8 @@ from suto_client import tap as client_tap
 from suto_server import tap
 from suto_server.admin import cli as admin
 from suto_server.core import config
-from suto_server.core.config import ConfigError, ConfigurableOptions, Problem
+from suto_server.core.config import ConfigError, Problem
+from suto_server.core.configurable import ConfigurableOptions
 from suto_server.datafolder import DEFAULT_DATA
 from suto_server.net.expiry import MAX_WARN_DAYS
 
@@ -524,8 +525,49 @@ class CheckCommandTests(_FileMixin, SynchronousTestCase):
             err.splitlines(),
             [
                 f"{path}:1: unknown key 'data'",
-                f"{path}:2: timeout: bad value 0: must be more than 0 and at "
-                f"most 3600",
+                f"{path}:2: timeout: bad value 0: must be positive",
                 f"suto-client: 2 problem(s) in {path}",
             ],
         )
+
+    def test_client_examples(self):
+        """
+        C{suto-client config check} refuses what would stop the agent or
+        leave it a timer it cannot honour: a hello interface that is no IP
+        address (the agent died with a traceback binding it), a timeout
+        of 1e-300, a rotation interval under a second, an infinite one;
+        each at its line.  The agent's start refuses the same file with
+        a usage error.
+        """
+        path = self.write(
+            'hello-interface = "eth0"\n'
+            "timeout = 1e-300\n"
+            "rotation-interval = 0.5\n"
+            'limit-log-interval = "inf"\n'
+        )
+        code, out, err = self.client("config", "check", path)
+        self.assertEqual((code, out), (1, ""))
+        self.assertEqual(
+            err.splitlines(),
+            [
+                f"{path}:1: hello-interface: --hello-interface must be an IP "
+                "address of this host (or empty for all)",
+                f"{path}:2: timeout: bad value 1e-300: must be at least 0.001",
+                f"{path}:3: rotation-interval: bad value 0.5: must be at least 1",
+                f"{path}:4: limit-log-interval: bad value 'inf': must be at "
+                "most 3600",
+                f"suto-client: 4 problem(s) in {path}",
+            ],
+        )
+        self.assertRaises(
+            usage.UsageError, client_tap.Options().parseOptions, ["--config", path]
+        )
+
+    def test_client_addresses(self):
+        """
+        The agent receives hellos on any IPv4 or IPv6 address literal, or
+        on all addresses when none is given.
+        """
+        for address in ["", "192.0.2.1", "::1"]:
+            path = self.write(f'hello-interface = "{address}"\n')
+            self.assertEqual(self.client("config", "check", path)[0], 0)

@@ -216,12 +216,12 @@ class DefaultsAgreeTests(SynchronousTestCase):
     def test_usage_names_jitter(self):
         """
         The server's usage error for an offline step longer than the
-        allowed silence spells the rule with the shared jitter.
+        agent's offline deadline spells the rule with the shared jitter.
         """
         options = server_tap.Options()
         error = self.assertRaises(
             usage.UsageError, options.parseOptions, ["--offline-step", "97"]
         )
         self.assertIn(
-            "(--rotation-interval x 1.1 + --rotation-grace)", str(error)
+            "(--rotation-interval x 1.1 = 66 s)", str(error)
         )

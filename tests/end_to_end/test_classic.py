@@ -363,7 +363,7 @@ class LegacyListenerTests(EnrollmentFixture, TestCase):
         error = self.assertRaises(SystemExit, tap.makeService, options)
         self.assertEqual(
             error.code,
-            f"suto: cannot start: {self.shadow} line 1: expected 2 to 9 "
+            f"suto: cannot start: --shadow {self.shadow} line 1: expected 2 to 9 "
             "colon-separated fields",
         )
 

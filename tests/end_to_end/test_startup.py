@@ -12,6 +12,7 @@ import sys
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from suto_server import tap
+from suto_server.datafolder import ADMIN_SOCKET
 from suto_server.datalock import DataFolderLock
 from tests.support.folders import socket_folder
 
@@ -139,7 +140,7 @@ class AdminSocketPathTests(StartupFixture, SynchronousTestCase):
         result = twistd("--nodaemon", "--pidfile=", *self.suto(), cwd=self.cwd)
         self.assertEqual(result.returncode, 1)
         output = result.stdout + result.stderr
-        socket_path = os.path.join(self.data, tap.ADMIN_SOCKET)
+        socket_path = os.path.join(self.data, ADMIN_SOCKET)
         self.assertTrue(
             output.rstrip("\n").endswith(
                 "suto: cannot start: the admin socket in --data "
@@ -170,6 +171,6 @@ class PrivateFilesTests(StartupFixture, TestCase):
         server = tap.makeService(options)
         server.startService()
         self.addCleanup(server.stopService)
-        socket_mode = os.stat(os.path.join(self.data, tap.ADMIN_SOCKET)).st_mode
+        socket_mode = os.stat(os.path.join(self.data, ADMIN_SOCKET)).st_mode
         self.assertEqual(socket_mode & 0o777, 0o600)
         self.assertEqual(os.stat(self.data).st_mode & 0o777, 0o700)

@@ -300,14 +300,16 @@ class OptionsTests(SynchronousTestCase):
 
     def test_refused(self):
         """
-        A step longer than a profile's allowed silence is a usage error:
-        a profile's next offline spell could then fall in the step it
-        spent, and its reconnection could only fail.  So are a step under
-        a second and a window outside 0-10.
+        A step longer than the agent's offline deadline (its longest wait,
+        the interval x 1.1) is a usage error, even within the server's
+        allowance (which adds the grace): a profile's next offline spell
+        could then fall in the step it spent, and its reconnection could
+        only fail.  So are a step under a second and a window outside 0-10.
         """
         for argv in [
             ["--offline-step", "97"],
             ["--rotation-interval", "10", "--rotation-grace", "5", "--offline-step", "30"],
+            ["--rotation-interval", "10", "--rotation-grace", "5", "--offline-step", "12"],
             ["--offline-step", "0"],
             ["--offline-window", "11"],
             ["--offline-window", "-1"],
@@ -316,6 +318,6 @@ class OptionsTests(SynchronousTestCase):
             self.assertRaises(usage.UsageError, options.parseOptions, argv)
         options = tap.Options()
         options.parseOptions(
-            ["--rotation-interval", "10", "--rotation-grace", "5", "--offline-step", "16"]
+            ["--rotation-interval", "10", "--rotation-grace", "5", "--offline-step", "11"]
         )
-        self.assertEqual(options["offline-step"], 16)
+        self.assertEqual(options["offline-step"], 11)
