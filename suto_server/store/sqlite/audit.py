@@ -7,56 +7,12 @@ L{suto_server.store.interfaces.IAuditStore}.
 from suto_server.store import chain
 from suto_server.store.checks import check_time, checked_audit_events
 from suto_server.store.records import AuditEvent
-
-# So are an audit record's locations; the store accepts only printable
-# ones, and a line break is not.
-_LOCATION_SEPARATOR = "\n"
-
-_AUDIT_COLUMNS = (
-    "time, event, username, source, reason, locations, previous_hash, hash"
+from suto_server.store.rows import (
+    AUDIT_COLUMNS,
+    audit_from_row,
+    audit_row,
+    locations_from_text,
 )
-
-
-def _locations_from_text(text):
-    """
-    @return: the locations an audit record's C{locations} column holds.
-    """
-    return tuple(text.split(_LOCATION_SEPARATOR)) if text else ()
-
-
-def _audit_row(event):
-    """
-    @return: the C{audit} row of a chained C{event}, in L{_AUDIT_COLUMNS}
-        order.
-    """
-    return (
-        event.time,
-        event.event,
-        event.username,
-        event.source,
-        event.reason,
-        _LOCATION_SEPARATOR.join(event.locations),
-        event.previous_hash,
-        event.hash,
-    )
-
-
-def _audit_from_row(row):
-    """
-    @return: the L{AuditEvent} an C{audit} row read with L{_AUDIT_COLUMNS}
-        holds.
-    """
-    time, event, username, source, reason, locations, previous, hash_ = row
-    return AuditEvent(
-        time=time,
-        event=event,
-        username=username,
-        source=source,
-        reason=reason,
-        locations=_locations_from_text(locations),
-        previous_hash=previous,
-        hash=hash_,
-    )
 
 
 def audit_link(previous, time, event, username, source, reason, locations):
@@ -72,7 +28,7 @@ def audit_link(previous, time, event, username, source, reason, locations):
             username,
             source,
             reason,
-            _locations_from_text(locations),
+            locations_from_text(locations),
         ),
     )
 
@@ -109,9 +65,9 @@ class Audit:
             ).fetchall()
             stored = chain.chained_all(rows[0][0] if rows else chain.GENESIS, events)
             connection.executemany(
-                f"INSERT INTO audit ({_AUDIT_COLUMNS})"
+                f"INSERT INTO audit ({AUDIT_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [_audit_row(record) for record in stored],
+                [audit_row(record) for record in stored],
             )
         return stored
 
@@ -125,11 +81,11 @@ class Audit:
         if since is not None:
             check_time("since", since)
         rows = self._read(
-            f"SELECT {_AUDIT_COLUMNS} FROM audit"
+            f"SELECT {AUDIT_COLUMNS} FROM audit"
             " WHERE ? IS NULL OR time >= ? ORDER BY time, id",
             (since, since),
         )
-        return [_audit_from_row(row) for row in rows]
+        return [audit_from_row(row) for row in rows]
 
     def verify_audit(self):
         """
@@ -144,12 +100,12 @@ class Audit:
             "verifying the audit log", begin="BEGIN"
         ) as connection:
             rows = connection.execute(
-                f"SELECT id, {_AUDIT_COLUMNS} FROM audit ORDER BY id"
+                f"SELECT id, {AUDIT_COLUMNS} FROM audit ORDER BY id"
             ).fetchall()
             given = connection.execute(
                 "SELECT seq FROM sqlite_sequence WHERE name = 'audit'"
             ).fetchall()
-        found = chain.breaks(_audit_from_row(row[1:]) for row in rows)
+        found = chain.breaks(audit_from_row(row[1:]) for row in rows)
         expected = 1
         for position, (number, *_) in enumerate(rows, 1):
             if number != expected:

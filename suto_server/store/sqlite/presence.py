@@ -12,11 +12,7 @@ from suto_server.store.checks import (
     checked_offline_marking,
 )
 from suto_server.store.records import Move
-
-_MOVE_COLUMNS = (
-    "username, time, old_address, new_address, old_location_name,"
-    " new_location_name"
-)
+from suto_server.store.rows import MOVE_COLUMNS
 
 
 def end_offline_spell(connection, commit):
@@ -64,7 +60,7 @@ class Presence:
         check_move(move)
         with self._transaction("recording a move") as connection:
             connection.execute(
-                f"INSERT INTO moves ({_MOVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO moves ({MOVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     move.username,
                     move.time,
@@ -86,7 +82,7 @@ class Presence:
         """
         check_username(username)
         rows = self._read(
-            f"SELECT {_MOVE_COLUMNS} FROM moves WHERE username = ?"
+            f"SELECT {MOVE_COLUMNS} FROM moves WHERE username = ?"
             " ORDER BY id",
             (username,),
         )

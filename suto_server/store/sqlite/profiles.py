@@ -12,81 +12,9 @@ from suto_server.store.checks import (
     check_username,
 )
 from suto_server.store.errors import UnknownProfile
-from suto_server.store.records import RETIRED_KEY_HISTORY, Profile
+from suto_server.store.records import RETIRED_KEY_HISTORY
+from suto_server.store.rows import PROFILE_COLUMNS, profile_from_row
 from suto_server.store.sqlite.presence import end_offline_spell
-
-PROFILE_COLUMNS = (
-    "username, fingerprint_hash, key_sealed, key_id, generation,"
-    " enrolled_at, location, location_name, previous_key_sealed,"
-    " previous_key_id, current_confirmed, rotated_at, last_seen,"
-    " last_address, rotation_failures"
-)
-PROFILE_PARAMETERS = ", ".join("?" * len(PROFILE_COLUMNS.split(",")))
-
-
-def profile_row(profile):
-    """
-    @return: the C{profiles} row of C{profile}, in L{PROFILE_COLUMNS}
-        order.
-    """
-    return (
-        profile.username,
-        profile.fingerprint_hash,
-        profile.key_sealed,
-        profile.key_id,
-        profile.generation,
-        profile.enrolled_at,
-        profile.location,
-        profile.location_name,
-        profile.previous_key_sealed,
-        profile.previous_key_id,
-        int(profile.current_confirmed),
-        profile.rotated_at,
-        profile.last_seen,
-        profile.last_address,
-        profile.rotation_failures,
-    )
-
-
-def _profile_from_row(row):
-    """
-    @return: the L{Profile} a C{profiles} row read with L{PROFILE_COLUMNS}
-        holds.
-    """
-    (
-        username,
-        fingerprint_hash,
-        key_sealed,
-        key_id,
-        generation,
-        enrolled_at,
-        location,
-        location_name,
-        previous_key_sealed,
-        previous_key_id,
-        current_confirmed,
-        rotated_at,
-        last_seen,
-        last_address,
-        rotation_failures,
-    ) = row
-    return Profile(
-        username=username,
-        fingerprint_hash=fingerprint_hash,
-        key_sealed=key_sealed,
-        key_id=key_id,
-        generation=generation,
-        enrolled_at=enrolled_at,
-        location=location,
-        location_name=location_name,
-        previous_key_sealed=previous_key_sealed,
-        previous_key_id=previous_key_id,
-        current_confirmed=bool(current_confirmed),
-        rotated_at=rotated_at,
-        last_seen=last_seen,
-        last_address=last_address,
-        rotation_failures=rotation_failures,
-    )
 
 
 def _retire(connection, username, key_id, now):
@@ -165,7 +93,7 @@ class Profiles:
             f"SELECT {PROFILE_COLUMNS} FROM profiles WHERE username = ?",
             (username,),
         )
-        return _profile_from_row(rows[0]) if rows else None
+        return profile_from_row(rows[0]) if rows else None
 
     def list_profiles(self):
         """
@@ -174,7 +102,7 @@ class Profiles:
         rows = self._read(
             f"SELECT {PROFILE_COLUMNS} FROM profiles ORDER BY username"
         )
-        return [_profile_from_row(row) for row in rows]
+        return [profile_from_row(row) for row in rows]
 
     def remove_profile(self, username):
         """
