@@ -33,16 +33,6 @@ def audit_link(previous, time, event, username, source, reason, locations):
     )
 
 
-def _missing(first, last):
-    """
-    @return: the problem of the audit records of ids C{first} to C{last}
-        having been removed.
-    """
-    if first == last:
-        return f"the record of id {first} was removed"
-    return f"the records of ids {first} to {last} were removed"
-
-
 class Audit:
     """
     The audit log, over the C{audit} table.
@@ -91,10 +81,8 @@ class Audit:
         """
         See L{IAuditStore.verify_audit}.
 
-        Besides the chain, the ids tell what the chain alone cannot: they
-        are given out one after the other from 1, and SQLite remembers the
-        last one given (in C{sqlite_sequence}), so records removed from
-        the end, even if more were appended since, leave missing ids.
+        SQLite remembers the last id it gave out in C{sqlite_sequence},
+        which L{chain.verify_numbered} checks the ids against.
         """
         with self._transaction(
             "verifying the audit log", begin="BEGIN"
@@ -105,13 +93,7 @@ class Audit:
             given = connection.execute(
                 "SELECT seq FROM sqlite_sequence WHERE name = 'audit'"
             ).fetchall()
-        found = chain.breaks(audit_from_row(row[1:]) for row in rows)
-        expected = 1
-        for position, (number, *_) in enumerate(rows, 1):
-            if number != expected:
-                found.append((position, _missing(expected, number - 1)))
-            expected = number + 1
-        if given and given[0][0] >= expected:
-            found.append((len(rows) + 1, _missing(expected, given[0][0])))
-        found.sort(key=lambda problem: problem[0])
-        return [problem for _, problem in found]
+        return chain.verify_numbered(
+            ((row[0], audit_from_row(row[1:])) for row in rows),
+            given[0][0] if given else None,
+        )
