@@ -1,0 +1,147 @@
+"""
+Where and when profiles were seen, part of
+L{suto_server.store.postgres.PostgresStore}: the C{moves}, C{offline} and
+C{offline_steps} tables, the rest of
+L{suto_server.store.interfaces.IProfileStore}.
+"""
+
+from suto_server.store.checks import (
+    check_move,
+    check_time,
+    check_username,
+    checked_offline_marking,
+)
+from suto_server.store.records import Move
+from suto_server.store.rows import MOVE_COLUMNS, placeholders
+
+
+def end_offline_spell(connection, commit):
+    """
+    A rotation committed: the profile is online again, and the offline
+    step it reconnected with, if any, is spent.  Within the caller's
+    transaction.
+    """
+    connection.execute("DELETE FROM offline WHERE username = %s", (commit.username,))
+    if commit.offline_step is not None:
+        connection.execute(
+            "INSERT INTO offline_steps (username, step) VALUES (%s, %s)"
+            " ON CONFLICT (username) DO UPDATE"
+            " SET step = greatest(offline_steps.step, excluded.step)",
+            (commit.username, commit.offline_step),
+        )
+
+
+class Presence:
+    """
+    The profiles' moves and offline spells, over the C{moves},
+    C{offline} and C{offline_steps} tables.
+    """
+
+    def record_move(
+        self,
+        username,
+        time,
+        old_address,
+        new_address,
+        old_location_name,
+        new_location_name,
+    ):
+        """
+        See L{IProfileStore.record_move}.
+        """
+        move = Move(
+            username,
+            time,
+            old_address,
+            new_address,
+            old_location_name,
+            new_location_name,
+        )
+        check_move(move)
+        with self._transaction("recording a move") as connection:
+            connection.execute(
+                f"INSERT INTO moves ({MOVE_COLUMNS})"
+                f" VALUES ({placeholders(MOVE_COLUMNS, '%s')})",
+                (
+                    move.username,
+                    move.time,
+                    move.old_address,
+                    move.new_address,
+                    move.old_location_name,
+                    move.new_location_name,
+                ),
+            )
+            connection.execute(
+                "UPDATE profiles SET last_address = %s, last_seen = %s"
+                " WHERE username = %s",
+                (move.new_address, move.time, move.username),
+            )
+
+    def moves(self, username):
+        """
+        See L{IProfileStore.moves}.
+        """
+        check_username(username)
+        rows = self._read(
+            f"SELECT {MOVE_COLUMNS} FROM moves WHERE username = %s ORDER BY id",
+            (username,),
+        )
+        return [Move(*row) for row in rows]
+
+    def silent_profiles(self, before):
+        """
+        See L{IProfileStore.silent_profiles}.
+        """
+        check_time("before", before)
+        rows = self._read(
+            "SELECT username FROM profiles WHERE last_seen < %s"
+            " AND username NOT IN (SELECT username FROM offline)"
+            " ORDER BY username",
+            (before,),
+        )
+        return [username for (username,) in rows]
+
+    def mark_offline(self, usernames, now, silent_before=None):
+        """
+        See L{IProfileStore.mark_offline}.
+        """
+        usernames = checked_offline_marking(usernames, now, silent_before)
+        marked = []
+        with self._transaction("marking profiles offline") as connection:
+            for username in usernames:
+                added = connection.execute(
+                    "INSERT INTO offline (username, since)"
+                    " SELECT username, %s FROM profiles WHERE username = %s"
+                    " AND (%s::double precision IS NULL OR last_seen < %s)"
+                    " ON CONFLICT (username) DO NOTHING",
+                    (now, username, silent_before, silent_before),
+                ).rowcount
+                if added:
+                    marked.append(username)
+        return marked
+
+    def offline_profiles(self):
+        """
+        See L{IProfileStore.offline_profiles}.
+        """
+        return dict(self._read("SELECT username, since FROM offline"))
+
+    def offline_since(self, username):
+        """
+        See L{IProfileStore.offline_since}.
+        """
+        check_username(username)
+        rows = self._read(
+            "SELECT since FROM offline WHERE username = %s", (username,)
+        )
+        return rows[0][0] if rows else None
+
+    def last_offline_step(self, username):
+        """
+        See L{IProfileStore.last_offline_step}.
+        """
+        check_username(username)
+        rows = self._read(
+            "SELECT step FROM offline_steps WHERE username = %s", (username,)
+        )
+        return rows[0][0] if rows else None

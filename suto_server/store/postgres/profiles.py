@@ -1,0 +1,196 @@
+"""
+The profiles part of L{suto_server.store.postgres.PostgresStore}: the
+C{profiles} and C{retired_keys} tables, and the key rotation that changes
+them with a compare-and-swap on the key ids (see
+L{suto_server.store.interfaces.IProfileStore}).
+
+Each compare-and-swap reads the profile C{FOR UPDATE}: the row stays
+locked until the transaction ends, so a writer in another process that
+reads it meanwhile waits and then sees the change, rather than applying
+its own to a key that is gone.
+"""
+
+from suto_server.store.checks import (
+    check_key_id,
+    check_key_use,
+    check_rotation_commit,
+    check_username,
+)
+from suto_server.store.errors import UnknownProfile
+from suto_server.store.postgres.presence import end_offline_spell
+from suto_server.store.records import RETIRED_KEY_HISTORY
+from suto_server.store.rows import PROFILE_COLUMNS, profile_from_row
+
+
+def _retire(connection, username, key_id, now):
+    """
+    Add C{key_id} to the retired keys of C{username}'s profile, forgetting
+    all but the newest L{RETIRED_KEY_HISTORY} of them, within the caller's
+    transaction.
+    """
+    connection.execute(
+        "INSERT INTO retired_keys (username, key_id, retired_at)"
+        " VALUES (%s, %s, %s)",
+        (username, key_id, now),
+    )
+    connection.execute(
+        "DELETE FROM retired_keys WHERE username = %s AND id NOT IN"
+        " (SELECT id FROM retired_keys WHERE username = %s"
+        " ORDER BY id DESC LIMIT %s)",
+        (username, username, RETIRED_KEY_HISTORY),
+    )
+
+
+def _commit_one(connection, commit):
+    """
+    Apply one rotation within the caller's transaction, if the profile's
+    current key is still the one it was derived from.
+
+    @param commit: a checked L{RotationCommit}.
+    @return: whether it was applied.
+    """
+    rows = connection.execute(
+        "SELECT previous_key_id FROM profiles"
+        " WHERE username = %s AND key_id = %s AND generation = %s FOR UPDATE",
+        (commit.username, commit.expected_key_id, commit.new_generation - 1),
+    ).fetchall()
+    if not rows:
+        return False
+    (previous_key_id,) = rows[0]
+    if previous_key_id is not None:
+        _retire(connection, commit.username, previous_key_id, commit.now)
+    connection.execute(
+        "UPDATE profiles SET previous_key_sealed = key_sealed,"
+        " previous_key_id = key_id, key_sealed = %s, key_id = %s,"
+        " generation = %s, current_confirmed = 0, rotated_at = %s,"
+        " last_seen = %s, last_address = %s, rotation_failures = 0"
+        " WHERE username = %s",
+        (
+            commit.new_key_sealed,
+            commit.new_key_id,
+            commit.new_generation,
+            commit.now,
+            commit.now,
+            commit.address,
+            commit.username,
+        ),
+    )
+    end_offline_spell(connection, commit)
+    return True
+
+
+class Profiles:
+    """
+    The enrolled profiles and their keys, over the C{profiles} and
+    C{retired_keys} tables.
+    """
+
+    def get_profile(self, username):
+        """
+        See L{IProfileStore.get_profile}.
+        """
+        check_username(username)
+        rows = self._read(
+            f"SELECT {PROFILE_COLUMNS} FROM profiles WHERE username = %s",
+            (username,),
+        )
+        return profile_from_row(rows[0]) if rows else None
+
+    def list_profiles(self):
+        """
+        See L{IProfileStore.list_profiles}.
+        """
+        rows = self._read(f"SELECT {PROFILE_COLUMNS} FROM profiles ORDER BY username")
+        return [profile_from_row(row) for row in rows]
+
+    def remove_profile(self, username):
+        """
+        See L{IProfileStore.remove_profile}.
+        """
+        check_username(username)
+        return self._write("DELETE FROM profiles WHERE username = %s", (username,)) > 0
+
+    def commit_rotations(self, rotations):
+        """
+        See L{IProfileStore.commit_rotations}.
+        """
+        rotations = list(rotations)
+        for commit in rotations:
+            check_rotation_commit(commit)
+        with self._transaction("committing rotations") as connection:
+            return [_commit_one(connection, commit) for commit in rotations]
+
+    def confirm_current(self, username, key_id, now, address):
+        """
+        See L{IProfileStore.confirm_current}.
+        """
+        check_key_use(username, key_id, now, address)
+        with self._transaction("confirming a key") as connection:
+            rows = connection.execute(
+                "SELECT previous_key_id FROM profiles"
+                " WHERE username = %s AND key_id = %s FOR UPDATE",
+                (username, key_id),
+            ).fetchall()
+            if not rows:
+                return False
+            (previous_key_id,) = rows[0]
+            if previous_key_id is not None:
+                _retire(connection, username, previous_key_id, now)
+            connection.execute(
+                "UPDATE profiles SET current_confirmed = 1,"
+                " previous_key_sealed = NULL, previous_key_id = NULL,"
+                " last_seen = %s, last_address = %s WHERE username = %s",
+                (now, address, username),
+            )
+        return True
+
+    def roll_back(self, username, key_id, now, address):
+        """
+        See L{IProfileStore.roll_back}.
+        """
+        check_key_use(username, key_id, now, address)
+        with self._transaction("rolling back a rotation") as connection:
+            rows = connection.execute(
+                "SELECT key_id FROM profiles WHERE username = %s"
+                " AND previous_key_id = %s AND current_confirmed = 0 FOR UPDATE",
+                (username, key_id),
+            ).fetchall()
+            if not rows:
+                return False
+            _retire(connection, username, rows[0][0], now)
+            connection.execute(
+                "UPDATE profiles SET key_sealed = previous_key_sealed,"
+                " key_id = previous_key_id, generation = generation - 1,"
+                " previous_key_sealed = NULL, previous_key_id = NULL,"
+                " current_confirmed = 1, last_seen = %s, last_address = %s"
+                " WHERE username = %s",
+                (now, address, username),
+            )
+        return True
+
+    def record_rotation_failure(self, username):
+        """
+        See L{IProfileStore.record_rotation_failure}.
+        """
+        check_username(username)
+        with self._transaction("counting a failed rotation") as connection:
+            rows = connection.execute(
+                "UPDATE profiles SET rotation_failures = rotation_failures + 1"
+                " WHERE username = %s RETURNING rotation_failures",
+                (username,),
+            ).fetchall()
+        if not rows:
+            raise UnknownProfile(f"no profile for {username}")
+        return rows[0][0]
+
+    def is_retired(self, username, key_id):
+        """
+        See L{IProfileStore.is_retired}.
+        """
+        check_username(username)
+        check_key_id(key_id)
+        rows = self._read(
+            "SELECT 1 FROM retired_keys WHERE username = %s AND key_id = %s",
+            (username, key_id),
+        )
+        return bool(rows)
