@@ -53,10 +53,11 @@ def _embedded_server():
     except ImportError:
         return None
     folder = tempfile.mkdtemp(prefix="suto-postgres-")
+    # Registered first so that it runs last, once the server stopped.
+    atexit.register(shutil.rmtree, folder, True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server = get_server(os.path.join(folder, "data"), cleanup_mode="delete")
-    atexit.register(shutil.rmtree, folder, True)
     socket_dir = server.get_postmaster_info().socket_dir
     return f"postgresql://postgres@/postgres?host={socket_dir}"
 
@@ -110,6 +111,7 @@ def _system_server():
     def stop():
         subprocess.run(
             [os.path.join(binaries, "pg_ctl"), "-D", data, "-m", "immediate", "stop"],
+            check=False,
             capture_output=True,
             user=None if user is None else user.pw_uid,
             cwd=folder,
