@@ -6,7 +6,7 @@ sharing one store.
 
 L{PostgresStore} is cut as L{suto_server.store.sqlite.SQLiteStore} is,
 one part per concept of L{suto_server.store.interfaces.IStore}, over the
-same tables and columns (L{suto_server.store.rows}), each running its
+same tables and columns (L{suto_server.store.sql.rows}), each running its
 statements through the one L{connection}, which also creates and
 upgrades the versioned schema (C{schema/}, the PostgreSQL store's own
 versions) under an advisory lock.
@@ -22,13 +22,13 @@ row's write is one round trip the reactor can afford, and the batches
 from zope.interface import implementer
 
 from suto_server.store.interfaces import IStore
-from suto_server.store.postgres.accounts import Accounts
 from suto_server.store.postgres.audit import Audit
-from suto_server.store.postgres.blacklist import Blacklist
 from suto_server.store.postgres.connection import SCHEMA_VERSION, Connection
-from suto_server.store.postgres.presence import Presence
-from suto_server.store.postgres.profiles import Profiles
-from suto_server.store.postgres.windows import Windows
+from suto_server.store.sql.accounts import Accounts
+from suto_server.store.sql.blacklist import Blacklist
+from suto_server.store.sql.presence import Presence
+from suto_server.store.sql.profiles import Profiles
+from suto_server.store.sql.windows import Windows
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 

@@ -1,7 +1,8 @@
 """
 The audit log part of L{suto_server.store.postgres.PostgresStore}: the
 C{audit} table, a hash chain (see L{suto_server.store.chain}), behind
-L{suto_server.store.interfaces.IAuditStore}.
+L{suto_server.store.interfaces.IAuditStore}, with the reads of
+L{suto_server.store.sql.audit}.
 
 Every append first takes the one row of C{audit_head} by updating it, so
 appenders in every process take turns: each reads the last record only
@@ -11,8 +12,9 @@ with a failed append, so a gap in them always means a removed record.
 """
 
 from suto_server.store import chain
-from suto_server.store.checks import check_time, checked_audit_events
-from suto_server.store.rows import (
+from suto_server.store.checks import checked_audit_events
+from suto_server.store.sql.audit import AuditReads
+from suto_server.store.sql.rows import (
     AUDIT_COLUMNS,
     audit_from_row,
     audit_row,
@@ -20,16 +22,11 @@ from suto_server.store.rows import (
 )
 
 
-class Audit:
+class Audit(AuditReads):
     """
-    The audit log, over the C{audit} and C{audit_head} tables.
+    The audit log, over the C{audit} table and the C{audit_head} that
+    gives out its ids.
     """
-
-    def append_audit(self, event):
-        """
-        See L{IAuditStore.append_audit}.
-        """
-        return self.append_audits([event])[0]
 
     def append_audits(self, events):
         """
@@ -38,7 +35,7 @@ class Audit:
         events = checked_audit_events(events)
         with self._transaction("appending to the audit log") as connection:
             [(last_id,)] = connection.execute(
-                "UPDATE audit_head SET last_id = last_id + %s RETURNING last_id",
+                "UPDATE audit_head SET last_id = last_id + ? RETURNING last_id",
                 (len(events),),
             ).fetchall()
             rows = connection.execute(
@@ -46,33 +43,15 @@ class Audit:
             ).fetchall()
             stored = chain.chained_all(rows[0][0] if rows else chain.GENESIS, events)
             first_id = last_id - len(stored) + 1
-            with connection.cursor() as cursor:
-                cursor.executemany(
-                    f"INSERT INTO audit (id, {AUDIT_COLUMNS})"
-                    f" VALUES (%s, {placeholders(AUDIT_COLUMNS, '%s')})",
-                    [
-                        (number, *audit_row(record))
-                        for number, record in enumerate(stored, first_id)
-                    ],
-                )
+            connection.executemany(
+                f"INSERT INTO audit (id, {AUDIT_COLUMNS})"
+                f" VALUES (?, {placeholders(AUDIT_COLUMNS)})",
+                [
+                    (number, *audit_row(record))
+                    for number, record in enumerate(stored, first_id)
+                ],
+            )
         return stored
-
-    def audit_events(self, since=None):
-        """
-        See L{IAuditStore.audit_events}.
-
-        @raise ValueError: C{since} is neither L{None} nor a time the store
-            accepts (see L{check_time}).
-        """
-        if since is not None:
-            check_time("since", since)
-        rows = self._read(
-            f"SELECT {AUDIT_COLUMNS} FROM audit"
-            " WHERE %s::double precision IS NULL OR time >= %s"
-            " ORDER BY time, id",
-            (since, since),
-        )
-        return [audit_from_row(row) for row in rows]
 
     def verify_audit(self):
         """

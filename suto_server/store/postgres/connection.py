@@ -128,6 +128,38 @@ def _current_version(connection):
     return rows[0][0]
 
 
+def _psycopg_sql(sql):
+    """
+    @param sql: a statement as the store's parts write it, with C{?}
+        parameter marks (see L{suto_server.store.sql}).
+    @return: the statement with psycopg's C{%s} marks instead.
+    """
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class _Statements:
+    """
+    A connection inside one of L{Connection._transaction}'s transactions,
+    taking the store's statements as they are written.
+    """
+
+    def __init__(self, connection):
+        self._connection = connection
+
+    def execute(self, sql, parameters=()):
+        """
+        @return: the cursor that ran C{sql}.
+        """
+        return self._connection.execute(_psycopg_sql(sql), parameters)
+
+    def executemany(self, sql, rows):
+        """
+        Run C{sql} once for each of C{rows}.
+        """
+        with self._connection.cursor() as cursor:
+            cursor.executemany(_psycopg_sql(sql), rows)
+
+
 class Connection:
     """
     One connection to the store's database; the parts of
@@ -136,6 +168,10 @@ class Connection:
     """
 
     log = Logger()
+
+    # What a compare-and-swap reads stays locked until it commits, so a
+    # writer in another session waits for it, then reads the new row.
+    _LOCK_READ = " FOR UPDATE"
 
     def __init__(self, connection, uri=None):
         """
@@ -296,7 +332,7 @@ class Connection:
         """
         connection = self._open_connection()
         with as_store_error("writing to the store"):
-            return connection.execute(sql, parameters).rowcount
+            return connection.execute(_psycopg_sql(sql), parameters).rowcount
 
     def _read(self, sql, parameters=()):
         """
@@ -307,7 +343,7 @@ class Connection:
         """
         connection = self._open_connection()
         with as_store_error("reading the store"):
-            return connection.execute(sql, parameters).fetchall()
+            return connection.execute(_psycopg_sql(sql), parameters).fetchall()
 
     @contextmanager
     def _transaction(self, doing, snapshot=False):
@@ -319,7 +355,8 @@ class Connection:
             L{StoreError}.
         @param snapshot: whether the block only reads, and must see one
             snapshot of the database throughout.
-        @return: a context manager giving the connection.
+        @return: a context manager giving the connection, which takes
+            statements with C{?} parameter marks.
         @raise StoreError: the store is closed, or PostgreSQL failed.
         """
         connection = self._open_connection()
@@ -328,7 +365,7 @@ class Connection:
                 connection.execute(
                     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
                 )
-            yield connection
+            yield _Statements(connection)
 
     def close(self):
         """

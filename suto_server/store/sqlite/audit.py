@@ -5,9 +5,10 @@ L{suto_server.store.interfaces.IAuditStore}.
 """
 
 from suto_server.store import chain
-from suto_server.store.checks import check_time, checked_audit_events
+from suto_server.store.checks import checked_audit_events
 from suto_server.store.records import AuditEvent
-from suto_server.store.rows import (
+from suto_server.store.sql.audit import AuditReads
+from suto_server.store.sql.rows import (
     AUDIT_COLUMNS,
     audit_from_row,
     audit_row,
@@ -33,16 +34,10 @@ def audit_link(previous, time, event, username, source, reason, locations):
     )
 
 
-class Audit:
+class Audit(AuditReads):
     """
-    The audit log, over the C{audit} table.
+    The audit log, over the C{audit} table, whose ids SQLite gives out.
     """
-
-    def append_audit(self, event):
-        """
-        See L{IAuditStore.append_audit}.
-        """
-        return self.append_audits([event])[0]
 
     def append_audits(self, events):
         """
@@ -60,22 +55,6 @@ class Audit:
                 [audit_row(record) for record in stored],
             )
         return stored
-
-    def audit_events(self, since=None):
-        """
-        See L{IAuditStore.audit_events}.
-
-        @raise ValueError: C{since} is neither L{None} nor a time the store
-            accepts (see L{check_time}).
-        """
-        if since is not None:
-            check_time("since", since)
-        rows = self._read(
-            f"SELECT {AUDIT_COLUMNS} FROM audit"
-            " WHERE ? IS NULL OR time >= ? ORDER BY time, id",
-            (since, since),
-        )
-        return [audit_from_row(row) for row in rows]
 
     def verify_audit(self):
         """

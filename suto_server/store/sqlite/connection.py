@@ -57,6 +57,10 @@ class Connection:
 
     log = Logger()
 
+    # A write transaction holds the whole database from its start (see
+    # _transaction), so a row it reads needs no lock of its own.
+    _LOCK_READ = ""
+
     def __init__(self, connection, path=None, write_lock=None):
         """
         @param connection: an open connection to a database of the newest

@@ -1,13 +1,14 @@
 """
-The profiles part of L{suto_server.store.postgres.PostgresStore}: the
+The profiles part of every SQL store (see L{suto_server.store.sql}): the
 C{profiles} and C{retired_keys} tables, and the key rotation that changes
 them with a compare-and-swap on the key ids (see
 L{suto_server.store.interfaces.IProfileStore}).
 
-Each compare-and-swap reads the profile C{FOR UPDATE}: the row stays
-locked until the transaction ends, so a writer in another process that
-reads it meanwhile waits and then sees the change, rather than applying
-its own to a key that is gone.
+Each compare-and-swap reads the profile with the store's C{_LOCK_READ}
+clause, so that no other writer changes the row between the read and the
+write: SQLite needs none, its write transactions holding the whole
+database, and PostgreSQL reads C{FOR UPDATE}, which keeps the row locked
+until the transaction ends.
 """
 
 from suto_server.store.checks import (
@@ -17,9 +18,9 @@ from suto_server.store.checks import (
     check_username,
 )
 from suto_server.store.errors import UnknownProfile
-from suto_server.store.postgres.presence import end_offline_spell
 from suto_server.store.records import RETIRED_KEY_HISTORY
-from suto_server.store.rows import PROFILE_COLUMNS, profile_from_row
+from suto_server.store.sql.presence import end_offline_spell
+from suto_server.store.sql.rows import PROFILE_COLUMNS, profile_from_row
 
 
 def _retire(connection, username, key_id, now):
@@ -30,29 +31,34 @@ def _retire(connection, username, key_id, now):
     """
     connection.execute(
         "INSERT INTO retired_keys (username, key_id, retired_at)"
-        " VALUES (%s, %s, %s)",
+        " VALUES (?, ?, ?)",
         (username, key_id, now),
     )
     connection.execute(
-        "DELETE FROM retired_keys WHERE username = %s AND id NOT IN"
-        " (SELECT id FROM retired_keys WHERE username = %s"
-        " ORDER BY id DESC LIMIT %s)",
+        "DELETE FROM retired_keys WHERE username = ? AND id NOT IN"
+        " (SELECT id FROM retired_keys WHERE username = ?"
+        " ORDER BY id DESC LIMIT ?)",
         (username, username, RETIRED_KEY_HISTORY),
     )
 
 
-def _commit_one(connection, commit):
+def _commit_one(connection, commit, lock_read):
     """
     Apply one rotation within the caller's transaction, if the profile's
     current key is still the one it was derived from.
 
     @param commit: a checked L{RotationCommit}.
+    @param lock_read: the store's C{_LOCK_READ} clause.
     @return: whether it was applied.
     """
     rows = connection.execute(
         "SELECT previous_key_id FROM profiles"
-        " WHERE username = %s AND key_id = %s AND generation = %s FOR UPDATE",
-        (commit.username, commit.expected_key_id, commit.new_generation - 1),
+        f" WHERE username = ? AND key_id = ? AND generation = ?{lock_read}",
+        (
+            commit.username,
+            commit.expected_key_id,
+            commit.new_generation - 1,
+        ),
     ).fetchall()
     if not rows:
         return False
@@ -61,10 +67,10 @@ def _commit_one(connection, commit):
         _retire(connection, commit.username, previous_key_id, commit.now)
     connection.execute(
         "UPDATE profiles SET previous_key_sealed = key_sealed,"
-        " previous_key_id = key_id, key_sealed = %s, key_id = %s,"
-        " generation = %s, current_confirmed = 0, rotated_at = %s,"
-        " last_seen = %s, last_address = %s, rotation_failures = 0"
-        " WHERE username = %s",
+        " previous_key_id = key_id, key_sealed = ?, key_id = ?,"
+        " generation = ?, current_confirmed = 0, rotated_at = ?,"
+        " last_seen = ?, last_address = ?, rotation_failures = 0"
+        " WHERE username = ?",
         (
             commit.new_key_sealed,
             commit.new_key_id,
@@ -91,7 +97,7 @@ class Profiles:
         """
         check_username(username)
         rows = self._read(
-            f"SELECT {PROFILE_COLUMNS} FROM profiles WHERE username = %s",
+            f"SELECT {PROFILE_COLUMNS} FROM profiles WHERE username = ?",
             (username,),
         )
         return profile_from_row(rows[0]) if rows else None
@@ -100,7 +106,9 @@ class Profiles:
         """
         See L{IProfileStore.list_profiles}.
         """
-        rows = self._read(f"SELECT {PROFILE_COLUMNS} FROM profiles ORDER BY username")
+        rows = self._read(
+            f"SELECT {PROFILE_COLUMNS} FROM profiles ORDER BY username"
+        )
         return [profile_from_row(row) for row in rows]
 
     def remove_profile(self, username):
@@ -108,7 +116,10 @@ class Profiles:
         See L{IProfileStore.remove_profile}.
         """
         check_username(username)
-        return self._write("DELETE FROM profiles WHERE username = %s", (username,)) > 0
+        return (
+            self._write("DELETE FROM profiles WHERE username = ?", (username,))
+            > 0
+        )
 
     def commit_rotations(self, rotations):
         """
@@ -118,7 +129,10 @@ class Profiles:
         for commit in rotations:
             check_rotation_commit(commit)
         with self._transaction("committing rotations") as connection:
-            return [_commit_one(connection, commit) for commit in rotations]
+            return [
+                _commit_one(connection, commit, self._LOCK_READ)
+                for commit in rotations
+            ]
 
     def confirm_current(self, username, key_id, now, address):
         """
@@ -128,7 +142,7 @@ class Profiles:
         with self._transaction("confirming a key") as connection:
             rows = connection.execute(
                 "SELECT previous_key_id FROM profiles"
-                " WHERE username = %s AND key_id = %s FOR UPDATE",
+                f" WHERE username = ? AND key_id = ?{self._LOCK_READ}",
                 (username, key_id),
             ).fetchall()
             if not rows:
@@ -139,7 +153,7 @@ class Profiles:
             connection.execute(
                 "UPDATE profiles SET current_confirmed = 1,"
                 " previous_key_sealed = NULL, previous_key_id = NULL,"
-                " last_seen = %s, last_address = %s WHERE username = %s",
+                " last_seen = ?, last_address = ? WHERE username = ?",
                 (now, address, username),
             )
         return True
@@ -151,8 +165,9 @@ class Profiles:
         check_key_use(username, key_id, now, address)
         with self._transaction("rolling back a rotation") as connection:
             rows = connection.execute(
-                "SELECT key_id FROM profiles WHERE username = %s"
-                " AND previous_key_id = %s AND current_confirmed = 0 FOR UPDATE",
+                "SELECT key_id FROM profiles WHERE username = ?"
+                " AND previous_key_id = ? AND current_confirmed = 0"
+                f"{self._LOCK_READ}",
                 (username, key_id),
             ).fetchall()
             if not rows:
@@ -162,8 +177,8 @@ class Profiles:
                 "UPDATE profiles SET key_sealed = previous_key_sealed,"
                 " key_id = previous_key_id, generation = generation - 1,"
                 " previous_key_sealed = NULL, previous_key_id = NULL,"
-                " current_confirmed = 1, last_seen = %s, last_address = %s"
-                " WHERE username = %s",
+                " current_confirmed = 1, last_seen = ?, last_address = ?"
+                " WHERE username = ?",
                 (now, address, username),
             )
         return True
@@ -176,7 +191,7 @@ class Profiles:
         with self._transaction("counting a failed rotation") as connection:
             rows = connection.execute(
                 "UPDATE profiles SET rotation_failures = rotation_failures + 1"
-                " WHERE username = %s RETURNING rotation_failures",
+                " WHERE username = ? RETURNING rotation_failures",
                 (username,),
             ).fetchall()
         if not rows:
@@ -190,7 +205,7 @@ class Profiles:
         check_username(username)
         check_key_id(key_id)
         rows = self._read(
-            "SELECT 1 FROM retired_keys WHERE username = %s AND key_id = %s",
+            "SELECT 1 FROM retired_keys WHERE username = ? AND key_id = ?",
             (username, key_id),
         )
         return bool(rows)

@@ -1,6 +1,6 @@
 """
-Where and when profiles were seen, part of
-L{suto_server.store.postgres.PostgresStore}: the C{moves}, C{offline} and
+Where and when profiles were seen, part of every SQL store (see
+L{suto_server.store.sql}): the C{moves}, C{offline} and
 C{offline_steps} tables, the rest of
 L{suto_server.store.interfaces.IProfileStore}.
 """
@@ -12,7 +12,7 @@ from suto_server.store.checks import (
     checked_offline_marking,
 )
 from suto_server.store.records import Move
-from suto_server.store.rows import MOVE_COLUMNS, placeholders
+from suto_server.store.sql.rows import MOVE_COLUMNS
 
 
 def end_offline_spell(connection, commit):
@@ -21,12 +21,13 @@ def end_offline_spell(connection, commit):
     step it reconnected with, if any, is spent.  Within the caller's
     transaction.
     """
-    connection.execute("DELETE FROM offline WHERE username = %s", (commit.username,))
+    connection.execute("DELETE FROM offline WHERE username = ?", (commit.username,))
     if commit.offline_step is not None:
         connection.execute(
-            "INSERT INTO offline_steps (username, step) VALUES (%s, %s)"
+            "INSERT INTO offline_steps (username, step) VALUES (?, ?)"
             " ON CONFLICT (username) DO UPDATE"
-            " SET step = greatest(offline_steps.step, excluded.step)",
+            " SET step = CASE WHEN excluded.step > offline_steps.step"
+            " THEN excluded.step ELSE offline_steps.step END",
             (commit.username, commit.offline_step),
         )
 
@@ -60,8 +61,7 @@ class Presence:
         check_move(move)
         with self._transaction("recording a move") as connection:
             connection.execute(
-                f"INSERT INTO moves ({MOVE_COLUMNS})"
-                f" VALUES ({placeholders(MOVE_COLUMNS, '%s')})",
+                f"INSERT INTO moves ({MOVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     move.username,
                     move.time,
@@ -72,8 +72,8 @@ class Presence:
                 ),
             )
             connection.execute(
-                "UPDATE profiles SET last_address = %s, last_seen = %s"
-                " WHERE username = %s",
+                "UPDATE profiles SET last_address = ?, last_seen = ?"
+                " WHERE username = ?",
                 (move.new_address, move.time, move.username),
             )
 
@@ -83,7 +83,8 @@ class Presence:
         """
         check_username(username)
         rows = self._read(
-            f"SELECT {MOVE_COLUMNS} FROM moves WHERE username = %s ORDER BY id",
+            f"SELECT {MOVE_COLUMNS} FROM moves WHERE username = ?"
+            " ORDER BY id",
             (username,),
         )
         return [Move(*row) for row in rows]
@@ -94,7 +95,7 @@ class Presence:
         """
         check_time("before", before)
         rows = self._read(
-            "SELECT username FROM profiles WHERE last_seen < %s"
+            "SELECT username FROM profiles WHERE last_seen < ?"
             " AND username NOT IN (SELECT username FROM offline)"
             " ORDER BY username",
             (before,),
@@ -111,8 +112,8 @@ class Presence:
             for username in usernames:
                 added = connection.execute(
                     "INSERT INTO offline (username, since)"
-                    " SELECT username, %s FROM profiles WHERE username = %s"
-                    " AND (%s::double precision IS NULL OR last_seen < %s)"
+                    " SELECT username, ? FROM profiles WHERE username = ?"
+                    " AND (CAST(? AS DOUBLE PRECISION) IS NULL OR last_seen < ?)"
                     " ON CONFLICT (username) DO NOTHING",
                     (now, username, silent_before, silent_before),
                 ).rowcount
@@ -132,7 +133,7 @@ class Presence:
         """
         check_username(username)
         rows = self._read(
-            "SELECT since FROM offline WHERE username = %s", (username,)
+            "SELECT since FROM offline WHERE username = ?", (username,)
         )
         return rows[0][0] if rows else None
 
@@ -142,6 +143,6 @@ class Presence:
         """
         check_username(username)
         rows = self._read(
-            "SELECT step FROM offline_steps WHERE username = %s", (username,)
+            "SELECT step FROM offline_steps WHERE username = ?", (username,)
         )
         return rows[0][0] if rows else None

@@ -4,8 +4,7 @@ store: the columns each table is read and written by, in order, and the
 conversions between a record and a row.
 
 The SQLite and PostgreSQL stores keep the same tables with the same
-columns, so they share these; only their statements and their
-placeholders differ.  A list (a window's networks, an audit record's
+columns, so they share these.  A list (a window's networks, an audit record's
 locations) is kept as one text column, joined by a separator that no
 accepted value contains.
 """
@@ -42,13 +41,12 @@ MOVE_COLUMNS = (
 BLACKLIST_COLUMNS = "username, time, reason, source, alert"
 
 
-def placeholders(columns, placeholder):
+def placeholders(columns):
     """
     @param columns: one of the column lists above.
-    @param placeholder: the store's parameter mark, C{"?"} or C{"%s"}.
     @return: the parameter marks of a row of C{columns}, joined by commas.
     """
-    return ", ".join([placeholder] * len(columns.split(",")))
+    return ", ".join(["?"] * len(columns.split(",")))
 
 
 def window_row(window):

@@ -1,11 +1,11 @@
 """
-The blacklist part of L{suto_server.store.sqlite.SQLiteStore}: the
+The blacklist part of every SQL store (see L{suto_server.store.sql}): the
 C{blacklist} table, behind L{suto_server.store.interfaces.IBlacklistStore}.
 """
 
 from suto_server.store.checks import check_blacklist_entry, check_username
 from suto_server.store.records import BlacklistEntry
-from suto_server.store.rows import BLACKLIST_COLUMNS
+from suto_server.store.sql.rows import BLACKLIST_COLUMNS
 
 
 class Blacklist:

@@ -1,17 +1,23 @@
 """
-The enrollment windows part of L{suto_server.store.sqlite.SQLiteStore}:
-the C{windows} table, behind L{suto_server.store.interfaces.IWindowStore}.
+The enrollment windows part of every SQL store (see
+L{suto_server.store.sql}): the C{windows} table, behind L{suto_server.store.interfaces.IWindowStore}.
 """
 
 from suto_server.store.checks import check_profile, check_username, check_window
 from suto_server.store.errors import ProfileExists, UnknownWindow
-from suto_server.store.rows import (
+from suto_server.store.sql.rows import (
     PROFILE_COLUMNS,
     WINDOW_COLUMNS,
     placeholders,
     profile_row,
     window_from_row,
     window_row,
+)
+
+# A reopened window replaces every column of the one before.
+_REPLACE_WINDOW = ", ".join(
+    f"{column} = excluded.{column}"
+    for column in WINDOW_COLUMNS.replace(" ", "").split(",")[1:]
 )
 
 
@@ -30,8 +36,9 @@ class Windows:
         """
         check_window(window)
         self._write(
-            f"INSERT OR REPLACE INTO windows ({WINDOW_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO windows ({WINDOW_COLUMNS})"
+            f" VALUES ({placeholders(WINDOW_COLUMNS)})"
+            f" ON CONFLICT (username) DO UPDATE SET {_REPLACE_WINDOW}",
             window_row(window),
         )
 
@@ -100,7 +107,7 @@ class Windows:
                 )
             added = connection.execute(
                 f"INSERT INTO profiles ({PROFILE_COLUMNS})"
-                f" VALUES ({placeholders(PROFILE_COLUMNS, '?')})"
+                f" VALUES ({placeholders(PROFILE_COLUMNS)})"
                 " ON CONFLICT (username) DO NOTHING",
                 profile_row(profile),
             ).rowcount

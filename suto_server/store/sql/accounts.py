@@ -1,5 +1,5 @@
 """
-The accounts part of L{suto_server.store.postgres.PostgresStore}: the
+The accounts part of every SQL store (see L{suto_server.store.sql}): the
 C{users} table, behind L{suto_server.store.interfaces.IUserStore}.
 """
 
@@ -21,7 +21,7 @@ class Accounts:
         added = self._write(
             "INSERT INTO users"
             " (username, password_hash, scheme, created, updated)"
-            " VALUES (%s, %s, %s, %s, %s)"
+            " VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (username) DO NOTHING",
             (username, password_hash, scheme, now, now),
         )
@@ -34,8 +34,8 @@ class Accounts:
         """
         scheme = check_account(username, password_hash)
         changed = self._write(
-            "UPDATE users SET password_hash = %s, scheme = %s, updated = %s"
-            " WHERE username = %s",
+            "UPDATE users SET password_hash = ?, scheme = ?, updated = ?"
+            " WHERE username = ?",
             (password_hash, scheme, now, username),
         )
         if changed == 0:
@@ -46,7 +46,9 @@ class Accounts:
         See L{IUserStore.remove_user}.
         """
         check_username(username)
-        removed = self._write("DELETE FROM users WHERE username = %s", (username,))
+        removed = self._write(
+            "DELETE FROM users WHERE username = ?", (username,)
+        )
         if removed == 0:
             raise UnknownUser(f"no user {username}")
 
@@ -66,6 +68,6 @@ class Accounts:
         """
         check_username(username)
         rows = self._read(
-            "SELECT password_hash FROM users WHERE username = %s", (username,)
+            "SELECT password_hash FROM users WHERE username = ?", (username,)
         )
         return rows[0][0] if rows else None
