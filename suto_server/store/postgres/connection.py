@@ -33,7 +33,7 @@ from psycopg.conninfo import conninfo_to_dict
 from twisted.logger import Logger
 
 from suto_server.store.errors import CorruptDatabase, DatabaseTooNew, StoreError
-from suto_server.store.sqlite.dbfile import (
+from suto_server.store.sql.schemafiles import (
     creation_scripts,
     newest_version,
     upgrade_scripts,

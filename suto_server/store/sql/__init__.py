@@ -2,7 +2,8 @@
 What every SQL store shares: the parts of L{suto_server.store.interfaces.IStore}
 whose statements both SQLite and PostgreSQL run as they are written
 (L{accounts}, L{windows}, L{profiles}, L{presence}, L{blacklist}, and the
-reading half of L{audit}), and the mapping of records to rows (L{rows}).
+reading half of L{audit}), the mapping of records to rows (L{rows}), and
+how versioned schema files are read (L{schemafiles}).
 
 A store is made of these parts and a connection class of its own (see
 L{suto_server.store.sqlite} and L{suto_server.store.postgres}), which the

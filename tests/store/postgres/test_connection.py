@@ -16,8 +16,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.store.errors import CorruptDatabase, DatabaseTooNew, StoreError
 from suto_server.store.postgres import SCHEMA_VERSION, PostgresStore
 from suto_server.store.postgres.connection import SHIPPED_SCHEMA_DIR
+from suto_server.store.sql.schemafiles import newest_version
 from suto_server.store.sqlite import SQLiteStore
-from suto_server.store.sqlite.dbfile import newest_version
 from tests.support.postgres import new_location
 from tests.support.store_suite.values import AUDIT, HASH, PROFILE, WINDOW
 
