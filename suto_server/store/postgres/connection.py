@@ -19,10 +19,13 @@ L{CorruptDatabase}, both without changing anything.
 
 Each object holds one connection of its own, in autocommit mode: a read or
 a single write is its own transaction, and L{Connection._transaction}
-groups several.  Where a part reads a row and then changes it, it reads
-with C{FOR UPDATE}, which serializes it with every other writer of that
-row, in this process or another.  A connection the server dropped is
-reported as a L{StoreError} and opened again on the next call.
+groups several.  The parts write their statements with C{?} marks, as
+SQLite takes them (L{suto_server.store.sql}), and this turns them into
+psycopg's.  Where a part reads a row and then changes it, it reads with
+C{FOR UPDATE} (L{Connection._LOCK_READ}), which serializes it with every
+other writer of that row, in this process or another.  A connection the
+server dropped is reported as a L{StoreError} and opened again on the
+next call.
 """
 
 import os
