@@ -19,9 +19,9 @@ it says) from one with a record missing before it or one out of order (its
 previous hash is not the hash of the record before it).
 
 A chain shows breaks inside itself only.  Records removed from its end
-leave it whole (the SQLite store's ids show those), and whoever can
-rewrite the whole database can rebuild the chain after the record they
-changed: the alerts sent elsewhere as things happen are the copy such an
+leave it whole (the ids a store numbers its records by show those, see
+L{verify_numbered}), and whoever can rewrite the whole database can
+rebuild the chain after the record they changed: the alerts sent elsewhere as things happen are the copy such an
 intruder cannot reach.
 """
 
@@ -155,3 +155,39 @@ def _problem(position, event, expected, positions):
         f"record {position} is out of order: it was appended after record "
         f"{follows}"
     )
+
+
+def verify_numbered(records, last_given):
+    """
+    L{verify} for a store that numbers its records: the ids tell what the
+    chain alone cannot.  They are given out one after the other from 1,
+    and the store remembers the last one given, so records removed from
+    the end, even if more were appended since, leave missing ids.
+
+    @param records: C{(id, event)} pairs, by id.
+    @param last_given: the last id the store gave out, or L{None} if it
+        never gave one.
+    @return: what L{verify} returns, with the missing ids among the
+        problems, in the order of the records.
+    """
+    records = list(records)
+    found = breaks(event for _, event in records)
+    expected = 1
+    for position, (number, _) in enumerate(records, 1):
+        if number != expected:
+            found.append((position, _missing(expected, number - 1)))
+        expected = number + 1
+    if last_given is not None and last_given >= expected:
+        found.append((len(records) + 1, _missing(expected, last_given)))
+    found.sort(key=lambda problem: problem[0])
+    return [problem for _, problem in found]
+
+
+def _missing(first, last):
+    """
+    @return: the problem of the records of ids C{first} to C{last} having
+        been removed.
+    """
+    if first == last:
+        return f"the record of id {first} was removed"
+    return f"the records of ids {first} to {last} were removed"

@@ -3,21 +3,28 @@ The one place a store is chosen and opened.
 
 The daemon (L{suto_server.tap}) and the admin command
 (L{suto_server.admin.cli}) name no store class: they pass a location here
-and get an L{IStore}.  Today every location is the path of a SQLite file;
-a second store plugs in by being chosen here from its location, and
-nothing else changes.
+and get an L{IStore}.  A location is either a libpq connection URI
+(C{postgresql://…} or C{postgres://…}), for the PostgreSQL store, or the
+path of a SQLite file, the default.  Another store plugs in by being
+chosen here from its location, and nothing else changes.
 """
 
 from suto_server.store.interfaces import IStore
+from suto_server.store.postgres import PostgresStore
 from suto_server.store.sqlite import SQLiteStore
+
+#: The schemes of a location that names a PostgreSQL database.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def open_store(location: str, read_only: bool = False) -> IStore:
     """
     Open the store at C{location}.
 
-    @param location: the path of the SQLite file; its directory must
-        exist.
+    @param location: a libpq connection URI (C{postgresql://…} or
+        C{postgres://…}) naming no password (libpq reads it from
+        C{PGPASSFILE} or C{PGPASSWORD}), or else the path of the SQLite
+        file, whose directory must exist.
     @param read_only: open an existing store to read it, changing nothing
         (no creation, no upgrade, every write refused): for checking a
         copy of the store, or the daemon's own while the daemon is down.
@@ -26,8 +33,13 @@ def open_store(location: str, read_only: bool = False) -> IStore:
     @return: the store, on the thread that called this (see L{IStore}).
     @raise suto_server.store.errors.StoreError: the store cannot be opened
         (L{suto_server.store.errors.CorruptDatabase} and
-        L{suto_server.store.errors.DatabaseTooNew} among the reasons).
+        L{suto_server.store.errors.DatabaseTooNew} among the reasons, and
+        a URI that carries a password).
     """
+    if location.startswith(POSTGRES_SCHEMES):
+        store_class = PostgresStore
+    else:
+        store_class = SQLiteStore
     if read_only:
-        return SQLiteStore.open_read_only(location)
-    return SQLiteStore.open(location)
+        return store_class.open_read_only(location)
+    return store_class.open(location)

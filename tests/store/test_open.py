@@ -11,6 +11,8 @@ from zope.interface.verify import verifyObject
 from suto_server.store.errors import StoreError
 from suto_server.store.interfaces import IStore
 from suto_server.store.open import open_store
+from suto_server.store.postgres import PostgresStore
+from tests.support.postgres import new_location
 from tests.support.store_suite.values import HASH
 
 
@@ -51,3 +53,45 @@ class OpenStoreTests(SynchronousTestCase):
         self.assertTrue(verifyObject(IStore, store))
         self.assertEqual(store.verify_audit(), [])
         self.assertRaises(StoreError, store.add_user, "alice", HASH, 1.0)
+
+
+class OpenPostgresStoreTests(SynchronousTestCase):
+    """
+    L{open_store} on a PostgreSQL connection URI.
+    """
+
+    def test_chooses_postgres(self):
+        """
+        A C{postgresql://} URI opens the PostgreSQL store there, read-only
+        too, and nothing is created on disk.
+        """
+        location = new_location(self)
+        store = open_store(location)
+        self.addCleanup(store.close)
+        self.assertIsInstance(store, PostgresStore)
+        store.add_user("alice", HASH, 1.0)
+        reader = open_store(location, read_only=True)
+        self.addCleanup(reader.close)
+        self.assertEqual(reader.hash_for("alice"), HASH)
+        self.assertRaises(StoreError, reader.add_user, "bob", HASH, 1.0)
+
+    def test_short_scheme(self):
+        """
+        libpq's other scheme, C{postgres://}, names the PostgreSQL store
+        too.
+        """
+        location = new_location(self).replace("postgresql://", "postgres://", 1)
+        store = open_store(location)
+        self.addCleanup(store.close)
+        self.assertIsInstance(store, PostgresStore)
+
+    def test_password_refused(self):
+        """
+        A URI that carries a password is refused before any connection is
+        tried, with a message that says where the password belongs.
+        """
+        error = self.assertRaises(
+            StoreError, open_store, "postgresql://suto:secret@db.invalid/suto"
+        )
+        self.assertIn("PGPASSFILE", str(error))
+        self.assertNotIn("secret", str(error))

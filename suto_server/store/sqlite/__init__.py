@@ -5,9 +5,9 @@ profile moves and the audit log: one SQLite file.
 The schema lives in versioned SQL files (see
 L{suto_server.store.sqlite.dbfile}).  L{SQLiteStore} is composed of one
 part per concept of L{suto_server.store.interfaces.IStore}, each over its
-own tables: L{accounts}, L{windows}, L{profiles} and L{presence} (together
-L{IProfileStore}), L{audit} and L{blacklist}, all running their statements
-through the one L{connection}.
+own tables: those every SQL store shares (L{suto_server.store.sql}:
+accounts, windows, profiles and presence, blacklist) and an L{audit} part
+of its own, all running their statements through the one L{connection}.
 
 Opening a path goes one of three ways:
  - no file there: the newest schema is built under a temporary name beside
@@ -38,14 +38,14 @@ and C{-shm} files the mode of the database itself).
 from zope.interface import implementer
 
 from suto_server.store.interfaces import IStore
-from suto_server.store.sqlite.accounts import Accounts
+from suto_server.store.sql.accounts import Accounts
+from suto_server.store.sql.blacklist import Blacklist
+from suto_server.store.sql.presence import Presence
+from suto_server.store.sql.profiles import Profiles
+from suto_server.store.sql.windows import Windows
 from suto_server.store.sqlite.audit import Audit
-from suto_server.store.sqlite.blacklist import Blacklist
 from suto_server.store.sqlite.connection import Connection
 from suto_server.store.sqlite.dbfile import SCHEMA_VERSION
-from suto_server.store.sqlite.presence import Presence
-from suto_server.store.sqlite.profiles import Profiles
-from suto_server.store.sqlite.windows import Windows
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 

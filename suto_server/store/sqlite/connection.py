@@ -12,15 +12,17 @@ from contextlib import contextmanager, nullcontext
 from twisted.logger import Logger
 
 from suto_server.store.errors import DatabaseTooNew, StoreError
+from suto_server.store.sql.schemafiles import (
+    creation_scripts,
+    newest_version,
+    upgrade_scripts,
+)
 from suto_server.store.sqlite.audit import audit_link
 from suto_server.store.sqlite.dbfile import (
     SCHEMA_VERSION,
     SHIPPED_SCHEMA_DIR,
     checked_version,
     connect,
-    creation_scripts,
-    newest_version,
-    upgrade_scripts,
     write_atomically,
 )
 
@@ -56,6 +58,10 @@ class Connection:
     """
 
     log = Logger()
+
+    # A write transaction holds the whole database from its start (see
+    # _transaction), so a row it reads needs no lock of its own.
+    _LOCK_READ = ""
 
     def __init__(self, connection, path=None, write_lock=None):
         """

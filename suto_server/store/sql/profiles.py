@@ -1,8 +1,14 @@
 """
-The profiles part of L{suto_server.store.sqlite.SQLiteStore}: the
+The profiles part of every SQL store (see L{suto_server.store.sql}): the
 C{profiles} and C{retired_keys} tables, and the key rotation that changes
 them with a compare-and-swap on the key ids (see
 L{suto_server.store.interfaces.IProfileStore}).
+
+Each compare-and-swap reads the profile with the store's C{_LOCK_READ}
+clause, so that no other writer changes the row between the read and the
+write: SQLite needs none, its write transactions holding the whole
+database, and PostgreSQL reads C{FOR UPDATE}, which keeps the row locked
+until the transaction ends.
 """
 
 from suto_server.store.checks import (
@@ -12,81 +18,9 @@ from suto_server.store.checks import (
     check_username,
 )
 from suto_server.store.errors import UnknownProfile
-from suto_server.store.records import RETIRED_KEY_HISTORY, Profile
-from suto_server.store.sqlite.presence import end_offline_spell
-
-PROFILE_COLUMNS = (
-    "username, fingerprint_hash, key_sealed, key_id, generation,"
-    " enrolled_at, location, location_name, previous_key_sealed,"
-    " previous_key_id, current_confirmed, rotated_at, last_seen,"
-    " last_address, rotation_failures"
-)
-PROFILE_PARAMETERS = ", ".join("?" * len(PROFILE_COLUMNS.split(",")))
-
-
-def profile_row(profile):
-    """
-    @return: the C{profiles} row of C{profile}, in L{PROFILE_COLUMNS}
-        order.
-    """
-    return (
-        profile.username,
-        profile.fingerprint_hash,
-        profile.key_sealed,
-        profile.key_id,
-        profile.generation,
-        profile.enrolled_at,
-        profile.location,
-        profile.location_name,
-        profile.previous_key_sealed,
-        profile.previous_key_id,
-        int(profile.current_confirmed),
-        profile.rotated_at,
-        profile.last_seen,
-        profile.last_address,
-        profile.rotation_failures,
-    )
-
-
-def _profile_from_row(row):
-    """
-    @return: the L{Profile} a C{profiles} row read with L{PROFILE_COLUMNS}
-        holds.
-    """
-    (
-        username,
-        fingerprint_hash,
-        key_sealed,
-        key_id,
-        generation,
-        enrolled_at,
-        location,
-        location_name,
-        previous_key_sealed,
-        previous_key_id,
-        current_confirmed,
-        rotated_at,
-        last_seen,
-        last_address,
-        rotation_failures,
-    ) = row
-    return Profile(
-        username=username,
-        fingerprint_hash=fingerprint_hash,
-        key_sealed=key_sealed,
-        key_id=key_id,
-        generation=generation,
-        enrolled_at=enrolled_at,
-        location=location,
-        location_name=location_name,
-        previous_key_sealed=previous_key_sealed,
-        previous_key_id=previous_key_id,
-        current_confirmed=bool(current_confirmed),
-        rotated_at=rotated_at,
-        last_seen=last_seen,
-        last_address=last_address,
-        rotation_failures=rotation_failures,
-    )
+from suto_server.store.records import RETIRED_KEY_HISTORY
+from suto_server.store.sql.presence import end_offline_spell
+from suto_server.store.sql.rows import PROFILE_COLUMNS, profile_from_row
 
 
 def _retire(connection, username, key_id, now):
@@ -108,17 +42,18 @@ def _retire(connection, username, key_id, now):
     )
 
 
-def _commit_one(connection, commit):
+def _commit_one(connection, commit, lock_read):
     """
     Apply one rotation within the caller's transaction, if the profile's
     current key is still the one it was derived from.
 
     @param commit: a checked L{RotationCommit}.
+    @param lock_read: the store's C{_LOCK_READ} clause.
     @return: whether it was applied.
     """
     rows = connection.execute(
         "SELECT previous_key_id FROM profiles"
-        " WHERE username = ? AND key_id = ? AND generation = ?",
+        f" WHERE username = ? AND key_id = ? AND generation = ?{lock_read}",
         (
             commit.username,
             commit.expected_key_id,
@@ -165,7 +100,7 @@ class Profiles:
             f"SELECT {PROFILE_COLUMNS} FROM profiles WHERE username = ?",
             (username,),
         )
-        return _profile_from_row(rows[0]) if rows else None
+        return profile_from_row(rows[0]) if rows else None
 
     def list_profiles(self):
         """
@@ -174,7 +109,7 @@ class Profiles:
         rows = self._read(
             f"SELECT {PROFILE_COLUMNS} FROM profiles ORDER BY username"
         )
-        return [_profile_from_row(row) for row in rows]
+        return [profile_from_row(row) for row in rows]
 
     def remove_profile(self, username):
         """
@@ -194,7 +129,10 @@ class Profiles:
         for commit in rotations:
             check_rotation_commit(commit)
         with self._transaction("committing rotations") as connection:
-            return [_commit_one(connection, commit) for commit in rotations]
+            return [
+                _commit_one(connection, commit, self._LOCK_READ)
+                for commit in rotations
+            ]
 
     def confirm_current(self, username, key_id, now, address):
         """
@@ -204,7 +142,7 @@ class Profiles:
         with self._transaction("confirming a key") as connection:
             rows = connection.execute(
                 "SELECT previous_key_id FROM profiles"
-                " WHERE username = ? AND key_id = ?",
+                f" WHERE username = ? AND key_id = ?{self._LOCK_READ}",
                 (username, key_id),
             ).fetchall()
             if not rows:
@@ -228,7 +166,8 @@ class Profiles:
         with self._transaction("rolling back a rotation") as connection:
             rows = connection.execute(
                 "SELECT key_id FROM profiles WHERE username = ?"
-                " AND previous_key_id = ? AND current_confirmed = 0",
+                " AND previous_key_id = ? AND current_confirmed = 0"
+                f"{self._LOCK_READ}",
                 (username, key_id),
             ).fetchall()
             if not rows:

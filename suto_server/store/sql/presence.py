@@ -1,6 +1,6 @@
 """
-Where and when profiles were seen, part of
-L{suto_server.store.sqlite.SQLiteStore}: the C{moves}, C{offline} and
+Where and when profiles were seen, part of every SQL store (see
+L{suto_server.store.sql}): the C{moves}, C{offline} and
 C{offline_steps} tables, the rest of
 L{suto_server.store.interfaces.IProfileStore}.
 """
@@ -12,11 +12,7 @@ from suto_server.store.checks import (
     checked_offline_marking,
 )
 from suto_server.store.records import Move
-
-_MOVE_COLUMNS = (
-    "username, time, old_address, new_address, old_location_name,"
-    " new_location_name"
-)
+from suto_server.store.sql.rows import MOVE_COLUMNS
 
 
 def end_offline_spell(connection, commit):
@@ -30,7 +26,8 @@ def end_offline_spell(connection, commit):
         connection.execute(
             "INSERT INTO offline_steps (username, step) VALUES (?, ?)"
             " ON CONFLICT (username) DO UPDATE"
-            " SET step = max(step, excluded.step)",
+            " SET step = CASE WHEN excluded.step > offline_steps.step"
+            " THEN excluded.step ELSE offline_steps.step END",
             (commit.username, commit.offline_step),
         )
 
@@ -64,7 +61,7 @@ class Presence:
         check_move(move)
         with self._transaction("recording a move") as connection:
             connection.execute(
-                f"INSERT INTO moves ({_MOVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO moves ({MOVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     move.username,
                     move.time,
@@ -86,7 +83,7 @@ class Presence:
         """
         check_username(username)
         rows = self._read(
-            f"SELECT {_MOVE_COLUMNS} FROM moves WHERE username = ?"
+            f"SELECT {MOVE_COLUMNS} FROM moves WHERE username = ?"
             " ORDER BY id",
             (username,),
         )
@@ -116,7 +113,7 @@ class Presence:
                 added = connection.execute(
                     "INSERT INTO offline (username, since)"
                     " SELECT username, ? FROM profiles WHERE username = ?"
-                    " AND (? IS NULL OR last_seen < ?)"
+                    " AND (CAST(? AS DOUBLE PRECISION) IS NULL OR last_seen < ?)"
                     " ON CONFLICT (username) DO NOTHING",
                     (now, username, silent_before, silent_before),
                 ).rowcount

@@ -1,12 +1,11 @@
 """
-The blacklist part of L{suto_server.store.sqlite.SQLiteStore}: the
+The blacklist part of every SQL store (see L{suto_server.store.sql}): the
 C{blacklist} table, behind L{suto_server.store.interfaces.IBlacklistStore}.
 """
 
 from suto_server.store.checks import check_blacklist_entry, check_username
 from suto_server.store.records import BlacklistEntry
-
-_BLACKLIST_COLUMNS = "username, time, reason, source, alert"
+from suto_server.store.sql.rows import BLACKLIST_COLUMNS
 
 
 class Blacklist:
@@ -33,7 +32,7 @@ class Blacklist:
         check_blacklist_entry(entry)
         return (
             self._write(
-                f"INSERT INTO blacklist ({_BLACKLIST_COLUMNS})"
+                f"INSERT INTO blacklist ({BLACKLIST_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING",
                 (
                     entry.username,
@@ -52,7 +51,7 @@ class Blacklist:
         """
         check_username(username)
         rows = self._read(
-            f"SELECT {_BLACKLIST_COLUMNS} FROM blacklist WHERE username = ?",
+            f"SELECT {BLACKLIST_COLUMNS} FROM blacklist WHERE username = ?",
             (username,),
         )
         return BlacklistEntry(*rows[0]) if rows else None
@@ -62,7 +61,7 @@ class Blacklist:
         See L{IBlacklistStore.list_blacklist}.
         """
         rows = self._read(
-            f"SELECT {_BLACKLIST_COLUMNS} FROM blacklist ORDER BY username"
+            f"SELECT {BLACKLIST_COLUMNS} FROM blacklist ORDER BY username"
         )
         return [BlacklistEntry(*row) for row in rows]
 

@@ -1,71 +1,24 @@
 """
-The enrollment windows part of L{suto_server.store.sqlite.SQLiteStore}:
-the C{windows} table, behind L{suto_server.store.interfaces.IWindowStore}.
+The enrollment windows part of every SQL store (see
+L{suto_server.store.sql}): the C{windows} table, behind L{suto_server.store.interfaces.IWindowStore}.
 """
 
 from suto_server.store.checks import check_profile, check_username, check_window
 from suto_server.store.errors import ProfileExists, UnknownWindow
-from suto_server.store.records import EnrollmentWindow
-from suto_server.store.sqlite.profiles import (
+from suto_server.store.sql.rows import (
     PROFILE_COLUMNS,
-    PROFILE_PARAMETERS,
+    WINDOW_COLUMNS,
+    placeholders,
     profile_row,
+    window_from_row,
+    window_row,
 )
 
-# A window's networks are kept as one text column; no network in CIDR
-# notation contains this.
-_NETWORK_SEPARATOR = ","
-
-_WINDOW_COLUMNS = (
-    "username, otp_hash, networks, location_name, opened_at, deadline,"
-    " attempts, max_attempts, replace_profile"
+# A reopened window replaces every column of the one before.
+_REPLACE_WINDOW = ", ".join(
+    f"{column} = excluded.{column}"
+    for column in WINDOW_COLUMNS.replace(" ", "").split(",")[1:]
 )
-
-
-def _window_row(window):
-    """
-    @return: the C{windows} row of C{window}, in L{_WINDOW_COLUMNS} order.
-    """
-    return (
-        window.username,
-        window.otp_hash,
-        _NETWORK_SEPARATOR.join(window.networks),
-        window.location_name,
-        window.opened_at,
-        window.deadline,
-        window.attempts,
-        window.max_attempts,
-        int(window.replace),
-    )
-
-
-def _window_from_row(row):
-    """
-    @return: the L{EnrollmentWindow} a C{windows} row read with
-        L{_WINDOW_COLUMNS} holds.
-    """
-    (
-        username,
-        otp_hash,
-        networks,
-        location_name,
-        opened_at,
-        deadline,
-        attempts,
-        max_attempts,
-        replace_profile,
-    ) = row
-    return EnrollmentWindow(
-        username=username,
-        otp_hash=otp_hash,
-        networks=tuple(networks.split(_NETWORK_SEPARATOR)),
-        location_name=location_name,
-        opened_at=opened_at,
-        deadline=deadline,
-        attempts=attempts,
-        max_attempts=max_attempts,
-        replace=bool(replace_profile),
-    )
 
 
 class Windows:
@@ -83,9 +36,10 @@ class Windows:
         """
         check_window(window)
         self._write(
-            f"INSERT OR REPLACE INTO windows ({_WINDOW_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            _window_row(window),
+            f"INSERT INTO windows ({WINDOW_COLUMNS})"
+            f" VALUES ({placeholders(WINDOW_COLUMNS)})"
+            f" ON CONFLICT (username) DO UPDATE SET {_REPLACE_WINDOW}",
+            window_row(window),
         )
 
     def get_window(self, username):
@@ -94,19 +48,19 @@ class Windows:
         """
         check_username(username)
         rows = self._read(
-            f"SELECT {_WINDOW_COLUMNS} FROM windows WHERE username = ?",
+            f"SELECT {WINDOW_COLUMNS} FROM windows WHERE username = ?",
             (username,),
         )
-        return _window_from_row(rows[0]) if rows else None
+        return window_from_row(rows[0]) if rows else None
 
     def list_windows(self):
         """
         See L{IWindowStore.list_windows}.
         """
         rows = self._read(
-            f"SELECT {_WINDOW_COLUMNS} FROM windows ORDER BY username"
+            f"SELECT {WINDOW_COLUMNS} FROM windows ORDER BY username"
         )
-        return [_window_from_row(row) for row in rows]
+        return [window_from_row(row) for row in rows]
 
     def record_failed_attempt(self, username):
         """
@@ -153,7 +107,7 @@ class Windows:
                 )
             added = connection.execute(
                 f"INSERT INTO profiles ({PROFILE_COLUMNS})"
-                f" VALUES ({PROFILE_PARAMETERS})"
+                f" VALUES ({placeholders(PROFILE_COLUMNS)})"
                 " ON CONFLICT (username) DO NOTHING",
                 profile_row(profile),
             ).rowcount

@@ -1,5 +1,5 @@
 """
-The accounts part of L{suto_server.store.sqlite.SQLiteStore}: the
+The accounts part of every SQL store (see L{suto_server.store.sql}): the
 C{users} table, behind L{suto_server.store.interfaces.IUserStore}.
 """
 

@@ -1,0 +1,59 @@
+"""
+The store of accounts, enrollment and key rotation state, profile moves
+and the audit log on a PostgreSQL server, for a site that keeps its data
+in one: its backups, its replication, and (later) several SUTO daemons
+sharing one store.
+
+L{PostgresStore} is cut as L{suto_server.store.sqlite.SQLiteStore} is,
+one part per concept of L{suto_server.store.interfaces.IStore}, over the
+same tables and columns (L{suto_server.store.sql.rows}), each running its
+statements through the one L{connection}, which also creates and
+upgrades the versioned schema (C{schema/}, the PostgreSQL store's own
+versions) under an advisory lock.
+
+The store is located by a libpq connection URI
+(C{postgresql://suto@db.example/suto}) that names no password: libpq
+finds that in C{PGPASSFILE} (C{~/.pgpass}) or C{PGPASSWORD} itself.
+Every method is synchronous, psycopg's blocking API: a read or a single
+row's write is one round trip the reactor can afford, and the batches
+(rotations, audit bursts) run on the database thread's sibling.
+"""
+
+from zope.interface import implementer
+
+from suto_server.store.interfaces import IStore
+from suto_server.store.postgres.audit import Audit
+from suto_server.store.postgres.connection import (
+    SCHEMA_VERSION,
+    Connection,
+    as_store_error,
+)
+from suto_server.store.sql.accounts import Accounts
+from suto_server.store.sql.blacklist import Blacklist
+from suto_server.store.sql.presence import Presence
+from suto_server.store.sql.profiles import Profiles
+from suto_server.store.sql.windows import Windows
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+
+
+@implementer(IStore)
+class PostgresStore(Accounts, Windows, Profiles, Presence, Audit, Blacklist, Connection):
+    """
+    Accounts, enrollment and rotation state, moves and the audit log kept
+    in one PostgreSQL database, through one connection of this object's
+    own.  Its siblings (L{PostgresStore.sibling}) hold connections of
+    their own, and PostgreSQL serializes the writes of all of them, in
+    this process or another.
+    """
+
+    def commit_rotations(self, rotations):
+        """
+        See L{IProfileStore.commit_rotations}: the batch's statements are
+        sent in psycopg's pipeline mode, so each rotation costs the
+        server one round trip (its compare-and-swap read) rather than
+        one per statement.
+        """
+        connection = self._open_connection()
+        with as_store_error("committing rotations"), connection.pipeline():
+            return super().commit_rotations(rotations)

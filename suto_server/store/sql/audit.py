@@ -1,0 +1,43 @@
+"""
+The reading half of the audit log part of every SQL store (see
+L{suto_server.store.sql}): the C{audit} table, a hash chain (see
+L{suto_server.store.chain}), behind
+L{suto_server.store.interfaces.IAuditStore}.
+
+How the records are appended and their ids checked depends on how the
+database gives out ids, so each store's own audit part adds
+C{append_audits} and C{verify_audit} to this.
+"""
+
+from suto_server.store.checks import check_time
+from suto_server.store.sql.rows import AUDIT_COLUMNS, audit_from_row
+
+
+class AuditReads:
+    """
+    The audit log's reads, and the single append built on the store's
+    C{append_audits}.
+    """
+
+    def append_audit(self, event):
+        """
+        See L{IAuditStore.append_audit}.
+        """
+        return self.append_audits([event])[0]
+
+    def audit_events(self, since=None):
+        """
+        See L{IAuditStore.audit_events}.
+
+        @raise ValueError: C{since} is neither L{None} nor a time the store
+            accepts (see L{check_time}).
+        """
+        if since is not None:
+            check_time("since", since)
+        rows = self._read(
+            f"SELECT {AUDIT_COLUMNS} FROM audit"
+            " WHERE CAST(? AS DOUBLE PRECISION) IS NULL OR time >= ?"
+            " ORDER BY time, id",
+            (since, since),
+        )
+        return [audit_from_row(row) for row in rows]
