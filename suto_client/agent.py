@@ -42,7 +42,7 @@ from suto_client.rotation import (
     machine_fingerprint,
     profile_endpoint,
 )
-from suto_client.rotation_machine import Report, RotationError, RotationOutcome
+from suto_client.rotation_outcome import Report, RotationError, RotationOutcome
 from suto_client.statefile import (
     Account,
     ClientState,

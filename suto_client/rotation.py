@@ -27,8 +27,8 @@ from twisted.python.failure import Failure
 from suto_client.exchange import ConversationProtocol
 from suto_client.fingerprint import compute_fingerprint, default_sources
 from suto_client.protocol import rereading_client_endpoint
-from suto_client.rotation_machine import (
-    ClientRotation,
+from suto_client.rotation_machine import ClientRotation
+from suto_client.rotation_outcome import (
     Commit,
     Report,
     RotationOutcome,

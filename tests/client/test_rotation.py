@@ -32,13 +32,8 @@ from suto_client.rotation import (
     RotationProtocol,
     retry_wait,
 )
-from suto_client.rotation_machine import (
-    ClientRotation,
-    Commit,
-    Report,
-    RotationError,
-    RotationOutcome,
-)
+from suto_client.rotation_machine import ClientRotation
+from suto_client.rotation_outcome import Commit, Report, RotationError, RotationOutcome
 from suto_client.statefile import (
     ClientState,
     load_state,
