@@ -24,7 +24,8 @@ import ipaddress
 import os
 
 from suto_client.protocol import account_trust
-from suto_client.statefile import DEFAULT_SERVER_PORT, Account, load_state, save_state
+from suto_client.state import DEFAULT_SERVER_PORT, Account
+from suto_client.statefile import load_state, save_state
 from suto_client.tls import normalise_pin
 from suto_server.core import wire
 from suto_server.core.commandline import CommandError, Streams, read_password

@@ -43,14 +43,8 @@ from suto_client.rotation import (
     profile_endpoint,
 )
 from suto_client.rotation_outcome import Report, RotationError, RotationOutcome
-from suto_client.statefile import (
-    Account,
-    ClientState,
-    EnrolledProfile,
-    StateFileError,
-    load_state,
-    save_state,
-)
+from suto_client.state import Account, ClientState, EnrolledProfile
+from suto_client.statefile import StateFileError, load_state, save_state
 from suto_server.core.throttle import DEFAULT_LOG_INTERVAL
 from suto_server.core.timing import DEFAULT_ROTATION_INTERVAL
 

@@ -42,7 +42,7 @@ from suto_client.fingerprint import (
     default_sources,
 )
 from suto_client.protocol import Derivation, client_endpoint
-from suto_client.statefile import Account, EnrolledProfile
+from suto_client.state import Account, EnrolledProfile
 from suto_client.tls import normalise_pin
 from suto_server.core import keyschedule, libxcrypt, schemes, wire
 

@@ -24,7 +24,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger, LogLevel
 
-from suto_client.statefile import Account
+from suto_client.state import Account
 from suto_server.core import wire
 from suto_server.core.throttle import DEFAULT_LOG_INTERVAL, PacedLog
 

@@ -46,7 +46,7 @@ from suto_client.exchange import (
     describe_failure,
     run_exchange,
 )
-from suto_client.statefile import Account
+from suto_client.state import Account
 from suto_client.tls import (
     authority_client_creator,
     load_client_identity,

@@ -34,7 +34,7 @@ from suto_client.rotation_outcome import (
     RotationOutcome,
     require_rotatable,
 )
-from suto_client.statefile import Account, EnrolledProfile
+from suto_client.state import Account, EnrolledProfile
 from suto_server.core import timing, wire
 
 #: The longest wait after rotations that failed to open the server's

@@ -63,7 +63,7 @@ from suto_client.rotation_outcome import (
     require_rotatable,
     server_error_reason,
 )
-from suto_client.statefile import EnrolledProfile
+from suto_client.state import EnrolledProfile
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Close, Send, Table
 
