@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_account_commands -*-
 """
 C{suto-client account add|list|del}: the agent's accounts in its state
 file, and how a command reads the server an account or an enrollment

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_hello,tests.client.test_rotation -*-
 """
 The endpoint agent as a service: it listens for server hellos
 (L{suto_client.hello}) and answers each accepted one by authenticating

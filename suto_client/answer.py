@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_connectback -*-
 """
 What the agent does with a hello its listener accepted: it authenticates
 to the account's server, again if the server turned the connection away

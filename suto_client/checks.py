@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_checks -*-
 """
 The agent's answers to check packets.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_cli -*-
 """
 C{suto-client}: manage the endpoint agent's accounts.
 

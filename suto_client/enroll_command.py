@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_enroll_command -*-
 """
 C{suto-client enroll}: enroll this machine with a one-time password.
 

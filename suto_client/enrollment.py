@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_enrollment -*-
 """
 Running an enrollment (L{suto_client.enrollment_machine}) on a connection.
 

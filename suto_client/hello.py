@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_hello -*-
 """
 The agent's UDP listener for server hellos and check packets.
 

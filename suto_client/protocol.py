@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_ca,tests.client.test_protocol -*-
 """
 The agent's connection to a SUTO server: bytes in, through the wire
 decoder, into a L{ClientClassic}; actions out, as bytes, hash computations,

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_rotation,tests.client.test_reconnection -*-
 """
 Running key rotation (L{suto_client.rotation_machine}) on connections an
 enrolled profile keeps open to its server (docs/PROTOCOL.md §9).

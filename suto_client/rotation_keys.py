@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_rotation_keys -*-
 """
 What the agent seals and opens in key rotation and reconnection
 (docs/PROTOCOL.md §7.5, §9.2 and §10.2), as plain functions of the key

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_statefile -*-
 """
 What the endpoint agent keeps between runs: its accounts, the profiles it
 enrolled, and the two together as L{ClientState}.

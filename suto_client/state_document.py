@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_statefile -*-
 """
 The agent's state as one JSON document, and back::
 

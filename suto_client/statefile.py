@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_statefile -*-
 """
 The endpoint agent's state file: where its accounts and their credentials
 live between runs.

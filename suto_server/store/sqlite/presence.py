@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_sqlite -*-
 """
 Where and when profiles were seen, part of
 L{suto_server.store.sqlite.SQLiteStore}: the C{moves}, C{offline} and

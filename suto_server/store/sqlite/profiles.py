@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_sqlite -*-
 """
 The profiles part of L{suto_server.store.sqlite.SQLiteStore}: the
 C{profiles} and C{retired_keys} tables, and the key rotation that changes
