@@ -35,7 +35,7 @@ from bench.suto_server_process import (
     start_server,
     wait_until_serving,
 )
-from suto_client.statefile import Account
+from suto_client.state import Account
 from suto_client.tls import normalise_pin
 
 #: Seconds the server may take to start answering.

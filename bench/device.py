@@ -33,7 +33,7 @@ from suto_client.classic_machine import Outcome
 from suto_client.connectback import connect_back
 from suto_client.hello import HelloListener
 from suto_client.protocol import AuthResult, ClassicClientProtocol, derive_response
-from suto_client.statefile import Account
+from suto_client.state import Account
 from suto_server.core import wire
 
 _LOOPBACK = ipaddress.IPv4Address("127.0.0.0")

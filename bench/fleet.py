@@ -26,7 +26,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from suto_client.statefile import EnrolledProfile
+from suto_client.state import EnrolledProfile
 from suto_server.core import keyschedule, schemes
 from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE
 from suto_server.masterkey import MasterKey

@@ -50,7 +50,7 @@ from bench.measurement import Tally
 from bench.rotation import raise_file_limit
 from bench.tls_loops import STEP_TIMEOUT, tls_endpoint
 from suto_client.rotation import RotationFactory
-from suto_client.rotation_machine import RotationOutcome
+from suto_client.rotation_outcome import RotationOutcome
 
 #: Connections being opened at once, per generator: enough to keep both
 #: ends busy, few enough that a handshake is not starved by the rotations

@@ -47,7 +47,7 @@ from bench.cpu import own_cpu_seconds
 from bench.rotation_client import CONNECTING, generator_parser, run_generator
 from bench.tls_loops import STEP_TIMEOUT, tls_endpoint
 from suto_client.rotation import RotationFactory
-from suto_client.rotation_machine import RotationOutcome
+from suto_client.rotation_outcome import RotationOutcome
 
 #: Seconds between two looks at whether every endpoint is offline or back.
 POLL_INTERVAL = 0.25

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_account_commands -*-
 """
 C{suto-client account add|list|del}: the agent's accounts in its state
 file, and how a command reads the server an account or an enrollment
@@ -24,7 +25,8 @@ import ipaddress
 import os
 
 from suto_client.protocol import account_trust
-from suto_client.statefile import DEFAULT_SERVER_PORT, Account, load_state, save_state
+from suto_client.state import DEFAULT_SERVER_PORT, Account
+from suto_client.statefile import load_state, save_state
 from suto_client.tls import normalise_pin
 from suto_server.core import wire
 from suto_server.core.commandline import CommandError, Streams, read_password

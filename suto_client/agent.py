@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_hello,tests.client.test_rotation -*-
 """
 The endpoint agent as a service: it listens for server hellos
 (L{suto_client.hello}) and answers each accepted one by authenticating
@@ -42,15 +43,9 @@ from suto_client.rotation import (
     machine_fingerprint,
     profile_endpoint,
 )
-from suto_client.rotation_machine import Report, RotationError, RotationOutcome
-from suto_client.statefile import (
-    Account,
-    ClientState,
-    EnrolledProfile,
-    StateFileError,
-    load_state,
-    save_state,
-)
+from suto_client.rotation_outcome import Report, RotationError, RotationOutcome
+from suto_client.state import Account, ClientState, EnrolledProfile
+from suto_client.statefile import StateFileError, load_state, save_state
 from suto_server.core.throttle import DEFAULT_LOG_INTERVAL
 from suto_server.core.timing import DEFAULT_ROTATION_INTERVAL
 

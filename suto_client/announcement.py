@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_announcement -*-
 """
 Learning the server's address from the hello that announces an
 enrollment window.

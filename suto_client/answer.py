@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_connectback -*-
 """
 What the agent does with a hello its listener accepted: it authenticates
 to the account's server, again if the server turned the connection away
@@ -29,7 +30,8 @@ from suto_client.classic_machine import Outcome
 from suto_client.connectback import connect_back
 from suto_client.exchange import log_result, result_event
 from suto_client.protocol import AuthResult, authenticate
-from suto_client.statefile import Account, StateFileError, load_state, save_state
+from suto_client.state import Account
+from suto_client.statefile import StateFileError, load_state, save_state
 from suto_server.core import wire
 from suto_server.core.throttle import DEFAULT_LOG_INTERVAL, PacedLog
 

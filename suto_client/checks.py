@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_checks -*-
 """
 The agent's answers to check packets.
 
@@ -23,7 +24,7 @@ from typing import Callable
 from twisted.logger import Logger, LogLevel
 
 from suto_client.hello import same_host
-from suto_client.statefile import EnrolledProfile
+from suto_client.state import EnrolledProfile
 from suto_server.core import keyschedule, wire
 from suto_server.core.throttle import DEFAULT_LOG_INTERVAL, PacedLog
 

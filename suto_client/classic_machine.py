@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_classic_machine,tests.machines.test_spec -*-
 """
 The agent's side of the classic SUTO salted challenge, as a sans-IO state
 machine (docs/PROTOCOL.md §6.2).

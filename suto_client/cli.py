@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_cli -*-
 """
 C{suto-client}: manage the endpoint agent's accounts.
 
@@ -57,11 +58,8 @@ from suto_client.fingerprint import (
     compute_fingerprint,
     default_sources,
 )
-from suto_client.statefile import (
-    DEFAULT_SERVER_PORT,
-    DEFAULT_STATE_PATH,
-    StateFileError,
-)
+from suto_client.state import DEFAULT_SERVER_PORT
+from suto_client.statefile import DEFAULT_STATE_PATH, StateFileError
 from suto_client.tap import Options
 from suto_server.core import commandline
 from suto_server.core.commandline import CommandError, Streams, check_config

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_connectback -*-
 """
 Answering an accepted hello: connecting back to the server, and again if
 it turned the connection away.

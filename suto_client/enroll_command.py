@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_enroll_command -*-
 """
 C{suto-client enroll}: enroll this machine with a one-time password.
 
@@ -28,12 +29,8 @@ from suto_client.agent import DEFAULT_HELLO_PORT
 from suto_client.announcement import NoAnnouncement, wait_for_announcement
 from suto_client.enrollment import EnrollResult, enroll
 from suto_client.enrollment_machine import EnrollOutcome
-from suto_client.statefile import (
-    DEFAULT_SERVER_PORT,
-    StateFileError,
-    load_state,
-    save_state,
-)
+from suto_client.state import DEFAULT_SERVER_PORT
+from suto_client.statefile import StateFileError, load_state, save_state
 from suto_server.core import wire
 from suto_server.core.commandline import CommandError, Streams
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_enrollment -*-
 """
 Running an enrollment (L{suto_client.enrollment_machine}) on a connection.
 
@@ -42,7 +43,7 @@ from suto_client.fingerprint import (
     default_sources,
 )
 from suto_client.protocol import Derivation, client_endpoint
-from suto_client.statefile import Account, EnrolledProfile
+from suto_client.state import Account, EnrolledProfile
 from suto_client.tls import normalise_pin
 from suto_server.core import keyschedule, libxcrypt, schemes, wire
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_enrollment,tests.machines.test_spec -*-
 """
 The endpoint's side of enrollment as a sans-IO state machine
 (docs/PROTOCOL.md §6.5 and §8): proving a one-time password, sending the

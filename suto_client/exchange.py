@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_protocol,tests.client.test_enrollment,tests.client.test_rotation -*-
 """
 Running one of the agent's conversations (L{suto_client.conversation}) on
 a connection to a SUTO server.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_fingerprint -*-
 """
 The client's hardware fingerprint: a hash of system data that stays the
 same for the life of the machine, so keys derived with it are useless on

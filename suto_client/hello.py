@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_hello -*-
 """
 The agent's UDP listener for server hellos and check packets.
 
@@ -24,7 +25,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger, LogLevel
 
-from suto_client.statefile import Account
+from suto_client.state import Account
 from suto_server.core import wire
 from suto_server.core.throttle import DEFAULT_LOG_INTERVAL, PacedLog
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_ca,tests.client.test_protocol -*-
 """
 The agent's connection to a SUTO server: bytes in, through the wire
 decoder, into a L{ClientClassic}; actions out, as bytes, hash computations,
@@ -46,7 +47,7 @@ from suto_client.exchange import (
     describe_failure,
     run_exchange,
 )
-from suto_client.statefile import Account
+from suto_client.state import Account
 from suto_client.tls import (
     authority_client_creator,
     load_client_identity,

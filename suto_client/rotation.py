@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_rotation,tests.client.test_reconnection -*-
 """
 Running key rotation (L{suto_client.rotation_machine}) on connections an
 enrolled profile keeps open to its server (docs/PROTOCOL.md §9).
@@ -27,14 +28,14 @@ from twisted.python.failure import Failure
 from suto_client.exchange import ConversationProtocol
 from suto_client.fingerprint import compute_fingerprint, default_sources
 from suto_client.protocol import rereading_client_endpoint
-from suto_client.rotation_machine import (
-    ClientRotation,
+from suto_client.rotation_machine import ClientRotation
+from suto_client.rotation_outcome import (
     Commit,
     Report,
     RotationOutcome,
     require_rotatable,
 )
-from suto_client.statefile import Account, EnrolledProfile
+from suto_client.state import Account, EnrolledProfile
 from suto_server.core import timing, wire
 
 #: The longest wait after rotations that failed to open the server's

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_rotation_keys -*-
 """
 What the agent seals and opens in key rotation and reconnection
 (docs/PROTOCOL.md §7.5, §9.2 and §10.2), as plain functions of the key
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from suto_client.statefile import EnrolledProfile
+from suto_client.state import EnrolledProfile
 from suto_server.core import keyschedule, wire
 
 _OK = b"ok"

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_rotation,tests.client.test_reconnection,tests.machines.test_spec -*-
 """
 The endpoint's side of key rotation as a sans-IO state machine
 (docs/PROTOCOL.md §6.7, §9 and §10).
@@ -46,89 +47,26 @@ L{suto_client.rotation} runs it on a connection and paces the rotations.
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 from suto_client import rotation_keys
 from suto_client.conversation import EXPIRE, LOST, VIOLATION, Conversation
 from suto_client.fingerprint import FingerprintError
-from suto_client.statefile import EnrolledProfile
+from suto_client.rotation_outcome import (
+    OPEN_FAILED_REASON,
+    REFUSED_REASON,
+    TIMEOUT_REASON,
+    UNKNOWN_KEY_REASON,
+    Commit,
+    Report,
+    RotationOutcome,
+    require_rotatable,
+    server_error_reason,
+)
+from suto_client.state import EnrolledProfile
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Close, Send, Table
-
-#: What the errors a server may end a rotation with mean.
-_SERVER_ERRORS = {
-    wire.ERROR_ROTATION_FAILED: (
-        "the server could not open our acknowledgement"
-    ),
-    wire.ERROR_BUSY: "the server is busy; try again",
-    wire.ERROR_TIMEOUT: "the server gave up waiting",
-}
-
-_UNKNOWN_KEY_REASON = "the server does not know this key: re-enrollment needed"
-_REFUSED_REASON = (
-    "the server refused the profile (SUTO_AUTH_0): it may be blacklisted, "
-    "which IT must lift before the machine enrolls again"
-)
-_OPEN_FAILED_REASON = (
-    "could not open the server's rotation message: the hardware fingerprint "
-    "changed or the key is stale"
-)
-
-
-class RotationError(ValueError):
-    """
-    A rotation cannot start with these inputs: the profile's user name
-    cannot travel in C{SUTO_C_ROTATE_}, or an argument is malformed.
-    """
-
-
-class RotationOutcome(enum.Enum):
-    """
-    How one rotation ended.
-    """
-
-    ROTATED = "rotated"
-    UNKNOWN_KEY = "unknown-key"
-    OPEN_FAILED = "open-failed"
-    REFUSED = "refused"
-    ERROR = "error"
-    TIMEOUT = "timeout"
-
-
-@dataclass(frozen=True)
-class Commit:
-    """
-    Store C{profile}, which holds the new key, in place of the profile the
-    rotation started from, and say whether that worked
-    (L{ClientRotation.committed} or L{ClientRotation.commit_failed}).
-    """
-
-    profile: EnrolledProfile
-
-
-@dataclass(frozen=True)
-class Report:
-    """
-    A rotation ended with C{outcome}.
-
-    @ivar key_id: the id of the key the profile holds now: the new key's
-        after L{RotationOutcome.ROTATED}, the unchanged one otherwise.  Key
-        ids are public names and may be logged.
-    @ivar generation: that key's generation.
-    @ivar reason: a short explanation for people; never a secret.
-    @ivar answered: whether the server sent anything on the connection
-        before the rotation ended; C{False} for a connection it closed, or
-        let time out, before its version answer.
-    """
-
-    outcome: RotationOutcome
-    key_id: str
-    generation: int
-    reason: str = ""
-    answered: bool = True
-
 
 #: The states.
 IDLE = "idle"  # Not connected yet.
@@ -326,8 +264,7 @@ class ClientRotation(Conversation):
             if message.code == wire.ERROR_UNKNOWN_KEY:
                 self._reason = f"the server reported {message.code}"
                 return self._input(UNKNOWN_KEY)
-            explanation = _SERVER_ERRORS.get(message.code, "the server failed")
-            self._reason = f"{explanation} ({message.code})"
+            self._reason = server_error_reason(message.code)
             return self._input(SERVER_ERROR)
         return self._input(VIOLATION)
 
@@ -387,6 +324,11 @@ class ClientRotation(Conversation):
             answered=self._answered,
         )
 
+    def _close_with(self, outcome: RotationOutcome, reason: str, abort=False):
+        """Forget the rotation under way, report C{outcome}, and close."""
+        self._forget()
+        self._actions += [self._report(outcome, reason), Close(abort=abort)]
+
     def _forget(self) -> None:
         """
         Drop everything derived for the rotation under way.
@@ -409,11 +351,7 @@ class ClientRotation(Conversation):
         self._actions.append(Send(reconnect))
 
     def _finish_denied(self):
-        self._forget()
-        self._actions += [
-            self._report(RotationOutcome.REFUSED, _REFUSED_REASON),
-            Close(),
-        ]
+        self._close_with(RotationOutcome.REFUSED, REFUSED_REASON)
 
     def _send_ack(self):
         ack, self._ack = self._ack, None
@@ -427,38 +365,20 @@ class ClientRotation(Conversation):
         self._actions.append(self._report(RotationOutcome.ROTATED))
 
     def _finish_unknown_key(self):
-        self._forget()
-        self._actions += [
-            self._report(RotationOutcome.UNKNOWN_KEY, _UNKNOWN_KEY_REASON),
-            Close(),
-        ]
+        self._close_with(RotationOutcome.UNKNOWN_KEY, UNKNOWN_KEY_REASON)
 
     def _finish_open_failed(self):
-        self._forget()
-        self._actions += [
-            self._report(RotationOutcome.OPEN_FAILED, _OPEN_FAILED_REASON),
-            Close(),
-        ]
+        self._close_with(RotationOutcome.OPEN_FAILED, OPEN_FAILED_REASON)
 
     def _finish_error(self):
-        self._forget()
-        self._actions += [
-            self._report(RotationOutcome.ERROR, self._reason),
-            Close(),
-        ]
+        self._close_with(RotationOutcome.ERROR, self._reason)
 
     def _finish_lost(self):
         self._forget()
         self._actions.append(self._report(RotationOutcome.ERROR, self._reason))
 
     def _finish_timeout(self):
-        self._forget()
-        self._actions += [
-            self._report(
-                RotationOutcome.TIMEOUT, "the server did not answer in time"
-            ),
-            Close(abort=True),
-        ]
+        self._close_with(RotationOutcome.TIMEOUT, TIMEOUT_REASON, abort=True)
 
 
 _C = ClientRotation
@@ -527,16 +447,3 @@ TRANSITIONS = Table(
 )
 ClientRotation.TABLE = TRANSITIONS
 del _C
-
-
-def require_rotatable(profile: EnrolledProfile) -> None:
-    """
-    @raise RotationError: C{profile}'s user cannot travel in
-        C{SUTO_C_ROTATE_}.
-    """
-    if not wire.can_enroll(profile.user):
-        raise RotationError(
-            f"profile {profile.user!r} cannot rotate: its user name cannot "
-            f"be enrolled"
-        )
-

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_cli -*-
 """
 C{twistd suto-client}: command-line options and the agent they describe.
 

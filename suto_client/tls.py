@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.client.test_ca,tests.client.test_tls -*-
 """
 TLS to a SUTO server, trusted either by a pinned fingerprint or through a
 certificate authority, optionally presenting a client certificate.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_tap,tests.admin.test_deployment -*-
 """
 The data folder: where the daemon keeps its state, and where C{suto-admin}
 finds it.

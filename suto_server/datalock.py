@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_datalock -*-
 """
 One server per data folder.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_service -*-
 """
 The rules that give devices keys and keep them: enrollment, rotation,
 reconnection and port tracking, all under the one master key.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_locations -*-
 """
 Network locations: where in the building a device may enroll from.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_masterkey -*-
 """
 The master key: what keeps enrolled keys secret at rest.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_metrics -*-
 """
 The server's Prometheus metrics.
 

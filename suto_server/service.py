@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_status,tests.test_service -*-
 """
 Assembly of the SUTO server from its parts.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_service,tests.test_tap -*-
 """
 What the server is told to be, as a few frozen settings objects.
 

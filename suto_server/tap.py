@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_tap -*-
 """
 C{twistd suto}: command-line options and the service they describe.
 

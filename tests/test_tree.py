@@ -4,16 +4,26 @@ module. Fakes, fixtures and constants that more than one test module needs
 live in C{tests/support/}; a test module importing another one runs, and
 breaks with, code it does not own, and trial would collect any test case
 imported that way twice.
+
+The code names its tests: a module's first line may carry Twisted's
+C{# -*- test-case-name: tests.<layer>.test_<module> -*-} header, which
+C{trial --testmodule} and editors read to run the tests of the module at
+hand.  A header naming a test module that was moved or renamed would
+quietly run nothing, so every name it gives must be a test module here.
 """
 
 import ast
 import os
 
+from twisted.scripts.trial import getTestModules
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.repository import ROOT
 
 TESTS = os.path.join(ROOT, "tests")
+
+#: The packages whose modules may name their tests in a header.
+SOURCES = ("suto_server", "suto_client")
 
 
 def tree_modules():
@@ -29,6 +39,31 @@ def tree_modules():
                 if parts[-1] == "__init__":
                     parts.pop()
                 yield ".".join(parts), path
+
+
+def source_paths():
+    """
+    @return: the path of every module of L{SOURCES}, relative to the root.
+    """
+    for package in SOURCES:
+        for folder, folders, files in os.walk(os.path.join(ROOT, package)):
+            folders[:] = sorted(
+                f for f in folders if not f.startswith(("_", "."))
+            )
+            for name in sorted(files):
+                if name.endswith(".py"):
+                    yield os.path.relpath(os.path.join(folder, name), ROOT)
+
+
+def unknown_test_modules(path, test_modules):
+    """
+    @param path: a source module's path, relative to the root (or absolute).
+    @param test_modules: the dotted names of the test modules there are.
+    @return: the names the module's C{test-case-name} header gives, read
+        as trial reads it, that are not among C{test_modules}.
+    """
+    names = getTestModules(os.path.join(ROOT, path))
+    return [name for name in names if name not in test_modules]
 
 
 def is_test_module(name):
@@ -113,3 +148,60 @@ import os
                 "tests.client.test_hello.SERVER",
             ],
         )
+
+
+class HeadersTests(SynchronousTestCase):
+    """
+    The C{test-case-name} headers of the code name test modules that exist.
+    """
+
+    def test_headers_name_test_modules(self):
+        """
+        Every name in every header under L{SOURCES}, as trial splits it, is
+        a C{test_*} module under C{tests/}.
+        """
+        test_modules = {
+            name
+            for name, path in tree_modules()
+            if os.path.basename(path).startswith("test_")
+        }
+        unknown = {}
+        for path in source_paths():
+            names = unknown_test_modules(path, test_modules)
+            if names:
+                unknown[path] = names
+        self.assertEqual(unknown, {})
+
+    def test_headers_found(self):
+        """
+        The headers are read where trial reads them, so the check above is
+        not vacuous.
+        """
+        paths = set(source_paths())
+        self.assertIn(os.path.join("suto_client", "statefile.py"), paths)
+        self.assertEqual(
+            getTestModules(os.path.join(ROOT, "suto_client", "statefile.py")),
+            ["tests.client.test_statefile"],
+        )
+
+    def test_detects(self):
+        """
+        A header naming a test module that does not exist is found, and
+        one without a header names nothing.
+        """
+        folder = self.mktemp()
+        os.makedirs(folder)
+        headed = os.path.join(folder, "headed.py")
+        with open(headed, "w", encoding="utf-8") as handle:
+            handle.write(
+                "# -*- test-case-name: tests.test_tree,tests.test_gone -*-\n"
+            )
+        plain = os.path.join(folder, "plain.py")
+        with open(plain, "w", encoding="utf-8") as handle:
+            handle.write('"""No header."""\n')
+        known = {"tests.test_tree"}
+        self.assertEqual(
+            unknown_test_modules(os.path.abspath(headed), known),
+            ["tests.test_gone"],
+        )
+        self.assertEqual(unknown_test_modules(os.path.abspath(plain), known), [])

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_cli -*-
 """
 C{suto-admin user add|del|list}: the accounts, in the store itself.
 

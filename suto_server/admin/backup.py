@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_backup -*-
 """
 C{suto-admin init|backup|restore}: the data folder as a whole.
 

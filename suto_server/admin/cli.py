@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_cli -*-
 """
 C{suto-admin}: the operator's command line.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_daemon,tests.admin.test_listings -*-
 """
 The admin socket's client: JSON over HTTP/1.1 to the running daemon.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_daemon -*-
 """
 C{suto-admin auth|status|cert|reload|config check}: the daemon itself.
 

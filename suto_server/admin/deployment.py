@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_deployment -*-
 """
 Where C{suto-admin} finds the daemon it administers: its data folder and
 its admin socket.

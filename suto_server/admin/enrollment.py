@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_enrollment -*-
 """
 C{suto-admin enroll|windows|cancel|blacklist|unblock}: how a device's
 profile comes in and how it is shut out.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_api_enroll,tests.admin.test_blacklist -*-
 """
 The admin API's enrollment windows and blacklist: C{/v1/enroll},
 C{/v1/windows}, C{/v1/cancel}, C{/v1/blacklist} and C{/v1/unblock}, which

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_formatting -*-
 """
 How C{suto-admin} reads and shows durations, times and listings.
 

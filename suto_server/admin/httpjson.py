@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_api -*-
 """
 How every admin API resource reads its request and writes its answer.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_listings,tests.admin.test_registry -*-
 """
 The admin API's reports: C{/v1/alerts}, C{/v1/audit} (and its C{verify}),
 C{/v1/clients} and C{/v1/history}, which C{suto-admin}'s

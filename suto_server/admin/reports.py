@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_reports -*-
 """
 C{suto-admin alerts|clients|history|audit}: what the daemon has seen.
 

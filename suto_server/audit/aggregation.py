@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.audit.test_aggregation -*-
 """
 Alerts any peer could raise at will, gathered per source and type.
 

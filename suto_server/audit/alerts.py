@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.audit.test_alerts -*-
 """
 Alerts: the audit events an operator must hear about as they happen.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.audit.test_aggregation,tests.audit.test_log,tests.audit.test_sinks -*-
 """
 The boundary between the audit log and the places its alerts go.
 """

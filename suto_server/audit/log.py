@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.audit.test_log -*-
 """
 The audit log as the rest of the server uses it: one call records an event
 in the store's hash chain and, when the event is an alert, hands the alert

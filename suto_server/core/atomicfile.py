@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_atomicfile -*-
 """
 Crash-safe file replacement: a reader sees the old contents or the new,
 never a torn file, and the new contents survive a power cut once the call

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_cli,tests.client.test_account_commands -*-
 """
 What C{suto-admin} and C{suto-client} share as command lines.
 

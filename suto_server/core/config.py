@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_config -*-
 """
 Configuration files for C{twistd suto} and C{twistd suto-client}.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_libxcrypt -*-
 """
 crypt(3) through the system's libxcrypt, called with ctypes.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_logformat -*-
 """
 How C{twistd suto} and C{twistd suto-client} write their log.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_machine,tests.machines.test_spec -*-
 """
 The one way SUTO writes a state machine, on both ends: a plain, total
 transition table.

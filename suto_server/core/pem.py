@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.net.test_tls,tests.client.test_ca -*-
 """
 Reading the PEM files an operator points SUTO at: certificates, chains, CA
 bundles and private keys, for the server's listener and the agent alike.

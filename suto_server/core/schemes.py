@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_schemes -*-
 """
 Password hash schemes: which ones SUTO accepts, the settings a client needs,
 the policy for new hashes, the most a hash may cost, and the two sides of

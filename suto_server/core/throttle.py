@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_throttle -*-
 """
 Log throttling shared by the server and the agent: a repeated event (a
 refused source, a dropped datagram) is logged once per interval with a

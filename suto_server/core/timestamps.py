@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.admin.test_formatting -*-
 """
 How times appear to operators: UTC, ISO 8601, to the second.
 """

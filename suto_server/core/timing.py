@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_timing -*-
 """
 The timing rules of key rotation that the agent and the server must agree
 on (docs/PROTOCOL.md §10.1).

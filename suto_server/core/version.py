@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_version -*-
 """
 Which SUTO this is, and what it runs on.
 

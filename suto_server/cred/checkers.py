@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.cred.test_checkers -*-
 """
 Checking answers to the salted challenge, as a twisted.cred checker.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.cred.test_checkers -*-
 """
 The credentials of a SUTO login: a user's answer to a salted challenge.
 """

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.cred.test_hashpool -*-
 """
 Password hashes computed off the reactor thread.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.cred.test_checkers,tests.cred.test_shadow -*-
 """
 The boundary between cred's checkers and whatever holds password hashes.
 """

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.cred.test_realm -*-
 """
 The cred realm: what a successful salted challenge yields.
 

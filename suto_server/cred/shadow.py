@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.cred.test_shadow -*-
 """
 Password hashes from a shadow(5)-format file, for sites that keep their
 accounts there.

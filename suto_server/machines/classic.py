@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.machines.test_classic,tests.machines.test_spec -*-
 """
 The server's side of the classic SUTO salted challenge, as a sans-IO
 state machine (docs/PROTOCOL.md §6.1).

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.machines.test_enrollment,tests.machines.test_spec -*-
 """
 The server's side of an enrollment conversation, as a sans-IO state
 machine (docs/PROTOCOL.md §6.4 and §8).

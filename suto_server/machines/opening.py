@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.machines.test_opening -*-
 """
 The opening of a server connection, as a sans-IO state machine: what
 happens before a phase (classic, enrollment, rotation) takes over.

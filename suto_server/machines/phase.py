@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.machines.test_classic,tests.machines.test_enrollment,tests.machines.test_rotation -*-
 """
 What the server's phase machines (classic, enrollment, rotation) share
 besides the machine base: the protocol error that will answer a

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.machines.test_rotation,tests.machines.test_spec -*-
 """
 The server's side of a rotation connection, as a sans-IO state machine
 (docs/PROTOCOL.md §9).

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.net.test_certificate -*-
 """
 The server's TLS identity when the operator brings none: an ECDSA P-256
 key and a self-signed certificate, made once in the data folder.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.net.test_checks -*-
 """
 Check packets: is a profile's legitimate client still at its old location?
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.net.test_discovery -*-
 """
 The UDP hello: how the server tells a device "connect back to me now".
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.net.test_expiry -*-
 """
 A daily look at how long the serving TLS certificates have left.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.net.test_listening -*-
 """
 The daemon's listeners: the endpoint each listener option describes,
 the description of its TLS listener, and a listener as a service.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.net.test_refusals -*-
 """
 What a TLS listener does with the connections that end before the protocol
 behind TLS hears from them, and whom it tells.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.net.test_served -*-
 """
 The certificates the TLS listeners serve, and their reload: on the admin
 API's request, or when the daemon is sent SIGHUP (the signal operators,

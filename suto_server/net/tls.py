@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.net.test_tls -*-
 """
 The server's TLS listener: hardened settings, and a certificate that can be
 replaced while the server runs.

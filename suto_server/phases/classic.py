@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.phases.test_connection -*-
 """
 The classic challenge's driver: a connection that answers a pending
 authentication request (matched by its source address) runs

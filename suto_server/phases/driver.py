@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.phases.test_driver -*-
 """
 What every phase's driver shares: carrying out its machine's actions.
 

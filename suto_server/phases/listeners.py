@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_service -*-
 """
 Which phases each device listener offers.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.phases.test_connection_rotation -*-
 """
 The rotation connection's driver: a device's agent keeps one connection
 open and rotates its key on it, in lockstep, by L{RotationConversation}.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.phases.test_timeout -*-
 """
 A connection's timeout that stays cheap with many connections.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.rules.test_authenticator -*-
 """
 "Authenticate this user at that place": the operation behind
 C{suto-admin auth}.

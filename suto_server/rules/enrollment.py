@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.rules.test_enrollment -*-
 """
 Enrollment rules: IT opens a window, a device at the right place with the
 right one-time password closes it with a first key.

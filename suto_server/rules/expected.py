@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.rules.test_expected -*-
 """
 Which addresses the server waits to hear from, so that the connection
 gate can keep room for them through a flood (L{suto_server.rules.limits}).

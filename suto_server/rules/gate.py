@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.rules.test_gate -*-
 """
 The connection gate: L{Limits} applied to the TCP listeners' connections,
 on the reactor's clock.

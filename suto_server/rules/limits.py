@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.rules.test_limits -*-
 """
 Limits on what one source, and all sources together, may ask of the server,
 so that bad traffic never hurts good users.

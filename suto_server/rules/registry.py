@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.rules.test_tracking -*-
 """
 Which profiles have a live rotation connection right now, and from where.
 

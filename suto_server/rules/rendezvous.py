@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.rules.test_rendezvous -*-
 """
 Pending authentication requests, matched to incoming connections.
 

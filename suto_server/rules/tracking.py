@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.rules.test_tracking -*-
 """
 Port tracking: a profile that shows up somewhere new must not be in two
 places at once.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.rules.test_windows -*-
 """
 What IT does with enrollment windows through the admin API: open one at a
 location (announcing it with hellos while it is open), list them, cancel

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.audit.test_log -*-
 """
 The audit log as a hash chain: each record's hash covers the record and
 the hash of the record before it, so a record removed, moved or edited

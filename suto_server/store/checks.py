@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_memory,tests.store.test_sqlite -*-
 """
 Which values the store accepts: the C{check_*} functions every store runs
 before writing, so that every store refuses the same values and nothing

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_dbthread -*-
 """
 Store writes that end in a sync to disk, run on a thread of their own.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_sqlite,tests.store.test_dbthread,tests.store.test_open -*-
 """
 The typed failures of the store.
 

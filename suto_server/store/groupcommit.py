@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_groupcommit -*-
 """
 Group commit: many small durable writes share one transaction.
 

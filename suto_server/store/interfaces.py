@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_memory,tests.store.test_sqlite,tests.store.test_open -*-
 """
 The store's boundaries, cut by concept (accounts, enrollment windows,
 profiles, the audit log, the blacklist), and L{IStore}, which combines

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_open -*-
 """
 The one place a store is chosen and opened.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_memory,tests.store.test_sqlite -*-
 """
 What the store holds (accounts, enrollment windows, enrolled profiles and
 their key rotations and moves, the audit log, the blacklist), and the

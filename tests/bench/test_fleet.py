@@ -22,7 +22,7 @@ from bench.measurement import Measurement, add_counts
 from bench.memory import resident_bytes
 from bench.rotation import FleetResult
 from bench.rotation_client import MeasuredWindow
-from suto_client.rotation_machine import RotationOutcome
+from suto_client.rotation_outcome import RotationOutcome
 from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE
 from suto_server.masterkey import MasterKey
 from suto_server.store.sqlite import SQLiteStore

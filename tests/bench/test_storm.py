@@ -18,7 +18,7 @@ from bench import fleet, report, storm
 from bench.ceilings import Ceilings
 from bench.measurement import Measurement
 from bench.storm_client import Phases, StormEndpoint
-from suto_client.statefile import EnrolledProfile
+from suto_client.state import EnrolledProfile
 
 
 def _result(back: float | None, lost: int = 0) -> storm.StormResult:

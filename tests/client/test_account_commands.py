@@ -12,11 +12,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client.account_commands import parse_server
 from suto_client.cli import main
-from suto_client.statefile import (
-    Account,
-    load_state,
-    save_state,
-)
+from suto_client.state import Account
+from suto_client.statefile import load_state, save_state
 from suto_server.core.commandline import CommandError
 from tests.support.pki import Authority, Files
 

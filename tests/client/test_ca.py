@@ -30,7 +30,7 @@ from zope.interface.verify import verifyObject
 
 from suto_client.classic_machine import Outcome
 from suto_client.protocol import AuthResult, authenticate
-from suto_client.statefile import Account
+from suto_client.state import Account
 from suto_client.tls import (
     MAX_PEM_BYTES,
     CertificateRejected,

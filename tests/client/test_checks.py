@@ -19,7 +19,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from suto_client.agent import Agent
 from suto_client.checks import CheckResponder
 from suto_client.hello import HelloListener
-from suto_client.statefile import ClientState, EnrolledProfile, save_state
+from suto_client.state import ClientState, EnrolledProfile
+from suto_client.statefile import save_state
 from suto_server.core import keyschedule, wire
 from suto_server.net.checks import CheckResult, CheckService
 from tests.support.udp import MemoryUDPReactor

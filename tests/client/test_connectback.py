@@ -28,7 +28,8 @@ from suto_client.connectback import (
     connect_back,
 )
 from suto_client.protocol import AuthResult
-from suto_client.statefile import Account, ClientState, save_state
+from suto_client.state import Account, ClientState
+from suto_client.statefile import save_state
 from suto_server.core import wire
 
 TURNED_AWAY = AuthResult(

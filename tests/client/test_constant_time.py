@@ -20,13 +20,8 @@ from suto_client.classic_machine import Outcome
 from suto_client.enrollment import ClientEnrollment, EnrollOutcome
 from suto_client.protocol import AuthResult
 from suto_client.rotation import ClientRotation
-from suto_client.statefile import (
-    Account,
-    ClientState,
-    EnrolledProfile,
-    load_state,
-    save_state,
-)
+from suto_client.state import Account, ClientState, EnrolledProfile
+from suto_client.statefile import load_state, save_state
 from suto_client.tls import pinned_client_creator
 from suto_server.core import keyschedule, wire
 from suto_server.net.certificate import ensure_self_signed

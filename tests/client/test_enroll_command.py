@@ -19,12 +19,8 @@ from suto_client.cli import main
 from suto_client.enrollment import EnrollResult
 from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.fingerprint import IFingerprintSource
-from suto_client.statefile import (
-    ClientState,
-    EnrolledProfile,
-    load_state,
-    save_state,
-)
+from suto_client.state import ClientState, EnrolledProfile
+from suto_client.statefile import load_state, save_state
 
 PIN = "AB:" * 31 + "AB"
 

@@ -33,12 +33,8 @@ from suto_client.enrollment_machine import (
     Finish,
 )
 from suto_client.protocol import Derivation
-from suto_client.statefile import (
-    ClientState,
-    EnrolledProfile,
-    load_state,
-    save_state,
-)
+from suto_client.state import ClientState, EnrolledProfile
+from suto_client.statefile import load_state, save_state
 from suto_server.core import keyschedule, libxcrypt, schemes, wire
 from suto_server.core.machine import Close, Send
 from tests.support.client_enrollment import (

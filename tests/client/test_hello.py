@@ -23,7 +23,8 @@ from suto_client.agent import Agent
 from suto_client.classic_machine import Outcome
 from suto_client.hello import HelloListener, same_host
 from suto_client.protocol import AuthResult, describe_failure
-from suto_client.statefile import Account, ClientState, load_state, save_state
+from suto_client.state import Account, ClientState
+from suto_client.statefile import load_state, save_state
 from suto_client.tls import PinMismatch
 from suto_server.core import wire
 from tests.support.udp import MemoryUDPReactor

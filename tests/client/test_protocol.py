@@ -26,7 +26,7 @@ from suto_client.protocol import (
     derive_response,
     describe_failure,
 )
-from suto_client.statefile import Account
+from suto_client.state import Account
 from suto_client.tls import CertificateRejected, PinMismatch
 from suto_server.core import libxcrypt, schemes, wire
 

@@ -26,13 +26,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_client.agent import Agent
 from suto_client.fingerprint import FingerprintError
 from suto_client.rotation import RETRY_CAP, CommitError, RotationProtocol
-from suto_client.rotation_machine import (
-    ClientRotation,
-    Commit,
-    Report,
-    RotationOutcome,
-)
-from suto_client.statefile import ClientState, load_state, save_state
+from suto_client.rotation_machine import ClientRotation
+from suto_client.rotation_outcome import Commit, Report, RotationOutcome
+from suto_client.state import ClientState
+from suto_client.statefile import load_state, save_state
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Close, Send
 from suto_server.core.timing import JITTER

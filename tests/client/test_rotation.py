@@ -32,18 +32,10 @@ from suto_client.rotation import (
     RotationProtocol,
     retry_wait,
 )
-from suto_client.rotation_machine import (
-    ClientRotation,
-    Commit,
-    Report,
-    RotationError,
-    RotationOutcome,
-)
-from suto_client.statefile import (
-    ClientState,
-    load_state,
-    save_state,
-)
+from suto_client.rotation_machine import ClientRotation
+from suto_client.rotation_outcome import Commit, Report, RotationError, RotationOutcome
+from suto_client.state import ClientState
+from suto_client.statefile import load_state, save_state
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Close, Send
 from tests.support.client_rotation import (

@@ -7,7 +7,7 @@ uses it.
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client import rotation_keys
-from suto_client.statefile import EnrolledProfile
+from suto_client.state import EnrolledProfile
 from suto_server.core import keyschedule, wire
 
 USER = "alice"

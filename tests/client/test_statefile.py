@@ -9,14 +9,8 @@ from unittest import mock
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_client.statefile import (
-    Account,
-    ClientState,
-    EnrolledProfile,
-    StateFileError,
-    load_state,
-    save_state,
-)
+from suto_client.state import Account, ClientState, EnrolledProfile
+from suto_client.statefile import StateFileError, load_state, save_state
 
 PIN = "ab" * 32
 

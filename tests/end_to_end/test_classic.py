@@ -17,7 +17,8 @@ from twisted.trial.unittest import TestCase
 
 from suto_client.agent import Agent
 from suto_client.classic_machine import Outcome
-from suto_client.statefile import Account, ClientState, load_state, save_state
+from suto_client.state import Account, ClientState
+from suto_client.statefile import load_state, save_state
 from suto_server import tap
 from suto_server.admin import cli as admin
 from suto_server.core import schemes

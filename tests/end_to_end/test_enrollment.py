@@ -14,7 +14,7 @@ from twisted.trial.unittest import TestCase
 
 from suto_client.announcement import wait_for_announcement
 from suto_client.enrollment_machine import EnrollOutcome
-from suto_client.rotation_machine import RotationOutcome
+from suto_client.rotation_outcome import RotationOutcome
 from suto_server.core import keyschedule, wire
 from suto_server.datafolder import MASTER_KEY_FILE
 from suto_server.masterkey import MasterKey

@@ -16,7 +16,7 @@ from twisted.trial.unittest import TestCase
 
 from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.rotation import profile_endpoint
-from suto_client.rotation_machine import RotationOutcome
+from suto_client.rotation_outcome import RotationOutcome
 from suto_client.tls import ClientTLSError
 from tests.support.daemon import EnrollmentFixture, rotation_factory
 from tests.support.mutual_tls import MutualTLSFixture

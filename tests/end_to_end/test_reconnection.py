@@ -17,8 +17,9 @@ from twisted.trial.unittest import TestCase
 from suto_client.agent import Agent
 from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.rotation import RotationFactory, profile_endpoint
-from suto_client.rotation_machine import RotationOutcome
-from suto_client.statefile import ClientState, load_state, save_state
+from suto_client.rotation_outcome import RotationOutcome
+from suto_client.state import ClientState
+from suto_client.statefile import load_state, save_state
 from tests.support.daemon import WAIT, EnrollmentFixture, fingerprint_of
 
 #: Seconds between rotations, on both sides.

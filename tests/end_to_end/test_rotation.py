@@ -11,8 +11,9 @@ from twisted.trial.unittest import TestCase
 
 from suto_client.agent import Agent
 from suto_client.enrollment_machine import EnrollOutcome
-from suto_client.rotation_machine import RotationOutcome
-from suto_client.statefile import ClientState, load_state, save_state
+from suto_client.rotation_outcome import RotationOutcome
+from suto_client.state import ClientState
+from suto_client.statefile import load_state, save_state
 from tests.support.daemon import EnrollmentFixture, fingerprint_of
 from tests.support.mutual_tls import MutualTLSFixture
 

@@ -29,7 +29,7 @@ from suto_client.protocol import (
     client_endpoint,
     derive_response,
 )
-from suto_client.statefile import Account
+from suto_client.state import Account
 from suto_client.tls import (
     PinMismatch,
     certificate_pin,

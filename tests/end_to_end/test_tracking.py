@@ -16,8 +16,9 @@ from twisted.trial.unittest import TestCase
 from suto_client.agent import Agent
 from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.protocol import account_trust
-from suto_client.rotation_machine import RotationOutcome
-from suto_client.statefile import Account, ClientState, load_state, save_state
+from suto_client.rotation_outcome import RotationOutcome
+from suto_client.state import Account, ClientState
+from suto_client.statefile import load_state, save_state
 from suto_server import tap
 from suto_server.store.dbthread import DatabaseThread
 from tests.support.daemon import WAIT, EnrollmentFixture, fingerprint_of

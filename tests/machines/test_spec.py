@@ -27,6 +27,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_client import classic_machine as session
 from suto_client import enrollment_machine as enrollment
 from suto_client import rotation_machine as rotation
+from suto_client import rotation_outcome
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Close, Send
 from suto_server.core.wire import stream
@@ -232,7 +233,7 @@ def describe(actions: list) -> str:
         elif isinstance(action, rotation_session.Abandon):
             words.append("counts rotation_failed")
         elif isinstance(
-            action, (session.Finish, enrollment.Finish, rotation.Report)
+            action, (session.Finish, enrollment.Finish, rotation_outcome.Report)
         ):
             words.append(f"ends {action.outcome.name}")
         elif isinstance(
@@ -244,7 +245,7 @@ def describe(actions: list) -> str:
                 rotation_session.Reconnect,
                 rotation_session.Commit,
                 session.ComputeHash,
-                rotation.Commit,
+                rotation_outcome.Commit,
             ),
         ):
             words.append(f"asks {type(action).__name__}")

@@ -24,7 +24,7 @@ from zope.interface import implementer
 from suto_client.agent import Agent
 from suto_client.rotation import RotationFactory
 from suto_client.rotation_machine import ClientRotation
-from suto_client.statefile import EnrolledProfile
+from suto_client.state import EnrolledProfile
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Send
 

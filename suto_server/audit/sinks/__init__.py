@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.audit.test_sinks -*-
 """
 Where alerts go: one module per L{suto_server.audit.interfaces.IAlertSink}.
 """

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.audit.test_sinks -*-
 """
 Alerts appended to a file, one JSON object a line, for log shippers and
 C{tail -f}.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.audit.test_sinks -*-
 """
 Alerts as structured log events: always on, whatever else is configured.
 

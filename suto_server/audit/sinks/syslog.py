@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.audit.test_sinks -*-
 """
 Alerts as syslog messages (RFC 5424), one datagram each, to the local
 syslog daemon's socket (C{unix:/dev/log}) or to a collector over UDP

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.audit.test_sinks -*-
 """
 Alerts POSTed as JSON to an HTTP(S) endpoint: a chat room, a paging
 service, a SIEM.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_keyschedule,tests.core.test_vectors -*-
 """
 The SUTO key schedule: every key a profile ever uses, and what each key
 protects, with no I/O.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_keyschedule,tests.core.test_vectors -*-
 """
 The SUTO key schedule's derivations: every key a profile ever uses, made
 with no I/O.

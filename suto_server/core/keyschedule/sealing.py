@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_keyschedule,tests.core.test_vectors -*-
 """
 What a chain key protects, each use under a subkey of its own: messages
 sealed with ChaCha20-Poly1305 (L{seal}, L{open_sealed}), and proofs that

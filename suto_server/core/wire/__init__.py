@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_wire -*-
 """
 The SUTO wire format: typed messages, and decoders and encoders that do no
 I/O.

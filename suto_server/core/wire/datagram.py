@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_wire -*-
 """
 The UDP side of the codec: the datagrams that are never part of a stream,
 and read and written whole.

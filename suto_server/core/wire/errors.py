@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_wire -*-
 """
 The one error a misbehaving peer causes, and its machine-readable codes.
 

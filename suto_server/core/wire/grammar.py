@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_wire -*-
 """
 The grammar of SUTO message fields, and how a message type is spelled
 from them.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_wire -*-
 """
 The typed SUTO messages that travel on a TCP connection.
 

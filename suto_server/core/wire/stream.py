@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_wire -*-
 """
 The TCP side of the codec: a L{Decoder} that turns a connection's bytes
 into messages, and L{encode}, which writes them, both without I/O.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_memory -*-
 """
 A store of accounts, enrollment windows, profiles, the audit log and the
 blacklist kept in dictionaries, for tests that need a store but not a

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_memory -*-
 """
 The accounts part of L{suto_server.store.memory.MemoryStore}, behind
 L{suto_server.store.interfaces.IUserStore}.

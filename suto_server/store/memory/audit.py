@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_memory -*-
 """
 The audit log part of L{suto_server.store.memory.MemoryStore}, a hash
 chain (see L{suto_server.store.chain}) behind

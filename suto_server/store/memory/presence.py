@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_memory -*-
 """
 Where and when profiles were seen, part of
 L{suto_server.store.memory.MemoryStore}: their moves and offline spells,

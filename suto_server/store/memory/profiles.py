@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_memory -*-
 """
 The profiles part of L{suto_server.store.memory.MemoryStore}: the
 profiles, their keys and the key rotation that changes them with a

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_memory -*-
 """
 What a L{suto_server.store.memory.MemoryStore} holds, and its hold on it:
 the dictionaries standing for the SQLite store's tables, shared by a store

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_sqlite -*-
 """
 The accounts part of every SQL store (see L{suto_server.store.sql}): the
 C{users} table, behind L{suto_server.store.interfaces.IUserStore}.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_sqlite -*-
 """
 Where and when profiles were seen, part of every SQL store (see
 L{suto_server.store.sql}): the C{moves}, C{offline} and

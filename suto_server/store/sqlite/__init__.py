@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.sqlite.test_connection,tests.store.sqlite.test_dbfile,tests.store.sqlite.test_upgrade,tests.store.test_sqlite -*-
 """
 The embedded default store of accounts, enrollment and key rotation state,
 profile moves and the audit log: one SQLite file.

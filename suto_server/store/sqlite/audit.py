@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_sqlite -*-
 """
 The audit log part of L{suto_server.store.sqlite.SQLiteStore}: the
 C{audit} table, a hash chain (see L{suto_server.store.chain}), behind

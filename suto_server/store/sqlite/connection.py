@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.sqlite.test_connection,tests.store.sqlite.test_upgrade -*-
 """
 The connection under every part of L{suto_server.store.sqlite.SQLiteStore}:
 opening (creating, checking, upgrading) the file, the transactions the

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.sqlite.test_dbfile -*-
 """
 The SQLite store's file: its atomic creation, the checks an existing file
 must pass, and the pragmas every connection runs with.  Its schema lives
