@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_preflight -*-
 """
 What the server checks of its options before it serves, in one place.
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_preflight,tests.test_tap,tests.end_to_end.test_startup -*-
 """
 The server C{twistd suto} runs, built from its options.
 

@@ -172,6 +172,22 @@ class HeadersTests(SynchronousTestCase):
                 unknown[path] = names
         self.assertEqual(unknown, {})
 
+    def test_every_module_has_a_header(self):
+        """
+        Every module that holds code names its tests; only the packages'
+        C{__init__} modules that hold a docstring alone may go without.
+        """
+        missing = []
+        for path in source_paths():
+            if getTestModules(os.path.join(ROOT, path)):
+                continue
+            with open(os.path.join(ROOT, path), encoding="utf-8") as handle:
+                tree = ast.parse(handle.read())
+            body = tree.body[1:] if ast.get_docstring(tree) else tree.body
+            if body:
+                missing.append(path)
+        self.assertEqual(missing, [])
+
     def test_headers_found(self):
         """
         The headers are read where trial reads them, so the check above is

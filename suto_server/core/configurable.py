@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_config -*-
 """
 Command-line options that may also come from a configuration file, and
 what would stop a daemon at start with them.

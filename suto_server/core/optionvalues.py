@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.core.test_optionvalues -*-
 """
 Values that the options of both daemons take: durations in seconds and
 local IP addresses.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_postgres -*-
 """
 The store of accounts, enrollment and key rotation state, profile moves
 and the audit log on a PostgreSQL server, for a site that keeps its data

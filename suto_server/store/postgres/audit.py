@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_postgres -*-
 """
 The audit log part of L{suto_server.store.postgres.PostgresStore}: the
 C{audit} table, a hash chain (see L{suto_server.store.chain}), behind

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_sqlite,tests.store.test_postgres -*-
 """
 The reading half of the audit log part of every SQL store (see
 L{suto_server.store.sql}): the C{audit} table, a hash chain (see

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.store.test_sqlite -*-
+# -*- test-case-name: tests.store.test_sqlite,tests.store.test_postgres -*-
 """
 The profiles part of every SQL store (see L{suto_server.store.sql}): the
 C{profiles} and C{retired_keys} tables, and the key rotation that changes

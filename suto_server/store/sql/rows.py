@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.test_sqlite,tests.store.test_postgres -*-
 """
 How the store's records map to the rows of its tables, for every SQL
 store: the columns each table is read and written by, in order, and the

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.store.sqlite.test_upgrade,tests.store.postgres.test_connection -*-
 """
 How a SQL store's schema files are named and read, for every SQL store.
 

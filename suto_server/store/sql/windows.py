@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.store.test_sqlite -*-
+# -*- test-case-name: tests.store.test_sqlite,tests.store.test_postgres -*-
 """
 The enrollment windows part of every SQL store (see
 L{suto_server.store.sql}): the C{windows} table, behind L{suto_server.store.interfaces.IWindowStore}.
