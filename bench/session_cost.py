@@ -31,7 +31,7 @@ if __package__ in (None, ""):
     # Run as a script: make the repository importable, as "python -m" would.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from suto_server import wire  # noqa: E402
+from suto_server.core import wire  # noqa: E402
 from suto_server.machines.rotation import RotationConversation  # noqa: E402
 
 USER = "alice"

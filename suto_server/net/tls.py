@@ -99,7 +99,12 @@ class ReloadableServerTLS:
 
     Every context it builds accepts TLS 1.2 and 1.3 only (OpenSSL picks
     1.3 whenever the client offers it), the cipher suites of
-    L{MODERN_CIPHERS}, no compression and no renegotiation.
+    L{MODERN_CIPHERS}, no compression and no renegotiation.  Its
+    connections free their record buffers whenever no record is in flight
+    (C{SSL_MODE_RELEASE_BUFFERS}, which L{CertificateOptions} sets on every
+    context it makes): a fleet of agents holds its connections idle for
+    minutes between rotations, and the buffers would cost each one 25 to
+    29 KB (bench/RESULTS.md).
     """
 
     log = Logger()

@@ -58,6 +58,8 @@ class ClassicDriver(VerifyingDriver):
     Carries out L{ClassicConversation}'s actions for the request C{request}.
     """
 
+    __slots__ = ("_rendezvous", "_request")
+
     ACTIONS = {**VerifyingDriver.ACTIONS, Finish: "_finish"}
 
     def __init__(self, connection, rules: ClassicRules, request) -> None:

@@ -41,7 +41,6 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
         self.factory = factory
         self.framing = factory.framing
         self.clock = factory.clock
-        self.callLater = factory.clock.callLater
         self.exchange_timeout = factory.exchange_timeout
         self.ticket = ticket if ticket is not None else OPEN_GATE.admit(None)
         self.source = None
@@ -112,19 +111,33 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
         tell_time(self, self.factory.rotation.reconnection)
 
     def _start_classic(self, action: opening.StartClassic) -> None:
-        self._phase = ClassicDriver.start(self, self.factory.classic)
-        if self._phase is not None and action.message is not None:
-            self._phase.receive(action.message)
+        phase = ClassicDriver.start(self, self.factory.classic)
+        if phase is not None:
+            self._enter(phase)
+            if action.message is not None:
+                phase.receive(action.message)
 
     def _start_enrollment(self, action: opening.StartEnrollment) -> None:
         factory = self.factory
-        self._phase = EnrollmentDriver.start(
+        phase = EnrollmentDriver.start(
             self, factory.enrollment, action.user, factory.classic.make_rsalt
         )
+        if phase is not None:
+            self._enter(phase)
 
     def _start_rotation(self, action: opening.StartRotation) -> None:
-        self._phase = RotationDriver(self, self.factory.rotation, action.message.user)
-        self._phase.receive(action.message)
+        phase = RotationDriver(self, self.factory.rotation, action.message.user)
+        self._enter(phase)
+        phase.receive(action.message)
+
+    def _enter(self, phase) -> None:
+        """
+        Hand the connection to C{phase} for the rest of its life.  The
+        opening is done with then: dropping it spares each of the
+        thousands of idle rotation connections its machine and offers.
+        """
+        self._phase = phase
+        self._opening = None
 
     _OPENING = {
         Send: "_echo",
@@ -136,6 +149,13 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
     }
 
     # What every phase does on the connection.
+
+    def callLater(self, period: float, func):
+        """
+        Schedule the timeout on the factory's clock (see
+        L{RearmingTimeoutMixin}), not on the global reactor.
+        """
+        return self.clock.callLater(period, func)
 
     def send(self, message) -> None:
         self.transport.write(wire.encode(message, self.framing))

@@ -39,6 +39,10 @@ class Driver:
     @ivar user: the user (or profile) this phase is for.
     """
 
+    # One driver lives as long as its connection, and a fleet keeps
+    # thousands of rotation connections open: slots keep each driver small.
+    __slots__ = ("connection", "machine", "user")
+
     log = Logger()
 
     ACTIONS: ClassVar[dict[type, str]] = {Send: "_send", Close: "_close"}
@@ -76,6 +80,8 @@ class VerifyingDriver(Driver):
 
     @ivar portal: the portal that checks this phase's responses.
     """
+
+    __slots__ = ("portal",)
 
     ACTIONS = {**Driver.ACTIONS, Verify: "_verify"}
 

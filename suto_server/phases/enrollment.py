@@ -34,6 +34,8 @@ class EnrollmentDriver(VerifyingDriver):
     Carries out L{EnrollmentConversation}'s actions for the window C{window}.
     """
 
+    __slots__ = ("_enrollment", "_window")
+
     ACTIONS = {**VerifyingDriver.ACTIONS, Complete: "_complete", Fail: "_fail"}
 
     def __init__(self, connection, rules: EnrollmentRules, user: str, window, make_rsalt):

@@ -69,6 +69,8 @@ class RotationDriver(Driver):
     Carries out L{RotationConversation}'s actions for the profile C{user}.
     """
 
+    __slots__ = ("_rules", "_pending", "_admitted", "_committing", "_offline_step")
+
     ACTIONS = {
         **Driver.ACTIONS,
         Begin: "_begin",

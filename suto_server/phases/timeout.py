@@ -26,7 +26,7 @@ class RearmingTimeoutMixin(TimeoutMixin):
     """
     L{TimeoutMixin} whose L{setTimeout} and L{resetTimeout} never move a
     delayed call earlier.  Like L{TimeoutMixin}, it schedules through
-    C{self.callLater}; a protocol sets that to its clock's C{callLater}.
+    C{self.callLater}; a protocol makes that its clock's C{callLater}.
     """
 
     _timeout_call = None

@@ -174,3 +174,24 @@ class PinnedHandshakeTests(TestCase):
         self.assertIn("00" * 32, str(reason.value))
         self.assertIn(self.fingerprint, str(reason.value))
         yield self.server_factory.lost
+
+
+class ReleaseBuffersTests(SynchronousTestCase):
+    """
+    The agent's connections free their record buffers between records,
+    as the server's do.
+    """
+
+    def test_pinned_connection(self):
+        """
+        A connection of the pinned creator comes from a context with
+        C{SSL_MODE_RELEASE_BUFFERS}.
+        """
+        from OpenSSL import SSL
+        from OpenSSL._util import lib
+
+        connection = pinned_client_creator(HEX).clientConnectionForTLS(None)
+        # pyOpenSSL has no getter for the mode; OpenSSL's SSL_set_mode
+        # adding no mode returns the connection's whole mode mask.
+        mode = lib.SSL_set_mode(connection._ssl, 0)
+        self.assertEqual(mode & SSL.MODE_RELEASE_BUFFERS, SSL.MODE_RELEASE_BUFFERS)

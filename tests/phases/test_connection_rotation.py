@@ -859,3 +859,39 @@ class KeyIdOnlyTests(RotationListenerMixin, SynchronousTestCase):
         self.assertIs(self.live.get("alice").connection, new)
         self.assertEqual(self.state(), "connected")
         self.assertEqual(self.audit("fingerprint_mismatch"), [])
+
+
+class IdleConnectionFootprintTests(RotationListenerMixin, SynchronousTestCase):
+    """
+    What an idle rotation connection keeps, since a fleet keeps thousands
+    of them open for hours.
+    """
+
+    def test_opening_dropped(self):
+        """
+        Once its rotation phase has started the connection no longer holds
+        the opening machine, and it still serves rotation after rotation.
+        """
+        protocol, transport = self.rotated()
+        self.assertIsNone(protocol._opening)
+        self.rotate_again(protocol, transport)
+        self.assertFalse(transport.disconnecting)
+
+    def test_driver_has_no_instance_dict(self):
+        """
+        The rotation driver keeps its state in slots, with no per-instance
+        dictionary.
+        """
+        protocol, _ = self.rotated()
+        self.assertFalse(hasattr(protocol._phase, "__dict__"))
+
+    def test_timeout_on_factory_clock(self):
+        """
+        The idle timeout after a rotation is scheduled on the factory's
+        clock and ends the connection when it falls due.
+        """
+        _, transport = self.rotated()
+        self.clock.advance(IDLE_TIMEOUT - 1)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(transport.disconnecting)

@@ -1,0 +1,157 @@
+"""
+What OpenSSL itself holds for each idle server connection, with no
+sockets, no Twisted and no SUTO code: the floor under the memory
+scenario's figure per endpoint.
+
+The server's own context (L{ReloadableServerTLS}, with the certificate
+SUTO makes for itself) makes C{--connections} server connections over
+memory BIOs, as Twisted's C{TLSMemoryBIOProtocol} does; the resident
+memory (C{VmRSS}) is read when they are made, then after each has
+finished a TLS 1.3 handshake with a client of this process and passed
+one 121-byte record each way (the clients are freed as they finish).
+The same is then measured in a new process without
+C{SSL_MODE_RELEASE_BUFFERS}, to show what the mode spares an idle
+connection.
+
+Run from the repository root, with the project's virtualenv, under the
+bench lock:
+
+    flock /tmp/suto-bench.lock python bench/tls_footprint.py [--connections N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+if __package__ in (None, ""):
+    # Run as a script: make the repository importable, as "python -m" would.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from OpenSSL import SSL
+from OpenSSL._util import lib
+
+from bench.memory import resident_bytes
+from bench.suto_server_process import make_identity
+from suto_server.net.tls import ReloadableServerTLS
+
+#: As long as a C{SUTO_C_ROTATE_} line, roughly.
+RECORD = b"x" * 121
+
+
+def _pump(one: SSL.Connection, other: SSL.Connection) -> None:
+    """
+    Move whatever either connection wrote into the other, until neither
+    has anything left.
+    """
+    moved = True
+    while moved:
+        moved = False
+        for source, sink in ((one, other), (other, one)):
+            try:
+                data = source.bio_read(65536)
+            except SSL.WantReadError:
+                continue
+            sink.bio_write(data)
+            moved = True
+
+
+def _converse(server: SSL.Connection, client: SSL.Connection) -> None:
+    """
+    Complete the handshake, then pass one record each way.
+    """
+    while True:
+        for side in (client, server):
+            try:
+                side.do_handshake()
+            except SSL.WantReadError:
+                pass
+        _pump(server, client)
+        try:
+            client.send(RECORD)
+            break
+        except SSL.WantReadError:
+            continue
+    _pump(server, client)
+    server.recv(4096)
+    server.send(RECORD)
+    _pump(server, client)
+    client.recv(4096)
+
+
+def measure(directory: str, connections: int, release: bool) -> dict:
+    """
+    @return: the resident bytes per server connection once made and after
+        its conversation, in this process.
+    """
+    identity = make_identity(directory)
+    tls = ReloadableServerTLS(identity.key, identity.cert)
+    if not release:
+        # pyOpenSSL refuses to change a context it has made a connection
+        # from (reading the certificate did); OpenSSL does not mind.
+        lib.SSL_CTX_clear_mode(tls._context._context, lib.SSL_MODE_RELEASE_BUFFERS)
+    client_context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    gc.collect()
+    start = resident_bytes(os.getpid())
+    servers = [tls.serverConnectionForTLS(None) for _ in range(connections)]
+    for server in servers:
+        server.set_accept_state()
+    gc.collect()
+    made = resident_bytes(os.getpid())
+    for server in servers:
+        client = SSL.Connection(client_context, None)
+        client.set_connect_state()
+        _converse(server, client)
+    gc.collect()
+    idle = resident_bytes(os.getpid())
+    return {
+        "made_bytes": round((made - start) / connections),
+        "idle_bytes": round((idle - start) / connections),
+    }
+
+
+def main(argv: list | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", type=int, default=2000)
+    parser.add_argument("--no-release", action="store_true", help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="suto-bench-") as directory:
+        if options.no_release:
+            # The child: one measurement, as JSON.
+            print(json.dumps(measure(directory, options.connections, False)))
+            return
+        figures = measure(directory, options.connections, True)
+    child = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--connections",
+            str(options.connections),
+            "--no-release",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    without = json.loads(child.stdout)
+    figures["idle_bytes_without_release"] = without["idle_bytes"]
+    print(
+        f"a new server connection (SSL_new, two memory BIOs): {figures['made_bytes']} B"
+    )
+    print(
+        f"after a TLS 1.3 handshake and one record each way: {figures['idle_bytes']} B"
+    )
+    print(
+        "the same without SSL_MODE_RELEASE_BUFFERS: "
+        f"{figures['idle_bytes_without_release']} B"
+    )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
