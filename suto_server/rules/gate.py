@@ -53,6 +53,17 @@ class Ticket:
     L{rotation_started}, L{rotated}, L{closed}).
     """
 
+    # Every connection holds one, so it keeps no instance dictionary.
+    __slots__ = (
+        "_gate",
+        "_host",
+        "_key",
+        "_settled",
+        "_closed",
+        "_grace",
+        "_rotation_started",
+    )
+
     def __init__(
         self, gate: ConnectionGate, host: str | None, key: str | None
     ) -> None:
