@@ -440,15 +440,29 @@ class WebhookRetryTests(SynchronousTestCase):
     def test_timeout(self):
         """
         An attempt with no answer is cancelled after C{timeout} seconds
-        and retried.
+        (its request's L{Deferred} is cancelled, so no connection is left
+        hanging) and retried after the first delay.
         """
-        sink = self.sink(Deferred, first_delay=2, timeout=10)
+        cancelled = []
+
+        def hang():
+            return Deferred(lambda _: cancelled.append(self.clock.seconds()))
+
+        sink = self.sink(hang, first_delay=2, timeout=10)
         delivered = sink.deliver(ALERT)
         self.clock.advance(9)
-        self.assertEqual(self.agent.requests, [0])
+        self.assertEqual((self.agent.requests, cancelled), ([0], []))
         self.clock.advance(1)
+        self.assertEqual(
+            (
+                self.agent.requests,
+                cancelled,
+                [call.getTime() for call in self.clock.getDelayedCalls()],
+            ),
+            ([0], [10], [12]),
+        )
         self.clock.advance(2)
-        self.assertEqual(self.agent.requests, [0, 12])
+        self.assertEqual((self.agent.requests, cancelled), ([0, 12], [10]))
         self.assertNoResult(delivered)
 
     def test_next_after_dropped(self):

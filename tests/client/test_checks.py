@@ -145,13 +145,21 @@ class CheckResponderTests(SynchronousTestCase):
     def test_clock_going_back(self):
         """
         A clock set back does not keep the limit shut for as long as it
-        jumped.
+        jumped: at the earlier time the check is answered with the proof,
+        and the limit then counts from there, answering 10 and dropping
+        the next.
         """
+        proof = wire.encode_check_proof(
+            wire.CheckProof(NONCE, keyschedule.check_proof(KEY, NONCE, USER))
+        )
         self.clock.advance(1000)
         for _ in range(10):
             self.answer()
+        self.assertIsNone(self.answer())
         self.clock.rightNow = 10
-        self.assertIsNotNone(self.answer())
+        self.assertEqual(
+            [self.answer() for _ in range(11)], [proof] * 10 + [None]
+        )
 
     def test_configured_rate(self):
         """

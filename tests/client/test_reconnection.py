@@ -273,19 +273,38 @@ class ClientReconnectionTests(ConversationFixture, SynchronousTestCase):
         The offline key is derived for the step the server's time falls
         in by the server's step length, whatever they are: a server with
         60-second steps and another time gets the key of its own step.
+        The step is the floor of time over length, as TOTP counts, even
+        late in a step; the reconnection seals the agent's fresh junk
+        under that key and proves the last key over it.
         """
-        for seconds, step in ((SERVER_NOW + 3 * 3600, 60), (59, 7)):
+        for seconds, step, number in (
+            (SERVER_NOW + 3 * 3600 + 45, 60, 28_334_180),
+            (62, 7, 8),
+        ):
             rotation = ClientRotation(OFFLINE, Fingerprints(), Draws())
             rotation.start()
             rotation.receive(wire.Version(2))
             [send] = rotation.receive(wire.ServerTime(seconds, step))
-            keyschedule.open_sealed(
-                keyschedule.offline_key(K0, FINGERPRINT, seconds // step, USER),
-                send.message.sealed,
+            message = send.message
+            junk = keyschedule.open_sealed(
+                keyschedule.offline_key(K0, FINGERPRINT, number, USER),
+                message.sealed,
                 profile=USER,
                 purpose="reconnect",
                 direction=C2S,
                 counter=0,
+            )
+            self.assertEqual(
+                (junk, message),
+                (
+                    bytes([1]) * keyschedule.JUNK_SIZE,
+                    wire.Reconnect(
+                        keyschedule.key_id(K0),
+                        keyschedule.reconnect_proof(K0, USER, message.sealed),
+                        message.sealed,
+                        USER,
+                    ),
+                ),
             )
 
     def test_welcome_does_not_open(self):

@@ -184,14 +184,35 @@ class ProtocolTestsMixin:
     def test_one_connection_per_request(self):
         """
         A second connection from the same address finds the request
-        already claimed and is refused.
+        already claimed and is refused as one that answers no request
+        (C{SUTO_ERROR_NO_REQUEST} on the framed listener, silence on the
+        legacy one); the first keeps the request and completes it.
         """
         self.open_request()
-        first, _ = self.connect()
+        first, first_transport = self.connect()
         first.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
         protocol, transport = self.connect()
         protocol.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
+        refusal = b""
+        if self.framing is wire.Framing.FRAMED:
+            refusal = self.frame(wire.Error(wire.ERROR_NO_REQUEST))
+        self.assertEqual(transport.value(), self.answer_to_handshake() + refusal)
         self.assertTrue(transport.disconnecting)
+        self.assertEqual(
+            (
+                self.outcomes,
+                [request.claimed_by for request in self.rendezvous.pending],
+            ),
+            ([], ["127.0.0.1"]),
+        )
+        self.assertFalse(first_transport.disconnecting)
+        first_transport.clear()
+        first.dataReceived(self.frame(wire.CFHash(RESPONSE)))
+        self.assertEqual(first_transport.value(), self.frame(wire.Auth(True)))
+        self.assertEqual(
+            [(outcome.user, outcome.verdict) for outcome in self.outcomes],
+            [("alice", Verdict.ACCEPTED)],
+        )
 
     def test_timeout(self):
         """

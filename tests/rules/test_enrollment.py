@@ -717,12 +717,22 @@ class WindowsTests(EnrollmentTestsMixin, SynchronousTestCase):
 
     def test_pruned_reason(self):
         """
-        The audit record of a window closed at its deadline names why.
+        The audit record of a window closed at its deadline names why: the
+        deadline passed with no enrollment.
         """
         self.open()
         self.enrollment.windows(NOW + TIMEOUT)
-        [(_, _, _, reason)] = self.events("enrollment_window_expired")
-        self.assertTrue(reason)
+        self.assertEqual(
+            self.events("enrollment_window_expired"),
+            [
+                (
+                    "enrollment_window_expired",
+                    "alice",
+                    None,
+                    "deadline passed with no enrollment",
+                )
+            ],
+        )
 
     def test_cancel(self):
         """

@@ -698,6 +698,37 @@ class CloneTestsMixin(RotationMixin):
         )
         self.assert_agreed()
 
+    def test_retired_key_pending(self):
+        """
+        The client misses "done"; a second holder of the new key begins a
+        rotation from it; the client comes back with its old key, rolls
+        back and commits generation 1 again.  The second holder's rotation,
+        from the key the roll back retired to generation 2 (the generation
+        a rotation from the current key would reach), then fails with
+        C{rotation_failed} when acknowledged: committing it would fork the
+        key chain.
+        """
+        pending = self.begin(self.device.request())
+        self.commit(pending, self.device.acknowledge(pending.server_public, pending.ok))
+        second = Device("alice", self.device.next)
+        second.generation = 1
+        second_pending = self.begin(second.request(), ELSEWHERE)
+        self.assertEqual(
+            (second_pending.expected_key_id, second_pending.generation),
+            (pending.new_key_id, 2),
+        )
+        ack = second.acknowledge(second_pending.server_public, second_pending.ok)
+        self.rotate()
+        self.assert_agreed()
+        self.assertTrue(self.store.is_retired("alice", pending.new_key_id))
+        d = self.rotation.acknowledge(second_pending, ack, ELSEWHERE, self.now())
+        self.clock.advance(0)
+        self.assertEqual(
+            self.failureResultOf(d, RotationRefused).value.reason, "rotation_failed"
+        )
+        self.assert_agreed()
+        self.assertEqual(self.device.generation, 1)
+
 
 class ReplayTestsMixin(RotationMixin):
     """

@@ -148,6 +148,43 @@ class RotationStoreTestsMixin(StoreTestsBase):
         )
         self.assertIsNone(self.store.get_profile("dave"))
 
+    def test_stale_key_right_generation(self):
+        """
+        A rotation naming the profile's generation but not its current key
+        is refused and changes nothing: the compare-and-swap is on the key
+        id, not only on the generation.
+        """
+        rotation = numbered_rotation(
+            "alice", 0, 1, 2000.0, expected_key_id=numbered_key_id(9)
+        )
+        self.assertEqual(self.store.commit_rotations([rotation]), [False])
+        self.assertEqual(
+            self.store.get_profile("alice"), self.enrolled("alice")
+        )
+        self.assert_retired("alice", [], kept=[0, 1, 9])
+
+    def test_retired_key_right_generation(self):
+        """
+        After a roll back and a new rotation to the same generation, a
+        rotation from the key rolled back (generation 1 to 2, as one from
+        the current key would be) is refused and changes nothing: it would
+        fork the key chain.
+        """
+        self.rotate("alice", 0, 1, 2000.0)
+        self.assertTrue(
+            self.store.roll_back("alice", numbered_key_id(0), 2100.0, "::1")
+        )
+        self.rotate("alice", 0, 3, 2200.0)
+        before = self.store.get_profile("alice")
+        self.assertEqual(
+            (before.key_id, before.generation), (numbered_key_id(3), 1)
+        )
+        stale = numbered_rotation("alice", 1, 2, 2300.0)
+        self.assertEqual(stale.new_generation, before.generation + 1)
+        self.assertEqual(self.store.commit_rotations([stale]), [False])
+        self.assertEqual(self.store.get_profile("alice"), before)
+        self.assert_retired("alice", [1], kept=[0, 2, 3])
+
     def test_batch_in_order(self):
         """
         A later rotation in a batch sees the earlier ones: two steps of one
