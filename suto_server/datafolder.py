@@ -47,7 +47,7 @@ class NoDataFolder(Exception):
 
 def _missing(what: str, data: str) -> NoDataFolder:
     return NoDataFolder(
-        f"there is no {what}: run 'suto-admin init --data {data}' or start "
+        f"there is no {what}: run 'suto-admin --data {data} init' or start "
         f"the daemon with it"
     )
 

@@ -24,7 +24,7 @@ ADMIN_SLACK = 10.0
 #: The exit status of C{suto-admin auth} for each verdict, so that a script
 #: can tell a wrong password from a device that never connected, one that
 #: does not trust the server's certificate, and one the connection limits
-#: refused (README, "Exit status of suto-admin auth").
+#: refused (README, "Using it").
 AUTH_STATUS = {
     "accepted": 0,
     "rejected": 1,

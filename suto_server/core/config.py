@@ -282,7 +282,11 @@ def _checked(
     Run C{postOptions} on the file's values.  It stops at its first
     complaint, so when it refuses them all together, each value is tried
     alone to put every refused value on its line; a refusal no single
-    value explains is a conflict between them, on no line.
+    value explains is a conflict between them, on no line.  A value
+    refused alone is refused against the other options' defaults, so
+    when leaving it out of the file's values settles them, the refusal of
+    the file's own values is the one reported (its numbers are the
+    file's, not the defaults').
     """
     together = _refusal(options_class, values)
     if together is None:
@@ -290,8 +294,11 @@ def _checked(
     problems = []
     for name, value in values.items():
         alone = _refusal(options_class, {name: value})
-        if alone is not None:
-            problems.append(Problem(lines[name], f"{name}: {alone}"))
+        if alone is None:
+            continue
+        rest = {key: other for key, other in values.items() if key != name}
+        message = together if _refusal(options_class, rest) is None else alone
+        problems.append(Problem(lines[name], f"{name}: {message}"))
     return problems or [Problem(None, together)]
 
 

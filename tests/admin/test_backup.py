@@ -234,7 +234,7 @@ class BackupTests(DataFolderCase):
         os.remove(self.database)
         code, out, err = self.admin("backup", self.destination)
         self.assertEqual((code, out, err.count("\n")), (1, "", 1))
-        self.assertIn("suto-admin init", err)
+        self.assertIn("init' or start the daemon", err)
         self.assertEqual(sorted(os.listdir(self.base)), ["data"])
 
 

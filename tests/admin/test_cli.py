@@ -408,7 +408,7 @@ class NothingCreatedTests(SynchronousTestCase):
                     1,
                     "",
                     f"suto-admin: there is no data folder {data}: run "
-                    f"'suto-admin init --data {data}' or start the daemon "
+                    f"'suto-admin --data {data} init' or start the daemon "
                     f"with it\n",
                 ),
                 argv,
@@ -431,7 +431,9 @@ class NothingCreatedTests(SynchronousTestCase):
         ):
             code, out, err = run_admin("--data", data, *argv, stdin="pw\n")
             self.assertEqual((code, out, err.count("\n")), (1, "", 1), argv)
-            self.assertIn(f"there is no store {store}: run 'suto-admin init", err)
+            self.assertIn(
+                f"there is no store {store}: run 'suto-admin --data {data} init", err
+            )
             self.assertEqual(os.listdir(data), [], argv)
 
     def test_default_folder(self):
