@@ -464,6 +464,32 @@ class ErrorTests(_FileMixin, SynchronousTestCase):
         self.assertEqual(Problem(None, "wrong").describe("a.toml"), "a.toml: wrong")
 
 
+class CrossOptionTests(_FileMixin, SynchronousTestCase):
+    """
+    A value the daemon refuses only against another of the file's values
+    is reported on its line with the file's numbers, not the defaults'.
+    """
+
+    def test_file_numbers(self):
+        """
+        An offline step longer than the file's own rotation interval
+        allows is refused naming that interval's deadline; a step that
+        fits the file's interval passes.
+        """
+        problems = self.problems(
+            "rotation-interval = 100\noffline-step = 111\n", tap.Options
+        )
+        self.assertEqual(len(problems), 1)
+        self.assertEqual(problems[0].line, 2)
+        self.assertIn("= 110 s", problems[0].message)
+        self.assertEqual(
+            self.problems(
+                "rotation-interval = 100\noffline-step = 90\n", tap.Options
+            ),
+            [],
+        )
+
+
 class CheckCommandTests(_FileMixin, SynchronousTestCase):
     def admin(self, *argv):
         stdout, stderr = io.StringIO(), io.StringIO()
