@@ -71,15 +71,17 @@ def checked_location(uri):
     @param uri: a libpq connection URI.
     @return: C{uri}, which names no password.
     @raise StoreError: it is not a connection URI libpq understands, or it
-        carries a password, which would then show in the process list and
-        the shell's history: the password belongs in a C{PGPASSFILE}
-        (C{~/.pgpass}) or in C{PGPASSWORD}, which libpq reads itself.
+        carries a password (or a client key's C{sslpassword}), which would
+        then show in the process list and the shell's history: the
+        password belongs in a C{PGPASSFILE} (C{~/.pgpass}) or in
+        C{PGPASSWORD}, which libpq reads itself.
     """
     try:
         parameters = conninfo_to_dict(uri)
-    except psycopg.ProgrammingError as e:
-        raise StoreError(f"not a PostgreSQL connection URI: {e}") from e
-    if "password" in parameters:
+    except psycopg.ProgrammingError:
+        # libpq's message quotes the URI, password and all.
+        raise StoreError("not a PostgreSQL connection URI libpq can read") from None
+    if any("password" in name for name in parameters):
         raise StoreError(
             "the store's URI must not carry a password: put it in the file "
             "PGPASSFILE names (~/.pgpass by default) or in PGPASSWORD"

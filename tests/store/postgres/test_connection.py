@@ -257,8 +257,19 @@ class PostgresSchemaTests(SynchronousTestCase):
         for uri in [
             "postgresql://suto:secret@db.invalid/suto",
             "postgresql:///suto?password=secret",
+            "postgresql:///suto?sslpassword=secret",
         ]:
             error = self.assertRaises(StoreError, PostgresStore.open, uri)
             self.assertIn("PGPASSFILE", str(error))
             self.assertNotIn("secret", str(error))
             self.assertRaises(StoreError, PostgresStore.open_read_only, uri)
+
+    def test_unreadable_uri_hides_password(self):
+        """
+        A URI libpq cannot read is refused without quoting it, so a
+        password in it never reaches a message or the log.
+        """
+        error = self.assertRaises(
+            StoreError, PostgresStore.open, "postgresql://u:s3cret@[::1/db"
+        )
+        self.assertNotIn("s3cret", str(error))
