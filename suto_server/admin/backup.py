@@ -28,7 +28,7 @@ import tempfile
 
 from suto_server.admin.client import DaemonUnreachable, call
 from suto_server.admin.reports import read_only_store
-from suto_server.core.atomicfile import write_atomically
+from suto_server.core.atomicfile import sync_directory, write_atomically
 from suto_server.core.commandline import CommandError
 from suto_server.datafolder import (
     DATABASE_FILE,
@@ -125,6 +125,8 @@ def backup(args, io) -> int:
     try:
         written = _fill(args.data, staging)
         os.rename(staging, destination)
+        # The backup's name must survive a power cut before it is reported.
+        sync_directory(parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

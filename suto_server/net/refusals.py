@@ -103,16 +103,17 @@ class PenaltyNotices:
         self._sent_this_second = 0
         self._last: dict[str, float] = {}
 
-    def allow(self, host: str, now: float) -> bool:
+    def allow(self, source: str, now: float) -> bool:
         """
-        May a notice go to C{host} at C{now}?  If so, it counts as sent.
+        May a notice go to C{source} (an address, or the source a gate
+        counts it as) at C{now}?  If so, it counts as sent.
         """
         if int(now) != self._second:
             self._second = int(now)
             self._sent_this_second = 0
         if self._sent_this_second >= self._per_second:
             return False
-        last = self._last.get(host)
+        last = self._last.get(source)
         if last is not None and now - last < self._every:
             return False
         if last is None and len(self._last) >= self._max_sources:
@@ -121,7 +122,7 @@ class PenaltyNotices:
             }
             if len(self._last) >= self._max_sources:
                 return False
-        self._last[host] = now
+        self._last[source] = now
         self._sent_this_second += 1
         return True
 
@@ -234,6 +235,9 @@ class RefusingTLSFactory(TLSMemoryBIOFactory):
         if host is None or penalty_left is None:
             return None
         seconds = penalty_left(host)
-        if seconds is None or not self.notices.allow(host, gate.clock.seconds()):
+        # One notice per source, not per address: a /64 stepping through
+        # its addresses must not take the whole budget.
+        source = gate.source(host)
+        if seconds is None or not self.notices.allow(source, gate.clock.seconds()):
             return None
         return _PenaltyNotice(seconds, gate.clock)

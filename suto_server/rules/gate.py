@@ -222,6 +222,13 @@ class ConnectionGate:
         if not refusing and until is not None and self._on_refusing is not None:
             self._on_refusing(now, host, key, until)
 
+    def source(self, host: str | None) -> str | None:
+        """
+        @return: the source C{host} counts as (its IPv4 address, or its
+            IPv6 /64), which is what the limits and their notices are per.
+        """
+        return source_key(host)
+
     def penalty_left(self, host: str | None) -> float | None:
         """
         @return: the seconds the source of C{host} stays refused for its

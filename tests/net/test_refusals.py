@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import os
 
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.internet.task import Clock
@@ -25,6 +25,7 @@ from suto_server.net.refusals import (
     RefusingTLSFactory,
 )
 from suto_server.net.tls import ReloadableServerTLS
+from suto_server.rules.limits import source_key
 
 PEER = IPv4Address("TCP", "192.0.2.7", 40000)
 
@@ -78,6 +79,9 @@ class FakeGate:
 
     def penalty_left(self, host):
         return self.left
+
+    def source(self, host):
+        return source_key(host)
 
 
 class RefusingFactory(Factory):
@@ -156,6 +160,18 @@ class PenaltyNoticeTests(SynchronousTestCase):
         factory = self.factory(17.2)
         self.assertIsNotNone(factory.buildProtocol(PEER))
         self.assertIsNone(factory.buildProtocol(PEER))
+
+    def test_budget_per_source(self):
+        """
+        Two addresses of one IPv6 /64 are one source: once one was told,
+        the other is closed before TLS too, so a /64 stepping through its
+        addresses cannot take the whole budget.
+        """
+        factory = self.factory(17.2)
+        first = IPv6Address("TCP", "2001:db8::1", 4433)
+        second = IPv6Address("TCP", "2001:db8::2", 4433)
+        self.assertIsNotNone(factory.buildProtocol(first))
+        self.assertIsNone(factory.buildProtocol(second))
 
     def test_handshake_never_finished(self):
         """
