@@ -171,7 +171,9 @@ class SutoServer(MultiService):
         self.gate.expect(ExpectedSources.of(self.rendezvous, store))
         self.hello = HelloService(reactor, network.hostname, network.hello_interface)
         self.hello.setServiceParent(self)
-        self.authenticator = Authenticator(self.rendezvous, self.hello, source)
+        self.authenticator = Authenticator(
+            self.rendezvous, self.hello, source, paced=self.gate.paced
+        )
         watch(listeners.devices, self.authenticator)
         self.listeners: list[ListeningService] = []
         self.live = LiveSessions()

@@ -26,7 +26,6 @@ from suto_server.core.timestamps import iso_utc
 from suto_server.datafolder import existing_store
 from suto_server.store.errors import StoreError
 
-
 #: The columns of C{user list}, as its C{--json} names them.
 _ACCOUNT_COLUMNS = ("user", "scheme", "created", "unusable")
 

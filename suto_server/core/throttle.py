@@ -104,3 +104,12 @@ class PacedLog:
         if quiet or self._always_count:
             text += QUIET
         log.emit(level, text, quiet=quiet, **fields)
+
+
+def unpaced(log: Logger, level: LogLevel, host, reason: str, text: str, **fields):
+    """
+    Write every line: what a component given no pacing does (tests build
+    them so; the server always gives its gate's L{PacedLog}).  Takes the
+    arguments of the server's C{ConnectionGate.paced}.
+    """
+    log.emit(level, text, source=host, reason=reason, quiet=0, **fields)

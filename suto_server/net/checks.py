@@ -36,6 +36,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger, LogLevel
 
 from suto_server.core import keyschedule, wire
+from suto_server.core.throttle import unpaced
 from suto_server.net.discovery import DEFAULT_HELLO_PORT
 
 DEFAULT_CHECK_TIMEOUT = 3.0
@@ -113,13 +114,6 @@ class _CheckSocket(DatagramProtocol):
         self._received(datagram, address[0])
 
 
-def _unpaced(log: Logger, level: LogLevel, host, reason: str, text: str, **fields):
-    """
-    Write every line: what a L{CheckService} given no pacing does.
-    """
-    log.emit(level, text, source=host, reason=reason, quiet=0, **fields)
-
-
 class CheckService(Service):
     """
     Sends check packets and matches their answers.  Owns one UDP socket
@@ -155,7 +149,7 @@ class CheckService(Service):
         self._listening: dict[int, object] = {}
         self._sockets: dict[int, _CheckSocket] = {}
         self._pending: dict[bytes, _Pending] = {}
-        self._paced = _unpaced if paced is None else paced
+        self._paced = unpaced if paced is None else paced
 
     def check(
         self,

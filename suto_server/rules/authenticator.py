@@ -16,9 +16,10 @@ answers in time, with that cause rather than a bare timeout.
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
+from suto_server.core.throttle import unpaced
 from suto_server.cred.interfaces import IPasswordHashSource
 from suto_server.locations import WIDEST_PREFIX
 from suto_server.net.discovery import HelloTarget
@@ -49,11 +50,15 @@ class Authenticator:
     log = Logger()
 
     def __init__(
-        self, rendezvous: Rendezvous, hello, source: IPasswordHashSource
+        self, rendezvous: Rendezvous, hello, source: IPasswordHashSource, paced=None
     ) -> None:
         self._rendezvous = rendezvous
         self._hello = hello
         self._source = source
+        # Refused connections and failed handshakes come from the network:
+        # one line per source and cause per interval, so no peer can make
+        # the server write more.
+        self._paced = unpaced if paced is None else paced
 
     def authenticate(
         self,
@@ -133,9 +138,12 @@ class Authenticator:
     def _notice(self, host, verdict: Verdict, reason: str) -> None:
         # A peer that is not an IP address (a UNIX socket) answers nothing.
         if host is not None and self._rendezvous.noticed(host, verdict, reason):
-            self.log.warn(
-                "an authentication waits for {source}: {reason}",
-                source=host,
+            self._paced(
+                self.log,
+                LogLevel.warn,
+                host,
+                verdict.value,
+                "an authentication waits for {source}: {cause}",
                 verdict=verdict.value,
-                reason=reason,
+                cause=reason,
             )

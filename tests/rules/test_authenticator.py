@@ -19,6 +19,7 @@ from suto_server.rules.authenticator import (
     TargetTooWide,
     UnknownAccount,
 )
+from suto_server.rules.gate import ConnectionGate
 from suto_server.rules.rendezvous import (
     Outcome,
     Rendezvous,
@@ -255,6 +256,33 @@ class WitnessTests(SynchronousTestCase):
             self.authenticator.refused("198.51.100.1")
             self.authenticator.refused(None)
         self.assertEqual(events, [])
+
+
+class PacedWitnessTests(SynchronousTestCase):
+    """
+    A flood of refused connections and failed handshakes from a pending
+    request's target network writes one line per source and cause per
+    interval, through the gate's pacing, however many arrive.
+    """
+
+    def test_flood_paced(self):
+        clock = task.Clock()
+        gate = ConnectionGate(clock, log_interval=60)
+        authenticator = Authenticator(
+            Rendezvous(clock, timeout=5),
+            RecordingHelloSender(),
+            DictSource({"alice": STORED}),
+            paced=gate.paced,
+        )
+        authenticator.authenticate("alice", parse_targets("192.0.2.0/24"))
+        with capturedLogs() as events:
+            for _ in range(1000):
+                authenticator.refused("192.0.2.7")
+                authenticator.handshake_failed("192.0.2.7", "tlsv1 alert unknown ca")
+        self.assertEqual(
+            sorted(e["verdict"] for e in events),
+            ["refused_by_limits", "tls_trust_failure"],
+        )
 
 
 class TargetBoundsTests(SynchronousTestCase):
