@@ -1,17 +1,19 @@
 # -*- test-case-name: tests.audit.test_aggregation -*-
 """
-Alerts any peer could raise at will, gathered per source and type.
+Alerts any peer could raise at will, gathered per source, type and profile.
 
 Some alerts follow nothing the peer proved: it named a public key id, sent
 a wrong one-time password, forged an answer to a check.  Anyone can do that
 as often as the server lets it connect, and an operator flooded with one
 alert per attempt stops reading them.  So such an alert goes through an
-L{AlertAggregator}: the first of a (source, type) goes out at once and
-opens an interval; the others from that source of that type within the
-interval are only counted, and when it ends one alert standing for them
+L{AlertAggregator}: the first of a (source, type, profile) goes out at
+once and opens an interval; the others from that source of that type
+about that profile within the interval are only counted, and when it ends one alert standing for them
 (L{suto_server.audit.alerts.Alert.joined}, with their C{count}) goes out.
 The next one after that opens a new interval.  The audit log still records
-every event; only what reaches the sinks is gathered.
+every event; only what reaches the sinks is gathered.  The profile is part
+of the key so that a peer cannot hide the profile an alert is about among
+decoys naming others: every profile it names reaches the sinks by name.
 
 At most C{capacity} intervals are open at once, so a peer spraying source
 addresses or alert types cannot grow the table: opening one more ends the
@@ -62,15 +64,17 @@ class AlertAggregator:
         self._deliver = deliver
         self.interval = interval
         self._capacity = capacity
-        # (source, type) -> _Interval, oldest first (dicts keep order).
+        # (source, type, profile) -> _Interval, oldest first (dicts keep
+        # order).
         self._open: dict[tuple, _Interval] = {}
 
     def offer(self, alert: Alert) -> None:
         """
-        Deliver C{alert} now if it opens an interval for its source and
-        type, else count it towards the alert that interval ends with.
+        Deliver C{alert} now if it opens an interval for its source, type
+        and profile, else count it towards the alert that interval ends
+        with.
         """
-        key = (alert.source, alert.type)
+        key = (alert.source, alert.type, alert.profile)
         current = self._open.get(key)
         if current is not None:
             gathered = current.gathered

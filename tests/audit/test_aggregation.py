@@ -157,6 +157,24 @@ class AlertAggregatorTests(SynchronousTestCase):
         self.clock.advance(60)
         self.assertEqual(self.counted()[3:], [("enrollment_failed", "10.9.0.4", 1)])
 
+    def test_every_profile_named(self):
+        """
+        Decoys naming another profile from the same source cannot hide
+        the alert about a victim: each profile has its own interval, so
+        the victim's alert goes out at once and by name.
+        """
+        decoy = replace(probe(0, alert_type="clone_suspected"), profile="decoy")
+        victim = replace(probe(1, alert_type="clone_suspected"), profile="victim")
+        self.aggregator.offer(decoy)
+        self.aggregator.offer(victim)
+        self.aggregator.offer(replace(decoy, time=NOW + 2))
+        self.assertEqual(self.delivered, [decoy, victim])
+        self.clock.advance(60)
+        self.assertEqual(
+            [(alert.profile, alert.count) for alert in self.delivered[2:]],
+            [("decoy", 1)],
+        )
+
     def test_capacity(self):
         """
         Opening an interval beyond the capacity ends the oldest first,
