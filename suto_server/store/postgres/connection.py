@@ -132,6 +132,37 @@ def _current_version(connection):
     return rows[0][0]
 
 
+def _refuse_newer(version, target):
+    """
+    @raise DatabaseTooNew: the schema C{version} of a database is newer
+        than the newest, C{target}, this code knows.
+    """
+    if version is not None and version > target:
+        raise DatabaseTooNew(
+            f"the store has schema v{version} but this SUTO knows only "
+            f"up to v{target}; run a newer SUTO or restore an older copy"
+        )
+
+
+def check_openable(uri):
+    """
+    Check, changing nothing, that L{Connection.open} could open the
+    database at C{uri}: the URI names no password, the server lets us in,
+    and the database is empty or holds a store of a schema this code can
+    use or upgrade.
+
+    @raise StoreError: it could not (L{CorruptDatabase} and
+        L{DatabaseTooNew} among the reasons).
+    """
+    connection = connect(checked_location(uri), read_only=True)
+    try:
+        with as_store_error("reading the store's version"):
+            version = _current_version(connection)
+    finally:
+        connection.close()
+    _refuse_newer(version, SCHEMA_VERSION)
+
+
 def _psycopg_sql(sql):
     """
     @param sql: a statement as the store's parts write it, with C{?}
@@ -266,13 +297,9 @@ class Connection:
         holding the schema lock.
         """
         version = _current_version(connection)
+        _refuse_newer(version, target)
         if version is None:
             cls._create(connection, schema_dir, target)
-        elif version > target:
-            raise DatabaseTooNew(
-                f"the store has schema v{version} but this SUTO knows only "
-                f"up to v{target}; run a newer SUTO or restore an older copy"
-            )
         elif version < target:
             cls._upgrade(connection, schema_dir, version, target)
 
