@@ -277,7 +277,7 @@ class StoreCheckTests(_Files, SynchronousTestCase):
         ]:
             path = self.write(f'store = "{uri}"\n')
             code, lines = self.check(path)
-            self.assertEqual(code, 1)
+            self.assertEqual((code, len(lines)), (1, 2), lines)
             self.assertTrue(lines[0].startswith(f"{path}:2: {message}"), lines[0])
 
 

@@ -152,6 +152,28 @@ class StoreOptionTests(SynchronousTestCase):
         self.assertNotIn("secret", error.code)
         self.assertFalse(os.path.exists(os.path.join(self.data, MASTER_KEY_FILE)))
 
+    def test_unreachable(self):
+        """
+        A server that cannot be reached stops the start with one line
+        naming the option, libpq's hints included.
+        """
+        error = self.assertRaises(
+            SystemExit,
+            tap.makeService,
+            options(
+                "--data", self.data, "--listen", "tcp:0",
+                "--store", "postgresql://suto@/suto?host=/nonexistent",
+            ),
+        )
+        self.assertNotIn("\n", error.code)
+        self.assertTrue(
+            error.code.startswith(
+                "suto: cannot start: --store: connecting to the store failed: "
+            ),
+            error.code,
+        )
+        self.assertIn("Is the server running", error.code)
+
     def test_not_a_uri(self):
         """
         C{--store} takes only a PostgreSQL URI: the SQLite store is always

@@ -56,14 +56,16 @@ _SCHEMA_LOCK = 0x5355544F
 def as_store_error(doing):
     """
     Turn a failure of PostgreSQL or of the connection to it into a
-    L{StoreError}, so callers need to know only the store's errors.
+    L{StoreError}, so callers need to know only the store's errors.  Its
+    message is one line (libpq adds hints on lines of their own), since
+    the daemon's start and C{suto-admin} report a store error as one.
 
     @param doing: what was being done, for the message.
     """
     try:
         yield
     except psycopg.Error as e:
-        raise StoreError(f"{doing} failed: {e}") from e
+        raise StoreError(f"{doing} failed: {' '.join(str(e).split())}") from e
 
 
 def checked_location(uri):
