@@ -73,8 +73,8 @@ def init(args, io) -> int:
     """
     Make the data folder (mode 0700), its store (or the schema of the
     PostgreSQL store) and its master key, as the daemon's first start
-    would; the TLS certificate is left to the
-    daemon, which makes it for the host name it serves.
+    would; the TLS certificate is left to the daemon, which makes it for
+    the host name it serves.
     """
     from suto_server.masterkey import MasterKey, MasterKeyError
     from suto_server.store.open import open_store

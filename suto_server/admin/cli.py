@@ -59,6 +59,7 @@ COMMANDS = {
     ("config", "check"): daemon.config_check,
 }
 
+
 def _store(value: str) -> str:
     """
     @return: C{value}, the URI of a PostgreSQL store.

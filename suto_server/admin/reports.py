@@ -8,8 +8,8 @@ daemon's JSON for scripts.  The alerts and the audit log are in the
 store itself, so with the daemon down C{alerts}, C{audit} and C{audit
 verify} read the daemon's store read-only instead (the data folder's
 SQLite file, or the PostgreSQL database of C{--store}), saying so on
-standard error; C{audit verify --file} checks any database file that way: a copy, or
-the store of a daemon that is down.
+standard error; C{audit verify --file} checks any database file that
+way: a copy, or the store of a daemon that is down.
 
 C{audit verify} also says how many records the log holds and when the
 last was made: a copy that lost its write-ahead log (a C{cp} of a live
