@@ -24,6 +24,7 @@ import os
 import re
 
 from suto_server.core import commandline
+from suto_server.core.commandline import CommandError
 from suto_server.datafolder import (
     ADMIN_SOCKET,
     DATABASE_FILE,
@@ -81,6 +82,24 @@ def unix_socket(description: str | None) -> str | None:
     return positional[0] if positional else None
 
 
+def _without_password(uri: str | None) -> str | None:
+    """
+    @return: C{uri}, a PostgreSQL store's URI (or L{None}), once known to
+        carry no password, which a command that names its store would
+        otherwise show.
+    @raise CommandError: it carries one.
+    """
+    if uri is None:
+        return None
+    from suto_server.store.errors import StoreError
+    from suto_server.store.postgres.connection import checked_location
+
+    try:
+        return checked_location(uri)
+    except StoreError as error:
+        raise CommandError(str(error)) from None
+
+
 def store_location(args: argparse.Namespace) -> str:
     """
     @return: where the store of the deployment L{in_deployment} found is:
@@ -110,7 +129,7 @@ def in_deployment(words, command, environ):
                     args.config, CONFIG_VARIABLE, environ, _daemon_options
                 )
             args.data = args.data or values.get("data") or DEFAULT_DATA
-            args.store = args.store or values.get("store")
+            args.store = _without_password(args.store or values.get("store"))
             if words not in _MAKING_DATA_FOLDER:
                 args.data = existing_data_folder(args.data)
             args.admin_socket = unix_socket(values.get("admin")) or os.path.join(

@@ -101,6 +101,26 @@ class PostgresDeploymentTests(SynchronousTestCase):
         self.admin("init", store=other)
         self.assertEqual(self.users("--config", config, "--store", other), [])
 
+    def test_data_given(self):
+        """
+        With C{--data} the configuration file is not read, its store
+        neither: the store is that folder's SQLite file.
+        """
+        code, _, err = run_admin("--data", self.data, "init")
+        self.assertEqual((code, err), (0, ""))
+        self.admin("init", store=self.location)
+        self.admin("user", "add", "alice", "--password-stdin", stdin="pw\n")
+        config = os.path.abspath(self.mktemp())
+        with open(config, "w", encoding="utf-8") as handle:
+            handle.write(f'store = "{self.location}"\n')
+        self.assertEqual(self.users("--data", self.data, "--config", config), [])
+        self.assertEqual(
+            self.users(
+                "--config", config, "--data", self.data, "--store", self.location
+            ),
+            ["alice"],
+        )
+
     def test_backup_refused(self):
         """
         C{backup} and C{restore} refuse a PostgreSQL store with one line
@@ -126,12 +146,10 @@ class PostgresDeploymentTests(SynchronousTestCase):
         code, out, err = run_admin("--store", "suto.db", "user", "list")
         self.assertEqual(code, 2)
         self.assertIn("PostgreSQL connection URI", err)
-        out, err = self.admin(
-            "user",
-            "list",
-            store="postgresql://suto:secret@db.invalid/suto",
-            status=1,
-        )
-        self.assertEqual(err.count("\n"), 1, err)
-        self.assertIn("PGPASSFILE", err)
-        self.assertNotIn("secret", err)
+        for argv in (("user", "list"), ("alerts",), ("audit", "verify")):
+            out, err = self.admin(
+                *argv, store="postgresql://suto:secret@db.invalid/suto", status=1
+            )
+            self.assertEqual(err.count("\n"), 1, err)
+            self.assertIn("PGPASSFILE", err)
+            self.assertNotIn("secret", err)
