@@ -65,7 +65,8 @@ def check_start(reactor, options, data: str, listen: str) -> StartCheck:
     """
     Check everything the server loads from its options before it serves:
     its endpoint strings, parsed (TLS files loaded) but not listened on;
-    its shadow and locations files, loaded; its alert file's access.
+    its shadow and locations files, loaded; its alert file's access; its
+    PostgreSQL store, connected to but left unchanged.
 
     @param options: parsed L{suto_server.tap.Options}.
     @param data: the data folder, where the admin socket is by default.
@@ -110,6 +111,8 @@ def check_start(reactor, options, data: str, listen: str) -> StartCheck:
         "metrics-listen", METRICS_TYPES, serverFromString
     ))
     loaded = _load_files(options, problems)
+    if options["store"]:
+        _check_store(options["store"], problems)
     if problems:
         return StartCheck(problems)
     return StartCheck(problems, listeners=Listeners(**endpoints), **loaded)
@@ -175,6 +178,24 @@ def _load_files(options, problems: list[OptionProblem]) -> dict:
                 )
             )
     return loaded
+
+
+def _check_store(uri: str, problems: list[OptionProblem]) -> None:
+    """
+    Check that the PostgreSQL store at C{uri} can be opened: the URI names
+    no password, the server lets us in, and its database is empty or of a
+    schema this server can use.  Nothing is written: creating or upgrading
+    the schema is the start's own work, never a check's.
+
+    @param problems: where to add what is wrong with it.
+    """
+    from suto_server.store.errors import StoreError
+    from suto_server.store.postgres.connection import check_openable
+
+    try:
+        check_openable(uri)
+    except StoreError as error:
+        problems.append(OptionProblem("store", f"--store: {error}"))
 
 
 def _unwritable(path: str, data: str) -> str | None:

@@ -90,7 +90,7 @@ def _assemble(reactor, options, data: str) -> SutoServer:
             cert_warn_days=options["cert-warn-days"],
         )
         master_key = MasterKey.load_or_create(os.path.join(data, MASTER_KEY_FILE))
-        store = open_store(os.path.join(data, DATABASE_FILE))
+        store = open_store(options["store"] or os.path.join(data, DATABASE_FILE))
         server = SutoServer(
             reactor,
             store=store,

@@ -3,9 +3,10 @@
 C{twistd suto}: command-line options and the service they describe.
 
 With no options at all the server runs on its embedded defaults: a data
-folder C{suto-data} in the working directory holding the SQLite store, a
-self-signed ECDSA certificate made on first start and the admin socket;
-a TLS listener on port 2021; hellos to UDP port 2020.  Every option may
+folder C{suto-data} in the working directory holding the SQLite store
+(unless C{--store} names a PostgreSQL database), a self-signed ECDSA
+certificate made on first start and the admin socket; a TLS listener on
+port 2021; hellos to UDP port 2020.  Every option may
 also be set in a TOML file named by C{--config} (see L{suto_server.core.config}).
 """
 
@@ -43,6 +44,19 @@ def _max_startups(value: str) -> MaxStartups:
 _max_startups.coerceDoc = "START:RATE:FULL, as OpenSSH's MaxStartups."
 
 
+def _store(value: str) -> str:
+    # The store's module loads psycopg: only a server given --store pays.
+    from suto_server.store.open import postgres_location
+
+    return postgres_location(value)
+
+
+_store.coerceDoc = (
+    "A libpq URI naming no password: libpq reads it from PGPASSFILE "
+    "(~/.pgpass) or PGPASSWORD."
+)
+
+
 class Options(ConfigurableOptions):
     synopsis = "[options]"
     longdesc = (
@@ -53,6 +67,9 @@ class Options(ConfigurableOptions):
     )
     optParameters = [
         ["data", "d", DEFAULT_DATA, "Data folder (store, certificate, admin socket)."],
+        ["store", None, None,
+         "PostgreSQL database of the store, postgresql://USER@HOST/DB "
+         "(default: the SQLite file suto.db in the data folder).", _store],
         ["listen", "l", None,
          "Endpoint of the TLS listener (default: ssl:2021): ssl:, or tcp:, "
          "tcp6:, unix: for plaintext.  An ssl: listener without privateKey= "

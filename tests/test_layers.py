@@ -34,7 +34,9 @@ ALLOWED = {
         "core", "store", "audit", "rules", "net", "locations", "datafolder",
         "masterkey",
     },
-    "preflight": {"core", "cred", "datafolder", "locations", "net", "settings"},
+    "preflight": {
+        "core", "cred", "datafolder", "locations", "net", "settings", "store",
+    },
     "service": {
         "core", "store", "audit", "cred", "net", "rules", "machines", "phases",
         "settings", "keyrules", "metrics", "admin", "locations", "masterkey",

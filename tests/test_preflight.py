@@ -20,6 +20,8 @@ from suto_server.core.configurable import OptionProblem
 from suto_server.datafolder import DATABASE_FILE
 from suto_server.net import certificate
 from suto_server.preflight import problems_before_start
+from suto_server.store.open import open_store
+from tests.support.postgres import new_location
 
 
 class _Files:
@@ -95,6 +97,8 @@ _REFUSED = [
      "auth-timeout: bad value 1e-300: must be at least 0.001"),
     ("exchange-timeout = nan\n", "exchange-timeout: bad value nan: must be positive"),
     ("login-grace = 1e-300\n", "login-grace: bad value 1e-300: must be at least"),
+    ('store = "suto.db"\n',
+     "store: bad value 'suto.db': must be a PostgreSQL connection URI"),
     ("offline-step = 67\n",
      "offline-step: --offline-step must not be longer than the agent's "
      "offline deadline"),
@@ -211,6 +215,70 @@ class ConfigCheckTests(_Files, SynchronousTestCase):
             problems_before_start(options),
             [OptionProblem("alert-file", f"--alert-file {self.folder}: is a folder")],
         )
+
+
+class StoreCheckTests(_Files, SynchronousTestCase):
+    """
+    C{suto-admin config check} connects to the PostgreSQL store a file
+    names, and changes nothing there.
+    """
+
+    def query(self, location, sql):
+        """
+        @return: the first column of the one row C{sql} reads at C{location}.
+        """
+        import psycopg
+
+        with psycopg.connect(location) as connection:
+            [(value,)] = connection.execute(sql).fetchall()
+        return value
+
+    def test_accepted(self):
+        """
+        A URI without a password, of an empty database, passes, and the
+        database stays empty: creating the schema is the start's work.
+        """
+        location = new_location(self)
+        self.assertEqual(self.check(self.write(f'store = "{location}"\n')), (0, []))
+        tables = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+        self.assertEqual(self.query(location, tables), 0)
+        self.assertFalse(os.path.exists(self.data))
+
+    def test_password_refused(self):
+        """
+        A URI carrying a password is a problem of C{store} at its line,
+        saying where the password belongs and not showing it.
+        """
+        path = self.write('store = "postgresql://suto:secret@db.invalid/suto"\n')
+        code, lines = self.check(path)
+        self.assertEqual(code, 1)
+        self.assertTrue(
+            lines[0].startswith(
+                f"{path}:2: --store: the store's URI must not carry a password"
+            ),
+            lines[0],
+        )
+        self.assertIn("PGPASSFILE", lines[0])
+        self.assertIn("PGPASSWORD", lines[0])
+        self.assertNotIn("secret", "\n".join(lines))
+
+    def test_unusable(self):
+        """
+        A store of a newer schema, and a server that cannot be reached,
+        are problems of C{store}.
+        """
+        location = new_location(self)
+        open_store(location).close()
+        self.query(location, "UPDATE version SET version = 99 RETURNING version")
+        unreachable = "postgresql://suto@/suto?host=/nonexistent"
+        for uri, message in [
+            (location, "--store: the store has schema v99"),
+            (unreachable, "--store: connecting to the store failed"),
+        ]:
+            path = self.write(f'store = "{uri}"\n')
+            code, lines = self.check(path)
+            self.assertEqual((code, len(lines)), (1, 2), lines)
+            self.assertTrue(lines[0].startswith(f"{path}:2: {message}"), lines[0])
 
 
 class StartTests(_Files, SynchronousTestCase):

@@ -10,8 +10,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client import tap as client_tap
 from suto_server import tap
-from suto_server.datafolder import DATABASE_FILE
+from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE
 from suto_server.datalock import DataFolderLock
+from suto_server.store.postgres import PostgresStore
+from tests.support.postgres import new_location
+from tests.support.store_suite.values import HASH
 
 
 def options(*arguments):
@@ -86,6 +89,101 @@ class DataFolderTests(SynchronousTestCase):
             options("--data", self.data, "--shadow", self.mktemp()),
         )
         DataFolderLock.acquire(self.data).release()
+
+
+class StoreOptionTests(SynchronousTestCase):
+    """
+    C{--store}: the server keeps its store in a PostgreSQL database, and
+    its keys, TLS files, lock and admin socket in its data folder.
+    """
+
+    def setUp(self):
+        self.data = os.path.abspath(self.mktemp())
+
+    def make(self, *arguments):
+        server = tap.makeService(
+            options("--data", self.data, "--listen", "tcp:0", *arguments)
+        )
+        self.addCleanup(server.store.close)
+        self.addCleanup(server.namedServices["data folder lock"].release)
+        return server
+
+    def test_postgres(self):
+        """
+        With C{--store} the server's store is the PostgreSQL database the
+        URI names, its schema created at start; the data folder holds the
+        master key but no SQLite file.
+        """
+        server = self.make("--store", new_location(self))
+        self.assertIsInstance(server.store, PostgresStore)
+        server.store.add_user("alice", HASH, 1.0)
+        self.assertEqual(server.store.hash_for("alice"), HASH)
+        self.assertTrue(os.path.exists(os.path.join(self.data, MASTER_KEY_FILE)))
+        self.assertFalse(os.path.exists(os.path.join(self.data, DATABASE_FILE)))
+
+    def test_from_config(self):
+        """
+        The configuration file's C{store} key is C{--store}.
+        """
+        config = os.path.abspath(self.mktemp())
+        with open(config, "w", encoding="utf-8") as handle:
+            handle.write(f'store = "{new_location(self)}"\n')
+        server = self.make("--config", config)
+        self.assertIsInstance(server.store, PostgresStore)
+
+    def test_password_refused(self):
+        """
+        A URI carrying a password stops the server at start with one line
+        naming the option and where the password belongs, never the
+        password, before anything of the store is opened.
+        """
+        error = self.assertRaises(
+            SystemExit,
+            tap.makeService,
+            options(
+                "--data", self.data, "--listen", "tcp:0",
+                "--store", "postgresql://suto:secret@db.invalid/suto",
+            ),
+        )
+        self.assertNotIn("\n", error.code)
+        self.assertTrue(error.code.startswith("suto: cannot start: --store: "))
+        self.assertIn("PGPASSFILE", error.code)
+        self.assertIn("PGPASSWORD", error.code)
+        self.assertNotIn("secret", error.code)
+        self.assertFalse(os.path.exists(os.path.join(self.data, MASTER_KEY_FILE)))
+
+    def test_unreachable(self):
+        """
+        A server that cannot be reached stops the start with one line
+        naming the option, libpq's hints included.
+        """
+        error = self.assertRaises(
+            SystemExit,
+            tap.makeService,
+            options(
+                "--data", self.data, "--listen", "tcp:0",
+                "--store", "postgresql://suto@/suto?host=/nonexistent",
+            ),
+        )
+        self.assertNotIn("\n", error.code)
+        self.assertTrue(
+            error.code.startswith(
+                "suto: cannot start: --store: connecting to the store failed: "
+            ),
+            error.code,
+        )
+        self.assertIn("Is the server running", error.code)
+
+    def test_not_a_uri(self):
+        """
+        C{--store} takes only a PostgreSQL URI: the SQLite store is always
+        the data folder's file.
+        """
+        for value in ["suto.db", "/var/lib/suto/suto.db", "mysql://db/suto"]:
+            error = self.assertRaises(usage.UsageError, options, "--store", value)
+            self.assertIn("PostgreSQL connection URI", str(error))
+        location = "postgres://suto@db.example/suto"
+        self.assertEqual(options("--store", location)["store"], location)
 
 
 class EndpointOptionTests(SynchronousTestCase):

@@ -2,8 +2,9 @@
 """
 C{suto-admin user add|del|list}: the accounts, in the store itself.
 
-These commands open the data folder's SQLite store directly (SQLite lets
-the daemon and this tool share it), so accounts can be made before the
+These commands open the daemon's store directly (the data folder's
+SQLite file, which SQLite lets the daemon and this tool share, or the
+PostgreSQL database of C{--store}), so accounts can be made before the
 daemon first starts, once C{suto-admin init} has made the store; they
 never make one themselves.  Each change is recorded in the audit log the
 daemon keeps in the same store, naming who made it.
@@ -32,13 +33,19 @@ _ACCOUNT_COLUMNS = ("user", "scheme", "created", "unusable")
 
 def _open_store(args):
     """
-    @return: the store of the data folder C{args.data}.
-    @raise NoDataFolder: there is none: it is made by C{suto-admin init}
-        or the daemon, never by a command run in the wrong place.
+    @return: the PostgreSQL store C{args.store}, else the store of the
+        data folder C{args.data}.
+    @raise NoDataFolder: the data folder holds none: it is made by
+        C{suto-admin init} or the daemon, never by a command run in the
+        wrong place.
+    @raise CommandError: the PostgreSQL store cannot be opened.
     """
     from suto_server.store.open import open_store
 
-    return open_store(existing_store(args.data))
+    try:
+        return open_store(args.store or existing_store(args.data))
+    except StoreError as error:
+        raise CommandError(str(error)) from None
 
 
 def _operator() -> str:

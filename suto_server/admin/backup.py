@@ -18,6 +18,11 @@ hidden folder beside the destination and renamed to it once complete, so
 a destination that exists is a whole backup.  C{restore} checks a backup
 (its audit chain, and that its master key opens its profiles' keys)
 before it replaces anything, and refuses while the daemon runs.
+
+A PostgreSQL store (C{--store}) is its server's to copy: SQLite's backup
+API does not reach it, so C{backup} and C{restore} refuse it, pointing
+to C{pg_dump} and C{pg_restore}; C{init} creates its schema there, and
+the master key in the data folder.
 """
 
 from __future__ import annotations
@@ -66,16 +71,17 @@ def _master_key(path: str):
 
 def init(args, io) -> int:
     """
-    Make the data folder (mode 0700), its store and its master key, as
-    the daemon's first start would; the TLS certificate is left to the
-    daemon, which makes it for the host name it serves.
+    Make the data folder (mode 0700), its store (or the schema of the
+    PostgreSQL store) and its master key, as the daemon's first start
+    would; the TLS certificate is left to the daemon, which makes it for
+    the host name it serves.
     """
     from suto_server.masterkey import MasterKey, MasterKeyError
     from suto_server.store.open import open_store
 
     data = os.path.abspath(args.data)
-    database = os.path.join(data, DATABASE_FILE)
-    if os.path.exists(database):
+    database = args.store or os.path.join(data, DATABASE_FILE)
+    if args.store is None and os.path.exists(database):
         raise CommandError(f"{data} already holds a store")
     try:
         data = prepare_data_folder(data)
@@ -83,8 +89,22 @@ def init(args, io) -> int:
         open_store(database).close()
     except (OSError, MasterKeyError, StoreError) as error:
         raise CommandError(f"cannot create {data}: {error}") from None
-    io.say(f"created {data}: store {DATABASE_FILE}, master key {MASTER_KEY_FILE}")
+    store = args.store or DATABASE_FILE
+    io.say(f"created {data}: store {store}, master key {MASTER_KEY_FILE}")
     return 0
+
+
+def _refuse_postgres(args, command: str) -> None:
+    """
+    @raise CommandError: the store is a PostgreSQL database, which
+        C{command} cannot copy.
+    """
+    if args.store is not None:
+        raise CommandError(
+            f"suto-admin {command} copies a SQLite store only: back up a "
+            "PostgreSQL store with pg_dump and restore it with pg_restore, "
+            f"and copy {MASTER_KEY_FILE} from the data folder yourself"
+        )
 
 
 def _copy(source: str, destination: str, mode: int = 0o600) -> None:
@@ -114,6 +134,7 @@ def backup(args, io) -> int:
     Copy the data folder's store, master key and TLS files into the new
     folder C{args.destination} (mode 0700, files 0600), live.
     """
+    _refuse_postgres(args, "backup")
     destination = os.path.abspath(args.destination)
     if os.path.lexists(destination):
         raise CommandError(f"{destination} exists: a backup goes to a new folder")
@@ -194,6 +215,7 @@ def restore(args, io) -> int:
     """
     from suto_server.masterkey import MASTER_KEY_MODE
 
+    _refuse_postgres(args, "restore")
     source = os.path.abspath(args.source)
     names = _check_backup(source)
     data = os.path.abspath(args.data)

@@ -2,7 +2,8 @@
 """
 C{suto-admin}: the operator's command line.
 
-Account commands work on the data folder's store directly, so accounts
+Account commands work on the daemon's store directly (the data folder's
+SQLite file, or the PostgreSQL database C{--store} names), so accounts
 can be made before the daemon first starts (L{suto_server.admin.accounts});
 C{init}, C{backup} and C{restore} handle the data folder as a whole
 (L{suto_server.admin.backup}); the others speak JSON over HTTP to the
@@ -58,6 +59,20 @@ COMMANDS = {
     ("config", "check"): daemon.config_check,
 }
 
+
+def _store(value: str) -> str:
+    """
+    @return: C{value}, the URI of a PostgreSQL store.
+    @raise argparse.ArgumentTypeError: it is not one.
+    """
+    from suto_server.store.open import postgres_location
+
+    try:
+        return postgres_location(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _words(args: argparse.Namespace) -> tuple[str, str | None]:
     """
     @return: the dispatch table's key for C{args}: the command and, for a
@@ -87,6 +102,15 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help=f"the server's data folder (default: the one in the configuration "
         f"file, else {DEFAULT_DATA})",
+    )
+    parser.add_argument(
+        "--store",
+        default=None,
+        type=_store,
+        metavar="URI",
+        help="the server's PostgreSQL store, postgresql://USER@HOST/DB "
+        "(default: the one in the configuration file, else the data "
+        "folder's SQLite file)",
     )
     parser.add_argument(
         "--config",

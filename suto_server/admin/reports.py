@@ -6,10 +6,10 @@ Each listing is one request to the running daemon's admin socket, printed
 as tab-separated columns under a header row, or with C{--json} as the
 daemon's JSON for scripts.  The alerts and the audit log are in the
 store itself, so with the daemon down C{alerts}, C{audit} and C{audit
-verify} read the data folder's store read-only instead, saying so on
-standard error;
-C{audit verify --file} checks any database file that way: a copy, or
-the store of a daemon that is down.
+verify} read the daemon's store read-only instead (the data folder's
+SQLite file, or the PostgreSQL database of C{--store}), saying so on
+standard error; C{audit verify --file} checks any database file that
+way: a copy, or the store of a daemon that is down.
 
 C{audit verify} also says how many records the log holds and when the
 last was made: a copy that lost its write-ahead log (a C{cp} of a live
@@ -20,7 +20,6 @@ audit record at all is such a copy, and fails.
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 
 from suto_server.admin.client import (
@@ -31,6 +30,7 @@ from suto_server.admin.client import (
     since_query,
     user_query,
 )
+from suto_server.admin.deployment import store_location
 from suto_server.admin.formatting import (
     age,
     alert_json,
@@ -44,7 +44,6 @@ from suto_server.admin.formatting import (
 )
 from suto_server.core.commandline import CommandError
 from suto_server.core.timestamps import iso_utc
-from suto_server.datafolder import DATABASE_FILE
 from suto_server.store.errors import StoreError
 
 #: The columns of C{suto-admin alerts}, as the admin API names them.
@@ -61,10 +60,10 @@ _EVENT_COLUMNS = ("time", "event", "user", "source", "locations", "reason")
 
 
 @contextmanager
-def read_only_store(path: str):
+def read_only_store(location: str):
     """
-    Open the store in the database file C{path} read-only, changing
-    nothing in it, for the block.
+    Open the store at C{location} (a database file, or a PostgreSQL URI)
+    read-only, changing nothing in it, for the block.
 
     @raise CommandError: it is no readable store, or reading it failed.
     """
@@ -73,7 +72,7 @@ def read_only_store(path: str):
     from suto_server.store.open import open_store
 
     try:
-        store = open_store(path, read_only=True)
+        store = open_store(location, read_only=True)
         try:
             yield store
         finally:
@@ -85,15 +84,15 @@ def read_only_store(path: str):
 def _daemon_or_store(args, io, path: str, read):
     """
     @return: the daemon's answer to C{GET path} or, when it does not
-        answer, C{read(store)} of the data folder's store opened
-        read-only, saying so on standard error.
+        answer, C{read(store)} of the daemon's store opened read-only,
+        saying so on standard error.
     """
     try:
         code, answer = call(args.admin_socket, "GET", path)
     except DaemonUnreachable as error:
-        database = os.path.join(args.data, DATABASE_FILE)
-        io.complain(f"{error}; reading {database} read-only")
-        with read_only_store(database) as store:
+        location = store_location(args)
+        io.complain(f"{error}; reading {location} read-only")
+        with read_only_store(location) as store:
             return read(store)
     return answer_of(code, answer)
 
@@ -196,22 +195,22 @@ def audit_verify(args, io) -> int:
     """
     Check the audit log's chain through the daemon (which first writes
     the records it still holds) or, with C{--file} or with the daemon
-    down, in a database file read directly, changing nothing in it; then
-    count the records in that file.
+    down, in the store read directly, changing nothing in it; then count
+    the records in that store.
     """
-    path = args.file
-    if path is None:
-        path = os.path.join(args.data, DATABASE_FILE)
+    location = args.file
+    if location is None:
+        location = store_location(args)
         problems = _daemon_or_store(
             args,
             io,
             "/v1/audit/verify",
             lambda store: {"problems": store.verify_audit()},
         )["problems"]
-        with read_only_store(path) as store:
+        with read_only_store(location) as store:
             summary = _summary(store)
     else:
-        with read_only_store(path) as store:
+        with read_only_store(location) as store:
             problems = store.verify_audit()
             summary = _summary(store)
     io.say(summary)

@@ -37,10 +37,35 @@ def open_store(location: str, read_only: bool = False) -> IStore:
         L{suto_server.store.errors.DatabaseTooNew} among the reasons, and
         a URI that carries a password).
     """
-    if location.startswith(POSTGRES_SCHEMES):
+    if is_postgres(location):
         store_class = PostgresStore
     else:
         store_class = SQLiteStore
     if read_only:
         return store_class.open_read_only(location)
     return store_class.open(location)
+
+
+def is_postgres(location: str) -> bool:
+    """
+    @return: whether C{location} names a PostgreSQL database rather than
+        a SQLite file.
+    """
+    return location.startswith(POSTGRES_SCHEMES)
+
+
+def postgres_location(value: str) -> str:
+    """
+    Check an operator's C{--store}, which names a PostgreSQL database: the
+    SQLite store has no option of its own, being always the data folder's
+    file.
+
+    @return: C{value}, a C{postgresql://} or C{postgres://} URI.
+    @raise ValueError: it is not one.
+    """
+    if not is_postgres(value):
+        raise ValueError(
+            "must be a PostgreSQL connection URI (postgresql://...); without "
+            "it the store is the data folder's SQLite file"
+        )
+    return value

@@ -56,14 +56,16 @@ _SCHEMA_LOCK = 0x5355544F
 def as_store_error(doing):
     """
     Turn a failure of PostgreSQL or of the connection to it into a
-    L{StoreError}, so callers need to know only the store's errors.
+    L{StoreError}, so callers need to know only the store's errors.  Its
+    message is one line (libpq adds hints on lines of their own), since
+    the daemon's start and C{suto-admin} report a store error as one.
 
     @param doing: what was being done, for the message.
     """
     try:
         yield
     except psycopg.Error as e:
-        raise StoreError(f"{doing} failed: {e}") from e
+        raise StoreError(f"{doing} failed: {' '.join(str(e).split())}") from e
 
 
 def checked_location(uri):
@@ -132,6 +134,37 @@ def _current_version(connection):
             "database from a backup"
         )
     return rows[0][0]
+
+
+def _refuse_newer(version, target):
+    """
+    @raise DatabaseTooNew: the schema C{version} of a database is newer
+        than the newest, C{target}, this code knows.
+    """
+    if version is not None and version > target:
+        raise DatabaseTooNew(
+            f"the store has schema v{version} but this SUTO knows only "
+            f"up to v{target}; run a newer SUTO or restore an older copy"
+        )
+
+
+def check_openable(uri):
+    """
+    Check, changing nothing, that L{Connection.open} could open the
+    database at C{uri}: the URI names no password, the server lets us in,
+    and the database is empty or holds a store of a schema this code can
+    use or upgrade.
+
+    @raise StoreError: it could not (L{CorruptDatabase} and
+        L{DatabaseTooNew} among the reasons).
+    """
+    connection = connect(checked_location(uri), read_only=True)
+    try:
+        with as_store_error("reading the store's version"):
+            version = _current_version(connection)
+    finally:
+        connection.close()
+    _refuse_newer(version, SCHEMA_VERSION)
 
 
 def _psycopg_sql(sql):
@@ -268,13 +301,9 @@ class Connection:
         holding the schema lock.
         """
         version = _current_version(connection)
+        _refuse_newer(version, target)
         if version is None:
             cls._create(connection, schema_dir, target)
-        elif version > target:
-            raise DatabaseTooNew(
-                f"the store has schema v{version} but this SUTO knows only "
-                f"up to v{target}; run a newer SUTO or restore an older copy"
-            )
         elif version < target:
             cls._upgrade(connection, schema_dir, version, target)
 
