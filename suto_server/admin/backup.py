@@ -220,8 +220,19 @@ def restore(args, io) -> int:
     names = _check_backup(source)
     data = os.path.abspath(args.data)
     _refuse_running_daemon(data, args.admin_socket)
+    from suto_server.datalock import DataFolderLock, DataFolderLocked
+
     try:
         data = prepare_data_folder(data)
+        # Held while the files are put back, so a server started meanwhile
+        # (systemd restarting it) stops at its start instead of serving a
+        # half-restored folder.
+        lock = DataFolderLock.acquire(data)
+    except DataFolderLocked as error:
+        raise CommandError(f"{error}: stop it to restore") from None
+    except OSError as error:
+        raise CommandError(f"cannot restore into {data}: {error}") from None
+    try:
         for name in _STORE_COMPANIONS:
             if os.path.exists(os.path.join(data, name)):
                 os.unlink(os.path.join(data, name))
@@ -230,6 +241,8 @@ def restore(args, io) -> int:
             _copy(os.path.join(source, name), os.path.join(data, name), mode)
     except OSError as error:
         raise CommandError(f"cannot restore into {data}: {error}") from None
+    finally:
+        lock.release()
     for name in names:
         io.say(f"restored {os.path.join(data, name)}")
     return 0

@@ -14,9 +14,10 @@ import stat
 from twisted.python.lockfile import FilesystemLock
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_server.admin import backup
 from suto_server.admin.backup import KEY_FILES
 from suto_server.datafolder import ADMIN_SOCKET, DATABASE_FILE, MASTER_KEY_FILE
-from suto_server.datalock import LOCK_FILE
+from suto_server.datalock import LOCK_FILE, is_held
 from suto_server.masterkey import MASTER_KEY_MODE, MasterKey
 from suto_server.net import certificate
 from suto_server.store.open import open_store
@@ -288,6 +289,24 @@ class RestoreTests(DataFolderCase):
         )
         code, out, _ = self.admin("user", "list")
         self.assertEqual((code, out.splitlines()[1].split("\t")[0]), (0, "alice"))
+
+    def test_folder_locked_while_restoring(self):
+        """
+        The data folder's lock is held while the files are put back, so a
+        server started meanwhile stops at its start, and let go after.
+        """
+        held = []
+        copy = backup._copy
+
+        def watching(source, destination, mode):
+            held.append(is_held(self.data))
+            copy(source, destination, mode)
+
+        self.patch(backup, "_copy", watching)
+        code, _, err = self.admin("restore", self.source)
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(set(held), {True})
+        self.assertFalse(is_held(self.data))
 
     def test_into_new_folder(self):
         """
