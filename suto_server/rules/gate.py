@@ -20,6 +20,13 @@ is already bounded by the per-source cap and C{MaxStartups}; the likeliest
 such peer is a device whose request has just timed out, or one of many
 devices behind one address, which a penalty would lock out of their next
 login for the lateness of another.
+
+For the same reason a failure that only named a profile's key id, from
+the profile's own address (which its agent shares with whoever is behind
+its NAT), earns no penalty, within an L{OwnAddressAllowance} per profile
+and source that keeps such failures from being free without end; the
+gate learns each profile's address from the expected sources, which
+follow the audit log.
 """
 
 from __future__ import annotations
