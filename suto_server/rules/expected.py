@@ -25,7 +25,7 @@ source.
 
 from __future__ import annotations
 
-from suto_server.rules.limits import peer_ip
+from suto_server.rules.limits import peer_ip, source_key
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.store.interfaces import IProfileStore
 
@@ -90,6 +90,15 @@ class KnownLocations:
     def __contains__(self, host: str) -> bool:
         return peer_ip(host) in self._profiles
 
+    def registered_at(self, user: str, host: str | None) -> bool:
+        """
+        Is C{host} in the source (IPv4 address or IPv6 /64) of C{user}'s
+        registered location?
+        """
+        ip = self._by_user.get(user)
+        here = source_key(host)
+        return ip is not None and here is not None and here == source_key(str(ip))
+
 
 class ExpectedSources:
     """
@@ -117,6 +126,12 @@ class ExpectedSources:
         if host is None:
             return False
         return self._rendezvous.expects(host) or host in self._known
+
+    def registered_at(self, user: str, host: str | None) -> bool:
+        """
+        Is C{host} in the source of C{user}'s registered location?
+        """
+        return self._known.registered_at(user, host)
 
     def audited(self, event) -> None:
         """

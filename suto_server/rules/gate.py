@@ -20,6 +20,13 @@ is already bounded by the per-source cap and C{MaxStartups}; the likeliest
 such peer is a device whose request has just timed out, or one of many
 devices behind one address, which a penalty would lock out of their next
 login for the lateness of another.
+
+For the same reason a failure that only named a profile's key id, from
+the profile's own address (which its agent shares with whoever is behind
+its NAT), earns no penalty, within an L{OwnAddressAllowance} per profile
+and source that keeps such failures from being free without end; the
+gate learns each profile's address from the expected sources, which
+follow the audit log.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 
 from suto_server.core.throttle import DEFAULT_LOG_INTERVAL, PacedLog
-from suto_server.rules.limits import Limits, source_key
+from suto_server.rules.limits import Limits, OwnAddressAllowance, source_key
 
 #: The audit events that are failed authentications from the event's
 #: source, always a TCP peer for these.  Events whose source may come from
@@ -44,6 +51,17 @@ PENALISED_EVENTS = frozenset(
         "blacklisted_refused",
     }
 )
+
+#: The penalised events a peer causes by only naming a profile's key id
+#: (a wrong reconnection proof, a plain rotation while offline, a
+#: superseded key id): from the profile's own registered address they are
+#: forgiven within L{OwnAddressAllowance}, as that address is the real
+#: agent's too.
+_NAMING_EVENTS = frozenset({"reconnect_failed", "clone_suspected"})
+
+#: A failed rotation the rotation rules found came from the profile's own
+#: address: not penalised within the same allowance, penalised past it.
+_OWN_ADDRESS_EVENTS = frozenset({"rotation_abandoned"})
 
 
 class Ticket:
@@ -153,6 +171,8 @@ class ConnectionGate:
     @param log_interval: the least seconds between two log lines about
         one source and reason: its refusals, and the lines given to
         L{paced}.
+    @param own_address: the L{OwnAddressAllowance} of unpenalised
+        failures from a profile's own address.
     @param on_refusing: called with C{(now, host, source, until)} when a
         source's penalty first reaches the minimum (C{host} being the peer
         whose misdeed did it, C{source} what L{source_key} made of it), so
@@ -174,8 +194,12 @@ class ConnectionGate:
         login_grace: float = 30.0,
         log_interval: float = DEFAULT_LOG_INTERVAL,
         on_refusing: Callable[[float, str, str, float], None] | None = None,
+        own_address: OwnAddressAllowance | None = None,
     ) -> None:
         self.clock = clock
+        self._own_address = (
+            OwnAddressAllowance() if own_address is None else own_address
+        )
         self._on_refusing = on_refusing
         self.limits = Limits() if limits is None else limits
         self.login_grace = login_grace
@@ -252,11 +276,36 @@ class ConnectionGate:
         """
         An audit log observer: penalise the sources of failed enrollments
         and rotations, and tell the expected sources where profiles are.
+        A failure that only named a key id, from the profile's own
+        address, is forgiven within the allowance (see L{_forgiven}).
         """
-        if event.event in PENALISED_EVENTS:
+        failure = event.event in PENALISED_EVENTS or event.event in _OWN_ADDRESS_EVENTS
+        if failure and not self._forgiven(event):
             self.failed(event.source)
         if self._expected is not None:
             self._expected.audited(event)
+
+    def _forgiven(self, event) -> bool:
+        """
+        Is C{event} a failure from its profile's own address that the
+        allowance still covers?  The rotation rules judged a
+        C{rotation_abandoned} own already; a key id only named is judged
+        against the location the expected sources follow.
+        """
+        if event.event in _OWN_ADDRESS_EVENTS:
+            own = True
+        elif event.event in _NAMING_EVENTS and event.username is not None:
+            own = self._expected is not None and self._expected.registered_at(
+                event.username, event.source
+            )
+        else:
+            own = False
+        key = source_key(event.source)
+        if not own or key is None:
+            return False
+        return self._own_address.forgive(
+            event.username, key, self.clock.seconds()
+        )
 
     def authenticated(self, request, outcome) -> None:
         """

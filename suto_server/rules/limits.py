@@ -303,3 +303,59 @@ class Limits:
     def _forget_decayed(self, now: float) -> None:
         for key in [k for k, p in self._penalties.items() if p.expiry <= now]:
             del self._penalties[key]
+
+
+class OwnAddressAllowance:
+    """
+    How many unproven failures a profile's own address may cause without
+    a penalty (docs/PROTOCOL.md §9.3, §10.3).
+
+    A peer that only names a profile's key id, from the address the
+    profile was last used from (behind the endpoint's NAT, or on the same
+    IPv6 /64), must not get that address refused: it is the real agent's
+    too.  Nor may it fail for free without end, since each failure costs a
+    TLS handshake, a key exchange and a durable audit write.  So each
+    profile and source may fail C{allowance} times per C{window} seconds
+    unpenalised, and is penalised as any other source past that.  The
+    real agent fails at most once per rotation interval and backs off, so
+    it stays well inside.
+
+    At most C{max_entries} profile and source pairs are remembered; when
+    the table is full (and none has expired) a failure is not forgiven, so
+    a flood of names cannot buy unpenalised failures either.
+
+    Pure: every method takes C{now}.
+    """
+
+    def __init__(
+        self, allowance: int = 20, window: float = 60.0, max_entries: int = 65536
+    ) -> None:
+        self.allowance = allowance
+        self.window = window
+        self.max_entries = max_entries
+        # (user, source) -> (when the window began, failures in it)
+        self._spent: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def forgive(self, user: str, source: str, now: float) -> bool:
+        """
+        A failure of C{user}'s profile came from its own address,
+        C{source}: count it.
+
+        @return: whether it is within the allowance, so unpenalised.
+        """
+        pair = (user, source)
+        began, failures = self._spent.get(pair, (now, 0))
+        if now - began >= self.window:
+            began, failures = now, 0
+        if pair not in self._spent and len(self._spent) >= self.max_entries:
+            self._expire(now)
+            if len(self._spent) >= self.max_entries:
+                return False
+        failures += 1
+        self._spent[pair] = (began, failures)
+        return failures <= self.allowance
+
+    def _expire(self, now: float) -> None:
+        for pair, (began, _) in list(self._spent.items()):
+            if now - began >= self.window:
+                del self._spent[pair]

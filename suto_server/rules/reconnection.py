@@ -26,7 +26,10 @@ a profile could try to cause it, so only evidence that needs the
 profile's key counts.  Key ids are public names (reports and the audit
 log show them): a message that only names one, a plain rotation of an
 offline profile, a retired key id, a reconnection without a valid proof,
-is refused and raised as an alert, never blacklisted.  A failed
+is refused and raised as an alert, never blacklisted; and from the
+profile's own address the connection gate does not penalise it, within
+its own-address allowance (L{suto_server.rules.limits.OwnAddressAllowance}),
+since the real agent shares that address.  A failed
 reconnection for a profile that is not marked offline (the client noticed
 its silence before the server did) is refused the same way.
 

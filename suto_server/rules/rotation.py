@@ -41,8 +41,9 @@ Nor is a failure held against the address the profile was last used from
 (its IPv6 /64): the client shares it with whoever is behind its NAT or on
 its host, and a penalty for it would lock the user out for what a peer
 that only named a key id did there.  Such a failure is recorded as
-C{rotation_abandoned}, which the connection gate does not penalise; a
-failure anywhere else is C{rotation_failed}, as before.
+C{rotation_abandoned}, which the connection gate penalises only past its
+own-address allowance (L{suto_server.rules.limits.OwnAddressAllowance});
+a failure anywhere else is C{rotation_failed}, as before.
 
 Every method takes C{now}; nothing here reads a clock.
 """
@@ -352,7 +353,8 @@ class Rotation:
 
         Recorded as C{rotation_abandoned} when it comes from the address
         the profile was last used from, which must not be penalised for
-        it, and as C{rotation_failed} from anywhere else.
+        it (within the gate's own-address allowance), and as
+        C{rotation_failed} from anywhere else.
 
         @param held_elsewhere: whether another connection is the profile's
             live one, having proven the key and the fingerprint: the
