@@ -374,12 +374,7 @@ class PacedLogTests(SynchronousTestCase):
 
     def setUp(self):
         self.reactor = MemoryUDPReactor()
-        gate = ConnectionGate(self.reactor, Limits(), log_interval=60)
-        self.service = CheckService(self.reactor, paced=gate.paced)
-        self.service.startService()
-        self.service.check(USER, OLD, KEY).addErrback(lambda _: None)
-        [(_, protocol)] = self.reactor.udp
-        self.protocol = protocol
+        self.protocol = paced_check_socket(self.reactor)
 
     def test_once_per_source_and_reason(self):
         """
@@ -415,12 +410,7 @@ class ForgedSourcesTests(SynchronousTestCase):
 
     def setUp(self):
         self.reactor = MemoryUDPReactor()
-        gate = ConnectionGate(self.reactor, Limits(), log_interval=60)
-        self.service = CheckService(self.reactor, paced=gate.paced)
-        self.service.startService()
-        self.service.check(USER, OLD, KEY).addErrback(lambda _: None)
-        [(_, protocol)] = self.reactor.udp
-        self.protocol = protocol
+        self.protocol = paced_check_socket(self.reactor)
 
     def test_flood_bounded(self):
         """
@@ -450,3 +440,16 @@ def paced(events):
     The events written through the pacing: those with a C{quiet} field.
     """
     return [event for event in events if "quiet" in event]
+
+
+def paced_check_socket(reactor):
+    """
+    The socket of a check service paced by a connection gate, with one
+    check pending.
+    """
+    gate = ConnectionGate(reactor, Limits(), log_interval=60)
+    service = CheckService(reactor, paced=gate.paced)
+    service.startService()
+    service.check(USER, OLD, KEY).addErrback(lambda _: None)
+    [(_, protocol)] = reactor.udp
+    return protocol
