@@ -101,11 +101,11 @@ def check_start(reactor, options, data: str, listen: str) -> StartCheck:
     ))
     if options["admin"] is None:
         parse("admin", "data", lambda: admin_endpoint(
-            reactor, "the admin socket in --data", _default_admin(data)
+            reactor, "the admin socket in --data", _default_admin(data), data
         ))
     else:
         parse("admin", "admin", lambda: admin_endpoint(
-            reactor, "--admin", options["admin"]
+            reactor, "--admin", options["admin"], data
         ))
     parse("metrics", "metrics-listen", lambda: optional(
         "metrics-listen", METRICS_TYPES, serverFromString

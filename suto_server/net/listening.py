@@ -13,7 +13,9 @@ is served, and stops the process with one line when it cannot.
 from __future__ import annotations
 
 import datetime
+import os
 import re
+import stat
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -146,16 +148,27 @@ def _parse_reason(error: Exception) -> str:
     return re.sub(r"^\w+\(\) ", "", str(error))
 
 
-def admin_endpoint(reactor, option: str, description: str) -> OptionEndpoint:
+#: The umask the admin socket is bound under: Twisted binds a UNIX
+#: socket, then gives it its mode, and meanwhile it would have the
+#: process's umask permissions.
+ADMIN_UMASK = 0o077
+
+
+def admin_endpoint(
+    reactor, option: str, description: str, data: str | None = None
+) -> OptionEndpoint:
     """
     Parse the admin API's endpoint string.  The API enrolls, authenticates
     and opens windows with no login of its own: whoever can connect to it
     is an operator.  So it is served only on a UNIX socket whose mode
     gives other users nothing (C{mode=600}, or C{660} for a group of
-    operators).
+    operators), in a folder no one else can write to (where they could
+    put their own socket in its place), bound under L{ADMIN_UMASK}.
 
     @param option: the option to name in an error (C{--admin}, or what
         chose the default socket).
+    @param data: the data folder, which the daemon keeps at 0700 itself
+        (and may not have made yet): a socket in it is not checked there.
     @raise ListenerOptionError: the string describes anything else.
     """
     if _endpoint_type(description) != "unix":
@@ -177,7 +190,52 @@ def admin_endpoint(reactor, option: str, description: str) -> OptionEndpoint:
             "the socket must give other users nothing: add mode=600 (or 660 "
             "for a group of operators)",
         )
+    folder = os.path.dirname(os.path.abspath(_unix_path(arguments)))
+    if data is None or not _same_folder(folder, data):
+        reason = _open_folder(folder)
+        if reason is not None:
+            raise ListenerOptionError(option, description, reason)
+    endpoint.umask = ADMIN_UMASK
     return endpoint
+
+
+def _unix_path(arguments: list[str]) -> str:
+    """
+    The path a C{unix:} endpoint's arguments give: C{address=}, else the
+    first unnamed one, its escaped colons unescaped.
+    """
+    named = [each[len("address="):] for each in arguments if each.startswith("address=")]
+    unnamed = [each for each in arguments if "=" not in each]
+    return re.sub(r"\\(.)", r"\1", (named or unnamed)[0])
+
+
+def _same_folder(one: str, other: str) -> bool:
+    return os.path.realpath(one) == os.path.realpath(other)
+
+
+def _open_folder(folder: str) -> str | None:
+    """
+    Why the admin socket may not be in C{folder}, or L{None}: it is
+    writable by others than the daemon's user, or another user owns it.
+    A folder that does not exist is left to the listener, which fails.
+    """
+    try:
+        status = os.stat(folder)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return f"cannot check the socket's folder {folder}: {error.strerror}"
+    if status.st_uid != os.geteuid():
+        return (
+            f"the socket's folder {folder} is not the daemon's user's: use a "
+            "folder it owns that only it can write to"
+        )
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return (
+            f"the socket's folder {folder} is writable by other users: use a "
+            "folder only the daemon's user can write to"
+        )
+    return None
 
 
 @implementer(IStreamServerEndpoint)
@@ -188,7 +246,11 @@ class OptionEndpoint:
 
     @ivar tls: the wrapped endpoint's TLS settings, if it has any (see
         L{suto_server.net.tls.TLSServerEndpoint}).
+    @ivar umask: the umask to listen under (and restore after), or
+        L{None} to leave the process's alone.
     """
+
+    umask: int | None = None
 
     def __init__(self, option: str, description: str, endpoint) -> None:
         self.option = option
@@ -197,7 +259,13 @@ class OptionEndpoint:
         self.tls = getattr(endpoint, "tls", None)
 
     def listen(self, protocolFactory):
-        return self._endpoint.listen(protocolFactory)
+        if self.umask is None:
+            return self._endpoint.listen(protocolFactory)
+        previous = os.umask(self.umask)
+        try:
+            return self._endpoint.listen(protocolFactory)
+        finally:
+            os.umask(previous)
 
     def __str__(self) -> str:
         return f"{self.option} {self.description}"

@@ -27,6 +27,7 @@ from suto_client.state import Account, ClientState
 from suto_client.statefile import load_state, save_state
 from suto_client.tls import PinMismatch
 from suto_server.core import wire
+from suto_server.core.throttle import MAX_LINES
 from tests.support.udp import MemoryUDPReactor
 
 SERVER = "192.0.2.10"
@@ -542,3 +543,44 @@ class LogIntervalOptionTests(SynchronousTestCase):
                 tap.Options().parseOptions,
                 ["--limit-log-interval", value],
             )
+
+
+class ForgedHelloSourcesTests(SynchronousTestCase):
+    """
+    Hellos from ten thousand forged sources, each due on its own, write a
+    bounded number of lines: the pacing caps each reason across sources.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.listener = HelloListener(
+            lambda: {"alice": ALICE},
+            lambda account, hello: None,
+            clock=self.clock,
+            log_interval=30.0,
+        )
+        self.listener.makeConnection(FakeDatagramTransport())
+        self.observer = EventLoggingObserver.createWithCleanup(
+            self, globalLogPublisher
+        )
+
+    def test_flood_bounded(self):
+        """
+        Ten thousand hellos for alice from as many sources that are not
+        her server, within one interval, write at most the cap plus one
+        lines; after the interval a summary says how many were kept quiet,
+        and the real server's hello is logged.
+        """
+        for n in range(10000):
+            self.listener.datagramReceived(
+                b"SUTO_alice@desk+", (f"10.0.{n // 256}.{n % 256}", 1)
+            )
+        flood = len(self.observer)
+        self.assertLessEqual(flood, MAX_LINES + 1)
+        self.clock.advance(30)
+        self.listener.datagramReceived(b"SUTO_alice@desk+", (SERVER, 1))
+        summary, last = self.observer[flood:]
+        self.assertEqual(summary["quiet"], 10000 - MAX_LINES)
+        self.assertEqual(
+            formatEvent(last), "hello for alice from 192.0.2.10 (desk)"
+        )

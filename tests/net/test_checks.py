@@ -10,6 +10,7 @@ from twisted.logger import capturedLogs, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import keyschedule, wire
+from suto_server.core.throttle import MAX_LINES
 from suto_server.net.checks import CheckError, CheckResult, CheckService
 from suto_server.rules.gate import ConnectionGate
 from suto_server.rules.limits import Limits
@@ -373,12 +374,7 @@ class PacedLogTests(SynchronousTestCase):
 
     def setUp(self):
         self.reactor = MemoryUDPReactor()
-        gate = ConnectionGate(self.reactor, Limits(), log_interval=60)
-        self.service = CheckService(self.reactor, paced=gate.paced)
-        self.service.startService()
-        self.service.check(USER, OLD, KEY).addErrback(lambda _: None)
-        [(_, protocol)] = self.reactor.udp
-        self.protocol = protocol
+        self.protocol = paced_check_socket(self.reactor)
 
     def test_once_per_source_and_reason(self):
         """
@@ -404,3 +400,56 @@ class PacedLogTests(SynchronousTestCase):
                 (ELSEWHERE, "no_pending_check", 999),
             ],
         )
+
+
+class ForgedSourcesTests(SynchronousTestCase):
+    """
+    Answers from ten thousand forged sources, each due on its own, write
+    a bounded number of lines: the pacing caps each reason across sources.
+    """
+
+    def setUp(self):
+        self.reactor = MemoryUDPReactor()
+        self.protocol = paced_check_socket(self.reactor)
+
+    def test_flood_bounded(self):
+        """
+        Ten thousand stale answers from as many sources within one interval
+        write at most the cap plus one lines; after the interval a summary
+        says how many were kept quiet, and a real source's line appears.
+        """
+        stale = answer(bytes(16))
+        with capturedLogs() as events:
+            for n in range(10000):
+                self.protocol.datagramReceived(
+                    stale, (f"10.0.{n // 256}.{n % 256}", 2020)
+                )
+            flood = len(paced(events))
+            self.reactor.advance(60)
+            self.protocol.datagramReceived(stale, (ELSEWHERE, 2020))
+        self.assertLessEqual(flood, MAX_LINES + 1)
+        summary, last = paced(events)[flood:]
+        self.assertEqual(summary["quiet"], 10000 - MAX_LINES)
+        self.assertEqual(
+            (last["source"], last["reason"]), (ELSEWHERE, "no_pending_check")
+        )
+
+
+def paced(events):
+    """
+    The events written through the pacing: those with a C{quiet} field.
+    """
+    return [event for event in events if "quiet" in event]
+
+
+def paced_check_socket(reactor):
+    """
+    The socket of a check service paced by a connection gate, with one
+    check pending.
+    """
+    gate = ConnectionGate(reactor, Limits(), log_interval=60)
+    service = CheckService(reactor, paced=gate.paced)
+    service.startService()
+    service.check(USER, OLD, KEY).addErrback(lambda _: None)
+    [(_, protocol)] = reactor.udp
+    return protocol

@@ -6,19 +6,22 @@ that cannot listen stopping the server at start.
 
 import errno
 import os
+import socket
+import stat
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import capturedLogs
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from suto_server.net import certificate
 from suto_server.net.listening import (
+    ADMIN_UMASK,
     DEFAULT_LISTEN,
     DEVICE_TYPES,
     METRICS_TYPES,
@@ -243,6 +246,160 @@ class AdminEndpointTests(SynchronousTestCase):
             endpoint.listen(Factory())
             [(path, _, _, given, _)] = reactor.unixServers
             self.assertEqual((path, given), ("/run/suto/admin.sock", mode))
+
+
+class AdminFolderTests(SynchronousTestCase):
+    """
+    L{admin_endpoint} refuses a socket in a folder others could write to
+    or another user owns, where someone could put a socket of their own
+    in its place; the data folder, which the daemon keeps at 0700, is not
+    checked.
+    """
+
+    def folder(self, mode):
+        folder = os.path.abspath(self.mktemp())
+        os.mkdir(folder)
+        os.chmod(folder, mode)
+        return folder
+
+    def admin(self, folder, mode="600", data=None):
+        return admin_endpoint(
+            MemoryReactor(), "--admin",
+            f"unix:{folder}/admin.sock:mode={mode}", data,
+        )
+
+    def test_writable_folder_refused(self):
+        """
+        A folder writable by others, or by the group (even for a socket of
+        mode 660), is refused with one line naming the option.
+        """
+        for folder_mode, mode in [(0o777, "600"), (0o1777, "600"), (0o770, "660")]:
+            folder = self.folder(folder_mode)
+            error = self.assertRaises(
+                ListenerOptionError, self.admin, folder, mode
+            )
+            self.assertEqual(
+                str(error),
+                f"--admin unix:{folder}/admin.sock:mode={mode}: the socket's "
+                f"folder {folder} is writable by other users: use a folder "
+                "only the daemon's user can write to",
+            )
+
+    def test_other_owner_refused(self):
+        """
+        A folder another user owns is refused, however narrow its mode.
+        """
+        if os.geteuid() != 0:
+            raise SkipTest("only root can give a folder to another user")
+        folder = self.folder(0o700)
+        os.chown(folder, 4242, -1)
+        error = self.assertRaises(ListenerOptionError, self.admin, folder)
+        self.assertIn("is not the daemon's user's", str(error))
+
+    def test_private_folder(self):
+        """
+        A socket of mode 600, or 660 for a group of operators, is taken in
+        a folder only the daemon's user can write to; one whose folder does
+        not exist yet is left to the listener.
+        """
+        for mode in ["600", "660"]:
+            self.admin(self.folder(0o750), mode)
+        self.admin("/nonexistent/suto")
+
+    def test_data_folder(self):
+        """
+        The admin socket in the data folder is not checked there.
+        """
+        data = self.folder(0o777)
+        self.admin(data, data=data)
+        self.admin(data + "/", data=data)
+
+    def test_escaped_path(self):
+        """
+        The folder checked is the one the endpoint string names, its
+        escaped colons unescaped.
+        """
+        folder = self.folder(0o777)
+        os.rename(folder, folder + ":x")
+        description = f"unix:address={folder}\\:x/admin.sock:mode=600"
+        self.assertRaises(
+            ListenerOptionError, admin_endpoint, MemoryReactor(), "--admin",
+            description,
+        )
+
+
+class _Binding:
+    """
+    An endpoint that binds a real UNIX socket and records its mode as
+    bound, before anything could change it.
+    """
+
+    def __init__(self, path, error=None):
+        self.path = path
+        self.error = error
+        self.modes = []
+
+    def listen(self, factory):
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(self.path)
+        self.modes.append(stat.S_IMODE(os.stat(self.path).st_mode))
+        sock.close()
+        if self.error is not None:
+            raise self.error
+        return succeed(None)
+
+
+class AdminUmaskTests(SynchronousTestCase):
+    """
+    The admin socket is bound under L{ADMIN_UMASK}, so it never has the
+    process's umask permissions before Twisted gives it its mode; the
+    process's umask is restored after.
+    """
+
+    def setUp(self):
+        previous = os.umask(0o022)
+        self.addCleanup(os.umask, previous)
+        self.path = os.path.abspath(self.mktemp())
+
+    def test_bound_private(self):
+        """
+        The socket is bound with nothing for the group and others, and the
+        umask is the process's again after.
+        """
+        binding = _Binding(self.path)
+        endpoint = OptionEndpoint("--admin", "unix:admin.sock", binding)
+        endpoint.umask = ADMIN_UMASK
+        endpoint.listen(Factory())
+        self.assertEqual(binding.modes[0] & 0o077, 0)
+        self.assertEqual(os.umask(0o022), 0o022)
+
+    def test_restored_on_error(self):
+        """
+        The umask is restored when listening fails too.
+        """
+        binding = _Binding(self.path, OSError(errno.EADDRINUSE, "in use"))
+        endpoint = OptionEndpoint("--admin", "unix:admin.sock", binding)
+        endpoint.umask = ADMIN_UMASK
+        self.assertRaises(OSError, endpoint.listen, Factory())
+        self.assertEqual(os.umask(0o022), 0o022)
+
+    def test_admin_endpoint_umask(self):
+        """
+        L{admin_endpoint} gives the admin socket's endpoint that umask;
+        other listeners keep the process's.
+        """
+        folder = os.path.abspath(self.mktemp())
+        os.mkdir(folder, 0o700)
+        endpoint = admin_endpoint(
+            MemoryReactor(), "the admin socket in --data",
+            f"unix:{folder}/admin.sock:mode=600:lockfile=1", folder,
+        )
+        self.assertEqual(endpoint.umask, ADMIN_UMASK)
+        other = option_endpoint(
+            MemoryReactor(), "--metrics-listen", "tcp:9464", METRICS_TYPES,
+            serverFromString,
+        )
+        self.assertIsNone(other.umask)
 
 
 class _Endpoint:
