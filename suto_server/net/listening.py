@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from suto_server.core.logformat import address_text
 from suto_server.net import certificate
 from suto_server.net.tls import STOCK_PREFIX
 
@@ -354,7 +355,10 @@ class ListeningService(Service):
             self._refuse(_listen_reason(result.value))
         self._port = result
         self.log.info(
-            "{name} listening on {address}", name=self.name, address=result.getHost()
+            "{name} listening on {address}",
+            name=self.name,
+            # Rendered here, so no log observer ever shows a repr.
+            address=address_text(result.getHost()),
         )
         self.listening.callback(result)
 

@@ -446,6 +446,18 @@ class ListeningServiceTests(SynchronousTestCase):
         port = self.successResultOf(service.listening)
         self.assertEqual(service.address, port.getHost())
 
+    def test_logged_address(self):
+        """
+        The line saying where the service listens names the address as an
+        operator writes it, whatever observer renders it.
+        """
+        reactor = MemoryReactor()
+        service = ListeningService("metrics", TCP4ServerEndpoint(reactor, 9464), Factory())
+        with capturedLogs() as events:
+            service.privilegedStartService()
+        [event] = [e for e in events if "address" in e]
+        self.assertEqual(event["address"], "0.0.0.0:9464")
+
     def test_listens_when_started(self):
         """
         Started without C{privilegedStartService} (outside twistd), it
