@@ -51,23 +51,10 @@ from suto_server.settings import (
     Network,
     Timing,
 )
+from suto_server.store.dbthread import store_method
 from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.interfaces import IStore
-
-
-def _commit_rotations(store, rotations):
-    """
-    L{IProfileStore.commit_rotations} of the database thread's own store.
-    """
-    return store.commit_rotations(rotations)
-
-
-def _append_audits(store, events):
-    """
-    L{IAuditStore.append_audits} of the database thread's own store.
-    """
-    return store.append_audits(events)
 
 
 class SutoServer(MultiService):
@@ -357,7 +344,8 @@ class SutoServer(MultiService):
         if self._database is None:
             return self.metrics.timed_commit(self.store.commit_rotations)
         return partial(
-            self._database.run, self.metrics.timed_commit(_commit_rotations)
+            self._database.run,
+            self.metrics.timed_commit(store_method("commit_rotations")),
         )
 
     def _audit_appends(self):
@@ -369,7 +357,7 @@ class SutoServer(MultiService):
         if self._database is None:
             return None
         return GroupCommitter(
-            self._reactor, partial(self._database.run, _append_audits)
+            self._reactor, partial(self._database.run, store_method("append_audits"))
         ).submit
 
     def _listen(self, name: str, endpoint, factory) -> None:

@@ -32,6 +32,18 @@ from suto_server.store.errors import StoreError
 from suto_server.store.interfaces import IStore
 
 
+def store_method(name: str) -> Callable:
+    """
+    @return: a call of the store method C{name}, for L{DatabaseThread.run}
+        to make on the thread's own store.
+    """
+
+    def call(store, *args):
+        return getattr(store, name)(*args)
+
+    return call
+
+
 class DatabaseThread(Service):
     """
     Runs store calls on one thread with its own store object.

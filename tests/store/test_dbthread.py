@@ -22,7 +22,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from suto_server.settings import EnrollmentSettings
-from suto_server.store.dbthread import DatabaseThread
+from suto_server.store.dbthread import DatabaseThread, store_method
 from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
@@ -30,6 +30,7 @@ from suto_server.store.sqlite import SQLiteStore
 from tests.support.masterkey import new_master_key
 from tests.support.server import make_server
 from tests.support.store_suite.values import (
+    HASH,
     numbered_key_id,
     numbered_rotation,
     numbered_seal,
@@ -284,3 +285,19 @@ class ServerDatabaseTests(SynchronousTestCase):
         self.assertEqual(self.record[-1], "database stopped")
         self.assertEqual(self.database.written_at_stop, ["blacklisted"])
         self.assertRaises(StoreError, self.store.audit_events)
+
+
+class StoreMethodTests(SynchronousTestCase):
+    """
+    L{store_method} names a store method for L{DatabaseThread.run} to call
+    on the thread's own store.
+    """
+
+    def test_calls_the_given_store(self):
+        """
+        The call goes to the store it is handed, with the arguments after
+        it, and returns what the method returned.
+        """
+        store = MemoryStore()
+        store.add_user("alice", HASH, 1.0)
+        self.assertEqual(store_method("hash_for")(store, "alice"), HASH)
