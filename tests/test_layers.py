@@ -18,6 +18,7 @@ ALLOWED = {
     "core": set(),
     "datafolder": set(),
     "datalock": set(),
+    "restoration": {"core", "datafolder"},
     "locations": set(),
     "masterkey": {"core"},
     "cred": {"core"},
@@ -32,7 +33,7 @@ ALLOWED = {
     "metrics": {"core", "audit", "rules"},
     "admin": {
         "core", "store", "audit", "rules", "net", "locations", "datafolder",
-        "masterkey",
+        "masterkey", "restoration",
     },
     "preflight": {
         "core", "cred", "datafolder", "locations", "net", "settings", "store",
@@ -44,7 +45,7 @@ ALLOWED = {
     },
     "startup": {
         "audit", "datafolder", "datalock", "masterkey", "net", "preflight",
-        "service", "settings", "store",
+        "restoration", "service", "settings", "store",
     },
 }
 

@@ -12,6 +12,8 @@ from suto_client import tap as client_tap
 from suto_server import tap
 from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE
 from suto_server.datalock import DataFolderLock
+from suto_server.masterkey import MasterKey
+from suto_server.restoration import JOURNAL, MANIFEST
 from suto_server.store.postgres import PostgresStore
 from tests.support.postgres import new_location
 from tests.support.store_suite.values import HASH
@@ -72,6 +74,24 @@ class DataFolderTests(SynchronousTestCase):
             f"server with pid {os.getpid()}",
         )
         self.assertFalse(os.path.exists(os.path.join(self.data, DATABASE_FILE)))
+
+    def test_restore_settled(self):
+        """
+        A restore that a crash cut short after its commit point is carried
+        through before the server opens anything, and its journal goes.
+        """
+        journal = os.path.join(self.data, JOURNAL)
+        os.makedirs(journal)
+        MasterKey.load_or_create(os.path.join(journal, MASTER_KEY_FILE))
+        with open(os.path.join(journal, MASTER_KEY_FILE), "rb") as handle:
+            staged = handle.read()
+        with open(os.path.join(journal, MANIFEST), "w") as handle:
+            handle.write(f"{MASTER_KEY_FILE}\n")
+        server = self.make()
+        self.addCleanup(server.namedServices["data folder lock"].release)
+        self.assertFalse(os.path.exists(journal))
+        with open(os.path.join(self.data, MASTER_KEY_FILE), "rb") as handle:
+            self.assertEqual(handle.read(), staged)
 
     def test_held_while_running(self):
         """
