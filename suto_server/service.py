@@ -251,6 +251,12 @@ class SutoServer(MultiService):
         The verification API's site: verdicts for the C{verify} role, the
         admin API's resources (C{admin}) for the C{admin} role.
         """
+        if not settings.policy.grants_any:
+            self.log.warn(
+                "the verification API grants no role to any certificate, so "
+                "it refuses every request: grant one with --api-verify-ou, "
+                "--api-admin-ou, --api-verify-subjects or --api-admin-subjects"
+            )
         verifier = Verifier(
             self._reactor,
             self.store,

@@ -76,14 +76,13 @@ def api_listen(description: str, devices: str) -> str:
 
     @param devices: the device listener's full description (see
         L{tls_listen}).
-    @raise ListenerOptionError: it is not an C{ssl:} endpoint demanding
-        client certificates from C{caCerts}.
+    @raise ListenerOptionError: it is an C{ssl:} endpoint that does not
+        demand client certificates from C{caCerts}.
     """
-    arguments = _arguments(description)
     if not description.startswith(STOCK_PREFIX):
-        raise ListenerOptionError(
-            "--api-listen", description, "the verification API is served over ssl: only"
-        )
+        # Not TLS at all: refused for its type (L{API_TYPES}).
+        return description
+    arguments = _arguments(description)
     named = dict(
         argument.split("=", 1) for argument in arguments if "=" in argument
     )
