@@ -209,7 +209,7 @@ class SettingsTests(SynchronousTestCase):
             (settings.in_flight, settings.per_minute, settings.max_deadline),
             (2, 9, 12.0),
         )
-        self.assertEqual(settings.policy.units["verify"], {"suto-hosts"})
+        self.assertEqual(settings.policy.verify.units, {"suto-hosts"})
 
 
 class LegacyListenerTests(SynchronousTestCase):

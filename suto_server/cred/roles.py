@@ -26,7 +26,7 @@ by, in RFC 4514 form (L{subject_of}).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -36,9 +36,6 @@ VERIFY = "verify"
 
 #: The role that may use the admin API (what the admin socket serves).
 ADMIN = "admin"
-
-#: The roles a certificate can be granted.
-ROLES = (VERIFY, ADMIN)
 
 #: Longest OU value or subject taken in a policy: a subject an
 #: RFC 5280 certificate can carry fits well within it.
@@ -128,22 +125,35 @@ def units_of(certificate: x509.Certificate) -> frozenset[str]:
 
 
 @dataclass(frozen=True)
+class Grant:
+    """
+    What grants one role.
+
+    @ivar units: the OU values granting it.
+    @ivar subjects: the subjects (in L{normal_subject} form) granted it.
+    """
+
+    units: frozenset[str] = frozenset()
+    subjects: frozenset[str] = frozenset()
+
+    def admits(self, units: frozenset[str], subject: str) -> bool:
+        """
+        Does a certificate with C{units} and C{subject} hold the role?
+        """
+        return bool(units & self.units) or subject in self.subjects
+
+    def __bool__(self) -> bool:
+        return bool(self.units or self.subjects)
+
+
+@dataclass(frozen=True)
 class RolePolicy:
     """
-    Which certificates hold which role.
-
-    @ivar units: for each role, the OU values granting it.
-    @ivar subjects: for each role, the subjects (in L{normal_subject}
-        form) granted it.
+    Which certificates hold which role: one L{Grant} per role.
     """
 
-    units: dict[str, frozenset[str]] = field(default_factory=dict)
-    subjects: dict[str, frozenset[str]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        unknown = (set(self.units) | set(self.subjects)) - set(ROLES)
-        if unknown:
-            raise PolicyError(f"unknown roles: {', '.join(sorted(unknown))}")
+    verify: Grant = Grant()
+    admin: Grant = Grant()
 
     @classmethod
     def from_options(
@@ -161,11 +171,8 @@ class RolePolicy:
         @raise PolicyError: a value does not parse.
         """
         return cls(
-            units={VERIFY: parse_units(verify_units), ADMIN: parse_units(admin_units)},
-            subjects={
-                VERIFY: parse_subjects(verify_subjects),
-                ADMIN: parse_subjects(admin_subjects),
-            },
+            verify=Grant(parse_units(verify_units), parse_subjects(verify_subjects)),
+            admin=Grant(parse_units(admin_units), parse_subjects(admin_subjects)),
         )
 
     @property
@@ -173,7 +180,7 @@ class RolePolicy:
         """
         Does any certificate hold any role under this policy?
         """
-        return any(self.units.values()) or any(self.subjects.values())
+        return bool(self.verify or self.admin)
 
     def roles_of(self, certificate: x509.Certificate | None) -> frozenset[str]:
         """
@@ -182,11 +189,8 @@ class RolePolicy:
         """
         if certificate is None:
             return frozenset()
-        units = units_of(certificate)
-        subject = subject_of(certificate)
+        units, subject = units_of(certificate), subject_of(certificate)
+        grants = {VERIFY: self.verify, ADMIN: self.admin}
         return frozenset(
-            role
-            for role in ROLES
-            if units & self.units.get(role, frozenset())
-            or subject in self.subjects.get(role, frozenset())
+            role for role, grant in grants.items() if grant.admits(units, subject)
         )

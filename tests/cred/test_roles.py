@@ -54,12 +54,6 @@ class ParsingTests(SynchronousTestCase):
         self.assertRaises(PolicyError, parse_subjects, "CN=a;;CN=b")
         self.assertRaises(PolicyError, normal_subject, "x" * 2000)
 
-    def test_unknown_role(self):
-        """
-        A policy names only the roles there are.
-        """
-        self.assertRaises(PolicyError, RolePolicy, units={"root": frozenset({"x"})})
-
 
 class RolesOfTests(SynchronousTestCase):
     policy = RolePolicy.from_options(
