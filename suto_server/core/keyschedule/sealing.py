@@ -49,6 +49,8 @@ _CHECK_KEY_LABEL = b"suto/v1/check-key"
 _CHECK_LABEL = b"suto/v1/check"
 _RECONNECT_KEY_LABEL = b"suto/v1/reconnect-key"
 _RECONNECT_LABEL = b"suto/v1/reconnect"
+_VERIFY_KEY_LABEL = b"suto/v1/verify-key"
+_VERIFY_LABEL = b"suto/v1/verify"
 
 _CANNOT_OPEN = "the message cannot be opened"
 
@@ -153,6 +155,24 @@ def reconnect_proof(key: bytes, user: str, sealed: bytes) -> bytes:
     """
     require_bytes("sealed", sealed, JUNK_SIZE + TAG_SIZE)
     return _key_proof(key, _RECONNECT_KEY_LABEL, _RECONNECT_LABEL, user, sealed)
+
+
+def verify_proof(key: bytes, nonce: bytes, user: str) -> bytes:
+    """
+    The answer to a verification challenge on a live rotation connection
+    (docs/PROTOCOL.md §11): proof that the agent holds C{key} now, bound
+    to the server's fresh C{nonce} and to the profile.  Its labels are its
+    own, so no check answer, reconnection proof or seal can ever serve as
+    one, nor the reverse.
+
+    @param key: the profile's current chain key.
+    @param nonce: the challenge's L{CHECK_NONCE_SIZE}-byte nonce.
+    @param user: the profile being verified.
+    @return: L{CHECK_PROOF_SIZE} bytes, HMAC-SHA256 truncated.
+    @raise KeyScheduleError: an input is of the wrong type or size.
+    """
+    require_bytes("nonce", nonce, CHECK_NONCE_SIZE)
+    return _key_proof(key, _VERIFY_KEY_LABEL, _VERIFY_LABEL, user, nonce)
 
 
 def _key_proof(
