@@ -1,13 +1,13 @@
 """
-Which device a verification asks, and how its answer reads
-(L{suto_server.api.verifier}), with a memory store, a recording hello
-sender and a L{task.Clock}.
+Which device a verification asks, how, and how its answer reads
+(L{suto_server.api.verifier}), with a memory store, a recording live
+connection, a recording hello sender and a L{task.Clock}.
 """
 
 import errno
 import ipaddress
 
-from twisted.internet import task
+from twisted.internet import defer, task
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.api.verifier import (
@@ -29,7 +29,23 @@ from tests.support.rotation import NOW, SOURCE, enroll
 from tests.support.sources import DictSource
 
 HASH = "$6$abcdefghijklmnop$" + "x" * 86
+NONCE = bytes(range(16))
 TARGETS = Locations({"bob": Location((ipaddress.ip_network("192.0.2.7/32"),), "bob")})
+
+
+class RecordingConnection:
+    """
+    A live rotation connection whose challenges the test answers.
+    """
+
+    def __init__(self):
+        self.challenges = []
+        self.cancelled = []
+
+    def challenge(self, nonce):
+        d = defer.Deferred(lambda d: self.cancelled.append(nonce))
+        self.challenges.append((nonce, d))
+        return d
 
 
 class VerifierTests(SynchronousTestCase):
@@ -37,7 +53,7 @@ class VerifierTests(SynchronousTestCase):
         self.clock = task.Clock()
         self.clock.advance(NOW)
         self.store = MemoryStore()
-        self.hashes = {"alice": HASH, "bob": HASH}
+        self.hashes = {"bob": HASH}
         self.rendezvous = Rendezvous(self.clock, timeout=5)
         self.hello = RecordingHello()
         self.live = LiveSessions()
@@ -48,83 +64,60 @@ class VerifierTests(SynchronousTestCase):
             Authenticator(self.rendezvous, self.hello, DictSource(self.hashes)),
             TARGETS,
             2020,
+            random_bytes=lambda size: NONCE[:size],
         )
         enroll(self.store, new_master_key(self), "alice")
+        self.connection = RecordingConnection()
+        self.live.attach("alice", SOURCE, NOW, self.connection)
 
     def verify(self, user, deadline=10):
         results = []
         self.verifier.verify(user, deadline).addCallback(results.append)
         return results
 
-    def device_answers(self, address, verdict, reason=""):
-        request = self.rendezvous.claim(address)
-        self.assertIsNotNone(request)
-        self.rendezvous.finish(request, verdict, reason)
-
-    def test_profile_accepted(self):
+    def test_live_proof(self):
         """
-        An enrolled profile's device is asked at the profile's address
-        with a hello there only; its accepted challenge is C{accepted}.
+        An enrolled profile's live connection is challenged with a fresh
+        nonce; a matching proof is C{accepted}, a wrong one C{rejected},
+        a connection ending first C{device_offline}; no hello is sent.
         """
-        results = self.verify("alice")
-        self.assertEqual(
-            [(user, target.address) for user, target in self.hello.sent],
-            [("alice", SOURCE)],
-        )
-        self.assertEqual(results, [])
-        self.device_answers(SOURCE, Verdict.ACCEPTED, "the device proved it")
-        [result] = results
-        self.assertEqual(
-            (result.answer, result.reason, result.device),
-            (Answer.ACCEPTED, "the device proved it", SOURCE),
-        )
-
-    def test_live_address_wins(self):
-        """
-        While the profile has a live rotation connection, its address is
-        where the device is asked.
-        """
-        self.live.attach("alice", "127.0.0.77", NOW, object())
-        self.verify("alice")
-        self.assertEqual([t.address for _, t in self.hello.sent], ["127.0.0.77"])
-
-    def test_endings(self):
-        """
-        A refused or declined challenge is C{rejected}; no device
-        connecting within the deadline is C{device_offline}; a failed TLS
-        handshake is C{error}.
-        """
-        for verdict, answer in [
-            (Verdict.REJECTED, Answer.REJECTED),
-            (Verdict.CANCELLED, Answer.REJECTED),
-            (Verdict.TLS_TRUST_FAILURE, Answer.ERROR),
+        for proven, answer in [
+            (True, Answer.ACCEPTED),
+            (False, Answer.REJECTED),
+            (None, Answer.DEVICE_OFFLINE),
         ]:
             results = self.verify("alice")
-            self.device_answers(SOURCE, verdict)
-            self.assertEqual(results[0].answer, answer)
-        results = self.verify("alice", deadline=3)
-        self.clock.advance(3)
-        self.assertEqual(results[0].answer, Answer.DEVICE_OFFLINE)
-        self.assertEqual(self.rendezvous.pending, ())
+            nonce, d = self.connection.challenges.pop()
+            self.assertEqual((nonce, results), (NONCE, []))
+            d.callback(proven)
+            [result] = results
+            self.assertEqual((result.answer, result.device), (answer, SOURCE))
+        self.assertEqual(self.hello.sent, [])
 
-    def test_deadline_bounds_the_exchange(self):
+    def test_deadline(self):
         """
-        A device that connected but has not finished when the deadline
-        passes is answered C{error} then; its late verdict changes
-        nothing.
+        A device that does not answer within the deadline is
+        C{device_offline} then, and its challenge is given up.
         """
         results = self.verify("alice", deadline=2)
-        request = self.rendezvous.claim(SOURCE)
-        self.clock.advance(2)
-        self.assertEqual(results[0].answer, Answer.ERROR)
-        self.rendezvous.finish(request, Verdict.ACCEPTED)
-        self.assertEqual(len(results), 1)
+        self.clock.advance(1.9)
+        self.assertEqual(results, [])
+        self.clock.advance(0.1)
+        self.assertEqual(results[0].answer, Answer.DEVICE_OFFLINE)
+        self.assertIn("deadline", results[0].reason)
+        self.assertEqual(self.connection.cancelled, [NONCE])
 
-    def test_blacklisted_and_offline_at_once(self):
+    def test_at_once(self):
         """
-        A blacklisted profile, and one marked offline, are answered at
-        once, and no hello goes out.
+        A blacklisted profile, one marked offline, and one without a live
+        connection are answered at once, and nothing is asked of any
+        device.
         """
+        self.live.detach("alice", self.connection)
+        [result] = self.verify("alice")
+        self.assertEqual(result.answer, Answer.DEVICE_OFFLINE)
+        self.assertIn("no live connection", result.reason)
+        self.live.attach("alice", SOURCE, NOW, self.connection)
         self.store.mark_offline(["alice"], NOW)
         [result] = self.verify("alice")
         self.assertEqual(result.answer, Answer.DEVICE_OFFLINE)
@@ -133,43 +126,60 @@ class VerifierTests(SynchronousTestCase):
         )
         [result] = self.verify("alice")
         self.assertEqual(result.answer, Answer.BLACKLISTED)
-        self.assertEqual(self.hello.sent, [])
+        self.assertEqual((self.connection.challenges, self.hello.sent), ([], []))
 
     def test_configured_targets(self):
         """
-        An account without a profile is asked at the targets the operator
-        configured for it; one with neither is C{no_device}.
+        An account without a profile is asked with the classic challenge
+        at the targets the operator configured for it; its endings read
+        as verdicts; one with neither profile nor target is C{no_device}.
         """
-        results = self.verify("bob")
-        self.assertEqual([t.address for _, t in self.hello.sent], ["192.0.2.7"])
-        self.device_answers("192.0.2.7", Verdict.ACCEPTED)
-        self.assertEqual(results[0].answer, Answer.ACCEPTED)
+        for verdict, answer in [
+            (Verdict.ACCEPTED, Answer.ACCEPTED),
+            (Verdict.REJECTED, Answer.REJECTED),
+            (Verdict.CANCELLED, Answer.REJECTED),
+            (Verdict.TLS_TRUST_FAILURE, Answer.ERROR),
+        ]:
+            results = self.verify("bob")
+            self.rendezvous.finish(self.rendezvous.claim("192.0.2.7"), verdict)
+            self.assertEqual(results[0].answer, answer)
+        self.assertEqual({t.address for _, t in self.hello.sent}, {"192.0.2.7"})
         [result] = self.verify("carol")
         self.assertEqual(result.answer, Answer.NO_DEVICE)
 
-    def test_no_password(self):
+    def test_classic_deadline(self):
         """
-        A profile whose user has no password on the server cannot be
-        challenged: C{error}, without a hello.
+        No device connecting back within the deadline is
+        C{device_offline}; one that connected but has not finished is
+        C{error} then, and its late verdict changes nothing.
         """
-        del self.hashes["alice"]
-        [result] = self.verify("alice")
-        self.assertEqual(result.answer, Answer.ERROR)
-        self.assertEqual(self.hello.sent, [])
+        results = self.verify("bob", deadline=3)
+        self.clock.advance(3)
+        self.assertEqual(results[0].answer, Answer.DEVICE_OFFLINE)
+        results = self.verify("bob", deadline=2)
+        request = self.rendezvous.claim("192.0.2.7")
+        self.clock.advance(2)
+        self.assertEqual(results[0].answer, Answer.ERROR)
+        self.rendezvous.finish(request, Verdict.ACCEPTED)
+        self.assertEqual(len(results), 1)
 
-    def test_conflict_and_hello_failure(self):
+    def test_classic_cannot_start(self):
         """
-        A verification while another waits for the same device, and one
-        whose hello cannot be sent, are answered C{error} at once.
+        No password to challenge with, another request waiting for the
+        same device, and a hello that cannot be sent are C{error} at
+        once.
         """
-        self.verify("alice")
-        [result] = self.verify("alice")
-        self.assertEqual(result.answer, Answer.ERROR)
+        self.verify("bob")
+        [result] = self.verify("bob")
         self.assertIn("another authentication", result.reason)
+        self.rendezvous.finish(self.rendezvous.claim("192.0.2.7"), Verdict.ERROR)
         self.hello.error = OSError(errno.ENETUNREACH, "Network is unreachable")
         [result] = self.verify("bob")
-        self.assertEqual(result.answer, Answer.ERROR)
         self.assertIn("Network is unreachable", result.reason)
+        del self.hashes["bob"]
+        [result] = self.verify("bob")
+        self.assertIn("no password", result.reason)
+        self.assertEqual(result.answer, Answer.ERROR)
 
     def test_store_failure(self):
         """
@@ -184,6 +194,15 @@ class VerifierTests(SynchronousTestCase):
         [result] = self.verify("alice")
         self.assertEqual(result.answer, Answer.ERROR)
         self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
+
+    def test_challenge_failure(self):
+        """
+        A challenge that fails unexpectedly is C{error}, and logged.
+        """
+        results = self.verify("alice")
+        self.connection.challenges.pop()[1].errback(RuntimeError("bug"))
+        self.assertEqual(results[0].answer, Answer.ERROR)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
 
 class ClampTests(SynchronousTestCase):

@@ -1,7 +1,8 @@
 """
 The verification API end to end over loopback: the daemon as C{twistd
 suto} builds it with C{--api-listen}, a device enrolled through it whose
-real agent rotates and answers hellos, and a host asking for verdicts
+real agent rotates (and proves its key when challenged) and answers
+hellos for an account without a profile, and a host asking for verdicts
 over HTTPS with a client certificate from the callers' CA.
 """
 
@@ -27,7 +28,9 @@ from suto_server.store.records import BlacklistEntry
 from tests.support.daemon import EnrollmentFixture, fingerprint_of
 from tests.support.pki import Authority, Files
 
-PASSWORD = "alice's secret"
+#: The password of bob, an account without a profile, verified with the
+#: classic challenge at his configured target.
+PASSWORD = "bob's secret"
 
 
 def free_udp_port():
@@ -53,6 +56,7 @@ class VerifyApiEndToEndTests(EnrollmentFixture, TestCase):
         self.files = Files(os.path.join(self.data, "pki"))
         self.callers = Authority("SUTO API callers CA")
         callers_ca = self.files.write("callers.pem", self.callers.certificate)
+        targets = self.files.write_bytes("verify-targets.txt", b"bob: 127.0.0.1/32\n")
         self.server_arguments = (
             "--hello-port", str(self.hello_port),
             "--api-listen",
@@ -61,6 +65,7 @@ class VerifyApiEndToEndTests(EnrollmentFixture, TestCase):
             "--api-verify-ou", "suto-hosts",
             "--api-admin-ou", "it-admins",
             "--api-per-minute", "6",
+            "--verify-targets", targets,
         )
         return super().make_listener()
 
@@ -69,13 +74,13 @@ class VerifyApiEndToEndTests(EnrollmentFixture, TestCase):
         yield super().setUp()
         self.api_port = (yield self.server.listeners[-1].listening).getHost().port
         self.server.store.add_user(
-            "alice", schemes.hash_password(PASSWORD, "sha512_crypt", None), time.time()
+            "bob", schemes.hash_password(PASSWORD, "sha512_crypt", None), time.time()
         )
         result = yield self.enroll((yield self.open_window()))
         self.assertEqual(result.outcome, EnrollOutcome.ENROLLED, result.reason)
         state = os.path.join(self.data, "client.json")
         account = Account(
-            user="alice",
+            user="bob",
             server_host="127.0.0.1",
             server_port=self.port,
             pin=self.pin.replace(":", "").lower(),
@@ -83,7 +88,7 @@ class VerifyApiEndToEndTests(EnrollmentFixture, TestCase):
         )
         save_state(
             state,
-            ClientState(accounts={"alice": account}, profiles={"alice": result.profile}),
+            ClientState(accounts={"bob": account}, profiles={"alice": result.profile}),
         )
         self.agent = Agent(
             reactor,
@@ -148,23 +153,36 @@ class VerifyApiEndToEndTests(EnrollmentFixture, TestCase):
     @defer.inlineCallbacks
     def test_accepted(self):
         """
-        A host with the verify role asks for alice: her device, found at
-        its live connection's address, proves her password, and the
-        answer is accepted; the request is audited with the host's
-        subject.
+        A host with the verify role asks for alice: the agent on her
+        profile's live connection proves its current key, and the answer
+        is accepted; the request is audited with the host's subject.
         """
         status, body = yield self.ask(
             self.caller("db1", "suto-hosts"), "POST", "/v1/verify", {"user": "alice"}
         )
         self.assertEqual((status, body["verdict"]), (200, "accepted"), body)
+        self.assertIn("live connection", body["reason"])
         [event] = yield self.events("verify_accepted")
         self.assertEqual((event.username, event.source), ("alice", "OU=suto-hosts,CN=db1"))
+
+    @defer.inlineCallbacks
+    def test_configured_target(self):
+        """
+        bob has no profile: his device at his configured target proves
+        his password with the classic challenge.
+        """
+        status, body = yield self.ask(
+            self.caller("db1", "suto-hosts"), "POST", "/v1/verify", {"user": "bob"}
+        )
+        self.assertEqual((status, body["verdict"]), (200, "accepted"), body)
+        self.assertEqual(len((yield self.events("authentication_accepted"))), 1)
 
     @defer.inlineCallbacks
     def test_device_stopped(self):
         """
         With the agent stopped, a verification ends within its deadline
-        as device_offline.
+        as device_offline: alice's profile has no live connection left,
+        and nobody answers the hello for bob.
         """
         yield self.stop_agent()
         started = time.monotonic()
@@ -175,6 +193,13 @@ class VerifyApiEndToEndTests(EnrollmentFixture, TestCase):
             {"user": "alice", "deadline": 2},
         )
         self.assertEqual((status, body["verdict"]), (200, "device_offline"), body)
+        _, body = yield self.ask(
+            self.caller("db1", "suto-hosts"),
+            "POST",
+            "/v1/verify",
+            {"user": "bob", "deadline": 2},
+        )
+        self.assertEqual(body["verdict"], "device_offline", body)
         self.assertLess(time.monotonic() - started, 10)
 
     @defer.inlineCallbacks
