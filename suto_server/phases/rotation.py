@@ -142,7 +142,15 @@ class RotationDriver(Driver):
             if any(isinstance(action, Send) for action in actions):
                 # The keys as they are when the challenge goes out: the
                 # agent answers with the key it holds then.
-                entry[1] = self._rules.rotation.verify_proofs(self.user, nonce)
+                try:
+                    entry[1] = self._rules.rotation.verify_proofs(self.user, nonce)
+                except Exception:
+                    self.log.failure(
+                        "preparing a verification of {user} failed", user=self.user
+                    )
+                    del self._challenges[nonce]
+                    entry[0].callback(None)
+                    continue
             self.perform(actions)
 
     def _prove(self, action: Prove) -> None:

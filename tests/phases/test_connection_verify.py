@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import keyschedule
 from suto_server.phases.rotation import MAX_CHALLENGES
+from suto_server.store.errors import StoreError
 from tests.support.rotation import FIRST_KEY
 from tests.support.rotation_listener import RotationListenerMixin, b64
 
@@ -116,3 +117,20 @@ class ChallengeTests(RotationListenerMixin, SynchronousTestCase):
         self.assertEqual(answers[-1], [None])
         protocol.connectionLost(Failure(error.ConnectionDone()))
         self.assertEqual(answers[0], [None])
+
+    def test_store_failure(self):
+        """
+        A challenge whose expected proofs cannot be read (the store
+        failed) is answered L{None} and logged; nothing is sent.
+        """
+        protocol, transport = self.rotated()
+        transport.clear()
+
+        def broken(user):
+            raise StoreError("disk gone")
+
+        self.store.get_profile = broken
+        answers = self.challenge(protocol)
+        self.assertEqual((answers, transport.value()), ([None], b""))
+        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
+        self.assertFalse(transport.disconnecting)

@@ -160,16 +160,9 @@ def reconnect_proof(key: bytes, user: str, sealed: bytes) -> bytes:
 def verify_proof(key: bytes, nonce: bytes, user: str) -> bytes:
     """
     The answer to a verification challenge on a live rotation connection
-    (docs/PROTOCOL.md §11): proof that the agent holds C{key} now, bound
-    to the server's fresh C{nonce} and to the profile.  Its labels are its
-    own, so no check answer, reconnection proof or seal can ever serve as
-    one, nor the reverse.
-
-    @param key: the profile's current chain key.
-    @param nonce: the challenge's L{CHECK_NONCE_SIZE}-byte nonce.
-    @param user: the profile being verified.
-    @return: L{CHECK_PROOF_SIZE} bytes, HMAC-SHA256 truncated.
-    @raise KeyScheduleError: an input is of the wrong type or size.
+    (docs/PROTOCOL.md §11): L{check_proof}'s construction, arguments and
+    result, under labels of its own, so that no check answer,
+    reconnection proof or seal can ever serve as one, nor the reverse.
     """
     require_bytes("nonce", nonce, CHECK_NONCE_SIZE)
     return _key_proof(key, _VERIFY_KEY_LABEL, _VERIFY_LABEL, user, nonce)
