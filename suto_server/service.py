@@ -20,7 +20,7 @@ from suto_server.admin.api import admin_site
 from suto_server.admin.formatting import alert_json
 from suto_server.api.callers import CallerLimits
 from suto_server.api.guard import ApiRoot
-from suto_server.api.site import ApiSite
+from suto_server.api.site import ApiSite, ConnectionsPerSource
 from suto_server.api.verifier import Verifier
 from suto_server.api.verify_resource import VerifyResource
 from suto_server.audit.alerts import ALERT_TYPES, alert_for
@@ -246,7 +246,7 @@ class SutoServer(MultiService):
             history=self.history,
         )
 
-    def _api_site(self, settings: VerifyApiSettings, admin) -> ApiSite:
+    def _api_site(self, settings: VerifyApiSettings, admin) -> ConnectionsPerSource:
         """
         The verification API's site: verdicts for the C{verify} role, the
         admin API's resources (C{admin}) for the C{admin} role.
@@ -274,7 +274,7 @@ class SutoServer(MultiService):
             (settings.min_deadline, settings.max_deadline),
         )
         root = ApiRoot(settings.policy, verify, admin, self.audit, self._reactor)
-        return ApiSite(root, self._reactor)
+        return ConnectionsPerSource(ApiSite(root, self._reactor), self._reactor)
 
     def _watch_state(self) -> None:
         """

@@ -24,6 +24,18 @@ MAX_CALLERS = 65536
 _VERIFY = "verify"
 
 
+def holding(most: int) -> Limits:
+    """
+    L{Limits} that count only what one key holds at once, at most C{most}:
+    no startups are refused and no penalties earned, so that each admitted
+    item may be settled at once and counted until it is closed.
+    """
+    return Limits(
+        max_per_source=most,
+        startups=MaxStartups(start=2**62, rate=0, full=2**62),
+    )
+
+
 class CallerLimits:
     """
     The two limits per calling host, without a clock: L{admit} takes
@@ -34,12 +46,7 @@ class CallerLimits:
     """
 
     def __init__(self, in_flight: int, per_minute: int) -> None:
-        # Only the per-source count of Limits is wanted: no startups are
-        # refused, and every admitted verification is settled at once.
-        self._held = Limits(
-            max_per_source=in_flight,
-            startups=MaxStartups(start=2**62, rate=0, full=2**62),
-        )
+        self._held = holding(in_flight)
         self._minute = OwnAddressAllowance(
             allowance=per_minute, window=60.0, max_entries=MAX_CALLERS
         )
@@ -61,8 +68,7 @@ class CallerLimits:
                 f"more than {self._minute.allowance} verifications a minute "
                 f"from this host"
             )
-        self._held.admit(caller, now)
-        self._held.settled()
+        take(self._held, caller, now)
         return None
 
     def done(self, caller: str) -> None:
@@ -76,3 +82,16 @@ class CallerLimits:
         @return: the verifications C{caller} has in flight.
         """
         return self._held.connections(caller)
+
+
+def take(held: Limits, key: str, now: float) -> bool:
+    """
+    Count one more item held by C{key} in L{holding} limits, if it may.
+
+    @return: whether it was admitted (then L{Limits.closed} with
+        C{settled=True} releases it).
+    """
+    if held.admit(key, now) is not None:
+        return False
+    held.settled()
+    return True
