@@ -9,8 +9,9 @@ is not that is a 400, one over L{MAX_VERIFY_BODY} bytes a 413, and nothing
 about it reaches a device.  A calling host over its limits
 (L{suto_server.api.callers}) is answered C{rate_limited} at once.  Every
 verification is audited as C{verify_<verdict>} with the caller's subject,
-the user, the verdict and its reason, and never a secret (there is none
-to log: the device proves the password to the server, not to the caller).
+the user, the verdict and its reason, and a request it could not read as
+C{verify_bad_request}; never a secret (there is none to log: the device
+proves itself to the server, not to the caller).
 """
 
 from __future__ import annotations
@@ -93,10 +94,16 @@ class VerifyResource(resource.Resource):
             body = read_json(request, MAX_VERIFY_BODY)
             user = user_field(body)
             deadline = clamp_deadline(deadline_field(body), *self._bounds)
-        except BodyTooLarge as error:
-            return write_json(request, 413, {"error": str(error)})
         except BadRequest as error:
-            return write_json(request, 400, {"error": str(error)})
+            status = 413 if isinstance(error, BodyTooLarge) else 400
+            self._audit.record(
+                self._clock.seconds(),
+                "verify_bad_request",
+                None,
+                caller.subject or None,
+                f"{error} (asked from {caller.address})",
+            )
+            return write_json(request, status, {"error": str(error)})
         refusal = self._limits.admit(caller.subject, self._clock.seconds())
         if refusal is not None:
             result = VerifyResult(user, Answer.RATE_LIMITED, refusal)

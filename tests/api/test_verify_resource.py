@@ -129,6 +129,9 @@ class VerifyResourceTests(SynchronousTestCase):
             self.assertEqual(status, 400, body)
             self.assertIn("error", error)
         self.assertEqual(self.verifier.asked, [])
+        events = self.store.audit_events()
+        self.assertEqual({e.event for e in events}, {"verify_bad_request"})
+        self.assertEqual({e.source for e in events}, {"OU=suto-hosts,CN=db1"})
 
     def test_too_large(self):
         """
