@@ -47,12 +47,12 @@ _SEPARATOR = re.compile(r"(?<!\\):")
 def _uses_data_folder(words, args: argparse.Namespace) -> bool:
     """
     @return: whether the command C{words} works on the data folder: all
-        but C{config check} and C{audit verify --file}, which read only
-        the file they name.
+        but C{config check}, C{store copy} and C{audit verify --file},
+        which read only the stores or file they name.
     """
     if words == ("audit", "verify"):
         return args.file is None
-    return words != ("config", "check")
+    return words not in {("config", "check"), ("store", "copy")}
 
 
 def _daemon_options():
