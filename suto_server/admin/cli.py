@@ -6,7 +6,8 @@ Account commands work on the daemon's store directly (the data folder's
 SQLite file, or the PostgreSQL database C{--store} names), so accounts
 can be made before the daemon first starts (L{suto_server.admin.accounts});
 C{init}, C{backup} and C{restore} handle the data folder as a whole
-(L{suto_server.admin.backup}); the others speak JSON over HTTP to the
+(L{suto_server.admin.backup}), and C{store copy} moves a whole store
+to another (L{suto_server.admin.storecopy}); the others speak JSON over HTTP to the
 running daemon's admin socket (L{suto_server.admin.client}).  Every
 command finds the daemon's data folder and admin socket the way
 L{suto_server.admin.deployment} says, and no command but C{init} and

@@ -43,6 +43,7 @@ import hashlib
 import os
 from contextlib import ExitStack, closing
 
+from suto_server.admin.deployment import without_password
 from suto_server.core.commandline import CommandError
 from suto_server.store.errors import StoreError
 
@@ -248,6 +249,9 @@ def store_copy(args, io) -> int:
     C{args.destination} (made if it is a SQLite file not there yet),
     verify the copy, and print what it holds.
     """
+    for location in (args.source, args.destination):
+        if _folder_of(location) is None:
+            without_password(location)
     if _same(args.source, args.destination):
         raise CommandError("--from and --to name the same store")
     _refuse_served(args.source, "source")

@@ -6,6 +6,8 @@ of two schemes, windows open and half-used, profiles enrolled, rotated
 and blacklisted, and an audit log.
 """
 
+from dataclasses import astuple
+
 from passlib.hash import sha256_crypt
 
 from suto_server.store.records import AuditEvent, BlacklistEntry
@@ -61,14 +63,7 @@ def populate(store):
     )
     store.confirm_current("frank", numbered_key_id(1), 2300.0, "10.2.3.50")
     store.record_rotation_failure("bob")
-    store.record_move(
-        MOVE.username,
-        MOVE.time,
-        MOVE.old_address,
-        MOVE.new_address,
-        MOVE.old_location_name,
-        MOVE.new_location_name,
-    )
+    store.record_move(*astuple(MOVE))
     store.record_move("bob", 3100.0, "10.2.3.17", "10.9.0.5", None, None)
     store.mark_offline(["bob"], 4000.0)
     store.add_to_blacklist(
