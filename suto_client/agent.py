@@ -341,7 +341,7 @@ class Agent(MultiService):
 
 def _same_profile(left: EnrolledProfile, right: EnrolledProfile) -> bool:
     """
-    Do two profile entries name the same server, trusted the same way,
+    Do two profile entries name the same servers, trusted the same way,
     and the same key?  Key ids
     are compared, not keys: an id names exactly one key, and is public.
     """
@@ -355,6 +355,7 @@ def _same_profile(left: EnrolledProfile, right: EnrolledProfile) -> bool:
         left.client_key,
         left.key_id,
         left.generation,
+        left.failover,
     ) == (
         right.user,
         right.server_host,
@@ -365,5 +366,6 @@ def _same_profile(left: EnrolledProfile, right: EnrolledProfile) -> bool:
         right.client_key,
         right.key_id,
         right.generation,
+        right.failover,
     )
 

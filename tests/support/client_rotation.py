@@ -324,3 +324,10 @@ class FakeEndpoint:
         protocol.makeConnection(transport)
         attempt.callback(protocol)
         return protocol, transport
+
+    def refuse(self):
+        """
+        Fail the oldest attempt as a server that is down does.
+        """
+        _, attempt = self.attempts.pop(0)
+        attempt.errback(Failure(internet_error.ConnectionRefusedError()))
