@@ -5,8 +5,10 @@ One endpoint for the several servers of one deployment.
 Servers that share one store (PostgreSQL, PROTOCOL.md §9.6) hold the
 same profiles and keys, so an agent may rotate with any of them.  The
 agent keeps using the server it last reached; when a connection attempt
-fails (refused, timed out, unreachable) the next attempt goes to the next
-server of the list, round and round.  The attempts themselves are paced
+fails (refused, timed out, unreachable), or a connection ends before the
+server said anything (L{FailoverEndpoint.move_on}, which the agent calls:
+a hung server accepts connections it never serves), the next attempt
+goes to the next server of the list, round and round.  The attempts themselves are paced
 by whoever calls L{FailoverEndpoint.connect} again: the agent's
 L{twisted.application.internet.ClientService}, with the rotation's
 back-off (L{suto_client.rotation.RotationFactory.retry_delay}), so a
@@ -67,14 +69,31 @@ class FailoverEndpoint:
         connecting.addErrback(self._failed, name)
         return connecting
 
+    def move_on(self, why: str) -> None:
+        """
+        The current server was reached but did not answer (it closed the
+        connection, or let it time out, before saying anything): a hung
+        server accepts connections it never serves, so the next attempt
+        goes to the next server.
+
+        @param why: what happened, for the log.
+        """
+        self._move_from(self.current, why)
+
     def _failed(self, failure: Failure, name: str) -> Failure:
+        self._move_from(name, failure.getErrorMessage())
+        return failure
+
+    def _move_from(self, name: str, why: str) -> None:
+        """
+        Make the server after C{name} current, unless an attempt already
+        moved on from it.
+        """
         if len(self._servers) > 1 and self.current == name:
             self._index = (self._index + 1) % len(self._servers)
             self.log.info(
-                "cannot reach {server} ({error}); the next attempt goes to "
-                "{next_server}",
+                "{server} failed ({why}); the next attempt goes to {next_server}",
                 server=name,
-                error=failure.getErrorMessage(),
+                why=why,
                 next_server=self.current,
             )
-        return failure

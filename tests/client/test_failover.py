@@ -100,6 +100,18 @@ class FailoverEndpointTests(SynchronousTestCase):
         self.assertEqual(self.attempted(), ["b"])
         self.assertEqual(self.failover.current, "b")
 
+    def test_move_on(self):
+        """
+        L{FailoverEndpoint.move_on}, for a server that was reached but
+        did not answer, sends the next attempt to the next server.
+        """
+        factory = _Factory()
+        self.failover.connect(factory)
+        self.endpoints["a"].accept()
+        self.failover.move_on("closed before answering")
+        self.failover.connect(factory)
+        self.assertEqual(self.attempted(), ["b"])
+
     def test_one_server(self):
         """
         With one server every attempt goes to it.
@@ -217,6 +229,29 @@ class AgentFailoverTests(SynchronousTestCase):
 
     def endpoint(self, reactor, profile, timeout):
         return FailoverEndpoint([("first", self.first), ("second", self.second)])
+
+    def test_unanswered_moves_on(self):
+        """
+        A server that accepts the connection and closes it before saying
+        anything (hung, or refusing under its connection limits) is left
+        for the next server at the next attempt.
+        """
+        protocol, _ = self.first.accept()
+        protocol.connectionLost(Failure(internet_error.ConnectionDone()))
+        self.reactor.advance(RETRY_CAP)
+        self.assertEqual((len(self.first.attempts), len(self.second.attempts)), (0, 1))
+
+    def test_answered_stays(self):
+        """
+        A connection on which the server answered, then lost, is made
+        again to the same server: only a failed attempt or a silent
+        server moves the agent on.
+        """
+        protocol, transport = self.first.accept()
+        _up_to_ok(protocol, transport, self.server)
+        protocol.connectionLost(Failure(internet_error.ConnectionLost()))
+        self.reactor.advance(RETRY_CAP)
+        self.assertEqual((len(self.first.attempts), len(self.second.attempts)), (1, 0))
 
     def test_server_dies_mid_rotation(self):
         """
