@@ -164,6 +164,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the store to copy into (a SQLite file is made if missing)",
     )
     copying.add_argument(
+        "--master-key",
+        metavar="FILE",
+        help="check first that this master key (the one the copy will be "
+        "served with) opens every profile's key",
+    )
+    copying.add_argument(
         "--replace",
         action="store_true",
         help="replace everything the destination holds (refused otherwise)",

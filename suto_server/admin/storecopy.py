@@ -29,7 +29,9 @@ rows against the source's, by count and by content.
 
 The profiles' keys travel sealed under the deployment's master key
 (PROTOCOL.md §8.4), which stays in the data folder: the daemon that
-serves the destination must be given the same C{master.key}.
+serves the destination must be given the same C{master.key}.  Given
+C{--master-key FILE}, the copy first checks that this key opens every
+profile's key, and refuses otherwise.
 
 Exit status: 0 copied and verified; 1 refused or failed, the destination
 unchanged; 3 copied but not verified (the source changed meanwhile, or
@@ -43,6 +45,7 @@ import hashlib
 import os
 from contextlib import ExitStack, closing
 
+from suto_server.admin.backup import master_key, refuse_unopened
 from suto_server.admin.deployment import without_password
 from suto_server.core.commandline import CommandError
 from suto_server.store.errors import StoreError
@@ -217,6 +220,13 @@ def _copy(args, io, created: list) -> dict:
     with ExitStack() as stores:
         source = _open(stores, args.source, read_only=True)
         _refuse_broken(source, args.source)
+        if args.master_key is not None:
+            refuse_unopened(
+                master_key(args.master_key),
+                source.list_profiles(),
+                f"the master key {args.master_key}",
+                "copied",
+            )
         fresh = bool(_folder_of(args.destination)) and not os.path.exists(
             args.destination
         )

@@ -14,11 +14,17 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.admin import storecopy
 from suto_server.core.commandline import CommandError
 from suto_server.datalock import DataFolderLock
+from suto_server.masterkey import MasterKey
 from suto_server.store.open import open_store
 from suto_server.store.records import AuditEvent
 from tests.support.admin import run_admin
 from tests.support.deployments import populate
 from tests.support.postgres import new_location
+from tests.support.store_suite.values import PROFILE, profile_for, window_for
+
+KEY_ID = PROFILE.key_id
+
+KEY = bytes(range(32))
 
 EVENT = AuditEvent(time=9.0, event="x", username=None, source=None, reason="r")
 
@@ -177,6 +183,30 @@ class StoreCopyTests(SynchronousTestCase):
         _, err = self.copy(self.source, destination, status=1)
         self.assertIn("not copied", err)
         self.assertFalse(os.path.exists(destination))
+
+    def test_master_key(self):
+        """
+        With C{--master-key}, the copy goes ahead only when that key
+        opens every profile's key: another deployment's key is refused,
+        naming the profile it cannot open, and nothing is made.
+        """
+        path = os.path.join(self.base, "master.key")
+        key = MasterKey.load_or_create(path)
+        source = os.path.join(self.base, "sealed.db")
+        with self.opened(source) as store:
+            store.open_window(window_for("alice"))
+            store.complete_enrollment(
+                profile_for("alice", key_sealed=key.seal_key("alice", KEY_ID, KEY))
+            )
+        self.copy(source, os.path.join(self.base, "copy.db"), "--master-key", path)
+        other = os.path.join(self.base, "other.key")
+        MasterKey.load_or_create(other)
+        refused = os.path.join(self.base, "refused.db")
+        _, err = self.copy(source, refused, "--master-key", other, status=1)
+        self.assertIn(
+            f"the master key {other} does not open the key of alice: not copied", err
+        )
+        self.assertFalse(os.path.exists(refused))
 
     def test_refuses_password_in_uri(self):
         """
