@@ -175,25 +175,6 @@ class ProfileEndpointTests(SynchronousTestCase):
         self.assertNotIsInstance(endpoint, FailoverEndpoint)
 
 
-def _up_to_ok(protocol, transport, server):
-    """
-    Run a rotation on C{protocol} until the client has acknowledged the
-    server's C{SUTO_ROTATE_OK_}; the acknowledgement never reaches
-    C{server}, as when the server's host dies on receiving it.
-    """
-    decoder = wire.Decoder(wire.Framing.FRAMED)
-    while transport.value():
-        data = transport.value()
-        transport.clear()
-        decoder.receive_data(data)
-        while (message := decoder.next_event()) is not wire.NEED_DATA:
-            if isinstance(message, wire.RotateAck):
-                return
-            for reply in server.receive(message):
-                protocol.dataReceived(wire.encode(reply, wire.Framing.FRAMED))
-    raise AssertionError("the client never acknowledged")
-
-
 class AgentFailoverTests(SynchronousTestCase):
     """
     The agent rotating a profile with a failover server, whose first
@@ -248,7 +229,7 @@ class AgentFailoverTests(SynchronousTestCase):
         server moves the agent on.
         """
         protocol, transport = self.first.accept()
-        _up_to_ok(protocol, transport, self.server)
+        pump(protocol, transport, self.server, until=wire.RotateAck)
         protocol.connectionLost(Failure(internet_error.ConnectionLost()))
         self.reactor.advance(RETRY_CAP)
         self.assertEqual((len(self.first.attempts), len(self.second.attempts)), (1, 0))
@@ -262,7 +243,7 @@ class AgentFailoverTests(SynchronousTestCase):
         second server, which the shared store lets it do.
         """
         protocol, transport = self.first.accept()
-        _up_to_ok(protocol, transport, self.server)
+        pump(protocol, transport, self.server, until=wire.RotateAck)
         protocol.connectionLost(Failure(internet_error.ConnectionLost()))
         self.assertEqual(load_state(self.path).profiles[USER], FAILOVER_PROFILE)
         self.assertEqual(self.outcomes, [RotationOutcome.ERROR])
