@@ -54,7 +54,7 @@ KEY_FILES = (MASTER_KEY_FILE, "server.key", "server.crt")
 _STORE_COMPANIONS = (f"{DATABASE_FILE}-wal", f"{DATABASE_FILE}-shm")
 
 
-def master_key(path: str):
+def _master_key(path: str):
     """
     @return: the master key in the file C{path}, which must exist.
     @raise CommandError: it cannot be read.
@@ -177,17 +177,19 @@ def _refuse_running_daemon(data: str, socket: str) -> None:
     raise CommandError(f"the daemon of {data} is running: stop it to restore")
 
 
-def refuse_unopened(key, profiles, whose: str, done: str) -> None:
+def refuse_unopened(key_file: str, profiles, whose: str, done: str) -> None:
     """
-    @param key: a L{suto_server.masterkey.MasterKey}.
-    @param whose: names C{key} in the message (C{"the master key of
+    @param key_file: the master key's file, which must exist.
+    @param whose: names the key in the message (C{"the master key of
         DIR"}).
     @param done: what was not done, for the message (C{"restored"}).
-    @raise CommandError: C{key} does not open the key of one of
-        C{profiles}: the store would serve dead profiles with it.
+    @raise CommandError: the key cannot be read, or does not open the key
+        of one of C{profiles}: the store would serve dead profiles with
+        it.
     """
     from suto_server.masterkey import MasterKeyError
 
+    key = _master_key(key_file)
     for profile in profiles:
         try:
             key.open_key(profile.username, profile.key_id, profile.key_sealed)
@@ -205,7 +207,6 @@ def _check_backup(source: str) -> list[str]:
     @return: the names of the files to put back.
     @raise CommandError: it is not a backup to restore.
     """
-    key = master_key(os.path.join(source, MASTER_KEY_FILE))
     with read_only_store(os.path.join(source, DATABASE_FILE)) as store:
         problems = store.verify_audit()
         profiles = store.list_profiles()
@@ -213,7 +214,12 @@ def _check_backup(source: str) -> list[str]:
         raise CommandError(
             f"the audit log of {source} is broken ({problems[0]}): not restored"
         )
-    refuse_unopened(key, profiles, f"the master key of {source}", "restored")
+    refuse_unopened(
+        os.path.join(source, MASTER_KEY_FILE),
+        profiles,
+        f"the master key of {source}",
+        "restored",
+    )
     return [DATABASE_FILE] + [
         name for name in KEY_FILES if os.path.exists(os.path.join(source, name))
     ]

@@ -45,7 +45,7 @@ import hashlib
 import os
 from contextlib import ExitStack, closing
 
-from suto_server.admin.backup import master_key, refuse_unopened
+from suto_server.admin.backup import refuse_unopened
 from suto_server.admin.deployment import without_password
 from suto_server.core.commandline import CommandError
 from suto_server.store.errors import StoreError
@@ -222,7 +222,7 @@ def _copy(args, io, created: list) -> dict:
         _refuse_broken(source, args.source)
         if args.master_key is not None:
             refuse_unopened(
-                master_key(args.master_key),
+                args.master_key,
                 source.list_profiles(),
                 f"the master key {args.master_key}",
                 "copied",
