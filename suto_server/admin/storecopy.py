@@ -240,7 +240,14 @@ def _copy(args, io, created: list) -> dict:
         if args.replace and any(replaced.values()):
             io.say(f"replaced what {args.destination} held")
         del created[:]
-        _verify(source, destination, digests, args.destination)
+        try:
+            _verify(source, destination, digests, args.destination)
+        except StoreError as error:
+            raise CommandError(
+                f"copied, but the copy could not be verified ({error}): do "
+                f"not serve {args.destination}",
+                UNVERIFIED,
+            ) from None
     return {name: count for name, (count, _) in digests.items()}
 
 
