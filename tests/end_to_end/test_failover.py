@@ -110,7 +110,7 @@ class FailoverEndToEndTests(TestCase):
         shutil.copyfile(os.path.join(self.first_data, MASTER_KEY_FILE), master)
         os.chmod(master, 0o400)
         key, cert, _ = certificate.ensure_self_signed(
-            folder, "localhost", datetime.datetime.now(datetime.timezone.utc)
+            folder, "localhost", datetime.datetime.now(datetime.UTC)
         )
         with open(cert, "rb") as handle:
             self.pin = certificate.describe(handle.read()).fingerprint
