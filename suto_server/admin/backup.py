@@ -170,6 +170,28 @@ def _refuse_running_daemon(data: str, socket: str) -> None:
     raise CommandError(f"the daemon of {data} is running: stop it to restore")
 
 
+def refuse_unopened(key_file: str, profiles, whose: str, done: str) -> None:
+    """
+    @param key_file: the master key's file, which must exist.
+    @param whose: names the key in the message (C{"the master key of
+        DIR"}).
+    @param done: what was not done, for the message (C{"restored"}).
+    @raise CommandError: the key cannot be read, or does not open the key
+        of one of C{profiles}: the store would serve dead profiles with
+        it.
+    """
+    from suto_server.masterkey import MasterKeyError
+
+    key = _master_key(key_file)
+    for profile in profiles:
+        try:
+            key.open_key(profile.username, profile.key_id, profile.key_sealed)
+        except MasterKeyError:
+            raise CommandError(
+                f"{whose} does not open the key of {profile.username}: not {done}"
+            ) from None
+
+
 def _check_backup(source: str) -> list[str]:
     """
     Check the backup in the folder C{source}: a sound store whose audit
@@ -178,9 +200,6 @@ def _check_backup(source: str) -> list[str]:
     @return: the names of the files to put back.
     @raise CommandError: it is not a backup to restore.
     """
-    from suto_server.masterkey import MasterKeyError
-
-    master_key = _master_key(os.path.join(source, MASTER_KEY_FILE))
     with read_only_store(os.path.join(source, DATABASE_FILE)) as store:
         problems = store.verify_audit()
         profiles = store.list_profiles()
@@ -188,14 +207,12 @@ def _check_backup(source: str) -> list[str]:
         raise CommandError(
             f"the audit log of {source} is broken ({problems[0]}): not restored"
         )
-    for profile in profiles:
-        try:
-            master_key.open_key(profile.username, profile.key_id, profile.key_sealed)
-        except MasterKeyError:
-            raise CommandError(
-                f"the master key of {source} does not open the key of "
-                f"{profile.username}: not restored"
-            ) from None
+    refuse_unopened(
+        os.path.join(source, MASTER_KEY_FILE),
+        profiles,
+        f"the master key of {source}",
+        "restored",
+    )
     return [DATABASE_FILE] + [
         name for name in KEY_FILES if os.path.exists(os.path.join(source, name))
     ]

@@ -22,13 +22,14 @@ row's write is one round trip the reactor can afford, and the batches
 
 from zope.interface import implementer
 
-from suto_server.store.interfaces import IStore
+from suto_server.store.interfaces import IStore, IStoreTransfer
 from suto_server.store.postgres.audit import Audit
 from suto_server.store.postgres.connection import (
     SCHEMA_VERSION,
     Connection,
     as_store_error,
 )
+from suto_server.store.postgres.transfer import PostgresTransfer
 from suto_server.store.sql.accounts import Accounts
 from suto_server.store.sql.blacklist import Blacklist
 from suto_server.store.sql.presence import Presence
@@ -38,8 +39,10 @@ from suto_server.store.sql.windows import Windows
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 
-@implementer(IStore)
-class PostgresStore(Accounts, Windows, Profiles, Presence, Audit, Blacklist, Connection):
+@implementer(IStore, IStoreTransfer)
+class PostgresStore(
+    Accounts, Windows, Profiles, Presence, Audit, Blacklist, PostgresTransfer, Connection
+):
     """
     Accounts, enrollment and rotation state, moves and the audit log kept
     in one PostgreSQL database, through one connection of this object's
