@@ -100,9 +100,11 @@ MAX_LEGACY_BUFFER = 512
 
 
 # Legacy tags are prefix-free, so at most one of them can match a given
-# input; among framed tags, SUTO_C_ENROLL_DATA_ extends SUTO_C_ENROLL_ and
-# SUTO_C_ROTATE_ACK_ extends SUTO_C_ROTATE_, and _read_message reads the
-# longer.
+# input; among framed tags, SUTO_C_ENROLL_DATA_ extends SUTO_C_ENROLL_,
+# SUTO_C_ROTATE_ACK_ extends SUTO_C_ROTATE_ and SUTO_C_RECONNECT_N_ extends
+# SUTO_C_RECONNECT_, and _read_message reads the longer.  The two layouts of
+# Reconnect are told apart on the way out by its nonce (the first, for
+# messages without one, comes first).
 _LEGACY_LAYOUTS = (
     Layout(b"SUTO_C_GET_SALTA", GetSaltA),
     Layout(b"SUTO_C_GET_RSALT", GetRSalt),
@@ -155,6 +157,22 @@ LAYOUTS = {
             Reconnect,
             (
                 grammar.KEY_ID,
+                b"_",
+                grammar.PROOF,
+                b"_",
+                grammar.RECONNECT_DATA,
+                b"_",
+                grammar.USER,
+            ),
+            constants={"nonce": None},
+        ),
+        Layout(
+            b"SUTO_C_RECONNECT_N_",
+            Reconnect,
+            (
+                grammar.KEY_ID,
+                b"_",
+                grammar.NONCE,
                 b"_",
                 grammar.PROOF,
                 b"_",
