@@ -69,7 +69,14 @@ class RotationDriver(Driver):
     Carries out L{RotationConversation}'s actions for the profile C{user}.
     """
 
-    __slots__ = ("_rules", "_pending", "_admitted", "_committing", "_offline_step")
+    __slots__ = (
+        "_rules",
+        "_pending",
+        "_admitted",
+        "_committing",
+        "_offline_step",
+        "_attempt_nonce",
+    )
 
     ACTIONS = {
         **Driver.ACTIONS,
@@ -86,7 +93,10 @@ class RotationDriver(Driver):
         self._admitted = False
         # A rotation's commit is on its way to the store.
         self._committing = False
+        # What this connection's reconnection spends when its rotation
+        # commits: the offline step, and the attempt's nonce.
         self._offline_step = None
+        self._attempt_nonce = None
 
     def connection_lost(self) -> None:
         self.perform(self.machine.connection_lost())
@@ -186,6 +196,7 @@ class RotationDriver(Driver):
                     source,
                     connection.clock.seconds(),
                     offline_step=self._offline_step,
+                    attempt_nonce=self._attempt_nonce,
                     checked=checked,
                 )
             except RotationRefused:
@@ -241,6 +252,7 @@ class RotationDriver(Driver):
                 return
             self._admitted = tracking is not None
             self._offline_step = accepted.step
+            self._attempt_nonce = accepted.attempt_nonce
             self.perform(self.machine.reconnected(accepted.ok))
 
         admitted.addCallback(answer).addErrback(self._broke)

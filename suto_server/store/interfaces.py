@@ -299,10 +299,10 @@ class IProfileStore(Interface):
             when it is not offline (or does not exist).
         """
 
-    def last_offline_step(username):
+    def spent_offline_step(username):
         """
-        @return: the newest offline time step the profile reconnected
-            with, or L{None} if it never did.
+        @return: a L{suto_server.store.records.SpentOfflineStep} for the newest offline time step
+            the profile reconnected with, or L{None} if it never did.
         """
 
 

@@ -356,7 +356,7 @@ class ReconnectListenerMixin(RotationListenerMixin):
         return (
             self.store.get_profile(user),
             self.store.offline_since(user),
-            self.store.last_offline_step(user),
+            self.store.spent_offline_step(user),
             self.store.blacklist_entry(user),
         )
 
@@ -422,7 +422,7 @@ class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
             self.rotate_again(protocol, transport)
         self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
         self.assertIsNone(self.store.offline_since("alice"))
-        self.assertEqual(self.store.last_offline_step("alice"), step)
+        self.assertEqual(self.store.spent_offline_step("alice").step, step)
         self.assertFalse(transport.disconnecting)
         self.assertEqual(len(self.audit("reconnected")), 1)
         text = "\n".join(formatEvent(event) + repr(event) for event in events)
@@ -650,7 +650,7 @@ class ReconnectTrackingTests(ReconnectListenerMixin, SynchronousTestCase):
         d.callback(False)
         self.assertEqual(transport.value(), b"SUTO_ERROR_UNKNOWN_KEY\r\n")
         self.assertTrue(transport.disconnecting)
-        self.assertIsNone(self.store.last_offline_step("alice"))
+        self.assertIsNone(self.store.spent_offline_step("alice"))
 
     def test_refused_before_tracking(self):
         """

@@ -14,11 +14,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.store import chain
 from suto_server.store.errors import StoreError
-from suto_server.store.records import RotationCommit
+from suto_server.store.records import RotationCommit, SpentOfflineStep
 from suto_server.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from tests.support.sqlite_files import (
     SHIPPED_TO_V2,
     SHIPPED_TO_V3,
+    SHIPPED_TO_V5,
     SHIPPED_V1,
     SQLiteFileCase,
     file_mode,
@@ -33,6 +34,10 @@ from tests.support.store_suite.values import (
     PROFILE,
     WINDOW,
     numbered_key_id,
+    numbered_rotation,
+    numbered_seal,
+    profile_for,
+    window_for,
 )
 
 
@@ -223,6 +228,51 @@ class SQLiteUpgradeTests(SQLiteFileCase, SynchronousTestCase):
             MOVE.new_location_name,
         )
         self.assertEqual(upgraded.moves("alice"), [MOVE])
+
+    def test_upgrade_shipped_v5(self):
+        """
+        A database of the shipped v5 schema whose profile spent an offline
+        step is backed up to C{<path>.bak-v5} and upgraded to
+        L{SCHEMA_VERSION}: the step is kept, with no key and no attempt
+        nonces, its schema equals a fresh database's, and a reconnection's
+        commit records its key and nonce on it.
+        """
+        v5 = self.mktemp()
+        os.mkdir(v5)
+        for path in SHIPPED_TO_V5:
+            shutil.copy(path, v5)
+        old = SQLiteStore.open(self.path, v5)
+        old.open_window(window_for("alice"))
+        old.complete_enrollment(
+            profile_for(
+                "alice", key_sealed=numbered_seal(0), key_id=numbered_key_id(0)
+            )
+        )
+        old.close()
+        self.assertEqual(version_rows(self.path), [(5,)])
+        connection = sqlite3.connect(self.path)
+        with connection:
+            connection.execute(
+                "INSERT INTO offline_steps (username, step) VALUES (?, ?)",
+                ("alice", 70),
+            )
+        connection.close()
+        upgraded = self.open_store()
+        self.assertEqual(version_rows(self.path), [(SCHEMA_VERSION,)])
+        self.assertEqual(upgraded.spent_offline_step("alice"), SpentOfflineStep(70))
+        fresh_path = os.path.join(self.directory, "fresh.db")
+        SQLiteStore.open(fresh_path).close()
+        self.assertEqual(schema_of(self.path), schema_of(fresh_path))
+        self.assertEqual(version_rows(self.path + ".bak-v5"), [(5,)])
+        nonce = bytes(16)
+        commit = numbered_rotation(
+            "alice", 0, 1, 3000.0, offline_step=70, attempt_nonce=nonce
+        )
+        self.assertEqual(upgraded.commit_rotations([commit]), [True])
+        self.assertEqual(
+            upgraded.spent_offline_step("alice"),
+            SpentOfflineStep(70, numbered_key_id(1), frozenset({nonce})),
+        )
 
     def test_upgrade_shipped_v3_empty_audit(self):
         """
