@@ -156,7 +156,7 @@ class ClientRotation(Conversation):
         "_next",
         "_asked_time",
         "_reconnect",
-        "_offline_key",
+        "_attempt_key",
         "_answered",
     )
 
@@ -176,7 +176,7 @@ class ClientRotation(Conversation):
         self._next: EnrolledProfile | None = None
         self._asked_time = False
         self._reconnect: wire.Reconnect | None = None
-        self._offline_key: bytes | None = None
+        self._attempt_key: bytes | None = None
         self._answered = False
 
     @property
@@ -238,12 +238,12 @@ class ClientRotation(Conversation):
             self._asked_time = False
             return self._prepare_reconnect(message.seconds, message.step)
         if isinstance(message, wire.ReconnectOk):
-            if self._offline_key is None:
+            if self._attempt_key is None:
                 return self._input(VIOLATION)
             if rotation_keys.welcomed(
-                self._offline_key, self._profile.user, message.sealed
+                self._attempt_key, self._profile.user, message.sealed
             ):
-                self._offline_key = None
+                self._attempt_key = None
                 return self._input(RECONNECTED)
             return self._fail("the server's reconnection answer did not open")
         if isinstance(message, wire.Auth) and not message.ok:
@@ -270,19 +270,21 @@ class ClientRotation(Conversation):
 
     def _prepare_reconnect(self, server_time: int, step_length: int) -> list:
         """
-        Derive the offline key for the server's time step and seal fresh
-        junk under it; feed the input that says how that went.
+        Derive the key of this attempt, from the offline key for the
+        server's time step and a fresh nonce, and seal fresh junk under it;
+        feed the input that says how that went.
         """
         try:
             fingerprint_hash = self._fingerprint()
         except FingerprintError as e:
             return self._fail(f"cannot compute the hardware fingerprint: {e}")
-        self._offline_key, self._reconnect = rotation_keys.reconnection(
+        self._attempt_key, self._reconnect = rotation_keys.reconnection(
             self._profile,
             fingerprint_hash,
             server_time,
             step_length,
             self._random_bytes(keyschedule.JUNK_SIZE),
+            self._random_bytes(keyschedule.ATTEMPT_NONCE_SIZE),
         )
         return self._input(TIME)
 
@@ -334,7 +336,7 @@ class ClientRotation(Conversation):
         Drop everything derived for the rotation under way.
         """
         self._pending = self._ack = self._next = None
-        self._reconnect = self._offline_key = None
+        self._reconnect = self._attempt_key = None
 
     # Outputs.
 
