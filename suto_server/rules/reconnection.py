@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_reconnection -*-
+# -*- test-case-name: tests.rules.test_reconnection,tests.rules.test_reconnection_retry -*-
 """
 Offline spells, the offline rolling authenticator and the blacklist: the
 rules a profile follows once its junk stopped coming (docs/PROTOCOL.md
