@@ -1113,11 +1113,13 @@ class RotationBytesTests(SynchronousTestCase):
 
     def test_longest_lines_fit(self):
         """
-        The longest rotation messages, with a 64-character user or a
-        64-byte seal, are at most 201 bytes before their CRLF, well within
-        L{MAX_LINE}, and read back.
+        The longest rotation and reconnection messages, with a
+        64-character user or a 64-byte seal, are at most 231 bytes before
+        their CRLF, well within L{MAX_LINE}, and read back.
         """
         longest = [
+            (Reconnect(KEY_ID, bytes(16), bytes(48), "u" * 64, bytes(16)), 231),
+            (Reconnect(KEY_ID, bytes(16), bytes(48), "u" * 64), 204),
             (Rotate(KEY_ID, JUNK, CLIENT_PUBLIC, "u" * 64), 201),
             (RotateOk(SERVER_PUBLIC, bytes(64)), 148),
             (RotateAck(bytes(64)), 106),
