@@ -105,6 +105,14 @@ MAX_LEGACY_BUFFER = 512
 # SUTO_C_RECONNECT_, and _read_message reads the longer.  The two layouts of
 # Reconnect are told apart on the way out by its nonce (the first, for
 # messages without one, comes first).
+# What both forms of the reconnection end with.
+_RECONNECT_PROOF_ON = (
+    grammar.PROOF,
+    b"_",
+    grammar.RECONNECT_DATA,
+    b"_",
+    grammar.USER,
+)
 _LEGACY_LAYOUTS = (
     Layout(b"SUTO_C_GET_SALTA", GetSaltA),
     Layout(b"SUTO_C_GET_RSALT", GetRSalt),
@@ -155,31 +163,13 @@ LAYOUTS = {
         Layout(
             b"SUTO_C_RECONNECT_",
             Reconnect,
-            (
-                grammar.KEY_ID,
-                b"_",
-                grammar.PROOF,
-                b"_",
-                grammar.RECONNECT_DATA,
-                b"_",
-                grammar.USER,
-            ),
+            (grammar.KEY_ID, b"_") + _RECONNECT_PROOF_ON,
             constants={"nonce": None},
         ),
         Layout(
             b"SUTO_C_RECONNECT_N_",
             Reconnect,
-            (
-                grammar.KEY_ID,
-                b"_",
-                grammar.NONCE,
-                b"_",
-                grammar.PROOF,
-                b"_",
-                grammar.RECONNECT_DATA,
-                b"_",
-                grammar.USER,
-            ),
+            (grammar.KEY_ID, b"_", grammar.NONCE, b"_") + _RECONNECT_PROOF_ON,
         ),
         Layout(b"SUTO_RECONNECT_OK_", ReconnectOk, (grammar.CONFIRMATION,)),
     ),

@@ -16,20 +16,16 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.store.errors import CorruptDatabase, DatabaseTooNew, StoreError
 from suto_server.store.postgres import SCHEMA_VERSION, PostgresStore
 from suto_server.store.postgres.connection import SHIPPED_SCHEMA_DIR
-from suto_server.store.records import SpentOfflineStep
 from suto_server.store.sql.schemafiles import newest_version
 from suto_server.store.sqlite import SQLiteStore
 from tests.support.postgres import new_location
+from tests.support.store_suite.offline import assert_spent_step_upgraded
 from tests.support.store_suite.values import (
     AUDIT,
     HASH,
     PROFILE,
     WINDOW,
-    numbered_key_id,
-    numbered_rotation,
-    numbered_seal,
-    profile_for,
-    window_for,
+    enroll_numbered,
 )
 
 # A made-up later version: one step on from the shipped schema.
@@ -211,10 +207,7 @@ class PostgresSchemaTests(SynchronousTestCase):
         os.mkdir(v1)
         shutil.copy(os.path.join(SHIPPED_SCHEMA_DIR, "v1.sql"), v1)
         old = PostgresStore.open(self.location, v1)
-        old.open_window(window_for("alice"))
-        old.complete_enrollment(
-            profile_for("alice", key_sealed=numbered_seal(0), key_id=numbered_key_id(0))
-        )
+        enroll_numbered(old, "alice")
         old.close()
         self.assertEqual(self.version(), [(1,)])
         self.session().execute(
@@ -222,16 +215,7 @@ class PostgresSchemaTests(SynchronousTestCase):
         )
         upgraded = self.open_store()
         self.assertEqual(self.version(), [(SCHEMA_VERSION,)])
-        self.assertEqual(upgraded.spent_offline_step("alice"), SpentOfflineStep(70))
-        nonce = bytes(16)
-        commit = numbered_rotation(
-            "alice", 0, 1, 3000.0, offline_step=70, attempt_nonce=nonce
-        )
-        self.assertEqual(upgraded.commit_rotations([commit]), [True])
-        self.assertEqual(
-            upgraded.spent_offline_step("alice"),
-            SpentOfflineStep(70, numbered_key_id(1), frozenset({nonce})),
-        )
+        assert_spent_step_upgraded(self, upgraded)
         columns = self.columns()
         self.location = new_location(self)
         self.open_store()

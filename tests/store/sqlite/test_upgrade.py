@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.store import chain
 from suto_server.store.errors import StoreError
-from suto_server.store.records import RotationCommit, SpentOfflineStep
+from suto_server.store.records import RotationCommit
 from suto_server.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from tests.support.sqlite_files import (
     SHIPPED_TO_V2,
@@ -27,17 +27,15 @@ from tests.support.sqlite_files import (
     schema_of,
     version_rows,
 )
+from tests.support.store_suite.offline import assert_spent_step_upgraded
 from tests.support.store_suite.values import (
     AUDIT,
     HASH,
     MOVE,
     PROFILE,
     WINDOW,
+    enroll_numbered,
     numbered_key_id,
-    numbered_rotation,
-    numbered_seal,
-    profile_for,
-    window_for,
 )
 
 
@@ -242,12 +240,7 @@ class SQLiteUpgradeTests(SQLiteFileCase, SynchronousTestCase):
         for path in SHIPPED_TO_V5:
             shutil.copy(path, v5)
         old = SQLiteStore.open(self.path, v5)
-        old.open_window(window_for("alice"))
-        old.complete_enrollment(
-            profile_for(
-                "alice", key_sealed=numbered_seal(0), key_id=numbered_key_id(0)
-            )
-        )
+        enroll_numbered(old, "alice")
         old.close()
         self.assertEqual(version_rows(self.path), [(5,)])
         connection = sqlite3.connect(self.path)
@@ -259,20 +252,11 @@ class SQLiteUpgradeTests(SQLiteFileCase, SynchronousTestCase):
         connection.close()
         upgraded = self.open_store()
         self.assertEqual(version_rows(self.path), [(SCHEMA_VERSION,)])
-        self.assertEqual(upgraded.spent_offline_step("alice"), SpentOfflineStep(70))
+        assert_spent_step_upgraded(self, upgraded)
         fresh_path = os.path.join(self.directory, "fresh.db")
         SQLiteStore.open(fresh_path).close()
         self.assertEqual(schema_of(self.path), schema_of(fresh_path))
         self.assertEqual(version_rows(self.path + ".bak-v5"), [(5,)])
-        nonce = bytes(16)
-        commit = numbered_rotation(
-            "alice", 0, 1, 3000.0, offline_step=70, attempt_nonce=nonce
-        )
-        self.assertEqual(upgraded.commit_rotations([commit]), [True])
-        self.assertEqual(
-            upgraded.spent_offline_step("alice"),
-            SpentOfflineStep(70, numbered_key_id(1), frozenset({nonce})),
-        )
 
     def test_upgrade_shipped_v3_empty_audit(self):
         """

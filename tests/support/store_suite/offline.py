@@ -17,6 +17,24 @@ FIRST_ATTEMPT = bytes(range(16))
 RETRY = bytes(range(16, 32))
 
 
+def assert_spent_step_upgraded(test, store):
+    """
+    C{store}, upgraded from a schema without attempt nonces while alice's
+    profile (at key number 0) had spent offline step 70, kept that step
+    with no key and no nonces, and records a reconnection's key and nonce
+    on it.
+    """
+    test.assertEqual(store.spent_offline_step("alice"), SpentOfflineStep(70))
+    commit = numbered_rotation(
+        "alice", 0, 1, 3000.0, offline_step=70, attempt_nonce=FIRST_ATTEMPT
+    )
+    test.assertEqual(store.commit_rotations([commit]), [True])
+    test.assertEqual(
+        store.spent_offline_step("alice"),
+        SpentOfflineStep(70, numbered_key_id(1), frozenset({FIRST_ATTEMPT})),
+    )
+
+
 class OfflineStoreTestsMixin(StoreTestsBase):
     """
     Tests of L{IProfileStore}'s offline spells.  Profiles start at key
