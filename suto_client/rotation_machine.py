@@ -13,7 +13,7 @@ module reads as the conversation::
     idle --open--> awaiting_version                  (sends VERSION)
     awaiting_version --version_online--> awaiting_ok (sends ROTATE)
     awaiting_version --version_offline--> awaiting_time (sends GET_TIME)
-    awaiting_time --time--> awaiting_reconnect_ok    (sends RECONNECT)
+    awaiting_time --time--> awaiting_reconnect_ok    (sends RECONNECT_N)
     awaiting_reconnect_ok --reconnected--> awaiting_ok (sends ROTATE)
     awaiting_reconnect_ok, awaiting_ok --denied--> done (REFUSED)
     ready --begin--> awaiting_ok                     (sends ROTATE)
@@ -39,9 +39,12 @@ key stays the profile's key, which the server still accepts.
 A profile that is offline (docs/PROTOCOL.md §10) reconnects before it
 rotates.  It asks the server's time, so a wrong local clock cannot make it
 miss the server's window, derives the offline key from its last key, its
-fingerprint (recomputed, never sent) and the server's time step, and sends
-fresh junk sealed under it; only on the server's sealed answer does it
-rotate, and the rotation that follows ends the offline spell.
+fingerprint (recomputed, never sent) and the server's time step, and from
+it and a fresh nonce the key of this attempt, and sends fresh junk sealed
+under that; only on the server's sealed answer does it rotate, and the
+rotation that follows ends the offline spell.  Should that rotation be cut
+short after the server committed it, the next attempt, with a new nonce,
+is let in within the same step.
 L{suto_client.rotation} runs it on a connection and paces the rotations.
 """
 
@@ -98,7 +101,7 @@ OPEN = "open"  # Connected to the server.
 VERSION_ONLINE = "version_online"  # Our version, confirmed; online profile.
 VERSION_OFFLINE = "version_offline"  # Our version, confirmed; offline profile.
 TIME = "time"  # SUTO_TIME_ arrived and the reconnection is sealed.
-RECONNECTED = "reconnected"  # SUTO_RECONNECT_OK_, opened under the offline key.
+RECONNECTED = "reconnected"  # SUTO_RECONNECT_OK_, opened under the attempt's key.
 DENIED = "denied"  # SUTO_AUTH_0: the server refuses the profile.
 UNKNOWN_KEY = "unknown_key"  # SUTO_ERROR_UNKNOWN_KEY.
 SERVER_ERROR = "server_error"  # Another SUTO_ERROR_: the server gives up.

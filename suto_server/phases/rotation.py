@@ -8,8 +8,9 @@ reconnection rules (a blacklisted profile, or one marked offline that has
 not reconnected, may not rotate), the rotation rules (is the presented key
 the profile's?), and the port tracking (may this connection, from this
 address, serve the profile?); only then does the rotation rules' C{begin}
-derive the next key.  A reconnection is checked under the offline key and
-admitted by the tracking the same way, and lets one rotation follow.
+derive the next key.  A reconnection is checked under its attempt's key
+(from the offline key) and admitted by the tracking the same way, and lets
+one rotation follow, whose commit spends the step and the attempt's nonce.
 """
 
 from __future__ import annotations

@@ -76,7 +76,9 @@ def _spend_step(tables, commit):
     spent = tables.offline_steps.get(commit.username)
     nonces = {commit.attempt_nonce} - {None}
     if spent is None or commit.offline_step > spent.step:
-        spent = SpentOfflineStep(commit.offline_step, commit.new_key_id, frozenset(nonces))
+        spent = SpentOfflineStep(
+            commit.offline_step, commit.new_key_id, frozenset(nonces)
+        )
     elif commit.offline_step == spent.step:
         spent = SpentOfflineStep(
             spent.step, commit.new_key_id, spent.attempt_nonces | nonces
