@@ -670,6 +670,36 @@ class OfflineFactoryTests(SynchronousTestCase):
         [(old, new)] = self.stored
         self.assertEqual((old, new.offline_since), (PROFILE, None))
 
+    def test_new_nonce_after_state_not_written(self):
+        """
+        When the state file cannot take the key the rotation after a
+        reconnection agreed, the profile stays offline with its old key,
+        and the next connection reconnects again from that key with a new
+        attempt nonce (docs/PROTOCOL.md §10.2, "A reconnection cut
+        short"), never the one the server recorded.
+        """
+
+        def store(old, new):
+            if new.key_id != old.key_id:
+                raise CommitError("the disk is full")
+            self.stored.append((old, new))
+
+        self.factory = self.make_factory(store)
+        self.advance_to(DUE)
+        self.server.offline = True
+        self.connection()
+        self.assertEqual(self.factory.profile, OFFLINE)
+        self.server.offline = True
+        self.connection()
+        first, second = [
+            message
+            for message in self.server.received
+            if isinstance(message, wire.Reconnect)
+        ]
+        self.assertEqual(first.key_id, second.key_id)
+        self.assertEqual(first.key_id, PROFILE.key_id)
+        self.assertNotEqual(first.nonce, second.nonce)
+
     def test_attempts_failing(self):
         """
         A connection attempt that fails once the junk is due marks the
