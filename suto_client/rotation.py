@@ -360,9 +360,7 @@ class RotationFactory(Factory):
             self._next_hold_off = self._interval
             level = LogLevel.info
         elif report.outcome in (RotationOutcome.OPEN_FAILED, RotationOutcome.REFUSED):
-            # Asking again at once would only be refused again; a refusal
-            # can also be a reconnection that came too soon after a spent
-            # time step, which the next step mends.
+            # Asking again at once would only be refused again.
             self._hold_off = self._next_hold_off
             self._next_hold_off = min(2 * self._next_hold_off, MAX_HOLD_OFF)
             level = (

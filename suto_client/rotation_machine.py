@@ -13,7 +13,7 @@ module reads as the conversation::
     idle --open--> awaiting_version                  (sends VERSION)
     awaiting_version --version_online--> awaiting_ok (sends ROTATE)
     awaiting_version --version_offline--> awaiting_time (sends GET_TIME)
-    awaiting_time --time--> awaiting_reconnect_ok    (sends RECONNECT)
+    awaiting_time --time--> awaiting_reconnect_ok    (sends RECONNECT_N)
     awaiting_reconnect_ok --reconnected--> awaiting_ok (sends ROTATE)
     awaiting_reconnect_ok, awaiting_ok --denied--> done (REFUSED)
     ready --begin--> awaiting_ok                     (sends ROTATE)
@@ -46,9 +46,12 @@ key stays the profile's key, which the server still accepts.
 A profile that is offline (docs/PROTOCOL.md §10) reconnects before it
 rotates.  It asks the server's time, so a wrong local clock cannot make it
 miss the server's window, derives the offline key from its last key, its
-fingerprint (recomputed, never sent) and the server's time step, and sends
-fresh junk sealed under it; only on the server's sealed answer does it
-rotate, and the rotation that follows ends the offline spell.
+fingerprint (recomputed, never sent) and the server's time step, and from
+it and a fresh nonce the key of this attempt, and sends fresh junk sealed
+under that; only on the server's sealed answer does it rotate, and the
+rotation that follows ends the offline spell.  Should that rotation be cut
+short after the server committed it, the next attempt, with a new nonce,
+is let in within the same step.
 L{suto_client.rotation} runs it on a connection and paces the rotations.
 """
 
@@ -105,7 +108,7 @@ OPEN = "open"  # Connected to the server.
 VERSION_ONLINE = "version_online"  # Our version, confirmed; online profile.
 VERSION_OFFLINE = "version_offline"  # Our version, confirmed; offline profile.
 TIME = "time"  # SUTO_TIME_ arrived and the reconnection is sealed.
-RECONNECTED = "reconnected"  # SUTO_RECONNECT_OK_, opened under the offline key.
+RECONNECTED = "reconnected"  # SUTO_RECONNECT_OK_, opened under the attempt's key.
 DENIED = "denied"  # SUTO_AUTH_0: the server refuses the profile.
 UNKNOWN_KEY = "unknown_key"  # SUTO_ERROR_UNKNOWN_KEY.
 SERVER_ERROR = "server_error"  # Another SUTO_ERROR_: the server gives up.
@@ -165,7 +168,7 @@ class ClientRotation(Conversation):
         "_next",
         "_asked_time",
         "_reconnect",
-        "_offline_key",
+        "_attempt_key",
         "_answered",
         "_nonce",
     )
@@ -186,7 +189,7 @@ class ClientRotation(Conversation):
         self._next: EnrolledProfile | None = None
         self._asked_time = False
         self._reconnect: wire.Reconnect | None = None
-        self._offline_key: bytes | None = None
+        self._attempt_key: bytes | None = None
         self._answered = False
         self._nonce: bytes | None = None
 
@@ -249,12 +252,12 @@ class ClientRotation(Conversation):
             self._asked_time = False
             return self._prepare_reconnect(message.seconds, message.step)
         if isinstance(message, wire.ReconnectOk):
-            if self._offline_key is None:
+            if self._attempt_key is None:
                 return self._input(VIOLATION)
             if rotation_keys.welcomed(
-                self._offline_key, self._profile.user, message.sealed
+                self._attempt_key, self._profile.user, message.sealed
             ):
-                self._offline_key = None
+                self._attempt_key = None
                 return self._input(RECONNECTED)
             return self._fail("the server's reconnection answer did not open")
         if isinstance(message, wire.Auth) and not message.ok:
@@ -284,19 +287,21 @@ class ClientRotation(Conversation):
 
     def _prepare_reconnect(self, server_time: int, step_length: int) -> list:
         """
-        Derive the offline key for the server's time step and seal fresh
-        junk under it; feed the input that says how that went.
+        Derive the key of this attempt, from the offline key for the
+        server's time step and a fresh nonce, and seal fresh junk under it;
+        feed the input that says how that went.
         """
         try:
             fingerprint_hash = self._fingerprint()
         except FingerprintError as e:
             return self._fail(f"cannot compute the hardware fingerprint: {e}")
-        self._offline_key, self._reconnect = rotation_keys.reconnection(
+        self._attempt_key, self._reconnect = rotation_keys.reconnection(
             self._profile,
             fingerprint_hash,
             server_time,
             step_length,
             self._random_bytes(keyschedule.JUNK_SIZE),
+            self._random_bytes(keyschedule.ATTEMPT_NONCE_SIZE),
         )
         return self._input(TIME)
 
@@ -348,7 +353,7 @@ class ClientRotation(Conversation):
         Drop everything derived for the rotation under way.
         """
         self._pending = self._ack = self._next = None
-        self._reconnect = self._offline_key = None
+        self._reconnect = self._attempt_key = None
 
     # Outputs.
 

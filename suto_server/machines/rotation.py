@@ -96,8 +96,8 @@ STATES = (IDLE, RECONNECTING, REJOINED, BEGINNING, AWAITING_ACK, COMMITTING, DON
 
 #: The inputs.
 ROTATE = "rotate"  # SUTO_C_ROTATE_ for this connection's profile.
-RECONNECT = "reconnect"  # SUTO_C_RECONNECT_ for this connection's profile.
-RECONNECTED = "reconnected"  # The reconnection opened under the offline key.
+RECONNECT = "reconnect"  # SUTO_C_RECONNECT_N_ (or _) for this connection's profile.
+RECONNECTED = "reconnected"  # The reconnection opened under its attempt's key.
 DENIED = "denied"  # The profile is blacklisted, or its reconnection failed.
 ACK = "ack"  # SUTO_C_ROTATE_ACK_.
 STARTED = "started"  # The next key is derived and sealed.

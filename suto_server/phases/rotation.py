@@ -8,8 +8,9 @@ reconnection rules (a blacklisted profile, or one marked offline that has
 not reconnected, may not rotate), the rotation rules (is the presented key
 the profile's?), and the port tracking (may this connection, from this
 address, serve the profile?); only then does the rotation rules' C{begin}
-derive the next key.  A reconnection is checked under the offline key and
-admitted by the tracking the same way, and lets one rotation follow.
+derive the next key.  A reconnection is checked under its attempt's key
+(from the offline key) and admitted by the tracking the same way, and lets
+one rotation follow, whose commit spends the step and the attempt's nonce.
 
 On the profile's live connection a verification (docs/PROTOCOL.md §11)
 challenges the agent to prove its key (L{RotationDriver.challenge}): the
@@ -88,6 +89,7 @@ class RotationDriver(Driver):
         "_admitted",
         "_committing",
         "_offline_step",
+        "_attempt_nonce",
         "_challenges",
     )
 
@@ -107,7 +109,10 @@ class RotationDriver(Driver):
         self._admitted = False
         # A rotation's commit is on its way to the store.
         self._committing = False
+        # What this connection's reconnection spends when its rotation
+        # commits: the offline step, and the attempt's nonce.
         self._offline_step = None
+        self._attempt_nonce = None
         # nonce -> [the verification's Deferred, the proofs expected, or
         # None while the challenge waits for the rotation under way]
         self._challenges: dict[bytes, list] = {}
@@ -267,6 +272,7 @@ class RotationDriver(Driver):
                     source,
                     connection.clock.seconds(),
                     offline_step=self._offline_step,
+                    attempt_nonce=self._attempt_nonce,
                     checked=checked,
                 )
             except RotationRefused:
@@ -322,6 +328,7 @@ class RotationDriver(Driver):
                 return
             self._admitted = tracking is not None
             self._offline_step = accepted.step
+            self._attempt_nonce = accepted.attempt_nonce
             self.perform(self.machine.reconnected(accepted.ok))
 
         admitted.addCallback(answer).addErrback(self._broke)

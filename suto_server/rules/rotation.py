@@ -109,6 +109,7 @@ class PendingRotation:
     ok: bytes
     new_key: bytes = field(repr=False)
     offline_step: int | None = None
+    attempt_nonce: bytes | None = None
 
     @property
     def new_key_id(self) -> str:
@@ -213,6 +214,7 @@ class Rotation:
         now: float,
         offline_step: int | None = None,
         checked: tuple | None = None,
+        attempt_nonce: bytes | None = None,
     ) -> PendingRotation:
         """
         The client holding C{key_id} asks to rotate: roll back to that key
@@ -222,6 +224,9 @@ class Rotation:
         @param offline_step: the offline time step this connection
             reconnected with, which the commit spends; L{None} for a
             connection that did not reconnect.
+        @param attempt_nonce: the nonce of that reconnection, which the
+            commit records so that it is never accepted again; L{None}
+            for one without a nonce, or no reconnection.
         @param checked: what L{check_key} returned for C{user} and
             C{key_id} in this same reactor turn, so nothing can have
             changed since; L{None} to check the key here.
@@ -263,6 +268,7 @@ class Rotation:
             ok=ok,
             new_key=new_key,
             offline_step=offline_step,
+            attempt_nonce=attempt_nonce,
         )
 
     def acknowledge(
@@ -313,6 +319,7 @@ class Rotation:
             now=now,
             address=source,
             offline_step=pending.offline_step,
+            attempt_nonce=pending.attempt_nonce,
         )
         d = self._committer.submit(commit)
 

@@ -11,6 +11,7 @@ import re
 from suto_server.core import wire
 from suto_server.core.schemes import identify
 from suto_server.store.records import (
+    ATTEMPT_NONCE_SIZE,
     FINGERPRINT_SIZE,
     MAX_LOCATIONS,
     MAX_NAME,
@@ -265,6 +266,14 @@ def check_rotation_commit(commit):
     check_address("address", commit.address)
     if commit.offline_step is not None:
         _check_count("offline_step", commit.offline_step, 0)
+    if commit.attempt_nonce is not None:
+        if commit.offline_step is None:
+            raise ValueError("an attempt nonce comes with an offline step")
+        nonce = commit.attempt_nonce
+        if not isinstance(nonce, bytes) or len(nonce) != ATTEMPT_NONCE_SIZE:
+            raise ValueError(
+                f"an attempt nonce must be {ATTEMPT_NONCE_SIZE} bytes"
+            )
 
 
 def check_blacklist_entry(entry):

@@ -195,7 +195,11 @@ class IProfileStore(Interface):
         and its count of failed rotations starts again at 0.  A commit over
         an unconfirmed key is also that key's confirmation (the device
         derived the new key from it), so rotation needs no
-        L{confirm_current} of its own.
+        L{confirm_current} of its own.  Any applied commit ends the
+        profile's offline spell; one that ends a reconnection (its
+        C{offline_step} set) also spends that step, recording the new key
+        and its C{attempt_nonce} with it (L{spent_offline_step}), and is
+        not applied when the profile recorded that nonce before.
 
         @param rotations: a L{list} of
             L{suto_server.store.records.RotationCommit}.
@@ -299,10 +303,10 @@ class IProfileStore(Interface):
             when it is not offline (or does not exist).
         """
 
-    def last_offline_step(username):
+    def spent_offline_step(username):
         """
-        @return: the newest offline time step the profile reconnected
-            with, or L{None} if it never did.
+        @return: a L{suto_server.store.records.SpentOfflineStep} for the newest offline time step
+            the profile reconnected with, or L{None} if it never did.
         """
 
 

@@ -552,17 +552,22 @@ class ClientRotationDriver(ClientDriver):
         return machine.receive(wire.ServerTime(SERVER_NOW, STEP))
 
     def feed_reconnected(self, machine, case):
-        offline_key = keyschedule.offline_key(
-            PROFILE.key,
-            FINGERPRINT,
-            keyschedule.time_step(SERVER_NOW, STEP),
+        # The attempt's nonce is the machine's second draw, after the junk.
+        attempt_key = keyschedule.attempt_key(
+            keyschedule.offline_key(
+                PROFILE.key,
+                FINGERPRINT,
+                keyschedule.time_step(SERVER_NOW, STEP),
+                USER,
+            ),
+            bytes([2]) * keyschedule.ATTEMPT_NONCE_SIZE,
             USER,
         )
         purpose = keyschedule.RECONNECT_OK_PURPOSE
         return machine.receive(
             wire.ReconnectOk(
                 keyschedule.seal(
-                    offline_key,
+                    attempt_key,
                     b"ok",
                     profile=USER,
                     purpose=purpose,

@@ -57,7 +57,9 @@ def populate(store):
     store.commit_rotations(
         [
             numbered_rotation("alice", 0, 1, 2000.0),
-            numbered_rotation("alice", 1, 2, 2100.0, offline_step=70),
+            numbered_rotation(
+                "alice", 1, 2, 2100.0, offline_step=70, attempt_nonce=bytes(range(16))
+            ),
             numbered_rotation("frank", 0, 1, 2200.0),
         ]
     )

@@ -102,9 +102,19 @@ MAX_LEGACY_BUFFER = 512
 
 
 # Legacy tags are prefix-free, so at most one of them can match a given
-# input; among framed tags, SUTO_C_ENROLL_DATA_ extends SUTO_C_ENROLL_ and
-# SUTO_C_ROTATE_ACK_ extends SUTO_C_ROTATE_, and _read_message reads the
-# longer.
+# input; among framed tags, SUTO_C_ENROLL_DATA_ extends SUTO_C_ENROLL_,
+# SUTO_C_ROTATE_ACK_ extends SUTO_C_ROTATE_ and SUTO_C_RECONNECT_N_ extends
+# SUTO_C_RECONNECT_, and _read_message reads the longer.  The two layouts of
+# Reconnect are told apart on the way out by its nonce (the first, for
+# messages without one, comes first).
+# What both forms of the reconnection end with.
+_RECONNECT_PROOF_ON = (
+    grammar.PROOF,
+    b"_",
+    grammar.RECONNECT_DATA,
+    b"_",
+    grammar.USER,
+)
 _LEGACY_LAYOUTS = (
     Layout(b"SUTO_C_GET_SALTA", GetSaltA),
     Layout(b"SUTO_C_GET_RSALT", GetRSalt),
@@ -155,15 +165,13 @@ LAYOUTS = {
         Layout(
             b"SUTO_C_RECONNECT_",
             Reconnect,
-            (
-                grammar.KEY_ID,
-                b"_",
-                grammar.PROOF,
-                b"_",
-                grammar.RECONNECT_DATA,
-                b"_",
-                grammar.USER,
-            ),
+            (grammar.KEY_ID, b"_") + _RECONNECT_PROOF_ON,
+            constants={"nonce": None},
+        ),
+        Layout(
+            b"SUTO_C_RECONNECT_N_",
+            Reconnect,
+            (grammar.KEY_ID, b"_", grammar.NONCE, b"_") + _RECONNECT_PROOF_ON,
         ),
         Layout(b"SUTO_RECONNECT_OK_", ReconnectOk, (grammar.CONFIRMATION,)),
         Layout(b"SUTO_VERIFY_", VerifyChallenge, (grammar.NONCE,)),

@@ -35,6 +35,7 @@ CARRIED = (
     ("retired_keys", "id"),
     ("offline", "username"),
     ("offline_steps", "username"),
+    ("reconnect_attempts", "username, nonce"),
     ("blacklist", "username"),
     ("moves", "id"),
     ("audit", "id"),
