@@ -33,9 +33,11 @@ from suto_server.locations import LocationError, Locations
 from suto_server.net.listening import (
     DEFAULT_LISTEN,
     DEVICE_TYPES,
+    CONSOLE_TYPES,
     METRICS_TYPES,
     ListenerOptionError,
     admin_endpoint,
+    console_description,
     option_endpoint,
     tls_listen,
 )
@@ -110,6 +112,14 @@ def check_start(reactor, options, data: str, listen: str) -> StartCheck:
     parse("metrics", "metrics-listen", lambda: optional(
         "metrics-listen", METRICS_TYPES, serverFromString
     ))
+    if options["console-listen"]:
+        parse("console", "console-listen", lambda: option_endpoint(
+            reactor,
+            "--console-listen",
+            console_description(options["console-listen"]),
+            CONSOLE_TYPES,
+            serverFromString,
+        ))
     loaded = _load_files(options, problems)
     if options["store"]:
         _check_store(options["store"], problems)

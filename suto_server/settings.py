@@ -38,12 +38,14 @@ class Listeners:
     @ivar legacy: the plaintext SUTO 1.3.2 listener.
     @ivar admin: the admin API.
     @ivar metrics: the Prometheus metrics page.
+    @ivar console: the web console for IT.
     """
 
     devices: tuple = ()
     legacy: object = None
     admin: object = None
     metrics: object = None
+    console: object = None
 
 
 @dataclass(frozen=True)

@@ -34,13 +34,14 @@ ALLOWED = {
         "core", "store", "audit", "rules", "net", "locations", "datafolder",
         "masterkey",
     },
+    "console": {"core", "store", "audit", "rules", "net", "locations", "admin"},
     "preflight": {
         "core", "cred", "datafolder", "locations", "net", "settings", "store",
     },
     "service": {
         "core", "store", "audit", "cred", "net", "rules", "machines", "phases",
-        "settings", "keyrules", "metrics", "admin", "locations", "masterkey",
-        "datafolder",
+        "settings", "keyrules", "metrics", "admin", "console", "locations",
+        "masterkey", "datafolder",
     },
     "startup": {
         "audit", "datafolder", "datalock", "masterkey", "net", "preflight",

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.admin.test_operations,tests.admin.test_api_enroll,tests.admin.test_blacklist -*-
+# -*- test-case-name: tests.admin.test_api_enroll,tests.admin.test_blacklist,tests.console.test_site -*-
 """
 The operator's actions, written once for every way an operator reaches
 the daemon: the admin API's JSON resources and the web console
