@@ -31,9 +31,9 @@ from suto_server.cred.shadow import ShadowFile, ShadowFileError
 from suto_server.datafolder import ADMIN_SOCKET
 from suto_server.locations import LocationError, Locations
 from suto_server.net.listening import (
+    CONSOLE_TYPES,
     DEFAULT_LISTEN,
     DEVICE_TYPES,
-    CONSOLE_TYPES,
     METRICS_TYPES,
     ListenerOptionError,
     admin_endpoint,

@@ -59,7 +59,6 @@ from suto_server.console.sessions import (
 from suto_server.console.signin import LoginLinks, on_loopback
 from suto_server.console.views import Page, render_fragment, render_page
 from suto_server.core import wire
-from suto_server.core.timestamps import iso_utc
 from suto_server.locations import LocationError
 from suto_server.store.errors import ProfileExists
 
