@@ -217,6 +217,8 @@ class SutoServer(MultiService):
         self.console = None
         if listeners.console is not None:
             self.console = self._console()
+            if self.rotation is not None:
+                self.rotation.observers.append(self.console.rotation_history.record)
             self._console_listener = self._listen(
                 "console", listeners.console, self.console.site()
             )

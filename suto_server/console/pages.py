@@ -19,6 +19,7 @@ from twisted.web.template import tags
 from suto_server.admin.formatting import age, place
 from suto_server.console.views import (
     Page,
+    bars,
     labelled,
     link,
     pagination,
@@ -153,12 +154,16 @@ def endpoints(rows: list, total: int, page: int, pages: int, query: dict) -> Pag
     return Page("Endpoints", content, "/endpoints")
 
 
-def profile(user: str, client: dict | None, history: dict, events: list) -> Page:
+def profile(
+    user: str, client: dict | None, history: dict, events: list, hourly
+) -> Page:
     """
     @param client: the profile's row of the clients report, or L{None}
         when it is not enrolled.
     @param history: its moves and alerts (the history report).
     @param events: its audit records, as the admin API shows them.
+    @param hourly: its rotations in each of the last hours, oldest first,
+        or L{None} when none was seen since the daemon started.
     """
     content = []
     if client is None:
@@ -198,6 +203,18 @@ def profile(user: str, client: dict | None, history: dict, events: list) -> Page
         if moves
         else tags.p("No move recorded.")
     )
+    content.append(tags.h2("Rotations over time"))
+    if hourly is None:
+        content.append(tags.p("No rotation of this profile since the daemon started."))
+    else:
+        content += [
+            bars(
+                f"Completed rotations per hour over the last {len(hourly)} hours, "
+                f"oldest first: {', '.join(map(str, hourly))}",
+                hourly,
+            ),
+            tags.p(f"{sum(hourly)} rotation(s) in the last {len(hourly)} hours."),
+        ]
     content += [
         tags.h2("Alerts"),
         _alerts_table(f"Alerts about {user}", [dict(a, profile=user) for a in history["alerts"]]),
@@ -388,8 +405,9 @@ def audit(session, listing: list, total: int, page: int, pages: int, query: dict
     return Page("Audit log", content, "/audit")
 
 
-def live_panel(counts: dict, per_minute: float, events: list):
+def live_panel(counts: dict, per_minute: float, connected: list, events: list):
     """
+    @param connected: the users whose endpoints are connected now.
     @return: the part of the live view that is fetched again every few
         seconds.
     """
@@ -402,6 +420,8 @@ def live_panel(counts: dict, per_minute: float, events: list):
                 ("rotations per minute", f"{per_minute:.1f}"),
             )
         ),
+        tags.h2("Connected now"),
+        tags.p(", ".join(connected[:100]) or "No endpoint is connected.", id="connected"),
         _events_table("The latest audit records, newest first", events),
     )
 

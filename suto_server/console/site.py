@@ -49,7 +49,7 @@ from suto_server.console.guard import (
     protect,
 )
 from suto_server.console.listing import Listing, endpoints_listing
-from suto_server.console.rates import RotationRate
+from suto_server.console.rotations import RotationHistory, RotationRate
 from suto_server.console.sessions import (
     COOKIE,
     Sessions,
@@ -126,8 +126,11 @@ class Console:
     """
     The console's state (its login links, its sessions) and its pages.
 
-    @param clock: the L{IReactorTime} sessions, links and rates are timed
-        by.
+    @param clock: the L{IReactorTime} sessions, links and rotation rates
+        are timed by.
+
+    @ivar rotation_history: each profile's rotations of the last day; the
+        daemon makes its C{record} an observer of the rotation rules.
     @param status: returns the daemon's status (listeners, certificates).
     @param counts: returns the connected, offline and blacklisted
         endpoints and the open windows.
@@ -168,6 +171,7 @@ class Console:
         self._reconnection = reconnection
         self._certificates = certificates
         self.rate = RotationRate(clock, rotations)
+        self.rotation_history = RotationHistory()
         self.links = LoginLinks(clock)
         self.sessions = Sessions(clock)
         folder = FilePath(__file__).sibling("static")
@@ -287,7 +291,13 @@ class Console:
             events = [
                 event_json(e) for e in self._audit.events() if e.username == user
             ]
-            return pages.profile(user, client, history, events[::-1][:200])
+            return pages.profile(
+                user,
+                client,
+                history,
+                events[::-1][:200],
+                self.rotation_history.hourly(user, self._clock.seconds()),
+            )
 
         return after_flush(self._audit, read)
 
@@ -405,8 +415,14 @@ class Console:
     def _panel(self):
         def read():
             events = self._audit.events(self._clock.seconds() - 3600)[::-1][:20]
+            connected = [
+                row["user"] for row in self._clients() if row["state"] == "connected"
+            ]
             return pages.live_panel(
-                self._counts(), self.rate.per_minute(), [event_json(e) for e in events]
+                self._counts(),
+                self.rate.per_minute(),
+                connected,
+                [event_json(e) for e in events],
             )
 
         return after_flush(self._audit, read)

@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.console.guard import ConsoleError
 from suto_server.console.listing import Listing, endpoints_listing
-from suto_server.console.rates import RotationRate
+from suto_server.console.rotations import HOURS, RotationHistory, RotationRate
 
 
 def row(user, location=None, address="10.0.0.1", rotated=None, age=1.0):
@@ -74,3 +74,34 @@ class RotationRateTests(SynchronousTestCase):
         total[0] = 16
         # The first sample is now older than the window and forgotten.
         self.assertEqual(rate.per_minute(), 6.0)
+
+
+class RotationHistoryTests(SynchronousTestCase):
+    def test_hourly(self):
+        """
+        Rotations are counted per hour for the last day, oldest first;
+        hours past the day are forgotten.
+        """
+        history = RotationHistory()
+        start = 1_800_000_000 - 1_800_000_000 % 3600
+        history.record("alice", start)
+        history.record("alice", start + 10)
+        history.record("alice", start + 3 * 3600)
+        hourly = history.hourly("alice", start + 3 * 3600 + 5)
+        self.assertEqual(len(hourly), HOURS)
+        self.assertEqual(hourly[-4:], [2, 0, 0, 1])
+        self.assertEqual(sum(hourly), 3)
+        self.assertEqual(
+            history.hourly("alice", start + 26 * 3600), [1] + [0] * (HOURS - 1)
+        )
+        self.assertEqual(sum(history.hourly("alice", start + 27 * 3600)), 0)
+        self.assertIsNone(history.hourly("bob", start))
+
+    def test_later_record_after_a_gap(self):
+        """
+        A rotation after more than a day of silence starts a fresh day.
+        """
+        history = RotationHistory()
+        history.record("alice", 0)
+        history.record("alice", 30 * 3600)
+        self.assertEqual(sum(history.hourly("alice", 30 * 3600)), 1)
