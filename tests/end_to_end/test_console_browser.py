@@ -25,6 +25,7 @@ import os
 import re
 import selectors
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -142,12 +143,7 @@ class ConsoleBrowserTests(unittest.TestCase):
         )
 
     def _stop(self):
-        self.daemon.terminate()
-        try:
-            self.daemon.wait(WAIT)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait()
+        self._end(self.daemon)
         self.daemon.stdout.close()
 
     def admin(self, *argv, stdin=None):
@@ -235,11 +231,20 @@ class ConsoleBrowserTests(unittest.TestCase):
             input=password + "\n", capture_output=True, text=True, timeout=WAIT,
         )
         self.assertEqual(enrolled.returncode, 0, enrolled.stderr)
+        self.start_agent()
+
+        page.goto(base + "/live")
+        expect(page.locator("#connected")).to_contain_text("alice")
+        self.check_page(page, "live-connected")
 
         page.goto(base + "/endpoints")
         page.get_by_role("link", name="alice", exact=True).click()
         expect(page.locator("h1")).to_have_text("Profile alice")
         expect(page.locator("main")).to_contain_text("enrolled")
+        expect(page.locator("main")).not_to_contain_text("No rotation of this profile")
+        expect(page.locator("[role=img]")).to_have_attribute(
+            "aria-label", re.compile(r"per hour over the last 24 hours")
+        )
         self.check_page(page, "profile")
         page.goto(base + "/endpoints")
         self.check_page(page, "endpoints")
@@ -268,6 +273,32 @@ class ConsoleBrowserTests(unittest.TestCase):
         self.admin("enroll", "bob", "--location", "127.0.0.1/32")
         expect(page.locator("#live-panel")).to_contain_text("bob")
         self.check_page(page, "live-updated")
+
+    def start_agent(self):
+        """
+        Run the endpoint agent on the enrolled state, rotating every
+        second, until the test ends.
+        """
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            hello_port = probe.getsockname()[1]
+        agent = subprocess.Popen(
+            [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "--logfile=-",
+             "suto-client", "--state", os.path.join(self.data, "client.json"),
+             "--rotation-interval", "1", "--hello-interface", "127.0.0.1",
+             "--hello-port", str(hello_port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
+        self.addCleanup(self._end, agent)
+
+    def _end(self, process):
+        process.terminate()
+        try:
+            process.wait(WAIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def blacklist(self, user):
         """
