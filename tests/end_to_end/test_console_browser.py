@@ -21,6 +21,7 @@ without Playwright, the tests fail under C{CI=true} and skip elsewhere.
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import os
 import re
 import selectors
@@ -59,9 +60,7 @@ def missing() -> str | None:
     """
     @return: why the browser tests cannot run here, or L{None}.
     """
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("playwright") is None:
         return "Playwright is not installed (pip install -e '.[test]')"
     if not os.access(CHROMIUM, os.X_OK):
         return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
