@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.admin.test_api,tests.admin.test_api_enroll -*-
+# -*- test-case-name: tests.admin.test_api,tests.admin.test_api_enroll,tests.admin.test_console_link -*-
 """
 The daemon's admin interface: JSON over HTTP on a UNIX socket in the data
 folder (mode 0600, so only the daemon's own user and root reach it).

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.admin.test_daemon -*-
+# -*- test-case-name: tests.admin.test_daemon,tests.admin.test_console_link -*-
 """
 C{suto-admin auth|status|cert|reload|console-link|config check}: the
 daemon itself.
