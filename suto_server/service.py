@@ -42,7 +42,12 @@ from suto_server.rules.authenticator import Authenticator
 from suto_server.rules.expected import ExpectedSources
 from suto_server.rules.gate import ConnectionGate
 from suto_server.rules.limits import Limits
-from suto_server.rules.registry import LiveSessions, clients_report, history_report
+from suto_server.rules.registry import (
+    LiveSessions,
+    client_row,
+    clients_report,
+    history_report,
+)
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.windows import WindowDesk
 from suto_server.settings import (
@@ -265,6 +270,8 @@ class SutoServer(MultiService):
             )
             or 0,
             clients=self.clients,
+            client=self.client,
+            connected=self.live.users,
             history=self.history,
             audit=self.audit,
             desk=self.desk,
@@ -382,6 +389,21 @@ class SutoServer(MultiService):
         """
         return clients_report(
             self.store, self.live, self._locations, self._reactor.seconds()
+        )
+
+    def client(self, user: str) -> dict | None:
+        """
+        C{user}'s row of L{clients}, or L{None} when it has no profile.
+        """
+        profile = self.store.get_profile(user)
+        if profile is None:
+            return None
+        return client_row(
+            profile,
+            self.live,
+            self.store.offline_since(user),
+            self._locations,
+            self._reactor.seconds(),
         )
 
     def history(self, user: str) -> dict | None:

@@ -348,9 +348,14 @@ def confirm_unblock(session, user: str) -> Page:
     return Page(f"Unblock {user}?", content, "/blacklist")
 
 
-def _filters(path: str, query: dict, types):
-    return tags.form(
-        tags.label(
+def _filters(path: str, query: dict, types=None):
+    """
+    @param types: the types to choose from, or L{None} to type one.
+    """
+    if types is None:
+        kind = labelled("Type (e.g. enrolled)", "type", value=query.get("type") or "")
+    else:
+        kind = tags.label(
             "Type",
             tags.select(
                 tags.option("any", value=""),
@@ -361,7 +366,9 @@ def _filters(path: str, query: dict, types):
                 name="type",
                 id="field-type",
             ),
-        ),
+        )
+    return tags.form(
+        kind,
         labelled("User", "user", value=query.get("user") or ""),
         labelled("From (UTC, YYYY-MM-DDTHH:MM)", "since", value=query.get("since") or "", placeholder="2026-01-31T08:00"),
         labelled("Until (UTC)", "until", value=query.get("until") or ""),
@@ -381,7 +388,7 @@ def alerts(listing: list, query: dict, types) -> Page:
     )
 
 
-def audit(session, listing: list, total: int, page: int, pages: int, query: dict, types, verified=None) -> Page:
+def audit(session, listing: list, total: int, page: int, pages: int, query: dict, verified=None) -> Page:
     """
     @param verified: the answer of the chain's verification, when the
         operator asked for it.
@@ -398,7 +405,7 @@ def audit(session, listing: list, total: int, page: int, pages: int, query: dict
             content.append(tags.p(f"The audit log's hash chain is broken: {len(verified['problems'])} problem(s).", role="status", **{"class": "bad"}))
             content.append(tags.ul(*(tags.li(p) for p in verified["problems"])))
     content += [
-        _filters("/audit", query, types),
+        _filters("/audit", query),
         _events_table(f"{total} record(s), newest first", listing),
         pagination("/audit", page, pages, query),
     ]

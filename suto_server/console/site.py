@@ -48,7 +48,7 @@ from suto_server.console.guard import (
     form_value,
     protect,
 )
-from suto_server.console.listing import Listing, endpoints_listing
+from suto_server.console.listing import endpoints_listing
 from suto_server.console.rotations import RotationHistory, RotationRate
 from suto_server.console.sessions import (
     COOKIE,
@@ -71,8 +71,17 @@ STATIC = {
 #: Rows of a listing page.
 PAGE_SIZE = 50
 
-#: Most audit records or alerts one filtered listing keeps.
+#: Records of a page of the audit log.
+AUDIT_PAGE = 100
+
+#: Most alerts one filtered listing keeps.
 MOST_RECORDS = 5000
+
+#: The newest audit records a profile's page shows.
+PROFILE_RECORDS = 200
+
+#: The newest audit records the live view shows.
+LIVE_RECORDS = 20
 
 #: How an operator signs in when not signed in.
 SIGN_IN_HELP = (
@@ -136,6 +145,8 @@ class Console:
         endpoints and the open windows.
     @param rotations: returns the count of completed rotations so far.
     @param clients: returns the clients report's rows.
+    @param client: returns one user's row of that report, or L{None}.
+    @param connected: returns the users connected now.
     @param history: returns a user's moves and alerts, or L{None}.
     @param audit: the L{suto_server.audit.log.AuditLog}.
     @param desk: the L{WindowDesk}, or L{None} when the server does not
@@ -155,6 +166,8 @@ class Console:
         counts,
         rotations,
         clients,
+        client,
+        connected,
         history,
         audit,
         desk=None,
@@ -165,6 +178,8 @@ class Console:
         self._status = status
         self._counts = counts
         self._clients = clients
+        self._client = client
+        self._connected = connected
         self._history = history
         self._audit = audit
         self._desk = desk
@@ -281,21 +296,21 @@ class Console:
 
     def profile(self, request, session):
         user = _user(request)
-        client = next((row for row in self._clients() if row["user"] == user), None)
+        client = self._client(user)
         history = self._history(user)
         if client is None and history is None:
             raise ConsoleError(404, f"nothing is known of {user}")
         history = history or {"moves": [], "alerts": []}
 
         def read():
-            events = [
-                event_json(e) for e in self._audit.events() if e.username == user
-            ]
             return pages.profile(
                 user,
                 client,
                 history,
-                events[::-1][:200],
+                [
+                    event_json(e)
+                    for e in self._audit.matching(username=user, newest=PROFILE_RECORDS)
+                ],
                 self.rotation_history.hourly(user, self._clock.seconds()),
             )
 
@@ -349,11 +364,10 @@ class Console:
             f"profile: enroll the device again.",
         )
 
-    def _filtered(self, request, read, user_key: str, type_key: str):
+    def _query(self, request) -> dict:
         """
-        @return: a L{Deferred} firing with the records C{read(since)}
-            gives that match the request's filters (newest first, at most
-            L{MOST_RECORDS}), the filters as shown, and every type read.
+        @return: the filters of a listing of alerts or audit records, as
+            the form gave them.
         """
         query = {
             "type": form_value(request, "type", 40),
@@ -361,51 +375,55 @@ class Console:
             "since": form_value(request, "since", 40),
             "until": form_value(request, "until", 40),
         }
-        since, until = _time(request, "since"), _time(request, "until")
-
-        def matching():
-            kept, types = [], set()
-            for record in reversed(read(since)):
-                types.add(getattr(record, type_key))
-                if until is not None and record.time > until:
-                    continue
-                if query["user"] and getattr(record, user_key) != query["user"]:
-                    continue
-                if query["type"] and getattr(record, type_key) != query["type"]:
-                    continue
-                if len(kept) < MOST_RECORDS:
-                    kept.append(record)
-            return kept, {k: v for k, v in query.items() if v is not None}, types
-
-        return after_flush(self._audit, matching)
+        return {name: value for name, value in query.items() if value is not None}
 
     def alerts(self, request, session):
-        d = self._filtered(request, self._audit.alerts, "profile", "type")
-        return d.addCallback(
-            lambda found: pages.alerts(
-                [alert_json(a) for a in found[0]], found[1], sorted(ALERT_TYPES)
-            )
-        )
+        query = self._query(request)
+        since, until = _time(request, "since"), _time(request, "until")
+
+        def read():
+            kept = []
+            for alert in reversed(self._audit.alerts(since)):
+                if (
+                    (until is None or alert.time <= until)
+                    and query.get("user") in (None, alert.profile)
+                    and query.get("type") in (None, alert.type)
+                ):
+                    kept.append(alert_json(alert))
+                if len(kept) >= MOST_RECORDS:
+                    break
+            return pages.alerts(kept, query, sorted(ALERT_TYPES))
+
+        return after_flush(self._audit, read)
 
     def audit(self, request, session, verified=None):
         number = _page_number(request)
-        d = self._filtered(request, self._audit.events, "username", "event")
+        query = self._query(request)
+        filters = {
+            "username": query.get("user"),
+            "event": query.get("type"),
+            "since": _time(request, "since"),
+            "until": _time(request, "until"),
+        }
 
-        def show(found):
-            records, query, types = found
-            page = Listing(records, query).page(number, PAGE_SIZE * 2)
+        def read():
+            total = self._audit.count(**filters)
+            pages_count = max(1, -(-total // AUDIT_PAGE))
+            number_shown = min(number, pages_count)
+            records = self._audit.matching(
+                **filters, newest=AUDIT_PAGE, skip=(number_shown - 1) * AUDIT_PAGE
+            )
             return pages.audit(
                 session,
-                [event_json(e) for e in page.rows],
-                len(records),
-                page.number,
-                page.count,
+                [event_json(e) for e in records],
+                total,
+                number_shown,
+                pages_count,
                 query,
-                sorted(types),
                 verified,
             )
 
-        return d.addCallback(show)
+        return after_flush(self._audit, read)
 
     def verify(self, request, session):
         return verify_chain(self._audit).addCallback(
@@ -414,15 +432,11 @@ class Console:
 
     def _panel(self):
         def read():
-            events = self._audit.events(self._clock.seconds() - 3600)[::-1][:20]
-            connected = [
-                row["user"] for row in self._clients() if row["state"] == "connected"
-            ]
             return pages.live_panel(
                 self._counts(),
                 self.rate.per_minute(),
-                connected,
-                [event_json(e) for e in events],
+                self._connected(),
+                [event_json(e) for e in self._audit.matching(newest=LIVE_RECORDS)],
             )
 
         return after_flush(self._audit, read)

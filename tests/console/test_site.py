@@ -101,6 +101,8 @@ class ConsoleSiteTests(SynchronousTestCase):
             counts=lambda: {"connected": 1, "offline": 0, "blacklisted": 1, "windows": 0},
             rotations=lambda: 0,
             clients=lambda: [client_row(f"user{i:03}", key_age=i) for i in range(120)],
+            client=lambda user: client_row(user) if user.startswith("user") else None,
+            connected=lambda: ["user001"],
             history=lambda user: {"user": user, "moves": [], "alerts": []},
             audit=self.audit,
             desk=self.desk,
@@ -309,6 +311,26 @@ class ConsoleSiteTests(SynchronousTestCase):
         self.assertNotIn("late-alice", text)
         self.assertNotIn("early", text)
 
+    def test_audit_pages(self):
+        """
+        The audit log is shown 100 records a page, newest first, the page
+        read from the store by itself.
+        """
+        now = self.clock.seconds()
+        for number in range(250):
+            self.audit.record(now - 1000 + number, "enrolled", "alice", None, f"record {number}.")
+        self.sign_in()
+        first = self.browser.get("/audit").text
+        self.assertIn("250 record(s)", first)
+        self.assertIn("Page 1 of 3", first)
+        self.assertIn("record 249.", first)
+        self.assertNotIn("record 149.", first)
+        last = self.browser.get("/audit?page=3").text
+        self.assertIn("record 0.", last)
+        self.assertNotIn("record 50.", last)
+        since = self.browser.get("/audit?since=2027-01-15T08:00").text
+        self.assertIn("0 record(s)", since)
+
     def test_too_large(self):
         """
         A body over the bound is answered 413 and not acted on.
@@ -329,6 +351,7 @@ class ConsoleSiteTests(SynchronousTestCase):
         self.assertEqual(answer.code, 200)
         self.assertNotIn("<html", answer.text)
         self.assertIn("fresh one", answer.text)
+        self.assertIn('<p id="connected">user001</p>', answer.text)
 
     def test_static(self):
         """
