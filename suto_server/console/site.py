@@ -449,10 +449,15 @@ class Console:
 
     # Answering.
 
-    def handle(self, request):
+    def handle(self, request, signed_in: list):
         """
         Answer C{request}: see the module's docstring for the order of
         the checks.
+
+        @param signed_in: gets the request's session as soon as it is
+            known, so that an error page after it still shows the
+            navigation.
+        @return: the session (or L{None}) and the page's answer.
         """
         protect(request)
         if request.too_large:
@@ -465,6 +470,7 @@ class Console:
         session = self.session_of(request)
         if session is None:
             raise ConsoleError(401, SIGN_IN_HELP)
+        signed_in.append(session)
         page = self._pages.get((method, path))
         if page is None:
             if any(known == path for _, known in self._pages):
@@ -480,7 +486,7 @@ class Console:
         request.setHeader(b"content-type", STATIC[name])
         return None, self._static[name]
 
-    def error_page(self, request, code: int, text: str, session=None) -> Page:
+    def error_page(self, request, code: int, text: str) -> Page:
         request.setResponseCode(code)
         return pages.message("Cannot do that" if code != 401 else "Sign in", text)
 
@@ -509,11 +515,10 @@ class _ConsoleResource(resource.Resource):
     def render(self, request):
         finished = []
         request.notifyFinish().addBoth(finished.append)
-        session = [None]
+        signed_in = []
 
         def handled():
-            session[0], answer = self._console.handle(request)
-            return answer
+            return self._console.handle(request, signed_in)[1]
 
         def write(answer):
             if isinstance(answer, Redirect):
@@ -524,7 +529,7 @@ class _ConsoleResource(resource.Resource):
                 return answer
             request.setHeader(b"content-type", b"text/html; charset=utf-8")
             if isinstance(answer, Page):
-                return render_page(answer, session[0])
+                return render_page(answer, signed_in[0] if signed_in else None)
             return render_fragment(answer)
 
         def failed(failure):

@@ -219,6 +219,8 @@ class ConsoleSiteTests(SynchronousTestCase):
             answer = self.browser.get(path)
             self.assertEqual(answer.code, 400, path)
             self.assertNotIn("Traceback", answer.text)
+            # Signed in, the error page keeps the navigation.
+            self.assertIn('<nav aria-label="Console pages">', answer.text)
 
     def test_open_window(self):
         """
