@@ -35,7 +35,6 @@ from suto_server.store.records import AuditEvent, EnrollmentWindow, Profile
 TARGET = 0.200
 
 
-
 def pages(endpoints: int):
     """
     @return: the pages measured with C{endpoints} profiles in the store:
@@ -45,7 +44,10 @@ def pages(endpoints: int):
     return (
         ("overview", "/"),
         ("endpoints, page 1", "/endpoints"),
-        ("endpoints, by key age, last page", "/endpoints?sort=key_age&order=desc&page=9999"),
+        (
+            "endpoints, by key age, last page",
+            "/endpoints?sort=key_age&order=desc&page=9999",
+        ),
         ("endpoints, searched", "/endpoints?q=user-0004"),
         ("profile", f"/profile?user={middle}"),
         ("enrollment windows", "/windows"),
@@ -68,7 +70,9 @@ def fill(store, endpoints: int, records: int, now: float) -> None:
         user = f"user-{number:05}"
         address = f"10.{number // 65536 % 256}.{number // 256 % 256}.{number % 256}"
         store.open_window(
-            EnrollmentWindow(user, otp_hash, (f"{address}/32",), None, now, now + 60, 0, 5, False)
+            EnrollmentWindow(
+                user, otp_hash, (f"{address}/32",), None, now, now + 60, 0, 5, False
+            )
         )
         store.complete_enrollment(
             Profile(
@@ -85,7 +89,13 @@ def fill(store, endpoints: int, records: int, now: float) -> None:
         )
     store.append_audits(
         [
-            AuditEvent(now - records + i, "enrolled", f"user-{i % endpoints:05}", None, "key id")
+            AuditEvent(
+                now - records + i,
+                "enrolled",
+                f"user-{i % endpoints:05}",
+                None,
+                "key id",
+            )
             for i in range(records)
         ]
     )
@@ -170,7 +180,10 @@ def console_json(rows) -> dict:
         "scenario": "console",
         "target_ms": TARGET * 1000,
         "pages": {
-            name: {"median_ms": round(median * 1000, 1), "slowest_ms": round(slowest * 1000, 1)}
+            name: {
+                "median_ms": round(median * 1000, 1),
+                "slowest_ms": round(slowest * 1000, 1),
+            }
             for name, median, slowest in rows
         },
     }

@@ -8,19 +8,22 @@ C{nosniff}, no referrer (a login link must not leak through one) and
 C{no-store} (no page is kept in a cache).  A request body is read up to
 L{MAX_FORM} bytes and no further: past it the request is answered 413
 and its body dropped as it arrives, so a large upload costs no memory.
-Every POST must carry its session's CSRF token.
+Every POST must carry its session's CSRF token, and every field is read
+through one of the functions here, which bound and check it.
 """
 
 from __future__ import annotations
 
+import datetime
 import io
 
 from twisted.web import server
 
+from suto_server.core import wire
+
 #: The Content Security Policy of every console answer.
 POLICY = (
-    b"default-src 'self'; frame-ancestors 'none'; form-action 'self'; "
-    b"base-uri 'none'"
+    b"default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
 
 #: Headers set on every answer.
@@ -107,9 +110,7 @@ def form_value(request, name: str, most: int = 512) -> str | None:
     except UnicodeDecodeError:
         raise ConsoleError(400, f"'{name}' is not UTF-8 text") from None
     if len(value) > most or not value.isprintable():
-        raise ConsoleError(
-            400, f"'{name}' must be at most {most} printable characters"
-        )
+        raise ConsoleError(400, f"'{name}' must be at most {most} printable characters")
     return value or None
 
 
@@ -120,6 +121,52 @@ def check_csrf(request, session) -> None:
     """
     if not session.accepts(form_value(request, CSRF_FIELD, 128)):
         raise ConsoleError(
-            403, "this form has expired or did not come from the console: "
-            "reload the page and try again"
+            403,
+            "this form has expired or did not come from the console: "
+            "reload the page and try again",
         )
+
+
+def user_field(request, required: bool = True) -> str | None:
+    """
+    @return: the request's C{user} field, a valid account name; L{None}
+        when it is absent and not C{required}.
+    @raise ConsoleError: it is not a valid account name.
+    """
+    user = form_value(request, "user", 64)
+    if user is None and not required:
+        return None
+    if not wire.is_valid_user(user):
+        raise ConsoleError(400, "'user' must be a valid account name")
+    return user
+
+
+def time_field(request, name: str) -> float | None:
+    """
+    @return: the form field C{name}, a UTC date and time (ISO 8601), as a
+        POSIX time; L{None} when absent.
+    """
+    text = form_value(request, name, 40)
+    if text is None:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConsoleError(
+            400, f"'{name}' must be a UTC time as 2026-01-31T08:00"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
+def page_field(request) -> int:
+    """
+    @return: the request's C{page} field, a page number from 1 (1 when
+        absent).
+    @raise ConsoleError: it is not one.
+    """
+    text = form_value(request, "page", 9) or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise ConsoleError(400, "'page' must be a page number")
+    return int(text)

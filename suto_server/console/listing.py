@@ -62,7 +62,8 @@ class Listing:
 
 def _matches(row: dict, needle: str) -> bool:
     return any(
-        needle in (row[field] or "").lower() for field in ("user", "address", "location")
+        needle in (row[field] or "").lower()
+        for field in ("user", "address", "location")
     )
 
 

@@ -40,7 +40,13 @@ def _alerts_table(caption: str, alerts):
         caption,
         ("Time", "Type", "Profile", "Source", "Reason"),
         [
-            (a["time"], a["type"], _profile_link(a.get("profile")), a["source"] or "", a["reason"])
+            (
+                a["time"],
+                a["type"],
+                _profile_link(a.get("profile")),
+                a["source"] or "",
+                a["reason"],
+            )
             for a in alerts
         ],
     )
@@ -172,7 +178,15 @@ def profile(
         content.append(
             table(
                 "The profile now",
-                ("Location", "State", "Last seen", "Last rotation", "Key id", "Key age", "Rotations"),
+                (
+                    "Location",
+                    "State",
+                    "Last seen",
+                    "Last rotation",
+                    "Key id",
+                    "Key age",
+                    "Rotations",
+                ),
                 [
                     (
                         place(client["address"], client["location"]),
@@ -217,7 +231,9 @@ def profile(
         ]
     content += [
         tags.h2("Alerts"),
-        _alerts_table(f"Alerts about {user}", [dict(a, profile=user) for a in history["alerts"]]),
+        _alerts_table(
+            f"Alerts about {user}", [dict(a, profile=user) for a in history["alerts"]]
+        ),
         tags.h2("Audit records"),
         _events_table(f"Audit records of {user}, newest first", events),
     ]
@@ -229,123 +245,16 @@ def _events_table(caption: str, events):
         caption,
         ("Time", "Event", "User", "Source", "Reason"),
         [
-            (e["time"], e["event"], _profile_link(e["user"]), e["source"] or "", e["reason"])
+            (
+                e["time"],
+                e["event"],
+                _profile_link(e["user"]),
+                e["source"] or "",
+                e["reason"],
+            )
             for e in events
         ],
     )
-
-
-def windows(session, listing: list, opened: dict | None = None) -> Page:
-    """
-    @param listing: the open windows (L{WindowDesk.list}).
-    @param opened: the answer to opening one, whose password is shown
-        this once; L{None} otherwise.
-    """
-    content = []
-    if opened is not None:
-        content += [
-            tags.h2("Window opened"),
-            tags.p(
-                f"Tell the person at the device of {opened['user']} this "
-                f"one-time password; it is shown only now:"
-            ),
-            tags.p(tags.output(opened["password"], id="one-time-password"), **{"class": "secret"}),
-            tags.p(f"The window is at {opened['location']} until {opened['deadline']}."),
-            tags.p("Pin the server certificate on the device (SHA-256):"),
-            tags.ul(*(tags.li(tags.code(f)) for f in opened["fingerprints"])),
-            *(tags.p(w, **{"class": "notice"}) for w in opened["warnings"]),
-        ]
-    content += [
-        tags.h2("Open a window"),
-        post_form(
-            "/windows/open",
-            session,
-            labelled("User", "user", required="required", autocomplete="off"),
-            labelled(
-                "Location (address, network or location name)",
-                "location",
-                required="required",
-            ),
-            labelled(
-                "Open for (seconds)", "timeout", type="number", min="1",
-                max="86400", value="600",
-            ),
-            tags.label(
-                tags.input(type="checkbox", name="replace", value="yes", id="field-replace"),
-                "Replace an enrolled profile",
-                **{"class": "check"},
-            ),
-            tags.label(
-                tags.input(type="checkbox", name="wide", value="yes", id="field-wide"),
-                "Allow a wide location",
-                **{"class": "check"},
-            ),
-            tags.button("Open the window", type="submit"),
-            **{"class": "window"},
-        ),
-        tags.h2("Open windows"),
-        table(
-            "Windows open now",
-            ("User", "Location", "Time left", "Failed attempts", "Replaces", "Cancel"),
-            [
-                (
-                    w["user"],
-                    w["location"],
-                    age(w["seconds_left"]),
-                    f"{w['attempts']}/{w['max_attempts']}",
-                    "yes" if w["replace"] else "no",
-                    post_form(
-                        "/windows/cancel",
-                        session,
-                        tags.input(type="hidden", name="user", value=w["user"]),
-                        tags.button(
-                            "Cancel", type="submit",
-                            **{"aria-label": f"Cancel the window of {w['user']}"},
-                        ),
-                        **{"class": "inline"},
-                    ),
-                )
-                for w in listing
-            ],
-        ),
-    ]
-    return Page("Enrollment windows", content, "/windows")
-
-
-def blacklist(entries: list, notice: str | None = None) -> Page:
-    content = [tags.p(notice, role="status", **{"class": "notice"})] if notice else []
-    content.append(
-        table(
-            "Blacklisted profiles",
-            ("User", "Since", "Alert", "Source", "Reason", "Unblock"),
-            [
-                (
-                    e["user"], e["time"], e["alert"], e["source"] or "", e["reason"],
-                    link("/blacklist/unblock", f"Unblock {e['user']}…", user=e["user"]),
-                )
-                for e in entries
-            ],
-        )
-    )
-    return Page("Blacklist", content, "/blacklist")
-
-
-def confirm_unblock(session, user: str) -> Page:
-    content = [
-        tags.p(
-            f"Unblocking {user} removes its profile: the device must enroll "
-            f"again before it is trusted."
-        ),
-        post_form(
-            "/blacklist/unblock",
-            session,
-            tags.input(type="hidden", name="user", value=user),
-            tags.button(f"Unblock {user} and remove its profile", type="submit", **{"class": "danger"}),
-            " ",
-            link("/blacklist", "Keep it blacklisted"),
-        ),
-    ]
-    return Page(f"Unblock {user}?", content, "/blacklist")
 
 
 def _filters(path: str, query: dict, types=None):
@@ -360,7 +269,11 @@ def _filters(path: str, query: dict, types=None):
             tags.select(
                 tags.option("any", value=""),
                 *(
-                    tags.option(t, value=t, **({"selected": "selected"} if query.get("type") == t else {}))
+                    tags.option(
+                        t,
+                        value=t,
+                        **({"selected": "selected"} if query.get("type") == t else {}),
+                    )
                     for t in types
                 ),
                 name="type",
@@ -370,7 +283,12 @@ def _filters(path: str, query: dict, types=None):
     return tags.form(
         kind,
         labelled("User", "user", value=query.get("user") or ""),
-        labelled("From (UTC, YYYY-MM-DDTHH:MM)", "since", value=query.get("since") or "", placeholder="2026-01-31T08:00"),
+        labelled(
+            "From (UTC, YYYY-MM-DDTHH:MM)",
+            "since",
+            value=query.get("since") or "",
+            placeholder="2026-01-31T08:00",
+        ),
         labelled("Until (UTC)", "until", value=query.get("until") or ""),
         tags.button("Filter", type="submit"),
         method="get",
@@ -383,26 +301,51 @@ def _filters(path: str, query: dict, types=None):
 def alerts(listing: list, query: dict, types) -> Page:
     return Page(
         "Alerts",
-        [_filters("/alerts", query, types), _alerts_table(f"{len(listing)} alert(s), newest first", listing)],
+        [
+            _filters("/alerts", query, types),
+            _alerts_table(f"{len(listing)} alert(s), newest first", listing),
+        ],
         "/alerts",
     )
 
 
-def audit(session, listing: list, total: int, page: int, pages: int, query: dict, verified=None) -> Page:
+def audit(
+    session,
+    listing: list,
+    total: int,
+    page: int,
+    pages: int,
+    query: dict,
+    verified=None,
+) -> Page:
     """
     @param verified: the answer of the chain's verification, when the
         operator asked for it.
     """
     content = [
         post_form(
-            "/audit/verify", session, tags.button("Verify the hash chain", type="submit")
+            "/audit/verify",
+            session,
+            tags.button("Verify the hash chain", type="submit"),
         )
     ]
     if verified is not None:
         if verified["intact"]:
-            content.append(tags.p("The audit log's hash chain is intact.", role="status", **{"class": "ok"}))
+            content.append(
+                tags.p(
+                    "The audit log's hash chain is intact.",
+                    role="status",
+                    **{"class": "ok"},
+                )
+            )
         else:
-            content.append(tags.p(f"The audit log's hash chain is broken: {len(verified['problems'])} problem(s).", role="status", **{"class": "bad"}))
+            content.append(
+                tags.p(
+                    f"The audit log's hash chain is broken: {len(verified['problems'])} problem(s).",
+                    role="status",
+                    **{"class": "bad"},
+                )
+            )
             content.append(tags.ul(*(tags.li(p) for p in verified["problems"])))
     content += [
         _filters("/audit", query),
@@ -428,7 +371,9 @@ def live_panel(counts: dict, per_minute: float, connected: list, events: list):
             )
         ),
         tags.h2("Connected now"),
-        tags.p(", ".join(connected[:100]) or "No endpoint is connected.", id="connected"),
+        tags.p(
+            ", ".join(connected[:100]) or "No endpoint is connected.", id="connected"
+        ),
         _events_table("The latest audit records, newest first", events),
     )
 

@@ -65,9 +65,7 @@ class Sessions:
     @param clock: the L{IReactorTime} expiry is read from.
     """
 
-    def __init__(
-        self, clock, idle: float = IDLE, lifetime: float = LIFETIME
-    ) -> None:
+    def __init__(self, clock, idle: float = IDLE, lifetime: float = LIFETIME) -> None:
         self._clock = clock
         self._idle = idle
         self._lifetime = lifetime
@@ -106,7 +104,10 @@ class Sessions:
     def _forget_expired(self) -> None:
         now = self._clock.seconds()
         for digest, session in list(self._sessions.items()):
-            if now - session.used >= self._idle or now - session.started >= self._lifetime:
+            if (
+                now - session.used >= self._idle
+                or now - session.started >= self._lifetime
+            ):
                 del self._sessions[digest]
 
     def __len__(self) -> int:

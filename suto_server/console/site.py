@@ -21,26 +21,15 @@ no long-lived connection per open tab to count and limit.
 
 from __future__ import annotations
 
-import datetime
-from dataclasses import dataclass
-
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 from twisted.web import resource, server
 
-from suto_server.admin.formatting import alert_json, event_json
 from suto_server.admin.httpjson import BadRequest
-from suto_server.admin.operations import (
-    NotFound,
-    after_flush,
-    cancel_window,
-    open_window,
-    unblock,
-    verify_chain,
-)
-from suto_server.audit.alerts import ALERT_TYPES
+from suto_server.admin.operations import NotFound
 from suto_server.console import pages
+from suto_server.console.actions import Actions
 from suto_server.console.guard import (
     BoundedRequest,
     ConsoleError,
@@ -48,7 +37,7 @@ from suto_server.console.guard import (
     form_value,
     protect,
 )
-from suto_server.console.listing import endpoints_listing
+from suto_server.console.reports import Reports
 from suto_server.console.rotations import RotationHistory, RotationRate
 from suto_server.console.sessions import (
     COOKIE,
@@ -57,8 +46,7 @@ from suto_server.console.sessions import (
     session_cookie,
 )
 from suto_server.console.signin import LoginLinks, on_loopback
-from suto_server.console.views import Page, render_fragment, render_page
-from suto_server.core import wire
+from suto_server.console.views import Page, Redirect, render_fragment, render_page
 from suto_server.locations import LocationError
 from suto_server.store.errors import ProfileExists
 
@@ -68,67 +56,12 @@ STATIC = {
     b"console.css": b"text/css; charset=utf-8",
 }
 
-#: Rows of a listing page.
-PAGE_SIZE = 50
-
-#: Records of a page of the audit log.
-AUDIT_PAGE = 100
-
-#: Most alerts one filtered listing keeps.
-MOST_RECORDS = 5000
-
-#: The newest audit records a profile's page shows.
-PROFILE_RECORDS = 200
-
-#: The newest audit records the live view shows.
-LIVE_RECORDS = 20
-
 #: How an operator signs in when not signed in.
 SIGN_IN_HELP = (
     "You are not signed in. On the server's host, run 'suto-admin "
     "console-link' and open the link it prints (valid for two minutes, "
     "once), or connect with a client certificate that has the admin role."
 )
-
-
-@dataclass(frozen=True)
-class Redirect:
-    """A page's answer that sends the browser to C{location} (303)."""
-
-    location: bytes
-
-
-def _user(request, required: bool = True) -> str | None:
-    user = form_value(request, "user", 64)
-    if user is None and not required:
-        return None
-    if not wire.is_valid_user(user):
-        raise ConsoleError(400, "'user' must be a valid account name")
-    return user
-
-
-def _time(request, name: str) -> float | None:
-    """
-    @return: the form field C{name}, a UTC date and time (ISO 8601), as a
-        POSIX time; L{None} when absent.
-    """
-    text = form_value(request, name, 40)
-    if text is None:
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise ConsoleError(400, f"'{name}' must be a UTC time as 2026-01-31T08:00") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.timestamp()
-
-
-def _page_number(request) -> int:
-    text = form_value(request, "page", 9) or "1"
-    if not text.isdigit() or int(text) < 1:
-        raise ConsoleError(400, "'page' must be a page number")
-    return int(text)
 
 
 class Console:
@@ -174,38 +107,44 @@ class Console:
         reconnection=None,
         certificates=None,
     ) -> None:
-        self._clock = clock
-        self._status = status
-        self._counts = counts
-        self._clients = clients
-        self._client = client
-        self._connected = connected
-        self._history = history
-        self._audit = audit
-        self._desk = desk
-        self._reconnection = reconnection
         self._certificates = certificates
-        self.rate = RotationRate(clock, rotations)
         self.rotation_history = RotationHistory()
+        reports = Reports(
+            clock,
+            {
+                "status": status,
+                "counts": counts,
+                "clients": clients,
+                "client": client,
+                "connected": connected,
+                "history": history,
+                "audit": audit,
+            },
+            RotationRate(clock, rotations),
+            self.rotation_history,
+        )
+        actions = Actions(clock, desk, reconnection, reports, audit)
         self.links = LoginLinks(clock)
         self.sessions = Sessions(clock)
         folder = FilePath(__file__).sibling("static")
-        self._static = {name: folder.child(name.decode()).getContent() for name in STATIC}
+        self._static = {
+            name: folder.child(name.decode()).getContent() for name in STATIC
+        }
         self._pages = {
-            (b"GET", b"/"): self.overview,
-            (b"GET", b"/endpoints"): self.endpoints,
-            (b"GET", b"/profile"): self.profile,
-            (b"GET", b"/windows"): self.windows,
-            (b"POST", b"/windows/open"): self.open_window,
-            (b"POST", b"/windows/cancel"): self.cancel_window,
-            (b"GET", b"/blacklist"): self.blacklist,
-            (b"GET", b"/blacklist/unblock"): self.confirm_unblock,
-            (b"POST", b"/blacklist/unblock"): self.unblock,
-            (b"GET", b"/alerts"): self.alerts,
-            (b"GET", b"/audit"): self.audit,
-            (b"POST", b"/audit/verify"): self.verify,
-            (b"GET", b"/live"): self.live,
-            (b"GET", b"/live/panel"): self.live_panel,
+            (b"GET", b"/"): reports.overview,
+            (b"GET", b"/endpoints"): reports.endpoints,
+            (b"GET", b"/profile"): reports.profile,
+            (b"GET", b"/alerts"): reports.alerts,
+            (b"GET", b"/audit"): reports.audit,
+            (b"GET", b"/live"): reports.live,
+            (b"GET", b"/live/panel"): reports.live_panel,
+            (b"GET", b"/windows"): actions.windows,
+            (b"POST", b"/windows/open"): actions.open_window,
+            (b"POST", b"/windows/cancel"): actions.cancel_window,
+            (b"GET", b"/blacklist"): actions.blacklist,
+            (b"GET", b"/blacklist/unblock"): actions.confirm_unblock,
+            (b"POST", b"/blacklist/unblock"): actions.unblock,
+            (b"POST", b"/audit/verify"): actions.verify,
             (b"POST", b"/signout"): self.sign_out,
         }
 
@@ -215,8 +154,6 @@ class Console:
         site.displayTracebacks = False
         site.noisy = False
         return site
-
-    # Sign-in and sessions.
 
     def session_of(self, request):
         """
@@ -247,15 +184,17 @@ class Console:
         """
         if not on_loopback(request):
             raise ConsoleError(
-                403, "login links are only accepted on a loopback listener, "
-                "from the server's own host"
+                403,
+                "login links are only accepted on a loopback listener, "
+                "from the server's own host",
             )
         token = form_value(request, "token", 128)
         operator = None if token is None else self.links.redeem(token)
         if operator is None:
             raise ConsoleError(
-                403, "this login link is unknown, used or expired: ask for "
-                "a new one with suto-admin console-link"
+                403,
+                "this login link is unknown, used or expired: ask for "
+                "a new one with suto-admin console-link",
             )
         self._start(request, operator)
         return Redirect(b"/")
@@ -264,190 +203,11 @@ class Console:
         cookie = request.getCookie(COOKIE)
         if cookie is not None:
             self.sessions.end(cookie.decode("ascii", "replace"))
-        request.responseHeaders.addRawHeader(b"set-cookie", cleared_cookie(request.isSecure()))
+        request.responseHeaders.addRawHeader(
+            b"set-cookie", cleared_cookie(request.isSecure())
+        )
         self.log.info("console: {operator} signed out", operator=session.operator)
         return pages.message("Signed out", "You are signed out.")
-
-    # The pages.
-
-    def overview(self, request, session):
-        since = self._clock.seconds() - 3600
-        return after_flush(
-            self._audit,
-            lambda: pages.overview(
-                self._status(),
-                self._counts(),
-                self.rate.per_minute(),
-                [alert_json(a) for a in self._audit.alerts(since)],
-            ),
-        )
-
-    def endpoints(self, request, session):
-        listing = endpoints_listing(
-            self._clients(),
-            search=form_value(request, "q", 100),
-            sort=form_value(request, "sort", 20) or "user",
-            order=form_value(request, "order", 4) or "asc",
-        )
-        page = listing.page(_page_number(request), PAGE_SIZE)
-        return pages.endpoints(
-            page.rows, listing.total, page.number, page.count, listing.query
-        )
-
-    def profile(self, request, session):
-        user = _user(request)
-        client = self._client(user)
-        history = self._history(user)
-        if client is None and history is None:
-            raise ConsoleError(404, f"nothing is known of {user}")
-        history = history or {"moves": [], "alerts": []}
-
-        def read():
-            return pages.profile(
-                user,
-                client,
-                history,
-                [
-                    event_json(e)
-                    for e in self._audit.matching(username=user, newest=PROFILE_RECORDS)
-                ],
-                self.rotation_history.hourly(user, self._clock.seconds()),
-            )
-
-        return after_flush(self._audit, read)
-
-    def _needs(self, part, what: str):
-        if part is None:
-            raise ConsoleError(404, f"this server {what}")
-        return part
-
-    def windows(self, request, session, opened=None):
-        desk = self._needs(self._desk, "does not enroll (it has no master key)")
-        return pages.windows(session, desk.list(), opened)
-
-    def open_window(self, request, session):
-        desk = self._needs(self._desk, "does not enroll (it has no master key)")
-        timeout = form_value(request, "timeout", 9)
-        if timeout is not None and not timeout.isdigit():
-            raise ConsoleError(400, "'timeout' must be a whole number of seconds")
-        fields = {
-            "user": form_value(request, "user", 64),
-            "location": form_value(request, "location", 256),
-            "replace": form_value(request, "replace", 3) == "yes",
-            "wide": form_value(request, "wide", 3) == "yes",
-        }
-        if timeout is not None:
-            fields["timeout"] = int(timeout)
-        d = open_window(desk, fields, session.operator)
-        return d.addCallback(lambda opened: self.windows(request, session, opened))
-
-    def cancel_window(self, request, session):
-        desk = self._needs(self._desk, "does not enroll (it has no master key)")
-        cancel_window(desk, {"user": _user(request)}, session.operator)
-        return Redirect(b"/windows")
-
-    def blacklist(self, request, session, notice=None):
-        reconnection = self._needs(self._reconnection, "keeps no blacklist")
-        return pages.blacklist(reconnection.blacklist_report(), notice)
-
-    def confirm_unblock(self, request, session):
-        self._needs(self._reconnection, "keeps no blacklist")
-        return pages.confirm_unblock(session, _user(request))
-
-    def unblock(self, request, session):
-        reconnection = self._needs(self._reconnection, "keeps no blacklist")
-        done = unblock(reconnection, self._clock, {"user": _user(request)}, session.operator)
-        return self.blacklist(
-            request,
-            session,
-            f"Lifted the blacklist entry of {done['user']} and removed its "
-            f"profile: enroll the device again.",
-        )
-
-    def _query(self, request) -> dict:
-        """
-        @return: the filters of a listing of alerts or audit records, as
-            the form gave them.
-        """
-        query = {
-            "type": form_value(request, "type", 40),
-            "user": _user(request, required=False),
-            "since": form_value(request, "since", 40),
-            "until": form_value(request, "until", 40),
-        }
-        return {name: value for name, value in query.items() if value is not None}
-
-    def alerts(self, request, session):
-        query = self._query(request)
-        since, until = _time(request, "since"), _time(request, "until")
-
-        def read():
-            kept = []
-            for alert in reversed(self._audit.alerts(since)):
-                if (
-                    (until is None or alert.time <= until)
-                    and query.get("user") in (None, alert.profile)
-                    and query.get("type") in (None, alert.type)
-                ):
-                    kept.append(alert_json(alert))
-                if len(kept) >= MOST_RECORDS:
-                    break
-            return pages.alerts(kept, query, sorted(ALERT_TYPES))
-
-        return after_flush(self._audit, read)
-
-    def audit(self, request, session, verified=None):
-        number = _page_number(request)
-        query = self._query(request)
-        filters = {
-            "username": query.get("user"),
-            "event": query.get("type"),
-            "since": _time(request, "since"),
-            "until": _time(request, "until"),
-        }
-
-        def read():
-            total = self._audit.count(**filters)
-            pages_count = max(1, -(-total // AUDIT_PAGE))
-            number_shown = min(number, pages_count)
-            records = self._audit.matching(
-                **filters, newest=AUDIT_PAGE, skip=(number_shown - 1) * AUDIT_PAGE
-            )
-            return pages.audit(
-                session,
-                [event_json(e) for e in records],
-                total,
-                number_shown,
-                pages_count,
-                query,
-                verified,
-            )
-
-        return after_flush(self._audit, read)
-
-    def verify(self, request, session):
-        return verify_chain(self._audit).addCallback(
-            lambda verified: self.audit(request, session, verified)
-        )
-
-    def _panel(self):
-        def read():
-            return pages.live_panel(
-                self._counts(),
-                self.rate.per_minute(),
-                self._connected(),
-                [event_json(e) for e in self._audit.matching(newest=LIVE_RECORDS)],
-            )
-
-        return after_flush(self._audit, read)
-
-    def live(self, request, session):
-        return self._panel().addCallback(pages.live)
-
-    def live_panel(self, request, session):
-        return self._panel()
-
-    # Answering.
 
     def handle(self, request, signed_in: list):
         """
@@ -464,7 +224,7 @@ class Console:
             raise ConsoleError(413, "the request is too large")
         path, method = request.path, request.method
         if path.startswith(b"/static/") and method == b"GET":
-            return self._static_file(request, path[len(b"/static/"):])
+            return self._static_file(request, path[len(b"/static/") :])
         if path == b"/signin" and method == b"GET":
             return None, self.sign_in(request)
         session = self.session_of(request)
@@ -535,10 +295,14 @@ class _ConsoleResource(resource.Resource):
         def failed(failure):
             for kind, code in _OPERATION_ERRORS:
                 if failure.check(kind):
-                    return write(self._console.error_page(request, code, str(failure.value)))
+                    return write(
+                        self._console.error_page(request, code, str(failure.value))
+                    )
             if failure.check(ConsoleError):
                 error = failure.value
-                return write(self._console.error_page(request, error.code, error.message))
+                return write(
+                    self._console.error_page(request, error.code, error.message)
+                )
             self.log.failure("console request failed", failure)
             return write(self._console.error_page(request, 500, "internal error"))
 

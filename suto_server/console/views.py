@@ -42,6 +42,13 @@ _TEMPLATES = FilePath(__file__).sibling("templates")
 
 
 @dataclass(frozen=True)
+class Redirect:
+    """A page's answer that sends the browser to C{location} (303)."""
+
+    location: bytes
+
+
+@dataclass(frozen=True)
 class Page:
     """
     What a console page shows: its title, the navigation entry it is
@@ -140,9 +147,7 @@ def table(caption: str, headings, rows, numeric=()):
     ]
     if not body:
         body = [tags.tr(tags.td("Nothing to show.", colspan=str(len(headings))))]
-    return tags.table(
-        tags.caption(caption), tags.thead(head), tags.tbody(*body)
-    )
+    return tags.table(tags.caption(caption), tags.thead(head), tags.tbody(*body))
 
 
 def link(path: str, text: str, **query):
@@ -186,7 +191,6 @@ def labelled(text: str, name: str, **attributes):
     @return: an input named C{name} inside its label.
     """
     return tags.label(text, tags.input(name=name, id=f"field-{name}", **attributes))
-
 
 
 def bars(label: str, counts):

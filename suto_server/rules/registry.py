@@ -92,7 +92,9 @@ def clients_report(store, live: LiveSessions, locations, now: float) -> list[dic
     ]
 
 
-def client_row(profile, live: LiveSessions, offline_since, locations, now: float) -> dict:
+def client_row(
+    profile, live: LiveSessions, offline_since, locations, now: float
+) -> dict:
     """
     One row of L{clients_report}: C{profile}'s, offline since
     C{offline_since} (L{None} when it is not marked offline).
@@ -104,7 +106,9 @@ def client_row(profile, live: LiveSessions, offline_since, locations, now: float
         state = "offline"
     else:
         state = "disconnected"
-    key_since = profile.rotated_at if profile.rotated_at is not None else profile.enrolled_at
+    key_since = (
+        profile.rotated_at if profile.rotated_at is not None else profile.enrolled_at
+    )
     return {
         "user": user,
         "address": profile.last_address,

@@ -52,8 +52,13 @@ class ResourceTests(SynchronousTestCase):
         A missing, empty, long or unprintable operator name is a 400, and
         no link is made.
         """
-        for body in ({}, {"operator": ""}, {"operator": "x" * 65},
-                     {"operator": "a\nb"}, {"operator": 3}):
+        for body in (
+            {},
+            {"operator": ""},
+            {"operator": "x" * 65},
+            {"operator": "a\nb"},
+            {"operator": 3},
+        ):
             request = render(self.site, "POST", "/v1/console-link", body)
             self.assertEqual(request.responseCode, 400, body)
         self.assertEqual(self.asked, [])
@@ -145,14 +150,18 @@ class DaemonTests(SynchronousTestCase):
         """
         server = self.server(lambda r: _Endpoint(IPv4Address("TCP", "127.0.0.1", 8080)))
         link = server.console_link("root")
-        self.assertRegex(link["url"], r"^http://127\.0\.0\.1:8080/signin\?token=[\w-]{43}$")
+        self.assertRegex(
+            link["url"], r"^http://127\.0\.0\.1:8080/signin\?token=[\w-]{43}$"
+        )
         token = link["url"].rsplit("=", 1)[1]
         self.assertEqual(server.console.links.redeem(token), "root (console link)")
         self.assertIsNone(server.console.links.redeem(token))
 
     def test_ipv6_loopback(self):
         server = self.server(lambda r: TCP6ServerEndpoint(r, 8080, interface="::1"))
-        self.assertTrue(server.console_link("root")["url"].startswith("http://[::1]:8080/"))
+        self.assertTrue(
+            server.console_link("root")["url"].startswith("http://[::1]:8080/")
+        )
 
     def test_not_loopback(self):
         """

@@ -12,8 +12,14 @@ from suto_server.console.rotations import HOURS, RotationHistory, RotationRate
 
 
 def row(user, location=None, address="10.0.0.1", rotated=None, age=1.0):
-    return {"user": user, "location": location, "address": address, "state": "connected",
-            "last_rotation": rotated, "key_age": age}
+    return {
+        "user": user,
+        "location": location,
+        "address": address,
+        "state": "connected",
+        "last_rotation": rotated,
+        "key_age": age,
+    }
 
 
 class EndpointsListingTests(SynchronousTestCase):
@@ -22,7 +28,11 @@ class EndpointsListingTests(SynchronousTestCase):
         The search matches a part of the user, address or location name,
         in any case.
         """
-        rows = [row("alice"), row("bob", location="Lab-2"), row("carol", address="10.9.9.9")]
+        rows = [
+            row("alice"),
+            row("bob", location="Lab-2"),
+            row("carol", address="10.9.9.9"),
+        ]
         found = endpoints_listing(rows, "LAB", "user", "asc")
         self.assertEqual([r["user"] for r in found.rows], ["bob"])
         found = endpoints_listing(rows, "10.9", "user", "asc")
@@ -32,7 +42,11 @@ class EndpointsListingTests(SynchronousTestCase):
         """
         Rows sort by the key either way; rows without it come last.
         """
-        rows = [row("a", rotated="2026-01-02"), row("b"), row("c", rotated="2026-01-01")]
+        rows = [
+            row("a", rotated="2026-01-02"),
+            row("b"),
+            row("c", rotated="2026-01-01"),
+        ]
         asc = endpoints_listing(rows, None, "last_rotation", "asc")
         desc = endpoints_listing(rows, None, "last_rotation", "desc")
         self.assertEqual([r["user"] for r in asc.rows], ["c", "a", "b"])
@@ -54,7 +68,9 @@ class PageTests(SynchronousTestCase):
         """
         listing = Listing(list(range(120)), {})
         page = listing.page(3, 50)
-        self.assertEqual((page.rows, page.number, page.count), (list(range(100, 120)), 3, 3))
+        self.assertEqual(
+            (page.rows, page.number, page.count), (list(range(100, 120)), 3, 3)
+        )
         self.assertEqual(listing.page(9, 50).number, 3)
         self.assertEqual(Listing([], {}).page(1, 50).count, 1)
 

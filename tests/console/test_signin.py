@@ -53,7 +53,9 @@ class LoginLinksTests(SynchronousTestCase):
         """
         token = self.links.issue("root")
         self.assertIsNone(self.links.redeem("nope"))
-        self.assertIsNone(self.links.redeem(token[:-1] + ("A" if token[-1] != "A" else "B")))
+        self.assertIsNone(
+            self.links.redeem(token[:-1] + ("A" if token[-1] != "A" else "B"))
+        )
         self.assertEqual(self.links.redeem(token), "root")
 
     def test_kept_as_hashes(self):
@@ -93,10 +95,18 @@ class LoopbackTests(SynchronousTestCase):
         127.0.0.0/8, ::1 and IPv4-mapped loopback are loopback; others,
         and what is no address, are not.
         """
-        yes = [IPv4Address("TCP", "127.0.0.1", 1), IPv4Address("TCP", "127.3.2.1", 1),
-               IPv6Address("TCP", "::1", 1), IPv6Address("TCP", "::ffff:127.0.0.1", 1)]
-        no = [IPv4Address("TCP", "10.0.0.1", 1), IPv6Address("TCP", "2001:db8::1", 1),
-              IPv4Address("TCP", "0.0.0.0", 1), object()]
+        yes = [
+            IPv4Address("TCP", "127.0.0.1", 1),
+            IPv4Address("TCP", "127.3.2.1", 1),
+            IPv6Address("TCP", "::1", 1),
+            IPv6Address("TCP", "::ffff:127.0.0.1", 1),
+        ]
+        no = [
+            IPv4Address("TCP", "10.0.0.1", 1),
+            IPv6Address("TCP", "2001:db8::1", 1),
+            IPv4Address("TCP", "0.0.0.0", 1),
+            object(),
+        ]
         self.assertEqual([is_loopback(a) for a in yes], [True] * 4)
         self.assertEqual([is_loopback(a) for a in no], [False] * 4)
 

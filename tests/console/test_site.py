@@ -41,8 +41,14 @@ class RecordingDesk:
     def open(self, user, location, timeout, password, replace, wide, operator):
         self.calls.append(("open", user, location, timeout, replace, wide, operator))
         self.open_windows.append(
-            {"user": user, "location": location, "seconds_left": timeout,
-             "attempts": 0, "max_attempts": 3, "replace": replace}
+            {
+                "user": user,
+                "location": location,
+                "seconds_left": timeout,
+                "attempts": 0,
+                "max_attempts": 3,
+                "replace": replace,
+            }
         )
         return defer.succeed(dict(OPENED, user=user))
 
@@ -60,9 +66,15 @@ class RecordingBlacklist:
     """
 
     def __init__(self):
-        self.entries = {"mallory": {"user": "mallory", "time": "2026-01-01T00:00:00Z",
-                                    "reason": "copied", "source": "10.0.0.9",
-                                    "alert": "clone_suspected"}}
+        self.entries = {
+            "mallory": {
+                "user": "mallory",
+                "time": "2026-01-01T00:00:00Z",
+                "reason": "copied",
+                "source": "10.0.0.9",
+                "alert": "clone_suspected",
+            }
+        }
         self.unblocked = []
 
     def blacklist_report(self):
@@ -75,9 +87,16 @@ class RecordingBlacklist:
 
 def client_row(user, state="connected", key_age=10.0):
     return {
-        "user": user, "address": "127.0.0.9", "location": None, "state": state,
-        "offline_since": None, "last_seen": "2026-01-01T00:00:00Z",
-        "last_rotation": None, "key_id": "k1", "generation": 3, "key_age": key_age,
+        "user": user,
+        "address": "127.0.0.9",
+        "location": None,
+        "state": state,
+        "offline_since": None,
+        "last_seen": "2026-01-01T00:00:00Z",
+        "last_rotation": None,
+        "key_id": "k1",
+        "generation": 3,
+        "key_age": key_age,
     }
 
 
@@ -96,9 +115,16 @@ class ConsoleSiteTests(SynchronousTestCase):
         self.blacklist = RecordingBlacklist()
         self.console = Console(
             self.clock,
-            status=lambda: {"listeners": [{"name": "console", "address": "127.0.0.1:1"}],
-                            "certificates": []},
-            counts=lambda: {"connected": 1, "offline": 0, "blacklisted": 1, "windows": 0},
+            status=lambda: {
+                "listeners": [{"name": "console", "address": "127.0.0.1:1"}],
+                "certificates": [],
+            },
+            counts=lambda: {
+                "connected": 1,
+                "offline": 0,
+                "blacklisted": 1,
+                "windows": 0,
+            },
             rotations=lambda: 0,
             clients=lambda: [client_row(f"user{i:03}", key_age=i) for i in range(120)],
             client=lambda user: client_row(user) if user.startswith("user") else None,
@@ -149,7 +175,9 @@ class ConsoleSiteTests(SynchronousTestCase):
         page = self.browser.get("/")
         self.assertEqual(page.code, 200)
         self.assertIn("root (console link)", page.text)
-        self.assertEqual(Browser(self.console.site()).get(f"/signin?token={token}").code, 403)
+        self.assertEqual(
+            Browser(self.console.site()).get(f"/signin?token={token}").code, 403
+        )
 
     def test_link_not_from_loopback(self):
         """
@@ -176,9 +204,17 @@ class ConsoleSiteTests(SynchronousTestCase):
         visible input.
         """
         self.sign_in()
-        for path in ("/", "/endpoints", "/profile?user=user001", "/windows",
-                     "/blacklist", "/blacklist/unblock?user=mallory", "/alerts",
-                     "/audit", "/live"):
+        for path in (
+            "/",
+            "/endpoints",
+            "/profile?user=user001",
+            "/windows",
+            "/blacklist",
+            "/blacklist/unblock?user=mallory",
+            "/alerts",
+            "/audit",
+            "/live",
+        ):
             answer = self.browser.get(path)
             self.assertEqual(answer.code, 200, path)
             self.assertIn('<main id="main"', answer.text)
@@ -186,12 +222,17 @@ class ConsoleSiteTests(SynchronousTestCase):
             self.assertNotIn("style=", answer.text)
             self.assertEqual(re.findall(r"<script>", answer.text), [])
             self.assertEqual(re.findall(r"<style", answer.text), [])
-            inputs = re.findall(r'<input (?![^>]*type="hidden")[^>]*id="([^"]+)"', answer.text)
-            unlabelled = re.findall(r'<input (?![^>]*type="hidden")(?![^>]*id=)', answer.text)
+            inputs = re.findall(
+                r'<input (?![^>]*type="hidden")[^>]*id="([^"]+)"', answer.text
+            )
+            unlabelled = re.findall(
+                r'<input (?![^>]*type="hidden")(?![^>]*id=)', answer.text
+            )
             self.assertEqual(unlabelled, [], path)
             for field in inputs:
                 self.assertRegex(
-                    answer.text, r"<label[^>]*>[^<]*(<[^/][^>]*>[^<]*)*<input[^>]*id=\"" + field,
+                    answer.text,
+                    r"<label[^>]*>[^<]*(<[^/][^>]*>[^<]*)*<input[^>]*id=\"" + field,
                 )
 
     def test_endpoints_paginated(self):
@@ -213,9 +254,13 @@ class ConsoleSiteTests(SynchronousTestCase):
         traceback.
         """
         self.sign_in()
-        for path in ("/endpoints?sort=secret", "/endpoints?page=-1",
-                     "/profile?user=..%2F", "/audit?since=yesterday",
-                     "/endpoints?q=%ff"):
+        for path in (
+            "/endpoints?sort=secret",
+            "/endpoints?page=-1",
+            "/profile?user=..%2F",
+            "/audit?since=yesterday",
+            "/endpoints?q=%ff",
+        ):
             answer = self.browser.get(path)
             self.assertEqual(answer.code, 400, path)
             self.assertNotIn("Traceback", answer.text)
@@ -231,8 +276,13 @@ class ConsoleSiteTests(SynchronousTestCase):
         csrf = self.browser.get("/windows").csrf()
         answer = self.browser.post(
             "/windows/open",
-            {"csrf": csrf, "user": "alice", "location": "127.0.0.5", "timeout": "300",
-             "replace": "yes"},
+            {
+                "csrf": csrf,
+                "user": "alice",
+                "location": "127.0.0.5",
+                "timeout": "300",
+                "replace": "yes",
+            },
         )
         self.assertEqual(answer.code, 200)
         self.assertIn("one-time-pw-1234", answer.text)
@@ -263,11 +313,20 @@ class ConsoleSiteTests(SynchronousTestCase):
         self.sign_in()
         self.desk.open_windows.append({"user": "bob"})
         csrf = self.browser.get("/").csrf()
-        self.assertEqual(self.browser.post("/windows/cancel", {"csrf": csrf, "user": "bob"}).code, 303)
-        self.assertEqual(self.browser.post("/windows/cancel", {"csrf": csrf, "user": "carol"}).code, 404)
+        self.assertEqual(
+            self.browser.post("/windows/cancel", {"csrf": csrf, "user": "bob"}).code,
+            303,
+        )
+        self.assertEqual(
+            self.browser.post("/windows/cancel", {"csrf": csrf, "user": "carol"}).code,
+            404,
+        )
         self.assertEqual(
             self.desk.calls,
-            [("cancel", "bob", "root (console link)"), ("cancel", "carol", "root (console link)")],
+            [
+                ("cancel", "bob", "root (console link)"),
+                ("cancel", "carol", "root (console link)"),
+            ],
         )
 
     def test_unblock(self):
@@ -285,14 +344,17 @@ class ConsoleSiteTests(SynchronousTestCase):
         self.assertEqual(answer.code, 200)
         self.assertIn("Lifted the blacklist entry of mallory", answer.text)
         self.assertEqual(
-            self.blacklist.unblocked, [("mallory", self.clock.seconds(), "root (console link)")]
+            self.blacklist.unblocked,
+            [("mallory", self.clock.seconds(), "root (console link)")],
         )
 
     def test_verify(self):
         """
         The verify button checks the audit log's chain and says so.
         """
-        self.audit.record(self.clock.seconds(), "enrolled", "alice", "127.0.0.5", "key id k1")
+        self.audit.record(
+            self.clock.seconds(), "enrolled", "alice", "127.0.0.5", "key id k1"
+        )
         self.sign_in()
         csrf = self.browser.get("/audit").csrf()
         answer = self.browser.post("/audit/verify", {"csrf": csrf})
@@ -320,7 +382,9 @@ class ConsoleSiteTests(SynchronousTestCase):
         """
         now = self.clock.seconds()
         for number in range(250):
-            self.audit.record(now - 1000 + number, "enrolled", "alice", None, f"record {number}.")
+            self.audit.record(
+                now - 1000 + number, "enrolled", "alice", None, f"record {number}."
+            )
         self.sign_in()
         first = self.browser.get("/audit").text
         self.assertIn("250 record(s)", first)
@@ -361,7 +425,9 @@ class ConsoleSiteTests(SynchronousTestCase):
         """
         answer = self.browser.get("/static/htmx.min.js")
         self.assertEqual(answer.code, 200)
-        self.assertEqual(answer.header(b"content-type"), b"text/javascript; charset=utf-8")
+        self.assertEqual(
+            answer.header(b"content-type"), b"text/javascript; charset=utf-8"
+        )
         self.assertEqual(self.browser.get("/static/secret.txt").code, 404)
 
     def test_sign_out(self):

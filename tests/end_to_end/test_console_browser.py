@@ -42,9 +42,14 @@ CHROMIUM = "/usr/bin/chromium"
 #: Chromium's arguments: headless, no sandbox (tests run as root), and
 #: nothing that would reach beyond loopback.
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-    "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 #: Seconds the daemon has to start, and any awaited page change to come.
@@ -121,11 +126,25 @@ class ConsoleBrowserTests(unittest.TestCase):
             f":certKey={quoteStringArgument(cert)}"
         )
         self.daemon = subprocess.Popen(
-            [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "--logfile=-", "suto",
-             "--data", self.data, "--listen", listen, "--hello-port", "9",
-             "--console-listen", "tcp:0:interface=127.0.0.1"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, bufsize=0,
+            [
+                os.path.join(BIN, "twistd"),
+                "-n",
+                "--pidfile=",
+                "--logfile=-",
+                "suto",
+                "--data",
+                self.data,
+                "--listen",
+                listen,
+                "--hello-port",
+                "9",
+                "--console-listen",
+                "tcp:0:interface=127.0.0.1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            bufsize=0,
         )
         self.addCleanup(self._stop)
         ports = self._ports()
@@ -148,7 +167,10 @@ class ConsoleBrowserTests(unittest.TestCase):
     def admin(self, *argv, stdin=None):
         done = subprocess.run(
             [os.path.join(BIN, "suto-admin"), "--data", self.data, *argv],
-            capture_output=True, text=True, input=stdin, timeout=WAIT,
+            capture_output=True,
+            text=True,
+            input=stdin,
+            timeout=WAIT,
         )
         self.assertEqual(done.returncode, 0, done.stderr)
         return done.stdout
@@ -189,7 +211,9 @@ class ConsoleBrowserTests(unittest.TestCase):
                 browser.close()
         self.assertEqual(violations, [])
         audit = self.admin("audit")
-        self.assertRegex(audit, r"enrollment_window_opened\talice\t.*by \S+ \(console link\)")
+        self.assertRegex(
+            audit, r"enrollment_window_opened\talice\t.*by \S+ \(console link\)"
+        )
         self.assertRegex(audit, r"unblocked\talice\t.*\S+ \(console link\) lifted")
 
     def tour(self, browser, link, violations):
@@ -201,8 +225,11 @@ class ConsoleBrowserTests(unittest.TestCase):
         page = browser.new_page(viewport={"width": 1366, "height": 768})
         page.on(
             "console",
-            lambda message: violations.append(message.text)
-            if "Content Security Policy" in message.text else None,
+            lambda message: (
+                violations.append(message.text)
+                if "Content Security Policy" in message.text
+                else None
+            ),
         )
         page.set_default_timeout(WAIT * 1000)
         base = f"http://127.0.0.1:{self.console}"
@@ -217,17 +244,32 @@ class ConsoleBrowserTests(unittest.TestCase):
 
         page.goto(base + "/windows")
         page.get_by_label("User").fill("alice")
-        page.get_by_label("Location (address, network or location name)").fill("127.0.0.1/32")
+        page.get_by_label("Location (address, network or location name)").fill(
+            "127.0.0.1/32"
+        )
         page.get_by_role("button", name="Open the window").click()
         password = page.locator("#one-time-password").inner_text()
         self.assertGreaterEqual(len(password), 8)
         self.check_page(page, "window-opened")
 
         enrolled = subprocess.run(
-            [os.path.join(BIN, "suto-client"), "enroll", "--server",
-             f"127.0.0.1:{self.port}", "--user", "alice", "--pin", self.pin,
-             "--password-stdin", "--state", os.path.join(self.data, "client.json")],
-            input=password + "\n", capture_output=True, text=True, timeout=WAIT,
+            [
+                os.path.join(BIN, "suto-client"),
+                "enroll",
+                "--server",
+                f"127.0.0.1:{self.port}",
+                "--user",
+                "alice",
+                "--pin",
+                self.pin,
+                "--password-stdin",
+                "--state",
+                os.path.join(self.data, "client.json"),
+            ],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
         )
         self.assertEqual(enrolled.returncode, 0, enrolled.stderr)
         self.start_agent()
@@ -256,11 +298,15 @@ class ConsoleBrowserTests(unittest.TestCase):
         page.get_by_role("link", name="Unblock alice…").click()
         self.check_page(page, "unblock-confirm")
         page.get_by_role("button", name="Unblock alice and remove its profile").click()
-        expect(page.locator("[role=status]")).to_contain_text("Lifted the blacklist entry of alice")
+        expect(page.locator("[role=status]")).to_contain_text(
+            "Lifted the blacklist entry of alice"
+        )
 
         page.goto(base + "/audit")
         page.get_by_role("button", name="Verify the hash chain").click()
-        expect(page.locator("[role=status]")).to_have_text("The audit log's hash chain is intact.")
+        expect(page.locator("[role=status]")).to_have_text(
+            "The audit log's hash chain is intact."
+        )
         expect(page.locator("main")).to_contain_text("lifted the blacklist entry")
         self.check_page(page, "audit")
 
@@ -282,11 +328,23 @@ class ConsoleBrowserTests(unittest.TestCase):
             probe.bind(("127.0.0.1", 0))
             hello_port = probe.getsockname()[1]
         agent = subprocess.Popen(
-            [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "--logfile=-",
-             "suto-client", "--state", os.path.join(self.data, "client.json"),
-             "--rotation-interval", "1", "--hello-interface", "127.0.0.1",
-             "--hello-port", str(hello_port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                os.path.join(BIN, "twistd"),
+                "-n",
+                "--pidfile=",
+                "--logfile=-",
+                "suto-client",
+                "--state",
+                os.path.join(self.data, "client.json"),
+                "--rotation-interval",
+                "1",
+                "--hello-interface",
+                "127.0.0.1",
+                "--hello-port",
+                str(hello_port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
         )
         self.addCleanup(self._end, agent)
@@ -310,7 +368,9 @@ class ConsoleBrowserTests(unittest.TestCase):
         store = open_store(os.path.join(self.data, "suto.db"))
         try:
             store.add_to_blacklist(
-                BlacklistEntry(user, time.time(), "a copied key", "127.0.0.9", "clone_suspected")
+                BlacklistEntry(
+                    user, time.time(), "a copied key", "127.0.0.9", "clone_suspected"
+                )
             )
         finally:
             store.close()

@@ -89,7 +89,10 @@ class Browser:
                 "Content-Type: application/x-www-form-urlencoded",
                 f"Content-Length: {len(body)}",
             ]
-        protocol.dataReceived(("\r\n".join(headers) + "\r\n\r\n").encode() + (body if method == "POST" else b""))
+        protocol.dataReceived(
+            ("\r\n".join(headers) + "\r\n\r\n").encode()
+            + (body if method == "POST" else b"")
+        )
         answer = Answer(transport.value())
         cookie = answer.header(b"set-cookie")
         if cookie is not None:

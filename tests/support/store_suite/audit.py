@@ -112,8 +112,11 @@ class AuditStoreTestsMixin(StoreTestsBase):
         first, a page at a time; C{count_audit_events} counts the same.
         """
         records = [
-            (3, "alice", "enrolled"), (1, "bob", "enrolled"),
-            (2, "alice", "unblocked"), (5, "alice", "enrolled"), (4, None, "enrolled"),
+            (3, "alice", "enrolled"),
+            (1, "bob", "enrolled"),
+            (2, "alice", "unblocked"),
+            (5, "alice", "enrolled"),
+            (4, None, "enrolled"),
         ]
         for time, user, event in records:
             self.store.append_audit(
