@@ -276,6 +276,10 @@ class SutoServer(MultiService):
             audit=self.audit,
             desk=self.desk,
             reconnection=self.reconnection,
+            # Where the certificate role policy plugs in: a
+            # CertificateSignIn over its admin subjects.  Without one the
+            # console offers only the login links.
+            certificates=None,
         )
 
     def console_link(self, operator: str) -> dict:

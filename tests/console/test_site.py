@@ -439,6 +439,43 @@ class ConsoleSiteTests(SynchronousTestCase):
         self.assertEqual(self.browser.post("/signout", {"csrf": csrf}).code, 200)
         self.assertEqual(self.browser.get("/").code, 401)
 
+    def test_certificate_sign_in(self):
+        """
+        With a certificate sign-in, a request it recognises starts a
+        session at once, and the actions name its subject.
+        """
+
+        class SignIn:
+            def operator_of(self, request):
+                return "CN=it-alice (client certificate)"
+
+        console = Console(
+            self.clock,
+            status=lambda: {"listeners": [], "certificates": []},
+            counts=lambda: {
+                "connected": 0,
+                "offline": 0,
+                "blacklisted": 0,
+                "windows": 0,
+            },
+            rotations=lambda: 0,
+            clients=lambda: [],
+            client=lambda user: None,
+            connected=lambda: [],
+            history=lambda user: None,
+            audit=self.audit,
+            desk=self.desk,
+            certificates=SignIn(),
+        )
+        browser = Browser(console.site(), peer="192.0.2.7")
+        page = browser.get("/windows")
+        self.assertEqual(page.code, 200)
+        self.assertIsNotNone(browser.cookie)
+        browser.post("/windows/cancel", {"csrf": page.csrf(), "user": "bob"})
+        self.assertEqual(
+            self.desk.calls, [("cancel", "bob", "CN=it-alice (client certificate)")]
+        )
+
     def test_method(self):
         """
         A page asked with a method it does not take is a 405.
