@@ -32,12 +32,14 @@ from suto_server.datafolder import ADMIN_SOCKET
 from suto_server.locations import LocationError, Locations
 from suto_server.net.listening import (
     API_TYPES,
+    CONSOLE_TYPES,
     DEFAULT_LISTEN,
     DEVICE_TYPES,
     METRICS_TYPES,
     ListenerOptionError,
     admin_endpoint,
     api_listen,
+    console_description,
     option_endpoint,
     tls_listen,
 )
@@ -119,6 +121,14 @@ def check_start(reactor, options, data: str, listen: str) -> StartCheck:
         parse("api", "api-listen", lambda: option_endpoint(
             reactor, "--api-listen", options["api-listen"], API_TYPES,
             server_endpoint, full=api_listen(options["api-listen"], listen),
+        ))
+    if options["console-listen"]:
+        parse("console", "console-listen", lambda: option_endpoint(
+            reactor,
+            "--console-listen",
+            console_description(options["console-listen"]),
+            CONSOLE_TYPES,
+            serverFromString,
         ))
     loaded = _load_files(options, problems)
     if options["store"]:

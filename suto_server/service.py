@@ -26,6 +26,8 @@ from suto_server.api.verify_resource import VerifyResource
 from suto_server.audit.alerts import ALERT_TYPES, alert_for
 from suto_server.audit.log import AuditLog
 from suto_server.audit.sinks.log import LogSink
+from suto_server.console.signin import LINK_LIFETIME, is_loopback
+from suto_server.console.site import Console
 from suto_server.core import schemes
 from suto_server.core.logformat import address_text
 from suto_server.core.version import VERSION
@@ -45,7 +47,12 @@ from suto_server.rules.authenticator import Authenticator
 from suto_server.rules.expected import ExpectedSources
 from suto_server.rules.gate import ConnectionGate
 from suto_server.rules.limits import Limits
-from suto_server.rules.registry import LiveSessions, clients_report, history_report
+from suto_server.rules.registry import (
+    LiveSessions,
+    client_row,
+    clients_report,
+    history_report,
+)
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.windows import WindowDesk
 from suto_server.settings import (
@@ -218,6 +225,16 @@ class SutoServer(MultiService):
             gate=self.gate,
         ):
             self._listen(name, endpoint, factory)
+        self.desk = self._window_desk(self._network.hello_port)
+        self.console = None
+        if listeners.console is not None:
+            self.console = self._console()
+            if self.rotation is not None:
+                self.rotation.observers.append(self.console.rotation_history.record)
+            self._console_listener = self._listen(
+                "console", listeners.console, self.console.site()
+            )
+            self._console_description = getattr(listeners.console, "description", "")
         admin = None
         if listeners.admin is not None or listeners.api is not None:
             admin = self._admin_site()
@@ -238,12 +255,13 @@ class SutoServer(MultiService):
             hello_port,
             self.status,
             self.reload_certificates,
-            self._window_desk(hello_port),
+            self.desk,
             self.audit,
             self.reconnection,
             self._reactor,
             clients=self.clients,
             history=self.history,
+            console_link=None if self.console is None else self.console_link,
         )
 
     def _api_site(self, settings: VerifyApiSettings, admin) -> ConnectionsPerSource:
@@ -275,6 +293,60 @@ class SutoServer(MultiService):
         )
         root = ApiRoot(settings.policy, verify, admin, self.audit, self._reactor)
         return ConnectionsPerSource(ApiSite(root, self._reactor), self._reactor)
+    def _console(self):
+        """
+        The web console, on the same reports and operations as the admin
+        API.
+        """
+        state = self.metrics.state
+        return Console(
+            self._reactor,
+            status=self.status,
+            counts=lambda: {
+                "connected": state.count("connected"),
+                "offline": state.count("offline"),
+                "blacklisted": state.count("blacklisted"),
+                "windows": self._open_windows(),
+            },
+            rotations=lambda: self.metrics.registry.get_sample_value(
+                "suto_rotations_total", {"result": "done"}
+            )
+            or 0,
+            clients=self.clients,
+            client=self.client,
+            connected=self.live.users,
+            history=self.history,
+            audit=self.audit,
+            desk=self.desk,
+            reconnection=self.reconnection,
+            # Where the certificate role policy plugs in: a
+            # CertificateSignIn over its admin subjects.  Without one the
+            # console offers only the login links.
+            certificates=None,
+        )
+
+    def console_link(self, operator: str) -> dict:
+        """
+        A one-time login link to the console for C{operator}, for
+        C{suto-admin console-link}.
+
+        @raise ValueError: the console does not listen on loopback (yet),
+            where alone the links are accepted.
+        """
+        address = self._console_listener.address
+        if address is None or not is_loopback(address):
+            raise ValueError(
+                "login links are accepted only by a console on a loopback "
+                "listener (--console-listen PORT, or interface=127.0.0.1 or "
+                "::1); sign in there with a client certificate instead"
+            )
+        token = self.console.links.issue(f"{operator} (console link)")
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        scheme = "https" if self._console_description.startswith("ssl:") else "http"
+        return {
+            "url": f"{scheme}://{host}:{address.port}/signin?token={token}",
+            "expires_in": LINK_LIFETIME,
+        }
 
     def _watch_state(self) -> None:
         """
@@ -366,6 +438,21 @@ class SutoServer(MultiService):
             self.store, self.live, self._locations, self._reactor.seconds()
         )
 
+    def client(self, user: str) -> dict | None:
+        """
+        C{user}'s row of L{clients}, or L{None} when it has no profile.
+        """
+        profile = self.store.get_profile(user)
+        if profile is None:
+            return None
+        return client_row(
+            profile,
+            self.live,
+            self.store.offline_since(user),
+            self._locations,
+            self._reactor.seconds(),
+        )
+
     def history(self, user: str) -> dict | None:
         """
         What C{suto-admin history USER} shows, or L{None} when the store
@@ -404,10 +491,11 @@ class SutoServer(MultiService):
             self._reactor, partial(self._database.run, store_method("append_audits"))
         ).submit
 
-    def _listen(self, name: str, endpoint, factory) -> None:
+    def _listen(self, name: str, endpoint, factory) -> ListeningService:
         service = ListeningService(name, endpoint, factory)
         service.setServiceParent(self)
         self.listeners.append(service)
+        return service
 
     def privilegedStartService(self) -> None:
         """

@@ -40,6 +40,7 @@ class Listeners:
     @ivar admin: the admin API.
     @ivar metrics: the Prometheus metrics page.
     @ivar api: the verification API (TLS with client certificates).
+    @ivar console: the web console for IT.
     """
 
     devices: tuple = ()
@@ -47,6 +48,7 @@ class Listeners:
     admin: object = None
     metrics: object = None
     api: object = None
+    console: object = None
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,10 @@ class Options(ConfigurableOptions):
          "Endpoint serving Prometheus metrics at /metrics (tcp:, tcp6:, "
          "unix: or ssl:), e.g. tcp:9464:interface=127.0.0.1 (off unless "
          "given)."],
+        ["console-listen", None, None,
+         "Endpoint serving the web console for IT (tcp:, tcp6: or ssl:); a "
+         "bare port listens on 127.0.0.1, where 'suto-admin console-link' "
+         "signs in (off unless given)."],
         ["max-per-source", None, 32,
          "Connections one source address (an IPv6 /64) may hold at once; "
          "0 for no limit.", int],

@@ -38,6 +38,7 @@ ALLOWED = {
     "api": {
         "core", "cred", "store", "audit", "rules", "net", "admin", "locations",
     },
+    "console": {"core", "store", "audit", "rules", "net", "locations", "admin"},
     "preflight": {
         "core", "cred", "datafolder", "locations", "net", "settings", "store",
     },
@@ -45,6 +46,8 @@ ALLOWED = {
         "core", "store", "audit", "cred", "net", "rules", "machines", "phases",
         "settings", "keyrules", "metrics", "admin", "locations", "masterkey",
         "datafolder", "api",
+        "settings", "keyrules", "metrics", "admin", "console", "locations",
+        "masterkey", "datafolder",
     },
     "startup": {
         "audit", "datafolder", "datalock", "masterkey", "net", "preflight",

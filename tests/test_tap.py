@@ -236,6 +236,9 @@ class EndpointOptionTests(SynchronousTestCase):
              ("--metrics-listen tcp:9464:interfce=127.0.0.1: got an unexpected "
               "keyword argument 'interfce'")),
             (("--admin", "tcp:8080"), "--admin tcp:8080: the admin API has no login"),
+            (("--console-listen", "unix:/tmp/console.sock"),
+             "--console-listen unix:/tmp/console.sock: unix: endpoints are not served"),
+            (("--console-listen", "tcp:notaport"), "--console-listen tcp:notaport: "),
             (("--admin", "unix:/tmp/admin.sock"),
              ("--admin unix:/tmp/admin.sock: the socket must give other users "
               "nothing")),
@@ -253,6 +256,7 @@ class EndpointOptionTests(SynchronousTestCase):
                 "--data", self.data,
                 "--legacy-listen", "tcp:2021",
                 "--metrics-listen", "tcp:9464:interface=127.0.0.1",
+                "--console-listen", "8443",
             )
         )
         self.addCleanup(server.store.close)
@@ -262,6 +266,8 @@ class EndpointOptionTests(SynchronousTestCase):
             [
                 "--listen ssl:2021",
                 "--legacy-listen tcp:2021",
+                # A bare port is on loopback, where login links work.
+                "--console-listen tcp:8443:interface=127.0.0.1",
                 (
                     "the admin socket in --data "
                     f"unix:{self.data}/admin.sock:mode=600:lockfile=1"

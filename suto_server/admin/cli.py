@@ -66,6 +66,7 @@ COMMANDS = {
     ("status", None): daemon.status,
     ("cert", None): daemon.cert,
     ("reload", None): daemon.reload,
+    ("console-link", None): daemon.console_link,
     ("config", "check"): daemon.config_check,
 }
 
@@ -264,6 +265,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("cert", help="the TLS certificate")
     commands.add_parser(
         "reload", help="re-read renewed TLS certificates without a restart"
+    )
+    commands.add_parser(
+        "console-link", help="a one-time login link to the web console"
     )
     configuration = commands.add_parser(
         "config", help="the server's configuration file"

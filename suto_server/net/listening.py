@@ -135,6 +135,19 @@ API_TYPES = ("ssl",)
 #: The endpoint types of the metrics page (C{--metrics-listen}).
 METRICS_TYPES = ("tcp", "tcp6", "unix", "ssl")
 
+#: The endpoint types of the web console (C{--console-listen}).
+CONSOLE_TYPES = ("tcp", "tcp6", "ssl")
+
+
+def console_description(given: str) -> str:
+    """
+    The web console's endpoint string: a bare port is on loopback, where
+    the one-time login links of C{suto-admin console-link} are accepted.
+    """
+    if given.isdigit():
+        return f"tcp:{given}:interface=127.0.0.1"
+    return given
+
 
 class ListenerOptionError(ValueError):
     """

@@ -311,9 +311,9 @@ class Reconnection:
             for entry in self._store.list_blacklist()
         ]
 
-    def unblock(self, user: str, now: float) -> bool:
+    def unblock(self, user: str, now: float, operator: str = "an operator") -> bool:
         """
-        An operator lifts C{user}'s blacklist entry; the profile goes with
+        C{operator} lifts C{user}'s blacklist entry; the profile goes with
         it, so the device must enroll again.
 
         @return: whether there was an entry.
@@ -325,8 +325,8 @@ class Reconnection:
             "unblocked",
             user,
             None,
-            "an operator lifted the blacklist entry and removed the "
-            "profile; the device must enroll again",
+            f"{operator} lifted the blacklist entry and removed the "
+            f"profile; the device must enroll again",
         )
         return True
 

@@ -126,6 +126,9 @@ class Rotation:
     @param audit: the L{AuditLog} events and alerts go to; one over
         C{store} with the structured log as its only alert sink unless
         given.
+
+    @ivar observers: callables told C{(user, now)} of every committed
+        rotation (the web console's rotation history).
     """
 
     log = Logger()
@@ -145,6 +148,7 @@ class Rotation:
         self.failure_alert = failure_alert
         self._new_private_key = new_private_key
         self._audit_log = AuditLog(store) if audit is None else audit
+        self.observers: list = []
         # Rotations committed since _counting_since (None: none yet).
         self._committed = 0
         self._counting_since: float | None = None
@@ -328,6 +332,8 @@ class Rotation:
                 # Another connection moved the profile meanwhile.
                 raise RotationRefused("rotation_failed")
             self._count_commit(now)
+            for observer in self.observers:
+                observer(user, now)
             return keyschedule.seal_message(
                 pending.new_key,
                 b"done",

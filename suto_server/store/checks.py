@@ -323,6 +323,31 @@ def check_audit_event(event):
         _check_text("location", location, MAX_NAME)
 
 
+def check_audit_filters(username, event, since, until) -> None:
+    """
+    @raise ValueError: a filter of the audit records is neither L{None}
+        nor of its field's type and bounds.
+    """
+    _check_text("username", username, MAX_NAME, optional=True)
+    _check_text("event", event, MAX_NAME, optional=True)
+    for name, value in (("since", since), ("until", until)):
+        if value is not None:
+            check_time(name, value)
+
+
+def check_page(newest, skip) -> None:
+    """
+    @raise ValueError: C{newest}, how many of the newest records to read,
+        is neither L{None} nor a positive count, or C{skip}, how many to
+        pass over first, is not a count (or not 0 without C{newest}).
+    """
+    if newest is not None:
+        _check_count("newest", newest, 1)
+    _check_count("skip", skip, 0)
+    if newest is None and skip:
+        raise ValueError("skip needs newest")
+
+
 def checked_audit_events(events):
     """
     @return: C{events} as a L{list}, each checked (L{check_audit_event}),

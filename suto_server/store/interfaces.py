@@ -357,6 +357,32 @@ class IAuditStore(Interface):
             appended.
         """
 
+    def audit_events_matching(
+        username=None, event=None, since=None, until=None, newest=None, skip=0
+    ):
+        """
+        The events a filtered, paged listing shows, selected by the store
+        itself: a page of the audit log does not read the whole log.
+
+        @param username: if given, only the events naming this user.
+        @param event: if given, only the events of this type.
+        @param since: if given, a POSIX time: only events at or after it.
+        @param until: if given, a POSIX time: only events at or before it.
+        @param newest: if given, a positive count: at most that many
+            events, the newest after the C{skip} newest.
+        @param skip: how many of the newest matching events to pass over;
+            only with C{newest}.
+        @return: a L{list} of L{suto_server.store.records.AuditEvent},
+            B{newest first}; events of the same time in the reverse of the
+            order they were appended.
+        """
+
+    def count_audit_events(username=None, event=None, since=None, until=None):
+        """
+        @return: how many events L{audit_events_matching} selects with the
+            same filters and no C{newest}.
+        """
+
     def verify_audit():
         """
         Check the audit log's hash chain, in the order the events were

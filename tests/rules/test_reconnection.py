@@ -621,6 +621,15 @@ class BlacklistAdminTestsMixin(ReconnectionMixin):
         device = enroll(self.store, self.master_key, "alice")
         self.check_rotation(device)
 
+    def test_unblock_names_operator(self):
+        """
+        The C{unblocked} record names the operator who lifted the entry.
+        """
+        self.blacklist_alice()
+        self.reconnection.unblock("alice", self.now(), "CN=it-bob (client certificate)")
+        [(_, _, _, reason)] = self.events("unblocked")
+        self.assertTrue(reason.startswith("CN=it-bob (client certificate) lifted"))
+
     def test_unblock_not_blacklisted(self):
         """
         Unblocking a profile that is not blacklisted changes nothing and
