@@ -119,8 +119,8 @@ _REFUSED = [
     ("offline-step = 67\n",
      "offline-step: --offline-step must not be longer than the agent's "
      "offline deadline"),
-    ('api-admin-subjects = "operator1"\n',
-     "api-admin-subjects: the verification API's roles: 'operator1' is not "
+    ('admin-subjects = "operator1"\n',
+     "admin-subjects: the client certificate roles: 'operator1' is not "
      "a subject"),
     ("api-in-flight = 0\n", "api-in-flight: --api-in-flight must be at least 1"),
 ]
