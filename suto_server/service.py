@@ -80,6 +80,8 @@ class SutoServer(MultiService):
     @param enrollment: whether the server enrolls, rotates keys and
         reconnects profiles, and under which master key
         (L{EnrollmentSettings}, or L{ENROLLMENT_OFF}).
+    @param roles: the roles client certificates hold, on the verification
+        API and for signing in to the web console.
     @param extra_sources: password hash sources consulted after the store
         (a shadow file).
     @param database: a L{suto_server.store.dbthread.DatabaseThread} run

@@ -133,7 +133,9 @@ class Options(ConfigurableOptions):
         ["console-listen", None, None,
          "Endpoint serving the web console for IT (tcp:, tcp6: or ssl:); a "
          "bare port listens on 127.0.0.1, where 'suto-admin console-link' "
-         "signs in (off unless given)."],
+         "signs in (off unless given).  ssl:...:caCerts=FILE also signs in "
+         "client certificates from that CA holding the admin role; without "
+         "privateKey= it serves the device listener's certificate."],
         ["max-per-source", None, 32,
          "Connections one source address (an IPv6 /64) may hold at once; "
          "0 for no limit.", int],
