@@ -118,7 +118,7 @@ class ConsoleCertificateEndToEndTests(EnrollmentFixture, TestCase):
         cookie = headers["Set-Cookie"].split(";", 1)[0]
         self.assertTrue(cookie.startswith(COOKIE.decode() + "="))
         _, _, windows = yield self.get(identity, "/windows", cookie=cookie)
-        [csrf] = re.findall(r'name="csrf" value="([^"]+)"', windows)[:1]
+        csrf = re.search(r'name="csrf" value="([^"]+)"', windows).group(1)
         status, _, text = yield self.get(
             identity,
             "/windows/open",
