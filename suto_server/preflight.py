@@ -40,6 +40,7 @@ from suto_server.net.listening import (
     admin_endpoint,
     api_listen,
     console_description,
+    console_listen,
     option_endpoint,
     tls_listen,
 )
@@ -128,7 +129,8 @@ def check_start(reactor, options, data: str, listen: str) -> StartCheck:
             "--console-listen",
             console_description(options["console-listen"]),
             CONSOLE_TYPES,
-            serverFromString,
+            server_endpoint,
+            full=console_listen(options["console-listen"], listen),
         ))
     loaded = _load_files(options, problems)
     if options["store"]:

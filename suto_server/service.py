@@ -26,7 +26,7 @@ from suto_server.api.verify_resource import VerifyResource
 from suto_server.audit.alerts import ALERT_TYPES, alert_for
 from suto_server.audit.log import AuditLog
 from suto_server.audit.sinks.log import LogSink
-from suto_server.console.signin import LINK_LIFETIME, is_loopback
+from suto_server.console.signin import LINK_LIFETIME, CertificateSignIn, is_loopback
 from suto_server.console.site import Console
 from suto_server.core import schemes
 from suto_server.core.logformat import address_text
@@ -34,6 +34,7 @@ from suto_server.core.version import VERSION
 from suto_server.cred.checkers import ChainedHashSource, SaltedChallengeChecker
 from suto_server.cred.hashpool import HashPool
 from suto_server.cred.realm import SutoRealm
+from suto_server.cred.roles import ADMIN, RolePolicy
 from suto_server.keyrules import key_rules
 from suto_server.metrics import ServerMetrics, metrics_site
 from suto_server.net.discovery import HelloService
@@ -68,6 +69,7 @@ from suto_server.store.dbthread import store_method
 from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.interfaces import IStore
+from suto_server.store.records import MAX_NAME
 
 
 class SutoServer(MultiService):
@@ -78,6 +80,8 @@ class SutoServer(MultiService):
     @param enrollment: whether the server enrolls, rotates keys and
         reconnects profiles, and under which master key
         (L{EnrollmentSettings}, or L{ENROLLMENT_OFF}).
+    @param roles: the roles client certificates hold, on the verification
+        API and for signing in to the web console.
     @param extra_sources: password hash sources consulted after the store
         (a shadow file).
     @param database: a L{suto_server.store.dbthread.DatabaseThread} run
@@ -116,6 +120,7 @@ class SutoServer(MultiService):
         capacity: Capacity = Capacity(),
         alerting: Alerting = Alerting(),
         verify_api: VerifyApiSettings = VerifyApiSettings(),
+        roles: RolePolicy = RolePolicy(),
         extra_sources=(),
         database=None,
     ) -> None:
@@ -228,7 +233,7 @@ class SutoServer(MultiService):
         self.desk = self._window_desk(self._network.hello_port)
         self.console = None
         if listeners.console is not None:
-            self.console = self._console()
+            self.console = self._console(roles)
             if self.rotation is not None:
                 self.rotation.observers.append(self.console.rotation_history.record)
             self._console_listener = self._listen(
@@ -242,7 +247,7 @@ class SutoServer(MultiService):
             self._listen("admin API", listeners.admin, admin)
         if listeners.api is not None:
             self._listen("verification API", listeners.api, self._api_site(
-                verify_api, admin.resource
+                verify_api, roles, admin.resource
             ))
         self._watch_state()
         if listeners.metrics is not None:
@@ -264,16 +269,18 @@ class SutoServer(MultiService):
             console_link=None if self.console is None else self.console_link,
         )
 
-    def _api_site(self, settings: VerifyApiSettings, admin) -> ConnectionsPerSource:
+    def _api_site(
+        self, settings: VerifyApiSettings, roles: RolePolicy, admin
+    ) -> ConnectionsPerSource:
         """
         The verification API's site: verdicts for the C{verify} role, the
         admin API's resources (C{admin}) for the C{admin} role.
         """
-        if not settings.policy.grants_any:
+        if not roles.grants_any:
             self.log.warn(
                 "the verification API grants no role to any certificate, so "
-                "it refuses every request: grant one with --api-verify-ou, "
-                "--api-admin-ou, --api-verify-subjects or --api-admin-subjects"
+                "it refuses every request: grant one with --verify-ou, "
+                "--admin-ou, --verify-subjects or --admin-subjects"
             )
         verifier = Verifier(
             self._reactor,
@@ -286,18 +293,26 @@ class SutoServer(MultiService):
         verify = VerifyResource(
             verifier,
             CallerLimits(settings.in_flight, settings.per_minute),
-            settings.policy,
+            roles,
             self.audit,
             self._reactor,
             (settings.min_deadline, settings.max_deadline),
         )
-        root = ApiRoot(settings.policy, verify, admin, self.audit, self._reactor)
+        root = ApiRoot(roles, verify, admin, self.audit, self._reactor)
         return ConnectionsPerSource(ApiSite(root, self._reactor), self._reactor)
-    def _console(self):
+    def _console(self, roles: RolePolicy):
         """
         The web console, on the same reports and operations as the admin
-        API.
+        API.  A client certificate holding the C{admin} role signs an
+        operator in, named by its subject as the verification API names
+        its callers; with no C{admin} grant configured, only the login
+        links do.
         """
+        certificates = None
+        if roles.admin:
+            certificates = CertificateSignIn(
+                partial(roles.holder_of, ADMIN, most=MAX_NAME)
+            )
         state = self.metrics.state
         return Console(
             self._reactor,
@@ -319,10 +334,7 @@ class SutoServer(MultiService):
             audit=self.audit,
             desk=self.desk,
             reconnection=self.reconnection,
-            # Where the certificate role policy plugs in: a
-            # CertificateSignIn over its admin subjects.  Without one the
-            # console offers only the login links.
-            certificates=None,
+            certificates=certificates,
         )
 
     def console_link(self, operator: str) -> dict:

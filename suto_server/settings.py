@@ -6,7 +6,10 @@ L{suto_server.service.SutoServer} takes these instead of one keyword per
 option, grouped by what they configure: where it listens (L{Listeners}),
 how it reaches devices (L{Network}), its timers (L{Timing}), whether it
 enrolls and rotates keys (L{EnrollmentSettings}), how much load it takes
-(L{Capacity}) and where alerts go (L{Alerting}).  Each field's default is
+(L{Capacity}) and where alerts go (L{Alerting}); the roles client
+certificates hold on the listeners that take them (the verification API,
+the web console) are one L{suto_server.cred.roles.RolePolicy}, itself
+frozen.  Each field's default is
 the daemon's own, so tests name only what they change.  Whether the
 server enrolls is never implied by a missing value: its callers pass
 L{EnrollmentSettings} with a master key, or L{ENROLLMENT_OFF}.
@@ -18,7 +21,6 @@ from dataclasses import dataclass, field
 
 from suto_server.core import timing
 from suto_server.cred.hashpool import DEFAULT_MAX_PENDING
-from suto_server.cred.roles import RolePolicy
 from suto_server.locations import Locations
 from suto_server.masterkey import MasterKey
 from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
@@ -177,12 +179,11 @@ class Alerting:
 @dataclass(frozen=True)
 class VerifyApiSettings:
     """
-    The verification API served on L{Listeners.api}: who may call it, how
-    much one calling host may ask, and where the devices of accounts
-    without a profile are.
+    The verification API served on L{Listeners.api}: how much one calling
+    host may ask, and where the devices of accounts without a profile are.
+    Who may call it is the server's
+    L{suto_server.cred.roles.RolePolicy}, which the web console shares.
 
-    @ivar policy: the roles client certificates hold; by default none, so
-        every request is refused until the operator grants a role.
     @ivar in_flight: verifications one host may have in flight at once (a
         PAM stack asks once per login: a handful covers a busy host).
     @ivar per_minute: verifications one host may start per minute.
@@ -192,7 +193,6 @@ class VerifyApiSettings:
         its device is: a named location per user.
     """
 
-    policy: RolePolicy = field(default_factory=RolePolicy)
     in_flight: int = 4
     per_minute: int = 30
     min_deadline: float = 1.0

@@ -113,6 +113,7 @@ def _assemble(reactor, options, data: str) -> SutoServer:
             verify_api=dataclasses.replace(
                 options.verify_api, targets=checked.verify_targets
             ),
+            roles=options.roles,
             extra_sources=checked.extra_sources,
             database=DatabaseThread(reactor, store),
         )

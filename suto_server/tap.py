@@ -133,7 +133,9 @@ class Options(ConfigurableOptions):
         ["console-listen", None, None,
          "Endpoint serving the web console for IT (tcp:, tcp6: or ssl:); a "
          "bare port listens on 127.0.0.1, where 'suto-admin console-link' "
-         "signs in (off unless given)."],
+         "signs in (off unless given).  ssl:...:caCerts=FILE also signs in "
+         "client certificates from that CA holding the admin role; without "
+         "privateKey= it serves the device listener's certificate."],
         ["max-per-source", None, 32,
          "Connections one source address (an IPv6 /64) may hold at once; "
          "0 for no limit.", int],
@@ -166,16 +168,20 @@ class Options(ConfigurableOptions):
          "Endpoint of the verification API, ssl:PORT:caCerts=FILE:"
          "requireClientCert=yes (off unless given); without privateKey= it "
          "serves the device listener's certificate."],
-        ["api-verify-ou", None, "",
+        # The roles client certificates hold, on every listener taking
+        # them (README, "Client certificate roles").
+        ["verify-ou", None, "",
          "OU values (comma-separated) whose client certificates hold the "
-         "verify role."],
-        ["api-admin-ou", None, "",
+         "verify role (POST /v1/verify on --api-listen)."],
+        ["admin-ou", None, "",
          "OU values (comma-separated) whose client certificates hold the "
-         "admin role."],
-        ["api-verify-subjects", None, "",
+         "admin role: the admin API on --api-listen, and sign-in to the web "
+         "console on an ssl: --console-listen with caCerts."],
+        ["verify-subjects", None, "",
          "Subjects (RFC 4514, ';'-separated) holding the verify role."],
-        ["api-admin-subjects", None, "",
-         "Subjects (RFC 4514, ';'-separated) holding the admin role."],
+        ["admin-subjects", None, "",
+         "Subjects (RFC 4514, ';'-separated) holding the admin role (the "
+         "admin API and the web console)."],
         ["api-in-flight", None, VerifyApiSettings.in_flight,
          "Verifications one calling host may have in flight at once.", int],
         ["api-per-minute", None, VerifyApiSettings.per_minute,
@@ -235,6 +241,7 @@ class Options(ConfigurableOptions):
             raise usage.UsageError("--penalty-max must be at least --penalty-min")
         if self["hash-pending"] < 1:
             raise usage.UsageError("--hash-pending must be at least 1")
+        self.roles = self._roles()
         self.verify_api = self._verify_api()
         self.timing = Timing(
             auth_timeout=self["auth-timeout"],
@@ -260,6 +267,21 @@ class Options(ConfigurableOptions):
             hash_pending=self["hash-pending"],
         )
 
+    def _roles(self) -> RolePolicy:
+        """
+        The roles client certificates hold, on the verification API and
+        the web console alike.
+        """
+        try:
+            return RolePolicy.from_options(
+                verify_units=self["verify-ou"],
+                admin_units=self["admin-ou"],
+                verify_subjects=self["verify-subjects"],
+                admin_subjects=self["admin-subjects"],
+            )
+        except PolicyError as error:
+            raise usage.UsageError(f"the client certificate roles: {error}") from None
+
     def _verify_api(self) -> VerifyApiSettings:
         """
         The verification API's settings, but for the verify-targets file,
@@ -268,17 +290,7 @@ class Options(ConfigurableOptions):
         for name in ("api-in-flight", "api-per-minute"):
             if self[name] < 1:
                 raise usage.UsageError(f"--{name} must be at least 1")
-        try:
-            policy = RolePolicy.from_options(
-                verify_units=self["api-verify-ou"],
-                admin_units=self["api-admin-ou"],
-                verify_subjects=self["api-verify-subjects"],
-                admin_subjects=self["api-admin-subjects"],
-            )
-        except PolicyError as error:
-            raise usage.UsageError(f"the verification API's roles: {error}") from None
         return VerifyApiSettings(
-            policy=policy,
             in_flight=self["api-in-flight"],
             per_minute=self["api-per-minute"],
             max_deadline=self["api-max-deadline"],

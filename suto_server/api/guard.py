@@ -23,7 +23,14 @@ from twisted.web import resource
 
 from suto_server.admin.httpjson import write_json
 from suto_server.audit.log import AuditLog
-from suto_server.cred.roles import ADMIN, VERIFY, RolePolicy, subject_of
+from suto_server.cred.roles import (
+    ADMIN,
+    VERIFY,
+    RolePolicy,
+    certificate_of,
+    printable,
+    shown_subject,
+)
 from suto_server.store.records import MAX_NAME
 
 #: The path of the one resource the C{verify} role opens.
@@ -49,27 +56,16 @@ class Caller:
     roles: frozenset
 
 
-def printable(text: str, most: int) -> str:
-    """
-    @return: C{text} with each unprintable character as C{?}, cut to
-        C{most} characters: what an audit record can keep of a name the
-        peer chose.
-    """
-    shown = "".join(c if c.isprintable() else "?" for c in text)
-    return shown if len(shown) <= most else shown[: most - 3] + "..."
-
-
 def caller_of(request, policy: RolePolicy) -> Caller:
     """
     @return: the L{Caller} of C{request}, from its connection's client
         certificate.
     """
     getter = getattr(request.transport, "getPeerCertificate", None)
-    peer = getter() if getter is not None else None
-    certificate = peer.to_cryptography() if peer is not None else None
+    certificate = certificate_of(getter() if getter is not None else None)
     address = getattr(request.getClientAddress(), "host", None)
     return Caller(
-        subject=printable(subject_of(certificate), MAX_NAME) if certificate else "",
+        subject=shown_subject(certificate, MAX_NAME) if certificate else "",
         address=address,
         roles=policy.roles_of(certificate),
     )

@@ -60,7 +60,12 @@ STATIC = {
 SIGN_IN_HELP = (
     "You are not signed in. On the server's host, run 'suto-admin "
     "console-link' and open the link it prints (valid for two minutes, "
-    "once), or connect with a client certificate that has the admin role."
+    "once)."
+)
+
+#: Added to L{SIGN_IN_HELP} where client certificates sign in.
+CERTIFICATE_HELP = (
+    " Or connect with a client certificate that holds the admin role."
 )
 
 
@@ -229,7 +234,8 @@ class Console:
             return None, self.sign_in(request)
         session = self.session_of(request)
         if session is None:
-            raise ConsoleError(401, SIGN_IN_HELP)
+            offered = CERTIFICATE_HELP if self._certificates is not None else ""
+            raise ConsoleError(401, SIGN_IN_HELP + offered)
         signed_in.append(session)
         page = self._pages.get((method, path))
         if page is None:

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.cred.test_roles -*-
 """
 What a TLS client certificate may do: the roles of a peer on the
-listeners that take client certificates (the verification API, and any
-operator-facing listener after it).
+listeners that take client certificates (the verification API, and the
+web console, which signs in a certificate holding the C{admin} role).
 
 The listener's TLS already refused every peer without a certificate from
 the named CA (C{caCerts=...:requireClientCert=yes}), so a certificate
@@ -20,7 +20,8 @@ sources, both configured, their union granted:
 
 A role nobody configured is granted to nobody: an empty policy refuses
 every request.  The subject is also what audit records name the caller
-by, in RFC 4514 form (L{subject_of}).
+by, in RFC 4514 form (L{subject_of}), made printable and bounded
+(L{shown_subject}): the certificate's issuer chose it, not the operator.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from OpenSSL.crypto import X509
 
 #: The role that may ask for a verdict (C{POST /v1/verify}).
 VERIFY = "verify"
@@ -77,7 +79,7 @@ def normal_subject(text: str) -> str:
 def parse_subjects(text: str) -> frozenset[str]:
     """
     @param text: subjects in RFC 4514 form separated by C{;}, as the
-        C{--api-*-subjects} options take them (empty for none).
+        C{--verify-subjects} and C{--admin-subjects} options take them (empty for none).
     @return: each subject in L{normal_subject} form.
     @raise PolicyError: one of them is not a subject.
     """
@@ -110,6 +112,34 @@ def subject_of(certificate: x509.Certificate) -> str:
         and for comparing with a policy's subjects.
     """
     return certificate.subject.rfc4514_string()
+
+
+def printable(text: str, most: int) -> str:
+    """
+    @return: C{text} with each unprintable character as C{?}, cut to
+        C{most} characters: what an audit record can keep of a name the
+        peer chose.
+    """
+    shown = "".join(c if c.isprintable() else "?" for c in text)
+    return shown if len(shown) <= most else shown[: most - 3] + "..."
+
+
+def shown_subject(certificate: x509.Certificate, most: int) -> str:
+    """
+    @return: the certificate's subject as audit records and log lines name
+        its holder: L{subject_of}, L{printable}, at most C{most}
+        characters.
+    """
+    return printable(subject_of(certificate), most)
+
+
+def certificate_of(peer: X509 | None) -> x509.Certificate | None:
+    """
+    @param peer: a TLS connection's peer certificate as pyOpenSSL gives it
+        (C{getPeerCertificate()}), or L{None} for a peer without one.
+    @return: the same certificate for L{RolePolicy.roles_of}.
+    """
+    return None if peer is None else peer.to_cryptography()
 
 
 def units_of(certificate: x509.Certificate) -> frozenset[str]:
@@ -164,9 +194,8 @@ class RolePolicy:
         admin_subjects: str = "",
     ) -> RolePolicy:
         """
-        The policy the C{--api-verify-ou}, C{--api-admin-ou},
-        C{--api-verify-subjects} and C{--api-admin-subjects} options
-        describe.
+        The policy the C{--verify-ou}, C{--admin-ou}, C{--verify-subjects}
+        and C{--admin-subjects} options describe.
 
         @raise PolicyError: a value does not parse.
         """
@@ -194,3 +223,19 @@ class RolePolicy:
         return frozenset(
             role for role, grant in grants.items() if grant.admits(units, subject)
         )
+
+    def holder_of(self, role: str, peer: X509 | None, most: int) -> str | None:
+        """
+        Who holds C{role} on a TLS connection: what the web console signs
+        in with C{ADMIN} (L{suto_server.console.signin.CertificateSignIn}).
+
+        @param peer: the connection's peer certificate (pyOpenSSL), or
+            L{None}.
+        @param most: the longest subject shown.
+        @return: the L{shown_subject} of C{peer} when it holds C{role},
+            else L{None}.
+        """
+        certificate = certificate_of(peer)
+        if role not in self.roles_of(certificate):
+            return None
+        return shown_subject(certificate, most)

@@ -93,6 +93,20 @@ def api_listen(description: str, devices: str) -> str:
             "the verification API needs client certificates from a named CA: "
             "add :caCerts=FILE:requireClientCert=yes",
         )
+    return _with_own_certificate(description, devices)
+
+
+def _with_own_certificate(description: str, devices: str) -> str:
+    """
+    An C{ssl:} listener's description, given the device listener's
+    certificate (its key, certificate and chain) when it names no private
+    key of its own: the certificate the daemon already serves, generated
+    or the operator's.
+
+    @param devices: the device listener's full description (see
+        L{tls_listen}); when it is not TLS, C{description} is returned as
+        it is (and fails to parse for want of a key).
+    """
     if _names_private_key(description) or not devices.startswith(STOCK_PREFIX):
         return description
     own = [
@@ -147,6 +161,26 @@ def console_description(given: str) -> str:
     if given.isdigit():
         return f"tcp:{given}:interface=127.0.0.1"
     return given
+
+
+def console_listen(given: str, devices: str) -> str:
+    """
+    The web console's full description (C{--console-listen}).
+
+    An C{ssl:} console is parsed as the device listener is (hardened TLS,
+    L{suto_server.net.tls.server_endpoint}), so C{caCerts=FILE} asks
+    browsers for a client certificate from that CA, which signs in an
+    operator whose certificate holds the C{admin} role (optional unless
+    C{requireClientCert=yes}).  Given no private key it serves the device
+    listener's certificate, as the verification API does.
+
+    @param devices: the device listener's full description (see
+        L{tls_listen}).
+    """
+    description = console_description(given)
+    if not description.startswith(STOCK_PREFIX):
+        return description
+    return _with_own_certificate(description, devices)
 
 
 class ListenerOptionError(ValueError):

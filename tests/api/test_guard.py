@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import resource
 
 from suto_server.admin.httpjson import write_json
-from suto_server.api.guard import ApiRoot, printable
+from suto_server.api.guard import ApiRoot
 from suto_server.api.site import ApiSite
 from suto_server.audit.log import AuditLog
 from suto_server.cred.roles import RolePolicy
@@ -112,10 +112,3 @@ class GuardTests(SynchronousTestCase):
         self.assertEqual(
             {event for event, _, _ in self.events()}, {"api_refused"}
         )
-
-    def test_printable(self):
-        """
-        What a peer chose is audited printable and bounded.
-        """
-        self.assertEqual(printable("a\nb", 10), "a?b")
-        self.assertEqual(printable("x" * 20, 10), "xxxxxxx...")

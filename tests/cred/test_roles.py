@@ -2,6 +2,7 @@
 The roles a client certificate holds (L{suto_server.cred.roles}).
 """
 
+from OpenSSL.crypto import X509
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.cred.roles import (
@@ -12,6 +13,8 @@ from suto_server.cred.roles import (
     normal_subject,
     parse_subjects,
     parse_units,
+    printable,
+    shown_subject,
     subject_of,
 )
 from tests.support.pki import Authority
@@ -106,3 +109,58 @@ class RolesOfTests(SynchronousTestCase):
         self.assertEqual(subject_of(cert), "OU=suto-hosts,CN=db1")
         policy = RolePolicy.from_options(verify_subjects=subject_of(cert))
         self.assertEqual(policy.roles_of(cert), {VERIFY})
+
+
+def peer(name, *units):
+    """
+    A client certificate as a TLS connection gives it (pyOpenSSL).
+    """
+    return X509.from_cryptography(certificate(name, *units))
+
+
+class HolderTests(SynchronousTestCase):
+    """
+    L{RolePolicy.holder_of}: who holds a role on a connection, as the web
+    console signs operators in.
+    """
+
+    policy = RolePolicy.from_options(
+        verify_units="suto-hosts", admin_units="it-admins"
+    )
+
+    def test_holder(self):
+        """
+        A peer certificate holding the role gives its shown subject.
+        """
+        self.assertEqual(
+            self.policy.holder_of(ADMIN, peer("ops1", "it-admins"), 255),
+            "OU=it-admins,CN=ops1",
+        )
+
+    def test_not_holder(self):
+        """
+        A certificate holding another role, or none, and no certificate,
+        give nobody.
+        """
+        for certificate_ in [peer("db1", "suto-hosts"), peer("x", "staff"), None]:
+            self.assertIsNone(self.policy.holder_of(ADMIN, certificate_, 255))
+
+    def test_shown_bounded(self):
+        """
+        The subject shown is printable and at most the length asked for:
+        the CA, not the operator, chose it.
+        """
+        cert = certificate("a\nb" + "x" * 40, "it-admins")
+        shown = shown_subject(cert, 20)
+        self.assertEqual(len(shown), 20)
+        self.assertTrue(shown.isprintable())
+        self.assertEqual(
+            self.policy.holder_of(ADMIN, X509.from_cryptography(cert), 20), shown
+        )
+
+    def test_printable(self):
+        """
+        What a peer chose is shown printable and bounded.
+        """
+        self.assertEqual(printable("a\nb", 10), "a?b")
+        self.assertEqual(printable("x" * 20, 10), "xxxxxxx...")

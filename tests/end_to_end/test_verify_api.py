@@ -62,8 +62,8 @@ class VerifyApiEndToEndTests(EnrollmentFixture, TestCase):
             "--api-listen",
             f"ssl:0:interface=127.0.0.1:caCerts={quoteStringArgument(callers_ca)}"
             ":requireClientCert=yes",
-            "--api-verify-ou", "suto-hosts",
-            "--api-admin-ou", "it-admins",
+            "--verify-ou", "suto-hosts",
+            "--admin-ou", "it-admins",
             "--api-per-minute", "6",
             "--verify-targets", targets,
         )
