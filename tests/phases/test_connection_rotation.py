@@ -445,6 +445,38 @@ class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
             self.assertNotIn(secret.hex(), text)
             self.assertNotIn(b64(secret).decode(), text)
 
+    def test_rotations_after_reconnection(self):
+        """
+        The connection that reconnected goes on rotating as any other:
+        only the first rotation spends the step and the attempt's nonce,
+        so the next ones, from the key it made, commit (the nonce is not
+        offered to the store again, which would refuse it as a replay),
+        and the spent step keeps the key the reconnection made, now
+        confirmed, so it does not reopen.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + self.reconnect_line())
+        self.rotate_again(protocol, transport)
+        reconnected = self.key_id()
+        for generation in (2, 3):
+            self.clock.advance(1)
+            transport.clear()
+            reply = self.exchange(protocol, transport, self.rotate_line())
+            self.exchange(protocol, transport, self.ok_line(reply))
+            self.clock.advance(0)
+            [done] = self.decode(transport.value())
+            self.assertIsInstance(done, wire.RotateDone)
+            self.device.commit(done.sealed)
+            self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
+            self.assertEqual(self.store.get_profile("alice").generation, generation)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(
+            self.store.spent_offline_step("alice"),
+            SpentOfflineStep(self.step(), reconnected, frozenset({ATTEMPT_NONCE})),
+        )
+        self.assertEqual(self.failures(), [])
+
     def test_first_form(self):
         """
         An agent from before the attempt nonce reconnects with the first
