@@ -458,12 +458,7 @@ class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
         reconnected = self.key_id()
         for generation in (2, 3):
             self.clock.advance(1)
-            reply = self.exchange(protocol, transport, self.rotate_line())
-            self.exchange(protocol, transport, self.ok_line(reply))
-            self.clock.advance(0)
-            [done] = self.decode(transport.value())
-            self.assertIsInstance(done, wire.RotateDone)
-            self.device.commit(done.sealed)
+            self.rotate_again(protocol, transport)
             self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
             self.assertEqual(self.store.get_profile("alice").generation, generation)
         self.assertFalse(transport.disconnecting)
