@@ -109,8 +109,10 @@ class RotationDriver(Driver):
         self._admitted = False
         # A rotation's commit is on its way to the store.
         self._committing = False
-        # What this connection's reconnection spends when its rotation
-        # commits: the offline step, and the attempt's nonce.
+        # What this connection's reconnection spends when the one rotation
+        # it lets follow commits: the offline step, and the attempt's
+        # nonce.  That rotation takes them (see _begin); the connection's
+        # later rotations are plain ones.
         self._offline_step = None
         self._attempt_nonce = None
         # nonce -> [the verification's Deferred, the proofs expected, or
@@ -263,6 +265,13 @@ class RotationDriver(Driver):
                 self.perform(self.machine.refused())
                 return
             self._admitted = True
+            # Only the rotation right after the reconnection spends its step
+            # and nonce.  Were a later one on this connection to carry them,
+            # its commit would offer the store a nonce already recorded,
+            # which it refuses as a replayed reconnection: the key holder's
+            # next rotation would fail, and it would go offline again.
+            offline_step, self._offline_step = self._offline_step, None
+            attempt_nonce, self._attempt_nonce = self._attempt_nonce, None
             try:
                 self._pending = rotation.begin(
                     message.user,
@@ -271,8 +280,8 @@ class RotationDriver(Driver):
                     message.public,
                     source,
                     connection.clock.seconds(),
-                    offline_step=self._offline_step,
-                    attempt_nonce=self._attempt_nonce,
+                    offline_step=offline_step,
+                    attempt_nonce=attempt_nonce,
                     checked=checked,
                 )
             except RotationRefused:

@@ -445,6 +445,67 @@ class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
             self.assertNotIn(secret.hex(), text)
             self.assertNotIn(b64(secret).decode(), text)
 
+    def reconnect_and_rotate_on(self):
+        """
+        Reconnect the device on a new connection, rotate, then rotate twice
+        more on that connection, each answered C{SUTO_ROTATE_DONE_}.
+
+        @return: the id of the key the reconnection's rotation made.
+        """
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + self.reconnect_line())
+        self.rotate_again(protocol, transport)
+        reconnected = self.key_id()
+        for generation in (2, 3):
+            self.clock.advance(1)
+            self.rotate_again(protocol, transport)
+            self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
+            self.assertEqual(self.store.get_profile("alice").generation, generation)
+        self.assertFalse(transport.disconnecting)
+        return reconnected
+
+    def test_rotations_after_reconnection(self):
+        """
+        The connection that reconnected goes on rotating as any other:
+        only the first rotation spends the step and the attempt's nonce,
+        so the next ones, from the key it made, commit (were the nonce
+        offered to the store again, it would refuse it as a replay), and
+        the spent step keeps the key the reconnection made, now confirmed,
+        so it does not reopen.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        reconnected = self.reconnect_and_rotate_on()
+        self.assertEqual(
+            self.store.spent_offline_step("alice"),
+            SpentOfflineStep(self.step(), reconnected, frozenset({ATTEMPT_NONCE})),
+        )
+        self.assertEqual(self.failures(), [])
+
+    def test_rotations_after_reconnection_from_previous_key(self):
+        """
+        A failover that outlasted the offline deadline (PROTOCOL.md §9.6):
+        the server committed a rotation whose C{SUTO_ROTATE_DONE_} the
+        device never received, and the device comes back offline with the
+        previous key.  Its reconnection's rotation rolls the profile back
+        to that key, and the rotations after it on the same connection
+        commit.
+        """
+        protocol, transport = self.connect()
+        reply = self.exchange(protocol, transport, VERSION + self.rotate_line())
+        self.exchange(protocol, transport, self.ok_line(reply[len(VERSION) :]))
+        self.clock.advance(0)
+        protocol.connectionLost(Failure(error.ConnectionLost()))
+        self.assertEqual(
+            self.store.get_profile("alice").previous_key_id,
+            keyschedule.key_id(FIRST_KEY),
+        )
+        self.clock.advance(IDLE_TIMEOUT)
+        self.store.mark_offline(["alice"], self.clock.seconds())
+        self.reconnect_and_rotate_on()
+        self.assertEqual(len(self.audit("rotation_rolled_back")), 1)
+        self.assertEqual(self.failures(), [])
+        self.assertIsNone(self.store.offline_since("alice"))
+
     def test_first_form(self):
         """
         An agent from before the attempt nonce reconnects with the first

@@ -194,6 +194,30 @@ class OfflineStoreTestsMixin(StoreTestsBase):
             [True],
         )
 
+    def test_plain_rotations_keep_spent_step(self):
+        """
+        The rotations that follow a reconnection's, carrying no step and
+        no nonce, commit and leave the spent step as the reconnection left
+        it: its key and its nonces.  (A later rotation that offered the
+        reconnection's nonce again would be refused as its replay.)
+        """
+        self.store.mark_offline(["alice"], 2000.0)
+        reconnection = numbered_rotation(
+            "alice", 0, 1, 2100.0, offline_step=70, attempt_nonce=FIRST_ATTEMPT
+        )
+        plain = [
+            numbered_rotation("alice", 1, 2, 2101.0),
+            numbered_rotation("alice", 2, 3, 2102.0),
+        ]
+        self.assertEqual(self.store.commit_rotations([reconnection]), [True])
+        self.assertEqual(self.store.commit_rotations(plain), [True, True])
+        self.assertEqual(self.store.get_profile("alice").key_id, numbered_key_id(3))
+        self.assertIsNone(self.store.offline_since("alice"))
+        self.assertEqual(
+            self.store.spent_offline_step("alice"),
+            SpentOfflineStep(70, numbered_key_id(1), frozenset({FIRST_ATTEMPT})),
+        )
+
     def test_refused_rotation_keeps_offline_spell(self):
         """
         A rotation whose compare-and-swap fails changes nothing: the
