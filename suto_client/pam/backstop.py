@@ -19,7 +19,8 @@ two backstops that hold whatever the code is doing:
 
 C{SIGINT} (Ctrl-C at the prompt: the helper is in the terminal's
 foreground process group), C{SIGTERM}, C{SIGHUP} and C{SIGQUIT} deny at
-once the same way.
+once the same way; the terminal's stop signals (Ctrl-Z) are ignored, since
+a stopped helper would hold the login past every deadline.
 
 These are the operating system's timers, not a reactor's: they exist for
 the case where the reactor is not running, so their tests run a real
@@ -41,6 +42,7 @@ DENIED = 1
 GRACE = 1.0
 
 _ENDING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+_STOPPING = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 
 
 def arm(deadline: float, deny: Callable[[str], None], exit=os._exit) -> None:
@@ -68,6 +70,8 @@ def arm(deadline: float, deny: Callable[[str], None], exit=os._exit) -> None:
     signal.signal(signal.SIGALRM, on_alarm)
     for number in _ENDING:
         signal.signal(number, on_signal)
+    for number in _STOPPING:
+        signal.signal(number, signal.SIG_IGN)
     signal.setitimer(signal.ITIMER_REAL, deadline + GRACE)
     # The watchdog dumps a traceback before its exit; it goes nowhere, as
     # it would show a user the helper's workings on the terminal.  The

@@ -24,6 +24,8 @@ if sys.argv[1] == "blocked":
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
 elif sys.argv[1] == "interrupt":
     os.kill(os.getpid(), signal.SIGINT)
+elif sys.argv[1] == "stop":
+    os.kill(os.getpid(), signal.SIGTSTP)
 time.sleep(30)
 print("not stopped", flush=True)
 """
@@ -69,3 +71,12 @@ class BackstopTests(SynchronousTestCase):
         self.assertEqual(status, 1)
         self.assertEqual(output, "denied: interrupted by SIGINT\n")
         self.assertLess(took, 1.2)
+
+    def test_not_stopped(self):
+        """
+        Ctrl-Z (SIGTSTP) does not stop the helper: its deadline holds.
+        """
+        status, output, took = _run("stop")
+        self.assertEqual(status, 1)
+        self.assertEqual(output, "denied: the hard deadline of 0.2 s passed\n")
+        self.assertLess(took, 10)

@@ -6,10 +6,12 @@ and the ownership of the files it names.
 from __future__ import annotations
 
 import os
+import tomllib
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client.pam.config import DEFAULT_DEADLINE, PamConfigError, load, parse
+from tests.support.repository import ROOT
 
 _MINIMAL = {
     "server": "192.0.2.7:8443",
@@ -243,3 +245,16 @@ class LoadTests(SynchronousTestCase):
         self.refused("the host certificate")
 
     test_certificate_group_writable.skip = _AS_ROOT
+
+
+class ExampleTests(SynchronousTestCase):
+    def test_example_parses(self):
+        """
+        C{deploy/pam.toml}, the example configuration, is valid as it
+        stands, with the offline policy off.
+        """
+        with open(os.path.join(ROOT, "deploy", "pam.toml"), "rb") as handle:
+            config = parse(tomllib.load(handle), "deploy/pam.toml")
+        self.assertEqual((config.host, config.port), ("suto.example.com", 8443))
+        self.assertEqual(config.group, "suto-users")
+        self.assertIsNone(config.offline)
