@@ -20,10 +20,10 @@ import math
 import os
 import pwd
 import stat
-import tomllib
 from dataclasses import dataclass
 
 from suto_client.tls import normalise_pin
+from suto_server.core.config import ConfigError, read_toml
 
 #: Where C{suto-pam} reads its configuration unless C{--config} says.
 DEFAULT_PATH = "/etc/suto/pam.toml"
@@ -34,9 +34,6 @@ DEFAULT_DEADLINE = 10.0
 #: The longest deadline taken: a login prompt that hangs longer than this
 #: is an outage, not a slow device.
 MAX_DEADLINE = 60.0
-
-#: The largest configuration file read; a real one is a few hundred bytes.
-MAX_CONFIG_BYTES = 64 * 1024
 
 #: The offline grace taken at most: three days, a long weekend away.
 MAX_OFFLINE_GRACE = 72 * 3600.0
@@ -159,23 +156,9 @@ def load(path: str = DEFAULT_PATH) -> PamConfig:
     """
     check_owner(path, "configuration file")
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
-    except OSError as failure:
-        raise PamConfigError(
-            f"cannot read the configuration file {path!r}: {failure.strerror}"
-        ) from failure
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise PamConfigError(
-            f"the configuration file {path!r} is larger than "
-            f"{MAX_CONFIG_BYTES} bytes"
-        )
-    try:
-        document = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as failure:
-        raise PamConfigError(
-            f"the configuration file {path!r} is not valid TOML: {failure}"
-        ) from failure
+        document = read_toml(path)
+    except ConfigError as failure:
+        raise PamConfigError(str(failure)) from failure
     config = parse(document, path)
     check_owner(config.certificate, "host certificate")
     check_owner(config.key, "host key", secret=True)
