@@ -359,3 +359,43 @@ class PamEndToEndTests(TestCase):
         status, output, _, lines = await self.login("root", deadline="not a number")
         self.assertEqual(status, 0, output)
         self.assertEqual(lines, [])
+
+    async def check(self, *arguments, **settings):
+        """
+        C{suto-pam --check} on the host, as an operator runs it.
+
+        @return: its exit status and its lines.
+        """
+        self.configure(**settings)
+        output, status = await self.run_to_end(
+            self.network.command(
+                "host", os.path.join(_BIN, "suto-pam"), "--check",
+                "--config", os.path.join(self.folder, "pam.toml"), *arguments,
+            )
+        )
+        return status, output.splitlines()
+
+    async def test_check(self):
+        """
+        C{suto-pam --check --user alice} passes every step against the
+        real server: the configuration, the host's certificate, the
+        server (which refuses an empty request as malformed), and a real
+        verification of alice.
+        """
+        status, lines = await self.check("--user", "alice")
+        self.assertEqual(status, 0, lines)
+        self.assertEqual(
+            [line.split(":")[0] for line in lines],
+            ["ok     configuration", "ok     host certificate", "ok     server", "ok     verify"],
+        )
+
+    async def test_check_role_missing(self):
+        """
+        C{suto-pam --check} says so when the server refuses the host's
+        certificate for lack of the verify role, with exit status 3.
+        """
+        certificate, key = self.host_identity("laptop-1", "staff")
+        status, lines = await self.check(certificate=certificate, key=key)
+        self.assertEqual(status, 3, lines)
+        self.assertTrue(lines[-1].startswith("FAILED server: "), lines)
+        self.assertIn("HTTP 403", lines[-1])
