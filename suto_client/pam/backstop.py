@@ -45,27 +45,28 @@ _ENDING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 _STOPPING = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 
 
-def arm(deadline: float, deny: Callable[[str], None], exit=os._exit) -> None:
+def arm(deadline: float, deny: Callable[[str, str], None], exit=os._exit) -> None:
     """
     Install the backstops for a decision due in C{deadline} seconds, and
     the handlers of the signals that end it.  Arming again replaces the
     timers (the configuration's deadline replaces the default one).
 
-    @param deny: called with the reason before leaving; it logs.
+    @param deny: called with the kind of denial (C{deadline} or
+        C{interrupted}) and the reason before leaving; it logs.
     @param exit: leaves the process with a status, without cleanup.
     """
 
-    def leave(reason: str) -> None:
+    def leave(kind: str, reason: str) -> None:
         try:
-            deny(reason)
+            deny(kind, reason)
         finally:
             exit(DENIED)
 
     def on_alarm(number, frame) -> None:
-        leave(f"the hard deadline of {deadline:g} s passed")
+        leave("deadline", f"the hard deadline of {deadline:g} s passed")
 
     def on_signal(number, frame) -> None:
-        leave(f"interrupted by {signal.Signals(number).name}")
+        leave("interrupted", f"interrupted by {signal.Signals(number).name}")
 
     signal.signal(signal.SIGALRM, on_alarm)
     for number in _ENDING:

@@ -80,8 +80,8 @@ def authenticate(config_path: str, environ: Mapping[str, str], write: Writer) ->
     user = environ.get("PAM_USER", "")
     service = environ.get("PAM_SERVICE", "?")
 
-    def deny(reason: str) -> None:
-        report(write, user, service, denied("deadline", reason))
+    def deny(kind: str, reason: str) -> None:
+        report(write, user, service, denied(kind, reason))
 
     backstop.arm(MAX_DEADLINE, deny)
     decision = _decision(config_path, environ, user, deny)

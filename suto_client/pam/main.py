@@ -15,7 +15,8 @@ C{PYTHON*} variable and the user's site folder, and nothing of the old
 environment reaches OpenSSL or the resolver.  Before that, this module
 and its package import only the standard library.  The PAM line can also
 name the interpreter itself, C{python3 -I -m suto_client.pam}, which
-skips the first start.
+skips the first start; started isolated, the helper cleans its
+environment in place instead, so it never restarts twice.
 
 Exit statuses: 0 accepted; 1 denied, for any reason; 2 the command line
 is wrong.  C{--check} has its own (see L{suto_client.pam.check}).
@@ -26,7 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from contextlib import redirect_stderr, redirect_stdout
 
 #: The only C{PATH} the helper runs with.
@@ -51,19 +52,25 @@ def clean_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 def isolate(
     argv: list[str],
-    environ: Mapping[str, str],
+    environ: MutableMapping[str, str],
     isolated: bool,
     execve: Callable = os.execve,
     executable: str = sys.executable,
 ) -> None:
     """
-    Replace the process with an isolated interpreter running the helper
-    in a clean environment, unless this one is already that.
+    Make sure the helper runs isolated in a clean environment: replace
+    the process with an isolated interpreter if this one is not, else
+    clean C{environ} in place (which changes the process's environment,
+    before OpenSSL or the resolver has read it).  An isolated interpreter
+    never starts another, so this cannot loop.
 
     @param isolated: whether this interpreter runs with C{-I}.
     """
     wanted = clean_environment(environ)
-    if isolated and dict(environ) == wanted:
+    if isolated:
+        for name in set(environ) - set(wanted):
+            del environ[name]
+        environ.update(wanted)
         return
     execve(
         executable,

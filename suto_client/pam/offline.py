@@ -10,7 +10,7 @@ true}, exactly this is allowed, and nothing more:
  - the user is named in C{offline.users} (never a group: each is a
    deliberate choice);
  - the request failed because no TCP connection to the server could be
-   made (refused, no route, name not resolved, connection timed out): a
+   made (refused, no route, name not resolved, none within the deadline): a
    certificate refused in either direction, an HTTP error, an answer cut
    short, a deadline passed after connecting, and every verdict the
    server gave (rejected, blacklisted, no device...) stay denials;

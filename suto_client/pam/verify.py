@@ -62,7 +62,8 @@ VERIFY_PATH = b"/v1/verify"
 #: (even "the device did not answer in time") arrives before we give up.
 ANSWER_MARGIN = 1.0
 
-#: Connection failures that mean the server could not be reached at all.
+#: Connection failures that mean the server could not be reached at all
+#: (checked after the deadline's own L{net_error.TimeoutError}).
 _UNREACHABLE = (net_error.ConnectError, net_error.DNSLookupError)
 
 
@@ -133,11 +134,21 @@ def post(reactor, config: PamConfig, creator, payload: dict) -> Deferred:
     return requested
 
 
+class _NotConnected(Exception):
+    """
+    The deadline passed before a TCP connection to the server was made:
+    for the offline policy, the server could not be reached.
+    """
+
+
 def _timed_out(result, timeout) -> Failure:
     """
-    Whatever a request cancelled by the deadline failed with (a
-    cancellation while connecting has its own error), it timed out.
+    What a request the deadline cancelled failed with: still connecting
+    (its own error, L{net_error.ConnectingCancelledError}), the server
+    could not be reached; connected, it did not answer in time.
     """
+    if isinstance(result, Failure) and result.check(net_error.ConnectingCancelledError):
+        return Failure(_NotConnected(f"no connection within {timeout:g} s"))
     return Failure(net_error.TimeoutError(f"no answer within {timeout:g} s"))
 
 
@@ -160,7 +171,7 @@ def failure_decision(failure, config: PamConfig) -> Decision:
     where = f"{config.host}:{config.port}"
     if failure.check(net_error.TimeoutError):
         return denied("deadline", f"no answer from {where} within {config.deadline:g} s")
-    if failure.check(*_UNREACHABLE):
+    if failure.check(_NotConnected, *_UNREACHABLE):
         return denied("unreachable", f"cannot reach the server at {where}: {failure.getErrorMessage()}")
     if failure.check(_TooLarge):
         return denied("answer", f"the server's answer is larger than {MAX_ANSWER_BYTES} bytes")

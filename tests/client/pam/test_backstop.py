@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 _CHILD = """
 import os, signal, sys, time
 from suto_client.pam import backstop
-backstop.arm(0.2, lambda reason: print("denied:", reason, flush=True))
+backstop.arm(0.2, lambda kind, reason: print(kind, "-", reason, flush=True))
 if sys.argv[1] == "blocked":
     # SIGALRM cannot reach the interpreter: only the C watchdog is left.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
@@ -50,7 +50,7 @@ class BackstopTests(SynchronousTestCase):
         """
         status, output, took = _run("sleep")
         self.assertEqual(status, 1)
-        self.assertEqual(output, "denied: the hard deadline of 0.2 s passed\n")
+        self.assertEqual(output, "deadline - the hard deadline of 0.2 s passed\n")
         self.assertLess(took, 10)
 
     def test_watchdog(self):
@@ -69,7 +69,7 @@ class BackstopTests(SynchronousTestCase):
         """
         status, output, took = _run("interrupt")
         self.assertEqual(status, 1)
-        self.assertEqual(output, "denied: interrupted by SIGINT\n")
+        self.assertEqual(output, "interrupted - interrupted by SIGINT\n")
         self.assertLess(took, 1.2)
 
     def test_not_stopped(self):
@@ -78,5 +78,5 @@ class BackstopTests(SynchronousTestCase):
         """
         status, output, took = _run("stop")
         self.assertEqual(status, 1)
-        self.assertEqual(output, "denied: the hard deadline of 0.2 s passed\n")
+        self.assertEqual(output, "deadline - the hard deadline of 0.2 s passed\n")
         self.assertLess(took, 10)

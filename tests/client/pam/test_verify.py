@@ -10,7 +10,7 @@ import socket
 import tomllib
 
 from twisted.internet import reactor
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import TestCase
 
 from suto_client.pam.config import parse
@@ -137,23 +137,54 @@ class VerifyTests(TestCase):
         self.assertNotIn("AAAA", decision.reason)
 
 
+class _TCPTransport(StringTransport):
+    """
+    A transport with the TCP option the web client sets.
+    """
+
+    def setTcpNoDelay(self, enabled):
+        pass
+
+
 class DeadlineTests(TestCase):
-    def test_deadline(self):
-        """
-        A server that accepts the connection and never answers is a denial
-        of the kind C{deadline} once the configuration's deadline has
-        passed on the reactor's clock, and not before.
-        """
+    def setUp(self):
         api = FakeVerifyAPI(self.mktemp())
         api.port = 4443
-        clock = MemoryReactorClock()
-        config = _config(api, deadline=7)
-        decisions = []
-        verify(clock, config, "alice", trust(config)).addCallback(decisions.append)
-        self.assertEqual(len(clock.tcpClients), 1)
-        clock.advance(6.9)
-        self.assertEqual(decisions, [])
-        clock.advance(0.2)
+        self.clock = MemoryReactorClock()
+        self.config = _config(api, deadline=7)
+        self.decisions = []
+        verify(self.clock, self.config, "alice", trust(self.config)).addCallback(
+            self.decisions.append
+        )
+
+    def test_never_connected(self):
+        """
+        A server no TCP connection reaches (its packets dropped) is a
+        denial of the kind C{unreachable}, which the offline policy may
+        override, once the deadline has passed on the reactor's clock,
+        and not before.
+        """
+        self.assertEqual(len(self.clock.tcpClients), 1)
+        self.clock.advance(6.9)
+        self.assertEqual(self.decisions, [])
+        self.clock.advance(0.2)
         self.assertEqual(
-            decisions, [Decision(False, "deadline", "no answer from 127.0.0.1:4443 within 7 s")]
+            self.decisions,
+            [Decision(False, "unreachable", "cannot reach the server at 127.0.0.1:4443: no connection within 7 s")],
+        )
+
+    def test_no_answer(self):
+        """
+        A server that accepts the connection and never answers is a denial
+        of the kind C{deadline} once the deadline has passed.
+        """
+        host, port, factory, timeout, bind = self.clock.tcpClients[0]
+        protocol = factory.buildProtocol(None)
+        protocol.makeConnection(_TCPTransport())
+        self.clock.advance(6.9)
+        self.assertEqual(self.decisions, [])
+        self.clock.advance(0.2)
+        self.assertEqual(
+            self.decisions,
+            [Decision(False, "deadline", "no answer from 127.0.0.1:4443 within 7 s")],
         )
