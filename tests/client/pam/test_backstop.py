@@ -67,10 +67,10 @@ class BackstopTests(SynchronousTestCase):
         """
         Ctrl-C (SIGINT) at the prompt denies at once.
         """
-        status, output, took = _run("interrupt")
+        status, output, _ = _run("interrupt")
         self.assertEqual(status, 1)
+        # Not the alarm's reason: the signal ended it before its deadline.
         self.assertEqual(output, "interrupted - interrupted by SIGINT\n")
-        self.assertLess(took, 1.2)
 
     def test_not_stopped(self):
         """
