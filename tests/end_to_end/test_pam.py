@@ -399,3 +399,27 @@ class PamEndToEndTests(TestCase):
         self.assertEqual(status, 3, lines)
         self.assertTrue(lines[-1].startswith("FAILED server: "), lines)
         self.assertIn("HTTP 403", lines[-1])
+
+    async def test_pam_exec_has_no_ignore(self):
+        """
+        What the README's stack rests on: C{pam_exec} turns every non-zero
+        exit status into C{PAM_SYSTEM_ERR}, even C{PAM_IGNORE}'s own number
+        (25), so a helper cannot ask PAM to skip it and the scope must be
+        written into the stack (C{pam_succeed_if}).
+        """
+        script, ran = os.path.join(self.folder, "exit-25"), os.path.join(self.folder, "ran")
+        with open(script, "w") as handle:
+            handle.write(f"#!/bin/sh\ntouch {ran}\nexit 25\n")
+        os.chmod(script, 0o755)
+        with open(os.path.join(self.pam_files["/etc/pam.d"], "exit-25"), "w") as handle:
+            handle.write(
+                f"auth [success=done ignore=ignore default=die] pam_exec.so quiet {script}\n"
+                "auth required pam_deny.so\n"
+            )
+        process = Process.start(
+            self, with_files(self.pam_files, "pamtester", "exit-25", "alice", "authenticate")
+        )
+        await process.ended()
+        self.assertTrue(os.path.exists(ran))
+        # Ignored, pam_deny would have answered "Authentication failure".
+        self.assertIn("System error", process.output)
