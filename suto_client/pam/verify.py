@@ -6,15 +6,19 @@ deadline.
 The request is made with C{twisted.web.client.Agent}, the server's
 certificate checked by the agent's own L{suto_client.tls} (pin or CA
 bundle, inside the handshake), the host presenting its certificate.  The
-standard library's C{http.client} and C{ssl} start faster (about 30 ms
-against about 190 ms for Twisted, its web client and pyOpenSSL on the
-reference machine, measured with C{python3 -I -c 'import ...'}), but most
-of that difference is C{cryptography} and pyOpenSSL, which the certificate
-checks need whichever client carries the request (about 120 ms); the
-remaining 70 ms buy one certificate check for the agent and the host
-instead of two, a pin refused inside the handshake rather than after the
-host has sent its certificate, and the same cancellation and timeout
-machinery as the rest of SUTO.  A device's answer takes longer than that.
+standard library's C{http.client} and C{ssl} start faster: C{python
+bench/pam_startup.py} measures, in a fresh C{python -I}, about 50 ms for
+them, 135 ms for the agent's certificate checks (C{cryptography} and
+pyOpenSSL), 210 ms for this module's imports, and 240 ms for the whole
+helper as C{pam_exec} runs it (best of five, on the reference machine).
+Most of the difference is the certificate checks, which are needed
+whichever client carries the request unless they are written a second
+time for C{ssl}; the remaining 75 ms buy one certificate check for the
+agent and the host instead of two, a pin refused inside the handshake
+rather than after the host has sent its certificate (C{ssl} can compare
+a pin only once the handshake is over), and the same cancellation and
+timeout machinery as the rest of SUTO.  A device's answer takes longer
+than all of it.
 
 Every way the request can fail becomes a L{Decision} denying the user,
 of a kind that says what failed: C{unreachable} (no TCP connection: the
