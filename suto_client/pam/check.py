@@ -46,7 +46,11 @@ def check(config_path: str, user: str | None, out: TextIO) -> int:
 
     @return: the exit status.
     """
-    return run_on_reactor(lambda reactor: steps(reactor, config_path, user, out))
+    try:
+        return run_on_reactor(lambda reactor: steps(reactor, config_path, user, out))
+    except Exception as failure:
+        _say(out, False, "check", f"unexpected failure: {failure!r}")
+        return BAD_CONFIG
 
 
 def _say(out: TextIO, passed: bool, step: str, detail: str) -> None:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.python.failure import Failure
 
 from suto_client.pam import backstop, offline
 from suto_client.pam.config import MAX_DEADLINE, PamConfig, PamConfigError, load
@@ -84,7 +85,11 @@ def authenticate(config_path: str, environ: Mapping[str, str], write: Writer) ->
         report(write, user, service, denied(kind, reason))
 
     backstop.arm(MAX_DEADLINE, deny)
-    decision = _decision(config_path, environ, user, deny)
+    try:
+        decision = _decision(config_path, environ, user, deny)
+    except Exception as failure:
+        # Fail closed, and say so in the log rather than in a traceback.
+        decision = denied("error", f"unexpected failure: {failure!r}")
     report(write, user, service, decision)
     return ACCEPTED if decision.accepted else backstop.DENIED
 
@@ -108,22 +113,24 @@ def _decision(config_path, environ, user, deny) -> Decision:
 
 def run_on_reactor(work: Callable[[object], Deferred]):
     """
-    Run the global reactor until C{work(reactor)} has a result, and return
-    it; an unexpected failure becomes a denial.  The reactor installs no
-    signal handlers: the backstops own the signals.
+    Run the global reactor until C{work(reactor)} has a result.  The
+    reactor installs no signal handlers: the backstops own the signals.
+
+    @return: the result.
+    @raise Exception: what C{work} failed with.
     """
     from twisted.internet import reactor
 
-    results = []
+    outcomes = []
 
     def start() -> None:
-        done = work(reactor)
-        done.addErrback(
-            lambda failure: denied("error", f"unexpected failure: {failure.getErrorMessage()}")
-        )
-        done.addCallback(results.append)
-        done.addCallback(lambda _: reactor.stop())
+        done = maybeDeferred(work, reactor)
+        done.addBoth(outcomes.append)
+        done.addBoth(lambda _: reactor.stop())
 
     reactor.callWhenRunning(start)
     reactor.run(installSignalHandlers=False)
-    return results[0]
+    (outcome,) = outcomes
+    if isinstance(outcome, Failure):
+        outcome.raiseException()
+    return outcome

@@ -1,16 +1,20 @@
 """
-Tests for L{suto_client.pam.login.decide}: the decision for one user,
-against the fake verification API, with the offline policy.
+Tests for L{suto_client.pam.login}: the decision for one user, against
+the fake verification API, with the offline policy; and a decision that
+fails in a way nobody foresaw.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import syslog
 import tomllib
 
 from twisted.internet import reactor
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from suto_client.pam.config import parse
 from suto_client.pam.login import decide
@@ -77,3 +81,37 @@ class DecideTests(TestCase):
         self.api.resource.answers["alice"] = (200, "blacklisted")
         decision = await self.decide("alice", now=1001.0)
         self.assertEqual((decision.accepted, decision.verdict), (False, "blacklisted"))
+
+
+_BROKEN = """
+from suto_client.pam import login
+
+def broken(path):
+    raise RuntimeError("a bug")
+
+login.load = broken
+status = login.authenticate(
+    "pam.toml", {"PAM_USER": "alice", "PAM_TYPE": "auth", "PAM_SERVICE": "sudo"},
+    lambda priority, text: print(priority, text),
+)
+print("status", status)
+"""
+
+
+class FailClosedTests(SynchronousTestCase):
+    def test_unexpected_exception(self):
+        """
+        An exception nobody foresaw (here a bug in reading the
+        configuration) is a denial logged with what it was, not a
+        traceback.  (A process of its own: the decision arms the real
+        backstops.)
+        """
+        child = subprocess.run(
+            [sys.executable, "-I", "-c", _BROKEN], capture_output=True, text=True, timeout=60
+        )
+        self.assertEqual(child.stderr, "")
+        self.assertEqual(
+            child.stdout,
+            f"{syslog.LOG_WARNING} denied user=alice service=sudo verdict=error: "
+            "unexpected failure: RuntimeError('a bug')\nstatus 1\n",
+        )
