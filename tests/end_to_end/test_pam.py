@@ -208,7 +208,8 @@ class PamEndToEndTests(TestCase):
             "certificate": self.certificate,
             "key": self.key,
             "deadline": DEADLINE,
-            "users": ["alice"],
+            # As the README configures it: the group the PAM stack tests.
+            "group": "suto-users",
             **settings,
         }
         path = os.path.join(self.folder, "pam.toml")
@@ -369,8 +370,11 @@ class PamEndToEndTests(TestCase):
         self.configure(**settings)
         output, status = await self.run_to_end(
             self.network.command(
-                "host", os.path.join(_BIN, "suto-pam"), "--check",
-                "--config", os.path.join(self.folder, "pam.toml"), *arguments,
+                "host",
+                *with_files(
+                    self.pam_files, os.path.join(_BIN, "suto-pam"), "--check",
+                    "--config", os.path.join(self.folder, "pam.toml"), *arguments,
+                ),
             )
         )
         return status, output.splitlines()
