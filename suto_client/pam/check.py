@@ -25,6 +25,7 @@ server did not accept them.
 from __future__ import annotations
 
 import datetime
+import os
 import time
 from typing import TextIO
 
@@ -119,7 +120,12 @@ def _summary(path: str, config: PamConfig) -> str:
     offline = "off"
     if config.offline is not None:
         offline = f"on for {', '.join(sorted(config.offline.users))} (grace {config.offline.grace:g} s)"
+    owners = (
+        "its files are root's alone"
+        if os.geteuid() == 0
+        else "file ownership not checked (run --check as root)"
+    )
     return (
         f"{path}: server {config.host}:{config.port}, trusted by {trusted}, "
-        f"deadline {config.deadline:g} s, decides for {who}, offline {offline}"
+        f"deadline {config.deadline:g} s, decides for {who}, offline {offline}; {owners}"
     )

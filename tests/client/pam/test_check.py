@@ -6,6 +6,7 @@ and stops at the first failure, with its exit status.
 from __future__ import annotations
 
 import io
+import os
 import socket
 
 from twisted.internet import reactor
@@ -38,6 +39,8 @@ class CheckTests(TestCase):
         self.assertEqual(status, PASSED)
         self.assertSteps(lines, ["ok configuration", "ok host certificate", "ok server"])
         self.assertIn("TLS both ways", lines[2])
+        owners = "its files are root's alone" if os.geteuid() == 0 else "file ownership not checked"
+        self.assertIn(owners, lines[0])
         self.assertEqual(self.api.resource.requests, [{}])
 
     async def test_user_accepted(self):
