@@ -27,6 +27,13 @@ module reads as the conversation::
     any other --server_error/violation/lost--> done  (ERROR)
     any --expire--> done                             (TIMEOUT)
     any --a call out of turn--> done                 (ERROR)
+    ready, awaiting_ok, committing --challenged--> the same (sends C_VERIFY)
+
+A verification (docs/PROTOCOL.md §11) challenges the live connection
+between rotations; the challenge may cross a rotation the agent started,
+or arrive while the agent stores the key the server just committed, so
+those states answer it too, with the key the profile holds (the server
+takes the previous key while the new one is unconfirmed).
 
 Every rotation draws fresh junk and a fresh X25519 key pair, and
 recomputes the hardware fingerprint when the server's half arrives: the
@@ -108,6 +115,7 @@ UNOPENED = "unopened"  # SUTO_ROTATE_OK_, not opened under the derived key.
 CONFIRMED = "confirmed"  # SUTO_ROTATE_DONE_, opened under the new key.
 STORED = "stored"  # The new key is stored.
 NOT_STORED = "not_stored"  # The new key could not be stored.
+CHALLENGED = "challenged"  # SUTO_VERIFY_: prove the key, bound to its nonce.
 
 INPUTS = (
     OPEN,
@@ -127,6 +135,7 @@ INPUTS = (
     VIOLATION,
     LOST,
     EXPIRE,
+    CHALLENGED,
 )
 
 
@@ -158,6 +167,7 @@ class ClientRotation(Conversation):
         "_reconnect",
         "_offline_key",
         "_answered",
+        "_nonce",
     )
 
     def __init__(
@@ -178,6 +188,7 @@ class ClientRotation(Conversation):
         self._reconnect: wire.Reconnect | None = None
         self._offline_key: bytes | None = None
         self._answered = False
+        self._nonce: bytes | None = None
 
     @property
     def profile(self) -> EnrolledProfile:
@@ -248,6 +259,9 @@ class ClientRotation(Conversation):
             return self._fail("the server's reconnection answer did not open")
         if isinstance(message, wire.Auth) and not message.ok:
             return self._input(DENIED)
+        if isinstance(message, wire.VerifyChallenge):
+            self._nonce = message.nonce
+            return self._input(CHALLENGED)
         if isinstance(message, wire.RotateOk):
             if self._pending is None:
                 return self._input(VIOLATION)
@@ -341,6 +355,11 @@ class ClientRotation(Conversation):
     def _send_rotate(self):
         self._pending = rotation_keys.Pending.draw(self._random_bytes)
         self._actions.append(Send(self._pending.rotate(self._profile)))
+
+    def _send_proof(self):
+        nonce, self._nonce = self._nonce, None
+        proof = keyschedule.verify_proof(self._profile.key, nonce, self._profile.user)
+        self._actions.append(Send(wire.VerifyProof(nonce, proof)))
 
     def _send_time_request(self):
         self._asked_time = True
@@ -442,6 +461,16 @@ TRANSITIONS = Table(
         (_LIVE[1:], (OPEN,), DONE, _OUT_OF_TURN),
         (_LIVE[:-1], (BEGIN,), DONE, _OUT_OF_TURN),
         (_LIVE[:-2] + (READY,), (STORED, NOT_STORED), DONE, _OUT_OF_TURN),
+        *(
+            ((state,), (CHALLENGED,), state, (_C._send_proof,))
+            for state in (READY, AWAITING_OK, COMMITTING)
+        ),
+        (
+            (IDLE, AWAITING_VERSION, AWAITING_TIME, AWAITING_RECONNECT_OK, AWAITING_DONE),
+            (CHALLENGED,),
+            DONE,
+            _ERROR,
+        ),
         ((DONE,), INPUTS, DONE, ()),
     ),
 )

@@ -18,6 +18,11 @@ from twisted.logger import Logger
 
 from suto_server.admin.api import admin_site
 from suto_server.admin.formatting import alert_json
+from suto_server.api.callers import CallerLimits
+from suto_server.api.guard import ApiRoot
+from suto_server.api.site import ApiSite, ConnectionsPerSource
+from suto_server.api.verifier import Verifier
+from suto_server.api.verify_resource import VerifyResource
 from suto_server.audit.alerts import ALERT_TYPES, alert_for
 from suto_server.audit.log import AuditLog
 from suto_server.audit.sinks.log import LogSink
@@ -50,6 +55,7 @@ from suto_server.settings import (
     Listeners,
     Network,
     Timing,
+    VerifyApiSettings,
 )
 from suto_server.store.dbthread import store_method
 from suto_server.store.errors import StoreError
@@ -102,6 +108,7 @@ class SutoServer(MultiService):
         timing: Timing = Timing(),
         capacity: Capacity = Capacity(),
         alerting: Alerting = Alerting(),
+        verify_api: VerifyApiSettings = VerifyApiSettings(),
         extra_sources=(),
         database=None,
     ) -> None:
@@ -211,8 +218,15 @@ class SutoServer(MultiService):
             gate=self.gate,
         ):
             self._listen(name, endpoint, factory)
+        admin = None
+        if listeners.admin is not None or listeners.api is not None:
+            admin = self._admin_site()
         if listeners.admin is not None:
-            self._listen("admin API", listeners.admin, self._admin_site())
+            self._listen("admin API", listeners.admin, admin)
+        if listeners.api is not None:
+            self._listen("verification API", listeners.api, self._api_site(
+                verify_api, admin.resource
+            ))
         self._watch_state()
         if listeners.metrics is not None:
             self._listen("metrics", listeners.metrics, metrics_site(self.metrics))
@@ -231,6 +245,36 @@ class SutoServer(MultiService):
             clients=self.clients,
             history=self.history,
         )
+
+    def _api_site(self, settings: VerifyApiSettings, admin) -> ConnectionsPerSource:
+        """
+        The verification API's site: verdicts for the C{verify} role, the
+        admin API's resources (C{admin}) for the C{admin} role.
+        """
+        if not settings.policy.grants_any:
+            self.log.warn(
+                "the verification API grants no role to any certificate, so "
+                "it refuses every request: grant one with --api-verify-ou, "
+                "--api-admin-ou, --api-verify-subjects or --api-admin-subjects"
+            )
+        verifier = Verifier(
+            self._reactor,
+            self.store,
+            self.live,
+            self.authenticator,
+            settings.targets,
+            self._network.hello_port,
+        )
+        verify = VerifyResource(
+            verifier,
+            CallerLimits(settings.in_flight, settings.per_minute),
+            settings.policy,
+            self.audit,
+            self._reactor,
+            (settings.min_deadline, settings.max_deadline),
+        )
+        root = ApiRoot(settings.policy, verify, admin, self.audit, self._reactor)
+        return ConnectionsPerSource(ApiSite(root, self._reactor), self._reactor)
 
     def _watch_state(self) -> None:
         """

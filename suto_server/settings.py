@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from suto_server.core import timing
 from suto_server.cred.hashpool import DEFAULT_MAX_PENDING
+from suto_server.cred.roles import RolePolicy
 from suto_server.locations import Locations
 from suto_server.masterkey import MasterKey
 from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
@@ -38,12 +39,14 @@ class Listeners:
     @ivar legacy: the plaintext SUTO 1.3.2 listener.
     @ivar admin: the admin API.
     @ivar metrics: the Prometheus metrics page.
+    @ivar api: the verification API (TLS with client certificates).
     """
 
     devices: tuple = ()
     legacy: object = None
     admin: object = None
     metrics: object = None
+    api: object = None
 
 
 @dataclass(frozen=True)
@@ -167,3 +170,29 @@ class Alerting:
     sinks: tuple = ()
     fingerprint_alert: int = DEFAULT_FAILURE_ALERT
     cert_warn_days: int = DEFAULT_WARN_DAYS
+
+
+@dataclass(frozen=True)
+class VerifyApiSettings:
+    """
+    The verification API served on L{Listeners.api}: who may call it, how
+    much one calling host may ask, and where the devices of accounts
+    without a profile are.
+
+    @ivar policy: the roles client certificates hold; by default none, so
+        every request is refused until the operator grants a role.
+    @ivar in_flight: verifications one host may have in flight at once (a
+        PAM stack asks once per login: a handful covers a busy host).
+    @ivar per_minute: verifications one host may start per minute.
+    @ivar min_deadline: the least seconds a caller's deadline is raised to.
+    @ivar max_deadline: the most seconds a caller's deadline is cut to.
+    @ivar targets: for each account without an enrolled profile, where
+        its device is: a named location per user.
+    """
+
+    policy: RolePolicy = field(default_factory=RolePolicy)
+    in_flight: int = 4
+    per_minute: int = 30
+    min_deadline: float = 1.0
+    max_deadline: float = 30.0
+    targets: Locations = field(default_factory=Locations)

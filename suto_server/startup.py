@@ -15,6 +15,7 @@ assembled.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 
@@ -100,6 +101,9 @@ def _assemble(reactor, options, data: str) -> SutoServer:
             timing=options.timing,
             capacity=options.capacity,
             alerting=alerting,
+            verify_api=dataclasses.replace(
+                options.verify_api, targets=checked.verify_targets
+            ),
             extra_sources=checked.extra_sources,
             database=DatabaseThread(reactor, store),
         )

@@ -34,13 +34,16 @@ ALLOWED = {
         "core", "store", "audit", "rules", "net", "locations", "datafolder",
         "masterkey",
     },
+    "api": {
+        "core", "cred", "store", "audit", "rules", "net", "admin", "locations",
+    },
     "preflight": {
         "core", "cred", "datafolder", "locations", "net", "settings", "store",
     },
     "service": {
         "core", "store", "audit", "cred", "net", "rules", "machines", "phases",
         "settings", "keyrules", "metrics", "admin", "locations", "masterkey",
-        "datafolder",
+        "datafolder", "api",
     },
     "startup": {
         "audit", "datafolder", "datalock", "masterkey", "net", "preflight",

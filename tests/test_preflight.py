@@ -87,6 +87,16 @@ _STARTING = [
      "--listen ssl:{port}:privateKey={key}:certKey=/nonexistent/cert.pem: "),
     ('alert-file = "/nonexistent/alerts.jsonl"\n',
      "--alert-file /nonexistent/alerts.jsonl: its folder does not exist"),
+    ('api-listen = "ssl:{port}"\n',
+     "--api-listen ssl:{port}: the verification API needs client "
+     "certificates from a named CA"),
+    ('api-listen = "ssl:{port}:caCerts={cert}:requireClientCert=no"\n',
+     "--api-listen ssl:{port}:caCerts={cert}:requireClientCert=no: the "
+     "verification API needs client certificates"),
+    ('api-listen = "tcp:{port}"\n',
+     "--api-listen tcp:{port}: tcp: endpoints are not served here"),
+    ('verify-targets = "/nonexistent/targets.txt"\n',
+     "--verify-targets /nonexistent/targets.txt: No such file or directory"),
 ]
 
 #: Examples whose values the options refuse, with their line's message.
@@ -102,6 +112,10 @@ _REFUSED = [
     ("offline-step = 67\n",
      "offline-step: --offline-step must not be longer than the agent's "
      "offline deadline"),
+    ('api-admin-subjects = "operator1"\n',
+     "api-admin-subjects: the verification API's roles: 'operator1' is not "
+     "a subject"),
+    ("api-in-flight = 0\n", "api-in-flight: --api-in-flight must be at least 1"),
 ]
 
 
@@ -111,7 +125,7 @@ class ConfigCheckTests(_Files, SynchronousTestCase):
     """
 
     def example(self, text):
-        return text.format(port=self.port, key=self.key)
+        return text.format(port=self.port, key=self.key, cert=self.cert)
 
     def test_each_example(self):
         """
@@ -295,12 +309,11 @@ class StartTests(_Files, SynchronousTestCase):
         for text, message in _STARTING:
             with self.subTest(text):
                 options = tap.Options()
-                options.parseOptions(
-                    ["--config", self.write(text.format(port=self.port, key=self.key))]
-                )
+                values = dict(port=self.port, key=self.key, cert=self.cert)
+                options.parseOptions(["--config", self.write(text.format(**values))])
                 error = self.assertRaises(SystemExit, tap.makeService, options)
                 self.assertNotIn("\n", error.code)
-                expected = message.format(port=self.port, key=self.key)
+                expected = message.format(**values)
                 self.assertTrue(
                     error.code.startswith(f"suto: cannot start: {expected}"),
                     error.code,

@@ -18,6 +18,7 @@ from suto_server import tap
 from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.core import wire
 from suto_server.core.timing import silence_allowed
+from suto_server.cred.roles import RolePolicy
 from suto_server.net.listening import CannotListen, OptionEndpoint
 from suto_server.rules.enrollment import EnrollmentRefused
 from suto_server.rules.rendezvous import Verdict
@@ -28,6 +29,7 @@ from suto_server.settings import (
     EnrollmentSettings,
     Listeners,
     Timing,
+    VerifyApiSettings,
 )
 from tests.support.alerts import RecordingSink, ServiceSink
 from tests.support.masterkey import new_master_key
@@ -98,6 +100,32 @@ class ListenerTests(SynchronousTestCase):
         )
 
 
+class VerifyApiListenerTests(SynchronousTestCase):
+    def serve(self, verify_api):
+        reactor = MemoryReactorClock()
+        with capturedLogs() as events:
+            server = make_server(
+                reactor,
+                listeners=Listeners(api=TCP4ServerEndpoint(reactor, 2443)),
+                verify_api=verify_api,
+            )
+        warned = any("grants no role" in e.get("log_format", "") for e in events)
+        return server, warned
+
+    def test_api_listener(self):
+        """
+        The verification API gets a listener of its own, with the
+        settings' policy; a policy granting nothing is warned about.
+        """
+        server, warned = self.serve(VerifyApiSettings())
+        [listener] = server.listeners
+        self.assertEqual(listener.name, "verification API")
+        self.assertTrue(warned)
+        policy = RolePolicy.from_options(verify_units="suto-hosts")
+        _, warned = self.serve(VerifyApiSettings(policy=policy))
+        self.assertFalse(warned)
+
+
 class HostNameTests(SynchronousTestCase):
     def test_option_checked(self):
         """
@@ -166,6 +194,22 @@ class SettingsTests(SynchronousTestCase):
         self.assertEqual(
             (options.capacity.hash_threads, options.capacity.login_grace), (3, 0.0)
         )
+
+    def test_verify_api_options(self):
+        """
+        The verification API's options reach its settings.
+        """
+        options = tap.Options()
+        options.parseOptions(
+            ["--api-verify-ou", "suto-hosts", "--api-in-flight", "2",
+             "--api-per-minute", "9", "--api-max-deadline", "12"]
+        )
+        settings = options.verify_api
+        self.assertEqual(
+            (settings.in_flight, settings.per_minute, settings.max_deadline),
+            (2, 9, 12.0),
+        )
+        self.assertEqual(settings.policy.verify.units, {"suto-hosts"})
 
 
 class LegacyListenerTests(SynchronousTestCase):

@@ -64,6 +64,45 @@ def tls_listen(data: str, hostname: str, description: str) -> str:
     )
 
 
+def api_listen(description: str, devices: str) -> str:
+    """
+    The verification API listener's full description (C{--api-listen}).
+
+    It must demand client certificates from a named CA: the roles of its
+    callers come from those certificates, so a listener that let a peer
+    in without one would serve nobody, or, misconfigured, anybody.  Given
+    no private key, it serves the device listener's certificate (the one
+    devices pin), with that listener's own key and chain.
+
+    @param devices: the device listener's full description (see
+        L{tls_listen}).
+    @raise ListenerOptionError: it is an C{ssl:} endpoint that does not
+        demand client certificates from C{caCerts}.
+    """
+    if not description.startswith(STOCK_PREFIX):
+        # Not TLS at all: refused for its type (L{API_TYPES}).
+        return description
+    arguments = _arguments(description)
+    named = dict(
+        argument.split("=", 1) for argument in arguments if "=" in argument
+    )
+    if "caCerts" not in named or named.get("requireClientCert", "").lower() != "yes":
+        raise ListenerOptionError(
+            "--api-listen",
+            description,
+            "the verification API needs client certificates from a named CA: "
+            "add :caCerts=FILE:requireClientCert=yes",
+        )
+    if _names_private_key(description) or not devices.startswith(STOCK_PREFIX):
+        return description
+    own = [
+        argument
+        for argument in _arguments(devices)
+        if argument.split("=", 1)[0] in ("privateKey", "certKey", "extraCertChain")
+    ]
+    return ":".join([description, *own])
+
+
 def _arguments(description: str) -> list[str]:
     """
     The arguments of an endpoint string after its type, as written:
@@ -89,6 +128,9 @@ def _names_private_key(description: str) -> bool:
 #: plaintext.  Others, such as Twisted's C{tls:}, which reads C{tls:2021}
 #: as a certificate folder named 2021 and listens on port 443, are refused.
 DEVICE_TYPES = ("ssl", "suto-tls", "tcp", "tcp6", "unix")
+
+#: The endpoint types of the verification API (C{--api-listen}).
+API_TYPES = ("ssl",)
 
 #: The endpoint types of the metrics page (C{--metrics-listen}).
 METRICS_TYPES = ("tcp", "tcp6", "unix", "ssl")

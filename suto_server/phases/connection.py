@@ -165,6 +165,14 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
         self.setTimeout(None)
         self.transport.loseConnection()
 
+    def challenge(self, nonce: bytes):
+        """
+        A verification (docs/PROTOCOL.md §11) asks the agent on this
+        connection, a profile's live rotation connection, to prove its
+        key: see L{RotationDriver.challenge}.
+        """
+        return self._phase.challenge(nonce)
+
     def refuse(self, code: str) -> None:
         """
         End a connection that has no phase: framed peers are told why;

@@ -24,7 +24,10 @@ class LiveSession:
     """
     One live rotation connection: it proved the key at C{since}.
 
-    @ivar connection: an opaque token identifying the connection.
+    @ivar connection: the connection; a verification asks it to prove
+        the key with C{connection.challenge(nonce)}, which returns a
+        L{Deferred} firing with C{True}, C{False} or L{None}
+        (L{suto_server.phases.rotation.RotationDriver.challenge}).
     """
 
     user: str

@@ -185,6 +185,24 @@ class Rotation:
             )
         return current, previous
 
+    def verify_proofs(self, user: str, nonce: bytes) -> tuple[bytes, ...]:
+        """
+        The answers a legitimate agent of C{user}'s profile may give now
+        to a verification challenge bound to C{nonce} (docs/PROTOCOL.md
+        §11): its proof under each key of L{held_keys}.  Only the proofs
+        leave this method, never a key.
+
+        @return: the expected proofs; none when there is no such profile.
+        """
+        profile = self._store.get_profile(user)
+        if profile is None:
+            return ()
+        return tuple(
+            keyschedule.verify_proof(key, nonce, user)
+            for key in self.held_keys(profile)
+            if key is not None
+        )
+
     def begin(
         self,
         user: str,

@@ -53,6 +53,7 @@ from suto_server.core.keyschedule import (
     seal,
     seal_message,
     time_step,
+    verify_proof,
 )
 from tests.support.comparisons import record_comparisons
 from tests.support.key_vectors import (
@@ -90,6 +91,7 @@ from tests.support.key_vectors import (
     SECRET,
     STEP,
     STEPS,
+    VERIFY_PROOF,
 )
 
 
@@ -242,6 +244,15 @@ class VectorTests(SynchronousTestCase):
         proof = check_proof(bytes.fromhex(KEY_1), CHECK_NONCE, CHECK_USER)
         self.assertEqual(proof.hex(), CHECK_PROOF)
 
+    def test_verify_proof(self):
+        """
+        The answer to a verification challenge under the generation 1
+        key, for the check's user and nonce: not the check's answer.
+        """
+        proof = verify_proof(bytes.fromhex(KEY_1), CHECK_NONCE, CHECK_USER)
+        self.assertEqual(proof.hex(), VERIFY_PROOF)
+        self.assertNotEqual(proof.hex(), CHECK_PROOF)
+
 
 class ConstructionTests(SynchronousTestCase):
     """
@@ -336,6 +347,16 @@ class ConstructionTests(SynchronousTestCase):
         self.assertEqual(message.hex(), CHECK_MESSAGE)
         proof = hmac.new(subkey, message, "sha256").digest()[:16]
         self.assertEqual(proof.hex(), CHECK_PROOF)
+
+    def test_verify_proof(self):
+        """
+        The verification proof is the check proof's construction with
+        the labels C{suto/v1/verify-key} and C{suto/v1/verify}.
+        """
+        subkey = _hkdf(None, bytes.fromhex(KEY_1), encode_parts(b"suto/v1/verify-key"))
+        message = encode_parts(b"suto/v1/verify", CHECK_USER, CHECK_NONCE)
+        proof = hmac.new(subkey, message, "sha256").digest()[:16]
+        self.assertEqual(proof.hex(), VERIFY_PROOF)
 
 
 class EncodePartsTests(SynchronousTestCase):

@@ -40,6 +40,8 @@ from suto_server.core.wire import (
     RSalt,
     SaltA,
     ServerTime,
+    VerifyChallenge,
+    VerifyProof,
     Version,
     can_enroll,
     encode,
@@ -117,6 +119,8 @@ FRAMED_EXAMPLES = LEGACY_EXAMPLES + [
     Reconnect(KEY_ID, bytes(16), bytes(48), "x" * 64),
     ReconnectOk(SEALED_OK),
     ReconnectOk(bytes(64)),
+    VerifyChallenge(bytes(range(0x80, 0x90))),
+    VerifyProof(bytes(range(0x80, 0x90)), bytes(16)),
 ]
 # The framed-only messages, which legacy framing cannot carry.
 FRAMED_ONLY_EXAMPLES = FRAMED_EXAMPLES[len(LEGACY_EXAMPLES) :]
@@ -173,6 +177,12 @@ framed_messages = st.one_of(
         users.filter(can_enroll),
     ),
     st.builds(ReconnectOk, seals),
+    st.builds(VerifyChallenge, st.binary(min_size=16, max_size=16)),
+    st.builds(
+        VerifyProof,
+        st.binary(min_size=16, max_size=16),
+        st.binary(min_size=16, max_size=16),
+    ),
 )
 hellos = st.one_of(
     st.builds(Hello, users, hosts, st.sampled_from([HelloForm.PLUS, HelloForm.DOLLAR])),

@@ -244,6 +244,7 @@ def describe(actions: list) -> str:
                 rotation_session.Begin,
                 rotation_session.Reconnect,
                 rotation_session.Commit,
+                rotation_session.Prove,
                 session.ComputeHash,
                 rotation_outcome.Commit,
             ),
@@ -445,6 +446,12 @@ class ServerRotationDriver(ServerDriver):
     def feed_rejected(self, machine, case):
         return machine.rejected()
 
+    def feed_challenge(self, machine, case):
+        return machine.challenge(bytes(16))
+
+    def feed_proof(self, machine, case):
+        return machine.receive(wire.VerifyProof(bytes(16), bytes(16)))
+
 
 class ClientClassicDriver(ClientDriver):
     """
@@ -595,6 +602,9 @@ class ClientRotationDriver(ClientDriver):
 
     def feed_not_stored(self, machine, case):
         return machine.commit_failed("driven")
+
+    def feed_challenged(self, machine, case):
+        return machine.receive(wire.VerifyChallenge(bytes(16)))
 
 
 #: The client's rotation inputs that only a sealed answer opening under

@@ -64,6 +64,9 @@ CHECK_MESSAGE = (
     "00000010808182838485868788898a8b8c8d8e8f"
 )
 CHECK_PROOF = "f3d9a7eb26129e835457f65b95549a16"
+#: The verification proof (PROTOCOL §7.7) under the generation 1 key, for
+#: the check's user and nonce.
+VERIFY_PROOF = "893599fcaa5d454fac163d5d0ec48d14"
 RECONNECT_SEALED = (
     "7b6be7bf67c9ef9a3fd3232e95d2e14d8344fda187073f5fa360b9d1d29da37e"
     "c5acbe72d3433427a9b66faefb2aadc6"

@@ -58,6 +58,7 @@ from suto_server.core.keyschedule.sealing import (
     reconnect_proof,
     seal,
     seal_message,
+    verify_proof,
 )
 
 __all__ = [
@@ -99,4 +100,5 @@ __all__ = [
     "seal",
     "seal_message",
     "time_step",
+    "verify_proof",
 ]

@@ -49,6 +49,8 @@ _CHECK_KEY_LABEL = b"suto/v1/check-key"
 _CHECK_LABEL = b"suto/v1/check"
 _RECONNECT_KEY_LABEL = b"suto/v1/reconnect-key"
 _RECONNECT_LABEL = b"suto/v1/reconnect"
+_VERIFY_KEY_LABEL = b"suto/v1/verify-key"
+_VERIFY_LABEL = b"suto/v1/verify"
 
 _CANNOT_OPEN = "the message cannot be opened"
 
@@ -153,6 +155,17 @@ def reconnect_proof(key: bytes, user: str, sealed: bytes) -> bytes:
     """
     require_bytes("sealed", sealed, JUNK_SIZE + TAG_SIZE)
     return _key_proof(key, _RECONNECT_KEY_LABEL, _RECONNECT_LABEL, user, sealed)
+
+
+def verify_proof(key: bytes, nonce: bytes, user: str) -> bytes:
+    """
+    The answer to a verification challenge on a live rotation connection
+    (docs/PROTOCOL.md §11): L{check_proof}'s construction, arguments and
+    result, under labels of its own, so that no check answer,
+    reconnection proof or seal can ever serve as one, nor the reverse.
+    """
+    require_bytes("nonce", nonce, CHECK_NONCE_SIZE)
+    return _key_proof(key, _VERIFY_KEY_LABEL, _VERIFY_LABEL, user, nonce)
 
 
 def _key_proof(

@@ -351,6 +351,41 @@ class ReconnectOk(_HiddenBytesRepr):
         require(self.sealed, grammar.CONFIRMATION)
 
 
+@dataclass(frozen=True, slots=True)
+class VerifyChallenge:
+    """
+    C{SUTO_VERIFY_<nonce>}: the server asks the agent on a profile's live
+    rotation connection to prove its current key now (docs/PROTOCOL.md
+    §11), bound to this fresh nonce.
+
+    @ivar nonce: 16 random bytes.
+    """
+
+    nonce: bytes
+
+    def __post_init__(self) -> None:
+        require(self.nonce, grammar.NONCE)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class VerifyProof(_HiddenBytesRepr):
+    """
+    C{SUTO_C_VERIFY_<nonce>_<proof>}: the agent's answer to a
+    L{VerifyChallenge}, naming the challenge's nonce (so that the server
+    matches it to its challenge whatever crossed it on the wire).
+
+    @ivar nonce: the challenge's 16 bytes.
+    @ivar proof: 16 bytes, a MAC of the nonce under the current key.
+    """
+
+    nonce: bytes
+    proof: bytes
+
+    def __post_init__(self) -> None:
+        require(self.nonce, grammar.NONCE)
+        require(self.proof, grammar.PROOF)
+
+
 Message = (
     GetSaltA
     | GetRSalt
@@ -372,4 +407,6 @@ Message = (
     | ServerTime
     | Reconnect
     | ReconnectOk
+    | VerifyChallenge
+    | VerifyProof
 )

@@ -82,6 +82,8 @@ from suto_server.core.wire.messages import (
     RSalt,
     SaltA,
     ServerTime,
+    VerifyChallenge,
+    VerifyProof,
     Version,
 )
 
@@ -164,6 +166,10 @@ LAYOUTS = {
             ),
         ),
         Layout(b"SUTO_RECONNECT_OK_", ReconnectOk, (grammar.CONFIRMATION,)),
+        Layout(b"SUTO_VERIFY_", VerifyChallenge, (grammar.NONCE,)),
+        Layout(
+            b"SUTO_C_VERIFY_", VerifyProof, (grammar.NONCE, b"_", grammar.PROOF)
+        ),
     ),
 }
 _LONGEST_TAG = max(len(layout.tag) for layout in LAYOUTS[Framing.FRAMED])
