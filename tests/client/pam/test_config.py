@@ -263,6 +263,6 @@ class ExampleTests(SynchronousTestCase):
         """
         with open(os.path.join(ROOT, "deploy", "pam.toml"), "rb") as handle:
             config = parse(tomllib.load(handle), "deploy/pam.toml")
-        self.assertEqual((config.host, config.port), ("suto.example.com", 8443))
+        self.assertEqual((config.host, config.port), ("suto.example.com", 2443))
         self.assertEqual(config.group, "suto-users")
         self.assertIsNone(config.offline)
