@@ -24,11 +24,11 @@ from suto_server.machines import opening
 from suto_server.phases.classic import ClassicDriver, ClassicRules
 from suto_server.phases.enrollment import EnrollmentDriver, EnrollmentRules
 from suto_server.phases.rotation import RotationDriver, RotationRules, tell_time
-from suto_server.phases.timeout import RearmingTimeoutMixin
+from suto_server.phases.timeout import DeadlineWheel, WheelTimeoutMixin
 from suto_server.rules.gate import OPEN_GATE
 
 
-class ServerProtocol(Protocol, RearmingTimeoutMixin):
+class ServerProtocol(Protocol, WheelTimeoutMixin):
     """
     One device's connection.
 
@@ -41,6 +41,7 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
         self.factory = factory
         self.framing = factory.framing
         self.clock = factory.clock
+        self.deadlines = factory.deadlines
         self.exchange_timeout = factory.exchange_timeout
         self.ticket = ticket if ticket is not None else OPEN_GATE.admit(None)
         self.source = None
@@ -150,13 +151,6 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
 
     # What every phase does on the connection.
 
-    def callLater(self, period: float, func):
-        """
-        Schedule the timeout on the factory's clock (see
-        L{RearmingTimeoutMixin}), not on the global reactor.
-        """
-        return self.clock.callLater(period, func)
-
     def send(self, message) -> None:
         self.transport.write(wire.encode(message, self.framing))
 
@@ -212,6 +206,8 @@ class ServerFactory(Factory):
         self.rotation = rotation
         self.exchange_timeout = exchange_timeout
         self.gate = gate
+        # Every connection's timeout, on one timer.
+        self.deadlines = DeadlineWheel(clock)
 
     def offers(self) -> frozenset:
         """
