@@ -8,7 +8,11 @@ whose actions choose and start a phase, then that phase's driver
 (L{ClassicDriver}, L{EnrollmentDriver}, L{RotationDriver}), which carries
 out its machine's actions against the rules.  It also owns what every
 phase shares: writing, closing, the timeout and the connection gate's
-ticket.  One factory serves one listener and one framing: the TLS listener
+ticket.  What the server answers while it handles the bytes of one read
+leaves in one write (one TLS record, one segment) when the read is
+handled, or before the connection closes: a turn of the conversation that
+answers two messages (the version echo and the first rotation's
+C{SUTO_ROTATE_OK_}) costs the transport one write, not two.  One factory serves one listener and one framing: the TLS listener
 speaks the framed protocol, the opt-in plaintext listener speaks SUTO
 1.3.2's legacy framing and only the classic challenge.
 """
@@ -50,6 +54,8 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
         self._opening = opening.Opening(factory.offers())
         self._phase = None
         self._closing = False
+        # The encoded messages of the read being handled; None outside one.
+        self._held = None
 
     def connectionMade(self) -> None:
         self.source = getattr(self.transport.getPeer(), "host", None)
@@ -61,6 +67,7 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
         if self._closing:
             return
         self.resetTimeout()
+        self._held = []
         try:
             self._decoder.receive_data(data)
             while not self._closing:
@@ -73,6 +80,8 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
                     self._open(self._opening.receive(message))
         except wire.ProtocolError as error:
             self._protocol_error(error)
+        finally:
+            self._flush()
 
     def timeoutConnection(self) -> None:
         self.ticket.timed_out()
@@ -152,11 +161,24 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
     # What every phase does on the connection.
 
     def send(self, message) -> None:
-        self.transport.write(wire.encode(message, self.framing))
+        data = wire.encode(message, self.framing)
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            self.transport.write(data)
+
+    def _flush(self) -> None:
+        """
+        Write what the read being handled answered, in one write.
+        """
+        held, self._held = self._held, None
+        if held:
+            self.transport.write(b"".join(held))
 
     def close(self) -> None:
         self._closing = True
         self.setTimeout(None)
+        self._flush()
         self.transport.loseConnection()
 
     def refuse(self, code: str) -> None:
