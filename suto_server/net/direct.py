@@ -21,6 +21,14 @@ handling of a broken connection stay Twisted's: the reactor's next write
 attempt meets the same error and closes the connection as it would have.
 The bytes on the wire are the same; only when they leave changes.
 
+Since a write now leaves at once, two writes of one turn are two segments
+where Twisted's buffer made one (the TLS session tickets that close the
+handshake, then the first answer): the transport sets C{TCP_NODELAY} so
+that Nagle's algorithm does not hold the second until the first is
+acknowledged, a delayed acknowledgement away.  The connection's protocol
+already gathers each turn's answers into one write
+(L{suto_server.phases.connection.ServerProtocol}).
+
 L{direct_writes} makes a listening port build these transports; it
 leaves alone the ports of other reactors (C{MemoryReactor} in tests).
 """
@@ -33,8 +41,12 @@ from twisted.internet import tcp
 class DirectWriteServer(tcp.Server):
     """
     A TCP server transport whose writes leave at once when nothing is
-    waiting.
+    waiting, with Nagle's algorithm off.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setTcpNoDelay(True)
 
     def write(self, data: bytes) -> None:
         if (

@@ -6,6 +6,7 @@ nothing is waiting, and leaves everything else to Twisted's buffer.
 from __future__ import annotations
 
 import socket
+import struct
 
 from twisted.internet import main, tcp
 from twisted.internet.protocol import Protocol
@@ -15,15 +16,25 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.net.direct import DirectWriteServer, direct_writes
 
 
+def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """
+    @return: both ends of a TCP connection over loopback.
+    """
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        peer = socket.create_connection(listening.getsockname())
+        ours, _ = listening.accept()
+    return ours, peer
+
+
 class DirectWriteServerTests(SynchronousTestCase):
     """
-    The transport over one end of a socket pair, on a reactor that only
-    records what it is asked to watch.
+    The transport over one end of a loopback TCP connection, on a reactor
+    that only records what it is asked to watch.
     """
 
     def setUp(self):
         self.reactor = MemoryReactor()
-        ours, self.peer = socket.socketpair()
+        ours, self.peer = _tcp_pair()
         self.addCleanup(self.peer.close)
         self.transport = DirectWriteServer(
             ours, Protocol(), ("127.0.0.1", 1), None, 1, self.reactor
@@ -54,13 +65,21 @@ class DirectWriteServerTests(SynchronousTestCase):
         self.assertEqual(self.received(), b"SUTO_ROTATE_DONE_x\r\n")
         self.assertFalse(self.writing())
 
+    def test_no_delay(self):
+        """
+        Nagle's algorithm is off: a turn's second write is not held until
+        the first is acknowledged.
+        """
+        self.assertTrue(self.transport.getTcpNoDelay())
+
     def test_full_socket_buffered_in_order(self):
         """
         What the kernel does not take waits in Twisted's buffer, later
         writes queue behind it, and the reactor's writes deliver all of it
         in order.
         """
-        big = bytes(range(256)) * 20_000
+        self.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        big = bytes(range(256)) * 4000
         self.transport.write(big)
         self.assertTrue(self.writing())
         self.transport.write(b"tail")
@@ -75,6 +94,10 @@ class DirectWriteServerTests(SynchronousTestCase):
         A send that fails is buffered, and the reactor's write attempt
         reports the connection lost, as without direct writes.
         """
+        # Closing with a zero linger resets the connection at once.
+        self.peer.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
         self.peer.close()
         self.transport.write(b"lost")
         self.assertTrue(self.writing())
