@@ -357,6 +357,41 @@ class EncodeTests(SynchronousTestCase):
             self.assertRaises(ValueError, encode, Hello("bob", "desk"), framing)
 
 
+class LayoutLookupTests(SynchronousTestCase):
+    """
+    The tables the decoder and L{encode} look layouts up in hold exactly
+    the layouts of L{stream.LAYOUTS}, ordered so the first match is the
+    one the grammar means.
+    """
+
+    def test_longest_tag_first(self):
+        """
+        Each framing's layouts are all there, and a tag that extends
+        another (C{SUTO_C_ROTATE_ACK_} and C{SUTO_C_ROTATE_}) comes first,
+        so the first tag a line starts with is the longest it starts with.
+        """
+        for framing, layouts in stream.LAYOUTS.items():
+            ordered = stream._LONGEST_FIRST[framing]
+            self.assertEqual(sorted(ordered, key=id), sorted(layouts, key=id))
+            for index, layout in enumerate(ordered):
+                for later in ordered[index + 1 :]:
+                    self.assertFalse(later.tag.startswith(layout.tag))
+
+    def test_layouts_by_kind(self):
+        """
+        Each message type maps to its own layouts, and only to them.
+        """
+        for framing, layouts in stream.LAYOUTS.items():
+            table = stream._BY_KIND[framing]
+            for layout in layouts:
+                self.assertIn(layout, table[layout.kind])
+            self.assertEqual(
+                sum(len(found) for found in table.values()), len(layouts)
+            )
+            for kind, found in table.items():
+                self.assertTrue(all(layout.kind is kind for layout in found))
+
+
 class RoundTripTests(SynchronousTestCase):
     """
     Decoding what was encoded gives back an equal message.

@@ -182,6 +182,23 @@ LAYOUTS = {
 }
 _LONGEST_TAG = max(len(layout.tag) for layout in LAYOUTS[Framing.FRAMED])
 
+# What the hot paths look up instead of walking every layout: each
+# framing's layouts longest tag first, so the first tag that matches is
+# the longest one that does; and each message type's layouts (two for
+# SUTO_AUTH_, told apart by their constants), so encoding a message looks
+# at its own layouts only.
+_LONGEST_FIRST = {
+    framing: tuple(sorted(layouts, key=lambda layout: -len(layout.tag)))
+    for framing, layouts in LAYOUTS.items()
+}
+_BY_KIND = {
+    framing: {
+        kind: tuple(layout for layout in layouts if layout.kind is kind)
+        for kind in {layout.kind for layout in layouts}
+    }
+    for framing, layouts in LAYOUTS.items()
+}
+
 
 def _common_prefix_length(left: bytes, right: bytes) -> int:
     length = 0
@@ -203,13 +220,10 @@ def _read_message(
     @return: the message and the index just past it, or L{NEED_DATA}.
     @raise ProtocolError: no message starts there.
     """
-    layouts = LAYOUTS[framing]
-    matches = [
-        layout for layout in layouts if data.startswith(layout.tag, start)
-    ]
-    if matches:
-        longest = max(matches, key=lambda layout: len(layout.tag))
-        return longest.read(data, start, final)
+    layouts = _LONGEST_FIRST[framing]
+    for layout in layouts:
+        if data.startswith(layout.tag, start):
+            return layout.read(data, start, final)
     # Only the first bytes can matter now; copying them keeps this cheap
     # however much follows.
     head = data[start : start + _LONGEST_TAG]
@@ -229,7 +243,7 @@ def encode(message: Message, framing: Framing) -> bytes:
         (a L{Hello}, or in legacy framing L{Version}, L{Error}, and the
         enrollment and rotation messages).
     """
-    for layout in LAYOUTS[framing]:
+    for layout in _BY_KIND[framing].get(type(message), ()):
         if layout.describes(message):
             data = layout.encode(message)
             return data + b"\r\n" if framing is Framing.FRAMED else data
