@@ -56,6 +56,10 @@ STATIC = {
     b"console.css": b"text/css; charset=utf-8",
 }
 
+#: Seconds a connection may stay silent before it is closed: a browser
+#: sends a request in far less, and the live view polls every two seconds.
+IDLE_TIMEOUT = 60
+
 #: How an operator signs in when not signed in.
 SIGN_IN_HELP = (
     "You are not signed in. On the server's host, run 'suto-admin "
@@ -112,6 +116,7 @@ class Console:
         reconnection=None,
         certificates=None,
     ) -> None:
+        self._clock = clock
         self._certificates = certificates
         self.rotation_history = RotationHistory()
         reports = Reports(
@@ -154,7 +159,14 @@ class Console:
         }
 
     def site(self) -> server.Site:
-        site = server.Site(_ConsoleResource(self))
+        """
+        The console's site.  Its idle timeout runs on the console's clock:
+        Twisted's default (twelve hours, on the global reactor) would let
+        slow clients hold connections all day.
+        """
+        site = server.Site(
+            _ConsoleResource(self), timeout=IDLE_TIMEOUT, reactor=self._clock
+        )
         site.requestFactory = BoundedRequest
         site.displayTracebacks = False
         site.noisy = False

@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.audit.log import AuditLog
 from suto_server.console.guard import MAX_FORM
-from suto_server.console.site import Console
+from suto_server.console.site import IDLE_TIMEOUT, Console
 from suto_server.store.memory import MemoryStore
 
 # The console driven over HTTP in memory: its site's protocol on a
@@ -583,3 +583,43 @@ class ConsoleSiteTests(SynchronousTestCase):
         """
         self.sign_in()
         self.assertEqual(self.browser.post("/endpoints", {}).code, 405)
+
+
+class ConsoleConnectionTests(SynchronousTestCase):
+    """
+    What a connection to the console may hold: the site's own bounds,
+    timed by the console's clock.
+    """
+
+    def console(self, clock):
+        return Console(
+            clock,
+            status=dict,
+            counts=dict,
+            rotations=lambda: 0,
+            clients=list,
+            client=lambda user: None,
+            connected=list,
+            history=lambda user: None,
+            audit=AuditLog(MemoryStore(), [], clock=clock),
+        )
+
+    def test_idle_connection_closed(self):
+        """
+        A client that opens a connection and sends a request line a byte
+        at a time, slower than the idle time, is cut off by the
+        console's clock: an idle connection holds nothing for long.
+        """
+        clock = Clock()
+        site = self.console(clock).site()
+        protocol = site.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40000))
+        transport = StringTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080),
+            peerAddress=IPv4Address("TCP", "192.0.2.7", 40000),
+        )
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"G")
+        clock.advance(IDLE_TIMEOUT - 1)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(1)
+        self.assertTrue(transport.disconnecting)
