@@ -236,8 +236,11 @@ class SutoServer(MultiService):
             self.console = self._console(roles)
             if self.rotation is not None:
                 self.rotation.observers.append(self.console.rotation_history.record)
+            # The verification API's bound on connections per source.
             self._console_listener = self._listen(
-                "console", listeners.console, self.console.site()
+                "console",
+                listeners.console,
+                ConnectionsPerSource(self.console.site(), reactor),
             )
             self._console_description = getattr(listeners.console, "description", "")
         admin = None
