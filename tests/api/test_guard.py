@@ -112,3 +112,44 @@ class GuardTests(SynchronousTestCase):
         self.assertEqual(
             {event for event, _, _ in self.events()}, {"api_refused"}
         )
+
+    def test_no_store(self):
+        """
+        Every answer, a verdict, a refusal, an admin answer or an error of
+        Twisted's own, says C{Cache-Control: no-store}: a verdict or an
+        admin report kept by a cache on the way could be served again.
+        """
+        host, operator = caller("db1", "suto-hosts"), caller("operator1", "it")
+        for certificate, method, path in [
+            (host, "POST", "/v1/verify"),
+            (host, "GET", "/v1/status"),
+            (operator, "GET", "/v1/status"),
+            (operator, "GET", "/v1/nothing"),
+            (None, "GET", "/"),
+        ]:
+            transport = connect(self.site, certificate)
+            request(transport, method, path)
+            head = transport.value().partition(b"\r\n\r\n")[0].lower()
+            self.assertIn(b"\r\ncache-control: no-store", head, (method, path))
+
+    def test_path_tricks(self):
+        """
+        Only the exact path C{/v1/verify} is the verify role's: a host
+        holding only that role is refused every other spelling of it
+        (doubled or trailing slashes, percent-encoding, extra segments),
+        which the admin role alone would open.
+        """
+        host = caller("db1", "suto-hosts")
+        for path in [
+            "//v1/verify",
+            "/v1/verify/",
+            "/v1//verify",
+            "/v1/%76erify",
+            "/v1/verify/x",
+            "/v1/verify%2F",
+            "/./v1/verify",
+        ]:
+            self.assertEqual(self.ask(host, "POST", path)[0], 403, path)
+        self.assertEqual(
+            {event for event, _, _ in self.events()}, {"api_refused"}
+        )
