@@ -160,13 +160,32 @@ def time_field(request, name: str) -> float | None:
     return moment.timestamp()
 
 
+def number_field(request, name: str, problem: str) -> int | None:
+    """
+    @return: the form field C{name}, a whole number of at most nine ASCII
+        digits; L{None} when absent.
+    @raise ConsoleError: with C{problem}, it is anything else (only ASCII
+        digits: C{str.isdigit} also takes C{"\u00b2"}, which C{int}
+        refuses).
+    """
+    text = form_value(request, name, 9)
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise ConsoleError(400, problem)
+    return int(text)
+
+
 def page_field(request) -> int:
     """
     @return: the request's C{page} field, a page number from 1 (1 when
         absent).
     @raise ConsoleError: it is not one.
     """
-    text = form_value(request, "page", 9) or "1"
-    if not text.isdigit() or int(text) < 1:
-        raise ConsoleError(400, "'page' must be a page number")
-    return int(text)
+    problem = "'page' must be a page number"
+    number = number_field(request, "page", problem)
+    if number is None:
+        return 1
+    if number < 1:
+        raise ConsoleError(400, problem)
+    return number

@@ -361,6 +361,9 @@ class ConsoleSiteTests(SynchronousTestCase):
             "/profile?user=..%2F",
             "/audit?since=yesterday",
             "/endpoints?q=%ff",
+            # Digits to str.isdigit that int() does not read ("²").
+            "/endpoints?page=%C2%B2",
+            "/audit?page=%C2%B2",
         ):
             answer = self.browser.get(path)
             self.assertEqual(answer.code, 400, path)
@@ -392,6 +395,21 @@ class ConsoleSiteTests(SynchronousTestCase):
             [("open", "alice", "127.0.0.5", 300, True, False, "root (console link)")],
         )
         self.assertNotIn("one-time-pw-1234", self.browser.get("/windows").text)
+
+    def test_window_timeout_digits(self):
+        """
+        A timeout of digits that are not ASCII is a 400 page, not an
+        internal error, and opens nothing.
+        """
+        self.sign_in()
+        csrf = self.browser.get("/windows").csrf()
+        for timeout in ("\u00b2", "\u0663", "1e3"):
+            answer = self.browser.post(
+                "/windows/open",
+                {"csrf": csrf, "user": "alice", "location": "127.0.0.5", "timeout": timeout},
+            )
+            self.assertEqual(answer.code, 400, timeout)
+        self.assertEqual(self.desk.calls, [])
 
     def test_csrf(self):
         """
