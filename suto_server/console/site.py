@@ -117,6 +117,7 @@ class Console:
         certificates=None,
     ) -> None:
         self._clock = clock
+        self._audit = audit
         self._certificates = certificates
         self.rotation_history = RotationHistory()
         reports = Reports(
@@ -192,8 +193,18 @@ class Console:
         request.responseHeaders.addRawHeader(
             b"set-cookie", session_cookie(session_id, request.isSecure())
         )
-        self.log.info("console: {operator} signed in", operator=operator)
+        self._record(request, "console_signed_in", operator)
         return session
+
+    def _record(self, request, event: str, operator: str) -> None:
+        """
+        Audit an operator's signing in or out, with the browser's address:
+        who used the console, and when, belongs in the audit log.
+        """
+        address = getattr(request.getClientAddress(), "host", None)
+        self._audit.record(
+            self._clock.seconds(), event, None, None, f"{operator} from {address}"
+        )
 
     def sign_in(self, request):
         """
@@ -223,7 +234,7 @@ class Console:
         request.responseHeaders.addRawHeader(
             b"set-cookie", cleared_cookie(request.isSecure())
         )
-        self.log.info("console: {operator} signed out", operator=session.operator)
+        self._record(request, "console_signed_out", session.operator)
         return pages.message("Signed out", "You are signed out.")
 
     def handle(self, request, signed_in: list):

@@ -505,15 +505,16 @@ class ConsoleSiteTests(SynchronousTestCase):
                 now - 1000 + number, "enrolled", "alice", None, f"record {number}."
             )
         self.sign_in()
+        # The sign-in is the 251st record, the newest.
         first = self.browser.get("/audit").text
-        self.assertIn("250 record(s)", first)
+        self.assertIn("251 record(s)", first)
         self.assertIn("Page 1 of 3", first)
         self.assertIn("record 249.", first)
-        self.assertNotIn("record 149.", first)
+        self.assertNotIn("record 150.", first)
         last = self.browser.get("/audit?page=3").text
         self.assertIn("record 0.", last)
-        self.assertNotIn("record 50.", last)
-        since = self.browser.get("/audit?since=2027-01-15T08:00").text
+        self.assertNotIn("record 51.", last)
+        since = self.browser.get("/audit?since=2027-01-15T08:01").text
         self.assertIn("0 record(s)", since)
 
     def test_too_large(self):
@@ -557,6 +558,27 @@ class ConsoleSiteTests(SynchronousTestCase):
         csrf = self.browser.get("/").csrf()
         self.assertEqual(self.browser.post("/signout", {"csrf": csrf}).code, 200)
         self.assertEqual(self.browser.get("/").code, 401)
+
+    def test_sign_in_audited(self):
+        """
+        Signing in and signing out are each audited once, naming the
+        operator and the browser's address, never the token; a request
+        without a session, which anyone may send, writes no record.
+        """
+        self.browser.get("/")
+        token = self.console.links.issue("root (console link)")
+        self.browser.get(f"/signin?token={token}")
+        csrf = self.browser.get("/").csrf()
+        self.browser.post("/signout", {"csrf": csrf})
+        events = [(e.event, e.reason) for e in self.store.audit_events()]
+        self.assertEqual(
+            events,
+            [
+                ("console_signed_in", "root (console link) from 127.0.0.1"),
+                ("console_signed_out", "root (console link) from 127.0.0.1"),
+            ],
+        )
+        self.assertNotIn(token, repr(events))
 
     def test_certificate_sign_in(self):
         """
