@@ -28,6 +28,24 @@ LONGEST_WINDOW = 86400
 DEFAULT_WINDOW = 120
 
 
+def name_operator(request, operator: str) -> None:
+    """
+    Say who makes C{request}, an admin request that came over a listener
+    with logins (the verification API names the caller's certificate),
+    so that the action's audit record names them.
+    """
+    request.suto_operator = operator
+
+
+def operator_of(request) -> str:
+    """
+    @return: who makes the admin request C{request}: whom
+        L{name_operator} named, else L{ADMIN_SOCKET} (the socket has no
+        login: whoever reaches it is an operator).
+    """
+    return getattr(request, "suto_operator", ADMIN_SOCKET)
+
+
 class NotFound(LookupError):
     """There is nothing to act on; the message says what is missing."""
 

@@ -11,7 +11,8 @@ connection as for a new one.  C{/v1/verify} needs the C{verify} role;
 every other path is the admin API's and needs C{admin}.  Every request is
 audited with the caller's subject: a refusal as C{api_refused}, an admin
 request as C{api_admin_request} (the verifications audit their verdicts
-themselves, L{suto_server.api.verify_resource}).
+themselves, L{suto_server.api.verify_resource}), and the admin action it
+asks for names the caller's certificate as its operator.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.web import resource
 
 from suto_server.admin.httpjson import write_json
+from suto_server.admin.operations import name_operator
 from suto_server.audit.log import AuditLog
 from suto_server.cred.roles import (
     ADMIN,
@@ -124,6 +126,7 @@ class ApiRoot(resource.Resource):
         if wanted == VERIFY:
             return self._verify
         self._record(request, caller, "api_admin_request", "admin role")
+        name_operator(request, f"{caller.subject} (client certificate)")
         return self._admin.getChildWithDefault(path, request)
 
     def render(self, request):

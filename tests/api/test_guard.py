@@ -7,6 +7,7 @@ from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import resource
 
+from suto_server.admin.enrollment_resources import UnblockResource
 from suto_server.admin.httpjson import write_json
 from suto_server.api.guard import ApiRoot
 from suto_server.api.site import ApiSite
@@ -152,4 +153,42 @@ class GuardTests(SynchronousTestCase):
             self.assertEqual(self.ask(host, "POST", path)[0], 403, path)
         self.assertEqual(
             {event for event, _, _ in self.events()}, {"api_refused"}
+        )
+
+
+class RecordingBlacklist:
+    """
+    The blacklist's rules as the unblock resource uses them, recording
+    who asked.
+    """
+
+    def __init__(self):
+        self.unblocked = []
+
+    def unblock(self, user, now, operator):
+        self.unblocked.append((user, operator))
+        return True
+
+
+class OperatorTests(SynchronousTestCase):
+    def test_action_names_the_certificate(self):
+        """
+        An admin action asked over the verification API names the
+        caller's certificate as the operator in its audit record, not the
+        admin socket: an auditor must see who lifted a blacklist entry.
+        """
+        clock = task.Clock()
+        blacklist = RecordingBlacklist()
+        root, v1 = resource.Resource(), resource.Resource()
+        root.putChild(b"v1", v1)
+        v1.putChild(b"unblock", UnblockResource(blacklist, clock))
+        site = ApiSite(
+            ApiRoot(POLICY, Answers({}), root, AuditLog(MemoryStore()), clock), clock
+        )
+        transport = connect(site, caller("operator1", "it"))
+        request(transport, "POST", "/v1/unblock", b'{"user": "mallory"}')
+        self.assertEqual(answer(transport)[0], 200)
+        self.assertEqual(
+            blacklist.unblocked,
+            [("mallory", "OU=it,CN=operator1 (client certificate)")],
         )
