@@ -580,6 +580,24 @@ class ConsoleSiteTests(SynchronousTestCase):
         )
         self.assertNotIn(token, repr(events))
 
+    def test_markup_escaped(self):
+        """
+        What peers and operators chose (audit reasons and sources, the
+        blacklist's reasons and sources, the operator's name) is shown as
+        text on every page, never as markup.
+        """
+        markup = '<script src="/x"></script><img src=x onerror=alert(1)>'
+        self.audit.record(self.clock.seconds(), "enrolled", "alice", markup, markup)
+        self.blacklist.entries["mallory"].update(reason=markup, source=markup)
+        token = self.console.links.issue(markup)
+        self.browser.get(f"/signin?token={token}")
+        for path in ("/", "/audit", "/blacklist", "/live", "/live/panel", "/alerts"):
+            answer = self.browser.get(path)
+            self.assertEqual(answer.code, 200, path)
+            self.assertNotIn("<script src=\"/x\">", answer.text, path)
+            self.assertNotIn("<img", answer.text, path)
+        self.assertIn("&lt;script", self.browser.get("/audit").text)
+
     def test_certificate_sign_in(self):
         """
         With a certificate sign-in, a request it recognises starts a
