@@ -37,13 +37,15 @@ def name_operator(request, operator: str) -> None:
     request.suto_operator = operator
 
 
-def operator_of(request) -> str:
+def operator_of(request, unnamed: str = ADMIN_SOCKET) -> str:
     """
+    @param unnamed: who asks when no listener named them: by default
+        L{ADMIN_SOCKET} (the socket has no login: whoever reaches it is
+        an operator).
     @return: who makes the admin request C{request}: whom
-        L{name_operator} named, else L{ADMIN_SOCKET} (the socket has no
-        login: whoever reaches it is an operator).
+        L{name_operator} named, else C{unnamed}.
     """
-    return getattr(request, "suto_operator", ADMIN_SOCKET)
+    return getattr(request, "suto_operator", unnamed)
 
 
 class NotFound(LookupError):

@@ -7,6 +7,7 @@ from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import resource
 
+from suto_server.admin.api import ConsoleLinkResource
 from suto_server.admin.enrollment_resources import UnblockResource
 from suto_server.admin.httpjson import write_json
 from suto_server.api.guard import ApiRoot
@@ -192,3 +193,25 @@ class OperatorTests(SynchronousTestCase):
             blacklist.unblocked,
             [("mallory", "OU=it,CN=operator1 (client certificate)")],
         )
+
+    def test_console_link_names_the_certificate(self):
+        """
+        A console login link asked for over the verification API is for
+        the caller's certificate, whatever operator the body claims: the
+        console's audit records must name who really asked.
+        """
+        clock = task.Clock()
+        asked = []
+        root, v1 = resource.Resource(), resource.Resource()
+        root.putChild(b"v1", v1)
+        v1.putChild(
+            b"console-link",
+            ConsoleLinkResource(lambda operator: asked.append(operator) or {}),
+        )
+        site = ApiSite(
+            ApiRoot(POLICY, Answers({}), root, AuditLog(MemoryStore()), clock), clock
+        )
+        transport = connect(site, caller("operator1", "it"))
+        request(transport, "POST", "/v1/console-link", b'{"operator": "root"}')
+        self.assertEqual(answer(transport)[0], 200)
+        self.assertEqual(asked, ["OU=it,CN=operator1 (client certificate)"])
