@@ -9,7 +9,8 @@ L{RolePolicy} grants it, checked on every request rather than once per
 connection, so a policy is the same for a request on a kept-alive
 connection as for a new one.  C{/v1/verify} needs the C{verify} role;
 every other path is the admin API's and needs C{admin}.  Every request is
-audited with the caller's subject: a refusal as C{api_refused}, an admin
+audited with the caller's subject: a refusal as C{api_refused} (at most
+so many a minute per caller, L{suto_server.api.refusals}), an admin
 request as C{api_admin_request} (the verifications audit their verdicts
 themselves, L{suto_server.api.verify_resource}), and the admin action it
 asks for names the caller's certificate as its operator.
@@ -24,6 +25,7 @@ from twisted.web import resource
 
 from suto_server.admin.httpjson import write_json
 from suto_server.admin.operations import name_operator
+from suto_server.api.refusals import RefusalAudit
 from suto_server.audit.log import AuditLog
 from suto_server.cred.roles import (
     ADMIN,
@@ -116,16 +118,29 @@ class ApiRoot(resource.Resource):
         self._admin = admin
         self._audit = audit
         self._clock = clock
+        self._refusals = RefusalAudit(audit, clock)
 
     def getChildWithDefault(self, path, request):
         caller = caller_of(request, self._policy)
         wanted = VERIFY if request.path == VERIFY_PATH else ADMIN
         if wanted not in caller.roles:
-            self._record(request, caller, "api_refused", f"lacks the {wanted} role")
+            self._refusals.refused(
+                "api_refused",
+                None,
+                caller.subject,
+                caller.address,
+                _quoted(request, caller, f"lacks the {wanted} role"),
+            )
             return _Refused(wanted)
         if wanted == VERIFY:
             return self._verify
-        self._record(request, caller, "api_admin_request", "admin role")
+        self._audit.record(
+            self._clock.seconds(),
+            "api_admin_request",
+            None,
+            caller.subject or None,
+            _quoted(request, caller, "admin role"),
+        )
         name_operator(request, f"{caller.subject} (client certificate)")
         return self._admin.getChildWithDefault(path, request)
 
@@ -133,13 +148,12 @@ class ApiRoot(resource.Resource):
         # The bare root: nothing is served there, to anyone.
         return write_json(request, 404, {"error": "no such resource"})
 
-    def _record(self, request, caller: Caller, event: str, why: str) -> None:
-        method = printable(request.method.decode("ascii", "replace"), 16)
-        path = printable(request.path.decode("ascii", "replace"), _MAX_PATH)
-        self._audit.record(
-            self._clock.seconds(),
-            event,
-            None,
-            caller.subject or None,
-            f"{method} {path} from {caller.address}: {why}",
-        )
+
+def _quoted(request, caller: Caller, why: str) -> str:
+    """
+    @return: an audit record's reason for C{request}: its method and path
+        (printable, bounded), the caller's address and C{why}.
+    """
+    method = printable(request.method.decode("ascii", "replace"), 16)
+    path = printable(request.path.decode("ascii", "replace"), _MAX_PATH)
+    return f"{method} {path} from {caller.address}: {why}"

@@ -17,6 +17,7 @@ from twisted.web import resource
 from suto_server.admin.httpjson import MAX_BODY
 from suto_server.api.callers import CallerLimits
 from suto_server.api.guard import ApiRoot
+from suto_server.api.refusals import ALLOWANCE, SUPPRESSED
 from suto_server.api.site import ApiSite, ConnectionsPerSource
 from suto_server.api.verifier import Answer, VerifyResult
 from suto_server.api.verify_resource import MAX_VERIFY_BODY, VerifyResource
@@ -176,6 +177,24 @@ class VerifyResourceTests(SynchronousTestCase):
         self.clock.advance(60)
         self.post({"user": "alice"})
         self.assertEqual(len(self.verifier.asked), 1)
+
+    def test_refusals_bounded(self):
+        """
+        A host flooding bad requests, or verifications past its limits, is
+        answered every time but writes at most the refusal allowance of
+        audit records a minute, and one saying the rest went unrecorded.
+        """
+        for _ in range(ALLOWANCE):
+            self.post(b"{")
+        for _ in range(2):
+            self.post({"user": "alice"})
+        for _ in range(ALLOWANCE):
+            status, body = answer(self.post({"user": "carol"}))
+            self.assertEqual((status, body["verdict"]), (200, "rate_limited"))
+        events = [e.event for e in self.store.audit_events()]
+        self.assertEqual(
+            events, ["verify_bad_request"] * ALLOWANCE + [SUPPRESSED]
+        )
 
     def test_hung_up(self):
         """
