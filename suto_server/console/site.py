@@ -189,6 +189,9 @@ class Console:
         return session
 
     def _start(self, request, operator: str):
+        # A new session replaces the one the browser held, if any: an id
+        # that was ever in the browser names nothing once it signs in.
+        self._end(request)
         session_id, session = self.sessions.start(operator)
         request.responseHeaders.addRawHeader(
             b"set-cookie", session_cookie(session_id, request.isSecure())
@@ -227,10 +230,16 @@ class Console:
         self._start(request, operator)
         return Redirect(b"/")
 
-    def sign_out(self, request, session):
+    def _end(self, request) -> None:
+        """
+        End the session the request's cookie names, if any.
+        """
         cookie = request.getCookie(COOKIE)
         if cookie is not None:
             self.sessions.end(cookie.decode("ascii", "replace"))
+
+    def sign_out(self, request, session):
+        self._end(request)
         request.responseHeaders.addRawHeader(
             b"set-cookie", cleared_cookie(request.isSecure())
         )

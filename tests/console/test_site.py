@@ -280,6 +280,20 @@ class ConsoleSiteTests(SynchronousTestCase):
             Browser(self.console.site()).get(f"/signin?token={token}").code, 403
         )
 
+    def test_sign_in_again(self):
+        """
+        Signing in again ends the session the browser held: the new
+        session's id replaces the old, which names nothing any more.
+        """
+        self.sign_in()
+        old = self.browser.cookie
+        self.sign_in()
+        self.assertNotEqual(self.browser.cookie, old)
+        self.assertEqual(self.browser.get("/").code, 200)
+        self.browser.cookie = old
+        self.assertEqual(self.browser.get("/").code, 401)
+        self.assertEqual(len(self.console.sessions), 1)
+
     def test_link_not_from_loopback(self):
         """
         A login link is refused from a peer that is not on loopback, and
