@@ -20,6 +20,7 @@ import io
 from twisted.web import server
 
 from suto_server.core import wire
+from suto_server.store.records import MAX_TIME
 
 #: The Content Security Policy of every console answer.
 POLICY = (
@@ -157,7 +158,12 @@ def time_field(request, name: str) -> float | None:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.timestamp()
+    seconds = moment.timestamp()
+    if not 0 <= seconds <= MAX_TIME:
+        # The audit log holds no time before 1970, and refuses to be
+        # asked about one.
+        raise ConsoleError(400, f"'{name}' must be a UTC time from 1970 on")
+    return seconds
 
 
 def number_field(request, name: str, problem: str) -> int | None:

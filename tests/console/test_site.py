@@ -375,6 +375,9 @@ class ConsoleSiteTests(SynchronousTestCase):
             "/profile?user=..%2F",
             "/audit?since=yesterday",
             "/endpoints?q=%ff",
+            # Times the audit log cannot hold: before 1970.
+            "/audit?since=1969-12-31T23:59",
+            "/alerts?since=0001-01-01T00:00%2B23:59",
             # Digits to str.isdigit that int() does not read ("²").
             "/endpoints?page=%C2%B2",
             "/audit?page=%C2%B2",
