@@ -55,14 +55,18 @@ def deadline_field(body: dict) -> float | None:
     value = body.get("deadline")
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise BadRequest("'deadline' must be a positive number of seconds")
-    return float(value)
+    problem = BadRequest("'deadline' must be a positive number of seconds")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise problem
+    try:
+        # JSON integers are unbounded; one past a float's range is no
+        # deadline either.
+        seconds = float(value)
+    except OverflowError:
+        raise problem from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise problem
+    return seconds
 
 
 class VerifyResource(resource.Resource):

@@ -125,6 +125,8 @@ class VerifyResourceTests(SynchronousTestCase):
             {"user": "alice", "deadline": True},
             {"user": "alice", "deadline": -1},
             b'{"user": "alice", "deadline": NaN}',
+            # An integer too large for a float.
+            b'{"user": "alice", "deadline": 1' + b"0" * 400 + b"}",
         ]:
             status, error = answer(self.post(body))
             self.assertEqual(status, 400, body)
