@@ -7,8 +7,8 @@ import socket
 from dataclasses import replace
 
 from OpenSSL.crypto import X509
-from twisted.internet.defer import fail, succeed
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import fail, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import ISSLTransport
@@ -21,8 +21,8 @@ from twisted.web.test.requesthelper import DummyChannel
 from zope.interface import implementer
 
 from suto_server import tap
-from suto_server.api.site import PER_SOURCE
 from suto_server.audit.aggregation import DEFAULT_INTERVAL
+from suto_server.console.site import PER_SOURCE
 from suto_server.core import wire
 from suto_server.core.timing import silence_allowed
 from suto_server.cred.roles import RolePolicy
@@ -194,8 +194,8 @@ class ConsoleCertificateTests(SynchronousTestCase):
     def test_connections_per_source(self):
         """
         The console's listener holds at most L{PER_SOURCE} connections from
-        one source, as the verification API's does: slow clients from one
-        host cannot take every connection the server can hold.
+        one source: slow clients from one host cannot take every
+        connection the server can hold.
         """
         reactor = MemoryReactorClock()
         server = make_server(

@@ -60,6 +60,12 @@ STATIC = {
 #: sends a request in far less, and the live view polls every two seconds.
 IDLE_TIMEOUT = 60
 
+#: Connections one source may hold on the console at once.  More than the
+#: verification API's: every operator reaching a loopback console through
+#: an SSH tunnel comes from the same 127.0.0.1, each browser with a few
+#: kept-alive connections.
+PER_SOURCE = 64
+
 #: How an operator signs in when not signed in.
 SIGN_IN_HELP = (
     "You are not signed in. On the server's host, run 'suto-admin "
