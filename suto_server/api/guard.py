@@ -10,7 +10,7 @@ connection, so a policy is the same for a request on a kept-alive
 connection as for a new one.  C{/v1/verify} needs the C{verify} role;
 every other path is the admin API's and needs C{admin}.  Every request is
 audited with the caller's subject: a refusal as C{api_refused} (at most
-so many a minute per caller, L{suto_server.api.refusals}), an admin
+so many a minute per caller, L{suto_server.audit.refusal_records}), an admin
 request as C{api_admin_request} (the verifications audit their verdicts
 themselves, L{suto_server.api.verify_resource}), and the admin action it
 asks for names the caller's certificate as its operator.
@@ -25,8 +25,8 @@ from twisted.web import resource
 
 from suto_server.admin.httpjson import write_json
 from suto_server.admin.operations import name_operator
-from suto_server.api.refusals import RefusalAudit
 from suto_server.audit.log import AuditLog
+from suto_server.audit.refusal_records import RefusalAudit
 from suto_server.cred.roles import (
     ADMIN,
     VERIFY,
@@ -39,6 +39,10 @@ from suto_server.store.records import MAX_NAME
 
 #: The path of the one resource the C{verify} role opens.
 VERIFY_PATH = b"/v1/verify"
+
+#: The record standing for a caller's refusals past their allowance
+#: (L{suto_server.audit.refusal_records}).
+SUPPRESSED = "api_refusals_suppressed"
 
 #: Longest request path quoted in an audit record.
 _MAX_PATH = 200
@@ -118,7 +122,7 @@ class ApiRoot(resource.Resource):
         self._admin = admin
         self._audit = audit
         self._clock = clock
-        self._refusals = RefusalAudit(audit, clock)
+        self._refusals = RefusalAudit(audit, clock, SUPPRESSED)
 
     def getChildWithDefault(self, path, request):
         caller = caller_of(request, self._policy)

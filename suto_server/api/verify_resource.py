@@ -11,7 +11,7 @@ about it reaches a device.  A calling host over its limits
 verification is audited as C{verify_<verdict>} with the caller's subject,
 the user, the verdict and its reason, and a request it could not read as
 C{verify_bad_request} (refusals at most so many a minute per caller,
-L{suto_server.api.refusals}); never a secret (there is none to log: the device
+L{suto_server.audit.refusal_records}); never a secret (there is none to log: the device
 proves itself to the server, not to the caller).
 """
 
@@ -32,8 +32,7 @@ from suto_server.admin.httpjson import (
     write_json,
 )
 from suto_server.api.callers import CallerLimits
-from suto_server.api.guard import Caller, caller_of
-from suto_server.api.refusals import RefusalAudit
+from suto_server.api.guard import SUPPRESSED, Caller, caller_of
 from suto_server.api.verifier import (
     Answer,
     Verifier,
@@ -41,6 +40,7 @@ from suto_server.api.verifier import (
     clamp_deadline,
 )
 from suto_server.audit.log import AuditLog
+from suto_server.audit.refusal_records import RefusalAudit
 from suto_server.cred.roles import RolePolicy
 
 #: Largest request body read: a user name and a deadline need far less.
@@ -93,7 +93,7 @@ class VerifyResource(resource.Resource):
         self._audit = audit
         self._clock = clock
         self._bounds = bounds
-        self._refusals = RefusalAudit(audit, clock)
+        self._refusals = RefusalAudit(audit, clock, SUPPRESSED)
 
     def render_POST(self, request):
         caller = caller_of(request, self._policy)

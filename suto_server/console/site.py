@@ -28,6 +28,7 @@ from twisted.web import resource, server
 
 from suto_server.admin.httpjson import BadRequest
 from suto_server.admin.operations import NotFound
+from suto_server.audit.refusal_records import RefusalAudit
 from suto_server.console import pages
 from suto_server.console.actions import Actions
 from suto_server.console.guard import (
@@ -124,6 +125,7 @@ class Console:
     ) -> None:
         self._clock = clock
         self._audit = audit
+        self._refusals = RefusalAudit(audit, clock, "console_refusals_suppressed")
         self._certificates = certificates
         self.rotation_history = RotationHistory()
         reports = Reports(
@@ -220,6 +222,7 @@ class Console:
         C{GET /signin?token=...}: redeem a login link, on loopback only.
         """
         if not on_loopback(request):
+            self._refused(request, "not on loopback")
             raise ConsoleError(
                 403,
                 "login links are only accepted on a loopback listener, "
@@ -228,6 +231,7 @@ class Console:
         token = form_value(request, "token", 128)
         operator = None if token is None else self.links.redeem(token)
         if operator is None:
+            self._refused(request, "unknown, used or expired")
             raise ConsoleError(
                 403,
                 "this login link is unknown, used or expired: ask for "
@@ -243,6 +247,21 @@ class Console:
         cookie = request.getCookie(COOKIE)
         if cookie is not None:
             self.sessions.end(cookie.decode("ascii", "replace"))
+
+    def _refused(self, request, why: str) -> None:
+        """
+        Audit a refused login link (never its token), at most so many a
+        minute per address (L{RefusalAudit}): anyone reaching the
+        listener can send them.
+        """
+        address = getattr(request.getClientAddress(), "host", None)
+        self._refusals.refused(
+            "console_sign_in_refused",
+            None,
+            "",
+            address,
+            f"a login link {why}, from {address}",
+        )
 
     def sign_out(self, request, session):
         self._end(request)

@@ -10,9 +10,10 @@ from twisted.web import resource
 from suto_server.admin.api import ConsoleLinkResource
 from suto_server.admin.enrollment_resources import UnblockResource
 from suto_server.admin.httpjson import write_json
-from suto_server.api.guard import ApiRoot
+from suto_server.api.guard import SUPPRESSED, ApiRoot
 from suto_server.api.site import ApiSite
 from suto_server.audit.log import AuditLog
+from suto_server.audit.refusal_records import ALLOWANCE, WINDOW
 from suto_server.cred.roles import RolePolicy
 from suto_server.store.memory import MemoryStore
 from tests.support.api import CALLER_ADDRESS, answer, caller, connect, request
@@ -215,3 +216,25 @@ class OperatorTests(SynchronousTestCase):
         request(transport, "POST", "/v1/console-link", b'{"operator": "root"}')
         self.assertEqual(answer(transport)[0], 200)
         self.assertEqual(asked, ["OU=it,CN=operator1 (client certificate)"])
+
+
+class RefusalFloodTests(SynchronousTestCase):
+    def test_refused_flood(self):
+        """
+        A certificate without any role sending request after request
+        writes at most L{ALLOWANCE} records and one suppressed a window.
+        """
+        clock = task.Clock()
+        store = MemoryStore()
+        root = ApiRoot(
+            RolePolicy(), resource.Resource(), resource.Resource(), AuditLog(store), clock
+        )
+        site = ApiSite(root, clock)
+        laptop = caller("laptop", "staff")
+        for _ in range(ALLOWANCE * 5):
+            request(connect(site, laptop), "GET", "/v1/status")
+        events = [e.event for e in store.audit_events()]
+        self.assertEqual(events, ["api_refused"] * ALLOWANCE + [SUPPRESSED])
+        clock.advance(WINDOW)
+        request(connect(site, laptop), "GET", "/v1/status")
+        self.assertEqual(len(store.audit_events()), ALLOWANCE + 2)

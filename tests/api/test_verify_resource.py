@@ -16,12 +16,12 @@ from twisted.web import resource
 
 from suto_server.admin.httpjson import MAX_BODY
 from suto_server.api.callers import CallerLimits
-from suto_server.api.guard import ApiRoot
-from suto_server.api.refusals import ALLOWANCE, SUPPRESSED
+from suto_server.api.guard import SUPPRESSED, ApiRoot
 from suto_server.api.site import ApiSite, ConnectionsPerSource
 from suto_server.api.verifier import Answer, VerifyResult
 from suto_server.api.verify_resource import MAX_VERIFY_BODY, VerifyResource
 from suto_server.audit.log import AuditLog
+from suto_server.audit.refusal_records import ALLOWANCE
 from suto_server.cred.roles import RolePolicy
 from suto_server.store.memory import MemoryStore
 from tests.support.api import CALLER_ADDRESS, answer, caller, connect, request

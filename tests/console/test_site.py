@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.audit.log import AuditLog
+from suto_server.audit.refusal_records import ALLOWANCE
 from suto_server.console.guard import MAX_FORM
 from suto_server.console.site import IDLE_TIMEOUT, Console
 from suto_server.store.memory import MemoryStore
@@ -293,6 +294,32 @@ class ConsoleSiteTests(SynchronousTestCase):
         self.browser.cookie = old
         self.assertEqual(self.browser.get("/").code, 401)
         self.assertEqual(len(self.console.sessions), 1)
+
+    def test_refused_links_audited(self):
+        """
+        A login link refused (unknown, used, or not on loopback) is
+        audited with the browser's address, never the token offered; a
+        browser trying link after link writes at most the refusal
+        allowance of records a minute, and one saying the rest went
+        unrecorded.
+        """
+        self.browser.get("/signin?token=guess")
+        Browser(self.console.site(), peer="192.0.2.7").get("/signin?token=guess")
+        events = [(e.event, e.reason) for e in self.store.audit_events()]
+        self.assertEqual(
+            [event for event, _ in events], ["console_sign_in_refused"] * 2
+        )
+        self.assertIn("from 127.0.0.1", events[0][1])
+        self.assertIn("from 192.0.2.7", events[1][1])
+        self.assertNotIn("guess", repr(events))
+        for _ in range(ALLOWANCE * 2):
+            self.browser.get("/signin?token=guess")
+        events = [e.event for e in self.store.audit_events()]
+        self.assertEqual(
+            events,
+            ["console_sign_in_refused"] * (ALLOWANCE + 1)
+            + ["console_refusals_suppressed"],
+        )
 
     def test_link_not_from_loopback(self):
         """

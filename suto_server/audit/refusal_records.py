@@ -1,23 +1,24 @@
-# -*- test-case-name: tests.api.test_refusals -*-
+# -*- test-case-name: tests.audit.test_refusal_records -*-
 """
-The audit records of the verification API's refusals, bounded per caller.
+The audit records of refusals anyone holding a connection can cause at
+will, bounded per caller.
 
-Every request on the listener is audited, but a refusal (a caller without
-the role, a request that cannot be read, a host over its limits) costs
-the caller nothing: on a kept-alive connection it can send thousands a
+A refused request on a listener of requests (the verification API: a
+caller without the role, a request that cannot be read, a host over its
+limits; the web console: a login link that is unknown or used) costs the
+caller nothing: on one kept-alive connection it can send thousands a
 second, and each would be a durable audit write, flooding the log an
-auditor reads and the disk it is on.  So each caller (its certificate's
+auditor reads and the disk it is on.  So each caller (a certificate's
 subject, or its address without one) has its first L{ALLOWANCE} refusals
 in a L{WINDOW} recorded as they come; the first past them is recorded as
-C{api_refusals_suppressed} (who, from where, and that the others in that
-window go unrecorded), and the rest of that window only answered.  An
-auditor still sees every caller that was refused, when, why, and that it
-kept on; only the count of a flood is lost, which is what a flood is.
+the listener's C{suppressed} event (who, from where, and that the others
+in that window go unrecorded), and the rest of that window only answered.
+An auditor still sees every caller that was refused, when, why, and that
+it kept on; only the count of a flood is lost, which is what a flood is.
 
 At most L{MAX_CALLERS} callers are counted at once; past that the one
 refused least recently is forgotten first (it starts again with a fresh
-allowance, which is bounded too; and a subject needs a certificate from
-the CA, so callers cannot be sprayed).
+allowance, which is bounded too).
 """
 
 from __future__ import annotations
@@ -35,26 +36,27 @@ WINDOW = 60.0
 #: Most callers whose window is remembered.
 MAX_CALLERS = 4096
 
-#: The record standing for a caller's refusals past its allowance.
-SUPPRESSED = "api_refusals_suppressed"
-
-
 class RefusalAudit:
     """
     Records refusals in the audit log, at most L{ALLOWANCE} (and one
-    L{SUPPRESSED}) per caller per L{WINDOW}.
+    C{suppressed}) per caller per L{WINDOW}.
+
+    @param suppressed: the event standing for a caller's refusals past
+        its allowance.
     """
 
     def __init__(
         self,
         audit: AuditLog,
         clock: IReactorTime,
+        suppressed: str,
         allowance: int = ALLOWANCE,
         window: float = WINDOW,
         most: int = MAX_CALLERS,
     ) -> None:
         self._audit = audit
         self._clock = clock
+        self._suppressed = suppressed
         self._allowance = allowance
         self._window = window
         self._most = most
@@ -89,7 +91,7 @@ class RefusalAudit:
         elif count == self._allowance + 1:
             self._audit.record(
                 now,
-                SUPPRESSED,
+                self._suppressed,
                 None,
                 subject or None,
                 f"more than {self._allowance} refused requests from {address} "

@@ -1,21 +1,17 @@
-# -*- test-case-name: tests.api.test_refusals -*-
+# -*- test-case-name: tests.audit.test_refusal_records -*-
 """
-L{suto_server.api.refusals}: the verification API's refusals are audited
-at most so many a window per caller, then once as suppressed; and the
-listener's refusals go through it.
+L{suto_server.audit.refusal_records}: refusals are audited at most so
+many a window per caller, then once as suppressed.
 """
 
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web import resource
 
-from suto_server.api.guard import ApiRoot
-from suto_server.api.refusals import ALLOWANCE, SUPPRESSED, WINDOW, RefusalAudit
-from suto_server.api.site import ApiSite
 from suto_server.audit.log import AuditLog
-from suto_server.cred.roles import RolePolicy
+from suto_server.audit.refusal_records import RefusalAudit
 from suto_server.store.memory import MemoryStore
-from tests.support.api import caller, connect, request
+
+SUPPRESSED = "test_refusals_suppressed"
 
 
 class RefusalAuditTests(SynchronousTestCase):
@@ -23,7 +19,7 @@ class RefusalAuditTests(SynchronousTestCase):
         self.clock = task.Clock()
         self.store = MemoryStore()
         self.refusals = RefusalAudit(
-            AuditLog(self.store), self.clock, allowance=3, window=60.0, most=2
+            AuditLog(self.store), self.clock, SUPPRESSED, allowance=3, window=60.0, most=2
         )
 
     def events(self):
@@ -71,25 +67,3 @@ class RefusalAuditTests(SynchronousTestCase):
         self.assertEqual(events.count(("api_refused", "CN=db1")), 4)
         self.assertEqual(events.count(("api_refused", "CN=db2")), 3)
         self.assertEqual(events[-1], ("api_refused", "CN=db1"))
-
-
-class ListenerTests(SynchronousTestCase):
-    def test_refused_flood(self):
-        """
-        A certificate without any role sending request after request
-        writes at most L{ALLOWANCE} records and one suppressed a window.
-        """
-        clock = task.Clock()
-        store = MemoryStore()
-        root = ApiRoot(
-            RolePolicy(), resource.Resource(), resource.Resource(), AuditLog(store), clock
-        )
-        site = ApiSite(root, clock)
-        laptop = caller("laptop", "staff")
-        for _ in range(ALLOWANCE * 5):
-            request(connect(site, laptop), "GET", "/v1/status")
-        events = [e.event for e in store.audit_events()]
-        self.assertEqual(events, ["api_refused"] * ALLOWANCE + [SUPPRESSED])
-        clock.advance(WINDOW)
-        request(connect(site, laptop), "GET", "/v1/status")
-        self.assertEqual(len(store.audit_events()), ALLOWANCE + 2)
