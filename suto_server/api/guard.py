@@ -9,9 +9,9 @@ L{RolePolicy} grants it, checked on every request rather than once per
 connection, so a policy is the same for a request on a kept-alive
 connection as for a new one.  C{/v1/verify} needs the C{verify} role;
 every other path is the admin API's and needs C{admin}.  Every request is
-audited with the caller's subject: a refusal as C{api_refused} (at most
-so many a minute per caller, L{suto_server.audit.refusal_records}), an admin
-request as C{api_admin_request} (the verifications audit their verdicts
+audited with the caller's subject: a refusal as C{api_refused} (at
+most so many a minute per caller, L{suto_server.audit.refusal_records}),
+an admin request as C{api_admin_request} (the verifications audit their verdicts
 themselves, L{suto_server.api.verify_resource}), and the admin action it
 asks for names the caller's certificate as its operator.
 """

@@ -11,8 +11,8 @@ about it reaches a device.  A calling host over its limits
 verification is audited as C{verify_<verdict>} with the caller's subject,
 the user, the verdict and its reason, and a request it could not read as
 C{verify_bad_request} (refusals at most so many a minute per caller,
-L{suto_server.audit.refusal_records}); never a secret (there is none to log: the device
-proves itself to the server, not to the caller).
+L{suto_server.audit.refusal_records}); never a secret (there is none to
+log: the device proves itself to the server, not to the caller).
 """
 
 from __future__ import annotations
