@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 
 from twisted.internet.interfaces import ISSLTransport
 from zope.interface import Interface, implementer
+
+from suto_server.rules.limits import peer_ip
 
 #: Seconds a login link stays valid.
 LINK_LIFETIME = 120.0
@@ -63,12 +64,8 @@ def is_loopback(host) -> bool:
         loopback address (C{127.0.0.0/8} or C{::1}, an IPv4-mapped one
         too).
     """
-    try:
-        address = ipaddress.ip_address(getattr(host, "host", "").split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_loopback
+    address = peer_ip(getattr(host, "host", None))
+    return address is not None and address.is_loopback
 
 
 #: Headers a reverse proxy adds to name the client it forwards for.
