@@ -27,6 +27,7 @@ from suto_server.audit.alerts import ALERT_TYPES, alert_for
 from suto_server.audit.log import AuditLog
 from suto_server.audit.sinks.log import LogSink
 from suto_server.console.signin import LINK_LIFETIME, CertificateSignIn, is_loopback
+from suto_server.console.site import PER_SOURCE as CONSOLE_PER_SOURCE
 from suto_server.console.site import Console
 from suto_server.core import schemes
 from suto_server.core.logformat import address_text
@@ -237,7 +238,11 @@ class SutoServer(MultiService):
             if self.rotation is not None:
                 self.rotation.observers.append(self.console.rotation_history.record)
             self._console_listener = self._listen(
-                "console", listeners.console, self.console.site()
+                "console",
+                listeners.console,
+                ConnectionsPerSource(
+                    self.console.site(), reactor, most=CONSOLE_PER_SOURCE
+                ),
             )
             self._console_description = getattr(listeners.console, "description", "")
         admin = None

@@ -7,11 +7,12 @@ import socket
 from dataclasses import replace
 
 from OpenSSL.crypto import X509
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import fail, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import ISSLTransport
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
@@ -21,6 +22,7 @@ from zope.interface import implementer
 
 from suto_server import tap
 from suto_server.audit.aggregation import DEFAULT_INTERVAL
+from suto_server.console.site import PER_SOURCE
 from suto_server.core import wire
 from suto_server.core.timing import silence_allowed
 from suto_server.cred.roles import RolePolicy
@@ -188,6 +190,27 @@ class ConsoleCertificateTests(SynchronousTestCase):
         """
         console = self.console(admin_subjects="OU=staff,CN=ops1")
         self.assertIsNotNone(self.session(console, "staff"))
+
+    def test_connections_per_source(self):
+        """
+        The console's listener holds at most L{PER_SOURCE} connections from
+        one source: slow clients from one host cannot take every
+        connection the server can hold.
+        """
+        reactor = MemoryReactorClock()
+        server = make_server(
+            reactor, listeners=Listeners(console=TCP4ServerEndpoint(reactor, 8443))
+        )
+        server.startService()
+        self.addCleanup(server.stopService)
+        [factory] = [entry[1] for entry in reactor.tcpServers if entry[0] == 8443]
+        address = IPv4Address("TCP", "192.0.2.7", 1)
+        for _ in range(PER_SOURCE):
+            factory.buildProtocol(address).makeConnection(
+                StringTransport(peerAddress=address)
+            )
+        self.assertIsNone(factory.buildProtocol(address))
+        self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.8", 1)))
 
     def test_no_admin_grant(self):
         """

@@ -34,6 +34,7 @@ from suto_server.admin.httpjson import (
     user_field,
     write_json,
 )
+from suto_server.admin.operations import operator_of
 from suto_server.admin.report_resources import (
     AlertsResource,
     AuditResource,
@@ -155,7 +156,8 @@ class ConsoleLinkResource(resource.Resource):
     """
     C{POST /v1/console-link} with C{{"operator"}} (who asks, as the
     login name C{suto-admin} runs under): a one-time login link to the
-    web console, for that operator.
+    web console, for that operator; over the verification API, for the
+    caller's certificate instead.
     """
 
     isLeaf = True
@@ -174,6 +176,9 @@ class ConsoleLinkResource(resource.Resource):
                 or not operator.isprintable()
             ):
                 raise BadRequest("'operator' must be 1 to 64 printable characters")
+            # Over a listener that named the caller (a certificate), the
+            # name the body claims counts for nothing.
+            operator = operator_of(request, unnamed=operator)
             answer = self._link(operator)
         except BadRequest as error:
             return write_json(request, 400, {"error": str(error)})

@@ -17,10 +17,10 @@ from suto_server.admin.httpjson import (
     write_json,
 )
 from suto_server.admin.operations import (
-    ADMIN_SOCKET,
     NotFound,
     cancel_window,
     open_window,
+    operator_of,
     unblock,
 )
 from suto_server.locations import LocationError
@@ -57,7 +57,7 @@ class EnrollResource(resource.Resource):
 
     def render_POST(self, request):
         try:
-            d = open_window(self._desk, read_json(request), ADMIN_SOCKET)
+            d = open_window(self._desk, read_json(request), operator_of(request))
         except (BadRequest, LocationError) as error:
             return write_json(request, 400, {"error": str(error)})
         except ProfileExists as error:
@@ -93,7 +93,7 @@ class CancelResource(resource.Resource):
 
     def render_POST(self, request):
         return _act(
-            request, lambda body: cancel_window(self._desk, body, ADMIN_SOCKET)
+            request, lambda body: cancel_window(self._desk, body, operator_of(request))
         )
 
 
@@ -130,5 +130,7 @@ class UnblockResource(resource.Resource):
     def render_POST(self, request):
         return _act(
             request,
-            lambda body: unblock(self._reconnection, self._clock, body, ADMIN_SOCKET),
+            lambda body: unblock(
+                self._reconnection, self._clock, body, operator_of(request)
+            ),
         )

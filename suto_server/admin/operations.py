@@ -28,6 +28,26 @@ LONGEST_WINDOW = 86400
 DEFAULT_WINDOW = 120
 
 
+def name_operator(request, operator: str) -> None:
+    """
+    Say who makes C{request}, an admin request that came over a listener
+    with logins (the verification API names the caller's certificate),
+    so that the action's audit record names them.
+    """
+    request.suto_operator = operator
+
+
+def operator_of(request, unnamed: str = ADMIN_SOCKET) -> str:
+    """
+    @param unnamed: who asks when no listener named them: by default
+        L{ADMIN_SOCKET} (the socket has no login: whoever reaches it is
+        an operator).
+    @return: who makes the admin request C{request}: whom
+        L{name_operator} named, else C{unnamed}.
+    """
+    return getattr(request, "suto_operator", unnamed)
+
+
 class NotFound(LookupError):
     """There is nothing to act on; the message says what is missing."""
 

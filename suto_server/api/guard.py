@@ -9,9 +9,11 @@ L{RolePolicy} grants it, checked on every request rather than once per
 connection, so a policy is the same for a request on a kept-alive
 connection as for a new one.  C{/v1/verify} needs the C{verify} role;
 every other path is the admin API's and needs C{admin}.  Every request is
-audited with the caller's subject: a refusal as C{api_refused}, an admin
-request as C{api_admin_request} (the verifications audit their verdicts
-themselves, L{suto_server.api.verify_resource}).
+audited with the caller's subject: a refusal as C{api_refused} (at
+most so many a minute per caller, L{suto_server.audit.refusal_records}),
+an admin request as C{api_admin_request} (the verifications audit their verdicts
+themselves, L{suto_server.api.verify_resource}), and the admin action it
+asks for names the caller's certificate as its operator.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.web import resource
 
 from suto_server.admin.httpjson import write_json
+from suto_server.admin.operations import name_operator
 from suto_server.audit.log import AuditLog
+from suto_server.audit.refusal_records import RefusalAudit
 from suto_server.cred.roles import (
     ADMIN,
     VERIFY,
@@ -35,6 +39,10 @@ from suto_server.store.records import MAX_NAME
 
 #: The path of the one resource the C{verify} role opens.
 VERIFY_PATH = b"/v1/verify"
+
+#: The record standing for a caller's refusals past their allowance
+#: (L{suto_server.audit.refusal_records}).
+SUPPRESSED = "api_refusals_suppressed"
 
 #: Longest request path quoted in an audit record.
 _MAX_PATH = 200
@@ -114,29 +122,42 @@ class ApiRoot(resource.Resource):
         self._admin = admin
         self._audit = audit
         self._clock = clock
+        self._refusals = RefusalAudit(audit, clock, SUPPRESSED)
 
     def getChildWithDefault(self, path, request):
         caller = caller_of(request, self._policy)
         wanted = VERIFY if request.path == VERIFY_PATH else ADMIN
         if wanted not in caller.roles:
-            self._record(request, caller, "api_refused", f"lacks the {wanted} role")
+            self._refusals.refused(
+                "api_refused",
+                None,
+                caller.subject,
+                caller.address,
+                _quoted(request, caller, f"lacks the {wanted} role"),
+            )
             return _Refused(wanted)
         if wanted == VERIFY:
             return self._verify
-        self._record(request, caller, "api_admin_request", "admin role")
+        self._audit.record(
+            self._clock.seconds(),
+            "api_admin_request",
+            None,
+            caller.subject or None,
+            _quoted(request, caller, "admin role"),
+        )
+        name_operator(request, f"{caller.subject} (client certificate)")
         return self._admin.getChildWithDefault(path, request)
 
     def render(self, request):
         # The bare root: nothing is served there, to anyone.
         return write_json(request, 404, {"error": "no such resource"})
 
-    def _record(self, request, caller: Caller, event: str, why: str) -> None:
-        method = printable(request.method.decode("ascii", "replace"), 16)
-        path = printable(request.path.decode("ascii", "replace"), _MAX_PATH)
-        self._audit.record(
-            self._clock.seconds(),
-            event,
-            None,
-            caller.subject or None,
-            f"{method} {path} from {caller.address}: {why}",
-        )
+
+def _quoted(request, caller: Caller, why: str) -> str:
+    """
+    @return: an audit record's reason for C{request}: its method and path
+        (printable, bounded), the caller's address and C{why}.
+    """
+    method = printable(request.method.decode("ascii", "replace"), 16)
+    path = printable(request.path.decode("ascii", "replace"), _MAX_PATH)
+    return f"{method} {path} from {caller.address}: {why}"

@@ -8,8 +8,8 @@ reads it.  On a network listener that is memory any caller could take, so
 a request here keeps at most one byte more than the largest body any of
 its resources reads (L{MAX_BODY}) and drops the rest as it comes; the
 resource then sees a body over its bound and answers 413 (or 400, the
-admin resources' answer).  A connection idle for L{IDLE_TIMEOUT} seconds
-is closed, and one source (an IPv4 address or IPv6 /64, as the device
+admin resources' answer).  No answer may be cached.  A connection idle
+for L{IDLE_TIMEOUT} seconds is closed, and one source (an IPv4 address or IPv6 /64, as the device
 listeners count them) may hold at most L{PER_SOURCE} connections, the
 others closed before TLS, so connections that hold nothing cannot pile
 up.
@@ -36,8 +36,15 @@ PER_SOURCE = 16
 
 class BoundedRequest(server.Request):
     """
-    A request keeping at most C{MAX_BODY + 1} bytes of its body.
+    A request keeping at most C{MAX_BODY + 1} bytes of its body, whose
+    answer, whatever it is (a verdict, an admin report, a refusal, an
+    error page of Twisted's own), says C{Cache-Control: no-store}: none
+    of them is fit to be kept by a cache and served again.
     """
+
+    def process(self) -> None:
+        self.setHeader(b"cache-control", b"no-store")
+        super().process()
 
     def handleContentChunk(self, data: bytes) -> None:
         room = MAX_BODY + 1 - self.content.tell()

@@ -34,7 +34,7 @@ from twisted.logger import Logger
 from suto_server.core.keyschedule import CHECK_NONCE_SIZE
 from suto_server.locations import LocationError, Locations
 from suto_server.rules.authenticator import Authenticator
-from suto_server.rules.registry import LiveSession, LiveSessions
+from suto_server.rules.registry import LiveSession, LiveSessions, TooManyChallenges
 from suto_server.rules.rendezvous import RequestConflict, Verdict
 from suto_server.rules.windows import hello_targets
 from suto_server.store.errors import StoreError
@@ -180,7 +180,16 @@ class Verifier:
             answer, reason = _PROOF[proven]
             return VerifyResult(user, answer, reason, device)
 
-        challenge.addCallback(read).addErrback(_given_up)
+        def busy(failure):
+            failure.trap(TooManyChallenges)
+            return VerifyResult(
+                user,
+                Answer.ERROR,
+                "too many verifications wait for this device's answer; try again",
+                device,
+            )
+
+        challenge.addCallbacks(read, busy).addErrback(_given_up)
         late = VerifyResult(
             user, Answer.DEVICE_OFFLINE, "the device did not answer within the deadline", device
         )

@@ -10,8 +10,9 @@ about it reaches a device.  A calling host over its limits
 (L{suto_server.api.callers}) is answered C{rate_limited} at once.  Every
 verification is audited as C{verify_<verdict>} with the caller's subject,
 the user, the verdict and its reason, and a request it could not read as
-C{verify_bad_request}; never a secret (there is none to log: the device
-proves itself to the server, not to the caller).
+C{verify_bad_request} (refusals at most so many a minute per caller,
+L{suto_server.audit.refusal_records}); never a secret (there is none to
+log: the device proves itself to the server, not to the caller).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from suto_server.admin.httpjson import (
     write_json,
 )
 from suto_server.api.callers import CallerLimits
-from suto_server.api.guard import Caller, caller_of
+from suto_server.api.guard import SUPPRESSED, Caller, caller_of
 from suto_server.api.verifier import (
     Answer,
     Verifier,
@@ -39,6 +40,7 @@ from suto_server.api.verifier import (
     clamp_deadline,
 )
 from suto_server.audit.log import AuditLog
+from suto_server.audit.refusal_records import RefusalAudit
 from suto_server.cred.roles import RolePolicy
 
 #: Largest request body read: a user name and a deadline need far less.
@@ -53,14 +55,18 @@ def deadline_field(body: dict) -> float | None:
     value = body.get("deadline")
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise BadRequest("'deadline' must be a positive number of seconds")
-    return float(value)
+    problem = BadRequest("'deadline' must be a positive number of seconds")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise problem
+    try:
+        # JSON integers are unbounded; one past a float's range is no
+        # deadline either.
+        seconds = float(value)
+    except OverflowError:
+        raise problem from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise problem
+    return seconds
 
 
 class VerifyResource(resource.Resource):
@@ -87,6 +93,7 @@ class VerifyResource(resource.Resource):
         self._audit = audit
         self._clock = clock
         self._bounds = bounds
+        self._refusals = RefusalAudit(audit, clock, SUPPRESSED)
 
     def render_POST(self, request):
         caller = caller_of(request, self._policy)
@@ -96,18 +103,24 @@ class VerifyResource(resource.Resource):
             deadline = clamp_deadline(deadline_field(body), *self._bounds)
         except BadRequest as error:
             status = 413 if isinstance(error, BodyTooLarge) else 400
-            self._audit.record(
-                self._clock.seconds(),
+            self._refusals.refused(
                 "verify_bad_request",
                 None,
-                caller.subject or None,
+                caller.subject,
+                caller.address,
                 f"{error} (asked from {caller.address})",
             )
             return write_json(request, status, {"error": str(error)})
         refusal = self._limits.admit(caller.subject, self._clock.seconds())
         if refusal is not None:
             result = VerifyResult(user, Answer.RATE_LIMITED, refusal)
-            self._record(caller, result)
+            self._refusals.refused(
+                f"verify_{result.answer.value}",
+                user,
+                caller.subject,
+                caller.address,
+                _reason(caller, result),
+            )
             return write_json(request, 200, _json(result))
         d = self._verifier.verify(user, deadline)
 
@@ -120,14 +133,22 @@ class VerifyResource(resource.Resource):
         return answer_later(request, d, self.log)
 
     def _record(self, caller: Caller, result: VerifyResult) -> None:
-        device = "" if result.device is None else f"; device at {result.device}"
         self._audit.record(
             self._clock.seconds(),
             f"verify_{result.answer.value}",
             result.user,
             caller.subject or None,
-            f"{result.reason} (asked from {caller.address}{device})",
+            _reason(caller, result),
         )
+
+
+def _reason(caller: Caller, result: VerifyResult) -> str:
+    """
+    @return: the audit record's reason for C{result}: its own, where it
+        was asked from and where the device was asked.
+    """
+    device = "" if result.device is None else f"; device at {result.device}"
+    return f"{result.reason} (asked from {caller.address}{device})"
 
 
 def _json(result: VerifyResult) -> dict:

@@ -19,7 +19,12 @@ from suto_server.admin.operations import (
     verify_chain,
 )
 from suto_server.console import action_pages
-from suto_server.console.guard import ConsoleError, form_value, user_field
+from suto_server.console.guard import (
+    ConsoleError,
+    form_value,
+    number_field,
+    user_field,
+)
 from suto_server.console.views import Redirect
 
 
@@ -61,9 +66,9 @@ class Actions:
 
     def open_window(self, request, session):
         desk = self._enrolling()
-        timeout = form_value(request, "timeout", 9)
-        if timeout is not None and not timeout.isdigit():
-            raise ConsoleError(400, "'timeout' must be a whole number of seconds")
+        timeout = number_field(
+            request, "timeout", "'timeout' must be a whole number of seconds"
+        )
         fields = {
             "user": form_value(request, "user", 64),
             "location": form_value(request, "location", 256),
@@ -71,7 +76,7 @@ class Actions:
             "wide": form_value(request, "wide", 3) == "yes",
         }
         if timeout is not None:
-            fields["timeout"] = int(timeout)
+            fields["timeout"] = timeout
         d = open_window(desk, fields, session.operator)
         return d.addCallback(lambda opened: self.windows(request, session, opened))
 

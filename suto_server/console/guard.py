@@ -20,6 +20,7 @@ import io
 from twisted.web import server
 
 from suto_server.core import wire
+from suto_server.store.records import MAX_TIME
 
 #: The Content Security Policy of every console answer.
 POLICY = (
@@ -157,7 +158,28 @@ def time_field(request, name: str) -> float | None:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.timestamp()
+    seconds = moment.timestamp()
+    if not 0 <= seconds <= MAX_TIME:
+        # The audit log holds no time before 1970, and refuses to be
+        # asked about one.
+        raise ConsoleError(400, f"'{name}' must be a UTC time from 1970 on")
+    return seconds
+
+
+def number_field(request, name: str, problem: str) -> int | None:
+    """
+    @return: the form field C{name}, a whole number of at most nine ASCII
+        digits; L{None} when absent.
+    @raise ConsoleError: with C{problem}, it is anything else (only ASCII
+        digits: C{str.isdigit} also takes C{"\u00b2"}, which C{int}
+        refuses).
+    """
+    text = form_value(request, name, 9)
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise ConsoleError(400, problem)
+    return int(text)
 
 
 def page_field(request) -> int:
@@ -166,7 +188,10 @@ def page_field(request) -> int:
         absent).
     @raise ConsoleError: it is not one.
     """
-    text = form_value(request, "page", 9) or "1"
-    if not text.isdigit() or int(text) < 1:
-        raise ConsoleError(400, "'page' must be a page number")
-    return int(text)
+    problem = "'page' must be a page number"
+    number = number_field(request, "page", problem)
+    if number is None:
+        return 1
+    if number < 1:
+        raise ConsoleError(400, problem)
+    return number

@@ -5,7 +5,8 @@ The console's signed-in operators.
 A session starts when an operator signs in and is named by a random id
 in a cookie (C{HttpOnly}, C{SameSite=Strict}, C{Secure} on TLS).  It ends
 when it has been idle for L{IDLE} seconds, or L{LIFETIME} seconds after
-it began however busy it is, or when the operator signs out.  Ids are
+it began however busy it is, or when the operator signs out; at most
+L{MOST_PER_OPERATOR} of one operator live at once.  Ids are
 kept only as their SHA-256, so a session table seen in a memory dump
 names no cookie.  Each session has its own CSRF token, which every form
 carries and every POST must give back (compared in constant time).
@@ -29,6 +30,11 @@ LIFETIME = 8 * 3600.0
 
 #: Most sessions at once; starting one more ends the oldest.
 MOST_SESSIONS = 64
+
+#: Most sessions of one operator at once; starting one more ends that
+#: operator's oldest, so that one operator's client signing in again and
+#: again (a certificate sent without the cookie) ends nobody else's.
+MOST_PER_OPERATOR = 8
 
 
 @dataclass
@@ -77,6 +83,13 @@ class Sessions:
             session.
         """
         self._forget_expired()
+        theirs = [
+            digest
+            for digest, session in self._sessions.items()
+            if session.operator == operator
+        ]
+        while len(theirs) >= MOST_PER_OPERATOR:
+            del self._sessions[theirs.pop(0)]
         while len(self._sessions) >= MOST_SESSIONS:
             del self._sessions[next(iter(self._sessions))]
         now = self._clock.seconds()

@@ -12,7 +12,8 @@ exist:
     compared in constant time and consumed, so a link that leaked from
     a terminal's scrollback after use is worth nothing.  A link is only
     accepted on a loopback listener from a loopback peer: the token
-    travels in a URL, which must not cross a network.
+    travels in a URL, which must not cross a network (nor come through a
+    reverse proxy on the host, whose forwarding headers betray it).
   - L{CertificateSignIn}: the TLS client certificate of the connection,
     given the C{admin} role by the certificate role policy.  The policy
     is a constructor argument (C{admin_subject}); without one, the
@@ -23,11 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 
 from twisted.internet.interfaces import ISSLTransport
 from zope.interface import Interface, implementer
+
+from suto_server.rules.limits import peer_ip
 
 #: Seconds a login link stays valid.
 LINK_LIFETIME = 120.0
@@ -62,19 +64,24 @@ def is_loopback(host) -> bool:
         loopback address (C{127.0.0.0/8} or C{::1}, an IPv4-mapped one
         too).
     """
-    try:
-        address = ipaddress.ip_address(getattr(host, "host", "").split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_loopback
+    address = peer_ip(getattr(host, "host", None))
+    return address is not None and address.is_loopback
+
+
+#: Headers a reverse proxy adds to name the client it forwards for.
+FORWARDING_HEADERS = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
 
 
 def on_loopback(request) -> bool:
     """
     @return: whether C{request} came from a loopback peer to a loopback
-        listener.
+        listener, and not through a proxy: a reverse proxy on the server's
+        host is a loopback peer, but the request it forwards (and the
+        token in its URL) came over a network, which its forwarding
+        headers say.
     """
+    if any(request.requestHeaders.hasHeader(name) for name in FORWARDING_HEADERS):
+        return False
     return is_loopback(request.getHost()) and is_loopback(request.getClientAddress())
 
 

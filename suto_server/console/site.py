@@ -28,6 +28,7 @@ from twisted.web import resource, server
 
 from suto_server.admin.httpjson import BadRequest
 from suto_server.admin.operations import NotFound
+from suto_server.audit.refusal_records import RefusalAudit
 from suto_server.console import pages
 from suto_server.console.actions import Actions
 from suto_server.console.guard import (
@@ -55,6 +56,16 @@ STATIC = {
     b"htmx.min.js": b"text/javascript; charset=utf-8",
     b"console.css": b"text/css; charset=utf-8",
 }
+
+#: Seconds a connection may stay silent before it is closed: a browser
+#: sends a request in far less, and the live view polls every two seconds.
+IDLE_TIMEOUT = 60
+
+#: Connections one source may hold on the console at once.  More than the
+#: verification API's: every operator reaching a loopback console through
+#: an SSH tunnel comes from the same 127.0.0.1, each browser with a few
+#: kept-alive connections.
+PER_SOURCE = 64
 
 #: How an operator signs in when not signed in.
 SIGN_IN_HELP = (
@@ -112,6 +123,9 @@ class Console:
         reconnection=None,
         certificates=None,
     ) -> None:
+        self._clock = clock
+        self._audit = audit
+        self._refusals = RefusalAudit(audit, clock, "console_refusals_suppressed")
         self._certificates = certificates
         self.rotation_history = RotationHistory()
         reports = Reports(
@@ -154,7 +168,14 @@ class Console:
         }
 
     def site(self) -> server.Site:
-        site = server.Site(_ConsoleResource(self))
+        """
+        The console's site.  Its idle timeout runs on the console's clock:
+        Twisted's default (twelve hours, on the global reactor) would let
+        slow clients hold connections all day.
+        """
+        site = server.Site(
+            _ConsoleResource(self), timeout=IDLE_TIMEOUT, reactor=self._clock
+        )
         site.requestFactory = BoundedRequest
         site.displayTracebacks = False
         site.noisy = False
@@ -176,18 +197,32 @@ class Console:
         return session
 
     def _start(self, request, operator: str):
+        # A new session replaces the one the browser held, if any: an id
+        # that was ever in the browser names nothing once it signs in.
+        self._end(request)
         session_id, session = self.sessions.start(operator)
         request.responseHeaders.addRawHeader(
             b"set-cookie", session_cookie(session_id, request.isSecure())
         )
-        self.log.info("console: {operator} signed in", operator=operator)
+        self._record(request, "console_signed_in", operator)
         return session
+
+    def _record(self, request, event: str, operator: str) -> None:
+        """
+        Audit an operator's signing in or out, with the browser's address:
+        who used the console, and when, belongs in the audit log.
+        """
+        address = getattr(request.getClientAddress(), "host", None)
+        self._audit.record(
+            self._clock.seconds(), event, None, None, f"{operator} from {address}"
+        )
 
     def sign_in(self, request):
         """
         C{GET /signin?token=...}: redeem a login link, on loopback only.
         """
         if not on_loopback(request):
+            self._refused(request, "not on loopback")
             raise ConsoleError(
                 403,
                 "login links are only accepted on a loopback listener, "
@@ -196,6 +231,7 @@ class Console:
         token = form_value(request, "token", 128)
         operator = None if token is None else self.links.redeem(token)
         if operator is None:
+            self._refused(request, "unknown, used or expired")
             raise ConsoleError(
                 403,
                 "this login link is unknown, used or expired: ask for "
@@ -204,14 +240,35 @@ class Console:
         self._start(request, operator)
         return Redirect(b"/")
 
-    def sign_out(self, request, session):
+    def _end(self, request) -> None:
+        """
+        End the session the request's cookie names, if any.
+        """
         cookie = request.getCookie(COOKIE)
         if cookie is not None:
             self.sessions.end(cookie.decode("ascii", "replace"))
+
+    def _refused(self, request, why: str) -> None:
+        """
+        Audit a refused login link (never its token), at most so many a
+        minute per address (L{RefusalAudit}): anyone reaching the
+        listener can send them.
+        """
+        address = getattr(request.getClientAddress(), "host", None)
+        self._refusals.refused(
+            "console_sign_in_refused",
+            None,
+            "",
+            address,
+            f"a login link {why}, from {address}",
+        )
+
+    def sign_out(self, request, session):
+        self._end(request)
         request.responseHeaders.addRawHeader(
             b"set-cookie", cleared_cookie(request.isSecure())
         )
-        self.log.info("console: {operator} signed out", operator=session.operator)
+        self._record(request, "console_signed_out", session.operator)
         return pages.message("Signed out", "You are signed out.")
 
     def handle(self, request, signed_in: list):

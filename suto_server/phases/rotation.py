@@ -24,7 +24,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 
 from suto_server.core import timing, wire
 from suto_server.core.machine import Send
@@ -38,6 +38,7 @@ from suto_server.machines.rotation import (
 )
 from suto_server.phases.driver import Driver
 from suto_server.rules.reconnection import Reconnection, ReconnectRefused
+from suto_server.rules.registry import TooManyChallenges
 from suto_server.rules.rotation import Rotation, RotationRefused
 from suto_server.rules.tracking import Tracking
 
@@ -125,14 +126,14 @@ class RotationDriver(Driver):
         C{nonce}.
 
         @return: a L{Deferred} firing with C{True} (the proof matched),
-            C{False} (it did not), or L{None} (the connection ended, or
-            has too many challenges waiting, before an answer); cancel it
-            to give up waiting.
+            C{False} (it did not), or L{None} (the connection ended before
+            an answer), or failing with L{TooManyChallenges} at once (the
+            connection has L{MAX_CHALLENGES} waiting, or one with this
+            nonce); cancel it to give up waiting.
         """
-        d = Deferred(lambda _: self._challenges.pop(nonce, None))
         if len(self._challenges) >= MAX_CHALLENGES or nonce in self._challenges:
-            d.callback(None)
-            return d
+            return fail(TooManyChallenges())
+        d = Deferred(lambda _: self._challenges.pop(nonce, None))
         self._challenges[nonce] = [d, None]
         self._send_challenges()
         return d

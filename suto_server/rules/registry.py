@@ -19,6 +19,13 @@ from dataclasses import dataclass
 from suto_server.core.timestamps import iso_utc
 
 
+class TooManyChallenges(Exception):
+    """
+    A live connection already has as many verification challenges
+    waiting for their answers as it holds: the device is there, but busy.
+    """
+
+
 @dataclass(frozen=True)
 class LiveSession:
     """
@@ -26,7 +33,8 @@ class LiveSession:
 
     @ivar connection: the connection; a verification asks it to prove
         the key with C{connection.challenge(nonce)}, which returns a
-        L{Deferred} firing with C{True}, C{False} or L{None}
+        L{Deferred} firing with C{True}, C{False} or L{None}, or failing
+        with L{TooManyChallenges}
         (L{suto_server.phases.rotation.RotationDriver.challenge}).
     """
 

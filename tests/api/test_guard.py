@@ -7,10 +7,13 @@ from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import resource
 
+from suto_server.admin.api import ConsoleLinkResource
+from suto_server.admin.enrollment_resources import UnblockResource
 from suto_server.admin.httpjson import write_json
-from suto_server.api.guard import ApiRoot
+from suto_server.api.guard import SUPPRESSED, ApiRoot
 from suto_server.api.site import ApiSite
 from suto_server.audit.log import AuditLog
+from suto_server.audit.refusal_records import ALLOWANCE, WINDOW
 from suto_server.cred.roles import RolePolicy
 from suto_server.store.memory import MemoryStore
 from tests.support.api import CALLER_ADDRESS, answer, caller, connect, request
@@ -112,3 +115,126 @@ class GuardTests(SynchronousTestCase):
         self.assertEqual(
             {event for event, _, _ in self.events()}, {"api_refused"}
         )
+
+    def test_no_store(self):
+        """
+        Every answer, a verdict, a refusal, an admin answer or an error of
+        Twisted's own, says C{Cache-Control: no-store}: a verdict or an
+        admin report kept by a cache on the way could be served again.
+        """
+        host, operator = caller("db1", "suto-hosts"), caller("operator1", "it")
+        for certificate, method, path in [
+            (host, "POST", "/v1/verify"),
+            (host, "GET", "/v1/status"),
+            (operator, "GET", "/v1/status"),
+            (operator, "GET", "/v1/nothing"),
+            (None, "GET", "/"),
+        ]:
+            transport = connect(self.site, certificate)
+            request(transport, method, path)
+            head = transport.value().partition(b"\r\n\r\n")[0].lower()
+            self.assertIn(b"\r\ncache-control: no-store", head, (method, path))
+
+    def test_path_tricks(self):
+        """
+        Only the exact path C{/v1/verify} is the verify role's: a host
+        holding only that role is refused every other spelling of it
+        (doubled or trailing slashes, percent-encoding, extra segments),
+        which the admin role alone would open.
+        """
+        host = caller("db1", "suto-hosts")
+        for path in [
+            "//v1/verify",
+            "/v1/verify/",
+            "/v1//verify",
+            "/v1/%76erify",
+            "/v1/verify/x",
+            "/v1/verify%2F",
+            "/./v1/verify",
+        ]:
+            self.assertEqual(self.ask(host, "POST", path)[0], 403, path)
+        self.assertEqual(
+            {event for event, _, _ in self.events()}, {"api_refused"}
+        )
+
+
+class RecordingBlacklist:
+    """
+    The blacklist's rules as the unblock resource uses them, recording
+    who asked.
+    """
+
+    def __init__(self):
+        self.unblocked = []
+
+    def unblock(self, user, now, operator):
+        self.unblocked.append((user, operator))
+        return True
+
+
+class OperatorTests(SynchronousTestCase):
+    def test_action_names_the_certificate(self):
+        """
+        An admin action asked over the verification API names the
+        caller's certificate as the operator in its audit record, not the
+        admin socket: an auditor must see who lifted a blacklist entry.
+        """
+        clock = task.Clock()
+        blacklist = RecordingBlacklist()
+        root, v1 = resource.Resource(), resource.Resource()
+        root.putChild(b"v1", v1)
+        v1.putChild(b"unblock", UnblockResource(blacklist, clock))
+        site = ApiSite(
+            ApiRoot(POLICY, Answers({}), root, AuditLog(MemoryStore()), clock), clock
+        )
+        transport = connect(site, caller("operator1", "it"))
+        request(transport, "POST", "/v1/unblock", b'{"user": "mallory"}')
+        self.assertEqual(answer(transport)[0], 200)
+        self.assertEqual(
+            blacklist.unblocked,
+            [("mallory", "OU=it,CN=operator1 (client certificate)")],
+        )
+
+    def test_console_link_names_the_certificate(self):
+        """
+        A console login link asked for over the verification API is for
+        the caller's certificate, whatever operator the body claims: the
+        console's audit records must name who really asked.
+        """
+        clock = task.Clock()
+        asked = []
+        root, v1 = resource.Resource(), resource.Resource()
+        root.putChild(b"v1", v1)
+        v1.putChild(
+            b"console-link",
+            ConsoleLinkResource(lambda operator: asked.append(operator) or {}),
+        )
+        site = ApiSite(
+            ApiRoot(POLICY, Answers({}), root, AuditLog(MemoryStore()), clock), clock
+        )
+        transport = connect(site, caller("operator1", "it"))
+        request(transport, "POST", "/v1/console-link", b'{"operator": "root"}')
+        self.assertEqual(answer(transport)[0], 200)
+        self.assertEqual(asked, ["OU=it,CN=operator1 (client certificate)"])
+
+
+class RefusalFloodTests(SynchronousTestCase):
+    def test_refused_flood(self):
+        """
+        A certificate without any role sending request after request
+        writes at most L{ALLOWANCE} records and one suppressed a window.
+        """
+        clock = task.Clock()
+        store = MemoryStore()
+        root = ApiRoot(
+            RolePolicy(), resource.Resource(), resource.Resource(), AuditLog(store), clock
+        )
+        site = ApiSite(root, clock)
+        laptop = caller("laptop", "staff")
+        for _ in range(ALLOWANCE * 5):
+            request(connect(site, laptop), "GET", "/v1/status")
+        events = [e.event for e in store.audit_events()]
+        self.assertEqual(events, ["api_refused"] * ALLOWANCE + [SUPPRESSED])
+        clock.advance(WINDOW)
+        request(connect(site, laptop), "GET", "/v1/status")
+        self.assertEqual(len(store.audit_events()), ALLOWANCE + 2)

@@ -18,7 +18,7 @@ from suto_server.api.verifier import (
 )
 from suto_server.locations import Location, Locations
 from suto_server.rules.authenticator import Authenticator
-from suto_server.rules.registry import LiveSessions
+from suto_server.rules.registry import LiveSessions, TooManyChallenges
 from suto_server.rules.rendezvous import Rendezvous, Verdict
 from suto_server.store.errors import StoreError
 from suto_server.store.memory import MemoryStore
@@ -194,6 +194,18 @@ class VerifierTests(SynchronousTestCase):
         [result] = self.verify("alice")
         self.assertEqual(result.answer, Answer.ERROR)
         self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
+
+    def test_too_many_challenges(self):
+        """
+        A live connection with too many challenges waiting is C{error}
+        ("try again"), not C{device_offline}: the device is there, and an
+        auditor must not read it as gone; nothing is logged as a failure.
+        """
+        results = self.verify("alice")
+        self.connection.challenges.pop()[1].errback(TooManyChallenges())
+        self.assertEqual(results[0].answer, Answer.ERROR)
+        self.assertIn("try again", results[0].reason)
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_challenge_failure(self):
         """

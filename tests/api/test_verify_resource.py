@@ -16,11 +16,12 @@ from twisted.web import resource
 
 from suto_server.admin.httpjson import MAX_BODY
 from suto_server.api.callers import CallerLimits
-from suto_server.api.guard import ApiRoot
+from suto_server.api.guard import SUPPRESSED, ApiRoot
 from suto_server.api.site import ApiSite, ConnectionsPerSource
 from suto_server.api.verifier import Answer, VerifyResult
 from suto_server.api.verify_resource import MAX_VERIFY_BODY, VerifyResource
 from suto_server.audit.log import AuditLog
+from suto_server.audit.refusal_records import ALLOWANCE
 from suto_server.cred.roles import RolePolicy
 from suto_server.store.memory import MemoryStore
 from tests.support.api import CALLER_ADDRESS, answer, caller, connect, request
@@ -124,6 +125,8 @@ class VerifyResourceTests(SynchronousTestCase):
             {"user": "alice", "deadline": True},
             {"user": "alice", "deadline": -1},
             b'{"user": "alice", "deadline": NaN}',
+            # An integer too large for a float.
+            b'{"user": "alice", "deadline": 1' + b"0" * 400 + b"}",
         ]:
             status, error = answer(self.post(body))
             self.assertEqual(status, 400, body)
@@ -176,6 +179,24 @@ class VerifyResourceTests(SynchronousTestCase):
         self.clock.advance(60)
         self.post({"user": "alice"})
         self.assertEqual(len(self.verifier.asked), 1)
+
+    def test_refusals_bounded(self):
+        """
+        A host flooding bad requests, or verifications past its limits, is
+        answered every time but writes at most the refusal allowance of
+        audit records a minute, and one saying the rest went unrecorded.
+        """
+        for _ in range(ALLOWANCE):
+            self.post(b"{")
+        for _ in range(2):
+            self.post({"user": "alice"})
+        for _ in range(ALLOWANCE):
+            status, body = answer(self.post({"user": "carol"}))
+            self.assertEqual((status, body["verdict"]), (200, "rate_limited"))
+        events = [e.event for e in self.store.audit_events()]
+        self.assertEqual(
+            events, ["verify_bad_request"] * ALLOWANCE + [SUPPRESSED]
+        )
 
     def test_hung_up(self):
         """

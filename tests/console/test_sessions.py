@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.console.sessions import (
     IDLE,
     LIFETIME,
+    MOST_PER_OPERATOR,
     MOST_SESSIONS,
     Sessions,
     cleared_cookie,
@@ -64,10 +65,25 @@ class SessionsTests(SynchronousTestCase):
         Past L{MOST_SESSIONS}, the oldest session ends.
         """
         first, _ = self.sessions.start("root")
-        for _ in range(MOST_SESSIONS):
-            self.sessions.start("root")
+        for number in range(MOST_SESSIONS):
+            self.sessions.start(f"operator{number}")
         self.assertEqual(len(self.sessions), MOST_SESSIONS)
         self.assertIsNone(self.sessions.find(first))
+
+    def test_per_operator(self):
+        """
+        Past L{MOST_PER_OPERATOR} sessions of one operator, that
+        operator's oldest ends, and nobody else's: a client that signs in
+        again on every request (a script sending a client certificate and
+        no cookie) cannot push the other operators out.
+        """
+        other, _ = self.sessions.start("alice")
+        first, _ = self.sessions.start("script")
+        for _ in range(MOST_SESSIONS * 2):
+            self.sessions.start("script")
+        self.assertEqual(len(self.sessions), MOST_PER_OPERATOR + 1)
+        self.assertIsNone(self.sessions.find(first))
+        self.assertIsNotNone(self.sessions.find(other))
 
     def test_csrf(self):
         """

@@ -8,6 +8,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.test.requesthelper import DummyRequest
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -18,6 +19,7 @@ from suto_server.console.signin import (
     IOperatorSignIn,
     LoginLinks,
     is_loopback,
+    on_loopback,
 )
 
 
@@ -109,6 +111,31 @@ class LoopbackTests(SynchronousTestCase):
         ]
         self.assertEqual([is_loopback(a) for a in yes], [True] * 4)
         self.assertEqual([is_loopback(a) for a in no], [False] * 4)
+
+
+    def request(self, *headers):
+        request = DummyRequest([b"signin"])
+        request.client = IPv6Address("TCP", "::ffff:127.0.0.1", 40000)
+        for name, value in headers:
+            request.requestHeaders.addRawHeader(name, value)
+        return request
+
+    def test_on_loopback(self):
+        """
+        A request from a loopback peer to a loopback listener is on
+        loopback.
+        """
+        self.assertTrue(on_loopback(self.request()))
+
+    def test_through_a_proxy(self):
+        """
+        A request a proxy forwarded is not on loopback, though its peer
+        (the proxy, on the same host) is: it came from somewhere else, and
+        the token in its URL crossed a network to get here.
+        """
+        for name in (b"Forwarded", b"X-Forwarded-For", b"X-Real-IP"):
+            request = self.request((name, b"192.0.2.7"))
+            self.assertFalse(on_loopback(request), name)
 
 
 @implementer(ISSLTransport)

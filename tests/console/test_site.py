@@ -19,8 +19,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.audit.log import AuditLog
+from suto_server.audit.refusal_records import ALLOWANCE
 from suto_server.console.guard import MAX_FORM
-from suto_server.console.site import Console
+from suto_server.console.site import IDLE_TIMEOUT, Console
 from suto_server.store.memory import MemoryStore
 
 # The console driven over HTTP in memory: its site's protocol on a
@@ -280,6 +281,46 @@ class ConsoleSiteTests(SynchronousTestCase):
             Browser(self.console.site()).get(f"/signin?token={token}").code, 403
         )
 
+    def test_sign_in_again(self):
+        """
+        Signing in again ends the session the browser held: the new
+        session's id replaces the old, which names nothing any more.
+        """
+        self.sign_in()
+        old = self.browser.cookie
+        self.sign_in()
+        self.assertNotEqual(self.browser.cookie, old)
+        self.assertEqual(self.browser.get("/").code, 200)
+        self.browser.cookie = old
+        self.assertEqual(self.browser.get("/").code, 401)
+        self.assertEqual(len(self.console.sessions), 1)
+
+    def test_refused_links_audited(self):
+        """
+        A login link refused (unknown, used, or not on loopback) is
+        audited with the browser's address, never the token offered; a
+        browser trying link after link writes at most the refusal
+        allowance of records a minute, and one saying the rest went
+        unrecorded.
+        """
+        self.browser.get("/signin?token=guess")
+        Browser(self.console.site(), peer="192.0.2.7").get("/signin?token=guess")
+        events = [(e.event, e.reason) for e in self.store.audit_events()]
+        self.assertEqual(
+            [event for event, _ in events], ["console_sign_in_refused"] * 2
+        )
+        self.assertIn("from 127.0.0.1", events[0][1])
+        self.assertIn("from 192.0.2.7", events[1][1])
+        self.assertNotIn("guess", repr(events))
+        for _ in range(ALLOWANCE * 2):
+            self.browser.get("/signin?token=guess")
+        events = [e.event for e in self.store.audit_events()]
+        self.assertEqual(
+            events,
+            ["console_sign_in_refused"] * (ALLOWANCE + 1)
+            + ["console_refusals_suppressed"],
+        )
+
     def test_link_not_from_loopback(self):
         """
         A login link is refused from a peer that is not on loopback, and
@@ -361,6 +402,12 @@ class ConsoleSiteTests(SynchronousTestCase):
             "/profile?user=..%2F",
             "/audit?since=yesterday",
             "/endpoints?q=%ff",
+            # Times the audit log cannot hold: before 1970.
+            "/audit?since=1969-12-31T23:59",
+            "/alerts?since=0001-01-01T00:00%2B23:59",
+            # Digits to str.isdigit that int() does not read ("²").
+            "/endpoints?page=%C2%B2",
+            "/audit?page=%C2%B2",
         ):
             answer = self.browser.get(path)
             self.assertEqual(answer.code, 400, path)
@@ -392,6 +439,21 @@ class ConsoleSiteTests(SynchronousTestCase):
             [("open", "alice", "127.0.0.5", 300, True, False, "root (console link)")],
         )
         self.assertNotIn("one-time-pw-1234", self.browser.get("/windows").text)
+
+    def test_window_timeout_digits(self):
+        """
+        A timeout of digits that are not ASCII is a 400 page, not an
+        internal error, and opens nothing.
+        """
+        self.sign_in()
+        csrf = self.browser.get("/windows").csrf()
+        for timeout in ("\u00b2", "\u0663", "1e3"):
+            answer = self.browser.post(
+                "/windows/open",
+                {"csrf": csrf, "user": "alice", "location": "127.0.0.5", "timeout": timeout},
+            )
+            self.assertEqual(answer.code, 400, timeout)
+        self.assertEqual(self.desk.calls, [])
 
     def test_csrf(self):
         """
@@ -487,15 +549,16 @@ class ConsoleSiteTests(SynchronousTestCase):
                 now - 1000 + number, "enrolled", "alice", None, f"record {number}."
             )
         self.sign_in()
+        # The sign-in is the 251st record, the newest.
         first = self.browser.get("/audit").text
-        self.assertIn("250 record(s)", first)
+        self.assertIn("251 record(s)", first)
         self.assertIn("Page 1 of 3", first)
         self.assertIn("record 249.", first)
-        self.assertNotIn("record 149.", first)
+        self.assertNotIn("record 150.", first)
         last = self.browser.get("/audit?page=3").text
         self.assertIn("record 0.", last)
-        self.assertNotIn("record 50.", last)
-        since = self.browser.get("/audit?since=2027-01-15T08:00").text
+        self.assertNotIn("record 51.", last)
+        since = self.browser.get("/audit?since=2027-01-15T08:01").text
         self.assertIn("0 record(s)", since)
 
     def test_too_large(self):
@@ -540,6 +603,45 @@ class ConsoleSiteTests(SynchronousTestCase):
         self.assertEqual(self.browser.post("/signout", {"csrf": csrf}).code, 200)
         self.assertEqual(self.browser.get("/").code, 401)
 
+    def test_sign_in_audited(self):
+        """
+        Signing in and signing out are each audited once, naming the
+        operator and the browser's address, never the token; a request
+        without a session, which anyone may send, writes no record.
+        """
+        self.browser.get("/")
+        token = self.console.links.issue("root (console link)")
+        self.browser.get(f"/signin?token={token}")
+        csrf = self.browser.get("/").csrf()
+        self.browser.post("/signout", {"csrf": csrf})
+        events = [(e.event, e.reason) for e in self.store.audit_events()]
+        self.assertEqual(
+            events,
+            [
+                ("console_signed_in", "root (console link) from 127.0.0.1"),
+                ("console_signed_out", "root (console link) from 127.0.0.1"),
+            ],
+        )
+        self.assertNotIn(token, repr(events))
+
+    def test_markup_escaped(self):
+        """
+        What peers and operators chose (audit reasons and sources, the
+        blacklist's reasons and sources, the operator's name) is shown as
+        text on every page, never as markup.
+        """
+        markup = '<script src="/x"></script><img src=x onerror=alert(1)>'
+        self.audit.record(self.clock.seconds(), "enrolled", "alice", markup, markup)
+        self.blacklist.entries["mallory"].update(reason=markup, source=markup)
+        token = self.console.links.issue(markup)
+        self.browser.get(f"/signin?token={token}")
+        for path in ("/", "/audit", "/blacklist", "/live", "/live/panel", "/alerts"):
+            answer = self.browser.get(path)
+            self.assertEqual(answer.code, 200, path)
+            self.assertNotIn("<script src=\"/x\">", answer.text, path)
+            self.assertNotIn("<img", answer.text, path)
+        self.assertIn("&lt;script", self.browser.get("/audit").text)
+
     def test_certificate_sign_in(self):
         """
         With a certificate sign-in, a request it recognises starts a
@@ -583,3 +685,43 @@ class ConsoleSiteTests(SynchronousTestCase):
         """
         self.sign_in()
         self.assertEqual(self.browser.post("/endpoints", {}).code, 405)
+
+
+class ConsoleConnectionTests(SynchronousTestCase):
+    """
+    What a connection to the console may hold: the site's own bounds,
+    timed by the console's clock.
+    """
+
+    def console(self, clock):
+        return Console(
+            clock,
+            status=dict,
+            counts=dict,
+            rotations=lambda: 0,
+            clients=list,
+            client=lambda user: None,
+            connected=list,
+            history=lambda user: None,
+            audit=AuditLog(MemoryStore(), [], clock=clock),
+        )
+
+    def test_idle_connection_closed(self):
+        """
+        A client that opens a connection and sends a request line a byte
+        at a time, slower than the idle time, is cut off by the
+        console's clock: an idle connection holds nothing for long.
+        """
+        clock = Clock()
+        site = self.console(clock).site()
+        protocol = site.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40000))
+        transport = StringTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080),
+            peerAddress=IPv4Address("TCP", "192.0.2.7", 40000),
+        )
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"G")
+        clock.advance(IDLE_TIMEOUT - 1)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(1)
+        self.assertTrue(transport.disconnecting)

@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import keyschedule
 from suto_server.phases.rotation import MAX_CHALLENGES
+from suto_server.rules.registry import TooManyChallenges
 from suto_server.store.errors import StoreError
 from tests.support.rotation import FIRST_KEY
 from tests.support.rotation_listener import RotationListenerMixin, b64
@@ -103,8 +104,8 @@ class ChallengeTests(RotationListenerMixin, SynchronousTestCase):
     def test_lost_and_cancelled(self):
         """
         A connection that ends answers its challenges L{None}; one given
-        up on (cancelled) is forgotten, and too many at once are
-        answered L{None} at once.
+        up on (cancelled) is forgotten, and one past too many at once
+        fails at once with L{TooManyChallenges}.
         """
         protocol, transport = self.rotated()
         cancelled = protocol.challenge(bytes(16))
@@ -112,9 +113,9 @@ class ChallengeTests(RotationListenerMixin, SynchronousTestCase):
         cancelled.cancel()
         self.exchange(protocol, transport, self.proof_line(self.device.key, bytes(16)))
         answers = [
-            self.challenge(protocol, bytes([n]) * 16) for n in range(1, MAX_CHALLENGES + 2)
+            self.challenge(protocol, bytes([n]) * 16) for n in range(1, MAX_CHALLENGES + 1)
         ]
-        self.assertEqual(answers[-1], [None])
+        self.failureResultOf(protocol.challenge(b"\xff" * 16), TooManyChallenges)
         protocol.connectionLost(Failure(error.ConnectionDone()))
         self.assertEqual(answers[0], [None])
 
