@@ -21,6 +21,7 @@ from suto_server.admin.formatting import alert_json
 from suto_server.audit.alerts import ALERT_TYPES, alert_for
 from suto_server.audit.log import AuditLog
 from suto_server.audit.sinks.log import LogSink
+from suto_server.cluster.leadership import leadership_for
 from suto_server.core import schemes
 from suto_server.core.logformat import address_text
 from suto_server.core.version import VERSION
@@ -87,6 +88,10 @@ class SutoServer(MultiService):
         callables.
     @ivar gate: the L{ConnectionGate} applying the L{Capacity} limits to
         both TCP listeners.
+    @ivar leadership: runs the jobs that must run once however many
+        processes share the store (the offline sweep, the certificate
+        expiry watch) while this process leads
+        (L{suto_server.cluster.leadership}).
     """
 
     log = Logger()
@@ -135,6 +140,8 @@ class SutoServer(MultiService):
                 sink.setServiceParent(self)
         self._started = None
         self._privileged = False
+        self.leadership = leadership_for(reactor, store)
+        self.leadership.setServiceParent(self)
         self.hash_pool = HashPool(
             reactor,
             size=capacity.hash_threads,
@@ -182,6 +189,7 @@ class SutoServer(MultiService):
                 timing=timing,
                 alerting=alerting,
                 paced=self.gate.paced,
+                jobs=self.leadership.jobs,
             )
         self.enrollment = None if keys is None else keys.enrollment
         self.rotation = None if keys is None else keys.rotation
@@ -198,7 +206,7 @@ class SutoServer(MultiService):
                 alerting.cert_warn_days,
                 audit=self.audit,
             )
-            self.expiry_watch.setServiceParent(self)
+            self.expiry_watch.setServiceParent(self.leadership.jobs)
         for name, endpoint, factory in device_listeners(
             listeners.devices,
             listeners.legacy,

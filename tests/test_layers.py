@@ -24,6 +24,7 @@ ALLOWED = {
     "net": {"core"},
     "store": {"core", "cred"},
     "audit": {"core", "store"},
+    "cluster": {"core", "store"},
     "rules": {"core", "store", "audit", "cred", "net", "locations"},
     "machines": {"core", "rules"},
     "phases": {"core", "cred", "machines", "rules"},
@@ -40,7 +41,7 @@ ALLOWED = {
     "service": {
         "core", "store", "audit", "cred", "net", "rules", "machines", "phases",
         "settings", "keyrules", "metrics", "admin", "locations", "masterkey",
-        "datafolder",
+        "datafolder", "cluster",
     },
     "startup": {
         "audit", "datafolder", "datalock", "masterkey", "net", "preflight",

@@ -455,3 +455,43 @@ class IStore(IUserStore, IWindowStore, IProfileStore, IAuditStore, IBlacklistSto
         handles); its siblings stay open.  Every later call raises
         L{suto_server.store.errors.StoreError}, including a second close.
         """
+
+
+class IClusterLock(Interface):
+    """
+    One lock that at most one holder, in any process on any host, holds
+    at a time: what elects the leader of the server processes sharing a
+    store.  Its calls block on the network, so they run on a thread of
+    their own (L{suto_server.cluster.leadership.Leadership}'s), and only
+    that thread calls them.
+    """
+
+    def try_acquire():
+        """
+        Take the lock if nobody holds it, or check that it is still held:
+        a holder loses it when its connection to the store ends.
+
+        @return: whether this object holds the lock now.
+        @raise suto_server.store.errors.StoreError: the store cannot be
+            reached; the lock is not held (any hold ended with the
+            connection).
+        """
+
+    def release():
+        """
+        Let the lock go (if held) and close its connection.
+        """
+
+
+class IClusteredStore(Interface):
+    """
+    A store several server processes, on one host or several, may share
+    at once (PostgreSQL's; a SQLite file belongs to one process by the
+    data folder's lock).
+    """
+
+    def leader_lock():
+        """
+        @return: a new L{IClusterLock} on this store, not yet held; the
+            same lock for every process sharing the store.
+        """
