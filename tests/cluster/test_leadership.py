@@ -146,7 +146,8 @@ class PostgresLeaderTests(_Leaders, TestCase):
             " AND classid = %s AND objsubid = 2",
             (LEADER_LOCK,),
         ).fetchall()
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        # Waiting (up to 10 s) for the session to be gone, and its lock.
+        admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
 
     async def test_one_leads(self):
         """
