@@ -22,6 +22,7 @@ from suto_server.audit.alerts import ALERT_TYPES, alert_for
 from suto_server.audit.log import AuditLog
 from suto_server.audit.sinks.log import LogSink
 from suto_server.cluster.leadership import leadership_for
+from suto_server.cluster.relay import relay_for
 from suto_server.core import schemes
 from suto_server.core.logformat import address_text
 from suto_server.core.version import VERSION
@@ -153,6 +154,9 @@ class SutoServer(MultiService):
         portal = Portal(
             SutoRealm(), [SaltedChallengeChecker(source, self.hash_pool)]
         )
+        # Shares the pending requests with the other processes on the
+        # store, when it can have any.
+        relay = relay_for(reactor, store)
         self.rendezvous = Rendezvous(
             reactor,
             timing.auth_timeout,
@@ -161,7 +165,11 @@ class SutoServer(MultiService):
                 self.gate.authenticated,
                 self._audit_authentication,
             ],
+            peers=relay,
         )
+        if relay is not None:
+            relay.serve(self.rendezvous)
+            relay.setServiceParent(self)
         self.gate.expect(ExpectedSources.of(self.rendezvous, store))
         self.hello = HelloService(reactor, network.hostname, network.hello_interface)
         self.hello.setServiceParent(self)

@@ -24,7 +24,7 @@ ALLOWED = {
     "net": {"core"},
     "store": {"core", "cred"},
     "audit": {"core", "store"},
-    "cluster": {"core", "store"},
+    "cluster": {"core", "store", "rules"},
     "rules": {"core", "store", "audit", "cred", "net", "locations"},
     "machines": {"core", "rules"},
     "phases": {"core", "cred", "machines", "rules"},

@@ -495,3 +495,56 @@ class IClusteredStore(Interface):
         @return: a new L{IClusterLock} on this store, not yet held; the
             same lock for every process sharing the store.
         """
+
+    def announce(notice):
+        """
+        Send C{notice} to every L{INoticeListener} of this store, in any
+        process, this one's included.  On the reactor thread: one round
+        trip.
+
+        @param notice: a L{str} of at most 7999 bytes in UTF-8.
+        @raise suto_server.store.errors.StoreError: it could not be sent.
+        """
+
+    def take_claim(key):
+        """
+        Take the claim C{key} (a 63-bit number) if no session holds it.
+        On the reactor thread: one round trip.
+
+        @return: whether this object holds it now.
+        @raise suto_server.store.errors.StoreError: the store failed.
+        """
+
+    def release_claim(key):
+        """
+        Let the claim C{key} go.
+
+        @raise suto_server.store.errors.StoreError: the store failed.
+        """
+
+    def notice_listener():
+        """
+        @return: a new L{INoticeListener} of this store's notices.
+        """
+
+
+class INoticeListener(Interface):
+    """
+    Hears the notices of the processes sharing a store
+    (L{IClusteredStore.announce}).  Its calls block on the network: only
+    a thread of its own calls them.
+    """
+
+    def receive(timeout):
+        """
+        Wait up to C{timeout} seconds for notices.
+
+        @return: the notices that arrived, oldest first (perhaps none).
+        @raise suto_server.store.errors.StoreError: the store cannot be
+            reached; the next call tries again.
+        """
+
+    def close():
+        """
+        Stop listening.
+        """

@@ -31,6 +31,7 @@ from suto_server.store.postgres.connection import (
     Connection,
     as_store_error,
 )
+from suto_server.store.postgres.notices import Notices
 from suto_server.store.sql.accounts import Accounts
 from suto_server.store.sql.blacklist import Blacklist
 from suto_server.store.sql.presence import Presence
@@ -41,7 +42,9 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 
 @implementer(IStore, IClusteredStore)
-class PostgresStore(Accounts, Windows, Profiles, Presence, Audit, Blacklist, Connection):
+class PostgresStore(
+    Accounts, Windows, Profiles, Presence, Audit, Blacklist, Notices, Connection
+):
     """
     Accounts, enrollment and rotation state, moves and the audit log kept
     in one PostgreSQL database, through one connection of this object's

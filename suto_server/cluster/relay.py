@@ -1,0 +1,304 @@
+# -*- test-case-name: tests.cluster.test_relay -*-
+"""
+Pending classic authentications shared by the server processes on one
+PostgreSQL store: the C{peers} of L{suto_server.rules.rendezvous.Rendezvous}.
+
+A process that opens a request announces it; every other process
+mirrors it, so that the device's connection, whichever process it
+reaches, claims it.  The claim is taken in the store (one session holds
+it), the claimer announces it, runs the challenge and announces the
+outcome, which fires the request where it was opened.  Notices go
+through the store's channel (L{suto_server.store.postgres.notices}),
+rather than through a table of pending requests: a request lives for
+seconds, so it has no business on disk, and a notice reaches every
+process as soon as it is sent instead of at its next poll.
+
+A notice is a JSON object naming the process that sent it (a random id,
+so a process ignores its own), what happened (C{open}, C{claimed},
+C{done}) and the request's key.  Only the processes sharing the store
+can send one; each is still checked, and one that is malformed is
+logged and dropped, never acted upon in part.
+
+The notices are heard on a thread of the relay's own: each wait for
+them is one blocking call of at most L{LISTEN_FOR} seconds, whose answer
+comes back to the reactor, which starts the next; a store that cannot
+be reached is tried again after L{RETRY_EVERY} seconds on the reactor's
+clock.  Sending a notice and taking a claim are one round trip each on
+the reactor thread, as the store's other calls per connection.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from suto_server.core.wire.grammar import is_valid_user
+from suto_server.rules.rendezvous import Verdict
+from suto_server.store.errors import StoreError
+from suto_server.store.interfaces import IClusteredStore
+
+#: Seconds one wait for notices lasts at most (and so how long stopping
+#: may wait for the one under way).
+LISTEN_FOR = 1.0
+
+#: Seconds between two tries to listen again when the store is away.
+RETRY_EVERY = 3.0
+
+# The widest a notice's fields may be.
+_MAX_REASON = 500
+_MAX_NETWORKS = 64
+_MAX_TIMEOUT = 3600.0
+_KEYS = range(2**63)
+
+
+class BadNotice(ValueError):
+    """
+    A notice that is not one a SUTO process sends.
+    """
+
+
+def _verdict(value) -> Verdict:
+    try:
+        return Verdict(value)
+    except ValueError:
+        raise BadNotice("unknown verdict") from None
+
+
+def _address(value) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadNotice("a source must be an address")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise BadNotice("a source must be an address") from None
+    return value
+
+
+def parse_notice(text: str) -> dict:
+    """
+    @return: the notice C{text} holds, its fields checked.
+    @raise BadNotice: it is not one a SUTO process sends.
+    """
+    try:
+        notice = json.loads(text)
+    except ValueError:
+        raise BadNotice("not JSON") from None
+    if not isinstance(notice, dict):
+        raise BadNotice("not an object")
+    if not isinstance(notice.get("node"), str) or notice.get("key") not in _KEYS:
+        raise BadNotice("no sender or no key")
+    if isinstance(notice["key"], bool):
+        raise BadNotice("no sender or no key")
+    op = notice.get("op")
+    if op == "open":
+        networks = notice.get("networks")
+        timeout = notice.get("timeout")
+        if not is_valid_user(notice.get("user")):
+            raise BadNotice("not a user name")
+        if not (
+            isinstance(networks, list)
+            and 0 < len(networks) <= _MAX_NETWORKS
+            and all(isinstance(each, str) for each in networks)
+        ):
+            raise BadNotice("no networks")
+        try:
+            notice["networks"] = [ipaddress.ip_network(n, strict=False) for n in networks]
+        except ValueError:
+            raise BadNotice("not a network") from None
+        if not (
+            isinstance(timeout, (int, float))
+            and not isinstance(timeout, bool)
+            and 0 < timeout <= _MAX_TIMEOUT
+        ):
+            raise BadNotice("no timeout")
+    elif op == "claimed":
+        if _address(notice.get("source")) is None:
+            raise BadNotice("no source")
+    elif op == "done":
+        notice["verdict"] = _verdict(notice.get("verdict"))
+        reason = notice.get("reason")
+        if not isinstance(reason, str) or len(reason) > _MAX_REASON:
+            raise BadNotice("no reason")
+        _address(notice.get("source"))
+    else:
+        raise BadNotice("unknown op")
+    return notice
+
+
+class Relay(Service):
+    """
+    Shares this process's pending requests with the other processes on
+    C{store} (an L{IClusteredStore}), and theirs with this one.
+
+    @param reactor: the reactor the notices are delivered on (an
+        L{IReactorFromThreads}) and the retries scheduled on.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor, store) -> None:
+        self._reactor = reactor
+        self._store = store
+        self._node = secrets.token_hex(8)
+        self._rendezvous = None
+        self._threads: ThreadPool | None = None
+        self._listener = None
+        self._retry = None
+
+    def serve(self, rendezvous) -> None:
+        """
+        Deliver the other processes' notices to C{rendezvous}.
+        """
+        self._rendezvous = rendezvous
+
+    # The rendezvous's peers.
+
+    def opened(self, request, timeout: float) -> None:
+        self._announce(
+            "open",
+            request,
+            user=request.user,
+            networks=[str(network) for network in request.accept_from],
+            timeout=timeout,
+        )
+
+    def claimed(self, request) -> None:
+        self._announce("claimed", request, source=request.claimed_by)
+
+    def finished(self, request, outcome) -> None:
+        self._announce(
+            "done",
+            request,
+            verdict=outcome.verdict.value,
+            reason=outcome.reason[:_MAX_REASON],
+            source=outcome.source,
+        )
+
+    def take(self, request) -> bool:
+        """
+        Claim C{request} in the store.  A store that cannot be reached
+        claims nothing: the connection is refused rather than risk two
+        connections answering one request.
+        """
+        try:
+            return self._store.take_claim(request.key)
+        except StoreError as error:
+            self.log.warn("a request could not be claimed: {error}", error=str(error))
+            return False
+
+    def release(self, request) -> None:
+        try:
+            self._store.release_claim(request.key)
+        except StoreError as error:
+            # The claim goes with the session; the request is over anyway.
+            self.log.warn("a claim could not be let go: {error}", error=str(error))
+
+    def _announce(self, op: str, request, **fields) -> None:
+        notice = json.dumps({"node": self._node, "op": op, "key": request.key, **fields})
+        try:
+            self._store.announce(notice)
+        except (StoreError, ValueError) as error:
+            # The request is served here all the same; another process
+            # does not learn of it.
+            self.log.warn(
+                "the other processes could not be told of a request: {error}",
+                error=str(error),
+            )
+
+    # Hearing the other processes.
+
+    def startService(self) -> None:
+        super().startService()
+        self._threads = ThreadPool(minthreads=1, maxthreads=1, name="suto-relay")
+        self._threads.start()
+        self._listener = self._store.notice_listener()
+        self._listen()
+
+    def _listen(self) -> None:
+        self._retry = None
+        if not self.running:
+            return
+        deferToThreadPool(
+            self._reactor, self._threads, self._listener.receive, LISTEN_FOR
+        ).addCallbacks(self._heard, self._lost)
+
+    def _heard(self, notices) -> None:
+        if not self.running:
+            return
+        for text in notices:
+            try:
+                self.deliver(text)
+            except Exception:
+                # One notice must not stop the hearing of the next.
+                self.log.failure("acting on a notice failed")
+        self._listen()
+
+    def _lost(self, failure) -> None:
+        failure.trap(StoreError)
+        self.log.warn(
+            "not hearing the other processes: {error}; trying again",
+            error=failure.getErrorMessage(),
+        )
+        if self.running:
+            self._retry = self._reactor.callLater(RETRY_EVERY, self._listen)
+
+    def deliver(self, text: str) -> None:
+        """
+        Act on one notice heard from the store.
+        """
+        try:
+            notice = parse_notice(text)
+        except BadNotice as error:
+            self.log.warn("dropped a malformed notice: {why}", why=str(error))
+            return
+        if notice["node"] == self._node or self._rendezvous is None:
+            return
+        key = notice["key"]
+        if notice["op"] == "open":
+            self._rendezvous.remote_opened(
+                key, notice["user"], notice["networks"], notice["timeout"]
+            )
+        elif notice["op"] == "claimed":
+            self._rendezvous.remote_claimed(key, notice["source"])
+        else:
+            self._rendezvous.remote_finished(
+                key, notice["verdict"], notice["reason"], notice["source"]
+            )
+
+    def stopService(self) -> Deferred:
+        """
+        Stop listening: wait for the wait under way (at most
+        L{LISTEN_FOR} seconds), then close the listener's session and
+        stop its thread.
+        """
+        super().stopService()
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        threads, self._threads = self._threads, None
+        if threads is None:
+            return succeed(None)
+        d = deferToThreadPool(self._reactor, threads, self._listener.close)
+
+        def stop(result):
+            threads.stop()
+            return result
+
+        return d.addBoth(stop)
+
+
+def relay_for(reactor, store) -> Relay | None:
+    """
+    @return: the L{Relay} of a server on C{store}, or L{None} when no
+        other process can share it.
+    """
+    return Relay(reactor, store) if IClusteredStore.providedBy(store) else None
