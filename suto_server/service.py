@@ -76,6 +76,9 @@ class SutoServer(MultiService):
         thread.
 
     @ivar rendezvous: pending authentication requests.
+    @ivar relay: shares them with the other processes on the store
+        (L{suto_server.cluster.relay}); L{None} on a store no other
+        process shares.
     @ivar certificates: the L{ServedCertificates} of the TLS listeners.
     @ivar expiry_watch: warns daily about TLS certificates close to
         expiry; L{None} without a TLS listener.
@@ -156,7 +159,7 @@ class SutoServer(MultiService):
         )
         # Shares the pending requests with the other processes on the
         # store, when it can have any.
-        relay = relay_for(reactor, store)
+        self.relay = relay = relay_for(reactor, store)
         self.rendezvous = Rendezvous(
             reactor,
             timing.auth_timeout,

@@ -141,6 +141,9 @@ class Relay(Service):
 
     @param reactor: the reactor the notices are delivered on (an
         L{IReactorFromThreads}) and the retries scheduled on.
+
+    @ivar listening: a L{Deferred} firing once the relay first listens
+        (set when it starts): from then on it hears every request.
     """
 
     log = Logger()
@@ -153,6 +156,7 @@ class Relay(Service):
         self._threads: ThreadPool | None = None
         self._listener = None
         self._retry = None
+        self.listening: Deferred | None = None
 
     def serve(self, rendezvous) -> None:
         """
@@ -221,18 +225,28 @@ class Relay(Service):
         self._threads = ThreadPool(minthreads=1, maxthreads=1, name="suto-relay")
         self._threads.start()
         self._listener = self._store.notice_listener()
+        self.listening = Deferred()
         self._listen()
 
     def _listen(self) -> None:
         self._retry = None
         if not self.running:
             return
-        deferToThreadPool(
+        d = deferToThreadPool(self._reactor, self._threads, self._listener.listen)
+        d.addCallback(self._listens)
+        d.addCallbacks(self._heard, self._lost)
+
+    def _listens(self, _) -> Deferred | None:
+        if not self.running:
+            return None
+        if not self.listening.called:
+            self.listening.callback(None)
+        return deferToThreadPool(
             self._reactor, self._threads, self._listener.receive, LISTEN_FOR
-        ).addCallbacks(self._heard, self._lost)
+        )
 
     def _heard(self, notices) -> None:
-        if not self.running:
+        if not self.running or notices is None:
             return
         for text in notices:
             try:

@@ -535,9 +535,19 @@ class INoticeListener(Interface):
     a thread of its own calls them.
     """
 
+    def listen():
+        """
+        Start listening, if not listening already: notices sent from now
+        on are kept for L{receive}.
+
+        @raise suto_server.store.errors.StoreError: the store cannot be
+            reached.
+        """
+
     def receive(timeout):
         """
-        Wait up to C{timeout} seconds for notices.
+        Start listening if not listening already, and wait up to
+        C{timeout} seconds for notices.
 
         @return: the notices that arrived, oldest first (perhaps none).
         @raise suto_server.store.errors.StoreError: the store cannot be

@@ -79,12 +79,19 @@ class AdvisoryLock:
 
     def release(self) -> None:
         """
-        See L{IClusterLock.release}: closing the session lets the lock go.
+        See L{IClusterLock.release}: the lock is let go before the session
+        is closed, since the server ends a closed session (and frees its
+        locks) a moment after the close returns, and another process
+        trying then would still find it held.
         """
         connection, self._connection = self._connection, None
-        self.held = False
-        if connection is not None:
-            try:
-                connection.close()
-            except psycopg.Error:
-                pass
+        held, self.held = self.held, False
+        if connection is None:
+            return
+        try:
+            if held:
+                connection.execute("SELECT pg_advisory_unlock_all()")
+        except psycopg.Error:
+            pass
+        finally:
+            connection.close()

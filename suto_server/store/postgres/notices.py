@@ -82,31 +82,38 @@ class Notices:
 @implementer(INoticeListener)
 class NoticeListener:
     """
-    A session of its own listening on the store's channel, opened on the
-    first L{receive}, and again after the server dropped it.
+    A session of its own listening on the store's channel, opened by
+    L{listen} or the first L{receive}, and again after the server
+    dropped it.
     """
 
     def __init__(self, uri: str) -> None:
         self._uri = uri
         self._connection = None
 
+    def listen(self):
+        """
+        See L{INoticeListener.listen}.
+        """
+        if self._connection is not None:
+            return
+        connection = connect(self._uri)
+        try:
+            with as_store_error("listening to the other processes"):
+                connection.execute(
+                    sql.SQL("LISTEN {}").format(sql.Identifier(_channel(connection)))
+                )
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+
     def receive(self, timeout):
         """
-        See L{INoticeListener.receive}.
+        See L{INoticeListener.receive}: it returns as soon as a notice
+        arrives.
         """
-        if self._connection is None:
-            connection = connect(self._uri)
-            try:
-                with as_store_error("listening to the other processes"):
-                    connection.execute(
-                        sql.SQL("LISTEN {}").format(
-                            sql.Identifier(_channel(connection))
-                        )
-                    )
-            except BaseException:
-                connection.close()
-                raise
-            self._connection = connection
+        self.listen()
         try:
             with as_store_error("listening to the other processes"):
                 return [
