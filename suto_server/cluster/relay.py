@@ -240,6 +240,7 @@ class Relay(Service):
         if not self.running:
             return None
         if not self.listening.called:
+            self.log.info("hearing the other server processes on the store")
             self.listening.callback(None)
         return deferToThreadPool(
             self._reactor, self._threads, self._listener.receive, LISTEN_FOR

@@ -1,18 +1,22 @@
 # -*- test-case-name: tests.end_to_end.test_two_processes -*-
 """
-End to end over real loopback sockets: two servers, each built from its
-options exactly as C{twistd suto} builds it (its own data folder, its
-own TLS listener), sharing one store on a real PostgreSQL server
-(L{tests.support.postgres}), as two processes of a site do; and the
-endpoint agent.  A classic authentication asked of one server is
-answered by the device connecting to the other; one of the two leads.
+End to end over real loopback sockets: two servers sharing one store on
+a real PostgreSQL server (L{tests.support.postgres}), as two processes
+of a site do, and the endpoint agent.  A classic authentication asked of
+one server is answered by the device connecting to the other; one of
+the two leads.  First with both servers built in this process from their
+options exactly as C{twistd suto} builds them (their insides at hand),
+then with two real C{twistd suto} processes, asked through
+C{suto-admin auth}.
 """
 
 import datetime
 import os
+import re
+import sys
 import time
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import quoteStringArgument
 from twisted.trial.unittest import TestCase
 
@@ -24,8 +28,10 @@ from suto_server import tap
 from suto_server.core import schemes
 from suto_server.net import certificate
 from suto_server.net.discovery import parse_targets
+from suto_server.rules.offline import OfflineWatch
 from suto_server.rules.rendezvous import Verdict
 from suto_server.store.postgres import PostgresStore
+from tests.support.admin import run_admin_in_thread
 from tests.support.folders import socket_folder
 from tests.support.postgres import new_location
 
@@ -35,10 +41,14 @@ PASSWORD = "alice's secret"
 WAIT = 15
 
 
-class TwoServersTests(TestCase):
+class _SharedStore:
+    """
+    The shared store with alice's account, server data folders with
+    their certificates, and the agent; mixed into the test cases.
+    """
+
     timeout = 60
 
-    @defer.inlineCallbacks
     def setUp(self):
         self.location = new_location(self)
         store = PostgresStore.open(self.location)
@@ -46,32 +56,19 @@ class TwoServersTests(TestCase):
             "alice", schemes.hash_password(PASSWORD, "sha512_crypt"), time.time()
         )
         store.close()
-        self.asked, self.asked_port, _ = yield self.start_server("suto-asked-")
-        self.reached, self.reached_port, pin = yield self.start_server("suto-reached-")
-        # Both hear each other's requests from now on.
-        yield defer.gatherResults(
-            [self.asked.relay.listening, self.reached.relay.listening]
-        )
         self.state_path = os.path.join(socket_folder(self, "suto-agent-"), "state.json")
-        self.account = dict(
-            user="alice",
-            server_host="127.0.0.1",
-            server_port=self.reached_port,
-            pin=pin.replace(":", "").lower(),
-        )
         self.agent = Agent(
             reactor, self.state_path, hello_endpoint_port=0, hello_interface="127.0.0.1"
         )
         self.results = defer.DeferredQueue()
         self.agent.add_observer(lambda user, result: self.results.put(result))
 
-    @defer.inlineCallbacks
-    def start_server(self, prefix):
+    def data_folder(self, prefix):
         """
-        Start a server on the shared store with a data folder of its own.
+        Make a server's data folder and its certificate.
 
-        @return: a L{Deferred} firing with the server, its TLS port and
-            its certificate's fingerprint.
+        @return: the folder, the server's arguments besides it, and the
+            certificate's fingerprint.
         """
         data = socket_folder(self, prefix)
         key, cert, _ = certificate.ensure_self_signed(
@@ -79,23 +76,27 @@ class TwoServersTests(TestCase):
         )
         with open(cert, "rb") as handle:
             pin = certificate.describe(handle.read()).fingerprint
-        options = tap.Options()
-        options.parseOptions(
-            [
-                "--data", data,
-                "--store", self.location,
-                "--listen",
-                f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(key)}"
-                f":certKey={quoteStringArgument(cert)}",
-                "--hello-port", "9",
-                "--auth-timeout", "10",
-            ]
-        )  # fmt: skip
-        server = tap.makeService(options)
-        server.startService()
-        self.addCleanup(server.stopService)
-        port = yield server.listeners[0].listening
-        return server, port.getHost().port, pin
+        arguments = [
+            "--data", data,
+            "--store", self.location,
+            "--listen",
+            f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(key)}"
+            f":certKey={quoteStringArgument(cert)}",
+            "--hello-port", "9",
+            "--auth-timeout", "10",
+        ]  # fmt: skip
+        return data, arguments, pin
+
+    def device_reaches(self, port, pin):
+        """
+        The agent's account names the server listening on C{port}.
+        """
+        self.account = dict(
+            user="alice",
+            server_host="127.0.0.1",
+            server_port=port,
+            pin=pin.replace(":", "").lower(),
+        )
 
     def start_agent(self, password):
         save_state(
@@ -104,6 +105,39 @@ class TwoServersTests(TestCase):
         )
         self.agent.startService()
         self.addCleanup(self.agent.stopService)
+
+
+class TwoServersTests(_SharedStore, TestCase):
+    """
+    Two servers built in this process, as C{twistd suto} builds them.
+    """
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        super().setUp()
+        self.asked, _ = yield self.start_server("suto-asked-")
+        self.reached, port = yield self.start_server("suto-reached-")
+        self.device_reaches(port, self.reached_pin)
+        # Both hear each other's requests from now on.
+        yield defer.gatherResults(
+            [self.asked.relay.listening, self.reached.relay.listening]
+        )
+
+    @defer.inlineCallbacks
+    def start_server(self, prefix):
+        """
+        Start a server on the shared store with a data folder of its own.
+
+        @return: a L{Deferred} firing with the server and its TLS port.
+        """
+        _, arguments, self.reached_pin = self.data_folder(prefix)
+        options = tap.Options()
+        options.parseOptions(arguments)
+        server = tap.makeService(options)
+        server.startService()
+        self.addCleanup(server.stopService)
+        port = yield server.listeners[0].listening
+        return server, port.getHost().port
 
     def authenticate(self):
         """
@@ -167,12 +201,100 @@ class TwoServersTests(TestCase):
     @defer.inlineCallbacks
     def test_one_leads(self):
         """
-        Of the two servers, one runs the once-only jobs.
+        Of the two servers, one runs the once-only jobs: the offline
+        sweep runs there only.
         """
-        yield defer.gatherResults(
-            [self.asked.leadership.attempt(), self.reached.leadership.attempt()]
-        )
+        servers = (self.asked, self.reached)
+        yield defer.gatherResults([server.leadership.attempt() for server in servers])
         self.assertEqual(
-            sorted([self.asked.leadership.leading, self.reached.leadership.leading]),
-            [False, True],
+            sorted(server.leadership.leading for server in servers), [False, True]
         )
+        for server in servers:
+            [sweep] = [
+                job for job in server.leadership.jobs if isinstance(job, OfflineWatch)
+            ]
+            self.assertEqual(bool(sweep.running), server.leadership.leading)
+
+
+class _Daemon(protocol.ProcessProtocol):
+    """
+    A C{twistd suto} process: fires C{ready} with its TLS port once its
+    log says it listens there and hears the other processes, and
+    C{ended} when it exits.
+    """
+
+    _LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+)")
+    _HEARING = b"hearing the other server processes"
+
+    def __init__(self):
+        self.ready = defer.Deferred()
+        self.ended = defer.Deferred()
+        self.output = b""
+
+    def outReceived(self, data):
+        self.output += data
+        found = self._LISTENING.search(self.output)
+        if found and self._HEARING in self.output and not self.ready.called:
+            self.ready.callback(int(found.group(1)))
+
+    errReceived = outReceived
+
+    def processEnded(self, reason):
+        self.ended.callback(None)
+
+
+class TwoProcessesTests(_SharedStore, TestCase):
+    """
+    Two real C{twistd suto} processes.
+    """
+
+    @defer.inlineCallbacks
+    def start_daemon(self, prefix):
+        """
+        Start C{twistd suto} on the shared store with a data folder of its
+        own, and stop it after the test.
+
+        @return: a L{Deferred} firing with its data folder, TLS port and
+            certificate's fingerprint.
+        """
+        data, arguments, pin = self.data_folder(prefix)
+        daemon = _Daemon()
+        process = reactor.spawnProcess(
+            daemon,
+            sys.executable,
+            [
+                sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                "--nodaemon", "--pidfile=", "suto", *arguments,
+            ],  # fmt: skip
+            env=os.environ,
+            path=data,
+        )
+
+        def stop():
+            if not daemon.ended.called:
+                process.signalProcess("TERM")
+            return daemon.ended
+
+        self.addCleanup(stop)
+        port = yield daemon.ready.addTimeout(WAIT, reactor)
+        return data, port, pin
+
+    @defer.inlineCallbacks
+    def test_asked_of_one_answered_by_other(self):
+        """
+        C{suto-admin auth} asks one process; the device connects to the
+        other, which runs the challenge: the command reports the device
+        proved the password, and the shared audit log records it once.
+        """
+        asked, _, _ = yield self.start_daemon("suto-asked-")
+        _, port, pin = yield self.start_daemon("suto-reached-")
+        self.device_reaches(port, pin)
+        self.start_agent(PASSWORD)
+        code, out, err = yield run_admin_in_thread(
+            asked, "auth", "alice",
+            "--target", f"127.0.0.1:{self.agent.hello_port}", "--timeout", "10",
+        )  # fmt: skip
+        self.assertEqual(code, 0, err)
+        self.assertIn("accepted", out)
+        result = yield self.results.get().addTimeout(WAIT, reactor)
+        self.assertEqual(result.outcome, Outcome.ACCEPTED)
