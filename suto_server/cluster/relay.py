@@ -167,13 +167,16 @@ class Relay(Service):
     # The rendezvous's peers.
 
     def opened(self, request, timeout: float) -> None:
-        self._announce(
+        sent = self._announce(
             "open",
             request,
             user=request.user,
             networks=[str(network) for network in request.accept_from],
             timeout=timeout,
         )
+        if not sent:
+            # No echo will come: the hello need not wait for one.
+            self._rendezvous.echoed(request.key)
 
     def claimed(self, request) -> None:
         self._announce("claimed", request, source=request.claimed_by)
@@ -206,7 +209,10 @@ class Relay(Service):
             # The claim goes with the session; the request is over anyway.
             self.log.warn("a claim could not be let go: {error}", error=str(error))
 
-    def _announce(self, op: str, request, **fields) -> None:
+    def _announce(self, op: str, request, **fields) -> bool:
+        """
+        @return: whether the notice was sent.
+        """
         notice = json.dumps({"node": self._node, "op": op, "key": request.key, **fields})
         try:
             self._store.announce(notice)
@@ -217,6 +223,8 @@ class Relay(Service):
                 "the other processes could not be told of a request: {error}",
                 error=str(error),
             )
+            return False
+        return True
 
     # Hearing the other processes.
 
@@ -275,9 +283,13 @@ class Relay(Service):
         except BadNotice as error:
             self.log.warn("dropped a malformed notice: {why}", why=str(error))
             return
-        if notice["node"] == self._node or self._rendezvous is None:
+        if self._rendezvous is None:
             return
         key = notice["key"]
+        if notice["node"] == self._node:
+            if notice["op"] == "open":
+                self._rendezvous.echoed(key)
+            return
         if notice["op"] == "open":
             self._rendezvous.remote_opened(
                 key, notice["user"], notice["networks"], notice["timeout"]

@@ -41,6 +41,10 @@ from twisted.logger import Logger
 
 from suto_server.rules.limits import peer_ip
 
+#: Seconds the hello for a request may wait for the other processes to
+#: hear of it (see L{AuthRequest.announced}).
+ANNOUNCE_WAIT = 1.0
+
 #: Seconds the process that opened a request waits for the outcome once
 #: another process's connection claimed it: the challenge's own exchange
 #: timeouts end it well before.
@@ -109,7 +113,14 @@ class AuthRequest:
     remote: bool = False
     #: Whether this process took its claim in the store.
     taken: bool = False
+    #: With other processes: fires once they heard of the request (its
+    #: announcement came back to this process, so the store sent it to
+    #: every listener), or after L{ANNOUNCE_WAIT} seconds; the hello waits
+    #: for it, so that the device's connection does not reach a process
+    #: that has not heard yet.  L{None} without other processes.
+    announced: Deferred | None = None
     _timer: IDelayedCall | None = None
+    _echo_timer: IDelayedCall | None = None
 
     def accepts(self, address: str) -> bool:
         """
@@ -200,8 +211,24 @@ class Rendezvous:
         self._own[request.key] = request
         self._index(request)
         if self._peers is not None:
+            request.announced = Deferred()
+            request._echo_timer = self._clock.callLater(
+                ANNOUNCE_WAIT, self.echoed, request.key
+            )
             self._peers.opened(request, seconds)
         return request
+
+    def echoed(self, key: int) -> None:
+        """
+        This process's announcement of its request C{key} came back (or
+        could not be sent, or took too long): its hello may go.
+        """
+        request = self._own.get(key)
+        if request is None or request.announced.called:
+            return
+        if request._echo_timer.active():
+            request._echo_timer.cancel()
+        request.announced.callback(None)
 
     def _index(self, request: AuthRequest) -> None:
         for network in request.accept_from:
@@ -328,6 +355,8 @@ class Rendezvous:
         del table[request.key]
         self._unindex(request)
         self._cancel_timer(request)
+        if request._echo_timer is not None and request._echo_timer.active():
+            request._echo_timer.cancel()
         return True
 
     def remote_opened(self, key: int, user: str, accept_from, timeout: float) -> None:
@@ -338,7 +367,9 @@ class Rendezvous:
         C{timeout} and L{REMOTE_ANSWER_WAIT} seconds more).
         """
         networks = tuple(_unmapped(item) for item in accept_from)
-        if key in self._remote or any(map(self._overlapping, networks)):
+        if key in self._remote:
+            return
+        if any(map(self._overlapping, networks)):
             self.log.warn(
                 "another process's request for {user} overlaps one here:"
                 " it is served there only",

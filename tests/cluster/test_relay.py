@@ -16,7 +16,10 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from suto_server.cluster.relay import Relay, relay_for
+from suto_server.net.discovery import parse_targets
+from suto_server.rules.authenticator import Authenticator
 from suto_server.rules.rendezvous import (
+    ANNOUNCE_WAIT,
     REMOTE_ANSWER_WAIT,
     Outcome,
     Rendezvous,
@@ -261,6 +264,63 @@ class SharedRendezvousTests(SynchronousTestCase):
         self.assertFalse(self.reached.rendezvous.expects(DEVICE))
         self.reached.relay.deliver(json.dumps(good))
         self.assertTrue(self.reached.rendezvous.expects(DEVICE))
+
+    def authenticator(self, fail=False):
+        """
+        @return: an L{Authenticator} on the first process, whose hellos
+            go to C{self.hellos} (or fail, if C{fail}).
+        """
+        self.hellos = []
+
+        def send_hello(user, target):
+            if fail:
+                raise OSError("network unreachable")
+            self.hellos.append(user)
+
+        hello = type("Hello", (), {"send_hello": staticmethod(send_hello)})
+        accounts = type("Accounts", (), {"hash_for": staticmethod(lambda user: "$6$x")})
+        return Authenticator(self.asked.rendezvous, hello, accounts)
+
+    def test_hello_after_announced(self):
+        """
+        The hello goes once the announcement of the request came back to
+        the process that sent it, when every process's listener has it.
+        """
+        self.authenticator().authenticate("alice", parse_targets(f"{DEVICE}:2020"))
+        self.assertEqual(self.hellos, ["alice"])
+        self.assertTrue(self.reached.rendezvous.expects(DEVICE))
+
+    def test_hello_without_echo(self):
+        """
+        When the announcement does not come back, the hello goes after
+        L{ANNOUNCE_WAIT} seconds all the same.
+        """
+        self.channel.relays.remove(self.asked.relay)
+        self.authenticator().authenticate("alice", parse_targets(f"{DEVICE}:2020"))
+        self.assertEqual(self.hellos, [])
+        self.asked.clock.advance(ANNOUNCE_WAIT)
+        self.assertEqual(self.hellos, ["alice"])
+
+    def test_hello_fails_later(self):
+        """
+        A hello that cannot be sent once announced ends the request as an
+        error, which is logged; it is not raised to the caller, who has
+        its L{Deferred} already.
+        """
+        outcomes = []
+        with capturedLogs() as events:
+            self.authenticator(fail=True).authenticate(
+                "alice", parse_targets(f"{DEVICE}:2020")
+            ).addCallback(outcomes.append)
+        self.assertEqual(
+            [(o.verdict, o.reason) for o in outcomes],
+            [(Verdict.ERROR, "the hello could not be sent")],
+        )
+        self.assertIn(
+            "network unreachable",
+            [e.get("error") for e in events if e["log_level"] == LogLevel.warn],
+        )
+        self.assertFalse(self.reached.rendezvous.expects(DEVICE))
 
     def test_only_shared_stores(self):
         """

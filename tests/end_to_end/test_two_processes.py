@@ -63,15 +63,18 @@ class _SharedStore:
         self.results = defer.DeferredQueue()
         self.agent.add_observer(lambda user, result: self.results.put(result))
 
-    def data_folder(self, prefix):
+    def data_folder(self, prefix, listen="ssl:0", files=None):
         """
         Make a server's data folder and its certificate.
 
+        @param listen: the TLS listener, but for its interface and files.
+        @param files: the key and certificate files to serve, when not the
+            folder's own.
         @return: the folder, the server's arguments besides it, and the
             certificate's fingerprint.
         """
         data = socket_folder(self, prefix)
-        key, cert, _ = certificate.ensure_self_signed(
+        key, cert, _ = files or certificate.ensure_self_signed(
             data, "localhost", datetime.datetime.now(datetime.timezone.utc)
         )
         with open(cert, "rb") as handle:
@@ -80,7 +83,7 @@ class _SharedStore:
             "--data", data,
             "--store", self.location,
             "--listen",
-            f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(key)}"
+            f"{listen}:interface=127.0.0.1:privateKey={quoteStringArgument(key)}"
             f":certKey={quoteStringArgument(cert)}",
             "--hello-port", "9",
             "--auth-timeout", "10",
@@ -249,15 +252,16 @@ class TwoProcessesTests(_SharedStore, TestCase):
     """
 
     @defer.inlineCallbacks
-    def start_daemon(self, prefix):
+    def start_daemon(self, prefix, listen="ssl:0", files=None):
         """
         Start C{twistd suto} on the shared store with a data folder of its
         own, and stop it after the test.
 
+        @param listen: see L{_SharedStore.data_folder}, as C{files}.
         @return: a L{Deferred} firing with its data folder, TLS port and
             certificate's fingerprint.
         """
-        data, arguments, pin = self.data_folder(prefix)
+        data, arguments, pin = self.data_folder(prefix, listen, files)
         daemon = _Daemon()
         process = reactor.spawnProcess(
             daemon,
@@ -298,3 +302,30 @@ class TwoProcessesTests(_SharedStore, TestCase):
         self.assertIn("accepted", out)
         result = yield self.results.get().addTimeout(WAIT, reactor)
         self.assertEqual(result.outcome, Outcome.ACCEPTED)
+
+    @defer.inlineCallbacks
+    def test_one_port(self):
+        """
+        Two processes sharing one TLS port (C{reusePort=yes}) and one
+        certificate: authentications asked of one succeed whichever
+        process the kernel hands each of the device's connections.
+        """
+        asked, port, pin = yield self.start_daemon(
+            "suto-asked-", "ssl:0:reusePort=yes"
+        )
+        # The first process's files, which it generated.
+        files = certificate.ensure_self_signed(asked, "localhost", None)
+        _, same, _ = yield self.start_daemon(
+            "suto-reached-", f"ssl:{port}:reusePort=yes", files
+        )
+        self.assertEqual(same, port)
+        self.device_reaches(port, pin)
+        self.start_agent(PASSWORD)
+        for _ in range(4):
+            code, out, err = yield run_admin_in_thread(
+                asked, "auth", "alice",
+                "--target", f"127.0.0.1:{self.agent.hello_port}", "--timeout", "10",
+            )  # fmt: skip
+            self.assertEqual(code, 0, out + err)
+            result = yield self.results.get().addTimeout(WAIT, reactor)
+            self.assertEqual(result.outcome, Outcome.ACCEPTED)
