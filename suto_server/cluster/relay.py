@@ -13,9 +13,17 @@ rather than through a table of pending requests: a request lives for
 seconds, so it has no business on disk, and a notice reaches every
 process as soon as it is sent instead of at its next poll.
 
+The device must not reach a process that has not heard of the request
+yet, so the hello waits (L{Rendezvous.heard_by_all}) until every other
+process answered the request's notice with C{heard}, once it mirrors it;
+which processes there are, each relay learns from the others' notices,
+and from the C{here} each sends every L{HERE_EVERY} seconds.  A process
+gone silent is waited for no longer; one that does not answer is waited
+for at most L{suto_server.rules.rendezvous.ANNOUNCE_WAIT} seconds.
+
 A notice is a JSON object naming the process that sent it (a random id,
-so a process ignores its own), what happened (C{open}, C{claimed},
-C{done}) and the request's key.  Only the processes sharing the store
+so a process ignores its own), what happened (C{open}, C{heard},
+C{claimed}, C{done}, C{here}) and the request's key.  Only the processes sharing the store
 can send one; each is still checked, and one that is malformed is
 logged and dropped, never acted upon in part.
 
@@ -35,6 +43,7 @@ import secrets
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -50,6 +59,10 @@ LISTEN_FOR = 1.0
 
 #: Seconds between two tries to listen again when the store is away.
 RETRY_EVERY = 3.0
+
+#: Seconds between two of a relay's notices that it is there; a process
+#: not heard from for three times as long is taken for gone.
+HERE_EVERY = 2.0
 
 # The widest a notice's fields may be.
 _MAX_REASON = 500
@@ -120,6 +133,8 @@ def parse_notice(text: str) -> dict:
             and 0 < timeout <= _MAX_TIMEOUT
         ):
             raise BadNotice("no timeout")
+    elif op in ("heard", "here"):
+        pass
     elif op == "claimed":
         if _address(notice.get("source")) is None:
             raise BadNotice("no source")
@@ -140,7 +155,10 @@ class Relay(Service):
     C{store} (an L{IClusteredStore}), and theirs with this one.
 
     @param reactor: the reactor the notices are delivered on (an
-        L{IReactorFromThreads}) and the retries scheduled on.
+        L{IReactorFromThreads}).
+    @param clock: the L{IReactorTime} of the retries, the C{here} notices
+        and the last time each process was heard from; the reactor unless
+        given.
 
     @ivar listening: a L{Deferred} firing once the relay first listens
         (set when it starts): from then on it hears every request.
@@ -148,9 +166,17 @@ class Relay(Service):
 
     log = Logger()
 
-    def __init__(self, reactor, store) -> None:
+    def __init__(self, reactor, store, clock=None) -> None:
         self._reactor = reactor
+        self._clock = reactor if clock is None else clock
         self._store = store
+        # When each other process was last heard from, by id; and, for
+        # each of this process's requests, who has yet to hear of it.
+        self._seen: dict[str, float] = {}
+        self._unheard: dict[int, set[str]] = {}
+        self._here: LoopingCall | None = None
+        # Who waits to meet how many other processes.
+        self._meeting: list[tuple[int, Deferred]] = []
         self._node = secrets.token_hex(8)
         self._rendezvous = None
         self._threads: ThreadPool | None = None
@@ -167,6 +193,10 @@ class Relay(Service):
     # The rendezvous's peers.
 
     def opened(self, request, timeout: float) -> None:
+        others = set(self.others())
+        if others:
+            # Before sending: the answers may come back at once.
+            self._unheard[request.key] = others
         sent = self._announce(
             "open",
             request,
@@ -174,14 +204,16 @@ class Relay(Service):
             networks=[str(network) for network in request.accept_from],
             timeout=timeout,
         )
-        if not sent:
-            # No echo will come: the hello need not wait for one.
-            self._rendezvous.echoed(request.key)
+        if not sent or not others:
+            # Nobody to wait for: the hello may go.
+            self._unheard.pop(request.key, None)
+            self._rendezvous.heard_by_all(request.key)
 
     def claimed(self, request) -> None:
         self._announce("claimed", request, source=request.claimed_by)
 
     def finished(self, request, outcome) -> None:
+        self._unheard.pop(request.key, None)
         self._announce(
             "done",
             request,
@@ -213,7 +245,16 @@ class Relay(Service):
         """
         @return: whether the notice was sent.
         """
-        notice = json.dumps({"node": self._node, "op": op, "key": request.key, **fields})
+        return self._send(op, request.key, **fields)
+
+    def here(self) -> None:
+        """
+        Tell the other processes this one is there (and listening).
+        """
+        self._send("here", 0)
+
+    def _send(self, op: str, key: int, **fields) -> bool:
+        notice = json.dumps({"node": self._node, "op": op, "key": key, **fields})
         try:
             self._store.announce(notice)
         except (StoreError, ValueError) as error:
@@ -240,15 +281,26 @@ class Relay(Service):
         self._retry = None
         if not self.running:
             return
-        d = deferToThreadPool(self._reactor, self._threads, self._listener.listen)
-        d.addCallback(self._listens)
+        if self.listening.called:
+            d = self._receive(None)
+        else:
+            d = deferToThreadPool(self._reactor, self._threads, self._listener.listen)
+            d.addCallback(self._receive)
         d.addCallbacks(self._heard, self._lost)
 
-    def _listens(self, _) -> Deferred | None:
+    def _receive(self, _) -> Deferred | None:
+        """
+        Wait for notices on the thread.  Only one hop to the reactor and
+        back separates two waits, so a notice is heard here about as soon
+        as the process that sent it hears it back.
+        """
         if not self.running:
             return None
         if not self.listening.called:
             self.log.info("hearing the other server processes on the store")
+            self._here = LoopingCall(self.here)
+            self._here.clock = self._clock
+            self._here.start(HERE_EVERY, now=True)
             self.listening.callback(None)
         return deferToThreadPool(
             self._reactor, self._threads, self._listener.receive, LISTEN_FOR
@@ -272,7 +324,7 @@ class Relay(Service):
             error=failure.getErrorMessage(),
         )
         if self.running:
-            self._retry = self._reactor.callLater(RETRY_EVERY, self._listen)
+            self._retry = self._clock.callLater(RETRY_EVERY, self._listen)
 
     def deliver(self, text: str) -> None:
         """
@@ -283,23 +335,59 @@ class Relay(Service):
         except BadNotice as error:
             self.log.warn("dropped a malformed notice: {why}", why=str(error))
             return
-        if self._rendezvous is None:
+        node, key, op = notice["node"], notice["key"], notice["op"]
+        if node == self._node or self._rendezvous is None:
             return
-        key = notice["key"]
-        if notice["node"] == self._node:
-            if notice["op"] == "open":
-                self._rendezvous.echoed(key)
-            return
-        if notice["op"] == "open":
+        if node not in self._seen:
+            self.log.info("heard from another server process, {node}", node=node)
+        self._seen[node] = self._clock.seconds()
+        self._met()
+        if op == "open":
             self._rendezvous.remote_opened(
                 key, notice["user"], notice["networks"], notice["timeout"]
             )
-        elif notice["op"] == "claimed":
+            self._send("heard", key)
+        elif op == "heard":
+            unheard = self._unheard.get(key)
+            if unheard is not None:
+                unheard.discard(node)
+                if not unheard:
+                    del self._unheard[key]
+                    self._rendezvous.heard_by_all(key)
+        elif op == "claimed":
             self._rendezvous.remote_claimed(key, notice["source"])
-        else:
+        elif op == "done":
             self._rendezvous.remote_finished(
                 key, notice["verdict"], notice["reason"], notice["source"]
             )
+
+    def others(self) -> list[str]:
+        """
+        @return: the ids of the other processes heard from lately, which
+            the hello of a request waits for.
+        """
+        alive = self._clock.seconds() - 3 * HERE_EVERY
+        return sorted(node for node, seen in self._seen.items() if seen >= alive)
+
+    def meet(self, count: int) -> Deferred:
+        """
+        @return: a L{Deferred} firing once this relay has heard from
+            C{count} other processes (a process starting with others
+            serves their requests from then on).
+        """
+        d = Deferred()
+        self._meeting.append((count, d))
+        self._met()
+        return d
+
+    def _met(self) -> None:
+        heard = len(self.others())
+        waiting, self._meeting = self._meeting, []
+        for count, d in waiting:
+            if heard >= count:
+                d.callback(None)
+            else:
+                self._meeting.append((count, d))
 
     def stopService(self) -> Deferred:
         """
@@ -308,6 +396,8 @@ class Relay(Service):
         stop its thread.
         """
         super().stopService()
+        if self._here is not None and self._here.running:
+            self._here.stop()
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None
@@ -318,6 +408,9 @@ class Relay(Service):
 
         def stop(result):
             threads.stop()
+            if self._rendezvous is not None:
+                # No more news of them will come.
+                self._rendezvous.drop_mirrors()
             return result
 
         return d.addBoth(stop)

@@ -113,14 +113,13 @@ class AuthRequest:
     remote: bool = False
     #: Whether this process took its claim in the store.
     taken: bool = False
-    #: With other processes: fires once they heard of the request (its
-    #: announcement came back to this process, so the store sent it to
-    #: every listener), or after L{ANNOUNCE_WAIT} seconds; the hello waits
-    #: for it, so that the device's connection does not reach a process
-    #: that has not heard yet.  L{None} without other processes.
+    #: With other processes: fires once they all heard of the request
+    #: (L{Rendezvous.heard_by_all}), or after L{ANNOUNCE_WAIT} seconds; the
+    #: hello waits for it, so that the device's connection does not reach
+    #: a process that has not heard yet.  L{None} without other processes.
     announced: Deferred | None = None
     _timer: IDelayedCall | None = None
-    _echo_timer: IDelayedCall | None = None
+    _hello_timer: IDelayedCall | None = None
 
     def accepts(self, address: str) -> bool:
         """
@@ -212,22 +211,22 @@ class Rendezvous:
         self._index(request)
         if self._peers is not None:
             request.announced = Deferred()
-            request._echo_timer = self._clock.callLater(
-                ANNOUNCE_WAIT, self.echoed, request.key
+            request._hello_timer = self._clock.callLater(
+                ANNOUNCE_WAIT, self.heard_by_all, request.key
             )
             self._peers.opened(request, seconds)
         return request
 
-    def echoed(self, key: int) -> None:
+    def heard_by_all(self, key: int) -> None:
         """
-        This process's announcement of its request C{key} came back (or
-        could not be sent, or took too long): its hello may go.
+        Every other process heard of this process's request C{key} (or it
+        could not be told, or is taking too long): its hello may go.
         """
         request = self._own.get(key)
         if request is None or request.announced.called:
             return
-        if request._echo_timer.active():
-            request._echo_timer.cancel()
+        if request._hello_timer.active():
+            request._hello_timer.cancel()
         request.announced.callback(None)
 
     def _index(self, request: AuthRequest) -> None:
@@ -355,8 +354,8 @@ class Rendezvous:
         del table[request.key]
         self._unindex(request)
         self._cancel_timer(request)
-        if request._echo_timer is not None and request._echo_timer.active():
-            request._echo_timer.cancel()
+        if request._hello_timer is not None and request._hello_timer.active():
+            request._hello_timer.cancel()
         return True
 
     def remote_opened(self, key: int, user: str, accept_from, timeout: float) -> None:
@@ -404,14 +403,29 @@ class Rendezvous:
     ) -> None:
         """
         Another process ended the request C{key}: a mirror is dropped, and
-        a request of this process's own fires with that outcome (its
-        observers ran where the device answered).
+        a request of this process's own that a connection to another
+        process claimed fires with that outcome (its observers ran where
+        the device answered).  Only the claimer gives a verdict: an end
+        announced for an own request claimed here, or by no one, changes
+        nothing.
         """
         request = self._remote.get(key) or self._own.get(key)
-        if request is None or not self._forget(request):
+        if request is None:
+            return
+        if not request.remote and (request.taken or request.claimed_by is None):
+            return
+        if not self._forget(request):
             return
         if not request.remote:
             request.done.callback(Outcome(request.user, verdict, source, reason))
+
+    def drop_mirrors(self) -> None:
+        """
+        Forget every other process's request: this one stops hearing of
+        them.
+        """
+        for request in list(self._remote.values()):
+            self._forget(request)
 
     def _unanswered(self, request: AuthRequest) -> None:
         request._timer = None

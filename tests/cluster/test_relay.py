@@ -15,7 +15,7 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
-from suto_server.cluster.relay import Relay, relay_for
+from suto_server.cluster.relay import HERE_EVERY, Relay, relay_for
 from suto_server.net.discovery import parse_targets
 from suto_server.rules.authenticator import Authenticator
 from suto_server.rules.rendezvous import (
@@ -81,7 +81,7 @@ class _Process:
     def __init__(self, channel):
         self.clock = task.Clock()
         self.observed = []
-        self.relay = Relay(reactor, _Session(channel))
+        self.relay = Relay(reactor, _Session(channel), clock=self.clock)
         channel.relays.append(self.relay)
         self.rendezvous = Rendezvous(
             self.clock,
@@ -101,6 +101,8 @@ class SharedRendezvousTests(SynchronousTestCase):
         self.channel = _Channel()
         self.asked = _Process(self.channel)
         self.reached = _Process(self.channel)
+        for process in (self.asked, self.reached):
+            process.relay.here()
 
     def ask(self, accept_from=(DEVICE,)):
         """
@@ -135,6 +137,19 @@ class SharedRendezvousTests(SynchronousTestCase):
         self.assertEqual(self.channel.claims, {})
         self.assertEqual(self.asked.rendezvous.pending, ())
         self.assertFalse(self.reached.rendezvous.expects(DEVICE))
+
+    def test_only_claimer_ends(self):
+        """
+        An end announced for a request no connection to another process
+        claimed changes nothing: only the claimer gives a verdict.
+        """
+        outcomes = self.ask()
+        [request] = self.asked.rendezvous.pending
+        self.asked.rendezvous.remote_finished(request.key, Verdict.ACCEPTED, "", DEVICE)
+        self.asked.rendezvous.claim(DEVICE)
+        self.asked.rendezvous.remote_finished(request.key, Verdict.ACCEPTED, "", DEVICE)
+        self.assertEqual(outcomes, [])
+        self.assertEqual(self.asked.rendezvous.pending, (request,))
 
     def test_claimed_here_first(self):
         """
@@ -281,24 +296,34 @@ class SharedRendezvousTests(SynchronousTestCase):
         accounts = type("Accounts", (), {"hash_for": staticmethod(lambda user: "$6$x")})
         return Authenticator(self.asked.rendezvous, hello, accounts)
 
-    def test_hello_after_announced(self):
+    def test_hello_after_heard(self):
         """
-        The hello goes once the announcement of the request came back to
-        the process that sent it, when every process's listener has it.
+        The hello goes once every other process heard of the request, so
+        the device's connection finds it mirrored wherever it goes.
         """
         self.authenticator().authenticate("alice", parse_targets(f"{DEVICE}:2020"))
         self.assertEqual(self.hellos, ["alice"])
         self.assertTrue(self.reached.rendezvous.expects(DEVICE))
 
-    def test_hello_without_echo(self):
+    def test_hello_waits(self):
         """
-        When the announcement does not come back, the hello goes after
-        L{ANNOUNCE_WAIT} seconds all the same.
+        While a process has not answered that it heard of the request,
+        the hello waits, at most L{ANNOUNCE_WAIT} seconds.
         """
-        self.channel.relays.remove(self.asked.relay)
+        self.channel.relays.remove(self.reached.relay)
         self.authenticator().authenticate("alice", parse_targets(f"{DEVICE}:2020"))
         self.assertEqual(self.hellos, [])
         self.asked.clock.advance(ANNOUNCE_WAIT)
+        self.assertEqual(self.hellos, ["alice"])
+
+    def test_gone_not_waited_for(self):
+        """
+        A process not heard from for three times L{HERE_EVERY} seconds is
+        taken for gone: the hello does not wait for it.
+        """
+        self.channel.relays.remove(self.reached.relay)
+        self.asked.clock.advance(3 * HERE_EVERY + 1)
+        self.authenticator().authenticate("alice", parse_targets(f"{DEVICE}:2020"))
         self.assertEqual(self.hellos, ["alice"])
 
     def test_hello_fails_later(self):
@@ -341,6 +366,11 @@ class _Heard:
     def remote_opened(self, *arguments):
         self.opened.callback(arguments)
 
+    def drop_mirrors(self):
+        """
+        The relay stopped: nothing to drop.
+        """
+
 
 class PostgresRelayTests(TestCase):
     """
@@ -365,7 +395,9 @@ class PostgresRelayTests(TestCase):
         listening.startService()
         self.addCleanup(listening.stopService)
         await listening.listening
-        rendezvous = Rendezvous(task.Clock(), peers=Relay(reactor, self.stores[0]))
+        sending = Relay(reactor, self.stores[0])
+        rendezvous = Rendezvous(task.Clock(), peers=sending)
+        sending.serve(rendezvous)
         request = rendezvous.open("alice", [DEVICE], timeout=5)
         key, user, networks, timeout = await heard.opened.addTimeout(10, reactor)
         self.assertEqual(

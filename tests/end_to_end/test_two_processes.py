@@ -123,8 +123,8 @@ class TwoServersTests(_SharedStore, TestCase):
         self.device_reaches(port, self.reached_pin)
         # Both hear each other's requests from now on.
         yield defer.gatherResults(
-            [self.asked.relay.listening, self.reached.relay.listening]
-        )
+            [self.asked.relay.meet(1), self.reached.relay.meet(1)]
+        ).addTimeout(WAIT, reactor)
 
     @defer.inlineCallbacks
     def start_server(self, prefix):
@@ -222,15 +222,17 @@ class TwoServersTests(_SharedStore, TestCase):
 class _Daemon(protocol.ProcessProtocol):
     """
     A C{twistd suto} process: fires C{ready} with its TLS port once its
-    log says it listens there and hears the other processes, and
-    C{ended} when it exits.
+    log says it listens there and hears the other processes, C{met} once
+    it heard from another, and C{ended} when it exits.
     """
 
     _LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+)")
     _HEARING = b"hearing the other server processes"
+    _MET = b"heard from another server process"
 
     def __init__(self):
         self.ready = defer.Deferred()
+        self.met = defer.Deferred()
         self.ended = defer.Deferred()
         self.output = b""
 
@@ -239,6 +241,8 @@ class _Daemon(protocol.ProcessProtocol):
         found = self._LISTENING.search(self.output)
         if found and self._HEARING in self.output and not self.ready.called:
             self.ready.callback(int(found.group(1)))
+        if self._MET in self.output and not self.met.called:
+            self.met.callback(None)
 
     errReceived = outReceived
 
@@ -250,6 +254,19 @@ class TwoProcessesTests(_SharedStore, TestCase):
     """
     Two real C{twistd suto} processes.
     """
+
+    def setUp(self):
+        super().setUp()
+        self.daemons = []
+
+    def met(self):
+        """
+        @return: a L{Deferred} firing once every daemon heard from
+            another: each serves the other's requests from then on.
+        """
+        return defer.gatherResults([d.met for d in self.daemons]).addTimeout(
+            WAIT, reactor
+        )
 
     @defer.inlineCallbacks
     def start_daemon(self, prefix, listen="ssl:0", files=None):
@@ -280,6 +297,7 @@ class TwoProcessesTests(_SharedStore, TestCase):
             return daemon.ended
 
         self.addCleanup(stop)
+        self.daemons.append(daemon)
         port = yield daemon.ready.addTimeout(WAIT, reactor)
         return data, port, pin
 
@@ -292,6 +310,7 @@ class TwoProcessesTests(_SharedStore, TestCase):
         """
         asked, _, _ = yield self.start_daemon("suto-asked-")
         _, port, pin = yield self.start_daemon("suto-reached-")
+        yield self.met()
         self.device_reaches(port, pin)
         self.start_agent(PASSWORD)
         code, out, err = yield run_admin_in_thread(
@@ -319,6 +338,7 @@ class TwoProcessesTests(_SharedStore, TestCase):
             "suto-reached-", f"ssl:{port}:reusePort=yes", files
         )
         self.assertEqual(same, port)
+        yield self.met()
         self.device_reaches(port, pin)
         self.start_agent(PASSWORD)
         for _ in range(4):

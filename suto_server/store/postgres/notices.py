@@ -111,17 +111,17 @@ class NoticeListener:
     def receive(self, timeout):
         """
         See L{INoticeListener.receive}: it returns as soon as a notice
-        arrives.
+        arrives, with every other one already there.
         """
         self.listen()
         try:
             with as_store_error("listening to the other processes"):
-                return [
-                    notice.payload
-                    for notice in self._connection.notifies(
-                        timeout=timeout, stop_after=1
-                    )
-                ]
+                notices = self._connection.notifies(timeout=timeout, stop_after=1)
+                heard = [notice.payload for notice in notices]
+                if heard:
+                    # And those that came with it or since, without waiting.
+                    heard += [n.payload for n in self._connection.notifies(timeout=0)]
+                return heard
         except BaseException:
             self.close()
             raise
