@@ -197,9 +197,9 @@ class Relay(Service):
         if others:
             # Before sending: the answers may come back at once.
             self._unheard[request.key] = others
-        sent = self._announce(
+        sent = self._send(
             "open",
-            request,
+            request.key,
             user=request.user,
             networks=[str(network) for network in request.accept_from],
             timeout=timeout,
@@ -210,13 +210,13 @@ class Relay(Service):
             self._rendezvous.heard_by_all(request.key)
 
     def claimed(self, request) -> None:
-        self._announce("claimed", request, source=request.claimed_by)
+        self._send("claimed", request.key, source=request.claimed_by)
 
     def finished(self, request, outcome) -> None:
         self._unheard.pop(request.key, None)
-        self._announce(
+        self._send(
             "done",
-            request,
+            request.key,
             verdict=outcome.verdict.value,
             reason=outcome.reason[:_MAX_REASON],
             source=outcome.source,
@@ -241,12 +241,6 @@ class Relay(Service):
             # The claim goes with the session; the request is over anyway.
             self.log.warn("a claim could not be let go: {error}", error=str(error))
 
-    def _announce(self, op: str, request, **fields) -> bool:
-        """
-        @return: whether the notice was sent.
-        """
-        return self._send(op, request.key, **fields)
-
     def here(self) -> None:
         """
         Tell the other processes this one is there (and listening).
@@ -254,6 +248,9 @@ class Relay(Service):
         self._send("here", 0)
 
     def _send(self, op: str, key: int, **fields) -> bool:
+        """
+        @return: whether the notice was sent.
+        """
         notice = json.dumps({"node": self._node, "op": op, "key": key, **fields})
         try:
             self._store.announce(notice)
