@@ -10,8 +10,9 @@ Run a SUTO benchmark scenario and print a table, then one JSON line.
                               [--downtime S] [--storm-timeout S]
     python bench/run.py flood [--sources N] [--connections N] [--devices N]
                               [--logins N] [--duration S] [--auth-timeout S]
+    python bench/run.py console [--endpoints N] [--records N] [--rounds N]
 
-Every scenario but memory and flood measures the machine's ceilings first,
+Every scenario but memory, flood and console measures the machine's ceilings first,
 in the same run;
 see bench/README.md for what each figure means.  Everything runs on
 127.0.0.1 (and, for simulated devices, other 127.x.y.z addresses), and
@@ -44,6 +45,7 @@ from bench import report
 from bench.ceilings import LoadClientError, measure_ceilings
 from bench.children import ChildFailed
 from bench.classic import run_classic
+from bench.console_render import console_json, console_rows, run_console_render
 from bench.device import MAX_DEVICES
 from bench.enrollment import run_enrollment
 from bench.fleet import MAX_ENDPOINTS
@@ -157,6 +159,7 @@ def parser() -> argparse.ArgumentParser:
         "endpoint to be back (default 180)",
     )
     _add_flood(scenarios)
+    _add_console(scenarios)
     text = "server memory and idle load with a connected fleet"
     memory = scenarios.add_parser("memory", help=text, description=text)
     _add_endpoints(memory)
@@ -224,6 +227,23 @@ def _add_flood(scenarios) -> None:
     flood.add_argument(
         "--auth-timeout", type=_bounded(float, 0.5, 60.0), default=5.0,
         help="seconds a device has to connect back and answer (default 5)",
+    )
+
+
+def _add_console(scenarios) -> None:
+    text = "the time each web console page takes with a large fleet"
+    console = scenarios.add_parser("console", help=text, description=text)
+    console.add_argument(
+        "--endpoints", type=_bounded(int, 1, 100_000), default=10_000,
+        help="enrolled profiles in the store (default 10000)",
+    )
+    console.add_argument(
+        "--records", type=_bounded(int, 0, 1_000_000), default=20_000,
+        help="audit records in the store (default 20000)",
+    )
+    console.add_argument(
+        "--rounds", type=_bounded(int, 1, 100), default=5,
+        help="requests of each page (default 5)",
     )
 
 
@@ -447,6 +467,22 @@ async def _run_flood(reactor, directory: str, options):
     return title, flood_rows(result), flood_json(result)
 
 
+async def _run_console(reactor, directory: str, options):
+    rows = await run_console_render(
+        reactor,
+        directory,
+        endpoints=options.endpoints,
+        records=options.records,
+        rounds=options.rounds,
+        progress=_progress,
+    )
+    title = (
+        f"console ({options.endpoints} endpoints, {options.records} audit "
+        f"records, {options.rounds} rounds)"
+    )
+    return title, console_rows(rows), console_json(rows)
+
+
 #: What each scenario runs: an async function of the reactor, the run's
 #: folder and the options, returning the title, the rows and the figures.
 _SCENARIOS = {
@@ -457,6 +493,7 @@ _SCENARIOS = {
     "memory": _run_memory,
     "storm": _run_storm,
     "flood": _run_flood,
+    "console": _run_console,
 }
 
 

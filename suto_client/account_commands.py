@@ -25,7 +25,7 @@ import ipaddress
 import os
 
 from suto_client.protocol import account_trust
-from suto_client.state import DEFAULT_SERVER_PORT, Account
+from suto_client.state import DEFAULT_SERVER_PORT, Account, server_text
 from suto_client.statefile import load_state, save_state
 from suto_client.tls import normalise_pin
 from suto_server.core import wire
@@ -172,7 +172,7 @@ def add(args, io: Streams) -> int:
     return 0
 
 
-def _existing_state(path: str):
+def existing_state(path: str):
     """
     @return: the state in the file C{path}, which must exist: listing or
         deleting reads an agent's state, and a command run with the wrong
@@ -189,7 +189,7 @@ def _existing_state(path: str):
 
 
 def list_accounts(args, io: Streams) -> int:
-    accounts = _existing_state(args.state).accounts
+    accounts = existing_state(args.state).accounts
     if not accounts:
         io.say("no accounts")
         return 0
@@ -211,22 +211,12 @@ def list_accounts(args, io: Streams) -> int:
 
 
 def delete(args, io: Streams) -> int:
-    state = _existing_state(args.state)
+    state = existing_state(args.state)
     if state.accounts.pop(args.user, None) is None:
         raise CommandError(f"no account for {args.user}")
     save_state(args.state, state)
     io.say(f"deleted {args.user}")
     return 0
-
-
-def server_text(host: str, port: int) -> str:
-    """
-    @return: a server's address as the commands print it, an IPv6 address
-        bracketed so that its port stays readable.
-    """
-    if ":" in host:
-        return f"[{host}]:{port}"
-    return f"{host}:{port}"
 
 
 def ask_password(args, io: Streams) -> str:

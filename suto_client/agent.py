@@ -12,7 +12,8 @@ with C{suto-client account} take effect without a restart.
 Each enrolled profile gets a L{ClientService} that keeps a TLS
 connection (pinned, or trusted through a CA bundle) to its server and
 rotates the key on it (L{suto_client.rotation}); a dropped connection is made again after a
-jittered back-off.  The profiles are read again every rotation interval:
+jittered back-off, to the next of the deployment's servers when the last
+attempt failed or went unanswered (L{suto_client.failover}).  The profiles are read again every rotation interval:
 a new profile starts rotating, a removed one stops, and one changed by
 someone else (enrolled again) restarts with what the file now holds.  A
 profile whose server does not know its key stops rotating until its entry
@@ -35,6 +36,7 @@ from twisted.logger import Logger
 
 from suto_client.answer import HelloAnswerer
 from suto_client.checks import CheckResponder
+from suto_client.failover import FailoverEndpoint
 from suto_client.hello import HelloListener
 from suto_client.protocol import AuthResult, authenticate
 from suto_client.rotation import (
@@ -97,6 +99,7 @@ class _Rotator:
     user: str
     factory: RotationFactory | None = None
     service: ClientService | None = None
+    endpoint: IStreamClientEndpoint | None = None
 
 
 class Agent(MultiService):
@@ -278,7 +281,7 @@ class Agent(MultiService):
                 random_bytes=self._random_bytes,
                 random=self._random,
             )
-            endpoint = self._rotation_endpoint(
+            rotator.endpoint = self._rotation_endpoint(
                 self._reactor, profile, self._timeout
             )
         except (RotationError, ValueError) as e:
@@ -289,7 +292,7 @@ class Agent(MultiService):
             )
             return
         rotator.service = ClientService(
-            endpoint,
+            rotator.endpoint,
             rotator.factory,
             retryPolicy=rotator.factory.retry_delay,
             clock=self._reactor,
@@ -332,6 +335,8 @@ class Agent(MultiService):
         ):
             # Until the state file changes, asking again is pointless.
             rotator.service.disownServiceParent()
+        if not report.answered and isinstance(rotator.endpoint, FailoverEndpoint):
+            rotator.endpoint.move_on(report.reason or report.outcome.value)
         for observer in self._rotation_observers:
             try:
                 observer(rotator.user, report.outcome, report.key_id)
@@ -341,7 +346,7 @@ class Agent(MultiService):
 
 def _same_profile(left: EnrolledProfile, right: EnrolledProfile) -> bool:
     """
-    Do two profile entries name the same server, trusted the same way,
+    Do two profile entries name the same servers, trusted the same way,
     and the same key?  Key ids
     are compared, not keys: an id names exactly one key, and is public.
     """
@@ -355,6 +360,7 @@ def _same_profile(left: EnrolledProfile, right: EnrolledProfile) -> bool:
         left.client_key,
         left.key_id,
         left.generation,
+        left.failover,
     ) == (
         right.user,
         right.server_host,
@@ -365,5 +371,6 @@ def _same_profile(left: EnrolledProfile, right: EnrolledProfile) -> bool:
         right.client_key,
         right.key_id,
         right.generation,
+        right.failover,
     )
 

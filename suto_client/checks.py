@@ -87,7 +87,11 @@ class CheckResponder:
                 source=source,
             )
             return None
-        if not same_host(source, profile.server_host):
+        # Any server of the profile's deployment may check on it (§9.5).
+        server = next(
+            (host for host, _ in profile.servers if same_host(source, host)), None
+        )
+        if server is None:
             self._paced.emit(
                 self.log,
                 LogLevel.info,
@@ -99,7 +103,7 @@ class CheckResponder:
                 server=profile.server_host,
             )
             return None
-        if not self._may_answer(profile.server_host):
+        if not self._may_answer(server):
             self._paced.emit(
                 self.log,
                 LogLevel.warn,

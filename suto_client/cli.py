@@ -10,6 +10,8 @@ C{suto-client}: manage the endpoint agent's accounts.
     suto-client enroll --server HOST[:PORT] --user USER --pin SHA256
     suto-client enroll --server HOST[:PORT] --user USER --ca BUNDLE.pem
     suto-client enroll --user USER --pin SHA256    # the server from its hello
+    suto-client enroll ... --failover HOST[:PORT]  # another server, repeatable
+    suto-client failover USER [HOST[:PORT] ...] [--none]
     suto-client fingerprint
     suto-client config check FILE
 
@@ -29,6 +31,8 @@ same way, and stores the enrolled profile's first key in the state file.
 Without C{--server} it first waits for the hello with which the server
 announces the enrollment window, and enrolls with its sender on port
 2021 (see L{suto_client.announcement}).
+C{failover} shows or sets the other servers of an enrolled profile's
+deployment, which the agent turns to when its server cannot be reached.
 C{fingerprint} shows this machine's fingerprint hash and which sources it
 was computed from, never what they read.  C{config check} reports every
 problem of a C{twistd suto-client --config} file before the agent is
@@ -37,7 +41,8 @@ restarted with it.
 This module is the parser and the dispatch table, with the two small
 commands C{fingerprint} and C{config check}; the account commands and
 their trust options are in L{suto_client.account_commands}, C{enroll} in
-L{suto_client.enroll_command}.  Each command takes the parsed arguments
+L{suto_client.enroll_command}, C{failover} in
+L{suto_client.failover_command}.  Each command takes the parsed arguments
 and a L{Streams} bundle and returns its exit status, run by
 L{suto_server.core.commandline} as C{suto-admin}'s commands are, so that
 tests call L{main} with injected streams.
@@ -51,7 +56,7 @@ import os
 import sys
 from typing import TextIO
 
-from suto_client import account_commands, enroll_command
+from suto_client import account_commands, enroll_command, failover_command
 from suto_client.agent import DEFAULT_HELLO_PORT
 from suto_client.fingerprint import (
     FingerprintError,
@@ -90,6 +95,7 @@ COMMANDS = {
     ("account", "list"): account_commands.list_accounts,
     ("account", "del"): account_commands.delete,
     ("enroll", None): enroll_command.enroll_machine,
+    ("failover", None): failover_command.failover,
     ("fingerprint", None): _fingerprint,
     ("config", "check"): _config_check,
 }
@@ -185,8 +191,31 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace the profile already enrolled for the user",
     )
+    enrollment.add_argument(
+        "--failover",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="another server of the same deployment, tried when the "
+        "server cannot be reached; repeat for several",
+    )
     _add_state_option(enrollment)
     enrollment.set_defaults(action=None, legacy=None)
+    failing_over = groups.add_parser(
+        "failover",
+        help="show or set the other servers an enrolled profile turns to",
+    )
+    failing_over.add_argument("user")
+    failing_over.add_argument(
+        "servers",
+        nargs="*",
+        metavar="HOST[:PORT]",
+        help="the other servers of the deployment, in the order tried",
+    )
+    failing_over.add_argument(
+        "--none", action="store_true", help="clear the list"
+    )
+    _add_state_option(failing_over)
+    failing_over.set_defaults(action=None)
     groups.add_parser(
         "fingerprint",
         help="show this machine's fingerprint hash and its sources",

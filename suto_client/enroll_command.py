@@ -14,6 +14,7 @@ agent may have changed it meanwhile.
 from __future__ import annotations
 
 import errno
+from dataclasses import replace
 
 from twisted.internet.defer import succeed
 from twisted.internet.error import CannotListenError
@@ -29,6 +30,7 @@ from suto_client.agent import DEFAULT_HELLO_PORT
 from suto_client.announcement import NoAnnouncement, wait_for_announcement
 from suto_client.enrollment import EnrollResult, enroll
 from suto_client.enrollment_machine import EnrollOutcome
+from suto_client.failover_command import failover_servers
 from suto_client.state import DEFAULT_SERVER_PORT
 from suto_client.statefile import StateFileError, load_state, save_state
 from suto_server.core import wire
@@ -51,6 +53,7 @@ def enroll_machine(args, io: Streams) -> int:
     else:
         host, port = None, DEFAULT_SERVER_PORT
     options = transport(args)
+    failover = failover_servers(None if host is None else (host, port), args.failover)
     existing = load_state(args.state).profiles.get(args.user)
     if existing is not None and not args.replace:
         raise CommandError(
@@ -75,7 +78,12 @@ def enroll_machine(args, io: Streams) -> int:
     )
     if result.outcome is not EnrollOutcome.ENROLLED:
         raise CommandError(f"{args.user} was not enrolled: {result.reason}")
-    profile = result.profile
+    enrolled = (result.profile.server_host, result.profile.server_port)
+    # The hello's sender may be among them: it is no failover of its own.
+    profile = replace(
+        result.profile,
+        failover=tuple(server for server in failover if server != enrolled),
+    )
     try:
         # Read again: the agent may have changed the file meanwhile.
         state = load_state(args.state)

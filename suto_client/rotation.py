@@ -26,6 +26,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from suto_client.exchange import ConversationProtocol
+from suto_client.failover import FailoverEndpoint
 from suto_client.fingerprint import compute_fingerprint, default_sources
 from suto_client.protocol import rereading_client_endpoint
 from suto_client.rotation_machine import ClientRotation
@@ -35,7 +36,7 @@ from suto_client.rotation_outcome import (
     RotationOutcome,
     require_rotatable,
 )
-from suto_client.state import Account, EnrolledProfile
+from suto_client.state import Account, EnrolledProfile, server_text
 from suto_server.core import timing, wire
 
 #: The longest wait after rotations that failed to open the server's
@@ -170,23 +171,35 @@ def profile_endpoint(
     one its CA bundle vouches for, and presenting its client certificate
     if it has one.  The files are read at every connection.
 
+    A profile with failover servers gets a L{FailoverEndpoint} over one
+    such endpoint per server, each trusted the same way.
+
     @param timeout: seconds allowed for the TCP connection attempt.
     @raise ValueError: a file of the profile is unusable
         (L{suto_client.tls.ClientTLSError}).
     """
-    return rereading_client_endpoint(
-        reactor,
-        Account(
-            user=profile.user,
-            server_host=profile.server_host,
-            server_port=profile.server_port,
-            pin=profile.pin,
-            ca=profile.ca,
-            client_cert=profile.client_cert,
-            client_key=profile.client_key,
-        ),
-        timeout,
-    )
+    endpoints = [
+        (
+            server_text(host, port),
+            rereading_client_endpoint(
+                reactor,
+                Account(
+                    user=profile.user,
+                    server_host=host,
+                    server_port=port,
+                    pin=profile.pin,
+                    ca=profile.ca,
+                    client_cert=profile.client_cert,
+                    client_key=profile.client_key,
+                ),
+                timeout,
+            ),
+        )
+        for host, port in profile.servers
+    ]
+    if len(endpoints) == 1:
+        return endpoints[0][1]
+    return FailoverEndpoint(endpoints)
 
 
 def retry_wait(failures: int, random: random_module.Random) -> float:
@@ -347,9 +360,7 @@ class RotationFactory(Factory):
             self._next_hold_off = self._interval
             level = LogLevel.info
         elif report.outcome in (RotationOutcome.OPEN_FAILED, RotationOutcome.REFUSED):
-            # Asking again at once would only be refused again; a refusal
-            # can also be a reconnection that came too soon after a spent
-            # time step, which the next step mends.
+            # Asking again at once would only be refused again.
             self._hold_off = self._next_hold_off
             self._next_hold_off = min(2 * self._next_hold_off, MAX_HOLD_OFF)
             level = (

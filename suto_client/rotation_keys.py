@@ -66,16 +66,24 @@ def reconnection(
     server_time: int,
     step_length: int,
     junk: bytes,
+    nonce: bytes,
 ) -> tuple[bytes, wire.Reconnect]:
     """
-    Derive the offline key of C{profile} for the server's time step and
-    seal C{junk} under it.
+    Derive the key of this reconnection attempt, from the offline key of
+    C{profile} for the server's time step and the attempt's fresh C{nonce},
+    and seal C{junk} under it.  A new nonce for every attempt gives every
+    attempt its own key, so a retry within one time step never seals
+    under a key that sealed before (docs/PROTOCOL.md §7.5).
 
-    @return: the offline key, and the C{SUTO_C_RECONNECT_} to send.
+    @return: the attempt's key, and the C{SUTO_C_RECONNECT_N_} to send.
     """
     user = profile.user
     step = keyschedule.time_step(server_time, step_length)
-    key = keyschedule.offline_key(profile.key, fingerprint_hash, step, user)
+    key = keyschedule.attempt_key(
+        keyschedule.offline_key(profile.key, fingerprint_hash, step, user),
+        nonce,
+        user,
+    )
     sealed = keyschedule.seal_message(
         key,
         junk,
@@ -84,19 +92,20 @@ def reconnection(
     )
     message = wire.Reconnect(
         profile.key_id,
-        keyschedule.reconnect_proof(profile.key, user, sealed),
+        keyschedule.reconnect_proof(profile.key, user, sealed, nonce),
         sealed,
         user,
+        nonce,
     )
     return key, message
 
 
-def welcomed(offline_key: bytes, user: str, sealed: bytes) -> bool:
+def welcomed(attempt_key: bytes, user: str, sealed: bytes) -> bool:
     """
-    Does the server's reconnection answer open under C{offline_key}?
+    Does the server's reconnection answer open under C{attempt_key}?
     """
     return _opens_to(
-        offline_key, sealed, _OK, profile=user, purpose=keyschedule.RECONNECT_OK_PURPOSE
+        attempt_key, sealed, _OK, profile=user, purpose=keyschedule.RECONNECT_OK_PURPOSE
     )
 
 

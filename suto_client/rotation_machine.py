@@ -13,7 +13,7 @@ module reads as the conversation::
     idle --open--> awaiting_version                  (sends VERSION)
     awaiting_version --version_online--> awaiting_ok (sends ROTATE)
     awaiting_version --version_offline--> awaiting_time (sends GET_TIME)
-    awaiting_time --time--> awaiting_reconnect_ok    (sends RECONNECT)
+    awaiting_time --time--> awaiting_reconnect_ok    (sends RECONNECT_N)
     awaiting_reconnect_ok --reconnected--> awaiting_ok (sends ROTATE)
     awaiting_reconnect_ok, awaiting_ok --denied--> done (REFUSED)
     ready --begin--> awaiting_ok                     (sends ROTATE)
@@ -27,6 +27,13 @@ module reads as the conversation::
     any other --server_error/violation/lost--> done  (ERROR)
     any --expire--> done                             (TIMEOUT)
     any --a call out of turn--> done                 (ERROR)
+    ready, awaiting_ok, committing --challenged--> the same (sends C_VERIFY)
+
+A verification (docs/PROTOCOL.md §11) challenges the live connection
+between rotations; the challenge may cross a rotation the agent started,
+or arrive while the agent stores the key the server just committed, so
+those states answer it too, with the key the profile holds (the server
+takes the previous key while the new one is unconfirmed).
 
 Every rotation draws fresh junk and a fresh X25519 key pair, and
 recomputes the hardware fingerprint when the server's half arrives: the
@@ -39,9 +46,12 @@ key stays the profile's key, which the server still accepts.
 A profile that is offline (docs/PROTOCOL.md §10) reconnects before it
 rotates.  It asks the server's time, so a wrong local clock cannot make it
 miss the server's window, derives the offline key from its last key, its
-fingerprint (recomputed, never sent) and the server's time step, and sends
-fresh junk sealed under it; only on the server's sealed answer does it
-rotate, and the rotation that follows ends the offline spell.
+fingerprint (recomputed, never sent) and the server's time step, and from
+it and a fresh nonce the key of this attempt, and sends fresh junk sealed
+under that; only on the server's sealed answer does it rotate, and the
+rotation that follows ends the offline spell.  Should that rotation be cut
+short after the server committed it, the next attempt, with a new nonce,
+is let in within the same step.
 L{suto_client.rotation} runs it on a connection and paces the rotations.
 """
 
@@ -98,7 +108,7 @@ OPEN = "open"  # Connected to the server.
 VERSION_ONLINE = "version_online"  # Our version, confirmed; online profile.
 VERSION_OFFLINE = "version_offline"  # Our version, confirmed; offline profile.
 TIME = "time"  # SUTO_TIME_ arrived and the reconnection is sealed.
-RECONNECTED = "reconnected"  # SUTO_RECONNECT_OK_, opened under the offline key.
+RECONNECTED = "reconnected"  # SUTO_RECONNECT_OK_, opened under the attempt's key.
 DENIED = "denied"  # SUTO_AUTH_0: the server refuses the profile.
 UNKNOWN_KEY = "unknown_key"  # SUTO_ERROR_UNKNOWN_KEY.
 SERVER_ERROR = "server_error"  # Another SUTO_ERROR_: the server gives up.
@@ -108,6 +118,7 @@ UNOPENED = "unopened"  # SUTO_ROTATE_OK_, not opened under the derived key.
 CONFIRMED = "confirmed"  # SUTO_ROTATE_DONE_, opened under the new key.
 STORED = "stored"  # The new key is stored.
 NOT_STORED = "not_stored"  # The new key could not be stored.
+CHALLENGED = "challenged"  # SUTO_VERIFY_: prove the key, bound to its nonce.
 
 INPUTS = (
     OPEN,
@@ -127,6 +138,7 @@ INPUTS = (
     VIOLATION,
     LOST,
     EXPIRE,
+    CHALLENGED,
 )
 
 
@@ -156,8 +168,9 @@ class ClientRotation(Conversation):
         "_next",
         "_asked_time",
         "_reconnect",
-        "_offline_key",
+        "_attempt_key",
         "_answered",
+        "_nonce",
     )
 
     def __init__(
@@ -176,8 +189,9 @@ class ClientRotation(Conversation):
         self._next: EnrolledProfile | None = None
         self._asked_time = False
         self._reconnect: wire.Reconnect | None = None
-        self._offline_key: bytes | None = None
+        self._attempt_key: bytes | None = None
         self._answered = False
+        self._nonce: bytes | None = None
 
     @property
     def profile(self) -> EnrolledProfile:
@@ -238,16 +252,19 @@ class ClientRotation(Conversation):
             self._asked_time = False
             return self._prepare_reconnect(message.seconds, message.step)
         if isinstance(message, wire.ReconnectOk):
-            if self._offline_key is None:
+            if self._attempt_key is None:
                 return self._input(VIOLATION)
             if rotation_keys.welcomed(
-                self._offline_key, self._profile.user, message.sealed
+                self._attempt_key, self._profile.user, message.sealed
             ):
-                self._offline_key = None
+                self._attempt_key = None
                 return self._input(RECONNECTED)
             return self._fail("the server's reconnection answer did not open")
         if isinstance(message, wire.Auth) and not message.ok:
             return self._input(DENIED)
+        if isinstance(message, wire.VerifyChallenge):
+            self._nonce = message.nonce
+            return self._input(CHALLENGED)
         if isinstance(message, wire.RotateOk):
             if self._pending is None:
                 return self._input(VIOLATION)
@@ -270,19 +287,21 @@ class ClientRotation(Conversation):
 
     def _prepare_reconnect(self, server_time: int, step_length: int) -> list:
         """
-        Derive the offline key for the server's time step and seal fresh
-        junk under it; feed the input that says how that went.
+        Derive the key of this attempt, from the offline key for the
+        server's time step and a fresh nonce, and seal fresh junk under it;
+        feed the input that says how that went.
         """
         try:
             fingerprint_hash = self._fingerprint()
         except FingerprintError as e:
             return self._fail(f"cannot compute the hardware fingerprint: {e}")
-        self._offline_key, self._reconnect = rotation_keys.reconnection(
+        self._attempt_key, self._reconnect = rotation_keys.reconnection(
             self._profile,
             fingerprint_hash,
             server_time,
             step_length,
             self._random_bytes(keyschedule.JUNK_SIZE),
+            self._random_bytes(keyschedule.ATTEMPT_NONCE_SIZE),
         )
         return self._input(TIME)
 
@@ -334,13 +353,18 @@ class ClientRotation(Conversation):
         Drop everything derived for the rotation under way.
         """
         self._pending = self._ack = self._next = None
-        self._reconnect = self._offline_key = None
+        self._reconnect = self._attempt_key = None
 
     # Outputs.
 
     def _send_rotate(self):
         self._pending = rotation_keys.Pending.draw(self._random_bytes)
         self._actions.append(Send(self._pending.rotate(self._profile)))
+
+    def _send_proof(self):
+        nonce, self._nonce = self._nonce, None
+        proof = keyschedule.verify_proof(self._profile.key, nonce, self._profile.user)
+        self._actions.append(Send(wire.VerifyProof(nonce, proof)))
 
     def _send_time_request(self):
         self._asked_time = True
@@ -442,6 +466,16 @@ TRANSITIONS = Table(
         (_LIVE[1:], (OPEN,), DONE, _OUT_OF_TURN),
         (_LIVE[:-1], (BEGIN,), DONE, _OUT_OF_TURN),
         (_LIVE[:-2] + (READY,), (STORED, NOT_STORED), DONE, _OUT_OF_TURN),
+        *(
+            ((state,), (CHALLENGED,), state, (_C._send_proof,))
+            for state in (READY, AWAITING_OK, COMMITTING)
+        ),
+        (
+            (IDLE, AWAITING_VERSION, AWAITING_TIME, AWAITING_RECONNECT_OK, AWAITING_DONE),
+            (CHALLENGED,),
+            DONE,
+            _ERROR,
+        ),
         ((DONE,), INPUTS, DONE, ()),
     ),
 )

@@ -17,6 +17,16 @@ DEFAULT_SERVER_PORT = 2021
 """The TCP port a SUTO server accepts authentication connections on."""
 
 
+def server_text(host: str, port: int) -> str:
+    """
+    @return: a server's address as the agent prints it, an IPv6 address
+        bracketed so that its port stays readable.
+    """
+    if ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
 @dataclass
 class Account:
     """
@@ -84,6 +94,12 @@ class EnrolledProfile:
     @ivar client_cert: path of the PEM client certificate presented to a
         server that demands one; set with C{client_key}.
     @ivar client_key: path of that certificate's unencrypted PEM key.
+    @ivar failover: the other servers of the same deployment, as
+        C{(IP address, port)} pairs in the order they are tried once the
+        one the agent uses cannot be reached (L{suto_client.failover}).
+        They serve the same store, so the profile and its key are theirs
+        too, and they are trusted as C{server_host} is: by the same pin,
+        or the same CA bundle.
     """
 
     user: str
@@ -99,6 +115,14 @@ class EnrolledProfile:
     ca: str | None = None
     client_cert: str | None = None
     client_key: str | None = None
+    failover: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def servers(self) -> tuple[tuple[str, int], ...]:
+        """
+        Every server of the profile's deployment, the enrolled one first.
+        """
+        return ((self.server_host, self.server_port), *self.failover)
 
     @property
     def last_agreed(self) -> float:

@@ -19,6 +19,10 @@ CA bundle, C{"ca"}, and it may present a client certificate
 set, so a pinned profile without a client certificate reads the same as in
 files from before them.
 
+A profile may name the other servers of its deployment, tried in turn
+when its own cannot be reached: C{"failover": [["192.0.2.11", 2021],
+...]}, written only when there are some.
+
 A file without C{"profiles"} (written before enrollment existed) has no
 enrolled profiles.  An account without C{"ca"}, C{"client_cert"} and
 C{"client_key"} (written before CA trust and client certificates existed)
@@ -44,6 +48,9 @@ from suto_server.core.keyschedule import KEY_SIZE
 
 STATE_VERSION = 1
 """The layout version written into every file, for future migrations."""
+
+MAX_FAILOVER = 16
+"""The most failover servers a profile may name."""
 
 
 def document_from_state(state: ClientState) -> dict:
@@ -223,7 +230,50 @@ def _entry_from_profile(profile: EnrolledProfile) -> dict:
     for name in (*_OPTIONAL_TIMES, *_TRUST_FIELDS[1:]):
         if getattr(profile, name) is not None:
             entry[name] = getattr(profile, name)
+    if profile.failover:
+        entry["failover"] = [[host, port] for host, port in profile.failover]
     return entry
+
+
+def _server_address(invalid, name: str, host: object, port: object):
+    """
+    @param invalid: makes the L{InvalidDocument} naming a field.
+    @return: C{(host, port)}, the host in its canonical form.
+    @raise InvalidDocument: C{host} is not an IP address or C{port} not a
+        TCP port.
+    """
+    try:
+        host = str(ipaddress.ip_address(host)) if type(host) is str else None
+    except ValueError:
+        host = None
+    if host is None:
+        raise invalid(name, "an IP address")
+    # type() rather than isinstance(), as for accounts.
+    if type(port) is not int or not 0 < port < 65536:
+        raise invalid(name, "a port in range")
+    return host, port
+
+
+def _failover_from_entry(invalid, entry: dict, enrolled: tuple[str, int]):
+    """
+    @return: the profile's L{EnrolledProfile.failover} servers: a list of
+        at most L{MAX_FAILOVER} C{[address, port]} pairs, none twice and
+        none the enrolled server; none when the field is absent (files
+        from before it).
+    @raise InvalidDocument: it is not such a list.
+    """
+    given = entry.get("failover", [])
+    if type(given) is not list or len(given) > MAX_FAILOVER:
+        raise invalid("failover", f"a list of at most {MAX_FAILOVER} servers")
+    servers = []
+    for pair in given:
+        if type(pair) is not list or len(pair) != 2:
+            raise invalid("failover", "a list of [address, port] pairs")
+        server = _server_address(invalid, "failover", *pair)
+        if server == enrolled or server in servers:
+            raise invalid("failover", "a list of servers named once each")
+        servers.append(server)
+    return tuple(servers)
 
 
 def _profile_from_entry(user: str, entry: object) -> EnrolledProfile:
@@ -251,6 +301,7 @@ def _profile_from_entry(user: str, entry: object) -> EnrolledProfile:
     port = value("server_port", int)
     if not 0 < port < 65536:
         raise invalid("server_port", "in range")
+    failover = _failover_from_entry(invalid, entry, (host, port))
     trust = _trust_from_entry(f"profile {user!r}", entry, required=True)
     encoded_key = value("key", str)
     try:
@@ -286,4 +337,5 @@ def _profile_from_entry(user: str, entry: object) -> EnrolledProfile:
         enrolled_at=float(enrolled_at),
         **times,
         **trust,
+        failover=failover,
     )

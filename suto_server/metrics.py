@@ -166,8 +166,13 @@ class ServerMetrics:
         )
         # Every label value exists from the start, so a rate() over a
         # series that has not happened yet reads 0 rather than nothing.
-        for verdict in Verdict:
-            self.authentications.labels(verdict.value)
+        # The series counted on every authentication and rotation, looked
+        # up once rather than by label on each count.
+        self._verdicts = {
+            verdict: self.authentications.labels(verdict.value)
+            for verdict in Verdict
+        }
+        self._rotations_done = self.rotations.labels("done")
         for result in _ENROLLMENT_RESULTS.values():
             self.enrollments.labels(result)
         for result in ("done", "failed"):
@@ -208,13 +213,13 @@ class ServerMetrics:
         """
         A rendezvous observer: count a classic authentication's verdict.
         """
-        self.authentications.labels(outcome.verdict.value).inc()
+        self._verdicts[outcome.verdict].inc()
 
     def rotated(self, seconds: float) -> None:
         """
         A rotation completed, C{seconds} after its request arrived.
         """
-        self.rotations.labels("done").inc()
+        self._rotations_done.inc()
         self.rotation_seconds.observe(seconds)
 
     def timed_commit(self, commit_batch: Callable):

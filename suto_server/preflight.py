@@ -31,11 +31,16 @@ from suto_server.cred.shadow import ShadowFile, ShadowFileError
 from suto_server.datafolder import ADMIN_SOCKET
 from suto_server.locations import LocationError, Locations
 from suto_server.net.listening import (
+    API_TYPES,
+    CONSOLE_TYPES,
     DEFAULT_LISTEN,
     DEVICE_TYPES,
     METRICS_TYPES,
     ListenerOptionError,
     admin_endpoint,
+    api_listen,
+    console_description,
+    console_listen,
     option_endpoint,
     tls_listen,
 )
@@ -53,12 +58,15 @@ class StartCheck:
     @ivar listeners: the endpoints to serve, when nothing is wrong.
     @ivar locations: the locations file's contents, when nothing is wrong.
     @ivar extra_sources: the shadow file, when given and nothing is wrong.
+    @ivar verify_targets: the verify-targets file's contents, when nothing
+        is wrong.
     """
 
     problems: list[OptionProblem]
     listeners: Listeners | None = None
     locations: Locations | None = None
     extra_sources: tuple[ShadowFile, ...] = ()
+    verify_targets: Locations | None = None
 
 
 def check_start(reactor, options, data: str, listen: str) -> StartCheck:
@@ -110,6 +118,20 @@ def check_start(reactor, options, data: str, listen: str) -> StartCheck:
     parse("metrics", "metrics-listen", lambda: optional(
         "metrics-listen", METRICS_TYPES, serverFromString
     ))
+    if options["api-listen"]:
+        parse("api", "api-listen", lambda: option_endpoint(
+            reactor, "--api-listen", options["api-listen"], API_TYPES,
+            server_endpoint, full=api_listen(options["api-listen"], listen),
+        ))
+    if options["console-listen"]:
+        parse("console", "console-listen", lambda: option_endpoint(
+            reactor,
+            "--console-listen",
+            console_description(options["console-listen"]),
+            CONSOLE_TYPES,
+            server_endpoint,
+            full=console_listen(options["console-listen"], listen),
+        ))
     loaded = _load_files(options, problems)
     if options["store"]:
         _check_store(options["store"], problems)
@@ -151,22 +173,18 @@ def _load_files(options, problems: list[OptionProblem]) -> dict:
     @param problems: where to add what is wrong with them.
     @return: the L{StartCheck} fields of what loaded.
     """
-    loaded: dict = {"locations": Locations()}
+    loaded: dict = {"locations": Locations(), "verify_targets": Locations()}
     if options["shadow"]:
         try:
             loaded["extra_sources"] = (ShadowFile(options["shadow"]),)
         except ShadowFileError as error:
             problems.append(OptionProblem("shadow", f"--shadow {error}"))
-    if options["locations"]:
-        path = options["locations"]
-        try:
-            loaded["locations"] = Locations.from_file(path)
-        except OSError as error:
-            problems.append(
-                OptionProblem("locations", f"--locations {path}: {error.strerror}")
-            )
-        except LocationError as error:
-            problems.append(OptionProblem("locations", f"--locations {error}"))
+    for option, field in (
+        ("locations", "locations"),
+        ("verify-targets", "verify_targets"),
+    ):
+        if options[option]:
+            _load_locations(options[option], option, field, loaded, problems)
     if options["alert-file"]:
         reason = _unwritable(
             os.path.abspath(options["alert-file"]), os.path.abspath(options["data"])
@@ -178,6 +196,22 @@ def _load_files(options, problems: list[OptionProblem]) -> dict:
                 )
             )
     return loaded
+
+
+def _load_locations(
+    path: str, option: str, field: str, loaded: dict, problems: list
+) -> None:
+    """
+    Load the file of named networks at C{path} (the locations file's
+    format) as the L{StartCheck} C{field}, or add its problem as
+    C{option}'s.
+    """
+    try:
+        loaded[field] = Locations.from_file(path)
+    except OSError as error:
+        problems.append(OptionProblem(option, f"--{option} {path}: {error.strerror}"))
+    except LocationError as error:
+        problems.append(OptionProblem(option, f"--{option} {error}"))
 
 
 def _check_store(uri: str, problems: list[OptionProblem]) -> None:

@@ -18,17 +18,25 @@ from twisted.logger import Logger
 
 from suto_server.admin.api import admin_site
 from suto_server.admin.formatting import alert_json
+from suto_server.api.callers import CallerLimits
+from suto_server.api.guard import ApiRoot
+from suto_server.api.site import ApiSite, ConnectionsPerSource
+from suto_server.api.verifier import Verifier
+from suto_server.api.verify_resource import VerifyResource
 from suto_server.audit.alerts import ALERT_TYPES, alert_for
 from suto_server.audit.log import AuditLog
 from suto_server.audit.sinks.log import LogSink
 from suto_server.cluster.leadership import leadership_for
 from suto_server.cluster.relay import relay_for
+from suto_server.console.signin import LINK_LIFETIME, CertificateSignIn, is_loopback
+from suto_server.console.site import Console
 from suto_server.core import schemes
 from suto_server.core.logformat import address_text
 from suto_server.core.version import VERSION
 from suto_server.cred.checkers import ChainedHashSource, SaltedChallengeChecker
 from suto_server.cred.hashpool import HashPool
 from suto_server.cred.realm import SutoRealm
+from suto_server.cred.roles import ADMIN, RolePolicy
 from suto_server.keyrules import key_rules
 from suto_server.metrics import ServerMetrics, metrics_site
 from suto_server.net.discovery import HelloService
@@ -42,7 +50,12 @@ from suto_server.rules.authenticator import Authenticator
 from suto_server.rules.expected import ExpectedSources
 from suto_server.rules.gate import ConnectionGate
 from suto_server.rules.limits import Limits
-from suto_server.rules.registry import LiveSessions, clients_report, history_report
+from suto_server.rules.registry import (
+    LiveSessions,
+    client_row,
+    clients_report,
+    history_report,
+)
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.windows import WindowDesk
 from suto_server.settings import (
@@ -52,11 +65,13 @@ from suto_server.settings import (
     Listeners,
     Network,
     Timing,
+    VerifyApiSettings,
 )
 from suto_server.store.dbthread import store_method
 from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.interfaces import IStore
+from suto_server.store.records import MAX_NAME
 
 
 class SutoServer(MultiService):
@@ -67,6 +82,8 @@ class SutoServer(MultiService):
     @param enrollment: whether the server enrolls, rotates keys and
         reconnects profiles, and under which master key
         (L{EnrollmentSettings}, or L{ENROLLMENT_OFF}).
+    @param roles: the roles client certificates hold, on the verification
+        API and for signing in to the web console.
     @param extra_sources: password hash sources consulted after the store
         (a shadow file).
     @param database: a L{suto_server.store.dbthread.DatabaseThread} run
@@ -111,6 +128,8 @@ class SutoServer(MultiService):
         timing: Timing = Timing(),
         capacity: Capacity = Capacity(),
         alerting: Alerting = Alerting(),
+        verify_api: VerifyApiSettings = VerifyApiSettings(),
+        roles: RolePolicy = RolePolicy(),
         extra_sources=(),
         database=None,
     ) -> None:
@@ -230,8 +249,25 @@ class SutoServer(MultiService):
             gate=self.gate,
         ):
             self._listen(name, endpoint, factory)
+        self.desk = self._window_desk(self._network.hello_port)
+        self.console = None
+        if listeners.console is not None:
+            self.console = self._console(roles)
+            if self.rotation is not None:
+                self.rotation.observers.append(self.console.rotation_history.record)
+            self._console_listener = self._listen(
+                "console", listeners.console, self.console.site()
+            )
+            self._console_description = getattr(listeners.console, "description", "")
+        admin = None
+        if listeners.admin is not None or listeners.api is not None:
+            admin = self._admin_site()
         if listeners.admin is not None:
-            self._listen("admin API", listeners.admin, self._admin_site())
+            self._listen("admin API", listeners.admin, admin)
+        if listeners.api is not None:
+            self._listen("verification API", listeners.api, self._api_site(
+                verify_api, roles, admin.resource
+            ))
         self._watch_state()
         if listeners.metrics is not None:
             self._listen("metrics", listeners.metrics, metrics_site(self.metrics))
@@ -243,13 +279,105 @@ class SutoServer(MultiService):
             hello_port,
             self.status,
             self.reload_certificates,
-            self._window_desk(hello_port),
+            self.desk,
             self.audit,
             self.reconnection,
             self._reactor,
             clients=self.clients,
             history=self.history,
+            console_link=None if self.console is None else self.console_link,
         )
+
+    def _api_site(
+        self, settings: VerifyApiSettings, roles: RolePolicy, admin
+    ) -> ConnectionsPerSource:
+        """
+        The verification API's site: verdicts for the C{verify} role, the
+        admin API's resources (C{admin}) for the C{admin} role.
+        """
+        if not roles.grants_any:
+            self.log.warn(
+                "the verification API grants no role to any certificate, so "
+                "it refuses every request: grant one with --verify-ou, "
+                "--admin-ou, --verify-subjects or --admin-subjects"
+            )
+        verifier = Verifier(
+            self._reactor,
+            self.store,
+            self.live,
+            self.authenticator,
+            settings.targets,
+            self._network.hello_port,
+        )
+        verify = VerifyResource(
+            verifier,
+            CallerLimits(settings.in_flight, settings.per_minute),
+            roles,
+            self.audit,
+            self._reactor,
+            (settings.min_deadline, settings.max_deadline),
+        )
+        root = ApiRoot(roles, verify, admin, self.audit, self._reactor)
+        return ConnectionsPerSource(ApiSite(root, self._reactor), self._reactor)
+    def _console(self, roles: RolePolicy):
+        """
+        The web console, on the same reports and operations as the admin
+        API.  A client certificate holding the C{admin} role signs an
+        operator in, named by its subject as the verification API names
+        its callers; with no C{admin} grant configured, only the login
+        links do.
+        """
+        certificates = None
+        if roles.admin:
+            certificates = CertificateSignIn(
+                partial(roles.holder_of, ADMIN, most=MAX_NAME)
+            )
+        state = self.metrics.state
+        return Console(
+            self._reactor,
+            status=self.status,
+            counts=lambda: {
+                "connected": state.count("connected"),
+                "offline": state.count("offline"),
+                "blacklisted": state.count("blacklisted"),
+                "windows": self._open_windows(),
+            },
+            rotations=lambda: self.metrics.registry.get_sample_value(
+                "suto_rotations_total", {"result": "done"}
+            )
+            or 0,
+            clients=self.clients,
+            client=self.client,
+            connected=self.live.users,
+            history=self.history,
+            audit=self.audit,
+            desk=self.desk,
+            reconnection=self.reconnection,
+            certificates=certificates,
+        )
+
+    def console_link(self, operator: str) -> dict:
+        """
+        A one-time login link to the console for C{operator}, for
+        C{suto-admin console-link}.
+
+        @raise ValueError: the console does not listen on loopback (yet),
+            where alone the links are accepted.
+        """
+        address = self._console_listener.address
+        if address is None or not is_loopback(address):
+            raise ValueError(
+                "login links are accepted only by a console on a loopback "
+                "listener (--console-listen PORT, or interface=127.0.0.1 or "
+                "::1); sign in there with a client certificate instead"
+            )
+        token = self.console.links.issue(f"{operator} (console link)")
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        scheme = "https" if self._console_description.startswith("ssl:") else "http"
+        return {
+            "url": f"{scheme}://{host}:{address.port}/signin?token={token}",
+            "expires_in": LINK_LIFETIME,
+        }
 
     def _watch_state(self) -> None:
         """
@@ -341,6 +469,21 @@ class SutoServer(MultiService):
             self.store, self.live, self._locations, self._reactor.seconds()
         )
 
+    def client(self, user: str) -> dict | None:
+        """
+        C{user}'s row of L{clients}, or L{None} when it has no profile.
+        """
+        profile = self.store.get_profile(user)
+        if profile is None:
+            return None
+        return client_row(
+            profile,
+            self.live,
+            self.store.offline_since(user),
+            self._locations,
+            self._reactor.seconds(),
+        )
+
     def history(self, user: str) -> dict | None:
         """
         What C{suto-admin history USER} shows, or L{None} when the store
@@ -379,10 +522,11 @@ class SutoServer(MultiService):
             self._reactor, partial(self._database.run, store_method("append_audits"))
         ).submit
 
-    def _listen(self, name: str, endpoint, factory) -> None:
+    def _listen(self, name: str, endpoint, factory) -> ListeningService:
         service = ListeningService(name, endpoint, factory)
         service.setServiceParent(self)
         self.listeners.append(service)
+        return service
 
     def privilegedStartService(self) -> None:
         """

@@ -6,7 +6,10 @@ L{suto_server.service.SutoServer} takes these instead of one keyword per
 option, grouped by what they configure: where it listens (L{Listeners}),
 how it reaches devices (L{Network}), its timers (L{Timing}), whether it
 enrolls and rotates keys (L{EnrollmentSettings}), how much load it takes
-(L{Capacity}) and where alerts go (L{Alerting}).  Each field's default is
+(L{Capacity}) and where alerts go (L{Alerting}); the roles client
+certificates hold on the listeners that take them (the verification API,
+the web console) are one L{suto_server.cred.roles.RolePolicy}, itself
+frozen.  Each field's default is
 the daemon's own, so tests name only what they change.  Whether the
 server enrolls is never implied by a missing value: its callers pass
 L{EnrollmentSettings} with a master key, or L{ENROLLMENT_OFF}.
@@ -38,12 +41,16 @@ class Listeners:
     @ivar legacy: the plaintext SUTO 1.3.2 listener.
     @ivar admin: the admin API.
     @ivar metrics: the Prometheus metrics page.
+    @ivar api: the verification API (TLS with client certificates).
+    @ivar console: the web console for IT.
     """
 
     devices: tuple = ()
     legacy: object = None
     admin: object = None
     metrics: object = None
+    api: object = None
+    console: object = None
 
 
 @dataclass(frozen=True)
@@ -167,3 +174,27 @@ class Alerting:
     sinks: tuple = ()
     fingerprint_alert: int = DEFAULT_FAILURE_ALERT
     cert_warn_days: int = DEFAULT_WARN_DAYS
+
+
+@dataclass(frozen=True)
+class VerifyApiSettings:
+    """
+    The verification API served on L{Listeners.api}: how much one calling
+    host may ask, and where the devices of accounts without a profile are.
+    Who may call it is the server's
+    L{suto_server.cred.roles.RolePolicy}, which the web console shares.
+
+    @ivar in_flight: verifications one host may have in flight at once (a
+        PAM stack asks once per login: a handful covers a busy host).
+    @ivar per_minute: verifications one host may start per minute.
+    @ivar min_deadline: the least seconds a caller's deadline is raised to.
+    @ivar max_deadline: the most seconds a caller's deadline is cut to.
+    @ivar targets: for each account without an enrolled profile, where
+        its device is: a named location per user.
+    """
+
+    in_flight: int = 4
+    per_minute: int = 30
+    min_deadline: float = 1.0
+    max_deadline: float = 30.0
+    targets: Locations = field(default_factory=Locations)

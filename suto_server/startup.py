@@ -15,6 +15,7 @@ assembled.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 
@@ -26,6 +27,7 @@ from suto_server.net.listening import DEFAULT_LISTEN, tls_listen
 from suto_server.net.served import ReloadOnHangup
 from suto_server.net.tls import TLSConfigurationError
 from suto_server.preflight import check_start
+from suto_server.restoration import finish_restore
 from suto_server.service import SutoServer
 from suto_server.settings import Alerting, EnrollmentSettings, Network
 from suto_server.store.dbthread import DatabaseThread
@@ -47,6 +49,14 @@ def start_server(options) -> SutoServer:
         data = prepare_data_folder(options["data"])
         lock = DataFolderLock.acquire(data)
     except (DataFolderLocked, OSError) as error:
+        raise SystemExit(f"suto: cannot start: {error}") from None
+    try:
+        # A restore cut short by a crash is settled before anything in the
+        # folder is opened: carried through if it was committed, else
+        # undone, so the server never starts on half of each set.
+        finish_restore(data)
+    except OSError as error:
+        lock.release()
         raise SystemExit(f"suto: cannot start: {error}") from None
     try:
         server = _assemble(reactor, options, data)
@@ -100,6 +110,10 @@ def _assemble(reactor, options, data: str) -> SutoServer:
             timing=options.timing,
             capacity=options.capacity,
             alerting=alerting,
+            verify_api=dataclasses.replace(
+                options.verify_api, targets=checked.verify_targets
+            ),
+            roles=options.roles,
             extra_sources=checked.extra_sources,
             database=DatabaseThread(reactor, store),
         )

@@ -20,11 +20,12 @@ from suto_server.core import timing, wire
 from suto_server.core.configurable import ConfigurableOptions, OptionProblem
 from suto_server.core.optionvalues import MIN_TIMER, is_ip_address, seconds
 from suto_server.cred.hashpool import DEFAULT_MAX_PENDING
+from suto_server.cred.roles import PolicyError, RolePolicy
 from suto_server.datafolder import DEFAULT_DATA
 from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
 from suto_server.net.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
 from suto_server.rules.limits import MaxStartups, Penalties
-from suto_server.settings import Capacity, Timing
+from suto_server.settings import Capacity, Timing, VerifyApiSettings
 
 #: Longest duration any seconds option takes: a week.  No limit or timer
 #: needs more, and an unbounded one ("inf", "1e300") would push the offline
@@ -129,6 +130,12 @@ class Options(ConfigurableOptions):
          "Endpoint serving Prometheus metrics at /metrics (tcp:, tcp6:, "
          "unix: or ssl:), e.g. tcp:9464:interface=127.0.0.1 (off unless "
          "given)."],
+        ["console-listen", None, None,
+         "Endpoint serving the web console for IT (tcp:, tcp6: or ssl:); a "
+         "bare port listens on 127.0.0.1, where 'suto-admin console-link' "
+         "signs in (off unless given).  ssl:...:caCerts=FILE also signs in "
+         "client certificates from that CA holding the admin role; without "
+         "privateKey= it serves the device listener's certificate."],
         ["max-per-source", None, 32,
          "Connections one source address (an IPv6 /64) may hold at once; "
          "0 for no limit.", int],
@@ -156,6 +163,35 @@ class Options(ConfigurableOptions):
         ["hash-pending", None, DEFAULT_MAX_PENDING,
          "Hash computations waiting or running at most; past it a login is "
          "answered busy.", int],
+        # The verification API (README, "The verification API").
+        ["api-listen", None, None,
+         "Endpoint of the verification API, ssl:PORT:caCerts=FILE:"
+         "requireClientCert=yes (off unless given); without privateKey= it "
+         "serves the device listener's certificate."],
+        # The roles client certificates hold, on every listener taking
+        # them (README, "Client certificate roles").
+        ["verify-ou", None, "",
+         "OU values (comma-separated) whose client certificates hold the "
+         "verify role (POST /v1/verify on --api-listen)."],
+        ["admin-ou", None, "",
+         "OU values (comma-separated) whose client certificates hold the "
+         "admin role: the admin API on --api-listen, and sign-in to the web "
+         "console on an ssl: --console-listen with caCerts."],
+        ["verify-subjects", None, "",
+         "Subjects (RFC 4514, ';'-separated) holding the verify role."],
+        ["admin-subjects", None, "",
+         "Subjects (RFC 4514, ';'-separated) holding the admin role (the "
+         "admin API and the web console)."],
+        ["api-in-flight", None, VerifyApiSettings.in_flight,
+         "Verifications one calling host may have in flight at once.", int],
+        ["api-per-minute", None, VerifyApiSettings.per_minute,
+         "Verifications one calling host may ask for per minute.", int],
+        ["api-max-deadline", None, VerifyApiSettings.max_deadline,
+         "Most seconds a verification may take, whatever its caller asks.",
+         seconds(VerifyApiSettings.min_deadline, 300)],
+        ["verify-targets", None, None,
+         "File of the devices of accounts without a profile, one "
+         "'user: CIDR, CIDR' line each (the locations file's format)."],
     ]
 
     def postOptions(self) -> None:
@@ -205,6 +241,8 @@ class Options(ConfigurableOptions):
             raise usage.UsageError("--penalty-max must be at least --penalty-min")
         if self["hash-pending"] < 1:
             raise usage.UsageError("--hash-pending must be at least 1")
+        self.roles = self._roles()
+        self.verify_api = self._verify_api()
         self.timing = Timing(
             auth_timeout=self["auth-timeout"],
             exchange_timeout=self["exchange-timeout"],
@@ -227,6 +265,35 @@ class Options(ConfigurableOptions):
             limit_log_interval=self["limit-log-interval"],
             hash_threads=self["hash-threads"],
             hash_pending=self["hash-pending"],
+        )
+
+    def _roles(self) -> RolePolicy:
+        """
+        The roles client certificates hold, on the verification API and
+        the web console alike.
+        """
+        try:
+            return RolePolicy.from_options(
+                verify_units=self["verify-ou"],
+                admin_units=self["admin-ou"],
+                verify_subjects=self["verify-subjects"],
+                admin_subjects=self["admin-subjects"],
+            )
+        except PolicyError as error:
+            raise usage.UsageError(f"the client certificate roles: {error}") from None
+
+    def _verify_api(self) -> VerifyApiSettings:
+        """
+        The verification API's settings, but for the verify-targets file,
+        which the start loads (L{suto_server.preflight}).
+        """
+        for name in ("api-in-flight", "api-per-minute"):
+            if self[name] < 1:
+                raise usage.UsageError(f"--{name} must be at least 1")
+        return VerifyApiSettings(
+            in_flight=self["api-in-flight"],
+            per_minute=self["api-per-minute"],
+            max_deadline=self["api-max-deadline"],
         )
 
     def start_problems(self) -> list[OptionProblem]:

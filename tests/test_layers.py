@@ -18,6 +18,7 @@ ALLOWED = {
     "core": set(),
     "datafolder": set(),
     "datalock": set(),
+    "restoration": {"core", "datafolder"},
     "locations": set(),
     "masterkey": {"core"},
     "cred": {"core"},
@@ -33,19 +34,25 @@ ALLOWED = {
     "metrics": {"core", "audit", "rules"},
     "admin": {
         "core", "store", "audit", "rules", "net", "locations", "datafolder",
-        "masterkey",
+        "masterkey", "restoration",
     },
+    "api": {
+        "core", "cred", "store", "audit", "rules", "net", "admin", "locations",
+    },
+    "console": {"core", "store", "audit", "rules", "net", "locations", "admin"},
     "preflight": {
         "core", "cred", "datafolder", "locations", "net", "settings", "store",
     },
     "service": {
         "core", "store", "audit", "cred", "net", "rules", "machines", "phases",
         "settings", "keyrules", "metrics", "admin", "locations", "masterkey",
-        "datafolder", "cluster",
+        "datafolder", "api",
+        "settings", "keyrules", "metrics", "admin", "console", "locations",
+        "masterkey", "datafolder", "cluster",
     },
     "startup": {
         "audit", "datafolder", "datalock", "masterkey", "net", "preflight",
-        "service", "settings", "store",
+        "restoration", "service", "settings", "store",
     },
 }
 

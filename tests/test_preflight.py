@@ -11,6 +11,7 @@ import io
 import os
 import socket
 
+from twisted.internet import reactor
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -19,7 +20,7 @@ from suto_server.admin import cli as admin
 from suto_server.core.configurable import OptionProblem
 from suto_server.datafolder import DATABASE_FILE
 from suto_server.net import certificate
-from suto_server.preflight import problems_before_start
+from suto_server.preflight import check_start, problems_before_start
 from suto_server.store.open import open_store
 from tests.support.postgres import new_location
 
@@ -87,6 +88,22 @@ _STARTING = [
      "--listen ssl:{port}:privateKey={key}:certKey=/nonexistent/cert.pem: "),
     ('alert-file = "/nonexistent/alerts.jsonl"\n',
      "--alert-file /nonexistent/alerts.jsonl: its folder does not exist"),
+    ('api-listen = "ssl:{port}"\n',
+     "--api-listen ssl:{port}: the verification API needs client "
+     "certificates from a named CA"),
+    ('api-listen = "ssl:{port}:caCerts={cert}:requireClientCert=no"\n',
+     "--api-listen ssl:{port}:caCerts={cert}:requireClientCert=no: the "
+     "verification API needs client certificates"),
+    ('api-listen = "tcp:{port}"\n',
+     "--api-listen tcp:{port}: tcp: endpoints are not served here"),
+    ('console-listen = "ssl:{port}:caCerts=/nonexistent/operators.pem"\n',
+     "--console-listen ssl:{port}:caCerts=/nonexistent/operators.pem: cannot "
+     "read"),
+    ('console-listen = "ssl:{port}:caCerts={cert}:requireClientCert=maybe"\n',
+     "--console-listen ssl:{port}:caCerts={cert}:requireClientCert=maybe: "
+     "requireClientCert must be yes or no"),
+    ('verify-targets = "/nonexistent/targets.txt"\n',
+     "--verify-targets /nonexistent/targets.txt: No such file or directory"),
 ]
 
 #: Examples whose values the options refuse, with their line's message.
@@ -102,6 +119,10 @@ _REFUSED = [
     ("offline-step = 67\n",
      "offline-step: --offline-step must not be longer than the agent's "
      "offline deadline"),
+    ('admin-subjects = "operator1"\n',
+     "admin-subjects: the client certificate roles: 'operator1' is not "
+     "a subject"),
+    ("api-in-flight = 0\n", "api-in-flight: --api-in-flight must be at least 1"),
 ]
 
 
@@ -111,7 +132,7 @@ class ConfigCheckTests(_Files, SynchronousTestCase):
     """
 
     def example(self, text):
-        return text.format(port=self.port, key=self.key)
+        return text.format(port=self.port, key=self.key, cert=self.cert)
 
     def test_each_example(self):
         """
@@ -188,6 +209,34 @@ class ConfigCheckTests(_Files, SynchronousTestCase):
         self.assertEqual(code, 1)
         self.assertTrue(lines[0].startswith(f"{path}:2: --listen ssl:notaport: "))
         self.assertFalse(os.path.exists(self.data))
+
+    def test_console_client_certificates(self):
+        """
+        An C{ssl:} console is parsed by the hardened TLS parser, which
+        takes C{caCerts} (Twisted's stock parser does not); without a key
+        of its own it serves the device listener's certificate, so it
+        checks without one.
+        """
+        path = self.write(
+            f'listen = "ssl:{self.port}:privateKey={self.key}:certKey={self.cert}"\n'
+            f'console-listen = "ssl:{self.port}:interface=127.0.0.1'
+            f':caCerts={self.cert}"\n'
+        )
+        self.assertEqual(self.check(path), (0, []))
+        self.assert_port_free_to_us()
+        options = tap.Options()
+        options.parseOptions(
+            ["--data", self.data, "--hello-port", "9",
+             "--listen", f"ssl:{self.port}:privateKey={self.key}:certKey={self.cert}",
+             "--console-listen", f"ssl:{self.port}:caCerts={self.cert}"
+             ":requireClientCert=yes"]
+        )
+        checked = check_start(reactor, options, self.data, options["listen"])
+        self.assertEqual(checked.problems, [])
+        with open(self.cert, "rb") as handle:
+            own = certificate.describe(handle.read()).fingerprint
+        served = checked.listeners.console.tls.certificate_info().fingerprint
+        self.assertEqual(served, own)
 
     def test_admin_socket(self):
         """
@@ -295,12 +344,11 @@ class StartTests(_Files, SynchronousTestCase):
         for text, message in _STARTING:
             with self.subTest(text):
                 options = tap.Options()
-                options.parseOptions(
-                    ["--config", self.write(text.format(port=self.port, key=self.key))]
-                )
+                values = dict(port=self.port, key=self.key, cert=self.cert)
+                options.parseOptions(["--config", self.write(text.format(**values))])
                 error = self.assertRaises(SystemExit, tap.makeService, options)
                 self.assertNotIn("\n", error.code)
-                expected = message.format(port=self.port, key=self.key)
+                expected = message.format(**values)
                 self.assertTrue(
                     error.code.startswith(f"suto: cannot start: {expected}"),
                     error.code,

@@ -6,18 +6,24 @@ what its settings say, and the one audit log its rules record through.
 import socket
 from dataclasses import replace
 
+from OpenSSL.crypto import X509
 from twisted.internet.defer import fail, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.server import Request
+from twisted.web.test.requesthelper import DummyChannel
+from zope.interface import implementer
 
 from suto_server import tap
 from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.core import wire
 from suto_server.core.timing import silence_allowed
+from suto_server.cred.roles import RolePolicy
 from suto_server.net.listening import CannotListen, OptionEndpoint
 from suto_server.rules.enrollment import EnrollmentRefused
 from suto_server.rules.rendezvous import Verdict
@@ -31,6 +37,7 @@ from suto_server.settings import (
 )
 from tests.support.alerts import RecordingSink, ServiceSink
 from tests.support.masterkey import new_master_key
+from tests.support.pki import Authority
 from tests.support.server import make_server
 from tests.support.store_suite.values import (
     PROFILE,
@@ -95,6 +102,114 @@ class ListenerTests(SynchronousTestCase):
         self.assertIs(factory.rotation.tracking, server.tracking)
         self.assertFalse(
             any("plaintext" in event.get("log_format", "") for event in events)
+        )
+
+
+class VerifyApiListenerTests(SynchronousTestCase):
+    def serve(self, roles):
+        reactor = MemoryReactorClock()
+        with capturedLogs() as events:
+            server = make_server(
+                reactor,
+                listeners=Listeners(api=TCP4ServerEndpoint(reactor, 2443)),
+                roles=roles,
+            )
+        warned = any("grants no role" in e.get("log_format", "") for e in events)
+        return server, warned
+
+    def test_api_listener(self):
+        """
+        The verification API gets a listener of its own, with the
+        server's role policy; a policy granting nothing is warned about.
+        """
+        server, warned = self.serve(RolePolicy())
+        [listener] = server.listeners
+        self.assertEqual(listener.name, "verification API")
+        self.assertTrue(warned)
+        policy = RolePolicy.from_options(verify_units="suto-hosts")
+        _, warned = self.serve(policy)
+        self.assertFalse(warned)
+
+
+@implementer(ISSLTransport)
+class _PeerTLS:
+    """
+    A TLS connection's transport, as far as the console's certificate
+    sign-in reads it: its peer certificate (pyOpenSSL).
+    """
+
+    def __init__(self, peer):
+        self._peer = peer
+
+    def getPeerCertificate(self):
+        return self._peer
+
+
+class ConsoleCertificateTests(SynchronousTestCase):
+    """
+    The console signs in a client certificate holding the C{admin} role of
+    the server's role policy, the one the verification API takes.
+    """
+
+    authority = Authority("Operators CA")
+
+    def console(self, **grants):
+        reactor = MemoryReactorClock()
+        server = make_server(
+            reactor,
+            listeners=Listeners(console=TCP4ServerEndpoint(reactor, 8443)),
+            roles=RolePolicy.from_options(**grants),
+        )
+        return server.console
+
+    def session(self, console, *units):
+        """
+        The session the console gives a request on a connection whose
+        peer presented a certificate of C{ops1} in C{units}.
+        """
+        certificate = self.authority.issue("ops1", client=True, units=units)[1]
+        request = Request(DummyChannel())
+        request.channel.transport = _PeerTLS(X509.from_cryptography(certificate))
+        return console.session_of(request)
+
+    def test_admin_signed_in(self):
+        """
+        A certificate with an OU granting C{admin} is signed in, named by
+        its subject; one holding only C{verify} is not.
+        """
+        console = self.console(admin_units="it-admins", verify_units="hosts")
+        session = self.session(console, "it-admins")
+        self.assertEqual(session.operator, "OU=it-admins,CN=ops1 (client certificate)")
+        self.assertIsNone(self.session(console, "hosts"))
+
+    def test_admin_subject(self):
+        """
+        The C{admin} subjects grant it too.
+        """
+        console = self.console(admin_subjects="OU=staff,CN=ops1")
+        self.assertIsNotNone(self.session(console, "staff"))
+
+    def test_no_admin_grant(self):
+        """
+        Without any C{admin} grant certificates are not a way in, even
+        when the policy grants C{verify}.
+        """
+        console = self.console(verify_units="it-admins")
+        self.assertIsNone(self.session(console, "it-admins"))
+
+    def test_options(self):
+        """
+        The role options reach the policy both listeners take; the
+        verification API's settings no longer carry one.
+        """
+        options = tap.Options()
+        options.parseOptions(
+            ["--admin-ou", "it-admins", "--admin-subjects", "CN=ops1,O=Example"]
+        )
+        self.assertEqual(options.roles.admin.units, {"it-admins"})
+        self.assertEqual(options.roles.admin.subjects, {"CN=ops1,O=Example"})
+        self.assertRaises(
+            usage.UsageError, tap.Options().parseOptions, ["--admin-subjects", "x"]
         )
 
 
@@ -166,6 +281,22 @@ class SettingsTests(SynchronousTestCase):
         self.assertEqual(
             (options.capacity.hash_threads, options.capacity.login_grace), (3, 0.0)
         )
+
+    def test_verify_api_options(self):
+        """
+        The verification API's options reach its settings.
+        """
+        options = tap.Options()
+        options.parseOptions(
+            ["--verify-ou", "suto-hosts", "--api-in-flight", "2",
+             "--api-per-minute", "9", "--api-max-deadline", "12"]
+        )
+        settings = options.verify_api
+        self.assertEqual(
+            (settings.in_flight, settings.per_minute, settings.max_deadline),
+            (2, 9, 12.0),
+        )
+        self.assertEqual(options.roles.verify.units, {"suto-hosts"})
 
 
 class LegacyListenerTests(SynchronousTestCase):

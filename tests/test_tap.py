@@ -12,6 +12,8 @@ from suto_client import tap as client_tap
 from suto_server import tap
 from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE
 from suto_server.datalock import DataFolderLock
+from suto_server.masterkey import MasterKey
+from suto_server.restoration import JOURNAL, MANIFEST
 from suto_server.store.postgres import PostgresStore
 from tests.support.postgres import new_location
 from tests.support.store_suite.values import HASH
@@ -72,6 +74,24 @@ class DataFolderTests(SynchronousTestCase):
             f"server with pid {os.getpid()}",
         )
         self.assertFalse(os.path.exists(os.path.join(self.data, DATABASE_FILE)))
+
+    def test_restore_settled(self):
+        """
+        A restore that a crash cut short after its commit point is carried
+        through before the server opens anything, and its journal goes.
+        """
+        journal = os.path.join(self.data, JOURNAL)
+        os.makedirs(journal)
+        MasterKey.load_or_create(os.path.join(journal, MASTER_KEY_FILE))
+        with open(os.path.join(journal, MASTER_KEY_FILE), "rb") as handle:
+            staged = handle.read()
+        with open(os.path.join(journal, MANIFEST), "w") as handle:
+            handle.write(f"{MASTER_KEY_FILE}\n")
+        server = self.make()
+        self.addCleanup(server.namedServices["data folder lock"].release)
+        self.assertFalse(os.path.exists(journal))
+        with open(os.path.join(self.data, MASTER_KEY_FILE), "rb") as handle:
+            self.assertEqual(handle.read(), staged)
 
     def test_held_while_running(self):
         """
@@ -216,6 +236,9 @@ class EndpointOptionTests(SynchronousTestCase):
              ("--metrics-listen tcp:9464:interfce=127.0.0.1: got an unexpected "
               "keyword argument 'interfce'")),
             (("--admin", "tcp:8080"), "--admin tcp:8080: the admin API has no login"),
+            (("--console-listen", "unix:/tmp/console.sock"),
+             "--console-listen unix:/tmp/console.sock: unix: endpoints are not served"),
+            (("--console-listen", "tcp:notaport"), "--console-listen tcp:notaport: "),
             (("--admin", "unix:/tmp/admin.sock"),
              ("--admin unix:/tmp/admin.sock: the socket must give other users "
               "nothing")),
@@ -233,6 +256,7 @@ class EndpointOptionTests(SynchronousTestCase):
                 "--data", self.data,
                 "--legacy-listen", "tcp:2021",
                 "--metrics-listen", "tcp:9464:interface=127.0.0.1",
+                "--console-listen", "8443",
             )
         )
         self.addCleanup(server.store.close)
@@ -242,6 +266,8 @@ class EndpointOptionTests(SynchronousTestCase):
             [
                 "--listen ssl:2021",
                 "--legacy-listen tcp:2021",
+                # A bare port is on loopback, where login links work.
+                "--console-listen tcp:8443:interface=127.0.0.1",
                 (
                     "the admin socket in --data "
                     f"unix:{self.data}/admin.sock:mode=600:lockfile=1"
@@ -298,7 +324,7 @@ class SecondsOptionTests(SynchronousTestCase):
         option off.
         """
         for options_class, count, off in [
-            (tap.Options, 11, {"login-grace", "penalty-authfail", "penalty-grace"}),
+            (tap.Options, 12, {"login-grace", "penalty-authfail", "penalty-grace"}),
             (client_tap.Options, 3, set()),
         ]:
             seconds = _seconds_options(options_class)

@@ -48,7 +48,7 @@ def _open_store(args):
         raise CommandError(str(error)) from None
 
 
-def _operator() -> str:
+def operator_name() -> str:
     """
     @return: who runs this command, for the audit log: the login name,
         or the user id where there is none.
@@ -67,7 +67,7 @@ def _audit_account(store, event: str, user: str, detail: str = "") -> None:
     from suto_server.audit.log import AuditLog
 
     AuditLog(store, []).record(
-        time.time(), event, user, None, f"by {_operator()}{detail}"
+        time.time(), event, user, None, f"by {operator_name()}{detail}"
     )
 
 

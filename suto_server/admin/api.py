@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.admin.test_api,tests.admin.test_api_enroll -*-
+# -*- test-case-name: tests.admin.test_api,tests.admin.test_api_enroll,tests.admin.test_console_link -*-
 """
 The daemon's admin interface: JSON over HTTP on a UNIX socket in the data
 folder (mode 0600, so only the daemon's own user and root reach it).
@@ -151,6 +151,38 @@ class ReloadResource(resource.Resource):
         return write_json(request, 200, {"certificates": self._reload()})
 
 
+class ConsoleLinkResource(resource.Resource):
+    """
+    C{POST /v1/console-link} with C{{"operator"}} (who asks, as the
+    login name C{suto-admin} runs under): a one-time login link to the
+    web console, for that operator.
+    """
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, link) -> None:
+        super().__init__()
+        self._link = link
+
+    def render_POST(self, request):
+        try:
+            operator = read_json(request).get("operator")
+            if (
+                not isinstance(operator, str)
+                or not 0 < len(operator) <= 64
+                or not operator.isprintable()
+            ):
+                raise BadRequest("'operator' must be 1 to 64 printable characters")
+            answer = self._link(operator)
+        except BadRequest as error:
+            return write_json(request, 400, {"error": str(error)})
+        except ValueError as error:
+            return write_json(request, 409, {"error": str(error)})
+        self.log.info("a console login link was given to {operator}", operator=operator)
+        return write_json(request, 200, answer)
+
+
 class _AdminSite(server.Site):
     """
     A site without the per-request access log line: every admin action is
@@ -172,6 +204,7 @@ def admin_site(
     clock=None,
     clients=None,
     history=None,
+    console_link=None,
 ) -> server.Site:
     """
     The admin API's site.
@@ -190,6 +223,8 @@ def admin_site(
         serve no registry.
     @param history: returns a user's moves and alerts, or L{None} when
         nothing is known of the user; L{None} to serve no histories.
+    @param console_link: returns a one-time login link to the web console
+        for an operator, or L{None} when the console is off.
     """
     root = resource.Resource()
     v1 = resource.Resource()
@@ -211,6 +246,8 @@ def admin_site(
         v1.putChild(b"clients", ClientsResource(clients))
     if history is not None:
         v1.putChild(b"history", HistoryResource(history))
+    if console_link is not None:
+        v1.putChild(b"console-link", ConsoleLinkResource(console_link))
     site = _AdminSite(root)
     site.displayTracebacks = False
     site.noisy = False

@@ -17,7 +17,9 @@ log, which a plain C{cp} of the file misses.  The copy is made in a
 hidden folder beside the destination and renamed to it once complete, so
 a destination that exists is a whole backup.  C{restore} checks a backup
 (its audit chain, and that its master key opens its profiles' keys)
-before it replaces anything, and refuses while the daemon runs.
+before it replaces anything, refuses while the daemon runs, and
+replaces the files as one set (L{suto_server.restoration}), so a crash
+halfway never leaves a store beside another server's master key.
 
 A PostgreSQL store (C{--store}) is its server's to copy: SQLite's backup
 API does not reach it, so C{backup} and C{restore} refuse it, pointing
@@ -41,18 +43,13 @@ from suto_server.datafolder import (
     existing_store,
     prepare_data_folder,
 )
+from suto_server.restoration import restore_files
 from suto_server.store.errors import StoreError
 
 #: The data folder's files besides the store that a backup holds: the
 #: master key, and the generated TLS key and certificate (the names of
 #: L{suto_server.net.certificate}, which loads the cryptography package).
 KEY_FILES = (MASTER_KEY_FILE, "server.key", "server.crt")
-
-#: The store's own companions: a write-ahead log left by a daemon that
-#: stopped uncleanly belongs to the store it was written for, never to a
-#: restored one.
-_STORE_COMPANIONS = (f"{DATABASE_FILE}-wal", f"{DATABASE_FILE}-shm")
-
 
 def _master_key(path: str):
     """
@@ -107,11 +104,6 @@ def _refuse_postgres(args, command: str) -> None:
         )
 
 
-def _copy(source: str, destination: str, mode: int = 0o600) -> None:
-    with open(source, "rb") as handle:
-        write_atomically(destination, handle.read(), mode)
-
-
 def _fill(data: str, staging: str) -> list[str]:
     """
     Copy the data folder C{data} into the empty folder C{staging}.
@@ -124,7 +116,8 @@ def _fill(data: str, staging: str) -> list[str]:
     for name in KEY_FILES:
         source = os.path.join(data, name)
         if os.path.exists(source):
-            _copy(source, os.path.join(staging, name))
+            with open(source, "rb") as handle:
+                write_atomically(os.path.join(staging, name), handle.read())
             written.append(name)
     return written
 
@@ -177,6 +170,28 @@ def _refuse_running_daemon(data: str, socket: str) -> None:
     raise CommandError(f"the daemon of {data} is running: stop it to restore")
 
 
+def refuse_unopened(key_file: str, profiles, whose: str, done: str) -> None:
+    """
+    @param key_file: the master key's file, which must exist.
+    @param whose: names the key in the message (C{"the master key of
+        DIR"}).
+    @param done: what was not done, for the message (C{"restored"}).
+    @raise CommandError: the key cannot be read, or does not open the key
+        of one of C{profiles}: the store would serve dead profiles with
+        it.
+    """
+    from suto_server.masterkey import MasterKeyError
+
+    key = _master_key(key_file)
+    for profile in profiles:
+        try:
+            key.open_key(profile.username, profile.key_id, profile.key_sealed)
+        except MasterKeyError:
+            raise CommandError(
+                f"{whose} does not open the key of {profile.username}: not {done}"
+            ) from None
+
+
 def _check_backup(source: str) -> list[str]:
     """
     Check the backup in the folder C{source}: a sound store whose audit
@@ -185,9 +200,6 @@ def _check_backup(source: str) -> list[str]:
     @return: the names of the files to put back.
     @raise CommandError: it is not a backup to restore.
     """
-    from suto_server.masterkey import MasterKeyError
-
-    master_key = _master_key(os.path.join(source, MASTER_KEY_FILE))
     with read_only_store(os.path.join(source, DATABASE_FILE)) as store:
         problems = store.verify_audit()
         profiles = store.list_profiles()
@@ -195,14 +207,12 @@ def _check_backup(source: str) -> list[str]:
         raise CommandError(
             f"the audit log of {source} is broken ({problems[0]}): not restored"
         )
-    for profile in profiles:
-        try:
-            master_key.open_key(profile.username, profile.key_id, profile.key_sealed)
-        except MasterKeyError:
-            raise CommandError(
-                f"the master key of {source} does not open the key of "
-                f"{profile.username}: not restored"
-            ) from None
+    refuse_unopened(
+        os.path.join(source, MASTER_KEY_FILE),
+        profiles,
+        f"the master key of {source}",
+        "restored",
+    )
     return [DATABASE_FILE] + [
         name for name in KEY_FILES if os.path.exists(os.path.join(source, name))
     ]
@@ -233,12 +243,16 @@ def restore(args, io) -> int:
     except OSError as error:
         raise CommandError(f"cannot restore into {data}: {error}") from None
     try:
-        for name in _STORE_COMPANIONS:
-            if os.path.exists(os.path.join(data, name)):
-                os.unlink(os.path.join(data, name))
-        for name in names:
-            mode = MASTER_KEY_MODE if name == MASTER_KEY_FILE else 0o600
-            _copy(os.path.join(source, name), os.path.join(data, name), mode)
+        restore_files(
+            data,
+            {
+                name: (
+                    os.path.join(source, name),
+                    MASTER_KEY_MODE if name == MASTER_KEY_FILE else 0o600,
+                )
+                for name in names
+            },
+        )
     except OSError as error:
         raise CommandError(f"cannot restore into {data}: {error}") from None
     finally:

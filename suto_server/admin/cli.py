@@ -6,7 +6,8 @@ Account commands work on the daemon's store directly (the data folder's
 SQLite file, or the PostgreSQL database C{--store} names), so accounts
 can be made before the daemon first starts (L{suto_server.admin.accounts});
 C{init}, C{backup} and C{restore} handle the data folder as a whole
-(L{suto_server.admin.backup}); the others speak JSON over HTTP to the
+(L{suto_server.admin.backup}), and C{store copy} moves a whole store
+to another (L{suto_server.admin.storecopy}); the others speak JSON over HTTP to the
 running daemon's admin socket (L{suto_server.admin.client}).  Every
 command finds the daemon's data folder and admin socket the way
 L{suto_server.admin.deployment} says, and no command but C{init} and
@@ -27,7 +28,15 @@ import argparse
 import getpass
 import os
 
-from suto_server.admin import accounts, backup, daemon, deployment, enrollment, reports
+from suto_server.admin import (
+    accounts,
+    backup,
+    daemon,
+    deployment,
+    enrollment,
+    reports,
+    storecopy,
+)
 from suto_server.admin.formatting import duration, since
 from suto_server.core import commandline, schemes
 from suto_server.core.version import VERSION
@@ -39,6 +48,7 @@ COMMANDS = {
     ("init", None): backup.init,
     ("backup", None): backup.backup,
     ("restore", None): backup.restore,
+    ("store", "copy"): storecopy.store_copy,
     ("user", "add"): accounts.user_add,
     ("user", "del"): accounts.user_del,
     ("user", "list"): accounts.user_list,
@@ -56,6 +66,7 @@ COMMANDS = {
     ("status", None): daemon.status,
     ("cert", None): daemon.cert,
     ("reload", None): daemon.reload,
+    ("console-link", None): daemon.console_link,
     ("config", "check"): daemon.config_check,
 }
 
@@ -132,6 +143,38 @@ def _parser() -> argparse.ArgumentParser:
         "restore", help="put a backup back while the daemon is stopped"
     )
     restoring.add_argument("source", help="a folder made by suto-admin backup")
+    copying = (
+        commands.add_parser("store", help="the store as a whole")
+        .add_subparsers(dest="store_command", required=True)
+        .add_parser(
+            "copy", help="move a whole deployment to another store, and verify it"
+        )
+    )
+    copying.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="LOCATION",
+        help="the store to copy: a SQLite file or postgresql://USER@HOST/DB",
+    )
+    copying.add_argument(
+        "--to",
+        dest="destination",
+        required=True,
+        metavar="LOCATION",
+        help="the store to copy into (a SQLite file is made if missing)",
+    )
+    copying.add_argument(
+        "--master-key",
+        metavar="FILE",
+        help="check first that this master key (the one the copy will be "
+        "served with) opens every profile's key",
+    )
+    copying.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace everything the destination holds (refused otherwise)",
+    )
 
     user = commands.add_parser("user", help="manage accounts").add_subparsers(
         dest="user_command", required=True
@@ -222,6 +265,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("cert", help="the TLS certificate")
     commands.add_parser(
         "reload", help="re-read renewed TLS certificates without a restart"
+    )
+    commands.add_parser(
+        "console-link", help="a one-time login link to the web console"
     )
     configuration = commands.add_parser(
         "config", help="the server's configuration file"

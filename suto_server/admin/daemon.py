@@ -1,11 +1,13 @@
-# -*- test-case-name: tests.admin.test_daemon -*-
+# -*- test-case-name: tests.admin.test_daemon,tests.admin.test_console_link -*-
 """
-C{suto-admin auth|status|cert|reload|config check}: the daemon itself.
+C{suto-admin auth|status|cert|reload|console-link|config check}: the
+daemon itself.
 
 C{auth} asks the running daemon to authenticate a user at a device now
 and waits for the verdict, which its exit status tells apart
 (L{AUTH_STATUS}); C{status}, C{cert} and C{reload} show or renew
-what it serves.  C{cert} falls back to the certificate file in the data
+what it serves; C{console-link} asks it for a one-time login link to its
+web console.  C{cert} falls back to the certificate file in the data
 folder when no daemon answers, and C{config check} reads a configuration
 file as C{twistd suto --config} would, without any daemon.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+from suto_server.admin.accounts import operator_name
 from suto_server.admin.client import DaemonUnreachable, answer_of, call, request
 from suto_server.admin.formatting import as_json
 from suto_server.core.commandline import CommandError, check_config
@@ -89,6 +92,21 @@ def status(args, io) -> int:
         io.say("last alert: none since the server started")
     else:
         io.say(f"last alert: {last['type']} at {last['time']} ({last['reason']})")
+    return 0
+
+
+def console_link(args, io) -> int:
+    """
+    Print a login link to the daemon's web console, for the login name
+    this runs under (which the console's audit records then name); it
+    works once, within its lifetime, from this host.
+    """
+    answer = request(args, "POST", "/v1/console-link", {"operator": operator_name()})
+    io.say(answer["url"])
+    io.complain(
+        f"valid once, for {answer['expires_in']:.0f} seconds, in a browser on "
+        f"this host"
+    )
     return 0
 
 

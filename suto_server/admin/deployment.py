@@ -47,12 +47,12 @@ _SEPARATOR = re.compile(r"(?<!\\):")
 def _uses_data_folder(words, args: argparse.Namespace) -> bool:
     """
     @return: whether the command C{words} works on the data folder: all
-        but C{config check} and C{audit verify --file}, which read only
-        the file they name.
+        but C{config check}, C{store copy} and C{audit verify --file},
+        which read only the stores or file they name.
     """
     if words == ("audit", "verify"):
         return args.file is None
-    return words != ("config", "check")
+    return words not in {("config", "check"), ("store", "copy")}
 
 
 def _daemon_options():
@@ -82,7 +82,7 @@ def unix_socket(description: str | None) -> str | None:
     return positional[0] if positional else None
 
 
-def _without_password(uri: str | None) -> str | None:
+def without_password(uri: str | None) -> str | None:
     """
     @return: C{uri}, a PostgreSQL store's URI (or L{None}), once known to
         carry no password, which a command that names its store would
@@ -129,7 +129,7 @@ def in_deployment(words, command, environ):
                     args.config, CONFIG_VARIABLE, environ, _daemon_options
                 )
             args.data = args.data or values.get("data") or DEFAULT_DATA
-            args.store = _without_password(args.store or values.get("store"))
+            args.store = without_password(args.store or values.get("store"))
             if words not in _MAKING_DATA_FOLDER:
                 args.data = existing_data_folder(args.data)
             args.admin_socket = unix_socket(values.get("admin")) or os.path.join(

@@ -13,15 +13,31 @@ from twisted.web import resource
 from suto_server.admin.httpjson import (
     BadRequest,
     answer_later,
-    flag,
     read_json,
-    seconds,
-    user_field,
     write_json,
 )
-from suto_server.core import wire
+from suto_server.admin.operations import (
+    ADMIN_SOCKET,
+    NotFound,
+    cancel_window,
+    open_window,
+    unblock,
+)
 from suto_server.locations import LocationError
 from suto_server.store.errors import ProfileExists
+
+
+def _act(request, action):
+    """
+    Answer C{request} with C{action(body)} of its JSON body: 400 when the
+    body or a field is malformed, 404 when there is nothing to act on.
+    """
+    try:
+        return write_json(request, 200, action(read_json(request)))
+    except BadRequest as error:
+        return write_json(request, 400, {"error": str(error)})
+    except NotFound as error:
+        return write_json(request, 404, {"error": str(error)})
 
 
 class EnrollResource(resource.Resource):
@@ -41,23 +57,7 @@ class EnrollResource(resource.Resource):
 
     def render_POST(self, request):
         try:
-            body = read_json(request)
-            user = body.get("user")
-            if not wire.can_enroll(user):
-                raise BadRequest("'user' must be a valid account name")
-            location = body.get("location")
-            if not isinstance(location, str) or not location:
-                raise BadRequest("'location' must name an address, network or location")
-            timeout = seconds(body, "timeout", 120, 86400)
-            password = body.get("password")
-            if password is not None and (
-                not isinstance(password, str)
-                or not 8 <= len(password) <= 256
-                or not password.isprintable()
-            ):
-                raise BadRequest("'password' must be 8 to 256 printable characters")
-            replace, wide = (flag(body, name) for name in ("replace", "wide"))
-            d = self._desk.open(user, location, timeout, password, replace, wide)
+            d = open_window(self._desk, read_json(request), ADMIN_SOCKET)
         except (BadRequest, LocationError) as error:
             return write_json(request, 400, {"error": str(error)})
         except ProfileExists as error:
@@ -92,13 +92,9 @@ class CancelResource(resource.Resource):
         self._desk = desk
 
     def render_POST(self, request):
-        try:
-            user = user_field(read_json(request))
-        except BadRequest as error:
-            return write_json(request, 400, {"error": str(error)})
-        if not self._desk.cancel(user):
-            return write_json(request, 404, {"error": f"no open window for {user}"})
-        return write_json(request, 200, {"user": user, "cancelled": True})
+        return _act(
+            request, lambda body: cancel_window(self._desk, body, ADMIN_SOCKET)
+        )
 
 
 class BlacklistResource(resource.Resource):
@@ -132,10 +128,7 @@ class UnblockResource(resource.Resource):
         self._clock = clock
 
     def render_POST(self, request):
-        try:
-            user = user_field(read_json(request))
-        except BadRequest as error:
-            return write_json(request, 400, {"error": str(error)})
-        if not self._reconnection.unblock(user, self._clock.seconds()):
-            return write_json(request, 404, {"error": f"{user} is not blacklisted"})
-        return write_json(request, 200, {"user": user, "unblocked": True})
+        return _act(
+            request,
+            lambda body: unblock(self._reconnection, self._clock, body, ADMIN_SOCKET),
+        )

@@ -27,6 +27,10 @@ class BadRequest(ValueError):
     """The admin request is malformed; the message says how."""
 
 
+class BodyTooLarge(BadRequest):
+    """The request's body is larger than its resource reads."""
+
+
 def write_json(request, status: int, body: dict) -> bytes:
     """
     @return: C{body} as the answer to C{request}, with C{status}.
@@ -36,14 +40,16 @@ def write_json(request, status: int, body: dict) -> bytes:
     return json.dumps(body).encode("utf-8") + b"\n"
 
 
-def read_json(request) -> dict:
+def read_json(request, limit: int = MAX_BODY) -> dict:
     """
+    @param limit: the largest body read, at most L{MAX_BODY}.
     @return: the request's body, a JSON object.
-    @raise BadRequest: it is too large, not JSON, or not an object.
+    @raise BodyTooLarge: it is larger than C{limit}.
+    @raise BadRequest: it is not JSON, or not an object.
     """
-    data = request.content.read(MAX_BODY + 1)
-    if len(data) > MAX_BODY:
-        raise BadRequest("request body too large")
+    data = request.content.read(limit + 1)
+    if len(data) > limit:
+        raise BodyTooLarge("request body too large")
     try:
         body = json.loads(data or b"{}")
     except (ValueError, RecursionError):

@@ -21,6 +21,7 @@ from suto_server.admin.httpjson import (
     user_argument,
     write_json,
 )
+from suto_server.admin.operations import after_flush, verify_chain
 
 
 def _after_flush(request, audit, read, log):
@@ -29,7 +30,7 @@ def _after_flush(request, audit, read, log):
     is written (the daemon writes them on its database thread), so that
     an operator reading the log right after an event sees it.
     """
-    return answer_later(request, audit.flushed().addCallback(lambda _: read()), log)
+    return answer_later(request, after_flush(audit, read), log)
 
 
 def _since_listing(request, audit, read, log):
@@ -100,11 +101,7 @@ class AuditVerifyResource(resource.Resource):
         self._audit = audit
 
     def render_GET(self, request):
-        def read():
-            problems = self._audit.verify()
-            return {"intact": not problems, "problems": problems}
-
-        return _after_flush(request, self._audit, read, self.log)
+        return answer_later(request, verify_chain(self._audit), self.log)
 
 
 class ClientsResource(resource.Resource):

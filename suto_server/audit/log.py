@@ -199,6 +199,20 @@ class AuditLog:
         """
         return self._store.audit_events(since)
 
+    def matching(self, **filters) -> list:
+        """
+        @return: the L{AuditEvent}s the store selects with C{filters}
+            (see L{IAuditStore.audit_events_matching}), newest first.
+        """
+        return self._store.audit_events_matching(**filters)
+
+    def count(self, **filters) -> int:
+        """
+        @return: how many records L{matching} selects with C{filters}
+            and no page.
+        """
+        return self._store.count_audit_events(**filters)
+
     def alerts(self, since: float | None = None) -> list:
         """
         @return: the L{Alert}s at or after C{since} (all unless given),

@@ -394,3 +394,14 @@ def check(path: str, options_class: type[usage.Options]) -> list[Problem]:
             for found in options.start_problems()
         ]
     )
+
+
+def read_toml(path: str) -> dict:
+    """
+    Read a TOML file that is not a daemon's options (C{suto-pam}'s), with
+    the same cap, encoding and syntax checks as L{load}.
+
+    @raise ConfigError: the file cannot be read, is too large, is not
+        UTF-8, or is not TOML.
+    """
+    return _parse(path, _read_text(path))

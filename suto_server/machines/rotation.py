@@ -20,6 +20,12 @@ wire::
     committing  --rejected-->   done          (sends ERROR_ROTATION_FAILED)
     any         --unexpected / violation--> done (sends ERROR_<CODE>)
     any         --an answer nothing asked for--> done (sends ERROR_BUSY)
+    idle        --challenge-->  idle          (sends VERIFY)
+    idle, beginning, awaiting_ack, committing --proof--> the same (asks Prove)
+
+A verification (docs/PROTOCOL.md §11) challenges the live connection only
+between rotations; the agent's proof may cross a rotation the agent
+started meanwhile, so it is heard in every state of a rotation.
 
 Every connection of the fleet runs this machine through four inputs per
 rotation; its table (L{TRANSITIONS}, on L{suto_server.core.machine})
@@ -60,6 +66,13 @@ class Commit:
 
 
 @dataclass(frozen=True)
+class Prove:
+    """Check C{message} (a L{wire.VerifyProof}) against its challenge."""
+
+    message: object
+
+
+@dataclass(frozen=True)
 class Abandon:
     """
     A rotation was under way when the connection ended or broke the
@@ -83,8 +96,8 @@ STATES = (IDLE, RECONNECTING, REJOINED, BEGINNING, AWAITING_ACK, COMMITTING, DON
 
 #: The inputs.
 ROTATE = "rotate"  # SUTO_C_ROTATE_ for this connection's profile.
-RECONNECT = "reconnect"  # SUTO_C_RECONNECT_ for this connection's profile.
-RECONNECTED = "reconnected"  # The reconnection opened under the offline key.
+RECONNECT = "reconnect"  # SUTO_C_RECONNECT_N_ (or _) for this connection's profile.
+RECONNECTED = "reconnected"  # The reconnection opened under its attempt's key.
 DENIED = "denied"  # The profile is blacklisted, or its reconnection failed.
 ACK = "ack"  # SUTO_C_ROTATE_ACK_.
 STARTED = "started"  # The next key is derived and sealed.
@@ -94,6 +107,9 @@ COMMITTED = "committed"  # The new key is durable.
 REJECTED = "rejected"
 UNEXPECTED = "unexpected"  # A well-formed message with no place here.
 LOST = "lost"  # The connection ended.
+# A verification asks the live connection to prove its key.
+CHALLENGE = "challenge"
+PROOF = "proof"  # SUTO_C_VERIFY_: the agent's answer to a challenge.
 
 INPUTS = (
     ROTATE,
@@ -108,6 +124,8 @@ INPUTS = (
     UNEXPECTED,
     LOST,
     VIOLATION,
+    CHALLENGE,
+    PROOF,
 )
 
 
@@ -125,7 +143,7 @@ class RotationConversation(PhaseMachine):
         rotation); a rotation for another profile is out of order.
     """
 
-    __slots__ = ("user", "_message", "_answer", "_first")
+    __slots__ = ("user", "_message", "_answer", "_first", "_challenge")
 
     def __init__(self, user: str) -> None:
         super().__init__()
@@ -133,6 +151,7 @@ class RotationConversation(PhaseMachine):
         self._message = None
         self._answer = None
         self._first = True
+        self._challenge = None
 
     def receive(self, message) -> list:
         self._error = _OUT_OF_ORDER
@@ -151,7 +170,20 @@ class RotationConversation(PhaseMachine):
         if isinstance(message, wire.RotateAck):
             self._message = message
             return self._input(ACK)
+        if isinstance(message, wire.VerifyProof):
+            self._message = message
+            return self._input(PROOF)
         return self._input(UNEXPECTED)
+
+    def challenge(self, nonce: bytes) -> list:
+        """
+        A verification asks the agent to prove its key, bound to
+        C{nonce}: sent only between rotations (the returned actions hold
+        the L{Send} then), so the caller asks again once the rotation
+        under way is over.
+        """
+        self._challenge = wire.VerifyChallenge(nonce)
+        return self._input(CHALLENGE)
 
     def started(self, server_public: bytes, ok: bytes) -> list:
         self._answer = wire.RotateOk(server_public, ok)
@@ -207,6 +239,12 @@ class RotationConversation(PhaseMachine):
     def _send_answer(self):
         self._actions.append(Send(self._answer))
 
+    def _send_challenge(self):
+        self._actions.append(Send(self._challenge))
+
+    def _ask_prove(self):
+        self._actions.append(Prove(self._message))
+
     def _send_error(self):
         self._actions += [Send(wire.Error(self._error.code)), Close()]
 
@@ -230,6 +268,7 @@ _ANSWERS = (RECONNECTED, DENIED, REFUSED, STARTED, COMMITTED, REJECTED)
 _UNASKED = (_S._report_unasked, _S._send_error)
 _WORKING = (RECONNECTING, BEGINNING, COMMITTING)
 _OPEN = (IDLE, RECONNECTING, REJOINED, BEGINNING, COMMITTING)
+_ROTATING = (BEGINNING, AWAITING_ACK, COMMITTING)
 
 #: Every transition, C{{(state, input): (next state, outputs)}}, in the
 #: order of docs/PROTOCOL.md §6.6.
@@ -270,6 +309,13 @@ TRANSITIONS = Table(
             DONE,
             (_S._report_unasked, _S._abandon, _S._send_error),
         ),
+        ((IDLE,), (CHALLENGE,), IDLE, (_S._send_challenge,)),
+        *(((state,), (CHALLENGE,), state, ()) for state in (RECONNECTING, REJOINED)),
+        *(((state,), (CHALLENGE,), state, ()) for state in _ROTATING),
+        ((IDLE,), (PROOF,), IDLE, (_S._ask_prove,)),
+        *(((state,), (PROOF,), state, (_S._ask_prove,)) for state in _ROTATING),
+        ((RECONNECTING,), (PROOF,), DONE, _PIPELINED),
+        ((REJOINED,), (PROOF,), DONE, _ERROR),
         ((DONE,), INPUTS, DONE, ()),
     ),
 )

@@ -64,6 +64,59 @@ def tls_listen(data: str, hostname: str, description: str) -> str:
     )
 
 
+def api_listen(description: str, devices: str) -> str:
+    """
+    The verification API listener's full description (C{--api-listen}).
+
+    It must demand client certificates from a named CA: the roles of its
+    callers come from those certificates, so a listener that let a peer
+    in without one would serve nobody, or, misconfigured, anybody.  Given
+    no private key, it serves the device listener's certificate (the one
+    devices pin), with that listener's own key and chain.
+
+    @param devices: the device listener's full description (see
+        L{tls_listen}).
+    @raise ListenerOptionError: it is an C{ssl:} endpoint that does not
+        demand client certificates from C{caCerts}.
+    """
+    if not description.startswith(STOCK_PREFIX):
+        # Not TLS at all: refused for its type (L{API_TYPES}).
+        return description
+    arguments = _arguments(description)
+    named = dict(
+        argument.split("=", 1) for argument in arguments if "=" in argument
+    )
+    if "caCerts" not in named or named.get("requireClientCert", "").lower() != "yes":
+        raise ListenerOptionError(
+            "--api-listen",
+            description,
+            "the verification API needs client certificates from a named CA: "
+            "add :caCerts=FILE:requireClientCert=yes",
+        )
+    return _with_own_certificate(description, devices)
+
+
+def _with_own_certificate(description: str, devices: str) -> str:
+    """
+    An C{ssl:} listener's description, given the device listener's
+    certificate (its key, certificate and chain) when it names no private
+    key of its own: the certificate the daemon already serves, generated
+    or the operator's.
+
+    @param devices: the device listener's full description (see
+        L{tls_listen}); when it is not TLS, C{description} is returned as
+        it is (and fails to parse for want of a key).
+    """
+    if _names_private_key(description) or not devices.startswith(STOCK_PREFIX):
+        return description
+    own = [
+        argument
+        for argument in _arguments(devices)
+        if argument.split("=", 1)[0] in ("privateKey", "certKey", "extraCertChain")
+    ]
+    return ":".join([description, *own])
+
+
 def _arguments(description: str) -> list[str]:
     """
     The arguments of an endpoint string after its type, as written:
@@ -90,8 +143,44 @@ def _names_private_key(description: str) -> bool:
 #: as a certificate folder named 2021 and listens on port 443, are refused.
 DEVICE_TYPES = ("ssl", "suto-tls", "tcp", "tcp6", "unix")
 
+#: The endpoint types of the verification API (C{--api-listen}).
+API_TYPES = ("ssl",)
+
 #: The endpoint types of the metrics page (C{--metrics-listen}).
 METRICS_TYPES = ("tcp", "tcp6", "unix", "ssl")
+
+#: The endpoint types of the web console (C{--console-listen}).
+CONSOLE_TYPES = ("tcp", "tcp6", "ssl")
+
+
+def console_description(given: str) -> str:
+    """
+    The web console's endpoint string: a bare port is on loopback, where
+    the one-time login links of C{suto-admin console-link} are accepted.
+    """
+    if given.isdigit():
+        return f"tcp:{given}:interface=127.0.0.1"
+    return given
+
+
+def console_listen(given: str, devices: str) -> str:
+    """
+    The web console's full description (C{--console-listen}).
+
+    An C{ssl:} console is parsed as the device listener is (hardened TLS,
+    L{suto_server.net.tls.server_endpoint}), so C{caCerts=FILE} asks
+    browsers for a client certificate from that CA, which signs in an
+    operator whose certificate holds the C{admin} role (optional unless
+    C{requireClientCert=yes}).  Given no private key it serves the device
+    listener's certificate, as the verification API does.
+
+    @param devices: the device listener's full description (see
+        L{tls_listen}).
+    """
+    description = console_description(given)
+    if not description.startswith(STOCK_PREFIX):
+        return description
+    return _with_own_certificate(description, devices)
 
 
 class ListenerOptionError(ValueError):

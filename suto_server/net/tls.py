@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.net.test_tls -*-
+# -*- test-case-name: tests.net.test_tls,tests.net.test_direct -*-
 """
 The server's TLS listener: hardened settings, and a certificate that can be
 replaced while the server runs.
@@ -52,6 +52,7 @@ from zope.interface import implementer
 # under that cap.
 from suto_server.core.pem import MAX_PEM_BYTES, load_certificates, load_private_key
 from suto_server.net import certificate
+from suto_server.net.direct import direct_writes
 from suto_server.net.refusals import UNWATCHED, IListenerWitness, RefusingTLSFactory
 from suto_server.net.reuseport import ReusePortEndpoint
 
@@ -278,11 +279,13 @@ class TLSServerEndpoint:
     def listen(self, protocolFactory):
         """
         Listen on the TCP endpoint, running TLS before C{protocolFactory}'s
-        protocols.
+        protocols, over transports that send each TLS record in the turn
+        it is written (L{direct_writes}).
         """
-        return self._tcp.listen(
+        listening = self._tcp.listen(
             RefusingTLSFactory(self.tls, False, protocolFactory, self.witness)
         )
+        return listening.addCallback(direct_writes)
 
 
 def watch(endpoints, witness: IListenerWitness) -> None:

@@ -8,7 +8,11 @@ whose actions choose and start a phase, then that phase's driver
 (L{ClassicDriver}, L{EnrollmentDriver}, L{RotationDriver}), which carries
 out its machine's actions against the rules.  It also owns what every
 phase shares: writing, closing, the timeout and the connection gate's
-ticket.  One factory serves one listener and one framing: the TLS listener
+ticket.  What the server answers while it handles the bytes of one read
+leaves in one write (one TLS record, one segment) when the read is
+handled, or before the connection closes: a turn of the conversation that
+answers two messages (the version echo and the first rotation's
+C{SUTO_ROTATE_OK_}) costs the transport one write, not two.  One factory serves one listener and one framing: the TLS listener
 speaks the framed protocol, the opt-in plaintext listener speaks SUTO
 1.3.2's legacy framing and only the classic challenge.
 """
@@ -24,11 +28,11 @@ from suto_server.machines import opening
 from suto_server.phases.classic import ClassicDriver, ClassicRules
 from suto_server.phases.enrollment import EnrollmentDriver, EnrollmentRules
 from suto_server.phases.rotation import RotationDriver, RotationRules, tell_time
-from suto_server.phases.timeout import RearmingTimeoutMixin
+from suto_server.phases.timeout import DeadlineWheel, WheelTimeoutMixin
 from suto_server.rules.gate import OPEN_GATE
 
 
-class ServerProtocol(Protocol, RearmingTimeoutMixin):
+class ServerProtocol(Protocol, WheelTimeoutMixin):
     """
     One device's connection.
 
@@ -41,6 +45,7 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
         self.factory = factory
         self.framing = factory.framing
         self.clock = factory.clock
+        self.deadlines = factory.deadlines
         self.exchange_timeout = factory.exchange_timeout
         self.ticket = ticket if ticket is not None else OPEN_GATE.admit(None)
         self.source = None
@@ -49,6 +54,8 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
         self._opening = opening.Opening(factory.offers())
         self._phase = None
         self._closing = False
+        # The encoded messages of the read being handled; None outside one.
+        self._held = None
 
     def connectionMade(self) -> None:
         self.source = getattr(self.transport.getPeer(), "host", None)
@@ -60,6 +67,7 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
         if self._closing:
             return
         self.resetTimeout()
+        self._held = []
         try:
             self._decoder.receive_data(data)
             while not self._closing:
@@ -72,6 +80,8 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
                     self._open(self._opening.receive(message))
         except wire.ProtocolError as error:
             self._protocol_error(error)
+        finally:
+            self._flush()
 
     def timeoutConnection(self) -> None:
         self.ticket.timed_out()
@@ -150,20 +160,34 @@ class ServerProtocol(Protocol, RearmingTimeoutMixin):
 
     # What every phase does on the connection.
 
-    def callLater(self, period: float, func):
-        """
-        Schedule the timeout on the factory's clock (see
-        L{RearmingTimeoutMixin}), not on the global reactor.
-        """
-        return self.clock.callLater(period, func)
-
     def send(self, message) -> None:
-        self.transport.write(wire.encode(message, self.framing))
+        data = wire.encode(message, self.framing)
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            self.transport.write(data)
+
+    def _flush(self) -> None:
+        """
+        Write what the read being handled answered, in one write.
+        """
+        held, self._held = self._held, None
+        if held:
+            self.transport.write(b"".join(held))
 
     def close(self) -> None:
         self._closing = True
         self.setTimeout(None)
+        self._flush()
         self.transport.loseConnection()
+
+    def challenge(self, nonce: bytes):
+        """
+        A verification (docs/PROTOCOL.md §11) asks the agent on this
+        connection, a profile's live rotation connection, to prove its
+        key: see L{RotationDriver.challenge}.
+        """
+        return self._phase.challenge(nonce)
 
     def refuse(self, code: str) -> None:
         """
@@ -212,6 +236,8 @@ class ServerFactory(Factory):
         self.rotation = rotation
         self.exchange_timeout = exchange_timeout
         self.gate = gate
+        # Every connection's timeout, on one timer.
+        self.deadlines = DeadlineWheel(clock)
 
     def offers(self) -> frozenset:
         """

@@ -8,21 +8,31 @@ reconnection rules (a blacklisted profile, or one marked offline that has
 not reconnected, may not rotate), the rotation rules (is the presented key
 the profile's?), and the port tracking (may this connection, from this
 address, serve the profile?); only then does the rotation rules' C{begin}
-derive the next key.  A reconnection is checked under the offline key and
-admitted by the tracking the same way, and lets one rotation follow.
+derive the next key.  A reconnection is checked under its attempt's key
+(from the offline key) and admitted by the tracking the same way, and lets
+one rotation follow, whose commit spends the step and the attempt's nonce.
+
+On the profile's live connection a verification (docs/PROTOCOL.md §11)
+challenges the agent to prove its key (L{RotationDriver.challenge}): the
+challenge goes out between rotations, the proofs it expects are computed
+by the rotation rules as it goes, and the agent's answer is compared with
+them in constant time.
 """
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 
 from suto_server.core import timing, wire
+from suto_server.core.machine import Send
 from suto_server.machines.rotation import (
     Abandon,
     Begin,
     Commit,
+    Prove,
     Reconnect,
     RotationConversation,
 )
@@ -30,6 +40,10 @@ from suto_server.phases.driver import Driver
 from suto_server.rules.reconnection import Reconnection, ReconnectRefused
 from suto_server.rules.rotation import Rotation, RotationRefused
 from suto_server.rules.tracking import Tracking
+
+#: Challenges one connection may have waiting for their answers: a
+#: verification waits seconds, and the callers' limits keep them few.
+MAX_CHALLENGES = 16
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,15 @@ class RotationDriver(Driver):
     Carries out L{RotationConversation}'s actions for the profile C{user}.
     """
 
-    __slots__ = ("_rules", "_pending", "_admitted", "_committing", "_offline_step")
+    __slots__ = (
+        "_rules",
+        "_pending",
+        "_admitted",
+        "_committing",
+        "_offline_step",
+        "_attempt_nonce",
+        "_challenges",
+    )
 
     ACTIONS = {
         **Driver.ACTIONS,
@@ -77,6 +99,7 @@ class RotationDriver(Driver):
         Reconnect: "_reconnect",
         Commit: "_commit",
         Abandon: "_abandon",
+        Prove: "_prove",
     }
 
     def __init__(self, connection, rules: RotationRules, user: str) -> None:
@@ -86,9 +109,74 @@ class RotationDriver(Driver):
         self._admitted = False
         # A rotation's commit is on its way to the store.
         self._committing = False
+        # What this connection's reconnection spends when the one rotation
+        # it lets follow commits: the offline step, and the attempt's
+        # nonce.  That rotation takes them (see _begin); the connection's
+        # later rotations are plain ones.
         self._offline_step = None
+        self._attempt_nonce = None
+        # nonce -> [the verification's Deferred, the proofs expected, or
+        # None while the challenge waits for the rotation under way]
+        self._challenges: dict[bytes, list] = {}
+
+    def challenge(self, nonce: bytes) -> Deferred:
+        """
+        Ask the agent to prove the profile's current key, bound to
+        C{nonce}.
+
+        @return: a L{Deferred} firing with C{True} (the proof matched),
+            C{False} (it did not), or L{None} (the connection ended, or
+            has too many challenges waiting, before an answer); cancel it
+            to give up waiting.
+        """
+        d = Deferred(lambda _: self._challenges.pop(nonce, None))
+        if len(self._challenges) >= MAX_CHALLENGES or nonce in self._challenges:
+            d.callback(None)
+            return d
+        self._challenges[nonce] = [d, None]
+        self._send_challenges()
+        return d
+
+    def _send_challenges(self) -> None:
+        """
+        Send the challenges still waiting, if the machine says the
+        connection is between rotations.
+        """
+        for nonce, entry in list(self._challenges.items()):
+            if entry[1] is not None or self.connection.lost:
+                continue
+            actions = self.machine.challenge(nonce)
+            if any(isinstance(action, Send) for action in actions):
+                # The keys as they are when the challenge goes out: the
+                # agent answers with the key it holds then.
+                try:
+                    entry[1] = self._rules.rotation.verify_proofs(self.user, nonce)
+                except Exception:
+                    self.log.failure(
+                        "preparing a verification of {user} failed", user=self.user
+                    )
+                    del self._challenges[nonce]
+                    entry[0].callback(None)
+                    continue
+            self.perform(actions)
+
+    def _prove(self, action: Prove) -> None:
+        message = action.message
+        entry = self._challenges.get(message.nonce)
+        if entry is None or entry[1] is None:
+            # No challenge of ours is waiting for it (it came too late, or
+            # was never asked): it proves nothing.
+            return
+        del self._challenges[message.nonce]
+        matched = False
+        for expected in entry[1]:
+            matched |= hmac.compare_digest(expected, message.proof)
+        entry[0].callback(matched)
 
     def connection_lost(self) -> None:
+        challenges, self._challenges = self._challenges, {}
+        for d, _ in challenges.values():
+            d.callback(None)
         self.perform(self.machine.connection_lost())
         if self._admitted and self._rules.tracking is not None:
             # A commit on its way still proves the move it completes.
@@ -177,6 +265,13 @@ class RotationDriver(Driver):
                 self.perform(self.machine.refused())
                 return
             self._admitted = True
+            # Only the rotation right after the reconnection spends its step
+            # and nonce.  Were a later one on this connection to carry them,
+            # its commit would offer the store a nonce already recorded,
+            # which it refuses as a replayed reconnection: the key holder's
+            # next rotation would fail, and it would go offline again.
+            offline_step, self._offline_step = self._offline_step, None
+            attempt_nonce, self._attempt_nonce = self._attempt_nonce, None
             try:
                 self._pending = rotation.begin(
                     message.user,
@@ -185,7 +280,8 @@ class RotationDriver(Driver):
                     message.public,
                     source,
                     connection.clock.seconds(),
-                    offline_step=self._offline_step,
+                    offline_step=offline_step,
+                    attempt_nonce=attempt_nonce,
                     checked=checked,
                 )
             except RotationRefused:
@@ -241,6 +337,7 @@ class RotationDriver(Driver):
                 return
             self._admitted = tracking is not None
             self._offline_step = accepted.step
+            self._attempt_nonce = accepted.attempt_nonce
             self.perform(self.machine.reconnected(accepted.ok))
 
         admitted.addCallback(answer).addErrback(self._broke)
@@ -277,6 +374,7 @@ class RotationDriver(Driver):
                 connection.setTimeout(self._rules.idle_timeout)
                 self.perform(self.machine.committed(done))
                 connection.ticket.rotated()
+                self._send_challenges()
 
         def failed(failure) -> None:
             self._committing = False

@@ -138,12 +138,15 @@ class Enrollment:
         password: str | None = None,
         replace: bool = False,
         wide: bool = False,
+        operator: str | None = None,
     ) -> Deferred:
         """
         Open (or reopen, with a new password) the window for C{user}.
 
         @param wide: IT asked for a location wider than a window normally
             covers; the audit record says so.
+        @param operator: who opened it (the admin socket, or the console's
+            signed-in operator), named in the audit record.
 
         @return: a L{Deferred} firing with the one-time password, once its
             hash is stored.
@@ -184,7 +187,8 @@ class Enrollment:
                 None,
                 f"at {location.describe()} for {timeout:g}s"
                 + (", a wide location on request" if wide else "")
-                + (", replacing the profile" if replace else ""),
+                + (", replacing the profile" if replace else "")
+                + (f", by {operator}" if operator else ""),
                 (location.describe(),),
             )
             return password
@@ -224,13 +228,15 @@ class Enrollment:
             and now < window.deadline
         )
 
-    def cancel(self, user: str, now: float) -> bool:
+    def cancel(self, user: str, now: float, operator: str = "IT") -> bool:
         """
-        Close C{user}'s window, if any.
+        Close C{user}'s window, if any; the audit record names C{operator}.
         """
         closed = self._store.close_window(user)
         if closed:
-            self._audit(now, "enrollment_window_cancelled", user, None, "by IT")
+            self._audit(
+                now, "enrollment_window_cancelled", user, None, f"by {operator}"
+            )
         return closed
 
     def begin(self, user: str, source: str, now: float) -> EnrollmentWindow:

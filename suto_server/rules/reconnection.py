@@ -1,25 +1,40 @@
-# -*- test-case-name: tests.rules.test_reconnection -*-
+# -*- test-case-name: tests.rules.test_reconnection,tests.rules.test_reconnection_retry -*-
 """
 Offline spells, the offline rolling authenticator and the blacklist: the
 rules a profile follows once its junk stopped coming (docs/PROTOCOL.md
 §10).
 
-A client that marked itself offline comes back with C{SUTO_C_RECONNECT_}:
-fresh junk sealed under its offline key,
+A client that marked itself offline comes back with C{SUTO_C_RECONNECT_N_}:
+a random attempt nonce and fresh junk sealed under the attempt's key,
 
-    offline_key(K, fingerprint_hash, step, user)
+    attempt_key(offline_key(K, fingerprint_hash, step, user), nonce, user)
 
 over the last key C{K} it agreed on, its hardware fingerprint (recomputed,
 never sent) and the time step of the server's clock, which it learnt over
-the verified channel, with a MAC under C{K} itself
-(L{keyschedule.reconnect_proof}).  The server derives the same key for
-each step of a small window around its own clock, newer than any step the
-profile already reconnected with, and tries to open the junk.  Opened: it
-answers with a confirmation sealed under that key, and the connection may
-run one normal rotation, which spends the step.  Not opened, by a client
-that proved it holds C{K}, for a profile the server had marked offline:
-the profile is blacklisted, since whoever holds its key without its
-fingerprint (or on a stale clock) holds copied state.
+the verified channel, with a MAC under C{K} itself of the nonce and the
+junk (L{keyschedule.reconnect_proof}).  The server derives the same key
+for each step of a small window around its own clock, newer than any step
+the profile already reconnected with, and tries to open the junk.
+Opened: it answers with a confirmation sealed under that key, and the
+connection may run one normal rotation, which spends the step and records
+the nonce.  Not opened, by a client that proved it holds C{K}, for a
+profile the server had marked offline: the profile is blacklisted, since
+whoever holds its key without its fingerprint (or on a stale clock) holds
+copied state.
+
+One exception to "newer than any step spent": a client whose
+reconnection's rotation committed on the server but not on its side (it
+lost C{SUTO_ROTATE_DONE_}, or could not write its state) comes back from
+the key before, still marked offline, within the same step.  It may use
+that step again while the profile's current key is the one that very
+reconnection made, still unconfirmed, and it names the previous key; its
+nonce must be new, since the server refuses every nonce whose rotation
+committed (L{spent_step_reopens}).  A replayed message carries its
+nonce, so it is never accepted twice.
+
+The first form, C{SUTO_C_RECONNECT_} without a nonce, sealed under the
+offline key itself, is still accepted from agents not yet upgraded, under
+the rules before the exception: never twice in one step.
 
 Blacklisting is final until an operator lifts it, and anyone who can name
 a profile could try to cause it, so only evidence that needs the
@@ -52,6 +67,12 @@ from suto_server.store.records import BlacklistEntry
 
 _OK = b"ok"
 
+#: Reconnections in one spent step whose rotations committed, after which
+#: the step is not reopened: bounds what the store keeps per profile.  The
+#: legitimate agent backs off between attempts, so it makes a handful at
+#: most in a step.
+MAX_ATTEMPTS_PER_STEP = 16
+
 
 class ReconnectRefused(Exception):
     """
@@ -80,6 +101,7 @@ class Reconnected:
     profile: object = field(repr=False)
     key: bytes = field(repr=False)
     previous: bytes | None = field(repr=False)
+    attempt_nonce: bytes | None = None
 
 
 class Reconnection:
@@ -137,7 +159,7 @@ class Reconnection:
                     unproven=True,
                 )
             raise ReconnectRefused("unknown_key")
-        proof = keyschedule.reconnect_proof(key, user, message.sealed)
+        proof = keyschedule.reconnect_proof(key, user, message.sealed, message.nonce)
         if not hmac.compare_digest(proof, message.proof):
             # Unproven: a wrong proof is what anyone naming the key id sends.
             self._audit.record(
@@ -151,27 +173,32 @@ class Reconnection:
                 unproven=True,
             )
             raise ReconnectRefused("reconnect_failed")
-        spent = self._store.last_offline_step(user)
+        spent = self._store.spent_offline_step(user)
+        reopens = spent_step_reopens(spent, profile, message)
         for step in keyschedule.candidate_steps(now, self.step, self.window):
-            if spent is not None and step <= spent:
+            if spent is not None and (
+                step < spent.step or (step == spent.step and not reopens)
+            ):
                 continue
-            offline_key = keyschedule.offline_key(
-                key, profile.fingerprint_hash, step, user
+            sealing_key = _sealing_key(
+                keyschedule.offline_key(key, profile.fingerprint_hash, step, user),
+                message,
             )
-            if _opens(offline_key, message.sealed, user):
+            if _opens(sealing_key, message.sealed, user):
                 self._audit.record(
                     now,
                     "reconnected",
                     user,
                     source,
-                    f"reconnected with the offline key of step {step}",
+                    f"reconnected with the offline key of step {step}"
+                    + _form_note(message, spent, step),
                     (source,),
                 )
                 return Reconnected(
                     user=user,
                     step=step,
                     ok=keyschedule.seal_message(
-                        offline_key,
+                        sealing_key,
                         _OK,
                         profile=user,
                         purpose=keyschedule.RECONNECT_OK_PURPOSE,
@@ -179,6 +206,7 @@ class Reconnection:
                     profile=profile,
                     key=held[0],
                     previous=held[1],
+                    attempt_nonce=message.nonce,
                 )
         # From here the peer has proven it holds the key: a failure is
         # copied state (or a stale clock), raised at once.
@@ -283,9 +311,9 @@ class Reconnection:
             for entry in self._store.list_blacklist()
         ]
 
-    def unblock(self, user: str, now: float) -> bool:
+    def unblock(self, user: str, now: float, operator: str = "an operator") -> bool:
         """
-        An operator lifts C{user}'s blacklist entry; the profile goes with
+        C{operator} lifts C{user}'s blacklist entry; the profile goes with
         it, so the device must enroll again.
 
         @return: whether there was an entry.
@@ -297,8 +325,8 @@ class Reconnection:
             "unblocked",
             user,
             None,
-            "an operator lifted the blacklist entry and removed the "
-            "profile; the device must enroll again",
+            f"{operator} lifted the blacklist entry and removed the "
+            f"profile; the device must enroll again",
         )
         return True
 
@@ -337,10 +365,62 @@ class Reconnection:
             )
 
 
-def _opens(offline_key: bytes, sealed: bytes, user: str) -> bool:
+def spent_step_reopens(spent, profile, message) -> bool:
+    """
+    May C{message} use the profile's spent offline step again?  Only as the
+    retry of a client whose reconnection in that step committed on the
+    server and not on its side (docs/PROTOCOL.md §10.2): the profile's
+    current key is the one the step's newest reconnection made, still
+    unconfirmed, the message names the key before it (the one that
+    reconnection came from, which the client still holds), with a nonce
+    none of the step's committed reconnections carried, and fewer than
+    L{MAX_ATTEMPTS_PER_STEP} of them committed.
+
+    @param spent: the profile's L{SpentOfflineStep}, or L{None}.
+    @param profile: the profile's L{Profile}.
+    @param message: the L{wire.Reconnect}.
+    """
+    return (
+        spent is not None
+        and message.nonce is not None
+        and spent.key_id == profile.key_id
+        and profile.previous_held
+        and message.key_id == profile.previous_key_id
+        and message.nonce not in spent.attempt_nonces
+        and len(spent.attempt_nonces) < MAX_ATTEMPTS_PER_STEP
+    )
+
+
+def _sealing_key(offline_key: bytes, message) -> bytes:
+    """
+    The key C{message}'s junk is sealed under for this offline key: the
+    attempt's own key, or the offline key itself for the first form of the
+    message, which has no nonce.
+    """
+    if message.nonce is None:
+        return offline_key
+    return keyschedule.attempt_key(offline_key, message.nonce, message.user)
+
+
+def _form_note(message, spent, step) -> str:
+    """
+    What the audit record of an accepted reconnection adds: that it
+    retried a step already spent, or came in the first form.
+    """
+    if message.nonce is None:
+        return " (the first form of the message, without an attempt nonce)"
+    if spent is not None and step == spent.step:
+        return (
+            ", again: the client did not commit the rotation the last "
+            "reconnection in that step committed"
+        )
+    return ""
+
+
+def _opens(sealing_key: bytes, sealed: bytes, user: str) -> bool:
     try:
         keyschedule.open_message(
-            offline_key,
+            sealing_key,
             sealed,
             profile=user,
             purpose=keyschedule.RECONNECT_PURPOSE,

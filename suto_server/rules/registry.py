@@ -24,7 +24,10 @@ class LiveSession:
     """
     One live rotation connection: it proved the key at C{since}.
 
-    @ivar connection: an opaque token identifying the connection.
+    @ivar connection: the connection; a verification asks it to prove
+        the key with C{connection.challenge(nonce)}, which returns a
+        L{Deferred} firing with C{True}, C{False} or L{None}
+        (L{suto_server.phases.rotation.RotationDriver.challenge}).
     """
 
     user: str
@@ -64,6 +67,12 @@ class LiveSessions:
     def __len__(self) -> int:
         return len(self._by_user)
 
+    def users(self) -> list[str]:
+        """
+        @return: the users with a live connection, in name order.
+        """
+        return sorted(self._by_user)
+
     def __contains__(self, user: str) -> bool:
         return user in self._by_user
 
@@ -80,31 +89,41 @@ def clients_report(store, live: LiveSessions, locations, now: float) -> list[dic
     @param store: an L{suto_server.store.interfaces.IStore}.
     """
     offline = store.offline_profiles()
-    rows = []
-    for profile in store.list_profiles():
-        user = profile.username
-        if user in live:
-            state = "connected"
-        elif user in offline:
-            state = "offline"
-        else:
-            state = "disconnected"
-        key_since = profile.rotated_at if profile.rotated_at is not None else profile.enrolled_at
-        rows.append(
-            {
-                "user": user,
-                "address": profile.last_address,
-                "location": locations.name_of(profile.last_address),
-                "state": state,
-                "offline_since": iso_utc(offline.get(user)),
-                "last_seen": iso_utc(profile.last_seen),
-                "last_rotation": iso_utc(profile.rotated_at),
-                "key_id": profile.key_id,
-                "generation": profile.generation,
-                "key_age": max(0.0, now - key_since),
-            }
-        )
-    return rows
+    return [
+        client_row(profile, live, offline.get(profile.username), locations, now)
+        for profile in store.list_profiles()
+    ]
+
+
+def client_row(
+    profile, live: LiveSessions, offline_since, locations, now: float
+) -> dict:
+    """
+    One row of L{clients_report}: C{profile}'s, offline since
+    C{offline_since} (L{None} when it is not marked offline).
+    """
+    user = profile.username
+    if user in live:
+        state = "connected"
+    elif offline_since is not None:
+        state = "offline"
+    else:
+        state = "disconnected"
+    key_since = (
+        profile.rotated_at if profile.rotated_at is not None else profile.enrolled_at
+    )
+    return {
+        "user": user,
+        "address": profile.last_address,
+        "location": locations.name_of(profile.last_address),
+        "state": state,
+        "offline_since": iso_utc(offline_since),
+        "last_seen": iso_utc(profile.last_seen),
+        "last_rotation": iso_utc(profile.rotated_at),
+        "key_id": profile.key_id,
+        "generation": profile.generation,
+        "key_age": max(0.0, now - key_since),
+    }
 
 
 def history_report(store, user: str, alert_types) -> dict:
@@ -130,7 +149,7 @@ def history_report(store, user: str, alert_types) -> dict:
             "locations": list(event.locations),
             "reason": event.reason,
         }
-        for event in store.audit_events()
-        if event.username == user and event.event in alert_types
+        for event in reversed(store.audit_events_matching(username=user))
+        if event.event in alert_types
     ]
     return {"user": user, "moves": moves, "alerts": alerts}

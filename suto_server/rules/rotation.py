@@ -109,6 +109,7 @@ class PendingRotation:
     ok: bytes
     new_key: bytes = field(repr=False)
     offline_step: int | None = None
+    attempt_nonce: bytes | None = None
 
     @property
     def new_key_id(self) -> str:
@@ -125,6 +126,9 @@ class Rotation:
     @param audit: the L{AuditLog} events and alerts go to; one over
         C{store} with the structured log as its only alert sink unless
         given.
+
+    @ivar observers: callables told C{(user, now)} of every committed
+        rotation (the web console's rotation history).
     """
 
     log = Logger()
@@ -144,6 +148,7 @@ class Rotation:
         self.failure_alert = failure_alert
         self._new_private_key = new_private_key
         self._audit_log = AuditLog(store) if audit is None else audit
+        self.observers: list = []
         # Rotations committed since _counting_since (None: none yet).
         self._committed = 0
         self._counting_since: float | None = None
@@ -185,6 +190,24 @@ class Rotation:
             )
         return current, previous
 
+    def verify_proofs(self, user: str, nonce: bytes) -> tuple[bytes, ...]:
+        """
+        The answers a legitimate agent of C{user}'s profile may give now
+        to a verification challenge bound to C{nonce} (docs/PROTOCOL.md
+        §11): its proof under each key of L{held_keys}.  Only the proofs
+        leave this method, never a key.
+
+        @return: the expected proofs; none when there is no such profile.
+        """
+        profile = self._store.get_profile(user)
+        if profile is None:
+            return ()
+        return tuple(
+            keyschedule.verify_proof(key, nonce, user)
+            for key in self.held_keys(profile)
+            if key is not None
+        )
+
     def begin(
         self,
         user: str,
@@ -195,6 +218,7 @@ class Rotation:
         now: float,
         offline_step: int | None = None,
         checked: tuple | None = None,
+        attempt_nonce: bytes | None = None,
     ) -> PendingRotation:
         """
         The client holding C{key_id} asks to rotate: roll back to that key
@@ -204,6 +228,9 @@ class Rotation:
         @param offline_step: the offline time step this connection
             reconnected with, which the commit spends; L{None} for a
             connection that did not reconnect.
+        @param attempt_nonce: the nonce of that reconnection, which the
+            commit records so that it is never accepted again; L{None}
+            for one without a nonce, or no reconnection.
         @param checked: what L{check_key} returned for C{user} and
             C{key_id} in this same reactor turn, so nothing can have
             changed since; L{None} to check the key here.
@@ -245,6 +272,7 @@ class Rotation:
             ok=ok,
             new_key=new_key,
             offline_step=offline_step,
+            attempt_nonce=attempt_nonce,
         )
 
     def acknowledge(
@@ -295,6 +323,7 @@ class Rotation:
             now=now,
             address=source,
             offline_step=pending.offline_step,
+            attempt_nonce=pending.attempt_nonce,
         )
         d = self._committer.submit(commit)
 
@@ -303,6 +332,8 @@ class Rotation:
                 # Another connection moved the profile meanwhile.
                 raise RotationRefused("rotation_failed")
             self._count_commit(now)
+            for observer in self.observers:
+                observer(user, now)
             return keyschedule.seal_message(
                 pending.new_key,
                 b"done",

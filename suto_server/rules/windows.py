@@ -119,11 +119,19 @@ class WindowDesk(Service):
         self._announcing.clear()
 
     def open(
-        self, user, location_text, timeout, password=None, replace=False, wide=False
+        self,
+        user,
+        location_text,
+        timeout,
+        password=None,
+        replace=False,
+        wide=False,
+        operator=None,
     ):
         """
         @param wide: open the window even if its location has a network
             wider than L{WIDEST_PREFIX}; that network gets no hello.
+        @param operator: who asks, named in the audit record.
         @return: a L{Deferred} firing with the answer for IT: the one-time
             password (shown once), the window, the certificate pins and
             the warnings IT should read.
@@ -172,6 +180,7 @@ class WindowDesk(Service):
             password=password,
             replace=replace,
             wide=bool(wide_networks),
+            operator=operator,
         )
 
         def announce(one_time_password):
@@ -234,5 +243,5 @@ class WindowDesk(Service):
             for window in self._enrollment.windows(now)
         ]
 
-    def cancel(self, user: str) -> bool:
-        return self._enrollment.cancel(user, self._clock.seconds())
+    def cancel(self, user: str, operator: str = "IT") -> bool:
+        return self._enrollment.cancel(user, self._clock.seconds(), operator)

@@ -11,6 +11,7 @@ import re
 from suto_server.core import wire
 from suto_server.core.schemes import identify
 from suto_server.store.records import (
+    ATTEMPT_NONCE_SIZE,
     FINGERPRINT_SIZE,
     MAX_LOCATIONS,
     MAX_NAME,
@@ -265,6 +266,14 @@ def check_rotation_commit(commit):
     check_address("address", commit.address)
     if commit.offline_step is not None:
         _check_count("offline_step", commit.offline_step, 0)
+    if commit.attempt_nonce is not None:
+        if commit.offline_step is None:
+            raise ValueError("an attempt nonce comes with an offline step")
+        nonce = commit.attempt_nonce
+        if not isinstance(nonce, bytes) or len(nonce) != ATTEMPT_NONCE_SIZE:
+            raise ValueError(
+                f"an attempt nonce must be {ATTEMPT_NONCE_SIZE} bytes"
+            )
 
 
 def check_blacklist_entry(entry):
@@ -312,6 +321,31 @@ def check_audit_event(event):
         )
     for location in event.locations:
         _check_text("location", location, MAX_NAME)
+
+
+def check_audit_filters(username, event, since, until) -> None:
+    """
+    @raise ValueError: a filter of the audit records is neither L{None}
+        nor of its field's type and bounds.
+    """
+    _check_text("username", username, MAX_NAME, optional=True)
+    _check_text("event", event, MAX_NAME, optional=True)
+    for name, value in (("since", since), ("until", until)):
+        if value is not None:
+            check_time(name, value)
+
+
+def check_page(newest, skip) -> None:
+    """
+    @raise ValueError: C{newest}, how many of the newest records to read,
+        is neither L{None} nor a positive count, or C{skip}, how many to
+        pass over first, is not a count (or not 0 without C{newest}).
+    """
+    if newest is not None:
+        _check_count("newest", newest, 1)
+    _check_count("skip", skip, 0)
+    if newest is None and skip:
+        raise ValueError("skip needs newest")
 
 
 def checked_audit_events(events):

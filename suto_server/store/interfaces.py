@@ -195,7 +195,11 @@ class IProfileStore(Interface):
         and its count of failed rotations starts again at 0.  A commit over
         an unconfirmed key is also that key's confirmation (the device
         derived the new key from it), so rotation needs no
-        L{confirm_current} of its own.
+        L{confirm_current} of its own.  Any applied commit ends the
+        profile's offline spell; one that ends a reconnection (its
+        C{offline_step} set) also spends that step, recording the new key
+        and its C{attempt_nonce} with it (L{spent_offline_step}), and is
+        not applied when the profile recorded that nonce before.
 
         @param rotations: a L{list} of
             L{suto_server.store.records.RotationCommit}.
@@ -299,10 +303,10 @@ class IProfileStore(Interface):
             when it is not offline (or does not exist).
         """
 
-    def last_offline_step(username):
+    def spent_offline_step(username):
         """
-        @return: the newest offline time step the profile reconnected
-            with, or L{None} if it never did.
+        @return: a L{suto_server.store.records.SpentOfflineStep} for the newest offline time step
+            the profile reconnected with, or L{None} if it never did.
         """
 
 
@@ -351,6 +355,32 @@ class IAuditStore(Interface):
         @return: a L{list} of L{suto_server.store.records.AuditEvent},
             oldest first; events of the same time in the order they were
             appended.
+        """
+
+    def audit_events_matching(
+        username=None, event=None, since=None, until=None, newest=None, skip=0
+    ):
+        """
+        The events a filtered, paged listing shows, selected by the store
+        itself: a page of the audit log does not read the whole log.
+
+        @param username: if given, only the events naming this user.
+        @param event: if given, only the events of this type.
+        @param since: if given, a POSIX time: only events at or after it.
+        @param until: if given, a POSIX time: only events at or before it.
+        @param newest: if given, a positive count: at most that many
+            events, the newest after the C{skip} newest.
+        @param skip: how many of the newest matching events to pass over;
+            only with C{newest}.
+        @return: a L{list} of L{suto_server.store.records.AuditEvent},
+            B{newest first}; events of the same time in the reverse of the
+            order they were appended.
+        """
+
+    def count_audit_events(username=None, event=None, since=None, until=None):
+        """
+        @return: how many events L{audit_events_matching} selects with the
+            same filters and no C{newest}.
         """
 
     def verify_audit():
@@ -454,6 +484,55 @@ class IStore(IUserStore, IWindowStore, IProfileStore, IAuditStore, IBlacklistSto
         Release this object's resources (its connection, its file
         handles); its siblings stay open.  Every later call raises
         L{suto_server.store.errors.StoreError}, including a second close.
+        """
+
+
+class IStoreTransfer(Interface):
+    """
+    A store's whole content as rows, out and in, for moving a deployment
+    from one store to another (C{suto-admin store copy}).  The SQL stores
+    provide it (L{suto_server.store.sql.transfer}); the tables it carries
+    are named there, once, for every store.
+
+    Threads: the admin command's one thread; a load replaces everything
+    the store holds, so no daemon may be using it.
+    """
+
+    def schema_tables():
+        """
+        @return: the L{set} of the names of every table of the store's
+            schema, the store's own bookkeeping tables included.
+        """
+
+    def dump():
+        """
+        Read every carried table, from one snapshot of the store.
+
+        @return: an iterator of L{suto_server.store.sql.transfer.TableRows},
+            one per carried table, parents before children; the snapshot
+            ends when the iterator is exhausted or closed.
+        @raise suto_server.store.errors.StoreError: the schema holds a
+            table no copy carries (nothing is read), or reading failed.
+        """
+
+    def load(tables):
+        """
+        Replace the content of every carried table with C{tables}, in one
+        transaction, the rows with their ids as given; the counters the
+        store gives ids out from then follow the highest id loaded.
+
+        @param tables: L{suto_server.store.sql.transfer.TableRows}, as
+            L{dump} gives them (from this store or another).
+        @raise ValueError: a table is not one a copy carries; nothing
+            changed.
+        @raise suto_server.store.errors.StoreError: a row does not fit
+            the store's schema, or writing failed; nothing changed.
+        """
+
+    def count_rows():
+        """
+        @return: a L{dict} from the name of every carried table to how
+            many rows it holds.
         """
 
 

@@ -174,6 +174,10 @@ class RotationCommit:
     @ivar offline_step: for the rotation that ends a reconnection, the
         offline time step it reconnected with, which the profile may then
         never use again; L{None} for any other rotation.
+    @ivar attempt_nonce: for the rotation that ends a reconnection with an
+        attempt nonce, that nonce: the commit records it, and is not
+        applied when the profile has recorded it already (a replayed
+        reconnection never commits twice); L{None} otherwise.
     """
 
     username: str
@@ -184,6 +188,31 @@ class RotationCommit:
     now: float
     address: str
     offline_step: int | None = None
+    attempt_nonce: bytes | None = None
+
+
+#: Size of a reconnection attempt's nonce.
+ATTEMPT_NONCE_SIZE = 16
+
+
+@dataclass(frozen=True)
+class SpentOfflineStep:
+    """
+    The newest offline time step a profile reconnected with, and what its
+    reconnections in that step committed (docs/PROTOCOL.md §10.2).
+
+    @ivar step: the step; no older one is ever accepted again.
+    @ivar key_id: the id of the key the newest rotation that spent it
+        committed, or L{None} when it was spent before the store kept it.
+        While that key is the profile's unconfirmed current key, its
+        client may retry in the same step from the previous key.
+    @ivar attempt_nonces: the attempt nonces of the reconnections in that
+        step whose rotations committed; none of them is accepted again.
+    """
+
+    step: int
+    key_id: str | None = None
+    attempt_nonces: frozenset = frozenset()
 
 
 @dataclass(frozen=True)

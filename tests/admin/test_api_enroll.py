@@ -47,20 +47,23 @@ class FakeDesk:
     def __init__(self):
         self.opened = []
         self.cancelled = []
+        self.operators = []
         self.error = None
         self.pending = defer.Deferred()
         self.open_windows = {"alice"}
 
-    def open(self, user, location, timeout, password, replace, wide):
+    def open(self, user, location, timeout, password, replace, wide, operator):
         if self.error is not None:
             raise self.error
+        self.operators.append(operator)
         self.opened.append((user, location, timeout, password, replace, wide))
         return self.pending
 
     def list(self):
         return WINDOWS
 
-    def cancel(self, user):
+    def cancel(self, user, operator):
+        self.operators.append(operator)
         self.cancelled.append(user)
         return user in self.open_windows
 
@@ -227,6 +230,15 @@ class EnrollmentResourcesTests(AdminRequestsMixin, SynchronousTestCase):
         self.assertEqual(request.responseCode, 404)
         self.assertEqual(self.body(request), {"error": "no open window for bob"})
         self.assertEqual(self.desk.cancelled, ["alice", "bob"])
+
+    def test_operator(self):
+        """
+        The desk is told that the admin socket asked, for the audit
+        records of the window's opening and cancelling.
+        """
+        self.enroll()
+        self.request("POST", "/v1/cancel", {"user": "alice"})
+        self.assertEqual(self.desk.operators, ["the admin socket"] * 2)
 
     def test_cancel_bad_request(self):
         """

@@ -296,13 +296,13 @@ class RestoreTests(DataFolderCase):
         server started meanwhile stops at its start, and let go after.
         """
         held = []
-        copy = backup._copy
+        restore_files = backup.restore_files
 
-        def watching(source, destination, mode):
+        def watching(data, files):
             held.append(is_held(self.data))
-            copy(source, destination, mode)
+            restore_files(data, files)
 
-        self.patch(backup, "_copy", watching)
+        self.patch(backup, "restore_files", watching)
         code, _, err = self.admin("restore", self.source)
         self.assertEqual((code, err), (0, ""))
         self.assertEqual(set(held), {True})

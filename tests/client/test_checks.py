@@ -92,6 +92,18 @@ class CheckResponderTests(SynchronousTestCase):
         """
         self.assertIsNone(self.answer(source=ELSEWHERE))
 
+    def test_failover_server(self):
+        """
+        A check from a failover server of the profile is answered, with
+        a budget of its own: it is a server of the same deployment, which
+        may be the one the agent now rotates with.
+        """
+        self.profiles = {USER: replace(PROFILE, failover=((ELSEWHERE, 2021),))}
+        for _ in range(10):
+            self.assertTrue(proof_of(self.answer(source=ELSEWHERE)))
+        self.assertIsNone(self.answer(source=ELSEWHERE))
+        self.assertIsNotNone(self.answer())
+
     def test_no_profile(self):
         """
         A check for a user without an enrolled profile is dropped, even

@@ -125,6 +125,38 @@ class EnrollCommandTests(EnrollCommandFixture, SynchronousTestCase):
             load_state(self.state).profiles, {"alice": sample_profile()}
         )
 
+    def test_failover(self):
+        """
+        C{--failover} servers, in the order given, are stored with the
+        enrolled profile, their addresses canonical.
+        """
+        code, _, err = self.run_enroll(
+            "--server", "192.0.2.10", "--user", "alice", "--pin", PIN,
+            "--failover", "192.0.2.11", "--failover", "[2001:DB8::12]:2022",
+        )  # fmt: skip
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(
+            load_state(self.state).profiles["alice"].failover,
+            (("192.0.2.11", 2021), ("2001:db8::12", 2022)),
+        )
+
+    def test_failover_refused(self):
+        """
+        A failover server that is the server itself, or named twice, or
+        not an IP address, is refused before any enrollment.
+        """
+        for servers in (
+            ["192.0.2.10:2021"],
+            ["192.0.2.11", "192.0.2.11:2021"],
+            ["suto.example"],
+        ):
+            arguments = [item for server in servers for item in ("--failover", server)]
+            code, _, err = self.run_enroll(
+                "--server", "192.0.2.10", "--user", "alice", "--pin", PIN, *arguments
+            )
+            self.assertEqual(code, 1, err)
+        self.assertEqual(self.enrollments, [])
+
     def test_not_enrolled(self):
         """
         An enrollment that did not succeed is one line on standard error,

@@ -64,6 +64,9 @@ STEP = 30
 #: When PROFILE's first junk was due and not delivered.
 DUE = PROFILE.enrolled_at + INTERVAL * (1 + JITTER)
 OFFLINE = replace(PROFILE, offline_since=DUE)
+#: The attempt nonce of a reconnection: the agent's second draw (after
+#: the junk).
+NONCE = bytes([2]) * keyschedule.ATTEMPT_NONCE_SIZE
 
 _REFUSED = (
     "the server refused the profile (SUTO_AUTH_0): it may be blacklisted, "
@@ -75,8 +78,9 @@ class OfflineServer(FakeServer):
     """
     L{FakeServer} that also knows the profile is offline, as the server
     does once it missed the profile's junk: it answers C{SUTO_C_TIME} with
-    its own clock and step length, opens C{SUTO_C_RECONNECT_} under
-    C{offline_key(key, enrolled fingerprint, step of its clock)} and then
+    its own clock and step length, opens C{SUTO_C_RECONNECT_N_} under
+    the attempt key of C{offline_key(key, enrolled fingerprint, step of its
+    clock)} and the message's nonce, and then
     answers C{SUTO_RECONNECT_OK_} sealed under that key, or C{SUTO_AUTH_0}
     when it does not open; a plain rotation of the offline profile that
     did not reconnect first is refused with C{SUTO_AUTH_0}.  The rotation
@@ -110,12 +114,16 @@ class OfflineServer(FakeServer):
             self.offline = self.reconnected = False
         return replies
 
-    def offline_key(self) -> bytes:
+    def attempt_key(self, nonce) -> bytes:
         step = keyschedule.time_step(self.seconds, self.step)
-        return keyschedule.offline_key(self.key, self.fingerprint, step, USER)
+        return keyschedule.attempt_key(
+            keyschedule.offline_key(self.key, self.fingerprint, step, USER),
+            nonce,
+            USER,
+        )
 
     def reconnect(self, message: wire.Reconnect):
-        key = self.offline_key()
+        key = self.attempt_key(message.nonce)
         try:
             keyschedule.open_sealed(
                 key,
@@ -192,20 +200,23 @@ class ClientReconnectionTests(ConversationFixture, SynchronousTestCase):
         """
         An offline profile's connection is exactly: VERSION both ways,
         C{SUTO_C_TIME}, the server's time, RECONNECT naming the last key
-        id and the user with fresh junk sealed under the offline key of
-        the server's time step (purpose reconnect, client to server,
-        counter 0), the server's RECONNECT_OK, and then a plain rotation:
-        ROTATE with the same key id, new junk and a new public key.
+        id and the user with a fresh attempt nonce and fresh junk sealed
+        under the attempt's key, from the offline key of the server's time
+        step and that nonce (purpose reconnect, client to server, counter
+        0), the server's RECONNECT_OK, and then a plain rotation: ROTATE
+        with the same key id, new junk and a new public key.
         """
         self.assertEqual(self.rotation.start(), [Send(wire.Version(2))])
         self.assertEqual(
             self.rotation.receive(wire.Version(2)), [Send(wire.GetTime())]
         )
-        offline_key = keyschedule.offline_key(
-            K0, FINGERPRINT, SERVER_NOW // STEP, USER
+        attempt_key = keyschedule.attempt_key(
+            keyschedule.offline_key(K0, FINGERPRINT, SERVER_NOW // STEP, USER),
+            NONCE,
+            USER,
         )
         sealed = keyschedule.seal(
-            offline_key,
+            attempt_key,
             bytes([1]) * 32,
             profile=USER,
             purpose="reconnect",
@@ -213,24 +224,28 @@ class ClientReconnectionTests(ConversationFixture, SynchronousTestCase):
             counter=0,
         )
         expected = wire.Reconnect(
-            PROFILE.key_id, keyschedule.reconnect_proof(K0, USER, sealed), sealed, USER
+            PROFILE.key_id,
+            keyschedule.reconnect_proof(K0, USER, sealed, NONCE),
+            sealed,
+            USER,
+            NONCE,
         )
         [send] = self.rotation.receive(wire.ServerTime(SERVER_NOW, STEP))
         self.assertEqual(send, Send(expected))
         [welcome] = self.server.receive(send.message)
         self.assertIsInstance(welcome, wire.ReconnectOk)
-        private = X25519PrivateKey.from_private_bytes(bytes([3]) * 32)
+        private = X25519PrivateKey.from_private_bytes(bytes([4]) * 32)
         self.assertEqual(
             self.rotation.receive(welcome),
             [
                 Send(
                     wire.Rotate(
-                        PROFILE.key_id, bytes([2]) * 32, raw_public(private), USER
+                        PROFILE.key_id, bytes([3]) * 32, raw_public(private), USER
                     )
                 )
             ],
         )
-        self.assertEqual(self.draws.sizes, [32, 32, 32])
+        self.assertEqual(self.draws.sizes, [32, 16, 32, 32])
 
     def test_commit_clears_offline(self):
         """
@@ -287,7 +302,11 @@ class ClientReconnectionTests(ConversationFixture, SynchronousTestCase):
             [send] = rotation.receive(wire.ServerTime(seconds, step))
             message = send.message
             junk = keyschedule.open_sealed(
-                keyschedule.offline_key(K0, FINGERPRINT, number, USER),
+                keyschedule.attempt_key(
+                    keyschedule.offline_key(K0, FINGERPRINT, number, USER),
+                    NONCE,
+                    USER,
+                ),
                 message.sealed,
                 profile=USER,
                 purpose="reconnect",
@@ -300,23 +319,37 @@ class ClientReconnectionTests(ConversationFixture, SynchronousTestCase):
                     bytes([1]) * keyschedule.JUNK_SIZE,
                     wire.Reconnect(
                         keyschedule.key_id(K0),
-                        keyschedule.reconnect_proof(K0, USER, message.sealed),
+                        keyschedule.reconnect_proof(K0, USER, message.sealed, NONCE),
                         message.sealed,
                         USER,
+                        NONCE,
                     ),
                 ),
             )
 
     def test_welcome_does_not_open(self):
         """
-        A RECONNECT_OK that does not open under the offline key (sealed
-        under another key, or the wrong words) ends the conversation as an
+        A RECONNECT_OK that does not open under the attempt's key (sealed
+        under another step's, under the offline key itself, under another
+        attempt's, or the wrong words) ends the conversation as an
         error and closes: no ROTATE is sent and nothing is committed, so
         the profile stays offline.
         """
-        other = keyschedule.offline_key(K0, FINGERPRINT, SERVER_NOW // STEP + 1, USER)
-        right = self.server.offline_key()
-        for key, words in ((other, b"ok"), (right, b"no")):
+        other_step = keyschedule.attempt_key(
+            keyschedule.offline_key(K0, FINGERPRINT, SERVER_NOW // STEP + 1, USER),
+            NONCE,
+            USER,
+        )
+        offline_key = keyschedule.offline_key(
+            K0, FINGERPRINT, SERVER_NOW // STEP, USER
+        )
+        right = self.server.attempt_key(NONCE)
+        for key, words in (
+            (other_step, b"ok"),
+            (offline_key, b"ok"),
+            (self.server.attempt_key(bytes(16)), b"ok"),
+            (right, b"no"),
+        ):
             self.rotation = ClientRotation(OFFLINE, self.fingerprint, Draws())
             self.reconnect_sent()
             sealed = keyschedule.seal(
@@ -499,7 +532,7 @@ class ClientReconnectionTests(ConversationFixture, SynchronousTestCase):
         the offline key, the new key, the fingerprint or the junk in its
         representation, so logging one cannot leak them.
         """
-        offline_key = self.server.offline_key()
+        offline_key = self.server.attempt_key(NONCE)
         actions = self.rotation.start()
         actions += self.converse(list(actions))
         actions += self.rotation.committed()
@@ -539,8 +572,9 @@ class ReconnectionProtocolTests(SynchronousTestCase):
     def test_bytes(self):
         """
         On the wire the offline profile sends SUTO_C_TIME after the
-        version exchange, and SUTO_C_RECONNECT_ with its key id, the
-        sealed junk and the user once the server's SUTO_TIME_ arrived.
+        version exchange, and SUTO_C_RECONNECT_N_ with its key id, the
+        nonce, the proof, the sealed junk and the user once the server's
+        SUTO_TIME_ arrived.
         """
         self.transport.clear()
         self.protocol.dataReceived(b"SUTO_VERSION_2\r\n")
@@ -549,7 +583,13 @@ class ReconnectionProtocolTests(SynchronousTestCase):
         self.protocol.dataReceived(b"SUTO_TIME_%d_%d\r\n" % (SERVER_NOW, STEP))
         line = self.transport.value()
         self.assertTrue(
-            line.startswith(b"SUTO_C_RECONNECT_" + PROFILE.key_id.encode() + b"_")
+            line.startswith(
+                b"SUTO_C_RECONNECT_N_"
+                + PROFILE.key_id.encode()
+                + b"_"
+                + base64.b64encode(NONCE)
+                + b"_"
+            )
         )
         self.assertTrue(line.endswith(b"_alice\r\n"))
 
@@ -629,6 +669,36 @@ class OfflineFactoryTests(SynchronousTestCase):
         )
         [(old, new)] = self.stored
         self.assertEqual((old, new.offline_since), (PROFILE, None))
+
+    def test_new_nonce_after_state_not_written(self):
+        """
+        When the state file cannot take the key the rotation after a
+        reconnection agreed, the profile stays offline with its old key,
+        and the next connection reconnects again from that key with a new
+        attempt nonce (docs/PROTOCOL.md §10.2, "A reconnection cut
+        short"), never the one the server recorded.
+        """
+
+        def store(old, new):
+            if new.key_id != old.key_id:
+                raise CommitError("the disk is full")
+            self.stored.append((old, new))
+
+        self.factory = self.make_factory(store)
+        self.advance_to(DUE)
+        self.server.offline = True
+        self.connection()
+        self.assertEqual(self.factory.profile, OFFLINE)
+        self.server.offline = True
+        self.connection()
+        first, second = [
+            message
+            for message in self.server.received
+            if isinstance(message, wire.Reconnect)
+        ]
+        self.assertEqual(first.key_id, second.key_id)
+        self.assertEqual(first.key_id, PROFILE.key_id)
+        self.assertNotEqual(first.nonce, second.nonce)
 
     def test_attempts_failing(self):
         """
@@ -821,7 +891,7 @@ class OfflineFactoryTests(SynchronousTestCase):
         self.advance_to(DUE)
         self.factory.retry_delay(1)
         self.server.offline = True
-        offline_key = self.server.offline_key()
+        offline_key = self.server.attempt_key(NONCE)
         self.connection()
         [marked] = [e for e in observer if "due" in e]
         self.assertEqual((marked["user"], marked["due"]), (USER, DUE))

@@ -65,17 +65,23 @@ class PendingTests(SynchronousTestCase):
 
 
 class ReconnectionTests(SynchronousTestCase):
-    def test_sealed_under_offline_key(self):
+    def test_sealed_under_attempt_key(self):
         """
-        The reconnection carries the junk sealed under the offline key of
-        the server's time step, and a proof of the last key.
+        The reconnection carries its nonce and the junk sealed under the
+        attempt's key, from the offline key of the server's time step and
+        that nonce, and a proof of the last key over both.
         """
         junk = bytes([7]) * keyschedule.JUNK_SIZE
+        nonce = bytes([8]) * keyschedule.ATTEMPT_NONCE_SIZE
         key, message = rotation_keys.reconnection(
-            PROFILE, FINGERPRINT, 1_700_000_000, 30, junk
+            PROFILE, FINGERPRINT, 1_700_000_000, 30, junk, nonce
         )
-        expected = keyschedule.offline_key(
-            KEY, FINGERPRINT, keyschedule.time_step(1_700_000_000, 30), USER
+        expected = keyschedule.attempt_key(
+            keyschedule.offline_key(
+                KEY, FINGERPRINT, keyschedule.time_step(1_700_000_000, 30), USER
+            ),
+            nonce,
+            USER,
         )
         self.assertEqual(key, expected)
         purpose = keyschedule.RECONNECT_PURPOSE
@@ -88,8 +94,10 @@ class ReconnectionTests(SynchronousTestCase):
             counter=keyschedule.SEAL_COUNTERS[purpose],
         )
         self.assertEqual(opened, junk)
+        self.assertEqual(message.nonce, nonce)
         self.assertEqual(
-            message.proof, keyschedule.reconnect_proof(KEY, USER, message.sealed)
+            message.proof,
+            keyschedule.reconnect_proof(KEY, USER, message.sealed, nonce),
         )
 
     def test_welcomed(self):

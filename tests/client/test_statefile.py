@@ -385,6 +385,52 @@ class EnrolledProfileTests(SynchronousTestCase):
         self.assertEqual(document["version"], 1)
         self.assertEqual(document["profiles"], {"alice": self.valid_entry()})
 
+    def test_failover_round_trip(self):
+        """
+        A profile's failover servers are saved as C{[address, port]}
+        pairs, in order, and loaded back, their addresses canonical; a
+        profile without them writes no C{"failover"} (as above).
+        """
+        servers = (("192.0.2.11", 2021), ("2001:db8::2", 2022))
+        state = ClientState(profiles={"alice": sample_profile(failover=servers)})
+        save_state(self.path, state)
+        with open(self.path, encoding="utf-8") as stream:
+            entry = json.load(stream)["profiles"]["alice"]
+        self.assertEqual(entry["failover"], [list(server) for server in servers])
+        self.assertEqual(load_state(self.path), state)
+        entry["failover"] = [["2001:DB8:0::2", 2022]]
+        self.write_document({"version": 1, "accounts": {}, "profiles": {"alice": entry}})
+        self.assertEqual(
+            load_state(self.path).profiles["alice"].servers,
+            (("192.0.2.10", 2021), ("2001:db8::2", 2022)),
+        )
+
+    def test_invalid_failover(self):
+        """
+        A failover list that is not a short list of distinct
+        C{[address, port]} pairs, other than the profile's own server, is
+        refused.
+        """
+        valid = self.valid_entry()
+        for failover in [
+            "192.0.2.11",
+            [["192.0.2.11"]],
+            [["suto.example", 2021]],
+            [["192.0.2.11", "2021"]],
+            [["192.0.2.11", True]],
+            [["192.0.2.11", 0]],
+            [[None, 2021]],
+            [["192.0.2.10", 2021]],
+            [["192.0.2.11", 2021], ["192.0.2.11", 2021]],
+            [["192.0.2.11", port] for port in range(1, 18)],
+        ]:
+            entry = dict(valid, failover=failover)
+            self.write_document(
+                {"version": 1, "accounts": {}, "profiles": {"alice": entry}}
+            )
+            error = self.assertRaises(StateFileError, load_state, self.path)
+            self.assertIn("failover", str(error))
+
     def test_absent_profiles(self):
         """
         A file written before enrollment existed, without C{"profiles"},

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core.keyschedule import (
+    ATTEMPT_NONCE_SIZE,
     CHECK_NONCE_SIZE,
     CHECK_PROOF_SIZE,
     FINGERPRINT_SIZE,
@@ -38,6 +39,7 @@ from suto_server.core.keyschedule import (
     Direction,
     KeyScheduleError,
     SealError,
+    attempt_key,
     candidate_steps,
     check_proof,
     dh_shared_secret,
@@ -53,9 +55,15 @@ from suto_server.core.keyschedule import (
     seal,
     seal_message,
     time_step,
+    verify_proof,
 )
 from tests.support.comparisons import record_comparisons
 from tests.support.key_vectors import (
+    ATTEMPT_KEY,
+    ATTEMPT_NONCE,
+    ATTEMPT_OK_SEALED,
+    ATTEMPT_PROOF,
+    ATTEMPT_SEALED,
     ALICE_PRIVATE,
     BOB_PRIVATE,
     BOB_PUBLIC,
@@ -90,6 +98,7 @@ from tests.support.key_vectors import (
     SECRET,
     STEP,
     STEPS,
+    VERIFY_PROOF,
 )
 
 
@@ -204,6 +213,24 @@ class VectorTests(SynchronousTestCase):
         self.assertEqual(proof.hex(), RECONNECT_PROOF)
         self.assertNotEqual(proof.hex(), CHECK_PROOF)
 
+    def test_attempt_seals(self):
+        """
+        The key of a reconnection attempt, from the offline key and the
+        attempt's nonce; the client's junk and the server's answer sealed
+        under it as each side's message 0; the proof over the nonce and the
+        sealed junk, which is not the first form's proof.
+        """
+        key = attempt_key(bytes.fromhex(OFFLINE), ATTEMPT_NONCE, PROFILE)
+        self.assertEqual(key.hex(), ATTEMPT_KEY)
+        junk = seal_message(key, JUNK, profile=PROFILE, purpose=RECONNECT_PURPOSE)
+        ok = seal_message(key, b"ok", profile=PROFILE, purpose=RECONNECT_OK_PURPOSE)
+        self.assertEqual((junk.hex(), ok.hex()), (ATTEMPT_SEALED, ATTEMPT_OK_SEALED))
+        proof = reconnect_proof(bytes.fromhex(KEY_1), PROFILE, junk, ATTEMPT_NONCE)
+        self.assertEqual(proof.hex(), ATTEMPT_PROOF)
+        self.assertNotEqual(
+            proof, reconnect_proof(bytes.fromhex(KEY_1), PROFILE, junk)
+        )
+
     def test_key_id(self):
         """
         The identifiers of both chain keys.
@@ -241,6 +268,15 @@ class VectorTests(SynchronousTestCase):
         """
         proof = check_proof(bytes.fromhex(KEY_1), CHECK_NONCE, CHECK_USER)
         self.assertEqual(proof.hex(), CHECK_PROOF)
+
+    def test_verify_proof(self):
+        """
+        The answer to a verification challenge under the generation 1
+        key, for the check's user and nonce: not the check's answer.
+        """
+        proof = verify_proof(bytes.fromhex(KEY_1), CHECK_NONCE, CHECK_USER)
+        self.assertEqual(proof.hex(), VERIFY_PROOF)
+        self.assertNotEqual(proof.hex(), CHECK_PROOF)
 
 
 class ConstructionTests(SynchronousTestCase):
@@ -324,6 +360,36 @@ class ConstructionTests(SynchronousTestCase):
         sealed = ChaCha20Poly1305(subkey).encrypt(nonce, PLAINTEXT, associated)
         self.assertEqual(sealed.hex(), SEALED)
 
+    def test_attempt_key(self):
+        """
+        salt = the offline key, ikm = encoded (nonce), info = encoded
+        (label, profile).
+        """
+        expected = _hkdf(
+            bytes.fromhex(OFFLINE),
+            encode_parts(ATTEMPT_NONCE),
+            encode_parts(b"suto/v1/reconnect-attempt", PROFILE),
+        )
+        self.assertEqual(expected.hex(), ATTEMPT_KEY)
+
+    def test_attempt_proof(self):
+        """
+        The reconnect proof's MAC key is a subkey of the chain key (no
+        salt, info = encoded label); with a nonce the proof is the first
+        16 bytes of HMAC-SHA256 of encoded (label, user, nonce, sealed).
+        """
+        subkey = _hkdf(
+            None, bytes.fromhex(KEY_1), encode_parts(b"suto/v1/reconnect-key")
+        )
+        message = encode_parts(
+            b"suto/v1/reconnect",
+            PROFILE,
+            ATTEMPT_NONCE,
+            bytes.fromhex(ATTEMPT_SEALED),
+        )
+        proof = hmac.new(subkey, message, "sha256").digest()[:16]
+        self.assertEqual(proof.hex(), ATTEMPT_PROOF)
+
     def test_check_proof(self):
         """
         The MAC key is a subkey of the chain key (no salt, info = encoded
@@ -336,6 +402,16 @@ class ConstructionTests(SynchronousTestCase):
         self.assertEqual(message.hex(), CHECK_MESSAGE)
         proof = hmac.new(subkey, message, "sha256").digest()[:16]
         self.assertEqual(proof.hex(), CHECK_PROOF)
+
+    def test_verify_proof(self):
+        """
+        The verification proof is the check proof's construction with
+        the labels C{suto/v1/verify-key} and C{suto/v1/verify}.
+        """
+        subkey = _hkdf(None, bytes.fromhex(KEY_1), encode_parts(b"suto/v1/verify-key"))
+        message = encode_parts(b"suto/v1/verify", CHECK_USER, CHECK_NONCE)
+        proof = hmac.new(subkey, message, "sha256").digest()[:16]
+        self.assertEqual(proof.hex(), VERIFY_PROOF)
 
 
 class EncodePartsTests(SynchronousTestCase):
@@ -480,6 +556,58 @@ class ValidationTests(SynchronousTestCase):
         self.assertEqual(
             len(seal(self.key, bytes(MAX_PLAINTEXT), **_seal_vector())),
             MAX_PLAINTEXT + 16,
+        )
+
+
+class AttemptKeyTests(SynchronousTestCase):
+    """
+    L{attempt_key} and the nonce of L{reconnect_proof}: a fresh key, and a
+    fresh proof, for every attempt.
+    """
+
+    def test_nonce_changes_key(self):
+        """
+        Two attempts of one step with different nonces have different
+        keys, and neither is the offline key itself.
+        """
+        offline = bytes.fromhex(OFFLINE)
+        first = attempt_key(offline, bytes(ATTEMPT_NONCE_SIZE), PROFILE)
+        second = attempt_key(offline, b"\x01" * ATTEMPT_NONCE_SIZE, PROFILE)
+        self.assertEqual(len({first, second, offline}), 3)
+        self.assertNotEqual(first, attempt_key(offline, bytes(16), "bob"))
+
+    def test_bad_inputs(self):
+        """
+        A nonce or offline key of the wrong size or type, or a bad
+        profile, raises L{KeyScheduleError}; so does a proof's nonce of the
+        wrong size.
+        """
+        offline = bytes.fromhex(OFFLINE)
+        for args in [
+            (offline, bytes(15), PROFILE),
+            (offline, "0" * 16, PROFILE),
+            (offline[:31], bytes(16), PROFILE),
+            (offline, bytes(16), ""),
+        ]:
+            self.assertRaises(KeyScheduleError, attempt_key, *args)
+        self.assertRaises(
+            KeyScheduleError,
+            reconnect_proof,
+            bytes.fromhex(KEY_1),
+            PROFILE,
+            bytes.fromhex(ATTEMPT_SEALED),
+            bytes(17),
+        )
+
+    def test_proof_binds_nonce(self):
+        """
+        The proof changes with the nonce, so a message's nonce cannot be
+        swapped for another.
+        """
+        key, sealed = bytes.fromhex(KEY_1), bytes.fromhex(ATTEMPT_SEALED)
+        self.assertNotEqual(
+            reconnect_proof(key, PROFILE, sealed, bytes(16)),
+            reconnect_proof(key, PROFILE, sealed, ATTEMPT_NONCE),
         )
 
 

@@ -15,8 +15,9 @@ from twisted.trial.unittest import SynchronousTestCase
 _PROBE = """
 import json, pkgutil, sys, importlib
 package = importlib.import_module(sys.argv[1])
-for module in pkgutil.iter_modules(package.__path__):
-    importlib.import_module(sys.argv[1] + "." + module.name)
+for module in pkgutil.walk_packages(package.__path__, sys.argv[1] + "."):
+    if not module.name.endswith(".__main__"):
+        importlib.import_module(module.name)
 print(json.dumps(sorted(m for m in sys.modules if m.startswith("suto_server"))))
 """
 
@@ -24,7 +25,8 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith("suto_server"))))
 def _loaded_by(package: str) -> set[str]:
     """
     @return: the C{suto_server} modules a fresh interpreter has loaded
-        after importing every module of C{package}.
+        after importing every module of C{package}, its subpackages' too
+        (but no C{__main__}, which would run a command).
     """
     output = subprocess.run(
         [sys.executable, "-c", _PROBE, package],

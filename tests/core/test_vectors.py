@@ -8,7 +8,13 @@ import re
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import keyschedule, libxcrypt, schemes, wire
-from tests.support.key_vectors import FINGERPRINT, JUNK, KEY_1
+from tests.support.key_vectors import (
+    ATTEMPT_NONCE,
+    CHECK_NONCE,
+    FINGERPRINT,
+    JUNK,
+    KEY_1,
+)
 from tests.support.repository import PROTOCOL
 
 PASSWORD = "correct horse"
@@ -65,49 +71,79 @@ class ProtocolVectorTests(SynchronousTestCase):
 class ReconnectTranscriptTests(SynchronousTestCase):
     def test_transcript(self):
         """
-        The reconnection printed in section 10.4 is what the key schedule
+        The reconnections printed in section 10.4 are what the key schedule
         and the codec make of the section 7.7 inputs for the user alice:
-        the offline key, the proof, the sealed junk and the server's
-        answer, byte for byte.
+        the offline and attempt keys, the proof, the sealed junk and the
+        server's answer, byte for byte, first with the attempt nonce and
+        then in the first form, without one.
         """
-        with open(PROTOCOL, encoding="utf-8") as handle:
-            section = handle.read().split("### 10.4 On the wire", 1)[1]
+        section = section_text("### 10.4 On the wire")
         offline = keyschedule.offline_key(
             bytes.fromhex(KEY_1), FINGERPRINT, keyschedule.time_step(1700000000), "alice"
         )
-        binding = dict(profile="alice", counter=0)
+        attempt = keyschedule.attempt_key(offline, ATTEMPT_NONCE, "alice")
         key = bytes.fromhex(KEY_1)
-        sealed = keyschedule.seal(
-            offline,
-            JUNK,
-            purpose=keyschedule.RECONNECT_PURPOSE,
-            direction=keyschedule.Direction.CLIENT_TO_SERVER,
-            **binding,
-        )
-        lines = [
-            wire.ServerTime(1700000000, 30),
-            wire.Reconnect(
-                keyschedule.key_id(key),
-                keyschedule.reconnect_proof(key, "alice", sealed),
-                sealed,
-                "alice",
-            ),
-            wire.ReconnectOk(
-                keyschedule.seal(
-                    offline,
-                    b"ok",
-                    purpose=keyschedule.RECONNECT_OK_PURPOSE,
-                    direction=keyschedule.Direction.SERVER_TO_CLIENT,
-                    **binding,
-                )
-            ),
-        ]
+        lines = [wire.ServerTime(1700000000, 30)]
+        for sealing_key, nonce in ((attempt, ATTEMPT_NONCE), (offline, None)):
+            sealed = keyschedule.seal_message(
+                sealing_key, JUNK, profile="alice", purpose=keyschedule.RECONNECT_PURPOSE
+            )
+            lines += [
+                wire.Reconnect(
+                    keyschedule.key_id(key),
+                    keyschedule.reconnect_proof(key, "alice", sealed, nonce),
+                    sealed,
+                    "alice",
+                    nonce,
+                ),
+                wire.ReconnectOk(
+                    keyschedule.seal_message(
+                        sealing_key,
+                        b"ok",
+                        profile="alice",
+                        purpose=keyschedule.RECONNECT_OK_PURPOSE,
+                    )
+                ),
+            ]
         self.assertIn(offline.hex(), section)
-        printed = re.findall(r"^    [SC]: (SUTO_\S+)$", section, re.M)
-        self.assertEqual(
-            printed,
-            [
-                wire.encode(line, wire.Framing.FRAMED).decode("ascii").rstrip("\r\n")
-                for line in lines
-            ],
-        )
+        self.assertIn(attempt.hex(), section)
+        self.assertEqual(printed(section), encoded(lines))
+
+
+class VerifyTranscriptTests(SynchronousTestCase):
+    def test_transcript(self):
+        """
+        The verification challenge printed in section 11.3 is what the key
+        schedule and the codec make of the section 7.7 inputs (the key
+        K1, the check's nonce, the user alice).
+        """
+        section = section_text("### 11.3 Which proof, and why")
+        proof = keyschedule.verify_proof(bytes.fromhex(KEY_1), CHECK_NONCE, "alice")
+        lines = [wire.VerifyChallenge(CHECK_NONCE), wire.VerifyProof(CHECK_NONCE, proof)]
+        self.assertEqual(printed(section), encoded(lines))
+
+
+def section_text(heading: str) -> str:
+    """
+    The text of docs/PROTOCOL.md from C{heading} to the next section.
+    """
+    with open(PROTOCOL, encoding="utf-8") as handle:
+        text = handle.read().split(heading, 1)[1]
+    return re.split(r"^#{2,3} ", text, maxsplit=1, flags=re.M)[0]
+
+
+def printed(section: str) -> list:
+    """
+    The lines a section prints as C{S: SUTO_...} or C{C: SUTO_...}.
+    """
+    return re.findall(r"^    [SC]: (SUTO_\S+)$", section, re.M)
+
+
+def encoded(messages: list) -> list:
+    """
+    C{messages} as framed lines, without their line endings.
+    """
+    return [
+        wire.encode(message, wire.Framing.FRAMED).decode("ascii").rstrip("\r\n")
+        for message in messages
+    ]

@@ -3,6 +3,7 @@ The wire codec on its own: exact bytes, round trips, independence from how
 the stream is split, and the error code for every kind of bad input.
 """
 
+import base64
 import string
 
 from hypothesis import given, settings
@@ -40,6 +41,8 @@ from suto_server.core.wire import (
     RSalt,
     SaltA,
     ServerTime,
+    VerifyChallenge,
+    VerifyProof,
     Version,
     can_enroll,
     encode,
@@ -115,8 +118,12 @@ FRAMED_EXAMPLES = LEGACY_EXAMPLES + [
     ServerTime(1, 1),
     Reconnect(KEY_ID, bytes(range(16)), bytes(range(48)), "bob"),
     Reconnect(KEY_ID, bytes(16), bytes(48), "x" * 64),
+    Reconnect(KEY_ID, bytes(range(16)), bytes(range(48)), "bob", bytes(16)),
+    Reconnect(KEY_ID, bytes(16), bytes(48), "x_" * 32, bytes(range(16, 32))),
     ReconnectOk(SEALED_OK),
     ReconnectOk(bytes(64)),
+    VerifyChallenge(bytes(range(0x80, 0x90))),
+    VerifyProof(bytes(range(0x80, 0x90)), bytes(16)),
 ]
 # The framed-only messages, which legacy framing cannot carry.
 FRAMED_ONLY_EXAMPLES = FRAMED_EXAMPLES[len(LEGACY_EXAMPLES) :]
@@ -171,8 +178,15 @@ framed_messages = st.one_of(
         st.binary(min_size=16, max_size=16),
         st.binary(min_size=48, max_size=48),
         users.filter(can_enroll),
+        st.none() | st.binary(min_size=16, max_size=16),
     ),
     st.builds(ReconnectOk, seals),
+    st.builds(VerifyChallenge, st.binary(min_size=16, max_size=16)),
+    st.builds(
+        VerifyProof,
+        st.binary(min_size=16, max_size=16),
+        st.binary(min_size=16, max_size=16),
+    ),
 )
 hellos = st.one_of(
     st.builds(Hello, users, hosts, st.sampled_from([HelloForm.PLUS, HelloForm.DOLLAR])),
@@ -341,6 +355,41 @@ class EncodeTests(SynchronousTestCase):
         """
         for framing in Framing:
             self.assertRaises(ValueError, encode, Hello("bob", "desk"), framing)
+
+
+class LayoutLookupTests(SynchronousTestCase):
+    """
+    The tables the decoder and L{encode} look layouts up in hold exactly
+    the layouts of L{stream.LAYOUTS}, ordered so the first match is the
+    one the grammar means.
+    """
+
+    def test_longest_tag_first(self):
+        """
+        Each framing's layouts are all there, and a tag that extends
+        another (C{SUTO_C_ROTATE_ACK_} and C{SUTO_C_ROTATE_}) comes first,
+        so the first tag a line starts with is the longest it starts with.
+        """
+        for framing, layouts in stream.LAYOUTS.items():
+            ordered = stream._LONGEST_FIRST[framing]
+            self.assertEqual(sorted(ordered, key=id), sorted(layouts, key=id))
+            for index, layout in enumerate(ordered):
+                for later in ordered[index + 1 :]:
+                    self.assertFalse(later.tag.startswith(layout.tag))
+
+    def test_layouts_by_kind(self):
+        """
+        Each message type maps to its own layouts, and only to them.
+        """
+        for framing, layouts in stream.LAYOUTS.items():
+            table = stream._BY_KIND[framing]
+            for layout in layouts:
+                self.assertIn(layout, table[layout.kind])
+            self.assertEqual(
+                sum(len(found) for found in table.values()), len(layouts)
+            )
+            for kind, found in table.items():
+                self.assertTrue(all(layout.kind is kind for layout in found))
 
 
 class RoundTripTests(SynchronousTestCase):
@@ -1109,11 +1158,13 @@ class RotationBytesTests(SynchronousTestCase):
 
     def test_longest_lines_fit(self):
         """
-        The longest rotation messages, with a 64-character user or a
-        64-byte seal, are at most 201 bytes before their CRLF, well within
-        L{MAX_LINE}, and read back.
+        The longest rotation and reconnection messages, with a
+        64-character user or a 64-byte seal, are at most 231 bytes before
+        their CRLF, well within L{MAX_LINE}, and read back.
         """
         longest = [
+            (Reconnect(KEY_ID, bytes(16), bytes(48), "u" * 64, bytes(16)), 231),
+            (Reconnect(KEY_ID, bytes(16), bytes(48), "u" * 64), 204),
             (Rotate(KEY_ID, JUNK, CLIENT_PUBLIC, "u" * 64), 201),
             (RotateOk(SERVER_PUBLIC, bytes(64)), 148),
             (RotateAck(bytes(64)), 106),
@@ -2091,3 +2142,81 @@ class PenaltyCodeTests(SynchronousTestCase):
         """
         for code in ("BUSY", "PENALTY", "PENALTY_", "PENALTY_X", "PENALTY_12345678"):
             self.assertIsNone(wire.penalty_seconds(code))
+
+
+class ReconnectFormsTests(ErrorAssertionsMixin, SynchronousTestCase):
+    """
+    The two forms of the reconnection: C{SUTO_C_RECONNECT_N_} with an
+    attempt nonce, and the first form, C{SUTO_C_RECONNECT_}, without one.
+    """
+
+    NONCE = base64.b64encode(bytes(range(16)))
+    PROOF = base64.b64encode(bytes(16))
+    SEALED = base64.b64encode(bytes(48))
+
+    def line(self, nonce):
+        return b"SUTO_C_RECONNECT_N_%s_%s_%s_%s_alice\r\n" % (
+            KEY_ID.encode(),
+            nonce,
+            self.PROOF,
+            self.SEALED,
+        )
+
+    def test_nonce_form(self):
+        """
+        The longer tag carries the nonce before the proof, and is encoded
+        for a message that has one; the first form decodes with no nonce.
+        """
+        [message] = decode_chunks(FRAMED, [self.line(self.NONCE)])
+        self.assertEqual(
+            message,
+            Reconnect(KEY_ID, bytes(16), bytes(48), "alice", bytes(range(16))),
+        )
+        self.assertEqual(wire.encode(message, FRAMED), self.line(self.NONCE))
+        first = b"SUTO_C_RECONNECT_%s_%s_%s_alice\r\n" % (
+            KEY_ID.encode(),
+            self.PROOF,
+            self.SEALED,
+        )
+        [message] = decode_chunks(FRAMED, [first])
+        self.assertIsNone(message.nonce)
+        self.assertEqual(wire.encode(message, FRAMED), first)
+
+    def test_bad_nonce(self):
+        """
+        A nonce of another size, or not canonical base64, is C{BAD_FIELD};
+        a nonce form without its nonce is C{TOO_LONG}, its sealed junk
+        standing where the proof goes.
+        """
+        for nonce in [
+            base64.b64encode(bytes(15)),
+            base64.b64encode(bytes(17)),
+            b"A" * 21 + b"B==",
+            self.NONCE[:-2],
+        ]:
+            self.assert_stream_error(wire.ERROR_BAD_FIELD, FRAMED, self.line(nonce))
+        self.assert_stream_error(
+            wire.ERROR_TOO_LONG,
+            FRAMED,
+            b"SUTO_C_RECONNECT_N_%s_%s_%s_alice\r\n"
+            % (KEY_ID.encode(), self.PROOF, self.SEALED),
+        )
+        self.assertRaises(
+            wire.ProtocolError,
+            Reconnect,
+            KEY_ID,
+            bytes(16),
+            bytes(48),
+            "alice",
+            bytes(8),
+        )
+
+    def test_legacy_framing(self):
+        """
+        The legacy framing knows neither form.
+        """
+        self.assert_stream_error(
+            wire.ERROR_UNKNOWN_MESSAGE,
+            wire.Framing.LEGACY,
+            self.line(self.NONCE).rstrip(b"\r\n"),
+        )

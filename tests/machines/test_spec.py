@@ -244,6 +244,7 @@ def describe(actions: list) -> str:
                 rotation_session.Begin,
                 rotation_session.Reconnect,
                 rotation_session.Commit,
+                rotation_session.Prove,
                 session.ComputeHash,
                 rotation_outcome.Commit,
             ),
@@ -445,6 +446,12 @@ class ServerRotationDriver(ServerDriver):
     def feed_rejected(self, machine, case):
         return machine.rejected()
 
+    def feed_challenge(self, machine, case):
+        return machine.challenge(bytes(16))
+
+    def feed_proof(self, machine, case):
+        return machine.receive(wire.VerifyProof(bytes(16), bytes(16)))
+
 
 class ClientClassicDriver(ClientDriver):
     """
@@ -545,17 +552,22 @@ class ClientRotationDriver(ClientDriver):
         return machine.receive(wire.ServerTime(SERVER_NOW, STEP))
 
     def feed_reconnected(self, machine, case):
-        offline_key = keyschedule.offline_key(
-            PROFILE.key,
-            FINGERPRINT,
-            keyschedule.time_step(SERVER_NOW, STEP),
+        # The attempt's nonce is the machine's second draw, after the junk.
+        attempt_key = keyschedule.attempt_key(
+            keyschedule.offline_key(
+                PROFILE.key,
+                FINGERPRINT,
+                keyschedule.time_step(SERVER_NOW, STEP),
+                USER,
+            ),
+            bytes([2]) * keyschedule.ATTEMPT_NONCE_SIZE,
             USER,
         )
         purpose = keyschedule.RECONNECT_OK_PURPOSE
         return machine.receive(
             wire.ReconnectOk(
                 keyschedule.seal(
-                    offline_key,
+                    attempt_key,
                     b"ok",
                     profile=USER,
                     purpose=purpose,
@@ -595,6 +607,9 @@ class ClientRotationDriver(ClientDriver):
 
     def feed_not_stored(self, machine, case):
         return machine.commit_failed("driven")
+
+    def feed_challenged(self, machine, case):
+        return machine.receive(wire.VerifyChallenge(bytes(16)))
 
 
 #: The client's rotation inputs that only a sealed answer opening under

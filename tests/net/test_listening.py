@@ -4,6 +4,7 @@ option takes, which certificate the TLS listener serves, and a listener
 that cannot listen stopping the server at start.
 """
 
+import datetime
 import errno
 import os
 import socket
@@ -30,10 +31,13 @@ from suto_server.net.listening import (
     ListeningService,
     OptionEndpoint,
     admin_endpoint,
+    api_listen,
+    console_listen,
     option_endpoint,
     tls_listen,
 )
 from suto_server.net.tls import server_endpoint
+from tests.support.folders import socket_folder
 
 
 class TLSListenTests(SynchronousTestCase):
@@ -97,6 +101,71 @@ class TLSListenTests(SynchronousTestCase):
                 description,
             )
         self.assertEqual(self.generated(), [False, False])
+
+
+class ConsoleListenTests(SynchronousTestCase):
+    """
+    L{console_listen}: where the web console listens and which
+    certificate it serves.
+    """
+
+    devices = "ssl:2021:privateKey=/etc/suto/key.pem:certKey=/etc/suto/chain.pem"
+
+    def test_bare_port(self):
+        """
+        A bare port is plain HTTP on IPv4 loopback, where login links work.
+        """
+        self.assertEqual(
+            console_listen("8080", self.devices), "tcp:8080:interface=127.0.0.1"
+        )
+
+    def test_device_certificate(self):
+        """
+        An C{ssl:} console without a key serves the device listener's
+        certificate, exactly as the verification API does, its own
+        arguments (C{caCerts}) kept.
+        """
+        given = "ssl:8443:caCerts=/etc/suto/operators-ca.pem"
+        full = console_listen(given, self.devices)
+        self.assertEqual(
+            full,
+            f"{given}:privateKey=/etc/suto/key.pem:certKey=/etc/suto/chain.pem",
+        )
+        api = given + ":requireClientCert=yes"
+        self.assertEqual(
+            api_listen(api, self.devices)[len(api):], full[len(given):]
+        )
+
+    def test_as_given(self):
+        """
+        A console naming its own key, one not on TLS, and an C{ssl:}
+        console when the device listener is not TLS, are used as given.
+        """
+        for given, devices in [
+            ("ssl:8443:privateKey=/k.pem:certKey=/c.pem", self.devices),
+            ("tcp:8080:interface=10.0.0.1", self.devices),
+            ("ssl:8443", "tcp:2021"),
+        ]:
+            self.assertEqual(console_listen(given, devices), given)
+
+    def test_client_certificates_parsed(self):
+        """
+        The full description of an C{ssl:} console parses with the
+        hardened TLS parser, C{caCerts} and C{requireClientCert} included.
+        """
+        folder = self.mktemp()
+        os.makedirs(folder)
+        key, cert, _ = certificate.ensure_self_signed(
+            folder, "it-srv1.example", datetime.datetime.now(datetime.UTC)
+        )
+        devices = f"ssl:2021:privateKey={key}:certKey={cert}"
+        full = console_listen(
+            f"ssl:8443:caCerts={cert}:requireClientCert=yes", devices
+        )
+        endpoint = server_endpoint(MemoryReactor(), full)
+        with open(cert, "rb") as handle:
+            own = certificate.describe(handle.read()).fingerprint
+        self.assertEqual(endpoint.tls.certificate_info().fingerprint, own)
 
 
 class OptionEndpointTests(SynchronousTestCase):
@@ -359,7 +428,9 @@ class AdminUmaskTests(SynchronousTestCase):
     def setUp(self):
         previous = os.umask(0o022)
         self.addCleanup(os.umask, previous)
-        self.path = os.path.abspath(self.mktemp())
+        # A socket's path has a short limit (108 bytes), which a test
+        # folder deep in a checkout can pass.
+        self.path = os.path.join(socket_folder(self, "suto-umask-"), "admin.sock")
 
     def test_bound_private(self):
         """

@@ -49,6 +49,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from suto_server.net import certificate
+from suto_server.net.direct import DirectWriteServer
 from suto_server.net.refusals import IListenerWitness
 from suto_server.net.tls import (
     MAX_PEM_BYTES,
@@ -587,6 +588,17 @@ class LoopbackTests(_LoopbackTestCase):
             _fingerprint(client.transport.getPeerCertificate()),
             _fingerprint(self.cert),
         )
+
+    @inlineCallbacks
+    def test_direct_writes(self) -> None:
+        """
+        The listener's connections send each TLS record in the turn it is
+        written (L{suto_server.net.direct}), and the exchange works over
+        them, a large echo included.
+        """
+        _, port = yield self._listen(_ssl_description(self.key_path, self.cert_path))
+        self.assertIs(port.transport, DirectWriteServer)
+        yield self._echo(port, _ClientTLS(), b"x" * 300_000)
 
     @inlineCallbacks
     def test_tls11_refused(self) -> None:

@@ -385,6 +385,90 @@ class FramedProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertEqual(transport.value(), b"SUTO_ERROR_OUT_OF_ORDER\r\n")
 
 
+class _RecordingTransport(StringTransport):
+    """
+    A L{StringTransport} that also records each write and the close, in
+    order.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def write(self, data):
+        self.calls.append(("write", data))
+        super().write(data)
+
+    def loseConnection(self):
+        self.calls.append(("close",))
+        super().loseConnection()
+
+
+class WritesPerReadTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    What the server answers while it handles one read leaves in one write;
+    an answer made outside a read leaves at once.
+    """
+
+    framing = wire.Framing.FRAMED
+
+    def connect(self, source="127.0.0.1"):
+        protocol = self.factory.buildProtocol(None)
+        transport = _RecordingTransport(
+            peerAddress=IPv4Address("TCP", source, 40000)
+        )
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def test_one_write_per_read(self):
+        """
+        A read holding the version and the request is answered by one write
+        holding the version echo and the random salt.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
+        self.assertEqual(
+            transport.calls,
+            [("write", self.frame(*self.handshake(), wire.RSalt(RSALT)))],
+        )
+
+    def test_answers_before_close(self):
+        """
+        A read that ends the connection writes its answers, in one write,
+        before the close.
+        """
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.CFHash(RESPONSE)))
+        self.assertEqual(
+            transport.calls,
+            [
+                (
+                    "write",
+                    self.frame(
+                        *self.handshake(), wire.Error(wire.ERROR_OUT_OF_ORDER)
+                    ),
+                ),
+                ("close",),
+            ],
+        )
+
+    def test_later_answer_written_at_once(self):
+        """
+        A verdict that comes after the read that asked for it (the hash
+        pool answering later) is written when it comes.
+        """
+        self.pool.hold = True
+        self.open_request()
+        protocol, transport = self.connect()
+        protocol.dataReceived(self.frame(*self.handshake(), wire.GetRSalt()))
+        protocol.dataReceived(self.frame(wire.CFHash(RESPONSE)))
+        del transport.calls[:]
+        self.pool.release()
+        self.assertEqual(transport.calls[0], ("write", self.frame(wire.Auth(True))))
+
+
 class LegacyProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
     framing = wire.Framing.LEGACY
 

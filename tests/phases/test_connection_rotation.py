@@ -27,11 +27,17 @@ from suto_server.rules.registry import LiveSessions, clients_report
 from suto_server.rules.rotation import Rotation
 from suto_server.rules.tracking import Tracking
 from suto_server.store.groupcommit import GroupCommitter
-from suto_server.store.records import BlacklistEntry
+from suto_server.store.records import BlacklistEntry, SpentOfflineStep
 from tests.support.alerts import RecordingSink
 from tests.support.enrollment import FINGERPRINT
 from tests.support.factories import EXCHANGE_TIMEOUT
-from tests.support.reconnection import offline_key_of, opens_ok, reconnect_message
+from tests.support.reconnection import (
+    ATTEMPT_NONCE,
+    offline_key_of,
+    opens_ok,
+    reconnect_message,
+    sealing_key_of,
+)
 from tests.support.rotation import (
     FIRST_KEY,
     JUNK,
@@ -338,13 +344,14 @@ class ReconnectListenerMixin(RotationListenerMixin):
     def step(self):
         return keyschedule.time_step(self.clock.seconds(), DEFAULT_OFFLINE_STEP)
 
-    def reconnect_line(self, device=None, step=None):
+    def reconnect_line(self, device=None, step=None, nonce=ATTEMPT_NONCE):
         """
-        The C{SUTO_C_RECONNECT_} line of C{device} (by default the
-        enrolled one) for C{step} (by default the server's).
+        The C{SUTO_C_RECONNECT_N_} line of C{device} (by default the
+        enrolled one) for C{step} (by default the server's), or with
+        C{nonce=None} its C{SUTO_C_RECONNECT_} line of the first form.
         """
         message = reconnect_message(
-            device or self.device, self.step() if step is None else step
+            device or self.device, self.step() if step is None else step, nonce=nonce
         )
         return wire.encode(message, wire.Framing.FRAMED)
 
@@ -356,7 +363,7 @@ class ReconnectListenerMixin(RotationListenerMixin):
         return (
             self.store.get_profile(user),
             self.store.offline_since(user),
-            self.store.last_offline_step(user),
+            self.store.spent_offline_step(user),
             self.store.blacklist_entry(user),
         )
 
@@ -422,13 +429,105 @@ class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
             self.rotate_again(protocol, transport)
         self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
         self.assertIsNone(self.store.offline_since("alice"))
-        self.assertEqual(self.store.last_offline_step("alice"), step)
+        self.assertEqual(
+            self.store.spent_offline_step("alice"),
+            SpentOfflineStep(step, self.key_id(), frozenset({ATTEMPT_NONCE})),
+        )
         self.assertFalse(transport.disconnecting)
         self.assertEqual(len(self.audit("reconnected")), 1)
         text = "\n".join(formatEvent(event) + repr(event) for event in events)
-        for secret in (FIRST_KEY, offline_key_of(Device("alice", FIRST_KEY), step)):
+        holder = Device("alice", FIRST_KEY)
+        for secret in (
+            FIRST_KEY,
+            offline_key_of(holder, step),
+            sealing_key_of(holder, step, ATTEMPT_NONCE),
+        ):
             self.assertNotIn(secret.hex(), text)
             self.assertNotIn(b64(secret).decode(), text)
+
+    def reconnect_and_rotate_on(self):
+        """
+        Reconnect the device on a new connection, rotate, then rotate twice
+        more on that connection, each answered C{SUTO_ROTATE_DONE_}.
+
+        @return: the id of the key the reconnection's rotation made.
+        """
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + self.reconnect_line())
+        self.rotate_again(protocol, transport)
+        reconnected = self.key_id()
+        for generation in (2, 3):
+            self.clock.advance(1)
+            self.rotate_again(protocol, transport)
+            self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
+            self.assertEqual(self.store.get_profile("alice").generation, generation)
+        self.assertFalse(transport.disconnecting)
+        return reconnected
+
+    def test_rotations_after_reconnection(self):
+        """
+        The connection that reconnected goes on rotating as any other:
+        only the first rotation spends the step and the attempt's nonce,
+        so the next ones, from the key it made, commit (were the nonce
+        offered to the store again, it would refuse it as a replay), and
+        the spent step keeps the key the reconnection made, now confirmed,
+        so it does not reopen.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        reconnected = self.reconnect_and_rotate_on()
+        self.assertEqual(
+            self.store.spent_offline_step("alice"),
+            SpentOfflineStep(self.step(), reconnected, frozenset({ATTEMPT_NONCE})),
+        )
+        self.assertEqual(self.failures(), [])
+
+    def test_rotations_after_reconnection_from_previous_key(self):
+        """
+        A failover that outlasted the offline deadline (PROTOCOL.md §9.6):
+        the server committed a rotation whose C{SUTO_ROTATE_DONE_} the
+        device never received, and the device comes back offline with the
+        previous key.  Its reconnection's rotation rolls the profile back
+        to that key, and the rotations after it on the same connection
+        commit.
+        """
+        protocol, transport = self.connect()
+        reply = self.exchange(protocol, transport, VERSION + self.rotate_line())
+        self.exchange(protocol, transport, self.ok_line(reply[len(VERSION) :]))
+        self.clock.advance(0)
+        protocol.connectionLost(Failure(error.ConnectionLost()))
+        self.assertEqual(
+            self.store.get_profile("alice").previous_key_id,
+            keyschedule.key_id(FIRST_KEY),
+        )
+        self.clock.advance(IDLE_TIMEOUT)
+        self.store.mark_offline(["alice"], self.clock.seconds())
+        self.reconnect_and_rotate_on()
+        self.assertEqual(len(self.audit("rotation_rolled_back")), 1)
+        self.assertEqual(self.failures(), [])
+        self.assertIsNone(self.store.offline_since("alice"))
+
+    def test_first_form(self):
+        """
+        An agent from before the attempt nonce reconnects with the first
+        form, C{SUTO_C_RECONNECT_}: it is accepted, answered under its
+        offline key, and its rotation commits, spending the step without a
+        nonce; the audit record names the form.
+        """
+        self.store.mark_offline(["alice"], NOW)
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + b"SUTO_C_TIME\r\n")
+        line = self.reconnect_line(nonce=None)
+        self.assertTrue(line.startswith(b"SUTO_C_RECONNECT_" + self.key_id().encode()))
+        [welcome] = self.decode(self.exchange(protocol, transport, line))
+        self.assertTrue(opens_ok(self.device, self.step(), welcome.sealed, None))
+        self.rotate_again(protocol, transport)
+        self.assertEqual(self.key_id(), keyschedule.key_id(self.device.key))
+        self.assertEqual(
+            self.store.spent_offline_step("alice"),
+            SpentOfflineStep(self.step(), self.key_id()),
+        )
+        [(_, _, reason)] = self.audit("reconnected")
+        self.assertIn("the first form", reason)
 
     def test_plain_rotation_offline(self):
         """
@@ -650,7 +749,7 @@ class ReconnectTrackingTests(ReconnectListenerMixin, SynchronousTestCase):
         d.callback(False)
         self.assertEqual(transport.value(), b"SUTO_ERROR_UNKNOWN_KEY\r\n")
         self.assertTrue(transport.disconnecting)
-        self.assertIsNone(self.store.last_offline_step("alice"))
+        self.assertIsNone(self.store.spent_offline_step("alice"))
 
     def test_refused_before_tracking(self):
         """

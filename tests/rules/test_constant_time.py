@@ -54,7 +54,7 @@ class _ProfileStore:
     def is_retired(self, user, key_id):
         return False
 
-    def last_offline_step(self, user):
+    def spent_offline_step(self, user):
         return None
 
 

@@ -746,6 +746,20 @@ class WindowsTests(EnrollmentTestsMixin, SynchronousTestCase):
             [("enrollment_window_cancelled", "alice", None, "by IT")],
         )
 
+    def test_operator_named(self):
+        """
+        The records of opening and cancelling name the operator who asked.
+        """
+        self.open(operator="alice (console link)")
+        self.enrollment.cancel("alice", NOW + 3, "the admin socket")
+        self.assertEqual(
+            [reason for _, _, _, reason in self.events()],
+            [
+                "at lab (127.0.0.0/24) for 120s, by alice (console link)",
+                "by the admin socket",
+            ],
+        )
+
     def test_cancel_nothing(self):
         """
         Cancelling a window that is not open says so and audits nothing.

@@ -79,7 +79,7 @@ class ReconnectTestsMixin(ReconnectionMixin):
             ],
         )
         self.assertEqual(self.store.offline_since("alice"), NOW + 500)
-        self.assertIsNone(self.store.last_offline_step("alice"))
+        self.assertIsNone(self.store.spent_offline_step("alice"))
         self.assertIsNone(self.blacklisted())
 
     def test_rotation_ends_spell_and_spends_step(self):
@@ -92,7 +92,7 @@ class ReconnectTestsMixin(ReconnectionMixin):
         self.rotate_reconnected(accepted)
         self.assert_agreed()
         self.assertIsNone(self.store.offline_since("alice"))
-        self.assertEqual(self.store.last_offline_step("alice"), accepted.step)
+        self.assertEqual(self.store.spent_offline_step("alice").step, accepted.step)
         self.check_rotation(self.device)
 
     def test_not_offline(self):
@@ -620,6 +620,15 @@ class BlacklistAdminTestsMixin(ReconnectionMixin):
         self.assertIn("must enroll again", reason)
         device = enroll(self.store, self.master_key, "alice")
         self.check_rotation(device)
+
+    def test_unblock_names_operator(self):
+        """
+        The C{unblocked} record names the operator who lifted the entry.
+        """
+        self.blacklist_alice()
+        self.reconnection.unblock("alice", self.now(), "CN=it-bob (client certificate)")
+        [(_, _, _, reason)] = self.events("unblocked")
+        self.assertTrue(reason.startswith("CN=it-bob (client certificate) lifted"))
 
     def test_unblock_not_blacklisted(self):
         """

@@ -206,6 +206,18 @@ class RotateTestsMixin(RotationMixin):
         [event] = events
         self.assertEqual((event["count"], event["seconds"]), (3, COUNT_INTERVAL))
 
+    def test_observers(self):
+        """
+        Each observer is told the user and time of every committed
+        rotation, and of nothing else.
+        """
+        seen = []
+        self.rotation.observers.append(lambda user, now: seen.append((user, now)))
+        self.begin(self.device.request())
+        self.assertEqual(seen, [])
+        self.rotate()
+        self.assertEqual(seen, [("alice", self.now())])
+
     def test_logs_no_key(self):
         """
         Neither the log nor a pending rotation shows a key or the junk.

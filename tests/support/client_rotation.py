@@ -192,11 +192,15 @@ def rotated_profile(server: FakeServer, rotated_at=None) -> EnrolledProfile:
     )
 
 
-def pump(protocol, transport: StringTransport, server: FakeServer) -> None:
+def pump(protocol, transport: StringTransport, server: FakeServer, until=None) -> None:
     """
     Carry what the client wrote to C{server} and its answers back, until
     the client writes nothing more; then finish a close the client asked
     for.
+
+    @param until: a message class: stop at the first message of it the
+        client sends, which C{server} never receives (as when the server
+        dies on receiving it); the connection is then left open.
     """
     decoder = wire.Decoder(wire.Framing.FRAMED)
     while transport.value():
@@ -204,6 +208,8 @@ def pump(protocol, transport: StringTransport, server: FakeServer) -> None:
         transport.clear()
         decoder.receive_data(data)
         while (message := decoder.next_event()) is not wire.NEED_DATA:
+            if until is not None and isinstance(message, until):
+                return
             for reply in server.receive(message):
                 protocol.dataReceived(wire.encode(reply, wire.Framing.FRAMED))
     if transport.disconnecting:
@@ -324,3 +330,10 @@ class FakeEndpoint:
         protocol.makeConnection(transport)
         attempt.callback(protocol)
         return protocol, transport
+
+    def refuse(self):
+        """
+        Fail the oldest attempt as a server that is down does.
+        """
+        _, attempt = self.attempts.pop(0)
+        attempt.errback(Failure(internet_error.ConnectionRefusedError()))

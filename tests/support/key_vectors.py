@@ -34,6 +34,8 @@ PLAINTEXT = b"SUTO_ROTATE_OK"
 # A check packet for the wire user of the profile, with a fixed nonce.
 CHECK_USER = "alice"
 CHECK_NONCE = bytes(range(0x80, 0x90))
+# The nonce of a reconnection attempt.
+ATTEMPT_NONCE = bytes(range(0xA0, 0xB0))
 
 # The expected outputs.
 ENCODED = "00000002616200000002c3a900000000"
@@ -64,9 +66,19 @@ CHECK_MESSAGE = (
     "00000010808182838485868788898a8b8c8d8e8f"
 )
 CHECK_PROOF = "f3d9a7eb26129e835457f65b95549a16"
+#: The verification proof (PROTOCOL §7.7) under the generation 1 key, for
+#: the check's user and nonce.
+VERIFY_PROOF = "893599fcaa5d454fac163d5d0ec48d14"
 RECONNECT_SEALED = (
     "7b6be7bf67c9ef9a3fd3232e95d2e14d8344fda187073f5fa360b9d1d29da37e"
     "c5acbe72d3433427a9b66faefb2aadc6"
 )
 RECONNECT_OK_SEALED = "4c799cda26b4195b790dbb331c21b98dff3c"
 RECONNECT_PROOF = "db4eb6395ef2f974b7991104e425b6c3"
+ATTEMPT_KEY = "786c1f82bc750bee175920f4485d01f4d04ac14dced6c6bf52713827a5442e9d"
+ATTEMPT_SEALED = (
+    "db7f216333becb3ca0552dd3d20649fcaa10e6c37a88c694dea90c8f8c70c250"
+    "a713f12d8281ecfbfaab03d6160403eb"
+)
+ATTEMPT_OK_SEALED = "a17d9899feb6af615937ac291927e1423406"
+ATTEMPT_PROOF = "6d8ec3b3871f945936204058b701517f"

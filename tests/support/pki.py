@@ -68,16 +68,28 @@ class Authority:
         not_before: datetime.datetime = NOW - HOUR,
         not_after: datetime.datetime = NOW + DAY,
         client: bool = False,
+        units: tuple[str, ...] = (),
     ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         """
         A key and a certificate this authority signed for it, naming the
-        given addresses and DNS names as subjectAltNames (if any).
+        given addresses and DNS names as subjectAltNames (if any), its
+        subject C{name} with the organisational units C{units}.
         """
         key = ec.generate_private_key(ec.SECP256R1())
         usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
         builder = (
             x509.CertificateBuilder()
-            .subject_name(subject(name))
+            .subject_name(
+                x509.Name(
+                    [
+                        *subject(name),
+                        *(
+                            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit)
+                            for unit in units
+                        ),
+                    ]
+                )
+            )
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

@@ -16,6 +16,9 @@ from tests.support.rotation import SOURCE, RotationMixin
 
 #: The junk a reconnecting client seals (any 32 bytes).
 RECONNECT_JUNK = bytes(range(200, 232))
+#: The nonce of its attempt (any 16 bytes; a client draws a new one for
+#: every attempt).
+ATTEMPT_NONCE = bytes(range(232, 248))
 
 
 def offline_key_of(device, step):
@@ -26,13 +29,26 @@ def offline_key_of(device, step):
     return keyschedule.offline_key(device.key, device.fingerprint, step, device.user)
 
 
-def reconnect_message(device, step, junk=RECONNECT_JUNK):
+def sealing_key_of(device, step, nonce):
+    """
+    The key C{device} seals its junk under for C{step} and the attempt
+    C{nonce}: the attempt's key, or the offline key itself without a nonce
+    (the first form of the message).
+    """
+    offline_key = offline_key_of(device, step)
+    if nonce is None:
+        return offline_key
+    return keyschedule.attempt_key(offline_key, nonce, device.user)
+
+
+def reconnect_message(device, step, junk=RECONNECT_JUNK, nonce=ATTEMPT_NONCE):
     """
     The L{wire.Reconnect} C{device} sends for the offline time step
-    C{step}, as a client computes it (docs/PROTOCOL.md §10.2).
+    C{step}, as a client computes it (docs/PROTOCOL.md §10.2); with
+    C{nonce=None}, in the first form, as an agent not yet upgraded does.
     """
     sealed = keyschedule.seal(
-        offline_key_of(device, step),
+        sealing_key_of(device, step, nonce),
         junk,
         profile=device.user,
         purpose=keyschedule.RECONNECT_PURPOSE,
@@ -41,21 +57,22 @@ def reconnect_message(device, step, junk=RECONNECT_JUNK):
     )
     return wire.Reconnect(
         keyschedule.key_id(device.key),
-        keyschedule.reconnect_proof(device.key, device.user, sealed),
+        keyschedule.reconnect_proof(device.key, device.user, sealed, nonce),
         sealed,
         device.user,
+        nonce,
     )
 
 
-def opens_ok(device, step, sealed):
+def opens_ok(device, step, sealed, nonce=ATTEMPT_NONCE):
     """
-    Does C{sealed}, the server's confirmation, open under C{device}'s
-    offline key for C{step} to C{ok}?
+    Does C{sealed}, the server's confirmation, open under C{device}'s key
+    for C{step} and the attempt C{nonce} to C{ok}?
     """
     try:
         return (
             keyschedule.open_sealed(
-                offline_key_of(device, step),
+                sealing_key_of(device, step, nonce),
                 sealed,
                 profile=device.user,
                 purpose=keyschedule.RECONNECT_OK_PURPOSE,
@@ -123,10 +140,15 @@ class ReconnectionMixin(RotationMixin):
 
     def rotate_reconnected(self, accepted, device=None, source=SOURCE):
         """
-        The rotation that follows a reconnection, passing its step so the
-        commit spends it.
+        The rotation that follows a reconnection, passing its step and
+        nonce so the commit spends them.
         """
-        pending = self.rotate(device, source, offline_step=accepted.step)
+        pending = self.rotate(
+            device,
+            source,
+            offline_step=accepted.step,
+            attempt_nonce=accepted.attempt_nonce,
+        )
         self.assertEqual(pending.offline_step, accepted.step)
 
     def blacklisted(self, user="alice"):
@@ -137,6 +159,6 @@ class ReconnectionMixin(RotationMixin):
         return (
             self.profile(user),
             self.store.offline_since(user),
-            self.store.last_offline_step(user),
+            self.store.spent_offline_step(user),
             self.blacklisted(user),
         )

@@ -200,10 +200,11 @@ class RotationMixin:
     def now(self):
         return self.clock.seconds()
 
-    def begin(self, request, source=SOURCE, offline_step=None):
+    def begin(self, request, source=SOURCE, offline_step=None, attempt_nonce=None):
         """
         @param offline_step: the offline time step of the reconnection
             this rotation follows, if any.
+        @param attempt_nonce: the nonce of that reconnection, if any.
         @return: the L{PendingRotation} for C{request}.
         """
         return self.rotation.begin(
@@ -214,6 +215,7 @@ class RotationMixin:
             source,
             self.now(),
             offline_step=offline_step,
+            attempt_nonce=attempt_nonce,
         )
 
     def commit(self, pending, sealed_ack, source=SOURCE):
@@ -226,15 +228,18 @@ class RotationMixin:
         self.clock.advance(0)
         return self.successResultOf(d)
 
-    def rotate(self, device=None, source=SOURCE, offline_step=None):
+    def rotate(
+        self, device=None, source=SOURCE, offline_step=None, attempt_nonce=None
+    ):
         """
         One complete rotation of C{device} (by default C{self.device}),
-        following the reconnection of C{offline_step} if given.
+        following the reconnection of C{offline_step} (with
+        C{attempt_nonce}) if given.
 
         @return: the L{PendingRotation} it went through.
         """
         device = device or self.device
-        pending = self.begin(device.request(), source, offline_step)
+        pending = self.begin(device.request(), source, offline_step, attempt_nonce)
         done = self.commit(
             pending, device.acknowledge(pending.server_public, pending.ok), source
         )

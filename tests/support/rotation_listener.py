@@ -145,12 +145,14 @@ class RotationListenerMixin:
 
     def rotate_again(self, protocol, transport):
         """
-        Complete one rotation on the open connection C{protocol}.
+        Complete one rotation on the open connection C{protocol}: the
+        server answers C{SUTO_ROTATE_DONE_}, and the device commits.
         """
         reply = self.exchange(protocol, transport, self.rotate_line())
         self.exchange(protocol, transport, self.ok_line(reply))
         self.clock.advance(0)
         [done] = self.decode(transport.value())
+        self.assertIsInstance(done, wire.RotateDone)
         self.device.commit(done.sealed)
 
     def audit(self, event):

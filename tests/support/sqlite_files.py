@@ -25,6 +25,10 @@ SHIPPED_TO_V2 = [
 SHIPPED_TO_V3 = SHIPPED_TO_V2 + [
     os.path.join(SHIPPED_SCHEMA_DIR, "upgrade-to-v3.sql")
 ]
+SHIPPED_TO_V5 = SHIPPED_TO_V3 + [
+    os.path.join(SHIPPED_SCHEMA_DIR, name)
+    for name in ["upgrade-to-v4.sql", "upgrade-to-v5.sql"]
+]
 
 # Later schema versions for the upgrade tests, each one step on from the
 # one before; step 3 depends on step 2, so the steps must run in order.

@@ -18,6 +18,7 @@ has test vectors (docs/PROTOCOL.md).
 """
 
 from suto_server.core.keyschedule.derivation import (
+    ATTEMPT_NONCE_SIZE,
     DH_SIZE,
     FINGERPRINT_SIZE,
     JUNK_SIZE,
@@ -27,6 +28,7 @@ from suto_server.core.keyschedule.derivation import (
     MAX_SALTED_HASH,
     RANDOM_SIZE,
     KeyScheduleError,
+    attempt_key,
     candidate_steps,
     dh_shared_secret,
     encode_parts,
@@ -58,9 +60,11 @@ from suto_server.core.keyschedule.sealing import (
     reconnect_proof,
     seal,
     seal_message,
+    verify_proof,
 )
 
 __all__ = [
+    "ATTEMPT_NONCE_SIZE",
     "CHECK_NONCE_SIZE",
     "CHECK_PROOF_SIZE",
     "DH_SIZE",
@@ -84,6 +88,7 @@ __all__ = [
     "Direction",
     "KeyScheduleError",
     "SealError",
+    "attempt_key",
     "candidate_steps",
     "check_proof",
     "dh_shared_secret",
@@ -99,4 +104,5 @@ __all__ = [
     "seal",
     "seal_message",
     "time_step",
+    "verify_proof",
 ]

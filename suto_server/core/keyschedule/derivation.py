@@ -51,6 +51,8 @@ FINGERPRINT_SIZE = 32
 DH_SIZE = 32
 #: Size of a key identifier, in bytes (it is shown as twice as many hex digits).
 KEY_ID_SIZE = 16
+#: Size of the random nonce a client draws for each reconnection attempt.
+ATTEMPT_NONCE_SIZE = 16
 
 #: Longest profile name, in UTF-8 bytes.
 MAX_PROFILE = 255
@@ -67,6 +69,7 @@ _FIRST_KEY_LABEL = b"suto/v1/first-key"
 _NEXT_KEY_LABEL = b"suto/v1/next-key"
 _OFFLINE_KEY_LABEL = b"suto/v1/offline-key"
 _KEY_ID_LABEL = b"suto/v1/key-id"
+_ATTEMPT_KEY_LABEL = b"suto/v1/reconnect-attempt"
 
 
 class KeyScheduleError(Exception):
@@ -288,6 +291,31 @@ def offline_key(
         salt=last_key,
         ikm=encode_parts(fingerprint_hash),
         info=encode_parts(_OFFLINE_KEY_LABEL, profile, uint64("time step", time_step)),
+        length=KEY_SIZE,
+    )
+
+
+def attempt_key(offline_key: bytes, nonce: bytes, profile: str) -> bytes:
+    """
+    The key of one reconnection attempt: a fresh key for every attempt,
+    even within one time step, so that the offline key itself never seals
+    anything and a retry never reuses a seal's nonce and counter (a key
+    seals one message per direction, at counter 0).
+
+    @param offline_key: from L{offline_key}.
+    @param nonce: the attempt's L{ATTEMPT_NONCE_SIZE} random bytes, which
+        the client sends with it.
+    @param profile: the profile reconnecting.
+    @return: L{KEY_SIZE} bytes.
+    @raise KeyScheduleError: an input is of the wrong type or size.
+    """
+    require_bytes("offline key", offline_key, KEY_SIZE)
+    require_bytes("attempt nonce", nonce, ATTEMPT_NONCE_SIZE)
+    require_text("profile", profile, MAX_PROFILE)
+    return hkdf(
+        salt=offline_key,
+        ikm=encode_parts(nonce),
+        info=encode_parts(_ATTEMPT_KEY_LABEL, profile),
         length=KEY_SIZE,
     )
 

@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from suto_server.core.keyschedule.derivation import (
+    ATTEMPT_NONCE_SIZE,
     JUNK_SIZE,
     KEY_SIZE,
     MAX_PROFILE,
@@ -49,6 +50,8 @@ _CHECK_KEY_LABEL = b"suto/v1/check-key"
 _CHECK_LABEL = b"suto/v1/check"
 _RECONNECT_KEY_LABEL = b"suto/v1/reconnect-key"
 _RECONNECT_LABEL = b"suto/v1/reconnect"
+_VERIFY_KEY_LABEL = b"suto/v1/verify-key"
+_VERIFY_LABEL = b"suto/v1/verify"
 
 _CANNOT_OPEN = "the message cannot be opened"
 
@@ -137,36 +140,57 @@ def check_proof(key: bytes, nonce: bytes, user: str) -> bytes:
     return _key_proof(key, _CHECK_KEY_LABEL, _CHECK_LABEL, user, nonce)
 
 
-def reconnect_proof(key: bytes, user: str, sealed: bytes) -> bytes:
+def reconnect_proof(
+    key: bytes, user: str, sealed: bytes, nonce: bytes | None = None
+) -> bytes:
     """
     Proof, sent with a reconnection, that the client holds C{key} itself,
-    bound to the profile and to the sealed junk it comes with.  It lets the
-    server tell a holder of the key whose offline seal fails (copied state:
-    another fingerprint, or a stale time) from someone who only knows the
-    key's public id, so only the former can get a profile blacklisted.
+    bound to the profile, to the attempt's nonce and to the sealed junk it
+    comes with.  It lets the server tell a holder of the key whose offline
+    seal fails (copied state: another fingerprint, or a stale time) from
+    someone who only knows the key's public id, so only the former can get
+    a profile blacklisted.
 
     @param key: the last chain key the client agreed on.
     @param user: the profile reconnecting.
-    @param sealed: the junk as sealed under the offline key.
+    @param sealed: the junk as sealed under the attempt's key.
+    @param nonce: the attempt's nonce; L{None} for the first form of the
+        message (C{SUTO_C_RECONNECT_}), which has none.  The MAC input then
+        has one part fewer, so the two forms' proofs never coincide.
     @return: L{CHECK_PROOF_SIZE} bytes, HMAC-SHA256 truncated.
     @raise KeyScheduleError: an input is of the wrong type or size.
     """
     require_bytes("sealed", sealed, JUNK_SIZE + TAG_SIZE)
-    return _key_proof(key, _RECONNECT_KEY_LABEL, _RECONNECT_LABEL, user, sealed)
+    if nonce is None:
+        bound = (sealed,)
+    else:
+        bound = (require_bytes("attempt nonce", nonce, ATTEMPT_NONCE_SIZE), sealed)
+    return _key_proof(key, _RECONNECT_KEY_LABEL, _RECONNECT_LABEL, user, *bound)
+
+
+def verify_proof(key: bytes, nonce: bytes, user: str) -> bytes:
+    """
+    The answer to a verification challenge on a live rotation connection
+    (docs/PROTOCOL.md §11): L{check_proof}'s construction, arguments and
+    result, under labels of its own, so that no check answer,
+    reconnection proof or seal can ever serve as one, nor the reverse.
+    """
+    require_bytes("nonce", nonce, CHECK_NONCE_SIZE)
+    return _key_proof(key, _VERIFY_KEY_LABEL, _VERIFY_LABEL, user, nonce)
 
 
 def _key_proof(
-    key: bytes, key_label: bytes, label: bytes, user: str, data: bytes
+    key: bytes, key_label: bytes, label: bytes, user: str, *data: bytes
 ) -> bytes:
     """
-    HMAC-SHA256 of C{user} and C{data}, truncated, under a subkey of C{key}
-    with its own C{key_label}: a proof of possession of a chain key that
-    is never any other construction's output.
+    HMAC-SHA256 of C{user} and the parts of C{data}, truncated, under a
+    subkey of C{key} with its own C{key_label}: a proof of possession of a
+    chain key that is never any other construction's output.
     """
     require_bytes("key", key, KEY_SIZE)
     require_text("user", user, MAX_PROFILE)
     subkey = hkdf(salt=None, ikm=key, info=encode_parts(key_label), length=KEY_SIZE)
-    mac = hmac.digest(subkey, encode_parts(label, user, data), "sha256")
+    mac = hmac.digest(subkey, encode_parts(label, user, *data), "sha256")
     return mac[:CHECK_PROOF_SIZE]
 
 

@@ -77,6 +77,8 @@ from suto_server.core.wire.messages import (
     RSalt,
     SaltA,
     ServerTime,
+    VerifyChallenge,
+    VerifyProof,
     Version,
 )
 from suto_server.core.wire.stream import (
@@ -134,6 +136,8 @@ __all__ = [
     "RotateOk",
     "SaltA",
     "ServerTime",
+    "VerifyChallenge",
+    "VerifyProof",
     "Version",
     "can_enroll",
     "encode",

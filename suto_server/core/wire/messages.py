@@ -310,27 +310,38 @@ class ServerTime:
 @dataclass(frozen=True, slots=True, repr=False)
 class Reconnect(_HiddenBytesRepr):
     """
-    C{SUTO_C_RECONNECT_<key_id>_<proof>_<sealed>_<user>}: a client that
-    marked itself offline comes back.  C{sealed} is fresh junk sealed under
-    the offline key derived from the key named by C{key_id}, the hardware
-    fingerprint and the time step; C{proof} shows that the client holds
-    that key itself.  The user comes last, as in L{Rotate}.
+    C{SUTO_C_RECONNECT_N_<key_id>_<nonce>_<proof>_<sealed>_<user>}: a
+    client that marked itself offline comes back.  C{sealed} is fresh junk
+    sealed under the key of this attempt, derived from the offline key
+    (itself from the key named by C{key_id}, the hardware fingerprint and
+    the time step) and the attempt's random C{nonce}; C{proof} shows that
+    the client holds that key itself, bound to the nonce and the junk.  The
+    user comes last, as in L{Rotate}.
+
+    The first form, C{SUTO_C_RECONNECT_<key_id>_<proof>_<sealed>_<user>},
+    has no nonce (C{nonce} is L{None}): its junk is sealed under the
+    offline key itself.  Servers accept it from agents not yet upgraded
+    (docs/PROTOCOL.md §10.4).
 
     @ivar key_id: the id of the last key the client agreed on.
-    @ivar proof: 16 bytes, a MAC of C{sealed} under that key.
+    @ivar proof: 16 bytes, a MAC of C{nonce} and C{sealed} under that key.
     @ivar sealed: 32 bytes of junk and the 16-byte tag.
     @ivar user: the user whose profile holds the key.
+    @ivar nonce: the attempt's 16 random bytes, or L{None} (first form).
     """
 
     key_id: str
     proof: bytes
     sealed: bytes
     user: str
+    nonce: bytes | None = None
 
     def __post_init__(self) -> None:
         require(self.key_id, grammar.KEY_ID)
         require(self.proof, grammar.PROOF)
         require(self.sealed, grammar.RECONNECT_DATA)
+        if self.nonce is not None:
+            require(self.nonce, grammar.NONCE)
         if not can_enroll(self.user):
             raise ProtocolError(ERROR_BAD_FIELD, "invalid user to reconnect")
 
@@ -349,6 +360,41 @@ class ReconnectOk(_HiddenBytesRepr):
 
     def __post_init__(self) -> None:
         require(self.sealed, grammar.CONFIRMATION)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyChallenge:
+    """
+    C{SUTO_VERIFY_<nonce>}: the server asks the agent on a profile's live
+    rotation connection to prove its current key now (docs/PROTOCOL.md
+    §11), bound to this fresh nonce.
+
+    @ivar nonce: 16 random bytes.
+    """
+
+    nonce: bytes
+
+    def __post_init__(self) -> None:
+        require(self.nonce, grammar.NONCE)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class VerifyProof(_HiddenBytesRepr):
+    """
+    C{SUTO_C_VERIFY_<nonce>_<proof>}: the agent's answer to a
+    L{VerifyChallenge}, naming the challenge's nonce (so that the server
+    matches it to its challenge whatever crossed it on the wire).
+
+    @ivar nonce: the challenge's 16 bytes.
+    @ivar proof: 16 bytes, a MAC of the nonce under the current key.
+    """
+
+    nonce: bytes
+    proof: bytes
+
+    def __post_init__(self) -> None:
+        require(self.nonce, grammar.NONCE)
+        require(self.proof, grammar.PROOF)
 
 
 Message = (
@@ -372,4 +418,6 @@ Message = (
     | ServerTime
     | Reconnect
     | ReconnectOk
+    | VerifyChallenge
+    | VerifyProof
 )

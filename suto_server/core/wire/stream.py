@@ -82,6 +82,8 @@ from suto_server.core.wire.messages import (
     RSalt,
     SaltA,
     ServerTime,
+    VerifyChallenge,
+    VerifyProof,
     Version,
 )
 
@@ -100,9 +102,19 @@ MAX_LEGACY_BUFFER = 512
 
 
 # Legacy tags are prefix-free, so at most one of them can match a given
-# input; among framed tags, SUTO_C_ENROLL_DATA_ extends SUTO_C_ENROLL_ and
-# SUTO_C_ROTATE_ACK_ extends SUTO_C_ROTATE_, and _read_message reads the
-# longer.
+# input; among framed tags, SUTO_C_ENROLL_DATA_ extends SUTO_C_ENROLL_,
+# SUTO_C_ROTATE_ACK_ extends SUTO_C_ROTATE_ and SUTO_C_RECONNECT_N_ extends
+# SUTO_C_RECONNECT_, and _read_message reads the longer.  The two layouts of
+# Reconnect are told apart on the way out by its nonce (the first, for
+# messages without one, comes first).
+# What both forms of the reconnection end with.
+_RECONNECT_PROOF_ON = (
+    grammar.PROOF,
+    b"_",
+    grammar.RECONNECT_DATA,
+    b"_",
+    grammar.USER,
+)
 _LEGACY_LAYOUTS = (
     Layout(b"SUTO_C_GET_SALTA", GetSaltA),
     Layout(b"SUTO_C_GET_RSALT", GetRSalt),
@@ -153,20 +165,39 @@ LAYOUTS = {
         Layout(
             b"SUTO_C_RECONNECT_",
             Reconnect,
-            (
-                grammar.KEY_ID,
-                b"_",
-                grammar.PROOF,
-                b"_",
-                grammar.RECONNECT_DATA,
-                b"_",
-                grammar.USER,
-            ),
+            (grammar.KEY_ID, b"_") + _RECONNECT_PROOF_ON,
+            constants={"nonce": None},
+        ),
+        Layout(
+            b"SUTO_C_RECONNECT_N_",
+            Reconnect,
+            (grammar.KEY_ID, b"_", grammar.NONCE, b"_") + _RECONNECT_PROOF_ON,
         ),
         Layout(b"SUTO_RECONNECT_OK_", ReconnectOk, (grammar.CONFIRMATION,)),
+        Layout(b"SUTO_VERIFY_", VerifyChallenge, (grammar.NONCE,)),
+        Layout(
+            b"SUTO_C_VERIFY_", VerifyProof, (grammar.NONCE, b"_", grammar.PROOF)
+        ),
     ),
 }
 _LONGEST_TAG = max(len(layout.tag) for layout in LAYOUTS[Framing.FRAMED])
+
+# What the hot paths look up instead of walking every layout: each
+# framing's layouts longest tag first, so the first tag that matches is
+# the longest one that does; and each message type's layouts (two for
+# SUTO_AUTH_, told apart by their constants), so encoding a message looks
+# at its own layouts only.
+_LONGEST_FIRST = {
+    framing: tuple(sorted(layouts, key=lambda layout: -len(layout.tag)))
+    for framing, layouts in LAYOUTS.items()
+}
+_BY_KIND = {
+    framing: {
+        kind: tuple(layout for layout in layouts if layout.kind is kind)
+        for kind in {layout.kind for layout in layouts}
+    }
+    for framing, layouts in LAYOUTS.items()
+}
 
 
 def _common_prefix_length(left: bytes, right: bytes) -> int:
@@ -189,13 +220,10 @@ def _read_message(
     @return: the message and the index just past it, or L{NEED_DATA}.
     @raise ProtocolError: no message starts there.
     """
-    layouts = LAYOUTS[framing]
-    matches = [
-        layout for layout in layouts if data.startswith(layout.tag, start)
-    ]
-    if matches:
-        longest = max(matches, key=lambda layout: len(layout.tag))
-        return longest.read(data, start, final)
+    layouts = _LONGEST_FIRST[framing]
+    for layout in layouts:
+        if data.startswith(layout.tag, start):
+            return layout.read(data, start, final)
     # Only the first bytes can matter now; copying them keeps this cheap
     # however much follows.
     head = data[start : start + _LONGEST_TAG]
@@ -215,7 +243,7 @@ def encode(message: Message, framing: Framing) -> bytes:
         (a L{Hello}, or in legacy framing L{Version}, L{Error}, and the
         enrollment and rotation messages).
     """
-    for layout in LAYOUTS[framing]:
+    for layout in _BY_KIND[framing].get(type(message), ()):
         if layout.describes(message):
             data = layout.encode(message)
             return data + b"\r\n" if framing is Framing.FRAMED else data

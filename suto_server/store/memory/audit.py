@@ -6,7 +6,12 @@ L{suto_server.store.interfaces.IAuditStore}.
 """
 
 from suto_server.store import chain
-from suto_server.store.checks import check_time, checked_audit_events
+from suto_server.store.checks import (
+    check_audit_filters,
+    check_page,
+    check_time,
+    checked_audit_events,
+)
 
 
 class Audit:
@@ -43,6 +48,36 @@ class Audit:
             events = [event for event in events if event.time >= since]
         # sorted() is stable: events of the same time stay in append order.
         return sorted(events, key=lambda event: event.time)
+
+    def audit_events_matching(
+        self, username=None, event=None, since=None, until=None, newest=None, skip=0
+    ):
+        """
+        See L{IAuditStore.audit_events_matching}.
+
+        @raise ValueError: a filter, C{newest} or C{skip} is out of bounds.
+        """
+        check_page(newest, skip)
+        matching = self._matching(username, event, since, until)[::-1]
+        return matching if newest is None else matching[skip : skip + newest]
+
+    def count_audit_events(self, username=None, event=None, since=None, until=None):
+        """
+        See L{IAuditStore.count_audit_events}.
+
+        @raise ValueError: a filter is out of bounds.
+        """
+        return len(self._matching(username, event, since, until))
+
+    def _matching(self, username, event, since, until):
+        check_audit_filters(username, event, since, until)
+        return [
+            record
+            for record in self.audit_events(since)
+            if (username is None or record.username == username)
+            and (event is None or record.event == event)
+            and (until is None or record.time <= until)
+        ]
 
     def verify_audit(self):
         """

@@ -100,9 +100,9 @@ class Presence:
         check_username(username)
         return self._open_tables().offline.get(username)
 
-    def last_offline_step(self, username):
+    def spent_offline_step(self, username):
         """
-        See L{IProfileStore.last_offline_step}.
+        See L{IProfileStore.spent_offline_step}.
         """
         check_username(username)
         return self._open_tables().offline_steps.get(username)

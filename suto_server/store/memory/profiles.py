@@ -15,6 +15,7 @@ from suto_server.store.checks import (
     check_username,
 )
 from suto_server.store.errors import UnknownProfile
+from suto_server.store.records import SpentOfflineStep
 
 
 def _commit_one(tables, commit):
@@ -27,7 +28,8 @@ def _commit_one(tables, commit):
     """
     profile = tables.profiles.get(commit.username)
     if (
-        profile is None
+        _attempt_recorded(tables, commit)
+        or profile is None
         or profile.key_id != commit.expected_key_id
         or profile.generation != commit.new_generation - 1
     ):
@@ -49,11 +51,39 @@ def _commit_one(tables, commit):
     )
     tables.offline.pop(commit.username, None)
     if commit.offline_step is not None:
-        tables.offline_steps[commit.username] = max(
-            commit.offline_step,
-            tables.offline_steps.get(commit.username, commit.offline_step),
-        )
+        _spend_step(tables, commit)
     return True
+
+
+def _attempt_recorded(tables, commit):
+    """
+    Has C{commit}'s reconnection attempt committed a rotation before?
+    """
+    spent = tables.offline_steps.get(commit.username)
+    return (
+        commit.attempt_nonce is not None
+        and spent is not None
+        and commit.attempt_nonce in spent.attempt_nonces
+    )
+
+
+def _spend_step(tables, commit):
+    """
+    Spend C{commit}'s offline step, as the SQL stores do: the newest step
+    is kept, with the key its newest rotation made and the attempt nonces
+    that committed in it; an older step changes nothing.
+    """
+    spent = tables.offline_steps.get(commit.username)
+    nonces = {commit.attempt_nonce} - {None}
+    if spent is None or commit.offline_step > spent.step:
+        spent = SpentOfflineStep(
+            commit.offline_step, commit.new_key_id, frozenset(nonces)
+        )
+    elif commit.offline_step == spent.step:
+        spent = SpentOfflineStep(
+            spent.step, commit.new_key_id, spent.attempt_nonces | nonces
+        )
+    tables.offline_steps[commit.username] = spent
 
 
 class Profiles:

@@ -26,8 +26,8 @@ class Tables:
     @ivar moves: username -> its L{Move}s, oldest first.
     @ivar offline: username -> the POSIX time its profile was marked
         offline.
-    @ivar offline_steps: username -> the newest offline step its profile
-        reconnected with.
+    @ivar offline_steps: username -> the L{SpentOfflineStep} of the newest
+        offline step its profile reconnected with.
     @ivar blacklist: username -> its L{BlacklistEntry}.
     """
 

@@ -23,7 +23,7 @@ row's write is one round trip the reactor can afford, and the batches
 from zope.interface import implementer
 
 from suto_server.store.errors import StoreError
-from suto_server.store.interfaces import IClusteredStore, IStore
+from suto_server.store.interfaces import IClusteredStore, IStore, IStoreTransfer
 from suto_server.store.postgres.advisory import AdvisoryLock
 from suto_server.store.postgres.audit import Audit
 from suto_server.store.postgres.connection import (
@@ -32,6 +32,7 @@ from suto_server.store.postgres.connection import (
     as_store_error,
 )
 from suto_server.store.postgres.notices import Notices
+from suto_server.store.postgres.transfer import PostgresTransfer
 from suto_server.store.sql.accounts import Accounts
 from suto_server.store.sql.blacklist import Blacklist
 from suto_server.store.sql.presence import Presence
@@ -41,9 +42,17 @@ from suto_server.store.sql.windows import Windows
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 
-@implementer(IStore, IClusteredStore)
+@implementer(IStore, IStoreTransfer, IClusteredStore)
 class PostgresStore(
-    Accounts, Windows, Profiles, Presence, Audit, Blacklist, Notices, Connection
+    Accounts,
+    Windows,
+    Profiles,
+    Presence,
+    Audit,
+    Blacklist,
+    PostgresTransfer,
+    Notices,
+    Connection,
 ):
     """
     Accounts, enrollment and rotation state, moves and the audit log kept

@@ -44,7 +44,7 @@ from suto_server.store.sql.schemafiles import (
 )
 
 # The version the shipped schema/ files describe; a test holds them together.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SHIPPED_SCHEMA_DIR = os.path.join(os.path.dirname(__file__), "schema")
 

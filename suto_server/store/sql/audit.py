@@ -10,7 +10,7 @@ database gives out ids, so each store's own audit part adds
 C{append_audits} and C{verify_audit} to this.
 """
 
-from suto_server.store.checks import check_time
+from suto_server.store.checks import check_audit_filters, check_page, check_time
 from suto_server.store.sql.rows import AUDIT_COLUMNS, audit_from_row
 
 
@@ -42,3 +42,48 @@ class AuditReads:
             (since, since),
         )
         return [audit_from_row(row) for row in rows]
+
+    def audit_events_matching(
+        self, username=None, event=None, since=None, until=None, newest=None, skip=0
+    ):
+        """
+        See L{IAuditStore.audit_events_matching}.
+
+        @raise ValueError: a filter, C{newest} or C{skip} is out of bounds.
+        """
+        where, arguments = _filters(username, event, since, until)
+        check_page(newest, skip)
+        statement = (
+            f"SELECT {AUDIT_COLUMNS} FROM audit WHERE {where}"
+            " ORDER BY time DESC, id DESC"
+        )
+        if newest is not None:
+            statement += " LIMIT ? OFFSET ?"
+            arguments += (newest, skip)
+        return [audit_from_row(row) for row in self._read(statement, arguments)]
+
+    def count_audit_events(self, username=None, event=None, since=None, until=None):
+        """
+        See L{IAuditStore.count_audit_events}.
+
+        @raise ValueError: a filter is out of bounds.
+        """
+        where, arguments = _filters(username, event, since, until)
+        [(count,)] = self._read(f"SELECT COUNT(*) FROM audit WHERE {where}", arguments)
+        return count
+
+
+def _filters(username, event, since, until):
+    """
+    @return: the condition selecting the audit records that match the
+        filters given (each L{None} when not), and its arguments.
+    @raise ValueError: a filter is out of bounds.
+    """
+    check_audit_filters(username, event, since, until)
+    return (
+        "(CAST(? AS TEXT) IS NULL OR username = ?)"
+        " AND (CAST(? AS TEXT) IS NULL OR event = ?)"
+        " AND (CAST(? AS DOUBLE PRECISION) IS NULL OR time >= ?)"
+        " AND (CAST(? AS DOUBLE PRECISION) IS NULL OR time <= ?)",
+        (username, username, event, event, since, since, until, until),
+    )

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.store.test_sqlite,tests.store.test_postgres -*-
 """
 Where and when profiles were seen, part of every SQL store (see
-L{suto_server.store.sql}): the C{moves}, C{offline} and
-C{offline_steps} tables, the rest of
+L{suto_server.store.sql}): the C{moves}, C{offline}, C{offline_steps} and
+C{reconnect_attempts} tables, the rest of
 L{suto_server.store.interfaces.IProfileStore}.
 """
 
@@ -12,25 +12,56 @@ from suto_server.store.checks import (
     check_username,
     checked_offline_marking,
 )
-from suto_server.store.records import Move
+from suto_server.store.records import Move, SpentOfflineStep
 from suto_server.store.sql.rows import MOVE_COLUMNS
+
+
+def attempt_recorded(connection, commit):
+    """
+    Has C{commit}'s reconnection attempt committed a rotation before?
+    Within the caller's transaction, before the commit is applied.
+    """
+    if commit.attempt_nonce is None:
+        return False
+    return bool(
+        connection.execute(
+            "SELECT 1 FROM reconnect_attempts WHERE username = ? AND nonce = ?",
+            (commit.username, commit.attempt_nonce),
+        ).fetchall()
+    )
 
 
 def end_offline_spell(connection, commit):
     """
     A rotation committed: the profile is online again, and the offline
-    step it reconnected with, if any, is spent.  Within the caller's
+    step it reconnected with, if any, is spent, with the key the rotation
+    made and the attempt's nonce; the nonces of older steps are forgotten,
+    since no older step is accepted again.  Within the caller's
     transaction.
     """
     connection.execute("DELETE FROM offline WHERE username = ?", (commit.username,))
-    if commit.offline_step is not None:
+    if commit.offline_step is None:
+        return
+    connection.execute(
+        "INSERT INTO offline_steps (username, step, key_id) VALUES (?, ?, ?)"
+        " ON CONFLICT (username) DO UPDATE"
+        " SET key_id = CASE WHEN excluded.step >= offline_steps.step"
+        " THEN excluded.key_id ELSE offline_steps.key_id END,"
+        " step = CASE WHEN excluded.step > offline_steps.step"
+        " THEN excluded.step ELSE offline_steps.step END",
+        (commit.username, commit.offline_step, commit.new_key_id),
+    )
+    if commit.attempt_nonce is not None:
         connection.execute(
-            "INSERT INTO offline_steps (username, step) VALUES (?, ?)"
-            " ON CONFLICT (username) DO UPDATE"
-            " SET step = CASE WHEN excluded.step > offline_steps.step"
-            " THEN excluded.step ELSE offline_steps.step END",
-            (commit.username, commit.offline_step),
+            "INSERT INTO reconnect_attempts (username, step, nonce)"
+            " VALUES (?, ?, ?)",
+            (commit.username, commit.offline_step, commit.attempt_nonce),
         )
+    connection.execute(
+        "DELETE FROM reconnect_attempts WHERE username = ? AND step <"
+        " (SELECT step FROM offline_steps WHERE username = ?)",
+        (commit.username, commit.username),
+    )
 
 
 class Presence:
@@ -138,12 +169,20 @@ class Presence:
         )
         return rows[0][0] if rows else None
 
-    def last_offline_step(self, username):
+    def spent_offline_step(self, username):
         """
-        See L{IProfileStore.last_offline_step}.
+        See L{IProfileStore.spent_offline_step}.
         """
         check_username(username)
         rows = self._read(
-            "SELECT step FROM offline_steps WHERE username = ?", (username,)
+            "SELECT s.step, s.key_id, a.nonce FROM offline_steps s"
+            " LEFT JOIN reconnect_attempts a"
+            " ON a.username = s.username AND a.step = s.step"
+            " WHERE s.username = ?",
+            (username,),
         )
-        return rows[0][0] if rows else None
+        if not rows:
+            return None
+        step, key_id, _ = rows[0]
+        nonces = frozenset(bytes(nonce) for *_, nonce in rows if nonce is not None)
+        return SpentOfflineStep(step, key_id, nonces)

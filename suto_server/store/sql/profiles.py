@@ -20,7 +20,7 @@ from suto_server.store.checks import (
 )
 from suto_server.store.errors import UnknownProfile
 from suto_server.store.records import RETIRED_KEY_HISTORY
-from suto_server.store.sql.presence import end_offline_spell
+from suto_server.store.sql.presence import attempt_recorded, end_offline_spell
 from suto_server.store.sql.rows import PROFILE_COLUMNS, profile_from_row
 
 
@@ -52,6 +52,8 @@ def _commit_one(connection, commit, lock_read):
     @param lock_read: the store's C{_LOCK_READ} clause.
     @return: whether it was applied.
     """
+    if attempt_recorded(connection, commit):
+        return False
     rows = connection.execute(
         "SELECT previous_key_id FROM profiles"
         f" WHERE username = ? AND key_id = ? AND generation = ?{lock_read}",

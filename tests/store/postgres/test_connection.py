@@ -19,7 +19,14 @@ from suto_server.store.postgres.connection import SHIPPED_SCHEMA_DIR
 from suto_server.store.sql.schemafiles import newest_version
 from suto_server.store.sqlite import SQLiteStore
 from tests.support.postgres import new_location
-from tests.support.store_suite.values import AUDIT, HASH, PROFILE, WINDOW
+from tests.support.store_suite.offline import assert_spent_step_upgraded
+from tests.support.store_suite.values import (
+    AUDIT,
+    HASH,
+    PROFILE,
+    WINDOW,
+    enroll_numbered,
+)
 
 # A made-up later version: one step on from the shipped schema.
 _STEP = "ALTER TABLE users ADD COLUMN note TEXT"
@@ -187,6 +194,31 @@ class PostgresSchemaTests(SynchronousTestCase):
         columns = self.columns()
         self.location = new_location(self)
         self.open_store(self.schema_dir([_STEP]))
+        self.assertEqual(self.columns(), columns)
+
+    def test_upgrade_shipped_v1(self):
+        """
+        A store of the shipped v1 schema whose profile spent an offline
+        step is upgraded to v2: the step is kept, with no key and no
+        attempt nonces, the tables end as a fresh store's, and a
+        reconnection's commit records its key and nonce on the step.
+        """
+        v1 = self.mktemp()
+        os.mkdir(v1)
+        shutil.copy(os.path.join(SHIPPED_SCHEMA_DIR, "v1.sql"), v1)
+        old = PostgresStore.open(self.location, v1)
+        enroll_numbered(old, "alice")
+        old.close()
+        self.assertEqual(self.version(), [(1,)])
+        self.session().execute(
+            "INSERT INTO offline_steps (username, step) VALUES ('alice', 70)"
+        )
+        upgraded = self.open_store()
+        self.assertEqual(self.version(), [(SCHEMA_VERSION,)])
+        assert_spent_step_upgraded(self, upgraded)
+        columns = self.columns()
+        self.location = new_location(self)
+        self.open_store()
         self.assertEqual(self.columns(), columns)
 
     def test_upgrade_step_fails(self):

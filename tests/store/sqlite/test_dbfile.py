@@ -44,13 +44,13 @@ class SQLiteFileTests(SQLiteFileCase, SynchronousTestCase):
     def test_fresh(self):
         """
         Opening a path with no file creates a database there, mode 0600, in
-        write-ahead-log mode, whose version row is L{SCHEMA_VERSION} (4).
+        write-ahead-log mode, whose version row is L{SCHEMA_VERSION} (6).
         While it is in use, its C{-wal} and C{-shm} files are 0600 too and
         no temporary file is left behind.
         """
         store = self.open_store()
         store.add_user("alice", HASH, 1000.0)
-        self.assertEqual(SCHEMA_VERSION, 5)
+        self.assertEqual(SCHEMA_VERSION, 6)
         self.assertEqual(version_rows(self.path), [(SCHEMA_VERSION,)])
         self.assertEqual(query(self.path, "PRAGMA journal_mode"), [("wal",)])
         self.assertEqual(

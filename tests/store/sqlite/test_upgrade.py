@@ -19,6 +19,7 @@ from suto_server.store.sqlite import SCHEMA_VERSION, SQLiteStore
 from tests.support.sqlite_files import (
     SHIPPED_TO_V2,
     SHIPPED_TO_V3,
+    SHIPPED_TO_V5,
     SHIPPED_V1,
     SQLiteFileCase,
     file_mode,
@@ -26,12 +27,14 @@ from tests.support.sqlite_files import (
     schema_of,
     version_rows,
 )
+from tests.support.store_suite.offline import assert_spent_step_upgraded
 from tests.support.store_suite.values import (
     AUDIT,
     HASH,
     MOVE,
     PROFILE,
     WINDOW,
+    enroll_numbered,
     numbered_key_id,
 )
 
@@ -223,6 +226,37 @@ class SQLiteUpgradeTests(SQLiteFileCase, SynchronousTestCase):
             MOVE.new_location_name,
         )
         self.assertEqual(upgraded.moves("alice"), [MOVE])
+
+    def test_upgrade_shipped_v5(self):
+        """
+        A database of the shipped v5 schema whose profile spent an offline
+        step is backed up to C{<path>.bak-v5} and upgraded to
+        L{SCHEMA_VERSION}: the step is kept, with no key and no attempt
+        nonces, its schema equals a fresh database's, and a reconnection's
+        commit records its key and nonce on it.
+        """
+        v5 = self.mktemp()
+        os.mkdir(v5)
+        for path in SHIPPED_TO_V5:
+            shutil.copy(path, v5)
+        old = SQLiteStore.open(self.path, v5)
+        enroll_numbered(old, "alice")
+        old.close()
+        self.assertEqual(version_rows(self.path), [(5,)])
+        connection = sqlite3.connect(self.path)
+        with connection:
+            connection.execute(
+                "INSERT INTO offline_steps (username, step) VALUES (?, ?)",
+                ("alice", 70),
+            )
+        connection.close()
+        upgraded = self.open_store()
+        self.assertEqual(version_rows(self.path), [(SCHEMA_VERSION,)])
+        assert_spent_step_upgraded(self, upgraded)
+        fresh_path = os.path.join(self.directory, "fresh.db")
+        SQLiteStore.open(fresh_path).close()
+        self.assertEqual(schema_of(self.path), schema_of(fresh_path))
+        self.assertEqual(version_rows(self.path + ".bak-v5"), [(5,)])
 
     def test_upgrade_shipped_v3_empty_audit(self):
         """

@@ -106,6 +106,48 @@ class AuditStoreTestsMixin(StoreTestsBase):
         self.assertEqual(self.store.audit_events(since=3.5), [])
         self.assertEqual(len(self.store.audit_events(since=0)), 4)
 
+    def test_audit_events_matching(self):
+        """
+        C{audit_events_matching} selects by user, type and time, newest
+        first, a page at a time; C{count_audit_events} counts the same.
+        """
+        records = [
+            (3, "alice", "enrolled"),
+            (1, "bob", "enrolled"),
+            (2, "alice", "unblocked"),
+            (5, "alice", "enrolled"),
+            (4, None, "enrolled"),
+        ]
+        for time, user, event in records:
+            self.store.append_audit(
+                replace(AUDIT, time=float(time), username=user, event=event)
+            )
+
+        def times(**filters):
+            return [e.time for e in self.store.audit_events_matching(**filters)]
+
+        self.assertEqual(times(), [5.0, 4.0, 3.0, 2.0, 1.0])
+        self.assertEqual(times(username="alice"), [5.0, 3.0, 2.0])
+        self.assertEqual(times(username="alice", event="enrolled"), [5.0, 3.0])
+        self.assertEqual(times(since=2, until=4), [4.0, 3.0, 2.0])
+        self.assertEqual(times(newest=2, skip=1), [4.0, 3.0])
+        self.assertEqual(times(username="carol"), [])
+        self.assertEqual(self.store.count_audit_events(), 5)
+        self.assertEqual(self.store.count_audit_events(username="alice", since=3), 2)
+
+    def test_audit_events_matching_refused(self):
+        """
+        Filters or pages out of bounds raise L{ValueError}.
+        """
+        matching = self.store.audit_events_matching
+        for arguments in [
+            {"newest": 0}, {"newest": True}, {"newest": 1.5}, {"skip": 1},
+            {"newest": 1, "skip": -1}, {"username": ""}, {"username": "a\nb"},
+            {"event": 3}, {"since": -1}, {"until": float("nan")},
+        ]:
+            self.assertRaises(ValueError, matching, **arguments)
+        self.assertRaises(ValueError, self.store.count_audit_events, until="now")
+
     def test_audit_locations(self):
         """
         An event's locations come back as the same tuple: none, one, or as
@@ -248,6 +290,8 @@ class AuditStoreTestsMixin(StoreTestsBase):
         calls = {
             "append_audit": lambda: store.append_audit(AUDIT),
             "audit_events": store.audit_events,
+            "audit_events_matching": store.audit_events_matching,
+            "count_audit_events": store.count_audit_events,
             "verify_audit": store.verify_audit,
         }
         self.assertEqual(

@@ -3,11 +3,11 @@ What every concept's store suite starts from.
 """
 
 from tests.support.store_suite.values import (
+    enroll_numbered,
     numbered_key_id,
     numbered_rotation,
     numbered_seal,
     profile_for,
-    window_for,
 )
 
 
@@ -54,8 +54,7 @@ class StoreTestsBase:
         """
         Enroll C{username} with key number 0.
         """
-        self.store.open_window(window_for(username, replace=replacing))
-        self.store.complete_enrollment(self.enrolled(username))
+        enroll_numbered(self.store, username, replacing)
 
     def rotate(self, username, old, new, now):
         """

@@ -133,6 +133,16 @@ def numbered_seal(number):
     return b"sealed-%d" % (number,)
 
 
+def enroll_numbered(store, username, replacing=False):
+    """
+    Open a window for C{username} and complete it with key number 0.
+    """
+    store.open_window(window_for(username, replace=replacing))
+    store.complete_enrollment(
+        profile_for(username, key_sealed=numbered_seal(0), key_id=numbered_key_id(0))
+    )
+
+
 def numbered_rotation(username, old, new, now, **changes):
     """
     @return: a L{RotationCommit} of C{username}'s profile from the key of

@@ -1,4 +1,4 @@
--- SUTO server store, schema version 5.
+-- SUTO server store, schema version 6.
 
 CREATE TABLE version
 (
@@ -114,12 +114,27 @@ CREATE TABLE offline
 );
 
 -- The newest offline time step each profile reconnected with; a step no
--- newer than this one is never accepted again.
+-- newer than this one is never accepted again (but see version 6).
+-- Version 6 adds key_id: the key the newest rotation spending the step
+-- committed (NULL for a step spent before version 6).
 CREATE TABLE offline_steps
 (
  username TEXT NOT NULL PRIMARY KEY
   REFERENCES profiles (username) ON DELETE CASCADE,
- step INTEGER NOT NULL CHECK (step >= 0)
+ step INTEGER NOT NULL CHECK (step >= 0), key_id TEXT
+ CHECK (key_id IS NULL OR length(key_id) = 32)
+);
+
+-- Version 6: the attempt nonce of every reconnection whose rotation
+-- committed, in the profile's spent step only (a commit forgets those of
+-- older steps), so that a client that lost SUTO_ROTATE_DONE_ may reconnect
+-- again in that step, and no reconnection message is accepted twice.
+CREATE TABLE reconnect_attempts
+(
+ username TEXT NOT NULL REFERENCES profiles (username) ON DELETE CASCADE,
+ step INTEGER NOT NULL CHECK (step >= 0),
+ nonce BLOB NOT NULL CHECK (length(nonce) = 16),
+ PRIMARY KEY (username, nonce)
 );
 
 -- Profiles refused for good, until an operator lifts the entry; lifting it

@@ -1,0 +1,116 @@
+# -*- test-case-name: tests.admin.test_api_enroll,tests.admin.test_blacklist,tests.console.test_site -*-
+"""
+The operator's actions, written once for every way an operator reaches
+the daemon: the admin API's JSON resources and the web console
+(L{suto_server.console}) both call these, so an enrollment window, a
+cancellation or an unblocking goes through the same checks and rules and
+leaves the same audit record whichever way it came, naming the operator.
+
+Each action takes its input as a dictionary of JSON-typed fields (the
+console turns its form into one) and raises L{BadRequest} for a field
+that is not acceptable, L{NotFound} when there is nothing to act on, or
+the rules' own errors (L{LocationError}, L{ProfileExists}).
+"""
+
+from __future__ import annotations
+
+from suto_server.admin.httpjson import BadRequest, flag, seconds, user_field
+from suto_server.core import wire
+
+#: The operator the audit records name for an action asked over the admin
+#: socket, which has no login: whoever reaches it is an operator.
+ADMIN_SOCKET = "the admin socket"
+
+#: The longest an enrollment window may stay open, in seconds.
+LONGEST_WINDOW = 86400
+
+#: How long a window stays open when the operator does not say.
+DEFAULT_WINDOW = 120
+
+
+class NotFound(LookupError):
+    """There is nothing to act on; the message says what is missing."""
+
+
+def open_window(desk, fields: dict, operator: str):
+    """
+    Open an enrollment window from C{fields}: C{user}, C{location},
+    C{timeout}?, C{password}?, C{replace}?, C{wide}?.
+
+    @param desk: the L{suto_server.rules.windows.WindowDesk}.
+    @return: a L{Deferred} firing with L{WindowDesk.open}'s answer, which
+        holds the one-time password (the only time it is ever shown).
+    @raise BadRequest: a field is missing or malformed.
+    @raise suto_server.locations.LocationError: unknown or too wide.
+    @raise suto_server.store.errors.ProfileExists: enrolled already.
+    """
+    user = fields.get("user")
+    if not wire.can_enroll(user):
+        raise BadRequest("'user' must be a valid account name")
+    location = fields.get("location")
+    if not isinstance(location, str) or not location:
+        raise BadRequest("'location' must name an address, network or location")
+    timeout = seconds(fields, "timeout", DEFAULT_WINDOW, LONGEST_WINDOW)
+    password = fields.get("password")
+    if password is not None and (
+        not isinstance(password, str)
+        or not 8 <= len(password) <= 256
+        or not password.isprintable()
+    ):
+        raise BadRequest("'password' must be 8 to 256 printable characters")
+    replace, wide = (flag(fields, name) for name in ("replace", "wide"))
+    return desk.open(
+        user, location, timeout, password, replace, wide, operator=operator
+    )
+
+
+def cancel_window(desk, fields: dict, operator: str) -> dict:
+    """
+    Close the enrollment window of C{fields["user"]}.
+
+    @raise BadRequest: no valid user is named.
+    @raise NotFound: that user has no open window.
+    """
+    user = user_field(fields)
+    if not desk.cancel(user, operator):
+        raise NotFound(f"no open window for {user}")
+    return {"user": user, "cancelled": True}
+
+
+def unblock(reconnection, clock, fields: dict, operator: str) -> dict:
+    """
+    Lift the blacklist entry of C{fields["user"]}, removing its profile.
+
+    @param reconnection: the L{suto_server.rules.reconnection.Reconnection}.
+    @param clock: the L{IReactorTime} the record is timed by.
+    @raise BadRequest: no valid user is named.
+    @raise NotFound: that user is not blacklisted.
+    """
+    user = user_field(fields)
+    if not reconnection.unblock(user, clock.seconds(), operator):
+        raise NotFound(f"{user} is not blacklisted")
+    return {"user": user, "unblocked": True}
+
+
+def after_flush(audit, read):
+    """
+    @return: a L{Deferred} firing with C{read()} once every audit record
+        made so far is written (the daemon writes them on its database
+        thread), so that an operator reading the log right after an event
+        sees it.
+    """
+    return audit.flushed().addCallback(lambda _: read())
+
+
+def verify_chain(audit):
+    """
+    @return: a L{Deferred} firing with whether the audit log's hash chain
+        is intact and every problem found when it is not, once every
+        record made so far is written.
+    """
+
+    def read():
+        problems = audit.verify()
+        return {"intact": not problems, "problems": problems}
+
+    return after_flush(audit, read)

@@ -1,0 +1,301 @@
+# -*- test-case-name: tests.api.test_verifier -*-
+"""
+"Is this user at their device right now, and does the device prove it?":
+the decision behind C{POST /v1/verify} (docs/PROTOCOL.md §11).
+
+The device is the one SUTO already knows, never one the caller names:
+
+  - an enrolled profile that is blacklisted is answered C{blacklisted},
+    and one the offline sweep marked offline, or without a live rotation
+    connection, C{device_offline}, at once: none of them can prove
+    anything now;
+  - otherwise the agent on the profile's live rotation connection (the
+    one that last proved the key and the machine's fingerprint) proves
+    its current rolling key, bound to a fresh nonce;
+  - an account without a profile is asked with the classic challenge at
+    the targets the operator gave it in the verify-targets file (the
+    locations file's format, one line per user: C{alice: 192.0.2.7}).
+
+The caller's deadline bounds the whole answer: it is written when the
+deadline passes, whatever is still in flight.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from suto_server.core.keyschedule import CHECK_NONCE_SIZE
+from suto_server.locations import LocationError, Locations
+from suto_server.rules.authenticator import Authenticator
+from suto_server.rules.registry import LiveSession, LiveSessions
+from suto_server.rules.rendezvous import RequestConflict, Verdict
+from suto_server.rules.windows import hello_targets
+from suto_server.store.errors import StoreError
+
+#: The deadline a caller gets when it names none, in seconds; the server's
+#: bounds (L{suto_server.settings.VerifyApiSettings}) clamp it.
+DEFAULT_DEADLINE = 10.0
+
+
+class Answer(enum.Enum):
+    """
+    The verdicts of the verification API.  Only C{ACCEPTED} means yes.
+    """
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    NO_DEVICE = "no_device"
+    DEVICE_OFFLINE = "device_offline"
+    BLACKLISTED = "blacklisted"
+    RATE_LIMITED = "rate_limited"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """
+    One verification's verdict, with a short reason free of secrets.
+
+    @ivar device: where the device was asked, or L{None} when it was not.
+    """
+
+    user: str
+    answer: Answer
+    reason: str
+    device: str | None = None
+
+
+#: How each ending of the classic challenge reads as an answer.
+_CLASSIC = {
+    Verdict.ACCEPTED: Answer.ACCEPTED,
+    Verdict.REJECTED: Answer.REJECTED,
+    Verdict.CANCELLED: Answer.REJECTED,
+    Verdict.TIMEOUT: Answer.DEVICE_OFFLINE,
+    Verdict.TLS_TRUST_FAILURE: Answer.ERROR,
+    Verdict.REFUSED_BY_LIMITS: Answer.ERROR,
+    Verdict.ERROR: Answer.ERROR,
+}
+
+#: How each answer of a live connection's challenge reads.
+_PROOF = {
+    True: (Answer.ACCEPTED, "the device proved its current key on its live connection"),
+    False: (Answer.REJECTED, "the device's proof does not match the profile's key"),
+    None: (Answer.DEVICE_OFFLINE, "the live connection gave no answer"),
+}
+
+
+def clamp_deadline(deadline: float | None, low: float, high: float) -> float:
+    """
+    @return: C{deadline} (L{DEFAULT_DEADLINE} when L{None}) within
+        C{[low, high]}.
+    """
+    wanted = DEFAULT_DEADLINE if deadline is None else deadline
+    return min(max(wanted, low), high)
+
+
+class Verifier:
+    """
+    @param store: the L{suto_server.store.interfaces.IStore} the profiles,
+        their standing and the blacklist are read from.
+    @param live: the live rotation connections.
+    @param authenticator: runs the classic challenge at an address.
+    @param targets: the verify-targets file, read as named locations
+        whose names are users.
+    @param hello_port: the port the devices hear hellos on.
+    @param random_bytes: draws the challenges' nonces.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        store,
+        live: LiveSessions,
+        authenticator: Authenticator,
+        targets: Locations,
+        hello_port: int,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self._clock = clock
+        self._store = store
+        self._live = live
+        self._authenticator = authenticator
+        self._targets = targets
+        self._hello_port = hello_port
+        self._random_bytes = random_bytes
+
+    def verify(self, user: str, deadline: float) -> Deferred:
+        """
+        Verify C{user} at their device within C{deadline} seconds.
+
+        @return: a L{Deferred} firing with a L{VerifyResult}, never
+            failing, within C{deadline} seconds.
+        """
+        try:
+            profile = self._store.get_profile(user)
+            standing = None if profile is None else self._store.standing(user)
+        except StoreError:
+            self.log.failure("reading {user}'s profile for a verification", user=user)
+            return succeed(VerifyResult(user, Answer.ERROR, "the store could not be read"))
+        if standing is None:
+            return self._classic(user, deadline)
+        blacklisted, offline_since = standing
+        if blacklisted:
+            return succeed(VerifyResult(user, Answer.BLACKLISTED, "the profile is blacklisted"))
+        if offline_since is not None:
+            return succeed(
+                VerifyResult(
+                    user,
+                    Answer.DEVICE_OFFLINE,
+                    "the profile is marked offline: its device stopped rotating",
+                )
+            )
+        session = self._live.get(user)
+        if session is None:
+            return succeed(
+                VerifyResult(
+                    user,
+                    Answer.DEVICE_OFFLINE,
+                    "the profile's device has no live connection to the server",
+                )
+            )
+        return self._prove(session, deadline)
+
+    def _prove(self, session: LiveSession, deadline: float) -> Deferred:
+        """
+        Ask the agent on C{session} to prove the profile's current key.
+        """
+        user, device = session.user, session.address
+        challenge = session.connection.challenge(self._random_bytes(CHECK_NONCE_SIZE))
+
+        def read(proven):
+            answer, reason = _PROOF[proven]
+            return VerifyResult(user, answer, reason, device)
+
+        challenge.addCallback(read).addErrback(_given_up)
+        late = VerifyResult(
+            user, Answer.DEVICE_OFFLINE, "the device did not answer within the deadline", device
+        )
+        return self._within(challenge, deadline, late, user, device, challenge.cancel)
+
+    def _classic(self, user: str, deadline: float) -> Deferred:
+        """
+        Run the classic challenge at the targets configured for C{user},
+        an account without a profile.
+        """
+        try:
+            location = self._targets.resolve(user)
+        except LocationError:
+            location = None
+        if location is None or location.name != user:
+            return succeed(
+                VerifyResult(
+                    user,
+                    Answer.NO_DEVICE,
+                    "no enrolled profile and no configured target for the user",
+                )
+            )
+        device = location.describe()
+        if not self._authenticator.has_account(user):
+            return succeed(
+                VerifyResult(
+                    user,
+                    Answer.ERROR,
+                    "the server has no password for the user to challenge the "
+                    "device with",
+                    device,
+                )
+            )
+        targets = hello_targets(location, self._hello_port)
+        if not targets:
+            return succeed(
+                VerifyResult(
+                    user, Answer.NO_DEVICE, "the configured targets get no hello", device
+                )
+            )
+        try:
+            outcome = self._authenticator.authenticate(user, targets, deadline)
+        except RequestConflict:
+            return succeed(
+                VerifyResult(
+                    user,
+                    Answer.ERROR,
+                    "another authentication waits for this device; try again",
+                    device,
+                )
+            )
+        except OSError as error:
+            return succeed(
+                VerifyResult(
+                    user,
+                    Answer.ERROR,
+                    f"the hello could not be sent: {error.strerror or error}",
+                    device,
+                )
+            )
+        outcome.addCallback(
+            lambda ending: VerifyResult(
+                user, _CLASSIC[ending.verdict], ending.reason or ending.verdict.value, device
+            )
+        )
+        late = VerifyResult(
+            user, Answer.ERROR, "the device did not finish within the deadline", device
+        )
+        # The request ends by its own timeout, set to the deadline: nothing
+        # to give up.
+        return self._within(outcome, deadline, late, user, device, lambda: None)
+
+    def _within(
+        self,
+        outcome: Deferred,
+        deadline: float,
+        late: VerifyResult,
+        user: str,
+        device: str,
+        give_up: Callable[[], None],
+    ) -> Deferred:
+        """
+        @return: a L{Deferred} firing with what C{outcome} fires with, or
+            with C{late} once C{deadline} passes first (and then
+            C{give_up} is called); never failing.
+        """
+        answered = Deferred()
+
+        def expire():
+            _answer_once(answered, late)
+            give_up()
+
+        timer = self._clock.callLater(deadline, expire)
+
+        def failed(failure):
+            self.log.failure("verifying {user}", failure, user=user)
+            return VerifyResult(user, Answer.ERROR, "internal error", device)
+
+        def ended(result):
+            if timer.active():
+                timer.cancel()
+            if result is not None:
+                _answer_once(answered, result)
+
+        outcome.addErrback(failed).addCallback(ended)
+        return answered
+
+
+def _given_up(failure) -> None:
+    """
+    The deadline gave up on a challenge: its answer was written already.
+    """
+    failure.trap(CancelledError)
+
+
+def _answer_once(answered: Deferred, result: VerifyResult) -> None:
+    if not answered.called:
+        answered.callback(result)

@@ -1,0 +1,20 @@
+-- SUTO server store for PostgreSQL, schema version 2: what a
+-- reconnection's rotation committed, so that a client that lost
+-- SUTO_ROTATE_DONE_ may reconnect again in the same offline time step,
+-- and no reconnection message is accepted twice (docs/PROTOCOL.md §10.2).
+
+-- The key the newest rotation spending the step committed (NULL for a
+-- step spent before version 2).
+ALTER TABLE offline_steps ADD COLUMN key_id TEXT COLLATE "C"
+ CHECK (key_id IS NULL OR length(key_id) = 32);
+
+-- The attempt nonce of every reconnection whose rotation committed, in the
+-- profile's spent step only: a commit forgets those of older steps.
+CREATE TABLE reconnect_attempts
+(
+ username TEXT COLLATE "C" NOT NULL
+  REFERENCES profiles (username) ON DELETE CASCADE,
+ step BIGINT NOT NULL CHECK (step >= 0),
+ nonce BYTEA NOT NULL CHECK (length(nonce) = 16),
+ PRIMARY KEY (username, nonce)
+);

@@ -1,0 +1,216 @@
+"""
+Which device a verification asks, how, and how its answer reads
+(L{suto_server.api.verifier}), with a memory store, a recording live
+connection, a recording hello sender and a L{task.Clock}.
+"""
+
+import errno
+import ipaddress
+
+from twisted.internet import defer, task
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_server.api.verifier import (
+    DEFAULT_DEADLINE,
+    Answer,
+    Verifier,
+    clamp_deadline,
+)
+from suto_server.locations import Location, Locations
+from suto_server.rules.authenticator import Authenticator
+from suto_server.rules.registry import LiveSessions
+from suto_server.rules.rendezvous import Rendezvous, Verdict
+from suto_server.store.errors import StoreError
+from suto_server.store.memory import MemoryStore
+from suto_server.store.records import BlacklistEntry
+from tests.support.hello import RecordingHello
+from tests.support.masterkey import new_master_key
+from tests.support.rotation import NOW, SOURCE, enroll
+from tests.support.sources import DictSource
+
+HASH = "$6$abcdefghijklmnop$" + "x" * 86
+NONCE = bytes(range(16))
+TARGETS = Locations({"bob": Location((ipaddress.ip_network("192.0.2.7/32"),), "bob")})
+
+
+class RecordingConnection:
+    """
+    A live rotation connection whose challenges the test answers.
+    """
+
+    def __init__(self):
+        self.challenges = []
+        self.cancelled = []
+
+    def challenge(self, nonce):
+        d = defer.Deferred(lambda d: self.cancelled.append(nonce))
+        self.challenges.append((nonce, d))
+        return d
+
+
+class VerifierTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = task.Clock()
+        self.clock.advance(NOW)
+        self.store = MemoryStore()
+        self.hashes = {"bob": HASH}
+        self.rendezvous = Rendezvous(self.clock, timeout=5)
+        self.hello = RecordingHello()
+        self.live = LiveSessions()
+        self.verifier = Verifier(
+            self.clock,
+            self.store,
+            self.live,
+            Authenticator(self.rendezvous, self.hello, DictSource(self.hashes)),
+            TARGETS,
+            2020,
+            random_bytes=lambda size: NONCE[:size],
+        )
+        enroll(self.store, new_master_key(self), "alice")
+        self.connection = RecordingConnection()
+        self.live.attach("alice", SOURCE, NOW, self.connection)
+
+    def verify(self, user, deadline=10):
+        results = []
+        self.verifier.verify(user, deadline).addCallback(results.append)
+        return results
+
+    def test_live_proof(self):
+        """
+        An enrolled profile's live connection is challenged with a fresh
+        nonce; a matching proof is C{accepted}, a wrong one C{rejected},
+        a connection ending first C{device_offline}; no hello is sent.
+        """
+        for proven, answer in [
+            (True, Answer.ACCEPTED),
+            (False, Answer.REJECTED),
+            (None, Answer.DEVICE_OFFLINE),
+        ]:
+            results = self.verify("alice")
+            nonce, d = self.connection.challenges.pop()
+            self.assertEqual((nonce, results), (NONCE, []))
+            d.callback(proven)
+            [result] = results
+            self.assertEqual((result.answer, result.device), (answer, SOURCE))
+        self.assertEqual(self.hello.sent, [])
+
+    def test_deadline(self):
+        """
+        A device that does not answer within the deadline is
+        C{device_offline} then, and its challenge is given up.
+        """
+        results = self.verify("alice", deadline=2)
+        self.clock.advance(1.9)
+        self.assertEqual(results, [])
+        self.clock.advance(0.1)
+        self.assertEqual(results[0].answer, Answer.DEVICE_OFFLINE)
+        self.assertIn("deadline", results[0].reason)
+        self.assertEqual(self.connection.cancelled, [NONCE])
+
+    def test_at_once(self):
+        """
+        A blacklisted profile, one marked offline, and one without a live
+        connection are answered at once, and nothing is asked of any
+        device.
+        """
+        self.live.detach("alice", self.connection)
+        [result] = self.verify("alice")
+        self.assertEqual(result.answer, Answer.DEVICE_OFFLINE)
+        self.assertIn("no live connection", result.reason)
+        self.live.attach("alice", SOURCE, NOW, self.connection)
+        self.store.mark_offline(["alice"], NOW)
+        [result] = self.verify("alice")
+        self.assertEqual(result.answer, Answer.DEVICE_OFFLINE)
+        self.store.add_to_blacklist(
+            BlacklistEntry("alice", NOW, "reconnection failed", SOURCE, "blacklisted")
+        )
+        [result] = self.verify("alice")
+        self.assertEqual(result.answer, Answer.BLACKLISTED)
+        self.assertEqual((self.connection.challenges, self.hello.sent), ([], []))
+
+    def test_configured_targets(self):
+        """
+        An account without a profile is asked with the classic challenge
+        at the targets the operator configured for it; its endings read
+        as verdicts; one with neither profile nor target is C{no_device}.
+        """
+        for verdict, answer in [
+            (Verdict.ACCEPTED, Answer.ACCEPTED),
+            (Verdict.REJECTED, Answer.REJECTED),
+            (Verdict.CANCELLED, Answer.REJECTED),
+            (Verdict.TLS_TRUST_FAILURE, Answer.ERROR),
+        ]:
+            results = self.verify("bob")
+            self.rendezvous.finish(self.rendezvous.claim("192.0.2.7"), verdict)
+            self.assertEqual(results[0].answer, answer)
+        self.assertEqual({t.address for _, t in self.hello.sent}, {"192.0.2.7"})
+        [result] = self.verify("carol")
+        self.assertEqual(result.answer, Answer.NO_DEVICE)
+
+    def test_classic_deadline(self):
+        """
+        No device connecting back within the deadline is
+        C{device_offline}; one that connected but has not finished is
+        C{error} then, and its late verdict changes nothing.
+        """
+        results = self.verify("bob", deadline=3)
+        self.clock.advance(3)
+        self.assertEqual(results[0].answer, Answer.DEVICE_OFFLINE)
+        results = self.verify("bob", deadline=2)
+        request = self.rendezvous.claim("192.0.2.7")
+        self.clock.advance(2)
+        self.assertEqual(results[0].answer, Answer.ERROR)
+        self.rendezvous.finish(request, Verdict.ACCEPTED)
+        self.assertEqual(len(results), 1)
+
+    def test_classic_cannot_start(self):
+        """
+        No password to challenge with, another request waiting for the
+        same device, and a hello that cannot be sent are C{error} at
+        once.
+        """
+        self.verify("bob")
+        [result] = self.verify("bob")
+        self.assertIn("another authentication", result.reason)
+        self.rendezvous.finish(self.rendezvous.claim("192.0.2.7"), Verdict.ERROR)
+        self.hello.error = OSError(errno.ENETUNREACH, "Network is unreachable")
+        [result] = self.verify("bob")
+        self.assertIn("Network is unreachable", result.reason)
+        del self.hashes["bob"]
+        [result] = self.verify("bob")
+        self.assertIn("no password", result.reason)
+        self.assertEqual(result.answer, Answer.ERROR)
+
+    def test_store_failure(self):
+        """
+        A store that cannot be read is C{error}, logged, never a failure
+        of the Deferred.
+        """
+
+        def broken(user):
+            raise StoreError("disk gone")
+
+        self.store.get_profile = broken
+        [result] = self.verify("alice")
+        self.assertEqual(result.answer, Answer.ERROR)
+        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
+
+    def test_challenge_failure(self):
+        """
+        A challenge that fails unexpectedly is C{error}, and logged.
+        """
+        results = self.verify("alice")
+        self.connection.challenges.pop()[1].errback(RuntimeError("bug"))
+        self.assertEqual(results[0].answer, Answer.ERROR)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class ClampTests(SynchronousTestCase):
+    def test_clamp(self):
+        """
+        No deadline is the default; others are held within the bounds.
+        """
+        self.assertEqual(clamp_deadline(None, 1, 30), DEFAULT_DEADLINE)
+        self.assertEqual(clamp_deadline(0.01, 1, 30), 1)
+        self.assertEqual(clamp_deadline(500, 1, 30), 30)
+        self.assertEqual(clamp_deadline(7.5, 1, 30), 7.5)

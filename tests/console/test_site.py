@@ -1,0 +1,585 @@
+# -*- test-case-name: tests.console.test_site -*-
+"""
+The console's site over real HTTP in memory: sign-in, sessions, the
+guard's headers and checks, each page, and the actions, which reach the
+same operations as the admin API with the signed-in operator.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
+
+from twisted.internet import defer
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_server.audit.log import AuditLog
+from suto_server.console.guard import MAX_FORM
+from suto_server.console.site import Console
+from suto_server.store.memory import MemoryStore
+
+# The console driven over HTTP in memory: its site's protocol on a
+# StringTransport with loopback (or other) addresses, so every request
+# goes through the real HTTP parser, the bounded request and the guard.
+
+
+class Answer:
+    """
+    An HTTP answer: its status code, headers (lower-case names, each a
+    list) and body.
+    """
+
+    def __init__(self, raw: bytes) -> None:
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        self.code = int(lines[0].split()[1])
+        self.headers: dict[bytes, list[bytes]] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            self.headers.setdefault(name.strip().lower(), []).append(value.strip())
+        if self.headers.get(b"transfer-encoding") == [b"chunked"]:
+            body = _dechunk(body)
+        self.body = body
+        self.text = body.decode("utf-8")
+
+    def header(self, name: bytes) -> bytes | None:
+        values = self.headers.get(name)
+        return None if not values else values[-1]
+
+    def csrf(self) -> str:
+        """
+        @return: the CSRF token of the page's forms.
+        """
+        return re.search(r'name="csrf" value="([^"]+)"', self.text).group(1)
+
+
+def _dechunk(data: bytes) -> bytes:
+    body = b""
+    while data:
+        size, _, rest = data.partition(b"\r\n")
+        length = int(size, 16)
+        if length == 0:
+            break
+        body += rest[:length]
+        data = rest[length + 2 :]
+    return body
+
+
+class Browser:
+    """
+    Requests to a console site, keeping its session cookie like a
+    browser.
+
+    @param peer: the client's address; the host is 127.0.0.1.
+    """
+
+    def __init__(self, site, peer: str = "127.0.0.1", host: str = "127.0.0.1") -> None:
+        self._site = site
+        self._peer = peer
+        self._host = host
+        self.cookie: bytes | None = None
+
+    def request(self, method: str, path: str, fields=None, raw_body=None) -> Answer:
+        protocol = self._site.buildProtocol(IPv4Address("TCP", self._peer, 40000))
+        transport = StringTransport(
+            hostAddress=IPv4Address("TCP", self._host, 8080),
+            peerAddress=IPv4Address("TCP", self._peer, 40000),
+        )
+        protocol.makeConnection(transport)
+        body = raw_body
+        if body is None:
+            body = urlencode(fields or {}).encode()
+        headers = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+        if self.cookie is not None:
+            headers.append("Cookie: " + self.cookie.decode())
+        if method == "POST":
+            headers += [
+                "Content-Type: application/x-www-form-urlencoded",
+                f"Content-Length: {len(body)}",
+            ]
+        protocol.dataReceived(
+            ("\r\n".join(headers) + "\r\n\r\n").encode()
+            + (body if method == "POST" else b"")
+        )
+        answer = Answer(transport.value())
+        cookie = answer.header(b"set-cookie")
+        if cookie is not None:
+            self.cookie = cookie.split(b";")[0]
+        protocol.connectionLost(Failure(ConnectionDone()))
+        return answer
+
+    def get(self, path: str) -> Answer:
+        return self.request("GET", path)
+
+    def post(self, path: str, fields: dict) -> Answer:
+        return self.request("POST", path, fields)
+
+
+OPENED = {
+    "user": "alice",
+    "password": "one-time-pw-1234",
+    "location": "127.0.0.5/32",
+    "deadline": "2026-01-01T00:10:00Z",
+    "fingerprints": ["AB:CD"],
+    "warnings": [],
+}
+
+
+class RecordingDesk:
+    """
+    A window desk recording what it is asked, with the operator.
+    """
+
+    def __init__(self):
+        self.calls = []
+        self.open_windows = []
+
+    def open(self, user, location, timeout, password, replace, wide, operator):
+        self.calls.append(("open", user, location, timeout, replace, wide, operator))
+        self.open_windows.append(
+            {
+                "user": user,
+                "location": location,
+                "seconds_left": timeout,
+                "attempts": 0,
+                "max_attempts": 3,
+                "replace": replace,
+            }
+        )
+        return defer.succeed(dict(OPENED, user=user))
+
+    def list(self):
+        return list(self.open_windows)
+
+    def cancel(self, user, operator):
+        self.calls.append(("cancel", user, operator))
+        return any(w["user"] == user for w in self.open_windows)
+
+
+class RecordingBlacklist:
+    """
+    The blacklist's rules as the console uses them, recording unblocks.
+    """
+
+    def __init__(self):
+        self.entries = {
+            "mallory": {
+                "user": "mallory",
+                "time": "2026-01-01T00:00:00Z",
+                "reason": "copied",
+                "source": "10.0.0.9",
+                "alert": "clone_suspected",
+            }
+        }
+        self.unblocked = []
+
+    def blacklist_report(self):
+        return list(self.entries.values())
+
+    def unblock(self, user, now, operator):
+        self.unblocked.append((user, now, operator))
+        return self.entries.pop(user, None) is not None
+
+
+def client_row(user, state="connected", key_age=10.0):
+    return {
+        "user": user,
+        "address": "127.0.0.9",
+        "location": None,
+        "state": state,
+        "offline_since": None,
+        "last_seen": "2026-01-01T00:00:00Z",
+        "last_rotation": None,
+        "key_id": "k1",
+        "generation": 3,
+        "key_age": key_age,
+    }
+
+
+class ConsoleSiteTests(SynchronousTestCase):
+    """
+    The site with recording desk and blacklist, a real audit log on the
+    in-memory store, and a clock.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(1_800_000_000)
+        self.store = MemoryStore()
+        self.audit = AuditLog(self.store, [], clock=self.clock)
+        self.desk = RecordingDesk()
+        self.blacklist = RecordingBlacklist()
+        self.console = Console(
+            self.clock,
+            status=lambda: {
+                "listeners": [{"name": "console", "address": "127.0.0.1:1"}],
+                "certificates": [],
+            },
+            counts=lambda: {
+                "connected": 1,
+                "offline": 0,
+                "blacklisted": 1,
+                "windows": 0,
+            },
+            rotations=lambda: 0,
+            clients=lambda: [client_row(f"user{i:03}", key_age=i) for i in range(120)],
+            client=lambda user: client_row(user) if user.startswith("user") else None,
+            connected=lambda: ["user001"],
+            history=lambda user: {"user": user, "moves": [], "alerts": []},
+            audit=self.audit,
+            desk=self.desk,
+            reconnection=self.blacklist,
+        )
+        self.browser = Browser(self.console.site())
+
+    def sign_in(self, browser=None):
+        browser = browser or self.browser
+        token = self.console.links.issue("root (console link)")
+        return browser.get(f"/signin?token={token}")
+
+    def test_headers(self):
+        """
+        Every answer, even a refusal, carries the strict policy, no
+        sniffing, no referrer and no caching.
+        """
+        answer = self.browser.get("/")
+        self.assertEqual(answer.code, 401)
+        self.assertEqual(
+            answer.header(b"content-security-policy"),
+            b"default-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+            b"base-uri 'none'",
+        )
+        self.assertEqual(answer.header(b"x-content-type-options"), b"nosniff")
+        self.assertEqual(answer.header(b"referrer-policy"), b"no-referrer")
+        self.assertEqual(answer.header(b"cache-control"), b"no-store")
+        self.assertIn("suto-admin", answer.text)
+
+    def test_sign_in(self):
+        """
+        A login link starts a session (an HttpOnly, SameSite=Strict
+        cookie without Secure on plain HTTP) and sends the browser to the
+        overview; the link works once.
+        """
+        token = self.console.links.issue("root (console link)")
+        answer = self.browser.get(f"/signin?token={token}")
+        self.assertEqual(answer.code, 303)
+        self.assertEqual(answer.header(b"location"), b"/")
+        cookie = answer.header(b"set-cookie")
+        self.assertIn(b"HttpOnly", cookie)
+        self.assertIn(b"SameSite=Strict", cookie)
+        self.assertNotIn(b"Secure", cookie)
+        page = self.browser.get("/")
+        self.assertEqual(page.code, 200)
+        self.assertIn("root (console link)", page.text)
+        self.assertEqual(
+            Browser(self.console.site()).get(f"/signin?token={token}").code, 403
+        )
+
+    def test_link_not_from_loopback(self):
+        """
+        A login link is refused from a peer that is not on loopback, and
+        is not consumed by the attempt.
+        """
+        token = self.console.links.issue("root")
+        remote = Browser(self.console.site(), peer="192.0.2.7")
+        self.assertEqual(remote.get(f"/signin?token={token}").code, 403)
+        self.assertEqual(self.browser.get(f"/signin?token={token}").code, 303)
+
+    def test_session_expires(self):
+        """
+        A session unused for the idle time is gone.
+        """
+        self.sign_in()
+        self.clock.advance(15 * 60)
+        self.assertEqual(self.browser.get("/").code, 401)
+
+    def test_pages(self):
+        """
+        Every page answers 200 once signed in, with the main landmark and
+        navigation, no inline script or style, and a label for every
+        visible input.
+        """
+        self.sign_in()
+        for path in (
+            "/",
+            "/endpoints",
+            "/profile?user=user001",
+            "/windows",
+            "/blacklist",
+            "/blacklist/unblock?user=mallory",
+            "/alerts",
+            "/audit",
+            "/live",
+        ):
+            answer = self.browser.get(path)
+            self.assertEqual(answer.code, 200, path)
+            self.assertIn('<main id="main"', answer.text)
+            self.assertIn('<nav aria-label="Console pages">', answer.text)
+            self.assertNotIn("style=", answer.text)
+            self.assertEqual(re.findall(r"<script>", answer.text), [])
+            self.assertEqual(re.findall(r"<style", answer.text), [])
+            inputs = re.findall(
+                r'<input (?![^>]*type="hidden")[^>]*id="([^"]+)"', answer.text
+            )
+            unlabelled = re.findall(
+                r'<input (?![^>]*type="hidden")(?![^>]*id=)', answer.text
+            )
+            self.assertEqual(unlabelled, [], path)
+            for field in inputs:
+                self.assertRegex(
+                    answer.text,
+                    r"<label[^>]*>[^<]*(<[^/][^>]*>[^<]*)*<input[^>]*id=\"" + field,
+                )
+
+    def test_endpoints_paginated(self):
+        """
+        The endpoints listing shows 50 rows a page, sorted and searched
+        as asked.
+        """
+        self.sign_in()
+        answer = self.browser.get("/endpoints?sort=key_age&order=desc&page=2")
+        self.assertIn("Page 2 of 3", answer.text)
+        self.assertIn("user069", answer.text)
+        self.assertNotIn("user070<", answer.text)
+        answer = self.browser.get("/endpoints?q=user11")
+        self.assertIn("10 endpoint(s)", answer.text)
+
+    def test_bad_input(self):
+        """
+        Bad arguments are a 400 page naming the problem, never a
+        traceback.
+        """
+        self.sign_in()
+        for path in (
+            "/endpoints?sort=secret",
+            "/endpoints?page=-1",
+            "/profile?user=..%2F",
+            "/audit?since=yesterday",
+            "/endpoints?q=%ff",
+        ):
+            answer = self.browser.get(path)
+            self.assertEqual(answer.code, 400, path)
+            self.assertNotIn("Traceback", answer.text)
+            # Signed in, the error page keeps the navigation.
+            self.assertIn('<nav aria-label="Console pages">', answer.text)
+
+    def test_open_window(self):
+        """
+        Opening a window asks the desk for it in the operator's name and
+        shows the one-time password on that answer only.
+        """
+        self.sign_in()
+        csrf = self.browser.get("/windows").csrf()
+        answer = self.browser.post(
+            "/windows/open",
+            {
+                "csrf": csrf,
+                "user": "alice",
+                "location": "127.0.0.5",
+                "timeout": "300",
+                "replace": "yes",
+            },
+        )
+        self.assertEqual(answer.code, 200)
+        self.assertIn("one-time-pw-1234", answer.text)
+        self.assertEqual(
+            self.desk.calls,
+            [("open", "alice", "127.0.0.5", 300, True, False, "root (console link)")],
+        )
+        self.assertNotIn("one-time-pw-1234", self.browser.get("/windows").text)
+
+    def test_csrf(self):
+        """
+        A POST without the session's CSRF token is refused and does
+        nothing.
+        """
+        self.sign_in()
+        for token in (None, "forged"):
+            fields = {"user": "alice", "location": "127.0.0.5"}
+            if token:
+                fields["csrf"] = token
+            self.assertEqual(self.browser.post("/windows/open", fields).code, 403)
+        self.assertEqual(self.desk.calls, [])
+
+    def test_cancel(self):
+        """
+        Cancelling goes to the desk with the operator; cancelling a
+        window that is not open is a 404 page.
+        """
+        self.sign_in()
+        self.desk.open_windows.append({"user": "bob"})
+        csrf = self.browser.get("/").csrf()
+        self.assertEqual(
+            self.browser.post("/windows/cancel", {"csrf": csrf, "user": "bob"}).code,
+            303,
+        )
+        self.assertEqual(
+            self.browser.post("/windows/cancel", {"csrf": csrf, "user": "carol"}).code,
+            404,
+        )
+        self.assertEqual(
+            self.desk.calls,
+            [
+                ("cancel", "bob", "root (console link)"),
+                ("cancel", "carol", "root (console link)"),
+            ],
+        )
+
+    def test_unblock(self):
+        """
+        Unblocking asks for confirmation first, then lifts the entry in
+        the operator's name.
+        """
+        self.sign_in()
+        confirm = self.browser.get("/blacklist/unblock?user=mallory")
+        self.assertIn("removes its profile", confirm.text)
+        self.assertEqual(self.blacklist.unblocked, [])
+        answer = self.browser.post(
+            "/blacklist/unblock", {"csrf": confirm.csrf(), "user": "mallory"}
+        )
+        self.assertEqual(answer.code, 200)
+        self.assertIn("Lifted the blacklist entry of mallory", answer.text)
+        self.assertEqual(
+            self.blacklist.unblocked,
+            [("mallory", self.clock.seconds(), "root (console link)")],
+        )
+
+    def test_verify(self):
+        """
+        The verify button checks the audit log's chain and says so.
+        """
+        self.audit.record(
+            self.clock.seconds(), "enrolled", "alice", "127.0.0.5", "key id k1"
+        )
+        self.sign_in()
+        csrf = self.browser.get("/audit").csrf()
+        answer = self.browser.post("/audit/verify", {"csrf": csrf})
+        self.assertIn("hash chain is intact", answer.text)
+        self.assertIn("key id k1", answer.text)
+
+    def test_audit_filters(self):
+        """
+        The audit log is filtered by type, user and time.
+        """
+        now = self.clock.seconds()
+        self.audit.record(now - 7200, "enrolled", "alice", None, "early")
+        self.audit.record(now, "enrolled", "bob", None, "late-bob")
+        self.audit.record(now, "unblocked", "alice", None, "late-alice")
+        self.sign_in()
+        text = self.browser.get("/audit?type=enrolled&user=bob").text
+        self.assertIn("late-bob", text)
+        self.assertNotIn("late-alice", text)
+        self.assertNotIn("early", text)
+
+    def test_audit_pages(self):
+        """
+        The audit log is shown 100 records a page, newest first, the page
+        read from the store by itself.
+        """
+        now = self.clock.seconds()
+        for number in range(250):
+            self.audit.record(
+                now - 1000 + number, "enrolled", "alice", None, f"record {number}."
+            )
+        self.sign_in()
+        first = self.browser.get("/audit").text
+        self.assertIn("250 record(s)", first)
+        self.assertIn("Page 1 of 3", first)
+        self.assertIn("record 249.", first)
+        self.assertNotIn("record 149.", first)
+        last = self.browser.get("/audit?page=3").text
+        self.assertIn("record 0.", last)
+        self.assertNotIn("record 50.", last)
+        since = self.browser.get("/audit?since=2027-01-15T08:00").text
+        self.assertIn("0 record(s)", since)
+
+    def test_too_large(self):
+        """
+        A body over the bound is answered 413 and not acted on.
+        """
+        self.sign_in()
+        body = b"user=alice&location=" + b"x" * MAX_FORM
+        answer = self.browser.request("POST", "/windows/open", raw_body=body)
+        self.assertEqual(answer.code, 413)
+        self.assertEqual(self.desk.calls, [])
+
+    def test_live_panel(self):
+        """
+        The live view's panel is a fragment, with the latest records.
+        """
+        self.audit.record(self.clock.seconds(), "enrolled", "alice", None, "fresh one")
+        self.sign_in()
+        answer = self.browser.get("/live/panel")
+        self.assertEqual(answer.code, 200)
+        self.assertNotIn("<html", answer.text)
+        self.assertIn("fresh one", answer.text)
+        self.assertIn('<p id="connected">user001</p>', answer.text)
+
+    def test_static(self):
+        """
+        The vendored htmx and the style sheet are served with their types.
+        """
+        answer = self.browser.get("/static/htmx.min.js")
+        self.assertEqual(answer.code, 200)
+        self.assertEqual(
+            answer.header(b"content-type"), b"text/javascript; charset=utf-8"
+        )
+        self.assertEqual(self.browser.get("/static/secret.txt").code, 404)
+
+    def test_sign_out(self):
+        """
+        Signing out ends the session.
+        """
+        self.sign_in()
+        csrf = self.browser.get("/").csrf()
+        self.assertEqual(self.browser.post("/signout", {"csrf": csrf}).code, 200)
+        self.assertEqual(self.browser.get("/").code, 401)
+
+    def test_certificate_sign_in(self):
+        """
+        With a certificate sign-in, a request it recognises starts a
+        session at once, and the actions name its subject.
+        """
+
+        class SignIn:
+            def operator_of(self, request):
+                return "CN=it-alice (client certificate)"
+
+        console = Console(
+            self.clock,
+            status=lambda: {"listeners": [], "certificates": []},
+            counts=lambda: {
+                "connected": 0,
+                "offline": 0,
+                "blacklisted": 0,
+                "windows": 0,
+            },
+            rotations=lambda: 0,
+            clients=lambda: [],
+            client=lambda user: None,
+            connected=lambda: [],
+            history=lambda user: None,
+            audit=self.audit,
+            desk=self.desk,
+            certificates=SignIn(),
+        )
+        browser = Browser(console.site(), peer="192.0.2.7")
+        page = browser.get("/windows")
+        self.assertEqual(page.code, 200)
+        self.assertIsNotNone(browser.cookie)
+        browser.post("/windows/cancel", {"csrf": page.csrf(), "user": "bob"})
+        self.assertEqual(
+            self.desk.calls, [("cancel", "bob", "CN=it-alice (client certificate)")]
+        )
+
+    def test_method(self):
+        """
+        A page asked with a method it does not take is a 405.
+        """
+        self.sign_in()
+        self.assertEqual(self.browser.post("/endpoints", {}).code, 405)
