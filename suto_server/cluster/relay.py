@@ -21,11 +21,8 @@ and from the C{here} each sends every L{HERE_EVERY} seconds.  A process
 gone silent is waited for no longer; one that does not answer is waited
 for at most L{suto_server.rules.rendezvous.ANNOUNCE_WAIT} seconds.
 
-A notice is a JSON object naming the process that sent it (a random id,
-so a process ignores its own), what happened (C{open}, C{heard},
-C{claimed}, C{done}, C{here}) and the request's key.  Only the processes sharing the store
-can send one; each is still checked, and one that is malformed is
-logged and dropped, never acted upon in part.
+The notices and their checking are L{suto_server.cluster.notice}; a
+process ignores its own, and drops, logged, one that fails the check.
 
 The notices are heard on a thread of the relay's own: each wait for
 them is one blocking call of at most L{LISTEN_FOR} seconds, whose answer
@@ -37,7 +34,6 @@ the reactor thread, as the store's other calls per connection.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
 
@@ -48,8 +44,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from suto_server.core.wire.grammar import is_valid_user
-from suto_server.rules.rendezvous import Verdict
+from suto_server.cluster.notice import MAX_REASON, BadNotice, parse_notice
 from suto_server.store.errors import StoreError
 from suto_server.store.interfaces import IClusteredStore
 
@@ -63,90 +58,6 @@ RETRY_EVERY = 3.0
 #: Seconds between two of a relay's notices that it is there; a process
 #: not heard from for three times as long is taken for gone.
 HERE_EVERY = 2.0
-
-# The widest a notice's fields may be.
-_MAX_REASON = 500
-_MAX_NETWORKS = 64
-_MAX_TIMEOUT = 3600.0
-_KEYS = range(2**63)
-
-
-class BadNotice(ValueError):
-    """
-    A notice that is not one a SUTO process sends.
-    """
-
-
-def _verdict(value) -> Verdict:
-    try:
-        return Verdict(value)
-    except ValueError:
-        raise BadNotice("unknown verdict") from None
-
-
-def _address(value) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise BadNotice("a source must be an address")
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise BadNotice("a source must be an address") from None
-    return value
-
-
-def parse_notice(text: str) -> dict:
-    """
-    @return: the notice C{text} holds, its fields checked.
-    @raise BadNotice: it is not one a SUTO process sends.
-    """
-    try:
-        notice = json.loads(text)
-    except ValueError:
-        raise BadNotice("not JSON") from None
-    if not isinstance(notice, dict):
-        raise BadNotice("not an object")
-    if not isinstance(notice.get("node"), str) or notice.get("key") not in _KEYS:
-        raise BadNotice("no sender or no key")
-    if isinstance(notice["key"], bool):
-        raise BadNotice("no sender or no key")
-    op = notice.get("op")
-    if op == "open":
-        networks = notice.get("networks")
-        timeout = notice.get("timeout")
-        if not is_valid_user(notice.get("user")):
-            raise BadNotice("not a user name")
-        if not (
-            isinstance(networks, list)
-            and 0 < len(networks) <= _MAX_NETWORKS
-            and all(isinstance(each, str) for each in networks)
-        ):
-            raise BadNotice("no networks")
-        try:
-            notice["networks"] = [ipaddress.ip_network(n, strict=False) for n in networks]
-        except ValueError:
-            raise BadNotice("not a network") from None
-        if not (
-            isinstance(timeout, (int, float))
-            and not isinstance(timeout, bool)
-            and 0 < timeout <= _MAX_TIMEOUT
-        ):
-            raise BadNotice("no timeout")
-    elif op in ("heard", "here"):
-        pass
-    elif op == "claimed":
-        if _address(notice.get("source")) is None:
-            raise BadNotice("no source")
-    elif op == "done":
-        notice["verdict"] = _verdict(notice.get("verdict"))
-        reason = notice.get("reason")
-        if not isinstance(reason, str) or len(reason) > _MAX_REASON:
-            raise BadNotice("no reason")
-        _address(notice.get("source"))
-    else:
-        raise BadNotice("unknown op")
-    return notice
 
 
 class Relay(Service):
@@ -218,7 +129,7 @@ class Relay(Service):
             "done",
             request.key,
             verdict=outcome.verdict.value,
-            reason=outcome.reason[:_MAX_REASON],
+            reason=outcome.reason[:MAX_REASON],
             source=outcome.source,
         )
 
