@@ -74,6 +74,7 @@ def key_rules(
     timing: Timing,
     alerting: Alerting,
     paced=None,
+    jobs=None,
 ) -> KeyRules:
     """
     Build the rules of a server with a master key, running the services
@@ -84,6 +85,10 @@ def key_rules(
         it receives (L{suto_server.rules.gate.ConnectionGate.paced}).
     @param committer: the rotations' group commit.
     @param settings: enabled L{EnrollmentSettings}.
+    @param jobs: where the offline sweep runs, which must run in one
+        process of those sharing the store (the leader's
+        L{suto_server.cluster.leadership.Leadership.jobs}); C{parent}
+        unless given.
     """
     # Checks go to the port the agents listen on for hellos.
     checks = CheckService(
@@ -111,7 +116,7 @@ def key_rules(
         timing.rotation_interval,
         timing.rotation_grace,
         live.__contains__,
-    ).setServiceParent(parent)
+    ).setServiceParent(parent if jobs is None else jobs)
     enrollment = Enrollment(
         store, settings.master_key, hash_pool, settings.max_attempts, audit=audit
     )

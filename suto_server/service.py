@@ -26,6 +26,8 @@ from suto_server.api.verify_resource import VerifyResource
 from suto_server.audit.alerts import ALERT_TYPES, alert_for
 from suto_server.audit.log import AuditLog
 from suto_server.audit.sinks.log import LogSink
+from suto_server.cluster.leadership import leadership_for
+from suto_server.cluster.relay import relay_for
 from suto_server.console.signin import LINK_LIFETIME, CertificateSignIn, is_loopback
 from suto_server.console.site import PER_SOURCE as CONSOLE_PER_SOURCE
 from suto_server.console.site import Console
@@ -92,6 +94,9 @@ class SutoServer(MultiService):
         thread.
 
     @ivar rendezvous: pending authentication requests.
+    @ivar relay: shares them with the other processes on the store
+        (L{suto_server.cluster.relay}); L{None} on a store no other
+        process shares.
     @ivar certificates: the L{ServedCertificates} of the TLS listeners.
     @ivar expiry_watch: warns daily about TLS certificates close to
         expiry; L{None} without a TLS listener.
@@ -105,6 +110,10 @@ class SutoServer(MultiService):
         callables.
     @ivar gate: the L{ConnectionGate} applying the L{Capacity} limits to
         both TCP listeners.
+    @ivar leadership: runs the jobs that must run once however many
+        processes share the store (the offline sweep, the certificate
+        expiry watch) while this process leads
+        (L{suto_server.cluster.leadership}).
     """
 
     log = Logger()
@@ -155,6 +164,8 @@ class SutoServer(MultiService):
                 sink.setServiceParent(self)
         self._started = None
         self._privileged = False
+        self.leadership = leadership_for(reactor, store)
+        self.leadership.setServiceParent(self)
         self.hash_pool = HashPool(
             reactor,
             size=capacity.hash_threads,
@@ -166,6 +177,9 @@ class SutoServer(MultiService):
         portal = Portal(
             SutoRealm(), [SaltedChallengeChecker(source, self.hash_pool)]
         )
+        # Shares the pending requests with the other processes on the
+        # store, when it can have any.
+        self.relay = relay = relay_for(reactor, store)
         self.rendezvous = Rendezvous(
             reactor,
             timing.auth_timeout,
@@ -174,7 +188,11 @@ class SutoServer(MultiService):
                 self.gate.authenticated,
                 self._audit_authentication,
             ],
+            peers=relay,
         )
+        if relay is not None:
+            relay.serve(self.rendezvous)
+            relay.setServiceParent(self)
         self.gate.expect(ExpectedSources.of(self.rendezvous, store))
         self.hello = HelloService(reactor, network.hostname, network.hello_interface)
         self.hello.setServiceParent(self)
@@ -202,6 +220,7 @@ class SutoServer(MultiService):
                 timing=timing,
                 alerting=alerting,
                 paced=self.gate.paced,
+                jobs=self.leadership.jobs,
             )
         self.enrollment = None if keys is None else keys.enrollment
         self.rotation = None if keys is None else keys.rotation
@@ -218,7 +237,7 @@ class SutoServer(MultiService):
                 alerting.cert_warn_days,
                 audit=self.audit,
             )
-            self.expiry_watch.setServiceParent(self)
+            self.expiry_watch.setServiceParent(self.leadership.jobs)
         for name, endpoint, factory in device_listeners(
             listeners.devices,
             listeners.legacy,

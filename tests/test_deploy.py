@@ -62,10 +62,13 @@ def _read(name):
 
 
 class VerifyTests(SynchronousTestCase):
-    def verify(self, name):
+    def verify(self, name, source=None):
         """
         Run C{systemd-analyze verify} on a copy of the unit whose twistd is
         this test run's own, as C{/opt/suto/venv} does not exist here.
+
+        @param source: the unit file copied as C{name} (a template's, for
+            an instance name); C{name} unless given.
         """
         analyze = shutil.which("systemd-analyze")
         if analyze is None:
@@ -77,7 +80,7 @@ class VerifyTests(SynchronousTestCase):
         os.makedirs(folder)
         copy = os.path.join(folder, name)
         with open(copy, "w", encoding="utf-8") as handle:
-            handle.write(_read(name).replace(INSTALLED_TWISTD, twistd))
+            handle.write(_read(source or name).replace(INSTALLED_TWISTD, twistd))
         result = subprocess.run(
             [analyze, "verify", copy],
             capture_output=True,
@@ -242,3 +245,47 @@ class ExampleTests(SynchronousTestCase):
         locations = Locations.from_file(os.path.join(DEPLOY, "locations.txt"))
         self.assertEqual(locations.name_of("10.2.3.17"), "bldg2-f3-jack17")
         self.assertEqual(locations.name_of("2001:db8:9::1"), "lab-east")
+
+
+class TemplateUnitTests(SynchronousTestCase):
+    """
+    C{suto@.service}, one of several server processes on a host: what
+    C{suto.service} is, but for its own data and runtime folders.
+    """
+
+    def test_verifies(self):
+        """
+        An instance of it verifies without an error or a warning.
+        """
+        VerifyTests.verify(self, "suto@1.service", source="suto@.service")
+
+    def test_same_as_single(self):
+        """
+        Its sandbox and restart settings are C{suto.service}'s; only the
+        folders, which are the instance's own, differ.
+        """
+        single = dict(_unit("suto.service")["Service"])
+        template = dict(_unit("suto@.service")["Service"])
+        own = {"ExecStart", "StateDirectory", "RuntimeDirectory", "WorkingDirectory"}
+        self.assertEqual(
+            {k: v for k, v in template.items() if k not in own},
+            {k: v for k, v in single.items() if k not in own},
+        )
+        self.assertEqual(template["StateDirectory"], "suto/%i")
+        self.assertEqual(template["WorkingDirectory"], "/var/lib/suto/%i")
+
+    def test_instance_data(self):
+        """
+        Each instance starts twistd with the shared configuration file
+        and a data folder of its own, which wins over the file's.
+        """
+        argv = shlex.split(_unit("suto@.service")["Service"]["ExecStart"])
+        self.assertEqual(
+            argv[-5:],
+            ["suto", "--config", "/etc/suto/suto.toml", "--data", "/var/lib/suto/%i"],
+        )
+        argv[-3] = os.path.join(DEPLOY, "suto.toml")
+        argv[-1] = "/var/lib/suto/7"
+        options = ServerOptions()
+        options.parseOptions(argv[1:])
+        self.assertEqual(options.subOptions["data"], "/var/lib/suto/7")

@@ -25,6 +25,7 @@ ALLOWED = {
     "net": {"core"},
     "store": {"core", "cred"},
     "audit": {"core", "store"},
+    "cluster": {"core", "store", "rules"},
     "rules": {"core", "store", "audit", "cred", "net", "locations"},
     "machines": {"core", "rules"},
     "phases": {"core", "cred", "machines", "rules"},
@@ -47,7 +48,7 @@ ALLOWED = {
         "settings", "keyrules", "metrics", "admin", "locations", "masterkey",
         "datafolder", "api",
         "settings", "keyrules", "metrics", "admin", "console", "locations",
-        "masterkey", "datafolder",
+        "masterkey", "datafolder", "cluster",
     },
     "startup": {
         "audit", "datafolder", "datalock", "masterkey", "net", "preflight",

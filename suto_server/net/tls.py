@@ -54,6 +54,7 @@ from suto_server.core.pem import MAX_PEM_BYTES, load_certificates, load_private_
 from suto_server.net import certificate
 from suto_server.net.direct import direct_writes
 from suto_server.net.refusals import UNWATCHED, IListenerWitness, RefusingTLSFactory
+from suto_server.net.reuseport import ReusePortEndpoint
 
 #: Cipher suites for TLS 1.2: ephemeral elliptic-curve key exchange with
 #: an AEAD cipher only.  Twisted's default list also admits static-RSA key
@@ -328,7 +329,8 @@ class SutoTLSParser:
     """
     Endpoint strings C{suto-tls:PORT:privateKey=...:certKey=...}: the
     arguments of Twisted's C{ssl} endpoint plus C{caCerts} and
-    C{requireClientCert} for client certificates.  C{sslmethod} and
+    C{requireClientCert} for client certificates, and C{reusePort} for
+    several processes on one port.  C{sslmethod} and
     C{dhParameters} are refused: the protocol versions are fixed, and the
     cipher suites use elliptic-curve key exchange only.
     """
@@ -347,6 +349,7 @@ class SutoTLSParser:
         requireClientCert="no",
         interface="",
         backlog=50,
+        reusePort="no",
         **unknown,
     ) -> TLSServerEndpoint:
         """
@@ -363,6 +366,8 @@ class SutoTLSParser:
             certificate signed by one of C{caCerts}.
         @param interface: the address to bind; an IPv6 literal (written
             with escaped colons, C{interface=\\:\\:1}) listens on IPv6.
+        @param reusePort: C{yes} to share the port with other processes
+            (L{suto_server.net.reuseport}).
         @raise TLSConfigurationError: an argument or file is unusable.
         """
         if unexpected:
@@ -382,6 +387,9 @@ class SutoTLSParser:
             raise TLSConfigurationError("suto-tls needs privateKey=")
         if requireClientCert.lower() not in _YES_NO:
             raise TLSConfigurationError("requireClientCert must be yes or no")
+        if reusePort.lower() not in _YES_NO:
+            raise TLSConfigurationError("reusePort must be yes or no")
+        reuse_port = _YES_NO[reusePort.lower()]
         if len(interface) > _MAX_INTERFACE:
             raise TLSConfigurationError("interface is too long")
         tls = ReloadableServerTLS(
@@ -391,7 +399,9 @@ class SutoTLSParser:
             client_cas=caCerts,
             require_client_certificate=_YES_NO[requireClientCert.lower()],
         )
-        if isIPv6Address(interface):
+        if reuse_port:
+            tcp = ReusePortEndpoint(reactor, port_number, backlog_size, interface)
+        elif isIPv6Address(interface):
             tcp = TCP6ServerEndpoint(reactor, port_number, backlog_size, interface)
         else:
             tcp = TCP4ServerEndpoint(reactor, port_number, backlog_size, interface)

@@ -81,6 +81,9 @@ class Authenticator:
         @raise suto_server.rules.rendezvous.RequestConflict: another request is
             waiting for the same addresses.
         @raise OSError: a hello could not be sent; nothing stays pending.
+            With other processes on the store the hello waits until they
+            heard of the request, and one that cannot be sent then ends
+            it as L{Verdict.ERROR} instead.
         """
         if not self.has_account(user):
             raise UnknownAccount(f"no usable password hash for {user}")
@@ -94,16 +97,36 @@ class Authenticator:
                 f"target (suto-admin auth --wide)"
             )
         request = self._rendezvous.open(user, accept_from, timeout)
+        if request.announced is None:
+            self._send_hellos(request, targets)
+        else:
+            # Other processes share the store: the hello goes once they
+            # heard of the request, and one that fails then ends it.
+            request.announced.addCallback(self._send_announced, request, targets)
+        return request.done
+
+    def _send_hellos(self, request, targets) -> None:
         try:
             for target in targets:
-                self._hello.send_hello(user, target)
+                self._hello.send_hello(request.user, target)
         except BaseException:
             # Free the addresses at once; the caller sees why.
             self._rendezvous.finish(
                 request, Verdict.ERROR, "the hello could not be sent"
             )
             raise
-        return request.done
+
+    def _send_announced(self, _, request, targets) -> None:
+        if request.done.called:
+            return
+        try:
+            self._send_hellos(request, targets)
+        except OSError as error:
+            self.log.warn(
+                "the hello for {user} could not be sent: {error}",
+                user=request.user,
+                error=str(error),
+            )
 
     def has_account(self, user: str) -> bool:
         """

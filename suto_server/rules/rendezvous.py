@@ -15,12 +15,24 @@ not connect within the timeout ends as L{Verdict.TIMEOUT}, unless a
 connection from one of its sources was seen and ended before it could
 answer (L{Rendezvous.noticed}): then the request ends with what ended that
 connection, so the operator learns why no answer came.
+
+Several processes sharing a store share their requests through
+C{peers} (L{suto_server.cluster.relay}): each announces the requests it
+opens, so a device whose connection reaches another process is served
+there.  A claim is taken in the store, so one connection claims a
+request whichever process it reaches; the process that claimed it runs
+the challenge, records the outcome (the observers run where the device
+answered) and announces it, and the process that opened it fires its
+request's L{Deferred} with that outcome.  A request claimed elsewhere
+whose outcome never comes (that process died) ends as L{Verdict.ERROR}
+after L{REMOTE_ANSWER_WAIT} seconds.
 """
 
 from __future__ import annotations
 
 import enum
 import ipaddress
+import secrets
 from dataclasses import dataclass, field
 
 from twisted.internet.defer import Deferred
@@ -28,6 +40,15 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from suto_server.rules.limits import peer_ip
+
+#: Seconds the hello for a request may wait for the other processes to
+#: hear of it (see L{AuthRequest.announced}).
+ANNOUNCE_WAIT = 1.0
+
+#: Seconds the process that opened a request waits for the outcome once
+#: another process's connection claimed it: the challenge's own exchange
+#: timeouts end it well before.
+REMOTE_ANSWER_WAIT = 60.0
 
 
 class Verdict(enum.Enum):
@@ -86,7 +107,19 @@ class AuthRequest:
     claimed_by: str | None = None
     #: The verdict and reason to end with if no device answers in time.
     noticed: tuple[Verdict, str] | None = None
+    #: Names the request among every process sharing the store.
+    key: int = field(default_factory=lambda: secrets.randbits(63))
+    #: Whether another process opened it; this one only mirrors it.
+    remote: bool = False
+    #: Whether this process took its claim in the store.
+    taken: bool = False
+    #: With other processes: fires once they all heard of the request
+    #: (L{Rendezvous.heard_by_all}), or after L{ANNOUNCE_WAIT} seconds; the
+    #: hello waits for it, so that the device's connection does not reach
+    #: a process that has not heard yet.  L{None} without other processes.
+    announced: Deferred | None = None
     _timer: IDelayedCall | None = None
+    _hello_timer: IDelayedCall | None = None
 
     def accepts(self, address: str) -> bool:
         """
@@ -117,18 +150,26 @@ class Rendezvous:
     @param observers: callables given each finished request and its
         L{Outcome} (the metrics and the per-source penalties); one that
         raises is logged and the request still fires.
+    @param peers: the other processes sharing the store, or L{None}:
+        C{opened(request, timeout)}, C{claimed(request)} and
+        C{finished(request, outcome)} announce, C{take(request)} claims
+        in the store (C{True} if no other connection did),
+        C{release(request)} lets that claim go; none raises.
     """
 
     log = Logger()
 
     def __init__(
-        self, clock: IReactorTime, timeout: float = 5.0, observers=()
+        self, clock: IReactorTime, timeout: float = 5.0, observers=(), peers=None
     ) -> None:
         self._clock = clock
         self.timeout = timeout
         self._observers = list(observers)
-        # Insertion-ordered set of pending requests.
-        self._pending: dict[AuthRequest, None] = {}
+        self._peers = peers
+        # This process's pending requests (in the order opened) and other
+        # processes', by key.
+        self._own: dict[int, AuthRequest] = {}
+        self._remote: dict[int, AuthRequest] = {}
         # Requests by the single addresses they accept (the common case:
         # one device), so opening and claiming cost the same with ten
         # thousand requests in flight as with one; wider networks
@@ -138,7 +179,7 @@ class Rendezvous:
 
     @property
     def pending(self) -> tuple[AuthRequest, ...]:
-        return tuple(self._pending)
+        return tuple(self._own.values())
 
     def open(
         self, user: str, accept_from, timeout: float | None = None
@@ -164,18 +205,44 @@ class Rendezvous:
                     f"a request for {other.user} is already waiting for "
                     f"an answer from an overlapping address"
                 )
-        request._timer = self._clock.callLater(
-            self.timeout if timeout is None else timeout,
-            self._expire,
-            request,
-        )
-        self._pending[request] = None
-        for network in networks:
+        seconds = self.timeout if timeout is None else timeout
+        request._timer = self._clock.callLater(seconds, self._expire, request)
+        self._own[request.key] = request
+        self._index(request)
+        if self._peers is not None:
+            request.announced = Deferred()
+            request._hello_timer = self._clock.callLater(
+                ANNOUNCE_WAIT, self.heard_by_all, request.key
+            )
+            self._peers.opened(request, seconds)
+        return request
+
+    def heard_by_all(self, key: int) -> None:
+        """
+        Every other process heard of this process's request C{key} (or it
+        could not be told, or is taking too long): its hello may go.
+        """
+        request = self._own.get(key)
+        if request is None or request.announced.called:
+            return
+        if request._hello_timer.active():
+            request._hello_timer.cancel()
+        request.announced.callback(None)
+
+    def _index(self, request: AuthRequest) -> None:
+        for network in request.accept_from:
             if network.num_addresses == 1:
                 self._hosts[network.network_address] = request
             else:
                 self._subnets.append((network, request))
-        return request
+
+    def _unindex(self, request: AuthRequest) -> None:
+        for network in request.accept_from:
+            if network.num_addresses == 1:
+                self._hosts.pop(network.network_address, None)
+        self._subnets = [
+            entry for entry in self._subnets if entry[1] is not request
+        ]
 
     def _overlapping(self, network) -> AuthRequest | None:
         if network.num_addresses == 1:
@@ -201,8 +268,15 @@ class Rendezvous:
         request = self._unclaimed(address)
         if request is None:
             return None
+        if self._peers is not None:
+            if not self._peers.take(request):
+                # A connection to another process claimed it first.
+                return None
+            request.taken = True
         request.claimed_by = address
         self._cancel_timer(request)
+        if self._peers is not None:
+            self._peers.claimed(request)
         return request
 
     def expects(self, address: str) -> bool:
@@ -254,23 +328,112 @@ class Rendezvous:
         End C{request}.  Finishing twice is harmless: the first verdict
         stands (a connection lost after its verdict must not overwrite it).
         """
-        if request not in self._pending:
+        if not self._forget(request):
             return
-        del self._pending[request]
-        for network in request.accept_from:
-            if network.num_addresses == 1:
-                self._hosts.pop(network.network_address, None)
-        self._subnets = [
-            entry for entry in self._subnets if entry[1] is not request
-        ]
-        self._cancel_timer(request)
         outcome = Outcome(request.user, verdict, request.claimed_by, reason)
         for observer in self._observers:
             try:
                 observer(request, outcome)
             except Exception:
                 self.log.failure("a rendezvous observer failed")
+        if self._peers is not None:
+            self._peers.finished(request, outcome)
+            if request.taken:
+                self._peers.release(request)
         request.done.callback(outcome)
+
+    def _forget(self, request: AuthRequest) -> bool:
+        """
+        Take C{request} out of every table.
+
+        @return: whether it was still there.
+        """
+        table = self._remote if request.remote else self._own
+        if table.get(request.key) is not request:
+            return False
+        del table[request.key]
+        self._unindex(request)
+        self._cancel_timer(request)
+        if request._hello_timer is not None and request._hello_timer.active():
+            request._hello_timer.cancel()
+        return True
+
+    def remote_opened(self, key: int, user: str, accept_from, timeout: float) -> None:
+        """
+        Another process opened a request: mirror it, so that a connection
+        from its sources reaching this process claims it, until that
+        process announces its end (or, should that never come, for
+        C{timeout} and L{REMOTE_ANSWER_WAIT} seconds more).
+        """
+        networks = tuple(_unmapped(item) for item in accept_from)
+        if key in self._remote:
+            return
+        if any(map(self._overlapping, networks)):
+            self.log.warn(
+                "another process's request for {user} overlaps one here:"
+                " it is served there only",
+                user=user,
+            )
+            return
+        request = AuthRequest(user=user, accept_from=networks, key=key, remote=True)
+        request._timer = self._clock.callLater(
+            timeout + REMOTE_ANSWER_WAIT, self._forget, request
+        )
+        self._remote[key] = request
+        self._index(request)
+
+    def remote_claimed(self, key: int, source: str) -> None:
+        """
+        A connection from C{source} to another process claimed the request
+        C{key}: no connection here may claim it, and if it is this
+        process's own, it waits for the outcome instead of the device.
+        """
+        request = self._remote.get(key) or self._own.get(key)
+        if request is None or request.claimed_by is not None:
+            return
+        request.claimed_by = source
+        if not request.remote:
+            self._cancel_timer(request)
+            request._timer = self._clock.callLater(
+                REMOTE_ANSWER_WAIT, self._unanswered, request
+            )
+
+    def remote_finished(
+        self, key: int, verdict: Verdict, reason: str, source: str | None
+    ) -> None:
+        """
+        Another process ended the request C{key}: a mirror is dropped, and
+        a request of this process's own that a connection to another
+        process claimed fires with that outcome (its observers ran where
+        the device answered).  Only the claimer gives a verdict: an end
+        announced for an own request claimed here, or by no one, changes
+        nothing.
+        """
+        request = self._remote.get(key) or self._own.get(key)
+        if request is None:
+            return
+        if not request.remote and (request.taken or request.claimed_by is None):
+            return
+        if not self._forget(request):
+            return
+        if not request.remote:
+            request.done.callback(Outcome(request.user, verdict, source, reason))
+
+    def drop_mirrors(self) -> None:
+        """
+        Forget every other process's request: this one stops hearing of
+        them.
+        """
+        for request in list(self._remote.values()):
+            self._forget(request)
+
+    def _unanswered(self, request: AuthRequest) -> None:
+        request._timer = None
+        self.finish(
+            request,
+            Verdict.ERROR,
+            "the server process the device connected to gave no verdict",
+        )
 
     def _expire(self, request: AuthRequest) -> None:
         request._timer = None

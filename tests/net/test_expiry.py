@@ -255,7 +255,7 @@ class ServerWiringTests(SynchronousTestCase):
         the server's audit log.
         """
         server = self.server(listen=[self.listen])
-        self.assertIn(server.expiry_watch, list(server))
+        self.assertIn(server.expiry_watch, list(server.leadership.jobs))
         with capturedLogs() as events:
             expiring = server.expiry_watch.check()
         self.assertEqual(

@@ -22,13 +22,16 @@ row's write is one round trip the reactor can afford, and the batches
 
 from zope.interface import implementer
 
-from suto_server.store.interfaces import IStore, IStoreTransfer
+from suto_server.store.errors import StoreError
+from suto_server.store.interfaces import IClusteredStore, IStore, IStoreTransfer
+from suto_server.store.postgres.advisory import AdvisoryLock
 from suto_server.store.postgres.audit import Audit
 from suto_server.store.postgres.connection import (
     SCHEMA_VERSION,
     Connection,
     as_store_error,
 )
+from suto_server.store.postgres.notices import Notices
 from suto_server.store.postgres.transfer import PostgresTransfer
 from suto_server.store.sql.accounts import Accounts
 from suto_server.store.sql.blacklist import Blacklist
@@ -39,9 +42,17 @@ from suto_server.store.sql.windows import Windows
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 
-@implementer(IStore, IStoreTransfer)
+@implementer(IStore, IStoreTransfer, IClusteredStore)
 class PostgresStore(
-    Accounts, Windows, Profiles, Presence, Audit, Blacklist, PostgresTransfer, Connection
+    Accounts,
+    Windows,
+    Profiles,
+    Presence,
+    Audit,
+    Blacklist,
+    PostgresTransfer,
+    Notices,
+    Connection,
 ):
     """
     Accounts, enrollment and rotation state, moves and the audit log kept
@@ -50,6 +61,17 @@ class PostgresStore(
     their own, and PostgreSQL serializes the writes of all of them, in
     this process or another.
     """
+
+    def leader_lock(self):
+        """
+        See L{IClusteredStore.leader_lock}.
+
+        @raise StoreError: this store was built from a bare connection,
+            with no URI to open the lock's own.
+        """
+        if self._uri is None:
+            raise StoreError("this store has no URI to connect to again")
+        return AdvisoryLock(self._uri)
 
     def commit_rotations(self, rotations):
         """

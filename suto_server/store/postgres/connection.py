@@ -91,14 +91,14 @@ def checked_location(uri):
     return uri
 
 
-def connect(uri, read_only=False):
+def connect(uri, read_only=False, **settings):
     """
     @param read_only: open a connection whose every transaction is read
         only.
+    @param settings: more libpq connection parameters (keepalives, say).
     @return: a connection to C{uri}, in autocommit mode.
     @raise StoreError: the server cannot be reached or refuses us.
     """
-    settings = {}
     if read_only:
         # Added to the URI's own options (a search path, say), not instead.
         given = conninfo_to_dict(uri).get("options", "")

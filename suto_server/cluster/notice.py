@@ -1,0 +1,108 @@
+# -*- test-case-name: tests.cluster.test_relay -*-
+"""
+The notices the server processes sharing a store send each other about
+pending classic authentications (L{suto_server.cluster.relay}), and the
+checking of one heard.
+
+A notice is a JSON object: C{node}, the random id of the process that
+sent it; C{op}, what happened (C{open}, C{heard}, C{claimed}, C{done},
+C{here}); C{key}, the request's 63-bit key (0 for C{here}); and what
+that op carries.  Only the processes sharing the store can send one,
+yet each is checked whole before anything is done with it, so that a
+process of another version, or a mistake, cannot make a relay act on
+half a notice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+from suto_server.core.wire.grammar import is_valid_user
+from suto_server.rules.rendezvous import Verdict
+
+#: The longest reason a C{done} notice carries.
+MAX_REASON = 500
+
+# The widest a notice's other fields may be.
+_MAX_NETWORKS = 64
+_MAX_TIMEOUT = 3600.0
+_KEYS = range(2**63)
+
+
+class BadNotice(ValueError):
+    """
+    A notice that is not one a SUTO process sends.
+    """
+
+
+def _verdict(value) -> Verdict:
+    try:
+        return Verdict(value)
+    except ValueError:
+        raise BadNotice("unknown verdict") from None
+
+
+def _address(value) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadNotice("a source must be an address")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise BadNotice("a source must be an address") from None
+    return value
+
+
+def parse_notice(text: str) -> dict:
+    """
+    @return: the notice C{text} holds, its fields checked.
+    @raise BadNotice: it is not one a SUTO process sends.
+    """
+    try:
+        notice = json.loads(text)
+    except ValueError:
+        raise BadNotice("not JSON") from None
+    if not isinstance(notice, dict):
+        raise BadNotice("not an object")
+    if not isinstance(notice.get("node"), str) or notice.get("key") not in _KEYS:
+        raise BadNotice("no sender or no key")
+    if isinstance(notice["key"], bool):
+        raise BadNotice("no sender or no key")
+    op = notice.get("op")
+    if op == "open":
+        networks = notice.get("networks")
+        timeout = notice.get("timeout")
+        if not is_valid_user(notice.get("user")):
+            raise BadNotice("not a user name")
+        if not (
+            isinstance(networks, list)
+            and 0 < len(networks) <= _MAX_NETWORKS
+            and all(isinstance(each, str) for each in networks)
+        ):
+            raise BadNotice("no networks")
+        try:
+            notice["networks"] = [ipaddress.ip_network(n, strict=False) for n in networks]
+        except ValueError:
+            raise BadNotice("not a network") from None
+        if not (
+            isinstance(timeout, (int, float))
+            and not isinstance(timeout, bool)
+            and 0 < timeout <= _MAX_TIMEOUT
+        ):
+            raise BadNotice("no timeout")
+    elif op in ("heard", "here"):
+        pass
+    elif op == "claimed":
+        if _address(notice.get("source")) is None:
+            raise BadNotice("no source")
+    elif op == "done":
+        notice["verdict"] = _verdict(notice.get("verdict"))
+        reason = notice.get("reason")
+        if not isinstance(reason, str) or len(reason) > MAX_REASON:
+            raise BadNotice("no reason")
+        _address(notice.get("source"))
+    else:
+        raise BadNotice("unknown op")
+    return notice
