@@ -22,6 +22,7 @@ and whom it tells about them, is L{suto_server.net.refusals}.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 
 from cryptography import x509
@@ -54,6 +55,7 @@ from suto_server.core.pem import MAX_PEM_BYTES, load_certificates, load_private_
 from suto_server.net import certificate
 from suto_server.net.direct import direct_writes
 from suto_server.net.refusals import UNWATCHED, IListenerWitness, RefusingTLSFactory
+from suto_server.net.revocation import check_revocation, load_crls
 
 #: Cipher suites for TLS 1.2: ephemeral elliptic-curve key exchange with
 #: an AEAD cipher only.  Twisted's default list also admits static-RSA key
@@ -118,6 +120,8 @@ class ReloadableServerTLS:
         extra_chain: str | None = None,
         client_cas: str | None = None,
         require_client_certificate: bool = False,
+        crl_file: str | None = None,
+        clock=None,
     ) -> None:
         """
         Load the files and build the first context.
@@ -133,6 +137,11 @@ class ReloadableServerTLS:
             a certificate must present one they signed.
         @param require_client_certificate: refuse clients that present no
             certificate.  Needs C{client_cas}.
+        @param crl_file: path of the PEM CRLs of C{client_cas}: a client
+            certificate they revoke is refused during the handshake
+            (L{suto_server.net.revocation}).  Needs C{client_cas}.
+        @param clock: the L{IReactorTime} the CRLs' nextUpdate is compared
+            with; the global reactor if not given.
         @raise TLSConfigurationError: the arguments contradict each other or
             a file is unusable.
         """
@@ -141,6 +150,15 @@ class ReloadableServerTLS:
                 "requiring a client certificate needs the certificates of "
                 "the authorities that sign them (caCerts)"
             )
+        if crl_file is not None and client_cas is None:
+            raise TLSConfigurationError(
+                "a certificate revocation list (crlFile) needs the "
+                "certificates of the authorities that issue it (caCerts)"
+            )
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self._clock = clock
+        self._crl_file = crl_file
         self._private_key = private_key
         self._certificate_path = certificate_path
         self._extra_chain = extra_chain
@@ -165,6 +183,7 @@ class ReloadableServerTLS:
                 self._extra_chain, "certificate chain", TLSConfigurationError
             )
         client_verification = {}
+        crls = None
         if self._client_cas is not None:
             authorities = load_certificates(
                 self._client_cas,
@@ -176,6 +195,7 @@ class ReloadableServerTLS:
                 caCerts=[X509.from_cryptography(each) for each in authorities],
                 requireCertificate=self._require_client_certificate,
             )
+            crls = self._crls(authorities)
         options = CertificateOptions(
             privateKey=key,
             certificate=X509.from_cryptography(own),
@@ -193,7 +213,21 @@ class ReloadableServerTLS:
                 f"belong to the certificate?): {error}"
             ) from error
         context.set_options(SSL.OP_NO_RENEGOTIATION)
+        if crls is not None:
+            check_revocation(context, crls)
         return context
+
+    def _crls(self, authorities: list) -> list | None:
+        """
+        @return: the CRLs of C{crlFile}, checked against C{authorities}, or
+            L{None} when the listener has no C{crlFile}.
+        """
+        if self._crl_file is None:
+            return None
+        now = datetime.datetime.fromtimestamp(
+            self._clock.seconds(), datetime.timezone.utc
+        )
+        return load_crls(self._crl_file, authorities, now, TLSConfigurationError)
 
     def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
         """
@@ -327,8 +361,8 @@ def _bounded_int(value, name: str, low: int, high: int) -> int:
 class SutoTLSParser:
     """
     Endpoint strings C{suto-tls:PORT:privateKey=...:certKey=...}: the
-    arguments of Twisted's C{ssl} endpoint plus C{caCerts} and
-    C{requireClientCert} for client certificates.  C{sslmethod} and
+    arguments of Twisted's C{ssl} endpoint plus C{caCerts},
+    C{requireClientCert} and C{crlFile} for client certificates.  C{sslmethod} and
     C{dhParameters} are refused: the protocol versions are fixed, and the
     cipher suites use elliptic-curve key exchange only.
     """
@@ -345,6 +379,7 @@ class SutoTLSParser:
         extraCertChain=None,
         caCerts=None,
         requireClientCert="no",
+        crlFile=None,
         interface="",
         backlog=50,
         **unknown,
@@ -361,6 +396,8 @@ class SutoTLSParser:
             are accepted.
         @param requireClientCert: C{yes} to refuse clients without a
             certificate signed by one of C{caCerts}.
+        @param crlFile: path of the PEM CRLs of C{caCerts}: the client
+            certificates they revoke are refused.
         @param interface: the address to bind; an IPv6 literal (written
             with escaped colons, C{interface=\\:\\:1}) listens on IPv6.
         @raise TLSConfigurationError: an argument or file is unusable.
@@ -390,6 +427,8 @@ class SutoTLSParser:
             extra_chain=extraCertChain,
             client_cas=caCerts,
             require_client_certificate=_YES_NO[requireClientCert.lower()],
+            crl_file=crlFile,
+            clock=reactor,
         )
         if isIPv6Address(interface):
             tcp = TCP6ServerEndpoint(reactor, port_number, backlog_size, interface)
