@@ -108,9 +108,15 @@ class ReloadableServerTLS:
     context it makes): a fleet of agents holds its connections idle for
     minutes between rotations, and the buffers would cost each one 25 to
     29 KB (bench/RESULTS.md).
+
+    @ivar witness: the L{IListenerWitness} of the listener these settings
+        serve (see L{watch}).  It lives here, not on the endpoint, because
+        the settings are what every wrapper of the endpoint exposes (as
+        C{tls}).
     """
 
     log = Logger()
+    witness: IListenerWitness = UNWATCHED
 
     def __init__(
         self,
@@ -297,7 +303,6 @@ class TLSServerEndpoint:
 
     @ivar tls: the settings every accepted connection is made with; call
         its C{reload} to take up a renewed certificate.
-    @ivar witness: the L{IListenerWitness} of the listener (see L{watch}).
     @ivar interface: the address the listener binds, C{""} for every one.
     """
 
@@ -307,7 +312,6 @@ class TLSServerEndpoint:
         self._tcp = tcp
         self.tls = tls
         self.interface = interface
-        self.witness = UNWATCHED
 
     def listen(self, protocolFactory):
         """
@@ -316,7 +320,7 @@ class TLSServerEndpoint:
         it is written (L{direct_writes}).
         """
         listening = self._tcp.listen(
-            RefusingTLSFactory(self.tls, False, protocolFactory, self.witness)
+            RefusingTLSFactory(self.tls, False, protocolFactory, self.tls.witness)
         )
         return listening.addCallback(direct_writes)
 
@@ -324,11 +328,14 @@ class TLSServerEndpoint:
 def watch(endpoints, witness: IListenerWitness) -> None:
     """
     Make C{witness} the witness of those of C{endpoints} that are TLS
-    listeners, before they listen.
+    listeners, before they listen: those whose C{tls} is a
+    L{ReloadableServerTLS}, whether a L{TLSServerEndpoint} or a wrapper of
+    one (L{suto_server.net.listening.OptionEndpoint}).
     """
     for endpoint in endpoints:
-        if isinstance(endpoint, TLSServerEndpoint):
-            endpoint.witness = witness
+        tls = getattr(endpoint, "tls", None)
+        if isinstance(tls, ReloadableServerTLS):
+            tls.witness = witness
 
 
 def bound_address(interface: str):

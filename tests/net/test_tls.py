@@ -51,6 +51,7 @@ from zope.interface.verify import verifyObject
 
 from suto_server.net import certificate
 from suto_server.net.direct import DirectWriteServer
+from suto_server.net.listening import OptionEndpoint
 from suto_server.net.refusals import IListenerWitness
 from suto_server.net.tls import (
     MAX_PEM_BYTES,
@@ -962,6 +963,18 @@ class WitnessTests(SynchronousTestCase):
         protocol.makeConnection(StringTransport())
         protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.witness.told, [])
+
+    def test_wrapped_endpoint_watched(self) -> None:
+        """
+        An endpoint the daemon's options wrap (L{OptionEndpoint}, which
+        exposes the wrapped one's C{tls}) is watched all the same.
+        """
+        tcp = _CapturingTCP()
+        wrapped = OptionEndpoint("--api-listen", "ssl:8443", TLSServerEndpoint(tcp, self.tls))
+        watch([wrapped], self.witness)
+        wrapped.listen(_Refusing())
+        self.assertIsNone(tcp.factory.buildProtocol(self.peer))
+        self.assertEqual(self.witness.told, [("refused", "192.0.2.7")])
 
     def test_unwatched(self) -> None:
         """
