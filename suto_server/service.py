@@ -43,6 +43,7 @@ from suto_server.metrics import ServerMetrics, metrics_site
 from suto_server.net.discovery import HelloService
 from suto_server.net.expiry import CertificateExpiryWatch
 from suto_server.net.listening import CannotListen, ListeningService
+from suto_server.net.refusals import HandshakeLog
 from suto_server.net.served import ServedCertificates
 from suto_server.net.tls import watch
 from suto_server.phases.classic import ClassicRules, salt_lookup
@@ -200,6 +201,11 @@ class SutoServer(MultiService):
             self.rendezvous, self.hello, source, paced=self.gate.paced
         )
         watch(listeners.devices, self.authenticator)
+        # The listeners that take client certificates but that no
+        # authentication waits on log their refused handshakes themselves.
+        others = {"verification API": listeners.api, "console": listeners.console}
+        for name, endpoint in others.items():
+            watch([endpoint], HandshakeLog(name, self.gate.paced))
         self.listeners: list[ListeningService] = []
         self.live = LiveSessions()
         self._locations = network.locations
@@ -227,7 +233,7 @@ class SutoServer(MultiService):
         self.reconnection = None if keys is None else keys.reconnection
         self.tracking = None if keys is None else keys.tracking
         self.certificates = ServedCertificates.of(
-            reactor, listeners.devices, self.audit
+            reactor, listeners.devices, self.audit, others
         )
         self.expiry_watch = None
         if self.certificates.served:

@@ -114,11 +114,16 @@ def reload(args, io) -> int:
     answer = request(args, "POST", "/v1/reload", {})
     failed = False
     for result in answer["certificates"]:
+        # The device listeners come unnamed, the others by name.
+        where = f"{result['listener']}: " if "listener" in result else ""
         if "error" in result:
             failed = True
-            io.complain(f"kept the old certificate: {result['error']}")
+            io.complain(f"{where}kept the old certificate: {result['error']}")
         else:
-            io.say(f"serving {result['subject']} sha256 {result['fingerprint']}")
+            io.say(
+                f"{where}serving {result['subject']} sha256 "
+                f"{result['fingerprint']}"
+            )
             if "warning" in result:
                 io.complain(f"warning: {result['warning']}")
     return 1 if failed else 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from OpenSSL import SSL
 from twisted.internet.protocol import Protocol
+from twisted.logger import Logger, LogLevel
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import Interface, implementer
 
@@ -77,6 +78,45 @@ class _Unwatched:
 
 
 UNWATCHED = _Unwatched()
+
+
+@implementer(IListenerWitness)
+class HandshakeLog:
+    """
+    The witness of a listener that no authentication waits on (the
+    verification API, the console): it logs each failed handshake, which
+    on a listener that takes client certificates is most often a refused
+    one (revoked, expired, from another CA), paced by source so that no
+    peer can make the server write more.
+
+    @param listener: the listener's name, for the log line.
+    @param paced: the server's paced logging
+        (L{suto_server.rules.gate.ConnectionGate.paced}).
+    """
+
+    log = Logger()
+
+    def __init__(self, listener: str, paced) -> None:
+        self._listener = listener
+        self._paced = paced
+
+    def refused(self, host) -> None:
+        """
+        Nothing: the factory that refused the connection logs it.
+        """
+
+    def handshake_failed(self, host, reason) -> None:
+        self._paced(
+            self.log,
+            LogLevel.warn,
+            host,
+            "tls_handshake_failed",
+            "{listener}: the TLS handshake of a connection from {source} "
+            "failed ({cause}): a client certificate revoked, expired or from "
+            "another CA is refused so",
+            listener=self._listener,
+            cause=reason,
+        )
 
 
 class PenaltyNotices:

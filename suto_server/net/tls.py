@@ -22,6 +22,7 @@ and whom it tells about them, is L{suto_server.net.refusals}.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 
 from cryptography import x509
@@ -55,6 +56,7 @@ from suto_server.net import certificate
 from suto_server.net.direct import direct_writes
 from suto_server.net.refusals import UNWATCHED, IListenerWitness, RefusingTLSFactory
 from suto_server.net.reuseport import ReusePortEndpoint
+from suto_server.net.revocation import check_revocation, load_crls
 
 #: Cipher suites for TLS 1.2: ephemeral elliptic-curve key exchange with
 #: an AEAD cipher only.  Twisted's default list also admits static-RSA key
@@ -107,9 +109,15 @@ class ReloadableServerTLS:
     context it makes): a fleet of agents holds its connections idle for
     minutes between rotations, and the buffers would cost each one 25 to
     29 KB (bench/RESULTS.md).
+
+    @ivar witness: the L{IListenerWitness} of the listener these settings
+        serve (see L{watch}).  It lives here, not on the endpoint, because
+        the settings are what every wrapper of the endpoint exposes (as
+        C{tls}).
     """
 
     log = Logger()
+    witness: IListenerWitness = UNWATCHED
 
     def __init__(
         self,
@@ -119,6 +127,8 @@ class ReloadableServerTLS:
         extra_chain: str | None = None,
         client_cas: str | None = None,
         require_client_certificate: bool = False,
+        crl_file: str | None = None,
+        clock=None,
     ) -> None:
         """
         Load the files and build the first context.
@@ -134,6 +144,11 @@ class ReloadableServerTLS:
             a certificate must present one they signed.
         @param require_client_certificate: refuse clients that present no
             certificate.  Needs C{client_cas}.
+        @param crl_file: path of the PEM CRLs of C{client_cas}: a client
+            certificate they revoke is refused during the handshake
+            (L{suto_server.net.revocation}).  Needs C{client_cas}.
+        @param clock: the L{IReactorTime} the CRLs' nextUpdate is compared
+            with; the global reactor if not given.
         @raise TLSConfigurationError: the arguments contradict each other or
             a file is unusable.
         """
@@ -142,6 +157,15 @@ class ReloadableServerTLS:
                 "requiring a client certificate needs the certificates of "
                 "the authorities that sign them (caCerts)"
             )
+        if crl_file is not None and client_cas is None:
+            raise TLSConfigurationError(
+                "a certificate revocation list (crlFile) needs the "
+                "certificates of the authorities that issue it (caCerts)"
+            )
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self._clock = clock
+        self._crl_file = crl_file
         self._private_key = private_key
         self._certificate_path = certificate_path
         self._extra_chain = extra_chain
@@ -166,6 +190,7 @@ class ReloadableServerTLS:
                 self._extra_chain, "certificate chain", TLSConfigurationError
             )
         client_verification = {}
+        crls = None
         if self._client_cas is not None:
             authorities = load_certificates(
                 self._client_cas,
@@ -177,6 +202,7 @@ class ReloadableServerTLS:
                 caCerts=[X509.from_cryptography(each) for each in authorities],
                 requireCertificate=self._require_client_certificate,
             )
+            crls = self._crls(authorities)
         options = CertificateOptions(
             privateKey=key,
             certificate=X509.from_cryptography(own),
@@ -194,7 +220,21 @@ class ReloadableServerTLS:
                 f"belong to the certificate?): {error}"
             ) from error
         context.set_options(SSL.OP_NO_RENEGOTIATION)
+        if crls is not None:
+            check_revocation(context, crls)
         return context
+
+    def _crls(self, authorities: list) -> list | None:
+        """
+        @return: the CRLs of C{crlFile}, checked against C{authorities}, or
+            L{None} when the listener has no C{crlFile}.
+        """
+        if self._crl_file is None:
+            return None
+        now = datetime.datetime.fromtimestamp(
+            self._clock.seconds(), datetime.timezone.utc
+        )
+        return load_crls(self._crl_file, authorities, now, TLSConfigurationError)
 
     def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
         """
@@ -264,7 +304,6 @@ class TLSServerEndpoint:
 
     @ivar tls: the settings every accepted connection is made with; call
         its C{reload} to take up a renewed certificate.
-    @ivar witness: the L{IListenerWitness} of the listener (see L{watch}).
     @ivar interface: the address the listener binds, C{""} for every one.
     """
 
@@ -274,7 +313,6 @@ class TLSServerEndpoint:
         self._tcp = tcp
         self.tls = tls
         self.interface = interface
-        self.witness = UNWATCHED
 
     def listen(self, protocolFactory):
         """
@@ -283,7 +321,7 @@ class TLSServerEndpoint:
         it is written (L{direct_writes}).
         """
         listening = self._tcp.listen(
-            RefusingTLSFactory(self.tls, False, protocolFactory, self.witness)
+            RefusingTLSFactory(self.tls, False, protocolFactory, self.tls.witness)
         )
         return listening.addCallback(direct_writes)
 
@@ -291,11 +329,14 @@ class TLSServerEndpoint:
 def watch(endpoints, witness: IListenerWitness) -> None:
     """
     Make C{witness} the witness of those of C{endpoints} that are TLS
-    listeners, before they listen.
+    listeners, before they listen: those whose C{tls} is a
+    L{ReloadableServerTLS}, whether a L{TLSServerEndpoint} or a wrapper of
+    one (L{suto_server.net.listening.OptionEndpoint}).
     """
     for endpoint in endpoints:
-        if isinstance(endpoint, TLSServerEndpoint):
-            endpoint.witness = witness
+        tls = getattr(endpoint, "tls", None)
+        if isinstance(tls, ReloadableServerTLS):
+            tls.witness = witness
 
 
 def bound_address(interface: str):
@@ -328,9 +369,9 @@ def _bounded_int(value, name: str, low: int, high: int) -> int:
 class SutoTLSParser:
     """
     Endpoint strings C{suto-tls:PORT:privateKey=...:certKey=...}: the
-    arguments of Twisted's C{ssl} endpoint plus C{caCerts} and
-    C{requireClientCert} for client certificates, and C{reusePort} for
-    several processes on one port.  C{sslmethod} and
+    arguments of Twisted's C{ssl} endpoint plus C{caCerts},
+    C{requireClientCert} and C{crlFile} for client certificates, and
+    C{reusePort} for several processes on one port.  C{sslmethod} and
     C{dhParameters} are refused: the protocol versions are fixed, and the
     cipher suites use elliptic-curve key exchange only.
     """
@@ -347,6 +388,7 @@ class SutoTLSParser:
         extraCertChain=None,
         caCerts=None,
         requireClientCert="no",
+        crlFile=None,
         interface="",
         backlog=50,
         reusePort="no",
@@ -364,6 +406,8 @@ class SutoTLSParser:
             are accepted.
         @param requireClientCert: C{yes} to refuse clients without a
             certificate signed by one of C{caCerts}.
+        @param crlFile: path of the PEM CRLs of C{caCerts}: the client
+            certificates they revoke are refused.
         @param interface: the address to bind; an IPv6 literal (written
             with escaped colons, C{interface=\\:\\:1}) listens on IPv6.
         @param reusePort: C{yes} to share the port with other processes
@@ -398,6 +442,8 @@ class SutoTLSParser:
             extra_chain=extraCertChain,
             client_cas=caCerts,
             require_client_certificate=_YES_NO[requireClientCert.lower()],
+            crl_file=crlFile,
+            clock=reactor,
         )
         if reuse_port:
             tcp = ReusePortEndpoint(reactor, port_number, backlog_size, interface)

@@ -142,3 +142,29 @@ class ReloadCommandTests(SynchronousTestCase):
                 "suto-admin: warning: names no IP\n",
             ),
         )
+
+    def test_other_listeners_named(self):
+        """
+        The reload of another listener (the verification API, the
+        console) is named; one that kept its old files fails the command.
+        """
+        self.answer = {
+            "certificates": [
+                {"subject": "CN=a", "fingerprint": "AB"},
+                {"listener": "verification API", "subject": "CN=a", "fingerprint": "AB"},
+                {"listener": "console", "error": "CRL 1 of 'crl.pem' does not parse"},
+            ]
+        }
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = cli.main(
+            ["--data", self.data, "reload"], stdout=stdout, stderr=stderr
+        )
+        self.assertEqual(
+            (code, stdout.getvalue(), stderr.getvalue()),
+            (
+                1,
+                "serving CN=a sha256 AB\nverification API: serving CN=a sha256 AB\n",
+                "suto-admin: console: kept the old certificate: CRL 1 of "
+                "'crl.pem' does not parse\n",
+            ),
+        )

@@ -12,10 +12,10 @@ test (the machine's own are never touched), holding the stack the README
 gives: members of C{suto-users} are decided by C{suto-pam}, everyone else
 (root, the break-glass account) skips it.
 
-The server's listener checks the CA of a host's certificate and nothing
-else (it has no revocation list): a host whose certificate was revoked is
-one whose certificate no longer comes from the CA the server names, which
-is what the test of a host from another CA shows.
+The server's API listener checks a host's certificate against the hosts'
+CA and its revocation list (C{crlFile}): a host the operator revokes, and
+reloads the server for, is refused during the handshake, as is a host whose
+certificate another CA issued.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 
+from cryptography import x509
 from twisted.trial.unittest import TestCase
 
 from suto_server.net import certificate
@@ -35,7 +36,7 @@ from suto_server.store.records import BlacklistEntry
 from suto_server.store.sqlite import SQLiteStore
 from tests.support.folders import socket_folder
 from tests.support.netns import Network, Process, SystemLog, require, with_files
-from tests.support.pki import Authority, Files
+from tests.support.pki import Authority, Files, crl_pem
 
 PASSWORD = "alice's secret"
 SERVER_TO_DEVICE, DEVICE = "10.231.1.1", "10.231.1.2"
@@ -79,6 +80,7 @@ class PamEndToEndTests(TestCase):
         self.network.link("server", SERVER_TO_HOST, "host", HOST)
         self.hosts = Authority("SUTO hosts CA")
         self.hosts_bundle = self.files.write("hosts-ca.pem", self.hosts.certificate)
+        self.revoked = self.files.write_bytes("hosts-crl.pem", crl_pem(self.hosts.revocations()))
         self.data = os.path.join(self.folder, "data")
         await self.start_server()
         await self.admin("user", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
@@ -96,7 +98,8 @@ class PamEndToEndTests(TestCase):
                 "server", *_TWISTD, "--nodaemon", "--pidfile=", "suto",
                 "--data", self.data,
                 "--api-listen",
-                f"ssl:{API_PORT}:caCerts={self.hosts_bundle}:requireClientCert=yes",
+                f"ssl:{API_PORT}:caCerts={self.hosts_bundle}:requireClientCert=yes"
+                f":crlFile={self.revoked}",
                 "--verify-ou", "suto-hosts",
             ),
         )
@@ -311,11 +314,29 @@ class PamEndToEndTests(TestCase):
 
     async def test_host_from_another_ca(self):
         """
-        A host whose certificate the server's CA did not issue (as good as
-        revoked) is refused during the handshake, and alice denied.
+        A host whose certificate the server's CA did not issue is refused
+        during the handshake, and alice denied.
         """
         certificate, key = self.host_identity("rogue-1", "suto-hosts", Authority("Rogue CA"))
         await self.assertDenied("tls", certificate=certificate, key=key)
+
+    async def test_host_certificate_revoked(self):
+        """
+        Once the operator puts the host's certificate on the hosts' CRL and
+        has the server reload, the host is refused during the handshake
+        and alice denied, while the server logs the refusal; no restart.
+        """
+        status, output, _, _ = await self.login()
+        self.assertEqual(status, 0, output)
+        with open(self.certificate, "rb") as handle:
+            host = x509.load_pem_x509_certificate(handle.read())
+        self.files.write_bytes("hosts-crl.pem", crl_pem(self.hosts.revocations(host)))
+        await self.admin("reload")
+        await self.assertDenied("tls")
+        await self.server.wait_for(
+            f"verification API: the TLS handshake of a connection from {HOST} failed",
+            WAIT,
+        )
 
     async def test_blacklisted(self):
         """

@@ -14,17 +14,22 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from suto_server.net import certificate
 from suto_server.net.refusals import (
     NOTICE_TIMEOUT,
+    HandshakeLog,
+    IListenerWitness,
     PenaltyNotices,
     RefusingTLSFactory,
 )
 from suto_server.net.tls import ReloadableServerTLS
+from suto_server.rules.gate import ConnectionGate
 from suto_server.rules.limits import source_key
 
 PEER = IPv4Address("TCP", "192.0.2.7", 40000)
@@ -185,3 +190,43 @@ class PenaltyNoticeTests(SynchronousTestCase):
         self.assertFalse(transport.disconnecting)
         self.gate.clock.advance(0.1)
         self.assertTrue(transport.disconnecting)
+
+
+class HandshakeLogTests(SynchronousTestCase):
+    """
+    L{HandshakeLog} logs the failed handshakes of a listener no
+    authentication waits on through the gate's paced logging: once per
+    source per interval.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.witness = HandshakeLog(
+            "verification API", ConnectionGate(self.clock, log_interval=60).paced
+        )
+
+    def test_interface(self):
+        self.assertTrue(verifyObject(IListenerWitness, self.witness))
+
+    def test_paced_per_source(self):
+        """
+        A source refused again and again within the interval is logged
+        once, then again after it with the count kept quiet; another source
+        is logged at once.  Refusals by the factory are left to it.
+        """
+        with capturedLogs() as events:
+            for _ in range(50):
+                self.witness.handshake_failed("192.0.2.7", "certificate verify failed")
+            self.witness.handshake_failed("192.0.2.8", "certificate verify failed")
+            self.witness.refused("192.0.2.9")
+            self.clock.advance(61)
+            self.witness.handshake_failed("192.0.2.7", "certificate verify failed")
+        self.assertEqual(
+            [(e["listener"], e["source"], e["quiet"]) for e in events],
+            [
+                ("verification API", "192.0.2.7", 0),
+                ("verification API", "192.0.2.8", 0),
+                ("verification API", "192.0.2.7", 49),
+            ],
+        )
+        self.assertIn("certificate verify failed", formatEvent(events[0]))

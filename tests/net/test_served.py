@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.net.certificate import CertificateInfo
 from suto_server.net.served import ReloadOnHangup, ServedCertificates, address_warning
-from suto_server.net.tls import TLSServerEndpoint
+from suto_server.net.tls import TLSConfigurationError, TLSServerEndpoint
 
 NOW = datetime.datetime(2026, 12, 5, tzinfo=datetime.timezone.utc)
 
@@ -157,3 +157,63 @@ class ReloadWarningTests(SynchronousTestCase):
         served = ServedCertificates.of(Clock(), [endpoint, object()], RecordingAudit())
         self.assertEqual(served.served, [tls])
         self.assertIn("192.0.2.20", served.reload()[0]["warning"])
+
+
+class BrokenTLS(FakeTLS):
+    """
+    A listener's TLS settings whose new files are unusable.
+    """
+
+    def reload(self):
+        raise TLSConfigurationError("CRL 1 of 'revoked.pem' does not parse")
+
+
+class OtherListenersTests(SynchronousTestCase):
+    """
+    The verification API's and the console's TLS files are reloaded with
+    the device listeners', named, and without the devices' address warning.
+    """
+
+    def test_others_reloaded(self):
+        """
+        Each other TLS listener is reloaded after the device listeners, its
+        result naming it; a listener not configured, or not TLS, is left
+        out.
+        """
+        audit = RecordingAudit()
+        device = TLSServerEndpoint(object(), FakeTLS("192.0.2.10"), "192.0.2.10")
+        api = TLSServerEndpoint(object(), FakeTLS())
+        served = ServedCertificates.of(
+            Clock(),
+            [device],
+            audit,
+            {"verification API": api, "console": None, "metrics": object()},
+        )
+        device_result, api_result = served.reload()
+        self.assertEqual(api_result["listener"], "verification API")
+        self.assertEqual(api_result["fingerprint"], "AB:CD")
+        self.assertNotIn("warning", api_result)
+        self.assertNotIn("listener", device_result)
+        self.assertEqual(
+            [record[1] for record in audit.records], ["certificate_reloaded"] * 2
+        )
+        self.assertTrue(audit.records[1][4].startswith("verification API: "))
+        self.assertEqual(len(served.served), 1)
+
+    def test_other_failed(self):
+        """
+        An other listener whose files are unusable reports the error, which
+        the log names it with, and is audited as a failed reload.
+        """
+        audit = RecordingAudit()
+        served = ServedCertificates(
+            Clock(), [], audit, others=[("console", BrokenTLS())]
+        )
+        with capturedLogs() as events:
+            [result] = served.reload()
+        self.assertEqual(
+            result,
+            {"listener": "console", "error": "CRL 1 of 'revoked.pem' does not parse"},
+        )
+        self.assertEqual([e.get("listener") for e in events], ["console: "])
+        self.assertEqual(audit.records[0][1], "certificate_reload_failed")

@@ -39,6 +39,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import Certificate, optionsForClientTLS
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.plugin import IPlugin
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -50,6 +51,7 @@ from zope.interface.verify import verifyObject
 
 from suto_server.net import certificate
 from suto_server.net.direct import DirectWriteServer
+from suto_server.net.listening import OptionEndpoint
 from suto_server.net.refusals import IListenerWitness
 from suto_server.net.tls import (
     MAX_PEM_BYTES,
@@ -60,6 +62,7 @@ from suto_server.net.tls import (
     server_endpoint,
     watch,
 )
+from tests.support import pki
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 
@@ -961,6 +964,18 @@ class WitnessTests(SynchronousTestCase):
         protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.witness.told, [])
 
+    def test_wrapped_endpoint_watched(self) -> None:
+        """
+        An endpoint the daemon's options wrap (L{OptionEndpoint}, which
+        exposes the wrapped one's C{tls}) is watched all the same.
+        """
+        tcp = _CapturingTCP()
+        wrapped = OptionEndpoint("--api-listen", "ssl:8443", TLSServerEndpoint(tcp, self.tls))
+        watch([wrapped], self.witness)
+        wrapped.listen(_Refusing())
+        self.assertIsNone(tcp.factory.buildProtocol(self.peer))
+        self.assertEqual(self.witness.told, [("refused", "192.0.2.7")])
+
     def test_unwatched(self) -> None:
         """
         An endpoint nobody watches listens and refuses as before.
@@ -1012,3 +1027,225 @@ class ReleaseBuffersTests(SynchronousTestCase):
         self.files.server_identity()
         self.endpoint.tls.reload()
         self.assert_releases_buffers()
+
+
+class RevocationTests(_LoopbackTestCase):
+    """
+    With C{crlFile} next to C{caCerts} the client certificates the CRLs
+    revoke are refused during the handshake, and a CRL the listener cannot
+    trust is refused at start and on reload.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.authority = pki.Authority("Client CA")
+        self.pki_files = pki.Files(self.mktemp())
+        self.authorities = self.pki_files.write("clients.pem", self.authority.certificate)
+        self.host_key, self.host = self.authority.issue("host", client=True)
+        _, self.other_host = self.authority.issue("other host", client=True)
+
+    def _crl(self, *crls) -> str:
+        return self.pki_files.write_bytes("revoked.pem", pki.crl_pem(*crls))
+
+    def _description(self, crl_path: str | None = None) -> str:
+        crl = "" if crl_path is None else f":crlFile={quoteStringArgument(crl_path)}"
+        return _ssl_description(
+            self.key_path,
+            self.cert_path,
+            f":caCerts={quoteStringArgument(self.authorities)}"
+            f":requireClientCert=yes{crl}",
+        )
+
+    def _host(self) -> _ClientTLS:
+        return _ClientTLS(certificate=self.host, key=self.host_key)
+
+    @inlineCallbacks
+    def _revoked(self, port):
+        """
+        Check that the host's handshake ends with the server's alert that
+        its certificate is revoked.
+        """
+        error = yield self.assertFailure(self._echo(port, self._host()), SSL.Error)
+        self.assertIn("alert certificate revoked", str(error))
+
+    @inlineCallbacks
+    def test_good_certificate_accepted(self) -> None:
+        """
+        A certificate the CRL does not list connects.
+        """
+        _, port = yield self._listen(
+            self._description(self._crl(self.authority.revocations(self.other_host)))
+        )
+        yield self._echo(port, self._host())
+
+    @inlineCallbacks
+    def test_revoked_certificate_refused(self) -> None:
+        """
+        A certificate the CRL lists gets no connection, while another from
+        the same authority still connects.
+        """
+        _, port = yield self._listen(
+            self._description(self._crl(self.authority.revocations(self.host)))
+        )
+        yield self._revoked(port)
+        other_key, other = self.authority.issue("third host", client=True)
+        yield self._echo(port, _ClientTLS(certificate=other, key=other_key))
+
+    @inlineCallbacks
+    def test_several_authorities(self) -> None:
+        """
+        One file holds the CRLs of every authority of C{caCerts}; each
+        revokes its own certificates.
+        """
+        second = pki.Authority("Second CA")
+        self.authorities = self.pki_files.write(
+            "both.pem", self.authority.certificate, second.certificate
+        )
+        second_key, second_host = second.issue("second host", client=True)
+        _, port = yield self._listen(
+            self._description(
+                self._crl(
+                    self.authority.revocations(), second.revocations(second_host)
+                )
+            )
+        )
+        yield self._echo(port, self._host())
+        error = yield self.assertFailure(
+            self._echo(port, _ClientTLS(certificate=second_host, key=second_key)),
+            SSL.Error,
+        )
+        self.assertIn("alert certificate revoked", str(error))
+
+    @inlineCallbacks
+    def test_authority_without_crl_fails_closed(self) -> None:
+        """
+        A client whose authority has no CRL in the file is refused: a
+        missing list is not read as "nothing revoked".
+        """
+        second = pki.Authority("Second CA")
+        self.authorities = self.pki_files.write(
+            "both.pem", self.authority.certificate, second.certificate
+        )
+        second_key, second_host = second.issue("second host", client=True)
+        _, port = yield self._listen(self._description(self._crl(self.authority.revocations())))
+        yield self.assertFailure(
+            self._echo(port, _ClientTLS(certificate=second_host, key=second_key)),
+            SSL.Error,
+        )
+
+    def test_crl_of_another_authority_refused(self) -> None:
+        """
+        A CRL that none of C{caCerts} signed stops the listener from
+        starting, even when it names the same issuer.
+        """
+        impostor = pki.Authority("Client CA")
+        error = self.assertRaises(
+            TLSConfigurationError,
+            server_endpoint,
+            self.reactor,
+            self._description(self._crl(impostor.revocations(self.host))),
+        )
+        self.assertIn("not signed by any of the client certificate", str(error))
+
+    def test_expired_crl_refused(self) -> None:
+        """
+        A CRL whose nextUpdate has passed stops the listener from starting.
+        """
+        stale = self.authority.revocations(
+            last_update=pki.NOW - 2 * pki.DAY, next_update=pki.NOW - pki.HOUR
+        )
+        error = self.assertRaises(
+            TLSConfigurationError,
+            server_endpoint,
+            self.reactor,
+            self._description(self._crl(stale)),
+        )
+        self.assertIn("expired at", str(error))
+
+    def test_crl_expiry_read_on_injected_clock(self) -> None:
+        """
+        The nextUpdate is compared with the listener's clock.
+        """
+        clock = Clock()
+        clock.advance((pki.NOW + 2 * pki.DAY).timestamp())
+        self.assertRaises(
+            TLSConfigurationError,
+            server_endpoint,
+            clock,
+            self._description(self._crl(self.authority.revocations())),
+        )
+
+    @inlineCallbacks
+    def test_crl_expiring_while_serving_fails_closed(self) -> None:
+        """
+        Once a loaded CRL's nextUpdate passes, the authority's clients are
+        refused until a fresh CRL is reloaded.
+        """
+        endpoint, port = yield self._listen(
+            self._description(self._crl(self.authority.revocations()))
+        )
+        # OpenSSL reads the wall clock; move the context's verification
+        # time past the nextUpdate instead.
+        context = endpoint.tls.serverConnectionForTLS(None).get_context()
+        context.get_cert_store().set_time(
+            (pki.NOW + 2 * pki.DAY).replace(tzinfo=None)
+        )
+        error = yield self.assertFailure(self._echo(port, self._host()), SSL.Error)
+        self.assertIn("alert certificate expired", str(error))
+        endpoint.tls.reload()
+        yield self._echo(port, self._host())
+
+    def test_unparseable_crl_refused(self) -> None:
+        """
+        A CRL that does not parse stops the listener from starting.
+        """
+        broken = self.pki_files.write_bytes(
+            "broken.pem",
+            b"-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n",
+        )
+        error = self.assertRaises(
+            TLSConfigurationError, server_endpoint, self.reactor, self._description(broken)
+        )
+        self.assertIn("does not parse", str(error))
+
+    def test_file_without_crl_refused(self) -> None:
+        """
+        A file holding no CRL at all (a certificate, say) is refused.
+        """
+        error = self.assertRaises(
+            TLSConfigurationError,
+            server_endpoint,
+            self.reactor,
+            self._description(self.authorities),
+        )
+        self.assertIn("holds no PEM CRL", str(error))
+
+    def test_crl_needs_authorities(self) -> None:
+        """
+        C{crlFile} without C{caCerts} is refused.
+        """
+        description = _ssl_description(
+            self.key_path,
+            self.cert_path,
+            f":crlFile={quoteStringArgument(self._crl(self.authority.revocations()))}",
+        )
+        error = self.assertRaises(
+            TLSConfigurationError, server_endpoint, self.reactor, description
+        )
+        self.assertIn("(caCerts)", str(error))
+
+    @inlineCallbacks
+    def test_reload_picks_up_revocation(self) -> None:
+        """
+        A revocation written to the CRL file takes effect on reload, without
+        a restart; a reload whose CRL is unusable keeps the CRLs in use.
+        """
+        crl_path = self._crl(self.authority.revocations())
+        endpoint, port = yield self._listen(self._description(crl_path))
+        yield self._echo(port, self._host())
+        self._crl(self.authority.revocations(self.host))
+        endpoint.tls.reload()
+        yield self._revoked(port)
+        self._crl(pki.Authority("Client CA").revocations())
+        self.assertRaises(TLSConfigurationError, endpoint.tls.reload)
+        yield self._revoked(port)

@@ -2,7 +2,7 @@
 Throwaway certificate authorities, and PEM files to hand them over in.
 
 The agent's CA trust, its command line and the mutual-TLS end-to-end tests
-need real CAs, keys and certificates; they are made here with
+need real CAs, keys, certificates and revocation lists; they are made here with
 C{cryptography} for each test, valid from an hour before L{NOW} to a day
 after.
 """
@@ -108,6 +108,38 @@ class Authority:
                 x509.SubjectAlternativeName(alt_names), critical=False
             )
         return key, builder.sign(self.key, hashes.SHA256())
+
+    def revocations(
+        self,
+        *revoked: x509.Certificate,
+        last_update: datetime.datetime = NOW - HOUR,
+        next_update: datetime.datetime = NOW + DAY,
+    ) -> x509.CertificateRevocationList:
+        """
+        A CRL this authority signed, revoking the certificates C{revoked}
+        (which it issued), current from C{last_update} to C{next_update}.
+        """
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(last_update)
+            .next_update(next_update)
+        )
+        for certificate in revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(certificate.serial_number)
+                .revocation_date(last_update)
+                .build()
+            )
+        return builder.sign(self.key, hashes.SHA256())
+
+
+def crl_pem(*crls: x509.CertificateRevocationList) -> bytes:
+    """
+    The CRLs C{crls} in one PEM file's bytes, for L{Files.write_bytes}.
+    """
+    return b"".join(crl.public_bytes(serialization.Encoding.PEM) for crl in crls)
 
 
 class Files:
