@@ -134,10 +134,10 @@ class ConnectionBounds(WrappingFactory):
         super().__init__(wrapped)
         self._clock = clock
         self._held = holding(per_source)
-        self.total = total
+        self._total = total
 
     def buildProtocol(self, addr):
-        if len(self.protocols) >= self.total:
+        if len(self.protocols) >= self._total:
             return None
         key = source_key(getattr(addr, "host", None))
         if key is not None and not take(self._held, key, self._clock.seconds()):
