@@ -18,9 +18,11 @@ from twisted.logger import Logger
 
 from suto_server.admin.api import admin_site
 from suto_server.admin.formatting import alert_json
+from suto_server.admin.httpbounds import ConnectionBounds
 from suto_server.api.callers import CallerLimits
 from suto_server.api.guard import ApiRoot
-from suto_server.api.site import ApiSite, ConnectionsPerSource
+from suto_server.api.site import PER_SOURCE as API_PER_SOURCE
+from suto_server.api.site import ApiSite
 from suto_server.api.verifier import Verifier
 from suto_server.api.verify_resource import VerifyResource
 from suto_server.audit.alerts import ALERT_TYPES, alert_for
@@ -64,6 +66,7 @@ from suto_server.settings import (
     Alerting,
     Capacity,
     EnrollmentSettings,
+    HttpLimits,
     Listeners,
     Network,
     Timing,
@@ -86,6 +89,8 @@ class SutoServer(MultiService):
         (L{EnrollmentSettings}, or L{ENROLLMENT_OFF}).
     @param roles: the roles client certificates hold, on the verification
         API and for signing in to the web console.
+    @param http: the bounds on the clients of the verification API and
+        the web console.
     @param extra_sources: password hash sources consulted after the store
         (a shadow file).
     @param database: a L{suto_server.store.dbthread.DatabaseThread} run
@@ -132,12 +137,14 @@ class SutoServer(MultiService):
         alerting: Alerting = Alerting(),
         verify_api: VerifyApiSettings = VerifyApiSettings(),
         roles: RolePolicy = RolePolicy(),
+        http: HttpLimits = HttpLimits(),
         extra_sources=(),
         database=None,
     ) -> None:
         super().__init__()
         self._reactor = reactor
         self.store = store
+        self._http = http
         self.metrics = ServerMetrics()
         self.gate = ConnectionGate(
             reactor,
@@ -265,8 +272,11 @@ class SutoServer(MultiService):
             self._console_listener = self._listen(
                 "console",
                 listeners.console,
-                ConnectionsPerSource(
-                    self.console.site(), reactor, most=CONSOLE_PER_SOURCE
+                ConnectionBounds(
+                    self.console.site(http.request_deadline),
+                    reactor,
+                    per_source=CONSOLE_PER_SOURCE,
+                    total=http.console_connections,
                 ),
             )
             self._console_description = getattr(listeners.console, "description", "")
@@ -301,7 +311,7 @@ class SutoServer(MultiService):
 
     def _api_site(
         self, settings: VerifyApiSettings, roles: RolePolicy, admin
-    ) -> ConnectionsPerSource:
+    ) -> ConnectionBounds:
         """
         The verification API's site: verdicts for the C{verify} role, the
         admin API's resources (C{admin}) for the C{admin} role.
@@ -329,7 +339,12 @@ class SutoServer(MultiService):
             (settings.min_deadline, settings.max_deadline),
         )
         root = ApiRoot(roles, verify, admin, self.audit, self._reactor)
-        return ConnectionsPerSource(ApiSite(root, self._reactor), self._reactor)
+        return ConnectionBounds(
+            ApiSite(root, self._reactor, self._http.request_deadline),
+            self._reactor,
+            per_source=API_PER_SOURCE,
+            total=self._http.api_connections,
+        )
     def _console(self, roles: RolePolicy):
         """
         The web console, on the same reports and operations as the admin

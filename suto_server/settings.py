@@ -198,3 +198,26 @@ class VerifyApiSettings:
     min_deadline: float = 1.0
     max_deadline: float = 30.0
     targets: Locations = field(default_factory=Locations)
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """
+    The bounds on the clients of the HTTP listeners facing the network,
+    the verification API and the web console
+    (L{suto_server.admin.httpbounds}; their per-source bounds are their
+    sites' own).
+
+    @ivar request_deadline: seconds a whole request (head and body) may
+        take to arrive, from the connection's start or the end of the
+        previous answer (the default is
+        L{suto_server.admin.httpbounds.REQUEST_DEADLINE}).
+    @ivar api_connections: connections the verification API holds at
+        most, from all sources.
+    @ivar console_connections: connections the web console holds at
+        most, from all sources.
+    """
+
+    request_deadline: float = 10.0
+    api_connections: int = 512
+    console_connections: int = 256

@@ -114,6 +114,7 @@ def _assemble(reactor, options, data: str) -> SutoServer:
                 options.verify_api, targets=checked.verify_targets
             ),
             roles=options.roles,
+            http=options.http,
             extra_sources=checked.extra_sources,
             database=DatabaseThread(reactor, store),
         )

@@ -25,7 +25,7 @@ from suto_server.datafolder import DEFAULT_DATA
 from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
 from suto_server.net.expiry import DEFAULT_WARN_DAYS, MAX_WARN_DAYS
 from suto_server.rules.limits import MaxStartups, Penalties
-from suto_server.settings import Capacity, Timing, VerifyApiSettings
+from suto_server.settings import Capacity, HttpLimits, Timing, VerifyApiSettings
 
 #: Longest duration any seconds option takes: a week.  No limit or timer
 #: needs more, and an unbounded one ("inf", "1e300") would push the offline
@@ -189,6 +189,16 @@ class Options(ConfigurableOptions):
         ["api-max-deadline", None, VerifyApiSettings.max_deadline,
          "Most seconds a verification may take, whatever its caller asks.",
          seconds(VerifyApiSettings.min_deadline, 300)],
+        # The bounds on the clients of both HTTP listeners facing the
+        # network (README, "The verification API", "The web console").
+        ["http-request-deadline", None, HttpLimits.request_deadline,
+         "Seconds a whole request (head and body) may take to arrive on "
+         "--api-listen and --console-listen.", _positive],
+        ["api-max-connections", None, HttpLimits.api_connections,
+         "Connections the verification API holds at most, from all "
+         "sources.", int],
+        ["console-max-connections", None, HttpLimits.console_connections,
+         "Connections the web console holds at most, from all sources.", int],
         ["verify-targets", None, None,
          "File of the devices of accounts without a profile, one "
          "'user: CIDR, CIDR' line each (the locations file's format)."],
@@ -243,6 +253,14 @@ class Options(ConfigurableOptions):
             raise usage.UsageError("--hash-pending must be at least 1")
         self.roles = self._roles()
         self.verify_api = self._verify_api()
+        for name in ("api-max-connections", "console-max-connections"):
+            if self[name] < 1:
+                raise usage.UsageError(f"--{name} must be at least 1")
+        self.http = HttpLimits(
+            request_deadline=self["http-request-deadline"],
+            api_connections=self["api-max-connections"],
+            console_connections=self["console-max-connections"],
+        )
         self.timing = Timing(
             auth_timeout=self["auth-timeout"],
             exchange_timeout=self["exchange-timeout"],

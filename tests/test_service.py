@@ -34,6 +34,7 @@ from suto_server.settings import (
     ENROLLMENT_OFF,
     Alerting,
     EnrollmentSettings,
+    HttpLimits,
     Listeners,
     Timing,
 )
@@ -234,6 +235,74 @@ class ConsoleCertificateTests(SynchronousTestCase):
         self.assertRaises(
             usage.UsageError, tap.Options().parseOptions, ["--admin-subjects", "x"]
         )
+
+
+class HttpLimitsTests(SynchronousTestCase):
+    def test_options(self):
+        """
+        The request deadline and the total bounds given on the command
+        line reach the settings; a total under one is refused.
+        """
+        options = tap.Options()
+        options.parseOptions(
+            [
+                "--http-request-deadline", "3",
+                "--api-max-connections", "7",
+                "--console-max-connections", "5",
+            ]
+        )
+        self.assertEqual(options.http, HttpLimits(3.0, 7, 5))
+        for name in ("--api-max-connections", "--console-max-connections"):
+            self.assertRaises(
+                usage.UsageError, tap.Options().parseOptions, [name, "0"]
+            )
+
+    def listener(self, name: str, limits: HttpLimits):
+        """
+        Start a server with listener C{name} and C{limits}.
+
+        @return: its clock and its listener's factory.
+        """
+        reactor = MemoryReactorClock()
+        server = make_server(
+            reactor,
+            listeners=Listeners(**{name: TCP4ServerEndpoint(reactor, 8443)}),
+            http=limits,
+        )
+        server.startService()
+        self.addCleanup(server.stopService)
+        [factory] = [entry[1] for entry in reactor.tcpServers if entry[0] == 8443]
+        return reactor, factory
+
+    def test_totals(self):
+        """
+        Each listener holds at most its total of connections, from any
+        sources.
+        """
+        limits = HttpLimits(api_connections=2, console_connections=3)
+        for name, total in (("api", 2), ("console", 3)):
+            _, factory = self.listener(name, limits)
+            for n in range(total):
+                address = IPv4Address("TCP", f"192.0.2.{n}", 1)
+                factory.buildProtocol(address).makeConnection(
+                    StringTransport(peerAddress=address)
+                )
+            self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.99", 1)))
+
+    def test_deadline(self):
+        """
+        Each listener's connections are closed at the configured request
+        deadline, on the server's clock.
+        """
+        for name in ("api", "console"):
+            reactor, factory = self.listener(name, HttpLimits(request_deadline=3))
+            address = IPv4Address("TCP", "192.0.2.7", 1)
+            transport = StringTransport(peerAddress=address)
+            factory.buildProtocol(address).makeConnection(transport)
+            reactor.advance(2.9)
+            self.assertFalse(transport.disconnecting)
+            reactor.advance(0.1)
+            self.assertTrue(transport.disconnecting)
 
 
 class HostNameTests(SynchronousTestCase):

@@ -324,7 +324,7 @@ class SecondsOptionTests(SynchronousTestCase):
         option off.
         """
         for options_class, count, off in [
-            (tap.Options, 12, {"login-grace", "penalty-authfail", "penalty-grace"}),
+            (tap.Options, 13, {"login-grace", "penalty-authfail", "penalty-grace"}),
             (client_tap.Options, 3, set()),
         ]:
             seconds = _seconds_options(options_class)

@@ -15,25 +15,13 @@ bounded tables.
 
 from __future__ import annotations
 
-from suto_server.rules.limits import Limits, MaxStartups, OwnAddressAllowance
+from suto_server.rules.limits import OwnAddressAllowance, holding, take
 
 #: The most hosts whose minute is remembered.
 MAX_CALLERS = 65536
 
 #: What the per-minute count is kept under, in the allowance's table.
 _VERIFY = "verify"
-
-
-def holding(most: int) -> Limits:
-    """
-    L{Limits} that count only what one key holds at once, at most C{most}:
-    no startups are refused and no penalties earned, so that each admitted
-    item may be settled at once and counted until it is closed.
-    """
-    return Limits(
-        max_per_source=most,
-        startups=MaxStartups(start=2**62, rate=0, full=2**62),
-    )
 
 
 class CallerLimits:
@@ -82,16 +70,3 @@ class CallerLimits:
         @return: the verifications C{caller} has in flight.
         """
         return self._held.connections(caller)
-
-
-def take(held: Limits, key: str, now: float) -> bool:
-    """
-    Count one more item held by C{key} in L{holding} limits, if it may.
-
-    @return: whether it was admitted (then L{Limits.closed} with
-        C{settled=True} releases it).
-    """
-    if held.admit(key, now) is not None:
-        return False
-    held.settled()
-    return True

@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 from twisted.web import resource, server
 
+from suto_server.admin.httpbounds import REQUEST_DEADLINE, DeadlineSite
 from suto_server.admin.httpjson import BadRequest
 from suto_server.admin.operations import NotFound
 from suto_server.audit.refusal_records import RefusalAudit
@@ -167,18 +168,19 @@ class Console:
             (b"POST", b"/signout"): self.sign_out,
         }
 
-    def site(self) -> server.Site:
+    def site(self, deadline: float = REQUEST_DEADLINE) -> server.Site:
         """
-        The console's site.  Its idle timeout runs on the console's clock:
-        Twisted's default (twelve hours, on the global reactor) would let
-        slow clients hold connections all day.
+        The console's site.  Its idle timeout and its request deadline
+        (L{suto_server.admin.httpbounds}) run on the console's clock:
+        Twisted's default (twelve hours, on the global reactor, reset by
+        every byte) would let slow clients hold connections all day.
+
+        @param deadline: seconds a whole request may take to arrive.
         """
-        site = server.Site(
-            _ConsoleResource(self), timeout=IDLE_TIMEOUT, reactor=self._clock
+        site = DeadlineSite(
+            _ConsoleResource(self), self._clock, IDLE_TIMEOUT, deadline
         )
         site.requestFactory = BoundedRequest
-        site.displayTracebacks = False
-        site.noisy = False
         return site
 
     def session_of(self, request):

@@ -359,3 +359,28 @@ class OwnAddressAllowance:
         for pair, (began, _) in list(self._spent.items()):
             if now - began >= self.window:
                 del self._spent[pair]
+
+
+def holding(most: int) -> Limits:
+    """
+    L{Limits} that count only what one key holds at once, at most C{most}:
+    no startups are refused and no penalties earned, so that each admitted
+    item may be settled at once and counted until it is closed.
+    """
+    return Limits(
+        max_per_source=most,
+        startups=MaxStartups(start=2**62, rate=0, full=2**62),
+    )
+
+
+def take(held: Limits, key: str, now: float) -> bool:
+    """
+    Count one more item held by C{key} in L{holding} limits, if it may.
+
+    @return: whether it was admitted (then L{Limits.closed} with
+        C{settled=True} releases it).
+    """
+    if held.admit(key, now) is not None:
+        return False
+    held.settled()
+    return True

@@ -7,9 +7,7 @@ answers and their audit, with a verifier whose verdicts the test gives.
 import json
 
 from twisted.internet import defer, task
-from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
-from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import resource
@@ -17,7 +15,7 @@ from twisted.web import resource
 from suto_server.admin.httpjson import MAX_BODY
 from suto_server.api.callers import CallerLimits
 from suto_server.api.guard import SUPPRESSED, ApiRoot
-from suto_server.api.site import ApiSite, ConnectionsPerSource
+from suto_server.api.site import ApiSite
 from suto_server.api.verifier import Answer, VerifyResult
 from suto_server.api.verify_resource import MAX_VERIFY_BODY, VerifyResource
 from suto_server.audit.log import AuditLog
@@ -210,26 +208,3 @@ class VerifyResourceTests(SynchronousTestCase):
         self.post({"user": "bob"})
         self.post({"user": "carol"})
         self.assertEqual(len(self.verifier.asked), 3)
-
-
-class ConnectionsPerSourceTests(SynchronousTestCase):
-    def test_per_source(self):
-        """
-        One source may hold C{most} connections at once; the next is
-        refused (built as L{None}) until one of them closes; another
-        source is not affected.
-        """
-        factory = ConnectionsPerSource(
-            ApiSite(resource.Resource(), task.Clock()), task.Clock(), most=2
-        )
-        factory.doStart()
-        first, second = (
-            factory.buildProtocol(IPv4Address("TCP", CALLER_ADDRESS, port))
-            for port in (1, 2)
-        )
-        for protocol in (first, second):
-            protocol.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", CALLER_ADDRESS, 1)))
-        self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", CALLER_ADDRESS, 3)))
-        self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "192.0.2.51", 1)))
-        first.connectionLost(Failure(ConnectionDone()))
-        self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", CALLER_ADDRESS, 4)))

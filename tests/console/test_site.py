@@ -713,7 +713,9 @@ class ConsoleConnectionTests(SynchronousTestCase):
         console's clock: an idle connection holds nothing for long.
         """
         clock = Clock()
-        site = self.console(clock).site()
+        # A request deadline past the idle time, so that only the idle
+        # timeout can close it.
+        site = self.console(clock).site(deadline=IDLE_TIMEOUT * 2)
         protocol = site.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40000))
         transport = StringTransport(
             hostAddress=IPv4Address("TCP", "127.0.0.1", 8080),
