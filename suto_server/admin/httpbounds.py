@@ -128,6 +128,9 @@ class ConnectionBounds(WrappingFactory):
     builds L{None}).
     """
 
+    # Its start and stop would log the factory's repr on every listener.
+    noisy = False
+
     def __init__(
         self, wrapped, clock: IReactorTime, *, per_source: int, total: int
     ) -> None:
