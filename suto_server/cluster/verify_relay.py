@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -73,7 +73,7 @@ class _Served:
     """
 
     challenge: Deferred
-    timer: IDelayedCall | None = field(default=None)
+    timer: IDelayedCall | None = None
 
 
 class VerifyRelay:

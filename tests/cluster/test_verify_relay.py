@@ -16,6 +16,7 @@ from suto_server.cluster.relay import Relay
 from suto_server.cluster.verify_relay import (
     HOLDER_WAIT,
     MAX_SERVED,
+    VerifyRelay,
     verify_relay_for,
 )
 from suto_server.rules.registry import LiveSessions, TooManyChallenges
@@ -37,9 +38,14 @@ class _Process:
         channel.relays.append(self.relay)
         self.relay.serve(Rendezvous(self.clock, timeout=5, peers=self.relay))
         self.live = LiveSessions()
-        self.verifications = verify_relay_for(self.clock, self.relay, self.live)
-        self.verifications._random_key = lambda: key
-        self.verifications._random_bytes = lambda size: NONCE[:size]
+        self.verifications = VerifyRelay(
+            self.clock,
+            self.relay,
+            self.live,
+            random_key=lambda: key,
+            random_bytes=lambda size: NONCE[:size],
+        )
+        self.relay.serve_verifications(self.verifications)
 
 
 class _Recorder:
