@@ -99,14 +99,12 @@ _NO_LIVE_CONNECTION = (
 )
 
 #: How each outcome another process announced reads
-#: (L{suto_server.cluster.notice.PROOF_OUTCOMES}); L{None}: no process
-#: holds the live connection.
+#: (L{suto_server.cluster.notice.PROOF_OUTCOMES}).
 _REMOTE = {
     "matched": _PROOF[True],
     "mismatched": _PROOF[False],
     "no_answer": _PROOF[None],
     "busy": (Answer.ERROR, "too many verifications wait for this device's answer; try again"),
-    None: _NO_LIVE_CONNECTION,
 }
 
 
@@ -222,7 +220,14 @@ class Verifier:
         connection, which one of them may hold.
         """
         asked = self._remote.ask(user, deadline)
-        asked.addCallback(lambda outcome: VerifyResult(user, *_REMOTE[outcome]))
+
+        def read(answered):
+            if answered is None:
+                # No process holds a live connection.
+                return VerifyResult(user, *_NO_LIVE_CONNECTION)
+            return VerifyResult(user, *_REMOTE[answered.outcome], answered.device)
+
+        asked.addCallback(read)
         asked.addErrback(_given_up)
         late = VerifyResult(
             user, Answer.DEVICE_OFFLINE, "the device did not answer within the deadline"

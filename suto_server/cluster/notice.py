@@ -119,8 +119,10 @@ def parse_notice(text: str) -> dict:
         if not _is_node(notice.get("to")):
             raise BadNotice("no addressee")
         notice["nonce"] = _nonce(notice.get("nonce"))
-        if op == "verified" and notice.get("outcome") not in PROOF_OUTCOMES:
-            raise BadNotice("unknown outcome")
+        if op == "verified":
+            if notice.get("outcome") not in PROOF_OUTCOMES:
+                raise BadNotice("unknown outcome")
+            _address(notice.get("device"))
     else:
         raise BadNotice("unknown op")
     return notice

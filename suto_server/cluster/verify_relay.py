@@ -10,8 +10,9 @@ of its own, announces a C{verify} notice: the user, a fresh nonce and
 the time it still waits, under a random 63-bit key.  The process holding
 that user's live connection, if any, answers C{holding} at once,
 challenges the connection with the nonce, and announces the outcome:
-C{matched}, C{mismatched}, C{no_answer} or C{busy}.  It never sends the
-proof nor any key material: the proof is checked where the connection
+C{matched}, C{mismatched}, C{no_answer} or C{busy}, with the
+connection's address (for the audit record).  It never sends the proof
+nor any key material: the proof is checked where the connection
 is, against the profile's keys as that connection holds them.  A process
 no other answers within L{HOLDER_WAIT} seconds reports that nobody holds
 a live connection (C{device_offline}, as with one process).
@@ -50,6 +51,19 @@ MAX_SERVED = 256
 
 #: The outcome each answer of a live connection's challenge is announced as.
 _OUTCOMES = {True: "matched", False: "mismatched", None: "no_answer"}
+
+
+@dataclass(frozen=True)
+class Answered:
+    """
+    What the process holding a live connection announced.
+
+    @ivar outcome: one of L{suto_server.cluster.notice.PROOF_OUTCOMES}.
+    @ivar device: the connection's address.
+    """
+
+    outcome: str
+    device: str | None
 
 
 @dataclass
@@ -116,8 +130,8 @@ class VerifyRelay:
         Ask the other processes to challenge C{user}'s live connection.
 
         @param timeout: the seconds the caller still waits.
-        @return: a L{Deferred} firing with the outcome announced
-            (L{suto_server.cluster.notice.PROOF_OUTCOMES}), or with L{None}
+        @return: a L{Deferred} firing with the L{Answered} announced, or
+            with L{None}
             when no process said it holds the connection within
             L{HOLDER_WAIT} seconds; cancel it to give up.
         """
@@ -166,7 +180,7 @@ class VerifyRelay:
             return
         if notice["op"] == "verified":
             del self._asked[notice["key"]]
-            asked.answer.callback(notice["outcome"])
+            asked.answer.callback(Answered(notice["outcome"], notice["device"]))
 
     def _serve(self, node: str, notice: dict) -> None:
         """
@@ -180,7 +194,7 @@ class VerifyRelay:
         if len(self._served) >= MAX_SERVED:
             self.log.warn("too many verifications asked by other processes; one ignored")
             return
-        key, nonce = notice["key"], notice["nonce"].hex()
+        key, nonce, device = notice["key"], notice["nonce"].hex(), session.address
         self._relay.send("holding", key, to=node, nonce=nonce)
         challenge = session.connection.challenge(notice["nonce"])
         entry = self._served[served] = _Served(challenge)
@@ -191,7 +205,9 @@ class VerifyRelay:
 
         def answer(outcome):
             self._end(served)
-            self._relay.send("verified", key, to=node, nonce=nonce, outcome=outcome)
+            self._relay.send(
+                "verified", key, to=node, nonce=nonce, outcome=outcome, device=device
+            )
 
         def given_up(failure):
             # The asking process's deadline passed: nobody reads an answer.

@@ -16,6 +16,7 @@ from suto_server.api.verifier import (
     Verifier,
     clamp_deadline,
 )
+from suto_server.cluster.verify_relay import Answered
 from suto_server.locations import Location, Locations
 from suto_server.rules.authenticator import Authenticator
 from suto_server.rules.registry import LiveSessions, TooManyChallenges
@@ -256,18 +257,18 @@ class ElsewhereTests(SynchronousTestCase):
         a live connection here would; nobody holding the connection is
         C{device_offline}.
         """
-        for outcome, answer in [
-            ("matched", Answer.ACCEPTED),
-            ("mismatched", Answer.REJECTED),
-            ("no_answer", Answer.DEVICE_OFFLINE),
-            ("busy", Answer.ERROR),
-            (None, Answer.DEVICE_OFFLINE),
+        for answered, answer, device in [
+            (Answered("matched", SOURCE), Answer.ACCEPTED, SOURCE),
+            (Answered("mismatched", SOURCE), Answer.REJECTED, SOURCE),
+            (Answered("no_answer", SOURCE), Answer.DEVICE_OFFLINE, SOURCE),
+            (Answered("busy", SOURCE), Answer.ERROR, SOURCE),
+            (None, Answer.DEVICE_OFFLINE, None),
         ]:
             results = self.verify(deadline=7)
             user, timeout, d = self.elsewhere.asked.pop()
             self.assertEqual((user, timeout, results), ("alice", 7, []))
-            d.callback(outcome)
-            self.assertEqual((results[0].answer, results[0].device), (answer, None))
+            d.callback(answered)
+            self.assertEqual((results[0].answer, results[0].device), (answer, device))
 
     def test_deadline(self):
         """

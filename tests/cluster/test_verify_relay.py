@@ -16,6 +16,7 @@ from suto_server.cluster.relay import Relay
 from suto_server.cluster.verify_relay import (
     HOLDER_WAIT,
     MAX_SERVED,
+    Answered,
     VerifyRelay,
     verify_relay_for,
 )
@@ -25,6 +26,7 @@ from tests.support.channel import Channel, ChannelSession
 from tests.support.live import RecordingConnection
 
 NONCE = bytes(range(16))
+DEVICE = "10.0.0.5"
 
 
 class _Process:
@@ -75,7 +77,7 @@ class VerifyRelayTests(SynchronousTestCase):
         for process in (self.asked, self.holder):
             process.relay.here()
         self.connection = RecordingConnection()
-        self.holder.live.attach("alice", "10.0.0.5", 0, self.connection)
+        self.holder.live.attach("alice", DEVICE, 0, self.connection)
 
     def ask(self, user="alice", timeout=10):
         outcomes = []
@@ -97,11 +99,11 @@ class VerifyRelayTests(SynchronousTestCase):
             nonce, d = self.connection.challenges.pop()
             self.assertEqual((nonce, outcomes), (NONCE, []))
             d.callback(proven)
-            self.assertEqual(outcomes, [outcome])
+            self.assertEqual(outcomes, [Answered(outcome, DEVICE)])
         verified = self.sent("verified")
         self.assertEqual(
             {tuple(sorted(notice)) for notice in verified},
-            {("key", "node", "nonce", "op", "outcome", "to")},
+            {("device", "key", "node", "nonce", "op", "outcome", "to")},
         )
         self.assertEqual({notice["to"] for notice in verified}, {self.asked.relay.node})
         self.assertEqual(self.holder.verifications._served, {})
@@ -111,7 +113,7 @@ class VerifyRelayTests(SynchronousTestCase):
         A connection with too many challenges waiting is announced busy.
         """
         self.connection.challenge = lambda nonce: fail(TooManyChallenges())
-        self.assertEqual(self.ask(), ["busy"])
+        self.assertEqual(self.ask(), [Answered("busy", DEVICE)])
 
     def test_nobody_holds(self):
         """
@@ -138,7 +140,7 @@ class VerifyRelayTests(SynchronousTestCase):
         self.asked.clock.advance(HOLDER_WAIT * 5)
         self.assertEqual(outcomes, [])
         self.connection.challenges.pop()[1].callback(True)
-        self.assertEqual(outcomes, ["matched"])
+        self.assertEqual(outcomes, [Answered("matched", DEVICE)])
 
     def test_holder_gives_up(self):
         """
@@ -177,7 +179,8 @@ class VerifyRelayTests(SynchronousTestCase):
         C{fields} say.
         """
         notice = {"node": self.holder.relay.node, "op": "verified", "key": 11,
-                  "to": self.asked.relay.node, "nonce": NONCE.hex(), "outcome": "matched"}  # fmt: skip
+                  "to": self.asked.relay.node, "nonce": NONCE.hex(), "outcome": "matched",
+                  "device": DEVICE}  # fmt: skip
         notice.update(fields)
         with capturedLogs() as events:
             self.asked.relay.deliver(json.dumps(notice))
@@ -196,9 +199,10 @@ class VerifyRelayTests(SynchronousTestCase):
         self.assertEqual(len(self.forge(node="a-third-process")), 1)
         self.assertEqual(len(self.forge(nonce="zz" * 16)), 1)
         self.assertEqual(len(self.forge(outcome="accepted")), 1)
+        self.assertEqual(len(self.forge(device="not an address")), 1)
         self.assertEqual(outcomes, [])
         self.connection.challenges.pop()[1].callback(False)
-        self.assertEqual(outcomes, ["mismatched"])
+        self.assertEqual(outcomes, [Answered("mismatched", DEVICE)])
 
     def test_malformed_verify(self):
         """
