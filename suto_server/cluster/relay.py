@@ -24,7 +24,8 @@ for at most L{suto_server.rules.rendezvous.ANNOUNCE_WAIT} seconds.
 The notices and their checking are L{suto_server.cluster.notice}; a
 process ignores its own, and drops, logged, one that fails the check.
 The notices of verifications (L{suto_server.cluster.verify_relay}) go
-the same way, handed to the verify relay this one L{Relay.serve_verifications}.
+the same way, handed to the verify relay given to
+L{Relay.serve_verifications}.
 
 The notices are heard on a thread of the relay's own: each wait for
 them is one blocking call of at most L{LISTEN_FOR} seconds, whose answer
