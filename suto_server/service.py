@@ -30,6 +30,7 @@ from suto_server.audit.log import AuditLog
 from suto_server.audit.sinks.log import LogSink
 from suto_server.cluster.leadership import leadership_for
 from suto_server.cluster.relay import relay_for
+from suto_server.cluster.verify_relay import verify_relay_for
 from suto_server.console.signin import LINK_LIFETIME, CertificateSignIn, is_loopback
 from suto_server.console.site import PER_SOURCE as CONSOLE_PER_SOURCE
 from suto_server.console.site import Console
@@ -103,6 +104,8 @@ class SutoServer(MultiService):
     @ivar relay: shares them with the other processes on the store
         (L{suto_server.cluster.relay}); L{None} on a store no other
         process shares.
+    @ivar verify_relay: verifies live connections with the other processes
+        (L{suto_server.cluster.verify_relay}); L{None} with no relay.
     @ivar certificates: the L{ServedCertificates} of the TLS listeners.
     @ivar expiry_watch: warns daily about TLS certificates close to
         expiry; L{None} without a TLS listener.
@@ -215,6 +218,8 @@ class SutoServer(MultiService):
             watch([endpoint], HandshakeLog(name, self.gate.paced))
         self.listeners: list[ListeningService] = []
         self.live = LiveSessions()
+        # Verifies, for the other processes, the live connections held here.
+        self.verify_relay = verify_relay_for(reactor, relay, self.live)
         self._locations = network.locations
         self._network = network
         keys = None
@@ -329,6 +334,7 @@ class SutoServer(MultiService):
             self.authenticator,
             settings.targets,
             self._network.hello_port,
+            remote=self.verify_relay,
         )
         verify = VerifyResource(
             verifier,

@@ -11,7 +11,10 @@ The device is the one SUTO already knows, never one the caller names:
     anything now;
   - otherwise the agent on the profile's live rotation connection (the
     one that last proved the key and the machine's fingerprint) proves
-    its current rolling key, bound to a fresh nonce;
+    its current rolling key, bound to a fresh nonce; when that
+    connection is on another server process sharing the store, that
+    process challenges it and tells this one the outcome
+    (L{suto_server.cluster.verify_relay});
   - an account without a profile is asked with the classic challenge at
     the targets the operator gave it in the verify-targets file (the
     locations file's format, one line per user: C{alice: 192.0.2.7}).
@@ -90,6 +93,20 @@ _PROOF = {
     None: (Answer.DEVICE_OFFLINE, "the live connection gave no answer"),
 }
 
+_NO_LIVE_CONNECTION = (
+    Answer.DEVICE_OFFLINE,
+    "the profile's device has no live connection to the server",
+)
+
+#: How each outcome another process announced reads
+#: (L{suto_server.cluster.notice.PROOF_OUTCOMES}).
+_REMOTE = {
+    "matched": _PROOF[True],
+    "mismatched": _PROOF[False],
+    "no_answer": _PROOF[None],
+    "busy": (Answer.ERROR, "too many verifications wait for this device's answer; try again"),
+}
+
 
 def clamp_deadline(deadline: float | None, low: float, high: float) -> float:
     """
@@ -110,6 +127,10 @@ class Verifier:
         whose names are users.
     @param hello_port: the port the devices hear hellos on.
     @param random_bytes: draws the challenges' nonces.
+    @param remote: asks the other server processes on the store to verify
+        a live connection they hold
+        (L{suto_server.cluster.verify_relay.VerifyRelay}); L{None} when
+        no other process shares the store.
     """
 
     log = Logger()
@@ -123,6 +144,7 @@ class Verifier:
         targets: Locations,
         hello_port: int,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        remote=None,
     ) -> None:
         self._clock = clock
         self._store = store
@@ -131,6 +153,7 @@ class Verifier:
         self._targets = targets
         self._hello_port = hello_port
         self._random_bytes = random_bytes
+        self._remote = remote
 
     def verify(self, user: str, deadline: float) -> Deferred:
         """
@@ -159,15 +182,11 @@ class Verifier:
                 )
             )
         session = self._live.get(user)
-        if session is None:
-            return succeed(
-                VerifyResult(
-                    user,
-                    Answer.DEVICE_OFFLINE,
-                    "the profile's device has no live connection to the server",
-                )
-            )
-        return self._prove(session, deadline)
+        if session is not None:
+            return self._prove(session, deadline)
+        if self._remote is not None and self._remote.has_others():
+            return self._prove_elsewhere(user, deadline)
+        return succeed(VerifyResult(user, *_NO_LIVE_CONNECTION))
 
     def _prove(self, session: LiveSession, deadline: float) -> Deferred:
         """
@@ -194,6 +213,26 @@ class Verifier:
             user, Answer.DEVICE_OFFLINE, "the device did not answer within the deadline", device
         )
         return self._within(challenge, deadline, late, user, device, challenge.cancel)
+
+    def _prove_elsewhere(self, user: str, deadline: float) -> Deferred:
+        """
+        Ask the other server processes to challenge C{user}'s live
+        connection, which one of them may hold.
+        """
+        asked = self._remote.ask(user, deadline)
+
+        def read(answered):
+            if answered is None:
+                # No process holds a live connection.
+                return VerifyResult(user, *_NO_LIVE_CONNECTION)
+            return VerifyResult(user, *_REMOTE[answered.outcome], answered.device)
+
+        asked.addCallback(read)
+        asked.addErrback(_given_up)
+        late = VerifyResult(
+            user, Answer.DEVICE_OFFLINE, "the device did not answer within the deadline"
+        )
+        return self._within(asked, deadline, late, user, None, asked.cancel)
 
     def _classic(self, user: str, deadline: float) -> Deferred:
         """
@@ -268,7 +307,7 @@ class Verifier:
         deadline: float,
         late: VerifyResult,
         user: str,
-        device: str,
+        device: str | None,
         give_up: Callable[[], None],
     ) -> Deferred:
         """

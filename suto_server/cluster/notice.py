@@ -1,13 +1,14 @@
 # -*- test-case-name: tests.cluster.test_relay -*-
 """
 The notices the server processes sharing a store send each other about
-pending classic authentications (L{suto_server.cluster.relay}), and the
-checking of one heard.
+pending classic authentications (L{suto_server.cluster.relay}) and
+verifications of a live connection
+(L{suto_server.cluster.verify_relay}), and the checking of one heard.
 
 A notice is a JSON object: C{node}, the random id of the process that
 sent it; C{op}, what happened (C{open}, C{heard}, C{claimed}, C{done},
-C{here}); C{key}, the request's 63-bit key (0 for C{here}); and what
-that op carries.  Only the processes sharing the store can send one,
+C{here}; C{verify}, C{holding}, C{verified}); C{key}, the request's
+63-bit key (0 for C{here}); and what that op carries.  Only the processes sharing the store can send one,
 yet each is checked whole before anything is done with it, so that a
 process of another version, or a mistake, cannot make a relay act on
 half a notice.
@@ -18,13 +19,22 @@ from __future__ import annotations
 import ipaddress
 import json
 
+from suto_server.core.keyschedule import CHECK_NONCE_SIZE
 from suto_server.core.wire.grammar import is_valid_user
 from suto_server.rules.rendezvous import Verdict
 
 #: The longest reason a C{done} notice carries.
 MAX_REASON = 500
 
-# The widest a notice's other fields may be.
+#: How a live connection's challenge ended, as a C{verified} notice says:
+#: the proof matched, did not, the connection gave no answer, or it had
+#: too many challenges waiting.
+PROOF_OUTCOMES = ("matched", "mismatched", "no_answer", "busy")
+
+# The longest notice read (PostgreSQL carries no longer ones), and the
+# widest its other fields may be.
+_MAX_TEXT = 8000
+_NODE = 64
 _MAX_NETWORKS = 64
 _MAX_TIMEOUT = 3600.0
 _KEYS = range(2**63)
@@ -60,13 +70,15 @@ def parse_notice(text: str) -> dict:
     @return: the notice C{text} holds, its fields checked.
     @raise BadNotice: it is not one a SUTO process sends.
     """
+    if len(text) > _MAX_TEXT:
+        raise BadNotice("too long")
     try:
         notice = json.loads(text)
     except ValueError:
         raise BadNotice("not JSON") from None
     if not isinstance(notice, dict):
         raise BadNotice("not an object")
-    if not isinstance(notice.get("node"), str) or notice.get("key") not in _KEYS:
+    if not _is_node(notice.get("node")) or notice.get("key") not in _KEYS:
         raise BadNotice("no sender or no key")
     if isinstance(notice["key"], bool):
         raise BadNotice("no sender or no key")
@@ -86,12 +98,7 @@ def parse_notice(text: str) -> dict:
             notice["networks"] = [ipaddress.ip_network(n, strict=False) for n in networks]
         except ValueError:
             raise BadNotice("not a network") from None
-        if not (
-            isinstance(timeout, (int, float))
-            and not isinstance(timeout, bool)
-            and 0 < timeout <= _MAX_TIMEOUT
-        ):
-            raise BadNotice("no timeout")
+        _timeout(timeout)
     elif op in ("heard", "here"):
         pass
     elif op == "claimed":
@@ -103,6 +110,44 @@ def parse_notice(text: str) -> dict:
         if not isinstance(reason, str) or len(reason) > MAX_REASON:
             raise BadNotice("no reason")
         _address(notice.get("source"))
+    elif op == "verify":
+        if not is_valid_user(notice.get("user")):
+            raise BadNotice("not a user name")
+        notice["nonce"] = _nonce(notice.get("nonce"))
+        _timeout(notice.get("timeout"))
+    elif op in ("holding", "verified"):
+        if not _is_node(notice.get("to")):
+            raise BadNotice("no addressee")
+        notice["nonce"] = _nonce(notice.get("nonce"))
+        if op == "verified":
+            if notice.get("outcome") not in PROOF_OUTCOMES:
+                raise BadNotice("unknown outcome")
+            _address(notice.get("device"))
     else:
         raise BadNotice("unknown op")
     return notice
+
+
+def _is_node(value) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= _NODE
+
+
+def _timeout(value) -> None:
+    if not (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 < value <= _MAX_TIMEOUT
+    ):
+        raise BadNotice("no timeout")
+
+
+def _nonce(value) -> bytes:
+    """
+    @return: the challenge's nonce a verification notice carries in hex.
+    """
+    if not isinstance(value, str) or len(value) != 2 * CHECK_NONCE_SIZE:
+        raise BadNotice("no nonce")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise BadNotice("no nonce") from None

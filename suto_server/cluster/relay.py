@@ -23,6 +23,9 @@ for at most L{suto_server.rules.rendezvous.ANNOUNCE_WAIT} seconds.
 
 The notices and their checking are L{suto_server.cluster.notice}; a
 process ignores its own, and drops, logged, one that fails the check.
+The notices of verifications (L{suto_server.cluster.verify_relay}) go
+the same way, handed to the verify relay given to
+L{Relay.serve_verifications}.
 
 The notices are heard on a thread of the relay's own: each wait for
 them is one blocking call of at most L{LISTEN_FOR} seconds, whose answer
@@ -90,6 +93,7 @@ class Relay(Service):
         self._meeting: list[tuple[int, Deferred]] = []
         self._node = secrets.token_hex(8)
         self._rendezvous = None
+        self._verifications = None
         self._threads: ThreadPool | None = None
         self._listener = None
         self._retry = None
@@ -101,6 +105,21 @@ class Relay(Service):
         """
         self._rendezvous = rendezvous
 
+    def serve_verifications(self, verifications) -> None:
+        """
+        Deliver the other processes' verification notices (C{verify},
+        C{holding}, C{verified}) to C{verifications}, a
+        L{suto_server.cluster.verify_relay.VerifyRelay}.
+        """
+        self._verifications = verifications
+
+    @property
+    def node(self) -> str:
+        """
+        This process's id in its notices.
+        """
+        return self._node
+
     # The rendezvous's peers.
 
     def opened(self, request, timeout: float) -> None:
@@ -108,7 +127,7 @@ class Relay(Service):
         if others:
             # Before sending: the answers may come back at once.
             self._unheard[request.key] = others
-        sent = self._send(
+        sent = self.send(
             "open",
             request.key,
             user=request.user,
@@ -121,11 +140,11 @@ class Relay(Service):
             self._rendezvous.heard_by_all(request.key)
 
     def claimed(self, request) -> None:
-        self._send("claimed", request.key, source=request.claimed_by)
+        self.send("claimed", request.key, source=request.claimed_by)
 
     def finished(self, request, outcome) -> None:
         self._unheard.pop(request.key, None)
-        self._send(
+        self.send(
             "done",
             request.key,
             verdict=outcome.verdict.value,
@@ -156,10 +175,12 @@ class Relay(Service):
         """
         Tell the other processes this one is there (and listening).
         """
-        self._send("here", 0)
+        self.send("here", 0)
 
-    def _send(self, op: str, key: int, **fields) -> bool:
+    def send(self, op: str, key: int, **fields) -> bool:
         """
+        Send the other processes the notice C{op} about request C{key}.
+
         @return: whether the notice was sent.
         """
         notice = json.dumps({"node": self._node, "op": op, "key": key, **fields})
@@ -254,7 +275,7 @@ class Relay(Service):
             self._rendezvous.remote_opened(
                 key, notice["user"], notice["networks"], notice["timeout"]
             )
-            self._send("heard", key)
+            self.send("heard", key)
         elif op == "heard":
             unheard = self._unheard.get(key)
             if unheard is not None:
@@ -268,6 +289,8 @@ class Relay(Service):
             self._rendezvous.remote_finished(
                 key, notice["verdict"], notice["reason"], notice["source"]
             )
+        elif self._verifications is not None and op in ("verify", "holding", "verified"):
+            self._verifications.deliver(node, notice)
 
     def others(self) -> list[str]:
         """
@@ -319,6 +342,8 @@ class Relay(Service):
             if self._rendezvous is not None:
                 # No more news of them will come.
                 self._rendezvous.drop_mirrors()
+            if self._verifications is not None:
+                self._verifications.stop()
             return result
 
         return d.addBoth(stop)

@@ -16,6 +16,7 @@ from suto_server.api.verifier import (
     Verifier,
     clamp_deadline,
 )
+from suto_server.cluster.verify_relay import Answered
 from suto_server.locations import Location, Locations
 from suto_server.rules.authenticator import Authenticator
 from suto_server.rules.registry import LiveSessions, TooManyChallenges
@@ -24,6 +25,7 @@ from suto_server.store.errors import StoreError
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
 from tests.support.hello import RecordingHello
+from tests.support.live import RecordingConnection
 from tests.support.masterkey import new_master_key
 from tests.support.rotation import NOW, SOURCE, enroll
 from tests.support.sources import DictSource
@@ -31,21 +33,6 @@ from tests.support.sources import DictSource
 HASH = "$6$abcdefghijklmnop$" + "x" * 86
 NONCE = bytes(range(16))
 TARGETS = Locations({"bob": Location((ipaddress.ip_network("192.0.2.7/32"),), "bob")})
-
-
-class RecordingConnection:
-    """
-    A live rotation connection whose challenges the test answers.
-    """
-
-    def __init__(self):
-        self.challenges = []
-        self.cancelled = []
-
-    def challenge(self, nonce):
-        d = defer.Deferred(lambda d: self.cancelled.append(nonce))
-        self.challenges.append((nonce, d))
-        return d
 
 
 class VerifierTests(SynchronousTestCase):
@@ -215,6 +202,92 @@ class VerifierTests(SynchronousTestCase):
         self.connection.challenges.pop()[1].errback(RuntimeError("bug"))
         self.assertEqual(results[0].answer, Answer.ERROR)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class _Elsewhere:
+    """
+    The other server processes, as a verify relay asks them: the test
+    answers each ask.
+    """
+
+    def __init__(self, others=True):
+        self.others = others
+        self.asked = []
+        self.cancelled = []
+
+    def has_others(self):
+        return self.others
+
+    def ask(self, user, timeout):
+        d = defer.Deferred(lambda d: self.cancelled.append(user))
+        self.asked.append((user, timeout, d))
+        return d
+
+
+class ElsewhereTests(SynchronousTestCase):
+    """
+    A profile whose live connection is not on this process is verified
+    by the other processes on the store, if any.
+    """
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.clock.advance(NOW)
+        self.store = MemoryStore()
+        enroll(self.store, new_master_key(self), "alice")
+        self.elsewhere = _Elsewhere()
+        self.verifier = Verifier(
+            self.clock,
+            self.store,
+            LiveSessions(),
+            Authenticator(Rendezvous(self.clock, timeout=5), RecordingHello(), DictSource({})),
+            TARGETS,
+            2020,
+            remote=self.elsewhere,
+        )
+
+    def verify(self, deadline=10):
+        results = []
+        self.verifier.verify("alice", deadline).addCallback(results.append)
+        return results
+
+    def test_outcomes(self):
+        """
+        Each outcome another process announces reads as the same proof on
+        a live connection here would; nobody holding the connection is
+        C{device_offline}.
+        """
+        for answered, answer, device in [
+            (Answered("matched", SOURCE), Answer.ACCEPTED, SOURCE),
+            (Answered("mismatched", SOURCE), Answer.REJECTED, SOURCE),
+            (Answered("no_answer", SOURCE), Answer.DEVICE_OFFLINE, SOURCE),
+            (Answered("busy", SOURCE), Answer.ERROR, SOURCE),
+            (None, Answer.DEVICE_OFFLINE, None),
+        ]:
+            results = self.verify(deadline=7)
+            user, timeout, d = self.elsewhere.asked.pop()
+            self.assertEqual((user, timeout, results), ("alice", 7, []))
+            d.callback(answered)
+            self.assertEqual((results[0].answer, results[0].device), (answer, device))
+
+    def test_deadline(self):
+        """
+        No outcome within the deadline is C{device_offline}, and the ask is
+        given up.
+        """
+        results = self.verify(deadline=2)
+        self.clock.advance(2)
+        self.assertEqual(results[0].answer, Answer.DEVICE_OFFLINE)
+        self.assertEqual(self.elsewhere.cancelled, ["alice"])
+
+    def test_alone(self):
+        """
+        With no other process heard from, nobody is asked.
+        """
+        self.elsewhere.others = False
+        [result] = self.verify()
+        self.assertEqual(result.answer, Answer.DEVICE_OFFLINE)
+        self.assertEqual(self.elsewhere.asked, [])
 
 
 class ClampTests(SynchronousTestCase):

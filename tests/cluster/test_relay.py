@@ -13,7 +13,6 @@ from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from zope.interface import implementer
 
 from suto_server.cluster.relay import HERE_EVERY, Relay, relay_for
 from suto_server.net.discovery import parse_targets
@@ -26,50 +25,12 @@ from suto_server.rules.rendezvous import (
     RequestConflict,
     Verdict,
 )
-from suto_server.store.errors import StoreError
-from suto_server.store.interfaces import IClusteredStore
 from suto_server.store.memory import MemoryStore
 from suto_server.store.postgres import PostgresStore
+from tests.support.channel import Channel, ChannelSession
 from tests.support.postgres import new_location
 
 DEVICE = "10.0.0.5"
-
-
-class _Channel:
-    """
-    The store's channel and claims, shared by the sessions of the
-    processes on it; a notice reaches every relay at once.
-    """
-
-    def __init__(self):
-        self.relays = []
-        self.claims = {}
-        self.down = False
-
-
-@implementer(IClusteredStore)
-class _Session:
-    """
-    One process's session on a L{_Channel}.
-    """
-
-    def __init__(self, channel):
-        self._channel = channel
-
-    def announce(self, notice):
-        if self._channel.down:
-            raise StoreError("announcing to the other processes failed")
-        for relay in self._channel.relays:
-            relay.deliver(notice)
-
-    def take_claim(self, key):
-        if self._channel.down:
-            raise StoreError("claiming a request failed")
-        return self._channel.claims.setdefault(key, self) is self
-
-    def release_claim(self, key):
-        if self._channel.claims.get(key) is self:
-            del self._channel.claims[key]
 
 
 class _Process:
@@ -81,7 +42,7 @@ class _Process:
     def __init__(self, channel):
         self.clock = task.Clock()
         self.observed = []
-        self.relay = Relay(reactor, _Session(channel), clock=self.clock)
+        self.relay = Relay(reactor, ChannelSession(channel), clock=self.clock)
         channel.relays.append(self.relay)
         self.rendezvous = Rendezvous(
             self.clock,
@@ -98,7 +59,7 @@ class SharedRendezvousTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        self.channel = _Channel()
+        self.channel = Channel()
         self.asked = _Process(self.channel)
         self.reached = _Process(self.channel)
         for process in (self.asked, self.reached):

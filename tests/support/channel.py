@@ -1,0 +1,48 @@
+# -*- test-case-name: tests.cluster.test_relay,tests.cluster.test_verify_relay -*-
+"""
+An in-memory stand-in for a PostgreSQL store's channel and claims
+(L{suto_server.store.postgres.notices}), shared by the relays of the
+processes on it in a test: every notice is delivered at once.
+"""
+
+from zope.interface import implementer
+
+from suto_server.store.errors import StoreError
+from suto_server.store.interfaces import IClusteredStore
+
+
+class Channel:
+    """
+    The store's channel and claims, shared by the sessions of the
+    processes on it; a notice reaches every relay at once.
+    """
+
+    def __init__(self):
+        self.relays = []
+        self.claims = {}
+        self.down = False
+
+
+@implementer(IClusteredStore)
+class ChannelSession:
+    """
+    One process's session on a L{Channel}.
+    """
+
+    def __init__(self, channel):
+        self._channel = channel
+
+    def announce(self, notice):
+        if self._channel.down:
+            raise StoreError("announcing to the other processes failed")
+        for relay in self._channel.relays:
+            relay.deliver(notice)
+
+    def take_claim(self, key):
+        if self._channel.down:
+            raise StoreError("claiming a request failed")
+        return self._channel.claims.setdefault(key, self) is self
+
+    def release_claim(self, key):
+        if self._channel.claims.get(key) is self:
+            del self._channel.claims[key]
