@@ -38,6 +38,15 @@ per source by the audit log.  A forged answer to a check proves nothing
 either (C{check_forged}, unproven).  A move is recorded only after a
 proof, so C{location_changed} goes out at once.
 
+A move is decided once, even by several server processes over one store:
+the store records it only if the profile is still at the address this
+process read (a compare-and-swap,
+L{suto_server.store.interfaces.IProfileStore.record_move}).  A
+reconnection whose move another process decided first, while its check
+was out, decides again against the address the profile is now at: the
+same address (one device reaching two processes at once) is admitted
+without a second move or any alert, a third one is checked there.
+
 Every method takes C{now}; the check's own timeout runs on the check
 service's clock.
 """
@@ -117,7 +126,7 @@ class Tracking:
             called for it.
         @return: a L{Deferred} firing with C{True} (admitted: live at once
             if C{proven}, else once proven) or C{False} (a clone is
-            suspected; already recorded).
+            suspected, already recorded; or the profile is gone).
         """
         user = profile.username
         live = self._live.get(user)
@@ -130,7 +139,7 @@ class Tracking:
             return succeed(False)
         old = profile.last_address
         if old is None or old == address:
-            self._admitted(now, user, address, None, connection, proven)
+            self._admitted(now, user, address, connection, proven)
             return succeed(True)
         d = maybeDeferred(self._checks.check, user, old, key, previous=previous)
 
@@ -157,12 +166,36 @@ class Tracking:
                     self._clone(now, user, address, live.address, _LIVE, proven)
                     return False
                 # Its proof already moved the registry here.
-                self._admitted(now, user, address, None, connection, proven)
+                self._admitted(now, user, address, connection, proven)
                 return True
-            self._admitted(now, user, address, old, connection, proven)
+            if not proven:
+                self._claims[connection] = _Claim(user, address, old)
+                return True
+            if not self._move(now, user, old, address):
+                return self._again(user, key, address, connection, now, previous)
+            self._live.attach(user, address, now, connection)
             return True
 
         return d.addCallback(decided)
+
+    def _again(self, user, key, address, connection, now, previous):
+        """
+        Another server process over the same store moved C{user}'s
+        profile first, while this one checked: decide again against the
+        address it moved to.  The same address as C{address} (the same
+        device, reconnecting through two processes at once) is admitted
+        without a second move or an alert; a third address is checked
+        there, where the winner now is.
+
+        @return: what L{admit} returns, or C{False} for a profile that is
+            gone.
+        """
+        profile = self._store.get_profile(user)
+        if profile is None:
+            return False
+        return self.admit(
+            profile, key, address, connection, now, previous, proven=True
+        )
 
     def proven(self, connection, now: float) -> None:
         """
@@ -181,7 +214,8 @@ class Tracking:
             self._live.attach(user, address, now, connection)
         if claim.moving_from is None:
             return
-        self._move(now, user, claim.moving_from, address)
+        # The commit set the address itself, under its own compare-and-swap.
+        self._move(now, user, claim.moving_from, address, seen=address)
         # Other newcomers from the same address join this move.
         for other, waiting in list(self._claims.items()):
             if waiting.user == user and waiting.address == address:
@@ -214,28 +248,37 @@ class Tracking:
             self._claims[connection] = replace(claim, connected=False)
         self._live.detach(user, connection)
 
-    def _admitted(self, now, user, address, moving_from, connection, proven) -> None:
+    def _admitted(self, now, user, address, connection, proven) -> None:
         """
-        C{connection} from C{address} may serve C{user}: live at once if it
-        has C{proven} the key, else once it does.
+        C{connection} from C{address}, where the registry holds C{user},
+        may serve it: live at once if it has C{proven} the key, else once
+        it does.
         """
         if not proven:
-            self._claims[connection] = _Claim(user, address, moving_from)
+            self._claims[connection] = _Claim(user, address, None)
             return
         self._live.attach(user, address, now, connection)
-        if moving_from is not None:
-            self._move(now, user, moving_from, address)
 
-    def _move(self, now, user, old, address) -> None:
+    def _move(self, now, user, old, address, seen=None) -> bool:
+        """
+        Record C{user}'s move from C{old} to C{address}, and its
+        C{location_changed}, unless another process decided a move first
+        (the store's compare-and-swap on the address C{seen}, C{old} by
+        default).
+
+        @return: whether the move was recorded.
+        """
         describe = self._locations.describe_address
-        self._store.record_move(
+        if not self._store.record_move(
             user,
             now,
             old,
             address,
             self._locations.name_of(old),
             self._locations.name_of(address),
-        )
+            seen=seen,
+        ):
+            return False
         self._audit.record(
             now,
             "location_changed",
@@ -244,6 +287,7 @@ class Tracking:
             f"moved from {describe(old)} to {describe(address)}",
             (describe(old), describe(address)),
         )
+        return True
 
     def _clone(self, now, user, new, old, why, proven: bool) -> None:
         """

@@ -378,14 +378,30 @@ def checked_offline_marking(usernames, now, silent_before):
     return usernames
 
 
-def check_move(move):
+def checked_move(
+    username,
+    time,
+    old_address,
+    new_address,
+    old_location_name,
+    new_location_name,
+    seen,
+):
     """
-    Refuse a move the store could not keep faithfully.
+    Refuse a move the store could not keep faithfully, or a compare-and-swap
+    it could not make (see L{IProfileStore.record_move}).
 
-    @raise ValueError: C{move} is not a L{Move}, or a field is of the
-        wrong type or out of bounds.
+    @return: the L{Move} to record.
+    @raise ValueError: a field is of the wrong type or out of bounds.
     """
-    _check_type(move, Move)
+    move = Move(
+        username,
+        time,
+        old_address,
+        new_address,
+        old_location_name,
+        new_location_name,
+    )
     check_username(move.username)
     check_time("time", move.time)
     check_address("old address", move.old_address)
@@ -396,3 +412,6 @@ def check_move(move):
     _check_text(
         "new location name", move.new_location_name, MAX_NAME, optional=True
     )
+    if seen is not None:
+        check_address("seen address", seen)
+    return move

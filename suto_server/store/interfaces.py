@@ -254,18 +254,28 @@ class IProfileStore(Interface):
         new_address,
         old_location_name,
         new_location_name,
+        seen=None,
     ):
         """
-        Record that C{username}'s profile moved from C{old_address} to
-        C{new_address} at C{time}, and make C{new_address} and C{time} the
-        profile's C{last_address} and C{last_seen} (if it still exists) in
-        the same transaction, so the registry never holds a move without
-        its new location.
+        Decide a move of C{username}'s profile, once: a compare-and-swap on
+        its C{last_address}.  Only if the profile exists and its
+        C{last_address} is still C{seen}, record that it moved from
+        C{old_address} to C{new_address} at C{time}, and make
+        C{new_address} and C{time} its C{last_address} and C{last_seen},
+        in one transaction, so the registry never holds a move without its
+        new location.  Otherwise nothing changes: another caller (another
+        server process, over a shared store) decided first, or the profile
+        is gone.  Of callers that saw one address, exactly one moves.
 
         @param old_location_name: the named location of C{old_address}, or
             L{None}.
         @param new_location_name: the named location of C{new_address}, or
             L{None}.
+        @param seen: the C{last_address} the caller read; C{old_address}
+            when L{None}.  A rotation's commit sets the address itself,
+            under its own compare-and-swap, so the move it proves expects
+            C{new_address} there.
+        @return: C{True} if the move was recorded, C{False} if not.
         """
 
     def moves(username):

@@ -4,7 +4,8 @@ The decisions several server processes take together through one
 PostgreSQL store (L{tests.support.postgres}), each process standing as a
 L{PostgresStore} opened on its own and called from its own thread: one
 enrollment window and one attempt counter, one winner of two rotations
-of one key (so one move), a blacklisting and a key seen by every process
+of one key (so one move), one move of a profile moved by two
+processes at once, a blacklisting and a key seen by every process
 at once, one audit chain.  The rules read all of these from the store on
 each connection and keep no copy (docs/ARCHITECTURE.md, "Several
 processes and hosts").
@@ -145,6 +146,34 @@ class TwoProcessesTests(SynchronousTestCase):
                 store.commit_rotations([numbered_rotation("alice", 0, 3, 2100.0)]),
                 [False],
             )
+
+    def test_one_move_of_a_profile(self):
+        """
+        Two reconnections of one profile moving it through two processes
+        at once, each from the address both read, record exactly one move
+        (the store's compare-and-swap on the last address), whether they
+        come from one address (one device reaching both processes) or from
+        two; both processes then read the winner's address, and the moves
+        make one unbroken chain.
+        """
+        self.enroll()
+        seen = "10.2.3.17"
+        pairs = [("10.9.0.4", "10.9.0.4"), ("10.9.0.5", "10.9.0.6")] * 5
+        for number, pair in enumerate(pairs):
+            results = self.together(
+                lambda store, move: store.record_move(*move),
+                *[("alice", 3000.0 + number, seen, to, None, None) for to in pair],
+            )
+            self.assertEqual(sorted(results), [False, True])
+            seen = pair[results.index(True)]
+            for store in (self.first, self.second):
+                self.assertEqual(store.get_profile("alice").last_address, seen)
+        moves = self.second.moves("alice")
+        self.assertEqual(len(moves), len(pairs))
+        self.assertEqual(
+            [move.old_address for move in moves[1:]],
+            [move.new_address for move in moves[:-1]],
+        )
 
     def test_confirmed_key_only(self):
         """

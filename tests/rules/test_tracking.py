@@ -33,12 +33,13 @@ from tests.support.rotation import (
     Device,
 )
 from tests.support.rotation_listener import VERSION, RotationListenerMixin
-from tests.support.store_suite.values import PROFILE, WINDOW
+from tests.support.store_suite.values import PROFILE, WINDOW, numbered_rotation
 from tests.support.udp import MemoryUDPReactor
 
 NOW = 1_700_000_000.0
 OLD = PROFILE.location  # 10.2.3.17, in "lab-east"
 NEW = "10.9.0.4"
+THIRD = "10.9.0.5"
 KEY = bytes(range(32))
 PREVIOUS = bytes(range(32, 64))
 WRONG_KEY = bytes(range(64, 96))
@@ -101,6 +102,24 @@ class TrackingTests(SynchronousTestCase):
             proven=proven,
         ).addBoth(decisions.append)
         return decisions
+
+    def commit(self, connection, address, now):
+        """
+        Commit a rotation of alice from C{address} on C{connection}, as the
+        rotation phase does before it calls L{Tracking.proven}: the
+        store's commit sets the profile's address itself.
+        """
+        profile = self.store.get_profile("alice")
+        rotation = numbered_rotation(
+            "alice",
+            profile.generation,
+            profile.generation + 1,
+            now,
+            expected_key_id=profile.key_id,
+            address=address,
+        )
+        self.assertEqual(self.store.commit_rotations([rotation]), [True])
+        self.tracking.proven(connection, now)
 
     def sent(self):
         """
@@ -393,7 +412,7 @@ class TrackingTests(SynchronousTestCase):
         self.assertNotIn("alice", self.live)
         self.assert_not_moved()
         self.assertEqual(self.audit.records, [])
-        self.tracking.proven("mover", NOW + 5)
+        self.commit("mover", NEW, NOW + 5)
         self.assertEqual(
             (self.live.get("alice").connection, self.live.get("alice").since),
             ("mover", NOW + 5),
@@ -435,7 +454,7 @@ class TrackingTests(SynchronousTestCase):
         self.admit(NEW, "mover", proven=False)
         self.reactor.advance(3)
         self.tracking.detach("alice", "mover", keep_move=True)
-        self.tracking.proven("mover", NOW + 5)
+        self.commit("mover", NEW, NOW + 5)
         self.assertEqual(len(self.store.moves("alice")), 1)
         self.admit("10.9.0.5", "failing", proven=False)
         self.reactor.advance(3)
@@ -452,12 +471,90 @@ class TrackingTests(SynchronousTestCase):
         self.admit(NEW, "first", proven=False)
         self.admit(NEW, "second", proven=False)
         self.reactor.advance(3)
-        self.tracking.proven("second", NOW + 5)
-        self.tracking.proven("first", NOW + 6)
+        self.commit("second", NEW, NOW + 5)
+        self.commit("first", NEW, NOW + 6)
         self.assertEqual(
             self.store.moves("alice"),
             [Move("alice", NOW + 5, OLD, NEW, "lab-east", None)],
         )
+
+    def moved_elsewhere_first(self, address):
+        """
+        Another server process over the same store moves alice from the
+        old address to C{address}, as its own reconnection of her would.
+        """
+        self.assertTrue(
+            self.store.record_move("alice", NOW + 1, OLD, address, None, None)
+        )
+
+    def test_move_decided_elsewhere_to_same_address(self):
+        """
+        A reconnection whose move another process decided first, to the
+        same address while the check was out (the same device reaching
+        two processes at once), is admitted and live without a second
+        move, a second check or any alert: the winner raised
+        C{location_changed}, and there is no clone.
+        """
+        decisions = self.admit(NEW, "loser")
+        self.moved_elsewhere_first(NEW)
+        self.reactor.advance(3)
+        self.assertEqual(decisions, [True])
+        self.assertEqual(len(self.sent()), 1)
+        self.assertEqual(
+            self.store.moves("alice"), [Move("alice", NOW + 1, OLD, NEW, None, None)]
+        )
+        self.assertEqual(self.audit.records, [])
+        self.assertEqual(self.live.get("alice").connection, "loser")
+
+    def test_move_decided_elsewhere_answered_there(self):
+        """
+        When another process moved the profile to a third address first,
+        the reconnection is checked again, there: the winner answering
+        refuses it as C{clone_suspected}, and nothing more moves.
+        """
+        decisions = self.admit(NEW, "loser")
+        self.moved_elsewhere_first(THIRD)
+        self.reactor.advance(3)
+        self.assertEqual(decisions, [])
+        check, destination = self.sent()[-1]
+        self.assertEqual(destination, (THIRD, 2020))
+        self.reply(answer(check.nonce, key=KEY), source=THIRD)
+        self.assertEqual(decisions, [False])
+        self.assertEqual(self.audit.events(), ["clone_suspected"])
+        self.assertEqual(len(self.store.moves("alice")), 1)
+        self.assertEqual(self.store.get_profile("alice").last_address, THIRD)
+        self.assertNotIn("alice", self.live)
+
+    def test_move_decided_elsewhere_silent_there(self):
+        """
+        A third address that stays silent in turn lets the reconnection
+        move the profile on from there, one move after the winner's.
+        """
+        decisions = self.admit(NEW, "loser")
+        self.moved_elsewhere_first(THIRD)
+        self.reactor.advance(3)
+        self.reactor.advance(3)
+        self.assertEqual(decisions, [True])
+        self.assertEqual(
+            self.store.moves("alice"),
+            [
+                Move("alice", NOW + 1, OLD, THIRD, None, None),
+                Move("alice", NOW, THIRD, NEW, None, None),
+            ],
+        )
+        self.assertEqual(self.audit.events(), ["location_changed"])
+        self.assertEqual(self.live.get("alice").connection, "loser")
+
+    def test_move_of_removed_profile(self):
+        """
+        A reconnection whose profile was removed while its check was out
+        records no move and is not admitted.
+        """
+        decisions = self.admit(NEW, "mover")
+        self.store.remove_profile("alice")
+        self.reactor.advance(3)
+        self.assertEqual((decisions, self.store.moves("alice")), ([False], []))
+        self.assertNotIn("alice", self.live)
 
     def test_check_cannot_be_sent(self):
         """

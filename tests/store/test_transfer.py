@@ -19,7 +19,13 @@ from suto_server.store.sql.transfer import CARRIED, TableRows
 from suto_server.store.sqlite import SQLiteStore
 from tests.support.deployments import populate
 from tests.support.postgres import new_location
-from tests.support.store_suite.values import AUDIT, MOVE, numbered_rotation
+from tests.support.store_suite.values import (
+    AUDIT,
+    MOVE,
+    enroll_numbered,
+    numbered_rotation,
+    profile_for,
+)
 
 CARRIED_NAMES = {name for name, _ in CARRIED}
 
@@ -88,16 +94,23 @@ class _Transfers:
         source = self.new_store()
         populate(source)
         destination = self.new_store()
+        enroll_numbered(destination, "zed")
+        places = (profile_for("zed").location, "10.0.0.2")
         for number in range(20):
             destination.append_audit(AUDIT)
-            destination.record_move(
-                "zed", float(number), "10.0.0.1", "10.0.0.2", None, None
+            self.assertTrue(
+                destination.record_move(
+                    "zed", float(number), *places, None, None
+                )
             )
+            places = places[::-1]
         destination.load(source.dump())
         self.assertEqual(list(destination.dump()), list(source.dump()))
         destination.append_audit(AUDIT)
-        destination.record_move(
-            MOVE.username, 9000.0, "10.9.0.4", "10.9.0.6", None, None
+        self.assertTrue(
+            destination.record_move(
+                MOVE.username, 9000.0, "10.9.0.4", "10.9.0.6", None, None
+            )
         )
         self.assertEqual(
             destination.commit_rotations([numbered_rotation("alice", 2, 3, 9100.0)]),

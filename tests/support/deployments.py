@@ -65,7 +65,8 @@ def populate(store):
     )
     store.confirm_current("frank", numbered_key_id(1), 2300.0, "10.2.3.50")
     store.record_rotation_failure("bob")
-    store.record_move(*astuple(MOVE))
+    # Alice's rotations set her address (numbered_rotation's) before she moved.
+    store.record_move(*astuple(MOVE), seen=numbered_rotation("alice", 1, 2, 0).address)
     store.record_move("bob", 3100.0, "10.2.3.17", "10.9.0.5", None, None)
     store.mark_offline(["bob"], 4000.0)
     store.add_to_blacklist(

@@ -8,12 +8,11 @@ the rest of L{suto_server.store.interfaces.IProfileStore}.
 from dataclasses import replace
 
 from suto_server.store.checks import (
-    check_move,
     check_time,
     check_username,
+    checked_move,
     checked_offline_marking,
 )
-from suto_server.store.records import Move
 
 
 class Presence:
@@ -29,26 +28,29 @@ class Presence:
         new_address,
         old_location_name,
         new_location_name,
+        seen=None,
     ):
         """
         See L{IProfileStore.record_move}.
         """
-        move = Move(
+        move = checked_move(
             username,
             time,
             old_address,
             new_address,
             old_location_name,
             new_location_name,
+            seen,
         )
-        check_move(move)
         tables = self._open_tables()
-        tables.moves.setdefault(username, []).append(move)
         profile = tables.profiles.get(username)
-        if profile is not None:
-            tables.profiles[username] = replace(
-                profile, last_address=new_address, last_seen=time
-            )
+        if profile is None or profile.last_address != (seen or old_address):
+            return False
+        tables.moves.setdefault(username, []).append(move)
+        tables.profiles[username] = replace(
+            profile, last_address=new_address, last_seen=time
+        )
+        return True
 
     def moves(self, username):
         """

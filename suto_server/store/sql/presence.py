@@ -7,9 +7,9 @@ L{suto_server.store.interfaces.IProfileStore}.
 """
 
 from suto_server.store.checks import (
-    check_move,
     check_time,
     check_username,
+    checked_move,
     checked_offline_marking,
 )
 from suto_server.store.records import Move, SpentOfflineStep
@@ -78,20 +78,31 @@ class Presence:
         new_address,
         old_location_name,
         new_location_name,
+        seen=None,
     ):
         """
-        See L{IProfileStore.record_move}.
+        See L{IProfileStore.record_move}.  The conditional C{UPDATE} is
+        the compare-and-swap: under PostgreSQL's READ COMMITTED, a second
+        one waits on the row the first updated and then finds its address
+        changed; SQLite writers take turns.
         """
-        move = Move(
+        move = checked_move(
             username,
             time,
             old_address,
             new_address,
             old_location_name,
             new_location_name,
+            seen,
         )
-        check_move(move)
         with self._transaction("recording a move") as connection:
+            moved = connection.execute(
+                "UPDATE profiles SET last_address = ?, last_seen = ?"
+                " WHERE username = ? AND last_address = ?",
+                (move.new_address, move.time, move.username, seen or old_address),
+            ).rowcount
+            if not moved:
+                return False
             connection.execute(
                 f"INSERT INTO moves ({MOVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -103,11 +114,7 @@ class Presence:
                     move.new_location_name,
                 ),
             )
-            connection.execute(
-                "UPDATE profiles SET last_address = ?, last_seen = ?"
-                " WHERE username = ?",
-                (move.new_address, move.time, move.username),
-            )
+        return True
 
     def moves(self, username):
         """

@@ -92,6 +92,8 @@ class SQLiteConnectionTests(SQLiteFileCase, SynchronousTestCase):
         reopening, and the chain goes on from its last record.
         """
         store = SQLiteStore.open(self.path)
+        store.open_window(WINDOW)
+        store.complete_enrollment(PROFILE)
         store.record_move(
             MOVE.username,
             MOVE.time,

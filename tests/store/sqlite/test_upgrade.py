@@ -217,6 +217,8 @@ class SQLiteUpgradeTests(SQLiteFileCase, SynchronousTestCase):
         self.assertEqual(
             query(backup, "SELECT count(*) FROM audit"), [(len(events),)]
         )
+        upgraded.open_window(WINDOW)
+        upgraded.complete_enrollment(PROFILE)
         upgraded.record_move(
             MOVE.username,
             MOVE.time,

@@ -1,5 +1,6 @@
 """
 The shared suite of the moves of L{IProfileStore}: where profiles moved,
+each decided once by a compare-and-swap on the profile's last address,
 kept after the profile is gone.
 """
 
@@ -17,6 +18,7 @@ from tests.support.store_suite.values import (
     PROFILE,
     WINDOW,
     not_refused,
+    numbered_rotation,
 )
 
 # Each differs from MOVE in one field the store must refuse.
@@ -36,23 +38,29 @@ BAD_MOVES = [
     replace(MOVE, new_location_name=7),
 ]
 
+# Addresses a compare-and-swap cannot expect.
+BAD_SEEN = ["lab-east", 7, "10.2.3.17\nforged"]
+
 
 class MoveStoreTestsMixin(StoreTestsBase):
     """
     Tests of L{IProfileStore}'s moves.
     """
 
-    def record(self, move):
+    def record(self, move, seen=None):
         """
         Record C{move} through the store's own signature.
+
+        @return: whether the store recorded it.
         """
-        self.store.record_move(
+        return self.store.record_move(
             move.username,
             move.time,
             move.old_address,
             move.new_address,
             move.old_location_name,
             move.new_location_name,
+            seen=seen,
         )
 
     def test_no_moves(self):
@@ -76,13 +84,66 @@ class MoveStoreTestsMixin(StoreTestsBase):
                 old_location_name="lab-east",
                 new_location_name=None,
             ),
-            replace(MOVE, time=MAX_TIME, old_location_name=None),
+            replace(
+                MOVE,
+                time=MAX_TIME,
+                old_address="2001:db8::7",
+                old_location_name=None,
+            ),
         ]
         bob = replace(MOVE, username="bob")
-        for move in [moves[0], bob, moves[1], moves[2]]:
-            self.record(move)
+        self.enroll("alice")
+        self.enroll("bob")
+        recorded = [self.record(move) for move in [moves[0], bob, *moves[1:]]]
+        self.assertEqual(recorded, [True] * 4)
         self.assertEqual(self.store.moves("alice"), moves)
         self.assertEqual(self.store.moves("bob"), [bob])
+
+    def test_one_move_per_address_seen(self):
+        """
+        Of two moves from the address a profile was last seen at, only the
+        first is recorded: the second caller saw an address the profile
+        has left, and is told so, whether it moves elsewhere or to the
+        same address.  A move from the new address goes on from there.
+        """
+        self.enroll("alice")
+        third = replace(MOVE, time=3100.0, new_address="10.9.0.5")
+        again = replace(MOVE, time=3200.0)
+        self.assertEqual(
+            [self.record(MOVE), self.record(third), self.record(again)],
+            [True, False, False],
+        )
+        self.assertEqual(self.store.moves("alice"), [MOVE])
+        profile = self.store.get_profile("alice")
+        self.assertEqual(
+            (profile.last_address, profile.last_seen), (MOVE.new_address, MOVE.time)
+        )
+        onwards = replace(third, old_address=MOVE.new_address)
+        self.assertTrue(self.record(onwards))
+        self.assertEqual(self.store.moves("alice"), [MOVE, onwards])
+
+    def test_move_expecting_the_new_address(self):
+        """
+        A move recorded after something else already set the new address
+        (a rotation's commit) expects that address, through C{seen}, and
+        is refused once the profile is elsewhere again.
+        """
+        self.enroll("alice")
+        self.store.commit_rotations(
+            [numbered_rotation("alice", 0, 1, 2900.0, address=MOVE.new_address)]
+        )
+        self.assertFalse(self.record(MOVE))
+        self.assertTrue(self.record(MOVE, seen=MOVE.new_address))
+        self.assertFalse(self.record(MOVE, seen="10.2.3.99"))
+        self.assertEqual(self.store.moves("alice"), [MOVE])
+
+    def test_no_move_without_profile(self):
+        """
+        A profile that does not exist (never enrolled, or removed) has no
+        last address to swap: its move is not recorded.
+        """
+        self.assertFalse(self.record(MOVE))
+        self.assertEqual(self.store.moves("alice"), [])
 
     def test_moves_outlive_the_profile(self):
         """
@@ -109,7 +170,7 @@ class MoveStoreTestsMixin(StoreTestsBase):
             self.store.get_profile("alice"),
             replace(PROFILE, last_address=MOVE.new_address, last_seen=MOVE.time),
         )
-        self.record(replace(MOVE, username="bob"))
+        self.assertFalse(self.record(replace(MOVE, username="bob")))
         self.assertIsNone(self.store.get_profile("bob"))
         self.assertEqual(self.store.get_profile("alice").last_address, "10.9.0.4")
 
@@ -128,6 +189,21 @@ class MoveStoreTestsMixin(StoreTestsBase):
         bounds raises L{ValueError} and records nothing.
         """
         self.assertEqual(not_refused(ValueError, self.record, BAD_MOVES), [])
+        self.assertEqual(self.store.moves("alice"), [])
+
+    def test_bad_seen(self):
+        """
+        An expected address that is not one raises L{ValueError} and
+        moves nothing.
+        """
+        self.store.open_window(WINDOW)
+        self.store.complete_enrollment(PROFILE)
+
+        def record(seen):
+            return self.record(MOVE, seen)
+
+        self.assertEqual(not_refused(ValueError, record, BAD_SEEN), [])
+        self.assertEqual(self.store.get_profile("alice"), PROFILE)
         self.assertEqual(self.store.moves("alice"), [])
 
     def test_bad_names(self):
