@@ -243,12 +243,13 @@ class SutoServer(MultiService):
             reactor, listeners.devices, self.audit, others
         )
         self.expiry_watch = None
-        if self.certificates.served:
+        if self.certificates.revoking():
             self.expiry_watch = CertificateExpiryWatch(
                 reactor,
                 self.certificates.served,
                 alerting.cert_warn_days,
                 audit=self.audit,
+                revoking=self.certificates.revoking(),
             )
             self.expiry_watch.setServiceParent(self.leadership.jobs)
         for name, endpoint, factory in device_listeners(
@@ -605,7 +606,10 @@ class SutoServer(MultiService):
         Re-read the TLS listeners' certificates: see
         L{ServedCertificates.reload}.
         """
-        return self.certificates.reload()
+        results = self.certificates.reload()
+        if self.expiry_watch is not None:
+            self.expiry_watch.recheck()
+        return results
 
     def status(self) -> dict:
         """

@@ -117,6 +117,14 @@ class ServedCertificates:
         """
         return [_certificate_json(tls.certificate_info()) for tls in self.served]
 
+    def revoking(self) -> list:
+        """
+        C{(name, tls)} for every TLS listener, the device listeners
+        (C{"device"}) first: the CRLs of each, whoever it serves, are what
+        L{suto_server.net.expiry.CertificateExpiryWatch} checks.
+        """
+        return [("device", tls) for tls in self.served] + self._others
+
     def fingerprints(self) -> list[str]:
         return [tls.certificate_info().fingerprint for tls in self.served]
 
