@@ -104,8 +104,9 @@ class SutoServer(MultiService):
         (L{suto_server.cluster.relay}); L{None} on a store no other
         process shares.
     @ivar certificates: the L{ServedCertificates} of the TLS listeners.
-    @ivar expiry_watch: warns daily about TLS certificates close to
-        expiry; L{None} without a TLS listener.
+    @ivar expiry_watch: warns daily, and after a reload, about TLS
+        certificates and client certificate CRLs close to expiry; L{None}
+        without a TLS listener.
     @ivar authenticator: starts authentications (what the admin API calls).
     @ivar audit: the L{AuditLog}: events go to the store's hash chain,
         alerts to the structured log and to every sink of L{Alerting}.

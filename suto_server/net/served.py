@@ -74,7 +74,8 @@ class ServedCertificates:
     @param others: C{(name, tls)} for each other TLS listener (the
         verification API, the console): reloaded with the device listeners,
         but what they serve is not what devices pin or connect to, so it is
-        neither described nor warned about.
+        neither described nor warned about (their CRLs are:
+        L{revoking}).
     """
 
     log = Logger()
