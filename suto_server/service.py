@@ -107,8 +107,9 @@ class SutoServer(MultiService):
     @ivar verify_relay: verifies live connections with the other processes
         (L{suto_server.cluster.verify_relay}); L{None} with no relay.
     @ivar certificates: the L{ServedCertificates} of the TLS listeners.
-    @ivar expiry_watch: warns daily about TLS certificates close to
-        expiry; L{None} without a TLS listener.
+    @ivar expiry_watch: warns daily, and after a reload, about TLS
+        certificates and client certificate CRLs close to expiry; L{None}
+        without a TLS listener.
     @ivar authenticator: starts authentications (what the admin API calls).
     @ivar audit: the L{AuditLog}: events go to the store's hash chain,
         alerts to the structured log and to every sink of L{Alerting}.
@@ -248,12 +249,13 @@ class SutoServer(MultiService):
             reactor, listeners.devices, self.audit, others
         )
         self.expiry_watch = None
-        if self.certificates.served:
+        if self.certificates.revoking():
             self.expiry_watch = CertificateExpiryWatch(
                 reactor,
                 self.certificates.served,
                 alerting.cert_warn_days,
                 audit=self.audit,
+                revoking=self.certificates.revoking(),
             )
             self.expiry_watch.setServiceParent(self.leadership.jobs)
         for name, endpoint, factory in device_listeners(
@@ -611,7 +613,10 @@ class SutoServer(MultiService):
         Re-read the TLS listeners' certificates: see
         L{ServedCertificates.reload}.
         """
-        return self.certificates.reload()
+        results = self.certificates.reload()
+        if self.expiry_watch is not None:
+            self.expiry_watch.recheck()
+        return results
 
     def status(self) -> dict:
         """

@@ -39,6 +39,10 @@ ALERT_TYPES = frozenset(
         "rate_limited",
         # A TLS certificate is close to expiry.
         "certificate_expiring",
+        # A client certificate revocation list is close to its nextUpdate,
+        # or past it (every client of its CA is refused).
+        "crl_expiring",
+        "crl_expired",
         # An answer to a check packet carried a wrong proof.
         "check_forged",
     }

@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.net.test_expiry -*-
 """
-A daily look at how long the serving TLS certificates have left.
+A daily look at how long the serving TLS certificates, and the CRLs the
+listeners check client certificates against, have left.
 
 A certificate that expires unnoticed locks every agent out at once (an
 agent trusting a CA refuses an expired certificate), and renewal is easy
@@ -12,6 +13,18 @@ that expires within the threshold.
 Asking the listener rather than reading the file means a certificate
 renewed on disk but not yet reloaded still counts as expiring, which it
 is.
+
+The same check reads the nextUpdate of every CRL each listener loaded
+(C{crlFile=}, L{suto_server.net.revocation}), the verification API's and
+the console's included: past it, every client of that CA is refused until
+a fresh list is reloaded, so a CA that forgets to publish locks every
+host out at once.  A CRL close to it raises C{crl_expiring}, one past it
+C{crl_expired}.  CRLs live days where certificates live years, and a CA
+publishes the next one well before the last runs out, so a CRL is warned
+about from the smaller of the threshold and half its own validity
+(nextUpdate minus lastUpdate): a weekly CRL is warned about in its last
+three and a half days, not for its whole life as a 30-day threshold
+would.  A reload checks again at once (L{CertificateExpiryWatch.recheck}).
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from __future__ import annotations
 import datetime
 from typing import Protocol, Sequence
 
+from cryptography import x509
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -39,7 +53,14 @@ CHECK_INTERVAL = 24 * 60 * 60
 #: The C{event} field of the warning, for whatever reads the log.
 EXPIRING_EVENT = "certificate_expiring"
 
+#: The C{event} of the warning about a CRL close to its nextUpdate.
+CRL_EXPIRING_EVENT = "crl_expiring"
+
+#: The C{event} of the warning about a CRL past its nextUpdate.
+CRL_EXPIRED_EVENT = "crl_expired"
+
 _DAY = datetime.timedelta(days=1)
+_HOUR = datetime.timedelta(hours=1)
 _EXPIRING = (
     "the TLS certificate for {subject} (SHA-256 {fingerprint}) expires at "
     "{not_after}, in {days_left} days: renew it and reload the server"
@@ -47,6 +68,18 @@ _EXPIRING = (
 _EXPIRED = (
     "the TLS certificate for {subject} (SHA-256 {fingerprint}) expired at "
     "{not_after}: renew it and reload the server"
+)
+
+_CRL_EXPIRING = (
+    "the CRL of {issuer} on the {listener} listener reaches its nextUpdate "
+    "at {next_update}, in {hours_left} hours: past it every client "
+    "certificate that CA issued is refused, so publish a newer CRL and "
+    "reload the server"
+)
+_CRL_EXPIRED = (
+    "the CRL of {issuer} on the {listener} listener passed its nextUpdate "
+    "at {next_update}: every client certificate that CA issued is refused "
+    "until a newer CRL is published and the server reloaded"
 )
 
 
@@ -59,10 +92,20 @@ class ServedCertificate(Protocol):
     def certificate_info(self) -> CertificateInfo: ...
 
 
+class RevokingListener(Protocol):
+    """
+    Anything that can give the CRLs it checks client certificates against
+    now, such as L{suto_server.net.tls.ReloadableServerTLS}.
+    """
+
+    def revocation_lists(self) -> Sequence[x509.CertificateRevocationList]: ...
+
+
 class CertificateExpiryWatch(Service):
     """
-    Warns, at start and then every L{CHECK_INTERVAL} seconds, about each
-    served certificate that expires within C{warn_days}.
+    Warns, at start, then every L{CHECK_INTERVAL} seconds and after each
+    reload, about each served certificate that expires within
+    C{warn_days} and each loaded CRL close to or past its nextUpdate.
     """
 
     log = Logger()
@@ -73,6 +116,7 @@ class CertificateExpiryWatch(Service):
         served: Sequence[ServedCertificate],
         warn_days: int = DEFAULT_WARN_DAYS,
         audit=None,
+        revoking: Sequence[tuple[str, RevokingListener]] = (),
     ) -> None:
         """
         @param clock: tells the time and schedules the checks.
@@ -82,6 +126,9 @@ class CertificateExpiryWatch(Service):
         @param audit: the L{suto_server.audit.log.AuditLog} the warning goes to
             as a C{certificate_expiring} alert (so it reaches every alert
             sink, not only the log); L{None} to log it only.
+        @param revoking: C{(name, tls)} for every listener whose CRLs are
+            checked, asked at every check so a reloaded CRL is the one
+            checked; C{name} is what the warning calls the listener.
         @raise ValueError: C{warn_days} is not from 1 to L{MAX_WARN_DAYS}.
         """
         if type(warn_days) is not int or not 1 <= warn_days <= MAX_WARN_DAYS:
@@ -92,12 +139,13 @@ class CertificateExpiryWatch(Service):
         self._clock = clock
         self._audit = audit
         self._served = tuple(served)
+        self._revoking = tuple(revoking)
         self._threshold = datetime.timedelta(days=warn_days)
         self._loop: LoopingCall | None = None
 
     def startService(self) -> None:
         super().startService()
-        self._loop = LoopingCall(self.check)
+        self._loop = LoopingCall(self.recheck)
         self._loop.clock = self._clock
         self._loop.start(CHECK_INTERVAL, now=True).addErrback(
             lambda failure: self.log.failure(
@@ -111,6 +159,68 @@ class CertificateExpiryWatch(Service):
         if loop is not None and loop.running:
             loop.stop()
 
+    def recheck(self) -> None:
+        """
+        Check the certificates and the CRLs, when the service runs (on the
+        leader only, where several processes share a store): at every
+        tick, and after a reload so a CRL or certificate reloaded close to
+        its end is warned about at once.
+        """
+        if self.running:
+            self.check()
+            self.check_revocations()
+
+    def _now(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(
+            self._clock.seconds(), datetime.timezone.utc
+        )
+
+    def _warn(self, event: str, text: str, fields: dict) -> None:
+        """
+        Raise the alert C{event}, or log it as a warning without an audit
+        log.
+        """
+        if self._audit is None:
+            self.log.warn(text, event=event, **fields)
+        else:
+            self._audit.record(
+                self._clock.seconds(), event, None, None, text.format(**fields)
+            )
+
+    def check_revocations(self) -> list[tuple[str, x509.CertificateRevocationList]]:
+        """
+        Warn about every loaded CRL within the smaller of the threshold
+        and half its validity of its nextUpdate, or past it.
+
+        @return: C{(listener name, CRL)} for each, in the order of the
+            listeners and of their C{crlFile}.
+        """
+        now = self._now()
+        expiring = []
+        for name, listener in self._revoking:
+            for crl in listener.revocation_lists():
+                next_update = crl.next_update_utc
+                if next_update is None:
+                    # No promise of a newer list: OpenSSL never expires it.
+                    continue
+                left = next_update - now
+                validity = next_update - crl.last_update_utc
+                if left >= min(self._threshold, validity / 2):
+                    continue
+                expiring.append((name, crl))
+                expired = left <= datetime.timedelta(0)
+                self._warn(
+                    CRL_EXPIRED_EVENT if expired else CRL_EXPIRING_EVENT,
+                    _CRL_EXPIRED if expired else _CRL_EXPIRING,
+                    dict(
+                        issuer=crl.issuer.rfc4514_string(),
+                        listener=name,
+                        next_update=next_update.isoformat(),
+                        hours_left=left // _HOUR,
+                    ),
+                )
+        return expiring
+
     def check(self) -> list[CertificateInfo]:
         """
         Warn about every served certificate that expires within the
@@ -118,9 +228,7 @@ class CertificateExpiryWatch(Service):
 
         @return: those certificates, in the order of the listeners.
         """
-        now = datetime.datetime.fromtimestamp(
-            self._clock.seconds(), datetime.timezone.utc
-        )
+        now = self._now()
         expiring = []
         for served in self._served:
             info = served.certificate_info()
@@ -135,14 +243,5 @@ class CertificateExpiryWatch(Service):
                 not_after=info.not_after.isoformat(),
                 days_left=left // _DAY,
             )
-            if self._audit is None:
-                self.log.warn(text, event=EXPIRING_EVENT, **fields)
-            else:
-                self._audit.record(
-                    self._clock.seconds(),
-                    EXPIRING_EVENT,
-                    None,
-                    None,
-                    text.format(**fields),
-                )
+            self._warn(EXPIRING_EVENT, text, fields)
         return expiring

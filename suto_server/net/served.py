@@ -74,7 +74,8 @@ class ServedCertificates:
     @param others: C{(name, tls)} for each other TLS listener (the
         verification API, the console): reloaded with the device listeners,
         but what they serve is not what devices pin or connect to, so it is
-        neither described nor warned about.
+        neither described nor warned about (their CRLs are:
+        L{revoking}).
     """
 
     log = Logger()
@@ -116,6 +117,14 @@ class ServedCertificates:
         Each certificate's subject, fingerprint and expiry.
         """
         return [_certificate_json(tls.certificate_info()) for tls in self.served]
+
+    def revoking(self) -> list:
+        """
+        C{(name, tls)} for every TLS listener, the device listeners
+        (C{"device"}) first: the CRLs of each, whoever it serves, are what
+        L{suto_server.net.expiry.CertificateExpiryWatch} checks.
+        """
+        return [("device", tls) for tls in self.served] + self._others
 
     def fingerprints(self) -> list[str]:
         return [tls.certificate_info().fingerprint for tls in self.served]

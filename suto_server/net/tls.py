@@ -171,11 +171,14 @@ class ReloadableServerTLS:
         self._extra_chain = extra_chain
         self._client_cas = client_cas
         self._require_client_certificate = require_client_certificate
-        self._context = self._build_context()
+        self._context, self._revocation_lists = self._build_context()
 
-    def _build_context(self) -> SSL.Context:
+    def _build_context(self) -> tuple[SSL.Context, tuple]:
         """
         Read every file afresh and build a complete context from them.
+
+        @return: the context and the CRLs it checks client certificates
+            against (none without C{crlFile}).
 
         @raise TLSConfigurationError: a file is unusable, or OpenSSL refuses
             the key with the certificate (usually: the key does not belong
@@ -222,7 +225,7 @@ class ReloadableServerTLS:
         context.set_options(SSL.OP_NO_RENEGOTIATION)
         if crls is not None:
             check_revocation(context, crls)
-        return context
+        return context, tuple(crls or ())
 
     def _crls(self, authorities: list) -> list | None:
         """
@@ -255,7 +258,7 @@ class ReloadableServerTLS:
         @raise TLSConfigurationError: a file is unusable; the previous
             certificate stays in use.
         """
-        self._context = self._build_context()
+        self._context, self._revocation_lists = self._build_context()
         info = self.certificate_info()
         self.log.info(
             "TLS certificate reloaded: {subject}, SHA-256 fingerprint "
@@ -274,6 +277,14 @@ class ReloadableServerTLS:
         return certificate.describe(
             self._own().public_bytes(serialization.Encoding.PEM)
         )
+
+    def revocation_lists(self) -> tuple:
+        """
+        @return: the CRLs (C{x509.CertificateRevocationList}) new
+            connections' client certificates are checked against, in the
+            order of C{crlFile}; none without one.
+        """
+        return self._revocation_lists
 
     def ip_addresses(self) -> frozenset:
         """

@@ -31,8 +31,8 @@ class AlertTypesTests(SynchronousTestCase):
 
     def test_types(self):
         """
-        The alert types are the issue's list plus C{certificate_expiring}
-        and C{check_forged}.
+        The alert types are the issue's list plus C{certificate_expiring},
+        C{crl_expiring}, C{crl_expired} and C{check_forged}.
         """
         self.assertEqual(
             ALERT_TYPES,
@@ -46,6 +46,8 @@ class AlertTypesTests(SynchronousTestCase):
                 "blacklisted",
                 "rate_limited",
                 "certificate_expiring",
+                "crl_expiring",
+                "crl_expired",
                 "check_forged",
             },
         )

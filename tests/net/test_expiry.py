@@ -1,10 +1,12 @@
 """
-Tests for L{suto_server.net.expiry}: the daily certificate expiry warning,
-driven by L{task.Clock}, and its wiring into the server and C{twistd suto}.
+Tests for L{suto_server.net.expiry}: the daily certificate and CRL expiry
+warnings, driven by L{task.Clock}, and their wiring into the server and
+C{twistd suto}.
 """
 
 import datetime
 import os
+from types import SimpleNamespace
 
 from twisted.internet.endpoints import quoteStringArgument
 from twisted.internet.task import Clock
@@ -19,6 +21,8 @@ from suto_server.net import certificate
 from suto_server.net.certificate import CertificateInfo
 from suto_server.net.expiry import (
     CHECK_INTERVAL,
+    CRL_EXPIRED_EVENT,
+    CRL_EXPIRING_EVENT,
     DEFAULT_WARN_DAYS,
     EXPIRING_EVENT,
     CertificateExpiryWatch,
@@ -27,6 +31,7 @@ from suto_server.net.tls import server_endpoint
 from suto_server.service import SutoServer
 from suto_server.settings import Alerting, Listeners
 from suto_server.store.memory import MemoryStore
+from tests.support import pki
 from tests.support.alerts import RecordingSink
 from tests.support.server import make_server
 
@@ -62,6 +67,26 @@ class _Served:
 
 def warnings(events) -> list[dict]:
     return [event for event in events if event.get("event") == EXPIRING_EVENT]
+
+
+class _Revoking:
+    """
+    A listener whose loaded CRLs the test replaces, as a reload would.
+    """
+
+    def __init__(self, *crls) -> None:
+        self.crls = crls
+
+    def revocation_lists(self):
+        return self.crls
+
+
+def crl_warnings(events) -> list[dict]:
+    return [
+        event
+        for event in events
+        if event.get("event") in (CRL_EXPIRING_EVENT, CRL_EXPIRED_EVENT)
+    ]
 
 
 class CertificateExpiryWatchTests(SynchronousTestCase):
@@ -220,6 +245,195 @@ class CertificateExpiryWatchTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
+class RevocationListWatchTests(SynchronousTestCase):
+    """
+    The watch also warns about CRLs close to or past their nextUpdate, on
+    every listener that loaded one.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(NOW.timestamp())
+        self.authority = pki.Authority("Hosts CA")
+
+    def crl(self, days_left: float, validity_days: float = 7):
+        """
+        A real CRL of the test's CA whose nextUpdate is C{days_left} days
+        after L{NOW}, valid C{validity_days} in all.
+        """
+        next_update = NOW + days_left * DAY
+        return self.authority.revocations(
+            last_update=next_update - validity_days * DAY, next_update=next_update
+        )
+
+    def watch(self, *revoking, **kwargs) -> CertificateExpiryWatch:
+        watch = CertificateExpiryWatch(self.clock, (), revoking=revoking, **kwargs)
+        self.addCleanup(lambda: watch.running and watch.stopService())
+        return watch
+
+    def test_warns_at_start(self):
+        """
+        A CRL within half its validity of its nextUpdate is warned about
+        when the service starts, naming its issuer, its listener, its
+        nextUpdate and the hours left.
+        """
+        watch = self.watch(("verification API", _Revoking(self.crl(1.5))))
+        with capturedLogs() as events:
+            watch.startService()
+        [event] = crl_warnings(events)
+        self.assertEqual(
+            (
+                event["event"],
+                event["log_level"],
+                event["issuer"],
+                event["listener"],
+                event["next_update"],
+                event["hours_left"],
+            ),
+            (
+                CRL_EXPIRING_EVENT,
+                LogLevel.warn,
+                "CN=Hosts CA",
+                "verification API",
+                "2030-01-02T12:00:00+00:00",
+                36,
+            ),
+        )
+
+    def test_alert_through_audit(self):
+        """
+        Given the audit log, the warning is a C{crl_expiring} alert whose
+        reason names the issuer, the listener and the hours left, so every
+        alert sink gets it.
+        """
+        store = MemoryStore()
+        sink = RecordingSink()
+        watch = self.watch(
+            ("console", _Revoking(self.crl(2))), audit=AuditLog(store, [sink])
+        )
+        watch.startService()
+        [event] = store.audit_events()
+        self.assertEqual((event.time, event.event), (NOW.timestamp(), "crl_expiring"))
+        for part in ("CN=Hosts CA", "console listener", "in 48 hours"):
+            self.assertIn(part, event.reason)
+        self.assertEqual([alert.type for alert in sink.alerts], ["crl_expiring"])
+
+    def test_expired(self):
+        """
+        A CRL past its nextUpdate raises C{crl_expired}, whose words say
+        that its CA's clients are refused.
+        """
+        store = MemoryStore()
+        watch = self.watch(("device", _Revoking(self.crl(-0.5))), audit=AuditLog(store, []))
+        [(name, _)] = watch.check_revocations()
+        self.assertEqual(name, "device")
+        [event] = store.audit_events()
+        self.assertEqual(event.event, "crl_expired")
+        self.assertIn("is refused until a newer CRL", event.reason)
+
+    def test_half_validity(self):
+        """
+        A CRL is warned about from the smaller of the threshold and half
+        its validity: a weekly one not before its last three and a half
+        days, a yearly one from the threshold.
+        """
+        watch = self.watch(("device", _Revoking(self.crl(3.6))))
+        self.assertEqual(watch.check_revocations(), [])
+        watch = self.watch(("device", _Revoking(self.crl(3.4))))
+        self.assertEqual(len(watch.check_revocations()), 1)
+        watch = self.watch(("device", _Revoking(self.crl(31, validity_days=365))))
+        self.assertEqual(watch.check_revocations(), [])
+        watch = self.watch(("device", _Revoking(self.crl(29, validity_days=365))))
+        self.assertEqual(len(watch.check_revocations()), 1)
+
+    def test_threshold(self):
+        """
+        A threshold below half the validity is the one used.
+        """
+        watch = self.watch(("device", _Revoking(self.crl(2))), warn_days=1)
+        self.assertEqual(watch.check_revocations(), [])
+
+    def test_every_crl_of_every_listener(self):
+        """
+        Each CRL of each listener is judged on its own, in the order of the
+        listeners and of their files.
+        """
+        other = pki.Authority("Operators CA")
+        near = self.crl(1)
+        far = self.crl(6)
+        operators = other.revocations(
+            last_update=NOW - 6 * DAY, next_update=NOW + DAY / 2
+        )
+        watch = self.watch(
+            ("device", _Revoking()),
+            ("verification API", _Revoking(far, near)),
+            ("console", _Revoking(operators)),
+        )
+        self.assertEqual(
+            watch.check_revocations(),
+            [("verification API", near), ("console", operators)],
+        )
+
+    def test_daily_and_dedup(self):
+        """
+        Like a certificate, a CRL is checked daily and warned about at
+        every check: once a day, no more.
+        """
+        watch = self.watch(("device", _Revoking(self.crl(3))))
+        with capturedLogs() as events:
+            watch.startService()
+            self.clock.advance(CHECK_INTERVAL - 1)
+            self.assertEqual(len(crl_warnings(events)), 1)
+            self.clock.advance(1)
+            self.clock.advance(CHECK_INTERVAL)
+            self.clock.advance(CHECK_INTERVAL)
+        self.assertEqual(
+            [(e["event"], e["hours_left"]) for e in crl_warnings(events)],
+            [
+                (CRL_EXPIRING_EVENT, 72),
+                (CRL_EXPIRING_EVENT, 48),
+                (CRL_EXPIRING_EVENT, 24),
+                (CRL_EXPIRED_EVENT, 0),
+            ],
+        )
+
+    def test_recheck_after_reload(self):
+        """
+        L{CertificateExpiryWatch.recheck} checks again at once, with the
+        CRLs the listener has now: a reloaded CRL close to its end is
+        warned about without waiting a day, a fresh one silences it.
+        """
+        listener = _Revoking(self.crl(5))
+        watch = self.watch(("device", listener))
+        with capturedLogs() as events:
+            watch.startService()
+            listener.crls = (self.crl(1),)
+            watch.recheck()
+            listener.crls = (self.crl(6),)
+            self.clock.advance(CHECK_INTERVAL)
+        self.assertEqual([e["hours_left"] for e in crl_warnings(events)], [24])
+
+    def test_recheck_when_stopped(self):
+        """
+        A watch not running (a process that is not the leader) checks
+        nothing on a reload, so one alert goes out however many processes
+        reload.
+        """
+        watch = self.watch(("device", _Revoking(self.crl(1))))
+        with capturedLogs() as events:
+            watch.recheck()
+        self.assertEqual(crl_warnings(events), [])
+
+    def test_no_next_update(self):
+        """
+        A CRL without nextUpdate (optional in X.509) promises no newer
+        list and never expires in OpenSSL, so it is never warned about.
+        """
+        forever = SimpleNamespace(next_update_utc=None)
+        watch = self.watch(("device", _Revoking(forever)))
+        self.assertEqual(watch.check_revocations(), [])
+
+
 class ServerWiringTests(SynchronousTestCase):
     def setUp(self):
         self.reactor = MemoryReactorClock()
@@ -228,17 +442,17 @@ class ServerWiringTests(SynchronousTestCase):
         os.makedirs(directory)
         # The generated certificate is valid for certificate.VALIDITY from
         # its start: make it start so that ten days are left now.
-        key, cert, _ = certificate.ensure_self_signed(
+        self.key, self.cert, _ = certificate.ensure_self_signed(
             directory,
             "suto-test",
             NOW - certificate.VALIDITY + 10 * DAY,
         )
-        with open(cert, "rb") as handle:
+        with open(self.cert, "rb") as handle:
             self.fingerprint = certificate.describe(handle.read()).fingerprint
         self.listen = server_endpoint(
             self.reactor,
-            f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(key)}"
-            f":certKey={quoteStringArgument(cert)}",
+            f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(self.key)}"
+            f":certKey={quoteStringArgument(self.cert)}",
         )
 
     def server(self, listen=(), cert_warn_days=DEFAULT_WARN_DAYS) -> SutoServer:
@@ -266,6 +480,44 @@ class ServerWiringTests(SynchronousTestCase):
         self.assertIn("in 10 days", event.reason)
         [logged] = [e for e in events if e.get("alert_type") == "certificate_expiring"]
         self.assertEqual(logged["log_level"], LogLevel.warn)
+
+    def test_watches_crl_of_listener(self):
+        """
+        A server whose TLS listener loaded a CRL from C{crlFile} checks its
+        nextUpdate, and checks again after a reload, raising the
+        C{crl_expiring} alert through the server's audit log.
+        """
+        authority = pki.Authority("Hosts CA")
+        files = pki.Files(self.mktemp())
+        cas = files.write("hosts-ca.pem", authority.certificate)
+        crl = files.write_bytes(
+            "hosts-crl.pem",
+            pki.crl_pem(
+                authority.revocations(last_update=NOW - DAY, next_update=NOW + 60 * DAY)
+            ),
+        )
+        listen = server_endpoint(
+            self.reactor,
+            f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(self.key)}"
+            f":certKey={quoteStringArgument(self.cert)}"
+            f":caCerts={quoteStringArgument(cas)}:crlFile={quoteStringArgument(crl)}",
+        )
+        server = self.server(listen=[listen])
+        server.expiry_watch.startService()
+        self.addCleanup(server.expiry_watch.stopService)
+        self.assertEqual(
+            [e.event for e in server.store.audit_events()], ["certificate_expiring"]
+        )
+        files.write_bytes(
+            "hosts-crl.pem",
+            pki.crl_pem(
+                authority.revocations(last_update=NOW - 6 * DAY, next_update=NOW + DAY)
+            ),
+        )
+        server.reload_certificates()
+        events = [e for e in server.store.audit_events() if e.event == "crl_expiring"]
+        [event] = events
+        self.assertIn("CN=Hosts CA on the device listener", event.reason)
 
     def test_threshold_passed_on(self):
         """

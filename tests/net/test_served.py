@@ -217,3 +217,19 @@ class OtherListenersTests(SynchronousTestCase):
         )
         self.assertEqual([e.get("listener") for e in events], ["console: "])
         self.assertEqual(audit.records[0][1], "certificate_reload_failed")
+
+    def test_revoking_every_listener(self):
+        """
+        Every TLS listener is one whose CRLs the expiry watch checks, the
+        device listeners first, named C{device}, then the others by name.
+        """
+        device, api = FakeTLS("192.0.2.10"), FakeTLS()
+        served = ServedCertificates.of(
+            Clock(),
+            [TLSServerEndpoint(object(), device, "192.0.2.10")],
+            RecordingAudit(),
+            {"verification API": TLSServerEndpoint(object(), api), "console": None},
+        )
+        self.assertEqual(
+            served.revoking(), [("device", device), ("verification API", api)]
+        )
