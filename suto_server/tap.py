@@ -80,8 +80,9 @@ class Options(ConfigurableOptions):
          "e.g. tcp:2021 (off unless given)."],
         ["admin", None, None,
          "UNIX socket of the admin API, which has no login of its own: "
-         "unix:PATH:mode=600 (or 660); no other endpoint is served "
-         "(default: admin.sock in the data folder)."],
+         "unix:PATH:mode=600 (or 660), no other endpoint type; over the "
+         "network, certificates with the admin role reach the same API on "
+         "--api-listen (default: admin.sock in the data folder)."],
         ["hostname", None, None, "Name sent in hellos (default: this host's name)."],
         ["hello-port", None, 2020, "UDP port devices listen for hellos on.", int],
         ["hello-interface", None, "",
