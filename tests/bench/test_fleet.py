@@ -227,6 +227,9 @@ def _result(count: int, seconds: float, server_cpu: float, interval: float = 0.0
         warmup_errors={},
         rss_before=50 * 1024 * 1024,
         rss_after=50 * 1024 * 1024 + 10 * 40 * 1024,
+        generator_rss=2 * 30 * 1024 * 1024,
+        generators=2,
+        file_limit=20000,
         measured=Measurement(
             count=count,
             seconds=seconds,
@@ -281,6 +284,20 @@ class FleetReportTests(SynchronousTestCase):
         self.assertIn("target 50: met", notes["latency p99"])
         self.assertIn("missed", notes["idle fleet target"])
         self.assertIn("met", notes["server RSS per endpoint"])
+
+    def test_generators(self):
+        """
+        The report says how many generators ran, the open-file limit and
+        their memory.
+        """
+        figures = report.rotation_json(_result(6000, 1.0, 1.2), _ceilings(10000))
+        self.assertEqual(figures["generators"], 2)
+        self.assertEqual(figures["file_limit"], 20000)
+        self.assertEqual(figures["generator_rss_mb"], 60.0)
+        notes = {row[0]: row[3] for row in report.rotation_rows(
+            _result(6000, 1.0, 1.2), _ceilings(10000)
+        )}
+        self.assertIn("open files per process: 20000", notes["generators"])
 
     def test_memory_scenario(self):
         """
