@@ -52,6 +52,7 @@ from bench.suto_server_process import (
     start_server,
     wait_until_serving,
 )
+from suto_server.core.timing import DEFAULT_OFFLINE_STEP, longest_wait
 from suto_server.datafolder import prepare_data_folder
 
 #: Seconds the server may take to start answering.
@@ -119,6 +120,31 @@ class FleetResult:
         if self.rss_before is None or self.rss_after is None or not self.connected:
             return None
         return (self.rss_after - self.rss_before) / self.connected
+
+
+def offline_step(interval: float) -> int:
+    """
+    The server's offline time step for a run at C{interval}: its default
+    (30 s) unless the agents' offline deadline (their longest wait) is
+    shorter, which C{twistd suto} refuses.
+    """
+    return max(1, min(DEFAULT_OFFLINE_STEP, int(longest_wait(interval))))
+
+
+def interval_options(interval: float) -> tuple[str, ...]:
+    """
+    The server's options for agents rotating every C{interval} seconds, as
+    an operator sets them for such a fleet: the server closes a rotation
+    connection silent for longer than the interval allows (interval x 1.1
+    + grace), so at its default 60 s it would drop every endpoint of a
+    slower fleet after 96 s.  Lockstep (C{interval} 0) keeps the defaults.
+    """
+    if not interval:
+        return ()
+    return (
+        "--rotation-interval", str(interval),
+        "--offline-step", str(offline_step(interval)),
+    )
 
 
 def connect_timeout(endpoints: int) -> float:
@@ -296,7 +322,9 @@ def run_fleet(
     file_limit = raise_file_limit()
     check_server(endpoints, file_limit)
     setup, fleet_file, seeding = yield seed_fleet(reactor, directory, endpoints)
-    server = start_server(reactor, setup, AUTH_TIMEOUT)
+    server = start_server(
+        reactor, setup, AUTH_TIMEOUT, options=interval_options(interval)
+    )
     admin = AdminClient(reactor, setup.admin_socket, 1)
     generators: list[tuple[Child, str]] = []
     try:

@@ -47,6 +47,7 @@ from bench.rotation import (
     CLIENT_SLACK,
     START_TIMEOUT,
     connect_timeout,
+    interval_options,
     raise_file_limit,
     report_lines,
     seed_fleet,
@@ -55,7 +56,6 @@ from bench.rotation import (
 from bench.storm_client import DOWN, GO
 from bench.suto_server_process import start_server, wait_until_serving
 from suto_server.core.timing import (
-    DEFAULT_OFFLINE_STEP,
     longest_wait,
     silence_allowed,
 )
@@ -123,15 +123,6 @@ class StormResult:
     keys_current: int
     keys_previous: int
     keys_lost: int
-
-
-def _offline_step(interval: float) -> int:
-    """
-    The server's offline time step for a run at C{interval}: its default
-    (30 s) unless the agents' offline deadline (their longest wait) is
-    shorter, which C{twistd suto} refuses.
-    """
-    return max(1, min(DEFAULT_OFFLINE_STEP, int(longest_wait(interval))))
 
 
 def _start_generators(
@@ -252,10 +243,7 @@ def run_storm(
     """
     file_limit = raise_file_limit()
     check_server(endpoints, file_limit)
-    options = (
-        "--rotation-interval", str(interval), "--rotation-grace", str(grace),
-        "--offline-step", str(_offline_step(interval)),
-    )
+    options = (*interval_options(interval), "--rotation-grace", str(grace))
     setup, fleet_file, seeding = yield seed_fleet(reactor, directory, endpoints)
     server = start_server(reactor, setup, AUTH_TIMEOUT, options=options)
     admin = AdminClient(reactor, setup.admin_socket, 1)

@@ -20,7 +20,7 @@ from bench import fleet, report
 from bench.ceilings import Ceilings
 from bench.measurement import Measurement, add_counts
 from bench.memory import resident_bytes
-from bench.rotation import FleetResult
+from bench.rotation import FleetResult, interval_options, offline_step
 from bench.rotation_client import MeasuredWindow
 from suto_client.rotation_outcome import RotationOutcome
 from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE
@@ -128,6 +128,41 @@ class SourceAddressTests(SynchronousTestCase):
         """
         per_address = -(-fleet.MAX_ENDPOINTS // fleet.SOURCE_ADDRESSES)
         self.assertLess(per_address, 32)
+
+
+class ServerOptionsTests(SynchronousTestCase):
+    """
+    The server of a fleet run is told the agents' interval, as an operator
+    tells it.
+    """
+
+    def test_within_offline_deadline(self):
+        """
+        The offline step passed to the server is its default when the
+        agents' offline deadline (their longest wait) is longer, and never
+        longer than that deadline, so C{twistd suto} accepts short
+        intervals.
+        """
+        self.assertEqual(offline_step(60), 30)
+        self.assertEqual(offline_step(10), 11)
+        self.assertEqual(offline_step(1), 1)
+
+    def test_interval(self):
+        """
+        At interval 600 the server's rotation interval is 600, so it does
+        not close connections silent for its default 96 s; its offline
+        step stays the default.
+        """
+        self.assertEqual(
+            interval_options(600.0),
+            ("--rotation-interval", "600.0", "--offline-step", "30"),
+        )
+
+    def test_lockstep(self):
+        """
+        Lockstep rotations (interval 0) keep the server's defaults.
+        """
+        self.assertEqual(interval_options(0.0), ())
 
 
 class WindowTests(SynchronousTestCase):
