@@ -33,14 +33,18 @@ from suto_server.masterkey import MasterKey
 from suto_server.store.records import EnrollmentWindow, Profile
 from suto_server.store.sqlite import SQLiteStore
 
-#: The most endpoints one run may seed.
-MAX_ENDPOINTS = 20000
+#: The most endpoints one run may seed: issue 21's fleet on one host.
+#: Whether a host can hold it depends on its open-file limit
+#: (L{bench.descriptors}).
+MAX_ENDPOINTS = 100_000
 
 #: How many loopback addresses the endpoints connect from, spread
 #: evenly: at most ten endpoints share one at L{MAX_ENDPOINTS}, below the
-#: server's default --max-per-source of 32 connections per address, and
-#: no one address runs short of ephemeral ports.
-SOURCE_ADDRESSES = 2000
+#: server's default --max-per-source of 32 connections per address.
+#: Ports are no bound: a socket bound to its own address draws its
+#: ephemeral port among that address's, so each address has the whole
+#: range (32768-60999 by default) for its ten connections.
+SOURCE_ADDRESSES = 10_000
 
 #: Seconds a seeding window stays open; it is completed at once.
 _WINDOW_SECONDS = 600.0
@@ -73,7 +77,7 @@ def user_name(index: int) -> str:
 def source_address(index: int) -> str:
     """
     @return: the loopback address endpoint C{index} connects from
-        (127.1.0.1 to 127.1.7.250, L{SOURCE_ADDRESSES} in all).  Its
+        (127.1.0.1 to 127.1.39.250, L{SOURCE_ADDRESSES} in all).  Its
         profile is seeded as enrolled from there, so the server's location
         tracking sees an endpoint that never moved.
     """

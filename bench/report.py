@@ -423,6 +423,9 @@ def _fleet_setup_rows(result: FleetResult) -> list[Row]:
         ("rotations while connecting", str(result.warmup_rotations), "",
          _notes(*(f"{count}x {reason}"
                   for reason, count in sorted(result.warmup_errors.items())))),
+        ("generators", str(result.generators), "",
+         (f"open files per process: {result.file_limit}; their RSS with the "
+          f"fleet {_text(_megabytes(result.generator_rss))} MB")),
     ]
     return rows
 
@@ -534,6 +537,9 @@ def _fleet_json(result: FleetResult) -> dict:
         "connect_seconds": _rounded(result.connect_seconds),
         "warmup_rotations": result.warmup_rotations,
         "warmup_errors": result.warmup_errors,
+        "generators": result.generators,
+        "file_limit": result.file_limit,
+        "generator_rss_mb": _rounded(_megabytes(result.generator_rss)),
         "interval": result.interval,
         "rotations": measured.count,
         "seconds": _rounded(measured.seconds),

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
 from array import array
 from dataclasses import dataclass
 
@@ -34,9 +33,15 @@ from twisted.internet.threads import deferToThread
 
 from bench import fleet
 from bench.admin_client import AdminClient
-from bench.ceilings import LoadClientError, shares
+from bench.ceilings import LoadClientError
 from bench.children import Child, python_argv, spawn, while_running
 from bench.cpu import CpuMeter
+from bench.descriptors import (
+    check_server,
+    connecting,
+    generator_shares,
+    raise_file_limit,
+)
 from bench.load_client import GO
 from bench.measurement import Measurement, add_counts
 from bench.memory import resident_bytes
@@ -47,13 +52,18 @@ from bench.suto_server_process import (
     start_server,
     wait_until_serving,
 )
+from suto_server.core.timing import DEFAULT_OFFLINE_STEP, longest_wait
 from suto_server.datafolder import prepare_data_folder
 
 #: Seconds the server may take to start answering.
 START_TIMEOUT = 30.0
 
-#: Seconds the generators may take to connect the whole fleet.
+#: Seconds the generators may take to connect the whole fleet, at least.
 CONNECT_TIMEOUT = 300.0
+
+#: Seconds each endpoint adds to that: connecting runs at a few hundred
+#: handshakes a second on two cores, so 100 000 take minutes.
+CONNECT_SECONDS_PER_ENDPOINT = 0.01
 
 #: Seconds a generator may live beyond all its phases.
 CLIENT_SLACK = 60.0
@@ -80,6 +90,10 @@ class FleetResult:
     @ivar rss_before: the server's resident bytes once serving, before
         any endpoint connected (L{None} if unread).
     @ivar rss_after: the same with the fleet connected.
+    @ivar generator_rss: the generators' resident bytes together, with the
+        fleet connected (L{None} if unread).
+    @ivar generators: how many generator processes drove the fleet.
+    @ivar file_limit: the open files each process could have.
     @ivar measured: the measured phase: completed rotations and their
         latencies, the generators' CPU together, the server's CPU.
     """
@@ -93,6 +107,9 @@ class FleetResult:
     warmup_errors: dict[str, int]
     rss_before: int | None
     rss_after: int | None
+    generator_rss: int | None
+    generators: int
+    file_limit: int
     measured: Measurement
 
     @property
@@ -105,14 +122,36 @@ class FleetResult:
         return (self.rss_after - self.rss_before) / self.connected
 
 
-def raise_file_limit() -> None:
+def offline_step(interval: float) -> int:
     """
-    Allow this process, and the processes it starts (the server, the
-    generators), as many open files as the system lets this user have:
-    every endpoint holds a socket at each end.
+    The server's offline time step for a run at C{interval}: its default
+    (30 s) unless the agents' offline deadline (their longest wait) is
+    shorter, which C{twistd suto} refuses.
     """
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return max(1, min(DEFAULT_OFFLINE_STEP, int(longest_wait(interval))))
+
+
+def interval_options(interval: float) -> tuple[str, ...]:
+    """
+    The server's options for agents rotating every C{interval} seconds, as
+    an operator sets them for such a fleet: the server closes a rotation
+    connection silent for longer than the interval allows (interval x 1.1
+    + grace), so at its default 60 s it would drop every endpoint of a
+    slower fleet after 96 s.  Lockstep (C{interval} 0) keeps the defaults.
+    """
+    if not interval:
+        return ()
+    return (
+        "--rotation-interval", str(interval),
+        "--offline-step", str(offline_step(interval)),
+    )
+
+
+def connect_timeout(endpoints: int) -> float:
+    """
+    @return: the seconds generators may take to connect C{endpoints}.
+    """
+    return max(CONNECT_TIMEOUT, endpoints * CONNECT_SECONDS_PER_ENDPOINT)
 
 
 def prepare_fleet(directory: str, endpoints: int) -> tuple[ServerSetup, str]:
@@ -178,16 +217,17 @@ def start_generators(
 
 def _start_generators(
     reactor, directory: str, fleet_file: str, *, endpoints: int,
-    interval: float, duration: float, max_rotations: int,
+    interval: float, duration: float, max_rotations: int, file_limit: int,
 ) -> list[tuple[Child, str]]:
     """
-    Start one generator per core, each with its share of the fleet.
+    Start one generator per core (more if the file limit asks for it,
+    L{generator_shares}), each with its share of the fleet.
 
     @return: each generator with the file it writes its latencies to.
     """
-    parts = shares(endpoints, os.cpu_count() or 1)
+    parts = generator_shares(endpoints, os.cpu_count() or 1, file_limit)
     each_count = math.ceil(max_rotations / len(parts))
-    lifetime = CONNECT_TIMEOUT + duration + CLIENT_SLACK
+    lifetime = connect_timeout(endpoints) + duration + CLIENT_SLACK
     return start_generators(
         reactor,
         "rotation",
@@ -200,6 +240,7 @@ def _start_generators(
             "--max-count", str(each_count),
             "--latencies", latencies,
             "--lifetime", str(lifetime),
+            "--connecting", str(connecting(len(parts))),
         ),
     )
 
@@ -236,6 +277,15 @@ def report_lines(
     return waiting.addCallback(_json_lines, keys)
 
 
+def _total_resident(children: list[Child]) -> int | None:
+    """
+    @return: the resident bytes of C{children} together, or L{None} if
+        one could not be read.
+    """
+    sizes = [resident_bytes(child.pid) for child in children]
+    return None if None in sizes else sum(sizes)
+
+
 def _latencies(path: str) -> array:
     values = array("d")
     with open(path, "rb") as handle:
@@ -269,9 +319,12 @@ def run_fleet(
     @raise LoadClientError: (through the L{Deferred}) a generator
         reported something malformed.
     """
-    raise_file_limit()
+    file_limit = raise_file_limit()
+    check_server(endpoints, file_limit)
     setup, fleet_file, seeding = yield seed_fleet(reactor, directory, endpoints)
-    server = start_server(reactor, setup, AUTH_TIMEOUT)
+    server = start_server(
+        reactor, setup, AUTH_TIMEOUT, options=interval_options(interval)
+    )
     admin = AdminClient(reactor, setup.admin_socket, 1)
     generators: list[tuple[Child, str]] = []
     try:
@@ -280,6 +333,7 @@ def run_fleet(
         generators = _start_generators(
             reactor, directory, fleet_file, endpoints=endpoints,
             interval=interval, duration=duration, max_rotations=max_rotations,
+            file_limit=file_limit,
         )
         children = [child for child, _ in generators]
         ready = yield report_lines(
@@ -289,6 +343,7 @@ def run_fleet(
             server,
         )
         rss_after = resident_bytes(server.pid)
+        generator_rss = _total_resident(children)
         meter = CpuMeter(server.pid)
         for child in children:
             child.send_line(GO)
@@ -314,5 +369,8 @@ def run_fleet(
         warmup_errors=add_counts(report["warmup_errors"] for report in ready),
         rss_before=rss_before,
         rss_after=rss_after,
+        generator_rss=generator_rss,
+        generators=len(generators),
+        file_limit=file_limit,
         measured=Measurement.of_reports(reports, cpu, tuple(latencies)),
     )

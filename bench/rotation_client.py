@@ -5,7 +5,7 @@ the agent's rotation protocol.
 
     python -m bench.rotation_client --fleet FILE --first I --count N
         --interval S --duration S --max-count N --latencies FILE
-        --lifetime S
+        --lifetime S [--connecting N]
 
 Each endpoint is the agent's own L{RotationFactory} (so its
 L{RotationProtocol} and L{ClientRotation}), connected from the endpoint's
@@ -52,11 +52,13 @@ from bench.tls_loops import STEP_TIMEOUT, tls_endpoint
 from suto_client.rotation import RotationFactory
 from suto_client.rotation_outcome import RotationOutcome
 
-#: Connections being opened at once, per generator: enough to keep both
-#: ends busy, few enough that a handshake is not starved by the rotations
-#: of the endpoints already connected, and two generators together stay
-#: under the server's default MaxStartups start (100 connections before
-#: their first exchange), past which it refuses some new connections.
+#: Connections being opened at once, per generator, unless
+#: C{--connecting} says otherwise: enough to keep both ends busy, few
+#: enough that a handshake is not starved by the rotations of the
+#: endpoints already connected, and two generators together stay under
+#: the server's default MaxStartups start (100 connections before their
+#: first exchange), past which it refuses some new connections
+#: (L{bench.descriptors.connecting} divides that start between more).
 CONNECTING = 48
 
 
@@ -205,7 +207,7 @@ async def _run(reactor, options) -> None:
     ]
     try:
         start = reactor.seconds()
-        gate = DeferredSemaphore(CONNECTING)
+        gate = DeferredSemaphore(options.connecting)
         firsts = await gatherResults(
             [gate.run(endpoint.connect) for endpoint in endpoints]
         )
@@ -254,6 +256,10 @@ def generator_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--interval", type=float, required=True)
     parser.add_argument("--lifetime", type=float, required=True)
+    parser.add_argument(
+        "--connecting", type=int, default=CONNECTING,
+        help=f"connections opened at once (default {CONNECTING})",
+    )
     return parser
 
 

@@ -46,6 +46,7 @@ from bench.ceilings import LoadClientError, measure_ceilings
 from bench.children import ChildFailed
 from bench.classic import run_classic
 from bench.console_render import console_json, console_rows, run_console_render
+from bench.descriptors import FleetTooLarge
 from bench.device import MAX_DEVICES
 from bench.enrollment import run_enrollment
 from bench.fleet import MAX_ENDPOINTS
@@ -275,7 +276,7 @@ async def _run(reactor, options) -> None:
         cause = _first_cause(error)
         if isinstance(cause, CancelledError):
             raise SystemExit("bench: interrupted") from None
-        if isinstance(cause, (ChildFailed, LoadClientError)):
+        if isinstance(cause, (ChildFailed, LoadClientError, FleetTooLarge)):
             raise SystemExit(f"bench: {cause}") from None
         raise
     print(report.render_table(f"SUTO benchmark: {title}", rows))

@@ -38,15 +38,16 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
 from bench.admin_client import AdminClient
-from bench.ceilings import shares
 from bench.children import Child
 from bench.cpu import CpuMeter
+from bench.descriptors import check_server, connecting, generator_shares
 from bench.measurement import Measurement, add_counts
 from bench.rotation import (
     AUTH_TIMEOUT,
     CLIENT_SLACK,
-    CONNECT_TIMEOUT,
     START_TIMEOUT,
+    connect_timeout,
+    interval_options,
     raise_file_limit,
     report_lines,
     seed_fleet,
@@ -55,7 +56,6 @@ from bench.rotation import (
 from bench.storm_client import DOWN, GO
 from bench.suto_server_process import start_server, wait_until_serving
 from suto_server.core.timing import (
-    DEFAULT_OFFLINE_STEP,
     longest_wait,
     silence_allowed,
 )
@@ -125,41 +125,36 @@ class StormResult:
     keys_lost: int
 
 
-def _offline_step(interval: float) -> int:
-    """
-    The server's offline time step for a run at C{interval}: its default
-    (30 s) unless the agents' offline deadline (their longest wait) is
-    shorter, which C{twistd suto} refuses.
-    """
-    return max(1, min(DEFAULT_OFFLINE_STEP, int(longest_wait(interval))))
-
-
 def _start_generators(
     reactor, directory: str, fleet_file: str, *, endpoints: int,
-    interval: float, downtime: float, storm_timeout: float,
+    interval: float, downtime: float, storm_timeout: float, file_limit: int,
 ) -> list[tuple[Child, str]]:
     """
-    Start one generator per core, each with its share of the fleet.
+    Start one generator per core (more if the file limit asks for it),
+    each with its share of the fleet.
 
     @return: each generator with the file it writes its endpoints to.
     """
     offline_timeout = longest_wait(interval) + OFFLINE_SLACK
+    connecting_for = connect_timeout(endpoints)
     lifetime = (
-        CONNECT_TIMEOUT + offline_timeout + downtime + storm_timeout + CLIENT_SLACK
+        connecting_for + offline_timeout + downtime + storm_timeout + CLIENT_SLACK
     )
+    parts = generator_shares(endpoints, os.cpu_count() or 1, file_limit)
     return start_generators(
         reactor,
         "storm",
         fleet_file,
-        shares(endpoints, os.cpu_count() or 1),
+        parts,
         lambda index: os.path.join(directory, f"storm-{index}.jsonl"),
         lambda results: (
             "--interval", str(interval),
-            "--connect-timeout", str(CONNECT_TIMEOUT),
+            "--connect-timeout", str(connecting_for),
             "--offline-timeout", str(offline_timeout),
             "--storm-timeout", str(storm_timeout),
             "--results", results,
             "--lifetime", str(lifetime),
+            "--connecting", str(connecting(len(parts))),
         ),
     )
 
@@ -246,11 +241,9 @@ def run_storm(
     @raise LoadClientError: (through the L{Deferred}) a generator
         reported something malformed.
     """
-    raise_file_limit()
-    options = (
-        "--rotation-interval", str(interval), "--rotation-grace", str(grace),
-        "--offline-step", str(_offline_step(interval)),
-    )
+    file_limit = raise_file_limit()
+    check_server(endpoints, file_limit)
+    options = (*interval_options(interval), "--rotation-grace", str(grace))
     setup, fleet_file, seeding = yield seed_fleet(reactor, directory, endpoints)
     server = start_server(reactor, setup, AUTH_TIMEOUT, options=options)
     admin = AdminClient(reactor, setup.admin_socket, 1)
@@ -260,6 +253,7 @@ def run_storm(
         generators = _start_generators(
             reactor, directory, fleet_file, endpoints=endpoints,
             interval=interval, downtime=downtime, storm_timeout=storm_timeout,
+            file_limit=file_limit,
         )
         children = [child for child, _ in generators]
         ready = yield report_lines(children, 0, ("connected", "seconds"), server)

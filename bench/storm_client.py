@@ -10,7 +10,7 @@ mark and the reconnection with the offline key are the agent's.
 
 The conversation with the parent, one line each way at a time:
 
-  1. it starts its endpoints' services (L{CONNECTING} at a time) and
+  1. it starts its endpoints' services (C{--connecting} at a time) and
      prints C{{"connected", "seconds", "errors"}} once each has rotated
      once (or C{--connect-timeout} passed);
   2. on C{down} (the parent stopped the server) it waits until every
@@ -44,7 +44,7 @@ from twisted.protocols.basic import LineReceiver
 
 from bench import fleet
 from bench.cpu import own_cpu_seconds
-from bench.rotation_client import CONNECTING, generator_parser, run_generator
+from bench.rotation_client import generator_parser, run_generator
 from bench.tls_loops import STEP_TIMEOUT, tls_endpoint
 from suto_client.rotation import RotationFactory
 from suto_client.rotation_outcome import RotationOutcome
@@ -239,7 +239,7 @@ async def _run(reactor, options) -> None:
     ]
     try:
         start = reactor.seconds()
-        gate = DeferredSemaphore(CONNECTING)
+        gate = DeferredSemaphore(options.connecting)
         connecting = gatherResults(
             [gate.run(endpoint.start) for endpoint in endpoints]
         )

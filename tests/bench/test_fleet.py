@@ -20,7 +20,7 @@ from bench import fleet, report
 from bench.ceilings import Ceilings
 from bench.measurement import Measurement, add_counts
 from bench.memory import resident_bytes
-from bench.rotation import FleetResult
+from bench.rotation import FleetResult, interval_options, offline_step
 from bench.rotation_client import MeasuredWindow
 from suto_client.rotation_outcome import RotationOutcome
 from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE
@@ -130,6 +130,41 @@ class SourceAddressTests(SynchronousTestCase):
         self.assertLess(per_address, 32)
 
 
+class ServerOptionsTests(SynchronousTestCase):
+    """
+    The server of a fleet run is told the agents' interval, as an operator
+    tells it.
+    """
+
+    def test_within_offline_deadline(self):
+        """
+        The offline step passed to the server is its default when the
+        agents' offline deadline (their longest wait) is longer, and never
+        longer than that deadline, so C{twistd suto} accepts short
+        intervals.
+        """
+        self.assertEqual(offline_step(60), 30)
+        self.assertEqual(offline_step(10), 11)
+        self.assertEqual(offline_step(1), 1)
+
+    def test_interval(self):
+        """
+        At interval 600 the server's rotation interval is 600, so it does
+        not close connections silent for its default 96 s; its offline
+        step stays the default.
+        """
+        self.assertEqual(
+            interval_options(600.0),
+            ("--rotation-interval", "600.0", "--offline-step", "30"),
+        )
+
+    def test_lockstep(self):
+        """
+        Lockstep rotations (interval 0) keep the server's defaults.
+        """
+        self.assertEqual(interval_options(0.0), ())
+
+
 class WindowTests(SynchronousTestCase):
     """
     L{MeasuredWindow} counts the rotations of the measured phase only, and ends
@@ -227,6 +262,9 @@ def _result(count: int, seconds: float, server_cpu: float, interval: float = 0.0
         warmup_errors={},
         rss_before=50 * 1024 * 1024,
         rss_after=50 * 1024 * 1024 + 10 * 40 * 1024,
+        generator_rss=2 * 30 * 1024 * 1024,
+        generators=2,
+        file_limit=20000,
         measured=Measurement(
             count=count,
             seconds=seconds,
@@ -281,6 +319,20 @@ class FleetReportTests(SynchronousTestCase):
         self.assertIn("target 50: met", notes["latency p99"])
         self.assertIn("missed", notes["idle fleet target"])
         self.assertIn("met", notes["server RSS per endpoint"])
+
+    def test_generators(self):
+        """
+        The report says how many generators ran, the open-file limit and
+        their memory.
+        """
+        figures = report.rotation_json(_result(6000, 1.0, 1.2), _ceilings(10000))
+        self.assertEqual(figures["generators"], 2)
+        self.assertEqual(figures["file_limit"], 20000)
+        self.assertEqual(figures["generator_rss_mb"], 60.0)
+        notes = {row[0]: row[3] for row in report.rotation_rows(
+            _result(6000, 1.0, 1.2), _ceilings(10000)
+        )}
+        self.assertIn("open files per process: 20000", notes["generators"])
 
     def test_memory_scenario(self):
         """

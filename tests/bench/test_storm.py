@@ -160,15 +160,3 @@ class StormReportTests(SynchronousTestCase):
             report.storm_ceiling(_ceilings()), 1 / (1 / 100 + 5 / 500)
         )
 
-
-class OfflineStepTests(SynchronousTestCase):
-    def test_within_offline_deadline(self):
-        """
-        The offline step passed to the server is its default when the
-        agents' offline deadline (their longest wait) is longer, and never
-        longer than that deadline, so C{twistd suto} accepts the short
-        intervals the storm runs with.
-        """
-        self.assertEqual(storm._offline_step(60), 30)
-        self.assertEqual(storm._offline_step(10), 11)
-        self.assertEqual(storm._offline_step(1), 1)
