@@ -16,7 +16,7 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 _CHILD = """
-import os, signal, sys, time
+import os, select, signal, sys
 from suto_client.pam import backstop
 backstop.arm(0.2, lambda kind, reason: print(kind, "-", reason, flush=True))
 if sys.argv[1] == "blocked":
@@ -26,8 +26,8 @@ elif sys.argv[1] == "interrupt":
     os.kill(os.getpid(), signal.SIGINT)
 elif sys.argv[1] == "stop":
     os.kill(os.getpid(), signal.SIGTSTP)
-time.sleep(30)
-print("not stopped", flush=True)
+# A call that never returns by itself: only a backstop ends the process.
+select.select([], [], [])
 """
 
 
