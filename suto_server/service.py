@@ -31,7 +31,7 @@ from suto_server.audit.sinks.log import LogSink
 from suto_server.cluster.leadership import leadership_for
 from suto_server.cluster.relay import relay_for
 from suto_server.cluster.verify_relay import verify_relay_for
-from suto_server.console.signin import LINK_LIFETIME, CertificateSignIn, is_loopback
+from suto_server.console.signin import CertificateSignIn
 from suto_server.console.site import PER_SOURCE as CONSOLE_PER_SOURCE
 from suto_server.console.site import Console
 from suto_server.core import schemes
@@ -398,20 +398,11 @@ class SutoServer(MultiService):
         @raise ValueError: the console does not listen on loopback (yet),
             where alone the links are accepted.
         """
-        address = self._console_listener.address
-        if address is None or not is_loopback(address):
-            raise ValueError(
-                "login links are accepted only by a console on a loopback "
-                "listener (--console-listen PORT, or interface=127.0.0.1 or "
-                "::1); sign in there with a client certificate instead"
-            )
-        token = self.console.links.issue(f"{operator} (console link)")
-        host = f"[{address.host}]" if ":" in address.host else address.host
-        scheme = "https" if self._console_description.startswith("ssl:") else "http"
-        return {
-            "url": f"{scheme}://{host}:{address.port}/signin?token={token}",
-            "expires_in": LINK_LIFETIME,
-        }
+        return self.console.links.link(
+            operator,
+            self._console_listener.address,
+            self._console_description.startswith("ssl:"),
+        )
 
     def _watch_state(self) -> None:
         """

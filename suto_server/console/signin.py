@@ -114,6 +114,29 @@ class LoginLinks:
         )
         return token
 
+    def link(self, operator: str, address, tls: bool) -> dict:
+        """
+        A new one-time login link for C{operator} to the console listening
+        at C{address}, for C{suto-admin console-link}.
+
+        @param tls: the console is served over TLS.
+        @raise ValueError: the console does not listen on loopback (yet),
+            where alone the links are accepted.
+        """
+        if address is None or not is_loopback(address):
+            raise ValueError(
+                "login links are accepted only by a console on a loopback "
+                "listener (--console-listen PORT, or interface=127.0.0.1 or "
+                "::1); sign in there with a client certificate instead"
+            )
+        token = self.issue(f"{operator} (console link)")
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        scheme = "https" if tls else "http"
+        return {
+            "url": f"{scheme}://{host}:{address.port}/signin?token={token}",
+            "expires_in": self._lifetime,
+        }
+
     def redeem(self, token: str) -> str | None:
         """
         Consume C{token}.
