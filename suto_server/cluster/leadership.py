@@ -5,7 +5,7 @@ The jobs that must run once however many server processes share a store
 leader.
 
 How it works: L{Leadership} tries its store's leader lock
-(L{suto_server.store.interfaces.IClusterLock}) when it starts and every
+(L{suto_server.store.clustering.IClusterLock}) when it starts and every
 L{RETRY_EVERY} seconds after, on a thread of its own, since each try is
 a round trip to the store.  The try that takes the lock starts the jobs;
 while leading, each try checks the lock is still held, and the one that
@@ -33,8 +33,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from suto_server.store.clustering import IClusteredStore
 from suto_server.store.errors import StoreError
-from suto_server.store.interfaces import IClusteredStore
 
 #: Seconds between two tries of the leader lock.
 RETRY_EVERY = 3.0

@@ -48,8 +48,8 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from suto_server.cluster.notice import MAX_REASON, BadNotice, parse_notice
+from suto_server.store.clustering import IClusteredStore
 from suto_server.store.errors import StoreError
-from suto_server.store.interfaces import IClusteredStore
 
 #: Seconds one wait for notices lasts at most (and so how long stopping
 #: may wait for the one under way).

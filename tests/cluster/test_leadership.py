@@ -14,8 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from suto_server.cluster.leadership import RETRY_EVERY, Leadership, leadership_for
+from suto_server.store.clustering import IClusterLock
 from suto_server.store.errors import StoreError
-from suto_server.store.interfaces import IClusterLock
 from suto_server.store.memory import MemoryStore
 from suto_server.store.postgres import PostgresStore
 from suto_server.store.postgres.advisory import LEADER_LOCK

@@ -7,8 +7,8 @@ processes on it in a test: every notice is delivered at once.
 
 from zope.interface import implementer
 
+from suto_server.store.clustering import IClusteredStore
 from suto_server.store.errors import StoreError
-from suto_server.store.interfaces import IClusteredStore
 
 
 class Channel:

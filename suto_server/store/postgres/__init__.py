@@ -22,8 +22,9 @@ row's write is one round trip the reactor can afford, and the batches
 
 from zope.interface import implementer
 
+from suto_server.store.clustering import IClusteredStore
 from suto_server.store.errors import StoreError
-from suto_server.store.interfaces import IClusteredStore, IStore, IStoreTransfer
+from suto_server.store.interfaces import IStore, IStoreTransfer
 from suto_server.store.postgres.advisory import AdvisoryLock
 from suto_server.store.postgres.audit import Audit
 from suto_server.store.postgres.connection import (

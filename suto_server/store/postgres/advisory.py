@@ -18,7 +18,7 @@ never meets the one-number key the schema is created under.
 import psycopg
 from zope.interface import implementer
 
-from suto_server.store.interfaces import IClusterLock
+from suto_server.store.clustering import IClusterLock
 from suto_server.store.postgres.connection import as_store_error, connect
 
 #: The first half of the leader lock's key: "SUTL".

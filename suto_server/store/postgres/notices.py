@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 from zope.interface import implementer
 
-from suto_server.store.interfaces import INoticeListener
+from suto_server.store.clustering import INoticeListener
 from suto_server.store.postgres.connection import as_store_error, connect
 
 #: The longest notice PostgreSQL carries, in bytes.
@@ -36,7 +36,7 @@ def _channel(connection) -> str:
 class Notices:
     """
     The notices and claims part of L{suto_server.store.postgres.PostgresStore};
-    see L{suto_server.store.interfaces.IClusteredStore}.
+    see L{suto_server.store.clustering.IClusteredStore}.
     """
 
     def announce(self, notice):
