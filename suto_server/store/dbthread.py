@@ -38,8 +38,8 @@ def store_method(name: str) -> Callable:
         to make on the thread's own store.
     """
 
-    def call(store, *args):
-        return getattr(store, name)(*args)
+    def call(store, *args, **kwargs):
+        return getattr(store, name)(*args, **kwargs)
 
     return call
 
@@ -91,9 +91,10 @@ class DatabaseThread(Service):
         # already given.
         return deferToThreadPool(self._reactor, threads, self._close).addBoth(stop)
 
-    def run(self, call: Callable, *args) -> Deferred:
+    def run(self, call: Callable, *args, **kwargs) -> Deferred:
         """
-        C{call(store, *args)} on the thread, with the thread's store.
+        C{call(store, *args, **kwargs)} on the thread, with the thread's
+        store.
 
         @return: a L{Deferred} firing on the reactor thread with what it
             returned, or failing with what it raised; failing at once with
@@ -102,13 +103,13 @@ class DatabaseThread(Service):
         if self._threads is None:
             return fail(StoreError("the database thread is not running"))
         return deferToThreadPool(
-            self._reactor, self._threads, self._on_thread, call, args
+            self._reactor, self._threads, self._on_thread, call, args, kwargs
         )
 
-    def _on_thread(self, call: Callable, args: tuple):
+    def _on_thread(self, call: Callable, args: tuple, kwargs: dict):
         if self._store is None:
             self._store = self._main.sibling()
-        return call(self._store, *args)
+        return call(self._store, *args, **kwargs)
 
     def _close(self) -> None:
         store, self._store = self._store, None
