@@ -73,6 +73,7 @@ from suto_server.settings import (
     Timing,
     VerifyApiSettings,
 )
+from suto_server.store.calls import calls_for
 from suto_server.store.dbthread import store_method
 from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
@@ -100,6 +101,8 @@ class SutoServer(MultiService):
         without one (the in-memory store) they commit on the reactor
         thread.
 
+    @ivar calls: the store's calls as Deferreds (L{suto_server.store.calls}),
+        for the rules on the reactor thread.
     @ivar rendezvous: pending authentication requests.
     @ivar relay: shares them with the other processes on the store
         (L{suto_server.cluster.relay}); L{None} on a store no other
@@ -164,6 +167,9 @@ class SutoServer(MultiService):
         )
         self._last_alert = None
         self._database = database
+        # The store's calls for the rules on the reactor thread: a
+        # store across the network answers them on the database thread.
+        self.calls = calls_for(store, database)
         self.audit = AuditLog(
             store,
             [LogSink(), *alerting.sinks],
