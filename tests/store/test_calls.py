@@ -22,6 +22,7 @@ from suto_server.store.clustering import IClusteredStore
 from suto_server.store.dbthread import DatabaseThread
 from suto_server.store.errors import StoreError, UserExists
 from suto_server.store.memory import MemoryStore
+from tests.support.coroutines import failure_of, result_of
 from tests.support.store_suite.values import HASH
 
 
@@ -150,3 +151,25 @@ class CallsForTests(SynchronousTestCase):
         self.assertIsInstance(
             calls_for(store, DatabaseThread(reactor, store)), ThreadedCalls
         )
+
+
+class CoroutineHelperTests(SynchronousTestCase):
+    """
+    The tests' way of running a coroutine over L{LocalCalls} finds its
+    result, or its failure, at once.
+    """
+
+    def setUp(self):
+        self.store = MemoryStore()
+        self.calls = LocalCalls(self.store)
+
+    async def _hash(self, user):
+        return await self.calls.hash_for(user)
+
+    def test_result(self):
+        self.store.add_user("alice", HASH, 0.0)
+        self.assertEqual(result_of(self, self._hash("alice")), HASH)
+
+    def test_failure(self):
+        self.store.close()
+        failure_of(self, self._hash("alice"), StoreError)
