@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import succeed
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -217,21 +218,29 @@ class ConsoleSiteTests(SynchronousTestCase):
         self.blacklist = RecordingBlacklist()
         self.console = Console(
             self.clock,
-            status=lambda: {
-                "listeners": [{"name": "console", "address": "127.0.0.1:1"}],
-                "certificates": [],
-            },
-            counts=lambda: {
-                "connected": 1,
-                "offline": 0,
-                "blacklisted": 1,
-                "windows": 0,
-            },
+            status=lambda: succeed(
+                {
+                    "listeners": [{"name": "console", "address": "127.0.0.1:1"}],
+                    "certificates": [],
+                }
+            ),
+            counts=lambda: succeed(
+                {
+                    "connected": 1,
+                    "offline": 0,
+                    "blacklisted": 1,
+                    "windows": 0,
+                }
+            ),
             rotations=lambda: 0,
-            clients=lambda: [client_row(f"user{i:03}", key_age=i) for i in range(120)],
-            client=lambda user: client_row(user) if user.startswith("user") else None,
+            clients=lambda: succeed(
+                [client_row(f"user{i:03}", key_age=i) for i in range(120)]
+            ),
+            client=lambda user: succeed(
+                client_row(user) if user.startswith("user") else None
+            ),
             connected=lambda: ["user001"],
-            history=lambda user: {"user": user, "moves": [], "alerts": []},
+            history=lambda user: succeed({"user": user, "moves": [], "alerts": []}),
             audit=self.audit,
             desk=self.desk,
             reconnection=self.blacklist,
