@@ -100,6 +100,9 @@ class SutoServer(MultiService):
         log's records, and waits for their sync, off the reactor thread;
         without one (the in-memory store) they commit on the reactor
         thread.
+    @param calls: the store's calls (L{suto_server.store.calls.IStoreCalls});
+        unless given, L{calls_for} chooses them by the store and the
+        database thread.
 
     @ivar calls: the store's calls as Deferreds (L{suto_server.store.calls}),
         for the rules on the reactor thread.
@@ -146,6 +149,7 @@ class SutoServer(MultiService):
         http: HttpLimits = HttpLimits(),
         extra_sources=(),
         database=None,
+        calls=None,
     ) -> None:
         super().__init__()
         self._reactor = reactor
@@ -168,7 +172,7 @@ class SutoServer(MultiService):
         self._database = database
         # The store's calls for the rules on the reactor thread: a
         # store across the network answers them on the database thread.
-        self.calls = calls_for(store, database)
+        self.calls = calls_for(store, database) if calls is None else calls
         self.audit = AuditLog(
             store,
             [LogSink(), *alerting.sinks],
