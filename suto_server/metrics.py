@@ -10,7 +10,12 @@ Counters are driven from a few central places: the audit log's observers
 latency), the hash pool (busy answers) and the group committer (store
 commit latency).  What is state rather than history (connected endpoints,
 open windows, penalised sources) is read at scrape time by L{StateCollector}
-from callables, so it can never drift from the truth.
+from callables, so it can never drift from the truth.  The counts the store
+keeps (offline endpoints, blacklisted profiles, open windows) are read
+through the store's calls before each scrape is written, off the reactor
+thread on a store across the network; when the store cannot answer, the
+scrape goes out without those three gauges, so that every other series
+still arrives and the missing ones say the store is away.
 
 Labels have bounded cardinality: a result, a reason, an alert type.  Never a
 user name, an address, a key or a hash.  C{suto_build_info} is the one
@@ -32,12 +37,15 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
+from twisted.internet.defer import maybeDeferred
+from twisted.logger import Logger
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import NOT_DONE_YET, Site
 
 from suto_server.audit.alerts import ALERT_TYPES
 from suto_server.core.version import build_info
 from suto_server.rules.rendezvous import Verdict
+from suto_server.store.errors import StoreError
 
 #: Why a connection was refused or dropped by the limits.
 REJECTION_REASONS = ("penalty", "per_source", "startups", "grace")
@@ -65,18 +73,20 @@ _COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1
 
 class StateCollector:
     """
-    Gauges computed when Prometheus scrapes.  Each attribute is a callable
-    returning a count, or L{None} while nothing provides that count (it is
-    then reported as 0).
+    Gauges computed when Prometheus scrapes.  Each attribute of memory is
+    a callable returning a count, or L{None} while nothing provides that
+    count (it is then reported as 0).
 
     @ivar connected: endpoints with a live rotation connection.
-    @ivar offline: enrolled endpoints known to be offline.
-    @ivar blacklisted: blacklisted profiles.
-    @ivar windows: open enrollment windows.
     @ivar starting: connections that have not finished their first
         exchange.
     @ivar penalised: sources refused for their penalty now.
     @ivar hash_pending: hash computations waiting or running.
+    @ivar stored: returns (through a L{Deferred} or a coroutine) the
+        counts the store keeps, by name: C{offline} (enrolled endpoints
+        known to be offline), C{blacklisted} (blacklisted profiles),
+        C{windows} (open enrollment windows); L{None} while nothing
+        provides them (each is then reported as 0).
     """
 
     _GAUGES = (
@@ -90,24 +100,65 @@ class StateCollector:
         ("hash_pending", "suto_hash_pending", "Hash computations waiting or running."),
     )
 
+    #: The gauges whose counts the store keeps, read by L{read_stored}.
+    STORED = frozenset({"offline", "blacklisted", "windows"})
+
+    log = Logger()
+
     def __init__(self) -> None:
         for attribute, _, _ in self._GAUGES:
-            setattr(self, attribute, None)
+            if attribute not in self.STORED:
+                setattr(self, attribute, None)
+        self.stored = None
+        # The stored counts the scrape being written shows: set by
+        # read_stored just before it, empty when the store failed.
+        self._stored_counts: dict = {}
 
     def count(self, attribute: str) -> int:
         """
-        @return: the count named C{attribute} now (0 while nothing
-            provides it).
+        @return: the count of memory named C{attribute} now (0 while
+            nothing provides it).
         """
         counter = getattr(self, attribute)
         return 0 if counter is None else counter()
+
+    def read_stored(self):
+        """
+        Read the counts the store keeps for the next scrape; a store that
+        cannot answer leaves them out of it, with one warning.
+
+        @return: a L{Deferred} firing once they are read.
+        """
+
+        def read():
+            if self.stored is None:
+                return dict.fromkeys(self.STORED, 0)
+            return self.stored()
+
+        def failed(failure):
+            failure.trap(StoreError)
+            self.log.warn(
+                "the metrics scrape goes without the store's counts: {error}",
+                error=str(failure.value),
+            )
+            return {}
+
+        def keep(counts):
+            self._stored_counts = counts
+
+        return maybeDeferred(read).addErrback(failed).addCallback(keep)
 
     def describe(self):
         return [GaugeMetricFamily(name, text) for _, name, text in self._GAUGES]
 
     def collect(self):
         for attribute, name, text in self._GAUGES:
-            yield GaugeMetricFamily(name, text, value=self.count(attribute))
+            if attribute not in self.STORED:
+                yield GaugeMetricFamily(name, text, value=self.count(attribute))
+            elif attribute in self._stored_counts:
+                yield GaugeMetricFamily(
+                    name, text, value=self._stored_counts[attribute]
+                )
 
 
 class ServerMetrics:
@@ -252,23 +303,43 @@ class _ScrapeSite(Site):
 class _MetricsResource(Resource):
     """
     The registry in Prometheus' text format, rendered on the reactor
-    thread.
+    thread once the store's counts are read.
 
     prometheus_client's own Twisted resource is a WSGI application, run on
     the reactor's thread pool: the scrape-time gauges would then read the
-    store and the server's state from another thread, which SQLite refuses
-    (every scrape answered 500) and the rest is not safe for.
+    server's state from another thread, which the state is not safe for.
+    The store's counts come through the store's calls instead (on the
+    database thread for a store across the network), and the page is
+    written in the turn they arrive, so it shows them as read.
     """
 
     isLeaf = True
+    log = Logger()
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, metrics: ServerMetrics) -> None:
         super().__init__()
-        self._registry = registry
+        self._metrics = metrics
 
-    def render_GET(self, request) -> bytes:
-        request.setHeader(b"content-type", CONTENT_TYPE_PLAIN_0_0_4.encode("ascii"))
-        return generate_latest(self._registry)
+    def render_GET(self, request):
+        finished = []
+        request.notifyFinish().addBoth(finished.append)
+
+        def write(_):
+            if not finished:
+                request.setHeader(
+                    b"content-type", CONTENT_TYPE_PLAIN_0_0_4.encode("ascii")
+                )
+                request.write(generate_latest(self._metrics.registry))
+                request.finish()
+
+        def failed(failure):
+            self.log.failure("metrics scrape failed", failure)
+            if not finished:
+                request.setResponseCode(500)
+                request.finish()
+
+        self._metrics.state.read_stored().addCallback(write).addErrback(failed)
+        return NOT_DONE_YET
 
 
 def metrics_site(metrics: ServerMetrics) -> Site:
@@ -277,7 +348,7 @@ def metrics_site(metrics: ServerMetrics) -> Site:
         text format, and nothing else.
     """
     root = Resource()
-    root.putChild(b"metrics", _MetricsResource(metrics.registry))
+    root.putChild(b"metrics", _MetricsResource(metrics))
     site = _ScrapeSite(root)
     site.displayTracebacks = False
     site.noisy = False

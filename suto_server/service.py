@@ -14,6 +14,7 @@ from functools import partial
 
 from twisted.application.service import IService, MultiService
 from twisted.cred.portal import Portal
+from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 
 from suto_server.admin.api import admin_site
@@ -77,7 +78,6 @@ from suto_server.store.calls import calls_for
 from suto_server.store.dbthread import store_method
 from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
-from suto_server.store.interfaces import IStore
 from suto_server.store.records import MAX_NAME
 
 
@@ -100,6 +100,9 @@ class SutoServer(MultiService):
         log's records, and waits for their sync, off the reactor thread;
         without one (the in-memory store) they commit on the reactor
         thread.
+    @param calls: the store's calls (L{suto_server.store.calls.IStoreCalls});
+        unless given, L{calls_for} chooses them by the store and the
+        database thread.
 
     @ivar calls: the store's calls as Deferreds (L{suto_server.store.calls}),
         for the rules on the reactor thread.
@@ -117,10 +120,9 @@ class SutoServer(MultiService):
     @ivar audit: the L{AuditLog}: events go to the store's hash chain,
         alerts to the structured log and to every sink of L{Alerting}.
     @ivar metrics: the L{ServerMetrics}, served on the metrics listener
-        when there is one.  Counts that other parts provide (offline
-        endpoints, blacklisted profiles) are hooked in by setting
-        C{metrics.state.offline} and C{metrics.state.blacklisted} to
-        callables.
+        when there is one.  The counts the store keeps (offline endpoints,
+        blacklisted profiles, open windows) come from L{stored_counts},
+        read before each scrape.
     @ivar gate: the L{ConnectionGate} applying the L{Capacity} limits to
         both TCP listeners.
     @ivar leadership: runs the jobs that must run once however many
@@ -147,6 +149,7 @@ class SutoServer(MultiService):
         http: HttpLimits = HttpLimits(),
         extra_sources=(),
         database=None,
+        calls=None,
     ) -> None:
         super().__init__()
         self._reactor = reactor
@@ -169,13 +172,14 @@ class SutoServer(MultiService):
         self._database = database
         # The store's calls for the rules on the reactor thread: a
         # store across the network answers them on the database thread.
-        self.calls = calls_for(store, database)
+        self.calls = calls_for(store, database) if calls is None else calls
         self.audit = AuditLog(
             store,
             [LogSink(), *alerting.sinks],
             observers=[self.metrics.audited, self.gate.audited, self._note_alert],
             append=self._audit_appends(),
             clock=reactor,
+            calls=self.calls,
         )
         for sink in alerting.sinks:
             if IService.providedBy(sink):
@@ -372,16 +376,10 @@ class SutoServer(MultiService):
             certificates = CertificateSignIn(
                 partial(roles.holder_of, ADMIN, most=MAX_NAME)
             )
-        state = self.metrics.state
         return Console(
             self._reactor,
             status=self.status,
-            counts=lambda: {
-                "connected": state.count("connected"),
-                "offline": state.count("offline"),
-                "blacklisted": state.count("blacklisted"),
-                "windows": self._open_windows(),
-            },
+            counts=self.counts,
             rotations=lambda: self.metrics.registry.get_sample_value(
                 "suto_rotations_total", {"result": "done"}
             )
@@ -419,15 +417,44 @@ class SutoServer(MultiService):
         state.starting = lambda: self.gate.limits.starting
         state.penalised = self.gate.penalised
         state.hash_pending = lambda: self.hash_pool.pending
-        state.windows = self._open_windows
-        if IStore.providedBy(self.store):
-            state.offline = lambda: len(self.store.offline_profiles())
-            state.blacklisted = lambda: len(self.store.list_blacklist())
+        state.stored = self.stored_counts
 
-    def _open_windows(self) -> int:
+    async def stored_counts(self) -> dict:
+        """
+        The counts the store keeps, for the metrics and the console: each
+        read through the store's calls, counted by the store (never every
+        profile read to count them).
+
+        @raise suto_server.store.errors.StoreError: the store failed.
+        """
+        offline = await self.calls.count_offline()
+        blacklisted = await self.calls.count_blacklisted()
+        return {
+            "offline": offline,
+            "blacklisted": blacklisted,
+            "windows": await self._open_windows(),
+        }
+
+    async def counts(self) -> dict:
+        """
+        The endpoints connected (now, after the store's counts are read),
+        offline and blacklisted, and the open windows: the console's
+        figures.
+        """
+        counts = await self.stored_counts()
+        return {"connected": len(self.live), **counts}
+
+    async def _open_windows(self) -> int:
+        """
+        How many enrollment windows are open; reading them closes those
+        past their deadline.
+        """
         if self.enrollment is None:
             return 0
-        return len(self.enrollment.windows(self._reactor.seconds()))
+        windows = await maybeDeferred(
+            self.enrollment.windows, self._reactor.seconds()
+        )
+        return len(windows)
 
     def _audit_authentication(self, request, outcome) -> None:
         """
@@ -492,40 +519,39 @@ class SutoServer(MultiService):
         desk.setServiceParent(self)
         return desk
 
-    def clients(self) -> list[dict]:
+    async def clients(self) -> list[dict]:
         """
         What C{suto-admin clients} shows: one row per enrolled profile.
         """
-        return clients_report(
-            self.store, self.live, self._locations, self._reactor.seconds()
+        return await clients_report(
+            self.calls, self.live, self._locations, self._reactor.seconds()
         )
 
-    def client(self, user: str) -> dict | None:
+    async def client(self, user: str) -> dict | None:
         """
         C{user}'s row of L{clients}, or L{None} when it has no profile.
         """
-        profile = self.store.get_profile(user)
+        profile = await self.calls.get_profile(user)
         if profile is None:
             return None
+        _, offline_since = await self.calls.standing(user)
         return client_row(
             profile,
             self.live,
-            self.store.offline_since(user),
+            offline_since,
             self._locations,
             self._reactor.seconds(),
         )
 
-    def history(self, user: str) -> dict | None:
+    async def history(self, user: str) -> dict | None:
         """
         What C{suto-admin history USER} shows, or L{None} when the store
         knows nothing of C{user}: no profile, no move, no alert.
         """
-        report = history_report(self.store, user, ALERT_TYPES)
-        if (
-            self.store.get_profile(user) is None
-            and not report["moves"]
-            and not report["alerts"]
-        ):
+        report = await history_report(self.calls, user, ALERT_TYPES)
+        if report["moves"] or report["alerts"]:
+            return report
+        if await self.calls.get_profile(user) is None:
             return None
         return report
 
@@ -615,10 +641,11 @@ class SutoServer(MultiService):
             self.expiry_watch.recheck()
         return results
 
-    def status(self) -> dict:
+    async def status(self) -> dict:
         """
         What C{suto-admin status} shows.
         """
+        counts = await self.counts()
         return {
             "uptime": self._reactor.seconds() - self._started
             if self._started is not None
@@ -633,9 +660,9 @@ class SutoServer(MultiService):
                 {"user": request.user, "claimed_by": request.claimed_by}
                 for request in self.rendezvous.pending
             ],
-            "enrollment_windows": self._open_windows(),
-            "connected": self.metrics.state.count("connected"),
-            "offline": self.metrics.state.count("offline"),
+            "enrollment_windows": counts["windows"],
+            "connected": counts["connected"],
+            "offline": counts["offline"],
             "last_alert": (
                 alert_json(self._last_alert) if self._last_alert is not None else None
             ),

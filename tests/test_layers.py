@@ -31,7 +31,7 @@ ALLOWED = {
     "phases": {"core", "cred", "machines", "rules"},
     "settings": {"core", "cred", "locations", "masterkey", "net", "rules"},
     "keyrules": {"core", "cred", "net", "phases", "rules", "settings", "store"},
-    "metrics": {"core", "audit", "rules"},
+    "metrics": {"core", "audit", "rules", "store"},
     "admin": {
         "core", "store", "audit", "rules", "net", "locations", "datafolder",
         "masterkey", "restoration",

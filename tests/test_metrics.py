@@ -11,7 +11,9 @@ import os
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, reactor, task, threads
+from twisted.internet.defer import fail, succeed
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 
@@ -23,11 +25,22 @@ from suto_server.cred.hashpool import HashPool, HashPoolBusy
 from suto_server.metrics import REJECTION_REASONS, ServerMetrics
 from suto_server.rules.rendezvous import Rendezvous, Verdict
 from suto_server.settings import Listeners
+from suto_server.store.errors import StoreError
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import AuditEvent
 from suto_server.store.sqlite import SQLiteStore
+from tests.support.coroutines import result_of
 from tests.support.folders import socket_folder
 from tests.support.server import make_server
+from tests.support.store_suite.values import enroll_numbered
+
+#: The gauges of the counts the store keeps, in the order of their names
+#: in L{StateCollector.STORED}: offline, blacklisted, windows.
+STORED_GAUGES = (
+    "suto_endpoints_offline",
+    "suto_profiles_blacklisted",
+    "suto_enrollment_windows_open",
+)
 
 
 def _sample(metrics, name, **labels):
@@ -168,10 +181,40 @@ class ServerMetricsTests(SynchronousTestCase):
         self.assertEqual(_sample(self.metrics, "suto_endpoints_connected"), 3)
         count[0] = 5
         self.assertEqual(_sample(self.metrics, "suto_endpoints_connected"), 5)
-        self.assertEqual(_sample(self.metrics, "suto_endpoints_offline"), 0)
-        self.assertEqual(_sample(self.metrics, "suto_profiles_blacklisted"), 0)
-        self.metrics.state.blacklisted = lambda: 2
-        self.assertEqual(_sample(self.metrics, "suto_profiles_blacklisted"), 2)
+        self.assertEqual(_sample(self.metrics, "suto_connections_starting"), 0)
+
+    def test_stored_counts(self):
+        """
+        The store's counts are those the last L{StateCollector.read_stored}
+        read; with nothing to read them from, each is 0.
+        """
+        self.successResultOf(self.metrics.state.read_stored())
+        for name in STORED_GAUGES:
+            self.assertEqual(_sample(self.metrics, name), 0)
+        counts = {"offline": 4, "blacklisted": 2, "windows": 1}
+        self.metrics.state.stored = lambda: succeed(counts)
+        self.successResultOf(self.metrics.state.read_stored())
+        self.assertEqual(
+            [_sample(self.metrics, name) for name in STORED_GAUGES], [4, 2, 1]
+        )
+
+    def test_stored_counts_failed(self):
+        """
+        When the store cannot count, the next scrape goes without those
+        three gauges (every other series is there), with one warning
+        rather than a traceback; another error is not hidden.
+        """
+        self.metrics.state.stored = lambda: fail(StoreError("the store is away"))
+        with capturedLogs() as events:
+            self.successResultOf(self.metrics.state.read_stored())
+        for name in STORED_GAUGES:
+            self.assertIsNone(_sample(self.metrics, name))
+        self.assertEqual(_sample(self.metrics, "suto_endpoints_connected"), 0)
+        [warning] = events
+        self.assertEqual(warning["log_level"], LogLevel.warn)
+        self.assertIn("the store is away", formatEvent(warning))
+        self.metrics.state.stored = lambda: fail(RuntimeError("a bug"))
+        self.failureResultOf(self.metrics.state.read_stored(), RuntimeError)
 
     def test_registries_private(self):
         """
@@ -197,7 +240,7 @@ class ObserverTests(SynchronousTestCase):
         audit = AuditLog(store, [], observers=[broken, seen.append])
         audit.record(0.0, "enrolled", "alice", "192.0.2.1", "key id k")
         self.assertEqual([e.event for e in seen], ["enrolled"])
-        self.assertEqual(len(audit.events()), 1)
+        self.assertEqual(len(self.successResultOf(audit.events())), 1)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_rendezvous_observer_failure_contained(self):
@@ -238,15 +281,17 @@ class StatusTests(SynchronousTestCase):
         """
         clock = task.Clock()
         server = make_server(clock)
-        server.metrics.state.offline = lambda: 4
-        status = server.status()
+        for name in ("alice", "bob", "carol", "dora"):
+            enroll_numbered(server.store, name)
+        server.store.mark_offline(["alice", "bob", "carol", "dora"], 1000.0)
+        status = result_of(self, server.status())
         self.assertEqual((status["connected"], status["offline"]), (0, 4))
         self.assertIsNone(status["last_alert"])
         server.audit.record(0.0, "enrollment_failed", "alice", "192.0.2.1", "expired")
         server.audit.record(1.0, "enrolled", "bob", "192.0.2.2", "key id k")
-        last = server.status()["last_alert"]
+        last = result_of(self, server.status())["last_alert"]
         self.assertEqual((last["type"], last["profile"]), ("enrollment_failed", "alice"))
-        json.dumps(server.status())
+        json.dumps(result_of(self, server.status()))
 
     def test_admin_status_unreachable(self):
         """
@@ -318,7 +363,7 @@ class ScrapeTests(TestCase):
         [starting] = families["suto_connections_starting"].samples
         self.assertEqual(starting.value, 1)
         self.assertEqual(
-            [entry["name"] for entry in server.status()["listeners"]], ["metrics"]
+            [entry["name"] for entry in result_of(self, server.status())["listeners"]], ["metrics"]
         )
 
     @defer.inlineCallbacks

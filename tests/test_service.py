@@ -39,6 +39,7 @@ from suto_server.settings import (
     Timing,
 )
 from tests.support.alerts import RecordingSink, ServiceSink
+from tests.support.coroutines import result_of
 from tests.support.masterkey import new_master_key
 from tests.support.pki import Authority
 from tests.support.server import make_server
@@ -493,7 +494,7 @@ class StartTests(SynchronousTestCase):
         server, _ = self.server(database)
         self.assertRaises(CannotListen, server.startService)
         self.assertFalse(database.started)
-        self.assertEqual(server.status()["listeners"], [])
+        self.assertEqual(result_of(self, server.status())["listeners"], [])
 
     def test_status_lists_open_listeners(self):
         """
@@ -504,9 +505,9 @@ class StartTests(SynchronousTestCase):
         server = make_server(
             reactor, listeners=Listeners(metrics=TCP4ServerEndpoint(reactor, 9464))
         )
-        self.assertEqual(server.status()["listeners"], [])
+        self.assertEqual(result_of(self, server.status())["listeners"], [])
         server.privilegedStartService()
-        [metrics] = server.status()["listeners"]
+        [metrics] = result_of(self, server.status())["listeners"]
         self.assertEqual(metrics["name"], "metrics")
         self.assertIn("9464", metrics["address"])
 

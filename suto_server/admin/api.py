@@ -28,6 +28,7 @@ from suto_server.admin.enrollment_resources import (
 )
 from suto_server.admin.httpjson import (
     BadRequest,
+    answer,
     answer_later,
     flag,
     read_json,
@@ -128,13 +129,14 @@ class StatusResource(resource.Resource):
     """
 
     isLeaf = True
+    log = Logger()
 
     def __init__(self, status) -> None:
         super().__init__()
         self._status = status
 
     def render_GET(self, request):
-        return write_json(request, 200, self._status())
+        return answer(request, self._status, self.log)
 
 
 class ReloadResource(resource.Resource):

@@ -3,41 +3,25 @@
 The admin API's enrollment windows and blacklist: C{/v1/enroll},
 C{/v1/windows}, C{/v1/cancel}, C{/v1/blacklist} and C{/v1/unblock}, which
 C{suto-admin}'s L{suto_server.admin.enrollment} commands call.
+
+Each answers once the rules have read and changed the store (from its
+database thread, for a store across the network); the errors they raise
+are answered as L{suto_server.admin.httpjson.answer_later} says.
 """
 
 from __future__ import annotations
 
+from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from twisted.web import resource
 
-from suto_server.admin.httpjson import (
-    BadRequest,
-    answer_later,
-    read_json,
-    write_json,
-)
+from suto_server.admin.httpjson import answer, answer_later, read_json
 from suto_server.admin.operations import (
-    NotFound,
     cancel_window,
     open_window,
     operator_of,
     unblock,
 )
-from suto_server.locations import LocationError
-from suto_server.store.errors import ProfileExists
-
-
-def _act(request, action):
-    """
-    Answer C{request} with C{action(body)} of its JSON body: 400 when the
-    body or a field is malformed, 404 when there is nothing to act on.
-    """
-    try:
-        return write_json(request, 200, action(read_json(request)))
-    except BadRequest as error:
-        return write_json(request, 400, {"error": str(error)})
-    except NotFound as error:
-        return write_json(request, 404, {"error": str(error)})
 
 
 class EnrollResource(resource.Resource):
@@ -56,13 +40,11 @@ class EnrollResource(resource.Resource):
         self._desk = desk
 
     def render_POST(self, request):
-        try:
-            d = open_window(self._desk, read_json(request), operator_of(request))
-        except (BadRequest, LocationError) as error:
-            return write_json(request, 400, {"error": str(error)})
-        except ProfileExists as error:
-            return write_json(request, 409, {"error": str(error)})
-        return answer_later(request, d, self.log)
+        return answer(
+            request,
+            lambda: open_window(self._desk, read_json(request), operator_of(request)),
+            self.log,
+        )
 
 
 class WindowsResource(resource.Resource):
@@ -71,13 +53,17 @@ class WindowsResource(resource.Resource):
     """
 
     isLeaf = True
+    log = Logger()
 
     def __init__(self, desk) -> None:
         super().__init__()
         self._desk = desk
 
     def render_GET(self, request):
-        return write_json(request, 200, {"windows": self._desk.list()})
+        d = maybeDeferred(self._desk.list)
+        return answer_later(
+            request, d.addCallback(lambda windows: {"windows": windows}), self.log
+        )
 
 
 class CancelResource(resource.Resource):
@@ -86,14 +72,17 @@ class CancelResource(resource.Resource):
     """
 
     isLeaf = True
+    log = Logger()
 
     def __init__(self, desk) -> None:
         super().__init__()
         self._desk = desk
 
     def render_POST(self, request):
-        return _act(
-            request, lambda body: cancel_window(self._desk, body, operator_of(request))
+        return answer(
+            request,
+            lambda: cancel_window(self._desk, read_json(request), operator_of(request)),
+            self.log,
         )
 
 
@@ -103,14 +92,16 @@ class BlacklistResource(resource.Resource):
     """
 
     isLeaf = True
+    log = Logger()
 
     def __init__(self, reconnection) -> None:
         super().__init__()
         self._reconnection = reconnection
 
     def render_GET(self, request):
-        return write_json(
-            request, 200, {"blacklist": self._reconnection.blacklist_report()}
+        d = maybeDeferred(self._reconnection.blacklist_report)
+        return answer_later(
+            request, d.addCallback(lambda entries: {"blacklist": entries}), self.log
         )
 
 
@@ -121,6 +112,7 @@ class UnblockResource(resource.Resource):
     """
 
     isLeaf = True
+    log = Logger()
 
     def __init__(self, reconnection, clock) -> None:
         super().__init__()
@@ -128,9 +120,10 @@ class UnblockResource(resource.Resource):
         self._clock = clock
 
     def render_POST(self, request):
-        return _act(
+        return answer(
             request,
-            lambda body: unblock(
-                self._reconnection, self._clock, body, operator_of(request)
+            lambda: unblock(
+                self._reconnection, self._clock, read_json(request), operator_of(request)
             ),
+            self.log,
         )

@@ -5,18 +5,23 @@ How every admin API resource reads its request and writes its answer.
 A request body is one JSON object of at most L{MAX_BODY} bytes; query
 arguments are checked as strictly.  An answer is a JSON object, and an
 error C{{"error": "..."}} with a 4xx status (L{BadRequest} is the 400),
-so that a script can tell a bad request from a failed action.  An answer
-that waits on a Deferred is written when it fires, unless the client hung
-up first.
+so that a script can tell a bad request from a failed action; a store
+that cannot answer (PostgreSQL away) is a 503, which a script may try
+again later.  An answer that waits on a Deferred (every one that reads
+the store, which may answer from its database thread) is written when it
+fires, unless the client hung up first.
 """
 
 from __future__ import annotations
 
 import json
 
+from twisted.internet.defer import maybeDeferred
 from twisted.web import server
 
 from suto_server.core import wire
+from suto_server.locations import LocationError
+from suto_server.store.errors import ProfileExists, StoreError
 from suto_server.store.records import MAX_TIME
 
 #: Largest request body the admin API reads.
@@ -29,6 +34,21 @@ class BadRequest(ValueError):
 
 class BodyTooLarge(BadRequest):
     """The request's body is larger than its resource reads."""
+
+
+class NotFound(LookupError):
+    """There is nothing to act on; the message says what is missing."""
+
+
+#: The failures an action may answer with, and their statuses, in the
+#: order they are checked (L{ProfileExists} is a L{StoreError}, but says
+#: what the operator asked for cannot be done).
+REFUSALS = (
+    (BadRequest, 400),
+    (LocationError, 400),
+    (NotFound, 404),
+    (ProfileExists, 409),
+)
 
 
 def write_json(request, status: int, body: dict) -> bytes:
@@ -137,21 +157,41 @@ def flag(body: dict, name: str) -> bool:
 def answer_later(request, d, log):
     """
     Answer C{request} with what C{d} fires with, unless the client hung
-    up first; a failure is answered 500 and logged.
+    up first.  A failure among L{REFUSALS} is answered with its status
+    and message; a store that failed, 503 and one warning (nothing was
+    done: the store's transactions change nothing when they fail);
+    anything else, 500 and logged.
     """
     finished = []
     request.notifyFinish().addBoth(finished.append)
 
-    def answer(body):
+    def send(status, body):
         if not finished:
-            request.write(write_json(request, 200, body))
+            request.write(write_json(request, status, body))
             request.finish()
 
     def failed(failure):
+        for kind, status in REFUSALS:
+            if failure.check(kind):
+                return send(status, {"error": str(failure.value)})
+        if failure.check(StoreError):
+            log.warn(
+                "admin request {path} failed: the store is unavailable: {error}",
+                path=request.path.decode("ascii", "replace"),
+                error=str(failure.value),
+            )
+            return send(503, {"error": "the store is unavailable; try again"})
         log.failure("admin request failed", failure)
-        if not finished:
-            request.write(write_json(request, 500, {"error": "internal error"}))
-            request.finish()
+        return send(500, {"error": "internal error"})
 
-    d.addCallbacks(answer, failed)
+    d.addCallbacks(lambda body: send(200, body), failed)
     return server.NOT_DONE_YET
+
+
+def answer(request, action, log, *args):
+    """
+    Answer C{request} with what C{action(*args)} returns, at once or
+    through a L{Deferred} or coroutine, as L{answer_later} does: what it
+    raises is answered the same way.
+    """
+    return answer_later(request, maybeDeferred(action, *args), log)

@@ -9,12 +9,23 @@ leaves the same audit record whichever way it came, naming the operator.
 Each action takes its input as a dictionary of JSON-typed fields (the
 console turns its form into one) and raises L{BadRequest} for a field
 that is not acceptable, L{NotFound} when there is nothing to act on, or
-the rules' own errors (L{LocationError}, L{ProfileExists}).
+the rules' own errors (L{LocationError}, L{ProfileExists}).  An action
+that reads or changes the store is a coroutine, or answers through a
+L{Deferred}: on a store across the network the store answers from its
+database thread, and its failure (L{StoreError}) is the action's.
 """
 
 from __future__ import annotations
 
-from suto_server.admin.httpjson import BadRequest, flag, seconds, user_field
+from twisted.internet.defer import maybeDeferred
+
+from suto_server.admin.httpjson import (
+    BadRequest,
+    NotFound,
+    flag,
+    seconds,
+    user_field,
+)
 from suto_server.core import wire
 
 #: The operator the audit records name for an action asked over the admin
@@ -46,10 +57,6 @@ def operator_of(request, unnamed: str = ADMIN_SOCKET) -> str:
         L{name_operator} named, else C{unnamed}.
     """
     return getattr(request, "suto_operator", unnamed)
-
-
-class NotFound(LookupError):
-    """There is nothing to act on; the message says what is missing."""
 
 
 def open_window(desk, fields: dict, operator: str):
@@ -84,7 +91,7 @@ def open_window(desk, fields: dict, operator: str):
     )
 
 
-def cancel_window(desk, fields: dict, operator: str) -> dict:
+async def cancel_window(desk, fields: dict, operator: str) -> dict:
     """
     Close the enrollment window of C{fields["user"]}.
 
@@ -92,12 +99,12 @@ def cancel_window(desk, fields: dict, operator: str) -> dict:
     @raise NotFound: that user has no open window.
     """
     user = user_field(fields)
-    if not desk.cancel(user, operator):
+    if not await maybeDeferred(desk.cancel, user, operator):
         raise NotFound(f"no open window for {user}")
     return {"user": user, "cancelled": True}
 
 
-def unblock(reconnection, clock, fields: dict, operator: str) -> dict:
+async def unblock(reconnection, clock, fields: dict, operator: str) -> dict:
     """
     Lift the blacklist entry of C{fields["user"]}, removing its profile.
 
@@ -107,19 +114,23 @@ def unblock(reconnection, clock, fields: dict, operator: str) -> dict:
     @raise NotFound: that user is not blacklisted.
     """
     user = user_field(fields)
-    if not reconnection.unblock(user, clock.seconds(), operator):
+    if not await maybeDeferred(
+        reconnection.unblock, user, clock.seconds(), operator
+    ):
         raise NotFound(f"{user} is not blacklisted")
     return {"user": user, "unblocked": True}
 
 
 def after_flush(audit, read):
     """
-    @return: a L{Deferred} firing with C{read()} once every audit record
-        made so far is written (the daemon writes them on its database
-        thread), so that an operator reading the log right after an event
-        sees it.
+    @param read: reads what the caller shows: answers at once, through a
+        L{Deferred}, or as a coroutine.
+    @return: a L{Deferred} firing with what C{read()} answers once every
+        audit record made so far is written (the daemon writes them on
+        its database thread), so that an operator reading the log right
+        after an event sees it.
     """
-    return audit.flushed().addCallback(lambda _: read())
+    return audit.flushed().addCallback(lambda _: maybeDeferred(read))
 
 
 def verify_chain(audit):
@@ -129,8 +140,8 @@ def verify_chain(audit):
         record made so far is written.
     """
 
-    def read():
-        problems = audit.verify()
+    async def read():
+        problems = await audit.verify()
         return {"intact": not problems, "problems": problems}
 
     return after_flush(audit, read)

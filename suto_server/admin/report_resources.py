@@ -5,7 +5,11 @@ C{/v1/clients} and C{/v1/history}, which C{suto-admin}'s
 L{suto_server.admin.reports} commands call.
 
 Alerts and audit records are written on the daemon's database thread, so
-a listing of them waits until every record made so far is written.
+a listing of them waits until every record made so far is written.  Every
+report reads the store through its calls and is written when they answer
+(from the database thread, for a store across the network), so the
+reactor serves connections meanwhile; a store that cannot answer is a
+503.
 """
 
 from __future__ import annotations
@@ -16,34 +20,29 @@ from twisted.web import resource
 from suto_server.admin.formatting import alert_json, event_json
 from suto_server.admin.httpjson import (
     BadRequest,
+    NotFound,
+    answer,
     answer_later,
     since_argument,
     user_argument,
-    write_json,
 )
 from suto_server.admin.operations import after_flush, verify_chain
-
-
-def _after_flush(request, audit, read, log):
-    """
-    Answer C{request} with C{read()} once every audit record made so far
-    is written (the daemon writes them on its database thread), so that
-    an operator reading the log right after an event sees it.
-    """
-    return answer_later(request, after_flush(audit, read), log)
 
 
 def _since_listing(request, audit, read, log):
     """
     Answer C{request} with C{read(since)} once every audit record made so
-    far is written, C{since} being its C{since} argument; 400 when that
+    far is written (the daemon writes them on its database thread), so
+    that an operator reading the log right after an event sees it;
+    C{since} is its C{since} argument, and 400 the answer when that
     argument is not a POSIX time.
     """
-    try:
+
+    def listing():
         since = since_argument(request)
-    except BadRequest as error:
-        return write_json(request, 400, {"error": str(error)})
-    return _after_flush(request, audit, lambda: read(since), log)
+        return after_flush(audit, lambda: read(since))
+
+    return answer(request, listing, log)
 
 
 class AlertsResource(resource.Resource):
@@ -60,8 +59,9 @@ class AlertsResource(resource.Resource):
         self._audit = audit
 
     def render_GET(self, request):
-        def read(since):
-            return {"alerts": [alert_json(a) for a in self._audit.alerts(since)]}
+        async def read(since):
+            alerts = await self._audit.alerts(since)
+            return {"alerts": [alert_json(a) for a in alerts]}
 
         return _since_listing(request, self._audit, read, self.log)
 
@@ -81,8 +81,9 @@ class AuditResource(resource.Resource):
         self.putChild(b"verify", AuditVerifyResource(audit))
 
     def render_GET(self, request):
-        def read(since):
-            return {"events": [event_json(e) for e in self._audit.events(since)]}
+        async def read(since):
+            events = await self._audit.events(since)
+            return {"events": [event_json(e) for e in events]}
 
         return _since_listing(request, self._audit, read, self.log)
 
@@ -112,15 +113,19 @@ class ClientsResource(resource.Resource):
     """
 
     isLeaf = True
+    log = Logger()
 
     def __init__(self, clients) -> None:
         super().__init__()
         self._clients = clients
 
     def render_GET(self, request):
-        if request.args:
-            return write_json(request, 400, {"error": "no arguments are taken"})
-        return write_json(request, 200, {"clients": self._clients()})
+        async def read():
+            if request.args:
+                raise BadRequest("no arguments are taken")
+            return {"clients": await self._clients()}
+
+        return answer(request, read, self.log)
 
 
 class HistoryResource(resource.Resource):
@@ -130,17 +135,18 @@ class HistoryResource(resource.Resource):
     """
 
     isLeaf = True
+    log = Logger()
 
     def __init__(self, history) -> None:
         super().__init__()
         self._history = history
 
     def render_GET(self, request):
-        try:
+        async def read():
             user = user_argument(request)
-        except BadRequest as error:
-            return write_json(request, 400, {"error": str(error)})
-        report = self._history(user)
-        if report is None:
-            return write_json(request, 404, {"error": f"nothing is known of {user}"})
-        return write_json(request, 200, report)
+            report = await self._history(user)
+            if report is None:
+                raise NotFound(f"nothing is known of {user}")
+            return report
+
+        return answer(request, read, self.log)

@@ -97,10 +97,14 @@ def _daemon_or_store(args, io, path: str, read):
     return answer_of(code, answer)
 
 
-def _audit_log(store):
-    from suto_server.audit.log import AuditLog
+def _stored_alerts(store, since) -> dict:
+    """
+    @return: the alerts of C{store}'s audit log at or after C{since}, as
+        C{GET /v1/alerts} answers them.
+    """
+    from suto_server.audit.log import alerts_among
 
-    return AuditLog(store, [])
+    return {"alerts": [alert_json(a) for a in alerts_among(store.audit_events(since))]}
 
 
 def alerts(args, io) -> int:
@@ -108,9 +112,7 @@ def alerts(args, io) -> int:
         args,
         io,
         since_query("/v1/alerts", args.since),
-        lambda store: {
-            "alerts": [alert_json(a) for a in _audit_log(store).alerts(args.since)]
-        },
+        lambda store: _stored_alerts(store, args.since),
     )
     return show(io, args, answer["alerts"], _ALERT_COLUMNS)
 

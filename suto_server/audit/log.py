@@ -21,6 +21,11 @@ sinks at once; one any peer could raise at will (C{unproven}) goes through
 an L{AlertAggregator}, which gathers those of one source and type per
 interval.  Either way the record is written the same, and the observers
 (the metrics) see every event.
+
+Reading is for operators (the admin API, the console, the metrics): each
+read goes through the store's calls (L{suto_server.store.calls}) and
+answers with a L{Deferred}, so that on a store across the network the
+reactor serves connections while the database thread reads.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from twisted.logger import Logger
 from suto_server.audit.aggregation import DEFAULT_INTERVAL, AlertAggregator
 from suto_server.audit.alerts import Alert, alert_for
 from suto_server.audit.sinks.log import LogSink
+from suto_server.store.calls import LocalCalls
 from suto_server.store.checks import check_audit_event
 from suto_server.store.records import MAX_NAME, AuditEvent
 
@@ -46,6 +52,14 @@ def _bounded(location: str) -> str:
     if len(location) <= MAX_NAME:
         return location
     return location[: MAX_NAME - len(_ELLIPSIS)] + _ELLIPSIS
+
+
+def alerts_among(events) -> list[Alert]:
+    """
+    @return: the L{Alert}s among the L{AuditEvent}s C{events}, in their
+        order.
+    """
+    return [alert for alert in map(alert_for, events) if alert is not None]
 
 
 class AuditLog:
@@ -64,6 +78,8 @@ class AuditLog:
         which unproven alerts are gathered, C{interval} seconds at a time;
         without one (a command that records an event and exits) every
         alert goes out at once.
+    @param calls: the L{suto_server.store.calls.IStoreCalls} the reads
+        go through; C{store}'s own, at once, unless given.
     """
 
     log = Logger()
@@ -76,8 +92,9 @@ class AuditLog:
         append=None,
         clock=None,
         interval: float = DEFAULT_INTERVAL,
+        calls=None,
     ) -> None:
-        self._store = store
+        self._calls = LocalCalls(store) if calls is None else calls
         self._sinks = [LogSink()] if sinks is None else list(sinks)
         self._observers = list(observers)
         self._append = store.append_audit if append is None else append
@@ -192,42 +209,40 @@ class AuditLog:
             alert_type=alert.type,
         )
 
-    def events(self, since: float | None = None) -> list:
+    def events(self, since: float | None = None) -> Deferred:
         """
-        @return: the L{AuditEvent}s at or after C{since} (all unless
-            given), oldest first.
+        @return: a L{Deferred} firing with the L{AuditEvent}s at or after
+            C{since} (all unless given), oldest first.
         """
-        return self._store.audit_events(since)
+        return self._calls.audit_events(since)
 
-    def matching(self, **filters) -> list:
+    def matching(self, **filters) -> Deferred:
         """
-        @return: the L{AuditEvent}s the store selects with C{filters}
-            (see L{IAuditStore.audit_events_matching}), newest first.
+        @return: a L{Deferred} firing with the L{AuditEvent}s the store
+            selects with C{filters} (see
+            L{IAuditStore.audit_events_matching}), newest first.
         """
-        return self._store.audit_events_matching(**filters)
+        return self._calls.audit_events_matching(**filters)
 
-    def count(self, **filters) -> int:
+    def count(self, **filters) -> Deferred:
         """
-        @return: how many records L{matching} selects with C{filters}
-            and no page.
+        @return: a L{Deferred} firing with how many records L{matching}
+            selects with C{filters} and no page.
         """
-        return self._store.count_audit_events(**filters)
+        return self._calls.count_audit_events(**filters)
 
-    def alerts(self, since: float | None = None) -> list:
+    def alerts(self, since: float | None = None) -> Deferred:
         """
-        @return: the L{Alert}s at or after C{since} (all unless given),
-            oldest first.
+        @return: a L{Deferred} firing with the L{Alert}s at or after
+            C{since} (all unless given), oldest first.
         """
-        return [
-            alert
-            for alert in map(alert_for, self.events(since))
-            if alert is not None
-        ]
+        return self.events(since).addCallback(alerts_among)
 
-    def verify(self) -> list:
+    def verify(self) -> Deferred:
         """
-        @return: the problems with the log's hash chain (see
-            L{suto_server.store.interfaces.IAuditStore.verify_audit}); empty
-            when it is intact.
+        @return: a L{Deferred} firing with the problems with the log's
+            hash chain (see
+            L{suto_server.store.interfaces.IAuditStore.verify_audit});
+            empty when it is intact.
         """
-        return self._store.verify_audit()
+        return self._calls.verify_audit()

@@ -7,10 +7,14 @@ verification.
 Each action calls the admin API's own operation
 (L{suto_server.admin.operations}) with the signed-in operator, so it
 goes through the same rules and leaves the same audit record as
-C{suto-admin}; their errors become the console's 4xx pages.
+C{suto-admin}; their errors become the console's 4xx pages.  Each page
+that reads or changes the store is a coroutine, answered once the store
+has (from its database thread, for a store across the network).
 """
 
 from __future__ import annotations
+
+from twisted.internet.defer import maybeDeferred
 
 from suto_server.admin.operations import (
     cancel_window,
@@ -60,11 +64,11 @@ class Actions:
             raise ConsoleError(404, "this server keeps no blacklist")
         return self._reconnection
 
-    def windows(self, request, session, opened=None):
+    async def windows(self, request, session, opened=None):
         desk = self._enrolling()
-        return action_pages.windows(session, desk.list(), opened)
+        return action_pages.windows(session, await maybeDeferred(desk.list), opened)
 
-    def open_window(self, request, session):
+    async def open_window(self, request, session):
         desk = self._enrolling()
         timeout = number_field(
             request, "timeout", "'timeout' must be a whole number of seconds"
@@ -77,28 +81,29 @@ class Actions:
         }
         if timeout is not None:
             fields["timeout"] = timeout
-        d = open_window(desk, fields, session.operator)
-        return d.addCallback(lambda opened: self.windows(request, session, opened))
+        opened = await open_window(desk, fields, session.operator)
+        return await self.windows(request, session, opened)
 
-    def cancel_window(self, request, session):
+    async def cancel_window(self, request, session):
         desk = self._enrolling()
-        cancel_window(desk, {"user": user_field(request)}, session.operator)
+        await cancel_window(desk, {"user": user_field(request)}, session.operator)
         return Redirect(b"/windows")
 
-    def blacklist(self, request, session, notice=None):
+    async def blacklist(self, request, session, notice=None):
         reconnection = self._blacklisting()
-        return action_pages.blacklist(reconnection.blacklist_report(), notice)
+        entries = await maybeDeferred(reconnection.blacklist_report)
+        return action_pages.blacklist(entries, notice)
 
     def confirm_unblock(self, request, session):
         self._blacklisting()
         return action_pages.confirm_unblock(session, user_field(request))
 
-    def unblock(self, request, session):
+    async def unblock(self, request, session):
         reconnection = self._blacklisting()
-        done = unblock(
+        done = await unblock(
             reconnection, self._clock, {"user": user_field(request)}, session.operator
         )
-        return self.blacklist(
+        return await self.blacklist(
             request,
             session,
             f"Lifted the blacklist entry of {done['user']} and removed its "

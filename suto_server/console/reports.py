@@ -4,9 +4,13 @@ The console's pages that read: the overview, the endpoints and a
 profile, the alerts and the audit log, and the live view.
 
 Each takes the request and the operator's session and answers a
-L{suto_server.console.views.Page} (or the live view's panel), at once or
-through a L{Deferred}; the daemon's reports and the store's queries give
-what they show, after the audit records made so far are written.
+L{suto_server.console.views.Page} (or the live view's panel) through a
+L{Deferred}; the daemon's reports and the store's queries give what they
+show, after the audit records made so far are written.  Every read is a
+call of the store's that may answer from the database thread (a store
+across the network), so the reactor serves other requests meanwhile, and
+nothing read before an await is taken as still true after it but what
+the page shows as read at that moment.
 """
 
 from __future__ import annotations
@@ -66,45 +70,46 @@ class Reports:
 
     def overview(self, request, session):
         since = self._clock.seconds() - 3600
-        return after_flush(
-            self._audit,
-            lambda: pages.overview(
-                self._status(),
-                self._counts(),
-                self._rate.per_minute(),
-                [alert_json(a) for a in self._audit.alerts(since)],
-            ),
-        )
 
-    def endpoints(self, request, session):
+        async def read():
+            status = await self._status()
+            alerts = await self._audit.alerts(since)
+            return pages.overview(
+                status,
+                await self._counts(),
+                self._rate.per_minute(),
+                [alert_json(a) for a in alerts],
+            )
+
+        return after_flush(self._audit, read)
+
+    async def endpoints(self, request, session):
+        search = form_value(request, "q", 100)
+        sort = form_value(request, "sort", 20) or "user"
+        order = form_value(request, "order", 4) or "asc"
+        number = page_field(request)
         listing = endpoints_listing(
-            self._clients(),
-            search=form_value(request, "q", 100),
-            sort=form_value(request, "sort", 20) or "user",
-            order=form_value(request, "order", 4) or "asc",
+            await self._clients(), search=search, sort=sort, order=order
         )
-        page = listing.page(page_field(request), PAGE_SIZE)
+        page = listing.page(number, PAGE_SIZE)
         return pages.endpoints(
             page.rows, listing.total, page.number, page.count, listing.query
         )
 
     def profile(self, request, session):
         user = user_field(request)
-        client = self._client(user)
-        history = self._history(user)
-        if client is None and history is None:
-            raise ConsoleError(404, f"nothing is known of {user}")
-        history = history or {"moves": [], "alerts": []}
 
-        def read():
+        async def read():
+            client = await self._client(user)
+            history = await self._history(user)
+            if client is None and history is None:
+                raise ConsoleError(404, f"nothing is known of {user}")
+            events = await self._audit.matching(username=user, newest=PROFILE_RECORDS)
             return pages.profile(
                 user,
                 client,
-                history,
-                [
-                    event_json(e)
-                    for e in self._audit.matching(username=user, newest=PROFILE_RECORDS)
-                ],
+                history or {"moves": [], "alerts": []},
+                [event_json(e) for e in events],
                 self._rotation_history.hourly(user, self._clock.seconds()),
             )
 
@@ -127,9 +132,9 @@ class Reports:
         query = self._query(request)
         since, until = time_field(request, "since"), time_field(request, "until")
 
-        def read():
+        async def read():
             kept = []
-            for alert in reversed(self._audit.alerts(since)):
+            for alert in reversed(await self._audit.alerts(since)):
                 if (
                     (until is None or alert.time <= until)
                     and query.get("user") in (None, alert.profile)
@@ -152,11 +157,11 @@ class Reports:
             "until": time_field(request, "until"),
         }
 
-        def read():
-            total = self._audit.count(**filters)
+        async def read():
+            total = await self._audit.count(**filters)
             pages_count = max(1, -(-total // AUDIT_PAGE))
             number_shown = min(number, pages_count)
-            records = self._audit.matching(
+            records = await self._audit.matching(
                 **filters, newest=AUDIT_PAGE, skip=(number_shown - 1) * AUDIT_PAGE
             )
             return pages.audit(
@@ -172,12 +177,14 @@ class Reports:
         return after_flush(self._audit, read)
 
     def _panel(self):
-        def read():
+        async def read():
+            counts = await self._counts()
+            events = await self._audit.matching(newest=LIVE_RECORDS)
             return pages.live_panel(
-                self._counts(),
+                counts,
                 self._rate.per_minute(),
                 self._connected(),
-                [event_json(e) for e in self._audit.matching(newest=LIVE_RECORDS)],
+                [event_json(e) for e in events],
             )
 
         return after_flush(self._audit, read)

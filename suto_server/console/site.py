@@ -10,7 +10,8 @@ certificate with the C{admin} role where the certificate sign-in is
 given); the CSRF token of a POST; then its page.  A page answers a
 L{Page}, a fragment of tags (the live view's panel) or a L{Redirect},
 at once or through a L{Deferred}; any L{ConsoleError} on the way is
-answered with its 4xx page, anything else with a 500 page and a logged
+answered with its 4xx page, a store that cannot answer with a 503 page
+saying so (and one warning), anything else with a 500 page and a logged
 failure, never a traceback.
 
 The live view polls with htmx (a GET of its panel every two seconds)
@@ -27,8 +28,7 @@ from twisted.python.filepath import FilePath
 from twisted.web import resource, server
 
 from suto_server.admin.httpbounds import REQUEST_DEADLINE, DeadlineSite
-from suto_server.admin.httpjson import BadRequest
-from suto_server.admin.operations import NotFound
+from suto_server.admin.httpjson import REFUSALS
 from suto_server.audit.refusal_records import RefusalAudit
 from suto_server.console import pages
 from suto_server.console.actions import Actions
@@ -49,8 +49,7 @@ from suto_server.console.sessions import (
 )
 from suto_server.console.signin import LoginLinks, on_loopback
 from suto_server.console.views import Page, Redirect, render_fragment, render_page
-from suto_server.locations import LocationError
-from suto_server.store.errors import ProfileExists
+from suto_server.store.errors import StoreError
 
 #: The console's static files: name, content type.
 STATIC = {
@@ -316,12 +315,10 @@ class Console:
         return pages.message("Cannot do that" if code != 401 else "Sign in", text)
 
 
-#: The errors of the shared operations, as console pages: status code.
-_OPERATION_ERRORS = (
-    (BadRequest, 400),
-    (LocationError, 400),
-    (NotFound, 404),
-    (ProfileExists, 409),
+#: What the console's page says when the store cannot answer.
+STORE_UNAVAILABLE = (
+    "The store is unavailable right now, so this page cannot be shown and "
+    "nothing was changed; try again in a moment."
 )
 
 
@@ -358,11 +355,20 @@ class _ConsoleResource(resource.Resource):
             return render_fragment(answer)
 
         def failed(failure):
-            for kind, code in _OPERATION_ERRORS:
+            for kind, code in REFUSALS:
                 if failure.check(kind):
                     return write(
                         self._console.error_page(request, code, str(failure.value))
                     )
+            if failure.check(StoreError):
+                self.log.warn(
+                    "console page {path} failed: the store is unavailable: {error}",
+                    path=request.path.decode("ascii", "replace"),
+                    error=str(failure.value),
+                )
+                return write(
+                    self._console.error_page(request, 503, STORE_UNAVAILABLE)
+                )
             if failure.check(ConsoleError):
                 error = failure.value
                 return write(

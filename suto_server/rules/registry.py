@@ -85,7 +85,9 @@ class LiveSessions:
         return user in self._by_user
 
 
-def clients_report(store, live: LiveSessions, locations, now: float) -> list[dict]:
+async def clients_report(
+    calls, live: LiveSessions, locations, now: float
+) -> list[dict]:
     """
     One row per enrolled profile for C{suto-admin clients}: where it is,
     its state, when it last rotated, how old its key is.  The state is
@@ -94,12 +96,16 @@ def clients_report(store, live: LiveSessions, locations, now: float) -> list[dic
     C{disconnected} (neither, yet: between connections, or not yet past
     its grace).  Never key material (key ids are public names).
 
-    @param store: an L{suto_server.store.interfaces.IStore}.
+    Two reads of the store, whatever the number of profiles; the live
+    table is read after both, so a row says what is live when it is made.
+
+    @param calls: the store's L{suto_server.store.calls.IStoreCalls}.
     """
-    offline = store.offline_profiles()
+    offline = await calls.offline_profiles()
+    profiles = await calls.list_profiles()
     return [
         client_row(profile, live, offline.get(profile.username), locations, now)
-        for profile in store.list_profiles()
+        for profile in profiles
     ]
 
 
@@ -134,11 +140,15 @@ def client_row(
     }
 
 
-def history_report(store, user: str, alert_types) -> dict:
+async def history_report(calls, user: str, alert_types) -> dict:
     """
     A profile's moves and the alerts about it, oldest first, for
     C{suto-admin history USER}.
+
+    @param calls: the store's L{suto_server.store.calls.IStoreCalls}.
     """
+    moves = await calls.moves(user)
+    events = await calls.audit_events_matching(username=user)
     moves = [
         {
             "time": iso_utc(move.time),
@@ -147,7 +157,7 @@ def history_report(store, user: str, alert_types) -> dict:
             "to": move.new_address,
             "to_location": move.new_location_name,
         }
-        for move in store.moves(user)
+        for move in moves
     ]
     alerts = [
         {
@@ -157,7 +167,7 @@ def history_report(store, user: str, alert_types) -> dict:
             "locations": list(event.locations),
             "reason": event.reason,
         }
-        for event in reversed(store.audit_events_matching(username=user))
+        for event in reversed(events)
         if event.event in alert_types
     ]
     return {"user": user, "moves": moves, "alerts": alerts}

@@ -307,6 +307,12 @@ class IProfileStore(Interface):
             offline to the POSIX time it was marked.
         """
 
+    def count_offline():
+        """
+        @return: how many profiles are marked offline: what a metrics
+            scrape shows, counted by the store rather than read whole.
+        """
+
     def offline_since(username):
         """
         @return: the POSIX time the profile was marked offline, or L{None}
@@ -432,6 +438,12 @@ class IBlacklistStore(Interface):
         """
         @return: every L{suto_server.store.records.BlacklistEntry}, by
             user name.
+        """
+
+    def count_blacklisted():
+        """
+        @return: how many profiles have a blacklist entry, counted by the
+            store rather than read whole.
         """
 
     def unblock(username):

@@ -11,6 +11,7 @@ in this thread (L{site_call}).
 import json
 import os
 
+from twisted.internet.defer import succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
@@ -125,8 +126,8 @@ class ListingTests(SynchronousTestCase):
             desk=FakeDesk(),
             audit=AuditLog(store, []),
             reconnection=FakeReconnection(),
-            clients=lambda: CLIENTS,
-            history=lambda user: HISTORY if user == "alice" else None,
+            clients=lambda: succeed(CLIENTS),
+            history=lambda user: succeed(HISTORY if user == "alice" else None),
         )
         call = site_call(site)
         self.patch(client, "call", call)

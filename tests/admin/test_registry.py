@@ -24,6 +24,7 @@ from suto_server.service import SutoServer
 from suto_server.settings import ENROLLMENT_OFF, EnrollmentSettings, Network
 from suto_server.store.memory import MemoryStore
 from tests.support.admin import AdminCommandMixin, answer, render
+from tests.support.coroutines import result_of
 from tests.support.folders import socket_folder
 from tests.support.masterkey import new_master_key
 from tests.support.store_suite.values import PROFILE, WINDOW
@@ -144,9 +145,9 @@ class WiringTests(SynchronousTestCase):
         """
         C{status()} counts the live rotation connections as C{connected}.
         """
-        self.assertEqual(self.server.status()["connected"], 1)
+        self.assertEqual(result_of(self, self.server.status())["connected"], 1)
         self.server.live.detach("alice", "connection")
-        self.assertEqual(self.server.status()["connected"], 0)
+        self.assertEqual(result_of(self, self.server.status())["connected"], 0)
 
     def test_clients(self):
         """
@@ -155,7 +156,7 @@ class WiringTests(SynchronousTestCase):
         marked), last sighting, last rotation, key id and key age; and no
         key material.
         """
-        rows = {row["user"]: row for row in self.server.clients()}
+        rows = {row["user"]: row for row in result_of(self, self.server.clients())}
         self.assertEqual(
             rows["alice"],
             {
@@ -176,7 +177,7 @@ class WiringTests(SynchronousTestCase):
             (OLD, "disconnected", "2023-11-14T22:13:50Z"),
         )
         self.server.store.mark_offline(["bob"], 1700000100.0)
-        [bob] = [row for row in self.server.clients() if row["user"] == "bob"]
+        [bob] = [row for row in result_of(self, self.server.clients()) if row["user"] == "bob"]
         self.assertEqual(
             (bob["state"], bob["offline_since"]), ("offline", "2023-11-14T22:15:00Z")
         )
@@ -189,7 +190,7 @@ class WiringTests(SynchronousTestCase):
         C{history(user)} has the profile's moves and its alerts only;
         nothing for a user the store knows nothing of.
         """
-        report = self.server.history("bob")
+        report = result_of(self, self.server.history("bob"))
         self.assertEqual(
             report["moves"],
             [
@@ -208,8 +209,8 @@ class WiringTests(SynchronousTestCase):
         self.assertEqual(
             report["alerts"][0]["locations"], [NEW, f"{OLD} (lab-east)"]
         )
-        self.assertEqual(self.server.history("alice")["moves"], [])
-        self.assertIsNone(self.server.history("carol"))
+        self.assertEqual(result_of(self, self.server.history("alice"))["moves"], [])
+        self.assertIsNone(result_of(self, self.server.history("carol")))
 
     def test_check_timeout_option(self):
         """
@@ -243,7 +244,7 @@ class RegistryResourcesTests(SynchronousTestCase):
         C{/v1/clients} answers the server's rows.
         """
         self.assertEqual(
-            self.get("/v1/clients"), (200, {"clients": self.server.clients()})
+            self.get("/v1/clients"), (200, {"clients": result_of(self, self.server.clients())})
         )
 
     def test_clients_takes_no_arguments(self):
@@ -260,7 +261,7 @@ class RegistryResourcesTests(SynchronousTestCase):
         """
         self.assertEqual(
             self.get("/v1/history", {b"user": [b"bob"]}),
-            (200, self.server.history("bob")),
+            (200, result_of(self, self.server.history("bob"))),
         )
 
     def test_history_unknown(self):
@@ -344,7 +345,7 @@ class RegistryCommandTests(AdminCommandMixin, TestCase):
         """
         code, out, err = yield self.run_admin("clients", "--json")
         self.assertEqual((code, err), (0, ""))
-        self.assertEqual(json.loads(out), self.server.clients())
+        self.assertEqual(json.loads(out), result_of(self, self.server.clients()))
 
     @defer.inlineCallbacks
     def test_history(self):
@@ -370,7 +371,7 @@ class RegistryCommandTests(AdminCommandMixin, TestCase):
         C{suto-admin history USER --json} prints the report as JSON.
         """
         code, out, _ = yield self.run_admin("history", "bob", "--json")
-        self.assertEqual((code, json.loads(out)), (0, self.server.history("bob")))
+        self.assertEqual((code, json.loads(out)), (0, result_of(self, self.server.history("bob"))))
 
     @defer.inlineCallbacks
     def test_history_unknown(self):

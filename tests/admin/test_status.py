@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.admin import cli, daemon
 from suto_server.core.version import VERSION
 from suto_server.settings import Listeners
+from tests.support.coroutines import result_of
 from tests.support.server import make_server
 
 #: An RFC 3339 UTC time to the second, as every listing shows times.
@@ -40,14 +41,14 @@ class StatusAnswerTests(SynchronousTestCase):
         """
         A listener's address is C{host:port}, not an C{IPv4Address} repr.
         """
-        [metrics] = self.server.status()["listeners"]
+        [metrics] = result_of(self, self.server.status())["listeners"]
         self.assertEqual(metrics, {"name": "metrics", "address": "0.0.0.0:9464"})
 
     def test_version(self):
         """
         The answer names the daemon's version.
         """
-        self.assertEqual(self.server.status()["version"], VERSION)
+        self.assertEqual(result_of(self, self.server.status())["version"], VERSION)
 
     def test_last_alert(self):
         """
@@ -57,7 +58,7 @@ class StatusAnswerTests(SynchronousTestCase):
         self.server.audit.record(
             1_700_000_000.5, "enrollment_failed", "alice", "192.0.2.1", "expired"
         )
-        last = self.server.status()["last_alert"]
+        last = result_of(self, self.server.status())["last_alert"]
         self.assertNotIn("timestamp", last)
         self.assertEqual(last["time"], "2023-11-14T22:13:20Z")
         self.assertRegex(json.loads(json.dumps(last))["time"], RFC3339)

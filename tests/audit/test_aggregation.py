@@ -258,7 +258,7 @@ class AuditLogAggregationTests(SynchronousTestCase):
         """
         self.probe(100)
         self.assertEqual(len(self.store.audit_events()), 100)
-        self.assertEqual(self.audit.verify(), [])
+        self.assertEqual(self.successResultOf(self.audit.verify()), [])
         self.assertEqual(
             self.metrics.registry.get_sample_value(
                 "suto_alerts_total", {"type": "enrollment_failed"}
@@ -273,7 +273,7 @@ class AuditLogAggregationTests(SynchronousTestCase):
             [sink.counted() for sink in self.sinks],
             [[("enrollment_failed", 1), ("enrollment_failed", 99)]] * 2,
         )
-        self.assertEqual(len(self.audit.alerts()), 100)
+        self.assertEqual(len(self.successResultOf(self.audit.alerts())), 100)
 
     def test_proven_at_once(self):
         """

@@ -300,7 +300,7 @@ class AuditLogTests(SynchronousTestCase):
             AuditEvent(NOW, "enrolled", "alice", "10.2.3.17", "key id 00", ("lab",)),
         )
         self.assertEqual(stored.previous_hash, chain.GENESIS)
-        self.assertEqual(self.audit.verify(), [])
+        self.assertEqual(self.successResultOf(self.audit.verify()), [])
 
     def test_alert_to_every_sink(self):
         """
@@ -482,14 +482,14 @@ class AuditLogTests(SynchronousTestCase):
                 event.reason,
                 event.locations,
             )
-        self.assertEqual(self.audit.events(), EVENTS)
-        self.assertEqual(self.audit.events(since=NOW + 3), EVENTS[3:])
+        self.assertEqual(self.successResultOf(self.audit.events()), EVENTS)
+        self.assertEqual(self.successResultOf(self.audit.events(since=NOW + 3)), EVENTS[3:])
         self.assertEqual(
-            [alert.type for alert in self.audit.alerts()],
+            [alert.type for alert in self.successResultOf(self.audit.alerts())],
             ["enrollment_failed", "clone_suspected"],
         )
         self.assertEqual(
-            [alert.type for alert in self.audit.alerts(since=NOW + 2)],
+            [alert.type for alert in self.successResultOf(self.audit.alerts(since=NOW + 2))],
             ["clone_suspected"],
         )
 

@@ -8,14 +8,12 @@ same operations as the admin API with the signed-in operator.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlencode
 
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
-from twisted.internet.error import ConnectionDone
+from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.audit.log import AuditLog
@@ -23,103 +21,7 @@ from suto_server.audit.refusal_records import ALLOWANCE
 from suto_server.console.guard import MAX_FORM
 from suto_server.console.site import IDLE_TIMEOUT, Console
 from suto_server.store.memory import MemoryStore
-
-# The console driven over HTTP in memory: its site's protocol on a
-# StringTransport with loopback (or other) addresses, so every request
-# goes through the real HTTP parser, the bounded request and the guard.
-
-
-class Answer:
-    """
-    An HTTP answer: its status code, headers (lower-case names, each a
-    list) and body.
-    """
-
-    def __init__(self, raw: bytes) -> None:
-        head, _, body = raw.partition(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        self.code = int(lines[0].split()[1])
-        self.headers: dict[bytes, list[bytes]] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            self.headers.setdefault(name.strip().lower(), []).append(value.strip())
-        if self.headers.get(b"transfer-encoding") == [b"chunked"]:
-            body = _dechunk(body)
-        self.body = body
-        self.text = body.decode("utf-8")
-
-    def header(self, name: bytes) -> bytes | None:
-        values = self.headers.get(name)
-        return None if not values else values[-1]
-
-    def csrf(self) -> str:
-        """
-        @return: the CSRF token of the page's forms.
-        """
-        return re.search(r'name="csrf" value="([^"]+)"', self.text).group(1)
-
-
-def _dechunk(data: bytes) -> bytes:
-    body = b""
-    while data:
-        size, _, rest = data.partition(b"\r\n")
-        length = int(size, 16)
-        if length == 0:
-            break
-        body += rest[:length]
-        data = rest[length + 2 :]
-    return body
-
-
-class Browser:
-    """
-    Requests to a console site, keeping its session cookie like a
-    browser.
-
-    @param peer: the client's address; the host is 127.0.0.1.
-    """
-
-    def __init__(self, site, peer: str = "127.0.0.1", host: str = "127.0.0.1") -> None:
-        self._site = site
-        self._peer = peer
-        self._host = host
-        self.cookie: bytes | None = None
-
-    def request(self, method: str, path: str, fields=None, raw_body=None) -> Answer:
-        protocol = self._site.buildProtocol(IPv4Address("TCP", self._peer, 40000))
-        transport = StringTransport(
-            hostAddress=IPv4Address("TCP", self._host, 8080),
-            peerAddress=IPv4Address("TCP", self._peer, 40000),
-        )
-        protocol.makeConnection(transport)
-        body = raw_body
-        if body is None:
-            body = urlencode(fields or {}).encode()
-        headers = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
-        if self.cookie is not None:
-            headers.append("Cookie: " + self.cookie.decode())
-        if method == "POST":
-            headers += [
-                "Content-Type: application/x-www-form-urlencoded",
-                f"Content-Length: {len(body)}",
-            ]
-        protocol.dataReceived(
-            ("\r\n".join(headers) + "\r\n\r\n").encode()
-            + (body if method == "POST" else b"")
-        )
-        answer = Answer(transport.value())
-        cookie = answer.header(b"set-cookie")
-        if cookie is not None:
-            self.cookie = cookie.split(b";")[0]
-        protocol.connectionLost(Failure(ConnectionDone()))
-        return answer
-
-    def get(self, path: str) -> Answer:
-        return self.request("GET", path)
-
-    def post(self, path: str, fields: dict) -> Answer:
-        return self.request("POST", path, fields)
-
+from tests.support.console_browser import Browser
 
 OPENED = {
     "user": "alice",
@@ -217,21 +119,29 @@ class ConsoleSiteTests(SynchronousTestCase):
         self.blacklist = RecordingBlacklist()
         self.console = Console(
             self.clock,
-            status=lambda: {
-                "listeners": [{"name": "console", "address": "127.0.0.1:1"}],
-                "certificates": [],
-            },
-            counts=lambda: {
-                "connected": 1,
-                "offline": 0,
-                "blacklisted": 1,
-                "windows": 0,
-            },
+            status=lambda: succeed(
+                {
+                    "listeners": [{"name": "console", "address": "127.0.0.1:1"}],
+                    "certificates": [],
+                }
+            ),
+            counts=lambda: succeed(
+                {
+                    "connected": 1,
+                    "offline": 0,
+                    "blacklisted": 1,
+                    "windows": 0,
+                }
+            ),
             rotations=lambda: 0,
-            clients=lambda: [client_row(f"user{i:03}", key_age=i) for i in range(120)],
-            client=lambda user: client_row(user) if user.startswith("user") else None,
+            clients=lambda: succeed(
+                [client_row(f"user{i:03}", key_age=i) for i in range(120)]
+            ),
+            client=lambda user: succeed(
+                client_row(user) if user.startswith("user") else None
+            ),
             connected=lambda: ["user001"],
-            history=lambda user: {"user": user, "moves": [], "alerts": []},
+            history=lambda user: succeed({"user": user, "moves": [], "alerts": []}),
             audit=self.audit,
             desk=self.desk,
             reconnection=self.blacklist,

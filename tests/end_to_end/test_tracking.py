@@ -197,7 +197,8 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
         profile = self.server.store.get_profile("alice")
         self.assertEqual(profile.last_address, THIEF)
         self.assertEqual(profile.key_id, load_state(thief_path).profiles["alice"].key_id)
-        self.assertEqual(self.server.status()["connected"], 1)
+        status = yield defer.ensureDeferred(self.server.status())
+        self.assertEqual(status["connected"], 1)
 
     @defer.inlineCallbacks
     def test_old_location_answers_check(self):
@@ -217,7 +218,8 @@ class TrackingEndToEndTests(EnrollmentFixture, TestCase):
         self.assertIn("answered at its old location", clone.reason)
         self.assertEqual(clone.locations, (LEGITIMATE, THIEF))
         self.assertEqual(self.server.store.moves("alice"), [])
-        self.assertEqual(self.server.status()["connected"], 0)
+        status = yield defer.ensureDeferred(self.server.status())
+        self.assertEqual(status["connected"], 0)
 
     @defer.inlineCallbacks
     def test_rotation_commits_on_database_thread(self):

@@ -26,9 +26,11 @@ from suto_server.rules.reconnection import Reconnection
 from suto_server.rules.registry import LiveSessions, clients_report
 from suto_server.rules.rotation import Rotation
 from suto_server.rules.tracking import Tracking
+from suto_server.store.calls import LocalCalls
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.records import BlacklistEntry, SpentOfflineStep
 from tests.support.alerts import RecordingSink
+from tests.support.coroutines import result_of
 from tests.support.enrollment import FINGERPRINT
 from tests.support.factories import EXCHANGE_TIMEOUT
 from tests.support.reconnection import (
@@ -837,8 +839,11 @@ class KeyIdOnlyTests(RotationListenerMixin, SynchronousTestCase):
         """
         The profile's state as C{suto-admin clients} shows it.
         """
-        [row] = clients_report(
-            self.store, self.live, Locations(), self.clock.seconds()
+        [row] = result_of(
+            self,
+            clients_report(
+                LocalCalls(self.store), self.live, Locations(), self.clock.seconds()
+            ),
         )
         return row["state"]
 

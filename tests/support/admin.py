@@ -49,6 +49,7 @@ def render(site, method, path, body=None, raw=None, args=None):
     segments = path.strip("/").split("/")
     request = DummyRequest(segments)
     request.method = method
+    request.path = path.encode()
     request.args = args or {}
     if raw is None:
         raw = json.dumps(body).encode() if body is not None else b""

@@ -45,6 +45,12 @@ class Blacklist:
         blacklist = self._open_tables().blacklist
         return [blacklist[username] for username in sorted(blacklist)]
 
+    def count_blacklisted(self):
+        """
+        See L{IBlacklistStore.count_blacklisted}.
+        """
+        return len(self._open_tables().blacklist)
+
     def unblock(self, username):
         """
         See L{IBlacklistStore.unblock}.

@@ -95,6 +95,12 @@ class Presence:
         """
         return dict(self._open_tables().offline)
 
+    def count_offline(self):
+        """
+        See L{IProfileStore.count_offline}.
+        """
+        return len(self._open_tables().offline)
+
     def offline_since(self, username):
         """
         See L{IProfileStore.offline_since}.

@@ -66,6 +66,13 @@ class Blacklist:
         )
         return [BlacklistEntry(*row) for row in rows]
 
+    def count_blacklisted(self):
+        """
+        See L{IBlacklistStore.count_blacklisted}.
+        """
+        [(count,)] = self._read("SELECT COUNT(*) FROM blacklist")
+        return count
+
     def unblock(self, username):
         """
         See L{IBlacklistStore.unblock}.

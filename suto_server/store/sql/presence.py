@@ -166,6 +166,13 @@ class Presence:
         """
         return dict(self._read("SELECT username, since FROM offline"))
 
+    def count_offline(self):
+        """
+        See L{IProfileStore.count_offline}.
+        """
+        [(count,)] = self._read("SELECT COUNT(*) FROM offline")
+        return count
+
     def offline_since(self, username):
         """
         See L{IProfileStore.offline_since}.

@@ -43,6 +43,7 @@ class BlacklistStoreTestsMixin(StoreTestsBase):
         self.store.add_to_blacklist(bob)
         self.assertEqual(self.store.blacklist_entry("alice"), BLACKLISTED)
         self.assertEqual(self.store.list_blacklist(), [BLACKLISTED, bob])
+        self.assertEqual(self.store.count_blacklisted(), 2)
 
     def test_standing(self):
         """
@@ -70,6 +71,7 @@ class BlacklistStoreTestsMixin(StoreTestsBase):
         self.assertIsNone(self.store.blacklist_entry("alice"))
         self.assertIsNone(self.store.get_profile("alice"))
         self.assertFalse(self.store.unblock("alice"))
+        self.assertEqual(self.store.count_blacklisted(), 0)
 
     def test_blacklist_outlives_removal(self):
         """
@@ -107,6 +109,7 @@ class BlacklistStoreTestsMixin(StoreTestsBase):
             "add_to_blacklist": lambda: store.add_to_blacklist(BLACKLISTED),
             "blacklist_entry": lambda: store.blacklist_entry("alice"),
             "list_blacklist": store.list_blacklist,
+            "count_blacklisted": store.count_blacklisted,
             "unblock": lambda: store.unblock("alice"),
             "standing": lambda: store.standing("alice"),
         }

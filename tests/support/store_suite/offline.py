@@ -82,6 +82,7 @@ class OfflineStoreTestsMixin(StoreTestsBase):
         profile is skipped.  Offline profiles are no longer silent.
         """
         self.assertIsNone(self.store.offline_since("alice"))
+        self.assertEqual(self.store.count_offline(), 0)
         self.assertEqual(
             self.store.mark_offline(["alice", "carol"], 2000.0), ["alice"]
         )
@@ -92,6 +93,7 @@ class OfflineStoreTestsMixin(StoreTestsBase):
         self.assertEqual(
             self.store.offline_profiles(), {"alice": 2000.0, "bob": 3000.0}
         )
+        self.assertEqual(self.store.count_offline(), 2)
         self.assertEqual(self.store.silent_profiles(4000.0), [])
 
     def test_rotation_ends_offline_spell(self):
@@ -286,6 +288,7 @@ class OfflineStoreTestsMixin(StoreTestsBase):
             "silent_profiles": lambda: store.silent_profiles(1300.0),
             "mark_offline": lambda: store.mark_offline(["alice"], 2000.0),
             "offline_profiles": store.offline_profiles,
+            "count_offline": store.count_offline,
             "offline_since": lambda: store.offline_since("alice"),
             "spent_offline_step": lambda: store.spent_offline_step("alice"),
         }
