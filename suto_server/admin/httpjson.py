@@ -134,10 +134,23 @@ def flag(body: dict, name: str) -> bool:
     return value
 
 
+class Refusal(Exception):
+    """
+    A request refused once its answer was already awaited (the store
+    answered later): answered with C{status} and C{message}.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def answer_later(request, d, log):
     """
     Answer C{request} with what C{d} fires with, unless the client hung
-    up first; a failure is answered 500 and logged.
+    up first; a L{Refusal} is answered with its status, any other failure
+    500 and logged.
     """
     finished = []
     request.notifyFinish().addBoth(finished.append)
@@ -148,9 +161,13 @@ def answer_later(request, d, log):
             request.finish()
 
     def failed(failure):
-        log.failure("admin request failed", failure)
+        if failure.check(Refusal):
+            status, body = failure.value.status, {"error": failure.value.message}
+        else:
+            log.failure("admin request failed", failure)
+            status, body = 500, {"error": "internal error"}
         if not finished:
-            request.write(write_json(request, 500, {"error": "internal error"}))
+            request.write(write_json(request, status, body))
             request.finish()
 
     d.addCallbacks(answer, failed)

@@ -28,6 +28,7 @@ from suto_server.machines import opening
 from suto_server.phases.classic import ClassicDriver, ClassicRules
 from suto_server.phases.enrollment import EnrollmentDriver, EnrollmentRules
 from suto_server.phases.rotation import RotationDriver, RotationRules, tell_time
+from suto_server.phases.starting import Starting
 from suto_server.phases.timeout import DeadlineWheel, WheelTimeoutMixin
 from suto_server.rules.gate import OPEN_GATE
 
@@ -121,19 +122,39 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
         tell_time(self, self.factory.rotation.reconnection)
 
     def _start_classic(self, action: opening.StartClassic) -> None:
-        phase = ClassicDriver.start(self, self.factory.classic)
-        if phase is not None:
-            self._enter(phase)
-            if action.message is not None:
-                phase.receive(action.message)
+        self._starting(ClassicDriver.start(self, self.factory.classic), action.message)
 
     def _start_enrollment(self, action: opening.StartEnrollment) -> None:
         factory = self.factory
-        phase = EnrollmentDriver.start(
-            self, factory.enrollment, action.user, factory.classic.make_rsalt
+        self._starting(
+            EnrollmentDriver.start(
+                self, factory.enrollment, action.user, factory.classic.make_rsalt
+            )
         )
-        if phase is not None:
-            self._enter(phase)
+
+    def _starting(self, driver, first=None) -> None:
+        """
+        Wait in L{Starting} for the driver the rules decide on (a
+        L{Deferred}, fired at once on a local store), then hand it the
+        connection and C{first}, the message it reads first if any.
+        """
+        self._enter(Starting(self))
+        driver.addCallback(self._started, first)
+
+    def _started(self, phase, first) -> None:
+        if phase is None:
+            return
+        self._phase = phase
+        if first is not None:
+            phase.receive(first)
+
+    @property
+    def ended(self) -> bool:
+        """
+        Whether the connection is closing or gone: a phase decided now has
+        nobody to talk to.
+        """
+        return self.lost or self._closing
 
     def _start_rotation(self, action: opening.StartRotation) -> None:
         phase = RotationDriver(self, self.factory.rotation, action.message.user)

@@ -7,6 +7,7 @@ a task.Clock and a recording hello sender.
 from ipaddress import ip_network
 
 from twisted.internet import task
+from twisted.internet.defer import succeed
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -21,6 +22,7 @@ from suto_server.rules.enrollment import (
 from suto_server.rules.windows import WindowDesk, hello_targets, too_wide
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
+from tests.support.coroutines import failure_of, result_of
 from tests.support.enrollment import PASSWORD, device_payload
 from tests.support.hello import RecordingHello
 from tests.support.masterkey import new_master_key
@@ -158,9 +160,9 @@ class WindowDeskTests(SynchronousTestCase):
         """
         Enroll C{alice} from inside her window, as a device would.
         """
-        window = self.enrollment.begin("alice", "127.0.0.5", NOW)
+        window = result_of(self, self.enrollment.begin("alice", "127.0.0.5", NOW))
         sealed, _ = device_payload(password, schemes.salt_of(window.otp_hash), "alice")
-        self.enrollment.complete(window, "127.0.0.5", sealed, NOW)
+        result_of(self, self.enrollment.complete(window, "127.0.0.5", sealed, NOW))
 
     def test_answer(self):
         """
@@ -360,8 +362,8 @@ class WindowDeskTests(SynchronousTestCase):
         """
         self.open()
         self.clock.advance(30)
-        self.assertRaises(
-            EnrollmentRefused, self.enrollment.begin, "alice", "127.0.1.1", NOW + 30
+        failure_of(
+            self, self.enrollment.begin("alice", "127.0.1.1", NOW + 30), EnrollmentRefused
         )
         self.assertEqual(
             self.desk.list(),
@@ -413,7 +415,7 @@ class AccountWarningTests(SynchronousTestCase):
             RecordingHello(),
             PORT,
             lambda: [],
-            has_account=accounts.__contains__,
+            has_account=lambda user: succeed(user in accounts),
         )
 
     def test_no_account(self):
@@ -508,9 +510,9 @@ class AnnouncementTests(SynchronousTestCase):
         A window closed by its enrollment is announced no more.
         """
         self.open()
-        window = self.enrollment.begin("alice", "127.0.0.5", NOW)
+        window = result_of(self, self.enrollment.begin("alice", "127.0.0.5", NOW))
         sealed, _ = device_payload(PASSWORD, schemes.salt_of(window.otp_hash), "alice")
-        self.enrollment.complete(window, "127.0.0.5", sealed, NOW)
+        result_of(self, self.enrollment.complete(window, "127.0.0.5", sealed, NOW))
         self.assertEqual(self.sent_after(5), 0)
 
     def test_reopened(self):
