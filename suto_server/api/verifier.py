@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.api.test_verifier -*-
+# -*- test-case-name: tests.api.test_verifier,tests.api.test_verifier_off_reactor -*-
 """
 "Is this user at their device right now, and does the device prove it?":
 the decision behind C{POST /v1/verify} (docs/PROTOCOL.md §11).

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.cluster.test_relay -*-
+# -*- test-case-name: tests.cluster.test_relay,tests.phases.test_classic_off_reactor -*-
 """
 Pending classic authentications shared by the server processes on one
 PostgreSQL store: the C{peers} of L{suto_server.rules.rendezvous.Rendezvous}.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.cred.test_checkers -*-
+# -*- test-case-name: tests.cred.test_checkers,tests.phases.test_classic_off_reactor -*-
 """
 Checking answers to the salted challenge, as a twisted.cred checker.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.phases.test_connection -*-
+# -*- test-case-name: tests.phases.test_connection,tests.phases.test_classic_off_reactor -*-
 """
 The classic challenge's driver: a connection that answers a pending
 authentication request (matched by its source address) runs

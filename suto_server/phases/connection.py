@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.phases.test_connection,tests.phases.test_connection_enrollment,tests.phases.test_connection_rotation -*-
+# -*- test-case-name: tests.phases.test_connection,tests.phases.test_connection_enrollment,tests.phases.test_connection_rotation,tests.phases.test_classic_off_reactor,tests.phases.test_enrollment_off_reactor -*-
 """
 The server's end of one device connection, on the reactor.
 
@@ -136,17 +136,22 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
         """
         Wait in L{Starting} for the driver the rules decide on (a
         L{Deferred}, fired at once on a local store), then hand it the
-        connection and C{first}, the message it reads first if any.
+        connection, C{first} (the message it reads first, if any) and the
+        message held meanwhile.
         """
-        self._enter(Starting(self))
-        driver.addCallback(self._started, first)
+        starting = Starting(self)
+        self._enter(starting)
+        driver.addCallback(self._started, first, starting)
 
-    def _started(self, phase, first) -> None:
+    def _started(self, phase, first, starting: Starting) -> None:
         if phase is None:
             return
         self._phase = phase
-        if first is not None:
-            phase.receive(first)
+        waiting = [first] if first is not None else []
+        for message in waiting + starting.held:
+            if self._closing:
+                break
+            phase.receive(message)
 
     @property
     def ended(self) -> bool:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.phases.test_connection_enrollment -*-
+# -*- test-case-name: tests.phases.test_connection_enrollment,tests.phases.test_enrollment_off_reactor -*-
 """
 The enrollment's driver: a device enrolling through the window open for
 its user runs L{EnrollmentConversation}; its one-time password response is

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_enrollment -*-
+# -*- test-case-name: tests.rules.test_enrollment,tests.phases.test_enrollment_off_reactor -*-
 """
 Enrollment rules: IT opens a window, a device at the right place with the
 right one-time password closes it with a first key.

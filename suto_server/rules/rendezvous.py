@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_rendezvous -*-
+# -*- test-case-name: tests.rules.test_rendezvous,tests.phases.test_classic_off_reactor -*-
 """
 Pending authentication requests, matched to incoming connections.
 

@@ -7,7 +7,7 @@ L{task.Clock}.
 import errno
 
 from twisted.internet import task
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -27,6 +27,7 @@ from suto_server.rules.rendezvous import (
     RequestConflict,
     Verdict,
 )
+from suto_server.store.errors import StoreError
 from tests.support.coroutines import result_of
 from tests.support.sources import DictSource
 
@@ -93,6 +94,23 @@ class AuthenticatorTests(SynchronousTestCase):
             self.assertIn(user, str(error))
         self.assertEqual(self.rendezvous.pending, ())
         self.assertEqual(self.hello.sent, [])
+
+    def test_store_unreadable(self):
+        """
+        A store that cannot say whether the user has a hash fails the
+        authentication with its error: nothing is pending, no hello goes.
+        """
+
+        class Unreachable:
+            def hash_for(self, username):
+                return fail(StoreError("the database went away"))
+
+        authenticator = Authenticator(self.rendezvous, self.hello, Unreachable())
+        self.failureResultOf(
+            authenticating(authenticator, "alice", parse_targets("192.0.2.7")),
+            StoreError,
+        )
+        self.assertEqual((self.rendezvous.pending, self.hello.sent), ((), []))
 
     def test_hellos_to_every_target(self):
         """

@@ -23,8 +23,8 @@ from suto_server.rules.enrollment import (
     WindowHashSource,
     new_password,
 )
-from suto_server.store.errors import ProfileExists
 from suto_server.store.calls import LocalCalls
+from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
 from tests.support.alerts import RecordingSink
 from tests.support.coroutines import failure_of, result_of

@@ -7,7 +7,7 @@ a task.Clock and a recording hello sender.
 from ipaddress import ip_network
 
 from twisted.internet import task
-from twisted.internet.defer import succeed
+from twisted.internet.defer import fail, succeed
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -20,7 +20,7 @@ from suto_server.rules.enrollment import (
     EnrollmentRefused,
 )
 from suto_server.rules.windows import WindowDesk, hello_targets, too_wide
-from suto_server.store.errors import ProfileExists
+from suto_server.store.errors import ProfileExists, StoreError
 from suto_server.store.memory import MemoryStore
 from tests.support.coroutines import failure_of, result_of
 from tests.support.enrollment import PASSWORD, device_payload
@@ -443,6 +443,24 @@ class AccountWarningTests(SynchronousTestCase):
         desk = self.desk({"alice"})
         answer = self.successResultOf(desk.open("alice", "127.0.0.5", 100, PASSWORD))
         self.assertEqual(answer["warnings"], [])
+
+    def test_account_unreadable(self):
+        """
+        A store that cannot say whether the user has an account: the
+        window is open all the same, and the answer and the log say the
+        account could not be checked.
+        """
+        desk = self.desk(set())
+        desk._has_account = lambda user: fail(StoreError("the database went away"))
+        with capturedLogs() as events:
+            answer = self.successResultOf(desk.open("alice", "127.0.0.5", 100, PASSWORD))
+        [warning] = answer["warnings"]
+        self.assertIn("could not be checked", warning)
+        self.assertEqual(
+            [e["user"] for e in events if e.get("log_level") == LogLevel.warn],
+            ["alice"],
+        )
+        self.assertIsNotNone(desk._enrollment._store.get_window("alice"))
 
 
 class AnnouncementTests(SynchronousTestCase):
