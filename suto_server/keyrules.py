@@ -66,6 +66,7 @@ def key_rules(
     store,
     audit,
     live,
+    calls,
     hash_pool,
     committer,
     locations,
@@ -81,6 +82,8 @@ def key_rules(
     they need (check packets, the offline sweep) under C{parent}.
 
     @param live: the live rotation connections (L{LiveSessions}).
+    @param calls: the store's calls (L{suto_server.store.calls.IStoreCalls})
+        the rules await.
     @param paced: paces the check service's lines about the datagrams
         it receives (L{suto_server.rules.gate.ConnectionGate.paced}).
     @param committer: the rotations' group commit.
@@ -118,9 +121,14 @@ def key_rules(
         live.__contains__,
     ).setServiceParent(parent if jobs is None else jobs)
     enrollment = Enrollment(
-        store, settings.master_key, hash_pool, settings.max_attempts, audit=audit
+        store,
+        settings.master_key,
+        hash_pool,
+        settings.max_attempts,
+        audit=audit,
+        calls=calls,
     )
     portal = Portal(
-        SutoRealm(), [SaltedChallengeChecker(WindowHashSource(store), hash_pool)]
+        SutoRealm(), [SaltedChallengeChecker(WindowHashSource(calls), hash_pool)]
     )
     return KeyRules(enrollment, rotation, reconnection, tracking, portal)

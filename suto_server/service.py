@@ -195,13 +195,15 @@ class SutoServer(MultiService):
             on_busy=self.metrics.hash_busy.inc,
         )
         self.hash_pool.setServiceParent(self)
-        source = ChainedHashSource([store, *extra_sources])
+        # The store's hashes come through its calls, off the reactor
+        # thread on a store across the network; the shadow files are local.
+        source = ChainedHashSource([self.calls, *extra_sources])
         portal = Portal(
             SutoRealm(), [SaltedChallengeChecker(source, self.hash_pool)]
         )
         # Shares the pending requests with the other processes on the
         # store, when it can have any.
-        self.relay = relay = relay_for(reactor, store)
+        self.relay = relay = relay_for(reactor, store, self.calls)
         self.rendezvous = Rendezvous(
             reactor,
             timing.auth_timeout,
@@ -239,6 +241,7 @@ class SutoServer(MultiService):
                 reactor,
                 self,
                 store=store,
+                calls=self.calls,
                 audit=self.audit,
                 live=self.live,
                 hash_pool=self.hash_pool,
@@ -341,7 +344,7 @@ class SutoServer(MultiService):
             )
         verifier = Verifier(
             self._reactor,
-            self.store,
+            self.calls,
             self.live,
             self.authenticator,
             settings.targets,

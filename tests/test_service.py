@@ -39,7 +39,7 @@ from suto_server.settings import (
     Timing,
 )
 from tests.support.alerts import RecordingSink, ServiceSink
-from tests.support.coroutines import result_of
+from tests.support.coroutines import failure_of, result_of
 from tests.support.masterkey import new_master_key
 from tests.support.pki import Authority
 from tests.support.server import make_server
@@ -546,8 +546,8 @@ class ServerWiringTests(SynchronousTestCase):
         A refused enrollment is recorded and alerted through the server's
         audit log.
         """
-        self.assertRaises(
-            EnrollmentRefused, self.server.enrollment.begin, "bob", "10.0.0.9", NOW
+        failure_of(
+            self, self.server.enrollment.begin("bob", "10.0.0.9", NOW), EnrollmentRefused
         )
         self.assertEqual(
             [(a.type, a.profile, a.source) for a in self.sink.alerts],
@@ -564,12 +564,12 @@ class ServerWiringTests(SynchronousTestCase):
         clock.advance(NOW)
         rendezvous = self.server.rendezvous
         rejected = rendezvous.open("alice", ["10.0.0.9"])
-        rendezvous.claim("10.0.0.9")
+        result_of(self, rendezvous.claim("10.0.0.9"))
         rendezvous.finish(rejected, Verdict.REJECTED, "the answer was wrong")
         rendezvous.open("bob", ["10.0.0.10"], timeout=5)
         clock.advance(5)
         accepted = rendezvous.open("carol", ["10.0.0.11"])
-        rendezvous.claim("10.0.0.11")
+        result_of(self, rendezvous.claim("10.0.0.11"))
         rendezvous.finish(accepted, Verdict.ACCEPTED)
         self.assertEqual(
             [
@@ -612,12 +612,10 @@ class ServerWiringTests(SynchronousTestCase):
         clock = self.server._reactor
         clock.advance(NOW - clock.seconds())
         for _ in range(times):
-            self.assertRaises(
+            failure_of(
+                self,
+                self.server.enrollment.begin("bob", source, clock.seconds()),
                 EnrollmentRefused,
-                self.server.enrollment.begin,
-                "bob",
-                source,
-                clock.seconds(),
             )
 
     def test_rate_limited(self):

@@ -16,6 +16,7 @@ they all follow in L{suto_server.admin.httpjson}.
 
 from __future__ import annotations
 
+from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from twisted.web import resource, server
 
@@ -28,6 +29,7 @@ from suto_server.admin.enrollment_resources import (
 )
 from suto_server.admin.httpjson import (
     BadRequest,
+    Refusal,
     answer,
     answer_later,
     flag,
@@ -49,6 +51,26 @@ from suto_server.rules.authenticator import (
     UnknownAccount,
 )
 from suto_server.rules.rendezvous import RequestConflict
+from suto_server.store.errors import StoreError
+
+
+def _refused(failure):
+    """
+    Why an authentication was not started, as the admin API answers it.
+    """
+    kind = failure.trap(
+        TargetTooWide, UnknownAccount, RequestConflict, OSError, StoreError
+    )
+    if kind is OSError:
+        error = failure.value
+        raise Refusal(503, f"the hello could not be sent: {error.strerror or error}")
+    if kind is StoreError:
+        raise Refusal(503, "the store could not be read; try again")
+    raise Refusal(_REFUSED[kind], failure.getErrorMessage())
+
+
+#: The status of each refusal whose message says it all.
+_REFUSED = {TargetTooWide: 400, UnknownAccount: 404, RequestConflict: 409}
 
 
 class AuthResource(resource.Resource):
@@ -71,21 +93,18 @@ class AuthResource(resource.Resource):
         try:
             body = read_json(request)
             user, targets, timeout = self._parse(body)
-            d = self._authenticator.authenticate(
-                user, targets, timeout, wide=flag(body, "wide")
-            )
-        except (BadRequest, TargetTooWide) as error:
+            wide = flag(body, "wide")
+        except BadRequest as error:
             return write_json(request, 400, {"error": str(error)})
-        except UnknownAccount as error:
-            return write_json(request, 404, {"error": str(error)})
-        except RequestConflict as error:
-            return write_json(request, 409, {"error": str(error)})
-        except OSError as error:
-            return write_json(
-                request,
-                503,
-                {"error": f"the hello could not be sent: {error.strerror or error}"},
-            )
+        # The account is read from the store, which may answer later: a
+        # refusal arrives as the Deferred's failure.
+        d = maybeDeferred(
+            self._authenticator.authenticate,
+            user,
+            targets,
+            timeout,
+            wide=wide,
+        )
         self.log.info(
             "admin asked to authenticate {user} at {targets}",
             user=user,
@@ -99,7 +118,7 @@ class AuthResource(resource.Resource):
                 "reason": outcome.reason,
             }
         )
-        return answer_later(request, d, self.log)
+        return answer_later(request, d.addErrback(_refused), self.log)
 
     def _parse(self, body: dict):
         user = user_field(body)

@@ -154,13 +154,25 @@ def flag(body: dict, name: str) -> bool:
     return value
 
 
+class Refusal(Exception):
+    """
+    A request refused once its answer was already awaited (the store
+    answered later): answered with C{status} and C{message}.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def answer_later(request, d, log):
     """
     Answer C{request} with what C{d} fires with, unless the client hung
-    up first.  A failure among L{REFUSALS} is answered with its status
-    and message; a store that failed, 503 and one warning (nothing was
-    done: the store's transactions change nothing when they fail);
-    anything else, 500 and logged.
+    up first.  A L{Refusal}, or a failure among L{REFUSALS}, is answered
+    with its status and message; a store that failed, 503 and one warning
+    (nothing was done: the store's transactions change nothing when they
+    fail); anything else, 500 and logged.
     """
     finished = []
     request.notifyFinish().addBoth(finished.append)
@@ -171,6 +183,8 @@ def answer_later(request, d, log):
             request.finish()
 
     def failed(failure):
+        if failure.check(Refusal):
+            return send(failure.value.status, {"error": failure.value.message})
         for kind, status in REFUSALS:
             if failure.check(kind):
                 return send(status, {"error": str(failure.value)})

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.api.test_verifier -*-
+# -*- test-case-name: tests.api.test_verifier,tests.api.test_verifier_off_reactor -*-
 """
 "Is this user at their device right now, and does the device prove it?":
 the decision behind C{POST /v1/verify} (docs/PROTOCOL.md §11).
@@ -20,7 +20,11 @@ The device is the one SUTO already knows, never one the caller names:
     locations file's format, one line per user: C{alice: 192.0.2.7}).
 
 The caller's deadline bounds the whole answer: it is written when the
-deadline passes, whatever is still in flight.
+deadline passes, whatever is still in flight.  That includes the store:
+the profile, its standing and the account's hash are read through the
+store's calls (L{suto_server.store.calls}), which on PostgreSQL answer
+after a round trip the reactor does not wait for; a store that cannot
+answer, or not within the deadline, gets the caller C{error}.
 """
 
 from __future__ import annotations
@@ -30,13 +34,13 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from suto_server.core.keyschedule import CHECK_NONCE_SIZE
 from suto_server.locations import LocationError, Locations
-from suto_server.rules.authenticator import Authenticator
+from suto_server.rules.authenticator import Authenticator, UnknownAccount
 from suto_server.rules.registry import LiveSession, LiveSessions, TooManyChallenges
 from suto_server.rules.rendezvous import RequestConflict, Verdict
 from suto_server.rules.windows import hello_targets
@@ -119,8 +123,8 @@ def clamp_deadline(deadline: float | None, low: float, high: float) -> float:
 
 class Verifier:
     """
-    @param store: the L{suto_server.store.interfaces.IStore} the profiles,
-        their standing and the blacklist are read from.
+    @param calls: the store's calls (L{suto_server.store.calls.IStoreCalls})
+        the profiles, their standing and the blacklist are read through.
     @param live: the live rotation connections.
     @param authenticator: runs the classic challenge at an address.
     @param targets: the verify-targets file, read as named locations
@@ -138,7 +142,7 @@ class Verifier:
     def __init__(
         self,
         clock: IReactorTime,
-        store,
+        calls,
         live: LiveSessions,
         authenticator: Authenticator,
         targets: Locations,
@@ -147,7 +151,7 @@ class Verifier:
         remote=None,
     ) -> None:
         self._clock = clock
-        self._store = store
+        self._calls = calls
         self._live = live
         self._authenticator = authenticator
         self._targets = targets
@@ -162,31 +166,50 @@ class Verifier:
         @return: a L{Deferred} firing with a L{VerifyResult}, never
             failing, within C{deadline} seconds.
         """
+        return Deferred.fromCoroutine(self._verify(user, deadline))
+
+    async def _verify(self, user: str, deadline: float) -> VerifyResult:
+        started = self._clock.seconds()
         try:
-            profile = self._store.get_profile(user)
-            standing = None if profile is None else self._store.standing(user)
-        except StoreError:
-            self.log.failure("reading {user}'s profile for a verification", user=user)
-            return succeed(VerifyResult(user, Answer.ERROR, "the store could not be read"))
+            standing = await Deferred.fromCoroutine(self._standing(user)).addTimeout(
+                deadline, self._clock
+            )
+        except (StoreError, TimeoutError) as error:
+            self.log.warn(
+                "reading {user}'s profile for a verification failed: {error}",
+                user=user,
+                error=str(error) or "no answer within the deadline",
+            )
+            return VerifyResult(user, Answer.ERROR, "the store could not be read")
+        # What is left of the deadline once the store answered.
+        deadline -= self._clock.seconds() - started
         if standing is None:
-            return self._classic(user, deadline)
+            return await self._classic(user, deadline)
         blacklisted, offline_since = standing
         if blacklisted:
-            return succeed(VerifyResult(user, Answer.BLACKLISTED, "the profile is blacklisted"))
+            return VerifyResult(user, Answer.BLACKLISTED, "the profile is blacklisted")
         if offline_since is not None:
-            return succeed(
-                VerifyResult(
-                    user,
-                    Answer.DEVICE_OFFLINE,
-                    "the profile is marked offline: its device stopped rotating",
-                )
+            return VerifyResult(
+                user,
+                Answer.DEVICE_OFFLINE,
+                "the profile is marked offline: its device stopped rotating",
             )
+        # The live connections are read now, after the store answered.
         session = self._live.get(user)
         if session is not None:
-            return self._prove(session, deadline)
+            return await self._prove(session, deadline)
         if self._remote is not None and self._remote.has_others():
-            return self._prove_elsewhere(user, deadline)
-        return succeed(VerifyResult(user, *_NO_LIVE_CONNECTION))
+            return await self._prove_elsewhere(user, deadline)
+        return VerifyResult(user, *_NO_LIVE_CONNECTION)
+
+    async def _standing(self, user: str) -> tuple | None:
+        """
+        @return: the profile's C{(blacklisted, offline_since)}, or L{None}
+            when C{user} has no profile.
+        """
+        if await self._calls.get_profile(user) is None:
+            return None
+        return await self._calls.standing(user)
 
     def _prove(self, session: LiveSession, deadline: float) -> Deferred:
         """
@@ -234,7 +257,7 @@ class Verifier:
         )
         return self._within(asked, deadline, late, user, None, asked.cancel)
 
-    def _classic(self, user: str, deadline: float) -> Deferred:
+    async def _classic(self, user: str, deadline: float) -> VerifyResult:
         """
         Run the classic challenge at the targets configured for C{user},
         an account without a profile.
@@ -244,62 +267,43 @@ class Verifier:
         except LocationError:
             location = None
         if location is None or location.name != user:
-            return succeed(
-                VerifyResult(
-                    user,
-                    Answer.NO_DEVICE,
-                    "no enrolled profile and no configured target for the user",
-                )
+            return VerifyResult(
+                user,
+                Answer.NO_DEVICE,
+                "no enrolled profile and no configured target for the user",
             )
         device = location.describe()
-        if not self._authenticator.has_account(user):
-            return succeed(
-                VerifyResult(
-                    user,
-                    Answer.ERROR,
-                    "the server has no password for the user to challenge the "
-                    "device with",
-                    device,
-                )
-            )
         targets = hello_targets(location, self._hello_port)
         if not targets:
-            return succeed(
-                VerifyResult(
-                    user, Answer.NO_DEVICE, "the configured targets get no hello", device
-                )
+            return VerifyResult(
+                user, Answer.NO_DEVICE, "the configured targets get no hello", device
             )
-        try:
-            outcome = self._authenticator.authenticate(user, targets, deadline)
-        except RequestConflict:
-            return succeed(
-                VerifyResult(
-                    user,
-                    Answer.ERROR,
-                    "another authentication waits for this device; try again",
-                    device,
-                )
-            )
-        except OSError as error:
-            return succeed(
-                VerifyResult(
-                    user,
-                    Answer.ERROR,
-                    f"the hello could not be sent: {error.strerror or error}",
-                    device,
-                )
-            )
-        outcome.addCallback(
-            lambda ending: VerifyResult(
+        outcome = Deferred.fromCoroutine(
+            self._authenticator.authenticate(user, targets, deadline)
+        )
+
+        def ended(ending):
+            return VerifyResult(
                 user, _CLASSIC[ending.verdict], ending.reason or ending.verdict.value, device
             )
-        )
+
+        def unasked(failure):
+            error = failure.trap(UnknownAccount, RequestConflict, OSError, StoreError)
+            if error is StoreError:
+                self.log.warn(
+                    "reading {user}'s account for a verification failed: {error}",
+                    user=user,
+                    error=failure.getErrorMessage(),
+                )
+            return VerifyResult(user, Answer.ERROR, _UNASKED[error](failure.value), device)
+
+        outcome.addCallbacks(ended, unasked)
         late = VerifyResult(
             user, Answer.ERROR, "the device did not finish within the deadline", device
         )
         # The request ends by its own timeout, set to the deadline: nothing
         # to give up.
-        return self._within(outcome, deadline, late, user, device, lambda: None)
+        return await self._within(outcome, deadline, late, user, device, lambda: None)
 
     def _within(
         self,
@@ -335,6 +339,19 @@ class Verifier:
 
         outcome.addErrback(failed).addCallback(ended)
         return answered
+
+
+#: Why the classic challenge was not asked, by what stopped it.
+_UNASKED = {
+    UnknownAccount: lambda error: (
+        "the server has no password for the user to challenge the device with"
+    ),
+    RequestConflict: lambda error: (
+        "another authentication waits for this device; try again"
+    ),
+    OSError: lambda error: f"the hello could not be sent: {error.strerror or error}",
+    StoreError: lambda error: "the store could not be read",
+}
 
 
 def _given_up(failure) -> None:

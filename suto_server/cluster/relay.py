@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.cluster.test_relay -*-
+# -*- test-case-name: tests.cluster.test_relay,tests.phases.test_classic_off_reactor -*-
 """
 Pending classic authentications shared by the server processes on one
 PostgreSQL store: the C{peers} of L{suto_server.rules.rendezvous.Rendezvous}.
@@ -31,8 +31,12 @@ The notices are heard on a thread of the relay's own: each wait for
 them is one blocking call of at most L{LISTEN_FOR} seconds, whose answer
 comes back to the reactor, which starts the next; a store that cannot
 be reached is tried again after L{RETRY_EVERY} seconds on the reactor's
-clock.  Sending a notice and taking a claim are one round trip each on
-the reactor thread, as the store's other calls per connection.
+clock.  Sending a notice, taking a claim and letting it go are the
+store's calls (L{suto_server.store.calls}), made on the database thread:
+the reactor serves the other connections during each round trip.  A
+claim is held by the session that took it, so taking and letting go
+must share one session: the database thread's, one connection on one
+thread.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from suto_server.cluster.notice import MAX_REASON, BadNotice, parse_notice
+from suto_server.store.calls import LocalCalls
 from suto_server.store.clustering import IClusteredStore
 from suto_server.store.errors import StoreError
 
@@ -73,6 +78,9 @@ class Relay(Service):
     @param clock: the L{IReactorTime} of the retries, the C{here} notices
         and the last time each process was heard from; the reactor unless
         given.
+    @param calls: the store's calls the notices and claims are made
+        through (L{suto_server.store.calls.IStoreCalls}); made on C{store}
+        at once unless given.  C{store} itself gives only the listener.
 
     @ivar listening: a L{Deferred} firing once the relay first listens
         (set when it starts): from then on it hears every request.
@@ -80,10 +88,11 @@ class Relay(Service):
 
     log = Logger()
 
-    def __init__(self, reactor, store, clock=None) -> None:
+    def __init__(self, reactor, store, clock=None, calls=None) -> None:
         self._reactor = reactor
         self._clock = reactor if clock is None else clock
         self._store = store
+        self._calls = LocalCalls(store) if calls is None else calls
         # When each other process was last heard from, by id; and, for
         # each of this process's requests, who has yet to hear of it.
         self._seen: dict[str, float] = {}
@@ -134,10 +143,14 @@ class Relay(Service):
             networks=[str(network) for network in request.accept_from],
             timeout=timeout,
         )
-        if not sent or not others:
-            # Nobody to wait for: the hello may go.
-            self._unheard.pop(request.key, None)
-            self._rendezvous.heard_by_all(request.key)
+
+        def told(sent: bool) -> None:
+            if not sent or not others:
+                # Nobody to wait for: the hello may go.
+                self._unheard.pop(request.key, None)
+                self._rendezvous.heard_by_all(request.key)
+
+        sent.addCallback(told)
 
     def claimed(self, request) -> None:
         self.send("claimed", request.key, source=request.claimed_by)
@@ -152,24 +165,34 @@ class Relay(Service):
             source=outcome.source,
         )
 
-    def take(self, request) -> bool:
+    def take(self, request) -> Deferred[bool]:
         """
         Claim C{request} in the store.  A store that cannot be reached
         claims nothing: the connection is refused rather than risk two
         connections answering one request.
+
+        @return: a L{Deferred} firing with whether the claim was taken.
         """
-        try:
-            return self._store.take_claim(request.key)
-        except StoreError as error:
-            self.log.warn("a request could not be claimed: {error}", error=str(error))
+
+        def unclaimed(failure) -> bool:
+            failure.trap(StoreError)
+            self.log.warn(
+                "a request could not be claimed: {error}",
+                error=failure.getErrorMessage(),
+            )
             return False
 
+        return self._calls.take_claim(request.key).addErrback(unclaimed)
+
     def release(self, request) -> None:
-        try:
-            self._store.release_claim(request.key)
-        except StoreError as error:
+        def kept(failure) -> None:
+            failure.trap(StoreError)
             # The claim goes with the session; the request is over anyway.
-            self.log.warn("a claim could not be let go: {error}", error=str(error))
+            self.log.warn(
+                "a claim could not be let go: {error}", error=failure.getErrorMessage()
+            )
+
+        self._calls.release_claim(request.key).addErrback(kept)
 
     def here(self) -> None:
         """
@@ -177,24 +200,25 @@ class Relay(Service):
         """
         self.send("here", 0)
 
-    def send(self, op: str, key: int, **fields) -> bool:
+    def send(self, op: str, key: int, **fields) -> Deferred[bool]:
         """
         Send the other processes the notice C{op} about request C{key}.
 
-        @return: whether the notice was sent.
+        @return: a L{Deferred} firing with whether the notice was sent.
         """
         notice = json.dumps({"node": self._node, "op": op, "key": key, **fields})
-        try:
-            self._store.announce(notice)
-        except (StoreError, ValueError) as error:
+
+        def unsent(failure) -> bool:
+            failure.trap(StoreError, ValueError)
             # The request is served here all the same; another process
             # does not learn of it.
             self.log.warn(
                 "the other processes could not be told of a request: {error}",
-                error=str(error),
+                error=failure.getErrorMessage(),
             )
             return False
-        return True
+
+        return self._calls.announce(notice).addCallbacks(lambda _: True, unsent)
 
     # Hearing the other processes.
 
@@ -349,9 +373,12 @@ class Relay(Service):
         return d.addBoth(stop)
 
 
-def relay_for(reactor, store) -> Relay | None:
+def relay_for(reactor, store, calls=None) -> Relay | None:
     """
+    @param calls: the server's store calls (see L{Relay}).
     @return: the L{Relay} of a server on C{store}, or L{None} when no
         other process can share it.
     """
-    return Relay(reactor, store) if IClusteredStore.providedBy(store) else None
+    if not IClusteredStore.providedBy(store):
+        return None
+    return Relay(reactor, store, calls=calls)

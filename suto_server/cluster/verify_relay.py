@@ -140,8 +140,8 @@ class VerifyRelay:
         answer = Deferred(lambda _: self._forget(key))
         timer = self._clock.callLater(min(HOLDER_WAIT, timeout), self._unheld, key)
         self._asked[key] = _Asked(nonce, answer, timer)
-        if not self._relay.send("verify", key, user=user, nonce=nonce.hex(), timeout=timeout):
-            self._unheld(key)
+        sent = self._relay.send("verify", key, user=user, nonce=nonce.hex(), timeout=timeout)
+        sent.addCallback(lambda told: None if told else self._unheld(key))
         return answer
 
     def _unheld(self, key: int) -> None:

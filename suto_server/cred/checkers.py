@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.cred.test_checkers -*-
+# -*- test-case-name: tests.cred.test_checkers,tests.phases.test_classic_off_reactor -*-
 """
 Checking answers to the salted challenge, as a twisted.cred checker.
 
@@ -6,6 +6,11 @@ The server expects C{crypt(stored_hash, rsalt)}, computed in the hash pool,
 and compares it with the client's answer in constant time.  A user without
 a usable hash costs the same crypt as any other (on a fixed stand-in hash),
 so response timing does not tell which accounts exist.
+
+A hash source may answer later (L{IPasswordHashSource}: the store across
+the network); the checker waits for it without holding the reactor, and
+a source that cannot answer fails the login with its error, which is no
+verdict on the credentials.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import hmac
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from zope.interface import implementer
 
 from suto_server.cred.credentials import ISaltedChallenge
@@ -52,9 +57,14 @@ class SaltedChallengeChecker:
             is right; failing with L{UnauthorizedLogin} when it is wrong or
             the user has no usable hash; failing with
             L{suto_server.cred.hashpool.HashPoolBusy} when the pool is saturated,
-            which is no verdict on the credentials.
+            or with the source's error when it could not answer, neither
+            of which is a verdict on the credentials.
         """
-        stored = self._source.hash_for(credentials.username)
+        return maybeDeferred(self._source.hash_for, credentials.username).addCallback(
+            self._check, credentials
+        )
+
+    def _check(self, stored: str | None, credentials) -> Deferred[str]:
         phrase = _STAND_IN_HASH if stored is None else stored
         d = self._pool.crypt(phrase, credentials.rsalt)
         d.addCallback(self._verdict, credentials, stored is not None)
@@ -82,6 +92,12 @@ class ChainedHashSource:
     for the user answers.  A source cannot say "locked" apart from
     "unknown", so an account locked in one source is still usable through
     a later source that has a hash for it.
+
+    The sources may answer at once or later (the store's calls first, the
+    shadow files after them), so the chain always answers with a
+    L{Deferred}; one source that fails fails the lookup, so that the
+    login is answered busy rather than refused as if the user had no
+    hash there.
     """
 
     def __init__(self, sources) -> None:
@@ -91,12 +107,15 @@ class ChainedHashSource:
         """
         self._sources = tuple(sources)
 
-    def hash_for(self, username: str) -> str | None:
+    def hash_for(self, username: str) -> Deferred[str | None]:
         """
         See L{IPasswordHashSource.hash_for}.
         """
+        return Deferred.fromCoroutine(self._first(username))
+
+    async def _first(self, username: str) -> str | None:
         for source in self._sources:
-            password_hash = source.hash_for(username)
+            password_hash = await maybeDeferred(source.hash_for, username)
             if password_hash is not None:
                 return password_hash
         return None

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.phases.test_connection,tests.phases.test_connection_enrollment,tests.phases.test_connection_rotation -*-
+# -*- test-case-name: tests.phases.test_connection,tests.phases.test_connection_enrollment,tests.phases.test_connection_rotation,tests.phases.test_classic_off_reactor,tests.phases.test_enrollment_off_reactor -*-
 """
 The server's end of one device connection, on the reactor.
 
@@ -28,6 +28,7 @@ from suto_server.machines import opening
 from suto_server.phases.classic import ClassicDriver, ClassicRules
 from suto_server.phases.enrollment import EnrollmentDriver, EnrollmentRules
 from suto_server.phases.rotation import RotationDriver, RotationRules, tell_time
+from suto_server.phases.starting import Starting
 from suto_server.phases.timeout import DeadlineWheel, WheelTimeoutMixin
 from suto_server.rules.gate import OPEN_GATE
 
@@ -121,19 +122,44 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
         tell_time(self, self.factory.rotation.reconnection)
 
     def _start_classic(self, action: opening.StartClassic) -> None:
-        phase = ClassicDriver.start(self, self.factory.classic)
-        if phase is not None:
-            self._enter(phase)
-            if action.message is not None:
-                phase.receive(action.message)
+        self._starting(ClassicDriver.start(self, self.factory.classic), action.message)
 
     def _start_enrollment(self, action: opening.StartEnrollment) -> None:
         factory = self.factory
-        phase = EnrollmentDriver.start(
-            self, factory.enrollment, action.user, factory.classic.make_rsalt
+        self._starting(
+            EnrollmentDriver.start(
+                self, factory.enrollment, action.user, factory.classic.make_rsalt
+            )
         )
-        if phase is not None:
-            self._enter(phase)
+
+    def _starting(self, driver, first=None) -> None:
+        """
+        Wait in L{Starting} for the driver the rules decide on (a
+        L{Deferred}, fired at once on a local store), then hand it the
+        connection, C{first} (the message it reads first, if any) and the
+        message held meanwhile.
+        """
+        starting = Starting(self)
+        self._enter(starting)
+        driver.addCallback(self._started, first, starting)
+
+    def _started(self, phase, first, starting: Starting) -> None:
+        if phase is None:
+            return
+        self._phase = phase
+        waiting = [first] if first is not None else []
+        for message in waiting + starting.held:
+            if self._closing:
+                break
+            phase.receive(message)
+
+    @property
+    def ended(self) -> bool:
+        """
+        Whether the connection is closing or gone: a phase decided now has
+        nobody to talk to.
+        """
+        return self.lost or self._closing
 
     def _start_rotation(self, action: opening.StartRotation) -> None:
         phase = RotationDriver(self, self.factory.rotation, action.message.user)

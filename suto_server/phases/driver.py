@@ -27,6 +27,8 @@ from suto_server.cred.credentials import SaltedChallenge
 from suto_server.cred.hashpool import HashPoolBusy
 from suto_server.cred.realm import IAuthenticatedUser
 from suto_server.machines.classic import Verify
+from suto_server.phases.starting import log_undecided
+from suto_server.store.errors import StoreError
 
 
 class Driver:
@@ -107,6 +109,12 @@ class VerifyingDriver(Driver):
             self.perform(self.machine.verified(False))
         elif failure.check(HashPoolBusy):
             self.perform(self.machine.unavailable("hash pool saturated"))
+        elif failure.check(StoreError):
+            # The hash source is the store, which could not answer.
+            log_undecided(
+                self.log, failure.value, "checking the response for {user}", user=self.user
+            )
+            self.perform(self.machine.unavailable("the store could not answer"))
         else:
             self.log.failure(
                 "checking the response for {user} failed",

@@ -1,18 +1,29 @@
-# -*- test-case-name: tests.phases.test_connection_enrollment -*-
+# -*- test-case-name: tests.phases.test_connection_enrollment,tests.phases.test_enrollment_off_reactor -*-
 """
 The enrollment's driver: a device enrolling through the window open for
 its user runs L{EnrollmentConversation}; its one-time password response is
 checked through the enrollment portal and its sealed key material
 committed through the enrollment rules.
+
+The rules' steps await the store (L{suto_server.rules.enrollment}); the
+driver wraps each once.  A store that cannot answer gets the device
+C{SUTO_ERROR_BUSY}, never a half-done enrollment, and one warning line.
+While a step is awaited the machine waits in the state that asked for
+it, so a message arriving meanwhile is a pipelining error as it is
+during the portal's check; the answer of a step whose connection ended
+meanwhile goes nowhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from twisted.internet.defer import Deferred
+
 from suto_server.core import schemes, wire
 from suto_server.machines.enrollment import Complete, EnrollmentConversation, Fail
 from suto_server.phases.driver import VerifyingDriver
+from suto_server.phases.starting import log_undecided
 from suto_server.rules.enrollment import Enrollment, EnrollmentRefused
 
 
@@ -49,23 +60,35 @@ class EnrollmentDriver(VerifyingDriver):
         self._window = window
 
     @classmethod
-    def start(
-        cls, connection, rules: EnrollmentRules, user: str, make_rsalt
-    ) -> EnrollmentDriver | None:
+    def start(cls, connection, rules: EnrollmentRules, user: str, make_rsalt) -> Deferred:
         """
         Open the enrollment of C{user} through its window and send the
         first reply.
 
-        @return: the driver, or L{None} when the rules refuse (the device
-            is then told C{SUTO_AUTH_0} and the connection closed).
+        @return: a L{Deferred} firing with the driver, or with L{None} when
+            the rules refuse (the device is then told C{SUTO_AUTH_0} and
+            the connection closed), the store could not answer (told
+            C{SUTO_ERROR_BUSY}), or the connection ended meanwhile.
         """
+        return Deferred.fromCoroutine(cls._begin(connection, rules, user, make_rsalt))
+
+    @classmethod
+    async def _begin(cls, connection, rules, user, make_rsalt):
         try:
-            window = rules.enrollment.begin(
+            window = await rules.enrollment.begin(
                 user, connection.source, connection.clock.seconds()
             )
         except EnrollmentRefused:
-            connection.send(wire.Auth(False))
-            connection.close()
+            if not connection.ended:
+                connection.send(wire.Auth(False))
+                connection.close()
+            return None
+        except Exception as error:
+            log_undecided(cls.log, error, "opening the enrollment of {user}", user=user)
+            if not connection.ended:
+                connection.refuse(wire.ERROR_BUSY)
+            return None
+        if connection.ended:
             return None
         driver = cls(connection, rules, user, window, make_rsalt)
         driver.perform(driver.machine.start())
@@ -75,33 +98,48 @@ class EnrollmentDriver(VerifyingDriver):
         self.perform(self.machine.connection_lost())
 
     def _complete(self, action: Complete) -> None:
+        Deferred.fromCoroutine(self._completing(action.sealed))
+
+    async def _completing(self, sealed: bytes) -> None:
         now = self.connection.clock.seconds()
         try:
-            key_id, confirmation = self._enrollment.complete(
-                self._window, self.connection.source, action.sealed, now
+            key_id, confirmation = await self._enrollment.complete(
+                self._window, self.connection.source, sealed, now
             )
         except EnrollmentRefused as refusal:
-            self.perform(self.machine.rejected(refusal.reason))
-        except Exception:
-            # The store could not commit (a full disk, say): nothing was
-            # written, the window stays open, and the device is told to
-            # try again rather than left with a dropped connection.
-            self.log.failure("enrollment of {user} not stored", user=self.user)
-            self.perform(
-                self.machine.protocol_error(
-                    wire.ProtocolError(wire.ERROR_BUSY, "internal error")
-                )
+            answer = self.machine.rejected(refusal.reason)
+        except Exception as error:
+            # The store could not commit (unreachable, a full disk):
+            # nothing was written, the window stays open, and the device
+            # is told to try again rather than left with a dropped
+            # connection.
+            log_undecided(
+                self.log, error, "the enrollment of {user} was not stored", user=self.user
             )
+            answer = self.machine.unavailable("the enrollment could not be stored")
         else:
-            self.perform(self.machine.completed(key_id, confirmation))
+            answer = self.machine.completed(key_id, confirmation)
+        if not self.connection.lost:
+            self.perform(answer)
 
     def _fail(self, action: Fail) -> None:
         now = self.connection.clock.seconds()
         source = self.connection.source
         if action.counted:
-            try:
-                self._enrollment.fail(self.user, source, action.reason, now)
-            except EnrollmentRefused:
-                pass
+            Deferred.fromCoroutine(self._counting(source, action.reason, now))
         else:
             self._enrollment.abandoned(self.user, source, action.reason, now)
+
+    async def _counting(self, source: str, reason: str, now: float) -> None:
+        # The device has its answer already; only the count is left.
+        try:
+            await self._enrollment.fail(self.user, source, reason, now)
+        except EnrollmentRefused:
+            pass
+        except Exception as error:
+            log_undecided(
+                self.log,
+                error,
+                "a failed enrollment of {user} was not counted",
+                user=self.user,
+            )

@@ -11,11 +11,17 @@ As the TLS listeners' witness it also hears of the connections that ended
 before they could answer (refused by the connection limits, or a failed
 TLS handshake): a request from whose sources one came ends, if no device
 answers in time, with that cause rather than a bare timeout.
+
+The account's hash comes from the store's calls first (through the
+hash source), which may answer after a round trip the reactor does not
+wait for: L{Authenticator.authenticate} and L{Authenticator.has_account}
+are coroutines, and whoever calls them (the admin API, the verification
+API) wraps them once.
 """
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
@@ -24,7 +30,7 @@ from suto_server.cred.interfaces import IPasswordHashSource
 from suto_server.locations import WIDEST_PREFIX
 from suto_server.net.discovery import HelloTarget
 from suto_server.net.refusals import IListenerWitness
-from suto_server.rules.rendezvous import Rendezvous, Verdict
+from suto_server.rules.rendezvous import Outcome, Rendezvous, Verdict
 from suto_server.rules.windows import too_wide
 
 
@@ -60,13 +66,13 @@ class Authenticator:
         # the server write more.
         self._paced = unpaced if paced is None else paced
 
-    def authenticate(
+    async def authenticate(
         self,
         user: str,
         targets: tuple[HelloTarget, ...],
         timeout: float | None = None,
         wide: bool = False,
-    ) -> Deferred:
+    ) -> Outcome:
         """
         Start authenticating C{user} at C{targets}.
 
@@ -74,9 +80,11 @@ class Authenticator:
             enrollment window refuses too unless asked: a hello to a /8 is
             rarely meant.
 
-        @return: a L{Deferred} firing with a
-            L{suto_server.rules.rendezvous.Outcome}.
+        @return: the request's L{suto_server.rules.rendezvous.Outcome},
+            once it ended.
         @raise UnknownAccount: no usable hash for C{user}.
+        @raise suto_server.store.errors.StoreError: the store could not
+            say; nothing is pending.
         @raise TargetTooWide: a target is too wide and C{wide} is false.
         @raise suto_server.rules.rendezvous.RequestConflict: another request is
             waiting for the same addresses.
@@ -85,7 +93,7 @@ class Authenticator:
             heard of the request, and one that cannot be sent then ends
             it as L{Verdict.ERROR} instead.
         """
-        if not self.has_account(user):
+        if not await self.has_account(user):
             raise UnknownAccount(f"no usable password hash for {user}")
         accept_from = [net for target in targets for net in target.accept_from]
         wide_networks = too_wide(accept_from)
@@ -103,7 +111,7 @@ class Authenticator:
             # Other processes share the store: the hello goes once they
             # heard of the request, and one that fails then ends it.
             request.announced.addCallback(self._send_announced, request, targets)
-        return request.done
+        return await request.done
 
     def _send_hellos(self, request, targets) -> None:
         try:
@@ -128,12 +136,15 @@ class Authenticator:
                 error=str(error),
             )
 
-    def has_account(self, user: str) -> bool:
+    async def has_account(self, user: str) -> bool:
         """
         Can C{user} be authenticated at all: has a configured source a
         usable password hash for them?
+
+        @raise suto_server.store.errors.StoreError: the store could not
+            say.
         """
-        return self._source.hash_for(user) is not None
+        return (await maybeDeferred(self._source.hash_for, user)) is not None
 
     def refused(self, host) -> None:
         """

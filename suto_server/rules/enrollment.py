@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_enrollment -*-
+# -*- test-case-name: tests.rules.test_enrollment,tests.phases.test_enrollment_off_reactor -*-
 """
 Enrollment rules: IT opens a window, a device at the right place with the
 right one-time password closes it with a first key.
@@ -19,6 +19,17 @@ window closing after the last attempt (C{enrollment_window_exhausted}) is
 a change of state and goes out at once.
 
 Every method takes C{now} (POSIX seconds) instead of reading a clock.
+
+The steps of a device's enrollment (L{Enrollment.begin},
+L{Enrollment.fail}, L{Enrollment.complete}, and the window's hash the
+portal checks) are coroutines over the store's calls
+(L{suto_server.store.calls}): on PostgreSQL each read or write is a round
+trip the reactor does not wait for.  They keep nothing in memory between
+two awaits: the window is read again where a decision needs it, and the
+attempt counter is the store's, so the bound holds whichever process the
+device reaches.  A L{suto_server.store.errors.StoreError} goes up to the
+driver, which answers busy.  IT's operations on windows (open, list,
+cancel) run from the admin socket and call the store itself.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, schemes
 from suto_server.cred.interfaces import IPasswordHashSource
 from suto_server.locations import Location
+from suto_server.store.calls import LocalCalls
 from suto_server.store.errors import ProfileExists, UnknownWindow
 from suto_server.store.records import EnrollmentWindow, Profile
 
@@ -93,14 +105,21 @@ class WindowHashSource:
     The one-time password hashes of the open windows, as a hash source, so
     the enrollment challenge is checked by the same cred checker as the
     classic one.
+
+    @param calls: the store's calls (L{suto_server.store.calls.IStoreCalls}).
     """
 
-    def __init__(self, store) -> None:
-        self._store = store
+    def __init__(self, calls) -> None:
+        self._calls = calls
 
-    def hash_for(self, username):
-        window = self._store.get_window(username)
-        return None if window is None else window.otp_hash
+    def hash_for(self, username) -> Deferred:
+        """
+        @return: a L{Deferred} firing with the window's hash, or L{None}
+            when C{username} has no open window.
+        """
+        return self._calls.get_window(username).addCallback(
+            lambda window: None if window is None else window.otp_hash
+        )
 
 
 class Enrollment:
@@ -111,6 +130,9 @@ class Enrollment:
     @param audit: the L{AuditLog} events and alerts go to; one over
         C{store} with the structured log as its only alert sink unless
         given.
+    @param calls: the store's calls the device's steps await
+        (L{suto_server.store.calls.IStoreCalls}); made on C{store} at once
+        unless given.
     """
 
     log = Logger()
@@ -122,8 +144,10 @@ class Enrollment:
         pool,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         audit: AuditLog | None = None,
+        calls=None,
     ) -> None:
         self._store = store
+        self._calls = LocalCalls(store) if calls is None else calls
         self._master_key = master_key
         self._pool = pool
         self.max_attempts = max_attempts
@@ -239,46 +263,66 @@ class Enrollment:
             )
         return closed
 
-    def begin(self, user: str, source: str, now: float) -> EnrollmentWindow:
+    async def begin(self, user: str, source: str, now: float) -> EnrollmentWindow:
         """
         A device at C{source} asks to enroll C{user}.
 
         @return: the window it may now prove the password for.
         @raise EnrollmentRefused: no window, expired, or wrong location.
+        @raise suto_server.store.errors.StoreError: the store could not
+            answer; no attempt was counted.
         """
-        window = self._store.get_window(user)
+        window = await self._calls.get_window(user)
         if window is None:
             self._audit(now, "enrollment_failed", user, source, "no_window")
             raise EnrollmentRefused("no_window")
         if now >= window.deadline:
-            self._store.close_window(user)
-            self._audit(
-                now, "enrollment_failed", user, source, "expired", _where(window)
-            )
-            raise EnrollmentRefused("expired")
+            await self._expire(window, source, now)
         if not window_location(window).contains(source):
-            self.fail(user, source, "wrong_location", now)
+            await self._count(user, window, source, "wrong_location", now)
         return window
 
-    def fail(self, user: str, source: str, reason: str, now: float) -> None:
+    async def fail(self, user: str, source: str, reason: str, now: float) -> None:
         """
         Count a failed attempt on C{user}'s window, closing it after the
         last allowed one.
 
+        @raise EnrollmentRefused: always, with C{reason}, once counted.
+        @raise suto_server.store.errors.StoreError: the store could not
+            answer.
+        """
+        # Read again: the window may have been reopened or closed since
+        # the device began, and its limit is the one it was opened with.
+        window = await self._calls.get_window(user)
+        await self._count(user, window, source, reason, now)
+
+    async def _count(
+        self,
+        user: str,
+        window: EnrollmentWindow | None,
+        source: str,
+        reason: str,
+        now: float,
+    ) -> None:
+        """
+        Count a failed attempt on C{user}'s window, C{window} as the store
+        held it when last read (L{None}: gone), closing it after the last
+        allowed one.
+
         @raise EnrollmentRefused: always, with C{reason}.
         """
-        window = self._store.get_window(user)
-        self._audit(
-            now, "enrollment_failed", user, source, reason, _where(window)
-        )
+        self._audit(now, "enrollment_failed", user, source, reason, _where(window))
+        if window is None:
+            raise EnrollmentRefused(reason)
         try:
-            attempts = self._store.record_failed_attempt(user)
+            # The store's counter: one per window across every process.
+            attempts = await self._calls.record_failed_attempt(user)
         except UnknownWindow:
             raise EnrollmentRefused(reason) from None
         # The limit the window was opened with stands, even if the daemon
         # restarted with another one since.
         if attempts >= window.max_attempts:
-            self._store.close_window(user)
+            await self._calls.close_window(user)
             self._audit(
                 now,
                 "enrollment_window_exhausted",
@@ -289,7 +333,19 @@ class Enrollment:
             )
         raise EnrollmentRefused(reason)
 
-    def complete(
+    async def _expire(self, window: EnrollmentWindow, source: str, now: float) -> None:
+        """
+        The device came after C{window}'s deadline: close it.
+
+        @raise EnrollmentRefused: always, C{expired}.
+        """
+        await self._calls.close_window(window.username)
+        self._audit(
+            now, "enrollment_failed", window.username, source, "expired", _where(window)
+        )
+        raise EnrollmentRefused("expired")
+
+    async def complete(
         self, window: EnrollmentWindow, source: str, sealed: bytes, now: float
     ) -> tuple[str, bytes]:
         """
@@ -299,9 +355,11 @@ class Enrollment:
         @return: the key id and the confirmation sealed under the new key.
         @raise EnrollmentRefused: the data does not open, or the window
             expired or went away meanwhile.
+        @raise suto_server.store.errors.StoreError: the store could not
+            answer; no profile was written.
         """
         user = window.username
-        current = self._store.get_window(user)
+        current = await self._calls.get_window(user)
         if current is None or not hmac.compare_digest(
             current.otp_hash, window.otp_hash
         ):
@@ -319,15 +377,11 @@ class Enrollment:
                 counter=0,
             )
         except keyschedule.SealError:
-            self.fail(user, source, "bad_seal", now)
+            await self._count(user, current, source, "bad_seal", now)
         if len(plaintext) != keyschedule.FINGERPRINT_SIZE + keyschedule.RANDOM_SIZE:
-            self.fail(user, source, "bad_seal", now)
+            await self._count(user, current, source, "bad_seal", now)
         if now >= window.deadline:
-            self._store.close_window(user)
-            self._audit(
-                now, "enrollment_failed", user, source, "expired", _where(window)
-            )
-            raise EnrollmentRefused("expired")
+            await self._expire(window, source, now)
         fingerprint_hash = plaintext[: keyschedule.FINGERPRINT_SIZE]
         random_data = plaintext[keyschedule.FINGERPRINT_SIZE :]
         key = keyschedule.first_key(random_data, fingerprint_hash, secret, user)
@@ -343,7 +397,7 @@ class Enrollment:
             location_name=window.location_name,
         )
         try:
-            self._store.complete_enrollment(profile)
+            await self._calls.complete_enrollment(profile)
         except UnknownWindow:
             self._audit(now, "enrollment_failed", user, source, "no_window")
             raise EnrollmentRefused("no_window") from None

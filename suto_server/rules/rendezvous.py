@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_rendezvous -*-
+# -*- test-case-name: tests.rules.test_rendezvous,tests.phases.test_classic_off_reactor -*-
 """
 Pending authentication requests, matched to incoming connections.
 
@@ -26,6 +26,13 @@ answered) and announces it, and the process that opened it fires its
 request's L{Deferred} with that outcome.  A request claimed elsewhere
 whose outcome never comes (that process died) ends as L{Verdict.ERROR}
 after L{REMOTE_ANSWER_WAIT} seconds.
+
+Taking the claim is a round trip to the store the reactor does not wait
+for (L{Rendezvous.claim} is a coroutine): while it is out the request is
+held for that connection (L{AuthRequest.claiming}), so no other
+connection here claims it, and when it is back the request is checked
+again, since it may have ended meanwhile (its timeout, or the other
+process's connection that claimed it first).
 """
 
 from __future__ import annotations
@@ -113,6 +120,8 @@ class AuthRequest:
     remote: bool = False
     #: Whether this process took its claim in the store.
     taken: bool = False
+    #: Whether a connection here is taking its claim in the store.
+    claiming: bool = False
     #: With other processes: fires once they all heard of the request
     #: (L{Rendezvous.heard_by_all}), or after L{ANNOUNCE_WAIT} seconds; the
     #: hello waits for it, so that the device's connection does not reach
@@ -153,8 +162,9 @@ class Rendezvous:
     @param peers: the other processes sharing the store, or L{None}:
         C{opened(request, timeout)}, C{claimed(request)} and
         C{finished(request, outcome)} announce, C{take(request)} claims
-        in the store (C{True} if no other connection did),
-        C{release(request)} lets that claim go; none raises.
+        in the store (a L{Deferred} firing with C{True} if no other
+        connection did), C{release(request)} lets that claim go; none
+        raises or fails.
     """
 
     log = Logger()
@@ -260,7 +270,7 @@ class Rendezvous:
                 return request
         return None
 
-    def claim(self, address: str) -> AuthRequest | None:
+    async def claim(self, address: str) -> AuthRequest | None:
         """
         A connection arrived from C{address}: hand it the request it
         answers, at most once, or L{None}.
@@ -269,7 +279,17 @@ class Rendezvous:
         if request is None:
             return None
         if self._peers is not None:
-            if not self._peers.take(request):
+            request.claiming = True
+            try:
+                taken = await self._peers.take(request)
+            finally:
+                request.claiming = False
+            if not self._pending(request):
+                # It ended while the store answered.
+                if taken:
+                    self._peers.release(request)
+                return None
+            if not taken:
                 # A connection to another process claimed it first.
                 return None
             request.taken = True
@@ -278,6 +298,13 @@ class Rendezvous:
         if self._peers is not None:
             self._peers.claimed(request)
         return request
+
+    def _pending(self, request: AuthRequest) -> bool:
+        """
+        Is C{request} still one of this process's pending requests?
+        """
+        table = self._remote if request.remote else self._own
+        return table.get(request.key) is request
 
     def expects(self, address: str) -> bool:
         """
@@ -317,7 +344,7 @@ class Rendezvous:
             request = next(
                 (req for network, req in self._subnets if ip in network), None
             )
-        if request is None or request.claimed_by is not None:
+        if request is None or request.claimed_by is not None or request.claiming:
             return None
         return request
 
@@ -348,10 +375,9 @@ class Rendezvous:
 
         @return: whether it was still there.
         """
-        table = self._remote if request.remote else self._own
-        if table.get(request.key) is not request:
+        if not self._pending(request):
             return False
-        del table[request.key]
+        del (self._remote if request.remote else self._own)[request.key]
         self._unindex(request)
         self._cancel_timer(request)
         if request._hello_timer is not None and request._hello_timer.active():

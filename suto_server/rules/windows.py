@@ -12,12 +12,14 @@ C{suto-admin}.
 from __future__ import annotations
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from suto_server.core.timestamps import iso_utc
 from suto_server.locations import WIDEST_PREFIX, LocationError
 from suto_server.net.discovery import HelloTarget
 from suto_server.rules.enrollment import Enrollment, window_location
+from suto_server.store.errors import StoreError
 
 #: Seconds between two hellos announcing the same open window.  IT usually
 #: opens the window first and then tells the person at the device the
@@ -77,8 +79,8 @@ class WindowDesk(Service):
     @param hello: anything with C{send_hello(user, target)}.
     @param fingerprints: returns the SHA-256 fingerprints of the serving
         certificates, for the device to pin.
-    @param has_account: tells whether a user can pass the classic
-        challenge (L{Authenticator.has_account}); a window for a user who
+    @param has_account: tells, awaited, whether a user can pass the
+        classic challenge (L{Authenticator.has_account}); a window for a user who
         cannot is opened with a warning, since enrolling needs no account
         but is then most often a typo of the name.  L{None}: no check.
     """
@@ -159,19 +161,6 @@ class WindowDesk(Service):
                 location=location.describe(),
                 networks=wide_networks,
             )
-        warnings = []
-        if self._has_account is not None and not self._has_account(user):
-            warnings.append(
-                f"{user} has no account with a usable password on this "
-                f"server: the device will enroll, but a classic "
-                f"authentication of {user} will fail (is the name right? "
-                f"suto-admin user add {user})"
-            )
-            self.log.warn(
-                "opening an enrollment window for {user}, who has no account "
-                "with a usable password",
-                user=user,
-            )
         d = self._enrollment.open_window(
             user,
             location,
@@ -182,19 +171,53 @@ class WindowDesk(Service):
             wide=bool(wide_networks),
             operator=operator,
         )
+        return Deferred.fromCoroutine(self._opened(d, user, location, now, timeout))
 
-        def announce(one_time_password):
-            self._announce(user, location, now)
-            return {
-                "user": user,
-                "password": one_time_password,
-                "location": location.describe(),
-                "deadline": iso_utc(now + timeout),
-                "fingerprints": self._fingerprints(),
-                "warnings": warnings,
-            }
+    async def _opened(self, opening: Deferred, user, location, now, timeout) -> dict:
+        """
+        Once the window is stored: announce it, and answer IT.
+        """
+        one_time_password = await opening
+        warnings = await self._account_warnings(user)
+        self._announce(user, location, now)
+        return {
+            "user": user,
+            "password": one_time_password,
+            "location": location.describe(),
+            "deadline": iso_utc(now + timeout),
+            "fingerprints": self._fingerprints(),
+            "warnings": warnings,
+        }
 
-        return d.addCallback(announce)
+    async def _account_warnings(self, user: str) -> list[str]:
+        """
+        What IT should read about C{user}'s account: a window for a user
+        who could not pass the classic challenge is most often a typo.
+        """
+        if self._has_account is None:
+            return []
+        try:
+            has_account = await self._has_account(user)
+        except StoreError as error:
+            self.log.warn(
+                "whether {user} has an account could not be read: {error}",
+                user=user,
+                error=str(error),
+            )
+            return [f"whether {user} has an account could not be checked: {error}"]
+        if has_account:
+            return []
+        self.log.warn(
+            "opening an enrollment window for {user}, who has no account "
+            "with a usable password",
+            user=user,
+        )
+        return [
+            f"{user} has no account with a usable password on this "
+            f"server: the device will enroll, but a classic "
+            f"authentication of {user} will fail (is the name right? "
+            f"suto-admin user add {user})"
+        ]
 
     def _announce(self, user: str, location, opened_at: float) -> None:
         """

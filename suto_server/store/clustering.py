@@ -52,8 +52,8 @@ class IClusteredStore(Interface):
     def announce(notice):
         """
         Send C{notice} to every L{INoticeListener} of this store, in any
-        process, this one's included.  On the reactor thread: one round
-        trip.
+        process, this one's included.  One round trip, on the database
+        thread (through L{suto_server.store.calls}).
 
         @param notice: a L{str} of at most 7999 bytes in UTF-8.
         @raise suto_server.store.errors.StoreError: it could not be sent.
@@ -62,7 +62,9 @@ class IClusteredStore(Interface):
     def take_claim(key):
         """
         Take the claim C{key} (a 63-bit number) if no session holds it.
-        On the reactor thread: one round trip.
+        One round trip, on the database thread (through
+        L{suto_server.store.calls}), whose one session then holds it: the
+        claim is let go through the same object.
 
         @return: whether this object holds it now.
         @raise suto_server.store.errors.StoreError: the store failed.

@@ -37,8 +37,11 @@ class IUserStore(IPasswordHashSource):
     Accounts are not profiles: removing one leaves an enrolled device
     alone, and enrolling a device needs no account.
 
-    Threads: the reactor thread only (cred's checkers, the admin API); the
-    admin command, which has no reactor, calls them on its one thread.
+    Threads: the reactor thread (the admin API) and, for L{hash_for}, the
+    database thread too: cred's checkers, the classic challenge's salt
+    and the verification API read it through the store's calls
+    (L{suto_server.store.calls}).  The admin command, which has no
+    reactor, calls them on its one thread.
     """
 
     def add_user(username, password_hash, now):
@@ -86,8 +89,10 @@ class IWindowStore(Interface):
     most once, by L{complete_enrollment}, which stores the profile in the
     same transaction.
 
-    Threads: the reactor thread only; each method is one short
-    transaction on one user's window.
+    Threads: the reactor thread (IT's operations on windows) and the
+    database thread (a device's enrollment reads, counts and commits
+    through the store's calls, L{suto_server.store.calls}); each method
+    is one short transaction on one user's window.
     """
 
     def open_window(window):

@@ -10,6 +10,7 @@ from suto_server.admin.api import admin_site
 from suto_server.admin.httpjson import MAX_BODY
 from suto_server.rules.authenticator import TargetTooWide, UnknownAccount
 from suto_server.rules.rendezvous import Outcome, RequestConflict, Verdict
+from suto_server.store.errors import StoreError
 from tests.support.admin import FakeAuthenticator, answer, render
 
 
@@ -92,6 +93,16 @@ class AdminAPITests(SynchronousTestCase):
         self.authenticator.error = RequestConflict("busy")
         request = self.request("POST", "/v1/auth", {"user": "bob", "target": "127.0.0.1"})
         self.assertEqual(request.responseCode, 409)
+
+    def test_store_unreadable(self):
+        """
+        A store that cannot say whether the account has a hash is a 503:
+        try again.
+        """
+        self.authenticator.error = StoreError("the database went away")
+        request = self.request("POST", "/v1/auth", {"user": "bob", "target": "127.0.0.1"})
+        self.assertEqual(request.responseCode, 503)
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_client_gone(self):
         """

@@ -8,6 +8,7 @@ import errno
 import ipaddress
 
 from twisted.internet import defer, task
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.api.verifier import (
@@ -21,9 +22,11 @@ from suto_server.locations import Location, Locations
 from suto_server.rules.authenticator import Authenticator
 from suto_server.rules.registry import LiveSessions, TooManyChallenges
 from suto_server.rules.rendezvous import Rendezvous, Verdict
+from suto_server.store.calls import LocalCalls
 from suto_server.store.errors import StoreError
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
+from tests.support.coroutines import result_of
 from tests.support.hello import RecordingHello
 from tests.support.live import RecordingConnection
 from tests.support.masterkey import new_master_key
@@ -46,7 +49,7 @@ class VerifierTests(SynchronousTestCase):
         self.live = LiveSessions()
         self.verifier = Verifier(
             self.clock,
-            self.store,
+            LocalCalls(self.store),
             self.live,
             Authenticator(self.rendezvous, self.hello, DictSource(self.hashes)),
             TARGETS,
@@ -128,7 +131,7 @@ class VerifierTests(SynchronousTestCase):
             (Verdict.TLS_TRUST_FAILURE, Answer.ERROR),
         ]:
             results = self.verify("bob")
-            self.rendezvous.finish(self.rendezvous.claim("192.0.2.7"), verdict)
+            self.rendezvous.finish(result_of(self, self.rendezvous.claim("192.0.2.7")), verdict)
             self.assertEqual(results[0].answer, answer)
         self.assertEqual({t.address for _, t in self.hello.sent}, {"192.0.2.7"})
         [result] = self.verify("carol")
@@ -144,7 +147,7 @@ class VerifierTests(SynchronousTestCase):
         self.clock.advance(3)
         self.assertEqual(results[0].answer, Answer.DEVICE_OFFLINE)
         results = self.verify("bob", deadline=2)
-        request = self.rendezvous.claim("192.0.2.7")
+        request = result_of(self, self.rendezvous.claim("192.0.2.7"))
         self.clock.advance(2)
         self.assertEqual(results[0].answer, Answer.ERROR)
         self.rendezvous.finish(request, Verdict.ACCEPTED)
@@ -159,7 +162,7 @@ class VerifierTests(SynchronousTestCase):
         self.verify("bob")
         [result] = self.verify("bob")
         self.assertIn("another authentication", result.reason)
-        self.rendezvous.finish(self.rendezvous.claim("192.0.2.7"), Verdict.ERROR)
+        self.rendezvous.finish(result_of(self, self.rendezvous.claim("192.0.2.7")), Verdict.ERROR)
         self.hello.error = OSError(errno.ENETUNREACH, "Network is unreachable")
         [result] = self.verify("bob")
         self.assertIn("Network is unreachable", result.reason)
@@ -170,17 +173,19 @@ class VerifierTests(SynchronousTestCase):
 
     def test_store_failure(self):
         """
-        A store that cannot be read is C{error}, logged, never a failure
-        of the Deferred.
+        A store that cannot be read is C{error}, logged in one warning
+        line, never a failure of the Deferred.
         """
 
         def broken(user):
             raise StoreError("disk gone")
 
         self.store.get_profile = broken
-        [result] = self.verify("alice")
+        with capturedLogs() as events:
+            [result] = self.verify("alice")
         self.assertEqual(result.answer, Answer.ERROR)
-        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
+        [warning] = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual((warning["user"], warning["error"]), ("alice", "disk gone"))
 
     def test_too_many_challenges(self):
         """
@@ -238,7 +243,7 @@ class ElsewhereTests(SynchronousTestCase):
         self.elsewhere = _Elsewhere()
         self.verifier = Verifier(
             self.clock,
-            self.store,
+            LocalCalls(self.store),
             LiveSessions(),
             Authenticator(Rendezvous(self.clock, timeout=5), RecordingHello(), DictSource({})),
             TARGETS,

@@ -28,6 +28,7 @@ from suto_server.rules.rendezvous import (
 from suto_server.store.memory import MemoryStore
 from suto_server.store.postgres import PostgresStore
 from tests.support.channel import Channel, ChannelSession
+from tests.support.coroutines import result_of
 from tests.support.postgres import new_location
 
 DEVICE = "10.0.0.5"
@@ -86,9 +87,9 @@ class SharedRendezvousTests(SynchronousTestCase):
         """
         outcomes = self.ask()
         self.assertTrue(self.reached.rendezvous.expects(DEVICE))
-        claimed = self.reached.rendezvous.claim(DEVICE)
+        claimed = result_of(self, self.reached.rendezvous.claim(DEVICE))
         self.assertEqual(claimed.user, "alice")
-        self.assertIsNone(self.asked.rendezvous.claim(DEVICE))
+        self.assertIsNone(result_of(self, self.asked.rendezvous.claim(DEVICE)))
         self.reached.rendezvous.finish(claimed, Verdict.ACCEPTED)
         expected = Outcome("alice", Verdict.ACCEPTED, DEVICE, "")
         self.assertEqual(outcomes, [expected])
@@ -107,7 +108,7 @@ class SharedRendezvousTests(SynchronousTestCase):
         outcomes = self.ask()
         [request] = self.asked.rendezvous.pending
         self.asked.rendezvous.remote_finished(request.key, Verdict.ACCEPTED, "", DEVICE)
-        self.asked.rendezvous.claim(DEVICE)
+        result_of(self, self.asked.rendezvous.claim(DEVICE))
         self.asked.rendezvous.remote_finished(request.key, Verdict.ACCEPTED, "", DEVICE)
         self.assertEqual(outcomes, [])
         self.assertEqual(self.asked.rendezvous.pending, (request,))
@@ -120,8 +121,8 @@ class SharedRendezvousTests(SynchronousTestCase):
         """
         self.ask()
         self.channel.relays.remove(self.reached.relay)
-        self.assertIsNotNone(self.asked.rendezvous.claim(DEVICE))
-        self.assertIsNone(self.reached.rendezvous.claim(DEVICE))
+        self.assertIsNotNone(result_of(self, self.asked.rendezvous.claim(DEVICE)))
+        self.assertIsNone(result_of(self, self.reached.rendezvous.claim(DEVICE)))
 
     def test_claimer_silent(self):
         """
@@ -130,7 +131,7 @@ class SharedRendezvousTests(SynchronousTestCase):
         not at the device's timeout.
         """
         outcomes = self.ask()
-        self.reached.rendezvous.claim(DEVICE)
+        result_of(self, self.reached.rendezvous.claim(DEVICE))
         self.asked.clock.advance(5)
         self.assertEqual(outcomes, [])
         self.asked.clock.advance(REMOTE_ANSWER_WAIT)
@@ -184,7 +185,7 @@ class SharedRendezvousTests(SynchronousTestCase):
             [e["user"] for e in events if e["log_level"] == LogLevel.warn],
             ["alice"],
         )
-        self.assertEqual(self.reached.rendezvous.claim(DEVICE).user, "bob")
+        self.assertEqual(result_of(self, self.reached.rendezvous.claim(DEVICE)).user, "bob")
         self.assertFalse(self.reached.rendezvous.expects("10.0.0.6"))
 
     def test_store_away(self):
@@ -196,10 +197,10 @@ class SharedRendezvousTests(SynchronousTestCase):
         self.channel.down = True
         with capturedLogs() as events:
             outcomes = self.ask()
-            self.assertIsNone(self.asked.rendezvous.claim(DEVICE))
+            self.assertIsNone(result_of(self, self.asked.rendezvous.claim(DEVICE)))
         self.assertEqual(len([e for e in events if e["log_level"] == LogLevel.warn]), 2)
         self.channel.down = False
-        self.assertIsNotNone(self.asked.rendezvous.claim(DEVICE))
+        self.assertIsNotNone(result_of(self, self.asked.rendezvous.claim(DEVICE)))
         self.assertEqual(outcomes, [])
 
     def test_malformed_notices(self):
@@ -262,7 +263,9 @@ class SharedRendezvousTests(SynchronousTestCase):
         The hello goes once every other process heard of the request, so
         the device's connection finds it mirrored wherever it goes.
         """
-        self.authenticator().authenticate("alice", parse_targets(f"{DEVICE}:2020"))
+        Deferred.fromCoroutine(
+            self.authenticator().authenticate("alice", parse_targets(f"{DEVICE}:2020"))
+        )
         self.assertEqual(self.hellos, ["alice"])
         self.assertTrue(self.reached.rendezvous.expects(DEVICE))
 
@@ -272,7 +275,9 @@ class SharedRendezvousTests(SynchronousTestCase):
         the hello waits, at most L{ANNOUNCE_WAIT} seconds.
         """
         self.channel.relays.remove(self.reached.relay)
-        self.authenticator().authenticate("alice", parse_targets(f"{DEVICE}:2020"))
+        Deferred.fromCoroutine(
+            self.authenticator().authenticate("alice", parse_targets(f"{DEVICE}:2020"))
+        )
         self.assertEqual(self.hellos, [])
         self.asked.clock.advance(ANNOUNCE_WAIT)
         self.assertEqual(self.hellos, ["alice"])
@@ -284,7 +289,9 @@ class SharedRendezvousTests(SynchronousTestCase):
         """
         self.channel.relays.remove(self.reached.relay)
         self.asked.clock.advance(3 * HERE_EVERY + 1)
-        self.authenticator().authenticate("alice", parse_targets(f"{DEVICE}:2020"))
+        Deferred.fromCoroutine(
+            self.authenticator().authenticate("alice", parse_targets(f"{DEVICE}:2020"))
+        )
         self.assertEqual(self.hellos, ["alice"])
 
     def test_hello_fails_later(self):
@@ -295,8 +302,10 @@ class SharedRendezvousTests(SynchronousTestCase):
         """
         outcomes = []
         with capturedLogs() as events:
-            self.authenticator(fail=True).authenticate(
-                "alice", parse_targets(f"{DEVICE}:2020")
+            Deferred.fromCoroutine(
+                self.authenticator(fail=True).authenticate(
+                    "alice", parse_targets(f"{DEVICE}:2020")
+                )
             ).addCallback(outcomes.append)
         self.assertEqual(
             [(o.verdict, o.reason) for o in outcomes],

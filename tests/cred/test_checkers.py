@@ -8,6 +8,7 @@ import hmac
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, reactor
+from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
@@ -17,6 +18,7 @@ from suto_server.cred.checkers import ChainedHashSource, SaltedChallengeChecker
 from suto_server.cred.credentials import ISaltedChallenge, SaltedChallenge
 from suto_server.cred.hashpool import HashPool, HashPoolBusy
 from suto_server.cred.interfaces import IPasswordHashSource
+from suto_server.store.errors import StoreError
 from tests.support.sources import DictSource
 
 PASSWORD = "password"
@@ -233,16 +235,16 @@ class ChainedHashSourceTests(SynchronousTestCase):
             {"alice": "second-alice", "bob": "second-bob", "locked": "x"}
         )
         chain = ChainedHashSource([first, second])
-        self.assertEqual(chain.hash_for("alice"), "first-alice")
-        self.assertEqual(chain.hash_for("bob"), "second-bob")
-        self.assertEqual(chain.hash_for("locked"), "x")
-        self.assertIsNone(chain.hash_for("nobody"))
+        self.assertEqual(self.successResultOf(chain.hash_for("alice")), "first-alice")
+        self.assertEqual(self.successResultOf(chain.hash_for("bob")), "second-bob")
+        self.assertEqual(self.successResultOf(chain.hash_for("locked")), "x")
+        self.assertIsNone(self.successResultOf(chain.hash_for("nobody")))
 
     def test_empty(self):
         """
         With no sources no user has a hash.
         """
-        self.assertIsNone(ChainedHashSource([]).hash_for("alice"))
+        self.assertIsNone(self.successResultOf(ChainedHashSource([]).hash_for("alice")))
 
     def test_sources_fixed(self):
         """
@@ -251,4 +253,40 @@ class ChainedHashSourceTests(SynchronousTestCase):
         sources = [DictSource({"alice": "a"})]
         chain = ChainedHashSource(sources)
         sources.clear()
-        self.assertEqual(chain.hash_for("alice"), "a")
+        self.assertEqual(self.successResultOf(chain.hash_for("alice")), "a")
+
+    def test_later_source(self):
+        """
+        A source that answers later (the store's calls across the network)
+        is waited for, without the reactor waiting: the chain answers once
+        it does, and asks the next source only if it has no hash.
+        """
+        later = {}
+
+        class LaterSource:
+            def hash_for(self, username):
+                later[username] = Deferred()
+                return later[username]
+
+        chain = ChainedHashSource([LaterSource(), DictSource({"bob": "second-bob"})])
+        alice, bob = chain.hash_for("alice"), chain.hash_for("bob")
+        self.assertNoResult(alice)
+        self.assertNoResult(bob)
+        later["alice"].callback("first-alice")
+        later["bob"].callback(None)
+        self.assertEqual(self.successResultOf(alice), "first-alice")
+        self.assertEqual(self.successResultOf(bob), "second-bob")
+
+    def test_failing_source(self):
+        """
+        A source that cannot answer fails the lookup with its error: a
+        later source does not answer for it, so the login is answered busy
+        rather than decided on what the first source may hold.
+        """
+
+        class Unreachable:
+            def hash_for(self, username):
+                return fail(StoreError("the store is away"))
+
+        chain = ChainedHashSource([Unreachable(), DictSource({"alice": "a"})])
+        self.failureResultOf(chain.hash_for("alice"), StoreError)

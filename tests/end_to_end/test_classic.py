@@ -107,7 +107,15 @@ class EndToEndTests(AdminCommandMixin, TestCase):
 
     def authenticate(self, user):
         targets = parse_targets(f"127.0.0.1:{self.agent.hello_port}")
-        return self.server.authenticator.authenticate(user, targets)
+        return self.started(user, targets)
+
+    def started(self, user, targets, **kwargs):
+        """
+        Start authenticating C{user} at C{targets}, as the admin API does.
+        """
+        return defer.Deferred.fromCoroutine(
+            self.server.authenticator.authenticate(user, targets, **kwargs)
+        )
 
     @defer.inlineCallbacks
     def test_sha512_then_cached_salt(self):
@@ -172,9 +180,7 @@ class EndToEndTests(AdminCommandMixin, TestCase):
         """
         self.write_accounts(alice={"pin": "00" * 32})
         targets = parse_targets(f"127.0.0.1:{self.agent.hello_port}")
-        outcome = yield self.server.authenticator.authenticate(
-            "alice", targets, timeout=2
-        )
+        outcome = yield self.started("alice", targets, timeout=2)
         self.assertEqual(outcome.verdict, Verdict.TIMEOUT)
         user, result = yield self.agent_results.get()
         self.assertEqual((user, result.outcome), ("alice", Outcome.ERROR))
@@ -245,8 +251,8 @@ class EndToEndTests(AdminCommandMixin, TestCase):
             followed the verdict (C{b""} once the server closed) and the
             server's outcome.
         """
-        pending = self.server.authenticator.authenticate(
-            "alice", parse_targets("127.0.0.1:9")
+        pending = defer.Deferred.fromCoroutine(
+            self.server.authenticator.authenticate("alice", parse_targets("127.0.0.1:9"))
         )
         d = threads.deferToThread(
             legacy_conversation, self.legacy_port, request, password, salt
@@ -337,8 +343,8 @@ class LegacyListenerTests(EnrollmentFixture, TestCase):
         end: the daemon offers the shadow hash's salt and accepts the
         final hash over it.
         """
-        pending = self.server.authenticator.authenticate(
-            "carol", parse_targets("127.0.0.1:9")
+        pending = defer.Deferred.fromCoroutine(
+            self.server.authenticator.authenticate("carol", parse_targets("127.0.0.1:9"))
         )
         salta, verdict, closed = yield threads.deferToThread(
             legacy_conversation,
@@ -397,8 +403,8 @@ class LegacyListenerTests(EnrollmentFixture, TestCase):
         closes, and the authentication ends in error.
         """
         yield self.open_window("carol")
-        pending = self.server.authenticator.authenticate(
-            "carol", parse_targets("127.0.0.1:9")
+        pending = defer.Deferred.fromCoroutine(
+            self.server.authenticator.authenticate("carol", parse_targets("127.0.0.1:9"))
         )
         received = yield threads.deferToThread(
             read_until_closed, (yield self.legacy_port()), b"SUTO_C_ENROLL_carol"

@@ -148,9 +148,9 @@ class TwoServersTests(_SharedStore, TestCase):
         account names the second server.
         """
         targets = parse_targets(f"127.0.0.1:{self.agent.hello_port}")
-        return self.asked.authenticator.authenticate("alice", targets).addTimeout(
-            WAIT, reactor
-        )
+        return defer.Deferred.fromCoroutine(
+            self.asked.authenticator.authenticate("alice", targets)
+        ).addTimeout(WAIT, reactor)
 
     @defer.inlineCallbacks
     def audited(self):

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.core import libxcrypt, schemes, wire
 from suto_server.cred.checkers import SaltedChallengeChecker
 from suto_server.cred.realm import SutoRealm
-from suto_server.phases.classic import ClassicRules
+from suto_server.phases.classic import ClassicRules, salt_lookup
 from suto_server.phases.connection import ServerFactory
 from suto_server.rules.rendezvous import Rendezvous, Verdict
 from tests.support.pools import ImmediatePool
@@ -42,11 +42,7 @@ class ProtocolTestsMixin:
             classic=ClassicRules(
                 self.rendezvous,
                 portal,
-                salt_for=lambda user: (
-                    schemes.salt_of(self.source.hash_for(user))
-                    if self.source.hash_for(user)
-                    else None
-                ),
+                salt_for=salt_lookup(self.source),
                 make_rsalt=lambda: RSALT,
             ),
             exchange_timeout=10,

@@ -22,6 +22,7 @@ from suto_server.locations import Location
 from suto_server.phases.enrollment import EnrollmentRules
 from suto_server.rules.enrollment import Enrollment, WindowHashSource
 from suto_server.rules.rendezvous import Rendezvous
+from suto_server.store.calls import LocalCalls
 from suto_server.store.memory import MemoryStore
 from tests.support.enrollment import (
     FINGERPRINT,
@@ -66,7 +67,7 @@ class ListenerMixin:
         """
         one_time = Portal(
             SutoRealm(),
-            [SaltedChallengeChecker(WindowHashSource(self.store), self.pool)],
+            [SaltedChallengeChecker(WindowHashSource(LocalCalls(self.store)), self.pool)],
         )
         return framed_factory(
             self.clock,

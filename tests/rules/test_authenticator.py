@@ -7,6 +7,7 @@ L{task.Clock}.
 import errno
 
 from twisted.internet import task
+from twisted.internet.defer import Deferred, fail
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -26,7 +27,16 @@ from suto_server.rules.rendezvous import (
     RequestConflict,
     Verdict,
 )
+from suto_server.store.errors import StoreError
+from tests.support.coroutines import result_of
 from tests.support.sources import DictSource
+
+
+def authenticating(authenticator, *args, **kwargs):
+    """
+    The authentication C{authenticator} starts, as its callers wrap it.
+    """
+    return Deferred.fromCoroutine(authenticator.authenticate(*args, **kwargs))
 
 STORED = (
     "$6$abcdefghijklmnop$q2YZbPhm1LySTIzZVDisu/y2CX1McrFsw529ViOLMxoKT."
@@ -77,15 +87,30 @@ class AuthenticatorTests(SynchronousTestCase):
         """
         self.source.hashes["locked"] = None
         for user in ("mallory", "locked"):
-            error = self.assertRaises(
+            error = self.failureResultOf(
+                authenticating(self.authenticator, user, parse_targets("192.0.2.7")),
                 UnknownAccount,
-                self.authenticator.authenticate,
-                user,
-                parse_targets("192.0.2.7"),
-            )
+            ).value
             self.assertIn(user, str(error))
         self.assertEqual(self.rendezvous.pending, ())
         self.assertEqual(self.hello.sent, [])
+
+    def test_store_unreadable(self):
+        """
+        A store that cannot say whether the user has a hash fails the
+        authentication with its error: nothing is pending, no hello goes.
+        """
+
+        class Unreachable:
+            def hash_for(self, username):
+                return fail(StoreError("the database went away"))
+
+        authenticator = Authenticator(self.rendezvous, self.hello, Unreachable())
+        self.failureResultOf(
+            authenticating(authenticator, "alice", parse_targets("192.0.2.7")),
+            StoreError,
+        )
+        self.assertEqual((self.rendezvous.pending, self.hello.sent), ((), []))
 
     def test_hellos_to_every_target(self):
         """
@@ -94,7 +119,7 @@ class AuthenticatorTests(SynchronousTestCase):
         targets = parse_targets(
             "192.0.2.7,[2001:db8::7]:3030,198.51.100.0/24"
         )
-        self.authenticator.authenticate("alice", targets)
+        authenticating(self.authenticator, "alice", targets)
         self.assertEqual(
             self.hello.sent, [("alice", target) for target in targets]
         )
@@ -107,7 +132,7 @@ class AuthenticatorTests(SynchronousTestCase):
         targets = parse_targets("192.0.2.7,2001:db8::7") + parse_targets(
             "255.255.255.255", accept="198.51.100.0/24,203.0.113.9"
         )
-        self.authenticator.authenticate("alice", targets)
+        authenticating(self.authenticator, "alice", targets)
         [request] = self.rendezvous.pending
         self.assertEqual(request.user, "alice")
         self.assertEqual(
@@ -123,12 +148,10 @@ class AuthenticatorTests(SynchronousTestCase):
         A request overlapping one already waiting raises
         L{RequestConflict}, and the second user's hello is not sent.
         """
-        self.authenticator.authenticate("alice", parse_targets("192.0.2.0/24"))
-        self.assertRaises(
+        authenticating(self.authenticator, "alice", parse_targets("192.0.2.0/24"))
+        self.failureResultOf(
+            authenticating(self.authenticator, "bob", parse_targets("192.0.2.7")),
             RequestConflict,
-            self.authenticator.authenticate,
-            "bob",
-            parse_targets("192.0.2.7"),
         )
         self.assertEqual([user for user, _ in self.hello.sent], ["alice"])
         self.assertEqual(
@@ -139,9 +162,7 @@ class AuthenticatorTests(SynchronousTestCase):
         """
         Authenticating nowhere is refused and sends nothing.
         """
-        self.assertRaises(
-            ValueError, self.authenticator.authenticate, "alice", ()
-        )
+        self.failureResultOf(authenticating(self.authenticator, "alice", ()), ValueError)
         self.assertEqual(self.hello.sent, [])
         self.assertEqual(self.rendezvous.pending, ())
 
@@ -150,11 +171,9 @@ class AuthenticatorTests(SynchronousTestCase):
         The returned Deferred fires with the outcome the rendezvous
         records when the request is finished.
         """
-        done = self.authenticator.authenticate(
-            "alice", parse_targets("192.0.2.7")
-        )
+        done = authenticating(self.authenticator, "alice", parse_targets("192.0.2.7"))
         self.assertNoResult(done)
-        request = self.rendezvous.claim("192.0.2.7")
+        request = result_of(self, self.rendezvous.claim("192.0.2.7"))
         self.rendezvous.finish(request, Verdict.ACCEPTED)
         self.assertEqual(
             self.successResultOf(done),
@@ -166,11 +185,9 @@ class AuthenticatorTests(SynchronousTestCase):
         Without a timeout the rendezvous default applies; with one, that
         timeout does.
         """
-        default = self.authenticator.authenticate(
-            "alice", parse_targets("192.0.2.7")
-        )
-        short = self.authenticator.authenticate(
-            "bob", parse_targets("192.0.2.8"), timeout=1
+        default = authenticating(self.authenticator, "alice", parse_targets("192.0.2.7"))
+        short = authenticating(
+            self.authenticator, "bob", parse_targets("192.0.2.8"), timeout=1
         )
         self.clock.advance(1)
         self.assertNoResult(default)
@@ -187,11 +204,9 @@ class AuthenticatorTests(SynchronousTestCase):
         another attempt.
         """
         self.hello.error = OSError(errno.ENETUNREACH, "network unreachable")
-        self.assertRaises(
+        self.failureResultOf(
+            authenticating(self.authenticator, "alice", parse_targets("192.0.2.7")),
             OSError,
-            self.authenticator.authenticate,
-            "alice",
-            parse_targets("192.0.2.7"),
         )
         self.assertEqual(self.rendezvous.pending, ())
 
@@ -222,7 +237,7 @@ class WitnessTests(SynchronousTestCase):
         timeout, as a TLS trust failure naming the device and the reason,
         and is logged at once.
         """
-        done = self.authenticator.authenticate("alice", parse_targets("192.0.2.7"))
+        done = authenticating(self.authenticator, "alice", parse_targets("192.0.2.7"))
         with capturedLogs() as events:
             self.authenticator.handshake_failed("192.0.2.7", "tlsv1 alert unknown ca")
         self.assertEqual([e["source"] for e in events], ["192.0.2.7"])
@@ -237,7 +252,7 @@ class WitnessTests(SynchronousTestCase):
         A connection from the target refused by the limits ends the
         request, at its timeout, as refused by limits.
         """
-        done = self.authenticator.authenticate("alice", parse_targets("192.0.2.7"))
+        done = authenticating(self.authenticator, "alice", parse_targets("192.0.2.7"))
         self.authenticator.refused("192.0.2.7")
         self.clock.advance(5)
         outcome = self.successResultOf(done)
@@ -250,7 +265,7 @@ class WitnessTests(SynchronousTestCase):
         are not the authenticator's to log: the gate and the listener
         already are.
         """
-        self.authenticator.authenticate("alice", parse_targets("192.0.2.7"))
+        authenticating(self.authenticator, "alice", parse_targets("192.0.2.7"))
         with capturedLogs() as events:
             self.authenticator.handshake_failed("198.51.100.1", "http request")
             self.authenticator.refused("198.51.100.1")
@@ -274,7 +289,7 @@ class PacedWitnessTests(SynchronousTestCase):
             DictSource({"alice": STORED}),
             paced=gate.paced,
         )
-        authenticator.authenticate("alice", parse_targets("192.0.2.0/24"))
+        authenticating(authenticator, "alice", parse_targets("192.0.2.0/24"))
         with capturedLogs() as events:
             for _ in range(1000):
                 authenticator.refused("192.0.2.7")
@@ -307,9 +322,9 @@ class TargetBoundsTests(SynchronousTestCase):
             parse_targets("10.0.0.0/8"),
             parse_targets("255.255.255.255", accept="10.0.0.0/8"),
         ):
-            error = self.assertRaises(
-                TargetTooWide, self.authenticator.authenticate, "alice", targets
-            )
+            error = self.failureResultOf(
+                authenticating(self.authenticator, "alice", targets), TargetTooWide
+            ).value
             self.assertIn("10.0.0.0/8", str(error))
             self.assertIn("--wide", str(error))
         self.assertEqual((self.hello.sent, self.rendezvous.pending), ([], ()))
@@ -318,14 +333,14 @@ class TargetBoundsTests(SynchronousTestCase):
         """
         A /16 is the widest target taken without asking.
         """
-        self.authenticator.authenticate("alice", parse_targets("10.1.0.0/16"))
+        authenticating(self.authenticator, "alice", parse_targets("10.1.0.0/16"))
         self.assertEqual(len(self.hello.sent), 1)
 
     def test_wide_on_request(self):
         """
         With C{wide} the /8 is authenticated at.
         """
-        self.authenticator.authenticate(
-            "alice", parse_targets("10.0.0.0/8"), wide=True
+        authenticating(
+            self.authenticator, "alice", parse_targets("10.0.0.0/8"), wide=True
         )
         self.assertEqual(len(self.hello.sent), 1)

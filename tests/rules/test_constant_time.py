@@ -18,6 +18,7 @@ from suto_server.rules.enrollment import Enrollment, EnrollmentRefused
 from suto_server.rules.reconnection import Reconnection, ReconnectRefused
 from suto_server.store.memory import MemoryStore
 from tests.support.comparisons import record_comparisons
+from tests.support.coroutines import failure_of, result_of
 
 NOW = 1_700_000_000.0
 USER = "alice"
@@ -197,9 +198,9 @@ class EnrollmentWindowTests(SynchronousTestCase):
         began with to the hash of the window still open.
         """
         window = self.open_window("k7m2p-abcde-fghjk-mnpqr")
-        begun = self.enrollment.begin(USER, SOURCE, NOW)
+        begun = result_of(self, self.enrollment.begin(USER, SOURCE, NOW))
         sealed = self.sealed(window, "k7m2p-abcde-fghjk-mnpqr")
-        self.enrollment.complete(begun, SOURCE, sealed, NOW)
+        result_of(self, self.enrollment.complete(begun, SOURCE, sealed, NOW))
         self.assertIsNotNone(self.store.get_profile(USER))
         self.assertEqual(self.compared, [(window.otp_hash, window.otp_hash)])
 
@@ -209,10 +210,11 @@ class EnrollmentWindowTests(SynchronousTestCase):
         refused after comparing the two windows' hashes.
         """
         old = self.open_window("k7m2p-abcde-fghjk-mnpqr")
-        begun = self.enrollment.begin(USER, SOURCE, NOW)
+        begun = result_of(self, self.enrollment.begin(USER, SOURCE, NOW))
         sealed = self.sealed(old, "k7m2p-abcde-fghjk-mnpqr")
         new = self.open_window("the-new-password")
-        with self.assertRaises(EnrollmentRefused) as caught:
-            self.enrollment.complete(begun, SOURCE, sealed, NOW)
-        self.assertEqual(caught.exception.reason, "no_window")
+        refused = failure_of(
+            self, self.enrollment.complete(begun, SOURCE, sealed, NOW), EnrollmentRefused
+        )
+        self.assertEqual(refused.value.reason, "no_window")
         self.assertEqual(self.compared, [(new.otp_hash, old.otp_hash)])

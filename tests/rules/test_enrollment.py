@@ -23,9 +23,11 @@ from suto_server.rules.enrollment import (
     WindowHashSource,
     new_password,
 )
+from suto_server.store.calls import LocalCalls
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
 from tests.support.alerts import RecordingSink
+from tests.support.coroutines import failure_of, result_of
 from tests.support.enrollment import (
     FINGERPRINT,
     PASSWORD,
@@ -91,9 +93,7 @@ class EnrollmentTestsMixin:
         """
         The reason C{call(*args)} is refused with.
         """
-        with self.assertRaises(EnrollmentRefused) as caught:
-            call(*args)
-        return caught.exception.reason
+        return failure_of(self, call(*args), EnrollmentRefused).value.reason
 
     def payload(self, user="alice", password=PASSWORD, **kwargs):
         window = self.store.get_window(user)
@@ -109,8 +109,8 @@ class EnrollmentTestsMixin:
         @return: C{(key_id, confirmation, first_key)}.
         """
         sealed, key = self.payload(user, **kwargs)
-        window = self.enrollment.begin(user, source, now)
-        key_id, confirmation = self.enrollment.complete(window, source, sealed, now)
+        window = result_of(self, self.enrollment.begin(user, source, now))
+        key_id, confirmation = result_of(self, self.enrollment.complete(window, source, sealed, now))
         return key_id, confirmation, key
 
     def events(self, event=None):
@@ -180,9 +180,7 @@ class OpenWindowTests(EnrollmentTestsMixin, SynchronousTestCase):
         Opening again replaces the window: a new password, no attempts.
         """
         self.open()
-        self.assertRaises(
-            EnrollmentRefused, self.enrollment.begin, "alice", OUTSIDE, NOW
-        )
+        failure_of(self, self.enrollment.begin("alice", OUTSIDE, NOW), EnrollmentRefused)
         self.open(password="another-password", now=NOW + 10)
         window = self.store.get_window("alice")
         self.assertEqual((window.attempts, window.opened_at), (0, NOW + 10))
@@ -226,11 +224,12 @@ class OpenWindowTests(EnrollmentTestsMixin, SynchronousTestCase):
         L{WindowHashSource} gives the open window's hash, so the challenge
         checker verifies the one-time password.
         """
-        source = WindowHashSource(self.store)
-        self.assertIsNone(source.hash_for("alice"))
+        source = WindowHashSource(LocalCalls(self.store))
+        self.assertIsNone(self.successResultOf(source.hash_for("alice")))
         self.open()
         self.assertEqual(
-            source.hash_for("alice"), self.store.get_window("alice").otp_hash
+            self.successResultOf(source.hash_for("alice")),
+            self.store.get_window("alice").otp_hash,
         )
 
 
@@ -246,7 +245,7 @@ class BeginTests(EnrollmentTestsMixin, SynchronousTestCase):
         window, and nothing is counted.
         """
         self.open()
-        window = self.enrollment.begin("alice", INSIDE, NOW + TIMEOUT - 1)
+        window = result_of(self, self.enrollment.begin("alice", INSIDE, NOW + TIMEOUT - 1))
         self.assertEqual(window, self.store.get_window("alice"))
         self.assertEqual(window.attempts, 0)
 
@@ -257,7 +256,8 @@ class BeginTests(EnrollmentTestsMixin, SynchronousTestCase):
         """
         self.open()
         self.assertEqual(
-            self.enrollment.begin("alice", "::ffff:" + INSIDE, NOW).username, "alice"
+            result_of(self, self.enrollment.begin("alice", "::ffff:" + INSIDE, NOW)).username,
+            "alice",
         )
 
     def test_no_window(self):
@@ -508,9 +508,9 @@ class CompleteTests(EnrollmentTestsMixin, SynchronousTestCase):
         """
         self.open()
         sealed, _ = self.payload()
-        first = self.enrollment.begin("alice", INSIDE, NOW)
-        second = self.enrollment.begin("alice", "127.0.0.6", NOW)
-        key_id, _ = self.enrollment.complete(first, INSIDE, sealed, NOW)
+        first = result_of(self, self.enrollment.begin("alice", INSIDE, NOW))
+        second = result_of(self, self.enrollment.begin("alice", "127.0.0.6", NOW))
+        key_id, _ = result_of(self, self.enrollment.complete(first, INSIDE, sealed, NOW))
         self.assertEqual(
             self.refusal(self.enrollment.complete, second, "127.0.0.6", sealed, NOW),
             "no_window",
@@ -523,7 +523,7 @@ class CompleteTests(EnrollmentTestsMixin, SynchronousTestCase):
         counted, and no profile.
         """
         self.open()
-        window = self.enrollment.begin("alice", INSIDE, NOW)
+        window = result_of(self, self.enrollment.begin("alice", INSIDE, NOW))
         sealed, _ = self.payload(password="not-the-password")
         self.assertEqual(
             self.refusal(self.enrollment.complete, window, INSIDE, sealed, NOW),
@@ -542,7 +542,7 @@ class CompleteTests(EnrollmentTestsMixin, SynchronousTestCase):
         direction or profile, or tampered with, is a bad seal too.
         """
         self.open()
-        window = self.enrollment.begin("alice", INSIDE, NOW)
+        window = result_of(self, self.enrollment.begin("alice", INSIDE, NOW))
         secret = keyschedule.password_secret(window.otp_hash, "alice")
         plaintext = FINGERPRINT + RANDOM
         variants = [
@@ -579,7 +579,7 @@ class CompleteTests(EnrollmentTestsMixin, SynchronousTestCase):
         (64 bytes) is a bad seal.
         """
         self.open()
-        window = self.enrollment.begin("alice", INSIDE, NOW)
+        window = result_of(self, self.enrollment.begin("alice", INSIDE, NOW))
         secret = keyschedule.password_secret(window.otp_hash, "alice")
         sealed = keyschedule.seal(
             secret,
@@ -600,7 +600,7 @@ class CompleteTests(EnrollmentTestsMixin, SynchronousTestCase):
         Bad seals count toward the limit like wrong passwords.
         """
         self.open()
-        window = self.enrollment.begin("alice", INSIDE, NOW)
+        window = result_of(self, self.enrollment.begin("alice", INSIDE, NOW))
         sealed, _ = self.payload(password="not-the-password")
         for _ in range(DEFAULT_MAX_ATTEMPTS):
             self.refusal(self.enrollment.complete, window, INSIDE, sealed, NOW)
@@ -613,7 +613,7 @@ class CompleteTests(EnrollmentTestsMixin, SynchronousTestCase):
         data is closed and the data refused with C{expired}.
         """
         self.open()
-        window = self.enrollment.begin("alice", INSIDE, NOW + TIMEOUT - 1)
+        window = result_of(self, self.enrollment.begin("alice", INSIDE, NOW + TIMEOUT - 1))
         sealed, _ = self.payload()
         self.assertEqual(
             self.refusal(
@@ -634,7 +634,7 @@ class CompleteTests(EnrollmentTestsMixin, SynchronousTestCase):
         completed: C{no_window}, and no profile.
         """
         self.open()
-        window = self.enrollment.begin("alice", INSIDE, NOW)
+        window = result_of(self, self.enrollment.begin("alice", INSIDE, NOW))
         sealed, _ = self.payload()
         self.enrollment.cancel("alice", NOW)
         self.assertEqual(
@@ -651,16 +651,13 @@ class CompleteTests(EnrollmentTestsMixin, SynchronousTestCase):
         written.
         """
         self.open()
-        window = self.enrollment.begin("alice", INSIDE, NOW)
+        window = result_of(self, self.enrollment.begin("alice", INSIDE, NOW))
         sealed, _ = self.payload()
         self.open(password="the-new-password", now=NOW + 1)
-        self.assertRaises(
+        failure_of(
+            self,
+            self.enrollment.complete(window, INSIDE, sealed, NOW + 2),
             EnrollmentRefused,
-            self.enrollment.complete,
-            window,
-            INSIDE,
-            sealed,
-            NOW + 2,
         )
         self.assertIsNone(self.store.get_profile("alice"))
         self.assertIsNotNone(self.store.get_window("alice"))

@@ -8,6 +8,7 @@ import math
 from twisted.cred.portal import Portal
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import succeed
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
@@ -26,6 +27,7 @@ from suto_server.rules.gate import OPEN_GATE, PENALISED_EVENTS, ConnectionGate
 from suto_server.rules.limits import Limits, MaxStartups, Penalties
 from suto_server.rules.rendezvous import Outcome, Rendezvous, Verdict
 from suto_server.store.records import AuditEvent
+from tests.support.coroutines import result_of
 
 
 def _event(event, source):
@@ -253,7 +255,7 @@ class ProtocolGateTests(SynchronousTestCase):
             classic=ClassicRules(
                 Rendezvous(self.clock),
                 Portal(SutoRealm(), [SaltedChallengeChecker({}, None)]),
-                lambda user: None,
+                lambda user: succeed(None),
                 lambda: "$6$ABCDEFGHIJKLMNOP",
             ),
             exchange_timeout=10,
@@ -312,7 +314,9 @@ class ProtocolGateTests(SynchronousTestCase):
         factory = ServerFactory(
             framing=wire.Framing.FRAMED,
             clock=self.clock,
-            classic=ClassicRules(Rendezvous(self.clock), None, lambda user: None, lambda: ""),
+            classic=ClassicRules(
+                Rendezvous(self.clock), None, lambda user: succeed(None), lambda: ""
+            ),
         )
         self.assertIs(factory.gate, OPEN_GATE)
         for _ in range(3):
@@ -380,7 +384,7 @@ class FloodTests(SynchronousTestCase):
         self.assertIsNone(self.gate.admit("192.0.2.7"))
         self.rendezvous.open("bob", ["192.0.2.7"])
         self.assertIsNotNone(self.gate.admit("192.0.2.7"))
-        self.rendezvous.claim("192.0.2.7")
+        result_of(self, self.rendezvous.claim("192.0.2.7"))
         self.assertIsNone(self.gate.admit("192.0.2.7"))
 
     def test_network_target_admitted(self):

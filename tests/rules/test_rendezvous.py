@@ -16,6 +16,7 @@ from suto_server.rules.rendezvous import (
     RequestConflict,
     Verdict,
 )
+from tests.support.coroutines import result_of
 
 
 class RendezvousTests(SynchronousTestCase):
@@ -81,7 +82,7 @@ class RendezvousTests(SynchronousTestCase):
         address and the reason, and removes it from the table.
         """
         request = self.open("alice", ["192.0.2.7"])
-        self.assertIs(self.rendezvous.claim("192.0.2.7"), request)
+        self.assertIs(result_of(self, self.rendezvous.claim("192.0.2.7")), request)
         self.assertEqual(request.claimed_by, "192.0.2.7")
         self.assertEqual(self.outcomes, [])
         self.rendezvous.finish(request, Verdict.ACCEPTED, "right answer")
@@ -96,7 +97,7 @@ class RendezvousTests(SynchronousTestCase):
         A request that accepts a network is claimed by any address in it.
         """
         request = self.open("alice", ["192.0.2.0/24"])
-        self.assertIs(self.rendezvous.claim("192.0.2.200"), request)
+        self.assertIs(result_of(self, self.rendezvous.claim("192.0.2.200")), request)
         self.assertEqual(request.claimed_by, "192.0.2.200")
 
     def test_claim_from_elsewhere(self):
@@ -105,8 +106,8 @@ class RendezvousTests(SynchronousTestCase):
         leaves the pending request untouched.
         """
         request = self.open("alice", ["192.0.2.7"])
-        self.assertIsNone(self.rendezvous.claim("192.0.2.8"))
-        self.assertIsNone(self.rendezvous.claim("2001:db8::7"))
+        self.assertIsNone(result_of(self, self.rendezvous.claim("192.0.2.8")))
+        self.assertIsNone(result_of(self, self.rendezvous.claim("2001:db8::7")))
         self.assertIsNone(request.claimed_by)
         self.assertEqual(self.rendezvous.pending, (request,))
 
@@ -115,7 +116,7 @@ class RendezvousTests(SynchronousTestCase):
         An address that cannot be parsed claims nothing rather than raising.
         """
         self.open("alice", ["192.0.2.0/24"])
-        self.assertIsNone(self.rendezvous.claim("not an address"))
+        self.assertIsNone(result_of(self, self.rendezvous.claim("not an address")))
 
     def test_second_claim_gets_nothing(self):
         """
@@ -123,8 +124,8 @@ class RendezvousTests(SynchronousTestCase):
         address gets L{None} and the first claim stands.
         """
         request = self.open("alice", ["192.0.2.7"])
-        self.assertIs(self.rendezvous.claim("192.0.2.7"), request)
-        self.assertIsNone(self.rendezvous.claim("192.0.2.7"))
+        self.assertIs(result_of(self, self.rendezvous.claim("192.0.2.7")), request)
+        self.assertIsNone(result_of(self, self.rendezvous.claim("192.0.2.7")))
         self.assertEqual(request.claimed_by, "192.0.2.7")
 
     def test_claim_ipv6(self):
@@ -132,7 +133,7 @@ class RendezvousTests(SynchronousTestCase):
         IPv6 requests are claimed by IPv6 addresses in their networks.
         """
         request = self.open("alice", ["2001:db8::/64"])
-        self.assertIs(self.rendezvous.claim("2001:db8::42"), request)
+        self.assertIs(result_of(self, self.rendezvous.claim("2001:db8::42")), request)
 
     def test_ipv4_mapped_source_claims_ipv4_request(self):
         """
@@ -141,7 +142,7 @@ class RendezvousTests(SynchronousTestCase):
         outcome names the address as the listener reported it.
         """
         request = self.open("alice", ["192.0.2.7"])
-        self.assertIs(self.rendezvous.claim("::ffff:192.0.2.7"), request)
+        self.assertIs(result_of(self, self.rendezvous.claim("::ffff:192.0.2.7")), request)
         self.rendezvous.finish(request, Verdict.ACCEPTED)
         self.assertEqual(
             self.outcomes,
@@ -155,7 +156,7 @@ class RendezvousTests(SynchronousTestCase):
         reports it.
         """
         request = self.open("alice", ["::ffff:192.0.2.7"])
-        self.assertIs(self.rendezvous.claim("192.0.2.7"), request)
+        self.assertIs(result_of(self, self.rendezvous.claim("192.0.2.7")), request)
 
 
     def test_timeout(self):
@@ -218,7 +219,7 @@ class RendezvousTests(SynchronousTestCase):
         finished.
         """
         request = self.open("alice", ["192.0.2.7"])
-        self.rendezvous.claim("192.0.2.7")
+        result_of(self, self.rendezvous.claim("192.0.2.7"))
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.clock.advance(60)
         self.assertEqual(self.outcomes, [])
@@ -244,7 +245,7 @@ class RendezvousTests(SynchronousTestCase):
         nothing: the Deferred fired once, with the first verdict.
         """
         request = self.open("alice", ["192.0.2.7"])
-        self.rendezvous.claim("192.0.2.7")
+        result_of(self, self.rendezvous.claim("192.0.2.7"))
         self.rendezvous.finish(request, Verdict.ACCEPTED)
         self.rendezvous.finish(request, Verdict.ERROR, "connection lost")
         self.assertEqual(
@@ -258,10 +259,10 @@ class RendezvousTests(SynchronousTestCase):
         """
         request = self.open("alice", ["192.0.2.7"])
         self.clock.advance(5)
-        self.assertIsNone(self.rendezvous.claim("192.0.2.7"))
+        self.assertIsNone(result_of(self, self.rendezvous.claim("192.0.2.7")))
         again = self.open("alice", ["192.0.2.7"])
         self.assertIsNot(again, request)
-        self.assertIs(self.rendezvous.claim("192.0.2.7"), again)
+        self.assertIs(result_of(self, self.rendezvous.claim("192.0.2.7")), again)
 
     def test_claim_picks_the_matching_request(self):
         """
@@ -270,8 +271,8 @@ class RendezvousTests(SynchronousTestCase):
         """
         alice = self.open("alice", ["192.0.2.7"])
         bob = self.open("bob", ["198.51.100.0/24"])
-        self.assertIs(self.rendezvous.claim("198.51.100.9"), bob)
-        self.assertIs(self.rendezvous.claim("192.0.2.7"), alice)
+        self.assertIs(result_of(self, self.rendezvous.claim("198.51.100.9")), bob)
+        self.assertIs(result_of(self, self.rendezvous.claim("192.0.2.7")), alice)
 
     def test_pending_view(self):
         """
@@ -280,7 +281,7 @@ class RendezvousTests(SynchronousTestCase):
         """
         alice = self.open("alice", ["192.0.2.7"])
         bob = self.open("bob", ["192.0.2.8"])
-        self.rendezvous.claim("192.0.2.8")
+        result_of(self, self.rendezvous.claim("192.0.2.8"))
         pending = self.rendezvous.pending
         self.assertEqual(pending, (alice, bob))
         self.assertIsInstance(pending, tuple)
@@ -331,7 +332,7 @@ class RendezvousTests(SynchronousTestCase):
         self.rendezvous.noticed(
             "192.0.2.7", Verdict.TLS_TRUST_FAILURE, "the TLS handshake failed"
         )
-        self.assertIs(self.rendezvous.claim("192.0.2.7"), alice)
+        self.assertIs(result_of(self, self.rendezvous.claim("192.0.2.7")), alice)
         self.rendezvous.finish(alice, Verdict.ACCEPTED)
         self.assertEqual(
             self.outcomes, [Outcome("alice", Verdict.ACCEPTED, "192.0.2.7")]
@@ -414,7 +415,7 @@ class RequestConflictTests(SynchronousTestCase):
         A claimed request still owns its addresses until it is finished.
         """
         request = self.rendezvous.open("alice", ["192.0.2.7"])
-        self.rendezvous.claim("192.0.2.7")
+        result_of(self, self.rendezvous.claim("192.0.2.7"))
         self.assertRaises(
             RequestConflict, self.rendezvous.open, "bob", ["192.0.2.7"]
         )
@@ -489,7 +490,7 @@ class ExpectsTests(SynchronousTestCase):
         self.assertTrue(self.rendezvous.expects("192.0.2.1"))
         self.assertTrue(self.rendezvous.expects("192.0.2.254"))
         self.assertFalse(self.rendezvous.expects("192.0.3.1"))
-        self.rendezvous.claim("192.0.2.9")
+        result_of(self, self.rendezvous.claim("192.0.2.9"))
         self.assertFalse(self.rendezvous.expects("192.0.2.1"))
 
     def test_not_after_claim_or_end(self):
@@ -498,7 +499,7 @@ class ExpectsTests(SynchronousTestCase):
         one: a later connection from there would find nothing waiting.
         """
         self.rendezvous.open("alice", ["192.0.2.7"])
-        self.rendezvous.claim("192.0.2.7")
+        result_of(self, self.rendezvous.claim("192.0.2.7"))
         self.assertFalse(self.rendezvous.expects("192.0.2.7"))
         self.rendezvous.open("bob", ["192.0.2.8"])
         self.clock.advance(self.rendezvous.timeout)

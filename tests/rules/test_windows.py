@@ -7,6 +7,7 @@ a task.Clock and a recording hello sender.
 from ipaddress import ip_network
 
 from twisted.internet import task
+from twisted.internet.defer import fail, succeed
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -19,8 +20,9 @@ from suto_server.rules.enrollment import (
     EnrollmentRefused,
 )
 from suto_server.rules.windows import WindowDesk, hello_targets, too_wide
-from suto_server.store.errors import ProfileExists
+from suto_server.store.errors import ProfileExists, StoreError
 from suto_server.store.memory import MemoryStore
+from tests.support.coroutines import failure_of, result_of
 from tests.support.enrollment import PASSWORD, device_payload
 from tests.support.hello import RecordingHello
 from tests.support.masterkey import new_master_key
@@ -158,9 +160,9 @@ class WindowDeskTests(SynchronousTestCase):
         """
         Enroll C{alice} from inside her window, as a device would.
         """
-        window = self.enrollment.begin("alice", "127.0.0.5", NOW)
+        window = result_of(self, self.enrollment.begin("alice", "127.0.0.5", NOW))
         sealed, _ = device_payload(password, schemes.salt_of(window.otp_hash), "alice")
-        self.enrollment.complete(window, "127.0.0.5", sealed, NOW)
+        result_of(self, self.enrollment.complete(window, "127.0.0.5", sealed, NOW))
 
     def test_answer(self):
         """
@@ -360,8 +362,8 @@ class WindowDeskTests(SynchronousTestCase):
         """
         self.open()
         self.clock.advance(30)
-        self.assertRaises(
-            EnrollmentRefused, self.enrollment.begin, "alice", "127.0.1.1", NOW + 30
+        failure_of(
+            self, self.enrollment.begin("alice", "127.0.1.1", NOW + 30), EnrollmentRefused
         )
         self.assertEqual(
             self.desk.list(),
@@ -413,7 +415,7 @@ class AccountWarningTests(SynchronousTestCase):
             RecordingHello(),
             PORT,
             lambda: [],
-            has_account=accounts.__contains__,
+            has_account=lambda user: succeed(user in accounts),
         )
 
     def test_no_account(self):
@@ -441,6 +443,24 @@ class AccountWarningTests(SynchronousTestCase):
         desk = self.desk({"alice"})
         answer = self.successResultOf(desk.open("alice", "127.0.0.5", 100, PASSWORD))
         self.assertEqual(answer["warnings"], [])
+
+    def test_account_unreadable(self):
+        """
+        A store that cannot say whether the user has an account: the
+        window is open all the same, and the answer and the log say the
+        account could not be checked.
+        """
+        desk = self.desk(set())
+        desk._has_account = lambda user: fail(StoreError("the database went away"))
+        with capturedLogs() as events:
+            answer = self.successResultOf(desk.open("alice", "127.0.0.5", 100, PASSWORD))
+        [warning] = answer["warnings"]
+        self.assertIn("could not be checked", warning)
+        self.assertEqual(
+            [e["user"] for e in events if e.get("log_level") == LogLevel.warn],
+            ["alice"],
+        )
+        self.assertIsNotNone(desk._enrollment._store.get_window("alice"))
 
 
 class AnnouncementTests(SynchronousTestCase):
@@ -508,9 +528,9 @@ class AnnouncementTests(SynchronousTestCase):
         A window closed by its enrollment is announced no more.
         """
         self.open()
-        window = self.enrollment.begin("alice", "127.0.0.5", NOW)
+        window = result_of(self, self.enrollment.begin("alice", "127.0.0.5", NOW))
         sealed, _ = device_payload(PASSWORD, schemes.salt_of(window.otp_hash), "alice")
-        self.enrollment.complete(window, "127.0.0.5", sealed, NOW)
+        result_of(self, self.enrollment.complete(window, "127.0.0.5", sealed, NOW))
         self.assertEqual(self.sent_after(5), 0)
 
     def test_reopened(self):

@@ -10,6 +10,7 @@ count down.
 """
 
 from twisted.cred.portal import Portal
+from twisted.internet.defer import succeed
 
 from suto_server.core import wire
 from suto_server.cred.checkers import SaltedChallengeChecker
@@ -38,7 +39,7 @@ def framed_factory(clock, pool, rendezvous, **phases):
         classic=ClassicRules(
             rendezvous,
             Portal(SutoRealm(), [SaltedChallengeChecker(DictSource({}), pool)]),
-            lambda user: None,
+            lambda user: succeed(None),
             lambda: RSALT,
         ),
         exchange_timeout=EXCHANGE_TIMEOUT,
