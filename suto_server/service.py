@@ -235,6 +235,7 @@ class SutoServer(MultiService):
                 reactor,
                 self,
                 store=store,
+                calls=self.calls,
                 audit=self.audit,
                 live=self.live,
                 hash_pool=self.hash_pool,

@@ -13,13 +13,23 @@ drop.
 The connection a driver works on provides C{send(message)}, C{close()},
 C{setTimeout(seconds)}, C{clock}, C{source} (the peer's address),
 C{ticket} (the connection gate's) and C{lost} (the peer went away).
+
+A step that awaits the rules (which await the store) is a coroutine the
+driver starts once, with L{Driver.run}: while it waits the machine sits
+in a state that asks nothing of the peer, and a message arriving then is
+handled by the machine's table as any message arriving before its reply.
+A step that fails answers C{SUTO_ERROR_BUSY} through the machine's
+C{unavailable}: a store that did not answer (L{StoreError}) with one
+warning line, anything else with the traceback.
 """
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import ClassVar
 
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from suto_server.core.machine import Close, Send
@@ -27,6 +37,7 @@ from suto_server.cred.credentials import SaltedChallenge
 from suto_server.cred.hashpool import HashPoolBusy
 from suto_server.cred.realm import IAuthenticatedUser
 from suto_server.machines.classic import Verify
+from suto_server.store.errors import StoreError
 
 
 class Driver:
@@ -64,6 +75,44 @@ class Driver:
     def perform(self, actions: list) -> None:
         for action in actions:
             getattr(self, self.ACTIONS[type(action)])(action)
+
+    def run(self, step: Coroutine, doing: str) -> Deferred:
+        """
+        Start C{step}, a coroutine that carries out one action against the
+        rules; should it fail, the peer gets C{SUTO_ERROR_BUSY} (when it is
+        still there) and the failure is logged as L{logged} says.
+
+        @param doing: what C{step} does, for the log ("beginning a
+            rotation").
+        @return: a L{Deferred} that fires when C{step} is over, never
+            failing.
+        """
+        return Deferred.fromCoroutine(step).addErrback(self._step_failed, doing)
+
+    def _step_failed(self, failure, doing: str) -> None:
+        reason = self.logged(failure, doing)
+        if not self.connection.lost:
+            self.perform(self.machine.unavailable(reason))
+
+    def logged(self, failure, doing: str) -> str:
+        """
+        Log C{failure} of C{doing}: a store that did not answer is a
+        condition of the deployment (PostgreSQL away, a stopping server),
+        one warning line naming the user and the error; anything else is
+        a fault, logged with its traceback.
+
+        @return: the reason the peer's C{SUTO_ERROR_BUSY} gives.
+        """
+        if failure.check(StoreError):
+            self.log.warn(
+                "{doing} for {user} failed: the store did not answer ({error})",
+                doing=doing,
+                user=self.user,
+                error=failure.value,
+            )
+            return "the store did not answer"
+        self.log.failure("{doing} for {user} failed", failure, doing=doing, user=self.user)
+        return "internal error"
 
     def _send(self, action: Send) -> None:
         self.connection.send(action.message)

@@ -26,6 +26,7 @@ from suto_server.rules.reconnection import Reconnection
 from suto_server.rules.registry import LiveSessions, clients_report
 from suto_server.rules.rotation import Rotation
 from suto_server.rules.tracking import Tracking
+from suto_server.store.calls import LocalCalls
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.records import BlacklistEntry, SpentOfflineStep
 from tests.support.alerts import RecordingSink
@@ -336,7 +337,7 @@ class ReconnectListenerMixin(RotationListenerMixin):
     def make_factory(self, rotation):
         factory = super().make_factory(rotation)
         self.reconnection = Reconnection(
-            self.store, rotation, AuditLog(self.store)
+            LocalCalls(self.store), rotation, AuditLog(self.store), store=self.store
         )
         factory.rotation = replace(factory.rotation, reconnection=self.reconnection)
         return factory
@@ -687,7 +688,7 @@ class RecordingTracking:
         self.admissions.append((profile.username, key, previous, source, proven, d))
         return d
 
-    def proven(self, connection, now):
+    async def proven(self, connection, now):
         self.proofs.append(connection)
 
     def held_elsewhere(self, user, connection):
@@ -792,18 +793,19 @@ class KeyIdOnlyTests(RotationListenerMixin, SynchronousTestCase):
             observers=[self.gate.audited, self.metrics.audited],
         )
         self.live = LiveSessions()
+        calls = LocalCalls(self.store)
         self.rotation = Rotation(
-            self.store,
+            calls,
             self.master_key,
             GroupCommitter(self.clock, self.store.commit_rotations),
+            audit,
             new_private_key=lambda: next(self.server_keys),
-            audit=audit,
         )
         self.factory.gate = self.gate
         self.factory.rotation = replace(
             self.factory.rotation,
             rotation=self.rotation,
-            tracking=Tracking(self.store, audit, self.live, NoChecks(), Locations()),
+            tracking=Tracking(calls, audit, self.live, NoChecks(), Locations()),
         )
 
     def connect(self, factory=None):
