@@ -39,6 +39,7 @@ from suto_server.settings import (
     Timing,
 )
 from tests.support.alerts import RecordingSink, ServiceSink
+from tests.support.coroutines import failure_of
 from tests.support.masterkey import new_master_key
 from tests.support.pki import Authority
 from tests.support.server import make_server
@@ -675,13 +676,12 @@ class ServerWiringTests(SynchronousTestCase):
         )
         store.commit_rotations([numbered_rotation("alice", 0, 1, NOW)])
         store.confirm_current("alice", numbered_key_id(1), NOW, "10.2.3.18")
-        self.assertRaises(
+        failure_of(
+            self,
+            self.server.rotation.check_key(
+                "alice", numbered_key_id(0), "10.9.0.4", NOW + 1
+            ),
             RotationRefused,
-            self.server.rotation.check_key,
-            "alice",
-            numbered_key_id(0),
-            "10.9.0.4",
-            NOW + 1,
         )
         [alert] = self.sink.alerts
         self.assertEqual(

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.phases.test_driver -*-
+# -*- test-case-name: tests.phases.test_driver,tests.phases.test_rotation_awaits -*-
 """
 What every phase's driver shares: carrying out its machine's actions.
 

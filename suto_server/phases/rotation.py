@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.phases.test_connection_rotation -*-
+# -*- test-case-name: tests.phases.test_connection_rotation,tests.phases.test_rotation_awaits -*-
 """
 The rotation connection's driver: a device's agent keeps one connection
 open and rotates its key on it, in lockstep, by L{RotationConversation}.

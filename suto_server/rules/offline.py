@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_offline -*-
+# -*- test-case-name: tests.rules.test_offline,tests.rules.test_rotation_threaded -*-
 """
 Offline detection: a profile whose junk was due and did not come is marked
 offline, durably and with the time (docs/PROTOCOL.md §10.1).

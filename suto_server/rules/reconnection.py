@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_reconnection,tests.rules.test_reconnection_retry -*-
+# -*- test-case-name: tests.rules.test_reconnection,tests.rules.test_reconnection_retry,tests.rules.test_rotation_threaded -*-
 """
 Offline spells, the offline rolling authenticator and the blacklist: the
 rules a profile follows once its junk stopped coming (docs/PROTOCOL.md

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_rotation -*-
+# -*- test-case-name: tests.rules.test_rotation,tests.rules.test_rotation_threaded -*-
 """
 Key rotation rules: junk data from the client, a confirmed switch, and a
 chain that survives a crash at any step.

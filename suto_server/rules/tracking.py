@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_tracking -*-
+# -*- test-case-name: tests.rules.test_tracking,tests.rules.test_rotation_threaded -*-
 """
 Port tracking: a profile that shows up somewhere new must not be in two
 places at once.
