@@ -248,7 +248,12 @@ class RotationDriver(Driver):
         )
 
     def _begin(self, action: Begin) -> None:
-        self.connection.ticket.rotation_started()
+        connection = self.connection
+        connection.ticket.rotation_started()
+        # From here the exchange's timeout bounds the rotation, the
+        # store's answers included: a store that never answers ends the
+        # connection as a silent peer would, not an interval later.
+        connection.setTimeout(connection.exchange_timeout)
         self.run(self._begin_rotation(action.message), "beginning a rotation")
 
     async def _begin_rotation(self, message) -> None:

@@ -148,6 +148,31 @@ class HeldRotationTests(HeldStoreMixin, SynchronousTestCase):
         self.assertEqual(transport.value(), b"")
         self.assertEqual(self.state(), before)
 
+    def test_store_never_answers(self):
+        """
+        A rotation whose store does not answer, on a connection idle since
+        its last rotation, ends at the exchange's timeout rather than the
+        idle one; the store's late answer then sends and stores nothing.
+        """
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + self.rotate_line())
+        transport.clear()
+        self.release()
+        self.exchange(protocol, transport, self.ok_line(transport.value()))
+        self.release()
+        [done] = self.decode(transport.value())
+        self.device.commit(done.sealed)
+        self.assertEqual(self.exchange(protocol, transport, self.rotate_line()), b"")
+        before = self.state()
+        transport.clear()
+        self.clock.advance(protocol.exchange_timeout)
+        self.assertEqual(transport.value(), b"SUTO_ERROR_TIMEOUT\r\n")
+        self.assertTrue(transport.disconnecting)
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        transport.clear()
+        self.release()
+        self.assertEqual((transport.value(), self.state()), (b"", before))
+
     def test_begin_store_errors(self):
         """
         Whichever call of a rotation's start the store fails, the
