@@ -171,11 +171,11 @@ class SutoServer(MultiService):
         # The store's calls for the rules on the reactor thread: a store
         # across the network answers them on a pool of database threads of
         # their own, so that they never queue behind the batches, which
-        # keep their one ordered thread.
+        # keep their one ordered thread (with the notices and claims).
         self._pool = None
         if database is not None and IClusteredStore.providedBy(store):
             self._pool = DatabasePool(reactor, store)
-        self.calls = calls_for(store, self._pool)
+        self.calls = calls_for(store, database, self._pool)
         self.audit = AuditLog(
             store,
             [LogSink(), *alerting.sinks],

@@ -25,7 +25,9 @@ L{suto_server.store.calls}) go to a L{DatabasePool} instead, of
 L{POOL_SIZE} such threads, each with its own sibling, so that they never
 queue behind a batch and a slow one holds up only its own thread.  Their
 order does not matter: the store's transactions decide their races, as
-they do between processes.  A thread waiting on the network holds no
+they do between processes.  (The notices and claims of a shared store
+stay on the ordered thread: a claim belongs to the session that took it,
+and notices keep their order only from one session.)  A thread waiting on the network holds no
 lock of Python's, so the threads' waits overlap.  Measured on a 2-core
 machine, against a PostgreSQL server over a Unix socket, with 256
 connections each starting rotations back to back (two calls each:
