@@ -71,6 +71,21 @@ class HeldStoreMixin(RotationListenerMixin):
             [e.event for e in self.store.audit_events()],
         )
 
+    def assert_failing_call_busy(self, name, line):
+        """
+        On a new connection whose store fails the call C{name}, the first
+        message C{line} is answered as L{assert_busy} says.
+        """
+        self.held.fail(name, StoreError("could not connect to server"))
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + line)
+        before = self.state()
+        transport.clear()
+        with capturedLogs() as events:
+            self.release()
+        self.assert_busy(transport, events, before)
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+
     def assert_busy(self, transport, events, before):
         """
         The connection was answered C{SUTO_ERROR_BUSY} and closed, the
@@ -90,6 +105,35 @@ class HeldRotationTests(HeldStoreMixin, SynchronousTestCase):
     """
     A plain rotation over a store that answers later.
     """
+
+    def started(self):
+        """
+        Connect and start a rotation, the store answering.
+
+        @return: the protocol, its transport, and the device's
+            acknowledgement line.
+        """
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + self.rotate_line())
+        transport.clear()
+        self.release()
+        return protocol, transport, self.ok_line(transport.value())
+
+    def assert_ack_busy(self, name, protocol, transport, ack):
+        """
+        The acknowledgement C{ack}, when the store fails the call C{name},
+        is answered as L{assert_busy} says.
+
+        @return: the names of the calls the store was asked.
+        """
+        self.held.fail(name, StoreError("could not connect to server"))
+        before = self.state()
+        transport.clear()
+        with capturedLogs() as events:
+            self.exchange(protocol, transport, ack)
+            answered = self.release()
+        self.assert_busy(transport, events, before)
+        return answered
 
     def test_turn_ends_before_store(self):
         """
@@ -180,33 +224,15 @@ class HeldRotationTests(HeldStoreMixin, SynchronousTestCase):
         stored.
         """
         for name in ("standing", "get_profile"):
-            self.held.fail(name, StoreError("could not connect to server"))
-            protocol, transport = self.connect()
-            self.exchange(protocol, transport, VERSION + self.rotate_line())
-            before = self.state()
-            transport.clear()
-            with capturedLogs() as events:
-                self.release()
-            self.assert_busy(transport, events, before)
-            protocol.connectionLost(Failure(error.ConnectionDone()))
+            self.assert_failing_call_busy(name, self.rotate_line())
 
     def test_commit_store_error(self):
         """
         A commit the store fails is answered C{SUTO_ERROR_BUSY}, never
         C{SUTO_ROTATE_DONE_}, and the profile keeps its key.
         """
-        protocol, transport = self.connect()
-        self.exchange(protocol, transport, VERSION + self.rotate_line())
-        transport.clear()
-        self.release()
-        ack = self.ok_line(transport.value())
-        self.held.fail("commit_rotations", StoreError("could not connect to server"))
-        before = self.state()
-        transport.clear()
-        with capturedLogs() as events:
-            self.exchange(protocol, transport, ack)
-            self.release()
-        self.assert_busy(transport, events, before)
+        protocol, transport, ack = self.started()
+        self.assert_ack_busy("commit_rotations", protocol, transport, ack)
 
     def test_roll_back_store_error(self):
         """
@@ -214,27 +240,15 @@ class HeldRotationTests(HeldStoreMixin, SynchronousTestCase):
         is answered C{SUTO_ERROR_BUSY}: neither the roll back nor the
         commit happens.
         """
-        protocol, transport = self.connect()
-        self.exchange(protocol, transport, VERSION + self.rotate_line())
-        transport.clear()
-        self.release()
-        self.exchange(protocol, transport, self.ok_line(transport.value()))
+        protocol, transport, ack = self.started()
+        self.exchange(protocol, transport, ack)
         self.release()
         protocol.connectionLost(Failure(error.ConnectionDone()))
         # The device never took "done": it comes back with the first key.
         self.device = Device("alice", FIRST_KEY)
-        protocol, transport = self.connect()
-        self.exchange(protocol, transport, VERSION + self.rotate_line())
-        transport.clear()
-        self.release()
-        ack = self.ok_line(transport.value())
-        self.held.fail("roll_back", StoreError("could not connect to server"))
-        before = self.state()
-        transport.clear()
-        with capturedLogs() as events:
-            self.exchange(protocol, transport, ack)
-            self.assertEqual(self.release(), ["roll_back"])
-        self.assert_busy(transport, events, before)
+        protocol, transport, ack = self.started()
+        answered = self.assert_ack_busy("roll_back", protocol, transport, ack)
+        self.assertEqual(answered, ["roll_back"])
 
     def test_abandon_store_error(self):
         """
@@ -304,15 +318,7 @@ class HeldReconnectionTests(HeldStoreMixin, SynchronousTestCase):
         still offline, no step spent, nothing blacklisted.
         """
         for name in ("standing", "get_profile", "spent_offline_step"):
-            self.held.fail(name, StoreError("could not connect to server"))
-            protocol, transport = self.connect()
-            self.exchange(protocol, transport, VERSION + self.reconnect_line())
-            before = self.state()
-            transport.clear()
-            with capturedLogs() as events:
-                self.release()
-            self.assert_busy(transport, events, before)
-            protocol.connectionLost(Failure(error.ConnectionDone()))
+            self.assert_failing_call_busy(name, self.reconnect_line())
 
     def test_blacklisting_store_error(self):
         """
@@ -322,11 +328,4 @@ class HeldReconnectionTests(HeldStoreMixin, SynchronousTestCase):
         alert nor the entry.
         """
         self.device.fingerprint = bytes(32)
-        self.held.fail("add_to_blacklist", StoreError("could not connect to server"))
-        protocol, transport = self.connect()
-        self.exchange(protocol, transport, VERSION + self.reconnect_line())
-        before = self.state()
-        transport.clear()
-        with capturedLogs() as events:
-            self.release()
-        self.assert_busy(transport, events, before)
+        self.assert_failing_call_busy("add_to_blacklist", self.reconnect_line())

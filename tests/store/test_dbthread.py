@@ -59,20 +59,29 @@ class _RecordingSiblings:
         return self.store.sibling()
 
 
+def _enrolled_store(case):
+    """
+    @return: a new SQLite store, closed after C{case}, with C{alice}
+        enrolled.
+    """
+    folder = case.mktemp()
+    os.makedirs(folder)
+    store = SQLiteStore.open(os.path.join(folder, "suto.db"))
+    case.addCleanup(store.close)
+    store.open_window(window_for("alice"))
+    store.complete_enrollment(
+        profile_for("alice", key_sealed=numbered_seal(0), key_id=numbered_key_id(0))
+    )
+    return store
+
+
 class DatabaseThreadTests(TestCase):
     """
     L{DatabaseThread} over a SQLite store with one enrolled profile.
     """
 
     def setUp(self):
-        folder = self.mktemp()
-        os.makedirs(folder)
-        self.store = SQLiteStore.open(os.path.join(folder, "suto.db"))
-        self.addCleanup(self.store.close)
-        self.store.open_window(window_for("alice"))
-        self.store.complete_enrollment(
-            profile_for("alice", key_sealed=numbered_seal(0), key_id=numbered_key_id(0))
-        )
+        self.store = _enrolled_store(self)
         siblings = _RecordingSiblings(self.store)
         self.opened = siblings.opened
         self.database = DatabaseThread(reactor, siblings)
@@ -190,14 +199,7 @@ class DatabasePoolTests(TestCase):
     """
 
     def setUp(self):
-        folder = self.mktemp()
-        os.makedirs(folder)
-        self.store = SQLiteStore.open(os.path.join(folder, "suto.db"))
-        self.addCleanup(self.store.close)
-        self.store.open_window(window_for("alice"))
-        self.store.complete_enrollment(
-            profile_for("alice", key_sealed=numbered_seal(0), key_id=numbered_key_id(0))
-        )
+        self.store = _enrolled_store(self)
         siblings = _RecordingSiblings(self.store)
         self.opened = siblings.opened
         self.pool = DatabasePool(reactor, siblings, size=3)
