@@ -752,6 +752,19 @@ class ReconnectTrackingTests(ReconnectListenerMixin, SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         self.assertIsNone(self.store.spent_offline_step("alice"))
 
+    def test_admitted_after_hanging_up(self):
+        """
+        A reconnection admitted (made live) after its peer hung up is
+        detached at once, and nothing is sent.
+        """
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + self.reconnect_line())
+        [(_, _, _, _, _, d)] = self.tracking.admissions
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        transport.clear()
+        d.callback(True)
+        self.assertEqual((transport.value(), self.tracking.detached), (b"", ["alice"]))
+
     def test_refused_before_tracking(self):
         """
         A reconnection the rules refuse never reaches tracking: no check
