@@ -52,7 +52,6 @@ from twisted.python.threadpool import ThreadPool
 from suto_server.store.errors import StoreError
 from suto_server.store.interfaces import IStore
 
-
 #: The threads of a L{DatabasePool}.
 POOL_SIZE = 4
 

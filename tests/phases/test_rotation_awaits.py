@@ -268,8 +268,10 @@ class HeldRotationTests(HeldStoreMixin, SynchronousTestCase):
         self.assertEqual(
             [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn],
             [
-                "recording an abandoned rotation for alice failed: the store "
-                "did not answer (could not connect to server)"
+                (
+                    "recording an abandoned rotation for alice failed: the "
+                    "store did not answer (could not connect to server)"
+                )
             ],
         )
 

@@ -1,10 +1,11 @@
 """
 The rotation path's rules over L{ThreadedCalls}: every store call on a
-real L{DatabaseThread} with its own SQLite connection, as the daemon runs
-them against a store across the network.  Each decision's coroutine has
-not finished when the call that starts it returns (the reactor's turn
-ends before the store answers), and comes to the same result as over a
-local store once it does.
+real database thread with its own connection, as the daemon runs them
+against a store across the network: on a L{DatabaseThread} over SQLite,
+and on a L{DatabasePool} beside one over PostgreSQL, as the daemon does.
+Each decision's coroutine has not finished when the call that starts it
+returns (the reactor's turn ends before the store answers), and comes to
+the same result as over a local store once it does.
 """
 
 from functools import partial
@@ -22,10 +23,12 @@ from suto_server.rules.registry import LiveSessions
 from suto_server.rules.rotation import Rotation, RotationRefused
 from suto_server.rules.tracking import Tracking
 from suto_server.store.calls import ThreadedCalls
-from suto_server.store.dbthread import DatabaseThread, store_method
+from suto_server.store.dbthread import DatabasePool, DatabaseThread, store_method
 from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
+from suto_server.store.postgres import PostgresStore
 from tests.support.masterkey import new_master_key
+from tests.support.postgres import new_location
 from tests.support.reconnection import opens_ok, reconnect_message
 from tests.support.rotation import ELSEWHERE, NOW, SOURCE, enroll
 from tests.support.stores import SQLiteStoreMixin
@@ -39,11 +42,14 @@ class _Locations:
         return address
 
 
-class ThreadedRotationTests(SQLiteStoreMixin, TestCase):
+class ThreadedRotationMixin:
     """
-    The rules over a SQLite store's database thread, C{alice} enrolled at
-    L{SOURCE}.
+    The rules over a store's database threads, C{alice} enrolled at
+    L{SOURCE}.  A test case mixes it with a store mixin, and says with
+    C{pooled} whether the rules' calls go to a L{DatabasePool}.
     """
+
+    pooled = False
 
     def setUp(self):
         self.store = self.make_store()
@@ -53,7 +59,12 @@ class ThreadedRotationTests(SQLiteStoreMixin, TestCase):
         self.database = DatabaseThread(reactor, self.store)
         self.database.startService()
         self.addCleanup(self.database.stopService)
-        self.calls = ThreadedCalls(self.database)
+        pool = None
+        if self.pooled:
+            self.pool = pool = DatabasePool(reactor, self.store)
+            pool.startService()
+            self.addCleanup(pool.stopService)
+        self.calls = ThreadedCalls(self.database, pool)
         self.audit = AuditLog(self.store)
         self.rotation = Rotation(
             self.calls,
@@ -178,7 +189,26 @@ class ThreadedRotationTests(SQLiteStoreMixin, TestCase):
         L{StoreError}, which the rules pass on having recorded nothing.
         """
         await self.database.stopService()
+        if self.pooled:
+            await self.pool.stopService()
         request = self.device.request()
         with self.assertRaises(StoreError):
             await self.rotation.check_key("alice", request.key_id, SOURCE, NOW)
         self.assertEqual(self.store.audit_events(), [])
+
+
+class SQLiteThreadedRotationTests(ThreadedRotationMixin, SQLiteStoreMixin, TestCase):
+    """
+    The rules over a SQLite store's one database thread.
+    """
+
+
+class PostgresThreadedRotationTests(ThreadedRotationMixin, TestCase):
+    """
+    The rules over a PostgreSQL store, on the pool of database threads.
+    """
+
+    pooled = True
+
+    def make_store(self):
+        return PostgresStore.open(new_location(self))
