@@ -64,9 +64,9 @@ def key_rules(
     parent,
     *,
     store,
+    calls,
     audit,
     live,
-    calls,
     hash_pool,
     committer,
     locations,
@@ -81,9 +81,9 @@ def key_rules(
     Build the rules of a server with a master key, running the services
     they need (check packets, the offline sweep) under C{parent}.
 
-    @param live: the live rotation connections (L{LiveSessions}).
     @param calls: the store's calls (L{suto_server.store.calls.IStoreCalls})
         the rules await.
+    @param live: the live rotation connections (L{LiveSessions}).
     @param paced: paces the check service's lines about the datagrams
         it receives (L{suto_server.rules.gate.ConnectionGate.paced}).
     @param committer: the rotations' group commit.
@@ -102,20 +102,21 @@ def key_rules(
         paced=paced,
     )
     checks.setServiceParent(parent)
-    tracking = Tracking(store, audit, live, checks, locations)
+    tracking = Tracking(calls, audit, live, checks, locations)
     rotation = Rotation(
-        store,
-        settings.master_key,
-        committer,
-        alerting.fingerprint_alert,
-        audit=audit,
+        calls, settings.master_key, committer, audit, alerting.fingerprint_alert
     )
     reconnection = Reconnection(
-        store, rotation, audit, timing.offline_step, timing.offline_window
+        calls,
+        rotation,
+        audit,
+        timing.offline_step,
+        timing.offline_window,
+        store=store,
     )
     OfflineWatch(
         reactor,
-        store,
+        calls,
         timing.rotation_interval,
         timing.rotation_grace,
         live.__contains__,

@@ -75,7 +75,8 @@ from suto_server.settings import (
     VerifyApiSettings,
 )
 from suto_server.store.calls import calls_for
-from suto_server.store.dbthread import store_method
+from suto_server.store.clustering import IClusteredStore
+from suto_server.store.dbthread import DatabasePool, store_method
 from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.records import MAX_NAME
@@ -170,9 +171,16 @@ class SutoServer(MultiService):
         )
         self._last_alert = None
         self._database = database
-        # The store's calls for the rules on the reactor thread: a
-        # store across the network answers them on the database thread.
-        self.calls = calls_for(store, database) if calls is None else calls
+        # The store's calls for the rules on the reactor thread: a store
+        # across the network answers them on a pool of database threads of
+        # their own, so that they never queue behind the batches, which
+        # keep their one ordered thread (with the notices and claims).
+        self._pool = None
+        if database is not None and IClusteredStore.providedBy(store):
+            self._pool = DatabasePool(reactor, store)
+        self.calls = (
+            calls_for(store, database, self._pool) if calls is None else calls
+        )
         self.audit = AuditLog(
             store,
             [LogSink(), *alerting.sinks],
@@ -614,6 +622,8 @@ class SutoServer(MultiService):
         # them all, so that what they record while stopping is written.
         if self._database is not None:
             self._database.startService()
+        if self._pool is not None:
+            self._pool.startService()
         super().startService()
 
     def stopService(self):
@@ -626,7 +636,13 @@ class SutoServer(MultiService):
         return d
 
     def _stop_database(self, result):
-        d = self.audit.flushed()
+        if self._pool is None:
+            d = self.audit.flushed()
+        else:
+            # The rules' calls in flight end first: what they record is
+            # flushed after them.
+            d = self._pool.stopService()
+            d.addCallback(lambda _: self.audit.flushed())
         d.addCallback(lambda _: self._database.stopService())
         return d.addCallback(lambda _: result)
 

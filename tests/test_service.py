@@ -674,13 +674,12 @@ class ServerWiringTests(SynchronousTestCase):
         )
         store.commit_rotations([numbered_rotation("alice", 0, 1, NOW)])
         store.confirm_current("alice", numbered_key_id(1), NOW, "10.2.3.18")
-        self.assertRaises(
+        failure_of(
+            self,
+            self.server.rotation.check_key(
+                "alice", numbered_key_id(0), "10.9.0.4", NOW + 1
+            ),
             RotationRefused,
-            self.server.rotation.check_key,
-            "alice",
-            numbered_key_id(0),
-            "10.9.0.4",
-            NOW + 1,
         )
         [alert] = self.sink.alerts
         self.assertEqual(

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.python.failure import Failure
 
 from suto_server.core import schemes, wire
 from suto_server.machines.classic import ClassicConversation, Finish
-from suto_server.phases.driver import VerifyingDriver
-from suto_server.phases.starting import log_undecided
+from suto_server.phases.driver import VerifyingDriver, log_undecided
 from suto_server.rules.rendezvous import Rendezvous, Verdict
 
 
@@ -106,9 +106,13 @@ class ClassicDriver(VerifyingDriver):
             return None
         try:
             salt = await rules.salt_for(request.user)
-        except Exception as error:
-            log_undecided(cls.log, error, "reading the salt of {user}", user=request.user)
-            rules.rendezvous.finish(request, Verdict.ERROR, "the salt could not be read")
+        except Exception:
+            log_undecided(
+                cls.log, Failure(), "reading the salt of {user}", user=request.user
+            )
+            rules.rendezvous.finish(
+                request, Verdict.ERROR, "the salt could not be read"
+            )
             if not connection.ended:
                 connection.refuse(wire.ERROR_BUSY)
             return None
@@ -122,8 +126,7 @@ class ClassicDriver(VerifyingDriver):
 
     def _finish(self, action: Finish) -> None:
         self.log.info(
-            "authentication for {user} from {source}: {verdict}"
-            "{reason_text}",
+            "authentication for {user} from {source}: {verdict}{reason_text}",
             user=self.user,
             source=self.connection.source,
             verdict=action.verdict.value,

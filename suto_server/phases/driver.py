@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.phases.test_driver -*-
+# -*- test-case-name: tests.phases.test_driver,tests.phases.test_rotation_awaits -*-
 """
 What every phase's driver shares: carrying out its machine's actions.
 
@@ -13,13 +13,23 @@ drop.
 The connection a driver works on provides C{send(message)}, C{close()},
 C{setTimeout(seconds)}, C{clock}, C{source} (the peer's address),
 C{ticket} (the connection gate's) and C{lost} (the peer went away).
+
+A step that awaits the rules (which await the store) is a coroutine the
+driver starts once, with L{Driver.run}: while it waits the machine sits
+in a state that asks nothing of the peer, and a message arriving then is
+handled by the machine's table as any message arriving before its reply.
+A step that fails answers C{SUTO_ERROR_BUSY} through the machine's
+C{unavailable}: a store that did not answer (L{StoreError}) with one
+warning line, anything else with the traceback.
 """
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import ClassVar
 
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from suto_server.core.machine import Close, Send
@@ -27,8 +37,26 @@ from suto_server.cred.credentials import SaltedChallenge
 from suto_server.cred.hashpool import HashPoolBusy
 from suto_server.cred.realm import IAuthenticatedUser
 from suto_server.machines.classic import Verify
-from suto_server.phases.starting import log_undecided
 from suto_server.store.errors import StoreError
+
+
+def log_undecided(log, failure, what: str, **fields) -> None:
+    """
+    Log that the rules could not decide C{what} (a format string over
+    C{fields}) because of C{failure}: a store that could not answer is an
+    outage the operator already sees elsewhere (PostgreSQL away, a
+    stopping server), one warning line with the store's reason; anything
+    else is a fault, logged with its traceback.  Nothing of what the
+    device sent goes in.
+    """
+    if failure.check(StoreError):
+        log.warn(
+            what + " failed: the store did not answer ({error})",
+            error=str(failure.value),
+            **fields,
+        )
+    else:
+        log.failure(what, failure, **fields)
 
 
 class Driver:
@@ -66,6 +94,40 @@ class Driver:
     def perform(self, actions: list) -> None:
         for action in actions:
             getattr(self, self.ACTIONS[type(action)])(action)
+
+    def run(self, step: Coroutine, doing: str) -> Deferred:
+        """
+        Start C{step}, a coroutine that carries out one action against the
+        rules; should it fail, the peer gets C{SUTO_ERROR_BUSY} (when it is
+        still there) and the failure is logged as L{logged} says.
+
+        @param doing: what C{step} does, for the log ("beginning a
+            rotation").
+        @return: a L{Deferred} that fires when C{step} is over, never
+            failing.
+        """
+        return Deferred.fromCoroutine(step).addErrback(self._step_failed, doing)
+
+    def _step_failed(self, failure, doing: str) -> None:
+        reason = self.logged(failure, doing)
+        if not self.connection.lost:
+            self.perform(self.machine.unavailable(reason))
+
+    def logged(self, failure, doing: str) -> str:
+        """
+        Log C{failure} of C{doing}: a store that did not answer is a
+        condition of the deployment (PostgreSQL away, a stopping server),
+        one warning line naming the user and the error; anything else is
+        a fault, logged with its traceback.
+
+        @return: the reason the peer's C{SUTO_ERROR_BUSY} gives.
+        """
+        log_undecided(
+            self.log, failure, "{doing} for {user}", doing=doing, user=self.user
+        )
+        if failure.check(StoreError):
+            return "the store did not answer"
+        return "internal error"
 
     def _send(self, action: Send) -> None:
         self.connection.send(action.message)
@@ -112,7 +174,7 @@ class VerifyingDriver(Driver):
         elif failure.check(StoreError):
             # The hash source is the store, which could not answer.
             log_undecided(
-                self.log, failure.value, "checking the response for {user}", user=self.user
+                self.log, failure, "checking the response for {user}", user=self.user
             )
             self.perform(self.machine.unavailable("the store could not answer"))
         else:

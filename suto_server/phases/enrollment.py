@@ -19,11 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from suto_server.core import schemes, wire
 from suto_server.machines.enrollment import Complete, EnrollmentConversation, Fail
-from suto_server.phases.driver import VerifyingDriver
-from suto_server.phases.starting import log_undecided
+from suto_server.phases.driver import VerifyingDriver, log_undecided
 from suto_server.rules.enrollment import Enrollment, EnrollmentRefused
 
 
@@ -49,7 +49,9 @@ class EnrollmentDriver(VerifyingDriver):
 
     ACTIONS = {**VerifyingDriver.ACTIONS, Complete: "_complete", Fail: "_fail"}
 
-    def __init__(self, connection, rules: EnrollmentRules, user: str, window, make_rsalt):
+    def __init__(
+        self, connection, rules: EnrollmentRules, user: str, window, make_rsalt
+    ):
         super().__init__(
             connection,
             EnrollmentConversation(schemes.salt_of(window.otp_hash), make_rsalt),
@@ -60,7 +62,9 @@ class EnrollmentDriver(VerifyingDriver):
         self._window = window
 
     @classmethod
-    def start(cls, connection, rules: EnrollmentRules, user: str, make_rsalt) -> Deferred:
+    def start(
+        cls, connection, rules: EnrollmentRules, user: str, make_rsalt
+    ) -> Deferred:
         """
         Open the enrollment of C{user} through its window and send the
         first reply.
@@ -83,8 +87,10 @@ class EnrollmentDriver(VerifyingDriver):
                 connection.send(wire.Auth(False))
                 connection.close()
             return None
-        except Exception as error:
-            log_undecided(cls.log, error, "opening the enrollment of {user}", user=user)
+        except Exception:
+            log_undecided(
+                cls.log, Failure(), "opening the enrollment of {user}", user=user
+            )
             if not connection.ended:
                 connection.refuse(wire.ERROR_BUSY)
             return None
@@ -108,13 +114,16 @@ class EnrollmentDriver(VerifyingDriver):
             )
         except EnrollmentRefused as refusal:
             answer = self.machine.rejected(refusal.reason)
-        except Exception as error:
+        except Exception:
             # The store could not commit (unreachable, a full disk):
             # nothing was written, the window stays open, and the device
             # is told to try again rather than left with a dropped
             # connection.
             log_undecided(
-                self.log, error, "the enrollment of {user} was not stored", user=self.user
+                self.log,
+                Failure(),
+                "the enrollment of {user} was not stored",
+                user=self.user,
             )
             answer = self.machine.unavailable("the enrollment could not be stored")
         else:
@@ -136,10 +145,10 @@ class EnrollmentDriver(VerifyingDriver):
             await self._enrollment.fail(self.user, source, reason, now)
         except EnrollmentRefused:
             pass
-        except Exception as error:
+        except Exception:
             log_undecided(
                 self.log,
-                error,
+                Failure(),
                 "a failed enrollment of {user} was not counted",
                 user=self.user,
             )

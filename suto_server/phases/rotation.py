@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.phases.test_connection_rotation -*-
+# -*- test-case-name: tests.phases.test_connection_rotation,tests.phases.test_rotation_awaits -*-
 """
 The rotation connection's driver: a device's agent keeps one connection
 open and rotates its key on it, in lockstep, by L{RotationConversation}.
@@ -17,6 +17,14 @@ challenges the agent to prove its key (L{RotationDriver.challenge}): the
 challenge goes out between rotations, the proofs it expects are computed
 by the rotation rules as it goes, and the agent's answer is compared with
 them in constant time.
+
+Each of these steps awaits the rules, which await the store: the driver
+starts it once (L{Driver.run}) and, after every wait, looks again at
+whether the peer is still there before it answers.  While a step waits
+the machine is in a state that asks nothing of the peer (C{beginning},
+C{reconnecting}, C{committing}): a message arriving then is pipelined,
+answered as the table says.  A store that fails a step answers
+C{SUTO_ERROR_BUSY}; nothing was committed, and the client tries again.
 """
 
 from __future__ import annotations
@@ -24,11 +32,13 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail
+from twisted.python.failure import Failure
 
 from suto_server.core import timing, wire
 from suto_server.core.machine import Send
 from suto_server.machines.rotation import (
+    IDLE,
     Abandon,
     Begin,
     Commit,
@@ -45,6 +55,10 @@ from suto_server.rules.tracking import Tracking
 #: Challenges one connection may have waiting for their answers: a
 #: verification waits seconds, and the callers' limits keep them few.
 MAX_CHALLENGES = 16
+
+#: What a challenge holds while the proofs it expects are read: it goes out
+#: once they are there.
+_PREPARING = object()
 
 
 @dataclass(frozen=True)
@@ -74,9 +88,7 @@ def tell_time(connection, reconnection: Reconnection) -> None:
     A client derives its offline key for the server's time step, whatever
     its own clock says: send it the time and the step.
     """
-    connection.send(
-        wire.ServerTime(int(connection.clock.seconds()), reconnection.step)
-    )
+    connection.send(wire.ServerTime(int(connection.clock.seconds()), reconnection.step))
 
 
 class RotationDriver(Driver):
@@ -92,6 +104,7 @@ class RotationDriver(Driver):
         "_offline_step",
         "_attempt_nonce",
         "_challenges",
+        "_rotations",
     )
 
     ACTIONS = {
@@ -112,13 +125,17 @@ class RotationDriver(Driver):
         self._committing = False
         # What this connection's reconnection spends when the one rotation
         # it lets follow commits: the offline step, and the attempt's
-        # nonce.  That rotation takes them (see _begin); the connection's
-        # later rotations are plain ones.
+        # nonce.  That rotation takes them (see _begin_rotation); the
+        # connection's later rotations are plain ones.
         self._offline_step = None
         self._attempt_nonce = None
-        # nonce -> [the verification's Deferred, the proofs expected, or
-        # None while the challenge waits for the rotation under way]
+        # nonce -> [the verification's Deferred, the proofs expected;
+        # _PREPARING while they are read, or None while the challenge
+        # waits for the rotation under way]
         self._challenges: dict[bytes, list] = {}
+        # Rotations committed on this connection: a challenge's proofs
+        # read before the latest one are stale.
+        self._rotations = 0
 
     def challenge(self, nonce: bytes) -> Deferred:
         """
@@ -127,9 +144,10 @@ class RotationDriver(Driver):
 
         @return: a L{Deferred} firing with C{True} (the proof matched),
             C{False} (it did not), or L{None} (the connection ended before
-            an answer), or failing with L{TooManyChallenges} at once (the
-            connection has L{MAX_CHALLENGES} waiting, or one with this
-            nonce); cancel it to give up waiting.
+            an answer, or its proofs could not be read), or failing with
+            L{TooManyChallenges} at once (the connection has
+            L{MAX_CHALLENGES} waiting, or one with this nonce); cancel it
+            to give up waiting.
         """
         if len(self._challenges) >= MAX_CHALLENGES or nonce in self._challenges:
             return fail(TooManyChallenges())
@@ -140,31 +158,49 @@ class RotationDriver(Driver):
 
     def _send_challenges(self) -> None:
         """
-        Send the challenges still waiting, if the machine says the
-        connection is between rotations.
+        Prepare the challenges still waiting, if the connection is between
+        rotations: each goes out once its proofs are read.
         """
+        if self.machine.state != IDLE or self.connection.lost:
+            return
         for nonce, entry in list(self._challenges.items()):
-            if entry[1] is not None or self.connection.lost:
-                continue
-            actions = self.machine.challenge(nonce)
-            if any(isinstance(action, Send) for action in actions):
-                # The keys as they are when the challenge goes out: the
-                # agent answers with the key it holds then.
-                try:
-                    entry[1] = self._rules.rotation.verify_proofs(self.user, nonce)
-                except Exception:
-                    self.log.failure(
-                        "preparing a verification of {user} failed", user=self.user
-                    )
-                    del self._challenges[nonce]
-                    entry[0].callback(None)
-                    continue
-            self.perform(actions)
+            if entry[1] is None:
+                entry[1] = _PREPARING
+                Deferred.fromCoroutine(self._send_challenge(nonce, entry)).addErrback(
+                    self.logged, "sending a verification"
+                )
+
+    async def _send_challenge(self, nonce: bytes, entry: list) -> None:
+        """
+        Read the proofs C{nonce}'s challenge expects, then send it, if the
+        connection is still between the same two rotations: the agent
+        answers with the key it holds when the challenge arrives, which is
+        the key the proofs were made from only then.
+        """
+        rotations = self._rotations
+        try:
+            proofs = await self._rules.rotation.verify_proofs(self.user, nonce)
+        except Exception:
+            self.logged(Failure(), "preparing a verification")
+            if self._challenges.get(nonce) is entry:
+                del self._challenges[nonce]
+                entry[0].callback(None)
+            return
+        if self._challenges.get(nonce) is not entry:
+            # Cancelled, or the connection ended, while the proofs were read.
+            return
+        if self.connection.lost or rotations != self._rotations:
+            entry[1] = None
+            self._send_challenges()
+            return
+        actions = self.machine.challenge(nonce)
+        entry[1] = proofs if any(isinstance(a, Send) for a in actions) else None
+        self.perform(actions)
 
     def _prove(self, action: Prove) -> None:
         message = action.message
         entry = self._challenges.get(message.nonce)
-        if entry is None or entry[1] is None:
+        if entry is None or entry[1] is None or entry[1] is _PREPARING:
             # No challenge of ours is waiting for it (it came too late, or
             # was never asked): it proves nothing.
             return
@@ -186,12 +222,17 @@ class RotationDriver(Driver):
             )
 
     def _abandon(self, action: Abandon) -> None:
-        self._rules.rotation.failed(
-            self.user,
-            self.connection.source,
-            action.reason,
-            self.connection.clock.seconds(),
-            held_elsewhere=self._held_elsewhere(),
+        # The machine has ended the conversation: a failure here is only
+        # logged (run's answer finds the conversation over).
+        self.run(
+            self._rules.rotation.failed(
+                self.user,
+                self.connection.source,
+                action.reason,
+                self.connection.clock.seconds(),
+                held_elsewhere=self._held_elsewhere(),
+            ),
+            "recording an abandoned rotation",
         )
 
     def _held_elsewhere(self) -> bool:
@@ -205,48 +246,57 @@ class RotationDriver(Driver):
         )
 
     def _begin(self, action: Begin) -> None:
+        connection = self.connection
+        connection.ticket.rotation_started()
+        # From here the exchange's timeout bounds the rotation, the
+        # store's answers included: a store that never answers ends the
+        # connection as a silent peer would, not an interval later.
+        connection.setTimeout(connection.exchange_timeout)
+        self.run(self._begin_rotation(action.message), "beginning a rotation")
+
+    async def _begin_rotation(self, message) -> None:
         """
         Check the presented key, then (for a connection that tracking has
         not yet admitted) the profile's location, then derive the next
         key.
         """
-        message = action.message
         connection = self.connection
-        connection.ticket.rotation_started()
         rotation = self._rules.rotation
         reconnection = self._rules.reconnection
         tracking = self._rules.tracking
         now = connection.clock.seconds()
         source = connection.source
-        try:
-            if reconnection is not None:
-                reconnection.check_rotation(
+        if reconnection is not None:
+            try:
+                await reconnection.check_rotation(
                     message.user,
                     message.key_id,
                     source,
                     now,
                     reconnected=self._offline_step is not None,
                 )
-        except ReconnectRefused:
-            self.perform(self.machine.denied())
-            return
+            except ReconnectRefused:
+                self.perform(self.machine.denied())
+                return
         try:
-            profile, presented = rotation.check_key(
+            profile, presented = await rotation.check_key(
                 message.user, message.key_id, source, now
             )
         except RotationRefused:
             self.perform(self.machine.refused())
             return
-        # Admitted at once, begin runs in this turn and can use the key
-        # just checked; after a wait for the tracker it checks again, as
-        # another connection may have rotated the profile meanwhile.
+        if connection.lost:
+            return
+        # Admitted already, begin awaits nothing before it derives and can
+        # use the key just checked; after a wait for the tracker it checks
+        # again, as another connection may have rotated the profile
+        # meanwhile.
         checked = None
         if tracking is None or self._admitted:
-            admitted = succeed(True)
             checked = (profile, presented)
         else:
             current, previous = rotation.held_keys(profile)
-            admitted = tracking.admit(
+            admit = await tracking.admit(
                 profile,
                 current,
                 source,
@@ -255,10 +305,8 @@ class RotationDriver(Driver):
                 previous=previous,
                 proven=False,
             )
-
-        def begin(admit: bool) -> None:
             if connection.lost:
-                if admit and tracking is not None:
+                if admit:
                     # Admitted after it hung up: it will prove nothing.
                     tracking.detach(self.user, connection)
                 return
@@ -266,49 +314,50 @@ class RotationDriver(Driver):
                 self.perform(self.machine.refused())
                 return
             self._admitted = True
-            # Only the rotation right after the reconnection spends its step
-            # and nonce.  Were a later one on this connection to carry them,
-            # its commit would offer the store a nonce already recorded,
-            # which it refuses as a replayed reconnection: the key holder's
-            # next rotation would fail, and it would go offline again.
-            offline_step, self._offline_step = self._offline_step, None
-            attempt_nonce, self._attempt_nonce = self._attempt_nonce, None
-            try:
-                self._pending = rotation.begin(
-                    message.user,
-                    message.key_id,
-                    message.junk,
-                    message.public,
-                    source,
-                    connection.clock.seconds(),
-                    offline_step=offline_step,
-                    attempt_nonce=attempt_nonce,
-                    checked=checked,
-                )
-            except RotationRefused:
-                self.perform(self.machine.refused())
-            else:
-                connection.setTimeout(connection.exchange_timeout)
-                self.perform(
-                    self.machine.started(self._pending.server_public, self._pending.ok)
-                )
-
-        admitted.addCallback(begin).addErrback(self._broke)
+        # Only the rotation right after the reconnection spends its step
+        # and nonce.  Were a later one on this connection to carry them,
+        # its commit would offer the store a nonce already recorded, which
+        # it refuses as a replayed reconnection: the key holder's next
+        # rotation would fail, and it would go offline again.
+        offline_step, self._offline_step = self._offline_step, None
+        attempt_nonce, self._attempt_nonce = self._attempt_nonce, None
+        try:
+            pending = await rotation.begin(
+                message.user,
+                message.key_id,
+                message.junk,
+                message.public,
+                source,
+                connection.clock.seconds(),
+                offline_step=offline_step,
+                attempt_nonce=attempt_nonce,
+                checked=checked,
+            )
+        except RotationRefused:
+            self.perform(self.machine.refused())
+            return
+        if connection.lost:
+            return
+        self._pending = pending
+        connection.setTimeout(connection.exchange_timeout)
+        self.perform(self.machine.started(pending.server_public, pending.ok))
 
     def _reconnect(self, action: Reconnect) -> None:
+        if self._rules.reconnection is None:
+            self.perform(self.machine.refused())
+            return
+        self.run(self._rejoin(action.message), "checking a reconnection")
+
+    async def _rejoin(self, message) -> None:
         """
         A client that marked itself offline came back: check its offline
         key, then (from a new address) the profile's location, then let
         one rotation follow.
         """
-        reconnection = self._rules.reconnection
-        if reconnection is None:
-            self.perform(self.machine.refused())
-            return
         connection = self.connection
         try:
-            accepted = reconnection.reconnect(
-                action.message, connection.source, connection.clock.seconds()
+            accepted = await self._rules.reconnection.reconnect(
+                message, connection.source, connection.clock.seconds()
             )
         except ReconnectRefused as refusal:
             if refusal.reason == "unknown_key":
@@ -316,11 +365,11 @@ class RotationDriver(Driver):
             else:
                 self.perform(self.machine.denied())
             return
+        if connection.lost:
+            return
         tracking = self._rules.tracking
-        if tracking is None:
-            admitted = succeed(True)
-        else:
-            admitted = tracking.admit(
+        if tracking is not None:
+            admit = await tracking.admit(
                 accepted.profile,
                 accepted.key,
                 connection.source,
@@ -329,68 +378,60 @@ class RotationDriver(Driver):
                 previous=accepted.previous,
                 proven=True,
             )
-
-        def answer(admit: bool) -> None:
             if connection.lost:
+                if admit:
+                    # Made live after it hung up: it is not.
+                    tracking.detach(self.user, connection)
                 return
             if not admit:
                 self.perform(self.machine.refused())
                 return
-            self._admitted = tracking is not None
-            self._offline_step = accepted.step
-            self._attempt_nonce = accepted.attempt_nonce
-            self.perform(self.machine.reconnected(accepted.ok))
-
-        admitted.addCallback(answer).addErrback(self._broke)
-
-    def _broke(self, failure) -> None:
-        self.log.failure("rotation for {user} failed", failure, user=self.user)
-        if not self.connection.lost:
-            self.perform(self.machine.unavailable("internal error"))
+        self._admitted = tracking is not None
+        self._offline_step = accepted.step
+        self._attempt_nonce = accepted.attempt_nonce
+        self.perform(self.machine.reconnected(accepted.ok))
 
     def _commit(self, action: Commit) -> None:
+        pending, self._pending = self._pending, None
+        self.run(self._commit_rotation(pending, action.sealed), "committing a rotation")
+
+    async def _commit_rotation(self, pending, sealed: bytes) -> None:
+        """
+        Check the acknowledgement and commit the new key; only then
+        answer "done".
+        """
         connection = self.connection
+        tracking = self._rules.tracking
+        self._committing = True
         try:
-            d = self._rules.rotation.acknowledge(
-                self._pending,
-                action.sealed,
+            done = await self._rules.rotation.acknowledge(
+                pending,
+                sealed,
                 connection.source,
                 connection.clock.seconds(),
                 held_elsewhere=self._held_elsewhere(),
             )
-        except RotationRefused:
-            self.perform(self.machine.rejected())
-            return
-        self._pending = None
-        self._committing = True
-        tracking = self._rules.tracking
-
-        def committed(done: bytes) -> None:
-            self._committing = False
-            if tracking is not None:
-                # The acknowledgement proved the key and the fingerprint.
-                tracking.proven(connection, connection.clock.seconds())
-            if not connection.lost:
-                # Quiet until the next rotation is due, plus its grace.
-                connection.setTimeout(self._rules.idle_timeout)
-                self.perform(self.machine.committed(done))
-                connection.ticket.rotated()
-                self._send_challenges()
-
-        def failed(failure) -> None:
+        except Exception as error:
             self._committing = False
             if tracking is not None:
                 tracking.forget(connection)
-            if connection.lost:
-                return
-            if failure.check(RotationRefused):
+            if not isinstance(error, RotationRefused):
+                raise
+            if not connection.lost:
                 self.perform(self.machine.rejected())
-            else:
-                self.log.failure(
-                    "committing a rotation for {user} failed",
-                    failure,
-                    user=self.user,
-                )
-                self.perform(self.machine.unavailable("the commit failed"))
-
-        d.addCallbacks(committed, failed)
+            return
+        self._committing = False
+        self._rotations += 1
+        if tracking is not None:
+            # The acknowledgement proved the key and the fingerprint.  The
+            # rotation is committed whatever becomes of the move's record,
+            # so a failure there is only logged.
+            Deferred.fromCoroutine(
+                tracking.proven(connection, connection.clock.seconds())
+            ).addErrback(self.logged, "recording a move")
+        if not connection.lost:
+            # Quiet until the next rotation is due, plus its grace.
+            connection.setTimeout(self._rules.idle_timeout)
+            self.perform(self.machine.committed(done))
+            connection.ticket.rotated()
+            self._send_challenges()

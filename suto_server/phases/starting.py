@@ -13,16 +13,11 @@ it would have had the store answered at once; a second one breaks the
 lockstep and is answered C{SUTO_ERROR_PIPELINED}.  A decoding error or
 the exchange timeout ends the connection with its own code.  A driver
 decided after its connection ended does not start.
-
-L{log_undecided} is how every driver logs a decision the rules could not
-make: a store that could not answer is an outage the operator already
-sees elsewhere, one warning line per connection, not a traceback.
 """
 
 from __future__ import annotations
 
 from suto_server.core import wire
-from suto_server.store.errors import StoreError
 
 #: Messages a device may send before the server's first reply.
 MAY_HOLD = 1
@@ -53,18 +48,3 @@ class Starting:
 
     def connection_lost(self) -> None:
         """The driver being decided sees C{connection.ended} and stays out."""
-
-
-def log_undecided(log, error: Exception, what: str, **fields) -> None:
-    """
-    Log, in an C{except} block, that the rules could not decide C{what}
-    (a format string over C{fields}): a L{StoreError} in one warning line
-    with the store's reason, anything else with its traceback.  Nothing of
-    what the device sent goes in.
-    """
-    if isinstance(error, StoreError):
-        log.warn(
-            what + ": the store could not answer ({error})", error=str(error), **fields
-        )
-    else:
-        log.failure(what, **fields)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_reconnection,tests.rules.test_reconnection_retry -*-
+# -*- test-case-name: tests.rules.test_reconnection,tests.rules.test_reconnection_retry,tests.rules.test_rotation_threaded -*-
 """
 Offline spells, the offline rolling authenticator and the blacklist: the
 rules a profile follows once its junk stopped coming (docs/PROTOCOL.md
@@ -53,7 +53,12 @@ The same line sorts the alerts: one raised for a peer that proved nothing
 since anyone could raise it at will; one raised after a valid proof of the
 key goes out at once.
 
-Every method takes C{now}; nothing here reads a clock.
+Every method takes C{now}; nothing here reads a clock.  The decisions
+on a connection are coroutines awaiting the store's calls
+(L{suto_server.store.calls.IStoreCalls}), reading each step's marks in as
+few calls as the store offers (L{IBlacklistStore.standing} gives both);
+a L{suto_server.store.errors.StoreError} passes through to the caller
+before anything is recorded.
 """
 
 from __future__ import annotations
@@ -106,28 +111,34 @@ class Reconnected:
 
 class Reconnection:
     """
-    @param store: an L{suto_server.store.interfaces.IStore}.
+    @param calls: the store's calls (L{suto_server.store.calls.IStoreCalls}).
     @param rotation: the L{Rotation} rules, which open the profile's keys.
     @param audit: the L{AuditLog}.
     @param step: seconds in an offline time step.
     @param window: steps either side of the server's own to try.
+    @param store: the L{suto_server.store.interfaces.IStore} the
+        operator's blacklist listing and unblocking read and change on the
+        reactor thread (L{blacklist_report}, L{unblock}).
     """
 
     def __init__(
         self,
-        store,
+        calls,
         rotation,
         audit,
         step: int = timing.DEFAULT_OFFLINE_STEP,
         window: int = timing.DEFAULT_OFFLINE_WINDOW,
+        *,
+        store,
     ) -> None:
+        self._calls = calls
         self._store = store
         self._rotation = rotation
         self._audit = audit
         self.step = step
         self.window = window
 
-    def reconnect(self, message, source: str, now: float) -> Reconnected:
+    async def reconnect(self, message, source: str, now: float) -> Reconnected:
         """
         A client came back with C{message} (a L{wire.Reconnect}).
 
@@ -135,15 +146,17 @@ class Reconnection:
             recorded.
         """
         user = message.user
-        self.refuse_blacklisted(user, source, now)
-        profile = self._store.get_profile(user)
+        blacklisted, offline_since = await self._calls.standing(user)
+        if blacklisted:
+            self._refuse_blacklisted(user, source, now)
+        profile = await self._calls.get_profile(user)
         if profile is None:
             raise ReconnectRefused("unknown_key")
-        offline = self._store.offline_since(user) is not None
+        offline = offline_since is not None
         held = self._rotation.held_keys(profile)
         key = self._key_named(profile, held, message.key_id)
         if key is None:
-            if self._store.is_retired(user, message.key_id):
+            if await self._calls.is_retired(user, message.key_id):
                 # A second holder of the chain, as the rotation rules report
                 # it; but a retired id proves no key (ids are public names),
                 # so it blacklists nothing and its alert is unproven.
@@ -173,7 +186,7 @@ class Reconnection:
                 unproven=True,
             )
             raise ReconnectRefused("reconnect_failed")
-        spent = self._store.spent_offline_step(user)
+        spent = await self._calls.spent_offline_step(user)
         reopens = spent_step_reopens(spent, profile, message)
         for step in keyschedule.candidate_steps(now, self.step, self.window):
             if spent is not None and (
@@ -215,7 +228,7 @@ class Reconnection:
             f"key of any step near the server's time"
         )
         if offline:
-            self._blacklist(
+            await self._blacklist(
                 now, user, source, "reconnect_failed", reason, (source,)
             )
             raise ReconnectRefused("blacklisted")
@@ -229,7 +242,7 @@ class Reconnection:
         )
         raise ReconnectRefused("reconnect_failed")
 
-    def check_rotation(
+    async def check_rotation(
         self, user: str, key_id: str, source: str, now: float, reconnected: bool
     ) -> None:
         """
@@ -250,12 +263,12 @@ class Reconnection:
             C{reconnect_failed}.
         """
         # Both marks in one read: this runs on every rotation.
-        blacklisted, offline_since = self._store.standing(user)
+        blacklisted, offline_since = await self._calls.standing(user)
         if blacklisted:
             self._refuse_blacklisted(user, source, now)
         if reconnected or offline_since is None:
             return
-        profile = self._store.get_profile(user)
+        profile = await self._calls.get_profile(user)
         if profile is None or not profile.may_hold(key_id):
             return
         # Unproven: the rotation message only names the key id.
@@ -271,14 +284,6 @@ class Reconnection:
             unproven=True,
         )
         raise ReconnectRefused("reconnect_failed")
-
-    def refuse_blacklisted(self, user: str, source: str, now: float) -> None:
-        """
-        @raise ReconnectRefused: with C{blacklisted}, after recording the
-            attempt, if C{user}'s profile is blacklisted.
-        """
-        if self._store.blacklist_entry(user) is not None:
-            self._refuse_blacklisted(user, source, now)
 
     def _refuse_blacklisted(self, user: str, source: str, now: float) -> None:
         """
@@ -343,17 +348,19 @@ class Reconnection:
             return previous
         return None
 
-    def _blacklist(self, now, user, source, alert, reason, locations) -> None:
+    async def _blacklist(self, now, user, source, alert, reason, locations) -> None:
         """
         Raise C{alert}, then blacklist the profile naming it; both at
         once, since only a proof of the profile's key blacklists, and the
-        blacklisting is a change of state an operator must see.
+        blacklisting is a change of state an operator must see.  Both
+        records follow the store's answer, so a store that fails records
+        neither.
         """
-        if alert != "blacklisted":
-            self._audit.record(now, alert, user, source, reason, locations)
-        added = self._store.add_to_blacklist(
+        added = await self._calls.add_to_blacklist(
             BlacklistEntry(user, now, reason[:255], source, alert)
         )
+        if alert != "blacklisted":
+            self._audit.record(now, alert, user, source, reason, locations)
         if added:
             self._audit.record(
                 now,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_rotation -*-
+# -*- test-case-name: tests.rules.test_rotation,tests.rules.test_rotation_threaded -*-
 """
 Key rotation rules: junk data from the client, a confirmed switch, and a
 chain that survives a crash at any step.
@@ -45,7 +45,13 @@ C{rotation_abandoned}, which the connection gate penalises only past its
 own-address allowance (L{suto_server.rules.limits.OwnAddressAllowance});
 a failure anywhere else is C{rotation_failed}, as before.
 
-Every method takes C{now}; nothing here reads a clock.
+Every method takes C{now}; nothing here reads a clock.  The methods that
+read or change the store are coroutines awaiting its calls
+(L{suto_server.store.calls.IStoreCalls}): on a store across the network
+they wait for it without holding up the reactor, so a decision reads what
+it needs again after each wait rather than trusting what it read before.
+A L{suto_server.store.errors.StoreError} passes through to the caller,
+having changed nothing here.
 """
 
 from __future__ import annotations
@@ -53,7 +59,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from suto_server.audit.log import AuditLog
@@ -118,14 +123,13 @@ class PendingRotation:
 
 class Rotation:
     """
-    @param store: an L{suto_server.store.interfaces.IStore}.
+    @param calls: the store's calls (L{suto_server.store.calls.IStoreCalls}).
     @param master_key: opens and seals keys at rest.
-    @param committer: a L{GroupCommitter} over C{store.commit_rotations}.
+    @param committer: a L{GroupCommitter} over the store's
+        C{commit_rotations}.
+    @param audit: the L{AuditLog} events and alerts go to.
     @param failure_alert: consecutive failures before
         C{fingerprint_mismatch}.
-    @param audit: the L{AuditLog} events and alerts go to; one over
-        C{store} with the structured log as its only alert sink unless
-        given.
 
     @ivar observers: callables told C{(user, now)} of every committed
         rotation (the web console's rotation history).
@@ -135,25 +139,25 @@ class Rotation:
 
     def __init__(
         self,
-        store,
+        calls,
         master_key,
         committer,
+        audit: AuditLog,
         failure_alert: int = DEFAULT_FAILURE_ALERT,
         new_private_key=X25519PrivateKey.generate,
-        audit: AuditLog | None = None,
     ) -> None:
-        self._store = store
+        self._calls = calls
         self._master_key = master_key
         self._committer = committer
         self.failure_alert = failure_alert
         self._new_private_key = new_private_key
-        self._audit_log = AuditLog(store) if audit is None else audit
+        self._audit_log = audit
         self.observers: list = []
         # Rotations committed since _counting_since (None: none yet).
         self._committed = 0
         self._counting_since: float | None = None
 
-    def check_key(self, user: str, key_id: str, source: str, now: float):
+    async def check_key(self, user: str, key_id: str, source: str, now: float):
         """
         Is C{key_id} a key C{user}'s profile may rotate from (its current
         key, or its previous one while the current is unconfirmed)?  No
@@ -163,7 +167,7 @@ class Rotation:
             check that comes before L{begin}.
         @raise RotationRefused: unknown profile or key, or a retired key.
         """
-        profile = self._store.get_profile(user)
+        profile = await self._calls.get_profile(user)
         if profile is None:
             raise RotationRefused("unknown_key")
         if key_id == profile.key_id:
@@ -171,7 +175,7 @@ class Rotation:
         elif key_id == profile.previous_key_id and profile.previous_held:
             sealed = profile.previous_key_sealed
         else:
-            self._refuse_stale(profile, key_id, source, now)
+            await self._refuse_stale(profile, key_id, source, now)
         return profile, self._master_key.open_key(user, key_id, sealed)
 
     def held_keys(self, profile) -> tuple[bytes, bytes | None]:
@@ -190,7 +194,7 @@ class Rotation:
             )
         return current, previous
 
-    def verify_proofs(self, user: str, nonce: bytes) -> tuple[bytes, ...]:
+    async def verify_proofs(self, user: str, nonce: bytes) -> tuple[bytes, ...]:
         """
         The answers a legitimate agent of C{user}'s profile may give now
         to a verification challenge bound to C{nonce} (docs/PROTOCOL.md
@@ -199,7 +203,7 @@ class Rotation:
 
         @return: the expected proofs; none when there is no such profile.
         """
-        profile = self._store.get_profile(user)
+        profile = await self._calls.get_profile(user)
         if profile is None:
             return ()
         return tuple(
@@ -208,7 +212,7 @@ class Rotation:
             if key is not None
         )
 
-    def begin(
+    async def begin(
         self,
         user: str,
         key_id: str,
@@ -232,13 +236,13 @@ class Rotation:
             commit records so that it is never accepted again; L{None}
             for one without a nonce, or no reconnection.
         @param checked: what L{check_key} returned for C{user} and
-            C{key_id} in this same reactor turn, so nothing can have
-            changed since; L{None} to check the key here.
+            C{key_id}, with nothing awaited since, so nothing can have
+            changed; L{None} to check the key here.
 
         @raise RotationRefused: not a key this profile may rotate from.
         """
         if checked is None:
-            checked = self.check_key(user, key_id, source, now)
+            checked = await self.check_key(user, key_id, source, now)
         profile, current = checked
         # check_key let through the current key or the unconfirmed previous
         # one.  Nothing is written here, whichever it is: only the client's
@@ -275,7 +279,7 @@ class Rotation:
             attempt_nonce=attempt_nonce,
         )
 
-    def acknowledge(
+    async def acknowledge(
         self,
         pending: PendingRotation,
         sealed_ack: bytes,
@@ -283,16 +287,16 @@ class Rotation:
         now: float,
         *,
         held_elsewhere: bool = False,
-    ) -> Deferred:
+    ) -> bytes:
         """
         The client's acknowledgement arrived: check it, commit the new key
         durably (grouped with other rotations), and return the final
         message.
 
         @param held_elsewhere: as for L{failed}, should it not open.
-        @return: a L{Deferred} firing with the sealed "done" once the new
-            key is on disk, or failing with L{RotationRefused}.
-        @raise RotationRefused: the acknowledgement does not open.
+        @return: the sealed "done", once the new key is on disk.
+        @raise RotationRefused: the acknowledgement does not open, or
+            another connection moved the profile meanwhile.
         """
         user = pending.user
         try:
@@ -303,7 +307,7 @@ class Rotation:
                 purpose=keyschedule.ROTATE_ACK_PURPOSE,
             )
         except keyschedule.SealError:
-            self.failed(
+            await self.failed(
                 user,
                 source,
                 "the acknowledgement did not open",
@@ -312,7 +316,7 @@ class Rotation:
             )
             raise RotationRefused("rotation_failed") from None
         if pending.replaces is not None:
-            self._roll_back(pending, source, now)
+            await self._roll_back(pending, source, now)
         new_key_id = pending.new_key_id
         commit = RotationCommit(
             username=user,
@@ -325,25 +329,22 @@ class Rotation:
             offline_step=pending.offline_step,
             attempt_nonce=pending.attempt_nonce,
         )
-        d = self._committer.submit(commit)
+        if not await self._committer.submit(commit):
+            # Another connection moved the profile meanwhile.
+            raise RotationRefused("rotation_failed")
+        self._count_commit(now)
+        for observer in self.observers:
+            observer(user, now)
+        return keyschedule.seal_message(
+            pending.new_key,
+            b"done",
+            profile=user,
+            purpose=keyschedule.ROTATE_DONE_PURPOSE,
+        )
 
-        def committed(applied: bool) -> bytes:
-            if not applied:
-                # Another connection moved the profile meanwhile.
-                raise RotationRefused("rotation_failed")
-            self._count_commit(now)
-            for observer in self.observers:
-                observer(user, now)
-            return keyschedule.seal_message(
-                pending.new_key,
-                b"done",
-                profile=user,
-                purpose=keyschedule.ROTATE_DONE_PURPOSE,
-            )
-
-        return d.addCallback(committed)
-
-    def _roll_back(self, pending: PendingRotation, source: str, now: float) -> None:
+    async def _roll_back(
+        self, pending: PendingRotation, source: str, now: float
+    ) -> None:
         """
         The client proved it holds the previous key: it never committed
         the current one, which is now retired.
@@ -352,7 +353,9 @@ class Rotation:
             began.
         """
         user = pending.user
-        if not self._store.roll_back(user, pending.expected_key_id, now, source):
+        if not await self._calls.roll_back(
+            user, pending.expected_key_id, now, source
+        ):
             raise RotationRefused("rotation_failed")
         self._audit(
             now,
@@ -364,7 +367,7 @@ class Rotation:
             (source,),
         )
 
-    def failed(
+    async def failed(
         self,
         user: str,
         source: str,
@@ -392,7 +395,7 @@ class Rotation:
             failure is then not the key holder's, and is recorded without
             counting (see the module's docstring).
         """
-        profile = self._store.get_profile(user)
+        profile = await self._calls.get_profile(user)
         if profile is None:
             return
         last = profile.last_address
@@ -405,7 +408,7 @@ class Rotation:
             self._audit(now, event, user, source, f"{reason}; {_NOT_COUNTED}", (source,))
             return
         try:
-            failures = self._store.record_rotation_failure(user)
+            failures = await self._calls.record_rotation_failure(user)
         except UnknownProfile:
             return
         self._audit(now, event, user, source, reason, (source,))
@@ -441,8 +444,8 @@ class Rotation:
             self._committed = 0
             self._counting_since = now
 
-    def _refuse_stale(self, profile, key_id: str, source: str, now: float):
-        known = key_id == profile.previous_key_id or self._store.is_retired(
+    async def _refuse_stale(self, profile, key_id: str, source: str, now: float):
+        known = key_id == profile.previous_key_id or await self._calls.is_retired(
             profile.username, key_id
         )
         if known:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_tracking -*-
+# -*- test-case-name: tests.rules.test_tracking,tests.rules.test_rotation_threaded -*-
 """
 Port tracking: a profile that shows up somewhere new must not be in two
 places at once.
@@ -48,14 +48,18 @@ same address (one device reaching two processes at once) is admitted
 without a second move or any alert, a third one is checked there.
 
 Every method takes C{now}; the check's own timeout runs on the check
-service's clock.
+service's clock.  L{Tracking.admit} and L{Tracking.proven} are coroutines
+awaiting the check and the store's calls
+(L{suto_server.store.calls.IStoreCalls}); after each wait they read the
+live connections again, since another connection of the profile may have
+proven its key meanwhile.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from twisted.internet.defer import maybeDeferred, succeed
+from twisted.internet.defer import maybeDeferred
 
 from suto_server.net.checks import CheckResult
 
@@ -86,7 +90,8 @@ class _Claim:
 
 class Tracking:
     """
-    @param store: the registry's durable half (profiles, moves).
+    @param calls: the store's calls (L{suto_server.store.calls.IStoreCalls}),
+        the registry's durable half (profiles, moves).
     @param audit: records events and raises alerts (C{record(now, event,
         user, source, reason, locations)}).
     @param live: the L{LiveSessions} table.
@@ -94,8 +99,8 @@ class Tracking:
     @param locations: names addresses for reports (L{Locations}).
     """
 
-    def __init__(self, store, audit, live, checks, locations) -> None:
-        self._store = store
+    def __init__(self, calls, audit, live, checks, locations) -> None:
+        self._calls = calls
         self._audit = audit
         self._live = live
         self._checks = checks
@@ -103,7 +108,7 @@ class Tracking:
         # connection -> _Claim: admitted, not yet proven (see proven()).
         self._claims: dict = {}
 
-    def admit(
+    async def admit(
         self,
         profile,
         key: bytes,
@@ -124,9 +129,9 @@ class Tracking:
             and the machine's fingerprint (a reconnection); if not, it
             becomes live, and its move is recorded, only when L{proven} is
             called for it.
-        @return: a L{Deferred} firing with C{True} (admitted: live at once
-            if C{proven}, else once proven) or C{False} (a clone is
-            suspected, already recorded; or the profile is gone).
+        @return: C{True} (admitted: live at once if C{proven}, else once
+            proven) or C{False} (a clone is suspected, already recorded; or
+            the profile is gone).
         """
         user = profile.username
         live = self._live.get(user)
@@ -136,49 +141,47 @@ class Tracking:
             and live.address != address
         ):
             self._clone(now, user, address, live.address, _LIVE, proven)
-            return succeed(False)
+            return False
         old = profile.last_address
         if old is None or old == address:
             self._admitted(now, user, address, connection, proven)
-            return succeed(True)
-        d = maybeDeferred(self._checks.check, user, old, key, previous=previous)
-
-        describe = self._locations.describe_address
-
-        def decided(result: CheckResult) -> bool:
-            if result is CheckResult.ANSWERED:
-                self._clone(now, user, address, old, _ANSWERED, proven)
-                return False
-            if result is CheckResult.FORGED:
-                self._audit.record(
-                    now,
-                    "check_forged",
-                    user,
-                    old,
-                    "an answer to the check packet carried a wrong proof",
-                    (describe(old),),
-                    unproven=True,
-                )
-            live = self._live.get(user)
-            if live is not None and live.connection is not connection:
-                # Another connection proved the key while this one waited.
-                if live.address != address:
-                    self._clone(now, user, address, live.address, _LIVE, proven)
-                    return False
-                # Its proof already moved the registry here.
-                self._admitted(now, user, address, connection, proven)
-                return True
-            if not proven:
-                self._claims[connection] = _Claim(user, address, old)
-                return True
-            if not self._move(now, user, old, address):
-                return self._again(user, key, address, connection, now, previous)
-            self._live.attach(user, address, now, connection)
             return True
+        result = await maybeDeferred(
+            self._checks.check, user, old, key, previous=previous
+        )
+        if result is CheckResult.ANSWERED:
+            self._clone(now, user, address, old, _ANSWERED, proven)
+            return False
+        if result is CheckResult.FORGED:
+            self._audit.record(
+                now,
+                "check_forged",
+                user,
+                old,
+                "an answer to the check packet carried a wrong proof",
+                (self._locations.describe_address(old),),
+                unproven=True,
+            )
+        live = self._live.get(user)
+        if live is not None and live.connection is not connection:
+            # Another connection proved the key while this one waited.
+            if live.address != address:
+                self._clone(now, user, address, live.address, _LIVE, proven)
+                return False
+            # Its proof already moved the registry here.
+            self._admitted(now, user, address, connection, proven)
+            return True
+        if not proven:
+            self._claims[connection] = _Claim(user, address, old)
+            return True
+        if not await self._move(now, user, old, address):
+            return await self._again(user, key, address, connection, now, previous)
+        # The move is the store's: whatever became live while it was
+        # recorded, this connection is where the profile now is.
+        self._live.attach(user, address, now, connection)
+        return True
 
-        return d.addCallback(decided)
-
-    def _again(self, user, key, address, connection, now, previous):
+    async def _again(self, user, key, address, connection, now, previous):
         """
         Another server process over the same store moved C{user}'s
         profile first, while this one checked: decide again against the
@@ -190,21 +193,23 @@ class Tracking:
         @return: what L{admit} returns, or C{False} for a profile that is
             gone.
         """
-        profile = self._store.get_profile(user)
+        profile = await self._calls.get_profile(user)
         if profile is None:
             return False
-        return self.admit(
+        return await self.admit(
             profile, key, address, connection, now, previous, proven=True
         )
 
-    def proven(self, connection, now: float) -> None:
+    async def proven(self, connection, now: float) -> None:
         """
         C{connection} proved it holds the profile's key and the machine's
         fingerprint (its rotation committed): it is the profile's live
         connection now, if it is still open, replacing any other (a
         client that reconnected before the server noticed its old
         connection died), and the move it was admitted for, if any, is
-        recorded.
+        recorded.  The connection is live before the move's record is
+        awaited, and the other newcomers from the same address join the
+        move before it too, so none records it a second time meanwhile.
         """
         claim = self._claims.pop(connection, None)
         if claim is None:
@@ -214,12 +219,11 @@ class Tracking:
             self._live.attach(user, address, now, connection)
         if claim.moving_from is None:
             return
-        # The commit set the address itself, under its own compare-and-swap.
-        self._move(now, user, claim.moving_from, address, seen=address)
-        # Other newcomers from the same address join this move.
         for other, waiting in list(self._claims.items()):
             if waiting.user == user and waiting.address == address:
                 self._claims[other] = replace(waiting, moving_from=None)
+        # The commit set the address itself, under its own compare-and-swap.
+        await self._move(now, user, claim.moving_from, address, seen=address)
 
     def held_elsewhere(self, user: str, connection) -> bool:
         """
@@ -259,7 +263,7 @@ class Tracking:
             return
         self._live.attach(user, address, now, connection)
 
-    def _move(self, now, user, old, address, seen=None) -> bool:
+    async def _move(self, now, user, old, address, seen=None) -> bool:
         """
         Record C{user}'s move from C{old} to C{address}, and its
         C{location_changed}, unless another process decided a move first
@@ -269,7 +273,7 @@ class Tracking:
         @return: whether the move was recorded.
         """
         describe = self._locations.describe_address
-        if not self._store.record_move(
+        if not await self._calls.record_move(
             user,
             now,
             old,

@@ -86,34 +86,47 @@ class LocalCalls(_Calls):
         super().__init__(make)
 
 
+#: The calls that must run on one store object, in the order made: a
+#: claim is held by the session that took it, and notices from one
+#: session arrive in the order sent.
+_SESSION_CALLS = frozenset(IClusteredStore.names()) & CALLS
+
+
 class ThreadedCalls(_Calls):
     """
     L{IStoreCalls} on a store across a network: each call runs on the
     database threads, with their own store objects.
 
     @param database: a L{suto_server.store.dbthread.DatabaseThread}.
+    @param pool: a L{suto_server.store.dbthread.DatabasePool} for the
+        calls of L{IStore}, which need no order among themselves; L{None}
+        to run them on C{database} too.  The calls of L{IClusteredStore}
+        always run on C{database}, in order, on one session.
     """
 
-    def __init__(self, database) -> None:
+    def __init__(self, database, pool=None) -> None:
         def make(name: str) -> Callable[..., Deferred]:
             method = store_method(name)
+            threads = database if pool is None or name in _SESSION_CALLS else pool
 
             def call(*args, **kwargs) -> Deferred:
-                return database.run(method, *args, **kwargs)
+                return threads.run(method, *args, **kwargs)
 
             return call
 
         super().__init__(make)
 
 
-def calls_for(store, database=None) -> _Calls:
+def calls_for(store, database=None, pool=None) -> _Calls:
     """
     @param store: the daemon's L{IStore}, on the reactor thread.
     @param database: the daemon's database thread, or L{None} where there
         is none (the in-memory store in tests).
+    @param pool: the daemon's pool of database threads for a store across
+        the network, if it has one (see L{ThreadedCalls}).
     @return: the L{IStoreCalls} the rules use: threaded for a store
         several processes share over the network, local otherwise.
     """
     if database is not None and IClusteredStore.providedBy(store):
-        return ThreadedCalls(database)
+        return ThreadedCalls(database, pool)
     return LocalCalls(store)

@@ -487,6 +487,13 @@ class IStore(IUserStore, IWindowStore, IProfileStore, IAuditStore, IBlacklistSto
        writes that batch many callers into one sync to disk,
        L{IProfileStore.commit_rotations} and L{IAuditStore.append_audits},
        and is closed on that thread when the daemon stops.
+    A store across the network (one providing
+    L{suto_server.store.clustering.IClusteredStore}) gets more siblings:
+    the rules' calls on it, each a read or a single write, go to a pool
+    of database threads with one sibling each
+    (L{suto_server.store.dbthread.DatabasePool}, through
+    L{suto_server.store.calls}), so the reactor never waits on the
+    network for them.
     Both objects reach the same data and each sees what the other
     committed once the commit has returned; writes from the two are
     serialized, so every multi-statement method (a rotation's

@@ -17,6 +17,7 @@ from suto_server.rules.enrollment import Enrollment
 from suto_server.rules.reconnection import Reconnection
 from suto_server.rules.rotation import Rotation
 from suto_server.rules.windows import WindowDesk
+from suto_server.store.calls import LocalCalls
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
 from tests.support.admin import AdminCommandMixin, AdminRequestsMixin, FakeAuthenticator
@@ -42,8 +43,10 @@ class BlacklistSiteMixin(AdminRequestsMixin):
         self.clock.advance(NOW)
         self.store = MemoryStore()
         master_key = new_master_key(self)
+        audit = AuditLog(self.store)
+        calls = LocalCalls(self.store)
         self.reconnection = Reconnection(
-            self.store, Rotation(self.store, master_key, None), AuditLog(self.store)
+            calls, Rotation(calls, master_key, None, audit), audit, store=self.store
         )
         enroll(self.store, master_key, "alice")
         enroll(self.store, master_key, "bob")

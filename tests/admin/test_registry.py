@@ -109,13 +109,15 @@ class WiringTests(SynchronousTestCase):
         reactor = self.reactor
         self.server.live.detach("alice", "connection")
         decisions = []
-        self.server.tracking.admit(
-            self.server.store.get_profile("alice"),
-            bytes(32),
-            NEW,
-            "newcomer",
-            reactor.seconds(),
-            proven=True,
+        defer.Deferred.fromCoroutine(
+            self.server.tracking.admit(
+                self.server.store.get_profile("alice"),
+                bytes(32),
+                NEW,
+                "newcomer",
+                reactor.seconds(),
+                proven=True,
+            )
         ).addCallback(decisions.append)
         [(port, protocol)] = reactor.udp
         [(_, destination)] = protocol.transport.written

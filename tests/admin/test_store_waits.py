@@ -229,8 +229,12 @@ class UnblockFailureTests(SynchronousTestCase):
             BlacklistEntry("alice", NOW, "cloned", "10.9.0.4", "clone_suspected")
         )
         audit = AuditLog(store, [])
+        calls = LocalCalls(store)
         reconnection = Reconnection(
-            store, Rotation(store, new_master_key(self), None), audit
+            calls,
+            Rotation(calls, new_master_key(self), None, audit),
+            audit,
+            store=store,
         )
 
         def unreachable(user):

@@ -338,7 +338,7 @@ class ReconnectListenerMixin(RotationListenerMixin):
     def make_factory(self, rotation):
         factory = super().make_factory(rotation)
         self.reconnection = Reconnection(
-            self.store, rotation, AuditLog(self.store)
+            LocalCalls(self.store), rotation, AuditLog(self.store), store=self.store
         )
         factory.rotation = replace(factory.rotation, reconnection=self.reconnection)
         return factory
@@ -689,7 +689,7 @@ class RecordingTracking:
         self.admissions.append((profile.username, key, previous, source, proven, d))
         return d
 
-    def proven(self, connection, now):
+    async def proven(self, connection, now):
         self.proofs.append(connection)
 
     def held_elsewhere(self, user, connection):
@@ -753,6 +753,19 @@ class ReconnectTrackingTests(ReconnectListenerMixin, SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         self.assertIsNone(self.store.spent_offline_step("alice"))
 
+    def test_admitted_after_hanging_up(self):
+        """
+        A reconnection admitted (made live) after its peer hung up is
+        detached at once, and nothing is sent.
+        """
+        protocol, transport = self.connect()
+        self.exchange(protocol, transport, VERSION + self.reconnect_line())
+        [(_, _, _, _, _, d)] = self.tracking.admissions
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        transport.clear()
+        d.callback(True)
+        self.assertEqual((transport.value(), self.tracking.detached), (b"", ["alice"]))
+
     def test_refused_before_tracking(self):
         """
         A reconnection the rules refuse never reaches tracking: no check
@@ -794,18 +807,19 @@ class KeyIdOnlyTests(RotationListenerMixin, SynchronousTestCase):
             observers=[self.gate.audited, self.metrics.audited],
         )
         self.live = LiveSessions()
+        calls = LocalCalls(self.store)
         self.rotation = Rotation(
-            self.store,
+            calls,
             self.master_key,
             GroupCommitter(self.clock, self.store.commit_rotations),
+            audit,
             new_private_key=lambda: next(self.server_keys),
-            audit=audit,
         )
         self.factory.gate = self.gate
         self.factory.rotation = replace(
             self.factory.rotation,
             rotation=self.rotation,
-            tracking=Tracking(self.store, audit, self.live, NoChecks(), Locations()),
+            tracking=Tracking(calls, audit, self.live, NoChecks(), Locations()),
         )
 
     def connect(self, factory=None):

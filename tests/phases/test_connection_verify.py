@@ -6,6 +6,7 @@ disturbs the rotations it may cross.
 """
 
 from twisted.internet import defer, error
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -122,16 +123,26 @@ class ChallengeTests(RotationListenerMixin, SynchronousTestCase):
     def test_store_failure(self):
         """
         A challenge whose expected proofs cannot be read (the store
-        failed) is answered L{None} and logged; nothing is sent.
+        failed) is answered L{None} and logged as one warning, without a
+        traceback; nothing is sent, and the connection stays open.
         """
         protocol, transport = self.rotated()
         transport.clear()
-
-        def broken(user):
-            raise StoreError("disk gone")
-
-        self.store.get_profile = broken
-        answers = self.challenge(protocol)
+        self.calls.get_profile = lambda user: defer.fail(StoreError("disk gone"))
+        with capturedLogs() as events:
+            answers = self.challenge(protocol)
         self.assertEqual((answers, transport.value()), ([None], b""))
-        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(
+            [(event["log_level"], formatEvent(event)) for event in events],
+            [
+                (
+                    LogLevel.warn,
+                    (
+                        "preparing a verification for alice failed: the store "
+                        "did not answer (disk gone)"
+                    ),
+                )
+            ],
+        )
         self.assertFalse(transport.disconnecting)

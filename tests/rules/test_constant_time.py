@@ -16,6 +16,7 @@ from suto_server.locations import Location
 from suto_server.masterkey import MasterKey
 from suto_server.rules.enrollment import Enrollment, EnrollmentRefused
 from suto_server.rules.reconnection import Reconnection, ReconnectRefused
+from suto_server.store.calls import LocalCalls
 from suto_server.store.memory import MemoryStore
 from tests.support.comparisons import record_comparisons
 from tests.support.coroutines import failure_of, result_of
@@ -43,14 +44,11 @@ class _ProfileStore:
     A store holding one profile, enrolled, online, never reconnected.
     """
 
-    def blacklist_entry(self, user):
-        return None
+    def standing(self, user):
+        return False, None
 
     def get_profile(self, user):
         return _Profile() if user == USER else None
-
-    def offline_since(self, user):
-        return None
 
     def is_retired(self, user, key_id):
         return False
@@ -103,7 +101,10 @@ class ReconnectProofTests(SynchronousTestCase):
 
     def setUp(self):
         self.audit = _Audit()
-        self.reconnection = Reconnection(_ProfileStore(), _Rotation(), self.audit)
+        store = _ProfileStore()
+        self.reconnection = Reconnection(
+            LocalCalls(store), _Rotation(), self.audit, store=store
+        )
         self.compared = record_comparisons(self)
 
     def test_right_proof(self):
@@ -112,7 +113,7 @@ class ReconnectProofTests(SynchronousTestCase):
         the expected proof with the one sent.
         """
         message = _reconnect()
-        self.reconnection.reconnect(message, SOURCE, NOW)
+        result_of(self, self.reconnection.reconnect(message, SOURCE, NOW))
         self.assertEqual(self.audit.events, ["reconnected"])
         self.assertEqual(
             self.compared,
@@ -125,9 +126,10 @@ class ReconnectProofTests(SynchronousTestCase):
         expected proof with the one sent.
         """
         message = _reconnect(proof=bytes(16))
-        with self.assertRaises(ReconnectRefused) as caught:
-            self.reconnection.reconnect(message, SOURCE, NOW)
-        self.assertEqual(caught.exception.reason, "reconnect_failed")
+        failure = failure_of(
+            self, self.reconnection.reconnect(message, SOURCE, NOW), ReconnectRefused
+        )
+        self.assertEqual(failure.value.reason, "reconnect_failed")
         self.assertEqual(
             self.compared,
             [(keyschedule.reconnect_proof(KEY, USER, message.sealed), bytes(16))],

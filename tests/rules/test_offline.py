@@ -5,14 +5,16 @@ a committed rotation brings one back, and that a failing store does not
 stop the sweeps.
 """
 
-from twisted.logger import capturedLogs
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server import tap
 from suto_server.core.timing import silence_allowed
 from suto_server.rules.offline import MAX_SWEEP, OfflineWatch
+from suto_server.store.calls import LocalCalls
 from suto_server.store.errors import StoreError
+from tests.support.coroutines import result_of
 from tests.support.reconnection import ReconnectionMixin, reconnect_message
 from tests.support.rotation import NOW, enroll
 from tests.support.stores import MemoryStoreMixin, SQLiteStoreMixin
@@ -68,7 +70,7 @@ class WatchedMixin(ReconnectionMixin):
 
     def make_watch(self, store, grace=GRACE):
         watch = OfflineWatch(
-            self.clock, store, INTERVAL, grace, self.live.__contains__
+            self.clock, LocalCalls(store), INTERVAL, grace, self.live.__contains__
         )
         watch.startService()
         self.addCleanup(watch.stopService)
@@ -95,9 +97,9 @@ class OfflineWatchMixin(WatchedMixin):
         """
         self.clock.advance(ALLOWED - 6)
         self.assertEqual(self.store.offline_profiles(), {})
-        self.assertEqual(self.watch.sweep(), [])
+        self.assertEqual(result_of(self, self.watch.sweep()), [])
         self.clock.advance(6)
-        self.assertEqual(self.watch.sweep(), [])
+        self.assertEqual(result_of(self, self.watch.sweep()), [])
         self.clock.advance(4)
         self.assertEqual(
             self.store.offline_profiles(),
@@ -111,8 +113,8 @@ class OfflineWatchMixin(WatchedMixin):
         """
         self.watch.stopService()
         self.clock.advance(ALLOWED + 0.5)
-        self.assertEqual(self.watch.sweep(), ["alice", "bob"])
-        self.assertEqual(self.watch.sweep(), [])
+        self.assertEqual(result_of(self, self.watch.sweep()), ["alice", "bob"])
+        self.assertEqual(result_of(self, self.watch.sweep()), [])
         self.assertEqual(self.store.offline_since("alice"), NOW + ALLOWED + 0.5)
 
     def test_live_skipped(self):
@@ -152,9 +154,9 @@ class OfflineWatchMixin(WatchedMixin):
         self.clock.advance(ALLOWED + 1)
         recording.meanwhile = self.rotate
         watch = OfflineWatch(
-            self.clock, recording, INTERVAL, GRACE, self.live.__contains__
+            self.clock, LocalCalls(recording), INTERVAL, GRACE, self.live.__contains__
         )
-        self.assertEqual(watch.sweep(), ["bob"])
+        self.assertEqual(result_of(self, watch.sweep()), ["bob"])
         self.assertIsNone(self.store.offline_since("alice"))
 
     def test_rotation_keeps_online(self):
@@ -200,7 +202,7 @@ class OfflineWatchStoreTests(WatchedMixin, MemoryStoreMixin, SynchronousTestCase
         self.live.add("bob")
         self.assertEqual(self.recording.marked, [])
         self.clock.advance(ALLOWED + 1)
-        watch.sweep()
+        result_of(self, watch.sweep())
         self.assertEqual(
             self.recording.marked, [(["alice", "carol"], NOW + ALLOWED + 1)]
         )
@@ -230,19 +232,40 @@ class OfflineWatchStoreTests(WatchedMixin, MemoryStoreMixin, SynchronousTestCase
 
     def test_failing_store(self):
         """
-        A sweep whose store fails is logged and the next sweep runs as
-        usual.
+        A sweep whose store fails is one warning naming the error, without
+        a traceback (the store being away is no fault of the code), and
+        the next sweep runs as usual.
         """
         self.recording.failures = [StoreError("disk gone")]
         with capturedLogs() as events:
             self.clock.advance(ALLOWED + 1)
             self.make_watch(self.recording)
-        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
-        self.assertIn(
-            "sweeping for offline profiles failed",
-            [event.get("log_format") for event in events],
+        self.assertEqual(self.flushLoggedErrors(), [])
+        [event] = events
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertEqual(
+            formatEvent(event),
+            "sweeping for offline profiles failed: disk gone; the next sweep "
+            "tries again",
         )
         self.assertEqual(self.recording.marked, [])
+        self.clock.advance(MAX_SWEEP)
+        self.assertEqual([names for names, _ in self.recording.marked], [["alice", "bob"]])
+
+    def test_failing_code(self):
+        """
+        A sweep that fails for any other reason is logged with its
+        traceback, and does not stop the next sweep either.
+        """
+        self.recording.failures = [ValueError("a bug")]
+        with capturedLogs() as events:
+            self.clock.advance(ALLOWED + 1)
+            self.make_watch(self.recording)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertEqual(
+            [event["log_format"] for event in events],
+            ["sweeping for offline profiles failed"],
+        )
         self.clock.advance(MAX_SWEEP)
         self.assertEqual([names for names, _ in self.recording.marked], [["alice", "bob"]])
 
@@ -253,9 +276,9 @@ class OfflineWatchStoreTests(WatchedMixin, MemoryStoreMixin, SynchronousTestCase
         """
         watch = self.make_watch(self.recording)
         with capturedLogs() as events:
-            watch.sweep()
+            result_of(self, watch.sweep())
             self.clock.advance(ALLOWED + 1)
-            watch.sweep()
+            result_of(self, watch.sweep())
         [event] = events
         self.assertEqual((event["count"], event["users"]), (2, ["alice", "bob"]))
 

@@ -99,8 +99,10 @@ class OwnAddressGateTests(ReconnectionMixin, MemoryStoreMixin, SynchronousTestCa
         self.gate.expect(ExpectedSources.of(Rendezvous(self.clock), self.store))
         audit = AuditLog(self.store, observers=[self.gate.audited])
         committer = GroupCommitter(self.clock, self.store.commit_rotations)
-        self.rotation = Rotation(self.store, self.master_key, committer, audit=audit)
-        self.reconnection = Reconnection(self.store, self.rotation, audit)
+        self.rotation = Rotation(self.calls, self.master_key, committer, audit)
+        self.reconnection = Reconnection(
+            self.calls, self.rotation, audit, store=self.store
+        )
 
     def junk_proof(self, source=SOURCE):
         """

@@ -20,9 +20,9 @@ from suto_server.rules.reconnection import (
     Reconnection,
     ReconnectRefused,
 )
-from suto_server.rules.rotation import RotationRefused
 from suto_server.store.records import BlacklistEntry
 from tests.support.alerts import RecordingSink
+from tests.support.coroutines import failure_of
 from tests.support.reconnection import (
     RECONNECT_JUNK,
     ReconnectionMixin,
@@ -159,12 +159,7 @@ class ReconnectTestsMixin(ReconnectionMixin):
         self.rotate_reconnected(accepted)
         self.go_offline()
         for offset in (-1, 0):
-            with self.assertRaises(ReconnectRefused):
-                self.reconnection.reconnect(
-                    reconnect_message(self.device, self.step(offset)),
-                    SOURCE,
-                    self.now(),
-                )
+            self.refused(reconnect_message(self.device, self.step(offset)))
         self.assertEqual(self.blacklisted(), ("reconnect_failed", SOURCE))
 
     def test_newer_step_after_spent(self):
@@ -314,9 +309,10 @@ class AttackTestsMixin(ReconnectionMixin):
         before = self.state()
         self.check_rotation(copy, ELSEWHERE)
         retired = keyschedule.key_id(FIRST_KEY)
-        with self.assertRaises(RotationRefused) as caught:
-            self.rotation.check_key("alice", retired, ELSEWHERE, self.now())
-        self.assertEqual(caught.exception.reason, "unknown_key")
+        self.assertEqual(
+            self.refusal(self.rotation.check_key, "alice", retired, ELSEWHERE, self.now()),
+            "unknown_key",
+        )
         self.assertEqual(self.events("reconnect_failed"), [])
         [clone] = [
             e for e in self.store.audit_events() if e.event == "clone_suspected"
@@ -505,11 +501,14 @@ class CheckRotationTestsMixin(ReconnectionMixin):
             }[which]
             self.go_offline(user)
         for user, key_id in named.items():
-            with self.assertRaises(ReconnectRefused) as caught:
+            failure = failure_of(
+                self,
                 self.reconnection.check_rotation(
                     user, key_id, ELSEWHERE, self.now(), reconnected=False
-                )
-            self.assertEqual(caught.exception.reason, "reconnect_failed", user)
+                ),
+                ReconnectRefused,
+            )
+            self.assertEqual(failure.value.reason, "reconnect_failed", user)
             self.assertIsNone(self.blacklisted(user))
         reasons = [reason for _, _, _, reason in self.events("reconnect_failed")]
         self.assertEqual(len(reasons), 2)
@@ -679,9 +678,7 @@ class SecretTestsMixin(ReconnectionMixin):
             self.go_offline()
             self.refused(reconnect_message(copy, self.step(1)), ELSEWHERE)
             self.refused(reconnect_message(self.device, self.step(1)))
-            self.assertRaises(
-                ReconnectRefused, self.check_rotation, self.device
-            )
+            self.assertEqual(self.rotation_refused(self.device), "blacklisted")
         written = [formatEvent(event) + repr(event) for event in events]
         written += [repr(event) for event in self.store.audit_events()]
         written += [repr(self.reconnection.blacklist_report()), repr(accepted)]
@@ -772,9 +769,10 @@ class ReconnectionAlertTests(ReconnectionMixin, MemoryStoreMixin, SynchronousTes
         super().start_server()
         self.sink = RecordingSink()
         self.reconnection = Reconnection(
-            self.store,
+            self.calls,
             self.rotation,
             AuditLog(self.store, [self.sink], clock=self.clock),
+            store=self.store,
         )
 
     def repeat(self, times, attempt):

@@ -9,11 +9,13 @@ stores, with the real rules on a L{task.Clock}: the legitimate client gets
 back in without an alert, and no captured reconnection commits twice.
 """
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.rules.reconnection import MAX_ATTEMPTS_PER_STEP
 from suto_server.rules.rotation import RotationRefused
 from suto_server.store.records import SpentOfflineStep
+from tests.support.coroutines import failure_of
 from tests.support.reconnection import (
     ATTEMPT_NONCE,
     ReconnectionMixin,
@@ -249,13 +251,10 @@ class RetryTestsMixin(ReconnectionMixin):
         other = self.begin(
             thief.request(), ELSEWHERE, replayed.step, replayed.attempt_nonce
         )
-        self.assertRaises(
+        failure_of(
+            self,
+            self.rotation.acknowledge(other, bytes(32), ELSEWHERE, self.now()),
             RotationRefused,
-            self.rotation.acknowledge,
-            other,
-            bytes(32),
-            ELSEWHERE,
-            self.now(),
         )
         self.assert_agreed()
 
@@ -277,7 +276,9 @@ class RetryTestsMixin(ReconnectionMixin):
         )
         second_ack = self.device.acknowledge(second.server_public, second.ok)
         self.commit(first, first_ack)
-        d = self.rotation.acknowledge(second, second_ack, SOURCE, self.now())
+        d = Deferred.fromCoroutine(
+            self.rotation.acknowledge(second, second_ack, SOURCE, self.now())
+        )
         self.clock.advance(0)
         self.failureResultOf(d, RotationRefused)
         self.assertEqual(self.profile().key_id, first.new_key_id)

@@ -8,6 +8,7 @@ leaves both sides on one key.
 from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from twisted.internet.defer import Deferred
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -23,6 +24,7 @@ from suto_server.rules.rotation import (
 )
 from suto_server.store.groupcommit import GroupCommitter
 from tests.support.alerts import RecordingSink
+from tests.support.coroutines import failure_of, result_of
 from tests.support.enrollment import FINGERPRINT
 from tests.support.rotation import (
     ELSEWHERE,
@@ -51,18 +53,21 @@ class RotateTestsMixin(RotationMixin):
         its own would.
         """
         request = self.device.request()
-        checked = self.rotation.check_key(
-            request.user, request.key_id, SOURCE, self.now()
+        checked = result_of(
+            self, self.rotation.check_key(request.user, request.key_id, SOURCE, self.now())
         )
         self.patch(self.rotation, "check_key", lambda *args: self.fail("checked twice"))
-        pending = self.rotation.begin(
-            request.user,
-            request.key_id,
-            request.junk,
-            request.public,
-            SOURCE,
-            self.now(),
-            checked=checked,
+        pending = result_of(
+            self,
+            self.rotation.begin(
+                request.user,
+                request.key_id,
+                request.junk,
+                request.public,
+                SOURCE,
+                self.now(),
+                checked=checked,
+            ),
         )
         self.assertEqual(
             (pending.expected_key_id, pending.replaces, pending.generation),
@@ -183,7 +188,7 @@ class RotateTestsMixin(RotationMixin):
         """
         pending = self.begin(self.device.request())
         ack = self.device.acknowledge(pending.server_public, pending.ok)
-        d = self.rotation.acknowledge(pending, ack, SOURCE, self.now())
+        d = Deferred.fromCoroutine(self.rotation.acknowledge(pending, ack, SOURCE, self.now()))
         self.assertNoResult(d)
         self.assertEqual(self.profile().key_id, keyschedule.key_id(FIRST_KEY))
         self.clock.advance(0)
@@ -298,7 +303,7 @@ class RotateTestsMixin(RotationMixin):
         The threshold is configurable.
         """
         self.rotation.failure_alert = 1
-        self.rotation.failed("alice", SOURCE, "no acknowledgement", self.now())
+        result_of(self, self.rotation.failed("alice", SOURCE, "no acknowledgement", self.now()))
         self.assertEqual(
             [event for event, _, _, _ in self.events()],
             ["rotation_abandoned", "fingerprint_mismatch"],
@@ -311,7 +316,7 @@ class RotateTestsMixin(RotationMixin):
         way as a changed fingerprint) name both places in the alert.
         """
         self.rotation.failure_alert = 1
-        self.rotation.failed("alice", ELSEWHERE, "no acknowledgement", self.now())
+        result_of(self, self.rotation.failed("alice", ELSEWHERE, "no acknowledgement", self.now()))
         [mismatch] = [
             e for e in self.store.audit_events() if e.event == "fingerprint_mismatch"
         ]
@@ -330,10 +335,13 @@ class RotateTestsMixin(RotationMixin):
         holder's own failures is where it was.
         """
         self.rotation.failure_alert = 1
-        self.rotation.failed("alice", SOURCE, "no acknowledgement", self.now())
+        result_of(self, self.rotation.failed("alice", SOURCE, "no acknowledgement", self.now()))
         for _ in range(DEFAULT_FAILURE_ALERT):
-            self.rotation.failed(
-                "alice", SOURCE, "no acknowledgement", self.now(), held_elsewhere=True
+            result_of(
+                self,
+                self.rotation.failed(
+                    "alice", SOURCE, "no acknowledgement", self.now(), held_elsewhere=True
+                ),
             )
             self.acknowledge_noise(held_elsewhere=True)
         self.clock.advance(0)
@@ -354,7 +362,7 @@ class RotateTestsMixin(RotationMixin):
         """
         self.rotate(source="2001:db8::1")
         for source in ("2001:db8::1", "2001:db8::2", "2001:db8:0:1::1", ELSEWHERE):
-            self.rotation.failed("alice", source, "no acknowledgement", self.now())
+            result_of(self, self.rotation.failed("alice", source, "no acknowledgement", self.now()))
         self.assertEqual(
             [
                 (event, source)
@@ -376,7 +384,7 @@ class RotateTestsMixin(RotationMixin):
         """
         A failure for a profile that went away records nothing.
         """
-        self.rotation.failed("bob", SOURCE, "no acknowledgement", self.now())
+        result_of(self, self.rotation.failed("bob", SOURCE, "no acknowledgement", self.now()))
         self.assertEqual(self.events(), [])
 
     def test_unknown_profile(self):
@@ -385,7 +393,7 @@ class RotateTestsMixin(RotationMixin):
         with no C{clone_suspected}: nothing tells it from a wrong key.
         """
         request = Device("bob", FIRST_KEY).request()
-        self.assertEqual(self.refusal(self.begin, request), "unknown_key")
+        self.assertEqual(self.refusal(self.beginning, request), "unknown_key")
         self.assertEqual(
             self.refusal(
                 self.rotation.check_key, "bob", request.key_id, SOURCE, self.now()
@@ -401,7 +409,7 @@ class RotateTestsMixin(RotationMixin):
         """
         before = self.profile()
         request = Device("alice", bytes(32)).request()
-        self.assertEqual(self.refusal(self.begin, request), "unknown_key")
+        self.assertEqual(self.refusal(self.beginning, request), "unknown_key")
         self.assertEqual(
             self.refusal(
                 self.rotation.check_key, "alice", request.key_id, SOURCE, self.now()
@@ -417,7 +425,7 @@ class RotateTestsMixin(RotationMixin):
         refused, so no key is derived from a secret anyone can predict.
         """
         request = replace(self.device.request(), public=bytes(32))
-        self.assertEqual(self.refusal(self.begin, request), "rotation_failed")
+        self.assertEqual(self.refusal(self.beginning, request), "rotation_failed")
         self.assertEqual(self.profile().key_id, keyschedule.key_id(FIRST_KEY))
 
 
@@ -468,7 +476,7 @@ class CrashTestsMixin(RotationMixin):
         """
         pending = self.begin(self.device.request())
         ack = self.device.acknowledge(pending.server_public, pending.ok)
-        self.rotation.acknowledge(pending, ack, SOURCE, self.now())
+        Deferred.fromCoroutine(self.rotation.acknowledge(pending, ack, SOURCE, self.now()))
         self.assertEqual(self.profile().key_id, keyschedule.key_id(FIRST_KEY))
         self.recover()
         self.assertEqual(self.events("rotation_rolled_back"), [])
@@ -554,7 +562,7 @@ class CloneTestsMixin(RotationMixin):
         not change.
         """
         before = self.profile()
-        reason = self.refusal(self.begin, stale.request(), source)
+        reason = self.refusal(self.beginning, stale.request(), source)
         self.assertEqual(reason, "unknown_key")
         self.assertEqual(self.profile(), before)
         [(_, user, audited_source, text)] = self.events("clone_suspected")
@@ -605,10 +613,12 @@ class CloneTestsMixin(RotationMixin):
         )
         self.assert_agreed()
         ack = copy.acknowledge(stale.server_public, stale.ok)
-        failure = self.assertRaises(
-            RotationRefused, self.rotation.acknowledge, stale, ack, ELSEWHERE, self.now()
+        failure = failure_of(
+            self,
+            self.rotation.acknowledge(stale, ack, ELSEWHERE, self.now()),
+            RotationRefused,
         )
-        self.assertEqual(failure.reason, "rotation_failed")
+        self.assertEqual(failure.value.reason, "rotation_failed")
         self.assertEqual(self.events("rotation_rolled_back"), [])
         self.assert_agreed()
 
@@ -673,17 +683,21 @@ class CloneTestsMixin(RotationMixin):
         second = Device("alice", FIRST_KEY)
         first_pending = self.begin(first.request())
         second_pending = self.begin(second.request(), ELSEWHERE)
-        first_d = self.rotation.acknowledge(
-            first_pending,
-            first.acknowledge(first_pending.server_public, first_pending.ok),
-            SOURCE,
-            self.now(),
+        first_d = Deferred.fromCoroutine(
+            self.rotation.acknowledge(
+                first_pending,
+                first.acknowledge(first_pending.server_public, first_pending.ok),
+                SOURCE,
+                self.now(),
+            )
         )
-        second_d = self.rotation.acknowledge(
-            second_pending,
-            second.acknowledge(second_pending.server_public, second_pending.ok),
-            ELSEWHERE,
-            self.now(),
+        second_d = Deferred.fromCoroutine(
+            self.rotation.acknowledge(
+                second_pending,
+                second.acknowledge(second_pending.server_public, second_pending.ok),
+                ELSEWHERE,
+                self.now(),
+            )
         )
         self.clock.advance(0)
         first.commit(self.successResultOf(first_d))
@@ -703,7 +717,7 @@ class CloneTestsMixin(RotationMixin):
         second_pending = self.begin(second.request(), ELSEWHERE)
         ack = second.acknowledge(second_pending.server_public, second_pending.ok)
         self.rotate()
-        d = self.rotation.acknowledge(second_pending, ack, ELSEWHERE, self.now())
+        d = Deferred.fromCoroutine(self.rotation.acknowledge(second_pending, ack, ELSEWHERE, self.now()))
         self.clock.advance(0)
         self.assertEqual(
             self.failureResultOf(d, RotationRefused).value.reason, "rotation_failed"
@@ -733,7 +747,7 @@ class CloneTestsMixin(RotationMixin):
         self.rotate()
         self.assert_agreed()
         self.assertTrue(self.store.is_retired("alice", pending.new_key_id))
-        d = self.rotation.acknowledge(second_pending, ack, ELSEWHERE, self.now())
+        d = Deferred.fromCoroutine(self.rotation.acknowledge(second_pending, ack, ELSEWHERE, self.now()))
         self.clock.advance(0)
         self.assertEqual(
             self.failureResultOf(d, RotationRefused).value.reason, "rotation_failed"
@@ -987,10 +1001,10 @@ class RotationAlertTests(RotationMixin, MemoryStoreMixin, SynchronousTestCase):
         super().start_server()
         self.sink = RecordingSink()
         self.rotation = Rotation(
-            self.store,
+            self.calls,
             self.master_key,
             GroupCommitter(self.clock, self.store.commit_rotations),
-            audit=AuditLog(self.store, [self.sink], clock=self.clock),
+            AuditLog(self.store, [self.sink], clock=self.clock),
         )
 
     def test_retired_key_named(self):
@@ -1003,7 +1017,7 @@ class RotationAlertTests(RotationMixin, MemoryStoreMixin, SynchronousTestCase):
         self.rotate()
         self.rotate()
         for _ in range(50):
-            self.refusal(self.begin, copy.request(), ELSEWHERE)
+            self.refusal(self.beginning, copy.request(), ELSEWHERE)
         self.assertEqual(len(self.events("clone_suspected")), 50)
         self.assertEqual(self.sink.counted(), [("clone_suspected", 1)])
         self.clock.advance(DEFAULT_INTERVAL)

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from twisted.internet import error
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -21,10 +22,12 @@ from suto_server.locations import Location, Locations
 from suto_server.net.checks import CheckError, CheckService
 from suto_server.rules.registry import LiveSession, LiveSessions
 from suto_server.rules.tracking import Tracking
+from suto_server.store.calls import LocalCalls
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import Move
 from tests.support.alerts import RecordingSink
 from tests.support.checks import answer
+from tests.support.coroutines import result_of
 from tests.support.rotation import (
     ELSEWHERE,
     FIRST_KEY,
@@ -82,7 +85,7 @@ class TrackingTests(SynchronousTestCase):
         self.live = LiveSessions()
         self.checks = CheckService(self.reactor)
         self.tracking = Tracking(
-            self.store, self.audit, self.live, self.checks, LOCATIONS
+            LocalCalls(self.store), self.audit, self.live, self.checks, LOCATIONS
         )
 
     def admit(self, address, connection, previous=None, proven=True):
@@ -92,14 +95,16 @@ class TrackingTests(SynchronousTestCase):
         @return: a list that receives the decision.
         """
         decisions = []
-        self.tracking.admit(
-            self.store.get_profile("alice"),
-            KEY,
-            address,
-            connection,
-            self.reactor.seconds(),
-            previous=previous,
-            proven=proven,
+        Deferred.fromCoroutine(
+            self.tracking.admit(
+                self.store.get_profile("alice"),
+                KEY,
+                address,
+                connection,
+                self.reactor.seconds(),
+                previous=previous,
+                proven=proven,
+            )
         ).addBoth(decisions.append)
         return decisions
 
@@ -119,7 +124,7 @@ class TrackingTests(SynchronousTestCase):
             address=address,
         )
         self.assertEqual(self.store.commit_rotations([rotation]), [True])
-        self.tracking.proven(connection, now)
+        result_of(self, self.tracking.proven(connection, now))
 
     def sent(self):
         """
@@ -324,7 +329,7 @@ class TrackingTests(SynchronousTestCase):
         """
         self.live.attach("alice", OLD, NOW - 10, "old connection")
         self.admit(OLD, "new connection", proven=False)
-        self.tracking.proven("new connection", NOW + 5)
+        result_of(self, self.tracking.proven("new connection", NOW + 5))
         self.assertEqual(
             self.live.get("alice"),
             LiveSession("alice", OLD, NOW + 5, "new connection"),
@@ -342,7 +347,7 @@ class TrackingTests(SynchronousTestCase):
         self.assertFalse(self.tracking.held_elsewhere("alice", "peer"))
         self.admit(OLD, "newcomer", proven=False)
         self.assertFalse(self.tracking.held_elsewhere("alice", "peer"))
-        self.tracking.proven("newcomer", NOW + 5)
+        result_of(self, self.tracking.proven("newcomer", NOW + 5))
         self.assertTrue(self.tracking.held_elsewhere("alice", "peer"))
         self.assertFalse(self.tracking.held_elsewhere("alice", "newcomer"))
 
@@ -423,7 +428,7 @@ class TrackingTests(SynchronousTestCase):
         )
         self.assertEqual(self.store.get_profile("alice").last_address, NEW)
         self.assertEqual(self.audit.events(), ["location_changed"])
-        self.tracking.proven("mover", NOW + 6)
+        result_of(self, self.tracking.proven("mover", NOW + 6))
         self.assertEqual(len(self.store.moves("alice")), 1)
 
     def test_unproven_copy_cannot_take_the_registry(self):
@@ -442,7 +447,7 @@ class TrackingTests(SynchronousTestCase):
         self.assertEqual(len(self.sent()), checks)
         self.assert_not_moved()
         self.assertEqual(self.audit.records, [])
-        self.tracking.proven("copy", NOW + 5)
+        result_of(self, self.tracking.proven("copy", NOW + 5))
         self.assert_not_moved()
 
     def test_unproven_move_kept_for_commit(self):
@@ -459,7 +464,7 @@ class TrackingTests(SynchronousTestCase):
         self.admit("10.9.0.5", "failing", proven=False)
         self.reactor.advance(3)
         self.tracking.forget("failing")
-        self.tracking.proven("failing", NOW + 9)
+        result_of(self, self.tracking.proven("failing", NOW + 9))
         self.assertEqual(len(self.store.moves("alice")), 1)
 
     def test_joining_newcomer_takes_over_move(self):
@@ -566,10 +571,14 @@ class TrackingTests(SynchronousTestCase):
             def check(self, user, address, key, previous=None):
                 raise CheckError("cannot check")
 
-        tracking = Tracking(self.store, self.audit, self.live, Broken(), LOCATIONS)
+        tracking = Tracking(
+            LocalCalls(self.store), self.audit, self.live, Broken(), LOCATIONS
+        )
         decisions = []
-        tracking.admit(
-            self.store.get_profile("alice"), KEY, NEW, "mover", NOW, proven=True
+        Deferred.fromCoroutine(
+            tracking.admit(
+                self.store.get_profile("alice"), KEY, NEW, "mover", NOW, proven=True
+            )
         ).addBoth(decisions.append)
         [failure] = decisions
         failure.trap(CheckError)
@@ -644,7 +653,9 @@ class TrackingTests(SynchronousTestCase):
         """
         sink = RecordingSink()
         audit = AuditLog(self.store, [sink], clock=self.reactor)
-        self.tracking = Tracking(self.store, audit, self.live, self.checks, LOCATIONS)
+        self.tracking = Tracking(
+            LocalCalls(self.store), audit, self.live, self.checks, LOCATIONS
+        )
         for _ in range(20):
             decisions = self.admit(NEW, "thief", proven=False)
             self.reply(answer(self.sent_check(decisions), key=KEY))
@@ -687,7 +698,7 @@ class TrackedRotationTests(RotationListenerMixin, SynchronousTestCase):
         self.factory.rotation = replace(
             self.factory.rotation,
             tracking=Tracking(
-                self.store,
+                LocalCalls(self.store),
                 self.audit,
                 self.live,
                 CheckService(self.udp),

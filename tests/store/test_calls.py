@@ -6,7 +6,7 @@ once on a local store and on the database thread for a shared one.
 import threading
 
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import directlyProvides
 from zope.interface.verify import verifyObject
@@ -126,6 +126,56 @@ class ThreadedCallsTests(TestCase):
         self.store.add_user("alice", HASH, 0.0)
         with self.assertRaises(UserExists):
             yield self.calls.add_user("alice", HASH, 0.0)
+
+
+class _Recording:
+    """
+    Stands for a database thread or pool: records the names of the calls
+    it is given, and makes them at once on C{store}.
+    """
+
+    def __init__(self, store):
+        self.store = store
+        self.names = []
+
+    def run(self, call, *args, **kwargs):
+        self.names.append(args[0] if args else None)
+        return maybeDeferred(call, self.store, *args, **kwargs)
+
+
+class PooledCallsTests(SynchronousTestCase):
+    """
+    With a pool, L{ThreadedCalls} gives it the calls of L{IStore}, and
+    keeps those of L{IClusteredStore} on the one database thread: a claim
+    belongs to the session that took it, and notices keep their order
+    only from one session.
+    """
+
+    def test_routes(self):
+        """
+        A call of L{IStore} goes to the pool; a claim, its release and a
+        notice go to the database thread.
+        """
+        store = MemoryStore()
+        store.add_user("alice", HASH, 0.0)
+        store.take_claim = store.release_claim = store.announce = lambda key: key
+        database, pool = _Recording(store), _Recording(store)
+        calls = ThreadedCalls(database, pool)
+        self.assertEqual(self.successResultOf(calls.hash_for("alice")), HASH)
+        for name in ("take_claim", "release_claim", "announce"):
+            self.successResultOf(getattr(calls, name)(name))
+        self.assertEqual(pool.names, ["alice"])
+        self.assertEqual(database.names, ["take_claim", "release_claim", "announce"])
+
+    def test_calls_for(self):
+        """
+        L{calls_for} hands a shared store's calls the pool it is given.
+        """
+        store = MemoryStore()
+        directlyProvides(store, IClusteredStore)
+        database, pool = _Recording(store), _Recording(store)
+        self.successResultOf(calls_for(store, database, pool).get_profile("alice"))
+        self.assertEqual((database.names, pool.names), ([], ["alice"]))
 
 
 class CallsForTests(SynchronousTestCase):

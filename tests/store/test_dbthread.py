@@ -13,6 +13,7 @@ from twisted.application.service import Service
 from twisted.internet import reactor
 from twisted.internet.defer import (
     fail,
+    gatherResults,
     inlineCallbacks,
     maybeDeferred,
     succeed,
@@ -22,7 +23,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from suto_server.settings import EnrollmentSettings
-from suto_server.store.dbthread import DatabaseThread, store_method
+from suto_server.store.dbthread import DatabasePool, DatabaseThread, store_method
 from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
@@ -58,20 +59,29 @@ class _RecordingSiblings:
         return self.store.sibling()
 
 
+def _enrolled_store(case):
+    """
+    @return: a new SQLite store, closed after C{case}, with C{alice}
+        enrolled.
+    """
+    folder = case.mktemp()
+    os.makedirs(folder)
+    store = SQLiteStore.open(os.path.join(folder, "suto.db"))
+    case.addCleanup(store.close)
+    store.open_window(window_for("alice"))
+    store.complete_enrollment(
+        profile_for("alice", key_sealed=numbered_seal(0), key_id=numbered_key_id(0))
+    )
+    return store
+
+
 class DatabaseThreadTests(TestCase):
     """
     L{DatabaseThread} over a SQLite store with one enrolled profile.
     """
 
     def setUp(self):
-        folder = self.mktemp()
-        os.makedirs(folder)
-        self.store = SQLiteStore.open(os.path.join(folder, "suto.db"))
-        self.addCleanup(self.store.close)
-        self.store.open_window(window_for("alice"))
-        self.store.complete_enrollment(
-            profile_for("alice", key_sealed=numbered_seal(0), key_id=numbered_key_id(0))
-        )
+        self.store = _enrolled_store(self)
         siblings = _RecordingSiblings(self.store)
         self.opened = siblings.opened
         self.database = DatabaseThread(reactor, siblings)
@@ -181,6 +191,85 @@ class DatabaseThreadTests(TestCase):
         database = DatabaseThread(reactor, siblings)
         self.successResultOf(database.stopService())
         self.assertEqual(siblings.opened, [])
+
+
+class DatabasePoolTests(TestCase):
+    """
+    L{DatabasePool} over a SQLite store with one enrolled profile.
+    """
+
+    def setUp(self):
+        self.store = _enrolled_store(self)
+        siblings = _RecordingSiblings(self.store)
+        self.opened = siblings.opened
+        self.pool = DatabasePool(reactor, siblings, size=3)
+        self.pool.startService()
+        self.addCleanup(self.stop)
+
+    def stop(self):
+        if self.pool.running:
+            return self.pool.stopService()
+
+    async def test_calls_at_once(self):
+        """
+        Calls given while the others are still running go to the threads
+        with none waiting: three calls that each wait for the others to
+        start run at once, each on its own thread with the store it opened
+        there; a fourth goes to one of them, with that thread's store.
+        """
+        started = threading.Barrier(3, timeout=30)
+        ran = []
+
+        def together(store):
+            started.wait()
+            ran.append((threading.current_thread(), store))
+            return store.get_profile("alice").key_id
+
+        keys = await gatherResults([self.pool.run(together) for _ in range(3)])
+        self.assertEqual(keys, [numbered_key_id(0)] * 3)
+        self.assertEqual(len({thread for thread, _ in ran}), 3)
+        self.assertEqual({thread for thread, _ in ran}, set(self.opened))
+        self.assertEqual(len({id(store) for _, store in ran}), 3)
+
+        def where(store):
+            return threading.current_thread(), store
+
+        self.assertIn(await self.pool.run(where), ran)
+
+    async def test_least_busy(self):
+        """
+        A call goes to a thread with nothing waiting rather than behind a
+        call that is held up.
+        """
+        go = threading.Event()
+        threads = []
+
+        def held(store):
+            threads.append(threading.current_thread())
+            go.wait(30)
+
+        def where(store):
+            return threading.current_thread()
+
+        first = self.pool.run(held)
+        others = [await self.pool.run(where) for _ in range(4)]
+        self.assertNoResult(first)
+        go.set()
+        await first
+        self.assertNotIn(threads[0], others)
+
+    async def test_stop(self):
+        """
+        Stopping lets the calls given finish, then closes each thread's
+        store on it; calls after that fail with L{StoreError} at once.
+        """
+        stores = await gatherResults(
+            [self.pool.run(lambda store: store) for _ in range(3)]
+        )
+        await self.pool.stopService()
+        self.failureResultOf(self.pool.run(lambda store: None), StoreError)
+        for store in stores:
+            self.assertRaises(StoreError, store.get_profile, "alice")
 
 
 class SiblingTests(TestCase):

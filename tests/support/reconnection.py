@@ -12,6 +12,7 @@ from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
 from suto_server.core.timing import DEFAULT_OFFLINE_STEP
 from suto_server.rules.reconnection import Reconnection, ReconnectRefused
+from tests.support.coroutines import failure_of, result_of
 from tests.support.rotation import SOURCE, RotationMixin
 
 #: The junk a reconnecting client seals (any 32 bytes).
@@ -94,7 +95,7 @@ class ReconnectionMixin(RotationMixin):
     def start_server(self):
         super().start_server()
         self.reconnection = Reconnection(
-            self.store, self.rotation, AuditLog(self.store)
+            self.calls, self.rotation, AuditLog(self.store), store=self.store
         )
 
     def step(self, offset=0):
@@ -110,26 +111,33 @@ class ReconnectionMixin(RotationMixin):
         self.assertEqual(self.store.mark_offline([user], self.now()), [user])
 
     def reconnect(self, message, source=SOURCE):
-        return self.reconnection.reconnect(message, source, self.now())
+        return result_of(
+            self, self.reconnection.reconnect(message, source, self.now())
+        )
 
     def refused(self, message, source=SOURCE):
         """
         The reason the reconnection C{message} is refused with.
         """
-        with self.assertRaises(ReconnectRefused) as caught:
-            self.reconnect(message, source)
-        return caught.exception.reason
+        return failure_of(
+            self,
+            self.reconnection.reconnect(message, source, self.now()),
+            ReconnectRefused,
+        ).value.reason
 
     def rotation_refused(self, device, source=SOURCE, reconnected=False):
         """
         The reason L{Reconnection.check_rotation} refuses a plain rotation
         of C{device} with.
         """
-        with self.assertRaises(ReconnectRefused) as caught:
-            self.check_rotation(device, source, reconnected)
-        return caught.exception.reason
+        return failure_of(
+            self, self._check_rotation(device, source, reconnected), ReconnectRefused
+        ).value.reason
 
     def check_rotation(self, device, source=SOURCE, reconnected=False):
+        return result_of(self, self._check_rotation(device, source, reconnected))
+
+    def _check_rotation(self, device, source, reconnected):
         return self.reconnection.check_rotation(
             device.user,
             keyschedule.key_id(device.key),

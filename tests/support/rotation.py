@@ -14,11 +14,15 @@ from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.internet import task
+from twisted.internet.defer import Deferred
 
+from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
 from suto_server.rules.rotation import Rotation, RotationRefused
+from suto_server.store.calls import LocalCalls
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.records import Profile
+from tests.support.coroutines import failure_of, result_of
 from tests.support.enrollment import FINGERPRINT
 from tests.support.masterkey import new_master_key
 from tests.support.store_suite.values import WINDOW
@@ -167,9 +171,11 @@ def enroll(store, master_key, user):
 
 class RotationMixin:
     """
-    A L{Rotation} over the store of a store mixin, a real master key, and
-    a L{GroupCommitter} on a L{task.Clock}; C{alice} is enrolled with
-    L{FIRST_KEY}, and C{self.device} is her client.
+    A L{Rotation} over the store of a store mixin (its calls, as
+    C{self.calls}, made at once), a real master key, and a
+    L{GroupCommitter} on a L{task.Clock}; C{alice} is enrolled with
+    L{FIRST_KEY}, and C{self.device} is her client.  The rules' coroutines
+    have finished when the helpers return (see L{tests.support.coroutines}).
     """
 
     def setUp(self):
@@ -187,7 +193,10 @@ class RotationMixin:
         self.clock = task.Clock()
         self.clock.advance(NOW)
         committer = GroupCommitter(self.clock, self.store.commit_rotations)
-        self.rotation = Rotation(self.store, self.master_key, committer)
+        self.calls = LocalCalls(self.store)
+        self.rotation = Rotation(
+            self.calls, self.master_key, committer, AuditLog(self.store)
+        )
 
     def restart_server(self):
         """
@@ -207,6 +216,17 @@ class RotationMixin:
         @param attempt_nonce: the nonce of that reconnection, if any.
         @return: the L{PendingRotation} for C{request}.
         """
+        return result_of(
+            self, self.beginning(request, source, offline_step, attempt_nonce)
+        )
+
+    def beginning(
+        self, request, source=SOURCE, offline_step=None, attempt_nonce=None
+    ):
+        """
+        @return: the coroutine of L{Rotation.begin} for C{request}, as
+            L{begin} runs it (for L{refusal}).
+        """
         return self.rotation.begin(
             request.user,
             request.key_id,
@@ -224,7 +244,9 @@ class RotationMixin:
 
         @return: the sealed "done".
         """
-        d = self.rotation.acknowledge(pending, sealed_ack, source, self.now())
+        d = Deferred.fromCoroutine(
+            self.rotation.acknowledge(pending, sealed_ack, source, self.now())
+        )
         self.clock.advance(0)
         return self.successResultOf(d)
 
@@ -253,16 +275,20 @@ class RotationMixin:
         L{Rotation.acknowledge}.
         """
         pending = self.begin(self.device.request())
-        with self.assertRaises(RotationRefused):
-            self.rotation.acknowledge(pending, bytes(19), SOURCE, self.now(), **kwargs)
+        failure_of(
+            self,
+            self.rotation.acknowledge(
+                pending, bytes(19), SOURCE, self.now(), **kwargs
+            ),
+            RotationRefused,
+        )
 
     def refusal(self, call, *args):
         """
-        The reason C{call(*args)} is refused with.
+        The reason C{call(*args)}, a coroutine of the rules, is refused
+        with.
         """
-        with self.assertRaises(RotationRefused) as caught:
-            call(*args)
-        return caught.exception.reason
+        return failure_of(self, call(*args), RotationRefused).value.reason
 
     def profile(self, user="alice"):
         return self.store.get_profile(user)

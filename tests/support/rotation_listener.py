@@ -15,10 +15,12 @@ from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
+from suto_server.audit.log import AuditLog
 from suto_server.core import wire
 from suto_server.phases.rotation import RotationRules
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.rotation import Rotation
+from suto_server.store.calls import LocalCalls
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
 from tests.support.factories import framed_factory
@@ -49,7 +51,8 @@ class RotationListenerMixin:
     """
     A framed listener that rotates keys, with C{alice} enrolled from
     L{SOURCE} holding L{FIRST_KEY}, and the server's X25519 keys drawn
-    from L{server_private_keys}.
+    from L{server_private_keys}; the rules make the store's calls
+    C{self.calls} at once.
     """
 
     def setUp(self):
@@ -60,10 +63,12 @@ class RotationListenerMixin:
         self.master_key = new_master_key(self)
         self.device = enroll(self.store, self.master_key, "alice")
         self.server_keys = server_private_keys()
+        self.calls = LocalCalls(self.store)
         self.rotation = Rotation(
-            self.store,
+            self.calls,
             self.master_key,
             GroupCommitter(self.clock, self.store.commit_rotations),
+            AuditLog(self.store),
             new_private_key=lambda: next(self.server_keys),
         )
         self.factory = self.make_factory(self.rotation)
