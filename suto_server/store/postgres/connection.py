@@ -46,6 +46,7 @@ from suto_server.store.postgres.session import (
     as_store_error,
     checked_location,
     connect,
+    usable,
 )
 from suto_server.store.sql.schemafiles import (
     creation_scripts,
@@ -319,12 +320,7 @@ class Connection:
         """
         if self._connection is None:
             raise StoreError("the store is closed")
-        if self._uri is not None and (
-            self._connection.closed or self._connection.broken
-        ):
-            # A broken connection may not say it is closed yet (the
-            # server ended the session, the network dropped it): it is
-            # of no more use either way.
+        if self._uri is not None and not usable(self._connection):
             self._connection.close()
             self._connection = connect(self._uri)
         return self._connection

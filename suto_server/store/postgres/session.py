@@ -46,9 +46,11 @@ C{options} keep theirs.
 """
 
 import os
+import select
 from contextlib import contextmanager
 
 import psycopg
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 
 from suto_server.store.errors import StoreError
@@ -166,3 +168,34 @@ def connect(uri, read_only=False, statement_timeout=None):
             connection.close()
             raise
     return connection
+
+
+def usable(connection):
+    """
+    Whether C{connection}, idle between two of the store's calls, may
+    still carry a statement, found without a round trip.
+
+    An idle session the server ended (a stop, a restart, a failover, an
+    administrator's C{pg_terminate_backend}) has left its last words on
+    the socket: an error message, then the end of the stream.  psycopg
+    learns of them only when it next sends a statement, which would then
+    fail although the server may be back by now; so whatever waits on
+    the socket is read first (never blocking), and a connection that
+    turns out closed is not usable.  An idle connection of the store
+    expects nothing else (it listens to no channel), so this costs one
+    C{select} when all is well.
+
+    @param connection: a psycopg connection not inside a statement.
+    """
+    if connection.closed or connection.broken:
+        return False
+    try:
+        # An error message, then the end of the stream: at most a few
+        # reads, each of what is already there.
+        for _ in range(3):
+            if not select.select([connection.fileno()], [], [], 0)[0]:
+                break
+            connection.pgconn.consume_input()
+    except (psycopg.Error, OSError, ValueError):
+        return False
+    return connection.pgconn.status == pq.ConnStatus.OK
