@@ -28,7 +28,7 @@ ALLOWED = {
     "cluster": {"core", "store", "rules"},
     "rules": {"core", "store", "audit", "cred", "net", "locations"},
     "machines": {"core", "rules"},
-    "phases": {"core", "cred", "machines", "rules"},
+    "phases": {"core", "cred", "machines", "rules", "store"},
     "settings": {"core", "cred", "locations", "masterkey", "net", "rules"},
     "keyrules": {"core", "cred", "net", "phases", "rules", "settings", "store"},
     "metrics": {"core", "audit", "rules"},

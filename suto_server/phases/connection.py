@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.phases.test_connection,tests.phases.test_connection_enrollment,tests.phases.test_connection_rotation -*-
+# -*- test-case-name: tests.phases.test_connection,tests.phases.test_connection_enrollment,tests.phases.test_connection_rotation,tests.phases.test_store_failure -*-
 """
 The server's end of one device connection, on the reactor.
 
@@ -15,21 +15,34 @@ answers two messages (the version echo and the first rotation's
 C{SUTO_ROTATE_OK_}) costs the transport one write, not two.  One factory serves one listener and one framing: the TLS listener
 speaks the framed protocol, the opt-in plaintext listener speaks SUTO
 1.3.2's legacy framing and only the classic challenge.
+
+A store that fails under a decision made while a read is handled (its
+database away or failing over, a full disk) ends the connection with
+C{SUTO_ERROR_BUSY}, which agents retry after a back-off, rather than
+with a traceback: nothing was decided, and the store's own message says
+what failed, logged at most once per L{STORE_FAILURE_LOG_EVERY} seconds
+with the count of connections ended so since.
 """
 
 from __future__ import annotations
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
 
 from suto_server.core import wire
 from suto_server.core.machine import Send
+from suto_server.core.throttle import OncePerInterval
 from suto_server.machines import opening
 from suto_server.phases.classic import ClassicDriver, ClassicRules
 from suto_server.phases.enrollment import EnrollmentDriver, EnrollmentRules
 from suto_server.phases.rotation import RotationDriver, RotationRules, tell_time
 from suto_server.phases.timeout import DeadlineWheel, WheelTimeoutMixin
 from suto_server.rules.gate import OPEN_GATE
+from suto_server.store.errors import StoreError
+
+#: Seconds between two log lines about connections the store failed.
+STORE_FAILURE_LOG_EVERY = 10.0
 
 
 class ServerProtocol(Protocol, WheelTimeoutMixin):
@@ -40,6 +53,8 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
     @ivar ticket: the connection gate's ticket for this connection.
     @ivar lost: whether the peer went away.
     """
+
+    log = Logger()
 
     def __init__(self, factory: ServerFactory, ticket=None) -> None:
         self.factory = factory
@@ -80,8 +95,30 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
                     self._open(self._opening.receive(message))
         except wire.ProtocolError as error:
             self._protocol_error(error)
+        except StoreError as error:
+            self._store_failed(error)
         finally:
             self._flush()
+
+    def _store_failed(self, error: StoreError) -> None:
+        """
+        The store failed under a decision about this connection: tell the
+        device the server is busy, and close.
+        """
+        quiet = self.factory.store_failures.due(None, self.clock.seconds())
+        if quiet is not None:
+            self.log.warn(
+                "the store failed; connections answered busy until it is back "
+                "({quiet} more since the last report): {error}",
+                quiet=quiet,
+                error=str(error),
+            )
+        busy = wire.ProtocolError(wire.ERROR_BUSY, "the store is unavailable")
+        try:
+            self._protocol_error(busy)
+        except StoreError:
+            # Ending the phase needed the store as well.
+            self.refuse(wire.ERROR_BUSY)
 
     def timeoutConnection(self) -> None:
         self.ticket.timed_out()
@@ -238,6 +275,8 @@ class ServerFactory(Factory):
         self.gate = gate
         # Every connection's timeout, on one timer.
         self.deadlines = DeadlineWheel(clock)
+        # When the connections the store failed were last logged.
+        self.store_failures = OncePerInterval(STORE_FAILURE_LOG_EVERY)
 
     def offers(self) -> frozenset:
         """
