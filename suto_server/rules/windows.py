@@ -18,6 +18,7 @@ from suto_server.core.timestamps import iso_utc
 from suto_server.locations import WIDEST_PREFIX, LocationError
 from suto_server.net.discovery import HelloTarget
 from suto_server.rules.enrollment import Enrollment, window_location
+from suto_server.store.errors import StoreError
 
 #: Seconds between two hellos announcing the same open window.  IT usually
 #: opens the window first and then tells the person at the device the
@@ -226,7 +227,21 @@ class WindowDesk(Service):
 
     def _again(self, user: str, location, opened_at: float) -> None:
         del self._announcing[user]
-        if self._enrollment.is_open(user, opened_at, self._clock.seconds()):
+        try:
+            still_open = self._enrollment.is_open(
+                user, opened_at, self._clock.seconds()
+            )
+        except StoreError as error:
+            # Whether the window is open is not known until the store is
+            # back: the hellos go on meanwhile (one too many is harmless)
+            # and the next asks again.
+            self.log.warn(
+                "could not read the enrollment window of {user}: {error}",
+                user=user,
+                error=str(error),
+            )
+            still_open = True
+        if still_open:
             self._announce(user, location, opened_at)
 
     def list(self) -> list[dict]:

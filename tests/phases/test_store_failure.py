@@ -11,32 +11,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.core import wire
 from suto_server.phases.connection import STORE_FAILURE_LOG_EVERY
 from suto_server.rules.rotation import Rotation
-from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
+from tests.support.away import AWAY, AwayStore
 from tests.support.rotation_listener import VERSION, RotationListenerMixin
 
 BUSY = wire.encode(wire.Error(wire.ERROR_BUSY), wire.Framing.FRAMED)
-
-
-class _Away:
-    """
-    A store whose every call fails with L{StoreError} while C{away}, as
-    one whose database stopped does, and goes to C{store} otherwise.
-    """
-
-    def __init__(self, store):
-        self._store = store
-        self.away = False
-
-    def __getattr__(self, name):
-        method = getattr(self._store, name)
-
-        def call(*args, **kwargs):
-            if self.away:
-                raise StoreError("reading the store failed: the server stopped")
-            return method(*args, **kwargs)
-
-        return call
 
 
 class StoreFailureTests(RotationListenerMixin, SynchronousTestCase):
@@ -46,7 +25,7 @@ class StoreFailureTests(RotationListenerMixin, SynchronousTestCase):
 
     def setUp(self):
         super().setUp()
-        self.away = _Away(self.store)
+        self.away = AwayStore(self.store)
         self.factory = self.make_factory(
             Rotation(
                 self.away,
@@ -83,9 +62,7 @@ class StoreFailureTests(RotationListenerMixin, SynchronousTestCase):
         self.assertEqual(self.failures(), [])
         self.assertFalse([e for e in events if "log_failure" in e])
         [warning] = [e for e in events if e["log_level"] == LogLevel.warn]
-        self.assertEqual(
-            warning["error"], "reading the store failed: the server stopped"
-        )
+        self.assertEqual(warning["error"], AWAY)
 
     def test_served_when_back(self):
         """
