@@ -41,6 +41,7 @@ from suto_server.rules.reconnection import Reconnection, ReconnectRefused
 from suto_server.rules.registry import TooManyChallenges
 from suto_server.rules.rotation import Rotation, RotationRefused
 from suto_server.rules.tracking import Tracking
+from suto_server.store.errors import StoreError
 
 #: Challenges one connection may have waiting for their answers: a
 #: verification waits seconds, and the callers' limits keep them few.
@@ -385,6 +386,14 @@ class RotationDriver(Driver):
                 return
             if failure.check(RotationRefused):
                 self.perform(self.machine.rejected())
+            elif failure.check(StoreError):
+                # Nothing was committed; the agent tries again.
+                self.log.warn(
+                    "committing a rotation for {user} failed: {error}",
+                    user=self.user,
+                    error=failure.getErrorMessage(),
+                )
+                self.perform(self.machine.unavailable("the commit failed"))
             else:
                 self.log.failure(
                     "committing a rotation for {user} failed",

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.phases.test_store_failure -*-
 """
 Tests for the connection's answer to a store that fails under a decision
 (L{suto_server.phases.connection}): C{SUTO_ERROR_BUSY} and a close, a
@@ -60,6 +61,28 @@ class StoreFailureTests(RotationListenerMixin, SynchronousTestCase):
         self.away.away = False
         self.assertEqual(self.key_id(), key_id)
         self.assertEqual(self.failures(), [])
+        self.assertFalse([e for e in events if "log_failure" in e])
+        [warning] = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual(warning["error"], AWAY)
+
+    def test_commit_fails(self):
+        """
+        A store that goes away between a rotation's start and its commit
+        fails the commit: the device is told C{SUTO_ERROR_BUSY}, never
+        C{SUTO_ROTATE_DONE_}, the key is not changed, and the log holds a
+        warning and no traceback.
+        """
+        key_id = self.key_id()
+        protocol, transport = self.connect()
+        reply = self.exchange(protocol, transport, VERSION + self.rotate_line())
+        ack = self.ok_line(reply[len(VERSION) :])
+        self.away.away = True
+        with capturedLogs() as events:
+            self.exchange(protocol, transport, ack)
+            self.clock.advance(0)
+        self.assertEqual((transport.value(), transport.disconnecting), (BUSY, True))
+        self.away.away = False
+        self.assertEqual(self.key_id(), key_id)
         self.assertFalse([e for e in events if "log_failure" in e])
         [warning] = [e for e in events if e["log_level"] == LogLevel.warn]
         self.assertEqual(warning["error"], AWAY)
