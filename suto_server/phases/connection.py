@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.phases.test_connection,tests.phases.test_connection_enrollment,tests.phases.test_connection_rotation,tests.phases.test_store_failure -*-
+# -*- test-case-name: tests.phases.test_connection,tests.phases.test_connection_enrollment,tests.phases.test_connection_rotation -*-
 """
 The server's end of one device connection, on the reactor.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_windows -*-
+# -*- test-case-name: tests.rules.test_windows,tests.rules.test_windows_outage -*-
 """
 What IT does with enrollment windows through the admin API: open one at a
 location (announcing it with hellos while it is open), list them, cancel

@@ -2,7 +2,7 @@
 """
 A PostgreSQL outage under load, end to end: a real C{twistd suto} on a
 real PostgreSQL store (the tests' stoppable server,
-L{tests.support.postgres.stoppable_server}, reached over TCP), several
+L{tests.support.stoppable_postgres}, reached over TCP), several
 real agents rotating their keys every half second, and the database
 stopped (a fast shutdown, as an operator or a failover manager stops a
 primary) while they rotate, then started again on the same data and
@@ -38,8 +38,8 @@ from tests.support.admin import run_admin, run_admin_in_thread
 from tests.support.daemon import WAIT, fingerprint_of
 from tests.support.daemon_process import DaemonProcess
 from tests.support.folders import socket_folder
-from tests.support.postgres import stoppable_server
 from tests.support.sources import FixedSource
+from tests.support.stoppable_postgres import stoppable_server
 
 #: How many agents rotate, each with one profile.
 AGENTS = 4

@@ -21,7 +21,6 @@ from suto_server.rules.enrollment import (
 from suto_server.rules.windows import WindowDesk, hello_targets, too_wide
 from suto_server.store.errors import ProfileExists
 from suto_server.store.memory import MemoryStore
-from tests.support.away import AWAY, AwayStore
 from tests.support.enrollment import PASSWORD, device_payload
 from tests.support.hello import RecordingHello
 from tests.support.masterkey import new_master_key
@@ -453,7 +452,7 @@ class AnnouncementTests(SynchronousTestCase):
     def setUp(self):
         self.clock = task.Clock()
         self.clock.advance(NOW)
-        self.store = AwayStore(MemoryStore())
+        self.store = MemoryStore()
         self.enrollment = Enrollment(self.store, new_master_key(self), ImmediatePool())
         self.hello = RecordingHello()
         self.desk = self.make_desk()
@@ -547,20 +546,6 @@ class AnnouncementTests(SynchronousTestCase):
         self.desk.startService()
         [target] = hello_targets(Location((ip_network("127.0.0.5/32"),)), PORT)
         self.assertEqual(self.hello.sent, [("alice", target)])
-        self.assertEqual([self.sent_after(5), self.sent_after(5)], [1, 0])
-
-    def test_store_away(self):
-        """
-        While the store is away, whether the window is open cannot be
-        read: the announcements go on, each logging a warning and no
-        traceback, and stop at the window's deadline once it is back.
-        """
-        self.open(timeout=12)
-        self.store.away = True
-        with capturedLogs() as events:
-            self.assertEqual(self.sent_after(5), 1)
-        self.assertEqual([e["error"] for e in events], [AWAY])
-        self.store.away = False
         self.assertEqual([self.sent_after(5), self.sent_after(5)], [1, 0])
 
     def test_not_running(self):

