@@ -130,7 +130,10 @@ def checked_location(uri):
 def client_settings(uri, environ=os.environ):
     """
     @return: the libpq parameters of L{CLIENT_DEFAULTS} that neither
-        C{uri} nor the environment C{environ} sets.
+        C{uri} nor the environment C{environ} sets.  (A service file's,
+        C{PGSERVICE}'s, are not looked at: libpq lets the connection's
+        own parameters win over them, so an operator who wants others
+        puts them in the URI.)
     """
     given = conninfo_to_dict(uri)
     return {

@@ -95,17 +95,6 @@ class StoreOutageTests(_StoreOnStoppable, SynchronousTestCase):
         self.server.start()
         self.assertEqual(sibling.hash_for("alice"), HASH)
 
-    def test_ended_session(self):
-        """
-        A session the server ended while it was idle is found closed
-        before the next call uses it: that call works, on a new session.
-        """
-        self.store.add_user("alice", HASH, 1.0)
-        pid = self.store._connection.info.backend_pid
-        self.server.admin().execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
-        self.assertEqual(self.store.hash_for("alice"), HASH)
-        self.assertNotEqual(self.store._connection.info.backend_pid, pid)
-
     def test_broken_mid_call(self):
         """
         A connection that breaks during a call fails that call with
