@@ -60,6 +60,18 @@ class StoreOutageTests(_StoreOnStoppable, SynchronousTestCase):
         self.assertEqual(self.store.hash_for("alice"), HASH)
         self.assertIsNone(self.store.hash_for("bob"))
 
+    def test_crashed(self):
+        """
+        A server that crashed (an immediate shutdown: no session is told)
+        and recovered on its start serves the store's next call, with
+        what was committed before.
+        """
+        self.store.add_user("alice", HASH, 1.0)
+        self.server.stop("immediate")
+        self.assertRaises(StoreError, self.store.hash_for, "alice")
+        self.server.start()
+        self.assertEqual(self.store.hash_for("alice"), HASH)
+
     def test_idle_through_restart(self):
         """
         A store that made no call while the server was away works at its
