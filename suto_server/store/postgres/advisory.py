@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.cluster.test_leadership -*-
+# -*- test-case-name: tests.cluster.test_leadership,tests.store.postgres.test_outage -*-
 """
 The lock that elects the leader of the server processes sharing one
 PostgreSQL store: a session-level advisory lock, held by a connection

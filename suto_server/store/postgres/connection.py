@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.store.postgres.test_connection,tests.store.test_postgres -*-
+# -*- test-case-name: tests.store.postgres.test_connection,tests.store.test_postgres,tests.store.postgres.test_outage -*-
 """
 The connection under every part of L{suto_server.store.postgres.PostgresStore}:
 reaching the server, bringing its database to the newest schema, the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.cluster.test_relay -*-
+# -*- test-case-name: tests.cluster.test_relay,tests.store.postgres.test_outage -*-
 """
 What the server processes sharing one PostgreSQL store tell each other
 about pending classic authentications: notices on a channel of the
