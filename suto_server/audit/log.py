@@ -38,6 +38,7 @@ from suto_server.audit.alerts import Alert, alert_for
 from suto_server.audit.sinks.log import LogSink
 from suto_server.store.calls import LocalCalls
 from suto_server.store.checks import check_audit_event
+from suto_server.store.errors import StoreError
 from suto_server.store.records import MAX_NAME, AuditEvent
 
 _ELLIPSIS = "..."
@@ -160,6 +161,15 @@ class AuditLog:
             return result
 
         def lost(failure):
+            if failure.check(StoreError):
+                # The store's message says what failed (its database
+                # away, a full disk); a traceback would add nothing.
+                self.log.critical(
+                    "the audit log could not record a {event} event: {error}",
+                    event=record.event,
+                    error=failure.getErrorMessage(),
+                )
+                return
             self.log.failure(
                 "the audit log could not record a {event} event",
                 failure,

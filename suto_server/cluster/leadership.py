@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.cluster.test_leadership -*-
+# -*- test-case-name: tests.cluster.test_leadership,tests.store.postgres.test_outage -*-
 """
 The jobs that must run once however many server processes share a store
 (the offline sweep, the certificate expiry warnings), run by one elected
@@ -18,6 +18,12 @@ bound (about 11 seconds) more when its host vanished.
 Until a leader learns its lock is gone, and another takes it, both may
 run the jobs for up to one retry interval: the jobs bear that (a second
 sweep finds nothing left to mark; a warning may go out twice).
+
+While the store is away (stopped, restarting, failing over) no process
+can hold the lock, so none leads: each try fails, is logged as a
+warning, and the jobs stay stopped.  The lock connects again at each
+try, so the first try once the store is back elects a leader again,
+with no restart (C{tests/store/postgres/test_outage.py}).
 
 A store no other process can share (a SQLite file, locked with its data
 folder) has no lock: the one process leads from its start.

@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 
 from suto_server.core import schemes, wire
 from suto_server.machines.classic import ClassicConversation, Finish
-from suto_server.phases.driver import VerifyingDriver, log_undecided
+from suto_server.phases.driver import VerifyingDriver
 from suto_server.rules.rendezvous import Rendezvous, Verdict
 
 
@@ -107,7 +107,7 @@ class ClassicDriver(VerifyingDriver):
         try:
             salt = await rules.salt_for(request.user)
         except Exception:
-            log_undecided(
+            connection.undecided(
                 cls.log, Failure(), "reading the salt of {user}", user=request.user
             )
             rules.rendezvous.finish(

@@ -15,15 +15,26 @@ answers two messages (the version echo and the first rotation's
 C{SUTO_ROTATE_OK_}) costs the transport one write, not two.  One factory serves one listener and one framing: the TLS listener
 speaks the framed protocol, the opt-in plaintext listener speaks SUTO
 1.3.2's legacy framing and only the classic challenge.
+
+A store that fails under a decision (its database away or failing over,
+a full disk), while a read is handled or in a step a driver awaited,
+ends the exchange with C{SUTO_ERROR_BUSY}, which agents retry after a
+back-off, rather than with a traceback: nothing was decided, and the
+store's own message says what failed, logged at most once per
+L{STORE_FAILURE_LOG_EVERY} seconds for all of a listener's connections
+with the count kept quiet since (L{ServerProtocol.undecided}).
 """
 
 from __future__ import annotations
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from suto_server.core import wire
 from suto_server.core.machine import Send
+from suto_server.core.throttle import OncePerInterval
 from suto_server.machines import opening
 from suto_server.phases.classic import ClassicDriver, ClassicRules
 from suto_server.phases.enrollment import EnrollmentDriver, EnrollmentRules
@@ -31,6 +42,10 @@ from suto_server.phases.rotation import RotationDriver, RotationRules, tell_time
 from suto_server.phases.starting import Starting
 from suto_server.phases.timeout import DeadlineWheel, WheelTimeoutMixin
 from suto_server.rules.gate import OPEN_GATE
+from suto_server.store.errors import StoreError
+
+#: Seconds between two log lines about connections the store failed.
+STORE_FAILURE_LOG_EVERY = 10.0
 
 
 class ServerProtocol(Protocol, WheelTimeoutMixin):
@@ -41,6 +56,8 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
     @ivar ticket: the connection gate's ticket for this connection.
     @ivar lost: whether the peer went away.
     """
+
+    log = Logger()
 
     def __init__(self, factory: ServerFactory, ticket=None) -> None:
         self.factory = factory
@@ -81,8 +98,47 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
                     self._open(self._opening.receive(message))
         except wire.ProtocolError as error:
             self._protocol_error(error)
+        except StoreError as error:
+            self._store_failed(error)
         finally:
             self._flush()
+
+    def _store_failed(self, error: StoreError) -> None:
+        """
+        The store failed under a decision about this connection: tell the
+        device the server is busy, and close.
+        """
+        self.undecided(self.log, Failure(error), "a decision about a connection")
+        busy = wire.ProtocolError(wire.ERROR_BUSY, "the store is unavailable")
+        try:
+            self._protocol_error(busy)
+        except StoreError:
+            # Ending the phase needed the store as well.
+            self.refuse(wire.ERROR_BUSY)
+
+    def undecided(self, log, failure, what: str, **fields) -> None:
+        """
+        Log that the rules could not decide C{what} (a format string over
+        C{fields}) because of C{failure}.  A store that could not answer
+        is an outage the operator sees elsewhere too, and during one every
+        connection fails alike: at most one line per
+        L{STORE_FAILURE_LOG_EVERY} seconds for all of a listener's
+        connections, a warning with the store's reason and how many were
+        kept quiet.  Anything else is a fault, logged with its traceback
+        each time.  Nothing of what the device sent goes in.
+        """
+        if not failure.check(StoreError):
+            log.failure(what, failure, **fields)
+            return
+        quiet = self.factory.store_failures.due(None, self.clock.seconds())
+        if quiet is not None:
+            since = "; {quiet} more since the last report" if quiet else ""
+            log.warn(
+                what + " failed: the store did not answer ({error})" + since,
+                error=str(failure.value),
+                quiet=quiet,
+                **fields,
+            )
 
     def timeoutConnection(self) -> None:
         self.ticket.timed_out()
@@ -264,6 +320,8 @@ class ServerFactory(Factory):
         self.gate = gate
         # Every connection's timeout, on one timer.
         self.deadlines = DeadlineWheel(clock)
+        # When the connections the store failed were last logged.
+        self.store_failures = OncePerInterval(STORE_FAILURE_LOG_EVERY)
 
     def offers(self) -> frozenset:
         """

@@ -12,15 +12,18 @@ drop.
 
 The connection a driver works on provides C{send(message)}, C{close()},
 C{setTimeout(seconds)}, C{clock}, C{source} (the peer's address),
-C{ticket} (the connection gate's) and C{lost} (the peer went away).
+C{ticket} (the connection gate's), C{lost} (the peer went away) and
+C{undecided(log, failure, what, **fields)} (logs a decision the rules
+could not make).
 
 A step that awaits the rules (which await the store) is a coroutine the
 driver starts once, with L{Driver.run}: while it waits the machine sits
 in a state that asks nothing of the peer, and a message arriving then is
 handled by the machine's table as any message arriving before its reply.
 A step that fails answers C{SUTO_ERROR_BUSY} through the machine's
-C{unavailable}: a store that did not answer (L{StoreError}) with one
-warning line, anything else with the traceback.
+C{unavailable}, logged by the connection's C{undecided}: a store that
+did not answer (L{StoreError}) in a warning paced across the listener's
+connections, anything else with the traceback.
 """
 
 from __future__ import annotations
@@ -38,25 +41,6 @@ from suto_server.cred.hashpool import HashPoolBusy
 from suto_server.cred.realm import IAuthenticatedUser
 from suto_server.machines.classic import Verify
 from suto_server.store.errors import StoreError
-
-
-def log_undecided(log, failure, what: str, **fields) -> None:
-    """
-    Log that the rules could not decide C{what} (a format string over
-    C{fields}) because of C{failure}: a store that could not answer is an
-    outage the operator already sees elsewhere (PostgreSQL away, a
-    stopping server), one warning line with the store's reason; anything
-    else is a fault, logged with its traceback.  Nothing of what the
-    device sent goes in.
-    """
-    if failure.check(StoreError):
-        log.warn(
-            what + " failed: the store did not answer ({error})",
-            error=str(failure.value),
-            **fields,
-        )
-    else:
-        log.failure(what, failure, **fields)
 
 
 class Driver:
@@ -122,7 +106,7 @@ class Driver:
 
         @return: the reason the peer's C{SUTO_ERROR_BUSY} gives.
         """
-        log_undecided(
+        self.connection.undecided(
             self.log, failure, "{doing} for {user}", doing=doing, user=self.user
         )
         if failure.check(StoreError):
@@ -173,7 +157,7 @@ class VerifyingDriver(Driver):
             self.perform(self.machine.unavailable("hash pool saturated"))
         elif failure.check(StoreError):
             # The hash source is the store, which could not answer.
-            log_undecided(
+            self.connection.undecided(
                 self.log, failure, "checking the response for {user}", user=self.user
             )
             self.perform(self.machine.unavailable("the store could not answer"))

@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 
 from suto_server.core import schemes, wire
 from suto_server.machines.enrollment import Complete, EnrollmentConversation, Fail
-from suto_server.phases.driver import VerifyingDriver, log_undecided
+from suto_server.phases.driver import VerifyingDriver
 from suto_server.rules.enrollment import Enrollment, EnrollmentRefused
 
 
@@ -88,7 +88,7 @@ class EnrollmentDriver(VerifyingDriver):
                 connection.close()
             return None
         except Exception:
-            log_undecided(
+            connection.undecided(
                 cls.log, Failure(), "opening the enrollment of {user}", user=user
             )
             if not connection.ended:
@@ -119,7 +119,7 @@ class EnrollmentDriver(VerifyingDriver):
             # nothing was written, the window stays open, and the device
             # is told to try again rather than left with a dropped
             # connection.
-            log_undecided(
+            self.connection.undecided(
                 self.log,
                 Failure(),
                 "the enrollment of {user} was not stored",
@@ -146,7 +146,7 @@ class EnrollmentDriver(VerifyingDriver):
         except EnrollmentRefused:
             pass
         except Exception:
-            log_undecided(
+            self.connection.undecided(
                 self.log,
                 Failure(),
                 "a failed enrollment of {user} was not counted",

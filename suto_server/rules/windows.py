@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_windows -*-
+# -*- test-case-name: tests.rules.test_windows,tests.rules.test_windows_outage -*-
 """
 What IT does with enrollment windows through the admin API: open one at a
 location (announcing it with hellos while it is open), list them, cancel
@@ -249,7 +249,21 @@ class WindowDesk(Service):
 
     def _again(self, user: str, location, opened_at: float) -> None:
         del self._announcing[user]
-        if self._enrollment.is_open(user, opened_at, self._clock.seconds()):
+        try:
+            still_open = self._enrollment.is_open(
+                user, opened_at, self._clock.seconds()
+            )
+        except StoreError as error:
+            # Whether the window is open is not known until the store is
+            # back: the hellos go on meanwhile (one too many is harmless)
+            # and the next asks again.
+            self.log.warn(
+                "could not read the enrollment window of {user}: {error}",
+                user=user,
+                error=str(error),
+            )
+            still_open = True
+        if still_open:
             self._announce(user, location, opened_at)
 
     def list(self) -> list[dict]:

@@ -426,22 +426,39 @@ class AuditLogTests(SynchronousTestCase):
 
     def test_append_later_fails(self):
         """
-        An append that fails later is logged as critical, naming the event
-        and never its fields, and does not reach the caller; the alert
-        went out all the same.
+        An append the store fails later is logged as critical, naming the
+        event and the store's error and never the event's fields, without
+        a traceback, and does not reach the caller; the alert went out
+        all the same.
         """
         given, audit = self.later_appends()
         with capturedLogs() as logged:
             audit.record(NOW, "rate_limited", None, "10.0.0.9", "secret reason")
             given[0][1].errback(StoreError("disk full"))
         self.successResultOf(audit.flushed())
+        [event] = [event for event in logged if event.get("event") == "rate_limited"]
+        self.assertEqual(
+            (event["log_level"], event["error"]), (LogLevel.critical, "disk full")
+        )
+        self.assertNotIn("log_failure", event)
+        self.assertNotIn("secret reason", formatEvent(event))
+        self.assertEqual([alert.type for alert in self.sinks[0].alerts], ["rate_limited"])
+
+    def test_append_later_breaks(self):
+        """
+        An append that fails later for a reason other than the store's is
+        logged as critical with its traceback: that is a bug.
+        """
+        given, audit = self.later_appends()
+        with capturedLogs() as logged:
+            audit.record(NOW, "rate_limited", None, "10.0.0.9", "secret reason")
+            given[0][1].errback(RuntimeError("a bug"))
+        self.successResultOf(audit.flushed())
         [event] = [event for event in logged if "log_failure" in event]
         self.assertEqual(
             (event["log_level"], event["event"]), (LogLevel.critical, "rate_limited")
         )
-        self.assertNotIn("secret reason", formatEvent(event))
-        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
-        self.assertEqual([alert.type for alert in self.sinks[0].alerts], ["rate_limited"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_long_locations(self):
         """

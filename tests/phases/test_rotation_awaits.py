@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
 from suto_server.core.timing import DEFAULT_OFFLINE_STEP
+from suto_server.phases.connection import STORE_FAILURE_LOG_EVERY
 from suto_server.rules.reconnection import Reconnection
 from suto_server.rules.rotation import Rotation
 from suto_server.store.errors import StoreError
@@ -77,6 +78,8 @@ class HeldStoreMixin(RotationListenerMixin):
         message C{line} is answered as L{assert_busy} says.
         """
         self.held.fail(name, StoreError("could not connect to server"))
+        # Past the pacing of the store's failures' lines: this one is logged.
+        self.clock.advance(STORE_FAILURE_LOG_EVERY)
         protocol, transport = self.connect()
         self.exchange(protocol, transport, VERSION + line)
         before = self.state()

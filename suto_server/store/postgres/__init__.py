@@ -27,11 +27,7 @@ from suto_server.store.errors import StoreError
 from suto_server.store.interfaces import IStore, IStoreTransfer
 from suto_server.store.postgres.advisory import AdvisoryLock
 from suto_server.store.postgres.audit import Audit
-from suto_server.store.postgres.connection import (
-    SCHEMA_VERSION,
-    Connection,
-    as_store_error,
-)
+from suto_server.store.postgres.connection import SCHEMA_VERSION, Connection
 from suto_server.store.postgres.notices import Notices
 from suto_server.store.postgres.transfer import PostgresTransfer
 from suto_server.store.sql.accounts import Accounts
@@ -81,6 +77,5 @@ class PostgresStore(
         server one round trip (its compare-and-swap read) rather than
         one per statement.
         """
-        connection = self._open_connection()
-        with as_store_error("committing rotations"), connection.pipeline():
+        with self._session("committing rotations") as connection, connection.pipeline():
             return super().commit_rotations(rotations)

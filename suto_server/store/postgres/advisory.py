@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.cluster.test_leadership -*-
+# -*- test-case-name: tests.cluster.test_leadership,tests.store.postgres.test_outage -*-
 """
 The lock that elects the leader of the server processes sharing one
 PostgreSQL store: a session-level advisory lock, held by a connection
@@ -6,39 +6,32 @@ of its own for as long as that connection lives.
 
 PostgreSQL releases a session's advisory locks when the session ends,
 however it ends: the process stopped, was killed, or its host fell off
-the network (noticed by TCP keepalives, which this connection asks for
-on both sides).  So a dead leader cannot keep the lock, and no lease or
-heartbeat table is needed.  The lock is taken with
-C{pg_try_advisory_lock}, which never waits, and its key is the pair
-(L{LEADER_LOCK}, a hash of the store's schema): several stores in one
-database, each in its schema, elect their leaders apart, and the pair
-never meets the one-number key the schema is created under.
+the network (noticed by the TCP keepalives every store connection asks
+for on both sides, L{suto_server.store.postgres.session}).  So a dead
+leader cannot keep the lock, and no lease or heartbeat table is needed.
+The lock is taken with C{pg_try_advisory_lock}, which never waits, and
+its key is the pair (L{LEADER_LOCK}, a hash of the store's schema):
+several stores in one database, each in its schema, elect their leaders
+apart, and the pair never meets the one-number key the schema is created
+under.
+
+A lock whose connection failed (the server stopped, restarted or failed
+over) is not held, and the next try connects again: once the server is
+back, a leader is elected again with no restart.
 """
 
 import psycopg
 from zope.interface import implementer
 
 from suto_server.store.clustering import IClusterLock
-from suto_server.store.postgres.connection import as_store_error, connect
+from suto_server.store.postgres.session import as_store_error, connect
 
 #: The first half of the leader lock's key: "SUTL".
 LEADER_LOCK = 0x5355544C
 
-# TCP keepalives, so that a host gone silent loses the lock, and learns
-# it did, within about 5 + 3 * 2 seconds rather than the system's hours.
-# libpq's settings are this end's, the session's the server's; a Unix
-# socket ignores both.
-_KEEPALIVES = {
-    "keepalives": 1,
-    "keepalives_idle": 5,
-    "keepalives_interval": 2,
-    "keepalives_count": 3,
-}
-_SERVER_KEEPALIVES = (
-    "SET tcp_keepalives_idle = 5;"
-    " SET tcp_keepalives_interval = 2;"
-    " SET tcp_keepalives_count = 3"
-)
+# Its statements are a lock's try and a check: anything longer means a
+# server too busy or gone, which must not hold the leader's thread.
+_STATEMENT_TIMEOUT = "5s"
 
 
 @implementer(IClusterLock)
@@ -61,13 +54,12 @@ class AdvisoryLock:
         one round trip, which fails once the session is gone.
         """
         if self._connection is None:
-            self._connection = connect(self._uri, **_KEEPALIVES)
+            self._connection = connect(self._uri, statement_timeout=_STATEMENT_TIMEOUT)
         try:
             with as_store_error("taking the leader lock"):
                 if self.held:
                     self._connection.execute("SELECT 1")
                 else:
-                    self._connection.execute(_SERVER_KEEPALIVES)
                     [(self.held,)] = self._connection.execute(
                         "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))",
                         (LEADER_LOCK,),

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.store.postgres.test_connection,tests.store.test_postgres -*-
+# -*- test-case-name: tests.store.postgres.test_connection,tests.store.test_postgres,tests.store.postgres.test_outage -*-
 """
 The connection under every part of L{suto_server.store.postgres.PostgresStore}:
 reaching the server, bringing its database to the newest schema, the
@@ -24,19 +24,30 @@ groups several.  The parts write their statements with C{?} marks, as
 SQLite takes them (L{suto_server.store.sql}), and this turns them into
 psycopg's.  Where a part reads a row and then changes it, it reads with
 C{FOR UPDATE} (L{Connection._LOCK_READ}), which serializes it with every
-other writer of that row, in this process or another.  A connection the
-server dropped is reported as a L{StoreError} and opened again on the
-next call.
+other writer of that row, in this process or another.
+
+A connection the server dropped, or psycopg reports broken (the server
+stopped or failed over, the network went away), is reported as a
+L{StoreError} and opened again on the next call; so is one to a server a
+failover made read-only.  No call waits for a server that is away longer
+than the session's bounds (L{suto_server.store.postgres.session}), and
+the store recovers by itself once the server is back: nothing is kept
+between calls but the connection.
 """
 
 import os
 from contextlib import contextmanager
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 from twisted.logger import Logger
 
 from suto_server.store.errors import CorruptDatabase, DatabaseTooNew, StoreError
+from suto_server.store.postgres.session import (
+    as_store_error,
+    checked_location,
+    connect,
+    usable,
+)
 from suto_server.store.sql.schemafiles import (
     creation_scripts,
     newest_version,
@@ -50,61 +61,6 @@ SHIPPED_SCHEMA_DIR = os.path.join(os.path.dirname(__file__), "schema")
 
 # The advisory lock key the schema is created and upgraded under: "SUTO".
 _SCHEMA_LOCK = 0x5355544F
-
-
-@contextmanager
-def as_store_error(doing):
-    """
-    Turn a failure of PostgreSQL or of the connection to it into a
-    L{StoreError}, so callers need to know only the store's errors.  Its
-    message is one line (libpq adds hints on lines of their own), since
-    the daemon's start and C{suto-admin} report a store error as one.
-
-    @param doing: what was being done, for the message.
-    """
-    try:
-        yield
-    except psycopg.Error as e:
-        raise StoreError(f"{doing} failed: {' '.join(str(e).split())}") from e
-
-
-def checked_location(uri):
-    """
-    @param uri: a libpq connection URI.
-    @return: C{uri}, which names no password.
-    @raise StoreError: it is not a connection URI libpq understands, or it
-        carries a password (or a client key's C{sslpassword}), which would
-        then show in the process list and the shell's history: the
-        password belongs in a C{PGPASSFILE} (C{~/.pgpass}) or in
-        C{PGPASSWORD}, which libpq reads itself.
-    """
-    try:
-        parameters = conninfo_to_dict(uri)
-    except psycopg.ProgrammingError:
-        # libpq's message quotes the URI, password and all.
-        raise StoreError("not a PostgreSQL connection URI libpq can read") from None
-    if any("password" in name for name in parameters):
-        raise StoreError(
-            "the store's URI must not carry a password: put it in the file "
-            "PGPASSFILE names (~/.pgpass by default) or in PGPASSWORD"
-        )
-    return uri
-
-
-def connect(uri, read_only=False, **settings):
-    """
-    @param read_only: open a connection whose every transaction is read
-        only.
-    @param settings: more libpq connection parameters (keepalives, say).
-    @return: a connection to C{uri}, in autocommit mode.
-    @raise StoreError: the server cannot be reached or refuses us.
-    """
-    if read_only:
-        # Added to the URI's own options (a search path, say), not instead.
-        given = conninfo_to_dict(uri).get("options", "")
-        settings["options"] = f"{given} -c default_transaction_read_only=on"
-    with as_store_error("connecting to the store"):
-        return psycopg.connect(uri, autocommit=True, **settings)
 
 
 def _current_version(connection):
@@ -257,9 +213,19 @@ class Connection:
         connection = connect(checked_location(uri))
         try:
             with as_store_error("preparing the store"):
+                # Another process's upgrade may hold the schema lock, and
+                # an upgrade's statements run, for longer than the
+                # session's lock timeout (session.SESSION_DEFAULTS).
+                [(timeout,)] = connection.execute(
+                    "SELECT current_setting('lock_timeout')"
+                ).fetchall()
+                connection.execute("SET lock_timeout = 0")
                 connection.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
                 cls._prepare(connection, schema_dir, target)
                 connection.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+                connection.execute(
+                    "SELECT set_config('lock_timeout', %s, false)", (timeout,)
+                )
         except BaseException:
             # Closing the session releases the lock too.
             connection.close()
@@ -354,9 +320,38 @@ class Connection:
         """
         if self._connection is None:
             raise StoreError("the store is closed")
-        if self._connection.closed and self._uri is not None:
+        if self._uri is not None and not usable(self._connection):
+            self._connection.close()
             self._connection = connect(self._uri)
         return self._connection
+
+    @contextmanager
+    def _session(self, doing):
+        """
+        Run statements on this object's connection, opened again first if
+        it was lost.  A failure is a L{StoreError}; after one that says
+        the server can no longer take the store's writes, the connection
+        is given up, to be opened again by the next call: a primary
+        demoted to a standby by a failover keeps its sessions but refuses
+        every write, and connecting again (with
+        C{target_session_attrs=read-write} in the URI) reaches the new
+        primary.
+
+        @param doing: what the statements do, for the message of a
+            L{StoreError}.
+        @return: a context manager giving the connection.
+        @raise StoreError: the store is closed, or PostgreSQL failed.
+        """
+        connection = self._open_connection()
+        try:
+            with as_store_error(doing):
+                yield connection
+        except StoreError as error:
+            if self._uri is not None and isinstance(
+                error.__cause__, psycopg.errors.ReadOnlySqlTransaction
+            ):
+                connection.close()
+            raise
 
     def _write(self, sql, parameters):
         """
@@ -365,8 +360,7 @@ class Connection:
         @return: how many rows it changed.
         @raise StoreError: the store is closed, or PostgreSQL failed.
         """
-        connection = self._open_connection()
-        with as_store_error("writing to the store"):
+        with self._session("writing to the store") as connection:
             return connection.execute(_psycopg_sql(sql), parameters).rowcount
 
     def _read(self, sql, parameters=()):
@@ -376,8 +370,7 @@ class Connection:
         @return: all its rows.
         @raise StoreError: the store is closed, or PostgreSQL failed.
         """
-        connection = self._open_connection()
-        with as_store_error("reading the store"):
+        with self._session("reading the store") as connection:
             return connection.execute(_psycopg_sql(sql), parameters).fetchall()
 
     @contextmanager
@@ -394,8 +387,7 @@ class Connection:
             statements with C{?} parameter marks.
         @raise StoreError: the store is closed, or PostgreSQL failed.
         """
-        connection = self._open_connection()
-        with as_store_error(doing), connection.transaction():
+        with self._session(doing) as connection, connection.transaction():
             if snapshot:
                 connection.execute(
                     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.cluster.test_relay -*-
+# -*- test-case-name: tests.cluster.test_relay,tests.store.postgres.test_outage -*-
 """
 What the server processes sharing one PostgreSQL store tell each other
 about pending classic authentications: notices on a channel of the
@@ -20,10 +20,14 @@ from psycopg import sql
 from zope.interface import implementer
 
 from suto_server.store.clustering import INoticeListener
-from suto_server.store.postgres.connection import as_store_error, connect
+from suto_server.store.postgres.session import as_store_error, connect
 
 #: The longest notice PostgreSQL carries, in bytes.
 MAX_NOTICE = 7999
+
+# The listener's statements (naming the channel, LISTEN) are short;
+# anything longer means a server too busy or gone.
+_STATEMENT_TIMEOUT = "5s"
 
 _CHANNEL = "SELECT 'suto_rendezvous_' || left(md5(current_schema()), 16)"
 
@@ -45,8 +49,7 @@ class Notices:
         """
         if len(notice.encode("utf-8")) > MAX_NOTICE:
             raise ValueError("a notice is longer than PostgreSQL carries")
-        connection = self._open_connection()
-        with as_store_error("announcing to the other processes"):
+        with self._session("announcing to the other processes") as connection:
             connection.execute(
                 f"SELECT pg_notify(({_CHANNEL}), %s)", (notice,)
             )
@@ -55,8 +58,7 @@ class Notices:
         """
         See L{IClusteredStore.take_claim}.
         """
-        connection = self._open_connection()
-        with as_store_error("claiming a request"):
+        with self._session("claiming a request") as connection:
             [(taken,)] = connection.execute(
                 "SELECT pg_try_advisory_lock(%s)", (key,)
             ).fetchall()
@@ -66,8 +68,7 @@ class Notices:
         """
         See L{IClusteredStore.release_claim}.
         """
-        connection = self._open_connection()
-        with as_store_error("letting a claim go"):
+        with self._session("letting a claim go") as connection:
             connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     def notice_listener(self):
@@ -84,7 +85,12 @@ class NoticeListener:
     """
     A session of its own listening on the store's channel, opened by
     L{listen} or the first L{receive}, and again after the server
-    dropped it.
+    dropped it: a wait for notices on a session the server ended (it
+    stopped, restarted or failed over) or the network lost (the
+    session's keepalives and user timeout notice that within seconds)
+    fails with L{StoreError}, and the next call listens on a new
+    session, once the server is back.  The notices sent meanwhile are
+    lost to this listener, as the rendezvous bears.
     """
 
     def __init__(self, uri: str) -> None:
@@ -96,8 +102,12 @@ class NoticeListener:
         See L{INoticeListener.listen}.
         """
         if self._connection is not None:
-            return
-        connection = connect(self._uri)
+            if not (self._connection.closed or self._connection.broken):
+                return
+            # The server ended the session since (it stopped, restarted
+            # or failed over): listen on a new one.
+            self.close()
+        connection = connect(self._uri, statement_timeout=_STATEMENT_TIMEOUT)
         try:
             with as_store_error("listening to the other processes"):
                 connection.execute(

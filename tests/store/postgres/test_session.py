@@ -1,0 +1,143 @@
+# -*- test-case-name: tests.store.postgres.test_session -*-
+"""
+Tests for L{suto_server.store.postgres.session}: the bounds every
+connection to PostgreSQL gets, on a real server, and the operator's own
+settings winning over them.
+"""
+
+import urllib.parse
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from suto_server.store.errors import StoreError
+from suto_server.store.postgres import PostgresStore
+from suto_server.store.postgres.session import (
+    CLIENT_DEFAULTS,
+    SESSION_DEFAULTS,
+    client_settings,
+    connect,
+)
+from tests.support.postgres import new_location
+
+
+def _settings(connection, names):
+    """
+    @return: the server's setting of each of C{names} for C{connection}'s
+        session, by name.
+    """
+    return {
+        name: connection.execute("SELECT current_setting(%s)", (name,)).fetchone()[0]
+        for name in names
+    }
+
+
+class ClientSettingsTests(SynchronousTestCase):
+    """
+    The libpq parameters SUTO adds to a URI.
+    """
+
+    def test_defaults(self):
+        """
+        A URI that sets none of them gets them all.
+        """
+        self.assertEqual(client_settings("postgresql://db/suto", {}), CLIENT_DEFAULTS)
+
+    def test_uri_wins(self):
+        """
+        What the URI sets, with one host or several, is left to it.
+        """
+        settings = client_settings(
+            "postgresql://db1,db2/suto?target_session_attrs=read-write"
+            "&connect_timeout=2&keepalives=0",
+            {},
+        )
+        self.assertNotIn("connect_timeout", settings)
+        self.assertNotIn("keepalives", settings)
+        self.assertEqual(settings["tcp_user_timeout"], "10000")
+
+    def test_environment_wins(self):
+        """
+        C{PGCONNECT_TIMEOUT}, which libpq reads, is left to libpq.
+        """
+        settings = client_settings("postgresql://db/suto", {"PGCONNECT_TIMEOUT": "9"})
+        self.assertNotIn("connect_timeout", settings)
+
+
+class SessionTests(SynchronousTestCase):
+    """
+    The settings of a connection on a real server.
+    """
+
+    def setUp(self):
+        self.location = new_location(self)
+
+    def connect(self, location=None, **kwargs):
+        connection = connect(location or self.location, **kwargs)
+        self.addCleanup(connection.close)
+        return connection
+
+    def test_session_defaults(self):
+        """
+        A connection to a server configured with PostgreSQL's defaults
+        gets SUTO's bounds, on the server's side and on libpq's, and no
+        statement timeout unless asked for one.
+        """
+        connection = self.connect()
+        settings = _settings(connection, SESSION_DEFAULTS)
+        self.assertEqual(settings["lock_timeout"], "10s")
+        self.assertEqual(settings["idle_in_transaction_session_timeout"], "1min")
+        self.assertEqual(
+            _settings(connection, ["statement_timeout"]), {"statement_timeout": "0"}
+        )
+        parameters = connection.info.get_parameters()
+        for name in ("connect_timeout", "keepalives_idle", "tcp_user_timeout"):
+            self.assertEqual(parameters[name], CLIENT_DEFAULTS[name])
+        self.assertEqual(
+            _settings(self.connect(statement_timeout="5s"), ["statement_timeout"]),
+            {"statement_timeout": "5s"},
+        )
+
+    def test_operator_wins(self):
+        """
+        A setting the URI's C{options} give, and a libpq parameter it
+        gives, are kept.
+        """
+        extra = urllib.parse.quote("-c lock_timeout=3s -c statement_timeout=7s ")
+        location = self.location.replace(
+            "&options=", f"&connect_timeout=2&options={extra}"
+        )
+        connection = self.connect(location, statement_timeout="5s")
+        self.assertEqual(
+            _settings(connection, ["lock_timeout", "statement_timeout"]),
+            {"lock_timeout": "3s", "statement_timeout": "7s"},
+        )
+        self.assertEqual(connection.info.get_parameters()["connect_timeout"], "2")
+
+    def test_read_only(self):
+        """
+        A read-only connection gets the bounds too.
+        """
+        connection = self.connect(read_only=True)
+        self.assertEqual(
+            _settings(connection, ["lock_timeout", "default_transaction_read_only"]),
+            {"lock_timeout": "10s", "default_transaction_read_only": "on"},
+        )
+
+    def test_store_keeps_bounds(self):
+        """
+        The store's connection keeps the lock timeout once the schema is
+        ready (its preparation waits for the schema lock without one).
+        """
+        store = PostgresStore.open(self.location)
+        self.addCleanup(store.close)
+        self.assertEqual(
+            _settings(store._connection, ["lock_timeout"]), {"lock_timeout": "10s"}
+        )
+
+    def test_refused(self):
+        """
+        A server that refuses the connection is a L{StoreError}.
+        """
+        self.assertRaises(
+            StoreError, connect, "postgresql://suto@/suto?host=/nonexistent"
+        )
