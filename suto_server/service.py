@@ -543,12 +543,13 @@ class SutoServer(MultiService):
             self._reactor.seconds(),
         )
 
-    async def history(self, user: str) -> dict | None:
+    async def history(self, user: str, page: int = 1) -> dict | None:
         """
-        What C{suto-admin history USER} shows, or L{None} when the store
-        knows nothing of C{user}: no profile, no move, no alert.
+        What C{suto-admin history USER} shows (its alerts' page C{page}),
+        or L{None} when the store knows nothing of C{user}: no profile,
+        no move, no alert.
         """
-        report = await history_report(self.calls, user, ALERT_TYPES)
+        report = await history_report(self.calls, user, ALERT_TYPES, page)
         if report["moves"] or report["alerts"]:
             return report
         if await self.calls.get_profile(user) is None:
@@ -663,6 +664,7 @@ class SutoServer(MultiService):
             "enrollment_windows": counts["windows"],
             "connected": counts["connected"],
             "offline": counts["offline"],
+            "blacklisted": counts["blacklisted"],
             "last_alert": (
                 alert_json(self._last_alert) if self._last_alert is not None else None
             ),

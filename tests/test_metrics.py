@@ -240,7 +240,7 @@ class ObserverTests(SynchronousTestCase):
         audit = AuditLog(store, [], observers=[broken, seen.append])
         audit.record(0.0, "enrolled", "alice", "192.0.2.1", "key id k")
         self.assertEqual([e.event for e in seen], ["enrolled"])
-        self.assertEqual(len(self.successResultOf(audit.events())), 1)
+        self.assertEqual(len(self.successResultOf(audit.matching())), 1)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_rendezvous_observer_failure_contained(self):
