@@ -644,9 +644,17 @@ class SutoServer(MultiService):
 
     async def status(self) -> dict:
         """
-        What C{suto-admin status} shows.
+        What C{suto-admin status} shows: the counts read once (the
+        console's overview shows them from here), and the served
+        certificates and loaded CRLs with the warning the expiry watch
+        raises of each.
         """
         counts = await self.counts()
+        expiry = (
+            {"certificates": [], "crls": []}
+            if self.expiry_watch is None
+            else self.expiry_watch.state()
+        )
         return {
             "uptime": self._reactor.seconds() - self._started
             if self._started is not None
@@ -656,7 +664,8 @@ class SutoServer(MultiService):
                 for service in self.listeners
                 if service.address is not None
             ],
-            "certificates": self.certificates.describe(),
+            "certificates": expiry["certificates"],
+            "crls": expiry["crls"],
             "pending": [
                 {"user": request.user, "claimed_by": request.claimed_by}
                 for request in self.rendezvous.pending

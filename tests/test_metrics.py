@@ -424,7 +424,7 @@ class ScrapeTests(TestCase):
         lines = stdout.getvalue().splitlines()
         self.assertTrue(lines[0].startswith("up "))
         self.assertIn("listening: admin API on ", stdout.getvalue())
-        self.assertIn("endpoints: 0 connected, 0 offline", lines)
+        self.assertIn("endpoints: 0 connected, 0 offline, 0 blacklisted", lines)
         self.assertIn(
             "last alert: clone_suspected at 1970-01-01T00:00:00Z (test)", lines
         )

@@ -88,10 +88,28 @@ def overview(status: dict, per_minute: float, alerts: list, alert_count: int) ->
         tags.h2("Certificates"),
         table(
             "The TLS certificates served to devices",
-            ("Subject", "SHA-256 fingerprint", "Expires"),
+            ("Subject", "SHA-256 fingerprint", "Expires", "Warning"),
             [
-                (each["subject"], each["fingerprint"], each["not_after"])
+                (
+                    each["subject"],
+                    each["fingerprint"],
+                    each["not_after"],
+                    each["warning"] or "",
+                )
                 for each in status["certificates"]
+            ],
+        ),
+        table(
+            "The client certificate revocation lists the listeners check",
+            ("Listener", "Issuer", "Next update", "Warning"),
+            [
+                (
+                    each["listener"],
+                    each["issuer"],
+                    each["next_update"] or "never",
+                    each["warning"] or "",
+                )
+                for each in status["crls"]
             ],
         ),
         tags.h2("Alerts of the last hour"),

@@ -123,8 +123,22 @@ class ConsoleSiteTests(SynchronousTestCase):
             status=lambda: succeed(
                 {
                     "listeners": [{"name": "console", "address": "127.0.0.1:1"}],
-                    "certificates": [],
-                    "crls": [],
+                    "certificates": [
+                        {
+                            "subject": "CN=suto.example",
+                            "fingerprint": "AA:BB",
+                            "not_after": "2030-01-04T00:00:00+00:00",
+                            "warning": None,
+                        }
+                    ],
+                    "crls": [
+                        {
+                            "listener": "verification API",
+                            "issuer": "CN=Hosts CA",
+                            "next_update": "2030-01-02T12:00:00+00:00",
+                            "warning": "crl_expiring",
+                        }
+                    ],
                     "connected": 1,
                     "offline": 0,
                     "blacklisted": 1,
@@ -319,6 +333,20 @@ class ConsoleSiteTests(SynchronousTestCase):
         self.assertIn("u29", page.text)
         self.assertIn("u10", page.text)
         self.assertNotIn("u09", page.text)
+
+    def test_overview_expiry(self):
+        """
+        The overview shows the served certificates and the loaded CRLs,
+        when each runs out and the warning raised of it.
+        """
+        self.sign_in()
+        page = self.browser.get("/").text
+        self.assertIn("<td>2030-01-04T00:00:00+00:00</td><td></td>", page)
+        self.assertIn(
+            "<td>verification API</td><td>CN=Hosts CA</td>"
+            "<td>2030-01-02T12:00:00+00:00</td><td>crl_expiring</td>",
+            page,
+        )
 
     def test_alerts_paginated(self):
         """
