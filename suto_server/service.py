@@ -17,7 +17,7 @@ from twisted.cred.portal import Portal
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 
-from suto_server.admin.api import admin_site
+from suto_server.admin.api import admin_listener, admin_site
 from suto_server.admin.formatting import alert_json
 from suto_server.admin.httpbounds import ConnectionBounds
 from suto_server.api.callers import CallerLimits
@@ -301,14 +301,18 @@ class SutoServer(MultiService):
         if listeners.admin is not None or listeners.api is not None:
             admin = self._admin_site()
         if listeners.admin is not None:
-            self._listen("admin API", listeners.admin, admin)
+            self._listen("admin API", listeners.admin, admin_listener(admin, reactor))
         if listeners.api is not None:
             self._listen("verification API", listeners.api, self._api_site(
                 verify_api, roles, admin.resource
             ))
         self._watch_state()
         if listeners.metrics is not None:
-            self._listen("metrics", listeners.metrics, metrics_site(self.metrics))
+            self._listen(
+                "metrics",
+                listeners.metrics,
+                metrics_site(self.metrics, reactor, http.request_deadline),
+            )
 
     def _admin_site(self):
         hello_port = self._network.hello_port
@@ -324,6 +328,7 @@ class SutoServer(MultiService):
             clients=self.clients,
             history=self.history,
             console_link=None if self.console is None else self.console_link,
+            deadline=self._http.request_deadline,
         )
 
     def _api_site(

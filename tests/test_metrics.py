@@ -11,8 +11,10 @@ import os
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, reactor, task, threads
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import fail, succeed
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
@@ -22,7 +24,13 @@ from suto_server.audit.alerts import ALERT_TYPES
 from suto_server.audit.log import AuditLog
 from suto_server.core.version import VERSION, build_info
 from suto_server.cred.hashpool import HashPool, HashPoolBusy
-from suto_server.metrics import REJECTION_REASONS, ServerMetrics
+from suto_server.metrics import (
+    METRICS_CONNECTIONS,
+    METRICS_PER_SOURCE,
+    REJECTION_REASONS,
+    ServerMetrics,
+    metrics_site,
+)
 from suto_server.rules.rendezvous import Rendezvous, Verdict
 from suto_server.settings import Listeners
 from suto_server.store.errors import StoreError
@@ -428,6 +436,55 @@ class ScrapeTests(TestCase):
         self.assertIn(
             "last alert: clone_suspected at 1970-01-01T00:00:00Z (test)", lines
         )
+
+
+class MetricsConnectionTests(SynchronousTestCase):
+    """
+    The metrics listener's connections: the request deadline and the
+    connection bounds of L{suto_server.admin.httpbounds}, on the clock
+    the site is given.
+    """
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.factory = metrics_site(ServerMetrics(), self.clock, deadline=3.0)
+        self.factory.doStart()
+
+    def connect(self, host="192.0.2.7"):
+        address = IPv4Address("TCP", host, 40000)
+        channel = self.factory.buildProtocol(address)
+        if channel is None:
+            return None, None
+        transport = StringTransport(peerAddress=address)
+        channel.makeConnection(transport)
+        return channel, transport
+
+    def test_deadline(self):
+        """
+        A scrape whose request has not wholly arrived within the deadline
+        closes its connection unanswered, however often it sends a byte.
+        """
+        channel, transport = self.connect()
+        for byte in b"GET /metrics HTTP/1.1\r\n"[:3]:
+            channel.dataReceived(bytes([byte]))
+            self.clock.advance(0.9)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.3)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(transport.value(), b"")
+
+    def test_connections(self):
+        """
+        One source holds at most L{METRICS_PER_SOURCE} connections, and
+        all sources L{METRICS_CONNECTIONS}; past either, a connection is
+        refused.
+        """
+        for _ in range(METRICS_PER_SOURCE):
+            self.assertIsNotNone(self.connect()[0])
+        self.assertEqual(self.connect(), (None, None))
+        for n in range(METRICS_CONNECTIONS - METRICS_PER_SOURCE):
+            self.assertIsNotNone(self.connect(f"198.51.100.{n}")[0])
+        self.assertEqual(self.connect("203.0.113.1"), (None, None))
 
 
 class BuildInfoTests(SynchronousTestCase):

@@ -3,10 +3,14 @@ The admin API's resources, driven with twisted.web's DummyRequest: input
 validation, status codes and the shape of the answers.
 """
 
-
+from twisted.internet.address import UNIXAddress
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.admin.api import admin_site
+from suto_server.admin.api import ADMIN_CONNECTIONS, admin_listener, admin_site
 from suto_server.admin.httpjson import MAX_BODY
 from suto_server.rules.authenticator import TargetTooWide, UnknownAccount
 from suto_server.rules.rendezvous import Outcome, RequestConflict, Verdict
@@ -162,3 +166,51 @@ class AuthBoundsTests(SynchronousTestCase):
             {"user": "alice", "target": "10.0.0.0/8", "wide": "yes"},
         )
         self.assertEqual(request.responseCode, 400)
+
+
+class AdminConnectionTests(SynchronousTestCase):
+    """
+    The admin socket's connections: the request deadline and the
+    connection bound of L{suto_server.admin.httpbounds}, on the clock the
+    site is given.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        site = admin_site(None, 2020, dict, list, clock=self.clock, deadline=3.0)
+        self.factory = admin_listener(site, self.clock)
+        self.factory.doStart()
+
+    def connect(self):
+        address = UNIXAddress(None)
+        channel = self.factory.buildProtocol(address)
+        if channel is None:
+            return None, None
+        transport = StringTransport(peerAddress=address)
+        channel.makeConnection(transport)
+        return channel, transport
+
+    def test_deadline(self):
+        """
+        A request that has not wholly arrived within the deadline closes
+        its connection unanswered, however often it sends a byte.
+        """
+        channel, transport = self.connect()
+        for byte in b"GET /v1/status HTTP/1.1\r\n"[:3]:
+            channel.dataReceived(bytes([byte]))
+            self.clock.advance(0.9)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.3)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(transport.value(), b"")
+
+    def test_connections(self):
+        """
+        The socket holds at most L{ADMIN_CONNECTIONS} connections at
+        once; the next is refused until one of them closes.
+        """
+        held = [self.connect()[0] for _ in range(ADMIN_CONNECTIONS)]
+        self.assertNotIn(None, held)
+        self.assertEqual(self.connect(), (None, None))
+        held[0].connectionLost(Failure(ConnectionDone()))
+        self.assertIsNotNone(self.connect()[0])
