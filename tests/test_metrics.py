@@ -14,7 +14,6 @@ from twisted.internet import defer, reactor, task, threads
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import fail, succeed
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
-from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
@@ -39,6 +38,7 @@ from suto_server.store.records import AuditEvent
 from suto_server.store.sqlite import SQLiteStore
 from tests.support.coroutines import result_of
 from tests.support.folders import socket_folder
+from tests.support.http_connections import assert_closed_at_deadline, connect
 from tests.support.server import make_server
 from tests.support.store_suite.values import enroll_numbered
 
@@ -451,27 +451,16 @@ class MetricsConnectionTests(SynchronousTestCase):
         self.factory.doStart()
 
     def connect(self, host="192.0.2.7"):
-        address = IPv4Address("TCP", host, 40000)
-        channel = self.factory.buildProtocol(address)
-        if channel is None:
-            return None, None
-        transport = StringTransport(peerAddress=address)
-        channel.makeConnection(transport)
-        return channel, transport
+        return connect(self.factory, IPv4Address("TCP", host, 40000))[0]
 
     def test_deadline(self):
         """
         A scrape whose request has not wholly arrived within the deadline
         closes its connection unanswered, however often it sends a byte.
         """
-        channel, transport = self.connect()
-        for byte in b"GET /metrics HTTP/1.1\r\n"[:3]:
-            channel.dataReceived(bytes([byte]))
-            self.clock.advance(0.9)
-        self.assertFalse(transport.disconnecting)
-        self.clock.advance(0.3)
-        self.assertTrue(transport.disconnecting)
-        self.assertEqual(transport.value(), b"")
+        assert_closed_at_deadline(
+            self, self.factory, IPv4Address("TCP", "192.0.2.7", 1), self.clock, 3.0
+        )
 
     def test_connections(self):
         """
@@ -480,11 +469,11 @@ class MetricsConnectionTests(SynchronousTestCase):
         refused.
         """
         for _ in range(METRICS_PER_SOURCE):
-            self.assertIsNotNone(self.connect()[0])
-        self.assertEqual(self.connect(), (None, None))
+            self.assertIsNotNone(self.connect())
+        self.assertIsNone(self.connect())
         for n in range(METRICS_CONNECTIONS - METRICS_PER_SOURCE):
-            self.assertIsNotNone(self.connect(f"198.51.100.{n}")[0])
-        self.assertEqual(self.connect("203.0.113.1"), (None, None))
+            self.assertIsNotNone(self.connect(f"198.51.100.{n}"))
+        self.assertIsNone(self.connect("203.0.113.1"))
 
 
 class BuildInfoTests(SynchronousTestCase):

@@ -6,7 +6,6 @@ validation, status codes and the shape of the answers.
 from twisted.internet.address import UNIXAddress
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -15,6 +14,7 @@ from suto_server.admin.httpjson import MAX_BODY
 from suto_server.rules.authenticator import TargetTooWide, UnknownAccount
 from suto_server.rules.rendezvous import Outcome, RequestConflict, Verdict
 from tests.support.admin import FakeAuthenticator, answer, render
+from tests.support.http_connections import assert_closed_at_deadline, connect
 
 
 class AdminAPITests(SynchronousTestCase):
@@ -181,36 +181,21 @@ class AdminConnectionTests(SynchronousTestCase):
         self.factory = admin_listener(site, self.clock)
         self.factory.doStart()
 
-    def connect(self):
-        address = UNIXAddress(None)
-        channel = self.factory.buildProtocol(address)
-        if channel is None:
-            return None, None
-        transport = StringTransport(peerAddress=address)
-        channel.makeConnection(transport)
-        return channel, transport
-
     def test_deadline(self):
         """
         A request that has not wholly arrived within the deadline closes
         its connection unanswered, however often it sends a byte.
         """
-        channel, transport = self.connect()
-        for byte in b"GET /v1/status HTTP/1.1\r\n"[:3]:
-            channel.dataReceived(bytes([byte]))
-            self.clock.advance(0.9)
-        self.assertFalse(transport.disconnecting)
-        self.clock.advance(0.3)
-        self.assertTrue(transport.disconnecting)
-        self.assertEqual(transport.value(), b"")
+        assert_closed_at_deadline(self, self.factory, UNIXAddress(None), self.clock, 3.0)
 
     def test_connections(self):
         """
         The socket holds at most L{ADMIN_CONNECTIONS} connections at
         once; the next is refused until one of them closes.
         """
-        held = [self.connect()[0] for _ in range(ADMIN_CONNECTIONS)]
+        address = UNIXAddress(None)
+        held = [connect(self.factory, address)[0] for _ in range(ADMIN_CONNECTIONS)]
         self.assertNotIn(None, held)
-        self.assertEqual(self.connect(), (None, None))
+        self.assertEqual(connect(self.factory, address), (None, None))
         held[0].connectionLost(Failure(ConnectionDone()))
-        self.assertIsNotNone(self.connect()[0])
+        self.assertIsNotNone(connect(self.factory, address)[0])

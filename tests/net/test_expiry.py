@@ -554,11 +554,12 @@ class ServerWiringTests(SynchronousTestCase):
         [logged] = [e for e in events if e.get("alert_type") == "certificate_expiring"]
         self.assertEqual(logged["log_level"], LogLevel.warn)
 
-    def test_watches_crl_of_listener(self):
+    def revoking_listener(self, last_update, next_update):
         """
-        A server whose TLS listener loaded a CRL from C{crlFile} checks its
-        nextUpdate, and checks again after a reload, raising the
-        C{crl_expiring} alert through the server's audit log.
+        @return: a CA, the folder of its files and a TLS listener serving
+            the test's certificate that checks client certificates against
+            the CA's CRL of C{last_update} and C{next_update}
+            (C{hosts-crl.pem} in that folder).
         """
         authority = pki.Authority("Hosts CA")
         files = pki.Files(self.mktemp())
@@ -566,7 +567,7 @@ class ServerWiringTests(SynchronousTestCase):
         crl = files.write_bytes(
             "hosts-crl.pem",
             pki.crl_pem(
-                authority.revocations(last_update=NOW - DAY, next_update=NOW + 60 * DAY)
+                authority.revocations(last_update=last_update, next_update=next_update)
             ),
         )
         listen = server_endpoint(
@@ -575,6 +576,15 @@ class ServerWiringTests(SynchronousTestCase):
             f":certKey={quoteStringArgument(self.cert)}"
             f":caCerts={quoteStringArgument(cas)}:crlFile={quoteStringArgument(crl)}",
         )
+        return authority, files, listen
+
+    def test_watches_crl_of_listener(self):
+        """
+        A server whose TLS listener loaded a CRL from C{crlFile} checks its
+        nextUpdate, and checks again after a reload, raising the
+        C{crl_expiring} alert through the server's audit log.
+        """
+        authority, files, listen = self.revoking_listener(NOW - DAY, NOW + 60 * DAY)
         server = self.server(listen=[listen])
         server.expiry_watch.startService()
         self.addCleanup(server.expiry_watch.stopService)
@@ -598,21 +608,7 @@ class ServerWiringTests(SynchronousTestCase):
         CRL with the warning the watch raises of it, whichever process
         leads.
         """
-        authority = pki.Authority("Hosts CA")
-        files = pki.Files(self.mktemp())
-        cas = files.write("hosts-ca.pem", authority.certificate)
-        crl = files.write_bytes(
-            "hosts-crl.pem",
-            pki.crl_pem(
-                authority.revocations(last_update=NOW - 6 * DAY, next_update=NOW + DAY)
-            ),
-        )
-        listen = server_endpoint(
-            self.reactor,
-            f"ssl:0:interface=127.0.0.1:privateKey={quoteStringArgument(self.key)}"
-            f":certKey={quoteStringArgument(self.cert)}"
-            f":caCerts={quoteStringArgument(cas)}:crlFile={quoteStringArgument(crl)}",
-        )
+        _, _, listen = self.revoking_listener(NOW - 6 * DAY, NOW + DAY)
         status = result_of(self, self.server(listen=[listen]).status())
         [served] = status["certificates"]
         self.assertEqual(
