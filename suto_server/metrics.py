@@ -40,8 +40,13 @@ from prometheus_client.core import GaugeMetricFamily
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET
 
+from suto_server.admin.httpbounds import (
+    REQUEST_DEADLINE,
+    ConnectionBounds,
+    DeadlineSite,
+)
 from suto_server.audit.alerts import ALERT_TYPES
 from suto_server.core.version import build_info
 from suto_server.rules.rendezvous import Verdict
@@ -290,10 +295,26 @@ class ServerMetrics:
         return timed
 
 
-class _ScrapeSite(Site):
+#: Seconds a connection to the metrics listener may stay silent: longer
+#: than the 15 s Prometheus scrapes every by default, so a scraper keeps
+#: its connection alive between scrapes.
+IDLE_TIMEOUT = 60
+
+#: Connections the metrics listener holds from one source (an IPv4
+#: address or IPv6 /64) at once: a scraper holds one.
+METRICS_PER_SOURCE = 16
+
+#: Connections the metrics listener holds in all at once.
+METRICS_CONNECTIONS = 64
+
+
+class _ScrapeSite(DeadlineSite):
     """
     A site without the per-request access log line: a scrape every few
-    seconds would fill the journal with nothing.
+    seconds would fill the journal with nothing.  Its connections have
+    the bounds of L{suto_server.admin.httpbounds}: the listener may face
+    the network, and a client trickling its request must not hold a
+    connection.
     """
 
     def log(self, request) -> None:
@@ -342,14 +363,23 @@ class _MetricsResource(Resource):
         return NOT_DONE_YET
 
 
-def metrics_site(metrics: ServerMetrics) -> Site:
+def metrics_site(
+    metrics: ServerMetrics, clock, deadline: float = REQUEST_DEADLINE
+) -> ConnectionBounds:
     """
-    @return: a web site serving C{metrics} at C{/metrics} in Prometheus'
-        text format, and nothing else.
+    @param clock: the L{IReactorTime} connections are timed and counted
+        on.
+    @param deadline: seconds a whole request may take to arrive.
+    @return: the factory of a web site serving C{metrics} at C{/metrics}
+        in Prometheus' text format, and nothing else, holding at most
+        L{METRICS_PER_SOURCE} connections from a source and
+        L{METRICS_CONNECTIONS} in all; the site is its C{wrappedFactory}.
     """
     root = Resource()
     root.putChild(b"metrics", _MetricsResource(metrics))
-    site = _ScrapeSite(root)
-    site.displayTracebacks = False
-    site.noisy = False
-    return site
+    return ConnectionBounds(
+        _ScrapeSite(root, clock, IDLE_TIMEOUT, deadline),
+        clock,
+        per_source=METRICS_PER_SOURCE,
+        total=METRICS_CONNECTIONS,
+    )

@@ -17,7 +17,7 @@ from twisted.cred.portal import Portal
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 
-from suto_server.admin.api import admin_site
+from suto_server.admin.api import admin_listener, admin_site
 from suto_server.admin.formatting import alert_json
 from suto_server.admin.httpbounds import ConnectionBounds
 from suto_server.api.callers import CallerLimits
@@ -312,14 +312,18 @@ class SutoServer(MultiService):
         if listeners.admin is not None or listeners.api is not None:
             admin = self._admin_site()
         if listeners.admin is not None:
-            self._listen("admin API", listeners.admin, admin)
+            self._listen("admin API", listeners.admin, admin_listener(admin, reactor))
         if listeners.api is not None:
             self._listen("verification API", listeners.api, self._api_site(
                 verify_api, roles, admin.resource
             ))
         self._watch_state()
         if listeners.metrics is not None:
-            self._listen("metrics", listeners.metrics, metrics_site(self.metrics))
+            self._listen(
+                "metrics",
+                listeners.metrics,
+                metrics_site(self.metrics, reactor, http.request_deadline),
+            )
 
     def _admin_site(self):
         hello_port = self._network.hello_port
@@ -335,6 +339,7 @@ class SutoServer(MultiService):
             clients=self.clients,
             history=self.history,
             console_link=None if self.console is None else self.console_link,
+            deadline=self._http.request_deadline,
         )
 
     def _api_site(
@@ -554,12 +559,13 @@ class SutoServer(MultiService):
             self._reactor.seconds(),
         )
 
-    async def history(self, user: str) -> dict | None:
+    async def history(self, user: str, page: int = 1) -> dict | None:
         """
-        What C{suto-admin history USER} shows, or L{None} when the store
-        knows nothing of C{user}: no profile, no move, no alert.
+        What C{suto-admin history USER} shows (its alerts' page C{page}),
+        or L{None} when the store knows nothing of C{user}: no profile,
+        no move, no alert.
         """
-        report = await history_report(self.calls, user, ALERT_TYPES)
+        report = await history_report(self.calls, user, ALERT_TYPES, page)
         if report["moves"] or report["alerts"]:
             return report
         if await self.calls.get_profile(user) is None:
@@ -662,9 +668,17 @@ class SutoServer(MultiService):
 
     async def status(self) -> dict:
         """
-        What C{suto-admin status} shows.
+        What C{suto-admin status} shows: the counts read once (the
+        console's overview shows them from here), and the served
+        certificates and loaded CRLs with the warning the expiry watch
+        raises of each.
         """
         counts = await self.counts()
+        expiry = (
+            {"certificates": [], "crls": []}
+            if self.expiry_watch is None
+            else self.expiry_watch.state()
+        )
         return {
             "uptime": self._reactor.seconds() - self._started
             if self._started is not None
@@ -674,7 +688,8 @@ class SutoServer(MultiService):
                 for service in self.listeners
                 if service.address is not None
             ],
-            "certificates": self.certificates.describe(),
+            "certificates": expiry["certificates"],
+            "crls": expiry["crls"],
             "pending": [
                 {"user": request.user, "claimed_by": request.claimed_by}
                 for request in self.rendezvous.pending
@@ -682,6 +697,7 @@ class SutoServer(MultiService):
             "enrollment_windows": counts["windows"],
             "connected": counts["connected"],
             "offline": counts["offline"],
+            "blacklisted": counts["blacklisted"],
             "last_alert": (
                 alert_json(self._last_alert) if self._last_alert is not None else None
             ),

@@ -210,7 +210,8 @@ class HttpLimits:
 
     @ivar request_deadline: seconds a whole request (head and body) may
         take to arrive, from the connection's start or the end of the
-        previous answer (the default is
+        previous answer, on those listeners and on the metrics listener
+        and the admin socket too (the default is
         L{suto_server.admin.httpbounds.REQUEST_DEADLINE}).
     @ivar api_connections: connections the verification API holds at
         most, from all sources.

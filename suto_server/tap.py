@@ -190,11 +190,13 @@ class Options(ConfigurableOptions):
         ["api-max-deadline", None, VerifyApiSettings.max_deadline,
          "Most seconds a verification may take, whatever its caller asks.",
          seconds(VerifyApiSettings.min_deadline, 300)],
-        # The bounds on the clients of both HTTP listeners facing the
-        # network (README, "The verification API", "The web console").
+        # The bounds on the clients of the HTTP listeners (README, "The
+        # verification API", "The web console"; the deadline also holds
+        # on --metrics-listen and the admin socket).
         ["http-request-deadline", None, HttpLimits.request_deadline,
          "Seconds a whole request (head and body) may take to arrive on "
-         "--api-listen and --console-listen.", _positive],
+         "--api-listen, --console-listen, --metrics-listen and --admin.",
+         _positive],
         ["api-max-connections", None, HttpLimits.api_connections,
          "Connections the verification API holds at most, from all "
          "sources.", int],

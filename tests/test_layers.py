@@ -31,7 +31,7 @@ ALLOWED = {
     "phases": {"core", "cred", "machines", "rules", "store"},
     "settings": {"core", "cred", "locations", "masterkey", "net", "rules"},
     "keyrules": {"core", "cred", "net", "phases", "rules", "settings", "store"},
-    "metrics": {"core", "audit", "rules", "store"},
+    "metrics": {"core", "audit", "rules", "store", "admin"},
     "admin": {
         "core", "store", "audit", "rules", "net", "locations", "datafolder",
         "masterkey", "restoration",

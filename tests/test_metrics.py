@@ -11,6 +11,7 @@ import os
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, reactor, task, threads
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import fail, succeed
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.logger import LogLevel, capturedLogs, formatEvent
@@ -22,7 +23,13 @@ from suto_server.audit.alerts import ALERT_TYPES
 from suto_server.audit.log import AuditLog
 from suto_server.core.version import VERSION, build_info
 from suto_server.cred.hashpool import HashPool, HashPoolBusy
-from suto_server.metrics import REJECTION_REASONS, ServerMetrics
+from suto_server.metrics import (
+    METRICS_CONNECTIONS,
+    METRICS_PER_SOURCE,
+    REJECTION_REASONS,
+    ServerMetrics,
+    metrics_site,
+)
 from suto_server.rules.rendezvous import Rendezvous, Verdict
 from suto_server.settings import Listeners
 from suto_server.store.errors import StoreError
@@ -31,6 +38,7 @@ from suto_server.store.records import AuditEvent
 from suto_server.store.sqlite import SQLiteStore
 from tests.support.coroutines import result_of
 from tests.support.folders import socket_folder
+from tests.support.http_connections import assert_closed_at_deadline, connect
 from tests.support.server import make_server
 from tests.support.store_suite.values import enroll_numbered
 
@@ -240,7 +248,7 @@ class ObserverTests(SynchronousTestCase):
         audit = AuditLog(store, [], observers=[broken, seen.append])
         audit.record(0.0, "enrolled", "alice", "192.0.2.1", "key id k")
         self.assertEqual([e.event for e in seen], ["enrolled"])
-        self.assertEqual(len(self.successResultOf(audit.events())), 1)
+        self.assertEqual(len(self.successResultOf(audit.matching())), 1)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     def test_rendezvous_observer_failure_contained(self):
@@ -424,10 +432,48 @@ class ScrapeTests(TestCase):
         lines = stdout.getvalue().splitlines()
         self.assertTrue(lines[0].startswith("up "))
         self.assertIn("listening: admin API on ", stdout.getvalue())
-        self.assertIn("endpoints: 0 connected, 0 offline", lines)
+        self.assertIn("endpoints: 0 connected, 0 offline, 0 blacklisted", lines)
         self.assertIn(
             "last alert: clone_suspected at 1970-01-01T00:00:00Z (test)", lines
         )
+
+
+class MetricsConnectionTests(SynchronousTestCase):
+    """
+    The metrics listener's connections: the request deadline and the
+    connection bounds of L{suto_server.admin.httpbounds}, on the clock
+    the site is given.
+    """
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.factory = metrics_site(ServerMetrics(), self.clock, deadline=3.0)
+        self.factory.doStart()
+
+    def connect(self, host="192.0.2.7"):
+        return connect(self.factory, IPv4Address("TCP", host, 40000))[0]
+
+    def test_deadline(self):
+        """
+        A scrape whose request has not wholly arrived within the deadline
+        closes its connection unanswered, however often it sends a byte.
+        """
+        assert_closed_at_deadline(
+            self, self.factory, IPv4Address("TCP", "192.0.2.7", 1), self.clock, 3.0
+        )
+
+    def test_connections(self):
+        """
+        One source holds at most L{METRICS_PER_SOURCE} connections, and
+        all sources L{METRICS_CONNECTIONS}; past either, a connection is
+        refused.
+        """
+        for _ in range(METRICS_PER_SOURCE):
+            self.assertIsNotNone(self.connect())
+        self.assertIsNone(self.connect())
+        for n in range(METRICS_CONNECTIONS - METRICS_PER_SOURCE):
+            self.assertIsNotNone(self.connect(f"198.51.100.{n}"))
+        self.assertIsNone(self.connect("203.0.113.1"))
 
 
 class BuildInfoTests(SynchronousTestCase):

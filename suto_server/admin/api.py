@@ -27,6 +27,11 @@ from suto_server.admin.enrollment_resources import (
     UnblockResource,
     WindowsResource,
 )
+from suto_server.admin.httpbounds import (
+    REQUEST_DEADLINE,
+    ConnectionBounds,
+    DeadlineSite,
+)
 from suto_server.admin.httpjson import (
     BadRequest,
     Refusal,
@@ -209,14 +214,39 @@ class ConsoleLinkResource(resource.Resource):
         return write_json(request, 200, answer)
 
 
-class _AdminSite(server.Site):
+#: Seconds a connection to the admin socket may stay silent.
+IDLE_TIMEOUT = 60
+
+#: Connections the admin socket holds at once.  Its clients are the
+#: operators who may open it (and scripts of theirs): a few at a time; the
+#: bound keeps a runaway script from taking every file descriptor.
+ADMIN_CONNECTIONS = 64
+
+
+class _AdminSite(DeadlineSite):
     """
     A site without the per-request access log line: every admin action is
-    already logged (and audited) with what it did, which says more.
+    already logged (and audited) with what it did, which says more.  Its
+    connections have the bounds of L{suto_server.admin.httpbounds}, as the
+    listeners facing the network do: whoever may open the socket may still
+    run a client that stalls.
     """
 
     def log(self, request) -> None:
         "No access log."
+
+
+def admin_listener(site: server.Site, clock) -> ConnectionBounds:
+    """
+    @param site: the admin API's site (L{admin_site}).
+    @param clock: the L{IReactorTime} connections are counted on.
+    @return: the factory the admin socket listens with: C{site}, holding
+        at most L{ADMIN_CONNECTIONS} connections at once (a UNIX socket's
+        clients have no address, so they are counted in all only).
+    """
+    return ConnectionBounds(
+        site, clock, per_source=ADMIN_CONNECTIONS, total=ADMIN_CONNECTIONS
+    )
 
 
 def admin_site(
@@ -231,6 +261,7 @@ def admin_site(
     clients=None,
     history=None,
     console_link=None,
+    deadline: float = REQUEST_DEADLINE,
 ) -> server.Site:
     """
     The admin API's site.
@@ -244,13 +275,16 @@ def admin_site(
     @param reconnection: the blacklist's rules
         (L{suto_server.rules.reconnection.Reconnection}), or L{None} when this
         server keeps no blacklist.
-    @param clock: the L{IReactorTime} admin actions are timed by.
+    @param clock: the L{IReactorTime} admin actions are timed by, and
+        the connections' idle timeout and request deadline; the global
+        reactor's when not given.
     @param clients: returns the rows of C{GET /v1/clients}, or L{None} to
         serve no registry.
     @param history: returns a user's moves and alerts, or L{None} when
         nothing is known of the user; L{None} to serve no histories.
     @param console_link: returns a one-time login link to the web console
         for an operator, or L{None} when the console is off.
+    @param deadline: seconds a whole request may take to arrive.
     """
     root = resource.Resource()
     v1 = resource.Resource()
@@ -274,7 +308,4 @@ def admin_site(
         v1.putChild(b"history", HistoryResource(history))
     if console_link is not None:
         v1.putChild(b"console-link", ConsoleLinkResource(console_link))
-    site = _AdminSite(root)
-    site.displayTracebacks = False
-    site.noisy = False
-    return site
+    return _AdminSite(root, clock, IDLE_TIMEOUT, deadline)

@@ -37,7 +37,8 @@ from suto_server.admin import (
     reports,
     storecopy,
 )
-from suto_server.admin.formatting import duration, since
+from suto_server.admin.formatting import duration, page_number, since
+from suto_server.audit.paging import LISTING_PAGE
 from suto_server.core import commandline, schemes
 from suto_server.core.version import VERSION
 from suto_server.datafolder import DEFAULT_DATA, NoDataFolder
@@ -101,6 +102,31 @@ def _listing(commands, name: str, help: str) -> argparse.ArgumentParser:
     parser = commands.add_parser(name, help=help)
     parser.add_argument("--json", action="store_true", help="JSON for scripts")
     return parser
+
+
+def _paged_listing(commands, name: str, help: str) -> argparse.ArgumentParser:
+    """
+    @return: the parser of the listing of audit records C{name}, which
+        takes C{--since} and, past its newest page, C{--page}.
+    """
+    parser = _listing(commands, name, help)
+    parser.add_argument(
+        "--since", type=since, default=None, help="a duration like 1h, or an ISO time"
+    )
+    _page_option(parser)
+    return parser
+
+
+def _page_option(parser) -> None:
+    """
+    Give C{parser} the C{--page} of a listing of audit records.
+    """
+    parser.add_argument(
+        "--page",
+        type=page_number,
+        default=1,
+        help=f"the page, {LISTING_PAGE} records each, counting back from the newest",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -240,17 +266,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     unblocking.add_argument("user")
 
-    alerting = _listing(commands, "alerts", "list the alerts")
-    alerting.add_argument(
-        "--since", type=since, default=None, help="a duration like 1h, or an ISO time"
-    )
+    _paged_listing(commands, "alerts", "list the alerts")
     _listing(commands, "clients", "every enrolled profile: location, state, key age")
     moving = _listing(commands, "history", "a profile's moves and the alerts about it")
     moving.add_argument("user")
-    auditing = _listing(commands, "audit", "list or verify the audit log")
-    auditing.add_argument(
-        "--since", type=since, default=None, help="a duration like 1h, or an ISO time"
-    )
+    _page_option(moving)
+    auditing = _paged_listing(commands, "audit", "list or verify the audit log")
     verifying = auditing.add_subparsers(dest="audit_command").add_parser(
         "verify", help="check the audit log's hash chain"
     )

@@ -87,17 +87,20 @@ def request(args, method: str, path: str, body=None, timeout: float = 30.0) -> d
     return answer_of(code, answer)
 
 
-def since_query(path: str, since: float | None) -> str:
+def listing_query(path: str, since: float | None, page: int = 1) -> str:
     """
-    @return: C{path} asking for what happened at or after C{since}.
+    @return: C{path} asking for page C{page} of what happened at or after
+        C{since}.
     """
-    if since is None:
-        return path
-    return f"{path}?{urlencode({'since': repr(since)})}"
+    query = {} if since is None else {"since": repr(since)}
+    if page != 1:
+        query["page"] = str(page)
+    return f"{path}?{urlencode(query)}" if query else path
 
 
-def user_query(path: str, user: str) -> str:
+def user_query(path: str, user: str, page: int = 1) -> str:
     """
-    @return: C{path} asking about C{user}.
+    @return: C{path} asking about C{user} (page C{page} of a listing).
     """
-    return f"{path}?{urlencode({'user': user})}"
+    query = {"user": user} if page == 1 else {"user": user, "page": str(page)}
+    return f"{path}?{urlencode(query)}"

@@ -86,13 +86,42 @@ def status(args, io) -> int:
         io.say(f"listening: {listener['name']} on {listener['address']}")
     io.say(f"pending authentications: {len(answer['pending'])}")
     io.say(f"open enrollment windows: {answer['enrollment_windows']}")
-    io.say(f"endpoints: {answer['connected']} connected, {answer['offline']} offline")
+    io.say(
+        f"endpoints: {answer['connected']} connected, {answer['offline']} offline,"
+        f" {answer['blacklisted']} blacklisted"
+    )
+    for line in expiry_lines(answer):
+        io.say(line)
     last = answer["last_alert"]
     if last is None:
         io.say("last alert: none since the server started")
     else:
         io.say(f"last alert: {last['type']} at {last['time']} ({last['reason']})")
     return 0
+
+
+def expiry_lines(answer: dict) -> list[str]:
+    """
+    @return: the lines of C{suto-admin status} on the served certificates
+        and the loaded CRLs of the daemon's status C{answer}: when each
+        runs out and, after a colon, the warning the expiry watch raises
+        of it, if any.
+    """
+    lines = [
+        f"certificate: {each['subject']} (sha256 {each['fingerprint']}) expires"
+        f" {each['not_after']}{_warned(each)}"
+        for each in answer["certificates"]
+    ]
+    lines += [
+        f"crl: {each['issuer']} on the {each['listener']} listener, next update"
+        f" {each['next_update'] or 'never'}{_warned(each)}"
+        for each in answer["crls"]
+    ]
+    return lines
+
+
+def _warned(entry: dict) -> str:
+    return "" if entry["warning"] is None else f": {entry['warning']}"
 
 
 def console_link(args, io) -> int:

@@ -18,6 +18,7 @@ import datetime
 import json
 import time
 
+from suto_server.audit.paging import MOST_PAGES, parsed_page
 from suto_server.core.timestamps import iso_utc
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -47,6 +48,18 @@ def duration(text: str) -> float:
     if not 0 < value <= 86400:
         raise argparse.ArgumentTypeError("a duration must be between 0 and 24h")
     return value
+
+
+def page_number(text: str) -> int:
+    """
+    C{--page}: a page number from 1 to L{MOST_PAGES}.
+    """
+    number = parsed_page(text)
+    if number is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a page number from 1 to {MOST_PAGES}"
+        )
+    return number
 
 
 def since(text: str) -> float:

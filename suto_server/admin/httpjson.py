@@ -19,6 +19,7 @@ import json
 from twisted.internet.defer import maybeDeferred
 from twisted.web import server
 
+from suto_server.audit.paging import MOST_PAGES, parsed_page
 from suto_server.core import wire
 from suto_server.locations import LocationError
 from suto_server.store.errors import ProfileExists, StoreError
@@ -99,6 +100,21 @@ def since_argument(request) -> float | None:
     return since
 
 
+def page_argument(request) -> int:
+    """
+    @return: the request's C{page} query argument, a page number from 1
+        to L{MOST_PAGES}; 1 when it has none.
+    @raise BadRequest: it is not such a number.
+    """
+    values = request.args.get(b"page")
+    if not values:
+        return 1
+    number = parsed_page(values[0].decode("latin-1"))
+    if number is None:
+        raise BadRequest(f"'page' must be a number from 1 to {MOST_PAGES}")
+    return number
+
+
 def user_field(body: dict) -> str:
     """
     @return: the C{user} field of a request's body.
@@ -110,14 +126,19 @@ def user_field(body: dict) -> str:
     return user
 
 
-def user_argument(request) -> str:
+def user_argument(request, others=frozenset()) -> str:
     """
+    @param others: the names of the other arguments the request may have.
     @return: the request's one C{user} query argument.
     @raise BadRequest: it is missing, repeated, not a valid account name,
-        or the request has other arguments.
+        or the request has arguments other than these.
     """
     values = request.args.get(b"user")
-    if set(request.args) != {b"user"} or len(values) != 1:
+    if (
+        b"user" not in request.args
+        or not set(request.args) <= {b"user"} | others
+        or len(values) != 1
+    ):
         raise BadRequest("exactly one 'user' argument is taken")
     try:
         user = values[0].decode("ascii")

@@ -5,7 +5,9 @@ C{/v1/clients} and C{/v1/history}, which C{suto-admin}'s
 L{suto_server.admin.reports} commands call.
 
 Alerts and audit records are written on the daemon's database thread, so
-a listing of them waits until every record made so far is written.  Every
+a listing of them waits until every record made so far is written; it
+reads one page of them (L{suto_server.audit.paging}), never the whole
+log.  Every
 report reads the store through its calls and is written when they answer
 (from the database thread, for a store across the network), so the
 reactor serves connections meanwhile; a store that cannot answer is a
@@ -23,32 +25,44 @@ from suto_server.admin.httpjson import (
     NotFound,
     answer,
     answer_later,
+    page_argument,
     since_argument,
     user_argument,
 )
 from suto_server.admin.operations import after_flush, verify_chain
+from suto_server.audit.paging import page_answer, page_filters
 
 
-def _since_listing(request, audit, read, log):
+def _paged_listing(request, audit, name, read, to_json, log):
     """
-    Answer C{request} with C{read(since)} once every audit record made so
-    far is written (the daemon writes them on its database thread), so
-    that an operator reading the log right after an event sees it;
-    C{since} is its C{since} argument, and 400 the answer when that
-    argument is not a POSIX time.
+    Answer C{request} with one page of a listing of the audit log (see
+    L{suto_server.audit.paging}) once every audit record made so far
+    is written (the daemon writes them on its database thread), so that
+    an operator reading the log right after an event sees it: under
+    C{name}, what C{read(since=..., newest=..., skip=...)} reads for the
+    request's C{since} and C{page} arguments, each made by C{to_json}; a
+    400 when an argument is out of bounds.
     """
 
     def listing():
         since = since_argument(request)
-        return after_flush(audit, lambda: read(since))
+        number = page_argument(request)
+
+        async def page():
+            records = await read(since=since, **page_filters(number))
+            return page_answer(name, records, number, to_json)
+
+        return after_flush(audit, page)
 
     return answer(request, listing, log)
 
 
 class AlertsResource(resource.Resource):
     """
-    C{GET /v1/alerts?since=T}: the alerts at or after POSIX time C{T} (all
-    without it), oldest first.
+    C{GET /v1/alerts?since=T&page=N}: the alerts at or after POSIX time
+    C{T} (all without it), a page of at most
+    L{suto_server.audit.paging.LISTING_PAGE}: the newest, or the
+    C{N}th counting back; oldest first.
     """
 
     isLeaf = True
@@ -59,18 +73,16 @@ class AlertsResource(resource.Resource):
         self._audit = audit
 
     def render_GET(self, request):
-        async def read(since):
-            alerts = await self._audit.alerts(since)
-            return {"alerts": [alert_json(a) for a in alerts]}
-
-        return _since_listing(request, self._audit, read, self.log)
+        return _paged_listing(
+            request, self._audit, "alerts", self._audit.alerts, alert_json, self.log
+        )
 
 
 class AuditResource(resource.Resource):
     """
-    C{GET /v1/audit?since=T}: the audit records at or after POSIX time
-    C{T} (all without it), oldest first; its child C{verify} checks the
-    hash chain.
+    C{GET /v1/audit?since=T&page=N}: the audit records at or after POSIX
+    time C{T} (all without it), a page at a time as C{/v1/alerts}; its
+    child C{verify} checks the hash chain.
     """
 
     log = Logger()
@@ -81,11 +93,9 @@ class AuditResource(resource.Resource):
         self.putChild(b"verify", AuditVerifyResource(audit))
 
     def render_GET(self, request):
-        async def read(since):
-            events = await self._audit.events(since)
-            return {"events": [event_json(e) for e in events]}
-
-        return _since_listing(request, self._audit, read, self.log)
+        return _paged_listing(
+            request, self._audit, "events", self._audit.matching, event_json, self.log
+        )
 
 
 class AuditVerifyResource(resource.Resource):
@@ -130,8 +140,8 @@ class ClientsResource(resource.Resource):
 
 class HistoryResource(resource.Resource):
     """
-    C{GET /v1/history?user=U}: that profile's moves and the alerts about
-    it, oldest first.
+    C{GET /v1/history?user=U&page=N}: that profile's moves and a page of
+    the alerts about it as C{/v1/alerts} pages them, oldest first.
     """
 
     isLeaf = True
@@ -143,8 +153,8 @@ class HistoryResource(resource.Resource):
 
     def render_GET(self, request):
         async def read():
-            user = user_argument(request)
-            report = await self._history(user)
+            user = user_argument(request, others={b"page"})
+            report = await self._history(user, page_argument(request))
             if report is None:
                 raise NotFound(f"nothing is known of {user}")
             return report

@@ -4,7 +4,9 @@ C{suto-admin alerts|clients|history|audit}: what the daemon has seen.
 
 Each listing is one request to the running daemon's admin socket, printed
 as tab-separated columns under a header row, or with C{--json} as the
-daemon's JSON for scripts.  The alerts and the audit log are in the
+daemon's JSON for scripts.  A listing of alerts or audit records is a
+page of the newest (L{suto_server.audit.paging}), C{--page} the older
+ones.  The alerts and the audit log are in the
 store itself, so with the daemon down C{alerts}, C{audit} and C{audit
 verify} read the daemon's store read-only instead (the data folder's
 SQLite file, or the PostgreSQL database of C{--store}), saying so on
@@ -26,8 +28,8 @@ from suto_server.admin.client import (
     DaemonUnreachable,
     answer_of,
     call,
+    listing_query,
     request,
-    since_query,
     user_query,
 )
 from suto_server.admin.deployment import store_location
@@ -42,6 +44,7 @@ from suto_server.admin.formatting import (
     row,
     show,
 )
+from suto_server.audit.paging import page_answer, page_filters
 from suto_server.core.commandline import CommandError
 from suto_server.core.timestamps import iso_utc
 from suto_server.store.errors import StoreError
@@ -97,24 +100,51 @@ def _daemon_or_store(args, io, path: str, read):
     return answer_of(code, answer)
 
 
-def _stored_alerts(store, since) -> dict:
+def _paged(args, io, path: str, name: str, read, to_json, columns) -> int:
     """
-    @return: the alerts of C{store}'s audit log at or after C{since}, as
-        C{GET /v1/alerts} answers them.
+    Print page C{args.page} of the listing C{name} of C{GET path} (see
+    L{suto_server.audit.paging}), or of C{read(store)}, the store's
+    read of the same records, with the daemon down; say on standard error
+    that an older page holds more.
     """
+
+    def stored(store) -> dict:
+        records = read(store)(since=args.since, **page_filters(args.page))
+        return page_answer(name, records, args.page, to_json)
+
+    answer = _daemon_or_store(
+        args, io, listing_query(path, args.since, args.page), stored
+    )
+    _tell_more(io, args, answer)
+    return show(io, args, answer[name], columns)
+
+
+def _tell_more(io, args, answer: dict) -> None:
+    """
+    Say on standard error when a page older than the one shown holds
+    records.
+    """
+    if answer["more"]:
+        io.complain(f"older records are on --page {args.page + 1}")
+
+
+def _stored_alerts(store):
+    """
+    @return: the read of C{store}'s alerts as C{GET /v1/alerts} makes it.
+    """
+    from suto_server.audit.alerts import ALERT_TYPES
     from suto_server.audit.log import alerts_among
 
-    return {"alerts": [alert_json(a) for a in alerts_among(store.audit_events(since))]}
+    def read(**filters):
+        return alerts_among(store.audit_events_matching(types=ALERT_TYPES, **filters))
+
+    return read
 
 
 def alerts(args, io) -> int:
-    answer = _daemon_or_store(
-        args,
-        io,
-        since_query("/v1/alerts", args.since),
-        lambda store: _stored_alerts(store, args.since),
+    return _paged(
+        args, io, "/v1/alerts", "alerts", _stored_alerts, alert_json, _ALERT_COLUMNS
     )
-    return show(io, args, answer["alerts"], _ALERT_COLUMNS)
 
 
 def _client_row(client: dict) -> str:
@@ -141,7 +171,8 @@ def clients(args, io) -> int:
 
 
 def history(args, io) -> int:
-    answer = request(args, "GET", user_query("/v1/history", args.user))
+    answer = request(args, "GET", user_query("/v1/history", args.user, args.page))
+    _tell_more(io, args, answer)
     if args.json:
         io.say(as_json(answer))
         return 0
@@ -163,15 +194,15 @@ def history(args, io) -> int:
 
 
 def audit_list(args, io) -> int:
-    answer = _daemon_or_store(
+    return _paged(
         args,
         io,
-        since_query("/v1/audit", args.since),
-        lambda store: {
-            "events": [event_json(e) for e in store.audit_events(args.since)]
-        },
+        "/v1/audit",
+        "events",
+        lambda store: store.audit_events_matching,
+        event_json,
+        _EVENT_COLUMNS,
     )
-    return show(io, args, answer["events"], _EVENT_COLUMNS)
 
 
 def _summary(store) -> str:
@@ -181,9 +212,10 @@ def _summary(store) -> str:
     @raise CommandError: it holds none while the store holds accounts or
         profiles, which every change to them records.
     """
-    events = store.audit_events()
-    if events:
-        return f"{len(events)} record(s), the last at {iso_utc(events[-1].time)}"
+    last = store.audit_events_matching(newest=1)
+    if last:
+        counted = store.count_audit_events()
+        return f"{counted} record(s), the last at {iso_utc(last[0].time)}"
     if store.list_users() or store.list_profiles():
         raise CommandError(
             "no audit record in a store with accounts or profiles: a copy "

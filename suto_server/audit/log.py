@@ -34,7 +34,7 @@ from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.logger import Logger
 
 from suto_server.audit.aggregation import DEFAULT_INTERVAL, AlertAggregator
-from suto_server.audit.alerts import Alert, alert_for
+from suto_server.audit.alerts import ALERT_TYPES, Alert, alert_for
 from suto_server.audit.sinks.log import LogSink
 from suto_server.store.calls import LocalCalls
 from suto_server.store.checks import check_audit_event
@@ -219,13 +219,6 @@ class AuditLog:
             alert_type=alert.type,
         )
 
-    def events(self, since: float | None = None) -> Deferred:
-        """
-        @return: a L{Deferred} firing with the L{AuditEvent}s at or after
-            C{since} (all unless given), oldest first.
-        """
-        return self._calls.audit_events(since)
-
     def matching(self, **filters) -> Deferred:
         """
         @return: a L{Deferred} firing with the L{AuditEvent}s the store
@@ -241,12 +234,19 @@ class AuditLog:
         """
         return self._calls.count_audit_events(**filters)
 
-    def alerts(self, since: float | None = None) -> Deferred:
+    def alerts(self, newest: int, skip: int = 0, **filters) -> Deferred:
         """
-        @return: a L{Deferred} firing with the L{Alert}s at or after
-            C{since} (all unless given), oldest first.
+        The alerts, selected and paged by the store (one read of at most
+        C{newest} records however long the log), never the whole log.
+
+        @param filters: any other filter of L{matching} but C{types}.
+        @return: a L{Deferred} firing with the L{Alert}s, newest first: at
+            most C{newest}, past the C{skip} newest, of those C{filters}
+            select.
         """
-        return self.events(since).addCallback(alerts_among)
+        return self.matching(
+            types=ALERT_TYPES, newest=newest, skip=skip, **filters
+        ).addCallback(alerts_among)
 
     def verify(self) -> Deferred:
         """

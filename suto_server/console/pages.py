@@ -58,24 +58,25 @@ def _profile_link(user):
     return link("/profile", user, user=user)
 
 
-def overview(status: dict, counts: dict, per_minute: float, alerts: list) -> Page:
+def overview(status: dict, per_minute: float, alerts: list, alert_count: int) -> Page:
     """
-    @param status: the daemon's status (what C{suto-admin status} shows).
-    @param counts: connected, offline and blacklisted endpoints, open
-        windows.
-    @param alerts: the alerts of the last hour, as the admin API shows
-        them, oldest first.
+    @param status: the daemon's status (what C{suto-admin status} shows),
+        whose counts of endpoints and windows the page shows as read
+        there, once.
+    @param alerts: the newest alerts of the last hour, as the admin API
+        shows them, newest first.
+    @param alert_count: how many alerts the last hour holds.
     """
     content = [
         tags.h2("Endpoints"),
         _counts(
             (
-                ("connected", counts["connected"]),
-                ("offline", counts["offline"]),
-                ("blacklisted", counts["blacklisted"]),
-                ("enrollment windows open", counts["windows"]),
+                ("connected", status["connected"]),
+                ("offline", status["offline"]),
+                ("blacklisted", status["blacklisted"]),
+                ("enrollment windows open", status["enrollment_windows"]),
                 ("rotations per minute", f"{per_minute:.1f}"),
-                ("alerts in the last hour", len(alerts)),
+                ("alerts in the last hour", alert_count),
             )
         ),
         tags.h2("Listeners"),
@@ -87,14 +88,32 @@ def overview(status: dict, counts: dict, per_minute: float, alerts: list) -> Pag
         tags.h2("Certificates"),
         table(
             "The TLS certificates served to devices",
-            ("Subject", "SHA-256 fingerprint", "Expires"),
+            ("Subject", "SHA-256 fingerprint", "Expires", "Warning"),
             [
-                (each["subject"], each["fingerprint"], each["not_after"])
+                (
+                    each["subject"],
+                    each["fingerprint"],
+                    each["not_after"],
+                    each["warning"] or "",
+                )
                 for each in status["certificates"]
             ],
         ),
+        table(
+            "The client certificate revocation lists the listeners check",
+            ("Listener", "Issuer", "Next update", "Warning"),
+            [
+                (
+                    each["listener"],
+                    each["issuer"],
+                    each["next_update"] or "never",
+                    each["warning"] or "",
+                )
+                for each in status["crls"]
+            ],
+        ),
         tags.h2("Alerts of the last hour"),
-        _alerts_table("Newest first", list(reversed(alerts))[:20]),
+        _alerts_table("Newest first", alerts),
     ]
     return Page("Overview", content, "/")
 
@@ -298,12 +317,19 @@ def _filters(path: str, query: dict, types=None):
     )
 
 
-def alerts(listing: list, query: dict, types) -> Page:
+def alerts(
+    listing: list, total: int, page: int, pages: int, query: dict, types
+) -> Page:
+    """
+    @param listing: the alerts of page C{page} of C{pages}, newest first,
+        of the C{total} the filters select.
+    """
     return Page(
         "Alerts",
         [
             _filters("/alerts", query, types),
-            _alerts_table(f"{len(listing)} alert(s), newest first", listing),
+            _alerts_table(f"{total} alert(s), newest first", listing),
+            pagination("/alerts", page, pages, query),
         ],
         "/alerts",
     )

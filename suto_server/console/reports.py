@@ -18,6 +18,7 @@ from __future__ import annotations
 from suto_server.admin.formatting import alert_json, event_json
 from suto_server.admin.operations import after_flush
 from suto_server.audit.alerts import ALERT_TYPES
+from suto_server.audit.log import alerts_among
 from suto_server.console import pages
 from suto_server.console.guard import (
     ConsoleError,
@@ -31,11 +32,11 @@ from suto_server.console.listing import endpoints_listing
 #: Rows of a page of the endpoints.
 PAGE_SIZE = 50
 
-#: Records of a page of the audit log.
+#: Records of a page of the audit log or of the alerts.
 AUDIT_PAGE = 100
 
-#: Most alerts one filtered listing keeps.
-MOST_RECORDS = 5000
+#: The newest alerts of the last hour the overview lists.
+OVERVIEW_ALERTS = 20
 
 #: The newest audit records a profile's page shows.
 PROFILE_RECORDS = 200
@@ -73,12 +74,12 @@ class Reports:
 
         async def read():
             status = await self._status()
-            alerts = await self._audit.alerts(since)
+            alerts = await self._audit.alerts(OVERVIEW_ALERTS, since=since)
             return pages.overview(
                 status,
-                await self._counts(),
                 self._rate.per_minute(),
                 [alert_json(a) for a in alerts],
+                await self._audit.count(types=ALERT_TYPES, since=since),
             )
 
         return after_flush(self._audit, read)
@@ -128,27 +129,12 @@ class Reports:
         }
         return {name: value for name, value in query.items() if value is not None}
 
-    def alerts(self, request, session):
-        query = self._query(request)
-        since, until = time_field(request, "since"), time_field(request, "until")
-
-        async def read():
-            kept = []
-            for alert in reversed(await self._audit.alerts(since)):
-                if (
-                    (until is None or alert.time <= until)
-                    and query.get("user") in (None, alert.profile)
-                    and query.get("type") in (None, alert.type)
-                ):
-                    kept.append(alert_json(alert))
-                if len(kept) >= MOST_RECORDS:
-                    break
-            return pages.alerts(kept, query, sorted(ALERT_TYPES))
-
-        return after_flush(self._audit, read)
-
-    def audit(self, request, session, verified=None):
-        number = page_field(request)
+    def _listing(self, request, types=None) -> tuple[dict, dict]:
+        """
+        @param types: the event types listed, all unless given.
+        @return: the filters of a listing of audit records as the form
+            gave them, and as the store's reads take them.
+        """
         query = self._query(request)
         filters = {
             "username": query.get("user"),
@@ -156,19 +142,52 @@ class Reports:
             "since": time_field(request, "since"),
             "until": time_field(request, "until"),
         }
+        if types is not None:
+            filters["types"] = types
+        return query, filters
+
+    async def _page(self, request, filters: dict):
+        """
+        @return: the records of the listing's page the request asks for
+            (the last when it asks past it), at most L{AUDIT_PAGE}, newest
+            first; how many C{filters} select; that page's number and how
+            many pages there are.
+        """
+        number = page_field(request)
+        total = await self._audit.count(**filters)
+        pages_count = max(1, -(-total // AUDIT_PAGE))
+        number_shown = min(number, pages_count)
+        records = await self._audit.matching(
+            **filters, newest=AUDIT_PAGE, skip=(number_shown - 1) * AUDIT_PAGE
+        )
+        return records, total, number_shown, pages_count
+
+    def alerts(self, request, session):
+        query, filters = self._listing(request, ALERT_TYPES)
 
         async def read():
-            total = await self._audit.count(**filters)
-            pages_count = max(1, -(-total // AUDIT_PAGE))
-            number_shown = min(number, pages_count)
-            records = await self._audit.matching(
-                **filters, newest=AUDIT_PAGE, skip=(number_shown - 1) * AUDIT_PAGE
+            records, total, number, pages_count = await self._page(request, filters)
+            return pages.alerts(
+                [alert_json(a) for a in alerts_among(records)],
+                total,
+                number,
+                pages_count,
+                query,
+                sorted(ALERT_TYPES),
             )
+
+        return after_flush(self._audit, read)
+
+    def audit(self, request, session, verified=None):
+        query, filters = self._listing(request)
+
+        async def read():
+            records, total, number, pages_count = await self._page(request, filters)
             return pages.audit(
                 session,
                 [event_json(e) for e in records],
                 total,
-                number_shown,
+                number,
                 pages_count,
                 query,
                 verified,

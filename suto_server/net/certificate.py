@@ -40,6 +40,17 @@ class CertificateInfo:
     not_before: datetime.datetime
     not_after: datetime.datetime
 
+    def to_json(self) -> dict:
+        """
+        @return: the certificate as operators' answers show it: its
+            C{subject}, C{fingerprint} and C{not_after} (ISO 8601).
+        """
+        return {
+            "subject": self.subject,
+            "fingerprint": self.fingerprint,
+            "not_after": self.not_after.isoformat(),
+        }
+
 
 def fingerprint(certificate: x509.Certificate) -> str:
     """

@@ -187,6 +187,33 @@ class CertificateExpiryWatch(Service):
                 self._clock.seconds(), event, None, None, text.format(**fields)
             )
 
+    def _crl_warning(self, crl, now: datetime.datetime) -> str | None:
+        """
+        @return: the warning C{crl} is due, at C{now}: L{CRL_EXPIRED_EVENT}
+            past its nextUpdate, L{CRL_EXPIRING_EVENT} within the smaller
+            of the threshold and half its validity of it, else L{None}
+            (and for a CRL without nextUpdate, which never expires).
+        """
+        next_update = crl.next_update_utc
+        if next_update is None:
+            # No promise of a newer list: OpenSSL never expires it.
+            return None
+        left = next_update - now
+        if left <= datetime.timedelta(0):
+            return CRL_EXPIRED_EVENT
+        validity = next_update - crl.last_update_utc
+        if left < min(self._threshold, validity / 2):
+            return CRL_EXPIRING_EVENT
+        return None
+
+    def _certificate_warning(self, info, now: datetime.datetime) -> str | None:
+        """
+        @return: L{EXPIRING_EVENT} when the certificate C{info} describes
+            expires within the threshold of C{now}, or has expired, else
+            L{None}.
+        """
+        return EXPIRING_EVENT if info.not_after - now < self._threshold else None
+
     def check_revocations(self) -> list[tuple[str, x509.CertificateRevocationList]]:
         """
         Warn about every loaded CRL within the smaller of the threshold
@@ -199,24 +226,19 @@ class CertificateExpiryWatch(Service):
         expiring = []
         for name, listener in self._revoking:
             for crl in listener.revocation_lists():
-                next_update = crl.next_update_utc
-                if next_update is None:
-                    # No promise of a newer list: OpenSSL never expires it.
-                    continue
-                left = next_update - now
-                validity = next_update - crl.last_update_utc
-                if left >= min(self._threshold, validity / 2):
+                warning = self._crl_warning(crl, now)
+                if warning is None:
                     continue
                 expiring.append((name, crl))
-                expired = left <= datetime.timedelta(0)
+                next_update = crl.next_update_utc
                 self._warn(
-                    CRL_EXPIRED_EVENT if expired else CRL_EXPIRING_EVENT,
-                    _CRL_EXPIRED if expired else _CRL_EXPIRING,
+                    warning,
+                    _CRL_EXPIRED if warning == CRL_EXPIRED_EVENT else _CRL_EXPIRING,
                     dict(
                         issuer=crl.issuer.rfc4514_string(),
                         listener=name,
                         next_update=next_update.isoformat(),
-                        hours_left=left // _HOUR,
+                        hours_left=(next_update - now) // _HOUR,
                     ),
                 )
         return expiring
@@ -232,10 +254,10 @@ class CertificateExpiryWatch(Service):
         expiring = []
         for served in self._served:
             info = served.certificate_info()
-            left = info.not_after - now
-            if left >= self._threshold:
+            if self._certificate_warning(info, now) is None:
                 continue
             expiring.append(info)
+            left = info.not_after - now
             text = _EXPIRED if left < datetime.timedelta(0) else _EXPIRING
             fields = dict(
                 subject=info.subject,
@@ -245,3 +267,37 @@ class CertificateExpiryWatch(Service):
             )
             self._warn(EXPIRING_EVENT, text, fields)
         return expiring
+
+    def state(self) -> dict:
+        """
+        What the watch knows now, for an operator's status: every served
+        certificate (its subject, fingerprint and notAfter) and every
+        loaded CRL (its listener, issuer and nextUpdate, C{None} for one
+        that promises none), each with the warning its check raises at
+        this moment (C{warning}, the alert's type, or L{None}).  It reads
+        the listeners as a check does, but raises nothing, and answers in
+        every process, the leader or not.
+
+        @return: a JSON-ready L{dict} of C{certificates} and C{crls}, in
+            the order of the listeners (and of their C{crlFile}).
+        """
+        now = self._now()
+        certificates = []
+        for served in self._served:
+            info = served.certificate_info()
+            certificates.append(
+                dict(info.to_json(), warning=self._certificate_warning(info, now))
+            )
+        crls = [
+            {
+                "listener": name,
+                "issuer": crl.issuer.rfc4514_string(),
+                "next_update": None
+                if crl.next_update_utc is None
+                else crl.next_update_utc.isoformat(),
+                "warning": self._crl_warning(crl, now),
+            }
+            for name, listener in self._revoking
+            for crl in listener.revocation_lists()
+        ]
+        return {"certificates": certificates, "crls": crls}

@@ -54,14 +54,6 @@ def address_warning(tls, interface: str = "") -> str | None:
     )
 
 
-def _certificate_json(info) -> dict:
-    return {
-        "subject": info.subject,
-        "fingerprint": info.fingerprint,
-        "not_after": info.not_after.isoformat(),
-    }
-
-
 class ServedCertificates:
     """
     The certificates of the server's TLS listeners.
@@ -111,12 +103,6 @@ class ServedCertificates:
                 if getattr(endpoint, "tls", None)
             ],
         )
-
-    def describe(self) -> list[dict]:
-        """
-        Each certificate's subject, fingerprint and expiry.
-        """
-        return [_certificate_json(tls.certificate_info()) for tls in self.served]
 
     def revoking(self) -> list:
         """
@@ -171,7 +157,7 @@ class ServedCertificates:
             event = "certificate_reload_failed"
             reason = "the new files could not be used; the old ones stay"
         else:
-            result = _certificate_json(info)
+            result = info.to_json()
             problem = warning()
             if problem is not None:
                 self.log.warn(

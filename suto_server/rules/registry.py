@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from suto_server.audit.paging import page_answer, page_filters
 from suto_server.core.timestamps import iso_utc
 
 
@@ -140,15 +141,21 @@ def client_row(
     }
 
 
-async def history_report(calls, user: str, alert_types) -> dict:
+async def history_report(calls, user: str, alert_types, page: int = 1) -> dict:
     """
-    A profile's moves and the alerts about it, oldest first, for
-    C{suto-admin history USER}.
+    A profile's moves, oldest first, and a page of the alerts about it
+    (L{suto_server.audit.paging}: the newest by default), for
+    C{suto-admin history USER}: the store selects the alerts, so a
+    profile with a long log is never read whole.
 
     @param calls: the store's L{suto_server.store.calls.IStoreCalls}.
+    @param alert_types: the event types that are alerts.
+    @param page: which page of the alerts, from 1.
     """
     moves = await calls.moves(user)
-    events = await calls.audit_events_matching(username=user)
+    events = await calls.audit_events_matching(
+        username=user, types=alert_types, **page_filters(page)
+    )
     moves = [
         {
             "time": iso_utc(move.time),
@@ -159,15 +166,21 @@ async def history_report(calls, user: str, alert_types) -> dict:
         }
         for move in moves
     ]
-    alerts = [
-        {
-            "time": iso_utc(event.time),
-            "type": event.event,
-            "source": event.source,
-            "locations": list(event.locations),
-            "reason": event.reason,
-        }
-        for event in reversed(events)
-        if event.event in alert_types
-    ]
-    return {"user": user, "moves": moves, "alerts": alerts}
+    return {
+        "user": user,
+        "moves": moves,
+        **page_answer("alerts", events, page, _history_alert),
+    }
+
+
+def _history_alert(event) -> dict:
+    """
+    @return: an alert of L{history_report}: the audit record C{event}.
+    """
+    return {
+        "time": iso_utc(event.time),
+        "type": event.event,
+        "source": event.source,
+        "locations": list(event.locations),
+        "reason": event.reason,
+    }

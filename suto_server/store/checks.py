@@ -7,6 +7,7 @@ unbounded or malformed reaches the database.
 
 import ipaddress
 import re
+from collections.abc import Collection
 
 from suto_server.core import wire
 from suto_server.core.schemes import identify
@@ -321,6 +322,31 @@ def check_audit_event(event):
         )
     for location in event.locations:
         _check_text("location", location, MAX_NAME)
+
+
+#: Most event types one read of the audit log selects at once (the
+#: alerts are a dozen), so a statement's marks stay few.
+MAX_AUDIT_TYPES = 64
+
+
+def checked_audit_types(types):
+    """
+    @param types: L{None}, or the event types a read of the audit log
+        selects (any collection of them but a L{str}).
+    @return: L{None}, or C{types} as a sorted L{tuple}, so that a store
+        writes the same statement for the same set.
+    @raise ValueError: C{types} is empty, holds more than
+        L{MAX_AUDIT_TYPES} or one that is no event type's text.
+    """
+    if types is None:
+        return None
+    if isinstance(types, (str, bytes)) or not isinstance(types, Collection):
+        raise ValueError("types must be a collection of event types")
+    if not 0 < len(types) <= MAX_AUDIT_TYPES:
+        raise ValueError(f"types must name 1 to {MAX_AUDIT_TYPES} event types")
+    for kind in types:
+        _check_text("an event type", kind, MAX_NAME)
+    return tuple(sorted(set(types)))
 
 
 def check_audit_filters(username, event, since, until) -> None:

@@ -379,7 +379,13 @@ class IAuditStore(Interface):
         """
 
     def audit_events_matching(
-        username=None, event=None, since=None, until=None, newest=None, skip=0
+        username=None,
+        event=None,
+        since=None,
+        until=None,
+        newest=None,
+        skip=0,
+        types=None,
     ):
         """
         The events a filtered, paged listing shows, selected by the store
@@ -387,6 +393,10 @@ class IAuditStore(Interface):
 
         @param username: if given, only the events naming this user.
         @param event: if given, only the events of this type.
+        @param types: if given, a collection of 1 to
+            L{suto_server.store.checks.MAX_AUDIT_TYPES} event types: only
+            the events of one of them (the alerts are several types); with
+            C{event}, only those of C{event} if it is among them.
         @param since: if given, a POSIX time: only events at or after it.
         @param until: if given, a POSIX time: only events at or before it.
         @param newest: if given, a positive count: at most that many
@@ -398,7 +408,9 @@ class IAuditStore(Interface):
             order they were appended.
         """
 
-    def count_audit_events(username=None, event=None, since=None, until=None):
+    def count_audit_events(
+        username=None, event=None, since=None, until=None, types=None
+    ):
         """
         @return: how many events L{audit_events_matching} selects with the
             same filters and no C{newest}.

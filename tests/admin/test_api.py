@@ -3,15 +3,19 @@ The admin API's resources, driven with twisted.web's DummyRequest: input
 validation, status codes and the shape of the answers.
 """
 
-
+from twisted.internet.address import UNIXAddress
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.admin.api import admin_site
+from suto_server.admin.api import ADMIN_CONNECTIONS, admin_listener, admin_site
 from suto_server.admin.httpjson import MAX_BODY
 from suto_server.rules.authenticator import TargetTooWide, UnknownAccount
 from suto_server.rules.rendezvous import Outcome, RequestConflict, Verdict
 from suto_server.store.errors import StoreError
 from tests.support.admin import FakeAuthenticator, answer, render
+from tests.support.http_connections import assert_closed_at_deadline, connect
 
 
 class AdminAPITests(SynchronousTestCase):
@@ -173,3 +177,36 @@ class AuthBoundsTests(SynchronousTestCase):
             {"user": "alice", "target": "10.0.0.0/8", "wide": "yes"},
         )
         self.assertEqual(request.responseCode, 400)
+
+
+class AdminConnectionTests(SynchronousTestCase):
+    """
+    The admin socket's connections: the request deadline and the
+    connection bound of L{suto_server.admin.httpbounds}, on the clock the
+    site is given.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        site = admin_site(None, 2020, dict, list, clock=self.clock, deadline=3.0)
+        self.factory = admin_listener(site, self.clock)
+        self.factory.doStart()
+
+    def test_deadline(self):
+        """
+        A request that has not wholly arrived within the deadline closes
+        its connection unanswered, however often it sends a byte.
+        """
+        assert_closed_at_deadline(self, self.factory, UNIXAddress(None), self.clock, 3.0)
+
+    def test_connections(self):
+        """
+        The socket holds at most L{ADMIN_CONNECTIONS} connections at
+        once; the next is refused until one of them closes.
+        """
+        address = UNIXAddress(None)
+        held = [connect(self.factory, address)[0] for _ in range(ADMIN_CONNECTIONS)]
+        self.assertNotIn(None, held)
+        self.assertEqual(connect(self.factory, address), (None, None))
+        held[0].connectionLost(Failure(ConnectionDone()))
+        self.assertIsNotNone(connect(self.factory, address)[0])

@@ -98,6 +98,8 @@ HISTORY = {
         }
     ],
     "alerts": [],
+    "page": 1,
+    "more": False,
 }
 
 
@@ -127,7 +129,7 @@ class ListingTests(SynchronousTestCase):
             audit=AuditLog(store, []),
             reconnection=FakeReconnection(),
             clients=lambda: succeed(CLIENTS),
-            history=lambda user: succeed(HISTORY if user == "alice" else None),
+            history=lambda user, page: succeed(HISTORY if user == "alice" else None),
         )
         call = site_call(site)
         self.patch(client, "call", call)

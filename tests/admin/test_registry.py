@@ -18,11 +18,13 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from suto_server import tap
 from suto_server.admin.api import admin_site
+from suto_server.audit.paging import LISTING_PAGE
 from suto_server.locations import Location, Locations
 from suto_server.net.checks import CheckService
 from suto_server.service import SutoServer
 from suto_server.settings import ENROLLMENT_OFF, EnrollmentSettings, Network
 from suto_server.store.memory import MemoryStore
+from suto_server.store.records import AuditEvent
 from tests.support.admin import AdminCommandMixin, answer, render
 from tests.support.coroutines import result_of
 from tests.support.folders import socket_folder
@@ -214,6 +216,36 @@ class WiringTests(SynchronousTestCase):
         self.assertEqual(result_of(self, self.server.history("alice"))["moves"], [])
         self.assertIsNone(result_of(self, self.server.history("carol")))
 
+    def test_history_paged(self):
+        """
+        C{history(user, page)} reads a page of the profile's alerts, the
+        newest by default, oldest first, and says whether an older page
+        holds more; its other records and other profiles' alerts take no
+        room on a page.
+        """
+        for n in range(LISTING_PAGE + 1):
+            self.server.store.append_audit(
+                AuditEvent(NOW + 100 + n, "reconnect_failed", "bob", NEW, f"#{n}")
+            )
+            self.server.store.append_audit(
+                AuditEvent(NOW + 100 + n, "reconnected", "bob", NEW, "fine")
+            )
+            self.server.store.append_audit(
+                AuditEvent(NOW + 100 + n, "reconnect_failed", "alice", NEW, "x")
+            )
+        first = result_of(self, self.server.history("bob"))
+        self.assertEqual((first["page"], first["more"]), (1, True))
+        self.assertEqual(
+            [alert["reason"] for alert in first["alerts"]],
+            [f"#{n}" for n in range(1, LISTING_PAGE + 1)],
+        )
+        second = result_of(self, self.server.history("bob", 2))
+        self.assertEqual((second["page"], second["more"]), (2, False))
+        self.assertEqual(
+            [alert["reason"] for alert in second["alerts"]], ["moved", "#0"]
+        )
+        self.assertEqual(second["moves"], first["moves"])
+
     def test_check_timeout_option(self):
         """
         C{--check-timeout} defaults to 3 seconds and must be positive.
@@ -265,6 +297,19 @@ class RegistryResourcesTests(SynchronousTestCase):
             self.get("/v1/history", {b"user": [b"bob"]}),
             (200, result_of(self, self.server.history("bob"))),
         )
+
+    def test_history_page(self):
+        """
+        C{/v1/history?user=bob&page=2} answers that page of bob's alerts;
+        a page that is no number is a 400.
+        """
+        self.assertEqual(
+            self.get("/v1/history", {b"user": [b"bob"], b"page": [b"2"]}),
+            (200, result_of(self, self.server.history("bob", 2))),
+        )
+        code, body = self.get("/v1/history", {b"user": [b"bob"], b"page": [b"0"]})
+        self.assertEqual(code, 400)
+        self.assertIn("'page'", body["error"])
 
     def test_history_unknown(self):
         """

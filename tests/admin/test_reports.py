@@ -9,6 +9,7 @@ import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_server.audit.paging import LISTING_PAGE
 from suto_server.datafolder import DATABASE_FILE
 from suto_server.store.open import open_store
 from suto_server.store.records import AuditEvent
@@ -90,6 +91,35 @@ class DaemonDownTests(SynchronousTestCase):
             ),
         )
         self.assert_said_read_only(err)
+
+    def test_pages(self):
+        """
+        A listing read from the store is its newest page, saying on
+        standard error which page is older; C{--page} reads that one.
+        """
+        store = open_store(self.database)
+        store.append_audits(
+            [
+                AuditEvent(NOW + 2 + n, "blacklisted", "bob", None, f"#{n}")
+                for n in range(LISTING_PAGE)
+            ]
+        )
+        store.close()
+        code, out, err = self.admin("alerts")
+        lines = out.splitlines()
+        self.assertEqual((code, len(lines)), (0, LISTING_PAGE + 1))
+        self.assertTrue(lines[1].endswith("\t#0"))
+        self.assertIn("older records are on --page 2\n", err)
+        code, out, err = self.admin("alerts", "--page", "2")
+        self.assertEqual(code, 0)
+        self.assertIn("superseded key", out)
+        self.assertEqual(len(out.splitlines()), 2)
+        self.assertNotIn("--page", err)
+        code, out, err = self.admin("audit", "--page", "3", "--json")
+        self.assertEqual((code, out), (0, "[]\n"))
+        code, _, err = self.admin("audit", "--page", "0")
+        self.assertEqual(code, 2)
+        self.assertIn("not a page number", err)
 
     def test_verify(self):
         """

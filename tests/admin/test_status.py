@@ -72,11 +72,33 @@ class StatusCommandTests(SynchronousTestCase):
     answer = {
         "uptime": 42.0,
         "listeners": [{"name": "metrics", "address": "0.0.0.0:9464"}],
-        "certificates": [],
+        "certificates": [
+            {
+                "subject": "CN=suto.example",
+                "fingerprint": "AA:BB",
+                "not_after": "2030-01-04T00:00:00+00:00",
+                "warning": "certificate_expiring",
+            },
+        ],
+        "crls": [
+            {
+                "listener": "device",
+                "issuer": "CN=Hosts CA",
+                "next_update": "2030-01-02T12:00:00+00:00",
+                "warning": "crl_expiring",
+            },
+            {
+                "listener": "console",
+                "issuer": "CN=Operators CA",
+                "next_update": None,
+                "warning": None,
+            },
+        ],
         "pending": [],
         "enrollment_windows": 0,
         "connected": 1,
         "offline": 0,
+        "blacklisted": 2,
         "last_alert": None,
         "version": "9.8.7",
     }
@@ -103,3 +125,27 @@ class StatusCommandTests(SynchronousTestCase):
         self.assertEqual(lines[:2], ["up 42s", "version: 9.8.7"])
         self.assertIn("listening: metrics on 0.0.0.0:9464", lines)
         self.assertIsNone(re.search(r"Address\(", out))
+
+    def test_expiry(self):
+        """
+        The text shows the endpoints blacklisted, and each served
+        certificate and loaded CRL with when it runs out and the warning
+        raised of it.
+        """
+        code, out, err = self.status()
+        self.assertEqual((code, err), (0, ""))
+        lines = out.splitlines()
+        self.assertIn("endpoints: 1 connected, 0 offline, 2 blacklisted", lines)
+        self.assertIn(
+            "certificate: CN=suto.example (sha256 AA:BB) expires"
+            " 2030-01-04T00:00:00+00:00: certificate_expiring",
+            lines,
+        )
+        self.assertIn(
+            "crl: CN=Hosts CA on the device listener, next update"
+            " 2030-01-02T12:00:00+00:00: crl_expiring",
+            lines,
+        )
+        self.assertIn(
+            "crl: CN=Operators CA on the console listener, next update never", lines
+        )

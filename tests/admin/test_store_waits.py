@@ -329,9 +329,8 @@ class MetricsTests(_HeldStore, SynchronousTestCase):
 
     def scrape(self):
         request = DummyRequest([b"metrics"])
-        resource = metrics_site(self.server.metrics).resource.getChildWithDefault(
-            b"metrics", request
-        )
+        site = metrics_site(self.server.metrics, Clock()).wrappedFactory
+        resource = site.resource.getChildWithDefault(b"metrics", request)
         resource.render(request)
         self.held(lambda: request, lambda: request.finished)
         return b"".join(request.written).decode()

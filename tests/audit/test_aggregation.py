@@ -273,7 +273,7 @@ class AuditLogAggregationTests(SynchronousTestCase):
             [sink.counted() for sink in self.sinks],
             [[("enrollment_failed", 1), ("enrollment_failed", 99)]] * 2,
         )
-        self.assertEqual(len(self.successResultOf(self.audit.alerts())), 100)
+        self.assertEqual(len(self.successResultOf(self.audit.alerts(1000))), 100)
 
     def test_proven_at_once(self):
         """

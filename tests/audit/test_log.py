@@ -25,6 +25,7 @@ from suto_server.admin.api import admin_site
 from suto_server.audit.alerts import Alert
 from suto_server.audit.interfaces import IAlertSink
 from suto_server.audit.log import AuditLog
+from suto_server.audit.paging import LISTING_PAGE, MOST_PAGES
 from suto_server.store import chain
 from suto_server.store.errors import StoreError
 from suto_server.store.memory import MemoryStore
@@ -485,10 +486,10 @@ class AuditLogTests(SynchronousTestCase):
             (warning["alert_type"], warning["profile"]), ("check_forged", "alice")
         )
 
-    def test_events_and_alerts(self):
+    def test_matching_and_alerts(self):
         """
-        C{events} lists the records since a time, C{alerts} only the
-        alerts among them.
+        C{matching} lists the records the store selects, newest first;
+        C{alerts} only the alerts among them, paged by the store.
         """
         for event in EVENTS:
             self.audit.record(
@@ -499,15 +500,21 @@ class AuditLogTests(SynchronousTestCase):
                 event.reason,
                 event.locations,
             )
-        self.assertEqual(self.successResultOf(self.audit.events()), EVENTS)
-        self.assertEqual(self.successResultOf(self.audit.events(since=NOW + 3)), EVENTS[3:])
+        self.assertEqual(self.successResultOf(self.audit.matching()), EVENTS[::-1])
         self.assertEqual(
-            [alert.type for alert in self.successResultOf(self.audit.alerts())],
-            ["enrollment_failed", "clone_suspected"],
+            self.successResultOf(self.audit.matching(since=NOW + 3)), EVENTS[3:][::-1]
         )
         self.assertEqual(
-            [alert.type for alert in self.successResultOf(self.audit.alerts(since=NOW + 2))],
+            [alert.type for alert in self.successResultOf(self.audit.alerts(10))],
+            ["clone_suspected", "enrollment_failed"],
+        )
+        self.assertEqual(
+            [a.type for a in self.successResultOf(self.audit.alerts(10, since=NOW + 2))],
             ["clone_suspected"],
+        )
+        self.assertEqual(
+            [a.type for a in self.successResultOf(self.audit.alerts(1, skip=1))],
+            ["enrollment_failed"],
         )
 
 
@@ -762,10 +769,62 @@ class AdminAPITests(SynchronousTestCase):
                             "locations": [],
                             "hash": stored.hash.hex(),
                         }
-                    ]
+                    ],
+                    "page": 1,
+                    "more": False,
                 },
             ),
         )
+
+    def test_pages(self):
+        """
+        C{/v1/alerts} and C{/v1/audit} answer a page of the newest
+        records, saying whether an older page holds more; C{page} counts
+        back from the newest, each page oldest first; a page past the
+        last is empty.
+        """
+        self.store = MemoryStore()
+        self.audit = AuditLog(self.store, [])
+        self.site = admin_site(None, 2020, dict, list, audit=self.audit)
+        for n in range(LISTING_PAGE + 5):
+            self.store.append_audit(AuditEvent(NOW + n, "blacklisted", "bob", None, f"#{n}"))
+            self.store.append_audit(AuditEvent(NOW + n, "enrolled", "bob", None, f"#{n}"))
+        for path, name, field in [
+            ("/v1/alerts", "alerts", "reason"),
+            ("/v1/audit", "events", "reason"),
+        ]:
+            code, first = self.get(path)
+            self.assertEqual((code, first["page"], first["more"]), (200, 1, True))
+            self.assertEqual(len(first[name]), LISTING_PAGE)
+            self.assertEqual(first[name][-1][field], f"#{LISTING_PAGE + 4}")
+            code, second = self.get(path, page="2")
+            self.assertEqual((second["page"], second["more"]), (2, path == "/v1/audit"))
+            self.assertEqual(
+                len(second[name]), LISTING_PAGE if path == "/v1/audit" else 5
+            )
+            code, beyond = self.get(path, page="99")
+            self.assertEqual((code, beyond[name], beyond["more"]), (200, [], False))
+        _, alerts = self.get("/v1/alerts", page="2")
+        self.assertEqual(
+            [alert["reason"] for alert in alerts["alerts"]], [f"#{n}" for n in range(5)]
+        )
+
+    def test_bad_page(self):
+        """
+        A C{page} that is not a number from 1 to C{MOST_PAGES} is a 400.
+        """
+        for path in ["/v1/alerts", "/v1/audit"]:
+            for page in ["0", "-1", "1.5", "x", "\u00b2", str(MOST_PAGES + 1), "9" * 400]:
+                code, body = self.get(path, page=page)
+                self.assertEqual(
+                    (path, page, code, body),
+                    (
+                        path,
+                        page,
+                        400,
+                        {"error": f"'page' must be a number from 1 to {MOST_PAGES}"},
+                    ),
+                )
 
     def test_bad_since(self):
         """

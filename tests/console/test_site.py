@@ -21,6 +21,7 @@ from suto_server.audit.refusal_records import ALLOWANCE
 from suto_server.console.guard import MAX_FORM
 from suto_server.console.site import IDLE_TIMEOUT, Console
 from suto_server.store.memory import MemoryStore
+from suto_server.store.records import AuditEvent
 from tests.support.console_browser import Browser
 
 OPENED = {
@@ -122,17 +123,29 @@ class ConsoleSiteTests(SynchronousTestCase):
             status=lambda: succeed(
                 {
                     "listeners": [{"name": "console", "address": "127.0.0.1:1"}],
-                    "certificates": [],
-                }
-            ),
-            counts=lambda: succeed(
-                {
+                    "certificates": [
+                        {
+                            "subject": "CN=suto.example",
+                            "fingerprint": "AA:BB",
+                            "not_after": "2030-01-04T00:00:00+00:00",
+                            "warning": None,
+                        }
+                    ],
+                    "crls": [
+                        {
+                            "listener": "verification API",
+                            "issuer": "CN=Hosts CA",
+                            "next_update": "2030-01-02T12:00:00+00:00",
+                            "warning": "crl_expiring",
+                        }
+                    ],
                     "connected": 1,
                     "offline": 0,
                     "blacklisted": 1,
-                    "windows": 0,
+                    "enrollment_windows": 0,
                 }
             ),
+            counts=self.counts,
             rotations=lambda: 0,
             clients=lambda: succeed(
                 [client_row(f"user{i:03}", key_age=i) for i in range(120)]
@@ -147,6 +160,16 @@ class ConsoleSiteTests(SynchronousTestCase):
             reconnection=self.blacklist,
         )
         self.browser = Browser(self.console.site())
+
+    def counts(self):
+        """
+        The store's counts, as the daemon's C{counts} answers them;
+        L{counted} says how many times they were read.
+        """
+        self.counted += 1
+        return succeed({"connected": 1, "offline": 0, "blacklisted": 1, "windows": 0})
+
+    counted = 0
 
     def sign_in(self, browser=None):
         browser = browser or self.browser
@@ -286,6 +309,75 @@ class ConsoleSiteTests(SynchronousTestCase):
                     answer.text,
                     r"<label[^>]*>[^<]*(<[^/][^>]*>[^<]*)*<input[^>]*id=\"" + field,
                 )
+
+    def test_overview_reads_counts_once(self):
+        """
+        The overview shows the counts of the status it reads, and reads
+        the store's counts no second time; it counts the alerts of the
+        last hour and lists the newest 20 of them.
+        """
+        self.sign_in()
+        hour_ago = self.clock.seconds() - 3600
+        self.store.append_audit(
+            AuditEvent(hour_ago - 1, "blacklisted", "old", None, "too old")
+        )
+        for n in range(30):
+            self.store.append_audit(
+                AuditEvent(hour_ago + n, "blacklisted", f"u{n:02}", None, "by IT")
+            )
+        self.store.append_audit(AuditEvent(hour_ago + 40, "enrolled", "x", None, "key"))
+        page = self.browser.get("/")
+        self.assertEqual(self.counted, 0)
+        self.assertIn("<strong>30</strong>alerts in the last hour", page.text)
+        self.assertIn("<strong>1</strong>blacklisted", page.text)
+        self.assertIn("u29", page.text)
+        self.assertIn("u10", page.text)
+        self.assertNotIn("u09", page.text)
+
+    def test_overview_expiry(self):
+        """
+        The overview shows the served certificates and the loaded CRLs,
+        when each runs out and the warning raised of it.
+        """
+        self.sign_in()
+        page = self.browser.get("/").text
+        self.assertIn("<td>2030-01-04T00:00:00+00:00</td><td></td>", page)
+        self.assertIn(
+            "<td>verification API</td><td>CN=Hosts CA</td>"
+            "<td>2030-01-02T12:00:00+00:00</td><td>crl_expiring</td>",
+            page,
+        )
+
+    def test_alerts_paginated(self):
+        """
+        The alerts page lists 100 a page, newest first, of the alerts the
+        filters select (by the store: other records take no room), with
+        their count and links to the other pages.
+        """
+        self.sign_in()
+        for n in range(150):
+            user = "bob" if n % 2 else "carol"
+            self.store.append_audit(
+                AuditEvent(1_700_000_000 + n, "blacklisted", user, None, f"#{n:03}")
+            )
+            self.store.append_audit(
+                AuditEvent(1_700_000_000 + n, "enrolled", user, None, "enrolled")
+            )
+        page = self.browser.get("/alerts")
+        self.assertIn("150 alert(s), newest first", page.text)
+        self.assertIn("Page 1 of 2", page.text)
+        self.assertIn("#149", page.text)
+        self.assertIn("#050", page.text)
+        self.assertNotIn("#049", page.text)
+        page = self.browser.get("/alerts?page=2")
+        self.assertIn("Page 2 of 2", page.text)
+        self.assertIn("#049", page.text)
+        self.assertNotIn("#050", page.text)
+        page = self.browser.get("/alerts?user=bob&type=blacklisted")
+        self.assertIn("75 alert(s), newest first", page.text)
+        self.assertNotIn("#148", page.text)
+        page = self.browser.get("/alerts?type=enrolled")
+        self.assertIn("0 alert(s), newest first", page.text)
 
     def test_endpoints_paginated(self):
         """

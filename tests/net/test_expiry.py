@@ -33,6 +33,7 @@ from suto_server.settings import Alerting, Listeners
 from suto_server.store.memory import MemoryStore
 from tests.support import pki
 from tests.support.alerts import RecordingSink
+from tests.support.coroutines import result_of
 from tests.support.server import make_server
 
 #: The clock's time in every test: 2030-01-01T00:00:00Z.
@@ -424,6 +425,78 @@ class RevocationListWatchTests(SynchronousTestCase):
             watch.recheck()
         self.assertEqual(crl_warnings(events), [])
 
+    def test_state(self):
+        """
+        C{state()} gives every served certificate and every loaded CRL,
+        each with the warning a check raises of it now, and raises none
+        itself, running or not.
+        """
+        far, near, past = self.crl(30, 60), self.crl(1.5), self.crl(-1)
+        watch = CertificateExpiryWatch(
+            self.clock,
+            [_Served(info(400)), _Served(info(3, "CC:DD"))],
+            revoking=[("device", _Revoking(far, near)), ("console", _Revoking(past))],
+        )
+        with capturedLogs() as events:
+            state = watch.state()
+        self.assertEqual(events, [])
+        self.assertEqual(
+            state["certificates"],
+            [
+                {
+                    "subject": "CN=suto.example",
+                    "fingerprint": "AA:BB",
+                    "not_after": "2031-02-05T00:00:00+00:00",
+                    "warning": None,
+                },
+                {
+                    "subject": "CN=suto.example",
+                    "fingerprint": "CC:DD",
+                    "not_after": "2030-01-04T00:00:00+00:00",
+                    "warning": EXPIRING_EVENT,
+                },
+            ],
+        )
+        self.assertEqual(
+            state["crls"],
+            [
+                {
+                    "listener": "device",
+                    "issuer": "CN=Hosts CA",
+                    "next_update": "2030-01-31T00:00:00+00:00",
+                    "warning": None,
+                },
+                {
+                    "listener": "device",
+                    "issuer": "CN=Hosts CA",
+                    "next_update": "2030-01-02T12:00:00+00:00",
+                    "warning": CRL_EXPIRING_EVENT,
+                },
+                {
+                    "listener": "console",
+                    "issuer": "CN=Hosts CA",
+                    "next_update": "2029-12-31T00:00:00+00:00",
+                    "warning": CRL_EXPIRED_EVENT,
+                },
+            ],
+        )
+        self.assertEqual(
+            [crl for _, crl in watch.check_revocations()], [near, past]
+        )
+
+    def test_state_without_next_update(self):
+        """
+        A CRL that promises no nextUpdate is in C{state()} with none and
+        no warning.
+        """
+        forever = SimpleNamespace(
+            next_update_utc=None,
+            issuer=self.authority.certificate.subject,
+        )
+        watch = self.watch(("device", _Revoking(forever)))
+        [entry] = watch.state()["crls"]
+        self.assertEqual((entry["next_update"], entry["warning"]), (None, None))
+
     def test_no_next_update(self):
         """
         A CRL without nextUpdate (optional in X.509) promises no newer
@@ -481,11 +554,12 @@ class ServerWiringTests(SynchronousTestCase):
         [logged] = [e for e in events if e.get("alert_type") == "certificate_expiring"]
         self.assertEqual(logged["log_level"], LogLevel.warn)
 
-    def test_watches_crl_of_listener(self):
+    def revoking_listener(self, last_update, next_update):
         """
-        A server whose TLS listener loaded a CRL from C{crlFile} checks its
-        nextUpdate, and checks again after a reload, raising the
-        C{crl_expiring} alert through the server's audit log.
+        @return: a CA, the folder of its files and a TLS listener serving
+            the test's certificate that checks client certificates against
+            the CA's CRL of C{last_update} and C{next_update}
+            (C{hosts-crl.pem} in that folder).
         """
         authority = pki.Authority("Hosts CA")
         files = pki.Files(self.mktemp())
@@ -493,7 +567,7 @@ class ServerWiringTests(SynchronousTestCase):
         crl = files.write_bytes(
             "hosts-crl.pem",
             pki.crl_pem(
-                authority.revocations(last_update=NOW - DAY, next_update=NOW + 60 * DAY)
+                authority.revocations(last_update=last_update, next_update=next_update)
             ),
         )
         listen = server_endpoint(
@@ -502,6 +576,15 @@ class ServerWiringTests(SynchronousTestCase):
             f":certKey={quoteStringArgument(self.cert)}"
             f":caCerts={quoteStringArgument(cas)}:crlFile={quoteStringArgument(crl)}",
         )
+        return authority, files, listen
+
+    def test_watches_crl_of_listener(self):
+        """
+        A server whose TLS listener loaded a CRL from C{crlFile} checks its
+        nextUpdate, and checks again after a reload, raising the
+        C{crl_expiring} alert through the server's audit log.
+        """
+        authority, files, listen = self.revoking_listener(NOW - DAY, NOW + 60 * DAY)
         server = self.server(listen=[listen])
         server.expiry_watch.startService()
         self.addCleanup(server.expiry_watch.stopService)
@@ -518,6 +601,38 @@ class ServerWiringTests(SynchronousTestCase):
         events = [e for e in server.store.audit_events() if e.event == "crl_expiring"]
         [event] = events
         self.assertIn("CN=Hosts CA on the device listener", event.reason)
+
+    def test_status_shows_expiry(self):
+        """
+        The server's status shows each served certificate and each loaded
+        CRL with the warning the watch raises of it, whichever process
+        leads.
+        """
+        _, _, listen = self.revoking_listener(NOW - 6 * DAY, NOW + DAY)
+        status = result_of(self, self.server(listen=[listen]).status())
+        [served] = status["certificates"]
+        self.assertEqual(
+            (served["fingerprint"], served["warning"]),
+            (self.fingerprint, EXPIRING_EVENT),
+        )
+        self.assertEqual(
+            status["crls"],
+            [
+                {
+                    "listener": "device",
+                    "issuer": "CN=Hosts CA",
+                    "next_update": "2030-01-02T00:00:00+00:00",
+                    "warning": CRL_EXPIRING_EVENT,
+                }
+            ],
+        )
+
+    def test_status_without_tls(self):
+        """
+        Without a TLS listener the status shows no certificate and no CRL.
+        """
+        status = result_of(self, self.server().status())
+        self.assertEqual((status["certificates"], status["crls"]), ([], []))
 
     def test_threshold_passed_on(self):
         """

@@ -11,6 +11,7 @@ from suto_server.store.checks import (
     check_page,
     check_time,
     checked_audit_events,
+    checked_audit_types,
 )
 
 
@@ -50,7 +51,14 @@ class Audit:
         return sorted(events, key=lambda event: event.time)
 
     def audit_events_matching(
-        self, username=None, event=None, since=None, until=None, newest=None, skip=0
+        self,
+        username=None,
+        event=None,
+        since=None,
+        until=None,
+        newest=None,
+        skip=0,
+        types=None,
     ):
         """
         See L{IAuditStore.audit_events_matching}.
@@ -58,24 +66,28 @@ class Audit:
         @raise ValueError: a filter, C{newest} or C{skip} is out of bounds.
         """
         check_page(newest, skip)
-        matching = self._matching(username, event, since, until)[::-1]
+        matching = self._matching(username, event, since, until, types)[::-1]
         return matching if newest is None else matching[skip : skip + newest]
 
-    def count_audit_events(self, username=None, event=None, since=None, until=None):
+    def count_audit_events(
+        self, username=None, event=None, since=None, until=None, types=None
+    ):
         """
         See L{IAuditStore.count_audit_events}.
 
         @raise ValueError: a filter is out of bounds.
         """
-        return len(self._matching(username, event, since, until))
+        return len(self._matching(username, event, since, until, types))
 
-    def _matching(self, username, event, since, until):
+    def _matching(self, username, event, since, until, types):
         check_audit_filters(username, event, since, until)
+        types = checked_audit_types(types)
         return [
             record
             for record in self.audit_events(since)
             if (username is None or record.username == username)
             and (event is None or record.event == event)
+            and (types is None or record.event in types)
             and (until is None or record.time <= until)
         ]
 

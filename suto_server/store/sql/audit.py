@@ -10,7 +10,12 @@ database gives out ids, so each store's own audit part adds
 C{append_audits} and C{verify_audit} to this.
 """
 
-from suto_server.store.checks import check_audit_filters, check_page, check_time
+from suto_server.store.checks import (
+    check_audit_filters,
+    check_page,
+    check_time,
+    checked_audit_types,
+)
 from suto_server.store.sql.rows import AUDIT_COLUMNS, audit_from_row
 
 
@@ -44,14 +49,21 @@ class AuditReads:
         return [audit_from_row(row) for row in rows]
 
     def audit_events_matching(
-        self, username=None, event=None, since=None, until=None, newest=None, skip=0
+        self,
+        username=None,
+        event=None,
+        since=None,
+        until=None,
+        newest=None,
+        skip=0,
+        types=None,
     ):
         """
         See L{IAuditStore.audit_events_matching}.
 
         @raise ValueError: a filter, C{newest} or C{skip} is out of bounds.
         """
-        where, arguments = _filters(username, event, since, until)
+        where, arguments = _filters(username, event, since, until, types)
         check_page(newest, skip)
         statement = (
             f"SELECT {AUDIT_COLUMNS} FROM audit WHERE {where}"
@@ -62,28 +74,37 @@ class AuditReads:
             arguments += (newest, skip)
         return [audit_from_row(row) for row in self._read(statement, arguments)]
 
-    def count_audit_events(self, username=None, event=None, since=None, until=None):
+    def count_audit_events(
+        self, username=None, event=None, since=None, until=None, types=None
+    ):
         """
         See L{IAuditStore.count_audit_events}.
 
         @raise ValueError: a filter is out of bounds.
         """
-        where, arguments = _filters(username, event, since, until)
+        where, arguments = _filters(username, event, since, until, types)
         [(count,)] = self._read(f"SELECT COUNT(*) FROM audit WHERE {where}", arguments)
         return count
 
 
-def _filters(username, event, since, until):
+def _filters(username, event, since, until, types):
     """
     @return: the condition selecting the audit records that match the
-        filters given (each L{None} when not), and its arguments.
+        filters given (each L{None} when not), and its arguments.  A set
+        of C{types} is an C{IN} of as many marks, sorted so that the same
+        set is the same statement.
     @raise ValueError: a filter is out of bounds.
     """
     check_audit_filters(username, event, since, until)
-    return (
+    types = checked_audit_types(types)
+    where = (
         "(CAST(? AS TEXT) IS NULL OR username = ?)"
         " AND (CAST(? AS TEXT) IS NULL OR event = ?)"
         " AND (CAST(? AS DOUBLE PRECISION) IS NULL OR time >= ?)"
-        " AND (CAST(? AS DOUBLE PRECISION) IS NULL OR time <= ?)",
-        (username, username, event, event, since, since, until, until),
+        " AND (CAST(? AS DOUBLE PRECISION) IS NULL OR time <= ?)"
     )
+    arguments = (username, username, event, event, since, since, until, until)
+    if types is not None:
+        where += f" AND event IN ({', '.join(['?'] * len(types))})"
+        arguments += types
+    return where, arguments

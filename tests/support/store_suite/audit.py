@@ -135,6 +135,56 @@ class AuditStoreTestsMixin(StoreTestsBase):
         self.assertEqual(self.store.count_audit_events(), 5)
         self.assertEqual(self.store.count_audit_events(username="alice", since=3), 2)
 
+    def test_audit_events_of_types(self):
+        """
+        C{types} selects the events of any of several types (the alerts),
+        newest first and a page at a time, with the other filters; with
+        C{event} only that type, if it is among them; C{count_audit_events}
+        counts the same.
+        """
+        records = [
+            (1, "alice", "clone_suspected"),
+            (2, "alice", "enrolled"),
+            (3, "bob", "blacklisted"),
+            (4, "alice", "location_changed"),
+            (5, None, "rate_limited"),
+            (6, "alice", "unblocked"),
+        ]
+        for time, user, event in records:
+            self.store.append_audit(
+                replace(AUDIT, time=float(time), username=user, event=event)
+            )
+        alerts = {"clone_suspected", "blacklisted", "location_changed", "rate_limited"}
+
+        def times(**filters):
+            return [e.time for e in self.store.audit_events_matching(**filters)]
+
+        self.assertEqual(times(types=alerts), [5.0, 4.0, 3.0, 1.0])
+        self.assertEqual(times(types=sorted(alerts), newest=2, skip=1), [4.0, 3.0])
+        self.assertEqual(times(types=alerts, username="alice"), [4.0, 1.0])
+        self.assertEqual(times(types=alerts, since=2, until=4), [4.0, 3.0])
+        self.assertEqual(times(types=alerts, event="blacklisted"), [3.0])
+        self.assertEqual(times(types=alerts, event="enrolled"), [])
+        self.assertEqual(times(types=("unblocked",)), [6.0])
+        self.assertEqual(self.store.count_audit_events(types=alerts), 4)
+        self.assertEqual(
+            self.store.count_audit_events(types=alerts, username="alice"), 2
+        )
+
+    def test_audit_types_refused(self):
+        """
+        C{types} that is not a collection of 1 to C{MAX_AUDIT_TYPES} event
+        types raises L{ValueError}, for a listing and a count alike.
+        """
+        for types in [
+            "blacklisted", b"blacklisted", (), 3, {"blacklisted", 3},
+            ["a\nb"], ["e" * (MAX_NAME + 1)], [f"t{n}" for n in range(65)],
+        ]:
+            self.assertRaises(
+                ValueError, self.store.audit_events_matching, types=types
+            )
+            self.assertRaises(ValueError, self.store.count_audit_events, types=types)
+
     def test_audit_events_matching_refused(self):
         """
         Filters or pages out of bounds raise L{ValueError}.
