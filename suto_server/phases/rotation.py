@@ -20,7 +20,11 @@ them in constant time.
 
 Each of these steps awaits the rules, which await the store: the driver
 starts it once (L{Driver.run}) and, after every wait, looks again at
-whether the peer is still there before it answers.  While a step waits
+whether the connection is still open before it answers or goes on
+(C{ended}, not only C{lost}: a timeout or a pipelined message may have
+closed it meanwhile, before its transport reports the loss, and a step
+going on then would count a rotation on a closed connection, set its
+timeout again, or make it the profile's live one).  While a step waits
 the machine is in a state that asks nothing of the peer (C{beginning},
 C{reconnecting}, C{committing}): a message arriving then is pipelined,
 answered as the table says.  A store that fails a step answers
@@ -161,7 +165,7 @@ class RotationDriver(Driver):
         Prepare the challenges still waiting, if the connection is between
         rotations: each goes out once its proofs are read.
         """
-        if self.machine.state != IDLE or self.connection.lost:
+        if self.machine.state != IDLE or self.connection.ended:
             return
         for nonce, entry in list(self._challenges.items()):
             if entry[1] is None:
@@ -189,7 +193,7 @@ class RotationDriver(Driver):
         if self._challenges.get(nonce) is not entry:
             # Cancelled, or the connection ended, while the proofs were read.
             return
-        if self.connection.lost or rotations != self._rotations:
+        if self.connection.ended or rotations != self._rotations:
             entry[1] = None
             self._send_challenges()
             return
@@ -285,7 +289,7 @@ class RotationDriver(Driver):
         except RotationRefused:
             self.perform(self.machine.refused())
             return
-        if connection.lost:
+        if connection.ended:
             return
         # Admitted already, begin awaits nothing before it derives and can
         # use the key just checked; after a wait for the tracker it checks
@@ -305,7 +309,7 @@ class RotationDriver(Driver):
                 previous=previous,
                 proven=False,
             )
-            if connection.lost:
+            if connection.ended:
                 if admit:
                     # Admitted after it hung up: it will prove nothing.
                     tracking.detach(self.user, connection)
@@ -336,7 +340,7 @@ class RotationDriver(Driver):
         except RotationRefused:
             self.perform(self.machine.refused())
             return
-        if connection.lost:
+        if connection.ended:
             return
         self._pending = pending
         connection.setTimeout(connection.exchange_timeout)
@@ -365,7 +369,7 @@ class RotationDriver(Driver):
             else:
                 self.perform(self.machine.denied())
             return
-        if connection.lost:
+        if connection.ended:
             return
         tracking = self._rules.tracking
         if tracking is not None:
@@ -378,7 +382,7 @@ class RotationDriver(Driver):
                 previous=accepted.previous,
                 proven=True,
             )
-            if connection.lost:
+            if connection.ended:
                 if admit:
                     # Made live after it hung up: it is not.
                     tracking.detach(self.user, connection)
@@ -417,7 +421,7 @@ class RotationDriver(Driver):
                 tracking.forget(connection)
             if not isinstance(error, RotationRefused):
                 raise
-            if not connection.lost:
+            if not connection.ended:
                 self.perform(self.machine.rejected())
             return
         self._committing = False
@@ -429,7 +433,7 @@ class RotationDriver(Driver):
             Deferred.fromCoroutine(
                 tracking.proven(connection, connection.clock.seconds())
             ).addErrback(self.logged, "recording a move")
-        if not connection.lost:
+        if not connection.ended:
             # Quiet until the next rotation is due, plus its grace.
             connection.setTimeout(self._rules.idle_timeout)
             self.perform(self.machine.committed(done))
