@@ -14,7 +14,7 @@ from twisted.internet import reactor, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
-from twisted.logger import LogLevel, capturedLogs
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from suto_server.core import schemes, wire
@@ -353,7 +353,7 @@ class StoreFailureTests(EnrollmentListener, SynchronousTestCase):
         )
         self.assertEqual(written, frame(wire.Auth(False)))
         [warning] = warnings
-        self.assertIn("not counted", warning["log_format"])
+        self.assertIn("counting a failed enrollment for alice failed", formatEvent(warning))
         self.assert_nothing_stored()
 
 
