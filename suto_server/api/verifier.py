@@ -223,7 +223,12 @@ class Verifier:
             return VerifyResult(user, answer, reason, device)
 
         def busy(failure):
-            failure.trap(TooManyChallenges)
+            if failure.trap(TooManyChallenges, StoreError) is StoreError:
+                # The proofs the challenge expects could not be read: the
+                # device was not asked (the connection logged why).
+                return VerifyResult(
+                    user, Answer.ERROR, "the store could not be read", device
+                )
             return VerifyResult(
                 user,
                 Answer.ERROR,

@@ -148,10 +148,11 @@ class RotationDriver(Driver):
 
         @return: a L{Deferred} firing with C{True} (the proof matched),
             C{False} (it did not), or L{None} (the connection ended before
-            an answer, or its proofs could not be read), or failing with
-            L{TooManyChallenges} at once (the connection has
-            L{MAX_CHALLENGES} waiting, or one with this nonce); cancel it
-            to give up waiting.
+            an answer), or failing with L{TooManyChallenges} at once (the
+            connection has L{MAX_CHALLENGES} waiting, or one with this
+            nonce) or with the store's error when the proofs it expects
+            could not be read (the device was not asked); cancel it to
+            give up waiting.
         """
         if len(self._challenges) >= MAX_CHALLENGES or nonce in self._challenges:
             return fail(TooManyChallenges())
@@ -185,10 +186,11 @@ class RotationDriver(Driver):
         try:
             proofs = await self._rules.rotation.verify_proofs(self.user, nonce)
         except Exception:
-            self.logged(Failure(), "preparing a verification")
+            failure = Failure()
+            self.logged(failure, "preparing a verification")
             if self._challenges.get(nonce) is entry:
                 del self._challenges[nonce]
-                entry[0].callback(None)
+                entry[0].errback(failure)
             return
         if self._challenges.get(nonce) is not entry:
             # Cancelled, or the connection ended, while the proofs were read.
