@@ -232,4 +232,10 @@ class DatabasePool(Service):
             waiting[index] -= 1
             return result
 
-        return self._threads[index].run(call, *args, **kwargs).addBoth(done)
+        # The caller gets a Deferred of its own: cancelling it (giving up
+        # on the answer) leaves the call counted until its thread ran it.
+        answer = Deferred()
+        self._threads[index].run(call, *args, **kwargs).addBoth(done).chainDeferred(
+            answer
+        )
+        return answer

@@ -12,6 +12,7 @@ import threading
 from twisted.application.service import Service
 from twisted.internet import reactor
 from twisted.internet.defer import (
+    CancelledError,
     fail,
     gatherResults,
     inlineCallbacks,
@@ -287,6 +288,29 @@ class DatabasePoolTests(TestCase):
         go.set()
         self.assertEqual(await gatherResults(calls), [numbered_key_id(0)] * 4)
         self.assertEqual(await pool.run(held), numbered_key_id(0))
+
+    async def test_cancelled_still_counted(self):
+        """
+        A call its caller gave up on (cancelled, as a verification's
+        deadline does) still holds its place until its thread has run
+        it: the bound counts what the threads hold, not what callers
+        still wait for.
+        """
+        pool = DatabasePool(reactor, self.store, size=1, bound=1)
+        pool.startService()
+        self.addCleanup(pool.stopService)
+        go = threading.Event()
+        self.addCleanup(go.set)
+        given_up = pool.run(lambda store: go.wait(30))
+        given_up.cancel()
+        self.failureResultOf(given_up, CancelledError)
+        self.failureResultOf(pool.run(lambda store: None), PoolFull)
+        go.set()
+        # The thread runs its calls in order: once this one is answered,
+        # the cancelled one has been too.
+        [thread] = pool._threads
+        await thread.run(lambda store: None)
+        self.assertEqual(await pool.run(lambda store: "taken"), "taken")
 
     async def test_stop(self):
         """
