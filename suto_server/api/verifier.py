@@ -166,7 +166,18 @@ class Verifier:
         @return: a L{Deferred} firing with a L{VerifyResult}, never
             failing, within C{deadline} seconds.
         """
-        return Deferred.fromCoroutine(self._verify(user, deadline))
+        return Deferred.fromCoroutine(self._verify(user, deadline)).addErrback(
+            self._failed, user
+        )
+
+    def _failed(self, failure, user: str, device: str | None = None) -> VerifyResult:
+        """
+        Deciding failed in a way no rule answers: a fault, logged with its
+        traceback, and the caller's C{error}, so that the caller still
+        gets an answer (and the API lets go of its place).
+        """
+        self.log.failure("verifying {user}", failure, user=user)
+        return VerifyResult(user, Answer.ERROR, "internal error", device)
 
     async def _verify(self, user: str, deadline: float) -> VerifyResult:
         started = self._clock.seconds()
@@ -223,7 +234,12 @@ class Verifier:
             return VerifyResult(user, answer, reason, device)
 
         def busy(failure):
-            failure.trap(TooManyChallenges)
+            if failure.trap(TooManyChallenges, StoreError) is StoreError:
+                # The proofs the challenge expects could not be read: the
+                # device was not asked (the connection logged why).
+                return VerifyResult(
+                    user, Answer.ERROR, "the store could not be read", device
+                )
             return VerifyResult(
                 user,
                 Answer.ERROR,
@@ -327,17 +343,13 @@ class Verifier:
 
         timer = self._clock.callLater(deadline, expire)
 
-        def failed(failure):
-            self.log.failure("verifying {user}", failure, user=user)
-            return VerifyResult(user, Answer.ERROR, "internal error", device)
-
         def ended(result):
             if timer.active():
                 timer.cancel()
             if result is not None:
                 _answer_once(answered, result)
 
-        outcome.addErrback(failed).addCallback(ended)
+        outcome.addErrback(self._failed, user, device).addCallback(ended)
         return answered
 
 

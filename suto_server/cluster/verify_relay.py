@@ -41,6 +41,7 @@ from twisted.logger import Logger
 
 from suto_server.core.keyschedule import CHECK_NONCE_SIZE
 from suto_server.rules.registry import LiveSessions, TooManyChallenges
+from suto_server.store.errors import StoreError
 
 #: Seconds the process asked waits for another to say it holds the
 #: user's live connection, before answering that none does.
@@ -200,7 +201,9 @@ class VerifyRelay:
         entry = self._served[served] = _Served(challenge)
 
         def busy(failure):
-            failure.trap(TooManyChallenges)
+            # The asker reads either as error, "try again": too many
+            # challenges wait, or the store could not give the proofs.
+            failure.trap(TooManyChallenges, StoreError)
             return "busy"
 
         def answer(outcome):

@@ -197,7 +197,20 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
         """
         starting = Starting(self)
         self._enter(starting)
-        driver.addCallback(self._started, first, starting)
+        driver.addCallback(self._started, first, starting).addErrback(
+            self._not_started
+        )
+
+    def _not_started(self, failure: Failure) -> None:
+        """
+        Deciding or starting the driver failed in a way no rule answers
+        (the rules answer the store's failures themselves): log it, and tell the
+        device the server is busy rather than leave it waiting for the
+        exchange's timeout.
+        """
+        self.undecided(self.log, failure, "starting a phase")
+        if not self.ended:
+            self.refuse(wire.ERROR_BUSY)
 
     def _started(self, phase, first, starting: Starting) -> None:
         if phase is None:

@@ -12,7 +12,8 @@ drop.
 
 The connection a driver works on provides C{send(message)}, C{close()},
 C{setTimeout(seconds)}, C{clock}, C{source} (the peer's address),
-C{ticket} (the connection gate's), C{lost} (the peer went away) and
+C{ticket} (the connection gate's), C{lost} (the peer went away),
+C{ended} (the connection is closing or gone) and
 C{undecided(log, failure, what, **fields)} (logs a decision the rules
 could not make).
 

@@ -104,7 +104,10 @@ class EnrollmentDriver(VerifyingDriver):
         self.perform(self.machine.connection_lost())
 
     def _complete(self, action: Complete) -> None:
-        Deferred.fromCoroutine(self._completing(action.sealed))
+        # A store that could not commit (unreachable, a full disk) wrote
+        # nothing, the window stays open, and run tells the device to try
+        # again rather than leaving it with a dropped connection.
+        self.run(self._completing(action.sealed), "storing the enrollment")
 
     async def _completing(self, sealed: bytes) -> None:
         now = self.connection.clock.seconds()
@@ -114,41 +117,25 @@ class EnrollmentDriver(VerifyingDriver):
             )
         except EnrollmentRefused as refusal:
             answer = self.machine.rejected(refusal.reason)
-        except Exception:
-            # The store could not commit (unreachable, a full disk):
-            # nothing was written, the window stays open, and the device
-            # is told to try again rather than left with a dropped
-            # connection.
-            self.connection.undecided(
-                self.log,
-                Failure(),
-                "the enrollment of {user} was not stored",
-                user=self.user,
-            )
-            answer = self.machine.unavailable("the enrollment could not be stored")
         else:
             answer = self.machine.completed(key_id, confirmation)
-        if not self.connection.lost:
+        if not self.connection.ended:
             self.perform(answer)
 
     def _fail(self, action: Fail) -> None:
         now = self.connection.clock.seconds()
         source = self.connection.source
         if action.counted:
-            Deferred.fromCoroutine(self._counting(source, action.reason, now))
+            Deferred.fromCoroutine(self._counting(source, action.reason, now)).addErrback(
+                self.logged, "counting a failed enrollment"
+            )
         else:
             self._enrollment.abandoned(self.user, source, action.reason, now)
 
     async def _counting(self, source: str, reason: str, now: float) -> None:
-        # The device has its answer already; only the count is left.
+        # The device has its answer already; only the count is left, and
+        # a store that could not count it is only logged (see _fail).
         try:
             await self._enrollment.fail(self.user, source, reason, now)
         except EnrollmentRefused:
             pass
-        except Exception:
-            self.connection.undecided(
-                self.log,
-                Failure(),
-                "a failed enrollment of {user} was not counted",
-                user=self.user,
-            )

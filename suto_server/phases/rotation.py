@@ -20,7 +20,11 @@ them in constant time.
 
 Each of these steps awaits the rules, which await the store: the driver
 starts it once (L{Driver.run}) and, after every wait, looks again at
-whether the peer is still there before it answers.  While a step waits
+whether the connection is still open before it answers or goes on
+(C{ended}, not only C{lost}: a timeout or a pipelined message may have
+closed it meanwhile, before its transport reports the loss, and a step
+going on then would count a rotation on a closed connection, set its
+timeout again, or make it the profile's live one).  While a step waits
 the machine is in a state that asks nothing of the peer (C{beginning},
 C{reconnecting}, C{committing}): a message arriving then is pipelined,
 answered as the table says.  A store that fails a step answers
@@ -144,10 +148,11 @@ class RotationDriver(Driver):
 
         @return: a L{Deferred} firing with C{True} (the proof matched),
             C{False} (it did not), or L{None} (the connection ended before
-            an answer, or its proofs could not be read), or failing with
-            L{TooManyChallenges} at once (the connection has
-            L{MAX_CHALLENGES} waiting, or one with this nonce); cancel it
-            to give up waiting.
+            an answer), or failing with L{TooManyChallenges} at once (the
+            connection has L{MAX_CHALLENGES} waiting, or one with this
+            nonce) or with the store's error when the proofs it expects
+            could not be read (the device was not asked); cancel it to
+            give up waiting.
         """
         if len(self._challenges) >= MAX_CHALLENGES or nonce in self._challenges:
             return fail(TooManyChallenges())
@@ -161,7 +166,7 @@ class RotationDriver(Driver):
         Prepare the challenges still waiting, if the connection is between
         rotations: each goes out once its proofs are read.
         """
-        if self.machine.state != IDLE or self.connection.lost:
+        if self.machine.state != IDLE or self.connection.ended:
             return
         for nonce, entry in list(self._challenges.items()):
             if entry[1] is None:
@@ -181,15 +186,16 @@ class RotationDriver(Driver):
         try:
             proofs = await self._rules.rotation.verify_proofs(self.user, nonce)
         except Exception:
-            self.logged(Failure(), "preparing a verification")
+            failure = Failure()
+            self.logged(failure, "preparing a verification")
             if self._challenges.get(nonce) is entry:
                 del self._challenges[nonce]
-                entry[0].callback(None)
+                entry[0].errback(failure)
             return
         if self._challenges.get(nonce) is not entry:
             # Cancelled, or the connection ended, while the proofs were read.
             return
-        if self.connection.lost or rotations != self._rotations:
+        if self.connection.ended or rotations != self._rotations:
             entry[1] = None
             self._send_challenges()
             return
@@ -285,7 +291,7 @@ class RotationDriver(Driver):
         except RotationRefused:
             self.perform(self.machine.refused())
             return
-        if connection.lost:
+        if connection.ended:
             return
         # Admitted already, begin awaits nothing before it derives and can
         # use the key just checked; after a wait for the tracker it checks
@@ -305,7 +311,7 @@ class RotationDriver(Driver):
                 previous=previous,
                 proven=False,
             )
-            if connection.lost:
+            if connection.ended:
                 if admit:
                     # Admitted after it hung up: it will prove nothing.
                     tracking.detach(self.user, connection)
@@ -336,7 +342,7 @@ class RotationDriver(Driver):
         except RotationRefused:
             self.perform(self.machine.refused())
             return
-        if connection.lost:
+        if connection.ended:
             return
         self._pending = pending
         connection.setTimeout(connection.exchange_timeout)
@@ -365,7 +371,7 @@ class RotationDriver(Driver):
             else:
                 self.perform(self.machine.denied())
             return
-        if connection.lost:
+        if connection.ended:
             return
         tracking = self._rules.tracking
         if tracking is not None:
@@ -378,7 +384,7 @@ class RotationDriver(Driver):
                 previous=accepted.previous,
                 proven=True,
             )
-            if connection.lost:
+            if connection.ended:
                 if admit:
                     # Made live after it hung up: it is not.
                     tracking.detach(self.user, connection)
@@ -417,7 +423,7 @@ class RotationDriver(Driver):
                 tracking.forget(connection)
             if not isinstance(error, RotationRefused):
                 raise
-            if not connection.lost:
+            if not connection.ended:
                 self.perform(self.machine.rejected())
             return
         self._committing = False
@@ -429,7 +435,7 @@ class RotationDriver(Driver):
             Deferred.fromCoroutine(
                 tracking.proven(connection, connection.clock.seconds())
             ).addErrback(self.logged, "recording a move")
-        if not connection.lost:
+        if not connection.ended:
             # Quiet until the next rotation is due, plus its grace.
             connection.setTimeout(self._rules.idle_timeout)
             self.perform(self.machine.committed(done))

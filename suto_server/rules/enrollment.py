@@ -397,7 +397,9 @@ class Enrollment:
             location_name=window.location_name,
         )
         try:
-            await self._calls.complete_enrollment(profile)
+            # The window of the password the device proved, still: IT may
+            # have reopened it with a new password since it was read.
+            await self._calls.complete_enrollment(profile, otp_hash=window.otp_hash)
         except UnknownWindow:
             self._audit(now, "enrollment_failed", user, source, "no_window")
             raise EnrollmentRefused("no_window") from None

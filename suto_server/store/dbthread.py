@@ -38,6 +38,20 @@ added to every call, as across a network, 470-560, 1,600-2,000 and
 connections of eight (each process holds the pool's, the ordered
 thread's, the leader lock's and the notices'); a fleet of 100,000
 devices rotating every minute starts about 1,700 rotations a second.
+
+The pool holds at most L{POOL_WAITING} calls per thread, the running one
+included; a call beyond that fails at once with L{PoolFull} (a
+L{StoreError}), which a device's step answers C{SUTO_ERROR_BUSY}, as for
+a store that did not answer.  Without a bound an outage grows the queue
+without end: a call to a host that drops packets waits out the connect
+timeout (5 s) before it fails, four at a time, while a fleet keeps
+starting rotations by the thousand a second; each device's connection
+times out after its exchange timeout, but its calls stay queued, so the
+queue holds the calls of connections long gone, and once the server is
+back every new connection waits behind them.  256 calls a thread wait at
+most a quarter of a second on a store that answers in a millisecond,
+far less than an exchange's timeout, so a healthy burst (the fleet
+coming back after a restart) is not refused.
 """
 
 from __future__ import annotations
@@ -54,6 +68,17 @@ from suto_server.store.interfaces import IStore
 
 #: The threads of a L{DatabasePool}.
 POOL_SIZE = 4
+
+#: The calls a L{DatabasePool} holds per thread, the running one
+#: included, before it refuses more.
+POOL_WAITING = 256
+
+
+class PoolFull(StoreError):
+    """
+    Every thread of a L{DatabasePool} holds its L{POOL_WAITING} calls: the
+    store is answering too slowly (away, or overloaded) to take another.
+    """
 
 
 def store_method(name: str) -> Callable:
@@ -154,14 +179,19 @@ class DatabasePool(Service):
     @param reactor: delivers the results (an L{IReactorFromThreads}).
     @param store: the L{IStore} the daemon opened.
     @param size: the threads.
+    @param bound: the calls each thread holds, the running one included,
+        before the pool refuses more (see L{PoolFull}).
     """
 
-    def __init__(self, reactor, store: IStore, size: int = POOL_SIZE) -> None:
+    def __init__(
+        self, reactor, store: IStore, size: int = POOL_SIZE, bound: int = POOL_WAITING
+    ) -> None:
         self._threads = [
             DatabaseThread(reactor, store, name=f"suto-db-{number}")
             for number in range(size)
         ]
         self._waiting = [0] * size
+        self._bound = bound
 
     def startService(self) -> None:
         super().startService()
@@ -182,13 +212,30 @@ class DatabasePool(Service):
         """
         C{call(store, *args, **kwargs)} on the least busy thread, with
         that thread's store; see L{DatabaseThread.run}.
+
+        @return: as L{DatabaseThread.run}'s, or failing at once with
+            L{PoolFull} when every thread holds its bound of calls.
         """
         waiting = self._waiting
-        index = waiting.index(min(waiting))
+        least = min(waiting)
+        if least >= self._bound:
+            return fail(
+                PoolFull(
+                    f"the database pool is full: {least * len(waiting)} calls "
+                    f"wait for the store"
+                )
+            )
+        index = waiting.index(least)
         waiting[index] += 1
 
         def done(result):
             waiting[index] -= 1
             return result
 
-        return self._threads[index].run(call, *args, **kwargs).addBoth(done)
+        # The caller gets a Deferred of its own: cancelling it (giving up
+        # on the answer) leaves the call counted until its thread ran it.
+        answer = Deferred()
+        self._threads[index].run(call, *args, **kwargs).addBoth(done).chainDeferred(
+            answer
+        )
+        return answer

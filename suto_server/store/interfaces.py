@@ -134,15 +134,20 @@ class IWindowStore(Interface):
             if there was none.
         """
 
-    def complete_enrollment(profile):
+    def complete_enrollment(profile, otp_hash=None):
         """
         Use up the user's window and store the profile, in one transaction:
         afterwards either the window is gone and the profile stored, or
         nothing changed.  A window is thus used at most once.
 
         @param profile: a L{suto_server.store.records.Profile}.
+        @param otp_hash: the one-time password's hash of the window the
+            device proved its password for; the window must still have
+            it (IT may have reopened it with another password since).
+            L{None} to use up whatever window is open.
         @raise suto_server.store.errors.UnknownWindow: no window is open
-            for the user (expired and closed, used, or never opened).
+            for the user (expired and closed, used, or never opened), or
+            not one with C{otp_hash}.
         @raise suto_server.store.errors.ProfileExists: the user already has
             a profile and the window was not opened to replace it; the
             window stays open.

@@ -75,6 +75,36 @@ class LaterStoreTests(SynchronousTestCase):
         proven.callback(True)
         self.assertEqual([r.answer for r in results], [Answer.ACCEPTED])
 
+    def test_proofs_unreadable(self):
+        """
+        A live connection whose challenge could not be prepared, as the
+        store could not give the proofs it expects, is the caller's
+        C{error}, not C{device_offline}: the device was not asked.
+        """
+        results = self.verify("alice")
+        self.calls.answer_all()
+        [(nonce, proven)] = self.connection.challenges
+        proven.errback(StoreError("the database went away"))
+        self.assertEqual(
+            [(r.answer, r.reason) for r in results],
+            [(Answer.ERROR, "the store could not be read")],
+        )
+
+    def test_fault_is_error(self):
+        """
+        A read failing with what no rule expects (a fault, not the store's
+        error) is the caller's C{error}, logged with its traceback: the
+        verification's answer never fails, so the API always writes it
+        and lets go of the caller's place.
+        """
+        results = self.verify("alice")
+        self.calls.fail(RuntimeError("a fault"))
+        self.assertEqual(
+            [(r.answer, r.reason) for r in results],
+            [(Answer.ERROR, "internal error")],
+        )
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     def test_deadline_covers_store(self):
         """
         A store silent until the deadline is the caller's C{error} then,

@@ -22,6 +22,7 @@ from suto_server.cluster.verify_relay import (
 )
 from suto_server.rules.registry import LiveSessions, TooManyChallenges
 from suto_server.rules.rendezvous import Rendezvous
+from suto_server.store.errors import StoreError
 from tests.support.channel import Channel, ChannelSession
 from tests.support.live import RecordingConnection
 
@@ -113,6 +114,15 @@ class VerifyRelayTests(SynchronousTestCase):
         A connection with too many challenges waiting is announced busy.
         """
         self.connection.challenge = lambda nonce: fail(TooManyChallenges())
+        self.assertEqual(self.ask(), [Answered("busy", DEVICE)])
+
+    def test_proofs_unreadable(self):
+        """
+        A challenge whose proofs the store could not give is announced
+        busy, which the asker answers C{error} ("try again"), never
+        C{no_answer}: the device was not asked.
+        """
+        self.connection.challenge = lambda nonce: fail(StoreError("disk gone"))
         self.assertEqual(self.ask(), [Answered("busy", DEVICE)])
 
     def test_nobody_holds(self):

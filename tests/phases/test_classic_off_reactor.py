@@ -287,6 +287,27 @@ class ClaimTests(ClassicListener, SynchronousTestCase):
         self.assertEqual([o.verdict for o in self.outcomes], [Verdict.TIMEOUT])
 
 
+    def test_claim_fails_unexpectedly(self):
+        """
+        A claim that fails with what no rule expects (a fault, not a
+        store that did not answer) is logged with its traceback, and the
+        device is told C{SUTO_ERROR_BUSY} at once rather than left waiting
+        for the exchange's timeout; the request stays open for another
+        connection.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(
+            self.frame(wire.Version(wire.PROTOCOL_VERSION), wire.GetSaltA())
+        )
+        transport.clear()
+        self.peers.taking[0].errback(RuntimeError("a fault"))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(transport.value(), self.frame(wire.Error(wire.ERROR_BUSY)))
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.outcomes, [])
+        self.assertTrue(self.rendezvous.expects(DEVICE))
+
+
 class RelayCallsTests(SynchronousTestCase):
     """
     The relay makes its notices and claims through the store's calls.

@@ -314,7 +314,7 @@ class EnrollmentProtocolTests(ListenerMixin, SynchronousTestCase):
         """
         protocol, transport, salt = self.admitted()
 
-        def full_disk(profile):
+        def full_disk(profile, otp_hash=None):
             raise OSError("database or disk is full")
 
         self.store.complete_enrollment = full_disk

@@ -123,15 +123,17 @@ class ChallengeTests(RotationListenerMixin, SynchronousTestCase):
     def test_store_failure(self):
         """
         A challenge whose expected proofs cannot be read (the store
-        failed) is answered L{None} and logged as one warning, without a
-        traceback; nothing is sent, and the connection stays open.
+        failed) fails with the store's error, which is no answer of the
+        device's, and is logged as one warning, without a traceback;
+        nothing is sent, and the connection stays open.
         """
         protocol, transport = self.rotated()
         transport.clear()
         self.calls.get_profile = lambda user: defer.fail(StoreError("disk gone"))
         with capturedLogs() as events:
-            answers = self.challenge(protocol)
-        self.assertEqual((answers, transport.value()), ([None], b""))
+            challenge = protocol.challenge(NONCE)
+        self.failureResultOf(challenge, StoreError)
+        self.assertEqual(transport.value(), b"")
         self.assertEqual(self.flushLoggedErrors(), [])
         self.assertEqual(
             [(event["log_level"], formatEvent(event)) for event in events],

@@ -14,7 +14,7 @@ from twisted.internet import reactor, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
-from twisted.logger import LogLevel, capturedLogs
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from suto_server.core import schemes, wire
@@ -130,6 +130,35 @@ class LaterStoreTests(EnrollmentListener, SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         self.assertIsNotNone(self.store.get_profile("alice"))
         self.assertIsNone(self.store.get_window("alice"))
+
+    def test_reopened_while_committing(self):
+        """
+        IT reopening the window with a new password (revoking the one it
+        gave out) while the enrollment's commit waits for the store wins:
+        the commit of the device that proved the old password finds no
+        window of its password, stores nothing, and the device is told
+        the enrollment failed; the new window stays open.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(VERSION + ENROLL)
+        self.calls.answer()
+        protocol.dataReceived(self.hash_line())
+        self.calls.answer()
+        transport.clear()
+        protocol.dataReceived(self.data_line())
+        self.assertEqual(self.calls.answer(), "get_window")
+        self.assertEqual(self.calls.names, ["complete_enrollment"])
+        self.successResultOf(
+            self.enrollment.open_window(
+                "alice", LAB, 60, NOW, password="revoked-and-replaced"
+            )
+        )
+        reopened = self.store.get_window("alice")
+        self.assertEqual(self.calls.answer_all(), ["complete_enrollment"])
+        self.assertFalse(transport.value().startswith(b"SUTO_ENROLLED_"))
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(self.store.get_profile("alice"))
+        self.assertEqual(self.store.get_window("alice"), reopened)
 
     def test_wrong_password_counted(self):
         """
@@ -324,7 +353,7 @@ class StoreFailureTests(EnrollmentListener, SynchronousTestCase):
         )
         self.assertEqual(written, frame(wire.Auth(False)))
         [warning] = warnings
-        self.assertIn("not counted", warning["log_format"])
+        self.assertIn("counting a failed enrollment for alice failed", formatEvent(warning))
         self.assert_nothing_stored()
 
 

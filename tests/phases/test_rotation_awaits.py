@@ -24,7 +24,7 @@ from suto_server.store.groupcommit import GroupCommitter
 from tests.support.heldcalls import HeldCalls
 from tests.support.reconnection import reconnect_message
 from tests.support.rotation import FIRST_KEY, NOW, Device
-from tests.support.rotation_listener import VERSION, RotationListenerMixin
+from tests.support.rotation_listener import IDLE_TIMEOUT, VERSION, RotationListenerMixin
 
 BUSY = b"SUTO_ERROR_BUSY\r\n"
 
@@ -102,6 +102,18 @@ class HeldStoreMixin(RotationListenerMixin):
         warnings = [e for e in events if e["log_level"] == LogLevel.warn]
         self.assertEqual(len(warnings), 1)
         self.assertIn("for alice failed: the store did not answer", formatEvent(warnings[0]))
+
+
+class RecordingTicket:
+    """
+    A connection gate's ticket that records what its connection told it.
+    """
+
+    def __init__(self):
+        self.told = []
+
+    def __getattr__(self, name):
+        return lambda *args: self.told.append(name)
 
 
 class HeldRotationTests(HeldStoreMixin, SynchronousTestCase):
@@ -219,6 +231,39 @@ class HeldRotationTests(HeldStoreMixin, SynchronousTestCase):
         transport.clear()
         self.release()
         self.assertEqual((transport.value(), self.state()), (b"", before))
+
+    def test_timed_out_while_committing(self):
+        """
+        A connection whose exchange timed out while its commit waited for
+        the store has ended, though its transport has not said so yet:
+        the commit's late answer neither counts a rotation on its ticket
+        nor sets a timeout again, which would count it timed out twice.
+        """
+        protocol, transport, ack = self.started()
+        protocol.ticket = ticket = RecordingTicket()
+        self.exchange(protocol, transport, ack)
+        self.clock.advance(protocol.exchange_timeout)
+        self.assertEqual(transport.value(), b"SUTO_ERROR_TIMEOUT\r\n")
+        self.release()
+        self.clock.advance(IDLE_TIMEOUT * 2)
+        self.assertEqual(ticket.told, ["timed_out"])
+        self.assertEqual(transport.value(), b"SUTO_ERROR_TIMEOUT\r\n")
+
+    def test_pipelined_while_beginning(self):
+        """
+        A connection closed for a pipelined message while its rotation's
+        start waited for the store derives no key once the store answers,
+        and sets no timeout again.
+        """
+        protocol, transport = self.connect()
+        protocol.ticket = ticket = RecordingTicket()
+        self.exchange(protocol, transport, VERSION + self.rotate_line())
+        self.exchange(protocol, transport, self.rotate_line())
+        self.assertEqual(self.release(), ["standing", "get_profile"])
+        self.clock.advance(IDLE_TIMEOUT * 2)
+        self.assertEqual(ticket.told, ["rotation_started"])
+        # The first of the server's X25519 keys was never drawn.
+        self.assertEqual(next(self.server_keys).private_bytes_raw(), bytes([1]) * 32)
 
     def test_begin_store_errors(self):
         """

@@ -12,6 +12,7 @@ import threading
 from twisted.application.service import Service
 from twisted.internet import reactor
 from twisted.internet.defer import (
+    CancelledError,
     fail,
     gatherResults,
     inlineCallbacks,
@@ -23,7 +24,12 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from suto_server.settings import EnrollmentSettings
-from suto_server.store.dbthread import DatabasePool, DatabaseThread, store_method
+from suto_server.store.dbthread import (
+    DatabasePool,
+    DatabaseThread,
+    PoolFull,
+    store_method,
+)
 from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
@@ -257,6 +263,54 @@ class DatabasePoolTests(TestCase):
         go.set()
         await first
         self.assertNotIn(threads[0], others)
+
+    async def test_bounded(self):
+        """
+        A pool whose every thread holds its bound of calls (a store that
+        stopped answering) refuses the next call at once with L{PoolFull},
+        a L{StoreError}, rather than queueing it behind the others; once
+        the calls held are answered, it takes calls again.
+        """
+        pool = DatabasePool(reactor, self.store, size=2, bound=2)
+        pool.startService()
+        self.addCleanup(pool.stopService)
+        go = threading.Event()
+        self.addCleanup(go.set)
+
+        def held(store):
+            go.wait(30)
+            return store.get_profile("alice").key_id
+
+        calls = [pool.run(held) for _ in range(4)]
+        refused = self.failureResultOf(pool.run(held), PoolFull)
+        self.assertIsInstance(refused.value, StoreError)
+        self.assertIn("4 calls wait", str(refused.value))
+        go.set()
+        self.assertEqual(await gatherResults(calls), [numbered_key_id(0)] * 4)
+        self.assertEqual(await pool.run(held), numbered_key_id(0))
+
+    async def test_cancelled_still_counted(self):
+        """
+        A call its caller gave up on (cancelled, as a verification's
+        deadline does) still holds its place until its thread has run
+        it: the bound counts what the threads hold, not what callers
+        still wait for.
+        """
+        pool = DatabasePool(reactor, self.store, size=1, bound=1)
+        pool.startService()
+        self.addCleanup(pool.stopService)
+        go = threading.Event()
+        self.addCleanup(go.set)
+        given_up = pool.run(lambda store: go.wait(30))
+        given_up.cancel()
+        self.failureResultOf(given_up, CancelledError)
+        self.failureResultOf(pool.run(lambda store: None), PoolFull)
+        go.set()
+        # The thread runs its calls in order: once this one is answered,
+        # the cancelled one has been too.
+        [thread] = pool._threads
+        await thread.run(lambda store: None)
+        self.assertEqual(await pool.run(lambda store: "taken"), "taken")
 
     async def test_stop(self):
         """

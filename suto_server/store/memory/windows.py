@@ -58,7 +58,7 @@ class Windows:
         check_username(username)
         return self._open_tables().windows.pop(username, None) is not None
 
-    def complete_enrollment(self, profile):
+    def complete_enrollment(self, profile, otp_hash=None):
         """
         See L{IWindowStore.complete_enrollment}.
         """
@@ -66,7 +66,7 @@ class Windows:
         tables = self._open_tables()
         username = profile.username
         window = tables.windows.get(username)
-        if window is None:
+        if window is None or otp_hash not in (None, window.otp_hash):
             raise UnknownWindow(f"no enrollment window for {username}")
         if username in tables.profiles and not window.replace:
             raise ProfileExists(f"{username} is already enrolled")

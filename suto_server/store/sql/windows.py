@@ -88,17 +88,19 @@ class Windows:
             > 0
         )
 
-    def complete_enrollment(self, profile):
+    def complete_enrollment(self, profile, otp_hash=None):
         """
         See L{IWindowStore.complete_enrollment}.
         """
         check_profile(profile)
         username = profile.username
+        where, parameters = "username = ?", (username,)
+        if otp_hash is not None:
+            where, parameters = where + " AND otp_hash = ?", (username, otp_hash)
         with self._transaction("completing an enrollment") as connection:
             rows = connection.execute(
-                "DELETE FROM windows WHERE username = ?"
-                " RETURNING replace_profile",
-                (username,),
+                f"DELETE FROM windows WHERE {where} RETURNING replace_profile",
+                parameters,
             ).fetchall()
             if not rows:
                 raise UnknownWindow(f"no enrollment window for {username}")

@@ -234,6 +234,24 @@ class WindowStoreTestsMixin(StoreTestsBase):
         )
         self.assert_unchanged([], [PROFILE])
 
+    def test_complete_reopened_window(self):
+        """
+        Completing an enrollment for the window with one one-time
+        password's hash, when the window was reopened with another
+        password meanwhile, raises L{UnknownWindow} and changes nothing:
+        the reopened window stays, with its count; given the hash of the
+        window that is open, it enrolls.
+        """
+        reopened = replace(WINDOW, otp_hash=OTHER_HASH, replace=True)
+        self.store.open_window(reopened)
+        self.store.record_failed_attempt("alice")
+        self.assertRaises(
+            UnknownWindow, self.store.complete_enrollment, PROFILE, otp_hash=HASH
+        )
+        self.assert_unchanged([replace(reopened, attempts=1)], [])
+        self.store.complete_enrollment(PROFILE, otp_hash=OTHER_HASH)
+        self.assert_unchanged([], [PROFILE])
+
     def test_complete_without_window(self):
         """
         Completing an enrollment for a user without a window raises
