@@ -112,7 +112,6 @@ def key_rules(
         audit,
         timing.offline_step,
         timing.offline_window,
-        store=store,
     )
     OfflineWatch(
         reactor,

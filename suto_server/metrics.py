@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_metrics -*-
+# -*- test-case-name: tests.test_metrics,tests.test_metrics_store_failures -*-
 """
 The server's Prometheus metrics.
 
@@ -54,6 +54,12 @@ from suto_server.store.errors import StoreError
 
 #: Why a connection was refused or dropped by the limits.
 REJECTION_REASONS = ("penalty", "per_source", "startups", "grace")
+
+#: What a store failure is counted under: a device's exchange (the
+#: opening, before a phase began; the classic challenge; enrollment;
+#: rotation, reconnections included), or an operator's request to the
+#: admin API.
+STORE_FAILURE_EXCHANGES = ("opening", "classic", "enrollment", "rotation", "admin")
 
 #: The audit events counted as enrollments, by the result they report.
 _ENROLLMENT_RESULTS = {
@@ -214,6 +220,13 @@ class ServerMetrics:
             "Hash computations refused because the pool was full.",
             registry=registry,
         )
+        self.store_failures = Counter(
+            "suto_store_failures",
+            "Device exchanges answered busy, and admin requests answered 503, "
+            "because the store failed, by exchange.",
+            ["exchange"],
+            registry=registry,
+        )
         self.commit_seconds = Histogram(
             "suto_store_commit_duration_seconds",
             "Seconds one grouped store commit took.",
@@ -239,6 +252,10 @@ class ServerMetrics:
             self.alerts.labels(alert_type)
         for reason in REJECTION_REASONS:
             self.rejected.labels(reason)
+        self._store_failures = {
+            exchange: self.store_failures.labels(exchange)
+            for exchange in STORE_FAILURE_EXCHANGES
+        }
         self.state = StateCollector()
         registry.register(self.state)
         # Prometheus' convention for what a process is: one series, always
@@ -277,6 +294,15 @@ class ServerMetrics:
         """
         self._rotations_done.inc()
         self.rotation_seconds.observe(seconds)
+
+    def store_failed(self, exchange: str) -> None:
+        """
+        The store failed under an exchange of C{exchange}, one of
+        L{STORE_FAILURE_EXCHANGES}, which was answered busy (a device's)
+        or 503 (an admin request's): counted every time, while the log
+        says so at most once in a while.
+        """
+        self._store_failures[exchange].inc()
 
     def timed_commit(self, commit_batch: Callable):
         """

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from suto_server.admin.api import admin_listener, admin_site
 from suto_server.admin.formatting import alert_json
 from suto_server.admin.httpbounds import ConnectionBounds
+from suto_server.admin.httpjson import count_store_failures
 from suto_server.api.callers import CallerLimits
 from suto_server.api.guard import ApiRoot
 from suto_server.api.site import PER_SOURCE as API_PER_SOURCE
@@ -289,6 +290,7 @@ class SutoServer(MultiService):
             secure={} if keys is None else keys.phases(timing),
             exchange_timeout=timing.exchange_timeout,
             gate=self.gate,
+            store_failed=self.metrics.store_failed,
         ):
             self._listen(name, endpoint, factory)
         self.desk = self._window_desk(self._network.hello_port)
@@ -327,7 +329,7 @@ class SutoServer(MultiService):
 
     def _admin_site(self):
         hello_port = self._network.hello_port
-        return admin_site(
+        site = admin_site(
             self.authenticator,
             hello_port,
             self.status,
@@ -341,6 +343,8 @@ class SutoServer(MultiService):
             console_link=None if self.console is None else self.console_link,
             deadline=self._http.request_deadline,
         )
+        count_store_failures(site, partial(self.metrics.store_failed, "admin"))
+        return site
 
     def _api_site(
         self, settings: VerifyApiSettings, roles: RolePolicy, admin
@@ -373,8 +377,10 @@ class SutoServer(MultiService):
             (settings.min_deadline, settings.max_deadline),
         )
         root = ApiRoot(roles, verify, admin, self.audit, self._reactor)
+        site = ApiSite(root, self._reactor, self._http.request_deadline)
+        count_store_failures(site, partial(self.metrics.store_failed, "admin"))
         return ConnectionBounds(
-            ApiSite(root, self._reactor, self._http.request_deadline),
+            site,
             self._reactor,
             per_source=API_PER_SOURCE,
             total=self._http.api_connections,

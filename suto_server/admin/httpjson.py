@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.admin.test_api -*-
+# -*- test-case-name: tests.admin.test_api,tests.admin.test_store_failure_count -*-
 """
 How every admin API resource reads its request and writes its answer.
 
@@ -15,6 +15,7 @@ fires, unless the client hung up first.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from twisted.internet.defer import maybeDeferred
 from twisted.web import server
@@ -210,6 +211,7 @@ def answer_later(request, d, log):
             if failure.check(kind):
                 return send(status, {"error": str(failure.value)})
         if failure.check(StoreError):
+            _count_store_failure(request)
             log.warn(
                 "admin request {path} failed: the store is unavailable: {error}",
                 path=request.path.decode("ascii", "replace"),
@@ -221,6 +223,22 @@ def answer_later(request, d, log):
 
     d.addCallbacks(lambda body: send(200, body), failed)
     return server.NOT_DONE_YET
+
+
+def count_store_failures(site, count: Callable[[], object]) -> None:
+    """
+    Have C{count} called for each request of C{site} that L{answer_later}
+    answers 503 because the store failed (the operators' metric of them):
+    every resource answers through L{answer_later}, which finds C{count}
+    on the request's site, so no resource needs to be given it.
+    """
+    site.suto_store_failed = count
+
+
+def _count_store_failure(request) -> None:
+    count = getattr(getattr(request, "site", None), "suto_store_failed", None)
+    if count is not None:
+        count()
 
 
 def answer(request, action, log, *args):

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.cluster.test_relay,tests.phases.test_classic_off_reactor -*-
+# -*- test-case-name: tests.cluster.test_relay,tests.cluster.test_relay_pacing,tests.phases.test_classic_off_reactor -*-
 """
 Pending classic authentications shared by the server processes on one
 PostgreSQL store: the C{peers} of L{suto_server.rules.rendezvous.Rendezvous}.
@@ -52,6 +52,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from suto_server.cluster.notice import MAX_REASON, BadNotice, parse_notice
+from suto_server.core.throttle import QUIET, OncePerInterval
 from suto_server.store.calls import LocalCalls
 from suto_server.store.clustering import IClusteredStore
 from suto_server.store.errors import StoreError
@@ -66,6 +67,11 @@ RETRY_EVERY = 3.0
 #: Seconds between two of a relay's notices that it is there; a process
 #: not heard from for three times as long is taken for gone.
 HERE_EVERY = 2.0
+
+#: Seconds between two log lines about notices the store did not send:
+#: while it is away every notice fails, a C{here} one every
+#: L{HERE_EVERY} seconds, and one line says so for all of them.
+UNSENT_LOG_EVERY = 10.0
 
 
 class Relay(Service):
@@ -106,6 +112,8 @@ class Relay(Service):
         self._threads: ThreadPool | None = None
         self._listener = None
         self._retry = None
+        # When the notices the store did not send were last logged.
+        self._unsent = OncePerInterval(UNSENT_LOG_EVERY)
         self.listening: Deferred | None = None
 
     def serve(self, rendezvous) -> None:
@@ -212,10 +220,14 @@ class Relay(Service):
             failure.trap(StoreError, ValueError)
             # The request is served here all the same; another process
             # does not learn of it.
-            self.log.warn(
-                "the other processes could not be told of a request: {error}",
-                error=failure.getErrorMessage(),
-            )
+            quiet = self._unsent.due(None, self._clock.seconds())
+            if quiet is not None:
+                self.log.warn(
+                    "the other processes could not be told of a request: {error}"
+                    + (QUIET if quiet else ""),
+                    error=failure.getErrorMessage(),
+                    quiet=quiet,
+                )
             return False
 
         return self._calls.announce(notice).addCallbacks(lambda _: True, unsent)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.phases.test_connection,tests.phases.test_connection_enrollment,tests.phases.test_connection_rotation,tests.phases.test_classic_off_reactor,tests.phases.test_enrollment_off_reactor -*-
+# -*- test-case-name: tests.phases.test_connection,tests.phases.test_connection_enrollment,tests.phases.test_connection_rotation,tests.phases.test_classic_off_reactor,tests.phases.test_enrollment_off_reactor,tests.phases.test_store_failure,tests.phases.test_store_failure_count -*-
 """
 The server's end of one device connection, on the reactor.
 
@@ -22,10 +22,14 @@ ends the exchange with C{SUTO_ERROR_BUSY}, which agents retry after a
 back-off, rather than with a traceback: nothing was decided, and the
 store's own message says what failed, logged at most once per
 L{STORE_FAILURE_LOG_EVERY} seconds for all of a listener's connections
-with the count kept quiet since (L{ServerProtocol.undecided}).
+with the count kept quiet since (L{ServerProtocol.undecided}).  Every
+one of them, logged or kept quiet, is counted by the exchange it failed
+(C{ServerFactory.store_failed}, the metric C{suto_store_failures_total}).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol
@@ -46,6 +50,15 @@ from suto_server.store.errors import StoreError
 
 #: Seconds between two log lines about connections the store failed.
 STORE_FAILURE_LOG_EVERY = 10.0
+
+#: The exchange a store failure is counted under, by the class whose
+#: code could not decide (each driver logs through its own class's
+#: logger); one before any of them began counts as the opening's.
+_EXCHANGES = {
+    ClassicDriver: "classic",
+    EnrollmentDriver: "enrollment",
+    RotationDriver: "rotation",
+}
 
 
 class ServerProtocol(Protocol, WheelTimeoutMixin):
@@ -130,6 +143,7 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
         if not failure.check(StoreError):
             log.failure(what, failure, **fields)
             return
+        self.factory.store_failed(self._exchange(log))
         quiet = self.factory.store_failures.due(None, self.clock.seconds())
         if quiet is not None:
             since = "; {quiet} more since the last report" if quiet else ""
@@ -139,6 +153,19 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
                 quiet=quiet,
                 **fields,
             )
+
+    def _exchange(self, log) -> str:
+        """
+        @param log: the logger of the code that could not decide.
+        @return: the exchange a failure logged through C{log} is counted
+            under: that of the driver logging it, else of the phase the
+            connection is in, else C{"opening"}.
+        """
+        source = log.source
+        kind = source if isinstance(source, type) else type(source)
+        if kind not in _EXCHANGES:
+            kind = type(self._phase)
+        return _EXCHANGES.get(kind, "opening")
 
     def timeoutConnection(self) -> None:
         self.ticket.timed_out()
@@ -309,6 +336,10 @@ class ServerFactory(Factory):
         before it is dropped (a login grace time).
     @param gate: the L{suto_server.rules.gate.ConnectionGate} that admits
         connections; by default every connection is admitted.
+    @param store_failed: called with the exchange (C{"opening"},
+        C{"classic"}, C{"enrollment"}, C{"rotation"}) of every connection
+        answered busy because the store failed, logged or kept quiet
+        (L{suto_server.metrics.ServerMetrics.store_failed}).
     """
 
     noisy = False
@@ -323,6 +354,7 @@ class ServerFactory(Factory):
         rotation: RotationRules | None = None,
         exchange_timeout: float = 10.0,
         gate=OPEN_GATE,
+        store_failed: Callable[[str], object] = lambda exchange: None,
     ) -> None:
         self.framing = framing
         self.clock = clock
@@ -335,6 +367,7 @@ class ServerFactory(Factory):
         self.deadlines = DeadlineWheel(clock)
         # When the connections the store failed were last logged.
         self.store_failures = OncePerInterval(STORE_FAILURE_LOG_EVERY)
+        self.store_failed = store_failed
 
     def offers(self) -> frozenset:
         """

@@ -30,6 +30,7 @@ def device_listeners(
     secure: dict,
     exchange_timeout: float,
     gate,
+    store_failed=None,
 ) -> Iterator[tuple]:
     """
     The factories of the device listeners.
@@ -40,8 +41,11 @@ def device_listeners(
     @param secure: the phases a TLS listener offers besides the classic
         challenge, as L{ServerFactory} arguments (C{enrollment},
         C{rotation}); empty when the server does not enroll.
+    @param store_failed: counts the exchanges the store failed
+        (L{ServerFactory}'s C{store_failed}), if given.
     @return: C{(name, endpoint, factory)} for each listener.
     """
+    counted = {} if store_failed is None else {"store_failed": store_failed}
 
     def factory(framing, phases) -> ServerFactory:
         return ServerFactory(
@@ -50,6 +54,7 @@ def device_listeners(
             classic=classic,
             exchange_timeout=exchange_timeout,
             gate=gate,
+            **counted,
             **phases,
         )
 

@@ -22,14 +22,15 @@ Every method takes C{now} (POSIX seconds) instead of reading a clock.
 
 The steps of a device's enrollment (L{Enrollment.begin},
 L{Enrollment.fail}, L{Enrollment.complete}, and the window's hash the
-portal checks) are coroutines over the store's calls
+portal checks) and IT's operations on windows (open, list, cancel, and
+whether a window announced is still open) are coroutines over the store's calls
 (L{suto_server.store.calls}): on PostgreSQL each read or write is a round
 trip the reactor does not wait for.  They keep nothing in memory between
 two awaits: the window is read again where a decision needs it, and the
 attempt counter is the store's, so the bound holds whichever process the
 device reaches.  A L{suto_server.store.errors.StoreError} goes up to the
-driver, which answers busy.  IT's operations on windows (open, list,
-cancel) run from the admin socket and call the store itself.
+driver, which answers busy, or to the operator's request, which
+answers that the store is unavailable.
 """
 
 from __future__ import annotations
@@ -146,14 +147,13 @@ class Enrollment:
         audit: AuditLog | None = None,
         calls=None,
     ) -> None:
-        self._store = store
         self._calls = LocalCalls(store) if calls is None else calls
         self._master_key = master_key
         self._pool = pool
         self.max_attempts = max_attempts
         self._audit_log = AuditLog(store) if audit is None else audit
 
-    def open_window(
+    async def open_window(
         self,
         user: str,
         location: Location,
@@ -163,7 +163,7 @@ class Enrollment:
         replace: bool = False,
         wide: bool = False,
         operator: str | None = None,
-    ) -> Deferred:
+    ) -> str:
         """
         Open (or reopen, with a new password) the window for C{user}.
 
@@ -172,61 +172,58 @@ class Enrollment:
         @param operator: who opened it (the admin socket, or the console's
             signed-in operator), named in the audit record.
 
-        @return: a L{Deferred} firing with the one-time password, once its
-            hash is stored.
+        @return: the one-time password, once its hash is stored.
         @raise ProfileExists: C{user} is enrolled and C{replace} is false,
             or C{user} is blacklisted.
+        @raise suto_server.store.errors.StoreError: the store could not
+            answer; no window was opened.
         """
-        if self._store.blacklist_entry(user) is not None:
+        if await self._calls.blacklist_entry(user) is not None:
             raise ProfileExists(
                 f"{user} is blacklisted; lift it with 'suto-admin unblock "
                 f"{user}' first, which removes the profile"
             )
-        if self._store.get_profile(user) is not None and not replace:
+        if await self._calls.get_profile(user) is not None and not replace:
             raise ProfileExists(
                 f"{user} is already enrolled; re-enroll with "
                 f"suto-admin enroll --replace"
             )
         password = password or new_password()
-        d = self._pool.crypt(password, schemes.new_setting())
-
-        def store(otp_hash):
-            self._store.open_window(
-                EnrollmentWindow(
-                    username=user,
-                    otp_hash=otp_hash,
-                    networks=tuple(str(net) for net in location.networks),
-                    location_name=location.name,
-                    opened_at=now,
-                    deadline=now + timeout,
-                    attempts=0,
-                    max_attempts=self.max_attempts,
-                    replace=replace,
-                )
+        otp_hash = await self._pool.crypt(password, schemes.new_setting())
+        await self._calls.open_window(
+            EnrollmentWindow(
+                username=user,
+                otp_hash=otp_hash,
+                networks=tuple(str(net) for net in location.networks),
+                location_name=location.name,
+                opened_at=now,
+                deadline=now + timeout,
+                attempts=0,
+                max_attempts=self.max_attempts,
+                replace=replace,
             )
-            self._audit(
-                now,
-                "enrollment_window_opened",
-                user,
-                None,
-                f"at {location.describe()} for {timeout:g}s"
-                + (", a wide location on request" if wide else "")
-                + (", replacing the profile" if replace else "")
-                + (f", by {operator}" if operator else ""),
-                (location.describe(),),
-            )
-            return password
+        )
+        self._audit(
+            now,
+            "enrollment_window_opened",
+            user,
+            None,
+            f"at {location.describe()} for {timeout:g}s"
+            + (", a wide location on request" if wide else "")
+            + (", replacing the profile" if replace else "")
+            + (f", by {operator}" if operator else ""),
+            (location.describe(),),
+        )
+        return password
 
-        return d.addCallback(store)
-
-    def windows(self, now: float) -> list:
+    async def windows(self, now: float) -> list:
         """
         The open windows; any that expired are closed (and audited) first.
         """
         current = []
-        for window in self._store.list_windows():
+        for window in await self._calls.list_windows():
             if now >= window.deadline:
-                self._store.close_window(window.username)
+                await self._calls.close_window(window.username)
                 self._audit(
                     now,
                     "enrollment_window_expired",
@@ -239,24 +236,24 @@ class Enrollment:
                 current.append(window)
         return current
 
-    def is_open(self, user: str, opened_at: float, now: float) -> bool:
+    async def is_open(self, user: str, opened_at: float, now: float) -> bool:
         """
         Whether the window C{user} had opened at C{opened_at} is still
         open: not used, cancelled, exhausted, replaced by another or past
         its deadline.
         """
-        window = self._store.get_window(user)
+        window = await self._calls.get_window(user)
         return (
             window is not None
             and window.opened_at == opened_at
             and now < window.deadline
         )
 
-    def cancel(self, user: str, now: float, operator: str = "IT") -> bool:
+    async def cancel(self, user: str, now: float, operator: str = "IT") -> bool:
         """
         Close C{user}'s window, if any; the audit record names C{operator}.
         """
-        closed = self._store.close_window(user)
+        closed = await self._calls.close_window(user)
         if closed:
             self._audit(
                 now, "enrollment_window_cancelled", user, None, f"by {operator}"

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_reconnection,tests.rules.test_reconnection_retry,tests.rules.test_rotation_threaded -*-
+# -*- test-case-name: tests.rules.test_reconnection,tests.rules.test_reconnection_retry,tests.rules.test_rotation_threaded,tests.rules.test_windows_awaits -*-
 """
 Offline spells, the offline rolling authenticator and the blacklist: the
 rules a profile follows once its junk stopped coming (docs/PROTOCOL.md
@@ -116,9 +116,6 @@ class Reconnection:
     @param audit: the L{AuditLog}.
     @param step: seconds in an offline time step.
     @param window: steps either side of the server's own to try.
-    @param store: the L{suto_server.store.interfaces.IStore} the
-        operator's blacklist listing and unblocking read and change on the
-        reactor thread (L{blacklist_report}, L{unblock}).
     """
 
     def __init__(
@@ -128,11 +125,8 @@ class Reconnection:
         audit,
         step: int = timing.DEFAULT_OFFLINE_STEP,
         window: int = timing.DEFAULT_OFFLINE_WINDOW,
-        *,
-        store,
     ) -> None:
         self._calls = calls
-        self._store = store
         self._rotation = rotation
         self._audit = audit
         self.step = step
@@ -301,10 +295,11 @@ class Reconnection:
         )
         raise ReconnectRefused("blacklisted")
 
-    def blacklist_report(self) -> list[dict]:
+    async def blacklist_report(self) -> list[dict]:
         """
         One row per blacklisted profile, for C{suto-admin blacklist}.
         """
+        entries = await self._calls.list_blacklist()
         return [
             {
                 "user": entry.username,
@@ -313,17 +308,19 @@ class Reconnection:
                 "source": entry.source,
                 "alert": entry.alert,
             }
-            for entry in self._store.list_blacklist()
+            for entry in entries
         ]
 
-    def unblock(self, user: str, now: float, operator: str = "an operator") -> bool:
+    async def unblock(
+        self, user: str, now: float, operator: str = "an operator"
+    ) -> bool:
         """
         C{operator} lifts C{user}'s blacklist entry; the profile goes with
         it, so the device must enroll again.
 
         @return: whether there was an entry.
         """
-        if not self._store.unblock(user):
+        if not await self._calls.unblock(user):
             return False
         self._audit.record(
             now,

@@ -143,33 +143,42 @@ def client_row(
 
 async def history_report(calls, user: str, alert_types, page: int = 1) -> dict:
     """
-    A profile's moves, oldest first, and a page of the alerts about it
-    (L{suto_server.audit.paging}: the newest by default), for
-    C{suto-admin history USER}: the store selects the alerts, so a
-    profile with a long log is never read whole.
+    A page of a profile's moves and a page of the alerts about it
+    (L{suto_server.audit.paging}: the newest by default), each oldest
+    first, for C{suto-admin history USER}: the store selects both, so a
+    profile that moved or was alerted on all day is never read whole.
+    Page 2 is the moves and the alerts before those of page 1, and so
+    on; C{more} tells whether either has an older page.
 
     @param calls: the store's L{suto_server.store.calls.IStoreCalls}.
     @param alert_types: the event types that are alerts.
-    @param page: which page of the alerts, from 1.
+    @param page: which page of the moves and the alerts, from 1.
     """
-    moves = await calls.moves(user)
+    moves = await calls.moves(user, **page_filters(page))
     events = await calls.audit_events_matching(
         username=user, types=alert_types, **page_filters(page)
     )
-    moves = [
-        {
-            "time": iso_utc(move.time),
-            "from": move.old_address,
-            "from_location": move.old_location_name,
-            "to": move.new_address,
-            "to_location": move.new_location_name,
-        }
-        for move in moves
-    ]
+    moves_page = page_answer("moves", moves, page, _history_move)
+    alerts_page = page_answer("alerts", events, page, _history_alert)
     return {
         "user": user,
-        "moves": moves,
-        **page_answer("alerts", events, page, _history_alert),
+        "moves": moves_page["moves"],
+        "alerts": alerts_page["alerts"],
+        "page": page,
+        "more": moves_page["more"] or alerts_page["more"],
+    }
+
+
+def _history_move(move) -> dict:
+    """
+    @return: a move of L{history_report}: the store's L{Move} C{move}.
+    """
+    return {
+        "time": iso_utc(move.time),
+        "from": move.old_address,
+        "from_location": move.old_location_name,
+        "to": move.new_address,
+        "to_location": move.new_location_name,
     }
 
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_windows,tests.rules.test_windows_outage -*-
+# -*- test-case-name: tests.rules.test_windows,tests.rules.test_windows_outage,tests.rules.test_windows_awaits -*-
 """
 What IT does with enrollment windows through the admin API: open one at a
 location (announcing it with hellos while it is open), list them, cancel
@@ -10,6 +10,8 @@ C{suto-admin}.
 """
 
 from __future__ import annotations
+
+from collections.abc import Coroutine
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -111,7 +113,24 @@ class WindowDesk(Service):
 
     def startService(self) -> None:
         super().startService()
-        for window in self._enrollment.windows(self._clock.seconds()):
+        Deferred.fromCoroutine(self._resume())
+
+    async def _resume(self) -> None:
+        """
+        Announce again the windows a restart kept.  A store that cannot
+        answer now leaves them unannounced: the device's operator can
+        still run the enroll command with C{--server}.
+        """
+        try:
+            windows = await self._enrollment.windows(self._clock.seconds())
+        except StoreError as error:
+            self.log.warn(
+                "could not read the open enrollment windows to announce "
+                "them: {error}",
+                error=str(error),
+            )
+            return
+        for window in windows:
             self._announce(window.username, window_location(window), window.opened_at)
 
     def stopService(self):
@@ -161,7 +180,7 @@ class WindowDesk(Service):
                 location=location.describe(),
                 networks=wide_networks,
             )
-        d = self._enrollment.open_window(
+        opening = self._enrollment.open_window(
             user,
             location,
             timeout,
@@ -171,9 +190,11 @@ class WindowDesk(Service):
             wide=bool(wide_networks),
             operator=operator,
         )
-        return Deferred.fromCoroutine(self._opened(d, user, location, now, timeout))
+        return Deferred.fromCoroutine(
+            self._opened(opening, user, location, now, timeout)
+        )
 
-    async def _opened(self, opening: Deferred, user, location, now, timeout) -> dict:
+    async def _opened(self, opening: Coroutine, user, location, now, timeout) -> dict:
         """
         Once the window is stored: announce it, and answer IT.
         """
@@ -249,8 +270,11 @@ class WindowDesk(Service):
 
     def _again(self, user: str, location, opened_at: float) -> None:
         del self._announcing[user]
+        Deferred.fromCoroutine(self._announce_if_open(user, location, opened_at))
+
+    async def _announce_if_open(self, user: str, location, opened_at: float) -> None:
         try:
-            still_open = self._enrollment.is_open(
+            still_open = await self._enrollment.is_open(
                 user, opened_at, self._clock.seconds()
             )
         except StoreError as error:
@@ -266,8 +290,9 @@ class WindowDesk(Service):
         if still_open:
             self._announce(user, location, opened_at)
 
-    def list(self) -> list[dict]:
+    async def list(self) -> list[dict]:
         now = self._clock.seconds()
+        windows = await self._enrollment.windows(now)
         return [
             {
                 "user": window.username,
@@ -277,8 +302,8 @@ class WindowDesk(Service):
                 "max_attempts": window.max_attempts,
                 "replace": window.replace,
             }
-            for window in self._enrollment.windows(now)
+            for window in windows
         ]
 
-    def cancel(self, user: str, operator: str = "IT") -> bool:
-        return self._enrollment.cancel(user, self._clock.seconds(), operator)
+    async def cancel(self, user: str, operator: str = "IT") -> bool:
+        return await self._enrollment.cancel(user, self._clock.seconds(), operator)

@@ -288,10 +288,19 @@ class IProfileStore(Interface):
         @return: C{True} if the move was recorded, C{False} if not.
         """
 
-    def moves(username):
+    def moves(username, newest=None, skip=0):
         """
+        @param newest: if given, a positive count: at most that many
+            moves, the newest after the C{skip} newest, so that a profile
+            that moved all day is read a page at a time
+            (L{suto_server.audit.paging}), as the audit log is.
+        @param skip: how many of the newest moves to pass over; 0 unless
+            C{newest} is given.
         @return: a L{list} of the L{suto_server.store.records.Move}s of
-            C{username}'s profile, oldest first.
+            C{username}'s profile: all of them oldest first, or with
+            C{newest} that page of them newest first (the order
+            L{IAuditStore.audit_events_matching} reads a page in).
+        @raise ValueError: C{newest} or C{skip} is out of bounds.
         """
 
     def silent_profiles(before):

@@ -46,7 +46,7 @@ class BlacklistSiteMixin(AdminRequestsMixin):
         audit = AuditLog(self.store)
         calls = LocalCalls(self.store)
         self.reconnection = Reconnection(
-            calls, Rotation(calls, master_key, None, audit), audit, store=self.store
+            calls, Rotation(calls, master_key, None, audit), audit
         )
         enroll(self.store, master_key, "alice")
         enroll(self.store, master_key, "bob")

@@ -19,6 +19,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from suto_server import tap
 from suto_server.admin.api import admin_site
 from suto_server.audit.paging import LISTING_PAGE
+from suto_server.core.timestamps import iso_utc
 from suto_server.locations import Location, Locations
 from suto_server.net.checks import CheckService
 from suto_server.service import SutoServer
@@ -221,7 +222,7 @@ class WiringTests(SynchronousTestCase):
         C{history(user, page)} reads a page of the profile's alerts, the
         newest by default, oldest first, and says whether an older page
         holds more; its other records and other profiles' alerts take no
-        room on a page.
+        room on a page.  Its one move is on the first page only.
         """
         for n in range(LISTING_PAGE + 1):
             self.server.store.append_audit(
@@ -244,7 +245,34 @@ class WiringTests(SynchronousTestCase):
         self.assertEqual(
             [alert["reason"] for alert in second["alerts"]], ["moved", "#0"]
         )
-        self.assertEqual(second["moves"], first["moves"])
+        self.assertEqual((len(first["moves"]), second["moves"]), (1, []))
+
+    def test_history_moves_paged(self):
+        """
+        C{history(user, page)} reads a page of the profile's moves too, the
+        newest first page by default, oldest first, and says whether an
+        older page holds more: a profile that moved all day is never read
+        whole.
+        """
+        places = [OLD, NEW]
+        for n in range(LISTING_PAGE):
+            old, new = places[n % 2], places[(n + 1) % 2]
+            self.assertTrue(
+                self.server.store.record_move(
+                    "bob", NOW + 100 + n, old, new, None, None, seen=old
+                )
+            )
+        first = result_of(self, self.server.history("bob"))
+        self.assertEqual((first["page"], first["more"]), (1, True))
+        self.assertEqual(
+            [move["time"] for move in first["moves"]],
+            [iso_utc(NOW + 100 + n) for n in range(LISTING_PAGE)],
+        )
+        second = result_of(self, self.server.history("bob", 2))
+        self.assertEqual((second["page"], second["more"]), (2, False))
+        self.assertEqual(
+            [(move["from"], move["to"]) for move in second["moves"]], [(NEW, OLD)]
+        )
 
     def test_check_timeout_option(self):
         """

@@ -234,7 +234,6 @@ class UnblockFailureTests(SynchronousTestCase):
             calls,
             Rotation(calls, new_master_key(self), None, audit),
             audit,
-            store=store,
         )
 
         def unreachable(user):

@@ -24,6 +24,7 @@ from suto_server.rules.enrollment import Enrollment, WindowHashSource
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.store.calls import LocalCalls
 from suto_server.store.memory import MemoryStore
+from tests.support.coroutines import result_of
 from tests.support.enrollment import (
     FINGERPRINT,
     PASSWORD,
@@ -81,14 +82,15 @@ class ListenerMixin:
         )
 
     def open_window(self, timeout=WINDOW_TIMEOUT):
-        self.successResultOf(
+        result_of(
+            self,
             self.enrollment.open_window(
                 "alice",
                 Location((ip_network("127.0.0.0/24"),), "lab"),
                 timeout,
                 self.clock.seconds(),
                 password=PASSWORD,
-            )
+            ),
         )
         return schemes.salt_of(self.store.get_window("alice").otp_hash)
 
@@ -337,7 +339,7 @@ class EnrollmentProtocolTests(ListenerMixin, SynchronousTestCase):
         profile is written.
         """
         protocol, transport, salt = self.admitted()
-        self.enrollment.cancel("alice", self.clock.seconds())
+        result_of(self, self.enrollment.cancel("alice", self.clock.seconds()))
         sealed, _ = device_payload(PASSWORD, salt, "alice")
         self.assertEqual(
             self.exchange(protocol, transport, self.data_line(sealed)),

@@ -338,7 +338,7 @@ class ReconnectListenerMixin(RotationListenerMixin):
     def make_factory(self, rotation):
         factory = super().make_factory(rotation)
         self.reconnection = Reconnection(
-            LocalCalls(self.store), rotation, AuditLog(self.store), store=self.store
+            LocalCalls(self.store), rotation, AuditLog(self.store)
         )
         factory.rotation = replace(factory.rotation, reconnection=self.reconnection)
         return factory

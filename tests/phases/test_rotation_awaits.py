@@ -50,7 +50,7 @@ class HeldStoreMixin(RotationListenerMixin):
         self.factory = self.make_factory(rotation)
         self.factory.rotation = replace(
             self.factory.rotation,
-            reconnection=Reconnection(self.held, rotation, audit, store=self.store),
+            reconnection=Reconnection(self.held, rotation, audit),
         )
 
     def release(self):

@@ -38,6 +38,8 @@ class StoreFailureTests(RotationListenerMixin, SynchronousTestCase):
                 new_private_key=lambda: next(self.server_keys),
             )
         )
+        self.counted = []
+        self.factory.store_failed = self.counted.append
 
     def busy_rotation(self):
         """
@@ -67,6 +69,20 @@ class StoreFailureTests(RotationListenerMixin, SynchronousTestCase):
         self.assertFalse([e for e in events if "log_failure" in e])
         [warning] = [e for e in events if e["log_level"] == LogLevel.warn]
         self.assertEqual(warning["error"], AWAY)
+
+    def test_each_counted(self):
+        """
+        Every rotation answered busy is counted under C{rotation}, though
+        the log has one line for them.
+        """
+        self.away.away = True
+        with capturedLogs() as events:
+            answers = [self.busy_rotation() for _ in range(3)]
+        self.assertEqual(answers, [(VERSION + BUSY, True)] * 3)
+        self.assertEqual(self.counted, ["rotation"] * 3)
+        self.assertEqual(
+            len([e for e in events if e["log_level"] == LogLevel.warn]), 1
+        )
 
     def test_commit_fails(self):
         """

@@ -103,7 +103,7 @@ class ReconnectProofTests(SynchronousTestCase):
         self.audit = _Audit()
         store = _ProfileStore()
         self.reconnection = Reconnection(
-            LocalCalls(store), _Rotation(), self.audit, store=store
+            LocalCalls(store), _Rotation(), self.audit
         )
         self.compared = record_comparisons(self)
 

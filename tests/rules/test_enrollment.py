@@ -83,10 +83,11 @@ class EnrollmentTestsMixin:
 
         @return: the one-time password.
         """
-        return self.successResultOf(
+        return result_of(
+            self,
             self.enrollment.open_window(
                 user, LAB, TIMEOUT, now, password=password, **kwargs
-            )
+            ),
         )
 
     def refusal(self, call, *args):
@@ -165,8 +166,8 @@ class OpenWindowTests(EnrollmentTestsMixin, SynchronousTestCase):
         Without a password one is generated: four groups of five easily
         read characters, different every time, and returned once.
         """
-        first = self.successResultOf(
-            self.enrollment.open_window("alice", LAB, TIMEOUT, NOW)
+        first = result_of(
+            self, self.enrollment.open_window("alice", LAB, TIMEOUT, NOW)
         )
         self.assertRegex(
             first, f"^[{PASSWORD_ALPHABET}]{{5}}(-[{PASSWORD_ALPHABET}]{{5}}){{3}}$"
@@ -213,8 +214,10 @@ class OpenWindowTests(EnrollmentTestsMixin, SynchronousTestCase):
         self.open()
         self.enroll()
         audit = self.events()
-        self.assertRaises(
-            ProfileExists, self.enrollment.open_window, "alice", LAB, TIMEOUT, NOW
+        failure_of(
+            self,
+            self.enrollment.open_window("alice", LAB, TIMEOUT, NOW),
+            ProfileExists,
         )
         self.assertIsNone(self.store.get_window("alice"))
         self.assertEqual(self.events(), audit)
@@ -636,7 +639,7 @@ class CompleteTests(EnrollmentTestsMixin, SynchronousTestCase):
         self.open()
         window = result_of(self, self.enrollment.begin("alice", INSIDE, NOW))
         sealed, _ = self.payload()
-        self.enrollment.cancel("alice", NOW)
+        result_of(self, self.enrollment.cancel("alice", NOW))
         self.assertEqual(
             self.refusal(self.enrollment.complete, window, INSIDE, sealed, NOW),
             "no_window",
@@ -694,7 +697,8 @@ class WindowsTests(EnrollmentTestsMixin, SynchronousTestCase):
         self.open("carol")
         self.open("alice")
         self.assertEqual(
-            [w.username for w in self.enrollment.windows(NOW + 1)], ["alice", "carol"]
+            [w.username for w in result_of(self, self.enrollment.windows(NOW + 1))],
+            ["alice", "carol"],
         )
 
     def test_prunes_expired(self):
@@ -704,7 +708,7 @@ class WindowsTests(EnrollmentTestsMixin, SynchronousTestCase):
         """
         self.open("alice")
         self.open("bob", now=NOW + 60)
-        [window] = self.enrollment.windows(NOW + TIMEOUT)
+        [window] = result_of(self, self.enrollment.windows(NOW + TIMEOUT))
         self.assertEqual(window.username, "bob")
         self.assertIsNone(self.store.get_window("alice"))
         self.assertEqual(
@@ -718,7 +722,7 @@ class WindowsTests(EnrollmentTestsMixin, SynchronousTestCase):
         deadline passed with no enrollment.
         """
         self.open()
-        self.enrollment.windows(NOW + TIMEOUT)
+        result_of(self, self.enrollment.windows(NOW + TIMEOUT))
         self.assertEqual(
             self.events("enrollment_window_expired"),
             [
@@ -736,7 +740,7 @@ class WindowsTests(EnrollmentTestsMixin, SynchronousTestCase):
         Cancelling closes the window and is audited.
         """
         self.open()
-        self.assertTrue(self.enrollment.cancel("alice", NOW + 3))
+        self.assertTrue(result_of(self, self.enrollment.cancel("alice", NOW + 3)))
         self.assertIsNone(self.store.get_window("alice"))
         self.assertEqual(
             self.events("enrollment_window_cancelled"),
@@ -748,7 +752,7 @@ class WindowsTests(EnrollmentTestsMixin, SynchronousTestCase):
         The records of opening and cancelling name the operator who asked.
         """
         self.open(operator="alice (console link)")
-        self.enrollment.cancel("alice", NOW + 3, "the admin socket")
+        result_of(self, self.enrollment.cancel("alice", NOW + 3, "the admin socket"))
         self.assertEqual(
             [reason for _, _, _, reason in self.events()],
             [
@@ -761,7 +765,7 @@ class WindowsTests(EnrollmentTestsMixin, SynchronousTestCase):
         """
         Cancelling a window that is not open says so and audits nothing.
         """
-        self.assertFalse(self.enrollment.cancel("alice", NOW))
+        self.assertFalse(result_of(self, self.enrollment.cancel("alice", NOW)))
         self.assertEqual(self.events(), [])
 
 
@@ -799,11 +803,11 @@ class AuditTests(EnrollmentTestsMixin, SynchronousTestCase):
             for _ in range(DEFAULT_MAX_ATTEMPTS):
                 self.refusal(self.enrollment.begin, "bob", OUTSIDE, NOW)
             self.open("carol", password="carol-password")
-            self.enrollment.cancel("carol", NOW)
+            result_of(self, self.enrollment.cancel("carol", NOW))
             self.open("dave", password="dave-password")
             self.refusal(self.enrollment.begin, "dave", INSIDE, NOW + TIMEOUT)
             self.open("erin", password="erin-password")
-            self.enrollment.windows(NOW + TIMEOUT)
+            result_of(self, self.enrollment.windows(NOW + TIMEOUT))
 
         events = self.store.audit_events()
         self.assertEqual(

@@ -101,7 +101,7 @@ class OwnAddressGateTests(ReconnectionMixin, MemoryStoreMixin, SynchronousTestCa
         committer = GroupCommitter(self.clock, self.store.commit_rotations)
         self.rotation = Rotation(self.calls, self.master_key, committer, audit)
         self.reconnection = Reconnection(
-            self.calls, self.rotation, audit, store=self.store
+            self.calls, self.rotation, audit
         )
 
     def junk_proof(self, source=SOURCE):

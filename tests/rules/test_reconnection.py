@@ -22,7 +22,7 @@ from suto_server.rules.reconnection import (
 )
 from suto_server.store.records import BlacklistEntry
 from tests.support.alerts import RecordingSink
-from tests.support.coroutines import failure_of
+from tests.support.coroutines import failure_of, result_of
 from tests.support.reconnection import (
     RECONNECT_JUNK,
     ReconnectionMixin,
@@ -587,10 +587,10 @@ class BlacklistAdminTestsMixin(ReconnectionMixin):
         One row per blacklisted profile: user, ISO time, reason, source and
         the alert; empty when none is.
         """
-        self.assertEqual(self.reconnection.blacklist_report(), [])
+        self.assertEqual(result_of(self, self.reconnection.blacklist_report()), [])
         self.clock.advance(20)
         self.blacklist_alice()
-        [row] = self.reconnection.blacklist_report()
+        [row] = result_of(self, self.reconnection.blacklist_report())
         self.assertEqual(
             {key: row[key] for key in ("user", "time", "source", "alert")},
             {
@@ -609,11 +609,11 @@ class BlacklistAdminTestsMixin(ReconnectionMixin):
         again and reconnect from scratch.
         """
         self.blacklist_alice()
-        self.assertTrue(self.reconnection.unblock("alice", self.now()))
+        self.assertTrue(result_of(self, self.reconnection.unblock("alice", self.now())))
         self.assertEqual(
             self.state(), (None, None, None, None)
         )
-        self.assertEqual(self.reconnection.blacklist_report(), [])
+        self.assertEqual(result_of(self, self.reconnection.blacklist_report()), [])
         [(_, user, source, reason)] = self.events("unblocked")
         self.assertEqual((user, source), ("alice", None))
         self.assertIn("must enroll again", reason)
@@ -625,7 +625,12 @@ class BlacklistAdminTestsMixin(ReconnectionMixin):
         The C{unblocked} record names the operator who lifted the entry.
         """
         self.blacklist_alice()
-        self.reconnection.unblock("alice", self.now(), "CN=it-bob (client certificate)")
+        result_of(
+            self,
+            self.reconnection.unblock(
+                "alice", self.now(), "CN=it-bob (client certificate)"
+            ),
+        )
         [(_, _, _, reason)] = self.events("unblocked")
         self.assertTrue(reason.startswith("CN=it-bob (client certificate) lifted"))
 
@@ -635,8 +640,12 @@ class BlacklistAdminTestsMixin(ReconnectionMixin):
         records nothing.
         """
         before = self.state()
-        self.assertFalse(self.reconnection.unblock("alice", self.now()))
-        self.assertFalse(self.reconnection.unblock("carol", self.now()))
+        self.assertFalse(
+            result_of(self, self.reconnection.unblock("alice", self.now()))
+        )
+        self.assertFalse(
+            result_of(self, self.reconnection.unblock("carol", self.now()))
+        )
         self.assertEqual(self.state(), before)
         self.assertEqual(self.events(), [])
 
@@ -681,7 +690,8 @@ class SecretTestsMixin(ReconnectionMixin):
             self.assertEqual(self.rotation_refused(self.device), "blacklisted")
         written = [formatEvent(event) + repr(event) for event in events]
         written += [repr(event) for event in self.store.audit_events()]
-        written += [repr(self.reconnection.blacklist_report()), repr(accepted)]
+        report = result_of(self, self.reconnection.blacklist_report())
+        written += [repr(report), repr(accepted)]
         self.assertTrue(written)
         text = "\n".join(written)
         for secret in self.secrets(Device("alice", FIRST_KEY), self.device, copy):
@@ -772,7 +782,6 @@ class ReconnectionAlertTests(ReconnectionMixin, MemoryStoreMixin, SynchronousTes
             self.calls,
             self.rotation,
             AuditLog(self.store, [self.sink], clock=self.clock),
-            store=self.store,
         )
 
     def repeat(self, times, attempt):

@@ -75,7 +75,7 @@ class ThreadedRotationMixin:
             self.audit,
         )
         self.reconnection = Reconnection(
-            self.calls, self.rotation, self.audit, store=self.store
+            self.calls, self.rotation, self.audit
         )
 
     def started(self, coroutine):

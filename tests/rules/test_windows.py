@@ -348,8 +348,8 @@ class WindowDeskTests(SynchronousTestCase):
         self.open()
         self.enroll(PASSWORD)
         self.hello.sent.clear()
-        self.assertRaises(
-            ProfileExists, self.desk.open, "alice", "127.0.0.5", 100, PASSWORD
+        self.failureResultOf(
+            self.desk.open("alice", "127.0.0.5", 100, PASSWORD), ProfileExists
         )
         self.assertEqual(self.hello.sent, [])
         self.assertTrue(self.open(replace=True))
@@ -366,7 +366,7 @@ class WindowDeskTests(SynchronousTestCase):
             self, self.enrollment.begin("alice", "127.0.1.1", NOW + 30), EnrollmentRefused
         )
         self.assertEqual(
-            self.desk.list(),
+            result_of(self, self.desk.list()),
             [
                 {
                     "user": "alice",
@@ -385,7 +385,7 @@ class WindowDeskTests(SynchronousTestCase):
         """
         self.open()
         self.clock.advance(100)
-        self.assertEqual(self.desk.list(), [])
+        self.assertEqual(result_of(self, self.desk.list()), [])
         self.assertIsNone(self.store.get_window("alice"))
 
     def test_cancel(self):
@@ -393,9 +393,9 @@ class WindowDeskTests(SynchronousTestCase):
         Cancelling closes the window; cancelling nothing says so.
         """
         self.open()
-        self.assertTrue(self.desk.cancel("alice"))
-        self.assertEqual(self.desk.list(), [])
-        self.assertFalse(self.desk.cancel("alice"))
+        self.assertTrue(result_of(self, self.desk.cancel("alice")))
+        self.assertEqual(result_of(self, self.desk.list()), [])
+        self.assertFalse(result_of(self, self.desk.cancel("alice")))
 
 
 class AccountWarningTests(SynchronousTestCase):
@@ -407,7 +407,8 @@ class AccountWarningTests(SynchronousTestCase):
     def desk(self, accounts):
         clock = task.Clock()
         clock.advance(NOW)
-        enrollment = Enrollment(MemoryStore(), new_master_key(self), ImmediatePool())
+        self.store = MemoryStore()
+        enrollment = Enrollment(self.store, new_master_key(self), ImmediatePool())
         return WindowDesk(
             enrollment,
             Locations({}),
@@ -453,14 +454,16 @@ class AccountWarningTests(SynchronousTestCase):
         desk = self.desk(set())
         desk._has_account = lambda user: fail(StoreError("the database went away"))
         with capturedLogs() as events:
-            answer = self.successResultOf(desk.open("alice", "127.0.0.5", 100, PASSWORD))
+            answer = self.successResultOf(
+                desk.open("alice", "127.0.0.5", 100, PASSWORD)
+            )
         [warning] = answer["warnings"]
         self.assertIn("could not be checked", warning)
         self.assertEqual(
             [e["user"] for e in events if e.get("log_level") == LogLevel.warn],
             ["alice"],
         )
-        self.assertIsNotNone(desk._enrollment._store.get_window("alice"))
+        self.assertIsNotNone(self.store.get_window("alice"))
 
 
 class AnnouncementTests(SynchronousTestCase):
@@ -519,7 +522,7 @@ class AnnouncementTests(SynchronousTestCase):
         A cancelled window is announced no more.
         """
         self.open()
-        self.desk.cancel("alice")
+        result_of(self, self.desk.cancel("alice"))
         self.assertEqual(self.sent_after(5), 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -539,7 +542,7 @@ class AnnouncementTests(SynchronousTestCase):
         the new window's.
         """
         self.open()
-        self.desk.cancel("alice")
+        result_of(self, self.desk.cancel("alice"))
         self.clock.advance(1)
         self.open()
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)

@@ -54,6 +54,8 @@ def render(site, method, path, body=None, raw=None, args=None):
     if raw is None:
         raw = json.dumps(body).encode() if body is not None else b""
     request.content = io.BytesIO(raw)
+    # As twisted.web's Request.process does.
+    request.site = site
     resource = site.resource
     for segment in segments:
         resource = resource.getChildWithDefault(segment.encode(), request)

@@ -95,7 +95,7 @@ class ReconnectionMixin(RotationMixin):
     def start_server(self):
         super().start_server()
         self.reconnection = Reconnection(
-            self.calls, self.rotation, AuditLog(self.store), store=self.store
+            self.calls, self.rotation, AuditLog(self.store)
         )
 
     def step(self, offset=0):

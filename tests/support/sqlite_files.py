@@ -29,6 +29,9 @@ SHIPPED_TO_V5 = SHIPPED_TO_V3 + [
     os.path.join(SHIPPED_SCHEMA_DIR, name)
     for name in ["upgrade-to-v4.sql", "upgrade-to-v5.sql"]
 ]
+SHIPPED_TO_V6 = SHIPPED_TO_V5 + [
+    os.path.join(SHIPPED_SCHEMA_DIR, "upgrade-to-v6.sql")
+]
 
 # Later schema versions for the upgrade tests, each one step on from the
 # one before; step 3 depends on step 2, so the steps must run in order.

@@ -8,6 +8,7 @@ the rest of L{suto_server.store.interfaces.IProfileStore}.
 from dataclasses import replace
 
 from suto_server.store.checks import (
+    check_page,
     check_time,
     check_username,
     checked_move,
@@ -52,12 +53,14 @@ class Presence:
         )
         return True
 
-    def moves(self, username):
+    def moves(self, username, newest=None, skip=0):
         """
         See L{IProfileStore.moves}.
         """
         check_username(username)
-        return list(self._open_tables().moves.get(username, ()))
+        check_page(newest, skip)
+        moves = list(self._open_tables().moves.get(username, ()))
+        return moves if newest is None else moves[::-1][skip : skip + newest]
 
     def silent_profiles(self, before):
         """

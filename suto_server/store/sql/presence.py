@@ -7,6 +7,7 @@ L{suto_server.store.interfaces.IProfileStore}.
 """
 
 from suto_server.store.checks import (
+    check_page,
     check_time,
     check_username,
     checked_move,
@@ -116,17 +117,20 @@ class Presence:
             )
         return True
 
-    def moves(self, username):
+    def moves(self, username, newest=None, skip=0):
         """
         See L{IProfileStore.moves}.
         """
         check_username(username)
-        rows = self._read(
-            f"SELECT {MOVE_COLUMNS} FROM moves WHERE username = ?"
-            " ORDER BY id",
-            (username,),
-        )
-        return [Move(*row) for row in rows]
+        check_page(newest, skip)
+        statement = f"SELECT {MOVE_COLUMNS} FROM moves WHERE username = ?"
+        arguments = (username,)
+        if newest is None:
+            statement += " ORDER BY id"
+        else:
+            statement += " ORDER BY id DESC LIMIT ? OFFSET ?"
+            arguments += (newest, skip)
+        return [Move(*row) for row in self._read(statement, arguments)]
 
     def silent_profiles(self, before):
         """

@@ -71,6 +71,15 @@ class PostgresSchemaTests(SynchronousTestCase):
             tables.setdefault(table, []).append(column)
         return tables
 
+    def indexes(self):
+        """
+        @return: the store's indexes, as (table, index) pairs in order.
+        """
+        return self.session().execute(
+            "SELECT tablename, indexname FROM pg_indexes"
+            " WHERE schemaname = current_schema() ORDER BY tablename, indexname"
+        ).fetchall()
+
     def version(self):
         """
         @return: the rows of the store's version table.
@@ -220,6 +229,31 @@ class PostgresSchemaTests(SynchronousTestCase):
         self.location = new_location(self)
         self.open_store()
         self.assertEqual(self.columns(), columns)
+
+    def test_upgrade_shipped_v2(self):
+        """
+        A store of the shipped v2 schema is upgraded to v3: its audit log
+        is kept whole and intact, it gains the index of the log by event
+        type, and its tables and indexes end as a fresh store's.
+        """
+        v2 = self.mktemp()
+        os.mkdir(v2)
+        for name in ["v1.sql", "upgrade-to-v2.sql"]:
+            shutil.copy(os.path.join(SHIPPED_SCHEMA_DIR, name), v2)
+        old = PostgresStore.open(self.location, v2)
+        old.append_audit(AUDIT)
+        old.close()
+        self.assertEqual(self.version(), [(2,)])
+        self.assertNotIn(("audit", "audit_by_event"), self.indexes())
+        upgraded = self.open_store()
+        self.assertEqual(self.version(), [(SCHEMA_VERSION,)])
+        self.assertEqual(upgraded.audit_events(), [AUDIT])
+        self.assertEqual(upgraded.verify_audit(), [])
+        self.assertIn(("audit", "audit_by_event"), self.indexes())
+        schema = self.columns(), self.indexes()
+        self.location = new_location(self)
+        self.open_store()
+        self.assertEqual((self.columns(), self.indexes()), schema)
 
     def test_upgrade_step_fails(self):
         """

@@ -50,7 +50,7 @@ class SQLiteFileTests(SQLiteFileCase, SynchronousTestCase):
         """
         store = self.open_store()
         store.add_user("alice", HASH, 1000.0)
-        self.assertEqual(SCHEMA_VERSION, 6)
+        self.assertEqual(SCHEMA_VERSION, 7)
         self.assertEqual(version_rows(self.path), [(SCHEMA_VERSION,)])
         self.assertEqual(query(self.path, "PRAGMA journal_mode"), [("wal",)])
         self.assertEqual(

@@ -20,6 +20,7 @@ from tests.support.sqlite_files import (
     SHIPPED_TO_V2,
     SHIPPED_TO_V3,
     SHIPPED_TO_V5,
+    SHIPPED_TO_V6,
     SHIPPED_V1,
     SQLiteFileCase,
     file_mode,
@@ -259,6 +260,38 @@ class SQLiteUpgradeTests(SQLiteFileCase, SynchronousTestCase):
         SQLiteStore.open(fresh_path).close()
         self.assertEqual(schema_of(self.path), schema_of(fresh_path))
         self.assertEqual(version_rows(self.path + ".bak-v5"), [(5,)])
+
+    def test_upgrade_shipped_v6(self):
+        """
+        A database of the shipped v6 schema is backed up to
+        C{<path>.bak-v6} and upgraded to L{SCHEMA_VERSION}: its audit log
+        is kept whole and intact, it gains the index of the log by event
+        type, and its schema equals a fresh database's.
+        """
+        v6 = self.mktemp()
+        os.mkdir(v6)
+        for path in SHIPPED_TO_V6:
+            shutil.copy(path, v6)
+        old = SQLiteStore.open(self.path, v6)
+        old.append_audit(AUDIT)
+        old.close()
+        self.assertEqual(version_rows(self.path), [(6,)])
+        upgraded = self.open_store()
+        self.assertEqual(version_rows(self.path), [(SCHEMA_VERSION,)])
+        self.assertEqual(upgraded.audit_events(), [AUDIT])
+        self.assertEqual(upgraded.verify_audit(), [])
+        self.assertEqual(
+            query(
+                self.path,
+                "SELECT name FROM sqlite_master WHERE tbl_name = 'audit'"
+                " AND type = 'index' ORDER BY name",
+            ),
+            [("audit_by_event",), ("audit_by_time",)],
+        )
+        fresh_path = os.path.join(self.directory, "fresh.db")
+        SQLiteStore.open(fresh_path).close()
+        self.assertEqual(schema_of(self.path), schema_of(fresh_path))
+        self.assertEqual(version_rows(self.path + ".bak-v6"), [(6,)])
 
     def test_upgrade_shipped_v3_empty_audit(self):
         """

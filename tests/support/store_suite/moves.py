@@ -99,6 +99,54 @@ class MoveStoreTestsMixin(StoreTestsBase):
         self.assertEqual(self.store.moves("alice"), moves)
         self.assertEqual(self.store.moves("bob"), [bob])
 
+    def test_moves_paged(self):
+        """
+        With C{newest}, at most that many of a profile's moves come back,
+        the newest first after the C{skip} newest (the order a page of the
+        audit log is read in), and only its own.
+        """
+        self.enroll("alice")
+        self.enroll("bob")
+        places = [MOVE.old_address, MOVE.new_address]
+        moves = [
+            replace(
+                MOVE,
+                time=MOVE.time + n,
+                old_address=places[n % 2],
+                new_address=places[(n + 1) % 2],
+            )
+            for n in range(5)
+        ]
+        bob = replace(MOVE, username="bob")
+        self.assertEqual(
+            [self.record(move) for move in [*moves[:2], bob, *moves[2:]]],
+            [True] * 6,
+        )
+        newest_first = moves[::-1]
+        self.assertEqual(self.store.moves("alice", newest=2), newest_first[:2])
+        self.assertEqual(
+            self.store.moves("alice", newest=2, skip=2), newest_first[2:4]
+        )
+        self.assertEqual(
+            self.store.moves("alice", newest=2, skip=4), newest_first[4:]
+        )
+        self.assertEqual(self.store.moves("alice", newest=2, skip=6), [])
+        self.assertEqual(self.store.moves("bob", newest=9), [bob])
+        self.assertEqual(self.store.moves("alice"), moves)
+
+    def test_moves_page_bounds(self):
+        """
+        A C{newest} that is not a positive count, a C{skip} that is not a
+        count, or a C{skip} without C{newest} is refused with
+        L{ValueError}.
+        """
+        bad = [(0, 0), (-1, 0), (1.5, 0), ("2", 0), (1, -1), (None, 1)]
+        for newest, skip in bad:
+            with self.subTest(newest=newest, skip=skip):
+                self.assertRaises(
+                    ValueError, self.store.moves, "alice", newest=newest, skip=skip
+                )
+
     def test_one_move_per_address_seen(self):
         """
         Of two moves from the address a profile was last seen at, only the

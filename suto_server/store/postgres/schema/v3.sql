@@ -1,5 +1,5 @@
--- SUTO server store on PostgreSQL, schema version 2.
--- The tables and columns of the SQLite store's schema v6, in PostgreSQL's
+-- SUTO server store on PostgreSQL, schema version 3.
+-- The tables, columns and indexes of the SQLite store's schema v7, in PostgreSQL's
 -- types: times are POSIX times in double precision, keys and hashes bytea,
 -- and user names in the "C" collation, so they sort by code point as
 -- SQLite sorts them, whatever the database's locale.
@@ -92,6 +92,10 @@ CREATE TABLE audit
 );
 
 CREATE INDEX audit_by_time ON audit (time, id);
+
+-- Version 3: the records of some types, newest first, without walking
+-- the whole log (a page of alerts, the console's count of them).
+CREATE INDEX audit_by_event ON audit (event, time, id);
 
 -- One row: the last audit id given out.  Every append locks it first, so
 -- appenders from any process take turns and the log stays one chain.

@@ -1,4 +1,4 @@
--- SUTO server store, schema version 6.
+-- SUTO server store, schema version 7.
 
 CREATE TABLE version
 (
@@ -87,6 +87,10 @@ CREATE TABLE audit
 );
 
 CREATE INDEX audit_by_time ON audit (time, id);
+
+-- Version 7: the records of some types, newest first, without walking
+-- the whole log (a page of alerts, the console's count of them).
+CREATE INDEX audit_by_event ON audit (event, time, id);
 
 -- The moves of enrolled profiles from one address to another, oldest
 -- first.  Like the audit log they outlive the profile they concern.
