@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.cluster.test_presence -*-
+# -*- test-case-name: tests.cluster.test_presence,tests.cluster.test_shared_presence -*-
 """
 A profile's one live rotation connection, known to every server process
 sharing a PostgreSQL store: what port tracking
