@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 
 from suto_server.core.keyschedule import CHECK_NONCE_SIZE
 from suto_server.core.wire.grammar import is_valid_user
@@ -130,6 +131,13 @@ def parse_notice(text: str) -> dict:
             raise BadNotice("not a user name")
         if _address(notice.get("device")) is None:
             raise BadNotice("no device")
+        since = notice.get("since")
+        if not (
+            isinstance(since, (int, float))
+            and not isinstance(since, bool)
+            and math.isfinite(since)
+        ):
+            raise BadNotice("no time")
     else:
         raise BadNotice("unknown op")
     return notice

@@ -19,11 +19,17 @@ tracking goes on as when nobody holds the profile (the check packet to
 the profile's last address, then the move's compare-and-swap).
 
 Telling: a connection that became live here is announced (C{live}, the
-user and the connection's address).  Another process holding a live
-connection of that user lets it go and closes it, wherever it came from:
-the newcomer proved the key and the fingerprint after it (a rotation
-committed, or a reconnection opened under the offline key), as a live
-connection replaces an earlier one within one process.  A device that
+user, the connection's address and the time it became live).  Another
+process holding a live connection of that user that became live before
+then lets it go and closes it, wherever it came from: the newcomer
+proved the key and the fingerprint after it (a rotation committed, or a
+reconnection opened under the offline key), as a live connection
+replaces an earlier one within one process.  The times decide because
+notices cross: the announcement of the older connection may reach the
+other process after the newer one became live there, and must not close
+the newer one.  (The hosts' clocks are kept in step, as the audit log's
+times already need; at an exact tie both stay live, the next rotation
+deciding.)  A device that
 failed over to another process leaves no connection behind that
 C{suto-admin clients} would count twice, and a connection that lost the
 key (a copy whose original rotated through another process) stops there.
@@ -107,20 +113,21 @@ class Presence:
         )
         return asked.addCallback(held)
 
-    def attached(self, user: str, address: str) -> None:
+    def attached(self, user: str, address: str, since: float) -> None:
         """
-        A connection from C{address} became C{user}'s live one here: the
-        other processes let theirs go.
+        A connection from C{address} became C{user}'s live one here at
+        C{since}: the other processes let theirs go.
         """
-        self._relay.send("live", 0, user=user, device=address)
+        self._relay.send("live", 0, user=user, device=address, since=since)
 
     def deliver(self, node: str, notice: dict) -> None:
         """
         Another process made a connection of the notice's user live: the
-        one held here, if any, is replaced, and closed.
+        one held here, if any, became live before, is replaced, and
+        closed.
         """
         session = self._live.get(notice["user"])
-        if session is None:
+        if session is None or session.since >= notice["since"]:
             return
         self.log.info(
             "a connection of {user} became live on another server process"

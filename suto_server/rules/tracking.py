@@ -49,8 +49,9 @@ without a second move or any alert, a third one is checked there.
 
 The live connection tracking weighs is the profile's in any process
 sharing the store (L{suto_server.cluster.presence}, given by
-L{Tracking.share}): with none here, the others are asked whether they
-hold one, which their holder proves by answering a challenge, and a
+L{Tracking.share}): with none here, a newcomer from another address
+than the profile's last asks the others whether they hold one, which
+their holder proves by answering a challenge, and a
 connection that becomes live here is announced, so that another
 process's earlier one is let go and closed.  A copy reaching one process
 while its original's connection is live on another is thus refused as
@@ -155,7 +156,14 @@ class Tracking:
             the profile is gone).
         """
         user = profile.username
-        if self._presence is not None and user not in self._live:
+        old = profile.last_address
+        if (
+            self._presence is not None
+            and old not in (None, address)
+            and user not in self._live
+        ):
+            # A connection is live only where the profile was last seen,
+            # so only a newcomer from elsewhere asks the other processes.
             held_at = await self._presence.holder(user)
             if held_at is not None and held_at != address:
                 self._clone(now, user, address, held_at, _LIVE, proven)
@@ -168,7 +176,6 @@ class Tracking:
         ):
             self._clone(now, user, address, live.address, _LIVE, proven)
             return False
-        old = profile.last_address
         if old is None or old == address:
             self._admitted(now, user, address, connection, proven)
             return True
@@ -296,7 +303,7 @@ class Tracking:
         """
         self._live.attach(user, address, now, connection)
         if self._presence is not None:
-            self._presence.attached(user, address)
+            self._presence.attached(user, address, now)
 
     async def _move(self, now, user, old, address, seen=None) -> bool:
         """

@@ -134,10 +134,9 @@ class PresenceTests(SynchronousTestCase):
         for process in (self.holder, self.newcomer):
             process.relay.here()
         self.old = _Connection()
-        # Nobody else holds alice: the holder waits for no answer first.
-        decisions = self.holder.admit(OLD, self.old)
-        self.holder.clock.advance(HOLDER_WAIT)
-        self.assertEqual(decisions, [True])
+        self.assertEqual(self.holder.admit(OLD, self.old), [True])
+        # The newcomers come a second later.
+        self.newcomer.clock.advance(1)
         self.assertIs(self.holder.live.get("alice").connection, self.old)
 
     def answer(self, proven):
@@ -181,19 +180,34 @@ class PresenceTests(SynchronousTestCase):
 
     def test_reconnection_replaces(self):
         """
-        A reconnection from the same address through the other process is
-        admitted with no alert; it becomes the live connection there, and
-        the holder lets its old one go and closes it.
+        A reconnection from the profile's address through the other
+        process is admitted at once, with nobody asked (a live connection
+        is where the profile was last seen) and no alert; it becomes the
+        live connection there, and the holder lets its old one go and
+        closes it.
         """
         connection = _Connection()
         decisions = self.newcomer.admit(OLD, connection)
-        self.answer(True)
-        self.assertEqual(decisions, [True])
+        self.assertEqual((decisions, self.old.challenges), ([True], []))
         self.assertIs(self.newcomer.live.get("alice").connection, connection)
         self.assertTrue(self.old.closed)
         self.assertNotIn("alice", self.holder.live)
         self.assertEqual(self.newcomer.audit.events() + self.holder.audit.events(), [])
         self.assertFalse(connection.closed)
+
+    def test_late_notice(self):
+        """
+        The announcement of a connection that became live before the one
+        held here, arriving late (notices cross), closes nothing.
+        """
+        connection = _Connection()
+        self.assertEqual(self.newcomer.admit(OLD, connection), [True])
+        for since in (NOW, NOW + 1):
+            self.newcomer.presence.deliver(
+                "a0", {"user": "alice", "device": NEW, "since": since}
+            )
+        self.assertFalse(connection.closed)
+        self.assertIs(self.newcomer.live.get("alice").connection, connection)
 
     def test_unanswered_holder(self):
         """
@@ -230,22 +244,25 @@ class PresenceTests(SynchronousTestCase):
         longer than the check's timeout, then taken for none.
         """
         self.old.challenge = lambda nonce: Deferred()
-        decisions = self.newcomer.admit(OLD, _Connection())
+        decisions = self.newcomer.admit(NEW, _Connection())
         self.newcomer.clock.advance(WAIT + 1.0 - 0.01)
         self.assertEqual(decisions, [])
         self.newcomer.clock.advance(0.01)
         self.assertEqual(decisions, [True])
-        self.assertEqual(self.newcomer.audit.events(), [])
+        self.assertEqual(self.newcomer.checks.sent, [OLD])
 
     def test_nobody_holds(self):
         """
         With no live connection on the other process, the newcomer is
-        decided after L{HOLDER_WAIT} seconds as within one process.
+        decided after L{HOLDER_WAIT} seconds as within one process: the
+        check packet to the old location, then the move.
         """
         self.holder.live.detach("alice", self.old)
-        decisions = self.newcomer.admit(OLD, _Connection())
-        self.newcomer.clock.advance(HOLDER_WAIT)
-        self.assertEqual(decisions, [True])
+        decisions = self.newcomer.admit(NEW, _Connection())
+        self.newcomer.clock.advance(HOLDER_WAIT - 0.01)
+        self.assertEqual((decisions, self.newcomer.checks.sent), ([], []))
+        self.newcomer.clock.advance(0.01)
+        self.assertEqual((decisions, self.newcomer.checks.sent), ([True], [OLD]))
         self.assertIn("alice", self.newcomer.live)
 
     def test_alone(self):
@@ -256,9 +273,10 @@ class PresenceTests(SynchronousTestCase):
         self.newcomer.clock.advance(60)
         sent = []
         self.newcomer.relay.send = lambda op, key, **fields: sent.append(op) or succeed(True)
-        decisions = self.newcomer.admit(OLD, _Connection())
+        decisions = self.newcomer.admit(NEW, _Connection())
         self.assertEqual(decisions, [True])
         self.assertEqual(sent, ["live"])
+        self.assertEqual(self.newcomer.checks.sent, [OLD])
 
     def test_same_process_first(self):
         """
@@ -287,14 +305,20 @@ class LiveNoticeTests(SynchronousTestCase):
         return json.dumps({"node": "ab", "op": "live", "key": 0, **fields})
 
     def test_valid(self):
-        notice = parse_notice(self.notice(user="alice", device=NEW))
-        self.assertEqual((notice["user"], notice["device"]), ("alice", NEW))
+        notice = parse_notice(self.notice(user="alice", device=NEW, since=NOW))
+        self.assertEqual(
+            (notice["user"], notice["device"], notice["since"]), ("alice", NEW, NOW)
+        )
 
     def test_invalid(self):
         for fields in [
-            {"device": NEW},
-            {"user": "alice"},
-            {"user": "al ice", "device": NEW},
-            {"user": "alice", "device": "not an address"},
+            {"device": NEW, "since": NOW},
+            {"user": "alice", "since": NOW},
+            {"user": "al ice", "device": NEW, "since": NOW},
+            {"user": "alice", "device": "not an address", "since": NOW},
+            {"user": "alice", "device": NEW},
+            {"user": "alice", "device": NEW, "since": True},
+            {"user": "alice", "device": NEW, "since": "now"},
+            {"user": "alice", "device": NEW, "since": float("inf")},
         ]:
             self.assertRaises(BadNotice, parse_notice, self.notice(**fields))
