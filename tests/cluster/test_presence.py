@@ -26,6 +26,7 @@ from suto_server.store.memory import MemoryStore
 from tests.support.channel import Channel, ChannelSession
 from tests.support.live import RecordingConnection
 from tests.support.store_suite.values import PROFILE, WINDOW
+from tests.support.tracking import RecordingAudit, RecordingChecks
 
 NOW = 1_700_000_000.0
 OLD = PROFILE.location
@@ -43,32 +44,6 @@ class _Connection(RecordingConnection):
 
     def close(self):
         self.closed = True
-
-
-class _Checks:
-    """
-    A check service whose checks end as the test says, recording where
-    they went.
-    """
-
-    def __init__(self):
-        self.sent = []
-        self.result = CheckResult.SILENT
-
-    def check(self, user, address, key, previous=None):
-        self.sent.append(address)
-        return succeed(self.result)
-
-
-class _Audit:
-    def __init__(self):
-        self.records = []
-
-    def record(self, now, event, user, source, reason, locations=(), *, unproven=False):
-        self.records.append((event, source, reason, unproven))
-
-    def events(self):
-        return [record[0] for record in self.records]
 
 
 class _Process:
@@ -92,8 +67,8 @@ class _Process:
             self.clock, self.relay, self.verifications, self.live, WAIT
         )
         self.store = store
-        self.audit = _Audit()
-        self.checks = _Checks()
+        self.audit = RecordingAudit()
+        self.checks = RecordingChecks()
         self.tracking = Tracking(
             LocalCalls(store), self.audit, self.live, self.checks, Locations()
         )

@@ -17,7 +17,6 @@ from suto_server.cluster.presence import presence_for
 from suto_server.cluster.relay import Relay
 from suto_server.cluster.verify_relay import VerifyRelay
 from suto_server.locations import Locations
-from suto_server.net.checks import CheckResult
 from suto_server.rules.registry import LiveSessions
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.tracking import Tracking
@@ -25,6 +24,7 @@ from suto_server.store.calls import LocalCalls
 from suto_server.store.postgres import PostgresStore
 from tests.support.postgres import new_location
 from tests.support.store_suite.values import PROFILE, WINDOW
+from tests.support.tracking import RecordingAudit, RecordingChecks
 
 OLD = PROFILE.location
 COPY = "10.9.0.4"
@@ -49,27 +49,6 @@ class _Device:
         self.closed.callback(None)
 
 
-class _Checks:
-    """
-    Check packets that nobody answers, counted.
-    """
-
-    def __init__(self):
-        self.sent = []
-
-    def check(self, user, address, key, previous=None):
-        self.sent.append(address)
-        return succeed(CheckResult.SILENT)
-
-
-class _Audit:
-    def __init__(self):
-        self.events = []
-
-    def record(self, now, event, user, source, reason, locations=(), *, unproven=False):
-        self.events.append((event, source))
-
-
 class _Process:
     """
     One server process's tracking on its own store.
@@ -84,8 +63,8 @@ class _Process:
         verifications = VerifyRelay(reactor, self.relay, self.live)
         self.relay.serve_verifications(verifications)
         presence = presence_for(reactor, self.relay, verifications, self.live, 3.0)
-        self.audit = _Audit()
-        self.checks = _Checks()
+        self.audit = RecordingAudit()
+        self.checks = RecordingChecks()
         self.tracking = Tracking(
             LocalCalls(self.store), self.audit, self.live, self.checks, Locations()
         )
@@ -136,7 +115,9 @@ class SharedPresenceTests(TestCase):
         the key; no move is recorded.
         """
         self.assertFalse(await self.second.admit(COPY, _Device()))
-        self.assertEqual(self.second.audit.events, [("clone_suspected", COPY)])
+        [(event, source, reason, _)] = self.second.audit.records
+        self.assertEqual((event, source), ("clone_suspected", COPY))
+        self.assertIn("a live session exists there", reason)
         self.assertEqual(self.device.challenged, 1)
         self.assertEqual(self.second.checks.sent, [])
         self.assertEqual(self.second.store.get_profile("alice").last_address, OLD)
@@ -154,5 +135,5 @@ class SharedPresenceTests(TestCase):
         await self.device.closed.addTimeout(20, reactor)
         self.assertNotIn("alice", self.first.live)
         self.assertIs(self.second.live.get("alice").connection, again)
-        self.assertEqual(self.first.audit.events + self.second.audit.events, [])
+        self.assertEqual(self.first.audit.records + self.second.audit.records, [])
         self.assertFalse(again.closed.called)

@@ -10,9 +10,7 @@ process replaces its old connection, which the first closes, with no
 alert.
 """
 
-import datetime
 import os
-import shutil
 from dataclasses import replace
 
 from twisted.internet import defer, reactor
@@ -24,21 +22,13 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from suto_client.agent import Agent
-from suto_client.enrollment import enroll
-from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.rotation_outcome import RotationOutcome
 from suto_client.state import ClientState
 from suto_client.statefile import save_state
-from suto_server.datafolder import MASTER_KEY_FILE
-from suto_server.net import certificate
 from suto_server.store.open import open_store
-from tests.support.admin import run_admin, run_admin_in_thread
 from tests.support.bound_endpoint import bound_to
 from tests.support.daemon import WAIT, fingerprint_of
-from tests.support.daemon_process import DaemonProcess
-from tests.support.folders import socket_folder
-from tests.support.postgres import new_location
-from tests.support.sources import FixedSource
+from tests.support.two_daemons import TwoDaemons
 
 DEVICE = "127.0.0.1"
 COPY = "127.0.0.2"
@@ -122,53 +112,10 @@ class TwoConnectionsTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        folder = socket_folder(self, "suto-2c-")
-        self.location = new_location(self)
-        self.first_data = os.path.join(folder, "first")
-        self.second_data = os.path.join(folder, "second")
-        for data in (self.first_data, self.second_data):
-            code, _, err = run_admin("--data", data, "--store", self.location, "init")
-            self.assertEqual(code, 0, err)
-        master = os.path.join(self.second_data, MASTER_KEY_FILE)
-        os.chmod(master, 0o600)
-        shutil.copyfile(os.path.join(self.first_data, MASTER_KEY_FILE), master)
-        os.chmod(master, 0o400)
-        key, cert, _ = certificate.ensure_self_signed(
-            folder, "localhost", datetime.datetime.now(datetime.UTC)
-        )
-        with open(cert, "rb") as handle:
-            self.pin = certificate.describe(handle.read()).fingerprint
-        arguments = ("--store", self.location)
-        first = DaemonProcess.start(self, self.first_data, key, cert, *arguments)
-        second = DaemonProcess.start(self, self.second_data, key, cert, *arguments)
-        self.first_port = yield first.listening.addTimeout(WAIT, reactor)
-        self.second_port = yield second.listening.addTimeout(WAIT, reactor)
-        self.folder = folder
-        self.profile = yield self.enroll()
-
-    @defer.inlineCallbacks
-    def enroll(self):
-        """
-        Enroll alice through the first daemon.
-
-        @return: her enrolled profile.
-        """
-        code, out, err = yield run_admin_in_thread(
-            self.first_data, "enroll", "alice", "--location", "127.0.0.1/32"
-        )
-        self.assertEqual(code, 0, err)
-        password = out.splitlines()[0].rsplit(": ", 1)[1]
-        result = yield enroll(
-            reactor,
-            host="127.0.0.1",
-            port=self.first_port,
-            pin=self.pin,
-            user="alice",
-            password=password,
-            sources=[FixedSource("machine-1")],
-        )
-        self.assertEqual(result.outcome, EnrollOutcome.ENROLLED, result.reason)
-        return result.profile
+        self.deployment = yield TwoDaemons.start(self, "suto-2c-")
+        self.location = self.deployment.location
+        self.second_port = self.deployment.second_port
+        self.profile = yield self.deployment.enroll(self)
 
     def run_agent(self, name, profile, address, endpoint, machine):
         """
@@ -177,7 +124,7 @@ class TwoConnectionsTests(TestCase):
 
         @return: a L{defer.DeferredQueue} of its rotations' outcomes.
         """
-        state = os.path.join(self.folder, f"{name}.json")
+        state = os.path.join(self.deployment.folder, f"{name}.json")
         save_state(state, ClientState(profiles={"alice": profile}))
         outcomes = defer.DeferredQueue()
         agent = Agent(
