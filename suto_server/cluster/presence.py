@@ -6,17 +6,20 @@ sharing a PostgreSQL store: what port tracking
 what it tells the others once a connection becomes live.
 
 Asking: a process about to admit a connection for a profile it holds no
-live connection of asks the others whether one of them does, by the
-verification of a live connection (L{suto_server.cluster.verify_relay}):
-the holder challenges its connection with a fresh nonce and announces
-the outcome and the connection's address.  That is the check packet to
-the old location sent down the old connection itself: an answer proves
-the key is held there right now, as a live connection in this process
-does.  Only a live connection that answered (C{matched}), or is there but
-busy answering others (C{busy}), counts; one that gave no answer within
-the check's few seconds, or a wrong one, is not the key holder's, and
-tracking goes on as when nobody holds the profile (the check packet to
-the profile's last address, then the move's compare-and-swap).
+live connection of, from an address other than the profile's last (a
+live connection is where the profile was last seen, so a connection from
+there is admitted as within one process), asks the others whether one of
+them does, by the verification of a live connection
+(L{suto_server.cluster.verify_relay}): the holder challenges its
+connection with a fresh nonce and announces the outcome and the
+connection's address.  That is the check packet to the old location sent
+down the old connection itself: an answer proves the key is held there
+right now, as a live connection in this process does.  Only a live
+connection that answered (C{matched}), or is there but busy answering
+others (C{busy}), counts; one that gave no answer within the check's few
+seconds, or a wrong one, is not the key holder's, and tracking goes on
+as when nobody holds the profile (the check packet to the profile's last
+address, then the move's compare-and-swap).
 
 Telling: a connection that became live here is announced (C{live}, the
 user, the connection's address and the time it became live).  Another
@@ -29,19 +32,22 @@ notices cross: the announcement of the older connection may reach the
 other process after the newer one became live there, and must not close
 the newer one.  (The hosts' clocks are kept in step, as the audit log's
 times already need; at an exact tie both stay live, the next rotation
-deciding.)  A device that
-failed over to another process leaves no connection behind that
-C{suto-admin clients} would count twice, and a connection that lost the
-key (a copy whose original rotated through another process) stops there.
+deciding.)  A device that failed over to another process leaves no
+connection behind that C{suto-admin clients} would count twice, and a
+connection that lost the key (a copy whose original rotated through
+another process) stops there.
 
 Why no presence table: the holder of a live connection is known only
 while its process runs, and a table would hold the rows of a process
 killed with SIGKILL until a lease ran out, refusing the device's
-reconnection as a clone meanwhile.  Asking the connection itself needs
-no lease: a dead process answers nothing, so the newcomer waits at most
-L{suto_server.cluster.verify_relay.HOLDER_WAIT} seconds for a holder (and
-only when another process was heard from lately), then the check's own
-timeout for its answer.
+reconnection from a new address as a clone meanwhile.  Asking the
+connection itself needs no lease: a dead process answers nothing, so the
+newcomer waits at most L{suto_server.cluster.verify_relay.HOLDER_WAIT}
+seconds for a holder (and only when another process was heard from
+lately), then the check's own timeout, and a second more, for its
+answer.  The store calls this makes are the relay's notices, sent
+through the server's store calls (on PostgreSQL, off the reactor
+thread).
 """
 
 from __future__ import annotations
