@@ -49,16 +49,16 @@ without a second move or any alert, a third one is checked there.
 
 The live connection tracking weighs is the profile's in any process
 sharing the store (L{suto_server.cluster.presence}, given by
-L{Tracking.share}): with none here, a newcomer from another address
-than the profile's last asks the others whether they hold one, which
-their holder proves by answering a challenge, and a
-connection that becomes live here is announced, so that another
-process's earlier one is let go and closed.  A copy reaching one process
-while its original's connection is live on another is thus refused as
-"a live session exists there", as within one process; and a device
-reconnecting through another process replaces its old connection there
-with no alert.  On a store of one process (SQLite, memory) there is no
-presence, and only this process's live connections count.
+L{Tracking.share}): with none here, a newcomer from another address than
+the profile's last asks the others whether they hold one, which their
+holder proves by answering a challenge, and a connection that becomes
+live here is announced, so that another process's earlier one is let go
+and closed.  A copy reaching one process while its original's connection
+is live on another is thus refused as "a live session exists there", as
+within one process; and a device reconnecting through another process
+replaces its old connection there with no alert.  On a store of one
+process (SQLite, memory) there is no presence, and only this process's
+live connections count.
 
 Every method takes C{now}; the check's own timeout runs on the check
 service's clock.  L{Tracking.admit} and L{Tracking.proven} are coroutines

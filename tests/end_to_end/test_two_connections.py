@@ -10,6 +10,7 @@ process replaces its old connection, which the first closes, with no
 alert.
 """
 
+import json
 import os
 from dataclasses import replace
 
@@ -24,8 +25,9 @@ from zope.interface import implementer
 from suto_client.agent import Agent
 from suto_client.rotation_outcome import RotationOutcome
 from suto_client.state import ClientState
-from suto_client.statefile import save_state
+from suto_client.statefile import load_state, save_state
 from suto_server.store.open import open_store
+from tests.support.admin import run_admin_in_thread
 from tests.support.bound_endpoint import bound_to
 from tests.support.daemon import WAIT, fingerprint_of
 from tests.support.two_daemons import TwoDaemons
@@ -117,12 +119,14 @@ class TwoConnectionsTests(TestCase):
         self.second_port = self.deployment.second_port
         self.profile = yield self.deployment.enroll(self)
 
-    def run_agent(self, name, profile, address, endpoint, machine):
+    def run_agent(self, name, profile, address, endpoint, machine, interval=1):
         """
         Run an agent from C{address} on the machine C{machine}, with
-        C{profile} in a state file of its own.
+        C{profile} in a state file of its own, rotating at connection and
+        then every C{interval} seconds.
 
-        @return: a L{defer.DeferredQueue} of its rotations' outcomes.
+        @return: a L{defer.DeferredQueue} of its rotations' outcomes, and
+            its state file.
         """
         state = os.path.join(self.deployment.folder, f"{name}.json")
         save_state(state, ClientState(profiles={"alice": profile}))
@@ -132,14 +136,14 @@ class TwoConnectionsTests(TestCase):
             state,
             hello_endpoint_port=0,
             hello_interface=address,
-            rotation_interval=1,
+            rotation_interval=interval,
             fingerprint=fingerprint_of(machine),
             rotation_endpoint=endpoint,
         )
         agent.add_rotation_observer(lambda user, outcome, key_id: outcomes.put(outcome))
         agent.startService()
         self.addCleanup(agent.stopService)
-        return outcomes
+        return outcomes, state
 
     @defer.inlineCallbacks
     def rotated(self, outcomes):
@@ -164,22 +168,30 @@ class TwoConnectionsTests(TestCase):
     @defer.inlineCallbacks
     def test_copy_refused_on_other_process(self):
         """
-        The device's connection is live on the first process; a copy of
-        its state on 127.0.0.2, on another machine, reaches the second:
-        the first challenges the device's connection, which answers, and
-        the second refuses the copy as a clone, with its alert.  No move
-        is recorded, and the device rotates on.
+        The device's connection is live on the first process, idle after
+        its rotation; a copy of its state file, taken then, on another
+        machine at 127.0.0.2, reaches the second: the first challenges
+        the device's connection, which answers, and the second refuses
+        the copy as a clone, with its alert.  No move is recorded, the
+        key stays the device's, and its connection stays live.
         """
-        device = self.run_agent(
-            "device", self.profile, DEVICE, bound_to(DEVICE), "machine-1"
+        device, state = self.run_agent(
+            "device", self.profile, DEVICE, bound_to(DEVICE), "machine-1", 60
         )
         self.assertEqual((yield self.rotated(device)), [])
-        copied = replace(self.profile, server_port=self.second_port)
-        copy = self.run_agent("copy", copied, COPY, bound_to(COPY), "machine-2")
+        current = load_state(state).profiles["alice"]
+        copied = replace(current, server_port=self.second_port)
+        copy, _ = self.run_agent("copy", copied, COPY, bound_to(COPY), "machine-2", 60)
         outcome = yield copy.get().addTimeout(4 * WAIT, reactor)
         self.assertEqual(outcome, RotationOutcome.UNKNOWN_KEY)
-        self.assertEqual((yield self.rotated(device)), [])
+        code, out, err = yield run_admin_in_thread(
+            self.deployment.first_data, "clients", "--json"
+        )
+        self.assertEqual(code, 0, err)
+        [row] = json.loads(out)
+        self.assertEqual((row["state"], row["address"]), ("connected", DEVICE))
         store, events = self.audit()
+        self.assertEqual(store.get_profile("alice").key_id, current.key_id)
         [clone] = [event for event in events if event.event == "clone_suspected"]
         self.assertEqual(clone.source, COPY)
         self.assertIn("a live session exists there", clone.reason)
@@ -200,7 +212,7 @@ class TwoConnectionsTests(TestCase):
         def endpoint(reactor, profile, timeout):
             return _FirstThenSecond(reactor, profile, timeout, self.second_port, first)
 
-        device = self.run_agent("device", self.profile, DEVICE, endpoint, "machine-1")
+        device, _ = self.run_agent("device", self.profile, DEVICE, endpoint, "machine-1")
         self.assertEqual((yield self.rotated(device)), [])
         first.protocol.strand()
         others = yield self.rotated(device)
