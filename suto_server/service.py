@@ -31,6 +31,7 @@ from suto_server.audit.alerts import ALERT_TYPES, alert_for
 from suto_server.audit.log import AuditLog
 from suto_server.audit.sinks.log import LogSink
 from suto_server.cluster.leadership import leadership_for
+from suto_server.cluster.presence import presence_for
 from suto_server.cluster.relay import relay_for
 from suto_server.cluster.verify_relay import verify_relay_for
 from suto_server.console.signin import CertificateSignIn
@@ -267,6 +268,14 @@ class SutoServer(MultiService):
         self.rotation = None if keys is None else keys.rotation
         self.reconnection = None if keys is None else keys.reconnection
         self.tracking = None if keys is None else keys.tracking
+        # Tracking weighs the live connections of the other processes too.
+        presence = None
+        if self.tracking is not None:
+            presence = presence_for(
+                reactor, relay, self.verify_relay, self.live, network.check_timeout
+            )
+        if presence is not None:
+            self.tracking.share(presence)
         self.certificates = ServedCertificates.of(
             reactor, listeners.devices, self.audit, others
         )

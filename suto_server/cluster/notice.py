@@ -1,14 +1,16 @@
-# -*- test-case-name: tests.cluster.test_relay -*-
+# -*- test-case-name: tests.cluster.test_relay,tests.cluster.test_presence -*-
 """
 The notices the server processes sharing a store send each other about
-pending classic authentications (L{suto_server.cluster.relay}) and
+pending classic authentications (L{suto_server.cluster.relay}),
 verifications of a live connection
-(L{suto_server.cluster.verify_relay}), and the checking of one heard.
+(L{suto_server.cluster.verify_relay}) and the live connections
+themselves (L{suto_server.cluster.presence}), and the checking of one heard.
 
 A notice is a JSON object: C{node}, the random id of the process that
 sent it; C{op}, what happened (C{open}, C{heard}, C{claimed}, C{done},
-C{here}; C{verify}, C{holding}, C{verified}); C{key}, the request's
-63-bit key (0 for C{here}); and what that op carries.  Only the processes sharing the store can send one,
+C{here}; C{verify}, C{holding}, C{verified}; C{live}); C{key}, the
+request's 63-bit key (0 for C{here} and C{live}); and what that op
+carries.  Only the processes sharing the store can send one,
 yet each is checked whole before anything is done with it, so that a
 process of another version, or a mistake, cannot make a relay act on
 half a notice.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 
 from suto_server.core.keyschedule import CHECK_NONCE_SIZE
 from suto_server.core.wire.grammar import is_valid_user
@@ -123,6 +126,18 @@ def parse_notice(text: str) -> dict:
             if notice.get("outcome") not in PROOF_OUTCOMES:
                 raise BadNotice("unknown outcome")
             _address(notice.get("device"))
+    elif op == "live":
+        if not is_valid_user(notice.get("user")):
+            raise BadNotice("not a user name")
+        if _address(notice.get("device")) is None:
+            raise BadNotice("no device")
+        since = notice.get("since")
+        if not (
+            isinstance(since, (int, float))
+            and not isinstance(since, bool)
+            and math.isfinite(since)
+        ):
+            raise BadNotice("no time")
     else:
         raise BadNotice("unknown op")
     return notice

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.cluster.test_relay,tests.cluster.test_relay_pacing,tests.phases.test_classic_off_reactor -*-
+# -*- test-case-name: tests.cluster.test_relay,tests.cluster.test_relay_pacing,tests.phases.test_classic_off_reactor,tests.cluster.test_presence -*-
 """
 Pending classic authentications shared by the server processes on one
 PostgreSQL store: the C{peers} of L{suto_server.rules.rendezvous.Rendezvous}.
@@ -25,7 +25,9 @@ The notices and their checking are L{suto_server.cluster.notice}; a
 process ignores its own, and drops, logged, one that fails the check.
 The notices of verifications (L{suto_server.cluster.verify_relay}) go
 the same way, handed to the verify relay given to
-L{Relay.serve_verifications}.
+L{Relay.serve_verifications}, and those of live connections
+(L{suto_server.cluster.presence}) to the presence given to
+L{Relay.serve_presence}.
 
 The notices are heard on a thread of the relay's own: each wait for
 them is one blocking call of at most L{LISTEN_FOR} seconds, whose answer
@@ -109,6 +111,7 @@ class Relay(Service):
         self._node = secrets.token_hex(8)
         self._rendezvous = None
         self._verifications = None
+        self._presence = None
         self._threads: ThreadPool | None = None
         self._listener = None
         self._retry = None
@@ -129,6 +132,14 @@ class Relay(Service):
         L{suto_server.cluster.verify_relay.VerifyRelay}.
         """
         self._verifications = verifications
+
+    def serve_presence(self, presence) -> None:
+        """
+        Deliver the other processes' C{live} notices (a connection became
+        a profile's live one there) to C{presence}, a
+        L{suto_server.cluster.presence.Presence}.
+        """
+        self._presence = presence
 
     @property
     def node(self) -> str:
@@ -327,6 +338,8 @@ class Relay(Service):
             )
         elif self._verifications is not None and op in ("verify", "holding", "verified"):
             self._verifications.deliver(node, notice)
+        elif self._presence is not None and op == "live":
+            self._presence.deliver(node, notice)
 
     def others(self) -> list[str]:
         """

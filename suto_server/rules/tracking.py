@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_tracking,tests.rules.test_rotation_threaded -*-
+# -*- test-case-name: tests.rules.test_tracking,tests.rules.test_rotation_threaded,tests.cluster.test_presence -*-
 """
 Port tracking: a profile that shows up somewhere new must not be in two
 places at once.
@@ -46,6 +46,19 @@ reconnection whose move another process decided first, while its check
 was out, decides again against the address the profile is now at: the
 same address (one device reaching two processes at once) is admitted
 without a second move or any alert, a third one is checked there.
+
+The live connection tracking weighs is the profile's in any process
+sharing the store (L{suto_server.cluster.presence}, given by
+L{Tracking.share}): with none here, a newcomer from another address than
+the profile's last asks the others whether they hold one, which their
+holder proves by answering a challenge, and a connection that becomes
+live here is announced, so that another process's earlier one is let go
+and closed.  A copy reaching one process while its original's connection
+is live on another is thus refused as "a live session exists there", as
+within one process; and a device reconnecting through another process
+replaces its old connection there with no alert.  On a store of one
+process (SQLite, memory) there is no presence, and only this process's
+live connections count.
 
 Every method takes C{now}; the check's own timeout runs on the check
 service's clock.  L{Tracking.admit} and L{Tracking.proven} are coroutines
@@ -107,6 +120,15 @@ class Tracking:
         self._locations = locations
         # connection -> _Claim: admitted, not yet proven (see proven()).
         self._claims: dict = {}
+        self._presence = None
+
+    def share(self, presence) -> None:
+        """
+        Weigh the live connections of the other processes on the store
+        too, through C{presence} (a
+        L{suto_server.cluster.presence.Presence}).
+        """
+        self._presence = presence
 
     async def admit(
         self,
@@ -134,6 +156,18 @@ class Tracking:
             the profile is gone).
         """
         user = profile.username
+        old = profile.last_address
+        if (
+            self._presence is not None
+            and old not in (None, address)
+            and user not in self._live
+        ):
+            # A connection is live only where the profile was last seen,
+            # so only a newcomer from elsewhere asks the other processes.
+            held_at = await self._presence.holder(user)
+            if held_at is not None and held_at != address:
+                self._clone(now, user, address, held_at, _LIVE, proven)
+                return False
         live = self._live.get(user)
         if (
             live is not None
@@ -142,7 +176,6 @@ class Tracking:
         ):
             self._clone(now, user, address, live.address, _LIVE, proven)
             return False
-        old = profile.last_address
         if old is None or old == address:
             self._admitted(now, user, address, connection, proven)
             return True
@@ -178,7 +211,7 @@ class Tracking:
             return await self._again(user, key, address, connection, now, previous)
         # The move is the store's: whatever became live while it was
         # recorded, this connection is where the profile now is.
-        self._live.attach(user, address, now, connection)
+        self._attach(user, address, now, connection)
         return True
 
     async def _again(self, user, key, address, connection, now, previous):
@@ -216,7 +249,7 @@ class Tracking:
             return
         user, address = claim.user, claim.address
         if claim.connected:
-            self._live.attach(user, address, now, connection)
+            self._attach(user, address, now, connection)
         if claim.moving_from is None:
             return
         for other, waiting in list(self._claims.items()):
@@ -261,7 +294,16 @@ class Tracking:
         if not proven:
             self._claims[connection] = _Claim(user, address, None)
             return
+        self._attach(user, address, now, connection)
+
+    def _attach(self, user, address, now, connection) -> None:
+        """
+        C{connection} is C{user}'s live one now, here and, told so, in the
+        other processes, which let theirs go.
+        """
         self._live.attach(user, address, now, connection)
+        if self._presence is not None:
+            self._presence.attached(user, address, now)
 
     async def _move(self, now, user, old, address, seen=None) -> bool:
         """

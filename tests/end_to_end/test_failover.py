@@ -17,10 +17,8 @@ else happens, which is what the agent would see had the server died
 there itself.
 """
 
-import datetime
 import json
 import os
-import shutil
 from dataclasses import replace
 
 from twisted.internet import defer, reactor
@@ -30,21 +28,14 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from suto_client.agent import Agent
-from suto_client.enrollment import enroll
-from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.rotation import profile_endpoint
 from suto_client.rotation_outcome import RotationOutcome
 from suto_client.state import ClientState
 from suto_client.statefile import load_state, save_state
-from suto_server.datafolder import MASTER_KEY_FILE
-from suto_server.net import certificate
 from suto_server.store.open import open_store
-from tests.support.admin import run_admin, run_admin_in_thread
+from tests.support.admin import run_admin_in_thread
 from tests.support.daemon import WAIT, fingerprint_of
-from tests.support.daemon_process import DaemonProcess
-from tests.support.folders import socket_folder
-from tests.support.postgres import new_location
-from tests.support.sources import FixedSource
+from tests.support.two_daemons import TwoDaemons
 
 #: The alerts a failover must never raise.
 FALSE_ALERTS = {"clone_suspected", "reconnect_failed", "fingerprint_mismatch"}
@@ -97,29 +88,13 @@ class FailoverEndToEndTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        folder = socket_folder(self, "suto-fo-")
-        self.location = new_location(self)
-        self.first_data = os.path.join(folder, "first")
-        self.second_data = os.path.join(folder, "second")
-        for data in (self.first_data, self.second_data):
-            code, _, err = run_admin("--data", data, "--store", self.location, "init")
-            self.assertEqual(code, 0, err)
-        # One deployment: the keys are sealed under one master key.
-        master = os.path.join(self.second_data, MASTER_KEY_FILE)
-        os.chmod(master, 0o600)
-        shutil.copyfile(os.path.join(self.first_data, MASTER_KEY_FILE), master)
-        os.chmod(master, 0o400)
-        key, cert, _ = certificate.ensure_self_signed(
-            folder, "localhost", datetime.datetime.now(datetime.UTC)
-        )
-        with open(cert, "rb") as handle:
-            self.pin = certificate.describe(handle.read()).fingerprint
-        arguments = ("--store", self.location)
-        self.first = DaemonProcess.start(self, self.first_data, key, cert, *arguments)
-        self.second = DaemonProcess.start(self, self.second_data, key, cert, *arguments)
-        self.first_port = yield self.first.listening.addTimeout(WAIT, reactor)
-        self.second_port = yield self.second.listening.addTimeout(WAIT, reactor)
-        self.state = os.path.join(folder, "client.json")
+        deployment = yield TwoDaemons.start(self, "suto-fo-")
+        self.location = deployment.location
+        self.first, self.second = deployment.first, deployment.second
+        self.first_data, self.second_data = deployment.first_data, deployment.second_data
+        self.second_port = deployment.second_port
+        self.state = os.path.join(deployment.folder, "client.json")
+        self.deployment = deployment
 
     @defer.inlineCallbacks
     def enroll(self):
@@ -129,22 +104,8 @@ class FailoverEndToEndTests(TestCase):
 
         @return: the profile saved.
         """
-        code, out, err = yield run_admin_in_thread(
-            self.first_data, "enroll", "alice", "--location", "127.0.0.1/32"
-        )
-        self.assertEqual(code, 0, err)
-        password = out.splitlines()[0].rsplit(": ", 1)[1]
-        result = yield enroll(
-            reactor,
-            host="127.0.0.1",
-            port=self.first_port,
-            pin=self.pin,
-            user="alice",
-            password=password,
-            sources=[FixedSource("machine-1")],
-        )
-        self.assertEqual(result.outcome, EnrollOutcome.ENROLLED, result.reason)
-        profile = replace(result.profile, failover=(("127.0.0.1", self.second_port),))
+        enrolled = yield self.deployment.enroll(self)
+        profile = replace(enrolled, failover=(("127.0.0.1", self.second_port),))
         save_state(self.state, ClientState(profiles={"alice": profile}))
         return profile
 

@@ -9,18 +9,17 @@ import shutil
 import socket
 
 from twisted.internet import defer, reactor, task
-from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError
 from twisted.trial.unittest import TestCase
 
 from suto_client.agent import Agent
 from suto_client.enrollment_machine import EnrollOutcome
-from suto_client.protocol import account_trust
 from suto_client.rotation_outcome import RotationOutcome
-from suto_client.state import Account, ClientState
+from suto_client.state import ClientState
 from suto_client.statefile import load_state, save_state
 from suto_server import tap
 from suto_server.store.dbthread import DatabaseThread
+from tests.support.bound_endpoint import bound_to
 from tests.support.daemon import WAIT, EnrollmentFixture, fingerprint_of
 
 LEGITIMATE = "127.0.0.1"
@@ -45,31 +44,6 @@ def free_udp_port() -> int:
                 except OSError:
                     continue
         return port
-
-
-def bound_to(address):
-    """
-    A rotation endpoint factory for L{Agent} whose connections leave from
-    C{address}, as an agent on a host with that address would.
-    """
-
-    def endpoint(reactor, profile, timeout):
-        account = Account(
-            user=profile.user,
-            server_host=profile.server_host,
-            server_port=profile.server_port,
-            pin=profile.pin,
-        )
-        tcp = TCP4ClientEndpoint(
-            reactor,
-            profile.server_host,
-            profile.server_port,
-            timeout,
-            bindAddress=(address, 0),
-        )
-        return wrapClientTLS(account_trust(account), tcp)
-
-    return endpoint
 
 
 class _Unreachable:

@@ -1,0 +1,98 @@
+# -*- test-case-name: tests.end_to_end.test_failover,tests.end_to_end.test_two_connections -*-
+"""
+One deployment of two real C{twistd suto} processes on loopback over one
+real PostgreSQL store (L{tests.support.postgres}): two data folders
+holding one master key, one certificate served by both, and alice
+enrolled through the first.
+"""
+
+import datetime
+import os
+import shutil
+
+from twisted.internet import defer, reactor
+
+from suto_client.enrollment import enroll
+from suto_client.enrollment_machine import EnrollOutcome
+from suto_server.datafolder import MASTER_KEY_FILE
+from suto_server.net import certificate
+from tests.support.admin import run_admin, run_admin_in_thread
+from tests.support.daemon import WAIT
+from tests.support.daemon_process import DaemonProcess
+from tests.support.folders import socket_folder
+from tests.support.postgres import new_location
+from tests.support.sources import FixedSource
+
+
+class TwoDaemons:
+    """
+    The deployment, started by L{TwoDaemons.start}.
+
+    @ivar folder: a folder of the test's, holding the data folders.
+    @ivar location: the store's location.
+    @ivar pin: the fingerprint of the certificate both daemons serve.
+    @ivar first: the first daemon's L{DaemonProcess}; C{second} likewise.
+    @ivar first_port: the first daemon's TLS port; C{second_port} likewise.
+    """
+
+    @classmethod
+    @defer.inlineCallbacks
+    def start(cls, testcase, prefix):
+        """
+        Make the data folders and start both daemons, which C{testcase}
+        stops after itself.
+
+        @return: a L{Deferred} firing with the L{TwoDaemons} once both
+            listen.
+        """
+        self = cls()
+        self.folder = socket_folder(testcase, prefix)
+        self.location = new_location(testcase)
+        self.first_data = os.path.join(self.folder, "first")
+        self.second_data = os.path.join(self.folder, "second")
+        for data in (self.first_data, self.second_data):
+            code, _, err = run_admin("--data", data, "--store", self.location, "init")
+            testcase.assertEqual(code, 0, err)
+        # One deployment: the keys are sealed under one master key.
+        master = os.path.join(self.second_data, MASTER_KEY_FILE)
+        os.chmod(master, 0o600)
+        shutil.copyfile(os.path.join(self.first_data, MASTER_KEY_FILE), master)
+        os.chmod(master, 0o400)
+        key, cert, _ = certificate.ensure_self_signed(
+            self.folder, "localhost", datetime.datetime.now(datetime.UTC)
+        )
+        with open(cert, "rb") as handle:
+            self.pin = certificate.describe(handle.read()).fingerprint
+        arguments = ("--store", self.location)
+        self.first = DaemonProcess.start(testcase, self.first_data, key, cert, *arguments)
+        self.second = DaemonProcess.start(
+            testcase, self.second_data, key, cert, *arguments
+        )
+        self.first_port = yield self.first.listening.addTimeout(WAIT, reactor)
+        self.second_port = yield self.second.listening.addTimeout(WAIT, reactor)
+        return self
+
+    @defer.inlineCallbacks
+    def enroll(self, testcase):
+        """
+        Enroll alice from 127.0.0.1, on the machine C{machine-1}, through
+        the first daemon.
+
+        @return: a L{Deferred} firing with her enrolled profile.
+        """
+        code, out, err = yield run_admin_in_thread(
+            self.first_data, "enroll", "alice", "--location", "127.0.0.1/32"
+        )
+        testcase.assertEqual(code, 0, err)
+        password = out.splitlines()[0].rsplit(": ", 1)[1]
+        result = yield enroll(
+            reactor,
+            host="127.0.0.1",
+            port=self.first_port,
+            pin=self.pin,
+            user="alice",
+            password=password,
+            sources=[FixedSource("machine-1")],
+        )
+        testcase.assertEqual(result.outcome, EnrollOutcome.ENROLLED, result.reason)
+        return result.profile
