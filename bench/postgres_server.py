@@ -58,10 +58,17 @@ class StartedServer:
 
         @raise subprocess.CalledProcessError: C{pg_ctl} failed.
         """
+        # The new server inherits pg_ctl's output, so reading it would
+        # wait for the server's end: it logs to a file instead.
         subprocess.run(
-            [os.path.join(self.binaries, "pg_ctl"), "-D", self.data, "-w", "restart"],
+            [
+                os.path.join(self.binaries, "pg_ctl"), "-D", self.data, "-w",
+                "-l", os.path.join(self.data, "restart.log"), "restart",
+            ],
             check=True,
-            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             user=self.user,
             cwd=os.path.dirname(self.data),
         )

@@ -1,0 +1,267 @@
+"""
+The figures of issue 18's runs: several server processes over one
+PostgreSQL store, next to one over SQLite.
+
+What a rotation costs the database (transactions, statements and CPU per
+rotation, L{bench.database}) is shown under the rotation and storm
+tables; the scaling run's ratios come with the bound the machine puts on
+them.  On one machine the generators and PostgreSQL share the server's
+cores, so a rotation costs the cores C{s + g + d} milliseconds (server,
+generators, database, each measured in the run), and N server processes
+can use at most N cores for their C{s}.  The rate a configuration can
+reach here is therefore at most
+
+    bound = min(cores / (s + g + d), processes / s)
+
+and the ratio of two configurations at most the ratio of their bounds:
+when one process already has the machine (C{s + g + d >= cores x s}),
+a second adds no core for it to use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.database import DatabaseUse
+from bench.measurement import Measurement
+from bench.report import (
+    Row,
+    _met,
+    _milliseconds,
+    _percent,
+    _ratio,
+    _rounded,
+    _text,
+    other_load,
+)
+
+#: Issue 18's targets: two processes over PostgreSQL against one, one
+#: over PostgreSQL against one over SQLite.
+SCALING_TARGET = 1.6
+POSTGRES_TARGET = 0.8
+
+
+def database_json(measured: Measurement, database: DatabaseUse | None) -> dict:
+    """
+    @return: what the database did per completed operation of
+        C{measured}: transactions, statements, CPU (ms); empty on SQLite.
+    """
+    if database is None:
+        return {}
+    per = database.per(measured.count)
+    return {
+        "database_transactions": database.transactions,
+        "database_statements": database.statements,
+        "database_transactions_per_rotation": _rounded(
+            None if per is None else per.transactions, 2
+        ),
+        "database_statements_per_rotation": _rounded(
+            None if per is None else per.statements, 2
+        ),
+        "database_cpu_ms_per_rotation": _rounded(None if per is None else per.cpu, 3),
+    }
+
+
+def database_rows(
+    measured: Measurement, database: DatabaseUse | None, cores: int
+) -> list[Row]:
+    """
+    @return: the rows saying what the database did, and the other load
+        once its CPU is set apart, or none on SQLite.
+    """
+    if database is None:
+        return []
+    figures = database_json(measured, database)
+    load = other_load(measured, cores)
+    if load is not None and database.cpu is not None:
+        load = max(0.0, load - database.cpu / (measured.seconds * cores))
+    return [
+        ("database transactions per rotation",
+         _text(figures["database_transactions_per_rotation"], 2), "",
+         "pg_stat_database xact_commit + xact_rollback (each reading lags "
+         "up to 1 s)"),
+        ("database statements per rotation",
+         _text(figures["database_statements_per_rotation"], 2), "",
+         "pg_stat_statements calls, BEGIN and COMMIT included: one round "
+         "trip each unless pipelined"
+         if database.statements is not None else "pg_stat_statements absent"),
+        ("database CPU per rotation",
+         _text(figures["database_cpu_ms_per_rotation"], 3), "ms",
+         "the PostgreSQL server's processes"),
+        ("other load without the database", _text(_percent(load), 0), "%",
+         "CPU outside servers, generators and PostgreSQL"),
+    ]
+
+
+def shared_core_bound(
+    measured: Measurement, database: DatabaseUse | None, cores: int, processes: int
+) -> float | None:
+    """
+    The most rotations per second this machine allows a configuration
+    whose costs per rotation are those of C{measured} (see the module's
+    docstring), or L{None} when a cost is missing.
+    """
+    server = measured.cpu_ms_per_operation(measured.server_cpu)
+    generators = measured.cpu_ms_per_operation(measured.generator_cpu)
+    if not server or generators is None:
+        return None
+    base = 0.0
+    if database is not None:
+        per = database.per(measured.count)
+        if per is None or per.cpu is None:
+            return None
+        base = per.cpu
+    whole = server + generators + base
+    return 1000.0 * min(cores / whole, processes / server)
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """
+    One measured configuration of the scaling run.
+
+    @ivar name: how the table names it (C{"postgres x 2"}).
+    @ivar processes: server processes.
+    @ivar measured: its measured phase.
+    @ivar database: what PostgreSQL did, or L{None} on SQLite.
+    """
+
+    name: str
+    processes: int
+    measured: Measurement
+    database: DatabaseUse | None
+
+    def bound(self, cores: int) -> float | None:
+        return shared_core_bound(self.measured, self.database, cores, self.processes)
+
+
+def ratio_json(better: Configuration, base: Configuration, cores: int) -> dict:
+    """
+    @return: the measured ratio of C{better}'s rate to C{base}'s, and the
+        most this machine allows (the ratio of their bounds).
+    """
+    return {
+        "measured": _rounded(_ratio(better.measured.per_second, base.measured.per_second), 3),
+        "reachable_here": _rounded(_ratio(better.bound(cores), base.bound(cores)), 3),
+    }
+
+
+def configuration_json(configuration: Configuration, cores: int) -> dict:
+    measured = configuration.measured
+    return {
+        "processes": configuration.processes,
+        "rotations_per_second": _rounded(measured.per_second),
+        "rotations": measured.count,
+        "errors": measured.errors,
+        "latency_p99_ms": _rounded(_milliseconds(measured.latency(0.99))),
+        "server_cpu_ms_per_rotation": _rounded(
+            measured.cpu_ms_per_operation(measured.server_cpu), 3
+        ),
+        "generator_cpu_ms_per_rotation": _rounded(
+            measured.cpu_ms_per_operation(measured.generator_cpu), 3
+        ),
+        "shared_core_bound": _rounded(configuration.bound(cores)),
+        "other_load": _rounded(other_load(measured, cores), 3),
+        **database_json(measured, configuration.database),
+    }
+
+
+def configuration_rows(
+    configuration: Configuration, cores: int, ceiling: float
+) -> list[Row]:
+    """
+    @param ceiling: the message ceiling / 2 of the run, in rotations/s.
+    @return: the rows of one configuration, named by it.
+    """
+    figures = configuration_json(configuration, cores)
+    measured = configuration.measured
+    name = configuration.name
+    rows = [
+        (f"{name}: rotations", _text(figures["rotations_per_second"]), "rotations/s",
+         f"{measured.count} in {measured.seconds:.1f} s, {measured.errors} "
+         f"errors; {_text(_ratio(measured.per_second, ceiling), 2)} of the "
+         f"message ceiling / 2"),
+        (f"{name}: latency p99", _text(figures["latency_p99_ms"]), "ms", ""),
+        (f"{name}: server CPU per rotation",
+         _text(figures["server_cpu_ms_per_rotation"], 3), "ms",
+         f"{configuration.processes} process(es) added up; generators "
+         f"{_text(figures['generator_cpu_ms_per_rotation'], 3)} ms"),
+    ]
+    if configuration.database is not None:
+        rows.append(
+            (f"{name}: database per rotation",
+             _text(figures["database_transactions_per_rotation"], 2),
+             "transactions",
+             f"{_text(figures['database_statements_per_rotation'], 2)} statements, "
+             f"{_text(figures['database_cpu_ms_per_rotation'], 3)} ms of CPU"),
+        )
+    rows.append(
+        (f"{name}: shared-core bound", _text(figures["shared_core_bound"]),
+         "rotations/s",
+         f"min(cores / CPU per rotation, processes / server CPU); other load "
+         f"{_text(_percent(figures['other_load']), 0)}%"),
+    )
+    return rows
+
+
+def ratio_rows(
+    name: str, better: Configuration, base: Configuration, cores: int, target: float
+) -> list[Row]:
+    """
+    @return: the row of one of issue 18's ratios, with the most this
+        machine allows.
+    """
+    figures = ratio_json(better, base, cores)
+    measured, reachable = figures["measured"], figures["reachable_here"]
+    verdict = _met(measured is not None and measured >= target)
+    note = f"target {target:g}: {verdict}; this machine allows at most {_text(reachable, 2)}"
+    if reachable is not None and reachable < target:
+        note += " (out of reach here by arithmetic)"
+    return [(name, _text(measured, 2), "", note)]
+
+
+def scaling_rows(
+    configurations: list[Configuration], cores: int, ceiling: float
+) -> list[Row]:
+    """
+    @param configurations: SQLite x 1, PostgreSQL x 1 and PostgreSQL x N,
+        in that order.
+    @return: each configuration's rows, then issue 18's two ratios.
+    """
+    sqlite, postgres, several = configurations
+    rows = [
+        row
+        for configuration in configurations
+        for row in configuration_rows(configuration, cores, ceiling)
+    ]
+    return (
+        rows
+        + ratio_rows(
+            f"{several.name} / {postgres.name}", several, postgres, cores,
+            SCALING_TARGET,
+        )
+        + ratio_rows(
+            f"{postgres.name} / {sqlite.name}", postgres, sqlite, cores,
+            POSTGRES_TARGET,
+        )
+    )
+
+
+def scaling_json(configurations: list[Configuration], cores: int) -> dict:
+    """
+    @return: the scaling run's figures: each configuration's, and the two
+        ratios with their targets and the most this machine allows.
+    """
+    sqlite, postgres, several = configurations
+    return {
+        "configurations": {
+            configuration.name: configuration_json(configuration, cores)
+            for configuration in configurations
+        },
+        "scaling_ratio": {
+            **ratio_json(several, postgres, cores), "target": SCALING_TARGET,
+        },
+        "postgres_ratio": {
+            **ratio_json(postgres, sqlite, cores), "target": POSTGRES_TARGET,
+        },
+    }
