@@ -11,6 +11,8 @@ Run a SUTO benchmark scenario and print a table, then one JSON line.
                               [--downtime S] [--storm-timeout S]
                               [--store STORE] [--processes N]
     python bench/run.py scaling [--endpoints N] [--duration S] [--processes N]
+    python bench/run.py failover [--endpoints N] [--interval S] [--grace S]
+                                 [--kill-after S] [--failover-timeout S]
     python bench/run.py flood [--sources N] [--connections N] [--devices N]
                               [--logins N] [--duration S] [--auth-timeout S]
     python bench/run.py console [--endpoints N] [--records N] [--rounds N]
@@ -59,11 +61,19 @@ from bench.database import (
 from bench.descriptors import FleetTooLarge
 from bench.device import MAX_DEVICES
 from bench.enrollment import run_enrollment
+from bench.failover import run_failover
 from bench.fleet import MAX_ENDPOINTS
 from bench.flood import flood_json, flood_rows, run_flood
 from bench.idle_flood import MAX_CONNECTIONS, MAX_SOURCES
 from bench.rotation import IDLE_INTERVAL, run_fleet
-from bench.scale_report import database_json, database_rows, scaling_json, scaling_rows
+from bench.scale_report import (
+    database_json,
+    database_rows,
+    failover_json,
+    failover_rows,
+    scaling_json,
+    scaling_rows,
+)
 from bench.scaling import run_scaling
 from bench.storm import run_storm
 
@@ -179,6 +189,7 @@ def parser() -> argparse.ArgumentParser:
     for scenario in (rotation, storm):
         _add_store(scenario)
     _add_scaling(scenarios.choices["scaling"])
+    _add_failover(scenarios)
     _add_flood(scenarios)
     _add_console(scenarios)
     text = "server memory and idle load with a connected fleet"
@@ -267,6 +278,35 @@ def _add_scaling(scaling: argparse.ArgumentParser) -> None:
         help="the most measured rotations of each (default 10000000)",
     )
     _add_processes(scaling, 2)
+
+
+def _add_failover(scenarios) -> None:
+    text = (
+        "a fleet rotating over two server processes on one PostgreSQL "
+        "store, one killed with SIGKILL"
+    )
+    failover = scenarios.add_parser("failover", help=text, description=text)
+    _add_endpoints(failover)
+    failover.add_argument(
+        "--interval", type=_bounded(float, 1.0, IDLE_INTERVAL), default=10.0,
+        help="the rotation interval of the servers and the agents, in "
+        "seconds (default 10)",
+    )
+    failover.add_argument(
+        "--grace", type=_bounded(float, 1.0, MAX_DURATION), default=5.0,
+        help="the servers' rotation grace, in seconds (default 5)",
+    )
+    failover.add_argument(
+        "--kill-after", type=_bounded(float, 0.0, MAX_DURATION), default=5.0,
+        help="seconds of rotations between the fleet being connected and "
+        "the kill (default 5)",
+    )
+    failover.add_argument(
+        "--failover-timeout", type=_bounded(float, 1.0, MAX_DURATION),
+        default=120.0,
+        help="the most seconds to wait, from the kill, for every endpoint "
+        "to rotate again (default 120)",
+    )
 
 
 def _checked(check):
@@ -649,6 +689,31 @@ async def _run_console(reactor, directory: str, options):
     return title, console_rows(rows), console_json(rows)
 
 
+async def _run_failover(reactor, directory: str, options):
+    options.store = POSTGRES
+    database = _database(reactor, options)
+    _progress(
+        f"failover: {options.endpoints} endpoints over two processes, "
+        f"interval {options.interval:g} s, kill after {options.kill_after:g} s"
+    )
+    result = await run_failover(
+        reactor,
+        os.path.join(directory, "failover"),
+        database,
+        endpoints=options.endpoints,
+        interval=options.interval,
+        grace=options.grace,
+        kill_after=options.kill_after,
+        failover_timeout=options.failover_timeout,
+    )
+    cores = os.cpu_count() or 1
+    title = (
+        f"failover ({cores} cores, {options.endpoints} endpoints, two "
+        f"processes over PostgreSQL, one killed)"
+    )
+    return title, failover_rows(result, cores), failover_json(result)
+
+
 #: What each scenario runs: an async function of the reactor, the run's
 #: folder and the options, returning the title, the rows and the figures.
 _SCENARIOS = {
@@ -659,6 +724,7 @@ _SCENARIOS = {
     "memory": _run_memory,
     "storm": _run_storm,
     "scaling": _run_scaling,
+    "failover": _run_failover,
     "flood": _run_flood,
     "console": _run_console,
 }

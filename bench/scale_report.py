@@ -16,6 +16,9 @@ reach here is therefore at most
 and the ratio of two configurations at most the ratio of their bounds:
 when one process already has the machine (C{s + g + d >= cores x s}),
 a second adds no core for it to use.
+
+The failover scenario's table is here too: the time until every
+endpoint rotates again after a process's death, keys lost and alerts.
 """
 
 from __future__ import annotations
@@ -23,9 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.database import DatabaseUse
-from bench.measurement import Measurement
+from bench.failover import FailoverResult
+from bench.measurement import Measurement, percentile
 from bench.report import (
+    SEEDING_NOTE,
     Row,
+    _counts_note,
+    _errors_note,
     _met,
     _milliseconds,
     _percent,
@@ -265,3 +272,83 @@ def scaling_json(configurations: list[Configuration], cores: int) -> dict:
             **ratio_json(postgres, sqlite, cores), "target": POSTGRES_TARGET,
         },
     }
+
+
+#: The alerts a failover must not raise (issue 18: "no false
+#: clone_suspected, reconnect_failed or blacklisting").
+FALSE_ALERTS = ("clone_suspected", "reconnect_failed", "blacklisted")
+
+
+def failover_json(result: FailoverResult) -> dict:
+    """
+    @return: the failover scenario's figures.
+    """
+    after = result.after
+    false_alerts = sum(result.alerts.get(kind, 0) for kind in FALSE_ALERTS)
+    return {
+        "scenario": "failover",
+        "endpoints": result.endpoints,
+        "connected": result.connected,
+        "interval": result.interval,
+        "seeding_seconds": _rounded(result.seeding_seconds),
+        "connect_seconds": _rounded(result.connect_seconds),
+        "on_killed_server": result.cut,
+        "rotated_again": after.count,
+        "all_again_seconds": _rounded(result.all_again_seconds),
+        "again_p50_s": _rounded(after.latency(0.50)),
+        "again_p99_s": _rounded(after.latency(0.99)),
+        "moved_again_p50_s": _rounded(percentile(list(result.cut_again), 0.50)),
+        "moved_again_max_s": _rounded(max(result.cut_again, default=None)),
+        "errors": after.errors,
+        "error_reasons": after.error_reasons,
+        "retries": result.retries,
+        "keys_current": result.keys_current,
+        "keys_previous": result.keys_previous,
+        "keys_lost": result.keys_lost,
+        "blacklisted": result.blacklisted,
+        "alerts": result.alerts,
+        "false_alerts": false_alerts,
+        "survivor_cpu_s": _rounded(after.server_cpu),
+    }
+
+
+def failover_rows(result: FailoverResult, cores: int) -> list[Row]:
+    """
+    @return: the failover scenario's table rows.
+    """
+    figures = failover_json(result)
+    after = result.after
+    return [
+        ("endpoints connected", f"{result.connected}/{result.endpoints}", "",
+         f"{SEEDING_NOTE}, in {result.seeding_seconds:.1f} s; half first on "
+         f"each server, each rotated once, in {result.connect_seconds:.1f} s; "
+         f"interval {result.interval:g} s"),
+        ("on the killed server", str(result.cut), "endpoints",
+         "its connections cut by SIGKILL, whatever they were doing"),
+        ("all rotated again", _text(figures["all_again_seconds"]), "s",
+         f"from the kill until the last of {after.count}/{result.endpoints} "
+         f"endpoints stored a rotation (the survivor's own endpoints wait "
+         f"their interval)"),
+        ("rotated again p50 / p99",
+         f"{_text(figures['again_p50_s'])} / {_text(figures['again_p99_s'])}", "s",
+         "every endpoint, from the kill"),
+        ("moved endpoints again p50 / last",
+         f"{_text(figures['moved_again_p50_s'])} / "
+         f"{_text(figures['moved_again_max_s'])}", "s",
+         "the killed server's endpoints, rotating on the other"),
+        ("errors after the kill", str(after.errors), "", _errors_note(after)),
+        ("retries", str(sum(result.retries.values())), "",
+         _counts_note(result.retries)),
+        ("keys lost", str(result.keys_lost), "",
+         f"target 0: {_met(result.keys_lost == 0)}; {result.keys_current} hold "
+         f"the store's current key, {result.keys_previous} its previous "
+         f"(still accepted) one"),
+        ("false alerts", str(figures["false_alerts"]), "",
+         f"{', '.join(FALSE_ALERTS)}; target 0: "
+         f"{_met(figures['false_alerts'] == 0)}; all alerts: "
+         f"{_counts_note(result.alerts) or 'none'}"),
+        ("blacklisted", str(result.blacklisted), "", "profiles in the store's blacklist"),
+        ("survivor CPU", _text(figures["survivor_cpu_s"], 2), "s",
+         f"from the kill to the generators' reports; other load "
+         f"{_text(_percent(other_load(after, cores)), 0)}%"),
+    ]

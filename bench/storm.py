@@ -166,7 +166,7 @@ def _start_generators(
     )
 
 
-def _read_results(paths: list[str]) -> list[dict]:
+def read_results(paths: list[str]) -> list[dict]:
     entries = []
     for path in paths:
         with open(path, encoding="ascii") as handle:
@@ -188,7 +188,7 @@ def store_location(setup: ServerSetup) -> str:
     return setup.store or os.path.join(setup.data, DATABASE_FILE)
 
 
-def _read_store(location: str) -> _StoreState:
+def read_store(location: str) -> _StoreState:
     """
     Read the stopped servers' store: its blacklist, its offline profiles,
     and for each profile the key ids a client of it may present (the
@@ -210,7 +210,7 @@ def _read_store(location: str) -> _StoreState:
         store.close()
 
 
-def _compare_keys(entries: list[dict], keys) -> tuple[int, int, int]:
+def compare_keys(entries: list[dict], keys) -> tuple[int, int, int]:
     """
     @return: how many endpoints hold the server's current key, its
         previous (still accepted) key, and neither.
@@ -318,9 +318,9 @@ def run_storm(
     finally:
         yield gatherResults([child.stop(reactor) for child, _ in generators])
         yield servers.stop()
-    entries = _read_results([path for _, path in generators])
-    state = yield deferToThread(_read_store, store_location(setups[0]))
-    current, previous, lost = _compare_keys(entries, state.keys)
+    entries = read_results([path for _, path in generators])
+    state = yield deferToThread(read_store, store_location(setups[0]))
+    current, previous, lost = compare_keys(entries, state.keys)
     back = sorted(
         entry["back_at"] - restarted
         for entry in entries

@@ -105,7 +105,7 @@ class Phases:
         self.retries[self.current] += 1
 
 
-class _MeasuredFactory(RotationFactory):
+class MeasuredFactory(RotationFactory):
     """
     The agent's L{RotationFactory}, noting when each connection's
     conversation starts.
@@ -131,14 +131,19 @@ class StormEndpoint:
 
     def __init__(
         self, reactor, member: fleet.Member, address: str, interval: float,
-        phases: Phases,
+        phases: Phases, endpoint=None,
     ) -> None:
+        """
+        @param address: the loopback address it connects from.
+        @param endpoint: where it connects, if not to the port of its
+            profile from C{address} (L{tls_endpoint}).
+        """
         self._reactor = reactor
         self._phases = phases
         self.first: Deferred = Deferred()
         self.back_at: float | None = None
         self.conversation: float | None = None
-        self.factory = _MeasuredFactory(
+        self.factory = MeasuredFactory(
             member.profile,
             clock=reactor,
             interval=interval,
@@ -147,10 +152,12 @@ class StormEndpoint:
             report=self._reported,
             fingerprint=lambda: member.fingerprint_hash,
         )
-        self.service = ClientService(
-            tls_endpoint(
+        if endpoint is None:
+            endpoint = tls_endpoint(
                 reactor, member.profile.server_port, member.profile.pin, address
-            ),
+            )
+        self.service = ClientService(
+            endpoint,
             self.factory,
             retryPolicy=self._retry_delay,
             clock=reactor,
@@ -192,7 +199,7 @@ class StormEndpoint:
             self._phases.failed(f"{report.outcome.value}: {report.reason}")
 
 
-async def _until(reactor, done, timeout: float) -> float:
+async def until(reactor, done, timeout: float) -> float:
     """
     Wait until C{done()} is true, or C{timeout} seconds.
 
@@ -204,7 +211,7 @@ async def _until(reactor, done, timeout: float) -> float:
     return reactor.seconds() - start
 
 
-async def _stop(endpoints: list[StormEndpoint]) -> None:
+async def stop_all(endpoints: list[StormEndpoint]) -> None:
     """
     Stop every endpoint's service still running, and wait until its
     connection is closed.
@@ -218,7 +225,7 @@ async def _stop(endpoints: list[StormEndpoint]) -> None:
     )
 
 
-def _counts(counter: Counter | None) -> dict[str, int]:
+def counts(counter: Counter | None) -> dict[str, int]:
     return dict(counter or {})
 
 
@@ -243,19 +250,19 @@ async def _run(reactor, options) -> None:
         connecting = gatherResults(
             [gate.run(endpoint.start) for endpoint in endpoints]
         )
-        await _until(reactor, lambda: connecting.called, options.connect_timeout)
+        await until(reactor, lambda: connecting.called, options.connect_timeout)
         control.sendLine(
             json.dumps(
                 {
                     "connected": sum(e.first.called for e in endpoints),
                     "seconds": reactor.seconds() - start,
-                    "errors": _counts(phases.errors.get("connect")),
+                    "errors": counts(phases.errors.get("connect")),
                 }
             ).encode("utf-8")
         )
         await control.down
         phases.current = "down"
-        waited = await _until(
+        waited = await until(
             reactor,
             lambda: all(e.offline for e in endpoints),
             options.offline_timeout,
@@ -268,7 +275,7 @@ async def _run(reactor, options) -> None:
         await control.go
         phases.current = "storm"
         cpu = own_cpu_seconds()
-        await _until(
+        await until(
             reactor,
             lambda: all(e.back_at is not None for e in endpoints),
             options.storm_timeout,
@@ -277,7 +284,7 @@ async def _run(reactor, options) -> None:
         # The key each endpoint holds once its connection is closed: a
         # rotation the server committed whose ROTATE_DONE did not arrive
         # leaves it the previous key, which the server still accepts.
-        await _stop(endpoints)
+        await stop_all(endpoints)
         with open(options.results, "w", encoding="ascii") as handle:
             for endpoint in endpoints:
                 profile = endpoint.factory.profile
@@ -299,15 +306,15 @@ async def _run(reactor, options) -> None:
                 {
                     "reconnected": sum(e.back_at is not None for e in endpoints),
                     "errors": sum(storm_errors.values()),
-                    "error_reasons": _counts(storm_errors),
-                    "down_errors": _counts(phases.errors.get("down")),
-                    "retries": _counts(phases.retries),
+                    "error_reasons": counts(storm_errors),
+                    "down_errors": counts(phases.errors.get("down")),
+                    "retries": counts(phases.retries),
                     "cpu": cpu,
                 }
             ).encode("utf-8")
         )
     finally:
-        await _stop(endpoints)
+        await stop_all(endpoints)
     control.transport.loseConnection()
     await control.closed
 
@@ -318,7 +325,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--offline-timeout", type=float, required=True)
     parser.add_argument("--storm-timeout", type=float, required=True)
     parser.add_argument("--results", required=True)
-    run_generator(parser.parse_args(argv), _run, _MeasuredFactory)
+    run_generator(parser.parse_args(argv), _run, MeasuredFactory)
 
 
 if __name__ == "__main__":
