@@ -31,7 +31,6 @@ import sys
 import time
 
 from twisted.internet import stdio
-from twisted.internet.defer import DeferredSemaphore, gatherResults
 
 from bench import fleet
 from bench.cpu import own_cpu_seconds
@@ -42,6 +41,7 @@ from bench.storm_client import (
     StormControl,
     StormEndpoint,
     counts,
+    start_all,
     stop_all,
     until,
 )
@@ -127,19 +127,7 @@ async def _run(reactor, options) -> None:
         for index, member in enumerate(members)
     ]
     try:
-        start = reactor.seconds()
-        gate = DeferredSemaphore(options.connecting)
-        connecting = gatherResults([gate.run(endpoint.start) for endpoint in endpoints])
-        await until(reactor, lambda: connecting.called, options.connect_timeout)
-        control.sendLine(
-            json.dumps(
-                {
-                    "connected": sum(e.first.called for e in endpoints),
-                    "seconds": reactor.seconds() - start,
-                    "errors": counts(phases.errors.get("connect")),
-                }
-            ).encode("utf-8")
-        )
+        control.report(await start_all(reactor, endpoints, phases, options))
         await control.down
         phases.current = "failover"
         for endpoint in endpoints:
@@ -167,16 +155,14 @@ async def _run(reactor, options) -> None:
                     + "\n"
                 )
         errors = phases.errors.get("failover")
-        control.sendLine(
-            json.dumps(
-                {
-                    "again": sum(e.again_at is not None for e in endpoints),
-                    "errors": sum(counts(errors).values()),
-                    "error_reasons": counts(errors),
-                    "retries": counts(phases.retries),
-                    "cpu": cpu,
-                }
-            ).encode("utf-8")
+        control.report(
+            {
+                "again": sum(e.again_at is not None for e in endpoints),
+                "errors": sum(counts(errors).values()),
+                "error_reasons": counts(errors),
+                "retries": counts(phases.retries),
+                "cpu": cpu,
+            }
         )
     finally:
         await stop_all(endpoints)

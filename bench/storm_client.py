@@ -79,6 +79,12 @@ class StormControl(LineReceiver):
         if waiting is not None and not waiting.called:
             waiting.callback(None)
 
+    def report(self, figures: dict) -> None:
+        """
+        Send the parent C{figures}, one JSON line.
+        """
+        self.sendLine(json.dumps(figures).encode("utf-8"))
+
     def connectionLost(self, reason=connectionDone) -> None:
         for waiting in (self.down, self.go):
             if not waiting.called:
@@ -225,6 +231,25 @@ async def stop_all(endpoints: list[StormEndpoint]) -> None:
     )
 
 
+async def start_all(reactor, endpoints: list[StormEndpoint], phases, options) -> dict:
+    """
+    Start the endpoints' services, C{options.connecting} at a time, and
+    wait until each has rotated once or C{options.connect_timeout}
+    passed.
+
+    @return: the report saying so: C{{"connected", "seconds", "errors"}}.
+    """
+    start = reactor.seconds()
+    gate = DeferredSemaphore(options.connecting)
+    connecting = gatherResults([gate.run(endpoint.start) for endpoint in endpoints])
+    await until(reactor, lambda: connecting.called, options.connect_timeout)
+    return {
+        "connected": sum(e.first.called for e in endpoints),
+        "seconds": reactor.seconds() - start,
+        "errors": counts(phases.errors.get("connect")),
+    }
+
+
 def counts(counter: Counter | None) -> dict[str, int]:
     return dict(counter or {})
 
@@ -245,21 +270,7 @@ async def _run(reactor, options) -> None:
         for index, member in enumerate(members)
     ]
     try:
-        start = reactor.seconds()
-        gate = DeferredSemaphore(options.connecting)
-        connecting = gatherResults(
-            [gate.run(endpoint.start) for endpoint in endpoints]
-        )
-        await until(reactor, lambda: connecting.called, options.connect_timeout)
-        control.sendLine(
-            json.dumps(
-                {
-                    "connected": sum(e.first.called for e in endpoints),
-                    "seconds": reactor.seconds() - start,
-                    "errors": counts(phases.errors.get("connect")),
-                }
-            ).encode("utf-8")
-        )
+        control.report(await start_all(reactor, endpoints, phases, options))
         await control.down
         phases.current = "down"
         waited = await until(
@@ -267,10 +278,8 @@ async def _run(reactor, options) -> None:
             lambda: all(e.offline for e in endpoints),
             options.offline_timeout,
         )
-        control.sendLine(
-            json.dumps(
-                {"offline": sum(e.offline for e in endpoints), "seconds": waited}
-            ).encode("utf-8")
+        control.report(
+            {"offline": sum(e.offline for e in endpoints), "seconds": waited}
         )
         await control.go
         phases.current = "storm"
@@ -301,17 +310,15 @@ async def _run(reactor, options) -> None:
                     + "\n"
                 )
         storm_errors = phases.errors.get("storm", Counter())
-        control.sendLine(
-            json.dumps(
-                {
-                    "reconnected": sum(e.back_at is not None for e in endpoints),
-                    "errors": sum(storm_errors.values()),
-                    "error_reasons": counts(storm_errors),
-                    "down_errors": counts(phases.errors.get("down")),
-                    "retries": counts(phases.retries),
-                    "cpu": cpu,
-                }
-            ).encode("utf-8")
+        control.report(
+            {
+                "reconnected": sum(e.back_at is not None for e in endpoints),
+                "errors": sum(storm_errors.values()),
+                "error_reasons": counts(storm_errors),
+                "down_errors": counts(phases.errors.get("down")),
+                "retries": counts(phases.retries),
+                "cpu": cpu,
+            }
         )
     finally:
         await stop_all(endpoints)
