@@ -86,11 +86,11 @@ def database_rows(
         ("database transactions per rotation",
          _text(figures["database_transactions_per_rotation"], 2), "",
          "pg_stat_database xact_commit + xact_rollback (each reading lags "
-         "up to 1 s)"),
+         "up to 1 s); each at least one round trip"),
         ("database statements per rotation",
          _text(figures["database_statements_per_rotation"], 2), "",
-         "pg_stat_statements calls, BEGIN and COMMIT included: one round "
-         "trip each unless pipelined"
+         "pg_stat_statements calls, BEGIN and COMMIT included; at most one "
+         "round trip each (a rotation batch is pipelined)"
          if database.statements is not None else "pg_stat_statements absent"),
         ("database CPU per rotation",
          _text(figures["database_cpu_ms_per_rotation"], 3), "ms",
