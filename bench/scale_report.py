@@ -100,13 +100,20 @@ def database_rows(
     ]
 
 
-def shared_core_bound(
+#: What holds a configuration to its bound: all the cores, or its server
+#: processes' reactors.
+CORES = "the cores"
+SERVERS = "its server processes"
+
+
+def bounds(
     measured: Measurement, database: DatabaseUse | None, cores: int, processes: int
-) -> float | None:
+) -> dict[str, float] | None:
     """
-    The most rotations per second this machine allows a configuration
-    whose costs per rotation are those of C{measured} (see the module's
-    docstring), or L{None} when a cost is missing.
+    The two bounds the module's docstring gives, in rotations per second,
+    for a configuration whose costs per rotation are those of
+    C{measured}: C{{CORES: ..., SERVERS: ...}}, or L{None} when a cost
+    is missing.
     """
     server = measured.cpu_ms_per_operation(measured.server_cpu)
     generators = measured.cpu_ms_per_operation(measured.generator_cpu)
@@ -119,7 +126,19 @@ def shared_core_bound(
             return None
         base = per.cpu
     whole = server + generators + base
-    return 1000.0 * min(cores / whole, processes / server)
+    return {CORES: 1000.0 * cores / whole, SERVERS: 1000.0 * processes / server}
+
+
+def shared_core_bound(
+    measured: Measurement, database: DatabaseUse | None, cores: int, processes: int
+) -> float | None:
+    """
+    The most rotations per second this machine allows a configuration
+    whose costs per rotation are those of C{measured}, the lower of its
+    L{bounds}, or L{None} when a cost is missing.
+    """
+    found = bounds(measured, database, cores, processes)
+    return None if found is None else min(found.values())
 
 
 @dataclass(frozen=True)
@@ -141,6 +160,13 @@ class Configuration:
     def bound(self, cores: int) -> float | None:
         return shared_core_bound(self.measured, self.database, cores, self.processes)
 
+    def held_by(self, cores: int) -> str | None:
+        """
+        @return: L{CORES} or L{SERVERS}, whichever sets its bound.
+        """
+        found = bounds(self.measured, self.database, cores, self.processes)
+        return None if found is None else min(found, key=found.get)
+
 
 def ratio_json(better: Configuration, base: Configuration, cores: int) -> dict:
     """
@@ -150,6 +176,7 @@ def ratio_json(better: Configuration, base: Configuration, cores: int) -> dict:
     return {
         "measured": _rounded(_ratio(better.measured.per_second, base.measured.per_second), 3),
         "reachable_here": _rounded(_ratio(better.bound(cores), base.bound(cores)), 3),
+        "held_by": [better.held_by(cores), base.held_by(cores)],
     }
 
 
@@ -221,9 +248,13 @@ def ratio_rows(
     figures = ratio_json(better, base, cores)
     measured, reachable = figures["measured"], figures["reachable_here"]
     verdict = _met(measured is not None and measured >= target)
-    note = f"target {target:g}: {verdict}; this machine allows at most {_text(reachable, 2)}"
+    note = (
+        f"target {target:g}: {verdict}; at these CPU costs this machine allows "
+        f"at most {_text(reachable, 2)} ({better.name} held by "
+        f"{better.held_by(cores)}, {base.name} by {base.held_by(cores)})"
+    )
     if reachable is not None and reachable < target:
-        note += " (out of reach here by arithmetic)"
+        note += ": out of reach here by arithmetic"
     return [(name, _text(measured, 2), "", note)]
 
 

@@ -170,6 +170,10 @@ class BoundTests(SynchronousTestCase):
         self.assertAlmostEqual(
             scale_report.shared_core_bound(measured, None, 4, 2), 2000 / 0.5
         )
+        self.assertEqual(
+            Configuration("sqlite x 1", 1, measured, None).held_by(4),
+            scale_report.SERVERS,
+        )
 
     def test_missing_cost(self):
         """
@@ -199,6 +203,10 @@ class BoundTests(SynchronousTestCase):
         # one: min(2000 / (0.6 + 0.5 + 0.3), 1000 / 0.6) = 1428.6;
         # two: min(2000 / (0.6 + 0.5 + 0.273), 2000 / 0.6) = 1457.0
         self.assertEqual(figures["scaling_ratio"]["reachable_here"], 1.02)
+        self.assertEqual(
+            figures["scaling_ratio"]["held_by"],
+            [scale_report.CORES, scale_report.CORES],
+        )
         self.assertEqual(figures["postgres_ratio"]["measured"], 0.667)
         rows = scale_report.scaling_rows([sqlite, one, two], 2, 5000.0)
         name, value, _, note = rows[-2]
