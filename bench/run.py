@@ -586,12 +586,14 @@ async def _run_storm(reactor, directory: str, options):
         ),
         rows=lambda result, ceilings: (
             report.storm_rows(result, ceilings)
-            + database_rows(result.storm, result.database, ceilings.threads)
+            + database_rows(
+                result.storm, result.database, ceilings.threads, "reconnection"
+            )
         ),
         figures=lambda result, ceilings: {
             **report.storm_json(result, ceilings),
             "processes": result.processes,
-            **database_json(result.storm, result.database),
+            **database_json(result.storm, result.database, "reconnection"),
         },
     )
 

@@ -48,52 +48,57 @@ SCALING_TARGET = 1.6
 POSTGRES_TARGET = 0.8
 
 
-def database_json(measured: Measurement, database: DatabaseUse | None) -> dict:
+def database_json(
+    measured: Measurement, database: DatabaseUse | None, per: str = "rotation"
+) -> dict:
     """
+    @param per: what C{measured} counts: C{rotation}, C{reconnection}.
     @return: what the database did per completed operation of
         C{measured}: transactions, statements, CPU (ms); empty on SQLite.
     """
     if database is None:
         return {}
-    per = database.per(measured.count)
+    each = database.per(measured.count)
     return {
         "database_transactions": database.transactions,
         "database_statements": database.statements,
-        "database_transactions_per_rotation": _rounded(
-            None if per is None else per.transactions, 2
+        f"database_transactions_per_{per}": _rounded(
+            None if each is None else each.transactions, 2
         ),
-        "database_statements_per_rotation": _rounded(
-            None if per is None else per.statements, 2
+        f"database_statements_per_{per}": _rounded(
+            None if each is None else each.statements, 2
         ),
-        "database_cpu_ms_per_rotation": _rounded(None if per is None else per.cpu, 3),
+        f"database_cpu_ms_per_{per}": _rounded(None if each is None else each.cpu, 3),
     }
 
 
 def database_rows(
-    measured: Measurement, database: DatabaseUse | None, cores: int
+    measured: Measurement, database: DatabaseUse | None, cores: int,
+    per: str = "rotation",
 ) -> list[Row]:
     """
+    @param per: what C{measured} counts: C{rotation}, C{reconnection}.
     @return: the rows saying what the database did, and the other load
         once its CPU is set apart, or none on SQLite.
     """
     if database is None:
         return []
-    figures = database_json(measured, database)
+    figures = database_json(measured, database, per)
     load = other_load(measured, cores)
     if load is not None and database.cpu is not None:
         load = max(0.0, load - database.cpu / (measured.seconds * cores))
     return [
-        ("database transactions per rotation",
-         _text(figures["database_transactions_per_rotation"], 2), "",
+        (f"database transactions per {per}",
+         _text(figures[f"database_transactions_per_{per}"], 2), "",
          "pg_stat_database xact_commit + xact_rollback (each reading lags "
          "up to 1 s); each at least one round trip"),
-        ("database statements per rotation",
-         _text(figures["database_statements_per_rotation"], 2), "",
+        (f"database statements per {per}",
+         _text(figures[f"database_statements_per_{per}"], 2), "",
          "pg_stat_statements calls, BEGIN and COMMIT included; at most one "
          "round trip each (a rotation batch is pipelined)"
          if database.statements is not None else "pg_stat_statements absent"),
-        ("database CPU per rotation",
-         _text(figures["database_cpu_ms_per_rotation"], 3), "ms",
+        (f"database CPU per {per}",
+         _text(figures[f"database_cpu_ms_per_{per}"], 3), "ms",
          "the PostgreSQL server's processes"),
         ("other load without the database", _text(_percent(load), 0), "%",
          "CPU outside servers, generators and PostgreSQL"),
