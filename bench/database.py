@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
 import urllib.parse
 from dataclasses import dataclass
 
@@ -171,19 +172,19 @@ class Database:
 
         @raise DatabaseUnavailable: no server can be started here.
         """
-        try:
-            server = start_server()
-        except OSError as error:
-            raise DatabaseUnavailable(f"PostgreSQL could not be started: {error}") from None
-        if server is None:
-            raise DatabaseUnavailable(NO_SERVER)
         import psycopg
 
-        with psycopg.connect(server.uri, autocommit=True) as connection:
-            connection.execute(
-                f"ALTER SYSTEM SET shared_preload_libraries = '{_STATEMENTS}'"
-            )
-        server.restart()
+        try:
+            server = start_server()
+            if server is None:
+                raise DatabaseUnavailable(NO_SERVER)
+            with psycopg.connect(server.uri, autocommit=True) as connection:
+                connection.execute(
+                    f"ALTER SYSTEM SET shared_preload_libraries = '{_STATEMENTS}'"
+                )
+            server.restart()
+        except (OSError, subprocess.SubprocessError, psycopg.Error) as error:
+            raise DatabaseUnavailable(f"PostgreSQL could not be started: {error}") from None
         return cls(server.uri, server)
 
     def _has_statements(self) -> bool:
