@@ -27,6 +27,7 @@ from bench.scale_report import Configuration
 from bench.server_group import OWN_PORTS, prepare_group, share_master_key
 from bench.suto_server_process import twistd_argv
 from suto_server.datafolder import MASTER_KEY_FILE
+from tests.support.postgres import new_location
 
 #: A store URI as an operator gives it.
 URI = "postgresql://suto@db.example.com/suto_bench?sslmode=require"
@@ -126,6 +127,31 @@ class DatabaseTests(SynchronousTestCase):
         partial = DatabaseUse(10, None, None) - DatabaseUse(4, 5, 1.0)
         self.assertEqual(partial, DatabaseUse(6, None, None))
         self.assertEqual(partial.per(3), DatabaseUse(2.0, None, None))
+
+
+class OperatorDatabaseTests(SynchronousTestCase):
+    """
+    L{database.Database} on a real PostgreSQL server it did not start (the
+    tests' own, L{tests.support.postgres}), as on an operator's.
+    """
+
+    def test_counters(self):
+        """
+        Its counters read from PostgreSQL's own statistics: transactions
+        from C{pg_stat_database}; no statements without the extension and
+        no CPU on a server it did not start; every fleet gets the
+        operator's one database.
+        """
+        location = new_location(self)
+        found = database.Database(location, None)
+        self.addCleanup(found.close)
+        self.assertEqual(found.new_store(), location)
+        before = found.use(location)
+        self.assertIsInstance(before.transactions, int)
+        self.assertEqual(
+            (before.statements is None, before.cpu), (not found.counts_statements, None)
+        )
+        self.assertGreaterEqual((found.use(location) - before).transactions, 0)
 
 
 def _measured(count: int, server: float, generators: float) -> Measurement:
