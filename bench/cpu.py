@@ -81,18 +81,19 @@ def _since(now: float | None, then: float | None) -> float | None:
 class CpuMeter:
     """
     CPU seconds used from now on by this process (the load generator), by
-    one other process if given (the server under test), and by the whole
-    machine.
+    other processes if given (the server under test: one process, or
+    several serving together, summed), and by the whole machine.
     """
 
-    def __init__(self, server_pid: int | None = None) -> None:
-        self._server_pid = server_pid
+    def __init__(self, *server_pids: int | None) -> None:
+        self._server_pids = [pid for pid in server_pids if pid is not None]
         self._start = self._reading()
 
     def _reading(self) -> CpuUse:
         server = None
-        if self._server_pid is not None:
-            server = process_cpu_seconds(self._server_pid)
+        if self._server_pids:
+            readings = [process_cpu_seconds(pid) for pid in self._server_pids]
+            server = None if None in readings else sum(readings)
         return CpuUse(own_cpu_seconds(), server, machine_cpu_seconds())
 
     def read(self) -> CpuUse:

@@ -9,7 +9,8 @@ server's store is seeded before the server starts, with the server's own
 code, writing each profile as L{suto_server.rules.enrollment.Enrollment.complete}
 does: a window is opened and completed, the first key comes from
 L{keyschedule.first_key} over fresh random data and a fresh fingerprint
-hash, and it is stored sealed with the server's L{MasterKey}.  The load
+hash, and it is stored sealed with the server's L{MasterKey}.  The same goes for
+a PostgreSQL store several server processes share.  The load
 generator gets the matching client profiles (key, key id, fingerprint
 hash) in a file of the run's temporary folder.
 
@@ -30,8 +31,8 @@ from suto_client.state import EnrolledProfile
 from suto_server.core import keyschedule, schemes
 from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE
 from suto_server.masterkey import MasterKey
+from suto_server.store.open import open_store
 from suto_server.store.records import EnrollmentWindow, Profile
-from suto_server.store.sqlite import SQLiteStore
 
 #: The most endpoints one run may seed: issue 21's fleet on one host.
 #: Whether a host can hold it depends on its open-file limit
@@ -86,7 +87,7 @@ def source_address(index: int) -> str:
 
 
 def seed(
-    data: str, count: int, server_port: int, pin: str
+    data: str, count: int, server_port: int, pin: str, store: str | None = None
 ) -> list[Member]:
     """
     Enroll C{count} profiles in the store of the data folder C{data} (the
@@ -94,6 +95,8 @@ def seed(
     from there.
 
     @param server_port: where the endpoints will reach the server.
+    @param store: the location of the store (L{open_store}), if not the
+        data folder's SQLite file.
     @param pin: the server certificate's fingerprint, as enrollment gives
         it to the agent.
     @return: the endpoints, in order.
@@ -105,7 +108,7 @@ def seed(
     # The windows' one-time password: one hash serves every window, since
     # seeding never proves it.
     otp_hash = schemes.hash_password(secrets.token_urlsafe(16), "sha512_crypt")
-    store = SQLiteStore.open(os.path.join(data, DATABASE_FILE))
+    store = open_store(store or os.path.join(data, DATABASE_FILE))
     members = []
     try:
         for index in range(count):

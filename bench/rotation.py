@@ -4,7 +4,9 @@ a TLS connection of its own, rolling its key forward on it.
 
 The server runs as C{twistd -n suto} in its own process, on a data folder
 whose store was seeded with the fleet's profiles before it started
-(L{bench.fleet}).  The fleet is split between load generator processes,
+(L{bench.fleet}); or several such processes share the port and one
+PostgreSQL store (L{bench.server_group}, L{bench.database}), and their
+CPU is added up.  The fleet is split between load generator processes,
 one per core (L{bench.rotation_client}), which connect every endpoint
 (each completes its first rotation on connecting) and say so; then the
 server's resident memory is read, all generators are told to go together,
@@ -32,10 +34,10 @@ from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.threads import deferToThread
 
 from bench import fleet
-from bench.admin_client import AdminClient
 from bench.ceilings import LoadClientError
-from bench.children import Child, python_argv, spawn, while_running
+from bench.children import Child, python_argv, spawn
 from bench.cpu import CpuMeter
+from bench.database import POSTGRES, SQLITE, Database, DatabaseUse
 from bench.descriptors import (
     check_server,
     connecting,
@@ -45,15 +47,14 @@ from bench.descriptors import (
 from bench.load_client import GO
 from bench.measurement import Measurement, add_counts
 from bench.memory import resident_bytes
-from bench.suto_server_process import (
-    ServerSetup,
-    free_port,
-    make_identity,
-    start_server,
-    wait_until_serving,
+from bench.server_group import (
+    SHARED_PORT,
+    ServerGroup,
+    prepare_group,
+    share_master_key,
 )
+from bench.suto_server_process import ServerSetup
 from suto_server.core.timing import DEFAULT_OFFLINE_STEP, longest_wait
-from suto_server.datafolder import prepare_data_folder
 
 #: Seconds the server may take to start answering.
 START_TIMEOUT = 30.0
@@ -95,7 +96,11 @@ class FleetResult:
     @ivar generators: how many generator processes drove the fleet.
     @ivar file_limit: the open files each process could have.
     @ivar measured: the measured phase: completed rotations and their
-        latencies, the generators' CPU together, the server's CPU.
+        latencies, the generators' CPU together, the servers' CPU together.
+    @ivar processes: how many server processes served the fleet.
+    @ivar store: C{sqlite} or C{postgres}.
+    @ivar database: what PostgreSQL did over the measured phase, or
+        L{None} on SQLite.
     """
 
     endpoints: int
@@ -111,6 +116,9 @@ class FleetResult:
     generators: int
     file_limit: int
     measured: Measurement
+    processes: int = 1
+    store: str = SQLITE
+    database: DatabaseUse | None = None
 
     @property
     def rss_per_endpoint(self) -> float | None:
@@ -154,33 +162,46 @@ def connect_timeout(endpoints: int) -> float:
     return max(CONNECT_TIMEOUT, endpoints * CONNECT_SECONDS_PER_ENDPOINT)
 
 
-def prepare_fleet(directory: str, endpoints: int) -> tuple[ServerSetup, str]:
+def prepare_fleet(
+    directory: str, endpoints: int, store: str | None = None, processes: int = 1,
+    ports: str = SHARED_PORT,
+) -> tuple[list[ServerSetup], str]:
     """
-    Make the data folder, its certificate and its seeded store, and the
-    fleet file the generators read.
+    Make the servers' data folders, their certificate, the seeded store
+    and the fleet file the generators read.
 
-    @return: the server's setup and the fleet file's path.
+    @param store: the PostgreSQL URI the servers share, or L{None} for the
+        first data folder's SQLite file (one process only).
+    @param processes: how many server processes serve the fleet
+        (L{bench.server_group}).
+    @param ports: how they listen, L{SHARED_PORT} or L{OWN_PORTS}; the
+        fleet file names the first one's port.
+    @return: the servers' setups and the fleet file's path.
     """
-    data = prepare_data_folder(os.path.join(directory, "data"))
-    identity = make_identity(data)
-    setup = ServerSetup(data, identity, free_port())
-    members = fleet.seed(data, endpoints, setup.port, identity.pin)
+    setups = prepare_group(directory, processes, store, ports)
+    first = setups[0]
+    members = fleet.seed(first.data, endpoints, first.port, first.identity.pin, store)
+    share_master_key(setups)
     path = os.path.join(directory, "fleet.jsonl")
     fleet.write(path, members)
-    return setup, path
+    return setups, path
 
 
 @inlineCallbacks
-def seed_fleet(reactor, directory: str, endpoints: int):
+def seed_fleet(reactor, directory: str, endpoints: int, **group):
     """
     L{prepare_fleet} off the reactor, timed.
 
-    @return: a L{Deferred} firing with the server's setup, the fleet
+    @param group: C{store}, C{processes} and C{ports}, as
+        L{prepare_fleet} takes them.
+    @return: a L{Deferred} firing with the servers' setups, the fleet
         file's path and the seconds seeding took.
     """
     started = reactor.seconds()
-    setup, fleet_file = yield deferToThread(prepare_fleet, directory, endpoints)
-    return setup, fleet_file, reactor.seconds() - started
+    setups, fleet_file = yield deferToThread(
+        prepare_fleet, directory, endpoints, **group
+    )
+    return setups, fleet_file, reactor.seconds() - started
 
 
 def start_generators(
@@ -262,18 +283,19 @@ def _json_lines(lines: list[str], keys: tuple[str, ...]) -> list[dict]:
 
 
 def report_lines(
-    children: list[Child], index: int, keys: tuple[str, ...], server=None
+    children: list[Child], index: int, keys: tuple[str, ...], servers=None
 ):
     """
     Every generator's report number C{index}, parsed.
 
-    @param server: the server's L{Child}, to fail at once should it exit
-        meanwhile, or L{None} while it is meant to be down.
+    @param servers: the L{ServerGroup}, to fail at once should one of its
+        processes exit meanwhile, or L{None} while they are meant to be
+        down.
     @return: a L{Deferred} firing with the reports, as L{_json_lines}.
     """
     waiting = gatherResults([child.line(index) for child in children], consumeErrors=True)
-    if server is not None:
-        waiting = while_running(server, waiting)
+    if servers is not None:
+        waiting = servers.watch(waiting)
     return waiting.addCallback(_json_lines, keys)
 
 
@@ -302,34 +324,42 @@ def run_fleet(
     interval: float,
     duration: float,
     max_rotations: int,
+    database: Database | None = None,
+    processes: int = 1,
 ):
     """
-    Seed C{endpoints} profiles, start the server, connect the fleet, read
-    the server's memory, then count the rotations completed over
+    Seed C{endpoints} profiles, start the servers, connect the fleet, read
+    the servers' memory, then count the rotations completed over
     C{duration} seconds or C{max_rotations} rotations, and stop
     everything.
 
-    @param directory: an empty folder for the server's data and the
+    @param directory: an empty folder for the servers' data and the
         generators' files.
     @param interval: seconds between an endpoint's rotations (0: as fast
         as lockstep allows; L{IDLE_INTERVAL}: once, then idle).
+    @param database: the PostgreSQL server to make the fleet's store on,
+        or L{None} for SQLite.
+    @param processes: server processes sharing the port (several only
+        over PostgreSQL).
     @return: a L{Deferred} firing with the L{FleetResult}.
-    @raise ChildFailed: (through the L{Deferred}) the server or a
+    @raise ChildFailed: (through the L{Deferred}) a server or a
         generator exited too early.
     @raise LoadClientError: (through the L{Deferred}) a generator
         reported something malformed.
     """
     file_limit = raise_file_limit()
-    check_server(endpoints, file_limit)
-    setup, fleet_file, seeding = yield seed_fleet(reactor, directory, endpoints)
-    server = start_server(
-        reactor, setup, AUTH_TIMEOUT, options=interval_options(interval)
+    check_server(math.ceil(endpoints / processes), file_limit)
+    store = None if database is None else database.new_store()
+    setups, fleet_file, seeding = yield seed_fleet(
+        reactor, directory, endpoints, store=store, processes=processes
     )
-    admin = AdminClient(reactor, setup.admin_socket, 1)
+    servers = ServerGroup.start(
+        reactor, setups, AUTH_TIMEOUT, options=interval_options(interval)
+    )
     generators: list[tuple[Child, str]] = []
     try:
-        yield wait_until_serving(reactor, admin, server, START_TIMEOUT)
-        rss_before = resident_bytes(server.pid)
+        yield servers.wait_until_serving(START_TIMEOUT)
+        rss_before = servers.resident()
         generators = _start_generators(
             reactor, directory, fleet_file, endpoints=endpoints,
             interval=interval, duration=duration, max_rotations=max_rotations,
@@ -340,25 +370,28 @@ def run_fleet(
             children,
             0,
             ("connected", "seconds", "warmup_rotations", "warmup_errors"),
-            server,
+            servers,
         )
-        rss_after = resident_bytes(server.pid)
+        rss_after = servers.resident()
         generator_rss = _total_resident(children)
-        meter = CpuMeter(server.pid)
+        meter = CpuMeter(*servers.pids)
+        used = None if store is None else database.use(store)
         for child in children:
             child.send_line(GO)
         reports = yield report_lines(
-            children, 1, ("count", "seconds", "errors", "error_reasons", "cpu"), server
+            children, 1, ("count", "seconds", "errors", "error_reasons", "cpu"),
+            servers,
         )
         cpu = meter.read()
+        if used is not None:
+            used = database.use(store) - used
         # Each generator wrote its latencies before its report.
         latencies = array("d")
         for _, path in generators:
             latencies.extend(_latencies(path))
     finally:
         yield gatherResults([child.stop(reactor) for child, _ in generators])
-        yield admin.close()
-        yield server.stop(reactor)
+        yield servers.stop()
     return FleetResult(
         endpoints=endpoints,
         connected=sum(report["connected"] for report in ready),
@@ -373,4 +406,7 @@ def run_fleet(
         generators=len(generators),
         file_limit=file_limit,
         measured=Measurement.of_reports(reports, cpu, tuple(latencies)),
+        processes=processes,
+        store=SQLITE if store is None else POSTGRES,
+        database=used,
     )

@@ -5,9 +5,14 @@ Run a SUTO benchmark scenario and print a table, then one JSON line.
     python bench/run.py classic [--devices N] [--duration S] [--max-auth N]
     python bench/run.py enrollment [--devices N] [--duration S] [--max-enroll N]
     python bench/run.py rotation [--endpoints N] [--duration S] [--interval S]
+                                 [--store STORE] [--processes N]
     python bench/run.py memory [--endpoints N] [--idle S]
     python bench/run.py storm [--endpoints N] [--interval S] [--grace S]
                               [--downtime S] [--storm-timeout S]
+                              [--store STORE] [--processes N]
+    python bench/run.py scaling [--endpoints N] [--duration S] [--processes N]
+    python bench/run.py failover [--endpoints N] [--interval S] [--grace S]
+                                 [--kill-after S] [--failover-timeout S]
     python bench/run.py flood [--sources N] [--connections N] [--devices N]
                               [--logins N] [--duration S] [--auth-timeout S]
     python bench/run.py console [--endpoints N] [--records N] [--rounds N]
@@ -46,17 +51,37 @@ from bench.ceilings import LoadClientError, measure_ceilings
 from bench.children import ChildFailed
 from bench.classic import run_classic
 from bench.console_render import console_json, console_rows, run_console_render
+from bench.database import (
+    POSTGRES,
+    SQLITE,
+    DatabaseUnavailable,
+    open_database,
+    store_option,
+)
 from bench.descriptors import FleetTooLarge
 from bench.device import MAX_DEVICES
 from bench.enrollment import run_enrollment
+from bench.failover import run_failover
 from bench.fleet import MAX_ENDPOINTS
 from bench.flood import flood_json, flood_rows, run_flood
 from bench.idle_flood import MAX_CONNECTIONS, MAX_SOURCES
 from bench.rotation import IDLE_INTERVAL, run_fleet
+from bench.scale_report import (
+    database_json,
+    database_rows,
+    failover_json,
+    failover_rows,
+    scaling_json,
+    scaling_rows,
+)
+from bench.scaling import run_scaling
 from bench.storm import run_storm
 
 #: The largest --duration and --ceiling-duration accepted, in seconds.
 MAX_DURATION = 600.0
+
+#: The most server processes a run starts.
+MAX_PROCESSES = 16
 
 #: The most connections the ceilings of a rotation run keep in flight:
 #: the message ceiling measures the cost of an exchange, which does not
@@ -94,9 +119,11 @@ def parser() -> argparse.ArgumentParser:
         ("rotation", "ceilings, then key rotations over a connected fleet"),
         ("storm", "ceilings, then a connected fleet reconnecting after a "
          "server restart"),
+        ("scaling", "ceilings, then key rotations served by one process over "
+         "SQLite, one over PostgreSQL and several over PostgreSQL"),
     ):
         scenario = scenarios.add_parser(name, help=text, description=text)
-        if name in ("rotation", "storm"):
+        if name in ("rotation", "storm", "scaling"):
             _add_endpoints(scenario)
         else:
             scenario.add_argument(
@@ -159,6 +186,10 @@ def parser() -> argparse.ArgumentParser:
         help="the most seconds to wait, from the restart, for every "
         "endpoint to be back (default 180)",
     )
+    for scenario in (rotation, storm):
+        _add_store(scenario)
+    _add_scaling(scenarios.choices["scaling"])
+    _add_failover(scenarios)
     _add_flood(scenarios)
     _add_console(scenarios)
     text = "server memory and idle load with a connected fleet"
@@ -169,6 +200,22 @@ def parser() -> argparse.ArgumentParser:
         help="seconds the idle fleet's server load is measured (default 5)",
     )
     return top
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """
+    @return: the options of C{argv}.
+    @raise SystemExit: they are wrong, after saying why (several server
+        processes over SQLite among them).
+    """
+    command = parser()
+    options = command.parse_args(argv)
+    if getattr(options, "store", None) == SQLITE and options.processes > 1:
+        command.error(
+            "several --processes need one shared store: give --store postgres "
+            "or a postgresql:// URI"
+        )
+    return options
 
 
 def _add_phase(
@@ -197,6 +244,79 @@ def _add_phase(
         timeout, type=_bounded(float, 0.5, 60.0), default=timeout_default,
         help=f"{timeout_help} (default {timeout_default:g})",
     )
+
+
+def _add_store(scenario: argparse.ArgumentParser) -> None:
+    """
+    The options choosing the store and how many server processes share it.
+    """
+    scenario.add_argument(
+        "--store", type=_checked(store_option), default=SQLITE,
+        help=f"{SQLITE} (the default), {POSTGRES} (a PostgreSQL server of the "
+        "run's own, with pg_stat_statements) or the postgresql:// URI of an "
+        "empty database",
+    )
+    _add_processes(scenario, 1)
+
+
+def _add_processes(scenario: argparse.ArgumentParser, default: int) -> None:
+    scenario.add_argument(
+        "--processes", type=_bounded(int, 1, MAX_PROCESSES), default=default,
+        help="twistd suto processes sharing the port with reusePort=yes, one "
+        f"store and one master key (default {default}; several need "
+        "PostgreSQL)",
+    )
+
+
+def _add_scaling(scaling: argparse.ArgumentParser) -> None:
+    scaling.add_argument(
+        "--duration", type=_bounded(float, 0.1, MAX_DURATION), default=10.0,
+        help="seconds of measured rotations of each configuration (default 10)",
+    )
+    scaling.add_argument(
+        "--max-rotations", type=_bounded(int, 1, 10**8), default=10**7,
+        help="the most measured rotations of each (default 10000000)",
+    )
+    _add_processes(scaling, 2)
+
+
+def _add_failover(scenarios) -> None:
+    text = (
+        "a fleet rotating over two server processes on one PostgreSQL "
+        "store, one killed with SIGKILL"
+    )
+    failover = scenarios.add_parser("failover", help=text, description=text)
+    _add_endpoints(failover)
+    failover.add_argument(
+        "--interval", type=_bounded(float, 1.0, IDLE_INTERVAL), default=10.0,
+        help="the rotation interval of the servers and the agents, in "
+        "seconds (default 10)",
+    )
+    failover.add_argument(
+        "--grace", type=_bounded(float, 1.0, MAX_DURATION), default=5.0,
+        help="the servers' rotation grace, in seconds (default 5)",
+    )
+    failover.add_argument(
+        "--kill-after", type=_bounded(float, 0.0, MAX_DURATION), default=5.0,
+        help="seconds of rotations between the fleet being connected and "
+        "the kill (default 5)",
+    )
+    failover.add_argument(
+        "--failover-timeout", type=_bounded(float, 1.0, MAX_DURATION),
+        default=120.0,
+        help="the most seconds to wait, from the kill, for every endpoint "
+        "to rotate again (default 120)",
+    )
+
+
+def _checked(check):
+    def parse(text: str):
+        try:
+            return check(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
 
 
 def _add_flood(scenarios) -> None:
@@ -276,7 +396,9 @@ async def _run(reactor, options) -> None:
         cause = _first_cause(error)
         if isinstance(cause, CancelledError):
             raise SystemExit("bench: interrupted") from None
-        if isinstance(cause, (ChildFailed, LoadClientError, FleetTooLarge)):
+        if isinstance(
+            cause, (ChildFailed, LoadClientError, FleetTooLarge, DatabaseUnavailable)
+        ):
             raise SystemExit(f"bench: {cause}") from None
         raise
     print(report.render_table(f"SUTO benchmark: {title}", rows))
@@ -381,14 +503,36 @@ def _fleet_title(options, ceilings) -> str:
     )
 
 
+def _database(reactor, options):
+    """
+    @return: the PostgreSQL server C{options.store} names, closed when
+        the reactor shuts down, or L{None} for SQLite.
+    @raise DatabaseUnavailable: it cannot be had.
+    """
+    database = open_database(options.store)
+    if database is not None:
+        reactor.addSystemEventTrigger("after", "shutdown", database.close)
+    return database
+
+
+def _store_title(options, ceilings) -> str:
+    store = POSTGRES if options.store != SQLITE else SQLITE
+    return (
+        f"{options.scenario} ({ceilings.threads} cores, "
+        f"{options.endpoints} endpoints, {store} x {options.processes})"
+    )
+
+
 async def _run_rotation(reactor, directory: str, options):
+    database = _database(reactor, options)
     return await _after_ceilings(
         reactor, directory, options,
         connections=min(options.endpoints, CEILING_CONNECTIONS),
-        title=_fleet_title,
+        title=_store_title,
         progress=(
             f"rotation: {options.endpoints} endpoints, interval "
-            f"{options.interval:g} s, {options.duration:g} s"
+            f"{options.interval:g} s, {options.duration:g} s, "
+            f"{options.store} x {options.processes}"
         ),
         run=lambda: run_fleet(
             reactor,
@@ -397,20 +541,37 @@ async def _run_rotation(reactor, directory: str, options):
             interval=options.interval,
             duration=options.duration,
             max_rotations=options.max_rotations,
+            database=database,
+            processes=options.processes,
         ),
-        rows=report.rotation_rows,
-        figures=report.rotation_json,
+        rows=lambda result, ceilings: (
+            report.rotation_rows(result, ceilings)
+            + database_rows(result.measured, result.database, ceilings.threads)
+        ),
+        figures=lambda result, ceilings: {
+            **report.rotation_json(result, ceilings),
+            **_store_json(result),
+        },
     )
 
 
+def _store_json(result) -> dict:
+    return {
+        "store": result.store,
+        "processes": result.processes,
+        **database_json(result.measured, result.database),
+    }
+
+
 async def _run_storm(reactor, directory: str, options):
+    database = _database(reactor, options)
     return await _after_ceilings(
         reactor, directory, options,
         connections=min(options.endpoints, CEILING_CONNECTIONS),
-        title=_fleet_title,
+        title=_store_title,
         progress=(
             f"storm: {options.endpoints} endpoints, interval {options.interval:g} s, "
-            f"grace {options.grace:g} s"
+            f"grace {options.grace:g} s, {options.store} x {options.processes}"
         ),
         run=lambda: run_storm(
             reactor,
@@ -420,9 +581,55 @@ async def _run_storm(reactor, directory: str, options):
             grace=options.grace,
             storm_timeout=options.storm_timeout,
             downtime=options.downtime,
+            database=database,
+            processes=options.processes,
         ),
-        rows=report.storm_rows,
-        figures=report.storm_json,
+        rows=lambda result, ceilings: (
+            report.storm_rows(result, ceilings)
+            + database_rows(
+                result.storm, result.database, ceilings.threads, "reconnection"
+            )
+        ),
+        figures=lambda result, ceilings: {
+            **report.storm_json(result, ceilings),
+            "processes": result.processes,
+            **database_json(result.storm, result.database, "reconnection"),
+        },
+    )
+
+
+async def _run_scaling(reactor, directory: str, options):
+    options.store = POSTGRES
+    database = _database(reactor, options)
+    return await _after_ceilings(
+        reactor, directory, options,
+        connections=min(options.endpoints, CEILING_CONNECTIONS),
+        title=lambda options, ceilings: (
+            f"scaling ({ceilings.threads} cores, {options.endpoints} endpoints, "
+            f"sqlite x 1, postgres x 1, postgres x {options.processes})"
+        ),
+        progress="scaling: three fleets, one after the other",
+        run=lambda: Deferred.fromCoroutine(
+            run_scaling(
+                reactor,
+                directory,
+                database,
+                endpoints=options.endpoints,
+                duration=options.duration,
+                max_rotations=options.max_rotations,
+                processes=options.processes,
+                progress=_progress,
+            )
+        ),
+        rows=lambda configurations, ceilings: scaling_rows(
+            configurations, ceilings.threads,
+            ceilings.messages.per_second / report.EXCHANGES_PER_ROTATION,
+        ),
+        figures=lambda configurations, ceilings: {
+            "scenario": "scaling",
+            **report.ceilings_json(ceilings),
+            **scaling_json(configurations, ceilings.threads),
+        },
     )
 
 
@@ -484,6 +691,31 @@ async def _run_console(reactor, directory: str, options):
     return title, console_rows(rows), console_json(rows)
 
 
+async def _run_failover(reactor, directory: str, options):
+    options.store = POSTGRES
+    database = _database(reactor, options)
+    _progress(
+        f"failover: {options.endpoints} endpoints over two processes, "
+        f"interval {options.interval:g} s, kill after {options.kill_after:g} s"
+    )
+    result = await run_failover(
+        reactor,
+        os.path.join(directory, "failover"),
+        database,
+        endpoints=options.endpoints,
+        interval=options.interval,
+        grace=options.grace,
+        kill_after=options.kill_after,
+        failover_timeout=options.failover_timeout,
+    )
+    cores = os.cpu_count() or 1
+    title = (
+        f"failover ({cores} cores, {options.endpoints} endpoints, two "
+        f"processes over PostgreSQL, one killed)"
+    )
+    return title, failover_rows(result, cores), failover_json(result)
+
+
 #: What each scenario runs: an async function of the reactor, the run's
 #: folder and the options, returning the title, the rows and the figures.
 _SCENARIOS = {
@@ -493,6 +725,8 @@ _SCENARIOS = {
     "rotation": _run_rotation,
     "memory": _run_memory,
     "storm": _run_storm,
+    "scaling": _run_scaling,
+    "failover": _run_failover,
     "flood": _run_flood,
     "console": _run_console,
 }
@@ -513,7 +747,7 @@ def main(argv: list[str] | None = None) -> None:
     Parse C{argv} and run the scenario; warnings and errors from Twisted
     go to standard error.
     """
-    options = parser().parse_args(argv)
+    options = parse(argv)
     globalLogBeginner.beginLoggingTo(
         [
             FilteringLogObserver(

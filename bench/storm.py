@@ -29,6 +29,7 @@ every endpoint reconnects with its offline key at once.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -37,9 +38,9 @@ from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
-from bench.admin_client import AdminClient
 from bench.children import Child
 from bench.cpu import CpuMeter
+from bench.database import Database, DatabaseUse
 from bench.descriptors import check_server, connecting, generator_shares
 from bench.measurement import Measurement, add_counts
 from bench.rotation import (
@@ -53,14 +54,15 @@ from bench.rotation import (
     seed_fleet,
     start_generators,
 )
+from bench.server_group import ServerGroup
 from bench.storm_client import DOWN, GO
-from bench.suto_server_process import start_server, wait_until_serving
+from bench.suto_server_process import ServerSetup
 from suto_server.core.timing import (
     longest_wait,
     silence_allowed,
 )
 from suto_server.datafolder import DATABASE_FILE
-from suto_server.store.sqlite import SQLiteStore
+from suto_server.store.open import open_store
 
 #: Seconds the generators may take for every endpoint to mark itself
 #: offline after the server stopped, beyond the interval and its jitter:
@@ -101,6 +103,9 @@ class StormResult:
     @ivar keys_previous: endpoints holding the key the server still
         accepts as previous (a commit whose ROTATE_DONE was cut off).
     @ivar keys_lost: endpoints holding a key the server does not accept.
+    @ivar processes: how many server processes served the fleet.
+    @ivar database: what PostgreSQL did over the storm, or L{None} on
+        SQLite.
     """
 
     endpoints: int
@@ -123,6 +128,8 @@ class StormResult:
     keys_current: int
     keys_previous: int
     keys_lost: int
+    processes: int = 1
+    database: DatabaseUse | None = None
 
 
 def _start_generators(
@@ -159,7 +166,7 @@ def _start_generators(
     )
 
 
-def _read_results(paths: list[str]) -> list[dict]:
+def read_results(paths: list[str]) -> list[dict]:
     entries = []
     for path in paths:
         with open(path, encoding="ascii") as handle:
@@ -174,13 +181,20 @@ class _StoreState:
     keys: dict[str, tuple[str, str | None]]
 
 
-def _read_store(data: str) -> _StoreState:
+def store_location(setup: ServerSetup) -> str:
     """
-    Read the stopped server's store: its blacklist, its offline profiles,
+    @return: where the store of a server set up as C{setup} is.
+    """
+    return setup.store or os.path.join(setup.data, DATABASE_FILE)
+
+
+def read_store(location: str) -> _StoreState:
+    """
+    Read the stopped servers' store: its blacklist, its offline profiles,
     and for each profile the key ids a client of it may present (the
     current one, and the previous while the current is unconfirmed).
     """
-    store = SQLiteStore.open(os.path.join(data, DATABASE_FILE))
+    store = open_store(location, read_only=True)
     try:
         keys = {
             profile.username: (
@@ -196,7 +210,7 @@ def _read_store(data: str) -> _StoreState:
         store.close()
 
 
-def _compare_keys(entries: list[dict], keys) -> tuple[int, int, int]:
+def compare_keys(entries: list[dict], keys) -> tuple[int, int, int]:
     """
     @return: how many endpoints hold the server's current key, its
         previous (still accepted) key, and neither.
@@ -223,6 +237,8 @@ def run_storm(
     grace: float,
     storm_timeout: float,
     downtime: float = 0.0,
+    database: Database | None = None,
+    processes: int = 1,
 ):
     """
     Run the storm over C{endpoints} seeded endpoints.
@@ -235,6 +251,10 @@ def run_storm(
         every endpoint to be back.
     @param downtime: the least seconds the server stays down (it stays
         down at least until both sides have marked the fleet offline).
+    @param database: the PostgreSQL server to make the fleet's store on,
+        or L{None} for SQLite.
+    @param processes: server processes sharing the port, all stopped and
+        restarted together (several only over PostgreSQL).
     @return: a L{Deferred} firing with the L{StormResult}.
     @raise ChildFailed: (through the L{Deferred}) the server or a
         generator exited too early.
@@ -242,26 +262,27 @@ def run_storm(
         reported something malformed.
     """
     file_limit = raise_file_limit()
-    check_server(endpoints, file_limit)
+    check_server(math.ceil(endpoints / processes), file_limit)
     options = (*interval_options(interval), "--rotation-grace", str(grace))
-    setup, fleet_file, seeding = yield seed_fleet(reactor, directory, endpoints)
-    server = start_server(reactor, setup, AUTH_TIMEOUT, options=options)
-    admin = AdminClient(reactor, setup.admin_socket, 1)
+    store = None if database is None else database.new_store()
+    setups, fleet_file, seeding = yield seed_fleet(
+        reactor, directory, endpoints, store=store, processes=processes
+    )
+    servers = ServerGroup.start(reactor, setups, AUTH_TIMEOUT, options)
     generators: list[tuple[Child, str]] = []
     try:
-        yield wait_until_serving(reactor, admin, server, START_TIMEOUT)
+        yield servers.wait_until_serving(START_TIMEOUT)
         generators = _start_generators(
             reactor, directory, fleet_file, endpoints=endpoints,
             interval=interval, downtime=downtime, storm_timeout=storm_timeout,
             file_limit=file_limit,
         )
         children = [child for child, _ in generators]
-        ready = yield report_lines(children, 0, ("connected", "seconds"), server)
-        yield admin.close()
+        ready = yield report_lines(children, 0, ("connected", "seconds"), servers)
         # Told first, so the connections the stop cuts count as its own.
         for child in children:
             child.send_line(DOWN)
-        yield server.stop(reactor)
+        yield servers.stop()
         stopped = reactor.seconds()
         offline = yield report_lines(children, 1, ("offline", "seconds"))
         # The server's deadline runs from each profile's last rotation,
@@ -272,32 +293,34 @@ def run_storm(
         if reactor.seconds() < deadline:
             yield deferLater(reactor, deadline - reactor.seconds())
         restarted = time.time()
-        server = start_server(reactor, setup, AUTH_TIMEOUT, options=options)
+        servers = ServerGroup.start(reactor, setups, AUTH_TIMEOUT, options)
         down = reactor.seconds() - stopped
-        meter = CpuMeter(server.pid)
+        meter = CpuMeter(*servers.pids)
+        used = None if store is None else database.use(store)
         for child in children:
             child.send_line(GO)
-        yield wait_until_serving(reactor, admin, server, START_TIMEOUT)
+        yield servers.wait_until_serving(START_TIMEOUT)
         start_seconds = time.time() - restarted
         # The first sweep ran as the server started, before its listener;
         # the endpoints' back-off keeps them away a while longer.
-        _, status = yield admin.status()
+        _, status = yield servers.admins[0].status()
         server_offline = status.get("offline")
         reports = yield report_lines(
             children, 2,
             ("reconnected", "errors", "error_reasons", "retries", "cpu"),
-            server,
+            servers,
         )
         cpu = meter.read()
+        if used is not None:
+            used = database.use(store) - used
         ended = time.time()
         yield gatherResults([child.when_ended() for child in children])
     finally:
         yield gatherResults([child.stop(reactor) for child, _ in generators])
-        yield admin.close()
-        yield server.stop(reactor)
-    entries = _read_results([path for _, path in generators])
-    state = yield deferToThread(_read_store, setup.data)
-    current, previous, lost = _compare_keys(entries, state.keys)
+        yield servers.stop()
+    entries = read_results([path for _, path in generators])
+    state = yield deferToThread(read_store, store_location(setups[0]))
+    current, previous, lost = compare_keys(entries, state.keys)
     back = sorted(
         entry["back_at"] - restarted
         for entry in entries
@@ -337,5 +360,7 @@ def run_storm(
         keys_current=current,
         keys_previous=previous,
         keys_lost=lost,
+        processes=processes,
+        database=used,
     )
 

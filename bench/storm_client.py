@@ -79,6 +79,12 @@ class StormControl(LineReceiver):
         if waiting is not None and not waiting.called:
             waiting.callback(None)
 
+    def report(self, figures: dict) -> None:
+        """
+        Send the parent C{figures}, one JSON line.
+        """
+        self.sendLine(json.dumps(figures).encode("utf-8"))
+
     def connectionLost(self, reason=connectionDone) -> None:
         for waiting in (self.down, self.go):
             if not waiting.called:
@@ -105,7 +111,7 @@ class Phases:
         self.retries[self.current] += 1
 
 
-class _MeasuredFactory(RotationFactory):
+class MeasuredFactory(RotationFactory):
     """
     The agent's L{RotationFactory}, noting when each connection's
     conversation starts.
@@ -131,14 +137,19 @@ class StormEndpoint:
 
     def __init__(
         self, reactor, member: fleet.Member, address: str, interval: float,
-        phases: Phases,
+        phases: Phases, endpoint=None,
     ) -> None:
+        """
+        @param address: the loopback address it connects from.
+        @param endpoint: where it connects, if not to the port of its
+            profile from C{address} (L{tls_endpoint}).
+        """
         self._reactor = reactor
         self._phases = phases
         self.first: Deferred = Deferred()
         self.back_at: float | None = None
         self.conversation: float | None = None
-        self.factory = _MeasuredFactory(
+        self.factory = MeasuredFactory(
             member.profile,
             clock=reactor,
             interval=interval,
@@ -147,10 +158,12 @@ class StormEndpoint:
             report=self._reported,
             fingerprint=lambda: member.fingerprint_hash,
         )
-        self.service = ClientService(
-            tls_endpoint(
+        if endpoint is None:
+            endpoint = tls_endpoint(
                 reactor, member.profile.server_port, member.profile.pin, address
-            ),
+            )
+        self.service = ClientService(
+            endpoint,
             self.factory,
             retryPolicy=self._retry_delay,
             clock=reactor,
@@ -192,7 +205,7 @@ class StormEndpoint:
             self._phases.failed(f"{report.outcome.value}: {report.reason}")
 
 
-async def _until(reactor, done, timeout: float) -> float:
+async def until(reactor, done, timeout: float) -> float:
     """
     Wait until C{done()} is true, or C{timeout} seconds.
 
@@ -204,7 +217,7 @@ async def _until(reactor, done, timeout: float) -> float:
     return reactor.seconds() - start
 
 
-async def _stop(endpoints: list[StormEndpoint]) -> None:
+async def stop_all(endpoints: list[StormEndpoint]) -> None:
     """
     Stop every endpoint's service still running, and wait until its
     connection is closed.
@@ -218,7 +231,26 @@ async def _stop(endpoints: list[StormEndpoint]) -> None:
     )
 
 
-def _counts(counter: Counter | None) -> dict[str, int]:
+async def start_all(reactor, endpoints: list[StormEndpoint], phases, options) -> dict:
+    """
+    Start the endpoints' services, C{options.connecting} at a time, and
+    wait until each has rotated once or C{options.connect_timeout}
+    passed.
+
+    @return: the report saying so: C{{"connected", "seconds", "errors"}}.
+    """
+    start = reactor.seconds()
+    gate = DeferredSemaphore(options.connecting)
+    connecting = gatherResults([gate.run(endpoint.start) for endpoint in endpoints])
+    await until(reactor, lambda: connecting.called, options.connect_timeout)
+    return {
+        "connected": sum(e.first.called for e in endpoints),
+        "seconds": reactor.seconds() - start,
+        "errors": counts(phases.errors.get("connect")),
+    }
+
+
+def counts(counter: Counter | None) -> dict[str, int]:
     return dict(counter or {})
 
 
@@ -238,37 +270,21 @@ async def _run(reactor, options) -> None:
         for index, member in enumerate(members)
     ]
     try:
-        start = reactor.seconds()
-        gate = DeferredSemaphore(options.connecting)
-        connecting = gatherResults(
-            [gate.run(endpoint.start) for endpoint in endpoints]
-        )
-        await _until(reactor, lambda: connecting.called, options.connect_timeout)
-        control.sendLine(
-            json.dumps(
-                {
-                    "connected": sum(e.first.called for e in endpoints),
-                    "seconds": reactor.seconds() - start,
-                    "errors": _counts(phases.errors.get("connect")),
-                }
-            ).encode("utf-8")
-        )
+        control.report(await start_all(reactor, endpoints, phases, options))
         await control.down
         phases.current = "down"
-        waited = await _until(
+        waited = await until(
             reactor,
             lambda: all(e.offline for e in endpoints),
             options.offline_timeout,
         )
-        control.sendLine(
-            json.dumps(
-                {"offline": sum(e.offline for e in endpoints), "seconds": waited}
-            ).encode("utf-8")
+        control.report(
+            {"offline": sum(e.offline for e in endpoints), "seconds": waited}
         )
         await control.go
         phases.current = "storm"
         cpu = own_cpu_seconds()
-        await _until(
+        await until(
             reactor,
             lambda: all(e.back_at is not None for e in endpoints),
             options.storm_timeout,
@@ -277,7 +293,7 @@ async def _run(reactor, options) -> None:
         # The key each endpoint holds once its connection is closed: a
         # rotation the server committed whose ROTATE_DONE did not arrive
         # leaves it the previous key, which the server still accepts.
-        await _stop(endpoints)
+        await stop_all(endpoints)
         with open(options.results, "w", encoding="ascii") as handle:
             for endpoint in endpoints:
                 profile = endpoint.factory.profile
@@ -294,20 +310,18 @@ async def _run(reactor, options) -> None:
                     + "\n"
                 )
         storm_errors = phases.errors.get("storm", Counter())
-        control.sendLine(
-            json.dumps(
-                {
-                    "reconnected": sum(e.back_at is not None for e in endpoints),
-                    "errors": sum(storm_errors.values()),
-                    "error_reasons": _counts(storm_errors),
-                    "down_errors": _counts(phases.errors.get("down")),
-                    "retries": _counts(phases.retries),
-                    "cpu": cpu,
-                }
-            ).encode("utf-8")
+        control.report(
+            {
+                "reconnected": sum(e.back_at is not None for e in endpoints),
+                "errors": sum(storm_errors.values()),
+                "error_reasons": counts(storm_errors),
+                "down_errors": counts(phases.errors.get("down")),
+                "retries": counts(phases.retries),
+                "cpu": cpu,
+            }
         )
     finally:
-        await _stop(endpoints)
+        await stop_all(endpoints)
     control.transport.loseConnection()
     await control.closed
 
@@ -318,7 +332,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--offline-timeout", type=float, required=True)
     parser.add_argument("--storm-timeout", type=float, required=True)
     parser.add_argument("--results", required=True)
-    run_generator(parser.parse_args(argv), _run, _MeasuredFactory)
+    run_generator(parser.parse_args(argv), _run, MeasuredFactory)
 
 
 if __name__ == "__main__":

