@@ -94,14 +94,20 @@ def as_store_error(doing):
     Turn a failure of PostgreSQL or of the connection to it into a
     L{StoreError}, so callers need to know only the store's errors.  Its
     message is one line (libpq adds hints on lines of their own), since
-    the daemon's start and C{suto-admin} report a store error as one.
+    the daemon's start and C{suto-admin} report a store error as one, and
+    never the row a server's error quotes in its detail.
 
     @param doing: what was being done, for the message.
     """
     try:
         yield
     except psycopg.Error as e:
-        raise StoreError(f"{doing} failed: {' '.join(str(e).split())}") from e
+        # A server's error says what it refused in its primary message; its
+        # detail may quote the refused row (a sealed key, a hash), which
+        # must not reach the log.  An error of the client or the network
+        # has no primary message: libpq's text names only the server.
+        message = e.diag.message_primary or str(e)
+        raise StoreError(f"{doing} failed: {' '.join(message.split())}") from e
 
 
 def checked_location(uri):

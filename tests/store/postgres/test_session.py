@@ -14,6 +14,7 @@ from suto_server.store.postgres import PostgresStore
 from suto_server.store.postgres.session import (
     CLIENT_DEFAULTS,
     SESSION_DEFAULTS,
+    as_store_error,
     client_settings,
     connect,
 )
@@ -132,6 +133,24 @@ class SessionTests(SynchronousTestCase):
         self.addCleanup(store.close)
         self.assertEqual(
             _settings(store._connection, ["lock_timeout"]), {"lock_timeout": "10s"}
+        )
+
+    def test_detail_left_out(self):
+        """
+        A server's error becomes a L{StoreError} with its primary message
+        only: its detail, which may quote the row it refused (a sealed key,
+        a hash), stays out of the message and so out of the log.
+        """
+        connection = self.connect()
+        with self.assertRaises(StoreError) as raised:
+            with as_store_error("writing to the store"):
+                connection.execute(
+                    "DO $$ BEGIN RAISE EXCEPTION 'row refused'"
+                    " USING DETAIL = 'Failing row contains (sealed-key-bytes)';"
+                    " END $$"
+                )
+        self.assertEqual(
+            str(raised.exception), "writing to the store failed: row refused"
         )
 
     def test_refused(self):
