@@ -44,10 +44,13 @@ from suto_server.core import timing, wire
 MAX_HOLD_OFF = 3600.0
 #: The back-off between connection attempts: after the n-th failure in a
 #: row the wait is drawn uniformly from [c/2, c], where
-#: c = min(RETRY_BASE x 2^n, RETRY_CAP) ("equal jitter").  The draw spreads
-#: a fleet cut off at the same moment over half of each wait, and the
-#: cap bounds the wait of every endpoint after its server comes back.
+#: c = min(RETRY_BASE x 2^n, cap) ("equal jitter").  The draw spreads a
+#: fleet cut off at the same moment over half of each wait, and the cap
+#: bounds the wait of every endpoint after its server comes back.
 RETRY_BASE = 1.0
+#: The cap once the server answered and the rotation still failed: a
+#: server that is up but cannot rotate is not asked again more often
+#: than every 15 s.
 RETRY_CAP = 30.0
 #: A connection that ends before the server's first message (the server
 #: refused it under a connection limit, or never answered) is not a failed
@@ -55,6 +58,15 @@ RETRY_CAP = 30.0
 #: times, so a server shedding load is retried within seconds and one
 #: that only ever accepts and closes is not hammered.
 UNANSWERED_DOUBLINGS = 3
+#: The cap while no connection in a row was answered: the server is down,
+#: unreachable or shedding.  An endpoint tries again at most this long
+#: after its server is back, so a fleet cut off by an outage of any length
+#: is back within it (plus its conversation and any short waits the
+#: server's start-up limit adds), where the [15, 30] s draws of
+#: L{RETRY_CAP} put the last first attempt 30 s out.  The cost is a dead
+#: server asked every 4-8 s instead of every 15-30 s: a connection attempt
+#: to a closed port, which the server's kernel refuses.
+OUTAGE_CAP = RETRY_BASE * 2.0**UNANSWERED_DOUBLINGS
 
 
 class CommitError(Exception):
@@ -202,18 +214,24 @@ def profile_endpoint(
     return FailoverEndpoint(endpoints)
 
 
-def retry_wait(failures: int, random: random_module.Random) -> float:
+def retry_wait(
+    failures: int, random: random_module.Random, cap: float = RETRY_CAP
+) -> float:
     """
     Seconds to wait before connecting again after C{failures} failures in
     a row: drawn uniformly from [c/2, c], c = min(L{RETRY_BASE} x
-    2^C{failures}, L{RETRY_CAP}).
+    2^C{failures}, C{cap}).
 
     The draw is proportional to the wait, so endpoints cut off together
     spread over half of each wait instead of retrying in waves, and the
     lower half keeps a dead server from being tried more often than every
-    c/2 seconds.
+    c/2 seconds.  It is also why the draw is not "full jitter" ([0, c]):
+    a fleet whose waits average w arrives at its returning server at up
+    to (fleet size / w) a second, and for the same longest wait c equal
+    jitter averages 3c/4 where full jitter averages c/2, so its peak is a
+    third lower for the same bound on the return.
     """
-    ceiling = min(RETRY_BASE * 2.0 ** min(failures, 64), RETRY_CAP)
+    ceiling = min(RETRY_BASE * 2.0 ** min(failures, 64), cap)
     return ceiling / 2 + random.random() * ceiling / 2
 
 
@@ -230,7 +248,9 @@ class RotationFactory(Factory):
     L{MAX_HOLD_OFF}; otherwise it waits as L{retry_wait} says, the
     exponent growing with the failed attempts and rotations in a row but
     by at most L{UNANSWERED_DOUBLINGS} for connections the server ended
-    before answering; a successful rotation resets all of them.
+    before answering, and the wait capped at L{RETRY_CAP} right after a
+    rotation the server answered and failed, at L{OUTAGE_CAP} otherwise;
+    a successful rotation resets all of them.
 
     @ivar profile: the profile with its latest stored key.
     """
@@ -278,6 +298,9 @@ class RotationFactory(Factory):
         self._random = random_module.Random() if random is None else random
         self._failures = 0
         self._unanswered = 0
+        # Whether the last connection's rotation failed after the server
+        # answered.
+        self._answered_failure = False
         self._next_hold_off = interval
         self._hold_off: float | None = None
 
@@ -310,7 +333,15 @@ class RotationFactory(Factory):
         # server closed at once; such closes in a row count on their own,
         # and only up to a few doublings.
         unanswered = min(self._unanswered, UNANSWERED_DOUBLINGS)
-        return retry_wait(self._failures + max(attempt, unanswered), self._random)
+        # Only a server that answered and still failed the rotation is
+        # known to be up and failing; otherwise (refused, not answered,
+        # not reached, even after such failures) the outage's shorter cap
+        # brings the endpoint back soon after its server.
+        answered = self._answered_failure and attempt <= 1
+        cap = RETRY_CAP if answered else OUTAGE_CAP
+        return retry_wait(
+            self._failures + max(attempt, unanswered), self._random, cap
+        )
 
     def _note_silence(self) -> None:
         """
@@ -380,6 +411,9 @@ class RotationFactory(Factory):
             level = LogLevel.warn
         if report.answered:
             self._unanswered = 0
+        self._answered_failure = (
+            report.answered and report.outcome is not RotationOutcome.ROTATED
+        )
         text = (
             "key rotation of {user} with {server_host} port {server_port}: "
             "{outcome}"

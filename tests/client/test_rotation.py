@@ -25,6 +25,7 @@ from suto_client.agent import Agent
 from suto_client.fingerprint import FingerprintError
 from suto_client.rotation import (
     MAX_HOLD_OFF,
+    OUTAGE_CAP,
     RETRY_CAP,
     UNANSWERED_DOUBLINGS,
     CommitError,
@@ -786,9 +787,9 @@ class RotationFactoryTests(SynchronousTestCase):
         under a connection limit) do not count as failed rotations: in a
         row they double the wait only L{UNANSWERED_DOUBLINGS} times, to
         [4, 8] s at most, on top of the failures that came before them;
-        failed connection attempts after them keep growing; the first
-        answered connection resets them.  The lower ends, drawn here,
-        show the exponents.
+        failed connection attempts after them keep growing, up to
+        L{OUTAGE_CAP}; the first answered connection resets them.  The
+        lower ends, drawn here, show the exponents.
         """
         self.assertEqual(UNANSWERED_DOUBLINGS, 3)
         delays = []
@@ -798,7 +799,7 @@ class RotationFactoryTests(SynchronousTestCase):
         self.assertEqual(delays, [1.0, 2.0, 4.0, 4.0, 4.0])
         self.assertEqual(
             [self.factory.retry_delay(attempt) for attempt in (4, 5, 6)],
-            [8.0, 15.0, 15.0],
+            [OUTAGE_CAP / 2] * 3,
         )
         self.server.receive = lambda message: [wire.Error(wire.ERROR_BUSY)]
         self.connection()
@@ -814,6 +815,32 @@ class RotationFactoryTests(SynchronousTestCase):
             + [(RotationOutcome.ERROR, True)]
             + [(RotationOutcome.ERROR, False)] * 2,
         )
+
+    def test_outage_cap(self):
+        """
+        Once no server answers, the wait is capped at L{OUTAGE_CAP} (8 s)
+        however many rotations failed before: only the wait right after
+        a rotation the server answered and failed may reach L{RETRY_CAP}.
+        The upper ends, drawn here, show the caps.
+        """
+        self.assertEqual(OUTAGE_CAP, 8.0)
+        self.factory = make_factory(
+            self.clock,
+            lambda old, new: self.stored.append((old, new)),
+            self.reports.append,
+            self.fingerprint,
+            FixedRandom(1.0),
+        )
+        self.server.receive = lambda message: [wire.Error(wire.ERROR_BUSY)]
+        for _ in range(5):
+            self.connection()
+        self.assertEqual(self.factory.retry_delay(1), RETRY_CAP)
+        self.assertEqual(
+            [self.factory.retry_delay(attempt) for attempt in (2, 3, 9)],
+            [OUTAGE_CAP] * 3,
+        )
+        refused_connection(self.factory)
+        self.assertEqual(self.factory.retry_delay(1), OUTAGE_CAP)
 
     def test_unanswered_timeout(self):
         """
@@ -889,6 +916,7 @@ class RetryWaitTests(SynchronousTestCase):
         self.assertEqual(retry_wait(3, FixedRandom(0.0)), 4.0)
         self.assertEqual(retry_wait(3, FixedRandom(1.0)), 8.0)
         self.assertEqual(retry_wait(9, FixedRandom(1.0)), RETRY_CAP)
+        self.assertEqual(retry_wait(9, FixedRandom(1.0), OUTAGE_CAP), 8.0)
 
     def test_fleet_spreads(self):
         """
