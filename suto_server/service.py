@@ -76,7 +76,7 @@ from suto_server.settings import (
 from suto_server.store.calls import calls_for
 from suto_server.store.dbthread import store_method
 from suto_server.store.errors import StoreError
-from suto_server.store.groupcommit import GroupCommitter
+from suto_server.store.groupcommit import SERVER_HOLD, GroupCommitter
 from suto_server.store.interfaces import IStore
 from suto_server.store.records import MAX_NAME
 
@@ -238,7 +238,9 @@ class SutoServer(MultiService):
                 audit=self.audit,
                 live=self.live,
                 hash_pool=self.hash_pool,
-                committer=GroupCommitter(reactor, self._rotation_commits()),
+                committer=GroupCommitter(
+                    reactor, self._rotation_commits(), hold=SERVER_HOLD
+                ),
                 locations=self._locations,
                 settings=enrollment,
                 network=network,
