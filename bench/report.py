@@ -484,6 +484,9 @@ def rotation_rows(result: FleetResult, ceilings: Ceilings) -> list[Row]:
         ("generator CPU per rotation",
          _text(figures["generator_cpu_ms_per_rotation"], 2), "ms",
          "all generator processes"),
+        ("rotations per commit", _text(figures["rotations_per_commit"], 2), "",
+         f"{result.commits} group commits (transactions) of rotations "
+         f"over the measured phase"),
         *_load_rows(measured, ceilings.threads),
         *_memory_rows(result),
     ]
@@ -592,6 +595,8 @@ def rotation_json(result: FleetResult, ceilings: Ceilings) -> dict:
         "generator_cpu_ms_per_rotation": _rounded(
             measured.cpu_ms_per_operation(measured.generator_cpu), 3
         ),
+        "commits": result.commits,
+        "rotations_per_commit": _rounded(_ratio(measured.count, result.commits), 2),
         "other_load": _rounded(other_load(measured, ceilings.threads), 3),
     }
 

@@ -45,6 +45,7 @@ from bench.descriptors import (
 from bench.load_client import GO
 from bench.measurement import Measurement, add_counts
 from bench.memory import resident_bytes
+from bench.metrics_page import scrape
 from bench.suto_server_process import (
     ServerSetup,
     free_port,
@@ -96,6 +97,8 @@ class FleetResult:
     @ivar file_limit: the open files each process could have.
     @ivar measured: the measured phase: completed rotations and their
         latencies, the generators' CPU together, the server's CPU.
+    @ivar commits: the server's group commits of rotations (transactions)
+        over the measured phase, from its metrics.
     """
 
     endpoints: int
@@ -111,6 +114,7 @@ class FleetResult:
     generators: int
     file_limit: int
     measured: Measurement
+    commits: int
 
     @property
     def rss_per_endpoint(self) -> float | None:
@@ -277,6 +281,17 @@ def report_lines(
     return waiting.addCallback(_json_lines, keys)
 
 
+@inlineCallbacks
+def _commits(reactor, port: int):
+    """
+    @return: (through a L{Deferred}) the group commits of rotations the
+        server has made so far: the count of its commit-duration
+        histogram.
+    """
+    samples = yield scrape(reactor, port)
+    return int(samples[("suto_store_commit_duration_seconds_count", "")])
+
+
 def _total_resident(children: list[Child]) -> int | None:
     """
     @return: the resident bytes of C{children} together, or L{None} if
@@ -322,8 +337,13 @@ def run_fleet(
     file_limit = raise_file_limit()
     check_server(endpoints, file_limit)
     setup, fleet_file, seeding = yield seed_fleet(reactor, directory, endpoints)
+    metrics_port = free_port()
     server = start_server(
-        reactor, setup, AUTH_TIMEOUT, options=interval_options(interval)
+        reactor,
+        setup,
+        AUTH_TIMEOUT,
+        options=interval_options(interval)
+        + ("--metrics-listen", f"tcp:{metrics_port}:interface=127.0.0.1"),
     )
     admin = AdminClient(reactor, setup.admin_socket, 1)
     generators: list[tuple[Child, str]] = []
@@ -344,6 +364,7 @@ def run_fleet(
         )
         rss_after = resident_bytes(server.pid)
         generator_rss = _total_resident(children)
+        commits_before = yield _commits(reactor, metrics_port)
         meter = CpuMeter(server.pid)
         for child in children:
             child.send_line(GO)
@@ -351,6 +372,7 @@ def run_fleet(
             children, 1, ("count", "seconds", "errors", "error_reasons", "cpu"), server
         )
         cpu = meter.read()
+        commits_after = yield _commits(reactor, metrics_port)
         # Each generator wrote its latencies before its report.
         latencies = array("d")
         for _, path in generators:
@@ -373,4 +395,5 @@ def run_fleet(
         generators=len(generators),
         file_limit=file_limit,
         measured=Measurement.of_reports(reports, cpu, tuple(latencies)),
+        commits=commits_after - commits_before,
     )
