@@ -47,8 +47,9 @@ DEFAULT_MAX_BATCH = 512
 #: more, those committed while one syncs are already this many.
 SMALL_BATCH = 8
 #: The hold the server gives its group commits: at 167 rotations a second
-#: a batch then holds 2 to 3 items instead of 1, for at most 10 ms more
-#: before a rotation's result, a fifth of the 50 ms its p99 may take.
+#: (whose arrivals bunch) the batches grew from 1.35 rotations to 5.7-6.5
+#: in the benchmark (bench/RESULTS.md), for at most 10 ms more before a
+#: rotation's result, a fifth of the 50 ms its p99 may take.
 SERVER_HOLD = 0.010
 
 _Item = TypeVar("_Item")
