@@ -43,8 +43,8 @@ from twisted.python.failure import Failure
 DEFAULT_MAX_BATCH = 512
 #: A batch of fewer items than this is small: the next one may be held
 #: open (C{hold}).  At 167 rotations a second (10,000 endpoints every
-#: 60 s) batches hold one to three items; at a few hundred a second and
-#: more, those committed while one syncs are already this many.
+#: 60 s) unheld batches hold one to three items; at a few hundred a second
+#: and more, those committed while one syncs are already this many.
 SMALL_BATCH = 8
 #: The hold the server gives its group commits: at 167 rotations a second
 #: (whose arrivals bunch) the batches grew from 1.35 rotations to 5.7-6.5
