@@ -48,25 +48,26 @@ MAX_HOLD_OFF = 3600.0
 #: fleet cut off at the same moment over half of each wait, and the cap
 #: bounds the wait of every endpoint after its server comes back.
 RETRY_BASE = 1.0
-#: The cap once the server answered and the rotation still failed: a
-#: server that is up but cannot rotate is not asked again more often
-#: than every 15 s.
+#: The cap once the last connection reached the server and did not
+#: rotate (the server answered and failed, or refused or ignored the
+#: connection under its limits): a server that is up but cannot serve is
+#: not asked again more often than every 15 s.
 RETRY_CAP = 30.0
 #: A connection that ends before the server's first message (the server
 #: refused it under a connection limit, or never answered) is not a failed
-#: rotation: such connections in a row double the wait at most this many
-#: times, so a server shedding load is retried within seconds and one
-#: that only ever accepts and closes is not hammered.
-UNANSWERED_DOUBLINGS = 3
-#: The cap while no connection in a row was answered: the server is down,
-#: unreachable or shedding.  An endpoint tries again at most this long
-#: after its server is back, so a fleet cut off by an outage of any length
-#: is back within it (plus its conversation and any short waits the
-#: server's start-up limit adds), where the [15, 30] s draws of
+#: rotation: such connections in a row double the wait on their own, at
+#: most this many times, so a first refusal is retried within seconds and
+#: a fleet a shedding server keeps refusing spreads out over up to
+#: L{RETRY_CAP} instead of coming back every few seconds.
+UNANSWERED_DOUBLINGS = 5
+#: The cap while the server cannot be reached at all (the connection
+#: attempts fail): an endpoint tries again at most this long after its
+#: server is back, so a fleet cut off by an outage of any length is back
+#: within it (plus its conversation), where the [15, 30] s draws of
 #: L{RETRY_CAP} put the last first attempt 30 s out.  The cost is a dead
 #: server asked every 4-8 s instead of every 15-30 s: a connection attempt
 #: to a closed port, which the server's kernel refuses.
-OUTAGE_CAP = RETRY_BASE * 2.0**UNANSWERED_DOUBLINGS
+OUTAGE_CAP = 8.0
 
 
 class CommitError(Exception):
@@ -249,8 +250,9 @@ class RotationFactory(Factory):
     exponent growing with the failed attempts and rotations in a row but
     by at most L{UNANSWERED_DOUBLINGS} for connections the server ended
     before answering, and the wait capped at L{RETRY_CAP} right after a
-    rotation the server answered and failed, at L{OUTAGE_CAP} otherwise;
-    a successful rotation resets all of them.
+    connection that reached the server and did not rotate, at
+    L{OUTAGE_CAP} while the server cannot be reached; a successful
+    rotation resets all of them.
 
     @ivar profile: the profile with its latest stored key.
     """
@@ -298,9 +300,9 @@ class RotationFactory(Factory):
         self._random = random_module.Random() if random is None else random
         self._failures = 0
         self._unanswered = 0
-        # Whether the last connection's rotation failed after the server
-        # answered.
-        self._answered_failure = False
+        # Whether the last connection reached the server and did not
+        # rotate.
+        self._reached_failure = False
         self._next_hold_off = interval
         self._hold_off: float | None = None
 
@@ -333,12 +335,12 @@ class RotationFactory(Factory):
         # server closed at once; such closes in a row count on their own,
         # and only up to a few doublings.
         unanswered = min(self._unanswered, UNANSWERED_DOUBLINGS)
-        # Only a server that answered and still failed the rotation is
-        # known to be up and failing; otherwise (refused, not answered,
-        # not reached, even after such failures) the outage's shorter cap
-        # brings the endpoint back soon after its server.
-        answered = self._answered_failure and attempt <= 1
-        cap = RETRY_CAP if answered else OUTAGE_CAP
+        # A server that took the connection and did not rotate is up and
+        # failing or shedding; one whose connection attempts fail (counted
+        # from 2 on) is down, and the outage's shorter cap brings the
+        # endpoint back soon after it.
+        reached = self._reached_failure and attempt <= 1
+        cap = RETRY_CAP if reached else OUTAGE_CAP
         return retry_wait(
             self._failures + max(attempt, unanswered), self._random, cap
         )
@@ -411,9 +413,7 @@ class RotationFactory(Factory):
             level = LogLevel.warn
         if report.answered:
             self._unanswered = 0
-        self._answered_failure = (
-            report.answered and report.outcome is not RotationOutcome.ROTATED
-        )
+        self._reached_failure = report.outcome is not RotationOutcome.ROTATED
         text = (
             "key rotation of {user} with {server_host} port {server_port}: "
             "{outcome}"

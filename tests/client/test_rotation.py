@@ -786,17 +786,17 @@ class RotationFactoryTests(SynchronousTestCase):
         Connections the server closes before it says anything (refused
         under a connection limit) do not count as failed rotations: in a
         row they double the wait only L{UNANSWERED_DOUBLINGS} times, to
-        [4, 8] s at most, on top of the failures that came before them;
+        [15, 30] s at most, on top of the failures that came before them;
         failed connection attempts after them keep growing, up to
         L{OUTAGE_CAP}; the first answered connection resets them.  The
         lower ends, drawn here, show the exponents.
         """
-        self.assertEqual(UNANSWERED_DOUBLINGS, 3)
+        self.assertEqual(UNANSWERED_DOUBLINGS, 5)
         delays = []
-        for _ in range(5):
+        for _ in range(7):
             refused_connection(self.factory)
             delays.append(self.factory.retry_delay(1))
-        self.assertEqual(delays, [1.0, 2.0, 4.0, 4.0, 4.0])
+        self.assertEqual(delays, [1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0])
         self.assertEqual(
             [self.factory.retry_delay(attempt) for attempt in (4, 5, 6)],
             [OUTAGE_CAP / 2] * 3,
@@ -811,17 +811,18 @@ class RotationFactoryTests(SynchronousTestCase):
         self.assertEqual(self.stored, [])
         self.assertEqual(
             [(r.outcome, r.answered) for r in self.reports],
-            [(RotationOutcome.ERROR, False)] * 5
+            [(RotationOutcome.ERROR, False)] * 7
             + [(RotationOutcome.ERROR, True)]
             + [(RotationOutcome.ERROR, False)] * 2,
         )
 
     def test_outage_cap(self):
         """
-        Once no server answers, the wait is capped at L{OUTAGE_CAP} (8 s)
-        however many rotations failed before: only the wait right after
-        a rotation the server answered and failed may reach L{RETRY_CAP}.
-        The upper ends, drawn here, show the caps.
+        Once the server cannot be reached, the wait is capped at
+        L{OUTAGE_CAP} (8 s) however many rotations failed before: only
+        the wait right after a connection that reached the server and did
+        not rotate (answered and failed, or refused) may reach
+        L{RETRY_CAP}.  The upper ends, drawn here, show the caps.
         """
         self.assertEqual(OUTAGE_CAP, 8.0)
         self.factory = make_factory(
@@ -840,7 +841,8 @@ class RotationFactoryTests(SynchronousTestCase):
             [OUTAGE_CAP] * 3,
         )
         refused_connection(self.factory)
-        self.assertEqual(self.factory.retry_delay(1), OUTAGE_CAP)
+        self.assertEqual(self.factory.retry_delay(1), RETRY_CAP)
+        self.assertEqual(self.factory.retry_delay(2), OUTAGE_CAP)
 
     def test_unanswered_timeout(self):
         """
