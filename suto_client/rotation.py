@@ -44,30 +44,17 @@ from suto_server.core import timing, wire
 MAX_HOLD_OFF = 3600.0
 #: The back-off between connection attempts: after the n-th failure in a
 #: row the wait is drawn uniformly from [c/2, c], where
-#: c = min(RETRY_BASE x 2^n, cap) ("equal jitter").  The draw spreads a
-#: fleet cut off at the same moment over half of each wait, and the cap
-#: bounds the wait of every endpoint after its server comes back.
+#: c = min(RETRY_BASE x 2^n, RETRY_CAP) ("equal jitter").  The draw spreads
+#: a fleet cut off at the same moment over half of each wait, and the
+#: cap bounds the wait of every endpoint after its server comes back.
 RETRY_BASE = 1.0
-#: The cap once the last connection reached the server and did not
-#: rotate (the server answered and failed, or refused or ignored the
-#: connection under its limits): a server that is up but cannot serve is
-#: not asked again more often than every 15 s.
 RETRY_CAP = 30.0
 #: A connection that ends before the server's first message (the server
 #: refused it under a connection limit, or never answered) is not a failed
-#: rotation: such connections in a row double the wait on their own, at
-#: most this many times, so a first refusal is retried within seconds and
-#: a fleet a shedding server keeps refusing spreads out over up to
-#: L{RETRY_CAP} instead of coming back every few seconds.
-UNANSWERED_DOUBLINGS = 5
-#: The cap while the server cannot be reached at all (the connection
-#: attempts fail): an endpoint tries again at most this long after its
-#: server is back, so a fleet cut off by an outage of any length is back
-#: within it (plus its conversation), where the [15, 30] s draws of
-#: L{RETRY_CAP} put the last first attempt 30 s out.  The cost is a dead
-#: server asked every 4-8 s instead of every 15-30 s: a connection attempt
-#: to a closed port, which the server's kernel refuses.
-OUTAGE_CAP = 8.0
+#: rotation: such connections in a row double the wait at most this many
+#: times, so a server shedding load is retried within seconds and one
+#: that only ever accepts and closes is not hammered.
+UNANSWERED_DOUBLINGS = 3
 
 
 class CommitError(Exception):
@@ -215,24 +202,18 @@ def profile_endpoint(
     return FailoverEndpoint(endpoints)
 
 
-def retry_wait(
-    failures: int, random: random_module.Random, cap: float = RETRY_CAP
-) -> float:
+def retry_wait(failures: int, random: random_module.Random) -> float:
     """
     Seconds to wait before connecting again after C{failures} failures in
     a row: drawn uniformly from [c/2, c], c = min(L{RETRY_BASE} x
-    2^C{failures}, C{cap}).
+    2^C{failures}, L{RETRY_CAP}).
 
     The draw is proportional to the wait, so endpoints cut off together
     spread over half of each wait instead of retrying in waves, and the
     lower half keeps a dead server from being tried more often than every
-    c/2 seconds.  It is also why the draw is not "full jitter" ([0, c]):
-    a fleet whose waits average w arrives at its returning server at up
-    to (fleet size / w) a second, and for the same longest wait c equal
-    jitter averages 3c/4 where full jitter averages c/2, so its peak is a
-    third lower for the same bound on the return.
+    c/2 seconds.
     """
-    ceiling = min(RETRY_BASE * 2.0 ** min(failures, 64), cap)
+    ceiling = min(RETRY_BASE * 2.0 ** min(failures, 64), RETRY_CAP)
     return ceiling / 2 + random.random() * ceiling / 2
 
 
@@ -249,10 +230,7 @@ class RotationFactory(Factory):
     L{MAX_HOLD_OFF}; otherwise it waits as L{retry_wait} says, the
     exponent growing with the failed attempts and rotations in a row but
     by at most L{UNANSWERED_DOUBLINGS} for connections the server ended
-    before answering, and the wait capped at L{RETRY_CAP} right after a
-    connection that reached the server and did not rotate, at
-    L{OUTAGE_CAP} while the server cannot be reached; a successful
-    rotation resets all of them.
+    before answering; a successful rotation resets all of them.
 
     @ivar profile: the profile with its latest stored key.
     """
@@ -300,9 +278,6 @@ class RotationFactory(Factory):
         self._random = random_module.Random() if random is None else random
         self._failures = 0
         self._unanswered = 0
-        # Whether the last connection reached the server and did not
-        # rotate.
-        self._reached_failure = False
         self._next_hold_off = interval
         self._hold_off: float | None = None
 
@@ -335,15 +310,7 @@ class RotationFactory(Factory):
         # server closed at once; such closes in a row count on their own,
         # and only up to a few doublings.
         unanswered = min(self._unanswered, UNANSWERED_DOUBLINGS)
-        # A server that took the connection and did not rotate is up and
-        # failing or shedding; one whose connection attempts fail (counted
-        # from 2 on) is down, and the outage's shorter cap brings the
-        # endpoint back soon after it.
-        reached = self._reached_failure and attempt <= 1
-        cap = RETRY_CAP if reached else OUTAGE_CAP
-        return retry_wait(
-            self._failures + max(attempt, unanswered), self._random, cap
-        )
+        return retry_wait(self._failures + max(attempt, unanswered), self._random)
 
     def _note_silence(self) -> None:
         """
@@ -413,7 +380,6 @@ class RotationFactory(Factory):
             level = LogLevel.warn
         if report.answered:
             self._unanswered = 0
-        self._reached_failure = report.outcome is not RotationOutcome.ROTATED
         text = (
             "key rotation of {user} with {server_host} port {server_port}: "
             "{outcome}"

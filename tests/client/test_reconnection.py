@@ -25,7 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client.agent import Agent
 from suto_client.fingerprint import FingerprintError
-from suto_client.rotation import OUTAGE_CAP, CommitError, RotationProtocol
+from suto_client.rotation import RETRY_CAP, CommitError, RotationProtocol
 from suto_client.rotation_machine import ClientRotation
 from suto_client.rotation_outcome import Commit, Report, RotationOutcome
 from suto_client.state import ClientState
@@ -849,7 +849,7 @@ class OfflineFactoryTests(SynchronousTestCase):
         """
         An offline endpoint whose server was down and then refuses it twice
         under its start-up limit (closing before its version) is back
-        within L{OUTAGE_CAP} plus two short waits of the server's return:
+        within L{RETRY_CAP} plus two short waits of the server's return:
         the waits while the server is down never pass the cap, the
         refusals neither count as failed rotations nor mark anything, and
         the reconnection that follows rotates.  Time runs on the test's
@@ -865,7 +865,7 @@ class OfflineFactoryTests(SynchronousTestCase):
         for attempt in range(1, 9):
             waits.append(self.factory.retry_delay(attempt))
             self.clock.advance(waits[-1])
-        self.assertLessEqual(max(waits), OUTAGE_CAP)
+        self.assertLessEqual(max(waits), RETRY_CAP)
         self.assertEqual(self.stored, [(PROFILE, OFFLINE)])
         # The server returns just after the last failed attempt.
         back = self.clock.seconds()
@@ -879,7 +879,7 @@ class OfflineFactoryTests(SynchronousTestCase):
         self.connection()
         self.assertEqual(self.server.generation, 1)
         self.assertIsNone(self.factory.profile.offline_since)
-        self.assertLessEqual(self.clock.seconds() - back, OUTAGE_CAP + 2 + 4)
+        self.assertLessEqual(self.clock.seconds() - back, RETRY_CAP + 2 + 4)
 
     def test_no_secret_logged(self):
         """

@@ -25,7 +25,6 @@ from suto_client.agent import Agent
 from suto_client.fingerprint import FingerprintError
 from suto_client.rotation import (
     MAX_HOLD_OFF,
-    OUTAGE_CAP,
     RETRY_CAP,
     UNANSWERED_DOUBLINGS,
     CommitError,
@@ -786,20 +785,20 @@ class RotationFactoryTests(SynchronousTestCase):
         Connections the server closes before it says anything (refused
         under a connection limit) do not count as failed rotations: in a
         row they double the wait only L{UNANSWERED_DOUBLINGS} times, to
-        [15, 30] s at most, on top of the failures that came before them;
-        failed connection attempts after them keep growing, up to
-        L{OUTAGE_CAP}; the first answered connection resets them.  The
-        lower ends, drawn here, show the exponents.
+        [4, 8] s at most, on top of the failures that came before them;
+        failed connection attempts after them keep growing; the first
+        answered connection resets them.  The lower ends, drawn here,
+        show the exponents.
         """
-        self.assertEqual(UNANSWERED_DOUBLINGS, 5)
+        self.assertEqual(UNANSWERED_DOUBLINGS, 3)
         delays = []
-        for _ in range(7):
+        for _ in range(5):
             refused_connection(self.factory)
             delays.append(self.factory.retry_delay(1))
-        self.assertEqual(delays, [1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0])
+        self.assertEqual(delays, [1.0, 2.0, 4.0, 4.0, 4.0])
         self.assertEqual(
             [self.factory.retry_delay(attempt) for attempt in (4, 5, 6)],
-            [OUTAGE_CAP / 2] * 3,
+            [8.0, 15.0, 15.0],
         )
         self.server.receive = lambda message: [wire.Error(wire.ERROR_BUSY)]
         self.connection()
@@ -811,38 +810,10 @@ class RotationFactoryTests(SynchronousTestCase):
         self.assertEqual(self.stored, [])
         self.assertEqual(
             [(r.outcome, r.answered) for r in self.reports],
-            [(RotationOutcome.ERROR, False)] * 7
+            [(RotationOutcome.ERROR, False)] * 5
             + [(RotationOutcome.ERROR, True)]
             + [(RotationOutcome.ERROR, False)] * 2,
         )
-
-    def test_outage_cap(self):
-        """
-        Once the server cannot be reached, the wait is capped at
-        L{OUTAGE_CAP} (8 s) however many rotations failed before: only
-        the wait right after a connection that reached the server and did
-        not rotate (answered and failed, or refused) may reach
-        L{RETRY_CAP}.  The upper ends, drawn here, show the caps.
-        """
-        self.assertEqual(OUTAGE_CAP, 8.0)
-        self.factory = make_factory(
-            self.clock,
-            lambda old, new: self.stored.append((old, new)),
-            self.reports.append,
-            self.fingerprint,
-            FixedRandom(1.0),
-        )
-        self.server.receive = lambda message: [wire.Error(wire.ERROR_BUSY)]
-        for _ in range(5):
-            self.connection()
-        self.assertEqual(self.factory.retry_delay(1), RETRY_CAP)
-        self.assertEqual(
-            [self.factory.retry_delay(attempt) for attempt in (2, 3, 9)],
-            [OUTAGE_CAP] * 3,
-        )
-        refused_connection(self.factory)
-        self.assertEqual(self.factory.retry_delay(1), RETRY_CAP)
-        self.assertEqual(self.factory.retry_delay(2), OUTAGE_CAP)
 
     def test_unanswered_timeout(self):
         """
@@ -918,7 +889,6 @@ class RetryWaitTests(SynchronousTestCase):
         self.assertEqual(retry_wait(3, FixedRandom(0.0)), 4.0)
         self.assertEqual(retry_wait(3, FixedRandom(1.0)), 8.0)
         self.assertEqual(retry_wait(9, FixedRandom(1.0)), RETRY_CAP)
-        self.assertEqual(retry_wait(9, FixedRandom(1.0), OUTAGE_CAP), 8.0)
 
     def test_fleet_spreads(self):
         """
