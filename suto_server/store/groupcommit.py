@@ -47,7 +47,7 @@ DEFAULT_MAX_BATCH = 512
 #: and more, those committed while one syncs are already this many.
 SMALL_BATCH = 8
 #: The hold the server gives its group commits: at 167 rotations a second
-#: (whose arrivals bunch) the batches grew from 1.35 rotations to 5.7-6.5
+#: (whose arrivals bunch) the batches grew from 1.35 rotations to 4.8-6.5
 #: in the benchmark (bench/RESULTS.md), for at most 10 ms more before a
 #: rotation's result, a fifth of the 50 ms its p99 may take.
 SERVER_HOLD = 0.010
