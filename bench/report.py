@@ -47,8 +47,8 @@ IDLE_FLEET_TARGET = 0.10
 EXCHANGES_PER_ROTATION = 2
 
 #: Every endpoint should be back online within this many seconds of a
-#: server restart.
-STORM_TARGET_SECONDS = 60.0
+#: server restart (issue 21; 60 s before it).
+STORM_TARGET_SECONDS = 15.0
 
 #: Message exchanges one reconnection takes: VERSION, TIME, RECONNECT,
 #: then a rotation's two.
@@ -484,6 +484,11 @@ def rotation_rows(result: FleetResult, ceilings: Ceilings) -> list[Row]:
         ("generator CPU per rotation",
          _text(figures["generator_cpu_ms_per_rotation"], 2), "ms",
          "all generator processes"),
+        ("rotations per commit", _text(figures["rotations_per_commit"], 2), "",
+         "several processes: see the database's transactions"
+         if result.commits is None
+         else f"{result.commits} group commits (transactions) of rotations "
+         f"over the measured phase"),
         *_load_rows(measured, ceilings.threads),
         *_memory_rows(result),
     ]
@@ -592,6 +597,8 @@ def rotation_json(result: FleetResult, ceilings: Ceilings) -> dict:
         "generator_cpu_ms_per_rotation": _rounded(
             measured.cpu_ms_per_operation(measured.generator_cpu), 3
         ),
+        "commits": result.commits,
+        "rotations_per_commit": _rounded(_ratio(measured.count, result.commits), 2),
         "other_load": _rounded(other_load(measured, ceilings.threads), 3),
     }
 

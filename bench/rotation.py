@@ -47,13 +47,14 @@ from bench.descriptors import (
 from bench.load_client import GO
 from bench.measurement import Measurement, add_counts
 from bench.memory import resident_bytes
+from bench.metrics_page import scrape
 from bench.server_group import (
     SHARED_PORT,
     ServerGroup,
     prepare_group,
     share_master_key,
 )
-from bench.suto_server_process import ServerSetup
+from bench.suto_server_process import ServerSetup, free_port
 from suto_server.core.timing import DEFAULT_OFFLINE_STEP, longest_wait
 
 #: Seconds the server may take to start answering.
@@ -101,6 +102,10 @@ class FleetResult:
     @ivar store: C{sqlite} or C{postgres}.
     @ivar database: what PostgreSQL did over the measured phase, or
         L{None} on SQLite.
+    @ivar commits: the server's group commits of rotations (transactions)
+        over the measured phase, from its metrics; L{None} for several
+        processes (each has its metrics page: PostgreSQL's transactions,
+        in C{database}, count them all).
     """
 
     endpoints: int
@@ -119,6 +124,7 @@ class FleetResult:
     processes: int = 1
     store: str = SQLITE
     database: DatabaseUse | None = None
+    commits: int | None = None
 
     @property
     def rss_per_endpoint(self) -> float | None:
@@ -299,6 +305,17 @@ def report_lines(
     return waiting.addCallback(_json_lines, keys)
 
 
+@inlineCallbacks
+def _commits(reactor, port: int):
+    """
+    @return: (through a L{Deferred}) the group commits of rotations the
+        server has made so far: the count of its commit-duration
+        histogram.
+    """
+    samples = yield scrape(reactor, port)
+    return int(samples[("suto_store_commit_duration_seconds_count", "")])
+
+
 def _total_resident(children: list[Child]) -> int | None:
     """
     @return: the resident bytes of C{children} together, or L{None} if
@@ -353,8 +370,14 @@ def run_fleet(
     setups, fleet_file, seeding = yield seed_fleet(
         reactor, directory, endpoints, store=store, processes=processes
     )
+    metrics_port = free_port() if processes == 1 else None
+    metrics = (
+        ()
+        if metrics_port is None
+        else ("--metrics-listen", f"tcp:{metrics_port}:interface=127.0.0.1")
+    )
     servers = ServerGroup.start(
-        reactor, setups, AUTH_TIMEOUT, options=interval_options(interval)
+        reactor, setups, AUTH_TIMEOUT, options=interval_options(interval) + metrics
     )
     generators: list[tuple[Child, str]] = []
     try:
@@ -376,6 +399,9 @@ def run_fleet(
         generator_rss = _total_resident(children)
         meter = CpuMeter(*servers.pids)
         used = None if store is None else database.use(store)
+        commits_before = (
+            None if metrics_port is None else (yield _commits(reactor, metrics_port))
+        )
         for child in children:
             child.send_line(GO)
         reports = yield report_lines(
@@ -385,6 +411,11 @@ def run_fleet(
         cpu = meter.read()
         if used is not None:
             used = database.use(store) - used
+        commits = (
+            None
+            if metrics_port is None
+            else (yield _commits(reactor, metrics_port)) - commits_before
+        )
         # Each generator wrote its latencies before its report.
         latencies = array("d")
         for _, path in generators:
@@ -409,4 +440,5 @@ def run_fleet(
         processes=processes,
         store=SQLITE if store is None else POSTGRES,
         database=used,
+        commits=commits,
     )

@@ -80,7 +80,7 @@ from suto_server.store.calls import calls_for
 from suto_server.store.clustering import IClusteredStore
 from suto_server.store.dbthread import DatabasePool, store_method
 from suto_server.store.errors import StoreError
-from suto_server.store.groupcommit import GroupCommitter
+from suto_server.store.groupcommit import SERVER_HOLD, GroupCommitter
 from suto_server.store.records import MAX_NAME
 
 
@@ -255,7 +255,9 @@ class SutoServer(MultiService):
                 audit=self.audit,
                 live=self.live,
                 hash_pool=self.hash_pool,
-                committer=GroupCommitter(reactor, self._rotation_commits()),
+                committer=GroupCommitter(
+                    reactor, self._rotation_commits(), hold=SERVER_HOLD
+                ),
                 locations=self._locations,
                 settings=enrollment,
                 network=network,

@@ -273,6 +273,7 @@ def _result(count: int, seconds: float, server_cpu: float, interval: float = 0.0
             machine_cpu=None,
             latencies=(0.001,) * count,
         ),
+        commits=count // 4,
     )
 
 
@@ -306,6 +307,8 @@ class FleetReportTests(SynchronousTestCase):
         self.assertEqual(figures["ratio"], 1.2)
         self.assertEqual(figures["server_cpu_ms_per_rotation"], 0.2)
         self.assertEqual(figures["latency_p99_ms"], 1.0)
+        self.assertEqual(figures["commits"], 1500)
+        self.assertEqual(figures["rotations_per_commit"], 4.0)
 
     def test_verdicts(self):
         """

@@ -130,27 +130,27 @@ def _profile() -> EnrolledProfile:
 
 class StormReportTests(SynchronousTestCase):
     """
-    The storm report judges the 60 s target on the last endpoint back.
+    The storm report judges the 15 s target on the last endpoint back.
     """
 
     def test_met(self):
         """
-        Everyone back within 60 s meets the target; the rate is endpoints
+        Everyone back within 15 s meets the target; the rate is endpoints
         over that time.
         """
-        figures = report.storm_json(_result(30.0), _ceilings())
-        self.assertEqual(figures["reconnections_per_second"], round(4 / 30.0, 2))
+        figures = report.storm_json(_result(12.0), _ceilings())
+        self.assertEqual(figures["reconnections_per_second"], round(4 / 12.0, 2))
         self.assertEqual(figures["back_p50_s"], 2.0)
-        rows = {row[0]: row[3] for row in report.storm_rows(_result(30.0), _ceilings())}
-        self.assertIn("target 60 s: met", rows["all back"])
+        rows = {row[0]: row[3] for row in report.storm_rows(_result(12.0), _ceilings())}
+        self.assertIn("target 15 s: met", rows["all back"])
 
     def test_missed(self):
         """
-        Someone not back, or back after 60 s, misses it.
+        Someone not back, or back after 15 s, misses it.
         """
-        for result in (_result(None), _result(61.0)):
+        for result in (_result(None), _result(16.0)):
             rows = {row[0]: row[3] for row in report.storm_rows(result, _ceilings())}
-            self.assertIn("target 60 s: missed", rows["all back"])
+            self.assertIn("target 15 s: missed", rows["all back"])
 
     def test_ceiling(self):
         """
