@@ -20,7 +20,10 @@ and a device timed out while its profile lands holds no confirmed key
 the data is opened and committed the connection's timeout is the
 commit's bound (L{timing.commit_wait}), above the store's own bounds,
 and the device hears C{SUTO_ENROLLED_} or C{SUTO_ERROR_BUSY} when the
-store answers (docs/PROTOCOL.md §8.2).
+store answers (docs/PROTOCOL.md §8.2).  A commit that lands after the
+connection ended (the device went away, or the bound passed) leaves a
+profile whose device holds no key, as when a device dies after the
+commit: the server says so in a warning, for IT to re-enroll it.
 """
 
 from __future__ import annotations
@@ -131,6 +134,14 @@ class EnrollmentDriver(VerifyingDriver):
         except EnrollmentRefused as refusal:
             answer = self.machine.rejected(refusal.reason)
         else:
+            if self.connection.ended:
+                # Stored, yet nobody hears it: the device holds no key.
+                self.log.warn(
+                    "enrolled {user} after the device's connection ended: it "
+                    "holds no key; re-enroll it with --replace",
+                    user=self.user,
+                )
+                return
             answer = self.machine.completed(key_id, confirmation)
         if not self.connection.ended:
             self.perform(answer)

@@ -428,9 +428,9 @@ class HeldCommitTests(EnrollmentListener, SynchronousTestCase):
         """
         A commit held for the whole bound ends the connection with
         C{SUTO_ERROR_TIMEOUT}, and the enrollment is audited abandoned;
-        should the commit land after all, the profile is stored and the
+        should the commit land after all, the profile is stored, the
         answer goes nowhere, as when a device dies after the commit
-        (docs/PROTOCOL.md §8.2).
+        (docs/PROTOCOL.md §8.2), and a warning tells IT to re-enroll it.
         """
         protocol, transport = self.committing()
         self.clock.advance(timing.ENROLLMENT_COMMIT_BOUND - 1)
@@ -440,9 +440,12 @@ class HeldCommitTests(EnrollmentListener, SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         protocol.connectionLost(None)
         transport.clear()
-        self.calls.answer()
+        with capturedLogs() as events:
+            self.calls.answer()
         self.assertEqual(transport.value(), b"")
         self.assertIsNotNone(self.store.get_profile("alice"))
+        [warning] = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertIn("re-enroll it with --replace", formatEvent(warning))
         self.assertLessEqual({"enrollment_abandoned", "enrolled"}, set(self.events()))
 
     def test_exchange_timeout_before_the_data(self):
