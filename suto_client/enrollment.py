@@ -3,8 +3,13 @@
 Running an enrollment (L{suto_client.enrollment_machine}) on a connection.
 
 L{EnrollmentProtocol} carries the machine's actions out on a connection
-and computes the hash off the reactor thread; L{enroll} connects to a
-server as an account would (L{suto_client.protocol.client_endpoint}: its
+and computes the hash off the reactor thread.  Its timeout runs from
+connecting, and starts again when the enrollment data goes out: the
+server then commits the profile before it answers, which may take up to
+its commit bound, so the agent waits for the answer longer than that
+(L{timing.confirmation_wait}, docs/PROTOCOL.md §8.2) rather than give up
+on an enrollment the server is about to confirm.  L{enroll} connects to
+a server as an account would (L{suto_client.protocol.client_endpoint}: its
 certificate pinned or vouched for by a CA bundle, with a client
 certificate if one is given) and never fails: every problem becomes an
 L{EnrollOutcome.ERROR} or L{EnrollOutcome.TIMEOUT} result with a reason
@@ -45,7 +50,8 @@ from suto_client.fingerprint import (
 from suto_client.protocol import Derivation, client_endpoint
 from suto_client.state import Account, EnrolledProfile
 from suto_client.tls import normalise_pin
-from suto_server.core import keyschedule, libxcrypt, schemes, wire
+from suto_server.core import keyschedule, libxcrypt, schemes, timing, wire
+from suto_server.core.machine import Send
 
 #: Seconds allowed by default for the connection and, again, for the
 #: conversation: the one-time password's hash runs on the server too.
@@ -114,7 +120,9 @@ class EnrollmentProtocol(SingleExchangeProtocol):
         """
         @param enrollment: the conversation to run.
         @param clock: schedules the enrollment's timeout.
-        @param timeout: seconds from connecting to the confirmation.
+        @param timeout: seconds from connecting to the confirmation, and
+            at least from sending the enrollment data to the confirmation
+            (longer when the server's commit may take longer).
         @param derive: called with the password salt and the random salt;
             returns a L{Deferred} firing with a L{Derivation}.  It holds
             the password, so this protocol never does.
@@ -151,6 +159,24 @@ class EnrollmentProtocol(SingleExchangeProtocol):
         )
         self._carry_out(
             self._conversation.hash_failed("could not compute the response")
+        )
+
+    def _carry_out(self, actions: list) -> None:
+        if any(
+            isinstance(action, Send) and isinstance(action.message, wire.EnrollData)
+            for action in actions
+        ):
+            self._await_confirmation()
+        super()._carry_out(actions)
+
+    def _await_confirmation(self) -> None:
+        """
+        The data goes out: give the server's commit its bound, and the
+        answer its way back, before the enrollment times out.
+        """
+        self._stop_timer()
+        self._timer = self._clock.callLater(
+            timing.confirmation_wait(self._timeout), self._expire
         )
 
     def _perform(self, action: object) -> None:

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.core.test_timing -*-
 """
 The timing rules of key rotation that the agent and the server must agree
-on (docs/PROTOCOL.md §10.1).
+on (docs/PROTOCOL.md §10.1), and how long each waits for an enrollment's
+commit (§8.2).
 
 An agent rotates its profile's key every interval, each wait drawn with up
 to L{JITTER} either side so that a fleet started together drifts apart.
@@ -78,3 +79,39 @@ def silence_allowed(interval: float, grace: float) -> float:
     agent draws, plus the grace.
     """
     return longest_wait(interval) + grace
+
+
+# The enrollment's last step (docs/PROTOCOL.md §8.2).  The server commits
+# the profile before it answers C{SUTO_ENROLLED_}, and a commit that has
+# begun cannot be called back: were the server to time the device out
+# while it waits, the profile could land with the device holding no
+# confirmed key.  So the server waits for the commit this long, whatever
+# its exchange timeout, and the agent waits for the answer longer still.
+
+#: Seconds the server lets an enrollment's commit take before it gives up
+#: on the device: above the longest a store call fails in by the store's
+#: own bounds (on PostgreSQL a connect timeout of 5 s, then a lock timeout
+#: of 10 s, or a TCP user timeout of 10 s and the keepalives' 11 s), so a
+#: store that fails is answered C{SUTO_ERROR_BUSY} before it.
+ENROLLMENT_COMMIT_BOUND = 30.0
+#: Seconds the agent allows past the server's bound for the answer to
+#: cross the network and the server's timeout wheel to turn (its slots
+#: are a second wide).
+ENROLLMENT_ANSWER_MARGIN = 10.0
+
+
+def commit_wait(exchange_timeout: float) -> float:
+    """
+    Seconds the server lets an enrollment's commit take: its exchange
+    timeout, or L{ENROLLMENT_COMMIT_BOUND} when that is longer.
+    """
+    return max(exchange_timeout, ENROLLMENT_COMMIT_BOUND)
+
+
+def confirmation_wait(timeout: float) -> float:
+    """
+    Seconds the agent waits for C{SUTO_ENROLLED_} once its data went out:
+    its own C{timeout}, or the server's commit bound and the margin when
+    that is longer.
+    """
+    return max(timeout, ENROLLMENT_COMMIT_BOUND + ENROLLMENT_ANSWER_MARGIN)

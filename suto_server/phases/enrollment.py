@@ -12,6 +12,18 @@ While a step is awaited the machine waits in the state that asked for
 it, so a message arriving meanwhile is a pipelining error as it is
 during the portal's check; the answer of a step whose connection ended
 meanwhile goes nowhere.
+
+The commit is the one step a timeout must not cut short: once it has
+begun the store may take it whatever the server then tells the device,
+and a device timed out while its profile lands holds no confirmed key
+(it never got C{SUTO_ENROLLED_}) while its window is used up.  So while
+the data is opened and committed the connection's timeout is the
+commit's bound (L{timing.commit_wait}), above the store's own bounds,
+and the device hears C{SUTO_ENROLLED_} or C{SUTO_ERROR_BUSY} when the
+store answers (docs/PROTOCOL.md §8.2).  A commit that lands after the
+connection ended (the device went away, or the bound passed) leaves a
+profile whose device holds no key, as when a device dies after the
+commit: the server says so in a warning, for IT to re-enroll it.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ from dataclasses import dataclass
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from suto_server.core import schemes, wire
+from suto_server.core import schemes, timing, wire
 from suto_server.machines.enrollment import Complete, EnrollmentConversation, Fail
 from suto_server.phases.driver import VerifyingDriver
 from suto_server.rules.enrollment import Enrollment, EnrollmentRefused
@@ -106,7 +118,11 @@ class EnrollmentDriver(VerifyingDriver):
     def _complete(self, action: Complete) -> None:
         # A store that could not commit (unreachable, a full disk) wrote
         # nothing, the window stays open, and run tells the device to try
-        # again rather than leaving it with a dropped connection.
+        # again rather than leaving it with a dropped connection.  The
+        # device is not timed out while the store decides (see above);
+        # every answer closes the connection, so nothing sets it back.
+        connection = self.connection
+        connection.setTimeout(timing.commit_wait(connection.exchange_timeout))
         self.run(self._completing(action.sealed), "storing the enrollment")
 
     async def _completing(self, sealed: bytes) -> None:
@@ -118,6 +134,14 @@ class EnrollmentDriver(VerifyingDriver):
         except EnrollmentRefused as refusal:
             answer = self.machine.rejected(refusal.reason)
         else:
+            if self.connection.ended:
+                # Stored, yet nobody hears it: the device holds no key.
+                self.log.warn(
+                    "enrolled {user} after the device's connection ended: it "
+                    "holds no key; re-enroll it with --replace",
+                    user=self.user,
+                )
+                return
             answer = self.machine.completed(key_id, confirmation)
         if not self.connection.ended:
             self.perform(answer)

@@ -35,7 +35,7 @@ from suto_client.enrollment_machine import (
 from suto_client.protocol import Derivation
 from suto_client.state import ClientState, EnrolledProfile
 from suto_client.statefile import load_state, save_state
-from suto_server.core import keyschedule, libxcrypt, schemes, wire
+from suto_server.core import keyschedule, libxcrypt, schemes, timing, wire
 from suto_server.core.machine import Close, Send
 from tests.support.client_enrollment import (
     RESPONSE,
@@ -657,6 +657,57 @@ class EnrollmentProtocolTests(SynchronousTestCase):
         self.transport.clear()
         pending.callback(Derivation(RESPONSE, SALTED))
         self.assertEqual(self.transport.value(), b"")
+
+    def test_waits_for_commit(self):
+        """
+        Once the data went out the agent waits for the server's commit
+        past its own timeout, as long as L{timing.confirmation_wait}: the
+        confirmation coming then enrolls.
+        """
+        self.connect()
+        self.clock.advance(20)
+        sealed_data = self.run_to_confirmation()
+        self.clock.advance(timing.confirmation_wait(30.0) - 0.1)
+        self.assertEqual(self.results, [])
+        self.assertFalse(self.transport.disconnecting)
+        self.exchange(self.enrolled_line(sealed_data))
+        [result] = self.results
+        self.assertEqual(result.outcome, EnrollOutcome.ENROLLED)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_confirmation_timeout(self):
+        """
+        A server that does not answer the data within the wait is dropped
+        and the enrollment ends as a timeout.
+        """
+        self.connect()
+        self.run_to_confirmation()
+        self.clock.advance(timing.confirmation_wait(30.0))
+        self.assertTrue(self.transport.disconnected)
+        self.assertEqual(
+            self.results,
+            [
+                EnrollResult(
+                    EnrollOutcome.TIMEOUT, "the server did not answer in time"
+                )
+            ],
+        )
+
+    def test_busy_while_waiting(self):
+        """
+        A commit the server could not make, answered C{SUTO_ERROR_BUSY}
+        while the agent waits, ends the enrollment as an error saying to
+        try again; no profile comes out.
+        """
+        self.connect()
+        self.run_to_confirmation()
+        self.clock.advance(timing.ENROLLMENT_COMMIT_BOUND - 1)
+        self.exchange(wire.encode(wire.Error(wire.ERROR_BUSY), wire.Framing.FRAMED))
+        [result] = self.results
+        self.assertEqual(
+            (result.outcome, result.profile, result.reason),
+            (EnrollOutcome.ERROR, None, "the server is busy; try again (BUSY)"),
+        )
 
     def test_connection_lost(self):
         """

@@ -2,7 +2,8 @@
 The rotation timing rules both ends share, and the places that must agree
 with them: the agent's waits, when it marks itself offline, what the
 server allows before a connection is dead or a profile offline, and the
-offline time step and window every default is taken from.
+offline time step and window every default is taken from; and how long
+each side waits for an enrollment's commit.
 """
 
 import inspect
@@ -11,6 +12,7 @@ from random import Random
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_client import enrollment as client_enrollment
 from suto_client import tap as client_tap
 from suto_server import tap as server_tap
 from suto_server.core import keyschedule
@@ -19,15 +21,20 @@ from suto_server.core.timing import (
     DEFAULT_OFFLINE_WINDOW,
     DEFAULT_ROTATION_GRACE,
     DEFAULT_ROTATION_INTERVAL,
+    ENROLLMENT_COMMIT_BOUND,
     JITTER,
+    commit_wait,
+    confirmation_wait,
     draw_wait,
     longest_wait,
     next_due,
     silence_allowed,
 )
 from suto_server.phases.rotation import RotationRules
+from suto_server.phases.timeout import DEFAULT_RESOLUTION
 from suto_server.rules.reconnection import Reconnection
 from suto_server.settings import Timing
+from suto_server.store.postgres import session
 
 INTERVALS = [1.0, 10.0, 60.0, 3600.0]
 GRACES = [0.0, 5.0, 30.0]
@@ -225,3 +232,54 @@ class DefaultsAgreeTests(SynchronousTestCase):
         self.assertIn(
             "(--rotation-interval x 1.1 = 66 s)", str(error)
         )
+
+
+class EnrollmentCommitTests(SynchronousTestCase):
+    """
+    The server waits for an enrollment's commit longer than the store
+    takes to fail, and the agent waits for the answer longer than that.
+    """
+
+    def test_above_store_bounds(self):
+        """
+        The commit's bound is above the longest a PostgreSQL call takes to
+        fail by the session's own bounds: a connect timeout, then a lock
+        waited for, then the network's loss noticed by the keepalives or
+        the TCP user timeout.
+        """
+        client = session.CLIENT_DEFAULTS
+        server = session.SESSION_DEFAULTS
+        keepalives = int(client["keepalives_idle"]) + int(
+            client["keepalives_interval"]
+        ) * int(client["keepalives_count"])
+        network = max(keepalives, int(client["tcp_user_timeout"]) / 1000)
+        lock = int(server["lock_timeout"].rstrip("s"))
+        longest = int(client["connect_timeout"]) + lock + network
+        self.assertLess(longest, ENROLLMENT_COMMIT_BOUND)
+
+    def test_commit_wait(self):
+        """
+        The server waits its exchange timeout for the commit, or the bound
+        when that is longer.
+        """
+        self.assertEqual(commit_wait(10.0), ENROLLMENT_COMMIT_BOUND)
+        longer = ENROLLMENT_COMMIT_BOUND + 5
+        self.assertEqual(commit_wait(longer), longer)
+
+    def test_agent_outwaits_server(self):
+        """
+        With the defaults, the agent waits for the confirmation longer
+        than the server waits for the commit, the wheel's late slot
+        included, so the agent hears what the server decided.
+        """
+        exchange_timeout = server_tap.Options()["exchange-timeout"]
+        server = commit_wait(exchange_timeout) + DEFAULT_RESOLUTION
+        agent = confirmation_wait(client_enrollment.DEFAULT_TIMEOUT)
+        self.assertGreater(agent, server)
+
+    def test_longer_agent_timeout_kept(self):
+        """
+        An agent given a longer timeout than the wait keeps its own.
+        """
+        self.assertEqual(confirmation_wait(120.0), 120.0)
+        self.assertGreater(confirmation_wait(1.0), ENROLLMENT_COMMIT_BOUND)

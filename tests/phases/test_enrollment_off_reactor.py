@@ -17,7 +17,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from suto_server.core import schemes, wire
+from suto_server.core import schemes, timing, wire
 from suto_server.cred.checkers import SaltedChallengeChecker
 from suto_server.cred.realm import SutoRealm
 from suto_server.locations import Location
@@ -361,6 +361,106 @@ class StoreFailureTests(EnrollmentListener, SynchronousTestCase):
         [warning] = warnings
         self.assertIn("counting a failed enrollment for alice failed", formatEvent(warning))
         self.assert_nothing_stored()
+
+
+class HeldCommitTests(EnrollmentListener, SynchronousTestCase):
+    """
+    A commit the store holds past the exchange timeout: the device is not
+    timed out while the store decides, and hears what the store decided;
+    only past the commit's bound does the server give up on it.
+    """
+
+    def setUp(self):
+        self.calls = LaterCalls(MemoryStore())
+        self.listen(self.calls._store, self.calls)
+
+    def committing(self):
+        """
+        A device whose data came and whose window was read again: its
+        commit waits for the store.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(VERSION + ENROLL)
+        self.calls.answer()
+        protocol.dataReceived(self.hash_line())
+        self.calls.answer()
+        transport.clear()
+        protocol.dataReceived(self.data_line())
+        self.assertEqual(self.calls.answer(), "get_window")
+        self.assertEqual(self.calls.names, ["complete_enrollment"])
+        return protocol, transport
+
+    def events(self):
+        return [e.event for e in self.store.audit_events()]
+
+    def test_enrolled_past_exchange_timeout(self):
+        """
+        The commit held twice the exchange timeout times nothing out;
+        when it lands the device gets C{SUTO_ENROLLED_}.
+        """
+        _, transport = self.committing()
+        self.clock.advance(2 * EXCHANGE_TIMEOUT)
+        self.assertEqual((transport.value(), transport.disconnecting), (b"", False))
+        self.calls.answer()
+        self.assertTrue(transport.value().startswith(b"SUTO_ENROLLED_"))
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNotNone(self.store.get_profile("alice"))
+        self.assertIsNone(self.store.get_window("alice"))
+        self.assertNotIn("enrollment_abandoned", self.events())
+
+    def test_busy_past_exchange_timeout(self):
+        """
+        The commit held past the exchange timeout that then fails gets
+        the device C{SUTO_ERROR_BUSY}: no profile, the window open with
+        no attempt counted, so the device may try again.
+        """
+        _, transport = self.committing()
+        self.clock.advance(2 * EXCHANGE_TIMEOUT)
+        with capturedLogs():
+            self.calls.fail(StoreError("the database went away"))
+        self.assertEqual(transport.value(), frame(wire.Error(wire.ERROR_BUSY)))
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(self.store.get_profile("alice"))
+        self.assertEqual(self.attempts(), 0)
+        self.assertNotIn("enrolled", self.events())
+
+    def test_past_the_bound(self):
+        """
+        A commit held for the whole bound ends the connection with
+        C{SUTO_ERROR_TIMEOUT}, and the enrollment is audited abandoned;
+        should the commit land after all, the profile is stored, the
+        answer goes nowhere, as when a device dies after the commit
+        (docs/PROTOCOL.md §8.2), and a warning tells IT to re-enroll it.
+        """
+        protocol, transport = self.committing()
+        self.clock.advance(timing.ENROLLMENT_COMMIT_BOUND - 1)
+        self.assertEqual(transport.value(), b"")
+        self.clock.advance(1)
+        self.assertEqual(transport.value(), frame(wire.Error(wire.ERROR_TIMEOUT)))
+        self.assertTrue(transport.disconnecting)
+        protocol.connectionLost(None)
+        transport.clear()
+        with capturedLogs() as events:
+            self.calls.answer()
+        self.assertEqual(transport.value(), b"")
+        self.assertIsNotNone(self.store.get_profile("alice"))
+        [warning] = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertIn("re-enroll it with --replace", formatEvent(warning))
+        self.assertLessEqual({"enrollment_abandoned", "enrolled"}, set(self.events()))
+
+    def test_exchange_timeout_before_the_data(self):
+        """
+        Only the commit waits longer: a device that proved the password
+        and then says nothing is timed out after the exchange timeout.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(VERSION + ENROLL)
+        self.calls.answer()
+        protocol.dataReceived(self.hash_line())
+        self.calls.answer()
+        transport.clear()
+        self.clock.advance(EXCHANGE_TIMEOUT)
+        self.assertEqual(transport.value(), frame(wire.Error(wire.ERROR_TIMEOUT)))
 
 
 class DatabaseThreadTests(EnrollmentListener, TestCase):
