@@ -70,7 +70,7 @@ class Options(ConfigurableOptions):
         ["data", "d", DEFAULT_DATA, "Data folder (store, certificate, admin socket)."],
         ["store", None, None,
          "PostgreSQL database of the store, postgresql://USER@HOST/DB "
-         "(default: the SQLite file suto.db in the data folder).", _store],
+         "(default: the SQLite file suto.db in the data folder)", _store],
         ["listen", "l", None,
          "Endpoint of the TLS listener (default: ssl:2021): ssl:, or tcp:, "
          "tcp6:, unix: for plaintext.  An ssl: listener without privateKey= "

@@ -4,8 +4,8 @@ The admin API's enrollment windows and blacklist: C{/v1/enroll},
 C{/v1/windows}, C{/v1/cancel}, C{/v1/blacklist} and C{/v1/unblock}, which
 C{suto-admin}'s L{suto_server.admin.enrollment} commands call.
 
-Each answers once the rules have read and changed the store (from its
-database thread, for a store across the network); the errors they raise
+Each answers once the rules have read and changed the store (from the
+database pool, for a store across the network); the errors they raise
 are answered as L{suto_server.admin.httpjson.answer_later} says.
 """
 

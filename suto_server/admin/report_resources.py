@@ -9,7 +9,7 @@ a listing of them waits until every record made so far is written; it
 reads one page of them (L{suto_server.audit.paging}), never the whole
 log.  Every
 report reads the store through its calls and is written when they answer
-(from the database thread, for a store across the network), so the
+(from the database pool, for a store across the network), so the
 reactor serves connections meanwhile; a store that cannot answer is a
 503.
 """

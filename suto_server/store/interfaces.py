@@ -37,11 +37,8 @@ class IUserStore(IPasswordHashSource):
     Accounts are not profiles: removing one leaves an enrolled device
     alone, and enrolling a device needs no account.
 
-    Threads: the reactor thread (the admin API) and, for L{hash_for}, the
-    database thread too: cred's checkers, the classic challenge's salt
-    and the verification API read it through the store's calls
-    (L{suto_server.store.calls}).  The admin command, which has no
-    reactor, calls them on its one thread.
+    Threads: as L{IStore} says; each method is one short statement.  The
+    admin command, which has no reactor, calls them on its one thread.
     """
 
     def add_user(username, password_hash, now):
@@ -89,10 +86,8 @@ class IWindowStore(Interface):
     most once, by L{complete_enrollment}, which stores the profile in the
     same transaction.
 
-    Threads: the reactor thread (IT's operations on windows) and the
-    database thread (a device's enrollment reads, counts and commits
-    through the store's calls, L{suto_server.store.calls}); each method
-    is one short transaction on one user's window.
+    Threads: as L{IStore} says; each method is one short transaction on
+    one user's window.
     """
 
     def open_window(window):
@@ -168,11 +163,11 @@ class IProfileStore(Interface):
     (its moves and any blacklist entry outlive it).
 
     Threads: L{commit_rotations} on the database thread, where a batch of
-    rotations shares one sync to disk; every other method on the reactor
-    thread, each one short transaction on one profile (or, for
-    L{mark_offline}, on one sweep's names).  A rotation may commit on the
-    database thread between L{silent_profiles} and L{mark_offline}, which
-    is why the latter takes C{silent_before}.
+    rotations shares one sync to disk; every other method as L{IStore}
+    says, each one short transaction on one profile (or, for
+    L{mark_offline}, on one sweep's names).  A rotation may commit
+    between L{silent_profiles} and L{mark_offline}, which is why the
+    latter takes C{silent_before}.
     """
 
     def get_profile(username):
@@ -352,10 +347,10 @@ class IAuditStore(Interface):
     moved or edited afterwards shows in L{verify_audit}.
 
     Threads: L{append_audits} on the database thread, where the audit
-    log's group commit gives a burst of events one sync to disk; the reads
-    (L{audit_events}, L{verify_audit}) and L{append_audit} on the reactor
-    thread.  L{verify_audit} must also work on a store opened read-only
-    (the admin command checking a copy of the database).
+    log's group commit gives a burst of events one sync to disk; the
+    reads and L{append_audit} as L{IStore} says.  L{verify_audit} must
+    also work on a store opened read-only (the admin command checking a
+    copy of the database).
     """
 
     def append_audit(event):
@@ -447,8 +442,8 @@ class IBlacklistStore(Interface):
     administrator lifts the entry (which also removes the profile, so the
     device must enroll again).  An entry outlives its profile.
 
-    Threads: the reactor thread only; L{standing} is read on every
-    rotation, so it must answer from one short query.
+    Threads: as L{IStore} says; L{standing} is read on every rotation,
+    so it must answer from one short query.
     """
 
     def add_to_blacklist(entry):
@@ -505,9 +500,11 @@ class IStore(IUserStore, IWindowStore, IProfileStore, IAuditStore, IBlacklistSto
     Threading: a store object belongs to the thread that opened it and is
     only ever called from that thread (a SQLite connection, say, cannot
     move between threads).  The daemon keeps two:
-     - the store it opens, on the reactor thread.  Every method may be
-       called there, and each must return quickly: reads, and writes of a
-       single row or profile, which the reactor can afford to wait for.
+     - the store it opens, on the reactor thread.  On a local store
+       (memory, a SQLite file) the running server's calls run there,
+       through L{suto_server.store.calls}, and each must return quickly:
+       reads, and writes of a single row or profile.  On any store the
+       reads at start-up, before the reactor runs, use it too.
      - a L{sibling}, opened and used on the database thread
        (L{suto_server.store.dbthread.DatabaseThread}).  It carries the
        writes that batch many callers into one sync to disk,
