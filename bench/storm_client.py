@@ -129,8 +129,8 @@ class StormEndpoint:
     One endpoint: the agent's factory under the agent's L{ClientService}.
 
     @ivar first: fires once its first rotation is committed.
-    @ivar back_at: the POSIX time its reconnection's rotation was stored,
-        or L{None}.
+    @ivar back_at: the POSIX time its reconnection's rotation was stored
+        in the storm phase (after the restart), or L{None}.
     @ivar conversation: seconds from its last connection's start to that
         rotation's commit, or L{None}.
     """
@@ -190,8 +190,15 @@ class StormEndpoint:
         # The factory stores a profile twice: when it marks itself offline
         # (a new offline_since, the same key), and after each rotation (a
         # new key, offline_since cleared).  A rotation stored from an
-        # offline profile is a reconnection that went through.
-        if old.offline_since is not None and new.key_id != old.key_id:
+        # offline profile is a reconnection that went through.  Only the
+        # storm's count: with a short interval and grace, a slow start can
+        # leave an endpoint offline and back while the fleet connects, and
+        # that earlier time would pass for its return after the restart.
+        if (
+            self._phases.current == "storm"
+            and old.offline_since is not None
+            and new.key_id != old.key_id
+        ):
             self.back_at = time.time()
             started = self.factory.conversation_started
             if started is not None:

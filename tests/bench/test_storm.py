@@ -86,8 +86,10 @@ class StormEndpointTests(SynchronousTestCase):
 
     def setUp(self):
         self.member = fleet.Member(_profile(), b"f" * 32)
+        self.phases = Phases()
+        self.phases.current = "storm"
         self.endpoint = StormEndpoint(
-            Clock(), self.member, "127.1.0.1", 10.0, Phases()
+            Clock(), self.member, "127.1.0.1", 10.0, self.phases
         )
 
     def test_offline_mark_is_not_back(self):
@@ -105,6 +107,21 @@ class StormEndpointTests(SynchronousTestCase):
         old = replace(self.member.profile, offline_since=5.0)
         self.endpoint._stored(old, replace(old, key_id="f" * 32, offline_since=None))
         self.assertIsNotNone(self.endpoint.back_at)
+
+    def test_back_before_storm_is_not_back(self):
+        """
+        A reconnection while the fleet connects (a short interval and
+        grace on a slow start) is not the storm's: it would pass for a
+        return before the restart, a negative time, while the profile is
+        offline again.
+        """
+        old = replace(self.member.profile, offline_since=5.0)
+        for phase in ("connect", "down"):
+            self.phases.current = phase
+            self.endpoint._stored(
+                old, replace(old, key_id="f" * 32, offline_since=None)
+            )
+            self.assertIsNone(self.endpoint.back_at, phase)
 
     def test_rotation_online_is_not_back(self):
         """
