@@ -26,7 +26,6 @@ each server holds half the fleet.  The conversation with the parent:
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -44,6 +43,7 @@ from bench.storm_client import (
     start_all,
     stop_all,
     until,
+    write_results,
 )
 from bench.tls_loops import tls_endpoint
 from suto_client.failover import FailoverEndpoint
@@ -141,19 +141,18 @@ async def _run(reactor, options) -> None:
         cpu = own_cpu_seconds() - cpu
         # The key each endpoint holds once its connection is closed.
         await stop_all(endpoints)
-        with open(options.results, "w", encoding="ascii") as handle:
-            for endpoint in endpoints:
-                handle.write(
-                    json.dumps(
-                        {
-                            "user": endpoint.factory.profile.user,
-                            "key_id": endpoint.factory.profile.key_id,
-                            "again_at": endpoint.again_at,
-                            "cut": endpoint.cut,
-                        }
-                    )
-                    + "\n"
-                )
+        write_results(
+            options.results,
+            (
+                {
+                    "user": endpoint.factory.profile.user,
+                    "key_id": endpoint.factory.profile.key_id,
+                    "again_at": endpoint.again_at,
+                    "cut": endpoint.cut,
+                }
+                for endpoint in endpoints
+            ),
+        )
         errors = phases.errors.get("failover")
         control.report(
             {

@@ -257,6 +257,16 @@ async def start_all(reactor, endpoints: list[StormEndpoint], phases, options) ->
     }
 
 
+def write_results(path: str, entries) -> None:
+    """
+    Write each of C{entries}, one per endpoint, as a JSON line to C{path},
+    which the parent reads once the generator is done.
+    """
+    with open(path, "w", encoding="ascii") as handle:
+        for entry in entries:
+            handle.write(json.dumps(entry) + "\n")
+
+
 def counts(counter: Counter | None) -> dict[str, int]:
     return dict(counter or {})
 
@@ -301,21 +311,19 @@ async def _run(reactor, options) -> None:
         # rotation the server committed whose ROTATE_DONE did not arrive
         # leaves it the previous key, which the server still accepts.
         await stop_all(endpoints)
-        with open(options.results, "w", encoding="ascii") as handle:
-            for endpoint in endpoints:
-                profile = endpoint.factory.profile
-                handle.write(
-                    json.dumps(
-                        {
-                            "user": profile.user,
-                            "key_id": profile.key_id,
-                            "offline": profile.offline_since is not None,
-                            "back_at": endpoint.back_at,
-                            "conversation": endpoint.conversation,
-                        }
-                    )
-                    + "\n"
-                )
+        write_results(
+            options.results,
+            (
+                {
+                    "user": endpoint.factory.profile.user,
+                    "key_id": endpoint.factory.profile.key_id,
+                    "offline": endpoint.offline,
+                    "back_at": endpoint.back_at,
+                    "conversation": endpoint.conversation,
+                }
+                for endpoint in endpoints
+            ),
+        )
         storm_errors = phases.errors.get("storm", Counter())
         control.report(
             {
