@@ -191,9 +191,12 @@ class StormEndpoint:
         # (a new offline_since, the same key), and after each rotation (a
         # new key, offline_since cleared).  A rotation stored from an
         # offline profile is a reconnection that went through.  Only the
-        # storm's count: with a short interval and grace, a slow start can
-        # leave an endpoint offline and back while the fleet connects, and
-        # that earlier time would pass for its return after the restart.
+        # storm's count: the fleet is seeded as enrolled at seeding time,
+        # so when the server and the generators take longer to start than
+        # the interval and its jitter (2 s on a busy machine), each agent
+        # starts offline and its first connection is a reconnection, long
+        # before the restart; counted, it made "all back" negative and
+        # ended the storm's wait before anyone reconnected.
         if (
             self._phases.current == "storm"
             and old.offline_since is not None

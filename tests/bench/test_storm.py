@@ -110,10 +110,11 @@ class StormEndpointTests(SynchronousTestCase):
 
     def test_back_before_storm_is_not_back(self):
         """
-        A reconnection while the fleet connects (a short interval and
-        grace on a slow start) is not the storm's: it would pass for a
-        return before the restart, a negative time, while the profile is
-        offline again.
+        A reconnection before the restart is not the storm's: an agent
+        whose seeded profile is older than its interval when it starts
+        (C{--interval 2} on a busy machine) reconnects as the fleet
+        connects, and that would pass for a return before the restart, a
+        negative time, while its profile is offline again.
         """
         old = replace(self.member.profile, offline_since=5.0)
         for phase in ("connect", "down"):
