@@ -274,9 +274,65 @@ def counts(counter: Counter | None) -> dict[str, int]:
     return dict(counter or {})
 
 
-async def _run(reactor, options) -> None:
+async def converse(reactor, endpoints, phases: Phases, options, after_down) -> None:
+    """
+    The conversation of a generator whose server goes away (the storm's
+    stop, the failover's kill): start C{endpoints} and report once they
+    are connected, then, on C{down}, C{await after_down(control)}, which
+    reports the rest.  However it ends, every endpoint is stopped and the
+    parent's connection closed.
+    """
     control = StormControl()
     stdio.StandardIO(control, reactor=reactor)
+    try:
+        control.report(await start_all(reactor, endpoints, phases, options))
+        await control.down
+        await after_down(control)
+    finally:
+        await stop_all(endpoints)
+    control.transport.loseConnection()
+    await control.closed
+
+
+async def until_all(reactor, endpoints, done, timeout: float) -> float:
+    """
+    Wait until C{done(endpoint)} holds for every endpoint, or C{timeout}
+    seconds, then stop them all: the key each holds once its connection
+    is closed is the one it keeps (a rotation the server committed whose
+    C{ROTATE_DONE} did not arrive leaves it the previous key, which the
+    server still accepts).
+
+    @return: this generator's CPU seconds over the wait.
+    """
+    cpu = own_cpu_seconds()
+    await until(reactor, lambda: all(done(e) for e in endpoints), timeout)
+    cpu = own_cpu_seconds() - cpu
+    await stop_all(endpoints)
+    return cpu
+
+
+def phase_errors(phases: Phases, name: str) -> dict:
+    """
+    @return: the report's C{errors} (how many rotations failed in phase
+        C{name}) and C{error_reasons} (how many for each reason).
+    """
+    reasons = counts(phases.errors.get(name))
+    return {"errors": sum(reasons.values()), "error_reasons": reasons}
+
+
+def outage_parser(description: str):
+    """
+    @return: the parser of every generator's options
+        (L{generator_parser}), with the connecting phase's timeout and the
+        results file of a generator conversing as L{converse} does.
+    """
+    parser = generator_parser(description)
+    parser.add_argument("--connect-timeout", type=float, required=True)
+    parser.add_argument("--results", required=True)
+    return parser
+
+
+async def _run(reactor, options) -> None:
     phases = Phases()
     members = fleet.read(options.fleet, options.first, options.count)
     endpoints = [
@@ -289,9 +345,8 @@ async def _run(reactor, options) -> None:
         )
         for index, member in enumerate(members)
     ]
-    try:
-        control.report(await start_all(reactor, endpoints, phases, options))
-        await control.down
+
+    async def storm(control) -> None:
         phases.current = "down"
         waited = await until(
             reactor,
@@ -303,17 +358,10 @@ async def _run(reactor, options) -> None:
         )
         await control.go
         phases.current = "storm"
-        cpu = own_cpu_seconds()
-        await until(
-            reactor,
-            lambda: all(e.back_at is not None for e in endpoints),
+        cpu = await until_all(
+            reactor, endpoints, lambda e: e.back_at is not None,
             options.storm_timeout,
         )
-        cpu = own_cpu_seconds() - cpu
-        # The key each endpoint holds once its connection is closed: a
-        # rotation the server committed whose ROTATE_DONE did not arrive
-        # leaves it the previous key, which the server still accepts.
-        await stop_all(endpoints)
         write_results(
             options.results,
             (
@@ -327,29 +375,23 @@ async def _run(reactor, options) -> None:
                 for endpoint in endpoints
             ),
         )
-        storm_errors = phases.errors.get("storm", Counter())
         control.report(
             {
                 "reconnected": sum(e.back_at is not None for e in endpoints),
-                "errors": sum(storm_errors.values()),
-                "error_reasons": counts(storm_errors),
+                **phase_errors(phases, "storm"),
                 "down_errors": counts(phases.errors.get("down")),
                 "retries": counts(phases.retries),
                 "cpu": cpu,
             }
         )
-    finally:
-        await stop_all(endpoints)
-    control.transport.loseConnection()
-    await control.closed
+
+    await converse(reactor, endpoints, phases, options, storm)
 
 
 def main(argv: list[str]) -> None:
-    parser = generator_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--connect-timeout", type=float, required=True)
+    parser = outage_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--offline-timeout", type=float, required=True)
     parser.add_argument("--storm-timeout", type=float, required=True)
-    parser.add_argument("--results", required=True)
     run_generator(parser.parse_args(argv), _run, MeasuredFactory)
 
 
