@@ -46,6 +46,7 @@ from bench.rotation import (
 from bench.server_group import OWN_PORTS, ServerGroup
 from bench.storm import (
     compare_keys,
+    measured_phase,
     read_results,
     read_store,
     start_outage_generators,
@@ -191,16 +192,7 @@ def run_failover(
         seeding_seconds=seeding,
         connect_seconds=max(report["seconds"] for report in ready),
         cut=sum(entry["cut"] for entry in entries),
-        after=Measurement(
-            count=len(again),
-            seconds=ended - killed,
-            errors=sum(report["errors"] for report in reports),
-            generator_cpu=sum(report["cpu"] for report in reports),
-            server_cpu=cpu.server,
-            machine_cpu=cpu.machine,
-            latencies=tuple(again),
-            error_reasons=add_counts(report["error_reasons"] for report in reports),
-        ),
+        after=measured_phase(reports, again, ended - killed, cpu),
         cut_again=tuple(
             sorted(
                 entry["again_at"] - killed

@@ -167,6 +167,29 @@ def start_outage_generators(
     )
 
 
+def measured_phase(reports, latencies, seconds: float, cpu) -> Measurement:
+    """
+    @param reports: the generators' last reports, each with its phase's
+        C{errors}, C{error_reasons} and C{cpu}
+        (L{bench.storm_client.phase_errors}).
+    @param latencies: each endpoint's time, in order, from the phase's
+        start until it was served again.
+    @param seconds: how long the phase lasted.
+    @param cpu: the servers' and the machine's CPU over it (L{CpuMeter}).
+    @return: the phase's L{Measurement}.
+    """
+    return Measurement(
+        count=len(latencies),
+        seconds=seconds,
+        errors=sum(report["errors"] for report in reports),
+        generator_cpu=sum(report["cpu"] for report in reports),
+        server_cpu=cpu.server,
+        machine_cpu=cpu.machine,
+        latencies=tuple(latencies),
+        error_reasons=add_counts(report["error_reasons"] for report in reports),
+    )
+
+
 def read_results(paths: list[str]) -> list[dict]:
     entries = []
     for path in paths:
@@ -344,16 +367,7 @@ def run_storm(
         client_offline=sum(report["offline"] for report in offline),
         server_offline=server_offline,
         start_seconds=start_seconds,
-        storm=Measurement(
-            count=len(back),
-            seconds=ended - restarted,
-            errors=sum(report["errors"] for report in reports),
-            generator_cpu=sum(report["cpu"] for report in reports),
-            server_cpu=cpu.server,
-            machine_cpu=cpu.machine,
-            latencies=tuple(back),
-            error_reasons=add_counts(report["error_reasons"] for report in reports),
-        ),
+        storm=measured_phase(reports, back, ended - restarted, cpu),
         all_back_seconds=back[-1] if len(back) == endpoints else None,
         conversations=tuple(
             entry["conversation"]

@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from bench import fleet, report, storm
 from bench.ceilings import Ceilings
+from bench.cpu import CpuUse
 from bench.measurement import Measurement
 from bench.storm_client import Phases, StormEndpoint
 from suto_client.state import EnrolledProfile
@@ -76,6 +77,31 @@ class CompareKeysTests(SynchronousTestCase):
             {"user": "gone", "key_id": "k1"},
         ]
         self.assertEqual(storm.compare_keys(entries, keys), (1, 1, 2))
+
+
+class MeasuredPhaseTests(SynchronousTestCase):
+    """
+    L{storm.measured_phase} adds up the generators' reports of a phase.
+    """
+
+    def test_sums(self):
+        """
+        Errors, their reasons and the generators' CPU are summed over the
+        reports; the count is the endpoints served again.
+        """
+        reports = [
+            {"errors": 1, "error_reasons": {"cut": 1}, "cpu": 0.5},
+            {"errors": 2, "error_reasons": {"cut": 1, "busy": 1}, "cpu": 0.25},
+        ]
+        cpu = CpuUse(generator=0.1, server=0.4, machine=1.0)
+        phase = storm.measured_phase(reports, [0.5, 1.5, 2.0], 3.0, cpu)
+        self.assertEqual(
+            (phase.count, phase.seconds, phase.errors, phase.generator_cpu),
+            (3, 3.0, 3, 0.75),
+        )
+        self.assertEqual(phase.error_reasons, {"cut": 2, "busy": 1})
+        self.assertEqual((phase.server_cpu, phase.machine_cpu), (0.4, 1.0))
+        self.assertEqual(phase.latencies, (0.5, 1.5, 2.0))
 
 
 class StormEndpointTests(SynchronousTestCase):
