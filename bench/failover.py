@@ -23,7 +23,6 @@ with SIGKILL in the middle of the run.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
@@ -34,21 +33,24 @@ from twisted.internet.threads import deferToThread
 from bench.children import Child
 from bench.cpu import CpuMeter
 from bench.database import Database
-from bench.descriptors import check_server, connecting, generator_shares
+from bench.descriptors import check_server
 from bench.measurement import Measurement, add_counts
 from bench.rotation import (
     AUTH_TIMEOUT,
-    CLIENT_SLACK,
     START_TIMEOUT,
-    connect_timeout,
     interval_options,
     raise_file_limit,
     report_lines,
     seed_fleet,
-    start_generators,
 )
 from bench.server_group import OWN_PORTS, ServerGroup
-from bench.storm import compare_keys, read_results, read_store
+from bench.storm import (
+    compare_keys,
+    measured_phase,
+    read_results,
+    read_store,
+    start_outage_generators,
+)
 from bench.storm_client import DOWN
 from suto_server.audit.alerts import ALERT_TYPES
 from suto_server.store.open import open_store
@@ -95,31 +97,6 @@ class FailoverResult:
     keys_previous: int
     keys_lost: int
     alerts: dict[str, int]
-
-
-def _start_generators(
-    reactor, directory: str, fleet_file: str, *, endpoints: int,
-    interval: float, second_port: int, failover_timeout: float, file_limit: int,
-) -> list[tuple[Child, str]]:
-    connecting_for = connect_timeout(endpoints)
-    lifetime = connecting_for + failover_timeout + interval + CLIENT_SLACK
-    parts = generator_shares(endpoints, os.cpu_count() or 1, file_limit)
-    return start_generators(
-        reactor,
-        "failover",
-        fleet_file,
-        parts,
-        lambda index: os.path.join(directory, f"failover-{index}.jsonl"),
-        lambda results: (
-            "--interval", str(interval),
-            "--second-port", str(second_port),
-            "--connect-timeout", str(connecting_for),
-            "--failover-timeout", str(failover_timeout),
-            "--results", results,
-            "--lifetime", str(lifetime),
-            "--connecting", str(connecting(len(parts))),
-        ),
-    )
 
 
 def count_alerts(location: str) -> dict[str, int]:
@@ -172,10 +149,14 @@ def run_failover(
     generators: list[tuple[Child, str]] = []
     try:
         yield servers.wait_until_serving(START_TIMEOUT)
-        generators = _start_generators(
-            reactor, directory, fleet_file, endpoints=endpoints,
-            interval=interval, second_port=setups[1].port,
-            failover_timeout=failover_timeout, file_limit=file_limit,
+        generators = start_outage_generators(
+            reactor, "failover", directory, fleet_file, endpoints=endpoints,
+            interval=interval, phases_seconds=failover_timeout + interval,
+            file_limit=file_limit,
+            options=(
+                "--second-port", str(setups[1].port),
+                "--failover-timeout", str(failover_timeout),
+            ),
         )
         children = [child for child, _ in generators]
         ready = yield report_lines(children, 0, ("connected", "seconds"), servers)
@@ -211,16 +192,7 @@ def run_failover(
         seeding_seconds=seeding,
         connect_seconds=max(report["seconds"] for report in ready),
         cut=sum(entry["cut"] for entry in entries),
-        after=Measurement(
-            count=len(again),
-            seconds=ended - killed,
-            errors=sum(report["errors"] for report in reports),
-            generator_cpu=sum(report["cpu"] for report in reports),
-            server_cpu=cpu.server,
-            machine_cpu=cpu.machine,
-            latencies=tuple(again),
-            error_reasons=add_counts(report["error_reasons"] for report in reports),
-        ),
+        after=measured_phase(reports, again, ended - killed, cpu),
         cut_again=tuple(
             sorted(
                 entry["again_at"] - killed

@@ -26,24 +26,21 @@ each server holds half the fleet.  The conversation with the parent:
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
-from twisted.internet import stdio
-
 from bench import fleet
-from bench.cpu import own_cpu_seconds
-from bench.rotation_client import generator_parser, run_generator
+from bench.rotation_client import run_generator
 from bench.storm_client import (
     MeasuredFactory,
     Phases,
-    StormControl,
     StormEndpoint,
+    converse,
     counts,
-    start_all,
-    stop_all,
-    until,
+    outage_parser,
+    phase_errors,
+    until_all,
+    write_results,
 )
 from bench.tls_loops import tls_endpoint
 from suto_client.failover import FailoverEndpoint
@@ -109,8 +106,6 @@ class FailoverMember(StormEndpoint):
 
 
 async def _run(reactor, options) -> None:
-    control = StormControl()
-    stdio.StandardIO(control, reactor=reactor)
     phases = Phases()
     members = fleet.read(options.fleet, options.first, options.count)
     endpoints = [
@@ -126,56 +121,43 @@ async def _run(reactor, options) -> None:
         )
         for index, member in enumerate(members)
     ]
-    try:
-        control.report(await start_all(reactor, endpoints, phases, options))
-        await control.down
+
+    async def failover(control) -> None:
         phases.current = "failover"
         for endpoint in endpoints:
             endpoint.killed(members[0].profile.server_port)
-        cpu = own_cpu_seconds()
-        await until(
-            reactor,
-            lambda: all(e.again_at is not None for e in endpoints),
+        cpu = await until_all(
+            reactor, endpoints, lambda e: e.again_at is not None,
             options.failover_timeout,
         )
-        cpu = own_cpu_seconds() - cpu
-        # The key each endpoint holds once its connection is closed.
-        await stop_all(endpoints)
-        with open(options.results, "w", encoding="ascii") as handle:
-            for endpoint in endpoints:
-                handle.write(
-                    json.dumps(
-                        {
-                            "user": endpoint.factory.profile.user,
-                            "key_id": endpoint.factory.profile.key_id,
-                            "again_at": endpoint.again_at,
-                            "cut": endpoint.cut,
-                        }
-                    )
-                    + "\n"
-                )
-        errors = phases.errors.get("failover")
+        write_results(
+            options.results,
+            (
+                {
+                    "user": endpoint.factory.profile.user,
+                    "key_id": endpoint.factory.profile.key_id,
+                    "again_at": endpoint.again_at,
+                    "cut": endpoint.cut,
+                }
+                for endpoint in endpoints
+            ),
+        )
         control.report(
             {
                 "again": sum(e.again_at is not None for e in endpoints),
-                "errors": sum(counts(errors).values()),
-                "error_reasons": counts(errors),
+                **phase_errors(phases, "failover"),
                 "retries": counts(phases.retries),
                 "cpu": cpu,
             }
         )
-    finally:
-        await stop_all(endpoints)
-    control.transport.loseConnection()
-    await control.closed
+
+    await converse(reactor, endpoints, phases, options, failover)
 
 
 def main(argv: list[str]) -> None:
-    parser = generator_parser(__doc__.split("\n\n")[0])
+    parser = outage_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--second-port", type=int, required=True)
-    parser.add_argument("--connect-timeout", type=float, required=True)
     parser.add_argument("--failover-timeout", type=float, required=True)
-    parser.add_argument("--results", required=True)
     run_generator(parser.parse_args(argv), _run, MeasuredFactory)
 
 

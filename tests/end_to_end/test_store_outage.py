@@ -19,26 +19,21 @@ answered done without its commit, no alert a false move or clone would
 raise is in the audit log, and the log verifies.
 """
 
-import datetime
 import os
 
 from twisted.internet import defer, reactor, task, threads
 from twisted.trial.unittest import TestCase
 
 from suto_client.agent import Agent
-from suto_client.enrollment import enroll
-from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.rotation import RETRY_CAP
 from suto_client.rotation_outcome import RotationOutcome
 from suto_client.state import ClientState
 from suto_client.statefile import load_state, save_state
-from suto_server.net import certificate
 from suto_server.store.open import open_store
 from tests.support.admin import run_admin, run_admin_in_thread
 from tests.support.daemon import WAIT, fingerprint_of
-from tests.support.daemon_process import DaemonProcess
+from tests.support.daemon_process import DaemonProcess, enroll_through, self_signed
 from tests.support.folders import socket_folder
-from tests.support.sources import FixedSource
 from tests.support.stoppable_postgres import stoppable_server
 
 #: How many agents rotate, each with one profile.
@@ -106,11 +101,7 @@ class StoreOutageTests(TestCase):
         self.data = os.path.join(folder, "data")
         code, _, err = run_admin("--data", self.data, "--store", self.location, "init")
         self.assertEqual(code, 0, err)
-        key, cert, _ = certificate.ensure_self_signed(
-            folder, "localhost", datetime.datetime.now(datetime.UTC)
-        )
-        with open(cert, "rb") as handle:
-            self.pin = certificate.describe(handle.read()).fingerprint
+        key, cert, self.pin = self_signed(folder)
         self.daemon = DaemonProcess.start(
             self, self.data, key, cert, "--store", self.location
         )
@@ -124,23 +115,9 @@ class StoreOutageTests(TestCase):
         Enroll C{user} from a machine of its own, and start an agent
         rotating its key.
         """
-        code, out, err = yield run_admin_in_thread(
-            self.data, "enroll", user, "--location", "127.0.0.1/32"
-        )
-        self.assertEqual(code, 0, err)
-        password = out.splitlines()[0].rsplit(": ", 1)[1]
-        result = yield enroll(
-            reactor,
-            host="127.0.0.1",
-            port=self.port,
-            pin=self.pin,
-            user=user,
-            password=password,
-            sources=[FixedSource(user)],
-        )
-        self.assertEqual(result.outcome, EnrollOutcome.ENROLLED, result.reason)
+        profile = yield enroll_through(self, self.data, self.port, self.pin, user, user)
         state = os.path.join(self.folder, f"{user}.json")
-        save_state(state, ClientState(profiles={user: result.profile}))
+        save_state(state, ClientState(profiles={user: profile}))
         agent = Agent(
             reactor,
             state,

@@ -24,7 +24,7 @@ from suto_server.phases.connection import ServerFactory
 from suto_server.rules.rendezvous import Rendezvous, Verdict
 from suto_server.store.errors import StoreError
 from suto_server.store.memory import MemoryStore
-from tests.support.later_calls import LaterCalls
+from tests.support.heldcalls import HeldCalls
 from tests.support.pools import ImmediatePool
 
 PASSWORD = "correct horse"
@@ -63,7 +63,7 @@ class LaterPeers:
 class ClassicListener:
     """
     A listener whose accounts are in a store answering through
-    L{LaterCalls}, and the request for C{alice} at L{DEVICE}.
+    L{HeldCalls}, and the request for C{alice} at L{DEVICE}.
     """
 
     framing = wire.Framing.FRAMED
@@ -72,7 +72,7 @@ class ClassicListener:
         self.clock = task.Clock()
         store = MemoryStore()
         store.add_user("alice", libxcrypt.crypt(PASSWORD, SALT), 0.0)
-        self.calls = LaterCalls(store)
+        self.calls = HeldCalls(store)
         source = ChainedHashSource([self.calls])
         checker = SaltedChallengeChecker(source, ImmediatePool())
         self.peers = self.make_peers()
@@ -314,7 +314,7 @@ class RelayCallsTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        self.calls = LaterCalls(MemoryStore())
+        self.calls = HeldCalls(MemoryStore())
         self.relay = Relay(task.Clock(), None, calls=self.calls)
         self.request = Rendezvous(task.Clock()).open("alice", [DEVICE])
 

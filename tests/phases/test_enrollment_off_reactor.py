@@ -32,7 +32,7 @@ from suto_server.store.sqlite import SQLiteStore
 from tests.support.coroutines import result_of
 from tests.support.enrollment import PASSWORD, device_payload
 from tests.support.factories import EXCHANGE_TIMEOUT, RSALT, framed_factory
-from tests.support.later_calls import LaterCalls
+from tests.support.heldcalls import HeldCalls
 from tests.support.masterkey import new_master_key
 from tests.support.pools import ImmediatePool
 
@@ -99,11 +99,11 @@ class EnrollmentListener:
 
 class LaterStoreTests(EnrollmentListener, SynchronousTestCase):
     """
-    The enrollment over L{LaterCalls}: each call waits for the test.
+    The enrollment over L{HeldCalls}: each call waits for the test.
     """
 
     def setUp(self):
-        self.calls = LaterCalls(MemoryStore())
+        self.calls = HeldCalls(MemoryStore())
         self.listen(self.calls._store, self.calls)
 
     def test_enrolls(self):
@@ -269,7 +269,7 @@ class StoreFailureTests(EnrollmentListener, SynchronousTestCase):
     """
 
     def setUp(self):
-        self.calls = LaterCalls(MemoryStore())
+        self.calls = HeldCalls(MemoryStore())
         self.listen(self.calls._store, self.calls)
 
     def fails(self, protocol, transport, data, answered=0):
@@ -371,7 +371,7 @@ class HeldCommitTests(EnrollmentListener, SynchronousTestCase):
     """
 
     def setUp(self):
-        self.calls = LaterCalls(MemoryStore())
+        self.calls = HeldCalls(MemoryStore())
         self.listen(self.calls._store, self.calls)
 
     def committing(self):

@@ -33,7 +33,7 @@ class HeldStoreMixin(RotationListenerMixin):
     """
     The rotation listener with the rotation and reconnection rules over
     L{HeldCalls}: every store call, the commit's included, waits for
-    C{self.held.release()}.
+    C{self.held.answer_all()}.
     """
 
     def setUp(self):
@@ -59,9 +59,9 @@ class HeldStoreMixin(RotationListenerMixin):
 
         @return: the names of the calls answered.
         """
-        answered = self.held.release()
+        answered = self.held.answer_all()
         self.clock.advance(0)
-        return answered + self.held.release()
+        return answered + self.held.answer_all()
 
     def state(self):
         return (
@@ -77,7 +77,7 @@ class HeldStoreMixin(RotationListenerMixin):
         On a new connection whose store fails the call C{name}, the first
         message C{line} is answered as L{assert_busy} says.
         """
-        self.held.fail(name, StoreError("could not connect to server"))
+        self.held.fail_every(StoreError("could not connect to server"), name)
         # Past the pacing of the store's failures' lines: this one is logged.
         self.clock.advance(STORE_FAILURE_LOG_EVERY)
         protocol, transport = self.connect()
@@ -141,7 +141,7 @@ class HeldRotationTests(HeldStoreMixin, SynchronousTestCase):
 
         @return: the names of the calls the store was asked.
         """
-        self.held.fail(name, StoreError("could not connect to server"))
+        self.held.fail_every(StoreError("could not connect to server"), name)
         before = self.state()
         transport.clear()
         with capturedLogs() as events:
@@ -159,13 +159,13 @@ class HeldRotationTests(HeldStoreMixin, SynchronousTestCase):
         """
         protocol, transport = self.connect()
         self.assertEqual(self.exchange(protocol, transport, VERSION + self.rotate_line()), VERSION)
-        self.assertEqual(self.held.names(), ["standing"])
+        self.assertEqual(self.held.names, ["standing"])
         transport.clear()
         self.assertEqual(self.release(), ["standing", "get_profile"])
         ack = self.ok_line(transport.value())
         self.assertEqual(self.exchange(protocol, transport, ack), b"")
         self.clock.advance(0)
-        self.assertEqual(self.held.names(), ["commit_rotations"])
+        self.assertEqual(self.held.names, ["commit_rotations"])
         self.assertEqual(self.store.get_profile("alice").generation, 0)
         self.assertEqual(transport.value(), b"")
         self.release()
@@ -306,7 +306,7 @@ class HeldRotationTests(HeldStoreMixin, SynchronousTestCase):
         protocol, transport = self.connect()
         self.exchange(protocol, transport, VERSION + self.rotate_line())
         self.release()
-        self.held.fail("get_profile", StoreError("could not connect to server"))
+        self.held.fail_every(StoreError("could not connect to server"), "get_profile")
         before = self.state()
         with capturedLogs() as events:
             protocol.connectionLost(Failure(error.ConnectionDone()))
@@ -346,7 +346,7 @@ class HeldReconnectionTests(HeldStoreMixin, SynchronousTestCase):
         protocol, transport = self.connect()
         reply = self.exchange(protocol, transport, VERSION + self.reconnect_line())
         self.assertEqual(reply, VERSION)
-        self.assertEqual(self.held.names(), ["standing"])
+        self.assertEqual(self.held.names, ["standing"])
         transport.clear()
         self.assertEqual(self.release(), ["standing", "get_profile", "spent_offline_step"])
         [ok] = self.decode(transport.value())

@@ -37,6 +37,7 @@ from tests.support.rotation import (
 )
 from tests.support.rotation_listener import VERSION, RotationListenerMixin
 from tests.support.store_suite.values import PROFILE, WINDOW, numbered_rotation
+from tests.support.tracking import admit
 from tests.support.udp import MemoryUDPReactor
 
 NOW = 1_700_000_000.0
@@ -94,19 +95,10 @@ class TrackingTests(SynchronousTestCase):
 
         @return: a list that receives the decision.
         """
-        decisions = []
-        Deferred.fromCoroutine(
-            self.tracking.admit(
-                self.store.get_profile("alice"),
-                KEY,
-                address,
-                connection,
-                self.reactor.seconds(),
-                previous=previous,
-                proven=proven,
-            )
-        ).addBoth(decisions.append)
-        return decisions
+        return admit(
+            self.tracking, self.store, KEY, address, connection,
+            self.reactor.seconds(), previous=previous, proven=proven,
+        )
 
     def commit(self, connection, address, now):
         """

@@ -21,8 +21,8 @@ from suto_server.store.errors import StoreError
 from suto_server.store.memory import MemoryStore
 from suto_server.store.records import BlacklistEntry
 from tests.support.enrollment import PASSWORD
+from tests.support.heldcalls import HeldCalls
 from tests.support.hello import RecordingHello
-from tests.support.later_calls import LaterCalls
 from tests.support.masterkey import new_master_key
 from tests.support.pools import ImmediatePool
 from tests.support.store_suite.values import enroll_numbered
@@ -42,7 +42,7 @@ class WindowDeskAwaitsTests(SynchronousTestCase):
         self.clock = task.Clock()
         self.clock.advance(NOW)
         self.store = MemoryStore()
-        self.calls = LaterCalls(self.store)
+        self.calls = HeldCalls(self.store)
         self.hello = RecordingHello()
         enrollment = Enrollment(
             self.store, new_master_key(self), ImmediatePool(), calls=self.calls
@@ -156,7 +156,7 @@ class BlacklistAwaitsTests(SynchronousTestCase):
         self.store.add_to_blacklist(
             BlacklistEntry("alice", NOW, "cloned", "10.9.0.4", "clone_suspected")
         )
-        self.calls = LaterCalls(self.store)
+        self.calls = HeldCalls(self.store)
         audit = AuditLog(self.store)
         self.reconnection = Reconnection(
             self.calls,

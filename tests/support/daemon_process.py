@@ -7,14 +7,23 @@ L{DaemonProcess} starts the daemon in the foreground with its log on
 standard output, reads the log as it comes, and fires
 L{DaemonProcess.listening} with the TLS listener's port once the daemon
 logs that it listens there and on its admin socket; it never sleeps or
-polls.
+polls.  L{self_signed} makes the certificate it serves, and
+L{enroll_through} enrolls a user through it as an operator and the
+user's machine do.
 """
 
+import datetime
 import re
 import sys
 
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import quoteStringArgument
+
+from suto_client.enrollment import enroll
+from suto_client.enrollment_machine import EnrollOutcome
+from suto_server.net import certificate
+from tests.support.admin import run_admin_in_thread
+from tests.support.sources import FixedSource
 
 #: Seconds a daemon may take to start listening, or to end once told to.
 WAIT = 30
@@ -101,3 +110,45 @@ class DaemonProcess(protocol.ProcessProtocol):
             return self.ended
         self.transport.signalProcess("TERM")
         return self.ended.addTimeout(WAIT, reactor)
+
+
+def self_signed(folder):
+    """
+    Make a self-signed certificate for C{localhost} in C{folder}, as a
+    daemon serves it.
+
+    @return: the paths of its key and certificate, and its fingerprint
+        (the pin an enrolling client trusts).
+    """
+    key, cert, _ = certificate.ensure_self_signed(
+        folder, "localhost", datetime.datetime.now(datetime.UTC)
+    )
+    with open(cert, "rb") as handle:
+        return key, cert, certificate.describe(handle.read()).fingerprint
+
+
+@defer.inlineCallbacks
+def enroll_through(testcase, data, port, pin, user, machine):
+    """
+    Open an enrollment window for C{user} from 127.0.0.1 with
+    C{suto-admin} on the daemon's data folder C{data}, and enroll from
+    C{machine} through the daemon's C{port}, trusting C{pin}.
+
+    @return: a L{Deferred} firing with the enrolled profile.
+    """
+    code, out, err = yield run_admin_in_thread(
+        data, "enroll", user, "--location", "127.0.0.1/32"
+    )
+    testcase.assertEqual(code, 0, err)
+    password = out.splitlines()[0].rsplit(": ", 1)[1]
+    result = yield enroll(
+        reactor,
+        host="127.0.0.1",
+        port=port,
+        pin=pin,
+        user=user,
+        password=password,
+        sources=[FixedSource(machine)],
+    )
+    testcase.assertEqual(result.outcome, EnrollOutcome.ENROLLED, result.reason)
+    return result.profile

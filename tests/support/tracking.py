@@ -1,11 +1,12 @@
-# -*- test-case-name: tests.cluster.test_presence,tests.cluster.test_shared_presence -*-
+# -*- test-case-name: tests.cluster.test_presence,tests.cluster.test_shared_presence,tests.rules.test_tracking -*-
 """
 What port tracking (L{suto_server.rules.tracking.Tracking}) is given
 besides the store, recorded for the tests of several processes: check
-packets that end as the test says, and the audit records it makes.
+packets that end as the test says, and the audit records it makes;
+and L{admit}, asking it about alice's connection as a phase does.
 """
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 
 from suto_server.net.checks import CheckResult
 
@@ -39,3 +40,20 @@ class RecordingAudit:
 
     def events(self):
         return [record[0] for record in self.records]
+
+
+def admit(tracking, store, key, address, connection, now, **options) -> list:
+    """
+    Ask C{tracking} whether C{connection} from C{address}, which presented
+    C{key}, may serve alice as C{store} holds her, as a phase asks.
+
+    @param options: L{Tracking.admit}'s keywords (C{proven}, C{previous}).
+    @return: a list that receives the decision, or its failure, once made.
+    """
+    decisions = []
+    Deferred.fromCoroutine(
+        tracking.admit(
+            store.get_profile("alice"), key, address, connection, now, **options
+        )
+    ).addBoth(decisions.append)
+    return decisions

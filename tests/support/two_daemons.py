@@ -6,22 +6,17 @@ holding one master key, one certificate served by both, and alice
 enrolled through the first.
 """
 
-import datetime
 import os
 import shutil
 
 from twisted.internet import defer, reactor
 
-from suto_client.enrollment import enroll
-from suto_client.enrollment_machine import EnrollOutcome
 from suto_server.datafolder import MASTER_KEY_FILE
-from suto_server.net import certificate
-from tests.support.admin import run_admin, run_admin_in_thread
+from tests.support.admin import run_admin
 from tests.support.daemon import WAIT
-from tests.support.daemon_process import DaemonProcess
+from tests.support.daemon_process import DaemonProcess, enroll_through, self_signed
 from tests.support.folders import socket_folder
 from tests.support.postgres import new_location
-from tests.support.sources import FixedSource
 
 
 class TwoDaemons:
@@ -58,11 +53,7 @@ class TwoDaemons:
         os.chmod(master, 0o600)
         shutil.copyfile(os.path.join(self.first_data, MASTER_KEY_FILE), master)
         os.chmod(master, 0o400)
-        key, cert, _ = certificate.ensure_self_signed(
-            self.folder, "localhost", datetime.datetime.now(datetime.UTC)
-        )
-        with open(cert, "rb") as handle:
-            self.pin = certificate.describe(handle.read()).fingerprint
+        key, cert, self.pin = self_signed(self.folder)
         arguments = ("--store", self.location)
         self.first = DaemonProcess.start(testcase, self.first_data, key, cert, *arguments)
         self.second = DaemonProcess.start(
@@ -72,7 +63,6 @@ class TwoDaemons:
         self.second_port = yield self.second.listening.addTimeout(WAIT, reactor)
         return self
 
-    @defer.inlineCallbacks
     def enroll(self, testcase):
         """
         Enroll alice from 127.0.0.1, on the machine C{machine-1}, through
@@ -80,19 +70,6 @@ class TwoDaemons:
 
         @return: a L{Deferred} firing with her enrolled profile.
         """
-        code, out, err = yield run_admin_in_thread(
-            self.first_data, "enroll", "alice", "--location", "127.0.0.1/32"
+        return enroll_through(
+            testcase, self.first_data, self.first_port, self.pin, "alice", "machine-1"
         )
-        testcase.assertEqual(code, 0, err)
-        password = out.splitlines()[0].rsplit(": ", 1)[1]
-        result = yield enroll(
-            reactor,
-            host="127.0.0.1",
-            port=self.first_port,
-            pin=self.pin,
-            user="alice",
-            password=password,
-            sources=[FixedSource("machine-1")],
-        )
-        testcase.assertEqual(result.outcome, EnrollOutcome.ENROLLED, result.reason)
-        return result.profile
