@@ -447,7 +447,7 @@ class IBlacklistStore(Interface):
     administrator lifts the entry (which also removes the profile, so the
     device must enroll again).  An entry outlives its profile.
 
-    Threads: the reactor thread only; L{standing} is read on every
+    Threads: the reactor thread only; L{rotation_start} is read on every
     rotation, so it must answer from one short query.
     """
 
@@ -491,6 +491,15 @@ class IBlacklistStore(Interface):
 
         @return: C{(blacklisted, offline_since)}: whether the profile has a
             blacklist entry, and what L{IProfileStore.offline_since} returns.
+        """
+
+    def rotation_start(username):
+        """
+        Everything a plain rotation's start is checked against, from one
+        short query: L{standing} and L{IProfileStore.get_profile}, read
+        together (so from one snapshot of the store).
+
+        @return: a L{suto_server.store.records.RotationStart}.
         """
 
 
