@@ -272,9 +272,12 @@ class RotationDriver(Driver):
         tracking = self._rules.tracking
         now = connection.clock.seconds()
         source = connection.source
+        # The profile comes with the reconnection rules' marks, in one
+        # read of the store; without those rules the key check reads it.
+        read = {}
         if reconnection is not None:
             try:
-                await reconnection.check_rotation(
+                read["profile"] = await reconnection.check_rotation(
                     message.user,
                     message.key_id,
                     source,
@@ -286,7 +289,7 @@ class RotationDriver(Driver):
                 return
         try:
             profile, presented = await rotation.check_key(
-                message.user, message.key_id, source, now
+                message.user, message.key_id, source, now, **read
             )
         except RotationRefused:
             self.perform(self.machine.refused())

@@ -238,7 +238,7 @@ class Reconnection:
 
     async def check_rotation(
         self, user: str, key_id: str, source: str, now: float, reconnected: bool
-    ) -> None:
+    ):
         """
         May a rotation of C{user} from C{key_id} start on this connection?
         A blacklisted profile may not rotate; an offline one only on a
@@ -253,18 +253,23 @@ class Reconnection:
 
         @param reconnected: whether this connection reconnected the
             profile.
+        @return: the profile (or L{None}), read with the marks, for the
+            rotation rules' key check
+            (L{suto_server.rules.rotation.Rotation.check_key}'s
+            C{profile}): a rotation's start costs the store one read.
         @raise ReconnectRefused: with C{blacklisted} or
             C{reconnect_failed}.
         """
-        # Both marks in one read: this runs on every rotation.
-        blacklisted, offline_since = await self._calls.standing(user)
-        if blacklisted:
+        # The marks and the profile in one read: this runs on every
+        # rotation.
+        start = await self._calls.rotation_start(user)
+        profile = start.profile
+        if start.blacklisted:
             self._refuse_blacklisted(user, source, now)
-        if reconnected or offline_since is None:
-            return
-        profile = await self._calls.get_profile(user)
+        if reconnected or start.offline_since is None:
+            return profile
         if profile is None or not profile.may_hold(key_id):
-            return
+            return profile
         # Unproven: the rotation message only names the key id.
         self._audit.record(
             now,

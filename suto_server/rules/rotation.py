@@ -84,6 +84,10 @@ _NOT_COUNTED = (
 COUNT_INTERVAL = 60.0
 
 
+#: L{Rotation.check_key}'s default: no profile given, read it.
+_READ = object()
+
+
 class RotationRefused(Exception):
     """
     The rotation cannot go on; C{reason} is C{unknown_key},
@@ -157,17 +161,26 @@ class Rotation:
         self._committed = 0
         self._counting_since: float | None = None
 
-    async def check_key(self, user: str, key_id: str, source: str, now: float):
+    async def check_key(
+        self, user: str, key_id: str, source: str, now: float, profile=_READ
+    ):
         """
         Is C{key_id} a key C{user}'s profile may rotate from (its current
         key, or its previous one while the current is unconfirmed)?  No
         state changes, except that a retired key is recorded as a clone.
 
+        @param profile: C{user}'s profile (or L{None}) as the store
+            returned it for this rotation's start
+            (L{suto_server.store.records.RotationStart}), so that the start
+            costs one read; left out, it is read here.  Either way it may
+            be a moment old by the commit, whose compare-and-swap on the
+            key refuses a profile another connection moved meanwhile.
         @return: the profile and the presented key, for the location
             check that comes before L{begin}.
         @raise RotationRefused: unknown profile or key, or a retired key.
         """
-        profile = await self._calls.get_profile(user)
+        if profile is _READ:
+            profile = await self._calls.get_profile(user)
         if profile is None:
             raise RotationRefused("unknown_key")
         if key_id == profile.key_id:

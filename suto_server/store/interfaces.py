@@ -442,8 +442,8 @@ class IBlacklistStore(Interface):
     administrator lifts the entry (which also removes the profile, so the
     device must enroll again).  An entry outlives its profile.
 
-    Threads: as L{IStore} says; L{standing} is read on every rotation,
-    so it must answer from one short query.
+    Threads: as L{IStore} says; L{rotation_start} is read on every
+    rotation, so it must answer from one short query.
     """
 
     def add_to_blacklist(entry):
@@ -486,6 +486,15 @@ class IBlacklistStore(Interface):
 
         @return: C{(blacklisted, offline_since)}: whether the profile has a
             blacklist entry, and what L{IProfileStore.offline_since} returns.
+        """
+
+    def rotation_start(username):
+        """
+        Everything a plain rotation's start is checked against, from one
+        short query: L{standing} and L{IProfileStore.get_profile}, read
+        together (so from one snapshot of the store).
+
+        @return: a L{suto_server.store.records.RotationStart}.
         """
 
 

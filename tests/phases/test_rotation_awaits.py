@@ -152,16 +152,17 @@ class HeldRotationTests(HeldStoreMixin, SynchronousTestCase):
 
     def test_turn_ends_before_store(self):
         """
-        C{SUTO_C_ROTATE_} asks the store for the profile's standing and
-        nothing more goes out until it answers; then the key's check,
-        C{SUTO_ROTATE_OK_}; after the acknowledgement, C{SUTO_ROTATE_DONE_}
-        only once the commit's call has answered.
+        C{SUTO_C_ROTATE_} asks the store, in one call, for the profile with
+        its standing, and nothing goes out until it answers; then
+        C{SUTO_ROTATE_OK_}, the key checked against what that call read;
+        after the acknowledgement, C{SUTO_ROTATE_DONE_} only once the
+        commit's call has answered.
         """
         protocol, transport = self.connect()
         self.assertEqual(self.exchange(protocol, transport, VERSION + self.rotate_line()), VERSION)
-        self.assertEqual(self.held.names, ["standing"])
+        self.assertEqual(self.held.names, ["rotation_start"])
         transport.clear()
-        self.assertEqual(self.release(), ["standing", "get_profile"])
+        self.assertEqual(self.release(), ["rotation_start"])
         ack = self.ok_line(transport.value())
         self.assertEqual(self.exchange(protocol, transport, ack), b"")
         self.clock.advance(0)
@@ -203,7 +204,7 @@ class HeldRotationTests(HeldStoreMixin, SynchronousTestCase):
         before = self.state()
         protocol.connectionLost(Failure(error.ConnectionDone()))
         transport.clear()
-        self.assertEqual(self.release(), ["standing", "get_profile"])
+        self.assertEqual(self.release(), ["rotation_start"])
         self.assertEqual(transport.value(), b"")
         self.assertEqual(self.state(), before)
 
@@ -259,7 +260,7 @@ class HeldRotationTests(HeldStoreMixin, SynchronousTestCase):
         protocol.ticket = ticket = RecordingTicket()
         self.exchange(protocol, transport, VERSION + self.rotate_line())
         self.exchange(protocol, transport, self.rotate_line())
-        self.assertEqual(self.release(), ["standing", "get_profile"])
+        self.assertEqual(self.release(), ["rotation_start"])
         self.clock.advance(IDLE_TIMEOUT * 2)
         self.assertEqual(ticket.told, ["rotation_started"])
         # The first of the server's X25519 keys was never drawn.
@@ -267,12 +268,11 @@ class HeldRotationTests(HeldStoreMixin, SynchronousTestCase):
 
     def test_begin_store_errors(self):
         """
-        Whichever call of a rotation's start the store fails, the
+        When the store fails the one call of a rotation's start, the
         connection is answered C{SUTO_ERROR_BUSY}, closed, and nothing is
         stored.
         """
-        for name in ("standing", "get_profile"):
-            self.assert_failing_call_busy(name, self.rotate_line())
+        self.assert_failing_call_busy("rotation_start", self.rotate_line())
 
     def test_commit_store_error(self):
         """

@@ -458,10 +458,12 @@ class CheckRotationTestsMixin(ReconnectionMixin):
     def test_one_read(self):
         """
         A plain rotation of an online profile reads the store once, for
-        both its blacklist entry and its offline mark.
+        its blacklist entry, its offline mark and the profile the key
+        check goes on with.
         """
         reads = []
-        for name in ("standing", "blacklist_entry", "offline_since", "get_profile"):
+        names = ("rotation_start", "standing", "blacklist_entry", "offline_since")
+        for name in names + ("get_profile",):
             original = getattr(self.store, name)
 
             def counted(user, original=original, name=name):
@@ -469,8 +471,9 @@ class CheckRotationTestsMixin(ReconnectionMixin):
                 return original(user)
 
             self.patch(self.store, name, counted)
-        self.check_rotation(self.device)
-        self.assertEqual(reads, ["standing"])
+        profile = self.check_rotation(self.device)
+        self.assertEqual(reads, ["rotation_start"])
+        self.assertEqual(profile, self.store.get_profile(self.device.user))
 
     def test_reconnected(self):
         """

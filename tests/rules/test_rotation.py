@@ -79,6 +79,43 @@ class RotateTestsMixin(RotationMixin):
         self.device.commit(done)
         self.assertEqual(self.profile().generation, 1)
 
+    def test_check_key_given_profile(self):
+        """
+        Given the profile a rotation's start read with its standing,
+        L{Rotation.check_key} reads the store no more and answers as a
+        check that reads it: the profile and its key for a key it may
+        rotate from, C{unknown_key} for no profile or another key.
+        """
+        request = self.device.request()
+        profile = self.profile()
+        read = result_of(
+            self, self.rotation.check_key(request.user, request.key_id, SOURCE, self.now())
+        )
+        self.patch(self.store, "get_profile", lambda user: self.fail("read again"))
+        given = result_of(
+            self,
+            self.rotation.check_key(
+                request.user, request.key_id, SOURCE, self.now(), profile=profile
+            ),
+        )
+        self.assertEqual(given, read)
+        self.assertEqual(given, (profile, FIRST_KEY))
+        for key_id, given_profile in (
+            (request.key_id, None),
+            (keyschedule.key_id(bytes(32)), profile),
+        ):
+            self.assertEqual(
+                self.refusal(
+                    self.rotation.check_key,
+                    "alice",
+                    key_id,
+                    SOURCE,
+                    self.now(),
+                    given_profile,
+                ),
+                "unknown_key",
+            )
+
     def test_derives_client_key(self):
         """
         The key the server commits is the one a client derives with the

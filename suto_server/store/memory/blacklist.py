@@ -5,6 +5,7 @@ L{suto_server.store.interfaces.IBlacklistStore}.
 """
 
 from suto_server.store.checks import check_blacklist_entry, check_username
+from suto_server.store.records import RotationStart
 
 
 class Blacklist:
@@ -19,6 +20,18 @@ class Blacklist:
         check_username(username)
         tables = self._open_tables()
         return username in tables.blacklist, tables.offline.get(username)
+
+    def rotation_start(self, username):
+        """
+        See L{IBlacklistStore.rotation_start}.
+        """
+        check_username(username)
+        tables = self._open_tables()
+        return RotationStart(
+            profile=tables.profiles.get(username),
+            blacklisted=username in tables.blacklist,
+            offline_since=tables.offline.get(username),
+        )
 
     def add_to_blacklist(self, entry):
         """

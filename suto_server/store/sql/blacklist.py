@@ -5,8 +5,23 @@ C{blacklist} table, behind L{suto_server.store.interfaces.IBlacklistStore}.
 """
 
 from suto_server.store.checks import check_blacklist_entry, check_username
-from suto_server.store.records import BlacklistEntry
-from suto_server.store.sql.rows import BLACKLIST_COLUMNS
+from suto_server.store.records import BlacklistEntry, RotationStart
+from suto_server.store.sql.rows import (
+    BLACKLIST_COLUMNS,
+    PROFILE_COLUMNS,
+    profile_from_row,
+)
+
+# The profile's row when there is one, a row of nulls when there is none
+# (the blacklist entry outlives its profile): the one row the marks ride
+# on comes from the left join's single-row side.
+_ROTATION_START = (
+    "SELECT EXISTS (SELECT 1 FROM blacklist WHERE username = ?),"
+    " (SELECT since FROM offline WHERE username = ?),"
+    f" {PROFILE_COLUMNS}"
+    " FROM (SELECT 1 AS one) AS one"
+    " LEFT JOIN profiles ON profiles.username = ?"
+)
 
 
 class Blacklist:
@@ -25,6 +40,21 @@ class Blacklist:
             (username, username),
         )
         return bool(blacklisted), since
+
+    def rotation_start(self, username):
+        """
+        See L{IBlacklistStore.rotation_start}: one query, its marks as in
+        L{standing}, the profile joined to them.
+        """
+        check_username(username)
+        [(blacklisted, since, *profile)] = self._read(
+            _ROTATION_START, (username, username, username)
+        )
+        return RotationStart(
+            profile=profile_from_row(profile) if profile[0] is not None else None,
+            blacklisted=bool(blacklisted),
+            offline_since=since,
+        )
 
     def add_to_blacklist(self, entry):
         """

@@ -59,6 +59,34 @@ class BlacklistStoreTestsMixin(StoreTestsBase):
         self.assertEqual(self.store.standing("bob"), (False, None))
         self.assertEqual(self.store.standing("carol"), (False, None))
 
+    def test_rotation_start(self):
+        """
+        A rotation's start reads, at once, the profile with its keys and
+        its standing: each as L{get_profile} and L{standing} return it,
+        whether or not there is a profile, a mark, or both.
+        """
+
+        def check(user):
+            start = self.store.rotation_start(user)
+            self.assertEqual(start.profile, self.store.get_profile(user))
+            self.assertEqual(
+                (start.blacklisted, start.offline_since), self.store.standing(user)
+            )
+            return start
+
+        self.assertIsNotNone(check("alice").profile)
+        self.store.mark_offline(["alice"], 2000.0)
+        self.assertEqual(check("alice").offline_since, 2000.0)
+        self.store.add_to_blacklist(BLACKLISTED)
+        self.assertTrue(check("alice").blacklisted)
+        self.assertFalse(check("bob").blacklisted)
+        self.assertIsNone(check("carol").profile)
+        # An entry outlives its profile: the marks come without one.
+        self.store.remove_profile("alice")
+        self.assertEqual(
+            (check("alice").profile, check("alice").blacklisted), (None, True)
+        )
+
     def test_unblock(self):
         """
         Lifting an entry removes it and the profile with its keys, so the
@@ -112,6 +140,7 @@ class BlacklistStoreTestsMixin(StoreTestsBase):
             "count_blacklisted": store.count_blacklisted,
             "unblock": lambda: store.unblock("alice"),
             "standing": lambda: store.standing("alice"),
+            "rotation_start": lambda: store.rotation_start("alice"),
         }
         self.assertEqual(
             not_refused(StoreError, lambda method: calls[method](), calls), []
