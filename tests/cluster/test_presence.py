@@ -23,7 +23,7 @@ from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.tracking import Tracking
 from suto_server.store.calls import LocalCalls
 from suto_server.store.memory import MemoryStore
-from tests.support.channel import Channel, ChannelSession
+from tests.support.channel import NOTICE_KEY, Channel, ChannelSession
 from tests.support.live import RecordingConnection
 from tests.support.store_suite.values import PROFILE, WINDOW
 from tests.support.tracking import RecordingAudit, RecordingChecks
@@ -55,7 +55,9 @@ class _Process:
     def __init__(self, channel, store, key):
         self.clock = task.Clock()
         self.clock.advance(NOW)
-        self.relay = Relay(reactor, ChannelSession(channel), clock=self.clock)
+        self.relay = Relay(
+            reactor, ChannelSession(channel), clock=self.clock, key=NOTICE_KEY
+        )
         channel.relays.append(self.relay)
         self.relay.serve(Rendezvous(self.clock, timeout=5, peers=self.relay))
         self.live = LiveSessions()
