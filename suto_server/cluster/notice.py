@@ -9,8 +9,8 @@ themselves (L{suto_server.cluster.presence}), and the checking of one heard.
 A notice is a JSON object: C{node}, the random id of the process that
 sent it; C{op}, what happened (C{open}, C{heard}, C{claimed}, C{done},
 C{here}; C{verify}, C{holding}, C{verified}; C{live}); C{key}, the
-request's 63-bit key (0 for C{here} and C{live}); and what that op
-carries.  Each is checked whole before anything is done with it, so that a
+request's or announcement's 63-bit key (0 for C{here}); and what that
+op carries.  Each is checked whole before anything is done with it, so that a
 process of another version, or a mistake, cannot make a relay act on
 half a notice.
 
@@ -32,7 +32,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-import math
 from hashlib import sha256
 
 from suto_server.core.keyschedule import CHECK_NONCE_SIZE
@@ -174,13 +173,6 @@ def parse_notice(text: str) -> dict:
             raise BadNotice("not a user name")
         if _address(notice.get("device")) is None:
             raise BadNotice("no device")
-        since = notice.get("since")
-        if not (
-            isinstance(since, (int, float))
-            and not isinstance(since, bool)
-            and math.isfinite(since)
-        ):
-            raise BadNotice("no time")
     else:
         raise BadNotice("unknown op")
     return notice

@@ -22,7 +22,9 @@ gone silent is waited for no longer; one that does not answer is waited
 for at most L{suto_server.rules.rendezvous.ANNOUNCE_WAIT} seconds.
 
 The notices and their checking are L{suto_server.cluster.notice}; a
-process ignores its own, and drops, logged, one that fails the check.
+process ignores its own (but for a C{live} one, which tells the
+presence its announcement was heard back), and drops, logged, one that
+fails the check.
 The notices of verifications (L{suto_server.cluster.verify_relay}) go
 the same way, handed to the verify relay given to
 L{Relay.serve_verifications}, and those of live connections
@@ -324,6 +326,9 @@ class Relay(Service):
             self.log.warn("dropped a malformed notice: {why}", why=str(error))
             return
         node, key, op = notice["node"], notice["key"], notice["op"]
+        if self._presence is not None and op == "live":
+            # Heard back, its own tells the presence where it stands.
+            self._presence.deliver(node, notice)
         if node == self._node or self._rendezvous is None:
             return
         if node not in self._seen:
@@ -350,8 +355,6 @@ class Relay(Service):
             )
         elif self._verifications is not None and op in ("verify", "holding", "verified"):
             self._verifications.deliver(node, notice)
-        elif self._presence is not None and op == "live":
-            self._presence.deliver(node, notice)
 
     def others(self) -> list[str]:
         """
@@ -405,6 +408,8 @@ class Relay(Service):
                 self._rendezvous.drop_mirrors()
             if self._verifications is not None:
                 self._verifications.stop()
+            if self._presence is not None:
+                self._presence.stop()
             return result
 
         return d.addBoth(stop)

@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.cluster.notice import BadNotice, parse_notice
-from suto_server.cluster.presence import Presence, presence_for
+from suto_server.cluster.presence import ECHO_WAIT, Presence, presence_for
 from suto_server.cluster.relay import Relay
 from suto_server.cluster.verify_relay import HOLDER_WAIT, VerifyRelay
 from suto_server.locations import Locations
@@ -172,19 +172,77 @@ class PresenceTests(SynchronousTestCase):
         self.assertEqual(self.newcomer.audit.events() + self.holder.audit.events(), [])
         self.assertFalse(connection.closed)
 
-    def test_late_notice(self):
+    def test_skewed_clock(self):
         """
-        The announcement of a connection that became live before the one
-        held here, arriving late (notices cross), closes nothing.
+        A process whose clock is behind the holder's still replaces the
+        holder's older connection, and the holder does not keep it: the
+        order the store delivers the announcements in decides, the same
+        on every process, not the hosts' clocks.
         """
+        self.newcomer.clock.rightNow = NOW - 60
         connection = _Connection()
         self.assertEqual(self.newcomer.admit(OLD, connection), [True])
-        for since in (NOW, NOW + 1):
-            self.newcomer.presence.deliver(
-                "a0", {"user": "alice", "device": NEW, "since": since}
-            )
-        self.assertFalse(connection.closed)
+        self.assertTrue(self.old.closed)
+        self.assertNotIn("alice", self.holder.live)
         self.assertIs(self.newcomer.live.get("alice").connection, connection)
+        self.assertFalse(connection.closed)
+
+    def test_late_notice(self):
+        """
+        The announcement of another process's connection heard before
+        this process heard its own back (notices cross: that one is
+        earlier in the store's order) closes nothing; one heard after it
+        replaces the connection held here.
+        """
+        notice = {"user": "alice", "device": NEW, "key": 5}
+        sent = self.hold_announcements()
+        connection = _Connection()
+        self.assertEqual(self.newcomer.admit(OLD, connection), [True])
+        [(key, fields, _)] = sent
+        self.newcomer.presence.deliver("a0", notice)
+        self.assertFalse(connection.closed)
+        self.newcomer.presence.deliver(self.newcomer.relay.node, {**fields, "key": key})
+        self.newcomer.presence.deliver("a0", notice)
+        self.assertTrue(connection.closed)
+        self.assertNotIn("alice", self.newcomer.live)
+
+    def test_announcement_lost(self):
+        """
+        An own announcement not heard back within L{ECHO_WAIT} seconds
+        (the listener was away), or not sent at all, counts as heard:
+        another process's connection heard of next replaces the one held
+        here.
+        """
+        notice = {"user": "alice", "device": NEW, "key": 5}
+        sent = self.hold_announcements()
+        for lost in (
+            lambda told: self.newcomer.clock.advance(ECHO_WAIT),
+            lambda told: told.callback(False),
+        ):
+            connection = _Connection()
+            self.assertEqual(self.newcomer.admit(OLD, connection), [True])
+            self.newcomer.presence.deliver("a0", notice)
+            self.assertFalse(connection.closed)
+            lost(sent[-1][2])
+            self.newcomer.presence.deliver("a0", notice)
+            self.assertTrue(connection.closed)
+
+    def hold_announcements(self):
+        """
+        Keep the newcomer's notices from the channel.
+
+        @return: a list receiving each one's key, fields and the
+            L{Deferred} of its sending.
+        """
+        sent = []
+
+        def send(op, key, **fields):
+            told = Deferred()
+            sent.append((key, fields, told))
+            return told
+
+        self.newcomer.relay.send = send
+        return sent
 
     def test_unanswered_holder(self):
         """
@@ -279,23 +337,19 @@ class LiveNoticeTests(SynchronousTestCase):
     """
 
     def notice(self, **fields):
-        return json.dumps({"node": "ab", "op": "live", "key": 0, **fields})
+        return json.dumps({"node": "ab", "op": "live", "key": 7, **fields})
 
     def test_valid(self):
-        notice = parse_notice(self.notice(user="alice", device=NEW, since=NOW))
+        notice = parse_notice(self.notice(user="alice", device=NEW))
         self.assertEqual(
-            (notice["user"], notice["device"], notice["since"]), ("alice", NEW, NOW)
+            (notice["user"], notice["device"], notice["key"]), ("alice", NEW, 7)
         )
 
     def test_invalid(self):
         for fields in [
-            {"device": NEW, "since": NOW},
-            {"user": "alice", "since": NOW},
-            {"user": "al ice", "device": NEW, "since": NOW},
-            {"user": "alice", "device": "not an address", "since": NOW},
-            {"user": "alice", "device": NEW},
-            {"user": "alice", "device": NEW, "since": True},
-            {"user": "alice", "device": NEW, "since": "now"},
-            {"user": "alice", "device": NEW, "since": float("inf")},
+            {"device": NEW},
+            {"user": "alice"},
+            {"user": "al ice", "device": NEW},
+            {"user": "alice", "device": "not an address"},
         ]:
             self.assertRaises(BadNotice, parse_notice, self.notice(**fields))
