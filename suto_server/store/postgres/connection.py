@@ -43,6 +43,7 @@ from twisted.logger import Logger
 
 from suto_server.store.errors import CorruptDatabase, DatabaseTooNew, StoreError
 from suto_server.store.postgres.session import (
+    SNAPSHOT_MAY_IDLE,
     as_store_error,
     checked_location,
     connect,
@@ -382,7 +383,8 @@ class Connection:
         @param doing: what the transaction does, for the message of a
             L{StoreError}.
         @param snapshot: whether the block only reads, and must see one
-            snapshot of the database throughout.
+            snapshot of the database throughout; such a block may stay
+            idle in its transaction (L{SNAPSHOT_MAY_IDLE}).
         @return: a context manager giving the connection, which takes
             statements with C{?} parameter marks.
         @raise StoreError: the store is closed, or PostgreSQL failed.
@@ -392,6 +394,7 @@ class Connection:
                 connection.execute(
                     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
                 )
+                connection.execute(SNAPSHOT_MAY_IDLE)
             yield _Statements(connection)
 
     def close(self):

@@ -80,6 +80,18 @@ SESSION_DEFAULTS = {
     "idle_in_transaction_session_timeout": "60s",
 }
 
+#: Lifts, for the rest of a read-only snapshot transaction, the idle
+#: bound of L{SESSION_DEFAULTS}: such a transaction holds no row lock
+#: for the bound to free, and the operator's long reads stream through
+#: it (C{store copy} writes each table to its destination between two
+#: reads of the source, for longer than a minute on a large audit log).
+#: Only SUTO's own bound (the source C{session}: an operator's is
+#: C{client}, C{user}, C{database} or C{configuration file}) is lifted.
+SNAPSHOT_MAY_IDLE = (
+    "SELECT set_config(name, '0', true) FROM pg_settings"
+    " WHERE name = 'idle_in_transaction_session_timeout' AND source = 'session'"
+)
+
 # One statement setting each named setting still at its default.
 _SET_DEFAULTS = (
     "SELECT set_config(s.name, d.setting, false)"

@@ -135,6 +135,30 @@ class SessionTests(SynchronousTestCase):
             _settings(store._connection, ["lock_timeout"]), {"lock_timeout": "10s"}
         )
 
+    def test_snapshot_may_idle(self):
+        """
+        A read-only snapshot (C{audit verify}, the source of a C{store
+        copy}, which streams each table to the destination between two
+        reads) is not ended after SUTO's minute idle in its transaction:
+        it holds no row lock, and the destination's writes may take
+        longer.  A transaction that writes keeps the bound, and an
+        operator's own setting holds in the snapshot too.
+        """
+        name = "idle_in_transaction_session_timeout"
+        store = PostgresStore.open(self.location)
+        self.addCleanup(store.close)
+        with store._transaction("reading", snapshot=True):
+            self.assertEqual(_settings(store._connection, [name]), {name: "0"})
+        with store._transaction("writing"):
+            self.assertEqual(_settings(store._connection, [name]), {name: "1min"})
+        extra = urllib.parse.quote(f"-c {name}=5min ")
+        own = PostgresStore.open(
+            self.location.replace("&options=", f"&options={extra}")
+        )
+        self.addCleanup(own.close)
+        with own._transaction("reading", snapshot=True):
+            self.assertEqual(_settings(own._connection, [name]), {name: "5min"})
+
     def test_detail_left_out(self):
         """
         A server's error becomes a L{StoreError} with its primary message
