@@ -55,7 +55,12 @@ connection itself needs no lease: a dead process answers nothing, so the
 newcomer waits at most L{suto_server.cluster.verify_relay.HOLDER_WAIT}
 seconds for a holder (and only when another process was heard from
 lately), then the check's own timeout, and a second more, for its
-answer.  The store calls this makes are the relay's notices, sent
+answer.  At most L{MAX_ASKING} newcomers wait so at once: past that
+(many newcomers from new addresses at once) the next is decided as
+within one process, by the check packet to the profile's last address,
+where a live connection's device answers; so a flood of newcomers
+neither piles up waits and notices nor lets a copy by.  The store calls
+this makes are the relay's notices, sent
 through the server's store calls (on PostgreSQL, off the reactor
 thread).
 """
@@ -69,11 +74,19 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from suto_server.core.throttle import QUIET, OncePerInterval
 from suto_server.rules.registry import LiveSessions
 
 #: The outcomes of a verification that show a live connection is there:
 #: it proved the key, or it is busy proving it to others.
 HELD = ("matched", "busy")
+
+#: The most newcomers waiting at once for the other processes' answer.
+MAX_ASKING = 256
+
+#: Seconds between two warnings that a newcomer was decided without
+#: asking.
+UNASKED_LOG_EVERY = 60.0
 
 #: Seconds within which a process hears its own C{live} announcement
 #: back from the store, before taking it as heard.
@@ -116,6 +129,8 @@ class Presence:
         # user -> (key, timer): the announcement of the user's live
         # connection here, not heard back yet.
         self._unheard: dict = {}
+        self._asking = 0
+        self._unasked = OncePerInterval(UNASKED_LOG_EVERY)
 
     def holder(self, user: str) -> Deferred[str | None]:
         """
@@ -128,7 +143,21 @@ class Presence:
         """
         if not self._verifications.has_others():
             return succeed(None)
+        if self._asking >= MAX_ASKING:
+            quiet = self._unasked.due(None, self._clock.seconds())
+            if quiet is not None:
+                self.log.warn(
+                    "too many newcomers waiting for the other server processes;"
+                    " one decided without asking them" + (QUIET if quiet else ""),
+                    quiet=quiet,
+                )
+            return succeed(None)
+        self._asking += 1
         asked = self._verifications.ask(user, self._wait)
+
+        def asked_one(result):
+            self._asking -= 1
+            return result
 
         def held(answered) -> str | None:
             if answered is None or answered.outcome not in HELD:
@@ -140,7 +169,7 @@ class Presence:
         asked.addTimeout(
             self._wait + 1.0, self._clock, onTimeoutCancel=lambda result, timeout: None
         )
-        return asked.addCallback(held)
+        return asked.addBoth(asked_one).addCallback(held)
 
     def attached(self, user: str, address: str) -> None:
         """

@@ -6,14 +6,21 @@ the store's channel (L{tests.support.channel}); each process has its own
 clock, live connections and L{Tracking}, and the store is in memory.
 """
 
+import itertools
 import json
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, succeed
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.cluster.notice import BadNotice, parse_notice
-from suto_server.cluster.presence import ECHO_WAIT, Presence, presence_for
+from suto_server.cluster.presence import (
+    ECHO_WAIT,
+    MAX_ASKING,
+    Presence,
+    presence_for,
+)
 from suto_server.cluster.relay import Relay
 from suto_server.cluster.verify_relay import HOLDER_WAIT, VerifyRelay
 from suto_server.locations import Locations
@@ -62,7 +69,10 @@ class _Process:
         self.relay.serve(Rendezvous(self.clock, timeout=5, peers=self.relay))
         self.live = LiveSessions()
         self.verifications = VerifyRelay(
-            self.clock, self.relay, self.live, random_key=lambda: key
+            self.clock,
+            self.relay,
+            self.live,
+            random_key=itertools.count(key).__next__,
         )
         self.relay.serve_verifications(self.verifications)
         self.presence = presence_for(
@@ -299,6 +309,35 @@ class PresenceTests(SynchronousTestCase):
         self.newcomer.clock.advance(0.01)
         self.assertEqual((decisions, self.newcomer.checks.sent), ([True], [OLD]))
         self.assertIn("alice", self.newcomer.live)
+
+    def test_asks_bounded(self):
+        """
+        At most L{MAX_ASKING} newcomers wait for the other processes at
+        once: the next is decided as within one process (the check packet
+        to the profile's last address) without a notice, and a warning
+        says so.
+        """
+        self.holder.live.detach("alice", self.old)
+        waiting = [
+            self.newcomer.admit(NEW, _Connection()) for _ in range(MAX_ASKING)
+        ]
+        self.assertEqual(self.newcomer.checks.sent, [])
+        with capturedLogs() as events:
+            decisions = self.newcomer.admit(NEW, _Connection())
+        self.assertEqual((decisions, self.newcomer.checks.sent), ([True], [OLD]))
+        self.assertEqual(
+            [e["log_level"] for e in events if "asking" in e["log_format"]],
+            [LogLevel.warn],
+        )
+        self.newcomer.clock.advance(HOLDER_WAIT)
+        self.assertEqual(waiting, [[True]] * MAX_ASKING)
+        # The waits over, a newcomer asks again.
+        live = self.newcomer.live.get("alice")
+        self.newcomer.live.detach("alice", live.connection)
+        decisions = self.newcomer.admit("10.9.0.5", _Connection())
+        self.assertEqual(decisions, [])
+        self.newcomer.clock.advance(HOLDER_WAIT)
+        self.assertEqual(decisions, [True])
 
     def test_alone(self):
         """
