@@ -161,6 +161,17 @@ def client_settings(uri, environ=os.environ):
     }
 
 
+def _given_options(uri, environ=os.environ):
+    """
+    @return: the server options the operator gave a connection to
+        C{uri}: the URI's, or else C{PGOPTIONS}'s, which libpq reads only
+        when the URI gives none (an option passed when connecting
+        replaces both, so a read-only connection adds its own to these;
+        a service file's are not looked at, as in L{client_settings}).
+    """
+    return conninfo_to_dict(uri).get("options") or environ.get("PGOPTIONS", "")
+
+
 def connect(uri, read_only=False, statement_timeout=None):
     """
     @param read_only: open a connection whose every transaction is read
@@ -175,9 +186,8 @@ def connect(uri, read_only=False, statement_timeout=None):
     """
     settings = client_settings(uri)
     if read_only:
-        # Added to the URI's own options (a search path, say), not instead.
-        given = conninfo_to_dict(uri).get("options", "")
-        settings["options"] = f"{given} -c default_transaction_read_only=on"
+        read_only_option = "-c default_transaction_read_only=on"
+        settings["options"] = f"{_given_options(uri)} {read_only_option}"
     session = dict(SESSION_DEFAULTS)
     if statement_timeout is not None:
         session["statement_timeout"] = statement_timeout

@@ -5,6 +5,7 @@ connection to PostgreSQL gets, on a real server, and the operator's own
 settings winning over them.
 """
 
+import os
 import urllib.parse
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -30,6 +31,17 @@ def _settings(connection, names):
         name: connection.execute("SELECT current_setting(%s)", (name,)).fetchone()[0]
         for name in names
     }
+
+
+def _restore(name, value):
+    """
+    Give the environment variable C{name} back its C{value} (L{None}:
+    unset).
+    """
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 class ClientSettingsTests(SynchronousTestCase):
@@ -122,6 +134,26 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(
             _settings(connection, ["lock_timeout", "default_transaction_read_only"]),
             {"lock_timeout": "10s", "default_transaction_read_only": "on"},
+        )
+
+    def test_read_only_keeps_environment(self):
+        """
+        A read-only connection (a C{store copy}'s source, the reports)
+        keeps the options C{PGOPTIONS} gives when the URI gives none: its
+        search path names the store's schema.
+        """
+        uri, options = self.location.split("&options=")
+        options = urllib.parse.unquote(options)
+        previous = os.environ.get("PGOPTIONS")
+        os.environ["PGOPTIONS"] = options
+        self.addCleanup(_restore, "PGOPTIONS", previous)
+        connection = self.connect(uri, read_only=True)
+        self.assertEqual(
+            _settings(connection, ["search_path", "default_transaction_read_only"]),
+            {
+                "search_path": options.split("=")[1],
+                "default_transaction_read_only": "on",
+            },
         )
 
     def test_store_keeps_bounds(self):
