@@ -304,14 +304,15 @@ class Connection:
         for step, script in steps:
             cls.log.info("upgrading the store to schema v{version}", version=step)
             try:
-                with connection.transaction():
+                with (
+                    as_store_error(f"upgrading the store to schema v{step}"),
+                    connection.transaction(),
+                ):
                     connection.execute(script)
                     connection.execute("UPDATE version SET version = %s", (step,))
-            except psycopg.Error as e:
-                raise StoreError(
-                    f"upgrading the store to schema v{step} failed ({e}); it "
-                    f"is left at v{step - 1}"
-                ) from e
+            except StoreError as e:
+                # The server's primary message only (see as_store_error).
+                raise StoreError(f"{e}; it is left at v{step - 1}") from e.__cause__
 
     def _open_connection(self):
         """
