@@ -8,18 +8,17 @@ enrolled through the first.
 
 import datetime
 import os
-import shutil
 
 from twisted.internet import defer, reactor
 
 from suto_client.enrollment import enroll
 from suto_client.enrollment_machine import EnrollOutcome
-from suto_server.datafolder import MASTER_KEY_FILE
 from suto_server.net import certificate
 from tests.support.admin import run_admin, run_admin_in_thread
 from tests.support.daemon import WAIT
 from tests.support.daemon_process import DaemonProcess
 from tests.support.folders import socket_folder
+from tests.support.masterkeys import share_master_key
 from tests.support.postgres import new_location
 from tests.support.sources import FixedSource
 
@@ -54,10 +53,7 @@ class TwoDaemons:
             code, _, err = run_admin("--data", data, "--store", self.location, "init")
             testcase.assertEqual(code, 0, err)
         # One deployment: the keys are sealed under one master key.
-        master = os.path.join(self.second_data, MASTER_KEY_FILE)
-        os.chmod(master, 0o600)
-        shutil.copyfile(os.path.join(self.first_data, MASTER_KEY_FILE), master)
-        os.chmod(master, 0o400)
+        share_master_key(self.first_data, self.second_data)
         key, cert, _ = certificate.ensure_self_signed(
             self.folder, "localhost", datetime.datetime.now(datetime.UTC)
         )
