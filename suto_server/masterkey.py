@@ -32,6 +32,7 @@ from twisted.logger import Logger
 
 from suto_server.core.atomicfile import sync_directory, write_atomically
 from suto_server.core.keyschedule import KEY_SIZE, MAX_PROFILE, encode_parts
+from suto_server.core.keyschedule.derivation import hkdf
 
 #: Size of the master key.
 MASTER_KEY_SIZE = 32
@@ -164,6 +165,9 @@ class MasterKey:
         if not isinstance(key, bytes) or len(key) != MASTER_KEY_SIZE:
             raise MasterKeyError(f"a master key is {MASTER_KEY_SIZE} bytes")
         self._cipher = ChaCha20Poly1305(key)
+        self._notices = hkdf(
+            salt=None, ikm=key, info=b"suto cluster notices", length=KEY_SIZE
+        )
 
     def __repr__(self) -> str:
         return "<MasterKey>"
@@ -200,6 +204,16 @@ class MasterKey:
             raise MasterKeyError(
                 f"the master key {path} disappeared while being created"
             ) from None
+
+    def notice_key(self) -> bytes:
+        """
+        @return: the key that seals the notices the server processes
+            sharing a store send each other (L{suto_server.cluster.notice}):
+            derived from the master key, which every such process holds and
+            a role of the database does not, since PostgreSQL lets any role
+            that can connect send a notice on any channel.
+        """
+        return self._notices
 
     def seal_key(self, username: str, key_id: str, key: bytes) -> bytes:
         """

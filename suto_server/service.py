@@ -213,7 +213,12 @@ class SutoServer(MultiService):
         )
         # Shares the pending requests with the other processes on the
         # store, when it can have any.
-        self.relay = relay = relay_for(reactor, store, self.calls)
+        self.relay = relay = relay_for(
+            reactor,
+            store,
+            self.calls,
+            key=enrollment.master_key and enrollment.master_key.notice_key(),
+        )
         self.rendezvous = Rendezvous(
             reactor,
             timing.auth_timeout,

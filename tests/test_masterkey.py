@@ -214,6 +214,17 @@ class SealTests(SynchronousTestCase):
         self.assertNotIn(KEY, blob)
         self.assertEqual(self.master.open_key("alice", KEY_ID, blob), KEY)
 
+    def test_notice_key(self):
+        """
+        The notice key is one per master key, 32 bytes, and neither the
+        master key nor another master key's.
+        """
+        key = self.master.notice_key()
+        self.assertEqual(len(key), 32)
+        self.assertEqual(MasterKey(bytes(range(100, 132))).notice_key(), key)
+        self.assertNotEqual(key, bytes(range(100, 132)))
+        self.assertNotEqual(MasterKey(bytes(range(32))).notice_key(), key)
+
     def test_fresh_nonce(self):
         """
         Sealing the same key twice gives two different seals (a fresh

@@ -9,18 +9,30 @@ themselves (L{suto_server.cluster.presence}), and the checking of one heard.
 A notice is a JSON object: C{node}, the random id of the process that
 sent it; C{op}, what happened (C{open}, C{heard}, C{claimed}, C{done},
 C{here}; C{verify}, C{holding}, C{verified}; C{live}); C{key}, the
-request's 63-bit key (0 for C{here} and C{live}); and what that op
-carries.  Only the processes sharing the store can send one,
-yet each is checked whole before anything is done with it, so that a
+request's or announcement's 63-bit key (0 for C{here}); and what that
+op carries.  Each is checked whole before anything is done with it, so that a
 process of another version, or a mistake, cannot make a relay act on
 half a notice.
+
+A notice travels sealed (L{seal_notice}): an HMAC-SHA256 tag, in hex,
+under a key derived from the deployment's master key
+(L{suto_server.masterkey.MasterKey.notice_key}), in front of its JSON.
+PostgreSQL lets any role that can connect to the database send a
+notice on any channel and hear every one, so a reporting or backup role
+could otherwise claim and accept a pending classic authentication, close
+every live rotation connection or have a reconnection refused as a
+clone.  A notice without the tag is dropped (L{open_notice}).  A
+replayed one gains nothing: the answers are bound to a request's random
+key and nonce, and a C{live} notice closes only a connection that
+became live before it.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
-import math
+from hashlib import sha256
 
 from suto_server.core.keyschedule import CHECK_NONCE_SIZE
 from suto_server.core.wire.grammar import is_valid_user
@@ -47,6 +59,36 @@ class BadNotice(ValueError):
     """
     A notice that is not one a SUTO process sends.
     """
+
+
+#: The length of the hex tag in front of a sealed notice.
+TAG_SIZE = 2 * sha256().digest_size
+
+
+def _tag(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode("utf-8"), sha256).hexdigest()
+
+
+def seal_notice(key: bytes, text: str) -> str:
+    """
+    @param key: the deployment's notice key.
+    @return: the notice C{text} as it goes on the channel, under its tag.
+    """
+    return _tag(key, text) + text
+
+
+def open_notice(key: bytes, sealed: str) -> str:
+    """
+    @return: the notice that C{sealed}, as heard on the channel, carries.
+    @raise BadNotice: it is too long, or its tag is not the one C{key}
+        gives it.
+    """
+    if len(sealed) > _MAX_TEXT:
+        raise BadNotice("too long")
+    tag, text = sealed[:TAG_SIZE], sealed[TAG_SIZE:]
+    if not hmac.compare_digest(tag.encode("utf-8"), _tag(key, text).encode("ascii")):
+        raise BadNotice("not sealed by a process of this deployment")
+    return text
 
 
 def _verdict(value) -> Verdict:
@@ -131,13 +173,6 @@ def parse_notice(text: str) -> dict:
             raise BadNotice("not a user name")
         if _address(notice.get("device")) is None:
             raise BadNotice("no device")
-        since = notice.get("since")
-        if not (
-            isinstance(since, (int, float))
-            and not isinstance(since, bool)
-            and math.isfinite(since)
-        ):
-            raise BadNotice("no time")
     else:
         raise BadNotice("unknown op")
     return notice

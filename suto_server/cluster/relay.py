@@ -22,7 +22,9 @@ gone silent is waited for no longer; one that does not answer is waited
 for at most L{suto_server.rules.rendezvous.ANNOUNCE_WAIT} seconds.
 
 The notices and their checking are L{suto_server.cluster.notice}; a
-process ignores its own, and drops, logged, one that fails the check.
+process ignores its own (but for a C{live} one, which tells the
+presence its announcement was heard back), and drops, logged, one that
+fails the check.
 The notices of verifications (L{suto_server.cluster.verify_relay}) go
 the same way, handed to the verify relay given to
 L{Relay.serve_verifications}, and those of live connections
@@ -53,7 +55,13 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from suto_server.cluster.notice import MAX_REASON, BadNotice, parse_notice
+from suto_server.cluster.notice import (
+    MAX_REASON,
+    BadNotice,
+    open_notice,
+    parse_notice,
+    seal_notice,
+)
 from suto_server.core.throttle import QUIET, OncePerInterval
 from suto_server.store.calls import LocalCalls
 from suto_server.store.clustering import IClusteredStore
@@ -89,6 +97,9 @@ class Relay(Service):
     @param calls: the store's calls the notices and claims are made
         through (L{suto_server.store.calls.IStoreCalls}); made on C{store}
         at once unless given.  C{store} itself gives only the listener.
+    @param key: the deployment's notice key
+        (L{suto_server.masterkey.MasterKey.notice_key}), which seals the
+        notices sent and must seal every one acted on.
 
     @ivar listening: a L{Deferred} firing once the relay first listens
         (set when it starts): from then on it hears every request.
@@ -96,8 +107,9 @@ class Relay(Service):
 
     log = Logger()
 
-    def __init__(self, reactor, store, clock=None, calls=None) -> None:
+    def __init__(self, reactor, store, clock=None, calls=None, *, key: bytes) -> None:
         self._reactor = reactor
+        self._key = key
         self._clock = reactor if clock is None else clock
         self._store = store
         self._calls = LocalCalls(store) if calls is None else calls
@@ -225,7 +237,9 @@ class Relay(Service):
 
         @return: a L{Deferred} firing with whether the notice was sent.
         """
-        notice = json.dumps({"node": self._node, "op": op, "key": key, **fields})
+        notice = seal_notice(
+            self._key, json.dumps({"node": self._node, "op": op, "key": key, **fields})
+        )
 
         def unsent(failure) -> bool:
             failure.trap(StoreError, ValueError)
@@ -307,11 +321,14 @@ class Relay(Service):
         Act on one notice heard from the store.
         """
         try:
-            notice = parse_notice(text)
+            notice = parse_notice(open_notice(self._key, text))
         except BadNotice as error:
             self.log.warn("dropped a malformed notice: {why}", why=str(error))
             return
         node, key, op = notice["node"], notice["key"], notice["op"]
+        if self._presence is not None and op == "live":
+            # Heard back, its own tells the presence where it stands.
+            self._presence.deliver(node, notice)
         if node == self._node or self._rendezvous is None:
             return
         if node not in self._seen:
@@ -338,8 +355,6 @@ class Relay(Service):
             )
         elif self._verifications is not None and op in ("verify", "holding", "verified"):
             self._verifications.deliver(node, notice)
-        elif self._presence is not None and op == "live":
-            self._presence.deliver(node, notice)
 
     def others(self) -> list[str]:
         """
@@ -393,17 +408,21 @@ class Relay(Service):
                 self._rendezvous.drop_mirrors()
             if self._verifications is not None:
                 self._verifications.stop()
+            if self._presence is not None:
+                self._presence.stop()
             return result
 
         return d.addBoth(stop)
 
 
-def relay_for(reactor, store, calls=None) -> Relay | None:
+def relay_for(reactor, store, calls=None, key: bytes | None = None) -> Relay | None:
     """
     @param calls: the server's store calls (see L{Relay}).
+    @param key: the deployment's notice key (see L{Relay}); a server
+        without a master key, which serves no profile, has none.
     @return: the L{Relay} of a server on C{store}, or L{None} when no
-        other process can share it.
+        other process can share it, or its notices could not be sealed.
     """
-    if not IClusteredStore.providedBy(store):
+    if key is None or not IClusteredStore.providedBy(store):
         return None
-    return Relay(reactor, store, calls=calls)
+    return Relay(reactor, store, calls=calls, key=key)

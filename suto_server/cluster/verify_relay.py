@@ -21,11 +21,11 @@ The notices go through the cluster relay (L{suto_server.cluster.relay},
 checked by L{suto_server.cluster.notice}).  An answer counts only when
 it is addressed to this process, names one of its outstanding requests
 by key and carries that request's nonce, and comes from the process that
-first said it holds the connection.  Whoever can send notices on the
-store's channel is anyone with the store's database role: that role is
-trusted as the store is (it could as well rewrite the profiles), and the
-binding to key and nonce keeps a stale or misdirected answer from ever
-being read as another request's.
+first said it holds the connection.  Any role that can connect to the
+database can send on the store's channel and hear it, so the relay acts
+only on notices sealed with the deployment's notice key
+(L{suto_server.cluster.notice}); the binding to key and nonce keeps a
+stale or misdirected answer from ever being read as another request's.
 """
 
 from __future__ import annotations

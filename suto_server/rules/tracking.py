@@ -303,7 +303,7 @@ class Tracking:
         """
         self._live.attach(user, address, now, connection)
         if self._presence is not None:
-            self._presence.attached(user, address, now)
+            self._presence.attached(user, address)
 
     async def _move(self, now, user, old, address, seen=None) -> bool:
         """

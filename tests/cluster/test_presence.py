@@ -6,14 +6,21 @@ the store's channel (L{tests.support.channel}); each process has its own
 clock, live connections and L{Tracking}, and the store is in memory.
 """
 
+import itertools
 import json
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, succeed
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.cluster.notice import BadNotice, parse_notice
-from suto_server.cluster.presence import Presence, presence_for
+from suto_server.cluster.presence import (
+    ECHO_WAIT,
+    MAX_ASKING,
+    Presence,
+    presence_for,
+)
 from suto_server.cluster.relay import Relay
 from suto_server.cluster.verify_relay import HOLDER_WAIT, VerifyRelay
 from suto_server.locations import Locations
@@ -23,7 +30,7 @@ from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.tracking import Tracking
 from suto_server.store.calls import LocalCalls
 from suto_server.store.memory import MemoryStore
-from tests.support.channel import Channel, ChannelSession
+from tests.support.channel import NOTICE_KEY, Channel, ChannelSession
 from tests.support.live import RecordingConnection
 from tests.support.store_suite.values import PROFILE, WINDOW
 from tests.support.tracking import RecordingAudit, RecordingChecks, admit
@@ -55,12 +62,17 @@ class _Process:
     def __init__(self, channel, store, key):
         self.clock = task.Clock()
         self.clock.advance(NOW)
-        self.relay = Relay(reactor, ChannelSession(channel), clock=self.clock)
+        self.relay = Relay(
+            reactor, ChannelSession(channel), clock=self.clock, key=NOTICE_KEY
+        )
         channel.relays.append(self.relay)
         self.relay.serve(Rendezvous(self.clock, timeout=5, peers=self.relay))
         self.live = LiveSessions()
         self.verifications = VerifyRelay(
-            self.clock, self.relay, self.live, random_key=lambda: key
+            self.clock,
+            self.relay,
+            self.live,
+            random_key=itertools.count(key).__next__,
         )
         self.relay.serve_verifications(self.verifications)
         self.presence = presence_for(
@@ -162,19 +174,77 @@ class PresenceTests(SynchronousTestCase):
         self.assertEqual(self.newcomer.audit.events() + self.holder.audit.events(), [])
         self.assertFalse(connection.closed)
 
-    def test_late_notice(self):
+    def test_skewed_clock(self):
         """
-        The announcement of a connection that became live before the one
-        held here, arriving late (notices cross), closes nothing.
+        A process whose clock is behind the holder's still replaces the
+        holder's older connection, and the holder does not keep it: the
+        order the store delivers the announcements in decides, the same
+        on every process, not the hosts' clocks.
         """
+        self.newcomer.clock.rightNow = NOW - 60
         connection = _Connection()
         self.assertEqual(self.newcomer.admit(OLD, connection), [True])
-        for since in (NOW, NOW + 1):
-            self.newcomer.presence.deliver(
-                "a0", {"user": "alice", "device": NEW, "since": since}
-            )
-        self.assertFalse(connection.closed)
+        self.assertTrue(self.old.closed)
+        self.assertNotIn("alice", self.holder.live)
         self.assertIs(self.newcomer.live.get("alice").connection, connection)
+        self.assertFalse(connection.closed)
+
+    def test_late_notice(self):
+        """
+        The announcement of another process's connection heard before
+        this process heard its own back (notices cross: that one is
+        earlier in the store's order) closes nothing; one heard after it
+        replaces the connection held here.
+        """
+        notice = {"user": "alice", "device": NEW, "key": 5}
+        sent = self.hold_announcements()
+        connection = _Connection()
+        self.assertEqual(self.newcomer.admit(OLD, connection), [True])
+        [(key, fields, _)] = sent
+        self.newcomer.presence.deliver("a0", notice)
+        self.assertFalse(connection.closed)
+        self.newcomer.presence.deliver(self.newcomer.relay.node, {**fields, "key": key})
+        self.newcomer.presence.deliver("a0", notice)
+        self.assertTrue(connection.closed)
+        self.assertNotIn("alice", self.newcomer.live)
+
+    def test_announcement_lost(self):
+        """
+        An own announcement not heard back within L{ECHO_WAIT} seconds
+        (the listener was away), or not sent at all, counts as heard:
+        another process's connection heard of next replaces the one held
+        here.
+        """
+        notice = {"user": "alice", "device": NEW, "key": 5}
+        sent = self.hold_announcements()
+        for lost in (
+            lambda told: self.newcomer.clock.advance(ECHO_WAIT),
+            lambda told: told.callback(False),
+        ):
+            connection = _Connection()
+            self.assertEqual(self.newcomer.admit(OLD, connection), [True])
+            self.newcomer.presence.deliver("a0", notice)
+            self.assertFalse(connection.closed)
+            lost(sent[-1][2])
+            self.newcomer.presence.deliver("a0", notice)
+            self.assertTrue(connection.closed)
+
+    def hold_announcements(self):
+        """
+        Keep the newcomer's notices from the channel.
+
+        @return: a list receiving each one's key, fields and the
+            L{Deferred} of its sending.
+        """
+        sent = []
+
+        def send(op, key, **fields):
+            told = Deferred()
+            sent.append((key, fields, told))
+            return told
+
+        self.newcomer.relay.send = send
+        return sent
 
     def test_unanswered_holder(self):
         """
@@ -232,6 +302,35 @@ class PresenceTests(SynchronousTestCase):
         self.assertEqual((decisions, self.newcomer.checks.sent), ([True], [OLD]))
         self.assertIn("alice", self.newcomer.live)
 
+    def test_asks_bounded(self):
+        """
+        At most L{MAX_ASKING} newcomers wait for the other processes at
+        once: the next is decided as within one process (the check packet
+        to the profile's last address) without a notice, and a warning
+        says so.
+        """
+        self.holder.live.detach("alice", self.old)
+        waiting = [
+            self.newcomer.admit(NEW, _Connection()) for _ in range(MAX_ASKING)
+        ]
+        self.assertEqual(self.newcomer.checks.sent, [])
+        with capturedLogs() as events:
+            decisions = self.newcomer.admit(NEW, _Connection())
+        self.assertEqual((decisions, self.newcomer.checks.sent), ([True], [OLD]))
+        self.assertEqual(
+            [e["log_level"] for e in events if "asking" in e["log_format"]],
+            [LogLevel.warn],
+        )
+        self.newcomer.clock.advance(HOLDER_WAIT)
+        self.assertEqual(waiting, [[True]] * MAX_ASKING)
+        # The waits over, a newcomer asks again.
+        live = self.newcomer.live.get("alice")
+        self.newcomer.live.detach("alice", live.connection)
+        decisions = self.newcomer.admit("10.9.0.5", _Connection())
+        self.assertEqual(decisions, [])
+        self.newcomer.clock.advance(HOLDER_WAIT)
+        self.assertEqual(decisions, [True])
+
     def test_alone(self):
         """
         With no other process heard from lately, nobody is asked: the
@@ -269,23 +368,19 @@ class LiveNoticeTests(SynchronousTestCase):
     """
 
     def notice(self, **fields):
-        return json.dumps({"node": "ab", "op": "live", "key": 0, **fields})
+        return json.dumps({"node": "ab", "op": "live", "key": 7, **fields})
 
     def test_valid(self):
-        notice = parse_notice(self.notice(user="alice", device=NEW, since=NOW))
+        notice = parse_notice(self.notice(user="alice", device=NEW))
         self.assertEqual(
-            (notice["user"], notice["device"], notice["since"]), ("alice", NEW, NOW)
+            (notice["user"], notice["device"], notice["key"]), ("alice", NEW, 7)
         )
 
     def test_invalid(self):
         for fields in [
-            {"device": NEW, "since": NOW},
-            {"user": "alice", "since": NOW},
-            {"user": "al ice", "device": NEW, "since": NOW},
-            {"user": "alice", "device": "not an address", "since": NOW},
-            {"user": "alice", "device": NEW},
-            {"user": "alice", "device": NEW, "since": True},
-            {"user": "alice", "device": NEW, "since": "now"},
-            {"user": "alice", "device": NEW, "since": float("inf")},
+            {"device": NEW},
+            {"user": "alice"},
+            {"user": "al ice", "device": NEW},
+            {"user": "alice", "device": "not an address"},
         ]:
             self.assertRaises(BadNotice, parse_notice, self.notice(**fields))

@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from suto_server.cluster.notice import seal_notice
 from suto_server.cluster.relay import HERE_EVERY, Relay, relay_for
 from suto_server.net.discovery import parse_targets
 from suto_server.rules.authenticator import Authenticator
@@ -27,7 +28,7 @@ from suto_server.rules.rendezvous import (
 )
 from suto_server.store.memory import MemoryStore
 from suto_server.store.postgres import PostgresStore
-from tests.support.channel import Channel, ChannelSession
+from tests.support.channel import NOTICE_KEY, Channel, ChannelSession, sealed
 from tests.support.coroutines import result_of
 from tests.support.postgres import new_location
 
@@ -43,7 +44,9 @@ class _Process:
     def __init__(self, channel):
         self.clock = task.Clock()
         self.observed = []
-        self.relay = Relay(reactor, ChannelSession(channel), clock=self.clock)
+        self.relay = Relay(
+            reactor, ChannelSession(channel), clock=self.clock, key=NOTICE_KEY
+        )
         channel.relays.append(self.relay)
         self.rendezvous = Rendezvous(
             self.clock,
@@ -203,6 +206,35 @@ class SharedRendezvousTests(SynchronousTestCase):
         self.assertIsNotNone(result_of(self, self.asked.rendezvous.claim(DEVICE)))
         self.assertEqual(outcomes, [])
 
+    def test_forged_verdict(self):
+        """
+        A notice only a role of the database sent (NOTIFY needs no more
+        than a connection), or a process of another deployment on the
+        same database, does not end a request: claimed and accepted
+        under another process's name, the request still waits for its
+        device.
+        """
+        request = self.asked.rendezvous.open("alice", (DEVICE,))
+        outcomes = []
+        request.done.addCallback(outcomes.append)
+        forged = [
+            {"node": "intruder", "op": "claimed", "key": request.key,
+             "source": DEVICE},
+            {"node": "intruder", "op": "done", "key": request.key,
+             "verdict": "accepted", "reason": "", "source": DEVICE},
+        ]  # fmt: skip
+        other = bytes(32)
+        with capturedLogs() as events:
+            for notice in forged:
+                self.asked.relay.deliver(json.dumps(notice))
+                self.asked.relay.deliver(seal_notice(other, json.dumps(notice)))
+        self.assertEqual(outcomes, [])
+        self.assertEqual(
+            len([e for e in events if e["log_level"] == LogLevel.warn]),
+            2 * len(forged),
+        )
+        self.assertIsNotNone(result_of(self, self.asked.rendezvous.claim(DEVICE)))
+
     def test_malformed_notices(self):
         """
         A notice that is not one a process sends is logged and dropped.
@@ -233,13 +265,13 @@ class SharedRendezvousTests(SynchronousTestCase):
         with capturedLogs() as events:
             for notice in bad:
                 self.reached.relay.deliver(
-                    notice if isinstance(notice, str) else json.dumps(notice)
+                    sealed(notice if isinstance(notice, str) else json.dumps(notice))
                 )
         self.assertEqual(
             len([e for e in events if e["log_level"] == LogLevel.warn]), len(bad)
         )
         self.assertFalse(self.reached.rendezvous.expects(DEVICE))
-        self.reached.relay.deliver(json.dumps(good))
+        self.reached.relay.deliver(sealed(json.dumps(good)))
         self.assertTrue(self.reached.rendezvous.expects(DEVICE))
 
     def authenticator(self, fail=False):
@@ -323,6 +355,16 @@ class SharedRendezvousTests(SynchronousTestCase):
         """
         self.assertIsNone(relay_for(reactor, MemoryStore()))
 
+    def test_only_sealed_notices(self):
+        """
+        A server without a notice key (no master key) shares nothing:
+        its notices could not be told from anyone's.
+        """
+        self.assertIsNone(relay_for(reactor, ChannelSession(Channel())))
+        self.assertIsNotNone(
+            relay_for(reactor, ChannelSession(Channel()), key=NOTICE_KEY)
+        )
+
 
 class _Heard:
     """
@@ -360,12 +402,12 @@ class PostgresRelayTests(TestCase):
         other's.
         """
         heard = _Heard()
-        listening = Relay(reactor, self.stores[1])
+        listening = Relay(reactor, self.stores[1], key=NOTICE_KEY)
         listening.serve(heard)
         listening.startService()
         self.addCleanup(listening.stopService)
         await listening.listening
-        sending = Relay(reactor, self.stores[0])
+        sending = Relay(reactor, self.stores[0], key=NOTICE_KEY)
         rendezvous = Rendezvous(task.Clock(), peers=sending)
         sending.serve(rendezvous)
         request = rendezvous.open("alice", [DEVICE], timeout=5)

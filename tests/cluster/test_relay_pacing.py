@@ -10,7 +10,7 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.cluster.relay import HERE_EVERY, UNSENT_LOG_EVERY, Relay
-from tests.support.channel import Channel, ChannelSession
+from tests.support.channel import NOTICE_KEY, Channel, ChannelSession
 
 
 class UnsentPacingTests(SynchronousTestCase):
@@ -21,7 +21,9 @@ class UnsentPacingTests(SynchronousTestCase):
     def setUp(self):
         self.clock = task.Clock()
         self.channel = Channel()
-        self.relay = Relay(reactor, ChannelSession(self.channel), clock=self.clock)
+        self.relay = Relay(
+            reactor, ChannelSession(self.channel), clock=self.clock, key=NOTICE_KEY
+        )
         self.channel.relays.append(self.relay)
 
     def send_for(self, seconds: float) -> list:

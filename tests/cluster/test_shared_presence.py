@@ -22,6 +22,7 @@ from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.tracking import Tracking
 from suto_server.store.calls import LocalCalls
 from suto_server.store.postgres import PostgresStore
+from tests.support.channel import NOTICE_KEY
 from tests.support.postgres import new_location
 from tests.support.store_suite.values import PROFILE, WINDOW
 from tests.support.tracking import RecordingAudit, RecordingChecks
@@ -57,7 +58,7 @@ class _Process:
     def __init__(self, test, location):
         self.store = PostgresStore.open(location)
         test.addCleanup(self.store.close)
-        self.relay = Relay(reactor, self.store)
+        self.relay = Relay(reactor, self.store, key=NOTICE_KEY)
         self.relay.serve(Rendezvous(reactor, timeout=5, peers=self.relay))
         self.live = LiveSessions()
         verifications = VerifyRelay(reactor, self.relay, self.live)

@@ -12,6 +12,7 @@ from twisted.internet.defer import CancelledError, fail
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
+from suto_server.cluster.notice import open_notice
 from suto_server.cluster.relay import Relay
 from suto_server.cluster.verify_relay import (
     HOLDER_WAIT,
@@ -23,7 +24,7 @@ from suto_server.cluster.verify_relay import (
 from suto_server.rules.registry import LiveSessions, TooManyChallenges
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.store.errors import StoreError
-from tests.support.channel import Channel, ChannelSession
+from tests.support.channel import NOTICE_KEY, Channel, ChannelSession, sealed
 from tests.support.live import RecordingConnection
 
 NONCE = bytes(range(16))
@@ -37,7 +38,9 @@ class _Process:
 
     def __init__(self, channel, key):
         self.clock = task.Clock()
-        self.relay = Relay(reactor, ChannelSession(channel), clock=self.clock)
+        self.relay = Relay(
+            reactor, ChannelSession(channel), clock=self.clock, key=NOTICE_KEY
+        )
         channel.relays.append(self.relay)
         self.relay.serve(Rendezvous(self.clock, timeout=5, peers=self.relay))
         self.live = LiveSessions()
@@ -60,7 +63,7 @@ class _Recorder:
         self.notices = []
 
     def deliver(self, text):
-        self.notices.append(json.loads(text))
+        self.notices.append(json.loads(open_notice(NOTICE_KEY, text)))
 
 
 class VerifyRelayTests(SynchronousTestCase):
@@ -193,7 +196,7 @@ class VerifyRelayTests(SynchronousTestCase):
                   "device": DEVICE}  # fmt: skip
         notice.update(fields)
         with capturedLogs() as events:
-            self.asked.relay.deliver(json.dumps(notice))
+            self.asked.relay.deliver(sealed(json.dumps(notice)))
         return [event for event in events if event.get("log_level") == LogLevel.warn]
 
     def test_forged_answers(self):
@@ -229,7 +232,7 @@ class VerifyRelayTests(SynchronousTestCase):
             {"padding": "x" * 8000},
         ]:
             with capturedLogs() as events:
-                self.holder.relay.deliver(json.dumps({**notice, **fields}))
+                self.holder.relay.deliver(sealed(json.dumps({**notice, **fields})))
             self.assertIn("malformed", events[0]["log_format"])
         self.assertEqual((self.connection.challenges, self.sent("holding")), ([], []))
 
@@ -242,7 +245,7 @@ class VerifyRelayTests(SynchronousTestCase):
                   "nonce": NONCE.hex(), "timeout": 5}  # fmt: skip
         for key in range(MAX_SERVED + 1):
             for _ in range(2):
-                self.holder.relay.deliver(json.dumps({**notice, "key": key}))
+                self.holder.relay.deliver(sealed(json.dumps({**notice, "key": key})))
         self.assertEqual(len(self.connection.challenges), MAX_SERVED)
 
     def test_stop(self):

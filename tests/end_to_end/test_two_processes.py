@@ -33,6 +33,7 @@ from suto_server.rules.rendezvous import Verdict
 from suto_server.store.postgres import PostgresStore
 from tests.support.admin import run_admin_in_thread
 from tests.support.folders import socket_folder
+from tests.support.masterkeys import new_master_key, share_master_key
 from tests.support.postgres import new_location
 
 PASSWORD = "alice's secret"
@@ -51,6 +52,8 @@ class _SharedStore:
 
     def setUp(self):
         self.location = new_location(self)
+        # One deployment: its processes share the master key.
+        self.master = new_master_key(socket_folder(self, "suto-key-"))
         store = PostgresStore.open(self.location)
         store.add_user(
             "alice", schemes.hash_password(PASSWORD, "sha512_crypt"), time.time()
@@ -74,6 +77,7 @@ class _SharedStore:
             certificate's fingerprint.
         """
         data = socket_folder(self, prefix)
+        share_master_key(self.master, data)
         key, cert, _ = files or certificate.ensure_self_signed(
             data, "localhost", datetime.datetime.now(datetime.timezone.utc)
         )

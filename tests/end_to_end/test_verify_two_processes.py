@@ -27,6 +27,7 @@ from suto_server import tap
 from suto_server.net import certificate
 from tests.support.daemon import WAIT, EnrollmentFixture, fingerprint_of
 from tests.support.folders import socket_folder
+from tests.support.masterkeys import share_master_key
 from tests.support.pki import Authority, Files
 from tests.support.postgres import new_location
 
@@ -79,6 +80,8 @@ class VerifyElsewhereTests(EnrollmentFixture, TestCase):
         @return: a L{Deferred} firing with the server and its API's port.
         """
         data = socket_folder(self, "suto-asked-")
+        # One deployment: both processes hold the master key.
+        share_master_key(self.data, data)
         key, cert, _ = certificate.ensure_self_signed(
             data, "localhost", datetime.datetime.now(datetime.timezone.utc)
         )

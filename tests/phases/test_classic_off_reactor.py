@@ -24,6 +24,7 @@ from suto_server.phases.connection import ServerFactory
 from suto_server.rules.rendezvous import Rendezvous, Verdict
 from suto_server.store.errors import StoreError
 from suto_server.store.memory import MemoryStore
+from tests.support.channel import NOTICE_KEY
 from tests.support.heldcalls import HeldCalls
 from tests.support.pools import ImmediatePool
 
@@ -315,7 +316,7 @@ class RelayCallsTests(SynchronousTestCase):
 
     def setUp(self):
         self.calls = HeldCalls(MemoryStore())
-        self.relay = Relay(task.Clock(), None, calls=self.calls)
+        self.relay = Relay(task.Clock(), None, calls=self.calls, key=NOTICE_KEY)
         self.request = Rendezvous(task.Clock()).open("alice", [DEVICE])
 
     def test_claim_waits(self):

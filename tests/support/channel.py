@@ -7,8 +7,20 @@ processes on it in a test: every notice is delivered at once.
 
 from zope.interface import implementer
 
+from suto_server.cluster.notice import seal_notice
 from suto_server.store.clustering import IClusteredStore
 from suto_server.store.errors import StoreError
+
+#: The notice key of the processes in a test (a deployment's is derived
+#: from its master key).
+NOTICE_KEY = bytes(range(32))
+
+
+def sealed(text):
+    """
+    @return: the notice C{text} as a process of the test sends it.
+    """
+    return seal_notice(NOTICE_KEY, text)
 
 
 class Channel:

@@ -7,15 +7,14 @@ enrolled through the first.
 """
 
 import os
-import shutil
 
 from twisted.internet import defer, reactor
 
-from suto_server.datafolder import MASTER_KEY_FILE
 from tests.support.admin import run_admin
 from tests.support.daemon import WAIT
 from tests.support.daemon_process import DaemonProcess, enroll_through, self_signed
 from tests.support.folders import socket_folder
+from tests.support.masterkeys import share_master_key
 from tests.support.postgres import new_location
 
 
@@ -49,10 +48,7 @@ class TwoDaemons:
             code, _, err = run_admin("--data", data, "--store", self.location, "init")
             testcase.assertEqual(code, 0, err)
         # One deployment: the keys are sealed under one master key.
-        master = os.path.join(self.second_data, MASTER_KEY_FILE)
-        os.chmod(master, 0o600)
-        shutil.copyfile(os.path.join(self.first_data, MASTER_KEY_FILE), master)
-        os.chmod(master, 0o400)
+        share_master_key(self.first_data, self.second_data)
         key, cert, self.pin = self_signed(self.folder)
         arguments = ("--store", self.location)
         self.first = DaemonProcess.start(testcase, self.first_data, key, cert, *arguments)

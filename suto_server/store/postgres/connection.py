@@ -43,6 +43,7 @@ from twisted.logger import Logger
 
 from suto_server.store.errors import CorruptDatabase, DatabaseTooNew, StoreError
 from suto_server.store.postgres.session import (
+    SNAPSHOT_MAY_IDLE,
     as_store_error,
     checked_location,
     connect,
@@ -303,14 +304,15 @@ class Connection:
         for step, script in steps:
             cls.log.info("upgrading the store to schema v{version}", version=step)
             try:
-                with connection.transaction():
+                with (
+                    as_store_error(f"upgrading the store to schema v{step}"),
+                    connection.transaction(),
+                ):
                     connection.execute(script)
                     connection.execute("UPDATE version SET version = %s", (step,))
-            except psycopg.Error as e:
-                raise StoreError(
-                    f"upgrading the store to schema v{step} failed ({e}); it "
-                    f"is left at v{step - 1}"
-                ) from e
+            except StoreError as e:
+                # The server's primary message only (see as_store_error).
+                raise StoreError(f"{e}; it is left at v{step - 1}") from e.__cause__
 
     def _open_connection(self):
         """
@@ -382,7 +384,8 @@ class Connection:
         @param doing: what the transaction does, for the message of a
             L{StoreError}.
         @param snapshot: whether the block only reads, and must see one
-            snapshot of the database throughout.
+            snapshot of the database throughout; such a block may stay
+            idle in its transaction (L{SNAPSHOT_MAY_IDLE}).
         @return: a context manager giving the connection, which takes
             statements with C{?} parameter marks.
         @raise StoreError: the store is closed, or PostgreSQL failed.
@@ -392,6 +395,7 @@ class Connection:
                 connection.execute(
                     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
                 )
+                connection.execute(SNAPSHOT_MAY_IDLE)
             yield _Statements(connection)
 
     def close(self):

@@ -80,6 +80,18 @@ SESSION_DEFAULTS = {
     "idle_in_transaction_session_timeout": "60s",
 }
 
+#: Lifts, for the rest of a read-only snapshot transaction, the idle
+#: bound of L{SESSION_DEFAULTS}: such a transaction holds no row lock
+#: for the bound to free, and the operator's long reads stream through
+#: it (C{store copy} writes each table to its destination between two
+#: reads of the source, for longer than a minute on a large audit log).
+#: Only SUTO's own bound (the source C{session}: an operator's is
+#: C{client}, C{user}, C{database} or C{configuration file}) is lifted.
+SNAPSHOT_MAY_IDLE = (
+    "SELECT set_config(name, '0', true) FROM pg_settings"
+    " WHERE name = 'idle_in_transaction_session_timeout' AND source = 'session'"
+)
+
 # One statement setting each named setting still at its default.
 _SET_DEFAULTS = (
     "SELECT set_config(s.name, d.setting, false)"
@@ -149,6 +161,17 @@ def client_settings(uri, environ=os.environ):
     }
 
 
+def _given_options(uri, environ=os.environ):
+    """
+    @return: the server options the operator gave a connection to
+        C{uri}: the URI's, or else C{PGOPTIONS}'s, which libpq reads only
+        when the URI gives none (an option passed when connecting
+        replaces both, so a read-only connection adds its own to these;
+        a service file's are not looked at, as in L{client_settings}).
+    """
+    return conninfo_to_dict(uri).get("options") or environ.get("PGOPTIONS", "")
+
+
 def connect(uri, read_only=False, statement_timeout=None):
     """
     @param read_only: open a connection whose every transaction is read
@@ -163,9 +186,8 @@ def connect(uri, read_only=False, statement_timeout=None):
     """
     settings = client_settings(uri)
     if read_only:
-        # Added to the URI's own options (a search path, say), not instead.
-        given = conninfo_to_dict(uri).get("options", "")
-        settings["options"] = f"{given} -c default_transaction_read_only=on"
+        read_only_option = "-c default_transaction_read_only=on"
+        settings["options"] = f"{_given_options(uri)} {read_only_option}"
     session = dict(SESSION_DEFAULTS)
     if statement_timeout is not None:
         session["statement_timeout"] = statement_timeout

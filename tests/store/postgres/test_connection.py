@@ -270,6 +270,31 @@ class PostgresSchemaTests(SynchronousTestCase):
         self.assertEqual(self.version(), [(SCHEMA_VERSION + 1,)])
         self.assertIn("note", self.columns()["users"])
 
+    def test_upgrade_failure_detail_left_out(self):
+        """
+        The message of an upgrade step that fails has the server's primary
+        message only: its detail may quote a row (a sealed key, a hash),
+        which the daemon's start and C{suto-admin} would show.
+        """
+        self.open_store()
+        with self.assertRaises(StoreError) as raised:
+            PostgresStore.open(
+                self.location,
+                self.schema_dir(
+                    [
+                        "DO $$ BEGIN RAISE EXCEPTION 'row refused' USING DETAIL ="
+                        " 'Failing row contains (sealed-key-bytes)'; END $$"
+                    ]
+                ),
+            )
+        message = str(raised.exception)
+        self.assertNotIn("sealed-key-bytes", message)
+        self.assertEqual(
+            message,
+            f"upgrading the store to schema v{SCHEMA_VERSION + 1} failed:"
+            f" row refused; it is left at v{SCHEMA_VERSION}",
+        )
+
     def test_started_together(self):
         """
         Stores opened at once on an empty database, by threads standing for

@@ -20,6 +20,7 @@ from suto_server.cluster.relay import Relay
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.store.errors import StoreError
 from suto_server.store.postgres import PostgresStore
+from tests.support.channel import NOTICE_KEY
 from tests.support.stoppable_postgres import stoppable_server
 from tests.support.store_suite.values import HASH, numbered_rotation
 
@@ -232,12 +233,12 @@ class ClusterRecoveryTests(_StoreOnStoppable, TestCase):
         other = PostgresStore.open(self.location)
         self.addCleanup(other.close)
         opened = _Opened()
-        listening = Relay(reactor, self.store)
+        listening = Relay(reactor, self.store, key=NOTICE_KEY)
         listening.serve(opened)
         listening.startService()
         self.addCleanup(listening.stopService)
         await listening.listening
-        sending = Relay(reactor, other)
+        sending = Relay(reactor, other, key=NOTICE_KEY)
         rendezvous = Rendezvous(Clock(), peers=sending)
         sending.serve(rendezvous)
         rendezvous.open("alice", ["10.0.0.5"], timeout=60)

@@ -5,6 +5,7 @@ connection to PostgreSQL gets, on a real server, and the operator's own
 settings winning over them.
 """
 
+import os
 import urllib.parse
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -30,6 +31,17 @@ def _settings(connection, names):
         name: connection.execute("SELECT current_setting(%s)", (name,)).fetchone()[0]
         for name in names
     }
+
+
+def _restore(name, value):
+    """
+    Give the environment variable C{name} back its C{value} (L{None}:
+    unset).
+    """
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 class ClientSettingsTests(SynchronousTestCase):
@@ -124,6 +136,26 @@ class SessionTests(SynchronousTestCase):
             {"lock_timeout": "10s", "default_transaction_read_only": "on"},
         )
 
+    def test_read_only_keeps_environment(self):
+        """
+        A read-only connection (a C{store copy}'s source, the reports)
+        keeps the options C{PGOPTIONS} gives when the URI gives none: its
+        search path names the store's schema.
+        """
+        uri, options = self.location.split("&options=")
+        options = urllib.parse.unquote(options)
+        previous = os.environ.get("PGOPTIONS")
+        os.environ["PGOPTIONS"] = options
+        self.addCleanup(_restore, "PGOPTIONS", previous)
+        connection = self.connect(uri, read_only=True)
+        self.assertEqual(
+            _settings(connection, ["search_path", "default_transaction_read_only"]),
+            {
+                "search_path": options.split("=")[1],
+                "default_transaction_read_only": "on",
+            },
+        )
+
     def test_store_keeps_bounds(self):
         """
         The store's connection keeps the lock timeout once the schema is
@@ -134,6 +166,30 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(
             _settings(store._connection, ["lock_timeout"]), {"lock_timeout": "10s"}
         )
+
+    def test_snapshot_may_idle(self):
+        """
+        A read-only snapshot (C{audit verify}, the source of a C{store
+        copy}, which streams each table to the destination between two
+        reads) is not ended after SUTO's minute idle in its transaction:
+        it holds no row lock, and the destination's writes may take
+        longer.  A transaction that writes keeps the bound, and an
+        operator's own setting holds in the snapshot too.
+        """
+        name = "idle_in_transaction_session_timeout"
+        store = PostgresStore.open(self.location)
+        self.addCleanup(store.close)
+        with store._transaction("reading", snapshot=True):
+            self.assertEqual(_settings(store._connection, [name]), {name: "0"})
+        with store._transaction("writing"):
+            self.assertEqual(_settings(store._connection, [name]), {name: "1min"})
+        extra = urllib.parse.quote(f"-c {name}=5min ")
+        own = PostgresStore.open(
+            self.location.replace("&options=", f"&options={extra}")
+        )
+        self.addCleanup(own.close)
+        with own._transaction("reading", snapshot=True):
+            self.assertEqual(_settings(own._connection, [name]), {name: "5min"})
 
     def test_detail_left_out(self):
         """
