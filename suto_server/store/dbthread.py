@@ -59,7 +59,13 @@ from __future__ import annotations
 from typing import Callable
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, gatherResults, succeed
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    fail,
+    gatherResults,
+    succeed,
+)
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
@@ -233,9 +239,24 @@ class DatabasePool(Service):
             return result
 
         # The caller gets a Deferred of its own: cancelling it (giving up
-        # on the answer) leaves the call counted until its thread ran it.
-        answer = Deferred()
-        self._threads[index].run(call, *args, **kwargs).addBoth(done).chainDeferred(
-            answer
-        )
+        # on the answer) leaves the call counted until its thread took it,
+        # and a call given up before then is not made at all: a
+        # verification past its deadline costs the store nothing more.
+        given_up = []
+
+        def noted(failure):
+            if failure.check(CancelledError):
+                given_up.append(True)
+            return failure
+
+        answer = Deferred().addErrback(noted)
+
+        def unless_given_up(store, *args, **kwargs):
+            if given_up:
+                return None
+            return call(store, *args, **kwargs)
+
+        self._threads[index].run(unless_given_up, *args, **kwargs).addBoth(
+            done
+        ).chainDeferred(answer)
         return answer

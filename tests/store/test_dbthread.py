@@ -312,6 +312,27 @@ class DatabasePoolTests(TestCase):
         await thread.run(lambda store: None)
         self.assertEqual(await pool.run(lambda store: "taken"), "taken")
 
+    async def test_given_up_not_made(self):
+        """
+        A call its caller gave up on before its thread took it is not
+        made: nobody waits for its answer.
+        """
+        pool = DatabasePool(reactor, self.store, size=1, bound=2)
+        pool.startService()
+        self.addCleanup(pool.stopService)
+        go = threading.Event()
+        self.addCleanup(go.set)
+        made = []
+        busy = pool.run(lambda store: go.wait(30))
+        given_up = pool.run(lambda store: made.append("made"))
+        given_up.cancel()
+        self.failureResultOf(given_up, CancelledError)
+        go.set()
+        await busy
+        [thread] = pool._threads
+        await thread.run(lambda store: None)
+        self.assertEqual(made, [])
+
     async def test_stop(self):
         """
         Stopping lets the calls given finish, then closes each thread's
