@@ -305,22 +305,9 @@ class RotationDriver(Driver):
             checked = (profile, presented)
         else:
             current, previous = rotation.held_keys(profile)
-            admit = await tracking.admit(
-                profile,
-                current,
-                source,
-                connection,
-                now,
-                previous=previous,
-                proven=False,
-            )
-            if connection.ended:
-                if admit:
-                    # Admitted after it hung up: it will prove nothing.
-                    tracking.detach(self.user, connection)
-                return
-            if not admit:
-                self.perform(self.machine.refused())
+            if not await self._track(
+                profile, current, now, previous=previous, proven=False
+            ):
                 return
             self._admitted = True
         # Only the rotation right after the reconnection spends its step
@@ -377,28 +364,48 @@ class RotationDriver(Driver):
         if connection.ended:
             return
         tracking = self._rules.tracking
-        if tracking is not None:
-            admit = await tracking.admit(
-                accepted.profile,
-                accepted.key,
-                connection.source,
-                connection,
-                connection.clock.seconds(),
-                previous=accepted.previous,
-                proven=True,
-            )
-            if connection.ended:
-                if admit:
-                    # Made live after it hung up: it is not.
-                    tracking.detach(self.user, connection)
-                return
-            if not admit:
-                self.perform(self.machine.refused())
-                return
+        if tracking is not None and not await self._track(
+            accepted.profile,
+            accepted.key,
+            connection.clock.seconds(),
+            previous=accepted.previous,
+            proven=True,
+        ):
+            return
         self._admitted = tracking is not None
         self._offline_step = accepted.step
         self._attempt_nonce = accepted.attempt_nonce
         self.perform(self.machine.reconnected(accepted.ok))
+
+    async def _track(self, profile, key, now, *, previous, proven) -> bool:
+        """
+        Ask the tracking to make this connection C{profile}'s live one,
+        as a rotation's first check and a reconnection both must.
+
+        @return: whether the exchange goes on; L{False} once it was
+            refused (and told so) or the client hung up while the tracker
+            answered.
+        """
+        connection = self.connection
+        tracking = self._rules.tracking
+        admit = await tracking.admit(
+            profile,
+            key,
+            connection.source,
+            connection,
+            now,
+            previous=previous,
+            proven=proven,
+        )
+        if connection.ended:
+            if admit:
+                # Made live after it hung up: it is not, and will prove
+                # nothing.
+                tracking.detach(self.user, connection)
+            return False
+        if not admit:
+            self.perform(self.machine.refused())
+        return admit
 
     def _commit(self, action: Commit) -> None:
         pending, self._pending = self._pending, None
