@@ -53,6 +53,18 @@ REFUSALS = (
 )
 
 
+def refused(failure) -> tuple[int, str] | None:
+    """
+    @return: the status and message C{failure} is answered with if it is
+        among L{REFUSALS} (the admin API and the console answer them
+        alike), else L{None}.
+    """
+    for kind, status in REFUSALS:
+        if failure.check(kind):
+            return status, str(failure.value)
+    return None
+
+
 def write_json(request, status: int, body: dict) -> bytes:
     """
     @return: C{body} as the answer to C{request}, with C{status}.
@@ -207,9 +219,10 @@ def answer_later(request, d, log):
     def failed(failure):
         if failure.check(Refusal):
             return send(failure.value.status, {"error": failure.value.message})
-        for kind, status in REFUSALS:
-            if failure.check(kind):
-                return send(status, {"error": str(failure.value)})
+        refusal = refused(failure)
+        if refusal is not None:
+            status, message = refusal
+            return send(status, {"error": message})
         if failure.check(StoreError):
             _count_store_failure(request)
             log.warn(

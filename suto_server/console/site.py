@@ -28,7 +28,7 @@ from twisted.python.filepath import FilePath
 from twisted.web import resource, server
 
 from suto_server.admin.httpbounds import REQUEST_DEADLINE, DeadlineSite
-from suto_server.admin.httpjson import REFUSALS
+from suto_server.admin.httpjson import refused
 from suto_server.audit.refusal_records import RefusalAudit
 from suto_server.console import pages
 from suto_server.console.actions import Actions
@@ -355,11 +355,9 @@ class _ConsoleResource(resource.Resource):
             return render_fragment(answer)
 
         def failed(failure):
-            for kind, code in REFUSALS:
-                if failure.check(kind):
-                    return write(
-                        self._console.error_page(request, code, str(failure.value))
-                    )
+            refusal = refused(failure)
+            if refusal is not None:
+                return write(self._console.error_page(request, *refusal))
             if failure.check(StoreError):
                 self.log.warn(
                     "console page {path} failed: the store is unavailable: {error}",
