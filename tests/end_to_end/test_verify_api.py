@@ -13,11 +13,10 @@ import socket
 import ssl
 import time
 
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, threads
 from twisted.internet.endpoints import quoteStringArgument
 from twisted.trial.unittest import TestCase
 
-from suto_client.agent import Agent
 from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.rotation_outcome import RotationOutcome
 from suto_client.state import Account, ClientState
@@ -25,7 +24,7 @@ from suto_client.statefile import save_state
 from suto_server.core import schemes
 from suto_server.net.certificate import CERT_FILE
 from suto_server.store.records import BlacklistEntry
-from tests.support.daemon import EnrollmentFixture, fingerprint_of
+from tests.support.daemon import EnrollmentFixture
 from tests.support.pki import Authority, Files
 
 #: The password of bob, an account without a profile, verified with the
@@ -90,26 +89,10 @@ class VerifyApiEndToEndTests(EnrollmentFixture, TestCase):
             state,
             ClientState(accounts={"bob": account}, profiles={"alice": result.profile}),
         )
-        self.agent = Agent(
-            reactor,
-            state,
-            hello_endpoint_port=self.hello_port,
-            hello_interface="127.0.0.1",
-            rotation_interval=30,
-            fingerprint=fingerprint_of("machine-1"),
-        )
-        rotated = defer.Deferred()
-        self.agent.add_rotation_observer(
-            lambda user, outcome, key_id: rotated.called or rotated.callback(outcome)
-        )
-        self.agent.startService()
-        self.addCleanup(self.stop_agent)
         # Its first rotation makes its connection the profile's live one.
-        self.assertEqual((yield rotated), RotationOutcome.ROTATED)
-
-    def stop_agent(self):
-        if self.agent.running:
-            return self.agent.stopService()
+        self.assertEqual(
+            (yield self.start_agent(state, self.hello_port)), RotationOutcome.ROTATED
+        )
 
     def caller(self, name, unit):
         """

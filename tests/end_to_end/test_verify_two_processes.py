@@ -18,14 +18,13 @@ from twisted.internet import defer, reactor, task, threads
 from twisted.internet.endpoints import quoteStringArgument
 from twisted.trial.unittest import TestCase
 
-from suto_client.agent import Agent
 from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.rotation_outcome import RotationOutcome
 from suto_client.state import ClientState
 from suto_client.statefile import save_state
 from suto_server import tap
 from suto_server.net import certificate
-from tests.support.daemon import WAIT, EnrollmentFixture, fingerprint_of
+from tests.support.daemon import WAIT, EnrollmentFixture
 from tests.support.folders import socket_folder
 from tests.support.masterkeys import share_master_key
 from tests.support.pki import Authority, Files
@@ -54,20 +53,7 @@ class VerifyElsewhereTests(EnrollmentFixture, TestCase):
         self.assertEqual(result.outcome, EnrollOutcome.ENROLLED, result.reason)
         state = os.path.join(self.data, "client.json")
         save_state(state, ClientState(profiles={"alice": result.profile}))
-        self.agent = Agent(
-            reactor,
-            state,
-            hello_endpoint_port=0,
-            hello_interface="127.0.0.1",
-            rotation_interval=30,
-            fingerprint=fingerprint_of("machine-1"),
-        )
-        rotated = defer.Deferred()
-        self.agent.add_rotation_observer(
-            lambda user, outcome, key_id: rotated.called or rotated.callback(outcome)
-        )
-        self.agent.startService()
-        self.addCleanup(self.stop_agent)
+        rotated = self.start_agent(state, 0)
         self.assertEqual((yield rotated.addTimeout(WAIT, reactor)), RotationOutcome.ROTATED)
         self.assertIn("alice", self.server.live)
         self.assertNotIn("alice", self.asked.live)
@@ -107,10 +93,6 @@ class VerifyElsewhereTests(EnrollmentFixture, TestCase):
         self.addCleanup(server.stopService)
         port = yield server.listeners[-1].listening
         return server, port.getHost().port
-
-    def stop_agent(self):
-        if self.agent.running:
-            return self.agent.stopService()
 
     def verify(self, deadline):
         """

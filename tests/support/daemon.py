@@ -14,6 +14,7 @@ import datetime
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import quoteStringArgument
 
+from suto_client.agent import Agent
 from suto_client.enrollment import enroll
 from suto_client.fingerprint import compute_fingerprint
 from suto_client.rotation import RotationFactory, profile_endpoint
@@ -145,6 +146,35 @@ class EnrollmentFixture:
             password=password,
             sources=[FixedSource(machine)],
         )
+
+    def start_agent(self, state, hello_port):
+        """
+        Start the real agent on the state file C{state}, its hello server
+        on C{hello_port} of 127.0.0.1, as C{machine-1}; it is stopped when
+        the test ends.
+
+        @return: a L{Deferred} firing with the outcome of its first
+            rotation.
+        """
+        self.agent = Agent(
+            reactor,
+            state,
+            hello_endpoint_port=hello_port,
+            hello_interface="127.0.0.1",
+            rotation_interval=30,
+            fingerprint=fingerprint_of("machine-1"),
+        )
+        rotated = defer.Deferred()
+        self.agent.add_rotation_observer(
+            lambda user, outcome, key_id: rotated.called or rotated.callback(outcome)
+        )
+        self.agent.startService()
+        self.addCleanup(self.stop_agent)
+        return rotated
+
+    def stop_agent(self):
+        if self.agent.running:
+            return self.agent.stopService()
 
     @defer.inlineCallbacks
     def rotate(self, profile, machine="machine-1"):
