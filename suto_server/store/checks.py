@@ -329,7 +329,7 @@ def check_audit_event(event):
 MAX_AUDIT_TYPES = 64
 
 
-def checked_audit_types(types):
+def _checked_audit_types(types):
     """
     @param types: L{None}, or the event types a read of the audit log
         selects (any collection of them but a L{str}).
@@ -349,16 +349,21 @@ def checked_audit_types(types):
     return tuple(sorted(set(types)))
 
 
-def check_audit_filters(username, event, since, until) -> None:
+def checked_audit_filters(username, event, since, until, types):
     """
-    @raise ValueError: a filter of the audit records is neither L{None}
-        nor of its field's type and bounds.
+    Refuse the filters of a read of the audit records, each L{None} when
+    not given.
+
+    @return: C{types} as L{_checked_audit_types} gives it.
+    @raise ValueError: a filter is neither L{None} nor of its field's type
+        and bounds.
     """
     _check_text("username", username, MAX_NAME, optional=True)
     _check_text("event", event, MAX_NAME, optional=True)
     for name, value in (("since", since), ("until", until)):
         if value is not None:
             check_time(name, value)
+    return _checked_audit_types(types)
 
 
 def check_page(newest, skip) -> None:

@@ -59,13 +59,7 @@ from __future__ import annotations
 from typing import Callable
 
 from twisted.application.service import Service
-from twisted.internet.defer import (
-    CancelledError,
-    Deferred,
-    fail,
-    gatherResults,
-    succeed,
-)
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
@@ -242,17 +236,11 @@ class DatabasePool(Service):
         # on the answer) leaves the call counted until its thread took it,
         # and a call given up before then is not made at all: a
         # verification past its deadline costs the store nothing more.
-        given_up = []
-
-        def noted(failure):
-            if failure.check(CancelledError):
-                given_up.append(True)
-            return failure
-
-        answer = Deferred().addErrback(noted)
+        # Only a cancel fires the answer before its thread has returned.
+        answer = Deferred()
 
         def unless_given_up(store, *args, **kwargs):
-            if given_up:
+            if answer.called:
                 return None
             return call(store, *args, **kwargs)
 

@@ -7,11 +7,10 @@ L{suto_server.store.interfaces.IAuditStore}.
 
 from suto_server.store import chain
 from suto_server.store.checks import (
-    check_audit_filters,
     check_page,
     check_time,
     checked_audit_events,
-    checked_audit_types,
+    checked_audit_filters,
 )
 
 
@@ -80,8 +79,7 @@ class Audit:
         return len(self._matching(username, event, since, until, types))
 
     def _matching(self, username, event, since, until, types):
-        check_audit_filters(username, event, since, until)
-        types = checked_audit_types(types)
+        types = checked_audit_filters(username, event, since, until, types)
         return [
             record
             for record in self.audit_events(since)

@@ -24,14 +24,14 @@ import psycopg
 from zope.interface import implementer
 
 from suto_server.store.clustering import IClusterLock
-from suto_server.store.postgres.session import as_store_error, connect
+from suto_server.store.postgres.session import (
+    SHORT_STATEMENTS,
+    as_store_error,
+    connect,
+)
 
 #: The first half of the leader lock's key: "SUTL".
 LEADER_LOCK = 0x5355544C
-
-# Its statements are a lock's try and a check: anything longer means a
-# server too busy or gone, which must not hold the leader's thread.
-_STATEMENT_TIMEOUT = "5s"
 
 
 @implementer(IClusterLock)
@@ -54,7 +54,7 @@ class AdvisoryLock:
         one round trip, which fails once the session is gone.
         """
         if self._connection is None:
-            self._connection = connect(self._uri, statement_timeout=_STATEMENT_TIMEOUT)
+            self._connection = connect(self._uri, statement_timeout=SHORT_STATEMENTS)
         try:
             with as_store_error("taking the leader lock"):
                 if self.held:

@@ -20,14 +20,14 @@ from psycopg import sql
 from zope.interface import implementer
 
 from suto_server.store.clustering import INoticeListener
-from suto_server.store.postgres.session import as_store_error, connect
+from suto_server.store.postgres.session import (
+    SHORT_STATEMENTS,
+    as_store_error,
+    connect,
+)
 
 #: The longest notice PostgreSQL carries, in bytes.
 MAX_NOTICE = 7999
-
-# The listener's statements (naming the channel, LISTEN) are short;
-# anything longer means a server too busy or gone.
-_STATEMENT_TIMEOUT = "5s"
 
 _CHANNEL = "SELECT 'suto_rendezvous_' || left(md5(current_schema()), 16)"
 
@@ -107,7 +107,7 @@ class NoticeListener:
             # The server ended the session since (it stopped, restarted
             # or failed over): listen on a new one.
             self.close()
-        connection = connect(self._uri, statement_timeout=_STATEMENT_TIMEOUT)
+        connection = connect(self._uri, statement_timeout=SHORT_STATEMENTS)
         try:
             with as_store_error("listening to the other processes"):
                 connection.execute(

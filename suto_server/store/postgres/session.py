@@ -80,6 +80,12 @@ SESSION_DEFAULTS = {
     "idle_in_transaction_session_timeout": "60s",
 }
 
+#: The C{statement_timeout} of a connection whose every statement is
+#: short (the leader lock's try and check, the notice listener's naming
+#: of its channel and C{LISTEN}): anything longer means a server too busy
+#: or gone, which must not hold the thread that waits on it.
+SHORT_STATEMENTS = "5s"
+
 #: Lifts, for the rest of a read-only snapshot transaction, the idle
 #: bound of L{SESSION_DEFAULTS}: such a transaction holds no row lock
 #: for the bound to free, and the operator's long reads stream through

@@ -11,10 +11,9 @@ C{append_audits} and C{verify_audit} to this.
 """
 
 from suto_server.store.checks import (
-    check_audit_filters,
     check_page,
     check_time,
-    checked_audit_types,
+    checked_audit_filters,
 )
 from suto_server.store.sql.rows import AUDIT_COLUMNS, audit_from_row
 
@@ -95,8 +94,7 @@ def _filters(username, event, since, until, types):
         set is the same statement.
     @raise ValueError: a filter is out of bounds.
     """
-    check_audit_filters(username, event, since, until)
-    types = checked_audit_types(types)
+    types = checked_audit_filters(username, event, since, until, types)
     where = (
         "(CAST(? AS TEXT) IS NULL OR username = ?)"
         " AND (CAST(? AS TEXT) IS NULL OR event = ?)"
