@@ -76,8 +76,9 @@ class ServerListeners:
         """
         Listen for people and their programs, each where C{listeners} names
         an endpoint: the web console, the admin API, the verification API
-        (which serves the admin API's resources too, so it is built when
-        either listens) and the metrics.
+        and the metrics.  The admin API's site is built when either of
+        the two APIs listens: the verification API serves its resources
+        to the C{admin} role.
         """
         reactor = self._reactor
         http = self._http

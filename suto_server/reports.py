@@ -76,6 +76,10 @@ class ServerReports:
         return len(windows)
 
     def _note_alert(self, event) -> None:
+        """
+        An audit log observer: keep the last alert among the events
+        recorded, which L{status} shows.
+        """
         alert = alert_for(event)
         if alert is not None:
             self._last_alert = alert
