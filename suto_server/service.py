@@ -6,6 +6,10 @@ L{SutoServer} takes everything it needs as arguments (reactor, store,
 endpoint objects), so tests build a complete server on loopback port 0 with
 a L{task.Clock} or the real reactor and no monkeypatching; C{tap.py} turns
 command-line options into those arguments.
+
+What the server shows (its reports, L{suto_server.reports}) and where it
+listens (L{suto_server.listeners}) are its bases; this module keeps the
+service itself: the parts' assembly, their start and their stop.
 """
 
 from __future__ import annotations
@@ -14,56 +18,33 @@ from functools import partial
 
 from twisted.application.service import IService, MultiService
 from twisted.cred.portal import Portal
-from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 
-from suto_server.admin.api import admin_listener, admin_site
-from suto_server.admin.formatting import alert_json
-from suto_server.admin.httpbounds import ConnectionBounds
-from suto_server.admin.httpjson import count_store_failures
-from suto_server.api.callers import CallerLimits
-from suto_server.api.guard import ApiRoot
-from suto_server.api.site import PER_SOURCE as API_PER_SOURCE
-from suto_server.api.site import ApiSite
-from suto_server.api.verifier import Verifier
-from suto_server.api.verify_resource import VerifyResource
-from suto_server.audit.alerts import ALERT_TYPES, alert_for
 from suto_server.audit.log import AuditLog
 from suto_server.audit.sinks.log import LogSink
 from suto_server.cluster.leadership import leadership_for
 from suto_server.cluster.presence import presence_for
 from suto_server.cluster.relay import relay_for
 from suto_server.cluster.verify_relay import verify_relay_for
-from suto_server.console.signin import CertificateSignIn
-from suto_server.console.site import PER_SOURCE as CONSOLE_PER_SOURCE
-from suto_server.console.site import Console
-from suto_server.core import schemes
-from suto_server.core.logformat import address_text
-from suto_server.core.version import VERSION
 from suto_server.cred.checkers import ChainedHashSource, SaltedChallengeChecker
 from suto_server.cred.hashpool import HashPool
 from suto_server.cred.realm import SutoRealm
-from suto_server.cred.roles import ADMIN, RolePolicy
+from suto_server.cred.roles import RolePolicy
 from suto_server.keyrules import key_rules
-from suto_server.metrics import ServerMetrics, metrics_site
+from suto_server.listeners import ServerListeners
+from suto_server.metrics import ServerMetrics
 from suto_server.net.discovery import HelloService
 from suto_server.net.expiry import CertificateExpiryWatch
 from suto_server.net.listening import CannotListen, ListeningService
 from suto_server.net.refusals import HandshakeLog
 from suto_server.net.served import ServedCertificates
 from suto_server.net.tls import watch
-from suto_server.phases.classic import ClassicRules, salt_lookup
-from suto_server.phases.listeners import device_listeners
+from suto_server.reports import ServerReports
 from suto_server.rules.authenticator import Authenticator
 from suto_server.rules.expected import ExpectedSources
 from suto_server.rules.gate import ConnectionGate
 from suto_server.rules.limits import Limits
-from suto_server.rules.registry import (
-    LiveSessions,
-    client_row,
-    clients_report,
-    history_report,
-)
+from suto_server.rules.registry import LiveSessions
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.windows import WindowDesk
 from suto_server.settings import (
@@ -81,10 +62,9 @@ from suto_server.store.clustering import IClusteredStore
 from suto_server.store.dbthread import DatabasePool, store_method
 from suto_server.store.errors import StoreError
 from suto_server.store.groupcommit import SERVER_HOLD, GroupCommitter
-from suto_server.store.records import MAX_NAME
 
 
-class SutoServer(MultiService):
+class SutoServer(ServerReports, ServerListeners, MultiService):
     """
     The running server: hash pool, listeners, hello sender, admin API.
 
@@ -171,7 +151,6 @@ class SutoServer(MultiService):
             capacity.limit_log_interval,
             on_refusing=self._rate_limited,
         )
-        self._last_alert = None
         self._database = database
         # The store's calls for the rules on the reactor thread: a store
         # across the network answers them on a pool of database threads of
@@ -296,155 +275,10 @@ class SutoServer(MultiService):
                 revoking=self.certificates.revoking(),
             )
             self.expiry_watch.setServiceParent(self.leadership.jobs)
-        for name, endpoint, factory in device_listeners(
-            listeners.devices,
-            listeners.legacy,
-            clock=reactor,
-            classic=ClassicRules(
-                self.rendezvous, portal, salt_lookup(source), schemes.new_rsalt
-            ),
-            secure={} if keys is None else keys.phases(timing),
-            exchange_timeout=timing.exchange_timeout,
-            gate=self.gate,
-            store_failed=self.metrics.store_failed,
-        ):
-            self._listen(name, endpoint, factory)
+        self._listen_devices(listeners, timing, portal, source, keys)
         self.desk = self._window_desk(self._network.hello_port)
-        self.console = None
-        if listeners.console is not None:
-            self.console = self._console(roles)
-            if self.rotation is not None:
-                self.rotation.observers.append(self.console.rotation_history.record)
-            self._console_listener = self._listen(
-                "console",
-                listeners.console,
-                ConnectionBounds(
-                    self.console.site(http.request_deadline),
-                    reactor,
-                    per_source=CONSOLE_PER_SOURCE,
-                    total=http.console_connections,
-                ),
-            )
-            self._console_description = getattr(listeners.console, "description", "")
-        admin = None
-        if listeners.admin is not None or listeners.api is not None:
-            admin = self._admin_site()
-        if listeners.admin is not None:
-            self._listen("admin API", listeners.admin, admin_listener(admin, reactor))
-        if listeners.api is not None:
-            self._listen("verification API", listeners.api, self._api_site(
-                verify_api, roles, admin.resource
-            ))
+        self._listen_http(listeners, roles, verify_api)
         self._watch_state()
-        if listeners.metrics is not None:
-            self._listen(
-                "metrics",
-                listeners.metrics,
-                metrics_site(self.metrics, reactor, http.request_deadline),
-            )
-
-    def _admin_site(self):
-        hello_port = self._network.hello_port
-        site = admin_site(
-            self.authenticator,
-            hello_port,
-            self.status,
-            self.reload_certificates,
-            self.desk,
-            self.audit,
-            self.reconnection,
-            self._reactor,
-            clients=self.clients,
-            history=self.history,
-            console_link=None if self.console is None else self.console_link,
-            deadline=self._http.request_deadline,
-        )
-        count_store_failures(site, partial(self.metrics.store_failed, "admin"))
-        return site
-
-    def _api_site(
-        self, settings: VerifyApiSettings, roles: RolePolicy, admin
-    ) -> ConnectionBounds:
-        """
-        The verification API's site: verdicts for the C{verify} role, the
-        admin API's resources (C{admin}) for the C{admin} role.
-        """
-        if not roles.grants_any:
-            self.log.warn(
-                "the verification API grants no role to any certificate, so "
-                "it refuses every request: grant one with --verify-ou, "
-                "--admin-ou, --verify-subjects or --admin-subjects"
-            )
-        verifier = Verifier(
-            self._reactor,
-            self.calls,
-            self.live,
-            self.authenticator,
-            settings.targets,
-            self._network.hello_port,
-            remote=self.verify_relay,
-        )
-        verify = VerifyResource(
-            verifier,
-            CallerLimits(settings.in_flight, settings.per_minute),
-            roles,
-            self.audit,
-            self._reactor,
-            (settings.min_deadline, settings.max_deadline),
-        )
-        root = ApiRoot(roles, verify, admin, self.audit, self._reactor)
-        site = ApiSite(root, self._reactor, self._http.request_deadline)
-        count_store_failures(site, partial(self.metrics.store_failed, "admin"))
-        return ConnectionBounds(
-            site,
-            self._reactor,
-            per_source=API_PER_SOURCE,
-            total=self._http.api_connections,
-        )
-    def _console(self, roles: RolePolicy):
-        """
-        The web console, on the same reports and operations as the admin
-        API.  A client certificate holding the C{admin} role signs an
-        operator in, named by its subject as the verification API names
-        its callers; with no C{admin} grant configured, only the login
-        links do.
-        """
-        certificates = None
-        if roles.admin:
-            certificates = CertificateSignIn(
-                partial(roles.holder_of, ADMIN, most=MAX_NAME)
-            )
-        return Console(
-            self._reactor,
-            status=self.status,
-            counts=self.counts,
-            rotations=lambda: self.metrics.registry.get_sample_value(
-                "suto_rotations_total", {"result": "done"}
-            )
-            or 0,
-            clients=self.clients,
-            client=self.client,
-            connected=self.live.users,
-            history=self.history,
-            audit=self.audit,
-            desk=self.desk,
-            reconnection=self.reconnection,
-            certificates=certificates,
-        )
-
-    def console_link(self, operator: str) -> dict:
-        """
-        A one-time login link to the console for C{operator}, for
-        C{suto-admin console-link}.
-
-        @raise ValueError: the console does not listen on loopback (yet),
-            where alone the links are accepted.
-        """
-        return self.console.links.link(
-            operator,
-            self._console_listener.address,
-            self._console_description.startswith("ssl:"),
-        )
 
     def _watch_state(self) -> None:
         """
@@ -456,43 +290,6 @@ class SutoServer(MultiService):
         state.penalised = self.gate.penalised
         state.hash_pending = lambda: self.hash_pool.pending
         state.stored = self.stored_counts
-
-    async def stored_counts(self) -> dict:
-        """
-        The counts the store keeps, for the metrics and the console: each
-        read through the store's calls, counted by the store (never every
-        profile read to count them).
-
-        @raise suto_server.store.errors.StoreError: the store failed.
-        """
-        offline = await self.calls.count_offline()
-        blacklisted = await self.calls.count_blacklisted()
-        return {
-            "offline": offline,
-            "blacklisted": blacklisted,
-            "windows": await self._open_windows(),
-        }
-
-    async def counts(self) -> dict:
-        """
-        The endpoints connected (now, after the store's counts are read),
-        offline and blacklisted, and the open windows: the console's
-        figures.
-        """
-        counts = await self.stored_counts()
-        return {"connected": len(self.live), **counts}
-
-    async def _open_windows(self) -> int:
-        """
-        How many enrollment windows are open; reading them closes those
-        past their deadline.
-        """
-        if self.enrollment is None:
-            return 0
-        windows = await maybeDeferred(
-            self.enrollment.windows, self._reactor.seconds()
-        )
-        return len(windows)
 
     def _audit_authentication(self, request, outcome) -> None:
         """
@@ -537,11 +334,6 @@ class SutoServer(MultiService):
                 "recording a rate_limited alert for {host} failed", host=host
             )
 
-    def _note_alert(self, event) -> None:
-        alert = alert_for(event)
-        if alert is not None:
-            self._last_alert = alert
-
     def _window_desk(self, hello_port):
         if self.enrollment is None:
             return None
@@ -556,43 +348,6 @@ class SutoServer(MultiService):
         )
         desk.setServiceParent(self)
         return desk
-
-    async def clients(self) -> list[dict]:
-        """
-        What C{suto-admin clients} shows: one row per enrolled profile.
-        """
-        return await clients_report(
-            self.calls, self.live, self._locations, self._reactor.seconds()
-        )
-
-    async def client(self, user: str) -> dict | None:
-        """
-        C{user}'s row of L{clients}, or L{None} when it has no profile.
-        """
-        profile = await self.calls.get_profile(user)
-        if profile is None:
-            return None
-        _, offline_since = await self.calls.standing(user)
-        return client_row(
-            profile,
-            self.live,
-            offline_since,
-            self._locations,
-            self._reactor.seconds(),
-        )
-
-    async def history(self, user: str, page: int = 1) -> dict | None:
-        """
-        What C{suto-admin history USER} shows (its alerts' page C{page}),
-        or L{None} when the store knows nothing of C{user}: no profile,
-        no move, no alert.
-        """
-        report = await history_report(self.calls, user, ALERT_TYPES, page)
-        if report["moves"] or report["alerts"]:
-            return report
-        if await self.calls.get_profile(user) is None:
-            return None
-        return report
 
     def _rotation_commits(self):
         """
@@ -617,12 +372,6 @@ class SutoServer(MultiService):
         return GroupCommitter(
             self._reactor, partial(self._database.run, store_method("append_audits"))
         ).submit
-
-    def _listen(self, name: str, endpoint, factory) -> ListeningService:
-        service = ListeningService(name, endpoint, factory)
-        service.setServiceParent(self)
-        self.listeners.append(service)
-        return service
 
     def privilegedStartService(self) -> None:
         """
@@ -687,41 +436,3 @@ class SutoServer(MultiService):
         if self.expiry_watch is not None:
             self.expiry_watch.recheck()
         return results
-
-    async def status(self) -> dict:
-        """
-        What C{suto-admin status} shows: the counts read once (the
-        console's overview shows them from here), and the served
-        certificates and loaded CRLs with the warning the expiry watch
-        raises of each.
-        """
-        counts = await self.counts()
-        expiry = (
-            {"certificates": [], "crls": []}
-            if self.expiry_watch is None
-            else self.expiry_watch.state()
-        )
-        return {
-            "uptime": self._reactor.seconds() - self._started
-            if self._started is not None
-            else 0.0,
-            "listeners": [
-                {"name": service.name, "address": address_text(service.address)}
-                for service in self.listeners
-                if service.address is not None
-            ],
-            "certificates": expiry["certificates"],
-            "crls": expiry["crls"],
-            "pending": [
-                {"user": request.user, "claimed_by": request.claimed_by}
-                for request in self.rendezvous.pending
-            ],
-            "enrollment_windows": counts["windows"],
-            "connected": counts["connected"],
-            "offline": counts["offline"],
-            "blacklisted": counts["blacklisted"],
-            "last_alert": (
-                alert_json(self._last_alert) if self._last_alert is not None else None
-            ),
-            "version": VERSION,
-        }

@@ -48,7 +48,12 @@ ALLOWED = {
         "settings", "keyrules", "metrics", "admin", "locations", "masterkey",
         "datafolder", "api",
         "settings", "keyrules", "metrics", "admin", "console", "locations",
-        "masterkey", "datafolder", "cluster",
+        "masterkey", "datafolder", "cluster", "reports", "listeners",
+    },
+    "reports": {"core", "audit", "rules", "admin"},
+    "listeners": {
+        "core", "cred", "store", "net", "phases", "settings", "metrics", "admin",
+        "api", "console",
     },
     "startup": {
         "audit", "datafolder", "datalock", "masterkey", "net", "preflight",

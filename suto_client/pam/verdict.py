@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from suto_server.core.shown import ELLIPSIS, replaced
+
 #: The largest answer read; the contract's answers are under 300 bytes.
 MAX_ANSWER_BYTES = 4096
 
@@ -63,10 +65,18 @@ def printable(text: str) -> str:
     """
     C{text} with control characters replaced and its length capped, for a
     log line that must stay one line.
+
+    Unlike the server's L{suto_server.core.shown.printable}, which fits
+    its mark within the width of a record's field, this keeps
+    L{_MAX_REASON} characters of the text itself and marks the cut after
+    them: a syslog line has no field to fit, and an operator reading why
+    a login was denied loses nothing of a reason within the bound.  The
+    text is cut before it is replaced, so an answer of any size costs no
+    more than the bound.
     """
-    cleaned = "".join(c if c.isprintable() else "?" for c in text[: _MAX_REASON + 1])
+    cleaned = replaced(text[: _MAX_REASON + 1])
     if len(cleaned) > _MAX_REASON:
-        cleaned = cleaned[:_MAX_REASON] + "..."
+        cleaned = cleaned[:_MAX_REASON] + ELLIPSIS
     return cleaned
 
 

@@ -38,6 +38,7 @@ from suto_server.admin.httpjson import (
     answer,
     answer_later,
     flag,
+    printable_field,
     read_json,
     user_field,
     write_json,
@@ -195,13 +196,7 @@ class ConsoleLinkResource(resource.Resource):
 
     def render_POST(self, request):
         try:
-            operator = read_json(request).get("operator")
-            if (
-                not isinstance(operator, str)
-                or not 0 < len(operator) <= 64
-                or not operator.isprintable()
-            ):
-                raise BadRequest("'operator' must be 1 to 64 printable characters")
+            operator = printable_field(read_json(request), "operator", 1, 64)
             # Over a listener that named the caller (a certificate), the
             # name the body claims counts for nothing.
             operator = operator_of(request, unnamed=operator)

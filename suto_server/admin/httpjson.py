@@ -177,6 +177,30 @@ def seconds(body: dict, name: str, default: float, most: float) -> float:
     return value
 
 
+def printable_field(
+    body: dict, name: str, least: int, most: int, optional: bool = False
+) -> str | None:
+    """
+    @param optional: whether the field may be absent (or C{null}), read
+        as L{None}.
+    @return: the field C{name} of C{body}.
+    @raise BadRequest: it is not a string of C{least} to C{most} printable
+        characters.  It is refused, never made printable
+        (L{suto_server.core.shown}): an operator's name or a password is
+        acted on as sent or not at all.
+    """
+    value = body.get(name)
+    if value is None and optional:
+        return None
+    if (
+        not isinstance(value, str)
+        or not least <= len(value) <= most
+        or not value.isprintable()
+    ):
+        raise BadRequest(f"'{name}' must be {least} to {most} printable characters")
+    return value
+
+
 def flag(body: dict, name: str) -> bool:
     """
     @return: the field C{name} of C{body}, false when it is absent.

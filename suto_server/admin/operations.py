@@ -23,6 +23,7 @@ from suto_server.admin.httpjson import (
     BadRequest,
     NotFound,
     flag,
+    printable_field,
     seconds,
     user_field,
 )
@@ -78,13 +79,7 @@ def open_window(desk, fields: dict, operator: str):
     if not isinstance(location, str) or not location:
         raise BadRequest("'location' must name an address, network or location")
     timeout = seconds(fields, "timeout", DEFAULT_WINDOW, LONGEST_WINDOW)
-    password = fields.get("password")
-    if password is not None and (
-        not isinstance(password, str)
-        or not 8 <= len(password) <= 256
-        or not password.isprintable()
-    ):
-        raise BadRequest("'password' must be 8 to 256 printable characters")
+    password = printable_field(fields, "password", 8, 256, optional=True)
     replace, wide = (flag(fields, name) for name in ("replace", "wide"))
     return desk.open(
         user, location, timeout, password, replace, wide, operator=operator

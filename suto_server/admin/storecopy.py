@@ -6,7 +6,7 @@ or back (a location is a SQLite file's path or a C{postgresql://} URI,
 which names no password, as C{--store} does).
 
 Everything goes through the stores' one export and import surface,
-L{suto_server.store.interfaces.IStoreTransfer}: accounts with their
+L{suto_server.store.transfer.IStoreTransfer}: accounts with their
 hashes, windows, profiles with their current and previous sealed keys,
 confirmation, offline marks and reconnection steps, retired keys, moves,
 the blacklist and the audit log with its ids and chain fields unchanged.
@@ -95,7 +95,7 @@ def _transferable(store, location: str):
     @return: C{store}, which must provide L{IStoreTransfer}.
     @raise CommandError: it does not.
     """
-    from suto_server.store.interfaces import IStoreTransfer
+    from suto_server.store.transfer import IStoreTransfer
 
     if not IStoreTransfer.providedBy(store):
         raise CommandError(f"the store at {location} cannot be copied")

@@ -27,12 +27,12 @@ from suto_server.admin.httpjson import write_json
 from suto_server.admin.operations import name_operator
 from suto_server.audit.log import AuditLog
 from suto_server.audit.refusal_records import RefusalAudit
+from suto_server.core.shown import printable
 from suto_server.cred.roles import (
     ADMIN,
     VERIFY,
     RolePolicy,
     certificate_of,
-    printable,
     shown_subject,
 )
 from suto_server.store.records import MAX_NAME

@@ -36,23 +36,11 @@ from twisted.logger import Logger
 from suto_server.audit.aggregation import DEFAULT_INTERVAL, AlertAggregator
 from suto_server.audit.alerts import ALERT_TYPES, Alert, alert_for
 from suto_server.audit.sinks.log import LogSink
+from suto_server.core.shown import shortened
 from suto_server.store.calls import LocalCalls
 from suto_server.store.checks import check_audit_event
 from suto_server.store.errors import StoreError
 from suto_server.store.records import MAX_NAME, AuditEvent
-
-_ELLIPSIS = "..."
-
-
-def _bounded(location: str) -> str:
-    """
-    @return: C{location}, shortened to the L{MAX_NAME} characters the
-        store keeps (a location of many networks describes itself at
-        length), so that a long one never keeps an event out of the log.
-    """
-    if len(location) <= MAX_NAME:
-        return location
-    return location[: MAX_NAME - len(_ELLIPSIS)] + _ELLIPSIS
 
 
 def alerts_among(events) -> list[Alert]:
@@ -138,7 +126,10 @@ class AuditLog:
             user,
             source,
             reason,
-            tuple(_bounded(location) for location in locations),
+            # Shortened to what the store keeps (a location of many
+            # networks describes itself at length), so that a long one
+            # never keeps an event out of the log.
+            tuple(shortened(location, MAX_NAME) for location in locations),
         )
         check_audit_event(record)
         try:

@@ -99,7 +99,11 @@ def form_value(request, name: str, most: int = 512) -> str | None:
     @return: the one value of the form or query field C{name}, as text,
         or L{None} when it is absent or empty.
     @raise ConsoleError: it is repeated, not UTF-8, has control
-        characters or is longer than C{most} characters.
+        characters or is longer than C{most} characters.  Refused, never
+        made printable (L{suto_server.core.shown}), as the admin API's
+        L{suto_server.admin.httpjson.printable_field} refuses; apart from
+        it because a console field may be empty and is refused with a
+        page, not JSON.
     """
     values = request.args.get(name.encode("ascii"), [])
     if not values:

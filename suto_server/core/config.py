@@ -40,6 +40,8 @@ from typing import Callable
 
 from twisted.python import reflect, usage, util
 
+from suto_server.core.shown import shortened
+
 #: Largest configuration file read, in bytes.
 MAX_CONFIG_BYTES = 256 * 1024
 
@@ -152,12 +154,6 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
-def _shortened(text: str, limit: int) -> str:
-    if len(text) > limit:
-        return text[: limit - 3] + "..."
-    return text
-
-
 def _convert(option: _Option, value: object) -> object:
     """
     Turn a TOML value into what the command line would have stored.
@@ -183,8 +179,8 @@ def _convert(option: _Option, value: object) -> object:
         return option.coerce(str(value))
     except ValueError as error:
         raise _BadValue(
-            f"bad value {_shortened(repr(value), _MAX_SHOWN)}: "
-            f"{_shortened(str(error), _MAX_REASON)}"
+            f"bad value {shortened(repr(value), _MAX_SHOWN)}: "
+            f"{shortened(str(error), _MAX_REASON)}"
         ) from None
 
 
@@ -329,7 +325,7 @@ def _read(
         line = lines[key] = key_lines.get(key)
         option = accepted.get(key)
         if option is None:
-            message = f"unknown key {_shortened(repr(key), _MAX_SHOWN)}"
+            message = f"unknown key {shortened(repr(key), _MAX_SHOWN)}"
             close = difflib.get_close_matches(
                 key.replace("_", "-"), list(accepted), 1, _SUGGESTION_CUTOFF
             )

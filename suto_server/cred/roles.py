@@ -33,6 +33,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from OpenSSL.crypto import X509
 
+from suto_server.core.shown import printable
+
 #: The role that may ask for a verdict (C{POST /v1/verify}).
 VERIFY = "verify"
 
@@ -112,16 +114,6 @@ def subject_of(certificate: x509.Certificate) -> str:
         and for comparing with a policy's subjects.
     """
     return certificate.subject.rfc4514_string()
-
-
-def printable(text: str, most: int) -> str:
-    """
-    @return: C{text} with each unprintable character as C{?}, cut to
-        C{most} characters: what an audit record can keep of a name the
-        peer chose.
-    """
-    shown = "".join(c if c.isprintable() else "?" for c in text)
-    return shown if len(shown) <= most else shown[: most - 3] + "..."
 
 
 def shown_subject(certificate: x509.Certificate, most: int) -> str:

@@ -100,6 +100,9 @@ def _check_text(name, value, maximum, optional=False):
     @param optional: whether L{None} is accepted.
     @raise ValueError: C{value} is not a L{str} of 1 to C{maximum}
         printable characters: nothing that could forge a line in a log.
+        Refused, never made printable (L{suto_server.core.shown}): the
+        store keeps what it is given or nothing, and the layers above
+        refuse first, each with its own answer.
     """
     if value is None and optional:
         return

@@ -4,7 +4,9 @@ The store's boundaries, cut by concept (accounts, enrollment windows,
 profiles, the audit log, the blacklist), and L{IStore}, which combines
 them and states the lifecycle and threading contract.  A store is written
 against these alone; the shared suite in C{tests/support/store_suite}
-holds every store to them.
+holds every store to them.  What only some stores offer is beside them:
+L{suto_server.store.clustering} (a store several processes share) and
+L{suto_server.store.transfer} (a store's whole content, out and in).
 
 Every method is synchronous.  One given a user name the wire could not
 carry, or a record or time of the wrong type or out of bounds, raises
@@ -550,53 +552,4 @@ class IStore(IUserStore, IWindowStore, IProfileStore, IAuditStore, IBlacklistSto
         Release this object's resources (its connection, its file
         handles); its siblings stay open.  Every later call raises
         L{suto_server.store.errors.StoreError}, including a second close.
-        """
-
-
-class IStoreTransfer(Interface):
-    """
-    A store's whole content as rows, out and in, for moving a deployment
-    from one store to another (C{suto-admin store copy}).  The SQL stores
-    provide it (L{suto_server.store.sql.transfer}); the tables it carries
-    are named there, once, for every store.
-
-    Threads: the admin command's one thread; a load replaces everything
-    the store holds, so no daemon may be using it.
-    """
-
-    def schema_tables():
-        """
-        @return: the L{set} of the names of every table of the store's
-            schema, the store's own bookkeeping tables included.
-        """
-
-    def dump():
-        """
-        Read every carried table, from one snapshot of the store.
-
-        @return: an iterator of L{suto_server.store.sql.transfer.TableRows},
-            one per carried table, parents before children; the snapshot
-            ends when the iterator is exhausted or closed.
-        @raise suto_server.store.errors.StoreError: the schema holds a
-            table no copy carries (nothing is read), or reading failed.
-        """
-
-    def load(tables):
-        """
-        Replace the content of every carried table with C{tables}, in one
-        transaction, the rows with their ids as given; the counters the
-        store gives ids out from then follow the highest id loaded.
-
-        @param tables: L{suto_server.store.sql.transfer.TableRows}, as
-            L{dump} gives them (from this store or another).
-        @raise ValueError: a table is not one a copy carries; nothing
-            changed.
-        @raise suto_server.store.errors.StoreError: a row does not fit
-            the store's schema, or writing failed; nothing changed.
-        """
-
-    def count_rows():
-        """
-        @return: a L{dict} from the name of every carried table to how
-            many rows it holds.
         """

@@ -12,11 +12,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from suto_server.store.errors import StoreError
-from suto_server.store.interfaces import IStoreTransfer
 from suto_server.store.postgres import PostgresStore
 from suto_server.store.records import AuditEvent
 from suto_server.store.sql.transfer import CARRIED, TableRows
 from suto_server.store.sqlite import SQLiteStore
+from suto_server.store.transfer import IStoreTransfer
 from tests.support.deployments import populate
 from tests.support.postgres import new_location
 from tests.support.store_suite.values import (

@@ -24,7 +24,7 @@ from zope.interface import implementer
 
 from suto_server.store.clustering import IClusteredStore
 from suto_server.store.errors import StoreError
-from suto_server.store.interfaces import IStore, IStoreTransfer
+from suto_server.store.interfaces import IStore
 from suto_server.store.postgres.advisory import AdvisoryLock
 from suto_server.store.postgres.audit import Audit
 from suto_server.store.postgres.connection import SCHEMA_VERSION, Connection
@@ -35,6 +35,7 @@ from suto_server.store.sql.blacklist import Blacklist
 from suto_server.store.sql.presence import Presence
 from suto_server.store.sql.profiles import Profiles
 from suto_server.store.sql.windows import Windows
+from suto_server.store.transfer import IStoreTransfer
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 

@@ -2,7 +2,7 @@
 """
 A SQL store's whole content as rows, out and in: the one surface through
 which C{suto-admin store copy} moves a deployment from one store to
-another (L{suto_server.store.interfaces.IStoreTransfer}).
+another (L{suto_server.store.transfer.IStoreTransfer}).
 
 The tables are named once, in L{CARRIED}, parents before the children
 whose foreign keys point at them; each store names the tables it keeps
@@ -61,7 +61,7 @@ class TableRows(NamedTuple):
 
 class Transfer:
     """
-    L{suto_server.store.interfaces.IStoreTransfer} over the store's
+    L{suto_server.store.transfer.IStoreTransfer} over the store's
     C{_read} and transactions (see L{suto_server.store.sql}), with four
     store-specific parts: C{_TABLES_QUERY} (the names of the schema's
     tables), C{_OWN_TABLES}, C{_snapshot()} (a read-only transaction that

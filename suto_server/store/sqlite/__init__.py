@@ -38,7 +38,7 @@ and C{-shm} files the mode of the database itself).
 
 from zope.interface import implementer
 
-from suto_server.store.interfaces import IStore, IStoreTransfer
+from suto_server.store.interfaces import IStore
 from suto_server.store.sql.accounts import Accounts
 from suto_server.store.sql.blacklist import Blacklist
 from suto_server.store.sql.presence import Presence
@@ -48,6 +48,7 @@ from suto_server.store.sqlite.audit import Audit
 from suto_server.store.sqlite.connection import Connection
 from suto_server.store.sqlite.dbfile import SCHEMA_VERSION
 from suto_server.store.sqlite.transfer import SQLiteTransfer
+from suto_server.store.transfer import IStoreTransfer
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
