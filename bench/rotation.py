@@ -365,7 +365,7 @@ def run_fleet(
         reported something malformed.
     """
     file_limit = raise_file_limit()
-    check_server(math.ceil(endpoints / processes), file_limit)
+    check_server(endpoints, file_limit, processes)
     store = None if database is None else database.new_store()
     setups, fleet_file, seeding = yield seed_fleet(
         reactor, directory, endpoints, store=store, processes=processes
