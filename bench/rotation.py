@@ -36,7 +36,7 @@ from twisted.internet.threads import deferToThread
 from bench import fleet
 from bench.ceilings import LoadClientError
 from bench.children import Child, python_argv, spawn
-from bench.cpu import CpuMeter
+from bench.cpu import CpuMeter, process_cpu_seconds
 from bench.database import POSTGRES, SQLITE, Database, DatabaseUse
 from bench.descriptors import (
     check_server,
@@ -44,6 +44,7 @@ from bench.descriptors import (
     generator_shares,
     raise_file_limit,
 )
+from bench.holdings import ServerShare, established_on, held_sockets, summed
 from bench.load_client import GO
 from bench.measurement import Measurement, add_counts
 from bench.memory import resident_bytes
@@ -106,6 +107,14 @@ class FleetResult:
         over the measured phase, from its metrics; L{None} for several
         processes (each has its metrics page: PostgreSQL's transactions,
         in C{database}, count them all).
+    @ivar shares: each server process's connections, memory and CPU
+        (L{bench.holdings.ServerShare}), in the order of their setups.
+    @ivar generator_sizes: each generator's resident bytes with the fleet
+        connected (L{None} where unread).
+    @ivar database_memory: the bytes PostgreSQL's processes held together
+        with the fleet connected (a server of the run's own only).
+    @ivar database_connections: the connections open to the fleet's
+        database then.
     """
 
     endpoints: int
@@ -125,6 +134,10 @@ class FleetResult:
     store: str = SQLITE
     database: DatabaseUse | None = None
     commits: int | None = None
+    shares: tuple[ServerShare, ...] = ()
+    generator_sizes: tuple[int | None, ...] = ()
+    database_memory: int | None = None
+    database_connections: int | None = None
 
     @property
     def rss_per_endpoint(self) -> float | None:
@@ -316,13 +329,17 @@ def _commits(reactor, port: int):
     return int(samples[("suto_store_commit_duration_seconds_count", "")])
 
 
-def _total_resident(children: list[Child]) -> int | None:
+def held_now(servers: ServerGroup) -> list[tuple[int | None, int | None]]:
     """
-    @return: the resident bytes of C{children} together, or L{None} if
-        one could not be read.
+    @return: the fleet's connections each of C{servers} holds now, and its
+        resident bytes, in the order of their setups.
     """
-    sizes = [resident_bytes(child.pid) for child in children]
-    return None if None in sizes else sum(sizes)
+    inodes = established_on(servers.setups[0].port)
+    return [(held_sockets(pid, inodes), resident_bytes(pid)) for pid in servers.pids]
+
+
+def _cpu_seconds(pids: list[int]) -> list[float | None]:
+    return [process_cpu_seconds(pid) for pid in pids]
 
 
 def _latencies(path: str) -> array:
@@ -382,7 +399,7 @@ def run_fleet(
     generators: list[tuple[Child, str]] = []
     try:
         yield servers.wait_until_serving(START_TIMEOUT)
-        rss_before = servers.resident()
+        sizes_before = [resident_bytes(pid) for pid in servers.pids]
         generators = _start_generators(
             reactor, directory, fleet_file, endpoints=endpoints,
             interval=interval, duration=duration, max_rotations=max_rotations,
@@ -395,9 +412,14 @@ def run_fleet(
             ("connected", "seconds", "warmup_rotations", "warmup_errors"),
             servers,
         )
-        rss_after = servers.resident()
-        generator_rss = _total_resident(children)
+        held = held_now(servers)
+        generator_sizes = tuple(resident_bytes(child.pid) for child in children)
+        database_memory = database_connections = None
+        if store is not None:
+            database_memory = database.memory()
+            database_connections = database.connections(store)
         meter = CpuMeter(*servers.pids)
+        cpu_before = _cpu_seconds(servers.pids)
         used = None if store is None else database.use(store)
         commits_before = (
             None if metrics_port is None else (yield _commits(reactor, metrics_port))
@@ -409,6 +431,15 @@ def run_fleet(
             servers,
         )
         cpu = meter.read()
+        shares = tuple(
+            ServerShare(
+                connections, before, after,
+                None if None in (spent, start) else spent - start,
+            )
+            for (connections, after), before, spent, start in zip(
+                held, sizes_before, _cpu_seconds(servers.pids), cpu_before
+            )
+        )
         if used is not None:
             used = database.use(store) - used
         commits = (
@@ -431,9 +462,9 @@ def run_fleet(
         connect_seconds=max(report["seconds"] for report in ready),
         warmup_rotations=sum(report["warmup_rotations"] for report in ready),
         warmup_errors=add_counts(report["warmup_errors"] for report in ready),
-        rss_before=rss_before,
-        rss_after=rss_after,
-        generator_rss=generator_rss,
+        rss_before=summed(share.rss_before for share in shares),
+        rss_after=summed(share.rss_after for share in shares),
+        generator_rss=summed(generator_sizes),
         generators=len(generators),
         file_limit=file_limit,
         measured=Measurement.of_reports(reports, cpu, tuple(latencies)),
@@ -441,4 +472,8 @@ def run_fleet(
         store=SQLITE if store is None else POSTGRES,
         database=used,
         commits=commits,
+        shares=shares,
+        generator_sizes=generator_sizes,
+        database_memory=database_memory,
+        database_connections=database_connections,
     )

@@ -1,0 +1,120 @@
+"""
+What each process of a fleet run holds: the server processes' share of
+the fleet's connections, memory and CPU, and the memory of processes
+that share pages (PostgreSQL's).
+
+Several server processes sharing a port (C{SO_REUSEPORT}) are each
+handed the connections the kernel's hash picks for them, so what one
+holds is counted, not assumed: a connection is one of a process's
+descriptors (C{/proc/PID/fd} links to C{socket:[INODE]}) whose socket
+C{/proc/net/tcp} lists as established on the fleet's port, on the local
+side (the generators' ends have it as their remote port).
+
+Resident memory (C{VmRSS}, L{bench.memory}) counts a shared page in
+every process mapping it, so PostgreSQL's backends, which all map its
+shared buffers, would be counted many times over; their proportional set
+size (C{Pss} in C{/proc/PID/smaps_rollup}: each shared page divided
+between the processes mapping it) adds up to what they hold together.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+#: Where the kernel lists TCP sockets, IPv4 and IPv6.
+_TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+
+#: C{/proc/net/tcp}'s code for an established connection.
+_ESTABLISHED = "01"
+
+#: C{/proc/PID/smaps_rollup} gives sizes in kibibytes.
+_KIB = 1024
+
+
+@dataclass(frozen=True)
+class ServerShare:
+    """
+    One server process's part of a fleet run; L{None} where unread.
+
+    @ivar connections: the fleet's connections it held once every
+        endpoint had connected.
+    @ivar rss_before: its resident bytes once serving, before the fleet.
+    @ivar rss_after: the same with the fleet connected.
+    @ivar cpu: its CPU seconds over the measured phase.
+    """
+
+    connections: int | None
+    rss_before: int | None
+    rss_after: int | None
+    cpu: float | None = None
+
+
+def established_on(port: int, tables: tuple[str, ...] = _TCP_TABLES) -> set[int]:
+    """
+    @return: the inodes of the established TCP sockets whose local port
+        is C{port}: a server's accepted connections on its listener's
+        port.
+    """
+    inodes = set()
+    for table in tables:
+        try:
+            with open(table, encoding="ascii") as handle:
+                next(handle, None)
+                for line in handle:
+                    fields = line.split()
+                    local, state, inode = fields[1], fields[3], fields[9]
+                    if state == _ESTABLISHED and int(local.rsplit(":", 1)[1], 16) == port:
+                        inodes.add(int(inode))
+        except OSError:
+            continue
+    return inodes
+
+
+def held_sockets(pid: int, inodes: set[int]) -> int | None:
+    """
+    @return: how many of process C{pid}'s descriptors are sockets among
+        C{inodes}, or L{None} if its descriptors cannot be read.
+    """
+    folder = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return None
+    held = 0
+    for name in names:
+        try:
+            target = os.readlink(os.path.join(folder, name))
+        except OSError:
+            continue
+        if target.startswith("socket:[") and int(target[8:-1]) in inodes:
+            held += 1
+    return held
+
+
+def proportional_bytes(pid: int) -> int | None:
+    """
+    @return: the proportional set size of process C{pid} (C{Pss}: its
+        private pages, and each shared page divided by the processes
+        mapping it), or L{None} if it cannot be read.
+    """
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            rollup = handle.read(8192)
+    except OSError:
+        return None
+    for line in rollup.splitlines():
+        if line.startswith(b"Pss:"):
+            return int(line.split()[1]) * _KIB
+    return None
+
+
+def summed(values) -> int | float | None:
+    """
+    @return: the sum of C{values}, or L{None} if one is L{None} or there
+        are none.
+    """
+    values = list(values)
+    if not values or None in values:
+        return None
+    return sum(values)
