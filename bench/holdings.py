@@ -7,8 +7,9 @@ Several server processes sharing a port (C{SO_REUSEPORT}) are each
 handed the connections the kernel's hash picks for them, so what one
 holds is counted, not assumed: a connection is one of a process's
 descriptors (C{/proc/PID/fd} links to C{socket:[INODE]}) whose socket
-C{/proc/net/tcp} lists as established on the fleet's port, on the local
-side (the generators' ends have it as their remote port).
+C{/proc/net/tcp} lists as established with the listener's address and
+port as its local end (the generators' ends have them as their remote
+end).
 
 Resident memory (C{VmRSS}, L{bench.memory}) counts a shared page in
 every process mapping it, so PostgreSQL's backends, which all map its
@@ -20,10 +21,11 @@ between the processes mapping it) adds up to what they hold together.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 
-#: Where the kernel lists TCP sockets, IPv4 and IPv6.
-_TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+#: Where the kernel lists the IPv4 TCP sockets of this network namespace.
+_TCP_TABLE = "/proc/net/tcp"
 
 #: C{/proc/net/tcp}'s code for an established connection.
 _ESTABLISHED = "01"
@@ -50,24 +52,30 @@ class ServerShare:
     cpu: float | None = None
 
 
-def established_on(port: int, tables: tuple[str, ...] = _TCP_TABLES) -> set[int]:
+def established_on(
+    address: str, port: int, table: str = _TCP_TABLE
+) -> set[int]:
     """
-    @return: the inodes of the established TCP sockets whose local port
-        is C{port}: a server's accepted connections on its listener's
-        port.
+    @param address: an IPv4 address the server listens on.
+    @return: the inodes of the established TCP sockets whose local end is
+        C{address}:C{port}: the server's accepted connections on that
+        listener (a generator's socket may have the same local port on
+        its own address).
     """
+    # The kernel writes an address as its 32 bits in host order (so
+    # reversed on a little-endian machine), then the port, both in hex.
+    packed = int.from_bytes(socket.inet_aton(address), "big")
+    local = f"{socket.ntohl(packed):08X}:{port:04X}"
     inodes = set()
-    for table in tables:
-        try:
-            with open(table, encoding="ascii") as handle:
-                next(handle, None)
-                for line in handle:
-                    fields = line.split()
-                    local, state, inode = fields[1], fields[3], fields[9]
-                    if state == _ESTABLISHED and int(local.rsplit(":", 1)[1], 16) == port:
-                        inodes.add(int(inode))
-        except OSError:
-            continue
+    try:
+        with open(table, encoding="ascii") as handle:
+            next(handle, None)
+            for line in handle:
+                fields = line.split()
+                if fields[1] == local and fields[3] == _ESTABLISHED:
+                    inodes.add(int(fields[9]))
+    except OSError:
+        return inodes
     return inodes
 
 

@@ -55,7 +55,7 @@ from bench.server_group import (
     prepare_group,
     share_master_key,
 )
-from bench.suto_server_process import ServerSetup, free_port
+from bench.suto_server_process import SERVER_ADDRESS, ServerSetup, free_port
 from suto_server.core.timing import DEFAULT_OFFLINE_STEP, longest_wait
 
 #: Seconds the server may take to start answering.
@@ -334,7 +334,7 @@ def held_now(servers: ServerGroup) -> list[tuple[int | None, int | None]]:
     @return: the fleet's connections each of C{servers} holds now, and its
         resident bytes, in the order of their setups.
     """
-    inodes = established_on(servers.setups[0].port)
+    inodes = established_on(SERVER_ADDRESS, servers.setups[0].port)
     return [(held_sockets(pid, inodes), resident_bytes(pid)) for pid in servers.pids]
 
 
