@@ -262,19 +262,11 @@ class Database:
             ).fetchone()[0]
         return DatabaseUse(int(transactions), _int(statements), self._cpu())
 
-    def _cpu(self) -> float | None:
-        if self._server is None:
-            return None
-        postmaster = self._server.postmaster_pid()
-        if postmaster is None:
-            return None
-        readings = [process_cpu_seconds(pid) for pid in cluster_pids(postmaster)]
-        return sum(reading for reading in readings if reading is not None)
-
-    def memory(self) -> int | None:
+    def _over_processes(self, reading) -> float | None:
         """
-        @return: the bytes the server's processes hold together (their
-            proportional set sizes added up, L{bench.holdings}), on a
+        @param reading: reads one figure of a process of its pid, or
+            gives L{None} for one gone meanwhile.
+        @return: the sum of C{reading} over the server's processes, on a
             server of our own; L{None} on an operator's.
         """
         if self._server is None:
@@ -282,8 +274,19 @@ class Database:
         postmaster = self._server.postmaster_pid()
         if postmaster is None:
             return None
-        sizes = [proportional_bytes(pid) for pid in cluster_pids(postmaster)]
-        return sum(size for size in sizes if size is not None)
+        readings = [reading(pid) for pid in cluster_pids(postmaster)]
+        return sum(value for value in readings if value is not None)
+
+    def _cpu(self) -> float | None:
+        return self._over_processes(process_cpu_seconds)
+
+    def memory(self) -> int | None:
+        """
+        @return: the bytes the server's processes hold together (their
+            proportional set sizes added up, L{bench.holdings}), on a
+            server of our own; L{None} on an operator's.
+        """
+        return self._over_processes(proportional_bytes)
 
     def connections(self, store: str) -> int:
         """
