@@ -24,6 +24,9 @@ import os
 import socket
 from dataclasses import dataclass
 
+from bench.cpu import process_cpu_seconds
+from bench.memory import resident_bytes
+
 #: Where the kernel lists the IPv4 TCP sockets of this network namespace.
 _TCP_TABLE = "/proc/net/tcp"
 
@@ -115,6 +118,45 @@ def proportional_bytes(pid: int) -> int | None:
         if line.startswith(b"Pss:"):
             return int(line.split()[1]) * _KIB
     return None
+
+
+class ShareMeter:
+    """
+    Each server process's share of a fleet run: its connections and
+    memory now, its CPU from now on.
+    """
+
+    def __init__(
+        self, pids: list[int], address: str, port: int,
+        rss_before: list[int | None],
+    ) -> None:
+        """
+        @param pids: the server processes, in the order of their setups.
+        @param address: the address their listener shares, C{port} its
+            port.
+        @param rss_before: each one's resident bytes before the fleet.
+        """
+        inodes = established_on(address, port)
+        self._pids = pids
+        self._rss_before = rss_before
+        self._held = [held_sockets(pid, inodes) for pid in pids]
+        self._rss_after = [resident_bytes(pid) for pid in pids]
+        self._cpu = [process_cpu_seconds(pid) for pid in pids]
+
+    def read(self) -> tuple[ServerShare, ...]:
+        """
+        @return: each process's L{ServerShare}, its CPU since the meter
+            was made.
+        """
+        spent = [process_cpu_seconds(pid) for pid in self._pids]
+        return tuple(
+            ServerShare(
+                held, before, after, None if None in (now, then) else now - then
+            )
+            for held, before, after, now, then in zip(
+                self._held, self._rss_before, self._rss_after, spent, self._cpu
+            )
+        )
 
 
 def summed(values) -> int | float | None:

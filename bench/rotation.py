@@ -5,8 +5,9 @@ a TLS connection of its own, rolling its key forward on it.
 The server runs as C{twistd -n suto} in its own process, on a data folder
 whose store was seeded with the fleet's profiles before it started
 (L{bench.fleet}); or several such processes share the port and one
-PostgreSQL store (L{bench.server_group}, L{bench.database}), and their
-CPU is added up.  The fleet is split between load generator processes,
+PostgreSQL store (L{bench.server_group}, L{bench.database}): their CPU
+and memory are added up, and each one's share is kept
+(L{bench.holdings}).  The fleet is split between load generator processes,
 one per core (L{bench.rotation_client}), which connect every endpoint
 (each completes its first rotation on connecting) and say so; then the
 server's resident memory is read, all generators are told to go together,
@@ -36,7 +37,7 @@ from twisted.internet.threads import deferToThread
 from bench import fleet
 from bench.ceilings import LoadClientError
 from bench.children import Child, python_argv, spawn
-from bench.cpu import CpuMeter, process_cpu_seconds
+from bench.cpu import CpuMeter
 from bench.database import POSTGRES, SQLITE, Database, DatabaseUse
 from bench.descriptors import (
     check_server,
@@ -44,7 +45,7 @@ from bench.descriptors import (
     generator_shares,
     raise_file_limit,
 )
-from bench.holdings import ServerShare, established_on, held_sockets, summed
+from bench.holdings import ServerShare, ShareMeter, summed
 from bench.load_client import GO
 from bench.measurement import Measurement, add_counts
 from bench.memory import resident_bytes
@@ -329,19 +330,6 @@ def _commits(reactor, port: int):
     return int(samples[("suto_store_commit_duration_seconds_count", "")])
 
 
-def held_now(servers: ServerGroup) -> list[tuple[int | None, int | None]]:
-    """
-    @return: the fleet's connections each of C{servers} holds now, and its
-        resident bytes, in the order of their setups.
-    """
-    inodes = established_on(SERVER_ADDRESS, servers.setups[0].port)
-    return [(held_sockets(pid, inodes), resident_bytes(pid)) for pid in servers.pids]
-
-
-def _cpu_seconds(pids: list[int]) -> list[float | None]:
-    return [process_cpu_seconds(pid) for pid in pids]
-
-
 def _latencies(path: str) -> array:
     values = array("d")
     with open(path, "rb") as handle:
@@ -412,14 +400,15 @@ def run_fleet(
             ("connected", "seconds", "warmup_rotations", "warmup_errors"),
             servers,
         )
-        held = held_now(servers)
+        share_meter = ShareMeter(
+            servers.pids, SERVER_ADDRESS, setups[0].port, sizes_before
+        )
         generator_sizes = tuple(resident_bytes(child.pid) for child in children)
         database_memory = database_connections = None
         if store is not None:
             database_memory = database.memory()
             database_connections = database.connections(store)
         meter = CpuMeter(*servers.pids)
-        cpu_before = _cpu_seconds(servers.pids)
         used = None if store is None else database.use(store)
         commits_before = (
             None if metrics_port is None else (yield _commits(reactor, metrics_port))
@@ -431,15 +420,7 @@ def run_fleet(
             servers,
         )
         cpu = meter.read()
-        shares = tuple(
-            ServerShare(
-                connections, before, after,
-                None if None in (spent, start) else spent - start,
-            )
-            for (connections, after), before, spent, start in zip(
-                held, sizes_before, _cpu_seconds(servers.pids), cpu_before
-            )
-        )
+        shares = share_meter.read()
         if used is not None:
             used = database.use(store) - used
         commits = (

@@ -85,6 +85,28 @@ class EstablishedTests(SynchronousTestCase):
         """
         self.assertIsNone(holdings.held_sockets(2**22 + 1, {1}))
 
+    def test_share_meter(self):
+        """
+        L{holdings.ShareMeter} gives each process's connections and
+        memory when it was made, and its CPU since.
+        """
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(2)
+        port = listener.getsockname()[1]
+        for _ in range(2):
+            client = socket.create_connection(("127.0.0.1", port))
+            self.addCleanup(client.close)
+            accepted, _ = listener.accept()
+            self.addCleanup(accepted.close)
+        meter = holdings.ShareMeter([os.getpid()], "127.0.0.1", port, [_MB])
+        sum(range(10**5))
+        [share] = meter.read()
+        self.assertEqual((share.connections, share.rss_before), (2, _MB))
+        self.assertGreater(share.rss_after, _MB)
+        self.assertGreaterEqual(share.cpu, 0.0)
+
 
 class MemoryTests(SynchronousTestCase):
     """
