@@ -75,17 +75,17 @@ def _share_rows(result: FleetResult, figures: dict) -> list[Row]:
     for number, process in enumerate(figures["server_processes"], 1):
         rows.append(
             (f"server process {number}", str(process["connections"]), "connections",
-             f"RSS {_text(process['rss_before_mb'])} -> "
-             f"{_text(process['rss_after_mb'])} MB with the fleet; load "
-             f"{_text(_percent(process['load']), 2)}% of a core")
+             (f"RSS {_text(process['rss_before_mb'])} -> "
+              f"{_text(process['rss_after_mb'])} MB with the fleet; load "
+              f"{_text(_percent(process['load']), 2)}% of a core"))
         )
     if result.processes > 1:
         rows.append(
             ("connections held", str(figures["connections_held"]), "",
-             f"by the {result.processes} processes together, counted in each "
-             f"one's descriptors; {result.endpoints / result.processes:.0f} each "
-             f"on average, the file check's bound for the busiest "
-             f"{figures['busiest_share_bound']}")
+             (f"by the {result.processes} processes together, counted in each "
+              f"one's descriptors; {result.endpoints / result.processes:.0f} each "
+              f"on average, the file check's bound for the busiest "
+              f"{figures['busiest_share_bound']}"))
         )
     return rows
 
@@ -98,31 +98,32 @@ def host_rows(result: FleetResult) -> list[Row]:
     measured = result.measured
     load = _load(measured.server_cpu, measured)
     rows = _share_rows(result, figures)
+    rss = result.rss_after
     rows.append(
         ("host target", "met" if figures["host_target_met"] else "missed", "",
-         f"{HOST_ENDPOINTS_TARGET} connected and rotating: "
-         f"{result.connected} here, {measured.errors} errors; server load "
-         f"{_text(_percent(load), 1)}% of a core (under "
-         f"{_percent(HOST_LOAD_TARGET):.0f}%: "
-         f"{_met(load is not None and load < HOST_LOAD_TARGET)}); server RSS "
-         f"{_text(_megabytes(result.rss_after))} MB (under "
-         f"{HOST_RSS_TARGET_BYTES // 1024**2} MB: "
-         f"{_met(result.rss_after is not None and result.rss_after < HOST_RSS_TARGET_BYTES)})")
+         (f"{HOST_ENDPOINTS_TARGET} connected and rotating: "
+          f"{result.connected} here, {measured.errors} errors; server load "
+          f"{_text(_percent(load), 1)}% of a core (under "
+          f"{_percent(HOST_LOAD_TARGET):.0f}%: "
+          f"{_met(load is not None and load < HOST_LOAD_TARGET)}); server RSS "
+          f"{_text(_megabytes(rss))} MB (under "
+          f"{HOST_RSS_TARGET_BYTES // 1024**2} MB: "
+          f"{_met(rss is not None and rss < HOST_RSS_TARGET_BYTES)})"))
     )
     if result.database is not None:
         rows.append(
             ("PostgreSQL load", _text(_percent(figures["database_load"]), 1),
              "% of a core",
-             f"its processes over the measured phase; memory "
-             f"{_text(figures['database_memory_mb'])} MB (proportional set "
-             f"sizes added up); {figures['database_connections']} connections "
-             f"to the fleet's database")
+             (f"its processes over the measured phase; memory "
+              f"{_text(figures['database_memory_mb'])} MB (proportional set "
+              f"sizes added up); {figures['database_connections']} connections "
+              f"to the fleet's database"))
         )
     sizes = figures["generator_rss_each_mb"]
     per_endpoint = _ratio(result.generator_rss, result.connected)
     rows.append(
         ("generators' RSS each", ", ".join(_text(size) for size in sizes), "MB",
-         f"{_text(None if per_endpoint is None else per_endpoint / 1024)} KB "
-         f"per connected endpoint")
+         (f"{_text(None if per_endpoint is None else per_endpoint / 1024)} KB "
+          f"per connected endpoint"))
     )
     return rows
