@@ -34,7 +34,9 @@ import urllib.parse
 from dataclasses import dataclass
 
 from bench.cpu import process_cpu_seconds
+from bench.holdings import proportional_bytes
 from bench.postgres_server import NO_SERVER, StartedServer, start_server
+from suto_server.store.dbthread import POOL_SIZE
 from suto_server.store.open import is_postgres
 
 #: The C{--store} of the default, a SQLite file per data folder.
@@ -45,6 +47,31 @@ POSTGRES = "postgres"
 
 #: The extension counting statements, preloaded into a server of our own.
 _STATEMENTS = "pg_stat_statements"
+
+#: Connections one server process holds to its store: the pool's threads,
+#: the ordered thread's, the reactor thread's, the leader lock's and the
+#: notices' (L{suto_server.store.dbthread}).
+CONNECTIONS_PER_PROCESS = POOL_SIZE + 4
+
+#: Connections a server of our own keeps besides the server processes':
+#: the bench's own, and PostgreSQL's reserved superuser slots (3).
+SPARE_CONNECTIONS = 20
+
+#: PostgreSQL's own default C{max_connections}, never lowered.
+DEFAULT_MAX_CONNECTIONS = 100
+
+
+def max_connections(processes: int) -> int:
+    """
+    @return: the C{max_connections} a server of our own is given for
+        C{processes} server processes: their connections twice over (a
+        process that restarts opens its sessions before the old ones are
+        gone), and L{SPARE_CONNECTIONS}; PostgreSQL's default at least.
+    """
+    return max(
+        DEFAULT_MAX_CONNECTIONS,
+        2 * processes * CONNECTIONS_PER_PROCESS + SPARE_CONNECTIONS,
+    )
 
 
 class DatabaseUnavailable(Exception):
@@ -165,10 +192,11 @@ class Database:
         self._statements = self._has_statements()
 
     @classmethod
-    def of_our_own(cls) -> Database:
+    def of_our_own(cls, processes: int = 1) -> Database:
         """
         Start a server of the run's own, with C{pg_stat_statements}
-        preloaded.
+        preloaded and room for the connections of C{processes} server
+        processes (L{max_connections}).
 
         @raise DatabaseUnavailable: no server can be started here.
         """
@@ -181,6 +209,9 @@ class Database:
             with psycopg.connect(server.uri, autocommit=True) as connection:
                 connection.execute(
                     f"ALTER SYSTEM SET shared_preload_libraries = '{_STATEMENTS}'"
+                )
+                connection.execute(
+                    f"ALTER SYSTEM SET max_connections = {max_connections(processes)}"
                 )
             server.restart()
         except (OSError, subprocess.SubprocessError, psycopg.Error) as error:
@@ -231,14 +262,41 @@ class Database:
             ).fetchone()[0]
         return DatabaseUse(int(transactions), _int(statements), self._cpu())
 
-    def _cpu(self) -> float | None:
+    def _over_processes(self, reading) -> float | None:
+        """
+        @param reading: reads one figure of a process of its pid, or
+            gives L{None} for one gone meanwhile.
+        @return: the sum of C{reading} over the server's processes, on a
+            server of our own; L{None} on an operator's.
+        """
         if self._server is None:
             return None
         postmaster = self._server.postmaster_pid()
         if postmaster is None:
             return None
-        readings = [process_cpu_seconds(pid) for pid in cluster_pids(postmaster)]
-        return sum(reading for reading in readings if reading is not None)
+        readings = [reading(pid) for pid in cluster_pids(postmaster)]
+        return sum(value for value in readings if value is not None)
+
+    def _cpu(self) -> float | None:
+        return self._over_processes(process_cpu_seconds)
+
+    def memory(self) -> int | None:
+        """
+        @return: the bytes the server's processes hold together (their
+            proportional set sizes added up, L{bench.holdings}), on a
+            server of our own; L{None} on an operator's.
+        """
+        return self._over_processes(proportional_bytes)
+
+    def connections(self, store: str) -> int:
+        """
+        @return: the connections open to the fleet's database C{store}
+            now: every server process's store sessions.
+        """
+        return self._connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+            (database_name(store),),
+        ).fetchone()[0]
 
     def close(self) -> None:
         self._connection.close()
@@ -248,14 +306,15 @@ def _int(value) -> int | None:
     return None if value is None else int(value)
 
 
-def open_database(store: str) -> Database | None:
+def open_database(store: str, processes: int = 1) -> Database | None:
     """
     @param store: a checked C{--store} (L{store_option}).
+    @param processes: the server processes a fleet on it will have.
     @return: the database it names, or L{None} for SQLite.
     @raise DatabaseUnavailable: it cannot be had.
     """
     if store == SQLITE:
         return None
     if store == POSTGRES:
-        return Database.of_our_own()
+        return Database.of_our_own(processes)
     return Database(store, None)

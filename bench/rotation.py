@@ -5,8 +5,9 @@ a TLS connection of its own, rolling its key forward on it.
 The server runs as C{twistd -n suto} in its own process, on a data folder
 whose store was seeded with the fleet's profiles before it started
 (L{bench.fleet}); or several such processes share the port and one
-PostgreSQL store (L{bench.server_group}, L{bench.database}), and their
-CPU is added up.  The fleet is split between load generator processes,
+PostgreSQL store (L{bench.server_group}, L{bench.database}): their CPU
+and memory are added up, and each one's share is kept
+(L{bench.holdings}).  The fleet is split between load generator processes,
 one per core (L{bench.rotation_client}), which connect every endpoint
 (each completes its first rotation on connecting) and say so; then the
 server's resident memory is read, all generators are told to go together,
@@ -44,6 +45,7 @@ from bench.descriptors import (
     generator_shares,
     raise_file_limit,
 )
+from bench.holdings import ServerShare, ShareMeter, summed
 from bench.load_client import GO
 from bench.measurement import Measurement, add_counts
 from bench.memory import resident_bytes
@@ -54,7 +56,7 @@ from bench.server_group import (
     prepare_group,
     share_master_key,
 )
-from bench.suto_server_process import ServerSetup, free_port
+from bench.suto_server_process import SERVER_ADDRESS, ServerSetup, free_port
 from suto_server.core.timing import DEFAULT_OFFLINE_STEP, longest_wait
 
 #: Seconds the server may take to start answering.
@@ -106,6 +108,14 @@ class FleetResult:
         over the measured phase, from its metrics; L{None} for several
         processes (each has its metrics page: PostgreSQL's transactions,
         in C{database}, count them all).
+    @ivar shares: each server process's connections, memory and CPU
+        (L{bench.holdings.ServerShare}), in the order of their setups.
+    @ivar generator_sizes: each generator's resident bytes with the fleet
+        connected (L{None} where unread).
+    @ivar database_memory: the bytes PostgreSQL's processes held together
+        with the fleet connected (a server of the run's own only).
+    @ivar database_connections: the connections open to the fleet's
+        database then.
     """
 
     endpoints: int
@@ -125,6 +135,10 @@ class FleetResult:
     store: str = SQLITE
     database: DatabaseUse | None = None
     commits: int | None = None
+    shares: tuple[ServerShare, ...] = ()
+    generator_sizes: tuple[int | None, ...] = ()
+    database_memory: int | None = None
+    database_connections: int | None = None
 
     @property
     def rss_per_endpoint(self) -> float | None:
@@ -316,15 +330,6 @@ def _commits(reactor, port: int):
     return int(samples[("suto_store_commit_duration_seconds_count", "")])
 
 
-def _total_resident(children: list[Child]) -> int | None:
-    """
-    @return: the resident bytes of C{children} together, or L{None} if
-        one could not be read.
-    """
-    sizes = [resident_bytes(child.pid) for child in children]
-    return None if None in sizes else sum(sizes)
-
-
 def _latencies(path: str) -> array:
     values = array("d")
     with open(path, "rb") as handle:
@@ -365,7 +370,7 @@ def run_fleet(
         reported something malformed.
     """
     file_limit = raise_file_limit()
-    check_server(math.ceil(endpoints / processes), file_limit)
+    check_server(endpoints, file_limit, processes)
     store = None if database is None else database.new_store()
     setups, fleet_file, seeding = yield seed_fleet(
         reactor, directory, endpoints, store=store, processes=processes
@@ -382,7 +387,7 @@ def run_fleet(
     generators: list[tuple[Child, str]] = []
     try:
         yield servers.wait_until_serving(START_TIMEOUT)
-        rss_before = servers.resident()
+        sizes_before = [resident_bytes(pid) for pid in servers.pids]
         generators = _start_generators(
             reactor, directory, fleet_file, endpoints=endpoints,
             interval=interval, duration=duration, max_rotations=max_rotations,
@@ -395,8 +400,14 @@ def run_fleet(
             ("connected", "seconds", "warmup_rotations", "warmup_errors"),
             servers,
         )
-        rss_after = servers.resident()
-        generator_rss = _total_resident(children)
+        share_meter = ShareMeter(
+            servers.pids, SERVER_ADDRESS, setups[0].port, sizes_before
+        )
+        generator_sizes = tuple(resident_bytes(child.pid) for child in children)
+        database_memory = database_connections = None
+        if store is not None:
+            database_memory = database.memory()
+            database_connections = database.connections(store)
         meter = CpuMeter(*servers.pids)
         used = None if store is None else database.use(store)
         commits_before = (
@@ -409,6 +420,7 @@ def run_fleet(
             servers,
         )
         cpu = meter.read()
+        shares = share_meter.read()
         if used is not None:
             used = database.use(store) - used
         commits = (
@@ -431,9 +443,9 @@ def run_fleet(
         connect_seconds=max(report["seconds"] for report in ready),
         warmup_rotations=sum(report["warmup_rotations"] for report in ready),
         warmup_errors=add_counts(report["warmup_errors"] for report in ready),
-        rss_before=rss_before,
-        rss_after=rss_after,
-        generator_rss=generator_rss,
+        rss_before=summed(share.rss_before for share in shares),
+        rss_after=summed(share.rss_after for share in shares),
+        generator_rss=summed(generator_sizes),
         generators=len(generators),
         file_limit=file_limit,
         measured=Measurement.of_reports(reports, cpu, tuple(latencies)),
@@ -441,4 +453,8 @@ def run_fleet(
         store=SQLITE if store is None else POSTGRES,
         database=used,
         commits=commits,
+        shares=shares,
+        generator_sizes=generator_sizes,
+        database_memory=database_memory,
+        database_connections=database_connections,
     )

@@ -61,6 +61,7 @@ from bench.descriptors import FleetTooLarge
 from bench.enrollment import run_enrollment
 from bench.failover import run_failover
 from bench.flood import flood_json, flood_rows, run_flood
+from bench.host_report import host_json, host_rows
 from bench.options import add_scenarios
 from bench.rotation import IDLE_INTERVAL, run_fleet
 from bench.scale_report import (
@@ -243,7 +244,7 @@ def _database(reactor, options):
         the reactor shuts down, or L{None} for SQLite.
     @raise DatabaseUnavailable: it cannot be had.
     """
-    database = open_database(options.store)
+    database = open_database(options.store, getattr(options, "processes", 1))
     if database is not None:
         reactor.addSystemEventTrigger("after", "shutdown", database.close)
     return database
@@ -280,11 +281,13 @@ async def _run_rotation(reactor, directory: str, options):
         ),
         rows=lambda result, ceilings: (
             report.rotation_rows(result, ceilings)
+            + host_rows(result)
             + database_rows(result.measured, result.database, ceilings.threads)
         ),
         figures=lambda result, ceilings: {
             **report.rotation_json(result, ceilings),
             **_store_json(result),
+            **host_json(result),
         },
     )
 

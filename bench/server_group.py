@@ -20,7 +20,6 @@ from twisted.internet.defer import gatherResults, inlineCallbacks
 
 from bench.admin_client import AdminClient
 from bench.children import Child, while_running
-from bench.memory import resident_bytes
 from bench.suto_server_process import (
     ServerSetup,
     free_port,
@@ -138,14 +137,6 @@ class ServerGroup:
             if not child.exited:
                 work = while_running(child, work)
         return work
-
-    def resident(self) -> int | None:
-        """
-        @return: the resident bytes of the running processes together, or
-            L{None} if one could not be read.
-        """
-        sizes = [resident_bytes(pid) for pid in self.pids]
-        return None if None in sizes else sum(sizes)
 
     def kill(self, index: int) -> None:
         """

@@ -29,7 +29,6 @@ every endpoint reconnects with its offline key at once.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -286,7 +285,7 @@ def run_storm(
         reported something malformed.
     """
     file_limit = raise_file_limit()
-    check_server(math.ceil(endpoints / processes), file_limit)
+    check_server(endpoints, file_limit, processes)
     options = (*interval_options(interval), "--rotation-grace", str(grace))
     store = None if database is None else database.new_store()
     setups, fleet_file, seeding = yield seed_fleet(

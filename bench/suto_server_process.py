@@ -26,6 +26,9 @@ from suto_server.store.sqlite import SQLiteStore
 #: The name the server sends in its hellos and puts in its certificate.
 HOSTNAME = "bench"
 
+#: The address the server under test listens on.
+SERVER_ADDRESS = "127.0.0.1"
+
 #: Seconds between two looks at whether the server answers yet.
 _POLL_INTERVAL = 0.1
 
@@ -68,7 +71,7 @@ def free_port() -> int:
         (twistd takes a fixed port, so it is chosen before the start).
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((SERVER_ADDRESS, 0))
         return probe.getsockname()[1]
 
 
@@ -134,7 +137,7 @@ def twistd_argv(
     @param options: more options of C{twistd suto}, after the usual ones.
     """
     listen = (
-        f"ssl:{setup.port}:interface=127.0.0.1"
+        f"ssl:{setup.port}:interface={SERVER_ADDRESS}"
         f":privateKey={quoteStringArgument(setup.identity.key)}"
         f":certKey={quoteStringArgument(setup.identity.cert)}"
     )

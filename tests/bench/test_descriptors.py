@@ -9,6 +9,7 @@ MaxStartups start.
 
 from __future__ import annotations
 
+import math
 import resource
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -65,6 +66,46 @@ class CheckServerTests(SynchronousTestCase):
             descriptors.check_server, fleet.MAX_ENDPOINTS, 100_000,
         )
         descriptors.check_server(fleet.MAX_ENDPOINTS, 1_048_576)
+
+
+class SharedPortTests(SynchronousTestCase):
+    """
+    Several server processes sharing a port each need room for more than
+    their even share, since the kernel's hash hands them connections
+    unevenly.
+    """
+
+    def test_one_process(self):
+        """
+        One process is handed the whole fleet.
+        """
+        self.assertEqual(descriptors.busiest_share(19_900, 1), 19_900)
+
+    def test_binomial_margin(self):
+        """
+        The busiest share is the mean plus L{descriptors.SPREAD_DEVIATIONS}
+        binomial standard deviations: 100 000 over six processes have a
+        mean of 16 667 and a deviation of 117.85.
+        """
+        deviation = (100_000 * (1 / 6) * (5 / 6)) ** 0.5
+        self.assertEqual(
+            descriptors.busiest_share(100_000, 6),
+            math.ceil(100_000 / 6 + descriptors.SPREAD_DEVIATIONS * deviation),
+        )
+        self.assertGreater(descriptors.busiest_share(100_000, 6), 16_667)
+
+    def test_hundred_thousand_here(self):
+        """
+        Under this host's 20 000 open files, 100 000 endpoints fit in six
+        processes, not in five, though five would hold 20 000 each on
+        average; the refusal names the processes it takes.
+        """
+        descriptors.check_server(100_000, 20_000, 6)
+        error = self.assertRaises(
+            descriptors.FleetTooLarge,
+            descriptors.check_server, 100_000, 20_000, 5,
+        )
+        self.assertIn("--processes 6 or more", str(error))
 
 
 class GeneratorSharesTests(SynchronousTestCase):

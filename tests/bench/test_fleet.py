@@ -25,7 +25,9 @@ from bench.rotation_client import MeasuredWindow
 from suto_client.rotation_outcome import RotationOutcome
 from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE
 from suto_server.masterkey import MasterKey
+from suto_server.store.open import open_store
 from suto_server.store.sqlite import SQLiteStore
+from tests.support.postgres import new_location
 
 
 class SeedTests(SynchronousTestCase):
@@ -100,6 +102,35 @@ class SeedTests(SynchronousTestCase):
         """
         for count in (0, fleet.MAX_ENDPOINTS + 1):
             self.assertRaises(ValueError, fleet.seed, self.data, count, 1, "ab" * 32)
+
+
+class PostgresSeedTests(SynchronousTestCase):
+    """
+    L{fleet.seed} loads the fleet into a PostgreSQL store the same way,
+    in one bulk load, as several server processes share it.
+    """
+
+    def test_store_holds_the_same_keys(self):
+        """
+        Every seeded profile is in the PostgreSQL store under the key the
+        endpoint holds, sealed with the first data folder's master key,
+        and no window is left open.
+        """
+        location = new_location(self)
+        data = self.mktemp()
+        os.makedirs(data)
+        members = fleet.seed(data, 3, 4321, "ab" * 32, location)
+        master_key = MasterKey.load_or_create(os.path.join(data, MASTER_KEY_FILE))
+        store = open_store(location)
+        self.addCleanup(store.close)
+        for index, member in enumerate(members):
+            profile = store.get_profile(fleet.user_name(index))
+            self.assertEqual(
+                master_key.open_key(profile.username, profile.key_id, profile.key_sealed),
+                member.profile.key,
+            )
+            self.assertEqual(profile.location, fleet.source_address(index))
+        self.assertEqual(store.list_windows(), [])
 
 
 class SourceAddressTests(SynchronousTestCase):
