@@ -229,7 +229,8 @@ class _AdminSite(DeadlineSite):
     already logged (and audited) with what it did, which says more.  Its
     connections have the bounds of L{suto_server.admin.httpbounds}, as the
     listeners facing the network do: whoever may open the socket may still
-    run a client that stalls.
+    run a client that stalls.  Every resource reads a JSON body, so no
+    POST is parsed as a form (see L{DeadlineSite}).
     """
 
     def log(self, request) -> None:
@@ -308,4 +309,4 @@ def admin_site(
         v1.putChild(b"history", HistoryResource(history))
     if console_link is not None:
         v1.putChild(b"console-link", ConsoleLinkResource(console_link))
-    return _AdminSite(root, clock, IDLE_TIMEOUT, deadline)
+    return _AdminSite(root, clock, IDLE_TIMEOUT, deadline, forms=False)

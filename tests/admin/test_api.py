@@ -199,6 +199,23 @@ class AdminConnectionTests(SynchronousTestCase):
         """
         assert_closed_at_deadline(self, self.factory, UNIXAddress(None), self.clock, 3.0)
 
+    def test_form_body(self):
+        """
+        A body sent as a form is not parsed as one (every resource reads
+        JSON): a malformed multipart body gets the API's own answer, a 400
+        saying the body is not JSON, on a connection that stays open.
+        """
+        channel, transport = connect(self.factory, UNIXAddress(None))
+        body = b"--x\r\ngarbage"
+        channel.dataReceived(
+            b"POST /v1/auth HTTP/1.1\r\nHost: suto\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "))
+        self.assertIn(b'{"error": "request body is not JSON"}', transport.value())
+        self.assertFalse(transport.disconnecting)
+
     def test_connections(self):
         """
         The socket holds at most L{ADMIN_CONNECTIONS} connections at
