@@ -84,15 +84,28 @@ class AuthResource(resource.Resource):
     "wide"?}}:
     answers when the verdict is in, with C{{"user", "verdict", "source",
     "reason"}}.
+
+    The verdict is recorded in the audit log as it is reached, through a
+    group commit on the database thread; the answer waits until that
+    record is on disk, so that no verdict is ever told before its record
+    would survive a crash.
     """
 
     isLeaf = True
     log = Logger()
 
-    def __init__(self, authenticator: Authenticator, hello_port: int) -> None:
+    def __init__(
+        self, authenticator: Authenticator, hello_port: int, audit=None
+    ) -> None:
+        """
+        @param audit: the L{suto_server.audit.log.AuditLog} verdicts are
+            recorded in, whose records the answer waits for; L{None} when
+            nothing is recorded.
+        """
         super().__init__()
         self._authenticator = authenticator
         self._hello_port = hello_port
+        self._audit = audit
 
     def render_POST(self, request):
         try:
@@ -115,7 +128,7 @@ class AuthResource(resource.Resource):
             user=user,
             targets=",".join(str(t) for t in targets),
         )
-        d.addCallback(
+        d.addCallback(self._recorded).addCallback(
             lambda outcome: {
                 "user": outcome.user,
                 "verdict": outcome.verdict.value,
@@ -124,6 +137,15 @@ class AuthResource(resource.Resource):
             }
         )
         return answer_later(request, d.addErrback(_refused), self.log)
+
+    def _recorded(self, outcome):
+        """
+        @return: C{outcome}, once every audit record made so far (its own
+            among them) has landed: at once when none waits.
+        """
+        if self._audit is None:
+            return outcome
+        return self._audit.flushed().addCallback(lambda _: outcome)
 
     def _parse(self, body: dict):
         user = user_field(body)
@@ -290,7 +312,7 @@ def admin_site(
     root = resource.Resource()
     v1 = resource.Resource()
     root.putChild(b"v1", v1)
-    v1.putChild(b"auth", AuthResource(authenticator, hello_port))
+    v1.putChild(b"auth", AuthResource(authenticator, hello_port, audit))
     v1.putChild(b"status", StatusResource(status))
     v1.putChild(b"reload", ReloadResource(reload))
     if desk is not None:
