@@ -88,7 +88,8 @@ class AuthResource(resource.Resource):
     The verdict is recorded in the audit log as it is reached, through a
     group commit on the database thread; the answer waits until that
     record is on disk, so that no verdict is ever told before its record
-    would survive a crash.
+    would survive a crash.  (A verdict another process sharing the store
+    reached is recorded there; its announcement does not wait.)
     """
 
     isLeaf = True
