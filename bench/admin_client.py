@@ -1,8 +1,16 @@
 """
 The load generator's side of the SUTO admin API: JSON over HTTP on the
-server's UNIX socket, as C{suto-admin} speaks it, but asynchronous and
-over persistent connections, so one process can keep many authentication
-requests waiting at once.
+server's UNIX socket, as C{suto-admin} speaks it, but asynchronous, so
+one process can keep many authentication requests waiting at once.
+
+C{suto-admin} makes one request per command, on a connection of its own
+(L{suto_server.admin.client}), and so does a script calling the socket
+with C{curl --unix-socket}: a scenario that stands for operators asking
+for authentications says C{kept_alive=False}, so the server pays for
+accepting and closing a connection per request as it does for them
+(about 70 microseconds of its CPU per request, measured in
+bench/RESULTS.md).  Connections kept alive are the way of a long-running
+client; the other scenarios keep theirs.
 """
 
 from __future__ import annotations
@@ -59,13 +67,17 @@ class AdminClient:
     Calls the admin API of one running server.
     """
 
-    def __init__(self, reactor, socket_path: str, connections: int) -> None:
+    def __init__(
+        self, reactor, socket_path: str, connections: int, *, kept_alive=True
+    ) -> None:
         """
         @param socket_path: the server's admin socket.
         @param connections: how many requests may be waiting at once (each
             holds one connection until its answer).
+        @param kept_alive: whether a connection is kept for the next
+            request, or closed after its answer (as C{suto-admin}'s is).
         """
-        self._pool = HTTPConnectionPool(reactor, persistent=True)
+        self._pool = HTTPConnectionPool(reactor, persistent=kept_alive)
         self._pool.maxPersistentPerHost = connections
         self._pool.retryAutomatically = False
         self._agent = Agent.usingEndpointFactory(

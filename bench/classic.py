@@ -3,9 +3,10 @@ The classic scenario: salted-challenge authentications over TLS, a new
 connection each, driven as an operator drives them.
 
 The server runs as C{twistd -n suto} in its own process.  This process
-plays both the operator (C{POST /v1/auth} on the admin socket, as
-C{suto-admin auth} does) and the fleet: one L{Device} per account, each on
-its own loopback address, answering the server's hellos.  Each device
+plays both the operator (C{POST /v1/auth} on the admin socket, on a
+connection of its own, as C{suto-admin auth} does) and the fleet: one
+L{Device} per account, each on its own loopback address, answering the
+server's hellos.  Each device
 repeatedly has itself authenticated, one request at a time, so at most
 C{devices} authentications are in flight.
 
@@ -187,7 +188,8 @@ def run_classic(
     passwords = passwords_for(devices)
     setup = prepare_server(os.path.join(directory, "data"), passwords)
     server = start_server(reactor, setup, auth_timeout, profile)
-    admin = AdminClient(reactor, setup.admin_socket, devices)
+    # A connection per request, as suto-admin makes (see AdminClient).
+    admin = AdminClient(reactor, setup.admin_socket, devices, kept_alive=False)
     # Devices hash in the reactor's pool, as the agent does, with as many
     # threads as the server's hash pool has: neither side gets more of the
     # cores by having more threads.

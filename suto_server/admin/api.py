@@ -85,15 +85,29 @@ class AuthResource(resource.Resource):
     "wide"?}}:
     answers when the verdict is in, with C{{"user", "verdict", "source",
     "reason"}}.
+
+    The verdict is recorded in the audit log as it is reached, through a
+    group commit on the database thread; the answer waits until that
+    record is on disk, so that no verdict is ever told before its record
+    would survive a crash.  (A verdict another process sharing the store
+    reached is recorded there; its announcement does not wait.)
     """
 
     isLeaf = True
     log = Logger()
 
-    def __init__(self, authenticator: Authenticator, hello_port: int) -> None:
+    def __init__(
+        self, authenticator: Authenticator, hello_port: int, audit=None
+    ) -> None:
+        """
+        @param audit: the L{suto_server.audit.log.AuditLog} verdicts are
+            recorded in, whose records the answer waits for; L{None} when
+            nothing is recorded.
+        """
         super().__init__()
         self._authenticator = authenticator
         self._hello_port = hello_port
+        self._audit = audit
 
     def render_POST(self, request):
         try:
@@ -116,7 +130,7 @@ class AuthResource(resource.Resource):
             user=user,
             targets=",".join(str(t) for t in targets),
         )
-        d.addCallback(
+        d.addCallback(self._recorded).addCallback(
             lambda outcome: {
                 "user": outcome.user,
                 "verdict": outcome.verdict.value,
@@ -125,6 +139,15 @@ class AuthResource(resource.Resource):
             }
         )
         return answer_later(request, d.addErrback(_refused), self.log)
+
+    def _recorded(self, outcome):
+        """
+        @return: C{outcome}, once every audit record made so far (its own
+            among them) has landed: at once when none waits.
+        """
+        if self._audit is None:
+            return outcome
+        return self._audit.flushed().addCallback(lambda _: outcome)
 
     def _parse(self, body: dict):
         user = user_field(body)
@@ -224,7 +247,8 @@ class _AdminSite(DeadlineSite):
     already logged (and audited) with what it did, which says more.  Its
     connections have the bounds of L{suto_server.admin.httpbounds}, as the
     listeners facing the network do: whoever may open the socket may still
-    run a client that stalls.
+    run a client that stalls.  Every resource reads a JSON body, so no
+    POST is parsed as a form (see L{DeadlineSite}).
     """
 
     def log(self, request) -> None:
@@ -284,7 +308,7 @@ def admin_site(
     root = resource.Resource()
     v1 = resource.Resource()
     root.putChild(b"v1", v1)
-    v1.putChild(b"auth", AuthResource(authenticator, hello_port))
+    v1.putChild(b"auth", AuthResource(authenticator, hello_port, audit))
     v1.putChild(b"status", StatusResource(status))
     v1.putChild(b"reload", ReloadResource(reload))
     if desk is not None:
@@ -303,4 +327,4 @@ def admin_site(
         v1.putChild(b"history", HistoryResource(history))
     if console_link is not None:
         v1.putChild(b"console-link", ConsoleLinkResource(console_link))
-    return _AdminSite(root, clock, IDLE_TIMEOUT, deadline)
+    return _AdminSite(root, clock, IDLE_TIMEOUT, deadline, forms=False)

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from twisted.application.service import Service
 from twisted.internet.defer import gatherResults, maybeDeferred
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import Logger
 
 from suto_server.core import wire
 
@@ -124,9 +123,13 @@ class HelloSender(DatagramProtocol):
     """
     Sends hellos from one UDP socket.  It listens for nothing: any
     datagram that arrives on its port is ignored.
-    """
 
-    log = Logger()
+    Sending logs nothing: whoever asks for a hello says what it is for
+    (the admin request's line names the user and its targets) and reports
+    a hello that could not be sent, which raises L{OSError} here.  A line
+    per hello repeated that, at the cost of one more formatted and
+    written event per classic authentication.
+    """
 
     def __init__(self, hostname: str) -> None:
         self._hostname = hostname
@@ -142,9 +145,6 @@ class HelloSender(DatagramProtocol):
         if target.broadcast:
             self.transport.setBroadcastAllowed(True)
         self.transport.write(payload, (target.address, target.port))
-        self.log.info(
-            "sent the hello for {user} to {target}", user=user, target=str(target)
-        )
 
 
 class HelloService(Service):

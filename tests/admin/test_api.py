@@ -4,6 +4,7 @@ validation, status codes and the shape of the answers.
 """
 
 from twisted.internet.address import UNIXAddress
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
@@ -11,9 +12,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.admin.api import ADMIN_CONNECTIONS, admin_listener, admin_site
 from suto_server.admin.httpjson import MAX_BODY
+from suto_server.audit.log import AuditLog
 from suto_server.rules.authenticator import TargetTooWide, UnknownAccount
 from suto_server.rules.rendezvous import Outcome, RequestConflict, Verdict
 from suto_server.store.errors import StoreError
+from suto_server.store.memory import MemoryStore
 from tests.support.admin import FakeAuthenticator, answer, render
 from tests.support.http_connections import assert_closed_at_deadline, connect
 
@@ -51,6 +54,30 @@ class AdminAPITests(SynchronousTestCase):
             self.body(request),
             {"user": "alice", "verdict": "accepted", "source": "127.0.0.1", "reason": ""},
         )
+
+    def test_answer_waits_for_audit_record(self):
+        """
+        A verdict is answered only once the audit records made so far,
+        its own among them, are on disk: with the appends pending, the
+        request has no answer yet; when they land, it has.
+        """
+        appends = []
+
+        def append(record):
+            appends.append(Deferred())
+            return appends[-1]
+
+        audit = AuditLog(MemoryStore(), sinks=[], append=append)
+        site = admin_site(self.authenticator, 2020, dict, list, audit=audit)
+        request = render(site, "POST", "/v1/auth", {"user": "alice", "target": "127.0.0.1"})
+        audit.record(1.0, "authentication_accepted", "alice", "127.0.0.1", "accepted")
+        self.authenticator.pending.callback(
+            Outcome("alice", Verdict.ACCEPTED, "127.0.0.1", "")
+        )
+        self.assertEqual(request.written, [])
+        appends[0].callback(None)
+        self.assertEqual(request.responseCode, 200)
+        self.assertEqual(answer(request)["verdict"], "accepted")
 
     def test_default_hello_port(self):
         """
@@ -198,6 +225,23 @@ class AdminConnectionTests(SynchronousTestCase):
         its connection unanswered, however often it sends a byte.
         """
         assert_closed_at_deadline(self, self.factory, UNIXAddress(None), self.clock, 3.0)
+
+    def test_form_body(self):
+        """
+        A body sent as a form is not parsed as one (every resource reads
+        JSON): a malformed multipart body gets the API's own answer, a 400
+        saying the body is not JSON, on a connection that stays open.
+        """
+        channel, transport = connect(self.factory, UNIXAddress(None))
+        body = b"--x\r\ngarbage"
+        channel.dataReceived(
+            b"POST /v1/auth HTTP/1.1\r\nHost: suto\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "))
+        self.assertIn(b'{"error": "request body is not JSON"}', transport.value())
+        self.assertFalse(transport.disconnecting)
 
     def test_connections(self):
         """

@@ -157,6 +157,67 @@ class RequestDeadlineTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
+class _Arguments(resource.Resource):
+    """
+    Answers with the names of the request's arguments.
+    """
+
+    isLeaf = True
+
+    def render_POST(self, request):
+        return repr(sorted(request.args)).encode("ascii")
+
+
+def post(site, content_type: bytes, body: bytes) -> StringTransport:
+    """
+    @return: the transport of a connection to C{site} that sent one POST
+        of C{body} as C{content_type}.
+    """
+    channel, transport = connect(site)
+    channel.dataReceived(
+        b"POST / HTTP/1.1\r\nHost: suto\r\nContent-Type: " + content_type
+        + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
+    return transport
+
+
+class FormTests(SynchronousTestCase):
+    """
+    A L{DeadlineSite} parses POST bodies sent as forms unless told not to.
+    """
+
+    FORM = b"application/x-www-form-urlencoded"
+    MULTIPART = b"multipart/form-data; boundary=x"
+
+    def site(self, **options):
+        return DeadlineSite(_Arguments(), Clock(), IDLE, **options)
+
+    def test_forms_by_default(self):
+        """
+        By default, as in Twisted, a form's fields become arguments, and a
+        malformed multipart body is answered 400 by Twisted itself before
+        any resource sees it.
+        """
+        site = self.site()
+        self.assertTrue(post(site, self.FORM, b"user=alice").value().endswith(b"[b'user']"))
+        transport = post(site, self.MULTIPART, b"garbage")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "))
+        self.assertTrue(transport.disconnecting)
+
+    def test_no_forms(self):
+        """
+        With C{forms=False} no body is parsed before the resource: it
+        gets no arguments from a form, and answers a malformed multipart
+        body itself.
+        """
+        site = self.site(forms=False)
+        for content_type, body in ((self.FORM, b"user=alice"), (self.MULTIPART, b"garbage")):
+            transport = post(site, content_type, body)
+            self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "))
+            self.assertTrue(transport.value().endswith(b"[]"))
+            self.assertFalse(transport.disconnecting)
+
+
 class ConnectionBoundsTests(SynchronousTestCase):
     def bounds(self, per_source: int, total: int) -> ConnectionBounds:
         clock = Clock()

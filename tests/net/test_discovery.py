@@ -7,6 +7,7 @@ import ipaddress
 
 from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from suto_server.core import wire
@@ -318,6 +319,17 @@ class HelloSenderTests(SynchronousTestCase):
             [(b"SUTO_alice@server.example+", ("192.0.2.7", 3030))],
         )
         self.assertEqual(self.transport.broadcast_calls, [])
+
+    def test_sends_quietly(self):
+        """
+        Sending a hello logs nothing: the request that asked for it says
+        what it was for.
+        """
+        [target] = parse_targets("192.0.2.7:3030")
+        with capturedLogs() as events:
+            self.sender.send_hello("alice", target)
+        self.assertEqual(events, [])
+        self.assertEqual(len(self.transport.written), 1)
 
     def test_datagram_parses_back(self):
         """

@@ -159,6 +159,19 @@ class RendezvousTests(SynchronousTestCase):
         self.assertIs(result_of(self, self.rendezvous.claim("192.0.2.7")), request)
 
 
+    def test_network_objects(self):
+        """
+        Networks given as objects, as parsed hello targets are, accept as
+        their text does: an IPv4 network as it is, an IPv4-mapped IPv6
+        one as the IPv4 network it maps.
+        """
+        ipv4 = ipaddress.ip_network("192.0.2.0/30")
+        request = self.open("alice", [ipv4, ipaddress.ip_network("::ffff:198.51.100.7")])
+        self.assertEqual(
+            request.accept_from, (ipv4, ipaddress.ip_network("198.51.100.7/32"))
+        )
+        self.assertIs(result_of(self, self.rendezvous.claim("198.51.100.7")), request)
+
     def test_timeout(self):
         """
         A request nobody claims ends as L{Verdict.TIMEOUT} when its timeout
