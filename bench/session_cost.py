@@ -1,8 +1,9 @@
 """
 What pieces of the server's rotation path cost on their own, per rotation:
 the rotation machine (L{RotationConversation}), the codec, and the
-connection's timeout changes among many connections; and the memory each
-machine's session holds.
+connection's timeout changes among many connections; the memory each
+machine's session holds; and the server's whole side of a rotation
+without its sockets and TLS.
 
 A rotation is the four calls the protocol makes on an idle connection:
 C{receive(Rotate)}, C{started}, C{receive(RotateAck)}, C{committed}.
@@ -18,11 +19,24 @@ C{tracemalloc} sees allocated by C{--sessions} sessions after each has
 made one rotation (as an idle connection's session has), divided by
 their number.
 
+The server figure runs the server's own code for one rotation, as the
+daemon assembles it: C{ServerProtocol} over a C{StringTransport} for each
+of C{--profiles} profiles seeded in a SQLite store as the fleet is
+(L{bench.fleet.seed}), the rotation, reconnection and tracking rules over
+the store's calls, and the group commit on the same thread (the daemon
+runs its statements on the database thread).  The agents' side is
+computed between the server's calls, with the key schedule, and not
+counted: the figure is the thread's CPU time inside the server's calls
+(the two reads and the group commit's turn), per rotation.  What it
+leaves out is what the fleet adds: the sockets, TLS and the reactor's
+dispatch of each read.
+
 Run from the repository root, with the project's virtualenv, under the
 bench lock:
 
     flock /tmp/suto-bench.lock python bench/session_cost.py [--rotations N]
-        [--repeat N] [--sessions N]
+        [--repeat N] [--sessions N] [--connections N] [--profiles N]
+        [--rounds N]
 """
 
 from __future__ import annotations
@@ -32,6 +46,8 @@ import gc
 import json
 import os
 import sys
+import tempfile
+import time
 import timeit
 import tracemalloc
 
@@ -39,14 +55,43 @@ if __package__ in (None, ""):
     # Run as a script: make the repository importable, as "python -m" would.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import (  # noqa: E402
+    X25519PrivateKey,
+)
+from twisted.cred.portal import Portal  # noqa: E402
+from twisted.internet import task  # noqa: E402
+from twisted.internet.address import IPv4Address  # noqa: E402
+from twisted.internet.defer import succeed  # noqa: E402
 from twisted.internet.epollreactor import EPollReactor  # noqa: E402
+from twisted.internet.testing import StringTransport  # noqa: E402
 
-from suto_server.core import wire  # noqa: E402
+from bench import fleet  # noqa: E402
+from suto_server.audit.log import AuditLog  # noqa: E402
+from suto_server.core import keyschedule, wire  # noqa: E402
+from suto_server.core.timing import (  # noqa: E402
+    DEFAULT_OFFLINE_STEP,
+    DEFAULT_OFFLINE_WINDOW,
+)
+from suto_server.cred.realm import SutoRealm  # noqa: E402
+from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE  # noqa: E402
+from suto_server.locations import Locations  # noqa: E402
 from suto_server.machines.rotation import RotationConversation  # noqa: E402
+from suto_server.masterkey import MasterKey  # noqa: E402
+from suto_server.phases.classic import ClassicRules  # noqa: E402
+from suto_server.phases.connection import ServerFactory  # noqa: E402
+from suto_server.phases.rotation import RotationRules  # noqa: E402
 from suto_server.phases.timeout import (  # noqa: E402
     DeadlineWheel,
     WheelTimeoutMixin,
 )
+from suto_server.rules.reconnection import Reconnection  # noqa: E402
+from suto_server.rules.registry import LiveSessions  # noqa: E402
+from suto_server.rules.rendezvous import Rendezvous  # noqa: E402
+from suto_server.rules.rotation import Rotation  # noqa: E402
+from suto_server.rules.tracking import Tracking  # noqa: E402
+from suto_server.store.calls import LocalCalls  # noqa: E402
+from suto_server.store.groupcommit import GroupCommitter  # noqa: E402
+from suto_server.store.open import open_store  # noqa: E402
 
 USER = "alice"
 ROTATE = wire.Rotate("0" * 32, bytes(32), bytes(32), USER)
@@ -159,6 +204,156 @@ def timeout_microseconds(connections: int, rotations: int, repeat: int) -> float
     return min(runs) / rotations * 1e6
 
 
+class _Agent:
+    """
+    One seeded profile's agent, computing its side of each rotation with
+    the key schedule, and the server's connection it talks to.
+    """
+
+    def __init__(self, member: fleet.Member, protocol, transport) -> None:
+        self.profile = member.profile
+        self.fingerprint = member.fingerprint_hash
+        self.protocol = protocol
+        self.transport = transport
+        self.key = self.profile.key
+        self.generation = self.profile.generation
+        self._private = None
+        self._next = None
+
+    def rotate(self) -> bytes:
+        self._private = X25519PrivateKey.generate()
+        self.transport.clear()
+        return wire.encode(
+            wire.Rotate(
+                keyschedule.key_id(self.key),
+                JUNK,
+                self._private.public_key().public_bytes_raw(),
+                self.profile.user,
+            ),
+            FRAMED,
+        )
+
+    def acknowledge(self) -> bytes:
+        [*_, ok] = _decoded(self.transport.value())
+        shared = keyschedule.dh_shared_secret(self._private, ok.public)
+        self._next = keyschedule.next_key(
+            self.key,
+            JUNK,
+            self.fingerprint,
+            shared,
+            self.profile.user,
+            self.generation + 1,
+        )
+        self._open(ok.sealed, keyschedule.ROTATE_OK_PURPOSE)
+        sealed = keyschedule.seal_message(
+            self._next,
+            b"ack",
+            profile=self.profile.user,
+            purpose=keyschedule.ROTATE_ACK_PURPOSE,
+        )
+        self.transport.clear()
+        return wire.encode(wire.RotateAck(sealed), FRAMED)
+
+    def commit(self) -> None:
+        [done] = _decoded(self.transport.value())
+        self._open(done.sealed, keyschedule.ROTATE_DONE_PURPOSE)
+        self.key, self._next = self._next, None
+        self.generation += 1
+
+    def _open(self, sealed: bytes, purpose: str) -> None:
+        keyschedule.open_message(
+            self._next, sealed, profile=self.profile.user, purpose=purpose
+        )
+
+
+JUNK = bytes(range(32))
+
+
+def _decoded(data: bytes) -> list:
+    decoder = wire.Decoder(FRAMED)
+    decoder.receive_data(data)
+    messages = []
+    while (message := decoder.next_event()) is not wire.NEED_DATA:
+        messages.append(message)
+    return messages
+
+
+def _rotation_server(data: str, clock) -> ServerFactory:
+    """
+    The rotation listener's factory as the daemon builds it, over the
+    store and master key of the data folder C{data}.
+    """
+    store = open_store(os.path.join(data, DATABASE_FILE))
+    master_key = MasterKey.load_or_create(os.path.join(data, MASTER_KEY_FILE))
+    calls = LocalCalls(store)
+    audit = AuditLog(store)
+    rotation = Rotation(
+        calls, master_key, GroupCommitter(clock, store.commit_rotations), audit
+    )
+    reconnection = Reconnection(
+        calls, rotation, audit, DEFAULT_OFFLINE_STEP, DEFAULT_OFFLINE_WINDOW
+    )
+    # The seeded profiles connect from where they enrolled, so tracking
+    # admits them without a check packet.
+    tracking = Tracking(calls, audit, LiveSessions(), None, Locations())
+    return ServerFactory(
+        framing=FRAMED,
+        clock=clock,
+        classic=ClassicRules(
+            Rendezvous(clock),
+            Portal(SutoRealm(), []),
+            lambda user: succeed(None),
+            lambda: "$6$ABCDEFGHIJKLMNOP",
+        ),
+        rotation=RotationRules(rotation, reconnection, tracking),
+        exchange_timeout=EXCHANGE_TIMEOUT,
+    )
+
+
+def server_rotation_microseconds(profiles: int, rounds: int) -> float:
+    """
+    @return: the CPU time of the server's calls in one rotation, in
+        microseconds: each of C{profiles} agents rotates C{rounds} times
+        after a first rotation that is not counted, all of them in each
+        round, as a fleet at interval 0 does, so that one group commit
+        takes the round's rotations.
+    """
+    with tempfile.TemporaryDirectory() as data:
+        members = fleet.seed(data, profiles, 0, "")
+        clock = task.Clock()
+        clock.advance(time.time())
+        factory = _rotation_server(data, clock)
+        agents = []
+        for index, member in enumerate(members):
+            address = IPv4Address("TCP", fleet.source_address(index), 40000)
+            protocol = factory.buildProtocol(address)
+            transport = StringTransport(peerAddress=address)
+            protocol.makeConnection(transport)
+            agents.append(_Agent(member, protocol, transport))
+        spent = 0.0
+
+        def server(call, *args) -> None:
+            nonlocal spent
+            started = time.thread_time()
+            call(*args)
+            spent += time.thread_time() - started
+
+        for round_ in range(rounds + 1):
+            if round_ == 1:
+                spent = 0.0
+            for agent in agents:
+                line = agent.rotate()
+                if round_ == 0:
+                    line = wire.encode(wire.Version(2), FRAMED) + line
+                server(agent.protocol.dataReceived, line)
+            for agent in agents:
+                server(agent.protocol.dataReceived, agent.acknowledge())
+            server(clock.advance, 0)
+            for agent in agents:
+                agent.commit()
+        return spent / (profiles * rounds) * 1e6
+
+
 def bytes_per_session(sessions: int) -> float:
     """
     @return: the bytes C{tracemalloc} finds held by each of C{sessions}
@@ -185,6 +380,8 @@ def main(argv: list | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=10_000)
+    parser.add_argument("--profiles", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=10)
     options = parser.parse_args(argv)
     figures = {
         "rotation_us": round(
@@ -198,6 +395,9 @@ def main(argv: list | None = None) -> None:
             2,
         ),
         "bytes_per_session": round(bytes_per_session(options.sessions)),
+        "server_rotation_us": round(
+            server_rotation_microseconds(options.profiles, options.rounds), 1
+        ),
     }
     print(f"one rotation through RotationConversation: {figures['rotation_us']} µs")
     print(f"one rotation's codec work: {figures['codec_us']} µs")
@@ -206,6 +406,10 @@ def main(argv: list | None = None) -> None:
         f"connections: {figures['timeouts_us']} µs"
     )
     print(f"memory per session after a rotation: {figures['bytes_per_session']} B")
+    print(
+        f"the server's side of one rotation, {options.profiles} profiles, "
+        f"no sockets or TLS: {figures['server_rotation_us']} µs of CPU"
+    )
     print(json.dumps(figures))
 
 

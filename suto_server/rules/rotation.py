@@ -108,6 +108,8 @@ class PendingRotation:
     @ivar expected_key_id: the key the client rotates from.
     @ivar replaces: when that is the profile's previous key, the id of the
         unconfirmed current key that a commit rolls back; else L{None}.
+    @ivar sealing: the new key made ready to seal "ok" and "done" and open
+        "ack", its subkey derived once for the three.
     """
 
     user: str
@@ -117,6 +119,7 @@ class PendingRotation:
     server_public: bytes
     ok: bytes
     new_key: bytes = field(repr=False)
+    sealing: keyschedule.SealingKey = field(repr=False, compare=False)
     offline_step: int | None = None
     attempt_nonce: bytes | None = None
 
@@ -274,12 +277,8 @@ class Rotation:
         new_key = keyschedule.next_key(
             current, junk, profile.fingerprint_hash, shared, user, generation
         )
-        ok = keyschedule.seal_message(
-            new_key,
-            b"ok",
-            profile=user,
-            purpose=keyschedule.ROTATE_OK_PURPOSE,
-        )
+        sealing = keyschedule.SealingKey(new_key, user)
+        ok = sealing.seal(b"ok", keyschedule.ROTATE_OK_PURPOSE)
         return PendingRotation(
             user=user,
             expected_key_id=key_id,
@@ -288,6 +287,7 @@ class Rotation:
             server_public=private.public_key().public_bytes_raw(),
             ok=ok,
             new_key=new_key,
+            sealing=sealing,
             offline_step=offline_step,
             attempt_nonce=attempt_nonce,
         )
@@ -313,12 +313,7 @@ class Rotation:
         """
         user = pending.user
         try:
-            keyschedule.open_message(
-                pending.new_key,
-                sealed_ack,
-                profile=user,
-                purpose=keyschedule.ROTATE_ACK_PURPOSE,
-            )
+            pending.sealing.open(sealed_ack, keyschedule.ROTATE_ACK_PURPOSE)
         except keyschedule.SealError:
             await self.failed(
                 user,
@@ -348,12 +343,7 @@ class Rotation:
         self._count_commit(now)
         for observer in self.observers:
             observer(user, now)
-        return keyschedule.seal_message(
-            pending.new_key,
-            b"done",
-            profile=user,
-            purpose=keyschedule.ROTATE_DONE_PURPOSE,
-        )
+        return pending.sealing.seal(b"done", keyschedule.ROTATE_DONE_PURPOSE)
 
     async def _roll_back(
         self, pending: PendingRotation, source: str, now: float

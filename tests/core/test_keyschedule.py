@@ -39,6 +39,7 @@ from suto_server.core.keyschedule import (
     Direction,
     KeyScheduleError,
     SealError,
+    SealingKey,
     attempt_key,
     candidate_steps,
     check_proof,
@@ -59,12 +60,12 @@ from suto_server.core.keyschedule import (
 )
 from tests.support.comparisons import record_comparisons
 from tests.support.key_vectors import (
+    ALICE_PRIVATE,
     ATTEMPT_KEY,
     ATTEMPT_NONCE,
     ATTEMPT_OK_SEALED,
     ATTEMPT_PROOF,
     ATTEMPT_SEALED,
-    ALICE_PRIVATE,
     BOB_PRIVATE,
     BOB_PUBLIC,
     CHECK_MESSAGE,
@@ -1039,3 +1040,63 @@ class SealMessageTests(SynchronousTestCase):
                 open_message(self.key, sealed, profile="alice", purpose=purpose),
                 PLAINTEXT,
             )
+
+
+class SealingKeyTests(SynchronousTestCase):
+    """
+    L{SealingKey} seals and opens a rotation's messages under one key, as
+    L{seal_message} and L{open_message} do each alone.
+    """
+
+    key = bytes.fromhex(KEY_1)
+
+    def test_same_seals(self):
+        """
+        Every purpose's message sealed by one L{SealingKey} is the bytes
+        L{seal_message} gives, and opens again through it.
+        """
+        sealing = SealingKey(self.key, "alice")
+        for purpose in SEAL_COUNTERS:
+            sealed = sealing.seal(PLAINTEXT, purpose)
+            self.assertEqual(
+                sealed,
+                seal_message(self.key, PLAINTEXT, profile="alice", purpose=purpose),
+            )
+            self.assertEqual(sealing.open(sealed, purpose), PLAINTEXT)
+
+    def test_bound(self):
+        """
+        A message opens only under its own key, profile and purpose.
+        """
+        sealed = SealingKey(self.key, "alice").seal(PLAINTEXT, ROTATE_ACK_PURPOSE)
+        for other in (
+            SealingKey(bytes(KEY_SIZE), "alice"),
+            SealingKey(self.key, "bob"),
+        ):
+            self.assertRaises(SealError, other.open, sealed, ROTATE_ACK_PURPOSE)
+        sealing = SealingKey(self.key, "alice")
+        self.assertRaises(SealError, sealing.open, sealed, RECONNECT_PURPOSE)
+        self.assertRaises(SealError, sealing.open, sealed[:-1], ROTATE_ACK_PURPOSE)
+        self.assertRaises(SealError, sealing.open, "text", ROTATE_ACK_PURPOSE)
+
+    def test_checks(self):
+        """
+        A key or profile of the wrong type or size is refused when the
+        L{SealingKey} is made, and a plaintext too long when it seals.
+        """
+        self.assertRaises(KeyScheduleError, SealingKey, b"short", "alice")
+        self.assertRaises(KeyScheduleError, SealingKey, self.key, "")
+        self.assertRaises(
+            KeyScheduleError,
+            SealingKey(self.key, "alice").seal,
+            bytes(MAX_PLAINTEXT + 1),
+            ROTATE_OK_PURPOSE,
+        )
+
+    def test_repr(self):
+        """
+        Its C{repr} names the profile and shows nothing of the key.
+        """
+        text = repr(SealingKey(self.key, "alice"))
+        self.assertIn("alice", text)
+        self.assertNotIn(self.key.hex(), text)

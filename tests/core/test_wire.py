@@ -2116,6 +2116,88 @@ class FieldMatchingTests(SynchronousTestCase):
         self.assertEqual(field.accepts(text), expected)
 
 
+def _read_outcome(call):
+    """
+    What reading a line gives: the message and where it ends, or the
+    error's code and text.
+    """
+    try:
+        return call()
+    except wire.ProtocolError as error:
+        return ("error", error.code, str(error))
+
+
+_FRAMED_LAYOUTS = stream.LAYOUTS[wire.Framing.FRAMED]
+
+
+class LineMatchingTests(SynchronousTestCase):
+    """
+    A framed line is matched whole by one regular expression before it is
+    walked part by part: both say the same of any line.
+    """
+
+    def test_every_layout_matched(self):
+        """
+        Every framed layout has its whole-line pattern: no field of any
+        can run into the separator after it.
+        """
+        for layout in _FRAMED_LAYOUTS:
+            self.assertIsNotNone(layout._line, layout.tag)
+
+    def test_valid_lines(self):
+        """
+        The lines the encoder writes are read by the pattern to the
+        message encoded, as the walk reads them.
+        """
+        for message in (
+            wire.Rotate("0" * 32, bytes(32), bytes(range(32)), "alice_1"),
+            wire.RotateAck(bytes(range(48))),
+            wire.RotateOk(bytes(32), bytes(18)),
+            wire.Version(2),
+            wire.Error(wire.ERROR_BUSY),
+        ):
+            line = wire.encode(message, wire.Framing.FRAMED)[:-2]
+            [layout] = [
+                layout for layout in _FRAMED_LAYOUTS if layout.describes(message)
+            ]
+            self.assertIsNotNone(layout._line.fullmatch(line, len(layout.tag)))
+            self.assertEqual(layout.read(line, 0, True), (message, len(line)))
+            self.assertEqual(layout.walk(line, 0, True), (message, len(line)))
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.sampled_from(_FRAMED_LAYOUTS), st.data())
+    def test_any_line(self, layout, draw):
+        """
+        For any line after a layout's tag, mostly each field's own bytes
+        (often only those, so that many lines match the pattern) and the
+        separators, with runs past a field's maximum, cut short, and stray
+        bytes, the pattern and the walk agree on the message or on the
+        error.
+        """
+        line = layout.tag
+        for part in layout.parts:
+            if isinstance(part, bytes):
+                if draw.draw(st.integers(0, 9)):
+                    line += part
+                continue
+            length = draw.draw(
+                st.one_of(
+                    st.integers(part.min_length, part.max_length),
+                    st.integers(0, part.max_length + 3),
+                )
+            )
+            clean = draw.draw(st.integers(0, 3))
+            for index in range(length):
+                allowed = part.head[index] if index < len(part.head) else part.tail
+                own = st.sampled_from(sorted(set(allowed)))
+                byte = own if clean else st.one_of(own, own, own, st.integers(0, 255))
+                line += bytes([draw.draw(byte)])
+        self.assertEqual(
+            _read_outcome(lambda: layout.read(line, 0, True)),
+            _read_outcome(lambda: layout.walk(line, 0, True)),
+        )
+
+
 class PenaltyCodeTests(SynchronousTestCase):
     """
     C{SUTO_ERROR_PENALTY_<seconds>}: the code a penalised source is told,

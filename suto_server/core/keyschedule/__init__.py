@@ -11,7 +11,9 @@ two modules:
     next and offline keys, the X25519 exchange, key ids and the offline
     time steps), and the input checks and encoding every use shares;
   - L{sealing}: what a key protects, each under a subkey of its own:
-    messages sealed with ChaCha20-Poly1305, and proofs of possession.
+    messages sealed with ChaCha20-Poly1305 (a L{SealingKey} seals and
+    opens one rotation's messages under one subkey), and proofs of
+    possession.
 
 Nothing here reads the clock or draws random numbers, so every function
 has test vectors (docs/PROTOCOL.md).
@@ -54,6 +56,7 @@ from suto_server.core.keyschedule.sealing import (
     SEAL_COUNTERS,
     Direction,
     SealError,
+    SealingKey,
     check_proof,
     open_message,
     open_sealed,
@@ -88,6 +91,7 @@ __all__ = [
     "Direction",
     "KeyScheduleError",
     "SealError",
+    "SealingKey",
     "attempt_key",
     "candidate_steps",
     "check_proof",

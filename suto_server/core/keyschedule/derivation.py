@@ -377,6 +377,10 @@ def candidate_steps(
     return sorted(candidates, key=lambda candidate: (distance(candidate), candidate))
 
 
+#: The HKDF info of every key id: one label, encoded once.
+_KEY_ID_INFO = encode_parts(_KEY_ID_LABEL)
+
+
 def key_id(key: bytes) -> str:
     """
     A public name for a chain key (the seed's "session ID"), so logs,
@@ -388,7 +392,5 @@ def key_id(key: bytes) -> str:
     @raise KeyScheduleError: C{key} is not L{KEY_SIZE} bytes.
     """
     require_bytes("key", key, KEY_SIZE)
-    return hkdf(
-        salt=None, ikm=key, info=encode_parts(_KEY_ID_LABEL), length=KEY_ID_SIZE
-    ).hex()
+    return hkdf(salt=None, ikm=key, info=_KEY_ID_INFO, length=KEY_ID_SIZE).hex()
 

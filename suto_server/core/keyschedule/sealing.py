@@ -194,6 +194,56 @@ def _key_proof(
     return mac[:CHECK_PROOF_SIZE]
 
 
+#: The HKDF info of every seal's subkey: one label, encoded once.
+_SEAL_KEY_INFO = encode_parts(_SEAL_KEY_LABEL)
+
+
+def _cipher(key: object) -> ChaCha20Poly1305:
+    """
+    The cipher that seals under C{key}: keyed with a subkey of C{key},
+    never C{key} itself, because chain keys also serve as HKDF salts and
+    inputs.
+    """
+    require_bytes("key", key, KEY_SIZE)
+    subkey = hkdf(salt=None, ikm=key, info=_SEAL_KEY_INFO, length=KEY_SIZE)
+    return ChaCha20Poly1305(subkey)
+
+
+def _binding(
+    profile: str, purpose: object, direction: object, counter: object
+) -> tuple[bytes, bytes]:
+    """
+    The nonce and associated data of one sealed message of C{profile}
+    (already checked).
+    """
+    require_text("purpose", purpose, MAX_PURPOSE)
+    if not isinstance(direction, Direction):
+        raise KeyScheduleError("direction must be a Direction")
+    packed_counter = uint64("counter", counter)
+    associated = encode_parts(
+        _SEAL_LABEL, profile, purpose, direction.value, packed_counter
+    )
+    return _nonce(direction, packed_counter), associated
+
+
+def _nonce(direction: Direction, packed_counter: bytes) -> bytes:
+    return direction.value.encode("ascii") + b"\x00" + packed_counter
+
+
+#: Each message of L{SEAL_COUNTERS}: its nonce, and what its associated
+#: data holds after the label and the profile (the encoding of several
+#: parts is the encodings of each, one after the other).
+_MESSAGE_BINDINGS = {
+    purpose: (
+        _nonce(_SEAL_DIRECTIONS[purpose], uint64("counter", counter)),
+        encode_parts(
+            purpose, _SEAL_DIRECTIONS[purpose].value, uint64("counter", counter)
+        ),
+    )
+    for purpose, counter in SEAL_COUNTERS.items()
+}
+
+
 def _seal_parameters(
     key: object,
     profile: object,
@@ -203,25 +253,10 @@ def _seal_parameters(
 ) -> tuple[ChaCha20Poly1305, bytes, bytes]:
     """
     The cipher, nonce and associated data of one sealed message.
-
-    The cipher is keyed with a subkey of C{key}, never C{key} itself,
-    because chain keys also serve as HKDF salts and inputs.
     """
-    require_bytes("key", key, KEY_SIZE)
+    cipher = _cipher(key)
     require_text("profile", profile, MAX_PROFILE)
-    require_text("purpose", purpose, MAX_PURPOSE)
-    if not isinstance(direction, Direction):
-        raise KeyScheduleError("direction must be a Direction")
-    packed_counter = uint64("counter", counter)
-    subkey = hkdf(
-        salt=None, ikm=key, info=encode_parts(_SEAL_KEY_LABEL), length=KEY_SIZE
-    )
-    tag = direction.value.encode("ascii") + b"\x00"
-    nonce = tag + packed_counter
-    associated = encode_parts(
-        _SEAL_LABEL, profile, purpose, direction.value, packed_counter
-    )
-    return ChaCha20Poly1305(subkey), nonce, associated
+    return (cipher, *_binding(profile, purpose, direction, counter))
 
 
 def seal(
@@ -257,31 +292,74 @@ def seal(
     @return: the ciphertext followed by the 16-byte tag.
     @raise KeyScheduleError: an input is of the wrong type, size or range.
     """
-    if not isinstance(plaintext, bytes) or len(plaintext) > MAX_PLAINTEXT:
-        raise KeyScheduleError(f"plaintext must be at most {MAX_PLAINTEXT} bytes")
+    _check_plaintext(plaintext)
     cipher, nonce, associated = _seal_parameters(
         key, profile, purpose, direction, counter
     )
     return cipher.encrypt(nonce, plaintext, associated)
 
 
+class SealingKey:
+    """
+    A key made ready to seal and open the messages of one rotation or
+    reconnection of C{profile} (those of L{SEAL_COUNTERS}), each at the
+    direction and counter its purpose fixes: the server and the agent both
+    name only the purpose, so neither end can seal one of these messages
+    at a counter the other does not expect.
+
+    A rotation's new key seals "ok", opens "ack" and seals "done": its
+    subkey and cipher are made once, here, rather than for each message,
+    and each message's nonce and associated data are those of
+    L{_MESSAGE_BINDINGS} after the profile's.  Holds key material: never
+    logged.
+
+    @raise KeyScheduleError: C{key} or C{profile} is of the wrong type or
+        size.
+    """
+
+    __slots__ = ("_cipher", "_profile", "_bound")
+
+    def __init__(self, key: bytes, profile: str) -> None:
+        self._cipher = _cipher(key)
+        require_text("profile", profile, MAX_PROFILE)
+        self._profile = profile
+        self._bound = encode_parts(_SEAL_LABEL, profile)
+
+    def __repr__(self) -> str:
+        return f"<SealingKey for {self._profile!r}>"
+
+    def _binding(self, purpose: str) -> tuple[bytes, bytes]:
+        nonce, rest = _MESSAGE_BINDINGS[purpose]
+        return nonce, self._bound + rest
+
+    def seal(self, plaintext: bytes, purpose: str) -> bytes:
+        """
+        L{seal} C{plaintext} as the message C{purpose} (a key of
+        L{SEAL_COUNTERS}).
+        """
+        _check_plaintext(plaintext)
+        nonce, associated = self._binding(purpose)
+        return self._cipher.encrypt(nonce, plaintext, associated)
+
+    def open(self, sealed: bytes, purpose: str) -> bytes:
+        """
+        L{open_sealed} C{sealed}, the message C{purpose}.
+
+        @raise SealError: as L{open_sealed}.
+        """
+        nonce, associated = self._binding(purpose)
+        return _decrypt(self._cipher, nonce, sealed, associated)
+
+
 def seal_message(key: bytes, plaintext: bytes, *, profile: str, purpose: str) -> bytes:
     """
     L{seal} one message of a rotation or reconnection, at the direction
-    and counter its C{purpose} fixes (L{SEAL_COUNTERS}): the server and
-    the agent both name only the purpose, so neither end can seal one of
-    these messages at a counter the other does not expect.
+    and counter its C{purpose} fixes (L{SEAL_COUNTERS}); see
+    L{SealingKey}, which seals several under one key.
 
     @param purpose: a key of L{SEAL_COUNTERS}.
     """
-    return seal(
-        key,
-        plaintext,
-        profile=profile,
-        purpose=purpose,
-        direction=_SEAL_DIRECTIONS[purpose],
-        counter=SEAL_COUNTERS[purpose],
-    )
+    return SealingKey(key, profile).seal(plaintext, purpose)
 
 
 def open_message(key: bytes, sealed: bytes, *, profile: str, purpose: str) -> bytes:
@@ -290,14 +368,11 @@ def open_message(key: bytes, sealed: bytes, *, profile: str, purpose: str) -> by
 
     @raise SealError: as L{open_sealed}.
     """
-    return open_sealed(
-        key,
-        sealed,
-        profile=profile,
-        purpose=purpose,
-        direction=_SEAL_DIRECTIONS[purpose],
-        counter=SEAL_COUNTERS[purpose],
-    )
+    try:
+        sealing = SealingKey(key, profile)
+    except KeyScheduleError:
+        raise SealError(_CANNOT_OPEN) from None
+    return sealing.open(sealed, purpose)
 
 
 def open_sealed(
@@ -323,6 +398,20 @@ def open_sealed(
         )
     except KeyScheduleError:
         raise SealError(_CANNOT_OPEN) from None
+    return _decrypt(cipher, nonce, sealed, associated)
+
+
+def _check_plaintext(plaintext: object) -> None:
+    if not isinstance(plaintext, bytes) or len(plaintext) > MAX_PLAINTEXT:
+        raise KeyScheduleError(f"plaintext must be at most {MAX_PLAINTEXT} bytes")
+
+
+def _decrypt(
+    cipher: ChaCha20Poly1305, nonce: bytes, sealed: object, associated: bytes
+) -> bytes:
+    """
+    Check and decrypt C{sealed}, raising L{SealError} for every failure.
+    """
     if not isinstance(sealed, bytes) or not (
         TAG_SIZE <= len(sealed) <= MAX_PLAINTEXT + TAG_SIZE
     ):
