@@ -135,17 +135,18 @@ def _assemble(reactor, options, data: str) -> SutoServer:
     return server
 
 
-#: The allocations (of container objects, net of those freed) between two
-#: collections of the youngest generation while the server serves: 20
-#: times Python's 700.  Short-lived objects are freed by their reference
-#: counts; what a collection finds alive it moves on to the older
-#: generations, whose collections read every object they hold.  Every
-#: 700 allocations a collection finds the objects of the rotations in
-#: flight alive (the group commit holds them 10 ms), and moves them on;
-#: at 10,000 endpoints the full collections this fed read the whole fleet's
-#: objects, 55-112 ms a pause (bench/RESULTS.md, "Issue 21: the idle
-#: fleet, measured again").  Each young collection reads at most this
-#: many objects, a fraction of a millisecond.
+#: The allocations of container objects, net of those freed, between two
+#: collections of the youngest generation once the server serves: 20
+#: times Python's 700.  A serving server frees nearly all it allocates by
+#: reference counts, so its collections come from growth, above all from
+#: connections arriving; what a collection finds alive it moves to an older
+#: generation, and as the oldest grows by a quarter a full collection
+#: reads every live object.  While 10,000 endpoints connected, the
+#: default made 2 to 3 full collections of 12-120 ms each, and half a
+#: second of collections in all; with this threshold and the start-up's
+#: objects frozen none ran, and the collections took 0.18-0.2 s
+#: (bench/RESULTS.md, "Issue 21: the idle fleet, measured again").  A
+#: young collection reads at most this many objects: a few milliseconds.
 YOUNG_THRESHOLD = 14_000
 
 
