@@ -41,9 +41,7 @@ class ServingCollectorTests(SynchronousTestCase):
         """
         self.collector.startService()
         self.assertGreater(gc.get_freeze_count(), 0)
-        self.assertEqual(
-            gc.get_threshold(), (YOUNG_THRESHOLD, *self.before[1:])
-        )
+        self.assertEqual(gc.get_threshold(), (YOUNG_THRESHOLD, *self.before[1:]))
 
     def test_garbage_collected_before_freezing(self):
         """
@@ -79,9 +77,7 @@ class ServingCollectorTests(SynchronousTestCase):
         """
         self.collector.startService()
         self.collector.stopService()
-        self.assertEqual(
-            (gc.get_freeze_count(), gc.get_threshold()), (0, self.before)
-        )
+        self.assertEqual((gc.get_freeze_count(), gc.get_threshold()), (0, self.before))
 
     def test_last_stop_restores(self):
         """
@@ -96,9 +92,7 @@ class ServingCollectorTests(SynchronousTestCase):
         self.assertEqual(gc.get_threshold()[0], YOUNG_THRESHOLD)
         self.assertGreater(gc.get_freeze_count(), 0)
         other.stopService()
-        self.assertEqual(
-            (gc.get_freeze_count(), gc.get_threshold()), (0, self.before)
-        )
+        self.assertEqual((gc.get_freeze_count(), gc.get_threshold()), (0, self.before))
 
     def test_stop_unstarted(self):
         """
