@@ -142,11 +142,12 @@ def _assemble(reactor, options, data: str) -> SutoServer:
 #: connections arriving; what a collection finds alive it moves to an older
 #: generation, and as the oldest grows by a quarter a full collection
 #: reads every live object.  While 10,000 endpoints connected, the
-#: default made 2 to 3 full collections of 12-120 ms each, and half a
-#: second of collections in all; with this threshold and the start-up's
-#: objects frozen none ran, and the collections took 0.18-0.2 s
-#: (bench/RESULTS.md, "Issue 21: the idle fleet, measured again").  A
-#: young collection reads at most this many objects: a few milliseconds.
+#: default made three full collections of 41-120 ms each, and 0.4-0.5 s
+#: of collections in all; with this threshold and the start-up's objects
+#: frozen none ran, and the collections took 0.16-0.18 s (bench/RESULTS.md,
+#: "Issue 21: the idle fleet, measured again").  Once the fleet is
+#: connected collections are rare either way.  A young collection reads
+#: at most this many objects: a few milliseconds.
 YOUNG_THRESHOLD = 14_000
 
 
