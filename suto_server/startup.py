@@ -1,7 +1,6 @@
-# -*- test-case-name: tests.test_preflight,tests.test_tap,tests.test_startup,tests.end_to_end.test_startup -*-
+# -*- test-case-name: tests.test_preflight,tests.test_tap,tests.end_to_end.test_startup -*-
 """
-The server C{twistd suto} runs, built from its options, and the cyclic
-garbage collector's settings it runs under.
+The server C{twistd suto} runs, built from its options.
 
 Only L{suto_server.tap.makeService} imports this module, and with it the
 whole daemon, so that parsing and checking options (C{config check})
@@ -17,11 +16,8 @@ assembled.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import socket
-
-from twisted.application.service import Service
 
 from suto_server.audit.sinks import alert_sinks
 from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE, prepare_data_folder
@@ -69,8 +65,6 @@ def start_server(options) -> SutoServer:
         raise
     lock.setServiceParent(server)
     ReloadOnHangup(reactor, server.reload_certificates).setServiceParent(server)
-    # Last, so that it starts after everything the server builds at start.
-    ServingCollector().setServiceParent(server)
     return server
 
 
@@ -135,59 +129,3 @@ def _assemble(reactor, options, data: str) -> SutoServer:
     return server
 
 
-#: The allocations of container objects, net of those freed, between two
-#: collections of the youngest generation once the server serves: 20
-#: times Python's 700.  A serving server frees nearly all it allocates by
-#: reference counts, so its collections come from growth, above all from
-#: connections arriving; what a collection finds alive it moves to an older
-#: generation, and as the oldest grows by a quarter a full collection
-#: reads every live object.  While 10,000 endpoints connected, the
-#: default made three full collections of 41-120 ms each, and 0.4-0.5 s
-#: of collections in all; with this threshold and the start-up's objects
-#: frozen none ran, and the collections took 0.16-0.18 s (bench/RESULTS.md,
-#: "Issue 21: the idle fleet, measured again").  Once the fleet is
-#: connected collections are rare either way.  A young collection reads
-#: at most this many objects: a few milliseconds.
-YOUNG_THRESHOLD = 14_000
-
-
-class ServingCollector(Service):
-    """
-    Sets the cyclic garbage collector up for serving, once the server has
-    started: what start-up built (the modules, the settings, the store,
-    the listeners) is collected once and then frozen, so that no later
-    collection reads it again, and the youngest generation is collected
-    every L{YOUNG_THRESHOLD} allocations.  What the server allocates
-    afterwards is collected as before, only less often; an object frozen
-    at start that later becomes cyclic garbage is never freed, which
-    bounds what that can hold by what start-up built.  Stopping puts the
-    collector's settings back as they were once every L{ServingCollector}
-    of the process has stopped (tests run several servers in one process;
-    the collector is the process's).
-    """
-
-    # The collector is one per process, so this is too: how many started
-    # collectors have not stopped, and the thresholds before the first.
-    _started = 0
-    _before: tuple[int, ...] = ()
-
-    def startService(self) -> None:
-        super().startService()
-        cls = ServingCollector
-        if cls._started == 0:
-            cls._before = gc.get_threshold()
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(YOUNG_THRESHOLD, *cls._before[1:])
-        cls._started += 1
-
-    def stopService(self) -> None:
-        started = self.running
-        super().stopService()
-        if not started:
-            return
-        cls = ServingCollector
-        cls._started -= 1
-        if cls._started == 0:
-            gc.set_threshold(*cls._before)
-            gc.unfreeze()
