@@ -218,9 +218,12 @@ class Verifier:
         @return: the profile's C{(blacklisted, offline_since)}, or L{None}
             when C{user} has no profile.
         """
-        if await self._calls.get_profile(user) is None:
+        # One read for the profile and both marks (one round trip on a
+        # store across the network).
+        start = await self._calls.rotation_start(user)
+        if start.profile is None:
             return None
-        return await self._calls.standing(user)
+        return start.blacklisted, start.offline_since
 
     def _prove(self, session: LiveSession, deadline: float) -> Deferred:
         """

@@ -56,7 +56,8 @@ key goes out at once.
 Every method takes C{now}; nothing here reads a clock.  The decisions
 on a connection are coroutines awaiting the store's calls
 (L{suto_server.store.calls.IStoreCalls}), reading each step's marks in as
-few calls as the store offers (L{IBlacklistStore.standing} gives both);
+few calls as the store offers (L{IBlacklistStore.rotation_start} gives
+the profile and both marks in one read);
 a L{suto_server.store.errors.StoreError} passes through to the caller
 before anything is recorded.
 """
@@ -140,13 +141,14 @@ class Reconnection:
             recorded.
         """
         user = message.user
-        blacklisted, offline_since = await self._calls.standing(user)
-        if blacklisted:
+        # The marks and the profile in one read, as a rotation's start.
+        start = await self._calls.rotation_start(user)
+        if start.blacklisted:
             self._refuse_blacklisted(user, source, now)
-        profile = await self._calls.get_profile(user)
+        profile = start.profile
         if profile is None:
             raise ReconnectRefused("unknown_key")
-        offline = offline_since is not None
+        offline = start.offline_since is not None
         held = self._rotation.held_keys(profile)
         key = self._key_named(profile, held, message.key_id)
         if key is None:

@@ -180,7 +180,7 @@ class VerifierTests(SynchronousTestCase):
         def broken(user):
             raise StoreError("disk gone")
 
-        self.store.get_profile = broken
+        self.store.rotation_start = broken
         with capturedLogs() as events:
             [result] = self.verify("alice")
         self.assertEqual(result.answer, Answer.ERROR)

@@ -68,9 +68,9 @@ class LaterStoreTests(SynchronousTestCase):
         """
         results = self.verify("alice")
         self.assertEqual(
-            (self.calls.names, self.connection.challenges), (["get_profile"], [])
+            (self.calls.names, self.connection.challenges), (["rotation_start"], [])
         )
-        self.assertEqual(self.calls.answer_all(), ["get_profile", "standing"])
+        self.assertEqual(self.calls.answer_all(), ["rotation_start"])
         [(nonce, proven)] = self.connection.challenges
         proven.callback(True)
         self.assertEqual([r.answer for r in results], [Answer.ACCEPTED])
@@ -158,5 +158,5 @@ class LaterStoreTests(SynchronousTestCase):
         challenge once the hash is read.
         """
         self.verify("bob")
-        self.assertEqual(self.calls.answer_all(), ["get_profile", "hash_for"])
+        self.assertEqual(self.calls.answer_all(), ["rotation_start", "hash_for"])
         self.assertEqual([user for user, _ in self.hello.sent], ["bob"])

@@ -346,9 +346,9 @@ class HeldReconnectionTests(HeldStoreMixin, SynchronousTestCase):
         protocol, transport = self.connect()
         reply = self.exchange(protocol, transport, VERSION + self.reconnect_line())
         self.assertEqual(reply, VERSION)
-        self.assertEqual(self.held.names, ["standing"])
+        self.assertEqual(self.held.names, ["rotation_start"])
         transport.clear()
-        self.assertEqual(self.release(), ["standing", "get_profile", "spent_offline_step"])
+        self.assertEqual(self.release(), ["rotation_start", "spent_offline_step"])
         [ok] = self.decode(transport.value())
         self.assertIsInstance(ok, wire.ReconnectOk)
         reply = self.exchange(protocol, transport, self.rotate_line())
@@ -367,7 +367,7 @@ class HeldReconnectionTests(HeldStoreMixin, SynchronousTestCase):
         C{SUTO_ERROR_BUSY}, closed, and nothing is stored: the profile is
         still offline, no step spent, nothing blacklisted.
         """
-        for name in ("standing", "get_profile", "spent_offline_step"):
+        for name in ("rotation_start", "spent_offline_step"):
             self.assert_failing_call_busy(name, self.reconnect_line())
 
     def test_blacklisting_store_error(self):

@@ -18,6 +18,7 @@ from suto_server.rules.enrollment import Enrollment, EnrollmentRefused
 from suto_server.rules.reconnection import Reconnection, ReconnectRefused
 from suto_server.store.calls import LocalCalls
 from suto_server.store.memory import MemoryStore
+from suto_server.store.records import RotationStart
 from tests.support.comparisons import record_comparisons
 from tests.support.coroutines import failure_of, result_of
 
@@ -44,11 +45,8 @@ class _ProfileStore:
     A store holding one profile, enrolled, online, never reconnected.
     """
 
-    def standing(self, user):
-        return False, None
-
-    def get_profile(self, user):
-        return _Profile() if user == USER else None
+    def rotation_start(self, user):
+        return RotationStart(_Profile() if user == USER else None, False, None)
 
     def is_retired(self, user, key_id):
         return False

@@ -43,6 +43,24 @@ from tests.support.rotation import (
 from tests.support.stores import MemoryStoreMixin, SQLiteStoreMixin
 
 
+def count_start_reads(case) -> list[str]:
+    """
+    Patch C{case}'s store so that each read a connection's start may make
+    of a profile and its marks is named, in order, in the list returned.
+    """
+    reads = []
+    names = ("rotation_start", "standing", "blacklist_entry", "offline_since")
+    for name in names + ("get_profile",):
+        original = getattr(case.store, name)
+
+        def counted(user, original=original, name=name):
+            reads.append(name)
+            return original(user)
+
+        case.patch(case.store, name, counted)
+    return reads
+
+
 class ReconnectTestsMixin(ReconnectionMixin):
     """
     L{Reconnection.reconnect} for the legitimate client.
@@ -81,6 +99,18 @@ class ReconnectTestsMixin(ReconnectionMixin):
         self.assertEqual(self.store.offline_since("alice"), NOW + 500)
         self.assertIsNone(self.store.spent_offline_step("alice"))
         self.assertIsNone(self.blacklisted())
+
+    def test_one_read(self):
+        """
+        A reconnection reads its profile with both marks once: the
+        blacklist entry, the offline mark and the keys the proof is
+        checked against come from one call of the store.
+        """
+        self.go_offline()
+        reads = count_start_reads(self)
+        accepted = self.reconnect(reconnect_message(self.device, self.step()))
+        self.assertIsInstance(accepted, Reconnected)
+        self.assertEqual(reads, ["rotation_start"])
 
     def test_rotation_ends_spell_and_spends_step(self):
         """
@@ -461,16 +491,7 @@ class CheckRotationTestsMixin(ReconnectionMixin):
         its blacklist entry, its offline mark and the profile the key
         check goes on with.
         """
-        reads = []
-        names = ("rotation_start", "standing", "blacklist_entry", "offline_since")
-        for name in names + ("get_profile",):
-            original = getattr(self.store, name)
-
-            def counted(user, original=original, name=name):
-                reads.append(name)
-                return original(user)
-
-            self.patch(self.store, name, counted)
+        reads = count_start_reads(self)
         profile = self.check_rotation(self.device)
         self.assertEqual(reads, ["rotation_start"])
         self.assertEqual(profile, self.store.get_profile(self.device.user))

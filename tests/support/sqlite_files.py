@@ -69,6 +69,24 @@ def query(path, sql):
         connection.close()
 
 
+def statement_plan(store, path, read):
+    """
+    @param store: a L{SQLiteStore} on the database at C{path}.
+    @param read: reads C{store} once, with one statement.
+    @return: the details of SQLite's query plan for the statement C{read}
+        ran, with the values it was run with.
+    """
+    statements = []
+    connection = store._open_connection()
+    connection.set_trace_callback(statements.append)
+    try:
+        read()
+    finally:
+        connection.set_trace_callback(None)
+    [statement] = statements
+    return [row[-1] for row in query(path, f"EXPLAIN QUERY PLAN {statement}")]
+
+
 def version_rows(path):
     """
     @return: the rows of the database's version table.

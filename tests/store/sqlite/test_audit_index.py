@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.audit.alerts import ALERT_TYPES
 from suto_server.audit.paging import page_filters
 from suto_server.store.records import AuditEvent
-from tests.support.sqlite_files import SQLiteFileCase, query
+from tests.support.sqlite_files import SQLiteFileCase, statement_plan
 
 NOW = 1_700_000_000.0
 
@@ -35,20 +35,9 @@ class AlertsIndexTests(SQLiteFileCase, SynchronousTestCase):
 
     def plan_of(self, read):
         """
-        @param read: reads the store once, with one statement.
-        @return: the details of SQLite's query plan for the statement
-            C{read} ran, with the values it was run with.
+        @return: SQLite's query plan for the one statement C{read} ran.
         """
-        statements = []
-        connection = self.store._open_connection()
-        connection.set_trace_callback(statements.append)
-        try:
-            read()
-        finally:
-            connection.set_trace_callback(None)
-        [statement] = statements
-        plan = query(self.path, f"EXPLAIN QUERY PLAN {statement}")
-        return [row[-1] for row in plan]
+        return statement_plan(self.store, self.path, read)
 
     def assert_searches_by_event(self, plan):
         """
