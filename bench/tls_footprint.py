@@ -63,20 +63,20 @@ def _pump(one: SSL.Connection, other: SSL.Connection) -> None:
 
 def _converse(server: SSL.Connection, client: SSL.Connection) -> None:
     """
-    Complete the handshake, then pass one record each way.
+    Complete the handshake as Twisted's C{TLSMemoryBIOProtocol} drives it
+    (each side's C{do_handshake} until it returns), then pass one record
+    each way.
     """
-    while True:
-        for side in (client, server):
+    pending = [client, server]
+    while pending:
+        for side in list(pending):
             try:
                 side.do_handshake()
             except SSL.WantReadError:
-                pass
+                continue
+            pending.remove(side)
         _pump(server, client)
-        try:
-            client.send(RECORD)
-            break
-        except SSL.WantReadError:
-            continue
+    client.send(RECORD)
     _pump(server, client)
     server.recv(4096)
     server.send(RECORD)

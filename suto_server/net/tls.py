@@ -53,6 +53,7 @@ from zope.interface import implementer
 # under that cap.
 from suto_server.core.pem import MAX_PEM_BYTES, load_certificates, load_private_key
 from suto_server.net import certificate
+from suto_server.net.bio_release import ReleasingConnection
 from suto_server.net.direct import direct_writes
 from suto_server.net.refusals import UNWATCHED, IListenerWitness, RefusingTLSFactory
 from suto_server.net.reuseport import ReusePortEndpoint
@@ -241,9 +242,11 @@ class ReloadableServerTLS:
 
     def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
         """
-        Make a connection from the current context.
+        Make a connection from the current context, one that frees the
+        buffers its handshake grew once the handshake is over
+        (L{ReleasingConnection}).
         """
-        return SSL.Connection(self._context, None)
+        return ReleasingConnection(self._context, None)
 
     def reload(self) -> certificate.CertificateInfo:
         """
