@@ -3,9 +3,9 @@ Tests for L{suto_server.net.bio_release}: a server connection swaps its
 memory BIOs for new ones once its handshake is over and both are empty,
 and loses no byte doing so.
 
-The connections are pumped by hand in memory, the server's as Twisted's
-C{TLSMemoryBIOProtocol} drives it (C{do_handshake} until it returns, the
-send BIO read out after each turn), and once through Twisted itself.
+The connections are pumped by hand in memory (L{tests.support.memory_tls}),
+the server's send BIO read out after each turn as Twisted's
+C{TLSMemoryBIOProtocol} does, and once through Twisted itself.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from zope.interface import implementer
 from suto_server.net import certificate
 from suto_server.net.bio_release import ReleasingConnection
 from suto_server.net.tls import ReloadableServerTLS
+from tests.support.memory_tls import handshake, move
 
 #: About as long as one of SUTO's messages.
 RECORD = b"SUTO_C_ROTATE_" + b"x" * 100
@@ -42,38 +43,6 @@ def _client() -> SSL.Connection:
     client = SSL.Connection(SSL.Context(SSL.TLS_CLIENT_METHOD), None)
     client.set_connect_state()
     return client
-
-
-def _move(source: SSL.Connection, sink: SSL.Connection) -> bool:
-    """
-    Move what C{source} wrote for its peer into C{sink}.
-
-    @return: whether there was anything.
-    """
-    try:
-        data = source.bio_read(65536)
-    except SSL.WantReadError:
-        return False
-    sink.bio_write(data)
-    return True
-
-
-def _handshake(server: SSL.Connection, client: SSL.Connection) -> None:
-    """
-    Run the handshake until both sides' C{do_handshake} returned, leaving
-    what the server wrote last (its session tickets) in its send BIO.
-    """
-    pending = [client, server]
-    while pending:
-        for side in list(pending):
-            try:
-                side.do_handshake()
-            except SSL.WantReadError:
-                continue
-            pending.remove(side)
-        if server in pending:
-            while _move(server, client) or _move(client, server):
-                pass
 
 
 class ReleasingConnectionTests(SynchronousTestCase):
@@ -105,10 +74,10 @@ class ReleasingConnectionTests(SynchronousTestCase):
         """
         with self.assertRaises(SSL.WantReadError):
             self.client.do_handshake()
-        _move(self.client, self.server)
+        move(self.client, self.server)
         with self.assertRaises(SSL.WantReadError):
             self.server.do_handshake()
-        self.assertTrue(_move(self.server, self.client))
+        self.assertTrue(move(self.server, self.client))
         with self.assertRaises(SSL.WantReadError):
             self.server.bio_read(65536)
         self.assertEqual(self.current(), self.bios)
@@ -119,18 +88,18 @@ class ReleasingConnectionTests(SynchronousTestCase):
         close it leaves both BIOs empty, and they are replaced; records
         then pass both ways over the new ones.
         """
-        _handshake(self.server, self.client)
+        handshake(self.server, self.client)
         self.assertEqual(self.current(), self.bios)
-        self.assertTrue(_move(self.server, self.client))
+        self.assertTrue(move(self.server, self.client))
         new = self.current()
         self.assertNotIn(new[0], self.bios)
         self.assertNotIn(new[1], self.bios)
 
         self.client.send(RECORD)
-        _move(self.client, self.server)
+        move(self.client, self.server)
         self.assertEqual(self.server.recv(4096), RECORD)
         self.server.send(RECORD[::-1])
-        _move(self.server, self.client)
+        move(self.server, self.client)
         self.assertEqual(self.client.recv(4096), RECORD[::-1])
         self.assertEqual(self.current(), new)
 
@@ -140,10 +109,10 @@ class ReleasingConnectionTests(SynchronousTestCase):
         read: it is then read whole, and the next read of the send BIO
         releases them.
         """
-        _handshake(self.server, self.client)
+        handshake(self.server, self.client)
         self.client.send(RECORD)
-        _move(self.client, self.server)
-        self.assertTrue(_move(self.server, self.client))
+        move(self.client, self.server)
+        self.assertTrue(move(self.server, self.client))
         self.assertEqual(self.current(), self.bios)
         self.assertEqual(self.server.recv(4096), RECORD)
         with self.assertRaises(SSL.WantReadError):
@@ -155,13 +124,13 @@ class ReleasingConnectionTests(SynchronousTestCase):
         Half a record received when the BIOs are released is kept by
         OpenSSL, and completed by the rest arriving in the new BIO.
         """
-        _handshake(self.server, self.client)
+        handshake(self.server, self.client)
         self.client.send(RECORD)
         record = self.client.bio_read(65536)
         self.server.bio_write(record[:10])
         with self.assertRaises(SSL.WantReadError):
             self.server.recv(4096)
-        self.assertTrue(_move(self.server, self.client))
+        self.assertTrue(move(self.server, self.client))
         self.assertNotIn(self.server._into_ssl, self.bios)
         self.server.bio_write(record[10:])
         self.assertEqual(self.server.recv(4096), RECORD)
@@ -172,9 +141,9 @@ class ReleasingConnectionTests(SynchronousTestCase):
         which carry that end: reading reports it rather than asking for
         more bytes.
         """
-        _handshake(self.server, self.client)
+        handshake(self.server, self.client)
         self.server.bio_shutdown()
-        self.assertTrue(_move(self.server, self.client))
+        self.assertTrue(move(self.server, self.client))
         self.assertEqual(self.current(), self.bios)
         with self.assertRaises(SSL.Error) as raised:
             self.server.recv(4096)
