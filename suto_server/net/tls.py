@@ -252,7 +252,7 @@ class ReloadableServerTLS:
     def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
         """
         Make a connection from the current context, one that frees the
-        buffers its handshake grew once the handshake is over
+        buffers its handshake grew when the handshake completes
         (L{ReleasingConnection}).
         """
         return ReleasingConnection(self._context, None)

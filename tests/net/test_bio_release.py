@@ -1,11 +1,11 @@
 """
 Tests for L{suto_server.net.bio_release}: a server connection swaps its
-memory BIOs for new ones once its handshake is over and both are empty,
-and loses no byte doing so.
+memory BIOs for new ones when its handshake completes, and loses no byte
+doing so.
 
 The connections are pumped by hand in memory (L{tests.support.memory_tls}),
-the server's send BIO read out after each turn as Twisted's
-C{TLSMemoryBIOProtocol} does, and once through Twisted itself.
+the server's handshake driven as Twisted's C{TLSMemoryBIOProtocol} drives
+it, and once through Twisted itself.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def _client() -> SSL.Connection:
 
 class ReleasingConnectionTests(SynchronousTestCase):
     """
-    L{ReleasingConnection} gives back its handshake's BIOs at the first
-    read of its send BIO that finds them both empty after the handshake.
+    L{ReleasingConnection} moves to new BIOs when its handshake completes,
+    carrying over whatever its old ones held.
     """
 
     def setUp(self) -> None:
@@ -58,8 +58,22 @@ class ReleasingConnectionTests(SynchronousTestCase):
         self.client = _client()
         self.bios = (self.server._into_ssl, self.server._from_ssl)
 
-    def current(self) -> tuple:
-        return (self.server._into_ssl, self.server._from_ssl)
+    def assert_released(self) -> None:
+        self.assertNotIn(self.server._into_ssl, self.bios)
+        self.assertNotIn(self.server._from_ssl, self.bios)
+
+    def client_finished(self) -> None:
+        """
+        Run the handshake up to the client's Finished, which is left in
+        the client's send BIO.
+        """
+        with self.assertRaises(SSL.WantReadError):
+            self.client.do_handshake()
+        move(self.client, self.server)
+        with self.assertRaises(SSL.WantReadError):
+            self.server.do_handshake()
+        move(self.server, self.client)
+        self.client.do_handshake()
 
     def test_listener_connections(self) -> None:
         """
@@ -69,82 +83,65 @@ class ReleasingConnectionTests(SynchronousTestCase):
 
     def test_kept_during_the_handshake(self) -> None:
         """
-        While the handshake runs, however often the send BIO is read, the
-        BIOs stay the same.
+        While the handshake runs, the BIOs stay the same.
         """
-        with self.assertRaises(SSL.WantReadError):
-            self.client.do_handshake()
-        move(self.client, self.server)
-        with self.assertRaises(SSL.WantReadError):
-            self.server.do_handshake()
-        self.assertTrue(move(self.server, self.client))
-        with self.assertRaises(SSL.WantReadError):
-            self.server.bio_read(65536)
-        self.assertEqual(self.current(), self.bios)
+        self.client_finished()
+        self.assertEqual((self.server._into_ssl, self.server._from_ssl), self.bios)
 
-    def test_released_once_drained(self) -> None:
+    def test_released_with_the_handshake(self) -> None:
         """
-        Once the handshake is done, reading out the session tickets that
-        close it leaves both BIOs empty, and they are replaced; records
-        then pass both ways over the new ones.
+        The handshake completed, both BIOs are new, the session tickets
+        written last reach the client, and records pass both ways.
         """
         handshake(self.server, self.client)
-        self.assertEqual(self.current(), self.bios)
+        self.assert_released()
         self.assertTrue(move(self.server, self.client))
-        new = self.current()
-        self.assertNotIn(new[0], self.bios)
-        self.assertNotIn(new[1], self.bios)
-
         self.client.send(RECORD)
         move(self.client, self.server)
         self.assertEqual(self.server.recv(4096), RECORD)
         self.server.send(RECORD[::-1])
         move(self.server, self.client)
         self.assertEqual(self.client.recv(4096), RECORD[::-1])
-        self.assertEqual(self.current(), new)
 
-    def test_waits_for_unread_bytes(self) -> None:
+    def test_unread_record_carried(self) -> None:
         """
-        A record received and not yet read keeps the BIOs until it is
-        read: it is then read whole, and the next read of the send BIO
-        releases them.
+        A record that arrived with the client's Finished is read whole
+        from the new BIO.
         """
-        handshake(self.server, self.client)
+        self.client_finished()
         self.client.send(RECORD)
         move(self.client, self.server)
-        self.assertTrue(move(self.server, self.client))
-        self.assertEqual(self.current(), self.bios)
+        self.server.do_handshake()
+        self.assert_released()
         self.assertEqual(self.server.recv(4096), RECORD)
-        with self.assertRaises(SSL.WantReadError):
-            self.server.bio_read(65536)
-        self.assertNotIn(self.server._into_ssl, self.bios)
 
-    def test_partial_record_kept(self) -> None:
+    def test_partial_record_carried(self) -> None:
         """
-        Half a record received when the BIOs are released is kept by
-        OpenSSL, and completed by the rest arriving in the new BIO.
+        Part of a record that arrived with the client's Finished is
+        completed by the rest arriving in the new BIO.
         """
-        handshake(self.server, self.client)
+        self.client_finished()
         self.client.send(RECORD)
-        record = self.client.bio_read(65536)
-        self.server.bio_write(record[:10])
+        sent = self.client.bio_read(65536)
+        self.server.bio_write(sent[:-50])
+        self.server.do_handshake()
+        self.assert_released()
         with self.assertRaises(SSL.WantReadError):
             self.server.recv(4096)
-        self.assertTrue(move(self.server, self.client))
-        self.assertNotIn(self.server._into_ssl, self.bios)
-        self.server.bio_write(record[10:])
+        self.server.bio_write(sent[-50:])
         self.assertEqual(self.server.recv(4096), RECORD)
 
     def test_kept_after_the_end_of_stream(self) -> None:
         """
-        Once told the peer's stream ended, the connection keeps its BIOs,
-        which carry that end: reading reports it rather than asking for
-        more bytes.
+        Told the peer's stream ended before the handshake completes, the
+        connection keeps its BIOs, which carry that end: reading reports
+        it rather than asking for more bytes.
         """
-        handshake(self.server, self.client)
+        self.client_finished()
+        move(self.client, self.server)
         self.server.bio_shutdown()
-        self.assertTrue(move(self.server, self.client))
-        self.assertEqual(self.current(), self.bios)
+        self.server.do_handshake()
+        self.assertEqual((self.server._into_ssl, self.server._from_ssl), self.bios)
         with self.assertRaises(SSL.Error) as raised:
             self.server.recv(4096)
         self.assertNotIsInstance(raised.exception, SSL.WantReadError)
