@@ -45,28 +45,27 @@ from suto_server.net.tls import ReloadableServerTLS
 RECORD = b"x" * 121
 
 
-def _pump(one: SSL.Connection, other: SSL.Connection) -> None:
+def move(source: SSL.Connection, sink: SSL.Connection) -> bool:
     """
-    Move whatever either connection wrote into the other, until neither
-    has anything left.
+    Move what C{source} wrote for its peer into C{sink}.
+
+    @return: whether there was anything.
     """
-    moved = True
-    while moved:
-        moved = False
-        for source, sink in ((one, other), (other, one)):
-            try:
-                data = source.bio_read(65536)
-            except SSL.WantReadError:
-                continue
-            sink.bio_write(data)
-            moved = True
+    try:
+        data = source.bio_read(65536)
+    except SSL.WantReadError:
+        return False
+    sink.bio_write(data)
+    return True
 
 
-def _converse(server: SSL.Connection, client: SSL.Connection) -> None:
+def handshake(server: SSL.Connection, client: SSL.Connection) -> None:
     """
-    Complete the handshake as Twisted's C{TLSMemoryBIOProtocol} drives it
-    (each side's C{do_handshake} until it returns), then pass one record
-    each way.
+    Run the handshake as Twisted's C{TLSMemoryBIOProtocol} drives it,
+    each side's C{do_handshake} until it returns, rather than letting the
+    first C{recv} finish it.  What was written in the turn that finished
+    it stays unread: in TLS 1.3, the server's session tickets in its send
+    BIO.
     """
     pending = [client, server]
     while pending:
@@ -76,7 +75,25 @@ def _converse(server: SSL.Connection, client: SSL.Connection) -> None:
             except SSL.WantReadError:
                 continue
             pending.remove(side)
-        _pump(server, client)
+        if pending:
+            _pump(server, client)
+
+
+def _pump(one: SSL.Connection, other: SSL.Connection) -> None:
+    """
+    Move whatever either connection wrote into the other, until neither
+    has anything left.
+    """
+    while move(one, other) or move(other, one):
+        pass
+
+
+def _converse(server: SSL.Connection, client: SSL.Connection) -> None:
+    """
+    Complete the handshake, then pass one record each way.
+    """
+    handshake(server, client)
+    _pump(server, client)
     client.send(RECORD)
     _pump(server, client)
     server.recv(4096)

@@ -3,7 +3,7 @@ Tests for L{suto_server.net.bio_release}: a server connection swaps its
 memory BIOs for new ones when its handshake completes, and loses no byte
 doing so.
 
-The connections are pumped by hand in memory (L{tests.support.memory_tls}),
+The connections are pumped by hand in memory (L{bench.tls_footprint}'s helpers),
 the server's handshake driven as Twisted's C{TLSMemoryBIOProtocol} drives
 it, and once through Twisted itself.
 """
@@ -22,10 +22,10 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from bench.tls_footprint import handshake, move
 from suto_server.net import certificate
 from suto_server.net.bio_release import ReleasingConnection
 from suto_server.net.tls import ReloadableServerTLS
-from tests.support.memory_tls import handshake, move
 
 #: About as long as one of SUTO's messages.
 RECORD = b"SUTO_C_ROTATE_" + b"x" * 100

@@ -49,6 +49,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from bench.tls_footprint import handshake, move
 from suto_server.net import certificate
 from suto_server.net.direct import DirectWriteServer
 from suto_server.net.listening import OptionEndpoint
@@ -62,7 +63,7 @@ from suto_server.net.tls import (
     server_endpoint,
     watch,
 )
-from tests.support import memory_tls, pki
+from tests.support import pki
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 
@@ -1013,12 +1014,12 @@ class SessionTests(SynchronousTestCase):
         client.set_connect_state()
         if session is not None:
             client.set_session(session)
-        memory_tls.handshake(server, client)
+        handshake(server, client)
         client.send(b"hello")
-        memory_tls.move(client, server)
+        move(client, server)
         self.assertEqual(server.recv(100), b"hello")
         server.send(b"welcome")
-        memory_tls.move(server, client)
+        move(server, client)
         self.assertEqual(client.recv(100), b"welcome")
         return client, server
 
