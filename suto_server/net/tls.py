@@ -53,6 +53,7 @@ from zope.interface import implementer
 # under that cap.
 from suto_server.core.pem import MAX_PEM_BYTES, load_certificates, load_private_key
 from suto_server.net import certificate
+from suto_server.net.bio_release import ReleasingConnection
 from suto_server.net.direct import direct_writes
 from suto_server.net.refusals import UNWATCHED, IListenerWitness, RefusingTLSFactory
 from suto_server.net.reuseport import ReusePortEndpoint
@@ -108,7 +109,16 @@ class ReloadableServerTLS:
     (C{SSL_MODE_RELEASE_BUFFERS}, which L{CertificateOptions} sets on every
     context it makes): a fleet of agents holds its connections idle for
     minutes between rotations, and the buffers would cost each one 25 to
-    29 KB (bench/RESULTS.md).
+    29 KB (bench/RESULTS.md).  Nor do they keep the buffers of their
+    memory BIOs past the handshake (L{ReleasingConnection}).
+
+    No session is kept for resumption: the agent opens a fresh
+    connection each time, and L{CertificateOptions} turns the session
+    cache off and TLS session tickets with it (C{OP_NO_TICKET}).  In TLS
+    1.3 OpenSSL still sends two stateful tickets after each handshake,
+    naming sessions no cache holds, so a client presenting one gets a
+    full handshake; sending none would take C{SSL_CTX_set_num_tickets},
+    which neither pyOpenSSL nor C{cryptography} binds.
 
     @ivar witness: the L{IListenerWitness} of the listener these settings
         serve (see L{watch}).  It lives here, not on the endpoint, because
@@ -241,9 +251,11 @@ class ReloadableServerTLS:
 
     def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
         """
-        Make a connection from the current context.
+        Make a connection from the current context, one that frees the
+        buffers its handshake grew when the handshake completes
+        (L{ReleasingConnection}).
         """
-        return SSL.Connection(self._context, None)
+        return ReleasingConnection(self._context, None)
 
     def reload(self) -> certificate.CertificateInfo:
         """

@@ -49,6 +49,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from bench.tls_footprint import handshake, move
 from suto_server.net import certificate
 from suto_server.net.direct import DirectWriteServer
 from suto_server.net.listening import OptionEndpoint
@@ -983,6 +984,90 @@ class WitnessTests(SynchronousTestCase):
         tcp = _CapturingTCP()
         TLSServerEndpoint(tcp, self.tls).listen(_Refusing())
         self.assertIsNone(tcp.factory.buildProtocol(self.peer))
+
+
+class SessionTests(SynchronousTestCase):
+    """
+    The listener keeps no session for a client to resume: the agent opens
+    a fresh connection each time, so a session cache would hold memory for
+    nothing.  A client that tries to resume anyway gets a full handshake.
+    """
+
+    def setUp(self) -> None:
+        self.files = _Files(self.mktemp())
+        self.key_path, self.cert_path, _ = self.files.server_identity()
+        self.client_context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+
+    def connect(self, tls: ReloadableServerTLS, session=None) -> tuple:
+        """
+        Connect a client to C{tls} in memory, offering C{session} if
+        given, and pass a record each way.
+
+        @return: the client connection, which has read the server's
+            session tickets, and the server's, which the caller keeps
+            open: OpenSSL drops the session of a server connection freed
+            without a shutdown from its cache.
+        """
+        server = tls.serverConnectionForTLS(None)
+        server.set_accept_state()
+        client = SSL.Connection(self.client_context, None)
+        client.set_connect_state()
+        if session is not None:
+            client.set_session(session)
+        handshake(server, client)
+        client.send(b"hello")
+        move(client, server)
+        self.assertEqual(server.recv(100), b"hello")
+        server.send(b"welcome")
+        move(server, client)
+        self.assertEqual(client.recv(100), b"welcome")
+        return client, server
+
+    def test_no_session_cache(self) -> None:
+        """
+        The listener's context caches no session.
+        """
+        tls = ReloadableServerTLS(self.key_path, self.cert_path)
+        context = tls.serverConnectionForTLS(None).get_context()
+        self.assertEqual(context.get_session_cache_mode(), SSL.SESS_CACHE_OFF)
+
+    def test_resumption_attempt(self) -> None:
+        """
+        A client offering the session of its previous connection gets a
+        full handshake, and a connection that works.
+        """
+        from OpenSSL._util import lib
+
+        tls = ReloadableServerTLS(self.key_path, self.cert_path)
+        client, server = self.connect(tls)
+        again, _ = self.connect(tls, client.get_session())
+        self.assertEqual(lib.SSL_session_reused(again._ssl), 0)
+
+    def test_resumption_attempt_tls12(self) -> None:
+        """
+        So does a TLS 1.2 client offering its previous session's id.
+        """
+        from OpenSSL._util import lib
+
+        self.client_context.set_max_proto_version(SSL.TLS1_2_VERSION)
+        tls = ReloadableServerTLS(self.key_path, self.cert_path)
+        client, server = self.connect(tls)
+        again, _ = self.connect(tls, client.get_session())
+        self.assertEqual(again.get_protocol_version_name(), "TLSv1.2")
+        self.assertEqual(lib.SSL_session_reused(again._ssl), 0)
+
+    def test_resumption_would_be_seen(self) -> None:
+        """
+        The same client does resume with a server that caches sessions:
+        the test above would see a resumption.
+        """
+        from OpenSSL._util import lib
+
+        tls = ReloadableServerTLS(self.key_path, self.cert_path)
+        tls._context.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
+        client, server = self.connect(tls)
+        again, _ = self.connect(tls, client.get_session())
+        self.assertEqual(lib.SSL_session_reused(again._ssl), 1)
 
 
 class ReleaseBuffersTests(SynchronousTestCase):
