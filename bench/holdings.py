@@ -25,16 +25,13 @@ import socket
 from dataclasses import dataclass
 
 from bench.cpu import process_cpu_seconds
-from bench.memory import resident_bytes
+from bench.memory import kibibytes_field, resident_bytes
 
 #: Where the kernel lists the IPv4 TCP sockets of this network namespace.
 _TCP_TABLE = "/proc/net/tcp"
 
 #: C{/proc/net/tcp}'s code for an established connection.
 _ESTABLISHED = "01"
-
-#: C{/proc/PID/smaps_rollup} gives sizes in kibibytes.
-_KIB = 1024
 
 
 @dataclass(frozen=True)
@@ -109,15 +106,7 @@ def proportional_bytes(pid: int) -> int | None:
         private pages, and each shared page divided by the processes
         mapping it), or L{None} if it cannot be read.
     """
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
-            rollup = handle.read(8192)
-    except OSError:
-        return None
-    for line in rollup.splitlines():
-        if line.startswith(b"Pss:"):
-            return int(line.split()[1]) * _KIB
-    return None
+    return kibibytes_field(f"/proc/{pid}/smaps_rollup", b"Pss:", 8192)
 
 
 class ShareMeter:

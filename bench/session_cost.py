@@ -50,6 +50,7 @@ import tempfile
 import time
 import timeit
 import tracemalloc
+from dataclasses import replace
 
 if __package__ in (None, ""):
     # Run as a script: make the repository importable, as "python -m" would.
@@ -66,6 +67,7 @@ from twisted.internet.epollreactor import EPollReactor  # noqa: E402
 from twisted.internet.testing import StringTransport  # noqa: E402
 
 from bench import fleet  # noqa: E402
+from suto_client import rotation_keys  # noqa: E402
 from suto_server.audit.log import AuditLog  # noqa: E402
 from suto_server.core import keyschedule, wire  # noqa: E402
 from suto_server.core.timing import (  # noqa: E402
@@ -207,7 +209,8 @@ def timeout_microseconds(connections: int, rotations: int, repeat: int) -> float
 class _Agent:
     """
     One seeded profile's agent, computing its side of each rotation with
-    the key schedule, and the server's connection it talks to.
+    the agent's own functions (L{suto_client.rotation_keys}), and the
+    server's connection it talks to.
     """
 
     def __init__(self, member: fleet.Member, protocol, transport) -> None:
@@ -215,58 +218,47 @@ class _Agent:
         self.fingerprint = member.fingerprint_hash
         self.protocol = protocol
         self.transport = transport
-        self.key = self.profile.key
-        self.generation = self.profile.generation
-        self._private = None
+        self._pending = None
         self._next = None
 
     def rotate(self) -> bytes:
-        self._private = X25519PrivateKey.generate()
+        self._pending = rotation_keys.Pending(JUNK, X25519PrivateKey.generate())
         self.transport.clear()
-        return wire.encode(
-            wire.Rotate(
-                keyschedule.key_id(self.key),
-                JUNK,
-                self._private.public_key().public_bytes_raw(),
-                self.profile.user,
-            ),
-            FRAMED,
-        )
+        return wire.encode(self._pending.rotate(self.profile), FRAMED)
 
     def acknowledge(self) -> bytes:
         [*_, ok] = _decoded(self.transport.value())
-        shared = keyschedule.dh_shared_secret(self._private, ok.public)
-        self._next = keyschedule.next_key(
-            self.key,
-            JUNK,
-            self.fingerprint,
-            shared,
-            self.profile.user,
-            self.generation + 1,
+        user = self.profile.user
+        self._next = rotation_keys.next_key(
+            self.profile, self._pending, self.fingerprint, ok.public
         )
-        self._open(ok.sealed, keyschedule.ROTATE_OK_PURPOSE)
-        sealed = keyschedule.seal_message(
-            self._next,
-            b"ack",
-            profile=self.profile.user,
-            purpose=keyschedule.ROTATE_ACK_PURPOSE,
-        )
+        _opened(rotation_keys.opens_ok(self._next, user, ok.sealed), "ok")
         self.transport.clear()
-        return wire.encode(wire.RotateAck(sealed), FRAMED)
+        return wire.encode(rotation_keys.acknowledgement(self._next, user), FRAMED)
 
     def commit(self) -> None:
         [done] = _decoded(self.transport.value())
-        self._open(done.sealed, keyschedule.ROTATE_DONE_PURPOSE)
-        self.key, self._next = self._next, None
-        self.generation += 1
-
-    def _open(self, sealed: bytes, purpose: str) -> None:
-        keyschedule.open_message(
-            self._next, sealed, profile=self.profile.user, purpose=purpose
+        user = self.profile.user
+        _opened(rotation_keys.confirms(self._next, user, done.sealed), "done")
+        self.profile = replace(
+            self.profile,
+            key=self._next,
+            key_id=keyschedule.key_id(self._next),
+            generation=self.profile.generation + 1,
         )
+        self._next = None
 
 
 JUNK = bytes(range(32))
+
+
+def _opened(opened: bool, what: str) -> None:
+    """
+    @raise keyschedule.SealError: the server's C{what} did not open under
+        the key the agent derived.
+    """
+    if not opened:
+        raise keyschedule.SealError(f"the server's {what} did not open")
 
 
 def _decoded(data: bytes) -> list:
