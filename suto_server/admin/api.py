@@ -89,8 +89,10 @@ class AuthResource(resource.Resource):
     The verdict is recorded in the audit log as it is reached, through a
     group commit on the database thread; the answer waits until that
     record is on disk, so that no verdict is ever told before its record
-    would survive a crash.  (A verdict another process sharing the store
-    reached is recorded there; its announcement does not wait.)
+    would survive a crash.  A record the store refuses is logged as
+    critical by the audit log, and the verdict answered once the write
+    has failed.  (A verdict another process sharing the store reached is
+    recorded there; its announcement does not wait.)
     """
 
     isLeaf = True
