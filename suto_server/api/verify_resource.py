@@ -9,7 +9,8 @@ is not that is a 400, one over L{MAX_VERIFY_BODY} bytes a 413, and nothing
 about it reaches a device.  A calling host over its limits
 (L{suto_server.api.callers}) is answered C{rate_limited} at once.  Every
 verification is audited as C{verify_<verdict>} with the caller's subject,
-the user, the verdict and its reason, and a request it could not read as
+the user, the verdict and its reason (the answer waits until that record,
+and every one before it, has landed), and a request it could not read as
 C{verify_bad_request} (refusals at most so many a minute per caller,
 L{suto_server.audit.refusal_records}); never a secret (there is none to
 log: the device proves itself to the server, not to the caller).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web import resource
@@ -124,10 +126,13 @@ class VerifyResource(resource.Resource):
             return write_json(request, 200, _json(result))
         d = self._verifier.verify(user, deadline)
 
-        def answered(result: VerifyResult) -> dict:
+        def answered(result: VerifyResult) -> Deferred:
+            # As the admin API's verdicts: told only once its record (and
+            # every record before it) has landed, so a crash never leaves a
+            # login granted and unrecorded.
             self._limits.done(caller.subject)
             self._record(caller, result)
-            return _json(result)
+            return self._audit.flushed().addCallback(lambda _: _json(result))
 
         d.addCallback(answered)
         return answer_later(request, d, self.log)

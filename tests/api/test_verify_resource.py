@@ -93,6 +93,39 @@ class VerifyResourceTests(SynchronousTestCase):
             f"the device proved it (asked from {CALLER_ADDRESS}; device at 127.0.0.5)",
         )
 
+    def test_answer_waits_for_audit_record(self):
+        """
+        A verdict is answered only once its C{verify_<verdict>} record (and
+        every record before it) is on disk: with the append pending the
+        host has no answer yet; when it lands, it has.
+        """
+        appends = []
+
+        def append(record):
+            appends.append(defer.Deferred())
+            return appends[-1]
+
+        audit = AuditLog(MemoryStore(), sinks=[], append=append)
+        verify = VerifyResource(
+            self.verifier,
+            CallerLimits(in_flight=2, per_minute=5),
+            POLICY,
+            audit,
+            self.clock,
+            (1.0, 30.0),
+        )
+        self.site = ApiSite(
+            ApiRoot(POLICY, verify, resource.Resource(), audit, self.clock), self.clock
+        )
+        transport = self.post({"user": "alice", "deadline": 5})
+        [(_, _, d)] = self.verifier.asked
+        d.callback(VerifyResult("alice", Answer.ACCEPTED, "the device proved its key"))
+        self.assertEqual(len(appends), 1)
+        self.assertIsNone(answer(transport))
+        appends[0].callback(None)
+        status, body = answer(transport)
+        self.assertEqual((status, body["verdict"]), (200, "accepted"))
+
     def test_deadline(self):
         """
         No deadline is the default of 10 s; others are clamped to the
