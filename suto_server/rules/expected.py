@@ -20,7 +20,10 @@ one dictionary lookup per connection however many profiles there are: it
 is read from the store once, when the server starts, and then follows the
 audit log, in which every enrollment (C{enrolled}) and every move
 (C{location_changed}) is recorded with the profile's new address as its
-source.
+source.  Every process of a deployment keeps the whole table, so it is
+kept small: read a page of C{(user, address)} pairs at a time
+(L{IProfileStore.locations}), never the profiles whole, and each address
+packed (bytes, not an L{ipaddress} object).
 """
 
 from __future__ import annotations
