@@ -20,17 +20,52 @@ one dictionary lookup per connection however many profiles there are: it
 is read from the store once, when the server starts, and then follows the
 audit log, in which every enrollment (C{enrolled}) and every move
 (C{location_changed}) is recorded with the profile's new address as its
-source.
+source.  Every process of a deployment keeps the whole table, so it is
+kept small: read a page of C{(user, address)} pairs at a time
+(L{IProfileStore.locations}), never the profiles whole, and each address
+packed (bytes, not an L{ipaddress} object).
 """
 
 from __future__ import annotations
 
+import ipaddress
+
 from suto_server.rules.limits import peer_ip, source_key
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.store.interfaces import IProfileStore
+from suto_server.store.records import LOCATIONS_PAGE
 
 #: The audit events whose source is where their profile now is.
 _LOCATING_EVENTS = frozenset({"enrolled", "location_changed"})
+
+
+def _packed(host: str | None) -> bytes | None:
+    """
+    @return: the address C{host} names as L{peer_ip} reads it, in its
+        packed form (4 bytes for IPv4, 16 for IPv6, so the two never
+        meet), or L{None} for a peer that is not an IP address.  The
+        table keeps this form: 37 bytes of Python object for an IPv4
+        address against 76-80 for an L{ipaddress.IPv4Address}.
+    """
+    ip = peer_ip(host)
+    return None if ip is None else ip.packed
+
+
+def _locations(store):
+    """
+    Every profile's C{(user, address)}, read a page at a time, so that
+    start-up never holds more than one page of the store's answer: the
+    profiles read whole (L{IProfileStore.list_profiles}, sealed keys and
+    every field) left ≈ 750 bytes resident per profile after they were
+    dropped, since the peak stays in the process's heap.
+    """
+    after = None
+    while True:
+        page = store.locations(after, LOCATIONS_PAGE)
+        yield from page
+        if len(page) < LOCATIONS_PAGE:
+            return
+        after = page[-1][0]
 
 
 class KnownLocations:
@@ -41,10 +76,11 @@ class KnownLocations:
     """
 
     def __init__(self, locations=()) -> None:
-        self._by_user: dict = {}
-        # address -> how many profiles are registered there (endpoints
-        # behind one NAT address share it).
-        self._profiles: dict = {}
+        # user -> the packed address of their profile's location.
+        self._by_user: dict[str, bytes] = {}
+        # packed address -> how many profiles are registered there
+        # (endpoints behind one NAT address share it).
+        self._profiles: dict[bytes, int] = {}
         for user, address in locations:
             self.moved(user, address)
 
@@ -56,20 +92,17 @@ class KnownLocations:
         """
         if not IProfileStore.providedBy(store):
             return cls()
-        return cls(
-            (profile.username, profile.last_address)
-            for profile in store.list_profiles()
-        )
+        return cls(_locations(store))
 
     def moved(self, user: str, address: str) -> None:
         """
         C{user}'s profile is now registered at C{address}.
         """
-        ip = peer_ip(address)
-        if ip is None:
+        here = _packed(address)
+        if here is None:
             return
         old = self._by_user.get(user)
-        if old == ip:
+        if old == here:
             return
         if old is not None:
             left = self._profiles[old] - 1
@@ -77,8 +110,8 @@ class KnownLocations:
                 self._profiles[old] = left
             else:
                 del self._profiles[old]
-        self._by_user[user] = ip
-        self._profiles[ip] = self._profiles.get(ip, 0) + 1
+        self._by_user[user] = here
+        self._profiles[here] = self._profiles.get(here, 0) + 1
 
     def audited(self, event) -> None:
         """
@@ -88,16 +121,20 @@ class KnownLocations:
             self.moved(event.username, event.source)
 
     def __contains__(self, host: str) -> bool:
-        return peer_ip(host) in self._profiles
+        return _packed(host) in self._profiles
 
     def registered_at(self, user: str, host: str | None) -> bool:
         """
         Is C{host} in the source (IPv4 address or IPv6 /64) of C{user}'s
         registered location?
         """
-        ip = self._by_user.get(user)
+        there = self._by_user.get(user)
         here = source_key(host)
-        return ip is not None and here is not None and here == source_key(str(ip))
+        return (
+            there is not None
+            and here is not None
+            and here == source_key(str(ipaddress.ip_address(there)))
+        )
 
 
 class ExpectedSources:

@@ -14,6 +14,7 @@ from suto_server.core.schemes import identify
 from suto_server.store.records import (
     ATTEMPT_NONCE_SIZE,
     FINGERPRINT_SIZE,
+    LOCATIONS_PAGE,
     MAX_LOCATIONS,
     MAX_NAME,
     MAX_NETWORKS,
@@ -380,6 +381,18 @@ def check_page(newest, skip) -> None:
     _check_count("skip", skip, 0)
     if newest is None and skip:
         raise ValueError("skip needs newest")
+
+
+def check_locations_page(after, count) -> None:
+    """
+    @raise ValueError: C{after} is neither L{None} nor a user name, or
+        C{count} is not from 1 to L{LOCATIONS_PAGE}.
+    """
+    if after is not None:
+        check_username(after)
+    _check_count("count", count, 1)
+    if count > LOCATIONS_PAGE:
+        raise ValueError("count is out of range")
 
 
 def checked_audit_events(events):

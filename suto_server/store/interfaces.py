@@ -184,6 +184,22 @@ class IProfileStore(Interface):
             sorted by name.
         """
 
+    def locations(after, count):
+        """
+        One page of where the profiles are, without reading them whole:
+        what a table of every profile's address needs, in memory that
+        does not grow with the records' other fields or the whole table.
+
+        @param after: the last user name of the page before, or L{None}
+            for the first page.
+        @param count: how many profiles the page names at most, from 1 to
+            L{suto_server.store.records.LOCATIONS_PAGE}.
+        @return: a L{list} of C{(username, last_address)} pairs, of the
+            first C{count} profiles whose names sort after C{after}, in
+            the order of L{list_profiles}; shorter than C{count} only at
+            the end.
+        """
+
     def remove_profile(username):
         """
         Forget the user's profile; its key is dead from then on.

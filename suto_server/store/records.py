@@ -37,6 +37,8 @@ MAX_NAME = 255
 MAX_REASON = 16384
 #: Most locations one audit event may name (a move names two).
 MAX_LOCATIONS = 16
+#: Most profiles one page of L{IProfileStore.locations} may name.
+LOCATIONS_PAGE = 1000
 #: Size of a hardware fingerprint hash (SHA-256).
 FINGERPRINT_SIZE = 32
 #: Largest sealed key the store keeps (a master-key seal of a 32-byte key

@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.rules.expected import ExpectedSources, KnownLocations
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.store.memory import MemoryStore
-from suto_server.store.records import AuditEvent
+from suto_server.store.records import LOCATIONS_PAGE, AuditEvent
 from tests.support.store_suite.values import PROFILE, WINDOW
 
 
@@ -34,6 +34,48 @@ class KnownLocationsTests(SynchronousTestCase):
         self.assertIn("::ffff:" + PROFILE.location, known)
         self.assertNotIn("10.2.3.18", known)
         self.assertNotIn(PROFILE.location, KnownLocations.of(object()))
+
+    def test_of_store_in_pages(self):
+        """
+        The locations are read a page at a time, through the store's
+        C{locations} and never its whole profiles: every profile of a
+        store holding more than one page is known, the last page's too,
+        at its last address.
+        """
+        store = MemoryStore()
+        count = LOCATIONS_PAGE + 1
+        for index in range(count):
+            name = f"user{index:05d}"
+            store.open_window(replace(WINDOW, username=name))
+            address = f"10.9.{index // 250}.{index % 250}"
+            store.complete_enrollment(
+                replace(PROFILE, username=name, last_address=address)
+            )
+        # Reading the profiles whole would fail.
+        store.list_profiles = None
+        known = KnownLocations.of(store)
+        for index in (0, LOCATIONS_PAGE - 1, LOCATIONS_PAGE):
+            self.assertIn(f"10.9.{index // 250}.{index % 250}", known)
+            self.assertTrue(
+                known.registered_at(
+                    f"user{index:05d}", f"10.9.{index // 250}.{index % 250}"
+                )
+            )
+        self.assertNotIn(PROFILE.location, known)
+
+    def test_packed_addresses(self):
+        """
+        An IPv4 address and the IPv6 address of the same 4 bytes' value
+        are different places, and an IPv6 location matches any host of its
+        /64.
+        """
+        known = KnownLocations([("alice", "::a02:311"), ("bob", "2001:db8::1%eth0")])
+        self.assertNotIn("10.2.3.17", known)
+        self.assertIn("::a02:311", known)
+        self.assertIn("2001:db8::1", known)
+        self.assertTrue(known.registered_at("bob", "2001:db8::99"))
+        self.assertFalse(known.registered_at("bob", "2001:db8:0:1::1"))
+        self.assertFalse(known.registered_at("alice", "10.2.3.17"))
 
     def test_follows_enrollments_and_moves(self):
         """

@@ -11,6 +11,7 @@ from tests.support.store_suite.audit import AuditStoreTestsMixin
 from tests.support.store_suite.blacklist import BlacklistStoreTestsMixin
 from tests.support.store_suite.keys import KeyStoreTestsMixin
 from tests.support.store_suite.lifecycle import StoreTestsMixin
+from tests.support.store_suite.locations import LocationStoreTestsMixin
 from tests.support.store_suite.moves import MoveStoreTestsMixin
 from tests.support.store_suite.offline import OfflineStoreTestsMixin
 from tests.support.store_suite.profiles import ProfileStoreTestsMixin
@@ -48,6 +49,14 @@ class MemoryWindowStoreTests(_InMemory, WindowStoreTestsMixin, SynchronousTestCa
 class MemoryProfileStoreTests(_InMemory, ProfileStoreTestsMixin, SynchronousTestCase):
     """
     The shared suite of profile records, run against L{MemoryStore}.
+    """
+
+
+class MemoryLocationStoreTests(
+    _InMemory, LocationStoreTestsMixin, SynchronousTestCase
+):
+    """
+    The shared suite of the profiles' locations, run against L{MemoryStore}.
     """
 
 

@@ -20,6 +20,7 @@ from tests.support.store_suite.audit import AuditStoreTestsMixin
 from tests.support.store_suite.blacklist import BlacklistStoreTestsMixin
 from tests.support.store_suite.keys import KeyStoreTestsMixin
 from tests.support.store_suite.lifecycle import StoreTestsMixin
+from tests.support.store_suite.locations import LocationStoreTestsMixin
 from tests.support.store_suite.moves import MoveStoreTestsMixin
 from tests.support.store_suite.offline import OfflineStoreTestsMixin
 from tests.support.store_suite.profiles import ProfileStoreTestsMixin
@@ -118,6 +119,14 @@ class PostgresAccountStoreTests(
 ):
     """
     The shared account store suite, run against L{PostgresStore}.
+    """
+
+
+class PostgresLocationStoreTests(
+    _OnPostgres, LocationStoreTestsMixin, SynchronousTestCase
+):
+    """
+    The shared suite of the profiles' locations, run against L{PostgresStore}.
     """
 
 

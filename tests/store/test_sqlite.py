@@ -18,6 +18,7 @@ from tests.support.store_suite.audit import AuditStoreTestsMixin
 from tests.support.store_suite.blacklist import BlacklistStoreTestsMixin
 from tests.support.store_suite.keys import KeyStoreTestsMixin
 from tests.support.store_suite.lifecycle import StoreTestsMixin
+from tests.support.store_suite.locations import LocationStoreTestsMixin
 from tests.support.store_suite.moves import MoveStoreTestsMixin
 from tests.support.store_suite.offline import OfflineStoreTestsMixin
 from tests.support.store_suite.profiles import ProfileStoreTestsMixin
@@ -60,6 +61,14 @@ class SQLiteAccountStoreTests(_OnSQLite, AccountStoreTestsMixin, SynchronousTest
 class SQLiteProfileStoreTests(_OnSQLite, ProfileStoreTestsMixin, SynchronousTestCase):
     """
     The shared suite of profile records, run against L{SQLiteStore}.
+    """
+
+
+class SQLiteLocationStoreTests(
+    _OnSQLite, LocationStoreTestsMixin, SynchronousTestCase
+):
+    """
+    The shared suite of the profiles' locations, run against L{SQLiteStore}.
     """
 
 

@@ -6,11 +6,13 @@ compare-and-swap on the key ids (see
 L{suto_server.store.interfaces.IProfileStore}).
 """
 
+import heapq
 from dataclasses import replace
 
 from suto_server.store.checks import (
     check_key_id,
     check_key_use,
+    check_locations_page,
     check_rotation_commit,
     check_username,
 )
@@ -104,6 +106,18 @@ class Profiles:
         """
         profiles = self._open_tables().profiles
         return [profiles[name] for name in sorted(profiles)]
+
+    def locations(self, after, count):
+        """
+        See L{IProfileStore.locations}.
+        """
+        check_locations_page(after, count)
+        profiles = self._open_tables().profiles
+        names = heapq.nsmallest(
+            count,
+            (name for name in profiles if after is None or name > after),
+        )
+        return [(name, profiles[name].last_address) for name in names]
 
     def remove_profile(self, username):
         """

@@ -15,6 +15,7 @@ until the transaction ends.
 from suto_server.store.checks import (
     check_key_id,
     check_key_use,
+    check_locations_page,
     check_rotation_commit,
     check_username,
 )
@@ -113,6 +114,20 @@ class Profiles:
             f"SELECT {PROFILE_COLUMNS} FROM profiles ORDER BY username"
         )
         return [profile_from_row(row) for row in rows]
+
+    def locations(self, after, count):
+        """
+        See L{IProfileStore.locations}.  The page after a name is read
+        from the primary key's index, so each page costs the same however
+        far into the table it is; every name sorts after the empty one.
+        """
+        check_locations_page(after, count)
+        rows = self._read(
+            "SELECT username, last_address FROM profiles WHERE username > ?"
+            " ORDER BY username LIMIT ?",
+            ("" if after is None else after, count),
+        )
+        return [(username, address) for username, address in rows]
 
     def remove_profile(self, username):
         """
