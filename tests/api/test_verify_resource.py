@@ -48,7 +48,12 @@ class VerifyResourceTests(SynchronousTestCase):
         self.clock = task.Clock()
         self.store = MemoryStore()
         self.verifier = RecordingVerifier()
-        audit = AuditLog(self.store)
+        self.site = self.site_over(AuditLog(self.store))
+
+    def site_over(self, audit):
+        """
+        @return: the API's site over C{self.verifier}, auditing into C{audit}.
+        """
         verify = VerifyResource(
             self.verifier,
             CallerLimits(in_flight=2, per_minute=5),
@@ -57,7 +62,7 @@ class VerifyResourceTests(SynchronousTestCase):
             self.clock,
             (1.0, 30.0),
         )
-        self.site = ApiSite(
+        return ApiSite(
             ApiRoot(POLICY, verify, resource.Resource(), audit, self.clock), self.clock
         )
 
@@ -105,18 +110,7 @@ class VerifyResourceTests(SynchronousTestCase):
             appends.append(defer.Deferred())
             return appends[-1]
 
-        audit = AuditLog(MemoryStore(), sinks=[], append=append)
-        verify = VerifyResource(
-            self.verifier,
-            CallerLimits(in_flight=2, per_minute=5),
-            POLICY,
-            audit,
-            self.clock,
-            (1.0, 30.0),
-        )
-        self.site = ApiSite(
-            ApiRoot(POLICY, verify, resource.Resource(), audit, self.clock), self.clock
-        )
+        self.site = self.site_over(AuditLog(MemoryStore(), sinks=[], append=append))
         transport = self.post({"user": "alice", "deadline": 5})
         [(_, _, d)] = self.verifier.asked
         d.callback(VerifyResult("alice", Answer.ACCEPTED, "the device proved its key"))
