@@ -241,12 +241,12 @@ def _seal_parameters(
     counter: object,
 ) -> tuple[ChaCha20Poly1305, bytes, bytes]:
     """
-    The cipher, nonce and associated data of one sealed message.
+    The cipher, nonce and associated data of one sealed message: those of
+    a L{SealingKey}, at any direction and counter.
     """
-    cipher = _cipher(key)
-    require_text("profile", profile, MAX_PROFILE)
+    sealing = SealingKey(key, profile)
     nonce, rest = _binding(purpose, direction, counter)
-    return cipher, nonce, encode_parts(_SEAL_LABEL, profile) + rest
+    return sealing._cipher, nonce, sealing._bound + rest
 
 
 def seal(
