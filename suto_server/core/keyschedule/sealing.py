@@ -210,36 +210,25 @@ def _cipher(key: object) -> ChaCha20Poly1305:
 
 
 def _binding(
-    profile: str, purpose: object, direction: object, counter: object
+    purpose: object, direction: object, counter: object
 ) -> tuple[bytes, bytes]:
     """
-    The nonce and associated data of one sealed message of C{profile}
-    (already checked).
+    The nonce of one sealed message, and what its associated data holds
+    after the label and the profile (the encoding of several parts is the
+    encodings of each, one after the other).
     """
     require_text("purpose", purpose, MAX_PURPOSE)
     if not isinstance(direction, Direction):
         raise KeyScheduleError("direction must be a Direction")
     packed_counter = uint64("counter", counter)
-    associated = encode_parts(
-        _SEAL_LABEL, profile, purpose, direction.value, packed_counter
-    )
-    return _nonce(direction, packed_counter), associated
+    nonce = direction.value.encode("ascii") + b"\x00" + packed_counter
+    return nonce, encode_parts(purpose, direction.value, packed_counter)
 
 
-def _nonce(direction: Direction, packed_counter: bytes) -> bytes:
-    return direction.value.encode("ascii") + b"\x00" + packed_counter
-
-
-#: Each message of L{SEAL_COUNTERS}: its nonce, and what its associated
-#: data holds after the label and the profile (the encoding of several
-#: parts is the encodings of each, one after the other).
+#: Each message of L{SEAL_COUNTERS}: its L{_binding}, at the direction
+#: and counter its purpose fixes.
 _MESSAGE_BINDINGS = {
-    purpose: (
-        _nonce(_SEAL_DIRECTIONS[purpose], uint64("counter", counter)),
-        encode_parts(
-            purpose, _SEAL_DIRECTIONS[purpose].value, uint64("counter", counter)
-        ),
-    )
+    purpose: _binding(purpose, _SEAL_DIRECTIONS[purpose], counter)
     for purpose, counter in SEAL_COUNTERS.items()
 }
 
@@ -252,11 +241,12 @@ def _seal_parameters(
     counter: object,
 ) -> tuple[ChaCha20Poly1305, bytes, bytes]:
     """
-    The cipher, nonce and associated data of one sealed message.
+    The cipher, nonce and associated data of one sealed message: those of
+    a L{SealingKey}, at any direction and counter.
     """
-    cipher = _cipher(key)
-    require_text("profile", profile, MAX_PROFILE)
-    return (cipher, *_binding(profile, purpose, direction, counter))
+    sealing = SealingKey(key, profile)
+    nonce, rest = _binding(purpose, direction, counter)
+    return sealing._cipher, nonce, sealing._bound + rest
 
 
 def seal(

@@ -403,6 +403,13 @@ class Layout:
             pattern.append(b"(?>(" + part._whole.pattern + b"))")
         return re.compile(b"".join(pattern))
 
+    @cached_property
+    def _fields(self) -> tuple[Field, ...]:
+        """
+        The fields of L{parts}, in order: what the groups of L{_line} are.
+        """
+        return tuple(part for part in self.parts if not isinstance(part, bytes))
+
     def read(
         self, data: bytes, start: int, final: bool
     ) -> tuple[object, int] | NeedData:
@@ -424,10 +431,9 @@ class Layout:
         if final and self._line is not None:
             match = self._line.fullmatch(data, start + len(self.tag))
             if match is not None:
-                fields = [part for part in self.parts if not isinstance(part, bytes)]
                 values = {
                     part.name: part.from_text(text.decode("ascii"))
-                    for part, text in zip(fields, match.groups())
+                    for part, text in zip(self._fields, match.groups())
                 }
                 return self.kind(**self.constants, **values), len(data)
         return self.walk(data, start, final)
