@@ -96,14 +96,13 @@ class ServerReports:
         """
         C{user}'s row of L{clients}, or L{None} when it has no profile.
         """
-        profile = await self.calls.get_profile(user)
-        if profile is None:
+        start = await self.calls.rotation_start(user)
+        if start.profile is None:
             return None
-        _, offline_since = await self.calls.standing(user)
         return client_row(
-            profile,
+            start.profile,
             self.live,
-            offline_since,
+            start.offline_since,
             self._locations,
             self._reactor.seconds(),
         )

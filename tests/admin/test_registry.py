@@ -190,6 +190,18 @@ class WiringTests(SynchronousTestCase):
         self.assertNotIn(PROFILE.key_sealed.hex(), text)
         self.assertNotIn(PROFILE.fingerprint_hash.hex(), text)
 
+    def test_client(self):
+        """
+        C{client(user)} is that profile's row of C{clients()}, offline mark
+        included, and L{None} for a user with no profile.
+        """
+        self.server.store.mark_offline(["bob"], 1700000100.0)
+        rows = {row["user"]: row for row in result_of(self, self.server.clients())}
+        for user in ("alice", "bob"):
+            self.assertEqual(result_of(self, self.server.client(user)), rows[user])
+        self.assertEqual(rows["bob"]["state"], "offline")
+        self.assertIsNone(result_of(self, self.server.client("nobody")))
+
     def test_history(self):
         """
         C{history(user)} has the profile's moves and its alerts only;
