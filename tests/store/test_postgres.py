@@ -7,6 +7,7 @@ life of the schema is tested in C{tests/store/postgres/}.
 """
 
 import threading
+import time
 from dataclasses import replace
 
 import psycopg
@@ -30,6 +31,7 @@ from tests.support.store_suite.values import (
     HASH,
     PROFILE,
     WINDOW,
+    numbered_key_id,
     numbered_rotation,
 )
 from tests.support.store_suite.windows import WindowStoreTestsMixin
@@ -316,6 +318,51 @@ class PostgresRotationStoreTests(
         )
         self.rotate("alice", 0, 1, 2000.0)
         self.assertEqual(self.store.record_rotation_failure("alice"), 1)
+
+
+    def test_key_moved_while_waiting(self):
+        """
+        A rotation that waits for a profile's row while another session
+        moves its key (another process's rotation) then finds the key
+        gone: it applies nothing, retires no key, and leaves the offline
+        spell, all in the batch's one round trip.  PostgreSQL checks the
+        compare-and-swap's condition again on the row as it was committed
+        meanwhile.
+        """
+        self.rotate("alice", 0, 1, 2000.0)
+        self.store.mark_offline(["alice"], 2050.0)
+        other = self.other_session()
+        other.execute(
+            "UPDATE profiles SET previous_key_id = key_id, key_id = %s,"
+            " generation = 2 WHERE username = 'alice'",
+            (numbered_key_id(5),),
+        )
+        results = []
+        rotation = threading.Thread(
+            target=lambda: results.append(
+                self.store.commit_rotations([numbered_rotation("alice", 1, 2, 2100.0)])
+            )
+        )
+        rotation.start()
+        self.addCleanup(rotation.join)
+        watcher = admin_connection()
+        other_pid = other.info.backend_pid
+        deadline = time.monotonic() + 10
+        while not watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE %s = ANY(pg_blocking_pids(pid))",
+            (other_pid,),
+        ).fetchone()[0]:
+            self.assertLess(time.monotonic(), deadline, "the rotation never waited")
+        other.commit()
+        rotation.join()
+        self.assertEqual(results, [[False]])
+        self.assert_retired("alice", [], kept=[0, 1])
+        self.assertEqual(self.store.offline_since("alice"), 2050.0)
+        profile = self.store.get_profile("alice")
+        self.assertEqual(
+            (profile.key_id, profile.generation), (numbered_key_id(5), 2)
+        )
 
 
 class PostgresMoveStoreTests(_OnPostgres, MoveStoreTestsMixin, SynchronousTestCase):

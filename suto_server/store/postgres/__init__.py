@@ -74,9 +74,10 @@ class PostgresStore(
     def commit_rotations(self, rotations):
         """
         See L{IProfileStore.commit_rotations}: the batch's statements are
-        sent in psycopg's pipeline mode, so each rotation costs the
-        server one round trip (its compare-and-swap read) rather than
-        one per statement.
+        sent in psycopg's pipeline mode, and none waits for the answer of
+        one before (L{suto_server.store.sql.profiles}), so a batch costs
+        one round trip, its commit's, rather than one per rotation (or
+        per statement).
         """
         with self._session("committing rotations") as connection, connection.pipeline():
             return super().commit_rotations(rotations)

@@ -16,6 +16,14 @@ from suto_server.store.checks import (
 from suto_server.store.records import Move, SpentOfflineStep
 from suto_server.store.sql.rows import MOVE_COLUMNS
 
+#: The condition that a rotation's compare-and-swap applied, true once the
+#: profile holds its new key (the parameters: user, new key id, new
+#: generation).
+_HOLDS_NEW_KEY = (
+    "EXISTS (SELECT 1 FROM profiles WHERE username = ? AND key_id = ?"
+    " AND generation = ?)"
+)
+
 
 def attempt_recorded(connection, commit):
     """
@@ -38,26 +46,36 @@ def end_offline_spell(connection, commit):
     step it reconnected with, if any, is spent, with the key the rotation
     made and the attempt's nonce; the nonces of older steps are forgotten,
     since no older step is accepted again.  Within the caller's
-    transaction.
+    transaction, after the rotation's compare-and-swap: each statement
+    applies only if the profile now holds the rotation's new key (so
+    applies nothing when the swap did not), which lets them be sent
+    without waiting for the swap's answer.
     """
-    connection.execute("DELETE FROM offline WHERE username = ?", (commit.username,))
+    applied = (commit.username, commit.new_key_id, commit.new_generation)
+    connection.execute(
+        f"DELETE FROM offline WHERE username = ? AND {_HOLDS_NEW_KEY}",
+        (commit.username, *applied),
+    )
     if commit.offline_step is None:
         return
     connection.execute(
-        "INSERT INTO offline_steps (username, step, key_id) VALUES (?, ?, ?)"
+        "INSERT INTO offline_steps (username, step, key_id)"
+        f" SELECT ?, ?, ? WHERE {_HOLDS_NEW_KEY}"
         " ON CONFLICT (username) DO UPDATE"
         " SET key_id = CASE WHEN excluded.step >= offline_steps.step"
         " THEN excluded.key_id ELSE offline_steps.key_id END,"
         " step = CASE WHEN excluded.step > offline_steps.step"
         " THEN excluded.step ELSE offline_steps.step END",
-        (commit.username, commit.offline_step, commit.new_key_id),
+        (commit.username, commit.offline_step, commit.new_key_id, *applied),
     )
     if commit.attempt_nonce is not None:
         connection.execute(
             "INSERT INTO reconnect_attempts (username, step, nonce)"
-            " VALUES (?, ?, ?)",
-            (commit.username, commit.offline_step, commit.attempt_nonce),
+            f" SELECT ?, ?, ? WHERE {_HOLDS_NEW_KEY}",
+            (commit.username, commit.offline_step, commit.attempt_nonce, *applied),
         )
+    # Needs no condition: the spent step only grows, so the nonces older
+    # than it are never needed again whether or not this rotation applied.
     connection.execute(
         "DELETE FROM reconnect_attempts WHERE username = ? AND step <"
         " (SELECT step FROM offline_steps WHERE username = ?)",

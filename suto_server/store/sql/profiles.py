@@ -6,7 +6,8 @@ them with a compare-and-swap on the key ids (see
 L{suto_server.store.interfaces.IProfileStore}).
 
 Each compare-and-swap reads the profile with the store's C{_LOCK_READ}
-clause, so that no other writer changes the row between the read and the
+clause (a rotation's, inside its C{INSERT ... SELECT} of the retired
+key), so that no other writer changes the row between the read and the
 write: SQLite needs none, its write transactions holding the whole
 database, and PostgreSQL reads C{FOR UPDATE}, which keeps the row locked
 until the transaction ends.
@@ -25,6 +26,19 @@ from suto_server.store.sql.presence import attempt_recorded, end_offline_spell
 from suto_server.store.sql.rows import PROFILE_COLUMNS, profile_from_row
 
 
+def _trim_retired(connection, username):
+    """
+    Forget all but the newest L{RETIRED_KEY_HISTORY} retired keys of
+    C{username}'s profile, within the caller's transaction.
+    """
+    connection.execute(
+        "DELETE FROM retired_keys WHERE username = ? AND id NOT IN"
+        " (SELECT id FROM retired_keys WHERE username = ?"
+        " ORDER BY id DESC LIMIT ?)",
+        (username, username, RETIRED_KEY_HISTORY),
+    )
+
+
 def _retire(connection, username, key_id, now):
     """
     Add C{key_id} to the retired keys of C{username}'s profile, forgetting
@@ -36,12 +50,7 @@ def _retire(connection, username, key_id, now):
         " VALUES (?, ?, ?)",
         (username, key_id, now),
     )
-    connection.execute(
-        "DELETE FROM retired_keys WHERE username = ? AND id NOT IN"
-        " (SELECT id FROM retired_keys WHERE username = ?"
-        " ORDER BY id DESC LIMIT ?)",
-        (username, username, RETIRED_KEY_HISTORY),
-    )
+    _trim_retired(connection, username)
 
 
 def _commit_one(connection, commit, lock_read):
@@ -49,32 +58,41 @@ def _commit_one(connection, commit, lock_read):
     Apply one rotation within the caller's transaction, if the profile's
     current key is still the one it was derived from.
 
+    No statement here waits for the answer of the one before (but the
+    reconnection attempt's check, for a commit that has one): the
+    compare-and-swap is each statement's own condition, not a read whose
+    rows decide what to send next, so on PostgreSQL, whose batches are
+    pipelined, a whole batch costs one round trip.  The previous key is
+    retired by an C{INSERT ... SELECT} that reads the profile with
+    C{lock_read} under the compare-and-swap's condition, so it retires
+    nothing unless the rotation applies, and holds the row until the
+    transaction ends; the C{UPDATE} carries the same condition and says,
+    by its count of rows, whether it applied; the end of an offline spell
+    applies only to a profile now holding the new key.
+
     @param commit: a checked L{RotationCommit}.
     @param lock_read: the store's C{_LOCK_READ} clause.
-    @return: whether it was applied.
+    @return: the C{UPDATE}'s cursor, whose C{rowcount} once the
+        transaction is over says whether the rotation applied, or L{None}
+        when its reconnection attempt committed a rotation before.
     """
     if attempt_recorded(connection, commit):
-        return False
-    rows = connection.execute(
-        "SELECT previous_key_id FROM profiles"
-        f" WHERE username = ? AND key_id = ? AND generation = ?{lock_read}",
-        (
-            commit.username,
-            commit.expected_key_id,
-            commit.new_generation - 1,
-        ),
-    ).fetchall()
-    if not rows:
-        return False
-    (previous_key_id,) = rows[0]
-    if previous_key_id is not None:
-        _retire(connection, commit.username, previous_key_id, commit.now)
+        return None
+    current = (commit.username, commit.expected_key_id, commit.new_generation - 1)
     connection.execute(
+        "INSERT INTO retired_keys (username, key_id, retired_at)"
+        " SELECT username, previous_key_id, ? FROM profiles"
+        " WHERE username = ? AND key_id = ? AND generation = ?"
+        f" AND previous_key_id IS NOT NULL{lock_read}",
+        (commit.now, *current),
+    )
+    _trim_retired(connection, commit.username)
+    update = connection.execute(
         "UPDATE profiles SET previous_key_sealed = key_sealed,"
         " previous_key_id = key_id, key_sealed = ?, key_id = ?,"
         " generation = ?, current_confirmed = 0, rotated_at = ?,"
         " last_seen = ?, last_address = ?, rotation_failures = 0"
-        " WHERE username = ?",
+        " WHERE username = ? AND key_id = ? AND generation = ?",
         (
             commit.new_key_sealed,
             commit.new_key_id,
@@ -82,11 +100,11 @@ def _commit_one(connection, commit, lock_read):
             commit.now,
             commit.now,
             commit.address,
-            commit.username,
+            *current,
         ),
     )
     end_offline_spell(connection, commit)
-    return True
+    return update
 
 
 class Profiles:
@@ -147,10 +165,13 @@ class Profiles:
         for commit in rotations:
             check_rotation_commit(commit)
         with self._transaction("committing rotations") as connection:
-            return [
+            updates = [
                 _commit_one(connection, commit, self._LOCK_READ)
                 for commit in rotations
             ]
+        # Read once the transaction committed: on PostgreSQL the counts
+        # arrive with the commit's answer.
+        return [update is not None and update.rowcount == 1 for update in updates]
 
     def confirm_current(self, username, key_id, now, address):
         """

@@ -165,6 +165,28 @@ class OfflineStoreTestsMixin(StoreTestsBase):
             SpentOfflineStep(71, numbered_key_id(3)),
         )
 
+    def test_older_steps_nonces_forgotten(self):
+        """
+        The store keeps the nonces of the spent step only: once a newer
+        step is spent, an older step's nonces are forgotten (that step is
+        never tried again), so a profile's recorded nonces stay bounded
+        however often it reconnects.
+        """
+        for old, new, step, nonce in (
+            (0, 1, 70, FIRST_ATTEMPT),
+            (1, 2, 71, RETRY),
+            (2, 3, 72, FIRST_ATTEMPT),
+        ):
+            commit = numbered_rotation(
+                "alice", old, new, 2100.0 + step, offline_step=step,
+                attempt_nonce=nonce,
+            )
+            self.assertEqual(self.store.commit_rotations([commit]), [True])
+        self.assertEqual(
+            self.store.spent_offline_step("alice"),
+            SpentOfflineStep(72, numbered_key_id(3), frozenset({FIRST_ATTEMPT})),
+        )
+
     def test_recorded_attempt_never_commits_again(self):
         """
         A commit carrying an attempt nonce the profile already recorded is
