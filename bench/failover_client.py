@@ -132,15 +132,8 @@ async def _run(reactor, options) -> None:
         )
         write_results(
             options.results,
-            (
-                {
-                    "user": endpoint.factory.profile.user,
-                    "key_id": endpoint.factory.profile.key_id,
-                    "again_at": endpoint.again_at,
-                    "cut": endpoint.cut,
-                }
-                for endpoint in endpoints
-            ),
+            endpoints,
+            lambda endpoint: {"again_at": endpoint.again_at, "cut": endpoint.cut},
         )
         control.report(
             {

@@ -238,13 +238,15 @@ def _fleet_title(options, ceilings) -> str:
     )
 
 
-def _database(reactor, options):
+def _database(reactor, store: str, processes: int):
     """
-    @return: the PostgreSQL server C{options.store} names, closed when
-        the reactor shuts down, or L{None} for SQLite.
+    @param store: a checked C{--store}.
+    @param processes: the server processes a fleet on it will have.
+    @return: the PostgreSQL server C{store} names, closed when the
+        reactor shuts down, or L{None} for SQLite.
     @raise DatabaseUnavailable: it cannot be had.
     """
-    database = open_database(options.store, getattr(options, "processes", 1))
+    database = open_database(store, processes)
     if database is not None:
         reactor.addSystemEventTrigger("after", "shutdown", database.close)
     return database
@@ -259,7 +261,7 @@ def _store_title(options, ceilings) -> str:
 
 
 async def _run_rotation(reactor, directory: str, options):
-    database = _database(reactor, options)
+    database = _database(reactor, options.store, options.processes)
     return await _after_ceilings(
         reactor, directory, options,
         connections=min(options.endpoints, CEILING_CONNECTIONS),
@@ -301,7 +303,7 @@ def _store_json(result) -> dict:
 
 
 async def _run_storm(reactor, directory: str, options):
-    database = _database(reactor, options)
+    database = _database(reactor, options.store, options.processes)
     return await _after_ceilings(
         reactor, directory, options,
         connections=min(options.endpoints, CEILING_CONNECTIONS),
@@ -336,8 +338,7 @@ async def _run_storm(reactor, directory: str, options):
 
 
 async def _run_scaling(reactor, directory: str, options):
-    options.store = POSTGRES
-    database = _database(reactor, options)
+    database = _database(reactor, POSTGRES, options.processes)
     return await _after_ceilings(
         reactor, directory, options,
         connections=min(options.endpoints, CEILING_CONNECTIONS),
@@ -429,8 +430,8 @@ async def _run_console(reactor, directory: str, options):
 
 
 async def _run_failover(reactor, directory: str, options):
-    options.store = POSTGRES
-    database = _database(reactor, options)
+    # Room for one process twice over holds the two, which never restart.
+    database = _database(reactor, POSTGRES, 1)
     _progress(
         f"failover: {options.endpoints} endpoints over two processes, "
         f"interval {options.interval:g} s, kill after {options.kill_after:g} s"

@@ -260,14 +260,17 @@ async def start_all(reactor, endpoints: list[StormEndpoint], phases, options) ->
     }
 
 
-def write_results(path: str, entries) -> None:
+def write_results(path: str, endpoints, figures) -> None:
     """
-    Write each of C{entries}, one per endpoint, as a JSON line to C{path},
-    which the parent reads once the generator is done.
+    Write one JSON line per endpoint to C{path}, which the parent reads
+    once the generator is done: the user and the key id it holds (what
+    the parent compares with the store's) and C{figures(endpoint)}.
     """
     with open(path, "w", encoding="ascii") as handle:
-        for entry in entries:
-            handle.write(json.dumps(entry) + "\n")
+        for endpoint in endpoints:
+            profile = endpoint.factory.profile
+            entry = {"user": profile.user, "key_id": profile.key_id}
+            handle.write(json.dumps({**entry, **figures(endpoint)}) + "\n")
 
 
 def counts(counter: Counter | None) -> dict[str, int]:
@@ -364,16 +367,12 @@ async def _run(reactor, options) -> None:
         )
         write_results(
             options.results,
-            (
-                {
-                    "user": endpoint.factory.profile.user,
-                    "key_id": endpoint.factory.profile.key_id,
-                    "offline": endpoint.offline,
-                    "back_at": endpoint.back_at,
-                    "conversation": endpoint.conversation,
-                }
-                for endpoint in endpoints
-            ),
+            endpoints,
+            lambda endpoint: {
+                "offline": endpoint.offline,
+                "back_at": endpoint.back_at,
+                "conversation": endpoint.conversation,
+            },
         )
         control.report(
             {
