@@ -11,9 +11,7 @@ from ipaddress import ip_network
 
 from twisted.cred.portal import Portal
 from twisted.internet import reactor, task
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -31,7 +29,7 @@ from suto_server.store.memory import MemoryStore
 from suto_server.store.sqlite import SQLiteStore
 from tests.support.coroutines import result_of
 from tests.support.enrollment import PASSWORD, device_payload
-from tests.support.factories import EXCHANGE_TIMEOUT, RSALT, framed_factory
+from tests.support.factories import EXCHANGE_TIMEOUT, RSALT, connected, framed_factory
 from tests.support.heldcalls import HeldCalls
 from tests.support.masterkey import new_master_key
 from tests.support.pools import ImmediatePool
@@ -81,10 +79,7 @@ class EnrollmentListener:
         self.salt = schemes.salt_of(store.get_window("alice").otp_hash)
 
     def connect(self):
-        protocol = self.factory.buildProtocol(None)
-        transport = StringTransport(peerAddress=IPv4Address("TCP", INSIDE, 40000))
-        protocol.makeConnection(transport)
-        return protocol, transport
+        return connected(self.factory, INSIDE)
 
     def hash_line(self, password=PASSWORD):
         return frame(wire.CFHash(schemes.client_response(password, self.salt, RSALT)))
