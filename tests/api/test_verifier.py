@@ -5,7 +5,6 @@ connection, a recording hello sender and a L{task.Clock}.
 """
 
 import errno
-import ipaddress
 
 from twisted.internet import defer, task
 from twisted.logger import LogLevel, capturedLogs
@@ -14,11 +13,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from suto_server.api.verifier import (
     DEFAULT_DEADLINE,
     Answer,
-    Verifier,
     clamp_deadline,
 )
 from suto_server.cluster.verify_relay import Answered
-from suto_server.locations import Location, Locations
 from suto_server.rules.authenticator import Authenticator
 from suto_server.rules.registry import LiveSessions, TooManyChallenges
 from suto_server.rules.rendezvous import Rendezvous, Verdict
@@ -32,13 +29,10 @@ from tests.support.live import RecordingConnection
 from tests.support.masterkey import new_master_key
 from tests.support.rotation import NOW, SOURCE, enroll
 from tests.support.sources import DictSource
-
-HASH = "$6$abcdefghijklmnop$" + "x" * 86
-NONCE = bytes(range(16))
-TARGETS = Locations({"bob": Location((ipaddress.ip_network("192.0.2.7/32"),), "bob")})
+from tests.support.verifier import HASH, NONCE, Verifying, fixed_bytes, verifier_for
 
 
-class VerifierTests(SynchronousTestCase):
+class VerifierTests(Verifying, SynchronousTestCase):
     def setUp(self):
         self.clock = task.Clock()
         self.clock.advance(NOW)
@@ -47,23 +41,17 @@ class VerifierTests(SynchronousTestCase):
         self.rendezvous = Rendezvous(self.clock, timeout=5)
         self.hello = RecordingHello()
         self.live = LiveSessions()
-        self.verifier = Verifier(
+        self.verifier = verifier_for(
             self.clock,
             LocalCalls(self.store),
             self.live,
             Authenticator(self.rendezvous, self.hello, DictSource(self.hashes)),
-            TARGETS,
-            2020,
-            random_bytes=lambda size: NONCE[:size],
+            random_bytes=fixed_bytes,
         )
         enroll(self.store, new_master_key(self), "alice")
         self.connection = RecordingConnection()
         self.live.attach("alice", SOURCE, NOW, self.connection)
 
-    def verify(self, user, deadline=10):
-        results = []
-        self.verifier.verify(user, deadline).addCallback(results.append)
-        return results
 
     def test_live_proof(self):
         """
@@ -241,13 +229,11 @@ class ElsewhereTests(SynchronousTestCase):
         self.store = MemoryStore()
         enroll(self.store, new_master_key(self), "alice")
         self.elsewhere = _Elsewhere()
-        self.verifier = Verifier(
+        self.verifier = verifier_for(
             self.clock,
             LocalCalls(self.store),
             LiveSessions(),
             Authenticator(Rendezvous(self.clock, timeout=5), RecordingHello(), DictSource({})),
-            TARGETS,
-            2020,
             remote=self.elsewhere,
         )
 

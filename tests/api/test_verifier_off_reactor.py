@@ -5,15 +5,13 @@ account's hash are awaited, the caller's deadline bounds the store's
 answer too, and a store that cannot answer is the caller's C{error}.
 """
 
-import ipaddress
 
 from twisted.internet import task
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.api.verifier import Answer, Verifier
+from suto_server.api.verifier import Answer
 from suto_server.cred.checkers import ChainedHashSource
-from suto_server.locations import Location, Locations
 from suto_server.rules.authenticator import Authenticator
 from suto_server.rules.registry import LiveSessions
 from suto_server.rules.rendezvous import Rendezvous
@@ -24,13 +22,10 @@ from tests.support.hello import RecordingHello
 from tests.support.live import RecordingConnection
 from tests.support.masterkey import new_master_key
 from tests.support.rotation import NOW, SOURCE, enroll
-
-HASH = "$6$abcdefghijklmnop$" + "x" * 86
-NONCE = bytes(range(16))
-TARGETS = Locations({"bob": Location((ipaddress.ip_network("192.0.2.7/32"),), "bob")})
+from tests.support.verifier import HASH, Verifying, fixed_bytes, verifier_for
 
 
-class LaterStoreTests(SynchronousTestCase):
+class LaterStoreTests(Verifying, SynchronousTestCase):
     def setUp(self):
         self.clock = task.Clock()
         self.clock.advance(NOW)
@@ -42,7 +37,7 @@ class LaterStoreTests(SynchronousTestCase):
         live = LiveSessions()
         self.connection = RecordingConnection()
         live.attach("alice", SOURCE, NOW, self.connection)
-        self.verifier = Verifier(
+        self.verifier = verifier_for(
             self.clock,
             self.calls,
             live,
@@ -51,15 +46,8 @@ class LaterStoreTests(SynchronousTestCase):
                 self.hello,
                 ChainedHashSource([self.calls]),
             ),
-            TARGETS,
-            2020,
-            random_bytes=lambda size: NONCE[:size],
+            random_bytes=fixed_bytes,
         )
-
-    def verify(self, user, deadline=10):
-        results = []
-        self.verifier.verify(user, deadline).addCallback(results.append)
-        return results
 
     def test_reads_awaited(self):
         """

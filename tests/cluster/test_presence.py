@@ -9,7 +9,7 @@ clock, live connections and L{Tracking}, and the store is in memory.
 import itertools
 import json
 
-from twisted.internet import reactor, task
+from twisted.internet import task
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
@@ -21,16 +21,14 @@ from suto_server.cluster.presence import (
     Presence,
     presence_for,
 )
-from suto_server.cluster.relay import Relay
-from suto_server.cluster.verify_relay import HOLDER_WAIT, VerifyRelay
+from suto_server.cluster.verify_relay import HOLDER_WAIT
 from suto_server.locations import Locations
 from suto_server.net.checks import CheckResult
 from suto_server.rules.registry import LiveSessions, TooManyChallenges
-from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.tracking import Tracking
 from suto_server.store.calls import LocalCalls
 from suto_server.store.memory import MemoryStore
-from tests.support.channel import NOTICE_KEY, Channel, ChannelSession
+from tests.support.channel import Channel, ChannelProcess
 from tests.support.live import RecordingConnection
 from tests.support.store_suite.values import PROFILE, WINDOW
 from tests.support.tracking import RecordingAudit, RecordingChecks, admit
@@ -53,28 +51,16 @@ class _Connection(RecordingConnection):
         self.closed = True
 
 
-class _Process:
+class _Process(ChannelProcess):
     """
     One server process on the shared store: its relay on the channel,
     verify relay, live connections, presence and tracking.
     """
 
     def __init__(self, channel, store, key):
-        self.clock = task.Clock()
-        self.clock.advance(NOW)
-        self.relay = Relay(
-            reactor, ChannelSession(channel), clock=self.clock, key=NOTICE_KEY
-        )
-        channel.relays.append(self.relay)
-        self.relay.serve(Rendezvous(self.clock, timeout=5, peers=self.relay))
-        self.live = LiveSessions()
-        self.verifications = VerifyRelay(
-            self.clock,
-            self.relay,
-            self.live,
-            random_key=itertools.count(key).__next__,
-        )
-        self.relay.serve_verifications(self.verifications)
+        clock = task.Clock()
+        clock.advance(NOW)
+        super().__init__(channel, clock, random_key=itertools.count(key).__next__)
         self.presence = presence_for(
             self.clock, self.relay, self.verifications, self.live, WAIT
         )

@@ -7,51 +7,39 @@ store's channel (L{tests.support.channel}), time on L{task.Clock}s.
 
 import json
 
-from twisted.internet import reactor, task
+from twisted.internet import task
 from twisted.internet.defer import CancelledError, fail
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.cluster.notice import open_notice
-from suto_server.cluster.relay import Relay
 from suto_server.cluster.verify_relay import (
     HOLDER_WAIT,
     MAX_SERVED,
     Answered,
-    VerifyRelay,
     verify_relay_for,
 )
 from suto_server.rules.registry import LiveSessions, TooManyChallenges
-from suto_server.rules.rendezvous import Rendezvous
 from suto_server.store.errors import StoreError
-from tests.support.channel import NOTICE_KEY, Channel, ChannelSession, sealed
+from tests.support.channel import NOTICE_KEY, Channel, ChannelProcess, sealed
 from tests.support.live import RecordingConnection
 
 NONCE = bytes(range(16))
 DEVICE = "10.0.0.5"
 
 
-class _Process:
+class _Process(ChannelProcess):
     """
     One process's relay, its verify relay, its live connections and clock.
     """
 
     def __init__(self, channel, key):
-        self.clock = task.Clock()
-        self.relay = Relay(
-            reactor, ChannelSession(channel), clock=self.clock, key=NOTICE_KEY
-        )
-        channel.relays.append(self.relay)
-        self.relay.serve(Rendezvous(self.clock, timeout=5, peers=self.relay))
-        self.live = LiveSessions()
-        self.verifications = VerifyRelay(
-            self.clock,
-            self.relay,
-            self.live,
+        super().__init__(
+            channel,
+            task.Clock(),
             random_key=lambda: key,
             random_bytes=lambda size: NONCE[:size],
         )
-        self.relay.serve_verifications(self.verifications)
 
 
 class _Recorder:

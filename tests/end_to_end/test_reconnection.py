@@ -69,10 +69,6 @@ class ReconnectionEndToEndTests(EnrollmentFixture, TestCase):
         self.addCleanup(self.stop_agent)
         return outcomes
 
-    def stop_agent(self):
-        if self.agent.running:
-            return self.agent.stopService()
-
     def marked_offline(self, user):
         """
         A L{Deferred} that fires once the daemon's offline sweep marks

@@ -9,9 +9,7 @@ that cannot answer ends the request as an error, with nothing stored.
 
 from twisted.cred.portal import Portal
 from twisted.internet import task
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -25,6 +23,7 @@ from suto_server.rules.rendezvous import Rendezvous, Verdict
 from suto_server.store.errors import StoreError
 from suto_server.store.memory import MemoryStore
 from tests.support.channel import NOTICE_KEY
+from tests.support.factories import connected
 from tests.support.heldcalls import HeldCalls
 from tests.support.pools import ImmediatePool
 
@@ -97,10 +96,7 @@ class ClassicListener:
         return None
 
     def connect(self):
-        protocol = self.factory.buildProtocol(None)
-        transport = StringTransport(peerAddress=IPv4Address("TCP", DEVICE, 40000))
-        protocol.makeConnection(transport)
-        return protocol, transport
+        return connected(self.factory, DEVICE)
 
     def frame(self, *messages):
         return b"".join(wire.encode(m, self.framing) for m in messages)

@@ -16,6 +16,7 @@ from suto_server.cred.realm import SutoRealm
 from suto_server.phases.classic import ClassicRules, salt_lookup
 from suto_server.phases.connection import ServerFactory
 from suto_server.rules.rendezvous import Rendezvous, Verdict
+from tests.support.factories import connected
 from tests.support.pools import ImmediatePool
 from tests.support.sources import DictSource
 
@@ -55,10 +56,7 @@ class ProtocolTestsMixin:
         return request
 
     def connect(self, source="127.0.0.1"):
-        protocol = self.factory.buildProtocol(None)
-        transport = StringTransport(peerAddress=IPv4Address("TCP", source, 40000))
-        protocol.makeConnection(transport)
-        return protocol, transport
+        return connected(self.factory, source)
 
     def frame(self, *messages):
         return b"".join(wire.encode(m, self.framing) for m in messages)

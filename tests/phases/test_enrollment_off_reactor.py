@@ -11,9 +11,7 @@ from ipaddress import ip_network
 
 from twisted.cred.portal import Portal
 from twisted.internet import reactor, task
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -31,7 +29,7 @@ from suto_server.store.memory import MemoryStore
 from suto_server.store.sqlite import SQLiteStore
 from tests.support.coroutines import result_of
 from tests.support.enrollment import PASSWORD, device_payload
-from tests.support.factories import EXCHANGE_TIMEOUT, RSALT, framed_factory
+from tests.support.factories import EXCHANGE_TIMEOUT, RSALT, connected, framed_factory
 from tests.support.heldcalls import HeldCalls
 from tests.support.masterkey import new_master_key
 from tests.support.pools import ImmediatePool
@@ -81,10 +79,7 @@ class EnrollmentListener:
         self.salt = schemes.salt_of(store.get_window("alice").otp_hash)
 
     def connect(self):
-        protocol = self.factory.buildProtocol(None)
-        transport = StringTransport(peerAddress=IPv4Address("TCP", INSIDE, 40000))
-        protocol.makeConnection(transport)
-        return protocol, transport
+        return connected(self.factory, INSIDE)
 
     def hash_line(self, password=PASSWORD):
         return frame(wire.CFHash(schemes.client_response(password, self.salt, RSALT)))
@@ -97,14 +92,43 @@ class EnrollmentListener:
         return self.store.get_window("alice").attempts
 
 
-class LaterStoreTests(EnrollmentListener, SynchronousTestCase):
+class HeldEnrollment(EnrollmentListener):
     """
-    The enrollment over L{HeldCalls}: each call waits for the test.
+    The enrollment over L{HeldCalls}: each store call waits for the test.
     """
 
     def setUp(self):
         self.calls = HeldCalls(MemoryStore())
         self.listen(self.calls._store, self.calls)
+
+    def admitted(self):
+        """
+        A device whose password was checked: its data is next.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(VERSION + ENROLL)
+        self.calls.answer()
+        protocol.dataReceived(self.hash_line())
+        self.calls.answer()
+        return protocol, transport
+
+    def committing(self):
+        """
+        A device whose data came and whose window was read again: its
+        commit waits for the store.
+        """
+        protocol, transport = self.admitted()
+        transport.clear()
+        protocol.dataReceived(self.data_line())
+        self.assertEqual(self.calls.answer(), "get_window")
+        self.assertEqual(self.calls.names, ["complete_enrollment"])
+        return protocol, transport
+
+
+class LaterStoreTests(HeldEnrollment, SynchronousTestCase):
+    """
+    Each step of the enrollment waits for the store's answer.
+    """
 
     def test_enrolls(self):
         """
@@ -144,15 +168,7 @@ class LaterStoreTests(EnrollmentListener, SynchronousTestCase):
         window of its password, stores nothing, and the device is told
         the enrollment failed; the new window stays open.
         """
-        protocol, transport = self.connect()
-        protocol.dataReceived(VERSION + ENROLL)
-        self.calls.answer()
-        protocol.dataReceived(self.hash_line())
-        self.calls.answer()
-        transport.clear()
-        protocol.dataReceived(self.data_line())
-        self.assertEqual(self.calls.answer(), "get_window")
-        self.assertEqual(self.calls.names, ["complete_enrollment"])
+        _, transport = self.committing()
         result_of(
             self,
             self.opener.open_window(
@@ -261,16 +277,12 @@ class LaterStoreTests(EnrollmentListener, SynchronousTestCase):
         self.assertEqual((transport.value(), self.attempts()), (b"", 0))
 
 
-class StoreFailureTests(EnrollmentListener, SynchronousTestCase):
+class StoreFailureTests(HeldEnrollment, SynchronousTestCase):
     """
     A store that cannot answer at any step of the enrollment: the device
     is told C{SUTO_ERROR_BUSY} (its password was never refused), nothing
     is stored, and one warning line says which user and what failed.
     """
-
-    def setUp(self):
-        self.calls = HeldCalls(MemoryStore())
-        self.listen(self.calls._store, self.calls)
 
     def fails(self, protocol, transport, data, answered=0):
         """
@@ -318,14 +330,6 @@ class StoreFailureTests(EnrollmentListener, SynchronousTestCase):
         written, warnings = self.fails(protocol, transport, self.hash_line())
         self.assert_busy(written, warnings, transport)
 
-    def admitted(self):
-        protocol, transport = self.connect()
-        protocol.dataReceived(VERSION + ENROLL)
-        self.calls.answer()
-        protocol.dataReceived(self.hash_line())
-        self.calls.answer()
-        return protocol, transport
-
     def test_window_read_again(self):
         """
         The window's read when the data comes.
@@ -363,32 +367,12 @@ class StoreFailureTests(EnrollmentListener, SynchronousTestCase):
         self.assert_nothing_stored()
 
 
-class HeldCommitTests(EnrollmentListener, SynchronousTestCase):
+class HeldCommitTests(HeldEnrollment, SynchronousTestCase):
     """
     A commit the store holds past the exchange timeout: the device is not
     timed out while the store decides, and hears what the store decided;
     only past the commit's bound does the server give up on it.
     """
-
-    def setUp(self):
-        self.calls = HeldCalls(MemoryStore())
-        self.listen(self.calls._store, self.calls)
-
-    def committing(self):
-        """
-        A device whose data came and whose window was read again: its
-        commit waits for the store.
-        """
-        protocol, transport = self.connect()
-        protocol.dataReceived(VERSION + ENROLL)
-        self.calls.answer()
-        protocol.dataReceived(self.hash_line())
-        self.calls.answer()
-        transport.clear()
-        protocol.dataReceived(self.data_line())
-        self.assertEqual(self.calls.answer(), "get_window")
-        self.assertEqual(self.calls.names, ["complete_enrollment"])
-        return protocol, transport
 
     def events(self):
         return [e.event for e in self.store.audit_events()]
@@ -453,11 +437,7 @@ class HeldCommitTests(EnrollmentListener, SynchronousTestCase):
         Only the commit waits longer: a device that proved the password
         and then says nothing is timed out after the exchange timeout.
         """
-        protocol, transport = self.connect()
-        protocol.dataReceived(VERSION + ENROLL)
-        self.calls.answer()
-        protocol.dataReceived(self.hash_line())
-        self.calls.answer()
+        _, transport = self.admitted()
         transport.clear()
         self.clock.advance(EXCHANGE_TIMEOUT)
         self.assertEqual(transport.value(), frame(wire.Error(wire.ERROR_TIMEOUT)))

@@ -9,7 +9,6 @@ stores, with the real rules on a L{task.Clock}: the legitimate client gets
 back in without an alert, and no captured reconnection commits twice.
 """
 
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.rules.reconnection import MAX_ATTEMPTS_PER_STEP
@@ -276,9 +275,7 @@ class RetryTestsMixin(ReconnectionMixin):
         )
         second_ack = self.device.acknowledge(second.server_public, second.ok)
         self.commit(first, first_ack)
-        d = Deferred.fromCoroutine(
-            self.rotation.acknowledge(second, second_ack, SOURCE, self.now())
-        )
+        d = self.acknowledging(second, second_ack)
         self.clock.advance(0)
         self.failureResultOf(d, RotationRefused)
         self.assertEqual(self.profile().key_id, first.new_key_id)

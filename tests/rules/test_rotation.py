@@ -8,7 +8,6 @@ leaves both sides on one key.
 from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from twisted.internet.defer import Deferred
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -225,7 +224,7 @@ class RotateTestsMixin(RotationMixin):
         """
         pending = self.begin(self.device.request())
         ack = self.device.acknowledge(pending.server_public, pending.ok)
-        d = Deferred.fromCoroutine(self.rotation.acknowledge(pending, ack, SOURCE, self.now()))
+        d = self.acknowledging(pending, ack)
         self.assertNoResult(d)
         self.assertEqual(self.profile().key_id, keyschedule.key_id(FIRST_KEY))
         self.clock.advance(0)
@@ -513,7 +512,7 @@ class CrashTestsMixin(RotationMixin):
         """
         pending = self.begin(self.device.request())
         ack = self.device.acknowledge(pending.server_public, pending.ok)
-        Deferred.fromCoroutine(self.rotation.acknowledge(pending, ack, SOURCE, self.now()))
+        self.acknowledging(pending, ack)
         self.assertEqual(self.profile().key_id, keyschedule.key_id(FIRST_KEY))
         self.recover()
         self.assertEqual(self.events("rotation_rolled_back"), [])
@@ -720,21 +719,14 @@ class CloneTestsMixin(RotationMixin):
         second = Device("alice", FIRST_KEY)
         first_pending = self.begin(first.request())
         second_pending = self.begin(second.request(), ELSEWHERE)
-        first_d = Deferred.fromCoroutine(
-            self.rotation.acknowledge(
-                first_pending,
-                first.acknowledge(first_pending.server_public, first_pending.ok),
-                SOURCE,
-                self.now(),
-            )
+        first_d = self.acknowledging(
+            first_pending,
+            first.acknowledge(first_pending.server_public, first_pending.ok),
         )
-        second_d = Deferred.fromCoroutine(
-            self.rotation.acknowledge(
-                second_pending,
-                second.acknowledge(second_pending.server_public, second_pending.ok),
-                ELSEWHERE,
-                self.now(),
-            )
+        second_d = self.acknowledging(
+            second_pending,
+            second.acknowledge(second_pending.server_public, second_pending.ok),
+            ELSEWHERE,
         )
         self.clock.advance(0)
         first.commit(self.successResultOf(first_d))
@@ -754,7 +746,7 @@ class CloneTestsMixin(RotationMixin):
         second_pending = self.begin(second.request(), ELSEWHERE)
         ack = second.acknowledge(second_pending.server_public, second_pending.ok)
         self.rotate()
-        d = Deferred.fromCoroutine(self.rotation.acknowledge(second_pending, ack, ELSEWHERE, self.now()))
+        d = self.acknowledging(second_pending, ack, ELSEWHERE)
         self.clock.advance(0)
         self.assertEqual(
             self.failureResultOf(d, RotationRefused).value.reason, "rotation_failed"
@@ -784,7 +776,7 @@ class CloneTestsMixin(RotationMixin):
         self.rotate()
         self.assert_agreed()
         self.assertTrue(self.store.is_retired("alice", pending.new_key_id))
-        d = Deferred.fromCoroutine(self.rotation.acknowledge(second_pending, ack, ELSEWHERE, self.now()))
+        d = self.acknowledging(second_pending, ack, ELSEWHERE)
         self.clock.advance(0)
         self.assertEqual(
             self.failureResultOf(d, RotationRefused).value.reason, "rotation_failed"

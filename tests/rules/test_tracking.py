@@ -9,9 +9,7 @@ import ipaddress
 from dataclasses import replace
 
 from twisted.internet import error
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -28,6 +26,7 @@ from suto_server.store.records import Move
 from tests.support.alerts import RecordingSink
 from tests.support.checks import answer
 from tests.support.coroutines import result_of
+from tests.support.factories import connected
 from tests.support.rotation import (
     ELSEWHERE,
     FIRST_KEY,
@@ -699,10 +698,7 @@ class TrackedRotationTests(RotationListenerMixin, SynchronousTestCase):
         )
 
     def connect_from(self, address):
-        protocol = self.factory.buildProtocol(None)
-        transport = StringTransport(peerAddress=IPv4Address("TCP", address, 40000))
-        protocol.makeConnection(transport)
-        return protocol, transport
+        return connected(self.factory, address)
 
     def test_same_address_rotates(self):
         """

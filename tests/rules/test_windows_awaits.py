@@ -33,6 +33,19 @@ NOW = 1_700_000_000.0
 AWAY = "the database went away"
 
 
+def _answered(case, coroutine, names):
+    """
+    Run C{coroutine}, which waits for the store: it has no result until
+    C{case.calls} answers, which they do with the calls C{names}.
+
+    @return: the coroutine's result.
+    """
+    d = Deferred.fromCoroutine(coroutine)
+    case.assertNoResult(d)
+    case.assertEqual(case.calls.answer_all(), names)
+    return case.successResultOf(d)
+
+
 class WindowDeskAwaitsTests(SynchronousTestCase):
     """
     L{WindowDesk} over calls that answer when the test says.
@@ -90,10 +103,7 @@ class WindowDeskAwaitsTests(SynchronousTestCase):
         Listing the windows answers once the store has listed them.
         """
         self.open()
-        d = Deferred.fromCoroutine(self.desk.list())
-        self.assertNoResult(d)
-        self.assertEqual(self.calls.answer_all(), ["list_windows"])
-        [window] = self.successResultOf(d)
+        [window] = _answered(self, self.desk.list(), ["list_windows"])
         self.assertEqual(window["user"], "alice")
 
     def test_cancel(self):
@@ -106,10 +116,7 @@ class WindowDeskAwaitsTests(SynchronousTestCase):
         self.calls.fail(StoreError(AWAY))
         self.failureResultOf(failed, StoreError)
         self.assertIsNotNone(self.store.get_window("alice"))
-        d = Deferred.fromCoroutine(self.desk.cancel("alice"))
-        self.assertNoResult(d)
-        self.assertEqual(self.calls.answer_all(), ["close_window"])
-        self.assertTrue(self.successResultOf(d))
+        self.assertTrue(_answered(self, self.desk.cancel("alice"), ["close_window"]))
         self.assertIsNone(self.store.get_window("alice"))
 
     def test_resume_store_fails(self):
@@ -168,10 +175,9 @@ class BlacklistAwaitsTests(SynchronousTestCase):
         """
         The report answers once the store has listed the blacklist.
         """
-        d = Deferred.fromCoroutine(self.reconnection.blacklist_report())
-        self.assertNoResult(d)
-        self.assertEqual(self.calls.answer_all(), ["list_blacklist"])
-        [row] = self.successResultOf(d)
+        [row] = _answered(
+            self, self.reconnection.blacklist_report(), ["list_blacklist"]
+        )
         self.assertEqual(row["user"], "alice")
 
     def test_unblock(self):

@@ -81,22 +81,37 @@ def _enrolled_store(case):
     return store
 
 
+def _started(case, make):
+    """
+    Start C{make(siblings)} over a store of L{_enrolled_store}'s, as
+    C{case.store}, and stop it after C{case} unless the test did;
+    C{case.opened} receives the thread of each store the siblings open.
+
+    @return: the started service.
+    """
+    case.store = _enrolled_store(case)
+    siblings = _RecordingSiblings(case.store)
+    case.opened = siblings.opened
+    service = make(siblings)
+    service.startService()
+
+    def stop():
+        if service.running:
+            return service.stopService()
+
+    case.addCleanup(stop)
+    return service
+
+
 class DatabaseThreadTests(TestCase):
     """
     L{DatabaseThread} over a SQLite store with one enrolled profile.
     """
 
     def setUp(self):
-        self.store = _enrolled_store(self)
-        siblings = _RecordingSiblings(self.store)
-        self.opened = siblings.opened
-        self.database = DatabaseThread(reactor, siblings)
-        self.database.startService()
-        self.addCleanup(self.stop)
-
-    def stop(self):
-        if self.database.running:
-            return self.database.stopService()
+        self.database = _started(
+            self, lambda siblings: DatabaseThread(reactor, siblings)
+        )
 
     @inlineCallbacks
     def test_runs_on_its_thread(self):
@@ -205,16 +220,9 @@ class DatabasePoolTests(TestCase):
     """
 
     def setUp(self):
-        self.store = _enrolled_store(self)
-        siblings = _RecordingSiblings(self.store)
-        self.opened = siblings.opened
-        self.pool = DatabasePool(reactor, siblings, size=3)
-        self.pool.startService()
-        self.addCleanup(self.stop)
-
-    def stop(self):
-        if self.pool.running:
-            return self.pool.stopService()
+        self.pool = _started(
+            self, lambda siblings: DatabasePool(reactor, siblings, size=3)
+        )
 
     async def test_calls_at_once(self):
         """

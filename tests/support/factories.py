@@ -10,7 +10,9 @@ count down.
 """
 
 from twisted.cred.portal import Portal
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import succeed
+from twisted.internet.testing import StringTransport
 
 from suto_server.core import wire
 from suto_server.cred.checkers import SaltedChallengeChecker
@@ -45,3 +47,15 @@ def framed_factory(clock, pool, rendezvous, **phases):
         exchange_timeout=EXCHANGE_TIMEOUT,
         **phases,
     )
+
+
+def connected(factory, host):
+    """
+    A connection of C{factory}'s from C{host}, over a L{StringTransport}.
+
+    @return: the protocol and its transport.
+    """
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport(peerAddress=IPv4Address("TCP", host, 40000))
+    protocol.makeConnection(transport)
+    return protocol, transport

@@ -238,15 +238,24 @@ class RotationMixin:
             attempt_nonce=attempt_nonce,
         )
 
+    def acknowledging(self, pending, sealed_ack, source=SOURCE):
+        """
+        Acknowledge C{pending} with C{sealed_ack}; the group commit has
+        not run yet.
+
+        @return: the L{Deferred} of L{Rotation.acknowledge}.
+        """
+        return Deferred.fromCoroutine(
+            self.rotation.acknowledge(pending, sealed_ack, source, self.now())
+        )
+
     def commit(self, pending, sealed_ack, source=SOURCE):
         """
         Acknowledge and run the group commit.
 
         @return: the sealed "done".
         """
-        d = Deferred.fromCoroutine(
-            self.rotation.acknowledge(pending, sealed_ack, source, self.now())
-        )
+        d = self.acknowledging(pending, sealed_ack, source)
         self.clock.advance(0)
         return self.successResultOf(d)
 

@@ -12,8 +12,6 @@ import itertools
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.internet import task
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import StringTransport
 
 from suto_server.audit.log import AuditLog
 from suto_server.core import wire
@@ -23,7 +21,7 @@ from suto_server.rules.rotation import Rotation
 from suto_server.store.calls import LocalCalls
 from suto_server.store.groupcommit import GroupCommitter
 from suto_server.store.memory import MemoryStore
-from tests.support.factories import framed_factory
+from tests.support.factories import connected, framed_factory
 from tests.support.masterkey import new_master_key
 from tests.support.pools import ImmediatePool
 from tests.support.rotation import NOW, SOURCE, enroll
@@ -90,10 +88,7 @@ class RotationListenerMixin:
         )
 
     def connect(self, factory=None):
-        protocol = (factory or self.factory).buildProtocol(None)
-        transport = StringTransport(peerAddress=IPv4Address("TCP", SOURCE, 40000))
-        protocol.makeConnection(transport)
-        return protocol, transport
+        return connected(factory or self.factory, SOURCE)
 
     def exchange(self, protocol, transport, data):
         """
