@@ -26,10 +26,10 @@ from suto_server.core.wire.errors import (
 from suto_server.core.wire.grammar import (
     ALPHABET,
     OUTSIDE_ALPHABET,
-    Layout,
     can_enroll,
     require,
 )
+from suto_server.core.wire.layout import Layout
 
 
 class HelloForm(enum.Enum):

@@ -60,7 +60,8 @@ from suto_server.core.wire.errors import (
     ERROR_UNKNOWN_MESSAGE,
     ProtocolError,
 )
-from suto_server.core.wire.grammar import NEED_DATA, Layout, NeedData, reject
+from suto_server.core.wire.grammar import NEED_DATA, NeedData, reject
+from suto_server.core.wire.layout import Layout
 from suto_server.core.wire.messages import (
     Auth,
     AuthCancelled,
