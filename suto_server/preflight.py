@@ -30,6 +30,7 @@ from suto_server.core.configurable import OptionProblem
 from suto_server.cred.shadow import ShadowFile, ShadowFileError
 from suto_server.datafolder import ADMIN_SOCKET
 from suto_server.locations import LocationError, Locations
+from suto_server.net.endpoint import server_endpoint
 from suto_server.net.listening import (
     API_TYPES,
     CONSOLE_TYPES,
@@ -44,7 +45,6 @@ from suto_server.net.listening import (
     option_endpoint,
     tls_listen,
 )
-from suto_server.net.tls import server_endpoint
 from suto_server.settings import Listeners
 
 

@@ -28,7 +28,7 @@ from zope.interface import implementer
 
 from suto_server.core.logformat import address_text
 from suto_server.net import certificate
-from suto_server.net.tls import STOCK_PREFIX
+from suto_server.net.endpoint import STOCK_PREFIX
 
 #: The TLS listener when the operator names none.
 DEFAULT_LISTEN = "ssl:2021"
@@ -168,7 +168,7 @@ def console_listen(given: str, devices: str) -> str:
     The web console's full description (C{--console-listen}).
 
     An C{ssl:} console is parsed as the device listener is (hardened TLS,
-    L{suto_server.net.tls.server_endpoint}), so C{caCerts=FILE} asks
+    L{suto_server.net.endpoint.server_endpoint}), so C{caCerts=FILE} asks
     browsers for a client certificate from that CA, which signs in an
     operator whose certificate holds the C{admin} role (optional unless
     C{requireClientCert=yes}).  Given no private key it serves the device
@@ -208,7 +208,7 @@ def option_endpoint(
 
     @param types: the endpoint types the option takes.
     @param parse: builds the endpoint from a string and the reactor
-        (L{serverFromString} or L{suto_server.net.tls.server_endpoint}).
+        (L{serverFromString} or L{suto_server.net.endpoint.server_endpoint}).
     @param full: what to parse, when it says more than the operator's
         C{description} (a generated certificate's files).
     @raise ListenerOptionError: the string has another type, or does not

@@ -59,7 +59,7 @@ class ServedCertificates:
     The certificates of the server's TLS listeners.
 
     @ivar served: the listeners' TLS configurations (what
-        L{suto_server.net.tls.server_endpoint} gives each endpoint as
+        L{suto_server.net.endpoint.server_endpoint} gives each endpoint as
         C{tls}).
     @param interfaces: the address each of C{served} is bound to, C{""}
         for every one; every address by default.

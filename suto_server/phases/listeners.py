@@ -36,7 +36,7 @@ def device_listeners(
     The factories of the device listeners.
 
     @param devices: the endpoints of the framed listeners; those with a
-        C{tls} attribute (L{suto_server.net.tls.server_endpoint}) are TLS.
+        C{tls} attribute (L{suto_server.net.endpoint.server_endpoint}) are TLS.
     @param legacy: the endpoint of the SUTO 1.3.2 listener, or L{None}.
     @param secure: the phases a TLS listener offers besides the classic
         challenge, as L{ServerFactory} arguments (C{enrollment},

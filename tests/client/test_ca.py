@@ -40,7 +40,7 @@ from suto_client.tls import (
     pinned_client_creator,
 )
 from suto_server.core import schemes
-from suto_server.net.tls import server_endpoint
+from suto_server.net.endpoint import server_endpoint
 from suto_server.rules.rendezvous import Verdict
 from suto_server.settings import Listeners, Network, Timing
 from suto_server.store.memory import MemoryStore

@@ -39,7 +39,7 @@ from suto_client.tls import (
 from suto_server.admin import cli as admin
 from suto_server.core import schemes, wire
 from suto_server.net import certificate
-from suto_server.net.tls import server_endpoint
+from suto_server.net.endpoint import server_endpoint
 from suto_server.rules.rendezvous import Verdict
 from suto_server.settings import Listeners, Network, Timing
 from suto_server.store.memory import MemoryStore

@@ -19,6 +19,7 @@ from suto_server import tap
 from suto_server.audit.log import AuditLog
 from suto_server.net import certificate
 from suto_server.net.certificate import CertificateInfo
+from suto_server.net.endpoint import server_endpoint
 from suto_server.net.expiry import (
     CHECK_INTERVAL,
     CRL_EXPIRED_EVENT,
@@ -27,7 +28,6 @@ from suto_server.net.expiry import (
     EXPIRING_EVENT,
     CertificateExpiryWatch,
 )
-from suto_server.net.tls import server_endpoint
 from suto_server.service import SutoServer
 from suto_server.settings import Alerting, Listeners
 from suto_server.store.memory import MemoryStore

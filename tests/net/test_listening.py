@@ -21,6 +21,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from suto_server.net import certificate
+from suto_server.net.endpoint import server_endpoint
 from suto_server.net.listening import (
     ADMIN_UMASK,
     DEFAULT_LISTEN,
@@ -36,7 +37,6 @@ from suto_server.net.listening import (
     option_endpoint,
     tls_listen,
 )
-from suto_server.net.tls import server_endpoint
 from tests.support.folders import socket_folder
 
 

@@ -16,8 +16,9 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from suto_server.net import certificate
+from suto_server.net.endpoint import server_endpoint
 from suto_server.net.reuseport import ReusePortEndpoint
-from suto_server.net.tls import TLSConfigurationError, server_endpoint
+from suto_server.net.tls import TLSConfigurationError
 
 
 class _Counting(Factory):

@@ -52,15 +52,14 @@ from zope.interface.verify import verifyObject
 from bench.tls_footprint import handshake, move
 from suto_server.net import certificate
 from suto_server.net.direct import DirectWriteServer
+from suto_server.net.endpoint import SutoTLSParser, server_endpoint
 from suto_server.net.listening import OptionEndpoint
 from suto_server.net.refusals import IListenerWitness
 from suto_server.net.tls import (
     MAX_PEM_BYTES,
     ReloadableServerTLS,
-    SutoTLSParser,
     TLSConfigurationError,
     TLSServerEndpoint,
-    server_endpoint,
     watch,
 )
 from tests.support import pki
