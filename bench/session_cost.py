@@ -215,6 +215,7 @@ class _Agent:
         self.transport = transport
         self._pending = None
         self._next = None
+        self._sealing = None
 
     def rotate(self) -> bytes:
         self._pending = rotation_keys.Pending(JUNK, X25519PrivateKey.generate())
@@ -223,25 +224,24 @@ class _Agent:
 
     def acknowledge(self) -> bytes:
         [*_, ok] = _decoded(self.transport.value())
-        user = self.profile.user
         self._next = rotation_keys.next_key(
             self.profile, self._pending, self.fingerprint, ok.public
         )
-        _opened(rotation_keys.opens_ok(self._next, user, ok.sealed), "ok")
+        self._sealing = keyschedule.SealingKey(self._next, self.profile.user)
+        _opened(rotation_keys.opens_ok(self._sealing, ok.sealed), "ok")
         self.transport.clear()
-        return wire.encode(rotation_keys.acknowledgement(self._next, user), FRAMED)
+        return wire.encode(rotation_keys.acknowledgement(self._sealing), FRAMED)
 
     def commit(self) -> None:
         [done] = _decoded(self.transport.value())
-        user = self.profile.user
-        _opened(rotation_keys.confirms(self._next, user, done.sealed), "done")
+        _opened(rotation_keys.confirms(self._sealing, done.sealed), "done")
         self.profile = replace(
             self.profile,
             key=self._next,
             key_id=keyschedule.key_id(self._next),
             generation=self.profile.generation + 1,
         )
-        self._next = None
+        self._next = self._sealing = None
 
 
 JUNK = bytes(range(32))
