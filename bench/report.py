@@ -200,7 +200,7 @@ def classic_rows(result: ClassicResult, ceilings: Ceilings) -> list[Row]:
         ("classic: accepted", text(measured.per_second), "auth/s",
          f"{measured.count} in {measured.seconds:.1f} s"),
         ("ratio to combined ceiling", text(figures["ratio"], 2), "",
-         f"target {CLASSIC_TARGET:.2f}: {'met' if met else 'missed'}"),
+         f"target {CLASSIC_TARGET:.2f}: {met_or_missed(met)}"),
         ("latency p50", text(figures["latency_p50_ms"]), "ms",
          "admin request to verdict"),
         ("latency p99", text(figures["latency_p99_ms"]), "ms", ""),
