@@ -22,11 +22,12 @@ their number.
 The server figure runs the server's own code for one rotation, as the
 daemon assembles it: C{ServerProtocol} over a C{StringTransport} for each
 of C{--profiles} profiles seeded in a SQLite store as the fleet is
-(L{bench.fleet.seed}), the rotation, reconnection and tracking rules over
-the store's calls, and the group commit on the same thread (the daemon
-runs its statements on the database thread).  The agents' side is
-computed between the server's calls, with the key schedule, and not
-counted: the figure is the thread's CPU time inside the server's calls
+(L{bench.fleet.seed}), the rotation, reconnection and tracking rules
+that L{suto_server.keyrules.assemble} puts together for the daemon, with
+its default settings, over the store's calls, and the group commit on the
+same thread (the daemon runs its statements on the database thread).
+The agents' side is computed between the server's calls, with the
+agent's functions, and not counted: the figure is the thread's CPU time inside the server's calls
 (the two reads and the group commit's turn), per rotation.  What it
 leaves out is what the fleet adds: the sockets, TLS and the reactor's
 dispatch of each read.
