@@ -178,7 +178,9 @@ class AuditLog:
                 event=record.event,
             )
 
-        written.addBoth(landed).addErrback(lost)
+        # Logged before its waiters go on: a verdict waiting for its
+        # record is answered after the line saying the record was lost.
+        written.addErrback(lost).addBoth(landed)
 
     def flushed(self) -> Deferred:
         """

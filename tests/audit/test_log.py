@@ -497,6 +497,24 @@ class AuditLogTests(SynchronousTestCase):
         self.assertNotIn("secret reason", formatEvent(event))
         self.assertEqual([alert.type for alert in self.sinks[0].alerts], ["rate_limited"])
 
+    def test_lost_logged_before_waiters(self):
+        """
+        A caller waiting for a record the store refused goes on only once
+        the critical line about it is logged.
+        """
+        given, audit = self.later_appends()
+        with capturedLogs() as logged:
+            audit.record(NOW, "rate_limited", None, "10.0.0.9", "too many")
+            seen = []
+            audit.flushed().addCallback(lambda _: seen.append(len(logged)))
+            given[0][1].errback(StoreError("disk full"))
+        [critical] = [
+            index
+            for index, event in enumerate(logged)
+            if event["log_level"] == LogLevel.critical
+        ]
+        self.assertEqual(seen, [critical + 1])
+
     def test_append_later_breaks(self):
         """
         An append that fails later for a reason other than the store's is
