@@ -55,6 +55,10 @@ from bench.storm_client import DOWN
 from suto_server.audit.alerts import ALERT_TYPES
 from suto_server.store.open import open_store
 
+#: The server processes a failover runs: the one killed and the one its
+#: endpoints fail over to.  Neither restarts.
+PROCESSES = 2
+
 
 @dataclass(frozen=True)
 class FailoverResult:
@@ -143,7 +147,8 @@ def run_failover(
     options = (*interval_options(interval), "--rotation-grace", str(grace))
     store = database.new_store()
     setups, fleet_file, seeding = yield seed_fleet(
-        reactor, directory, endpoints, store=store, processes=2, ports=OWN_PORTS
+        reactor, directory, endpoints, store=store, processes=PROCESSES,
+        ports=OWN_PORTS,
     )
     servers = ServerGroup.start(reactor, setups, AUTH_TIMEOUT, options)
     generators: list[tuple[Child, str]] = []

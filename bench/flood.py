@@ -43,6 +43,7 @@ from bench.classic import (
     start_fleet,
 )
 from bench.device import Device
+from bench.figures import Row, met_or_missed, milliseconds, percent, text
 from bench.idle_flood import Flood
 from bench.measurement import Measurement, add_counts
 from bench.metrics_page import scrape
@@ -197,7 +198,7 @@ _UNEXPECTED = (
 )
 
 
-def flood_rows(result: FloodResult) -> list[tuple[str, str, str, str]]:
+def flood_rows(result: FloodResult) -> list[Row]:
     """
     @return: the scenario's table rows.
     """
@@ -211,28 +212,28 @@ def flood_rows(result: FloodResult) -> list[tuple[str, str, str, str]]:
     )
     readings = (
         f"mean of {len(result.starting)} readings during the logins, from "
-        f"{_number(min(result.starting, default=None), 0)} to "
-        f"{_number(max(result.starting, default=None), 0)}"
+        f"{text(min(result.starting, default=None), 0)} to "
+        f"{text(max(result.starting, default=None), 0)}"
     )
     refusals = ", ".join(f"{k}: {v:.0f}" for k, v in sorted(result.rejected.items()))
     latency = (
-        f"{_number(_ms(result.logins.latency(0.5)))} / "
-        f"{_number(_ms(result.logins.latency(0.99)))}"
+        f"{text(milliseconds(result.logins.latency(0.5)))} / "
+        f"{text(milliseconds(result.logins.latency(0.99)))}"
     )
     return [
         ("flood connections held", str(result.held), "connections",
          "when the logins started"),
-        ("server: starting", _number(result.mean_starting), "connections", readings),
-        ("unexpected refused", _number(_percent(result.drop_chance)), "%",
+        ("server: starting", text(result.mean_starting), "connections", readings),
+        ("unexpected refused", text(percent(result.drop_chance)), "%",
          _UNEXPECTED),
-        ("flood turned away", _number(_percent(away)), "%",
+        ("flood turned away", text(percent(away)), "%",
          f"{result.turned_away} of {result.attempts} flood connections"),
-        ("server: refused", _number(sum(result.rejected.values())), "connections",
+        ("server: refused", text(sum(result.rejected.values())), "connections",
          refusals),
         ("logins accepted", f"{result.logins.count}/{total}", "",
          errors or "no errors"),
-        ("success ratio", _number(ratio, 3), "",
-         f"target {TARGET}: {'met' if met else 'missed'}"),
+        ("success ratio", text(ratio, 3), "",
+         f"target {TARGET}: {met_or_missed(met)}"),
         ("connect-backs", str(result.connect_backs), "connections",
          "made by the devices, retries included"),
         ("latency p50 / p99", latency, "ms", "POST /v1/auth to its verdict"),
@@ -259,15 +260,3 @@ def flood_json(result: FloodResult) -> dict:
         "connect_backs": result.connect_backs,
         "device_outcomes": result.device_outcomes,
     }
-
-
-def _percent(fraction: float | None) -> float | None:
-    return None if fraction is None else 100 * fraction
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else seconds * 1000
-
-
-def _number(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"

@@ -17,8 +17,16 @@ file is in a single process's own.
 from __future__ import annotations
 
 from bench.descriptors import busiest_share
+from bench.figures import (
+    Row,
+    megabytes,
+    met_or_missed,
+    percent,
+    ratio,
+    rounded,
+    text,
+)
 from bench.measurement import Measurement
-from bench.report import Row, _megabytes, _met, _percent, _ratio, _rounded, _text
 from bench.rotation import FleetResult
 
 #: Issue 21's fleet on one host, and what its servers may cost.
@@ -28,7 +36,7 @@ HOST_RSS_TARGET_BYTES = int(2.5 * 1024**3)
 
 
 def _load(cpu: float | None, measured: Measurement) -> float | None:
-    return _ratio(cpu, measured.seconds)
+    return ratio(cpu, measured.seconds)
 
 
 def host_json(result: FleetResult) -> dict:
@@ -52,20 +60,20 @@ def host_json(result: FleetResult) -> dict:
         "server_processes": [
             {
                 "connections": share.connections,
-                "rss_before_mb": _rounded(_megabytes(share.rss_before)),
-                "rss_after_mb": _rounded(_megabytes(share.rss_after)),
-                "load": _rounded(_load(share.cpu, measured), 4),
+                "rss_before_mb": rounded(megabytes(share.rss_before)),
+                "rss_after_mb": rounded(megabytes(share.rss_after)),
+                "load": rounded(_load(share.cpu, measured), 4),
             }
             for share in result.shares
         ],
         "connections_held": None if None in held else sum(held),
         "busiest_share_bound": busiest_share(result.endpoints, result.processes),
         "host_target_met": met,
-        "database_load": _rounded(_load(database_cpu, measured), 4),
-        "database_memory_mb": _rounded(_megabytes(result.database_memory)),
+        "database_load": rounded(_load(database_cpu, measured), 4),
+        "database_memory_mb": rounded(megabytes(result.database_memory)),
         "database_connections": result.database_connections,
         "generator_rss_each_mb": [
-            _rounded(_megabytes(size)) for size in result.generator_sizes
+            rounded(megabytes(size)) for size in result.generator_sizes
         ],
     }
 
@@ -75,9 +83,9 @@ def _share_rows(result: FleetResult, figures: dict) -> list[Row]:
     for number, process in enumerate(figures["server_processes"], 1):
         rows.append(
             (f"server process {number}", str(process["connections"]), "connections",
-             (f"RSS {_text(process['rss_before_mb'])} -> "
-              f"{_text(process['rss_after_mb'])} MB with the fleet; load "
-              f"{_text(_percent(process['load']), 2)}% of a core"))
+             (f"RSS {text(process['rss_before_mb'])} -> "
+              f"{text(process['rss_after_mb'])} MB with the fleet; load "
+              f"{text(percent(process['load']), 2)}% of a core"))
         )
     if result.processes > 1:
         rows.append(
@@ -100,30 +108,30 @@ def host_rows(result: FleetResult) -> list[Row]:
     rows = _share_rows(result, figures)
     rss = result.rss_after
     rows.append(
-        ("host target", "met" if figures["host_target_met"] else "missed", "",
+        ("host target", met_or_missed(figures["host_target_met"]), "",
          (f"{HOST_ENDPOINTS_TARGET} connected and rotating: "
           f"{result.connected} here, {measured.errors} errors; server load "
-          f"{_text(_percent(load), 1)}% of a core (under "
-          f"{_percent(HOST_LOAD_TARGET):.0f}%: "
-          f"{_met(load is not None and load < HOST_LOAD_TARGET)}); server RSS "
-          f"{_text(_megabytes(rss))} MB (under "
+          f"{text(percent(load), 1)}% of a core (under "
+          f"{percent(HOST_LOAD_TARGET):.0f}%: "
+          f"{met_or_missed(load is not None and load < HOST_LOAD_TARGET)}); server RSS "
+          f"{text(megabytes(rss))} MB (under "
           f"{HOST_RSS_TARGET_BYTES // 1024**2} MB: "
-          f"{_met(rss is not None and rss < HOST_RSS_TARGET_BYTES)})"))
+          f"{met_or_missed(rss is not None and rss < HOST_RSS_TARGET_BYTES)})"))
     )
     if result.database is not None:
         rows.append(
-            ("PostgreSQL load", _text(_percent(figures["database_load"]), 1),
+            ("PostgreSQL load", text(percent(figures["database_load"]), 1),
              "% of a core",
              (f"its processes over the measured phase; memory "
-              f"{_text(figures['database_memory_mb'])} MB (proportional set "
+              f"{text(figures['database_memory_mb'])} MB (proportional set "
               f"sizes added up); {figures['database_connections']} connections "
               f"to the fleet's database"))
         )
     sizes = figures["generator_rss_each_mb"]
-    per_endpoint = _ratio(result.generator_rss, result.connected)
+    per_endpoint = ratio(result.generator_rss, result.connected)
     rows.append(
-        ("generators' RSS each", ", ".join(_text(size) for size in sizes), "MB",
-         (f"{_text(None if per_endpoint is None else per_endpoint / 1024)} KB "
+        ("generators' RSS each", ", ".join(text(size) for size in sizes), "MB",
+         (f"{text(None if per_endpoint is None else per_endpoint / 1024)} KB "
           f"per connected endpoint"))
     )
     return rows

@@ -24,6 +24,18 @@ from bench.enrollment import (
     SERVER_CRYPTS_PER_ENROLLMENT,
     EnrollmentResult,
 )
+from bench.figures import (
+    Row,
+    counts_note,
+    errors_note,
+    megabytes,
+    met_or_missed,
+    milliseconds,
+    percent,
+    ratio,
+    rounded,
+    text,
+)
 from bench.measurement import Measurement, percentile
 from bench.rotation import FleetResult
 from bench.storm import StormResult
@@ -57,27 +69,6 @@ EXCHANGES_PER_RECONNECTION = 5
 #: How the fleet's profiles got into the store (see bench.fleet).
 SEEDING_NOTE = "seeded in the store with the server's code, not enrolled"
 
-Row = tuple[str, str, str, str]
-
-
-def _milliseconds(seconds: float | None) -> float | None:
-    return None if seconds is None else 1000.0 * seconds
-
-
-def _text(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _rounded(value: float | None, digits: int = 2) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def _ratio(part: float | None, whole: float | None) -> float | None:
-    if part is None or not whole:
-        return None
-    return part / whole
-
-
 def _cpu_note(measurement: Measurement, client: str, server: str) -> str:
     """
     Say what each side spent per operation, in milliseconds of CPU.
@@ -93,10 +84,6 @@ def _cpu_note(measurement: Measurement, client: str, server: str) -> str:
     return "CPU each: " + ", ".join(parts) if parts else ""
 
 
-def _errors_note(measurement: Measurement) -> str:
-    return _counts_note(measurement.error_reasons)
-
-
 def other_load(measurement: Measurement, cores: int) -> float | None:
     """
     The share of the machine's cores spent outside the measured processes
@@ -110,7 +97,7 @@ def other_load(measurement: Measurement, cores: int) -> float | None:
     if measurement.machine_cpu is None:
         return None
     ours = (measurement.generator_cpu or 0.0) + (measurement.server_cpu or 0.0)
-    share = _ratio(measurement.machine_cpu - ours, measurement.seconds * cores)
+    share = ratio(measurement.machine_cpu - ours, measurement.seconds * cores)
     return None if share is None else max(0.0, share)
 
 
@@ -157,14 +144,14 @@ def _cost_json(measured: Measurement, floor_ms: float | None, per: str) -> dict:
     """
     server_ms = measured.cpu_ms_per_operation(measured.server_cpu)
     return {
-        "latency_p50_ms": _rounded(_milliseconds(measured.latency(0.50))),
-        "latency_p99_ms": _rounded(_milliseconds(measured.latency(0.99))),
+        "latency_p50_ms": rounded(milliseconds(measured.latency(0.50))),
+        "latency_p99_ms": rounded(milliseconds(measured.latency(0.99))),
         "errors": measured.errors,
         "error_reasons": measured.error_reasons,
-        f"server_cpu_ms_per_{per}": _rounded(server_ms),
-        "server_cpu_floor_ms": _rounded(floor_ms),
-        "server_efficiency": _rounded(_ratio(floor_ms, server_ms), 3),
-        f"generator_cpu_ms_per_{per}": _rounded(
+        f"server_cpu_ms_per_{per}": rounded(server_ms),
+        "server_cpu_floor_ms": rounded(floor_ms),
+        "server_efficiency": rounded(ratio(floor_ms, server_ms), 3),
+        f"generator_cpu_ms_per_{per}": rounded(
             measured.cpu_ms_per_operation(measured.generator_cpu)
         ),
     }
@@ -177,27 +164,27 @@ def ceiling_rows(ceilings: Ceilings) -> list[Row]:
     handshakes, messages = ceilings.handshakes, ceilings.messages
     cores = ceilings.threads
     rows = [
-        ("password ceiling, 1 thread", _text(ceilings.crypt_one.per_second),
+        ("password ceiling, 1 thread", text(ceilings.crypt_one.per_second),
          "crypt/s", _notes("sha512-crypt, 5000 rounds",
                            _load_note(ceilings.crypt_one, cores))),
-        (f"password ceiling, {cores} threads", _text(ceilings.password),
+        (f"password ceiling, {cores} threads", text(ceilings.password),
          "crypt/s", _notes(f"scaling {ceilings.scaling:.2f}x",
                            _load_note(ceilings.crypt_all, cores))),
-        ("TLS ceiling", _text(ceilings.tls), "handshakes/s",
+        ("TLS ceiling", text(ceilings.tls), "handshakes/s",
          _notes(_cpu_note(handshakes, "clients", "echo server"),
                 _load_note(handshakes, cores))),
-        ("message ceiling", _text(messages.per_second), "exchanges/s",
+        ("message ceiling", text(messages.per_second), "exchanges/s",
          _notes(f"{ceilings.connections} connections",
                 _cpu_note(messages, "clients", "echo server"),
                 _load_note(messages, cores))),
-        ("combined ceiling", _text(ceilings.combined), "auth/s",
+        ("combined ceiling", text(ceilings.combined), "auth/s",
          "1 / (1/password + 1/TLS)"),
     ]
     for name, measurement in (("TLS", handshakes), ("message", messages)):
         if measurement.errors:
             rows.append(
                 (f"{name} ceiling errors", str(measurement.errors), "",
-                 _errors_note(measurement))
+                 errors_note(measurement))
             )
     return rows
 
@@ -210,45 +197,41 @@ def classic_rows(result: ClassicResult, ceilings: Ceilings) -> list[Row]:
     measured = result.measured
     met = (figures["ratio"] or 0) >= CLASSIC_TARGET
     rows = [
-        ("classic: accepted", _text(measured.per_second), "auth/s",
+        ("classic: accepted", text(measured.per_second), "auth/s",
          f"{measured.count} in {measured.seconds:.1f} s"),
-        ("ratio to combined ceiling", _text(figures["ratio"], 2), "",
-         f"target {CLASSIC_TARGET:.2f}: {'met' if met else 'missed'}"),
-        ("latency p50", _text(figures["latency_p50_ms"]), "ms",
+        ("ratio to combined ceiling", text(figures["ratio"], 2), "",
+         f"target {CLASSIC_TARGET:.2f}: {met_or_missed(met)}"),
+        ("latency p50", text(figures["latency_p50_ms"]), "ms",
          "admin request to verdict"),
-        ("latency p99", _text(figures["latency_p99_ms"]), "ms", ""),
-        ("errors", str(measured.errors), "", _errors_note(measured)),
-        ("server CPU per auth", _text(figures["server_cpu_ms_per_auth"], 2), "ms",
+        ("latency p99", text(figures["latency_p99_ms"]), "ms", ""),
+        ("errors", str(measured.errors), "", errors_note(measured)),
+        ("server CPU per auth", text(figures["server_cpu_ms_per_auth"], 2), "ms",
          "twistd suto, all threads"),
-        ("server CPU floor per auth", _text(figures["server_cpu_floor_ms"], 2),
+        ("server CPU floor per auth", text(figures["server_cpu_floor_ms"], 2),
          "ms", "one crypt + one server-side handshake"),
-        ("server efficiency", _text(figures["server_efficiency"], 2), "",
+        ("server efficiency", text(figures["server_efficiency"], 2), "",
          "floor / server CPU per auth"),
-        ("generator CPU per auth", _text(figures["generator_cpu_ms_per_auth"], 2),
+        ("generator CPU per auth", text(figures["generator_cpu_ms_per_auth"], 2),
          "ms", "admin client + device (TLS, one crypt)"),
-        ("cores busy", _text(_percent(figures["cores_busy"]), 0), "%",
+        ("cores busy", text(percent(figures["cores_busy"]), 0), "%",
          f"server + generator, of {ceilings.threads} cores"),
-        ("other load", _text(_percent(figures["other_load"]), 0), "%",
+        ("other load", text(percent(figures["other_load"]), 0), "%",
          "CPU spent outside server and generator meanwhile"),
-        ("shared-core ceiling", _text(figures["shared_core_ceiling"]), "auth/s",
+        ("shared-core ceiling", text(figures["shared_core_ceiling"]), "auth/s",
          "1 / (2/password + 1/TLS): the device's crypt counted too"),
-        ("ratio to shared-core ceiling", _text(figures["ratio_shared_core"], 2),
+        ("ratio to shared-core ceiling", text(figures["ratio_shared_core"], 2),
          "", ""),
         ("warm-up (password path)", str(result.warmup.count), "accepted",
          f"{result.warmup.errors} errors"
-         + (f": {_errors_note(result.warmup)}" if result.warmup.errors else "")),
+         + (f": {errors_note(result.warmup)}" if result.warmup.errors else "")),
     ]
     failures = _device_failures(result)
     if failures:
         rows.append(
             ("device-side failures", str(sum(failures.values())), "",
-             "; ".join(f"{n}x {o}" for o, n in sorted(failures.items())))
+             counts_note(failures))
         )
     return rows
-
-
-def _percent(fraction: float | None) -> float | None:
-    return None if fraction is None else 100.0 * fraction
 
 
 def _device_failures(result: ClassicResult) -> dict[str, int]:
@@ -281,16 +264,16 @@ def ceilings_json(ceilings: Ceilings) -> dict:
     return {
         "cores": ceilings.threads,
         "connections": ceilings.connections,
-        "password_1_thread": _rounded(ceilings.crypt_one.per_second),
-        "password_all_threads": _rounded(ceilings.password),
-        "password_scaling": _rounded(ceilings.scaling),
-        "tls_handshakes": _rounded(ceilings.tls),
+        "password_1_thread": rounded(ceilings.crypt_one.per_second),
+        "password_all_threads": rounded(ceilings.password),
+        "password_scaling": rounded(ceilings.scaling),
+        "tls_handshakes": rounded(ceilings.tls),
         "tls_errors": ceilings.handshakes.errors,
-        "messages": _rounded(ceilings.messages.per_second),
+        "messages": rounded(ceilings.messages.per_second),
         "message_errors": ceilings.messages.errors,
-        "combined": _rounded(ceilings.combined),
+        "combined": rounded(ceilings.combined),
         "ceiling_other_load": {
-            name: _rounded(other_load(measurement, ceilings.threads), 3)
+            name: rounded(other_load(measurement, ceilings.threads), 3)
             for name, measurement in (
                 ("password_1_thread", ceilings.crypt_one),
                 ("password_all_threads", ceilings.crypt_all),
@@ -310,20 +293,20 @@ def classic_json(result: ClassicResult, ceilings: Ceilings) -> dict:
     capacity = measured.seconds * ceilings.threads
     busy = None
     if measured.generator_cpu is not None and measured.server_cpu is not None:
-        busy = _ratio(measured.generator_cpu + measured.server_cpu, capacity)
+        busy = ratio(measured.generator_cpu + measured.server_cpu, capacity)
     return {
         "scenario": "classic",
         **ceilings_json(ceilings),
-        "auth_per_second": _rounded(measured.per_second),
+        "auth_per_second": rounded(measured.per_second),
         "accepted": measured.count,
-        "seconds": _rounded(measured.seconds),
-        "ratio": _rounded(_ratio(measured.per_second, ceilings.combined), 3),
+        "seconds": rounded(measured.seconds),
+        "ratio": rounded(ratio(measured.per_second, ceilings.combined), 3),
         "target": CLASSIC_TARGET,
         **_cost_json(measured, server_cpu_floor_ms(ceilings), "auth"),
-        "cores_busy": _rounded(busy, 3),
-        "other_load": _rounded(other_load(measured, ceilings.threads), 3),
-        "shared_core_ceiling": _rounded(shared),
-        "ratio_shared_core": _rounded(_ratio(measured.per_second, shared), 3),
+        "cores_busy": rounded(busy, 3),
+        "other_load": rounded(other_load(measured, ceilings.threads), 3),
+        "shared_core_ceiling": rounded(shared),
+        "ratio_shared_core": rounded(ratio(measured.per_second, shared), 3),
         "warmup_accepted": result.warmup.count,
         "warmup_errors": result.warmup.errors,
         "device_outcomes": result.device_outcomes,
@@ -349,16 +332,16 @@ def enrollment_json(result: EnrollmentResult, ceilings: Ceilings) -> dict:
     return {
         "scenario": "enrollment",
         **ceilings_json(ceilings),
-        "enrollments_per_second": _rounded(measured.per_second),
+        "enrollments_per_second": rounded(measured.per_second),
         "enrolled": measured.count,
-        "seconds": _rounded(measured.seconds),
-        "enrollment_ceiling": _rounded(ceiling),
-        "ratio": _rounded(_ratio(measured.per_second, ceiling), 3),
-        "window_p50_ms": _rounded(
-            _milliseconds(percentile(list(result.window_latencies), 0.50))
+        "seconds": rounded(measured.seconds),
+        "enrollment_ceiling": rounded(ceiling),
+        "ratio": rounded(ratio(measured.per_second, ceiling), 3),
+        "window_p50_ms": rounded(
+            milliseconds(percentile(list(result.window_latencies), 0.50))
         ),
         **_cost_json(measured, floor_ms, "enrollment"),
-        "other_load": _rounded(other_load(measured, ceilings.threads), 3),
+        "other_load": rounded(other_load(measured, ceilings.threads), 3),
         "warmup_enrolled": result.warmup.count,
         "warmup_errors": result.warmup.errors,
     }
@@ -372,32 +355,32 @@ def enrollment_rows(result: EnrollmentResult, ceilings: Ceilings) -> list[Row]:
     figures = enrollment_json(result, ceilings)
     measured = result.measured
     return [
-        ("enrollments", _text(measured.per_second), "enroll/s",
+        ("enrollments", text(measured.per_second), "enroll/s",
          f"{measured.count} in {measured.seconds:.1f} s"),
-        ("enrollment ceiling", _text(figures["enrollment_ceiling"]), "enroll/s",
+        ("enrollment ceiling", text(figures["enrollment_ceiling"]), "enroll/s",
          "1 / (4/password + 1/TLS): two crypts on each side"),
-        ("ratio to it", _text(figures["ratio"], 2), "", ""),
-        ("window open p50", _text(figures["window_p50_ms"]), "ms",
+        ("ratio to it", text(figures["ratio"], 2), "", ""),
+        ("window open p50", text(figures["window_p50_ms"]), "ms",
          "POST /v1/enroll to its answer (hashes the one-time password)"),
-        ("latency p50", _text(figures["latency_p50_ms"]), "ms",
+        ("latency p50", text(figures["latency_p50_ms"]), "ms",
          "POST /v1/enroll to the first key confirmed"),
-        ("latency p99", _text(figures["latency_p99_ms"]), "ms", ""),
-        ("errors", str(measured.errors), "", _errors_note(measured)),
+        ("latency p99", text(figures["latency_p99_ms"]), "ms", ""),
+        ("errors", str(measured.errors), "", errors_note(measured)),
         ("server CPU per enrollment",
-         _text(figures["server_cpu_ms_per_enrollment"], 2), "ms",
+         text(figures["server_cpu_ms_per_enrollment"], 2), "ms",
          "twistd suto, all threads"),
-        ("server CPU floor", _text(figures["server_cpu_floor_ms"], 2), "ms",
+        ("server CPU floor", text(figures["server_cpu_floor_ms"], 2), "ms",
          "two crypts + one server-side handshake"),
-        ("server efficiency", _text(figures["server_efficiency"], 2), "",
+        ("server efficiency", text(figures["server_efficiency"], 2), "",
          "floor / server CPU per enrollment"),
         ("generator CPU per enrollment",
-         _text(figures["generator_cpu_ms_per_enrollment"], 2), "ms",
+         text(figures["generator_cpu_ms_per_enrollment"], 2), "ms",
          "admin client + endpoint (TLS, two crypts, key schedule)"),
-        ("other load", _text(_percent(figures["other_load"]), 0), "%",
+        ("other load", text(percent(figures["other_load"]), 0), "%",
          "CPU spent outside server and generator meanwhile"),
         ("warm-up", str(result.warmup.count), "enrolled",
          f"{result.warmup.errors} errors"
-         + (f": {_errors_note(result.warmup)}" if result.warmup.errors else "")),
+         + (f": {errors_note(result.warmup)}" if result.warmup.errors else "")),
     ]
 
 
@@ -406,10 +389,6 @@ def json_line(figures: dict) -> str:
     @return: C{figures} as one line of JSON.
     """
     return json.dumps(figures, sort_keys=True)
-
-
-def _met(met: bool) -> str:
-    return "met" if met else "missed"
 
 
 def _fleet_setup_rows(result: FleetResult) -> list[Row]:
@@ -421,11 +400,10 @@ def _fleet_setup_rows(result: FleetResult) -> list[Row]:
          f"{SEEDING_NOTE}, in {result.seeding_seconds:.1f} s; connected in "
          f"{result.connect_seconds:.1f} s"),
         ("rotations while connecting", str(result.warmup_rotations), "",
-         _notes(*(f"{count}x {reason}"
-                  for reason, count in sorted(result.warmup_errors.items())))),
+         counts_note(result.warmup_errors)),
         ("generators", str(result.generators), "",
          (f"open files per process: {result.file_limit}; their RSS with the "
-          f"fleet {_text(_megabytes(result.generator_rss))} MB")),
+          f"fleet {text(megabytes(result.generator_rss))} MB")),
     ]
     return rows
 
@@ -437,23 +415,23 @@ def _memory_rows(result: FleetResult) -> list[Row]:
     if per_endpoint is not None:
         verdict = (
             f"target {MEMORY_TARGET_BYTES // 1024} KB: "
-            f"{_met(per_endpoint * 1024 <= MEMORY_TARGET_BYTES)}"
+            f"{met_or_missed(per_endpoint * 1024 <= MEMORY_TARGET_BYTES)}"
         )
     return [
-        ("server RSS before", _text(figures["rss_before_mb"]), "MB",
+        ("server RSS before", text(figures["rss_before_mb"]), "MB",
          "serving, no endpoint connected"),
-        ("server RSS with the fleet", _text(figures["rss_after_mb"]), "MB",
+        ("server RSS with the fleet", text(figures["rss_after_mb"]), "MB",
          "every endpoint connected, rotated once"),
-        ("server RSS per endpoint", _text(per_endpoint), "KB", verdict),
+        ("server RSS per endpoint", text(per_endpoint), "KB", verdict),
     ]
 
 
 def _load_rows(measured: Measurement, cores: int) -> list[Row]:
-    load = _ratio(measured.server_cpu, measured.seconds)
+    load = ratio(measured.server_cpu, measured.seconds)
     return [
-        ("server load", _text(_percent(load), 1), "% of a core",
+        ("server load", text(percent(load), 1), "% of a core",
          "twistd suto, all threads, over the measured phase"),
-        ("other load", _text(_percent(other_load(measured, cores)), 0), "%",
+        ("other load", text(percent(other_load(measured, cores)), 0), "%",
          "CPU spent outside server and generators meanwhile"),
     ]
 
@@ -466,25 +444,25 @@ def rotation_rows(result: FleetResult, ceilings: Ceilings) -> list[Row]:
     measured = result.measured
     p99 = figures["latency_p99_ms"]
     rows = _fleet_setup_rows(result) + [
-        ("rotations", _text(measured.per_second), "rotations/s",
+        ("rotations", text(measured.per_second), "rotations/s",
          f"{measured.count} in {measured.seconds:.1f} s, interval "
          f"{result.interval:g} s; target {ROTATION_TARGET:.0f}: "
-         f"{_met(measured.per_second >= ROTATION_TARGET)}"),
-        ("latency p50", _text(figures["latency_p50_ms"]), "ms",
+         f"{met_or_missed(measured.per_second >= ROTATION_TARGET)}"),
+        ("latency p50", text(figures["latency_p50_ms"]), "ms",
          "ROTATE sent to ROTATE_DONE received (after the server's commit)"),
-        ("latency p99", _text(p99), "ms",
+        ("latency p99", text(p99), "ms",
          f"target {ROTATION_P99_TARGET_MS:.0f}: "
-         f"{_met(p99 is not None and p99 < ROTATION_P99_TARGET_MS)}"),
-        ("errors", str(measured.errors), "", _errors_note(measured)),
-        ("message ceiling / 2", _text(figures["rotation_ceiling"]), "rotations/s",
+         f"{met_or_missed(p99 is not None and p99 < ROTATION_P99_TARGET_MS)}"),
+        ("errors", str(measured.errors), "", errors_note(measured)),
+        ("message ceiling / 2", text(figures["rotation_ceiling"]), "rotations/s",
          "two exchanges per rotation, nothing else"),
-        ("ratio to it", _text(figures["ratio"], 2), "", ""),
-        ("server CPU per rotation", _text(figures["server_cpu_ms_per_rotation"], 2),
+        ("ratio to it", text(figures["ratio"], 2), "", ""),
+        ("server CPU per rotation", text(figures["server_cpu_ms_per_rotation"], 2),
          "ms", "twistd suto, all threads"),
         ("generator CPU per rotation",
-         _text(figures["generator_cpu_ms_per_rotation"], 2), "ms",
+         text(figures["generator_cpu_ms_per_rotation"], 2), "ms",
          "all generator processes"),
-        ("rotations per commit", _text(figures["rotations_per_commit"], 2), "",
+        ("rotations per commit", text(figures["rotations_per_commit"], 2), "",
          "several processes: see the database's transactions"
          if result.commits is None
          else f"{result.commits} group commits (transactions) of rotations "
@@ -495,10 +473,10 @@ def rotation_rows(result: FleetResult, ceilings: Ceilings) -> list[Row]:
     if result.interval > 0:
         load = figures["server_load"]
         rows.append(
-            ("idle fleet target", _text(_percent(load), 1), "% of a core",
-             f"under {_percent(IDLE_FLEET_TARGET):.0f}% at 10000 endpoints "
+            ("idle fleet target", text(percent(load), 1), "% of a core",
+             f"under {percent(IDLE_FLEET_TARGET):.0f}% at 10000 endpoints "
              f"rotating every 60 s: "
-             f"{_met(load is not None and load < IDLE_FLEET_TARGET)} here "
+             f"{met_or_missed(load is not None and load < IDLE_FLEET_TARGET)} here "
              f"({result.connected} endpoints every {result.interval:g} s)")
         )
     return rows
@@ -511,11 +489,11 @@ def memory_rows(result: FleetResult, cores: int) -> list[Row]:
     idle = result.measured
     note = f"{idle.count} rotations, {idle.errors} errors"
     if idle.errors:
-        note += f": {_errors_note(idle)}"
+        note += f": {errors_note(idle)}"
     return (
         _fleet_setup_rows(result)
         + _memory_rows(result)
-        + [("idle phase", _text(idle.seconds), "s", note)]
+        + [("idle phase", text(idle.seconds), "s", note)]
         + _load_rows(idle, cores)
     )
 
@@ -528,7 +506,7 @@ def memory_scenario_json(result: FleetResult, cores: int) -> dict:
         "scenario": "memory",
         "cores": cores,
         **_fleet_json(result),
-        "other_load": _rounded(other_load(result.measured, cores), 3),
+        "other_load": rounded(other_load(result.measured, cores), 3),
     }
 
 
@@ -538,19 +516,19 @@ def _fleet_json(result: FleetResult) -> dict:
         "endpoints": result.endpoints,
         "connected": result.connected,
         "profiles": "seeded",
-        "seeding_seconds": _rounded(result.seeding_seconds),
-        "connect_seconds": _rounded(result.connect_seconds),
+        "seeding_seconds": rounded(result.seeding_seconds),
+        "connect_seconds": rounded(result.connect_seconds),
         "warmup_rotations": result.warmup_rotations,
         "warmup_errors": result.warmup_errors,
         "generators": result.generators,
         "file_limit": result.file_limit,
-        "generator_rss_mb": _rounded(_megabytes(result.generator_rss)),
+        "generator_rss_mb": rounded(megabytes(result.generator_rss)),
         "interval": result.interval,
         "rotations": measured.count,
-        "seconds": _rounded(measured.seconds),
+        "seconds": rounded(measured.seconds),
         "errors": measured.errors,
         "error_reasons": measured.error_reasons,
-        "server_load": _rounded(_ratio(measured.server_cpu, measured.seconds), 3),
+        "server_load": rounded(ratio(measured.server_cpu, measured.seconds), 3),
         **memory_json(result),
     }
 
@@ -561,17 +539,13 @@ def memory_json(result: FleetResult) -> dict:
     """
     per_endpoint = result.rss_per_endpoint
     return {
-        "rss_before_mb": _rounded(_megabytes(result.rss_before)),
-        "rss_after_mb": _rounded(_megabytes(result.rss_after)),
-        "rss_per_endpoint_kb": _rounded(
+        "rss_before_mb": rounded(megabytes(result.rss_before)),
+        "rss_after_mb": rounded(megabytes(result.rss_after)),
+        "rss_per_endpoint_kb": rounded(
             None if per_endpoint is None else per_endpoint / 1024
         ),
         "memory_target_kb": MEMORY_TARGET_BYTES // 1024,
     }
-
-
-def _megabytes(size: int | None) -> float | None:
-    return None if size is None else size / (1024 * 1024)
 
 
 def rotation_json(result: FleetResult, ceilings: Ceilings) -> dict:
@@ -584,22 +558,22 @@ def rotation_json(result: FleetResult, ceilings: Ceilings) -> dict:
         "scenario": "rotation",
         **ceilings_json(ceilings),
         **_fleet_json(result),
-        "rotations_per_second": _rounded(measured.per_second),
+        "rotations_per_second": rounded(measured.per_second),
         "target": ROTATION_TARGET,
-        "latency_p50_ms": _rounded(_milliseconds(measured.latency(0.50))),
-        "latency_p99_ms": _rounded(_milliseconds(measured.latency(0.99))),
+        "latency_p50_ms": rounded(milliseconds(measured.latency(0.50))),
+        "latency_p99_ms": rounded(milliseconds(measured.latency(0.99))),
         "latency_p99_target_ms": ROTATION_P99_TARGET_MS,
-        "rotation_ceiling": _rounded(ceiling),
-        "ratio": _rounded(_ratio(measured.per_second, ceiling), 3),
-        "server_cpu_ms_per_rotation": _rounded(
+        "rotation_ceiling": rounded(ceiling),
+        "ratio": rounded(ratio(measured.per_second, ceiling), 3),
+        "server_cpu_ms_per_rotation": rounded(
             measured.cpu_ms_per_operation(measured.server_cpu), 3
         ),
-        "generator_cpu_ms_per_rotation": _rounded(
+        "generator_cpu_ms_per_rotation": rounded(
             measured.cpu_ms_per_operation(measured.generator_cpu), 3
         ),
         "commits": result.commits,
-        "rotations_per_commit": _rounded(_ratio(measured.count, result.commits), 2),
-        "other_load": _rounded(other_load(measured, ceilings.threads), 3),
+        "rotations_per_commit": rounded(ratio(measured.count, result.commits), 2),
+        "other_load": rounded(other_load(measured, ceilings.threads), 3),
     }
 
 
@@ -631,26 +605,26 @@ def storm_json(result: StormResult, ceilings: Ceilings) -> dict:
         "connected": result.connected,
         "interval": result.interval,
         "grace": result.grace,
-        "seeding_seconds": _rounded(result.seeding_seconds),
-        "connect_seconds": _rounded(result.connect_seconds),
-        "down_seconds": _rounded(result.down_seconds),
+        "seeding_seconds": rounded(result.seeding_seconds),
+        "connect_seconds": rounded(result.connect_seconds),
+        "down_seconds": rounded(result.down_seconds),
         "client_offline": result.client_offline,
         "server_offline": result.server_offline,
-        "start_seconds": _rounded(result.start_seconds),
+        "start_seconds": rounded(result.start_seconds),
         "reconnected": storm.count,
-        "all_back_seconds": _rounded(back),
+        "all_back_seconds": rounded(back),
         "target_seconds": STORM_TARGET_SECONDS,
-        "back_p50_s": _rounded(storm.latency(0.50)),
-        "back_p99_s": _rounded(storm.latency(0.99)),
-        "conversation_p50_ms": _rounded(
-            _milliseconds(percentile(conversations, 0.50))
+        "back_p50_s": rounded(storm.latency(0.50)),
+        "back_p99_s": rounded(storm.latency(0.99)),
+        "conversation_p50_ms": rounded(
+            milliseconds(percentile(conversations, 0.50))
         ),
-        "conversation_p99_ms": _rounded(
-            _milliseconds(percentile(conversations, 0.99))
+        "conversation_p99_ms": rounded(
+            milliseconds(percentile(conversations, 0.99))
         ),
-        "reconnections_per_second": _rounded(rate),
-        "storm_ceiling": _rounded(ceiling),
-        "ratio": _rounded(_ratio(rate, ceiling), 3),
+        "reconnections_per_second": rounded(rate),
+        "storm_ceiling": rounded(ceiling),
+        "ratio": rounded(ratio(rate, ceiling), 3),
         "errors": storm.errors,
         "error_reasons": storm.error_reasons,
         "down_errors": result.down_errors,
@@ -660,15 +634,15 @@ def storm_json(result: StormResult, ceilings: Ceilings) -> dict:
         "keys_current": result.keys_current,
         "keys_previous": result.keys_previous,
         "keys_lost": result.keys_lost,
-        "server_cpu_s": _rounded(storm.server_cpu),
-        "server_cpu_ms_per_reconnection": _rounded(
+        "server_cpu_s": rounded(storm.server_cpu),
+        "server_cpu_ms_per_reconnection": rounded(
             storm.cpu_ms_per_operation(storm.server_cpu), 3
         ),
-        "server_load": _rounded(_ratio(storm.server_cpu, storm.seconds), 3),
-        "generator_cpu_ms_per_reconnection": _rounded(
+        "server_load": rounded(ratio(storm.server_cpu, storm.seconds), 3),
+        "generator_cpu_ms_per_reconnection": rounded(
             storm.cpu_ms_per_operation(storm.generator_cpu), 3
         ),
-        "other_load": _rounded(other_load(storm, ceilings.threads), 3),
+        "other_load": rounded(other_load(storm, ceilings.threads), 3),
     }
 
 
@@ -682,7 +656,7 @@ def storm_rows(result: StormResult, ceilings: Ceilings) -> list[Row]:
     everyone = back is not None
     target = (
         f"target {STORM_TARGET_SECONDS:.0f} s: "
-        f"{_met(everyone and back <= STORM_TARGET_SECONDS)}"
+        f"{met_or_missed(everyone and back <= STORM_TARGET_SECONDS)}"
     )
     lost = result.keys_lost
     return [
@@ -690,46 +664,40 @@ def storm_rows(result: StormResult, ceilings: Ceilings) -> list[Row]:
          f"{SEEDING_NOTE}, in {result.seeding_seconds:.1f} s; each rotated "
          f"once, in {result.connect_seconds:.1f} s; interval "
          f"{result.interval:g} s, grace {result.grace:g} s"),
-        ("server down", _text(result.down_seconds), "s",
+        ("server down", text(result.down_seconds), "s",
          _notes(f"{result.client_offline} endpoints marked themselves offline",
-                _counts_note(result.down_errors))),
-        ("offline on the server", _text(result.server_offline, 0), "",
+                counts_note(result.down_errors))),
+        ("offline on the server", text(result.server_offline, 0), "",
          "profiles its status counts offline as it first answers after the "
          "restart"),
-        ("server start", _text(result.start_seconds, 2), "s",
+        ("server start", text(result.start_seconds, 2), "s",
          "restart to the admin API answering"),
         ("reconnected and rotated", f"{storm.count}/{result.endpoints}", "",
          "RECONNECT_OK, then a rotation stored by the endpoint"),
-        ("all back", _text(back), "s",
+        ("all back", text(back), "s",
          f"from the restart; {target}" if everyone else
          f"not all back after {storm.seconds:.0f} s; {target}"),
-        ("back p50", _text(figures["back_p50_s"]), "s", "from the restart"),
-        ("back p99", _text(figures["back_p99_s"]), "s", "from the restart"),
-        ("conversation p50", _text(figures["conversation_p50_ms"]), "ms",
+        ("back p50", text(figures["back_p50_s"]), "s", "from the restart"),
+        ("back p99", text(figures["back_p99_s"]), "s", "from the restart"),
+        ("conversation p50", text(figures["conversation_p50_ms"]), "ms",
          "connection start to the reconnection's rotation stored"),
-        ("conversation p99", _text(figures["conversation_p99_ms"]), "ms", ""),
-        ("errors", str(storm.errors), "", _errors_note(storm)),
+        ("conversation p99", text(figures["conversation_p99_ms"]), "ms", ""),
+        ("errors", str(storm.errors), "", errors_note(storm)),
         ("retries", str(sum(result.retries.values())), "",
-         _counts_note(result.retries)),
+         counts_note(result.retries)),
         ("blacklisted", str(result.blacklisted), "",
          f"in the store at the end; {result.still_offline} still offline"),
         ("keys lost", str(lost), "",
          f"{result.keys_current} hold the server's current key, "
          f"{result.keys_previous} its previous (still accepted) one"),
-        ("reconnections", _text(figures["reconnections_per_second"]), "/s",
+        ("reconnections", text(figures["reconnections_per_second"]), "/s",
          "endpoints / all back"),
-        ("storm ceiling", _text(figures["storm_ceiling"]), "/s",
+        ("storm ceiling", text(figures["storm_ceiling"]), "/s",
          f"1 / (1/TLS + {EXCHANGES_PER_RECONNECTION}/messages)"),
-        ("ratio to it", _text(figures["ratio"], 2), "", ""),
+        ("ratio to it", text(figures["ratio"], 2), "", ""),
         ("server CPU per reconnection",
-         _text(figures["server_cpu_ms_per_reconnection"], 2), "ms",
-         f"{_text(figures['server_cpu_s'], 2)} s from the restart, start-up "
+         text(figures["server_cpu_ms_per_reconnection"], 2), "ms",
+         f"{text(figures['server_cpu_s'], 2)} s from the restart, start-up "
          f"included"),
         *_load_rows(storm, ceilings.threads),
     ]
-
-
-def _counts_note(counts: dict[str, int]) -> str:
-    return "; ".join(
-        f"{count}x {reason}" for reason, count in sorted(counts.items())
-    )

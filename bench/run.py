@@ -59,6 +59,7 @@ from bench.database import (
 )
 from bench.descriptors import FleetTooLarge
 from bench.enrollment import run_enrollment
+from bench.failover import PROCESSES as FAILOVER_PROCESSES
 from bench.failover import run_failover
 from bench.flood import flood_json, flood_rows, run_flood
 from bench.host_report import host_json, host_rows
@@ -430,8 +431,7 @@ async def _run_console(reactor, directory: str, options):
 
 
 async def _run_failover(reactor, directory: str, options):
-    # Room for one process twice over holds the two, which never restart.
-    database = _database(reactor, POSTGRES, 1)
+    database = _database(reactor, POSTGRES, FAILOVER_PROCESSES)
     _progress(
         f"failover: {options.endpoints} endpoints over two processes, "
         f"interval {options.interval:g} s, kill after {options.kill_after:g} s"

@@ -27,20 +27,19 @@ from dataclasses import dataclass
 
 from bench.database import DatabaseUse
 from bench.failover import FailoverResult
-from bench.measurement import Measurement, percentile
-from bench.report import (
-    SEEDING_NOTE,
+from bench.figures import (
     Row,
-    _counts_note,
-    _errors_note,
-    _met,
-    _milliseconds,
-    _percent,
-    _ratio,
-    _rounded,
-    _text,
-    other_load,
+    counts_note,
+    errors_note,
+    met_or_missed,
+    milliseconds,
+    percent,
+    ratio,
+    rounded,
+    text,
 )
+from bench.measurement import Measurement, percentile
+from bench.report import SEEDING_NOTE, other_load
 
 #: Issue 18's targets: two processes over PostgreSQL against one, one
 #: over PostgreSQL against one over SQLite.
@@ -62,13 +61,13 @@ def database_json(
     return {
         "database_transactions": database.transactions,
         "database_statements": database.statements,
-        f"database_transactions_per_{per}": _rounded(
+        f"database_transactions_per_{per}": rounded(
             None if each is None else each.transactions, 2
         ),
-        f"database_statements_per_{per}": _rounded(
+        f"database_statements_per_{per}": rounded(
             None if each is None else each.statements, 2
         ),
-        f"database_cpu_ms_per_{per}": _rounded(None if each is None else each.cpu, 3),
+        f"database_cpu_ms_per_{per}": rounded(None if each is None else each.cpu, 3),
     }
 
 
@@ -89,18 +88,18 @@ def database_rows(
         load = max(0.0, load - database.cpu / (measured.seconds * cores))
     return [
         (f"database transactions per {per}",
-         _text(figures[f"database_transactions_per_{per}"], 2), "",
+         text(figures[f"database_transactions_per_{per}"], 2), "",
          "pg_stat_database xact_commit + xact_rollback (each reading lags "
          "up to 1 s); each at least one round trip"),
         (f"database statements per {per}",
-         _text(figures[f"database_statements_per_{per}"], 2), "",
+         text(figures[f"database_statements_per_{per}"], 2), "",
          "pg_stat_statements calls, BEGIN and COMMIT included; at most one "
          "round trip each (a rotation batch is pipelined)"
          if database.statements is not None else "pg_stat_statements absent"),
         (f"database CPU per {per}",
-         _text(figures[f"database_cpu_ms_per_{per}"], 3), "ms",
+         text(figures[f"database_cpu_ms_per_{per}"], 3), "ms",
          "the PostgreSQL server's processes"),
-        ("other load without the database", _text(_percent(load), 0), "%",
+        ("other load without the database", text(percent(load), 0), "%",
          "CPU outside servers, generators and PostgreSQL"),
     ]
 
@@ -179,8 +178,10 @@ def ratio_json(better: Configuration, base: Configuration, cores: int) -> dict:
         most this machine allows (the ratio of their bounds).
     """
     return {
-        "measured": _rounded(_ratio(better.measured.per_second, base.measured.per_second), 3),
-        "reachable_here": _rounded(_ratio(better.bound(cores), base.bound(cores)), 3),
+        "measured": rounded(
+            ratio(better.measured.per_second, base.measured.per_second), 3
+        ),
+        "reachable_here": rounded(ratio(better.bound(cores), base.bound(cores)), 3),
         "held_by": [better.held_by(cores), base.held_by(cores)],
     }
 
@@ -189,18 +190,18 @@ def configuration_json(configuration: Configuration, cores: int) -> dict:
     measured = configuration.measured
     return {
         "processes": configuration.processes,
-        "rotations_per_second": _rounded(measured.per_second),
+        "rotations_per_second": rounded(measured.per_second),
         "rotations": measured.count,
         "errors": measured.errors,
-        "latency_p99_ms": _rounded(_milliseconds(measured.latency(0.99))),
-        "server_cpu_ms_per_rotation": _rounded(
+        "latency_p99_ms": rounded(milliseconds(measured.latency(0.99))),
+        "server_cpu_ms_per_rotation": rounded(
             measured.cpu_ms_per_operation(measured.server_cpu), 3
         ),
-        "generator_cpu_ms_per_rotation": _rounded(
+        "generator_cpu_ms_per_rotation": rounded(
             measured.cpu_ms_per_operation(measured.generator_cpu), 3
         ),
-        "shared_core_bound": _rounded(configuration.bound(cores)),
-        "other_load": _rounded(other_load(measured, cores), 3),
+        "shared_core_bound": rounded(configuration.bound(cores)),
+        "other_load": rounded(other_load(measured, cores), 3),
         **database_json(measured, configuration.database),
     }
 
@@ -216,29 +217,29 @@ def configuration_rows(
     measured = configuration.measured
     name = configuration.name
     rows = [
-        (f"{name}: rotations", _text(figures["rotations_per_second"]), "rotations/s",
+        (f"{name}: rotations", text(figures["rotations_per_second"]), "rotations/s",
          f"{measured.count} in {measured.seconds:.1f} s, {measured.errors} "
-         f"errors; {_text(_ratio(measured.per_second, ceiling), 2)} of the "
+         f"errors; {text(ratio(measured.per_second, ceiling), 2)} of the "
          f"message ceiling / 2"),
-        (f"{name}: latency p99", _text(figures["latency_p99_ms"]), "ms", ""),
+        (f"{name}: latency p99", text(figures["latency_p99_ms"]), "ms", ""),
         (f"{name}: server CPU per rotation",
-         _text(figures["server_cpu_ms_per_rotation"], 3), "ms",
+         text(figures["server_cpu_ms_per_rotation"], 3), "ms",
          f"{configuration.processes} process(es) added up; generators "
-         f"{_text(figures['generator_cpu_ms_per_rotation'], 3)} ms"),
+         f"{text(figures['generator_cpu_ms_per_rotation'], 3)} ms"),
     ]
     if configuration.database is not None:
         rows.append(
             (f"{name}: database per rotation",
-             _text(figures["database_transactions_per_rotation"], 2),
+             text(figures["database_transactions_per_rotation"], 2),
              "transactions",
-             f"{_text(figures['database_statements_per_rotation'], 2)} statements, "
-             f"{_text(figures['database_cpu_ms_per_rotation'], 3)} ms of CPU"),
+             f"{text(figures['database_statements_per_rotation'], 2)} statements, "
+             f"{text(figures['database_cpu_ms_per_rotation'], 3)} ms of CPU"),
         )
     rows.append(
-        (f"{name}: shared-core bound", _text(figures["shared_core_bound"]),
+        (f"{name}: shared-core bound", text(figures["shared_core_bound"]),
          "rotations/s",
          f"min(cores / CPU per rotation, processes / server CPU); other load "
-         f"{_text(_percent(figures['other_load']), 0)}%"),
+         f"{text(percent(figures['other_load']), 0)}%"),
     )
     return rows
 
@@ -252,15 +253,15 @@ def ratio_rows(
     """
     figures = ratio_json(better, base, cores)
     measured, reachable = figures["measured"], figures["reachable_here"]
-    verdict = _met(measured is not None and measured >= target)
+    verdict = met_or_missed(measured is not None and measured >= target)
     note = (
         f"target {target:g}: {verdict}; at these CPU costs this machine allows "
-        f"at most {_text(reachable, 2)} ({better.name} held by "
+        f"at most {text(reachable, 2)} ({better.name} held by "
         f"{better.held_by(cores)}, {base.name} by {base.held_by(cores)})"
     )
     if reachable is not None and reachable < target:
         note += ": out of reach here by arithmetic"
-    return [(name, _text(measured, 2), "", note)]
+    return [(name, text(measured, 2), "", note)]
 
 
 def scaling_rows(
@@ -326,15 +327,15 @@ def failover_json(result: FailoverResult) -> dict:
         "endpoints": result.endpoints,
         "connected": result.connected,
         "interval": result.interval,
-        "seeding_seconds": _rounded(result.seeding_seconds),
-        "connect_seconds": _rounded(result.connect_seconds),
+        "seeding_seconds": rounded(result.seeding_seconds),
+        "connect_seconds": rounded(result.connect_seconds),
         "on_killed_server": result.cut,
         "rotated_again": after.count,
-        "all_again_seconds": _rounded(result.all_again_seconds),
-        "again_p50_s": _rounded(after.latency(0.50)),
-        "again_p99_s": _rounded(after.latency(0.99)),
-        "moved_again_p50_s": _rounded(percentile(list(result.cut_again), 0.50)),
-        "moved_again_max_s": _rounded(max(result.cut_again, default=None)),
+        "all_again_seconds": rounded(result.all_again_seconds),
+        "again_p50_s": rounded(after.latency(0.50)),
+        "again_p99_s": rounded(after.latency(0.99)),
+        "moved_again_p50_s": rounded(percentile(list(result.cut_again), 0.50)),
+        "moved_again_max_s": rounded(max(result.cut_again, default=None)),
         "errors": after.errors,
         "error_reasons": after.error_reasons,
         "retries": result.retries,
@@ -344,7 +345,7 @@ def failover_json(result: FailoverResult) -> dict:
         "blacklisted": result.blacklisted,
         "alerts": result.alerts,
         "false_alerts": false_alerts,
-        "survivor_cpu_s": _rounded(after.server_cpu),
+        "survivor_cpu_s": rounded(after.server_cpu),
     }
 
 
@@ -361,30 +362,31 @@ def failover_rows(result: FailoverResult, cores: int) -> list[Row]:
          f"interval {result.interval:g} s"),
         ("on the killed server", str(result.cut), "endpoints",
          "its connections cut by SIGKILL, whatever they were doing"),
-        ("all rotated again", _text(figures["all_again_seconds"]), "s",
+        ("all rotated again", text(figures["all_again_seconds"]), "s",
          f"from the kill until the last of {after.count}/{result.endpoints} "
          f"endpoints stored a rotation (the survivor's own endpoints wait "
          f"their interval)"),
         ("rotated again p50 / p99",
-         f"{_text(figures['again_p50_s'])} / {_text(figures['again_p99_s'])}", "s",
+         f"{text(figures['again_p50_s'])} / {text(figures['again_p99_s'])}", "s",
          "every endpoint, from the kill"),
         ("moved endpoints again p50 / last",
-         f"{_text(figures['moved_again_p50_s'])} / "
-         f"{_text(figures['moved_again_max_s'])}", "s",
+         f"{text(figures['moved_again_p50_s'])} / "
+         f"{text(figures['moved_again_max_s'])}", "s",
          "the killed server's endpoints, rotating on the other"),
-        ("errors after the kill", str(after.errors), "", _errors_note(after)),
+        ("errors after the kill", str(after.errors), "", errors_note(after)),
         ("retries", str(sum(result.retries.values())), "",
-         _counts_note(result.retries)),
+         counts_note(result.retries)),
         ("keys lost", str(result.keys_lost), "",
-         f"target 0: {_met(result.keys_lost == 0)}; {result.keys_current} hold "
+         f"target 0: {met_or_missed(result.keys_lost == 0)}; "
+         f"{result.keys_current} hold "
          f"the store's current key, {result.keys_previous} its previous "
          f"(still accepted) one"),
         ("false alerts", str(figures["false_alerts"]), "",
          f"{', '.join(FALSE_ALERTS)}; target 0: "
-         f"{_met(figures['false_alerts'] == 0)}; all alerts: "
-         f"{_counts_note(result.alerts) or 'none'}"),
+         f"{met_or_missed(figures['false_alerts'] == 0)}; all alerts: "
+         f"{counts_note(result.alerts) or 'none'}"),
         ("blacklisted", str(result.blacklisted), "", "profiles in the store's blacklist"),
-        ("survivor CPU", _text(figures["survivor_cpu_s"], 2), "s",
+        ("survivor CPU", text(figures["survivor_cpu_s"], 2), "s",
          f"from the kill to the generators' reports; other load "
-         f"{_text(_percent(other_load(after, cores)), 0)}%"),
+         f"{text(percent(other_load(after, cores)), 0)}%"),
     ]

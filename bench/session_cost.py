@@ -22,11 +22,12 @@ their number.
 The server figure runs the server's own code for one rotation, as the
 daemon assembles it: C{ServerProtocol} over a C{StringTransport} for each
 of C{--profiles} profiles seeded in a SQLite store as the fleet is
-(L{bench.fleet.seed}), the rotation, reconnection and tracking rules over
-the store's calls, and the group commit on the same thread (the daemon
-runs its statements on the database thread).  The agents' side is
-computed between the server's calls, with the key schedule, and not
-counted: the figure is the thread's CPU time inside the server's calls
+(L{bench.fleet.seed}), the rotation, reconnection and tracking rules
+that L{suto_server.keyrules.assemble} puts together for the daemon, with
+its default settings, over the store's calls, and the group commit on the
+same thread (the daemon runs its statements on the database thread).
+The agents' side is computed between the server's calls, with the
+agent's functions, and not counted: the figure is the thread's CPU time inside the server's calls
 (the two reads and the group commit's turn), per rotation.  What it
 leaves out is what the fleet adds: the sockets, TLS and the reactor's
 dispatch of each read.
@@ -70,27 +71,22 @@ from bench import fleet  # noqa: E402
 from suto_client import rotation_keys  # noqa: E402
 from suto_server.audit.log import AuditLog  # noqa: E402
 from suto_server.core import keyschedule, wire  # noqa: E402
-from suto_server.core.timing import (  # noqa: E402
-    DEFAULT_OFFLINE_STEP,
-    DEFAULT_OFFLINE_WINDOW,
-)
+from suto_server.cred.hashpool import HashPool  # noqa: E402
 from suto_server.cred.realm import SutoRealm  # noqa: E402
 from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE  # noqa: E402
+from suto_server.keyrules import assemble  # noqa: E402
 from suto_server.locations import Locations  # noqa: E402
 from suto_server.machines.rotation import RotationConversation  # noqa: E402
 from suto_server.masterkey import MasterKey  # noqa: E402
 from suto_server.phases.classic import ClassicRules  # noqa: E402
 from suto_server.phases.connection import ServerFactory  # noqa: E402
-from suto_server.phases.rotation import RotationRules  # noqa: E402
 from suto_server.phases.timeout import (  # noqa: E402
     DeadlineWheel,
     WheelTimeoutMixin,
 )
-from suto_server.rules.reconnection import Reconnection  # noqa: E402
 from suto_server.rules.registry import LiveSessions  # noqa: E402
 from suto_server.rules.rendezvous import Rendezvous  # noqa: E402
-from suto_server.rules.rotation import Rotation  # noqa: E402
-from suto_server.rules.tracking import Tracking  # noqa: E402
+from suto_server.settings import Alerting, EnrollmentSettings, Timing  # noqa: E402
 from suto_server.store.calls import LocalCalls  # noqa: E402
 from suto_server.store.groupcommit import GroupCommitter  # noqa: E402
 from suto_server.store.open import open_store  # noqa: E402
@@ -169,8 +165,8 @@ class _Timed(WheelTimeoutMixin):
 
 
 #: The server's default exchange timeout and idle period (s).
-EXCHANGE_TIMEOUT = 10.0
-IDLE_TIMEOUT = 96.0
+EXCHANGE_TIMEOUT = Timing().exchange_timeout
+IDLE_TIMEOUT = Timing().idle_timeout
 
 
 def timeout_microseconds(connections: int, rotations: int, repeat: int) -> float:
@@ -220,6 +216,7 @@ class _Agent:
         self.transport = transport
         self._pending = None
         self._next = None
+        self._sealing = None
 
     def rotate(self) -> bytes:
         self._pending = rotation_keys.Pending(JUNK, X25519PrivateKey.generate())
@@ -228,25 +225,24 @@ class _Agent:
 
     def acknowledge(self) -> bytes:
         [*_, ok] = _decoded(self.transport.value())
-        user = self.profile.user
         self._next = rotation_keys.next_key(
             self.profile, self._pending, self.fingerprint, ok.public
         )
-        _opened(rotation_keys.opens_ok(self._next, user, ok.sealed), "ok")
+        self._sealing = keyschedule.SealingKey(self._next, self.profile.user)
+        _opened(rotation_keys.opens_ok(self._sealing, ok.sealed), "ok")
         self.transport.clear()
-        return wire.encode(rotation_keys.acknowledgement(self._next, user), FRAMED)
+        return wire.encode(rotation_keys.acknowledgement(self._sealing), FRAMED)
 
     def commit(self) -> None:
         [done] = _decoded(self.transport.value())
-        user = self.profile.user
-        _opened(rotation_keys.confirms(self._next, user, done.sealed), "done")
+        _opened(rotation_keys.confirms(self._sealing, done.sealed), "done")
         self.profile = replace(
             self.profile,
             key=self._next,
             key_id=keyschedule.key_id(self._next),
             generation=self.profile.generation + 1,
         )
-        self._next = None
+        self._next = self._sealing = None
 
 
 JUNK = bytes(range(32))
@@ -273,21 +269,30 @@ def _decoded(data: bytes) -> list:
 def _rotation_server(data: str, clock) -> ServerFactory:
     """
     The rotation listener's factory as the daemon builds it, over the
-    store and master key of the data folder C{data}.
+    store and master key of the data folder C{data}: the rules
+    L{suto_server.keyrules.assemble} puts together for the daemon, with
+    its default settings.
     """
     store = open_store(os.path.join(data, DATABASE_FILE))
     master_key = MasterKey.load_or_create(os.path.join(data, MASTER_KEY_FILE))
     calls = LocalCalls(store)
-    audit = AuditLog(store)
-    rotation = Rotation(
-        calls, master_key, GroupCommitter(clock, store.commit_rotations), audit
+    timing = Timing()
+    keys = assemble(
+        store=store,
+        calls=calls,
+        audit=AuditLog(store),
+        live=LiveSessions(),
+        # The seeded profiles connect from where they enrolled, so
+        # tracking admits them without a check packet.
+        checks=None,
+        # Built, never started: no enrollment is timed.
+        hash_pool=HashPool(clock),
+        committer=GroupCommitter(clock, store.commit_rotations),
+        locations=Locations(),
+        settings=EnrollmentSettings(master_key),
+        timing=timing,
+        alerting=Alerting(),
     )
-    reconnection = Reconnection(
-        calls, rotation, audit, DEFAULT_OFFLINE_STEP, DEFAULT_OFFLINE_WINDOW
-    )
-    # The seeded profiles connect from where they enrolled, so tracking
-    # admits them without a check packet.
-    tracking = Tracking(calls, audit, LiveSessions(), None, Locations())
     return ServerFactory(
         framing=FRAMED,
         clock=clock,
@@ -297,8 +302,8 @@ def _rotation_server(data: str, clock) -> ServerFactory:
             lambda user: succeed(None),
             lambda: "$6$ABCDEFGHIJKLMNOP",
         ),
-        rotation=RotationRules(rotation, reconnection, tracking),
-        exchange_timeout=EXCHANGE_TIMEOUT,
+        exchange_timeout=timing.exchange_timeout,
+        **keys.phases(timing),
     )
 
 

@@ -7,7 +7,11 @@ they happen and what each outcome means.
 
 Nothing here keeps state or draws randomness of its own: the machine
 passes in the fresh junk and key pair it drew, the fingerprint it
-recomputed and the keys it holds.
+recomputed and the keys it holds.  Each key that seals or opens messages
+(a rotation's new key: "ok", "ack" and "done"; a reconnection attempt's
+key: its junk and the server's answer) is held as one
+L{keyschedule.SealingKey}, as the server holds it, so that its seal
+subkey and cipher are made once rather than for every message.
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ def reconnection(
     step_length: int,
     junk: bytes,
     nonce: bytes,
-) -> tuple[bytes, wire.Reconnect]:
+) -> tuple[keyschedule.SealingKey, wire.Reconnect]:
     """
     Derive the key of this reconnection attempt, from the offline key of
     C{profile} for the server's time step and the attempt's fresh C{nonce},
@@ -75,21 +79,20 @@ def reconnection(
     attempt its own key, so a retry within one time step never seals
     under a key that sealed before (docs/PROTOCOL.md §7.5).
 
-    @return: the attempt's key, and the C{SUTO_C_RECONNECT_N_} to send.
+    @return: the attempt's key, which opens the server's answer
+        (L{welcomed}), and the C{SUTO_C_RECONNECT_N_} to send.
     """
     user = profile.user
     step = keyschedule.time_step(server_time, step_length)
-    key = keyschedule.attempt_key(
-        keyschedule.offline_key(profile.key, fingerprint_hash, step, user),
-        nonce,
+    attempt = keyschedule.SealingKey(
+        keyschedule.attempt_key(
+            keyschedule.offline_key(profile.key, fingerprint_hash, step, user),
+            nonce,
+            user,
+        ),
         user,
     )
-    sealed = keyschedule.seal_message(
-        key,
-        junk,
-        profile=user,
-        purpose=keyschedule.RECONNECT_PURPOSE,
-    )
+    sealed = attempt.seal(junk, keyschedule.RECONNECT_PURPOSE)
     message = wire.Reconnect(
         profile.key_id,
         keyschedule.reconnect_proof(profile.key, user, sealed, nonce),
@@ -97,16 +100,14 @@ def reconnection(
         user,
         nonce,
     )
-    return key, message
+    return attempt, message
 
 
-def welcomed(attempt_key: bytes, user: str, sealed: bytes) -> bool:
+def welcomed(attempt: keyschedule.SealingKey, sealed: bytes) -> bool:
     """
-    Does the server's reconnection answer open under C{attempt_key}?
+    Does the server's reconnection answer open under the C{attempt}'s key?
     """
-    return _opens_to(
-        attempt_key, sealed, _OK, profile=user, purpose=keyschedule.RECONNECT_OK_PURPOSE
-    )
+    return _opens_to(attempt, sealed, _OK, keyschedule.RECONNECT_OK_PURPOSE)
 
 
 def next_key(
@@ -132,57 +133,36 @@ def next_key(
     )
 
 
-def opens_ok(key: bytes, user: str, sealed: bytes) -> bool:
+def opens_ok(new: keyschedule.SealingKey, sealed: bytes) -> bool:
     """
-    Does the server's "ok" open under C{key}, the derived next key?
+    Does the server's "ok" open under C{new}, the derived next key?
     """
-    return _opens_to(
-        key, sealed, _OK, profile=user, purpose=keyschedule.ROTATE_OK_PURPOSE
-    )
+    return _opens_to(new, sealed, _OK, keyschedule.ROTATE_OK_PURPOSE)
 
 
-def acknowledgement(key: bytes, user: str) -> wire.RotateAck:
+def acknowledgement(new: keyschedule.SealingKey) -> wire.RotateAck:
     """
-    The C{SUTO_C_ROTATE_ACK_} that says this side derived C{key} too.
+    The C{SUTO_C_ROTATE_ACK_} that says this side derived C{new} too.
     """
-    return wire.RotateAck(
-        keyschedule.seal_message(
-            key,
-            _ACK,
-            profile=user,
-            purpose=keyschedule.ROTATE_ACK_PURPOSE,
-        )
-    )
+    return wire.RotateAck(new.seal(_ACK, keyschedule.ROTATE_ACK_PURPOSE))
 
 
-def confirms(key: bytes, user: str, sealed: bytes) -> bool:
+def confirms(new: keyschedule.SealingKey, sealed: bytes) -> bool:
     """
-    Does the server's "done" open under C{key}, the new key?
+    Does the server's "done" open under C{new}, the new key?
     """
-    return _opens_to(
-        key, sealed, _DONE, profile=user, purpose=keyschedule.ROTATE_DONE_PURPOSE
-    )
+    return _opens_to(new, sealed, _DONE, keyschedule.ROTATE_DONE_PURPOSE)
 
 
 def _opens_to(
-    key: bytes,
-    sealed: bytes,
-    expected: bytes,
-    *,
-    profile: str,
-    purpose: str,
+    sealing: keyschedule.SealingKey, sealed: bytes, expected: bytes, purpose: str
 ) -> bool:
     """
     Does C{sealed}, the server's rotation or reconnection message for
-    C{purpose}, open under C{key} to C{expected}?
+    C{purpose}, open under C{sealing} to C{expected}?
     """
     try:
-        plaintext = keyschedule.open_message(
-            key,
-            sealed,
-            profile=profile,
-            purpose=purpose,
-        )
+        plaintext = sealing.open(sealed, purpose)
     except keyschedule.SealError:
         return False
     return hmac.compare_digest(plaintext, expected)

@@ -166,9 +166,10 @@ class ClientRotation(Conversation):
         "_pending",
         "_ack",
         "_next",
+        "_sealing",
         "_asked_time",
         "_reconnect",
-        "_attempt_key",
+        "_attempt",
         "_answered",
         "_nonce",
     )
@@ -187,9 +188,11 @@ class ClientRotation(Conversation):
         self._pending: rotation_keys.Pending | None = None
         self._ack: wire.RotateAck | None = None
         self._next: EnrolledProfile | None = None
+        # The new key of the rotation under way, ready to open "done".
+        self._sealing: keyschedule.SealingKey | None = None
         self._asked_time = False
         self._reconnect: wire.Reconnect | None = None
-        self._attempt_key: bytes | None = None
+        self._attempt: keyschedule.SealingKey | None = None
         self._answered = False
         self._nonce: bytes | None = None
 
@@ -252,12 +255,10 @@ class ClientRotation(Conversation):
             self._asked_time = False
             return self._prepare_reconnect(message.seconds, message.step)
         if isinstance(message, wire.ReconnectOk):
-            if self._attempt_key is None:
+            if self._attempt is None:
                 return self._input(VIOLATION)
-            if rotation_keys.welcomed(
-                self._attempt_key, self._profile.user, message.sealed
-            ):
-                self._attempt_key = None
+            if rotation_keys.welcomed(self._attempt, message.sealed):
+                self._attempt = None
                 return self._input(RECONNECTED)
             return self._fail("the server's reconnection answer did not open")
         if isinstance(message, wire.Auth) and not message.ok:
@@ -272,9 +273,7 @@ class ClientRotation(Conversation):
         if isinstance(message, wire.RotateDone):
             if self._next is None:
                 return self._input(VIOLATION)
-            if rotation_keys.confirms(
-                self._next.key, self._next.user, message.sealed
-            ):
+            if rotation_keys.confirms(self._sealing, message.sealed):
                 return self._input(CONFIRMED)
             return self._fail("the server's rotation confirmation did not open")
         if isinstance(message, wire.Error):
@@ -295,7 +294,7 @@ class ClientRotation(Conversation):
             fingerprint_hash = self._fingerprint()
         except FingerprintError as e:
             return self._fail(f"cannot compute the hardware fingerprint: {e}")
-        self._attempt_key, self._reconnect = rotation_keys.reconnection(
+        self._attempt, self._reconnect = rotation_keys.reconnection(
             self._profile,
             fingerprint_hash,
             server_time,
@@ -321,9 +320,11 @@ class ClientRotation(Conversation):
             )
         except keyschedule.KeyScheduleError as e:
             return self._fail(f"cannot derive the next key: {e}")
-        if not rotation_keys.opens_ok(key, self._profile.user, message.sealed):
+        sealing = keyschedule.SealingKey(key, self._profile.user)
+        if not rotation_keys.opens_ok(sealing, message.sealed):
             return self._input(UNOPENED)
-        self._ack = rotation_keys.acknowledgement(key, self._profile.user)
+        self._ack = rotation_keys.acknowledgement(sealing)
+        self._sealing = sealing
         # A committed rotation ends any offline spell.
         self._next = replace(
             self._profile,
@@ -352,8 +353,8 @@ class ClientRotation(Conversation):
         """
         Drop everything derived for the rotation under way.
         """
-        self._pending = self._ack = self._next = None
-        self._reconnect = self._attempt_key = None
+        self._pending = self._ack = self._next = self._sealing = None
+        self._reconnect = self._attempt = None
 
     # Outputs.
 
@@ -385,7 +386,7 @@ class ClientRotation(Conversation):
         self._actions.append(Commit(self._next))
 
     def _finish_rotated(self):
-        self._profile, self._next = self._next, None
+        self._profile, self._next, self._sealing = self._next, None, None
         self._actions.append(self._report(RotationOutcome.ROTATED))
 
     def _finish_unknown_key(self):

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_keyrules,tests.test_service -*-
 """
 The rules that give devices keys and keep them: enrollment, rotation,
 reconnection and port tracking, all under the one master key.
@@ -78,20 +78,18 @@ def key_rules(
     jobs=None,
 ) -> KeyRules:
     """
-    Build the rules of a server with a master key, running the services
-    they need (check packets, the offline sweep) under C{parent}.
+    Build the rules of a server with a master key (L{assemble}), running
+    the services they need (check packets, the offline sweep) under
+    C{parent}.
 
-    @param calls: the store's calls (L{suto_server.store.calls.IStoreCalls})
-        the rules await.
-    @param live: the live rotation connections (L{LiveSessions}).
     @param paced: paces the check service's lines about the datagrams
         it receives (L{suto_server.rules.gate.ConnectionGate.paced}).
-    @param committer: the rotations' group commit.
-    @param settings: enabled L{EnrollmentSettings}.
     @param jobs: where the offline sweep runs, which must run in one
         process of those sharing the store (the leader's
         L{suto_server.cluster.leadership.Leadership.jobs}); C{parent}
         unless given.
+
+    The other parameters are L{assemble}'s.
     """
     # Checks go to the port the agents listen on for hellos.
     checks = CheckService(
@@ -102,6 +100,57 @@ def key_rules(
         paced=paced,
     )
     checks.setServiceParent(parent)
+    OfflineWatch(
+        reactor,
+        calls,
+        timing.rotation_interval,
+        timing.rotation_grace,
+        live.__contains__,
+    ).setServiceParent(parent if jobs is None else jobs)
+    return assemble(
+        store=store,
+        calls=calls,
+        audit=audit,
+        live=live,
+        checks=checks,
+        hash_pool=hash_pool,
+        committer=committer,
+        locations=locations,
+        settings=settings,
+        timing=timing,
+        alerting=alerting,
+    )
+
+
+def assemble(
+    *,
+    store,
+    calls,
+    audit,
+    live,
+    checks,
+    hash_pool,
+    committer,
+    locations,
+    settings: EnrollmentSettings,
+    timing: Timing,
+    alerting: Alerting,
+) -> KeyRules:
+    """
+    Put the rules of a server with a master key together, starting
+    nothing: what L{key_rules} runs the daemon's rules with, and what
+    C{bench/session_cost.py} times a rotation through.
+
+    @param calls: the store's calls (L{suto_server.store.calls.IStoreCalls})
+        the rules await.
+    @param live: the live rotation connections (L{LiveSessions}).
+    @param checks: sends the check packets that port tracking asks a
+        profile's old location (L{CheckService}, running).
+    @param hash_pool: computes the enrollments' one-time password hashes
+        (L{suto_server.cred.hashpool.HashPool}).
+    @param committer: the rotations' group commit.
+    @param settings: enabled L{EnrollmentSettings}.
+    """
     tracking = Tracking(calls, audit, live, checks, locations)
     rotation = Rotation(
         calls, settings.master_key, committer, audit, alerting.fingerprint_alert
@@ -113,13 +162,6 @@ def key_rules(
         timing.offline_step,
         timing.offline_window,
     )
-    OfflineWatch(
-        reactor,
-        calls,
-        timing.rotation_interval,
-        timing.rotation_grace,
-        live.__contains__,
-    ).setServiceParent(parent if jobs is None else jobs)
     enrollment = Enrollment(
         store,
         settings.master_key,

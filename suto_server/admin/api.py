@@ -127,10 +127,9 @@ class AuthResource(resource.Resource):
             timeout,
             wide=wide,
         )
+        shown = ",".join(str(t) for t in targets)
         self.log.info(
-            "admin asked to authenticate {user} at {targets}",
-            user=user,
-            targets=",".join(str(t) for t in targets),
+            "admin asked to authenticate {user} at {targets}", user=user, targets=shown
         )
         d.addCallback(self._recorded).addCallback(
             lambda outcome: {
@@ -140,7 +139,36 @@ class AuthResource(resource.Resource):
                 "reason": outcome.reason,
             }
         )
-        return answer_later(request, d.addErrback(_refused), self.log)
+        d.addErrback(self._not_started, user, shown)
+        return answer_later(request, d, self.log)
+
+    def _not_started(self, failure, user: str, targets: str):
+        """
+        Answer an authentication the authenticator refused to start, and
+        say so in the log: no hello writes a line of its own, so the
+        request's line alone would read as if one had gone out.
+
+        @raise Refusal: how the refusal is answered (L{_refused}).
+        """
+        try:
+            _refused(failure)
+        except Refusal as refusal:
+            if failure.check(OSError):
+                # Sending failed: at the first target, or at a later one.
+                self.log.warn(
+                    "the hello for {user} at {targets} could not be sent: {error}",
+                    user=user,
+                    targets=targets,
+                    error=str(failure.value),
+                )
+            else:
+                self.log.info(
+                    "no hello went out for {user} at {targets}: {reason}",
+                    user=user,
+                    targets=targets,
+                    reason=refusal.message,
+                )
+            raise
 
     def _recorded(self, outcome):
         """

@@ -30,7 +30,9 @@ reactor serves connections while the database thread reads.
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from collections import deque
+
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 
 from suto_server.audit.aggregation import DEFAULT_INTERVAL, AlertAggregator
@@ -90,8 +92,15 @@ class AuditLog:
         self._aggregator = (
             None if clock is None else AlertAggregator(clock, self._raise, interval)
         )
-        # The appends given to C{append} that have not landed yet.
-        self._unwritten: set[Deferred] = set()
+        # The records given to C{append} are numbered from 1, in order:
+        # the last number given, the numbers not landed yet (oldest
+        # first), those landed ahead of an older one, and the callers of
+        # flushed() still waiting, each with the last number given before
+        # its call (in the order of the calls, so of their numbers).
+        self._given = 0
+        self._unwritten: deque[int] = deque()
+        self._landed_early: set[int] = set()
+        self._waiting: deque[tuple[int, Deferred]] = deque()
 
     def record(
         self,
@@ -145,10 +154,12 @@ class AuditLog:
             self._observe(record)
 
     def _landing(self, written: Deferred, record: AuditEvent) -> None:
-        self._unwritten.add(written)
+        self._given += 1
+        number = self._given
+        self._unwritten.append(number)
 
         def landed(result):
-            self._unwritten.discard(written)
+            self._landed(number)
             return result
 
         def lost(failure):
@@ -167,14 +178,45 @@ class AuditLog:
                 event=record.event,
             )
 
-        written.addBoth(landed).addErrback(lost)
+        # Logged before its waiters go on: a verdict waiting for its
+        # record is answered after the line saying the record was lost.
+        written.addErrback(lost).addBoth(landed)
 
     def flushed(self) -> Deferred:
         """
         @return: a L{Deferred} firing once every record given so far is
-            written (or found unwritable, which is logged).
+            written (or found unwritable, which is logged); records given
+            after this call do not hold it back.
         """
-        return DeferredList(list(self._unwritten)).addCallback(lambda _: None)
+        if not self._unwritten:
+            return succeed(None)
+        waiter = Deferred()
+        self._waiting.append((self._given, waiter))
+        return waiter
+
+    def _landed(self, number: int) -> None:
+        """
+        The record C{number} is written (or found unwritable): fire the
+        waiters none of whose records is still unwritten.
+
+        A group commit lands its records in the order given, so the
+        oldest unwritten one is usually the one landing; another
+        C{append} may land them in any order.  Either way each landing
+        and each waiter costs a constant time, however many records are
+        pending.
+        """
+        if number != self._unwritten[0]:
+            self._landed_early.add(number)
+            return
+        self._unwritten.popleft()
+        while self._unwritten and self._unwritten[0] in self._landed_early:
+            self._landed_early.discard(self._unwritten.popleft())
+        # A waiter's callbacks may record and wait again: look afresh at
+        # the oldest unwritten record before each waiter.
+        while self._waiting and (
+            not self._unwritten or self._waiting[0][0] < self._unwritten[0]
+        ):
+            self._waiting.popleft()[1].callback(None)
 
     def flush_alerts(self) -> None:
         """

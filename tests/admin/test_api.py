@@ -7,6 +7,7 @@ from twisted.internet.address import UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -134,6 +135,70 @@ class AdminAPITests(SynchronousTestCase):
         request = self.request("POST", "/v1/auth", {"user": "bob", "target": "127.0.0.1"})
         self.assertEqual(request.responseCode, 503)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_refusal_logged(self):
+        """
+        An authentication refused before any hello went out says so in
+        the log, after the request's own line, with the reason it was
+        answered with.
+        """
+        for error in (
+            UnknownAccount("no usable password hash for bob"),
+            RequestConflict("busy"),
+            TargetTooWide("too wide"),
+            StoreError("the database went away"),
+        ):
+            self.authenticator.error = error
+            with capturedLogs() as logged:
+                request = self.request(
+                    "POST", "/v1/auth", {"user": "bob", "target": "127.0.0.1"}
+                )
+            lines = [formatEvent(event) for event in logged]
+            self.assertEqual(
+                lines,
+                [
+                    "admin asked to authenticate bob at 127.0.0.1:2020",
+                    "no hello went out for bob at 127.0.0.1:2020: "
+                    + answer(request)["error"],
+                ],
+            )
+
+    def test_hello_failure_logged(self):
+        """
+        A hello that could not be sent is a warning naming the error.
+        """
+        self.authenticator.error = OSError(101, "Network is unreachable")
+        with capturedLogs() as logged:
+            request = self.request(
+                "POST", "/v1/auth", {"user": "bob", "target": "127.0.0.1"}
+            )
+        self.assertEqual(request.responseCode, 503)
+        [_, failed] = logged
+        self.assertEqual(failed["log_level"], LogLevel.warn)
+        self.assertEqual(
+            formatEvent(failed),
+            "the hello for bob at 127.0.0.1:2020 could not be sent: "
+            "[Errno 101] Network is unreachable",
+        )
+
+    def test_started_logged_once(self):
+        """
+        An authentication whose hello went out has the request's line
+        alone, whatever its verdict (the phase and the rendezvous log
+        verdicts).
+        """
+        with capturedLogs() as logged:
+            request = self.request(
+                "POST", "/v1/auth", {"user": "alice", "target": "127.0.0.1"}
+            )
+            self.authenticator.pending.callback(
+                Outcome("alice", Verdict.TIMEOUT, None, "no answer")
+            )
+        self.assertEqual(answer(request)["verdict"], "timeout")
+        self.assertEqual(
+            [formatEvent(event) for event in logged],
+            ["admin asked to authenticate alice at 127.0.0.1:2020"],
+        )
 
     def test_client_gone(self):
         """

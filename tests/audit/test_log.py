@@ -425,6 +425,58 @@ class AuditLogTests(SynchronousTestCase):
         self.successResultOf(flushed)
         self.successResultOf(audit.flushed())
 
+    def test_later_record_not_waited(self):
+        """
+        C{flushed} waits for the records given before the call, not for
+        one given after it that has not landed yet.
+        """
+        given, audit = self.later_appends()
+        audit.record(NOW, "blacklisted", "alice", None, "by IT")
+        flushed = audit.flushed()
+        audit.record(NOW + 1, "enrolled", "bob", None, "key id 00")
+        given[0][1].callback(None)
+        self.successResultOf(flushed)
+        waiting = audit.flushed()
+        self.assertNoResult(waiting)
+        given[1][1].callback(None)
+        self.successResultOf(waiting)
+
+    def test_landed_out_of_order(self):
+        """
+        Records that land in another order than they were given release a
+        waiter only once all of those given before its call have landed.
+        """
+        given, audit = self.later_appends()
+        for offset, user in enumerate(["alice", "bob", "carol"]):
+            audit.record(NOW + offset, "enrolled", user, None, "key id 00")
+        flushed = audit.flushed()
+        given[2][1].callback(None)
+        given[0][1].callback(None)
+        self.assertNoResult(flushed)
+        given[1][1].callback(None)
+        self.successResultOf(flushed)
+        self.successResultOf(audit.flushed())
+
+    def test_waiter_records_again(self):
+        """
+        A caller whose wait ends may record and wait again at once: its
+        new wait holds until its new record lands.
+        """
+        given, audit = self.later_appends()
+        audit.record(NOW, "blacklisted", "alice", None, "by IT")
+        again = []
+
+        def record_again(_):
+            audit.record(NOW + 1, "enrolled", "bob", None, "key id 00")
+            again.append(audit.flushed())
+
+        audit.flushed().addCallback(record_again)
+        given[0][1].callback(None)
+        [waiting] = again
+        self.assertNoResult(waiting)
+        given[1][1].callback(None)
+        self.successResultOf(waiting)
+
     def test_append_later_fails(self):
         """
         An append the store fails later is logged as critical, naming the
@@ -444,6 +496,24 @@ class AuditLogTests(SynchronousTestCase):
         self.assertNotIn("log_failure", event)
         self.assertNotIn("secret reason", formatEvent(event))
         self.assertEqual([alert.type for alert in self.sinks[0].alerts], ["rate_limited"])
+
+    def test_lost_logged_before_waiters(self):
+        """
+        A caller waiting for a record the store refused goes on only once
+        the critical line about it is logged.
+        """
+        given, audit = self.later_appends()
+        with capturedLogs() as logged:
+            audit.record(NOW, "rate_limited", None, "10.0.0.9", "too many")
+            seen = []
+            audit.flushed().addCallback(lambda _: seen.append(len(logged)))
+            given[0][1].errback(StoreError("disk full"))
+        [critical] = [
+            index
+            for index, event in enumerate(logged)
+            if event["log_level"] == LogLevel.critical
+        ]
+        self.assertEqual(seen, [critical + 1])
 
     def test_append_later_breaks(self):
         """

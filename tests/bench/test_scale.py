@@ -15,9 +15,11 @@ import os
 import stat
 import sys
 
+from twisted.internet.defer import Deferred
+from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
-from bench import database, scale_report
+from bench import database, failover, run, scale_report
 from bench.database import DatabaseUse
 from bench.failover import FailoverResult
 from bench.failover_client import server_name, server_order
@@ -323,7 +325,8 @@ def _failover(lost: int = 0, alerts: dict | None = None) -> FailoverResult:
 
 class FailoverTests(SynchronousTestCase):
     """
-    Which server each endpoint tries first, and the failover report.
+    Which server each endpoint tries first, the database it asks for, and
+    the failover report.
     """
 
     def test_server_order(self):
@@ -362,3 +365,29 @@ class FailoverTests(SynchronousTestCase):
         notes = {row[0]: row[3] for row in scale_report.failover_rows(result, 2)}
         self.assertIn("target 0: missed", notes["keys lost"])
         self.assertIn("3x rate_limited", notes["false alerts"])
+
+    def test_database_sized(self):
+        """
+        The scenario asks for a PostgreSQL server with room for the
+        processes it starts, as the rotation scenario does for its own.
+        """
+        asked = []
+
+        def opened(store, processes):
+            asked.append((store, processes))
+
+        class Started(Exception):
+            pass
+
+        def started(*args, **kwargs):
+            raise Started()
+
+        self.patch(run, "open_database", opened)
+        self.patch(run, "run_failover", started)
+        self.patch(sys, "stderr", io.StringIO())
+        ran = Deferred.fromCoroutine(
+            run._run_failover(MemoryReactor(), self.mktemp(), parse(["failover"]))
+        )
+        self.failureResultOf(ran, Started)
+        self.assertEqual(asked, [(database.POSTGRES, failover.PROCESSES)])
+        self.assertEqual(failover.PROCESSES, 2)

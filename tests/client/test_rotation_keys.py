@@ -42,6 +42,21 @@ def server_seals(key: bytes, plaintext: bytes, purpose: str) -> bytes:
     )
 
 
+def attempt_key(nonce: bytes) -> bytes:
+    """
+    The key of a reconnection attempt of C{PROFILE} with C{nonce}, at the
+    server's time 1,700,000,000 and a 30 s step, as the key schedule
+    derives it.
+    """
+    return keyschedule.attempt_key(
+        keyschedule.offline_key(
+            KEY, FINGERPRINT, keyschedule.time_step(1_700_000_000, 30), USER
+        ),
+        nonce,
+        USER,
+    )
+
+
 class PendingTests(SynchronousTestCase):
     def test_draw_order(self):
         """
@@ -73,20 +88,12 @@ class ReconnectionTests(SynchronousTestCase):
         """
         junk = bytes([7]) * keyschedule.JUNK_SIZE
         nonce = bytes([8]) * keyschedule.ATTEMPT_NONCE_SIZE
-        key, message = rotation_keys.reconnection(
+        _, message = rotation_keys.reconnection(
             PROFILE, FINGERPRINT, 1_700_000_000, 30, junk, nonce
         )
-        expected = keyschedule.attempt_key(
-            keyschedule.offline_key(
-                KEY, FINGERPRINT, keyschedule.time_step(1_700_000_000, 30), USER
-            ),
-            nonce,
-            USER,
-        )
-        self.assertEqual(key, expected)
         purpose = keyschedule.RECONNECT_PURPOSE
         opened = keyschedule.open_sealed(
-            key,
+            attempt_key(nonce),
             message.sealed,
             profile=USER,
             purpose=purpose,
@@ -103,19 +110,22 @@ class ReconnectionTests(SynchronousTestCase):
     def test_welcomed(self):
         """
         The server's answer is welcome only when it opens under the
-        offline key to "ok".
+        attempt's key to "ok".
         """
+        nonce = bytes([8]) * keyschedule.ATTEMPT_NONCE_SIZE
+        attempt, _ = rotation_keys.reconnection(
+            PROFILE, FINGERPRINT, 1_700_000_000, 30, bytes(32), nonce
+        )
+        key = attempt_key(nonce)
         purpose = keyschedule.RECONNECT_OK_PURPOSE
         self.assertTrue(
-            rotation_keys.welcomed(KEY, USER, server_seals(KEY, b"ok", purpose))
+            rotation_keys.welcomed(attempt, server_seals(key, b"ok", purpose))
         )
         self.assertFalse(
-            rotation_keys.welcomed(
-                KEY, USER, server_seals(OTHER_KEY, b"ok", purpose)
-            )
+            rotation_keys.welcomed(attempt, server_seals(OTHER_KEY, b"ok", purpose))
         )
         self.assertFalse(
-            rotation_keys.welcomed(KEY, USER, server_seals(KEY, b"no", purpose))
+            rotation_keys.welcomed(attempt, server_seals(key, b"no", purpose))
         )
 
 
@@ -123,17 +133,21 @@ class RotationTests(SynchronousTestCase):
     def test_sealed_answers(self):
         """
         "ok" and "done" open only under the key they were sealed with and
-        to their own words; the acknowledgement opens under the same key.
+        to their own words; the acknowledgement opens under the same key,
+        as the server opens it.
         """
+        new = keyschedule.SealingKey(KEY, USER)
+        other = keyschedule.SealingKey(OTHER_KEY, USER)
         ok = server_seals(KEY, b"ok", keyschedule.ROTATE_OK_PURPOSE)
         done = server_seals(KEY, b"done", keyschedule.ROTATE_DONE_PURPOSE)
-        self.assertTrue(rotation_keys.opens_ok(KEY, USER, ok))
-        self.assertFalse(rotation_keys.opens_ok(OTHER_KEY, USER, ok))
-        self.assertFalse(rotation_keys.opens_ok(KEY, USER, done))
-        self.assertTrue(rotation_keys.confirms(KEY, USER, done))
-        self.assertFalse(rotation_keys.confirms(KEY, USER, ok))
+        self.assertTrue(rotation_keys.opens_ok(new, ok))
+        self.assertFalse(rotation_keys.opens_ok(other, ok))
+        self.assertFalse(rotation_keys.opens_ok(new, done))
+        self.assertTrue(rotation_keys.confirms(new, done))
+        self.assertFalse(rotation_keys.confirms(new, ok))
+        self.assertFalse(rotation_keys.confirms(other, done))
         purpose = keyschedule.ROTATE_ACK_PURPOSE
-        ack = rotation_keys.acknowledgement(KEY, USER)
+        ack = rotation_keys.acknowledgement(new)
         self.assertEqual(
             keyschedule.open_sealed(
                 KEY,
