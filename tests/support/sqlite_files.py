@@ -69,6 +69,31 @@ def query(path, sql):
         connection.close()
 
 
+def statement_plans(store, path, act):
+    """
+    @param store: a L{SQLiteStore} on the database at C{path}.
+    @param act: reads or changes C{store} once.
+    @return: a list of (statement, plan) pairs, one for each statement
+        C{act} ran, in order, with the values it was run with; a plan is
+        the details of SQLite's query plan for it, as the database is once
+        C{act} returned.
+    """
+    statements = []
+    connection = store._open_connection()
+    connection.set_trace_callback(statements.append)
+    try:
+        act()
+    finally:
+        connection.set_trace_callback(None)
+    return [
+        (
+            statement,
+            [row[-1] for row in query(path, f"EXPLAIN QUERY PLAN {statement}")],
+        )
+        for statement in statements
+    ]
+
+
 def statement_plan(store, path, read):
     """
     @param store: a L{SQLiteStore} on the database at C{path}.
@@ -76,15 +101,8 @@ def statement_plan(store, path, read):
     @return: the details of SQLite's query plan for the statement C{read}
         ran, with the values it was run with.
     """
-    statements = []
-    connection = store._open_connection()
-    connection.set_trace_callback(statements.append)
-    try:
-        read()
-    finally:
-        connection.set_trace_callback(None)
-    [statement] = statements
-    return [row[-1] for row in query(path, f"EXPLAIN QUERY PLAN {statement}")]
+    [(_, plan)] = statement_plans(store, path, read)
+    return plan
 
 
 def version_rows(path):

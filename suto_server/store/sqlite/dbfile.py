@@ -79,6 +79,14 @@ def _corrupt(path, reason):
 
 def connect(path, read_only=False):
     """
+    No connection maps the file into memory (SQLite's C{mmap_size} stays
+    0): the server reads on one connection while the database thread
+    commits on another, and a read transaction that finds the other's
+    commit unmaps the whole file (SQLite's C{pagerBeginReadTransaction})
+    and faults its pages in again, which cost more than the reads through
+    the file it saved (bench/RESULTS.md, "Issue 21: the rotation's
+    statements").
+
     @param read_only: open C{path} so that nothing can be written to it.
     @return: a connection to C{path} with the pragmas every connection to
         the store runs with (the journal mode is set once the file is known

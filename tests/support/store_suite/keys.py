@@ -12,6 +12,7 @@ from tests.support.store_suite.values import (
     BAD_NAMES,
     not_refused,
     numbered_key_id,
+    numbered_rotation,
 )
 
 
@@ -195,6 +196,33 @@ class KeyStoreTestsMixin(StoreTestsBase):
         )
         self.assert_retired("alice", [], kept=[last, 100])
         self.assert_retired("bob", [0], kept=[1, last - 1])
+
+    def test_retired_history_of_rotations(self):
+        """
+        A profile rotating again and again without confirming (the
+        server's steady state: each rotation retires the key before the
+        one it rotates from) keeps exactly the last L{RETIRED_KEY_HISTORY}
+        keys it retired, however its rotations share batches with another
+        profile's, whose own history is kept apart.
+        """
+        last = RETIRED_KEY_HISTORY + 3
+        for number in range(last):
+            batch = [
+                numbered_rotation(username, number, number + 1, 2000.0 + number)
+                for username in ("alice", "bob")
+            ]
+            self.assertEqual(self.store.commit_rotations(batch), [True, True])
+        self.rotate("bob", last, last + 1, 3000.0)
+        self.assert_retired(
+            "alice",
+            range(last - 1 - RETIRED_KEY_HISTORY, last - 1),
+            kept=[0, 1, last - 1, last],
+        )
+        self.assert_retired(
+            "bob",
+            range(last - RETIRED_KEY_HISTORY, last),
+            kept=[0, 1, 2, last, last + 1],
+        )
 
     def test_record_rotation_failure(self):
         """
