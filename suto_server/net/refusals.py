@@ -28,10 +28,11 @@ from __future__ import annotations
 from OpenSSL import SSL
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger, LogLevel
-from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import Interface, implementer
 
 from suto_server.core import wire
+from suto_server.net.tls_read import SettledReadTLSProtocol
 
 #: Penalty notices a listener may send in one second, all sources together.
 NOTICES_PER_SECOND = 5
@@ -203,12 +204,14 @@ def _openssl_reason(error: SSL.Error) -> str:
     return ", ".join(str(reason) for reason in reasons) or "TLS error"
 
 
-class _WitnessedTLSProtocol(TLSMemoryBIOProtocol):
+class _WitnessedTLSProtocol(SettledReadTLSProtocol):
     """
     TLS that tells the listener's witness when a handshake the peer began
     never finished: OpenSSL failed it, or the peer gave up on it (a client
     that does not trust our certificate may just close the connection,
     without an alert).  A peer that sent nothing did not begin one.
+
+    Its reads are the listener's settled reads (L{SettledReadTLSProtocol}).
     """
 
     host = None
