@@ -35,9 +35,10 @@ to its end.
 
 The loop is Twisted's C{_flushReceiveBIO} with the one question added
 before each further C{recv}; it reaches Twisted's and pyOpenSSL's private
-names for it (L{TWISTED_NAMES}, L{OPENSSL_NAMES}).  A connection that
-lacks any of them (a Twisted or pyOpenSSL that renamed one, or a
-connection that is not over memory BIOs) is read by Twisted's path alone.
+names for it (L{TWISTED_NAMES}, L{OPENSSL_NAMES}, L{OPENSSL_CALLS}).  A
+connection where any of them is missing (a Twisted, pyOpenSSL or
+C{cryptography} that renamed one, or a connection that is not over memory
+BIOs) is read by Twisted's path alone.
 C{tests/net/test_tls_read.py} holds this module to Twisted's behaviour on
 the same bytes in every state above, checks the fallback, and fails if
 Twisted's loop changes, so that an upgrade is read against this copy.
@@ -71,6 +72,14 @@ TWISTED_NAMES = (
 #: C{SSL} object and its two memory BIOs.
 OPENSSL_NAMES = ("_ssl", "_into_ssl", "_from_ssl")
 
+#: What it calls of OpenSSL through pyOpenSSL's private bindings.
+OPENSSL_CALLS = (
+    "BIO_get_mem_data",
+    "SSL_pending",
+    "SSL_get_shutdown",
+    "SSL_RECEIVED_SHUTDOWN",
+)
+
 
 def _unread(connection: SSL.Connection) -> bool:
     """
@@ -99,6 +108,8 @@ def settles(protocol: TLSMemoryBIOProtocol) -> bool:
         uses, the connection is over memory BIOs and speaks TLS 1.3.
     """
     if not all(hasattr(protocol, name) for name in TWISTED_NAMES):
+        return False
+    if not all(hasattr(lib, name) for name in OPENSSL_CALLS):
         return False
     connection = protocol._tlsConnection
     return (

@@ -512,6 +512,15 @@ class ReadsTests(SynchronousTestCase):
         self.patch(tls_read, "OPENSSL_NAMES", (*tls_read.OPENSSL_NAMES, "_gone"))
         self.assert_twisted_path()
 
+    def test_openssl_calls_missing(self) -> None:
+        """
+        Were a call of OpenSSL's that the settled read makes gone from
+        pyOpenSSL's bindings, its connections would be read by Twisted's
+        path.
+        """
+        self.patch(tls_read, "OPENSSL_CALLS", (*tls_read.OPENSSL_CALLS, "SSL_gone"))
+        self.assert_twisted_path()
+
     def test_names_present(self) -> None:
         """
         Twisted and pyOpenSSL as installed have every name the settled read
