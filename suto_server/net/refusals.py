@@ -217,11 +217,20 @@ class _WitnessedTLSProtocol(SettledReadTLSProtocol):
     host = None
     _began = False
 
-    def dataReceived(self, data):
+    def makeConnection(self, transport):
+        # Only the first read tells whether the peer began: it is taken by
+        # an attribute of this connection, which then gives way to the
+        # class's own dataReceived, so that no later read pays for it.
+        self.dataReceived = self._first_read
+        super().makeConnection(transport)
+
+    def _first_read(self, data):
         self._began = True
-        super().dataReceived(data)
+        del self.dataReceived
+        self.dataReceived(data)
 
     def connectionLost(self, reason):
+        self.__dict__.pop("dataReceived", None)
         failure = self._reason or reason
         if not self._handshakeDone:
             if failure.check(SSL.Error):

@@ -10,14 +10,17 @@ import datetime
 import os
 
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from suto_server.net import certificate
@@ -230,3 +233,75 @@ class HandshakeLogTests(SynchronousTestCase):
             ],
         )
         self.assertIn("certificate verify failed", formatEvent(events[0]))
+
+
+@implementer(IListenerWitness)
+class RecordingWitness:
+    """
+    Keeps the failed handshakes a listener tells of.
+    """
+
+    def __init__(self):
+        self.failed = []
+
+    def refused(self, host):
+        pass
+
+    def handshake_failed(self, host, reason):
+        self.failed.append((host, reason))
+
+
+class FirstReadTests(SynchronousTestCase):
+    """
+    A listener's connection notes that its peer began a handshake on its
+    first read only; later reads go straight to TLS.
+    """
+
+    def setUp(self):
+        folder = self.mktemp()
+        os.makedirs(folder)
+        key_path, cert_path, _ = certificate.ensure_self_signed(
+            folder, "suto.test", datetime.datetime.now(datetime.timezone.utc)
+        )
+        self.witness = RecordingWitness()
+        factory = RefusingTLSFactory(
+            ReloadableServerTLS(key_path, cert_path),
+            False,
+            Factory.forProtocol(Reader),
+            self.witness,
+        )
+        self.server = factory.buildProtocol(PEER)
+        self.server.makeConnection(StringTransport())
+
+    def test_later_reads(self):
+        """
+        After the first read the connection has no read of its own: the
+        class's C{dataReceived} takes every later one.
+        """
+        self.assertIn("dataReceived", vars(self.server))
+        self.server.dataReceived(b"\x16\x03\x01")
+        self.assertNotIn("dataReceived", vars(self.server))
+
+    def test_failed_on_a_later_read(self):
+        """
+        A handshake begun on the first read and failed on a later one is
+        told to the witness with OpenSSL's reason.
+        """
+        self.server.dataReceived(b"\x16\x03\x01")
+        self.server.dataReceived(b"\x00\x05garbage")
+        self.server.connectionLost(Failure(ConnectionDone()))
+        [(host, reason)] = self.witness.failed
+        self.assertEqual(host, "192.0.2.7")
+        self.assertEqual(reason, "unexpected message")
+
+    def test_closed_after_beginning(self):
+        """
+        A peer that began the handshake and closed the connection is told
+        as one that gave up on it.
+        """
+        self.server.dataReceived(b"\x16\x03\x01")
+        self.server.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(
+            self.witness.failed,
+            [("192.0.2.7", "the peer closed the connection during the handshake")],
+        )
