@@ -25,8 +25,8 @@ left behind only what the next C{recv} would read.  An empty send BIO is
 flushed by doing nothing.
 
 Everything else is Twisted's own path, unchanged: the handshake, TLS 1.2
-(a version SUTO's agent does not speak, whose renegotiation these
-listeners refuse but whose reading this module does not need to know),
+(the agent and this server agree on 1.3; an older client, at the console
+or the verification API, stays on the path Twisted always read it by),
 any read that finds anything (a partial record, several records, an
 alert, a close_notify, an error: each handled by the same loop, with the
 same exceptions caught the same way as Twisted's), and the end of the
