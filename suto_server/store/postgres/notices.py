@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.cluster.test_relay,tests.store.postgres.test_outage -*-
+# -*- test-case-name: tests.cluster.test_relay,tests.store.postgres.test_outage,tests.store.postgres.test_notices -*-
 """
 What the server processes sharing one PostgreSQL store tell each other
 about pending classic authentications: notices on a channel of the

@@ -220,17 +220,22 @@ def usable(connection):
     the socket is read first (never blocking), and a connection that
     turns out closed is not usable.  An idle connection of the store
     expects nothing else (it listens to no channel), so this costs one
-    C{select} when all is well.
+    C{poll} when all is well.
 
     @param connection: a psycopg connection not inside a statement.
     """
     if connection.closed or connection.broken:
         return False
     try:
+        # poll, not select: a process holding a fleet's connections opens
+        # this one above select's descriptor limit (1024), where select
+        # fails, and every call would connect again.
+        waiting = select.poll()
+        waiting.register(connection.fileno(), select.POLLIN)
         # An error message, then the end of the stream: at most a few
         # reads, each of what is already there.
         for _ in range(3):
-            if not select.select([connection.fileno()], [], [], 0)[0]:
+            if not waiting.poll(0):
                 break
             connection.pgconn.consume_input()
     except (psycopg.Error, OSError, ValueError):

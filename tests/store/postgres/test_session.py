@@ -6,9 +6,10 @@ settings winning over them.
 """
 
 import os
+import resource
 import urllib.parse
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from suto_server.store.errors import StoreError
 from suto_server.store.postgres import PostgresStore
@@ -18,8 +19,13 @@ from suto_server.store.postgres.session import (
     as_store_error,
     client_settings,
     connect,
+    usable,
 )
-from tests.support.postgres import new_location
+from tests.support.postgres import admin_connection, new_location
+
+#: The descriptors C{select} takes: those of a process holding a fleet's
+#: connections are above it.
+_SELECT_LIMIT = 1024
 
 
 def _settings(connection, names):
@@ -155,6 +161,42 @@ class SessionTests(SynchronousTestCase):
                 "default_transaction_read_only": "on",
             },
         )
+
+    def above_select_limit(self):
+        """
+        Hold open descriptors (closed after the test) until the next one
+        opened is above L{_SELECT_LIMIT}, as in a server holding a fleet.
+
+        @raise SkipTest: this process may not open that many.
+        """
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = _SELECT_LIMIT + 64
+        if soft < wanted:
+            if hard != resource.RLIM_INFINITY and hard < wanted:
+                raise SkipTest(f"this process may open only {hard} files")
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        held = []
+        self.addCleanup(lambda: [os.close(fd) for fd in held])
+        while not held or held[-1] < _SELECT_LIMIT:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+
+    def test_usable_above_select_limit(self):
+        """
+        A connection whose descriptor is above what C{select} takes is
+        usable while its session lives (it is not opened again at every
+        call), and not once the server ended the session.
+        """
+        self.above_select_limit()
+        connection = self.connect()
+        self.assertGreater(connection.fileno(), _SELECT_LIMIT)
+        self.assertTrue(usable(connection))
+        # Returns once the session's process has ended, its last words
+        # sent and its socket closed.
+        admin_connection().execute(
+            "SELECT pg_terminate_backend(%s, 10000)", (connection.info.backend_pid,)
+        )
+        self.assertFalse(usable(connection))
 
     def test_store_keeps_bounds(self):
         """
