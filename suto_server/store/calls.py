@@ -23,9 +23,8 @@ by the call itself.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import Interface, implementer
 
 from suto_server.store.clustering import IClusteredStore
@@ -81,7 +80,20 @@ class LocalCalls(_Calls):
 
     def __init__(self, store) -> None:
         def make(name: str) -> Callable[..., Deferred]:
-            return partial(maybeDeferred, getattr(store, name))
+            method = getattr(store, name)
+
+            def call(*args, **kwargs) -> Deferred:
+                # A local store's method answers, or raises: what
+                # maybeDeferred would come to after asking whether the
+                # answer is a Deferred, a Failure or a coroutine, on the
+                # one store call of every rotation.
+                try:
+                    result = method(*args, **kwargs)
+                except BaseException:
+                    return fail()
+                return succeed(result)
+
+            return call
 
         super().__init__(make)
 
