@@ -166,7 +166,7 @@ class RotationDriver(Driver):
         Prepare the challenges still waiting, if the connection is between
         rotations: each goes out once its proofs are read.
         """
-        if self.machine.state != IDLE or self.connection.ended:
+        if not self._challenges or self.machine.state != IDLE or self.connection.ended:
             return
         for nonce, entry in list(self._challenges.items()):
             if entry[1] is None:
