@@ -23,8 +23,9 @@ by the call itself.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, maybeDeferred
 from zope.interface import Interface, implementer
 
 from suto_server.store.clustering import IClusteredStore
@@ -80,20 +81,7 @@ class LocalCalls(_Calls):
 
     def __init__(self, store) -> None:
         def make(name: str) -> Callable[..., Deferred]:
-            method = getattr(store, name)
-
-            def call(*args, **kwargs) -> Deferred:
-                # A local store's method answers, or raises: what
-                # maybeDeferred would come to after asking whether the
-                # answer is a Deferred, a Failure or a coroutine, on the
-                # one store call of every rotation.
-                try:
-                    result = method(*args, **kwargs)
-                except BaseException:
-                    return fail()
-                return succeed(result)
-
-            return call
+            return partial(maybeDeferred, getattr(store, name))
 
         super().__init__(make)
 
