@@ -18,13 +18,17 @@ C{undecided(log, failure, what, **fields)} (logs a decision the rules
 could not make).
 
 A step that awaits the rules (which await the store) is a coroutine the
-driver starts once, with L{Driver.run}: while it waits the machine sits
-in a state that asks nothing of the peer, and a message arriving then is
-handled by the machine's table as any message arriving before its reply.
-A step that fails answers C{SUTO_ERROR_BUSY} through the machine's
-C{unavailable}, logged by the connection's C{undecided}: a store that
-did not answer (L{StoreError}) in a warning paced across the listener's
-connections, anything else with the traceback.
+driver starts once, with L{Driver.run} (L{suto_server.phases.steps}
+drives it, with no L{Deferred} of its own): while it waits the machine
+sits in a state that asks nothing of the peer, and a message arriving
+then is handled by the machine's table as any message arriving before
+its reply.  A step that fails answers C{SUTO_ERROR_BUSY} through the
+machine's C{unavailable}, logged by the connection's C{undecided}: a
+store that did not answer (L{StoreError}) in a warning paced across the
+listener's connections, anything else with the traceback.  A step whose
+answer has gone out already (recording what a committed rotation
+proved, counting a failed enrollment) is started with
+L{Driver.run_logged}: its failure is only logged.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from collections.abc import Coroutine
 from typing import ClassVar
 
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from suto_server.core.machine import Close, Send
@@ -41,6 +44,7 @@ from suto_server.cred.credentials import SaltedChallenge
 from suto_server.cred.hashpool import HashPoolBusy
 from suto_server.cred.realm import IAuthenticatedUser
 from suto_server.machines.classic import Verify
+from suto_server.phases.steps import run_step
 from suto_server.store.errors import StoreError
 
 
@@ -80,7 +84,7 @@ class Driver:
         for action in actions:
             getattr(self, self.ACTIONS[type(action)])(action)
 
-    def run(self, step: Coroutine, doing: str) -> Deferred:
+    def run(self, step: Coroutine, doing: str) -> None:
         """
         Start C{step}, a coroutine that carries out one action against the
         rules; should it fail, the peer gets C{SUTO_ERROR_BUSY} (when it is
@@ -88,10 +92,15 @@ class Driver:
 
         @param doing: what C{step} does, for the log ("beginning a
             rotation").
-        @return: a L{Deferred} that fires when C{step} is over, never
-            failing.
         """
-        return Deferred.fromCoroutine(step).addErrback(self._step_failed, doing)
+        run_step(step, self._step_failed, doing)
+
+    def run_logged(self, step: Coroutine, doing: str) -> None:
+        """
+        Start C{step}, whose failure is only logged as L{logged} says: the
+        peer has had its answer.
+        """
+        run_step(step, self.logged, doing)
 
     def _step_failed(self, failure, doing: str) -> None:
         reason = self.logged(failure, doing)

@@ -150,8 +150,9 @@ class EnrollmentDriver(VerifyingDriver):
         now = self.connection.clock.seconds()
         source = self.connection.source
         if action.counted:
-            Deferred.fromCoroutine(self._counting(source, action.reason, now)).addErrback(
-                self.logged, "counting a failed enrollment"
+            self.run_logged(
+                self._counting(source, action.reason, now),
+                "counting a failed enrollment",
             )
         else:
             self._enrollment.abandoned(self.user, source, action.reason, now)

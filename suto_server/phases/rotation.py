@@ -166,13 +166,13 @@ class RotationDriver(Driver):
         Prepare the challenges still waiting, if the connection is between
         rotations: each goes out once its proofs are read.
         """
-        if self.machine.state != IDLE or self.connection.ended:
+        if not self._challenges or self.machine.state != IDLE or self.connection.ended:
             return
         for nonce, entry in list(self._challenges.items()):
             if entry[1] is None:
                 entry[1] = _PREPARING
-                Deferred.fromCoroutine(self._send_challenge(nonce, entry)).addErrback(
-                    self.logged, "sending a verification"
+                self.run_logged(
+                    self._send_challenge(nonce, entry), "sending a verification"
                 )
 
     async def _send_challenge(self, nonce: bytes, entry: list) -> None:
@@ -438,13 +438,16 @@ class RotationDriver(Driver):
             return
         self._committing = False
         self._rotations += 1
-        if tracking is not None:
+        if tracking is not None and tracking.claimed(connection):
             # The acknowledgement proved the key and the fingerprint.  The
             # rotation is committed whatever becomes of the move's record,
-            # so a failure there is only logged.
-            Deferred.fromCoroutine(
-                tracking.proven(connection, connection.clock.seconds())
-            ).addErrback(self.logged, "recording a move")
+            # so a failure there is only logged.  (A connection holds a
+            # claim until its first rotation commits: its later ones have
+            # nothing to prove.)
+            self.run_logged(
+                tracking.proven(connection, connection.clock.seconds()),
+                "recording a move",
+            )
         if not connection.ended:
             # Quiet until the next rotation is due, plus its grace.
             connection.setTimeout(self._rules.idle_timeout)

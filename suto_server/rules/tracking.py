@@ -258,6 +258,15 @@ class Tracking:
         # The commit set the address itself, under its own compare-and-swap.
         await self._move(now, user, claim.moving_from, address, seen=address)
 
+    def claimed(self, connection) -> bool:
+        """
+        @return: whether C{connection} holds a claim that L{proven} would
+            settle: admitted, and not yet proven (or forgotten).  Every
+            rotation after a connection's first has none, so its driver
+            asks this before starting L{proven}.
+        """
+        return connection in self._claims
+
     def held_elsewhere(self, user: str, connection) -> bool:
         """
         @return: whether a connection other than C{connection} is

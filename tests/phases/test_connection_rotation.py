@@ -689,6 +689,10 @@ class RecordingTracking:
         self.admissions.append((profile.username, key, previous, source, proven, d))
         return d
 
+    def claimed(self, connection):
+        # Every connection is asked to note its commits.
+        return True
+
     async def proven(self, connection, now):
         self.proofs.append(connection)
 

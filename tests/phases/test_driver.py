@@ -11,6 +11,7 @@ from suto_server.core.machine import Close, Send
 from suto_server.cred.hashpool import HashPoolBusy
 from suto_server.machines.classic import Verify
 from suto_server.phases.driver import Driver, VerifyingDriver
+from suto_server.store.errors import StoreError
 
 
 class RecordingConnection:
@@ -25,6 +26,9 @@ class RecordingConnection:
 
     def close(self):
         self.calls.append(("close",))
+
+    def undecided(self, log, failure, what, **fields):
+        self.calls.append(("undecided", failure.type, what, fields))
 
 
 class RecordingMachine:
@@ -80,6 +84,79 @@ class DriverTests(SynchronousTestCase):
         """
         driver = Driver(RecordingConnection(), RecordingMachine(), "alice")
         self.assertRaises(KeyError, driver.perform, [Verify("$6$salt", "response")])
+
+
+class StepTests(SynchronousTestCase):
+    """
+    L{Driver.run} and L{Driver.run_logged}: a step that fails is logged,
+    and answered busy only by the first.
+    """
+
+    def setUp(self):
+        self.connection, self.machine = RecordingConnection(), RecordingMachine()
+        self.driver = Driver(self.connection, self.machine, "alice")
+        self.waiting = defer.Deferred()
+
+    async def step(self):
+        await self.waiting
+
+    def test_run_fails(self):
+        """
+        A step started with L{Driver.run} that fails, after a wait, is
+        logged through the connection's C{undecided}, naming what it did
+        and the user, and makes the machine unavailable.
+        """
+        self.driver.run(self.step(), "beginning a rotation")
+        self.assertEqual(self.connection.calls, [])
+        self.waiting.errback(StoreError("gone"))
+        self.assertEqual(
+            self.connection.calls,
+            [
+                (
+                    "undecided",
+                    StoreError,
+                    "{doing} for {user}",
+                    {"doing": "beginning a rotation", "user": "alice"},
+                )
+            ],
+        )
+        self.assertEqual(
+            self.machine.inputs, [("unavailable", "the store did not answer")]
+        )
+
+    def test_run_fails_after_lost(self):
+        """
+        A peer that went away is answered nothing; the failure is still
+        logged.
+        """
+        self.connection.lost = True
+        self.driver.run(self.step(), "beginning a rotation")
+        self.waiting.errback(RuntimeError("boom"))
+        [(what, kind, *_)] = self.connection.calls
+        self.assertEqual((what, kind), ("undecided", RuntimeError))
+        self.assertEqual(self.machine.inputs, [])
+
+    def test_run_logged_fails(self):
+        """
+        A step started with L{Driver.run_logged} that fails is only
+        logged: the peer has its answer.
+        """
+        self.driver.run_logged(self.step(), "recording a move")
+        self.waiting.errback(StoreError("gone"))
+        [(what, kind, _, fields)] = self.connection.calls
+        self.assertEqual((what, kind), ("undecided", StoreError))
+        self.assertEqual(fields["doing"], "recording a move")
+        self.assertEqual(self.machine.inputs, [])
+
+    def test_run_succeeds(self):
+        """
+        A step that ends well is neither logged nor answered by the
+        driver.
+        """
+        self.driver.run(self.step(), "beginning a rotation")
+        self.waiting.callback(None)
+        self.assertEqual(self.connection.calls, [])
+        self.assertEqual(self.machine.inputs, [])
 
 
 class VerifyingDriverTests(SynchronousTestCase):

@@ -329,6 +329,25 @@ class TrackingTests(SynchronousTestCase):
         self.assertEqual(self.live.get("alice").connection, "new connection")
         self.assertEqual(self.audit.records, [])
 
+    def test_claimed(self):
+        """
+        C{claimed} says whether a connection holds a claim L{proven} would
+        settle: one admitted before proving the key, until it proves it or
+        its commit fails; never one admitted proven, nor an unknown one.
+        """
+        self.assertFalse(self.tracking.claimed("peer"))
+        self.admit(OLD, "newcomer", proven=False)
+        self.admit(OLD, "failing", proven=False)
+        self.admit(OLD, "reconnected", proven=True)
+        self.assertEqual(
+            [self.tracking.claimed(c) for c in ("newcomer", "failing", "reconnected")],
+            [True, True, False],
+        )
+        result_of(self, self.tracking.proven("newcomer", NOW + 5))
+        self.tracking.forget("failing")
+        self.assertFalse(self.tracking.claimed("newcomer"))
+        self.assertFalse(self.tracking.claimed("failing"))
+
     def test_held_elsewhere(self):
         """
         C{held_elsewhere} says whether a connection other than the one
