@@ -74,13 +74,10 @@ class PostgresStore(
     def commit_rotations(self, rotations):
         """
         See L{IProfileStore.commit_rotations}: the batch's statements are
-        sent together, with its C{BEGIN} and C{COMMIT}, in one message
-        (L{Connection._transaction_at_once}), and none waits for the
-        answer of one before (L{suto_server.store.sql.profiles}), so a
-        batch costs one write and one round trip.
+        sent in psycopg's pipeline mode, and none waits for the answer of
+        one before (L{suto_server.store.sql.profiles}), so a batch costs
+        one round trip, its commit's, rather than one per rotation (or
+        per statement).
         """
-        self._at_once = True
-        try:
+        with self._session("committing rotations") as connection, connection.pipeline():
             return super().commit_rotations(rotations)
-        finally:
-            self._at_once = False

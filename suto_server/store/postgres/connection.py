@@ -39,7 +39,6 @@ import os
 from contextlib import contextmanager
 
 import psycopg
-from psycopg import pq
 from twisted.logger import Logger
 
 from suto_server.store.errors import CorruptDatabase, DatabaseTooNew, StoreError
@@ -157,96 +156,6 @@ class _Statements:
             cursor.executemany(_psycopg_sql(sql), rows)
 
 
-class _Sent:
-    """
-    What one statement of an L{_AtOnce} transaction did, known once it
-    was sent.
-
-    @ivar rowcount: the rows it changed (or read), -1 before it was sent.
-    """
-
-    def __init__(self, batch):
-        self._batch = batch
-        self.rowcount = -1
-        self._rows = None
-
-    def _answered(self, cursor):
-        self.rowcount = cursor.rowcount
-        self._rows = cursor.fetchall() if cursor.description else []
-
-    def fetchall(self):
-        """
-        Send this statement and every one before it that waits, and wait
-        for their answers.
-
-        @return: the rows it read.
-        """
-        self._batch.send()
-        return self._rows
-
-
-class _AtOnce:
-    """
-    The statements of one transaction, each given with its parameters
-    bound on this side (psycopg's L{psycopg.ClientCursor}, which quotes
-    them as the server's own string and bytea literals), sent together in
-    one message of PostgreSQL's simple query protocol, with C{BEGIN}
-    first and C{COMMIT} last: one write and one round trip for the
-    transaction, however many statements it holds.  A statement whose
-    rows are read (L{_Sent.fetchall}) is sent at once with those waiting
-    before it.
-
-    Why not psycopg's pipeline mode, which sends the bound statements of
-    the extended protocol and also waits once: it writes each statement
-    to the socket as it is given (a C{poll} and a C{send} each, and a
-    wake-up of the server's backend each), and each costs its own pass
-    through psycopg's machinery; for a batch of one rotation that was
-    most of the database thread's CPU (bench/RESULTS.md, "a lone
-    rotation's threads over PostgreSQL").  What this gives up is the
-    server's prepared plans: each statement is parsed and planned again,
-    which costs PostgreSQL's CPU, not the server's.
-    """
-
-    def __init__(self, connection):
-        self._connection = connection
-        self._quoting = psycopg.ClientCursor(connection)
-        self._waiting = ["BEGIN"]
-        self._sent = [None]
-
-    def execute(self, sql, parameters=()):
-        """
-        Add C{sql} to the statements waiting to be sent.
-
-        @return: a L{_Sent} saying what it did once it was sent.
-        """
-        self._waiting.append(self._quoting.mogrify(_psycopg_sql(sql), parameters))
-        sent = _Sent(self)
-        self._sent.append(sent)
-        return sent
-
-    def send(self, last=None):
-        """
-        Send the statements waiting, and C{last} after them, in one
-        message, and wait for their answers.
-
-        @raise psycopg.Error: one failed; those after it were not run,
-            and the transaction is aborted.
-        """
-        if last is not None:
-            self._waiting.append(last)
-            self._sent.append(None)
-        if not self._waiting:
-            return
-        text, sent = ";".join(self._waiting), self._sent
-        self._waiting, self._sent = [], []
-        with self._connection.cursor() as cursor:
-            cursor.execute(text, prepare=False)
-            for each in sent:
-                if each is not None:
-                    each._answered(cursor)
-                cursor.nextset()
-
-
 class Connection:
     """
     One connection to the store's database; the parts of
@@ -259,10 +168,6 @@ class Connection:
     # What a compare-and-swap reads stays locked until it commits, so a
     # writer in another session waits for it, then reads the new row.
     _LOCK_READ = " FOR UPDATE"
-
-    # Set while a call runs whose transactions send their statements
-    # together (L{_transaction_at_once}): the rotations' batches.
-    _at_once = False
 
     def __init__(self, connection, uri=None):
         """
@@ -471,41 +376,6 @@ class Connection:
             return connection.execute(_psycopg_sql(sql), parameters).fetchall()
 
     @contextmanager
-    def _transaction_at_once(self, doing):
-        """
-        Run several statements as one transaction, sent together when the
-        block returns (see L{_AtOnce}): it commits if the block returns
-        and every statement succeeded, and rolls back otherwise.
-
-        @param doing: what the transaction does, for the message of a
-            L{StoreError}.
-        @return: a context manager giving an L{_AtOnce}, which takes
-            statements with C{?} parameter marks.
-        @raise StoreError: the store is closed, or PostgreSQL failed.
-        """
-        with self._session(doing) as connection:
-            statements = _AtOnce(connection)
-            try:
-                yield statements
-                statements.send("COMMIT")
-            except BaseException:
-                self._roll_back(connection)
-                raise
-
-    def _roll_back(self, connection):
-        """
-        End the transaction an L{_AtOnce} left open or aborted, if it
-        began one; a connection that cannot is closed, so that no later
-        statement runs inside it (the next call opens another).
-        """
-        if connection.info.transaction_status == pq.TransactionStatus.IDLE:
-            return
-        try:
-            connection.execute("ROLLBACK")
-        except psycopg.Error:
-            connection.close()
-
-    @contextmanager
     def _transaction(self, doing, snapshot=False):
         """
         Run several statements as one transaction: it commits if the block
@@ -517,14 +387,9 @@ class Connection:
             snapshot of the database throughout; such a block may stay
             idle in its transaction (L{SNAPSHOT_MAY_IDLE}).
         @return: a context manager giving the connection, which takes
-            statements with C{?} parameter marks; while L{_at_once} is
-            set, an L{_AtOnce}.
+            statements with C{?} parameter marks.
         @raise StoreError: the store is closed, or PostgreSQL failed.
         """
-        if self._at_once and not snapshot:
-            with self._transaction_at_once(doing) as statements:
-                yield statements
-            return
         with self._session(doing) as connection, connection.transaction():
             if snapshot:
                 connection.execute(

@@ -72,7 +72,7 @@ def _commit_one(connection, commit, lock_read):
     reconnection attempt's check, for a commit that has one): the
     compare-and-swap is each statement's own condition, not a read whose
     rows decide what to send next, so on PostgreSQL, whose batches are
-    sent in one message, a whole batch costs one round trip.  The previous key is
+    pipelined, a whole batch costs one round trip.  The previous key is
     retired by an C{INSERT ... SELECT} that reads the profile with
     C{lock_read} under the compare-and-swap's condition, so it retires
     nothing unless the rotation applies, and holds the row until the

@@ -2,8 +2,7 @@
 Tests for L{suto_server.store.postgres.connection}: the schema's life on
 a real server (created fresh, reopened, too new, not ours, upgraded one
 step at a time, created by one of two processes starting together), the
-read-only store, the URI's password rule, and the transactions whose
-statements are sent together.
+read-only store, and the URI's password rule.
 """
 
 import os
@@ -12,7 +11,6 @@ import sqlite3
 import threading
 
 import psycopg
-from psycopg import pq
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.store.errors import CorruptDatabase, DatabaseTooNew, StoreError
@@ -20,7 +18,7 @@ from suto_server.store.postgres import SCHEMA_VERSION, PostgresStore
 from suto_server.store.postgres.connection import SHIPPED_SCHEMA_DIR
 from suto_server.store.sql.schemafiles import newest_version
 from suto_server.store.sqlite import SQLiteStore
-from tests.support.postgres import admin_connection, new_location
+from tests.support.postgres import new_location
 from tests.support.store_suite.offline import assert_spent_step_upgraded
 from tests.support.store_suite.values import (
     AUDIT,
@@ -28,7 +26,6 @@ from tests.support.store_suite.values import (
     PROFILE,
     WINDOW,
     enroll_numbered,
-    numbered_rotation,
 )
 
 # A made-up later version: one step on from the shipped schema.
@@ -367,159 +364,3 @@ class PostgresSchemaTests(SynchronousTestCase):
             StoreError, PostgresStore.open, "postgresql://u:s3cret@[::1/db"
         )
         self.assertNotIn("s3cret", str(error))
-
-
-class AtOnceTransactionTests(SynchronousTestCase):
-    """
-    L{Connection._transaction_at_once}: a transaction's statements,
-    their parameters bound on the client, sent together at its end, or
-    at a read; all of them or none committed.
-    """
-
-    def setUp(self):
-        self.location = new_location(self)
-        self.store = PostgresStore.open(self.location)
-        self.addCleanup(self.store.close)
-        self.store._connection.execute(
-            "CREATE TABLE kept (id integer PRIMARY KEY, t text, b bytea,"
-            " f double precision)"
-        )
-        self.outside = psycopg.connect(self.location, autocommit=True)
-        self.addCleanup(self.outside.close)
-
-    def kept(self):
-        """
-        @return: the rows of C{kept} as another session sees them.
-        """
-        return self.outside.execute("SELECT * FROM kept ORDER BY id").fetchall()
-
-    def status(self):
-        """
-        @return: the store's session's transaction status.
-        """
-        return self.store._connection.info.transaction_status
-
-    def test_sent_at_the_end(self):
-        """
-        Nothing is sent until the block returns: the session has not
-        begun a transaction meanwhile.  Then every statement commits, and
-        each says how many rows it changed.
-        """
-        with self.store._transaction_at_once("writing") as statements:
-            first = statements.execute("INSERT INTO kept (id) VALUES (?), (?)", (1, 2))
-            second = statements.execute("UPDATE kept SET t = ? WHERE id > ?", ("x", 1))
-            self.assertEqual(self.status(), pq.TransactionStatus.IDLE)
-        self.assertEqual((first.rowcount, second.rowcount), (2, 1))
-        self.assertEqual(self.kept(), [(1, None, None, None), (2, "x", None, None)])
-        self.assertEqual(self.status(), pq.TransactionStatus.IDLE)
-
-    def test_read_sends_what_waits(self):
-        """
-        Reading a statement's rows sends it with those before it, in the
-        transaction: it sees their changes, which no other session sees
-        until the transaction commits with the statements after it.
-        """
-        with self.store._transaction_at_once("writing") as statements:
-            statements.execute("INSERT INTO kept (id) VALUES (?)", (1,))
-            read = statements.execute("SELECT id FROM kept WHERE id = ?", (1,))
-            self.assertEqual(read.fetchall(), [(1,)])
-            self.assertEqual(self.kept(), [])
-            statements.execute("INSERT INTO kept (id) VALUES (?)", (2,))
-        self.assertEqual([row[0] for row in self.kept()], [1, 2])
-
-    def test_values_quoted(self):
-        """
-        Parameters bound on the client reach the server as the values
-        given, whatever characters they hold: quotes, backslashes, the
-        parameter marks themselves, every byte, a float's every bit.
-        """
-        text = "it's \\ a ? %s $1 '); DROP TABLE kept; --"
-        data = bytes(range(256))
-        number = 1733420000.1234567
-        with self.store._transaction_at_once("writing") as statements:
-            statements.execute(
-                "INSERT INTO kept (id, t, b, f) VALUES (?, ?, ?, ?)",
-                (1, text, data, number),
-            )
-        self.assertEqual(self.kept(), [(1, text, data, number)])
-
-    def test_failure_rolls_back(self):
-        """
-        A statement that fails fails the transaction with L{StoreError}:
-        the statements before it in the message are rolled back, those
-        after it never run, and the session takes the next call.
-        """
-        with self.store._transaction_at_once("writing") as statements:
-            statements.execute("INSERT INTO kept (id) VALUES (?)", (1,))
-
-        def twice():
-            with self.store._transaction_at_once("writing") as statements:
-                statements.execute("INSERT INTO kept (id) VALUES (?)", (2,))
-                statements.execute("INSERT INTO kept (id) VALUES (?)", (1,))
-                statements.execute("INSERT INTO kept (id) VALUES (?)", (3,))
-
-        error = self.assertRaises(StoreError, twice)
-        self.assertIn("writing failed", str(error))
-        self.assertEqual([row[0] for row in self.kept()], [1])
-        self.assertEqual(self.status(), pq.TransactionStatus.IDLE)
-        self.assertEqual(self.store._read("SELECT count(*) FROM kept"), [(1,)])
-
-    def test_raised_after_read_rolls_back(self):
-        """
-        A block that raises after a read sent part of its transaction
-        rolls that part back.
-        """
-
-        def raising():
-            with self.store._transaction_at_once("writing") as statements:
-                statements.execute("INSERT INTO kept (id) VALUES (?)", (1,))
-                statements.execute("SELECT 1").fetchall()
-                raise ValueError("decided against it")
-
-        self.assertRaises(ValueError, raising)
-        self.assertEqual(self.kept(), [])
-        self.assertEqual(self.status(), pq.TransactionStatus.IDLE)
-
-    def test_unended_session_closed(self):
-        """
-        A transaction that cannot be rolled back, its session ended by the
-        server halfway, leaves no session open in it: the connection is
-        closed, and the next call connects again.
-        """
-
-        def ended():
-            with self.store._transaction_at_once("writing") as statements:
-                statements.execute("INSERT INTO kept (id) VALUES (?)", (1,))
-                statements.execute("SELECT 1").fetchall()
-                admin_connection().execute(
-                    "SELECT pg_terminate_backend(%s)",
-                    (self.store._connection.info.backend_pid,),
-                )
-                raise ValueError("decided against it")
-
-        self.assertRaises(ValueError, ended)
-        self.assertTrue(self.store._connection.closed)
-        self.assertEqual(self.kept(), [])
-        self.assertEqual(self.store._read("SELECT count(*) FROM kept"), [(0,)])
-
-    def test_rotations_at_once_only(self):
-        """
-        Only the rotations' batches send their statements together: other
-        transactions, before and after one, run statement by statement.
-        """
-        seen = []
-        original = self.store._transaction_at_once
-
-        def recording(doing):
-            seen.append(doing)
-            return original(doing)
-
-        self.store._transaction_at_once = recording
-        enroll_numbered(self.store, "alice")
-        self.assertEqual(self.store.record_rotation_failure("alice"), 1)
-        self.assertEqual(
-            self.store.commit_rotations([numbered_rotation("alice", 0, 1, 2000.0)]),
-            [True],
-        )
-        self.assertEqual(self.store.record_rotation_failure("alice"), 1)
-        self.assertEqual(seen, ["committing rotations"])
