@@ -189,11 +189,15 @@ class Reconnection:
                 step < spent.step or (step == spent.step and not reopens)
             ):
                 continue
-            sealing_key = _sealing_key(
-                keyschedule.offline_key(key, profile.fingerprint_hash, step, user),
-                message,
+            sealing = _opening(
+                _sealing_key(
+                    keyschedule.offline_key(key, profile.fingerprint_hash, step, user),
+                    message,
+                ),
+                message.sealed,
+                user,
             )
-            if _opens(sealing_key, message.sealed, user):
+            if sealing is not None:
                 self._audit.record(
                     now,
                     "reconnected",
@@ -206,12 +210,7 @@ class Reconnection:
                 return Reconnected(
                     user=user,
                     step=step,
-                    ok=keyschedule.seal_message(
-                        sealing_key,
-                        _OK,
-                        profile=user,
-                        purpose=keyschedule.RECONNECT_OK_PURPOSE,
-                    ),
+                    ok=sealing.seal(_OK, keyschedule.RECONNECT_OK_PURPOSE),
                     profile=profile,
                     key=held[0],
                     previous=held[1],
@@ -428,14 +427,19 @@ def _form_note(message, spent, step) -> str:
     return ""
 
 
-def _opens(sealing_key: bytes, sealed: bytes, user: str) -> bool:
+def _opening(
+    sealing_key: bytes, sealed: bytes, user: str
+) -> keyschedule.SealingKey | None:
+    """
+    @return: C{sealing_key} made ready to seal the answer ("ok") when the
+        client's junk, C{sealed}, opens under it, so that the attempt's
+        key is made once for both messages, as the agent holds it;
+        L{None} when it does not open.
+    """
     try:
-        keyschedule.open_message(
-            sealing_key,
-            sealed,
-            profile=user,
-            purpose=keyschedule.RECONNECT_PURPOSE,
-        )
-    except keyschedule.SealError:
-        return False
-    return True
+        sealing = keyschedule.SealingKey(sealing_key, user)
+        sealing.open(sealed, keyschedule.RECONNECT_PURPOSE)
+    except keyschedule.KeyScheduleError:
+        # A SealError among them: the junk did not open.
+        return None
+    return sealing
