@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.bench.test_tls_read -*-
 """
 What the listener's TLS layer costs the server per message, in process:
 one record read from a device connection and one record written back,
@@ -17,9 +18,10 @@ per message, the best of C{--repeat} rounds of C{--messages} messages
 spread over the connections.
 
 Each round is measured for the listener's protocol as served
-(C{listener}) and for Twisted's own C{TLSMemoryBIOProtocol} over the same
-connections (C{twisted}, which the listener's protocol extends only to
-tell its witness about handshakes), one after the other, so the two figures see the same neighbours.  Every
+(C{listener}) and for Twisted's own C{TLSMemoryBIOProtocol} (C{twisted},
+which the listener's protocol extends only to tell its witness about
+handshakes), each over as many new connections of the same TLS context,
+one after the other, so the two figures see the same neighbours.  Every
 message's answer is checked to be one write holding one record.
 
 C{--variant} runs one of them alone, for C{valgrind --tool=callgrind},
