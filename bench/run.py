@@ -232,13 +232,6 @@ async def _run_enrollment(reactor, directory: str, options):
     )
 
 
-def _fleet_title(options, ceilings) -> str:
-    return (
-        f"{options.scenario} ({ceilings.threads} cores, "
-        f"{options.endpoints} endpoints)"
-    )
-
-
 def _database(reactor, store: str, processes: int):
     """
     @param store: a checked C{--store}.

@@ -78,20 +78,14 @@ class _Answer(Protocol):
 
 class Transport(StringTransport):
     """
-    A transport that counts the writes made to it, and the times it was
-    told to close.
+    A transport that counts the writes made to it.
     """
 
     writes = 0
-    closes = 0
 
     def write(self, data: bytes) -> None:
         self.writes += 1
         super().write(data)
-
-    def loseConnection(self) -> None:
-        self.closes += 1
-        super().loseConnection()
 
 
 class _TwistedTLSFactory(RefusingTLSFactory):
@@ -122,13 +116,11 @@ class Pair:
     with its first C{recv}).
     """
 
-    def __init__(self, factory, client_context: SSL.Context | None = None) -> None:
+    def __init__(self, factory) -> None:
         self.server = factory.buildProtocol(None)
         self.transport = Transport()
         self.server.makeConnection(self.transport)
-        self.client = SSL.Connection(
-            client_context or SSL.Context(SSL.TLS_CLIENT_METHOD), None
-        )
+        self.client = SSL.Connection(SSL.Context(SSL.TLS_CLIENT_METHOD), None)
         self.client.set_connect_state()
         done = False
         while not (done and self.server._handshakeDone):
