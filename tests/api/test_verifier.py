@@ -52,7 +52,6 @@ class VerifierTests(Verifying, SynchronousTestCase):
         self.connection = RecordingConnection()
         self.live.attach("alice", SOURCE, NOW, self.connection)
 
-
     def test_live_proof(self):
         """
         An enrolled profile's live connection is challenged with a fresh

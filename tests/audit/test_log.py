@@ -1059,4 +1059,3 @@ class AdminCommandTests(AdminCommandMixin, TestCase):
         absent = os.path.join(self.data, "absent.db")
         result = yield self.run_admin("audit", "verify", "--file", absent)
         self.assertEqual(result, (1, "", f"suto-admin: no database at {absent}\n"))
-

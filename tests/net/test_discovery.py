@@ -227,7 +227,6 @@ class ParseTargetsTests(SynchronousTestCase):
         ):
             self.assert_error(text, repr(text), "bad port")
 
-
     def test_empty_port(self):
         """
         A colon with no port after it is malformed rather than silently the
@@ -235,7 +234,6 @@ class ParseTargetsTests(SynchronousTestCase):
         """
         for text in ("192.0.2.7:", "[2001:db8::7]:"):
             self.assert_error(text, repr(text))
-
 
     def test_malformed_brackets(self):
         """

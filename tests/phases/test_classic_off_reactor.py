@@ -283,7 +283,6 @@ class ClaimTests(ClassicListener, SynchronousTestCase):
         self.assertEqual(self.calls.names, [])
         self.assertEqual([o.verdict for o in self.outcomes], [Verdict.TIMEOUT])
 
-
     def test_claim_fails_unexpectedly(self):
         """
         A claim that fails with what no rule expects (a fault, not a

@@ -158,7 +158,6 @@ class RendezvousTests(SynchronousTestCase):
         request = self.open("alice", ["::ffff:192.0.2.7"])
         self.assertIs(result_of(self, self.rendezvous.claim("192.0.2.7")), request)
 
-
     def test_network_objects(self):
         """
         Networks given as objects, as parsed hello targets are, accept as
@@ -421,7 +420,6 @@ class RequestConflictTests(SynchronousTestCase):
         device, so requests for them conflict.
         """
         self.assert_conflict(["::ffff:192.0.2.7"], ["192.0.2.7"])
-
 
     def test_claimed_request_still_conflicts(self):
         """

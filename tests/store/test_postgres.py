@@ -319,7 +319,6 @@ class PostgresRotationStoreTests(
         self.rotate("alice", 0, 1, 2000.0)
         self.assertEqual(self.store.record_rotation_failure("alice"), 1)
 
-
     def test_key_moved_while_waiting(self):
         """
         A rotation that waits for a profile's row while another session
