@@ -60,19 +60,21 @@ from suto_server.rules.rendezvous import RequestConflict
 from suto_server.store.errors import StoreError
 
 
-def _refused(failure):
+def _refusal(failure) -> Refusal:
     """
     Why an authentication was not started, as the admin API answers it.
+
+    @raise Exception: C{failure}'s own, when it is no refusal.
     """
     kind = failure.trap(
         TargetTooWide, UnknownAccount, RequestConflict, OSError, StoreError
     )
     if kind is OSError:
         error = failure.value
-        raise Refusal(503, f"the hello could not be sent: {error.strerror or error}")
+        return Refusal(503, f"the hello could not be sent: {error.strerror or error}")
     if kind is StoreError:
-        raise Refusal(503, "the store could not be read; try again")
-    raise Refusal(_REFUSED[kind], failure.getErrorMessage())
+        return Refusal(503, "the store could not be read; try again")
+    return Refusal(_REFUSED[kind], failure.getErrorMessage())
 
 
 #: The status of each refusal whose message says it all.
@@ -148,27 +150,25 @@ class AuthResource(resource.Resource):
         say so in the log: no hello writes a line of its own, so the
         request's line alone would read as if one had gone out.
 
-        @raise Refusal: how the refusal is answered (L{_refused}).
+        @raise Refusal: how the refusal is answered (L{_refusal}).
         """
-        try:
-            _refused(failure)
-        except Refusal as refusal:
-            if failure.check(OSError):
-                # Sending failed: at the first target, or at a later one.
-                self.log.warn(
-                    "the hello for {user} at {targets} could not be sent: {error}",
-                    user=user,
-                    targets=targets,
-                    error=str(failure.value),
-                )
-            else:
-                self.log.info(
-                    "no hello went out for {user} at {targets}: {reason}",
-                    user=user,
-                    targets=targets,
-                    reason=refusal.message,
-                )
-            raise
+        refusal = _refusal(failure)
+        if failure.check(OSError):
+            # Sending failed: at the first target, or at a later one.
+            self.log.warn(
+                "the hello for {user} at {targets} could not be sent: {error}",
+                user=user,
+                targets=targets,
+                error=str(failure.value),
+            )
+        else:
+            self.log.info(
+                "no hello went out for {user} at {targets}: {reason}",
+                user=user,
+                targets=targets,
+                reason=refusal.message,
+            )
+        raise refusal
 
     def _recorded(self, outcome):
         """
