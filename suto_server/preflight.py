@@ -30,21 +30,20 @@ from suto_server.core.configurable import OptionProblem
 from suto_server.cred.shadow import ShadowFile, ShadowFileError
 from suto_server.datafolder import ADMIN_SOCKET
 from suto_server.locations import LocationError, Locations
-from suto_server.net.endpoint import server_endpoint
-from suto_server.net.listening import (
+from suto_server.net.descriptions import (
     API_TYPES,
     CONSOLE_TYPES,
     DEFAULT_LISTEN,
     DEVICE_TYPES,
     METRICS_TYPES,
     ListenerOptionError,
-    admin_endpoint,
     api_listen,
     console_description,
     console_listen,
-    option_endpoint,
     tls_listen,
 )
+from suto_server.net.endpoint import server_endpoint
+from suto_server.net.listening import admin_endpoint, option_endpoint
 from suto_server.settings import Listeners
 
 
@@ -79,7 +78,7 @@ def check_start(reactor, options, data: str, listen: str) -> StartCheck:
     @param options: parsed L{suto_server.tap.Options}.
     @param data: the data folder, where the admin socket is by default.
     @param listen: the TLS listener's full description (see
-        L{suto_server.net.listening.tls_listen}).
+        L{suto_server.net.descriptions.tls_listen}).
     """
     endpoints, problems = {}, []
 

@@ -23,7 +23,7 @@ from suto_server.audit.sinks import alert_sinks
 from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE, prepare_data_folder
 from suto_server.datalock import DataFolderLock, DataFolderLocked
 from suto_server.masterkey import MasterKey, MasterKeyError
-from suto_server.net.listening import DEFAULT_LISTEN, tls_listen
+from suto_server.net.descriptions import DEFAULT_LISTEN, tls_listen
 from suto_server.net.served import ReloadOnHangup
 from suto_server.net.tls import TLSConfigurationError
 from suto_server.preflight import check_start
