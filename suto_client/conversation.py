@@ -45,11 +45,15 @@ class Conversation(Machine):
     states, inputs, outputs and transitions.
     """
 
-    __slots__ = ("_reason",)
+    __slots__ = ("_reason", "version")
 
     def __init__(self) -> None:
         super().__init__()
         self._reason = ""
+        #: The protocol version the server answered: this side's own
+        #: (L{wire.PROTOCOL_VERSION}) or an earlier one it speaks too, as
+        #: a server may answer an agent that is newer; L{None} before.
+        self.version = None
 
     def receive(self, message) -> list:
         """
@@ -59,8 +63,9 @@ class Conversation(Machine):
         self._reason = f"unexpected {type(message).__name__} from the server"
         if not isinstance(message, wire.Version):
             return self._inspect(message)
-        if message.version != wire.PROTOCOL_VERSION:
+        if message.version not in wire.PROTOCOL_VERSIONS:
             return self._fail(f"the server speaks version {message.version}")
+        self.version = message.version
         return self._version()
 
     def protocol_error(self, error: wire.ProtocolError) -> list:

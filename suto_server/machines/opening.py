@@ -6,7 +6,8 @@ happens before a phase (classic, enrollment, rotation) takes over.
 On the legacy listener (SUTO 1.3.2) there is no opening: the classic
 challenge starts as soon as the connection is made.  On the framed
 listener the device first sends the protocol version, which the server
-echoes; its next message chooses the phase: C{SUTO_C_ENROLL_<user>}
+echoes when it speaks it (2 or 3: L{wire.PROTOCOL_VERSIONS}) and keeps
+for the phase; its next message chooses the phase: C{SUTO_C_ENROLL_<user>}
 an enrollment, C{SUTO_C_ROTATE_} or C{SUTO_C_RECONNECT_} a rotation
 connection, anything else the classic challenge (which then reads that
 message itself).  Once, before choosing, a device that reconnects may ask
@@ -123,13 +124,17 @@ class Opening(Machine):
         challenge (L{ENROLLMENT}, L{ROTATION}, L{TIME}).
     """
 
-    __slots__ = ("_offers", "_message", "_code")
+    __slots__ = ("_offers", "_message", "_code", "version")
 
     def __init__(self, offers: frozenset = frozenset()) -> None:
         super().__init__()
         self._offers = offers
         self._message = None
         self._code = wire.ERROR_OUT_OF_ORDER
+        #: The protocol version the device announced and the server
+        #: echoed (one of L{wire.PROTOCOL_VERSIONS}); L{None} until then,
+        #: and on the legacy framing, which has none.
+        self.version = None
 
     def connected(self, framing: wire.Framing) -> list:
         return self._input(FRAMED if framing is wire.Framing.FRAMED else LEGACY)
@@ -138,7 +143,7 @@ class Opening(Machine):
         self._message = message
         self._code = wire.ERROR_OUT_OF_ORDER
         if isinstance(message, wire.Version):
-            if message.version == wire.PROTOCOL_VERSION:
+            if message.version in wire.PROTOCOL_VERSIONS:
                 return self._input(VERSION)
             return self._input(WRONG_VERSION)
         if isinstance(message, wire.Enroll):
@@ -157,6 +162,7 @@ class Opening(Machine):
         return self._input(symbol if phase in self._offers else UNOFFERED)
 
     def _echo_version(self):
+        self.version = self._message.version
         self._actions.append(Send(self._message))
 
     def _start_classic(self):

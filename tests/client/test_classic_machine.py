@@ -25,7 +25,7 @@ class ClientSessionTests(SynchronousTestCase):
         AUTH_1, and the connection closed with an accepted outcome.
         """
         session = ClientClassic(FRAMED, cached=False)
-        self.assertEqual(session.start(), [Send(wire.Version(2))])
+        self.assertEqual(session.start(), [Send(wire.Version(3))])
         self.assertEqual(
             session.receive(wire.Version(2)), [Send(wire.GetSaltA())]
         )
@@ -101,6 +101,23 @@ class ClientSessionTests(SynchronousTestCase):
             [Close(), Finish(Outcome.ERROR, "the server reported TIMEOUT")],
         )
 
+    def test_versions_spoken(self):
+        """
+        The agent offers its own version and goes on when the server
+        answers it or the version before, which it speaks too; the
+        conversation keeps the answer.
+        """
+        for number in wire.PROTOCOL_VERSIONS:
+            session = ClientClassic(FRAMED, cached=False)
+            self.assertEqual(
+                session.start(), [Send(wire.Version(wire.PROTOCOL_VERSION))]
+            )
+            self.assertIsNone(session.version)
+            self.assertEqual(
+                session.receive(wire.Version(number)), [Send(wire.GetSaltA())]
+            )
+            self.assertEqual(session.version, number)
+
     def test_version_mismatch(self):
         """
         A server answering with another version is an error; nothing more
@@ -109,8 +126,8 @@ class ClientSessionTests(SynchronousTestCase):
         session = ClientClassic(FRAMED, cached=False)
         session.start()
         self.assertEqual(
-            session.receive(wire.Version(3)),
-            [Close(), Finish(Outcome.ERROR, "the server speaks version 3")],
+            session.receive(wire.Version(4)),
+            [Close(), Finish(Outcome.ERROR, "the server speaks version 4")],
         )
 
     def test_salts_before_version(self):

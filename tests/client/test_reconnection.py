@@ -206,7 +206,7 @@ class ClientReconnectionTests(ConversationFixture, SynchronousTestCase):
         0), the server's RECONNECT_OK, and then a plain rotation: ROTATE
         with the same key id, new junk and a new public key.
         """
-        self.assertEqual(self.rotation.start(), [Send(wire.Version(2))])
+        self.assertEqual(self.rotation.start(), [Send(wire.Version(3))])
         self.assertEqual(
             self.rotation.receive(wire.Version(2)), [Send(wire.GetTime())]
         )

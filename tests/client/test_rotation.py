@@ -79,7 +79,7 @@ class ClientRotationTests(ConversationFixture, SynchronousTestCase):
         an ACK sealed under the new key, the server's ROTATE_DONE, then a
         commit of the new key, and only once it is stored the report.
         """
-        self.assertEqual(self.rotation.start(), [Send(wire.Version(2))])
+        self.assertEqual(self.rotation.start(), [Send(wire.Version(3))])
         [send] = self.rotation.receive(wire.Version(2))
         junk = bytes([1]) * 32
         private = X25519PrivateKey.from_private_bytes(bytes([2]) * 32)
@@ -283,7 +283,7 @@ class ClientRotationTests(ConversationFixture, SynchronousTestCase):
             ([wire.Version(2)], wire.Version(2)),
             ([wire.Version(2)], done),
             ([], ok),
-            ([], wire.Version(3)),
+            ([], wire.Version(4)),
             ([wire.Version(2)], wire.Auth(True)),
             ([], wire.Error(wire.ERROR_UNKNOWN_KEY)),
         ):
@@ -340,7 +340,7 @@ class ClientRotationTests(ConversationFixture, SynchronousTestCase):
         [rotate] = rotation.receive(wire.Version(2))
         [ok] = self.server.receive(rotate.message)
         [report, close] = rotation.receive(ok)
-        self.assertEqual(actions, [Send(wire.Version(2))])
+        self.assertEqual(actions, [Send(wire.Version(3))])
         self.assertEqual(
             report.reason,
             "cannot compute the hardware fingerprint: no fingerprint source "
@@ -517,7 +517,7 @@ class RotationProtocolTests(SynchronousTestCase):
         user last.
         """
         self.connect()
-        self.assertEqual(self.transport.value(), b"SUTO_VERSION_2\r\n")
+        self.assertEqual(self.transport.value(), b"SUTO_VERSION_3\r\n")
         self.transport.clear()
         self.protocol.dataReceived(b"SUTO_VERSION_2\r\n")
         line = self.transport.value()

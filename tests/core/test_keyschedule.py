@@ -33,6 +33,7 @@ from suto_server.core.keyschedule import (
     RECONNECT_OK_PURPOSE,
     RECONNECT_PURPOSE,
     ROTATE_ACK_PURPOSE,
+    ROTATE_DONE_NEXT_PURPOSE,
     ROTATE_DONE_PURPOSE,
     ROTATE_OK_PURPOSE,
     SEAL_COUNTERS,
@@ -1019,6 +1020,7 @@ class SealMessageTests(SynchronousTestCase):
             ROTATE_OK_PURPOSE: Direction.SERVER_TO_CLIENT,
             ROTATE_ACK_PURPOSE: Direction.CLIENT_TO_SERVER,
             ROTATE_DONE_PURPOSE: Direction.SERVER_TO_CLIENT,
+            ROTATE_DONE_NEXT_PURPOSE: Direction.SERVER_TO_CLIENT,
             RECONNECT_PURPOSE: Direction.CLIENT_TO_SERVER,
             RECONNECT_OK_PURPOSE: Direction.SERVER_TO_CLIENT,
         }

@@ -37,7 +37,9 @@ from suto_server.core.wire import (
     Rotate,
     RotateAck,
     RotateDone,
+    RotateDoneNext,
     RotateOk,
+    RotatePrimed,
     RSalt,
     SaltA,
     ServerTime,
@@ -112,6 +114,9 @@ FRAMED_EXAMPLES = LEGACY_EXAMPLES + [
     RotateAck(bytes(16)),
     RotateDone(SEALED_DONE),
     RotateDone(bytes(64)),
+    RotatePrimed(KEY_ID, JUNK, CLIENT_PUBLIC, SEALED_ACK, "bob"),
+    RotatePrimed("ac" * 16, bytes(32), bytes(32), bytes(64), "x_" * 32),
+    RotateDoneNext(CONFIRMATION),
     GetTime(),
     ServerTime(1700000000, 30),
     ServerTime(999999999999, 99999),
@@ -170,6 +175,8 @@ framed_messages = st.one_of(
     st.builds(RotateOk, keys, seals),
     st.builds(RotateAck, seals),
     st.builds(RotateDone, seals),
+    st.builds(RotatePrimed, key_ids, keys, keys, seals, users.filter(can_enroll)),
+    st.builds(RotateDoneNext, st.binary(min_size=48, max_size=48)),
     st.just(GetTime()),
     st.builds(ServerTime, st.integers(1, 10**12 - 1), st.integers(1, 99999)),
     st.builds(
@@ -1499,6 +1506,120 @@ class RotatePrefixTests(ErrorAssertionsMixin, SynchronousTestCase):
             b"SUTO_ROTATE_ACK_" + b"A" * 22 + b"==\r\n",
         ]:
             self.assert_stream_error(wire.ERROR_UNKNOWN_MESSAGE, FRAMED, line)
+
+
+class PrimedRotationBytesTests(ErrorAssertionsMixin, SynchronousTestCase):
+    """
+    The primed rotation's messages (protocol version 3): a rotation that
+    carries its acknowledgement, and the final word that carries the
+    server's next share, sealed.
+    """
+
+    def test_rotate_primed(self):
+        """
+        C{SUTO_C_ROTATE_PRIMED_<key_id>_<junk>_<public>_<sealed>_<user>}:
+        the fields of C{SUTO_C_ROTATE_}, the acknowledgement's seal before
+        the user, which comes last as it may contain C{_}.
+        """
+        message = RotatePrimed(KEY_ID, JUNK, CLIENT_PUBLIC, SEALED_ACK, "a_b")
+        data = encode(message, FRAMED)
+        self.assertEqual(
+            data,
+            b"SUTO_C_ROTATE_PRIMED_0123456789abcdef0123456789abcdef_"
+            + b"+" * 40
+            + b"//8=_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+            + b"_YWNrAAECAwQFBgcICQoLDA0ODw==_a_b\r\n",
+        )
+        self.assertEqual(decode_chunks(FRAMED, [data]), [message])
+
+    def test_rotate_done_next(self):
+        """
+        C{SUTO_ROTATE_DONE_NEXT_<sealed>}: exactly 48 bytes, a 32-byte
+        public key and its tag, 64 base64 characters without padding.
+        """
+        data = encode(RotateDoneNext(CONFIRMATION), FRAMED)
+        self.assertEqual(
+            data,
+            b"SUTO_ROTATE_DONE_NEXT_"
+            + base64.b64encode(CONFIRMATION)
+            + b"\r\n",
+        )
+        self.assertEqual(len(data), len(b"SUTO_ROTATE_DONE_NEXT_") + 64 + 2)
+        self.assertEqual(decode_chunks(FRAMED, [data]), [RotateDoneNext(CONFIRMATION)])
+
+    def test_share_length(self):
+        """
+        A share sealed in anything but 48 bytes cannot be built; read, a
+        shorter one is C{BAD_FIELD}, a longer one C{TOO_LONG}, as for every
+        base64 field.
+        """
+        for length, code in (
+            (16, wire.ERROR_BAD_FIELD),
+            (47, wire.ERROR_BAD_FIELD),
+            (49, wire.ERROR_TOO_LONG),
+            (64, wire.ERROR_TOO_LONG),
+        ):
+            self.assert_protocol_error(
+                wire.ERROR_BAD_FIELD, RotateDoneNext, bytes(length)
+            )
+            self.assert_stream_error(
+                code,
+                FRAMED,
+                b"SUTO_ROTATE_DONE_NEXT_" + base64.b64encode(bytes(length)) + b"\r\n",
+            )
+
+    def test_longer_tags_win(self):
+        """
+        C{SUTO_C_ROTATE_PRIMED_} extends C{SUTO_C_ROTATE_} and
+        C{SUTO_ROTATE_DONE_NEXT_} extends C{SUTO_ROTATE_DONE_}; neither
+        takes a message of the shorter tag, because key ids are lower-case
+        hexadecimal and base64 has no C{_}.
+        """
+        for message in (
+            Rotate("ab" * 16, JUNK, CLIENT_PUBLIC, "PRIMED_bob"),
+            RotateDone(b"\x34\x41\x13" + bytes(13)),
+        ):
+            self.assertEqual(
+                decode_chunks(FRAMED, [encode(message, FRAMED)]), [message]
+            )
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD,
+            FRAMED,
+            b"SUTO_C_ROTATE_PRIMED_" + rotate_line()[len(b"SUTO_C_ROTATE_") :],
+        )
+        self.assert_stream_error(
+            wire.ERROR_BAD_FIELD,
+            FRAMED,
+            encode(RotateDone(SEALED_DONE), FRAMED).replace(
+                b"_DONE_", b"_DONE_NEXT_"
+            ),
+        )
+
+    def test_longest_line_fits(self):
+        """
+        The longest primed rotation, a 64-byte seal and a 64-character
+        user, is 297 bytes before its CRLF, within L{MAX_LINE}.
+        """
+        message = RotatePrimed(KEY_ID, JUNK, CLIENT_PUBLIC, bytes(64), "u" * 64)
+        data = encode(message, FRAMED)
+        self.assertEqual(len(data), 297 + 2)
+        self.assertLessEqual(297, MAX_LINE)
+        self.assertEqual(decode_chunks(FRAMED, [data]), [message])
+
+    def test_repr_hides_junk_and_seals(self):
+        """
+        As for a rotation, C{repr()} counts the junk and the seals and
+        shows neither, the sealed share included.
+        """
+        primed = RotatePrimed(KEY_ID, b"J" * 32, CLIENT_PUBLIC, b"S" * 19, "bob")
+        self.assertEqual(
+            repr(primed),
+            f"RotatePrimed(key_id={KEY_ID!r}, junk=<32 bytes>,"
+            f" public={CLIENT_PUBLIC!r}, sealed=<19 bytes>, user='bob')",
+        )
+        self.assertEqual(
+            repr(RotateDoneNext(b"S" * 48)), "RotateDoneNext(sealed=<48 bytes>)"
+        )
 
 
 class DeadDecoderTests(ErrorAssertionsMixin, SynchronousTestCase):

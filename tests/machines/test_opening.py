@@ -56,19 +56,34 @@ class ConnectedTests(SynchronousTestCase):
 
 class VersionTests(SynchronousTestCase):
     def test_echoed(self):
-        """The server's own version is echoed."""
-        machine = Opening()
-        machine.connected(wire.Framing.FRAMED)
-        self.assertEqual(machine.receive(VERSION), [Send(VERSION)])
-        self.assertEqual(machine.state, opening.CHOOSING)
+        """
+        Each version the server speaks, its own and the one before, is
+        echoed and kept for the phase to come.
+        """
+        self.assertEqual(wire.PROTOCOL_VERSIONS, (2, 3))
+        for number in wire.PROTOCOL_VERSIONS:
+            machine = Opening()
+            machine.connected(wire.Framing.FRAMED)
+            self.assertIsNone(machine.version)
+            version = wire.Version(number)
+            self.assertEqual(machine.receive(version), [Send(version)])
+            self.assertEqual(machine.state, opening.CHOOSING)
+            self.assertEqual(machine.version, number)
 
     def test_wrong_version(self):
-        """Another version is refused with C{ERROR_BAD_VERSION}."""
-        machine = Opening()
-        machine.connected(wire.Framing.FRAMED)
-        other = wire.Version(wire.PROTOCOL_VERSION + 1)
-        self.assertEqual(machine.receive(other), [Refuse(wire.ERROR_BAD_VERSION)])
-        self.assertEqual(machine.state, opening.REFUSED)
+        """
+        Another version is refused with C{ERROR_BAD_VERSION}, and none is
+        kept.
+        """
+        for number in (1, wire.PROTOCOL_VERSION + 1, 999):
+            machine = Opening()
+            machine.connected(wire.Framing.FRAMED)
+            self.assertEqual(
+                machine.receive(wire.Version(number)),
+                [Refuse(wire.ERROR_BAD_VERSION)],
+            )
+            self.assertEqual(machine.state, opening.REFUSED)
+            self.assertIsNone(machine.version)
 
     def test_anything_before_version(self):
         """

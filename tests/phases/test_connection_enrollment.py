@@ -581,7 +581,7 @@ class VersionExchangeTests(ListenerMixin, SynchronousTestCase):
         A version this server does not speak gets C{SUTO_ERROR_BAD_VERSION}.
         """
         protocol, transport = self.connect()
-        protocol.dataReceived(b"SUTO_VERSION_3\r\n" + ENROLL)
+        protocol.dataReceived(b"SUTO_VERSION_4\r\n" + ENROLL)
         self.assertEqual(transport.value(), b"SUTO_ERROR_BAD_VERSION\r\n")
         self.assertTrue(transport.disconnecting)
 

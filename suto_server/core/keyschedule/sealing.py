@@ -71,10 +71,14 @@ ENROLL_DATA_PURPOSE = "enroll-data"
 ENROLL_CONFIRM_PURPOSE = "enroll-confirm"
 
 #: Seal purposes of one key rotation (docs/PROTOCOL.md §9): the server's
-#: success message, the client's acknowledgement, the server's final word.
+#: success message, the client's acknowledgement, the server's final word;
+#: on a version-3 connection the final word is the server's share for the
+#: next rotation, which a primed rotation's acknowledgement (the same
+#: "ack") answers.
 ROTATE_OK_PURPOSE = "rotate-ok"
 ROTATE_ACK_PURPOSE = "rotate-ack"
 ROTATE_DONE_PURPOSE = "rotate-done"
+ROTATE_DONE_NEXT_PURPOSE = "rotate-done-next"
 
 #: Seal purposes of a reconnection after an offline spell
 #: (docs/PROTOCOL.md §10): the client's junk under its offline key, and the
@@ -85,14 +89,17 @@ RECONNECT_OK_PURPOSE = "reconnect-ok"
 #: The counter each of those messages is sealed at, under its key (the new
 #: key of a rotation, the offline key of a reconnection).  Each side
 #: numbers its own messages under a key from 0 (§7.5): "ok" is the
-#: server's message 0 and "done" its message 1, "ack" the client's message
-#: 0; an offline key seals one message each way.  Both keys are new at
+#: server's message 0 and "done" (or the next share) its message 1, "ack"
+#: the client's message 0; a primed rotation seals no "ok", so its new key
+#: seals the "ack" and the next share only.  An offline key seals one
+#: message each way.  Both keys are new at
 #: every rotation or reconnection (their derivations bind the generation or
 #: the time step), so the counters restart with them.
 SEAL_COUNTERS = {
     ROTATE_OK_PURPOSE: 0,
     ROTATE_ACK_PURPOSE: 0,
     ROTATE_DONE_PURPOSE: 1,
+    ROTATE_DONE_NEXT_PURPOSE: 1,
     RECONNECT_PURPOSE: 0,
     RECONNECT_OK_PURPOSE: 0,
 }
@@ -113,6 +120,7 @@ _SEAL_DIRECTIONS = {
     ROTATE_OK_PURPOSE: Direction.SERVER_TO_CLIENT,
     ROTATE_ACK_PURPOSE: Direction.CLIENT_TO_SERVER,
     ROTATE_DONE_PURPOSE: Direction.SERVER_TO_CLIENT,
+    ROTATE_DONE_NEXT_PURPOSE: Direction.SERVER_TO_CLIENT,
     RECONNECT_PURPOSE: Direction.CLIENT_TO_SERVER,
     RECONNECT_OK_PURPOSE: Direction.SERVER_TO_CLIENT,
 }

@@ -302,6 +302,8 @@ STEP = Field("step", (_DIGITS[1:],), _DIGITS, 0, 4, int)
 # The reconnecting client's 32 bytes of junk sealed under its offline key,
 # with their 16-byte tag.
 RECONNECT_DATA = base64_field("sealed", 48, 48)
+# The server's next X25519 public key (32 bytes) and its 16-byte tag.
+PRIMED_SHARE = base64_field("sealed", 48, 48)
 
 
 def require(value: object, grammar: Field) -> None:

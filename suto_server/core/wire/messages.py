@@ -21,9 +21,17 @@ from suto_server.core.wire import grammar
 from suto_server.core.wire.errors import ERROR_BAD_FIELD, ProtocolError
 from suto_server.core.wire.grammar import can_enroll, require
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """
-The version a framed peer announces in C{SUTO_VERSION_<n>}.
+The version a framed peer announces in C{SUTO_VERSION_<n>}: version 2 and
+the primed rotation (L{RotatePrimed}, L{RotateDoneNext}).
+"""
+
+PROTOCOL_VERSIONS = (2, PROTOCOL_VERSION)
+"""
+Every version this release speaks.  The server echoes whichever of them
+the device announces, so agents of the release before keep rotating in
+two round trips (version 2 is version 3 without the primed rotation).
 """
 
 
@@ -282,6 +290,52 @@ class RotateDone(_HiddenBytesRepr):
         require(self.sealed, grammar.CONFIRMATION)
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class RotateDoneNext(_HiddenBytesRepr):
+    """
+    C{SUTO_ROTATE_DONE_NEXT_<sealed>}: L{RotateDone} on a version-3
+    connection.  The sealed plaintext is the server's X25519 public key for
+    the next rotation on this connection, so that rotation can prove its
+    new key in its first message (L{RotatePrimed}); sealed, the share is
+    bound to the profile and the key it follows.
+
+    @ivar sealed: the 32-byte public key and its 16-byte tag.
+    """
+
+    sealed: bytes
+
+    def __post_init__(self) -> None:
+        require(self.sealed, grammar.PRIMED_SHARE)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RotatePrimed(_HiddenBytesRepr):
+    """
+    C{SUTO_C_ROTATE_PRIMED_<key_id>_<junk>_<public>_<sealed>_<user>}: a
+    rotation from the server's share of the last L{RotateDoneNext}.  The
+    client derives the new key from that share at once and sends, with
+    the fields of L{Rotate}, the acknowledgement sealed under it (as
+    L{RotateAck} would carry it), so the server can check it and commit
+    without a round trip.
+
+    @ivar sealed: the acknowledgement, 16 to 64 bytes.
+    """
+
+    key_id: str
+    junk: bytes
+    public: bytes
+    sealed: bytes
+    user: str
+
+    def __post_init__(self) -> None:
+        require(self.key_id, grammar.KEY_ID)
+        require(self.junk, grammar.JUNK)
+        require(self.public, grammar.PUBLIC)
+        require(self.sealed, grammar.CONFIRMATION)
+        if not can_enroll(self.user):
+            raise ProtocolError(ERROR_BAD_FIELD, "invalid user to rotate")
+
+
 @dataclass(frozen=True, slots=True)
 class GetTime:
     """
@@ -414,6 +468,8 @@ Message = (
     | RotateOk
     | RotateAck
     | RotateDone
+    | RotateDoneNext
+    | RotatePrimed
     | GetTime
     | ServerTime
     | Reconnect

@@ -79,7 +79,9 @@ from suto_server.core.wire.messages import (
     Rotate,
     RotateAck,
     RotateDone,
+    RotateDoneNext,
     RotateOk,
+    RotatePrimed,
     RSalt,
     SaltA,
     ServerTime,
@@ -104,8 +106,10 @@ MAX_LEGACY_BUFFER = 512
 
 # Legacy tags are prefix-free, so at most one of them can match a given
 # input; among framed tags, SUTO_C_ENROLL_DATA_ extends SUTO_C_ENROLL_,
-# SUTO_C_ROTATE_ACK_ extends SUTO_C_ROTATE_ and SUTO_C_RECONNECT_N_ extends
-# SUTO_C_RECONNECT_, and _read_message reads the longer.  The two layouts of
+# SUTO_C_ROTATE_ACK_ and SUTO_C_ROTATE_PRIMED_ extend SUTO_C_ROTATE_,
+# SUTO_ROTATE_DONE_NEXT_ extends SUTO_ROTATE_DONE_ and SUTO_C_RECONNECT_N_
+# extends SUTO_C_RECONNECT_, and _read_message reads the longer (a key id
+# is lower-case hexadecimal and base64 has no "_", so nothing is lost).  The two layouts of
 # Reconnect are told apart on the way out by its nonce (the first, for
 # messages without one, comes first).
 # What both forms of the reconnection end with.
@@ -159,6 +163,24 @@ LAYOUTS = {
         ),
         Layout(b"SUTO_C_ROTATE_ACK_", RotateAck, (grammar.CONFIRMATION,)),
         Layout(b"SUTO_ROTATE_DONE_", RotateDone, (grammar.CONFIRMATION,)),
+        Layout(
+            b"SUTO_C_ROTATE_PRIMED_",
+            RotatePrimed,
+            (
+                grammar.KEY_ID,
+                b"_",
+                grammar.JUNK,
+                b"_",
+                grammar.PUBLIC,
+                b"_",
+                grammar.CONFIRMATION,
+                b"_",
+                grammar.USER,
+            ),
+        ),
+        Layout(
+            b"SUTO_ROTATE_DONE_NEXT_", RotateDoneNext, (grammar.PRIMED_SHARE,)
+        ),
         Layout(b"SUTO_C_TIME", GetTime),
         Layout(
             b"SUTO_TIME_", ServerTime, (grammar.SECONDS, b"_", grammar.STEP)
