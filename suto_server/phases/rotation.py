@@ -451,6 +451,6 @@ class RotationDriver(Driver):
         if not connection.ended:
             # Quiet until the next rotation is due, plus its grace.
             connection.setTimeout(self._rules.idle_timeout)
-            self.perform(self.machine.committed(done))
+            self.perform(self.machine.committed(done.sealed))
             connection.ticket.rotated()
             self._send_challenges()
