@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.phases.test_connection_rotation,tests.phases.test_rotation_awaits -*-
+# -*- test-case-name: tests.phases.test_connection_rotation,tests.phases.test_connection_primed,tests.phases.test_rotation_awaits,tests.phases.test_primed_awaits -*-
 """
 The rotation connection's driver: a device's agent keeps one connection
 open and rotates its key on it, in lockstep, by L{RotationConversation}.
@@ -11,6 +11,14 @@ address, serve the profile?); only then does the rotation rules' C{begin}
 derive the next key.  A reconnection is checked under its attempt's key
 (from the offline key) and admitted by the tracking the same way, and lets
 one rotation follow, whose commit spends the step and the attempt's nonce.
+
+A version-3 connection primes each next rotation (docs/PROTOCOL.md §9.2):
+every commit is answered with the server's share for the next rotation,
+whose private key the driver holds (in memory only, never logged) until
+that rotation, C{SUTO_C_ROTATE_PRIMED_}, uses it once: the same checks as
+a rotation's, then the rules' C{begin} with that key and their
+C{acknowledge} of the ack it carries, back to back, and a new share with
+its commit.
 
 On the profile's live connection a verification (docs/PROTOCOL.md §11)
 challenges the agent to prove its key (L{RotationDriver.challenge}): the
@@ -42,10 +50,10 @@ from twisted.python.failure import Failure
 from suto_server.core import timing, wire
 from suto_server.core.machine import Send
 from suto_server.machines.rotation import (
-    IDLE,
     Abandon,
     Begin,
     Commit,
+    CommitPrimed,
     Prove,
     Reconnect,
     RotationConversation,
@@ -63,6 +71,9 @@ MAX_CHALLENGES = 16
 #: What a challenge holds while the proofs it expects are read: it goes out
 #: once they are there.
 _PREPARING = object()
+
+#: The first protocol version whose commits prime the next rotation.
+PRIMING_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -97,11 +108,14 @@ def tell_time(connection, reconnection: Reconnection) -> None:
 
 class RotationDriver(Driver):
     """
-    Carries out L{RotationConversation}'s actions for the profile C{user}.
+    Carries out L{RotationConversation}'s actions for the profile C{user},
+    on a connection that agreed on protocol C{version}.
     """
 
     __slots__ = (
         "_rules",
+        "_primes",
+        "_primed",
         "_pending",
         "_admitted",
         "_committing",
@@ -116,13 +130,20 @@ class RotationDriver(Driver):
         Begin: "_begin",
         Reconnect: "_reconnect",
         Commit: "_commit",
+        CommitPrimed: "_commit_primed",
         Abandon: "_abandon",
         Prove: "_prove",
     }
 
-    def __init__(self, connection, rules: RotationRules, user: str) -> None:
+    def __init__(
+        self, connection, rules: RotationRules, user: str, version: int
+    ) -> None:
         super().__init__(connection, RotationConversation(user), user)
         self._rules = rules
+        # Whether every commit hands out the share of the next rotation.
+        self._primes = version >= PRIMING_VERSION
+        # That share's private key, until the primed rotation uses it.
+        self._primed = None
         self._pending = None
         self._admitted = False
         # A rotation's commit is on its way to the store.
@@ -166,7 +187,11 @@ class RotationDriver(Driver):
         Prepare the challenges still waiting, if the connection is between
         rotations: each goes out once its proofs are read.
         """
-        if not self._challenges or self.machine.state != IDLE or self.connection.ended:
+        if (
+            not self._challenges
+            or not self.machine.between_rotations
+            or self.connection.ended
+        ):
             return
         for nonce, entry in list(self._challenges.items()):
             if entry[1] is None:
@@ -217,6 +242,7 @@ class RotationDriver(Driver):
         entry[0].callback(matched)
 
     def connection_lost(self) -> None:
+        self._primed = None
         challenges, self._challenges = self._challenges, {}
         for d, _ in challenges.values():
             d.callback(None)
@@ -252,19 +278,34 @@ class RotationDriver(Driver):
         )
 
     def _begin(self, action: Begin) -> None:
+        self._rotation_started()
+        self.run(self._begin_rotation(action.message), "beginning a rotation")
+
+    def _commit_primed(self, action: CommitPrimed) -> None:
+        self._rotation_started()
+        # The share is used once, whatever becomes of this rotation.
+        private, self._primed = self._primed, None
+        self.run(
+            self._begin_rotation(action.message, private),
+            "committing a primed rotation",
+        )
+
+    def _rotation_started(self) -> None:
         connection = self.connection
         connection.ticket.rotation_started()
         # From here the exchange's timeout bounds the rotation, the
         # store's answers included: a store that never answers ends the
         # connection as a silent peer would, not an interval later.
         connection.setTimeout(connection.exchange_timeout)
-        self.run(self._begin_rotation(action.message), "beginning a rotation")
 
-    async def _begin_rotation(self, message) -> None:
+    async def _begin_rotation(self, message, primed=None) -> None:
         """
         Check the presented key, then (for a connection that tracking has
         not yet admitted) the profile's location, then derive the next
-        key.
+        key: with a fresh share, answered "ok"; or, for a primed rotation
+        (C{message} a L{wire.RotatePrimed}), with the share C{primed} the
+        last commit handed out, then check the acknowledgement C{message}
+        carries and commit.
         """
         connection = self.connection
         rotation = self._rules.rotation
@@ -328,11 +369,15 @@ class RotationDriver(Driver):
                 offline_step=offline_step,
                 attempt_nonce=attempt_nonce,
                 checked=checked,
+                server_private=primed,
             )
         except RotationRefused:
             self.perform(self.machine.refused())
             return
         if connection.ended:
+            return
+        if primed is not None:
+            await self._commit_rotation(pending, message.sealed)
             return
         self._pending = pending
         connection.setTimeout(connection.exchange_timeout)
@@ -420,12 +465,13 @@ class RotationDriver(Driver):
         tracking = self._rules.tracking
         self._committing = True
         try:
-            done = await self._rules.rotation.acknowledge(
+            committed = await self._rules.rotation.acknowledge(
                 pending,
                 sealed,
                 connection.source,
                 connection.clock.seconds(),
                 held_elsewhere=self._held_elsewhere(),
+                prime=self._primes,
             )
         except Exception as error:
             self._committing = False
@@ -451,6 +497,10 @@ class RotationDriver(Driver):
         if not connection.ended:
             # Quiet until the next rotation is due, plus its grace.
             connection.setTimeout(self._rules.idle_timeout)
-            self.perform(self.machine.committed(done.sealed))
+            if committed.next_private is None:
+                self.perform(self.machine.committed(committed.sealed))
+            else:
+                self._primed = committed.next_private
+                self.perform(self.machine.committed_next(committed.sealed))
             connection.ticket.rotated()
             self._send_challenges()
