@@ -21,10 +21,8 @@ C{acknowledge} of the ack it carries, back to back, and a new share with
 its commit.
 
 On the profile's live connection a verification (docs/PROTOCOL.md §11)
-challenges the agent to prove its key (L{RotationDriver.challenge}): the
-challenge goes out between rotations, the proofs it expects are computed
-by the rotation rules as it goes, and the agent's answer is compared with
-them in constant time.
+challenges the agent to prove its key, between rotations
+(L{suto_server.phases.challenges}).
 
 Each of these steps awaits the rules, which await the store: the driver
 starts it once (L{Driver.run}) and, after every wait, looks again at
@@ -34,43 +32,29 @@ closed it meanwhile, before its transport reports the loss, and a step
 going on then would count a rotation on a closed connection, set its
 timeout again, or make it the profile's live one).  While a step waits
 the machine is in a state that asks nothing of the peer (C{beginning},
-C{reconnecting}, C{committing}): a message arriving then is pipelined,
-answered as the table says.  A store that fails a step answers
-C{SUTO_ERROR_BUSY}; nothing was committed, and the client tries again.
+C{reconnecting}, C{committing}, C{committing_primed}): a message arriving
+then is pipelined, answered as the table says.  A store that fails a step
+answers C{SUTO_ERROR_BUSY}; nothing was committed, and the client tries
+again.
 """
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 
-from twisted.internet.defer import Deferred, fail
-from twisted.python.failure import Failure
-
 from suto_server.core import timing, wire
-from suto_server.core.machine import Send
 from suto_server.machines.rotation import (
     Abandon,
     Begin,
     Commit,
     CommitPrimed,
-    Prove,
     Reconnect,
     RotationConversation,
 )
-from suto_server.phases.driver import Driver
+from suto_server.phases.challenges import ChallengingDriver
 from suto_server.rules.reconnection import Reconnection, ReconnectRefused
-from suto_server.rules.registry import TooManyChallenges
 from suto_server.rules.rotation import Rotation, RotationRefused
 from suto_server.rules.tracking import Tracking
-
-#: Challenges one connection may have waiting for their answers: a
-#: verification waits seconds, and the callers' limits keep them few.
-MAX_CHALLENGES = 16
-
-#: What a challenge holds while the proofs it expects are read: it goes out
-#: once they are there.
-_PREPARING = object()
 
 #: The first protocol version whose commits prime the next rotation.
 PRIMING_VERSION = 3
@@ -106,7 +90,7 @@ def tell_time(connection, reconnection: Reconnection) -> None:
     connection.send(wire.ServerTime(int(connection.clock.seconds()), reconnection.step))
 
 
-class RotationDriver(Driver):
+class RotationDriver(ChallengingDriver):
     """
     Carries out L{RotationConversation}'s actions for the profile C{user},
     on a connection that agreed on protocol C{version}.
@@ -121,24 +105,26 @@ class RotationDriver(Driver):
         "_committing",
         "_offline_step",
         "_attempt_nonce",
-        "_challenges",
-        "_rotations",
     )
 
     ACTIONS = {
-        **Driver.ACTIONS,
+        **ChallengingDriver.ACTIONS,
         Begin: "_begin",
         Reconnect: "_reconnect",
         Commit: "_commit",
         CommitPrimed: "_commit_primed",
         Abandon: "_abandon",
-        Prove: "_prove",
     }
 
     def __init__(
         self, connection, rules: RotationRules, user: str, version: int
     ) -> None:
-        super().__init__(connection, RotationConversation(user), user)
+        super().__init__(
+            connection,
+            RotationConversation(user),
+            user,
+            rules.rotation.verify_proofs,
+        )
         self._rules = rules
         # Whether every commit hands out the share of the next rotation.
         self._primes = version >= PRIMING_VERSION
@@ -154,98 +140,10 @@ class RotationDriver(Driver):
         # connection's later rotations are plain ones.
         self._offline_step = None
         self._attempt_nonce = None
-        # nonce -> [the verification's Deferred, the proofs expected;
-        # _PREPARING while they are read, or None while the challenge
-        # waits for the rotation under way]
-        self._challenges: dict[bytes, list] = {}
-        # Rotations committed on this connection: a challenge's proofs
-        # read before the latest one are stale.
-        self._rotations = 0
-
-    def challenge(self, nonce: bytes) -> Deferred:
-        """
-        Ask the agent to prove the profile's current key, bound to
-        C{nonce}.
-
-        @return: a L{Deferred} firing with C{True} (the proof matched),
-            C{False} (it did not), or L{None} (the connection ended before
-            an answer), or failing with L{TooManyChallenges} at once (the
-            connection has L{MAX_CHALLENGES} waiting, or one with this
-            nonce) or with the store's error when the proofs it expects
-            could not be read (the device was not asked); cancel it to
-            give up waiting.
-        """
-        if len(self._challenges) >= MAX_CHALLENGES or nonce in self._challenges:
-            return fail(TooManyChallenges())
-        d = Deferred(lambda _: self._challenges.pop(nonce, None))
-        self._challenges[nonce] = [d, None]
-        self._send_challenges()
-        return d
-
-    def _send_challenges(self) -> None:
-        """
-        Prepare the challenges still waiting, if the connection is between
-        rotations: each goes out once its proofs are read.
-        """
-        if (
-            not self._challenges
-            or not self.machine.between_rotations
-            or self.connection.ended
-        ):
-            return
-        for nonce, entry in list(self._challenges.items()):
-            if entry[1] is None:
-                entry[1] = _PREPARING
-                self.run_logged(
-                    self._send_challenge(nonce, entry), "sending a verification"
-                )
-
-    async def _send_challenge(self, nonce: bytes, entry: list) -> None:
-        """
-        Read the proofs C{nonce}'s challenge expects, then send it, if the
-        connection is still between the same two rotations: the agent
-        answers with the key it holds when the challenge arrives, which is
-        the key the proofs were made from only then.
-        """
-        rotations = self._rotations
-        try:
-            proofs = await self._rules.rotation.verify_proofs(self.user, nonce)
-        except Exception:
-            failure = Failure()
-            self.logged(failure, "preparing a verification")
-            if self._challenges.get(nonce) is entry:
-                del self._challenges[nonce]
-                entry[0].errback(failure)
-            return
-        if self._challenges.get(nonce) is not entry:
-            # Cancelled, or the connection ended, while the proofs were read.
-            return
-        if self.connection.ended or rotations != self._rotations:
-            entry[1] = None
-            self._send_challenges()
-            return
-        actions = self.machine.challenge(nonce)
-        entry[1] = proofs if any(isinstance(a, Send) for a in actions) else None
-        self.perform(actions)
-
-    def _prove(self, action: Prove) -> None:
-        message = action.message
-        entry = self._challenges.get(message.nonce)
-        if entry is None or entry[1] is None or entry[1] is _PREPARING:
-            # No challenge of ours is waiting for it (it came too late, or
-            # was never asked): it proves nothing.
-            return
-        del self._challenges[message.nonce]
-        matched = False
-        for expected in entry[1]:
-            matched |= hmac.compare_digest(expected, message.proof)
-        entry[0].callback(matched)
 
     def connection_lost(self) -> None:
         self._primed = None
-        challenges, self._challenges = self._challenges, {}
-        for d, _ in challenges.values():
-            d.callback(None)
+        self._end_challenges()
         self.perform(self.machine.connection_lost())
         if self._admitted and self._rules.tracking is not None:
             # A commit on its way still proves the move it completes.
