@@ -46,8 +46,8 @@ a rotation the agent started meanwhile, so it is heard in every state of
 a rotation.
 
 Every connection of the fleet runs this machine through two inputs per
-primed rotation (four per two-message one); its table (L{TRANSITIONS}, on L{suto_server.core.machine})
-costs a dictionary lookup per input.
+primed rotation (four per two-message one); its table (L{TRANSITIONS},
+on L{suto_server.core.machine}) costs a dictionary lookup per input.
 """
 
 from __future__ import annotations
@@ -358,7 +358,7 @@ _OPEN = (
 )
 _ROTATING = (BEGINNING, AWAITING_ACK, COMMITTING, COMMITTING_PRIMED)
 #: Between rotations: where a challenge goes out.
-_BETWEEN = frozenset((IDLE, PRIMED))
+_BETWEEN = (IDLE, PRIMED)
 
 #: Every transition, C{{(state, input): (next state, outputs)}}, in the
 #: order of docs/PROTOCOL.md §6.6.
@@ -414,10 +414,10 @@ TRANSITIONS = Table(
             DONE,
             (_S._report_unasked, _S._abandon, _S._send_error),
         ),
-        *(((state,), (CHALLENGE,), state, (_S._send_challenge,)) for state in (IDLE, PRIMED)),
+        *(((state,), (CHALLENGE,), state, (_S._send_challenge,)) for state in _BETWEEN),
         *(((state,), (CHALLENGE,), state, ()) for state in (RECONNECTING, REJOINED)),
         *(((state,), (CHALLENGE,), state, ()) for state in _ROTATING),
-        *(((state,), (PROOF,), state, (_S._ask_prove,)) for state in (IDLE, PRIMED)),
+        *(((state,), (PROOF,), state, (_S._ask_prove,)) for state in _BETWEEN),
         *(((state,), (PROOF,), state, (_S._ask_prove,)) for state in _ROTATING),
         ((RECONNECTING,), (PROOF,), DONE, _PIPELINED),
         ((REJOINED,), (PROOF,), DONE, _ERROR),
