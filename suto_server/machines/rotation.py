@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.machines.test_rotation,tests.machines.test_spec -*-
+# -*- test-case-name: tests.machines.test_rotation,tests.machines.test_rotation_primed,tests.machines.test_spec -*-
 """
 The server's side of a rotation connection, as a sans-IO state machine
 (docs/PROTOCOL.md §9).
@@ -17,19 +17,37 @@ wire::
     beginning   --refused-->    done          (sends ERROR_UNKNOWN_KEY)
     awaiting_ack --ack-->       committing
     committing  --committed-->  idle          (sends ROTATE_DONE)
-    committing  --rejected-->   done          (sends ERROR_ROTATION_FAILED)
+    committing  --committed_next--> primed    (sends ROTATE_DONE_NEXT)
+    primed      --rotate_primed--> committing_primed
+    committing_primed --committed_next--> primed (sends ROTATE_DONE_NEXT)
+    committing_primed --refused / denied--> done (as beginning)
+    committing, committing_primed --rejected--> done (ERROR_ROTATION_FAILED)
     any         --unexpected / violation--> done (sends ERROR_<CODE>)
     any         --an answer nothing asked for--> done (sends ERROR_BUSY)
-    idle        --challenge-->  idle          (sends VERIFY)
-    idle, beginning, awaiting_ack, committing --proof--> the same (asks Prove)
+    idle, primed --challenge--> the same      (sends VERIFY)
+    idle, primed and every rotating state --proof--> the same (asks Prove)
+
+A version-3 connection (docs/PROTOCOL.md §9.2) primes its next rotation:
+its commits are answered C{SUTO_ROTATE_DONE_NEXT_}, which carries the
+server's share for the next rotation, and the machine waits in C{primed}
+rather than C{idle}.  From there the client's one message,
+C{SUTO_C_ROTATE_PRIMED_}, carries its proof of the new key, and the rules
+check the key, derive and commit in one step (L{CommitPrimed}), with no
+C{SUTO_ROTATE_OK_} between.  Which answer a commit gets is the driver's to
+say (it knows the connection's version): the machine only follows it, so
+a version-2 connection, whose commits are all answered C{ROTATE_DONE},
+never reaches C{primed}, and its C{SUTO_C_ROTATE_PRIMED_} arrives in a
+state where it is out of order.  So is one after a reconnection before
+its (two-message) rotation, and a plain C{SUTO_C_ROTATE_} in C{primed}.
 
 A verification (docs/PROTOCOL.md §11) challenges the live connection only
-between rotations; the agent's proof may cross a rotation the agent
-started meanwhile, so it is heard in every state of a rotation.
+between rotations (in C{idle} or C{primed}); the agent's proof may cross
+a rotation the agent started meanwhile, so it is heard in every state of
+a rotation.
 
-Every connection of the fleet runs this machine through four inputs per
-rotation; its table (L{TRANSITIONS}, on L{suto_server.core.machine})
-costs a dictionary lookup per input.
+Every connection of the fleet runs this machine through two inputs per
+primed rotation (four per two-message one); its table (L{TRANSITIONS},
+on L{suto_server.core.machine}) costs a dictionary lookup per input.
 """
 
 from __future__ import annotations
@@ -66,6 +84,17 @@ class Commit:
 
 
 @dataclass(frozen=True)
+class CommitPrimed:
+    """
+    Check the key C{message} (a L{wire.RotatePrimed}) rotates from, derive
+    the next key with the share the connection primed, open the
+    acknowledgement it carries, and commit.
+    """
+
+    message: object
+
+
+@dataclass(frozen=True)
 class Prove:
     """Check C{message} (a L{wire.VerifyProof}) against its challenge."""
 
@@ -90,12 +119,28 @@ REJOINED = "rejoined"  # RECONNECT_OK went out; only a rotation may follow.
 BEGINNING = "beginning"  # The rules are deriving the next key.
 AWAITING_ACK = "awaiting_ack"  # ROTATE_OK went out; waiting for the ack.
 COMMITTING = "committing"  # The new key is being committed.
+# Between rotations, the server's share for the next one handed out.
+PRIMED = "primed"
+# The rules check a primed rotation's key and acknowledgement, and commit.
+COMMITTING_PRIMED = "committing_primed"
 DONE = "done"  # The connection is closing.
 
-STATES = (IDLE, RECONNECTING, REJOINED, BEGINNING, AWAITING_ACK, COMMITTING, DONE)
+STATES = (
+    IDLE,
+    RECONNECTING,
+    REJOINED,
+    BEGINNING,
+    AWAITING_ACK,
+    COMMITTING,
+    PRIMED,
+    COMMITTING_PRIMED,
+    DONE,
+)
 
 #: The inputs.
 ROTATE = "rotate"  # SUTO_C_ROTATE_ for this connection's profile.
+# SUTO_C_ROTATE_PRIMED_ for this connection's profile.
+ROTATE_PRIMED = "rotate_primed"
 RECONNECT = "reconnect"  # SUTO_C_RECONNECT_N_ (or _) for this connection's profile.
 RECONNECTED = "reconnected"  # The reconnection opened under its attempt's key.
 DENIED = "denied"  # The profile is blacklisted, or its reconnection failed.
@@ -103,6 +148,8 @@ ACK = "ack"  # SUTO_C_ROTATE_ACK_.
 STARTED = "started"  # The next key is derived and sealed.
 REFUSED = "refused"  # The presented key may not rotate.
 COMMITTED = "committed"  # The new key is durable.
+# The new key is durable, and the server's next share sealed under it.
+COMMITTED_NEXT = "committed_next"
 # The acknowledgement did not open, or the commit lost a race.
 REJECTED = "rejected"
 UNEXPECTED = "unexpected"  # A well-formed message with no place here.
@@ -113,6 +160,7 @@ PROOF = "proof"  # SUTO_C_VERIFY_: the agent's answer to a challenge.
 
 INPUTS = (
     ROTATE,
+    ROTATE_PRIMED,
     RECONNECT,
     RECONNECTED,
     DENIED,
@@ -120,6 +168,7 @@ INPUTS = (
     STARTED,
     REFUSED,
     COMMITTED,
+    COMMITTED_NEXT,
     REJECTED,
     UNEXPECTED,
     LOST,
@@ -160,6 +209,9 @@ class RotationConversation(PhaseMachine):
         if isinstance(message, wire.Rotate) and message.user == self.user:
             self._message = message
             return self._input(ROTATE)
+        if isinstance(message, wire.RotatePrimed) and message.user == self.user:
+            self._message = message
+            return self._input(ROTATE_PRIMED)
         if (
             isinstance(message, wire.Reconnect)
             and message.user == self.user
@@ -174,6 +226,14 @@ class RotationConversation(PhaseMachine):
             self._message = message
             return self._input(PROOF)
         return self._input(UNEXPECTED)
+
+    @property
+    def between_rotations(self) -> bool:
+        """
+        Whether the connection is between rotations, where a challenge
+        goes out at once.
+        """
+        return self._state in _BETWEEN
 
     def challenge(self, nonce: bytes) -> list:
         """
@@ -208,6 +268,15 @@ class RotationConversation(PhaseMachine):
         self._answer = wire.RotateDone(done)
         return self._input(COMMITTED)
 
+    def committed_next(self, sealed: bytes) -> list:
+        """
+        The new key is durable, and C{sealed} is the server's share for
+        the connection's next rotation, sealed under it: a version-3
+        connection's answer to every commit.
+        """
+        self._answer = wire.RotateDoneNext(sealed)
+        return self._input(COMMITTED_NEXT)
+
     def rejected(self) -> list:
         self._error = wire.ProtocolError(
             wire.ERROR_ROTATION_FAILED, "the acknowledgement was refused"
@@ -236,6 +305,9 @@ class RotationConversation(PhaseMachine):
     def _ask_commit(self):
         self._actions.append(Commit(self._message.sealed))
 
+    def _ask_commit_primed(self):
+        self._actions.append(CommitPrimed(self._message))
+
     def _send_answer(self):
         self._actions.append(Send(self._answer))
 
@@ -261,14 +333,32 @@ _S = RotationConversation
 _ERROR = (_S._send_error,)
 _DENIAL = (_S._send_denial,)
 #: Messages that arrive while the rules are still working on the last one.
-_EARLY = (ROTATE, RECONNECT, ACK, UNEXPECTED)
+_EARLY = (ROTATE, ROTATE_PRIMED, RECONNECT, ACK, UNEXPECTED)
 _PIPELINED = (_S._report_pipelined, _S._send_error)
 #: The answers of the rules, each to one ask.
-_ANSWERS = (RECONNECTED, DENIED, REFUSED, STARTED, COMMITTED, REJECTED)
+_ANSWERS = (
+    RECONNECTED,
+    DENIED,
+    REFUSED,
+    STARTED,
+    COMMITTED,
+    COMMITTED_NEXT,
+    REJECTED,
+)
 _UNASKED = (_S._report_unasked, _S._send_error)
-_WORKING = (RECONNECTING, BEGINNING, COMMITTING)
-_OPEN = (IDLE, RECONNECTING, REJOINED, BEGINNING, COMMITTING)
-_ROTATING = (BEGINNING, AWAITING_ACK, COMMITTING)
+_WORKING = (RECONNECTING, BEGINNING, COMMITTING, COMMITTING_PRIMED)
+_OPEN = (
+    IDLE,
+    RECONNECTING,
+    REJOINED,
+    BEGINNING,
+    COMMITTING,
+    PRIMED,
+    COMMITTING_PRIMED,
+)
+_ROTATING = (BEGINNING, AWAITING_ACK, COMMITTING, COMMITTING_PRIMED)
+#: Between rotations: where a challenge goes out.
+_BETWEEN = (IDLE, PRIMED)
 
 #: Every transition, C{{(state, input): (next state, outputs)}}, in the
 #: order of docs/PROTOCOL.md §6.6.
@@ -283,15 +373,19 @@ TRANSITIONS = Table(
         ((BEGINNING,), (STARTED,), AWAITING_ACK, (_S._send_answer,)),
         ((AWAITING_ACK,), (ACK,), COMMITTING, (_S._ask_commit,)),
         ((COMMITTING,), (COMMITTED,), IDLE, (_S._send_answer,)),
-        ((RECONNECTING, BEGINNING), (REFUSED,), DONE, _ERROR),
-        ((RECONNECTING, BEGINNING), (DENIED,), DONE, _DENIAL),
-        ((COMMITTING,), (REJECTED,), DONE, _ERROR),
-        ((IDLE,), (ACK, UNEXPECTED), DONE, _ERROR),
-        ((REJOINED,), (RECONNECT, ACK, UNEXPECTED), DONE, _ERROR),
+        ((COMMITTING,), (COMMITTED_NEXT,), PRIMED, (_S._send_answer,)),
+        ((PRIMED,), (ROTATE_PRIMED,), COMMITTING_PRIMED, (_S._ask_commit_primed,)),
+        ((COMMITTING_PRIMED,), (COMMITTED_NEXT,), PRIMED, (_S._send_answer,)),
+        ((RECONNECTING, BEGINNING, COMMITTING_PRIMED), (REFUSED,), DONE, _ERROR),
+        ((RECONNECTING, BEGINNING, COMMITTING_PRIMED), (DENIED,), DONE, _DENIAL),
+        ((COMMITTING, COMMITTING_PRIMED), (REJECTED,), DONE, _ERROR),
+        ((IDLE,), (ROTATE_PRIMED, ACK, UNEXPECTED), DONE, _ERROR),
+        ((REJOINED,), (ROTATE_PRIMED, RECONNECT, ACK, UNEXPECTED), DONE, _ERROR),
+        ((PRIMED,), (ROTATE, RECONNECT, ACK, UNEXPECTED), DONE, _ERROR),
         (_WORKING, _EARLY, DONE, _PIPELINED),
         (
             (AWAITING_ACK,),
-            (ROTATE, RECONNECT, UNEXPECTED),
+            (ROTATE, ROTATE_PRIMED, RECONNECT, UNEXPECTED),
             DONE,
             (_S._abandon, _S._send_error),
         ),
@@ -299,20 +393,31 @@ TRANSITIONS = Table(
         ((AWAITING_ACK,), (VIOLATION,), DONE, (_S._abandon, _S._send_error)),
         (_OPEN, (LOST,), DONE, ()),
         ((AWAITING_ACK,), (LOST,), DONE, (_S._abandon_unacknowledged,)),
-        ((IDLE, REJOINED), _ANSWERS, DONE, _UNASKED),
-        ((RECONNECTING,), (STARTED, COMMITTED, REJECTED), DONE, _UNASKED),
-        ((BEGINNING,), (RECONNECTED, COMMITTED, REJECTED), DONE, _UNASKED),
+        ((IDLE, REJOINED, PRIMED), _ANSWERS, DONE, _UNASKED),
+        (
+            (RECONNECTING,),
+            (STARTED, COMMITTED, COMMITTED_NEXT, REJECTED),
+            DONE,
+            _UNASKED,
+        ),
+        (
+            (BEGINNING,),
+            (RECONNECTED, COMMITTED, COMMITTED_NEXT, REJECTED),
+            DONE,
+            _UNASKED,
+        ),
         ((COMMITTING,), (RECONNECTED, DENIED, REFUSED, STARTED), DONE, _UNASKED),
+        ((COMMITTING_PRIMED,), (RECONNECTED, STARTED, COMMITTED), DONE, _UNASKED),
         (
             (AWAITING_ACK,),
             _ANSWERS,
             DONE,
             (_S._report_unasked, _S._abandon, _S._send_error),
         ),
-        ((IDLE,), (CHALLENGE,), IDLE, (_S._send_challenge,)),
+        *(((state,), (CHALLENGE,), state, (_S._send_challenge,)) for state in _BETWEEN),
         *(((state,), (CHALLENGE,), state, ()) for state in (RECONNECTING, REJOINED)),
         *(((state,), (CHALLENGE,), state, ()) for state in _ROTATING),
-        ((IDLE,), (PROOF,), IDLE, (_S._ask_prove,)),
+        *(((state,), (PROOF,), state, (_S._ask_prove,)) for state in _BETWEEN),
         *(((state,), (PROOF,), state, (_S._ask_prove,)) for state in _ROTATING),
         ((RECONNECTING,), (PROOF,), DONE, _PIPELINED),
         ((REJOINED,), (PROOF,), DONE, _ERROR),

@@ -258,7 +258,9 @@ class ServerProtocol(Protocol, WheelTimeoutMixin):
         return self.lost or self._closing
 
     def _start_rotation(self, action: opening.StartRotation) -> None:
-        phase = RotationDriver(self, self.factory.rotation, action.message.user)
+        phase = RotationDriver(
+            self, self.factory.rotation, action.message.user, self._opening.version
+        )
         self._enter(phase)
         phase.receive(action.message)
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.phases.test_connection_rotation,tests.phases.test_rotation_awaits -*-
+# -*- test-case-name: tests.phases.test_connection_rotation,tests.phases.test_connection_primed,tests.phases.test_rotation_awaits,tests.phases.test_primed_awaits -*-
 """
 The rotation connection's driver: a device's agent keeps one connection
 open and rotates its key on it, in lockstep, by L{RotationConversation}.
@@ -12,11 +12,17 @@ derive the next key.  A reconnection is checked under its attempt's key
 (from the offline key) and admitted by the tracking the same way, and lets
 one rotation follow, whose commit spends the step and the attempt's nonce.
 
+A version-3 connection primes each next rotation (docs/PROTOCOL.md §9.2):
+every commit is answered with the server's share for the next rotation,
+whose private key the driver holds (in memory only, never logged) until
+that rotation, C{SUTO_C_ROTATE_PRIMED_}, uses it once: the same checks as
+a rotation's, then the rules' C{begin} with that key and their
+C{acknowledge} of the ack it carries, back to back, and a new share with
+its commit.
+
 On the profile's live connection a verification (docs/PROTOCOL.md §11)
-challenges the agent to prove its key (L{RotationDriver.challenge}): the
-challenge goes out between rotations, the proofs it expects are computed
-by the rotation rules as it goes, and the agent's answer is compared with
-them in constant time.
+challenges the agent to prove its key, between rotations
+(L{suto_server.phases.challenges}).
 
 Each of these steps awaits the rules, which await the store: the driver
 starts it once (L{Driver.run}) and, after every wait, looks again at
@@ -26,43 +32,32 @@ closed it meanwhile, before its transport reports the loss, and a step
 going on then would count a rotation on a closed connection, set its
 timeout again, or make it the profile's live one).  While a step waits
 the machine is in a state that asks nothing of the peer (C{beginning},
-C{reconnecting}, C{committing}): a message arriving then is pipelined,
-answered as the table says.  A store that fails a step answers
-C{SUTO_ERROR_BUSY}; nothing was committed, and the client tries again.
+C{reconnecting}, C{committing}, C{committing_primed}): a message arriving
+then is pipelined, answered as the table says.  A store that fails a step
+answers C{SUTO_ERROR_BUSY}; nothing was committed, and the client tries
+again.
 """
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 
-from twisted.internet.defer import Deferred, fail
-from twisted.python.failure import Failure
-
 from suto_server.core import timing, wire
-from suto_server.core.machine import Send
 from suto_server.machines.rotation import (
-    IDLE,
     Abandon,
     Begin,
     Commit,
-    Prove,
+    CommitPrimed,
     Reconnect,
     RotationConversation,
 )
-from suto_server.phases.driver import Driver
+from suto_server.phases.challenges import ChallengingDriver
 from suto_server.rules.reconnection import Reconnection, ReconnectRefused
-from suto_server.rules.registry import TooManyChallenges
 from suto_server.rules.rotation import Rotation, RotationRefused
 from suto_server.rules.tracking import Tracking
 
-#: Challenges one connection may have waiting for their answers: a
-#: verification waits seconds, and the callers' limits keep them few.
-MAX_CHALLENGES = 16
-
-#: What a challenge holds while the proofs it expects are read: it goes out
-#: once they are there.
-_PREPARING = object()
+#: The first protocol version whose commits prime the next rotation.
+PRIMING_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -95,34 +90,46 @@ def tell_time(connection, reconnection: Reconnection) -> None:
     connection.send(wire.ServerTime(int(connection.clock.seconds()), reconnection.step))
 
 
-class RotationDriver(Driver):
+class RotationDriver(ChallengingDriver):
     """
-    Carries out L{RotationConversation}'s actions for the profile C{user}.
+    Carries out L{RotationConversation}'s actions for the profile C{user},
+    on a connection that agreed on protocol C{version}.
     """
 
     __slots__ = (
         "_rules",
+        "_primes",
+        "_primed",
         "_pending",
         "_admitted",
         "_committing",
         "_offline_step",
         "_attempt_nonce",
-        "_challenges",
-        "_rotations",
     )
 
     ACTIONS = {
-        **Driver.ACTIONS,
+        **ChallengingDriver.ACTIONS,
         Begin: "_begin",
         Reconnect: "_reconnect",
         Commit: "_commit",
+        CommitPrimed: "_commit_primed",
         Abandon: "_abandon",
-        Prove: "_prove",
     }
 
-    def __init__(self, connection, rules: RotationRules, user: str) -> None:
-        super().__init__(connection, RotationConversation(user), user)
+    def __init__(
+        self, connection, rules: RotationRules, user: str, version: int
+    ) -> None:
+        super().__init__(
+            connection,
+            RotationConversation(user),
+            user,
+            rules.rotation.verify_proofs,
+        )
         self._rules = rules
+        # Whether every commit hands out the share of the next rotation.
+        self._primes = version >= PRIMING_VERSION
+        # That share's private key, until the primed rotation uses it.
+        self._primed = None
         self._pending = None
         self._admitted = False
         # A rotation's commit is on its way to the store.
@@ -133,93 +140,10 @@ class RotationDriver(Driver):
         # connection's later rotations are plain ones.
         self._offline_step = None
         self._attempt_nonce = None
-        # nonce -> [the verification's Deferred, the proofs expected;
-        # _PREPARING while they are read, or None while the challenge
-        # waits for the rotation under way]
-        self._challenges: dict[bytes, list] = {}
-        # Rotations committed on this connection: a challenge's proofs
-        # read before the latest one are stale.
-        self._rotations = 0
-
-    def challenge(self, nonce: bytes) -> Deferred:
-        """
-        Ask the agent to prove the profile's current key, bound to
-        C{nonce}.
-
-        @return: a L{Deferred} firing with C{True} (the proof matched),
-            C{False} (it did not), or L{None} (the connection ended before
-            an answer), or failing with L{TooManyChallenges} at once (the
-            connection has L{MAX_CHALLENGES} waiting, or one with this
-            nonce) or with the store's error when the proofs it expects
-            could not be read (the device was not asked); cancel it to
-            give up waiting.
-        """
-        if len(self._challenges) >= MAX_CHALLENGES or nonce in self._challenges:
-            return fail(TooManyChallenges())
-        d = Deferred(lambda _: self._challenges.pop(nonce, None))
-        self._challenges[nonce] = [d, None]
-        self._send_challenges()
-        return d
-
-    def _send_challenges(self) -> None:
-        """
-        Prepare the challenges still waiting, if the connection is between
-        rotations: each goes out once its proofs are read.
-        """
-        if not self._challenges or self.machine.state != IDLE or self.connection.ended:
-            return
-        for nonce, entry in list(self._challenges.items()):
-            if entry[1] is None:
-                entry[1] = _PREPARING
-                self.run_logged(
-                    self._send_challenge(nonce, entry), "sending a verification"
-                )
-
-    async def _send_challenge(self, nonce: bytes, entry: list) -> None:
-        """
-        Read the proofs C{nonce}'s challenge expects, then send it, if the
-        connection is still between the same two rotations: the agent
-        answers with the key it holds when the challenge arrives, which is
-        the key the proofs were made from only then.
-        """
-        rotations = self._rotations
-        try:
-            proofs = await self._rules.rotation.verify_proofs(self.user, nonce)
-        except Exception:
-            failure = Failure()
-            self.logged(failure, "preparing a verification")
-            if self._challenges.get(nonce) is entry:
-                del self._challenges[nonce]
-                entry[0].errback(failure)
-            return
-        if self._challenges.get(nonce) is not entry:
-            # Cancelled, or the connection ended, while the proofs were read.
-            return
-        if self.connection.ended or rotations != self._rotations:
-            entry[1] = None
-            self._send_challenges()
-            return
-        actions = self.machine.challenge(nonce)
-        entry[1] = proofs if any(isinstance(a, Send) for a in actions) else None
-        self.perform(actions)
-
-    def _prove(self, action: Prove) -> None:
-        message = action.message
-        entry = self._challenges.get(message.nonce)
-        if entry is None or entry[1] is None or entry[1] is _PREPARING:
-            # No challenge of ours is waiting for it (it came too late, or
-            # was never asked): it proves nothing.
-            return
-        del self._challenges[message.nonce]
-        matched = False
-        for expected in entry[1]:
-            matched |= hmac.compare_digest(expected, message.proof)
-        entry[0].callback(matched)
 
     def connection_lost(self) -> None:
-        challenges, self._challenges = self._challenges, {}
-        for d, _ in challenges.values():
-            d.callback(None)
+        self._primed = None
+        self._end_challenges()
         self.perform(self.machine.connection_lost())
         if self._admitted and self._rules.tracking is not None:
             # A commit on its way still proves the move it completes.
@@ -252,19 +176,34 @@ class RotationDriver(Driver):
         )
 
     def _begin(self, action: Begin) -> None:
+        self._rotation_started()
+        self.run(self._begin_rotation(action.message), "beginning a rotation")
+
+    def _commit_primed(self, action: CommitPrimed) -> None:
+        self._rotation_started()
+        # The share is used once, whatever becomes of this rotation.
+        private, self._primed = self._primed, None
+        self.run(
+            self._begin_rotation(action.message, private),
+            "committing a primed rotation",
+        )
+
+    def _rotation_started(self) -> None:
         connection = self.connection
         connection.ticket.rotation_started()
         # From here the exchange's timeout bounds the rotation, the
         # store's answers included: a store that never answers ends the
         # connection as a silent peer would, not an interval later.
         connection.setTimeout(connection.exchange_timeout)
-        self.run(self._begin_rotation(action.message), "beginning a rotation")
 
-    async def _begin_rotation(self, message) -> None:
+    async def _begin_rotation(self, message, primed=None) -> None:
         """
         Check the presented key, then (for a connection that tracking has
         not yet admitted) the profile's location, then derive the next
-        key.
+        key: with a fresh share, answered "ok"; or, for a primed rotation
+        (C{message} a L{wire.RotatePrimed}), with the share C{primed} the
+        last commit handed out, then check the acknowledgement C{message}
+        carries and commit.
         """
         connection = self.connection
         rotation = self._rules.rotation
@@ -328,11 +267,15 @@ class RotationDriver(Driver):
                 offline_step=offline_step,
                 attempt_nonce=attempt_nonce,
                 checked=checked,
+                server_private=primed,
             )
         except RotationRefused:
             self.perform(self.machine.refused())
             return
         if connection.ended:
+            return
+        if primed is not None:
+            await self._commit_rotation(pending, message.sealed)
             return
         self._pending = pending
         connection.setTimeout(connection.exchange_timeout)
@@ -420,12 +363,13 @@ class RotationDriver(Driver):
         tracking = self._rules.tracking
         self._committing = True
         try:
-            done = await self._rules.rotation.acknowledge(
+            committed = await self._rules.rotation.acknowledge(
                 pending,
                 sealed,
                 connection.source,
                 connection.clock.seconds(),
                 held_elsewhere=self._held_elsewhere(),
+                prime=self._primes,
             )
         except Exception as error:
             self._committing = False
@@ -451,6 +395,10 @@ class RotationDriver(Driver):
         if not connection.ended:
             # Quiet until the next rotation is due, plus its grace.
             connection.setTimeout(self._rules.idle_timeout)
-            self.perform(self.machine.committed(done))
+            if committed.next_private is None:
+                self.perform(self.machine.committed(committed.sealed))
+            else:
+                self._primed = committed.next_private
+                self.perform(self.machine.committed_next(committed.sealed))
             connection.ticket.rotated()
             self._send_challenges()

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.rules.test_rotation,tests.rules.test_rotation_threaded -*-
+# -*- test-case-name: tests.rules.test_rotation,tests.rules.test_rotation_primed,tests.rules.test_rotation_threaded -*-
 """
 Key rotation rules: junk data from the client, a confirmed switch, and a
 chain that survives a crash at any step.
@@ -13,6 +13,16 @@ which heals the chain after a past compromise.  The server proves it holds
 K_n+1 by sealing "ok" under it; the client answers "ack" sealed under it;
 only then does the server commit K_n+1 (keeping K_n as the previous key)
 and seal "done".  The client commits on "done".
+
+On a version-3 connection (docs/PROTOCOL.md §9.2) the commit hands the
+client, sealed under K_n+1 instead of "done", the public half of a fresh
+X25519 share for the connection's next rotation; the connection's driver
+keeps the private half (L{Committed.next_private}) in memory only.  That
+next rotation arrives with the client's ack already sealed under the key
+it derived with the share, so it is L{Rotation.begin}, given the share
+rather than drawing one, and L{Rotation.acknowledge} run back to back:
+the same checks, the same derivation, the same failure accounting, one
+message each way.
 
 The previous key covers the one gap: a client that crashed or lost "done"
 comes back with K_n, and the server rolls back to it.  Once the client has
@@ -111,8 +121,10 @@ class PendingRotation:
     @ivar expected_key_id: the key the client rotates from.
     @ivar replaces: when that is the profile's previous key, the id of the
         unconfirmed current key that a commit rolls back; else L{None}.
-    @ivar sealing: the new key made ready to seal "ok" and "done" and open
-        "ack", its subkey derived once for the three.
+    @ivar ok: "ok" sealed under the new key; L{None} in a primed
+        rotation, which sends no "ok".
+    @ivar sealing: the new key made ready to seal "ok" and "done" (or the
+        next share) and open "ack", its subkey derived once for the three.
     """
 
     user: str
@@ -120,7 +132,7 @@ class PendingRotation:
     replaces: str | None
     generation: int
     server_public: bytes
-    ok: bytes
+    ok: bytes | None
     new_key: bytes = field(repr=False)
     sealing: keyschedule.SealingKey = field(repr=False, compare=False)
     offline_step: int | None = None
@@ -129,6 +141,23 @@ class PendingRotation:
     @property
     def new_key_id(self) -> str:
         return keyschedule.key_id(self.new_key)
+
+
+@dataclass(slots=True)
+class Committed:
+    """
+    What a committed rotation answers the client with.
+
+    @ivar sealed: sealed under the new key: "done" (C{SUTO_ROTATE_DONE_}),
+        or, when the commit primes the next rotation, the public key of
+        the server's share for it (C{SUTO_ROTATE_DONE_NEXT_}).
+    @ivar next_private: that share's private key, for the connection's
+        driver to hold until the next rotation; L{None} unless primed.
+        Key material: never logged (C{repr} leaves it out), never stored.
+    """
+
+    sealed: bytes
+    next_private: X25519PrivateKey | None = field(default=None, repr=False)
 
 
 class Rotation:
@@ -242,6 +271,7 @@ class Rotation:
         offline_step: int | None = None,
         checked: tuple | None = None,
         attempt_nonce: bytes | None = None,
+        server_private: X25519PrivateKey | None = None,
     ) -> PendingRotation:
         """
         The client holding C{key_id} asks to rotate: roll back to that key
@@ -257,6 +287,10 @@ class Rotation:
         @param checked: what L{check_key} returned for C{user} and
             C{key_id}, with nothing awaited since, so nothing can have
             changed; L{None} to check the key here.
+        @param server_private: the server's share a primed rotation was
+            given (L{Committed.next_private}), used instead of a fresh
+            one; "ok" is then not sealed, as a primed rotation's client
+            proves the key before any answer.
 
         @raise RotationRefused: not a key this profile may rotate from.
         """
@@ -272,7 +306,8 @@ class Rotation:
         # the previous key rolls back to it once acknowledged.
         replaces = profile.key_id if key_id != profile.key_id else None
         generation = profile.generation + (0 if replaces else 1)
-        private = self._new_private_key()
+        primed = server_private is not None
+        private = server_private if primed else self._new_private_key()
         try:
             shared = keyschedule.dh_shared_secret(private, client_public)
         except keyschedule.KeyScheduleError:
@@ -281,7 +316,7 @@ class Rotation:
             current, junk, profile.fingerprint_hash, shared, user, generation
         )
         sealing = keyschedule.SealingKey(new_key, user)
-        ok = sealing.seal(b"ok", keyschedule.ROTATE_OK_PURPOSE)
+        ok = None if primed else sealing.seal(b"ok", keyschedule.ROTATE_OK_PURPOSE)
         return PendingRotation(
             user=user,
             expected_key_id=key_id,
@@ -303,14 +338,18 @@ class Rotation:
         now: float,
         *,
         held_elsewhere: bool = False,
-    ) -> bytes:
+        prime: bool = False,
+    ) -> Committed:
         """
         The client's acknowledgement arrived: check it, commit the new key
         durably (grouped with other rotations), and return the final
         message.
 
         @param held_elsewhere: as for L{failed}, should it not open.
-        @return: the sealed "done", once the new key is on disk.
+        @param prime: answer with a fresh share for the connection's next
+            rotation (a version-3 connection) rather than with "done".
+        @return: once the new key is on disk, the sealed "done", or the
+            sealed next share and its private key.
         @raise RotationRefused: the acknowledgement does not open, or
             another connection moved the profile meanwhile.
         """
@@ -346,7 +385,18 @@ class Rotation:
         self._count_commit(now)
         for observer in self.observers:
             observer(user, now)
-        return pending.sealing.seal(b"done", keyschedule.ROTATE_DONE_PURPOSE)
+        if not prime:
+            return Committed(
+                pending.sealing.seal(b"done", keyschedule.ROTATE_DONE_PURPOSE)
+            )
+        private = self._new_private_key()
+        return Committed(
+            pending.sealing.seal(
+                private.public_key().public_bytes_raw(),
+                keyschedule.ROTATE_DONE_NEXT_PURPOSE,
+            ),
+            private,
+        )
 
     async def _roll_back(
         self, pending: PendingRotation, source: str, now: float

@@ -17,39 +17,26 @@ from suto_server.machines.rotation import (
     Reconnect,
     RotationConversation,
 )
+from tests.support.rotation_conversation import (
+    ACK,
+    ACK_SEALED,
+    CLIENT_PUBLIC,
+    JUNK,
+    KEY_ID,
+    OK,
+    ROTATE,
+    SERVER_PUBLIC,
+    abandoned,
+    refusal,
+)
 
-KEY_ID = "0123456789abcdef" * 2
-JUNK = bytes(range(32))
-CLIENT_PUBLIC = bytes(range(32, 64))
-SERVER_PUBLIC = bytes(range(64, 96))
-OK = bytes(range(18))
-ACK_SEALED = bytes(range(100, 119))
 DONE = bytes(range(200, 220))
-
-# A message of each kind the client may send on a rotation connection, and
-# well-formed ones with no place in it.
-ROTATE = wire.Rotate(KEY_ID, JUNK, CLIENT_PUBLIC, "alice")
-ACK = wire.RotateAck(ACK_SEALED)
 OTHER_USER = wire.Rotate(KEY_ID, JUNK, CLIENT_PUBLIC, "bob")
 STRAY = wire.GetSaltA()
+# Well-formed messages with no place on a rotation connection.
 STRAYS = [STRAY, wire.Version(2), wire.Enroll("alice"), OTHER_USER]
 
 UNACKNOWLEDGED = "no acknowledgement before the connection ended"
-
-
-def refusal(code):
-    """
-    What the machine asks for when it ends the connection with C{code}.
-    """
-    return [Send(wire.Error(code)), Close()]
-
-
-def abandoned(code):
-    """
-    What the machine asks for when the conversation breaks with C{code}
-    while a rotation waits for its acknowledgement.
-    """
-    return [Abandon(f"protocol error: {code}"), *refusal(code)]
 
 
 class RotationSessionTests(SynchronousTestCase):

@@ -244,6 +244,7 @@ def describe(actions: list) -> str:
                 rotation_session.Begin,
                 rotation_session.Reconnect,
                 rotation_session.Commit,
+                rotation_session.CommitPrimed,
                 rotation_session.Prove,
                 session.ComputeHash,
                 rotation_outcome.Commit,
@@ -417,6 +418,11 @@ class ServerRotationDriver(ServerDriver):
     def feed_rotate(self, machine, case):
         return machine.receive(wire.Rotate(KEY_ID, bytes(32), bytes(32), USER))
 
+    def feed_rotate_primed(self, machine, case):
+        return machine.receive(
+            wire.RotatePrimed(KEY_ID, bytes(32), bytes(32), bytes(16), USER)
+        )
+
     def feed_reconnect(self, machine, case):
         return machine.receive(
             wire.Reconnect(KEY_ID, bytes(16), bytes(48), USER)
@@ -442,6 +448,9 @@ class ServerRotationDriver(ServerDriver):
 
     def feed_committed(self, machine, case):
         return machine.committed(bytes(16))
+
+    def feed_committed_next(self, machine, case):
+        return machine.committed_next(bytes(48))
 
     def feed_rejected(self, machine, case):
         return machine.rejected()
@@ -664,6 +673,8 @@ UNREACHED = {
             "beginning",
             "awaiting_ack",
             "committing",
+            "primed",
+            "committing_primed",
             "done",
         )
     },

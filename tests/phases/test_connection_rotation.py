@@ -55,30 +55,14 @@ from tests.support.rotation_listener import (
     VERSION,
     RotationListenerMixin,
     b64,
+    public,
+    sealed,
     server_private_keys,
 )
 
 
 def _sample(metrics, name, **labels):
     return metrics.registry.get_sample_value(name, labels)
-
-
-def public(private):
-    return private.public_key().public_bytes_raw()
-
-
-def sealed(key, plaintext, purpose, direction, generation):
-    """
-    C{plaintext} sealed as the rotation of C{generation} seals it.
-    """
-    return keyschedule.seal(
-        key,
-        plaintext,
-        profile="alice",
-        purpose=purpose,
-        direction=direction,
-        counter=generation,
-    )
 
 
 class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
@@ -176,15 +160,7 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         no failure.
         """
         protocol, transport = self.rotated()
-        transport.clear()
-        self.clock.advance(IDLE_TIMEOUT - 1)
-        self.assertEqual((transport.value(), transport.disconnecting), (b"", False))
-        self.clock.advance(1)
-        self.assertEqual(
-            (transport.value(), transport.disconnecting),
-            (b"SUTO_ERROR_TIMEOUT\r\n", True),
-        )
-        protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.assert_times_out(protocol, transport, IDLE_TIMEOUT)
         self.assertEqual(self.failures(), [])
 
     def test_rotation_before_idle_timeout(self):
@@ -212,15 +188,7 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         """
         protocol, transport = self.connect()
         self.exchange(protocol, transport, VERSION + self.rotate_line())
-        transport.clear()
-        self.clock.advance(EXCHANGE_TIMEOUT - 1)
-        self.assertEqual((transport.value(), transport.disconnecting), (b"", False))
-        self.clock.advance(1)
-        self.assertEqual(
-            (transport.value(), transport.disconnecting),
-            (b"SUTO_ERROR_TIMEOUT\r\n", True),
-        )
-        protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.assert_times_out(protocol, transport, EXCHANGE_TIMEOUT)
         self.assertEqual(self.key_id(), keyschedule.key_id(FIRST_KEY))
         self.assertEqual(self.store.get_profile("alice").rotation_failures, 1)
         self.assertEqual(

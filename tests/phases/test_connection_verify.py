@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import keyschedule
-from suto_server.phases.rotation import MAX_CHALLENGES
+from suto_server.phases.challenges import MAX_CHALLENGES
 from suto_server.rules.registry import TooManyChallenges
 from suto_server.store.errors import StoreError
 from tests.support.rotation import FIRST_KEY

@@ -6,102 +6,18 @@ on as over a local store.  A store that fails any step answers
 C{SUTO_ERROR_BUSY}, closes, logs one warning and stores nothing.
 """
 
-from dataclasses import replace
-
 from twisted.internet import error
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
 from suto_server.core.timing import DEFAULT_OFFLINE_STEP
-from suto_server.phases.connection import STORE_FAILURE_LOG_EVERY
-from suto_server.rules.reconnection import Reconnection
-from suto_server.rules.rotation import Rotation
 from suto_server.store.errors import StoreError
-from suto_server.store.groupcommit import GroupCommitter
-from tests.support.heldcalls import HeldCalls
+from tests.support.held_rotation import HeldStoreMixin
 from tests.support.reconnection import reconnect_message
 from tests.support.rotation import FIRST_KEY, NOW, Device
-from tests.support.rotation_listener import IDLE_TIMEOUT, VERSION, RotationListenerMixin
-
-BUSY = b"SUTO_ERROR_BUSY\r\n"
-
-
-class HeldStoreMixin(RotationListenerMixin):
-    """
-    The rotation listener with the rotation and reconnection rules over
-    L{HeldCalls}: every store call, the commit's included, waits for
-    C{self.held.answer_all()}.
-    """
-
-    def setUp(self):
-        super().setUp()
-        self.held = HeldCalls(self.store)
-        audit = AuditLog(self.store)
-        rotation = Rotation(
-            self.held,
-            self.master_key,
-            GroupCommitter(self.clock, self.held.commit_rotations),
-            audit,
-            new_private_key=lambda: next(self.server_keys),
-        )
-        self.factory = self.make_factory(rotation)
-        self.factory.rotation = replace(
-            self.factory.rotation,
-            reconnection=Reconnection(self.held, rotation, audit),
-        )
-
-    def release(self):
-        """
-        Answer every store call, and run the group commit they lead to.
-
-        @return: the names of the calls answered.
-        """
-        answered = self.held.answer_all()
-        self.clock.advance(0)
-        return answered + self.held.answer_all()
-
-    def state(self):
-        return (
-            self.store.get_profile("alice"),
-            self.store.offline_since("alice"),
-            self.store.spent_offline_step("alice"),
-            self.store.blacklist_entry("alice"),
-            [e.event for e in self.store.audit_events()],
-        )
-
-    def assert_failing_call_busy(self, name, line):
-        """
-        On a new connection whose store fails the call C{name}, the first
-        message C{line} is answered as L{assert_busy} says.
-        """
-        self.held.fail_every(StoreError("could not connect to server"), name)
-        # Past the pacing of the store's failures' lines: this one is logged.
-        self.clock.advance(STORE_FAILURE_LOG_EVERY)
-        protocol, transport = self.connect()
-        self.exchange(protocol, transport, VERSION + line)
-        before = self.state()
-        transport.clear()
-        with capturedLogs() as events:
-            self.release()
-        self.assert_busy(transport, events, before)
-        protocol.connectionLost(Failure(error.ConnectionDone()))
-
-    def assert_busy(self, transport, events, before):
-        """
-        The connection was answered C{SUTO_ERROR_BUSY} and closed, the
-        store holds what it held C{before}, and the log has one warning
-        naming the failure.
-        """
-        self.assertEqual(transport.value(), BUSY)
-        self.assertTrue(transport.disconnecting)
-        self.assertEqual(self.state(), before)
-        self.assertEqual(self.flushLoggedErrors(), [])
-        warnings = [e for e in events if e["log_level"] == LogLevel.warn]
-        self.assertEqual(len(warnings), 1)
-        self.assertIn("for alice failed: the store did not answer", formatEvent(warnings[0]))
+from tests.support.rotation_listener import IDLE_TIMEOUT, VERSION
 
 
 class RecordingTicket:

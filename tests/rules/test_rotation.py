@@ -228,7 +228,7 @@ class RotateTestsMixin(RotationMixin):
         self.assertNoResult(d)
         self.assertEqual(self.profile().key_id, keyschedule.key_id(FIRST_KEY))
         self.clock.advance(0)
-        self.device.commit(self.successResultOf(d))
+        self.device.commit(self.successResultOf(d).sealed)
         self.assert_agreed()
 
     def test_logs_a_count(self):
@@ -729,7 +729,7 @@ class CloneTestsMixin(RotationMixin):
             ELSEWHERE,
         )
         self.clock.advance(0)
-        first.commit(self.successResultOf(first_d))
+        first.commit(self.successResultOf(first_d).sealed)
         self.assertEqual(
             self.failureResultOf(second_d, RotationRefused).value.reason,
             "rotation_failed",

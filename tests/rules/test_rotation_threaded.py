@@ -97,7 +97,7 @@ class ThreadedRotationMixin:
         )
         ack = self.device.acknowledge(pending.server_public, pending.ok)
         done = await self.started(self.rotation.acknowledge(pending, ack, source, NOW + 1))
-        self.device.commit(done)
+        self.device.commit(done.sealed)
         return pending
 
     async def test_rotation(self):

@@ -51,6 +51,9 @@ class Device:
     @ivar generation: that key's generation.
     @ivar fingerprint: the fingerprint hash it computes on its machine.
     @ivar next: the key the rotation under way derived, or L{None}.
+    @ivar share: on a version-3 connection, the server's X25519 public key
+        for the next (primed) rotation, from the last
+        C{SUTO_ROTATE_DONE_NEXT_}; else L{None}.
     """
 
     def __init__(self, user, key, fingerprint=FINGERPRINT):
@@ -60,6 +63,7 @@ class Device:
         self.fingerprint = fingerprint
         self._private = None
         self.next = None
+        self.share = None
 
     def request(self, private=None):
         """
@@ -91,23 +95,30 @@ class Device:
             self.generation + 1,
         )
 
+    def opened(self, sealed, purpose):
+        """
+        C{sealed}, from the server, opened under the next key.
+
+        @raise keyschedule.SealError: it does not open.
+        """
+        return keyschedule.open_sealed(
+            self.next,
+            sealed,
+            profile=self.user,
+            purpose=purpose,
+            direction=keyschedule.Direction.SERVER_TO_CLIENT,
+            counter=keyschedule.SEAL_COUNTERS[purpose],
+        )
+
     def opens(self, sealed, plaintext, purpose):
         """
         Does C{sealed}, from the server, open under the next key to
         C{plaintext}?
         """
         try:
-            opened = keyschedule.open_sealed(
-                self.next,
-                sealed,
-                profile=self.user,
-                purpose=purpose,
-                direction=keyschedule.Direction.SERVER_TO_CLIENT,
-                counter=keyschedule.SEAL_COUNTERS[purpose],
-            )
+            return self.opened(sealed, purpose) == plaintext
         except keyschedule.SealError:
             return False
-        return opened == plaintext
 
     def ack(self):
         """
@@ -142,7 +153,34 @@ class Device:
         """
         if not self.opens(done, b"done", keyschedule.ROTATE_DONE_PURPOSE):
             raise keyschedule.SealError("the server's done does not open")
+        self._take_next()
+
+    def _take_next(self):
         self.key, self.generation, self.next = self.next, self.generation + 1, None
+
+    def commit_next(self, sealed):
+        """
+        Take the next key on a C{SUTO_ROTATE_DONE_NEXT_} that opens, and
+        keep the server's share it carries, as C{share}.
+
+        @raise keyschedule.SealError: it does not open.
+        """
+        self.share = self.opened(sealed, keyschedule.ROTATE_DONE_NEXT_PURPOSE)
+        self._take_next()
+
+    def primed_request(self, private=None):
+        """
+        Start a primed rotation with the share the last commit kept:
+        derive the next key with it, and seal "ack" under that key.
+
+        @param private: as for L{request}.
+        @return: the L{wire.RotatePrimed} to send.
+        """
+        request = self.request(private)
+        self.derive(self.share)
+        return wire.RotatePrimed(
+            request.key_id, request.junk, request.public, self.ack(), self.user
+        )
 
 
 def enroll(store, master_key, user):
@@ -195,8 +233,18 @@ class RotationMixin:
         committer = GroupCommitter(self.clock, self.store.commit_rotations)
         self.calls = LocalCalls(self.store)
         self.rotation = Rotation(
-            self.calls, self.master_key, committer, AuditLog(self.store)
+            self.calls,
+            self.master_key,
+            committer,
+            AuditLog(self.store),
+            new_private_key=self.new_private_key,
         )
+
+    def new_private_key(self):
+        """
+        The rules' source of the server's X25519 keys: a fresh one each.
+        """
+        return X25519PrivateKey.generate()
 
     def restart_server(self):
         """
@@ -209,19 +257,23 @@ class RotationMixin:
     def now(self):
         return self.clock.seconds()
 
-    def begin(self, request, source=SOURCE, offline_step=None, attempt_nonce=None):
+    def begin(
+        self, request, source=SOURCE, offline_step=None, attempt_nonce=None, **kwargs
+    ):
         """
         @param offline_step: the offline time step of the reconnection
             this rotation follows, if any.
         @param attempt_nonce: the nonce of that reconnection, if any.
+        @param kwargs: the other arguments of L{Rotation.begin}.
         @return: the L{PendingRotation} for C{request}.
         """
         return result_of(
-            self, self.beginning(request, source, offline_step, attempt_nonce)
+            self,
+            self.beginning(request, source, offline_step, attempt_nonce, **kwargs),
         )
 
     def beginning(
-        self, request, source=SOURCE, offline_step=None, attempt_nonce=None
+        self, request, source=SOURCE, offline_step=None, attempt_nonce=None, **kwargs
     ):
         """
         @return: the coroutine of L{Rotation.begin} for C{request}, as
@@ -236,6 +288,7 @@ class RotationMixin:
             self.now(),
             offline_step=offline_step,
             attempt_nonce=attempt_nonce,
+            **kwargs,
         )
 
     def acknowledging(self, pending, sealed_ack, source=SOURCE):
@@ -257,7 +310,7 @@ class RotationMixin:
         """
         d = self.acknowledging(pending, sealed_ack, source)
         self.clock.advance(0)
-        return self.successResultOf(d)
+        return self.successResultOf(d).sealed
 
     def rotate(
         self, device=None, source=SOURCE, offline_step=None, attempt_nonce=None

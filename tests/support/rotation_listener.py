@@ -11,10 +11,11 @@ import base64
 import itertools
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from twisted.internet import task
+from twisted.internet import error, task
+from twisted.python.failure import Failure
 
 from suto_server.audit.log import AuditLog
-from suto_server.core import wire
+from suto_server.core import keyschedule, wire
 from suto_server.phases.rotation import RotationRules
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.rotation import Rotation
@@ -28,12 +29,33 @@ from tests.support.rotation import NOW, SOURCE, enroll
 
 IDLE_TIMEOUT = 96
 VERSION = b"SUTO_VERSION_2\r\n"
+# The version whose commits prime the next rotation.
+VERSION_3 = b"SUTO_VERSION_3\r\n"
 # The client's X25519 private key: fixed, so every line is known.
 CLIENT_PRIVATE = X25519PrivateKey.from_private_bytes(bytes(range(100, 132)))
 
 
 def b64(data):
     return base64.b64encode(data)
+
+
+def public(private):
+    return private.public_key().public_bytes_raw()
+
+
+def sealed(key, plaintext, purpose, direction, counter):
+    """
+    C{plaintext} sealed for C{alice} under C{key}, as the side of
+    C{direction} seals its message C{counter} under a rotation's key.
+    """
+    return keyschedule.seal(
+        key,
+        plaintext,
+        profile="alice",
+        purpose=purpose,
+        direction=direction,
+        counter=counter,
+    )
 
 
 def server_private_keys():
@@ -154,6 +176,42 @@ class RotationListenerMixin:
         [done] = self.decode(transport.value())
         self.assertIsInstance(done, wire.RotateDone)
         self.device.commit(done.sealed)
+
+    def primed_line(self, device=None):
+        """
+        The C{SUTO_C_ROTATE_PRIMED_} line of C{device} (by default the
+        enrolled one), its ack sealed under the key it derives with the
+        share it holds.
+        """
+        device = device or self.device
+        return wire.encode(
+            device.primed_request(CLIENT_PRIVATE), wire.Framing.FRAMED
+        )
+
+    def take_next(self, transport):
+        """
+        Read the C{SUTO_ROTATE_DONE_NEXT_} the server wrote, and commit on
+        it as the device does.
+        """
+        [done] = self.decode(transport.value())
+        self.assertIsInstance(done, wire.RotateDoneNext)
+        self.device.commit_next(done.sealed)
+
+    def assert_times_out(self, protocol, transport, seconds):
+        """
+        The quiet connection stays open for C{seconds} less one, and is
+        closed with C{SUTO_ERROR_TIMEOUT} at C{seconds}; then its
+        transport reports the loss.
+        """
+        transport.clear()
+        self.clock.advance(seconds - 1)
+        self.assertEqual((transport.value(), transport.disconnecting), (b"", False))
+        self.clock.advance(1)
+        self.assertEqual(
+            (transport.value(), transport.disconnecting),
+            (b"SUTO_ERROR_TIMEOUT\r\n", True),
+        )
+        protocol.connectionLost(Failure(error.ConnectionDone()))
 
     def audit(self, event):
         return [
