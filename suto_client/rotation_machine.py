@@ -20,20 +20,36 @@ module reads as the conversation::
     awaiting_ok --opened--> awaiting_done            (sends ROTATE_ACK)
     awaiting_ok --unopened--> done                   (OPEN_FAILED)
     awaiting_ok --unknown_key--> done                (UNKNOWN_KEY)
-    awaiting_done --confirmed--> committing          (asks for a commit)
+    awaiting_done --confirmed--> committing          (version 2: asks for a commit)
     committing --stored--> ready                     (ROTATED)
-    committing --not_stored--> done                  (ERROR)
-    ready --lost--> done                             (nothing to report)
+    awaiting_done --confirmed_next--> committing_primed (version 3: the same)
+    committing_primed --stored--> primed             (ROTATED)
+    primed --begin--> awaiting_primed_done           (sends ROTATE_PRIMED)
+    awaiting_primed_done --confirmed_next--> committing_primed
+    committing, committing_primed --not_stored--> done (ERROR)
+    ready, primed --lost--> done                     (nothing to report)
     any other --server_error/violation/lost--> done  (ERROR)
     any --expire--> done                             (TIMEOUT)
     any --a call out of turn--> done                 (ERROR)
-    ready, awaiting_ok, committing --challenged--> the same (sends C_VERIFY)
+    ready, awaiting_ok, committing and their primed
+      counterparts --challenged--> the same          (sends C_VERIFY)
 
 A verification (docs/PROTOCOL.md §11) challenges the live connection
 between rotations; the challenge may cross a rotation the agent started,
 or arrive while the agent stores the key the server just committed, so
 those states answer it too, with the key the profile holds (the server
 takes the previous key while the new one is unconfirmed).
+
+On a version-3 connection (docs/PROTOCOL.md §9.2) the server's "done"
+carries, sealed under the new key, its X25519 share for the next
+rotation (C{SUTO_ROTATE_DONE_NEXT_}).  The machine keeps that share in
+memory only, in the C{primed} states, and the next rotation derives the
+new key at once from it and sends its acknowledgement in its first
+message (C{SUTO_C_ROTATE_PRIMED_}): one message each way, the same
+derivation, and the same commit on the server's sealed "done".  The
+first rotation of a connection has no share and takes the two-message
+form, as every rotation does on version 2; a "done" of the other
+version's kind is a violation.
 
 Every rotation draws fresh junk and a fresh X25519 key pair, and
 recomputes the hardware fingerprint when the server's half arrives: the
@@ -78,6 +94,10 @@ from suto_client.state import EnrolledProfile
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Close, Send, Table
 
+#: The first protocol version whose "done" carries the server's share for
+#: the next rotation (docs/PROTOCOL.md §9.2).
+PRIMED_SINCE = 3
+
 #: The states.
 IDLE = "idle"  # Not connected yet.
 AWAITING_VERSION = "awaiting_version"  # The server must confirm our version.
@@ -88,6 +108,11 @@ AWAITING_OK = "awaiting_ok"  # ROTATE went out; ROTATE_OK or UNKNOWN_KEY.
 AWAITING_DONE = "awaiting_done"  # ROTATE_ACK went out; the server commits.
 COMMITTING = "committing"  # The server committed; the new key is stored here.
 READY = "ready"  # The last rotation is stored; waiting for the next one.
+# The server committed and sent its next share; the new key is stored here.
+COMMITTING_PRIMED = "committing_primed"
+PRIMED = "primed"  # As ready, holding the server's share for the next one.
+# ROTATE_PRIMED went out; the server checks the acknowledgement and commits.
+AWAITING_PRIMED_DONE = "awaiting_primed_done"
 DONE = "done"  # The connection's rotations have ended.
 
 STATES = (
@@ -99,6 +124,9 @@ STATES = (
     AWAITING_DONE,
     COMMITTING,
     READY,
+    COMMITTING_PRIMED,
+    PRIMED,
+    AWAITING_PRIMED_DONE,
     DONE,
 )
 
@@ -116,6 +144,8 @@ BEGIN = "begin"  # The time for the next rotation has come.
 OPENED = "opened"  # SUTO_ROTATE_OK_, opened under the derived key.
 UNOPENED = "unopened"  # SUTO_ROTATE_OK_, not opened under the derived key.
 CONFIRMED = "confirmed"  # SUTO_ROTATE_DONE_, opened under the new key.
+# SUTO_ROTATE_DONE_NEXT_, opened under the new key: the server's next share.
+CONFIRMED_NEXT = "confirmed_next"
 STORED = "stored"  # The new key is stored.
 NOT_STORED = "not_stored"  # The new key could not be stored.
 CHALLENGED = "challenged"  # SUTO_VERIFY_: prove the key, bound to its nonce.
@@ -133,6 +163,7 @@ INPUTS = (
     OPENED,
     UNOPENED,
     CONFIRMED,
+    CONFIRMED_NEXT,
     STORED,
     NOT_STORED,
     VIOLATION,
@@ -140,6 +171,13 @@ INPUTS = (
     EXPIRE,
     CHALLENGED,
 )
+
+
+class _CannotDerive(Exception):
+    """
+    The next key cannot be derived here; the message says why, without a
+    secret, and ends the conversation as a violation.
+    """
 
 
 class ClientRotation(Conversation):
@@ -172,6 +210,8 @@ class ClientRotation(Conversation):
         "_attempt",
         "_answered",
         "_nonce",
+        "_share",
+        "_primed",
     )
 
     def __init__(
@@ -195,6 +235,10 @@ class ClientRotation(Conversation):
         self._attempt: keyschedule.SealingKey | None = None
         self._answered = False
         self._nonce: bytes | None = None
+        # The server's share for the next rotation, from its last "done"
+        # on a version-3 connection; never stored, never logged.
+        self._share: bytes | None = None
+        self._primed: wire.RotatePrimed | None = None
 
     @property
     def profile(self) -> EnrolledProfile:
@@ -222,8 +266,20 @@ class ClientRotation(Conversation):
     def rotate(self) -> list:
         """
         Start the next rotation; only once the previous one was reported
-        as L{RotationOutcome.ROTATED}.
+        as L{RotationOutcome.ROTATED}.  With the server's share of the
+        last "done" it is a primed rotation, whose new key is derived
+        here, before the machine moves.
         """
+        if self._share is None:
+            return self._input(BEGIN)
+        pending = rotation_keys.Pending.draw(self._random_bytes)
+        try:
+            key, sealing, self._primed = self._derive(
+                rotation_keys.primed_rotation, pending, self._share
+            )
+        except _CannotDerive as e:
+            return self._fail(str(e))
+        self._hold(key, sealing)
         return self._input(BEGIN)
 
     def committed(self) -> list:
@@ -270,12 +326,8 @@ class ClientRotation(Conversation):
             if self._pending is None:
                 return self._input(VIOLATION)
             return self._answer(message)
-        if isinstance(message, wire.RotateDone):
-            if self._next is None:
-                return self._input(VIOLATION)
-            if rotation_keys.confirms(self._sealing, message.sealed):
-                return self._input(CONFIRMED)
-            return self._fail("the server's rotation confirmation did not open")
+        if isinstance(message, (wire.RotateDone, wire.RotateDoneNext)):
+            return self._confirm(message)
         if isinstance(message, wire.Error):
             if message.code == wire.ERROR_UNKNOWN_KEY:
                 self._reason = f"the server reported {message.code}"
@@ -311,19 +363,39 @@ class ClientRotation(Conversation):
         """
         pending, self._pending = self._pending, None
         try:
-            fingerprint_hash = self._fingerprint()
-        except FingerprintError as e:
-            return self._fail(f"cannot compute the hardware fingerprint: {e}")
-        try:
-            key = rotation_keys.next_key(
-                self._profile, pending, fingerprint_hash, message.public
-            )
-        except keyschedule.KeyScheduleError as e:
-            return self._fail(f"cannot derive the next key: {e}")
+            key = self._derive(rotation_keys.next_key, pending, message.public)
+        except _CannotDerive as e:
+            return self._fail(str(e))
         sealing = keyschedule.SealingKey(key, self._profile.user)
         if not rotation_keys.opens_ok(sealing, message.sealed):
             return self._input(UNOPENED)
         self._ack = rotation_keys.acknowledgement(sealing)
+        self._hold(key, sealing)
+        return self._input(OPENED)
+
+    def _derive(self, derivation, pending, server_public: bytes):
+        """
+        C{derivation} (a function of L{rotation_keys} that derives the
+        next key) of the profile, this side's C{pending} material, the
+        fingerprint hash, recomputed now, and the server's half.
+
+        @raise _CannotDerive: the fingerprint cannot be computed or the
+            server's half is unusable.
+        """
+        try:
+            fingerprint_hash = self._fingerprint()
+        except FingerprintError as e:
+            raise _CannotDerive(f"cannot compute the hardware fingerprint: {e}")
+        try:
+            return derivation(self._profile, pending, fingerprint_hash, server_public)
+        except keyschedule.KeyScheduleError as e:
+            raise _CannotDerive(f"cannot derive the next key: {e}")
+
+    def _hold(self, key: bytes, sealing: keyschedule.SealingKey) -> None:
+        """
+        Hold C{key}, the rotation's new key, ready to open the server's
+        "done" (C{sealing}) and to be committed once it did.
+        """
         self._sealing = sealing
         # A committed rotation ends any offline spell.
         self._next = replace(
@@ -333,7 +405,24 @@ class ClientRotation(Conversation):
             generation=self._profile.generation + 1,
             offline_since=None,
         )
-        return self._input(OPENED)
+
+    def _confirm(self, message) -> list:
+        """
+        The server's "done" of the rotation under way: on a version-3
+        connection it carries the next share (C{SUTO_ROTATE_DONE_NEXT_}),
+        on version 2 it does not (C{SUTO_ROTATE_DONE_}), and either must
+        open under the new key.
+        """
+        carries_share = isinstance(message, wire.RotateDoneNext)
+        if self._next is None or carries_share != (self.version >= PRIMED_SINCE):
+            return self._input(VIOLATION)
+        if not carries_share:
+            if rotation_keys.confirms(self._sealing, message.sealed):
+                return self._input(CONFIRMED)
+        elif (share := rotation_keys.next_share(self._sealing, message.sealed)) is not None:
+            self._share = share
+            return self._input(CONFIRMED_NEXT)
+        return self._fail("the server's rotation confirmation did not open")
 
     def _report(self, outcome: RotationOutcome, reason: str = "") -> Report:
         return Report(
@@ -354,13 +443,18 @@ class ClientRotation(Conversation):
         Drop everything derived for the rotation under way.
         """
         self._pending = self._ack = self._next = self._sealing = None
-        self._reconnect = self._attempt = None
+        self._reconnect = self._attempt = self._share = self._primed = None
 
     # Outputs.
 
     def _send_rotate(self):
         self._pending = rotation_keys.Pending.draw(self._random_bytes)
         self._actions.append(Send(self._pending.rotate(self._profile)))
+
+    def _send_rotate_primed(self):
+        # A share serves one rotation: the next comes with its "done".
+        primed, self._primed, self._share = self._primed, None, None
+        self._actions.append(Send(primed))
 
     def _send_proof(self):
         nonce, self._nonce = self._nonce, None
@@ -410,6 +504,9 @@ _C = ClientRotation
 _ERROR = (_C._finish_error,)
 _VERSIONS = (VERSION_ONLINE, VERSION_OFFLINE)
 _LIVE = STATES[:-1]
+_BETWEEN = (READY, PRIMED)
+_COMMITTING = (COMMITTING, COMMITTING_PRIMED)
+_SENT_ROTATION = (AWAITING_OK, AWAITING_PRIMED_DONE)
 _OUT_OF_TURN = (_C._report_out_of_turn, _C._finish_error)
 
 #: Every transition, in the order of docs/PROTOCOL.md §6.7.
@@ -431,10 +528,23 @@ TRANSITIONS = Table(
         ((AWAITING_DONE,), (CONFIRMED,), COMMITTING, (_C._ask_commit,)),
         ((COMMITTING,), (STORED,), READY, (_C._finish_rotated,)),
         ((READY,), (BEGIN,), AWAITING_OK, (_C._send_rotate,)),
-        ((COMMITTING,), (NOT_STORED,), DONE, _ERROR),
-        ((AWAITING_RECONNECT_OK, AWAITING_OK), (DENIED,), DONE, (_C._finish_denied,)),
         (
-            (AWAITING_RECONNECT_OK, AWAITING_OK),
+            (AWAITING_DONE, AWAITING_PRIMED_DONE),
+            (CONFIRMED_NEXT,),
+            COMMITTING_PRIMED,
+            (_C._ask_commit,),
+        ),
+        ((COMMITTING_PRIMED,), (STORED,), PRIMED, (_C._finish_rotated,)),
+        ((PRIMED,), (BEGIN,), AWAITING_PRIMED_DONE, (_C._send_rotate_primed,)),
+        (_COMMITTING, (NOT_STORED,), DONE, _ERROR),
+        (
+            (AWAITING_RECONNECT_OK, *_SENT_ROTATION),
+            (DENIED,),
+            DONE,
+            (_C._finish_denied,),
+        ),
+        (
+            (AWAITING_RECONNECT_OK, *_SENT_ROTATION),
             (UNKNOWN_KEY,),
             DONE,
             (_C._finish_unknown_key,),
@@ -444,32 +554,75 @@ TRANSITIONS = Table(
         # sealed messages out of order are found out before the machine.
         ((AWAITING_VERSION,), (UNKNOWN_KEY, DENIED), DONE, _ERROR),
         (
-            (IDLE, AWAITING_TIME, AWAITING_DONE, COMMITTING, READY),
+            (IDLE, AWAITING_TIME, AWAITING_DONE, *_COMMITTING, *_BETWEEN),
             (*_VERSIONS, UNKNOWN_KEY, DENIED),
             DONE,
             _ERROR,
         ),
-        ((AWAITING_RECONNECT_OK, AWAITING_OK), _VERSIONS, DONE, _ERROR),
+        ((AWAITING_RECONNECT_OK, *_SENT_ROTATION), _VERSIONS, DONE, _ERROR),
         (
-            (IDLE, AWAITING_VERSION, COMMITTING, READY),
+            (IDLE, AWAITING_VERSION, *_COMMITTING, *_BETWEEN),
+            (TIME, RECONNECTED, OPENED, UNOPENED, CONFIRMED, CONFIRMED_NEXT),
+            DONE,
+            _ERROR,
+        ),
+        (
+            (AWAITING_TIME,),
+            (RECONNECTED, OPENED, UNOPENED, CONFIRMED, CONFIRMED_NEXT),
+            DONE,
+            _ERROR,
+        ),
+        (
+            (AWAITING_RECONNECT_OK,),
+            (TIME, OPENED, UNOPENED, CONFIRMED, CONFIRMED_NEXT),
+            DONE,
+            _ERROR,
+        ),
+        (
+            (AWAITING_OK,),
+            (TIME, RECONNECTED, CONFIRMED, CONFIRMED_NEXT),
+            DONE,
+            _ERROR,
+        ),
+        ((AWAITING_DONE,), (TIME, RECONNECTED, OPENED, UNOPENED), DONE, _ERROR),
+        (
+            (AWAITING_PRIMED_DONE,),
             (TIME, RECONNECTED, OPENED, UNOPENED, CONFIRMED),
             DONE,
             _ERROR,
         ),
-        ((AWAITING_TIME,), (RECONNECTED, OPENED, UNOPENED, CONFIRMED), DONE, _ERROR),
-        ((AWAITING_RECONNECT_OK,), (TIME, OPENED, UNOPENED, CONFIRMED), DONE, _ERROR),
-        ((AWAITING_OK,), (TIME, RECONNECTED, CONFIRMED), DONE, _ERROR),
-        ((AWAITING_DONE,), (TIME, RECONNECTED, OPENED, UNOPENED), DONE, _ERROR),
         (_LIVE, (SERVER_ERROR, VIOLATION), DONE, _ERROR),
         (_LIVE, (EXPIRE,), DONE, (_C._finish_timeout,)),
-        (_LIVE[:-1], (LOST,), DONE, (_C._finish_lost,)),
-        ((READY,), (LOST,), DONE, ()),
+        (
+            tuple(state for state in _LIVE if state not in _BETWEEN),
+            (LOST,),
+            DONE,
+            (_C._finish_lost,),
+        ),
+        (_BETWEEN, (LOST,), DONE, ()),
         (_LIVE[1:], (OPEN,), DONE, _OUT_OF_TURN),
-        (_LIVE[:-1], (BEGIN,), DONE, _OUT_OF_TURN),
-        (_LIVE[:-2] + (READY,), (STORED, NOT_STORED), DONE, _OUT_OF_TURN),
+        (
+            tuple(state for state in _LIVE if state not in _BETWEEN),
+            (BEGIN,),
+            DONE,
+            _OUT_OF_TURN,
+        ),
+        (
+            tuple(state for state in _LIVE if state not in _COMMITTING),
+            (STORED, NOT_STORED),
+            DONE,
+            _OUT_OF_TURN,
+        ),
         *(
             ((state,), (CHALLENGED,), state, (_C._send_proof,))
-            for state in (READY, AWAITING_OK, COMMITTING)
+            for state in (
+                READY,
+                AWAITING_OK,
+                COMMITTING,
+                PRIMED,
+                AWAITING_PRIMED_DONE,
+                COMMITTING_PRIMED,
+            )
         ),
         (
             (IDLE, AWAITING_VERSION, AWAITING_TIME, AWAITING_RECONNECT_OK, AWAITING_DONE),

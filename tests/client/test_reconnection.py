@@ -85,8 +85,6 @@ class OfflineServer(FakeServer):
     when it does not open; a plain rotation of the offline profile that
     did not reconnect first is refused with C{SUTO_AUTH_0}.  The rotation
     that follows a reconnection ends the spell.
-
-    @ivar received: every message it was sent, in order.
     """
 
     def __init__(self, seconds=SERVER_NOW, step=STEP, **kwargs):
@@ -95,10 +93,8 @@ class OfflineServer(FakeServer):
         self.step = step
         self.offline = True
         self.reconnected = False
-        self.received = []
 
-    def receive(self, message) -> list:
-        self.received.append(message)
+    def reply(self, message) -> list:
         if isinstance(message, wire.GetTime):
             return [wire.ServerTime(self.seconds, self.step)]
         if isinstance(message, wire.Reconnect):
@@ -109,8 +105,8 @@ class OfflineServer(FakeServer):
             and not self.reconnected
         ):
             return [wire.Auth(False)]
-        replies = super().receive(message)
-        if isinstance(replies[0], wire.RotateDone):
+        replies = super().reply(message)
+        if isinstance(replies[0], (wire.RotateDone, wire.RotateDoneNext)):
             self.offline = self.reconnected = False
         return replies
 
@@ -269,18 +265,19 @@ class ClientReconnectionTests(ConversationFixture, SynchronousTestCase):
     def test_next_rotation_is_plain(self):
         """
         Once the rotation after the reconnection is stored, the next one
-        on the connection is a plain ROTATE: no time request, no second
-        reconnection.
+        on the connection is a rotation alone: no time request, no second
+        reconnection; on version 3, from the share that rotation's "done"
+        carried.
         """
         self.converse(self.rotation.start())
         self.rotation.committed()
         del self.server.received[:]
         [send] = self.rotation.rotate()
-        self.assertIsInstance(send.message, wire.Rotate)
+        self.assertIsInstance(send.message, wire.RotatePrimed)
         self.converse([send])
         self.assertEqual(
             [type(message) for message in self.server.received],
-            [wire.Rotate, wire.RotateAck],
+            [wire.RotatePrimed],
         )
 
     def test_server_time_and_step(self):

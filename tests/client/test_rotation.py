@@ -74,11 +74,13 @@ class ClientRotationTests(ConversationFixture, SynchronousTestCase):
 
     def test_success(self):
         """
-        A rotation is exactly: VERSION both ways, ROTATE with the current
-        key id, fresh junk and a fresh public key, the server's ROTATE_OK,
-        an ACK sealed under the new key, the server's ROTATE_DONE, then a
-        commit of the new key, and only once it is stored the report.
+        A rotation with a server that answers version 2 is exactly: VERSION
+        both ways, ROTATE with the current key id, fresh junk and a fresh
+        public key, the server's ROTATE_OK, an ACK sealed under the new
+        key, the server's ROTATE_DONE, then a commit of the new key, and
+        only once it is stored the report.
         """
+        self.server = FakeServer(version=2)
         self.assertEqual(self.rotation.start(), [Send(wire.Version(3))])
         [send] = self.rotation.receive(wire.Version(2))
         junk = bytes([1]) * 32
@@ -470,6 +472,7 @@ class ClientRotationTests(ConversationFixture, SynchronousTestCase):
         Neither key appears in the representation of any action, so
         logging one cannot leak it.
         """
+        self.server = FakeServer(version=2)
         actions = self.rotation.start()
         actions += self.rotation.receive(wire.Version(2))
         [ok] = self.server.receive(actions[-1].message)
@@ -556,7 +559,9 @@ class RotationProtocolTests(SynchronousTestCase):
         rotate = self.transport.value()
         committed = self.events[0][1]
         self.assertTrue(
-            rotate.startswith(b"SUTO_C_ROTATE_" + committed.key_id.encode())
+            rotate.startswith(
+                b"SUTO_C_ROTATE_PRIMED_" + committed.key_id.encode()
+            )
         )
         pump(self.protocol, self.transport, self.server)
         self.assertEqual(

@@ -3,8 +3,9 @@ The endpoint's side of key rotation against a small server built from the
 key schedule.
 
 L{FakeServer} answers a L{ClientRotation} as the design says a server must,
-with deterministic L{Draws} and counted L{Fingerprints}, so a test knows
-every byte; the helpers run a L{RotationFactory} over a L{StringTransport}
+in the version the client offers (3, with the primed rotation) or an
+earlier one it is made to speak, with deterministic L{Draws} and counted
+L{Fingerprints}, so a test knows every byte the client sends; the helpers run a L{RotationFactory} over a L{StringTransport}
 against it. The client's rotation and reconnection tests and the check of
 the machines against docs/PROTOCOL.md share them.
 """
@@ -101,37 +102,63 @@ class FakeServer:
     The server's side of rotations, from the key schedule alone: it holds
     one profile's key and the fingerprint hash the profile was enrolled
     with, and commits a new key when the acknowledgement opens.
+
+    On a version-3 connection its "done" carries its share for the next
+    rotation, which it takes once, as the next rotation on the same
+    connection (C{SUTO_C_ROTATE_PRIMED_}).
+
+    @ivar version: the newest version it speaks.
+    @ivar agreed: the version of the connection under way: the one the
+        client offered, or L{version} if that is older; L{version} until
+        a client offers one.
+    @ivar shares: the raw public keys of every share it sent, in order.
+    @ivar received: every message it was sent, in order.
     """
 
-    def __init__(self, key=K0, generation=0, fingerprint=FINGERPRINT):
+    def __init__(
+        self,
+        key=K0,
+        generation=0,
+        fingerprint=FINGERPRINT,
+        version=wire.PROTOCOL_VERSION,
+    ):
         self.key = key
         self.generation = generation
         self.fingerprint = fingerprint
+        self.version = self.agreed = version
         self.pending = None
+        self.primed = None
+        self.shares = []
+        self.received = []
 
     def receive(self, message) -> list:
+        self.received.append(message)
+        return self.reply(message)
+
+    def reply(self, message) -> list:
+        """
+        The server's answers to C{message}.
+        """
         if isinstance(message, wire.Version):
-            return [wire.Version(wire.PROTOCOL_VERSION)]
+            # A new connection: the share of the last one is gone.
+            self.agreed = min(message.version, self.version)
+            self.primed = None
+            return [wire.Version(self.agreed)]
         if isinstance(message, wire.Rotate):
             return [self.answer(message)]
         if isinstance(message, wire.RotateAck):
             return [self.acknowledge(message)]
+        if isinstance(message, wire.RotatePrimed):
+            return [self.rotate_primed(message)]
         raise AssertionError(f"the server did not expect {message!r}")
 
     def answer(self, rotate: wire.Rotate):
-        known = keyschedule.key_id(self.key)
-        if rotate.user != USER or rotate.key_id != known:
+        if self.primed is not None:
+            return wire.Error(wire.ERROR_OUT_OF_ORDER)
+        if not self.knows(rotate):
             return wire.Error(wire.ERROR_UNKNOWN_KEY)
         private = X25519PrivateKey.generate()
-        generation = self.generation + 1
-        self.pending = keyschedule.next_key(
-            self.key,
-            rotate.junk,
-            self.fingerprint,
-            keyschedule.dh_shared_secret(private, rotate.public),
-            USER,
-            generation,
-        )
+        self.derive(rotate, private)
         return wire.RotateOk(
             raw_public(private),
             keyschedule.seal(
@@ -142,6 +169,41 @@ class FakeServer:
                 direction=S2C,
                 counter=0,
             ),
+        )
+
+    def rotate_primed(self, primed: wire.RotatePrimed):
+        """
+        A rotation from the share this connection's last "done" carried:
+        the new key derived with its private key, the acknowledgement
+        checked and the key committed as L{acknowledge} does.
+        """
+        if self.primed is None:
+            return wire.Error(wire.ERROR_OUT_OF_ORDER)
+        if not self.knows(primed):
+            return wire.Error(wire.ERROR_UNKNOWN_KEY)
+        private, self.primed = self.primed, None
+        self.derive(primed, private)
+        return self.acknowledge(wire.RotateAck(primed.sealed))
+
+    def knows(self, rotation) -> bool:
+        """
+        Is C{rotation}'s key this profile's?
+        """
+        known = keyschedule.key_id(self.key)
+        return rotation.user == USER and rotation.key_id == known
+
+    def derive(self, rotation, private: X25519PrivateKey) -> None:
+        """
+        Hold the key that follows this one, from C{rotation}'s junk and
+        public key and this side's C{private} half.
+        """
+        self.pending = keyschedule.next_key(
+            self.key,
+            rotation.junk,
+            self.fingerprint,
+            keyschedule.dh_shared_secret(private, rotation.public),
+            USER,
+            self.generation + 1,
         )
 
     def acknowledge(self, ack: wire.RotateAck):
@@ -161,6 +223,19 @@ class FakeServer:
         if plaintext != b"ack":
             return wire.Error(wire.ERROR_ROTATION_FAILED)
         self.key, self.generation = new, generation
+        if self.agreed >= 3:
+            self.primed = X25519PrivateKey.generate()
+            self.shares.append(raw_public(self.primed))
+            return wire.RotateDoneNext(
+                keyschedule.seal(
+                    new,
+                    self.shares[-1],
+                    profile=USER,
+                    purpose="rotate-done-next",
+                    direction=S2C,
+                    counter=1,
+                )
+            )
         return wire.RotateDone(
             keyschedule.seal(
                 new,
