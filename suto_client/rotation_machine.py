@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.client.test_rotation,tests.client.test_reconnection,tests.machines.test_spec -*-
+# -*- test-case-name: tests.client.test_rotation,tests.client.test_primed_rotation,tests.client.test_reconnection,tests.machines.test_spec -*-
 """
 The endpoint's side of key rotation as a sans-IO state machine
 (docs/PROTOCOL.md §6.7, §9 and §10).

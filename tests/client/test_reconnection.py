@@ -54,6 +54,7 @@ from tests.support.client_rotation import (
     raw_public,
     refused_connection,
     run_connection,
+    secret_forms,
     stop,
 )
 from tests.support.udp import MemoryUDPReactor
@@ -157,21 +158,6 @@ def committed_profile(server: FakeServer, rotated_at=None):
         rotated_at=rotated_at,
         offline_since=None,
     )
-
-
-def secret_forms(*secrets: bytes) -> list[str]:
-    """
-    The ways a secret could show in a log line or a C{repr}: hex, base64
-    and its Python representation.
-    """
-    forms = []
-    for secret in secrets:
-        forms += [
-            secret.hex(),
-            base64.b64encode(secret).decode(),
-            repr(secret),
-        ]
-    return forms
 
 
 class ClientReconnectionTests(ConversationFixture, SynchronousTestCase):

@@ -10,6 +10,7 @@ against it. The client's rotation and reconnection tests and the check of
 the machines against docs/PROTOCOL.md share them.
 """
 
+import base64
 import random
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -265,6 +266,21 @@ def rotated_profile(server: FakeServer, rotated_at=None) -> EnrolledProfile:
         enrolled_at=PROFILE.enrolled_at,
         rotated_at=rotated_at,
     )
+
+
+def secret_forms(*secrets: bytes) -> list[str]:
+    """
+    The ways a secret could show in a log line or a C{repr}: hex, base64
+    and its Python representation.
+    """
+    forms = []
+    for secret in secrets:
+        forms += [
+            secret.hex(),
+            base64.b64encode(secret).decode(),
+            repr(secret),
+        ]
+    return forms
 
 
 def pump(protocol, transport: StringTransport, server: FakeServer, until=None) -> None:
