@@ -3,50 +3,35 @@ Tests for the primed rotation of L{suto_client.rotation_machine} on a
 version-3 connection (docs/PROTOCOL.md §6.7, §9.2): the server's "done"
 carries its share for the next rotation, which the agent keeps in memory
 and rotates from in one message each way.  On the conversation, then over
-a L{StringTransport} and a L{Clock}, then inside the agent with its state
-file, against the fake server built from the key schedule.
+a L{StringTransport} and a L{Clock}, against the fake server built from
+the key schedule.
 """
 
-import os
 from dataclasses import replace
 
 from twisted.internet import error as internet_error
 from twisted.internet.address import IPv4Address
-from twisted.internet.task import Clock
-from twisted.internet.testing import EventLoggingObserver, StringTransport
-from twisted.logger import globalLogPublisher
+from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client import rotation_machine
-from suto_client.agent import Agent
 from suto_client.fingerprint import FingerprintError
 from suto_client.rotation_outcome import Commit, Report, RotationOutcome
-from suto_client.state import ClientState
-from suto_client.statefile import load_state, save_state
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Close, Send
 from tests.support.client_rotation import (
-    FINGERPRINT,
     INTERVAL,
-    PROFILE,
     SERVER,
-    TIMEOUT,
     USER,
     ConversationFixture,
-    FakeEndpoint,
+    FactoryFixture,
     FakeServer,
-    Fingerprints,
-    FixedRandom,
-    make_factory,
     pump,
     rotated_profile,
-    run_connection,
     secret_forms,
-    stop,
 )
 from tests.support.key_vectors import CHECK_NONCE
-from tests.support.udp import MemoryUDPReactor
 
 S2C = keyschedule.Direction.SERVER_TO_CLIENT
 _NOT_OPENED = "the server's rotation confirmation did not open"
@@ -278,24 +263,10 @@ class PrimedConversationTests(ConversationFixture, SynchronousTestCase):
             self.assertNotIn(form, shown)
 
 
-class PrimedConnectionTests(SynchronousTestCase):
+class PrimedConnectionTests(FactoryFixture, SynchronousTestCase):
     """
     The primed rotation over connections of a L{RotationFactory}.
     """
-
-    def setUp(self):
-        self.clock = Clock()
-        self.clock.advance(PROFILE.enrolled_at)
-        self.server = FakeServer()
-        self.fingerprint = Fingerprints()
-        self.stored = []
-        self.reports = []
-        self.factory = make_factory(
-            self.clock,
-            lambda old, new: self.stored.append(new),
-            self.reports.append,
-            self.fingerprint,
-        )
 
     def connect(self):
         protocol = self.factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
@@ -319,7 +290,7 @@ class PrimedConnectionTests(SynchronousTestCase):
             if turn:
                 self.clock.advance(INTERVAL)
             pump(protocol, transport, self.server)
-            keys.append((self.stored[-1].key, self.server.key))
+            keys.append((self.stored[-1][1].key, self.server.key))
         return keys
 
     def test_four_rotations(self):
@@ -337,7 +308,7 @@ class PrimedConnectionTests(SynchronousTestCase):
         self.assertEqual([ours for ours, _ in keys], [theirs for _, theirs in keys])
         self.assertEqual(len({ours for ours, _ in keys}), 4)
         self.assertEqual(self.server.generation, 4)
-        self.assertEqual(self.factory.profile, self.stored[-1])
+        self.assertEqual(self.factory.profile, self.stored[-1][1])
         self.assertEqual(
             [report.outcome for report in self.reports],
             [RotationOutcome.ROTATED] * 4,
@@ -362,11 +333,13 @@ class PrimedConnectionTests(SynchronousTestCase):
         the next connection takes the two-message form again, from the
         key the last one stored.
         """
-        run_connection(self.factory, self.server)
+        self.connection()
         since = len(self.server.received)
-        run_connection(self.factory, self.server)
+        self.connection()
         self.assertEqual(self.sent(since), [wire.Version, wire.Rotate, wire.RotateAck])
-        self.assertEqual(self.server.received[since + 1].key_id, self.stored[0].key_id)
+        self.assertEqual(
+            self.server.received[since + 1].key_id, self.stored[0][1].key_id
+        )
         self.assertEqual(self.factory.profile.key, self.server.key)
 
     def test_lost_mid_primed(self):
@@ -381,63 +354,10 @@ class PrimedConnectionTests(SynchronousTestCase):
         pump(protocol, transport, self.server, until=wire.RotatePrimed)
         protocol.connectionLost(Failure(internet_error.ConnectionLost()))
         self.assertEqual(len(self.stored), 1)
-        self.assertEqual(self.factory.profile, self.stored[0])
+        self.assertEqual(self.factory.profile, self.stored[0][1])
         self.assertEqual(
             [report.outcome for report in self.reports],
             [RotationOutcome.ROTATED, RotationOutcome.ERROR],
         )
-        self.assertEqual(self.reports[-1].key_id, self.stored[0].key_id)
+        self.assertEqual(self.reports[-1].key_id, self.stored[0][1].key_id)
 
-
-class PrimedAgentTests(SynchronousTestCase):
-    """
-    The agent rotating on a version-3 connection keeps its state file and
-    log as it always did: the server's shares reach neither.
-    """
-
-    def setUp(self):
-        self.path = os.path.join(self.mktemp(), "client.json")
-        save_state(self.path, ClientState(profiles={USER: PROFILE}))
-        self.server = FakeServer()
-        self.reactor = MemoryUDPReactor()
-        self.reactor.advance(PROFILE.enrolled_at)
-        self.endpoint = FakeEndpoint()
-
-    def test_share_neither_stored_nor_logged(self):
-        """
-        Three rotations, two of them primed, leave in the state file the
-        profile with the last key and nothing else, and no share the
-        server sent shows in the file or in any log event.
-        """
-        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
-        agent = Agent(
-            self.reactor,
-            self.path,
-            hello_endpoint_port=0,
-            hello_interface="127.0.0.1",
-            timeout=TIMEOUT,
-            rotation_interval=INTERVAL,
-            fingerprint=lambda: FINGERPRINT,
-            random_bytes=os.urandom,
-            random=FixedRandom(0.0),
-            rotation_endpoint=lambda reactor, profile, timeout: self.endpoint,
-        )
-        agent.startService()
-        self.addCleanup(stop, agent)
-        protocol, transport = self.endpoint.accept()
-        for turn in range(3):
-            if turn:
-                self.reactor.advance(INTERVAL)
-            pump(protocol, transport, self.server)
-        self.assertEqual(self.server.generation, 3)
-        self.assertEqual(
-            load_state(self.path).profiles[USER],
-            rotated_profile(self.server, self.reactor.seconds()),
-        )
-        with open(self.path, "rb") as handle:
-            stored = handle.read().decode("utf-8")
-        shown = repr(list(observer))
-        self.assertEqual(len(self.server.shares), 3)
-        for form in secret_forms(*self.server.shares):
-            self.assertNotIn(form, stored)
-            self.assertNotIn(form, shown)

@@ -23,7 +23,6 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_client.agent import Agent
 from suto_client.fingerprint import FingerprintError
 from suto_client.rotation import RETRY_CAP, CommitError, RotationProtocol
 from suto_client.rotation_machine import ClientRotation
@@ -55,7 +54,7 @@ from tests.support.client_rotation import (
     refused_connection,
     run_connection,
     secret_forms,
-    stop,
+    start_agent,
 )
 from tests.support.udp import MemoryUDPReactor
 
@@ -903,23 +902,13 @@ class AgentOfflineTests(SynchronousTestCase):
 
     def start(self, profile):
         save_state(self.path, ClientState(profiles={USER: profile}))
-        agent = Agent(
+        return start_agent(
+            self,
             self.reactor,
             self.path,
-            hello_endpoint_port=0,
-            hello_interface="127.0.0.1",
-            timeout=TIMEOUT,
-            rotation_interval=INTERVAL,
-            fingerprint=lambda: FINGERPRINT,
-            random=FixedRandom(0.0),
-            rotation_endpoint=lambda reactor, profile, timeout: self.endpoint,
+            lambda reactor, profile, timeout: self.endpoint,
+            observer=lambda user, outcome, key_id: self.outcomes.append(outcome),
         )
-        agent.add_rotation_observer(
-            lambda user, outcome, key_id: self.outcomes.append(outcome)
-        )
-        agent.startService()
-        self.addCleanup(stop, agent)
-        return agent
 
     def refuse_attempt(self):
         """

@@ -42,6 +42,22 @@ def server_seals(key: bytes, plaintext: bytes, purpose: str) -> bytes:
     )
 
 
+def server_opens_ack(key: bytes, sealed: bytes) -> bytes:
+    """
+    C{sealed}, a rotation's acknowledgement, opened under C{key} as the
+    server opens it.
+    """
+    purpose = keyschedule.ROTATE_ACK_PURPOSE
+    return keyschedule.open_sealed(
+        key,
+        sealed,
+        profile=USER,
+        purpose=purpose,
+        direction=C2S,
+        counter=keyschedule.SEAL_COUNTERS[purpose],
+    )
+
+
 def attempt_key(nonce: bytes) -> bytes:
     """
     The key of a reconnection attempt of C{PROFILE} with C{nonce}, at the
@@ -146,19 +162,8 @@ class RotationTests(SynchronousTestCase):
         self.assertTrue(rotation_keys.confirms(new, done))
         self.assertFalse(rotation_keys.confirms(new, ok))
         self.assertFalse(rotation_keys.confirms(other, done))
-        purpose = keyschedule.ROTATE_ACK_PURPOSE
         ack = rotation_keys.acknowledgement(new)
-        self.assertEqual(
-            keyschedule.open_sealed(
-                KEY,
-                ack.sealed,
-                profile=USER,
-                purpose=purpose,
-                direction=C2S,
-                counter=keyschedule.SEAL_COUNTERS[purpose],
-            ),
-            b"ack",
-        )
+        self.assertEqual(server_opens_ack(KEY, ack.sealed), b"ack")
 
     def test_next_key(self):
         """
@@ -240,18 +245,7 @@ class PrimedRotationTests(SynchronousTestCase):
                 USER,
             ),
         )
-        purpose = keyschedule.ROTATE_ACK_PURPOSE
-        self.assertEqual(
-            keyschedule.open_sealed(
-                key,
-                message.sealed,
-                profile=USER,
-                purpose=purpose,
-                direction=C2S,
-                counter=keyschedule.SEAL_COUNTERS[purpose],
-            ),
-            b"ack",
-        )
+        self.assertEqual(server_opens_ack(key, message.sealed), b"ack")
 
     def test_unusable_share(self):
         """

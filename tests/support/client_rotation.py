@@ -11,6 +11,7 @@ the machines against docs/PROTOCOL.md share them.
 """
 
 import base64
+import os
 import random
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -19,6 +20,7 @@ from twisted.internet import error as internet_error
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -367,6 +369,32 @@ def run_connection(factory: RotationFactory, server: FakeServer) -> None:
         protocol.connectionLost(Failure(internet_error.ConnectionDone()))
 
 
+class FactoryFixture:
+    """
+    A L{RotationFactory} of L{PROFILE} on a L{Clock} at its enrollment,
+    with counted fingerprints, talking to a L{FakeServer}; it records each
+    (old, new) profile it stores and each report.  Mixed into the test
+    cases of the factory.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(PROFILE.enrolled_at)
+        self.server = FakeServer()
+        self.fingerprint = Fingerprints()
+        self.stored = []
+        self.reports = []
+        self.factory = make_factory(
+            self.clock,
+            lambda old, new: self.stored.append((old, new)),
+            self.reports.append,
+            self.fingerprint,
+        )
+
+    def connection(self):
+        run_connection(self.factory, self.server)
+
+
 class ConversationFixture:
     """
     A L{ClientRotation} of C{profile} with counted fingerprints and
@@ -393,6 +421,37 @@ def stop(agent: Agent) -> None:
     """
     if agent.running:
         agent.stopService()
+
+
+def start_agent(
+    case, reactor, path, rotation_endpoint, fingerprint=FINGERPRINT, observer=None
+) -> Agent:
+    """
+    Start an L{Agent} on C{reactor} rotating the profiles of the state file
+    at C{path}, each over the endpoint C{rotation_endpoint(reactor,
+    profile, timeout)} returns, with the shortest jitter and C{fingerprint};
+    the test C{case} stops it when it ends.
+
+    @param observer: if given, added as a rotation observer before the
+        agent starts.
+    """
+    agent = Agent(
+        reactor,
+        path,
+        hello_endpoint_port=0,
+        hello_interface="127.0.0.1",
+        timeout=TIMEOUT,
+        rotation_interval=INTERVAL,
+        fingerprint=lambda: fingerprint,
+        random_bytes=os.urandom,
+        random=FixedRandom(0.0),
+        rotation_endpoint=rotation_endpoint,
+    )
+    if observer is not None:
+        agent.add_rotation_observer(observer)
+    agent.startService()
+    case.addCleanup(stop, agent)
+    return agent
 
 
 @implementer(IStreamClientEndpoint)
