@@ -206,9 +206,9 @@ class RotationInputs(Conversation):
         feed the input that says how that went.
         """
         try:
-            fingerprint_hash = self._fingerprint()
-        except FingerprintError as e:
-            return self._fail(f"cannot compute the hardware fingerprint: {e}")
+            fingerprint_hash = self._fingerprint_hash()
+        except _CannotDerive as e:
+            return self._fail(str(e))
         self._attempt, self._reconnect = rotation_keys.reconnection(
             self._profile,
             fingerprint_hash,
@@ -245,14 +245,24 @@ class RotationInputs(Conversation):
         @raise _CannotDerive: the fingerprint cannot be computed or the
             server's half is unusable.
         """
-        try:
-            fingerprint_hash = self._fingerprint()
-        except FingerprintError as e:
-            raise _CannotDerive(f"cannot compute the hardware fingerprint: {e}")
+        fingerprint_hash = self._fingerprint_hash()
         try:
             return derivation(self._profile, pending, fingerprint_hash, server_public)
         except keyschedule.KeyScheduleError as e:
-            raise _CannotDerive(f"cannot derive the next key: {e}")
+            raise _CannotDerive(f"cannot derive the next key: {e}") from None
+
+    def _fingerprint_hash(self) -> bytes:
+        """
+        This machine's fingerprint hash, computed now.
+
+        @raise _CannotDerive: it cannot be computed.
+        """
+        try:
+            return self._fingerprint()
+        except FingerprintError as e:
+            raise _CannotDerive(
+                f"cannot compute the hardware fingerprint: {e}"
+            ) from None
 
     def _hold(self, key: bytes, sealing: keyschedule.SealingKey) -> None:
         """
@@ -279,12 +289,12 @@ class RotationInputs(Conversation):
         carries_share = isinstance(message, wire.RotateDoneNext)
         if self._next is None or carries_share != (self.version >= PRIMED_SINCE):
             return self._input(VIOLATION)
-        if not carries_share:
-            if rotation_keys.confirms(self._sealing, message.sealed):
-                return self._input(CONFIRMED)
-        elif (share := rotation_keys.next_share(self._sealing, message.sealed)) is not None:
-            self._share = share
-            return self._input(CONFIRMED_NEXT)
+        if carries_share:
+            self._share = rotation_keys.next_share(self._sealing, message.sealed)
+            if self._share is not None:
+                return self._input(CONFIRMED_NEXT)
+        elif rotation_keys.confirms(self._sealing, message.sealed):
+            return self._input(CONFIRMED)
         return self._fail("the server's rotation confirmation did not open")
 
     def _prepare_primed(self) -> list:
