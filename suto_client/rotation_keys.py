@@ -8,8 +8,9 @@ they happen and what each outcome means.
 Nothing here keeps state or draws randomness of its own: the machine
 passes in the fresh junk and key pair it drew, the fingerprint it
 recomputed and the keys it holds.  Each key that seals or opens messages
-(a rotation's new key: "ok", "ack" and "done"; a reconnection attempt's
-key: its junk and the server's answer) is held as one
+(a rotation's new key: "ok", "ack" and "done", or in a primed rotation
+"ack" and the server's next share; a reconnection attempt's key: its junk
+and the server's answer) is held as one
 L{keyschedule.SealingKey}, as the server holds it, so that its seal
 subkey and cipher are made once rather than for every message.
 """
@@ -54,14 +55,18 @@ class Pending:
         )
         return cls(junk, private)
 
+    @property
+    def public(self) -> bytes:
+        """
+        The raw X25519 public key of this side's fresh pair.
+        """
+        return self.private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
     def rotate(self, profile: EnrolledProfile) -> wire.Rotate:
         """
         The C{SUTO_C_ROTATE_} that offers this material for C{profile}.
         """
-        public = self.private.public_key().public_bytes(
-            Encoding.Raw, PublicFormat.Raw
-        )
-        return wire.Rotate(profile.key_id, self.junk, public, profile.user)
+        return wire.Rotate(profile.key_id, self.junk, self.public, profile.user)
 
 
 def reconnection(
@@ -154,6 +159,59 @@ def confirms(new: keyschedule.SealingKey, sealed: bytes) -> bool:
     return _opens_to(new, sealed, _DONE, keyschedule.ROTATE_DONE_PURPOSE)
 
 
+def next_share(new: keyschedule.SealingKey, sealed: bytes) -> bytes | None:
+    """
+    The server's share for the next rotation, from its "done" on a
+    version-3 connection (C{SUTO_ROTATE_DONE_NEXT_}), which confirms
+    C{new} as "done" does.
+
+    @return: the share's raw X25519 public key, or L{None} when C{sealed}
+        does not open under C{new}.
+    """
+    return _opened(new, sealed, keyschedule.ROTATE_DONE_NEXT_PURPOSE)
+
+
+def primed_rotation(
+    profile: EnrolledProfile,
+    pending: Pending,
+    fingerprint_hash: bytes,
+    server_share: bytes,
+) -> tuple[bytes, keyschedule.SealingKey, wire.RotatePrimed]:
+    """
+    A rotation of C{profile} from the server's C{server_share} of the last
+    "done": the new key is derived at once, exactly as L{next_key} derives
+    it from a C{SUTO_ROTATE_OK_}, and the acknowledgement of the
+    two-message form (L{acknowledgement}) travels in the first message.
+
+    @return: the new key, the same held to open the server's answer, and
+        the C{SUTO_C_ROTATE_PRIMED_} to send.
+    @raise keyschedule.KeyScheduleError: the share is unusable.
+    """
+    key = next_key(profile, pending, fingerprint_hash, server_share)
+    new = keyschedule.SealingKey(key, profile.user)
+    message = wire.RotatePrimed(
+        profile.key_id,
+        pending.junk,
+        pending.public,
+        acknowledgement(new).sealed,
+        profile.user,
+    )
+    return key, new, message
+
+
+def _opened(
+    sealing: keyschedule.SealingKey, sealed: bytes, purpose: str
+) -> bytes | None:
+    """
+    C{sealed}, the server's rotation or reconnection message for
+    C{purpose}, opened under C{sealing}; L{None} if it does not open.
+    """
+    try:
+        return sealing.open(sealed, purpose)
+    except keyschedule.SealError:
+        return None
+
+
 def _opens_to(
     sealing: keyschedule.SealingKey, sealed: bytes, expected: bytes, purpose: str
 ) -> bool:
@@ -161,8 +219,5 @@ def _opens_to(
     Does C{sealed}, the server's rotation or reconnection message for
     C{purpose}, open under C{sealing} to C{expected}?
     """
-    try:
-        plaintext = sealing.open(sealed, purpose)
-    except keyschedule.SealError:
-        return False
-    return hmac.compare_digest(plaintext, expected)
+    plaintext = _opened(sealing, sealed, purpose)
+    return plaintext is not None and hmac.compare_digest(plaintext, expected)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.client.test_rotation,tests.client.test_reconnection,tests.machines.test_spec -*-
+# -*- test-case-name: tests.client.test_rotation,tests.client.test_primed_rotation,tests.client.test_reconnection,tests.machines.test_spec -*-
 """
 The endpoint's side of key rotation as a sans-IO state machine
 (docs/PROTOCOL.md §6.7, §9 and §10).
@@ -6,9 +6,10 @@ The endpoint's side of key rotation as a sans-IO state machine
 L{ClientRotation} is in the shape of
 L{suto_client.enrollment_machine.ClientEnrollment}: it receives decoded
 wire messages and answers with actions (L{Send}, L{Commit}, L{Report},
-L{Close}).  L{ClientRotation.receive} inspects each message, opening what
-is sealed, and feeds exactly one input, so the table at the end of the
-module reads as the conversation::
+L{Close}).  Its base, L{suto_client.rotation_inputs.RotationInputs},
+inspects each message, opening what is sealed, and feeds exactly one
+input, so the table at the end of this module reads as the
+conversation::
 
     idle --open--> awaiting_version                  (sends VERSION)
     awaiting_version --version_online--> awaiting_ok (sends ROTATE)
@@ -20,14 +21,19 @@ module reads as the conversation::
     awaiting_ok --opened--> awaiting_done            (sends ROTATE_ACK)
     awaiting_ok --unopened--> done                   (OPEN_FAILED)
     awaiting_ok --unknown_key--> done                (UNKNOWN_KEY)
-    awaiting_done --confirmed--> committing          (asks for a commit)
+    awaiting_done --confirmed--> committing          (version 2: asks for a commit)
     committing --stored--> ready                     (ROTATED)
-    committing --not_stored--> done                  (ERROR)
-    ready --lost--> done                             (nothing to report)
+    awaiting_done --confirmed_next--> committing_primed (version 3: the same)
+    committing_primed --stored--> primed             (ROTATED)
+    primed --begin--> awaiting_primed_done           (sends ROTATE_PRIMED)
+    awaiting_primed_done --confirmed_next--> committing_primed
+    committing, committing_primed --not_stored--> done (ERROR)
+    ready, primed --lost--> done                     (nothing to report)
     any other --server_error/violation/lost--> done  (ERROR)
     any --expire--> done                             (TIMEOUT)
     any --a call out of turn--> done                 (ERROR)
-    ready, awaiting_ok, committing --challenged--> the same (sends C_VERIFY)
+    ready, awaiting_ok, committing and their primed
+      counterparts --challenged--> the same          (sends C_VERIFY)
 
 A verification (docs/PROTOCOL.md §11) challenges the live connection
 between rotations; the challenge may cross a rotation the agent started,
@@ -35,12 +41,21 @@ or arrive while the agent stores the key the server just committed, so
 those states answer it too, with the key the profile holds (the server
 takes the previous key while the new one is unconfirmed).
 
+On a version-3 connection (docs/PROTOCOL.md §9.2) the server's "done"
+carries, sealed under the new key, its X25519 share for the next
+rotation (C{SUTO_ROTATE_DONE_NEXT_}).  The machine keeps that share in
+memory only, in the C{primed} states, and the next rotation derives the
+new key at once from it and sends its acknowledgement in its first
+message (C{SUTO_C_ROTATE_PRIMED_}): one message each way, the same
+derivation, and the same commit on the server's sealed "done".  The
+first rotation of a connection has no share and takes the two-message
+form, as every rotation does on version 2; a "done" of the other
+version's kind is a violation.
+
 Every rotation draws fresh junk and a fresh X25519 key pair, and
-recomputes the hardware fingerprint when the server's half arrives: the
-fingerprint is never sent, so state copied to another machine derives
-another key and cannot open C{SUTO_ROTATE_OK_}.  The new key is stored
-(L{Commit}) only after the server's C{SUTO_ROTATE_DONE_} opened under it,
-and the machine uses it only once the store succeeded: until then the old
+recomputes the hardware fingerprint, which is never sent.  The new key
+is stored (L{Commit}) only after the server's "done" opened under it, and
+the machine uses it only once the store succeeded: until then the old
 key stays the profile's key, which the server still accepts.
 
 A profile that is offline (docs/PROTOCOL.md §10) reconnects before it
@@ -57,12 +72,28 @@ L{suto_client.rotation} runs it on a connection and paces the rotations.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Callable
-
 from suto_client import rotation_keys
-from suto_client.conversation import EXPIRE, LOST, VIOLATION, Conversation
-from suto_client.fingerprint import FingerprintError
+from suto_client.conversation import EXPIRE, LOST, VIOLATION
+from suto_client.rotation_inputs import (
+    BEGIN,
+    CHALLENGED,
+    CONFIRMED,
+    CONFIRMED_NEXT,
+    DENIED,
+    INPUTS,
+    NOT_STORED,
+    OPEN,
+    OPENED,
+    RECONNECTED,
+    SERVER_ERROR,
+    STORED,
+    TIME,
+    UNKNOWN_KEY,
+    UNOPENED,
+    VERSION_OFFLINE,
+    VERSION_ONLINE,
+    RotationInputs,
+)
 from suto_client.rotation_outcome import (
     OPEN_FAILED_REASON,
     REFUSED_REASON,
@@ -71,10 +102,7 @@ from suto_client.rotation_outcome import (
     Commit,
     Report,
     RotationOutcome,
-    require_rotatable,
-    server_error_reason,
 )
-from suto_client.state import EnrolledProfile
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Close, Send, Table
 
@@ -88,6 +116,11 @@ AWAITING_OK = "awaiting_ok"  # ROTATE went out; ROTATE_OK or UNKNOWN_KEY.
 AWAITING_DONE = "awaiting_done"  # ROTATE_ACK went out; the server commits.
 COMMITTING = "committing"  # The server committed; the new key is stored here.
 READY = "ready"  # The last rotation is stored; waiting for the next one.
+# The server committed and sent its next share; the new key is stored here.
+COMMITTING_PRIMED = "committing_primed"
+PRIMED = "primed"  # As ready, holding the server's share for the next one.
+# ROTATE_PRIMED went out; the server checks the acknowledgement and commits.
+AWAITING_PRIMED_DONE = "awaiting_primed_done"
 DONE = "done"  # The connection's rotations have ended.
 
 STATES = (
@@ -99,119 +132,28 @@ STATES = (
     AWAITING_DONE,
     COMMITTING,
     READY,
+    COMMITTING_PRIMED,
+    PRIMED,
+    AWAITING_PRIMED_DONE,
     DONE,
 )
 
-#: The inputs, besides the ones every conversation has (but C{version},
-#: which this conversation takes as one of two).
-OPEN = "open"  # Connected to the server.
-VERSION_ONLINE = "version_online"  # Our version, confirmed; online profile.
-VERSION_OFFLINE = "version_offline"  # Our version, confirmed; offline profile.
-TIME = "time"  # SUTO_TIME_ arrived and the reconnection is sealed.
-RECONNECTED = "reconnected"  # SUTO_RECONNECT_OK_, opened under the attempt's key.
-DENIED = "denied"  # SUTO_AUTH_0: the server refuses the profile.
-UNKNOWN_KEY = "unknown_key"  # SUTO_ERROR_UNKNOWN_KEY.
-SERVER_ERROR = "server_error"  # Another SUTO_ERROR_: the server gives up.
-BEGIN = "begin"  # The time for the next rotation has come.
-OPENED = "opened"  # SUTO_ROTATE_OK_, opened under the derived key.
-UNOPENED = "unopened"  # SUTO_ROTATE_OK_, not opened under the derived key.
-CONFIRMED = "confirmed"  # SUTO_ROTATE_DONE_, opened under the new key.
-STORED = "stored"  # The new key is stored.
-NOT_STORED = "not_stored"  # The new key could not be stored.
-CHALLENGED = "challenged"  # SUTO_VERIFY_: prove the key, bound to its nonce.
 
-INPUTS = (
-    OPEN,
-    VERSION_ONLINE,
-    VERSION_OFFLINE,
-    TIME,
-    RECONNECTED,
-    DENIED,
-    UNKNOWN_KEY,
-    SERVER_ERROR,
-    BEGIN,
-    OPENED,
-    UNOPENED,
-    CONFIRMED,
-    STORED,
-    NOT_STORED,
-    VIOLATION,
-    LOST,
-    EXPIRE,
-    CHALLENGED,
-)
-
-
-class ClientRotation(Conversation):
+class ClientRotation(RotationInputs):
     """
     One connection's rotations of one profile's key, in lockstep: the
     version exchange, then a rotation at once, then one more each time
-    L{rotate} is called after the previous one was reported.
-
-    @param profile: the profile as stored, holding the current key.
-    @param fingerprint: computes this machine's
-        L{keyschedule.FINGERPRINT_SIZE}-byte fingerprint hash, or raises
-        L{FingerprintError}; called once per rotation.
-    @param random_bytes: returns that many fresh random bytes.
-    @raise RotationError: the profile's user cannot rotate.
+    L{rotate} is called after the previous one was reported.  It takes
+    the arguments of L{RotationInputs}, which reads the server's messages
+    into its inputs.
 
     A profile that is offline (its C{offline_since} is set) reconnects
     before it rotates.
     """
 
-    __slots__ = (
-        "_profile",
-        "_fingerprint",
-        "_random_bytes",
-        "_pending",
-        "_ack",
-        "_next",
-        "_sealing",
-        "_asked_time",
-        "_reconnect",
-        "_attempt",
-        "_answered",
-        "_nonce",
-    )
-
-    def __init__(
-        self,
-        profile: EnrolledProfile,
-        fingerprint: Callable[[], bytes],
-        random_bytes: Callable[[int], bytes],
-    ) -> None:
-        require_rotatable(profile)
-        super().__init__()
-        self._profile = profile
-        self._fingerprint = fingerprint
-        self._random_bytes = random_bytes
-        self._pending: rotation_keys.Pending | None = None
-        self._ack: wire.RotateAck | None = None
-        self._next: EnrolledProfile | None = None
-        # The new key of the rotation under way, ready to open "done".
-        self._sealing: keyschedule.SealingKey | None = None
-        self._asked_time = False
-        self._reconnect: wire.Reconnect | None = None
-        self._attempt: keyschedule.SealingKey | None = None
-        self._answered = False
-        self._nonce: bytes | None = None
-
-    @property
-    def profile(self) -> EnrolledProfile:
-        """
-        The profile as last committed: its key is the one to present.
-        """
-        return self._profile
+    __slots__ = ()
 
     # What the protocol calls.
-
-    def receive(self, message) -> list:
-        self._answered = True
-        return super().receive(message)
-
-    def protocol_error(self, error: wire.ProtocolError) -> list:
-        self._answered = True
-        return super().protocol_error(error)
 
     def start(self) -> list:
         """
@@ -224,7 +166,9 @@ class ClientRotation(Conversation):
         Start the next rotation; only once the previous one was reported
         as L{RotationOutcome.ROTATED}.
         """
-        return self._input(BEGIN)
+        if self._share is None:
+            return self._input(BEGIN)
+        return self._prepare_primed()
 
     def committed(self) -> list:
         """
@@ -238,102 +182,6 @@ class ClientRotation(Conversation):
         secrets.  The old key stays the key.
         """
         return self._end(reason, NOT_STORED)
-
-    # Decisions taken before the machine moves.
-
-    def _version(self) -> list:
-        # Conversation calls this on the server's version: which way the
-        # connection opens depends on whether the profile is offline.
-        if self._profile.offline_since is None:
-            return self._input(VERSION_ONLINE)
-        return self._input(VERSION_OFFLINE)
-
-    def _inspect(self, message) -> list:
-        if isinstance(message, wire.ServerTime):
-            if not self._asked_time:
-                return self._input(VIOLATION)
-            self._asked_time = False
-            return self._prepare_reconnect(message.seconds, message.step)
-        if isinstance(message, wire.ReconnectOk):
-            if self._attempt is None:
-                return self._input(VIOLATION)
-            if rotation_keys.welcomed(self._attempt, message.sealed):
-                self._attempt = None
-                return self._input(RECONNECTED)
-            return self._fail("the server's reconnection answer did not open")
-        if isinstance(message, wire.Auth) and not message.ok:
-            return self._input(DENIED)
-        if isinstance(message, wire.VerifyChallenge):
-            self._nonce = message.nonce
-            return self._input(CHALLENGED)
-        if isinstance(message, wire.RotateOk):
-            if self._pending is None:
-                return self._input(VIOLATION)
-            return self._answer(message)
-        if isinstance(message, wire.RotateDone):
-            if self._next is None:
-                return self._input(VIOLATION)
-            if rotation_keys.confirms(self._sealing, message.sealed):
-                return self._input(CONFIRMED)
-            return self._fail("the server's rotation confirmation did not open")
-        if isinstance(message, wire.Error):
-            if message.code == wire.ERROR_UNKNOWN_KEY:
-                self._reason = f"the server reported {message.code}"
-                return self._input(UNKNOWN_KEY)
-            self._reason = server_error_reason(message.code)
-            return self._input(SERVER_ERROR)
-        return self._input(VIOLATION)
-
-    def _prepare_reconnect(self, server_time: int, step_length: int) -> list:
-        """
-        Derive the key of this attempt, from the offline key for the
-        server's time step and a fresh nonce, and seal fresh junk under it;
-        feed the input that says how that went.
-        """
-        try:
-            fingerprint_hash = self._fingerprint()
-        except FingerprintError as e:
-            return self._fail(f"cannot compute the hardware fingerprint: {e}")
-        self._attempt, self._reconnect = rotation_keys.reconnection(
-            self._profile,
-            fingerprint_hash,
-            server_time,
-            step_length,
-            self._random_bytes(keyschedule.JUNK_SIZE),
-            self._random_bytes(keyschedule.ATTEMPT_NONCE_SIZE),
-        )
-        return self._input(TIME)
-
-    def _answer(self, message: wire.RotateOk) -> list:
-        """
-        Derive the new key from the server's half and open its "ok" under
-        it; feed the input that says how that went.
-        """
-        pending, self._pending = self._pending, None
-        try:
-            fingerprint_hash = self._fingerprint()
-        except FingerprintError as e:
-            return self._fail(f"cannot compute the hardware fingerprint: {e}")
-        try:
-            key = rotation_keys.next_key(
-                self._profile, pending, fingerprint_hash, message.public
-            )
-        except keyschedule.KeyScheduleError as e:
-            return self._fail(f"cannot derive the next key: {e}")
-        sealing = keyschedule.SealingKey(key, self._profile.user)
-        if not rotation_keys.opens_ok(sealing, message.sealed):
-            return self._input(UNOPENED)
-        self._ack = rotation_keys.acknowledgement(sealing)
-        self._sealing = sealing
-        # A committed rotation ends any offline spell.
-        self._next = replace(
-            self._profile,
-            key=key,
-            key_id=keyschedule.key_id(key),
-            generation=self._profile.generation + 1,
-            offline_since=None,
-        )
-        return self._input(OPENED)
 
     def _report(self, outcome: RotationOutcome, reason: str = "") -> Report:
         return Report(
@@ -349,18 +197,16 @@ class ClientRotation(Conversation):
         self._forget()
         self._actions += [self._report(outcome, reason), Close(abort=abort)]
 
-    def _forget(self) -> None:
-        """
-        Drop everything derived for the rotation under way.
-        """
-        self._pending = self._ack = self._next = self._sealing = None
-        self._reconnect = self._attempt = None
-
     # Outputs.
 
     def _send_rotate(self):
         self._pending = rotation_keys.Pending.draw(self._random_bytes)
         self._actions.append(Send(self._pending.rotate(self._profile)))
+
+    def _send_rotate_primed(self):
+        # A share serves one rotation: the next comes with its "done".
+        primed, self._primed, self._share = self._primed, None, None
+        self._actions.append(Send(primed))
 
     def _send_proof(self):
         nonce, self._nonce = self._nonce, None
@@ -410,6 +256,9 @@ _C = ClientRotation
 _ERROR = (_C._finish_error,)
 _VERSIONS = (VERSION_ONLINE, VERSION_OFFLINE)
 _LIVE = STATES[:-1]
+_BETWEEN = (READY, PRIMED)
+_COMMITTING = (COMMITTING, COMMITTING_PRIMED)
+_SENT_ROTATION = (AWAITING_OK, AWAITING_PRIMED_DONE)
 _OUT_OF_TURN = (_C._report_out_of_turn, _C._finish_error)
 
 #: Every transition, in the order of docs/PROTOCOL.md §6.7.
@@ -431,10 +280,23 @@ TRANSITIONS = Table(
         ((AWAITING_DONE,), (CONFIRMED,), COMMITTING, (_C._ask_commit,)),
         ((COMMITTING,), (STORED,), READY, (_C._finish_rotated,)),
         ((READY,), (BEGIN,), AWAITING_OK, (_C._send_rotate,)),
-        ((COMMITTING,), (NOT_STORED,), DONE, _ERROR),
-        ((AWAITING_RECONNECT_OK, AWAITING_OK), (DENIED,), DONE, (_C._finish_denied,)),
         (
-            (AWAITING_RECONNECT_OK, AWAITING_OK),
+            (AWAITING_DONE, AWAITING_PRIMED_DONE),
+            (CONFIRMED_NEXT,),
+            COMMITTING_PRIMED,
+            (_C._ask_commit,),
+        ),
+        ((COMMITTING_PRIMED,), (STORED,), PRIMED, (_C._finish_rotated,)),
+        ((PRIMED,), (BEGIN,), AWAITING_PRIMED_DONE, (_C._send_rotate_primed,)),
+        (_COMMITTING, (NOT_STORED,), DONE, _ERROR),
+        (
+            (AWAITING_RECONNECT_OK, *_SENT_ROTATION),
+            (DENIED,),
+            DONE,
+            (_C._finish_denied,),
+        ),
+        (
+            (AWAITING_RECONNECT_OK, *_SENT_ROTATION),
             (UNKNOWN_KEY,),
             DONE,
             (_C._finish_unknown_key,),
@@ -444,32 +306,75 @@ TRANSITIONS = Table(
         # sealed messages out of order are found out before the machine.
         ((AWAITING_VERSION,), (UNKNOWN_KEY, DENIED), DONE, _ERROR),
         (
-            (IDLE, AWAITING_TIME, AWAITING_DONE, COMMITTING, READY),
+            (IDLE, AWAITING_TIME, AWAITING_DONE, *_COMMITTING, *_BETWEEN),
             (*_VERSIONS, UNKNOWN_KEY, DENIED),
             DONE,
             _ERROR,
         ),
-        ((AWAITING_RECONNECT_OK, AWAITING_OK), _VERSIONS, DONE, _ERROR),
+        ((AWAITING_RECONNECT_OK, *_SENT_ROTATION), _VERSIONS, DONE, _ERROR),
         (
-            (IDLE, AWAITING_VERSION, COMMITTING, READY),
+            (IDLE, AWAITING_VERSION, *_COMMITTING, *_BETWEEN),
+            (TIME, RECONNECTED, OPENED, UNOPENED, CONFIRMED, CONFIRMED_NEXT),
+            DONE,
+            _ERROR,
+        ),
+        (
+            (AWAITING_TIME,),
+            (RECONNECTED, OPENED, UNOPENED, CONFIRMED, CONFIRMED_NEXT),
+            DONE,
+            _ERROR,
+        ),
+        (
+            (AWAITING_RECONNECT_OK,),
+            (TIME, OPENED, UNOPENED, CONFIRMED, CONFIRMED_NEXT),
+            DONE,
+            _ERROR,
+        ),
+        (
+            (AWAITING_OK,),
+            (TIME, RECONNECTED, CONFIRMED, CONFIRMED_NEXT),
+            DONE,
+            _ERROR,
+        ),
+        ((AWAITING_DONE,), (TIME, RECONNECTED, OPENED, UNOPENED), DONE, _ERROR),
+        (
+            (AWAITING_PRIMED_DONE,),
             (TIME, RECONNECTED, OPENED, UNOPENED, CONFIRMED),
             DONE,
             _ERROR,
         ),
-        ((AWAITING_TIME,), (RECONNECTED, OPENED, UNOPENED, CONFIRMED), DONE, _ERROR),
-        ((AWAITING_RECONNECT_OK,), (TIME, OPENED, UNOPENED, CONFIRMED), DONE, _ERROR),
-        ((AWAITING_OK,), (TIME, RECONNECTED, CONFIRMED), DONE, _ERROR),
-        ((AWAITING_DONE,), (TIME, RECONNECTED, OPENED, UNOPENED), DONE, _ERROR),
         (_LIVE, (SERVER_ERROR, VIOLATION), DONE, _ERROR),
         (_LIVE, (EXPIRE,), DONE, (_C._finish_timeout,)),
-        (_LIVE[:-1], (LOST,), DONE, (_C._finish_lost,)),
-        ((READY,), (LOST,), DONE, ()),
+        (
+            tuple(state for state in _LIVE if state not in _BETWEEN),
+            (LOST,),
+            DONE,
+            (_C._finish_lost,),
+        ),
+        (_BETWEEN, (LOST,), DONE, ()),
         (_LIVE[1:], (OPEN,), DONE, _OUT_OF_TURN),
-        (_LIVE[:-1], (BEGIN,), DONE, _OUT_OF_TURN),
-        (_LIVE[:-2] + (READY,), (STORED, NOT_STORED), DONE, _OUT_OF_TURN),
+        (
+            tuple(state for state in _LIVE if state not in _BETWEEN),
+            (BEGIN,),
+            DONE,
+            _OUT_OF_TURN,
+        ),
+        (
+            tuple(state for state in _LIVE if state not in _COMMITTING),
+            (STORED, NOT_STORED),
+            DONE,
+            _OUT_OF_TURN,
+        ),
         *(
             ((state,), (CHALLENGED,), state, (_C._send_proof,))
-            for state in (READY, AWAITING_OK, COMMITTING)
+            for state in (
+                READY,
+                AWAITING_OK,
+                COMMITTING,
+                PRIMED,
+                AWAITING_PRIMED_DONE,
+                COMMITTING_PRIMED,
+            )
         ),
         (
             (IDLE, AWAITING_VERSION, AWAITING_TIME, AWAITING_RECONNECT_OK, AWAITING_DONE),

@@ -23,7 +23,6 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_client.agent import Agent
 from suto_client.fingerprint import FingerprintError
 from suto_client.rotation import RETRY_CAP, CommitError, RotationProtocol
 from suto_client.rotation_machine import ClientRotation
@@ -54,7 +53,8 @@ from tests.support.client_rotation import (
     raw_public,
     refused_connection,
     run_connection,
-    stop,
+    secret_forms,
+    start_agent,
 )
 from tests.support.udp import MemoryUDPReactor
 
@@ -85,8 +85,6 @@ class OfflineServer(FakeServer):
     when it does not open; a plain rotation of the offline profile that
     did not reconnect first is refused with C{SUTO_AUTH_0}.  The rotation
     that follows a reconnection ends the spell.
-
-    @ivar received: every message it was sent, in order.
     """
 
     def __init__(self, seconds=SERVER_NOW, step=STEP, **kwargs):
@@ -95,10 +93,8 @@ class OfflineServer(FakeServer):
         self.step = step
         self.offline = True
         self.reconnected = False
-        self.received = []
 
-    def receive(self, message) -> list:
-        self.received.append(message)
+    def reply(self, message) -> list:
         if isinstance(message, wire.GetTime):
             return [wire.ServerTime(self.seconds, self.step)]
         if isinstance(message, wire.Reconnect):
@@ -109,8 +105,8 @@ class OfflineServer(FakeServer):
             and not self.reconnected
         ):
             return [wire.Auth(False)]
-        replies = super().receive(message)
-        if isinstance(replies[0], wire.RotateDone):
+        replies = super().reply(message)
+        if isinstance(replies[0], (wire.RotateDone, wire.RotateDoneNext)):
             self.offline = self.reconnected = False
         return replies
 
@@ -161,21 +157,6 @@ def committed_profile(server: FakeServer, rotated_at=None):
         rotated_at=rotated_at,
         offline_since=None,
     )
-
-
-def secret_forms(*secrets: bytes) -> list[str]:
-    """
-    The ways a secret could show in a log line or a C{repr}: hex, base64
-    and its Python representation.
-    """
-    forms = []
-    for secret in secrets:
-        forms += [
-            secret.hex(),
-            base64.b64encode(secret).decode(),
-            repr(secret),
-        ]
-    return forms
 
 
 class ClientReconnectionTests(ConversationFixture, SynchronousTestCase):
@@ -269,18 +250,19 @@ class ClientReconnectionTests(ConversationFixture, SynchronousTestCase):
     def test_next_rotation_is_plain(self):
         """
         Once the rotation after the reconnection is stored, the next one
-        on the connection is a plain ROTATE: no time request, no second
-        reconnection.
+        on the connection is a rotation alone: no time request, no second
+        reconnection; on version 3, from the share that rotation's "done"
+        carried.
         """
         self.converse(self.rotation.start())
         self.rotation.committed()
         del self.server.received[:]
         [send] = self.rotation.rotate()
-        self.assertIsInstance(send.message, wire.Rotate)
+        self.assertIsInstance(send.message, wire.RotatePrimed)
         self.converse([send])
         self.assertEqual(
             [type(message) for message in self.server.received],
-            [wire.Rotate, wire.RotateAck],
+            [wire.RotatePrimed],
         )
 
     def test_server_time_and_step(self):
@@ -920,23 +902,13 @@ class AgentOfflineTests(SynchronousTestCase):
 
     def start(self, profile):
         save_state(self.path, ClientState(profiles={USER: profile}))
-        agent = Agent(
+        return start_agent(
+            self,
             self.reactor,
             self.path,
-            hello_endpoint_port=0,
-            hello_interface="127.0.0.1",
-            timeout=TIMEOUT,
-            rotation_interval=INTERVAL,
-            fingerprint=lambda: FINGERPRINT,
-            random=FixedRandom(0.0),
-            rotation_endpoint=lambda reactor, profile, timeout: self.endpoint,
+            lambda reactor, profile, timeout: self.endpoint,
+            observer=lambda user, outcome, key_id: self.outcomes.append(outcome),
         )
-        agent.add_rotation_observer(
-            lambda user, outcome, key_id: self.outcomes.append(outcome)
-        )
-        agent.startService()
-        self.addCleanup(stop, agent)
-        return agent
 
     def refuse_attempt(self):
         """

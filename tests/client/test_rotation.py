@@ -21,7 +21,6 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_client import tap
-from suto_client.agent import Agent
 from suto_client.fingerprint import FingerprintError
 from suto_client.rotation import (
     MAX_HOLD_OFF,
@@ -50,6 +49,7 @@ from tests.support.client_rotation import (
     USER,
     ConversationFixture,
     Draws,
+    FactoryFixture,
     FakeEndpoint,
     FakeServer,
     Fingerprints,
@@ -59,8 +59,8 @@ from tests.support.client_rotation import (
     raw_public,
     refused_connection,
     rotated_profile,
-    run_connection,
-    stop,
+    secret_forms,
+    start_agent,
 )
 from tests.support.udp import MemoryUDPReactor
 
@@ -74,11 +74,13 @@ class ClientRotationTests(ConversationFixture, SynchronousTestCase):
 
     def test_success(self):
         """
-        A rotation is exactly: VERSION both ways, ROTATE with the current
-        key id, fresh junk and a fresh public key, the server's ROTATE_OK,
-        an ACK sealed under the new key, the server's ROTATE_DONE, then a
-        commit of the new key, and only once it is stored the report.
+        A rotation with a server that answers version 2 is exactly: VERSION
+        both ways, ROTATE with the current key id, fresh junk and a fresh
+        public key, the server's ROTATE_OK, an ACK sealed under the new
+        key, the server's ROTATE_DONE, then a commit of the new key, and
+        only once it is stored the report.
         """
+        self.server = FakeServer(version=2)
         self.assertEqual(self.rotation.start(), [Send(wire.Version(3))])
         [send] = self.rotation.receive(wire.Version(2))
         junk = bytes([1]) * 32
@@ -470,6 +472,7 @@ class ClientRotationTests(ConversationFixture, SynchronousTestCase):
         Neither key appears in the representation of any action, so
         logging one cannot leak it.
         """
+        self.server = FakeServer(version=2)
         actions = self.rotation.start()
         actions += self.rotation.receive(wire.Version(2))
         [ok] = self.server.receive(actions[-1].message)
@@ -556,7 +559,9 @@ class RotationProtocolTests(SynchronousTestCase):
         rotate = self.transport.value()
         committed = self.events[0][1]
         self.assertTrue(
-            rotate.startswith(b"SUTO_C_ROTATE_" + committed.key_id.encode())
+            rotate.startswith(
+                b"SUTO_C_ROTATE_PRIMED_" + committed.key_id.encode()
+            )
         )
         pump(self.protocol, self.transport, self.server)
         self.assertEqual(
@@ -692,24 +697,7 @@ class RotationProtocolTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
-class RotationFactoryTests(SynchronousTestCase):
-    def setUp(self):
-        self.clock = Clock()
-        self.clock.advance(PROFILE.enrolled_at)
-        self.server = FakeServer()
-        self.fingerprint = Fingerprints()
-        self.stored = []
-        self.reports = []
-        self.factory = make_factory(
-            self.clock,
-            lambda old, new: self.stored.append((old, new)),
-            self.reports.append,
-            self.fingerprint,
-        )
-
-    def connection(self):
-        run_connection(self.factory, self.server)
-
+class RotationFactoryTests(FactoryFixture, SynchronousTestCase):
     def test_store_then_profile(self):
         """
         A rotation stores the new profile in place of the old one, and the
@@ -918,26 +906,16 @@ class AgentRotationTests(SynchronousTestCase):
         self.outcomes = []
 
     def start(self, path=None, fingerprint=FINGERPRINT):
-        agent = Agent(
+        return start_agent(
+            self,
             self.reactor,
             path or self.path,
-            hello_endpoint_port=0,
-            hello_interface="127.0.0.1",
-            timeout=TIMEOUT,
-            rotation_interval=INTERVAL,
-            fingerprint=lambda: fingerprint,
-            random_bytes=os.urandom,
-            random=FixedRandom(0.0),
-            rotation_endpoint=self.endpoint,
-        )
-        agent.add_rotation_observer(
+            self.endpoint,
+            fingerprint,
             lambda user, outcome, key_id: self.outcomes.append(
                 (user, outcome, key_id)
-            )
+            ),
         )
-        agent.startService()
-        self.addCleanup(stop, agent)
-        return agent
 
     def endpoint(self, reactor, profile, timeout):
         self.assertIs(reactor, self.reactor)
@@ -981,6 +959,32 @@ class AgentRotationTests(SynchronousTestCase):
             load_state(self.path).profiles[USER], rotated_profile(self.server, self.reactor.seconds())
         )
         self.assertEqual(self.endpoints[PROFILE.key_id].attempts, [])
+
+    def test_share_neither_stored_nor_logged(self):
+        """
+        Three rotations on a version-3 connection, two of them primed,
+        leave in the state file the profile with the last key and nothing
+        else, and no share the server sent for a next rotation shows in
+        the file or in any log event.
+        """
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.start()
+        protocol, transport = self.rotate_once()
+        for _ in range(2):
+            self.reactor.advance(INTERVAL)
+            pump(protocol, transport, self.server)
+        self.assertEqual(self.server.generation, 3)
+        self.assertEqual(
+            load_state(self.path).profiles[USER],
+            rotated_profile(self.server, self.reactor.seconds()),
+        )
+        with open(self.path, encoding="utf-8") as handle:
+            stored = handle.read()
+        shown = repr(list(observer))
+        self.assertEqual(len(self.server.shares), 3)
+        for form in secret_forms(*self.server.shares):
+            self.assertNotIn(form, stored)
+            self.assertNotIn(form, shown)
 
     def test_reconnects_with_latest_key(self):
         """

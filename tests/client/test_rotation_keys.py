@@ -42,6 +42,22 @@ def server_seals(key: bytes, plaintext: bytes, purpose: str) -> bytes:
     )
 
 
+def server_opens_ack(key: bytes, sealed: bytes) -> bytes:
+    """
+    C{sealed}, a rotation's acknowledgement, opened under C{key} as the
+    server opens it.
+    """
+    purpose = keyschedule.ROTATE_ACK_PURPOSE
+    return keyschedule.open_sealed(
+        key,
+        sealed,
+        profile=USER,
+        purpose=purpose,
+        direction=C2S,
+        counter=keyschedule.SEAL_COUNTERS[purpose],
+    )
+
+
 def attempt_key(nonce: bytes) -> bytes:
     """
     The key of a reconnection attempt of C{PROFILE} with C{nonce}, at the
@@ -146,19 +162,8 @@ class RotationTests(SynchronousTestCase):
         self.assertTrue(rotation_keys.confirms(new, done))
         self.assertFalse(rotation_keys.confirms(new, ok))
         self.assertFalse(rotation_keys.confirms(other, done))
-        purpose = keyschedule.ROTATE_ACK_PURPOSE
         ack = rotation_keys.acknowledgement(new)
-        self.assertEqual(
-            keyschedule.open_sealed(
-                KEY,
-                ack.sealed,
-                profile=USER,
-                purpose=purpose,
-                direction=C2S,
-                counter=keyschedule.SEAL_COUNTERS[purpose],
-            ),
-            b"ack",
-        )
+        self.assertEqual(server_opens_ack(KEY, ack.sealed), b"ack")
 
     def test_next_key(self):
         """
@@ -167,7 +172,7 @@ class RotationTests(SynchronousTestCase):
         """
         pending = rotation_keys.Pending.draw(lambda size: bytes([5]) * size)
         server = rotation_keys.Pending.draw(lambda size: bytes([9]) * size)
-        server_public = server.rotate(PROFILE).public
+        server_public = server.public
         shared = keyschedule.dh_shared_secret(pending.private, server_public)
         self.assertEqual(
             rotation_keys.next_key(PROFILE, pending, FINGERPRINT, server_public),
@@ -184,6 +189,72 @@ class RotationTests(SynchronousTestCase):
         self.assertRaises(
             keyschedule.KeyScheduleError,
             rotation_keys.next_key,
+            PROFILE,
+            pending,
+            FINGERPRINT,
+            bytes(32),
+        )
+
+
+class PrimedRotationTests(SynchronousTestCase):
+    """
+    The primed rotation: from the server's share of the last "done", the
+    key, the acknowledgement and the message at once.
+    """
+
+    def test_share(self):
+        """
+        The next share opens only under the key it was sealed with, as the
+        server's message 1 for the purpose "rotate-done-next"; a "done"
+        of the two-message form is no share.
+        """
+        new = keyschedule.SealingKey(KEY, USER)
+        share = bytes(range(40, 72))
+        purpose = keyschedule.ROTATE_DONE_NEXT_PURPOSE
+        sealed = server_seals(KEY, share, purpose)
+        self.assertEqual(keyschedule.SEAL_COUNTERS[purpose], 1)
+        self.assertEqual(rotation_keys.next_share(new, sealed), share)
+        other = keyschedule.SealingKey(OTHER_KEY, USER)
+        self.assertIsNone(rotation_keys.next_share(other, sealed))
+        done = server_seals(KEY, b"done", keyschedule.ROTATE_DONE_PURPOSE)
+        self.assertIsNone(rotation_keys.next_share(new, done))
+
+    def test_key_ack_and_message(self):
+        """
+        The primed rotation's key is L{rotation_keys.next_key} of the same
+        material with the share as the server's half; its message offers
+        this side's junk and public key for the profile's key id and user,
+        with the acknowledgement the two-message form would send under
+        that key.
+        """
+        pending = rotation_keys.Pending.draw(lambda size: bytes([5]) * size)
+        share = rotation_keys.Pending.draw(lambda size: bytes([9]) * size).public
+        key, new, message = rotation_keys.primed_rotation(
+            PROFILE, pending, FINGERPRINT, share
+        )
+        self.assertEqual(
+            key, rotation_keys.next_key(PROFILE, pending, FINGERPRINT, share)
+        )
+        self.assertEqual(
+            message,
+            wire.RotatePrimed(
+                PROFILE.key_id,
+                pending.junk,
+                pending.public,
+                rotation_keys.acknowledgement(new).sealed,
+                USER,
+            ),
+        )
+        self.assertEqual(server_opens_ack(key, message.sealed), b"ack")
+
+    def test_unusable_share(self):
+        """
+        A share of low order is refused by the key schedule.
+        """
+        pending = rotation_keys.Pending.draw(lambda size: bytes([5]) * size)
+        self.assertRaises(
+            keyschedule.KeyScheduleError,
+            rotation_keys.primed_rotation,
             PROFILE,
             pending,
             FINGERPRINT,

@@ -58,13 +58,20 @@ class ConversationTests(ConversationFixture, SynchronousTestCase):
     def test_ready(self):
         """
         Between rotations the agent answers with the key it holds, and
-        stays ready for the next rotation.
+        stays ready for the next rotation: ready on version 2, primed, the
+        server's next share held, on version 3.
         """
-        self.converse(self.rotation.start())
-        self.rotation.committed()
-        actions = self.rotation.receive(wire.VerifyChallenge(CHECK_NONCE))
-        self.assertEqual(actions, [Send(proof_of(self.rotation.profile))])
-        self.assertEqual(self.rotation._state, rotation_machine.READY)
+        for version, state in (
+            (2, rotation_machine.READY),
+            (3, rotation_machine.PRIMED),
+        ):
+            self.setUp()
+            self.server = FakeServer(version=version)
+            self.converse(self.rotation.start())
+            self.rotation.committed()
+            actions = self.rotation.receive(wire.VerifyChallenge(CHECK_NONCE))
+            self.assertEqual(actions, [Send(proof_of(self.rotation.profile))])
+            self.assertEqual(self.rotation._state, state)
 
     def test_crossing(self):
         """

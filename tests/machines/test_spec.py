@@ -536,12 +536,18 @@ class ClientRotationDriver(ClientDriver):
     """
     Answers as a server would, from the key schedule (L{FakeServer}); the
     profile is marked offline when the path opens with a reconnection, or
-    when a version is the input that is to open one.
+    when a version is the input that is to open one.  The server speaks
+    version 2 on a path through a plain "done" (C{confirmed}), or one
+    that is to feed it, unless the path went through a "done" with the
+    next share (C{confirmed_next}); version 3 otherwise.
     """
 
     def __init__(self, path: tuple) -> None:
         super().__init__(path)
-        self.server = FakeServer()
+        route, fired = path[:-1], path[-1]
+        plain = "confirmed" in route or fired == "confirmed"
+        self.version = 2 if plain and "confirmed_next" not in route else 3
+        self.server = FakeServer(version=self.version)
 
     def make(self):
         profile = PROFILE
@@ -553,7 +559,7 @@ class ClientRotationDriver(ClientDriver):
         return rotation.ClientRotation(profile, lambda: FINGERPRINT, Draws())
 
     def feed_version_online(self, machine, case):
-        return machine.receive(wire.Version(wire.PROTOCOL_VERSION))
+        return machine.receive(wire.Version(self.version))
 
     feed_version_offline = feed_version_online
 
@@ -608,6 +614,14 @@ class ClientRotationDriver(ClientDriver):
             return machine.receive(wire.RotateDone(bytes(16)))
         return machine.receive(self.server.acknowledge(ack))
 
+    def feed_confirmed_next(self, machine, case):
+        last = self.sent((wire.RotateAck, wire.RotatePrimed))
+        if isinstance(last, wire.RotatePrimed):
+            return machine.receive(self.server.rotate_primed(last))
+        if last is None:
+            return machine.receive(wire.RotateDoneNext(bytes(48)))
+        return machine.receive(self.server.acknowledge(last))
+
     def feed_begin(self, machine, case):
         return machine.rotate()
 
@@ -622,13 +636,14 @@ class ClientRotationDriver(ClientDriver):
 
 
 #: The client's rotation inputs that only a sealed answer opening under
-#: what the conversation holds can feed, with the one state that holds it.
+#: what the conversation holds can feed, with the states that hold it.
 SEALED_ANSWERS = {
-    "time": "awaiting_time",
-    "reconnected": "awaiting_reconnect_ok",
-    "opened": "awaiting_ok",
-    "unopened": "awaiting_ok",
-    "confirmed": "awaiting_done",
+    "time": ("awaiting_time",),
+    "reconnected": ("awaiting_reconnect_ok",),
+    "opened": ("awaiting_ok",),
+    "unopened": ("awaiting_ok",),
+    "confirmed": ("awaiting_done",),
+    "confirmed_next": ("awaiting_done", "awaiting_primed_done"),
 }
 
 #: The (state, input) pairs of each machine that no public call reaches,
@@ -657,11 +672,14 @@ UNREACHED = {
         ("awaiting_done", "version_offline"),
         ("committing", "version_offline"),
         ("ready", "version_offline"),
+        ("committing_primed", "version_offline"),
+        ("primed", "version_offline"),
+        ("awaiting_primed_done", "version_offline"),
         *(
             (state, symbol)
             for state in rotation.STATES
             for symbol, awaited in SEALED_ANSWERS.items()
-            if state != awaited
+            if state not in awaited
         ),
     },
     # A reconnection is one only as the connection's first message.

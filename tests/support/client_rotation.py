@@ -3,12 +3,15 @@ The endpoint's side of key rotation against a small server built from the
 key schedule.
 
 L{FakeServer} answers a L{ClientRotation} as the design says a server must,
-with deterministic L{Draws} and counted L{Fingerprints}, so a test knows
-every byte; the helpers run a L{RotationFactory} over a L{StringTransport}
+in the version the client offers (3, with the primed rotation) or an
+earlier one it is made to speak, with deterministic L{Draws} and counted
+L{Fingerprints}, so a test knows every byte the client sends; the helpers run a L{RotationFactory} over a L{StringTransport}
 against it. The client's rotation and reconnection tests and the check of
 the machines against docs/PROTOCOL.md share them.
 """
 
+import base64
+import os
 import random
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -17,6 +20,7 @@ from twisted.internet import error as internet_error
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -101,37 +105,63 @@ class FakeServer:
     The server's side of rotations, from the key schedule alone: it holds
     one profile's key and the fingerprint hash the profile was enrolled
     with, and commits a new key when the acknowledgement opens.
+
+    On a version-3 connection its "done" carries its share for the next
+    rotation, which it takes once, as the next rotation on the same
+    connection (C{SUTO_C_ROTATE_PRIMED_}).
+
+    @ivar version: the newest version it speaks.
+    @ivar agreed: the version of the connection under way: the one the
+        client offered, or L{version} if that is older; L{version} until
+        a client offers one.
+    @ivar shares: the raw public keys of every share it sent, in order.
+    @ivar received: every message it was sent, in order.
     """
 
-    def __init__(self, key=K0, generation=0, fingerprint=FINGERPRINT):
+    def __init__(
+        self,
+        key=K0,
+        generation=0,
+        fingerprint=FINGERPRINT,
+        version=wire.PROTOCOL_VERSION,
+    ):
         self.key = key
         self.generation = generation
         self.fingerprint = fingerprint
+        self.version = self.agreed = version
         self.pending = None
+        self.primed = None
+        self.shares = []
+        self.received = []
 
     def receive(self, message) -> list:
+        self.received.append(message)
+        return self.reply(message)
+
+    def reply(self, message) -> list:
+        """
+        The server's answers to C{message}.
+        """
         if isinstance(message, wire.Version):
-            return [wire.Version(wire.PROTOCOL_VERSION)]
+            # A new connection: the share of the last one is gone.
+            self.agreed = min(message.version, self.version)
+            self.primed = None
+            return [wire.Version(self.agreed)]
         if isinstance(message, wire.Rotate):
             return [self.answer(message)]
         if isinstance(message, wire.RotateAck):
             return [self.acknowledge(message)]
+        if isinstance(message, wire.RotatePrimed):
+            return [self.rotate_primed(message)]
         raise AssertionError(f"the server did not expect {message!r}")
 
     def answer(self, rotate: wire.Rotate):
-        known = keyschedule.key_id(self.key)
-        if rotate.user != USER or rotate.key_id != known:
+        if self.primed is not None:
+            return wire.Error(wire.ERROR_OUT_OF_ORDER)
+        if not self.knows(rotate):
             return wire.Error(wire.ERROR_UNKNOWN_KEY)
         private = X25519PrivateKey.generate()
-        generation = self.generation + 1
-        self.pending = keyschedule.next_key(
-            self.key,
-            rotate.junk,
-            self.fingerprint,
-            keyschedule.dh_shared_secret(private, rotate.public),
-            USER,
-            generation,
-        )
+        self.derive(rotate, private)
         return wire.RotateOk(
             raw_public(private),
             keyschedule.seal(
@@ -142,6 +172,41 @@ class FakeServer:
                 direction=S2C,
                 counter=0,
             ),
+        )
+
+    def rotate_primed(self, primed: wire.RotatePrimed):
+        """
+        A rotation from the share this connection's last "done" carried:
+        the new key derived with its private key, the acknowledgement
+        checked and the key committed as L{acknowledge} does.
+        """
+        if self.primed is None:
+            return wire.Error(wire.ERROR_OUT_OF_ORDER)
+        if not self.knows(primed):
+            return wire.Error(wire.ERROR_UNKNOWN_KEY)
+        private, self.primed = self.primed, None
+        self.derive(primed, private)
+        return self.acknowledge(wire.RotateAck(primed.sealed))
+
+    def knows(self, rotation) -> bool:
+        """
+        Is C{rotation}'s key this profile's?
+        """
+        known = keyschedule.key_id(self.key)
+        return rotation.user == USER and rotation.key_id == known
+
+    def derive(self, rotation, private: X25519PrivateKey) -> None:
+        """
+        Hold the key that follows this one, from C{rotation}'s junk and
+        public key and this side's C{private} half.
+        """
+        self.pending = keyschedule.next_key(
+            self.key,
+            rotation.junk,
+            self.fingerprint,
+            keyschedule.dh_shared_secret(private, rotation.public),
+            USER,
+            self.generation + 1,
         )
 
     def acknowledge(self, ack: wire.RotateAck):
@@ -161,6 +226,19 @@ class FakeServer:
         if plaintext != b"ack":
             return wire.Error(wire.ERROR_ROTATION_FAILED)
         self.key, self.generation = new, generation
+        if self.agreed >= 3:
+            self.primed = X25519PrivateKey.generate()
+            self.shares.append(raw_public(self.primed))
+            return wire.RotateDoneNext(
+                keyschedule.seal(
+                    new,
+                    self.shares[-1],
+                    profile=USER,
+                    purpose="rotate-done-next",
+                    direction=S2C,
+                    counter=1,
+                )
+            )
         return wire.RotateDone(
             keyschedule.seal(
                 new,
@@ -190,6 +268,21 @@ def rotated_profile(server: FakeServer, rotated_at=None) -> EnrolledProfile:
         enrolled_at=PROFILE.enrolled_at,
         rotated_at=rotated_at,
     )
+
+
+def secret_forms(*secrets: bytes) -> list[str]:
+    """
+    The ways a secret could show in a log line or a C{repr}: hex, base64
+    and its Python representation.
+    """
+    forms = []
+    for secret in secrets:
+        forms += [
+            secret.hex(),
+            base64.b64encode(secret).decode(),
+            repr(secret),
+        ]
+    return forms
 
 
 def pump(protocol, transport: StringTransport, server: FakeServer, until=None) -> None:
@@ -276,6 +369,32 @@ def run_connection(factory: RotationFactory, server: FakeServer) -> None:
         protocol.connectionLost(Failure(internet_error.ConnectionDone()))
 
 
+class FactoryFixture:
+    """
+    A L{RotationFactory} of L{PROFILE} on a L{Clock} at its enrollment,
+    with counted fingerprints, talking to a L{FakeServer}; it records each
+    (old, new) profile it stores and each report.  Mixed into the test
+    cases of the factory.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(PROFILE.enrolled_at)
+        self.server = FakeServer()
+        self.fingerprint = Fingerprints()
+        self.stored = []
+        self.reports = []
+        self.factory = make_factory(
+            self.clock,
+            lambda old, new: self.stored.append((old, new)),
+            self.reports.append,
+            self.fingerprint,
+        )
+
+    def connection(self):
+        run_connection(self.factory, self.server)
+
+
 class ConversationFixture:
     """
     A L{ClientRotation} of C{profile} with counted fingerprints and
@@ -302,6 +421,37 @@ def stop(agent: Agent) -> None:
     """
     if agent.running:
         agent.stopService()
+
+
+def start_agent(
+    case, reactor, path, rotation_endpoint, fingerprint=FINGERPRINT, observer=None
+) -> Agent:
+    """
+    Start an L{Agent} on C{reactor} rotating the profiles of the state file
+    at C{path}, each over the endpoint C{rotation_endpoint(reactor,
+    profile, timeout)} returns, with the shortest jitter and C{fingerprint};
+    the test C{case} stops it when it ends.
+
+    @param observer: if given, added as a rotation observer before the
+        agent starts.
+    """
+    agent = Agent(
+        reactor,
+        path,
+        hello_endpoint_port=0,
+        hello_interface="127.0.0.1",
+        timeout=TIMEOUT,
+        rotation_interval=INTERVAL,
+        fingerprint=lambda: fingerprint,
+        random_bytes=os.urandom,
+        random=FixedRandom(0.0),
+        rotation_endpoint=rotation_endpoint,
+    )
+    if observer is not None:
+        agent.add_rotation_observer(observer)
+    agent.startService()
+    case.addCleanup(stop, agent)
+    return agent
 
 
 @implementer(IStreamClientEndpoint)
