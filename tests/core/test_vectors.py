@@ -5,12 +5,16 @@ the specification cannot drift from what is implemented.
 
 import re
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import keyschedule, libxcrypt, schemes, wire
 from tests.support.key_vectors import (
+    ALICE_PRIVATE,
     ATTEMPT_NONCE,
+    BOB_PUBLIC,
     CHECK_NONCE,
+    DH_SHARED,
     FINGERPRINT,
     JUNK,
     KEY_1,
@@ -107,6 +111,51 @@ class ReconnectTranscriptTests(SynchronousTestCase):
             ]
         self.assertIn(offline.hex(), section)
         self.assertIn(attempt.hex(), section)
+        self.assertEqual(printed(section), encoded(lines))
+
+
+class PrimedTranscriptTests(SynchronousTestCase):
+    def test_transcript(self):
+        """
+        The primed rotation printed in section 9.2 is what the key schedule
+        and the codec make of the section 7.7 inputs for the user alice:
+        the share sealed under K1 at the server's counter 1, and the
+        rotation whose acknowledgement is sealed under K2, derived from
+        that share and Bob's key pair.
+        """
+        section = section_text("#### A primed rotation on the wire")
+        key = bytes.fromhex(KEY_1)
+        share = (
+            X25519PrivateKey.from_private_bytes(ALICE_PRIVATE)
+            .public_key()
+            .public_bytes_raw()
+        )
+        following = keyschedule.next_key(
+            key, JUNK, FINGERPRINT, bytes.fromhex(DH_SHARED), "alice", 2
+        )
+        lines = [
+            wire.RotateDoneNext(
+                keyschedule.seal_message(
+                    key,
+                    share,
+                    profile="alice",
+                    purpose=keyschedule.ROTATE_DONE_NEXT_PURPOSE,
+                )
+            ),
+            wire.RotatePrimed(
+                keyschedule.key_id(key),
+                JUNK,
+                BOB_PUBLIC,
+                keyschedule.seal_message(
+                    following,
+                    b"ack",
+                    profile="alice",
+                    purpose=keyschedule.ROTATE_ACK_PURPOSE,
+                ),
+                "alice",
+            ),
+        ]
+        self.assertIn(following.hex(), section)
         self.assertEqual(printed(section), encoded(lines))
 
 
