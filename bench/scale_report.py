@@ -210,7 +210,8 @@ def configuration_rows(
     configuration: Configuration, cores: int, ceiling: float
 ) -> list[Row]:
     """
-    @param ceiling: the message ceiling / 2 of the run, in rotations/s.
+    @param ceiling: the rotation ceiling of the run (its message
+        ceiling: a primed rotation is one exchange), in rotations/s.
     @return: the rows of one configuration, named by it.
     """
     figures = configuration_json(configuration, cores)
@@ -220,7 +221,7 @@ def configuration_rows(
         (f"{name}: rotations", text(figures["rotations_per_second"]), "rotations/s",
          f"{measured.count} in {measured.seconds:.1f} s, {measured.errors} "
          f"errors; {text(ratio(measured.per_second, ceiling), 2)} of the "
-         f"message ceiling / 2"),
+         f"rotation ceiling"),
         (f"{name}: latency p99", text(figures["latency_p99_ms"]), "ms", ""),
         (f"{name}: server CPU per rotation",
          text(figures["server_cpu_ms_per_rotation"], 3), "ms",

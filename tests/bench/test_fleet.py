@@ -330,12 +330,12 @@ class FleetReportTests(SynchronousTestCase):
 
     def test_rotation_figures(self):
         """
-        The rotation ceiling is half the message ceiling (two exchanges
-        per rotation); CPU is per completed rotation.
+        The rotation ceiling is the message ceiling (a primed rotation is
+        one exchange); CPU is per completed rotation.
         """
         figures = report.rotation_json(_result(6000, 1.0, 1.2), _ceilings(10000))
-        self.assertEqual(figures["rotation_ceiling"], 5000)
-        self.assertEqual(figures["ratio"], 1.2)
+        self.assertEqual(figures["rotation_ceiling"], 10000)
+        self.assertEqual(figures["ratio"], 0.6)
         self.assertEqual(figures["server_cpu_ms_per_rotation"], 0.2)
         self.assertEqual(figures["latency_p99_ms"], 1.0)
         self.assertEqual(figures["commits"], 1500)
