@@ -8,7 +8,7 @@ next finds the socket writable: it asks epoll to watch for writability
 (one C{epoll_ctl}), wakes on the next poll, sends, and stops watching (a
 second C{epoll_ctl}), dispatching the event through its logging context
 on the way.  A SUTO device connection writes one TLS record per turn of
-its conversation (C{SUTO_ROTATE_OK_}, then C{SUTO_ROTATE_DONE_}), into a
+its conversation (a rotation's C{SUTO_ROTATE_DONE_NEXT_}), into a
 socket whose send buffer is empty nearly always, so all of that is paid
 for a send that could have been made on the spot: profiled, about one
 tenth of the server's CPU per rotation went to its writes.
