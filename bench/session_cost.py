@@ -65,6 +65,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (  # noqa: E402
 )
 from twisted.internet.epollreactor import EPollReactor  # noqa: E402
 
+from bench.figures import rounded  # noqa: E402
 from bench.server_rotation import server_rotation_microseconds  # noqa: E402
 from suto_server.core import wire  # noqa: E402
 from suto_server.machines.rotation import RotationConversation  # noqa: E402
@@ -345,6 +346,53 @@ def bytes_per_session(sessions: int, form: Form) -> float:
     return traced / sessions + outside
 
 
+def form_figures(options: argparse.Namespace, form: Form) -> list[tuple]:
+    """
+    @return: each figure of C{form}, as the options ask for it: its name
+        in the JSON line, what it is, its value and unit.
+    """
+    timed = (options.rotations, options.repeat, form)
+    return [
+        (
+            "rotation_us",
+            "one rotation through RotationConversation",
+            rounded(rotation_microseconds(*timed), 2),
+            "µs",
+        ),
+        (
+            "codec_us",
+            "one rotation's codec work",
+            rounded(codec_microseconds(*timed), 2),
+            "µs",
+        ),
+        (
+            "timeouts_us",
+            f"one rotation's timeout changes among {options.connections} "
+            "connections",
+            rounded(timeout_microseconds(options.connections, *timed), 2),
+            "µs",
+        ),
+        (
+            "bytes_per_session",
+            "memory per session after a rotation",
+            rounded(bytes_per_session(options.sessions, form), 0),
+            "B",
+        ),
+        (
+            "server_rotation_us",
+            f"the server's side of one rotation, {options.profiles} "
+            "profiles, no sockets or TLS",
+            rounded(
+                server_rotation_microseconds(
+                    options.profiles, options.rounds, form.version
+                ),
+                1,
+            ),
+            "µs of CPU",
+        ),
+    ]
+
+
 def main(argv: list | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rotations", type=int, default=20_000)
@@ -356,47 +404,9 @@ def main(argv: list | None = None) -> None:
     options = parser.parse_args(argv)
     figures = {}
     for form in FORMS:
-        name, label = form.name, form.label
-        figures[f"rotation_us_{name}"] = round(
-            rotation_microseconds(options.rotations, options.repeat, form), 2
-        )
-        figures[f"codec_us_{name}"] = round(
-            codec_microseconds(options.rotations, options.repeat, form), 2
-        )
-        figures[f"timeouts_us_{name}"] = round(
-            timeout_microseconds(
-                options.connections, options.rotations, options.repeat, form
-            ),
-            2,
-        )
-        figures[f"bytes_per_session_{name}"] = round(
-            bytes_per_session(options.sessions, form)
-        )
-        figures[f"server_rotation_us_{name}"] = round(
-            server_rotation_microseconds(
-                options.profiles, options.rounds, form.version
-            ),
-            1,
-        )
-        print(
-            f"{label}: one rotation through RotationConversation: "
-            f"{figures[f'rotation_us_{name}']} µs"
-        )
-        print(f"{label}: one rotation's codec work: {figures[f'codec_us_{name}']} µs")
-        print(
-            f"{label}: one rotation's timeout changes among "
-            f"{options.connections} connections: "
-            f"{figures[f'timeouts_us_{name}']} µs"
-        )
-        print(
-            f"{label}: memory per session after a rotation: "
-            f"{figures[f'bytes_per_session_{name}']} B"
-        )
-        print(
-            f"{label}: the server's side of one rotation, {options.profiles} "
-            f"profiles, no sockets or TLS: "
-            f"{figures[f'server_rotation_us_{name}']} µs of CPU"
-        )
+        for name, what, value, unit in form_figures(options, form):
+            figures[f"{name}_{form.name}"] = value
+            print(f"{form.label}: {what}: {value} {unit}")
     print(json.dumps(figures))
 
 
