@@ -1,36 +1,39 @@
+# -*- test-case-name: tests.bench.test_session_cost -*-
 """
 What pieces of the server's rotation path cost on their own, per rotation:
 the rotation machine (L{RotationConversation}), the codec, and the
 connection's timeout changes among many connections; the memory each
 machine's session holds; and the server's whole side of a rotation
-without its sockets and TLS.
+without its sockets and TLS (L{bench.server_rotation}).
 
-A rotation is the four calls the protocol makes on an idle connection:
-C{receive(Rotate)}, C{started}, C{receive(RotateAck)}, C{committed}.
-The machine is timed alone: no wire, no key schedule, no store.  The
-codec figure decodes a rotation's two client lines (each on a fresh
-decoder's buffer, as they arrive) and encodes its two answers.  The
-timeout figure is the four timeout changes of one rotation (a reset for
-each message received, the exchange timeout when it begins, the idle
-period when it commits) on one of C{--connections} connections whose
-timeouts share a real reactor's timers, with the reactor's own pass over
-its timers after each turn, as it runs between events.  Memory is what
-C{tracemalloc} sees allocated by C{--sessions} sessions after each has
-made one rotation (as an idle connection's session has), divided by
-their number.
+Each figure is given for both forms of a rotation (docs/PROTOCOL.md
+§9.2): the two-message form of a version-2 connection
+(C{SUTO_C_ROTATE_}, C{SUTO_ROTATE_OK_}, C{SUTO_C_ROTATE_ACK_},
+C{SUTO_ROTATE_DONE_}), and the primed form of a version-3 connection in
+its steady state, every rotation after the connection's first
+(C{SUTO_C_ROTATE_PRIMED_}, C{SUTO_ROTATE_DONE_NEXT_}).
 
-The server figure runs the server's own code for one rotation, as the
-daemon assembles it: C{ServerProtocol} over a C{StringTransport} for each
-of C{--profiles} profiles seeded in a SQLite store as the fleet is
-(L{bench.fleet.seed}), the rotation, reconnection and tracking rules
-that L{suto_server.keyrules.assemble} puts together for the daemon, with
-its default settings, over the store's calls, and the group commit on the
-same thread (the daemon runs its statements on the database thread).
-The agents' side is computed between the server's calls, with the
-agent's functions, and not counted: the figure is the thread's CPU time inside the server's calls
-(the two reads and the group commit's turn), per rotation.  What it
-leaves out is what the fleet adds: the sockets, TLS and the reactor's
-dispatch of each read.
+A rotation through the machine is the calls the protocol makes on a
+connection between rotations: C{receive(Rotate)}, C{started},
+C{receive(RotateAck)}, C{committed} for the two-message form;
+C{receive(RotatePrimed)}, C{committed_next} for the primed one.  The
+machine is timed alone: no wire, no key schedule, no store.  The codec
+figure decodes a rotation's client lines (each on a fresh decoder's
+buffer, as they arrive) and encodes its answers.  The timeout figure is
+one rotation's timeout changes (a reset for each message received, the
+exchange timeout when it begins, the idle period when it commits) on one
+of C{--connections} connections whose timeouts share a real reactor's
+timers, with the reactor's own pass over its timers after each turn, as
+it runs between events.  Memory is what C{tracemalloc} sees allocated by
+C{--sessions} sessions after a rotation of the form (as an idle
+connection's session has), divided by their number; a version-3
+connection's session also holds the server's share for its next
+rotation, an X25519 private key, whose OpenSSL part outside Python's
+allocator is counted from glibc's C{mallinfo2}.
+
+The server figure (L{bench.server_rotation}) is the CPU time of the
+server's own code, as the daemon assembles it, per rotation of C{--profiles}
+agents over C{--rounds} rounds.
 
 Run from the repository root, with the project's virtualenv, under the
 bench lock:
@@ -43,15 +46,15 @@ bench lock:
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import os
 import sys
-import tempfile
-import time
 import timeit
 import tracemalloc
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass
 
 if __package__ in (None, ""):
     # Run as a script: make the repository importable, as "python -m" would.
@@ -60,47 +63,32 @@ if __package__ in (None, ""):
 from cryptography.hazmat.primitives.asymmetric.x25519 import (  # noqa: E402
     X25519PrivateKey,
 )
-from twisted.cred.portal import Portal  # noqa: E402
-from twisted.internet import task  # noqa: E402
-from twisted.internet.address import IPv4Address  # noqa: E402
-from twisted.internet.defer import succeed  # noqa: E402
 from twisted.internet.epollreactor import EPollReactor  # noqa: E402
-from twisted.internet.testing import StringTransport  # noqa: E402
 
-from bench import fleet  # noqa: E402
-from suto_client import rotation_keys  # noqa: E402
-from suto_server.audit.log import AuditLog  # noqa: E402
-from suto_server.core import keyschedule, wire  # noqa: E402
-from suto_server.cred.hashpool import HashPool  # noqa: E402
-from suto_server.cred.realm import SutoRealm  # noqa: E402
-from suto_server.datafolder import DATABASE_FILE, MASTER_KEY_FILE  # noqa: E402
-from suto_server.keyrules import assemble  # noqa: E402
-from suto_server.locations import Locations  # noqa: E402
+from bench.figures import rounded  # noqa: E402
+from bench.server_rotation import server_rotation_microseconds  # noqa: E402
+from suto_server.core import wire  # noqa: E402
 from suto_server.machines.rotation import RotationConversation  # noqa: E402
-from suto_server.masterkey import MasterKey  # noqa: E402
-from suto_server.phases.classic import ClassicRules  # noqa: E402
-from suto_server.phases.connection import ServerFactory  # noqa: E402
 from suto_server.phases.timeout import (  # noqa: E402
     DeadlineWheel,
     WheelTimeoutMixin,
 )
-from suto_server.rules.registry import LiveSessions  # noqa: E402
-from suto_server.rules.rendezvous import Rendezvous  # noqa: E402
-from suto_server.settings import Alerting, EnrollmentSettings, Timing  # noqa: E402
-from suto_server.store.calls import LocalCalls  # noqa: E402
-from suto_server.store.groupcommit import GroupCommitter  # noqa: E402
-from suto_server.store.open import open_store  # noqa: E402
+from suto_server.settings import Timing  # noqa: E402
 
 USER = "alice"
 ROTATE = wire.Rotate("0" * 32, bytes(32), bytes(32), USER)
 ACK = wire.RotateAck(bytes(16))
+PRIMED = wire.RotatePrimed("0" * 32, bytes(32), bytes(32), bytes(16), USER)
 SERVER_PUBLIC = bytes(32)
 SEALED = bytes(16)
+#: A sealed share: the server's next public key and its tag.
+SEALED_SHARE = bytes(48)
 
 
 def rotate(session: RotationConversation) -> None:
     """
-    Take C{session} through one rotation, from idle back to idle.
+    Take C{session} through one two-message rotation, from idle back to
+    idle.
     """
     session.receive(ROTATE)
     session.started(SERVER_PUBLIC, SEALED)
@@ -108,46 +96,123 @@ def rotate(session: RotationConversation) -> None:
     session.committed(SEALED)
 
 
-def rotation_microseconds(rotations: int, repeat: int) -> float:
+def rotate_first_primed(session: RotationConversation) -> None:
     """
-    @return: the best, over C{repeat} runs of C{rotations} rotations on
-        one session, of the time of one rotation, in microseconds.
+    Take C{session} through a version-3 connection's first rotation, the
+    two-message form whose commit primes the next: from idle to primed.
+    """
+    session.receive(ROTATE)
+    session.started(SERVER_PUBLIC, SEALED)
+    session.receive(ACK)
+    session.committed_next(SEALED_SHARE)
+
+
+def rotate_primed(session: RotationConversation) -> None:
+    """
+    Take C{session} through one primed rotation, from primed back to
+    primed.
+    """
+    session.receive(PRIMED)
+    session.committed_next(SEALED_SHARE)
+
+
+FRAMED = wire.Framing.FRAMED
+
+
+@dataclass(frozen=True)
+class Form:
+    """
+    One form of a rotation, as each figure runs it.
+
+    @ivar name: the suffix of its figures' names in the JSON line.
+    @ivar label: how its figures are labelled in the printed lines.
+    @ivar version: the protocol version a connection rotating so announces.
+    @ivar first: takes a new session through the connection's first
+        rotation, to where the timed rotations start.
+    @ivar rotate: takes the session through one timed rotation, back to
+        where it started.
+    @ivar client_lines: a rotation's client lines, as they arrive.
+    @ivar answers: the server's answers to them.
+    @ivar holds_share: whether the session holds the server's share for
+        its next rotation between rotations.
+    """
+
+    name: str
+    label: str
+    version: int
+    first: Callable[[RotationConversation], None]
+    rotate: Callable[[RotationConversation], None]
+    client_lines: tuple[bytes, ...]
+    answers: tuple
+    holds_share: bool
+
+
+TWO_MESSAGE = Form(
+    name="v2",
+    label="two-message (version 2)",
+    version=2,
+    first=rotate,
+    rotate=rotate,
+    client_lines=(
+        wire.encode(ROTATE, FRAMED),
+        wire.encode(wire.RotateAck(bytes(48)), FRAMED),
+    ),
+    answers=(wire.RotateOk(bytes(32), bytes(48)), wire.RotateDone(bytes(48))),
+    holds_share=False,
+)
+PRIMED_FORM = Form(
+    name="v3_primed",
+    label="primed (version 3, steady state)",
+    version=3,
+    first=rotate_first_primed,
+    rotate=rotate_primed,
+    client_lines=(
+        wire.encode(
+            wire.RotatePrimed("0" * 32, bytes(32), bytes(32), bytes(48), USER),
+            FRAMED,
+        ),
+    ),
+    answers=(wire.RotateDoneNext(SEALED_SHARE),),
+    holds_share=True,
+)
+FORMS = (TWO_MESSAGE, PRIMED_FORM)
+
+
+def rotation_microseconds(rotations: int, repeat: int, form: Form) -> float:
+    """
+    @return: the best, over C{repeat} runs of C{rotations} rotations of
+        C{form} on one session, of the time of one rotation, in
+        microseconds.
     """
     session = RotationConversation(USER)
-    rotate(session)
+    form.first(session)
     runs = timeit.repeat(
-        lambda: rotate(session), number=rotations, repeat=repeat
+        lambda: form.rotate(session), number=rotations, repeat=repeat
     )
     return min(runs) / rotations * 1e6
 
 
-FRAMED = wire.Framing.FRAMED
-CLIENT_LINES = (
-    wire.encode(wire.Rotate("0" * 32, bytes(32), bytes(32), USER), FRAMED),
-    wire.encode(wire.RotateAck(bytes(48)), FRAMED),
-)
-ANSWERS = (wire.RotateOk(bytes(32), bytes(48)), wire.RotateDone(bytes(48)))
-
-
-def codec_rotation() -> None:
+def codec_rotation(form: Form) -> None:
     """
-    What the codec does in one rotation: decode the two client lines,
-    encode the two answers.
+    What the codec does in one rotation of C{form}: decode the client
+    lines, encode the answers.
     """
-    for line in CLIENT_LINES:
+    for line in form.client_lines:
         decoder = wire.Decoder(FRAMED)
         decoder.receive_data(line)
         decoder.next_event()
-    for answer in ANSWERS:
+    for answer in form.answers:
         wire.encode(answer, FRAMED)
 
 
-def codec_microseconds(rotations: int, repeat: int) -> float:
+def codec_microseconds(rotations: int, repeat: int, form: Form) -> float:
     """
     @return: the best, over C{repeat} runs, of the codec's time for one
-        rotation, in microseconds.
+        rotation of C{form}, in microseconds.
     """
-    runs = timeit.repeat(codec_rotation, number=rotations, repeat=repeat)
+    runs = timeit.repeat(
+        lambda: codec_rotation(form), number=rotations, repeat=repeat
+    )
     return min(runs) / rotations * 1e6
 
 
@@ -169,12 +234,14 @@ EXCHANGE_TIMEOUT = Timing().exchange_timeout
 IDLE_TIMEOUT = Timing().idle_timeout
 
 
-def timeout_microseconds(connections: int, rotations: int, repeat: int) -> float:
+def timeout_microseconds(
+    connections: int, rotations: int, repeat: int, form: Form
+) -> float:
     """
-    @return: the best, over C{repeat} runs, of one rotation's timeout
-        changes on one of C{connections} connections sharing a real
-        reactor's timers (the reactor is built, never run: its pass over
-        due timers is called after each turn), in microseconds.
+    @return: the best, over C{repeat} runs, of the timeout changes of one
+        rotation of C{form} on one of C{connections} connections sharing
+        a real reactor's timers (the reactor is built, never run: its pass
+        over due timers is called after each turn), in microseconds.
     """
     reactor = EPollReactor()
     deadlines = DeadlineWheel(reactor)
@@ -184,6 +251,8 @@ def timeout_microseconds(connections: int, rotations: int, repeat: int) -> float
         connection.setTimeout(IDLE_TIMEOUT - index % 60)
     reactor.runUntilCurrent()
     turn = reactor.runUntilCurrent
+    # The two-message form's acknowledgement is a turn of its own.
+    later_lines = form.client_lines[1:]
     position = 0
 
     def rotation() -> None:
@@ -193,8 +262,9 @@ def timeout_microseconds(connections: int, rotations: int, repeat: int) -> float
         connection.resetTimeout()
         connection.setTimeout(EXCHANGE_TIMEOUT)
         turn()
-        connection.resetTimeout()
-        turn()
+        for _ in later_lines:
+            connection.resetTimeout()
+            turn()
         connection.setTimeout(IDLE_TIMEOUT)
         turn()
 
@@ -202,173 +272,125 @@ def timeout_microseconds(connections: int, rotations: int, repeat: int) -> float
     return min(runs) / rotations * 1e6
 
 
-class _Agent:
+class _MallInfo2(ctypes.Structure):
     """
-    One seeded profile's agent, computing its side of each rotation with
-    the agent's own functions (L{suto_client.rotation_keys}), and the
-    server's connection it talks to.
+    glibc's C{struct mallinfo2}: C{uordblks} is the bytes C{malloc} has
+    handed out and not taken back.
     """
 
-    def __init__(self, member: fleet.Member, protocol, transport) -> None:
-        self.profile = member.profile
-        self.fingerprint = member.fingerprint_hash
-        self.protocol = protocol
-        self.transport = transport
-        self._pending = None
-        self._next = None
-        self._sealing = None
-
-    def rotate(self) -> bytes:
-        self._pending = rotation_keys.Pending(JUNK, X25519PrivateKey.generate())
-        self.transport.clear()
-        return wire.encode(self._pending.rotate(self.profile), FRAMED)
-
-    def acknowledge(self) -> bytes:
-        [*_, ok] = _decoded(self.transport.value())
-        self._next = rotation_keys.next_key(
-            self.profile, self._pending, self.fingerprint, ok.public
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
         )
-        self._sealing = keyschedule.SealingKey(self._next, self.profile.user)
-        _opened(rotation_keys.opens_ok(self._sealing, ok.sealed), "ok")
-        self.transport.clear()
-        return wire.encode(rotation_keys.acknowledgement(self._sealing), FRAMED)
-
-    def commit(self) -> None:
-        [done] = _decoded(self.transport.value())
-        _opened(rotation_keys.confirms(self._sealing, done.sealed), "done")
-        self.profile = replace(
-            self.profile,
-            key=self._next,
-            key_id=keyschedule.key_id(self._next),
-            generation=self.profile.generation + 1,
-        )
-        self._next = self._sealing = None
+    ]
 
 
-JUNK = bytes(range(32))
+def _malloc_in_use() -> int:
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    return libc.mallinfo2().uordblks
 
 
-def _opened(opened: bool, what: str) -> None:
+def share_heap_bytes(shares: int) -> float:
     """
-    @raise keyschedule.SealError: the server's C{what} did not open under
-        the key the agent derived.
+    @return: the bytes OpenSSL allocates for each of C{shares} held X25519
+        private keys, outside Python's allocator (so outside what
+        C{tracemalloc} sees), as glibc's C{malloc} counts them.  Measured
+        with C{tracemalloc} stopped, whose own records would count too.
     """
-    if not opened:
-        raise keyschedule.SealError(f"the server's {what} did not open")
+    X25519PrivateKey.generate()
+    gc.collect()
+    before = _malloc_in_use()
+    held = [X25519PrivateKey.generate() for _ in range(shares)]
+    gc.collect()
+    after = _malloc_in_use()
+    # The list that holds them is not theirs.
+    return (after - before - sys.getsizeof(held)) / shares
 
 
-def _decoded(data: bytes) -> list:
-    decoder = wire.Decoder(FRAMED)
-    decoder.receive_data(data)
-    messages = []
-    while (message := decoder.next_event()) is not wire.NEED_DATA:
-        messages.append(message)
-    return messages
-
-
-def _rotation_server(data: str, clock) -> ServerFactory:
+def bytes_per_session(sessions: int, form: Form) -> float:
     """
-    The rotation listener's factory as the daemon builds it, over the
-    store and master key of the data folder C{data}: the rules
-    L{suto_server.keyrules.assemble} puts together for the daemon, with
-    its default settings.
-    """
-    store = open_store(os.path.join(data, DATABASE_FILE))
-    master_key = MasterKey.load_or_create(os.path.join(data, MASTER_KEY_FILE))
-    calls = LocalCalls(store)
-    timing = Timing()
-    keys = assemble(
-        store=store,
-        calls=calls,
-        audit=AuditLog(store),
-        live=LiveSessions(),
-        # The seeded profiles connect from where they enrolled, so
-        # tracking admits them without a check packet.
-        checks=None,
-        # Built, never started: no enrollment is timed.
-        hash_pool=HashPool(clock),
-        committer=GroupCommitter(clock, store.commit_rotations),
-        locations=Locations(),
-        settings=EnrollmentSettings(master_key),
-        timing=timing,
-        alerting=Alerting(),
-    )
-    return ServerFactory(
-        framing=FRAMED,
-        clock=clock,
-        classic=ClassicRules(
-            Rendezvous(clock),
-            Portal(SutoRealm(), []),
-            lambda user: succeed(None),
-            lambda: "$6$ABCDEFGHIJKLMNOP",
-        ),
-        exchange_timeout=timing.exchange_timeout,
-        **keys.phases(timing),
-    )
-
-
-def server_rotation_microseconds(profiles: int, rounds: int) -> float:
-    """
-    @return: the CPU time of the server's calls in one rotation, in
-        microseconds: each of C{profiles} agents rotates C{rounds} times
-        after a first rotation that is not counted, all of them in each
-        round, as a fleet at interval 0 does, so that one group commit
-        takes the round's rotations.
-    """
-    with tempfile.TemporaryDirectory() as data:
-        members = fleet.seed(data, profiles, 0, "")
-        clock = task.Clock()
-        clock.advance(time.time())
-        factory = _rotation_server(data, clock)
-        agents = []
-        for index, member in enumerate(members):
-            address = IPv4Address("TCP", fleet.source_address(index), 40000)
-            protocol = factory.buildProtocol(address)
-            transport = StringTransport(peerAddress=address)
-            protocol.makeConnection(transport)
-            agents.append(_Agent(member, protocol, transport))
-        spent = 0.0
-
-        def server(call, *args) -> None:
-            nonlocal spent
-            started = time.thread_time()
-            call(*args)
-            spent += time.thread_time() - started
-
-        for round_ in range(rounds + 1):
-            if round_ == 1:
-                spent = 0.0
-            for agent in agents:
-                line = agent.rotate()
-                if round_ == 0:
-                    line = wire.encode(wire.Version(2), FRAMED) + line
-                server(agent.protocol.dataReceived, line)
-            for agent in agents:
-                server(agent.protocol.dataReceived, agent.acknowledge())
-            server(clock.advance, 0)
-            for agent in agents:
-                agent.commit()
-        return spent / (profiles * rounds) * 1e6
-
-
-def bytes_per_session(sessions: int) -> float:
-    """
-    @return: the bytes C{tracemalloc} finds held by each of C{sessions}
-        sessions that have made one rotation.
+    @return: the bytes held by each of C{sessions} sessions after a
+        rotation of C{form}: what C{tracemalloc} finds, and for a form
+        whose sessions hold the server's next share, that share's
+        OpenSSL part (L{share_heap_bytes}).
     """
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     held = []
+    shares = []
     for _ in range(sessions):
         session = RotationConversation(USER)
-        rotate(session)
+        form.first(session)
+        form.rotate(session)
         held.append(session)
+        if form.holds_share:
+            shares.append(X25519PrivateKey.generate())
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    # The list that holds them is not theirs.
-    return (after - before - sys.getsizeof(held)) / sessions
+    # The lists that hold them are not theirs.
+    traced = after - before - sys.getsizeof(held) - sys.getsizeof(shares)
+    outside = share_heap_bytes(sessions) if form.holds_share else 0.0
+    return traced / sessions + outside
+
+
+def form_figures(options: argparse.Namespace, form: Form) -> list[tuple]:
+    """
+    @return: each figure of C{form}, as the options ask for it: its name
+        in the JSON line, what it is, its value and unit.
+    """
+    timed = (options.rotations, options.repeat, form)
+    return [
+        (
+            "rotation_us",
+            "one rotation through RotationConversation",
+            rounded(rotation_microseconds(*timed), 2),
+            "µs",
+        ),
+        (
+            "codec_us",
+            "one rotation's codec work",
+            rounded(codec_microseconds(*timed), 2),
+            "µs",
+        ),
+        (
+            "timeouts_us",
+            f"one rotation's timeout changes among {options.connections} "
+            "connections",
+            rounded(timeout_microseconds(options.connections, *timed), 2),
+            "µs",
+        ),
+        (
+            "bytes_per_session",
+            "memory per session after a rotation",
+            rounded(bytes_per_session(options.sessions, form), 0),
+            "B",
+        ),
+        (
+            "server_rotation_us",
+            f"the server's side of one rotation, {options.profiles} "
+            "profiles, no sockets or TLS",
+            rounded(
+                server_rotation_microseconds(
+                    options.profiles, options.rounds, form.version
+                ),
+                1,
+            ),
+            "µs of CPU",
+        ),
+    ]
 
 
 def main(argv: list | None = None) -> None:
@@ -380,33 +402,11 @@ def main(argv: list | None = None) -> None:
     parser.add_argument("--profiles", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=10)
     options = parser.parse_args(argv)
-    figures = {
-        "rotation_us": round(
-            rotation_microseconds(options.rotations, options.repeat), 2
-        ),
-        "codec_us": round(codec_microseconds(options.rotations, options.repeat), 2),
-        "timeouts_us": round(
-            timeout_microseconds(
-                options.connections, options.rotations, options.repeat
-            ),
-            2,
-        ),
-        "bytes_per_session": round(bytes_per_session(options.sessions)),
-        "server_rotation_us": round(
-            server_rotation_microseconds(options.profiles, options.rounds), 1
-        ),
-    }
-    print(f"one rotation through RotationConversation: {figures['rotation_us']} µs")
-    print(f"one rotation's codec work: {figures['codec_us']} µs")
-    print(
-        f"one rotation's timeout changes among {options.connections} "
-        f"connections: {figures['timeouts_us']} µs"
-    )
-    print(f"memory per session after a rotation: {figures['bytes_per_session']} B")
-    print(
-        f"the server's side of one rotation, {options.profiles} profiles, "
-        f"no sockets or TLS: {figures['server_rotation_us']} µs of CPU"
-    )
+    figures = {}
+    for form in FORMS:
+        for name, what, value, unit in form_figures(options, form):
+            figures[f"{name}_{form.name}"] = value
+            print(f"{form.label}: {what}: {value} {unit}")
     print(json.dumps(figures))
 
 
