@@ -15,8 +15,8 @@ one rotation follow, whose commit spends the step and the attempt's nonce.
 A version-3 connection primes each next rotation (docs/PROTOCOL.md §9.2):
 every commit is answered with the server's share for the next rotation,
 whose private key the driver holds (in memory only, never logged) until
-that rotation, C{SUTO_C_ROTATE_PRIMED_}, uses it once: the same checks as
-a rotation's, then the rules' C{begin} with that key and their
+that rotation, C{SUTO_C_ROTATE_PRIMED_}, uses it once, from the key it
+was handed out under and no other: the same checks as a rotation's, then the rules' C{begin} with that key and their
 C{acknowledge} of the ack it carries, back to back, and a new share with
 its commit.
 
@@ -100,6 +100,7 @@ class RotationDriver(ChallengingDriver):
         "_rules",
         "_primes",
         "_primed",
+        "_primed_for",
         "_pending",
         "_admitted",
         "_committing",
@@ -128,8 +129,11 @@ class RotationDriver(ChallengingDriver):
         self._rules = rules
         # Whether every commit hands out the share of the next rotation.
         self._primes = version >= PRIMING_VERSION
-        # That share's private key, until the primed rotation uses it.
+        # That share's private key, until the primed rotation uses it, and
+        # the id of the key it was sealed under: the one key that rotation
+        # may rotate from.
         self._primed = None
+        self._primed_for = None
         self._pending = None
         self._admitted = False
         # A rotation's commit is on its way to the store.
@@ -142,7 +146,7 @@ class RotationDriver(ChallengingDriver):
         self._attempt_nonce = None
 
     def connection_lost(self) -> None:
-        self._primed = None
+        self._primed = self._primed_for = None
         self._end_challenges()
         self.perform(self.machine.connection_lost())
         if self._admitted and self._rules.tracking is not None:
@@ -183,8 +187,9 @@ class RotationDriver(ChallengingDriver):
         self._rotation_started()
         # The share is used once, whatever becomes of this rotation.
         private, self._primed = self._primed, None
+        follows, self._primed_for = self._primed_for, None
         self.run(
-            self._begin_rotation(action.message, private),
+            self._begin_rotation(action.message, private, follows),
             "committing a primed rotation",
         )
 
@@ -196,14 +201,18 @@ class RotationDriver(ChallengingDriver):
         # connection as a silent peer would, not an interval later.
         connection.setTimeout(connection.exchange_timeout)
 
-    async def _begin_rotation(self, message, primed=None) -> None:
+    async def _begin_rotation(self, message, primed=None, follows=None) -> None:
         """
         Check the presented key, then (for a connection that tracking has
         not yet admitted) the profile's location, then derive the next
         key: with a fresh share, answered "ok"; or, for a primed rotation
         (C{message} a L{wire.RotatePrimed}), with the share C{primed} the
         last commit handed out, then check the acknowledgement C{message}
-        carries and commit.
+        carries and commit.  A primed rotation rotates from C{follows},
+        the key the share was handed out under, or from no key: its holder
+        proved that key on this connection, so a rotation from another
+        (the previous, which a commit would roll back to) is not its
+        client's.
         """
         connection = self.connection
         rotation = self._rules.rotation
@@ -234,6 +243,9 @@ class RotationDriver(ChallengingDriver):
             self.perform(self.machine.refused())
             return
         if connection.ended:
+            return
+        if primed is not None and message.key_id != follows:
+            self.perform(self.machine.refused())
             return
         # Admitted already, begin awaits nothing before it derives and can
         # use the key just checked; after a wait for the tracker it checks
@@ -399,6 +411,7 @@ class RotationDriver(ChallengingDriver):
                 self.perform(self.machine.committed(committed.sealed))
             else:
                 self._primed = committed.next_private
+                self._primed_for = pending.new_key_id
                 self.perform(self.machine.committed_next(committed.sealed))
             connection.ticket.rotated()
             self._send_challenges()

@@ -239,6 +239,24 @@ class PrimedRotationTests(PrimedListenerMixin, SynchronousTestCase):
         )
         self.assertEqual(len(self.audit("clone_suspected")), 1)
 
+    def test_primed_from_previous_key(self):
+        """
+        The share is handed out under the key its commit made, and serves
+        a rotation from that key only: a primed rotation naming the key
+        before it (which the profile still holds as its previous one) is
+        answered C{SUTO_ERROR_UNKNOWN_KEY}, and rolls nothing back: the
+        connection proved the newer key, so the claim that its client
+        never committed it would be false.
+        """
+        protocol, transport = self.primed()
+        older = Device("alice", FIRST_KEY)
+        older.share = self.device.share
+        self.assert_refused(
+            protocol, transport, self.primed_line(older), b"SUTO_ERROR_UNKNOWN_KEY\r\n"
+        )
+        self.assertEqual(self.audit("rotation_rolled_back"), [])
+        self.assertEqual(self.failures(), [])
+
     def test_plain_rotation_when_primed(self):
         """
         Once the connection is primed, a plain C{SUTO_C_ROTATE_} is out of
