@@ -16,9 +16,9 @@ A version-3 connection primes each next rotation (docs/PROTOCOL.md §9.2):
 every commit is answered with the server's share for the next rotation,
 whose private key the driver holds (in memory only, never logged) until
 that rotation, C{SUTO_C_ROTATE_PRIMED_}, uses it once, from the key it
-was handed out under and no other: the same checks as a rotation's, then the rules' C{begin} with that key and their
-C{acknowledge} of the ack it carries, back to back, and a new share with
-its commit.
+was handed out under and no other: the same checks as a rotation's,
+then the rules' C{begin} with that key and their C{acknowledge} of the
+ack it carries, back to back, and a new share with its commit.
 
 On the profile's live connection a verification (docs/PROTOCOL.md §11)
 challenges the agent to prove its key, between rotations
@@ -30,8 +30,10 @@ whether the connection is still open before it answers or goes on
 (C{ended}, not only C{lost}: a timeout or a pipelined message may have
 closed it meanwhile, before its transport reports the loss, and a step
 going on then would count a rotation on a closed connection, set its
-timeout again, or make it the profile's live one).  While a step waits
-the machine is in a state that asks nothing of the peer (C{beginning},
+timeout again, or make it the profile's live one); only the
+acknowledgement a primed rotation carried is still judged then, so that
+hanging up at once hides no failure.  While a step waits the machine
+is in a state that asks nothing of the peer (C{beginning},
 C{reconnecting}, C{committing}, C{committing_primed}): a message arriving
 then is pipelined, answered as the table says.  A store that fails a step
 answers C{SUTO_ERROR_BUSY}; nothing was committed, and the client tries
@@ -40,6 +42,7 @@ again.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from suto_server.core import timing, wire
@@ -242,10 +245,12 @@ class RotationDriver(ChallengingDriver):
         except RotationRefused:
             self.perform(self.machine.refused())
             return
-        if connection.ended:
-            return
         if primed is not None and message.key_id != follows:
             self.perform(self.machine.refused())
+            return
+        # A primed rotation carried its acknowledgement: judged below even
+        # if the connection ended meanwhile (see _judge).
+        if connection.ended and primed is None:
             return
         # Admitted already, begin awaits nothing before it derives and can
         # use the key just checked; after a wait for the tracker it checks
@@ -284,14 +289,33 @@ class RotationDriver(ChallengingDriver):
         except RotationRefused:
             self.perform(self.machine.refused())
             return
-        if connection.ended:
-            return
         if primed is not None:
-            await self._commit_rotation(pending, message.sealed)
+            if connection.ended:
+                await self._judge(pending, message.sealed)
+            else:
+                await self._commit_rotation(pending, message.sealed)
+            return
+        if connection.ended:
             return
         self._pending = pending
         connection.setTimeout(connection.exchange_timeout)
         self.perform(self.machine.started(pending.server_public, pending.ok))
+
+    async def _judge(self, pending, sealed: bytes) -> None:
+        """
+        A primed rotation whose connection ended while its key was
+        checked commits nothing, but its acknowledgement is judged, as a
+        two-message rotation's is whenever its connection ends: one that
+        does not open counts as a failed rotation (the rules record it).
+        """
+        with contextlib.suppress(RotationRefused):
+            await self._rules.rotation.check_ack(
+                pending,
+                sealed,
+                self.connection.source,
+                self.connection.clock.seconds(),
+                held_elsewhere=self._held_elsewhere(),
+            )
 
     def _reconnect(self, action: Reconnect) -> None:
         if self._rules.reconnection is None:
