@@ -46,6 +46,7 @@ import contextlib
 from dataclasses import dataclass
 
 from suto_server.core import timing, wire
+from suto_server.core.machine import Close
 from suto_server.machines.rotation import (
     Abandon,
     Begin,
@@ -149,7 +150,7 @@ class RotationDriver(ChallengingDriver):
         self._attempt_nonce = None
 
     def connection_lost(self) -> None:
-        self._primed = self._primed_for = None
+        self._drop_share()
         self._end_challenges()
         self.perform(self.machine.connection_lost())
         if self._admitted and self._rules.tracking is not None:
@@ -157,6 +158,16 @@ class RotationDriver(ChallengingDriver):
             self._rules.tracking.detach(
                 self.user, self.connection, keep_move=self._committing
             )
+
+    def _close(self, action: Close) -> None:
+        # The conversation is over: no rotation will use the share, and a
+        # peer that stops reading could keep the transport (and this
+        # driver) for as long as TCP lets it.
+        self._drop_share()
+        super()._close(action)
+
+    def _drop_share(self) -> None:
+        self._primed = self._primed_for = None
 
     def _abandon(self, action: Abandon) -> None:
         # The machine has ended the conversation: a failure here is only

@@ -268,6 +268,23 @@ class PrimedRotationTests(PrimedListenerMixin, SynchronousTestCase):
         )
         self.assertEqual(self.failures(), [])
 
+    def test_share_dropped_on_close(self):
+        """
+        The server drops its share as soon as it ends the conversation (a
+        message out of order, a timeout), not only once the transport
+        reports the loss, which a peer that stops reading can put off
+        for as long as TCP lets it.
+        """
+        protocol, transport = self.primed()
+        self.assertIsNotNone(protocol._phase._primed)
+        self.exchange(protocol, transport, self.rotate_line())
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(protocol._phase._primed)
+        protocol, transport = self.primed()
+        self.clock.advance(IDLE_TIMEOUT)
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(protocol._phase._primed)
+
     def test_primed_before_first_commit(self):
         """
         C{SUTO_C_ROTATE_PRIMED_} while the connection's first rotation
