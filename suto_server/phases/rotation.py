@@ -60,9 +60,6 @@ from suto_server.rules.reconnection import Reconnection, ReconnectRefused
 from suto_server.rules.rotation import Rotation, RotationRefused
 from suto_server.rules.tracking import Tracking
 
-#: The first protocol version whose commits prime the next rotation.
-PRIMING_VERSION = 3
-
 
 @dataclass(frozen=True)
 class RotationRules:
@@ -132,7 +129,7 @@ class RotationDriver(ChallengingDriver):
         )
         self._rules = rules
         # Whether every commit hands out the share of the next rotation.
-        self._primes = version >= PRIMING_VERSION
+        self._primes = version >= wire.PRIMED_SINCE
         # That share's private key, until the primed rotation uses it, and
         # the id of the key it was sealed under: the one key that rotation
         # may rotate from.
