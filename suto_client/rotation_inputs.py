@@ -34,10 +34,6 @@ from suto_client.rotation_outcome import require_rotatable, server_error_reason
 from suto_client.state import EnrolledProfile
 from suto_server.core import keyschedule, wire
 
-#: The first protocol version whose "done" carries the server's share for
-#: the next rotation (docs/PROTOCOL.md §9.2).
-PRIMED_SINCE = 3
-
 #: The inputs, besides the ones every conversation has (but C{version},
 #: which this conversation takes as one of two).
 OPEN = "open"  # Connected to the server.
@@ -287,7 +283,7 @@ class RotationInputs(Conversation):
         open under the new key.
         """
         carries_share = isinstance(message, wire.RotateDoneNext)
-        if self._next is None or carries_share != (self.version >= PRIMED_SINCE):
+        if self._next is None or carries_share != (self.version >= wire.PRIMED_SINCE):
             return self._input(VIOLATION)
         if carries_share:
             self._share = rotation_keys.next_share(self._sealing, message.sealed)

@@ -15,10 +15,10 @@ one rotation follow, whose commit spends the step and the attempt's nonce.
 A version-3 connection primes each next rotation (docs/PROTOCOL.md §9.2):
 every commit is answered with the server's share for the next rotation,
 whose private key the driver holds (in memory only, never logged) until
-that rotation, C{SUTO_C_ROTATE_PRIMED_}, uses it once: the same checks as
-a rotation's, then the rules' C{begin} with that key and their
-C{acknowledge} of the ack it carries, back to back, and a new share with
-its commit.
+that rotation, C{SUTO_C_ROTATE_PRIMED_}, uses it once, from the key it
+was handed out under and no other: the same checks as a rotation's,
+then the rules' C{begin} with that key and their C{acknowledge} of the
+ack it carries, back to back, and a new share with its commit.
 
 On the profile's live connection a verification (docs/PROTOCOL.md §11)
 challenges the agent to prove its key, between rotations
@@ -30,8 +30,10 @@ whether the connection is still open before it answers or goes on
 (C{ended}, not only C{lost}: a timeout or a pipelined message may have
 closed it meanwhile, before its transport reports the loss, and a step
 going on then would count a rotation on a closed connection, set its
-timeout again, or make it the profile's live one).  While a step waits
-the machine is in a state that asks nothing of the peer (C{beginning},
+timeout again, or make it the profile's live one); only the
+acknowledgement a primed rotation carried is still judged then, so that
+hanging up at once hides no failure.  While a step waits the machine
+is in a state that asks nothing of the peer (C{beginning},
 C{reconnecting}, C{committing}, C{committing_primed}): a message arriving
 then is pipelined, answered as the table says.  A store that fails a step
 answers C{SUTO_ERROR_BUSY}; nothing was committed, and the client tries
@@ -40,9 +42,11 @@ again.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from suto_server.core import timing, wire
+from suto_server.core.machine import Close
 from suto_server.machines.rotation import (
     Abandon,
     Begin,
@@ -55,9 +59,6 @@ from suto_server.phases.challenges import ChallengingDriver
 from suto_server.rules.reconnection import Reconnection, ReconnectRefused
 from suto_server.rules.rotation import Rotation, RotationRefused
 from suto_server.rules.tracking import Tracking
-
-#: The first protocol version whose commits prime the next rotation.
-PRIMING_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class RotationDriver(ChallengingDriver):
         "_rules",
         "_primes",
         "_primed",
+        "_primed_for",
         "_pending",
         "_admitted",
         "_committing",
@@ -127,9 +129,12 @@ class RotationDriver(ChallengingDriver):
         )
         self._rules = rules
         # Whether every commit hands out the share of the next rotation.
-        self._primes = version >= PRIMING_VERSION
-        # That share's private key, until the primed rotation uses it.
+        self._primes = version >= wire.PRIMED_SINCE
+        # That share's private key, until the primed rotation uses it, and
+        # the id of the key it was sealed under: the one key that rotation
+        # may rotate from.
         self._primed = None
+        self._primed_for = None
         self._pending = None
         self._admitted = False
         # A rotation's commit is on its way to the store.
@@ -142,7 +147,7 @@ class RotationDriver(ChallengingDriver):
         self._attempt_nonce = None
 
     def connection_lost(self) -> None:
-        self._primed = None
+        self._drop_share()
         self._end_challenges()
         self.perform(self.machine.connection_lost())
         if self._admitted and self._rules.tracking is not None:
@@ -150,6 +155,16 @@ class RotationDriver(ChallengingDriver):
             self._rules.tracking.detach(
                 self.user, self.connection, keep_move=self._committing
             )
+
+    def _close(self, action: Close) -> None:
+        # The conversation is over: no rotation will use the share, and a
+        # peer that stops reading could keep the transport (and this
+        # driver) for as long as TCP lets it.
+        self._drop_share()
+        super()._close(action)
+
+    def _drop_share(self) -> None:
+        self._primed = self._primed_for = None
 
     def _abandon(self, action: Abandon) -> None:
         # The machine has ended the conversation: a failure here is only
@@ -183,8 +198,9 @@ class RotationDriver(ChallengingDriver):
         self._rotation_started()
         # The share is used once, whatever becomes of this rotation.
         private, self._primed = self._primed, None
+        follows, self._primed_for = self._primed_for, None
         self.run(
-            self._begin_rotation(action.message, private),
+            self._begin_rotation(action.message, private, follows),
             "committing a primed rotation",
         )
 
@@ -196,14 +212,18 @@ class RotationDriver(ChallengingDriver):
         # connection as a silent peer would, not an interval later.
         connection.setTimeout(connection.exchange_timeout)
 
-    async def _begin_rotation(self, message, primed=None) -> None:
+    async def _begin_rotation(self, message, primed=None, follows=None) -> None:
         """
         Check the presented key, then (for a connection that tracking has
         not yet admitted) the profile's location, then derive the next
         key: with a fresh share, answered "ok"; or, for a primed rotation
         (C{message} a L{wire.RotatePrimed}), with the share C{primed} the
         last commit handed out, then check the acknowledgement C{message}
-        carries and commit.
+        carries and commit.  A primed rotation rotates from C{follows},
+        the key the share was handed out under, or from no key: its holder
+        proved that key on this connection, so a rotation from another
+        (the previous, which a commit would roll back to) is not its
+        client's.
         """
         connection = self.connection
         rotation = self._rules.rotation
@@ -233,7 +253,12 @@ class RotationDriver(ChallengingDriver):
         except RotationRefused:
             self.perform(self.machine.refused())
             return
-        if connection.ended:
+        if primed is not None and message.key_id != follows:
+            self.perform(self.machine.refused())
+            return
+        # A primed rotation carried its acknowledgement: judged below even
+        # if the connection ended meanwhile (see _judge).
+        if connection.ended and primed is None:
             return
         # Admitted already, begin awaits nothing before it derives and can
         # use the key just checked; after a wait for the tracker it checks
@@ -272,14 +297,33 @@ class RotationDriver(ChallengingDriver):
         except RotationRefused:
             self.perform(self.machine.refused())
             return
-        if connection.ended:
-            return
         if primed is not None:
-            await self._commit_rotation(pending, message.sealed)
+            if connection.ended:
+                await self._judge(pending, message.sealed)
+            else:
+                await self._commit_rotation(pending, message.sealed)
+            return
+        if connection.ended:
             return
         self._pending = pending
         connection.setTimeout(connection.exchange_timeout)
         self.perform(self.machine.started(pending.server_public, pending.ok))
+
+    async def _judge(self, pending, sealed: bytes) -> None:
+        """
+        A primed rotation whose connection ended while its key was
+        checked commits nothing, but its acknowledgement is judged, as a
+        two-message rotation's is whenever its connection ends: one that
+        does not open counts as a failed rotation (the rules record it).
+        """
+        with contextlib.suppress(RotationRefused):
+            await self._rules.rotation.check_ack(
+                pending,
+                sealed,
+                self.connection.source,
+                self.connection.clock.seconds(),
+                held_elsewhere=self._held_elsewhere(),
+            )
 
     def _reconnect(self, action: Reconnect) -> None:
         if self._rules.reconnection is None:
@@ -399,6 +443,7 @@ class RotationDriver(ChallengingDriver):
                 self.perform(self.machine.committed(committed.sealed))
             else:
                 self._primed = committed.next_private
+                self._primed_for = pending.new_key_id
                 self.perform(self.machine.committed_next(committed.sealed))
             connection.ticket.rotated()
             self._send_challenges()

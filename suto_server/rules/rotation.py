@@ -354,17 +354,9 @@ class Rotation:
             another connection moved the profile meanwhile.
         """
         user = pending.user
-        try:
-            pending.sealing.open(sealed_ack, keyschedule.ROTATE_ACK_PURPOSE)
-        except keyschedule.SealError:
-            await self.failed(
-                user,
-                source,
-                "the acknowledgement did not open",
-                now,
-                held_elsewhere=held_elsewhere,
-            )
-            raise RotationRefused("rotation_failed") from None
+        await self.check_ack(
+            pending, sealed_ack, source, now, held_elsewhere=held_elsewhere
+        )
         if pending.replaces is not None:
             await self._roll_back(pending, source, now)
         new_key_id = pending.new_key_id
@@ -397,6 +389,37 @@ class Rotation:
             ),
             private,
         )
+
+    async def check_ack(
+        self,
+        pending: PendingRotation,
+        sealed_ack: bytes,
+        source: str,
+        now: float,
+        *,
+        held_elsewhere: bool = False,
+    ) -> None:
+        """
+        Does the client's acknowledgement open under the new key?  One
+        that does not is a failed rotation, recorded as L{failed} says;
+        nothing else is written.  L{acknowledge} begins with it, and a
+        primed rotation whose connection ended before its key was checked
+        is judged by it alone, so that hanging up at once hides no
+        failure.
+
+        @raise RotationRefused: it does not open.
+        """
+        try:
+            pending.sealing.open(sealed_ack, keyschedule.ROTATE_ACK_PURPOSE)
+        except keyschedule.SealError:
+            await self.failed(
+                pending.user,
+                source,
+                "the acknowledgement did not open",
+                now,
+                held_elsewhere=held_elsewhere,
+            )
+            raise RotationRefused("rotation_failed") from None
 
     async def _roll_back(
         self, pending: PendingRotation, source: str, now: float

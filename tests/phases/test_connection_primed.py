@@ -239,6 +239,24 @@ class PrimedRotationTests(PrimedListenerMixin, SynchronousTestCase):
         )
         self.assertEqual(len(self.audit("clone_suspected")), 1)
 
+    def test_primed_from_previous_key(self):
+        """
+        The share is handed out under the key its commit made, and serves
+        a rotation from that key only: a primed rotation naming the key
+        before it (which the profile still holds as its previous one) is
+        answered C{SUTO_ERROR_UNKNOWN_KEY}, and rolls nothing back: the
+        connection proved the newer key, so the claim that its client
+        never committed it would be false.
+        """
+        protocol, transport = self.primed()
+        older = Device("alice", FIRST_KEY)
+        older.share = self.device.share
+        self.assert_refused(
+            protocol, transport, self.primed_line(older), b"SUTO_ERROR_UNKNOWN_KEY\r\n"
+        )
+        self.assertEqual(self.audit("rotation_rolled_back"), [])
+        self.assertEqual(self.failures(), [])
+
     def test_plain_rotation_when_primed(self):
         """
         Once the connection is primed, a plain C{SUTO_C_ROTATE_} is out of
@@ -249,6 +267,23 @@ class PrimedRotationTests(PrimedListenerMixin, SynchronousTestCase):
             protocol, transport, self.rotate_line(), b"SUTO_ERROR_OUT_OF_ORDER\r\n"
         )
         self.assertEqual(self.failures(), [])
+
+    def test_share_dropped_on_close(self):
+        """
+        The server drops its share as soon as it ends the conversation (a
+        message out of order, a timeout), not only once the transport
+        reports the loss, which a peer that stops reading can put off
+        for as long as TCP lets it.
+        """
+        protocol, transport = self.primed()
+        self.assertIsNotNone(protocol._phase._primed)
+        self.exchange(protocol, transport, self.rotate_line())
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(protocol._phase._primed)
+        protocol, transport = self.primed()
+        self.clock.advance(IDLE_TIMEOUT)
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(protocol._phase._primed)
 
     def test_primed_before_first_commit(self):
         """

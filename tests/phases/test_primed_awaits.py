@@ -2,15 +2,18 @@
 The primed rotation over a store that answers later, as one across the
 network does: nothing goes to the peer until the store has answered the
 key's check and the commit; a store that fails is answered busy; a
-connection that times out meanwhile commits nothing.
+connection that times out meanwhile commits nothing, but an
+acknowledgement it carried that does not open is counted all the same.
 """
+
+from dataclasses import replace
 
 from twisted.internet import error
 from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.core import keyschedule
+from suto_server.core import keyschedule, wire
 from suto_server.store.errors import StoreError
 from tests.support.held_rotation import HeldStoreMixin
 from tests.support.rotation_listener import VERSION_3
@@ -89,3 +92,30 @@ class HeldPrimedTests(HeldStoreMixin, SynchronousTestCase):
         transport.clear()
         self.release()
         self.assertEqual((transport.value(), self.state()), (b"", before))
+
+    def test_bad_ack_then_gone(self):
+        """
+        A primed rotation whose acknowledgement does not open counts as a
+        failed rotation even when its connection ends before the store
+        has answered the key's check, as a two-message rotation's
+        acknowledgement counts whenever the connection ends: hanging up
+        at once does not hide it.  Nothing else changes.
+        """
+        protocol, transport = self.primed()
+        request = self.device.primed_request()
+        line = wire.encode(replace(request, sealed=bytes(19)), wire.Framing.FRAMED)
+        self.exchange(protocol, transport, line)
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        before = self.store.get_profile("alice")
+        self.release()
+        self.release()
+        self.assertEqual(
+            [reason for _, _, _, reason in self.failures()],
+            ["the acknowledgement did not open"],
+        )
+        profile = self.store.get_profile("alice")
+        self.assertEqual(profile.rotation_failures, 1)
+        self.assertEqual(
+            (profile.key_id, profile.generation),
+            (before.key_id, before.generation),
+        )

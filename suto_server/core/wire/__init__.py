@@ -56,6 +56,7 @@ from suto_server.core.wire.grammar import (
     is_valid_user,
 )
 from suto_server.core.wire.messages import (
+    PRIMED_SINCE,
     PROTOCOL_VERSION,
     PROTOCOL_VERSIONS,
     Auth,
@@ -111,6 +112,7 @@ __all__ = [
     "MAX_LEGACY_BUFFER",
     "MAX_LINE",
     "NEED_DATA",
+    "PRIMED_SINCE",
     "PROTOCOL_VERSION",
     "PROTOCOL_VERSIONS",
     "Auth",

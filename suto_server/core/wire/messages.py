@@ -34,6 +34,13 @@ the device announces, so agents of the release before keep rotating in
 two round trips (version 2 is version 3 without the primed rotation).
 """
 
+PRIMED_SINCE = 3
+"""
+The first version whose rotations are primed: the server's "done" carries
+its share for the next rotation (L{RotateDoneNext}), which the agent's
+next rotation (L{RotatePrimed}) uses.  Both sides decide by it.
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class GetSaltA:
