@@ -27,7 +27,7 @@ from suto_server.net.checks import DEFAULT_CHECK_TIMEOUT
 from suto_server.net.expiry import DEFAULT_WARN_DAYS
 from suto_server.rules.enrollment import DEFAULT_MAX_ATTEMPTS
 from suto_server.rules.limits import MaxStartups, Penalties
-from suto_server.rules.rotation import DEFAULT_FAILURE_ALERT
+from suto_server.rules.rotation_failures import DEFAULT_FAILURE_ALERT
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ class AssembleTests(SynchronousTestCase):
         The rotation's alert threshold is the alerting's, the
         reconnection's offline step and window the timing's.
         """
-        self.assertEqual(self.keys.rotation.failure_alert, 7)
+        self.assertEqual(self.keys.rotation.failures.alert, 7)
         self.assertEqual(
             (self.keys.reconnection.step, self.keys.reconnection.window), (60, 3)
         )

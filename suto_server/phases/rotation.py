@@ -170,7 +170,7 @@ class RotationDriver(ChallengingDriver):
         # The machine has ended the conversation: a failure here is only
         # logged (run's answer finds the conversation over).
         self.run(
-            self._rules.rotation.failed(
+            self._rules.rotation.failures.record(
                 self.user,
                 self.connection.source,
                 action.reason,

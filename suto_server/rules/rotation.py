@@ -31,29 +31,15 @@ commits that rotation (its compare-and-swap on K_n+1 is the proof that the
 client held it); any later use of a retired key is a second holder of the
 chain, reported as C{clone_suspected}.
 
-Both alerts raised here are C{unproven} (gathered per source by the audit
-log): a rotation proves nothing until the client's acknowledgement opens,
+Both alerts of a rotation, C{clone_suspected} here and
+C{fingerprint_mismatch} (L{suto_server.rules.rotation_failures}), are
+C{unproven} (gathered per source by the audit log): a rotation proves nothing until the client's acknowledgement opens,
 so a retired key id that is only named, and failures that anyone naming a
 key id and sending noise would produce alike, may come from any peer.
 
-For the same reason a failed rotation counts toward C{fingerprint_mismatch}
-only when it may be the key holder's own.  It is not while another
-connection is the profile's live one: that connection proved the key and
-the fingerprint, so the holder's fingerprint is what it was, and the
-failing peer only named a key id (a copy of the state at the same address
-holds a retired key, and is a clone, within two rotations).  The server
-cannot tell the holder's other failures from a forger's: the client sends
-nothing when it cannot open "ok", it closes, exactly as a peer that gives
-up does; so those count, and the alert stays for a changed fingerprint
-and for a copy of the state on another machine.
-
-Nor is a failure held against the address the profile was last used from
-(its IPv6 /64): the client shares it with whoever is behind its NAT or on
-its host, and a penalty for it would lock the user out for what a peer
-that only named a key id did there.  Such a failure is recorded as
-C{rotation_abandoned}, which the connection gate penalises only past its
-own-address allowance (L{suto_server.rules.limits.OwnAddressAllowance});
-a failure anywhere else is C{rotation_failed}, as before.
+A rotation that fails on the client's side is counted by
+L{suto_server.rules.rotation_failures}, which says when a failure counts
+toward C{fingerprint_mismatch} and how it is named.
 
 Every method takes C{now}; nothing here reads a clock.  The methods that
 read or change the store are coroutines awaiting its calls
@@ -73,20 +59,8 @@ from twisted.logger import Logger
 
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule
-from suto_server.rules.limits import source_key
-from suto_server.store.errors import UnknownProfile
+from suto_server.rules.rotation_failures import DEFAULT_FAILURE_ALERT, RotationFailures
 from suto_server.store.records import RotationCommit
-
-#: Consecutive rotations whose acknowledgement never came or did not open,
-#: while no other connection held the profile, before
-#: C{fingerprint_mismatch} is reported.
-DEFAULT_FAILURE_ALERT = 3
-
-#: Why a failure another connection's proof rules out is not counted.
-_NOT_COUNTED = (
-    "not counted toward fingerprint_mismatch: another connection holds the "
-    "profile, having proven its key and fingerprint"
-)
 
 #: Seconds (of the C{now} the rules are given) between two log events
 #: counting committed rotations: a fleet rotates too often for an event per
@@ -168,7 +142,9 @@ class Rotation:
         C{commit_rotations}.
     @param audit: the L{AuditLog} events and alerts go to.
     @param failure_alert: consecutive failures before
-        C{fingerprint_mismatch}.
+        C{fingerprint_mismatch} (L{RotationFailures}).
+
+    @ivar failures: counts the rotations that fail on the client's side.
 
     @ivar observers: callables told C{(user, now)} of every committed
         rotation (the web console's rotation history).
@@ -188,7 +164,7 @@ class Rotation:
         self._calls = calls
         self._master_key = master_key
         self._committer = committer
-        self.failure_alert = failure_alert
+        self.failures = RotationFailures(calls, audit, failure_alert)
         self._new_private_key = new_private_key
         self._audit_log = audit
         self.observers: list = []
@@ -412,7 +388,7 @@ class Rotation:
         try:
             pending.sealing.open(sealed_ack, keyschedule.ROTATE_ACK_PURPOSE)
         except keyschedule.SealError:
-            await self.failed(
+            await self.failures.record(
                 pending.user,
                 source,
                 "the acknowledgement did not open",
@@ -444,66 +420,6 @@ class Rotation:
             f"the client came back with key id {pending.expected_key_id}: it "
             f"never committed {pending.replaces}",
             (source,),
-        )
-
-    async def failed(
-        self,
-        user: str,
-        source: str,
-        reason: str,
-        now: float,
-        *,
-        held_elsewhere: bool = False,
-    ) -> None:
-        """
-        A rotation did not complete on the client's side (it could not
-        open "ok", or its "ack" did not open): the server keeps the old
-        key; after C{failure_alert} such failures in a row the client's
-        fingerprint has most likely changed, or a copy of its state runs on
-        another machine, which fails the same way: the alert names where
-        the failures come from and where the profile was last used.
-        Unproven: a failure is exactly what a peer without the key causes.
-
-        Recorded as C{rotation_abandoned} when it comes from the address
-        the profile was last used from, which must not be penalised for
-        it (within the gate's own-address allowance), and as
-        C{rotation_failed} from anywhere else.
-
-        @param held_elsewhere: whether another connection is the profile's
-            live one, having proven the key and the fingerprint: the
-            failure is then not the key holder's, and is recorded without
-            counting (see the module's docstring).
-        """
-        profile = await self._calls.get_profile(user)
-        if profile is None:
-            return
-        last = profile.last_address
-        here = source_key(source)
-        if here is not None and here == source_key(last):
-            event = "rotation_abandoned"
-        else:
-            event = "rotation_failed"
-        if held_elsewhere:
-            self._audit(now, event, user, source, f"{reason}; {_NOT_COUNTED}", (source,))
-            return
-        try:
-            failures = await self._calls.record_rotation_failure(user)
-        except UnknownProfile:
-            return
-        self._audit(now, event, user, source, reason, (source,))
-        if failures < self.failure_alert:
-            return
-        self._audit(
-            now,
-            "fingerprint_mismatch",
-            user,
-            source,
-            f"{failures} rotations in a row failed on the client's side, the "
-            f"last from {source}; its hardware fingerprint has likely "
-            f"changed, or a copy of its state runs on another machine (the "
-            f"profile was last used from {last})",
-            (source,) if last in (None, source) else (source, last),
-            unproven=True,
         )
 
     def _count_commit(self, now: float) -> None:

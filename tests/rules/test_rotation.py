@@ -15,12 +15,8 @@ from suto_server.audit.aggregation import DEFAULT_INTERVAL
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule
 from suto_server.rules.gate import PENALISED_EVENTS
-from suto_server.rules.rotation import (
-    COUNT_INTERVAL,
-    DEFAULT_FAILURE_ALERT,
-    Rotation,
-    RotationRefused,
-)
+from suto_server.rules.rotation import COUNT_INTERVAL, Rotation, RotationRefused
+from suto_server.rules.rotation_failures import DEFAULT_FAILURE_ALERT
 from suto_server.store.groupcommit import GroupCommitter
 from tests.support.alerts import RecordingSink
 from tests.support.coroutines import failure_of, result_of
@@ -313,7 +309,7 @@ class RotateTestsMixin(RotationMixin):
             for _ in range(count):
                 self.acknowledge_noise()
 
-        self.assertEqual(self.rotation.failure_alert, DEFAULT_FAILURE_ALERT)
+        self.assertEqual(self.rotation.failures.alert, DEFAULT_FAILURE_ALERT)
         fail(DEFAULT_FAILURE_ALERT - 1)
         self.assertEqual(self.events("fingerprint_mismatch"), [])
         fail(1)
@@ -338,8 +334,8 @@ class RotateTestsMixin(RotationMixin):
         """
         The threshold is configurable.
         """
-        self.rotation.failure_alert = 1
-        result_of(self, self.rotation.failed("alice", SOURCE, "no acknowledgement", self.now()))
+        self.rotation.failures.alert = 1
+        result_of(self, self.rotation.failures.record("alice", SOURCE, "no acknowledgement", self.now()))
         self.assertEqual(
             [event for event, _, _, _ in self.events()],
             ["rotation_abandoned", "fingerprint_mismatch"],
@@ -351,8 +347,8 @@ class RotateTestsMixin(RotationMixin):
         used from (a copy of its state on another machine fails the same
         way as a changed fingerprint) name both places in the alert.
         """
-        self.rotation.failure_alert = 1
-        result_of(self, self.rotation.failed("alice", ELSEWHERE, "no acknowledgement", self.now()))
+        self.rotation.failures.alert = 1
+        result_of(self, self.rotation.failures.record("alice", ELSEWHERE, "no acknowledgement", self.now()))
         [mismatch] = [
             e for e in self.store.audit_events() if e.event == "fingerprint_mismatch"
         ]
@@ -370,12 +366,12 @@ class RotateTestsMixin(RotationMixin):
         however many, no C{fingerprint_mismatch}, and the count of the
         holder's own failures is where it was.
         """
-        self.rotation.failure_alert = 1
-        result_of(self, self.rotation.failed("alice", SOURCE, "no acknowledgement", self.now()))
+        self.rotation.failures.alert = 1
+        result_of(self, self.rotation.failures.record("alice", SOURCE, "no acknowledgement", self.now()))
         for _ in range(DEFAULT_FAILURE_ALERT):
             result_of(
                 self,
-                self.rotation.failed(
+                self.rotation.failures.record(
                     "alice", SOURCE, "no acknowledgement", self.now(), held_elsewhere=True
                 ),
             )
@@ -398,7 +394,7 @@ class RotateTestsMixin(RotationMixin):
         """
         self.rotate(source="2001:db8::1")
         for source in ("2001:db8::1", "2001:db8::2", "2001:db8:0:1::1", ELSEWHERE):
-            result_of(self, self.rotation.failed("alice", source, "no acknowledgement", self.now()))
+            result_of(self, self.rotation.failures.record("alice", source, "no acknowledgement", self.now()))
         self.assertEqual(
             [
                 (event, source)
@@ -420,7 +416,7 @@ class RotateTestsMixin(RotationMixin):
         """
         A failure for a profile that went away records nothing.
         """
-        result_of(self, self.rotation.failed("bob", SOURCE, "no acknowledgement", self.now()))
+        result_of(self, self.rotation.failures.record("bob", SOURCE, "no acknowledgement", self.now()))
         self.assertEqual(self.events(), [])
 
     def test_unknown_profile(self):
