@@ -33,9 +33,10 @@ chain, reported as C{clone_suspected}.
 
 Both alerts of a rotation, C{clone_suspected} here and
 C{fingerprint_mismatch} (L{suto_server.rules.rotation_failures}), are
-C{unproven} (gathered per source by the audit log): a rotation proves nothing until the client's acknowledgement opens,
-so a retired key id that is only named, and failures that anyone naming a
-key id and sending noise would produce alike, may come from any peer.
+C{unproven} (gathered per source by the audit log): a rotation proves
+nothing until the client's acknowledgement opens, so a retired key id that
+is only named, and failures that anyone naming a key id and sending noise
+would produce alike, may come from any peer.
 
 A rotation that fails on the client's side is counted by
 L{suto_server.rules.rotation_failures}, which says when a failure counts
