@@ -120,6 +120,15 @@ _RECONNECT_PROOF_ON = (
     b"_",
     grammar.USER,
 )
+# What both forms of the rotation start with.
+_ROTATION_ON = (
+    grammar.KEY_ID,
+    b"_",
+    grammar.JUNK,
+    b"_",
+    grammar.PUBLIC,
+    b"_",
+)
 _LEGACY_LAYOUTS = (
     Layout(b"SUTO_C_GET_SALTA", GetSaltA),
     Layout(b"SUTO_C_GET_RSALT", GetRSalt),
@@ -143,19 +152,7 @@ LAYOUTS = {
             Enrolled,
             (grammar.KEY_ID, b"_", grammar.CONFIRMATION),
         ),
-        Layout(
-            b"SUTO_C_ROTATE_",
-            Rotate,
-            (
-                grammar.KEY_ID,
-                b"_",
-                grammar.JUNK,
-                b"_",
-                grammar.PUBLIC,
-                b"_",
-                grammar.USER,
-            ),
-        ),
+        Layout(b"SUTO_C_ROTATE_", Rotate, _ROTATION_ON + (grammar.USER,)),
         Layout(
             b"SUTO_ROTATE_OK_",
             RotateOk,
@@ -166,17 +163,7 @@ LAYOUTS = {
         Layout(
             b"SUTO_C_ROTATE_PRIMED_",
             RotatePrimed,
-            (
-                grammar.KEY_ID,
-                b"_",
-                grammar.JUNK,
-                b"_",
-                grammar.PUBLIC,
-                b"_",
-                grammar.CONFIRMATION,
-                b"_",
-                grammar.USER,
-            ),
+            _ROTATION_ON + (grammar.CONFIRMATION, b"_", grammar.USER),
         ),
         Layout(
             b"SUTO_ROTATE_DONE_NEXT_", RotateDoneNext, (grammar.PRIMED_SHARE,)
