@@ -11,6 +11,13 @@ L{twisted.application.internet.ClientService} makes for it.
 A profile whose junk was due and could not be delivered is offline
 (docs/PROTOCOL.md §10): the factory marks it so, durably, and its next
 connection reconnects before it rotates.
+
+A server of the release before this one answers this release's version
+with C{SUTO_ERROR_BAD_VERSION} and closes (docs/PROTOCOL.md §9.2).  The
+factory then connects again at once announcing L{FALLBACK_VERSION}, and
+keeps announcing it for L{FALLBACK_SPELL} seconds before it tries its own
+again, so endpoints upgraded before their server keep rotating, in two
+round trips, and prime their rotations once the server is upgraded.
 """
 
 from __future__ import annotations
@@ -55,6 +62,15 @@ RETRY_CAP = 30.0
 #: times, so a server shedding load is retried within seconds and one
 #: that only ever accepts and closes is not hammered.
 UNANSWERED_DOUBLINGS = 3
+#: The version announced to a server that refused this release's: the
+#: oldest this release speaks, the release before's, which rotates in two
+#: round trips.
+FALLBACK_VERSION = min(wire.PROTOCOL_VERSIONS)
+#: Seconds the agent keeps announcing L{FALLBACK_VERSION} to a server that
+#: refused its own; then it tries its own again, once per spell, so a
+#: server upgraded meanwhile primes its rotations within the hour and one
+#: that was not costs one refused connection an hour.
+FALLBACK_SPELL = 3600.0
 
 
 class CommitError(Exception):
@@ -230,7 +246,10 @@ class RotationFactory(Factory):
     L{MAX_HOLD_OFF}; otherwise it waits as L{retry_wait} says, the
     exponent growing with the failed attempts and rotations in a row but
     by at most L{UNANSWERED_DOUBLINGS} for connections the server ended
-    before answering; a successful rotation resets all of them.
+    before answering; a successful rotation resets all of them.  A server
+    that refused this release's protocol version is not a failed rotation
+    either: the next attempt comes at once, announcing
+    L{FALLBACK_VERSION} for L{FALLBACK_SPELL} seconds.
 
     @ivar profile: the profile with its latest stored key.
     """
@@ -280,12 +299,17 @@ class RotationFactory(Factory):
         self._unanswered = 0
         self._next_hold_off = interval
         self._hold_off: float | None = None
+        # When the agent tries its own version again, after a refusal.
+        self._fallback_until: float | None = None
 
     def buildProtocol(self, addr) -> RotationProtocol:
         self._note_silence()
         return RotationProtocol(
             ClientRotation(
-                self.profile, self._fingerprint, self._random_bytes
+                self.profile,
+                self._fingerprint,
+                self._random_bytes,
+                self._version(),
             ),
             clock=self._clock,
             interval=self._interval,
@@ -311,6 +335,46 @@ class RotationFactory(Factory):
         # and only up to a few doublings.
         unanswered = min(self._unanswered, UNANSWERED_DOUBLINGS)
         return retry_wait(self._failures + max(attempt, unanswered), self._random)
+
+    def _version(self) -> int:
+        """
+        The protocol version the next connection announces: this
+        release's, but L{FALLBACK_VERSION} while a fallback lasts.
+        """
+        if self._fallback_until is not None:
+            if self._clock.seconds() < self._fallback_until:
+                return FALLBACK_VERSION
+            self._fallback_until = None
+        return wire.PROTOCOL_VERSION
+
+    def _fell_back(self, report: Report) -> bool:
+        """
+        If the server refused a version newer than L{FALLBACK_VERSION},
+        fall back to that for L{FALLBACK_SPELL} seconds, connecting again
+        at once, and say so once.  The refusal says nothing about the key:
+        it counts toward no back-off and is not reported as a rotation.
+
+        @return: whether C{report} was such a refusal.
+        """
+        refused = report.refused_version
+        if refused is None or refused <= FALLBACK_VERSION:
+            return False
+        self._fallback_until = self._clock.seconds() + FALLBACK_SPELL
+        self._hold_off = 0.0
+        self._unanswered = 0
+        self.log.warn(
+            "{server_host} port {server_port} refused protocol version "
+            "{refused} and speaks only version {version}: {user} rotates in "
+            "two round trips until the server is upgraded (trying version "
+            "{refused} again in {spell:.0f} seconds)",
+            server_host=self.profile.server_host,
+            server_port=self.profile.server_port,
+            user=self.profile.user,
+            refused=refused,
+            version=FALLBACK_VERSION,
+            spell=FALLBACK_SPELL,
+        )
+        return True
 
     def _note_silence(self) -> None:
         """
@@ -355,6 +419,8 @@ class RotationFactory(Factory):
         self.profile = profile
 
     def _reported(self, report: Report) -> None:
+        if self._fell_back(report):
+            return
         if report.outcome is RotationOutcome.ROTATED:
             self._failures = 0
             self._next_hold_off = self._interval
