@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.client.test_classic_machine,tests.client.test_enrollment,tests.client.test_rotation -*-
+# -*- test-case-name: tests.client.test_classic_machine,tests.client.test_enrollment,tests.client.test_rotation,tests.client.test_version_fallback -*-
 """
 What every conversation the agent holds with a SUTO server shares, whatever
 it is for (the classic challenge, enrollment, key rotation).

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.client.test_rotation,tests.client.test_reconnection -*-
+# -*- test-case-name: tests.client.test_rotation,tests.client.test_reconnection,tests.client.test_version_fallback -*-
 """
 Running key rotation (L{suto_client.rotation_machine}) on connections an
 enrolled profile keeps open to its server (docs/PROTOCOL.md §9).
@@ -14,10 +14,10 @@ connection reconnects before it rotates.
 
 A server of the release before this one answers this release's version
 with C{SUTO_ERROR_BAD_VERSION} and closes (docs/PROTOCOL.md §9.2).  The
-factory then connects again at once announcing L{FALLBACK_VERSION}, and
-keeps announcing it for L{FALLBACK_SPELL} seconds before it tries its own
-again, so endpoints upgraded before their server keep rotating, in two
-round trips, and prime their rotations once the server is upgraded.
+factory then connects again at once announcing version 2 for an hour
+(L{suto_client.version_fallback}), so endpoints upgraded before their
+server keep rotating, in two round trips, and prime their rotations once
+the server is upgraded.
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ from suto_client.rotation_outcome import (
     require_rotatable,
 )
 from suto_client.state import Account, EnrolledProfile, server_text
+from suto_client.version_fallback import (
+    FALLBACK_SPELL,
+    FALLBACK_VERSION,
+    VersionFallback,
+)
 from suto_server.core import timing, wire
 
 #: The longest wait after rotations that failed to open the server's
@@ -62,15 +67,6 @@ RETRY_CAP = 30.0
 #: times, so a server shedding load is retried within seconds and one
 #: that only ever accepts and closes is not hammered.
 UNANSWERED_DOUBLINGS = 3
-#: The version announced to a server that refused this release's: the
-#: oldest this release speaks, the release before's, which rotates in two
-#: round trips.
-FALLBACK_VERSION = min(wire.PROTOCOL_VERSIONS)
-#: Seconds the agent keeps announcing L{FALLBACK_VERSION} to a server that
-#: refused its own; then it tries its own again, once per spell, so a
-#: server upgraded meanwhile primes its rotations within the hour and one
-#: that was not costs one refused connection an hour.
-FALLBACK_SPELL = 3600.0
 
 
 class CommitError(Exception):
@@ -248,8 +244,8 @@ class RotationFactory(Factory):
     by at most L{UNANSWERED_DOUBLINGS} for connections the server ended
     before answering; a successful rotation resets all of them.  A server
     that refused this release's protocol version is not a failed rotation
-    either: the next attempt comes at once, announcing
-    L{FALLBACK_VERSION} for L{FALLBACK_SPELL} seconds.
+    either: the next attempt comes at once, announcing an older version
+    for a while (L{VersionFallback}).
 
     @ivar profile: the profile with its latest stored key.
     """
@@ -299,8 +295,7 @@ class RotationFactory(Factory):
         self._unanswered = 0
         self._next_hold_off = interval
         self._hold_off: float | None = None
-        # When the agent tries its own version again, after a refusal.
-        self._fallback_until: float | None = None
+        self._fallback = VersionFallback(clock)
 
     def buildProtocol(self, addr) -> RotationProtocol:
         self._note_silence()
@@ -309,7 +304,7 @@ class RotationFactory(Factory):
                 self.profile,
                 self._fingerprint,
                 self._random_bytes,
-                self._version(),
+                self._fallback.version(),
             ),
             clock=self._clock,
             interval=self._interval,
@@ -336,30 +331,18 @@ class RotationFactory(Factory):
         unanswered = min(self._unanswered, UNANSWERED_DOUBLINGS)
         return retry_wait(self._failures + max(attempt, unanswered), self._random)
 
-    def _version(self) -> int:
-        """
-        The protocol version the next connection announces: this
-        release's, but L{FALLBACK_VERSION} while a fallback lasts.
-        """
-        if self._fallback_until is not None:
-            if self._clock.seconds() < self._fallback_until:
-                return FALLBACK_VERSION
-            self._fallback_until = None
-        return wire.PROTOCOL_VERSION
-
     def _fell_back(self, report: Report) -> bool:
         """
-        If the server refused a version newer than L{FALLBACK_VERSION},
-        fall back to that for L{FALLBACK_SPELL} seconds, connecting again
-        at once, and say so once.  The refusal says nothing about the key:
-        it counts toward no back-off and is not reported as a rotation.
+        If the server refused a version it has an older one for, fall back
+        to it, connect again at once, and say so once.  The refusal says
+        nothing about the key: it counts toward no back-off and is not
+        reported as a rotation.
 
         @return: whether C{report} was such a refusal.
         """
         refused = report.refused_version
-        if refused is None or refused <= FALLBACK_VERSION:
+        if not self._fallback.refused(refused):
             return False
-        self._fallback_until = self._clock.seconds() + FALLBACK_SPELL
         self._hold_off = 0.0
         self._unanswered = 0
         self.log.warn(

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.client.test_rotation,tests.client.test_reconnection -*-
+# -*- test-case-name: tests.client.test_rotation,tests.client.test_reconnection,tests.client.test_version_fallback -*-
 """
 How a key rotation ends and what it asks of whoever runs it: the
 vocabulary L{suto_client.rotation_machine.ClientRotation} speaks besides

@@ -1,19 +1,25 @@
 """
 Tests for the agent's fallback to protocol version 2 against a server of
-the release before (L{suto_client.rotation.RotationFactory},
-docs/PROTOCOL.md §9.2): such a server answers C{SUTO_VERSION_3} with
+the release before (L{suto_client.version_fallback} as the
+L{suto_client.rotation.RotationFactory} uses it, docs/PROTOCOL.md §9.2): such a server answers C{SUTO_VERSION_3} with
 C{SUTO_ERROR_BAD_VERSION}, and the agent connects again at once announcing
 2, rotates in two round trips for an hour, then tries 3 again.  Over a
 L{StringTransport} and a L{Clock}, against the fake server built from the
 key schedule, made to speak version 2 alone.
 """
 
+from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_client.rotation import FALLBACK_SPELL, FALLBACK_VERSION
+from suto_client.rotation_machine import ClientRotation
 from suto_client.rotation_outcome import Report, RotationOutcome
+from suto_client.version_fallback import (
+    FALLBACK_SPELL,
+    FALLBACK_VERSION,
+    VersionFallback,
+)
 from suto_server.core import wire
 from suto_server.core.machine import Close, Send
 from tests.support.client_rotation import (
@@ -29,6 +35,52 @@ from tests.support.client_rotation import (
 )
 
 
+class VersionFallbackTests(SynchronousTestCase):
+    """
+    L{VersionFallback}, the version one profile's connections announce.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.fallback = VersionFallback(self.clock)
+
+    def test_own_version(self):
+        """
+        Without a refusal, and after a report that refused nothing, the
+        connections announce this release's version.
+        """
+        self.assertEqual(self.fallback.version(), wire.PROTOCOL_VERSION)
+        self.assertFalse(self.fallback.refused(None))
+        self.assertEqual(self.fallback.version(), wire.PROTOCOL_VERSION)
+
+    def test_spell(self):
+        """
+        A refusal of version 3 falls back to 2 for exactly
+        L{FALLBACK_SPELL} seconds.
+        """
+        self.assertEqual(FALLBACK_VERSION, 2)
+        self.assertTrue(self.fallback.refused(wire.PROTOCOL_VERSION))
+        self.assertEqual(self.fallback.version(), FALLBACK_VERSION)
+        self.clock.advance(FALLBACK_SPELL - 0.5)
+        self.assertEqual(self.fallback.version(), FALLBACK_VERSION)
+        self.clock.advance(0.5)
+        self.assertEqual(self.fallback.version(), wire.PROTOCOL_VERSION)
+        self.assertEqual(self.fallback.version(), wire.PROTOCOL_VERSION)
+
+    def test_nothing_older(self):
+        """
+        A refusal of version 2 leaves nothing older to announce: no
+        fallback starts, and one under way runs its course unchanged.
+        """
+        self.assertFalse(self.fallback.refused(FALLBACK_VERSION))
+        self.assertEqual(self.fallback.version(), wire.PROTOCOL_VERSION)
+        self.fallback.refused(wire.PROTOCOL_VERSION)
+        self.clock.advance(FALLBACK_SPELL / 2)
+        self.assertFalse(self.fallback.refused(FALLBACK_VERSION))
+        self.clock.advance(FALLBACK_SPELL / 2)
+        self.assertEqual(self.fallback.version(), wire.PROTOCOL_VERSION)
+
+
 class AnnouncedVersionTests(ConversationFixture, SynchronousTestCase):
     """
     The conversation announces the version it is given, and says in its
@@ -40,7 +92,7 @@ class AnnouncedVersionTests(ConversationFixture, SynchronousTestCase):
         A rotation made to announce version 2 sends C{SUTO_VERSION_2}, and
         by default this release's version.
         """
-        rotation = type(self.rotation)(
+        rotation = ClientRotation(
             PROFILE, self.fingerprint, self.draws, FALLBACK_VERSION
         )
         self.assertEqual(rotation.start(), [Send(wire.Version(FALLBACK_VERSION))])
@@ -53,7 +105,7 @@ class AnnouncedVersionTests(ConversationFixture, SynchronousTestCase):
         A server that answers version 3 to an announced 2 breaks the
         protocol: the rotation ends as an error and closes.
         """
-        rotation = type(self.rotation)(
+        rotation = ClientRotation(
             PROFILE, self.fingerprint, self.draws, FALLBACK_VERSION
         )
         rotation.start()
@@ -97,7 +149,7 @@ class AnnouncedVersionTests(ConversationFixture, SynchronousTestCase):
         self.assertEqual(
             (report.outcome, report.refused_version), (RotationOutcome.ERROR, None)
         )
-        rotation = type(self.rotation)(PROFILE, self.fingerprint, self.draws)
+        rotation = ClientRotation(PROFILE, self.fingerprint, self.draws)
         rotation.start()
         [report, _] = rotation.receive(wire.Error(wire.ERROR_BUSY))
         self.assertIsNone(report.refused_version)
