@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.client.test_classic_machine,tests.client.test_enrollment,tests.client.test_rotation -*-
+# -*- test-case-name: tests.client.test_classic_machine,tests.client.test_enrollment,tests.client.test_rotation,tests.client.test_version_fallback -*-
 """
 What every conversation the agent holds with a SUTO server shares, whatever
 it is for (the classic challenge, enrollment, key rotation).
@@ -45,15 +45,27 @@ class Conversation(Machine):
     states, inputs, outputs and transitions.
     """
 
-    __slots__ = ("_reason", "version")
+    __slots__ = ("_reason", "announced", "version", "refused_version")
 
-    def __init__(self) -> None:
+    def __init__(self, version: int = wire.PROTOCOL_VERSION) -> None:
+        """
+        @param version: the protocol version to announce: this release's
+            own, or an earlier one it speaks, for a server that refused
+            this release's.
+        """
         super().__init__()
         self._reason = ""
-        #: The protocol version the server answered: this side's own
-        #: (L{wire.PROTOCOL_VERSION}) or an earlier one it speaks too, as
-        #: a server may answer an agent that is newer; L{None} before.
+        self.announced = version
+        #: The protocol version the server answered: the one announced or
+        #: an earlier one this side speaks too, as a server may answer an
+        #: agent that is newer; L{None} before.
         self.version = None
+        #: The version announced, once the server answered it with
+        #: C{SUTO_ERROR_BAD_VERSION} (a server of an earlier release that
+        #: speaks only its own); L{None} otherwise.  Whoever connects
+        #: again reads it to announce an earlier version, never the reason
+        #: text.
+        self.refused_version = None
 
     def receive(self, message) -> list:
         """
@@ -62,8 +74,17 @@ class Conversation(Machine):
         # The reason given if the message turns out to be out of order.
         self._reason = f"unexpected {type(message).__name__} from the server"
         if not isinstance(message, wire.Version):
+            if (
+                isinstance(message, wire.Error)
+                and message.code == wire.ERROR_BAD_VERSION
+                and self.version is None
+            ):
+                self.refused_version = self.announced
             return self._inspect(message)
-        if message.version not in wire.PROTOCOL_VERSIONS:
+        if (
+            message.version not in wire.PROTOCOL_VERSIONS
+            or message.version > self.announced
+        ):
             return self._fail(f"the server speaks version {message.version}")
         self.version = message.version
         return self._version()
@@ -115,7 +136,7 @@ class Conversation(Machine):
     # Outputs every conversation has.
 
     def _send_version(self):
-        self._actions.append(Send(wire.Version(wire.PROTOCOL_VERSION)))
+        self._actions.append(Send(wire.Version(self.announced)))
 
     def _report_out_of_turn(self):
         # The protocol starts a conversation once, and brings an answer

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.client.test_rotation,tests.client.test_reconnection -*-
+# -*- test-case-name: tests.client.test_rotation,tests.client.test_reconnection,tests.client.test_version_fallback -*-
 """
 Running key rotation (L{suto_client.rotation_machine}) on connections an
 enrolled profile keeps open to its server (docs/PROTOCOL.md §9).
@@ -11,6 +11,13 @@ L{twisted.application.internet.ClientService} makes for it.
 A profile whose junk was due and could not be delivered is offline
 (docs/PROTOCOL.md §10): the factory marks it so, durably, and its next
 connection reconnects before it rotates.
+
+A server of the release before this one answers this release's version
+with C{SUTO_ERROR_BAD_VERSION} and closes (docs/PROTOCOL.md §9.2).  The
+factory then connects again at once announcing version 2 for an hour
+(L{suto_client.version_fallback}), so endpoints upgraded before their
+server keep rotating, in two round trips, and prime their rotations once
+the server is upgraded.
 """
 
 from __future__ import annotations
@@ -37,6 +44,11 @@ from suto_client.rotation_outcome import (
     require_rotatable,
 )
 from suto_client.state import Account, EnrolledProfile, server_text
+from suto_client.version_fallback import (
+    FALLBACK_SPELL,
+    FALLBACK_VERSION,
+    VersionFallback,
+)
 from suto_server.core import timing, wire
 
 #: The longest wait after rotations that failed to open the server's
@@ -230,7 +242,10 @@ class RotationFactory(Factory):
     L{MAX_HOLD_OFF}; otherwise it waits as L{retry_wait} says, the
     exponent growing with the failed attempts and rotations in a row but
     by at most L{UNANSWERED_DOUBLINGS} for connections the server ended
-    before answering; a successful rotation resets all of them.
+    before answering; a successful rotation resets all of them.  A server
+    that refused this release's protocol version is not a failed rotation
+    either: the next attempt comes at once, announcing an older version
+    for a while (L{VersionFallback}).
 
     @ivar profile: the profile with its latest stored key.
     """
@@ -280,12 +295,16 @@ class RotationFactory(Factory):
         self._unanswered = 0
         self._next_hold_off = interval
         self._hold_off: float | None = None
+        self._fallback = VersionFallback(clock)
 
     def buildProtocol(self, addr) -> RotationProtocol:
         self._note_silence()
         return RotationProtocol(
             ClientRotation(
-                self.profile, self._fingerprint, self._random_bytes
+                self.profile,
+                self._fingerprint,
+                self._random_bytes,
+                self._fallback.version(),
             ),
             clock=self._clock,
             interval=self._interval,
@@ -311,6 +330,34 @@ class RotationFactory(Factory):
         # and only up to a few doublings.
         unanswered = min(self._unanswered, UNANSWERED_DOUBLINGS)
         return retry_wait(self._failures + max(attempt, unanswered), self._random)
+
+    def _fell_back(self, report: Report) -> bool:
+        """
+        If the server refused a version it has an older one for, fall back
+        to it, connect again at once, and say so once.  The refusal says
+        nothing about the key: it counts toward no back-off and is not
+        reported as a rotation.
+
+        @return: whether C{report} was such a refusal.
+        """
+        refused = report.refused_version
+        if not self._fallback.refused(refused):
+            return False
+        self._hold_off = 0.0
+        self._unanswered = 0
+        self.log.warn(
+            "{server_host} port {server_port} refused protocol version "
+            "{refused} and speaks only version {version}: {user} rotates in "
+            "two round trips until the server is upgraded (trying version "
+            "{refused} again in {spell:.0f} seconds)",
+            server_host=self.profile.server_host,
+            server_port=self.profile.server_port,
+            user=self.profile.user,
+            refused=refused,
+            version=FALLBACK_VERSION,
+            spell=FALLBACK_SPELL,
+        )
+        return True
 
     def _note_silence(self) -> None:
         """
@@ -355,6 +402,8 @@ class RotationFactory(Factory):
         self.profile = profile
 
     def _reported(self, report: Report) -> None:
+        if self._fell_back(report):
+            return
         if report.outcome is RotationOutcome.ROTATED:
             self._failures = 0
             self._next_hold_off = self._interval

@@ -95,6 +95,7 @@ class RotationInputs(Conversation):
         L{keyschedule.FINGERPRINT_SIZE}-byte fingerprint hash, or raises
         L{FingerprintError}; called once per rotation.
     @param random_bytes: returns that many fresh random bytes.
+    @param version: the protocol version to announce (L{Conversation}).
     @raise RotationError: the profile's user cannot rotate.
     """
 
@@ -120,9 +121,10 @@ class RotationInputs(Conversation):
         profile: EnrolledProfile,
         fingerprint: Callable[[], bytes],
         random_bytes: Callable[[int], bytes],
+        version: int = wire.PROTOCOL_VERSION,
     ) -> None:
         require_rotatable(profile)
-        super().__init__()
+        super().__init__(version)
         self._profile = profile
         self._fingerprint = fingerprint
         self._random_bytes = random_bytes

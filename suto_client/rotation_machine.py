@@ -190,6 +190,7 @@ class ClientRotation(RotationInputs):
             self._profile.generation,
             reason,
             answered=self._answered,
+            refused_version=self.refused_version,
         )
 
     def _close_with(self, outcome: RotationOutcome, reason: str, abort=False):

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.client.test_rotation,tests.client.test_reconnection -*-
+# -*- test-case-name: tests.client.test_rotation,tests.client.test_reconnection,tests.client.test_version_fallback -*-
 """
 How a key rotation ends and what it asks of whoever runs it: the
 vocabulary L{suto_client.rotation_machine.ClientRotation} speaks besides
@@ -27,6 +27,7 @@ _SERVER_ERRORS = {
     ),
     wire.ERROR_BUSY: "the server is busy; try again",
     wire.ERROR_TIMEOUT: "the server gave up waiting",
+    wire.ERROR_BAD_VERSION: "the server does not speak the version announced",
 }
 
 UNKNOWN_KEY_REASON = "the server does not know this key: re-enrollment needed"
@@ -93,6 +94,10 @@ class Report:
     @ivar answered: whether the server sent anything on the connection
         before the rotation ended; C{False} for a connection it closed, or
         let time out, before its version answer.
+    @ivar refused_version: the protocol version the agent announced, when
+        the server answered it with C{SUTO_ERROR_BAD_VERSION} (a server of
+        an earlier release); L{None} otherwise.  The rotation then never
+        started, and the key has nothing to do with it.
     """
 
     outcome: RotationOutcome
@@ -100,6 +105,7 @@ class Report:
     generation: int
     reason: str = ""
     answered: bool = True
+    refused_version: int | None = None
 
 
 def require_rotatable(profile: EnrolledProfile) -> None:

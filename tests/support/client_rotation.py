@@ -111,6 +111,9 @@ class FakeServer:
     connection (C{SUTO_C_ROTATE_PRIMED_}).
 
     @ivar version: the newest version it speaks.
+    @ivar only: whether it speaks L{version} alone, as a server of the
+        release before version 3 did: it answers any other version with
+        C{SUTO_ERROR_BAD_VERSION}.
     @ivar agreed: the version of the connection under way: the one the
         client offered, or L{version} if that is older; L{version} until
         a client offers one.
@@ -124,8 +127,10 @@ class FakeServer:
         generation=0,
         fingerprint=FINGERPRINT,
         version=wire.PROTOCOL_VERSION,
+        only=False,
     ):
         self.key = key
+        self.only = only
         self.generation = generation
         self.fingerprint = fingerprint
         self.version = self.agreed = version
@@ -143,6 +148,8 @@ class FakeServer:
         The server's answers to C{message}.
         """
         if isinstance(message, wire.Version):
+            if self.only and message.version != self.version:
+                return [wire.Error(wire.ERROR_BAD_VERSION)]
             # A new connection: the share of the last one is gone.
             self.agreed = min(message.version, self.version)
             self.primed = None
