@@ -53,7 +53,6 @@ from suto_server.locations import Locations
 from suto_server.masterkey import MasterKey
 from suto_server.phases.classic import ClassicRules
 from suto_server.phases.connection import ServerFactory
-from suto_server.phases.rotation import PRIMING_VERSION
 from suto_server.rules.registry import LiveSessions
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.settings import Alerting, EnrollmentSettings, Timing
@@ -82,7 +81,7 @@ class _Agent:
         self.transport = transport
         # The answer every commit gets on a connection of this version.
         self._done = (
-            wire.RotateDoneNext if version >= PRIMING_VERSION else wire.RotateDone
+            wire.RotateDoneNext if version >= wire.PRIMED_SINCE else wire.RotateDone
         )
         self.share = None
         self._pending = None

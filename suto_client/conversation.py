@@ -159,7 +159,11 @@ class PasswordConversation(Conversation):
     __slots__ = ("_response",)
 
     def __init__(self) -> None:
-        super().__init__()
+        # Neither the classic challenge nor enrollment changed in version
+        # 3, which adds only the primed rotation: announcing the earliest
+        # version this release speaks keeps them working with a server of
+        # either release, with no second connection.
+        super().__init__(wire.PROTOCOL_VERSIONS[0])
         self._response: wire.CFHash | None = None
 
     def hash_failed(self, reason: str) -> list:

@@ -124,7 +124,7 @@ class ClientEnrollmentTests(SynchronousTestCase):
         first key, after which the connection is closed and the first key
         and its id are handed over.
         """
-        self.assertEqual(self.enrollment.start(), [Send(wire.Version(3))])
+        self.assertEqual(self.enrollment.start(), [Send(wire.Version(2))])
         self.assertEqual(
             self.enrollment.receive(wire.Version(2)),
             [Send(wire.Enroll(USER))],
@@ -513,7 +513,7 @@ class EnrollmentProtocolTests(SynchronousTestCase):
         completed.
         """
         self.connect()
-        self.assertEqual(self.transport.value(), b"SUTO_VERSION_3\r\n")
+        self.assertEqual(self.transport.value(), b"SUTO_VERSION_2\r\n")
         self.assertEqual(
             self.exchange(b"SUTO_VERSION_2\r\n"), b"SUTO_C_ENROLL_alice\r\n"
         )

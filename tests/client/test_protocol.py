@@ -85,7 +85,7 @@ class ClassicClientProtocolTests(SynchronousTestCase):
         learned once accepted.
         """
         self.connect(NEW, wire.Framing.FRAMED)
-        self.assertEqual(self.transport.value(), b"SUTO_VERSION_3\r\n")
+        self.assertEqual(self.transport.value(), b"SUTO_VERSION_2\r\n")
         self.assertEqual(
             self.exchange(b"SUTO_VERSION_2\r\n"), b"SUTO_C_GET_SALTA\r\n"
         )

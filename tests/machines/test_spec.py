@@ -475,7 +475,8 @@ class ClientClassicDriver(ClientDriver):
     feed_open_framed = feed_open_legacy = ClientDriver.feed_open
 
     def feed_version(self, machine, case):
-        return machine.receive(wire.Version(wire.PROTOCOL_VERSION))
+        # The version a password conversation announces, echoed.
+        return machine.receive(wire.Version(machine.announced))
 
     def feed_salts_arrived(self, machine, case):
         return machine.receive(wire.SaltA(SALT, RSALT))
@@ -501,7 +502,8 @@ class ClientEnrollmentDriver(ClientDriver):
         return enrollment.ClientEnrollment(USER, FINGERPRINT, RANDOM)
 
     def feed_version(self, machine, case):
-        return machine.receive(wire.Version(wire.PROTOCOL_VERSION))
+        # The version a password conversation announces, echoed.
+        return machine.receive(wire.Version(machine.announced))
 
     def feed_salts_arrived(self, machine, case):
         return machine.receive(wire.SaltA(SALT, RSALT))
