@@ -14,6 +14,7 @@ from suto_client.enrollment_machine import EnrollOutcome
 from suto_client.rotation_outcome import RotationOutcome
 from suto_client.state import ClientState
 from suto_client.statefile import load_state, save_state
+from suto_server.rules.rotation import Rotation
 from tests.support.daemon import EnrollmentFixture, fingerprint_of
 from tests.support.mutual_tls import MutualTLSFixture
 
@@ -72,6 +73,27 @@ class RotationEndToEndTests(EnrollmentFixture, TestCase):
         self.assertEqual(server_profile.generation, client_profile.generation)
         self.assertGreaterEqual(server_profile.generation, ROTATIONS)
         self.assertIn(server_profile.key_id, seen)
+
+    @defer.inlineCallbacks
+    def test_later_rotations_primed(self):
+        """
+        On its one connection the agent's first rotation takes two round
+        trips and every later one is primed (protocol version 3): the
+        server begins it with the share it handed out at the last commit.
+        """
+        forms = []
+        begin = Rotation.begin
+
+        def recording(rotation, *args, server_private=None, **kwargs):
+            forms.append("primed" if server_private is not None else "plain")
+            return begin(rotation, *args, server_private=server_private, **kwargs)
+
+        self.patch(Rotation, "begin", recording)
+        yield self.enroll_and_run_agent()
+        for _ in range(ROTATIONS):
+            _, outcome, _ = yield self.rotations.get()
+            self.assertEqual(outcome, RotationOutcome.ROTATED)
+        self.assertEqual(forms, ["plain"] + ["primed"] * (ROTATIONS - 1))
 
     @defer.inlineCallbacks
     def test_stolen_enrollment_key_is_stale(self):
