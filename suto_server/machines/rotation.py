@@ -415,10 +415,14 @@ TRANSITIONS = Table(
             (_S._report_unasked, _S._abandon, _S._send_error),
         ),
         *(((state,), (CHALLENGE,), state, (_S._send_challenge,)) for state in _BETWEEN),
-        *(((state,), (CHALLENGE,), state, ()) for state in (RECONNECTING, REJOINED)),
-        *(((state,), (CHALLENGE,), state, ()) for state in _ROTATING),
-        *(((state,), (PROOF,), state, (_S._ask_prove,)) for state in _BETWEEN),
-        *(((state,), (PROOF,), state, (_S._ask_prove,)) for state in _ROTATING),
+        *(
+            ((state,), (CHALLENGE,), state, ())
+            for state in (RECONNECTING, REJOINED, *_ROTATING)
+        ),
+        *(
+            ((state,), (PROOF,), state, (_S._ask_prove,))
+            for state in _BETWEEN + _ROTATING
+        ),
         ((RECONNECTING,), (PROOF,), DONE, _PIPELINED),
         ((REJOINED,), (PROOF,), DONE, _ERROR),
         ((DONE,), INPUTS, DONE, ()),

@@ -322,7 +322,8 @@ class Rotation:
         durably (grouped with other rotations), and return the final
         message.
 
-        @param held_elsewhere: as for L{failed}, should it not open.
+        @param held_elsewhere: as for L{RotationFailures.record}, should it
+            not open.
         @param prime: answer with a fresh share for the connection's next
             rotation (a version-3 connection) rather than with "done".
         @return: once the new key is on disk, the sealed "done", or the
@@ -378,11 +379,11 @@ class Rotation:
     ) -> None:
         """
         Does the client's acknowledgement open under the new key?  One
-        that does not is a failed rotation, recorded as L{failed} says;
-        nothing else is written.  L{acknowledge} begins with it, and a
-        primed rotation whose connection ended before its key was checked
-        is judged by it alone, so that hanging up at once hides no
-        failure.
+        that does not is a failed rotation, recorded as
+        L{RotationFailures.record} says; nothing else is written.
+        L{acknowledge} begins with it, and a primed rotation whose
+        connection ended before its key was checked is judged by it alone,
+        so that hanging up at once hides no failure.
 
         @raise RotationRefused: it does not open.
         """

@@ -109,9 +109,9 @@ MAX_LEGACY_BUFFER = 512
 # SUTO_C_ROTATE_ACK_ and SUTO_C_ROTATE_PRIMED_ extend SUTO_C_ROTATE_,
 # SUTO_ROTATE_DONE_NEXT_ extends SUTO_ROTATE_DONE_ and SUTO_C_RECONNECT_N_
 # extends SUTO_C_RECONNECT_, and _read_message reads the longer (a key id
-# is lower-case hexadecimal and base64 has no "_", so nothing is lost).  The two layouts of
-# Reconnect are told apart on the way out by its nonce (the first, for
-# messages without one, comes first).
+# is lower-case hexadecimal and base64 has no "_", so nothing is lost).
+# The two layouts of Reconnect are told apart on the way out by its nonce
+# (the first, for messages without one, comes first).
 # What both forms of the reconnection end with.
 _RECONNECT_PROOF_ON = (
     grammar.PROOF,
