@@ -258,6 +258,8 @@ _ERROR = (_C._finish_error,)
 _VERSIONS = (VERSION_ONLINE, VERSION_OFFLINE)
 _LIVE = STATES[:-1]
 _BETWEEN = (READY, PRIMED)
+# The live states but those between rotations: a rotation is under way.
+_DURING = tuple(state for state in _LIVE if state not in _BETWEEN)
 _COMMITTING = (COMMITTING, COMMITTING_PRIMED)
 _SENT_ROTATION = (AWAITING_OK, AWAITING_PRIMED_DONE)
 _OUT_OF_TURN = (_C._report_out_of_turn, _C._finish_error)
@@ -346,20 +348,10 @@ TRANSITIONS = Table(
         ),
         (_LIVE, (SERVER_ERROR, VIOLATION), DONE, _ERROR),
         (_LIVE, (EXPIRE,), DONE, (_C._finish_timeout,)),
-        (
-            tuple(state for state in _LIVE if state not in _BETWEEN),
-            (LOST,),
-            DONE,
-            (_C._finish_lost,),
-        ),
+        (_DURING, (LOST,), DONE, (_C._finish_lost,)),
         (_BETWEEN, (LOST,), DONE, ()),
         (_LIVE[1:], (OPEN,), DONE, _OUT_OF_TURN),
-        (
-            tuple(state for state in _LIVE if state not in _BETWEEN),
-            (BEGIN,),
-            DONE,
-            _OUT_OF_TURN,
-        ),
+        (_DURING, (BEGIN,), DONE, _OUT_OF_TURN),
         (
             tuple(state for state in _LIVE if state not in _COMMITTING),
             (STORED, NOT_STORED),
