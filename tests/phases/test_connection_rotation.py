@@ -48,6 +48,7 @@ from tests.support.rotation import (
     SOURCE,
     Device,
     enroll,
+    raw_public,
 )
 from tests.support.rotation_listener import (
     CLIENT_PRIVATE,
@@ -55,7 +56,6 @@ from tests.support.rotation_listener import (
     VERSION,
     RotationListenerMixin,
     b64,
-    public,
     sealed,
     server_private_keys,
 )
@@ -79,7 +79,7 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         stays open.
         """
         server = next(server_private_keys())
-        shared = keyschedule.dh_shared_secret(CLIENT_PRIVATE, public(server))
+        shared = keyschedule.dh_shared_secret(CLIENT_PRIVATE, raw_public(server))
         new_key = keyschedule.next_key(FIRST_KEY, JUNK, FINGERPRINT, shared, "alice", 1)
         s2c = keyschedule.Direction.SERVER_TO_CLIENT
         c2s = keyschedule.Direction.CLIENT_TO_SERVER
@@ -90,11 +90,11 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         rotate = b"SUTO_C_ROTATE_%s_%s_%s_alice\r\n" % (
             keyschedule.key_id(FIRST_KEY).encode("ascii"),
             b64(JUNK),
-            b64(public(CLIENT_PRIVATE)),
+            b64(raw_public(CLIENT_PRIVATE)),
         )
         self.assertEqual(
             self.exchange(protocol, transport, VERSION + rotate),
-            VERSION + b"SUTO_ROTATE_OK_%s_%s\r\n" % (b64(public(server)), b64(ok)),
+            VERSION + b"SUTO_ROTATE_OK_%s_%s\r\n" % (b64(raw_public(server)), b64(ok)),
         )
         self.assertEqual(
             self.exchange(protocol, transport, b"SUTO_C_ROTATE_ACK_%s\r\n" % b64(ack)),
@@ -140,7 +140,7 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         reply = self.exchange(protocol, transport, self.rotate_line())
         [ok] = self.decode(reply)
         _, second_server = itertools.islice(server_private_keys(), 2)
-        self.assertEqual(ok.public, public(second_server))
+        self.assertEqual(ok.public, raw_public(second_server))
         self.exchange(protocol, transport, self.ok_line(reply))
         self.clock.advance(0)
         [done] = self.decode(transport.value())
@@ -814,7 +814,7 @@ class KeyIdOnlyTests(RotationListenerMixin, SynchronousTestCase):
         line = b"SUTO_C_ROTATE_%s_%s_%s_alice\r\n" % (
             self.key_id().encode("ascii"),
             b64(JUNK),
-            b64(public(CLIENT_PRIVATE)),
+            b64(raw_public(CLIENT_PRIVATE)),
         )
         reply = self.exchange(protocol, transport, VERSION + line)
         [ok] = self.decode(reply[len(VERSION) :])

@@ -13,12 +13,8 @@ from suto_server.core import keyschedule
 from suto_server.rules.rotation import RotationRefused
 from tests.support.coroutines import failure_of
 from tests.support.enrollment import FINGERPRINT
-from tests.support.rotation import JUNK, SOURCE, RotationMixin
+from tests.support.rotation import JUNK, SOURCE, RotationMixin, raw_public
 from tests.support.stores import MemoryStoreMixin, SQLiteStoreMixin
-
-
-def raw_public(private):
-    return private.public_key().public_bytes_raw()
 
 
 class PrimedRotationTestsMixin(RotationMixin):

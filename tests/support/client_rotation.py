@@ -15,7 +15,6 @@ import os
 import random
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from twisted.internet import error as internet_error
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
@@ -31,6 +30,7 @@ from suto_client.rotation_machine import ClientRotation
 from suto_client.state import EnrolledProfile
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Send
+from tests.support.rotation import raw_public
 
 USER = "alice"
 SERVER = "192.0.2.10"
@@ -52,10 +52,6 @@ C2S = keyschedule.Direction.CLIENT_TO_SERVER
 S2C = keyschedule.Direction.SERVER_TO_CLIENT
 INTERVAL = 60.0
 TIMEOUT = 5.0
-
-
-def raw_public(private: X25519PrivateKey) -> bytes:
-    return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 class Draws:

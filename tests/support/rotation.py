@@ -41,6 +41,14 @@ OTHER_FINGERPRINT = bytes(range(1, 33))
 JUNK = bytes(range(150, 182))
 
 
+def raw_public(private):
+    """
+    The raw 32 bytes of the X25519 public key of C{private}, as the wire
+    carries them.
+    """
+    return private.public_key().public_bytes_raw()
+
+
 class Device:
     """
     A client's side of key rotation (docs/PROTOCOL.md §9.2), computed with
@@ -77,7 +85,7 @@ class Device:
         return wire.Rotate(
             keyschedule.key_id(self.key),
             JUNK,
-            self._private.public_key().public_bytes_raw(),
+            raw_public(self._private),
             self.user,
         )
 

@@ -39,10 +39,6 @@ def b64(data):
     return base64.b64encode(data)
 
 
-def public(private):
-    return private.public_key().public_bytes_raw()
-
-
 def sealed(key, plaintext, purpose, direction, counter):
     """
     C{plaintext} sealed for C{alice} under C{key}, as the side of
