@@ -29,29 +29,12 @@ from tests.support.client_rotation import (
     FakeServer,
     pump,
     rotated_profile,
+    sealed_share,
     secret_forms,
 )
 from tests.support.key_vectors import CHECK_NONCE
 
-S2C = keyschedule.Direction.SERVER_TO_CLIENT
 _NOT_OPENED = "the server's rotation confirmation did not open"
-
-
-def sealed_share(key: bytes, share: bytes) -> wire.RotateDoneNext:
-    """
-    A C{SUTO_ROTATE_DONE_NEXT_} carrying C{share}, sealed under C{key} as
-    the server seals it.
-    """
-    return wire.RotateDoneNext(
-        keyschedule.seal(
-            key,
-            share,
-            profile=USER,
-            purpose=keyschedule.ROTATE_DONE_NEXT_PURPOSE,
-            direction=S2C,
-            counter=1,
-        )
-    )
 
 
 class PrimedConversationTests(ConversationFixture, SynchronousTestCase):

@@ -232,16 +232,7 @@ class FakeServer:
         if self.agreed >= 3:
             self.primed = X25519PrivateKey.generate()
             self.shares.append(raw_public(self.primed))
-            return wire.RotateDoneNext(
-                keyschedule.seal(
-                    new,
-                    self.shares[-1],
-                    profile=USER,
-                    purpose="rotate-done-next",
-                    direction=S2C,
-                    counter=1,
-                )
-            )
+            return sealed_share(new, self.shares[-1])
         return wire.RotateDone(
             keyschedule.seal(
                 new,
@@ -252,6 +243,23 @@ class FakeServer:
                 counter=1,
             )
         )
+
+
+def sealed_share(key: bytes, share: bytes) -> wire.RotateDoneNext:
+    """
+    A C{SUTO_ROTATE_DONE_NEXT_} carrying C{share}, sealed under C{key} as
+    the server seals it.
+    """
+    return wire.RotateDoneNext(
+        keyschedule.seal(
+            key,
+            share,
+            profile=USER,
+            purpose="rotate-done-next",
+            direction=S2C,
+            counter=1,
+        )
+    )
 
 
 def rotated_profile(server: FakeServer, rotated_at=None) -> EnrolledProfile:
