@@ -15,18 +15,14 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
-from suto_server.core.timing import DEFAULT_OFFLINE_STEP
-from suto_server.rules.reconnection import Reconnection
-from suto_server.store.calls import LocalCalls
 from tests.support.enrollment import FINGERPRINT
-from tests.support.reconnection import reconnect_message
 from tests.support.rotation import FIRST_KEY, JUNK, NOW, Device, raw_public
 from tests.support.rotation_listener import (
     CLIENT_PRIVATE,
     IDLE_TIMEOUT,
     VERSION_3,
+    ReconnectListenerMixin,
     RotationListenerMixin,
     b64,
     sealed,
@@ -339,26 +335,12 @@ class VersionTwoTests(PrimedListenerMixin, SynchronousTestCase):
         )
 
 
-class PrimedReconnectionTests(PrimedListenerMixin, SynchronousTestCase):
+class PrimedReconnectionTests(
+    PrimedListenerMixin, ReconnectListenerMixin, SynchronousTestCase
+):
     """
     The reconnection and offline rules around primed rotations.
     """
-
-    def make_factory(self, rotation):
-        factory = super().make_factory(rotation)
-        factory.rotation = replace(
-            factory.rotation,
-            reconnection=Reconnection(
-                LocalCalls(self.store), rotation, AuditLog(self.store)
-            ),
-        )
-        return factory
-
-    def reconnect_line(self):
-        step = keyschedule.time_step(self.clock.seconds(), DEFAULT_OFFLINE_STEP)
-        return wire.encode(
-            reconnect_message(self.device, step), wire.Framing.FRAMED
-        )
 
     def test_after_reconnection(self):
         """

@@ -22,7 +22,6 @@ from suto_server.core.timing import DEFAULT_OFFLINE_STEP
 from suto_server.locations import Locations
 from suto_server.metrics import ServerMetrics
 from suto_server.rules.gate import ConnectionGate
-from suto_server.rules.reconnection import Reconnection
 from suto_server.rules.registry import LiveSessions, clients_report
 from suto_server.rules.rotation import Rotation
 from suto_server.rules.tracking import Tracking
@@ -37,7 +36,6 @@ from tests.support.reconnection import (
     ATTEMPT_NONCE,
     offline_key_of,
     opens_ok,
-    reconnect_message,
     sealing_key_of,
 )
 from tests.support.rotation import (
@@ -54,6 +52,7 @@ from tests.support.rotation_listener import (
     CLIENT_PRIVATE,
     IDLE_TIMEOUT,
     VERSION,
+    ReconnectListenerMixin,
     RotationListenerMixin,
     b64,
     sealed,
@@ -294,60 +293,6 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         )
         self.assertTrue(transport.disconnecting)
         self.assertEqual(self.store.get_profile("bob").generation, 0)
-
-
-class ReconnectListenerMixin(RotationListenerMixin):
-    """
-    L{RotationListenerMixin}'s listener with the reconnection and
-    blacklist rules over the same store (default step and window), and
-    no port tracking.
-    """
-
-    def make_factory(self, rotation):
-        factory = super().make_factory(rotation)
-        self.reconnection = Reconnection(
-            LocalCalls(self.store), rotation, AuditLog(self.store)
-        )
-        factory.rotation = replace(factory.rotation, reconnection=self.reconnection)
-        return factory
-
-    def step(self):
-        return keyschedule.time_step(self.clock.seconds(), DEFAULT_OFFLINE_STEP)
-
-    def reconnect_line(self, device=None, step=None, nonce=ATTEMPT_NONCE):
-        """
-        The C{SUTO_C_RECONNECT_N_} line of C{device} (by default the
-        enrolled one) for C{step} (by default the server's), or with
-        C{nonce=None} its C{SUTO_C_RECONNECT_} line of the first form.
-        """
-        message = reconnect_message(
-            device or self.device, self.step() if step is None else step, nonce=nonce
-        )
-        return wire.encode(message, wire.Framing.FRAMED)
-
-    def state(self, user="alice"):
-        """
-        What the store holds for C{user}: profile, offline spell, spent
-        step, blacklist entry.
-        """
-        return (
-            self.store.get_profile(user),
-            self.store.offline_since(user),
-            self.store.spent_offline_step(user),
-            self.store.blacklist_entry(user),
-        )
-
-    def assert_closed_with(self, protocol, transport, data, expected):
-        """
-        Sending C{data} is answered with exactly C{expected}, the
-        connection closes and the stored state does not change.
-        """
-        before = self.state()
-        self.assertEqual(self.exchange(protocol, transport, data), expected)
-        self.assertTrue(transport.disconnecting)
-        protocol.connectionLost(Failure(error.ConnectionDone()))
-        self.clock.advance(0)
-        self.assertEqual(self.state(), before)
 
 
 class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
