@@ -124,7 +124,9 @@ class PrimedRotationTests(PrimedListenerMixin, SynchronousTestCase):
         self.assertEqual(self.exchange(protocol, transport, line), b"")
         self.assertEqual(self.key_id(), keyschedule.key_id(k1))
         self.clock.advance(0)
-        after = sealed(k2, raw_public(third), keyschedule.ROTATE_DONE_NEXT_PURPOSE, s2c, 1)
+        after = sealed(
+            k2, raw_public(third), keyschedule.ROTATE_DONE_NEXT_PURPOSE, s2c, 1
+        )
         self.assertEqual(
             transport.value(), b"SUTO_ROTATE_DONE_NEXT_%s\r\n" % b64(after)
         )

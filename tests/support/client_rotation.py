@@ -5,9 +5,10 @@ key schedule.
 L{FakeServer} answers a L{ClientRotation} as the design says a server must,
 in the version the client offers (3, with the primed rotation) or an
 earlier one it is made to speak, with deterministic L{Draws} and counted
-L{Fingerprints}, so a test knows every byte the client sends; the helpers run a L{RotationFactory} over a L{StringTransport}
-against it. The client's rotation and reconnection tests and the check of
-the machines against docs/PROTOCOL.md share them.
+L{Fingerprints}, so a test knows every byte the client sends; the helpers
+run a L{RotationFactory} over a L{StringTransport} against it. The
+client's rotation and reconnection tests and the check of the machines
+against docs/PROTOCOL.md share them.
 """
 
 import base64
