@@ -358,13 +358,25 @@ def make_factory(
     )
 
 
+def connected(factory) -> tuple:
+    """
+    A protocol of C{factory} connected to L{SERVER} over a
+    L{StringTransport}.
+
+    @return: the protocol and its transport.
+    """
+    protocol = factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
 def refused_connection(factory: RotationFactory) -> None:
     """
     A connection of C{factory} that the server closes before it says
     anything, as it does over C{--max-startups}.
     """
-    protocol = factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
-    protocol.makeConnection(StringTransport())
+    protocol, _ = connected(factory)
     protocol.connectionLost(Failure(internet_error.ConnectionDone()))
 
 
@@ -373,9 +385,7 @@ def run_connection(factory: RotationFactory, server: FakeServer) -> None:
     Run one connection of C{factory} against C{server} until the client
     has nothing more to say, and close it.
     """
-    protocol = factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
-    transport = StringTransport()
-    protocol.makeConnection(transport)
+    protocol, transport = connected(factory)
     pump(protocol, transport, server)
     if not transport.disconnecting:
         protocol.connectionLost(Failure(internet_error.ConnectionDone()))
@@ -487,9 +497,7 @@ class FakeEndpoint:
         @return: the connected protocol and its transport.
         """
         factory, attempt = self.attempts.pop(0)
-        protocol = factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
-        transport = StringTransport()
-        protocol.makeConnection(transport)
+        protocol, transport = connected(factory)
         attempt.callback(protocol)
         return protocol, transport
 
