@@ -178,6 +178,14 @@ PRIMED_FORM = Form(
 FORMS = (TWO_MESSAGE, PRIMED_FORM)
 
 
+def best_microseconds(call: Callable[[], None], number: int, repeat: int) -> float:
+    """
+    @return: the best, over C{repeat} runs of C{number} calls of C{call},
+        of the time of one call, in microseconds.
+    """
+    return min(timeit.repeat(call, number=number, repeat=repeat)) / number * 1e6
+
+
 def rotation_microseconds(rotations: int, repeat: int, form: Form) -> float:
     """
     @return: the best, over C{repeat} runs of C{rotations} rotations of
@@ -186,10 +194,7 @@ def rotation_microseconds(rotations: int, repeat: int, form: Form) -> float:
     """
     session = RotationConversation(USER)
     form.first(session)
-    runs = timeit.repeat(
-        lambda: form.rotate(session), number=rotations, repeat=repeat
-    )
-    return min(runs) / rotations * 1e6
+    return best_microseconds(lambda: form.rotate(session), rotations, repeat)
 
 
 def codec_rotation(form: Form) -> None:
@@ -210,10 +215,7 @@ def codec_microseconds(rotations: int, repeat: int, form: Form) -> float:
     @return: the best, over C{repeat} runs, of the codec's time for one
         rotation of C{form}, in microseconds.
     """
-    runs = timeit.repeat(
-        lambda: codec_rotation(form), number=rotations, repeat=repeat
-    )
-    return min(runs) / rotations * 1e6
+    return best_microseconds(lambda: codec_rotation(form), rotations, repeat)
 
 
 class _Timed(WheelTimeoutMixin):
@@ -268,8 +270,7 @@ def timeout_microseconds(
         connection.setTimeout(IDLE_TIMEOUT)
         turn()
 
-    runs = timeit.repeat(rotation, number=rotations, repeat=repeat)
-    return min(runs) / rotations * 1e6
+    return best_microseconds(rotation, rotations, repeat)
 
 
 class _MallInfo2(ctypes.Structure):

@@ -17,7 +17,6 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from suto_client.agent import Agent
 from suto_client.failover import FailoverEndpoint
 from suto_client.rotation import RETRY_CAP, profile_endpoint
 from suto_client.rotation_outcome import RotationOutcome
@@ -25,17 +24,14 @@ from suto_client.state import ClientState
 from suto_client.statefile import load_state, save_state
 from suto_server.core import wire
 from tests.support.client_rotation import (
-    FINGERPRINT,
-    INTERVAL,
     PROFILE,
     TIMEOUT,
     USER,
     FakeEndpoint,
     FakeServer,
-    FixedRandom,
     pump,
     rotated_profile,
-    stop,
+    start_agent,
 )
 from tests.support.udp import MemoryUDPReactor
 
@@ -190,23 +186,13 @@ class AgentFailoverTests(SynchronousTestCase):
         self.reactor.advance(PROFILE.enrolled_at)
         self.first, self.second = FakeEndpoint(), FakeEndpoint()
         self.outcomes = []
-        agent = Agent(
+        start_agent(
+            self,
             self.reactor,
             self.path,
-            hello_endpoint_port=0,
-            hello_interface="127.0.0.1",
-            timeout=TIMEOUT,
-            rotation_interval=INTERVAL,
-            fingerprint=lambda: FINGERPRINT,
-            random_bytes=os.urandom,
-            random=FixedRandom(0.0),
-            rotation_endpoint=self.endpoint,
+            self.endpoint,
+            observer=lambda user, outcome, key_id: self.outcomes.append(outcome),
         )
-        agent.add_rotation_observer(
-            lambda user, outcome, key_id: self.outcomes.append(outcome)
-        )
-        agent.startService()
-        self.addCleanup(stop, agent)
 
     def endpoint(self, reactor, profile, timeout):
         return FailoverEndpoint([("first", self.first), ("second", self.second)])

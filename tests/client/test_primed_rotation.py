@@ -10,8 +10,6 @@ the key schedule.
 from dataclasses import replace
 
 from twisted.internet import error as internet_error
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -22,36 +20,19 @@ from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Close, Send
 from tests.support.client_rotation import (
     INTERVAL,
-    SERVER,
     USER,
     ConversationFixture,
     FactoryFixture,
     FakeServer,
+    connected,
     pump,
     rotated_profile,
+    sealed_share,
     secret_forms,
 )
 from tests.support.key_vectors import CHECK_NONCE
 
-S2C = keyschedule.Direction.SERVER_TO_CLIENT
 _NOT_OPENED = "the server's rotation confirmation did not open"
-
-
-def sealed_share(key: bytes, share: bytes) -> wire.RotateDoneNext:
-    """
-    A C{SUTO_ROTATE_DONE_NEXT_} carrying C{share}, sealed under C{key} as
-    the server seals it.
-    """
-    return wire.RotateDoneNext(
-        keyschedule.seal(
-            key,
-            share,
-            profile=USER,
-            purpose=keyschedule.ROTATE_DONE_NEXT_PURPOSE,
-            direction=S2C,
-            counter=1,
-        )
-    )
 
 
 class PrimedConversationTests(ConversationFixture, SynchronousTestCase):
@@ -268,12 +249,6 @@ class PrimedConnectionTests(FactoryFixture, SynchronousTestCase):
     The primed rotation over connections of a L{RotationFactory}.
     """
 
-    def connect(self):
-        protocol = self.factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
-        transport = StringTransport()
-        protocol.makeConnection(transport)
-        return protocol, transport
-
     def sent(self, since=0) -> list:
         """
         The types of the messages the server received, from the C{since}th.
@@ -300,7 +275,7 @@ class PrimedConnectionTests(FactoryFixture, SynchronousTestCase):
         C{SUTO_C_ROTATE_PRIMED_}; every key it stores is the key the server
         derived, and the fingerprint is recomputed for each.
         """
-        keys = self.rotate(4, *self.connect())
+        keys = self.rotate(4, *connected(self.factory))
         self.assertEqual(
             self.sent(),
             [wire.Version, wire.Rotate, wire.RotateAck] + [wire.RotatePrimed] * 3,
@@ -321,7 +296,7 @@ class PrimedConnectionTests(FactoryFixture, SynchronousTestCase):
         at every rotation, and the keys still agree.
         """
         self.server = FakeServer(version=2)
-        keys = self.rotate(4, *self.connect())
+        keys = self.rotate(4, *connected(self.factory))
         self.assertEqual(
             self.sent(), [wire.Version] + [wire.Rotate, wire.RotateAck] * 4
         )
@@ -348,7 +323,7 @@ class PrimedConnectionTests(FactoryFixture, SynchronousTestCase):
         server's answer, ends that rotation as an error: nothing is
         stored and the key of the last rotation stays the key.
         """
-        protocol, transport = self.connect()
+        protocol, transport = connected(self.factory)
         pump(protocol, transport, self.server)
         self.clock.advance(INTERVAL)
         pump(protocol, transport, self.server, until=wire.RotatePrimed)

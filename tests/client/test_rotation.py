@@ -12,7 +12,6 @@ from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.internet import error as internet_error
-from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver, StringTransport
 from twisted.logger import LogLevel, globalLogPublisher
@@ -54,6 +53,7 @@ from tests.support.client_rotation import (
     FakeServer,
     Fingerprints,
     FixedRandom,
+    connected,
     make_factory,
     pump,
     raw_public,
@@ -808,8 +808,7 @@ class RotationFactoryTests(FactoryFixture, SynchronousTestCase):
         A connection the server accepts but never answers times out, and
         counts as unanswered too: it does not grow the failures.
         """
-        protocol = self.factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
-        protocol.makeConnection(StringTransport())
+        protocol, _ = connected(self.factory)
         self.clock.advance(TIMEOUT)
         protocol.connectionLost(Failure(internet_error.ConnectionDone()))
         [report] = self.reports

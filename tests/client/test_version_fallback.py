@@ -1,9 +1,10 @@
 """
 Tests for the agent's fallback to protocol version 2 against a server of
 the release before (L{suto_client.version_fallback} as the
-L{suto_client.rotation.RotationFactory} uses it, docs/PROTOCOL.md §9.2): such a server answers C{SUTO_VERSION_3} with
-C{SUTO_ERROR_BAD_VERSION}, and the agent connects again at once announcing
-2, rotates in two round trips for an hour, then tries 3 again.  Over a
+L{suto_client.rotation.RotationFactory} uses it, docs/PROTOCOL.md §9.2):
+such a server answers C{SUTO_VERSION_3} with C{SUTO_ERROR_BAD_VERSION},
+and the agent connects again at once announcing 2, rotates in two round
+trips for an hour, then tries 3 again.  Over a
 L{StringTransport} and a L{Clock}, against the fake server built from the
 key schedule, made to speak version 2 alone.
 """

@@ -15,21 +15,16 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
-from suto_server.core.timing import DEFAULT_OFFLINE_STEP
-from suto_server.rules.reconnection import Reconnection
-from suto_server.store.calls import LocalCalls
 from tests.support.enrollment import FINGERPRINT
-from tests.support.reconnection import reconnect_message
-from tests.support.rotation import FIRST_KEY, JUNK, NOW, Device
+from tests.support.rotation import FIRST_KEY, JUNK, NOW, Device, raw_public
 from tests.support.rotation_listener import (
     CLIENT_PRIVATE,
     IDLE_TIMEOUT,
     VERSION_3,
+    ReconnectListenerMixin,
     RotationListenerMixin,
     b64,
-    public,
     sealed,
     server_private_keys,
 )
@@ -101,7 +96,7 @@ class PrimedRotationTests(PrimedListenerMixin, SynchronousTestCase):
         c2s = keyschedule.Direction.CLIENT_TO_SERVER
 
         def derived(key, server, generation):
-            shared = keyschedule.dh_shared_secret(CLIENT_PRIVATE, public(server))
+            shared = keyschedule.dh_shared_secret(CLIENT_PRIVATE, raw_public(server))
             return keyschedule.next_key(
                 key, JUNK, FINGERPRINT, shared, "alice", generation
             )
@@ -112,7 +107,7 @@ class PrimedRotationTests(PrimedListenerMixin, SynchronousTestCase):
         self.exchange(protocol, transport, self.ok_line(reply[len(VERSION_3) :]))
         self.clock.advance(0)
         next_share = sealed(
-            k1, public(second), keyschedule.ROTATE_DONE_NEXT_PURPOSE, s2c, 1
+            k1, raw_public(second), keyschedule.ROTATE_DONE_NEXT_PURPOSE, s2c, 1
         )
         self.assertEqual(
             transport.value(), b"SUTO_ROTATE_DONE_NEXT_%s\r\n" % b64(next_share)
@@ -123,13 +118,15 @@ class PrimedRotationTests(PrimedListenerMixin, SynchronousTestCase):
         line = b"SUTO_C_ROTATE_PRIMED_%s_%s_%s_%s_alice\r\n" % (
             keyschedule.key_id(k1).encode("ascii"),
             b64(JUNK),
-            b64(public(CLIENT_PRIVATE)),
+            b64(raw_public(CLIENT_PRIVATE)),
             b64(ack),
         )
         self.assertEqual(self.exchange(protocol, transport, line), b"")
         self.assertEqual(self.key_id(), keyschedule.key_id(k1))
         self.clock.advance(0)
-        after = sealed(k2, public(third), keyschedule.ROTATE_DONE_NEXT_PURPOSE, s2c, 1)
+        after = sealed(
+            k2, raw_public(third), keyschedule.ROTATE_DONE_NEXT_PURPOSE, s2c, 1
+        )
         self.assertEqual(
             transport.value(), b"SUTO_ROTATE_DONE_NEXT_%s\r\n" % b64(after)
         )
@@ -334,32 +331,18 @@ class VersionTwoTests(PrimedListenerMixin, SynchronousTestCase):
         protocol, transport = self.rotated()
         self.rotate_again(protocol, transport)
         self.assertEqual(self.store.get_profile("alice").generation, 2)
-        self.device.share = public(CLIENT_PRIVATE)
+        self.device.share = raw_public(CLIENT_PRIVATE)
         self.assert_refused(
             protocol, transport, self.primed_line(), b"SUTO_ERROR_OUT_OF_ORDER\r\n"
         )
 
 
-class PrimedReconnectionTests(PrimedListenerMixin, SynchronousTestCase):
+class PrimedReconnectionTests(
+    PrimedListenerMixin, ReconnectListenerMixin, SynchronousTestCase
+):
     """
     The reconnection and offline rules around primed rotations.
     """
-
-    def make_factory(self, rotation):
-        factory = super().make_factory(rotation)
-        factory.rotation = replace(
-            factory.rotation,
-            reconnection=Reconnection(
-                LocalCalls(self.store), rotation, AuditLog(self.store)
-            ),
-        )
-        return factory
-
-    def reconnect_line(self):
-        step = keyschedule.time_step(self.clock.seconds(), DEFAULT_OFFLINE_STEP)
-        return wire.encode(
-            reconnect_message(self.device, step), wire.Framing.FRAMED
-        )
 
     def test_after_reconnection(self):
         """
@@ -367,7 +350,7 @@ class PrimedReconnectionTests(PrimedListenerMixin, SynchronousTestCase):
         reconnection's rotation, the two-message form, has committed;
         that commit primes the connection as any first one does.
         """
-        self.device.share = public(CLIENT_PRIVATE)
+        self.device.share = raw_public(CLIENT_PRIVATE)
         self.store.mark_offline(["alice"], NOW)
         protocol, transport = self.connect()
         self.exchange(protocol, transport, VERSION_3 + self.reconnect_line())

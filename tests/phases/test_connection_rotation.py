@@ -22,7 +22,6 @@ from suto_server.core.timing import DEFAULT_OFFLINE_STEP
 from suto_server.locations import Locations
 from suto_server.metrics import ServerMetrics
 from suto_server.rules.gate import ConnectionGate
-from suto_server.rules.reconnection import Reconnection
 from suto_server.rules.registry import LiveSessions, clients_report
 from suto_server.rules.rotation import Rotation
 from suto_server.rules.tracking import Tracking
@@ -37,7 +36,6 @@ from tests.support.reconnection import (
     ATTEMPT_NONCE,
     offline_key_of,
     opens_ok,
-    reconnect_message,
     sealing_key_of,
 )
 from tests.support.rotation import (
@@ -48,14 +46,15 @@ from tests.support.rotation import (
     SOURCE,
     Device,
     enroll,
+    raw_public,
 )
 from tests.support.rotation_listener import (
     CLIENT_PRIVATE,
     IDLE_TIMEOUT,
     VERSION,
+    ReconnectListenerMixin,
     RotationListenerMixin,
     b64,
-    public,
     sealed,
     server_private_keys,
 )
@@ -79,7 +78,7 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         stays open.
         """
         server = next(server_private_keys())
-        shared = keyschedule.dh_shared_secret(CLIENT_PRIVATE, public(server))
+        shared = keyschedule.dh_shared_secret(CLIENT_PRIVATE, raw_public(server))
         new_key = keyschedule.next_key(FIRST_KEY, JUNK, FINGERPRINT, shared, "alice", 1)
         s2c = keyschedule.Direction.SERVER_TO_CLIENT
         c2s = keyschedule.Direction.CLIENT_TO_SERVER
@@ -90,11 +89,11 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         rotate = b"SUTO_C_ROTATE_%s_%s_%s_alice\r\n" % (
             keyschedule.key_id(FIRST_KEY).encode("ascii"),
             b64(JUNK),
-            b64(public(CLIENT_PRIVATE)),
+            b64(raw_public(CLIENT_PRIVATE)),
         )
         self.assertEqual(
             self.exchange(protocol, transport, VERSION + rotate),
-            VERSION + b"SUTO_ROTATE_OK_%s_%s\r\n" % (b64(public(server)), b64(ok)),
+            VERSION + b"SUTO_ROTATE_OK_%s_%s\r\n" % (b64(raw_public(server)), b64(ok)),
         )
         self.assertEqual(
             self.exchange(protocol, transport, b"SUTO_C_ROTATE_ACK_%s\r\n" % b64(ack)),
@@ -140,7 +139,7 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         reply = self.exchange(protocol, transport, self.rotate_line())
         [ok] = self.decode(reply)
         _, second_server = itertools.islice(server_private_keys(), 2)
-        self.assertEqual(ok.public, public(second_server))
+        self.assertEqual(ok.public, raw_public(second_server))
         self.exchange(protocol, transport, self.ok_line(reply))
         self.clock.advance(0)
         [done] = self.decode(transport.value())
@@ -294,60 +293,6 @@ class RotationProtocolTests(RotationListenerMixin, SynchronousTestCase):
         )
         self.assertTrue(transport.disconnecting)
         self.assertEqual(self.store.get_profile("bob").generation, 0)
-
-
-class ReconnectListenerMixin(RotationListenerMixin):
-    """
-    L{RotationListenerMixin}'s listener with the reconnection and
-    blacklist rules over the same store (default step and window), and
-    no port tracking.
-    """
-
-    def make_factory(self, rotation):
-        factory = super().make_factory(rotation)
-        self.reconnection = Reconnection(
-            LocalCalls(self.store), rotation, AuditLog(self.store)
-        )
-        factory.rotation = replace(factory.rotation, reconnection=self.reconnection)
-        return factory
-
-    def step(self):
-        return keyschedule.time_step(self.clock.seconds(), DEFAULT_OFFLINE_STEP)
-
-    def reconnect_line(self, device=None, step=None, nonce=ATTEMPT_NONCE):
-        """
-        The C{SUTO_C_RECONNECT_N_} line of C{device} (by default the
-        enrolled one) for C{step} (by default the server's), or with
-        C{nonce=None} its C{SUTO_C_RECONNECT_} line of the first form.
-        """
-        message = reconnect_message(
-            device or self.device, self.step() if step is None else step, nonce=nonce
-        )
-        return wire.encode(message, wire.Framing.FRAMED)
-
-    def state(self, user="alice"):
-        """
-        What the store holds for C{user}: profile, offline spell, spent
-        step, blacklist entry.
-        """
-        return (
-            self.store.get_profile(user),
-            self.store.offline_since(user),
-            self.store.spent_offline_step(user),
-            self.store.blacklist_entry(user),
-        )
-
-    def assert_closed_with(self, protocol, transport, data, expected):
-        """
-        Sending C{data} is answered with exactly C{expected}, the
-        connection closes and the stored state does not change.
-        """
-        before = self.state()
-        self.assertEqual(self.exchange(protocol, transport, data), expected)
-        self.assertTrue(transport.disconnecting)
-        protocol.connectionLost(Failure(error.ConnectionDone()))
-        self.clock.advance(0)
-        self.assertEqual(self.state(), before)
 
 
 class ReconnectProtocolTests(ReconnectListenerMixin, SynchronousTestCase):
@@ -814,7 +759,7 @@ class KeyIdOnlyTests(RotationListenerMixin, SynchronousTestCase):
         line = b"SUTO_C_ROTATE_%s_%s_%s_alice\r\n" % (
             self.key_id().encode("ascii"),
             b64(JUNK),
-            b64(public(CLIENT_PRIVATE)),
+            b64(raw_public(CLIENT_PRIVATE)),
         )
         reply = self.exchange(protocol, transport, VERSION + line)
         [ok] = self.decode(reply[len(VERSION) :])

@@ -6,19 +6,14 @@ stores, a real master key and a real group committer.
 """
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from suto_server.core import keyschedule
 from suto_server.rules.rotation import RotationRefused
 from tests.support.coroutines import failure_of
 from tests.support.enrollment import FINGERPRINT
-from tests.support.rotation import JUNK, SOURCE, RotationMixin
+from tests.support.rotation import JUNK, SOURCE, RotationMixin, raw_public
 from tests.support.stores import MemoryStoreMixin, SQLiteStoreMixin
-
-
-def raw_public(private):
-    return private.public_key().public_bytes_raw()
 
 
 class PrimedRotationTestsMixin(RotationMixin):
@@ -38,21 +33,6 @@ class PrimedRotationTestsMixin(RotationMixin):
         self.drawn.append(super().new_private_key())
         return self.drawn[-1]
 
-    def primed_commit(self, pending, sealed_ack):
-        """
-        Acknowledge C{pending} asking for the next share, and run the
-        group commit.
-
-        @return: the L{Committed} answer.
-        """
-        d = Deferred.fromCoroutine(
-            self.rotation.acknowledge(
-                pending, sealed_ack, SOURCE, self.now(), prime=True
-            )
-        )
-        self.clock.advance(0)
-        return self.successResultOf(d)
-
     def prime(self):
         """
         A two-message rotation whose commit hands out the next share; the
@@ -61,8 +41,10 @@ class PrimedRotationTestsMixin(RotationMixin):
         @return: the L{Committed} answer.
         """
         pending = self.begin(self.device.request())
-        committed = self.primed_commit(
-            pending, self.device.acknowledge(pending.server_public, pending.ok)
+        committed = self.committed(
+            pending,
+            self.device.acknowledge(pending.server_public, pending.ok),
+            prime=True,
         )
         self.device.commit_next(committed.sealed)
         return committed
@@ -109,7 +91,7 @@ class PrimedRotationTestsMixin(RotationMixin):
                 self.device.key, JUNK, FINGERPRINT, shared, "alice", 2
             ),
         )
-        again = self.primed_commit(pending, request.sealed)
+        again = self.committed(pending, request.sealed, prime=True)
         self.device.commit_next(again.sealed)
         self.assert_agreed()
         self.assertEqual(self.profile().generation, 2)

@@ -5,9 +5,10 @@ key schedule.
 L{FakeServer} answers a L{ClientRotation} as the design says a server must,
 in the version the client offers (3, with the primed rotation) or an
 earlier one it is made to speak, with deterministic L{Draws} and counted
-L{Fingerprints}, so a test knows every byte the client sends; the helpers run a L{RotationFactory} over a L{StringTransport}
-against it. The client's rotation and reconnection tests and the check of
-the machines against docs/PROTOCOL.md share them.
+L{Fingerprints}, so a test knows every byte the client sends; the helpers
+run a L{RotationFactory} over a L{StringTransport} against it. The
+client's rotation and reconnection tests and the check of the machines
+against docs/PROTOCOL.md share them.
 """
 
 import base64
@@ -15,7 +16,6 @@ import os
 import random
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from twisted.internet import error as internet_error
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
@@ -31,6 +31,7 @@ from suto_client.rotation_machine import ClientRotation
 from suto_client.state import EnrolledProfile
 from suto_server.core import keyschedule, wire
 from suto_server.core.machine import Send
+from tests.support.rotation import raw_public
 
 USER = "alice"
 SERVER = "192.0.2.10"
@@ -52,10 +53,6 @@ C2S = keyschedule.Direction.CLIENT_TO_SERVER
 S2C = keyschedule.Direction.SERVER_TO_CLIENT
 INTERVAL = 60.0
 TIMEOUT = 5.0
-
-
-def raw_public(private: X25519PrivateKey) -> bytes:
-    return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 class Draws:
@@ -236,16 +233,7 @@ class FakeServer:
         if self.agreed >= 3:
             self.primed = X25519PrivateKey.generate()
             self.shares.append(raw_public(self.primed))
-            return wire.RotateDoneNext(
-                keyschedule.seal(
-                    new,
-                    self.shares[-1],
-                    profile=USER,
-                    purpose="rotate-done-next",
-                    direction=S2C,
-                    counter=1,
-                )
-            )
+            return sealed_share(new, self.shares[-1])
         return wire.RotateDone(
             keyschedule.seal(
                 new,
@@ -256,6 +244,23 @@ class FakeServer:
                 counter=1,
             )
         )
+
+
+def sealed_share(key: bytes, share: bytes) -> wire.RotateDoneNext:
+    """
+    A C{SUTO_ROTATE_DONE_NEXT_} carrying C{share}, sealed under C{key} as
+    the server seals it.
+    """
+    return wire.RotateDoneNext(
+        keyschedule.seal(
+            key,
+            share,
+            profile=USER,
+            purpose="rotate-done-next",
+            direction=S2C,
+            counter=1,
+        )
+    )
 
 
 def rotated_profile(server: FakeServer, rotated_at=None) -> EnrolledProfile:
@@ -353,13 +358,25 @@ def make_factory(
     )
 
 
+def connected(factory) -> tuple:
+    """
+    A protocol of C{factory} connected to L{SERVER} over a
+    L{StringTransport}.
+
+    @return: the protocol and its transport.
+    """
+    protocol = factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
 def refused_connection(factory: RotationFactory) -> None:
     """
     A connection of C{factory} that the server closes before it says
     anything, as it does over C{--max-startups}.
     """
-    protocol = factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
-    protocol.makeConnection(StringTransport())
+    protocol, _ = connected(factory)
     protocol.connectionLost(Failure(internet_error.ConnectionDone()))
 
 
@@ -368,9 +385,7 @@ def run_connection(factory: RotationFactory, server: FakeServer) -> None:
     Run one connection of C{factory} against C{server} until the client
     has nothing more to say, and close it.
     """
-    protocol = factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
-    transport = StringTransport()
-    protocol.makeConnection(transport)
+    protocol, transport = connected(factory)
     pump(protocol, transport, server)
     if not transport.disconnecting:
         protocol.connectionLost(Failure(internet_error.ConnectionDone()))
@@ -482,9 +497,7 @@ class FakeEndpoint:
         @return: the connected protocol and its transport.
         """
         factory, attempt = self.attempts.pop(0)
-        protocol = factory.buildProtocol(IPv4Address("TCP", SERVER, 2021))
-        transport = StringTransport()
-        protocol.makeConnection(transport)
+        protocol, transport = connected(factory)
         attempt.callback(protocol)
         return protocol, transport
 

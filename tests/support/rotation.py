@@ -41,6 +41,14 @@ OTHER_FINGERPRINT = bytes(range(1, 33))
 JUNK = bytes(range(150, 182))
 
 
+def raw_public(private):
+    """
+    The raw 32 bytes of the X25519 public key of C{private}, as the wire
+    carries them.
+    """
+    return private.public_key().public_bytes_raw()
+
+
 class Device:
     """
     A client's side of key rotation (docs/PROTOCOL.md §9.2), computed with
@@ -77,7 +85,7 @@ class Device:
         return wire.Rotate(
             keyschedule.key_id(self.key),
             JUNK,
-            self._private.public_key().public_bytes_raw(),
+            raw_public(self._private),
             self.user,
         )
 
@@ -291,16 +299,30 @@ class RotationMixin:
             **kwargs,
         )
 
-    def acknowledging(self, pending, sealed_ack, source=SOURCE):
+    def acknowledging(self, pending, sealed_ack, source=SOURCE, **kwargs):
         """
         Acknowledge C{pending} with C{sealed_ack}; the group commit has
         not run yet.
 
+        @param kwargs: the other arguments of L{Rotation.acknowledge}.
         @return: the L{Deferred} of L{Rotation.acknowledge}.
         """
         return Deferred.fromCoroutine(
-            self.rotation.acknowledge(pending, sealed_ack, source, self.now())
+            self.rotation.acknowledge(
+                pending, sealed_ack, source, self.now(), **kwargs
+            )
         )
+
+    def committed(self, pending, sealed_ack, source=SOURCE, **kwargs):
+        """
+        Acknowledge and run the group commit.
+
+        @param kwargs: as for L{acknowledging}.
+        @return: the rules' answer, the L{Committed}.
+        """
+        d = self.acknowledging(pending, sealed_ack, source, **kwargs)
+        self.clock.advance(0)
+        return self.successResultOf(d)
 
     def commit(self, pending, sealed_ack, source=SOURCE):
         """
@@ -308,9 +330,7 @@ class RotationMixin:
 
         @return: the sealed "done".
         """
-        d = self.acknowledging(pending, sealed_ack, source)
-        self.clock.advance(0)
-        return self.successResultOf(d).sealed
+        return self.committed(pending, sealed_ack, source).sealed
 
     def rotate(
         self, device=None, source=SOURCE, offline_step=None, attempt_nonce=None

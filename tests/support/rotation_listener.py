@@ -4,11 +4,13 @@ A framed listener that rotates keys, driven over a L{StringTransport}.
 L{RotationListenerMixin} builds the server's factory around the real
 rotation rules on a L{task.Clock}, with a device enrolled and every X25519
 key fixed so each line on the wire is known; the connection's rotation
-phase and the tracking rules both talk to it.
+phase and the tracking rules both talk to it.  L{ReconnectListenerMixin}
+adds the reconnection rules over the same store.
 """
 
 import base64
 import itertools
+from dataclasses import replace
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from twisted.internet import error, task
@@ -16,7 +18,9 @@ from twisted.python.failure import Failure
 
 from suto_server.audit.log import AuditLog
 from suto_server.core import keyschedule, wire
+from suto_server.core.timing import DEFAULT_OFFLINE_STEP
 from suto_server.phases.rotation import RotationRules
+from suto_server.rules.reconnection import Reconnection
 from suto_server.rules.rendezvous import Rendezvous
 from suto_server.rules.rotation import Rotation
 from suto_server.store.calls import LocalCalls
@@ -25,6 +29,7 @@ from suto_server.store.memory import MemoryStore
 from tests.support.factories import connected, framed_factory
 from tests.support.masterkey import new_master_key
 from tests.support.pools import ImmediatePool
+from tests.support.reconnection import ATTEMPT_NONCE, reconnect_message
 from tests.support.rotation import NOW, SOURCE, enroll
 
 IDLE_TIMEOUT = 96
@@ -37,10 +42,6 @@ CLIENT_PRIVATE = X25519PrivateKey.from_private_bytes(bytes(range(100, 132)))
 
 def b64(data):
     return base64.b64encode(data)
-
-
-def public(private):
-    return private.public_key().public_bytes_raw()
 
 
 def sealed(key, plaintext, purpose, direction, counter):
@@ -233,3 +234,57 @@ class RotationListenerMixin:
 
     def key_id(self):
         return self.store.get_profile("alice").key_id
+
+
+class ReconnectListenerMixin(RotationListenerMixin):
+    """
+    L{RotationListenerMixin}'s listener with the reconnection and
+    blacklist rules over the same store (default step and window), and
+    no port tracking.
+    """
+
+    def make_factory(self, rotation):
+        factory = super().make_factory(rotation)
+        self.reconnection = Reconnection(
+            LocalCalls(self.store), rotation, AuditLog(self.store)
+        )
+        factory.rotation = replace(factory.rotation, reconnection=self.reconnection)
+        return factory
+
+    def step(self):
+        return keyschedule.time_step(self.clock.seconds(), DEFAULT_OFFLINE_STEP)
+
+    def reconnect_line(self, device=None, step=None, nonce=ATTEMPT_NONCE):
+        """
+        The C{SUTO_C_RECONNECT_N_} line of C{device} (by default the
+        enrolled one) for C{step} (by default the server's), or with
+        C{nonce=None} its C{SUTO_C_RECONNECT_} line of the first form.
+        """
+        message = reconnect_message(
+            device or self.device, self.step() if step is None else step, nonce=nonce
+        )
+        return wire.encode(message, wire.Framing.FRAMED)
+
+    def state(self, user="alice"):
+        """
+        What the store holds for C{user}: profile, offline spell, spent
+        step, blacklist entry.
+        """
+        return (
+            self.store.get_profile(user),
+            self.store.offline_since(user),
+            self.store.spent_offline_step(user),
+            self.store.blacklist_entry(user),
+        )
+
+    def assert_closed_with(self, protocol, transport, data, expected):
+        """
+        Sending C{data} is answered with exactly C{expected}, the
+        connection closes and the stored state does not change.
+        """
+        before = self.state()
+        self.assertEqual(self.exchange(protocol, transport, data), expected)
+        self.assertTrue(transport.disconnecting)
+        protocol.connectionLost(Failure(error.ConnectionDone()))
+        self.clock.advance(0)
+        self.assertEqual(self.state(), before)
