@@ -68,8 +68,12 @@ from suto_server.core.wire.messages import (
     Error,
     GetRSalt,
     GetSaltA,
+    RSalt,
+    SaltA,
+    Version,
+)
+from suto_server.core.wire.rotation_messages import (
     GetTime,
-    Message,
     Reconnect,
     ReconnectOk,
     Rotate,
@@ -78,18 +82,16 @@ from suto_server.core.wire.messages import (
     RotateDoneNext,
     RotateOk,
     RotatePrimed,
-    RSalt,
-    SaltA,
     ServerTime,
     VerifyChallenge,
     VerifyProof,
-    Version,
 )
 from suto_server.core.wire.stream import (
     MAX_LEGACY_BUFFER,
     MAX_LINE,
     Decoder,
     Framing,
+    Message,
     encode,
 )
 

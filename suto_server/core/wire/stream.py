@@ -72,8 +72,12 @@ from suto_server.core.wire.messages import (
     Error,
     GetRSalt,
     GetSaltA,
+    RSalt,
+    SaltA,
+    Version,
+)
+from suto_server.core.wire.rotation_messages import (
     GetTime,
-    Message,
     Reconnect,
     ReconnectOk,
     Rotate,
@@ -82,12 +86,37 @@ from suto_server.core.wire.messages import (
     RotateDoneNext,
     RotateOk,
     RotatePrimed,
-    RSalt,
-    SaltA,
     ServerTime,
     VerifyChallenge,
     VerifyProof,
-    Version,
+)
+
+#: Every message this codec reads and writes.
+Message = (
+    GetSaltA
+    | GetRSalt
+    | SaltA
+    | RSalt
+    | CFHash
+    | Auth
+    | AuthCancelled
+    | Version
+    | Error
+    | Enroll
+    | EnrollData
+    | Enrolled
+    | Rotate
+    | RotateOk
+    | RotateAck
+    | RotateDone
+    | RotateDoneNext
+    | RotatePrimed
+    | GetTime
+    | ServerTime
+    | Reconnect
+    | ReconnectOk
+    | VerifyChallenge
+    | VerifyProof
 )
 
 
