@@ -43,7 +43,9 @@ again.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from suto_server.core import timing, wire
 from suto_server.core.machine import Close
@@ -59,6 +61,23 @@ from suto_server.phases.challenges import ChallengingDriver
 from suto_server.rules.reconnection import Reconnection, ReconnectRefused
 from suto_server.rules.rotation import Rotation, RotationRefused
 from suto_server.rules.tracking import Tracking
+
+
+@dataclass(frozen=True, slots=True)
+class HeldShare:
+    """
+    The server's share for a version-3 connection's next rotation, held
+    in memory only between that connection's commits (docs/PROTOCOL.md
+    §9.2).
+
+    @ivar private: its X25519 private key; key material, never logged
+        (C{repr} leaves it out) nor stored.
+    @ivar follows: the id of the key it was handed out under, sealed: the
+        one key the primed rotation may rotate from.
+    """
+
+    private: X25519PrivateKey = field(repr=False)
+    follows: str
 
 
 @dataclass(frozen=True)
@@ -100,8 +119,7 @@ class RotationDriver(ChallengingDriver):
     __slots__ = (
         "_rules",
         "_primes",
-        "_primed",
-        "_primed_for",
+        "_share",
         "_pending",
         "_admitted",
         "_committing",
@@ -130,11 +148,8 @@ class RotationDriver(ChallengingDriver):
         self._rules = rules
         # Whether every commit hands out the share of the next rotation.
         self._primes = version >= wire.PRIMED_SINCE
-        # That share's private key, until the primed rotation uses it, and
-        # the id of the key it was sealed under: the one key that rotation
-        # may rotate from.
-        self._primed = None
-        self._primed_for = None
+        # That share, until the primed rotation uses it.
+        self._share = None
         self._pending = None
         self._admitted = False
         # A rotation's commit is on its way to the store.
@@ -147,7 +162,7 @@ class RotationDriver(ChallengingDriver):
         self._attempt_nonce = None
 
     def connection_lost(self) -> None:
-        self._drop_share()
+        self._share = None
         self._end_challenges()
         self.perform(self.machine.connection_lost())
         if self._admitted and self._rules.tracking is not None:
@@ -160,11 +175,8 @@ class RotationDriver(ChallengingDriver):
         # The conversation is over: no rotation will use the share, and a
         # peer that stops reading could keep the transport (and this
         # driver) for as long as TCP lets it.
-        self._drop_share()
+        self._share = None
         super()._close(action)
-
-    def _drop_share(self) -> None:
-        self._primed = self._primed_for = None
 
     def _abandon(self, action: Abandon) -> None:
         # The machine has ended the conversation: a failure here is only
@@ -197,10 +209,9 @@ class RotationDriver(ChallengingDriver):
     def _commit_primed(self, action: CommitPrimed) -> None:
         self._rotation_started()
         # The share is used once, whatever becomes of this rotation.
-        private, self._primed = self._primed, None
-        follows, self._primed_for = self._primed_for, None
+        share, self._share = self._share, None
         self.run(
-            self._begin_rotation(action.message, private, follows),
+            self._begin_rotation(action.message, share),
             "committing a primed rotation",
         )
 
@@ -212,15 +223,15 @@ class RotationDriver(ChallengingDriver):
         # connection as a silent peer would, not an interval later.
         connection.setTimeout(connection.exchange_timeout)
 
-    async def _begin_rotation(self, message, primed=None, follows=None) -> None:
+    async def _begin_rotation(self, message, share=None) -> None:
         """
         Check the presented key, then (for a connection that tracking has
         not yet admitted) the profile's location, then derive the next
         key: with a fresh share, answered "ok"; or, for a primed rotation
-        (C{message} a L{wire.RotatePrimed}), with the share C{primed} the
-        last commit handed out, then check the acknowledgement C{message}
-        carries and commit.  A primed rotation rotates from C{follows},
-        the key the share was handed out under, or from no key: its holder
+        (C{message} a L{wire.RotatePrimed}), with the L{HeldShare} the last
+        commit handed out, then check the acknowledgement C{message}
+        carries and commit.  A primed rotation rotates from the key the
+        share was handed out under, or from no key: its holder
         proved that key on this connection, so a rotation from another
         (the previous, which a commit would roll back to) is not its
         client's.
@@ -253,12 +264,12 @@ class RotationDriver(ChallengingDriver):
         except RotationRefused:
             self.perform(self.machine.refused())
             return
-        if primed is not None and message.key_id != follows:
+        if share is not None and message.key_id != share.follows:
             self.perform(self.machine.refused())
             return
         # A primed rotation carried its acknowledgement: judged below even
         # if the connection ended meanwhile (see _judge).
-        if connection.ended and primed is None:
+        if connection.ended and share is None:
             return
         # Admitted already, begin awaits nothing before it derives and can
         # use the key just checked; after a wait for the tracker it checks
@@ -292,12 +303,12 @@ class RotationDriver(ChallengingDriver):
                 offline_step=offline_step,
                 attempt_nonce=attempt_nonce,
                 checked=checked,
-                server_private=primed,
+                server_private=None if share is None else share.private,
             )
         except RotationRefused:
             self.perform(self.machine.refused())
             return
-        if primed is not None:
+        if share is not None:
             if connection.ended:
                 await self._judge(pending, message.sealed)
             else:
@@ -442,8 +453,7 @@ class RotationDriver(ChallengingDriver):
             if committed.next_private is None:
                 self.perform(self.machine.committed(committed.sealed))
             else:
-                self._primed = committed.next_private
-                self._primed_for = pending.new_key_id
+                self._share = HeldShare(committed.next_private, pending.new_key_id)
                 self.perform(self.machine.committed_next(committed.sealed))
             connection.ticket.rotated()
             self._send_challenges()

@@ -273,14 +273,14 @@ class PrimedRotationTests(PrimedListenerMixin, SynchronousTestCase):
         for as long as TCP lets it.
         """
         protocol, transport = self.primed()
-        self.assertIsNotNone(protocol._phase._primed)
+        self.assertIsNotNone(protocol._phase._share)
         self.exchange(protocol, transport, self.rotate_line())
         self.assertTrue(transport.disconnecting)
-        self.assertIsNone(protocol._phase._primed)
+        self.assertIsNone(protocol._phase._share)
         protocol, transport = self.primed()
         self.clock.advance(IDLE_TIMEOUT)
         self.assertTrue(transport.disconnecting)
-        self.assertIsNone(protocol._phase._primed)
+        self.assertIsNone(protocol._phase._share)
 
     def test_primed_before_first_commit(self):
         """
