@@ -103,15 +103,27 @@ class PrimedRotationTests(PrimedListenerMixin, SynchronousTestCase):
 
         k1 = derived(FIRST_KEY, first, 1)
         protocol, transport = self.connect()
+
+        def assert_hands_out(key, share):
+            # The server's answer: the share's public key sealed under key.
+            self.assertEqual(
+                transport.value(),
+                b"SUTO_ROTATE_DONE_NEXT_%s\r\n"
+                % b64(
+                    sealed(
+                        key,
+                        raw_public(share),
+                        keyschedule.ROTATE_DONE_NEXT_PURPOSE,
+                        s2c,
+                        1,
+                    )
+                ),
+            )
+
         reply = self.exchange(protocol, transport, VERSION_3 + self.rotate_line())
         self.exchange(protocol, transport, self.ok_line(reply[len(VERSION_3) :]))
         self.clock.advance(0)
-        next_share = sealed(
-            k1, raw_public(second), keyschedule.ROTATE_DONE_NEXT_PURPOSE, s2c, 1
-        )
-        self.assertEqual(
-            transport.value(), b"SUTO_ROTATE_DONE_NEXT_%s\r\n" % b64(next_share)
-        )
+        assert_hands_out(k1, second)
         self.assertEqual(self.key_id(), keyschedule.key_id(k1))
         k2 = derived(k1, second, 2)
         ack = sealed(k2, b"ack", keyschedule.ROTATE_ACK_PURPOSE, c2s, 0)
@@ -124,12 +136,7 @@ class PrimedRotationTests(PrimedListenerMixin, SynchronousTestCase):
         self.assertEqual(self.exchange(protocol, transport, line), b"")
         self.assertEqual(self.key_id(), keyschedule.key_id(k1))
         self.clock.advance(0)
-        after = sealed(
-            k2, raw_public(third), keyschedule.ROTATE_DONE_NEXT_PURPOSE, s2c, 1
-        )
-        self.assertEqual(
-            transport.value(), b"SUTO_ROTATE_DONE_NEXT_%s\r\n" % b64(after)
-        )
+        assert_hands_out(k2, third)
         self.assertEqual(self.key_id(), keyschedule.key_id(k2))
         self.assertFalse(transport.disconnecting)
 
